@@ -1,0 +1,53 @@
+"""Shared fixtures: paths to ../shared, phantom cases on disk, a headless MRML scene."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+REALDATA = SHARED / "realdata"
+GE_BONE_SCAN = REALDATA / "bone_scan_nm" / "pydicom_NM_wholebody_bone_uncompressed.dcm"
+
+
+def require_shared(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"needs {path} (the shared real-data folder beside the repository) which is absent")
+    return path
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def ge_bone_scan() -> Path:
+    return require_shared(GE_BONE_SCAN)
+
+
+@pytest.fixture(scope="session")
+def phantom_cohort(tmp_path_factory) -> Path:
+    """Six phantom studies (2-frame NM DICOM + NIfTI labels) with a manifest."""
+    from smartimaging.bonescan.cohort import write_phantom_cohort
+
+    return write_phantom_cohort(tmp_path_factory.mktemp("cohort"), 6, seed=77, splits={"train": 0.5, "test": 0.5})
+
+
+@pytest.fixture(scope="session")
+def metastatic_case(phantom_cohort) -> dict:
+    """The first manifest row of a phantom with metastases (images and mask as absolute paths)."""
+    from smartimaging.manifest import read_manifest
+
+    manifest = read_manifest(phantom_cohort)
+    row = next(r for r in manifest.rows if int(r["n_lesions"]) >= 2 and r["bladder"] == "1")
+    return {**row, "image": manifest.resolve(row["image"]), "mask": manifest.resolve(row["mask"])}
+
+
+@pytest.fixture()
+def scene():
+    from smartimaging.mrml import create_headless_scene
+
+    return create_headless_scene()

@@ -1,0 +1,116 @@
+"""Model registry (sha256, safetensors, strict cards), training loop (seed, resume, early stop), manifests."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from smartimaging.errors import ModelError
+from smartimaging.manifest import grouped_split
+from smartimaging.models import build_network, load_model, save_model
+from smartimaging.training import TrainConfig, fit
+
+TINY_UNET = {"name": "basic_unet", "spatial_dims": 2, "in_channels": 1, "out_channels": 2,
+             "features": [4, 4, 8, 8, 16, 4]}
+
+
+def _card(model_id="tiny"):
+    return {"id": model_id, "version": "0.0.1", "task": "test", "architecture": TINY_UNET, "inputs": {},
+            "outputs": {}, "intended_use": "test", "weights_sha256": ""}
+
+
+def test_save_and_load_round_trip(tmp_path):
+    network = build_network(TINY_UNET)
+    card_path = save_model(network, _card(), tmp_path)
+    loaded = load_model("tiny", tmp_path)
+    card = json.loads(card_path.read_text())
+    assert card["parameters"] == sum(p.numel() for p in network.parameters())
+    x = torch.randn(1, 1, 32, 32)
+    network.eval()
+    assert torch.equal(loaded.network(x), network(x))
+    assert loaded.provenance["sha256"] == card["weights_sha256"]
+
+
+def test_tampered_weights_are_refused(tmp_path):
+    save_model(build_network(TINY_UNET), _card(), tmp_path)
+    weights = tmp_path / "tiny.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="modified or damaged"):
+        load_model("tiny", tmp_path)
+
+
+def test_missing_weights_and_unknown_models_are_refused(tmp_path):
+    save_model(build_network(TINY_UNET), _card(), tmp_path)
+    (tmp_path / "tiny.safetensors").unlink()
+    with pytest.raises(ModelError, match="missing"):
+        load_model("tiny", tmp_path)
+    with pytest.raises(ModelError, match="not found"):
+        load_model("nothing-here", tmp_path)
+
+
+def test_card_that_does_not_fit_the_weights_is_refused(tmp_path):
+    save_model(build_network(TINY_UNET), _card(), tmp_path)
+    card = json.loads((tmp_path / "tiny.json").read_text())
+    card["architecture"]["features"] = [8, 8, 8, 8, 16, 8]
+    (tmp_path / "tiny.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="do not fit"):
+        load_model("tiny", tmp_path)
+
+
+def _toy_problem():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 4, generator=generator)
+    y = (x[:, :1] + x[:, 1:2] > 0).float()
+    return TensorDataset(x, y), x, y
+
+
+def _validate(x, y):
+    def validate(model, device):
+        accuracy = ((model(x.to(device)) > 0).float() == y.to(device)).float().mean().item()
+        return {"accuracy": accuracy, "score": accuracy}
+    return validate
+
+
+def test_fit_learns_and_resume_reproduces_an_uninterrupted_run(tmp_path):
+    data, x, y = _toy_problem()
+
+    def run(epochs, checkpoint_dir, resume=False):
+        torch.manual_seed(1)
+        model = torch.nn.Linear(4, 1)
+        config = TrainConfig(epochs=epochs, batch_size=8, learning_rate=0.05, device="cpu", seed=3,
+                             checkpoint_dir=str(checkpoint_dir), resume=resume, show_progress=False)
+        return model, fit(model, data, torch.nn.BCEWithLogitsLoss(), _validate(x, y), config)
+
+    full_model, full = run(6, tmp_path / "full")
+    assert full.best_score > 0.9
+    run(3, tmp_path / "split")
+    resumed_model, resumed = run(6, tmp_path / "split", resume=True)
+    assert [h["train_loss"] for h in resumed.history] == pytest.approx([h["train_loss"] for h in full.history])
+    assert torch.allclose(resumed_model.weight, full_model.weight)
+
+
+def test_early_stopping_stops_after_patience():
+    data, x, y = _toy_problem()
+    model = torch.nn.Linear(4, 1)
+    constant = {"calls": 0}
+
+    def flat(model, device):
+        constant["calls"] += 1
+        return {"score": 0.5}
+    config = TrainConfig(epochs=50, batch_size=8, device="cpu", patience=3, show_progress=False)
+    result = fit(model, data, torch.nn.BCEWithLogitsLoss(), flat, config)
+    assert result.epochs_run == 4 and result.best_epoch == 1 and constant["calls"] == 4
+
+
+def test_grouped_split_keeps_patients_together():
+    patients = [f"p{i // 3}" for i in range(60)]
+    splits = grouped_split(patients, {"train": 0.8, "test": 0.2}, seed=4)
+    by_patient = {}
+    for patient, split in zip(patients, splits, strict=True):
+        by_patient.setdefault(patient, set()).add(split)
+    assert all(len(s) == 1 for s in by_patient.values())
+    assert 0.7 < np.mean([s == "train" for s in splits]) < 0.9

@@ -1,0 +1,1 @@
+"""BoneScanBSTBI: whole-body bone scans -> metastasis/bladder classification, segmentation, BSTBI."""

@@ -1,0 +1,75 @@
+"""Cohort files: phantom cohorts written as NM DICOM + NIfTI masks + manifest, and manifest readers."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import InputError
+from ..io import describe_geometry, read_volume, same_geometry
+from ..manifest import Manifest, grouped_split, write_manifest
+from ..phantoms.bonescan import make_bone_scan_phantom
+from .views import BoneScanStudy, load_bone_scan, write_nm_dicom
+
+
+def write_phantom_cohort(out_dir: str | os.PathLike, n_cases: int, seed: int = 0,
+                         splits: dict[str, float] | None = None) -> Path:
+    """Write `n_cases` phantom studies (2-frame NM DICOM + label NIfTI) and `manifest.csv`; returns its path."""
+    out_dir = Path(out_dir)
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    (out_dir / "masks").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for index in range(n_cases):
+        case = make_bone_scan_phantom(seed * 100_000 + index)
+        image_path = out_dir / "images" / f"{case.patient_id}.dcm"
+        write_nm_dicom(image_path, case.views, case.patient_id, case.age)
+        study = load_bone_scan([image_path])
+        mask = sitk.GetImageFromArray(np.stack([case.masks[v.name] for v in study.views]))
+        mask.CopyInformation(study.images[0])
+        sitk.WriteImage(mask, str(out_dir / "masks" / f"{case.patient_id}.nii.gz"))
+        rows.append({"patient_id": case.patient_id, "image": f"images/{case.patient_id}.dcm",
+                     "mask": f"masks/{case.patient_id}.nii.gz", "label": case.metastasis,
+                     "bladder": int(case.bladder_present), "age": case.age, "n_lesions": case.n_lesions,
+                     "confounders": ";".join(case.confounders)})
+    if splits:
+        for row, split in zip(rows, grouped_split([r["patient_id"] for r in rows], splits, seed), strict=True):
+            row["split"] = split
+    manifest = out_dir / "manifest.csv"
+    write_manifest(manifest, rows)
+    return manifest
+
+
+@dataclass
+class LabelledStudy:
+    row: dict
+    study: BoneScanStudy
+    labelmaps: dict[str, np.ndarray]  # view name -> uint8 labels on the view's grid
+
+
+def read_masks(study: BoneScanStudy, mask_paths: list[Path]) -> dict[str, np.ndarray]:
+    """Label maps per view from mask files that share the source images' geometry."""
+    if len(mask_paths) != len(study.images):
+        raise InputError(f"Got {len(mask_paths)} mask file(s) for {len(study.images)} image file(s)")
+    arrays = []
+    for path, image in zip(mask_paths, study.images, strict=True):
+        mask = read_volume(path)
+        if not same_geometry(mask, image):
+            raise InputError(f"The mask {Path(path).name} does not match its image: mask {describe_geometry(mask)}, "
+                             f"image {describe_geometry(image)}")
+        array = sitk.GetArrayFromImage(mask)
+        if not np.all(np.isfinite(array)):
+            raise InputError(f"The mask {Path(path).name} contains invalid values (NaN)")
+        arrays.append(np.rint(array).astype(np.uint8))
+    return {v.name: arrays[v.source][v.frame] for v in study.views}
+
+
+def load_labelled(manifest: Manifest, rows: list[dict]) -> list[LabelledStudy]:
+    studies = []
+    for row in rows:
+        study = load_bone_scan(manifest.paths(row, "image"))
+        studies.append(LabelledStudy(row, study, read_masks(study, manifest.paths(row, "mask"))))
+    return studies

@@ -1,0 +1,127 @@
+"""CLI commands of the bone-scan task (parsing lives in smartimaging.cli)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..errors import InputError
+
+
+def _ids(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise InputError(f"--exclude takes lesion ids separated by commas, e.g. 2,5; got {text!r}") from exc
+
+
+def _views(text: str | None) -> list[str] | None:
+    return [v.strip() for v in text.split(",")] if text else None
+
+
+def run(args) -> int:
+    return {"predict": predict, "bstbi": recompute, "compare": compare, "train": train, "evaluate": evaluate,
+            "phantoms": phantoms}[args.command](args)
+
+
+def predict(args) -> int:
+    from .outputs import write_result
+    from .pipeline import BoneScanModels, analyse
+    from .views import load_bone_scan
+
+    started = time.perf_counter()
+    study = load_bone_scan(args.images, _views(args.views), args.polarity)
+    load_seconds = time.perf_counter() - started
+    models = BoneScanModels.load(directory=args.models_dir, device=args.device)
+    result = analyse(study, models, _ids(args.exclude), load_seconds)
+    write_result(study, result, args.out)
+    _print_summary(result.as_json(), args.out)
+    return 0
+
+
+def recompute(args) -> int:
+    from .cohort import read_masks
+    from .outputs import recompute_from_labelmaps, write_result
+    from .views import load_bone_scan
+
+    study = load_bone_scan(args.images, _views(args.views), args.polarity)
+    labelmaps = read_masks(study, [Path(p) for p in args.mask])
+    result = recompute_from_labelmaps(study, labelmaps, _ids(args.exclude))
+    write_result(study, result, args.out)
+    _print_summary(result.as_json(), args.out)
+    return 0
+
+
+def _bstbi_of(path: str, args) -> dict:
+    candidate = Path(path)
+    if candidate.is_dir():
+        result_file = candidate / "result.json"
+        if not result_file.is_file():
+            raise InputError(f"{candidate} has no result.json; give a predict output folder or an image")
+        return json.loads(result_file.read_text())
+    from .pipeline import BoneScanModels, analyse
+    from .views import load_bone_scan
+
+    models = BoneScanModels.load(directory=args.models_dir, device=args.device)
+    return analyse(load_bone_scan([path]), models).as_json()
+
+
+def compare(args) -> int:
+    baseline, followup = _bstbi_of(args.baseline, args), _bstbi_of(args.followup, args)
+    before, after = baseline["bstbi"]["mean"], followup["bstbi"]["mean"]
+    change = {"baseline": {"source": args.baseline, "bstbi": before},
+              "followup": {"source": args.followup, "bstbi": after},
+              "change": after - before,
+              "relative_change_percent": (after - before) / before * 100 if before > 0 else None}
+    relative = change["relative_change_percent"]
+    print(f"BSTBI baseline {before:.3f} -> follow-up {after:.3f}: change {after - before:+.3f}"
+          + (f" ({relative:+.1f} %)" if relative is not None else ""))
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "compare.json").write_text(json.dumps(change, indent=2) + "\n")
+    return 0
+
+
+def train(args) -> int:
+    from ..cli import _train_config
+    from .train import print_progress, train_bonescan
+
+    config = _train_config(args)
+    segmenter_config = _train_config(args, epochs=args.segmenter_epochs or args.epochs,
+                                     batch_size=args.segmenter_batch_size,
+                                     learning_rate=args.segmenter_lr or args.lr)
+    cards = train_bonescan(args.manifest, args.out, tuple(w.strip() for w in args.which.split(",")), config,
+                           segmenter_config, progress=print_progress, model_suffix=args.name)
+    for card in cards:
+        print(f"wrote {card}")
+    return 0
+
+
+def evaluate(args) -> int:
+    from .evaluate import evaluate_manifest
+
+    report = evaluate_manifest(args.manifest, args.out, args.split, args.device, args.models_dir)
+    print(report)
+    return 0
+
+
+def phantoms(args) -> int:
+    from .cohort import write_phantom_cohort
+
+    splits = {k: float(v) for k, v in (p.split("=") for p in args.splits.split(",") if p)} if args.splits else None
+    manifest = write_phantom_cohort(args.out, args.n, args.seed, splits)
+    print(f"wrote {args.n} phantom cases and {manifest}")
+    return 0
+
+
+def _print_summary(result: dict, out: str) -> None:
+    views = ", ".join(result["views"])
+    print(f"views: {views}")
+    print(f"metastasis probability {result['metastasis_probability']:.3f} "
+          f"({'suspected' if result['metastasis_suspected'] else 'not suspected'} at {result['threshold']}); "
+          f"bladder probability {result['bladder_probability']:.3f}")
+    for name, value in result["bstbi"]["per_subimage"].items():
+        print(f"  BSTBI {name}: {value:.3f}")
+    print(f"BSTBI (mean of {len(result['bstbi']['per_subimage'])} sub-images): {result['bstbi']['mean']:.3f}")
+    print(f"lesions found: {len(result['lesions'])}; results in {out}")

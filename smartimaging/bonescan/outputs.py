@@ -1,0 +1,95 @@
+"""Result files of a bone-scan analysis: result.json, segmentation (.seg.nrrd + NIfTI) per input, overlay PNGs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..evaluation import dice
+from ..io import atomic_output_dir
+from ..segfile import labelmap_image, write_seg_nrrd
+from ..segments import BONESCAN_SEGMENTS
+from .pipeline import (
+    BLADDER,
+    LESION,
+    BoneScanResult,
+    bstbi_from_labelmaps,
+    exclude_lesions,
+    lesion_components,
+    pixel_spacing,
+)
+from .views import BoneScanStudy
+
+
+def recompute_from_labelmaps(study: BoneScanStudy, labelmaps: dict[str, np.ndarray], exclude: list[int] | None = None,
+                             ai_labelmaps: dict[str, np.ndarray] | None = None) -> BoneScanResult:
+    """BSTBI from reader-edited label maps, without running the networks."""
+    lesions = lesion_components(labelmaps, pixel_spacing(study))
+    if exclude:
+        labelmaps = exclude_lesions(labelmaps, lesions, exclude)
+    edit_dice = {}
+    if ai_labelmaps is not None:
+        for spec in BONESCAN_SEGMENTS:
+            ai = np.concatenate([(ai_labelmaps[v] == spec.label).ravel() for v in labelmaps])
+            edited = np.concatenate([(labelmaps[v] == spec.label).ravel() for v in labelmaps])
+            edit_dice[spec.name] = dice(ai, edited)
+    return BoneScanResult(views=[v.name for v in study.views], crop_probabilities={}, metastasis_probability=None,
+                          bladder_probability=None, labelmaps=labelmaps, lesions=lesions,
+                          bstbi=bstbi_from_labelmaps(study, labelmaps), timings={}, models=[],
+                          excluded_lesions=sorted(exclude or []), reader_edited=True, edit_dice=edit_dice)
+
+
+def source_labelmaps(study: BoneScanStudy, labelmaps: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Per source image, the (frames, rows, cols) label array on that image's grid."""
+    arrays = [np.zeros((image.GetSize()[2], image.GetSize()[1], image.GetSize()[0]), np.uint8)
+              for image in study.images]
+    for view in study.views:
+        arrays[view.source][view.frame] = labelmaps[view.name]
+    return arrays
+
+
+def overlay_png(counts: np.ndarray, labels: np.ndarray, path: str | os.PathLike, title: str) -> None:
+    """Grey bone scan (uptake dark, as read clinically) with lesion (red) and bladder (yellow) outlines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    upper = float(np.percentile(counts, 99.9)) or 1.0
+    aspect_rows, aspect_cols = counts.shape
+    fig, ax = plt.subplots(figsize=(2.2, 2.2 * aspect_rows / aspect_cols), dpi=100)
+    ax.imshow(counts, cmap="gray_r", vmin=0, vmax=upper, interpolation="bilinear")
+    for label, color in ((LESION, "red"), (BLADDER, "gold")):
+        if np.any(labels == label):
+            ax.contour(labels == label, levels=[0.5], colors=color, linewidths=0.8)
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
+    fig.tight_layout(pad=0.2)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_result(study: BoneScanStudy, result: BoneScanResult, out_dir: str | os.PathLike) -> Path:
+    """Write everything into `out_dir` at once (nothing is left behind on failure)."""
+    with atomic_output_dir(out_dir) as scratch:
+        outputs = []
+        for path, image, labels in zip(study.paths, study.images, source_labelmaps(study, result.labelmaps),
+                                       strict=True):
+            stem = path.name.split(".")[0]
+            write_seg_nrrd(labels, image, BONESCAN_SEGMENTS, scratch / f"{stem}.seg.nrrd")
+            sitk.WriteImage(labelmap_image(labels, image), str(scratch / f"{stem}_labels.nii.gz"))
+            outputs += [f"{stem}.seg.nrrd", f"{stem}_labels.nii.gz"]
+        for view in study.views:
+            name = f"overlay_{view.name.replace(' ', '_')}.png"
+            view_bstbi = [v for k, v in result.bstbi["per_subimage"].items() if k.startswith(view.name + " /")]
+            overlay_png(view.counts, result.labelmaps[view.name], scratch / name,
+                        f"{view.name}: BSTBI {np.mean(view_bstbi):.3f}")
+            outputs.append(name)
+        record = {**result.as_json(), "inputs": [str(p) for p in study.paths], "outputs": outputs,
+                  "study": study.meta}
+        (scratch / "result.json").write_text(json.dumps(record, indent=2) + "\n")
+    return Path(out_dir) / "result.json"

@@ -1,0 +1,207 @@
+"""Bone-scan inference: network input, ResNet34 crop classification, U-Net segmentation, BSTBI, lesion list.
+
+Network input: each view is resized (bilinear) to 1024×256 (rows × columns) and divided by its 99.5th count
+percentile, clipped to [0, 4]. The classifier sees seven 256×256 crops per view (stride 128 rows); the case
+probability is the maximum over crops and views. The U-Net labels every pixel (0 background, 1 metastasis,
+2 bladder); its logits are resized back to the original grid before the argmax.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from .. import __version__
+from ..errors import InputError
+from ..models import LoadedModel, load_model
+from ..models.nets import pick_device
+from .bstbi import K_SCALING, study_bstbi
+from .views import BoneScanStudy
+
+NET_ROWS, NET_COLS, CROP, CROP_STRIDE = 1024, 256, 256, 128
+LESION, BLADDER = 1, 2
+CLASSIFIER_ID, SEGMENTER_ID = "bonescan-resnet34-demo", "bonescan-unet-demo"
+THRESHOLD = 0.5
+MIN_LESION_PIXELS = 3
+
+
+def network_input(counts: np.ndarray) -> np.ndarray:
+    """View counts -> normalised float32 array of NET_ROWS × NET_COLS."""
+    tensor = torch.from_numpy(np.ascontiguousarray(counts, dtype=np.float32))[None, None]
+    resized = F.interpolate(tensor, size=(NET_ROWS, NET_COLS), mode="bilinear", align_corners=False)[0, 0].numpy()
+    scale = float(np.percentile(resized, 99.5))
+    if scale <= 0:
+        raise InputError("The image has almost no counts; it cannot be a whole-body bone scan")
+    return np.clip(resized / scale, 0.0, 4.0).astype(np.float32)
+
+
+def crop_offsets() -> list[int]:
+    return list(range(0, NET_ROWS - CROP + 1, CROP_STRIDE))
+
+
+def crops_of(x: np.ndarray) -> np.ndarray:
+    """(n_crops, 1, CROP, CROP) crops of a network input."""
+    return np.stack([x[r:r + CROP, :CROP] for r in crop_offsets()])[:, None]
+
+
+def clean_labelmap(labels: np.ndarray) -> np.ndarray:
+    """Keep the largest bladder component; drop lesion specks smaller than MIN_LESION_PIXELS."""
+    labels = labels.copy()
+    bladder, n = ndimage.label(labels == BLADDER)
+    if n > 1:
+        sizes = ndimage.sum(np.ones_like(bladder), bladder, range(1, n + 1))
+        labels[(bladder > 0) & (bladder != 1 + int(np.argmax(sizes)))] = 0
+    lesions, n = ndimage.label(labels == LESION)
+    if n:
+        sizes = ndimage.sum(np.ones_like(lesions), lesions, range(1, n + 1))
+        small = np.isin(lesions, 1 + np.flatnonzero(sizes < MIN_LESION_PIXELS))
+        labels[small] = 0
+    return labels
+
+
+def lesion_components(labelmaps: dict[str, np.ndarray], pixel_mm: dict[str, tuple[float, float]]) -> list[dict]:
+    """Numbered lesion components (8-connected), ordered by view then by position, for review and exclusion."""
+    components = []
+    for view, labels in labelmaps.items():
+        numbered, n = ndimage.label(labels == LESION, structure=np.ones((3, 3)))
+        found = []
+        for index in range(1, n + 1):
+            rows, cols = np.nonzero(numbered == index)
+            found.append((float(rows.mean()), float(cols.mean()), rows.size, index))
+        for row, col, area, index in sorted(found):
+            components.append({"id": len(components) + 1, "view": view, "row": round(row, 1), "col": round(col, 1),
+                               "area_px": int(area), "area_mm2": round(area * pixel_mm[view][0] * pixel_mm[view][1], 1),
+                               "_index": index})
+    return components
+
+
+def exclude_lesions(labelmaps: dict[str, np.ndarray], components: list[dict], exclude: list[int]) -> dict:
+    """Copy of the label maps with the listed lesion components (ids from `lesion_components`) set to background."""
+    unknown = sorted(set(exclude) - {c["id"] for c in components})
+    if unknown:
+        raise InputError(f"No lesion with id {unknown}; this case has lesions 1-{len(components)}")
+    result = {view: labels.copy() for view, labels in labelmaps.items()}
+    for component in components:
+        if component["id"] in exclude:
+            view = component["view"]
+            numbered, _ = ndimage.label(labelmaps[view] == LESION, structure=np.ones((3, 3)))
+            result[view][numbered == component["_index"]] = 0
+    return result
+
+
+@dataclass
+class BoneScanModels:
+    classifier: LoadedModel
+    segmenter: LoadedModel
+    device: torch.device
+
+    @classmethod
+    def load(cls, classifier: str = CLASSIFIER_ID, segmenter: str = SEGMENTER_ID, directory=None,
+             device: str = "auto") -> BoneScanModels:
+        chosen = pick_device(device)
+        return cls(load_model(classifier, directory, chosen), load_model(segmenter, directory, chosen), chosen)
+
+    @property
+    def provenance(self) -> list[dict]:
+        return [self.classifier.provenance, self.segmenter.provenance]
+
+    @torch.inference_mode()
+    def classify(self, x: np.ndarray) -> np.ndarray:
+        """Sigmoid probabilities (n_crops, 2): metastasis, bladder."""
+        batch = torch.from_numpy(crops_of(x)).to(self.device)
+        return torch.sigmoid(self.classifier.network(batch)).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def segment(self, x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """Label map (0/1/2) on the original `shape` grid."""
+        logits = self.segmenter.network(torch.from_numpy(x)[None, None].to(self.device)).float()
+        logits = F.interpolate(logits, size=shape, mode="bilinear", align_corners=False)
+        return clean_labelmap(logits.argmax(1)[0].cpu().numpy().astype(np.uint8))
+
+
+@dataclass
+class BoneScanResult:
+    views: list[str]
+    crop_probabilities: dict[str, list[list[float]]]
+    metastasis_probability: float | None  # None when recomputed from a mask without the networks
+    bladder_probability: float | None
+    labelmaps: dict[str, np.ndarray]
+    lesions: list[dict]
+    bstbi: dict
+    timings: dict[str, float]
+    models: list[dict]
+    excluded_lesions: list[int] = field(default_factory=list)
+    reader_edited: bool = False
+    edit_dice: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def metastasis_suspected(self) -> bool | None:
+        return None if self.metastasis_probability is None else self.metastasis_probability >= THRESHOLD
+
+    def as_json(self) -> dict:
+        return {
+            "smartimaging_version": __version__,
+            "views": self.views,
+            "metastasis_probability": self.metastasis_probability,
+            "metastasis_suspected": self.metastasis_suspected,
+            "bladder_probability": self.bladder_probability,
+            "threshold": THRESHOLD,
+            "crop_probabilities": self.crop_probabilities,
+            "bstbi": self.bstbi,
+            "lesions": [{k: v for k, v in c.items() if not k.startswith("_")} for c in self.lesions],
+            "excluded_lesions": self.excluded_lesions,
+            "reader_edited": self.reader_edited,
+            "dice_ai_vs_edited": self.edit_dice,
+            "models": self.models,
+            "timings_s": self.timings,
+        }
+
+
+def bstbi_from_labelmaps(study: BoneScanStudy, labelmaps: dict[str, np.ndarray]) -> dict:
+    counts = {v.name: v.counts for v in study.views}
+    return study_bstbi(counts, {v: m == LESION for v, m in labelmaps.items()},
+                       {v: m == BLADDER for v, m in labelmaps.items()}, K_SCALING)
+
+
+def pixel_spacing(study: BoneScanStudy) -> dict[str, tuple[float, float]]:
+    """(row, column) pixel size in mm per view."""
+    return {v.name: (study.images[v.source].GetSpacing()[1], study.images[v.source].GetSpacing()[0])
+            for v in study.views}
+
+
+def analyse(study: BoneScanStudy, models: BoneScanModels, exclude: list[int] | None = None,
+            load_seconds: float = 0.0, progress=None) -> BoneScanResult:
+    """Classify, segment and compute BSTBI for every view of a study; `progress(fraction, message)` is optional."""
+    timings = {"load": load_seconds, "classify": 0.0, "segment": 0.0, "bstbi": 0.0}
+    crop_probabilities, labelmaps = {}, {}
+    for view in study.views:
+        x = network_input(view.counts)
+        started = time.perf_counter()
+        crop_probabilities[view.name] = models.classify(x)
+        timings["classify"] += time.perf_counter() - started
+        started = time.perf_counter()
+        labelmaps[view.name] = models.segment(x, view.counts.shape)
+        timings["segment"] += time.perf_counter() - started
+        if progress is not None:
+            progress(len(labelmaps) / (len(study.views) + 1), f"{view.name} view classified and segmented")
+    started = time.perf_counter()
+    lesions = lesion_components(labelmaps, pixel_spacing(study))
+    if exclude:
+        labelmaps = exclude_lesions(labelmaps, lesions, exclude)
+    index = bstbi_from_labelmaps(study, labelmaps)
+    timings["bstbi"] = time.perf_counter() - started
+    timings["total"] = sum(timings.values())
+    all_probabilities = np.concatenate(list(crop_probabilities.values()))
+    return BoneScanResult(
+        views=[v.name for v in study.views],
+        crop_probabilities={k: np.round(v, 4).tolist() for k, v in crop_probabilities.items()},
+        metastasis_probability=float(all_probabilities[:, 0].max()),
+        bladder_probability=float(all_probabilities[:, 1].max()),
+        labelmaps=labelmaps, lesions=lesions, bstbi=index, timings=timings,
+        models=models.provenance, excluded_lesions=sorted(exclude or []),
+    )

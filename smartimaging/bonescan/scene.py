@@ -1,0 +1,214 @@
+"""MRML adapter of BoneScanBSTBI: takes a vtkMRMLScene and nodes (never widgets).
+
+- `segment`: AI segmentation node(s) ("Bone metastasis", "Urinary bladder", coded by terminology), kept as AI;
+- `editable_copy`: the reader's copy, so AI and edited segments stay apart;
+- `compute_bstbi`: BSTBI per sub-image + mean into a table node, from the (edited) segmentation, with provenance
+  and Dice AI-vs-edited;
+- `compare`: baseline vs follow-up table.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import slicer
+import vtk
+
+from .. import __version__
+from ..errors import InputError
+from ..mrml import fill_table, get_json_attribute, set_json_attribute, sitk_to_volume_node, volume_node_to_sitk
+from ..segments import BONESCAN_SEGMENTS
+from .outputs import recompute_from_labelmaps, source_labelmaps
+from .pipeline import BoneScanModels, BoneScanResult, analyse
+from .views import BoneScanStudy, study_from_images
+
+ROLE = "SmartImaging.Role"  # "AI" or "edited"
+SOURCE_VOLUME = "SmartImaging.SourceVolume"
+RESULT = "SmartImaging.BoneScanResult"
+LABEL_TAG = "SmartImaging.Label"
+
+
+def study_from_volume_nodes(volume_nodes: list, view_names: list[str] | None = None) -> BoneScanStudy:
+    """Bone-scan study from scalar volume nodes (one per view, or one node with two frames), counts as loaded."""
+    if not volume_nodes or any(node is None for node in volume_nodes):
+        raise InputError("Select the bone-scan volume(s) first")
+    images = [volume_node_to_sitk(node) for node in volume_nodes]
+    paths = [Path(node.GetName()) for node in volume_nodes]
+    return study_from_images(images, paths, invert_flags=[False] * len(images), view_names=view_names)
+
+
+def _segmentation_from_labels(scene, volume_node, labels: np.ndarray, name: str, role: str):
+    """Segmentation node with one coded segment per SmartImaging label, on the volume's geometry."""
+    segmentation_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
+    segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)
+    segmentation = segmentation_node.GetSegmentation()
+    reference = volume_node_to_sitk(volume_node)
+    labelmap_node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+    try:
+        for spec in BONESCAN_SEGMENTS:
+            mask = sitk.GetImageFromArray((labels == spec.label).astype(np.uint8))
+            mask.CopyInformation(reference)
+            sitk_to_volume_node(mask, labelmap_node)
+            before = {segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())}
+            has_voxels = bool(np.any(labels == spec.label))
+            if has_voxels:
+                slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap_node,
+                                                                                         segmentation_node)
+            new = [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())
+                   if segmentation.GetNthSegmentID(i) not in before]
+            segment_id = new[0] if has_voxels and new else segmentation.AddEmptySegment(spec.segment_id)
+            segment = segmentation.GetSegment(segment_id)
+            segment.SetName(spec.name)
+            segment.SetColor(*spec.color)
+            segment.SetTag(segment.GetTerminologyEntryTagName(), spec.terminology_entry())
+            segment.SetTag(LABEL_TAG, str(spec.label))
+    finally:
+        scene.RemoveNode(labelmap_node)
+    segmentation_node.SetAttribute(ROLE, role)
+    segmentation_node.SetNodeReferenceID(SOURCE_VOLUME, volume_node.GetID())
+    segmentation_node.CreateDefaultDisplayNodes()
+    return segmentation_node
+
+
+def labels_from_segmentation(scene, segmentation_node, volume_node) -> np.ndarray:
+    """(k, j, i) label array on the volume's grid from a segmentation's SmartImaging segments."""
+    segmentation = segmentation_node.GetSegmentation()
+    labels = np.zeros(slicer.util.arrayFromVolume(volume_node).shape, np.uint8)
+    labelmap_node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+    try:
+        for spec in BONESCAN_SEGMENTS:
+            for index in range(segmentation.GetNumberOfSegments()):
+                segment = segmentation.GetNthSegment(index)
+                tag = vtk.mutable("")
+                tagged = segment.GetTag(LABEL_TAG, tag) and str(tag) == str(spec.label)
+                if not (tagged or segment.GetName() == spec.name):
+                    continue
+                ids = vtk.vtkStringArray()
+                ids.InsertNextValue(segmentation.GetNthSegmentID(index))
+                slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
+                    segmentation_node, ids, labelmap_node, volume_node)
+                labels[slicer.util.arrayFromVolume(labelmap_node) > 0] = spec.label
+    finally:
+        scene.RemoveNode(labelmap_node)
+    return labels
+
+
+def _labelmaps_by_view(study: BoneScanStudy, per_source: list[np.ndarray]) -> dict[str, np.ndarray]:
+    return {v.name: per_source[v.source][v.frame] for v in study.views}
+
+
+def add_ai_segmentations(scene, volume_nodes: list, per_source_labels: list[np.ndarray], result_json: dict) -> list:
+    """One AI segmentation node per volume from label arrays, with the analysis result attached."""
+    nodes = []
+    for volume_node, labels in zip(volume_nodes, per_source_labels, strict=True):
+        node = _segmentation_from_labels(scene, volume_node, labels, f"{volume_node.GetName()} AI segmentation", "AI")
+        set_json_attribute(node, RESULT, result_json)
+        nodes.append(node)
+    return nodes
+
+
+def segment(scene, volume_nodes: list, models: BoneScanModels, view_names: list[str] | None = None):
+    """Run the networks in this process; returns (AI segmentation node per volume, BoneScanResult)."""
+    study = study_from_volume_nodes(volume_nodes, view_names)
+    result = analyse(study, models)
+    labels = source_labelmaps(study, result.labelmaps)
+    return add_ai_segmentations(scene, volume_nodes, labels, result.as_json()), result
+
+
+def write_volumes_for_worker(volume_nodes: list, folder: Path) -> list[Path]:
+    """Save volume nodes as NRRD (geometry in LPS) for the worker process."""
+    paths = []
+    for index, node in enumerate(volume_nodes):
+        path = Path(folder) / f"input_{index}.nrrd"
+        sitk.WriteImage(volume_node_to_sitk(node), str(path))
+        paths.append(path)
+    return paths
+
+
+def import_worker_result(scene, volume_nodes: list, event: dict) -> list:
+    """AI segmentation nodes from a worker's 'result' event (label NRRD per input + result JSON)."""
+    labels = [sitk.GetArrayFromImage(sitk.ReadImage(path)) for path in event["labels"]]
+    return add_ai_segmentations(scene, volume_nodes, labels, event["result"])
+
+
+def editable_copy(scene, ai_segmentation_node):
+    """A copy of an AI segmentation for the reader to edit; the AI node stays untouched."""
+    copy = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", ai_segmentation_node.GetName().replace(
+        "AI segmentation", "edited segmentation"))
+    copy.GetSegmentation().DeepCopy(ai_segmentation_node.GetSegmentation())
+    copy.SetAttribute(ROLE, "edited")
+    copy.SetAttribute(RESULT, ai_segmentation_node.GetAttribute(RESULT))
+    copy.SetNodeReferenceID(SOURCE_VOLUME, ai_segmentation_node.GetNodeReferenceID(SOURCE_VOLUME))
+    copy.SetNodeReferenceID("SmartImaging.AISegmentation", ai_segmentation_node.GetID())
+    copy.CreateDefaultDisplayNodes()
+    return copy
+
+
+def compute_bstbi(scene, volume_nodes: list, segmentation_nodes: list, exclude: list[int] | None = None,
+                  table_node=None, view_names: list[str] | None = None) -> tuple:
+    """BSTBI from the given (AI or edited) segmentations into a table node; returns (table node, result)."""
+    if len(segmentation_nodes) != len(volume_nodes):
+        raise InputError("Give one segmentation per bone-scan volume")
+    started = time.perf_counter()
+    study = study_from_volume_nodes(volume_nodes, view_names)
+    per_source = [labels_from_segmentation(scene, seg, vol) for seg, vol in zip(segmentation_nodes, volume_nodes,
+                                                                                   strict=True)]
+    labelmaps = _labelmaps_by_view(study, per_source)
+    ai_nodes = [seg.GetNodeReference("SmartImaging.AISegmentation") for seg in segmentation_nodes]
+    ai_labelmaps = None
+    if all(ai_nodes):
+        ai_per_source = [labels_from_segmentation(scene, ai, vol) for ai, vol in zip(ai_nodes, volume_nodes,
+                                                                                      strict=True)]
+        ai_labelmaps = _labelmaps_by_view(study, ai_per_source)
+    result = recompute_from_labelmaps(study, labelmaps, exclude, ai_labelmaps)
+    result.reader_edited = any(seg.GetAttribute(ROLE) == "edited" for seg in segmentation_nodes)
+    ai_result = get_json_attribute(segmentation_nodes[0], RESULT, {})
+    result.metastasis_probability = ai_result.get("metastasis_probability")
+    result.bladder_probability = ai_result.get("bladder_probability")
+    result.models = ai_result.get("models", [])
+    result.timings = {"bstbi": time.perf_counter() - started}
+    table_node = table_node or scene.AddNewNodeByClass("vtkMRMLTableNode", "BSTBI")
+    write_result_table(table_node, result)
+    return table_node, result
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def write_result_table(table_node, result: BoneScanResult) -> None:
+    """Rows 'Quantity | Value': BSTBI per sub-image and mean, probabilities, lesions, edit state; provenance in
+    the node's attributes."""
+    rows = [[f"BSTBI {name}", _fmt(value)] for name, value in result.bstbi["per_subimage"].items()]
+    rows.append(["BSTBI (mean)", _fmt(result.bstbi["mean"])])
+    rows.append(["Metastasis probability", _fmt(result.metastasis_probability)])
+    rows.append(["Urinary bladder probability", _fmt(result.bladder_probability)])
+    rows.append(["Lesions counted", str(len(result.lesions) - len(result.excluded_lesions))])
+    rows.append(["Reader edited", "yes" if result.reader_edited else "no"])
+    rows += [[f"Dice AI vs edited ({name})", _fmt(value)] for name, value in result.edit_dice.items()]
+    fill_table(table_node, ["Quantity", "Value"], rows)
+    set_json_attribute(table_node, RESULT, result.as_json())
+    table_node.SetAttribute("SmartImaging.Version", __version__)
+    table_node.SetAttribute("SmartImaging.BSTBI", repr(result.bstbi["mean"]))
+
+
+def compare(scene, baseline_table, followup_table, table_node=None):
+    """Baseline vs follow-up BSTBI and change, from two BSTBI table nodes."""
+    values = []
+    for node in (baseline_table, followup_table):
+        text = node.GetAttribute("SmartImaging.BSTBI") if node else None
+        if text is None:
+            raise InputError("Compute BSTBI for both the baseline and the follow-up study first")
+        values.append(float(text))
+    before, after = values
+    table_node = table_node or scene.AddNewNodeByClass("vtkMRMLTableNode", "BSTBI follow-up")
+    rows = [["Baseline BSTBI", f"{before:.3f}"], ["Follow-up BSTBI", f"{after:.3f}"],
+            ["Change", f"{after - before:+.3f}"],
+            ["Relative change", f"{(after - before) / before * 100:+.1f} %" if before > 0 else "n/a"]]
+    fill_table(table_node, ["Quantity", "Value"], rows)
+    return table_node

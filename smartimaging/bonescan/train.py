@@ -1,0 +1,188 @@
+"""Training of the bone-scan classifier (ResNet34, multi-label crops) and segmenter (U-Net) from a manifest."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.losses import DiceCELoss
+from sklearn.metrics import roc_auc_score
+from torch.utils.data import Dataset
+
+from ..errors import InputError
+from ..manifest import read_manifest
+from ..models import build_network, save_model
+from ..training import TrainConfig, fit
+from .cohort import LabelledStudy, load_labelled
+from .pipeline import (
+    BLADDER,
+    CLASSIFIER_ID,
+    CROP,
+    LESION,
+    NET_COLS,
+    NET_ROWS,
+    SEGMENTER_ID,
+    crop_offsets,
+    crops_of,
+    network_input,
+)
+
+CLASSIFIER_ARCHITECTURE = {"name": "resnet34", "spatial_dims": 2, "in_channels": 1, "num_classes": 2,
+                           "widen_factor": 0.25, "conv1_stride": 2}
+SEGMENTER_ARCHITECTURE = {"name": "basic_unet", "spatial_dims": 2, "in_channels": 1, "out_channels": 3,
+                          "features": [8, 16, 32, 64, 128, 8], "act": "relu", "norm": "batch"}
+INPUTS = {"channels": 1, "size_rows_cols": [NET_ROWS, NET_COLS], "crop": [CROP, CROP], "crop_stride_rows": 128,
+          "resize": "bilinear", "normalisation": "counts / 99.5th percentile of the view, clipped to [0, 4]"}
+LESION_PIXELS_FOR_POSITIVE_CROP, BLADDER_PIXELS_FOR_POSITIVE_CROP = 5, 20
+
+
+def _net_labels(labels: np.ndarray) -> np.ndarray:
+    tensor = torch.from_numpy(labels.astype(np.float32))[None, None]
+    return F.interpolate(tensor, size=(NET_ROWS, NET_COLS), mode="nearest")[0, 0].numpy().astype(np.int64)
+
+
+def prepared_views(studies: list[LabelledStudy]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(network input, label map on the network grid) per view."""
+    return [(network_input(v.counts), _net_labels(s.labelmaps[v.name])) for s in studies for v in s.study.views]
+
+
+class CropDataset(Dataset):
+    """256×256 crops with multi-label targets (metastasis, bladder); random left-right flips and gain."""
+
+    def __init__(self, views, augment: bool):
+        self.views, self.augment = views, augment
+        self.items = [(i, r) for i in range(len(views)) for r in crop_offsets()]
+
+    def __len__(self):
+        return len(self.items)
+
+    def target(self, index: int) -> np.ndarray:
+        view, row = self.items[index]
+        labels = self.views[view][1][row:row + CROP, :CROP]
+        return np.array([(labels == LESION).sum() >= LESION_PIXELS_FOR_POSITIVE_CROP,
+                         (labels == BLADDER).sum() >= BLADDER_PIXELS_FOR_POSITIVE_CROP], np.float32)
+
+    def __getitem__(self, index):
+        view, row = self.items[index]
+        crop = self.views[view][0][row:row + CROP, :CROP]
+        if self.augment:
+            rng = np.random.default_rng(torch.randint(0, 2**31, ()).item())
+            crop = crop[:, ::-1] if rng.random() < 0.5 else crop
+            crop = crop * rng.uniform(0.8, 1.25)
+        image = torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32))[None]
+        return image, torch.from_numpy(self.target(index))
+
+
+class PatchDataset(Dataset):
+    """256-row patches for the U-Net, centred on a lesion or the bladder half of the time."""
+
+    def __init__(self, views, patches_per_view: int = 4, rows: int = 256):
+        self.views, self.per_view, self.rows = views, patches_per_view, rows
+
+    def __len__(self):
+        return len(self.views) * self.per_view
+
+    def __getitem__(self, index):
+        x, labels = self.views[index // self.per_view]
+        rng = np.random.default_rng(torch.randint(0, 2**31, ()).item())
+        foreground = np.flatnonzero(labels.any(axis=1))
+        if foreground.size and rng.random() < 0.5:
+            centre = int(rng.choice(foreground))
+        else:
+            centre = int(rng.integers(0, NET_ROWS))
+        top = int(np.clip(centre - self.rows // 2 + rng.integers(-64, 65), 0, NET_ROWS - self.rows))
+        patch, target = x[top:top + self.rows], labels[top:top + self.rows]
+        if rng.random() < 0.5:
+            patch, target = patch[:, ::-1], target[:, ::-1]
+        patch = patch * rng.uniform(0.8, 1.25)
+        return (torch.from_numpy(np.ascontiguousarray(patch, dtype=np.float32))[None],
+                torch.from_numpy(np.ascontiguousarray(target))[None])
+
+
+def _classifier_validation(views):
+    data = CropDataset(views, augment=False)
+    inputs = torch.from_numpy(np.concatenate([crops_of(x) for x, _ in views]))
+    targets = np.stack([data.target(i) for i in range(len(data))])
+
+    def validate(model, device):
+        scores = np.concatenate([torch.sigmoid(model(batch.to(device))).float().cpu().numpy()
+                                 for batch in inputs.split(64)])
+        result = {}
+        for column, name in enumerate(("metastasis", "bladder")):
+            has_both = 0 < targets[:, column].sum() < len(targets)
+            result[f"auc_{name}"] = float(roc_auc_score(targets[:, column], scores[:, column])) if has_both else 0.5
+        result["score"] = (result["auc_metastasis"] + result["auc_bladder"]) / 2
+        return result
+    return validate
+
+
+def _segmenter_validation(views):
+    def validate(model, device):
+        overlap, totals = np.zeros(3), np.zeros(3)
+        for x, labels in views:
+            predicted = model(torch.from_numpy(x)[None, None].to(device)).argmax(1)[0].cpu().numpy()
+            for label in (LESION, BLADDER):
+                overlap[label] += 2 * np.sum((predicted == label) & (labels == label))
+                totals[label] += np.sum(predicted == label) + np.sum(labels == label)
+        dice = overlap / np.maximum(totals, 1)
+        return {"dice_lesion": float(dice[LESION]), "dice_bladder": float(dice[BLADDER]),
+                "score": float((dice[LESION] + dice[BLADDER]) / 2)}
+    return validate
+
+
+def train_bonescan(manifest_path, out_dir, which=("classifier", "segmenter"), config: TrainConfig | None = None,
+                   segmenter_config: TrainConfig | None = None, progress=None,
+                   model_suffix: str = "demo") -> list[Path]:
+    """Train on the manifest's `train` rows, select on its `val` rows; write cards + safetensors to `out_dir`."""
+    manifest = read_manifest(manifest_path, required=("patient_id", "image", "mask", "split"))
+    train_rows, val_rows = manifest.subset("train"), manifest.subset("val")
+    if not train_rows or not val_rows:
+        raise InputError("The manifest needs rows with split 'train' and rows with split 'val'")
+    train_views = prepared_views(load_labelled(manifest, train_rows))
+    val_views = prepared_views(load_labelled(manifest, val_rows))
+    command = "smartimaging " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
+    data = {"manifest": str(Path(manifest_path).name), "train_cases": len(train_rows), "val_cases": len(val_rows)}
+    config = config or TrainConfig()
+    written = []
+    jobs = {
+        "classifier": (CLASSIFIER_ID, CLASSIFIER_ARCHITECTURE, CropDataset(train_views, augment=True),
+                       torch.nn.BCEWithLogitsLoss(), _classifier_validation(val_views), config,
+                       {"labels": ["bone metastasis", "urinary bladder"], "activation": "sigmoid",
+                        "thresholds": {"bone metastasis": 0.5, "urinary bladder": 0.5}}),
+        "segmenter": (SEGMENTER_ID, SEGMENTER_ARCHITECTURE, PatchDataset(train_views),
+                      DiceCELoss(to_onehot_y=True, softmax=True), _segmenter_validation(val_views),
+                      segmenter_config or config,
+                      {"labels": {"0": "background", "1": "bone metastasis", "2": "urinary bladder"},
+                       "activation": "softmax + argmax"}),
+    }
+    for name in which:
+        model_id, architecture, dataset, loss, validate, job_config, outputs = jobs[name]
+        model_id = model_id.replace("-demo", f"-{model_suffix}")
+        network = build_network(architecture)
+        result = fit(network, dataset, loss, validate, job_config, progress=progress)
+        card = {
+            "id": model_id, "version": "1.0.0", "task": f"bonescan-{name}",
+            "architecture": architecture, "inputs": INPUTS, "outputs": outputs,
+            "training": {"data": data, "command": command, "seed": job_config.seed, "epochs": job_config.epochs,
+                         "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+                         "optimizer": "Adam", "learning_rate": job_config.learning_rate,
+                         "batch_size": job_config.batch_size, "seconds": round(result.seconds, 1),
+                         "history": result.history},
+            "metrics": {"data": "validation split of the training manifest", **result.history[result.best_epoch - 1]},
+            "intended_use": ("DEMO WEIGHTS trained on synthetic phantoms; not for clinical use." if model_suffix ==
+                             "demo" else "Research use; validate on your own data before any clinical use."),
+            "weights_sha256": "",
+        }
+        written.append(save_model(network, card, out_dir))
+        if progress:
+            progress({"step": "saved", "model": model_id, "card": str(written[-1])})
+    return written
+
+
+def print_progress(event: dict) -> None:
+    print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in event.items()}), flush=True)

@@ -1,0 +1,116 @@
+"""Command line: `smartimaging <task> <command>` for cohorts, and `smartimaging demo`.
+
+User-facing errors print one clear line and exit with code 2; outputs are written all-or-nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import SmartImagingError
+
+EXIT_INPUT_ERROR = 2
+
+
+def _train_config(args, **overrides):
+    from .training import TrainConfig
+
+    values = dict(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+                  device=args.device, patience=args.patience, checkpoint_dir=args.checkpoint_dir,
+                  resume=args.resume, show_progress=not args.quiet)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def _bonescan(args) -> int:
+    from .bonescan import commands
+
+    return commands.run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smartimaging", description=__doc__.splitlines()[0])
+    tasks = parser.add_subparsers(dest="task", required=True)
+
+    demo = tasks.add_parser("demo", help="run every module on the bundled sample cases and write an HTML report")
+    demo.add_argument("--out", default="demo-report", help="report folder (default: demo-report)")
+    demo.add_argument("--device", default="auto")
+
+    bone = tasks.add_parser("bonescan", help="whole-body bone scans: BSTBI")
+    commands = bone.add_subparsers(dest="command", required=True)
+    predict = commands.add_parser("predict", help="classify, segment and compute BSTBI")
+    predict.add_argument("images", nargs="+", help="NM DICOM, PNG/JPEG or NRRD/NIfTI; one file per view or a "
+                                                   "multi-frame file with both views")
+    predict.add_argument("--out", required=True, help="output folder")
+    predict.add_argument("--views", help="comma-separated view names for the inputs, e.g. anterior,posterior")
+    predict.add_argument("--polarity", choices=["auto", "uptake-bright", "uptake-dark"], default="auto")
+    predict.add_argument("--exclude", default="", help="comma-separated lesion ids to drop (false positives)")
+    predict.add_argument("--device", default="auto")
+    predict.add_argument("--models-dir", help="folder with model cards (default: bundled demo models)")
+
+    recompute = commands.add_parser("bstbi", help="recompute BSTBI from an edited segmentation, no networks")
+    recompute.add_argument("images", nargs="+")
+    recompute.add_argument("--mask", nargs="+", required=True, help="label map(s) (.seg.nrrd or NIfTI), one per image")
+    recompute.add_argument("--out", required=True)
+    recompute.add_argument("--views")
+    recompute.add_argument("--polarity", choices=["auto", "uptake-bright", "uptake-dark"], default="auto")
+    recompute.add_argument("--exclude", default="")
+
+    compare = commands.add_parser("compare", help="BSTBI change between two studies (result folders or images)")
+    compare.add_argument("baseline")
+    compare.add_argument("followup")
+    compare.add_argument("--out", help="write compare.json here")
+    compare.add_argument("--device", default="auto")
+    compare.add_argument("--models-dir")
+
+    train = commands.add_parser("train", help="train the classifier and/or segmenter from a manifest")
+    train.add_argument("--manifest", required=True, help="CSV: patient_id,image,mask,split(train/val),...")
+    train.add_argument("--out", required=True, help="folder for the new model cards and weights")
+    train.add_argument("--which", default="classifier,segmenter")
+    train.add_argument("--name", default="custom", help="suffix of the model ids (bonescan-resnet34-<name>)")
+    train.add_argument("--epochs", type=int, default=100)
+    train.add_argument("--batch-size", type=int, default=16, help="paper: 16")
+    train.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (paper: 0.01)")
+    train.add_argument("--segmenter-epochs", type=int)
+    train.add_argument("--segmenter-batch-size", type=int, default=8)
+    train.add_argument("--segmenter-lr", type=float)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--patience", type=int, help="early stopping after this many epochs without improvement")
+    train.add_argument("--checkpoint-dir")
+    train.add_argument("--resume", action="store_true")
+    train.add_argument("--device", default="auto")
+    train.add_argument("--quiet", action="store_true")
+
+    evaluate = commands.add_parser("evaluate", help="the paper's tables on a manifest's test split")
+    evaluate.add_argument("--manifest", required=True)
+    evaluate.add_argument("--split", default="test", help="rows to evaluate ('all' for every row)")
+    evaluate.add_argument("--out", required=True)
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--models-dir")
+
+    phantoms = commands.add_parser("phantoms", help="write a synthetic phantom cohort with a manifest")
+    phantoms.add_argument("--out", required=True)
+    phantoms.add_argument("--n", type=int, default=20)
+    phantoms.add_argument("--seed", type=int, default=0)
+    phantoms.add_argument("--splits", default="", help="e.g. train=0.8,val=0.2 (grouped by patient)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.task == "bonescan":
+            return _bonescan(args)
+        if args.task == "demo":
+            from .demo import run_demo
+
+            return run_demo(args.out, args.device)
+    except SmartImagingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

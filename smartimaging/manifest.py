@@ -1,0 +1,72 @@
+"""Manifest CSV: one row per image, `patient_id,image,mask,label,split,...` + task columns; paths are relative
+to the manifest. Splits are grouped by patient so that no patient is on both sides."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+
+@dataclass
+class Manifest:
+    path: Path
+    rows: list[dict]
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, value: str) -> Path:
+        """Path of a manifest cell, relative to the manifest's folder; several paths are separated by ';'."""
+        return (self.root / value).resolve()
+
+    def paths(self, row: dict, column: str) -> list[Path]:
+        return [self.resolve(part) for part in row.get(column, "").split(";") if part.strip()]
+
+    def subset(self, split: str) -> list[dict]:
+        return [row for row in self.rows if row.get("split", "") == split]
+
+
+def read_manifest(path: str | os.PathLike, required: tuple[str, ...] = ("patient_id", "image")) -> Manifest:
+    """Read and validate a manifest CSV."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"Manifest not found: {path}")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        rows = [{k: (v or "").strip() for k, v in row.items()} for row in reader]
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise InputError(f"Manifest {path.name} lacks the column(s) {', '.join(missing)}")
+    if not rows:
+        raise InputError(f"Manifest {path.name} has no rows")
+    return Manifest(path=path, rows=rows)
+
+
+def write_manifest(path: str | os.PathLike, rows: list[dict]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def grouped_split(patient_ids: list[str], fractions: dict[str, float], seed: int = 0) -> list[str]:
+    """Assign each row a split name so that all rows of a patient share it; fractions are over patients."""
+    unique = sorted(set(patient_ids))
+    order = np.random.default_rng(seed).permutation(len(unique))
+    names = list(fractions)
+    bounds = np.cumsum([fractions[n] for n in names]) / sum(fractions.values()) * len(unique)
+    assignment = {}
+    for rank, index in enumerate(order):
+        assignment[unique[index]] = names[int(np.searchsorted(bounds, rank, side="right"))]
+    return [assignment[p] for p in patient_ids]

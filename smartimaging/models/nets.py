@@ -1,0 +1,63 @@
+"""Networks built from a model card's `architecture` block (MONAI where it matches the papers)."""
+
+from __future__ import annotations
+
+import torch
+from monai.networks import nets
+from torch import nn
+
+
+def _resnet(depth: int, params: dict) -> nn.Module:
+    factories = {10: nets.resnet10, 18: nets.resnet18, 34: nets.resnet34}
+    return factories[depth](
+        spatial_dims=params.get("spatial_dims", 2),
+        n_input_channels=params.get("in_channels", 1),
+        num_classes=params["num_classes"],
+        widen_factor=params.get("widen_factor", 1.0),
+        conv1_t_stride=params.get("conv1_stride", 2),
+        conv1_t_size=params.get("conv1_size", 7),
+    )
+
+
+def _basic_unet(params: dict) -> nn.Module:
+    return nets.BasicUNet(
+        spatial_dims=params.get("spatial_dims", 2),
+        in_channels=params.get("in_channels", 1),
+        out_channels=params["out_channels"],
+        features=tuple(params["features"]),
+        act=params.get("act", "relu"),
+        norm=params.get("norm", "batch"),
+        dropout=params.get("dropout", 0.0),
+        upsample=params.get("upsample", "deconv"),
+    )
+
+
+BUILDERS = {
+    "resnet10": lambda p: _resnet(10, p),
+    "resnet18": lambda p: _resnet(18, p),
+    "resnet34": lambda p: _resnet(34, p),
+    "basic_unet": _basic_unet,
+}
+
+
+def build_network(architecture: dict) -> nn.Module:
+    """Build an untrained network from `{"name": ..., **hyper-parameters}`."""
+    name = architecture.get("name")
+    if name not in BUILDERS:
+        raise ValueError(f"unknown architecture {name!r}; known: {sorted(BUILDERS)}")
+    return BUILDERS[name](architecture)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """'auto' picks cuda, then mps, then cpu."""
+    if requested != "auto":
+        return torch.device(requested)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")

@@ -1,0 +1,88 @@
+"""MRML helpers shared by the scene adapters: headless scene set-up and the one place where Slicer's RAS meets
+ITK's LPS (volume node <-> SimpleITK image, geometry kept exactly).
+
+Only `vtk`, the `slicer` MRML classes and `slicer.util` array helpers are used, so the same code runs in desktop
+Slicer and under pytest with the `slicer-core` wheel.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import SimpleITK as sitk
+import slicer
+import vtk
+
+LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
+
+
+def create_headless_scene():
+    """A vtkMRMLScene with the application logic and the Colors, Volumes and Segmentations logics registered."""
+    scene = slicer.vtkMRMLScene()
+    app_logic = slicer.vtkSlicerApplicationLogic()
+    app_logic.SetMRMLScene(scene)
+    colors = slicer.vtkSlicerColorLogic()
+    colors.SetMRMLApplicationLogic(app_logic)
+    colors.SetMRMLScene(scene)
+    colors.AddDefaultColorNodes()
+    app_logic.SetModuleLogic("Colors", colors)
+    volumes = slicer.vtkSlicerVolumesLogic()
+    volumes.SetMRMLScene(scene)
+    app_logic.SetModuleLogic("Volumes", volumes)
+    segmentations = slicer.vtkSlicerSegmentationsModuleLogic()
+    segmentations.SetMRMLScene(scene)
+    app_logic.SetModuleLogic("Segmentations", segmentations)
+    scene._smartimaging_logics = (app_logic, colors, volumes, segmentations)  # keep the logics alive
+    return scene
+
+
+def ijk_to_ras_matrix(volume_node) -> np.ndarray:
+    matrix = vtk.vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(matrix)
+    return slicer.util.arrayFromVTKMatrix(matrix)
+
+
+def volume_node_to_sitk(volume_node) -> sitk.Image:
+    """Copy of a scalar volume node as a SimpleITK image in LPS, with spacing, origin and direction kept."""
+    array = slicer.util.arrayFromVolume(volume_node)
+    image = sitk.GetImageFromArray(np.array(array, copy=True))
+    ijk_to_ras = ijk_to_ras_matrix(volume_node)
+    spacing = np.array(volume_node.GetSpacing())
+    direction_ras = ijk_to_ras[:3, :3] / spacing
+    image.SetSpacing(tuple(float(s) for s in spacing))
+    image.SetDirection(tuple(float(d) for d in (LPS_FROM_RAS @ direction_ras).ravel()))
+    image.SetOrigin(tuple(float(o) for o in LPS_FROM_RAS @ ijk_to_ras[:3, 3]))
+    return image
+
+
+def sitk_to_volume_node(image: sitk.Image, volume_node) -> None:
+    """Fill a volume node (scalar or labelmap) from a SimpleITK image, converting LPS geometry to RAS."""
+    spacing = np.array(image.GetSpacing())
+    direction_ras = LPS_FROM_RAS @ np.array(image.GetDirection()).reshape(3, 3)
+    ijk_to_ras = np.eye(4)
+    ijk_to_ras[:3, :3] = direction_ras * spacing
+    ijk_to_ras[:3, 3] = LPS_FROM_RAS @ np.array(image.GetOrigin())
+    volume_node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(ijk_to_ras))
+    slicer.util.updateVolumeFromArray(volume_node, sitk.GetArrayFromImage(image))
+
+
+def set_json_attribute(node, name: str, value) -> None:
+    node.SetAttribute(name, json.dumps(value))
+
+
+def get_json_attribute(node, name: str, default=None):
+    text = node.GetAttribute(name)
+    return json.loads(text) if text else default
+
+
+def fill_table(table_node, columns: list[str], rows: list[list]) -> None:
+    """Replace a table node's content with string columns (numbers formatted by the caller)."""
+    table_node.RemoveAllColumns()
+    for title in columns:
+        column = table_node.AddColumn(vtk.vtkStringArray())
+        column.SetName(title)
+    for row in rows:
+        index = table_node.AddEmptyRow()
+        for column, value in enumerate(row):
+            table_node.SetCellText(index, column, str(value))

@@ -1,0 +1,1 @@
+"""Deterministic synthetic cases with ground truth, one module per modality."""

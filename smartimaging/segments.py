@@ -1,0 +1,48 @@
+"""Segment definitions with DICOM terminology (SNOMED CT codes) shared by the CLI, MRML adapters and .seg.nrrd files.
+
+The codes also live in Resources/Terminology/SmartImaging.term.json for Slicer's terminology selector; a test keeps
+the two in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+TERMINOLOGY_CONTEXT = "SmartImaging oncologic imaging"
+ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
+TERMINOLOGY_FILE = Path(__file__).resolve().parents[1] / "Resources" / "Terminology" / "SmartImaging.term.json"
+
+
+@dataclass(frozen=True)
+class Code:
+    scheme: str
+    value: str
+    meaning: str
+
+    def tag(self) -> str:
+        return f"{self.scheme}^{self.value}^{self.meaning}"
+
+
+@dataclass(frozen=True)
+class SegmentSpec:
+    segment_id: str
+    name: str
+    label: int
+    color: tuple[float, float, float]
+    category: Code
+    type: Code
+
+    def terminology_entry(self) -> str:
+        """Slicer's terminology entry string (context~category~type~modifier~anatomic context~region~modifier)."""
+        return f"{TERMINOLOGY_CONTEXT}~{self.category.tag()}~{self.type.tag()}~^^~{ANATOMIC_CONTEXT}~^^~^^"
+
+
+ALTERED = Code("SCT", "49755003", "Morphologically Altered Structure")
+ANATOMICAL = Code("SCT", "123037004", "Anatomical Structure")
+
+BONE_METASTASIS = SegmentSpec("bone_metastasis", "Bone metastasis", 1, (0.90, 0.16, 0.16), ALTERED,
+                              Code("SCT", "94222008", "Secondary malignant neoplasm of bone"))
+URINARY_BLADDER = SegmentSpec("urinary_bladder", "Urinary bladder", 2, (0.95, 0.85, 0.20), ANATOMICAL,
+                              Code("SCT", "89837001", "Urinary bladder"))
+BONESCAN_SEGMENTS = (BONE_METASTASIS, URINARY_BLADDER)

@@ -1,0 +1,137 @@
+"""Shared training loop: seeded, device auto (cuda/mps/cpu), AMP on CUDA, checkpoint + resume, early stopping.
+
+Checkpoints hold only tensors and plain containers and are read back with `torch.load(weights_only=True)`,
+which refuses arbitrary pickled objects.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from .errors import CancelledError
+from .models.nets import pick_device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 16
+    learning_rate: float = 1e-2
+    weight_decay: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    patience: int | None = None
+    checkpoint_dir: str | None = None
+    resume: bool = False
+    show_progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    best_score: float
+    best_epoch: int
+    epochs_run: int
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+ProgressCallback = Callable[[dict], None]
+
+
+def _checkpoint_path(config: TrainConfig) -> Path | None:
+    return Path(config.checkpoint_dir) / "checkpoint.pt" if config.checkpoint_dir else None
+
+
+def fit(
+    model: torch.nn.Module,
+    train_set: Dataset,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    validate: Callable[[torch.nn.Module, torch.device], dict],
+    config: TrainConfig,
+    progress: ProgressCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Train with Adam; `validate(model, device)` returns a dict with a 'score' (higher is better).
+
+    The model ends with the weights of the best validation epoch.
+    """
+    seed_everything(config.seed)
+    device = pick_device(config.device)
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    use_amp = config.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    generator = torch.Generator().manual_seed(config.seed)
+    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=generator, drop_last=False)
+
+    start_epoch, best_score, best_epoch, history = 0, -np.inf, -1, []
+    best_state = copy.deepcopy(model.state_dict())
+    checkpoint = _checkpoint_path(config)
+    if config.resume and checkpoint is not None and checkpoint.is_file():
+        saved = torch.load(checkpoint, map_location=device, weights_only=True)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        best_state = saved["best_model"]
+        start_epoch, best_score, best_epoch = saved["epoch"] + 1, saved["best_score"], saved["best_epoch"]
+        history = saved["history"]
+        generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
+
+    started = time.perf_counter()
+    epoch = start_epoch - 1
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        losses = []
+        batches = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
+                       disable=not config.show_progress)
+        for inputs, targets in batches:
+            if should_cancel is not None and should_cancel():
+                raise CancelledError("Training was cancelled")
+            inputs, targets = inputs.to(device), targets.to(device)
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                loss = loss_fn(model(inputs), targets)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(float(loss.detach()))
+            batches.set_postfix(loss=f"{losses[-1]:.4f}")
+        model.eval()
+        with torch.no_grad():
+            metrics = validate(model, device)
+        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), **metrics}
+        history.append(record)
+        if metrics["score"] > best_score:
+            best_score, best_epoch = metrics["score"], epoch + 1
+            best_state = copy.deepcopy(model.state_dict())
+        if progress is not None:
+            progress({"step": "epoch", "fraction": (epoch + 1) / config.epochs, **record})
+        if checkpoint is not None:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                        "best_model": best_state, "best_score": best_score, "best_epoch": best_epoch,
+                        "history": history, "generator": generator.get_state(),
+                        "torch_rng": torch.get_rng_state()}, checkpoint)
+        if config.patience is not None and epoch + 1 - best_epoch >= config.patience:
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(best_score=float(best_score), best_epoch=best_epoch, epochs_run=epoch + 1,
+                       history=history, seconds=time.perf_counter() - started)

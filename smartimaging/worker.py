@@ -1,0 +1,127 @@
+"""Slicer-free worker for long jobs: `python -m smartimaging.worker <job> ...` prints one JSON line per event.
+
+Events: {"event": "progress", "fraction": f, "message": m}, {"event": "result", ...}, {"event": "error",
+"message": m}. The desktop module and the web station start it with :class:`WorkerProcess`, poll its events
+without blocking the GUI, and cancel it by terminating the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from .errors import SmartImagingError
+
+
+def emit(event: str, **fields) -> None:
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+def _bonescan_segment(args) -> None:
+    import SimpleITK as sitk
+
+    from .bonescan.outputs import source_labelmaps
+    from .bonescan.pipeline import BoneScanModels, analyse
+    from .bonescan.views import study_from_images
+    from .io import read_volume
+
+    emit("progress", fraction=0.0, message="loading images")
+    paths = [Path(p) for p in args.input]
+    images = [read_volume(p) for p in paths]
+    study = study_from_images(images, paths, invert_flags=[False] * len(images),
+                              view_names=args.views.split(",") if args.views else None)
+    emit("progress", fraction=0.05, message="loading models")
+    models = BoneScanModels.load(directory=args.models_dir, device=args.device)
+    result = analyse(study, models, progress=lambda f, m: emit("progress", fraction=0.1 + 0.85 * f, message=m))
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    label_paths = []
+    for index, (image, labels) in enumerate(zip(study.images, source_labelmaps(study, result.labelmaps),
+                                                strict=True)):
+        label_image = sitk.GetImageFromArray(labels)
+        label_image.CopyInformation(image)
+        path = out / f"labels_{index}.nrrd"
+        sitk.WriteImage(label_image, str(path), True)
+        label_paths.append(str(path))
+    emit("result", labels=label_paths, result=result.as_json())
+
+
+JOBS = {"bonescan-segment": _bonescan_segment}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m smartimaging.worker")
+    parser.add_argument("job", choices=sorted(JOBS))
+    parser.add_argument("--input", nargs="+", required=True)
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--views")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--models-dir")
+    args = parser.parse_args(argv)
+    try:
+        JOBS[args.job](args)
+    except SmartImagingError as exc:
+        emit("error", message=str(exc))
+        return 2
+    return 0
+
+
+class WorkerProcess:
+    """A running worker: `poll()` returns the events read so far without blocking; `cancel()` stops it."""
+
+    def __init__(self, job: str, arguments: list[str], python: str | None = None):
+        command = [python or sys.executable, "-m", "smartimaging.worker", job, *arguments]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self._events: queue.Queue = queue.Queue()
+        self._stderr: list[str] = []
+        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._reader.start()
+        threading.Thread(target=lambda: self._stderr.extend(self.process.stderr), daemon=True).start()
+        self.cancelled = False
+
+    def _read_stdout(self) -> None:
+        for line in self.process.stdout:
+            try:
+                self._events.put(json.loads(line))
+            except json.JSONDecodeError:
+                self._stderr.append(line)
+
+    def poll(self) -> list[dict]:
+        events = []
+        while True:
+            try:
+                events.append(self._events.get_nowait())
+            except queue.Empty:
+                return events
+
+    @property
+    def finished(self) -> bool:
+        return self.process.poll() is not None
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if not self.finished:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def wait(self, timeout: float | None = None) -> list[dict]:
+        """Block until the worker exits (for scripts and tests); returns all remaining events."""
+        self.process.wait(timeout=timeout)
+        self._reader.join(timeout=timeout)
+        return self.poll()
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self._stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

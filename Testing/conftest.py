@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,6 @@ def require_shared(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"needs {path} (the shared real-data folder beside the repository) which is absent")
     return path
-
-
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="session")

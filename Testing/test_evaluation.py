@@ -6,7 +6,14 @@ from scipy.stats import binomtest
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from smartimaging.evaluation import (
-    auc_with_ci, binary_metrics, delong_auc_variance, dice, mean_sd, plot_roc, wilson_interval, youden_cutoff,
+    auc_with_ci,
+    binary_metrics,
+    delong_auc_variance,
+    dice,
+    mean_sd,
+    plot_roc,
+    wilson_interval,
+    youden_cutoff,
 )
 
 

@@ -1,5 +1,5 @@
-"""MRML helpers shared by the scene adapters: headless scene set-up and the one place where Slicer's RAS meets
-ITK's LPS (volume node <-> SimpleITK image, geometry kept exactly).
+"""MRML helpers shared by the scene adapters: headless scene set-up and volume node <-> SimpleITK image
+(geometry kept exactly through smartimaging.geometry).
 
 Only `vtk`, the `slicer` MRML classes and `slicer.util` array helpers are used, so the same code runs in desktop
 Slicer and under pytest with the `slicer-core` wheel.
@@ -14,7 +14,7 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
-LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
+from .geometry import ijk_to_ras_from_image, set_image_geometry_from_ijk_to_ras
 
 
 def create_headless_scene():
@@ -47,23 +47,13 @@ def volume_node_to_sitk(volume_node) -> sitk.Image:
     """Copy of a scalar volume node as a SimpleITK image in LPS, with spacing, origin and direction kept."""
     array = slicer.util.arrayFromVolume(volume_node)
     image = sitk.GetImageFromArray(np.array(array, copy=True))
-    ijk_to_ras = ijk_to_ras_matrix(volume_node)
-    spacing = np.array(volume_node.GetSpacing())
-    direction_ras = ijk_to_ras[:3, :3] / spacing
-    image.SetSpacing(tuple(float(s) for s in spacing))
-    image.SetDirection(tuple(float(d) for d in (LPS_FROM_RAS @ direction_ras).ravel()))
-    image.SetOrigin(tuple(float(o) for o in LPS_FROM_RAS @ ijk_to_ras[:3, 3]))
+    set_image_geometry_from_ijk_to_ras(image, ijk_to_ras_matrix(volume_node))
     return image
 
 
 def sitk_to_volume_node(image: sitk.Image, volume_node) -> None:
     """Fill a volume node (scalar or labelmap) from a SimpleITK image, converting LPS geometry to RAS."""
-    spacing = np.array(image.GetSpacing())
-    direction_ras = LPS_FROM_RAS @ np.array(image.GetDirection()).reshape(3, 3)
-    ijk_to_ras = np.eye(4)
-    ijk_to_ras[:3, :3] = direction_ras * spacing
-    ijk_to_ras[:3, 3] = LPS_FROM_RAS @ np.array(image.GetOrigin())
-    volume_node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(ijk_to_ras))
+    volume_node.SetIJKToRASMatrix(slicer.util.vtkMatrixFromArray(ijk_to_ras_from_image(image)))
     slicer.util.updateVolumeFromArray(volume_node, sitk.GetArrayFromImage(image))
 
 

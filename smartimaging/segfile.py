@@ -7,6 +7,7 @@ import os
 import numpy as np
 import SimpleITK as sitk
 
+from .geometry import ijk_to_ras_from_image
 from .segments import SegmentSpec
 
 
@@ -25,6 +26,10 @@ def write_seg_nrrd(labels: np.ndarray, reference: sitk.Image, segments: tuple[Se
     image.SetMetaData("Segmentation_MasterRepresentation", "Binary labelmap")
     image.SetMetaData("Segmentation_ContainedRepresentationNames", "Binary labelmap|")
     image.SetMetaData("Segmentation_ReferenceImageExtentOffset", "0 0 0")
+    matrix = ";".join(f"{value:.17g}" for value in ijk_to_ras_from_image(reference).ravel())
+    extent = ";".join(f"0;{n - 1}" for n in size)
+    image.SetMetaData("Segmentation_ConversionParameters",
+                      f"Reference image geometry|{matrix};{extent};|Image geometry of the source volume&")
     for index, spec in enumerate(segments):
         prefix = f"Segment{index}_"
         image.SetMetaData(prefix + "ID", spec.segment_id)

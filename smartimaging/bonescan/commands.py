@@ -118,9 +118,12 @@ def phantoms(args) -> int:
 def _print_summary(result: dict, out: str) -> None:
     views = ", ".join(result["views"])
     print(f"views: {views}")
-    print(f"metastasis probability {result['metastasis_probability']:.3f} "
-          f"({'suspected' if result['metastasis_suspected'] else 'not suspected'} at {result['threshold']}); "
-          f"bladder probability {result['bladder_probability']:.3f}")
+    if result["metastasis_probability"] is not None:
+        print(f"metastasis probability {result['metastasis_probability']:.3f} "
+              f"({'suspected' if result['metastasis_suspected'] else 'not suspected'} at {result['threshold']}); "
+              f"bladder probability {result['bladder_probability']:.3f}")
+    else:
+        print("BSTBI recomputed from the given segmentation (networks not run)")
     for name, value in result["bstbi"]["per_subimage"].items():
         print(f"  BSTBI {name}: {value:.3f}")
     print(f"BSTBI (mean of {len(result['bstbi']['per_subimage'])} sub-images): {result['bstbi']['mean']:.3f}")

@@ -63,7 +63,7 @@ def _segmentation_from_labels(scene, volume_node, labels: np.ndarray, name: str,
             segment = segmentation.GetSegment(segment_id)
             segment.SetName(spec.name)
             segment.SetColor(*spec.color)
-            segment.SetTag(segment.GetTerminologyEntryTagName(), spec.terminology_entry())
+            segment.SetTerminology(spec.terminology_entry())
             segment.SetTag(LABEL_TAG, str(spec.label))
     finally:
         scene.RemoveNode(labelmap_node)

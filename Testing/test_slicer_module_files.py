@@ -1,0 +1,74 @@
+"""The Slicer module files follow the scripted-module template and agree with each other (no Slicer app here:
+checked from the source and the .ui XML), and the terminology file matches the segment codes."""
+
+import ast
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from smartimaging.segments import BONESCAN_SEGMENTS, TERMINOLOGY_CONTEXT, TERMINOLOGY_FILE
+
+REPO = Path(__file__).resolve().parents[1]
+MODULES = ["BoneScanBSTBI"]
+
+
+def _module(name):
+    source = (REPO / name / f"{name}.py").read_text()
+    return source, ast.parse(source)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_template_classes_exist(name):
+    _, tree = _module(name)
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    for suffix, base in [("", "ScriptedLoadableModule"), ("Widget", "ScriptedLoadableModuleWidget"),
+                         ("Logic", "ScriptedLoadableModuleLogic"), ("Test", "ScriptedLoadableModuleTest"),
+                         ("ParameterNode", None)]:
+        assert name + suffix in classes, f"{name}{suffix} missing"
+        if base:
+            assert base in [b.id for b in classes[name + suffix].bases if isinstance(b, ast.Name)]
+    decorators = [d.id for d in classes[name + "ParameterNode"].decorator_list if isinstance(d, ast.Name)]
+    assert decorators == ["parameterNodeWrapper"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_ui_parameter_names_and_widget_references_match(name):
+    source, tree = _module(name)
+    ui = ET.parse(REPO / name / "Resources" / "UI" / f"{name}.ui").getroot()
+    widgets = {w.get("name") for w in ui.iter("widget")}
+    bound = {p.find("string").text for p in ui.iter("property") if p.get("name") == "SlicerParameterName"}
+    parameter_class = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name + "ParameterNode")
+    fields = {n.target.id for n in parameter_class.body if isinstance(n, ast.AnnAssign)}
+    assert bound <= fields, f"unbound parameter names in .ui: {bound - fields}"
+    referenced = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                  and isinstance(node.value, ast.Attribute) and node.value.attr == "ui"}
+    assert referenced <= widgets, f"widgets used in code but absent from the .ui: {referenced - widgets}"
+    assert (REPO / name / "Resources" / "Icons" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_apply_actions_use_try_with_error_display(name):
+    _, tree = _module(name)
+    widget = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name + "Widget")
+    for method in widget.body:
+        if isinstance(method, ast.FunctionDef) and method.name in ("onSegmentButton", "onComputeButton",
+                                                                  "onCompareButton"):
+            assert "tryWithErrorDisplay" in ast.unparse(method), method.name
+
+
+def test_extension_cmake_lists_every_module():
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    for name in MODULES:
+        assert f"add_subdirectory({name})" in cmake
+        assert "WITH_GENERIC_TESTS" in (REPO / name / "CMakeLists.txt").read_text()
+    assert "EXTENSION_DEPENDS" in cmake and "PyTorch" in cmake
+
+
+def test_terminology_file_matches_segment_codes():
+    document = json.loads(TERMINOLOGY_FILE.read_text())
+    assert document["SegmentationCategoryTypeContextName"] == TERMINOLOGY_CONTEXT
+    types = {(c["CodeValue"], t["CodeValue"]) for c in document["SegmentationCodes"]["Category"] for t in c["Type"]}
+    for spec in BONESCAN_SEGMENTS:
+        assert (spec.category.value, spec.type.value) in types

@@ -1,0 +1,85 @@
+"""`smartimaging demo`: run the modules on bundled sample cases and write an HTML report a person can open."""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+from pathlib import Path
+
+from . import __version__
+from .bonescan.outputs import write_result
+from .bonescan.pipeline import BoneScanModels, analyse
+from .bonescan.views import load_bone_scan, write_nm_dicom
+from .phantoms.bonescan import make_bone_scan_phantom
+
+SAMPLE_DATA = Path(__file__).resolve().parents[1] / "Resources" / "SampleData"
+PHANTOM_SEEDS = (4, 3, 0)  # normal, few lesions, multiple lesions (deterministic)
+
+
+def _bonescan_cases(folder: Path) -> list[tuple[str, Path, str]]:
+    folder.mkdir(parents=True, exist_ok=True)
+    cases = []
+    real = SAMPLE_DATA / "GE_NM_wholebody_bone.dcm"
+    if real.is_file():
+        cases.append(("Real GE whole-body scan (anterior)", real, "real patient scan, no ground truth"))
+    for seed in PHANTOM_SEEDS:
+        phantom = make_bone_scan_phantom(seed)
+        path = folder / f"phantom_{seed}.dcm"
+        write_nm_dicom(path, phantom.views, phantom.patient_id, phantom.age)
+        bladder = "present" if phantom.bladder_present else "absent"
+        truth = f"phantom truth: {phantom.n_lesions} metastases, bladder {bladder}"
+        if phantom.confounders:
+            truth += f"; confounders: {', '.join(phantom.confounders)}"
+        cases.append((f"Phantom {phantom.patient_id}", path, truth))
+    return cases
+
+
+def _case_html(title: str, truth: str, folder: Path, result: dict) -> str:
+    rows = "".join(f"<tr><td>BSTBI {html.escape(k)}</td><td>{v:.3f}</td></tr>"
+                   for k, v in result["bstbi"]["per_subimage"].items())
+    rows += f"<tr><th>BSTBI (mean)</th><th>{result['bstbi']['mean']:.3f}</th></tr>"
+    rows += (f"<tr><td>Metastasis probability</td><td>{result['metastasis_probability']:.3f} "
+             f"({'suspected' if result['metastasis_suspected'] else 'not suspected'})</td></tr>"
+             f"<tr><td>Urinary bladder probability</td><td>{result['bladder_probability']:.3f}</td></tr>"
+             f"<tr><td>Lesions segmented</td><td>{len(result['lesions'])}</td></tr>"
+             f"<tr><td>Time (file to BSTBI)</td><td>{result['timings_s']['total']:.2f} s</td></tr>")
+    images = "".join(f'<img src="{folder.name}/{name}" alt="{name}">' for name in result["outputs"]
+                     if name.endswith(".png"))
+    return (f"<section><h2>{html.escape(title)}</h2><p class='truth'>{html.escape(truth)}</p>"
+            f"<div class='case'><div>{images}</div><table>{rows}</table></div></section>")
+
+
+def run_demo(out: str, device: str = "auto") -> int:
+    """Bone-scan BSTBI on the real GE scan and three phantoms; writes `<out>/index.html`."""
+    out_dir = Path(out)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    models = BoneScanModels.load(device=device)
+    sections = []
+    for index, (title, path, truth) in enumerate(_bonescan_cases(out_dir / "inputs")):
+        study = load_bone_scan([path])
+        result = analyse(study, models)
+        case_dir = out_dir / f"bonescan_{index}"
+        write_result(study, result, case_dir)
+        record = json.loads((case_dir / "result.json").read_text())
+        sections.append(_case_html(title, truth, case_dir, record))
+        print(f"{title}: BSTBI {result.bstbi['mean']:.3f}, metastasis probability "
+              f"{result.metastasis_probability:.3f}, bladder probability {result.bladder_probability:.3f}")
+    models_text = ", ".join(f"{m['id']} v{m['version']}" for m in models.provenance)
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>SmartImaging demo report</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} .case{{display:flex;gap:2em;align-items:flex-start}}
+img{{height:420px;margin-right:.5em;border:1px solid #ccc}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #bbb;padding:.3em .6em;text-align:left}} .warn{{background:#fff3cd;padding:.8em}}
+.truth{{color:#555}}</style></head><body>
+<h1>SmartImaging demo report</h1>
+<p class="warn"><b>Demo weights:</b> the models ({html.escape(models_text)}) were trained on synthetic phantoms only.
+Numbers shown here are demonstrations, not for clinical use.</p>
+<h1>BoneScanBSTBI: bone-scan tumour burden index</h1>
+<p>Overlays: red = segmented metastasis, yellow = urinary bladder; grey scale with more uptake darker.
+BSTBI is computed on 4 sub-images (anterior/posterior × standard/high-contrast grey levels), K = 5.</p>
+{''.join(sections)}
+<p>SmartImaging {__version__}; device {models.device}.</p></body></html>"""
+    (out_dir / "index.html").write_text(page)
+    print(f"report: {out_dir / 'index.html'}")
+    return 0

@@ -114,3 +114,13 @@ def test_grouped_split_keeps_patients_together():
         by_patient.setdefault(patient, set()).add(split)
     assert all(len(s) == 1 for s in by_patient.values())
     assert 0.7 < np.mean([s == "train" for s in splits]) < 0.9
+
+
+def test_training_can_be_cancelled():
+    from smartimaging.errors import CancelledError
+
+    data, x, y = _toy_problem()
+    config = TrainConfig(epochs=5, batch_size=8, device="cpu", show_progress=False)
+    with pytest.raises(CancelledError):
+        fit(torch.nn.Linear(4, 1), data, torch.nn.BCEWithLogitsLoss(), _validate(x, y), config,
+            should_cancel=lambda: True)

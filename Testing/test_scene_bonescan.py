@@ -140,10 +140,16 @@ def test_missing_volume_is_a_clear_error(scene, models):
         bonescan_scene.segment(scene, [None], models)
 
 
-def test_table_provenance_attributes(scene, models, case):
+def test_results_go_under_the_input_study_with_provenance(scene, models, case):
     volumes = [_volume(scene, case, "anterior")]
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    study = hierarchy.CreateStudyItem(hierarchy.CreateSubjectItem(hierarchy.GetSceneItemID(), "Patient"), "Study")
+    hierarchy.CreateItem(study, volumes[0])
     ai_nodes, _ = bonescan_scene.segment(scene, volumes, models)
-    table, _ = bonescan_scene.compute_bstbi(scene, volumes, ai_nodes)
+    edited = bonescan_scene.editable_copy(scene, ai_nodes[0])
+    table, _ = bonescan_scene.compute_bstbi(scene, volumes, [edited])
+    for node in (ai_nodes[0], edited, table):
+        assert hierarchy.GetItemParent(hierarchy.GetItemByDataNode(node)) == study, node.GetName()
     from smartimaging.mrml import get_json_attribute
 
     provenance = get_json_attribute(table, bonescan_scene.RESULT)

@@ -18,9 +18,7 @@ import SimpleITK as sitk
 
 from .errors import InputError
 
-DICOM_SUFFIXES = {".dcm", ".dicom", ".ima", ""}
 RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".pgm", ".tif", ".tiff"}
-VOLUME_SUFFIXES = {".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd"}
 
 
 def file_suffix(path: str | os.PathLike) -> str:
@@ -110,11 +108,6 @@ def describe_geometry(image: sitk.Image) -> str:
     spacing = "×".join(f"{s:g}" for s in image.GetSpacing())
     origin = ", ".join(f"{o:g}" for o in image.GetOrigin())
     return f"{size} voxels of {spacing} mm at ({origin})"
-
-
-def write_image(image: sitk.Image, path: str | os.PathLike, compress: bool = True) -> None:
-    """Write an image with SimpleITK (NRRD, NIfTI...)."""
-    sitk.WriteImage(image, str(path), useCompression=compress)
 
 
 @contextmanager

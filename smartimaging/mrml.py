@@ -76,3 +76,17 @@ def fill_table(table_node, columns: list[str], rows: list[list]) -> None:
         index = table_node.AddEmptyRow()
         for column, value in enumerate(row):
             table_node.SetCellText(index, column, str(value))
+
+
+def place_in_same_study(scene, node, source_node) -> None:
+    """Put `node` under the subject-hierarchy parent (study) of `source_node` (items are created if missing, as
+    happens without the application's subject-hierarchy plugins)."""
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    invalid = hierarchy.GetInvalidItemID()
+    source_item = hierarchy.GetItemByDataNode(source_node)
+    parent = hierarchy.GetItemParent(source_item) if source_item != invalid else hierarchy.GetSceneItemID()
+    item = hierarchy.GetItemByDataNode(node)
+    if item == invalid:
+        hierarchy.CreateItem(parent, node)
+    else:
+        hierarchy.SetItemParent(item, parent)

@@ -19,7 +19,14 @@ import vtk
 
 from .. import __version__
 from ..errors import InputError
-from ..mrml import fill_table, get_json_attribute, set_json_attribute, sitk_to_volume_node, volume_node_to_sitk
+from ..mrml import (
+    fill_table,
+    get_json_attribute,
+    place_in_same_study,
+    set_json_attribute,
+    sitk_to_volume_node,
+    volume_node_to_sitk,
+)
 from ..segments import BONESCAN_SEGMENTS
 from .outputs import recompute_from_labelmaps, source_labelmaps
 from .pipeline import BoneScanModels, BoneScanResult, analyse
@@ -70,6 +77,7 @@ def _segmentation_from_labels(scene, volume_node, labels: np.ndarray, name: str,
     segmentation_node.SetAttribute(ROLE, role)
     segmentation_node.SetNodeReferenceID(SOURCE_VOLUME, volume_node.GetID())
     segmentation_node.CreateDefaultDisplayNodes()
+    place_in_same_study(scene, segmentation_node, volume_node)
     return segmentation_node
 
 
@@ -144,6 +152,7 @@ def editable_copy(scene, ai_segmentation_node):
     copy.SetNodeReferenceID(SOURCE_VOLUME, ai_segmentation_node.GetNodeReferenceID(SOURCE_VOLUME))
     copy.SetNodeReferenceID("SmartImaging.AISegmentation", ai_segmentation_node.GetID())
     copy.CreateDefaultDisplayNodes()
+    place_in_same_study(scene, copy, ai_segmentation_node)
     return copy
 
 
@@ -170,7 +179,9 @@ def compute_bstbi(scene, volume_nodes: list, segmentation_nodes: list, exclude: 
     result.bladder_probability = ai_result.get("bladder_probability")
     result.models = ai_result.get("models", [])
     result.timings = {"bstbi": time.perf_counter() - started}
-    table_node = table_node or scene.AddNewNodeByClass("vtkMRMLTableNode", "BSTBI")
+    if table_node is None:
+        table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{volume_nodes[0].GetName()} BSTBI")
+        place_in_same_study(scene, table_node, volume_nodes[0])
     write_result_table(table_node, result)
     return table_node, result
 

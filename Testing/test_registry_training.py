@@ -124,3 +124,25 @@ def test_training_can_be_cancelled():
     with pytest.raises(CancelledError):
         fit(torch.nn.Linear(4, 1), data, torch.nn.BCEWithLogitsLoss(), _validate(x, y), config,
             should_cancel=lambda: True)
+
+
+@pytest.mark.parametrize("architecture, shape", [
+    ({"name": "resnet34", "num_classes": 2, "widen_factor": 0.25}, (3, 1, 64, 64)),
+    ({"name": "basic_unet", "out_channels": 3, "features": [8, 16, 32, 64, 128, 8], "norm": "batch"}, (1, 1, 64, 32)),
+])
+def test_inference_preparation_keeps_outputs(architecture, shape):
+    from smartimaging.models.nets import prepare_for_inference
+
+    torch.manual_seed(0)
+    network = build_network(architecture).eval()
+    for module in network.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):  # non-trivial statistics so that folding matters
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+            module.weight.data.uniform_(0.5, 1.5)
+    x = torch.randn(*shape)
+    with torch.inference_mode():
+        expected = network(x)
+        prepared = prepare_for_inference(network, torch.device("cpu"))
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in prepared.modules())
+        assert torch.allclose(prepared(x.contiguous(memory_format=torch.channels_last)), expected, atol=1e-4)

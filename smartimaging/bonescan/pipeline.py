@@ -19,7 +19,7 @@ from scipy import ndimage
 from .. import __version__
 from ..errors import InputError
 from ..models import LoadedModel, load_model
-from ..models.nets import pick_device
+from ..models.nets import pick_device, prepare_for_inference
 from .bstbi import K_SCALING, study_bstbi
 from .views import BoneScanStudy
 
@@ -104,7 +104,14 @@ class BoneScanModels:
     def load(cls, classifier: str = CLASSIFIER_ID, segmenter: str = SEGMENTER_ID, directory=None,
              device: str = "auto") -> BoneScanModels:
         chosen = pick_device(device)
-        return cls(load_model(classifier, directory, chosen), load_model(segmenter, directory, chosen), chosen)
+        loaded = [load_model(model_id, directory, chosen) for model_id in (classifier, segmenter)]
+        for model in loaded:
+            model.network = prepare_for_inference(model.network, chosen)
+        return cls(*loaded, chosen)
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(array).to(self.device)
+        return tensor.contiguous(memory_format=torch.channels_last) if self.device.type == "cpu" else tensor
 
     @property
     def provenance(self) -> list[dict]:
@@ -113,13 +120,13 @@ class BoneScanModels:
     @torch.inference_mode()
     def classify(self, x: np.ndarray) -> np.ndarray:
         """Sigmoid probabilities (n_crops, 2): metastasis, bladder."""
-        batch = torch.from_numpy(crops_of(x)).to(self.device)
+        batch = self._tensor(crops_of(x))
         return torch.sigmoid(self.classifier.network(batch)).float().cpu().numpy()
 
     @torch.inference_mode()
     def segment(self, x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         """Label map (0/1/2) on the original `shape` grid."""
-        logits = self.segmenter.network(torch.from_numpy(x)[None, None].to(self.device)).float()
+        logits = self.segmenter.network(self._tensor(x[None, None])).float()
         logits = F.interpolate(logits, size=shape, mode="bilinear", align_corners=False)
         return clean_labelmap(logits.argmax(1)[0].cpu().numpy().astype(np.uint8))
 

@@ -35,6 +35,7 @@ def test_predict_writes_segmentation_json_and_overlays(predicted, metastatic_cas
     assert 0.0 <= result["metastasis_probability"] <= 1.0
     assert len(result["crop_probabilities"]["anterior"]) == 7
     assert set(result["timings_s"]) >= {"load", "classify", "segment", "bstbi", "total"}
+    assert result["device"] == "cpu" and result["parameters"]["k"] == 5 and result["reader_edited"] is False
     labels = sitk.ReadImage(str(predicted / f"{stem}_labels.nii.gz"))
     source = sitk.ReadImage(str(metastatic_case["mask"]))
     assert labels.GetSize() == source.GetSize()

@@ -20,7 +20,7 @@ from .. import __version__
 from ..errors import InputError
 from ..models import LoadedModel, load_model
 from ..models.nets import pick_device, prepare_for_inference
-from .bstbi import K_SCALING, study_bstbi
+from .bstbi import GREY_LEVEL_SETTINGS, K_SCALING, UPPER_PERCENTILE, study_bstbi
 from .views import BoneScanStudy
 
 NET_ROWS, NET_COLS, CROP, CROP_STRIDE = 1024, 256, 256, 128
@@ -145,6 +145,7 @@ class BoneScanResult:
     excluded_lesions: list[int] = field(default_factory=list)
     reader_edited: bool = False
     edit_dice: dict[str, float] = field(default_factory=dict)
+    device: str = ""
 
     @property
     def metastasis_suspected(self) -> bool | None:
@@ -158,6 +159,9 @@ class BoneScanResult:
             "metastasis_suspected": self.metastasis_suspected,
             "bladder_probability": self.bladder_probability,
             "threshold": THRESHOLD,
+            "parameters": {"k": K_SCALING, "grey_levels": GREY_LEVEL_SETTINGS, "upper_percentile": UPPER_PERCENTILE,
+                           "threshold": THRESHOLD, "min_lesion_pixels": MIN_LESION_PIXELS},
+            "device": self.device,
             "crop_probabilities": self.crop_probabilities,
             "bstbi": self.bstbi,
             "lesions": [{k: v for k, v in c.items() if not k.startswith("_")} for c in self.lesions],
@@ -210,5 +214,5 @@ def analyse(study: BoneScanStudy, models: BoneScanModels, exclude: list[int] | N
         metastasis_probability=float(all_probabilities[:, 0].max()),
         bladder_probability=float(all_probabilities[:, 1].max()),
         labelmaps=labelmaps, lesions=lesions, bstbi=index, timings=timings,
-        models=models.provenance, excluded_lesions=sorted(exclude or []),
+        models=models.provenance, excluded_lesions=sorted(exclude or []), device=str(models.device),
     )

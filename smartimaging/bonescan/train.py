@@ -37,7 +37,8 @@ CLASSIFIER_ARCHITECTURE = {"name": "resnet34", "spatial_dims": 2, "in_channels":
 SEGMENTER_ARCHITECTURE = {"name": "basic_unet", "spatial_dims": 2, "in_channels": 1, "out_channels": 3,
                           "features": [8, 16, 32, 64, 128, 8], "act": "relu", "norm": "batch"}
 INPUTS = {"channels": 1, "size_rows_cols": [NET_ROWS, NET_COLS], "crop": [CROP, CROP], "crop_stride_rows": 128,
-          "resize": "bilinear", "normalisation": "counts / 99.5th percentile of the view, clipped to [0, 4]"}
+          "resize": "bilinear", "normalisation": "counts / 99.5th percentile of the view, clipped to [0, 4]",
+          "spacing": "as acquired; each view is resized to 1024×256 (2.26 mm pixels for a 256×1024 camera matrix)"}
 LESION_PIXELS_FOR_POSITIVE_CROP, BLADDER_PIXELS_FOR_POSITIVE_CROP = 5, 20
 
 

@@ -28,6 +28,13 @@ def test_cards_declare_demo_weights_and_provenance(models):
         assert loaded.weights_path.stat().st_size < 10 * 2**20
 
 
+def test_case_cutoff_comes_from_the_card(models):
+    from smartimaging.bonescan.pipeline import CASE_THRESHOLD_KEY
+
+    cutoff = models.classifier.card["outputs"]["thresholds"][CASE_THRESHOLD_KEY]
+    assert models.case_threshold == cutoff and 0.0 < cutoff < 1.0
+
+
 def test_card_metrics_hold_on_fresh_phantoms(models):
     scores, targets = [], []
     overlap, totals = np.zeros(3), np.zeros(3)

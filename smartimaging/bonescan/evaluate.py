@@ -15,7 +15,7 @@ from ..evaluation import auc_with_ci, binary_metrics, dice, mean_sd, plot_roc
 from ..io import atomic_output_dir
 from ..manifest import read_manifest
 from .cohort import read_masks
-from .pipeline import BLADDER, LESION, THRESHOLD, BoneScanModels, analyse
+from .pipeline import BLADDER, LESION, PAPER_THRESHOLD, BoneScanModels, analyse
 from .views import load_bone_scan
 
 AGE_GROUPS = (("<50", 0, 50), (">=50 and <70", 50, 70), (">=70", 70, 200))
@@ -28,8 +28,8 @@ def _case_dice(predicted: dict, truth: dict, label: int) -> float | None:
     return dice(p, t) if t.any() else None
 
 
-def _group_table(cases: list[dict]) -> dict:
-    predictions = [c["metastasis_probability"] >= THRESHOLD for c in cases]
+def _group_table(cases: list[dict], threshold: float) -> dict:
+    predictions = [c["metastasis_probability"] >= threshold for c in cases]
     metrics = binary_metrics([c["label"] for c in cases], predictions).as_dict()
     lesion = [c["dice_lesion"] for c in cases if c["dice_lesion"] is not None]
     bladder = [c["dice_bladder"] for c in cases if c["dice_bladder"] is not None]
@@ -68,12 +68,14 @@ def evaluate_manifest(manifest_path, out_dir, split: str = "test", device: str =
             "dice_lesion": _case_dice(result.labelmaps, truth, LESION),
             "dice_bladder": _case_dice(result.labelmaps, truth, BLADDER), "seconds": seconds,
         })
-    report = {"manifest": str(manifest_path), "split": split, "threshold": THRESHOLD, "models": models.provenance,
-              "device": str(models.device), "overall": _group_table(cases), "age_groups": {}}
+    threshold = models.case_threshold
+    report = {"manifest": str(manifest_path), "split": split, "threshold": threshold, "models": models.provenance,
+              "device": str(models.device), "overall": _group_table(cases, threshold), "age_groups": {},
+              "overall_at_paper_threshold": _group_table(cases, PAPER_THRESHOLD)}
     for name, low, high in AGE_GROUPS:
         group = [c for c in cases if c["age"] is not None and low <= c["age"] < high]
         if group:
-            report["age_groups"][name] = _group_table(group)
+            report["age_groups"][name] = _group_table(group, threshold)
     auc_lines = []
     curves = {}
     for key, column in (("metastasis", "label"), ("bladder", "bladder")):
@@ -88,8 +90,10 @@ def evaluate_manifest(manifest_path, out_dir, split: str = "test", device: str =
     header = (f"{'group':<14} {'n':>4}  " + "  ".join(f"{h:>18}" for h in ("SEN", "SPE", "ACC", "PPV", "NPV"))
               + "  Dice lesion   Dice bladder")
     lines = [f"Bone-scan evaluation on {len(cases)} cases ({split} split of {Path(manifest_path).name}), "
-             f"threshold {THRESHOLD}", header, _format_row("overall", report["overall"])]
+             f"case cutoff {threshold:.3f} (from the classifier card)", header,
+             _format_row("overall", report["overall"])]
     lines += [_format_row(name, table) for name, table in report["age_groups"].items()]
+    lines.append(_format_row(f"overall @{PAPER_THRESHOLD}", report["overall_at_paper_threshold"]))
     lines += auc_lines
     mean, sd = report["seconds_per_case"]
     lines.append(f"time per case (file -> BSTBI, {report['device']}): {mean:.3f} ± {sd:.3f} s")

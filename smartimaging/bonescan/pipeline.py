@@ -2,8 +2,9 @@
 
 Network input: each view is resized (bilinear) to 1024×256 (rows × columns) and divided by its 99.5th count
 percentile, clipped to [0, 4]. The classifier sees seven 256×256 crops per view (stride 128 rows); the case
-probability is the maximum over crops and views. The U-Net labels every pixel (0 background, 1 metastasis,
-2 bladder); its logits are resized back to the original grid before the argmax.
+probability is the maximum over crops and views, compared with the cutoff in the classifier's card. The U-Net
+labels every pixel (0 background, 1 metastasis, 2 bladder); its logits are resized back to the original grid
+before the argmax.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from .views import BoneScanStudy
 NET_ROWS, NET_COLS, CROP, CROP_STRIDE = 1024, 256, 256, 128
 LESION, BLADDER = 1, 2
 CLASSIFIER_ID, SEGMENTER_ID = "bonescan-resnet34-demo", "bonescan-unet-demo"
-THRESHOLD = 0.5
+PAPER_THRESHOLD = 0.5
+CASE_THRESHOLD_KEY = "case metastasis (Youden on validation cases)"
 MIN_LESION_PIXELS = 3
 
 
@@ -117,6 +119,11 @@ class BoneScanModels:
     def provenance(self) -> list[dict]:
         return [self.classifier.provenance, self.segmenter.provenance]
 
+    @property
+    def case_threshold(self) -> float:
+        """Case-level metastasis cutoff from the classifier's card (the paper's 0.5 when the card has none)."""
+        return float(self.classifier.card["outputs"].get("thresholds", {}).get(CASE_THRESHOLD_KEY, PAPER_THRESHOLD))
+
     @torch.inference_mode()
     def classify(self, x: np.ndarray) -> np.ndarray:
         """Sigmoid probabilities (n_crops, 2): metastasis, bladder."""
@@ -146,10 +153,11 @@ class BoneScanResult:
     reader_edited: bool = False
     edit_dice: dict[str, float] = field(default_factory=dict)
     device: str = ""
+    threshold: float = PAPER_THRESHOLD
 
     @property
     def metastasis_suspected(self) -> bool | None:
-        return None if self.metastasis_probability is None else self.metastasis_probability >= THRESHOLD
+        return None if self.metastasis_probability is None else self.metastasis_probability >= self.threshold
 
     def as_json(self) -> dict:
         return {
@@ -158,9 +166,9 @@ class BoneScanResult:
             "metastasis_probability": self.metastasis_probability,
             "metastasis_suspected": self.metastasis_suspected,
             "bladder_probability": self.bladder_probability,
-            "threshold": THRESHOLD,
+            "threshold": self.threshold,
             "parameters": {"k": K_SCALING, "grey_levels": GREY_LEVEL_SETTINGS, "upper_percentile": UPPER_PERCENTILE,
-                           "threshold": THRESHOLD, "min_lesion_pixels": MIN_LESION_PIXELS},
+                           "case_threshold": self.threshold, "min_lesion_pixels": MIN_LESION_PIXELS},
             "device": self.device,
             "crop_probabilities": self.crop_probabilities,
             "bstbi": self.bstbi,
@@ -215,4 +223,5 @@ def analyse(study: BoneScanStudy, models: BoneScanModels, exclude: list[int] | N
         bladder_probability=float(all_probabilities[:, 1].max()),
         labelmaps=labelmaps, lesions=lesions, bstbi=index, timings=timings,
         models=models.provenance, excluded_lesions=sorted(exclude or []), device=str(models.device),
+        threshold=models.case_threshold,
     )

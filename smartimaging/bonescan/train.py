@@ -15,12 +15,14 @@ from sklearn.metrics import roc_auc_score
 from torch.utils.data import Dataset
 
 from ..errors import InputError
+from ..evaluation import youden_cutoff
 from ..manifest import read_manifest
 from ..models import build_network, save_model
 from ..training import TrainConfig, fit
 from .cohort import LabelledStudy, load_labelled
 from .pipeline import (
     BLADDER,
+    CASE_THRESHOLD_KEY,
     CLASSIFIER_ID,
     CROP,
     LESION,
@@ -136,6 +138,21 @@ def _segmenter_validation(views):
     return validate
 
 
+def case_cutoff(network: torch.nn.Module, studies: list[LabelledStudy]) -> float | None:
+    """Youden cutoff of the case probability (max over crops and views) on labelled validation studies."""
+    device = next(network.parameters()).device
+    scores, labels = [], []
+    network.eval()
+    with torch.inference_mode():
+        for labelled in studies:
+            crops = np.concatenate([crops_of(network_input(v.counts)) for v in labelled.study.views])
+            scores.append(float(torch.sigmoid(network(torch.from_numpy(crops).to(device)))[:, 0].max()))
+            labels.append(int(labelled.row.get("label", "") or -1))
+    if not 0 < sum(label == 1 for label in labels) < len(labels) or -1 in labels:
+        return None
+    return youden_cutoff(labels, scores)
+
+
 def train_bonescan(manifest_path, out_dir, which=("classifier", "segmenter"), config: TrainConfig | None = None,
                    segmenter_config: TrainConfig | None = None, progress=None,
                    model_suffix: str = "demo") -> list[Path]:
@@ -145,7 +162,8 @@ def train_bonescan(manifest_path, out_dir, which=("classifier", "segmenter"), co
     if not train_rows or not val_rows:
         raise InputError("The manifest needs rows with split 'train' and rows with split 'val'")
     train_views = prepared_views(load_labelled(manifest, train_rows))
-    val_views = prepared_views(load_labelled(manifest, val_rows))
+    val_studies = load_labelled(manifest, val_rows)
+    val_views = prepared_views(val_studies)
     command = "smartimaging " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
     data = {"manifest": str(Path(manifest_path).name), "train_cases": len(train_rows), "val_cases": len(val_rows)}
     config = config or TrainConfig()
@@ -166,6 +184,10 @@ def train_bonescan(manifest_path, out_dir, which=("classifier", "segmenter"), co
         model_id = model_id.replace("-demo", f"-{model_suffix}")
         network = build_network(architecture)
         result = fit(network, dataset, loss, validate, job_config, progress=progress)
+        if name == "classifier":
+            cutoff = case_cutoff(network, val_studies)
+            if cutoff is not None:
+                outputs["thresholds"][CASE_THRESHOLD_KEY] = cutoff
         card = {
             "id": model_id, "version": "1.0.0", "task": f"bonescan-{name}",
             "architecture": architecture, "inputs": INPUTS, "outputs": outputs,

@@ -14,7 +14,7 @@ from .bonescan.views import load_bone_scan, write_nm_dicom
 from .phantoms.bonescan import make_bone_scan_phantom
 
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "Resources" / "SampleData"
-PHANTOM_SEEDS = (3, 4, 0)  # no metastasis (degenerative joints), one lesion without bladder, 12 lesions
+PHANTOM_SEEDS = (5, 6, 2, 9)  # no metastasis (confounders only), 2, 5 and 33 metastases
 
 
 def _bonescan_cases(folder: Path) -> list[tuple[str, Path, str]]:

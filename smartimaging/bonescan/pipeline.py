@@ -101,6 +101,7 @@ class BoneScanModels:
     classifier: LoadedModel
     segmenter: LoadedModel
     device: torch.device
+    channels_last: bool = False  # set when the networks were prepared for CPU inference
 
     @classmethod
     def load(cls, classifier: str = CLASSIFIER_ID, segmenter: str = SEGMENTER_ID, directory=None,
@@ -109,11 +110,12 @@ class BoneScanModels:
         loaded = [load_model(model_id, directory, chosen) for model_id in (classifier, segmenter)]
         for model in loaded:
             model.network = prepare_for_inference(model.network, chosen)
-        return cls(*loaded, chosen)
+        return cls(*loaded, chosen, channels_last=chosen.type == "cpu")
 
-    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+    def to_network_tensor(self, array: np.ndarray) -> torch.Tensor:
+        """A (batch, channel, rows, cols) array as a tensor on the models' device and memory format."""
         tensor = torch.from_numpy(array).to(self.device)
-        return tensor.contiguous(memory_format=torch.channels_last) if self.device.type == "cpu" else tensor
+        return tensor.contiguous(memory_format=torch.channels_last) if self.channels_last else tensor
 
     @property
     def provenance(self) -> list[dict]:
@@ -127,13 +129,13 @@ class BoneScanModels:
     @torch.inference_mode()
     def classify(self, x: np.ndarray) -> np.ndarray:
         """Sigmoid probabilities (n_crops, 2): metastasis, bladder."""
-        batch = self._tensor(crops_of(x))
+        batch = self.to_network_tensor(crops_of(x))
         return torch.sigmoid(self.classifier.network(batch)).float().cpu().numpy()
 
     @torch.inference_mode()
     def segment(self, x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         """Label map (0/1/2) on the original `shape` grid."""
-        logits = self.segmenter.network(self._tensor(x[None, None])).float()
+        logits = self.segmenter.network(self.to_network_tensor(x[None, None])).float()
         logits = F.interpolate(logits, size=shape, mode="bilinear", align_corners=False)
         return clean_labelmap(logits.argmax(1)[0].cpu().numpy().astype(np.uint8))
 

@@ -155,3 +155,13 @@ def test_results_go_under_the_input_study_with_provenance(scene, models, case):
     provenance = get_json_attribute(table, bonescan_scene.RESULT)
     assert {m["id"] for m in provenance["models"]} == {"bonescan-resnet34-demo", "bonescan-unet-demo"}
     assert provenance["smartimaging_version"]
+
+
+def test_volume_node_with_dark_uptake_is_read_as_counts(scene, case):
+    counts = case.views["anterior"]
+    image = sitk.GetImageFromArray((counts.max() - counts)[None])
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "exported png")
+    sitk_to_volume_node(image, node)
+    study = bonescan_scene.study_from_volume_nodes([node])
+    assert counts.min() == 0
+    assert np.array_equal(study.views[0].counts, counts)

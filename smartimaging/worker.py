@@ -33,8 +33,7 @@ def _bonescan_segment(args) -> None:
     emit("progress", fraction=0.0, message="loading images")
     paths = [Path(p) for p in args.input]
     images = [read_volume(p) for p in paths]
-    study = study_from_images(images, paths, invert_flags=[False] * len(images),
-                              view_names=args.views.split(",") if args.views else None)
+    study = study_from_images(images, paths, view_names=args.views.split(",") if args.views else None)
     emit("progress", fraction=0.05, message="loading models")
     models = BoneScanModels.load(directory=args.models_dir, device=args.device)
     result = analyse(study, models, progress=lambda f, m: emit("progress", fraction=0.1 + 0.85 * f, message=m))

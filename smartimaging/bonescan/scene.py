@@ -39,12 +39,13 @@ LABEL_TAG = "SmartImaging.Label"
 
 
 def study_from_volume_nodes(volume_nodes: list, view_names: list[str] | None = None) -> BoneScanStudy:
-    """Bone-scan study from scalar volume nodes (one per view, or one node with two frames), counts as loaded."""
+    """Bone-scan study from scalar volume nodes (one per view, or one node with two frames); white-background
+    exports with dark uptake are detected and inverted, as for files."""
     if not volume_nodes or any(node is None for node in volume_nodes):
         raise InputError("Select the bone-scan volume(s) first")
     images = [volume_node_to_sitk(node) for node in volume_nodes]
     paths = [Path(node.GetName()) for node in volume_nodes]
-    return study_from_images(images, paths, invert_flags=[False] * len(images), view_names=view_names)
+    return study_from_images(images, paths, view_names=view_names)
 
 
 def _segmentation_from_labels(scene, volume_node, labels: np.ndarray, name: str, role: str):

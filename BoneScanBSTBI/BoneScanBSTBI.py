@@ -20,7 +20,9 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-REQUIREMENTS = ["monai>=1.4", "safetensors>=0.4", "pydicom>=2.4", "scikit-learn>=1.3", "tqdm", "matplotlib"]
+# import name -> pip requirement (torch comes from the PyTorch extension)
+REQUIREMENTS = {"monai": "monai>=1.4", "safetensors": "safetensors>=0.4", "pydicom": "pydicom>=2.4",
+                "sklearn": "scikit-learn>=1.3", "tqdm": "tqdm", "matplotlib": "matplotlib"}
 SIDE_BY_SIDE_LAYOUT_ID = 20260  # anterior | posterior | table
 SIDE_BY_SIDE_LAYOUT = """
 <layout type="horizontal" split="true">
@@ -223,6 +225,7 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._worker:
             self._worker.cancel()
             self._stopWorker()
+            self.logic.removeScratchFolder()
             self.ui.progressBar.value = 0
             slicer.util.showStatusMessage(_("Segmentation cancelled."), 3000)
 
@@ -282,6 +285,7 @@ class BoneScanBSTBILogic(ScriptedLoadableModuleLogic):
         """Called when the logic class is instantiated. Can be used for initializing member variables."""
         ScriptedLoadableModuleLogic.__init__(self)
         _ensureSmartImagingImportable()
+        self._scratchFolder = None
 
     def getParameterNode(self):
         return BoneScanBSTBIParameterNode(super().getParameterNode())
@@ -296,11 +300,10 @@ class BoneScanBSTBILogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def missingDependencies():
+        """Import names of the packages that are not installed."""
         import importlib.util
 
-        modules = {"torch": "torch", "monai": "monai", "safetensors": "safetensors", "pydicom": "pydicom",
-                   "sklearn": "scikit-learn", "tqdm": "tqdm", "matplotlib": "matplotlib"}
-        return [package for module, package in modules.items() if importlib.util.find_spec(module) is None]
+        return [module for module in ["torch", *REQUIREMENTS] if importlib.util.find_spec(module) is None]
 
     def ensureDependencies(self) -> bool:
         """Install what is missing, with the user's consent; torch through the PyTorch extension."""
@@ -318,8 +321,7 @@ class BoneScanBSTBILogic(ScriptedLoadableModuleLogic):
                 raise RuntimeError(_("Install the PyTorch extension from the Extensions Manager first.")) from exc
             if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
                 raise RuntimeError(_("PyTorch could not be installed."))
-        others = [r for r in REQUIREMENTS if r.split(">")[0].split("=")[0] in missing or
-                  (r.startswith("scikit-learn") and "scikit-learn" in missing)]
+        others = [REQUIREMENTS[module] for module in missing if module in REQUIREMENTS]
         if others:
             if hasattr(slicer, "packaging") and hasattr(slicer.packaging, "pip_ensure"):
                 slicer.packaging.pip_ensure(others)
@@ -340,7 +342,9 @@ class BoneScanBSTBILogic(ScriptedLoadableModuleLogic):
 
         if not volumeNodes:
             raise ValueError(_("Select the bone-scan volume first."))
+        self.removeScratchFolder()
         folder = tempfile.mkdtemp(prefix="BoneScanBSTBI-")
+        self._scratchFolder = folder
         inputs = write_volumes_for_worker(volumeNodes, folder)
         arguments = ["--input", *map(str, inputs), "--output-dir", folder, "--device", device]
         return WorkerProcess("bonescan-segment", arguments, python=self.workerPython())
@@ -350,7 +354,16 @@ class BoneScanBSTBILogic(ScriptedLoadableModuleLogic):
         from smartimaging.bonescan import scene as bonescan_scene
 
         aiNodes = bonescan_scene.import_worker_result(slicer.mrmlScene, volumeNodes, event)
+        self.removeScratchFolder()
         return self._withEditableCopies(aiNodes)
+
+    def removeScratchFolder(self):
+        """Delete the worker's temporary input/output folder."""
+        import shutil
+
+        if self._scratchFolder:
+            shutil.rmtree(self._scratchFolder, ignore_errors=True)
+            self._scratchFolder = None
 
     @staticmethod
     def _withEditableCopies(aiNodes):
@@ -372,8 +385,9 @@ class BoneScanBSTBILogic(ScriptedLoadableModuleLogic):
 
     def computeBSTBI(self, volumeNodes, segmentationNode, excludeLesions="", tableNode=None):
         from smartimaging.bonescan import scene as bonescan_scene
+        from smartimaging.bonescan.pipeline import parse_lesion_ids
 
-        exclude = [int(part) for part in excludeLesions.split(",") if part.strip()]
+        exclude = parse_lesion_ids(excludeLesions)
         segmentations = self._segmentationsPerVolume(volumeNodes, segmentationNode)
         table, result = bonescan_scene.compute_bstbi(slicer.mrmlScene, volumeNodes, segmentations, exclude, tableNode)
         logging.info("BSTBI %s", json.dumps(result.bstbi))

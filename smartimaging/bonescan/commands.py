@@ -7,13 +7,7 @@ import time
 from pathlib import Path
 
 from ..errors import InputError
-
-
-def _ids(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise InputError(f"--exclude takes lesion ids separated by commas, e.g. 2,5; got {text!r}") from exc
+from .pipeline import parse_lesion_ids
 
 
 def _views(text: str | None) -> list[str] | None:
@@ -34,7 +28,7 @@ def predict(args) -> int:
     study = load_bone_scan(args.images, _views(args.views), args.polarity)
     load_seconds = time.perf_counter() - started
     models = BoneScanModels.load(directory=args.models_dir, device=args.device)
-    result = analyse(study, models, _ids(args.exclude), load_seconds)
+    result = analyse(study, models, parse_lesion_ids(args.exclude), load_seconds)
     write_result(study, result, args.out)
     _print_summary(result.as_json(), args.out)
     return 0
@@ -47,7 +41,7 @@ def recompute(args) -> int:
 
     study = load_bone_scan(args.images, _views(args.views), args.polarity)
     labelmaps = read_masks(study, [Path(p) for p in args.mask])
-    result = recompute_from_labelmaps(study, labelmaps, _ids(args.exclude))
+    result = recompute_from_labelmaps(study, labelmaps, parse_lesion_ids(args.exclude))
     write_result(study, result, args.out)
     _print_summary(result.as_json(), args.out)
     return 0

@@ -82,6 +82,14 @@ def lesion_components(labelmaps: dict[str, np.ndarray], pixel_mm: dict[str, tupl
     return components
 
 
+def parse_lesion_ids(text: str) -> list[int]:
+    """Lesion ids typed by the reader, e.g. "2, 5"."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise InputError(f"Lesions to exclude are numbers separated by commas, e.g. 2,5; got {text!r}") from exc
+
+
 def exclude_lesions(labelmaps: dict[str, np.ndarray], components: list[dict], exclude: list[int]) -> dict:
     """Copy of the label maps with the listed lesion components (ids from `lesion_components`) set to background."""
     unknown = sorted(set(exclude) - {c["id"] for c in components})

@@ -46,3 +46,13 @@ def scene():
     from smartimaging.mrml import create_headless_scene
 
     return create_headless_scene()
+
+
+@pytest.fixture(scope="session")
+def ibsi_dir() -> Path:
+    return require_shared(SHARED / "ibsi")
+
+
+@pytest.fixture(scope="session")
+def breast1_dir() -> Path:
+    return require_shared(REALDATA / "breast_mri_pyradiomics")

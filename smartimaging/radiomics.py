@@ -1,0 +1,89 @@
+"""pyradiomics feature extraction, with 2D images handled as 2D (force2D + shape2D).
+
+`extract` runs pyradiomics with any settings (used for the IBSI and baseline acceptance tests); `extract_2d` is
+what the mammography pipeline uses: a 2D array or a one-slice volume gives identical features, and no 3D shape
+feature (degenerate on one slice) can reach a model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import yaml
+
+from .errors import InputError
+
+MAMMO_PARAMS = Path(__file__).resolve().parents[1] / "Resources" / "Radiomics" / "mammo_2d.yaml"
+MIN_ROI_PIXELS = 10
+
+
+def _quiet_pyradiomics() -> None:
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
+
+
+def as_one_slice_volume(image: np.ndarray | sitk.Image, spacing: tuple[float, float] = (1.0, 1.0)) -> sitk.Image:
+    """A 2D array (rows, cols) or 2D/3D SimpleITK image as a 3D image with one slice (geometry kept)."""
+    if isinstance(image, np.ndarray):
+        if image.ndim != 2:
+            raise InputError(f"Expected a 2D image, got an array of shape {image.shape}")
+        volume = sitk.GetImageFromArray(image[None])
+        volume.SetSpacing((spacing[1], spacing[0], 1.0))
+        return volume
+    if image.GetDimension() == 2:
+        volume = sitk.JoinSeries(image)
+        volume.SetSpacing((*image.GetSpacing(), 1.0))
+        volume.SetOrigin((*image.GetOrigin(), 0.0))
+        return volume
+    if image.GetSize()[2] != 1:
+        raise InputError(f"Expected a 2D image or a one-slice volume, got {image.GetSize()[2]} slices")
+    return image
+
+
+def extract(image: sitk.Image, mask: sitk.Image, parameters: dict | str | os.PathLike) -> dict[str, float]:
+    """pyradiomics features (diagnostics dropped) for an image and a label mask, in pyradiomics' order."""
+    from radiomics import featureextractor
+
+    _quiet_pyradiomics()
+    if isinstance(parameters, dict):
+        extractor = featureextractor.RadiomicsFeatureExtractor(parameters)
+    else:
+        extractor = featureextractor.RadiomicsFeatureExtractor(str(parameters))
+    result = extractor.execute(image, mask)
+    return {name: float(value) for name, value in result.items() if not name.startswith("diagnostics_")}
+
+
+def _check_roi(image: sitk.Image, mask: sitk.Image, label: int) -> None:
+    roi = sitk.GetArrayFromImage(mask) == label
+    count = int(roi.sum())
+    if count == 0:
+        raise InputError("The region of interest is empty")
+    if count < MIN_ROI_PIXELS:
+        raise InputError(f"The region of interest has {count} pixels; at least {MIN_ROI_PIXELS} are needed")
+    values = sitk.GetArrayFromImage(image)[roi]
+    if not np.all(np.isfinite(values)):
+        raise InputError("The image has invalid values (NaN) inside the region of interest")
+    if float(values.max()) == float(values.min()):
+        raise InputError("The region of interest has one constant grey level; texture features are undefined")
+
+
+def extract_2d(image: np.ndarray | sitk.Image, mask: np.ndarray | sitk.Image,
+               parameters: str | os.PathLike = MAMMO_PARAMS, spacing: tuple[float, float] = (1.0, 1.0)
+               ) -> dict[str, float]:
+    """2D features of a 2D image (array or one-slice volume) and its mask, with the project's parameter file."""
+    settings = yaml.safe_load(Path(parameters).read_text())
+    if not settings.get("setting", {}).get("force2D") or "shape" in settings.get("featureClass", {}):
+        raise ValueError(f"{parameters} must set force2D and use shape2D, not 3D shape")
+    volume = sitk.Cast(as_one_slice_volume(image, spacing), sitk.sitkFloat32)
+    label_image = as_one_slice_volume(mask, spacing)
+    label_image = sitk.Cast(label_image, sitk.sitkUInt8)
+    label_image.CopyInformation(volume)
+    _check_roi(volume, label_image, settings["setting"].get("label", 1))
+    features = extract(volume, label_image, settings)
+    degenerate = [name for name in features if "_shape_" in name and "_shape2D_" not in name]
+    if degenerate:
+        raise ValueError(f"3D shape features must not be computed on 2D images: {degenerate}")
+    return features

@@ -9,7 +9,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 REALDATA = SHARED / "realdata"
-GE_BONE_SCAN = REALDATA / "bone_scan_nm" / "pydicom_NM_wholebody_bone_uncompressed.dcm"
+GE_BONE_SCAN = REPO / "Resources" / "SampleData" / "GE_NM_wholebody_bone.dcm"  # shipped copy (MIT)
+GE_BONE_SCAN_SHARED = REALDATA / "bone_scan_nm" / "pydicom_NM_wholebody_bone_uncompressed.dcm"
 
 
 def require_shared(path: Path) -> Path:
@@ -20,7 +21,13 @@ def require_shared(path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def ge_bone_scan() -> Path:
-    return require_shared(GE_BONE_SCAN)
+    """The real GE whole-body scan as shipped in Resources/SampleData."""
+    return GE_BONE_SCAN
+
+
+@pytest.fixture(scope="session")
+def ge_bone_scan_shared() -> Path:
+    return require_shared(GE_BONE_SCAN_SHARED)
 
 
 @pytest.fixture(scope="session")

@@ -56,6 +56,10 @@ def test_real_ge_whole_body_scan_loads(ge_bone_scan):
     assert study.meta["manufacturer"] == "GE Medical Systems"
 
 
+def test_shipped_ge_scan_is_the_shared_real_case(ge_bone_scan, ge_bone_scan_shared):
+    assert ge_bone_scan.read_bytes() == ge_bone_scan_shared.read_bytes()
+
+
 def test_png_export_with_dark_uptake_is_inverted(tmp_path, phantom):
     counts = phantom.views["anterior"]
     bright = np.clip(counts / np.percentile(counts, 99.9) * 255, 0, 255).astype(np.uint8)

@@ -63,3 +63,10 @@ def ibsi_dir() -> Path:
 @pytest.fixture(scope="session")
 def breast1_dir() -> Path:
     return require_shared(REALDATA / "breast_mri_pyradiomics")
+
+
+@pytest.fixture(scope="session")
+def nyu_mammogram() -> tuple[Path, Path]:
+    """The NYU (GMIC) right CC mammogram and its benign mass mask (AGPL: read from ../shared, never copied)."""
+    folder = require_shared(REALDATA / "mammo_gmic_nyu")
+    return folder / "0_R-CC_cropped.png", folder / "0_R-CC_benign_mask.png"

@@ -1,0 +1,1 @@
+"""MammoRadiomics: mammograms -> lesion segmentation -> 2D pyradiomics features -> FAE-style classifier."""

@@ -1,0 +1,102 @@
+"""Reading mammograms: DICOM MG (MONOCHROME1/2, rescale, VOI LUT), PNG (8/16 bit), PGM (mini-MIAS), NRRD/NIfTI.
+
+Pixel values are kept as stored (after the modality rescale) so that radiomics sees the detector's grey levels;
+MONOCHROME1 images are inverted so that dense tissue is bright everywhere. The VOI LUT or window is kept in the
+metadata for display only. Every mammogram comes back as a one-slice SimpleITK image (what Slicer loads) with the
+pixel spacing of the file (ImagerPixelSpacing for most MG objects; 1 mm when a format stores none).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import SimpleITK as sitk
+from PIL import Image
+from pydicom.errors import InvalidDicomError
+
+from ..errors import InputError
+from ..io import check_finite, check_readable, file_suffix, is_dicom, read_raster, read_volume
+
+MAMMOGRAPHY_MODALITIES = {"MG"}
+
+
+@dataclass
+class Mammogram:
+    path: Path
+    image: sitk.Image  # one slice, float32, dense tissue bright
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def pixels(self) -> np.ndarray:
+        return sitk.GetArrayFromImage(self.image)[0]
+
+
+def _dicom_mammogram(path: Path) -> tuple[np.ndarray, tuple[float, float], dict]:
+    try:
+        ds = pydicom.dcmread(str(path))
+    except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
+        raise InputError(f"{path.name} is not a readable DICOM file (corrupt or truncated)") from exc
+    modality = str(ds.get("Modality", "")).upper()
+    if modality not in MAMMOGRAPHY_MODALITIES:
+        raise InputError(f"{path.name} is a {modality or 'untyped'} DICOM image; MammoRadiomics needs a "
+                         "mammogram (Modality MG)")
+    if "PixelData" not in ds:
+        raise InputError(f"{path.name} holds no image data (the file is truncated or damaged)")
+    try:
+        stored = ds.pixel_array
+    except Exception as exc:  # pydicom raises many types for missing decoders or truncated pixel data
+        raise InputError(f"The pixel data of {path.name} cannot be decoded ({exc.__class__.__name__}: {exc})") from exc
+    if stored.ndim != 2:
+        raise InputError(f"{path.name} has {stored.ndim}-dimensional pixel data; a mammogram is one 2D image")
+    pixels = pydicom.pixels.apply_modality_lut(stored, ds).astype(np.float32)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    if photometric == "MONOCHROME1":
+        pixels = float(pixels.max()) + float(pixels.min()) - pixels
+    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing") or [1.0, 1.0]
+    meta = {"modality": modality, "photometric": photometric, "laterality": str(ds.get("ImageLaterality", "")),
+            "view": str(ds.get("ViewPosition", "")), "manufacturer": str(ds.get("Manufacturer", "")),
+            "presentation_intent": str(ds.get("PresentationIntentType", ""))}
+    if "VOILUTSequence" in ds:
+        meta["display"] = "VOI LUT sequence"
+    elif "WindowCenter" in ds and "WindowWidth" in ds:
+        centre, width = ds.WindowCenter, ds.WindowWidth
+        meta["display"] = {"window_center": float(centre[0] if isinstance(centre, pydicom.multival.MultiValue)
+                                                  else centre),
+                           "window_width": float(width[0] if isinstance(width, pydicom.multival.MultiValue)
+                                                 else width)}
+    return pixels, (float(spacing[0]), float(spacing[1])), meta
+
+
+def load_mammogram(path: str | os.PathLike, pixel_mm: float | None = None) -> Mammogram:
+    """One mammogram as a one-slice float image; `pixel_mm` overrides the spacing of formats without one."""
+    path = check_readable(path)
+    suffix = file_suffix(path)
+    if is_dicom(path) or suffix in (".dcm", ".dicom"):
+        pixels, (row_mm, col_mm), meta = _dicom_mammogram(path)
+        image = sitk.GetImageFromArray(pixels[None])
+        image.SetSpacing((col_mm, row_mm, 1.0))
+    elif suffix == ".pgm":
+        try:
+            with Image.open(path) as pgm:
+                pixels = np.asarray(pgm, dtype=np.float32)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path.name} is not a readable PGM image (corrupt or truncated)") from exc
+        image = sitk.GetImageFromArray(pixels[None])
+        image.SetSpacing((pixel_mm or 1.0, pixel_mm or 1.0, 1.0))
+        meta = {"format": "PGM"}
+    else:
+        image = read_raster(path, pixel_mm or 1.0) if suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff") \
+            else read_volume(path)
+        meta = {"format": suffix.lstrip(".").upper()}
+    if image.GetDimension() != 3 or image.GetSize()[2] != 1:
+        raise InputError(f"{path.name} has {image.GetSize()[2]} slices; a mammogram is a single 2D image")
+    image = sitk.Cast(image, sitk.sitkFloat32)
+    pixels = sitk.GetArrayFromImage(image)
+    check_finite(pixels, path.name)
+    if float(pixels.max()) <= float(pixels.min()):
+        raise InputError(f"{path.name} is blank (all pixels have the same value)")
+    return Mammogram(path, image, meta)

@@ -29,6 +29,12 @@ def _bonescan(args) -> int:
     return commands.run(args)
 
 
+def _mammo(args) -> int:
+    from .mammo import commands
+
+    return commands.run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smartimaging", description=__doc__.splitlines()[0])
     tasks = parser.add_subparsers(dest="task", required=True)
@@ -94,6 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
     phantoms.add_argument("--n", type=int, default=20)
     phantoms.add_argument("--seed", type=int, default=0)
     phantoms.add_argument("--splits", default="", help="e.g. train=0.8,val=0.2 (grouped by patient)")
+
+    mammo = tasks.add_parser("mammo", help="mammograms: radiomics of masses and calcifications")
+    mammo_commands = mammo.add_subparsers(dest="command", required=True)
+    extract = mammo_commands.add_parser("extract", help="102 pyradiomics 2D features per manifest row")
+    extract.add_argument("--manifest", required=True, help="CSV: patient_id,image,mask,label,...")
+    extract.add_argument("--out", required=True, help="features CSV (failures go to <out>.failures.csv)")
+    extract.add_argument("--jobs", type=int, default=-1, help="parallel processes (-1: all cores)")
+    extract.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786) to run on a cluster")
+    extract.add_argument("--params", help="pyradiomics parameter file (default: Resources/Radiomics/mammo_2d.yaml)")
+    extract.add_argument("--quiet", action="store_true")
+    mammo_phantoms = mammo_commands.add_parser("phantoms", help="write synthetic mammograms with masks and labels")
+    mammo_phantoms.add_argument("--out", required=True)
+    mammo_phantoms.add_argument("--n", type=int, default=20)
+    mammo_phantoms.add_argument("--seed", type=int, default=0)
+    mammo_phantoms.add_argument("--kind", choices=["mass", "calcification"])
+    mammo_phantoms.add_argument("--splits", default="")
     return parser
 
 
@@ -102,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.task == "bonescan":
             return _bonescan(args)
+        if args.task == "mammo":
+            return _mammo(args)
         if args.task == "demo":
             from .demo import run_demo
 

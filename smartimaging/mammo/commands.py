@@ -1,0 +1,33 @@
+"""CLI commands of the mammography task (parsing lives in smartimaging.cli)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def run(args) -> int:
+    return {"extract": extract, "phantoms": phantoms}[args.command](args)
+
+
+def extract(args) -> int:
+    from ..radiomics import MAMMO_PARAMS
+    from .features import extract_cohort
+
+    done, failures = extract_cohort(args.manifest, args.out, args.jobs, args.params or MAMMO_PARAMS, args.scheduler,
+                                    show_progress=not args.quiet)
+    print(f"features of {done} row(s) written to {args.out}")
+    if failures:
+        print(f"{len(failures)} row(s) failed (listed with the reason in the .failures.csv beside it):",
+              file=sys.stderr)
+        for failure in failures:
+            print(f"  row {failure['row']} ({failure['patient_id']}): {failure['error']}", file=sys.stderr)
+    return 0
+
+
+def phantoms(args) -> int:
+    from .features import write_mammo_phantom_cohort
+
+    splits = {k: float(v) for k, v in (p.split("=") for p in args.splits.split(",") if p)} if args.splits else None
+    manifest = write_mammo_phantom_cohort(args.out, args.n, args.seed, args.kind, splits)
+    print(f"wrote {args.n} phantom mammograms and {manifest}")
+    return 0

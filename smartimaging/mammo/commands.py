@@ -6,7 +6,23 @@ import sys
 
 
 def run(args) -> int:
-    return {"extract": extract, "phantoms": phantoms}[args.command](args)
+    return {"extract": extract, "phantoms": phantoms, "train": train, "evaluate": evaluate}[args.command](args)
+
+
+def train(args) -> int:
+    from .classify import train_from_features
+
+    card = train_from_features(args.features, args.out, args.name, args.preset, one_standard_error=args.one_se,
+                               split=args.split or None, folds=args.folds, seed=args.seed)
+    print(f"wrote {card}")
+    return 0
+
+
+def evaluate(args) -> int:
+    from .classify import evaluate_features
+
+    print(evaluate_features(args.model, args.features, args.out, args.split or None))
+    return 0
 
 
 def extract(args) -> int:

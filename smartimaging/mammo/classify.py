@@ -1,0 +1,133 @@
+"""`mammo train` and `mammo evaluate` on a features CSV (from `mammo extract`)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from ..errors import InputError
+from ..evaluation import auc_with_ci, binary_metrics, plot_roc
+from ..io import atomic_output_dir
+from .persistence import load_radiomics_model, save_radiomics_model
+from .search import PRESETS, fit_final, search
+
+READER_MALIGNANT = {"4b", "4c", "5", "6"}
+READER_BENIGN = {"1", "2", "3", "4a"}
+
+
+def read_features(path: str | os.PathLike, split: str | None = None) -> tuple[list[dict], list[str]]:
+    """Rows (optionally of one split) and the feature column names of a features CSV."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"Features file not found: {path}")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if split:
+        if rows and "split" not in rows[0]:
+            raise InputError(f"{path.name} has no 'split' column; cannot select the '{split}' rows")
+        rows = [r for r in rows if r.get("split") == split]
+    if not rows:
+        raise InputError(f"{path.name} has no rows" + (f" with split '{split}'" if split else ""))
+    names = [c for c in rows[0] if c.startswith("original_")]
+    if "label" not in rows[0] or not names:
+        raise InputError(f"{path.name} needs a 'label' column and feature columns (original_...)")
+    return rows, names
+
+
+def _matrix(rows: list[dict], names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    missing = [n for n in names if n not in rows[0]]
+    if missing:
+        raise InputError(f"The features file lacks {len(missing)} feature(s) the model needs, e.g. {missing[0]}")
+    X = np.array([[float(row[n]) for n in names] for row in rows])
+    if not np.all(np.isfinite(X)):
+        raise InputError("The features contain NaN or infinite values")
+    return X, np.array([int(row["label"]) for row in rows])
+
+
+def train_from_features(features_csv, out_dir, model_id: str, preset: str | None = None, search_space=None,
+                        one_standard_error: bool = False, split: str | None = "train", folds: int = 5,
+                        seed: int = 0) -> Path:
+    rows, names = read_features(features_csv, split)
+    X, y = _matrix(rows, names)
+    groups = np.array([row["patient_id"] for row in rows])
+    if preset:
+        config, table = PRESETS[preset], []
+    else:
+        result = search(X, y, groups, folds=folds, seed=seed, one_standard_error=one_standard_error,
+                        **(search_space or {}))
+        config, table = result.best, result.table
+    model = fit_final(config, X, y, groups, names, folds, seed)
+    card = {"task": "mammo-classifier", "training": {"features": Path(features_csv).name, "split": split,
+                                                     "cases": len(rows), "malignant": int(y.sum()),
+                                                     "folds": folds, "seed": seed, "preset": preset,
+                                                     "one_standard_error": one_standard_error,
+                                                     "search_table": table},
+            "intended_use": "Research use; validate on your own data before any clinical use."}
+    return save_radiomics_model(model, out_dir, model_id, card)
+
+
+def reader_labels(values: list[str]) -> np.ndarray:
+    """BI-RADS 2-4a -> benign (0), 4b-5 -> malignant (1)."""
+    labels = []
+    for value in values:
+        key = value.strip().lower()
+        if key in READER_MALIGNANT:
+            labels.append(1)
+        elif key in READER_BENIGN:
+            labels.append(0)
+        else:
+            raise InputError(f"Unknown BI-RADS category {value!r}")
+    return np.array(labels)
+
+
+def mcnemar(truth: np.ndarray, first: np.ndarray, second: np.ndarray) -> dict:
+    """McNemar test on the correctness of two paired readers: exact binomial and chi-square with continuity."""
+    a_right, b_right = first == truth, second == truth
+    only_a, only_b = int(np.sum(a_right & ~b_right)), int(np.sum(~a_right & b_right))
+    discordant = only_a + only_b
+    exact = stats.binomtest(only_a, discordant).pvalue if discordant else 1.0
+    chi2 = (abs(only_a - only_b) - 1) ** 2 / discordant if discordant else 0.0
+    return {"model_only_correct": only_a, "reader_only_correct": only_b, "p_exact": float(exact),
+            "chi2": float(chi2), "p_chi2": float(stats.chi2.sf(chi2, 1))}
+
+
+def evaluate_features(card_path, features_csv, out_dir, split: str | None = "test", reader_column: str = "birads"
+                      ) -> str:
+    model = load_radiomics_model(card_path)
+    rows, _ = read_features(features_csv, split)
+    X, y = _matrix(rows, model.feature_names)
+    scores = model.scores(X)
+    predictions = (scores >= model.cutoff).astype(int)
+    auc = auc_with_ci(y, scores)
+    metrics = binary_metrics(y, predictions)
+    report = {"model": Path(card_path).stem, "cases": len(rows), "cutoff": model.cutoff, "auc": auc.__dict__,
+              "metrics": metrics.as_dict(), "pipeline": model.config, "selected_inputs": model.selected_inputs()}
+    lines = [f"{report['model']} on {len(rows)} lesions ({split or 'all'}), cutoff {model.cutoff:.3f} "
+             "(from training)", f"AUC {auc.as_text()}"]
+    lines += [f"{name.upper():<4} {getattr(metrics, name).as_text()}" for name in
+              ("accuracy", "sensitivity", "specificity", "ppv", "npv")]
+    if reader_column in rows[0]:
+        reader = reader_labels([row[reader_column] for row in rows])
+        reader_metrics = binary_metrics(y, reader)
+        report["reader"] = {"metrics": reader_metrics.as_dict(), "mcnemar": mcnemar(y, predictions, reader)}
+        lines.append(f"Reader (BI-RADS 4b-5 malignant): ACC {reader_metrics.accuracy.as_text()}, "
+                     f"SEN {reader_metrics.sensitivity.as_text()}, SPE {reader_metrics.specificity.as_text()}")
+        lines.append(f"McNemar model vs reader: p = {report['reader']['mcnemar']['p_exact']:.3f} (exact), "
+                     f"{report['reader']['mcnemar']['p_chi2']:.3f} (chi-square)")
+    text = "\n".join(lines)
+    with atomic_output_dir(out_dir) as scratch:
+        (scratch / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
+        (scratch / "table.txt").write_text(text + "\n")
+        (scratch / "selected_features.json").write_text(json.dumps(model.selected_inputs(), indent=2) + "\n")
+        with open(scratch / "scores.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["patient_id", "label", "rad_score", "prediction"])
+            writer.writerows([r["patient_id"], int(t), f"{s:.6f}", int(p)]
+                             for r, t, s, p in zip(rows, y, scores, predictions, strict=True))
+        plot_roc({"model": (y, scores)}, scratch / "roc.png", f"{report['model']}")
+    return text

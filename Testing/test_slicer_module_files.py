@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from smartimaging.segments import BONESCAN_SEGMENTS, TERMINOLOGY_CONTEXT, TERMINOLOGY_FILE
+from smartimaging.segments import BONESCAN_SEGMENTS, MAMMO_SEGMENTS, TERMINOLOGY_CONTEXT, TERMINOLOGY_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 MODULES = ["BoneScanBSTBI"]
@@ -70,5 +70,5 @@ def test_terminology_file_matches_segment_codes():
     document = json.loads(TERMINOLOGY_FILE.read_text())
     assert document["SegmentationCategoryTypeContextName"] == TERMINOLOGY_CONTEXT
     types = {(c["CodeValue"], t["CodeValue"]) for c in document["SegmentationCodes"]["Category"] for t in c["Type"]}
-    for spec in BONESCAN_SEGMENTS:
+    for spec in (*BONESCAN_SEGMENTS, *MAMMO_SEGMENTS.values()):
         assert (spec.category.value, spec.type.value) in types

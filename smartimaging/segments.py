@@ -46,3 +46,8 @@ BONE_METASTASIS = SegmentSpec("bone_metastasis", "Bone metastasis", 1, (0.90, 0.
 URINARY_BLADDER = SegmentSpec("urinary_bladder", "Urinary bladder", 2, (0.95, 0.85, 0.20), ANATOMICAL,
                               Code("SCT", "89837001", "Urinary bladder"))
 BONESCAN_SEGMENTS = (BONE_METASTASIS, URINARY_BLADDER)
+
+BREAST_MASS = SegmentSpec("breast_mass", "Breast mass", 1, (0.95, 0.45, 0.15), ALTERED, Code("SCT", "4147007", "Mass"))
+BREAST_CALCIFICATION = SegmentSpec("breast_calcification", "Breast calcification", 1, (0.2, 0.8, 0.95), ALTERED,
+                                   Code("SCT", "18115005", "Pathologic calcification"))
+MAMMO_SEGMENTS = {"mass": BREAST_MASS, "calcification": BREAST_CALCIFICATION}

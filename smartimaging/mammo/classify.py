@@ -67,7 +67,8 @@ def train_from_features(features_csv, out_dir, model_id: str, preset: str | None
                                                      "folds": folds, "seed": seed, "preset": preset,
                                                      "one_standard_error": one_standard_error,
                                                      "search_table": table},
-            "intended_use": "Research use; validate on your own data before any clinical use."}
+            "intended_use": ("DEMO WEIGHTS trained on synthetic phantoms; not for clinical use." if "demo" in model_id
+                             else "Research use; validate on your own data before any clinical use.")}
     return save_radiomics_model(model, out_dir, model_id, card)
 
 

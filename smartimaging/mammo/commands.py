@@ -6,7 +6,31 @@ import sys
 
 
 def run(args) -> int:
-    return {"extract": extract, "phantoms": phantoms, "train": train, "evaluate": evaluate}[args.command](args)
+    return {"extract": extract, "phantoms": phantoms, "train": train, "evaluate": evaluate,
+            "train-segmenter": train_segmenter, "predict": predict}[args.command](args)
+
+
+def predict(args) -> int:
+    from .predict import predict_file
+
+    result = predict_file(args.image, args.kind, args.out, args.point, args.box, args.mask, args.pixel_mm,
+                          args.models_dir, args.device)
+    print(f"{result.kind} ROI ({result.roi_source}, {int(result.roi.sum())} pixels): Rad-score {result.rad_score:.3f}"
+          f" -> {result.label} (cutoff {result.cutoff:.3f})")
+    for item in result.top_features:
+        print(f"  {item['feature']}: {item['score_change']:+.3f}")
+    print(f"results in {args.out}")
+    return 0
+
+
+def train_segmenter(args) -> int:
+    from ..bonescan.train import print_progress
+    from ..cli import _train_config
+    from .segment import train_segmenter as train
+
+    card = train(args.manifest, args.kind, args.out, _train_config(args), args.name, progress=print_progress)
+    print(f"wrote {card}")
+    return 0
 
 
 def train(args) -> int:

@@ -2,8 +2,10 @@
 
 A breast outline against the chest wall, parenchymal texture with a mammography-like power-law spectrum
 (P(f) ∝ f^-β, β ≈ 3) that fades towards the skin line, and one lesion:
-- masses: benign = round/oval, circumscribed; malignant = irregular outline, spiculations and/or indistinct margin;
-- calcifications: benign = coarse, round, few and scattered; malignant = fine pleomorphic/linear, clustered.
+- masses: benign = round/oval, circumscribed (a quarter lobulated); malignant = irregular outline, spiculations
+  and/or indistinct margin (a quarter almost circumscribed, microlobulated);
+- calcifications: benign = coarse, round, few and scattered; malignant = fine pleomorphic/linear, clustered; the
+  ranges of count, size and spread overlap, so that neither class is trivially separable.
 The mask marks the mass, or every calcification spot. Pixel values are 12-bit detector-like grey levels.
 """
 
@@ -50,21 +52,31 @@ def _breast(rng, rr, cc) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _mass(rng, rr, cc, centre, malignant: bool) -> tuple[np.ndarray, np.ndarray, str]:
-    """Mass density (soft) and mask; returns a short description."""
+    """Mass density (soft) and mask; returns a short description.
+
+    The classes overlap as in practice: a quarter of benign masses are lobulated, a quarter of malignant masses
+    look almost circumscribed.
+    """
     radius = rng.uniform(12, 30)
     angle = np.arctan2(rr - centre[0], cc - centre[1])
     distance = np.hypot(rr - centre[0], cc - centre[1])
+    atypical = rng.random() < 0.25
     if not malignant:
-        elongation, tilt = rng.uniform(1.0, 1.5), rng.uniform(0, np.pi)
-        local = distance * np.sqrt(np.cos(angle - tilt) ** 2 / elongation**2 + np.sin(angle - tilt) ** 2 * 1.0)
+        elongation, tilt = rng.uniform(1.0, 1.6), rng.uniform(0, np.pi)
+        local = distance * np.sqrt(np.cos(angle - tilt) ** 2 / elongation**2 + np.sin(angle - tilt) ** 2)
         outline = radius / np.sqrt(elongation)
+        if atypical:
+            outline = outline * (1 + sum(rng.uniform(0.04, 0.1) * np.cos(k * angle + rng.uniform(0, 2 * np.pi))
+                                         for k in (2, 3, 4)))
         mask = local < outline
-        density = np.clip((outline - local) / 1.5, 0, 1)
-        return density, mask, "oval circumscribed mass" if elongation > 1.2 else "round circumscribed mass"
-    harmonics = sum(rng.uniform(0.08, 0.2) * np.cos(k * angle + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5, 7))
+        density = np.clip((outline - local) / rng.uniform(1.0, 2.5), 0, 1)
+        shape = "lobulated" if atypical else ("oval" if elongation > 1.2 else "round")
+        return density, mask, f"{shape} circumscribed mass"
+    amplitude = (0.02, 0.07) if atypical else (0.08, 0.2)
+    harmonics = sum(rng.uniform(*amplitude) * np.cos(k * angle + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5, 7))
     outline = radius * (1 + harmonics)
     mask = distance < outline
-    margin = rng.choice(["spiculated", "indistinct", "irregular"])
+    margin = "microlobulated" if atypical else str(rng.choice(["spiculated", "indistinct", "irregular"]))
     edge = 6.0 if margin == "indistinct" else 1.5
     density = np.clip((outline - distance) / edge + 0.5, 0, 1)
     if margin == "spiculated":
@@ -80,11 +92,11 @@ def _mass(rng, rr, cc, centre, malignant: bool) -> tuple[np.ndarray, np.ndarray,
 def _calcifications(rng, rr, cc, centre, malignant: bool, breast) -> tuple[np.ndarray, np.ndarray, str]:
     """Bright specks and their mask."""
     density = np.zeros((ROWS, COLS))
-    if malignant:
-        count, spread, sizes = int(rng.integers(12, 30)), rng.uniform(8, 20), (0.6, 1.6)
+    if malignant:  # overlapping ranges: small clusters and coarser specks occur in both classes
+        count, spread, sizes = int(rng.integers(5, 25)), rng.uniform(8, 40), (0.6, 2.6)
         description = "fine pleomorphic / linear clustered calcifications"
     else:
-        count, spread, sizes = int(rng.integers(3, 8)), rng.uniform(40, 90), (2.0, 4.0)
+        count, spread, sizes = int(rng.integers(3, 16)), rng.uniform(15, 90), (0.9, 3.5)
         description = "coarse round scattered calcifications"
     for _ in range(count):
         for _attempt in range(20):
@@ -92,7 +104,7 @@ def _calcifications(rng, rr, cc, centre, malignant: bool, breast) -> tuple[np.nd
             if 0 <= row < ROWS and 0 <= col < COLS and breast[int(row), int(col)]:
                 break
         size = rng.uniform(*sizes)
-        if malignant and rng.random() < 0.4:  # linear / branching segment
+        if rng.random() < (0.35 if malignant else 0.15):  # linear / branching segment
             theta, length = rng.uniform(0, np.pi), rng.uniform(3, 8)
             along = (rr - row) * np.sin(theta) + (cc - col) * np.cos(theta)
             across = -(rr - row) * np.cos(theta) + (cc - col) * np.sin(theta)

@@ -1,0 +1,169 @@
+"""`mammo predict`: ROI (AI from a point/box/whole image, or the reader's mask) → 102 features → Rad-score, label at
+the model's cutoff, and the features that moved the score most."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+from .. import __version__
+from ..errors import InputError
+from ..io import atomic_output_dir
+from ..models.registry import models_dir
+from ..radiomics import extract_2d
+from ..segfile import labelmap_image, write_seg_nrrd
+from ..segments import MAMMO_SEGMENTS
+from .features import load_mask
+from .images import Mammogram, load_mammogram
+from .persistence import load_radiomics_model
+from .search import FittedModel, MeanNormaliser
+from .segment import MammoSegmenter
+
+CLASSIFIER_IDS = {"mass": "mammo-mass-classifier-demo", "calcification": "mammo-calcification-classifier-demo"}
+
+
+@dataclass
+class MammoPrediction:
+    kind: str
+    roi: np.ndarray
+    roi_source: str
+    features: dict[str, float]
+    rad_score: float
+    cutoff: float
+    top_features: list[dict]
+    models: list[dict]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return "malignant" if self.rad_score >= self.cutoff else "benign"
+
+    def as_json(self) -> dict:
+        return {"smartimaging_version": __version__, "kind": self.kind, "roi_source": self.roi_source,
+                "roi_pixels": int(self.roi.sum()), "rad_score": self.rad_score, "cutoff": self.cutoff,
+                "label": self.label, "top_features": self.top_features, "models": self.models,
+                "timings_s": self.timings, "features": self.features}
+
+
+def feature_contributions(model: FittedModel, values: np.ndarray, top: int = 5) -> list[dict]:
+    """Score change when each feature is set to the training reference (mean or mid-range) of the normaliser."""
+    steps = model.pipeline.named_steps
+    normaliser, kept = steps["normaliser"], steps["drop_constant"].get_support(indices=True)
+    if isinstance(normaliser, StandardScaler | MeanNormaliser):
+        reference = normaliser.mean_
+    elif isinstance(normaliser, MinMaxScaler):
+        reference = normaliser.data_min_ + normaliser.data_range_ / 2
+    else:
+        return []
+    score = model.scores(values[None])[0]
+    probes = np.repeat(values[None], len(kept), axis=0)
+    probes[np.arange(len(kept)), kept] = reference
+    deltas = score - model.scores(probes)
+    order = np.argsort(-np.abs(deltas))[:top]
+    return [{"feature": model.feature_names[kept[i]], "value": float(values[kept[i]]),
+             "score_change": float(deltas[i])} for i in order]
+
+
+def _card_provenance(card_path: Path) -> dict:
+    card = json.loads(card_path.read_text())
+    return {"id": card["id"], "version": card["version"], "sha256": card["sha256"]}
+
+
+def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mask: np.ndarray | None = None,
+                      directory=None, device: str = "auto") -> MammoPrediction:
+    """ROI, features and Rad-score for one lesion of a mammogram."""
+    timings, models = {}, []
+    started = time.perf_counter()
+    if mask is not None:
+        roi, source = (np.asarray(mask) > 0).astype(np.uint8), "reader mask"
+    else:
+        segmenter = MammoSegmenter.load(kind, directory, device)
+        roi = segmenter.segment(mammogram.pixels, point=point, box=box)
+        source = "AI (" + ("point" if point is not None else "box" if box is not None else "whole image") + ")"
+        models.append(segmenter.model.provenance)
+        if not roi.any():
+            raise InputError("The model found no lesion there; mark the lesion again or draw the ROI yourself")
+    timings["segment"] = time.perf_counter() - started
+    started = time.perf_counter()
+    features = extract_2d(mammogram.image, roi)
+    timings["features"] = time.perf_counter() - started
+    card_path = Path(directory or models_dir()) / f"{CLASSIFIER_IDS[kind]}.json"
+    classifier = load_radiomics_model(card_path)
+    models.append(_card_provenance(card_path))
+    values = np.array([features[name] for name in classifier.feature_names])
+    rad_score = float(classifier.scores(values[None])[0])
+    timings["classify"] = time.perf_counter() - started - timings["features"]
+    return MammoPrediction(kind, roi, source, features, rad_score, classifier.cutoff,
+                           feature_contributions(classifier, values), models, timings)
+
+
+def overlay_png(mammogram: Mammogram, prediction: MammoPrediction, path: str | os.PathLike) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, cols = np.nonzero(prediction.roi)
+    margin = 60
+    r0, r1 = max(rows.min() - margin, 0), rows.max() + margin
+    c0, c1 = max(cols.min() - margin, 0), cols.max() + margin
+    crop = mammogram.pixels[r0:r1, c0:c1]
+    fig, ax = plt.subplots(figsize=(4, 4 * crop.shape[0] / crop.shape[1]), dpi=110)
+    ax.imshow(crop, cmap="gray", vmin=np.percentile(crop, 1), vmax=np.percentile(crop, 99.5))
+    ax.contour(prediction.roi[r0:r1, c0:c1], levels=[0.5], colors="orange", linewidths=0.8)
+    ax.set_title(f"{prediction.kind}: Rad-score {prediction.rad_score:.3f} ({prediction.label})", fontsize=8)
+    ax.axis("off")
+    fig.tight_layout(pad=0.2)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_prediction(mammogram: Mammogram, prediction: MammoPrediction, out_dir) -> Path:
+    with atomic_output_dir(out_dir) as scratch:
+        labels = prediction.roi[None]
+        write_seg_nrrd(labels, mammogram.image, (MAMMO_SEGMENTS[prediction.kind],), scratch / "roi.seg.nrrd")
+        sitk.WriteImage(labelmap_image(labels, mammogram.image), str(scratch / "roi_labels.nii.gz"))
+        overlay_png(mammogram, prediction, scratch / "overlay.png")
+        record = {**prediction.as_json(), "input": str(mammogram.path), "image": mammogram.meta,
+                  "outputs": ["roi.seg.nrrd", "roi_labels.nii.gz", "overlay.png"]}
+        (scratch / "result.json").write_text(json.dumps(record, indent=2) + "\n")
+    return Path(out_dir) / "result.json"
+
+
+def parse_point(text: str | None) -> tuple[float, float] | None:
+    """'x,y' in pixels (column, row) -> (row, col)."""
+    if not text:
+        return None
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise InputError(f"--point takes x,y in pixels, e.g. 812,1430; got {text!r}") from exc
+    return y, x
+
+
+def parse_box(text: str | None) -> tuple[int, int, int, int] | None:
+    """'x0,y0,x1,y1' in pixels -> (row0, col0, row1, col1)."""
+    if not text:
+        return None
+    try:
+        x0, y0, x1, y1 = (int(round(float(v))) for v in text.split(","))
+    except ValueError as exc:
+        raise InputError(f"--box takes x0,y0,x1,y1 in pixels; got {text!r}") from exc
+    return min(y0, y1), min(x0, x1), max(y0, y1), max(x0, x1)
+
+
+def predict_file(image_path, kind: str, out_dir, point: str | None = None, box: str | None = None,
+                 mask_path: str | None = None, pixel_mm: float | None = None, directory=None,
+                 device: str = "auto") -> MammoPrediction:
+    mammogram = load_mammogram(image_path, pixel_mm)
+    mask = load_mask(mask_path, mammogram) if mask_path else None
+    prediction = predict_mammogram(mammogram, kind, parse_point(point), parse_box(box), mask, directory, device)
+    write_prediction(mammogram, prediction, out_dir)
+    return prediction

@@ -62,7 +62,10 @@ def train_from_features(features_csv, out_dir, model_id: str, preset: str | None
                         **(search_space or {}))
         config, table = result.best, result.table
     model = fit_final(config, X, y, groups, names, folds, seed)
+    spacings = {row.get("pixel_mm") for row in rows}
     card = {"task": "mammo-classifier", "training": {"features": Path(features_csv).name, "split": split,
+                                                     "pixel_spacing_mm": float(spacings.pop()) if len(spacings) == 1
+                                                     and None not in spacings and "" not in spacings else None,
                                                      "cases": len(rows), "malignant": int(y.sum()),
                                                      "folds": folds, "seed": seed, "preset": preset,
                                                      "one_standard_error": one_standard_error,

@@ -19,6 +19,8 @@ def predict(args) -> int:
           f" -> {result.label} (cutoff {result.cutoff:.3f})")
     for item in result.top_features:
         print(f"  {item['feature']}: {item['score_change']:+.3f}")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"results in {args.out}")
     return 0
 

@@ -40,6 +40,7 @@ class MammoPrediction:
     top_features: list[dict]
     models: list[dict]
     timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -49,6 +50,7 @@ class MammoPrediction:
         return {"smartimaging_version": __version__, "kind": self.kind, "roi_source": self.roi_source,
                 "roi_pixels": int(self.roi.sum()), "rad_score": self.rad_score, "cutoff": self.cutoff,
                 "label": self.label, "top_features": self.top_features, "models": self.models,
+                "warnings": self.warnings,
                 "timings_s": self.timings, "features": self.features}
 
 
@@ -97,11 +99,18 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
     card_path = Path(directory or models_dir()) / f"{CLASSIFIER_IDS[kind]}.json"
     classifier = load_radiomics_model(card_path)
     models.append(_card_provenance(card_path))
+    warnings = []
+    trained_mm = json.loads(card_path.read_text())["training"].get("pixel_spacing_mm")
+    spacing_mm = mammogram.image.GetSpacing()[0]
+    if trained_mm and abs(spacing_mm / trained_mm - 1) > 0.1:
+        warnings.append(f"The classifier was trained on {trained_mm:g} mm pixels but this image has {spacing_mm:g} mm "
+                        "pixels; size and shape features differ with the pixel size (PNG/PGM store none: give "
+                        "--pixel-mm). Interpret the Rad-score with caution.")
     values = np.array([features[name] for name in classifier.feature_names])
     rad_score = float(classifier.scores(values[None])[0])
     timings["classify"] = time.perf_counter() - started - timings["features"]
     return MammoPrediction(kind, roi, source, features, rad_score, classifier.cutoff,
-                           feature_contributions(classifier, values), models, timings)
+                           feature_contributions(classifier, values), models, timings, warnings)
 
 
 def overlay_png(mammogram: Mammogram, prediction: MammoPrediction, path: str | os.PathLike) -> None:

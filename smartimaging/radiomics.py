@@ -7,6 +7,8 @@ feature (degenerate on one slice) can reach a model.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
 from pathlib import Path
@@ -43,16 +45,25 @@ def as_one_slice_volume(image: np.ndarray | sitk.Image, spacing: tuple[float, fl
     return image
 
 
-def extract(image: sitk.Image, mask: sitk.Image, parameters: dict | str | os.PathLike) -> dict[str, float]:
-    """pyradiomics features (diagnostics dropped) for an image and a label mask, in pyradiomics' order."""
+@functools.lru_cache(maxsize=8)
+def _extractor(parameters_json: str):
+    """One validated extractor per parameter set and process (validation costs as much as a small ROI)."""
     from radiomics import featureextractor
 
     _quiet_pyradiomics()
-    if isinstance(parameters, dict):
-        extractor = featureextractor.RadiomicsFeatureExtractor(parameters)
-    else:
-        extractor = featureextractor.RadiomicsFeatureExtractor(str(parameters))
-    result = extractor.execute(image, mask)
+    return featureextractor.RadiomicsFeatureExtractor(json.loads(parameters_json))
+
+
+@functools.lru_cache(maxsize=8)
+def _parameter_file(path: str) -> str:
+    """A parameter file's settings as canonical JSON (read once per process)."""
+    return json.dumps(yaml.safe_load(Path(path).read_text()), sort_keys=True)
+
+
+def extract(image: sitk.Image, mask: sitk.Image, parameters: dict | str | os.PathLike) -> dict[str, float]:
+    """pyradiomics features (diagnostics dropped) for an image and a label mask, in pyradiomics' order."""
+    key = json.dumps(parameters, sort_keys=True) if isinstance(parameters, dict) else _parameter_file(str(parameters))
+    result = _extractor(key).execute(image, mask)
     return {name: float(value) for name, value in result.items() if not name.startswith("diagnostics_")}
 
 
@@ -74,7 +85,7 @@ def extract_2d(image: np.ndarray | sitk.Image, mask: np.ndarray | sitk.Image,
                parameters: str | os.PathLike = MAMMO_PARAMS, spacing: tuple[float, float] = (1.0, 1.0)
                ) -> dict[str, float]:
     """2D features of a 2D image (array or one-slice volume) and its mask, with the project's parameter file."""
-    settings = yaml.safe_load(Path(parameters).read_text())
+    settings = json.loads(_parameter_file(str(parameters)))
     if not settings.get("setting", {}).get("force2D") or "shape" in settings.get("featureClass", {}):
         raise ValueError(f"{parameters} must set force2D and use shape2D, not 3D shape")
     volume = sitk.Cast(as_one_slice_volume(image, spacing), sitk.sitkFloat32)

@@ -368,9 +368,9 @@ class BoneScanBSTBILogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def _withEditableCopies(aiNodes):
         """Editable copies of every AI node (AI nodes hidden, kept unchanged); returns the first pair."""
-        from smartimaging.bonescan import scene as bonescan_scene
+        from smartimaging.segmentation_nodes import editable_copy
 
-        editedNodes = [bonescan_scene.editable_copy(slicer.mrmlScene, node) for node in aiNodes]
+        editedNodes = [editable_copy(slicer.mrmlScene, node) for node in aiNodes]
         for node in aiNodes:
             node.GetDisplayNode().SetVisibility(False)
         return aiNodes[0], editedNodes[0]
@@ -396,14 +396,14 @@ class BoneScanBSTBILogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def _segmentationsPerVolume(volumeNodes, segmentationNode):
         """One segmentation per volume: the posterior view's AI/edited node is found through its source volume."""
-        from smartimaging.bonescan.scene import SOURCE_VOLUME
+        from smartimaging.segmentation_nodes import ROLE, SOURCE_VOLUME
 
         nodes = [segmentationNode]
-        role = segmentationNode.GetAttribute("SmartImaging.Role")
+        role = segmentationNode.GetAttribute(ROLE)
         for volume in volumeNodes[1:]:
             match = [n for n in slicer.util.getNodesByClass("vtkMRMLSegmentationNode")
                      if n.GetNodeReferenceID(SOURCE_VOLUME) == volume.GetID()
-                     and n.GetAttribute("SmartImaging.Role") == role]
+                     and n.GetAttribute(ROLE) == role]
             if not match:
                 raise ValueError(_("No segmentation found for {volume}.").format(volume=volume.GetName()))
             nodes.append(match[-1])

@@ -10,6 +10,7 @@ from smartimaging.bonescan import scene as bonescan_scene
 from smartimaging.bonescan.pipeline import BoneScanModels
 from smartimaging.mrml import ijk_to_ras_matrix, sitk_to_volume_node, volume_node_to_sitk
 from smartimaging.phantoms.bonescan import PIXEL_MM, make_bone_scan_phantom
+from smartimaging.segmentation_nodes import ROLE, editable_copy
 from smartimaging.worker import WorkerProcess
 
 
@@ -75,7 +76,7 @@ def test_segment_edit_and_compute_bstbi(scene, models, case):
     assert len(ai_nodes) == 2
     for ai in ai_nodes:
         segmentation = ai.GetSegmentation()
-        assert ai.GetAttribute(bonescan_scene.ROLE) == "AI"
+        assert ai.GetAttribute(ROLE) == "AI"
         assert [segmentation.GetNthSegment(i).GetName() for i in range(2)] == ["Bone metastasis", "Urinary bladder"]
         assert "SCT^89837001" in segmentation.GetNthSegment(1).GetTerminology()
     labels = bonescan_scene.labels_from_segmentation(scene, ai_nodes[0], volumes[0])
@@ -88,7 +89,7 @@ def test_segment_edit_and_compute_bstbi(scene, models, case):
     assert rows["Reader edited"] == "no"
     assert len([k for k in rows if k.startswith("BSTBI ") and "/" in k]) == 4
 
-    edited = [bonescan_scene.editable_copy(scene, node) for node in ai_nodes]
+    edited = [editable_copy(scene, node) for node in ai_nodes]
     assert np.any(labels[0][:, : labels.shape[2] // 2] == 1), "phantom 11 has a lesion the model finds on the left"
     _erase_upper_half(scene, edited[0], volumes[0])
     table2, edited_result = bonescan_scene.compute_bstbi(scene, volumes, edited)
@@ -146,7 +147,7 @@ def test_results_go_under_the_input_study_with_provenance(scene, models, case):
     study = hierarchy.CreateStudyItem(hierarchy.CreateSubjectItem(hierarchy.GetSceneItemID(), "Patient"), "Study")
     hierarchy.CreateItem(study, volumes[0])
     ai_nodes, _ = bonescan_scene.segment(scene, volumes, models)
-    edited = bonescan_scene.editable_copy(scene, ai_nodes[0])
+    edited = editable_copy(scene, ai_nodes[0])
     table, _ = bonescan_scene.compute_bstbi(scene, volumes, [edited])
     for node in (ai_nodes[0], edited, table):
         assert hierarchy.GetItemParent(hierarchy.GetItemByDataNode(node)) == study, node.GetName()

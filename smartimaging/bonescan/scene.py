@@ -14,8 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-import slicer
-import vtk
 
 from .. import __version__
 from ..errors import InputError
@@ -24,18 +22,16 @@ from ..mrml import (
     get_json_attribute,
     place_in_same_study,
     set_json_attribute,
-    sitk_to_volume_node,
     volume_node_to_sitk,
 )
+from ..segmentation_nodes import AI_REFERENCE, ROLE, segmentation_from_labels
+from ..segmentation_nodes import labels_from_segmentation as labels_of_segments
 from ..segments import BONESCAN_SEGMENTS
 from .outputs import recompute_from_labelmaps, source_labelmaps
 from .pipeline import BoneScanModels, BoneScanResult, analyse
 from .views import BoneScanStudy, study_from_images
 
-ROLE = "SmartImaging.Role"  # "AI" or "edited"
-SOURCE_VOLUME = "SmartImaging.SourceVolume"
 RESULT = "SmartImaging.BoneScanResult"
-LABEL_TAG = "SmartImaging.Label"
 
 
 def study_from_volume_nodes(volume_nodes: list, view_names: list[str] | None = None) -> BoneScanStudy:
@@ -48,61 +44,9 @@ def study_from_volume_nodes(volume_nodes: list, view_names: list[str] | None = N
     return study_from_images(images, paths, view_names=view_names)
 
 
-def _segmentation_from_labels(scene, volume_node, labels: np.ndarray, name: str, role: str):
-    """Segmentation node with one coded segment per SmartImaging label, on the volume's geometry."""
-    segmentation_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
-    segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)
-    segmentation = segmentation_node.GetSegmentation()
-    reference = volume_node_to_sitk(volume_node)
-    labelmap_node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
-    try:
-        for spec in BONESCAN_SEGMENTS:
-            mask = sitk.GetImageFromArray((labels == spec.label).astype(np.uint8))
-            mask.CopyInformation(reference)
-            sitk_to_volume_node(mask, labelmap_node)
-            before = {segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())}
-            has_voxels = bool(np.any(labels == spec.label))
-            if has_voxels:
-                slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap_node,
-                                                                                         segmentation_node)
-            new = [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())
-                   if segmentation.GetNthSegmentID(i) not in before]
-            segment_id = new[0] if has_voxels and new else segmentation.AddEmptySegment(spec.segment_id)
-            segment = segmentation.GetSegment(segment_id)
-            segment.SetName(spec.name)
-            segment.SetColor(*spec.color)
-            segment.SetTerminology(spec.terminology_entry())
-            segment.SetTag(LABEL_TAG, str(spec.label))
-    finally:
-        scene.RemoveNode(labelmap_node)
-    segmentation_node.SetAttribute(ROLE, role)
-    segmentation_node.SetNodeReferenceID(SOURCE_VOLUME, volume_node.GetID())
-    segmentation_node.CreateDefaultDisplayNodes()
-    place_in_same_study(scene, segmentation_node, volume_node)
-    return segmentation_node
-
-
 def labels_from_segmentation(scene, segmentation_node, volume_node) -> np.ndarray:
-    """(k, j, i) label array on the volume's grid from a segmentation's SmartImaging segments."""
-    segmentation = segmentation_node.GetSegmentation()
-    labels = np.zeros(slicer.util.arrayFromVolume(volume_node).shape, np.uint8)
-    labelmap_node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
-    try:
-        for spec in BONESCAN_SEGMENTS:
-            for index in range(segmentation.GetNumberOfSegments()):
-                segment = segmentation.GetNthSegment(index)
-                tag = vtk.mutable("")
-                tagged = segment.GetTag(LABEL_TAG, tag) and str(tag) == str(spec.label)
-                if not (tagged or segment.GetName() == spec.name):
-                    continue
-                ids = vtk.vtkStringArray()
-                ids.InsertNextValue(segmentation.GetNthSegmentID(index))
-                slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
-                    segmentation_node, ids, labelmap_node, volume_node)
-                labels[slicer.util.arrayFromVolume(labelmap_node) > 0] = spec.label
-    finally:
-        scene.RemoveNode(labelmap_node)
-    return labels
+    """(k, j, i) bone-scan label array (1 metastasis, 2 bladder) on the volume's grid."""
+    return labels_of_segments(scene, segmentation_node, volume_node, BONESCAN_SEGMENTS)
 
 
 def _labelmaps_by_view(study: BoneScanStudy, per_source: list[np.ndarray]) -> dict[str, np.ndarray]:
@@ -113,7 +57,8 @@ def add_ai_segmentations(scene, volume_nodes: list, per_source_labels: list[np.n
     """One AI segmentation node per volume from label arrays, with the analysis result attached."""
     nodes = []
     for volume_node, labels in zip(volume_nodes, per_source_labels, strict=True):
-        node = _segmentation_from_labels(scene, volume_node, labels, f"{volume_node.GetName()} AI segmentation", "AI")
+        node = segmentation_from_labels(scene, volume_node, labels, BONESCAN_SEGMENTS,
+                                        f"{volume_node.GetName()} AI segmentation", "AI")
         set_json_attribute(node, RESULT, result_json)
         nodes.append(node)
     return nodes
@@ -143,20 +88,6 @@ def import_worker_result(scene, volume_nodes: list, event: dict) -> list:
     return add_ai_segmentations(scene, volume_nodes, labels, event["result"])
 
 
-def editable_copy(scene, ai_segmentation_node):
-    """A copy of an AI segmentation for the reader to edit; the AI node stays untouched."""
-    copy = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", ai_segmentation_node.GetName().replace(
-        "AI segmentation", "edited segmentation"))
-    copy.GetSegmentation().DeepCopy(ai_segmentation_node.GetSegmentation())
-    copy.SetAttribute(ROLE, "edited")
-    copy.SetAttribute(RESULT, ai_segmentation_node.GetAttribute(RESULT))
-    copy.SetNodeReferenceID(SOURCE_VOLUME, ai_segmentation_node.GetNodeReferenceID(SOURCE_VOLUME))
-    copy.SetNodeReferenceID("SmartImaging.AISegmentation", ai_segmentation_node.GetID())
-    copy.CreateDefaultDisplayNodes()
-    place_in_same_study(scene, copy, ai_segmentation_node)
-    return copy
-
-
 def compute_bstbi(scene, volume_nodes: list, segmentation_nodes: list, exclude: list[int] | None = None,
                   table_node=None, view_names: list[str] | None = None) -> tuple:
     """BSTBI from the given (AI or edited) segmentations into a table node; returns (table node, result)."""
@@ -167,7 +98,7 @@ def compute_bstbi(scene, volume_nodes: list, segmentation_nodes: list, exclude: 
     per_source = [labels_from_segmentation(scene, seg, vol) for seg, vol in zip(segmentation_nodes, volume_nodes,
                                                                                    strict=True)]
     labelmaps = _labelmaps_by_view(study, per_source)
-    ai_nodes = [seg.GetNodeReference("SmartImaging.AISegmentation") for seg in segmentation_nodes]
+    ai_nodes = [seg.GetNodeReference(AI_REFERENCE) for seg in segmentation_nodes]
     ai_labelmaps = None
     if all(ai_nodes):
         ai_per_source = [labels_from_segmentation(scene, ai, vol) for ai, vol in zip(ai_nodes, volume_nodes,

@@ -1,0 +1,92 @@
+"""Segmentation nodes shared by the scene adapters: coded segments from label arrays, label arrays back from
+(edited) segmentations, and the reader's editable copy that keeps AI and edited segments apart."""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+import slicer
+import vtk
+
+from .mrml import place_in_same_study, sitk_to_volume_node, volume_node_to_sitk
+from .segments import SegmentSpec
+
+ROLE = "SmartImaging.Role"  # "AI" or "edited"
+SOURCE_VOLUME = "SmartImaging.SourceVolume"
+AI_REFERENCE = "SmartImaging.AISegmentation"
+LABEL_TAG = "SmartImaging.Label"
+
+
+def segmentation_from_labels(scene, volume_node, labels: np.ndarray, segments: tuple[SegmentSpec, ...], name: str,
+                             role: str):
+    """Segmentation node with one coded segment per SegmentSpec (its label value in `labels`), on the volume's
+    geometry, placed in the volume's study."""
+    segmentation_node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
+    segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)
+    segmentation = segmentation_node.GetSegmentation()
+    reference = volume_node_to_sitk(volume_node)
+    labelmap_node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+    try:
+        for spec in segments:
+            mask = sitk.GetImageFromArray((labels == spec.label).astype(np.uint8))
+            mask.CopyInformation(reference)
+            sitk_to_volume_node(mask, labelmap_node)
+            before = {segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())}
+            has_voxels = bool(np.any(labels == spec.label))
+            if has_voxels:
+                slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap_node,
+                                                                                         segmentation_node)
+            new = [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())
+                   if segmentation.GetNthSegmentID(i) not in before]
+            segment_id = new[0] if has_voxels and new else segmentation.AddEmptySegment(spec.segment_id)
+            segment = segmentation.GetSegment(segment_id)
+            segment.SetName(spec.name)
+            segment.SetColor(*spec.color)
+            segment.SetTerminology(spec.terminology_entry())
+            segment.SetTag(LABEL_TAG, str(spec.label))
+    finally:
+        scene.RemoveNode(labelmap_node)
+    segmentation_node.SetAttribute(ROLE, role)
+    segmentation_node.SetNodeReferenceID(SOURCE_VOLUME, volume_node.GetID())
+    segmentation_node.CreateDefaultDisplayNodes()
+    place_in_same_study(scene, segmentation_node, volume_node)
+    return segmentation_node
+
+
+def labels_from_segmentation(scene, segmentation_node, volume_node, segments: tuple[SegmentSpec, ...]) -> np.ndarray:
+    """(k, j, i) label array on the volume's grid; segments are found by their label tag, else by name."""
+    segmentation = segmentation_node.GetSegmentation()
+    labels = np.zeros(slicer.util.arrayFromVolume(volume_node).shape, np.uint8)
+    labelmap_node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+    try:
+        for spec in segments:
+            for index in range(segmentation.GetNumberOfSegments()):
+                segment = segmentation.GetNthSegment(index)
+                tag = vtk.mutable("")
+                tagged = segment.GetTag(LABEL_TAG, tag) and str(tag) == str(spec.label)
+                if not (tagged or segment.GetName() == spec.name):
+                    continue
+                ids = vtk.vtkStringArray()
+                ids.InsertNextValue(segmentation.GetNthSegmentID(index))
+                slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
+                    segmentation_node, ids, labelmap_node, volume_node)
+                labels[slicer.util.arrayFromVolume(labelmap_node) > 0] = spec.label
+    finally:
+        scene.RemoveNode(labelmap_node)
+    return labels
+
+
+def editable_copy(scene, ai_segmentation_node):
+    """A copy of an AI segmentation for the reader to edit; the AI node stays untouched."""
+    copy = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", ai_segmentation_node.GetName().replace(
+        "AI segmentation", "edited segmentation"))
+    copy.GetSegmentation().DeepCopy(ai_segmentation_node.GetSegmentation())
+    copy.SetAttribute(ROLE, "edited")
+    for name in ai_segmentation_node.GetAttributeNames() or ():
+        if name.startswith("SmartImaging.") and name != ROLE:
+            copy.SetAttribute(name, ai_segmentation_node.GetAttribute(name))
+    copy.SetNodeReferenceID(SOURCE_VOLUME, ai_segmentation_node.GetNodeReferenceID(SOURCE_VOLUME))
+    copy.SetNodeReferenceID(AI_REFERENCE, ai_segmentation_node.GetID())
+    copy.CreateDefaultDisplayNodes()
+    place_in_same_study(scene, copy, ai_segmentation_node)
+    return copy

@@ -1,0 +1,110 @@
+"""MRML adapter of MammoRadiomics: takes a vtkMRMLScene and nodes (never widgets).
+
+- `segment`: the AI ROI of a mass or calcification cluster marked by a markups point or ROI (box), or the whole
+  image, as a coded segmentation node kept as AI; the reader edits `segmentation_nodes.editable_copy` of it;
+- `classify`: features, Rad-score, label and contributing features of the (edited) ROI into a table node, with the
+  Dice between the AI and the edited ROI and provenance in the node's attributes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import vtk
+
+from ..errors import InputError
+from ..evaluation import dice
+from ..mrml import fill_table, get_json_attribute, place_in_same_study, set_json_attribute, volume_node_to_sitk
+from ..segmentation_nodes import AI_REFERENCE, ROLE, labels_from_segmentation, segmentation_from_labels
+from ..segments import MAMMO_SEGMENTS
+from .images import Mammogram
+from .predict import MammoPrediction, predict_mammogram
+from .segment import MammoSegmenter
+
+RESULT = "SmartImaging.MammoResult"
+
+
+def mammogram_from_volume_node(volume_node) -> Mammogram:
+    """The mammogram of a one-slice scalar volume node (geometry kept)."""
+    if volume_node is None:
+        raise InputError("Select the mammogram first")
+    image = volume_node_to_sitk(volume_node)
+    if image.GetSize()[2] != 1:
+        raise InputError(f"{volume_node.GetName()} has {image.GetSize()[2]} slices; a mammogram is one 2D image")
+    return Mammogram(Path(volume_node.GetName()), sitk.Cast(image, sitk.sitkFloat32), {})
+
+
+def _ras_to_ij(volume_node, ras) -> tuple[float, float, float]:
+    matrix = vtk.vtkMatrix4x4()
+    volume_node.GetRASToIJKMatrix(matrix)
+    i, j, k, _ = matrix.MultiplyPoint([*ras, 1.0])
+    return j, i, k
+
+
+def point_from_markups(volume_node, markups_node, index: int = 0) -> tuple[float, float]:
+    """(row, col) of a markups control point on the mammogram."""
+    if markups_node is None or markups_node.GetNumberOfControlPoints() <= index:
+        raise InputError("Place a point on the lesion first")
+    ras = [0.0, 0.0, 0.0]
+    markups_node.GetNthControlPointPositionWorld(index, ras)
+    row, col, _ = _ras_to_ij(volume_node, ras)
+    return row, col
+
+
+def box_from_markups_roi(volume_node, roi_node) -> tuple[int, int, int, int]:
+    """(row0, col0, row1, col1) of a markups ROI's extent on the mammogram."""
+    if roi_node is None:
+        raise InputError("Draw a box around the lesion first")
+    bounds = [0.0] * 6
+    roi_node.GetBounds(bounds)
+    corners = [_ras_to_ij(volume_node, (x, y, (bounds[4] + bounds[5]) / 2)) for x in bounds[:2] for y in bounds[2:4]]
+    rows, cols = [c[0] for c in corners], [c[1] for c in corners]
+    return int(np.floor(min(rows))), int(np.floor(min(cols))), int(np.ceil(max(rows))), int(np.ceil(max(cols)))
+
+
+def segment(scene, volume_node, kind: str, segmenter: MammoSegmenter, point=None, box=None):
+    """AI segmentation node of the lesion at `point` (row, col) or in `box`, or over the whole image."""
+    mammogram = mammogram_from_volume_node(volume_node)
+    mask = segmenter.segment(mammogram.pixels, point=point, box=box)
+    if not mask.any():
+        raise InputError("The model found no lesion there; mark the lesion again or draw the ROI yourself")
+    spec = MAMMO_SEGMENTS[kind]
+    node = segmentation_from_labels(scene, volume_node, mask[None] * spec.label, (spec,),
+                                    f"{volume_node.GetName()} AI {kind}", "AI")
+    set_json_attribute(node, "SmartImaging.MammoSegmentation", {"kind": kind, "model": segmenter.model.provenance,
+                                                                "point": point, "box": box})
+    return node
+
+
+def classify(scene, volume_node, segmentation_node, kind: str, directory=None, table_node=None
+             ) -> tuple[object, MammoPrediction]:
+    """Rad-score of the segmentation's ROI into a table node (quantity | value), features included."""
+    mammogram = mammogram_from_volume_node(volume_node)
+    spec = MAMMO_SEGMENTS[kind]
+    mask = labels_from_segmentation(scene, segmentation_node, volume_node, (spec,))[0]
+    prediction = predict_mammogram(mammogram, kind, mask=mask, directory=directory)
+    source = get_json_attribute(segmentation_node, "SmartImaging.MammoSegmentation", {})
+    if source.get("model"):
+        prediction.models.insert(0, source["model"])
+    prediction.roi_source = "reader edited" if segmentation_node.GetAttribute(ROLE) == "edited" else "AI"
+    ai_node = segmentation_node.GetNodeReference(AI_REFERENCE)
+    edit_dice = dice(labels_from_segmentation(scene, ai_node, volume_node, (spec,))[0] > 0, mask > 0) \
+        if ai_node is not None else None
+    if table_node is None:
+        table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{volume_node.GetName()} {kind} Rad-score")
+        place_in_same_study(scene, table_node, volume_node)
+    rows = [["Rad-score", f"{prediction.rad_score:.3f}"], ["Label", prediction.label],
+            ["Cutoff (Youden, training)", f"{prediction.cutoff:.3f}"], ["ROI", prediction.roi_source],
+            ["ROI pixels", str(int(mask.sum()))]]
+    if edit_dice is not None:
+        rows.append(["Dice AI vs edited ROI", f"{edit_dice:.3f}"])
+    rows += [[f"Contribution: {item['feature']}", f"{item['score_change']:+.3f}"] for item in prediction.top_features]
+    rows += [["Warning", text] for text in prediction.warnings]
+    rows += [[name, f"{value:.6g}"] for name, value in prediction.features.items()]
+    fill_table(table_node, ["Quantity", "Value"], rows)
+    record = {**prediction.as_json(), "dice_ai_vs_edited": edit_dice}
+    set_json_attribute(table_node, RESULT, record)
+    table_node.SetAttribute("SmartImaging.RadScore", repr(prediction.rad_score))
+    return table_node, prediction

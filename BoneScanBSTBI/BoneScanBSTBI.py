@@ -20,9 +20,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-# import name -> pip requirement (torch comes from the PyTorch extension)
-REQUIREMENTS = {"monai": "monai>=1.4", "safetensors": "safetensors>=0.4", "pydicom": "pydicom>=2.4",
-                "sklearn": "scikit-learn>=1.3", "tqdm": "tqdm", "matplotlib": "matplotlib"}
+DEPENDENCIES = ["torch", "monai", "safetensors", "pydicom", "sklearn", "tqdm", "matplotlib"]  # import names
 SIDE_BY_SIDE_LAYOUT_ID = 20260  # anterior | posterior | table
 SIDE_BY_SIDE_LAYOUT = """
 <layout type="horizontal" split="true">
@@ -298,36 +296,11 @@ class BoneScanBSTBILogic(ScriptedLoadableModuleLogic):
             node = slicer.mrmlScene.AddNode(node)
         return node
 
-    @staticmethod
-    def missingDependencies():
-        """Import names of the packages that are not installed."""
-        import importlib.util
-
-        return [module for module in ["torch", *REQUIREMENTS] if importlib.util.find_spec(module) is None]
-
     def ensureDependencies(self) -> bool:
-        """Install what is missing, with the user's consent; torch through the PyTorch extension."""
-        missing = self.missingDependencies()
-        if not missing:
-            return True
-        if not slicer.util.confirmOkCancelDisplay(
-                _("BoneScanBSTBI needs these Python packages: {packages}. Install them now?").format(
-                    packages=", ".join(missing))):
-            return False
-        if "torch" in missing:
-            try:
-                import PyTorchUtils
-            except ImportError as exc:
-                raise RuntimeError(_("Install the PyTorch extension from the Extensions Manager first.")) from exc
-            if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
-                raise RuntimeError(_("PyTorch could not be installed."))
-        others = [REQUIREMENTS[module] for module in missing if module in REQUIREMENTS]
-        if others:
-            if hasattr(slicer, "packaging") and hasattr(slicer.packaging, "pip_ensure"):
-                slicer.packaging.pip_ensure(others)
-            else:
-                slicer.util.pip_install(others)
-        return not self.missingDependencies()
+        """Install what is missing, with the user's consent (torch through the PyTorch extension)."""
+        from smartimaging.slicer_dependencies import ensure
+
+        return ensure(DEPENDENCIES, "Bone Scan BSTBI")
 
     @staticmethod
     def workerPython():

@@ -1,0 +1,292 @@
+import os
+import sys
+from typing import Annotated
+
+import slicer
+import vtk
+from slicer import (
+    vtkMRMLMarkupsFiducialNode,
+    vtkMRMLMarkupsROINode,
+    vtkMRMLScalarVolumeNode,
+    vtkMRMLSegmentationNode,
+    vtkMRMLTableNode,
+)
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+DEPENDENCIES = ["torch", "monai", "safetensors", "pydicom", "sklearn", "yaml", "joblib", "skops", "xgboost",
+                "radiomics"]  # import names
+
+
+def _ensureSmartImagingImportable():
+    """Put the repository root on sys.path when the module runs from a source checkout ("Additional module paths")."""
+    try:
+        import smartimaging  # noqa: F401
+    except ImportError:
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+#
+# MammoRadiomics
+#
+
+
+class MammoRadiomics(ScriptedLoadableModule):
+    """Uses ScriptedLoadableModule base class, available at:
+    https://github.com/Slicer/Slicer/blob/main/Base/Python/slicer/ScriptedLoadableModule.py
+    """
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("Mammo Radiomics")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "SmartImaging")]
+        self.parent.dependencies = []
+        self.parent.contributors = ["SmartImaging developers"]
+        self.parent.helpText = _("""
+Mammography radiomics: mark a mass or a calcification cluster with a point or a box, let the U-Net propose the ROI,
+correct it in the Segment Editor, then extract 102 pyradiomics 2D features and compute the Rad-score with an
+FAE-style classifier (benign/malignant at the Youden cutoff). The bundled models are DEMO WEIGHTS trained on
+synthetic phantoms: not for clinical use.
+""")
+        self.parent.acknowledgementText = _("Built on 3D Slicer, pyradiomics, MONAI, PyTorch and scikit-learn.")
+
+
+#
+# MammoRadiomicsParameterNode
+#
+
+
+@parameterNodeWrapper
+class MammoRadiomicsParameterNode:
+    """
+    inputVolume - the mammogram (one-slice volume).
+    lesionKind - mass or calcification.
+    lesionPoint - markups point on the lesion.
+    lesionBox - markups ROI around the lesion.
+    aiSegmentation - the model's ROI, kept unchanged.
+    editedSegmentation - the reader's corrected ROI used for the features.
+    resultTable - Rad-score and features.
+    """
+
+    inputVolume: vtkMRMLScalarVolumeNode
+    lesionKind: Annotated[str, Choice(["mass", "calcification"])] = "mass"
+    lesionPoint: vtkMRMLMarkupsFiducialNode
+    lesionBox: vtkMRMLMarkupsROINode
+    aiSegmentation: vtkMRMLSegmentationNode
+    editedSegmentation: vtkMRMLSegmentationNode
+    resultTable: vtkMRMLTableNode
+
+
+#
+# MammoRadiomicsWidget
+#
+
+
+class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Uses ScriptedLoadableModuleWidget base class, available at:
+    https://github.com/Slicer/Slicer/blob/main/Base/Python/slicer/ScriptedLoadableModule.py
+    """
+
+    def __init__(self, parent=None) -> None:
+        """Called when the user opens the module the first time and the widget is initialized."""
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+
+    def setup(self) -> None:
+        """Called when the user opens the module the first time and the widget is initialized."""
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/MammoRadiomics.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = MammoRadiomicsLogic()
+        self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(self.logic.getSegmentEditorNode())
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.segmentButton.connect("clicked(bool)", self.onSegmentButton)
+        self.ui.classifyButton.connect("clicked(bool)", self.onClassifyButton)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        """Called when the application closes and the module widget is destroyed."""
+        self.removeObservers()
+
+    def enter(self) -> None:
+        """Called each time the user opens this module."""
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        """Called each time the user opens a different module."""
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtonStates)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        """Called just before the scene is closed."""
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        """Called just after the scene is closed."""
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        """Ensure parameter node exists and observed."""
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            firstVolumeNode = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if firstVolumeNode:
+                self._parameterNode.inputVolume = firstVolumeNode
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        """Set and observe parameter node."""
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtonStates)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtonStates)
+            self._updateButtonStates()
+
+    def _updateButtonStates(self, caller=None, event=None) -> None:
+        p = self._parameterNode
+        self.ui.segmentButton.enabled = bool(p and p.inputVolume)
+        self.ui.classifyButton.enabled = bool(p and p.inputVolume and (p.editedSegmentation or p.aiSegmentation))
+        if p and p.editedSegmentation:
+            self.ui.segmentEditorWidget.setSegmentationNode(p.editedSegmentation)
+            self.ui.segmentEditorWidget.setSourceVolumeNode(p.inputVolume)
+
+    def onSegmentButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to segment the lesion."), waitCursor=True):
+            if not self.logic.ensureDependencies():
+                return
+            p = self._parameterNode
+            p.aiSegmentation, p.editedSegmentation = self.logic.segment(p.inputVolume, p.lesionKind, p.lesionPoint,
+                                                                        p.lesionBox)
+
+    def onClassifyButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to extract features and classify."), waitCursor=True):
+            p = self._parameterNode
+            p.resultTable = self.logic.classify(p.inputVolume, p.editedSegmentation or p.aiSegmentation,
+                                                p.lesionKind, p.resultTable)
+            self.logic.showTable(p.resultTable)
+
+
+#
+# MammoRadiomicsLogic
+#
+
+
+class MammoRadiomicsLogic(ScriptedLoadableModuleLogic):
+    """Thin wrapper of smartimaging.mammo.scene: takes nodes, never widgets."""
+
+    def __init__(self) -> None:
+        """Called when the logic class is instantiated. Can be used for initializing member variables."""
+        ScriptedLoadableModuleLogic.__init__(self)
+        _ensureSmartImagingImportable()
+
+    def getParameterNode(self):
+        return MammoRadiomicsParameterNode(super().getParameterNode())
+
+    def getSegmentEditorNode(self):
+        node = slicer.mrmlScene.GetSingletonNode("MammoRadiomics", "vtkMRMLSegmentEditorNode")
+        if node is None:
+            node = slicer.vtkMRMLSegmentEditorNode()
+            node.SetSingletonTag("MammoRadiomics")
+            node = slicer.mrmlScene.AddNode(node)
+        return node
+
+    def ensureDependencies(self) -> bool:
+        """Install what is missing, with the user's consent."""
+        from smartimaging.slicer_dependencies import ensure
+
+        return ensure(DEPENDENCIES, "Mammo Radiomics")
+
+    def segment(self, volumeNode, kind, pointNode=None, boxNode=None, device="auto"):
+        """AI ROI from the point (or the box, or the whole image) and the reader's editable copy."""
+        from smartimaging.mammo import scene as mammo_scene
+        from smartimaging.mammo.segment import MammoSegmenter
+        from smartimaging.segmentation_nodes import editable_copy
+
+        point = mammo_scene.point_from_markups(volumeNode, pointNode) if pointNode and \
+            pointNode.GetNumberOfControlPoints() else None
+        box = mammo_scene.box_from_markups_roi(volumeNode, boxNode) if boxNode and point is None else None
+        segmenter = MammoSegmenter.load(kind, device=device)
+        aiNode = mammo_scene.segment(slicer.mrmlScene, volumeNode, kind, segmenter, point=point, box=box)
+        editedNode = editable_copy(slicer.mrmlScene, aiNode)
+        aiNode.GetDisplayNode().SetVisibility(False)
+        return aiNode, editedNode
+
+    def classify(self, volumeNode, segmentationNode, kind, tableNode=None):
+        from smartimaging.mammo import scene as mammo_scene
+
+        table, _prediction = mammo_scene.classify(slicer.mrmlScene, volumeNode, segmentationNode, kind,
+                                                  table_node=tableNode)
+        return table
+
+    def showTable(self, tableNode):
+        layoutManager = slicer.app.layoutManager()
+        layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
+        slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(tableNode.GetID())
+        slicer.app.applicationLogic().PropagateTableSelection()
+
+
+#
+# MammoRadiomicsTest
+#
+
+
+class MammoRadiomicsTest(ScriptedLoadableModuleTest):
+    """Runs the real pipeline (demo weights) on a phantom mammogram."""
+
+    def setUp(self):
+        """Do whatever is needed to reset the state - typically a scene clear will be enough."""
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        """Run as few or as many tests as needed here."""
+        self.setUp()
+        self.test_MammoRadiomics1()
+
+    def test_MammoRadiomics1(self):
+        """Point on a phantom mass → AI ROI → Rad-score table with 102 features."""
+        self.delayDisplay("Starting the test")
+        _ensureSmartImagingImportable()
+        import SimpleITK as sitk
+
+        from smartimaging.mammo.segment import prompt_point
+        from smartimaging.mrml import ijk_to_ras_matrix, sitk_to_volume_node
+        from smartimaging.phantoms.mammo import PIXEL_MM, make_mammo_phantom
+
+        case = make_mammo_phantom(910_002, "mass", 1)
+        image = sitk.GetImageFromArray(case.image[None])
+        image.SetSpacing((PIXEL_MM, PIXEL_MM, 1.0))
+        volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "phantom mammogram")
+        sitk_to_volume_node(image, volume)
+        row, col = prompt_point(case.mask)
+        point = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode")
+        point.AddControlPoint(*(ijk_to_ras_matrix(volume) @ [col, row, 0, 1])[:3])
+
+        logic = MammoRadiomicsLogic()
+        ai, edited = logic.segment(volume, "mass", point)
+        self.assertEqual(ai.GetSegmentation().GetNthSegment(0).GetName(), "Breast mass")
+        table = logic.classify(volume, edited, "mass")
+        score = float(table.GetAttribute("SmartImaging.RadScore"))
+        self.assertTrue(0.0 <= score <= 1.0)
+        features = [r for r in range(table.GetNumberOfRows()) if table.GetCellText(r, 0).startswith("original_")]
+        self.assertEqual(len(features), 102)
+        self.delayDisplay("Test passed")

@@ -1,0 +1,45 @@
+"""Installing a module's Python packages inside desktop Slicer, with the user's consent (needs the Slicer app;
+imported by the module widgets only). torch comes through the PyTorch extension and pyradiomics through the
+SlicerRadiomics extension; Slicer's own SimpleITK is never replaced."""
+
+from __future__ import annotations
+
+import importlib.util
+
+PIP_REQUIREMENTS = {"monai": "monai>=1.4", "safetensors": "safetensors>=0.4", "pydicom": "pydicom>=2.4",
+                    "sklearn": "scikit-learn>=1.3", "tqdm": "tqdm", "matplotlib": "matplotlib", "yaml": "pyyaml",
+                    "joblib": "joblib>=1.4", "skops": "skops>=0.10", "xgboost": "xgboost-cpu>=2.0"}
+EXTENSION_PROVIDED = {"torch": "PyTorch", "radiomics": "SlicerRadiomics"}
+
+
+def missing(modules: list[str]) -> list[str]:
+    """Import names among `modules` that cannot be imported."""
+    return [module for module in modules if importlib.util.find_spec(module) is None]
+
+
+def ensure(modules: list[str], title: str) -> bool:
+    """Install what is missing after asking; False when the user declines."""
+    import slicer
+
+    absent = missing(modules)
+    if not absent:
+        return True
+    if not slicer.util.confirmOkCancelDisplay(f"{title} needs these Python packages: {', '.join(absent)}. "
+                                              "Install them now?"):
+        return False
+    if "torch" in absent:
+        try:
+            import PyTorchUtils
+        except ImportError as exc:
+            raise RuntimeError("Install the PyTorch extension from the Extensions Manager first.") from exc
+        if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
+            raise RuntimeError("PyTorch could not be installed.")
+    if "radiomics" in absent:
+        raise RuntimeError("Install the SlicerRadiomics extension from the Extensions Manager first.")
+    requirements = [PIP_REQUIREMENTS[module] for module in absent if module in PIP_REQUIREMENTS]
+    if requirements:
+        if hasattr(slicer, "packaging") and hasattr(slicer.packaging, "pip_ensure"):
+            slicer.packaging.pip_ensure(requirements)
+        else:
+            slicer.util.pip_install(requirements)
+    return not missing(modules)

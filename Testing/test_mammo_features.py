@@ -10,6 +10,7 @@ from smartimaging.cli import main
 from smartimaging.errors import InputError
 from smartimaging.mammo.features import load_mask
 from smartimaging.mammo.images import load_mammogram
+from smartimaging.manifest import write_manifest
 from smartimaging.phantoms.mammo import make_mammo_phantom
 from smartimaging.radiomics import extract_2d
 
@@ -79,10 +80,7 @@ def test_failed_rows_are_reported_not_dropped(mammo_cohort, tmp_path, capsys):
     rows[1]["image"] = "images/missing.png"
     rows[2]["mask"] = rows[3]["mask"].replace(".png", "_absent.png")
     broken = mammo_cohort.parent / "broken.csv"
-    with open(broken, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_manifest(broken, rows)
     assert main(["mammo", "extract", "--manifest", str(broken), "--out", str(tmp_path / "f.csv"), "--quiet"]) == 0
     assert len(_read(tmp_path / "f.csv")) == 4
     failures = _read(tmp_path / "f.failures.csv")
@@ -96,10 +94,7 @@ def test_all_rows_failing_exits_2(mammo_cohort, tmp_path):
     for row in rows:
         row["mask"] = "masks/none.png"
     broken = mammo_cohort.parent / "allbroken.csv"
-    with open(broken, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_manifest(broken, rows)
     assert main(["mammo", "extract", "--manifest", str(broken), "--out", str(tmp_path / "x.csv"), "--quiet"]) == 2
     assert not (tmp_path / "x.csv").exists()
 

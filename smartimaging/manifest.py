@@ -70,3 +70,21 @@ def grouped_split(patient_ids: list[str], fractions: dict[str, float], seed: int
     for rank, index in enumerate(order):
         assignment[unique[index]] = names[int(np.searchsorted(bounds, rank, side="right"))]
     return [assignment[p] for p in patient_ids]
+
+
+def prepare_cohort_folder(out_dir: str | os.PathLike) -> Path:
+    """The cohort folder with its images/ and masks/ subfolders."""
+    out_dir = Path(out_dir)
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    (out_dir / "masks").mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
+def finish_cohort(out_dir: Path, rows: list[dict], splits: dict[str, float] | None, seed: int) -> Path:
+    """Assign patient-grouped splits (when asked) and write `manifest.csv`; returns its path."""
+    if splits:
+        for row, split in zip(rows, grouped_split([r["patient_id"] for r in rows], splits, seed), strict=True):
+            row["split"] = split
+    manifest = out_dir / "manifest.csv"
+    write_manifest(manifest, rows)
+    return manifest

@@ -11,7 +11,7 @@ import SimpleITK as sitk
 
 from ..errors import InputError
 from ..io import describe_geometry, read_volume, same_geometry
-from ..manifest import Manifest, grouped_split, write_manifest
+from ..manifest import Manifest, finish_cohort, prepare_cohort_folder
 from ..phantoms.bonescan import make_bone_scan_phantom
 from .views import BoneScanStudy, load_bone_scan, write_nm_dicom
 
@@ -19,9 +19,7 @@ from .views import BoneScanStudy, load_bone_scan, write_nm_dicom
 def write_phantom_cohort(out_dir: str | os.PathLike, n_cases: int, seed: int = 0,
                          splits: dict[str, float] | None = None) -> Path:
     """Write `n_cases` phantom studies (2-frame NM DICOM + label NIfTI) and `manifest.csv`; returns its path."""
-    out_dir = Path(out_dir)
-    (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    (out_dir / "masks").mkdir(parents=True, exist_ok=True)
+    out_dir = prepare_cohort_folder(out_dir)
     rows = []
     for index in range(n_cases):
         case = make_bone_scan_phantom(seed * 100_000 + index)
@@ -35,12 +33,7 @@ def write_phantom_cohort(out_dir: str | os.PathLike, n_cases: int, seed: int = 0
                      "mask": f"masks/{case.patient_id}.nii.gz", "label": case.metastasis,
                      "bladder": int(case.bladder_present), "age": case.age, "n_lesions": case.n_lesions,
                      "confounders": ";".join(case.confounders)})
-    if splits:
-        for row, split in zip(rows, grouped_split([r["patient_id"] for r in rows], splits, seed), strict=True):
-            row["split"] = split
-    manifest = out_dir / "manifest.csv"
-    write_manifest(manifest, rows)
-    return manifest
+    return finish_cohort(out_dir, rows, splits, seed)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from ..errors import InputError, SmartImagingError
 from ..io import check_readable, file_suffix, read_volume
-from ..manifest import Manifest, read_manifest, write_manifest
+from ..manifest import Manifest, finish_cohort, prepare_cohort_folder, read_manifest, write_manifest
 from ..phantoms.mammo import PIXEL_MM, make_mammo_phantom
 from ..radiomics import MAMMO_PARAMS, extract_2d
 from .images import Mammogram, load_mammogram
@@ -108,11 +108,7 @@ def extract_cohort(manifest_path: str | os.PathLike, out_csv: str | os.PathLike,
 def write_mammo_phantom_cohort(out_dir: str | os.PathLike, n_cases: int, seed: int = 0, kind: str | None = None,
                                splits: dict[str, float] | None = None) -> Path:
     """Phantom mammograms (16-bit PNG + mask PNG) and `manifest.csv`; benign and malignant alternate."""
-    from ..manifest import grouped_split
-
-    out_dir = Path(out_dir)
-    (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    (out_dir / "masks").mkdir(parents=True, exist_ok=True)
+    out_dir = prepare_cohort_folder(out_dir)
     rows = []
     for index in range(n_cases):
         case = make_mammo_phantom(seed * 100_000 + index, kind=kind, label=index % 2)
@@ -122,9 +118,4 @@ def write_mammo_phantom_cohort(out_dir: str | os.PathLike, n_cases: int, seed: i
                      "mask": f"masks/{case.patient_id}.png", "label": case.label, "kind": case.kind,
                      "age": case.age, "pixel_mm": PIXEL_MM, "description": case.description,
                      "centre_row": case.centre[0], "centre_col": case.centre[1]})
-    if splits:
-        for row, split in zip(rows, grouped_split([r["patient_id"] for r in rows], splits, seed), strict=True):
-            row["split"] = split
-    manifest = out_dir / "manifest.csv"
-    write_manifest(manifest, rows)
-    return manifest
+    return finish_cohort(out_dir, rows, splits, seed)

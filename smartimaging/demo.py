@@ -50,8 +50,45 @@ def _case_html(title: str, truth: str, folder: Path, result: dict) -> str:
             f"<div class='case'><div>{images}</div><table>{rows}</table></div></section>")
 
 
+MAMMO_CASES = ((920_001, "mass", 0), (920_002, "mass", 1), (920_003, "calcification", 1))
+
+
+def _mammo_sections(out_dir: Path, device: str) -> list[str]:
+    """Phantom mammograms: point on the lesion -> AI ROI -> features -> Rad-score."""
+    import numpy as np
+    from PIL import Image
+
+    from .mammo.images import load_mammogram
+    from .mammo.predict import predict_mammogram, write_prediction
+    from .mammo.segment import prompt_point
+    from .phantoms.mammo import PIXEL_MM, make_mammo_phantom
+
+    sections = []
+    (out_dir / "inputs").mkdir(parents=True, exist_ok=True)
+    for seed, kind, label in MAMMO_CASES:
+        case = make_mammo_phantom(seed, kind, label)
+        path = out_dir / "inputs" / f"{case.patient_id}.png"
+        Image.fromarray(case.image.round().astype(np.uint16)).save(path)
+        mammogram = load_mammogram(path, PIXEL_MM)
+        prediction = predict_mammogram(mammogram, kind, point=prompt_point(case.mask), device=device)
+        case_dir = out_dir / f"mammo_{case.patient_id}"
+        write_prediction(mammogram, prediction, case_dir)
+        rows = (f"<tr><th>Rad-score</th><th>{prediction.rad_score:.3f}</th></tr>"
+                f"<tr><td>Label (cutoff {prediction.cutoff:.3f})</td><td>{prediction.label}</td></tr>"
+                f"<tr><td>ROI</td><td>{html.escape(prediction.roi_source)}, {int(prediction.roi.sum())} px</td></tr>"
+                + "".join(f"<tr><td>{html.escape(item['feature'])}</td><td>{item['score_change']:+.3f}</td></tr>"
+                          for item in prediction.top_features))
+        sections.append(f"<section><h2>Phantom {case.patient_id}</h2><p class='truth'>phantom truth: "
+                        f"{html.escape(case.description)}</p><div class='case'><div><img class='mammo' "
+                        f"src='{case_dir.name}/overlay.png'></div><table>{rows}</table></div></section>")
+        print(f"Phantom {case.patient_id} ({case.description}): Rad-score {prediction.rad_score:.3f} -> "
+              f"{prediction.label}")
+    return sections
+
+
 def run_demo(out: str, device: str = "auto") -> int:
-    """Bone-scan BSTBI on the real GE scan and three phantoms; writes `<out>/index.html`."""
+    """Bone-scan BSTBI on the real GE scan and four phantoms, mammography Rad-scores on three phantoms; writes
+    `<out>/index.html`."""
     out_dir = Path(out)
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -66,19 +103,26 @@ def run_demo(out: str, device: str = "auto") -> int:
         sections.append(_case_html(title, truth, case_dir, record))
         print(f"{title}: BSTBI {result.bstbi['mean']:.3f}, metastasis probability "
               f"{result.metastasis_probability:.3f}, bladder probability {result.bladder_probability:.3f}")
+    mammo_sections = _mammo_sections(out_dir, device)
     models_text = ", ".join(f"{m['id']} v{m['version']}" for m in models.provenance)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>SmartImaging demo report</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} .case{{display:flex;gap:2em;align-items:flex-start}}
 img{{height:420px;margin-right:.5em;border:1px solid #ccc}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #bbb;padding:.3em .6em;text-align:left}} .warn{{background:#fff3cd;padding:.8em}}
-.truth{{color:#555}}</style></head><body>
+.truth{{color:#555}} img.mammo{{height:auto;width:360px}}</style></head><body>
 <h1>SmartImaging demo report</h1>
-<p class="warn"><b>Demo weights:</b> the models ({html.escape(models_text)}) were trained on synthetic phantoms only.
+<p class="warn"><b>Demo weights:</b> all models ({html.escape(models_text)} and the mammography models) were trained
+on synthetic phantoms only.
 Numbers shown here are demonstrations, not for clinical use.</p>
 <h1>BoneScanBSTBI: bone-scan tumour burden index</h1>
 <p>Overlays: red = segmented metastasis, yellow = urinary bladder; grey scale with more uptake darker.
 BSTBI is computed on 4 sub-images (anterior/posterior × standard/high-contrast grey levels), K = 5.</p>
 {''.join(sections)}
+<h1>MammoRadiomics: Rad-score of a marked lesion</h1>
+<p>A point on the lesion prompts the U-Net; 102 pyradiomics 2D features of the ROI (orange) feed the classifier
+(masses: z-score, PCA, RFE 9, random forest; calcifications: min-max, PCA, Kruskal-Wallis 13, XGBoost). The
+table lists the features that moved the score most.</p>
+{''.join(mammo_sections)}
 <p>SmartImaging {__version__}; device {models.device}.</p></body></html>"""
     (out_dir / "index.html").write_text(page)
     print(f"report: {out_dir / 'index.html'}")

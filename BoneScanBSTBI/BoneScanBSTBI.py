@@ -233,29 +233,28 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._updateButtonStates()
 
     def onPollWorker(self) -> None:
-        """Read the worker's JSON events without blocking the GUI."""
+        """Read the worker's JSON events without blocking the GUI (the timer pauses while a dialog may be open)."""
         if not self._worker:
             return
-        for event in self._worker.poll():
-            if event["event"] == "progress":
-                self.ui.progressBar.value = int(100 * event["fraction"])
-                slicer.util.showStatusMessage(event.get("message", ""))
-            elif event["event"] == "error":
-                self._stopWorker()
-                slicer.util.errorDisplay(event["message"])
-                return
-            elif event["event"] == "result":
-                with slicer.util.tryWithErrorDisplay(_("Failed to load the segmentation."), waitCursor=True):
-                    ai, edited = self.logic.finishSegmentation(self._workerVolumes, event)
-                    self._parameterNode.aiSegmentation = ai
-                    self._parameterNode.editedSegmentation = edited
-                    self.ui.progressBar.value = 100
-                self._stopWorker()
-                return
-        if self._worker.finished and not self._worker.poll():
-            message = self._worker.stderr[-2000:]
+        self._pollTimer.stop()
+        if self._worker.dispatch(self._onWorkerProgress, self._onWorkerResult, self._onWorkerError):
             self._stopWorker()
-            slicer.util.errorDisplay(_("The segmentation process stopped unexpectedly."), detailedText=message)
+        else:
+            self._pollTimer.start()
+
+    def _onWorkerProgress(self, fraction, message) -> None:
+        self.ui.progressBar.value = int(100 * fraction)
+        slicer.util.showStatusMessage(message)
+
+    def _onWorkerResult(self, event) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to load the segmentation."), waitCursor=True):
+            ai, edited = self.logic.finishSegmentation(self._workerVolumes, event)
+            self._parameterNode.aiSegmentation = ai
+            self._parameterNode.editedSegmentation = edited
+            self.ui.progressBar.value = 100
+
+    def _onWorkerError(self, message, details) -> None:
+        slicer.util.errorDisplay(message, detailedText=details or None)
 
     def onComputeButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to compute BSTBI."), waitCursor=True):

@@ -1,7 +1,9 @@
 import os
+import pathlib
 import sys
 from typing import Annotated
 
+import qt
 import slicer
 import vtk
 from slicer import (
@@ -74,6 +76,10 @@ class MammoRadiomicsParameterNode:
     aiSegmentation - the model's ROI, kept unchanged.
     editedSegmentation - the reader's corrected ROI used for the features.
     resultTable - Rad-score and features.
+    batchFolder - folder of mammograms read by "Batch a folder".
+    batchMasksFolder - optional reader masks named like the images.
+    batchOutputFolder - receives results.csv, features.csv and rois/.
+    batchTable - one row per image of the last batch.
     """
 
     inputVolume: vtkMRMLScalarVolumeNode
@@ -83,6 +89,10 @@ class MammoRadiomicsParameterNode:
     aiSegmentation: vtkMRMLSegmentationNode
     editedSegmentation: vtkMRMLSegmentationNode
     resultTable: vtkMRMLTableNode
+    batchFolder: pathlib.Path
+    batchMasksFolder: pathlib.Path
+    batchOutputFolder: pathlib.Path
+    batchTable: vtkMRMLTableNode
 
 
 #
@@ -102,6 +112,7 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
+        self._worker = None
 
     def setup(self) -> None:
         """Called when the user opens the module the first time and the widget is initialized."""
@@ -117,10 +128,19 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.segmentButton.connect("clicked(bool)", self.onSegmentButton)
         self.ui.classifyButton.connect("clicked(bool)", self.onClassifyButton)
+        self.ui.batchButton.connect("clicked(bool)", self.onBatchButton)
+        self.ui.batchCancelButton.connect("clicked(bool)", self.onBatchCancelButton)
+
+        self._pollTimer = qt.QTimer()
+        self._pollTimer.setInterval(200)
+        self._pollTimer.connect("timeout()", self.onPollWorker)
+
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
         """Called when the application closes and the module widget is destroyed."""
+        if self._worker:
+            self._worker.cancel()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -166,6 +186,9 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         self.ui.segmentButton.enabled = bool(p and p.inputVolume)
         self.ui.classifyButton.enabled = bool(p and p.inputVolume and (p.editedSegmentation or p.aiSegmentation))
+        self.ui.batchButton.enabled = bool(p and self._worker is None and _isFolder(p.batchFolder)
+                                           and _isFolder(p.batchOutputFolder.parent))
+        self.ui.batchCancelButton.enabled = self._worker is not None
         if p and p.editedSegmentation:
             self.ui.segmentEditorWidget.setSegmentationNode(p.editedSegmentation)
             self.ui.segmentEditorWidget.setSourceVolumeNode(p.inputVolume)
@@ -184,6 +207,63 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             p.resultTable = self.logic.classify(p.inputVolume, p.editedSegmentation or p.aiSegmentation,
                                                 p.lesionKind, p.resultTable)
             self.logic.showTable(p.resultTable)
+
+
+    def onBatchButton(self) -> None:
+        """Start the batch in a background process; rows arrive in onPollWorker."""
+        with slicer.util.tryWithErrorDisplay(_("Failed to start the batch."), waitCursor=True):
+            if not self.logic.ensureDependencies():
+                return
+            p = self._parameterNode
+            masks = p.batchMasksFolder if _isFolder(p.batchMasksFolder) else None
+            self._worker = self.logic.startBatch(p.batchFolder, p.lesionKind, p.batchOutputFolder, masks)
+            self.ui.batchProgressBar.value = 0
+            self._pollTimer.start()
+            self._updateButtonStates()
+
+    def onBatchCancelButton(self) -> None:
+        if self._worker:
+            self._worker.cancel()
+            self._stopWorker()
+            self.ui.batchProgressBar.value = 0
+            slicer.util.showStatusMessage(_("Batch cancelled; nothing was written."), 3000)
+
+    def _stopWorker(self) -> None:
+        self._pollTimer.stop()
+        self._worker = None
+        self._updateButtonStates()
+
+    def onPollWorker(self) -> None:
+        """Read the worker's JSON events without blocking the GUI (the timer pauses while a dialog may be open)."""
+        if not self._worker:
+            return
+        self._pollTimer.stop()
+        if self._worker.dispatch(self._onBatchProgress, self._onBatchResult, self._onBatchError):
+            self._stopWorker()
+        else:
+            self._pollTimer.start()
+
+    def _onBatchProgress(self, fraction, message) -> None:
+        self.ui.batchProgressBar.value = int(100 * fraction)
+        slicer.util.showStatusMessage(message)
+
+    def _onBatchResult(self, event) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to load the batch results."), waitCursor=True):
+            self._parameterNode.batchTable = self.logic.loadBatchResults(event, self._parameterNode.batchTable)
+            self.logic.showTable(self._parameterNode.batchTable)
+            self.ui.batchProgressBar.value = 100
+            if event["failed"]:
+                slicer.util.warningDisplay(_("{failed} of {images} images could not be read; the reason is in the "
+                                             "table's error column.").format(failed=event["failed"],
+                                                                              images=event["images"]))
+
+    def _onBatchError(self, message, details) -> None:
+        slicer.util.errorDisplay(message, detailedText=details or None)
+
+
+def _isFolder(path) -> bool:
+    """An unset path field holds '.'; only an explicitly chosen, existing folder counts."""
+    return bool(path) and str(path) not in ("", ".") and pathlib.Path(path).is_dir()
 
 
 #
@@ -237,6 +317,27 @@ class MammoRadiomicsLogic(ScriptedLoadableModuleLogic):
         table, _prediction = mammo_scene.classify(slicer.mrmlScene, volumeNode, segmentationNode, kind,
                                                   table_node=tableNode)
         return table
+
+    @staticmethod
+    def workerPython():
+        import shutil
+
+        return shutil.which("PythonSlicer") or sys.executable
+
+    def startBatch(self, folder, kind, outputFolder, masksFolder=None, device="auto"):
+        """Start `mammo-batch` on a folder in a background process; returns a WorkerProcess."""
+        from smartimaging.worker import WorkerProcess
+
+        arguments = ["--input", str(folder), "--output-dir", str(outputFolder), "--kind", kind, "--device", device]
+        if masksFolder:
+            arguments += ["--masks", str(masksFolder)]
+        return WorkerProcess("mammo-batch", arguments, python=self.workerPython())
+
+    def loadBatchResults(self, event, tableNode=None):
+        """The batch's results.csv (one row per image) as a table node."""
+        from smartimaging.mammo import scene as mammo_scene
+
+        return mammo_scene.batch_table(slicer.mrmlScene, event["results"], tableNode)
 
     def showTable(self, tableNode):
         layoutManager = slicer.app.layoutManager()

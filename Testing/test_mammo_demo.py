@@ -2,6 +2,7 @@
 including the real NYU mammogram with its mass mask."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -9,13 +10,14 @@ from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 from smartimaging.cli import main
+from smartimaging.errors import ModelError
 from smartimaging.evaluation import dice
 from smartimaging.mammo.persistence import load_radiomics_model
-from smartimaging.mammo.predict import CLASSIFIER_IDS
+from smartimaging.mammo.predict import CLASSIFIER_IDS, check_radiomics_settings
 from smartimaging.mammo.segment import PATCH, MammoSegmenter, patch_origin, prompt_point
 from smartimaging.models.registry import models_dir, read_card
 from smartimaging.phantoms.mammo import PIXEL_MM, make_mammo_phantom
-from smartimaging.radiomics import extract_2d
+from smartimaging.radiomics import extract_2d, parameter_settings
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::RuntimeWarning")
 FRESH = 900_000  # seeds never used for training (cohorts 21 and 22 use 2_100_000+ and 2_200_000+)
@@ -111,3 +113,19 @@ def test_real_nyu_mammogram_end_to_end(nyu_mammogram, tmp_path):
     result = json.loads((tmp_path / "nyu" / "result.json").read_text())
     assert all(np.isfinite(v) for v in result["features"].values())
     assert 0 <= result["rad_score"] <= 1
+
+
+def test_classifier_trained_with_other_radiomics_settings_is_refused(mass_png, tmp_path):
+    folder, _ = mass_png
+    models = tmp_path / "models"
+    shutil.copytree(models_dir(), models)
+    card_path = models / f"{CLASSIFIER_IDS['mass']}.json"
+    card = json.loads(card_path.read_text())
+    assert card["radiomics"]["settings"] == parameter_settings()
+    card["radiomics"]["settings"]["setting"]["binWidth"] = 25
+    card_path.write_text(json.dumps(card))
+    assert main(["mammo", "predict", str(folder / "mass.png"), "--kind", "mass", "--mask", str(folder / "mask.png"),
+                 "--models-dir", str(models), "--out", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ModelError, match="binWidth"):
+        check_radiomics_settings(card_path)

@@ -1,6 +1,8 @@
 """Mammography phantoms and cohort feature extraction (`smartimaging mammo phantoms / extract`)."""
 
 import csv
+import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -8,11 +10,13 @@ from scipy import ndimage
 
 from smartimaging.cli import main
 from smartimaging.errors import InputError
+from smartimaging.mammo.classify import reader_labels
+from smartimaging.mammo.cohort import READER_PERFORMANCE, simulated_birads
 from smartimaging.mammo.features import load_mask
 from smartimaging.mammo.images import load_mammogram
 from smartimaging.manifest import write_manifest
 from smartimaging.phantoms.mammo import make_mammo_phantom
-from smartimaging.radiomics import extract_2d
+from smartimaging.radiomics import bin_counts, extract_2d, parameter_settings
 
 
 def test_phantoms_are_deterministic_with_lesion_inside_the_breast():
@@ -47,6 +51,23 @@ def test_malignant_calcifications_are_more_numerous_and_smaller():
     assert malignant_count > benign_count and malignant_size < benign_size
 
 
+@pytest.mark.parametrize("kind", ["mass", "calcification"])
+def test_simulated_reader_matches_the_papers_readers_and_the_morphology(kind):
+    template = make_mammo_phantom(300, kind, 0)
+    benign = {"mass": "round circumscribed mass", "calcification": "coarse round scattered calcifications"}[kind]
+    malignant = {"mass": "spiculated mass", "calcification": "fine pleomorphic / linear clustered calcifications"}
+    cases = [dataclasses.replace(template, label=i % 2, description=malignant[kind] if i % 2 else benign)
+             for i in range(4000)]
+    categories = np.array([simulated_birads(case, seed) for seed, case in enumerate(cases)])
+    called = reader_labels(list(categories))
+    labels = np.array([case.label for case in cases])
+    sensitivity, specificity = READER_PERFORMANCE[kind]
+    assert called[labels == 1].mean() == pytest.approx(sensitivity, abs=0.03)
+    assert 1 - called[labels == 0].mean() == pytest.approx(specificity, abs=0.03)
+    assert set(categories[(labels == 1) & (called == 1)]) == {"5"}
+    assert set(categories[(labels == 0) & (called == 0)]) <= {"2", "3"}
+
+
 @pytest.fixture(scope="module")
 def mammo_cohort(tmp_path_factory):
     folder = tmp_path_factory.mktemp("mammo")
@@ -66,6 +87,7 @@ def test_extract_in_parallel_equals_sequential(mammo_cohort, tmp_path):
                  "--jobs", "1", "--quiet"]) == 0
     parallel, sequential = _read(tmp_path / "p.csv"), _read(tmp_path / "s.csv")
     assert parallel == sequential and len(parallel) == 6
+    assert all(row["birads"] in {"2", "3", "4a", "4b", "4c", "5"} for row in parallel)
     features = [c for c in parallel[0] if c.startswith("original_")]
     assert len(features) == 102
     spacing_mm = float(parallel[0]["pixel_mm"])
@@ -107,3 +129,25 @@ def test_mask_of_another_size_is_refused(tmp_path):
     Image.fromarray(case.mask[:-10] * 255).save(tmp_path / "mask.png")
     with pytest.raises(InputError, match="is 480×630 pixels but its mammogram is 480×640"):
         load_mask(tmp_path / "mask.png", load_mammogram(tmp_path / "m.png"))
+
+
+def test_shipped_bin_width_gives_30_to_130_bins_on_phantoms_and_the_real_mammogram(nyu_mammogram, capsys):
+    widths = [1, 5, 25]
+    counts = [bin_counts(case.image, case.mask, widths)
+              for case in (make_mammo_phantom(600 + seed, kind, seed % 2) for seed in range(12)
+                           for kind in ("mass", "calcification"))]
+    shipped = parameter_settings()["setting"]["binWidth"]
+    assert shipped == 5
+    assert np.mean([30 <= c[shipped] <= 130 for c in counts]) >= 0.9
+    assert np.mean([30 <= c[1] <= 130 for c in counts]) < 0.2  # the study discriminates
+    image, mask = nyu_mammogram
+    mammogram = load_mammogram(image)
+    assert 30 <= bin_counts(mammogram.image, load_mask(mask, mammogram), [shipped])[shipped] <= 130
+
+
+def test_bin_study_command_recommends_a_width_in_range(mammo_cohort, tmp_path, capsys):
+    assert main(["mammo", "bin-study", "--manifest", str(mammo_cohort), "--widths", "1,5,50",
+                 "--out", str(tmp_path / "study.json")]) == 0
+    assert "recommended bin width: 5" in capsys.readouterr().out
+    study = json.loads((tmp_path / "study.json").read_text())
+    assert [row["bin_width"] for row in study["widths"]] == [1, 5, 50] and study["rois"] == 6

@@ -9,7 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from smartimaging.errors import InputError
-from smartimaging.radiomics import as_one_slice_volume, extract, extract_2d
+from smartimaging.radiomics import MAMMO_PARAMS, as_one_slice_volume, extract, extract_2d
 
 DOCUMENTED_IBSI_DEVIATIONS = {"3D_original_firstorder_Kurtosis", "3D_original_shape_MinorAxisLength",
                               "3D_original_shape_LeastAxisLength"}
@@ -105,6 +105,28 @@ def test_2d_array_and_one_slice_volume_give_identical_features(textured_roi):
     assert all(from_array[k] == from_volume[k] for k in from_array)
     assert not [k for k in from_array if "_shape_" in k]
     assert from_array["original_shape2D_PixelSurface"] == pytest.approx(mask.sum() * 0.07 * 0.07)
+
+
+def test_cropping_to_the_roi_changes_no_feature(textured_roi):
+    image, mask = textured_roi
+    volume = as_one_slice_volume(image)
+    label = as_one_slice_volume(mask)
+    label.CopyInformation(volume)
+    uncropped = extract(volume, label, MAMMO_PARAMS)
+    cropped = extract_2d(image, mask)
+    assert cropped.keys() == uncropped.keys()
+    assert all(cropped[k] == pytest.approx(uncropped[k], rel=1e-9, abs=1e-12) for k in cropped)
+
+
+def test_a_true_2d_image_gets_2d_texture_not_pyradiomics_row_wise_texture(textured_roi):
+    image, mask = textured_roi
+    flat_image, flat_mask = sitk.GetImageFromArray(image), sitk.GetImageFromArray(mask)
+    ours = extract_2d(flat_image, flat_mask)
+    assert ours == extract_2d(image, mask)
+    # pyradiomics given the 2D image itself drops axis 0 (the rows): its "zones" are row runs, so GLSZM == GLRLM.
+    raw = extract(flat_image, flat_mask, MAMMO_PARAMS)
+    assert raw["original_glszm_ZonePercentage"] == pytest.approx(raw["original_glrlm_RunPercentage"])
+    assert ours["original_glszm_ZonePercentage"] != pytest.approx(ours["original_glrlm_RunPercentage"], rel=0.02)
 
 
 @pytest.mark.parametrize("case, message", [("empty", "empty"), ("tiny", "at least 10"), ("constant", "constant"),

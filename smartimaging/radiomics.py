@@ -18,9 +18,11 @@ import SimpleITK as sitk
 import yaml
 
 from .errors import InputError
+from .io import check_finite
 
 MAMMO_PARAMS = Path(__file__).resolve().parents[1] / "Resources" / "Radiomics" / "mammo_2d.yaml"
 MIN_ROI_PIXELS = 10
+RECOMMENDED_BINS = (30, 130)  # pyradiomics' documentation: a bin width giving 30-130 bins in the ROI
 
 
 def _quiet_pyradiomics() -> None:
@@ -60,6 +62,11 @@ def _parameter_file(path: str) -> str:
     return json.dumps(yaml.safe_load(Path(path).read_text()), sort_keys=True)
 
 
+def parameter_settings(path: str | os.PathLike = MAMMO_PARAMS) -> dict:
+    """A parameter file's settings (what a model card records, to refuse features computed otherwise)."""
+    return json.loads(_parameter_file(str(path)))
+
+
 def extract(image: sitk.Image, mask: sitk.Image, parameters: dict | str | os.PathLike) -> dict[str, float]:
     """pyradiomics features (diagnostics dropped) for an image and a label mask, in pyradiomics' order."""
     key = json.dumps(parameters, sort_keys=True) if isinstance(parameters, dict) else _parameter_file(str(parameters))
@@ -67,34 +74,72 @@ def extract(image: sitk.Image, mask: sitk.Image, parameters: dict | str | os.Pat
     return {name: float(value) for name, value in result.items() if not name.startswith("diagnostics_")}
 
 
-def _check_roi(image: sitk.Image, mask: sitk.Image, label: int) -> None:
-    roi = sitk.GetArrayFromImage(mask) == label
+def _roi_box(image: sitk.Image, mask: sitk.Image, label: int) -> tuple[slice, slice, slice]:
+    """The ROI's bounding box (x, y, z slices), after checking the ROI (size, finite, not constant).
+
+    Features of the original image depend only on the ROI's pixels and their in-ROI neighbours, so cropping to the
+    box changes no value (tested); it spares pyradiomics' whole-image mask checks, which cost more than a small ROI's
+    texture.
+    """
+    roi = sitk.GetArrayViewFromImage(mask)[0] == label
     count = int(roi.sum())
     if count == 0:
         raise InputError("The region of interest is empty")
     if count < MIN_ROI_PIXELS:
         raise InputError(f"The region of interest has {count} pixels; at least {MIN_ROI_PIXELS} are needed")
-    values = sitk.GetArrayFromImage(image)[roi]
+    rows, cols = np.nonzero(roi)
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    values = sitk.GetArrayViewFromImage(image)[0, top:bottom, left:right][roi[top:bottom, left:right]]
     if not np.all(np.isfinite(values)):
         raise InputError("The image has invalid values (NaN) inside the region of interest")
     if float(values.max()) == float(values.min()):
         raise InputError("The region of interest has one constant grey level; texture features are undefined")
+    return slice(int(left), int(right)), slice(int(top), int(bottom)), slice(0, 1)
+
+
+def _prepared_roi(image, mask, parameters, spacing) -> tuple[sitk.Image, sitk.Image, dict]:
+    """One-slice image and mask cropped to the ROI, normalised first (on the whole image, as pyradiomics does) when
+    the parameter file asks; the returned settings no longer normalise."""
+    settings = json.loads(_parameter_file(str(parameters)))
+    if not settings.get("setting", {}).get("force2D") or "shape" in settings.get("featureClass", {}):
+        raise ValueError(f"{parameters} must set force2D and use shape2D, not 3D shape")
+    volume = sitk.Cast(as_one_slice_volume(image, spacing), sitk.sitkFloat32)
+    label_image = sitk.Cast(as_one_slice_volume(mask, spacing), sitk.sitkUInt8)
+    label_image.CopyInformation(volume)
+    box = _roi_box(volume, label_image, settings["setting"].get("label", 1))
+    if settings["setting"].get("normalize"):
+        from radiomics.imageoperations import normalizeImage
+
+        check_finite(sitk.GetArrayViewFromImage(volume), "The image")
+        volume = normalizeImage(volume, **settings["setting"])
+        settings = {**settings, "setting": {**settings["setting"], "normalize": False}}
+    return volume[box], label_image[box], settings
 
 
 def extract_2d(image: np.ndarray | sitk.Image, mask: np.ndarray | sitk.Image,
                parameters: str | os.PathLike = MAMMO_PARAMS, spacing: tuple[float, float] = (1.0, 1.0)
                ) -> dict[str, float]:
-    """2D features of a 2D image (array or one-slice volume) and its mask, with the project's parameter file."""
-    settings = json.loads(_parameter_file(str(parameters)))
-    if not settings.get("setting", {}).get("force2D") or "shape" in settings.get("featureClass", {}):
-        raise ValueError(f"{parameters} must set force2D and use shape2D, not 3D shape")
-    volume = sitk.Cast(as_one_slice_volume(image, spacing), sitk.sitkFloat32)
-    label_image = as_one_slice_volume(mask, spacing)
-    label_image = sitk.Cast(label_image, sitk.sitkUInt8)
-    label_image.CopyInformation(volume)
-    _check_roi(volume, label_image, settings["setting"].get("label", 1))
+    """2D features of a 2D image (array, 2D image or one-slice volume) and its mask, with the project's parameters.
+
+    Everything goes to pyradiomics as a one-slice volume: given a true 2D image, pyradiomics' `force2Ddimension: 0`
+    would take the image rows as the out-of-plane axis and compute 1D (row-wise) texture instead.
+    """
+    volume, label_image, settings = _prepared_roi(image, mask, parameters, spacing)
     features = extract(volume, label_image, settings)
     degenerate = [name for name in features if "_shape_" in name and "_shape2D_" not in name]
     if degenerate:
         raise ValueError(f"3D shape features must not be computed on 2D images: {degenerate}")
     return features
+
+
+def bin_counts(image: np.ndarray | sitk.Image, mask: np.ndarray | sitk.Image, bin_widths: list[float],
+               parameters: str | os.PathLike = MAMMO_PARAMS, spacing: tuple[float, float] = (1.0, 1.0)
+               ) -> dict[float, int]:
+    """Number of grey-level bins pyradiomics would use in this ROI for each bin width (after the parameter file's
+    normalisation): the data for choosing the bin width."""
+    from radiomics.imageoperations import getBinEdges
+
+    volume, label_image, settings = _prepared_roi(image, mask, parameters, spacing)
+    values = sitk.GetArrayViewFromImage(volume)[sitk.GetArrayViewFromImage(label_image) ==
+                                                settings["setting"].get("label", 1)]
+    return {width: len(getBinEdges(values, binWidth=width)) - 1 for width in bin_widths}

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
-from .errors import SmartImagingError
+from .errors import CancelledError, SmartImagingError
 
 
 def emit(event: str, **fields) -> None:
@@ -50,10 +52,23 @@ def _bonescan_segment(args) -> None:
     emit("result", labels=label_paths, result=result.as_json())
 
 
-JOBS = {"bonescan-segment": _bonescan_segment}
+def _mammo_batch(args) -> None:
+    from .mammo.batch import predict_folder
+
+    summary = predict_folder(args.input[0], args.kind, args.output_dir, args.masks, args.pixel_mm, args.models_dir,
+                             args.device, progress=lambda f, m: emit("progress", fraction=f, message=m))
+    emit("result", results=str(summary.out_dir / "results.csv"), images=summary.images, failed=summary.failed)
+
+
+def _cancel_on_terminate(signum, frame) -> None:
+    raise CancelledError("cancelled")
+
+
+JOBS = {"bonescan-segment": _bonescan_segment, "mammo-batch": _mammo_batch}
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one job; exit 2 with an "error" event for bad input, a cancelled job, or a missing model."""
     parser = argparse.ArgumentParser(prog="python -m smartimaging.worker")
     parser.add_argument("job", choices=sorted(JOBS))
     parser.add_argument("--input", nargs="+", required=True)
@@ -61,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--views")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--models-dir")
+    parser.add_argument("--kind", choices=["mass", "calcification"])
+    parser.add_argument("--masks")
+    parser.add_argument("--pixel-mm", type=float)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _cancel_on_terminate)  # cancel unwinds: scratch outputs are removed
     try:
         JOBS[args.job](args)
     except SmartImagingError as exc:
@@ -75,7 +94,11 @@ class WorkerProcess:
 
     def __init__(self, job: str, arguments: list[str], python: str | None = None):
         command = [python or sys.executable, "-m", "smartimaging.worker", job, *arguments]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        package_root = str(Path(__file__).resolve().parents[1])  # importable from a source checkout too
+        environment = {**os.environ,
+                       "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        env=environment)
         self._events: queue.Queue = queue.Queue()
         self._stderr: list[str] = []
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)
@@ -98,6 +121,23 @@ class WorkerProcess:
             except queue.Empty:
                 return events
 
+    def dispatch(self, on_progress, on_result, on_error) -> bool:
+        """Hand the events read so far to the callbacks (progress: fraction, message; result: event; error: message,
+        details); True once the job is over, including a process that died without a word."""
+        for event in self.poll():
+            if event["event"] == "progress":
+                on_progress(event["fraction"], event.get("message", ""))
+            elif event["event"] == "result":
+                on_result(event)
+                return True
+            elif event["event"] == "error":
+                on_error(event["message"], "")
+                return True
+        if self.finished and not self._reader.is_alive() and self._events.empty():
+            on_error("The background process stopped unexpectedly.", self.stderr[-2000:])
+            return True
+        return False
+
     @property
     def finished(self) -> bool:
         return self.process.poll() is not None
@@ -110,6 +150,7 @@ class WorkerProcess:
                 self.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait()
 
     def wait(self, timeout: float | None = None) -> list[dict]:
         """Block until the worker exits (for scripts and tests); returns all remaining events."""

@@ -13,6 +13,7 @@ from scipy import stats
 from ..errors import InputError
 from ..evaluation import auc_with_ci, binary_metrics, plot_roc
 from ..io import atomic_output_dir
+from .features import settings_sidecar
 from .persistence import load_radiomics_model, save_radiomics_model
 from .search import PRESETS, fit_final, search
 
@@ -51,7 +52,9 @@ def _matrix(rows: list[dict], names: list[str]) -> tuple[np.ndarray, np.ndarray]
 
 def train_from_features(features_csv, out_dir, model_id: str, preset: str | None = None, search_space=None,
                         one_standard_error: bool = False, split: str | None = "train", folds: int = 5,
-                        seed: int = 0) -> Path:
+                        seed: int = 0, validation_split: str | None = "val") -> Path:
+    """Search (or take a preset), fit on the `split` rows, and record the `validation_split` rows' metrics at the
+    training cutoff in the card when the file has such rows."""
     rows, names = read_features(features_csv, split)
     X, y = _matrix(rows, names)
     groups = np.array([row["patient_id"] for row in rows])
@@ -72,6 +75,18 @@ def train_from_features(features_csv, out_dir, model_id: str, preset: str | None
                                                      "search_table": table},
             "intended_use": ("DEMO WEIGHTS trained on synthetic phantoms; not for clinical use." if "demo" in model_id
                              else "Research use; validate on your own data before any clinical use.")}
+    sidecar = settings_sidecar(features_csv)
+    if sidecar.is_file():
+        card["radiomics"] = json.loads(sidecar.read_text())
+    with open(features_csv, newline="") as f:
+        held_out = [row for row in csv.DictReader(f) if validation_split and row.get("split") == validation_split]
+    if held_out:
+        X_val, y_val = _matrix(held_out, names)
+        scores = model.scores(X_val)
+        card["metrics"] = {"validation": {
+            "data": f"the {len(held_out)} '{validation_split}' rows of {Path(features_csv).name} (never used for "
+                    "fitting)", "auc": auc_with_ci(y_val, scores).__dict__,
+            "metrics": binary_metrics(y_val, (scores >= model.cutoff).astype(int)).as_dict()}}
     return save_radiomics_model(model, out_dir, model_id, card)
 
 

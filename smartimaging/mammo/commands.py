@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 
 def run(args) -> int:
     return {"extract": extract, "phantoms": phantoms, "train": train, "evaluate": evaluate,
-            "train-segmenter": train_segmenter, "predict": predict}[args.command](args)
+            "train-segmenter": train_segmenter, "predict": predict, "batch": batch,
+            "bin-study": bin_study}[args.command](args)
 
 
 def predict(args) -> int:
@@ -22,6 +25,43 @@ def predict(args) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"results in {args.out}")
+    return 0
+
+
+def batch(args) -> int:
+    from tqdm import tqdm
+
+    from .batch import predict_folder
+
+    with tqdm(total=1.0, desc="mammograms", bar_format="{l_bar}{bar}| {postfix}") as bar:
+        def progress(fraction: float, message: str) -> None:
+            bar.n = fraction
+            bar.set_postfix_str(message)
+
+        summary = predict_folder(args.folder, args.kind, args.out, args.masks, args.pixel_mm, args.models_dir,
+                                 args.device, progress)
+    print(f"{summary.images - summary.failed} of {summary.images} mammograms read; results in "
+          f"{summary.out_dir / 'results.csv'}")
+    if summary.failed:
+        print(f"{summary.failed} image(s) failed; the reason is in the 'error' column of results.csv",
+              file=sys.stderr)
+    return 0
+
+
+def bin_study(args) -> int:
+    from ..radiomics import MAMMO_PARAMS
+    from .features import bin_width_study
+
+    widths = [float(value) for value in args.widths.split(",")]
+    study = bin_width_study(args.manifest, widths, args.params or MAMMO_PARAMS)
+    print(f"{study['rois']} ROIs; bins per ROI (after the parameter file's normalisation):")
+    print(f"{'bin width':>9} {'median':>7} {'5th pct':>8} {'95th pct':>9} {'in 30-130':>10}")
+    for row in study["widths"]:
+        print(f"{row['bin_width']:>9g} {row['median_bins']:>7.0f} {row['p5_bins']:>8.0f} {row['p95_bins']:>9.0f} "
+              f"{row['within_30_130']:>9.0%}")
+    print(f"recommended bin width: {study['recommended_bin_width']:g}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(study, indent=2) + "\n")
     return 0
 
 
@@ -67,7 +107,7 @@ def extract(args) -> int:
 
 
 def phantoms(args) -> int:
-    from .features import write_mammo_phantom_cohort
+    from .cohort import write_mammo_phantom_cohort
 
     splits = {k: float(v) for k, v in (p.split("=") for p in args.splits.split(",") if p)} if args.splits else None
     manifest = write_mammo_phantom_cohort(args.out, args.n, args.seed, args.kind, splits)

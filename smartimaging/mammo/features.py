@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 from pathlib import Path
 
@@ -14,9 +15,8 @@ from tqdm import tqdm
 
 from ..errors import InputError, SmartImagingError
 from ..io import check_readable, file_suffix, read_volume
-from ..manifest import Manifest, finish_cohort, prepare_cohort_folder, read_manifest, write_manifest
-from ..phantoms.mammo import PIXEL_MM, make_mammo_phantom
-from ..radiomics import MAMMO_PARAMS, extract_2d
+from ..manifest import read_manifest, write_manifest
+from ..radiomics import MAMMO_PARAMS, RECOMMENDED_BINS, bin_counts, extract_2d, parameter_settings
 from .images import Mammogram, load_mammogram
 
 
@@ -40,21 +40,35 @@ def load_mask(path: str | os.PathLike, mammogram: Mammogram) -> np.ndarray:
     return (mask > 0).astype(np.uint8)
 
 
-def features_of_row(manifest: Manifest, row: dict, parameters: str | os.PathLike = MAMMO_PARAMS) -> dict:
-    """The row's manifest columns followed by its 102 features; a `pixel_mm` column sets the spacing of formats
-    that store none (PNG, PGM)."""
+def features_of_row(root: Path, row: dict, parameters: str | os.PathLike = MAMMO_PARAMS) -> dict:
+    """The row's manifest columns followed by its 102 features (paths relative to the manifest's folder `root`); a
+    `pixel_mm` column sets the spacing of formats that store none (PNG, PGM)."""
     pixel_mm = float(row["pixel_mm"]) if row.get("pixel_mm") else None
-    mammogram = load_mammogram(manifest.resolve(row["image"]), pixel_mm)
-    mask = load_mask(manifest.resolve(row["mask"]), mammogram)
+    mammogram = load_mammogram(root / row["image"], pixel_mm)
+    mask = load_mask(root / row["mask"], mammogram)
     features = extract_2d(mammogram.image, mask, parameters)
     return {**row, **features}
 
 
-def _safe_features(manifest: Manifest, index: int, row: dict, parameters) -> tuple[int, dict | None, str | None]:
+def _safe_features(root: Path, index: int, row: dict, parameters) -> tuple[int, dict | None, str | None]:
+    """One row's features or its error (a task sends only its own row: the manifest would be pickled per task).
+
+    ITK runs single-threaded meanwhile: on one small 2D ROI its threads cost more than they save, and parallel
+    workers each starting one thread per core would oversubscribe the machine (measured in benchmarks/).
+    """
+    itk_threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     try:
-        return index, features_of_row(manifest, row, parameters), None
+        return index, features_of_row(root, row, parameters), None
     except SmartImagingError as exc:
         return index, None, str(exc)
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(itk_threads)
+
+
+def settings_sidecar(features_csv: str | os.PathLike) -> Path:
+    """`features.csv` -> `features.radiomics.json`: the pyradiomics settings the features were computed with."""
+    return Path(features_csv).with_suffix(".radiomics.json")
 
 
 def extract_cohort(manifest_path: str | os.PathLike, out_csv: str | os.PathLike, n_jobs: int = -1,
@@ -65,7 +79,7 @@ def extract_cohort(manifest_path: str | os.PathLike, out_csv: str | os.PathLike,
     `scheduler`: a Dask scheduler address to run on a cluster instead of local processes.
     """
     manifest = read_manifest(manifest_path, required=("patient_id", "image", "mask"))
-    tasks = (delayed(_safe_features)(manifest, i, row, str(parameters)) for i, row in enumerate(manifest.rows))
+    tasks = (delayed(_safe_features)(manifest.root, i, row, str(parameters)) for i, row in enumerate(manifest.rows))
     progress = tqdm(total=len(manifest.rows), desc="features", disable=not show_progress)
     if scheduler:
         try:
@@ -94,6 +108,9 @@ def extract_cohort(manifest_path: str | os.PathLike, out_csv: str | os.PathLike,
     out_csv = Path(out_csv)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     write_manifest(out_csv, rows)
+    settings_file = settings_sidecar(out_csv)
+    settings_file.write_text(json.dumps({"parameter_file": Path(parameters).name,
+                                         "settings": parameter_settings(parameters)}, indent=2) + "\n")
     failures_csv = out_csv.with_suffix(".failures.csv")
     if failures:
         with open(failures_csv, "w", newline="") as f:
@@ -105,17 +122,26 @@ def extract_cohort(manifest_path: str | os.PathLike, out_csv: str | os.PathLike,
     return len(rows), failures
 
 
-def write_mammo_phantom_cohort(out_dir: str | os.PathLike, n_cases: int, seed: int = 0, kind: str | None = None,
-                               splits: dict[str, float] | None = None) -> Path:
-    """Phantom mammograms (16-bit PNG + mask PNG) and `manifest.csv`; benign and malignant alternate."""
-    out_dir = prepare_cohort_folder(out_dir)
-    rows = []
-    for index in range(n_cases):
-        case = make_mammo_phantom(seed * 100_000 + index, kind=kind, label=index % 2)
-        Image.fromarray(case.image.round().astype(np.uint16)).save(out_dir / "images" / f"{case.patient_id}.png")
-        Image.fromarray(case.mask * 255).save(out_dir / "masks" / f"{case.patient_id}.png")
-        rows.append({"patient_id": case.patient_id, "image": f"images/{case.patient_id}.png",
-                     "mask": f"masks/{case.patient_id}.png", "label": case.label, "kind": case.kind,
-                     "age": case.age, "pixel_mm": PIXEL_MM, "description": case.description,
-                     "centre_row": case.centre[0], "centre_col": case.centre[1]})
-    return finish_cohort(out_dir, rows, splits, seed)
+def bin_width_study(manifest_path: str | os.PathLike, bin_widths: list[float],
+                    parameters: str | os.PathLike = MAMMO_PARAMS) -> dict:
+    """Bins per ROI for each candidate bin width over a cohort, and the width that puts most ROIs within pyradiomics'
+    recommended 30-130 bins (ties: the one whose median is nearest the middle of that range, geometrically)."""
+    manifest = read_manifest(manifest_path, required=("patient_id", "image", "mask"))
+    counts = {width: [] for width in bin_widths}
+    for row in manifest.rows:
+        pixel_mm = float(row["pixel_mm"]) if row.get("pixel_mm") else None
+        mammogram = load_mammogram(manifest.resolve(row["image"]), pixel_mm)
+        mask = load_mask(manifest.resolve(row["mask"]), mammogram)
+        for width, count in bin_counts(mammogram.image, mask, bin_widths, parameters).items():
+            counts[width].append(count)
+    low, high = RECOMMENDED_BINS
+    summary = []
+    for width, values in counts.items():
+        values = np.array(values)
+        summary.append({"bin_width": width, "median_bins": float(np.median(values)),
+                        "p5_bins": float(np.percentile(values, 5)), "p95_bins": float(np.percentile(values, 95)),
+                        "within_30_130": float(np.mean((values >= low) & (values <= high)))})
+    centre = np.sqrt(low * high)
+    best = max(summary, key=lambda row: (row["within_30_130"], -abs(np.log(row["median_bins"] / centre))))
+    return {"rois": len(manifest.rows), "parameters": str(parameters), "widths": summary,
+            "recommended_bin_width": best["bin_width"]}

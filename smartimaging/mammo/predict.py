@@ -14,10 +14,10 @@ import SimpleITK as sitk
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from .. import __version__
-from ..errors import InputError
+from ..errors import InputError, ModelError
 from ..io import atomic_output_dir
 from ..models.registry import models_dir
-from ..radiomics import extract_2d
+from ..radiomics import MAMMO_PARAMS, extract_2d, parameter_settings
 from ..segfile import labelmap_image, write_seg_nrrd
 from ..segments import MAMMO_SEGMENTS
 from .features import load_mask
@@ -73,6 +73,22 @@ def feature_contributions(model: FittedModel, values: np.ndarray, top: int = 5) 
              "score_change": float(deltas[i])} for i in order]
 
 
+def check_radiomics_settings(card_path: Path, parameters=MAMMO_PARAMS) -> None:
+    """Refuse a classifier trained on features computed with other pyradiomics settings than the parameter file's."""
+    trained = json.loads(card_path.read_text()).get("radiomics")
+    if trained is None:
+        raise ModelError(f"The model card {card_path.name} does not record the pyradiomics settings its features were "
+                         "computed with; retrain it from a features file written by `mammo extract`.")
+    current = parameter_settings(parameters)
+    if trained["settings"] != current:
+        trained_setting, current_setting = trained["settings"].get("setting", {}), current.get("setting", {})
+        changed = sorted(key for key in set(trained_setting) | set(current_setting)
+                         if trained_setting.get(key) != current_setting.get(key)) or ["feature classes"]
+        raise ModelError(f"The classifier {card_path.stem} was trained on features computed with other pyradiomics "
+                         f"settings than {Path(parameters).name} (differences: {', '.join(changed)}); its Rad-score "
+                         "would be meaningless. Retrain it or restore the parameter file.")
+
+
 def _card_provenance(card_path: Path) -> dict:
     card = json.loads(card_path.read_text())
     return {"id": card["id"], "version": card["version"], "sha256": card["sha256"]}
@@ -93,12 +109,13 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
         if not roi.any():
             raise InputError("The model found no lesion there; mark the lesion again or draw the ROI yourself")
     timings["segment"] = time.perf_counter() - started
+    card_path = Path(directory or models_dir()) / f"{CLASSIFIER_IDS[kind]}.json"
+    classifier = load_radiomics_model(card_path)
+    check_radiomics_settings(card_path)
+    models.append(_card_provenance(card_path))
     started = time.perf_counter()
     features = extract_2d(mammogram.image, roi)
     timings["features"] = time.perf_counter() - started
-    card_path = Path(directory or models_dir()) / f"{CLASSIFIER_IDS[kind]}.json"
-    classifier = load_radiomics_model(card_path)
-    models.append(_card_provenance(card_path))
     warnings = []
     trained_mm = json.loads(card_path.read_text())["training"].get("pixel_spacing_mm")
     spacing_mm = mammogram.image.GetSpacing()[0]

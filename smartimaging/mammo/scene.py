@@ -3,11 +3,13 @@
 - `segment`: the AI ROI of a mass or calcification cluster marked by a markups point or ROI (box), or the whole
   image, as a coded segmentation node kept as AI; the reader edits `segmentation_nodes.editable_copy` of it;
 - `classify`: features, Rad-score, label and contributing features of the (edited) ROI into a table node, with the
-  Dice between the AI and the edited ROI and provenance in the node's attributes.
+  Dice between the AI and the edited ROI and provenance in the node's attributes;
+- `batch_table`: the rows of a folder batch (`mammo.batch`) as a table node.
 """
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +110,17 @@ def classify(scene, volume_node, segmentation_node, kind: str, directory=None, t
     set_json_attribute(table_node, RESULT, record)
     table_node.SetAttribute("SmartImaging.RadScore", repr(prediction.rad_score))
     return table_node, prediction
+
+
+def batch_table(scene, results_csv, table_node=None):
+    """A batch's results.csv (one row per image: Rad-score, label, cutoff, or the error) as a table node."""
+    results_csv = Path(results_csv)
+    with open(results_csv, newline="") as f:
+        reader = csv.reader(f)
+        columns = next(reader)
+        rows = list(reader)
+    if table_node is None:
+        table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"Mammography batch ({results_csv.parent.name})")
+    fill_table(table_node, columns, rows)
+    table_node.SetAttribute("SmartImaging.BatchResults", str(results_csv))
+    return table_node

@@ -1,0 +1,112 @@
+"""Batch reading of a folder of mammograms (`mammo batch`, and the module's "Batch a folder").
+
+One lesion per image. The ROI is the reader's mask when a file with the image's name sits in the masks folder, else
+the AI ROI of the whole image (the reader checks it in `rois/`). Outputs, written only when the whole batch has run:
+`results.csv` (one row per image, the error for those that failed), `features.csv` (102 features per ROI) and
+`rois/<image>.seg.nrrd`.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import CancelledError, InputError, SmartImagingError
+from ..io import atomic_output_dir, file_suffix, is_dicom
+from ..segfile import write_seg_nrrd
+from ..segments import MAMMO_SEGMENTS
+from .features import load_mask
+from .images import load_mammogram
+from .predict import predict_mammogram
+
+IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".pgm", ".tif", ".tiff", ".nrrd", ".nii", ".nii.gz", ".mha"}
+RESULT_COLUMNS = ("image", "kind", "roi_source", "roi_pixels", "rad_score", "cutoff", "label", "top_feature",
+                  "warnings", "error")
+
+
+@dataclass
+class BatchSummary:
+    out_dir: Path
+    images: int
+    failed: int
+
+
+def find_mammograms(folder: Path, skip: Path | None = None) -> list[Path]:
+    """Image files under `folder` (recursively; DICOM files may have no extension), `skip` folder excluded."""
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.name.startswith(".") or (skip and skip in path.parents):
+            continue
+        if file_suffix(path) in IMAGE_SUFFIXES or (not path.suffix and is_dicom(path)):
+            found.append(path)
+    return found
+
+
+def matching_mask(image: Path, folder: Path, masks: Path | None) -> Path | None:
+    """The mask with the image's relative path and name (any image suffix) in the masks folder, if any."""
+    if masks is None:
+        return None
+    relative = image.relative_to(folder)
+    stem = relative.name[: -len(file_suffix(relative))] if file_suffix(relative) else relative.name
+    for suffix in sorted(IMAGE_SUFFIXES):
+        candidate = masks / relative.parent / f"{stem}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def predict_folder(folder: str | os.PathLike, kind: str, out_dir: str | os.PathLike,
+                   masks: str | os.PathLike | None = None, pixel_mm: float | None = None, directory=None,
+                   device: str = "auto", progress: Callable[[float, str], None] | None = None) -> BatchSummary:
+    """Rad-score of every mammogram in `folder`; a failed image becomes a row with its error, never a silent gap."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a folder")
+    masks_folder = Path(masks) if masks else None
+    if masks_folder is not None and not masks_folder.is_dir():
+        raise InputError(f"The masks folder {masks_folder} does not exist")
+    images = find_mammograms(folder, skip=masks_folder)
+    if not images:
+        raise InputError(f"No mammogram (DICOM, PNG, PGM, TIFF, NRRD, NIfTI) found in {folder}")
+    results, feature_rows, failed = [], [], 0
+    with atomic_output_dir(out_dir) as scratch:
+        for index, path in enumerate(images):
+            name = str(path.relative_to(folder))
+            if progress:
+                progress(index / len(images), f"{name} ({index + 1}/{len(images)})")
+            try:
+                mammogram = load_mammogram(path, pixel_mm)
+                mask_path = matching_mask(path, folder, masks_folder)
+                mask = load_mask(mask_path, mammogram) if mask_path else None
+                prediction = predict_mammogram(mammogram, kind, mask=mask, directory=directory, device=device)
+            except CancelledError:
+                raise
+            except SmartImagingError as exc:
+                failed += 1
+                results.append({"image": name, "kind": kind, "error": str(exc)})
+                continue
+            roi_file = scratch / "rois" / f"{name}.seg.nrrd"
+            roi_file.parent.mkdir(parents=True, exist_ok=True)
+            write_seg_nrrd(prediction.roi[None], mammogram.image, (MAMMO_SEGMENTS[kind],), roi_file)
+            top = prediction.top_features[0]["feature"] if prediction.top_features else ""
+            results.append({"image": name, "kind": kind, "roi_source": prediction.roi_source,
+                            "roi_pixels": int(prediction.roi.sum()), "rad_score": f"{prediction.rad_score:.4f}",
+                            "cutoff": f"{prediction.cutoff:.4f}", "label": prediction.label, "top_feature": top,
+                            "warnings": " | ".join(prediction.warnings), "error": ""})
+            feature_rows.append({"image": name, **prediction.features})
+        if failed == len(images):
+            raise InputError(f"None of the {len(images)} images could be read; first error: {results[0]['error']}")
+        with open(scratch / "results.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS, restval="")
+            writer.writeheader()
+            writer.writerows(results)
+        with open(scratch / "features.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(feature_rows[0]))
+            writer.writeheader()
+            writer.writerows(feature_rows)
+        if progress:
+            progress(1.0, f"{len(images) - failed} of {len(images)} images read")
+    return BatchSummary(Path(out_dir), len(images), failed)

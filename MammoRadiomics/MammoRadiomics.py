@@ -362,6 +362,8 @@ class MammoRadiomicsTest(ScriptedLoadableModuleTest):
         """Run as few or as many tests as needed here."""
         self.setUp()
         self.test_MammoRadiomics1()
+        self.setUp()
+        self.test_MammoRadiomicsBatch()
 
     def test_MammoRadiomics1(self):
         """Point on a phantom mass → AI ROI → Rad-score table with 102 features."""
@@ -390,4 +392,28 @@ class MammoRadiomicsTest(ScriptedLoadableModuleTest):
         self.assertTrue(0.0 <= score <= 1.0)
         features = [r for r in range(table.GetNumberOfRows()) if table.GetCellText(r, 0).startswith("original_")]
         self.assertEqual(len(features), 102)
+        self.delayDisplay("Test passed")
+
+    def test_MammoRadiomicsBatch(self):
+        """Two phantom PNGs in a folder → background batch → one table row per image."""
+        self.delayDisplay("Starting the batch test")
+        _ensureSmartImagingImportable()
+        import tempfile
+
+        import numpy as np
+        from PIL import Image
+
+        from smartimaging.phantoms.mammo import make_mammo_phantom
+
+        folder = pathlib.Path(tempfile.mkdtemp(prefix="MammoRadiomicsTest-"))
+        (folder / "images").mkdir()
+        for seed in (910_003, 910_004):
+            case = make_mammo_phantom(seed, "mass", seed % 2)
+            Image.fromarray(case.image.round().astype(np.uint16)).save(folder / "images" / f"{seed}.png")
+        worker = MammoRadiomicsLogic().startBatch(folder / "images", "mass", folder / "out", device="cpu")
+        events = worker.wait(timeout=300)
+        result = next(event for event in events if event["event"] == "result")
+        table = MammoRadiomicsLogic().loadBatchResults(result)
+        self.assertEqual(table.GetNumberOfRows(), 2)
+        self.assertTrue((folder / "out" / "features.csv").is_file())
         self.delayDisplay("Test passed")

@@ -29,6 +29,12 @@ def _bonescan(args) -> int:
     return commands.run(args)
 
 
+def _dce(args) -> int:
+    from .dce import commands
+
+    return commands.run(args)
+
+
 def _mammo(args) -> int:
     from .mammo import commands
 
@@ -100,6 +106,45 @@ def build_parser() -> argparse.ArgumentParser:
     phantoms.add_argument("--n", type=int, default=20)
     phantoms.add_argument("--seed", type=int, default=0)
     phantoms.add_argument("--splits", default="", help="e.g. train=0.8,val=0.2 (grouped by patient)")
+
+    dce = tasks.add_parser("dce", help="breast MRI: synthetic first-phase DCE from T1WI (Pix2Pix)")
+    dce_commands = dce.add_subparsers(dest="command", required=True)
+    dce_synthesize = dce_commands.add_parser("synthesize", help="synthetic DCE, subtraction and MIP for a T1 volume")
+    dce_synthesize.add_argument("t1", help="T1WI without fat suppression: DICOM series folder, NRRD or NIfTI")
+    dce_synthesize.add_argument("--dce", help="the real first DCE phase, for side-by-side display and metrics")
+    dce_synthesize.add_argument("--out", required=True)
+    dce_synthesize.add_argument("--batch-slices", type=int, default=8, help="slices per batch (bounds memory)")
+    dce_synthesize.add_argument("--models-dir")
+    dce_synthesize.add_argument("--device", default="auto")
+    dce_synthesize.add_argument("--quiet", action="store_true")
+    dce_train = dce_commands.add_parser("train", help="train Pix2Pix on paired T1 / DCE volumes (train + val rows)")
+    dce_train.add_argument("--manifest", required=True, help="CSV: patient_id,t1,dce,split (train/val)")
+    dce_train.add_argument("--out", required=True, help="folder for the model card and weights")
+    dce_train.add_argument("--name", default="dce-pix2pix-custom", help="model id")
+    dce_train.add_argument("--epochs", type=int, default=200, help="reference pix2pix: 200")
+    dce_train.add_argument("--batch-size", type=int, default=1, help="reference pix2pix: 1")
+    dce_train.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate of both players (2e-4)")
+    dce_train.add_argument("--ngf", type=int, default=64, help="generator width (reference: 64)")
+    dce_train.add_argument("--depth", type=int, default=8, help="generator halvings (reference unet_256: 8)")
+    dce_train.add_argument("--ndf", type=int, default=64, help="discriminator width (reference: 64)")
+    dce_train.add_argument("--l1-weight", type=float, default=100.0, help="λ_L1 (reference: 100)")
+    dce_train.add_argument("--seed", type=int, default=0)
+    dce_train.add_argument("--patience", type=int, help="early stopping after this many epochs without improvement")
+    dce_train.add_argument("--checkpoint-dir", help="checkpoint every epoch here (with --resume to continue)")
+    dce_train.add_argument("--resume", action="store_true")
+    dce_train.add_argument("--device", default="auto")
+    dce_train.add_argument("--quiet", action="store_true")
+    dce_evaluate = dce_commands.add_parser("evaluate", help="the paper's Tables 2 and 3 with baselines")
+    dce_evaluate.add_argument("--manifest", required=True)
+    dce_evaluate.add_argument("--split", default="test", help="rows evaluated ('' for all)")
+    dce_evaluate.add_argument("--out", required=True)
+    dce_evaluate.add_argument("--models-dir")
+    dce_evaluate.add_argument("--device", default="auto")
+    dce_phantoms = dce_commands.add_parser("phantoms", help="write paired T1 / DCE phantom volumes with a manifest")
+    dce_phantoms.add_argument("--out", required=True)
+    dce_phantoms.add_argument("--n", type=int, default=20)
+    dce_phantoms.add_argument("--seed", type=int, default=0)
+    dce_phantoms.add_argument("--splits", default="", help="e.g. train=0.7,val=0.15,test=0.15")
 
     mammo = tasks.add_parser("mammo", help="mammograms: radiomics of masses and calcifications")
     mammo_commands = mammo.add_subparsers(dest="command", required=True)
@@ -181,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             return _bonescan(args)
         if args.task == "mammo":
             return _mammo(args)
+        if args.task == "dce":
+            return _dce(args)
         if args.task == "demo":
             from .demo import run_demo
 

@@ -170,3 +170,36 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path, title: str 
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def mean_ci(values, level: float = 0.95) -> dict:
+    """Mean, sample SD and the t-based confidence interval of the mean (n, too)."""
+    values = np.asarray(values, dtype=float)
+    mean, sd = float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    half = float(stats.t.ppf(0.5 + level / 2, len(values) - 1) * sd / np.sqrt(len(values))) if len(values) > 1 \
+        else float("nan")
+    return {"mean": mean, "sd": sd, "ci_low": mean - half, "ci_high": mean + half, "n": int(len(values))}
+
+
+def ssim(reference: np.ndarray, test: np.ndarray, data_range: float, window: int = 7) -> float:
+    """Mean structural similarity of two 2D images: Wang et al. 2004 with a uniform 7×7 window, K1 0.01, K2 0.03 and
+    sample covariances, the definition of scikit-image's `structural_similarity` (checked against it in tests)."""
+    from scipy.ndimage import uniform_filter
+
+    x, y = np.asarray(reference, np.float64), np.asarray(test, np.float64)
+    n = window * window
+    correction = n / (n - 1)
+    mean_x, mean_y = uniform_filter(x, window), uniform_filter(y, window)
+    var_x = correction * (uniform_filter(x * x, window) - mean_x**2)
+    var_y = correction * (uniform_filter(y * y, window) - mean_y**2)
+    cov = correction * (uniform_filter(x * y, window) - mean_x * mean_y)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    index = ((2 * mean_x * mean_y + c1) * (2 * cov + c2)) / ((mean_x**2 + mean_y**2 + c1) * (var_x + var_y + c2))
+    crop = (window - 1) // 2
+    return float(index[crop:-crop, crop:-crop].mean())
+
+
+def psnr(reference: np.ndarray, test: np.ndarray, data_range: float) -> float:
+    """Peak signal-to-noise ratio in dB (infinite for identical images)."""
+    mse = float(np.mean((np.asarray(reference, np.float64) - np.asarray(test, np.float64)) ** 2))
+    return float("inf") if mse == 0 else float(10 * np.log10(data_range**2 / mse))

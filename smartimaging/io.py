@@ -85,6 +85,24 @@ def read_volume(path: str | os.PathLike) -> sitk.Image:
     return image
 
 
+def read_series_or_volume(path: str | os.PathLike) -> sitk.Image:
+    """A DICOM series (its folder) or a volume file (NRRD, NIfTI, MetaImage, one DICOM file) with its geometry."""
+    path = Path(path)
+    if not path.is_dir():
+        return read_volume(path)
+    series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
+    if not series:
+        raise InputError(f"The folder {path} holds no readable DICOM series")
+    if len(series) > 1:
+        raise InputError(f"The folder {path} holds {len(series)} DICOM series; give the folder of one series")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series[0]))
+    try:
+        return reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(f"The DICOM series in {path} could not be read (corrupt or incomplete files)") from exc
+
+
 def check_finite(array: np.ndarray, what: str) -> None:
     """Raise InputError if the array holds NaN or infinite values."""
     if not np.all(np.isfinite(array)):

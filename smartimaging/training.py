@@ -55,6 +55,32 @@ class TrainResult:
 ProgressCallback = Callable[[dict], None]
 
 
+class SupervisedStep:
+    """The default optimisation step: Adam on the whole model and one loss, mixed precision on CUDA.
+
+    A step is called with a batch and returns its losses ({"loss": ...} at least); its `optimizers` are saved in
+    checkpoints. Other schemes (e.g. a GAN's two players) provide their own step through `fit(step_factory=...)`.
+    """
+
+    def __init__(self, model: torch.nn.Module, loss_fn: Callable, config: TrainConfig, device: torch.device):
+        self.model, self.loss_fn = model, loss_fn
+        self.optimizers = {"model": torch.optim.Adam(model.parameters(), lr=config.learning_rate,
+                                                     weight_decay=config.weight_decay)}
+        self.use_amp = config.amp and device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.device_type = device.type
+
+    def __call__(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        optimizer = self.optimizers["model"]
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device_type, dtype=torch.float16, enabled=self.use_amp):
+            loss = self.loss_fn(self.model(inputs), targets)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
+        return {"loss": float(loss.detach())}
+
+
 def _checkpoint_path(config: TrainConfig) -> Path | None:
     return Path(config.checkpoint_dir) / "checkpoint.pt" if config.checkpoint_dir else None
 
@@ -67,17 +93,17 @@ def fit(
     config: TrainConfig,
     progress: ProgressCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    step_factory: Callable[[torch.nn.Module, torch.device], Callable] | None = None,
 ) -> TrainResult:
-    """Train with Adam; `validate(model, device)` returns a dict with a 'score' (higher is better).
+    """Train (Adam and `loss_fn` by default, or the step that `step_factory(model, device)` builds); `validate(model,
+    device)` returns a dict with a 'score' (higher is better).
 
     The model ends with the weights of the best validation epoch.
     """
     seed_everything(config.seed)
     device = pick_device(config.device)
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    use_amp = config.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    step = step_factory(model, device) if step_factory else SupervisedStep(model, loss_fn, config, device)
     generator = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=generator, drop_last=False)
 
@@ -87,7 +113,8 @@ def fit(
     if config.resume and checkpoint is not None and checkpoint.is_file():
         saved = torch.load(checkpoint, map_location=device, weights_only=True)
         model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
+        for name, optimizer in step.optimizers.items():
+            optimizer.load_state_dict(saved["optimizers"][name])
         best_state = saved["best_model"]
         start_epoch, best_score, best_epoch = saved["epoch"] + 1, saved["best_score"], saved["best_epoch"]
         history = saved["history"]
@@ -98,25 +125,21 @@ def fit(
     epoch = start_epoch - 1
     for epoch in range(start_epoch, config.epochs):
         model.train()
-        losses = []
+        losses: dict[str, list[float]] = {}
         batches = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                        disable=not config.show_progress)
         for inputs, targets in batches:
             if should_cancel is not None and should_cancel():
                 raise CancelledError("Training was cancelled")
-            inputs, targets = inputs.to(device), targets.to(device)
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                loss = loss_fn(model(inputs), targets)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            losses.append(float(loss.detach()))
-            batches.set_postfix(loss=f"{losses[-1]:.4f}")
+            for name, value in step(inputs.to(device), targets.to(device)).items():
+                losses.setdefault(name, []).append(value)
+            batches.set_postfix(loss=f"{losses['loss'][-1]:.4f}")
         model.eval()
         with torch.no_grad():
             metrics = validate(model, device)
-        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), **metrics}
+        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses["loss"])),
+                  **{f"train_{name}": float(np.mean(values)) for name, values in losses.items() if name != "loss"},
+                  **metrics}
         history.append(record)
         if metrics["score"] > best_score:
             best_score, best_epoch = metrics["score"], epoch + 1
@@ -125,7 +148,8 @@ def fit(
             progress({"step": "epoch", "fraction": (epoch + 1) / config.epochs, **record})
         if checkpoint is not None:
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+            torch.save({"model": model.state_dict(), "epoch": epoch,
+                        "optimizers": {name: optimizer.state_dict() for name, optimizer in step.optimizers.items()},
                         "best_model": best_state, "best_score": best_score, "best_epoch": best_epoch,
                         "history": history, "generator": generator.get_state(),
                         "torch_rng": torch.get_rng_state()}, checkpoint)

@@ -60,11 +60,20 @@ def _mammo_batch(args) -> None:
     emit("result", results=str(summary.out_dir / "results.csv"), images=summary.images, failed=summary.failed)
 
 
+def _dce_synthesize(args) -> None:
+    from .dce.synthesis import synthesize_file
+
+    emit("progress", fraction=0.0, message="loading the T1 volume and the model")
+    result = synthesize_file(args.input[0], args.output_dir, args.dce, args.models_dir, args.device,
+                             progress=lambda f, m: emit("progress", fraction=0.05 + 0.9 * f, message=m))
+    emit("result", output_dir=str(args.output_dir), seconds=result.record["seconds"])
+
+
 def _cancel_on_terminate(signum, frame) -> None:
     raise CancelledError("cancelled")
 
 
-JOBS = {"bonescan-segment": _bonescan_segment, "mammo-batch": _mammo_batch}
+JOBS = {"bonescan-segment": _bonescan_segment, "mammo-batch": _mammo_batch, "dce-synthesize": _dce_synthesize}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=["mass", "calcification"])
     parser.add_argument("--masks")
     parser.add_argument("--pixel-mm", type=float)
+    parser.add_argument("--dce", help="real DCE volume (dce-synthesize)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _cancel_on_terminate)  # cancel unwinds: scratch outputs are removed
     try:

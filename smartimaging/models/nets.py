@@ -32,7 +32,15 @@ def _basic_unet(params: dict) -> nn.Module:
     )
 
 
+def _pix2pix_unet(params: dict) -> nn.Module:
+    from .pix2pix import UnetGenerator
+
+    return UnetGenerator(params.get("in_channels", 1), params.get("out_channels", 1), params.get("ngf", 64),
+                         params.get("depth", 8), params.get("dropout", True))
+
+
 BUILDERS = {
+    "pix2pix_unet": _pix2pix_unet,
     "resnet10": lambda p: _resnet(10, p),
     "resnet18": lambda p: _resnet(18, p),
     "resnet34": lambda p: _resnet(34, p),

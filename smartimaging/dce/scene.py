@@ -1,0 +1,108 @@
+"""MRML adapter of DCESynthesis: takes a vtkMRMLScene and nodes (never widgets).
+
+- `synthesize`: synthetic DCE, subtraction and its MIP as volume nodes on the T1's exact geometry, in the T1's study,
+  with provenance in their attributes; a metrics table when a real DCE is given;
+- `write_inputs_for_worker` / `import_worker_result`: the same through the background worker;
+- `LAYOUT_XML` + `show_side_by_side`: linked slice views T1 | synthetic DCE | real DCE | subtraction MIP.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import SimpleITK as sitk
+
+from ..mrml import fill_table, place_in_same_study, set_json_attribute, sitk_to_volume_node, volume_node_to_sitk
+from .synthesis import DCESynthesizer, SynthesisResult, synthesize_volume
+from .volumes import check_mr_volume
+
+RESULT = "SmartImaging.DCESynthesis"
+LAYOUT_ID = 1801  # an unused id in Slicer's layout numbering
+VIEWS = ("DCE-T1", "DCE-Synthetic", "DCE-Real", "DCE-MIP")
+LAYOUT_XML = ('<layout type="horizontal" split="true">'
+              + "".join(f'<item><view class="vtkMRMLSliceNode" singletontag="{name}"><property name="orientation" '
+                        f'action="default">Axial</property><property name="viewlabel" action="default">{label}'
+                        f'</property><property name="viewcolor" action="default">{color}</property></view></item>'
+                        for name, label, color in zip(VIEWS, ("T1", "S", "D", "M"),
+                                                      ("#E17012", "#4A90D9", "#30A070", "#A050C0"), strict=True))
+              + "</layout>")
+
+
+def _add_volume(scene, image: sitk.Image, name: str, t1_node, record: dict):
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    sitk_to_volume_node(image, node)
+    set_json_attribute(node, RESULT, record)
+    place_in_same_study(scene, node, t1_node)
+    return node
+
+
+def add_result_nodes(scene, t1_node, result: SynthesisResult) -> dict:
+    """Volume nodes (and the metrics table when the real DCE was given) for a synthesis result."""
+    name = t1_node.GetName()
+    nodes = {"synthetic": _add_volume(scene, result.synthetic, f"{name} synthetic DCE", t1_node, result.record),
+             "subtraction": _add_volume(scene, result.subtraction, f"{name} synthetic subtraction", t1_node,
+                                        result.record),
+             "mip": _add_volume(scene, result.mip, f"{name} synthetic subtraction MIP", t1_node, result.record)}
+    if "metrics" in result.record:
+        nodes["table"] = metrics_table(scene, t1_node, result.record)
+    return nodes
+
+
+def synthesize(scene, t1_node, synthesizer: DCESynthesizer, real_dce_node=None, progress=None) -> dict:
+    """Run the generator in this process on a T1 volume node."""
+    real = volume_node_to_sitk(real_dce_node) if real_dce_node is not None else None
+    result = synthesize_volume(check_mr_volume(volume_node_to_sitk(t1_node), t1_node.GetName(), "T1"), synthesizer,
+                               check_mr_volume(real, real_dce_node.GetName(), "DCE") if real is not None else None,
+                               progress=progress)
+    return add_result_nodes(scene, t1_node, result)
+
+
+def metrics_table(scene, t1_node, record: dict, table_node=None):
+    """SSIM, PSNR, MAE, MSE and Pearson r of synthetic vs real DCE (intensities in [0, 1]) into a table node."""
+    if table_node is None:
+        table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{t1_node.GetName()} synthetic vs real DCE")
+        place_in_same_study(scene, table_node, t1_node)
+    metrics = record["metrics"]
+    rows = [["SSIM (mean of slices)", f"{metrics['ssim_mean']:.3f}"],
+            ["PSNR (dB, mean of slices)", f"{metrics['psnr_mean']:.2f}"], ["MAE", f"{metrics['mae']:.4f}"],
+            ["MSE", f"{metrics['mse']:.5f}"], ["Pearson r", f"{metrics['pearson_r']:.3f}"],
+            ["Intensity range", "[0, 1] per volume (minimum .. 99.9th percentile)"],
+            ["Model", f"{record['model']['id']} {record['model']['version']}"]]
+    rows += [["Warning", text] for text in record.get("warnings", [])]
+    fill_table(table_node, ["Quantity", "Value"], rows)
+    set_json_attribute(table_node, RESULT, record)
+    return table_node
+
+
+def write_inputs_for_worker(t1_node, real_dce_node, folder: Path) -> list[str]:
+    """Worker arguments for a T1 node (and the real DCE node): NRRD files in LPS with the exact geometry."""
+    arguments = ["--input", str(Path(folder) / "t1.nrrd")]
+    sitk.WriteImage(volume_node_to_sitk(t1_node), arguments[1])
+    if real_dce_node is not None:
+        arguments += ["--dce", str(Path(folder) / "dce.nrrd")]
+        sitk.WriteImage(volume_node_to_sitk(real_dce_node), arguments[3])
+    return arguments + ["--output-dir", str(Path(folder) / "out")]
+
+
+def import_worker_result(scene, t1_node, event: dict) -> dict:
+    """Result nodes from a `dce-synthesize` worker's result event (the files it wrote)."""
+    folder = Path(event["output_dir"])
+    record = json.loads((folder / "result.json").read_text())
+    result = SynthesisResult(*(sitk.ReadImage(str(folder / name)) for name in
+                               ("synthetic_dce.nrrd", "subtraction.nrrd", "subtraction_mip.nrrd")), record)
+    return add_result_nodes(scene, t1_node, result)
+
+
+def show_side_by_side(scene, layout_node, volumes: dict) -> None:
+    """Register and select the four-view layout; put the volumes (keys: VIEWS) in their linked views."""
+    if not layout_node.IsLayoutDescription(LAYOUT_ID):
+        layout_node.AddLayoutDescription(LAYOUT_ID, LAYOUT_XML)
+    layout_node.SetViewArrangement(LAYOUT_ID)
+    composites = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
+    for index in range(composites.GetNumberOfItems()):
+        composite = composites.GetItemAsObject(index)
+        volume = volumes.get(composite.GetLayoutName())
+        if composite.GetLayoutName() in VIEWS:
+            composite.SetBackgroundVolumeID(volume.GetID() if volume is not None else None)
+            composite.SetLinkedControl(True)

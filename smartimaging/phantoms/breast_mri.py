@@ -1,0 +1,159 @@
+"""Axial breast MRI phantoms (prone, both breasts) with paired sequences, for DCESynthesis (and BreastLVI).
+
+Each case is a 3D volume (slices, rows, cols), anterior at the top rows, LPS geometry:
+- anatomy: skin, fat, fibroglandular tissue (FGT) with a power-law texture, vessels running through the breasts,
+  pectoralis muscle, thorax with heart and aorta, lung (dark), and 0-2 lesions in the FGT (benign or malignant);
+- T1WI without fat suppression: fat bright, FGT, muscle and lesions darker, blood intermediate;
+- DCE first post-contrast phase with fat suppression: fat dark; heart, aorta and vessels bright; background
+  parenchymal enhancement (BPE) of the FGT that varies per woman; malignant lesions enhance strongly and often as a
+  rim, benign ones moderately and homogeneously;
+- a smooth coil bias field (stronger near the breast coil) and Rician noise, sequence by sequence.
+Intensities are scanner-like arbitrary units (0 to about 1000).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from .mammo import power_law_texture
+
+SHAPE = (24, 128, 128)  # slices, rows, cols
+SPACING_MM = (2.0, 2.0, 2.5)  # x (cols), y (rows), z (slices), SimpleITK order
+
+
+@dataclass
+class BreastMRIPhantom:
+    patient_id: str
+    t1: np.ndarray  # float32 (slices, rows, cols): T1WI without fat suppression
+    dce: np.ndarray  # float32: first DCE phase with fat suppression
+    lesions: np.ndarray  # uint8: 0 background, 1..n lesion index
+    body: np.ndarray  # bool: inside the body (breasts + thorax)
+    lesion_kinds: list[str] = field(default_factory=list)  # "benign" / "malignant" per lesion index
+    spacing: tuple[float, float, float] = SPACING_MM
+    age: int = 50
+
+
+def _ellipsoid(zz, rr, cc, centre, radii) -> np.ndarray:
+    return ((zz - centre[0]) / radii[0]) ** 2 + ((rr - centre[1]) / radii[1]) ** 2 + \
+        ((cc - centre[2]) / radii[2]) ** 2
+
+
+def _smooth_noise(rng, shape, sigma) -> np.ndarray:
+    field = ndimage.gaussian_filter(rng.normal(size=shape), sigma)
+    return field / (np.abs(field).max() + 1e-9)
+
+
+def _rician(rng, image, sigma) -> np.ndarray:
+    return np.hypot(image + rng.normal(0, sigma, image.shape), rng.normal(0, sigma, image.shape))
+
+
+def make_breast_mri_phantom(seed: int, shape: tuple[int, int, int] = SHAPE) -> BreastMRIPhantom:
+    """One deterministic paired T1WI / DCE phase-1 case."""
+    rng = np.random.default_rng(seed)
+    slices, rows, cols = shape
+    zz, rr, cc = np.mgrid[0:slices, 0:rows, 0:cols].astype(np.float32)
+    z_mid, chest_row = (slices - 1) / 2, rows * rng.uniform(0.5, 0.56)
+
+    # Thorax: an ellipse behind the chest wall, with heart, aorta and lungs.
+    thorax = _ellipsoid(zz, rr, cc, (z_mid, chest_row + rows * 0.32, cols / 2),
+                        (slices * 3, rows * 0.36, cols * 0.47)) < 1
+    thorax &= rr >= chest_row
+    muscle = thorax & (rr < chest_row + rows * rng.uniform(0.05, 0.07))
+    heart = _ellipsoid(zz, rr, cc, (z_mid, chest_row + rows * 0.25, cols * rng.uniform(0.45, 0.55)),
+                       (slices * 1.2, rows * 0.14, cols * 0.16)) < 1
+    aorta = _ellipsoid(zz, rr, cc, (z_mid, chest_row + rows * 0.36, cols * 0.58),
+                       (slices * 5, rows * 0.035, cols * 0.035)) < 1
+    lungs = np.zeros(shape, bool)
+    for side in (-1, 1):
+        lungs |= _ellipsoid(zz, rr, cc, (z_mid, chest_row + rows * 0.27, cols / 2 + side * cols * 0.26),
+                            (slices * 2, rows * 0.17, cols * 0.14)) < 1
+    lungs &= thorax & ~muscle & ~heart & ~aorta
+
+    # Breasts: two half-ellipsoids in front of the chest wall.
+    breasts = np.zeros(shape, bool)
+    depth = np.zeros(shape, np.float32)  # 0 at the chest wall .. 1 at the nipple
+    for side in (-1, 1):
+        centre_col = cols / 2 + side * cols * rng.uniform(0.22, 0.26)
+        radius_rows, radius_cols = chest_row * rng.uniform(0.7, 0.9), cols * rng.uniform(0.17, 0.21)
+        inside = _ellipsoid(zz, rr, cc, (z_mid, chest_row, centre_col),
+                            (slices * rng.uniform(0.55, 0.7), radius_rows, radius_cols)) < 1
+        inside &= rr < chest_row
+        breasts |= inside
+        depth = np.where(inside, (chest_row - rr) / radius_rows, depth)
+    body = breasts | thorax
+    skin = body & ~ndimage.binary_erosion(body, iterations=1)
+
+    # Fibroglandular tissue: textured, central, denser near the chest wall in dense breasts.
+    density = rng.uniform(0.2, 0.6)
+    texture = np.stack([power_law_texture(rng, (rows, cols), 3.0) for _ in range(slices)])
+    texture = ndimage.gaussian_filter(texture, (1.0, 0, 0))
+    fgt = breasts & (texture + 1.2 * (1 - np.abs(depth - 0.45) * 2) > 1.6 - 2 * density) & (depth > 0.08)
+
+    vessels = np.zeros(shape, bool)
+    for _ in range(int(rng.integers(3, 7))):
+        start = np.array([rng.uniform(0, slices), chest_row - 2, rng.uniform(cols * 0.15, cols * 0.85)])
+        direction = np.array([rng.normal(0, 0.15), -1.0, rng.normal(0, 0.4)])
+        direction /= np.linalg.norm(direction)
+        for step in np.linspace(0, chest_row * 0.8, 120):
+            z, r, c = (start + step * direction).astype(int)
+            if 0 <= z < slices and 0 <= r < rows and 0 <= c < cols:
+                vessels[z, max(r - 1, 0):r + 1, max(c - 1, 0):c + 1] = True
+    vessels &= breasts
+
+    # Lesions in the FGT.
+    lesions = np.zeros(shape, np.uint8)
+    kinds, rims = [], []
+    candidates = np.argwhere(fgt & (depth > 0.2) & (depth < 0.8))
+    for index in range(int(rng.integers(0, 3)) if len(candidates) else 0):
+        malignant = bool(rng.random() < 0.5)
+        centre = candidates[rng.integers(len(candidates))]
+        radius = rng.uniform(3, 7)
+        angle = np.arctan2(rr - centre[1], cc - centre[2])
+        irregular = 1 + (rng.uniform(0.15, 0.35) if malignant else 0.05) * np.cos(
+            int(rng.integers(3, 7)) * angle + rng.uniform(0, 6.3))
+        distance = np.sqrt(_ellipsoid(zz, rr, cc, centre, (radius * 0.5, radius, radius)))
+        lesion = (distance < irregular) & breasts
+        lesions[lesion & (lesions == 0)] = index + 1
+        kinds.append("malignant" if malignant else "benign")
+        rims.append(lesion & (distance > 0.6 * irregular) if malignant and rng.random() < 0.6 else None)
+
+    # T1WI without fat suppression.
+    t1 = np.zeros(shape, np.float32)
+    t1[body] = 0.35
+    t1[breasts] = 0.9 + 0.04 * texture[breasts]  # fat
+    t1[fgt] = 0.42 + 0.06 * texture[fgt]
+    t1[muscle] = 0.3
+    t1[heart | aorta] = 0.38
+    t1[lungs] = 0.05
+    t1[vessels] = 0.45
+    t1[lesions > 0] = 0.4
+    t1[skin] = 0.6
+
+    # DCE phase 1 with fat suppression.
+    bpe = rng.uniform(0.0, 0.3)
+    dce = np.zeros(shape, np.float32)
+    dce[body] = 0.3
+    dce[breasts] = 0.12 + 0.02 * texture[breasts]  # suppressed fat
+    dce[fgt] = 0.3 + bpe * (0.6 + 0.4 * _smooth_noise(rng, shape, 6)[fgt]) + 0.04 * texture[fgt]
+    dce[muscle] = 0.35
+    dce[heart] = 0.95
+    dce[aorta] = 1.0
+    dce[lungs] = 0.04
+    dce[vessels] = 0.85
+    dce[skin] = 0.35
+    for index, (kind, rim) in enumerate(zip(kinds, rims, strict=True), start=1):
+        lesion = lesions == index
+        dce[lesion] = rng.uniform(0.75, 0.95) if kind == "malignant" else rng.uniform(0.45, 0.6)
+        if rim is not None:
+            dce[lesion & ~rim] *= 0.55
+
+    # Acquisition: partial-volume blur, coil bias field, Rician noise, scanner units.
+    coil = 1 + 0.25 * (1 - rr / rows) + 0.08 * _smooth_noise(rng, shape, 20)
+    scale = rng.uniform(700, 900)
+    t1 = _rician(rng, ndimage.gaussian_filter(t1, (0.5, 0.7, 0.7)) * coil * scale, 0.015 * scale)
+    dce = _rician(rng, ndimage.gaussian_filter(dce, (0.5, 0.7, 0.7)) * coil * rng.uniform(700, 900), 0.02 * scale)
+    return BreastMRIPhantom(f"BM{seed:05d}", t1.astype(np.float32), dce.astype(np.float32), lesions, body, kinds,
+                            age=int(rng.integers(30, 75)))

@@ -11,7 +11,7 @@ import pytest
 from smartimaging.segments import BONESCAN_SEGMENTS, MAMMO_SEGMENTS, TERMINOLOGY_CONTEXT, TERMINOLOGY_FILE
 
 REPO = Path(__file__).resolve().parents[1]
-MODULES = ["BoneScanBSTBI", "MammoRadiomics"]
+MODULES = ["BoneScanBSTBI", "MammoRadiomics", "DCESynthesis"]
 
 
 def _module(name):
@@ -54,7 +54,9 @@ def test_apply_actions_use_try_with_error_display(name):
     widget = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name + "Widget")
     for method in widget.body:
         if isinstance(method, ast.FunctionDef) and method.name in ("onSegmentButton", "onComputeButton",
-                                                                  "onCompareButton", "onClassifyButton"):
+                                                                  "onCompareButton", "onClassifyButton",
+                                                                  "onBatchButton", "onSynthesizeButton",
+                                                                  "onShowButton"):
             assert "tryWithErrorDisplay" in ast.unparse(method), method.name
 
 

@@ -13,7 +13,7 @@ from smartimaging.cli import main
 from smartimaging.dce.synthesis import MODEL_ID, DCESynthesizer
 from smartimaging.dce.volumes import normalise
 from smartimaging.evaluation import psnr, ssim
-from smartimaging.models.nets import build_network
+from smartimaging.models.nets import build_network, prepare_for_inference
 from smartimaging.models.pix2pix import PatchDiscriminator
 from smartimaging.models.registry import save_model
 from smartimaging.phantoms.breast_mri import make_breast_mri_phantom
@@ -25,6 +25,21 @@ def test_generator_takes_any_in_plane_size():
         for size in ((384, 384), (100, 130), (64, 48)):
             output = generator(torch.randn(1, 1, *size))
             assert output.shape == (1, 1, *size) and output.abs().max() <= 1
+
+
+def test_folding_batch_norms_keeps_the_generator_output():
+    torch.manual_seed(3)
+    generator = build_network({"name": "pix2pix_unet", "ngf": 4, "depth": 6}).eval()
+    for module in generator.modules():  # non-trivial running statistics
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(2, 1, 96, 80)
+    with torch.no_grad():
+        expected = generator(x)
+        folded = prepare_for_inference(generator, torch.device("cpu"))
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+        assert torch.allclose(folded(x.contiguous(memory_format=torch.channels_last)), expected, atol=1e-5)
 
 
 def test_patchgan_judges_70_pixel_patches():

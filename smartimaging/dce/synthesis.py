@@ -23,7 +23,7 @@ import torch
 
 from .. import __version__
 from ..io import atomic_output_dir
-from ..models.nets import pick_device
+from ..models.nets import pick_device, prepare_for_inference
 from ..models.registry import LoadedModel, load_model
 from .volumes import load_mr_volume, normalise, pair_with_t1, to_unit
 
@@ -41,7 +41,9 @@ class DCESynthesizer:
     @classmethod
     def load(cls, directory=None, device: str = "auto", model_id: str = MODEL_ID) -> DCESynthesizer:
         device = pick_device(device)
-        return cls(load_model(model_id, directory, device), device)
+        model = load_model(model_id, directory, device)
+        model.network = prepare_for_inference(model.network, device)
+        return cls(model, device)
 
     def synthesize_normalised(self, t1: np.ndarray, batch_slices: int = 8,
                               progress: Callable[[float, str], None] | None = None) -> np.ndarray:
@@ -51,7 +53,8 @@ class DCESynthesizer:
         with torch.inference_mode():
             for start in range(0, len(t1), batch_slices):
                 batch = torch.from_numpy(np.ascontiguousarray(t1[start:start + batch_slices]))[:, None]
-                output[start:start + len(batch)] = network(batch.to(self.device))[:, 0].float().cpu().numpy()
+                batch = batch.to(self.device, memory_format=torch.channels_last)
+                output[start:start + len(batch)] = network(batch)[:, 0].float().cpu().numpy()
                 if progress:
                     done = start + len(batch)
                     progress(done / len(t1), f"slice {done}/{len(t1)}")

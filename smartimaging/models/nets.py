@@ -74,16 +74,18 @@ def pick_device(requested: str = "auto") -> torch.device:
 def fold_batch_norms(network: nn.Module) -> nn.Module:
     """Fold every BatchNorm that directly follows a convolution (in module order) into it; eval mode only.
 
-    Works for the sequential conv → norm blocks of MONAI's ResNet and BasicUNet; tests check the output is unchanged.
+    Works for the sequential (transposed) conv → norm blocks of MONAI's ResNet and BasicUNet and of the Pix2Pix U-Net;
+    tests check the output is unchanged.
     """
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     network.eval()
     leaves = [(name, module) for name, module in network.named_modules() if not list(module.children())]
     for (conv_name, conv), (norm_name, norm) in zip(leaves, leaves[1:], strict=False):
-        if isinstance(conv, nn.Conv1d | nn.Conv2d | nn.Conv3d) and isinstance(
+        transposed = isinstance(conv, nn.ConvTranspose1d | nn.ConvTranspose2d | nn.ConvTranspose3d)
+        if (transposed or isinstance(conv, nn.Conv1d | nn.Conv2d | nn.Conv3d)) and isinstance(
                 norm, nn.BatchNorm1d | nn.BatchNorm2d | nn.BatchNorm3d) and norm.num_features == conv.out_channels:
-            network.set_submodule(conv_name, fuse_conv_bn_eval(conv, norm))
+            network.set_submodule(conv_name, fuse_conv_bn_eval(conv, norm, transpose=transposed))
             network.set_submodule(norm_name, nn.Identity())
     return network
 

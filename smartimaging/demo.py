@@ -7,6 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
+import SimpleITK as sitk
+
 from . import __version__
 from .bonescan.outputs import write_result
 from .bonescan.pipeline import BoneScanModels, analyse
@@ -51,6 +53,7 @@ def _case_html(title: str, truth: str, folder: Path, result: dict) -> str:
 
 
 MAMMO_CASES = ((920_001, "mass", 0), (920_002, "mass", 1), (920_003, "calcification", 1))
+DCE_CASE = 930_006  # a phantom with two malignant lesions
 
 
 def _mammo_sections(out_dir: Path, device: str) -> list[str]:
@@ -86,9 +89,45 @@ def _mammo_sections(out_dir: Path, device: str) -> list[str]:
     return sections
 
 
+def _dce_sections(out_dir: Path, device: str) -> list[str]:
+    """A phantom T1 / real DCE pair: synthetic DCE, subtraction MIP and the metrics, one middle slice shown."""
+    import numpy as np
+    from PIL import Image
+
+    from .dce.cohort import phantom_image
+    from .dce.synthesis import synthesize_file
+    from .phantoms.breast_mri import make_breast_mri_phantom
+
+    case = make_breast_mri_phantom(DCE_CASE)
+    inputs = out_dir / "inputs"
+    inputs.mkdir(parents=True, exist_ok=True)
+    for name, array in (("t1", case.t1), ("dce", case.dce)):
+        sitk.WriteImage(phantom_image(array, case.spacing, (-128.0, -90.0, -30.0)), str(inputs / f"{name}.nrrd"))
+    case_dir = out_dir / f"dce_{case.patient_id}"
+    result = synthesize_file(inputs / "t1.nrrd", case_dir, inputs / "dce.nrrd", device=device)
+    middle = int(np.argmax((case.lesions > 0).sum(axis=(1, 2)))) if case.lesions.any() else len(case.t1) // 2
+    panels = [sitk.GetArrayFromImage(image)[index] for image, index in
+              ((sitk.ReadImage(str(inputs / "t1.nrrd")), middle), (result.synthetic, middle),
+               (result.real_dce, middle), (result.mip, 0))]
+    strip = np.concatenate([np.clip(panel / max(float(np.percentile(panel, 99.5)), 1e-6), 0, 1)
+                            for panel in panels], axis=1)
+    Image.fromarray((strip * 255).astype(np.uint8)).resize((strip.shape[1] * 2, strip.shape[0] * 2)).save(
+        case_dir / "side_by_side.png")
+    metrics = result.record["metrics"]
+    rows = "".join(f"<tr><td>{name}</td><td>{value}</td></tr>" for name, value in (
+        ("SSIM (mean of slices)", f"{metrics['ssim_mean']:.3f}"), ("PSNR", f"{metrics['psnr_mean']:.2f} dB"),
+        ("MAE", f"{metrics['mae']:.3f}"), ("MSE", f"{metrics['mse']:.4f}"),
+        ("Pearson r", f"{metrics['pearson_r']:.3f}"),
+        ("Time", f"{result.record['seconds']:.2f} s, {result.record['slices']} slices")))
+    print(f"Phantom {case.patient_id}: synthetic DCE SSIM {metrics['ssim_mean']:.3f}, "
+          f"PSNR {metrics['psnr_mean']:.2f} dB")
+    return [f"<section><h2>Phantom {case.patient_id} (slice {middle + 1})</h2><div class='case'><div><img class='dce' "
+            f"src='{case_dir.name}/side_by_side.png'></div><table>{rows}</table></div></section>"]
+
+
 def run_demo(out: str, device: str = "auto") -> int:
-    """Bone-scan BSTBI on the real GE scan and four phantoms, mammography Rad-scores on three phantoms; writes
-    `<out>/index.html`."""
+    """Bone-scan BSTBI on the real GE scan and four phantoms, mammography Rad-scores on three phantoms, a synthetic
+    DCE of a breast MRI phantom; writes `<out>/index.html`."""
     out_dir = Path(out)
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -104,14 +143,16 @@ def run_demo(out: str, device: str = "auto") -> int:
         print(f"{title}: BSTBI {result.bstbi['mean']:.3f}, metastasis probability "
               f"{result.metastasis_probability:.3f}, bladder probability {result.bladder_probability:.3f}")
     mammo_sections = _mammo_sections(out_dir, device)
+    dce_sections = _dce_sections(out_dir, device)
     models_text = ", ".join(f"{m['id']} v{m['version']}" for m in models.provenance)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>SmartImaging demo report</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1100px}} .case{{display:flex;gap:2em;align-items:flex-start}}
 img{{height:420px;margin-right:.5em;border:1px solid #ccc}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #bbb;padding:.3em .6em;text-align:left}} .warn{{background:#fff3cd;padding:.8em}}
-.truth{{color:#555}} img.mammo{{height:auto;width:360px}}</style></head><body>
+.truth{{color:#555}} img.mammo{{height:auto;width:360px}} img.dce{{height:auto;width:640px}}</style></head><body>
 <h1>SmartImaging demo report</h1>
-<p class="warn"><b>Demo weights:</b> all models ({html.escape(models_text)} and the mammography models) were trained
+<p class="warn"><b>Demo weights:</b> all models ({html.escape(models_text)}, the mammography and the DCE-synthesis
+models) were trained
 on synthetic phantoms only.
 Numbers shown here are demonstrations, not for clinical use.</p>
 <h1>BoneScanBSTBI: bone-scan tumour burden index</h1>
@@ -123,6 +164,10 @@ BSTBI is computed on 4 sub-images (anterior/posterior × standard/high-contrast 
 (masses: z-score, PCA, RFE 9, random forest; calcifications: min-max, PCA, Kruskal-Wallis 13, XGBoost). The
 table lists the features that moved the score most.</p>
 {''.join(mammo_sections)}
+<h1>DCESynthesis: synthetic first-phase DCE from T1WI</h1>
+<p>Left to right: T1 without fat suppression, synthetic DCE (Pix2Pix), real DCE phase 1, MIP of the synthetic
+subtraction. Metrics on intensities in [0, 1] per volume.</p>
+{''.join(dce_sections)}
 <p>SmartImaging {__version__}; device {models.device}.</p></body></html>"""
     (out_dir / "index.html").write_text(page)
     print(f"report: {out_dir / 'index.html'}")

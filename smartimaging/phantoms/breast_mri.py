@@ -3,7 +3,7 @@
 Each case is a 3D volume (slices, rows, cols), anterior at the top rows, LPS geometry:
 - anatomy: skin, fat, fibroglandular tissue (FGT) with a power-law texture, vessels running through the breasts,
   pectoralis muscle, thorax with heart and aorta, lung (dark), and 0-2 lesions in the FGT (benign or malignant);
-- T1WI without fat suppression: fat bright, FGT, muscle and lesions darker, blood intermediate;
+- T1WI without fat suppression: fat bright, FGT darker, lesions homogeneous and darker still, blood intermediate;
 - DCE first post-contrast phase with fat suppression: fat dark; heart, aorta and vessels bright; background
   parenchymal enhancement (BPE) of the FGT that varies per woman; malignant lesions enhance strongly and often as a
   rim, benign ones moderately and homogeneously;
@@ -129,7 +129,7 @@ def make_breast_mri_phantom(seed: int, shape: tuple[int, int, int] = SHAPE) -> B
     t1[heart | aorta] = 0.38
     t1[lungs] = 0.05
     t1[vessels] = 0.45
-    t1[lesions > 0] = 0.4
+    t1[lesions > 0] = 0.3  # masses: homogeneous, slightly darker than the textured FGT
     t1[skin] = 0.6
 
     # DCE phase 1 with fat suppression.

@@ -39,8 +39,25 @@ def _pix2pix_unet(params: dict) -> nn.Module:
                          params.get("depth", 8), params.get("dropout", True))
 
 
+def _vanilla_cnn_2d(params: dict) -> nn.Module:
+    from .lvi import VanillaCNN
+
+    return VanillaCNN(params.get("in_channels", 1), params.get("num_classes", 1), params.get("features", 32),
+                      params.get("input_size", 64), params.get("hidden", 512), params.get("dropout", 0.5))
+
+
+def _resnet10_3d_convpool(params: dict) -> nn.Module:
+    from .lvi import ResNet10ConvPool3D
+
+    return ResNet10ConvPool3D(params.get("in_channels", 1), params.get("num_classes", 1),
+                              params.get("widen_factor", 1.0), tuple(params.get("input_size", (16, 64, 64))),
+                              params.get("conv1_stride", 2), params.get("head_channels", 128))
+
+
 BUILDERS = {
     "pix2pix_unet": _pix2pix_unet,
+    "vanilla_cnn_2d": _vanilla_cnn_2d,
+    "resnet10_3d_convpool": _resnet10_3d_convpool,
     "resnet10": lambda p: _resnet(10, p),
     "resnet18": lambda p: _resnet(18, p),
     "resnet34": lambda p: _resnet(34, p),

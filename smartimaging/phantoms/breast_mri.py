@@ -1,4 +1,4 @@
-"""Axial breast MRI phantoms (prone, both breasts) with paired sequences, for DCESynthesis (and BreastLVI).
+"""Axial breast MRI phantoms (prone, both breasts) with several sequences, for DCESynthesis and BreastLVI.
 
 Each case is a 3D volume (slices, rows, cols), anterior at the top rows, LPS geometry:
 - anatomy: skin, fat, fibroglandular tissue (FGT) with a power-law texture, vessels running through the breasts,
@@ -7,6 +7,8 @@ Each case is a 3D volume (slices, rows, cols), anterior at the top rows, LPS geo
 - DCE first post-contrast phase with fat suppression: fat dark; heart, aorta and vessels bright; background
   parenchymal enhancement (BPE) of the FGT that varies per woman; malignant lesions enhance strongly and often as a
   rim, benign ones moderately and homogeneously;
+- DCE second phase (more BPE) and fat-suppressed T2WI (fat dark, FGT intermediate, peritumoral oedema bright);
+- LVI phantoms: one cancer whose LVI status makes oedema, an irregular margin, rim enhancement and size more likely;
 - a smooth coil bias field (stronger near the breast coil) and Rician noise, sequence by sequence.
 Intensities are scanner-like arbitrary units (0 to about 1000).
 """
@@ -34,6 +36,11 @@ class BreastMRIPhantom:
     lesion_kinds: list[str] = field(default_factory=list)  # "benign" / "malignant" per lesion index
     spacing: tuple[float, float, float] = SPACING_MM
     age: int = 50
+    t2: np.ndarray | None = None  # float32: fat-suppressed T2WI (oedema bright)
+    dce2: np.ndarray | None = None  # float32: second DCE phase (more background enhancement)
+    lvi: int | None = None  # lymphovascular invasion of the single cancer (LVI phantoms only)
+    oedema: np.ndarray | None = None  # bool: peritumoral oedema
+    lesion_diameter_mm: float | None = None
 
 
 def _ellipsoid(zz, rr, cc, centre, radii) -> np.ndarray:
@@ -50,8 +57,26 @@ def _rician(rng, image, sigma) -> np.ndarray:
     return np.hypot(image + rng.normal(0, sigma, image.shape), rng.normal(0, sigma, image.shape))
 
 
-def make_breast_mri_phantom(seed: int, shape: tuple[int, int, int] = SHAPE) -> BreastMRIPhantom:
-    """One deterministic paired T1WI / DCE phase-1 case."""
+def _lvi_cancer(rng, zz, rr, cc, centre, lvi: int, breasts) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, float]:
+    """One cancer whose look depends on LVI only in probability: LVI+ more often has peritumoral oedema, an
+    irregular margin, rim enhancement and a larger size; the ranges overlap."""
+    radius = rng.uniform(4.0, 8.0) + (0.8 if lvi else 0.0)
+    angle = np.arctan2(rr - centre[1], cc - centre[2])
+    amplitude = rng.uniform(0.18, 0.4) if lvi else rng.uniform(0.03, 0.25)
+    irregular = 1 + amplitude * np.cos(int(rng.integers(3, 7)) * angle + rng.uniform(0, 6.3))
+    distance = np.sqrt(_ellipsoid(zz, rr, cc, centre, (radius * 0.5, radius, radius)))
+    lesion = (distance < irregular) & breasts
+    rim = lesion & (distance > 0.6 * irregular) if rng.random() < (0.7 if lvi else 0.35) else None
+    oedema = np.zeros_like(lesion)
+    if rng.random() < (0.7 if lvi else 0.2):
+        oedema = (distance >= irregular) & (distance < irregular * rng.uniform(1.3, 1.8)) & breasts
+    return lesion, oedema, rim, 2 * radius * SPACING_MM[0]
+
+
+def make_breast_mri_phantom(seed: int, shape: tuple[int, int, int] = SHAPE, lvi: int | None = None
+                            ) -> BreastMRIPhantom:
+    """One deterministic case: T1WI, DCE phases 1 and 2, fat-suppressed T2WI. By default 0-2 benign or malignant
+    lesions; with `lvi` (0 or 1), exactly one cancer whose appearance follows its LVI status."""
     rng = np.random.default_rng(seed)
     slices, rows, cols = shape
     zz, rr, cc = np.mgrid[0:slices, 0:rows, 0:cols].astype(np.float32)
@@ -106,8 +131,16 @@ def make_breast_mri_phantom(seed: int, shape: tuple[int, int, int] = SHAPE) -> B
     # Lesions in the FGT.
     lesions = np.zeros(shape, np.uint8)
     kinds, rims = [], []
+    oedema, diameter = np.zeros(shape, bool), None
     candidates = np.argwhere(fgt & (depth > 0.2) & (depth < 0.8))
-    for index in range(int(rng.integers(0, 3)) if len(candidates) else 0):
+    if lvi is not None:
+        candidates = np.argwhere(breasts & (depth > 0.3) & (depth < 0.7) & (np.abs(zz - z_mid) < slices * 0.2))
+        lesion, oedema, rim, diameter = _lvi_cancer(rng, zz, rr, cc, candidates[rng.integers(len(candidates))], lvi,
+                                                    breasts)
+        lesions[lesion] = 1
+        kinds.append("malignant")
+        rims.append(rim)
+    for index in range(int(rng.integers(0, 3)) if len(candidates) and lvi is None else 0):
         malignant = bool(rng.random() < 0.5)
         centre = candidates[rng.integers(len(candidates))]
         radius = rng.uniform(3, 7)
@@ -150,10 +183,34 @@ def make_breast_mri_phantom(seed: int, shape: tuple[int, int, int] = SHAPE) -> B
         if rim is not None:
             dce[lesion & ~rim] *= 0.55
 
+    dce[oedema & (lesions == 0)] = np.minimum(dce[oedema & (lesions == 0)], 0.3)  # oedema does not enhance
+
+    # Second DCE phase (more background enhancement, cancers plateau) and fat-suppressed T2WI (oedema bright),
+    # made before the acquisition steps but drawn after every draw of the first two sequences.
+    dce2 = dce.copy()
+    dce2[fgt & (lesions == 0)] += 0.5 * bpe
+    dce2[lesions > 0] *= 0.95
+    t2 = np.zeros(shape, np.float32)
+    t2[body] = 0.25
+    t2[breasts] = 0.15 + 0.02 * texture[breasts]
+    t2[fgt] = 0.35 + 0.05 * texture[fgt]
+    t2[muscle] = 0.2
+    t2[heart | aorta] = 0.22
+    t2[lungs] = 0.03
+    t2[vessels] = 0.3
+    t2[lesions > 0] = 0.45
+    t2[oedema & (lesions == 0)] = 0.8
+    t2[skin] = 0.3
+
     # Acquisition: partial-volume blur, coil bias field, Rician noise, scanner units.
     coil = 1 + 0.25 * (1 - rr / rows) + 0.08 * _smooth_noise(rng, shape, 20)
     scale = rng.uniform(700, 900)
     t1 = _rician(rng, ndimage.gaussian_filter(t1, (0.5, 0.7, 0.7)) * coil * scale, 0.015 * scale)
-    dce = _rician(rng, ndimage.gaussian_filter(dce, (0.5, 0.7, 0.7)) * coil * rng.uniform(700, 900), 0.02 * scale)
+    dce_scale = rng.uniform(700, 900)
+    dce = _rician(rng, ndimage.gaussian_filter(dce, (0.5, 0.7, 0.7)) * coil * dce_scale, 0.02 * scale)
+    age = int(rng.integers(30, 75))
+    dce2 = _rician(rng, ndimage.gaussian_filter(dce2, (0.5, 0.7, 0.7)) * coil * dce_scale, 0.02 * scale)
+    t2 = _rician(rng, ndimage.gaussian_filter(t2, (0.5, 0.7, 0.7)) * coil * rng.uniform(500, 700), 0.02 * scale)
     return BreastMRIPhantom(f"BM{seed:05d}", t1.astype(np.float32), dce.astype(np.float32), lesions, body, kinds,
-                            age=int(rng.integers(30, 75)))
+                            age=age, t2=t2.astype(np.float32), dce2=dce2.astype(np.float32), lvi=lvi,
+                            oedema=oedema, lesion_diameter_mm=diameter)

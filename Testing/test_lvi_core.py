@@ -1,0 +1,111 @@
+"""BreastLVI foundations: LVI phantoms, the paper's three networks, and the VOI-centred preprocessing (geometry-aware,
+with clear refusals), including the real pyradiomics breast1 case."""
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from smartimaging.errors import InputError
+from smartimaging.lvi.preprocess import Preprocessing, crop_3d, tumour_slices_2d
+from smartimaging.models.nets import build_network
+from smartimaging.phantoms.breast_mri import make_breast_mri_phantom
+
+
+def test_lvi_phantoms_differ_by_oedema_in_probability():
+    positive = [make_breast_mri_phantom(700 + i, shape=(16, 96, 96), lvi=1) for i in range(8)]
+    negative = [make_breast_mri_phantom(800 + i, shape=(16, 96, 96), lvi=0) for i in range(8)]
+    assert all(case.lesion_kinds == ["malignant"] and case.lesions.any() for case in positive + negative)
+    oedema = [np.mean([case.oedema.any() for case in group]) for group in (positive, negative)]
+    assert oedema[0] > oedema[1]
+    with_oedema = next(case for case in positive if case.oedema.any())
+    ring = with_oedema.oedema & (with_oedema.lesions == 0)
+    assert with_oedema.t2[ring].mean() > 1.3 * with_oedema.t2[with_oedema.lesions > 0].mean()  # bright on T2
+
+
+@pytest.mark.parametrize("architecture, shape", [
+    ({"name": "vanilla_cnn_2d", "features": 8, "input_size": 64}, (3, 1, 64, 64)),
+    ({"name": "resnet10", "spatial_dims": 2, "num_classes": 1, "widen_factor": 0.25}, (3, 1, 64, 64)),
+    ({"name": "resnet10_3d_convpool", "widen_factor": 0.25, "input_size": [16, 64, 64], "head_channels": 16},
+     (2, 1, 16, 64, 64))])
+def test_networks_give_one_logit_per_case(architecture, shape):
+    network = build_network(architecture).eval()
+    with torch.no_grad():
+        assert network(torch.randn(*shape)).shape == (shape[0], 1)
+
+
+def test_vanilla_cnn_has_five_doubling_conv_pool_blocks():
+    network = build_network({"name": "vanilla_cnn_2d", "features": 8, "input_size": 64})
+    convolutions = [m for m in network.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convolutions] == [8, 16, 32, 64, 128]
+    assert all(c.kernel_size == (3, 3) and c.stride == (1, 1) and c.padding == (1, 1) for c in convolutions)
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in network.features) == 5
+    linear = [m for m in network.classifier if isinstance(m, torch.nn.Linear)]
+    assert linear[0].out_features == 512 and any(isinstance(m, torch.nn.Dropout) for m in network.classifier)
+
+
+def test_3d_resnet10_has_two_conv_pool_layers_instead_of_global_pooling():
+    network = build_network({"name": "resnet10_3d_convpool", "widen_factor": 0.25, "input_size": [16, 64, 64]})
+    assert sum(isinstance(m, torch.nn.Conv3d) for m in network.head) == 2
+    assert sum(isinstance(m, torch.nn.MaxPool3d) for m in network.head) == 2
+    assert not any(isinstance(m, torch.nn.AdaptiveAvgPool3d) for m in network.modules())
+
+
+@pytest.fixture(scope="module")
+def lvi_case():
+    case = make_breast_mri_phantom(901, shape=(16, 96, 96), lvi=1)
+    volume = sitk.GetImageFromArray(case.t2)
+    volume.SetSpacing((1.5, 1.5, 3.0))
+    volume.SetOrigin((-70.0, -40.0, 12.0))
+    voi = sitk.GetImageFromArray(case.lesions)
+    voi.CopyInformation(volume)
+    return case, volume, voi
+
+
+def test_3d_crop_is_centred_on_the_lesion_and_z_scored(lvi_case):
+    _, volume, voi = lvi_case
+    crop = crop_3d(volume, voi)
+    assert crop.shape == Preprocessing().size_3d and np.isfinite(crop).all()
+    assert abs(float(np.median(crop))) < 1.5 and 0.3 < crop.std() < 3
+    lesion_only = sitk.Cast(voi, sitk.sitkFloat32) * 100 + 1  # a volume bright exactly in the lesion
+    lesion_crop = crop_3d(lesion_only, voi)
+    centre = np.argwhere(lesion_crop > lesion_crop.mean()).mean(axis=0)
+    assert np.allclose(centre, (np.array(lesion_crop.shape) - 1) / 2, atol=2.0)
+
+
+def test_crop_follows_physical_space_not_the_voxel_grid(lvi_case):
+    _, volume, voi = lvi_case
+    resampled = sitk.Resample(volume, [48, 48, 24], sitk.Transform(), sitk.sitkLinear, volume.GetOrigin(),
+                              [3.0, 3.0, 2.0], volume.GetDirection(), 0.0, sitk.sitkFloat32)
+    original, coarse = crop_3d(volume, voi), crop_3d(resampled, voi)
+    assert np.corrcoef(original.ravel(), coarse.ravel())[0, 1] > 0.8
+
+
+def test_2d_model_input_is_the_tumour_slices(lvi_case):
+    case, volume, voi = lvi_case
+    slices = tumour_slices_2d(volume, voi)
+    assert slices.shape[1:] == (64, 64)
+    assert len(slices) == int((case.lesions > 0).reshape(len(case.lesions), -1).any(axis=1).sum())
+
+
+@pytest.mark.parametrize("problem, message", [("empty", "empty"), ("outside", "outside"), ("2d", "2D image")])
+def test_bad_vois_and_inputs_are_refused(lvi_case, problem, message):
+    _, volume, voi = lvi_case
+    if problem == "empty":
+        voi = voi * 0
+    elif problem == "outside":
+        voi = sitk.Image(voi)
+        voi.SetOrigin((900.0, 900.0, 900.0))
+    else:
+        volume, voi = volume[:, :, 8:9], voi[:, :, 8:9]
+    with pytest.raises(InputError, match=message):
+        crop_3d(volume, voi)
+
+
+def test_real_breast1_case_is_preprocessed(breast1_dir):
+    volume = sitk.ReadImage(str(breast1_dir / "breast1_image.nrrd"))
+    label = sitk.ReadImage(str(breast1_dir / "breast1_label.nrrd"))
+    crop = crop_3d(volume, label)
+    slices = tumour_slices_2d(volume, label)
+    assert crop.shape == (16, 64, 64) and np.isfinite(crop).all()
+    assert len(slices) == 3  # the label spans slices 8-10

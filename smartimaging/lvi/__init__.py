@@ -1,0 +1,1 @@
+"""BreastLVI: breast MRI sequences + lesion VOI -> CNNs -> probability of lymphovascular invasion."""

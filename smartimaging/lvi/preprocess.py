@@ -1,0 +1,98 @@
+"""BreastLVI preprocessing, recorded in every model card:
+
+1. the VOI is put on the sequence's grid (nearest neighbour) and must hold voxels inside the volume;
+2. a box around the VOI, enlarged by `margin_mm` on every side, is resampled (linear; the VOI nearest) to a fixed
+   grid: `size_3d` voxels (slices, rows, cols) for the 3D network; for the 2D networks the same box in-plane at
+   `size_2d`² with the sequence's own slice spacing, keeping the slices that contain the VOI;
+3. intensities are z-scored with the mean and SD of the box's tissue (voxels brighter than 10 % of the box's 99th
+   percentile: the breast around the lesion, without air or the zeros outside the volume).
+2D networks score every tumour slice; the case probability is the mean of the slice probabilities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import InputError
+
+TISSUE_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    margin_mm: float = 10.0
+    size_3d: tuple[int, int, int] = (16, 64, 64)  # slices, rows, cols
+    size_2d: int = 64
+
+    def as_card(self) -> dict:
+        return {**asdict(self), "intensity": "z-score over the box's tissue (> 10 % of its 99th percentile)",
+                "2d_aggregation": "mean of the tumour slices' probabilities"}
+
+
+def voi_on_grid(volume: sitk.Image, voi: sitk.Image) -> sitk.Image:
+    """The VOI (non-zero = lesion) on the volume's grid; refused when empty or outside the volume."""
+    if not np.any(sitk.GetArrayViewFromImage(voi)):
+        raise InputError("The lesion VOI is empty: draw or segment the lesion first")
+    binary = sitk.Cast(sitk.NotEqual(voi, 0), sitk.sitkUInt8)
+    on_grid = sitk.Resample(binary, volume, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    if not np.any(sitk.GetArrayViewFromImage(on_grid)):
+        raise InputError("The lesion VOI lies outside this volume (check that the VOI belongs to this examination)")
+    return on_grid
+
+
+def _box_reference(volume: sitk.Image, voi: sitk.Image, margin_mm: float, size_xyz: tuple[int, int, int],
+                   slice_spacing: float | None = None) -> sitk.Image:
+    """A grid with the volume's direction covering the VOI's bounding box + margin with `size_xyz` voxels."""
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(voi)
+    x, y, z, sx, sy, sz = stats.GetBoundingBox(1)
+    corners = [volume.TransformIndexToPhysicalPoint((i, j, k)) for i in (x, x + sx - 1) for j in (y, y + sy - 1)
+               for k in (z, z + sz - 1)]
+    direction = np.array(volume.GetDirection()).reshape(3, 3)
+    local = np.array(corners) @ direction  # coordinates along the volume's axes
+    low, high = local.min(axis=0) - margin_mm, local.max(axis=0) + margin_mm
+    if slice_spacing is not None:  # 2D: keep the native slices of the VOI, no margin across them
+        low[2], high[2] = local[:, 2].min(), local[:, 2].max()
+    size = np.array(size_xyz, dtype=float)
+    spacing = (high - low) / np.maximum(size - 1, 1)
+    if slice_spacing is not None:
+        spacing[2] = slice_spacing
+        size[2] = int(round((high[2] - low[2]) / slice_spacing)) + 1
+    reference = sitk.Image([int(v) for v in size], sitk.sitkFloat32)
+    reference.SetDirection(volume.GetDirection())
+    reference.SetSpacing([float(max(v, 1e-3)) for v in spacing])
+    reference.SetOrigin(tuple(direction @ low))
+    return reference
+
+
+def _zscore_tissue(crop: np.ndarray) -> np.ndarray:
+    tissue = crop > TISSUE_FRACTION * float(np.percentile(crop, 99))
+    values = crop[tissue] if tissue.sum() > 10 else crop.ravel()
+    return ((crop - values.mean()) / max(float(values.std()), 1e-6)).astype(np.float32)
+
+
+def crop_3d(volume: sitk.Image, voi: sitk.Image, settings: Preprocessing = Preprocessing()) -> np.ndarray:
+    """The z-scored box around the lesion, (slices, rows, cols) = settings.size_3d."""
+    if volume.GetDimension() != 3 or volume.GetSize()[2] < 2:
+        raise InputError("BreastLVI needs MRI volumes (several slices), not a single 2D image")
+    voi = voi_on_grid(volume, voi)
+    reference = _box_reference(volume, voi, settings.margin_mm, settings.size_3d[::-1])
+    crop = sitk.Resample(sitk.Cast(volume, sitk.sitkFloat32), reference, sitk.Transform(), sitk.sitkLinear, 0.0)
+    return _zscore_tissue(sitk.GetArrayFromImage(crop))
+
+
+def tumour_slices_2d(volume: sitk.Image, voi: sitk.Image, settings: Preprocessing = Preprocessing()) -> np.ndarray:
+    """z-scored in-plane boxes (n, size_2d, size_2d) of the native slices that contain the VOI."""
+    if volume.GetDimension() != 3 or volume.GetSize()[2] < 2:
+        raise InputError("BreastLVI needs MRI volumes (several slices), not a single 2D image")
+    voi = voi_on_grid(volume, voi)
+    reference = _box_reference(volume, voi, settings.margin_mm, (settings.size_2d, settings.size_2d, 1),
+                               slice_spacing=volume.GetSpacing()[2])
+    crop = sitk.GetArrayFromImage(sitk.Resample(sitk.Cast(volume, sitk.sitkFloat32), reference, sitk.Transform(),
+                                                sitk.sitkLinear, 0.0))
+    lesion = sitk.GetArrayFromImage(sitk.Resample(voi, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
+    keep = lesion.reshape(len(lesion), -1).any(axis=1)
+    return _zscore_tissue(crop)[keep] if keep.any() else _zscore_tissue(crop)

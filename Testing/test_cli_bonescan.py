@@ -24,7 +24,7 @@ def predicted(metastatic_case, tmp_path_factory):
 
 
 def test_predict_writes_segmentation_json_and_overlays(predicted, metastatic_case):
-    result = json.loads((predicted / "result.json").read_text())
+    result = json.loads((predicted / "result.json").read_text(encoding="utf-8"))
     stem = metastatic_case["image"].name.split(".")[0]
     assert set(result["outputs"]) == {f"{stem}.seg.nrrd", f"{stem}_labels.nii.gz", "overlay_anterior.png",
                                       "overlay_posterior.png"}
@@ -48,8 +48,8 @@ def test_recompute_from_the_same_mask_reproduces_bstbi(predicted, metastatic_cas
     out = tmp_path / "recomputed"
     assert main(["bonescan", "bstbi", str(metastatic_case["image"]), "--mask",
                  str(predicted / f"{stem}.seg.nrrd"), "--out", str(out)]) == 0
-    original = json.loads((predicted / "result.json").read_text())
-    recomputed = json.loads((out / "result.json").read_text())
+    original = json.loads((predicted / "result.json").read_text(encoding="utf-8"))
+    recomputed = json.loads((out / "result.json").read_text(encoding="utf-8"))
     assert recomputed["bstbi"]["mean"] == pytest.approx(original["bstbi"]["mean"], abs=1e-12)
     assert recomputed["reader_edited"] is True
 
@@ -58,8 +58,8 @@ def test_excluding_a_lesion_lowers_bstbi(metastatic_case, tmp_path):
     image, mask = str(metastatic_case["image"]), str(metastatic_case["mask"])
     assert main(["bonescan", "bstbi", image, "--mask", mask, "--out", str(tmp_path / "all")]) == 0
     assert main(["bonescan", "bstbi", image, "--mask", mask, "--exclude", "1", "--out", str(tmp_path / "less")]) == 0
-    everything = json.loads((tmp_path / "all" / "result.json").read_text())
-    fewer = json.loads((tmp_path / "less" / "result.json").read_text())
+    everything = json.loads((tmp_path / "all" / "result.json").read_text(encoding="utf-8"))
+    fewer = json.loads((tmp_path / "less" / "result.json").read_text(encoding="utf-8"))
     assert len(everything["lesions"]) >= 2
     assert 0 < fewer["bstbi"]["mean"] < everything["bstbi"]["mean"]
     assert fewer["excluded_lesions"] == [1]
@@ -71,7 +71,7 @@ def test_compare_reports_change(metastatic_case, tmp_path, capsys):
     main(["bonescan", "bstbi", image, "--mask", mask, "--exclude", "1", "--out", str(tmp_path / "after")])
     assert main(["bonescan", "compare", str(tmp_path / "before"), str(tmp_path / "after"), "--out",
                  str(tmp_path / "cmp")]) == 0
-    change = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    change = json.loads((tmp_path / "cmp" / "compare.json").read_text(encoding="utf-8"))
     assert change["change"] == pytest.approx(change["followup"]["bstbi"] - change["baseline"]["bstbi"])
     assert change["change"] < 0
     assert "BSTBI baseline" in capsys.readouterr().out
@@ -163,7 +163,7 @@ def test_evaluate_prints_the_paper_tables(phantom_cohort, tmp_path, capsys):
                  str(tmp_path / "eval"), "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "overall" in printed and "time per case" in printed
-    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text(encoding="utf-8"))
     overall = report["overall"]
     assert overall["n"] == 6
     assert overall["tp"] + overall["fp"] + overall["tn"] + overall["fn"] == 6

@@ -122,7 +122,7 @@ def test_synthesis_keeps_geometry_and_does_not_depend_on_batching(tiny_model, t1
     assert mip.GetSize() == (*t1.GetSize()[:2], 1)
     subtraction = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "subtraction.nrrd")))
     assert np.allclose(sitk.GetArrayFromImage(mip)[0], subtraction.max(axis=0)) and subtraction.min() >= 0
-    record = json.loads((out / "result.json").read_text())
+    record = json.loads((out / "result.json").read_text(encoding="utf-8"))
     assert record["model"]["id"] == MODEL_ID and record["warnings"] == []
     assert 0 < record["metrics"]["ssim_mean"] <= 1 and -1 <= record["metrics"]["pearson_r"] <= 1
     synthesizer = DCESynthesizer.load(tiny_model, "cpu")
@@ -174,7 +174,7 @@ def test_training_resumes_and_evaluate_prints_the_papers_tables(tmp_path, capsys
                  "--checkpoint-dir", str(tmp_path / "checkpoint"), "--device", "cpu", "--quiet"]
     assert main([*arguments, "--epochs", "1"]) == 0
     assert main([*arguments, "--epochs", "2", "--resume"]) == 0
-    card = json.loads((tmp_path / "models" / f"{MODEL_ID}.json").read_text())
+    card = json.loads((tmp_path / "models" / f"{MODEL_ID}.json").read_text(encoding="utf-8"))
     assert [row["epoch"] for row in card["training"]["history"]] == [1, 2]
     assert {"train_l1", "train_discriminator", "ssim", "psnr"} <= set(card["training"]["history"][0])
     assert card["architecture"]["depth"] == 5 and "DEMO WEIGHTS" in card["intended_use"]
@@ -183,7 +183,7 @@ def test_training_resumes_and_evaluate_prints_the_papers_tables(tmp_path, capsys
                  "--models-dir", str(tmp_path / "models"), "--device", "cpu"]) == 0
     text = capsys.readouterr().out
     assert "Table 2" in text and "Table 3" in text and "linear map" in text and "identity" in text
-    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text(encoding="utf-8"))
     assert report["volumes"] == 1 and report["slices"] == 24
     identity = report["summary"]["identity"]["per_slice"]["ssim"]
     assert identity["n"] == 24 and identity["ci_low"] <= identity["mean"] <= identity["ci_high"]

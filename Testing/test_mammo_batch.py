@@ -39,7 +39,7 @@ def reading_folder(tmp_path_factory, ge_bone_scan):
 
 
 def _rows(path):
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         return {row["image"]: row for row in csv.DictReader(f)}
 
 
@@ -63,7 +63,7 @@ def test_batch_reads_every_image_and_reports_failures_per_row(reading_folder, tm
                                        else "benign")
         labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "rois" / f"{name}.seg.nrrd")))
         assert np.count_nonzero(labels) == int(rows[name]["roi_pixels"])
-    with open(out / "features.csv") as f:
+    with open(out / "features.csv", encoding="utf-8") as f:
         features = list(csv.DictReader(f))
     assert len(features) == 3 and len([c for c in features[0] if c.startswith("original_")]) == 102
 
@@ -75,7 +75,7 @@ def test_batch_score_equals_single_image_predict(reading_folder, tmp_path):
     assert main(["mammo", "predict", str(folder / "right" / "b.png"), "--kind", "mass", "--mask",
                  str(masks / "right" / "b.png"), "--pixel-mm", str(PIXEL_MM), "--out", str(tmp_path / "one"),
                  "--device", "cpu"]) == 0
-    single = json.loads((tmp_path / "one" / "result.json").read_text())
+    single = json.loads((tmp_path / "one" / "result.json").read_text(encoding="utf-8"))
     assert float(_rows(tmp_path / "batch" / "results.csv")["b.png"]["rad_score"]) == pytest.approx(
         single["rad_score"], abs=1e-4)
 

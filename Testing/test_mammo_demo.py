@@ -62,7 +62,7 @@ def test_classifier_card_auc_holds_on_fresh_phantoms(kind):
         features = extract_2d(case.image, case.mask, spacing=(PIXEL_MM, PIXEL_MM))
         scores.append(model.scores(np.array([[features[n] for n in model.feature_names]]))[0])
         labels.append(case.label)
-    validation = json.loads(card_path.read_text())["metrics"]["validation"]["auc"]["auc"]
+    validation = json.loads(card_path.read_text(encoding="utf-8"))["metrics"]["validation"]["auc"]["auc"]
     assert roc_auc_score(labels, scores) >= validation - 0.15
 
 
@@ -81,7 +81,7 @@ def test_predict_from_a_point(mass_png):
     out = folder / "out"
     assert main(["mammo", "predict", str(folder / "mass.png"), "--kind", "mass", "--point", f"{col},{row}",
                  "--pixel-mm", "0.2", "--out", str(out), "--device", "cpu"]) == 0
-    result = json.loads((out / "result.json").read_text())
+    result = json.loads((out / "result.json").read_text(encoding="utf-8"))
     assert 0 <= result["rad_score"] <= 1 and result["label"] in ("benign", "malignant")
     assert result["roi_source"] == "AI (point)" and len(result["features"]) == 102
     assert len(result["top_features"]) == 5 and len(result["models"]) == 2
@@ -93,7 +93,7 @@ def test_predict_with_the_readers_mask_and_bad_prompts(mass_png, tmp_path):
     folder, case = mass_png
     assert main(["mammo", "predict", str(folder / "mass.png"), "--kind", "mass", "--mask", str(folder / "mask.png"),
                  "--out", str(tmp_path / "m")]) == 0
-    result = json.loads((tmp_path / "m" / "result.json").read_text())
+    result = json.loads((tmp_path / "m" / "result.json").read_text(encoding="utf-8"))
     assert result["roi_pixels"] == int(case.mask.sum())
     assert "0.2 mm pixels" in result["warnings"][0]  # no --pixel-mm: the PNG is read at 1 mm
     assert main(["mammo", "predict", str(folder / "mass.png"), "--kind", "mass", "--point", "5000,10",
@@ -110,7 +110,7 @@ def test_real_nyu_mammogram_end_to_end(nyu_mammogram, tmp_path):
     image, mask = nyu_mammogram
     assert main(["mammo", "predict", str(image), "--kind", "mass", "--mask", str(mask), "--out",
                  str(tmp_path / "nyu")]) == 0
-    result = json.loads((tmp_path / "nyu" / "result.json").read_text())
+    result = json.loads((tmp_path / "nyu" / "result.json").read_text(encoding="utf-8"))
     assert all(np.isfinite(v) for v in result["features"].values())
     assert 0 <= result["rad_score"] <= 1
 
@@ -120,10 +120,10 @@ def test_classifier_trained_with_other_radiomics_settings_is_refused(mass_png, t
     models = tmp_path / "models"
     shutil.copytree(models_dir(), models)
     card_path = models / f"{CLASSIFIER_IDS['mass']}.json"
-    card = json.loads(card_path.read_text())
+    card = json.loads(card_path.read_text(encoding="utf-8"))
     assert card["radiomics"]["settings"] == parameter_settings()
     card["radiomics"]["settings"]["setting"]["binWidth"] = 25
-    card_path.write_text(json.dumps(card))
+    card_path.write_text(json.dumps(card), encoding="utf-8")
     assert main(["mammo", "predict", str(folder / "mass.png"), "--kind", "mass", "--mask", str(folder / "mask.png"),
                  "--models-dir", str(models), "--out", str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()

@@ -76,7 +76,7 @@ def mammo_cohort(tmp_path_factory):
 
 
 def _read(path):
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
@@ -149,5 +149,5 @@ def test_bin_study_command_recommends_a_width_in_range(mammo_cohort, tmp_path, c
     assert main(["mammo", "bin-study", "--manifest", str(mammo_cohort), "--widths", "1,5,50",
                  "--out", str(tmp_path / "study.json")]) == 0
     assert "recommended bin width: 5" in capsys.readouterr().out
-    study = json.loads((tmp_path / "study.json").read_text())
+    study = json.loads((tmp_path / "study.json").read_text(encoding="utf-8"))
     assert [row["bin_width"] for row in study["widths"]] == [1, 5, 50] and study["rois"] == 6

@@ -91,7 +91,7 @@ def test_models_round_trip_without_pickle(separable, tmp_path, preset):
     X, y, groups, names = separable
     model = fit_final(PRESETS[preset], X, y, groups, names)
     card = save_radiomics_model(model, tmp_path, f"m-{preset}", {"intended_use": "test"})
-    files = json.loads(card.read_text())["files"]
+    files = json.loads(card.read_text(encoding="utf-8"))["files"]
     assert ("xgboost" in files) == (preset == "calcification")
     loaded = load_radiomics_model(card)
     assert np.allclose(loaded.scores(X), model.scores(X))
@@ -110,11 +110,11 @@ def test_tampered_and_unsafe_model_files_are_refused(separable, tmp_path):
         load_radiomics_model(card)
     # a file whose checksum matches but that asks to run os.system on load
     sio.dump(Pipeline([("evil", FunctionTransformer(os.system))]), skops_file)
-    record = json.loads(card.read_text())
+    record = json.loads(card.read_text(encoding="utf-8"))
     from smartimaging.models.registry import sha256_of
 
     record["sha256"]["m.skops"] = sha256_of(skops_file)
-    card.write_text(json.dumps(record))
+    card.write_text(json.dumps(record), encoding="utf-8")
     with pytest.raises(ModelError, match="not allowed"):
         load_radiomics_model(card)
 
@@ -142,7 +142,7 @@ def test_train_and_evaluate_commands(tmp_path):
         rows.append({"patient_id": f"P{i}", "label": label, "split": "train" if i < 56 else "test",
                      "birads": reader, **dict(zip(names, map(str, values), strict=True))})
     features = tmp_path / "features.csv"
-    with open(features, "w", newline="") as f:
+    with open(features, "w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -150,9 +150,9 @@ def test_train_and_evaluate_commands(tmp_path):
                  "--preset", "calcification"]) == 0
     assert main(["mammo", "evaluate", "--model", str(tmp_path / "models" / "m1.json"), "--features", str(features),
                  "--out", str(tmp_path / "eval")]) == 0
-    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text(encoding="utf-8"))
     assert report["cases"] == 24
     assert report["auc"]["auc"] > 0.7
     assert {"mcnemar", "metrics"} <= set(report["reader"])
     assert (tmp_path / "eval" / "roc.png").is_file()
-    assert len(json.loads((tmp_path / "eval" / "selected_features.json").read_text())) == 13
+    assert len(json.loads((tmp_path / "eval" / "selected_features.json").read_text(encoding="utf-8"))) == 13

@@ -36,7 +36,7 @@ def _rounding(text: str) -> float:
 def test_ibsi_phantom_matches_reference_except_the_documented_deviations(ibsi_dir):
     image = sitk.ReadImage(str(ibsi_dir / "Phantom.nrrd"))
     mask = sitk.ReadImage(str(ibsi_dir / "Phantom-label.nrrd"))
-    with open(ibsi_dir / "ibsi_phantom_reference.csv") as f:
+    with open(ibsi_dir / "ibsi_phantom_reference.csv", encoding="utf-8") as f:
         reference = list(csv.DictReader(f))
     by_mode: dict[str, list[str]] = {}
     for row in reference:
@@ -56,7 +56,7 @@ def _baseline(folder, column: str) -> tuple[dict, dict]:
     """Expected features and the settings of one column of pyradiomics' baseline tables."""
     expected, settings = {}, None
     for path in sorted((folder / "baseline").glob("baseline_*.csv")):
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             rows = list(csv.reader(f))
         if column not in rows[0]:
             continue
@@ -149,6 +149,6 @@ def test_bad_rois_are_refused(textured_roi, case, message):
 
 def test_three_dimensional_parameters_are_refused_for_2d(tmp_path, textured_roi):
     params = tmp_path / "bad.yaml"
-    params.write_text("featureClass:\n  shape:\nsetting:\n  force2D: false\n")
+    params.write_text("featureClass:\n  shape:\nsetting:\n  force2D: false\n", encoding="utf-8")
     with pytest.raises(ValueError, match="force2D"):
         extract_2d(*textured_roi, parameters=params)

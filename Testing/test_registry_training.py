@@ -25,7 +25,7 @@ def test_save_and_load_round_trip(tmp_path):
     network = build_network(TINY_UNET)
     card_path = save_model(network, _card(), tmp_path)
     loaded = load_model("tiny", tmp_path)
-    card = json.loads(card_path.read_text())
+    card = json.loads(card_path.read_text(encoding="utf-8"))
     assert card["parameters"] == sum(p.numel() for p in network.parameters())
     x = torch.randn(1, 1, 32, 32)
     network.eval()
@@ -54,9 +54,9 @@ def test_missing_weights_and_unknown_models_are_refused(tmp_path):
 
 def test_card_that_does_not_fit_the_weights_is_refused(tmp_path):
     save_model(build_network(TINY_UNET), _card(), tmp_path)
-    card = json.loads((tmp_path / "tiny.json").read_text())
+    card = json.loads((tmp_path / "tiny.json").read_text(encoding="utf-8"))
     card["architecture"]["features"] = [8, 8, 8, 8, 16, 8]
-    (tmp_path / "tiny.json").write_text(json.dumps(card))
+    (tmp_path / "tiny.json").write_text(json.dumps(card), encoding="utf-8")
     with pytest.raises(ModelError, match="do not fit"):
         load_model("tiny", tmp_path)
 

@@ -15,7 +15,7 @@ MODULES = ["BoneScanBSTBI", "MammoRadiomics", "DCESynthesis"]
 
 
 def _module(name):
-    source = (REPO / name / f"{name}.py").read_text()
+    source = (REPO / name / f"{name}.py").read_text(encoding="utf-8")
     return source, ast.parse(source)
 
 
@@ -61,15 +61,15 @@ def test_apply_actions_use_try_with_error_display(name):
 
 
 def test_extension_cmake_lists_every_module():
-    cmake = (REPO / "CMakeLists.txt").read_text()
+    cmake = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
     for name in MODULES:
         assert f"add_subdirectory({name})" in cmake
-        assert "WITH_GENERIC_TESTS" in (REPO / name / "CMakeLists.txt").read_text()
+        assert "WITH_GENERIC_TESTS" in (REPO / name / "CMakeLists.txt").read_text(encoding="utf-8")
     assert "EXTENSION_DEPENDS" in cmake and "PyTorch" in cmake
 
 
 def test_terminology_file_matches_segment_codes():
-    document = json.loads(TERMINOLOGY_FILE.read_text())
+    document = json.loads(TERMINOLOGY_FILE.read_text(encoding="utf-8"))
     assert document["SegmentationCategoryTypeContextName"] == TERMINOLOGY_CONTEXT
     types = {(c["CodeValue"], t["CodeValue"]) for c in document["SegmentationCodes"]["Category"] for t in c["Type"]}
     for spec in (*BONESCAN_SEGMENTS, *MAMMO_SEGMENTS.values()):

@@ -107,7 +107,7 @@ def main() -> None:
     report["tuning_speedup_per_volume"] = report["variants"]["demo-eager"]["volume_s"] / ours["volume_s"]
     print(json.dumps(report, indent=2))
     if args.out:
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

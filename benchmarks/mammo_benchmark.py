@@ -56,7 +56,7 @@ def as_nrrd_cohort(manifest_path: Path) -> Path:
 def pyradiomics_batch(manifest: Path, folder: Path, jobs: int) -> tuple[float, Path]:
     """Seconds for pyradiomics' own CLI (`pyradiomics cases.csv --param ... --jobs N`) on the same image/mask files."""
     cases = folder / "pyradiomics_cases.csv"
-    with open(manifest) as f, open(cases, "w", newline="") as out:
+    with open(manifest, encoding="utf-8") as f, open(cases, "w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(["Image", "Mask"])
         for row in csv.DictReader(f):
@@ -71,9 +71,9 @@ def pyradiomics_batch(manifest: Path, folder: Path, jobs: int) -> tuple[float, P
 
 def largest_relative_difference(ours_csv: Path, theirs_csv: Path) -> tuple[int, float]:
     """Features compared and the largest relative difference between the two outputs, row by row."""
-    with open(ours_csv) as f:
+    with open(ours_csv, encoding="utf-8") as f:
         ours = list(csv.DictReader(f))
-    with open(theirs_csv) as f:
+    with open(theirs_csv, encoding="utf-8") as f:
         theirs = list(csv.DictReader(f))
     names = [name for name in ours[0] if name.startswith("original_")]
     worst = 0.0
@@ -126,7 +126,7 @@ def main() -> None:
         report["segmentation"][kind] = {**times, "image": list(case.image.shape)}
     print(json.dumps(report, indent=2))
     if args.out:
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

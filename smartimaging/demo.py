@@ -138,7 +138,7 @@ def run_demo(out: str, device: str = "auto") -> int:
         result = analyse(study, models)
         case_dir = out_dir / f"bonescan_{index}"
         write_result(study, result, case_dir)
-        record = json.loads((case_dir / "result.json").read_text())
+        record = json.loads((case_dir / "result.json").read_text(encoding="utf-8"))
         sections.append(_case_html(title, truth, case_dir, record))
         print(f"{title}: BSTBI {result.bstbi['mean']:.3f}, metastasis probability "
               f"{result.metastasis_probability:.3f}, bladder probability {result.bladder_probability:.3f}")
@@ -169,6 +169,6 @@ table lists the features that moved the score most.</p>
 subtraction. Metrics on intensities in [0, 1] per volume.</p>
 {''.join(dce_sections)}
 <p>SmartImaging {__version__}; device {models.device}.</p></body></html>"""
-    (out_dir / "index.html").write_text(page)
+    (out_dir / "index.html").write_text(page, encoding="utf-8")
     print(f"report: {out_dir / 'index.html'}")
     return 0

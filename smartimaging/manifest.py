@@ -38,7 +38,7 @@ def read_manifest(path: str | os.PathLike, required: tuple[str, ...] = ("patient
     path = Path(path)
     if not path.is_file():
         raise InputError(f"Manifest not found: {path}")
-    with open(path, newline="") as f:
+    with open(path, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
         columns = reader.fieldnames or []
         rows = [{k: (v or "").strip() for k, v in row.items()} for row in reader]
@@ -54,7 +54,7 @@ def write_manifest(path: str | os.PathLike, rows: list[dict]) -> None:
     columns: list[str] = []
     for row in rows:
         columns += [c for c in row if c not in columns]
-    with open(path, "w", newline="") as f:
+    with open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)

@@ -59,7 +59,7 @@ def _extractor(parameters_json: str):
 @functools.lru_cache(maxsize=8)
 def _parameter_file(path: str) -> str:
     """A parameter file's settings as canonical JSON (read once per process)."""
-    return json.dumps(yaml.safe_load(Path(path).read_text()), sort_keys=True)
+    return json.dumps(yaml.safe_load(Path(path).read_text(encoding="utf-8")), sort_keys=True)
 
 
 def parameter_settings(path: str | os.PathLike = MAMMO_PARAMS) -> dict:

@@ -53,7 +53,7 @@ def _bstbi_of(path: str, args) -> dict:
         result_file = candidate / "result.json"
         if not result_file.is_file():
             raise InputError(f"{candidate} has no result.json; give a predict output folder or an image")
-        return json.loads(result_file.read_text())
+        return json.loads(result_file.read_text(encoding="utf-8"))
     from .pipeline import BoneScanModels, analyse
     from .views import load_bone_scan
 
@@ -73,7 +73,7 @@ def compare(args) -> int:
           + (f" ({relative:+.1f} %)" if relative is not None else ""))
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "compare.json").write_text(json.dumps(change, indent=2) + "\n")
+        (Path(args.out) / "compare.json").write_text(json.dumps(change, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

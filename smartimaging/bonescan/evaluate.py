@@ -99,9 +99,9 @@ def evaluate_manifest(manifest_path, out_dir, split: str = "test", device: str =
     lines.append(f"time per case (file -> BSTBI, {report['device']}): {mean:.3f} ± {sd:.3f} s")
     text = "\n".join(lines)
     with atomic_output_dir(out_dir) as scratch:
-        (scratch / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
-        (scratch / "table.txt").write_text(text + "\n")
-        with open(scratch / "cases.csv", "w", newline="") as f:
+        (scratch / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        (scratch / "table.txt").write_text(text + "\n", encoding="utf-8")
+        with open(scratch / "cases.csv", "w", encoding="utf-8", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(cases[0]))
             writer.writeheader()
             writer.writerows(cases)

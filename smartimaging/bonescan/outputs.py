@@ -91,5 +91,5 @@ def write_result(study: BoneScanStudy, result: BoneScanResult, out_dir: str | os
             outputs.append(name)
         record = {**result.as_json(), "inputs": [str(p) for p in study.paths], "outputs": outputs,
                   "study": study.meta}
-        (scratch / "result.json").write_text(json.dumps(record, indent=2) + "\n")
+        (scratch / "result.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return Path(out_dir) / "result.json"

@@ -39,8 +39,8 @@ def evaluate_manifest(manifest: str | os.PathLike, out_dir: str | os.PathLike, s
                                  f"{DATA_RANGE:g}", "summary": summary, "per_volume": per_volume}
     text = format_tables(report)
     with atomic_output_dir(out_dir) as scratch:
-        (scratch / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
-        (scratch / "tables.txt").write_text(text + "\n")
+        (scratch / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        (scratch / "tables.txt").write_text(text + "\n", encoding="utf-8")
     return text
 
 
@@ -68,7 +68,7 @@ def format_tables(report: dict) -> str:
 
 def best_baseline_gap(report_path: str | os.PathLike) -> dict:
     """Model minus the better baseline for SSIM (higher is better) and MAE (lower is better), from evaluation.json."""
-    summary = json.loads(Path(report_path).read_text())["summary"]
+    summary = json.loads(Path(report_path).read_text(encoding="utf-8"))["summary"]
     ssim = {m: summary[m]["per_slice"]["ssim"]["mean"] for m in METHODS}
     mae = {m: summary[m]["per_volume"]["mae"]["mean"] for m in METHODS}
     return {"ssim": ssim["model"] - max(ssim["identity"], ssim["linear map"]),

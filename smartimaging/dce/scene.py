@@ -88,7 +88,7 @@ def write_inputs_for_worker(t1_node, real_dce_node, folder: Path) -> list[str]:
 def import_worker_result(scene, t1_node, event: dict) -> dict:
     """Result nodes from a `dce-synthesize` worker's result event (the files it wrote)."""
     folder = Path(event["output_dir"])
-    record = json.loads((folder / "result.json").read_text())
+    record = json.loads((folder / "result.json").read_text(encoding="utf-8"))
     result = SynthesisResult(*(sitk.ReadImage(str(folder / name)) for name in
                                ("synthetic_dce.nrrd", "subtraction.nrrd", "subtraction_mip.nrrd")), record)
     return add_result_nodes(scene, t1_node, result)

@@ -99,11 +99,11 @@ def predict_folder(folder: str | os.PathLike, kind: str, out_dir: str | os.PathL
             feature_rows.append({"image": name, **prediction.features})
         if failed == len(images):
             raise InputError(f"None of the {len(images)} images could be read; first error: {results[0]['error']}")
-        with open(scratch / "results.csv", "w", newline="") as f:
+        with open(scratch / "results.csv", "w", encoding="utf-8", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS, restval="")
             writer.writeheader()
             writer.writerows(results)
-        with open(scratch / "features.csv", "w", newline="") as f:
+        with open(scratch / "features.csv", "w", encoding="utf-8", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(feature_rows[0]))
             writer.writeheader()
             writer.writerows(feature_rows)

@@ -26,7 +26,7 @@ def read_features(path: str | os.PathLike, split: str | None = None) -> tuple[li
     path = Path(path)
     if not path.is_file():
         raise InputError(f"Features file not found: {path}")
-    with open(path, newline="") as f:
+    with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     if split:
         if rows and "split" not in rows[0]:
@@ -77,8 +77,8 @@ def train_from_features(features_csv, out_dir, model_id: str, preset: str | None
                              else "Research use; validate on your own data before any clinical use.")}
     sidecar = settings_sidecar(features_csv)
     if sidecar.is_file():
-        card["radiomics"] = json.loads(sidecar.read_text())
-    with open(features_csv, newline="") as f:
+        card["radiomics"] = json.loads(sidecar.read_text(encoding="utf-8"))
+    with open(features_csv, encoding="utf-8", newline="") as f:
         held_out = [row for row in csv.DictReader(f) if validation_split and row.get("split") == validation_split]
     if held_out:
         X_val, y_val = _matrix(held_out, names)
@@ -140,10 +140,11 @@ def evaluate_features(card_path, features_csv, out_dir, split: str | None = "tes
                      f"{report['reader']['mcnemar']['p_chi2']:.3f} (chi-square)")
     text = "\n".join(lines)
     with atomic_output_dir(out_dir) as scratch:
-        (scratch / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
-        (scratch / "table.txt").write_text(text + "\n")
-        (scratch / "selected_features.json").write_text(json.dumps(model.selected_inputs(), indent=2) + "\n")
-        with open(scratch / "scores.csv", "w", newline="") as f:
+        (scratch / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        (scratch / "table.txt").write_text(text + "\n", encoding="utf-8")
+        (scratch / "selected_features.json").write_text(json.dumps(model.selected_inputs(), indent=2) + "\n",
+                                                        encoding="utf-8")
+        with open(scratch / "scores.csv", "w", encoding="utf-8", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["patient_id", "label", "rad_score", "prediction"])
             writer.writerows([r["patient_id"], int(t), f"{s:.6f}", int(p)]

@@ -61,7 +61,7 @@ def bin_study(args) -> int:
               f"{row['within_30_130']:>9.0%}")
     print(f"recommended bin width: {study['recommended_bin_width']:g}")
     if args.out:
-        Path(args.out).write_text(json.dumps(study, indent=2) + "\n")
+        Path(args.out).write_text(json.dumps(study, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

@@ -109,11 +109,11 @@ def extract_cohort(manifest_path: str | os.PathLike, out_csv: str | os.PathLike,
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     write_manifest(out_csv, rows)
     settings_file = settings_sidecar(out_csv)
-    settings_file.write_text(json.dumps({"parameter_file": Path(parameters).name,
-                                         "settings": parameter_settings(parameters)}, indent=2) + "\n")
+    sidecar = {"parameter_file": Path(parameters).name, "settings": parameter_settings(parameters)}
+    settings_file.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
     failures_csv = out_csv.with_suffix(".failures.csv")
     if failures:
-        with open(failures_csv, "w", newline="") as f:
+        with open(failures_csv, "w", encoding="utf-8", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(failures[0]))
             writer.writeheader()
             writer.writerows(failures)

@@ -41,7 +41,7 @@ def save_radiomics_model(model: FittedModel, directory: str | os.PathLike, model
             "metrics": {**card.get("metrics", {}), "cv_auc": model.cv_auc},
             "files": files, "sha256": {name: sha256_of(directory / name) for name in files.values()}}
     card_path = directory / f"{model_id}.json"
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     return card_path
 
 
@@ -50,7 +50,7 @@ def load_radiomics_model(card_path: str | os.PathLike) -> FittedModel:
     card_path = Path(card_path)
     if not card_path.is_file():
         raise ModelError(f"Model card not found: {card_path}")
-    card = json.loads(card_path.read_text())
+    card = json.loads(card_path.read_text(encoding="utf-8"))
     for name in card["files"].values():
         path = card_path.with_name(name)
         if not path.is_file():

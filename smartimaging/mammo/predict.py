@@ -75,7 +75,7 @@ def feature_contributions(model: FittedModel, values: np.ndarray, top: int = 5) 
 
 def check_radiomics_settings(card_path: Path, parameters=MAMMO_PARAMS) -> None:
     """Refuse a classifier trained on features computed with other pyradiomics settings than the parameter file's."""
-    trained = json.loads(card_path.read_text()).get("radiomics")
+    trained = json.loads(card_path.read_text(encoding="utf-8")).get("radiomics")
     if trained is None:
         raise ModelError(f"The model card {card_path.name} does not record the pyradiomics settings its features were "
                          "computed with; retrain it from a features file written by `mammo extract`.")
@@ -90,7 +90,7 @@ def check_radiomics_settings(card_path: Path, parameters=MAMMO_PARAMS) -> None:
 
 
 def _card_provenance(card_path: Path) -> dict:
-    card = json.loads(card_path.read_text())
+    card = json.loads(card_path.read_text(encoding="utf-8"))
     return {"id": card["id"], "version": card["version"], "sha256": card["sha256"]}
 
 
@@ -117,7 +117,7 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
     features = extract_2d(mammogram.image, roi)
     timings["features"] = time.perf_counter() - started
     warnings = []
-    trained_mm = json.loads(card_path.read_text())["training"].get("pixel_spacing_mm")
+    trained_mm = json.loads(card_path.read_text(encoding="utf-8"))["training"].get("pixel_spacing_mm")
     spacing_mm = mammogram.image.GetSpacing()[0]
     if trained_mm and abs(spacing_mm / trained_mm - 1) > 0.1:
         warnings.append(f"The classifier was trained on {trained_mm:g} mm pixels but this image has {spacing_mm:g} mm "
@@ -159,7 +159,7 @@ def write_prediction(mammogram: Mammogram, prediction: MammoPrediction, out_dir)
         overlay_png(mammogram, prediction, scratch / "overlay.png")
         record = {**prediction.as_json(), "input": str(mammogram.path), "image": mammogram.meta,
                   "outputs": ["roi.seg.nrrd", "roi_labels.nii.gz", "overlay.png"]}
-        (scratch / "result.json").write_text(json.dumps(record, indent=2) + "\n")
+        (scratch / "result.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return Path(out_dir) / "result.json"
 
 

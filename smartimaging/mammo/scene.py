@@ -115,7 +115,7 @@ def classify(scene, volume_node, segmentation_node, kind: str, directory=None, t
 def batch_table(scene, results_csv, table_node=None):
     """A batch's results.csv (one row per image: Rad-score, label, cutoff, or the error) as a table node."""
     results_csv = Path(results_csv)
-    with open(results_csv, newline="") as f:
+    with open(results_csv, encoding="utf-8", newline="") as f:
         reader = csv.reader(f)
         columns = next(reader)
         rows = list(reader)

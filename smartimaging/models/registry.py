@@ -55,7 +55,7 @@ def read_card(model_id_or_card: str | os.PathLike, directory: str | os.PathLike 
     if not candidate.is_file():
         raise ModelError(f"Model card not found: {candidate}. Reinstall SmartImaging or train the model first.")
     try:
-        card = json.loads(candidate.read_text())
+        card = json.loads(candidate.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"Model card {candidate.name} is not valid JSON (damaged file)") from exc
     missing = [key for key in CARD_REQUIRED if key not in card]
@@ -97,5 +97,5 @@ def save_model(network: torch.nn.Module, card: dict, directory: str | os.PathLik
     if missing:
         raise ValueError(f"card lacks {missing}")
     card_path = directory / f"{card['id']}.json"
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     return card_path

@@ -1,6 +1,8 @@
 """BreastLVI foundations: LVI phantoms, the paper's three networks, and the VOI-centred preprocessing (geometry-aware,
 with clear refusals), including the real pyradiomics breast1 case."""
 
+import json
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -109,3 +111,32 @@ def test_real_breast1_case_is_preprocessed(breast1_dir):
     slices = tumour_slices_2d(volume, label)
     assert crop.shape == (16, 64, 64) and np.isfinite(crop).all()
     assert len(slices) == 3  # the label spans slices 8-10
+
+
+def test_train_with_the_papers_schedule_then_table_1(tmp_path, capsys):
+    from smartimaging.cli import main
+
+    cohort = tmp_path / "cohort"
+    assert main(["lvi", "phantoms", "--out", str(cohort), "--n", "16", "--seed", "9",
+                 "--splits", "train=0.5,val=0.25,test=0.25"]) == 0
+    cards = []
+    for model in ("vanilla2d", "resnet10-3d"):
+        assert main(["lvi", "train", "--manifest", str(cohort / "manifest.csv"), "--sequence", "T2", "--model", model,
+                     "--out", str(tmp_path / "models"), "--width", "0.125", "--epochs", "2", "--device", "cpu",
+                     "--quiet"]) == 0
+        cards.append(tmp_path / "models" / f"lvi-t2-{model}-custom.json")
+    card = json.loads(cards[1].read_text(encoding="utf-8"))
+    assert card["inputs"]["dimensions"] == 3 and card["training"]["config"]["batch_size"] == 8  # the paper's 3D batch
+    history = card["training"]["history"]
+    assert [row["epoch"] for row in history] == [1, 2] and "val_auc" in history[0]
+    iterations = card["training"]["total_iterations"]
+    assert history[-1]["train_learning_rate"] == pytest.approx(1e-3 * 0.9 ** (iterations // max(1, iterations // 10)))
+    assert 0 <= card["outputs"]["cutoff"] <= 1
+    assert json.loads(cards[0].read_text(encoding="utf-8"))["training"]["config"]["batch_size"] == 64
+    capsys.readouterr()
+    assert main(["lvi", "evaluate", "--manifest", str(cohort / "manifest.csv"), "--models", *map(str, cards),
+                 "--out", str(tmp_path / "eval")]) == 0
+    table = capsys.readouterr().out
+    assert "vanilla2d" in table and "resnet10-3d" in table and "AUC" in table
+    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text(encoding="utf-8"))
+    assert [row["cases"] for row in report["models"]] == [4, 4]

@@ -35,6 +35,12 @@ def _dce(args) -> int:
     return commands.run(args)
 
 
+def _lvi(args) -> int:
+    from .lvi import commands
+
+    return commands.run(args)
+
+
 def _mammo(args) -> int:
     from .mammo import commands
 
@@ -146,6 +152,36 @@ def build_parser() -> argparse.ArgumentParser:
     dce_phantoms.add_argument("--seed", type=int, default=0)
     dce_phantoms.add_argument("--splits", default="", help="e.g. train=0.7,val=0.15,test=0.15")
 
+    lvi = tasks.add_parser("lvi", help="breast MRI: lymphovascular invasion from DCE / FS-T2WI and the lesion VOI")
+    lvi_commands = lvi.add_subparsers(dest="command", required=True)
+    lvi_phantoms = lvi_commands.add_parser("phantoms", help="write LVI phantom cancers (DCE, T2, VOI) + manifest")
+    lvi_phantoms.add_argument("--out", required=True)
+    lvi_phantoms.add_argument("--n", type=int, default=40)
+    lvi_phantoms.add_argument("--seed", type=int, default=0)
+    lvi_phantoms.add_argument("--splits", default="", help="e.g. train=0.7,val=0.15,test=0.15")
+    lvi_train = lvi_commands.add_parser("train", help="one network on one sequence, the paper's schedule")
+    lvi_train.add_argument("--manifest", required=True, help="CSV: patient_id,dce,t2,voi,label,split")
+    lvi_train.add_argument("--sequence", choices=["DCE", "T2"], required=True)
+    lvi_train.add_argument("--model", choices=["vanilla2d", "resnet10-2d", "resnet10-3d"], required=True)
+    lvi_train.add_argument("--out", required=True)
+    lvi_train.add_argument("--name", help="model id (default: lvi-<sequence>-<model>-custom)")
+    lvi_train.add_argument("--width", type=float, default=1.0, help="scale of the network widths (1 = the paper)")
+    lvi_train.add_argument("--epochs", type=int, default=100, help="paper: 100")
+    lvi_train.add_argument("--batch-size", type=int, help="paper: 64 (2D), 8 (3D)")
+    lvi_train.add_argument("--lr", type=float, default=1e-3, help="Adam, x0.9 every 10 %% of the iterations")
+    lvi_train.add_argument("--seed", type=int, default=0)
+    lvi_train.add_argument("--patience", type=int)
+    lvi_train.add_argument("--checkpoint-dir")
+    lvi_train.add_argument("--resume", action="store_true")
+    lvi_train.add_argument("--device", default="auto")
+    lvi_train.add_argument("--quiet", action="store_true")
+    lvi_evaluate = lvi_commands.add_parser("evaluate", help="the paper's Table 1 for the given model cards")
+    lvi_evaluate.add_argument("--manifest", required=True)
+    lvi_evaluate.add_argument("--models", nargs="+", required=True, help="model cards (.json)")
+    lvi_evaluate.add_argument("--split", default="test")
+    lvi_evaluate.add_argument("--out", required=True)
+    lvi_evaluate.add_argument("--device", default="cpu")
+
     mammo = tasks.add_parser("mammo", help="mammograms: radiomics of masses and calcifications")
     mammo_commands = mammo.add_subparsers(dest="command", required=True)
     extract = mammo_commands.add_parser("extract", help="102 pyradiomics 2D features per manifest row")
@@ -228,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             return _mammo(args)
         if args.task == "dce":
             return _dce(args)
+        if args.task == "lvi":
+            return _lvi(args)
         if args.task == "demo":
             from .demo import run_demo
 

@@ -32,6 +32,9 @@ class Preprocessing:
                 "2d_aggregation": "mean of the tumour slices' probabilities"}
 
 
+DEFAULT_PREPROCESSING = Preprocessing()
+
+
 def voi_on_grid(volume: sitk.Image, voi: sitk.Image) -> sitk.Image:
     """The VOI (non-zero = lesion) on the volume's grid; refused when empty or outside the volume."""
     if not np.any(sitk.GetArrayViewFromImage(voi)):
@@ -74,7 +77,7 @@ def _zscore_tissue(crop: np.ndarray) -> np.ndarray:
     return ((crop - values.mean()) / max(float(values.std()), 1e-6)).astype(np.float32)
 
 
-def crop_3d(volume: sitk.Image, voi: sitk.Image, settings: Preprocessing = Preprocessing()) -> np.ndarray:
+def crop_3d(volume: sitk.Image, voi: sitk.Image, settings: Preprocessing = DEFAULT_PREPROCESSING) -> np.ndarray:
     """The z-scored box around the lesion, (slices, rows, cols) = settings.size_3d."""
     if volume.GetDimension() != 3 or volume.GetSize()[2] < 2:
         raise InputError("BreastLVI needs MRI volumes (several slices), not a single 2D image")
@@ -84,7 +87,8 @@ def crop_3d(volume: sitk.Image, voi: sitk.Image, settings: Preprocessing = Prepr
     return _zscore_tissue(sitk.GetArrayFromImage(crop))
 
 
-def tumour_slices_2d(volume: sitk.Image, voi: sitk.Image, settings: Preprocessing = Preprocessing()) -> np.ndarray:
+def tumour_slices_2d(volume: sitk.Image, voi: sitk.Image,
+                     settings: Preprocessing = DEFAULT_PREPROCESSING) -> np.ndarray:
     """z-scored in-plane boxes (n, size_2d, size_2d) of the native slices that contain the VOI."""
     if volume.GetDimension() != 3 or volume.GetSize()[2] < 2:
         raise InputError("BreastLVI needs MRI volumes (several slices), not a single 2D image")

@@ -1,0 +1,38 @@
+"""CLI commands of the BreastLVI task (parsing lives in smartimaging.cli)."""
+
+from __future__ import annotations
+
+import json
+
+
+def run(args) -> int:
+    return {"phantoms": phantoms, "train": train, "evaluate": evaluate}[args.command](args)
+
+
+def phantoms(args) -> int:
+    from .cohort import write_lvi_phantom_cohort
+
+    splits = {k: float(v) for k, v in (p.split("=") for p in args.splits.split(",") if p)} if args.splits else None
+    manifest = write_lvi_phantom_cohort(args.out, args.n, args.seed, splits)
+    print(json.dumps({"cases": args.n, "manifest": str(manifest)}))
+    return 0
+
+
+def train(args) -> int:
+    from ..bonescan.train import print_progress
+    from ..cli import _train_config
+    from .train import PAPER_BATCH, dimensions_of, train_lvi
+
+    batch = args.batch_size or PAPER_BATCH[dimensions_of(args.model)]
+    card = train_lvi(args.manifest, args.sequence, args.model, args.out, _train_config(args, batch_size=batch,
+                                                                                       amp=False),
+                     args.name, args.width, progress=print_progress, arguments=vars(args))
+    print(f"wrote {card}")
+    return 0
+
+
+def evaluate(args) -> int:
+    from .evaluate import evaluate_models
+
+    print(evaluate_models(args.manifest, args.models, args.out, args.split or None, args.device))
+    return 0

@@ -1,6 +1,7 @@
 """BreastLVI foundations: LVI phantoms, the paper's three networks, and the VOI-centred preprocessing (geometry-aware,
 with clear refusals), including the real pyradiomics breast1 case."""
 
+import csv
 import json
 
 import numpy as np
@@ -140,3 +141,25 @@ def test_train_with_the_papers_schedule_then_table_1(tmp_path, capsys):
     assert "vanilla2d" in table and "resnet10-3d" in table and "AUC" in table
     report = json.loads((tmp_path / "eval" / "evaluation.json").read_text(encoding="utf-8"))
     assert [row["cases"] for row in report["models"]] == [4, 4]
+
+    # predict: probabilities per model, fusion, Grad-CAM volumes on the T2's exact grid; T2 given on another grid
+    rows = csv.DictReader((cohort / "manifest.csv").read_text(encoding="utf-8").splitlines())
+    row = next(r for r in rows if r["split"] == "test")
+    t2 = sitk.ReadImage(str(cohort / row["t2"]))
+    coarse = sitk.Resample(t2, [48, 48, 16], sitk.Transform(), sitk.sitkLinear, t2.GetOrigin(),
+                           [4.0, 4.0, 2.5], t2.GetDirection(), 0.0, sitk.sitkFloat32)
+    sitk.WriteImage(coarse, str(tmp_path / "t2_coarse.nrrd"))
+    assert main(["lvi", "predict", "--t2", str(tmp_path / "t2_coarse.nrrd"), "--voi", str(cohort / row["voi"]),
+                 "--models", *map(str, cards), "--out", str(tmp_path / "predict")]) == 0
+    result = json.loads((tmp_path / "predict" / "result.json").read_text(encoding="utf-8"))
+    probabilities = [m["probability"] for m in result["models"]]
+    assert len(probabilities) == 2 and result["fused"]["probability"] == pytest.approx(np.mean(probabilities))
+    for model in result["models"]:
+        heat = sitk.ReadImage(str(tmp_path / "predict" / model["heat_map"]))
+        assert heat.GetSize() == coarse.GetSize() and heat.GetSpacing() == coarse.GetSpacing()
+        assert heat.GetOrigin() == coarse.GetOrigin() and heat.GetDirection() == coarse.GetDirection()
+        values = sitk.GetArrayFromImage(heat)
+        assert 0 <= values.min() and values.max() <= 1 + 1e-5
+    assert main(["lvi", "predict", "--dce", str(cohort / row["dce"]), "--voi", str(cohort / row["voi"]),
+                 "--models", str(cards[0]), "--out", str(tmp_path / "no-model")]) == 2
+    assert not (tmp_path / "no-model").exists()

@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import json
+import sys
 
 
 def run(args) -> int:
-    return {"phantoms": phantoms, "train": train, "evaluate": evaluate}[args.command](args)
+    return {"phantoms": phantoms, "train": train, "evaluate": evaluate, "predict": predict}[args.command](args)
+
+
+def predict(args) -> int:
+    from .predict import DEFAULT_MODELS, predict_files
+
+    prediction = predict_files({"DCE": args.dce, "T2": args.t2}, args.voi, args.out, args.models or DEFAULT_MODELS,
+                               args.models_dir, args.device)
+    for model in prediction.models:
+        print(f"{model.sequence:<4} {model.network:<12} LVI probability {model.probability:.3f} "
+              f"(cutoff {model.cutoff:.3f}) -> {model.label}")
+    fused = prediction.as_json()["fused"]
+    print(f"fused ({fused['method']}): {fused['probability']:.3f} -> {fused['label']}; results in {args.out}")
+    for warning in prediction.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
 
 
 def phantoms(args) -> int:

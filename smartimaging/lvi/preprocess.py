@@ -77,26 +77,43 @@ def _zscore_tissue(crop: np.ndarray) -> np.ndarray:
     return ((crop - values.mean()) / max(float(values.std()), 1e-6)).astype(np.float32)
 
 
-def crop_3d(volume: sitk.Image, voi: sitk.Image, settings: Preprocessing = DEFAULT_PREPROCESSING) -> np.ndarray:
-    """The z-scored box around the lesion, (slices, rows, cols) = settings.size_3d."""
+@dataclass
+class NetworkInput:
+    """A network's input with the grid it was sampled on (to map heat maps back onto the volume)."""
+
+    array: np.ndarray  # 3D: (slices, rows, cols); 2D: (tumour slices, size, size)
+    grid: sitk.Image  # the box's geometry (for 2D: all its slices)
+    kept_slices: np.ndarray  # for 2D: which slices of `grid` are in `array`
+
+
+def network_input(volume: sitk.Image, voi: sitk.Image, dimensions: int,
+                  settings: Preprocessing = DEFAULT_PREPROCESSING) -> NetworkInput:
+    """The z-scored box around the lesion: the 3D network's (slices, rows, cols) = settings.size_3d, or the 2D
+    networks' in-plane boxes (size_2d²) of the native slices that contain the VOI."""
     if volume.GetDimension() != 3 or volume.GetSize()[2] < 2:
         raise InputError("BreastLVI needs MRI volumes (several slices), not a single 2D image")
     voi = voi_on_grid(volume, voi)
-    reference = _box_reference(volume, voi, settings.margin_mm, settings.size_3d[::-1])
-    crop = sitk.Resample(sitk.Cast(volume, sitk.sitkFloat32), reference, sitk.Transform(), sitk.sitkLinear, 0.0)
-    return _zscore_tissue(sitk.GetArrayFromImage(crop))
+    if dimensions == 3:
+        grid = _box_reference(volume, voi, settings.margin_mm, settings.size_3d[::-1])
+    else:
+        grid = _box_reference(volume, voi, settings.margin_mm, (settings.size_2d, settings.size_2d, 1),
+                              slice_spacing=volume.GetSpacing()[2])
+    crop = _zscore_tissue(sitk.GetArrayFromImage(sitk.Resample(sitk.Cast(volume, sitk.sitkFloat32), grid,
+                                                               sitk.Transform(), sitk.sitkLinear, 0.0)))
+    if dimensions == 3:
+        return NetworkInput(crop, grid, np.ones(len(crop), bool))
+    lesion = sitk.GetArrayFromImage(sitk.Resample(voi, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
+    keep = lesion.reshape(len(lesion), -1).any(axis=1)
+    keep = keep if keep.any() else np.ones(len(crop), bool)
+    return NetworkInput(crop[keep], grid, keep)
+
+
+def crop_3d(volume: sitk.Image, voi: sitk.Image, settings: Preprocessing = DEFAULT_PREPROCESSING) -> np.ndarray:
+    """The 3D network's input array."""
+    return network_input(volume, voi, 3, settings).array
 
 
 def tumour_slices_2d(volume: sitk.Image, voi: sitk.Image,
                      settings: Preprocessing = DEFAULT_PREPROCESSING) -> np.ndarray:
-    """z-scored in-plane boxes (n, size_2d, size_2d) of the native slices that contain the VOI."""
-    if volume.GetDimension() != 3 or volume.GetSize()[2] < 2:
-        raise InputError("BreastLVI needs MRI volumes (several slices), not a single 2D image")
-    voi = voi_on_grid(volume, voi)
-    reference = _box_reference(volume, voi, settings.margin_mm, (settings.size_2d, settings.size_2d, 1),
-                               slice_spacing=volume.GetSpacing()[2])
-    crop = sitk.GetArrayFromImage(sitk.Resample(sitk.Cast(volume, sitk.sitkFloat32), reference, sitk.Transform(),
-                                                sitk.sitkLinear, 0.0))
-    lesion = sitk.GetArrayFromImage(sitk.Resample(voi, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0))
-    keep = lesion.reshape(len(lesion), -1).any(axis=1)
-    return _zscore_tissue(crop)[keep] if keep.any() else _zscore_tissue(crop)
+    """The 2D networks' input: (n, size_2d, size_2d) tumour slices."""
+    return network_input(volume, voi, 2, settings).array

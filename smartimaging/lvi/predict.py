@@ -1,0 +1,163 @@
+"""`lvi predict`: LVI probability per model and sequence, their late fusion, and a Grad-CAM heat map per prediction
+as a volume on the sequence's exact grid.
+
+Fusion (beyond the paper): the unweighted mean of the available models' probabilities, and the label at the mean of
+their training cutoffs. Grad-CAM (Selvaraju et al. 2017): the last convolutional block's activations weighted by the
+mean gradient of the logit, ReLU, normalised to [0, 1], resampled from the network's box onto the input volume
+(zero outside the box); 2D models give one map per tumour slice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from torch import nn
+
+from .. import __version__
+from ..errors import InputError
+from ..io import atomic_output_dir, describe_geometry, read_series_or_volume, same_geometry
+from ..models.registry import LoadedModel, load_model
+from .preprocess import Preprocessing, network_input
+
+DEFAULT_MODELS = ("lvi-dce-resnet10-3d-demo", "lvi-t2-resnet10-3d-demo")
+
+
+def last_convolutional_block(network: nn.Module) -> nn.Module:
+    """The module whose output Grad-CAM explains: the last block before the classifier head."""
+    if hasattr(network, "trunk"):
+        return network.trunk[-1]  # ResNet10-3D: layer4
+    if hasattr(network, "layer4"):
+        return network.layer4  # MONAI ResNet10 (2D)
+    return network.features  # VanillaCNN
+
+
+def grad_cam(network: nn.Module, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities (n,) and Grad-CAM maps upsampled to the input size (n, *spatial), each in [0, 1]."""
+    saved = {}
+
+    def keep(module, inputs, output):
+        saved["activation"] = output
+        output.register_hook(lambda gradient: saved.update(gradient=gradient))
+
+    handle = last_convolutional_block(network).register_forward_hook(keep)
+    try:
+        network.eval()
+        logits = network(batch.clone().requires_grad_(True))
+        logits.sum().backward()
+    finally:
+        handle.remove()
+    activation, gradient = saved["activation"].detach(), saved["gradient"].detach()
+    weights = gradient.mean(dim=tuple(range(2, gradient.ndim)), keepdim=True)
+    cam = torch.relu((weights * activation).sum(dim=1, keepdim=True))
+    mode = "trilinear" if cam.ndim == 5 else "bilinear"
+    cam = torch.nn.functional.interpolate(cam, size=batch.shape[2:], mode=mode, align_corners=False)[:, 0]
+    peak = cam.flatten(1).max(dim=1).values.clamp_min(1e-12)
+    cam = cam / peak.view(-1, *([1] * (cam.ndim - 1)))
+    return torch.sigmoid(logits.detach())[:, 0].numpy(), cam.numpy()
+
+
+@dataclass
+class ModelPrediction:
+    model: dict  # provenance
+    sequence: str
+    network: str
+    probability: float
+    cutoff: float
+    heat_map: sitk.Image
+
+    @property
+    def label(self) -> str:
+        return "LVI positive" if self.probability >= self.cutoff else "LVI negative"
+
+
+@dataclass
+class LVIPrediction:
+    models: list[ModelPrediction]
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def fused_probability(self) -> float:
+        return float(np.mean([m.probability for m in self.models]))
+
+    @property
+    def fused_cutoff(self) -> float:
+        return float(np.mean([m.cutoff for m in self.models]))
+
+    def as_json(self) -> dict:
+        return {"smartimaging_version": __version__, "seconds": self.seconds, "warnings": self.warnings,
+                "models": [{"model": m.model, "sequence": m.sequence, "network": m.network,
+                            "probability": m.probability, "cutoff": m.cutoff, "label": m.label,
+                            "heat_map": f"gradcam_{m.model['id']}.nrrd"} for m in self.models],
+                "fused": {"probability": self.fused_probability, "cutoff": self.fused_cutoff,
+                          "label": "LVI positive" if self.fused_probability >= self.fused_cutoff
+                          else "LVI negative", "method": "mean of the models' probabilities"}}
+
+
+def _settings(card: dict) -> Preprocessing:
+    stored = card["inputs"]["preprocessing"]
+    return Preprocessing(**{key: tuple(value) if isinstance(value, list) else value for key, value in stored.items()
+                            if key in Preprocessing.__dataclass_fields__})
+
+
+def predict_with_model(model: LoadedModel, volume: sitk.Image, voi: sitk.Image) -> ModelPrediction:
+    card = model.card
+    dimensions = card["inputs"]["dimensions"]
+    prepared = network_input(volume, voi, dimensions, _settings(card))
+    batch = torch.from_numpy(prepared.array)[None, None] if dimensions == 3 else \
+        torch.from_numpy(prepared.array)[:, None]
+    probabilities, maps = grad_cam(model.network, batch.to(next(model.network.parameters()).device))
+    on_grid = np.zeros(sitk.GetArrayViewFromImage(prepared.grid).shape, np.float32)
+    if dimensions == 3:
+        on_grid[:] = maps[0]
+    else:
+        on_grid[prepared.kept_slices] = maps
+    box = sitk.GetImageFromArray(on_grid)
+    box.CopyInformation(prepared.grid)
+    heat_map = sitk.Resample(box, volume, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    return ModelPrediction(model.provenance, card["inputs"]["sequence"], card["training"]["model"],
+                           float(probabilities.mean()), float(card["outputs"]["cutoff"]), heat_map)
+
+
+def predict_case(volumes: dict[str, sitk.Image], voi: sitk.Image, model_ids=DEFAULT_MODELS, directory=None,
+                 device: str = "cpu") -> LVIPrediction:
+    """Every model whose sequence is among `volumes` ("DCE", "T2"); the VOI is mapped onto each sequence's grid."""
+    started = time.perf_counter()
+    models = [load_model(model_id, directory, device) for model_id in model_ids]
+    usable = [m for m in models if m.card["inputs"]["sequence"] in volumes]
+    if not usable:
+        raise InputError(f"No model for the sequences given ({', '.join(volumes)})")
+    warnings = []
+    reference_name, reference = next(iter(volumes.items()))
+    for name, volume in volumes.items():
+        if not same_geometry(volume, reference):
+            warnings.append(f"{name} ({describe_geometry(volume)}) is on another grid than {reference_name} "
+                            f"({describe_geometry(reference)}); the VOI was mapped onto it in physical space")
+        spacing = volume.GetSpacing()
+        if max(spacing) > 4 * min(spacing):
+            warnings.append(f"{name} is strongly anisotropic ({' x '.join(f'{s:g}' for s in spacing)} mm); the box "
+                            "is resampled to the network's grid, fine detail across slices is interpolated")
+    predictions = [predict_with_model(m, volumes[m.card["inputs"]["sequence"]], voi) for m in usable]
+    return LVIPrediction(predictions, warnings, time.perf_counter() - started)
+
+
+def predict_files(sequences: dict[str, str | os.PathLike], voi_path: str | os.PathLike, out_dir,
+                  model_ids=DEFAULT_MODELS, directory=None, device: str = "cpu") -> LVIPrediction:
+    volumes = {name: read_series_or_volume(path) for name, path in sequences.items() if path}
+    if not volumes:
+        raise InputError("Give at least one sequence (--dce and/or --t2)")
+    prediction = predict_case(volumes, read_series_or_volume(voi_path), model_ids, directory, device)
+    with atomic_output_dir(out_dir) as scratch:
+        for model in prediction.models:
+            sitk.WriteImage(model.heat_map, str(scratch / f"gradcam_{model.model['id']}.nrrd"), True)
+        record = {**prediction.as_json(), "inputs": {k: str(v) for k, v in sequences.items() if v},
+                  "voi": str(voi_path)}
+        (Path(scratch) / "result.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return prediction

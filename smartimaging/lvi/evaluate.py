@@ -18,7 +18,7 @@ from .train import case_probabilities
 
 def evaluate_models(manifest: str | os.PathLike, cards: list[str], out_dir: str | os.PathLike,
                     split: str | None = "test", device: str = "cpu") -> str:
-    rows, lines = [], [f"{'sequence':<9}{'model':<13}{'cases':>6}  {'ACC':<34}{'SEN':<34}{'SPE':<34}AUC"]
+    rows, lines = [], [f"{'sequence':<9}{'model':<13}{'cases':>6}  {'ACC':<36}{'SEN':<36}{'SPE':<36}AUC"]
     for card_path in cards:
         model = load_model(card_path, device=device)
         card = model.card
@@ -36,8 +36,8 @@ def evaluate_models(manifest: str | os.PathLike, cards: list[str], out_dir: str 
                      "scores": [{"patient_id": c["patient_id"], "label": c["label"], "probability": float(s)}
                                 for c, s in zip(cases, scores, strict=True)]})
         lines.append(f"{card['inputs']['sequence']:<9}{card['training']['model']:<13}{len(cases):>6}  "
-                     f"{metrics.accuracy.as_text():<34}{metrics.sensitivity.as_text():<34}"
-                     f"{metrics.specificity.as_text():<34}{auc.as_text()}")
+                     f"{metrics.accuracy.as_text():<36}{metrics.sensitivity.as_text():<36}"
+                     f"{metrics.specificity.as_text():<36}{auc.as_text()}")
     lines.append("paper (patients, validation, ACC/SEN/SPE/AUC): DCE ResNet10-3D 0.80/0.80/0.73/0.80; "
                  "T2 ResNet10-3D 0.74/0.62/0.80/0.69")
     text = "\n".join(lines)

@@ -163,3 +163,18 @@ def test_train_with_the_papers_schedule_then_table_1(tmp_path, capsys):
     assert main(["lvi", "predict", "--dce", str(cohort / row["dce"]), "--voi", str(cohort / row["voi"]),
                  "--models", str(cards[0]), "--out", str(tmp_path / "no-model")]) == 2
     assert not (tmp_path / "no-model").exists()
+
+    # fusion of the models with clinical covariates, fitted on the training cases, used by predict
+    assert main(["lvi", "fuse", "--manifest", str(cohort / "manifest.csv"), "--models", *map(str, cards),
+                 "--covariates", "age,size_mm", "--out", str(tmp_path / "fusion"), "--name", "lvi-fusion-test"]) == 0
+    fusion_card = tmp_path / "fusion" / "lvi-fusion-test.json"
+    fusion = json.loads(fusion_card.read_text(encoding="utf-8"))["fusion"]
+    assert len(fusion["coefficients"]) == 4 and 0 <= fusion["cutoff"] <= 1
+    arguments = ["lvi", "predict", "--t2", str(cohort / row["t2"]), "--voi", str(cohort / row["voi"]),
+                 "--fusion", str(fusion_card), "--models-dir", str(tmp_path / "models")]
+    assert main([*arguments, "--covariate", f"age={row['age']}", "--covariate", f"size_mm={row['size_mm']}",
+                 "--out", str(tmp_path / "fused")]) == 0
+    fused = json.loads((tmp_path / "fused" / "result.json").read_text(encoding="utf-8"))["fused"]
+    assert fused["method"].startswith("logistic regression") and 0 <= fused["probability"] <= 1
+    assert main([*arguments, "--covariate", f"age={row['age']}", "--out", str(tmp_path / "no-size")]) == 2
+    assert "size_mm" in capsys.readouterr().err and not (tmp_path / "no-size").exists()

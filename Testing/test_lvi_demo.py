@@ -50,3 +50,18 @@ def test_real_breast1_runs_end_to_end(breast1_dir, tmp_path, capsys):
         assert np.allclose(heat.GetOrigin(), reference.GetOrigin())
     assert "strongly anisotropic" not in capsys.readouterr().err  # 0.66 x 0.66 x 2.1 mm: under 4x
 
+
+
+def test_demo_fusion_with_covariates_on_a_fresh_case(fresh_cohort, tmp_path):
+    import csv
+
+    from smartimaging.models.registry import models_dir
+
+    row = next(csv.DictReader(fresh_cohort.read_text(encoding="utf-8").splitlines()))
+    folder = fresh_cohort.parent
+    assert main(["lvi", "predict", "--dce", str(folder / row["dce"]), "--t2", str(folder / row["t2"]), "--voi",
+                 str(folder / row["voi"]), "--fusion", str(models_dir() / "lvi-fusion-demo.json"), "--covariate",
+                 f"age={row['age']}", "--covariate", f"size_mm={row['size_mm']}", "--out", str(tmp_path / "p")]) == 0
+    result = json.loads((tmp_path / "p" / "result.json").read_text(encoding="utf-8"))
+    assert {m["model"]["id"] for m in result["models"]} == {"lvi-dce-resnet10-3d-demo", "lvi-t2-resnet10-3d-demo"}
+    assert "lvi-fusion-demo" in result["fused"]["method"] and 0 <= result["fused"]["probability"] <= 1

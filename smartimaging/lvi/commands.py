@@ -7,14 +7,38 @@ import sys
 
 
 def run(args) -> int:
-    return {"phantoms": phantoms, "train": train, "evaluate": evaluate, "predict": predict}[args.command](args)
+    return {"phantoms": phantoms, "train": train, "evaluate": evaluate, "predict": predict,
+            "fuse": fuse}[args.command](args)
+
+
+def _covariates(items: list[str] | None) -> dict[str, float]:
+    from ..errors import InputError
+
+    values = {}
+    for item in items or []:
+        name, _, value = item.partition("=")
+        try:
+            values[name.strip()] = float(value)
+        except ValueError as exc:
+            raise InputError(f"--covariate takes name=number, e.g. age=54; got {item!r}") from exc
+    return values
+
+
+def fuse(args) -> int:
+    from .fusion import fit_fusion
+
+    covariates = [name for name in args.covariates.split(",") if name] if args.covariates else []
+    card = fit_fusion(args.manifest, args.models, covariates, args.out, args.name, args.models_dir, args.seed)
+    validation = json.loads(card.read_text(encoding="utf-8"))["metrics"]["validation"]["auc"]
+    print(f"wrote {card}; validation AUC {validation['auc']:.3f}")
+    return 0
 
 
 def predict(args) -> int:
     from .predict import DEFAULT_MODELS, predict_files
 
     prediction = predict_files({"DCE": args.dce, "T2": args.t2}, args.voi, args.out, args.models or DEFAULT_MODELS,
-                               args.models_dir, args.device)
+                               args.models_dir, args.device, args.fusion, _covariates(args.covariate))
     for model in prediction.models:
         print(f"{model.sequence:<4} {model.network:<12} LVI probability {model.probability:.3f} "
               f"(cutoff {model.cutoff:.3f}) -> {model.label}")

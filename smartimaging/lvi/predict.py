@@ -82,14 +82,29 @@ class LVIPrediction:
     models: list[ModelPrediction]
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    fusion: dict | None = None  # a fitted fusion card (`lvi fuse`), else the mean of the models
+    covariates: dict[str, float] = field(default_factory=dict)
 
     @property
     def fused_probability(self) -> float:
+        if self.fusion is not None:
+            from .fusion import fused_probability
+
+            return fused_probability(self.fusion["fusion"], {m.model["id"]: m.probability for m in self.models},
+                                     self.covariates)
         return float(np.mean([m.probability for m in self.models]))
 
     @property
     def fused_cutoff(self) -> float:
+        if self.fusion is not None:
+            return float(self.fusion["fusion"]["cutoff"])
         return float(np.mean([m.cutoff for m in self.models]))
+
+    @property
+    def fusion_method(self) -> str:
+        if self.fusion is not None:
+            return f"logistic regression on {', '.join(self.fusion['fusion']['inputs'])} ({self.fusion['id']})"
+        return "mean of the models' probabilities"
 
     def as_json(self) -> dict:
         return {"smartimaging_version": __version__, "seconds": self.seconds, "warnings": self.warnings,
@@ -98,7 +113,8 @@ class LVIPrediction:
                             "heat_map": f"gradcam_{m.model['id']}.nrrd"} for m in self.models],
                 "fused": {"probability": self.fused_probability, "cutoff": self.fused_cutoff,
                           "label": "LVI positive" if self.fused_probability >= self.fused_cutoff
-                          else "LVI negative", "method": "mean of the models' probabilities"}}
+                          else "LVI negative", "method": self.fusion_method,
+                          "covariates": self.covariates}}
 
 
 def _settings(card: dict) -> Preprocessing:
@@ -149,15 +165,23 @@ def predict_case(volumes: dict[str, sitk.Image], voi: sitk.Image, model_ids=DEFA
 
 
 def predict_files(sequences: dict[str, str | os.PathLike], voi_path: str | os.PathLike, out_dir,
-                  model_ids=DEFAULT_MODELS, directory=None, device: str = "cpu") -> LVIPrediction:
+                  model_ids=DEFAULT_MODELS, directory=None, device: str = "cpu", fusion_card=None,
+                  covariates: dict[str, float] | None = None) -> LVIPrediction:
+    """Read the sequences and the VOI, predict, write result.json and the Grad-CAM volumes (all or nothing)."""
+    from .fusion import read_fusion
+
     volumes = {name: read_series_or_volume(path) for name, path in sequences.items() if path}
     if not volumes:
         raise InputError("Give at least one sequence (--dce and/or --t2)")
+    fusion = read_fusion(fusion_card) if fusion_card else None
+    if fusion is not None:
+        model_ids = [name for name in fusion["fusion"]["inputs"] if name not in (covariates or {})]
     prediction = predict_case(volumes, read_series_or_volume(voi_path), model_ids, directory, device)
+    prediction.fusion, prediction.covariates = fusion, dict(covariates or {})
+    record = prediction.as_json()  # fails here, before anything is written, when the fusion lacks an input
     with atomic_output_dir(out_dir) as scratch:
         for model in prediction.models:
             sitk.WriteImage(model.heat_map, str(scratch / f"gradcam_{model.model['id']}.nrrd"), True)
-        record = {**prediction.as_json(), "inputs": {k: str(v) for k, v in sequences.items() if v},
-                  "voi": str(voi_path)}
+        record = {**record, "inputs": {k: str(v) for k, v in sequences.items() if v}, "voi": str(voi_path)}
         (Path(scratch) / "result.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return prediction

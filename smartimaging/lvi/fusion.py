@@ -1,0 +1,108 @@
+"""Late fusion of sequences and clinical covariates (beyond the paper): a logistic regression on the models' case
+probabilities (as logits) and manifest covariates (age, size, ...), fitted on the training cases.
+
+The fitted fusion is a small JSON card (means, scales, coefficients, intercept, cutoff): transparent and never
+pickled. Its cutoff is the Youden point of out-of-fold training predictions (5 patient-grouped folds), so that it is
+not tuned on predictions the regression has seen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
+
+from .. import __version__
+from ..errors import InputError, ModelError
+from ..evaluation import auc_with_ci, binary_metrics, youden_cutoff
+from ..models.registry import load_model
+from .cohort import case_inputs
+from .predict import _settings
+from .train import case_probabilities
+
+EPSILON = 1e-4
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, EPSILON, 1 - EPSILON)
+    return np.log(p / (1 - p))
+
+
+def _design(manifest, model_ids, covariates, split, directory) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """[model logits..., covariates...] per case, labels, patient ids, and the models' ids."""
+    columns, labels, patients, ids = [], None, None, []
+    for model_id in model_ids:
+        model = load_model(model_id, directory)
+        card = model.card
+        ids.append(card["id"])
+        cases = case_inputs(manifest, card["inputs"]["sequence"], split, card["inputs"]["dimensions"],
+                            _settings(card))
+        columns.append(_logit(case_probabilities(model.network, cases, next(model.network.parameters()).device)))
+        labels = np.array([case["label"] for case in cases])
+        patients = [case["patient_id"] for case in cases]
+        rows = [case["row"] for case in cases]
+    for name in covariates:
+        try:
+            columns.append(np.array([float(row[name]) for row in rows]))
+        except (KeyError, ValueError) as exc:
+            raise InputError(f"The manifest needs a numeric '{name}' column for every case") from exc
+    return np.stack(columns, axis=1), labels, patients, ids
+
+
+def fit_fusion(manifest: str | os.PathLike, model_ids: list[str], covariates: list[str], out_dir, model_id: str,
+               directory=None, seed: int = 0) -> Path:
+    X, y, patients, ids = _design(manifest, model_ids, covariates, "train", directory)
+    mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-9
+    Z = (X - mean) / scale
+    out_of_fold = np.zeros(len(y))
+    for train, test in GroupKFold(n_splits=5).split(Z, y, patients):
+        out_of_fold[test] = LogisticRegression(random_state=seed).fit(Z[train], y[train]).predict_proba(Z[test])[:, 1]
+    regression = LogisticRegression(random_state=seed).fit(Z, y)
+    fusion = {"inputs": [*ids, *covariates], "mean": mean.tolist(), "scale": scale.tolist(),
+              "coefficients": regression.coef_[0].tolist(), "intercept": float(regression.intercept_[0]),
+              "cutoff": youden_cutoff(y, out_of_fold)}
+    card = {"id": model_id, "version": "1.0.0", "task": "lvi-fusion", "smartimaging_version": __version__,
+            "fusion": fusion, "inputs_explained": "model entries: logit of the model's case probability; others: "
+                                                  "manifest covariates as given",
+            "training": {"manifest": Path(manifest).name, "cases": len(y), "seed": seed},
+            "intended_use": ("DEMO WEIGHTS trained on synthetic phantoms; not for clinical use." if "demo" in model_id
+                             else "Research use; validate on your own data before any clinical use.")}
+    X_val, y_val, _, _ = _design(manifest, model_ids, covariates, "val", directory)
+    scores = apply_fusion(fusion, X_val)
+    card["metrics"] = {"validation": {"auc": auc_with_ci(y_val, scores).__dict__, "at_cutoff": binary_metrics(
+        y_val, (scores >= fusion["cutoff"]).astype(int)).as_dict()}}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{model_id}.json"
+    path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def apply_fusion(fusion: dict, X: np.ndarray) -> np.ndarray:
+    """Fused probabilities for rows of [model logits..., covariates...] in the order of `fusion['inputs']`."""
+    Z = (np.asarray(X, float) - np.array(fusion["mean"])) / np.array(fusion["scale"])
+    return 1 / (1 + np.exp(-(Z @ np.array(fusion["coefficients"]) + fusion["intercept"])))
+
+
+def read_fusion(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"Fusion card not found: {path}")
+    card = json.loads(path.read_text(encoding="utf-8"))
+    if card.get("task") != "lvi-fusion":
+        raise ModelError(f"{path.name} is not a BreastLVI fusion card")
+    return card
+
+
+def fused_probability(fusion: dict, probabilities: dict[str, float], covariates: dict[str, float]) -> float:
+    """The fusion of one case, from the probabilities of its models (by id) and its covariates."""
+    missing = [name for name in fusion["inputs"] if name not in probabilities and name not in covariates]
+    if missing:
+        raise InputError(f"The fusion needs {', '.join(missing)} (give the models' sequences and the covariates)")
+    row = [_logit(np.array(probabilities[name])) if name in probabilities else float(covariates[name])
+           for name in fusion["inputs"]]
+    return float(apply_fusion(fusion, np.array([row], float))[0])

@@ -69,18 +69,29 @@ def _dce_synthesize(args) -> None:
     emit("result", output_dir=str(args.output_dir), seconds=result.record["seconds"])
 
 
+def _lvi_predict(args) -> None:
+    from .lvi.predict import DEFAULT_MODELS, predict_files
+
+    emit("progress", fraction=0.0, message="loading the sequences and the models")
+    prediction = predict_files({"DCE": args.dce, "T2": args.t2}, args.voi, args.output_dir,
+                               args.models or DEFAULT_MODELS, args.models_dir, args.device)
+    emit("progress", fraction=1.0, message="done")
+    emit("result", output_dir=str(args.output_dir), fused=prediction.as_json()["fused"])
+
+
 def _cancel_on_terminate(signum, frame) -> None:
     raise CancelledError("cancelled")
 
 
-JOBS = {"bonescan-segment": _bonescan_segment, "mammo-batch": _mammo_batch, "dce-synthesize": _dce_synthesize}
+JOBS = {"bonescan-segment": _bonescan_segment, "mammo-batch": _mammo_batch, "dce-synthesize": _dce_synthesize,
+        "lvi-predict": _lvi_predict}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one job; exit 2 with an "error" event for bad input, a cancelled job, or a missing model."""
     parser = argparse.ArgumentParser(prog="python -m smartimaging.worker")
     parser.add_argument("job", choices=sorted(JOBS))
-    parser.add_argument("--input", nargs="+", required=True)
+    parser.add_argument("--input", nargs="+")
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--views")
     parser.add_argument("--device", default="auto")
@@ -88,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=["mass", "calcification"])
     parser.add_argument("--masks")
     parser.add_argument("--pixel-mm", type=float)
-    parser.add_argument("--dce", help="real DCE volume (dce-synthesize)")
+    parser.add_argument("--dce", help="real DCE volume (dce-synthesize) or DCE phase 2 (lvi-predict)")
+    parser.add_argument("--t2", help="FS-T2WI volume (lvi-predict)")
+    parser.add_argument("--voi", help="lesion VOI (lvi-predict)")
+    parser.add_argument("--models", nargs="+", help="model ids (lvi-predict)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _cancel_on_terminate)  # cancel unwinds: scratch outputs are removed
     try:

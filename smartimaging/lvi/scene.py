@@ -1,0 +1,94 @@
+"""MRML adapter of BreastLVI: takes a vtkMRMLScene and nodes (never widgets).
+
+- `voi_image`: the lesion VOI (every segment of a segmentation node) on a sequence's grid;
+- `predict`: the models' probabilities, the fused probability and the Grad-CAM heat maps as nodes: a result table
+  (one row per model and sequence, then the fusion) and one heat-map volume per model on its sequence's grid;
+- `write_inputs_for_worker` / `import_worker_result`: the same through the background worker.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import SimpleITK as sitk
+import slicer
+import vtk
+
+from ..mrml import fill_table, place_in_same_study, set_json_attribute, sitk_to_volume_node, volume_node_to_sitk
+from .predict import DEFAULT_MODELS, predict_case
+
+RESULT = "SmartImaging.BreastLVI"
+
+
+def voi_image(scene, segmentation_node, reference_node) -> sitk.Image:
+    """All segments of the segmentation as one binary VOI on the reference volume's grid."""
+    segmentation = segmentation_node.GetSegmentation()
+    ids = vtk.vtkStringArray()
+    for index in range(segmentation.GetNumberOfSegments()):
+        ids.InsertNextValue(segmentation.GetNthSegmentID(index))
+    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+    try:
+        slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(segmentation_node, ids, labelmap,
+                                                                             reference_node)
+        return sitk.Cast(volume_node_to_sitk(labelmap) > 0, sitk.sitkUInt8)
+    finally:
+        scene.RemoveNode(labelmap)
+
+
+def add_result_nodes(scene, volume_nodes: dict, record: dict, heat_maps: dict, table_node=None) -> dict:
+    """Result table and heat-map volume nodes from a prediction record (`LVIPrediction.as_json`); `heat_maps`: model
+    id -> SimpleITK image on its sequence's grid."""
+    reference = next(iter(volume_nodes.values()))
+    if table_node is None:
+        table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{reference.GetName()} LVI")
+        place_in_same_study(scene, table_node, reference)
+    rows = [[m["sequence"], m["network"], f"{m['probability']:.3f}", f"{m['cutoff']:.3f}", m["label"],
+             f"{m['model']['id']} {m['model']['version']}"] for m in record["models"]]
+    fused = record["fused"]
+    rows.append(["fused", fused["method"], f"{fused['probability']:.3f}", f"{fused['cutoff']:.3f}", fused["label"], ""])
+    rows += [["warning", text, "", "", "", ""] for text in record["warnings"]]
+    fill_table(table_node, ["Sequence", "Model", "LVI probability", "Cutoff", "Label", "Model card"], rows)
+    set_json_attribute(table_node, RESULT, record)
+    nodes = {"table": table_node, "heat_maps": {}}
+    for model in record["models"]:
+        sequence_node = volume_nodes[model["sequence"]]
+        node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"{sequence_node.GetName()} Grad-CAM "
+                                                                 f"{model['network']}")
+        sitk_to_volume_node(heat_maps[model["model"]["id"]], node)
+        set_json_attribute(node, RESULT, model)
+        place_in_same_study(scene, node, sequence_node)
+        nodes["heat_maps"][model["model"]["id"]] = node
+    return nodes
+
+
+def predict(scene, volume_nodes: dict, segmentation_node, model_ids=DEFAULT_MODELS, directory=None,
+            device: str = "cpu", table_node=None) -> dict:
+    """Run the models in this process; `volume_nodes` maps "DCE" / "T2" to volume nodes."""
+    reference = next(iter(volume_nodes.values()))
+    volumes = {name: volume_node_to_sitk(node) for name, node in volume_nodes.items()}
+    prediction = predict_case(volumes, voi_image(scene, segmentation_node, reference), model_ids, directory, device)
+    return add_result_nodes(scene, volume_nodes, prediction.as_json(),
+                            {m.model["id"]: m.heat_map for m in prediction.models}, table_node)
+
+
+def write_inputs_for_worker(scene, volume_nodes: dict, segmentation_node, folder: Path) -> list[str]:
+    """Worker arguments: each sequence and the VOI as NRRD (LPS, exact geometry)."""
+    folder = Path(folder)
+    arguments = []
+    for name, node in volume_nodes.items():
+        path = folder / f"{name.lower()}.nrrd"
+        sitk.WriteImage(volume_node_to_sitk(node), str(path))
+        arguments += [f"--{name.lower()}", str(path)]
+    voi = folder / "voi.nrrd"
+    sitk.WriteImage(voi_image(scene, segmentation_node, next(iter(volume_nodes.values()))), str(voi))
+    return [*arguments, "--voi", str(voi), "--output-dir", str(folder / "out")]
+
+
+def import_worker_result(scene, volume_nodes: dict, event: dict, table_node=None) -> dict:
+    """Result nodes from an `lvi-predict` worker's result event (the files it wrote)."""
+    folder = Path(event["output_dir"])
+    record = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+    heat_maps = {m["model"]["id"]: sitk.ReadImage(str(folder / m["heat_map"])) for m in record["models"]}
+    return add_result_nodes(scene, volume_nodes, record, heat_maps, table_node)
+

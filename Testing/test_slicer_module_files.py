@@ -11,7 +11,7 @@ import pytest
 from smartimaging.segments import BONESCAN_SEGMENTS, MAMMO_SEGMENTS, TERMINOLOGY_CONTEXT, TERMINOLOGY_FILE
 
 REPO = Path(__file__).resolve().parents[1]
-MODULES = ["BoneScanBSTBI", "MammoRadiomics", "DCESynthesis"]
+MODULES = ["BoneScanBSTBI", "MammoRadiomics", "DCESynthesis", "BreastLVI"]
 
 
 def _module(name):
@@ -56,7 +56,7 @@ def test_apply_actions_use_try_with_error_display(name):
         if isinstance(method, ast.FunctionDef) and method.name in ("onSegmentButton", "onComputeButton",
                                                                   "onCompareButton", "onClassifyButton",
                                                                   "onBatchButton", "onSynthesizeButton",
-                                                                  "onShowButton"):
+                                                                  "onShowButton", "onPredictButton"):
             assert "tryWithErrorDisplay" in ast.unparse(method), method.name
 
 

@@ -178,3 +178,33 @@ def test_train_with_the_papers_schedule_then_table_1(tmp_path, capsys):
     assert fused["method"].startswith("logistic regression") and 0 <= fused["probability"] <= 1
     assert main([*arguments, "--covariate", f"age={row['age']}", "--out", str(tmp_path / "no-size")]) == 2
     assert "size_mm" in capsys.readouterr().err and not (tmp_path / "no-size").exists()
+
+
+def test_click_seeded_segmenter_trains_and_writes_a_voi_on_the_volume_grid(tmp_path, capsys):
+    from smartimaging.cli import main
+
+    cohort = tmp_path / "cohort"
+    assert main(["lvi", "phantoms", "--out", str(cohort), "--n", "6", "--seed", "8",
+                 "--splits", "train=0.5,val=0.5"]) == 0
+    assert main(["lvi", "train-segmenter", "--manifest", str(cohort / "manifest.csv"), "--out",
+                 str(tmp_path / "models"), "--name", "lvi-lesion-unet-demo", "--epochs", "1", "--batch-size", "4",
+                 "--device", "cpu", "--quiet"]) == 0
+    card = json.loads((tmp_path / "models" / "lvi-lesion-unet-demo.json").read_text(encoding="utf-8"))
+    assert card["training"]["train_volumes"] == 6 and "val_dice" in card["training"]["history"][0]
+    rows = list(csv.DictReader((cohort / "manifest.csv").read_text(encoding="utf-8").splitlines()))
+    volume_path, voi_path = cohort / rows[0]["dce"], cohort / rows[0]["voi"]
+    voi = sitk.ReadImage(str(voi_path))
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(sitk.Cast(voi > 0, sitk.sitkUInt8))
+    point = ",".join(f"{v:.2f}" for v in stats.GetCentroid(1))
+    code = main(["lvi", "segment", str(volume_path), "--point", point, "--out", str(tmp_path / "seg"),
+                 "--models-dir", str(tmp_path / "models")])
+    if code == 0:  # one epoch may already find the lesion; the mask must then lie on the volume's grid
+        mask = sitk.ReadImage(str(tmp_path / "seg" / "voi.nrrd"))
+        volume = sitk.ReadImage(str(volume_path))
+        assert mask.GetSize() == volume.GetSize() and mask.GetOrigin() == volume.GetOrigin()
+    else:
+        assert code == 2 and "no lesion" in capsys.readouterr().err
+    assert main(["lvi", "segment", str(volume_path), "--point", "900,900,900", "--out", str(tmp_path / "outside"),
+                 "--models-dir", str(tmp_path / "models")]) == 2
+    assert "outside the volume" in capsys.readouterr().err and not (tmp_path / "outside").exists()

@@ -8,7 +8,39 @@ import sys
 
 def run(args) -> int:
     return {"phantoms": phantoms, "train": train, "evaluate": evaluate, "predict": predict,
-            "fuse": fuse}[args.command](args)
+            "fuse": fuse, "segment": segment, "train-segmenter": train_segmenter}[args.command](args)
+
+
+def segment(args) -> int:
+    import SimpleITK as sitk
+
+    from ..errors import InputError
+    from ..io import atomic_output_dir, read_series_or_volume
+    from .segment import LesionSegmenter
+
+    try:
+        point = [float(v) for v in args.point.split(",")]
+    except ValueError as exc:
+        raise InputError(f"--point takes x,y,z in mm (LPS), e.g. 12.5,-40,33; got {args.point!r}") from exc
+    if len(point) != 3:
+        raise InputError(f"--point takes three coordinates x,y,z in mm (LPS); got {args.point!r}")
+    volume = read_series_or_volume(args.volume)
+    mask = LesionSegmenter.load(args.models_dir, args.device).segment(volume, point)
+    with atomic_output_dir(args.out) as scratch:
+        sitk.WriteImage(mask, str(scratch / "voi.nrrd"), True)
+    print(f"lesion VOI of {int(sitk.GetArrayViewFromImage(mask).sum())} voxels written to {args.out}/voi.nrrd")
+    return 0
+
+
+def train_segmenter(args) -> int:
+    from ..bonescan.train import print_progress
+    from ..cli import _train_config
+    from .segment import train_lesion_segmenter
+
+    card = train_lesion_segmenter(args.manifest, args.out, _train_config(args, amp=False), args.name,
+                                  progress=print_progress)
+    print(f"wrote {card}")
+    return 0
 
 
 def _covariates(items: list[str] | None) -> dict[str, float]:

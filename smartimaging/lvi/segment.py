@@ -1,0 +1,178 @@
+"""Semi-automatic lesion VOI for BreastLVI: the reader clicks the lesion (or draws a box) and a 3D U-Net (MONAI
+BasicUNet) segments it.
+
+A fixed physical patch (PATCH_SIZE voxels of PATCH_SPACING mm) is resampled around the click (or the box's centre),
+z-scored over its tissue like the LVI networks' input, and the network segments the lesion at the patch centre. The
+probabilities are resampled back onto the volume's grid (linear), thresholded at 0.5, and the connected component at
+(or nearest to) the click is kept. One model serves DCE and FS-T2WI.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ..errors import InputError
+from ..evaluation import dice
+from ..io import read_series_or_volume
+from ..manifest import read_manifest
+from ..models.nets import build_network, pick_device
+from ..models.registry import load_model, save_model
+from ..training import ProgressCallback, TrainConfig, fit
+from .preprocess import _zscore_tissue
+
+SEGMENTER_ID = "lvi-lesion-unet-demo"
+PATCH_SIZE = (16, 64, 64)  # slices, rows, cols
+PATCH_SPACING = (1.5, 1.5, 3.0)  # x, y, z in mm
+ARCHITECTURE = {"name": "basic_unet", "spatial_dims": 3, "in_channels": 1, "out_channels": 2,
+                "features": [8, 16, 32, 64, 128, 8], "act": "relu", "norm": "batch"}
+
+
+def patch_grid(volume: sitk.Image, centre_lps: tuple[float, float, float]) -> sitk.Image:
+    """The fixed physical patch centred on a point, with the volume's direction."""
+    grid = sitk.Image(list(PATCH_SIZE[::-1]), sitk.sitkFloat32)
+    grid.SetSpacing(PATCH_SPACING)
+    grid.SetDirection(volume.GetDirection())
+    direction = np.array(volume.GetDirection()).reshape(3, 3)
+    half = (np.array(PATCH_SIZE[::-1]) - 1) / 2 * np.array(PATCH_SPACING)
+    grid.SetOrigin(tuple(np.array(centre_lps) - direction @ half))
+    return grid
+
+
+def patch_input(volume: sitk.Image, centre_lps) -> tuple[np.ndarray, sitk.Image]:
+    grid = patch_grid(volume, centre_lps)
+    patch = sitk.Resample(sitk.Cast(volume, sitk.sitkFloat32), grid, sitk.Transform(), sitk.sitkLinear, 0.0)
+    return _zscore_tissue(sitk.GetArrayFromImage(patch)), grid
+
+
+def check_inside(volume: sitk.Image, point_lps) -> None:
+    index = volume.TransformPhysicalPointToContinuousIndex(tuple(float(v) for v in point_lps))
+    if not all(-0.5 <= i <= s - 0.5 for i, s in zip(index, volume.GetSize(), strict=True)):
+        raise InputError("The marked point lies outside the volume; click on the lesion")
+
+
+class LesionSegmenter:
+    def __init__(self, network: torch.nn.Module, device: torch.device, provenance: dict | None = None):
+        self.network, self.device, self.provenance = network, device, provenance
+
+    @classmethod
+    def load(cls, directory=None, device: str = "cpu", model_id: str = SEGMENTER_ID) -> LesionSegmenter:
+        device = pick_device(device)
+        model = load_model(model_id, directory, device)
+        return cls(model.network, device, model.provenance)
+
+    def segment(self, volume: sitk.Image, point_lps=None, box_lps=None) -> sitk.Image:
+        """Binary lesion mask (uint8) on the volume's grid from a click (LPS mm) or a box (two LPS corners)."""
+        if point_lps is None and box_lps is None:
+            raise InputError("Mark the lesion with a point or a box")
+        centre = np.array(point_lps if point_lps is not None else np.mean(box_lps, axis=0), float)
+        check_inside(volume, centre)
+        array, grid = patch_input(volume, centre)
+        with torch.inference_mode():
+            logits = self.network(torch.from_numpy(array)[None, None].to(self.device))
+            probability = torch.softmax(logits, 1)[0, 1].cpu().numpy().astype(np.float32)
+        patch = sitk.GetImageFromArray(probability)
+        patch.CopyInformation(grid)
+        on_volume = sitk.Resample(patch, volume, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32) > 0.5
+        components = sitk.ConnectedComponent(on_volume)
+        labels = sitk.GetArrayFromImage(components)
+        if not labels.any():
+            raise InputError("The model found no lesion at this point; click inside the lesion or draw the VOI")
+        index = np.round(volume.TransformPhysicalPointToContinuousIndex(tuple(centre))).astype(int)[::-1]
+        index = np.clip(index, 0, np.array(labels.shape) - 1)
+        keep = labels[tuple(index)]
+        if keep == 0:  # nearest component to the click
+            points = np.argwhere(labels > 0)
+            keep = labels[tuple(points[np.argmin(((points - index) ** 2).sum(axis=1))])]
+        mask = sitk.GetImageFromArray((labels == keep).astype(np.uint8))
+        mask.CopyInformation(volume)
+        return mask
+
+
+class ClickedPatches(Dataset):
+    """(patch, lesion mask) around a random lesion voxel of each (volume, VOI) pair, recomputed every epoch."""
+
+    def __init__(self, pairs: list[tuple[sitk.Image, sitk.Image]], jitter_mm: float = 4.0, seed: int = 0):
+        self.pairs, self.jitter, self.rng = pairs, jitter_mm, np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int):
+        volume, voi = self.pairs[index]
+        points = np.argwhere(sitk.GetArrayViewFromImage(voi) > 0)
+        k, j, i = points[self.rng.integers(len(points))]
+        centre = np.array(voi.TransformIndexToPhysicalPoint((int(i), int(j), int(k))))
+        centre = centre + self.rng.uniform(-self.jitter, self.jitter, 3)
+        array, grid = patch_input(volume, centre)
+        target = sitk.Resample(voi, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        image, mask = torch.from_numpy(array)[None], torch.from_numpy(sitk.GetArrayFromImage(target) > 0)[None]
+        if self.rng.random() < 0.5:
+            image, mask = image.flip(-1), mask.flip(-1)
+        return image, mask.long()
+
+
+def _pairs(manifest_path, split: str) -> list[tuple[sitk.Image, sitk.Image]]:
+    manifest = read_manifest(manifest_path, required=("patient_id", "voi"))
+    pairs = []
+    for row in manifest.subset(split):
+        voi = sitk.Cast(read_series_or_volume(manifest.resolve(row["voi"])) > 0, sitk.sitkUInt8)
+        for column in ("dce", "t2"):
+            if row.get(column):
+                pairs.append((read_series_or_volume(manifest.resolve(row[column])), voi))
+    if not pairs:
+        raise InputError(f"No '{split}' rows with a VOI and a sequence in {Path(manifest_path).name}")
+    return pairs
+
+
+def _loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy + soft Dice of the lesion class."""
+    probability = torch.softmax(logits, 1)[:, 1]
+    lesion = (target[:, 0] == 1).float()
+    soft_dice = (2 * (probability * lesion).sum() + 1) / (probability.sum() + lesion.sum() + 1)
+    return F.cross_entropy(logits, target[:, 0]) + (1 - soft_dice)
+
+
+def train_lesion_segmenter(manifest: str | os.PathLike, out_dir, config: TrainConfig, model_id: str = SEGMENTER_ID,
+                           progress: ProgressCallback | None = None) -> Path:
+    train_pairs, val_pairs = _pairs(manifest, "train"), _pairs(manifest, "val")
+    torch.manual_seed(config.seed)
+    network = build_network(ARCHITECTURE)
+
+    def validate(net, device):
+        segmenter = LesionSegmenter(net, device)
+        scores = []
+        for volume, voi in val_pairs:
+            stats = sitk.LabelShapeStatisticsImageFilter()
+            stats.Execute(voi)
+            try:
+                mask = segmenter.segment(volume, stats.GetCentroid(1))
+            except InputError:  # nothing found at the click: Dice 0
+                scores.append(0.0)
+                continue
+            scores.append(dice(sitk.GetArrayFromImage(mask) > 0, sitk.GetArrayFromImage(voi) > 0))
+        return {"score": float(np.mean(scores)), "val_dice": float(np.mean(scores))}
+
+    result = fit(network, ClickedPatches(train_pairs, seed=config.seed), _loss, validate, config, progress)
+    card = {"id": model_id, "version": "1.0.0", "task": "lvi-lesion-segmentation", "architecture": ARCHITECTURE,
+            "inputs": {"patch_size_zyx": PATCH_SIZE, "patch_spacing_xyz_mm": PATCH_SPACING,
+                       "centre": "the click (or the box centre)", "intensity": "z-score over the patch's tissue",
+                       "sequences": "DCE phase 2 and FS-T2WI"},
+            "outputs": {"labels": {"0": "background", "1": "lesion"}, "threshold": 0.5},
+            "training": {"manifest": Path(manifest).name, "train_volumes": len(train_pairs),
+                         "val_volumes": len(val_pairs), "config": asdict(config), "best_epoch": result.best_epoch,
+                         "seconds": result.seconds, "history": result.history,
+                         "iterations": result.epochs_run * math.ceil(len(train_pairs) / config.batch_size)},
+            "metrics": {"dice": result.best_score,
+                        "data": "validation volumes, click at the VOI's centroid"},
+            "intended_use": ("DEMO WEIGHTS trained on synthetic phantoms; not for clinical use." if "demo" in model_id
+                             else "Research use; validate on your own data before any clinical use.")}
+    return save_model(network, card, out_dir)

@@ -6,7 +6,7 @@ from typing import Annotated
 import qt
 import slicer
 import vtk
-from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
+from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, parameterNodeWrapper
@@ -64,13 +64,17 @@ class BreastLVIParameterNode:
     """
     dceVolume - DCE, second post-contrast phase.
     t2Volume - fat-suppressed T2WI.
-    voiSegmentation - the lesion VOI (every segment counts).
+    lesionPoint - markups point on the lesion, for the AI VOI.
+    aiSegmentation - the model's VOI, kept unchanged.
+    voiSegmentation - the lesion VOI used for prediction (the reader's edited copy, or one drawn by hand).
     resultTable - probability per model and sequence, and the fusion.
     device - auto, cpu or cuda.
     """
 
     dceVolume: vtkMRMLScalarVolumeNode
     t2Volume: vtkMRMLScalarVolumeNode
+    lesionPoint: vtkMRMLMarkupsFiducialNode
+    aiSegmentation: vtkMRMLSegmentationNode
     voiSegmentation: vtkMRMLSegmentationNode
     resultTable: vtkMRMLTableNode
     device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
@@ -108,6 +112,7 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.segmentButton.connect("clicked(bool)", self.onSegmentButton)
         self.ui.predictButton.connect("clicked(bool)", self.onPredictButton)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
 
@@ -167,6 +172,7 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.predictButton.enabled = bool(p and (p.dceVolume or p.t2Volume) and p.voiSegmentation
                                              and self._worker is None)
         self.ui.cancelButton.enabled = self._worker is not None
+        self.ui.segmentButton.enabled = bool(p and (p.dceVolume or p.t2Volume) and p.lesionPoint)
         if p and p.voiSegmentation:
             self.ui.segmentEditorWidget.setSegmentationNode(p.voiSegmentation)
             self.ui.segmentEditorWidget.setSourceVolumeNode(p.dceVolume or p.t2Volume)
@@ -174,6 +180,13 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _sequences(self):
         p = self._parameterNode
         return {name: node for name, node in (("DCE", p.dceVolume), ("T2", p.t2Volume)) if node}
+
+    def onSegmentButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to segment the lesion."), waitCursor=True):
+            if not self.logic.ensureDependencies():
+                return
+            p = self._parameterNode
+            p.aiSegmentation, p.voiSegmentation = self.logic.segment(p.dceVolume or p.t2Volume, p.lesionPoint)
 
     def onPredictButton(self) -> None:
         """Start the networks in a background process; results arrive in onPollWorker."""
@@ -215,7 +228,8 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _onWorkerResult(self, event) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to load the LVI result."), waitCursor=True):
-            nodes = self.logic.finishPrediction(self._sequences(), event, self._parameterNode.resultTable)
+            p = self._parameterNode
+            nodes = self.logic.finishPrediction(self._sequences(), event, p.voiSegmentation, p.resultTable)
             self._parameterNode.resultTable = nodes["table"]
             self.ui.progressBar.value = 100
             self.logic.showResult(self._sequences(), nodes)
@@ -275,11 +289,11 @@ class BreastLVILogic(ScriptedLoadableModuleLogic):
         torchDevice = "cpu" if device == "auto" else device
         return WorkerProcess("lvi-predict", [*arguments, "--device", torchDevice], python=self.workerPython())
 
-    def finishPrediction(self, sequenceNodes, event, tableNode=None):
+    def finishPrediction(self, sequenceNodes, event, voiSegmentation=None, tableNode=None):
         """Result table and Grad-CAM nodes from the worker's files."""
         from smartimaging.lvi import scene as lvi_scene
 
-        nodes = lvi_scene.import_worker_result(slicer.mrmlScene, sequenceNodes, event, tableNode)
+        nodes = lvi_scene.import_worker_result(slicer.mrmlScene, sequenceNodes, event, voiSegmentation, tableNode)
         self.removeScratchFolder()
         return nodes
 
@@ -290,6 +304,15 @@ class BreastLVILogic(ScriptedLoadableModuleLogic):
         if self._scratchFolder:
             shutil.rmtree(self._scratchFolder, ignore_errors=True)
             self._scratchFolder = None
+
+    def segment(self, volumeNode, pointNode):
+        """AI VOI from the click (kept unchanged, hidden) and the reader's editable copy."""
+        from smartimaging.lvi import scene as lvi_scene
+        from smartimaging.lvi.segment import LesionSegmenter
+
+        aiNode, editedNode = lvi_scene.segment(slicer.mrmlScene, volumeNode, pointNode, LesionSegmenter.load())
+        aiNode.GetDisplayNode().SetVisibility(False)
+        return aiNode, editedNode
 
     def predict(self, sequenceNodes, voiSegmentation, modelIds=None):
         """Synchronous prediction (for scripts and the self-test): dict with the table and the heat-map nodes."""

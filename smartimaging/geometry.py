@@ -27,3 +27,8 @@ def set_image_geometry_from_ijk_to_ras(image: sitk.Image, ijk_to_ras: np.ndarray
     image.SetSpacing(tuple(float(s) for s in spacing))
     image.SetDirection(tuple(float(d) for d in (LPS_FROM_RAS @ direction_ras).ravel()))
     image.SetOrigin(tuple(float(o) for o in LPS_FROM_RAS @ ijk_to_ras[:3, 3]))
+
+
+def lps_point_from_ras(point_ras) -> tuple[float, float, float]:
+    """A physical point from Slicer's RAS to ITK's LPS (the same map converts back)."""
+    return tuple(float(v) for v in LPS_FROM_RAS @ np.asarray(point_ras, float))

@@ -3,6 +3,7 @@
 - `voi_image`: the lesion VOI (every segment of a segmentation node) on a sequence's grid;
 - `predict`: the models' probabilities, the fused probability and the Grad-CAM heat maps as nodes: a result table
   (one row per model and sequence, then the fusion) and one heat-map volume per model on its sequence's grid;
+- `segment`: the click-seeded AI VOI (kept unchanged) and the reader's editable copy;
 - `write_inputs_for_worker` / `import_worker_result`: the same through the background worker.
 """
 
@@ -15,10 +16,16 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
+from ..errors import InputError
+from ..evaluation import dice
+from ..geometry import lps_point_from_ras
 from ..mrml import fill_table, place_in_same_study, set_json_attribute, sitk_to_volume_node, volume_node_to_sitk
+from ..segmentation_nodes import AI_REFERENCE, editable_copy, segmentation_from_labels
+from ..segments import BREAST_MASS
 from .predict import DEFAULT_MODELS, predict_case
 
 RESULT = "SmartImaging.BreastLVI"
+SEGMENTATION = "SmartImaging.BreastLVISegmentation"
 
 
 def voi_image(scene, segmentation_node, reference_node) -> sitk.Image:
@@ -36,6 +43,29 @@ def voi_image(scene, segmentation_node, reference_node) -> sitk.Image:
         scene.RemoveNode(labelmap)
 
 
+def segment(scene, volume_node, point_node, segmenter) -> tuple:
+    """AI VOI from the first control point of a markups node, and its editable copy: (AI node, edited node)."""
+    if point_node is None or point_node.GetNumberOfControlPoints() == 0:
+        raise InputError("Place a point on the lesion first")
+    point_ras = [0.0, 0.0, 0.0]
+    point_node.GetNthControlPointPositionWorld(0, point_ras)
+    point = lps_point_from_ras(point_ras)
+    mask = segmenter.segment(volume_node_to_sitk(volume_node), point)
+    ai_node = segmentation_from_labels(scene, volume_node, sitk.GetArrayFromImage(mask) * BREAST_MASS.label,
+                                       (BREAST_MASS,), f"{volume_node.GetName()} AI lesion VOI", "AI")
+    set_json_attribute(ai_node, SEGMENTATION, {"model": segmenter.provenance, "point_lps": point})
+    return ai_node, editable_copy(scene, ai_node)
+
+
+def edit_dice(scene, segmentation_node, reference_node) -> float | None:
+    """Dice between an edited VOI and the AI VOI it was copied from (None when it is not an edited copy)."""
+    ai_node = segmentation_node.GetNodeReference(AI_REFERENCE)
+    if ai_node is None:
+        return None
+    edited = sitk.GetArrayFromImage(voi_image(scene, segmentation_node, reference_node)) > 0
+    return dice(sitk.GetArrayFromImage(voi_image(scene, ai_node, reference_node)) > 0, edited)
+
+
 def add_result_nodes(scene, volume_nodes: dict, record: dict, heat_maps: dict, table_node=None) -> dict:
     """Result table and heat-map volume nodes from a prediction record (`LVIPrediction.as_json`); `heat_maps`: model
     id -> SimpleITK image on its sequence's grid."""
@@ -47,6 +77,8 @@ def add_result_nodes(scene, volume_nodes: dict, record: dict, heat_maps: dict, t
              f"{m['model']['id']} {m['model']['version']}"] for m in record["models"]]
     fused = record["fused"]
     rows.append(["fused", fused["method"], f"{fused['probability']:.3f}", f"{fused['cutoff']:.3f}", fused["label"], ""])
+    if record.get("dice_ai_vs_edited_voi") is not None:
+        rows.append(["VOI", "Dice AI vs edited", f"{record['dice_ai_vs_edited_voi']:.3f}", "", "", ""])
     rows += [["warning", text, "", "", "", ""] for text in record["warnings"]]
     fill_table(table_node, ["Sequence", "Model", "LVI probability", "Cutoff", "Label", "Model card"], rows)
     set_json_attribute(table_node, RESULT, record)
@@ -68,8 +100,9 @@ def predict(scene, volume_nodes: dict, segmentation_node, model_ids=DEFAULT_MODE
     reference = next(iter(volume_nodes.values()))
     volumes = {name: volume_node_to_sitk(node) for name, node in volume_nodes.items()}
     prediction = predict_case(volumes, voi_image(scene, segmentation_node, reference), model_ids, directory, device)
-    return add_result_nodes(scene, volume_nodes, prediction.as_json(),
-                            {m.model["id"]: m.heat_map for m in prediction.models}, table_node)
+    record = {**prediction.as_json(), "dice_ai_vs_edited_voi": edit_dice(scene, segmentation_node, reference)}
+    return add_result_nodes(scene, volume_nodes, record, {m.model["id"]: m.heat_map for m in prediction.models},
+                            table_node)
 
 
 def write_inputs_for_worker(scene, volume_nodes: dict, segmentation_node, folder: Path) -> list[str]:
@@ -85,10 +118,13 @@ def write_inputs_for_worker(scene, volume_nodes: dict, segmentation_node, folder
     return [*arguments, "--voi", str(voi), "--output-dir", str(folder / "out")]
 
 
-def import_worker_result(scene, volume_nodes: dict, event: dict, table_node=None) -> dict:
-    """Result nodes from an `lvi-predict` worker's result event (the files it wrote)."""
+def import_worker_result(scene, volume_nodes: dict, event: dict, segmentation_node=None, table_node=None) -> dict:
+    """Result nodes from an `lvi-predict` worker's result event (the files it wrote); with the VOI's segmentation
+    node, the Dice between the AI and the edited VOI is added."""
     folder = Path(event["output_dir"])
     record = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+    if segmentation_node is not None:
+        record["dice_ai_vs_edited_voi"] = edit_dice(scene, segmentation_node, next(iter(volume_nodes.values())))
     heat_maps = {m["model"]["id"]: sitk.ReadImage(str(folder / m["heat_map"])) for m in record["models"]}
     return add_result_nodes(scene, volume_nodes, record, heat_maps, table_node)
 

@@ -65,3 +65,22 @@ def test_demo_fusion_with_covariates_on_a_fresh_case(fresh_cohort, tmp_path):
     result = json.loads((tmp_path / "p" / "result.json").read_text(encoding="utf-8"))
     assert {m["model"]["id"] for m in result["models"]} == {"lvi-dce-resnet10-3d-demo", "lvi-t2-resnet10-3d-demo"}
     assert "lvi-fusion-demo" in result["fused"]["method"] and 0 <= result["fused"]["probability"] <= 1
+
+
+def test_demo_segmenter_dice_holds_on_fresh_phantoms(fresh_cohort):
+    import csv
+
+    from smartimaging.evaluation import dice
+    from smartimaging.lvi.segment import LesionSegmenter
+
+    segmenter = LesionSegmenter.load()
+    card = load_model("lvi-lesion-unet-demo").card
+    assert "DEMO WEIGHTS" in card["intended_use"]
+    scores = []
+    for row in list(csv.DictReader(fresh_cohort.read_text(encoding="utf-8").splitlines()))[:6]:
+        voi = sitk.Cast(sitk.ReadImage(str(fresh_cohort.parent / row["voi"])) > 0, sitk.sitkUInt8)
+        stats = sitk.LabelShapeStatisticsImageFilter()
+        stats.Execute(voi)
+        mask = segmenter.segment(sitk.ReadImage(str(fresh_cohort.parent / row["dce"])), stats.GetCentroid(1))
+        scores.append(dice(sitk.GetArrayFromImage(mask) > 0, sitk.GetArrayFromImage(voi) > 0))
+    assert np.mean(scores) >= card["metrics"]["dice"] - 0.15

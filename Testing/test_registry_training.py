@@ -33,6 +33,22 @@ def test_save_and_load_round_trip(tmp_path):
     assert loaded.provenance["sha256"] == card["weights_sha256"]
 
 
+def test_half_precision_storage_halves_the_file_and_loads_as_float32(tmp_path):
+    torch.manual_seed(0)
+    wider = {**TINY_UNET, "features": [16, 16, 32, 32, 64, 16]}
+    network = build_network(wider).eval()
+    save_model(network, {**_card("full"), "architecture": wider}, tmp_path)
+    card_path = save_model(network, {**_card("half"), "architecture": wider}, tmp_path, storage_dtype=torch.float16)
+    assert json.loads(card_path.read_text(encoding="utf-8"))["weights_storage_dtype"] == "float16"
+    full, half = (tmp_path / "full.safetensors").stat().st_size, (tmp_path / "half.safetensors").stat().st_size
+    assert half < 0.6 * full
+    loaded = load_model("half", tmp_path).network
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    x = torch.randn(1, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), network(x), atol=1e-2)
+
+
 def test_tampered_weights_are_refused(tmp_path):
     save_model(build_network(TINY_UNET), _card(), tmp_path)
     weights = tmp_path / "tiny.safetensors"

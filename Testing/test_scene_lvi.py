@@ -60,3 +60,25 @@ def test_prediction_table_and_heat_maps_on_each_sequence_grid(scene, case_nodes,
     from_worker = lvi_scene.import_worker_result(scene, nodes, next(e for e in events if e["event"] == "result"))
     assert [from_worker["table"].GetCellText(row, 2) for row in range(3)] == \
         [table.GetCellText(row, 2) for row in range(3)]
+
+
+def test_click_gives_ai_and_editable_voi_and_the_table_reports_their_dice(scene, case_nodes):
+    from smartimaging.geometry import lps_point_from_ras
+    from smartimaging.lvi.segment import LesionSegmenter
+    from smartimaging.segmentation_nodes import ROLE
+
+    nodes, _, case = case_nodes
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    lesion = sitk.GetImageFromArray((case.lesions > 0).astype(np.uint8))
+    lesion.SetSpacing(case.spacing)
+    lesion.SetOrigin((-96.0, -70.0, -20.0))
+    stats.Execute(lesion)
+    point = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode")
+    point.AddControlPoint(*lps_point_from_ras(stats.GetCentroid(1)))  # the same map converts LPS -> RAS
+    ai, edited = lvi_scene.segment(scene, nodes["DCE"], point, LesionSegmenter.load())
+    assert edited.GetAttribute(ROLE) == "edited" and ai.GetAttribute(ROLE) == "AI"
+    voi = sitk.GetArrayFromImage(lvi_scene.voi_image(scene, ai, nodes["DCE"])) > 0
+    assert voi.any() and voi.shape == case.lesions.shape
+    table = lvi_scene.predict(scene, nodes, edited, MODELS)["table"]
+    rows = {table.GetCellText(r, 1): table.GetCellText(r, 2) for r in range(table.GetNumberOfRows())}
+    assert rows["Dice AI vs edited"] == "1.000"

@@ -84,12 +84,21 @@ def load_model(model_id_or_card: str | os.PathLike, directory=None, device: str 
     return LoadedModel(card=card, network=network, weights_path=weights)
 
 
-def save_model(network: torch.nn.Module, card: dict, directory: str | os.PathLike) -> Path:
-    """Write `<id>.safetensors` and `<id>.json` (with sha256 and parameter count); returns the card path."""
+def save_model(network: torch.nn.Module, card: dict, directory: str | os.PathLike,
+               storage_dtype: torch.dtype | None = None) -> Path:
+    """Write `<id>.safetensors` and `<id>.json` (with sha256 and parameter count); returns the card path.
+
+    `storage_dtype` (e.g. torch.float16) stores the floating-point tensors in that type to halve the file; loading
+    casts them back to the network's float32.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / f"{card['id']}.safetensors"
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in network.state_dict().items()}
+    if storage_dtype is not None:
+        state = {name: tensor.to(storage_dtype) if tensor.is_floating_point() else tensor
+                 for name, tensor in state.items()}
+        card = {**card, "weights_storage_dtype": str(storage_dtype).removeprefix("torch.")}
     save_file(state, str(weights), metadata={"id": card["id"], "version": str(card["version"])})
     card = {**card, "weights_file": weights.name, "weights_sha256": sha256_of(weights),
             "parameters": count_parameters(network)}

@@ -84,3 +84,22 @@ def test_demo_segmenter_dice_holds_on_fresh_phantoms(fresh_cohort):
         mask = segmenter.segment(sitk.ReadImage(str(fresh_cohort.parent / row["dce"])), stats.GetCentroid(1))
         scores.append(dice(sitk.GetArrayFromImage(mask) > 0, sitk.GetArrayFromImage(voi) > 0))
     assert np.mean(scores) >= card["metrics"]["dice"] - 0.15
+
+
+def test_anisotropic_and_differently_gridded_sequences_are_reported():
+    from smartimaging.lvi.predict import predict_case
+    from smartimaging.phantoms.breast_mri import make_breast_mri_phantom
+
+    case = make_breast_mri_phantom(991_000, (16, 96, 96), lvi=1)
+    dce = sitk.GetImageFromArray(case.dce2)
+    dce.SetSpacing((0.5, 0.5, 3.0))  # 6:1
+    t2 = sitk.GetImageFromArray(case.t2)
+    t2.CopyInformation(dce)
+    t2 = sitk.Resample(t2, [48, 48, 16], sitk.Transform(), sitk.sitkLinear, (0.0, 0.0, 0.0), (1.0, 1.0, 3.0),
+                       dce.GetDirection(), 0.0, sitk.sitkFloat32)
+    voi = sitk.GetImageFromArray(case.lesions)
+    voi.CopyInformation(dce)
+    prediction = predict_case({"DCE": dce, "T2": t2}, voi)
+    assert len(prediction.models) == 2
+    assert any("strongly anisotropic" in w for w in prediction.warnings)
+    assert any("T2" in w and "another grid" in w for w in prediction.warnings)

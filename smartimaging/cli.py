@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import SmartImagingError
+from .errors import CancelledError, SmartImagingError
 
 EXIT_INPUT_ERROR = 2
 
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             from .demo import run_demo
 
             return run_demo(args.out, args.device)
-    except SmartImagingError as exc:
+    except (SmartImagingError, CancelledError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     return 1

@@ -13,5 +13,9 @@ class ModelError(SmartImagingError):
     """Model weights are missing, tampered with, or do not match their model card."""
 
 
-class CancelledError(SmartImagingError):
-    """The user cancelled a long-running job."""
+class CancelledError(BaseException):
+    """The user cancelled a long-running job.
+
+    Like KeyboardInterrupt it derives from BaseException, so that the broad `except Exception` handlers of libraries
+    (pyradiomics computes every feature class inside one) cannot swallow it; the CLI and the worker exit with code 2.
+    """

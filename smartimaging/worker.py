@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _cancel_on_terminate)  # cancel unwinds: scratch outputs are removed
     try:
         JOBS[args.job](args)
-    except SmartImagingError as exc:
+    except (SmartImagingError, CancelledError) as exc:
         emit("error", message=str(exc))
         return 2
     return 0

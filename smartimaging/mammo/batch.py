@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import CancelledError, InputError, SmartImagingError
+from ..errors import InputError, SmartImagingError
 from ..io import atomic_output_dir, file_suffix, is_dicom
 from ..segfile import write_seg_nrrd
 from ..segments import MAMMO_SEGMENTS
@@ -82,8 +82,6 @@ def predict_folder(folder: str | os.PathLike, kind: str, out_dir: str | os.PathL
                 mask_path = matching_mask(path, folder, masks_folder)
                 mask = load_mask(mask_path, mammogram) if mask_path else None
                 prediction = predict_mammogram(mammogram, kind, mask=mask, directory=directory, device=device)
-            except CancelledError:
-                raise
             except SmartImagingError as exc:
                 failed += 1
                 results.append({"image": name, "kind": kind, "error": str(exc)})

@@ -18,7 +18,7 @@ import SimpleITK as sitk
 from PIL import Image
 from pydicom.errors import InvalidDicomError
 
-from ..errors import CancelledError, InputError
+from ..errors import InputError
 from ..io import check_finite, check_readable, file_suffix, is_dicom, read_raster, read_volume
 
 MAMMOGRAPHY_MODALITIES = {"MG"}
@@ -48,8 +48,6 @@ def _dicom_mammogram(path: Path) -> tuple[np.ndarray, tuple[float, float], dict]
         raise InputError(f"{path.name} holds no image data (the file is truncated or damaged)")
     try:
         stored = ds.pixel_array
-    except CancelledError:
-        raise
     except Exception as exc:  # pydicom raises many types for missing decoders or truncated pixel data
         raise InputError(f"The pixel data of {path.name} cannot be decoded ({exc.__class__.__name__}: {exc})") from exc
     if stored.ndim != 2:

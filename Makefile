@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint install
+.PHONY: app demo test lint install
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,10 +16,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+app: $(STAMP)
+	tools/system-packages.sh egl
+	$(BIN)/smartimaging app
+
 demo: $(STAMP)
 	$(BIN)/smartimaging demo --out demo-report
 
 test: $(STAMP)
+	tools/system-packages.sh egl chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

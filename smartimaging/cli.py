@@ -1,4 +1,4 @@
-"""Command line: `smartimaging <task> <command>` for cohorts, and `smartimaging demo`.
+"""Command line: `smartimaging <task> <command>` for cohorts, `smartimaging demo` and `smartimaging app`.
 
 User-facing errors print one clear line and exit with code 2; outputs are written all-or-nothing.
 """
@@ -54,6 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo = tasks.add_parser("demo", help="run every module on the bundled sample cases and write an HTML report")
     demo.add_argument("--out", default="demo-report", help="report folder (default: demo-report)")
     demo.add_argument("--device", default="auto")
+
+    app = tasks.add_parser("app", help="start the browser reading station (trame-slicer) on this machine")
+    app.add_argument("--host", default="127.0.0.1",
+                     help="address to bind (default 127.0.0.1, this machine only); another host prints a warning")
+    app.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    app.add_argument("--timeout", type=int, default=0,
+                     help="stop this many seconds after the last browser tab closed; 0 (default) keeps the station "
+                          "and its scene running until Ctrl+C")
+    app.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    app.add_argument("--device", default="cpu", help="device for the networks (cpu, cuda, auto)")
+    app.add_argument("--models-dir", help="folder with model cards (default: bundled demo models)")
 
     bone = tasks.add_parser("bonescan", help="whole-body bone scans: BSTBI")
     commands = bone.add_subparsers(dest="command", required=True)
@@ -307,6 +318,10 @@ def main(argv: list[str] | None = None) -> int:
             from .demo import run_demo
 
             return run_demo(args.out, args.device)
+        if args.task == "app":
+            from .web.app import run_app
+
+            return run_app(args.host, args.port, args.timeout, not args.no_browser, args.device, args.models_dir)
     except (SmartImagingError, CancelledError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR

@@ -32,3 +32,8 @@ def set_image_geometry_from_ijk_to_ras(image: sitk.Image, ijk_to_ras: np.ndarray
 def lps_point_from_ras(point_ras) -> tuple[float, float, float]:
     """A physical point from Slicer's RAS to ITK's LPS (the same map converts back)."""
     return tuple(float(v) for v in LPS_FROM_RAS @ np.asarray(point_ras, float))
+
+
+def ras_point_from_lps(point_lps) -> tuple[float, float, float]:
+    """A physical point from ITK's LPS to Slicer's RAS."""
+    return lps_point_from_ras(point_lps)

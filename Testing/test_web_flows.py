@@ -1,0 +1,168 @@
+"""The reading station's flows on a real trame-slicer SlicerApp scene (no browser): sample cases, each module's
+load -> Segment -> compute, edits reaching the result, bad input and cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+pytest.importorskip("trame_slicer")
+os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+
+from trame_slicer.core import SlicerApp  # noqa: E402
+
+from smartimaging.errors import CancelledError, InputError  # noqa: E402
+from smartimaging.mrml import volume_node_to_sitk  # noqa: E402
+from smartimaging.web.cases import sample_cases  # noqa: E402
+from smartimaging.web.flows import FLOWS, BoneScanFlow, MammoFlow  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def slicer_app():
+    return SlicerApp()
+
+
+@pytest.fixture(scope="module")
+def cases():
+    return sample_cases()
+
+
+def _run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def _load(flow, case, folder):
+    files = case.write(folder)
+    if isinstance(flow, MammoFlow):
+        flow.kind, flow.pixel_mm = files.kind or flow.kind, files.pixel_mm
+    for role, path in files.volumes.items():
+        flow.load(role, path)
+    if files.point_lps is not None:
+        flow.set_point_lps(files.point_lps)
+    return files
+
+
+def test_every_module_has_sample_cases_that_write_readable_files(cases, tmp_path):
+    assert set(cases) == set(FLOWS)
+    for module, module_cases in cases.items():
+        assert module_cases, module
+        files = module_cases[0].write(tmp_path / module)
+        assert set(files.volumes) <= set(FLOWS[module].roles)
+        assert FLOWS[module].roles[0] in files.volumes
+        assert all(path.is_file() for path in files.volumes.values())
+
+
+def test_lvi_sample_point_lies_in_the_cancer(cases, tmp_path):
+    files = cases["BreastLVI"][0].write(tmp_path)
+    image = sitk.ReadImage(str(files.volumes["DCE"]))
+    index = image.TransformPhysicalPointToIndex(files.point_lps)
+    assert all(0 <= i < s for i, s in zip(index, image.GetSize(), strict=True))
+
+
+def test_bone_scan_flow_segments_in_the_worker_and_edits_change_bstbi(slicer_app, cases, tmp_path):
+    flow = BoneScanFlow(slicer_app.scene)
+    _load(flow, cases["BoneScanBSTBI"][0], tmp_path)
+    events = []
+    _run(flow.segment(lambda fraction, message: events.append((fraction, message))))
+    assert events and events[-1][0] > 0.5  # the worker reported progress
+    assert flow.ai_segmentation.GetDisplayNode().GetVisibility() == 0  # AI kept, hidden; the copy is edited
+    assert "Bone metastasis:" in flow.segment_summary()
+    before = _run(flow.compute(lambda *_: None))
+    assert before.headline.startswith("BSTBI ")
+    mean = float(before.headline.split()[1])
+    assert 0 < mean < 5
+    assert ["Reader edited", "yes"] in before.rows
+
+    # The reader removes every metastasis: BSTBI drops to 0, the AI segmentation is untouched.
+    segmentation = flow.segmentation.GetSegmentation()
+    segment_id = next(segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())
+                      if segmentation.GetNthSegment(i).GetName() == "Bone metastasis")
+    segmentation.RemoveSegment(segment_id)
+    after = _run(flow.compute(lambda *_: None))
+    assert after.headline == "BSTBI 0.000"
+    assert after.table_node is before.table_node  # the table is updated, not duplicated
+    assert "Bone metastasis" in [flow.ai_segmentation.GetSegmentation().GetNthSegment(i).GetName()
+                                 for i in range(flow.ai_segmentation.GetSegmentation().GetNumberOfSegments())]
+
+
+def test_mammo_flow_point_prompt_and_rad_score(slicer_app, cases, tmp_path):
+    flow = MammoFlow(slicer_app.scene)
+    files = _load(flow, cases["MammoRadiomics"][0], tmp_path)
+    assert volume_node_to_sitk(flow.primary).GetSpacing()[:2] == pytest.approx((files.pixel_mm, files.pixel_mm))
+    _run(flow.segment(lambda *_: None))
+    pixels = int(flow.segment_summary().split(": ")[1].split()[0])
+    assert 50 < pixels < 5000  # one mass, not the whole image
+    result = _run(flow.compute(lambda *_: None))
+    score = float(result.headline.split()[1])
+    assert 0 <= score <= 1
+    assert ["ROI", "reader edited"] in result.rows
+
+
+@pytest.mark.parametrize("module", ["BreastLVI", "DCESynthesis"])
+def test_mri_flows_end_to_end(slicer_app, cases, tmp_path, module):
+    flow = FLOWS[module](slicer_app.scene)
+    _load(flow, cases[module][0], tmp_path)
+    if flow.needs_segment:
+        _run(flow.segment(lambda *_: None))
+        assert "Breast mass:" in flow.segment_summary()
+    result = _run(flow.compute(lambda *_: None))
+    if module == "BreastLVI":
+        fused = next(row for row in result.rows if row[0] == "fused")
+        assert 0 <= float(fused[2]) <= 1
+        heat_map = volume_node_to_sitk(flow.heat_map)
+        assert heat_map.GetSize() == volume_node_to_sitk(flow.primary).GetSize()
+    else:
+        ssim = float(result.headline.split("SSIM ")[1].split()[0])
+        assert 0.6 < ssim <= 1
+        synthetic = volume_node_to_sitk(flow.side_by_side["DCE-Synthetic"])
+        t1 = volume_node_to_sitk(flow.primary)
+        assert synthetic.GetOrigin() == pytest.approx(t1.GetOrigin())
+        assert synthetic.GetSpacing() == pytest.approx(t1.GetSpacing())
+
+
+def test_bad_input_gives_a_clear_message_and_leaves_the_scene_alone(slicer_app, tmp_path):
+    flow = MammoFlow(slicer_app.scene)
+    corrupt = tmp_path / "broken.dcm"
+    corrupt.write_bytes(b"DICM" + bytes(200))
+    before = slicer_app.scene.GetNumberOfNodes()
+    with pytest.raises(InputError, match="broken.dcm"):
+        flow.load("mammogram", corrupt)
+    assert slicer_app.scene.GetNumberOfNodes() == before
+    with pytest.raises(InputError, match="Load the mammogram"):
+        _run(flow.segment(lambda *_: None))
+    with pytest.raises(InputError, match="Segment first"):
+        _run(flow.compute(lambda *_: None))
+    with pytest.raises(InputError, match="takes mammogram"):
+        flow.load("T2", corrupt)
+
+
+def test_wrong_modality_is_refused(slicer_app, tmp_path):
+    flow = BoneScanFlow(slicer_app.scene)
+    volume = sitk.GetImageFromArray(np.zeros((20, 30, 30), np.float32))
+    path = tmp_path / "ct_like.nrrd"
+    sitk.WriteImage(volume, str(path))
+    with pytest.raises(InputError, match="frames or slices"):
+        flow.load("scan", path)
+
+
+def test_cancel_stops_the_worker_and_adds_nothing(slicer_app, cases, tmp_path):
+    flow = BoneScanFlow(slicer_app.scene)
+    _load(flow, cases["BoneScanBSTBI"][0], tmp_path)
+    nodes_before = slicer_app.scene.GetNumberOfNodes()
+
+    async def segment_then_cancel():
+        task = asyncio.ensure_future(flow.segment(lambda *_: None))
+        while flow.worker is None:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(1.0)
+        assert flow.cancel()
+        await task
+
+    with pytest.raises(CancelledError, match="nothing was added"):
+        _run(segment_then_cancel())
+    assert flow.segmentation is None
+    assert slicer_app.scene.GetNumberOfNodes() == nodes_before

@@ -1,0 +1,254 @@
+"""The browser reading station driven in headless Debian Chromium (playwright): each module's flow load -> Segment
+-> edit -> compute, uploads, cancel, binding. Screenshots go to $SMARTIMAGING_SCREENSHOTS (the README's come from
+there) or to pytest's temporary folder."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("trame_slicer")
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+from web_station import (  # noqa: E402
+    CHROMIUM,
+    REPO,
+    VIEWPORT,
+    choose_effect,
+    click_and_wait_idle,
+    free_port,
+    launch_chromium,
+    load_sample,
+    open_module,
+    running_station,
+    segment_counts,
+    station_log,
+    table,
+    view_centre,
+    view_images,
+    wait_for_views_rendered,
+)
+
+
+@pytest.fixture(scope="module")
+def station():
+    with running_station() as (url, process):
+        yield url, process
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (tools/system-packages.sh)")
+    with playwright_api.sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(station, browser):
+    url, process = station
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(url)
+    page.get_by_role("button", name="Load sample").wait_for(timeout=60_000)
+    yield page
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("SMARTIMAGING_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _headline_number(page) -> float:
+    return float(re.search(r"\d+\.\d+", page.inner_text("#si-headline")).group())
+
+
+def _error(page) -> str:
+    return page.inner_text("#si-error") if page.locator("#si-error").count() else ""
+
+
+def test_page_shows_four_modules_and_the_demo_weights_warning(page):
+    for title in ("Bone scan BSTBI", "Mammography Rad-score", "Breast MRI LVI", "Synthetic DCE"):
+        assert page.get_by_role("tab", name=title).is_visible()
+    assert page.get_by_text("Demo weights, not for clinical use").is_visible()
+
+
+def test_bone_scan_flow_with_cancel_and_an_islands_edit(page, screenshots):
+    open_module(page, "Bone scan BSTBI")
+    assert "Phantom with 5 metastases" in load_sample(page)
+    wait_for_views_rendered(page, 2)  # anterior and posterior side by side
+
+    # Cancel a running job: the server stays responsive while the worker runs, and nothing is added.
+    page.get_by_role("button", name="Segment", exact=True).click()
+    page.get_by_role("button", name="Cancel").click(timeout=30_000)
+    page.wait_for_selector("#si-progress", state="detached", timeout=30_000)
+    assert "Cancelled" in _error(page)
+    assert page.locator("#si-segments").count() == 0
+
+    page.get_by_role("button", name="Segment", exact=True).click()
+    page.wait_for_function("/classified and segmented/.test(document.querySelector('#si-progress')?.innerText)",
+                           timeout=60_000)  # the worker's progress reaches the page while it runs
+    page.wait_for_selector("#si-segments", timeout=120_000)
+    counts = segment_counts(page)
+    assert counts["Bone metastasis"] > 0 and counts["Urinary bladder"] > 0
+    click_and_wait_idle(page, "Compute BSTBI")
+    before = _headline_number(page)
+    rows = table(page)
+    assert float(rows["BSTBI (mean)"][0]) == pytest.approx(before, abs=1e-3)
+    assert 0 < before < 5
+    page.screenshot(path=str(screenshots / "web-bonescan.png"))
+
+    # Edit: keep only the largest metastasis (Islands effect on the active, first segment); BSTBI must drop.
+    choose_effect(page, "mdi-scatter-plot")
+    page.get_by_role("button", name="Keep largest").click()
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_function(f"!document.querySelector('#si-segments').innerText.includes("
+                           f"'Bone metastasis: {counts['Bone metastasis']} ')")
+    assert segment_counts(page)["Bone metastasis"] < counts["Bone metastasis"]
+    assert page.locator("#si-stale").is_visible()
+    click_and_wait_idle(page, "Compute BSTBI")
+    assert _headline_number(page) < before
+    assert float(table(page)["Dice AI vs edited (Bone metastasis)"][0]) < 1
+
+
+def _erase_at_view_centre(page, offset_px: float = 14) -> None:
+    choose_effect(page, "mdi-eraser")
+    x, y = view_centre(page)
+    page.mouse.click(x + offset_px, y)
+    choose_effect(page, "mdi-cursor-default")
+
+
+def test_mammography_flow_with_an_erase_edit(page, screenshots):
+    open_module(page, "Mammography Rad-score")
+    assert "Phantom malignant mass" in load_sample(page)
+    wait_for_views_rendered(page, 1)
+    click_and_wait_idle(page, "Segment")
+    pixels = segment_counts(page)["Breast mass"]
+    assert 50 < pixels < 5000
+    click_and_wait_idle(page, "Compute Rad-score")
+    assert 0 <= _headline_number(page) <= 1
+    rows = table(page)
+    assert rows["ROI pixels"] == [str(pixels)]
+    assert rows["Dice AI vs edited ROI"] == ["1.000"]
+    page.screenshot(path=str(screenshots / "web-mammo.png"))
+
+    _erase_at_view_centre(page)  # the views are centred on the lesion point after Segment
+    page.wait_for_function(f"!document.querySelector('#si-segments').innerText.includes(': {pixels} ')")
+    erased = segment_counts(page)["Breast mass"]
+    assert 0 < erased < pixels
+    click_and_wait_idle(page, "Compute Rad-score")
+    rows = table(page)
+    assert rows["ROI pixels"] == [str(erased)]
+    assert float(rows["Dice AI vs edited ROI"][0]) < 1
+
+
+def test_breast_lvi_flow_with_an_erase_edit(page, screenshots):
+    open_module(page, "Breast MRI LVI")
+    assert "LVI positive" in load_sample(page)
+    click_and_wait_idle(page, "Segment")
+    voxels = segment_counts(page)["Breast mass"]
+    assert voxels > 50
+    click_and_wait_idle(page, "Predict LVI")
+    rows = table(page)
+    assert set(rows) >= {"DCE", "T2", "fused"}
+    fused = float(rows["fused"][1])
+    assert 0 <= fused <= 1
+    assert page.inner_text("#si-headline").startswith(f"LVI probability {fused:.3f}")
+    page.screenshot(path=str(screenshots / "web-lvi.png"))
+
+    _erase_at_view_centre(page, offset_px=6)
+    page.wait_for_function(f"!document.querySelector('#si-segments').innerText.includes(': {voxels} ')")
+    assert segment_counts(page)["Breast mass"] < voxels
+    click_and_wait_idle(page, "Predict LVI")
+    rows = table(page)
+    assert float(rows["VOI"][1]) < 1  # Dice AI vs edited VOI
+
+
+def test_dce_synthesis_side_by_side(page, screenshots):
+    open_module(page, "Synthetic DCE")
+    assert "two lesions" in load_sample(page)
+    assert page.get_by_role("button", name="Segment", exact=True).count() == 0  # no ROI in this module
+    click_and_wait_idle(page, "Synthesize DCE")
+    wait_for_views_rendered(page, 4)  # T1 | synthetic | real | subtraction MIP
+    assert view_images(page).count() == 4
+    rows = table(page)
+    ssim = float(rows["SSIM (mean of slices)"][0])
+    assert 0.6 < ssim <= 1
+    assert f"SSIM {ssim:.3f}" in page.inner_text("#si-headline")
+    assert float(rows["PSNR (dB, mean of slices)"][0]) > 15
+    page.screenshot(path=str(screenshots / "web-dce.png"))
+
+
+def test_upload_a_mammogram_place_a_point_and_segment(page, tmp_path):
+    from PIL import Image
+
+    from smartimaging.phantoms.mammo import make_mammo_phantom
+
+    open_module(page, "Mammography Rad-score")
+    corrupt = tmp_path / "scan.dcm"
+    corrupt.write_bytes(b"not a dicom file at all")
+    page.locator("input[type=file]").set_input_files(str(corrupt))
+    page.wait_for_selector("#si-error", timeout=30_000)
+    assert "scan.dcm" in _error(page)
+
+    case = make_mammo_phantom(920_011, "mass", 1)
+    path = tmp_path / "uploaded_mammogram.png"
+    Image.fromarray(case.image.round().astype(np.uint16)).save(path)
+    page.get_by_label("Pixel size mm (PNG/PGM)").fill("0.2")
+    page.locator("input[type=file]").set_input_files(str(path))
+    page.wait_for_function("document.querySelector('#si-case').innerText.includes('uploaded_mammogram.png')",
+                           timeout=30_000)
+    wait_for_views_rendered(page, 1)
+
+    # The view fits the whole image: its centre is the image centre, its scale the larger side.
+    rows, cols = case.image.shape
+    box = view_images(page).first.bounding_box()
+    scale = min(box["width"] / cols, box["height"] / rows)
+    row, col = case.centre
+    x = box["x"] + box["width"] / 2 + (col - (cols - 1) / 2) * scale
+    y = box["y"] + box["height"] / 2 + (row - (rows - 1) / 2) * scale
+    page.get_by_role("button", name="Place lesion point").click()
+    page.get_by_text("Click on the lesion in the view").wait_for()
+    page.mouse.click(x, y)
+    page.get_by_text("Click on the lesion in the view").wait_for(state="detached")
+    click_and_wait_idle(page, "Segment")
+    assert not _error(page)
+    assert segment_counts(page)["Breast mass"] > 50
+
+
+def test_default_binding_is_loopback_only(station):
+    url, process = station
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("10.255.255.255", 1))  # no packet is sent; this finds the machine's outward address
+        outward = probe.getsockname()[0]
+    if outward.startswith("127."):
+        pytest.skip("this machine has no non-loopback address to check against")
+    with pytest.raises(OSError):
+        socket.create_connection((outward, port), timeout=2).close()
+    assert "Single-user mode" in station_log(process)
+
+
+def test_another_host_only_with_a_warning():
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "smartimaging.cli", "app", "--host", "0.0.0.0", "--port",
+                                str(port), "--no-browser", "--timeout", "1"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        first_line = process.stderr.readline()
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert first_line.startswith("WARNING: serving on 0.0.0.0")
+    assert "no login" in first_line

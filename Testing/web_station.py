@@ -1,0 +1,133 @@
+"""Helpers to drive the reading station in headless Debian Chromium (tests and benchmarks/web_benchmark.py)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run"]
+VIEWPORT = {"width": 1600, "height": 900}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running_station(*arguments: str, port: int | None = None, ready_timeout: float = 120):
+    """Start `smartimaging app` in a subprocess; yields (url, process); stops it afterwards."""
+    port = port or free_port()
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # a file, not a pipe: VTK logs a lot
+    process = subprocess.Popen([sys.executable, "-m", "smartimaging.cli", "app", "--port", str(port), "--no-browser",
+                                *arguments], stdout=log, stderr=subprocess.STDOUT, env=environment)
+    process.log = log
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_http(url, process, ready_timeout)
+        yield url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def wait_for_http(url: str, process: subprocess.Popen | None = None, timeout: float = 120) -> float:
+    """Seconds until the URL answers 200."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the station exited with code {process.returncode}: {station_log(process)[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return time.perf_counter() - started
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def station_log(process) -> str:
+    process.log.seek(0)
+    return process.log.read()
+
+
+def launch_chromium(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+
+
+def open_module(page, title: str) -> None:
+    page.get_by_role("tab", name=title).click()
+    page.wait_for_function(f"document.querySelector('.v-tab--selected')?.innerText.toLowerCase() === "
+                           f"'{title.lower()}'")
+
+
+def load_sample(page, name: str | None = None, timeout_ms: int = 60_000) -> str:
+    """Load a sample case of the open module (its first one by default); returns the case line."""
+    if name:
+        page.get_by_label("Sample case").click()
+        page.get_by_role("option", name=name).click()
+    click_and_wait_idle(page, "Load sample", timeout_ms)
+    return page.inner_text("#si-case")
+
+
+def click_and_wait_idle(page, button: str, timeout_ms: int = 120_000) -> None:
+    """Click a step button and wait until the step is over (the station counts finished steps)."""
+    done = steps_done(page)
+    page.get_by_role("button", name=button, exact=True).click()
+    page.wait_for_function(f"Number(document.querySelector('#si-steps-done').textContent) > {done}",
+                           timeout=timeout_ms)
+
+
+def steps_done(page) -> int:
+    return int(page.text_content("#si-steps-done"))
+
+
+def segment_counts(page) -> dict[str, int]:
+    """Segment sizes shown in the panel, e.g. {"Bone metastasis": 1033, ...}."""
+    text = page.inner_text("#si-segments")
+    return {part.split(": ")[0].strip(): int(part.split(": ")[1].split()[0]) for part in text.split("·")}
+
+
+def table(page) -> dict[str, list[str]]:
+    """The result table: first cell -> the other cells."""
+    rows = page.locator("#si-result-table tbody tr")
+    return {cells[0]: cells[1:] for cells in (rows.nth(i).locator("td").all_inner_texts()
+                                              for i in range(rows.count()))}
+
+
+def view_images(page):
+    return page.locator("img.image-display-area")
+
+
+def view_centre(page, index: int = 0) -> tuple[float, float]:
+    box = view_images(page).nth(index).bounding_box()
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def wait_for_views_rendered(page, count: int, timeout_ms: int = 30_000) -> None:
+    """Wait until `count` views show a rendered image (a non-empty src)."""
+    page.wait_for_function(
+        "n => [...document.querySelectorAll('img.image-display-area')].filter(i => i.naturalWidth > 0).length >= n",
+        arg=count, timeout=timeout_ms)
+
+
+def choose_effect(page, icon: str) -> None:
+    """Select a Segment Editor effect by its icon (mdi-eraser, mdi-scatter-plot, ...)."""
+    page.locator(f"button:has(i.{icon})").first.click()
+    page.wait_for_timeout(300)

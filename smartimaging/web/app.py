@@ -1,0 +1,471 @@
+"""`smartimaging app`: the browser reading station on trame-slicer.
+
+Single-user mode: one server process holds one MRML scene; every browser tab connected to it shows and edits that
+same scene. Run one station per reader (a different --port each).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import slicer
+import vtk
+from trame.app import TrameApp
+from trame.ui.vuetify3 import VAppLayout
+from trame.widgets import html
+from trame.widgets import vuetify3 as v3
+from trame_server.utils.asynchronous import create_task
+from trame_slicer import module as trame_slicer_module
+from trame_slicer.app.logic import SegmentEditorLogic
+from trame_slicer.app.ui import SegmentEditorUI
+from trame_slicer.core import LayoutManager, SlicerApp
+from trame_slicer.rca_view import register_rca_factories
+from trame_slicer.views import Layout, LayoutDirection, SliceLayer, ViewLayoutDefinition, ViewProps, ViewType
+
+from .. import __version__
+from ..errors import CancelledError, SmartImagingError
+from .cases import sample_cases
+from .flows import FLOWS, DCEFlow, LVIFlow, MammoFlow
+
+logger = logging.getLogger(__name__)
+
+MODULE_TITLES = {"BoneScanBSTBI": "Bone scan BSTBI", "MammoRadiomics": "Mammography Rad-score",
+                 "BreastLVI": "Breast MRI LVI", "DCESynthesis": "Synthetic DCE"}
+COMPUTE_LABELS = {"BoneScanBSTBI": "Compute BSTBI", "MammoRadiomics": "Compute Rad-score",
+                  "BreastLVI": "Predict LVI", "DCESynthesis": "Synthesize DCE"}
+ROLE_LABELS = {"scan": "Bone scan (NM DICOM, NRRD, PNG)", "mammogram": "Mammogram (DICOM, PNG, PGM)",
+               "DCE": "DCE (DICOM series, NRRD, NIfTI)", "T2": "FS-T2WI (DICOM series, NRRD, NIfTI)",
+               "T1": "T1WI (DICOM series, NRRD, NIfTI)"}
+BONE_SCAN_VIEWS = ("BoneScanFrame1", "BoneScanFrame2")  # view tags name state variables: no hyphens
+DCE_VIEW_TAGS = {"DCE-T1": "DceT1", "DCE-Synthetic": "DceSynthetic", "DCE-Real": "DceReal", "DCE-MIP": "DceMip"}
+PLACE_MODULES = ("MammoRadiomics", "BreastLVI")
+
+
+def _slice_view(tag: str, label: str, color: str) -> ViewLayoutDefinition:
+    return ViewLayoutDefinition(tag, ViewType.SLICE_VIEW, ViewProps(label=label, orientation="Axial", color=color))
+
+
+LAYOUTS = {
+    "axial": Layout(LayoutDirection.Vertical, [ViewLayoutDefinition.axial_view()]),
+    "bonescan": Layout(LayoutDirection.Horizontal, [_slice_view(BONE_SCAN_VIEWS[0], "1", "#F34A33"),
+                                                    _slice_view(BONE_SCAN_VIEWS[1], "2", "#6DAD4A")]),
+    "dce": Layout(LayoutDirection.Vertical, [
+        Layout(LayoutDirection.Horizontal, [_slice_view("DceT1", "T1", "#E17012"),
+                                            _slice_view("DceSynthetic", "Synthetic DCE", "#4A90D9")]),
+        Layout(LayoutDirection.Horizontal, [_slice_view("DceReal", "Real DCE", "#30A070"),
+                                            _slice_view("DceMip", "Subtraction MIP", "#A050C0")])]),
+}
+
+
+class ReadingStation(TrameApp):
+    """The page and its callbacks; all image work goes through `flows` (the modules' MRML adapters)."""
+
+    def __init__(self, server=None, device: str = "cpu", models_dir: str | None = None):
+        super().__init__(server, client_type="vue3")
+        self.server.enable_module(trame_slicer_module)
+        self.slicer_app = SlicerApp()
+        register_rca_factories(self.slicer_app.view_manager, self.server)
+        self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
+        self.layout_manager.register_layout_dict(LAYOUTS)
+        self.editor_logic = SegmentEditorLogic(self.server, self.slicer_app)
+        self.flows = {module: flow(self.slicer_app.scene, device, models_dir) for module, flow in FLOWS.items()}
+        self.cases = sample_cases()
+        self._scratch = tempfile.TemporaryDirectory(prefix="smartimaging-station-")
+        self._uploads: list[dict] = []
+        self._observed: set[str] = set()
+        self._init_state()
+        self._build_ui()
+        self.layout_manager.set_layout("bonescan")
+
+    @property
+    def flow(self):
+        return self.flows[self.state.si_module]
+
+    def _init_state(self) -> None:
+        state = self.state
+        state.trame__title = "SmartImaging reading station"
+        state.si_module = "BoneScanBSTBI"
+        state.si_modules = [{"value": m, "title": t} for m, t in MODULE_TITLES.items()]
+        state.si_samples = {m: [c.name for c in cases] for m, cases in self.cases.items()}
+        state.si_sample = self.cases["BoneScanBSTBI"][0].name
+        state.si_roles = {m: [{"value": r, "title": ROLE_LABELS[r]} for r in FLOWS[m].roles] for m in FLOWS}
+        state.si_role = FLOWS["BoneScanBSTBI"].roles[0]
+        state.si_compute_label = COMPUTE_LABELS
+        state.si_needs_segment = {m: FLOWS[m].needs_segment for m in FLOWS}
+        state.si_kind = "mass"
+        state.si_pixel_mm = ""
+        state.si_busy = False
+        state.si_steps_done = 0
+        state.si_cancellable = False
+        state.si_progress = 0
+        state.si_message = ""
+        state.si_error = ""
+        state.si_case = {m: "" for m in FLOWS}
+        state.si_has_segmentation = {m: False for m in FLOWS}
+        state.si_segments = {m: "" for m in FLOWS}
+        state.si_stale = {m: False for m in FLOWS}
+        state.si_headline = {m: "" for m in FLOWS}
+        state.si_columns = {m: [] for m in FLOWS}
+        state.si_rows = {m: [] for m in FLOWS}
+        state.si_notes = {m: [] for m in FLOWS}
+        state.si_placing = False
+        state.si_editor_visible = False
+        state.change("si_module")(self._on_module_changed)
+        state.change("si_kind")(self._on_kind_changed)
+
+    # ---- page ---------------------------------------------------------------------------------------------------
+
+    def _build_ui(self) -> None:
+        chunk_trigger = self.server.trigger_name(self._on_upload_chunk)
+        end_trigger = self.server.trigger_name(self._on_upload_end)
+        with VAppLayout(self.server, full_height=True) as self.ui:
+            self.ui.root.theme = "dark"
+            with v3.VAppBar(density="compact"):
+                v3.VToolbarTitle("SmartImaging reading station", classes="flex-grow-0 mr-4")
+                with v3.VTabs(v_model=("si_module",), density="compact", disabled=("si_busy",)):
+                    for module, title in MODULE_TITLES.items():
+                        v3.VTab(title, value=module)
+                v3.VSpacer()
+                v3.VChip("Demo weights, not for clinical use", color="warning", size="small", classes="mr-2")
+                html.Span(f"v{__version__}", classes="text-caption mr-3")
+            with v3.VNavigationDrawer(width=440, permanent=True, location="left"), html.Div(classes="pa-3"):
+                self._case_panel(chunk_trigger, end_trigger)
+                self._step_panel()
+                self._result_panel()
+            with v3.VNavigationDrawer(width=340, permanent=True, location="right", v_if=("si_editor_visible",)):
+                html.Div("Segment Editor: paint, erase, scissors, islands, threshold; the edited copy is used by "
+                         "compute, the AI segmentation stays unchanged.", classes="text-caption pa-2")
+                self.editor_ui = SegmentEditorUI()
+                self.editor_logic.set_ui(self.editor_ui)
+            with v3.VMain(), html.Div(style="height: calc(100vh - 48px); display: flex;"):
+                self.layout_manager.initialize_layout_grid(self.ui)
+
+    def _case_panel(self, chunk_trigger: str, end_trigger: str) -> None:
+        html.Div("1. Case", classes="text-subtitle-1 mb-1")
+        with html.Div(classes="d-flex align-center"):
+            v3.VSelect(v_model=("si_sample",), items=("si_samples[si_module]",), label="Sample case",
+                       density="compact", hide_details=True, disabled=("si_busy",))
+            v3.VBtn("Load sample", click=self.on_load_sample, disabled=("si_busy",), classes="ml-2",
+                    color="primary", variant="tonal")
+        with html.Div(classes="d-flex align-center mt-2"):
+            v3.VSelect(v_model=("si_role",), items=("si_roles[si_module]",), label="Upload as",
+                       density="compact", hide_details=True, disabled=("si_busy",))
+        v3.VFileInput(
+            label="Upload image file(s): one file, or all files of one DICOM series",
+            multiple=True, density="compact", hide_details=True, classes="mt-2", disabled=("si_busy",),
+            id="si-upload",
+            change=(f"si_busy = true; window.load_files_by_chunks($event.target.files, "
+                    f"{{ trigger_name: '{chunk_trigger}' }}).then(({{ status, errorMsg }}) => "
+                    f"trame.trigger('{end_trigger}', [status ? 'ok' : 'failed', errorMsg || '']))"))
+        with html.Div(v_if=("si_module === 'MammoRadiomics'",), classes="d-flex mt-2"):
+            v3.VSelect(v_model=("si_kind",), items=(["mass", "calcification"],), label="Lesion kind",
+                       density="compact", hide_details=True, disabled=("si_busy",))
+            v3.VTextField(v_model=("si_pixel_mm",), label="Pixel size mm (PNG/PGM)", density="compact",
+                          hide_details=True, classes="ml-2", disabled=("si_busy",))
+        html.Div("{{ si_case[si_module] || 'No case loaded' }}", classes="text-body-2 mt-2", id="si-case")
+        with html.Div(v_for=("note in si_notes[si_module]",), classes="text-caption"):
+            html.Span("{{ note }}")
+
+    def _step_panel(self) -> None:
+        html.Div("2. Segment, edit, compute", classes="text-subtitle-1 mt-4 mb-1")
+        with html.Div(classes="d-flex flex-wrap ga-2"):
+            v3.VBtn("Place lesion point", v_if=(f"{list(PLACE_MODULES)}.includes(si_module)",),
+                    click=self.on_place_point, disabled=("si_busy || !si_case[si_module]",),
+                    color=("si_placing ? 'warning' : undefined",), variant="tonal")
+            v3.VBtn("Segment", v_if=("si_needs_segment[si_module]",), click=self.on_segment,
+                    disabled=("si_busy || !si_case[si_module]",), color="primary")
+            v3.VBtn("{{ si_compute_label[si_module] }}", click=self.on_compute, color="success",
+                    disabled=("si_busy || !si_case[si_module] || "
+                              "(si_needs_segment[si_module] && !si_has_segmentation[si_module])",))
+            v3.VBtn("Cancel", v_if=("si_cancellable",), click=self.on_cancel, color="error", variant="tonal")
+        with html.Div(v_if=("si_placing",), classes="text-caption mt-1"):
+            html.Span("Click on the lesion in the view to place the point.")
+        v3.VProgressLinear(v_if=("si_busy",), model_value=("si_progress",), height=6, classes="mt-3",
+                           color="primary", indeterminate=("si_progress === 0",))
+        html.Div("{{ si_message }}", v_if=("si_busy",), classes="text-caption", id="si-progress")
+        html.Span("{{ si_steps_done }}", id="si-steps-done", style="display: none;")
+        v3.VAlert(v_if=("si_error",), text=("si_error",), type="error", density="compact", classes="mt-2",
+                  id="si-error")
+
+    def _result_panel(self) -> None:
+        html.Div("{{ si_segments[si_module] }}", v_if=("si_segments[si_module]",), classes="text-body-2 mt-2",
+                 id="si-segments")
+        html.Div("3. Result", classes="text-subtitle-1 mt-4 mb-1")
+        html.Div("{{ si_headline[si_module] }}", classes="text-h6", id="si-headline")
+        html.Div("The segmentation was edited after this result: compute again.", v_if=("si_stale[si_module]",),
+                 classes="text-caption text-warning", id="si-stale")
+        with v3.VTable(density="compact", v_if=("si_rows[si_module].length",), id="si-result-table",
+                       height="360px", fixed_header=True):
+            with html.Thead(), html.Tr():
+                html.Th("{{ column }}", v_for=("column in si_columns[si_module]",))
+            with html.Tbody(), html.Tr(v_for=("row in si_rows[si_module]",)):
+                html.Td("{{ cell }}", v_for=("cell in row",), style="word-break: break-word; font-size: 13px;")
+
+    # ---- callbacks ----------------------------------------------------------------------------------------------
+
+    def on_load_sample(self) -> None:
+        create_task(self._run(self._load_sample))
+
+    def on_segment(self) -> None:
+        create_task(self._run(self._segment))
+
+    def on_compute(self) -> None:
+        create_task(self._run(self._compute))
+
+    def on_cancel(self) -> None:
+        self.flow.cancel()
+
+    def on_place_point(self) -> None:
+        flow = self.flow
+        node = flow.ensure_point_node()
+        node.RemoveAllControlPoints()
+        node.AddObserver(node.PointPositionDefinedEvent, self._on_point_placed)
+        self.slicer_app.markups_logic.place_node(node)
+        self.state.si_placing = True
+
+    def _on_point_placed(self, *_args) -> None:
+        self.slicer_app.markups_logic.disable_place_mode()
+        with self.state:
+            self.state.si_placing = False
+
+    def _on_module_changed(self, si_module, **_kwargs) -> None:
+        self.state.si_error = ""
+        self.state.si_sample = self.cases[si_module][0].name
+        self.state.si_role = FLOWS[si_module].roles[0]
+        self._show(self.flows[si_module], fit=True)
+
+    def _on_kind_changed(self, si_kind, **_kwargs) -> None:
+        self.flows["MammoRadiomics"].kind = si_kind
+
+    async def _on_upload_chunk(self, files: list[dict]) -> None:
+        if files:
+            self._uploads.extend(files)
+
+    async def _on_upload_end(self, status: str, message: str) -> None:
+        files, self._uploads = self._uploads, []
+        if status != "ok":
+            with self.state:
+                self.state.si_busy = False
+                self.state.si_error = f"The upload failed: {message}"
+            return
+        self.state.si_busy = False
+        await self._run(lambda progress: self._load_upload(files, progress))
+
+    async def _run(self, step) -> None:
+        """Run a step with the page's progress bar, showing a clear message for bad input."""
+        flow = self.flow
+        with self.state:
+            self.state.si_busy, self.state.si_progress = True, 0
+            self.state.si_message, self.state.si_error = "working", ""
+
+        def progress(fraction: float, message: str) -> None:
+            with self.state:
+                self.state.si_progress = round(100 * fraction)
+                self.state.si_message = message
+                self.state.si_cancellable = flow.worker is not None
+
+        try:
+            await step(progress)
+        except (SmartImagingError, CancelledError) as exc:
+            with self.state:
+                self.state.si_error = str(exc)
+        except Exception as exc:  # an unexpected failure must reach the reader, not only the log
+            logger.exception("step failed")
+            with self.state:
+                self.state.si_error = f"Unexpected error ({type(exc).__name__}): {exc}"
+        finally:
+            with self.state:
+                self.state.si_busy = self.state.si_cancellable = False
+                self.state.si_steps_done += 1
+                self._publish(flow)
+
+    async def _load_sample(self, progress) -> None:
+        module = self.state.si_module
+        case = next(c for c in self.cases[module] if c.name == self.state.si_sample)
+        progress(0.2, f"preparing {case.name}")
+        files = case.write(Path(self._scratch.name) / module / case.name.replace(" ", "_").replace("/", "_"))
+        flow = self.flows[module]
+        if isinstance(flow, MammoFlow):
+            flow.kind = files.kind or flow.kind
+            flow.pixel_mm = files.pixel_mm
+            self.state.si_kind = flow.kind
+        progress(0.6, "loading")
+        for role, path in files.volumes.items():
+            flow.load(role, path, f"{case.name} {role}")
+        if files.point_lps is not None:
+            flow.set_point_lps(files.point_lps)
+        self._set_case(module, f"{case.name}: {case.description}", files.notes)
+        self._show(flow, fit=True)
+
+    async def _load_upload(self, files: list[dict], progress) -> None:
+        from trame.app.file_upload import ClientFile
+
+        module, flow = self.state.si_module, self.flow
+        role = self.state.si_role
+        folder = Path(tempfile.mkdtemp(prefix="upload-", dir=self._scratch.name))
+        paths = []
+        for file in files:
+            client_file = ClientFile(file)
+            path = folder / Path(client_file.name).name  # never a path the browser chose
+            path.write_bytes(client_file.content)
+            paths.append(path)
+        if not paths:
+            raise SmartImagingError("No file was received")
+        progress(0.5, f"reading {len(paths)} file(s)")
+        if isinstance(flow, MammoFlow):
+            flow.pixel_mm = self._pixel_mm()
+        source = paths[0] if len(paths) == 1 else folder
+        flow.load(role, source, paths[0].stem if len(paths) == 1 else f"{paths[0].stem} series")
+        if role == flow.roles[0]:
+            self._set_case(module, f"Uploaded: {', '.join(p.name for p in paths[:3])}"
+                           + (f" and {len(paths) - 3} more" if len(paths) > 3 else ""), [])
+        else:
+            self._set_case(module, self.state.si_case[module],
+                           [*self.state.si_notes[module], f"{role} uploaded: {source.name}"])
+        self._show(flow, fit=True)
+
+    def _set_case(self, module: str, description: str, notes: list[str]) -> None:
+        self.state.si_case = {**self.state.si_case, module: description}
+        self.state.si_notes = {**self.state.si_notes, module: notes}
+
+    def _pixel_mm(self) -> float | None:
+        text = str(self.state.si_pixel_mm or "").strip()
+        if not text:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not 0 < value < 5:
+            raise SmartImagingError(f"Pixel size '{text}' is not a size in millimetres (e.g. 0.1)")
+        return value
+
+    async def _segment(self, progress) -> None:
+        await self.flow.segment(progress)
+        self._show(self.flow)
+        self._centre_on_point(self.flow)
+
+    def _centre_on_point(self, flow) -> None:
+        """Slice views centred on the lesion point, as Slicer's jump-to-point does."""
+        if flow.point_node is None or flow.point_node.GetNumberOfControlPoints() == 0:
+            return
+        ras = [0.0, 0.0, 0.0]
+        flow.point_node.GetNthControlPointPositionWorld(flow.point_node.GetNumberOfControlPoints() - 1, ras)
+        for view in self.slicer_app.view_manager.get_slice_views():
+            view.get_view_node().JumpSliceByCentering(*ras)
+
+    async def _compute(self, progress) -> None:
+        flow = self.flow
+        await flow.compute(progress)
+        self._show(flow, fit=isinstance(flow, DCEFlow))
+
+    # ---- display ------------------------------------------------------------------------------------------------
+
+    def _publish(self, flow) -> None:
+        """Copy a flow's state to the page."""
+        module = flow.module
+        state = self.state
+        state.si_has_segmentation = {**state.si_has_segmentation, module: flow.segmentation is not None}
+        state.si_segments = {**state.si_segments, module: flow.segment_summary()}
+        state.si_stale = {**state.si_stale, module: False}
+        result = flow.result
+        state.si_headline = {**state.si_headline, module: result.headline if result else ""}
+        state.si_columns = {**state.si_columns, module: result.columns if result else []}
+        state.si_rows = {**state.si_rows, module: result.rows if result else []}
+        state.si_editor_visible = flow.segmentation is not None
+
+    def _show(self, flow, fit: bool = False) -> None:
+        """Layout, volumes and overlays of the active flow; other flows' segmentations and points hidden; `fit`
+        resets the views to the whole image (a new case or another module)."""
+        for other in self.flows.values():
+            for node in (other.segmentation, other.point_node):
+                if node is not None and node.GetDisplayNode() is not None:
+                    node.GetDisplayNode().SetVisibility(other is flow)
+        if isinstance(flow, DCEFlow) and flow.result is not None:
+            layout = "dce"
+            volumes = {DCE_VIEW_TAGS[view]: volume for view, volume in flow.side_by_side.items()}
+        elif flow.module == "BoneScanBSTBI":
+            layout, volumes = "bonescan", dict.fromkeys(BONE_SCAN_VIEWS, flow.primary)
+        else:
+            layout, volumes = "axial", {}
+        self.layout_manager.set_layout(layout)
+        view_manager = self.slicer_app.view_manager
+        overlay = flow.heat_map if isinstance(flow, LVIFlow) else None
+        if overlay is not None:
+            if overlay.GetDisplayNode() is None:
+                overlay.CreateDefaultDisplayNodes()
+            display = overlay.GetDisplayNode()
+            display.SetAndObserveColorNodeID("vtkMRMLColorTableNodeRainbow")
+            display.SetAutoWindowLevel(False)
+            display.SetWindowLevelMinMax(0.0, 1.0)
+            display.SetApplyThreshold(True)  # cold voxels transparent: the image stays readable under the map
+            display.SetThreshold(0.2, 1.0)
+        for view in view_manager.get_slice_views():
+            background = volumes.get(view.get_singleton_tag(), flow.primary)
+            view.set_background_volume_id(background.GetID() if background is not None else None)
+            view.set_layer_volume_id(SliceLayer.Foreground, overlay.GetID() if overlay is not None else None)
+            view.set_foreground_opacity(0.4 if overlay is not None else 0.0)
+            if fit:
+                view.fit_view_to_content()
+        if fit and flow.module == "BoneScanBSTBI" and flow.primary is not None:
+            self._show_bone_scan_frames(flow.primary)
+        editor = self.slicer_app.segmentation_editor
+        if flow.segmentation is not None:
+            editor.set_active_segmentation(flow.segmentation, flow.primary)
+            self._observe_edits(flow)
+        self._publish(flow)
+
+    def _observe_edits(self, flow) -> None:
+        """Keep the page's segment sizes current while the reader edits."""
+        segmentation = flow.segmentation.GetSegmentation()
+        if flow.segmentation.GetID() in self._observed:
+            return
+        self._observed.add(flow.segmentation.GetID())
+
+        def update(*_args) -> None:
+            with self.state:
+                self.state.si_segments = {**self.state.si_segments, flow.module: flow.segment_summary()}
+                if flow.result is not None:
+                    self.state.si_stale = {**self.state.si_stale, flow.module: True}
+
+        segmentation.AddObserver(slicer.vtkSegmentation.SourceRepresentationModified, update)
+
+    def _show_bone_scan_frames(self, volume_node) -> None:
+        """First and second frame (anterior, posterior) side by side."""
+        dims = volume_node.GetImageData().GetDimensions()
+        for frame, tag in enumerate(BONE_SCAN_VIEWS):
+            view = self.slicer_app.view_manager.get_view(tag)
+            k = min(frame, dims[2] - 1)
+            matrix = vtk.vtkMatrix4x4()
+            volume_node.GetIJKToRASMatrix(matrix)
+            ras = matrix.MultiplyPoint(((dims[0] - 1) / 2, (dims[1] - 1) / 2, k, 1.0))
+            view.set_slice_value(ras[2])
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run_app(host: str = "127.0.0.1", port: int = 8080, timeout: int = 0, open_browser: bool = True,
+            device: str = "cpu", models_dir: str | None = None) -> int:
+    """Serve the station until Ctrl+C (or `timeout` seconds after the last browser tab closed, when > 0)."""
+    if not _is_loopback(host):
+        print(f"WARNING: serving on {host}: anyone who can reach this machine on port {port} can view and upload "
+              "images. There is no login and no encryption; use it only on a trusted network.", file=sys.stderr)
+    print("Single-user mode: every browser tab connected to this station shows the same scene.", file=sys.stderr)
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")  # offscreen, no X server needed
+    station = ReadingStation(device=device, models_dir=models_dir)
+    sys.argv = sys.argv[:1]  # trame parses sys.argv again; the options are passed explicitly below
+    station.server.start(host=host, port=port, timeout=timeout, open_browser=open_browser)
+    return 0

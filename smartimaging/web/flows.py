@@ -1,0 +1,342 @@
+"""The reading station's flows, one per module: load -> Segment -> (reader edits) -> compute, over a vtkMRMLScene.
+
+Every step calls the module's MRML adapter (`<module>.scene`), the same Logic as the desktop module. Long steps
+(bone-scan networks, LVI networks, DCE synthesis) run in the background worker process and are awaited without
+blocking the web server; progress goes to a callback `progress(fraction, message)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import slicer
+import vtk
+from vtk.util.numpy_support import vtk_to_numpy
+
+from ..errors import CancelledError, InputError
+from ..geometry import ras_point_from_lps
+from ..mrml import sitk_to_volume_node
+from ..segmentation_nodes import editable_copy
+from ..worker import WorkerProcess
+
+
+@dataclass
+class Result:
+    """What the page shows after compute: a headline and the result table node's rows."""
+    headline: str
+    columns: list[str]
+    rows: list[list[str]]
+    table_node: object = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def table_rows(table_node) -> tuple[list[str], list[list[str]]]:
+    """Column titles and cell texts of a vtkMRMLTableNode."""
+    table = table_node.GetTable()
+    columns = [table.GetColumnName(c) for c in range(table.GetNumberOfColumns())]
+    rows = [[table_node.GetCellText(r, c) for c in range(len(columns))] for r in range(table.GetNumberOfRows())]
+    return columns, rows
+
+
+def _cell(rows: list[list[str]], quantity: str) -> str:
+    return next((row[1] for row in rows if row[0] == quantity), "n/a")
+
+
+class Flow:
+    """State of one module's case in the scene. `roles`: the volumes a case has, the first one is shown and
+    segmented; `needs_segment`: whether compute needs a segmentation first."""
+
+    module = ""
+    roles: tuple[str, ...] = ()
+    needs_segment = True
+
+    def __init__(self, scene, device: str = "cpu", models_dir: str | None = None):
+        self.scene, self.device, self.models_dir = scene, device, models_dir
+        self.volumes: dict[str, object] = {}
+        self.point_node = None
+        self.ai_segmentation = None
+        self.segmentation = None
+        self.result: Result | None = None
+        self.extra_nodes: dict[str, object] = {}
+        self.worker: WorkerProcess | None = None
+
+    @property
+    def primary(self):
+        return self.volumes.get(self.roles[0])
+
+    def read(self, role: str, path: Path) -> sitk.Image:
+        from ..io import read_series_or_volume
+
+        return read_series_or_volume(path)
+
+    def load(self, role: str, path: Path, name: str | None = None):
+        """Read a file (or a DICOM series folder) as the volume of `role`; loading the first role starts a new case."""
+        if role not in self.roles:
+            raise InputError(f"{self.module} takes {', '.join(self.roles)} images, not {role}")
+        image = self.read(role, Path(path))
+        if role == self.roles[0]:
+            self.clear()
+        elif role in self.volumes:
+            self.scene.RemoveNode(self.volumes.pop(role))
+        node = self.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name or f"{Path(path).stem} {role}")
+        sitk_to_volume_node(image, node)
+        node.CreateDefaultDisplayNodes()
+        node.GetDisplayNode().SetAndObserveColorNodeID("vtkMRMLColorTableNodeGrey")
+        self.volumes[role] = node
+        self.result = None
+        return node
+
+    def clear(self) -> None:
+        """Remove this flow's nodes from the scene."""
+        nodes = [*self.volumes.values(), self.point_node, self.ai_segmentation, self.segmentation,
+                 *self.extra_nodes.values(), self.result.table_node if self.result else None]
+        for node in nodes:
+            if node is not None and self.scene.IsNodePresent(node):
+                self.scene.RemoveNode(node)
+        self.volumes, self.extra_nodes = {}, {}
+        self.point_node = self.ai_segmentation = self.segmentation = self.result = None
+
+    def set_point_lps(self, point_lps) -> None:
+        """The lesion prompt as a one-point markups node (the reader can also place it in a view)."""
+        node = self.ensure_point_node()
+        node.RemoveAllControlPoints()
+        node.AddControlPointWorld(vtk.vtkVector3d(*ras_point_from_lps(point_lps)), "lesion")
+
+    def ensure_point_node(self):
+        if self.point_node is None:
+            self.point_node = self.scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", f"{self.module} lesion point")
+            self.point_node.CreateDefaultDisplayNodes()
+        return self.point_node
+
+    def require(self, *roles: str) -> None:
+        missing = [role for role in roles if role not in self.volumes]
+        if missing:
+            raise InputError(f"Load the {' and '.join(missing)} image first")
+
+    def segment_summary(self) -> str:
+        """Size of each segment of the reader's (edited) segmentation, e.g. "Bone metastasis: 812 pixels"."""
+        if self.segmentation is None:
+            return ""
+        unit = "pixels" if self.primary.GetImageData().GetDimensions()[2] <= 2 else "voxels"
+        segmentation = self.segmentation.GetSegmentation()
+        representation = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
+        parts = []
+        for index in range(segmentation.GetNumberOfSegments()):
+            segment = segmentation.GetNthSegment(index)
+            labelmap = segment.GetRepresentation(representation)
+            scalars = labelmap.GetPointData().GetScalars() if labelmap is not None else None
+            count = int(np.count_nonzero(vtk_to_numpy(scalars) == segment.GetLabelValue())) if scalars else 0
+            parts.append(f"{segment.GetName()}: {count} {unit}")
+        return " · ".join(parts)
+
+    def _keep_segmentation(self, ai_node) -> None:
+        for node in (self.ai_segmentation, self.segmentation):
+            if node is not None:
+                self.scene.RemoveNode(node)
+        self.ai_segmentation, self.segmentation = ai_node, editable_copy(self.scene, ai_node)
+        ai_node.GetDisplayNode().SetVisibility(False)
+        self.result = None
+
+    async def run_worker(self, job: str, arguments: list[str], progress) -> dict:
+        """Run a worker job, polling it between other server work; its result event, or InputError/CancelledError."""
+        self.worker = WorkerProcess(job, [*arguments, "--device", self.device]
+                                    + (["--models-dir", self.models_dir] if self.models_dir else []))
+        outcome: dict = {}
+        try:
+            while not self.worker.dispatch(progress, lambda event: outcome.update(result=event),
+                                           lambda message, details: outcome.update(error=message)):
+                await asyncio.sleep(0.05)
+            cancelled = self.worker.cancelled
+        finally:
+            self.worker = None
+        if cancelled:
+            raise CancelledError("Cancelled: nothing was added to the scene")
+        if "error" in outcome:
+            raise InputError(outcome["error"])
+        return outcome["result"]
+
+    def cancel(self) -> bool:
+        if self.worker is None:
+            return False
+        self.worker.cancel()
+        return True
+
+    async def segment(self, progress) -> None:
+        raise NotImplementedError
+
+    async def compute(self, progress) -> Result:
+        raise NotImplementedError
+
+
+class BoneScanFlow(Flow):
+    module = "BoneScanBSTBI"
+    roles = ("scan",)
+
+    def read(self, role, path):
+        from ..bonescan.views import load_bone_scan
+
+        study = load_bone_scan([path])  # checks modality, frames and polarity as the CLI does
+        self.view_names = [view.name for view in study.views]
+        return study.images[0]
+
+    async def segment(self, progress) -> None:
+        from ..bonescan import scene as bonescan_scene
+
+        self.require("scan")
+        with tempfile.TemporaryDirectory(prefix="smartimaging-web-") as folder:
+            inputs = bonescan_scene.write_volumes_for_worker([self.primary], Path(folder))
+            event = await self.run_worker("bonescan-segment", ["--input", *map(str, inputs), "--output-dir",
+                                                               str(Path(folder) / "out"),
+                                                               "--views", ",".join(self.view_names)], progress)
+            (ai_node,) = bonescan_scene.import_worker_result(self.scene, [self.primary], event)
+        self._keep_segmentation(ai_node)
+
+    async def compute(self, progress) -> Result:
+        from ..bonescan import scene as bonescan_scene
+
+        if self.segmentation is None:
+            raise InputError("Press Segment first: BSTBI is computed from the (edited) segmentation")
+        progress(0.1, "computing BSTBI")
+        table, result = bonescan_scene.compute_bstbi(self.scene, [self.primary], [self.segmentation],
+                                                     table_node=self.result.table_node if self.result else None,
+                                                     view_names=self.view_names)
+        columns, rows = table_rows(table)
+        self.result = Result(f"BSTBI {result.bstbi['mean']:.3f}", columns, rows, table)
+        return self.result
+
+
+class MammoFlow(Flow):
+    module = "MammoRadiomics"
+    roles = ("mammogram",)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kind = "mass"
+        self.pixel_mm: float | None = None
+        self._segmenters: dict = {}
+
+    def read(self, role, path):
+        from ..mammo.images import load_mammogram
+
+        return load_mammogram(path, self.pixel_mm).image
+
+    async def segment(self, progress) -> None:
+        from ..mammo import scene as mammo_scene
+        from ..mammo.segment import MammoSegmenter
+
+        self.require("mammogram")
+        progress(0.1, f"segmenting the {self.kind}")
+        await asyncio.sleep(0)  # let the page show the progress first
+        if self.kind not in self._segmenters:
+            self._segmenters[self.kind] = MammoSegmenter.load(self.kind, self.models_dir, self.device)
+        placed = self.point_node is not None and self.point_node.GetNumberOfControlPoints() > 0
+        point = mammo_scene.point_from_markups(self.primary, self.point_node,
+                                               self.point_node.GetNumberOfControlPoints() - 1) if placed else None
+        ai_node = mammo_scene.segment(self.scene, self.primary, self.kind, self._segmenters[self.kind], point=point)
+        self._keep_segmentation(ai_node)
+
+    async def compute(self, progress) -> Result:
+        from ..mammo import scene as mammo_scene
+
+        if self.segmentation is None:
+            raise InputError("Press Segment first: the Rad-score is computed from the (edited) ROI")
+        progress(0.1, "extracting radiomics features")
+        await asyncio.sleep(0)
+        table, prediction = mammo_scene.classify(self.scene, self.primary, self.segmentation, self.kind,
+                                                 self.models_dir,
+                                                 table_node=self.result.table_node if self.result else None)
+        columns, rows = table_rows(table)
+        self.result = Result(f"Rad-score {prediction.rad_score:.3f} ({prediction.label})", columns, rows, table,
+                             list(prediction.warnings))
+        return self.result
+
+
+class LVIFlow(Flow):
+    module = "BreastLVI"
+    roles = ("DCE", "T2")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._segmenter = None
+
+    async def segment(self, progress) -> None:
+        from ..lvi import scene as lvi_scene
+        from ..lvi.segment import LesionSegmenter
+
+        self.require("DCE")
+        progress(0.1, "segmenting the lesion around the point")
+        await asyncio.sleep(0)
+        if self._segmenter is None:
+            self._segmenter = LesionSegmenter.load(self.models_dir, self.device)
+        ai_node, edited = lvi_scene.segment(self.scene, self.primary, self.point_node, self._segmenter)
+        self.scene.RemoveNode(edited)  # the flow makes its own editable copy
+        self._keep_segmentation(ai_node)
+
+    async def compute(self, progress) -> Result:
+        from ..lvi import scene as lvi_scene
+
+        if self.segmentation is None:
+            raise InputError("Press Segment first (or draw the lesion VOI): the networks look at the lesion box")
+        for node in self.extra_nodes.values():
+            self.scene.RemoveNode(node)
+        self.extra_nodes = {}
+        with tempfile.TemporaryDirectory(prefix="smartimaging-web-") as folder:
+            arguments = lvi_scene.write_inputs_for_worker(self.scene, self.volumes, self.segmentation, Path(folder))
+            event = await self.run_worker("lvi-predict", arguments, progress)
+            nodes = lvi_scene.import_worker_result(self.scene, self.volumes, event, self.segmentation,
+                                                   self.result.table_node if self.result else None)
+        self.extra_nodes = {f"Grad-CAM {model_id}": node for model_id, node in nodes["heat_maps"].items()}
+        columns, rows = table_rows(nodes["table"])
+        fused = next(row for row in rows if row[0] == "fused")
+        self.result = Result(f"LVI probability {fused[2]} ({fused[4]})", columns, rows, nodes["table"],
+                             [row[1] for row in rows if row[0] == "warning"])
+        return self.result
+
+    @property
+    def heat_map(self):
+        """The Grad-CAM volume on the DCE grid (the first DCE model's), for the overlay."""
+        return next((node for name, node in self.extra_nodes.items() if "-dce-" in name), None)
+
+
+class DCEFlow(Flow):
+    module = "DCESynthesis"
+    roles = ("T1", "DCE")
+    needs_segment = False
+
+    async def compute(self, progress) -> Result:
+        from ..dce import scene as dce_scene
+
+        self.require("T1")
+        for node in self.extra_nodes.values():
+            self.scene.RemoveNode(node)
+        self.extra_nodes = {}
+        if self.result is not None and self.result.table_node is not None:
+            self.scene.RemoveNode(self.result.table_node)
+        with tempfile.TemporaryDirectory(prefix="smartimaging-web-") as folder:
+            arguments = dce_scene.write_inputs_for_worker(self.primary, self.volumes.get("DCE"), Path(folder))
+            event = await self.run_worker("dce-synthesize", arguments, progress)
+            nodes = dce_scene.import_worker_result(self.scene, self.primary, event)
+        table = nodes.pop("table", None)
+        self.extra_nodes = nodes
+        if table is not None:
+            columns, rows = table_rows(table)
+            headline = f"Synthetic DCE: SSIM {_cell(rows, 'SSIM (mean of slices)')} vs real DCE"
+        else:
+            columns, rows = ["Quantity", "Value"], [["Real DCE", "not loaded: no similarity metrics"]]
+            headline = "Synthetic DCE ready (no real DCE to compare with)"
+        self.result = Result(headline, columns, rows, table)
+        return self.result
+
+    @property
+    def side_by_side(self) -> dict:
+        """Volumes by view of the DCESynthesis layout (dce.scene.VIEWS)."""
+        return {"DCE-T1": self.primary, "DCE-Synthetic": self.extra_nodes.get("synthetic"),
+                "DCE-Real": self.volumes.get("DCE"), "DCE-MIP": self.extra_nodes.get("mip")}
+
+
+FLOWS = {flow.module: flow for flow in (BoneScanFlow, MammoFlow, LVIFlow, DCEFlow)}

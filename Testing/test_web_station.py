@@ -27,6 +27,7 @@ from web_station import (  # noqa: E402
     launch_chromium,
     load_sample,
     open_module,
+    reset_views_when_sized,
     running_station,
     segment_counts,
     station_log,
@@ -125,8 +126,10 @@ def test_bone_scan_flow_with_cancel_and_an_islands_edit(page, screenshots):
 def _erase_at_view_centre(page, offset_px: float = 14) -> None:
     choose_effect(page, "mdi-eraser")
     x, y = view_centre(page)
-    page.mouse.click(x + offset_px, y)
-    choose_effect(page, "mdi-cursor-default")
+    page.mouse.move(x + offset_px, y)
+    page.mouse.down()
+    page.mouse.move(x + offset_px + 2, y, steps=2)
+    page.mouse.up()  # the effect stays active: view events may reach the server after later clicks
 
 
 def test_mammography_flow_with_an_erase_edit(page, screenshots):
@@ -144,7 +147,8 @@ def test_mammography_flow_with_an_erase_edit(page, screenshots):
     page.screenshot(path=str(screenshots / "web-mammo.png"))
 
     _erase_at_view_centre(page)  # the views are centred on the lesion point after Segment
-    page.wait_for_function(f"!document.querySelector('#si-segments').innerText.includes(': {pixels} ')")
+    page.wait_for_function(f"!document.querySelector('#si-segments').innerText.includes(': {pixels} ')",
+                           timeout=60_000)
     erased = segment_counts(page)["Breast mass"]
     assert 0 < erased < pixels
     click_and_wait_idle(page, "Compute Rad-score")
@@ -168,7 +172,8 @@ def test_breast_lvi_flow_with_an_erase_edit(page, screenshots):
     page.screenshot(path=str(screenshots / "web-lvi.png"))
 
     _erase_at_view_centre(page, offset_px=6)
-    page.wait_for_function(f"!document.querySelector('#si-segments').innerText.includes(': {voxels} ')")
+    page.wait_for_function(f"!document.querySelector('#si-segments').innerText.includes(': {voxels} ')",
+                           timeout=60_000)
     assert segment_counts(page)["Breast mass"] < voxels
     click_and_wait_idle(page, "Predict LVI")
     rows = table(page)
@@ -210,6 +215,7 @@ def test_upload_a_mammogram_place_a_point_and_segment(page, tmp_path):
     page.wait_for_function("document.querySelector('#si-case').innerText.includes('uploaded_mammogram.png')",
                            timeout=30_000)
     wait_for_views_rendered(page, 1)
+    reset_views_when_sized(page)
 
     # The view fits the whole image: its centre is the image centre, its scale the larger side.
     rows, cols = case.image.shape

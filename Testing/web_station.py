@@ -127,7 +127,16 @@ def wait_for_views_rendered(page, count: int, timeout_ms: int = 30_000) -> None:
         arg=count, timeout=timeout_ms)
 
 
+def reset_views_when_sized(page, timeout_ms: int = 30_000) -> None:
+    """Wait until the server renders every view at its size in the page, then fit the views to the image."""
+    page.wait_for_function("[...document.querySelectorAll('img.image-display-area')].every(i => i.naturalWidth > 0 "
+                           "&& Math.abs(i.naturalWidth - i.clientWidth) <= 2 "
+                           "&& Math.abs(i.naturalHeight - i.clientHeight) <= 2)", timeout=timeout_ms)
+    page.get_by_role("button", name="Reset views").click()
+    page.wait_for_timeout(500)
+
+
 def choose_effect(page, icon: str) -> None:
     """Select a Segment Editor effect by its icon (mdi-eraser, mdi-scatter-plot, ...)."""
     page.locator(f"button:has(i.{icon})").first.click()
-    page.wait_for_timeout(300)
+    page.locator(f"button.v-btn--active:has(i.{icon})").first.wait_for(timeout=30_000)

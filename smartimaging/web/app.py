@@ -6,6 +6,7 @@ same scene. Run one station per reader (a different --port each).
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import os
@@ -28,7 +29,7 @@ from trame_slicer.rca_view import register_rca_factories
 from trame_slicer.views import Layout, LayoutDirection, SliceLayer, ViewLayoutDefinition, ViewProps, ViewType
 
 from .. import __version__
-from ..errors import CancelledError, SmartImagingError
+from ..errors import CancelledError, InputError, SmartImagingError
 from .cases import sample_cases
 from .flows import FLOWS, DCEFlow, LVIFlow, MammoFlow
 
@@ -81,6 +82,11 @@ class ReadingStation(TrameApp):
         self._init_state()
         self._build_ui()
         self.layout_manager.set_layout("bonescan")
+        self.server.controller.on_server_ready.add(self._warm_up)
+
+    def _warm_up(self, **_kwargs) -> None:
+        """Import torch and the in-process segmenters in the background, so the first Segment does not wait."""
+        create_task(asyncio.to_thread(_import_network_code))
 
     @property
     def flow(self):
@@ -90,7 +96,6 @@ class ReadingStation(TrameApp):
         state = self.state
         state.trame__title = "SmartImaging reading station"
         state.si_module = "BoneScanBSTBI"
-        state.si_modules = [{"value": m, "title": t} for m, t in MODULE_TITLES.items()]
         state.si_samples = {m: [c.name for c in cases] for m, cases in self.cases.items()}
         state.si_sample = self.cases["BoneScanBSTBI"][0].name
         state.si_roles = {m: [{"value": r, "title": ROLE_LABELS[r]} for r in FLOWS[m].roles] for m in FLOWS}
@@ -182,6 +187,8 @@ class ReadingStation(TrameApp):
             v3.VBtn("{{ si_compute_label[si_module] }}", click=self.on_compute, color="success",
                     disabled=("si_busy || !si_case[si_module] || "
                               "(si_needs_segment[si_module] && !si_has_segmentation[si_module])",))
+            v3.VBtn("Reset views", click=self.on_reset_views, disabled=("si_busy",), variant="text",
+                    prepend_icon="mdi-fit-to-screen-outline")
             v3.VBtn("Cancel", v_if=("si_cancellable",), click=self.on_cancel, color="error", variant="tonal")
         with html.Div(v_if=("si_placing",), classes="text-caption mt-1"):
             html.Span("Click on the lesion in the view to place the point.")
@@ -216,6 +223,9 @@ class ReadingStation(TrameApp):
 
     def on_compute(self) -> None:
         create_task(self._run(self._compute))
+
+    def on_reset_views(self) -> None:
+        self._show(self.flow, fit=True)
 
     def on_cancel(self) -> None:
         self.flow.cancel()
@@ -315,7 +325,7 @@ class ReadingStation(TrameApp):
             path.write_bytes(client_file.content)
             paths.append(path)
         if not paths:
-            raise SmartImagingError("No file was received")
+            raise InputError("No file was received")
         progress(0.5, f"reading {len(paths)} file(s)")
         if isinstance(flow, MammoFlow):
             flow.pixel_mm = self._pixel_mm()
@@ -342,7 +352,7 @@ class ReadingStation(TrameApp):
         except ValueError:
             value = -1.0
         if not 0 < value < 5:
-            raise SmartImagingError(f"Pixel size '{text}' is not a size in millimetres (e.g. 0.1)")
+            raise InputError(f"Pixel size '{text}' is not a size in millimetres (e.g. 0.1)")
         return value
 
     async def _segment(self, progress) -> None:
@@ -445,6 +455,13 @@ class ReadingStation(TrameApp):
             volume_node.GetIJKToRASMatrix(matrix)
             ras = matrix.MultiplyPoint(((dims[0] - 1) / 2, (dims[1] - 1) / 2, k, 1.0))
             view.set_slice_value(ras[2])
+
+
+def _import_network_code() -> None:
+    import importlib
+
+    for module in ("torch", "smartimaging.mammo.segment", "smartimaging.mammo.predict", "smartimaging.lvi.segment"):
+        importlib.import_module(module)
 
 
 def _is_loopback(host: str) -> bool:

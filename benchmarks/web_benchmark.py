@@ -1,0 +1,138 @@
+"""Reading-station benchmark: app start to first rendered view, memory with one case of each module, and the latency
+from a "Segment" click to the segment shown in the browser, per module, beside the same step run directly on a
+scene in this process (the web layer's overhead as a ratio).
+
+    .venv/bin/python benchmarks/web_benchmark.py --repeats 3 --out benchmarks/results/web_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "Testing"))
+
+from web_station import (  # noqa: E402
+    VIEWPORT,
+    click_and_wait_idle,
+    launch_chromium,
+    load_sample,
+    open_module,
+    running_station,
+    wait_for_views_rendered,
+)
+
+MODULES = {"BoneScanBSTBI": ("Bone scan BSTBI", "Segment"), "MammoRadiomics": ("Mammography Rad-score", "Segment"),
+           "BreastLVI": ("Breast MRI LVI", "Segment"), "DCESynthesis": ("Synthetic DCE", "Synthesize DCE")}
+
+
+def _memory_mib(pid: int) -> dict[str, float]:
+    """Resident and peak resident memory of a process (Linux /proc)."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024
+    return {"rss_mib": round(values["VmRSS"], 1), "peak_rss_mib": round(values["VmHWM"], 1)}
+
+
+def _shown(page, module: str, timeout_ms: int = 180_000) -> None:
+    """Wait until the step's result is on the page: segment sizes, or the four DCE views rendered."""
+    if module == "DCESynthesis":
+        page.wait_for_function("document.querySelector('#si-headline').innerText.includes('SSIM')",
+                               timeout=timeout_ms)
+        wait_for_views_rendered(page, 4, timeout_ms)
+    else:
+        page.wait_for_selector("#si-segments", timeout=timeout_ms)
+
+
+def browser_measurements(repeats: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    results: dict = {"latency_s": {}}
+    started = time.perf_counter()
+    with running_station() as (url, process), sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(url)
+        wait_for_views_rendered(page, 2, timeout_ms=120_000)
+        results["start_to_first_view_s"] = round(time.perf_counter() - started, 2)
+        results["memory_idle"] = _memory_mib(process.pid)
+        for module, (title, button) in MODULES.items():
+            open_module(page, title)
+            times = []
+            for _ in range(repeats + 1):  # the first click is cold (imports, model loading)
+                load_sample(page)
+                clicked = time.perf_counter()
+                page.get_by_role("button", name=button, exact=True).click()
+                _shown(page, module)
+                times.append(time.perf_counter() - clicked)
+            if module != "DCESynthesis":
+                click_and_wait_idle(page, {"BoneScanBSTBI": "Compute BSTBI", "MammoRadiomics": "Compute Rad-score",
+                                           "BreastLVI": "Predict LVI"}[module], 180_000)
+            results["latency_s"][module] = {"cold": round(times[0], 3), "warm_mean": round(statistics.mean(times[1:]), 3),
+                                            "warm_sd": round(statistics.stdev(times[1:]), 3) if repeats > 1 else 0.0}
+        results["memory_one_case_per_module"] = _memory_mib(process.pid)
+        browser.close()
+    return results
+
+
+def direct_measurements(repeats: int) -> dict:
+    """The same steps on a SlicerApp scene in this process, no server and no browser."""
+    from trame_slicer.core import SlicerApp
+
+    from smartimaging.web.cases import sample_cases
+    from smartimaging.web.flows import FLOWS, MammoFlow
+
+    app, cases = SlicerApp(), sample_cases()
+    folder = Path(os.environ.get("TMPDIR", "/tmp")) / "smartimaging-web-benchmark"
+    timings = {}
+    for module, flow_class in FLOWS.items():
+        flow = flow_class(app.scene)
+        times = []
+        for _ in range(repeats + 1):
+            files = cases[module][0].write(folder / module)
+            if isinstance(flow, MammoFlow):
+                flow.kind, flow.pixel_mm = files.kind, files.pixel_mm
+            for role, path in files.volumes.items():
+                flow.load(role, path)
+            if files.point_lps is not None:
+                flow.set_point_lps(files.point_lps)
+            started = time.perf_counter()
+            asyncio.run(flow.segment(lambda *_: None) if flow.needs_segment else flow.compute(lambda *_: None))
+            times.append(time.perf_counter() - started)
+        timings[module] = {"cold": round(times[0], 3), "warm_mean": round(statistics.mean(times[1:]), 3)}
+    return timings
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="warm clicks per module (after one cold click)")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    browser = browser_measurements(args.repeats)
+    direct = direct_measurements(args.repeats)
+    overhead = {module: round(browser["latency_s"][module]["warm_mean"] / direct[module]["warm_mean"], 2)
+                for module in MODULES}
+    import torch
+
+    record = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                          "system": f"{platform.system()} {platform.release()}", "torch": torch.__version__,
+                          "browser": "Debian chromium, headless"},
+              "browser": browser, "direct_step_s": direct, "web_over_direct_warm": overhead}
+    Path(args.out).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(record, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -75,7 +75,7 @@ def test_bone_scan_flow_segments_in_the_worker_and_edits_change_bstbi(slicer_app
     assert before.headline.startswith("BSTBI ")
     mean = float(before.headline.split()[1])
     assert 0 < mean < 5
-    assert ["Reader edited", "yes"] in before.rows
+    assert ["Reader edited", "no"] in before.rows  # an untouched copy is not an edit
 
     # The reader removes every metastasis: BSTBI drops to 0, the AI segmentation is untouched.
     segmentation = flow.segmentation.GetSegmentation()
@@ -84,6 +84,7 @@ def test_bone_scan_flow_segments_in_the_worker_and_edits_change_bstbi(slicer_app
     segmentation.RemoveSegment(segment_id)
     after = _run(flow.compute(lambda *_: None))
     assert after.headline == "BSTBI 0.000"
+    assert ["Reader edited", "yes"] in after.rows
     assert after.table_node is before.table_node  # the table is updated, not duplicated
     assert "Bone metastasis" in [flow.ai_segmentation.GetSegmentation().GetNthSegment(i).GetName()
                                  for i in range(flow.ai_segmentation.GetSegmentation().GetNumberOfSegments())]
@@ -99,7 +100,7 @@ def test_mammo_flow_point_prompt_and_rad_score(slicer_app, cases, tmp_path):
     result = _run(flow.compute(lambda *_: None))
     score = float(result.headline.split()[1])
     assert 0 <= score <= 1
-    assert ["ROI", "reader edited"] in result.rows
+    assert ["ROI", "AI"] in result.rows  # the copy is untouched
 
 
 @pytest.mark.parametrize("module", ["BreastLVI", "DCESynthesis"])
@@ -109,6 +110,7 @@ def test_mri_flows_end_to_end(slicer_app, cases, tmp_path, module):
     if flow.needs_segment:
         _run(flow.segment(lambda *_: None))
         assert "Breast mass:" in flow.segment_summary()
+        assert flow.segmentation.GetName().endswith("edited lesion VOI")  # told apart from the AI VOI
     result = _run(flow.compute(lambda *_: None))
     if module == "BreastLVI":
         fused = next(row for row in result.rows if row[0] == "fused")

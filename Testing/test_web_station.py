@@ -71,6 +71,11 @@ def screenshots(tmp_path_factory) -> Path:
     return folder
 
 
+def _screenshot(page, path: Path) -> None:
+    page.wait_for_timeout(800)  # let button and drawer transitions settle
+    page.screenshot(path=str(path))
+
+
 def _headline_number(page) -> float:
     return float(re.search(r"\d+\.\d+", page.inner_text("#si-headline")).group())
 
@@ -108,7 +113,7 @@ def test_bone_scan_flow_with_cancel_and_an_islands_edit(page, screenshots):
     rows = table(page)
     assert float(rows["BSTBI (mean)"][0]) == pytest.approx(before, abs=1e-3)
     assert 0 < before < 5
-    page.screenshot(path=str(screenshots / "web-bonescan.png"))
+    _screenshot(page, screenshots / "web-bonescan.png")
 
     # Edit: keep only the largest metastasis (Islands effect on the active, first segment); BSTBI must drop.
     choose_effect(page, "mdi-scatter-plot")
@@ -144,7 +149,7 @@ def test_mammography_flow_with_an_erase_edit(page, screenshots):
     rows = table(page)
     assert rows["ROI pixels"] == [str(pixels)]
     assert rows["Dice AI vs edited ROI"] == ["1.000"]
-    page.screenshot(path=str(screenshots / "web-mammo.png"))
+    _screenshot(page, screenshots / "web-mammo.png")
 
     _erase_at_view_centre(page)  # the views are centred on the lesion point after Segment
     page.wait_for_function(f"!document.querySelector('#si-segments').innerText.includes(': {pixels} ')",
@@ -169,7 +174,7 @@ def test_breast_lvi_flow_with_an_erase_edit(page, screenshots):
     fused = float(rows["fused"][1])
     assert 0 <= fused <= 1
     assert page.inner_text("#si-headline").startswith(f"LVI probability {fused:.3f}")
-    page.screenshot(path=str(screenshots / "web-lvi.png"))
+    _screenshot(page, screenshots / "web-lvi.png")
 
     _erase_at_view_centre(page, offset_px=6)
     page.wait_for_function(f"!document.querySelector('#si-segments').innerText.includes(': {voxels} ')",
@@ -192,7 +197,7 @@ def test_dce_synthesis_side_by_side(page, screenshots):
     assert 0.6 < ssim <= 1
     assert f"SSIM {ssim:.3f}" in page.inner_text("#si-headline")
     assert float(rows["PSNR (dB, mean of slices)"][0]) > 15
-    page.screenshot(path=str(screenshots / "web-dce.png"))
+    _screenshot(page, screenshots / "web-dce.png")
 
 
 def test_upload_a_mammogram_place_a_point_and_segment(page, tmp_path):

@@ -78,8 +78,9 @@ def browser_measurements(repeats: int) -> dict:
             if module != "DCESynthesis":
                 click_and_wait_idle(page, {"BoneScanBSTBI": "Compute BSTBI", "MammoRadiomics": "Compute Rad-score",
                                            "BreastLVI": "Predict LVI"}[module], 180_000)
-            results["latency_s"][module] = {"cold": round(times[0], 3), "warm_mean": round(statistics.mean(times[1:]), 3),
-                                            "warm_sd": round(statistics.stdev(times[1:]), 3) if repeats > 1 else 0.0}
+            warm = times[1:]
+            results["latency_s"][module] = {"cold": round(times[0], 3), "warm_mean": round(statistics.mean(warm), 3),
+                                            "warm_sd": round(statistics.stdev(warm), 3) if repeats > 1 else 0.0}
         results["memory_one_case_per_module"] = _memory_mib(process.pid)
         browser.close()
     return results

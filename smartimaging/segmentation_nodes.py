@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import SimpleITK as sitk
 import slicer
@@ -78,8 +80,11 @@ def labels_from_segmentation(scene, segmentation_node, volume_node, segments: tu
 
 def editable_copy(scene, ai_segmentation_node):
     """A copy of an AI segmentation for the reader to edit; the AI node stays untouched."""
-    copy = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", ai_segmentation_node.GetName().replace(
-        "AI segmentation", "edited segmentation"))
+    name = ai_segmentation_node.GetName()
+    edited_name = re.sub(r"\bAI\b", "edited", name, count=1)
+    if edited_name == name:
+        edited_name = f"{name} (edited)"
+    copy = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", edited_name)
     copy.GetSegmentation().DeepCopy(ai_segmentation_node.GetSegmentation())
     copy.SetAttribute(ROLE, "edited")
     for name in ai_segmentation_node.GetAttributeNames() or ():

@@ -105,7 +105,8 @@ def compute_bstbi(scene, volume_nodes: list, segmentation_nodes: list, exclude: 
                                                                                       strict=True)]
         ai_labelmaps = _labelmaps_by_view(study, ai_per_source)
     result = recompute_from_labelmaps(study, labelmaps, exclude, ai_labelmaps)
-    result.reader_edited = any(seg.GetAttribute(ROLE) == "edited" for seg in segmentation_nodes)
+    copies = any(seg.GetAttribute(ROLE) == "edited" for seg in segmentation_nodes)
+    result.reader_edited = copies and (not result.edit_dice or any(d < 1 for d in result.edit_dice.values()))
     ai_result = get_json_attribute(segmentation_nodes[0], RESULT, {})
     result.metastasis_probability = ai_result.get("metastasis_probability")
     result.bladder_probability = ai_result.get("bladder_probability")

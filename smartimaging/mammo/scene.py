@@ -90,10 +90,11 @@ def classify(scene, volume_node, segmentation_node, kind: str, directory=None, t
     source = get_json_attribute(segmentation_node, "SmartImaging.MammoSegmentation", {})
     if source.get("model"):
         prediction.models.insert(0, source["model"])
-    prediction.roi_source = "reader edited" if segmentation_node.GetAttribute(ROLE) == "edited" else "AI"
     ai_node = segmentation_node.GetNodeReference(AI_REFERENCE)
     edit_dice = dice(labels_from_segmentation(scene, ai_node, volume_node, (spec,))[0] > 0, mask > 0) \
         if ai_node is not None else None
+    edited = segmentation_node.GetAttribute(ROLE) == "edited" and (edit_dice is None or edit_dice < 1)
+    prediction.roi_source = "reader edited" if edited else "AI"
     if table_node is None:
         table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{volume_node.GetName()} {kind} Rad-score")
         place_in_same_study(scene, table_node, volume_node)

@@ -305,6 +305,7 @@ class ReadingStation(TrameApp):
             flow.pixel_mm = files.pixel_mm
             self.state.si_kind = flow.kind
         progress(0.6, "loading")
+        self.slicer_app.segmentation_editor.clear()  # before the previous case's nodes leave the scene
         for role, path in files.volumes.items():
             flow.load(role, path, f"{case.name} {role}")
         if files.point_lps is not None:
@@ -330,6 +331,8 @@ class ReadingStation(TrameApp):
         if isinstance(flow, MammoFlow):
             flow.pixel_mm = self._pixel_mm()
         source = paths[0] if len(paths) == 1 else folder
+        if role == flow.roles[0]:
+            self.slicer_app.segmentation_editor.clear()  # before the previous case's nodes leave the scene
         flow.load(role, source, paths[0].stem if len(paths) == 1 else f"{paths[0].stem} series")
         if role == flow.roles[0]:
             self._set_case(module, f"Uploaded: {', '.join(p.name for p in paths[:3])}"
@@ -428,6 +431,8 @@ class ReadingStation(TrameApp):
         if flow.segmentation is not None:
             editor.set_active_segmentation(flow.segmentation, flow.primary)
             self._observe_edits(flow)
+        else:
+            editor.clear()  # no effect stays active on another module's or a removed segmentation
         self._publish(flow)
 
     def _observe_edits(self, flow) -> None:

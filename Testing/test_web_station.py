@@ -94,6 +94,7 @@ def test_bone_scan_flow_with_cancel_and_an_islands_edit(page, screenshots):
     open_module(page, "Bone scan BSTBI")
     assert "Phantom with 5 metastases" in load_sample(page)
     wait_for_views_rendered(page, 2)  # anterior and posterior side by side
+    assert page.get_by_text("Left view: anterior · right view: posterior").is_visible()
 
     # Cancel a running job: the server stays responsive while the worker runs, and nothing is added.
     page.get_by_role("button", name="Segment", exact=True).click()

@@ -310,7 +310,7 @@ class ReadingStation(TrameApp):
             flow.load(role, path, f"{case.name} {role}")
         if files.point_lps is not None:
             flow.set_point_lps(files.point_lps)
-        self._set_case(module, f"{case.name}: {case.description}", files.notes)
+        self._set_case(module, f"{case.name}: {case.description}", [*files.notes, *self._view_notes(flow)])
         self._show(flow, fit=True)
 
     async def _load_upload(self, files: list[dict], progress) -> None:
@@ -336,11 +336,19 @@ class ReadingStation(TrameApp):
         flow.load(role, source, paths[0].stem if len(paths) == 1 else f"{paths[0].stem} series")
         if role == flow.roles[0]:
             self._set_case(module, f"Uploaded: {', '.join(p.name for p in paths[:3])}"
-                           + (f" and {len(paths) - 3} more" if len(paths) > 3 else ""), [])
+                           + (f" and {len(paths) - 3} more" if len(paths) > 3 else ""), self._view_notes(flow))
         else:
             self._set_case(module, self.state.si_case[module],
                            [*self.state.si_notes[module], f"{role} uploaded: {source.name}"])
         self._show(flow, fit=True)
+
+    @staticmethod
+    def _view_notes(flow) -> list[str]:
+        """Which bone-scan view is shown where."""
+        names = getattr(flow, "view_names", [])
+        if flow.module != "BoneScanBSTBI" or not names:
+            return []
+        return [f"Left view: {names[0]}" + (f" · right view: {names[1]}" if len(names) > 1 else "")]
 
     def _set_case(self, module: str, description: str, notes: list[str]) -> None:
         self.state.si_case = {**self.state.si_case, module: description}

@@ -177,6 +177,10 @@ class BoneScanFlow(Flow):
     module = "BoneScanBSTBI"
     roles = ("scan",)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.view_names: list[str] = []
+
     def read(self, role, path):
         from ..bonescan.views import load_bone_scan
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from dicom_series import write_dicom_series
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from smartimaging.cli import main
@@ -230,38 +231,19 @@ def test_demo_model_makes_lesions_enhance():
     assert len(contrasts) >= 3 and np.mean(contrasts) > 0.02
 
 
-def _write_dicom_series(image: sitk.Image, folder, series_uid: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    direction = image.GetDirection()
-    for index in range(image.GetDepth()):
-        slice_image = sitk.Cast(image[:, :, index], sitk.sitkInt16)
-        position = image.TransformIndexToPhysicalPoint((0, 0, index))
-        for tag, value in (("0008|0060", "MR"), ("0020|000e", series_uid), ("0020|000d", "1.2.826.0.1.3680043.2.1"),
-                           ("0008|0018", f"{series_uid}.{index + 1}"), ("0020|0013", str(index + 1)),
-                           ("0020|0032", "\\".join(f"{v:.4f}" for v in position)),
-                           ("0020|0037", "\\".join(f"{v:.6f}" for v in direction[0:7:3] + direction[1:8:3])),
-                           ("0028|0030", f"{image.GetSpacing()[1]:.4f}\\{image.GetSpacing()[0]:.4f}"),
-                           ("0018|0050", f"{image.GetSpacing()[2]:.4f}")):
-            slice_image.SetMetaData(tag, value)
-        writer.SetFileName(str(folder / f"{series_uid[-1]}_{index:03d}.dcm"))
-        writer.Execute(slice_image)
-
-
 def test_t1_from_a_dicom_series_folder_keeps_its_geometry(tiny_model, tmp_path, capsys):
     case = make_breast_mri_phantom(13, shape=(5, 48, 40))
     image = sitk.GetImageFromArray(np.round(case.t1).astype(np.float32))
     image.SetSpacing((0.9, 0.9, 2.0))
     image.SetOrigin((-20.0, 15.0, -40.0))
-    _write_dicom_series(image, tmp_path / "t1", "1.2.826.0.1.3680043.2.1.1")
+    write_dicom_series(image, tmp_path / "t1", "1.2.826.0.1.3680043.2.1.1")
     assert main(["dce", "synthesize", str(tmp_path / "t1"), "--out", str(tmp_path / "out"), "--models-dir",
                  str(tiny_model), "--device", "cpu", "--quiet"]) == 0
     synthetic = sitk.ReadImage(str(tmp_path / "out" / "synthetic_dce.nrrd"))
     assert synthetic.GetSize() == (40, 48, 5)
     assert np.allclose(synthetic.GetSpacing(), (0.9, 0.9, 2.0), atol=1e-3)
     assert np.allclose(synthetic.GetOrigin(), (-20.0, 15.0, -40.0), atol=1e-3)
-    _write_dicom_series(image, tmp_path / "t1", "1.2.826.0.1.3680043.2.1.2")  # a second series in the same folder
+    write_dicom_series(image, tmp_path / "t1", "1.2.826.0.1.3680043.2.1.2")  # a second series in the same folder
     assert main(["dce", "synthesize", str(tmp_path / "t1"), "--out", str(tmp_path / "two"), "--models-dir",
                  str(tiny_model), "--quiet"]) == 2
     assert "2 DICOM series" in capsys.readouterr().err

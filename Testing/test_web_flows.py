@@ -93,6 +93,7 @@ def test_bone_scan_flow_segments_in_the_worker_and_edits_change_bstbi(slicer_app
 def test_mammo_flow_point_prompt_and_rad_score(slicer_app, cases, tmp_path):
     flow = MammoFlow(slicer_app.scene)
     files = _load(flow, cases["MammoRadiomics"][0], tmp_path)
+    assert flow.geometry["mammogram"].startswith("480×640×1 voxels of 0.2×0.2×1 mm")
     assert volume_node_to_sitk(flow.primary).GetSpacing()[:2] == pytest.approx((files.pixel_mm, files.pixel_mm))
     _run(flow.segment(lambda *_: None))
     pixels = int(flow.segment_summary().split(": ")[1].split()[0])

@@ -239,6 +239,36 @@ def test_upload_a_mammogram_place_a_point_and_segment(page, tmp_path):
     assert segment_counts(page)["Breast mass"] > 50
 
 
+def test_upload_a_dicom_series_and_a_nifti_volume_to_dce_synthesis(page, tmp_path):
+    import SimpleITK as sitk
+    from dicom_series import write_dicom_series
+
+    from smartimaging.phantoms.breast_mri import make_breast_mri_phantom
+
+    case = make_breast_mri_phantom(930_021, shape=(12, 96, 96))
+    t1 = sitk.GetImageFromArray(np.round(case.t1).astype(np.float32))
+    t1.SetSpacing((1.5, 1.5, 3.0))
+    t1.SetOrigin((-70.0, -40.0, -15.0))
+    write_dicom_series(t1, tmp_path / "t1_series", "1.2.826.0.1.3680043.2.1.77")
+    dce = sitk.GetImageFromArray(case.dce.astype(np.float32))
+    dce.CopyInformation(t1)
+    sitk.WriteImage(dce, str(tmp_path / "dce.nii.gz"))
+
+    open_module(page, "Synthetic DCE")
+    page.locator("input[type=file]").set_input_files(sorted((tmp_path / "t1_series").iterdir()))
+    page.wait_for_function("document.querySelector('#si-case').innerText.includes('Uploaded:')", timeout=60_000)
+    assert "T1: 96×96×12 voxels of 1.5×1.5×3 mm at (-70, -40, -15)" in page.inner_text("body")
+    page.get_by_label("Upload as").click(force=True)
+    page.get_by_role("option", name=re.compile("^DCE")).click()
+    page.locator("input[type=file]").set_input_files(str(tmp_path / "dce.nii.gz"))
+    page.wait_for_function("document.querySelector('#si-case').innerText.includes('DCE: dce.nii.gz')",
+                           timeout=60_000)
+    assert "DCE: 96×96×12 voxels of 1.5×1.5×3 mm" in page.inner_text("body")
+    click_and_wait_idle(page, "Synthesize DCE")
+    assert not _error(page)
+    assert 0 < float(table(page)["SSIM (mean of slices)"][0]) <= 1
+
+
 def test_default_binding_is_loopback_only(station):
     url, process = station
     port = int(url.rsplit(":", 1)[1].strip("/"))

@@ -88,8 +88,11 @@ def load_sample(page, name: str | None = None, timeout_ms: int = 60_000) -> str:
 
 def click_and_wait_idle(page, button: str, timeout_ms: int = 120_000) -> None:
     """Click a step button and wait until the step is over (the station counts finished steps)."""
+    target = page.get_by_role("button", name=button, exact=True)
+    target.wait_for()
+    page.wait_for_function("!document.querySelector('#si-progress')", timeout=timeout_ms)  # no step running
     done = steps_done(page)
-    page.get_by_role("button", name=button, exact=True).click()
+    target.click()
     page.wait_for_function(f"Number(document.querySelector('#si-steps-done').textContent) > {done}",
                            timeout=timeout_ms)
 

@@ -85,8 +85,10 @@ class ReadingStation(TrameApp):
         self.server.controller.on_server_ready.add(self._warm_up)
 
     def _warm_up(self, **_kwargs) -> None:
-        """Import torch and the in-process segmenters in the background, so the first Segment does not wait."""
+        """Import torch and the in-process segmenters in the background, so the first Segment does not wait; show
+        the first bone-scan sample case."""
         create_task(asyncio.to_thread(_import_network_code))
+        self._preload()
 
     @property
     def flow(self):
@@ -248,6 +250,12 @@ class ReadingStation(TrameApp):
         self.state.si_sample = self.cases[si_module][0].name
         self.state.si_role = FLOWS[si_module].roles[0]
         self._show(self.flows[si_module], fit=True)
+        self._preload()
+
+    def _preload(self) -> None:
+        """A module opened for the first time shows its first sample case."""
+        if self.flow.primary is None and not self.state.si_busy:
+            create_task(self._run(self._load_sample))
 
     def _on_kind_changed(self, si_kind, **_kwargs) -> None:
         self.flows["MammoRadiomics"].kind = si_kind
@@ -338,17 +346,17 @@ class ReadingStation(TrameApp):
             self._set_case(module, f"Uploaded: {', '.join(p.name for p in paths[:3])}"
                            + (f" and {len(paths) - 3} more" if len(paths) > 3 else ""), self._view_notes(flow))
         else:
-            self._set_case(module, self.state.si_case[module],
-                           [*self.state.si_notes[module], f"{role} uploaded: {source.name}"])
+            self._set_case(module, self.state.si_case[module] + f" · {role}: {source.name}", self._view_notes(flow))
         self._show(flow, fit=True)
 
     @staticmethod
     def _view_notes(flow) -> list[str]:
-        """Which bone-scan view is shown where."""
+        """Each loaded image's grid, and which bone-scan view is shown where."""
+        notes = [f"{role}: {geometry}" for role, geometry in flow.geometry.items()]
         names = getattr(flow, "view_names", [])
-        if flow.module != "BoneScanBSTBI" or not names:
-            return []
-        return [f"Left view: {names[0]}" + (f" · right view: {names[1]}" if len(names) > 1 else "")]
+        if flow.module == "BoneScanBSTBI" and names:
+            notes.append(f"Left view: {names[0]}" + (f" · right view: {names[1]}" if len(names) > 1 else ""))
+        return notes
 
     def _set_case(self, module: str, description: str, notes: list[str]) -> None:
         self.state.si_case = {**self.state.si_case, module: description}

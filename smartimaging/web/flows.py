@@ -20,6 +20,7 @@ from vtk.util.numpy_support import vtk_to_numpy
 
 from ..errors import CancelledError, InputError
 from ..geometry import ras_point_from_lps
+from ..io import describe_geometry
 from ..mrml import sitk_to_volume_node
 from ..segmentation_nodes import editable_copy
 from ..worker import WorkerProcess
@@ -58,6 +59,7 @@ class Flow:
     def __init__(self, scene, device: str = "cpu", models_dir: str | None = None):
         self.scene, self.device, self.models_dir = scene, device, models_dir
         self.volumes: dict[str, object] = {}
+        self.geometry: dict[str, str] = {}  # role -> grid as read, shown to the reader
         self.point_node = None
         self.ai_segmentation = None
         self.segmentation = None
@@ -83,6 +85,7 @@ class Flow:
             self.clear()
         elif role in self.volumes:
             self.scene.RemoveNode(self.volumes.pop(role))
+        self.geometry[role] = describe_geometry(image)
         node = self.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name or f"{Path(path).stem} {role}")
         sitk_to_volume_node(image, node)
         node.CreateDefaultDisplayNodes()
@@ -98,7 +101,7 @@ class Flow:
         for node in nodes:
             if node is not None and self.scene.IsNodePresent(node):
                 self.scene.RemoveNode(node)
-        self.volumes, self.extra_nodes = {}, {}
+        self.volumes, self.extra_nodes, self.geometry = {}, {}, {}
         self.point_node = self.ai_segmentation = self.segmentation = self.result = None
 
     def set_point_lps(self, point_lps) -> None:

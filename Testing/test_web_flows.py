@@ -169,3 +169,29 @@ def test_cancel_stops_the_worker_and_adds_nothing(slicer_app, cases, tmp_path):
         _run(segment_then_cancel())
     assert flow.segmentation is None
     assert slicer_app.scene.GetNumberOfNodes() == nodes_before
+
+
+def test_station_links_the_dce_views_and_keeps_the_mip_apart():
+    from smartimaging.web.app import ReadingStation
+
+    station = ReadingStation()
+    station.state.si_module = "DCESynthesis"
+    station._on_module_changed("DCESynthesis")
+
+    async def load_and_synthesize():
+        await station._load_sample(lambda *_: None)
+        await station._compute(lambda *_: None)
+
+    _run(load_and_synthesize())
+    views = [station.slicer_app.view_manager.get_view(tag) for tag in ("DceT1", "DceSynthetic", "DceReal", "DceMip")]
+    backgrounds = [station.slicer_app.scene.GetNodeByID(view.get_background_volume_id()).GetName() for view in views]
+    assert backgrounds[0].endswith("T1") and "synthetic DCE" in backgrounds[1]
+    assert backgrounds[2].endswith("DCE") and "MIP" in backgrounds[3]
+    mip_offset = views[3].get_slice_value()
+    logic = views[0]._logic  # a scroll in the view, as the interactor does it
+    logic.StartSliceOffsetInteraction()
+    logic.SetSliceOffset(views[0].get_slice_value() + 5)
+    logic.EndSliceOffsetInteraction()
+    assert views[1].get_slice_value() == pytest.approx(views[0].get_slice_value())
+    assert views[2].get_slice_value() == pytest.approx(views[0].get_slice_value())
+    assert views[3].get_slice_value() == pytest.approx(mip_offset)

@@ -47,8 +47,10 @@ DCE_VIEW_TAGS = {"DCE-T1": "DceT1", "DCE-Synthetic": "DceSynthetic", "DCE-Real":
 PLACE_MODULES = ("MammoRadiomics", "BreastLVI")
 
 
-def _slice_view(tag: str, label: str, color: str) -> ViewLayoutDefinition:
-    return ViewLayoutDefinition(tag, ViewType.SLICE_VIEW, ViewProps(label=label, orientation="Axial", color=color))
+def _slice_view(tag: str, label: str, color: str, group: int = 0) -> ViewLayoutDefinition:
+    """An axial slice view; linked views follow each other within their view group only."""
+    return ViewLayoutDefinition(tag, ViewType.SLICE_VIEW, ViewProps(label=label, orientation="Axial", color=color,
+                                                                    group=group))
 
 
 LAYOUTS = {
@@ -59,7 +61,7 @@ LAYOUTS = {
         Layout(LayoutDirection.Horizontal, [_slice_view("DceT1", "T1", "#E17012"),
                                             _slice_view("DceSynthetic", "Synthetic DCE", "#4A90D9")]),
         Layout(LayoutDirection.Horizontal, [_slice_view("DceReal", "Real DCE", "#30A070"),
-                                            _slice_view("DceMip", "Subtraction MIP", "#A050C0")])]),
+                                            _slice_view("DceMip", "Subtraction MIP", "#A050C0", group=1)])]),
 }
 
 
@@ -206,6 +208,9 @@ class ReadingStation(TrameApp):
                  id="si-segments")
         html.Div("3. Result", classes="text-subtitle-1 mt-4 mb-1")
         html.Div("{{ si_headline[si_module] }}", classes="text-h6", id="si-headline")
+        html.Div("Views: T1 | synthetic DCE (top), real DCE | synthetic subtraction MIP (bottom); the first three "
+                 "scroll, zoom and pan together.",
+                 v_if=("si_module === 'DCESynthesis' && si_headline[si_module]",), classes="text-caption")
         html.Div("The segmentation was edited after this result: compute again.", v_if=("si_stale[si_module]",),
                  classes="text-caption text-warning", id="si-stale")
         with v3.VTable(density="compact", v_if=("si_rows[si_module].length",), id="si-result-table",
@@ -441,6 +446,7 @@ class ReadingStation(TrameApp):
             view.set_foreground_opacity(0.4 if overlay is not None else 0.0)
             if fit:
                 view.fit_view_to_content()
+        self._link_views(layout == "dce")
         if fit and flow.module == "BoneScanBSTBI" and flow.primary is not None:
             self._show_bone_scan_frames(flow.primary)
         editor = self.slicer_app.segmentation_editor
@@ -465,6 +471,15 @@ class ReadingStation(TrameApp):
                     self.state.si_stale = {**self.state.si_stale, flow.module: True}
 
         segmentation.AddObserver(slicer.vtkSegmentation.SourceRepresentationModified, update)
+
+    def _link_views(self, linked: bool) -> None:
+        """Scrolling, zooming or panning one of the T1 / synthetic / real DCE views moves the other two (Slicer's
+        linked slice control); the one-slice MIP stays put."""
+        composites = self.slicer_app.scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
+        for index in range(composites.GetNumberOfItems()):
+            composite = composites.GetItemAsObject(index)
+            if composite.GetLayoutName() in ("DceT1", "DceSynthetic", "DceReal"):
+                composite.SetLinkedControl(linked)
 
     def _show_bone_scan_frames(self, volume_node) -> None:
         """First and second frame (anterior, posterior) side by side."""

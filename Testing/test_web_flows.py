@@ -119,6 +119,8 @@ def test_mri_flows_end_to_end(slicer_app, cases, tmp_path, module):
         heat_map = volume_node_to_sitk(flow.heat_map)
         assert heat_map.GetSize() == volume_node_to_sitk(flow.primary).GetSize()
     else:
+        with pytest.raises(InputError, match="no segmentation step"):
+            _run(flow.segment(lambda *_: None))
         ssim = float(result.headline.split("SSIM ")[1].split()[0])
         assert 0.6 < ssim <= 1
         synthetic = volume_node_to_sitk(flow.side_by_side["DCE-Synthetic"])

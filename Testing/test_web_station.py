@@ -294,3 +294,14 @@ def test_another_host_only_with_a_warning():
         process.communicate(timeout=30)
     assert first_line.startswith("WARNING: serving on 0.0.0.0")
     assert "no login" in first_line
+
+
+def test_timeout_stops_a_station_without_browser_tabs():
+    process = subprocess.Popen([sys.executable, "-m", "smartimaging.cli", "app", "--port", str(free_port()),
+                                "--no-browser", "--timeout", "2"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert process.wait(timeout=90) == 0  # while the default, --timeout 0, keeps the fixture's station up
+    finally:
+        if process.poll() is None:
+            process.kill()

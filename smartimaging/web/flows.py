@@ -170,10 +170,10 @@ class Flow:
         return True
 
     async def segment(self, progress) -> None:
-        raise NotImplementedError
+        raise InputError(f"{self.module} has no segmentation step")
 
     async def compute(self, progress) -> Result:
-        raise NotImplementedError
+        raise NotImplementedError  # every module's flow defines its compute step
 
 
 class BoneScanFlow(Flow):

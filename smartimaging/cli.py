@@ -1,16 +1,98 @@
 """Command line: `smartimaging <task> <command>` for cohorts, `smartimaging demo` and `smartimaging app`.
 
-User-facing errors print one clear line and exit with code 2; outputs are written all-or-nothing.
+Exit codes: 0 success; 2 bad input, a refused file or an unusable output folder (one clear line on stderr); 130
+cancelled (Ctrl+C or SIGTERM: children stopped, scratch files removed); 1 only for a bug. Outputs are written
+all-or-nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import math
+import os
+import signal
 import sys
+import threading
+from pathlib import Path
 
-from .errors import CancelledError, SmartImagingError
+from .errors import CancelledError, InputError, SmartImagingError
 
 EXIT_INPUT_ERROR = 2
+EXIT_CANCELLED = 130
+DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+               errno.EROFS: "the disk is read-only", errno.EACCES: "permission denied",
+               errno.EPERM: "permission denied", errno.EFBIG: "the file is too large for the disk"}
+# Commands whose --out names a file; every other --out is a folder.
+FILE_OUTPUTS = {("mammo", "extract"), ("mammo", "bin-study")}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (exit 2) instead of the usage block."""
+
+    def error(self, message: str):
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_INPUT_ERROR)
+
+
+def _number(text: str, kind, minimum: float, what: str, allow: tuple = ()):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if value in allow:
+        return value
+    if not math.isfinite(value) or value < minimum:
+        raise argparse.ArgumentTypeError(f"{text} is not allowed: {what}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, 1, "give a whole number of at least 1")
+
+
+def cohort_size(text: str) -> int:
+    return _number(text, int, 1, "a cohort needs at least one case")
+
+
+def jobs(text: str) -> int:
+    return _number(text, int, 1, "give the number of processes (at least 1), or -1 for all cores", allow=(-1,))
+
+
+def positive_float(text: str) -> float:
+    value = _number(text, float, 0.0, "give a positive number")
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text} is not allowed: give a positive number")
+    return value
+
+
+def pixel_mm(text: str) -> float:
+    value = positive_float(text)
+    if value > 10:
+        raise argparse.ArgumentTypeError(f"{text} mm is not a mammogram pixel size (expected 0.02 to 10 mm)")
+    return value
+
+
+def check_output(path: str, is_file: bool) -> None:
+    """Refuse an output that cannot be written before any work starts (an existing file where a folder is
+    expected, a read-only or missing parent)."""
+    out = Path(path)
+    if not is_file and out.exists() and not out.is_dir():
+        raise InputError(f"The output {out} is an existing file; --out needs a folder")
+    if is_file and out.is_dir():
+        raise InputError(f"The output {out} is a folder; --out needs a file name")
+    existing = out if out.is_dir() else out.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"The output {out} cannot be created: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"The output folder {existing} is not writable (read-only or no permission); "
+                         "choose another --out")
+
+
+def _cancel_on_terminate(signum, frame) -> None:
+    raise CancelledError("cancelled (SIGTERM)")
 
 
 def _train_config(args, **overrides):
@@ -48,7 +130,7 @@ def _mammo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="smartimaging", description=__doc__.splitlines()[0])
+    parser = Parser(prog="smartimaging", description=__doc__.splitlines()[0])
     tasks = parser.add_subparsers(dest="task", required=True)
 
     demo = tasks.add_parser("demo", help="run every module on the bundled sample cases and write an HTML report")
@@ -77,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--exclude", default="", help="comma-separated lesion ids to drop (false positives)")
     predict.add_argument("--device", default="auto")
     predict.add_argument("--models-dir", help="folder with model cards (default: bundled demo models)")
+    predict.add_argument("--keep-identifiers", action="store_true",
+                         help="write the patient ID and name of the input into result.json (left out by default)")
 
     recompute = commands.add_parser("bstbi", help="recompute BSTBI from an edited segmentation, no networks")
     recompute.add_argument("images", nargs="+")
@@ -98,14 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="folder for the new model cards and weights")
     train.add_argument("--which", default="classifier,segmenter")
     train.add_argument("--name", default="custom", help="suffix of the model ids (bonescan-resnet34-<name>)")
-    train.add_argument("--epochs", type=int, default=100)
-    train.add_argument("--batch-size", type=int, default=16, help="paper: 16")
-    train.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (paper: 0.01)")
-    train.add_argument("--segmenter-epochs", type=int)
-    train.add_argument("--segmenter-batch-size", type=int, default=8)
-    train.add_argument("--segmenter-lr", type=float)
+    train.add_argument("--epochs", type=positive_int, default=100)
+    train.add_argument("--batch-size", type=positive_int, default=16, help="paper: 16")
+    train.add_argument("--lr", type=positive_float, default=0.01, help="Adam learning rate (paper: 0.01)")
+    train.add_argument("--segmenter-epochs", type=positive_int)
+    train.add_argument("--segmenter-batch-size", type=positive_int, default=8)
+    train.add_argument("--segmenter-lr", type=positive_float)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--patience", type=int, help="early stopping after this many epochs without improvement")
+    train.add_argument("--patience", type=positive_int, help="early stopping after this many epochs without improvement")
     train.add_argument("--checkpoint-dir")
     train.add_argument("--resume", action="store_true")
     train.add_argument("--device", default="auto")
@@ -120,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     phantoms = commands.add_parser("phantoms", help="write a synthetic phantom cohort with a manifest")
     phantoms.add_argument("--out", required=True)
-    phantoms.add_argument("--n", type=int, default=20)
+    phantoms.add_argument("--n", type=cohort_size, default=20)
     phantoms.add_argument("--seed", type=int, default=0)
     phantoms.add_argument("--splits", default="", help="e.g. train=0.8,val=0.2 (grouped by patient)")
 
@@ -130,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     dce_synthesize.add_argument("t1", help="T1WI without fat suppression: DICOM series folder, NRRD or NIfTI")
     dce_synthesize.add_argument("--dce", help="the real first DCE phase, for side-by-side display and metrics")
     dce_synthesize.add_argument("--out", required=True)
-    dce_synthesize.add_argument("--batch-slices", type=int, default=8, help="slices per batch (bounds memory)")
+    dce_synthesize.add_argument("--batch-slices", type=positive_int, default=8, help="slices per batch (bounds memory)")
     dce_synthesize.add_argument("--models-dir")
     dce_synthesize.add_argument("--device", default="auto")
     dce_synthesize.add_argument("--quiet", action="store_true")
@@ -138,15 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
     dce_train.add_argument("--manifest", required=True, help="CSV: patient_id,t1,dce,split (train/val)")
     dce_train.add_argument("--out", required=True, help="folder for the model card and weights")
     dce_train.add_argument("--name", default="dce-pix2pix-custom", help="model id")
-    dce_train.add_argument("--epochs", type=int, default=200, help="reference pix2pix: 200")
-    dce_train.add_argument("--batch-size", type=int, default=1, help="reference pix2pix: 1")
-    dce_train.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate of both players (2e-4)")
-    dce_train.add_argument("--ngf", type=int, default=64, help="generator width (reference: 64)")
-    dce_train.add_argument("--depth", type=int, default=8, help="generator halvings (reference unet_256: 8)")
-    dce_train.add_argument("--ndf", type=int, default=64, help="discriminator width (reference: 64)")
-    dce_train.add_argument("--l1-weight", type=float, default=100.0, help="λ_L1 (reference: 100)")
+    dce_train.add_argument("--epochs", type=positive_int, default=200, help="reference pix2pix: 200")
+    dce_train.add_argument("--batch-size", type=positive_int, default=1, help="reference pix2pix: 1")
+    dce_train.add_argument("--lr", type=positive_float, default=2e-4, help="Adam learning rate of both players (2e-4)")
+    dce_train.add_argument("--ngf", type=positive_int, default=64, help="generator width (reference: 64)")
+    dce_train.add_argument("--depth", type=positive_int, default=8, help="generator halvings (reference unet_256: 8)")
+    dce_train.add_argument("--ndf", type=positive_int, default=64, help="discriminator width (reference: 64)")
+    dce_train.add_argument("--l1-weight", type=positive_float, default=100.0, help="λ_L1 (reference: 100)")
     dce_train.add_argument("--seed", type=int, default=0)
-    dce_train.add_argument("--patience", type=int, help="early stopping after this many epochs without improvement")
+    dce_train.add_argument("--patience", type=positive_int, help="early stopping after this many epochs without improvement")
     dce_train.add_argument("--checkpoint-dir", help="checkpoint every epoch here (with --resume to continue)")
     dce_train.add_argument("--resume", action="store_true")
     dce_train.add_argument("--device", default="auto")
@@ -159,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     dce_evaluate.add_argument("--device", default="auto")
     dce_phantoms = dce_commands.add_parser("phantoms", help="write paired T1 / DCE phantom volumes with a manifest")
     dce_phantoms.add_argument("--out", required=True)
-    dce_phantoms.add_argument("--n", type=int, default=20)
+    dce_phantoms.add_argument("--n", type=cohort_size, default=20)
     dce_phantoms.add_argument("--seed", type=int, default=0)
     dce_phantoms.add_argument("--splits", default="", help="e.g. train=0.7,val=0.15,test=0.15")
 
@@ -167,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     lvi_commands = lvi.add_subparsers(dest="command", required=True)
     lvi_phantoms = lvi_commands.add_parser("phantoms", help="write LVI phantom cancers (DCE, T2, VOI) + manifest")
     lvi_phantoms.add_argument("--out", required=True)
-    lvi_phantoms.add_argument("--n", type=int, default=40)
+    lvi_phantoms.add_argument("--n", type=cohort_size, default=40)
     lvi_phantoms.add_argument("--seed", type=int, default=0)
     lvi_phantoms.add_argument("--splits", default="", help="e.g. train=0.7,val=0.15,test=0.15")
     lvi_train = lvi_commands.add_parser("train", help="one network on one sequence, the paper's schedule")
@@ -176,12 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     lvi_train.add_argument("--model", choices=["vanilla2d", "resnet10-2d", "resnet10-3d"], required=True)
     lvi_train.add_argument("--out", required=True)
     lvi_train.add_argument("--name", help="model id (default: lvi-<sequence>-<model>-custom)")
-    lvi_train.add_argument("--width", type=float, default=1.0, help="scale of the network widths (1 = the paper)")
-    lvi_train.add_argument("--epochs", type=int, default=100, help="paper: 100")
-    lvi_train.add_argument("--batch-size", type=int, help="paper: 64 (2D), 8 (3D)")
-    lvi_train.add_argument("--lr", type=float, default=1e-3, help="Adam, x0.9 every 10 %% of the iterations")
+    lvi_train.add_argument("--width", type=positive_float, default=1.0, help="scale of the network widths (1 = the paper)")
+    lvi_train.add_argument("--epochs", type=positive_int, default=100, help="paper: 100")
+    lvi_train.add_argument("--batch-size", type=positive_int, help="paper: 64 (2D), 8 (3D)")
+    lvi_train.add_argument("--lr", type=positive_float, default=1e-3, help="Adam, x0.9 every 10 %% of the iterations")
     lvi_train.add_argument("--seed", type=int, default=0)
-    lvi_train.add_argument("--patience", type=int)
+    lvi_train.add_argument("--patience", type=positive_int)
     lvi_train.add_argument("--checkpoint-dir")
     lvi_train.add_argument("--resume", action="store_true")
     lvi_train.add_argument("--device", default="auto")
@@ -214,11 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
     lvi_segmenter.add_argument("--manifest", required=True)
     lvi_segmenter.add_argument("--out", required=True)
     lvi_segmenter.add_argument("--name", default="lvi-lesion-unet-custom")
-    lvi_segmenter.add_argument("--epochs", type=int, default=40)
-    lvi_segmenter.add_argument("--batch-size", type=int, default=8)
-    lvi_segmenter.add_argument("--lr", type=float, default=3e-3)
+    lvi_segmenter.add_argument("--epochs", type=positive_int, default=40)
+    lvi_segmenter.add_argument("--batch-size", type=positive_int, default=8)
+    lvi_segmenter.add_argument("--lr", type=positive_float, default=3e-3)
     lvi_segmenter.add_argument("--seed", type=int, default=0)
-    lvi_segmenter.add_argument("--patience", type=int)
+    lvi_segmenter.add_argument("--patience", type=positive_int)
     lvi_segmenter.add_argument("--checkpoint-dir")
     lvi_segmenter.add_argument("--resume", action="store_true")
     lvi_segmenter.add_argument("--device", default="auto")
@@ -235,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     extract = mammo_commands.add_parser("extract", help="102 pyradiomics 2D features per manifest row")
     extract.add_argument("--manifest", required=True, help="CSV: patient_id,image,mask,label,...")
     extract.add_argument("--out", required=True, help="features CSV (failures go to <out>.failures.csv)")
-    extract.add_argument("--jobs", type=int, default=-1, help="parallel processes (-1: all cores)")
+    extract.add_argument("--jobs", type=jobs, default=-1, help="parallel processes (-1: all cores)")
     extract.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786) to run on a cluster")
     extract.add_argument("--params", help="pyradiomics parameter file (default: Resources/Radiomics/mammo_2d.yaml)")
     extract.add_argument("--quiet", action="store_true")
@@ -248,18 +332,18 @@ def build_parser() -> argparse.ArgumentParser:
     choice.add_argument("--search", action="store_true", help="search normalisers, reducers, selectors, classifiers")
     mammo_train.add_argument("--one-se", action="store_true", help="one-standard-error rule (fewer features)")
     mammo_train.add_argument("--split", default="train", help="rows used for training ('' for all)")
-    mammo_train.add_argument("--folds", type=int, default=5)
+    mammo_train.add_argument("--folds", type=positive_int, default=5)
     mammo_train.add_argument("--seed", type=int, default=0)
     segmenter = mammo_commands.add_parser("train-segmenter", help="train the point/box-prompted lesion U-Net")
     segmenter.add_argument("--manifest", required=True, help="CSV with image, mask, split (train/val), kind")
     segmenter.add_argument("--kind", choices=["mass", "calcification"], required=True)
     segmenter.add_argument("--out", required=True)
     segmenter.add_argument("--name", help="model id (default: mammo-<kind>-unet-demo)")
-    segmenter.add_argument("--epochs", type=int, default=30)
-    segmenter.add_argument("--batch-size", type=int, default=16)
-    segmenter.add_argument("--lr", type=float, default=1e-3)
+    segmenter.add_argument("--epochs", type=positive_int, default=30)
+    segmenter.add_argument("--batch-size", type=positive_int, default=16)
+    segmenter.add_argument("--lr", type=positive_float, default=1e-3)
     segmenter.add_argument("--seed", type=int, default=0)
-    segmenter.add_argument("--patience", type=int)
+    segmenter.add_argument("--patience", type=positive_int)
     segmenter.add_argument("--checkpoint-dir")
     segmenter.add_argument("--resume", action="store_true")
     segmenter.add_argument("--device", default="auto")
@@ -271,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--point", help="x,y of the lesion in pixels (the model segments it)")
     where.add_argument("--box", help="x0,y0,x1,y1 around the lesion in pixels")
     where.add_argument("--mask", help="the reader's ROI (PNG or one-slice NRRD/NIfTI); no segmentation model")
-    mammo_predict.add_argument("--pixel-mm", type=float, help="pixel size for PNG/PGM, which store none")
+    mammo_predict.add_argument("--pixel-mm", type=pixel_mm, help="pixel size for PNG/PGM, which store none")
     mammo_predict.add_argument("--out", required=True)
     mammo_predict.add_argument("--models-dir")
     mammo_predict.add_argument("--device", default="auto")
@@ -285,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     mammo_batch.add_argument("--kind", choices=["mass", "calcification"], required=True)
     mammo_batch.add_argument("--masks", help="folder of reader masks named like the images (else the AI ROI of the "
                                              "whole image is used)")
-    mammo_batch.add_argument("--pixel-mm", type=float, help="pixel size for PNG/PGM, which store none")
+    mammo_batch.add_argument("--pixel-mm", type=pixel_mm, help="pixel size for PNG/PGM, which store none")
     mammo_batch.add_argument("--out", required=True, help="folder for results.csv, features.csv and rois/")
     mammo_batch.add_argument("--models-dir")
     mammo_batch.add_argument("--device", default="auto")
@@ -296,36 +380,55 @@ def build_parser() -> argparse.ArgumentParser:
     mammo_evaluate.add_argument("--out", required=True)
     mammo_phantoms = mammo_commands.add_parser("phantoms", help="write synthetic mammograms with masks and labels")
     mammo_phantoms.add_argument("--out", required=True)
-    mammo_phantoms.add_argument("--n", type=int, default=20)
+    mammo_phantoms.add_argument("--n", type=cohort_size, default=20)
     mammo_phantoms.add_argument("--seed", type=int, default=0)
     mammo_phantoms.add_argument("--kind", choices=["mass", "calcification"])
     mammo_phantoms.add_argument("--splits", default="")
     return parser
 
 
+def _run(args) -> int:
+    if args.task == "bonescan":
+        return _bonescan(args)
+    if args.task == "mammo":
+        return _mammo(args)
+    if args.task == "dce":
+        return _dce(args)
+    if args.task == "lvi":
+        return _lvi(args)
+    if args.task == "demo":
+        from .demo import run_demo
+
+        return run_demo(args.out, args.device)
+    from .web.app import run_app
+
+    return run_app(args.host, args.port, args.timeout, not args.no_browser, args.device, args.models_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:  # SIGTERM unwinds like Ctrl+C: scratch files removed, children stopped
+        previous = signal.signal(signal.SIGTERM, _cancel_on_terminate)
     try:
-        if args.task == "bonescan":
-            return _bonescan(args)
-        if args.task == "mammo":
-            return _mammo(args)
-        if args.task == "dce":
-            return _dce(args)
-        if args.task == "lvi":
-            return _lvi(args)
-        if args.task == "demo":
-            from .demo import run_demo
-
-            return run_demo(args.out, args.device)
-        if args.task == "app":
-            from .web.app import run_app
-
-            return run_app(args.host, args.port, args.timeout, not args.no_browser, args.device, args.models_dir)
-    except (SmartImagingError, CancelledError) as exc:
+        if getattr(args, "out", None):
+            check_output(args.out, (args.task, getattr(args, "command", None)) in FILE_OUTPUTS)
+        return _run(args)
+    except SmartImagingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
-    return 1
+    except (CancelledError, KeyboardInterrupt) as exc:
+        print(f"error: {exc or 'cancelled (Ctrl+C)'}; nothing was written", file=sys.stderr)
+        return EXIT_CANCELLED
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"error: {DISK_ERRORS[exc.errno]}{where}; nothing was written", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

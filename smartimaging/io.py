@@ -2,6 +2,8 @@
 
 Every reader returns a 3D SimpleITK image (2D images get one slice) in ITK's LPS convention with spacing, origin
 and direction kept exactly. Unreadable or suspicious files raise :class:`InputError` with a reader-friendly message.
+Each reader checks the file's header first against a size limit (:mod:`smartimaging.limits`) and refuses truncated
+files and DICOM series with missing or truncated slices before any pixel is decoded.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
+from .limits import ANY_IMAGE, ImageHeader, SizeLimit, check_dicom, check_image_file, check_size, read_dicom_header
 
 RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".pgm", ".tif", ".tiff"}
 
@@ -52,9 +55,10 @@ def check_readable(path: str | os.PathLike) -> Path:
     return path
 
 
-def read_raster(path: str | os.PathLike, spacing_mm: float = 1.0) -> sitk.Image:
+def read_raster(path: str | os.PathLike, spacing_mm: float = 1.0, limit: SizeLimit = ANY_IMAGE) -> sitk.Image:
     """PNG / PGM / JPEG / TIFF (8 or 16 bit, grey or RGB) as a one-slice float image; RGB is averaged to grey."""
     path = check_readable(path)
+    check_image_file(path, limit)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -71,9 +75,10 @@ def read_raster(path: str | os.PathLike, spacing_mm: float = 1.0) -> sitk.Image:
     return image
 
 
-def read_volume(path: str | os.PathLike) -> sitk.Image:
-    """NRRD / NIfTI / MetaImage as read by SimpleITK; 2D files get one slice."""
+def read_volume(path: str | os.PathLike, limit: SizeLimit = ANY_IMAGE) -> sitk.Image:
+    """NRRD / NIfTI / MetaImage (or one DICOM file) as read by SimpleITK; 2D files get one slice."""
     path = check_readable(path)
+    check_image_file(path, limit)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -85,22 +90,80 @@ def read_volume(path: str | os.PathLike) -> sitk.Image:
     return image
 
 
-def read_series_or_volume(path: str | os.PathLike) -> sitk.Image:
+def read_series_or_volume(path: str | os.PathLike, limit: SizeLimit = ANY_IMAGE) -> sitk.Image:
     """A DICOM series (its folder) or a volume file (NRRD, NIfTI, MetaImage, one DICOM file) with its geometry."""
     path = Path(path)
     if not path.is_dir():
-        return read_volume(path)
+        return read_volume(path, limit)
     series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
     if not series:
         raise InputError(f"The folder {path} holds no readable DICOM series")
     if len(series) > 1:
         raise InputError(f"The folder {path} holds {len(series)} DICOM series; give the folder of one series")
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series[0])
+    check_dicom_series(path, [Path(f) for f in files], limit)
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series[0]))
+    reader.SetFileNames(files)
     try:
         return reader.Execute()
     except RuntimeError as exc:
         raise InputError(f"The DICOM series in {path} could not be read (corrupt or incomplete files)") from exc
+
+
+SLICE_STEP_TOLERANCE = 0.1  # a step between neighbouring slices may differ from the usual one by 10 % (+ 0.01 mm)
+
+
+def check_dicom_series(folder: Path, files: list[Path], limit: SizeLimit = ANY_IMAGE) -> None:
+    """Refuse a series with a damaged, truncated or empty file, beyond `limit`, or with a missing slice (uneven
+    steps of ImagePositionPatient along the slice normal)."""
+    headers = []
+    for file in files:
+        try:
+            header = read_dicom_header(file, force=True)
+            check_dicom(header, limit)
+        except InputError as exc:
+            raise InputError(f"In the DICOM series {folder}: {exc}") from exc
+        if header.image is None:
+            raise InputError(f"In the DICOM series {folder}: {file.name} holds no image data (the file is truncated "
+                             "or damaged); copy or export the series again")
+        headers.append(header.ds)
+    first = headers[0]
+    frames = sum(int(ds.get("NumberOfFrames") or 1) for ds in headers)
+    voxel_bytes = int(first.get("SamplesPerPixel") or 1) * max(int(first.get("BitsAllocated") or 16) // 8, 1)
+    check_size(ImageHeader(f"The DICOM series in {folder}", (int(first.Columns), int(first.Rows), frames),
+                           voxel_bytes), limit)
+    positions = _slice_positions(headers)
+    if positions is None or len(files) < 2:
+        return
+    order = np.argsort(positions)
+    names = [files[i].name for i in order]
+    steps = np.diff(np.asarray(positions)[order])
+    same = np.flatnonzero(steps < 1e-3)
+    if same.size:
+        i = same[0]
+        raise InputError(f"The DICOM series in {folder} has two slices at the same position ({names[i]} and "
+                         f"{names[i + 1]}): it mixes several acquisitions (phases, echoes or time points); export "
+                         "each one as its own series")
+    step = float(np.median(steps))
+    uneven = np.flatnonzero(np.abs(steps - step) > SLICE_STEP_TOLERANCE * step + 0.01)
+    if uneven.size:
+        i = uneven[0]
+        missing = round(steps[i] / step) - 1
+        what = f"{missing} slice{'s' if missing > 1 else ''} missing" if missing >= 1 else "uneven slice spacing"
+        raise InputError(f"The DICOM series in {folder} has a gap between {names[i]} and {names[i + 1]}: its slices "
+                         f"are {step:.3g} mm apart but these two are {steps[i]:.3g} mm apart ({what}); copy or "
+                         "export the complete series again")
+
+
+def _slice_positions(headers: list) -> list[float] | None:
+    """Position of each slice along the normal of the first slice's orientation; None if a file has none."""
+    try:
+        orientation = np.array([float(v) for v in headers[0].ImageOrientationPatient])
+        normal = np.cross(orientation[:3], orientation[3:6])
+        positions = [float(normal @ np.array([float(v) for v in ds.ImagePositionPatient])) for ds in headers]
+    except (AttributeError, TypeError, ValueError, IndexError):
+        return None
+    return positions if np.all(np.isfinite(positions)) and np.linalg.norm(normal) > 0.5 else None
 
 
 def check_finite(array: np.ndarray, what: str) -> None:

@@ -8,6 +8,7 @@ pixel spacing of the file (ImagerPixelSpacing for most MG objects; 1 mm when a f
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +17,10 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 from PIL import Image
-from pydicom.errors import InvalidDicomError
 
 from ..errors import InputError
 from ..io import check_finite, check_readable, file_suffix, is_dicom, read_raster, read_volume
+from ..limits import MAMMOGRAM, check_dicom, check_image_file, read_dicom_header
 
 MAMMOGRAPHY_MODALITIES = {"MG"}
 
@@ -36,39 +37,49 @@ class Mammogram:
 
 
 def _dicom_mammogram(path: Path) -> tuple[np.ndarray, tuple[float, float], dict]:
-    try:
-        ds = pydicom.dcmread(str(path))
-    except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
-        raise InputError(f"{path.name} is not a readable DICOM file (corrupt or truncated)") from exc
+    header = read_dicom_header(path)
+    ds = header.ds
     modality = str(ds.get("Modality", "")).upper()
+    if not modality and header.image is None:
+        raise InputError(f"{path.name} is truncated or damaged: the file ends inside its DICOM header, before the "
+                         "image; copy or export it again")
     if modality not in MAMMOGRAPHY_MODALITIES:
-        raise InputError(f"{path.name} is a {modality or 'untyped'} DICOM image; MammoRadiomics needs a "
-                         "mammogram (Modality MG)")
-    if "PixelData" not in ds:
+        kind = f"a {modality} DICOM image" if modality else "a DICOM image without a modality"
+        raise InputError(f"{path.name} is {kind}; MammoRadiomics needs a mammogram (Modality MG)")
+    if header.image is None:
         raise InputError(f"{path.name} holds no image data (the file is truncated or damaged)")
+    check_dicom(header, MAMMOGRAM)
     try:
-        stored = ds.pixel_array
+        full = pydicom.dcmread(str(path))
+        stored = full.pixel_array
+        if stored.ndim == 2:
+            stored = pydicom.pixels.apply_modality_lut(stored, full)
     except Exception as exc:  # pydicom raises many types for missing decoders or truncated pixel data
         raise InputError(f"The pixel data of {path.name} cannot be decoded ({exc.__class__.__name__}: {exc})") from exc
     if stored.ndim != 2:
         raise InputError(f"{path.name} has {stored.ndim}-dimensional pixel data; a mammogram is one 2D image")
-    pixels = pydicom.pixels.apply_modality_lut(stored, ds).astype(np.float32)
+    pixels = stored.astype(np.float32)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     if photometric == "MONOCHROME1":
         pixels = float(pixels.max()) + float(pixels.min()) - pixels
-    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing") or [1.0, 1.0]
-    meta = {"modality": modality, "photometric": photometric, "laterality": str(ds.get("ImageLaterality", "")),
-            "view": str(ds.get("ViewPosition", "")), "manufacturer": str(ds.get("Manufacturer", "")),
-            "presentation_intent": str(ds.get("PresentationIntentType", ""))}
-    if "VOILUTSequence" in ds:
-        meta["display"] = "VOI LUT sequence"
-    elif "WindowCenter" in ds and "WindowWidth" in ds:
-        centre, width = ds.WindowCenter, ds.WindowWidth
-        meta["display"] = {"window_center": float(centre[0] if isinstance(centre, pydicom.multival.MultiValue)
-                                                  else centre),
-                           "window_width": float(width[0] if isinstance(width, pydicom.multival.MultiValue)
-                                                 else width)}
-    return pixels, (float(spacing[0]), float(spacing[1])), meta
+    try:
+        spacing = [float(s) for s in (ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing") or [1.0, 1.0])[:2]]
+        meta = {"modality": modality, "photometric": photometric, "laterality": str(ds.get("ImageLaterality", "")),
+                "view": str(ds.get("ViewPosition", "")), "manufacturer": str(ds.get("Manufacturer", "")),
+                "presentation_intent": str(ds.get("PresentationIntentType", ""))}
+        if "VOILUTSequence" in ds:
+            meta["display"] = "VOI LUT sequence"
+        elif "WindowCenter" in ds and "WindowWidth" in ds:
+            centre, width = ds.WindowCenter, ds.WindowWidth
+            meta["display"] = {"window_center": float(centre[0] if isinstance(centre, pydicom.multival.MultiValue)
+                                                      else centre),
+                               "window_width": float(width[0] if isinstance(width, pydicom.multival.MultiValue)
+                                                     else width)}
+    except (TypeError, ValueError, IndexError) as exc:
+        raise InputError(f"{path.name} has a damaged DICOM header (pixel spacing or window values)") from exc
+    if len(spacing) != 2 or not all(math.isfinite(s) and s > 0 for s in spacing):
+        raise InputError(f"{path.name} has an invalid pixel spacing ({spacing} mm) in its DICOM header")
+    return pixels, (spacing[0], spacing[1]), meta
 
 
 def load_mammogram(path: str | os.PathLike, pixel_mm: float | None = None) -> Mammogram:
@@ -80,6 +91,7 @@ def load_mammogram(path: str | os.PathLike, pixel_mm: float | None = None) -> Ma
         image = sitk.GetImageFromArray(pixels[None])
         image.SetSpacing((col_mm, row_mm, 1.0))
     elif suffix == ".pgm":
+        check_image_file(path, MAMMOGRAM)
         try:
             with Image.open(path) as pgm:
                 pixels = np.asarray(pgm, dtype=np.float32)
@@ -89,8 +101,8 @@ def load_mammogram(path: str | os.PathLike, pixel_mm: float | None = None) -> Ma
         image.SetSpacing((pixel_mm or 1.0, pixel_mm or 1.0, 1.0))
         meta = {"format": "PGM"}
     else:
-        image = read_raster(path, pixel_mm or 1.0) if suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff") \
-            else read_volume(path)
+        image = read_raster(path, pixel_mm or 1.0, MAMMOGRAM) if suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff") \
+            else read_volume(path, MAMMOGRAM)
         meta = {"format": suffix.lstrip(".").upper()}
     if image.GetDimension() != 3 or image.GetSize()[2] != 1:
         raise InputError(f"{path.name} has {image.GetSize()[2]} slices; a mammogram is a single 2D image")

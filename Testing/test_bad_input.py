@@ -45,4 +45,4 @@ def test_readme_bad_input_table_is_generated_from_the_cases():
     rows = [line for line in block.splitlines() if line.startswith("| ") and not line.startswith("| ---")][1:]
     assert [row.split(" | ")[:2] for row in rows] == [row.split(" | ")[:2] for row in table_rows(CASES)]
     for row, case in zip(rows, CASES, strict=True):
-        assert case.expect.replace("|", "\\|") in row, f"README row for {case.id!r} is stale: run tools/bad_input_table.py"
+        assert case.expect.replace("|", "\\|") in row, f"stale README row {case.id!r}: run tools/bad_input_table.py"

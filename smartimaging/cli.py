@@ -189,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--segmenter-batch-size", type=positive_int, default=8)
     train.add_argument("--segmenter-lr", type=positive_float)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--patience", type=positive_int, help="early stopping after this many epochs without improvement")
+    train.add_argument("--patience", type=positive_int,
+                           help="early stopping after this many epochs without improvement")
     train.add_argument("--checkpoint-dir")
     train.add_argument("--resume", action="store_true")
     train.add_argument("--device", default="auto")
@@ -230,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     dce_train.add_argument("--ndf", type=positive_int, default=64, help="discriminator width (reference: 64)")
     dce_train.add_argument("--l1-weight", type=positive_float, default=100.0, help="λ_L1 (reference: 100)")
     dce_train.add_argument("--seed", type=int, default=0)
-    dce_train.add_argument("--patience", type=positive_int, help="early stopping after this many epochs without improvement")
+    dce_train.add_argument("--patience", type=positive_int,
+                           help="early stopping after this many epochs without improvement")
     dce_train.add_argument("--checkpoint-dir", help="checkpoint every epoch here (with --resume to continue)")
     dce_train.add_argument("--resume", action="store_true")
     dce_train.add_argument("--device", default="auto")
@@ -260,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     lvi_train.add_argument("--model", choices=["vanilla2d", "resnet10-2d", "resnet10-3d"], required=True)
     lvi_train.add_argument("--out", required=True)
     lvi_train.add_argument("--name", help="model id (default: lvi-<sequence>-<model>-custom)")
-    lvi_train.add_argument("--width", type=positive_float, default=1.0, help="scale of the network widths (1 = the paper)")
+    lvi_train.add_argument("--width", type=positive_float, default=1.0,
+                           help="scale of the network widths (1 = the paper)")
     lvi_train.add_argument("--epochs", type=positive_int, default=100, help="paper: 100")
     lvi_train.add_argument("--batch-size", type=positive_int, help="paper: 64 (2D), 8 (3D)")
     lvi_train.add_argument("--lr", type=positive_float, default=1e-3, help="Adam, x0.9 every 10 %% of the iterations")
@@ -406,7 +409,10 @@ def _run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, printed as one line by Parser.error)
+        return int(exc.code or 0)
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread:  # SIGTERM unwinds like Ctrl+C: scratch files removed, children stopped
         previous = signal.signal(signal.SIGTERM, _cancel_on_terminate)

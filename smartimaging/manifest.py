@@ -47,7 +47,33 @@ def read_manifest(path: str | os.PathLike, required: tuple[str, ...] = ("patient
         raise InputError(f"Manifest {path.name} lacks the column(s) {', '.join(missing)}")
     if not rows:
         raise InputError(f"Manifest {path.name} has no rows")
+    check_cohort_rows(rows, path.name)
     return Manifest(path=path, rows=rows)
+
+
+CASE_COLUMNS = ("image", "mask", "t1", "dce", "t2", "voi")
+
+
+def check_cohort_rows(rows: list[dict], name: str) -> None:
+    """Refuse a case listed twice (same image files) and a patient on both sides of a split: either would let the
+    same data count twice or leak from training into validation. Rows are numbered as CSV lines (header = 1)."""
+    columns = [c for c in CASE_COLUMNS if c in rows[0]]
+    first_row: dict[tuple, int] = {}
+    patient_split: dict[str, tuple[str, int]] = {}
+    for line, row in enumerate(rows, start=2):
+        key = tuple(row.get(c, "") for c in columns)
+        if columns and any(key):
+            if key in first_row:
+                files = ", ".join(f"{c} {v}" for c, v in zip(columns, key, strict=True) if v)
+                raise InputError(f"{name}: rows {first_row[key]} and {line} are the same case ({files}); remove the "
+                                 "duplicate")
+            first_row[key] = line
+        split, patient = row.get("split", ""), row.get("patient_id", "")
+        if split and patient:
+            seen = patient_split.setdefault(patient, (split, line))
+            if seen[0] != split:
+                raise InputError(f"{name}: patient {patient} is in both '{seen[0]}' (row {seen[1]}) and '{split}' "
+                                 f"(row {line}); keep each patient's rows in one split")
 
 
 def write_manifest(path: str | os.PathLike, rows: list[dict]) -> None:

@@ -7,6 +7,7 @@ which refuses arbitrary pickled objects.
 from __future__ import annotations
 
 import copy
+import pickle
 import random
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .errors import CancelledError
+from .errors import CancelledError, ModelError
 from .models.nets import pick_device
 
 
@@ -111,15 +112,20 @@ def fit(
     best_state = copy.deepcopy(model.state_dict())
     checkpoint = _checkpoint_path(config)
     if config.resume and checkpoint is not None and checkpoint.is_file():
-        saved = torch.load(checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(saved["model"])
-        for name, optimizer in step.optimizers.items():
-            optimizer.load_state_dict(saved["optimizers"][name])
-        best_state = saved["best_model"]
-        start_epoch, best_score, best_epoch = saved["epoch"] + 1, saved["best_score"], saved["best_epoch"]
-        history = saved["history"]
-        generator.set_state(saved["generator"])
-        torch.set_rng_state(saved["torch_rng"])
+        try:
+            saved = torch.load(checkpoint, map_location=device, weights_only=True)
+            model.load_state_dict(saved["model"])
+            for name, optimizer in step.optimizers.items():
+                optimizer.load_state_dict(saved["optimizers"][name])
+            best_state = saved["best_model"]
+            start_epoch, best_score, best_epoch = saved["epoch"] + 1, saved["best_score"], saved["best_epoch"]
+            history = saved["history"]
+            generator.set_state(saved["generator"])
+            torch.set_rng_state(saved["torch_rng"])
+        except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, TypeError, ValueError, OSError) as exc:
+            raise ModelError(f"Cannot resume from {checkpoint}: it is not a checkpoint of this training (damaged, "
+                             "written for another network, or holding Python objects that would run code when "
+                             "loaded). Remove it or choose another --checkpoint-dir.") from exc
 
     started = time.perf_counter()
     epoch = start_epoch - 1

@@ -1,11 +1,18 @@
 """Saving and loading fitted radiomics models without pickle: the scikit-learn pipeline as skops, an XGBoost
-classifier as XGBoost JSON, and a card with sha256 of both. Loading verifies the checksums and trusts only
-scikit-learn, numpy and SmartImaging types; anything else in the file is refused."""
+classifier as XGBoost JSON, and a card with sha256 of both.
+
+A model folder is untrusted input. Loading checks, before anything is built: the card's file names stay inside the
+card's folder, the files' sizes (from the file system and the zip directory) are within limits, their sha256 match
+the card, and every node of the skops file is one of the exact (node kind, type) pairs that our own pipelines
+contain (`ALLOWED_SKOPS_NODES`, derived from fitting every component of `search.py`; a test keeps it complete).
+Nothing is trusted by prefix.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +21,35 @@ from sklearn.pipeline import Pipeline
 
 from .. import __version__
 from ..errors import ModelError
-from ..models.registry import sha256_of
+from ..models.registry import MAX_CARD_BYTES, file_in_model_folder, read_json_limited, sha256_of
 from .search import FittedModel
 
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "smartimaging.mammo.search.", "builtins.")
+MAX_MODEL_FILE_BYTES = 64 * 2**20  # a fitted radiomics pipeline or XGBoost booster is well under 10 MB
+ALLOWED_SKOPS_NODES = frozenset({
+    ("DictNode", "builtins.dict"), ("ListNode", "builtins.list"), ("TupleNode", "builtins.tuple"),
+    ("JsonNode", "builtins.str"), ("TypeNode", "builtins.str"),
+    ("NdArrayNode", "numpy.ndarray"), ("NdArrayNode", "numpy.float64"), ("NdArrayNode", "numpy.int64"),
+    ("FunctionNode", "sklearn.feature_selection._univariate_selection.f_classif"),
+    ("FunctionNode", "smartimaging.mammo.search.kruskal_wallis_scores"),
+    ("ObjectNode", "sklearn.pipeline.Pipeline"),
+    ("ObjectNode", "sklearn.feature_selection._variance_threshold.VarianceThreshold"),
+    ("ObjectNode", "sklearn.preprocessing._data.MinMaxScaler"),
+    ("ObjectNode", "sklearn.preprocessing._data.StandardScaler"),
+    ("ObjectNode", "smartimaging.mammo.search.MeanNormaliser"),
+    ("ObjectNode", "sklearn.decomposition._pca.PCA"),
+    ("ObjectNode", "smartimaging.mammo.search.PearsonFilter"),
+    ("ObjectNode", "sklearn.feature_selection._univariate_selection.SelectKBest"),
+    ("ObjectNode", "sklearn.feature_selection._rfe.RFE"),
+    ("ObjectNode", "smartimaging.mammo.search.ReliefSelector"),
+    ("ObjectNode", "sklearn.svm._classes.SVC"),
+    ("ObjectNode", "sklearn.linear_model._logistic.LogisticRegression"),
+    ("ObjectNode", "sklearn.discriminant_analysis.LinearDiscriminantAnalysis"),
+    ("ObjectNode", "sklearn.ensemble._forest.RandomForestClassifier"),
+    ("ObjectNode", "sklearn.ensemble._weight_boosting.AdaBoostClassifier"),
+    ("ObjectNode", "sklearn.tree._classes.DecisionTreeClassifier"),
+    ("TreeNode", "sklearn.tree._tree.Tree"),
+    ("ObjectNode", "sklearn.naive_bayes.GaussianNB"),
+})
 
 
 def save_radiomics_model(model: FittedModel, directory: str | os.PathLike, model_id: str, card: dict) -> Path:
@@ -45,30 +77,72 @@ def save_radiomics_model(model: FittedModel, directory: str | os.PathLike, model
     return card_path
 
 
+def skops_nodes(path: Path) -> set[tuple[str, str]]:
+    """Every (node kind, module.type) pair in a skops file's schema, read without building anything."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+            if unpacked > MAX_MODEL_FILE_BYTES:
+                raise ModelError(f"The model file {path.name} unpacks to {unpacked / 2**20:.0f} MB; the limit is "
+                                 f"{MAX_MODEL_FILE_BYTES // 2**20} MB. Refusing to use it.")
+            schema = json.loads(archive.read("schema.json"))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError, RecursionError, OSError) as exc:
+        raise ModelError(f"The model file {path.name} is not a readable skops file (damaged or not a model)") from exc
+    found: set[tuple[str, str]] = set()
+    pending = [schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            if "__class__" in node or "__loader__" in node:
+                found.add((str(node.get("__loader__")), f"{node.get('__module__')}.{node.get('__class__')}"))
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return found
+
+
 def load_radiomics_model(card_path: str | os.PathLike) -> FittedModel:
-    """Verify checksums and types, then rebuild the fitted pipeline."""
+    """Verify file names, sizes, checksums and the exact types in the skops file, then rebuild the pipeline."""
     card_path = Path(card_path)
-    if not card_path.is_file():
-        raise ModelError(f"Model card not found: {card_path}")
-    card = json.loads(card_path.read_text(encoding="utf-8"))
-    for name in card["files"].values():
-        path = card_path.with_name(name)
-        if not path.is_file():
-            raise ModelError(f"The model file {name} is missing")
-        if sha256_of(path) != card["sha256"][name]:
+    card = read_json_limited(card_path, MAX_CARD_BYTES, "Model card")
+    try:
+        files, checksums = dict(card["files"]), dict(card["sha256"])
+        pipeline_name = files["pipeline"]
+        config, features = dict(card["pipeline"]), [str(name) for name in card["features"]]
+        cutoff, cv_auc = float(card["cutoff"]["value"]), float(card["metrics"]["cv_auc"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"The model card {card_path.name} is incomplete or malformed ({exc.__class__.__name__}: "
+                         f"{exc})") from exc
+    for name in files.values():
+        path = file_in_model_folder(card_path, name)
+        if path.stat().st_size > MAX_MODEL_FILE_BYTES:
+            raise ModelError(f"The model file {name} is {path.stat().st_size / 2**20:.0f} MB; the limit is "
+                             f"{MAX_MODEL_FILE_BYTES // 2**20} MB. Refusing to use it.")
+        if sha256_of(path) != checksums.get(name):
             raise ModelError(f"The model file {name} does not match the checksum in its card: it was modified or "
                              "damaged. Refusing to use it.")
-    pipeline_path = card_path.with_name(card["files"]["pipeline"])
+    pipeline_path = file_in_model_folder(card_path, pipeline_name)
+    refused = {name for _, name in skops_nodes(pipeline_path) - ALLOWED_SKOPS_NODES}
     untrusted = sio.get_untrusted_types(file=pipeline_path)
-    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    allowed_names = {name for _, name in ALLOWED_SKOPS_NODES}
+    refused |= {name for name in untrusted if name not in allowed_names}
     if refused:
-        raise ModelError(f"The model file {pipeline_path.name} contains types that are not allowed: {refused}")
-    pipeline = sio.load(pipeline_path, trusted=untrusted)
-    if "xgboost" in card["files"]:
+        raise ModelError(f"The model file {pipeline_path.name} contains types that SmartImaging never saves "
+                         f"({', '.join(sorted(refused)[:5])}); it may run code when loaded. Refusing to use it.")
+    try:
+        pipeline = sio.load(pipeline_path, trusted=untrusted)
+    except Exception as exc:  # skops raises many types on inconsistent content; the types were checked above
+        raise ModelError(f"The model file {pipeline_path.name} could not be loaded ({exc.__class__.__name__})") from exc
+    if not isinstance(pipeline, Pipeline):
+        raise ModelError(f"The model file {pipeline_path.name} does not hold a scikit-learn pipeline")
+    if "xgboost" in files:
         from xgboost import XGBClassifier
+        from xgboost.core import XGBoostError
 
         classifier = XGBClassifier()
-        classifier.load_model(str(card_path.with_name(card["files"]["xgboost"])))
+        try:
+            classifier.load_model(str(file_in_model_folder(card_path, files["xgboost"])))
+        except (XGBoostError, ValueError) as exc:
+            raise ModelError(f"The XGBoost file {files['xgboost']} is damaged or not an XGBoost model") from exc
         pipeline = Pipeline([*pipeline.steps, ("classifier", classifier)])
-    return FittedModel(pipeline, card["pipeline"], card["features"], float(card["cutoff"]["value"]),
-                       float(card["metrics"]["cv_auc"]), np.array([]))
+    return FittedModel(pipeline, config, features, cutoff, cv_auc, np.array([]))

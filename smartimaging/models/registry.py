@@ -1,14 +1,20 @@
 """Model registry: a model is `<id>.json` (card) + `<id>.safetensors` (weights) whose sha256 the card records.
 
-Loading verifies the checksum, builds the network from the card and loads the tensors strictly; anything else is
-refused with a :class:`ModelError`. Weights are never unpickled.
+A model folder is untrusted input. Loading reads the card (size-limited JSON), keeps every file it names inside the
+card's folder, reads the safetensors header (size limits, offsets within the file) and checks that it holds exactly
+the tensors of the card's network (built on the meta device, so a hostile architecture allocates nothing) before
+the checksum is verified and the weights are loaded strictly; anything else is refused with a :class:`ModelError`.
+Weights are never unpickled.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +27,12 @@ from .nets import build_network, count_parameters
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "Resources" / "Models"
 CARD_REQUIRED = ("id", "version", "task", "architecture", "inputs", "outputs", "weights_sha256", "intended_use")
+MAX_CARD_BYTES = 1 * 2**20  # cards are a few kB
+MAX_WEIGHTS_BYTES = 512 * 2**20  # the demo weights are a few MB; a paper-size network is a few hundred
+MAX_SAFETENSORS_HEADER_BYTES = 16 * 2**20
+MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+SAFETENSORS_ITEM_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+                          "BOOL": 1}
 
 
 def sha256_of(path: str | os.PathLike) -> str:
@@ -47,30 +59,101 @@ def models_dir() -> Path:
     return Path(os.environ.get("SMARTIMAGING_MODELS_DIR", MODELS_DIR))
 
 
+def read_json_limited(path: Path, limit: int, what: str) -> dict:
+    """A JSON object from a file of at most `limit` bytes; ModelError otherwise."""
+    if not path.is_file():
+        raise ModelError(f"{what} not found: {path}. Reinstall SmartImaging or train the model first.")
+    if path.stat().st_size > limit:
+        raise ModelError(f"{what} {path.name} is {path.stat().st_size / 2**20:.1f} MB; a card is a few kB. "
+                         "Refusing to read it.")
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ModelError(f"{what} {path.name} is not valid JSON (damaged file)") from exc
+    if not isinstance(content, dict):
+        raise ModelError(f"{what} {path.name} is not a model card (no JSON object)")
+    return content
+
+
+def file_in_model_folder(card_path: Path, name) -> Path:
+    """The file `name` that a card names, refused unless it is a plain file name inside the card's own folder."""
+    folder = card_path.resolve().parent
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise ModelError(f"The model card {card_path.name} names the file {name!r}, outside its own folder; a card "
+                         "may only name files beside it. Refusing to use it.")
+    path = (folder / name).resolve()
+    if path.parent != folder:
+        raise ModelError(f"The model file {name} of {card_path.name} links outside the model folder. Refusing to "
+                         "use it.")
+    if not path.is_file():
+        raise ModelError(f"The model file {name} named by {card_path.name} is missing. Reinstall SmartImaging or "
+                         "retrain the model.")
+    return path
+
+
 def read_card(model_id_or_card: str | os.PathLike, directory: str | os.PathLike | None = None) -> tuple[dict, Path]:
     """Card dict and its path; accepts a model id (looked up in `directory`) or a path to a card."""
     candidate = Path(model_id_or_card)
     if candidate.suffix != ".json":
+        if not MODEL_ID.fullmatch(str(model_id_or_card)) or ".." in str(model_id_or_card):
+            raise ModelError(f"{str(model_id_or_card)!r} is not a model id (letters, digits, '.', '_' and '-') "
+                             "or a path to a model card (.json)")
         candidate = Path(directory or models_dir()) / f"{model_id_or_card}.json"
-    if not candidate.is_file():
-        raise ModelError(f"Model card not found: {candidate}. Reinstall SmartImaging or train the model first.")
-    try:
-        card = json.loads(candidate.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"Model card {candidate.name} is not valid JSON (damaged file)") from exc
+    card = read_json_limited(candidate, MAX_CARD_BYTES, "Model card")
     missing = [key for key in CARD_REQUIRED if key not in card]
     if missing:
         raise ModelError(f"Model card {candidate.name} lacks {', '.join(missing)}")
+    if not isinstance(card["architecture"], dict) or not isinstance(card["id"], str):
+        raise ModelError(f"Model card {candidate.name} is malformed (architecture or id)")
     return card, candidate
+
+
+def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape from a safetensors header, checked (sizes, dtypes, offsets within the file) before
+    anything is allocated."""
+    size = path.stat().st_size
+    if size > MAX_WEIGHTS_BYTES:
+        raise ModelError(f"The weights file {path.name} is {size / 2**20:.0f} MB; the limit is "
+                         f"{MAX_WEIGHTS_BYTES // 2**20} MB. Refusing to read it.")
+    with open(path, "rb") as f:
+        prefix = f.read(8)
+        header_bytes = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else -1
+        if not 2 <= header_bytes <= min(MAX_SAFETENSORS_HEADER_BYTES, size - 8):
+            raise ModelError(f"The weights file {path.name} is not a safetensors file (damaged header)")
+        try:
+            header = json.loads(f.read(header_bytes))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise ModelError(f"The weights file {path.name} has a damaged safetensors header") from exc
+    data_bytes, shapes = size - 8 - header_bytes, {}
+    try:
+        for name, entry in header.items():
+            if name == "__metadata__":
+                continue
+            shape, (start, end) = tuple(int(n) for n in entry["shape"]), entry["data_offsets"]
+            expected = math.prod(shape) * SAFETENSORS_ITEM_BYTES[entry["dtype"]]
+            if min(shape, default=0) < 0 or not 0 <= start <= end <= data_bytes or end - start != expected:
+                raise ValueError(name)
+            shapes[name] = shape
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelError(f"The weights file {path.name} has an inconsistent safetensors header (tensor sizes or "
+                         "offsets outside the file). Refusing to read it.") from exc
+    return shapes
 
 
 def load_model(model_id_or_card: str | os.PathLike, directory=None, device: str | torch.device = "cpu") -> LoadedModel:
     """Verify sha256, build the network from the card, load its weights (strict), eval mode."""
     card, card_path = read_card(model_id_or_card, directory)
-    weights = card_path.with_name(card.get("weights_file", f"{card['id']}.safetensors"))
-    if not weights.is_file():
-        raise ModelError(f"The weights of model '{card['id']}' are missing ({weights}). Reinstall SmartImaging "
-                         "or retrain the model with the train command.")
+    weights = file_in_model_folder(card_path, card.get("weights_file", f"{card['id']}.safetensors"))
+    stored = safetensors_shapes(weights)
+    try:
+        with torch.device("meta"):
+            expected = {name: tuple(t.shape) for name, t in build_network(card["architecture"]).state_dict().items()}
+    except (KeyError, TypeError, ValueError, AssertionError, RuntimeError) as exc:
+        raise ModelError(f"Model card {card_path.name} describes a network that cannot be built "
+                         f"({exc.__class__.__name__}: {exc})") from exc
+    if stored != expected:
+        raise ModelError(f"The weights of model '{card['id']}' do not fit the network in its card (other tensor "
+                         "names or shapes). Refusing to use them.")
     if sha256_of(weights) != card["weights_sha256"]:
         raise ModelError(f"The weights of model '{card['id']}' do not match the checksum in their model card: "
                          "the file was modified or damaged. Refusing to use it.")

@@ -1,0 +1,234 @@
+"""Bad-input cases: hostile or damaged model folders and checkpoints, manifests, and command-line values."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+from badinput import BadInput
+from PIL import Image
+
+from smartimaging.models.registry import models_dir, sha256_of
+
+MARKER = "smartimaging-was-attacked"
+
+
+def _mass_png(folder: Path) -> tuple[Path, Path]:
+    from smartimaging.phantoms.mammo import make_mammo_phantom
+
+    case = make_mammo_phantom(900_060, "mass", 1)
+    Image.fromarray(case.image.astype(np.uint16)).save(folder / "mass.png")
+    Image.fromarray(case.mask * 255).save(folder / "mask.png")
+    return folder / "mass.png", folder / "mask.png"
+
+
+def _copy_models(folder: Path, prefix: str) -> Path:
+    models = folder / "models"
+    models.mkdir()
+    for path in models_dir().glob(f"{prefix}*"):
+        shutil.copy(path, models / path.name)
+    return models
+
+
+def _predict_mass(folder: Path, models: Path) -> list[str]:
+    image, mask = _mass_png(folder)
+    return ["mammo", "predict", str(image), "--kind", "mass", "--mask", str(mask), "--pixel-mm", "0.1",
+            "--out", str(folder / "out"), "--models-dir", str(models)]
+
+
+def _edit_card(card: Path, **changes) -> None:
+    record = json.loads(card.read_text(encoding="utf-8"))
+    record.update(changes)
+    card.write_text(json.dumps(record), encoding="utf-8")
+
+
+def skops_running(function, folder: Path) -> Path:
+    """A skops pipeline whose loading would call `function`, with the card's checksum updated to match."""
+    import skops.io as sio
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    models = _copy_models(folder, "mammo-mass-classifier-demo")
+    skops_file = models / "mammo-mass-classifier-demo.skops"
+    sio.dump(Pipeline([("evil", FunctionTransformer(function, kw_args={"__import__": MARKER}))]), skops_file)
+    card = models / "mammo-mass-classifier-demo.json"
+    record = json.loads(card.read_text(encoding="utf-8"))
+    record["sha256"][skops_file.name] = sha256_of(skops_file)
+    card.write_text(json.dumps(record), encoding="utf-8")
+    return models
+
+
+def _skops_exec(folder: Path) -> list[str]:
+    return _predict_mass(folder, skops_running(exec, folder))
+
+
+def _skops_eval(folder: Path) -> list[str]:
+    return _predict_mass(folder, skops_running(eval, folder))
+
+
+def _skops_outside(folder: Path) -> list[str]:
+    models = _copy_models(folder, "mammo-mass-classifier-demo")
+    card = models / "mammo-mass-classifier-demo.json"
+    record = json.loads(card.read_text(encoding="utf-8"))
+    record["files"]["pipeline"] = "../../mammo-mass-classifier-demo.skops"
+    card.write_text(json.dumps(record), encoding="utf-8")
+    return _predict_mass(folder, models)
+
+
+def _skops_random(folder: Path) -> list[str]:
+    models = _copy_models(folder, "mammo-mass-classifier-demo")
+    skops_file = models / "mammo-mass-classifier-demo.skops"
+    skops_file.write_bytes(np.random.default_rng(0).bytes(4096))
+    card = models / "mammo-mass-classifier-demo.json"
+    record = json.loads(card.read_text(encoding="utf-8"))
+    record["sha256"][skops_file.name] = sha256_of(skops_file)
+    card.write_text(json.dumps(record), encoding="utf-8")
+    return _predict_mass(folder, models)
+
+
+def _segment_point(folder: Path, models: Path) -> list[str]:
+    image, _ = _mass_png(folder)
+    return ["mammo", "predict", str(image), "--kind", "mass", "--point", "200,200", "--pixel-mm", "0.1",
+            "--out", str(folder / "out"), "--models-dir", str(models)]
+
+
+def _weights_outside(folder: Path) -> list[str]:
+    models = _copy_models(folder, "mammo-")
+    _edit_card(models / "mammo-mass-unet-demo.json", weights_file="../../../../etc/passwd")
+    return _segment_point(folder, models)
+
+
+def _weights_header_claims_terabytes(folder: Path) -> list[str]:
+    models = _copy_models(folder, "mammo-")
+    weights = models / "mammo-mass-unet-demo.safetensors"
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1 << 20, 1 << 20], "data_offsets": [0, 1 << 42]}}).encode()
+    weights.write_bytes(len(header).to_bytes(8, "little") + header + bytes(64))
+    _edit_card(models / "mammo-mass-unet-demo.json", weights_sha256=sha256_of(weights))
+    return _segment_point(folder, models)
+
+
+def _giant_architecture(folder: Path) -> list[str]:
+    models = _copy_models(folder, "mammo-")
+    card = models / "mammo-mass-unet-demo.json"
+    record = json.loads(card.read_text(encoding="utf-8"))
+    record["architecture"]["features"] = [100_000] * 6
+    card.write_text(json.dumps(record), encoding="utf-8")
+    return _segment_point(folder, models)
+
+
+def _card_not_json(folder: Path) -> list[str]:
+    models = _copy_models(folder, "mammo-")
+    (models / "mammo-mass-unet-demo.json").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    return _segment_point(folder, models)
+
+
+def _lvi_model_id_path(folder: Path) -> list[str]:
+    import SimpleITK as sitk
+
+    from smartimaging.phantoms.breast_mri import make_breast_mri_phantom
+
+    case = make_breast_mri_phantom(700, shape=(16, 96, 96), lvi=1)
+    for name, array in (("dce", case.dce2), ("voi", (case.lesions > 0).astype(np.uint8))):
+        image = sitk.GetImageFromArray(array)
+        image.SetSpacing(case.spacing[::-1])
+        sitk.WriteImage(image, str(folder / f"{name}.nrrd"))
+    return ["lvi", "predict", "--dce", str(folder / "dce.nrrd"), "--voi", str(folder / "voi.nrrd"),
+            "--models", "../../../etc/passwd", "--out", str(folder / "out")]
+
+
+def _pickled_checkpoint(folder: Path) -> list[str]:
+    import pickle
+
+    from smartimaging.mammo.cohort import write_mammo_phantom_cohort
+
+    manifest = write_mammo_phantom_cohort(folder / "cohort", 4, seed=5, kind="mass", splits={"train": 0.5, "val": 0.5})
+    checkpoints = folder / "checkpoints"
+    checkpoints.mkdir()
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(folder / MARKER), "w"))
+
+    (checkpoints / "checkpoint.pt").write_bytes(pickle.dumps({"model": Payload()}))
+    return ["mammo", "train-segmenter", "--manifest", str(manifest), "--kind", "mass", "--epochs", "1",
+            "--checkpoint-dir", str(checkpoints), "--resume", "--out", str(folder / "out"), "--device", "cpu",
+            "--quiet"]
+
+
+def _manifest(folder: Path, rows: list[str]) -> Path:
+    from smartimaging.mammo.cohort import write_mammo_phantom_cohort
+
+    write_mammo_phantom_cohort(folder, 4, seed=5, kind="mass")
+    manifest = folder / "bad.csv"
+    manifest.write_text("\n".join(["patient_id,image,mask,label,split", *rows]) + "\n", encoding="utf-8")
+    return manifest
+
+
+def _duplicated_rows(folder: Path) -> list[str]:
+    from smartimaging.mammo.cohort import write_mammo_phantom_cohort
+    from smartimaging.manifest import read_manifest
+
+    rows = read_manifest(write_mammo_phantom_cohort(folder, 3, seed=5, kind="mass")).rows
+    lines = [f"{r['patient_id']},{r['image']},{r['mask']},{r['label']},train" for r in [*rows, rows[1]]]
+    return ["mammo", "extract", "--manifest", str(_manifest(folder, lines)), "--out", str(folder / "f.csv"),
+            "--jobs", "1", "--quiet"]
+
+
+def _patient_in_two_splits(folder: Path) -> list[str]:
+    from smartimaging.mammo.cohort import write_mammo_phantom_cohort
+    from smartimaging.manifest import read_manifest
+
+    rows = read_manifest(write_mammo_phantom_cohort(folder, 4, seed=5, kind="mass")).rows
+    lines = [f"{r['patient_id']},{r['image']},{r['mask']},{r['label']},train" for r in rows[:3]]
+    lines.append(f"{rows[0]['patient_id']},{rows[3]['image']},{rows[3]['mask']},1,val")
+    return ["mammo", "extract", "--manifest", str(_manifest(folder, lines)), "--out", str(folder / "f.csv"),
+            "--jobs", "1", "--quiet"]
+
+
+def _argv(*argv: str):
+    return lambda folder: [part.replace("{folder}", str(folder)) for part in argv]
+
+
+def _out_is_a_file(folder: Path) -> list[str]:
+    (folder / "result").write_text("not a folder", encoding="utf-8")
+    return _predict_mass(folder, models_dir())[:-4] + ["--out", str(folder / "result")]
+
+
+CASES = [
+    BadInput("Model files", "a skops classifier that calls builtins.exec on load (checksum updated to match)",
+             _skops_exec, "builtins.exec"),
+    BadInput("Model files", "a skops classifier that calls builtins.eval on load (checksum updated to match)",
+             _skops_eval, "builtins.eval"),
+    BadInput("Model files", "a classifier card naming ../../ as its skops file", _skops_outside,
+             "outside its own folder"),
+    BadInput("Model files", "a skops file of random bytes (checksum updated to match)", _skops_random,
+             "is not a readable skops file"),
+    BadInput("Model files", "a network card whose weights file is ../../../../etc/passwd", _weights_outside,
+             "outside its own folder"),
+    BadInput("Model files", "a safetensors header claiming a 4 TB tensor (checksum updated to match)",
+             _weights_header_claims_terabytes, "inconsistent safetensors header"),
+    BadInput("Model files", "a network card whose U-Net is 100 000 channels wide", _giant_architecture,
+             "do not fit the network in its card"),
+    BadInput("Model files", "a model card that is not JSON", _card_not_json, "is not valid JSON"),
+    BadInput("Model files", "a model id that is a path (lvi predict --models ../../../etc/passwd)",
+             _lvi_model_id_path, "is not a model id"),
+    BadInput("Model files", "a pickled checkpoint.pt that would run code, given to --resume", _pickled_checkpoint,
+             "Cannot resume from"),
+    BadInput("Manifests", "the same image and mask on two rows", _duplicated_rows, "are the same case"),
+    BadInput("Manifests", "a patient on a train row and on a val row", _patient_in_two_splits,
+             "keep each patient's rows in one split"),
+    BadInput("Command line", "--batch-slices 0", _argv("dce", "synthesize", "{folder}/t1.nrrd", "--batch-slices",
+                                                       "0", "--out", "{folder}/out"), "argument --batch-slices"),
+    BadInput("Command line", "--jobs 0", _argv("mammo", "extract", "--manifest", "{folder}/m.csv", "--jobs", "0",
+                                               "--out", "{folder}/f.csv"), "or -1 for all cores"),
+    BadInput("Command line", "--pixel-mm -1", _argv("mammo", "predict", "{folder}/m.png", "--kind", "mass",
+                                                    "--pixel-mm", "-1", "--out", "{folder}/out"),
+             "give a positive number"),
+    BadInput("Command line", "--epochs abc", _argv("lvi", "train", "--manifest", "{folder}/m.csv", "--sequence",
+                                                   "DCE", "--model", "vanilla2d", "--epochs", "abc", "--out",
+                                                   "{folder}/out"), "'abc' is not a number"),
+    BadInput("Command line", "--out names an existing file where a folder is expected", _out_is_a_file,
+             "--out needs a folder"),
+]

@@ -101,6 +101,7 @@ def read_series_or_volume(path: str | os.PathLike, limit: SizeLimit = ANY_IMAGE)
     if len(series) > 1:
         raise InputError(f"The folder {path} holds {len(series)} DICOM series; give the folder of one series")
     files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series[0])
+    _check_left_out(path, {Path(f) for f in files}, series[0])
     check_dicom_series(path, [Path(f) for f in files], limit)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
@@ -108,6 +109,22 @@ def read_series_or_volume(path: str | os.PathLike, limit: SizeLimit = ANY_IMAGE)
         return reader.Execute()
     except RuntimeError as exc:
         raise InputError(f"The DICOM series in {path} could not be read (corrupt or incomplete files)") from exc
+
+
+def _check_left_out(folder: Path, files: set[Path], series_uid: str) -> None:
+    """Refuse a series when one of its files was left out by the DICOM reader because it is truncated."""
+    for file in sorted(folder.iterdir()):
+        if file in files or not file.is_file() or not is_dicom(file):
+            continue
+        try:
+            header = read_dicom_header(file)
+        except InputError:
+            continue  # not readable at all: nothing tells that it belongs to this series
+        if str(header.ds.get("SeriesInstanceUID", "")) == series_uid:
+            try:
+                check_dicom(header, ANY_IMAGE)
+            except InputError as exc:
+                raise InputError(f"In the DICOM series {folder}: {exc}") from exc
 
 
 SLICE_STEP_TOLERANCE = 0.1  # a step between neighbouring slices may differ from the usual one by 10 % (+ 0.01 mm)

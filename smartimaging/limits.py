@@ -7,7 +7,7 @@ MetaImage, DICOM through pydicom, PNG/JPEG/TIFF/PGM through Pillow's lazy open, 
 reader), refuses a size beyond the limit of the modality, and refuses a file that holds less image data than its
 header claims (compressed data are decoded as a stream and counted, never kept).
 
-Limits (1 GB = 1024³ bytes of data as stored in the file, before conversion to floating point):
+Limits (1 GB = 1024³ bytes, 1 TB = 1024 GB, of data as stored in the file, before conversion to floating point):
 
 ==================  ======================  ==========================  =======
 image               pixels per side         slices / frames             data
@@ -86,8 +86,8 @@ class ImageHeader:
 
 def _gb(n: int) -> str:
     """A byte count in words (1 GB = 1024³ bytes)."""
-    for unit, scale in (("GB", GB), ("MB", 1024**2)):
-        if n >= scale // 10:
+    for unit, scale in (("TB", 1024 * GB), ("GB", GB), ("MB", 1024**2)):
+        if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n / 1024:.1f} kB"
 
@@ -98,43 +98,51 @@ def _damaged(name: str, detail: str) -> InputError:
 
 def check_size(header: ImageHeader, limit: SizeLimit) -> None:
     """Refuse a header whose image is empty or larger than `limit`."""
-    dims = "×".join(str(s) for s in header.sizes)
+    sizes = header.sizes[:2] if header.depth == 1 else header.sizes
+    dims = "×".join(str(s) for s in sizes) + (" pixels" if header.depth == 1 else " voxels")
     if not header.sizes or min(header.sizes) < 1 or header.voxel_bytes < 1:
-        raise _damaged(header.name, f"its header claims an image of {dims or 'no'} voxels")
+        raise _damaged(header.name, f"its header claims an image of {dims}")
     if header.nbytes > limit.max_bytes:
-        raise InputError(f"{header.name} claims {_gb(header.nbytes)} of image data ({dims} voxels); the limit for "
+        raise InputError(f"{header.name} claims {_gb(header.nbytes)} of image data ({dims}); the limit for "
                          f"{limit.what} is {_gb(limit.max_bytes)}. Is this the right file? Its header may be damaged.")
     if header.depth > limit.max_depth:
         rule = limit.depth_rule or f"the limit for {limit.what} is {limit.max_depth}"
         raise InputError(f"{header.name} has {header.depth} frames or slices; {rule}")
     if max(header.sizes[:2]) > limit.max_side:
-        raise InputError(f"{header.name} claims an image of {dims} voxels; the limit for {limit.what} is "
+        raise InputError(f"{header.name} claims an image of {dims}; the limit for {limit.what} is "
                          f"{limit.max_side} pixels per side. Is this the right file? Its header may be damaged.")
 
 
+def _decoder(encoding: str):
+    if encoding == "bzip2":
+        return bz2.BZ2Decompressor()
+    return zlib.decompressobj(zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS)
+
+
 def _decoded_length(header: ImageHeader, needed: int) -> int:
-    """Bytes the compressed data decode to, counted up to `needed` (memory bounded by CHUNK)."""
-    count = 0
+    """Bytes the compressed data decode to, counted up to `needed` (memory bounded by CHUNK); a gzip or bzip2 stream
+    of several members is followed to its end."""
+    magic = {"gzip": b"\x1f\x8b", "bzip2": b"BZh"}.get(header.encoding)
+    count, pending = 0, b""
+    decoder = _decoder(header.encoding)
     with open(header.data_path, "rb") as raw:
         raw.seek(header.data_start)
         try:
-            if header.encoding == "zlib":
-                decoder = zlib.decompressobj()
-                while count < needed and not decoder.eof:
-                    data = decoder.unconsumed_tail or raw.read(CHUNK)
+            while count < needed:
+                if decoder.eof:
+                    pending = decoder.unused_data or raw.read(CHUNK)
+                    if magic is None or not pending.startswith(magic):
+                        break
+                    decoder = _decoder(header.encoding)
+                if header.encoding == "bzip2" and not decoder.needs_input:
+                    data = b""
+                else:
+                    data = pending or getattr(decoder, "unconsumed_tail", b"") or raw.read(CHUNK)
+                    pending = b""
                     if not data:
                         break
-                    count += len(decoder.decompress(data, CHUNK))
-                return count
-            stream = gzip.GzipFile(fileobj=raw) if header.encoding == "gzip" else bz2.BZ2File(raw)
-            while count < needed:
-                data = stream.read(min(CHUNK, needed - count))
-                if not data:
-                    break
-                count += len(data)
-        except EOFError:  # the compressed stream stops early: what was decoded so far is what the file holds
-            pass
-        except (OSError, zlib.error) as exc:
+                count += len(decoder.decompress(data, CHUNK))
+        except (OSError, EOFError, zlib.error) as exc:
             raise _damaged(header.name, f"its {header.encoding} data are corrupt") from exc
     return count
 
@@ -400,12 +408,13 @@ def read_dicom_header(path: Path, force: bool = False) -> DicomHeader:
     """The header of a DICOM file, read up to its pixel data; `force` reads files without the DICOM preamble too."""
     name = path.name
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom's warnings on damaged values: the user reads our message
             ds = pydicom.dcmread(f, stop_before_pixels=True, force=force)
             pixel_start = f.tell()
             file_size = os.fstat(f.fileno()).st_size
             element = f.read(12)
-        ds.walk(lambda dataset, element: None)  # decode every element now: a damaged value fails here, not later
+            ds.walk(lambda dataset, element: None)  # decode every element now: a damaged value fails here
         meta = getattr(ds, "file_meta", None)
         syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
         implicit, little = ds.original_encoding

@@ -7,6 +7,7 @@ Counts are returned with "more uptake = larger value"; exports saved with uptake
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import SimpleITK as sitk
-from pydicom.errors import InvalidDicomError
 
 from ..errors import InputError
 from ..io import RASTER_SUFFIXES, check_finite, check_readable, file_suffix, is_dicom, read_raster, read_volume
+from ..limits import BONE_SCAN, check_dicom, read_dicom_header
 
 VIEW_NAMES = ("anterior", "posterior")
 NM_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.20"
@@ -60,29 +61,38 @@ def _dicom_view_names(ds: pydicom.Dataset, n_frames: int) -> list[str | None]:
 def read_nm_dicom(path: str | os.PathLike) -> tuple[sitk.Image, list[str | None], dict]:
     """NM DICOM -> (image with frames along k, view name per frame or None, metadata)."""
     path = check_readable(path)
-    try:
-        ds = pydicom.dcmread(str(path))
-    except (InvalidDicomError, OSError, ValueError, EOFError) as exc:
-        raise InputError(f"{path.name} is not a readable DICOM file (corrupt or truncated)") from exc
+    header = read_dicom_header(path)
+    ds = header.ds
     modality = str(ds.get("Modality", "")).upper()
+    if not modality and header.image is None:
+        raise InputError(f"{path.name} is truncated or damaged: the file ends inside its DICOM header, before the "
+                         "image; copy or export it again")
     if modality != "NM":
-        raise InputError(f"{path.name} is a {modality or 'untyped'} DICOM image; BoneScanBSTBI needs a "
-                         "nuclear-medicine (Modality NM) whole-body bone scan")
-    if "PixelData" not in ds:
+        kind = f"a {modality} DICOM image" if modality else "a DICOM image without a modality"
+        raise InputError(f"{path.name} is {kind}; BoneScanBSTBI needs a nuclear-medicine (Modality NM) whole-body "
+                         "bone scan")
+    if header.image is None:
         raise InputError(f"{path.name} holds no image data (the file is truncated or damaged)")
+    check_dicom(header, BONE_SCAN)
     try:
-        pixels = ds.pixel_array.astype(np.float32)
+        pixels = pydicom.dcmread(str(path)).pixel_array.astype(np.float32)
     except Exception as exc:  # pydicom raises many types for missing decoders or truncated pixel data
         raise InputError(f"The pixel data of {path.name} cannot be decoded ({exc.__class__.__name__}: {exc})") from exc
-    slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+    try:
+        slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+        spacing = [float(s) for s in ds.get("PixelSpacing", [1.0, 1.0])[:2]]
+        thickness = float(ds.get("SliceThickness", 1.0) or 1.0)
+    except (TypeError, ValueError, IndexError) as exc:
+        raise InputError(f"{path.name} has a damaged DICOM header (rescale or pixel spacing values)") from exc
+    if len(spacing) != 2 or not all(math.isfinite(s) and s > 0 for s in [*spacing, thickness]):
+        raise InputError(f"{path.name} has an invalid pixel spacing ({spacing} mm) in its DICOM header")
     pixels = pixels * slope + intercept
     if pixels.ndim == 2:
         pixels = pixels[None]
     if pixels.ndim != 3:
         raise InputError(f"{path.name} has pixel data of shape {pixels.shape}; expected planar frames")
-    spacing = [float(s) for s in ds.get("PixelSpacing", [1.0, 1.0])]
     image = sitk.GetImageFromArray(pixels)
-    image.SetSpacing((spacing[1], spacing[0], float(ds.get("SliceThickness", 1.0) or 1.0)))
+    image.SetSpacing((spacing[1], spacing[0], thickness))
     meta = {"patient_id": str(ds.get("PatientID", "")), "modality": modality,
             "manufacturer": str(ds.get("Manufacturer", "")), "study_description": str(ds.get("StudyDescription", ""))}
     age = str(ds.get("PatientAge", ""))
@@ -125,7 +135,7 @@ def load_bone_scan(paths: list[str | os.PathLike], view_names: list[str] | None 
             meta = {**file_meta, **meta}
             invert = polarity == "uptake-dark"
         else:
-            image = read_raster(path, spacing_mm=1.0) if suffix in RASTER_SUFFIXES else read_volume(path)
+            image = read_raster(path, 1.0, BONE_SCAN) if suffix in RASTER_SUFFIXES else read_volume(path, BONE_SCAN)
             names = [None] * image.GetSize()[2]
             invert = None if polarity == "auto" else polarity == "uptake-dark"
         images.append(image)

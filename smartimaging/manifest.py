@@ -33,15 +33,31 @@ class Manifest:
         return [row for row in self.rows if row.get("split", "") == split]
 
 
+MAX_MANIFEST_BYTES = 64 * 2**20  # a million-row cohort is ~100 MB of features, its manifest far less
+
+
 def read_manifest(path: str | os.PathLike, required: tuple[str, ...] = ("patient_id", "image")) -> Manifest:
-    """Read and validate a manifest CSV."""
+    """Read and validate a manifest CSV (UTF-8, with or without the byte-order mark spreadsheets write)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"Manifest not found: {path}")
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        rows = [{k: (v or "").strip() for k, v in row.items()} for row in reader]
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise InputError(f"Manifest {path.name} is {path.stat().st_size / 2**20:.0f} MB; the limit is "
+                         f"{MAX_MANIFEST_BYTES // 2**20} MB")
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            columns = reader.fieldnames or []
+            rows = []
+            for row in reader:
+                if None in row:
+                    raise InputError(f"Manifest {path.name}: line {reader.line_num} has more cells than the header "
+                                     "has columns (a comma inside a value needs quotes)")
+                rows.append({k: (v or "").strip() for k, v in row.items()})
+    except UnicodeDecodeError as exc:
+        raise InputError(f"Manifest {path.name} is not a UTF-8 text file (save it as CSV UTF-8)") from exc
+    except csv.Error as exc:
+        raise InputError(f"Manifest {path.name} is not a readable CSV file ({exc})") from exc
     missing = [c for c in required if c not in columns]
     if missing:
         raise InputError(f"Manifest {path.name} lacks the column(s) {', '.join(missing)}")

@@ -123,14 +123,17 @@ def load_radiomics_model(card_path: str | os.PathLike) -> FittedModel:
                              "damaged. Refusing to use it.")
     pipeline_path = file_in_model_folder(card_path, pipeline_name)
     refused = {name for _, name in skops_nodes(pipeline_path) - ALLOWED_SKOPS_NODES}
-    untrusted = sio.get_untrusted_types(file=pipeline_path)
-    allowed_names = {name for _, name in ALLOWED_SKOPS_NODES}
-    refused |= {name for name in untrusted if name not in allowed_names}
     if refused:
         raise ModelError(f"The model file {pipeline_path.name} contains types that SmartImaging never saves "
                          f"({', '.join(sorted(refused)[:5])}); it may run code when loaded. Refusing to use it.")
     try:
+        untrusted = sio.get_untrusted_types(file=pipeline_path)
+        if set(untrusted) - {name for _, name in ALLOWED_SKOPS_NODES}:
+            raise ModelError(f"The model file {pipeline_path.name} contains types that SmartImaging never saves "
+                             f"({', '.join(sorted(untrusted)[:5])}); it may run code when loaded. Refusing to use it.")
         pipeline = sio.load(pipeline_path, trusted=untrusted)
+    except ModelError:
+        raise
     except Exception as exc:  # skops raises many types on inconsistent content; the types were checked above
         raise ModelError(f"The model file {pipeline_path.name} could not be loaded ({exc.__class__.__name__})") from exc
     if not isinstance(pipeline, Pipeline):

@@ -17,6 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
+from .cli import DISK_ERRORS
 from .errors import CancelledError, SmartImagingError
 
 
@@ -27,7 +28,7 @@ def emit(event: str, **fields) -> None:
 def _bonescan_segment(args) -> None:
     import SimpleITK as sitk
 
-    from .bonescan.outputs import source_labelmaps
+    from .bonescan.outputs import source_labelmaps, write_image
     from .bonescan.pipeline import BoneScanModels, analyse
     from .bonescan.views import study_from_images
     from .io import read_volume
@@ -47,7 +48,7 @@ def _bonescan_segment(args) -> None:
         label_image = sitk.GetImageFromArray(labels)
         label_image.CopyInformation(image)
         path = out / f"labels_{index}.nrrd"
-        sitk.WriteImage(label_image, str(path), True)
+        write_image(label_image, path)
         label_paths.append(str(path))
     emit("result", labels=label_paths, result=result.as_json())
 
@@ -88,7 +89,7 @@ JOBS = {"bonescan-segment": _bonescan_segment, "mammo-batch": _mammo_batch, "dce
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one job; exit 2 with an "error" event for bad input, a cancelled job, or a missing model."""
+    """Run one job; exit 2 with an "error" event for bad input, a cancelled job, a missing model or a full disk."""
     parser = argparse.ArgumentParser(prog="python -m smartimaging.worker")
     parser.add_argument("job", choices=sorted(JOBS))
     parser.add_argument("--input", nargs="+")
@@ -109,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         JOBS[args.job](args)
     except (SmartImagingError, CancelledError) as exc:
         emit("error", message=str(exc))
+        return 2
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        emit("error", message=f"{DISK_ERRORS[exc.errno]}{where}; nothing was written")
         return 2
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,8 @@ from ..errors import InputError
 from ..io import describe_geometry, read_volume, same_geometry
 from ..manifest import Manifest, finish_cohort, prepare_cohort_folder
 from ..phantoms.bonescan import make_bone_scan_phantom
+from ..segments import BONESCAN_SEGMENTS
+from .outputs import write_image
 from .views import BoneScanStudy, load_bone_scan, write_nm_dicom
 
 
@@ -28,7 +31,7 @@ def write_phantom_cohort(out_dir: str | os.PathLike, n_cases: int, seed: int = 0
         study = load_bone_scan([image_path])
         mask = sitk.GetImageFromArray(np.stack([case.masks[v.name] for v in study.views]))
         mask.CopyInformation(study.images[0])
-        sitk.WriteImage(mask, str(out_dir / "masks" / f"{case.patient_id}.nii.gz"))
+        write_image(mask, out_dir / "masks" / f"{case.patient_id}.nii.gz")
         rows.append({"patient_id": case.patient_id, "image": f"images/{case.patient_id}.dcm",
                      "mask": f"masks/{case.patient_id}.nii.gz", "label": case.metastasis,
                      "bladder": int(case.bladder_present), "age": case.age, "n_lesions": case.n_lesions,
@@ -36,11 +39,56 @@ def write_phantom_cohort(out_dir: str | os.PathLike, n_cases: int, seed: int = 0
     return finish_cohort(out_dir, rows, splits, seed)
 
 
+def parse_splits(text: str) -> dict[str, float] | None:
+    """`--splits train=0.8,val=0.2` as {name: fraction}; None when empty."""
+    splits = {}
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        name, _, value = part.partition("=")
+        try:
+            fraction = float(value)
+        except ValueError:
+            fraction = math.nan
+        if not name.strip() or not 0 < fraction < math.inf:
+            raise InputError(f"--splits takes name=fraction pairs, e.g. train=0.7,val=0.15,test=0.15; got {text!r}")
+        splits[name.strip()] = fraction
+    return splits or None
+
+
+def binary_label(row: dict, manifest_name: str, column: str = "label") -> int:
+    """A manifest row's 0/1 label, or a clear refusal naming the patient and the value."""
+    value = row.get(column, "")
+    try:
+        label = float(value)
+    except ValueError:
+        label = math.nan
+    if label not in (0.0, 1.0):
+        raise InputError(f"{manifest_name}: patient {row.get('patient_id', '?')} has {column} {value!r}; the "
+                         f"{column} column takes 1 (positive) or 0 (negative)")
+    return int(label)
+
+
 @dataclass
 class LabelledStudy:
     row: dict
     study: BoneScanStudy
     labelmaps: dict[str, np.ndarray]  # view name -> uint8 labels on the view's grid
+
+
+def _bone_scan_labels(array: np.ndarray, name: str) -> np.ndarray:
+    """The mask's labels as uint8, refusing values that are not bone-scan segments (which would count as nothing)."""
+    if not np.all(np.isfinite(array)):
+        raise InputError(f"The mask {name} contains invalid values (NaN)")
+    values = np.unique(array)
+    allowed = {0, *(spec.label for spec in BONESCAN_SEGMENTS)}
+    listing = ", ".join(f"{spec.label} {spec.name.lower()}" for spec in BONESCAN_SEGMENTS)
+    unknown = [v for v in values.tolist() if v not in allowed]
+    if unknown:
+        shown = ", ".join(f"{v:g}" for v in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        what = f"label {shown}, which is not a bone-scan segment" if len(unknown) == 1 else \
+            f"labels {shown}, which are not bone-scan segments"
+        raise InputError(f"The mask {name} holds {what} (0 background, {listing}); relabel the mask with these "
+                         "values")
+    return array.astype(np.uint8)
 
 
 def read_masks(study: BoneScanStudy, mask_paths: list[Path]) -> dict[str, np.ndarray]:
@@ -53,10 +101,7 @@ def read_masks(study: BoneScanStudy, mask_paths: list[Path]) -> dict[str, np.nda
         if not same_geometry(mask, image):
             raise InputError(f"The mask {Path(path).name} does not match its image: mask {describe_geometry(mask)}, "
                              f"image {describe_geometry(image)}")
-        array = sitk.GetArrayFromImage(mask)
-        if not np.all(np.isfinite(array)):
-            raise InputError(f"The mask {Path(path).name} contains invalid values (NaN)")
-        arrays.append(np.rint(array).astype(np.uint8))
+        arrays.append(_bone_scan_labels(sitk.GetArrayFromImage(mask), Path(path).name))
     return {v.name: arrays[v.source][v.frame] for v in study.views}
 
 

@@ -29,7 +29,7 @@ def predict(args) -> int:
     load_seconds = time.perf_counter() - started
     models = BoneScanModels.load(directory=args.models_dir, device=args.device)
     result = analyse(study, models, parse_lesion_ids(args.exclude), load_seconds)
-    write_result(study, result, args.out)
+    write_result(study, result, args.out, args.keep_identifiers)
     _print_summary(result.as_json(), args.out)
     return 0
 
@@ -47,33 +47,56 @@ def recompute(args) -> int:
     return 0
 
 
-def _bstbi_of(path: str, args) -> dict:
+def read_result_bstbi(path: Path) -> float:
+    """The mean BSTBI of a result.json written by `bonescan predict` or `bonescan bstbi`, checked."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path} is not a bone-scan result (not a JSON file); give the folder written by "
+                         "`bonescan predict` or `bonescan bstbi`") from exc
+    bstbi = record.get("bstbi") if isinstance(record, dict) else None
+    value = bstbi.get("mean") if isinstance(bstbi, dict) else None
+    if value is None:
+        raise InputError(f"{path} holds no BSTBI (no 'bstbi' 'mean' entry); give the folder written by "
+                         "`bonescan predict` or `bonescan bstbi`")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise InputError(f"{path} gives BSTBI {value!r}, which is not a number between 0 and 1; the file was "
+                         "changed or damaged: recompute it with `bonescan bstbi`")
+    return float(value)
+
+
+def _bstbi_of(path: str, args) -> float:
     candidate = Path(path)
     if candidate.is_dir():
-        result_file = candidate / "result.json"
-        if not result_file.is_file():
-            raise InputError(f"{candidate} has no result.json; give a predict output folder or an image")
-        return json.loads(result_file.read_text(encoding="utf-8"))
+        candidate = candidate / "result.json"
+        if not candidate.is_file():
+            raise InputError(f"{path} has no result.json; give a predict output folder or an image")
+    if candidate.suffix.lower() == ".json":
+        if not candidate.is_file():
+            raise InputError(f"File not found: {candidate}")
+        return read_result_bstbi(candidate)
     from .pipeline import BoneScanModels, analyse
     from .views import load_bone_scan
 
     models = BoneScanModels.load(directory=args.models_dir, device=args.device)
-    return analyse(load_bone_scan([path]), models).as_json()
+    return analyse(load_bone_scan([path]), models).bstbi["mean"]
 
 
 def compare(args) -> int:
-    baseline, followup = _bstbi_of(args.baseline, args), _bstbi_of(args.followup, args)
-    before, after = baseline["bstbi"]["mean"], followup["bstbi"]["mean"]
+    from ..io import atomic_output_dir
+    from .outputs import write_json
+
+    before, after = _bstbi_of(args.baseline, args), _bstbi_of(args.followup, args)
     change = {"baseline": {"source": args.baseline, "bstbi": before},
               "followup": {"source": args.followup, "bstbi": after},
               "change": after - before,
               "relative_change_percent": (after - before) / before * 100 if before > 0 else None}
     relative = change["relative_change_percent"]
+    if args.out:
+        with atomic_output_dir(args.out) as scratch:
+            write_json(scratch / "compare.json", change)
     print(f"BSTBI baseline {before:.3f} -> follow-up {after:.3f}: change {after - before:+.3f}"
           + (f" ({relative:+.1f} %)" if relative is not None else ""))
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "compare.json").write_text(json.dumps(change, indent=2) + "\n", encoding="utf-8")
     return 0
 
 
@@ -101,10 +124,9 @@ def evaluate(args) -> int:
 
 
 def phantoms(args) -> int:
-    from .cohort import write_phantom_cohort
+    from .cohort import parse_splits, write_phantom_cohort
 
-    splits = {k: float(v) for k, v in (p.split("=") for p in args.splits.split(",") if p)} if args.splits else None
-    manifest = write_phantom_cohort(args.out, args.n, args.seed, splits)
+    manifest = write_phantom_cohort(args.out, args.n, args.seed, parse_splits(args.splits))
     print(f"wrote {args.n} phantom cases and {manifest}")
     return 0
 

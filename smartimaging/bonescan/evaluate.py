@@ -4,7 +4,6 @@ CIs for metastasis and bladder, Dice for lesions and bladder, and time per case 
 from __future__ import annotations
 
 import csv
-import json
 import time
 from pathlib import Path
 
@@ -14,7 +13,8 @@ from ..errors import InputError
 from ..evaluation import auc_with_ci, binary_metrics, dice, mean_sd, plot_roc
 from ..io import atomic_output_dir
 from ..manifest import read_manifest
-from .cohort import read_masks
+from .cohort import binary_label, read_masks
+from .outputs import write_json
 from .pipeline import BLADDER, LESION, PAPER_THRESHOLD, BoneScanModels, analyse
 from .views import load_bone_scan
 
@@ -46,23 +46,38 @@ def _format_row(name: str, table: dict) -> str:
             + f"  {dl[0]:.3f}±{dl[1]:.3f}  {db[0]:.3f}±{db[1]:.3f}")
 
 
+def _truth(row: dict, manifest_name: str) -> dict:
+    """Age, metastasis label and bladder label (when given) of a manifest row, checked."""
+    age = None
+    if row.get("age"):
+        try:
+            age = float(row["age"])
+        except ValueError:
+            age = float("nan")
+        if not 0 <= age < 150:
+            raise InputError(f"{manifest_name}: patient {row['patient_id']} has age {row['age']!r}; give the age in "
+                             "years or leave the cell empty")
+    return {"age": age, "label": binary_label(row, manifest_name),
+            "bladder": binary_label(row, manifest_name, "bladder") if row.get("bladder") else None}
+
+
 def evaluate_manifest(manifest_path, out_dir, split: str = "test", device: str = "auto", models_dir=None) -> str:
     """Run the models on the manifest rows of `split` and write evaluation.json, cases.csv, table.txt, roc.png."""
     manifest = read_manifest(manifest_path, required=("patient_id", "image", "mask", "label"))
     rows = manifest.rows if split == "all" else manifest.subset(split)
     if not rows:
         raise InputError(f"The manifest has no rows with split '{split}'")
+    truths = [_truth(row, Path(manifest_path).name) for row in rows]  # a bad cell is refused before the models run
     models = BoneScanModels.load(directory=models_dir, device=device)
     cases = []
-    for row in rows:
+    for row, known in zip(rows, truths, strict=True):
         started = time.perf_counter()
         study = load_bone_scan(manifest.paths(row, "image"))
         result = analyse(study, models)
         seconds = time.perf_counter() - started
         truth = read_masks(study, manifest.paths(row, "mask"))
         cases.append({
-            "patient_id": row["patient_id"], "age": float(row["age"]) if row.get("age") else None,
-            "label": int(row["label"]), "bladder": int(row["bladder"]) if row.get("bladder") else None,
+            "patient_id": row["patient_id"], **known,
             "metastasis_probability": result.metastasis_probability,
             "bladder_probability": result.bladder_probability, "bstbi": result.bstbi["mean"],
             "dice_lesion": _case_dice(result.labelmaps, truth, LESION),
@@ -99,7 +114,7 @@ def evaluate_manifest(manifest_path, out_dir, split: str = "test", device: str =
     lines.append(f"time per case (file -> BSTBI, {report['device']}): {mean:.3f} ± {sd:.3f} s")
     text = "\n".join(lines)
     with atomic_output_dir(out_dir) as scratch:
-        (scratch / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_json(scratch / "evaluation.json", report, undefined_as_null=True)
         (scratch / "table.txt").write_text(text + "\n", encoding="utf-8")
         with open(scratch / "cases.csv", "w", encoding="utf-8", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(cases[0]))

@@ -1,16 +1,22 @@
-"""Result files of a bone-scan analysis: result.json, segmentation (.seg.nrrd + NIfTI) per input, overlay PNGs."""
+"""Result files of a bone-scan analysis: result.json, segmentation (.seg.nrrd + NIfTI) per input, overlay PNGs; and
+the writers every task's outputs go through (`write_image`, `write_json`), so that a failed write (disk full,
+read-only, file too large) reaches the CLI as the disk's OSError, and a NaN is never written into a result."""
 
 from __future__ import annotations
 
+import errno
+import gzip
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 from ..evaluation import dice
-from ..io import atomic_output_dir
+from ..io import atomic_output_dir, file_suffix
 from ..segfile import labelmap_image, write_seg_nrrd
 from ..segments import BONESCAN_SEGMENTS
 from .pipeline import (
@@ -22,7 +28,54 @@ from .pipeline import (
     lesion_components,
     pixel_spacing,
 )
-from .views import BoneScanStudy
+from .views import IDENTIFIERS, BoneScanStudy
+
+
+def _disk_error(path: Path) -> OSError:
+    """The error the disk gives now when writing to `path` (disk full, quota, file too large, read-only)."""
+    try:
+        with open(path, "ab") as f:
+            f.write(bytes(1 << 20))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        exc.filename = exc.filename or str(path)
+        return exc
+    return OSError(errno.EIO, "the image could not be written", str(path))
+
+
+@contextmanager
+def disk_errors(path: str | os.PathLike) -> Iterator[None]:
+    """SimpleITK reports a failed write as a RuntimeError: raise the disk's OSError instead (one line in the CLI)."""
+    try:
+        yield
+    except RuntimeError as exc:
+        raise _disk_error(Path(path)) from exc
+
+
+def write_image(image: sitk.Image, path: str | os.PathLike, compress: bool = True) -> None:
+    """sitk.WriteImage with disk errors as OSError. ITK's NIfTI writer does not report a short write (it prints a
+    line and returns), so NIfTI files are checked for their full pixel data."""
+    with disk_errors(path):
+        sitk.WriteImage(image, str(path), compress)
+    suffix = file_suffix(path)
+    if suffix in (".nii", ".nii.gz"):
+        try:
+            with gzip.open(path) if suffix == ".nii.gz" else open(path, "rb") as f:
+                length = len(f.read())
+        except (EOFError, gzip.BadGzipFile) as exc:
+            raise _disk_error(Path(path)) from exc
+        pixels = image.GetNumberOfPixels() * image.GetNumberOfComponentsPerPixel()
+        if length < pixels * image.GetSizeOfPixelComponent():
+            raise _disk_error(Path(path))
+
+
+def write_json(path: str | os.PathLike, record: dict, undefined_as_null: bool = False) -> None:
+    """A result as JSON; NaN or infinity is a bug (ValueError, exit 1) unless `undefined_as_null` (evaluation
+    reports, where a metric without cases is undefined): then it is written as null."""
+    if undefined_as_null:
+        record = json.loads(json.dumps(record), parse_constant=lambda name: None)
+    Path(path).write_text(json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def recompute_from_labelmaps(study: BoneScanStudy, labelmaps: dict[str, np.ndarray], exclude: list[int] | None = None,
@@ -73,15 +126,24 @@ def overlay_png(counts: np.ndarray, labels: np.ndarray, path: str | os.PathLike,
     plt.close(fig)
 
 
-def write_result(study: BoneScanStudy, result: BoneScanResult, out_dir: str | os.PathLike) -> Path:
-    """Write everything into `out_dir` at once (nothing is left behind on failure)."""
+def study_record(study: BoneScanStudy, keep_identifiers: bool = False) -> dict:
+    """The study's metadata for result.json: the patient's identifiers only when the user asks for them."""
+    record = {key: value for key, value in study.meta.items() if key != IDENTIFIERS}
+    return {**record, **study.meta.get(IDENTIFIERS, {})} if keep_identifiers else record
+
+
+def write_result(study: BoneScanStudy, result: BoneScanResult, out_dir: str | os.PathLike,
+                 keep_identifiers: bool = False) -> Path:
+    """Write everything into `out_dir` at once (nothing is left behind on failure); no patient identifiers unless
+    `keep_identifiers`."""
     with atomic_output_dir(out_dir) as scratch:
         outputs = []
         for path, image, labels in zip(study.paths, study.images, source_labelmaps(study, result.labelmaps),
                                        strict=True):
             stem = path.name.split(".")[0]
-            write_seg_nrrd(labels, image, BONESCAN_SEGMENTS, scratch / f"{stem}.seg.nrrd")
-            sitk.WriteImage(labelmap_image(labels, image), str(scratch / f"{stem}_labels.nii.gz"))
+            with disk_errors(scratch / f"{stem}.seg.nrrd"):
+                write_seg_nrrd(labels, image, BONESCAN_SEGMENTS, scratch / f"{stem}.seg.nrrd")
+            write_image(labelmap_image(labels, image), scratch / f"{stem}_labels.nii.gz")
             outputs += [f"{stem}.seg.nrrd", f"{stem}_labels.nii.gz"]
         for view in study.views:
             name = f"overlay_{view.name.replace(' ', '_')}.png"
@@ -90,6 +152,6 @@ def write_result(study: BoneScanStudy, result: BoneScanResult, out_dir: str | os
                         f"{view.name}: BSTBI {np.mean(view_bstbi):.3f}")
             outputs.append(name)
         record = {**result.as_json(), "inputs": [str(p) for p in study.paths], "outputs": outputs,
-                  "study": study.meta}
-        (scratch / "result.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+                  "study": study_record(study, keep_identifiers)}
+        write_json(scratch / "result.json", record)
     return Path(out_dir) / "result.json"

@@ -19,7 +19,7 @@ from ..evaluation import youden_cutoff
 from ..manifest import read_manifest
 from ..models import build_network, save_model
 from ..training import TrainConfig, fit
-from .cohort import LabelledStudy, load_labelled
+from .cohort import LabelledStudy, binary_label, load_labelled
 from .pipeline import (
     BLADDER,
     CASE_THRESHOLD_KEY,
@@ -147,21 +147,42 @@ def case_cutoff(network: torch.nn.Module, studies: list[LabelledStudy]) -> float
         for labelled in studies:
             crops = np.concatenate([crops_of(network_input(v.counts)) for v in labelled.study.views])
             scores.append(float(torch.sigmoid(network(torch.from_numpy(crops).to(device)))[:, 0].max()))
-            labels.append(int(labelled.row.get("label", "") or -1))
+            labels.append(int(labelled.row["label"]) if labelled.row.get("label") else -1)
     if not 0 < sum(label == 1 for label in labels) < len(labels) or -1 in labels:
         return None
     return youden_cutoff(labels, scores)
+
+
+def _check_labels(rows: list[dict], manifest_name: str) -> None:
+    """Labels, where given, are 0/1 and not all the same (the case cutoff needs both)."""
+    labels = [binary_label(row, manifest_name) for row in rows if row.get("label")]
+    if labels and len(set(labels)) == 1 and len(labels) == len(rows):
+        raise InputError(f"{manifest_name}: every 'train' and 'val' case has label {labels[0]}; training needs "
+                         "cases with (1) and without (0) metastases")
+
+
+def _has_both_crop_classes(views) -> bool:
+    data = CropDataset(views, augment=False)
+    metastasis = [data.target(index)[0] for index in range(len(data))]
+    return 0 < sum(metastasis) < len(metastasis)
 
 
 def train_bonescan(manifest_path, out_dir, which=("classifier", "segmenter"), config: TrainConfig | None = None,
                    segmenter_config: TrainConfig | None = None, progress=None,
                    model_suffix: str = "demo") -> list[Path]:
     """Train on the manifest's `train` rows, select on its `val` rows; write cards + safetensors to `out_dir`."""
+    unknown = sorted(set(which) - {"classifier", "segmenter"})
+    if unknown or not which:
+        raise InputError(f"--which takes classifier, segmenter or both (comma-separated); got {','.join(which)!r}")
     manifest = read_manifest(manifest_path, required=("patient_id", "image", "mask", "split"))
     train_rows, val_rows = manifest.subset("train"), manifest.subset("val")
     if not train_rows or not val_rows:
         raise InputError("The manifest needs rows with split 'train' and rows with split 'val'")
+    _check_labels(train_rows + val_rows, manifest.path.name)
     train_views = prepared_views(load_labelled(manifest, train_rows))
+    if "classifier" in which and not _has_both_crop_classes(train_views):
+        raise InputError(f"{manifest.path.name}: the 'train' masks hold no bone metastasis (or only metastases); "
+                         "the classifier needs cases with and without metastases")
     val_studies = load_labelled(manifest, val_rows)
     val_views = prepared_views(val_studies)
     command = "smartimaging " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""

@@ -23,6 +23,10 @@ from ..limits import BONE_SCAN, check_dicom, read_dicom_header
 VIEW_NAMES = ("anterior", "posterior")
 NM_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.20"
 MIN_ASPECT, MAX_ASPECT = 1.8, 8.0  # whole-body views are tall: rows / columns
+IDENTIFIERS = "identifiers"  # key of BoneScanStudy.meta with the patient's identifiers: written only when asked
+IDENTIFYING_TAGS = {"patient_id": "PatientID", "patient_name": "PatientName", "birth_date": "PatientBirthDate",
+                    "accession_number": "AccessionNumber", "study_date": "StudyDate",
+                    "study_description": "StudyDescription", "institution": "InstitutionName"}
 
 
 @dataclass
@@ -93,8 +97,8 @@ def read_nm_dicom(path: str | os.PathLike) -> tuple[sitk.Image, list[str | None]
         raise InputError(f"{path.name} has pixel data of shape {pixels.shape}; expected planar frames")
     image = sitk.GetImageFromArray(pixels)
     image.SetSpacing((spacing[1], spacing[0], thickness))
-    meta = {"patient_id": str(ds.get("PatientID", "")), "modality": modality,
-            "manufacturer": str(ds.get("Manufacturer", "")), "study_description": str(ds.get("StudyDescription", ""))}
+    meta = {"modality": modality, "manufacturer": str(ds.get("Manufacturer", "")),
+            IDENTIFIERS: {name: str(ds.get(keyword)) for name, keyword in IDENTIFYING_TAGS.items() if ds.get(keyword)}}
     age = str(ds.get("PatientAge", ""))
     if age[:3].isdigit():
         meta["age"] = int(age[:3])
@@ -164,6 +168,9 @@ def study_from_images(images: list[sitk.Image], paths: list[Path], frame_names: 
             if invert:
                 counts = float(counts.max()) - counts
             views.append(BoneScanView(names[frame] or "", np.clip(counts, 0, None), source, frame))
+    if view_names and len(view_names) > len(views):
+        raise InputError(f"{len(view_names)} view names were given ({', '.join(view_names)}) for {len(views)} "
+                         f"view(s) in the image(s); give one name per view, e.g. anterior,posterior")
     names = list(view_names or []) + [v.name for v in views][len(view_names or []):]
     defaults = iter(n for n in VIEW_NAMES if n not in names)
     for view, name in zip(views, names, strict=False):

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ..bonescan.outputs import write_image
 from ..errors import InputError
 from ..manifest import finish_cohort, prepare_cohort_folder, read_manifest
 from ..phantoms.breast_mri import make_breast_mri_phantom
@@ -35,10 +36,10 @@ def write_dce_phantom_cohort(out_dir: str | os.PathLike, n_cases: int, seed: int
         case = make_breast_mri_phantom(seed * 100_000 + index)
         origin = (-128.0 + index % 7, -90.0, -30.0 - index % 5)
         for name, array in (("t1", case.t1), ("dce", case.dce)):
-            sitk.WriteImage(phantom_image(array, case.spacing, origin),
-                            str(out_dir / "images" / f"{case.patient_id}_{name}.nrrd"), True)
-        sitk.WriteImage(phantom_image(case.lesions, case.spacing, origin),
-                        str(out_dir / "masks" / f"{case.patient_id}_lesions.nrrd"), True)
+            write_image(phantom_image(array, case.spacing, origin),
+                        out_dir / "images" / f"{case.patient_id}_{name}.nrrd")
+        write_image(phantom_image(case.lesions, case.spacing, origin),
+                    out_dir / "masks" / f"{case.patient_id}_lesions.nrrd")
         rows.append({"patient_id": case.patient_id, "t1": f"images/{case.patient_id}_t1.nrrd",
                      "dce": f"images/{case.patient_id}_dce.nrrd", "mask": f"masks/{case.patient_id}_lesions.nrrd",
                      "lesions": ";".join(case.lesion_kinds), "age": case.age})

@@ -52,9 +52,9 @@ def evaluate(args) -> int:
 
 
 def phantoms(args) -> int:
+    from ..bonescan.cohort import parse_splits
     from .cohort import write_dce_phantom_cohort
 
-    splits = {k: float(v) for k, v in (p.split("=") for p in args.splits.split(",") if p)} if args.splits else None
-    manifest = write_dce_phantom_cohort(args.out, args.n, args.seed, splits)
+    manifest = write_dce_phantom_cohort(args.out, args.n, args.seed, parse_splits(args.splits))
     print(json.dumps({"cases": args.n, "manifest": str(manifest)}))
     return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bonescan.outputs import write_json
 from ..io import atomic_output_dir
 from .cohort import read_pairs
 from .metrics import DATA_RANGE, linear_baseline, slice_metrics, summarise, volume_metrics
@@ -39,7 +40,7 @@ def evaluate_manifest(manifest: str | os.PathLike, out_dir: str | os.PathLike, s
                                  f"{DATA_RANGE:g}", "summary": summary, "per_volume": per_volume}
     text = format_tables(report)
     with atomic_output_dir(out_dir) as scratch:
-        (scratch / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_json(scratch / "evaluation.json", report, undefined_as_null=True)
         (scratch / "tables.txt").write_text(text + "\n", encoding="utf-8")
     return text
 

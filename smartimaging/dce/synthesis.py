@@ -10,7 +10,6 @@ Outputs share the T1's geometry exactly (they overlay it in Slicer):
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ import SimpleITK as sitk
 import torch
 
 from .. import __version__
+from ..bonescan.outputs import write_image, write_json
 from ..io import atomic_output_dir
 from ..models.nets import pick_device, prepare_for_inference
 from ..models.registry import LoadedModel, load_model
@@ -134,12 +134,12 @@ def synthesize_file(t1_path: str | os.PathLike, out_dir: str | os.PathLike, dce_
     synthesizer = DCESynthesizer.load(directory, device)
     result = synthesize_volume(t1_image, synthesizer, real_dce, batch_slices, progress)
     with atomic_output_dir(out_dir) as scratch:
-        sitk.WriteImage(result.synthetic, str(scratch / "synthetic_dce.nrrd"), True)
-        sitk.WriteImage(result.subtraction, str(scratch / "subtraction.nrrd"), True)
-        sitk.WriteImage(result.mip, str(scratch / "subtraction_mip.nrrd"), True)
+        write_image(result.synthetic, scratch / "synthetic_dce.nrrd")
+        write_image(result.subtraction, scratch / "subtraction.nrrd")
+        write_image(result.mip, scratch / "subtraction_mip.nrrd")
         _mip_png(result.mip, scratch / "subtraction_mip.png")
         record = {**result.record, "input": str(t1_path), "real_dce": str(dce_path) if dce_path else None,
                   "outputs": ["synthetic_dce.nrrd", "subtraction.nrrd", "subtraction_mip.nrrd",
                               "subtraction_mip.png"]}
-        (scratch / "result.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        write_json(scratch / "result.json", record)
     return result

@@ -1,5 +1,8 @@
 """Breast MRI volumes for DCESynthesis: reading with checks, the [-1, 1] normalisation, pairing a real DCE with the T1.
 
+A volume is refused when it cannot be a breast MRI: fewer than MIN_IN_PLANE × MIN_IN_PLANE pixels per slice or
+fewer than MIN_SLICES slices (clinical breast T1WI: 256-512 pixels square, 60-200 slices), NaN, blank, colour.
+
 Normalisation (recorded in the model card): per volume, from its minimum to its 99.9th percentile (so that a few
 very bright voxels, e.g. in the heart, do not compress the breast's grey levels) mapped linearly to [-1, 1] and
 clipped, as the paper's min-max normalisation to [-1, 1].
@@ -17,6 +20,7 @@ from ..io import check_finite, describe_geometry, read_series_or_volume, same_ge
 
 UPPER_PERCENTILE = 99.9
 MIN_OVERLAP = 0.5
+MIN_IN_PLANE, MIN_SLICES = 32, 3
 
 
 def load_mr_volume(path: str | os.PathLike, role: str) -> sitk.Image:
@@ -35,6 +39,11 @@ def check_mr_volume(image: sitk.Image, name: str, role: str) -> sitk.Image:
     check_finite(array, name)
     if float(array.max()) <= float(array.min()):
         raise InputError(f"{name} is blank (every voxel has the same value)")
+    columns, rows, slices = image.GetSize()
+    if min(columns, rows) < MIN_IN_PLANE or slices < MIN_SLICES:
+        raise InputError(f"{name} has {columns}×{rows} pixels in {slices} slices: too small to be a breast MRI "
+                         f"(at least {MIN_IN_PLANE}×{MIN_IN_PLANE} pixels and {MIN_SLICES} slices); give the whole "
+                         f"{role} series")
     return image
 
 

@@ -10,8 +10,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
+from ..bonescan.cohort import binary_label
+from ..bonescan.outputs import write_image
 from ..dce.cohort import phantom_image
 from ..errors import InputError
 from ..io import read_series_or_volume
@@ -32,10 +33,10 @@ def write_lvi_phantom_cohort(out_dir: str | os.PathLike, n_cases: int, seed: int
         case = make_breast_mri_phantom(seed * 100_000 + index, LVI_PHANTOM_SHAPE, lvi=index % 2)
         origin = (-96.0 + index % 5, -70.0, -20.0)
         for name, array in (("dce", case.dce2), ("t2", case.t2)):
-            sitk.WriteImage(phantom_image(array, case.spacing, origin),
-                            str(out_dir / "images" / f"{case.patient_id}_{name}.nrrd"), True)
-        sitk.WriteImage(phantom_image((case.lesions > 0).astype(np.uint8), case.spacing, origin),
-                        str(out_dir / "masks" / f"{case.patient_id}_voi.nrrd"), True)
+            write_image(phantom_image(array, case.spacing, origin),
+                        out_dir / "images" / f"{case.patient_id}_{name}.nrrd")
+        write_image(phantom_image((case.lesions > 0).astype(np.uint8), case.spacing, origin),
+                    out_dir / "masks" / f"{case.patient_id}_voi.nrrd")
         rows.append({"patient_id": case.patient_id, "dce": f"images/{case.patient_id}_dce.nrrd",
                      "t2": f"images/{case.patient_id}_t2.nrrd", "voi": f"masks/{case.patient_id}_voi.nrrd",
                      "label": case.lvi, "age": case.age, "size_mm": round(case.lesion_diameter_mm, 1)})
@@ -51,11 +52,23 @@ def case_inputs(manifest_path: str | os.PathLike, sequence: str, split: str | No
     rows = manifest.subset(split) if split else manifest.rows
     if not rows:
         raise InputError(f"{Path(manifest_path).name} has no rows" + (f" in split '{split}'" if split else ""))
+    labels = [binary_label(row, manifest.path.name) for row in rows]  # a bad label is refused before any reading
     cases = []
-    for row in rows:
+    for row, label in zip(rows, labels, strict=True):
         volume = read_series_or_volume(manifest.resolve(row[SEQUENCES[sequence]]))
         voi = read_series_or_volume(manifest.resolve(row["voi"]))
-        array = crop_3d(volume, voi, settings) if dimensions == 3 else tumour_slices_2d(volume, voi, settings)
-        cases.append({"patient_id": row["patient_id"], "label": int(row["label"]), "input": array, "row": row,
+        what = f"{sequence} volume of patient {row['patient_id']}"
+        array = crop_3d(volume, voi, settings, what) if dimensions == 3 else \
+            tumour_slices_2d(volume, voi, settings, what)
+        cases.append({"patient_id": row["patient_id"], "label": label, "input": array, "row": row,
                       "dimensions": dimensions})
     return cases
+
+
+def check_both_classes(cases: list[dict], split: str | None, purpose: str) -> None:
+    """Refuse a split whose cases are all LVI positive or all negative: `purpose` needs both."""
+    labels = {case["label"] for case in cases}
+    if len(labels) < 2:
+        rows = f"'{split}' rows" if split else "rows"
+        raise InputError(f"Every one of the {len(cases)} {rows} has label {labels.pop()}: {purpose} needs "
+                         "LVI-positive (1) and LVI-negative (0) cases")

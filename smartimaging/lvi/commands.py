@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 
@@ -14,6 +15,7 @@ def run(args) -> int:
 def segment(args) -> int:
     import SimpleITK as sitk
 
+    from ..bonescan.outputs import write_image
     from ..errors import InputError
     from ..io import atomic_output_dir, read_series_or_volume
     from .segment import LesionSegmenter
@@ -22,12 +24,12 @@ def segment(args) -> int:
         point = [float(v) for v in args.point.split(",")]
     except ValueError as exc:
         raise InputError(f"--point takes x,y,z in mm (LPS), e.g. 12.5,-40,33; got {args.point!r}") from exc
-    if len(point) != 3:
-        raise InputError(f"--point takes three coordinates x,y,z in mm (LPS); got {args.point!r}")
+    if len(point) != 3 or not all(math.isfinite(v) for v in point):
+        raise InputError(f"--point takes three coordinates x,y,z in mm (LPS), e.g. 12.5,-40,33; got {args.point!r}")
     volume = read_series_or_volume(args.volume)
     mask = LesionSegmenter.load(args.models_dir, args.device).segment(volume, point)
     with atomic_output_dir(args.out) as scratch:
-        sitk.WriteImage(mask, str(scratch / "voi.nrrd"), True)
+        write_image(mask, scratch / "voi.nrrd")
     print(f"lesion VOI of {int(sitk.GetArrayViewFromImage(mask).sum())} voxels written to {args.out}/voi.nrrd")
     return 0
 
@@ -50,9 +52,12 @@ def _covariates(items: list[str] | None) -> dict[str, float]:
     for item in items or []:
         name, _, value = item.partition("=")
         try:
-            values[name.strip()] = float(value)
-        except ValueError as exc:
-            raise InputError(f"--covariate takes name=number, e.g. age=54; got {item!r}") from exc
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not name.strip() or not math.isfinite(number):
+            raise InputError(f"--covariate takes name=number, e.g. age=54; got {item!r}")
+        values[name.strip()] = number
     return values
 
 
@@ -82,10 +87,10 @@ def predict(args) -> int:
 
 
 def phantoms(args) -> int:
+    from ..bonescan.cohort import parse_splits
     from .cohort import write_lvi_phantom_cohort
 
-    splits = {k: float(v) for k, v in (p.split("=") for p in args.splits.split(",") if p)} if args.splits else None
-    manifest = write_lvi_phantom_cohort(args.out, args.n, args.seed, splits)
+    manifest = write_lvi_phantom_cohort(args.out, args.n, args.seed, parse_splits(args.splits))
     print(json.dumps({"cases": args.n, "manifest": str(manifest)}))
     return 0
 

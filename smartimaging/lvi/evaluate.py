@@ -3,15 +3,15 @@ cutoff) for every trained sequence × model card given."""
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
+from ..bonescan.outputs import write_json
 from ..evaluation import auc_with_ci, binary_metrics
 from ..io import atomic_output_dir
-from ..models.registry import load_model
-from .cohort import case_inputs
+from .cohort import case_inputs, check_both_classes
+from .predict import load_lvi_model
 from .preprocess import Preprocessing
 from .train import case_probabilities
 
@@ -20,12 +20,13 @@ def evaluate_models(manifest: str | os.PathLike, cards: list[str], out_dir: str 
                     split: str | None = "test", device: str = "cpu") -> str:
     rows, lines = [], [f"{'sequence':<9}{'model':<13}{'cases':>6}  {'ACC':<36}{'SEN':<36}{'SPE':<36}AUC"]
     for card_path in cards:
-        model = load_model(card_path, device=device)
+        model = load_lvi_model(card_path, device=device)
         card = model.card
         settings = Preprocessing(**{key: tuple(value) if isinstance(value, list) else value
                                     for key, value in card["inputs"]["preprocessing"].items()
                                     if key in Preprocessing.__dataclass_fields__})
         cases = case_inputs(manifest, card["inputs"]["sequence"], split, card["inputs"]["dimensions"], settings)
+        check_both_classes(cases, split, "the AUC")
         labels = np.array([case["label"] for case in cases])
         scores = case_probabilities(model.network, cases, next(model.network.parameters()).device)
         metrics = binary_metrics(labels, (scores >= card["outputs"]["cutoff"]).astype(int))
@@ -42,7 +43,6 @@ def evaluate_models(manifest: str | os.PathLike, cards: list[str], out_dir: str 
                  "T2 ResNet10-3D 0.74/0.62/0.80/0.69")
     text = "\n".join(lines)
     with atomic_output_dir(out_dir) as scratch:
-        (scratch / "evaluation.json").write_text(json.dumps({"split": split or "all", "models": rows}, indent=2)
-                                                 + "\n", encoding="utf-8")
+        write_json(scratch / "evaluation.json", {"split": split or "all", "models": rows}, undefined_as_null=True)
         (scratch / "table1.txt").write_text(text + "\n", encoding="utf-8")
     return text

@@ -17,11 +17,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
 from .. import __version__
+from ..bonescan.outputs import write_json
 from ..errors import InputError, ModelError
 from ..evaluation import auc_with_ci, binary_metrics, youden_cutoff
-from ..models.registry import load_model
-from .cohort import case_inputs
-from .predict import _settings
+from ..io import atomic_output_dir
+from .cohort import case_inputs, check_both_classes
+from .predict import _settings, load_lvi_model
 from .train import case_probabilities
 
 EPSILON = 1e-4
@@ -36,11 +37,12 @@ def _design(manifest, model_ids, covariates, split, directory) -> tuple[np.ndarr
     """[model logits..., covariates...] per case, labels, patient ids, and the models' ids."""
     columns, labels, patients, ids = [], None, None, []
     for model_id in model_ids:
-        model = load_model(model_id, directory)
+        model = load_lvi_model(model_id, directory)
         card = model.card
         ids.append(card["id"])
         cases = case_inputs(manifest, card["inputs"]["sequence"], split, card["inputs"]["dimensions"],
                             _settings(card))
+        check_both_classes(cases, split, "fitting the fusion" if split == "train" else "validating the fusion")
         columns.append(_logit(case_probabilities(model.network, cases, next(model.network.parameters()).device)))
         labels = np.array([case["label"] for case in cases])
         patients = [case["patient_id"] for case in cases]
@@ -50,6 +52,8 @@ def _design(manifest, model_ids, covariates, split, directory) -> tuple[np.ndarr
             columns.append(np.array([float(row[name]) for row in rows]))
         except (KeyError, ValueError) as exc:
             raise InputError(f"The manifest needs a numeric '{name}' column for every case") from exc
+        if not np.all(np.isfinite(columns[-1])):
+            raise InputError(f"The manifest's '{name}' column holds NaN or infinity; give a number for every case")
     return np.stack(columns, axis=1), labels, patients, ids
 
 
@@ -75,11 +79,9 @@ def fit_fusion(manifest: str | os.PathLike, model_ids: list[str], covariates: li
     scores = apply_fusion(fusion, X_val)
     card["metrics"] = {"validation": {"auc": auc_with_ci(y_val, scores).__dict__, "at_cutoff": binary_metrics(
         y_val, (scores >= fusion["cutoff"]).astype(int)).as_dict()}}
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{model_id}.json"
-    path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    return path
+    with atomic_output_dir(out_dir) as scratch:
+        write_json(scratch / f"{model_id}.json", card, undefined_as_null=True)
+    return Path(out_dir) / f"{model_id}.json"
 
 
 def apply_fusion(fusion: dict, X: np.ndarray) -> np.ndarray:
@@ -92,9 +94,23 @@ def read_fusion(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"Fusion card not found: {path}")
-    card = json.loads(path.read_text(encoding="utf-8"))
-    if card.get("task") != "lvi-fusion":
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path.name} is not a BreastLVI fusion card (not a JSON file)") from exc
+    if not isinstance(card, dict) or card.get("task") != "lvi-fusion":
         raise ModelError(f"{path.name} is not a BreastLVI fusion card")
+    fusion = card.get("fusion")
+    try:
+        sizes = {len(fusion[key]) for key in ("inputs", "mean", "scale", "coefficients")}
+        numbers = np.array([*fusion["mean"], *fusion["scale"], *fusion["coefficients"], fusion["intercept"],
+                            fusion["cutoff"]], float)
+    except (TypeError, KeyError, ValueError) as exc:
+        raise ModelError(f"{path.name} is damaged: its fusion lacks inputs, means, scales, coefficients, intercept "
+                         "or cutoff; fit it again with `lvi fuse`") from exc
+    if len(sizes) != 1 or not np.all(np.isfinite(numbers)) or not all(isinstance(n, str) for n in fusion["inputs"]):
+        raise ModelError(f"{path.name} is damaged (inconsistent or non-numeric fusion values); fit it again with "
+                         "`lvi fuse`")
     return card
 
 

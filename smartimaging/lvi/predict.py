@@ -9,11 +9,9 @@ mean gradient of the logit, ReLU, normalised to [0, 1], resampled from the netwo
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
@@ -21,10 +19,11 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..errors import InputError
+from ..bonescan.outputs import write_image, write_json
+from ..errors import InputError, ModelError
 from ..io import atomic_output_dir, describe_geometry, read_series_or_volume, same_geometry
 from ..models.registry import LoadedModel, load_model
-from .preprocess import Preprocessing, network_input
+from .preprocess import Preprocessing, network_input, oversized_voi
 
 DEFAULT_MODELS = ("lvi-dce-resnet10-3d-demo", "lvi-t2-resnet10-3d-demo")
 
@@ -117,6 +116,17 @@ class LVIPrediction:
                           "covariates": self.covariates}}
 
 
+def load_lvi_model(model_id_or_card, directory=None, device: str = "cpu") -> LoadedModel:
+    """A BreastLVI classifier (`lvi train`), refusing other models' cards (a segmenter, a bone-scan model...)."""
+    model = load_model(model_id_or_card, directory, device)
+    card = model.card
+    sequence, cutoff = card.get("inputs", {}).get("sequence"), card.get("outputs", {}).get("cutoff")
+    if card.get("task") != "lvi" or sequence not in ("DCE", "T2") or not isinstance(cutoff, float | int):
+        raise ModelError(f"{card.get('id', model_id_or_card)} is not a BreastLVI classifier (task "
+                         f"{card.get('task')!r}); give a model written by `lvi train`, e.g. lvi-dce-resnet10-3d-demo")
+    return model
+
+
 def _settings(card: dict) -> Preprocessing:
     stored = card["inputs"]["preprocessing"]
     return Preprocessing(**{key: tuple(value) if isinstance(value, list) else value for key, value in stored.items()
@@ -126,10 +136,12 @@ def _settings(card: dict) -> Preprocessing:
 def predict_with_model(model: LoadedModel, volume: sitk.Image, voi: sitk.Image) -> ModelPrediction:
     card = model.card
     dimensions = card["inputs"]["dimensions"]
-    prepared = network_input(volume, voi, dimensions, _settings(card))
+    prepared = network_input(volume, voi, dimensions, _settings(card), f"{card['inputs']['sequence']} volume")
     batch = torch.from_numpy(prepared.array)[None, None] if dimensions == 3 else \
         torch.from_numpy(prepared.array)[:, None]
     probabilities, maps = grad_cam(model.network, batch.to(next(model.network.parameters()).device))
+    if not np.all(np.isfinite(probabilities)) or not np.all(np.isfinite(maps)):
+        raise ModelError(f"The model {card['id']} gave no valid probability for this case (NaN); check its weights")
     on_grid = np.zeros(sitk.GetArrayViewFromImage(prepared.grid).shape, np.float32)
     if dimensions == 3:
         on_grid[:] = maps[0]
@@ -146,7 +158,7 @@ def predict_case(volumes: dict[str, sitk.Image], voi: sitk.Image, model_ids=DEFA
                  device: str = "cpu") -> LVIPrediction:
     """Every model whose sequence is among `volumes` ("DCE", "T2"); the VOI is mapped onto each sequence's grid."""
     started = time.perf_counter()
-    models = [load_model(model_id, directory, device) for model_id in model_ids]
+    models = [load_lvi_model(model_id, directory, device) for model_id in model_ids]
     usable = [m for m in models if m.card["inputs"]["sequence"] in volumes]
     if not usable:
         raise InputError(f"No model for the sequences given ({', '.join(volumes)})")
@@ -161,6 +173,7 @@ def predict_case(volumes: dict[str, sitk.Image], voi: sitk.Image, model_ids=DEFA
             warnings.append(f"{name} is strongly anisotropic ({' x '.join(f'{s:g}' for s in spacing)} mm); the box "
                             "is resampled to the network's grid, fine detail across slices is interpolated")
     predictions = [predict_with_model(m, volumes[m.card["inputs"]["sequence"]], voi) for m in usable]
+    warnings += filter(None, [oversized_voi(reference, voi, reference_name)])
     return LVIPrediction(predictions, warnings, time.perf_counter() - started)
 
 
@@ -181,7 +194,7 @@ def predict_files(sequences: dict[str, str | os.PathLike], voi_path: str | os.Pa
     record = prediction.as_json()  # fails here, before anything is written, when the fusion lacks an input
     with atomic_output_dir(out_dir) as scratch:
         for model in prediction.models:
-            sitk.WriteImage(model.heat_map, str(scratch / f"gradcam_{model.model['id']}.nrrd"), True)
+            write_image(model.heat_map, scratch / f"gradcam_{model.model['id']}.nrrd")
         record = {**record, "inputs": {k: str(v) for k, v in sequences.items() if v}, "voi": str(voi_path)}
-        (Path(scratch) / "result.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        write_json(scratch / "result.json", record)
     return prediction

@@ -19,6 +19,7 @@ import SimpleITK as sitk
 from ..errors import InputError
 
 TISSUE_FRACTION = 0.1
+MAX_VOI_FRACTION, MAX_VOI_MM = 0.5, 100.0  # beyond either, a VOI is not around one breast lesion
 
 
 @dataclass(frozen=True)
@@ -36,14 +37,47 @@ DEFAULT_PREPROCESSING = Preprocessing()
 
 
 def voi_on_grid(volume: sitk.Image, voi: sitk.Image) -> sitk.Image:
-    """The VOI (non-zero = lesion) on the volume's grid; refused when empty or outside the volume."""
-    if not np.any(sitk.GetArrayViewFromImage(voi)):
+    """The VOI (non-zero = lesion) on the volume's grid; refused when empty, damaged or outside the volume."""
+    if voi.GetNumberOfComponentsPerPixel() > 1:
+        raise InputError("The lesion VOI is a colour or vector image; save it as a label map (0 = background)")
+    values = sitk.GetArrayViewFromImage(voi)
+    if not np.all(np.isfinite(values)):
+        raise InputError("The lesion VOI contains invalid values (NaN or infinity); the file is damaged: save the VOI "
+                         "again")
+    if not np.any(values):
         raise InputError("The lesion VOI is empty: draw or segment the lesion first")
     binary = sitk.Cast(sitk.NotEqual(voi, 0), sitk.sitkUInt8)
     on_grid = sitk.Resample(binary, volume, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
     if not np.any(sitk.GetArrayViewFromImage(on_grid)):
         raise InputError("The lesion VOI lies outside this volume (check that the VOI belongs to this examination)")
     return on_grid
+
+
+def oversized_voi(volume: sitk.Image, voi: sitk.Image, name: str) -> str | None:
+    """A warning when the VOI is far larger than a breast lesion (over half the volume or over 10 cm across)."""
+    on_grid = voi_on_grid(volume, voi)
+    fraction = float(np.mean(sitk.GetArrayViewFromImage(on_grid)))
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(on_grid)
+    extent = np.array(stats.GetBoundingBox(1)[3:]) * np.array(volume.GetSpacing())
+    if fraction <= MAX_VOI_FRACTION and extent.max() <= MAX_VOI_MM:
+        return None
+    return (f"the VOI covers {fraction:.0%} of the {name} volume ({' x '.join(f'{e:.0f}' for e in extent)} mm); "
+            "the models were trained on VOIs around one lesion: check that the VOI outlines the lesion only")
+
+
+def check_values(volume: sitk.Image, what: str, voi: sitk.Image | None = None) -> None:
+    """Refuse NaN or infinite voxels anywhere in the volume (they would make every score NaN); those inside `voi`
+    (on the volume's grid) are counted."""
+    array = sitk.GetArrayViewFromImage(volume)
+    if not np.issubdtype(array.dtype, np.floating):
+        return
+    invalid = ~np.isfinite(array)
+    if invalid.any():
+        inside = 0 if voi is None else int(np.count_nonzero(invalid & (sitk.GetArrayViewFromImage(voi) > 0)))
+        where = f"{inside} invalid voxels (NaN) inside the lesion VOI" if inside else \
+            f"{int(invalid.sum())} invalid voxels (NaN)" + ("" if voi is None else " outside the lesion VOI")
+        raise InputError(f"The {what} has {where}; the file is damaged: export the series again")
 
 
 def _box_reference(volume: sitk.Image, voi: sitk.Image, margin_mm: float, size_xyz: tuple[int, int, int],
@@ -87,12 +121,16 @@ class NetworkInput:
 
 
 def network_input(volume: sitk.Image, voi: sitk.Image, dimensions: int,
-                  settings: Preprocessing = DEFAULT_PREPROCESSING) -> NetworkInput:
+                  settings: Preprocessing = DEFAULT_PREPROCESSING, what: str = "MRI volume") -> NetworkInput:
     """The z-scored box around the lesion: the 3D network's (slices, rows, cols) = settings.size_3d, or the 2D
-    networks' in-plane boxes (size_2d²) of the native slices that contain the VOI."""
+    networks' in-plane boxes (size_2d²) of the native slices that contain the VOI. `what` names the volume in
+    messages."""
     if volume.GetDimension() != 3 or volume.GetSize()[2] < 2:
         raise InputError("BreastLVI needs MRI volumes (several slices), not a single 2D image")
+    if volume.GetNumberOfComponentsPerPixel() > 1:
+        raise InputError(f"The {what} is a colour or vector image; BreastLVI needs a greyscale MR volume")
     voi = voi_on_grid(volume, voi)
+    check_values(volume, what, voi)
     if dimensions == 3:
         grid = _box_reference(volume, voi, settings.margin_mm, settings.size_3d[::-1])
     else:
@@ -108,12 +146,13 @@ def network_input(volume: sitk.Image, voi: sitk.Image, dimensions: int,
     return NetworkInput(crop[keep], grid, keep)
 
 
-def crop_3d(volume: sitk.Image, voi: sitk.Image, settings: Preprocessing = DEFAULT_PREPROCESSING) -> np.ndarray:
+def crop_3d(volume: sitk.Image, voi: sitk.Image, settings: Preprocessing = DEFAULT_PREPROCESSING,
+            what: str = "MRI volume") -> np.ndarray:
     """The 3D network's input array."""
-    return network_input(volume, voi, 3, settings).array
+    return network_input(volume, voi, 3, settings, what).array
 
 
-def tumour_slices_2d(volume: sitk.Image, voi: sitk.Image,
-                     settings: Preprocessing = DEFAULT_PREPROCESSING) -> np.ndarray:
+def tumour_slices_2d(volume: sitk.Image, voi: sitk.Image, settings: Preprocessing = DEFAULT_PREPROCESSING,
+                     what: str = "MRI volume") -> np.ndarray:
     """The 2D networks' input: (n, size_2d, size_2d) tumour slices."""
-    return network_input(volume, voi, 2, settings).array
+    return network_input(volume, voi, 2, settings, what).array

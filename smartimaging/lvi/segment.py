@@ -27,7 +27,7 @@ from ..manifest import read_manifest
 from ..models.nets import build_network, pick_device
 from ..models.registry import load_model, save_model
 from ..training import ProgressCallback, TrainConfig, fit
-from .preprocess import _zscore_tissue
+from .preprocess import _zscore_tissue, check_values
 
 SEGMENTER_ID = "lvi-lesion-unet-demo"
 PATCH_SIZE = (16, 64, 64)  # slices, rows, cols
@@ -75,6 +75,7 @@ class LesionSegmenter:
             raise InputError("Mark the lesion with a point or a box")
         centre = np.array(point_lps if point_lps is not None else np.mean(box_lps, axis=0), float)
         check_inside(volume, centre)
+        check_values(volume, "volume")
         array, grid = patch_input(volume, centre)
         with torch.inference_mode():
             logits = self.network(torch.from_numpy(array)[None, None].to(self.device))

@@ -24,7 +24,7 @@ from ..evaluation import auc_with_ci, binary_metrics, youden_cutoff
 from ..models.nets import build_network
 from ..models.registry import save_model
 from ..training import ProgressCallback, TrainConfig, fit
-from .cohort import case_inputs
+from .cohort import case_inputs, check_both_classes
 from .preprocess import DEFAULT_PREPROCESSING, Preprocessing
 
 ARCHITECTURES = {  # the paper's networks at full width; `width` scales them for the demo weights
@@ -110,8 +110,8 @@ def train_lvi(manifest: str | os.PathLike, sequence: str, model: str, out_dir: s
     dimensions = dimensions_of(model)
     train_cases = case_inputs(manifest, sequence, "train", dimensions, settings)
     val_cases = case_inputs(manifest, sequence, "val", dimensions, settings)
-    if len({case["label"] for case in val_cases}) < 2:
-        raise InputError("The 'val' rows need both LVI-positive and LVI-negative cases (the AUC picks the epoch)")
+    check_both_classes(train_cases, "train", "training")
+    check_both_classes(val_cases, "val", "choosing the epoch by the AUC")
     architecture = architecture_for(model, width)
     torch.manual_seed(config.seed)
     network = build_network(architecture)

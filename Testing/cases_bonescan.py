@@ -1,0 +1,93 @@
+"""Bad-input cases of whole-body bone scans (`bonescan ...`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from badinput import BadInput
+
+from smartimaging.manifest import write_manifest
+
+AREA = "Bone scan"
+
+
+def _scan(folder: Path, name: str = "scan", label: int = 1) -> tuple[Path, Path]:
+    """A tall one-view scan (32×128 pixels) with a hot spot, and its mask marking the spot with `label`."""
+    counts = np.random.default_rng(0).poisson(20, (128, 32)).astype(np.float32)
+    counts[60:66, 14:20] += 400
+    mask = np.zeros(counts.shape, np.float32)
+    mask[60:66, 14:20] = label
+    paths = []
+    for array, suffix in ((counts, ".nrrd"), (mask, "_mask.nrrd")):
+        image = sitk.GetImageFromArray(array[None])
+        image.SetSpacing((2.26, 2.26, 1.0))
+        paths.append(folder / f"{name}{suffix}")
+        sitk.WriteImage(image, str(paths[-1]))
+    return paths[0], paths[1]
+
+
+def _bstbi(folder: Path, label: int = 1, extra=()) -> list[str]:
+    image, mask = _scan(folder, label=label)
+    return ["bonescan", "bstbi", str(image), "--mask", str(mask), *extra, "--out", str(folder / "out")]
+
+
+def _compare(folder: Path, content: str) -> list[str]:
+    """`compare` of a sound result folder with a forged one whose result.json holds `content`."""
+    for name, text in (("baseline", json.dumps({"bstbi": {"mean": 0.12}})), ("followup", content)):
+        (folder / name).mkdir()
+        (folder / name / "result.json").write_text(text, encoding="utf-8")
+    return ["bonescan", "compare", str(folder / "baseline"), str(folder / "followup"), "--out", str(folder / "out")]
+
+
+def _forged(mean) -> str:
+    return json.dumps({"bstbi": {"mean": mean, "per_subimage": {}}})
+
+
+def _manifest(folder: Path, labels: list[str], command: str = "train", extra=()) -> list[str]:
+    """A manifest of one-view scans (2 train, 2 val) with the given labels."""
+    rows = []
+    for index, (label, split) in enumerate(zip(labels, ("train", "train", "val", "val"), strict=True)):
+        image, mask = _scan(folder, f"p{index}")
+        rows.append({"patient_id": f"p{index}", "image": image.name, "mask": mask.name, "label": label,
+                     "split": split if command == "train" else "test"})
+    write_manifest(folder / "manifest.csv", rows)
+    return ["bonescan", command, "--manifest", str(folder / "manifest.csv"), *extra, "--out", str(folder / "out")]
+
+
+CASES = [
+    BadInput(AREA, "`bstbi` with a mask holding only label 9", lambda f: _bstbi(f, label=9),
+             "holds label 9, which is not a bone-scan segment (0 background, 1 bone metastasis, 2 urinary bladder)"),
+    BadInput(AREA, "`bstbi --exclude abc`", lambda f: _bstbi(f, extra=["--exclude", "abc"]),
+             "Lesions to exclude are numbers separated by commas"),
+    BadInput(AREA, "`bstbi --views` naming more views than the image has",
+             lambda f: _bstbi(f, extra=["--views", "anterior,posterior"]), "2 view names were given"),
+    BadInput(AREA, "`compare` with a result.json that is not JSON", lambda f: _compare(f, "BSTBI 0.3"),
+             "is not a bone-scan result (not a JSON file)"),
+    BadInput(AREA, "`compare` with a result.json without BSTBI", lambda f: _compare(f, '{"views": []}'),
+             "holds no BSTBI"),
+    BadInput(AREA, "`compare` with BSTBI as text", lambda f: _compare(f, _forged("high")),
+             "gives BSTBI 'high', which is not a number between 0 and 1"),
+    BadInput(AREA, "`compare` with BSTBI NaN", lambda f: _compare(f, _forged(float("nan"))),
+             "gives BSTBI nan, which is not a number between 0 and 1"),
+    BadInput(AREA, "`compare` with a negative BSTBI", lambda f: _compare(f, _forged(-0.4)),
+             "gives BSTBI -0.4, which is not a number between 0 and 1"),
+    BadInput(AREA, "`train` with a label 'maybe'", lambda f: _manifest(f, ["1", "maybe", "0", "1"]),
+             "has label 'maybe'; the label column takes 1 (positive) or 0 (negative)"),
+    BadInput(AREA, "`train` with a label 2", lambda f: _manifest(f, ["1", "0", "2", "1"]),
+             "has label '2'; the label column takes 1"),
+    BadInput(AREA, "`train` with a label -1", lambda f: _manifest(f, ["1", "0", "0", "-1"]),
+             "has label '-1'; the label column takes 1"),
+    BadInput(AREA, "`train` with one class", lambda f: _manifest(f, ["0", "0", "0", "0"]),
+             "training needs cases with (1) and without (0) metastases"),
+    BadInput(AREA, "`train --which` an unknown network", lambda f: _manifest(f, ["1", "0", "0", "1"],
+                                                                            extra=["--which", "detector"]),
+             "--which takes classifier, segmenter or both"),
+    BadInput(AREA, "`evaluate` with a label 'yes'", lambda f: _manifest(f, ["1", "yes", "0", "1"], "evaluate"),
+             "has label 'yes'; the label column takes 1"),
+    BadInput(AREA, "`phantoms --splits` with a word as fraction",
+             lambda f: ["bonescan", "phantoms", "--splits", "train=most", "--out", str(f / "out")],
+             "--splits takes name=fraction pairs"),
+]

@@ -1,5 +1,5 @@
 """The reading station's flows on a real trame-slicer SlicerApp scene (no browser): sample cases, each module's
-load -> Segment -> compute, edits reaching the result, bad input and cancel."""
+load -> Segment -> compute, edits reaching the result, bad input and cancel; uploads' limits and checks."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from trame_slicer.core import SlicerApp  # noqa: E402
 
 from smartimaging.errors import CancelledError, InputError  # noqa: E402
 from smartimaging.mrml import volume_node_to_sitk  # noqa: E402
-from smartimaging.web.cases import sample_cases  # noqa: E402
+from smartimaging.web.cases import MB, UPLOAD_CHUNK_BYTES, Upload, UploadLimits, format_size, sample_cases  # noqa: E402
 from smartimaging.web.flows import FLOWS, BoneScanFlow, MammoFlow  # noqa: E402
 
 
@@ -197,3 +197,77 @@ def test_station_links_the_dce_views_and_keeps_the_mip_apart():
     assert views[1].get_slice_value() == pytest.approx(views[0].get_slice_value())
     assert views[2].get_slice_value() == pytest.approx(views[0].get_slice_value())
     assert views[3].get_slice_value() == pytest.approx(mip_offset)
+
+
+def test_upload_limits_default_and_from_the_environment(monkeypatch):
+    assert UploadLimits() == UploadLimits.from_environment() == UploadLimits(512 * MB, 1024 * MB)
+    assert 200 * 512 * 512 * 2 < UploadLimits().total_bytes  # a 200-slice DICOM series of 512x512 int16
+    monkeypatch.setenv("SMARTIMAGING_UPLOAD_MAX_FILE_MB", "3")
+    monkeypatch.setenv("SMARTIMAGING_UPLOAD_MAX_TOTAL_MB", " 4 ")
+    assert UploadLimits.from_environment() == UploadLimits(3 * MB, 4 * MB)
+    for bad in ("0", "-1", "1.5", "abc"):
+        monkeypatch.setenv("SMARTIMAGING_UPLOAD_MAX_FILE_MB", bad)
+        with pytest.raises(InputError, match="SMARTIMAGING_UPLOAD_MAX_FILE_MB"):
+            UploadLimits.from_environment()
+    assert [format_size(size) for size in (900, 900 * 1024, 5 * MB, 512 * MB, int(1.2 * 1024 * MB))] == [
+        "900 bytes", "900 KB", "5 MB", "512 MB", "1.2 GB"]
+
+
+def test_an_upload_is_written_to_disk_chunk_by_chunk(tmp_path):
+    content = bytes(range(256)) * (UPLOAD_CHUNK_BYTES // 256 + 3)
+    upload = Upload(tmp_path, [{"name": "../../etc/scan.dcm", "size": len(content)}, {"name": "empty", "size": 0}],
+                    UploadLimits())
+    assert [path.name for path in upload.paths] == ["scan.dcm", "empty"]  # never a path the browser chose
+    assert all(path.parent == upload.folder and path.parent.parent == tmp_path for path in upload.paths)
+    for offset in range(0, len(content), UPLOAD_CHUNK_BYTES):
+        upload.write(0, offset, content[offset:offset + UPLOAD_CHUNK_BYTES])
+    assert upload.fraction == 1
+    paths = upload.finish()
+    assert paths[0].read_bytes() == content and paths[1].read_bytes() == b""
+    upload.discard()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("manifest", "message"), [
+    ([], "No file was received"),
+    ("scan.dcm", "No file was received"),
+    ([{"name": "..", "size": 1}], "'..' is not a file name"),
+    ([{"name": "", "size": 1}], "'' is not a file name"),
+    ([{"name": "x" * 300, "size": 1}], "is not a file name"),
+    ([{"name": 5, "size": 1}], "5 is not a file name"),
+    ([{"name": "a.dcm", "size": 1}, {"name": "dir/a.dcm", "size": 1}], "a.dcm is sent twice"),
+    ([{"name": "a.dcm", "size": -1}], "a.dcm has no valid size"),
+    ([{"name": "a.dcm", "size": True}], "a.dcm has no valid size"),
+    ([{"name": "a.dcm"}], "a.dcm has no valid size"),
+    ([{"name": "scan.dcm", "size": int(1.2 * 1024 * MB)}],
+     "^scan.dcm is 1.2 GB; the station accepts files up to 512 MB$"),
+    ([{"name": f"{i}.dcm", "size": 300 * MB} for i in range(4)],
+     "^The 4 files are 1.2 GB together; the station accepts up to 1 GB per upload$"),
+    ([{"name": f"{i}.dcm", "size": 1} for i in range(10_001)], "10001 files in one upload"),
+])
+def test_an_upload_is_refused_before_any_file_is_written(tmp_path, manifest, message):
+    with pytest.raises(InputError, match=message):
+        Upload(tmp_path, manifest, UploadLimits())
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("index", "offset", "data", "message"), [
+    (0, 0, b"x" * 11, "a.dcm is larger than the 10 bytes it declared"),
+    (0, 5, b"x", "a.dcm arrived out of order"),
+    (1, 0, b"x", "not a file chunk"),
+    ("0", 0, b"x", "not a file chunk"),
+    (0, 0, "text", "not a file chunk"),
+    (0, 0, b"x" * (UPLOAD_CHUNK_BYTES + 1), "not a file chunk"),
+])
+def test_a_chunk_that_breaks_the_declaration_is_refused(tmp_path, index, offset, data, message):
+    upload = Upload(tmp_path, [{"name": "a.dcm", "size": 10}], UploadLimits())
+    with pytest.raises(InputError, match=message):
+        upload.write(index, offset, data)
+    assert upload.paths[0].read_bytes() == b""
+
+
+def test_an_incomplete_upload_is_refused(tmp_path):
+    upload = Upload(tmp_path, [{"name": "a.dcm", "size": 10}], UploadLimits())
+    upload.write(0, 0, b"x" * 4)
+    with pytest.raises(InputError, match=r"a.dcm arrived incomplete \(4 bytes of 10 bytes\)"):
+        upload.finish()

@@ -1,6 +1,6 @@
 """The browser reading station driven in headless Debian Chromium (playwright): each module's flow load -> Segment
--> edit -> compute, uploads, cancel, binding. Screenshots go to $SMARTIMAGING_SCREENSHOTS (the README's come from
-there) or to pytest's temporary folder."""
+-> edit -> compute, uploads (limits, streaming to disk, deletion), cancel, binding. Screenshots go to
+$SMARTIMAGING_SCREENSHOTS (the README's come from there) or to pytest's temporary folder."""
 
 from __future__ import annotations
 
@@ -31,16 +31,26 @@ from web_station import (  # noqa: E402
     running_station,
     segment_counts,
     station_log,
+    steps_done,
     table,
     view_centre,
     view_images,
     wait_for_views_rendered,
 )
 
+MB = 1024 * 1024
+UPLOAD_LIMITS = {"SMARTIMAGING_UPLOAD_MAX_FILE_MB": "3", "SMARTIMAGING_UPLOAD_MAX_TOTAL_MB": "4"}  # small, for tests
+
 
 @pytest.fixture(scope="module")
-def station():
-    with running_station() as (url, process):
+def station_tmp(tmp_path_factory) -> Path:
+    """The station's temporary folder ($TMPDIR): its uploads go there."""
+    return tmp_path_factory.mktemp("station-tmp")
+
+
+@pytest.fixture(scope="module")
+def station(station_tmp):
+    with running_station(environment={"TMPDIR": str(station_tmp), **UPLOAD_LIMITS}) as (url, process):
         yield url, process
 
 
@@ -82,6 +92,22 @@ def _headline_number(page) -> float:
 
 def _error(page) -> str:
     return page.inner_text("#si-error") if page.locator("#si-error").count() else ""
+
+
+def _uploaded(station_tmp: Path, name: str = "*") -> list[Path]:
+    """Files named `name` in the station's upload folders."""
+    return sorted(station_tmp.glob(f"smartimaging-station-*/upload-*/{name}"))
+
+
+def _upload(page, *paths) -> None:
+    """Send files through the page's file input and wait until they are loaded or refused (a step ends, or another
+    error message appears)."""
+    done, error = steps_done(page), _error(page)
+    page.locator("input[type=file]").set_input_files([str(path) for path in paths])
+    page.wait_for_function("([done, error]) => Number(document.querySelector('#si-steps-done').textContent) > done "
+                           "|| (document.querySelector('#si-error')?.innerText ?? '') !== error",
+                           arg=[done, error], timeout=60_000)
+    page.wait_for_function("!document.querySelector('#si-progress')", timeout=60_000)
 
 
 def test_page_shows_four_modules_and_the_demo_weights_warning(page):
@@ -201,7 +227,7 @@ def test_dce_synthesis_side_by_side(page, screenshots):
     _screenshot(page, screenshots / "web-dce.png")
 
 
-def test_upload_a_mammogram_place_a_point_and_segment(page, tmp_path):
+def test_upload_a_mammogram_place_a_point_and_segment(page, tmp_path, station_tmp):
     from PIL import Image
 
     from smartimaging.phantoms.mammo import make_mammo_phantom
@@ -212,6 +238,7 @@ def test_upload_a_mammogram_place_a_point_and_segment(page, tmp_path):
     page.locator("input[type=file]").set_input_files(str(corrupt))
     page.wait_for_selector("#si-error", timeout=30_000)
     assert "scan.dcm" in _error(page)
+    assert not _uploaded(station_tmp, "scan.dcm")  # a refused file is deleted at once
 
     case = make_mammo_phantom(920_011, "mass", 1)
     path = tmp_path / "uploaded_mammogram.png"
@@ -239,7 +266,7 @@ def test_upload_a_mammogram_place_a_point_and_segment(page, tmp_path):
     assert segment_counts(page)["Breast mass"] > 50
 
 
-def test_upload_a_dicom_series_and_a_nifti_volume_to_dce_synthesis(page, tmp_path):
+def test_upload_a_dicom_series_and_a_nifti_volume_to_dce_synthesis(page, tmp_path, station_tmp):
     import SimpleITK as sitk
     from dicom_series import write_dicom_series
 
@@ -267,6 +294,74 @@ def test_upload_a_dicom_series_and_a_nifti_volume_to_dce_synthesis(page, tmp_pat
     click_and_wait_idle(page, "Synthesize DCE")
     assert not _error(page)
     assert 0 < float(table(page)["SSIM (mean of slices)"][0]) <= 1
+
+    # Another DCE image replaces the first one: the first one's upload is deleted, the T1 series' stays.
+    assert len(_uploaded(station_tmp, "dce.nii.gz")) == 1
+    (tmp_path / "dce.nii.gz").rename(tmp_path / "dce_again.nii.gz")
+    _upload(page, tmp_path / "dce_again.nii.gz")
+    assert "DCE: dce_again.nii.gz" in page.inner_text("#si-case")
+    assert not _uploaded(station_tmp, "dce.nii.gz")
+    assert len(_uploaded(station_tmp, "dce_again.nii.gz")) == 1
+    assert len(_uploaded(station_tmp, "*.dcm")) == 12
+
+
+def test_an_upload_arrives_whole_and_is_deleted_when_another_case_is_loaded(page, tmp_path, station_tmp):
+    from PIL import Image
+
+    open_module(page, "Mammography Rad-score")
+    noise = np.random.default_rng(7).integers(0, 65535, (1100, 1100), dtype=np.uint16)
+    path = tmp_path / "noise.png"
+    Image.fromarray(noise).save(path)
+    assert 2 * MB < path.stat().st_size < 3 * MB  # more than one 2 MB chunk, within the test station's limit
+    page.get_by_label("Pixel size mm (PNG/PGM)").fill("0.1")
+    _upload(page, path)
+    assert not _error(page)
+    assert "Uploaded: noise.png" in page.inner_text("#si-case")
+    (stored,) = _uploaded(station_tmp, "noise.png")
+    assert stored.read_bytes() == path.read_bytes()
+
+    load_sample(page)
+    assert not _uploaded(station_tmp, "noise.png")  # the case left the scene, its files left the disk
+
+
+def test_an_over_limit_upload_is_refused_before_any_content_is_sent(page, tmp_path, station_tmp):
+    open_module(page, "Mammography Rad-score")
+    case, uploads = page.inner_text("#si-case"), _uploaded(station_tmp)
+    big = tmp_path / "scan.dcm"
+    with big.open("wb") as file:
+        file.truncate(5 * MB)
+    _upload(page, big)
+    assert _error(page) == "scan.dcm is 5 MB; the station accepts files up to 3 MB"
+    assert page.inner_text("#si-case") == case  # the scene is unchanged
+    assert _uploaded(station_tmp) == uploads  # nothing written
+
+    halves = [tmp_path / "a.dcm", tmp_path / "b.dcm"]
+    for half in halves:
+        with half.open("wb") as file:
+            file.truncate(5 * MB // 2)
+    _upload(page, *halves)
+    assert _error(page) == "The 2 files are 5 MB together; the station accepts up to 4 MB per upload"
+    assert page.inner_text("#si-case") == case
+    assert _uploaded(station_tmp) == uploads
+    assert page.get_by_role("button", name="Load sample").is_enabled()
+
+
+def test_a_client_sending_more_than_it_declared_is_stopped_at_that_chunk(page, station_tmp):
+    open_module(page, "Mammography Rad-score")
+    case = page.inner_text("#si-case")
+    answers = page.evaluate("""async () => {
+        const upload = await trame.trigger('si_upload_begin', [[{ name: 'liar.dcm', size: 1000 }]]);
+        const first = await trame.trigger('si_upload_chunk', [upload, 0, 0, new DataView(new ArrayBuffer(600))]);
+        const second = await trame.trigger('si_upload_chunk', [upload, 0, 600, new DataView(new ArrayBuffer(600))]);
+        const third = await trame.trigger('si_upload_chunk', [upload, 0, 1200, new DataView(new ArrayBuffer(10))]);
+        return [upload > 0, first, second, third];
+    }""")
+    assert answers == [True, True, False, False]
+    page.wait_for_selector("#si-error")
+    assert _error(page) == "liar.dcm is larger than the 1000 bytes it declared: upload stopped"
+    assert not _uploaded(station_tmp, "liar.dcm")
+    assert page.inner_text("#si-case") == case
+    assert page.get_by_role("button", name="Load sample").is_enabled()
 
 
 def test_default_binding_is_loopback_only(station):

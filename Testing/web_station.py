@@ -26,10 +26,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_station(*arguments: str, port: int | None = None, ready_timeout: float = 120):
-    """Start `smartimaging app` in a subprocess; yields (url, process); stops it afterwards."""
+def running_station(*arguments: str, port: int | None = None, ready_timeout: float = 120,
+                    environment: dict[str, str] | None = None):
+    """Start `smartimaging app` in a subprocess, with `environment` added to this process's; yields (url, process);
+    stops it afterwards."""
     port = port or free_port()
-    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    environment = {**os.environ, "PYTHONPATH": str(REPO), **(environment or {})}
     log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # a file, not a pipe: VTK logs a lot
     process = subprocess.Popen([sys.executable, "-m", "smartimaging.cli", "app", "--port", str(port), "--no-browser",
                                 *arguments], stdout=log, stderr=subprocess.STDOUT, env=environment)

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import itertools
+import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import slicer
 import vtk
 from trame.app import TrameApp
 from trame.ui.vuetify3 import VAppLayout
-from trame.widgets import html
+from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 from trame_server.utils.asynchronous import create_task
 from trame_slicer import module as trame_slicer_module
@@ -30,7 +34,7 @@ from trame_slicer.views import Layout, LayoutDirection, SliceLayer, ViewLayoutDe
 
 from .. import __version__
 from ..errors import CancelledError, InputError, SmartImagingError
-from .cases import sample_cases
+from .cases import UPLOAD_CHUNK_BYTES, Upload, UploadLimits, sample_cases
 from .flows import FLOWS, DCEFlow, LVIFlow, MammoFlow
 
 logger = logging.getLogger(__name__)
@@ -45,6 +49,33 @@ ROLE_LABELS = {"scan": "Bone scan (NM DICOM, NRRD, PNG)", "mammogram": "Mammogra
 BONE_SCAN_VIEWS = ("BoneScanFrame1", "BoneScanFrame2")  # view tags name state variables: no hyphens
 DCE_VIEW_TAGS = {"DCE-T1": "DceT1", "DCE-Synthetic": "DceSynthetic", "DCE-Real": "DceReal", "DCE-MIP": "DceMip"}
 PLACE_MODULES = ("MammoRadiomics", "BreastLVI")
+UPLOAD_STALL_S = 60  # an upload with no chunk for this long (tab closed, network lost) is dropped
+UPLOAD_TRIGGERS = {"begin": "si_upload_begin", "chunk": "si_upload_chunk", "end": "si_upload_end"}
+
+# Sends the chosen files: names and sizes first (the server refuses an over-limit upload before any content is
+# read), then each file in slices of UPLOAD_CHUNK_BYTES, one message each, so neither the browser nor the server holds a
+# whole file; stops at the first chunk the server refuses.
+UPLOAD_SCRIPT = f"""
+window.smartimagingUpload = async function (files) {{
+  const triggers = {json.dumps(UPLOAD_TRIGGERS)};
+  const manifest = Array.from(files || [], (file) => ({{ name: file.name, size: file.size }}));
+  if (!manifest.length) return;
+  const upload = await trame.trigger(triggers.begin, [manifest]);
+  if (upload === null) return;
+  try {{
+    for (let index = 0; index < files.length; index++) {{
+      for (let offset = 0; offset < files[index].size; offset += {UPLOAD_CHUNK_BYTES}) {{
+        const data = new DataView(await files[index].slice(offset, offset + {UPLOAD_CHUNK_BYTES}).arrayBuffer());
+        if (!(await trame.trigger(triggers.chunk, [upload, index, offset, data]))) return;
+      }}
+    }}
+  }} catch (error) {{
+    await trame.trigger(triggers.end, [upload, String(error)]);
+    return;
+  }}
+  await trame.trigger(triggers.end, [upload, ""]);
+}};
+"""
 
 
 def _slice_view(tag: str, label: str, color: str, group: int = 0) -> ViewLayoutDefinition:
@@ -68,7 +99,8 @@ LAYOUTS = {
 class ReadingStation(TrameApp):
     """The page and its callbacks; all image work goes through `flows` (the modules' MRML adapters)."""
 
-    def __init__(self, server=None, device: str = "cpu", models_dir: str | None = None):
+    def __init__(self, server=None, device: str = "cpu", models_dir: str | None = None,
+                 upload_limits: UploadLimits | None = None):
         super().__init__(server, client_type="vue3")
         self.server.enable_module(trame_slicer_module)
         self.slicer_app = SlicerApp()
@@ -79,7 +111,11 @@ class ReadingStation(TrameApp):
         self.flows = {module: flow(self.slicer_app.scene, device, models_dir) for module, flow in FLOWS.items()}
         self.cases = sample_cases()
         self._scratch = tempfile.TemporaryDirectory(prefix="smartimaging-station-")
-        self._uploads: list[dict] = []
+        self.upload_limits = upload_limits or UploadLimits()
+        self._upload: Upload | None = None  # the upload being received
+        self._upload_ids = itertools.count(1)
+        self._upload_id = 0
+        self._case_uploads: dict[str, dict[str, Path]] = {m: {} for m in FLOWS}  # module -> role -> upload folder
         self._observed: set[str] = set()
         self._init_state()
         self._build_ui()
@@ -130,10 +166,12 @@ class ReadingStation(TrameApp):
     # ---- page ---------------------------------------------------------------------------------------------------
 
     def _build_ui(self) -> None:
-        chunk_trigger = self.server.trigger_name(self._on_upload_chunk)
-        end_trigger = self.server.trigger_name(self._on_upload_end)
+        for name, handler in zip(UPLOAD_TRIGGERS.values(), (self._on_upload_begin, self._on_upload_chunk,
+                                                            self._on_upload_end), strict=True):
+            self.server.trigger(name)(handler)
         with VAppLayout(self.server, full_height=True) as self.ui:
             self.ui.root.theme = "dark"
+            client.Script(UPLOAD_SCRIPT)
             with v3.VAppBar(density="compact"):
                 v3.VToolbarTitle("SmartImaging reading station", classes="flex-grow-0 mr-4")
                 with v3.VTabs(v_model=("si_module",), density="compact", disabled=("si_busy",)):
@@ -143,7 +181,7 @@ class ReadingStation(TrameApp):
                 v3.VChip("Demo weights, not for clinical use", color="warning", size="small", classes="mr-2")
                 html.Span(f"v{__version__}", classes="text-caption mr-3")
             with v3.VNavigationDrawer(width=440, permanent=True, location="left"), html.Div(classes="pa-3"):
-                self._case_panel(chunk_trigger, end_trigger)
+                self._case_panel()
                 self._step_panel()
                 self._result_panel()
             with v3.VNavigationDrawer(width=340, permanent=True, location="right", v_if=("si_editor_visible",)):
@@ -154,7 +192,7 @@ class ReadingStation(TrameApp):
             with v3.VMain(), html.Div(style="height: calc(100vh - 48px); display: flex;"):
                 self.layout_manager.initialize_layout_grid(self.ui)
 
-    def _case_panel(self, chunk_trigger: str, end_trigger: str) -> None:
+    def _case_panel(self) -> None:
         html.Div("1. Case", classes="text-subtitle-1 mb-1")
         with html.Div(classes="d-flex align-center"):
             v3.VSelect(v_model=("si_sample",), items=("si_samples[si_module]",), label="Sample case",
@@ -167,10 +205,7 @@ class ReadingStation(TrameApp):
         v3.VFileInput(
             label="Upload image file(s): one file, or all files of one DICOM series",
             multiple=True, density="compact", hide_details=True, classes="mt-2", disabled=("si_busy",),
-            id="si-upload",
-            change=(f"si_busy = true; window.load_files_by_chunks($event.target.files, "
-                    f"{{ trigger_name: '{chunk_trigger}' }}).then(({{ status, errorMsg }}) => "
-                    f"trame.trigger('{end_trigger}', [status ? 'ok' : 'failed', errorMsg || '']))"))
+            id="si-upload", change="window.smartimagingUpload($event.target.files)")
         with html.Div(v_if=("si_module === 'MammoRadiomics'",), classes="d-flex mt-2"):
             v3.VSelect(v_model=("si_kind",), items=(["mass", "calcification"],), label="Lesion kind",
                        density="compact", hide_details=True, disabled=("si_busy",))
@@ -265,19 +300,82 @@ class ReadingStation(TrameApp):
     def _on_kind_changed(self, si_kind, **_kwargs) -> None:
         self.flows["MammoRadiomics"].kind = si_kind
 
-    async def _on_upload_chunk(self, files: list[dict]) -> None:
-        if files:
-            self._uploads.extend(files)
+    # ---- uploads ------------------------------------------------------------------------------------------------
 
-    async def _on_upload_end(self, status: str, message: str) -> None:
-        files, self._uploads = self._uploads, []
-        if status != "ok":
-            with self.state:
-                self.state.si_busy = False
-                self.state.si_error = f"The upload failed: {message}"
+    def _on_upload_begin(self, manifest) -> int | None:
+        """Check the declared names and sizes; the id the page sends its chunks with, or None when refused."""
+        if self.state.si_busy and self._upload is None:
+            self.state.si_error = "Wait until the running step is over, then upload again"
+            return None
+        self._drop_upload()  # an unfinished upload (a closed or reloaded tab) gives way
+        try:
+            self._upload = Upload(Path(self._scratch.name), manifest, self.upload_limits)
+        except InputError as exc:
+            self.state.si_error = str(exc)
+            return None
+        except OSError as exc:
+            self.state.si_error = f"The upload could not be saved: {exc}"
+            return None
+        self._upload_id = next(self._upload_ids)
+        self.state.si_busy, self.state.si_progress, self.state.si_error = True, 0, ""
+        self.state.si_message = f"uploading {len(self._upload.paths)} file(s)"
+        asyncio.get_running_loop().call_later(UPLOAD_STALL_S, self._check_upload_stalled, self._upload_id)
+        return self._upload_id
+
+    def _on_upload_chunk(self, upload_id, index, offset, data) -> bool:
+        """Write one chunk to disk; False stops the page's upload (refused, or replaced by a newer one)."""
+        if self._upload is None or upload_id != self._upload_id:
+            return False
+        try:
+            self._upload.write(index, offset, data)
+        except (InputError, OSError) as exc:
+            self._drop_upload(str(exc) if isinstance(exc, InputError) else f"The upload could not be saved: {exc}")
+            return False
+        self.state.si_progress = round(100 * self._upload.fraction)
+        return True
+
+    async def _on_upload_end(self, upload_id, message: str) -> None:
+        if self._upload is None or upload_id != self._upload_id:
+            return
+        upload, self._upload = self._upload, None
+        try:
+            if message:
+                raise InputError(f"The upload failed in the browser: {message}")
+            paths = upload.finish()
+        except InputError as exc:
+            upload.discard()
+            self.state.si_busy, self.state.si_error = False, str(exc)
             return
         self.state.si_busy = False
-        await self._run(lambda progress: self._load_upload(files, progress))
+        await self._run(lambda progress: self._load_upload(upload.folder, paths, progress))
+
+    def _check_upload_stalled(self, upload_id: int) -> None:
+        if self._upload is None or upload_id != self._upload_id:
+            return
+        idle = time.monotonic() - self._upload.last_chunk
+        if idle < UPLOAD_STALL_S:
+            asyncio.get_running_loop().call_later(UPLOAD_STALL_S - idle, self._check_upload_stalled, upload_id)
+            return
+        with self.state:
+            self._drop_upload(f"The upload stopped: nothing arrived for {UPLOAD_STALL_S} s (tab closed or "
+                              "connection lost); upload again")
+
+    def _drop_upload(self, message: str = "") -> None:
+        """Delete the upload being received, if any; `message` tells the reader why."""
+        if self._upload is None:
+            return
+        self._upload.discard()
+        self._upload = None
+        self.state.si_busy = False
+        if message:
+            self.state.si_error = message
+
+    def _release_uploads(self, module: str, role: str) -> None:
+        """Delete the uploaded files of the images that left the module's case after `role` was loaded: all of them
+        for a new case (the module's first role), else the previous image of `role`."""
+        uploads = self._case_uploads[module]
+        for old_role in [r for r in uploads if role == FLOWS[module].roles[0] or r == role]:
+            shutil.rmtree(uploads.pop(old_role), ignore_errors=True)
 
     async def _run(self, step) -> None:
         """Run a step with the page's progress bar, showing a clear message for bad input."""
@@ -321,32 +419,29 @@ class ReadingStation(TrameApp):
         self.slicer_app.segmentation_editor.clear()  # before the previous case's nodes leave the scene
         for role, path in files.volumes.items():
             flow.load(role, path, f"{case.name} {role}")
+        self._release_uploads(module, flow.roles[0])
         if files.point_lps is not None:
             flow.set_point_lps(files.point_lps)
         self._set_case(module, f"{case.name}: {case.description}", [*files.notes, *self._view_notes(flow)])
         self._show(flow, fit=True)
 
-    async def _load_upload(self, files: list[dict], progress) -> None:
-        from trame.app.file_upload import ClientFile
-
+    async def _load_upload(self, folder: Path, paths: list[Path], progress) -> None:
+        """Load uploaded files as the image of the chosen role; refused files are deleted at once."""
         module, flow = self.state.si_module, self.flow
         role = self.state.si_role
-        folder = Path(tempfile.mkdtemp(prefix="upload-", dir=self._scratch.name))
-        paths = []
-        for file in files:
-            client_file = ClientFile(file)
-            path = folder / Path(client_file.name).name  # never a path the browser chose
-            path.write_bytes(client_file.content)
-            paths.append(path)
-        if not paths:
-            raise InputError("No file was received")
-        progress(0.5, f"reading {len(paths)} file(s)")
-        if isinstance(flow, MammoFlow):
-            flow.pixel_mm = self._pixel_mm()
-        source = paths[0] if len(paths) == 1 else folder
-        if role == flow.roles[0]:
-            self.slicer_app.segmentation_editor.clear()  # before the previous case's nodes leave the scene
-        flow.load(role, source, paths[0].stem if len(paths) == 1 else f"{paths[0].stem} series")
+        try:
+            progress(0.5, f"reading {len(paths)} file(s)")
+            if isinstance(flow, MammoFlow):
+                flow.pixel_mm = self._pixel_mm()
+            source = paths[0] if len(paths) == 1 else folder
+            if role == flow.roles[0]:
+                self.slicer_app.segmentation_editor.clear()  # before the previous case's nodes leave the scene
+            flow.load(role, source, paths[0].stem if len(paths) == 1 else f"{paths[0].stem} series")
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        self._release_uploads(module, role)
+        self._case_uploads[module][role] = folder
         if role == flow.roles[0]:
             self._set_case(module, f"Uploaded: {', '.join(p.name for p in paths[:3])}"
                            + (f" and {len(paths) - 3} more" if len(paths) > 3 else ""), self._view_notes(flow))
@@ -511,14 +606,16 @@ def _is_loopback(host: str) -> bool:
 
 def run_app(host: str = "127.0.0.1", port: int = 8080, timeout: int = 0, open_browser: bool = True,
             device: str = "cpu", models_dir: str | None = None) -> int:
-    """Serve the station until Ctrl+C (or `timeout` seconds after the last browser tab closed, when > 0)."""
+    """Serve the station until Ctrl+C (or `timeout` seconds after the last browser tab closed, when > 0). Upload
+    limits: UploadLimits' defaults, or the $SMARTIMAGING_UPLOAD_MAX_FILE_MB / _TOTAL_MB environment variables."""
+    upload_limits = UploadLimits.from_environment()
     if not _is_loopback(host):
         print(f"WARNING: serving on {host}: anyone who can reach this machine on port {port} can view and upload "
               "images. There is no login and no encryption; use it only on a trusted network.", file=sys.stderr)
     print("Single-user mode: every browser tab connected to this station shows the same scene.", file=sys.stderr)
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")  # offscreen, no X server needed
-    station = ReadingStation(device=device, models_dir=models_dir)
+    station = ReadingStation(device=device, models_dir=models_dir, upload_limits=upload_limits)
     sys.argv = sys.argv[:1]  # trame parses sys.argv again; the options are passed explicitly below
     station.server.start(host=host, port=port, timeout=timeout, open_browser=open_browser)
     return 0

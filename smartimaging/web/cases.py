@@ -1,4 +1,5 @@
-"""Sample cases of the reading station, one list per module, written to files on demand.
+"""The reading station's cases: sample cases, one list per module, written to files on demand, and uploads streamed
+to disk chunk by chunk within documented size limits.
 
 Phantoms come from the project's deterministic generators; the real GE bone scan ships in Resources/SampleData;
 the real breast MRI (pyradiomics breast1) and the NYU mammogram are offered when ../shared/realdata is present (they
@@ -8,12 +9,17 @@ are read from there, never copied into the repository).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+
+from ..errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
 GE_BONE_SCAN = REPO / "Resources" / "SampleData" / "GE_NM_wholebody_bone.dcm"
@@ -162,3 +168,110 @@ def sample_cases() -> dict[str, list[SampleCase]]:
         cases["BreastLVI"].append(SampleCase("BreastLVI", "Real breast MRI (pyradiomics breast1)",
                                              "Real lesion crop (BSD-3), one sequence, LVI status unknown", _breast1))
     return cases
+
+
+# ---- uploads ------------------------------------------------------------------------------------------------------
+
+MB = 1024 * 1024
+UPLOAD_CHUNK_BYTES = 2 * MB  # what the page sends per message; the server refuses larger chunks
+MAX_UPLOAD_FILES = 10_000
+
+
+def format_size(size: int) -> str:
+    """A size for the reader: "900 KB", "512 MB", "1.2 GB"."""
+    for unit, scale in (("GB", MB * 1024), ("MB", MB), ("KB", 1024)):
+        if size >= scale:
+            value = size / scale
+            text = f"{value:.1f}".removesuffix(".0") if value < 10 else f"{value:.0f}"
+            return f"{text} {unit}"
+    return f"{size} bytes"
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """Largest file and largest upload (all files sent together) the station accepts, in bytes. 512 MB per file holds
+    any single image the modules read (a 3D DCE NIfTI of 512x512x200 float32 voxels is 200 MB); 1 GB per upload
+    holds a DICOM series of 2000 slices of 512x512 (0.5 MB each), or 500 slices of 1024x1024."""
+    file_bytes: int = 512 * MB
+    total_bytes: int = 1024 * MB
+
+    @classmethod
+    def from_environment(cls) -> UploadLimits:
+        """The defaults, or $SMARTIMAGING_UPLOAD_MAX_FILE_MB / $SMARTIMAGING_UPLOAD_MAX_TOTAL_MB (whole MB)."""
+        sizes = {}
+        for field_name, variable in (("file_bytes", "SMARTIMAGING_UPLOAD_MAX_FILE_MB"),
+                                     ("total_bytes", "SMARTIMAGING_UPLOAD_MAX_TOTAL_MB")):
+            text = os.environ.get(variable, "").strip()
+            if text:
+                if not text.isdigit() or int(text) == 0:
+                    raise InputError(f"{variable}={text} is not a size in whole megabytes (e.g. 512)")
+                sizes[field_name] = int(text) * MB
+        return cls(**sizes)
+
+
+class Upload:
+    """One upload being received: its files are written into their own folder (`upload-*` under `parent`) as chunks
+    arrive, so the server's memory does not grow with the upload. Names and sizes are declared first and checked
+    against the limits before any content is sent; every chunk is checked again (a client can lie). Any refusal
+    raises InputError; the caller then calls `discard`."""
+
+    def __init__(self, parent: Path, manifest: list[dict], limits: UploadLimits):
+        if not isinstance(manifest, list) or not manifest:
+            raise InputError("No file was received")
+        if len(manifest) > MAX_UPLOAD_FILES:
+            raise InputError(f"{len(manifest)} files in one upload; the station accepts up to {MAX_UPLOAD_FILES}")
+        self.names, self.sizes = [], []
+        for entry in manifest:
+            name, size = (entry.get("name"), entry.get("size")) if isinstance(entry, dict) else (None, None)
+            name = Path(name).name if isinstance(name, str) else ""  # never a path the browser chose
+            if name in ("", ".", "..") or "\0" in name or len(name.encode()) > 255:
+                raise InputError(f"{entry.get('name') if isinstance(entry, dict) else entry!r} is not a file name")
+            if name in self.names:
+                raise InputError(f"{name} is sent twice: upload the files of one folder (one DICOM series)")
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise InputError(f"{name} has no valid size")
+            if size > limits.file_bytes:
+                raise InputError(f"{name} is {format_size(size)}; the station accepts files up to "
+                                 f"{format_size(limits.file_bytes)}")
+            self.names.append(name)
+            self.sizes.append(size)
+        if sum(self.sizes) > limits.total_bytes:
+            raise InputError(f"The {len(self.sizes)} files are {format_size(sum(self.sizes))} together; the station "
+                             f"accepts up to {format_size(limits.total_bytes)} per upload")
+        self.folder = Path(tempfile.mkdtemp(prefix="upload-", dir=parent))
+        self.paths = [self.folder / name for name in self.names]
+        for path in self.paths:
+            path.touch()
+        self.received = [0] * len(self.paths)
+        self.last_chunk = time.monotonic()
+
+    @property
+    def fraction(self) -> float:
+        """Share of the declared bytes received so far."""
+        return sum(self.received) / max(sum(self.sizes), 1)
+
+    def write(self, index: int, offset: int, data: bytes) -> None:
+        """Append the next chunk of file `index`; chunks of a file come in order, none past its declared size."""
+        if not (isinstance(index, int) and 0 <= index < len(self.paths) and isinstance(offset, int)
+                and isinstance(data, bytes) and len(data) <= UPLOAD_CHUNK_BYTES):
+            raise InputError("The upload sent something that is not a file chunk: upload stopped")
+        name, size = self.names[index], self.sizes[index]
+        if offset != self.received[index]:
+            raise InputError(f"{name} arrived out of order: upload stopped")
+        if offset + len(data) > size:
+            raise InputError(f"{name} is larger than the {format_size(size)} it declared: upload stopped")
+        with self.paths[index].open("ab") as file:
+            file.write(data)
+        self.received[index] += len(data)
+        self.last_chunk = time.monotonic()
+
+    def finish(self) -> list[Path]:
+        """The uploaded files, once every one arrived whole."""
+        for name, size, received in zip(self.names, self.sizes, self.received, strict=True):
+            if received != size:
+                raise InputError(f"{name} arrived incomplete ({format_size(received)} of {format_size(size)})")
+        return self.paths
+
+    def discard(self) -> None:
+        """Delete the uploaded files."""
+        shutil.rmtree(self.folder, ignore_errors=True)

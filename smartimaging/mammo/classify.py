@@ -21,33 +21,79 @@ READER_MALIGNANT = {"4b", "4c", "5", "6"}
 READER_BENIGN = {"1", "2", "3", "4a"}
 
 
-def read_features(path: str | os.PathLike, split: str | None = None) -> tuple[list[dict], list[str]]:
-    """Rows (optionally of one split) and the feature column names of a features CSV."""
-    path = Path(path)
+def _read_rows(path: Path) -> list[dict]:
+    """Every row of a features CSV, refused with the row number when it is truncated, damaged or not numeric."""
     if not path.is_file():
         raise InputError(f"Features file not found: {path}")
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
+    redo = "write it again with `smartimaging mammo extract`"
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path.name} is not a readable features CSV (damaged or not text); {redo}") from exc
+    for number, row in enumerate(rows, start=2):
+        if None in row or None in row.values():
+            raise InputError(f"Row {number} of {path.name} has {'more' if None in row else 'fewer'} cells than the "
+                             f"header: the file is truncated or damaged; {redo}")
+        label = row.get("label", "").strip()
+        if "label" in row and label not in ("0", "1"):
+            raise InputError(f"The label column must hold 0 (benign) and 1 (malignant); row {number} of {path.name} "
+                             f"has {label!r}")
+        for name in (c for c in row if c.startswith("original_")):
+            try:
+                value = float(row[name])
+            except ValueError:
+                raise InputError(f"Row {number} of {path.name} has {row[name]!r} for {name}, not a number: the file "
+                                 f"is damaged; {redo}") from None
+            if not np.isfinite(value):
+                raise InputError(f"Row {number} of {path.name} has no valid value for {name} ({row[name]}); "
+                                 "remove the row or correct its ROI and extract again")
+    return rows
+
+
+def _select(rows: list[dict], path: Path, split: str | None) -> list[dict]:
     if split:
         if rows and "split" not in rows[0]:
             raise InputError(f"{path.name} has no 'split' column; cannot select the '{split}' rows")
         rows = [r for r in rows if r.get("split") == split]
     if not rows:
         raise InputError(f"{path.name} has no rows" + (f" with split '{split}'" if split else ""))
+    return rows
+
+
+def read_features(path: str | os.PathLike, split: str | None = None) -> tuple[list[dict], list[str]]:
+    """Rows (optionally of one split) and the feature column names of a features CSV."""
+    path = Path(path)
+    rows = _select(_read_rows(path), path, split)
     names = [c for c in rows[0] if c.startswith("original_")]
     if "label" not in rows[0] or not names:
         raise InputError(f"{path.name} needs a 'label' column and feature columns (original_...)")
     return rows, names
 
 
+def check_both_classes(y: np.ndarray, what: str) -> None:
+    """Refuse labels of one class only: AUC, cutoffs and classifiers need benign and malignant cases."""
+    if len(np.unique(y)) < 2:
+        kind = "malignant" if y[0] else "benign"
+        raise InputError(f"{what} needs both classes (0 benign, 1 malignant); all {len(y)} rows are {kind}")
+
+
+def check_folds(y: np.ndarray, groups: np.ndarray, folds: int) -> None:
+    """Refuse cross-validation with fewer than two folds, or more folds than patients of either class."""
+    if folds < 2:
+        raise InputError(f"Cross-validation needs at least 2 folds; got --folds {folds}")
+    patients = min(len(set(groups[y == label])) for label in (0, 1))
+    if patients < folds:
+        raise InputError(f"{folds}-fold cross-validation needs at least {folds} patients of each class; the smaller "
+                         f"class has {patients}. Add cases or give fewer --folds (at least 2)")
+
+
 def _matrix(rows: list[dict], names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of rows checked by `read_features`."""
     missing = [n for n in names if n not in rows[0]]
     if missing:
         raise InputError(f"The features file lacks {len(missing)} feature(s) the model needs, e.g. {missing[0]}")
-    X = np.array([[float(row[n]) for n in names] for row in rows])
-    if not np.all(np.isfinite(X)):
-        raise InputError("The features contain NaN or infinite values")
-    return X, np.array([int(row["label"]) for row in rows])
+    return np.array([[float(row[n]) for n in names] for row in rows]), np.array([int(row["label"]) for row in rows])
 
 
 def train_from_features(features_csv, out_dir, model_id: str, preset: str | None = None, search_space=None,
@@ -57,6 +103,8 @@ def train_from_features(features_csv, out_dir, model_id: str, preset: str | None
     training cutoff in the card when the file has such rows."""
     rows, names = read_features(features_csv, split)
     X, y = _matrix(rows, names)
+    check_both_classes(y, "Training")
+    check_folds(y, np.array([row["patient_id"] for row in rows]), folds)
     groups = np.array([row["patient_id"] for row in rows])
     if preset:
         config, table = PRESETS[preset], []
@@ -78,8 +126,8 @@ def train_from_features(features_csv, out_dir, model_id: str, preset: str | None
     sidecar = settings_sidecar(features_csv)
     if sidecar.is_file():
         card["radiomics"] = json.loads(sidecar.read_text(encoding="utf-8"))
-    with open(features_csv, encoding="utf-8", newline="") as f:
-        held_out = [row for row in csv.DictReader(f) if validation_split and row.get("split") == validation_split]
+    held_out = [row for row in _read_rows(Path(features_csv))
+                if validation_split and row.get("split") == validation_split]
     if held_out:
         X_val, y_val = _matrix(held_out, names)
         scores = model.scores(X_val)
@@ -120,6 +168,7 @@ def evaluate_features(card_path, features_csv, out_dir, split: str | None = "tes
     model = load_radiomics_model(card_path)
     rows, _ = read_features(features_csv, split)
     X, y = _matrix(rows, model.feature_names)
+    check_both_classes(y, "Evaluation")
     scores = model.scores(X)
     predictions = (scores >= model.cutoff).astype(int)
     auc = auc_with_ci(y, scores)

@@ -93,16 +93,16 @@ def evaluate(args) -> int:
 
 def extract(args) -> int:
     from ..radiomics import MAMMO_PARAMS
-    from .features import extract_cohort
+    from .features import extract_cohort, failures_file
 
     done, failures = extract_cohort(args.manifest, args.out, args.jobs, args.params or MAMMO_PARAMS, args.scheduler,
                                     show_progress=not args.quiet)
     print(f"features of {done} row(s) written to {args.out}")
     if failures:
-        print(f"{len(failures)} row(s) failed (listed with the reason in the .failures.csv beside it):",
-              file=sys.stderr)
+        print(f"warning: {len(failures)} row(s) failed; they are listed with the reason in "
+              f"{failures_file(args.out).name}", file=sys.stderr)
         for failure in failures:
-            print(f"  row {failure['row']} ({failure['patient_id']}): {failure['error']}", file=sys.stderr)
+            print(f"warning: row {failure['row']} ({failure['patient_id']}): {failure['error']}", file=sys.stderr)
     return 0
 
 

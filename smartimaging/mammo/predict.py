@@ -20,13 +20,14 @@ from ..models.registry import models_dir
 from ..radiomics import MAMMO_PARAMS, extract_2d, parameter_settings
 from ..segfile import labelmap_image, write_seg_nrrd
 from ..segments import MAMMO_SEGMENTS
-from .features import load_mask
+from .features import check_roi, load_mask
 from .images import Mammogram, load_mammogram
 from .persistence import load_radiomics_model
 from .search import FittedModel, MeanNormaliser
 from .segment import MammoSegmenter
 
 CLASSIFIER_IDS = {"mass": "mammo-mass-classifier-demo", "calcification": "mammo-calcification-classifier-demo"}
+LARGE_ROI = 0.5  # of the breast or of the image: an ROI that large is not around one lesion
 
 
 @dataclass
@@ -109,6 +110,7 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
         if not roi.any():
             raise InputError("The model found no lesion there; mark the lesion again or draw the ROI yourself")
     timings["segment"] = time.perf_counter() - started
+    check_roi(roi)
     card_path = Path(directory or models_dir()) / f"{CLASSIFIER_IDS[kind]}.json"
     classifier = load_radiomics_model(card_path)
     check_radiomics_settings(card_path)
@@ -116,7 +118,7 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
     started = time.perf_counter()
     features = extract_2d(mammogram.image, roi)
     timings["features"] = time.perf_counter() - started
-    warnings = []
+    warnings = [text for text in [large_roi_warning(mammogram.pixels, roi)] if text]
     trained_mm = json.loads(card_path.read_text(encoding="utf-8"))["training"].get("pixel_spacing_mm")
     spacing_mm = mammogram.image.GetSpacing()[0]
     if trained_mm and abs(spacing_mm / trained_mm - 1) > 0.1:
@@ -128,6 +130,24 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
     timings["classify"] = time.perf_counter() - started - timings["features"]
     return MammoPrediction(kind, roi, source, features, rad_score, classifier.cutoff,
                            feature_contributions(classifier, values), models, timings, warnings)
+
+
+def large_roi_warning(pixels: np.ndarray, roi: np.ndarray) -> str | None:
+    """A warning when the ROI covers more than half of the image or of the breast (pixels brighter than 5 % of the
+    grey range above the background), i.e. is not drawn around one lesion; None otherwise."""
+    roi = roi > 0
+    low, high = np.percentile(pixels, [1, 99.5])
+    breast = pixels > low + 0.05 * (high - low)
+    if roi.all():
+        where = "the whole image"
+    elif roi.mean() > LARGE_ROI:
+        where = f"{roi.mean():.0%} of the image"
+    elif breast.any() and np.count_nonzero(roi & breast) > LARGE_ROI * np.count_nonzero(breast):
+        where = f"{np.count_nonzero(roi & breast) / np.count_nonzero(breast):.0%} of the breast"
+    else:
+        return None
+    return (f"The ROI covers {where}; draw it around the lesion. The Rad-score describes a lesion only when the "
+            "ROI outlines it")
 
 
 def overlay_png(mammogram: Mammogram, prediction: MammoPrediction, path: str | os.PathLike) -> None:
@@ -163,14 +183,22 @@ def write_prediction(mammogram: Mammogram, prediction: MammoPrediction, out_dir)
     return Path(out_dir) / "result.json"
 
 
+def _numbers(text: str, option: str, form: str, example: str) -> list[float]:
+    """The comma-separated finite numbers of a --point or --box, as many as `form` names."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != form.count(",") + 1 or not all(np.isfinite(values)):
+        raise InputError(f"{option} takes {form} in pixels, e.g. {example}; got {text!r}")
+    return values
+
+
 def parse_point(text: str | None) -> tuple[float, float] | None:
     """'x,y' in pixels (column, row) -> (row, col)."""
     if not text:
         return None
-    try:
-        x, y = (float(v) for v in text.split(","))
-    except ValueError as exc:
-        raise InputError(f"--point takes x,y in pixels, e.g. 812,1430; got {text!r}") from exc
+    x, y = _numbers(text, "--point", "x,y", "812,1430")
     return y, x
 
 
@@ -178,10 +206,7 @@ def parse_box(text: str | None) -> tuple[int, int, int, int] | None:
     """'x0,y0,x1,y1' in pixels -> (row0, col0, row1, col1)."""
     if not text:
         return None
-    try:
-        x0, y0, x1, y1 = (int(round(float(v))) for v in text.split(","))
-    except ValueError as exc:
-        raise InputError(f"--box takes x0,y0,x1,y1 in pixels; got {text!r}") from exc
+    x0, y0, x1, y1 = (int(round(v)) for v in _numbers(text, "--box", "x0,y0,x1,y1", "760,1380,880,1490"))
     return min(y0, y1), min(x0, x1), max(y0, y1), max(x0, x1)
 
 

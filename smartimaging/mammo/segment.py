@@ -63,11 +63,13 @@ def check_prompt(shape: tuple[int, int], point=None, box=None) -> None:
     """Refuse a point or box outside the image, or an empty box."""
     def inside(row, col):
         return 0 <= row < shape[0] and 0 <= col < shape[1]
+    size = f"{shape[1]}×{shape[0]} pixels"
     if point is not None and not inside(*point):
-        raise InputError(f"The marked point (x {point[1]:.0f}, y {point[0]:.0f}) lies outside the image")
+        raise InputError(f"The marked point (x {point[1]:.6g}, y {point[0]:.6g}) lies outside the image ({size}); "
+                         "mark the lesion inside it")
     if box is not None and not (inside(box[0], box[1]) and inside(box[2] - 1, box[3] - 1)
                                 and box[2] > box[0] and box[3] > box[1]):
-        raise InputError("The marked box lies outside the image or is empty")
+        raise InputError(f"The marked box lies outside the image ({size}) or is empty; draw it around the lesion")
 
 
 class MammoSegmenter:
@@ -181,13 +183,20 @@ def train_segmenter(manifest_path, kind: str, out_dir, config, model_id: str | N
     from .images import load_mammogram
 
     manifest = read_manifest(manifest_path, required=("patient_id", "image", "mask", "split"))
-    rows = [r for r in manifest.rows if r.get("kind", kind) == kind]
+    rows = [(number, r) for number, r in enumerate(manifest.rows, start=2) if r.get("kind", kind) == kind]
 
     def cases(split):
         loaded = []
-        for row in (r for r in rows if r["split"] == split):
-            mammogram = load_mammogram(manifest.resolve(row["image"]))
-            loaded.append((mammogram.pixels, load_mask(manifest.resolve(row["mask"]), mammogram)))
+        for number, row in (item for item in rows if item[1]["split"] == split):
+            try:
+                mammogram = load_mammogram(manifest.resolve(row["image"]))
+                mask = load_mask(manifest.resolve(row["mask"]), mammogram)
+                if not mask.any():
+                    raise InputError("the mask is empty; every training row needs its lesion drawn")
+                patch_origin((0, 0), mask.shape)
+            except InputError as exc:
+                raise InputError(f"Row {number} of {manifest.path.name} ({row['patient_id']}): {exc}") from exc
+            loaded.append((mammogram.pixels, mask))
         if not loaded:
             raise InputError(f"The manifest has no '{kind}' rows with split '{split}'")
         return loaded

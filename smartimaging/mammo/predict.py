@@ -24,7 +24,7 @@ from .features import check_roi, load_mask
 from .images import Mammogram, load_mammogram
 from .persistence import load_radiomics_model
 from .search import FittedModel, MeanNormaliser
-from .segment import MammoSegmenter
+from .segment import MammoSegmenter, check_prompt
 
 CLASSIFIER_IDS = {"mass": "mammo-mass-classifier-demo", "calcification": "mammo-calcification-classifier-demo"}
 LARGE_ROI = 0.5  # of the breast or of the image: an ROI that large is not around one lesion
@@ -215,6 +215,8 @@ def predict_file(image_path, kind: str, out_dir, point: str | None = None, box: 
                  device: str = "auto") -> MammoPrediction:
     mammogram = load_mammogram(image_path, pixel_mm)
     mask = load_mask(mask_path, mammogram) if mask_path else None
-    prediction = predict_mammogram(mammogram, kind, parse_point(point), parse_box(box), mask, directory, device)
+    point, box = parse_point(point), parse_box(box)
+    check_prompt(mammogram.pixels.shape, point, box)  # before the model is loaded
+    prediction = predict_mammogram(mammogram, kind, point, box, mask, directory, device)
     write_prediction(mammogram, prediction, out_dir)
     return prediction

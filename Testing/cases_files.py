@@ -174,7 +174,8 @@ def _bonescan(path: Path, folder: Path) -> list[str]:
 CASES = [
     BadInput(AREA, "147-byte NRRD whose header claims 7 GB (`dce synthesize`)",
              lambda f: _dce(_nrrd_claiming(f, gzipped=False), f),
-             "claims7gb.nrrd claims 7.0 GB of image data (2048×2048×896 voxels); the limit for an image is 2.0 GB"),
+             "claims7gb.nrrd claims 7.0 GB of image data (2048×2048×896 voxels); the limit for an MRI volume is "
+             "2.0 GB"),
     BadInput(AREA, "10 KB gzip NRRD whose header claims 7 GB (`lvi segment`)",
              lambda f: _lvi_segment(_nrrd_claiming(f, gzipped=True), f), "claims 7.0 GB of image data"),
     BadInput(AREA, "416-byte NIfTI whose header claims 7 GB (`lvi predict`)",

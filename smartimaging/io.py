@@ -19,7 +19,16 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import InputError
-from .limits import ANY_IMAGE, ImageHeader, SizeLimit, check_dicom, check_image_file, check_size, read_dicom_header
+from .limits import (
+    ANY_IMAGE,
+    MR_VOLUME,
+    ImageHeader,
+    SizeLimit,
+    check_dicom,
+    check_image_file,
+    check_size,
+    read_dicom_header,
+)
 
 RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".pgm", ".tif", ".tiff"}
 
@@ -90,8 +99,9 @@ def read_volume(path: str | os.PathLike, limit: SizeLimit = ANY_IMAGE) -> sitk.I
     return image
 
 
-def read_series_or_volume(path: str | os.PathLike, limit: SizeLimit = ANY_IMAGE) -> sitk.Image:
-    """A DICOM series (its folder) or a volume file (NRRD, NIfTI, MetaImage, one DICOM file) with its geometry."""
+def read_series_or_volume(path: str | os.PathLike, limit: SizeLimit = MR_VOLUME) -> sitk.Image:
+    """A DICOM series (its folder) or a volume file (NRRD, NIfTI, MetaImage, one DICOM file) with its geometry; the
+    size limit is that of an MRI volume unless `limit` says otherwise."""
     path = Path(path)
     if not path.is_dir():
         return read_volume(path, limit)

@@ -25,6 +25,7 @@ import bz2
 import gzip
 import math
 import os
+import re
 import struct
 import warnings
 import zlib
@@ -57,6 +58,7 @@ BONE_SCAN = SizeLimit("a whole-body bone scan", 4096, 2, GB // 2,
 MR_VOLUME = SizeLimit("an MRI volume", 1024, 1024, 2 * GB)
 ANY_IMAGE = SizeLimit("an image", 20_000, 2048, 2 * GB)
 
+CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 HEADER_MAX_BYTES = 1 << 20  # a text header (NRRD, MetaImage) longer than this is damaged
 CHUNK = 1 << 20  # decoded bytes held at a time while counting compressed data
 
@@ -204,6 +206,8 @@ def _text_header(path: Path, first: bytes, stop) -> tuple[list[str], int]:
             break
         offset += len(raw_line)
         line = raw_line.decode("latin-1").rstrip("\r\n")
+        if CONTROL_CHARACTERS.search(line):
+            raise _damaged(name, "its text header holds binary bytes")
         if stop(line):
             return lines + [line], offset
         lines.append(line)
@@ -254,6 +258,8 @@ def nrrd_header(path: Path) -> ImageHeader:
     data_file = fields.get("data file", fields.get("datafile"))
     data_path: Path | None = path
     if data_file is not None:
+        if not data_file:
+            raise _damaged(name, "its 'data file' field is empty")
         if data_file.split()[0] == "LIST" or len(data_file.split()) > 1:
             data_path, offset = None, 0  # several data files: the size is checked, completeness by ITK
         else:
@@ -262,11 +268,15 @@ def nrrd_header(path: Path) -> ImageHeader:
                 raise InputError(f"The data file {data_file} named in {name} is missing")
     elif len(lines) == 0 or lines[-1] != "":
         raise _damaged(name, "its header is cut before the image data")
-    if data_path is not None:
-        for _ in range(max(_int(name, fields.get("line skip", fields.get("lineskip", "0")), "line skip"), 0)):
-            with open(data_path, "rb") as f:
-                f.seek(offset)
-                offset += len(f.readline())
+    line_skip = _int(name, fields.get("line skip", fields.get("lineskip", "0")), "line skip")
+    if data_path is not None and line_skip > 0:
+        with open(data_path, "rb") as f:
+            f.seek(offset)
+            for _ in range(line_skip):
+                line = f.readline(HEADER_MAX_BYTES)
+                if not line:
+                    break
+                offset += len(line)
     skip = _int(name, fields.get("byte skip", fields.get("byteskip", "0")), "byte skip")
     if skip == -1 and encoding == "raw" and data_path is not None:  # the data are the last bytes of the file
         offset = max(data_path.stat().st_size - math.prod(spatial) * voxel_bytes, offset)
@@ -328,18 +338,36 @@ MET_TYPE_BYTES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2
                   "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4,
                   "MET_DOUBLE": 8}
 
+MET_MAX_DIMENSIONS = 5
+MET_ARRAY_FIELDS = {"ElementSpacing": 1, "ElementSize": 1, "Offset": 1, "Position": 1, "Origin": 1,
+                    "CenterOfRotation": 1, "TransformMatrix": 2, "Rotation": 2, "Orientation": 2}  # NDims ** value
+
+
+def _true(value: str) -> bool:
+    """A MetaImage boolean as MetaIO reads it (first letter)."""
+    return value[:1] in ("T", "t", "1")
+
 
 def metaimage_header(path: Path) -> ImageHeader:
     """Fields of a MetaImage header (.mha with its data, .mhd with a separate data file)."""
     name = path.name
-    with open(path, "rb") as f:
-        first = f.read(64).lstrip()
-    lines, offset = _text_header(path, first[:1], lambda line: line.split("=")[0].strip() == "ElementDataFile")
+    lines, offset = _text_header(path, b"", lambda line: line.split("=")[0].strip() == "ElementDataFile")
     fields = {line.split("=", 1)[0].strip(): line.split("=", 1)[1].strip() for line in lines if "=" in line}
     for required in ("DimSize", "ElementType", "ElementDataFile"):
         if required not in fields:
             raise _damaged(name, f"its MetaImage header has no '{required}' field")
     sizes = [_int(name, s, "DimSize") for s in fields["DimSize"].split()]
+    dimensions = _int(name, fields.get("NDims", str(len(sizes))), "NDims")
+    if not 1 <= dimensions <= MET_MAX_DIMENSIONS or len(sizes) != dimensions:
+        raise _damaged(name, f"its header gives {len(sizes)} sizes for {dimensions} dimensions")
+    for key, power in MET_ARRAY_FIELDS.items():  # ITK's MetaIO reads NDims (or NDims²) values from these blindly
+        count = dimensions**power
+        try:
+            numbers = [float(v) for v in fields.get(key, "0 " * count).split()]
+        except ValueError:
+            raise _damaged(name, f"its {key} '{fields[key][:40]}' is not a list of numbers") from None
+        if len(numbers) != count or not all(math.isfinite(v) for v in numbers):
+            raise _damaged(name, f"its {key} needs {count} numbers")
     if fields["ElementType"] not in MET_TYPE_BYTES:
         raise _damaged(name, f"unknown MetaImage element type '{fields['ElementType'][:40]}'")
     voxel_bytes = MET_TYPE_BYTES[fields["ElementType"]] * _int(
@@ -353,8 +381,8 @@ def metaimage_header(path: Path) -> ImageHeader:
             raise InputError(f"The data file {data_file} named in {name} is missing")
     sizes = (sizes + [1, 1])[:max(2, len(sizes))]
     header_size = _int(name, fields.get("HeaderSize", "0"), "HeaderSize")
-    compressed = fields.get("CompressedData", "False").lower() == "true"
-    encoding = "zlib" if compressed else "raw" if fields.get("BinaryData", "True").lower() == "true" else "ascii"
+    binary = _true(fields.get("BinaryData", "True"))
+    encoding = "zlib" if _true(fields.get("CompressedData", "False")) else "raw" if binary else "ascii"
     if header_size == -1 and data_path is not None and encoding == "raw":
         offset = max(data_path.stat().st_size - math.prod(sizes) * voxel_bytes, offset)
     elif header_size > 0:

@@ -233,12 +233,18 @@ def test_upload_a_mammogram_place_a_point_and_segment(page, tmp_path, station_tm
     from smartimaging.phantoms.mammo import make_mammo_phantom
 
     open_module(page, "Mammography Rad-score")
+    load_sample(page)
+    click_and_wait_idle(page, "Segment")
+    editor_segments = page.locator(".v-navigation-drawer--right .v-list-item input")  # segment names
+    editor_segments.first.wait_for()
+    assert [field.input_value() for field in editor_segments.all()] == ["Breast mass"]
     corrupt = tmp_path / "scan.dcm"
     corrupt.write_bytes(b"not a dicom file at all")
-    page.locator("input[type=file]").set_input_files(str(corrupt))
-    page.wait_for_selector("#si-error", timeout=30_000)
+    _upload(page, corrupt)
     assert "scan.dcm" in _error(page)
     assert not _uploaded(station_tmp, "scan.dcm")  # a refused file is deleted at once
+    page.wait_for_timeout(500)
+    assert [field.input_value() for field in editor_segments.all()] == ["Breast mass"]  # still being edited
 
     case = make_mammo_phantom(920_011, "mass", 1)
     path = tmp_path / "uploaded_mammogram.png"
@@ -343,6 +349,19 @@ def test_an_over_limit_upload_is_refused_before_any_content_is_sent(page, tmp_pa
     assert _error(page) == "The 2 files are 5 MB together; the station accepts up to 4 MB per upload"
     assert page.inner_text("#si-case") == case
     assert _uploaded(station_tmp) == uploads
+    assert page.get_by_role("button", name="Load sample").is_enabled()
+
+
+def test_an_upload_can_be_cancelled(page, station_tmp):
+    open_module(page, "Mammography Rad-score")
+    upload = page.evaluate("trame.trigger('si_upload_begin', [[{ name: 'slow.dcm', size: 2000000 }]])")
+    assert len(_uploaded(station_tmp, "slow.dcm")) == 1
+    page.get_by_role("button", name="Cancel").click()
+    page.wait_for_selector("#si-error")
+    assert _error(page) == "Upload cancelled: nothing was loaded"
+    assert not _uploaded(station_tmp, "slow.dcm")
+    assert page.evaluate(f"trame.trigger('si_upload_chunk', [{upload}, 0, 0, new DataView(new ArrayBuffer(9))])") \
+        is False
     assert page.get_by_role("button", name="Load sample").is_enabled()
 
 

@@ -34,7 +34,7 @@ from trame_slicer.views import Layout, LayoutDirection, SliceLayer, ViewLayoutDe
 
 from .. import __version__
 from ..errors import CancelledError, InputError, SmartImagingError
-from .cases import UPLOAD_CHUNK_BYTES, Upload, UploadLimits, sample_cases
+from .cases import UPLOAD_CHUNK_BYTES, Upload, UploadLimits, format_size, sample_cases
 from .flows import FLOWS, DCEFlow, LVIFlow, MammoFlow
 
 logger = logging.getLogger(__name__)
@@ -270,7 +270,10 @@ class ReadingStation(TrameApp):
         self._show(self.flow, fit=True)
 
     def on_cancel(self) -> None:
-        self.flow.cancel()
+        if self._upload is not None:
+            self._drop_upload("Upload cancelled: nothing was loaded")
+        else:
+            self.flow.cancel()
 
     def on_place_point(self) -> None:
         flow = self.flow
@@ -317,8 +320,9 @@ class ReadingStation(TrameApp):
             self.state.si_error = f"The upload could not be saved: {exc}"
             return None
         self._upload_id = next(self._upload_ids)
-        self.state.si_busy, self.state.si_progress, self.state.si_error = True, 0, ""
-        self.state.si_message = f"uploading {len(self._upload.paths)} file(s)"
+        self.state.si_busy = self.state.si_cancellable = True
+        self.state.si_progress, self.state.si_error = 0, ""
+        self.state.si_message = f"uploading {len(self._upload.paths)} file(s), {format_size(sum(self._upload.sizes))}"
         asyncio.get_running_loop().call_later(UPLOAD_STALL_S, self._check_upload_stalled, self._upload_id)
         return self._upload_id
 
@@ -338,6 +342,7 @@ class ReadingStation(TrameApp):
         if self._upload is None or upload_id != self._upload_id:
             return
         upload, self._upload = self._upload, None
+        self.state.si_cancellable = False
         try:
             if message:
                 raise InputError(f"The upload failed in the browser: {message}")
@@ -366,7 +371,7 @@ class ReadingStation(TrameApp):
             return
         self._upload.discard()
         self._upload = None
-        self.state.si_busy = False
+        self.state.si_busy = self.state.si_cancellable = False
         if message:
             self.state.si_error = message
 
@@ -434,9 +439,10 @@ class ReadingStation(TrameApp):
             if isinstance(flow, MammoFlow):
                 flow.pixel_mm = self._pixel_mm()
             source = paths[0] if len(paths) == 1 else folder
+            image = flow.read(role, source)  # a refused file leaves the scene and the editor as they were
             if role == flow.roles[0]:
                 self.slicer_app.segmentation_editor.clear()  # before the previous case's nodes leave the scene
-            flow.load(role, source, paths[0].stem if len(paths) == 1 else f"{paths[0].stem} series")
+            flow.load(role, source, paths[0].stem if len(paths) == 1 else f"{paths[0].stem} series", image)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise

@@ -76,11 +76,12 @@ class Flow:
 
         return read_series_or_volume(path)
 
-    def load(self, role: str, path: Path, name: str | None = None):
-        """Read a file (or a DICOM series folder) as the volume of `role`; loading the first role starts a new case."""
+    def load(self, role: str, path: Path, name: str | None = None, image: sitk.Image | None = None):
+        """Read a file (or a DICOM series folder) as the volume of `role`, unless `image` was already read from it;
+        loading the first role starts a new case."""
         if role not in self.roles:
             raise InputError(f"{self.module} takes {', '.join(self.roles)} images, not {role}")
-        image = self.read(role, Path(path))
+        image = self.read(role, Path(path)) if image is None else image
         if role == self.roles[0]:
             self.clear()
         elif role in self.volumes:

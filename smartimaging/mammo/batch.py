@@ -61,7 +61,8 @@ def matching_mask(image: Path, folder: Path, masks: Path | None) -> Path | None:
 def predict_folder(folder: str | os.PathLike, kind: str, out_dir: str | os.PathLike,
                    masks: str | os.PathLike | None = None, pixel_mm: float | None = None, directory=None,
                    device: str = "auto", progress: Callable[[float, str], None] | None = None) -> BatchSummary:
-    """Rad-score of every mammogram in `folder`; a failed image becomes a row with its error, never a silent gap."""
+    """Rad-score of every mammogram in `folder`; a failed image, whatever went wrong, becomes a row with its error,
+    never a silent gap and never the end of the batch."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder} is not a folder")
@@ -82,9 +83,11 @@ def predict_folder(folder: str | os.PathLike, kind: str, out_dir: str | os.PathL
                 mask_path = matching_mask(path, folder, masks_folder)
                 mask = load_mask(mask_path, mammogram) if mask_path else None
                 prediction = predict_mammogram(mammogram, kind, mask=mask, directory=directory, device=device)
-            except SmartImagingError as exc:
+            except Exception as exc:  # one image, whatever its fault, never stops the batch
                 failed += 1
-                results.append({"image": name, "kind": kind, "error": str(exc)})
+                error = str(exc) if isinstance(exc, SmartImagingError) else \
+                    f"The image could not be scored ({exc.__class__.__name__}: {exc})"
+                results.append({"image": name, "kind": kind, "error": error})
                 continue
             roi_file = scratch / "rois" / f"{name}.seg.nrrd"
             roi_file.parent.mkdir(parents=True, exist_ok=True)

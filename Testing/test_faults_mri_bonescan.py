@@ -27,7 +27,7 @@ import SimpleITK as sitk
 import torch
 from badinput import message_lines
 
-from smartimaging.bonescan.outputs import write_image
+from smartimaging.bonescan.outputs import write_image, write_json
 from smartimaging.bonescan.views import write_nm_dicom
 from smartimaging.cli import EXIT_CANCELLED, EXIT_INPUT_ERROR, main
 from smartimaging.dce.synthesis import MODEL_ID
@@ -70,7 +70,7 @@ def _leftovers(folder: Path) -> list[str]:
 
 
 def test_sigterm_while_dce_writes_leaves_no_scratch_and_no_output(tiny_dce_model, tmp_path):
-    t1 = _write_t1(tmp_path / "t1.nrrd", (32, 256, 256))  # 3 volumes of 8 MB to compress: writing takes a while
+    t1 = _write_t1(tmp_path / "t1.nrrd", (16, 192, 192))  # 3 volumes of 2.4 MB to compress: ~2 s of writing
     out = tmp_path / "results" / "out"
     out.parent.mkdir()
     process = _cli("dce", "synthesize", t1, "--out", out, "--models-dir", tiny_dce_model, "--device", "cpu",
@@ -205,3 +205,20 @@ def test_mri_outputs_carry_no_identifiers_from_nrrd_metadata(tiny_dce_model, tmp
     assert main(["lvi", "segment", str(paths["dce"]), "--point", point, "--out", str(tmp_path / "voi")]) == 0
     for folder in ("dce", "lvi", "voi"):
         _assert_no_identifiers(tmp_path / folder)
+
+
+def test_whole_volume_voi_is_scored_with_a_warning_kept_in_result_json(tmp_path, capsys):
+    from cases_mri import _lvi_predict
+
+    assert main(_lvi_predict(tmp_path, voi=np.ones_like)) == 0
+    assert any(line.startswith("warning: the VOI covers 100%") for line in message_lines(capsys.readouterr().err))
+    record = json.loads((tmp_path / "out" / "result.json").read_text(encoding="utf-8"))
+    assert any("trained on VOIs around one lesion" in warning for warning in record["warnings"])
+
+
+def test_results_never_hold_nan(tmp_path):
+    with pytest.raises(ValueError):
+        write_json(tmp_path / "result.json", {"probability": float("nan")})
+    assert not (tmp_path / "result.json").exists()
+    write_json(tmp_path / "evaluation.json", {"ppv_ci": [float("nan"), 1.0]}, undefined_as_null=True)
+    assert json.loads((tmp_path / "evaluation.json").read_text(encoding="utf-8")) == {"ppv_ci": [None, 1.0]}

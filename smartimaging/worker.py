@@ -26,12 +26,11 @@ def emit(event: str, **fields) -> None:
 
 
 def _bonescan_segment(args) -> None:
-    import SimpleITK as sitk
-
     from .bonescan.outputs import source_labelmaps, write_image
     from .bonescan.pipeline import BoneScanModels, analyse
     from .bonescan.views import study_from_images
-    from .io import read_volume
+    from .io import atomic_output_dir, read_volume
+    from .segfile import labelmap_image
 
     emit("progress", fraction=0.0, message="loading images")
     paths = [Path(p) for p in args.input]
@@ -40,17 +39,11 @@ def _bonescan_segment(args) -> None:
     emit("progress", fraction=0.05, message="loading models")
     models = BoneScanModels.load(directory=args.models_dir, device=args.device)
     result = analyse(study, models, progress=lambda f, m: emit("progress", fraction=0.1 + 0.85 * f, message=m))
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    label_paths = []
-    for index, (image, labels) in enumerate(zip(study.images, source_labelmaps(study, result.labelmaps),
-                                                strict=True)):
-        label_image = sitk.GetImageFromArray(labels)
-        label_image.CopyInformation(image)
-        path = out / f"labels_{index}.nrrd"
-        write_image(label_image, path)
-        label_paths.append(str(path))
-    emit("result", labels=label_paths, result=result.as_json())
+    names = [f"labels_{index}.nrrd" for index in range(len(study.images))]
+    with atomic_output_dir(args.output_dir) as scratch:  # a cancel leaves no partial label files
+        for name, image, labels in zip(names, study.images, source_labelmaps(study, result.labelmaps), strict=True):
+            write_image(labelmap_image(labels, image), scratch / name)
+    emit("result", labels=[str(Path(args.output_dir) / name) for name in names], result=result.as_json())
 
 
 def _mammo_batch(args) -> None:

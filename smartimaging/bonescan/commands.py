@@ -78,8 +78,8 @@ def _bstbi_of(path: str, args) -> float:
     from .pipeline import BoneScanModels, analyse
     from .views import load_bone_scan
 
-    models = BoneScanModels.load(directory=args.models_dir, device=args.device)
-    return analyse(load_bone_scan([path]), models).bstbi["mean"]
+    study = load_bone_scan([path])
+    return analyse(study, BoneScanModels.load(directory=args.models_dir, device=args.device)).bstbi["mean"]
 
 
 def compare(args) -> int:

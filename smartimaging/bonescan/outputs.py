@@ -71,8 +71,8 @@ def write_image(image: sitk.Image, path: str | os.PathLike, compress: bool = Tru
 
 
 def write_json(path: str | os.PathLike, record: dict, undefined_as_null: bool = False) -> None:
-    """A result as JSON; NaN or infinity is a bug (ValueError, exit 1) unless `undefined_as_null` (evaluation
-    reports, where a metric without cases is undefined): then it is written as null."""
+    """A result as JSON; NaN or infinity is a bug (ValueError, exit 1) unless `undefined_as_null` (metrics that can
+    be undefined, e.g. a PPV without positive predictions or the PSNR of identical slices): then it is null."""
     if undefined_as_null:
         record = json.loads(json.dumps(record), parse_constant=lambda name: None)
     Path(path).write_text(json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8")

@@ -169,8 +169,8 @@ def study_from_images(images: list[sitk.Image], paths: list[Path], frame_names: 
                 counts = float(counts.max()) - counts
             views.append(BoneScanView(names[frame] or "", np.clip(counts, 0, None), source, frame))
     if view_names and len(view_names) > len(views):
-        raise InputError(f"{len(view_names)} view names were given ({', '.join(view_names)}) for {len(views)} "
-                         f"view(s) in the image(s); give one name per view, e.g. anterior,posterior")
+        raise InputError(f"{len(view_names)} view names were given ({','.join(view_names)!r}) but the image(s) "
+                         f"hold {len(views)} view(s); give one name per view, e.g. anterior,posterior")
     names = list(view_names or []) + [v.name for v in views][len(view_names or []):]
     defaults = iter(n for n in VIEW_NAMES if n not in names)
     for view, name in zip(views, names, strict=False):

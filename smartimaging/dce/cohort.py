@@ -61,6 +61,9 @@ def read_pairs(manifest_path: str | os.PathLike, split: str | None) -> list[Pair
         raise InputError(f"{Path(manifest_path).name} has no rows" + (f" in split '{split}'" if split else ""))
     pairs = []
     for row in rows:
+        missing = [column for column in ("t1", "dce") if not row[column]]
+        if missing:
+            raise InputError(f"{manifest.path.name}: patient {row['patient_id']} has no '{missing[0]}' file")
         t1 = load_mr_volume(manifest.resolve(row["t1"]), "T1")
         dce, _ = pair_with_t1(t1, load_mr_volume(manifest.resolve(row["dce"]), "DCE"))
         pairs.append(PairedVolume(row["patient_id"], normalise(sitk.GetArrayFromImage(t1)),

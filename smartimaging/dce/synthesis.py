@@ -141,5 +141,5 @@ def synthesize_file(t1_path: str | os.PathLike, out_dir: str | os.PathLike, dce_
         record = {**result.record, "input": str(t1_path), "real_dce": str(dce_path) if dce_path else None,
                   "outputs": ["synthetic_dce.nrrd", "subtraction.nrrd", "subtraction_mip.nrrd",
                               "subtraction_mip.png"]}
-        write_json(scratch / "result.json", record)
+        write_json(scratch / "result.json", record, undefined_as_null=True)  # PSNR of identical slices: infinite
     return result

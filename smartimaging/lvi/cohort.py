@@ -16,7 +16,7 @@ from ..bonescan.outputs import write_image
 from ..dce.cohort import phantom_image
 from ..errors import InputError
 from ..io import read_series_or_volume
-from ..manifest import finish_cohort, prepare_cohort_folder, read_manifest
+from ..manifest import Manifest, finish_cohort, prepare_cohort_folder, read_manifest
 from ..phantoms.breast_mri import make_breast_mri_phantom
 from .preprocess import DEFAULT_PREPROCESSING, Preprocessing, crop_3d, tumour_slices_2d
 
@@ -55,14 +55,22 @@ def case_inputs(manifest_path: str | os.PathLike, sequence: str, split: str | No
     labels = [binary_label(row, manifest.path.name) for row in rows]  # a bad label is refused before any reading
     cases = []
     for row, label in zip(rows, labels, strict=True):
-        volume = read_series_or_volume(manifest.resolve(row[SEQUENCES[sequence]]))
-        voi = read_series_or_volume(manifest.resolve(row["voi"]))
+        volume = read_series_or_volume(manifest_file(manifest, row, SEQUENCES[sequence]))
+        voi = read_series_or_volume(manifest_file(manifest, row, "voi"))
         what = f"{sequence} volume of patient {row['patient_id']}"
         array = crop_3d(volume, voi, settings, what) if dimensions == 3 else \
             tumour_slices_2d(volume, voi, settings, what)
         cases.append({"patient_id": row["patient_id"], "label": label, "input": array, "row": row,
                       "dimensions": dimensions})
     return cases
+
+
+def manifest_file(manifest: Manifest, row: dict, column: str) -> Path:
+    """The file (or DICOM folder) of a manifest cell; an empty cell is refused instead of read as the manifest's
+    folder."""
+    if not row.get(column):
+        raise InputError(f"{manifest.path.name}: patient {row.get('patient_id', '?')} has no '{column}' file")
+    return manifest.resolve(row[column])
 
 
 def check_both_classes(cases: list[dict], split: str | None, purpose: str) -> None:

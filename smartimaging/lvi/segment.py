@@ -27,6 +27,7 @@ from ..manifest import read_manifest
 from ..models.nets import build_network, pick_device
 from ..models.registry import load_model, save_model
 from ..training import ProgressCallback, TrainConfig, fit
+from .cohort import manifest_file
 from .preprocess import _zscore_tissue, check_values
 
 SEGMENTER_ID = "lvi-lesion-unet-demo"
@@ -125,7 +126,10 @@ def _pairs(manifest_path, split: str) -> list[tuple[sitk.Image, sitk.Image]]:
     manifest = read_manifest(manifest_path, required=("patient_id", "voi"))
     pairs = []
     for row in manifest.subset(split):
-        voi = sitk.Cast(read_series_or_volume(manifest.resolve(row["voi"])) > 0, sitk.sitkUInt8)
+        voi = sitk.Cast(read_series_or_volume(manifest_file(manifest, row, "voi")) > 0, sitk.sitkUInt8)
+        if not np.any(sitk.GetArrayViewFromImage(voi)):
+            raise InputError(f"{Path(manifest_path).name}: the VOI of patient {row['patient_id']} is empty; "
+                             "segment the lesion or remove the row")
         for column in ("dce", "t2"):
             if row.get(column):
                 pairs.append((read_series_or_volume(manifest.resolve(row[column])), voi))

@@ -43,6 +43,12 @@ def _nan_in_lesion(array: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return array
 
 
+def _nan_in_a_corner(array: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    array = array.copy()
+    array[0, 0, 0] = np.nan
+    return array
+
+
 def _nan_voi(mask: np.ndarray) -> np.ndarray:
     voi = mask.astype(np.float32)
     voi[0, 0, 0] = np.nan
@@ -84,7 +90,9 @@ def _t1(folder: Path, shape: tuple[int, int, int]) -> list[str]:
 
 CASES = [
     BadInput(LVI, "DCE volume with NaN voxels inside the lesion VOI", lambda f: _lvi_predict(f, dce=_nan_in_lesion),
-             "12 invalid voxels (NaN) inside the lesion VOI"),
+             "12 invalid voxels (NaN or infinite) inside the lesion VOI"),
+    BadInput(LVI, "DCE volume with one NaN voxel far from the lesion",
+             lambda f: _lvi_predict(f, dce=_nan_in_a_corner), "1 invalid voxel (NaN or infinite) outside the lesion"),
     BadInput(LVI, "VOI with NaN values", lambda f: _lvi_predict(f, voi=_nan_voi), "VOI contains invalid values"),
     BadInput(LVI, "empty VOI", lambda f: _lvi_predict(f, voi=np.zeros_like), "The lesion VOI is empty"),
     BadInput(LVI, "VOI = the whole volume", lambda f: _lvi_predict(f, voi=np.ones_like),

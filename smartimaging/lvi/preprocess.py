@@ -73,11 +73,13 @@ def check_values(volume: sitk.Image, what: str, voi: sitk.Image | None = None) -
     if not np.issubdtype(array.dtype, np.floating):
         return
     invalid = ~np.isfinite(array)
-    if invalid.any():
-        inside = 0 if voi is None else int(np.count_nonzero(invalid & (sitk.GetArrayViewFromImage(voi) > 0)))
-        where = f"{inside} invalid voxels (NaN) inside the lesion VOI" if inside else \
-            f"{int(invalid.sum())} invalid voxels (NaN)" + ("" if voi is None else " outside the lesion VOI")
-        raise InputError(f"The {what} has {where}; the file is damaged: export the series again")
+    if not invalid.any():
+        return
+    inside = 0 if voi is None else int(np.count_nonzero(invalid & (sitk.GetArrayViewFromImage(voi) > 0)))
+    count = inside or int(invalid.sum())
+    where = "" if voi is None else " inside the lesion VOI" if inside else " outside the lesion VOI"
+    raise InputError(f"The {what} has {count} invalid voxel{'s' if count > 1 else ''} (NaN or infinite){where}; "
+                     "the file is damaged: export the series again")
 
 
 def _box_reference(volume: sitk.Image, voi: sitk.Image, margin_mm: float, size_xyz: tuple[int, int, int],

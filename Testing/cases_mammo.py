@@ -91,8 +91,8 @@ def _features(folder: Path, labels: list[str], names: list[str] | None = None) -
     return path
 
 
-def _train(folder: Path, labels: list[str], *extra: str) -> list[str]:
-    return ["mammo", "train", "--features", str(_features(folder, labels)), "--split", "", "--name", "mine",
+def _train(folder: Path, labels: list[str], *extra: str, name: str = "mine") -> list[str]:
+    return ["mammo", "train", "--features", str(_features(folder, labels)), "--split", "", "--name", name,
             "--preset", "mass", *extra, "--out", str(folder / "out")]
 
 
@@ -172,8 +172,13 @@ def _nrrd_pair(folder: Path, shift_mm: float) -> list[str]:
     return _predict(folder, "--mask", str(paths[1]), image=paths[0])
 
 
-def _bin_study(folder: Path) -> list[str]:
-    return ["mammo", "bin-study", "--manifest", str(_cohort(folder, 2, mask=_ten_pixel_mask))]
+def _bin_study(folder: Path, *extra: str) -> list[str]:
+    return ["mammo", "bin-study", "--manifest", str(_cohort(folder, 2, mask=_ten_pixel_mask)), *extra]
+
+
+def _parameter_file(folder: Path, text: str) -> list[str]:
+    (folder / "params.yaml").write_text(text, encoding="utf-8")
+    return _extract(folder, n=1) + ["--params", str(folder / "params.yaml")]
 
 
 CASES = [
@@ -213,6 +218,20 @@ CASES = [
              "Row 2 of manifest.csv (MG910000): The mask damaged.png is not a readable image"),
     BadInput(AREA, "`bin-study` with a 10-pixel ROI", _bin_study,
              "Row 2 of manifest.csv (MG910000): The ROI has 10 pixels"),
+    BadInput(AREA, "`bin-study --widths abc`", lambda f: _bin_study(f, "--widths", "abc"),
+             "--widths takes positive bin widths separated by commas"),
+    BadInput(AREA, "`bin-study --widths 0,5`", lambda f: _bin_study(f, "--widths", "0,5"),
+             "--widths takes positive bin widths"),
+    BadInput(AREA, "`phantoms --splits train`", lambda f: ["mammo", "phantoms", "--n", "2", "--splits", "train",
+                                                           "--out", str(f / "out")],
+             "--splits takes name=fraction pairs"),
+    BadInput(AREA, "`extract --params` that is not YAML", lambda f: _parameter_file(f, "setting: {force2D: [true"),
+             "The pyradiomics parameter file params.yaml is not valid YAML"),
+    BadInput(AREA, "`extract --params` computing 3D shape features",
+             lambda f: _parameter_file(f, "featureClass: {shape: }\nsetting: {force2D: true}\n"),
+             "must set force2D: true and use shape2D"),
+    BadInput(AREA, "`train --name ../mine` (a path, not a name)", lambda f: _train(f, ["0", "1"] * 6, name="../mine"),
+             "The model name '../mine' must be a plain name"),
     BadInput(AREA, "`predict --mask` with a PNG of random bytes",
              lambda f: _predict(f, "--mask", str(_random_bytes(f / "mask.png"))), "mask.png is not a readable image"),
     BadInput(AREA, "`predict --mask` NRRD 500 mm away from the NRRD mammogram", lambda f: _nrrd_pair(f, 500.0),

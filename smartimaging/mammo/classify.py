@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,13 @@ from .search import PRESETS, fit_final, search
 
 READER_MALIGNANT = {"4b", "4c", "5", "6"}
 READER_BENIGN = {"1", "2", "3", "4a"}
+
+
+def check_model_name(model_id: str) -> None:
+    """Refuse a model id that is not a plain file name (it names the files written into the output folder)."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", model_id):
+        raise InputError(f"The model name {model_id!r} must be a plain name of letters, digits, '.', '-' and '_' "
+                         "(no folders), e.g. mammo-mass-mine")
 
 
 def _read_rows(path: Path) -> list[dict]:
@@ -101,6 +109,7 @@ def train_from_features(features_csv, out_dir, model_id: str, preset: str | None
                         seed: int = 0, validation_split: str | None = "val") -> Path:
     """Search (or take a preset), fit on the `split` rows, and record the `validation_split` rows' metrics at the
     training cutoff in the card when the file has such rows."""
+    check_model_name(model_id)
     rows, names = read_features(features_csv, split)
     X, y = _matrix(rows, names)
     check_both_classes(y, "Training")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
+
+from ..errors import InputError
 
 
 def run(args) -> int:
@@ -48,11 +51,22 @@ def batch(args) -> int:
     return 0
 
 
+def parse_widths(text: str) -> list[float]:
+    """`--widths 1,2,5` as positive bin widths."""
+    try:
+        widths = [float(value) for value in text.split(",")]
+    except ValueError:
+        widths = []
+    if not widths or not all(0 < width < math.inf for width in widths):
+        raise InputError(f"--widths takes positive bin widths separated by commas, e.g. 1,2,5,10; got {text!r}")
+    return widths
+
+
 def bin_study(args) -> int:
     from ..radiomics import MAMMO_PARAMS
     from .features import bin_width_study
 
-    widths = [float(value) for value in args.widths.split(",")]
+    widths = parse_widths(args.widths)
     study = bin_width_study(args.manifest, widths, args.params or MAMMO_PARAMS)
     print(f"{study['rois']} ROIs; bins per ROI (after the parameter file's normalisation):")
     print(f"{'bin width':>9} {'median':>7} {'5th pct':>8} {'95th pct':>9} {'in 30-130':>10}")
@@ -107,9 +121,9 @@ def extract(args) -> int:
 
 
 def phantoms(args) -> int:
+    from ..bonescan.cohort import parse_splits
     from .cohort import write_mammo_phantom_cohort
 
-    splits = {k: float(v) for k, v in (p.split("=") for p in args.splits.split(",") if p)} if args.splits else None
-    manifest = write_mammo_phantom_cohort(args.out, args.n, args.seed, args.kind, splits)
+    manifest = write_mammo_phantom_cohort(args.out, args.n, args.seed, args.kind, parse_splits(args.splits))
     print(f"wrote {args.n} phantom mammograms and {manifest}")
     return 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+import yaml
 from joblib import Parallel, delayed, parallel_config
 from PIL import Image
 from tqdm import tqdm
@@ -63,6 +64,22 @@ def check_same_place(mask: sitk.Image, mammogram: Mammogram, name: str) -> None:
             raise InputError(f"The mask {name} lies {np.linalg.norm(shift[:2]):.1f} mm away from its mammogram "
                              "(another origin or orientation): it was drawn on another image. Export the ROI from "
                              "this mammogram again")
+
+
+def check_parameter_file(parameters: str | os.PathLike) -> None:
+    """Refuse a pyradiomics parameter file that cannot be read or that does not compute 2D features."""
+    name = Path(parameters).name
+    try:
+        settings = parameter_settings(parameters)
+    except OSError as exc:
+        raise InputError(f"The pyradiomics parameter file {parameters} cannot be read ({exc.strerror})") from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InputError(f"The pyradiomics parameter file {name} is not valid YAML; compare it with "
+                         f"{MAMMO_PARAMS.name}") from exc
+    setting = settings.get("setting") if isinstance(settings, dict) else None
+    if not isinstance(setting, dict) or not setting.get("force2D") or "shape" in (settings.get("featureClass") or {}):
+        raise InputError(f"The pyradiomics parameter file {name} must set force2D: true and use shape2D (not 3D "
+                         f"shape), as {MAMMO_PARAMS.name} does")
 
 
 def check_roi(mask: np.ndarray, parameters: str | os.PathLike = MAMMO_PARAMS) -> None:
@@ -193,6 +210,7 @@ def extract_cohort(manifest_path: str | os.PathLike, out_csv: str | os.PathLike,
     are written together and atomically: a full disk or a cancel leaves the previous files or none.
     `scheduler`: a Dask scheduler address to run on a cluster instead of local processes.
     """
+    check_parameter_file(parameters)
     manifest = read_manifest(manifest_path, required=("patient_id", "image", "mask"))
     tasks = (delayed(_safe_features)(manifest.root, i, row, str(parameters)) for i, row in enumerate(manifest.rows))
     results = _run_rows(tasks, len(manifest.rows), n_jobs, scheduler, show_progress)
@@ -224,6 +242,7 @@ def bin_width_study(manifest_path: str | os.PathLike, bin_widths: list[float],
                     parameters: str | os.PathLike = MAMMO_PARAMS) -> dict:
     """Bins per ROI for each candidate bin width over a cohort, and the width that puts most ROIs within pyradiomics'
     recommended 30-130 bins (ties: the one whose median is nearest the middle of that range, geometrically)."""
+    check_parameter_file(parameters)
     manifest = read_manifest(manifest_path, required=("patient_id", "image", "mask"))
     counts = {width: [] for width in bin_widths}
     for number, row in enumerate(manifest.rows, start=2):

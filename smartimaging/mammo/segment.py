@@ -179,9 +179,12 @@ def train_segmenter(manifest_path, kind: str, out_dir, config, model_id: str | N
     from ..manifest import read_manifest
     from ..models import build_network, save_model
     from ..training import fit
+    from .classify import check_model_name
     from .features import load_mask
     from .images import load_mammogram
 
+    model_id = model_id or SEGMENTER_IDS[kind]
+    check_model_name(model_id)
     manifest = read_manifest(manifest_path, required=("patient_id", "image", "mask", "split"))
     rows = [(number, r) for number, r in enumerate(manifest.rows, start=2) if r.get("kind", kind) == kind]
 
@@ -219,7 +222,6 @@ def train_segmenter(manifest_path, kind: str, out_dir, config, model_id: str | N
     jitter = 2.0 if kind == "mass" else 8.0
     result = fit(network, PromptedPatches(train_cases, point_jitter=jitter), DiceCELoss(to_onehot_y=True,
                  softmax=True), validate, config, progress=progress)
-    model_id = model_id or SEGMENTER_IDS[kind]
     card = {"id": model_id, "version": "1.0.0", "task": f"mammo-{kind}-segmentation", "architecture": ARCHITECTURE,
             "inputs": {"channels": ["patch normalised 1st-99th percentile to [0, 1]", "prompt: Gaussian point "
                                     f"(sigma {POINT_SIGMA} px), filled box or zeros"], "patch": [PATCH, PATCH],

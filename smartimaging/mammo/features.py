@@ -181,7 +181,11 @@ def _run_rows(tasks, total: int, n_jobs: int, scheduler: str | None, show_progre
             from dask.distributed import Client
         except ImportError as exc:
             raise InputError("A Dask scheduler was given but dask.distributed is not installed") from exc
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler)
+        except OSError as exc:  # distributed raises OSError (a timeout) for an unreachable scheduler
+            raise InputError(f"The Dask scheduler {scheduler} cannot be reached ({exc}); check the address or leave "
+                             "out --scheduler") from exc
         backend = parallel_config(backend="dask")
     else:
         backend = parallel_config(backend="loky", n_jobs=n_jobs)

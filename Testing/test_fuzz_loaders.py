@@ -1,6 +1,6 @@
 """Property-based fuzzing of every image loader: a small valid file with header bytes changed, numbers replaced,
-bits flipped or its end cut off must load or give our clear refusal (SmartImagingError), never another exception,
-never more than 10 s per file, never more than 2 GB of memory.
+keywords swapped, bits flipped or its end cut off must load or give our clear refusal (SmartImagingError), never
+another exception, never more than 10 s per file, never more than 2 GB of memory.
 
 The budget is SMARTIMAGING_FUZZ_EXAMPLES examples in all (default 256, shared between the loaders, the same examples
 on every run); a longer, random run:
@@ -45,6 +45,8 @@ TOTAL_EXAMPLES = int(os.environ.get("SMARTIMAGING_FUZZ_EXAMPLES", "256"))
 MEMORY_LIMIT_KB = 2 * 1024 * 1024  # growth of the peak resident memory allowed while fuzzing one loader
 SPECIAL_NUMBERS = [0, 1, -1, 2, 3, 7, 8, 255, 256, 32767, 32768, 65535, 65536, 2**31 - 1, 2**31, 2**32 - 1, 10**9,
                    10**12, 10**15]
+KEYWORDS = [b"raw", b"gzip", b"bzip2", b"ascii", b"hex", b"block", b"LIST", b"LOCAL", b"True", b"False", b"-1",
+            b"double", b"uchar", b"MET_DOUBLE", b"MET_UCHAR", b"vector", b"RGB-color", b"none", b"nan", b"inf", b""]
 MG_STORAGE = "1.2.840.10008.5.1.4.1.1.1.2"
 
 
@@ -180,6 +182,7 @@ operation = st.one_of(
     st.tuples(st.just("byte"), st.integers(0, 1 << 20), st.integers(0, 255)),
     st.tuples(st.just("word"), st.integers(0, 1 << 20), number, st.sampled_from([1, 2, 4, 8]), st.sampled_from("<>")),
     st.tuples(st.just("number"), st.integers(0, 64), number),
+    st.tuples(st.just("token"), st.integers(0, 256), st.sampled_from(KEYWORDS)),
     st.tuples(st.just("flip"), st.integers(0, 1 << 30), st.integers(0, 7)),
     st.tuples(st.just("cut"), st.integers(0, 1 << 30)),
 )
@@ -187,7 +190,8 @@ operations = st.lists(operation, min_size=1, max_size=4)
 
 
 def mutate(data: bytes, header: int, ops: list[tuple]) -> bytes:
-    """Apply the drawn operations: positions wrap around the header (byte, word, number) or the file (flip, cut)."""
+    """Apply the drawn operations: positions wrap around the header (byte, word, number, token) or the file (flip,
+    cut)."""
     data = bytearray(data)
     for op in ops:
         if not data:
@@ -205,6 +209,11 @@ def mutate(data: bytes, header: int, ops: list[tuple]) -> bytes:
             if runs:
                 run = runs[op[1] % len(runs)]
                 data[run.start():run.end()] = str(op[2]).encode()
+        elif op[0] == "token":
+            tokens = list(re.finditer(rb"[^\s:=]+", bytes(data[:head])))
+            if tokens:
+                token = tokens[op[1] % len(tokens)]
+                data[token.start():token.end()] = op[2]
         elif op[0] == "flip":
             data[op[1] % len(data)] ^= 1 << op[2]
         else:

@@ -22,6 +22,7 @@ from .errors import InputError
 from .limits import (
     ANY_IMAGE,
     MR_VOLUME,
+    DicomHeader,
     ImageHeader,
     SizeLimit,
     check_dicom,
@@ -105,66 +106,64 @@ def read_series_or_volume(path: str | os.PathLike, limit: SizeLimit = MR_VOLUME)
     path = Path(path)
     if not path.is_dir():
         return read_volume(path, limit)
-    series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
-    if not series:
-        raise InputError(f"The folder {path} holds no readable DICOM series")
-    if len(series) > 1:
-        raise InputError(f"The folder {path} holds {len(series)} DICOM series; give the folder of one series")
-    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series[0])
-    _check_left_out(path, {Path(f) for f in files}, series[0])
-    check_dicom_series(path, [Path(f) for f in files], limit)
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(files)
+    reader.SetFileNames([str(f) for f in dicom_series_files(path, limit)])
     try:
         return reader.Execute()
     except RuntimeError as exc:
         raise InputError(f"The DICOM series in {path} could not be read (corrupt or incomplete files)") from exc
 
 
-def _check_left_out(folder: Path, files: set[Path], series_uid: str) -> None:
-    """Refuse a series when one of its files was left out by the DICOM reader because it is truncated."""
-    for file in sorted(folder.iterdir()):
-        if file in files or not file.is_file() or not is_dicom(file):
-            continue
-        try:
-            header = read_dicom_header(file)
-        except InputError:
-            continue  # not readable at all: nothing tells that it belongs to this series
-        if str(header.ds.get("SeriesInstanceUID", "")) == series_uid:
-            try:
-                check_dicom(header, ANY_IMAGE)
-            except InputError as exc:
-                raise InputError(f"In the DICOM series {folder}: {exc}") from exc
-
-
+DICOM_SUFFIXES = {".dcm", ".dicom", ".ima"}
 SLICE_STEP_TOLERANCE = 0.1  # a step between neighbouring slices may differ from the usual one by 10 % (+ 0.01 mm)
 
 
-def check_dicom_series(folder: Path, files: list[Path], limit: SizeLimit = ANY_IMAGE) -> None:
-    """Refuse a series with a damaged, truncated or empty file, beyond `limit`, or with a missing slice (uneven
-    steps of ImagePositionPatient along the slice normal)."""
-    headers = []
-    for file in files:
+def dicom_series_files(folder: Path, limit: SizeLimit = MR_VOLUME) -> list[Path]:
+    """The files of the one DICOM series in `folder`, in ITK's (GDCM's) slice order, after refusing a damaged,
+    truncated or empty file, a series beyond `limit`, and a missing slice (uneven steps of ImagePositionPatient
+    along the slice normal). Every header is read with pydicom first: GDCM's own scan of a damaged file can take
+    gigabytes."""
+    series: dict[str, list[tuple[Path, DicomHeader]]] = {}
+    for file in sorted(folder.iterdir()):
+        if not file.is_file() or file.name.startswith(".") or not (is_dicom(file) or
+                                                                   file.suffix.lower() in DICOM_SUFFIXES):
+            continue
         try:
             header = read_dicom_header(file, force=True)
             check_dicom(header, limit)
         except InputError as exc:
             raise InputError(f"In the DICOM series {folder}: {exc}") from exc
+        series.setdefault(str(header.ds.get("SeriesInstanceUID", "")), []).append((file, header))
+    images = {uid: members for uid, members in series.items() if any(h.image for _, h in members)}
+    if not images:
+        raise InputError(f"The folder {folder} holds no readable DICOM series")
+    if len(images) > 1:
+        raise InputError(f"The folder {folder} holds {len(images)} DICOM series; give the folder of one series")
+    members = next(iter(images.values()))
+    for file, header in members:
         if header.image is None:
             raise InputError(f"In the DICOM series {folder}: {file.name} holds no image data (the file is truncated "
                              "or damaged); copy or export the series again")
-        headers.append(header.ds)
-    first = headers[0]
-    frames = sum(int(ds.get("NumberOfFrames") or 1) for ds in headers)
-    voxel_bytes = int(first.get("SamplesPerPixel") or 1) * max(int(first.get("BitsAllocated") or 16) // 8, 1)
-    check_size(ImageHeader(f"The DICOM series in {folder}", (int(first.Columns), int(first.Rows), frames),
-                           voxel_bytes), limit)
+    files, headers = [f for f, _ in members], [h.ds for _, h in members]
+    first = members[0][1].image
+    frames = sum(h.image.depth for _, h in members)
+    check_size(ImageHeader(f"The DICOM series in {folder}", (*first.sizes[:2], frames), first.voxel_bytes), limit)
     positions = _slice_positions(headers)
-    if positions is None or len(files) < 2:
+    if positions is None:  # GDCM's next orderings: by InstanceNumber, else by file name
+        try:
+            order = np.argsort([int(h.InstanceNumber) for h in headers], kind="stable")
+        except (AttributeError, TypeError, ValueError):
+            order = np.arange(len(files))
+        return [files[i] for i in order]
+    order = np.argsort(positions, kind="stable")
+    _check_slice_steps(folder, [files[i].name for i in order], np.diff(np.asarray(positions)[order]))
+    return [files[i] for i in order]
+
+
+def _check_slice_steps(folder: Path, names: list[str], steps: np.ndarray) -> None:
+    """Refuse two slices at one position, or a step between neighbours unlike the others (a missing slice)."""
+    if not steps.size:
         return
-    order = np.argsort(positions)
-    names = [files[i].name for i in order]
-    steps = np.diff(np.asarray(positions)[order])
     same = np.flatnonzero(steps < 1e-3)
     if same.size:
         i = same[0]

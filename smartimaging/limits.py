@@ -374,6 +374,8 @@ def metaimage_header(path: Path) -> ImageHeader:
         name, fields.get("ElementNumberOfChannels", "1"), "ElementNumberOfChannels")
     data_file = fields["ElementDataFile"]
     data_path: Path | None = path
+    if not data_file:
+        raise _damaged(name, "its 'ElementDataFile' field is empty")
     if data_file != "LOCAL":
         offset = 0
         data_path = None if data_file.startswith("LIST") or len(data_file.split()) > 1 else path.parent / data_file
@@ -419,6 +421,7 @@ def raster_header(path: Path) -> ImageHeader:
 
 NATIVE_TRANSFER_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
 DEFLATED_TRANSFER_SYNTAX = "1.2.840.10008.1.2.1.99"
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"  # the transfer syntax of a dataset without file meta information
 PIXEL_DATA_TAG = 0x7FE00010
 
 
@@ -442,8 +445,9 @@ def read_dicom_header(path: Path, force: bool = False) -> DicomHeader:
             pixel_start = f.tell()
             file_size = os.fstat(f.fileno()).st_size
             element = f.read(12)
-            ds.walk(lambda dataset, element: None)  # decode every element now: a damaged value fails here
-        meta = getattr(ds, "file_meta", None)
+            meta = getattr(ds, "file_meta", None)
+            for dataset in filter(None, (ds, meta)):  # decode every element now: a damaged value fails here, not
+                dataset.walk(lambda dataset, element: None)  # later (nor in GDCM, which may then take gigabytes)
         syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
         implicit, little = ds.original_encoding
         length, header_bytes = _pixel_data_length(element, bool(implicit), little is not False)
@@ -452,6 +456,8 @@ def read_dicom_header(path: Path, force: bool = False) -> DicomHeader:
         samples, bits = int(ds.get("SamplesPerPixel") or 1), int(ds.get("BitsAllocated") or 16)
     except Exception as exc:  # pydicom raises many types (struct.error, KeyError, ValueError...) on damaged headers
         raise InputError(f"{name} is not a readable DICOM file (its header is truncated or damaged)") from exc
+    if not syntax and getattr(ds, "preamble", None) is not None:  # GDCM reads such a file in a costly fallback mode
+        raise _damaged(name, "its DICOM file meta information (transfer syntax) is missing or damaged")
     if length is None and syntax != DEFLATED_TRANSFER_SYNTAX:
         return DicomHeader(ds, None, None)
     if not rows or not columns:
@@ -459,7 +465,7 @@ def read_dicom_header(path: Path, force: bool = False) -> DicomHeader:
     if bits not in (1, 8, 16, 32, 64) or samples not in (1, 3, 4):
         raise _damaged(name, f"its DICOM header claims {bits} bits and {samples} samples per pixel")
     image = ImageHeader(name, (columns, rows, frames), samples * max(bits // 8, 1))
-    native = syntax in NATIVE_TRANSFER_SYNTAXES and length is not None and length != 0xFFFFFFFF
+    native = (syntax or IMPLICIT_VR_LITTLE_ENDIAN) in NATIVE_TRANSFER_SYNTAXES and length not in (None, 0xFFFFFFFF)
     held = max(min(length, file_size - pixel_start - header_bytes), 0) if native else None
     return DicomHeader(ds, image, held)
 

@@ -101,11 +101,12 @@ def _uploaded(station_tmp: Path, name: str = "*") -> list[Path]:
 
 def _upload(page, *paths) -> None:
     """Send files through the page's file input and wait until they are loaded or refused (a step ends, or another
-    error message appears)."""
+    error message appears: a module change may still be clearing the previous one)."""
+    page.wait_for_function("!document.querySelector('#si-progress')", timeout=60_000)  # no step running
     done, error = steps_done(page), _error(page)
     page.locator("input[type=file]").set_input_files([str(path) for path in paths])
     page.wait_for_function("([done, error]) => Number(document.querySelector('#si-steps-done').textContent) > done "
-                           "|| (document.querySelector('#si-error')?.innerText ?? '') !== error",
+                           "|| ![error, ''].includes(document.querySelector('#si-error')?.innerText ?? '')",
                            arg=[done, error], timeout=60_000)
     page.wait_for_function("!document.querySelector('#si-progress')", timeout=60_000)
 
@@ -352,13 +353,27 @@ def test_an_over_limit_upload_is_refused_before_any_content_is_sent(page, tmp_pa
     assert page.get_by_role("button", name="Load sample").is_enabled()
 
 
+def test_files_that_are_not_one_image_are_refused_in_the_readers_words(page, tmp_path, station_tmp):
+    from PIL import Image
+
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.arange(2500, dtype=np.uint16).reshape(50, 50)).save(tmp_path / name)
+    open_module(page, "Mammography Rad-score")
+    _upload(page, tmp_path / "a.png", tmp_path / "b.png")
+    assert _error(page) == "Mammography Rad-score reads one image file; 2 files were uploaded"
+    open_module(page, "Synthetic DCE")
+    _upload(page, tmp_path / "a.png", tmp_path / "b.png")  # the same files again: sent again
+    assert _error(page) == "The upload (2 files) holds no readable DICOM series"
+    assert str(station_tmp) not in page.inner_text("body")
+    assert not _uploaded(station_tmp, "a.png")
+
+
 def test_an_upload_can_be_cancelled(page, station_tmp):
     open_module(page, "Mammography Rad-score")
     upload = page.evaluate("trame.trigger('si_upload_begin', [[{ name: 'slow.dcm', size: 2000000 }]])")
     assert len(_uploaded(station_tmp, "slow.dcm")) == 1
     page.get_by_role("button", name="Cancel").click()
-    page.wait_for_selector("#si-error")
-    assert _error(page) == "Upload cancelled: nothing was loaded"
+    page.get_by_text("Upload cancelled: nothing was loaded").wait_for()
     assert not _uploaded(station_tmp, "slow.dcm")
     assert page.evaluate(f"trame.trigger('si_upload_chunk', [{upload}, 0, 0, new DataView(new ArrayBuffer(9))])") \
         is False
@@ -376,8 +391,7 @@ def test_a_client_sending_more_than_it_declared_is_stopped_at_that_chunk(page, s
         return [upload > 0, first, second, third];
     }""")
     assert answers == [True, True, False, False]
-    page.wait_for_selector("#si-error")
-    assert _error(page) == "liar.dcm is larger than the 1000 bytes it declared: upload stopped"
+    page.get_by_text("liar.dcm is larger than the 1000 bytes it declared: upload stopped").wait_for()
     assert not _uploaded(station_tmp, "liar.dcm")
     assert page.inner_text("#si-case") == case
     assert page.get_by_role("button", name="Load sample").is_enabled()
@@ -408,6 +422,16 @@ def test_another_host_only_with_a_warning():
         process.communicate(timeout=30)
     assert first_line.startswith("WARNING: serving on 0.0.0.0")
     assert "no login" in first_line
+
+
+def test_a_bad_upload_limit_stops_the_station_with_one_line():
+    result = subprocess.run([sys.executable, "-m", "smartimaging.cli", "app", "--port", str(free_port()),
+                             "--no-browser"], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(REPO), "SMARTIMAGING_UPLOAD_MAX_FILE_MB": "lots"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == ("error: SMARTIMAGING_UPLOAD_MAX_FILE_MB=lots is not a size in "
+                                                       "whole megabytes (e.g. 512)")
+    assert "Traceback" not in result.stderr
 
 
 def test_timeout_stops_a_station_without_browser_tabs():

@@ -73,10 +73,14 @@ def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
 
 
-def open_module(page, title: str) -> None:
+def open_module(page, title: str, timeout_ms: int = 60_000) -> None:
+    """Select a module's tab and wait until its case is loaded (a module opened for the first time loads its first
+    sample case) and no step runs."""
     page.get_by_role("tab", name=title).click()
     page.wait_for_function(f"document.querySelector('.v-tab--selected')?.innerText.toLowerCase() === "
                            f"'{title.lower()}'")
+    page.wait_for_function("document.querySelector('#si-case').innerText !== 'No case loaded' "
+                           "&& !document.querySelector('#si-progress')", timeout=timeout_ms)
 
 
 def load_sample(page, name: str | None = None, timeout_ms: int = 60_000) -> str:

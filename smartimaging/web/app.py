@@ -52,28 +52,34 @@ PLACE_MODULES = ("MammoRadiomics", "BreastLVI")
 UPLOAD_STALL_S = 60  # an upload with no chunk for this long (tab closed, network lost) is dropped
 UPLOAD_TRIGGERS = {"begin": "si_upload_begin", "chunk": "si_upload_chunk", "end": "si_upload_end"}
 
-# Sends the chosen files: names and sizes first (the server refuses an over-limit upload before any content is
-# read), then each file in slices of UPLOAD_CHUNK_BYTES, one message each, so neither the browser nor the server holds a
-# whole file; stops at the first chunk the server refuses.
+# Sends the files chosen in a file input: names and sizes first (the server refuses an over-limit upload before any
+# content is read), then each file in slices of UPLOAD_CHUNK_BYTES, one message each, so neither the browser nor the
+# server holds a whole file; stops at the first chunk the server refuses. The input is emptied afterwards, so choosing
+# the same files again (after a refusal) uploads them again.
 UPLOAD_SCRIPT = f"""
-window.smartimagingUpload = async function (files) {{
+window.smartimagingUpload = async function (input) {{
   const triggers = {json.dumps(UPLOAD_TRIGGERS)};
-  const manifest = Array.from(files || [], (file) => ({{ name: file.name, size: file.size }}));
-  if (!manifest.length) return;
-  const upload = await trame.trigger(triggers.begin, [manifest]);
-  if (upload === null) return;
+  const files = Array.from(input.files || []);
+  if (!files.length) return;
   try {{
-    for (let index = 0; index < files.length; index++) {{
-      for (let offset = 0; offset < files[index].size; offset += {UPLOAD_CHUNK_BYTES}) {{
-        const data = new DataView(await files[index].slice(offset, offset + {UPLOAD_CHUNK_BYTES}).arrayBuffer());
-        if (!(await trame.trigger(triggers.chunk, [upload, index, offset, data]))) return;
+    const manifest = files.map((file) => ({{ name: file.name, size: file.size }}));
+    const upload = await trame.trigger(triggers.begin, [manifest]);
+    if (upload === null) return;
+    try {{
+      for (let index = 0; index < files.length; index++) {{
+        for (let offset = 0; offset < files[index].size; offset += {UPLOAD_CHUNK_BYTES}) {{
+          const data = new DataView(await files[index].slice(offset, offset + {UPLOAD_CHUNK_BYTES}).arrayBuffer());
+          if (!(await trame.trigger(triggers.chunk, [upload, index, offset, data]))) return;
+        }}
       }}
+    }} catch (error) {{
+      await trame.trigger(triggers.end, [upload, String(error)]);
+      return;
     }}
-  }} catch (error) {{
-    await trame.trigger(triggers.end, [upload, String(error)]);
-    return;
+    await trame.trigger(triggers.end, [upload, ""]);
+  }} finally {{
+    input.value = "";
   }}
-  await trame.trigger(triggers.end, [upload, ""]);
 }};
 """
 
@@ -205,7 +211,7 @@ class ReadingStation(TrameApp):
         v3.VFileInput(
             label="Upload image file(s): one file, or all files of one DICOM series",
             multiple=True, density="compact", hide_details=True, classes="mt-2", disabled=("si_busy",),
-            id="si-upload", change="window.smartimagingUpload($event.target.files)")
+            id="si-upload", change="window.smartimagingUpload($event.target)")
         with html.Div(v_if=("si_module === 'MammoRadiomics'",), classes="d-flex mt-2"):
             v3.VSelect(v_model=("si_kind",), items=(["mass", "calcification"],), label="Lesion kind",
                        density="compact", hide_details=True, disabled=("si_busy",))
@@ -435,11 +441,17 @@ class ReadingStation(TrameApp):
         module, flow = self.state.si_module, self.flow
         role = self.state.si_role
         try:
+            if len(paths) > 1 and not flow.reads_series:
+                raise InputError(f"{MODULE_TITLES[module]} reads one image file; {len(paths)} files were uploaded")
             progress(0.5, f"reading {len(paths)} file(s)")
             if isinstance(flow, MammoFlow):
                 flow.pixel_mm = self._pixel_mm()
             source = paths[0] if len(paths) == 1 else folder
-            image = flow.read(role, source)  # a refused file leaves the scene and the editor as they were
+            try:
+                image = flow.read(role, source)  # a refused file leaves the scene and the editor as they were
+            except InputError as exc:  # the reader sees the names they chose, not the station's folders
+                raise InputError(str(exc).replace(f"{folder}{os.sep}", "").replace(
+                    f"folder {folder}", f"upload ({len(paths)} files)").replace(str(folder), "the upload")) from exc
             if role == flow.roles[0]:
                 self.slicer_app.segmentation_editor.clear()  # before the previous case's nodes leave the scene
             flow.load(role, source, paths[0].stem if len(paths) == 1 else f"{paths[0].stem} series", image)

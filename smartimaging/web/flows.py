@@ -50,11 +50,13 @@ def _cell(rows: list[list[str]], quantity: str) -> str:
 
 class Flow:
     """State of one module's case in the scene. `roles`: the volumes a case has, the first one is shown and
-    segmented; `needs_segment`: whether compute needs a segmentation first."""
+    segmented; `needs_segment`: whether compute needs a segmentation first; `reads_series`: whether an image can be
+    a DICOM series (a folder of files) rather than one file."""
 
     module = ""
     roles: tuple[str, ...] = ()
     needs_segment = True
+    reads_series = True
 
     def __init__(self, scene, device: str = "cpu", models_dir: str | None = None):
         self.scene, self.device, self.models_dir = scene, device, models_dir
@@ -180,6 +182,7 @@ class Flow:
 class BoneScanFlow(Flow):
     module = "BoneScanBSTBI"
     roles = ("scan",)
+    reads_series = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -221,6 +224,7 @@ class BoneScanFlow(Flow):
 class MammoFlow(Flow):
     module = "MammoRadiomics"
     roles = ("mammogram",)
+    reads_series = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

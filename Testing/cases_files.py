@@ -37,7 +37,7 @@ def _volume(folder: Path, name: str, slices: int = 16) -> Path:
 
 
 def _nrrd_claiming(folder: Path, gzipped: bool) -> Path:
-    """A NRRD header claiming 2048×2048×896 shorts (7 GB): 147 bytes raw, or 10 KB of gzip data."""
+    """A NRRD header claiming 2048×2048×896 shorts (7 GB): 124 bytes raw, or 10 KB of gzip data."""
     path = folder / "claims7gb.nrrd"
     header = (b"NRRD0004\n# Complete NRRD file format specification at:\ntype: short\ndimension: 3\n"
               b"sizes: 2048 2048 896\nencoding: " + (b"gzip" if gzipped else b"raw") + b"\n\n")
@@ -172,7 +172,7 @@ def _bonescan(path: Path, folder: Path) -> list[str]:
 
 
 CASES = [
-    BadInput(AREA, "147-byte NRRD whose header claims 7 GB (`dce synthesize`)",
+    BadInput(AREA, "124-byte NRRD whose header claims 7 GB (`dce synthesize`)",
              lambda f: _dce(_nrrd_claiming(f, gzipped=False), f),
              "claims7gb.nrrd claims 7.0 GB of image data (2048×2048×896 voxels); the limit for an MRI volume is "
              "2.0 GB"),

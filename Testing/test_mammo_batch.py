@@ -51,7 +51,7 @@ def test_batch_reads_every_image_and_reports_failures_per_row(reading_folder, tm
     assert "2 image(s) failed" in capsys.readouterr().err
     rows = _rows(out / "results.csv")
     assert set(rows) == {"a.png", "right/b.png", "c.png", "broken.png", "bone_scan.dcm"}
-    assert "corrupt" in rows["broken.png"]["error"]
+    assert "damaged or not a valid image file" in rows["broken.png"]["error"]
     assert "needs a mammogram" in rows["bone_scan.dcm"]["error"]
     assert rows["right/b.png"]["roi_source"] == "reader mask"
     assert rows["right/b.png"]["roi_pixels"] == str(int(cases["b"].mask.sum()))

@@ -344,7 +344,9 @@ class ReadingStation(TrameApp):
         self.state.si_progress = round(100 * self._upload.fraction)
         return True
 
-    async def _on_upload_end(self, upload_id, message: str) -> None:
+    def _on_upload_end(self, upload_id, message: str) -> None:
+        """Every file arrived (or the browser failed, `message`): load them as a step of its own, so that its
+        progress reaches the page."""
         if self._upload is None or upload_id != self._upload_id:
             return
         upload, self._upload = self._upload, None
@@ -357,8 +359,7 @@ class ReadingStation(TrameApp):
             upload.discard()
             self.state.si_busy, self.state.si_error = False, str(exc)
             return
-        self.state.si_busy = False
-        await self._run(lambda progress: self._load_upload(upload.folder, paths, progress))
+        create_task(self._run(lambda progress: self._load_upload(upload.folder, paths, progress)))
 
     def _check_upload_stalled(self, upload_id: int) -> None:
         if self._upload is None or upload_id != self._upload_id:

@@ -191,7 +191,7 @@ def format_size(size: int) -> str:
 class UploadLimits:
     """Largest file and largest upload (all files sent together) the station accepts, in bytes. 512 MB per file holds
     any single image the modules read (a 3D DCE NIfTI of 512x512x200 float32 voxels is 200 MB); 1 GB per upload
-    holds a DICOM series of 2000 slices of 512x512 (0.5 MB each), or 500 slices of 1024x1024."""
+    holds a DICOM series of 1500 slices of 512x512 (0.5 MB each), or 400 slices of 1024x1024."""
     file_bytes: int = 512 * MB
     total_bytes: int = 1024 * MB
 

@@ -27,10 +27,10 @@ import SimpleITK as sitk
 import torch
 from badinput import message_lines
 
-from smartimaging.bonescan.outputs import write_image, write_json
 from smartimaging.bonescan.views import write_nm_dicom
 from smartimaging.cli import EXIT_CANCELLED, EXIT_INPUT_ERROR, main
 from smartimaging.dce.synthesis import MODEL_ID
+from smartimaging.io import write_image, write_json
 from smartimaging.models.nets import build_network
 from smartimaging.models.registry import save_model
 from smartimaging.phantoms.bonescan import make_bone_scan_phantom
@@ -134,7 +134,7 @@ def test_disk_full_while_writing_the_mip_png_unwinds(tiny_dce_model, tmp_path, m
     assert main(["dce", "synthesize", str(t1), "--out", str(out), "--models-dir", str(tiny_dce_model), "--device",
                  "cpu", "--quiet"]) == EXIT_INPUT_ERROR
     lines = message_lines(capsys.readouterr().err)
-    assert len(lines) == 1 and lines[0].startswith("error: the disk is full writing")
+    assert len(lines) == 1 and lines[0].startswith(f"error: the disk is full writing {out}/")  # not the scratch
     assert list(out.parent.iterdir()) == []
 
 

@@ -121,7 +121,6 @@ def test_oversized_card_is_refused(tmp_path):
 
 
 def test_weights_saved_by_save_model_still_load(tmp_path):
-    network = torch.nn.Linear(3, 2)
     card = {"id": "tiny", "version": "1", "task": "test", "architecture": {"name": "basic_unet", "out_channels": 1,
             "features": [4, 4, 4, 4, 4, 4]}, "inputs": {}, "outputs": {}, "weights_sha256": "", "intended_use": "t"}
     from smartimaging.models.nets import build_network
@@ -148,3 +147,21 @@ def test_resume_never_unpickles_a_checkpoint(tmp_path):
     with pytest.raises(ModelError, match="Cannot resume from"):
         fit(network, data, torch.nn.functional.mse_loss, lambda model, device: {"score": 0.0}, config)
     assert not marker.exists()
+
+
+def test_a_full_disk_while_saving_leaves_no_half_model(tmp_path, monkeypatch):
+    import errno
+
+    from smartimaging.models import registry
+    from smartimaging.models.nets import build_network
+
+    card = {"id": "tiny", "version": "1", "task": "test", "architecture": {"name": "basic_unet", "out_channels": 1,
+            "features": [4, 4, 4, 4, 4, 4]}, "inputs": {}, "outputs": {}, "weights_sha256": "", "intended_use": "t"}
+
+    def full_disk(path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(registry, "sha256_of", full_disk)  # the weights are written, the card is not yet
+    with pytest.raises(OSError):
+        save_model(build_network(card["architecture"]), card, tmp_path)
+    assert list(tmp_path.iterdir()) == []

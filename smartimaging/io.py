@@ -8,9 +8,13 @@ files and DICOM series with missing or truncated slices before any pixel is deco
 
 from __future__ import annotations
 
+import errno
+import gzip
+import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -219,11 +223,13 @@ def describe_geometry(image: sitk.Image) -> str:
 
 @contextmanager
 def atomic_output_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
-    """Yield a scratch folder; its files move into `out_dir` only if the block succeeds (no partial outputs)."""
+    """Yield a scratch folder beside `out_dir`; its files move into `out_dir` only if the block succeeds (no partial
+    outputs). A disk error names `out_dir`, not the hidden scratch folder."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".smartimaging-", dir=out_dir.parent))
+    scratch = None
     try:
+        scratch = Path(tempfile.mkdtemp(prefix=".smartimaging-", dir=out_dir.parent))
         yield scratch
         out_dir.mkdir(parents=True, exist_ok=True)
         for item in scratch.iterdir():
@@ -231,5 +237,74 @@ def atomic_output_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
             if target.is_dir():
                 shutil.rmtree(target)
             os.replace(item, target)
+    except OSError as exc:
+        if scratch is not None and exc.filename and str(scratch) in str(exc.filename):
+            exc.filename = str(exc.filename).replace(str(scratch), str(out_dir))
+        raise
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextmanager
+def atomic_files(*paths: Path) -> Iterator[list[Path]]:
+    """Temporary files beside `paths` (same folder, so the move is atomic) that replace them when the block
+    succeeds; a full disk or a cancel never leaves a truncated file, and the temporary files are always removed.
+    The temporary names keep the suffix (some writers choose the format by it)."""
+    temporary = [path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}") for path in paths]
+    try:
+        yield temporary
+        for temp, path in zip(temporary, paths, strict=True):
+            os.replace(temp, path)
+    finally:
+        for temp in temporary:
+            temp.unlink(missing_ok=True)
+
+
+def _disk_error(path: Path) -> OSError:
+    """The error the disk gives now when writing to `path` (disk full, quota, file too large, read-only)."""
+    try:
+        with open(path, "ab") as f:
+            f.write(bytes(1 << 20))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        exc.filename = exc.filename or str(path)
+        return exc
+    return OSError(errno.EIO, "the image could not be written", str(path))
+
+
+@contextmanager
+def disk_errors(path: str | os.PathLike) -> Iterator[None]:
+    """SimpleITK reports a failed write as a RuntimeError: raise the disk's OSError instead (one line in the CLI)."""
+    try:
+        yield
+    except RuntimeError as exc:
+        raise _disk_error(Path(path)) from exc
+
+
+def write_image(image: sitk.Image, path: str | os.PathLike, compress: bool = True) -> None:
+    """sitk.WriteImage with disk errors as OSError. ITK's NIfTI writer does not report a short write (it prints a
+    line and returns), so NIfTI files are checked for their full pixel data."""
+    with disk_errors(path):
+        sitk.WriteImage(image, str(path), compress)
+    suffix = file_suffix(path)
+    if suffix in (".nii", ".nii.gz"):
+        length = 0
+        try:
+            with gzip.open(path) if suffix == ".nii.gz" else open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 22), b""):
+                    length += len(block)
+        except (EOFError, gzip.BadGzipFile) as exc:
+            raise _disk_error(Path(path)) from exc
+        pixels = image.GetNumberOfPixels() * image.GetNumberOfComponentsPerPixel()
+        if length < pixels * image.GetSizeOfPixelComponent():
+            raise _disk_error(Path(path))
+
+
+def write_json(path: str | os.PathLike, record: dict, undefined_as_null: bool = False) -> None:
+    """A result as JSON; NaN or infinity is a bug (ValueError, exit 1) unless `undefined_as_null` (metrics that can
+    be undefined, e.g. a PPV without positive predictions or the PSNR of identical slices): then it is null."""
+    if undefined_as_null:
+        record = json.loads(json.dumps(record), parse_constant=lambda name: None)
+    Path(path).write_text(json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8")

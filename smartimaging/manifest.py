@@ -4,6 +4,7 @@ to the manifest. Splits are grouped by patient so that no patient is on both sid
 from __future__ import annotations
 
 import csv
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,3 +131,31 @@ def finish_cohort(out_dir: Path, rows: list[dict], splits: dict[str, float] | No
     manifest = out_dir / "manifest.csv"
     write_manifest(manifest, rows)
     return manifest
+
+
+def parse_splits(text: str) -> dict[str, float] | None:
+    """`--splits train=0.8,val=0.2` as {name: fraction}; None when empty."""
+    splits = {}
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        name, _, value = part.partition("=")
+        try:
+            fraction = float(value)
+        except ValueError:
+            fraction = math.nan
+        if not name.strip() or not 0 < fraction < math.inf:
+            raise InputError(f"--splits takes name=fraction pairs, e.g. train=0.7,val=0.15,test=0.15; got {text!r}")
+        splits[name.strip()] = fraction
+    return splits or None
+
+
+def binary_label(row: dict, manifest_name: str, column: str = "label") -> int:
+    """A manifest row's 0/1 label, or a clear refusal naming the patient and the value."""
+    value = row.get(column, "")
+    try:
+        label = float(value)
+    except ValueError:
+        label = math.nan
+    if label not in (0.0, 1.0):
+        raise InputError(f"{manifest_name}: patient {row.get('patient_id', '?')} has {column} {value!r}; the "
+                         f"{column} column takes 1 (positive) or 0 (negative)")
+    return int(label)

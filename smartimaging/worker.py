@@ -26,10 +26,10 @@ def emit(event: str, **fields) -> None:
 
 
 def _bonescan_segment(args) -> None:
-    from .bonescan.outputs import source_labelmaps, write_image
+    from .bonescan.outputs import source_labelmaps
     from .bonescan.pipeline import BoneScanModels, analyse
     from .bonescan.views import study_from_images
-    from .io import atomic_output_dir, read_volume
+    from .io import atomic_output_dir, read_volume, write_image
     from .segfile import labelmap_image
 
     emit("progress", fraction=0.0, message="loading images")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,11 +10,11 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
-from ..io import describe_geometry, read_volume, same_geometry
+from ..io import describe_geometry, read_volume, same_geometry, write_image
+from ..limits import BONE_SCAN
 from ..manifest import Manifest, finish_cohort, prepare_cohort_folder
 from ..phantoms.bonescan import make_bone_scan_phantom
 from ..segments import BONESCAN_SEGMENTS
-from .outputs import write_image
 from .views import BoneScanStudy, load_bone_scan, write_nm_dicom
 
 
@@ -37,34 +36,6 @@ def write_phantom_cohort(out_dir: str | os.PathLike, n_cases: int, seed: int = 0
                      "bladder": int(case.bladder_present), "age": case.age, "n_lesions": case.n_lesions,
                      "confounders": ";".join(case.confounders)})
     return finish_cohort(out_dir, rows, splits, seed)
-
-
-def parse_splits(text: str) -> dict[str, float] | None:
-    """`--splits train=0.8,val=0.2` as {name: fraction}; None when empty."""
-    splits = {}
-    for part in filter(None, (p.strip() for p in (text or "").split(","))):
-        name, _, value = part.partition("=")
-        try:
-            fraction = float(value)
-        except ValueError:
-            fraction = math.nan
-        if not name.strip() or not 0 < fraction < math.inf:
-            raise InputError(f"--splits takes name=fraction pairs, e.g. train=0.7,val=0.15,test=0.15; got {text!r}")
-        splits[name.strip()] = fraction
-    return splits or None
-
-
-def binary_label(row: dict, manifest_name: str, column: str = "label") -> int:
-    """A manifest row's 0/1 label, or a clear refusal naming the patient and the value."""
-    value = row.get(column, "")
-    try:
-        label = float(value)
-    except ValueError:
-        label = math.nan
-    if label not in (0.0, 1.0):
-        raise InputError(f"{manifest_name}: patient {row.get('patient_id', '?')} has {column} {value!r}; the "
-                         f"{column} column takes 1 (positive) or 0 (negative)")
-    return int(label)
 
 
 @dataclass
@@ -97,7 +68,7 @@ def read_masks(study: BoneScanStudy, mask_paths: list[Path]) -> dict[str, np.nda
         raise InputError(f"Got {len(mask_paths)} mask file(s) for {len(study.images)} image file(s)")
     arrays = []
     for path, image in zip(mask_paths, study.images, strict=True):
-        mask = read_volume(path)
+        mask = read_volume(path, BONE_SCAN)
         if not same_geometry(mask, image):
             raise InputError(f"The mask {Path(path).name} does not match its image: mask {describe_geometry(mask)}, "
                              f"image {describe_geometry(image)}")

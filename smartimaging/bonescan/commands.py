@@ -83,8 +83,7 @@ def _bstbi_of(path: str, args) -> float:
 
 
 def compare(args) -> int:
-    from ..io import atomic_output_dir
-    from .outputs import write_json
+    from ..io import atomic_output_dir, write_json
 
     before, after = _bstbi_of(args.baseline, args), _bstbi_of(args.followup, args)
     change = {"baseline": {"source": args.baseline, "bstbi": before},
@@ -124,7 +123,8 @@ def evaluate(args) -> int:
 
 
 def phantoms(args) -> int:
-    from .cohort import parse_splits, write_phantom_cohort
+    from ..manifest import parse_splits
+    from .cohort import write_phantom_cohort
 
     manifest = write_phantom_cohort(args.out, args.n, args.seed, parse_splits(args.splits))
     print(f"wrote {args.n} phantom cases and {manifest}")

@@ -11,10 +11,9 @@ import numpy as np
 
 from ..errors import InputError
 from ..evaluation import auc_with_ci, binary_metrics, dice, mean_sd, plot_roc
-from ..io import atomic_output_dir
-from ..manifest import read_manifest
-from .cohort import binary_label, read_masks
-from .outputs import write_json
+from ..io import atomic_output_dir, write_json
+from ..manifest import binary_label, read_manifest
+from .cohort import read_masks
 from .pipeline import BLADDER, LESION, PAPER_THRESHOLD, BoneScanModels, analyse
 from .views import load_bone_scan
 

@@ -1,22 +1,14 @@
-"""Result files of a bone-scan analysis: result.json, segmentation (.seg.nrrd + NIfTI) per input, overlay PNGs; and
-the writers every task's outputs go through (`write_image`, `write_json`), so that a failed write (disk full,
-read-only, file too large) reaches the CLI as the disk's OSError, and a NaN is never written into a result."""
+"""Result files of a bone-scan analysis: result.json, segmentation (.seg.nrrd + NIfTI) per input, overlay PNGs."""
 
 from __future__ import annotations
 
-import errno
-import gzip
-import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 from ..evaluation import dice
-from ..io import atomic_output_dir, file_suffix
+from ..io import atomic_output_dir, disk_errors, write_image, write_json
 from ..segfile import labelmap_image, write_seg_nrrd
 from ..segments import BONESCAN_SEGMENTS
 from .pipeline import (
@@ -29,53 +21,6 @@ from .pipeline import (
     pixel_spacing,
 )
 from .views import IDENTIFIERS, BoneScanStudy
-
-
-def _disk_error(path: Path) -> OSError:
-    """The error the disk gives now when writing to `path` (disk full, quota, file too large, read-only)."""
-    try:
-        with open(path, "ab") as f:
-            f.write(bytes(1 << 20))
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as exc:
-        exc.filename = exc.filename or str(path)
-        return exc
-    return OSError(errno.EIO, "the image could not be written", str(path))
-
-
-@contextmanager
-def disk_errors(path: str | os.PathLike) -> Iterator[None]:
-    """SimpleITK reports a failed write as a RuntimeError: raise the disk's OSError instead (one line in the CLI)."""
-    try:
-        yield
-    except RuntimeError as exc:
-        raise _disk_error(Path(path)) from exc
-
-
-def write_image(image: sitk.Image, path: str | os.PathLike, compress: bool = True) -> None:
-    """sitk.WriteImage with disk errors as OSError. ITK's NIfTI writer does not report a short write (it prints a
-    line and returns), so NIfTI files are checked for their full pixel data."""
-    with disk_errors(path):
-        sitk.WriteImage(image, str(path), compress)
-    suffix = file_suffix(path)
-    if suffix in (".nii", ".nii.gz"):
-        try:
-            with gzip.open(path) if suffix == ".nii.gz" else open(path, "rb") as f:
-                length = len(f.read())
-        except (EOFError, gzip.BadGzipFile) as exc:
-            raise _disk_error(Path(path)) from exc
-        pixels = image.GetNumberOfPixels() * image.GetNumberOfComponentsPerPixel()
-        if length < pixels * image.GetSizeOfPixelComponent():
-            raise _disk_error(Path(path))
-
-
-def write_json(path: str | os.PathLike, record: dict, undefined_as_null: bool = False) -> None:
-    """A result as JSON; NaN or infinity is a bug (ValueError, exit 1) unless `undefined_as_null` (metrics that can
-    be undefined, e.g. a PPV without positive predictions or the PSNR of identical slices): then it is null."""
-    if undefined_as_null:
-        record = json.loads(json.dumps(record), parse_constant=lambda name: None)
-    Path(path).write_text(json.dumps(record, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def recompute_from_labelmaps(study: BoneScanStudy, labelmaps: dict[str, np.ndarray], exclude: list[int] | None = None,

@@ -16,10 +16,10 @@ from torch.utils.data import Dataset
 
 from ..errors import InputError
 from ..evaluation import youden_cutoff
-from ..manifest import read_manifest
+from ..manifest import binary_label, read_manifest
 from ..models import build_network, save_model
 from ..training import TrainConfig, fit
-from .cohort import LabelledStudy, binary_label, load_labelled
+from .cohort import LabelledStudy, load_labelled
 from .pipeline import (
     BLADDER,
     CASE_THRESHOLD_KEY,

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..bonescan.outputs import write_image
 from ..errors import InputError
+from ..io import write_image
 from ..manifest import finish_cohort, prepare_cohort_folder, read_manifest
 from ..phantoms.breast_mri import make_breast_mri_phantom
 from .volumes import load_mr_volume, normalise, pair_with_t1

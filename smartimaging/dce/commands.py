@@ -52,7 +52,7 @@ def evaluate(args) -> int:
 
 
 def phantoms(args) -> int:
-    from ..bonescan.cohort import parse_splits
+    from ..manifest import parse_splits
     from .cohort import write_dce_phantom_cohort
 
     manifest = write_dce_phantom_cohort(args.out, args.n, args.seed, parse_splits(args.splits))

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bonescan.outputs import write_json
-from ..io import atomic_output_dir
+from ..io import atomic_output_dir, write_json
 from .cohort import read_pairs
 from .metrics import DATA_RANGE, linear_baseline, slice_metrics, summarise, volume_metrics
 from .synthesis import DCESynthesizer

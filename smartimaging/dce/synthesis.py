@@ -21,8 +21,7 @@ import SimpleITK as sitk
 import torch
 
 from .. import __version__
-from ..bonescan.outputs import write_image, write_json
-from ..io import atomic_output_dir
+from ..io import atomic_output_dir, write_image, write_json
 from ..models.nets import pick_device, prepare_for_inference
 from ..models.registry import LoadedModel, load_model
 from .volumes import load_mr_volume, normalise, pair_with_t1, to_unit

@@ -15,9 +15,8 @@ def run(args) -> int:
 def segment(args) -> int:
     import SimpleITK as sitk
 
-    from ..bonescan.outputs import write_image
     from ..errors import InputError
-    from ..io import atomic_output_dir, read_series_or_volume
+    from ..io import atomic_output_dir, read_series_or_volume, write_image
     from .segment import LesionSegmenter
 
     try:
@@ -87,7 +86,7 @@ def predict(args) -> int:
 
 
 def phantoms(args) -> int:
-    from ..bonescan.cohort import parse_splits
+    from ..manifest import parse_splits
     from .cohort import write_lvi_phantom_cohort
 
     manifest = write_lvi_phantom_cohort(args.out, args.n, args.seed, parse_splits(args.splits))

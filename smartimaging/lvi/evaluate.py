@@ -7,9 +7,8 @@ import os
 
 import numpy as np
 
-from ..bonescan.outputs import write_json
 from ..evaluation import auc_with_ci, binary_metrics
-from ..io import atomic_output_dir
+from ..io import atomic_output_dir, write_json
 from .cohort import case_inputs, check_both_classes
 from .predict import load_lvi_model
 from .preprocess import Preprocessing

@@ -17,10 +17,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 
 from .. import __version__
-from ..bonescan.outputs import write_json
 from ..errors import InputError, ModelError
 from ..evaluation import auc_with_ci, binary_metrics, youden_cutoff
-from ..io import atomic_output_dir
+from ..io import atomic_output_dir, write_json
 from .cohort import case_inputs, check_both_classes
 from .predict import _settings, load_lvi_model
 from .train import case_probabilities

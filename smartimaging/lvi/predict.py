@@ -19,9 +19,8 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..bonescan.outputs import write_image, write_json
 from ..errors import InputError, ModelError
-from ..io import atomic_output_dir, describe_geometry, read_series_or_volume, same_geometry
+from ..io import atomic_output_dir, describe_geometry, read_series_or_volume, same_geometry, write_image, write_json
 from ..models.registry import LoadedModel, load_model
 from .preprocess import Preprocessing, network_input, oversized_voi
 

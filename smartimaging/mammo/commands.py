@@ -121,7 +121,7 @@ def extract(args) -> int:
 
 
 def phantoms(args) -> int:
-    from ..bonescan.cohort import parse_splits
+    from ..manifest import parse_splits
     from .cohort import write_mammo_phantom_cohort
 
     manifest = write_mammo_phantom_cohort(args.out, args.n, args.seed, args.kind, parse_splits(args.splits))

@@ -6,9 +6,6 @@ import csv
 import json
 import math
 import os
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +16,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..errors import InputError, SmartImagingError
-from ..io import check_readable, file_suffix, read_volume
+from ..io import atomic_files, check_readable, file_suffix, read_volume
+from ..limits import MAMMOGRAM, check_image_file
 from ..manifest import read_manifest, write_manifest
 from ..radiomics import MAMMO_PARAMS, RECOMMENDED_BINS, bin_counts, extract_2d, parameter_settings
 from .images import Mammogram, load_mammogram
@@ -29,6 +27,7 @@ def load_mask(path: str | os.PathLike, mammogram: Mammogram) -> np.ndarray:
     """Binary lesion mask (rows, cols) for a mammogram: PNG (non-zero = lesion) or a volume on the same grid."""
     path = check_readable(path)
     if file_suffix(path) in (".png", ".pgm", ".tif", ".tiff"):
+        check_image_file(path, MAMMOGRAM)
         try:
             with Image.open(path) as image:
                 mask = np.asarray(image)
@@ -39,7 +38,7 @@ def load_mask(path: str | os.PathLike, mammogram: Mammogram) -> np.ndarray:
             raise InputError(f"The mask {path.name} is not a 2D image")
         mask = mask[..., 0] if mask.ndim == 3 else mask
     else:
-        volume = read_volume(path)
+        volume = read_volume(path, MAMMOGRAM)
         if volume.GetSize()[2] != 1:
             raise InputError(f"The mask {path.name} has {volume.GetSize()[2]} slices; expected one")
         if not np.allclose(volume.GetSpacing()[:2], mammogram.image.GetSpacing()[:2], atol=1e-6):
@@ -149,20 +148,6 @@ def settings_sidecar(features_csv: str | os.PathLike) -> Path:
 def failures_file(features_csv: str | os.PathLike) -> Path:
     """`features.csv` -> `features.failures.csv`: the rows that failed, with the reason."""
     return Path(features_csv).with_suffix(".failures.csv")
-
-
-@contextmanager
-def atomic_files(*paths: Path) -> Iterator[list[Path]]:
-    """Temporary files beside `paths` (same folder, so the move is atomic) that replace them when the block
-    succeeds; a full disk or a cancel never leaves a truncated file, and the temporary files are always removed."""
-    temporary = [path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp") for path in paths]
-    try:
-        yield temporary
-        for temp, path in zip(temporary, paths, strict=True):
-            os.replace(temp, path)
-    finally:
-        for temp in temporary:
-            temp.unlink(missing_ok=True)
 
 
 def _stop_local_workers() -> None:

@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline
 
 from .. import __version__
 from ..errors import ModelError
+from ..io import atomic_files
 from ..models.registry import MAX_CARD_BYTES, file_in_model_folder, read_json_limited, sha256_of
 from .search import FittedModel
 
@@ -53,27 +54,29 @@ ALLOWED_SKOPS_NODES = frozenset({
 
 
 def save_radiomics_model(model: FittedModel, directory: str | os.PathLike, model_id: str, card: dict) -> Path:
-    """Write `<id>.skops` (+ `<id>.xgboost.json`) and the card `<id>.json`; returns the card path."""
+    """Write `<id>.skops` (+ `<id>.xgboost.json`) and the card `<id>.json` together (a full disk leaves none of
+    them half written); returns the card path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    pipeline, files = model.pipeline, {}
-    classifier = pipeline.named_steps["classifier"]
-    if type(classifier).__module__.startswith("xgboost"):
-        booster_path = directory / f"{model_id}.xgboost.json"
-        classifier.save_model(str(booster_path))
-        files["xgboost"] = booster_path.name
-        pipeline = Pipeline(pipeline.steps[:-1])
-    pipeline_path = directory / f"{model_id}.skops"
-    sio.dump(pipeline, pipeline_path)
-    files["pipeline"] = pipeline_path.name
-    card = {**card, "id": model_id, "version": card.get("version", "1.0.0"), "smartimaging_version": __version__,
-            "task": card.get("task", "mammo-classifier"), "pipeline": model.config,
-            "features": model.feature_names, "selected_inputs": model.selected_inputs(),
-            "cutoff": {"value": model.cutoff, "method": "Youden index of out-of-fold training predictions"},
-            "metrics": {**card.get("metrics", {}), "cv_auc": model.cv_auc},
-            "files": files, "sha256": {name: sha256_of(directory / name) for name in files.values()}}
+    pipeline, classifier = model.pipeline, model.pipeline.named_steps["classifier"]
+    with_booster = type(classifier).__module__.startswith("xgboost")
+    files = {"pipeline": f"{model_id}.skops", **({"xgboost": f"{model_id}.xgboost.json"} if with_booster else {})}
     card_path = directory / f"{model_id}.json"
-    card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    targets = [directory / name for name in files.values()]
+    with atomic_files(*targets, card_path) as temporary:
+        written = dict(zip(files.values(), temporary, strict=False))
+        if with_booster:
+            classifier.save_model(str(written[files["xgboost"]]))
+            pipeline = Pipeline(pipeline.steps[:-1])
+        sio.dump(pipeline, written[files["pipeline"]])
+        card = {**card, "id": model_id, "version": card.get("version", "1.0.0"),
+                "smartimaging_version": __version__, "task": card.get("task", "mammo-classifier"),
+                "pipeline": model.config, "features": model.feature_names,
+                "selected_inputs": model.selected_inputs(),
+                "cutoff": {"value": model.cutoff, "method": "Youden index of out-of-fold training predictions"},
+                "metrics": {**card.get("metrics", {}), "cv_auc": model.cv_auc},
+                "files": files, "sha256": {name: sha256_of(path) for name, path in written.items()}}
+        temporary[-1].write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     return card_path
 
 

@@ -23,6 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import ModelError
+from ..io import atomic_files
 from .nets import build_network, count_parameters
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "Resources" / "Models"
@@ -177,17 +178,18 @@ def save_model(network: torch.nn.Module, card: dict, directory: str | os.PathLik
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / f"{card['id']}.safetensors"
+    card_path = directory / f"{card['id']}.json"
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in network.state_dict().items()}
     if storage_dtype is not None:
         state = {name: tensor.to(storage_dtype) if tensor.is_floating_point() else tensor
                  for name, tensor in state.items()}
         card = {**card, "weights_storage_dtype": str(storage_dtype).removeprefix("torch.")}
-    save_file(state, str(weights), metadata={"id": card["id"], "version": str(card["version"])})
-    card = {**card, "weights_file": weights.name, "weights_sha256": sha256_of(weights),
-            "parameters": count_parameters(network)}
-    missing = [key for key in CARD_REQUIRED if key not in card]
-    if missing:
-        raise ValueError(f"card lacks {missing}")
-    card_path = directory / f"{card['id']}.json"
-    card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    with atomic_files(weights, card_path) as (weights_temp, card_temp):  # a full disk leaves no half model
+        save_file(state, str(weights_temp), metadata={"id": card["id"], "version": str(card["version"])})
+        card = {**card, "weights_file": weights.name, "weights_sha256": sha256_of(weights_temp),
+                "parameters": count_parameters(network)}
+        missing = [key for key in CARD_REQUIRED if key not in card]
+        if missing:
+            raise ValueError(f"card lacks {missing}")
+        card_temp.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     return card_path

@@ -183,7 +183,7 @@ def _parameter_file(folder: Path, text: str) -> list[str]:
 
 CASES = [
     BadInput(AREA, "`extract`: one row's mask is random bytes (the other rows are kept)",
-             lambda f: _extract(f, mask=_random_mask), "damaged.png is not a readable image", exit_code=0),
+             lambda f: _extract(f, mask=_random_mask), "damaged.png is damaged or not a valid image file", exit_code=0),
     BadInput(AREA, "`extract`: one row's pixel_mm is 'abc'", lambda f: _extract(f, pixel_mm="abc"),
              "pixel_mm 'abc' is not a number", exit_code=0),
     BadInput(AREA, "`extract`: one row's ROI has 10 pixels", lambda f: _extract(f, mask=_ten_pixel_mask),
@@ -215,7 +215,7 @@ CASES = [
     BadInput(AREA, "`train-segmenter` with an empty mask", lambda f: _segmenter(f, _empty_mask),
              "Row 2 of manifest.csv (MG910000): the mask is empty"),
     BadInput(AREA, "`train-segmenter` with a mask of random bytes", lambda f: _segmenter(f, _random_mask),
-             "Row 2 of manifest.csv (MG910000): The mask damaged.png is not a readable image"),
+             "Row 2 of manifest.csv (MG910000): damaged.png is damaged or not a valid image file"),
     BadInput(AREA, "`bin-study` with a 10-pixel ROI", _bin_study,
              "Row 2 of manifest.csv (MG910000): The ROI has 10 pixels"),
     BadInput(AREA, "`bin-study --widths abc`", lambda f: _bin_study(f, "--widths", "abc"),
@@ -233,7 +233,7 @@ CASES = [
     BadInput(AREA, "`train --name ../mine` (a path, not a name)", lambda f: _train(f, ["0", "1"] * 6, name="../mine"),
              "The model name '../mine' must be a plain name"),
     BadInput(AREA, "`predict --mask` with a PNG of random bytes",
-             lambda f: _predict(f, "--mask", str(_random_bytes(f / "mask.png"))), "mask.png is not a readable image"),
+             lambda f: _predict(f, "--mask", str(_random_bytes(f / "mask.png"))), "mask.png is damaged or not a valid image file"),
     BadInput(AREA, "`predict --mask` NRRD 500 mm away from the NRRD mammogram", lambda f: _nrrd_pair(f, 500.0),
              "The mask mask.nrrd lies 500.0 mm away from its mammogram"),
     BadInput(AREA, "`predict --mask` with 10 pixels",

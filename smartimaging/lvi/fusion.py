@@ -20,11 +20,13 @@ from .. import __version__
 from ..errors import InputError, ModelError
 from ..evaluation import auc_with_ci, binary_metrics, youden_cutoff
 from ..io import atomic_output_dir, write_json
+from ..models.registry import MAX_CARD_BYTES
 from .cohort import case_inputs, check_both_classes
 from .predict import _settings, load_lvi_model
 from .train import case_probabilities
 
 EPSILON = 1e-4
+MAX_FUSION_INPUTS = 32  # models and covariates of one fusion
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -93,6 +95,9 @@ def read_fusion(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"Fusion card not found: {path}")
+    if path.stat().st_size > MAX_CARD_BYTES:
+        raise ModelError(f"{path.name} is {path.stat().st_size / 2**20:.1f} MB; a fusion card is a few kB. Refusing "
+                         "to read it.")
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -110,6 +115,14 @@ def read_fusion(path: str | os.PathLike) -> dict:
     if len(sizes) != 1 or not np.all(np.isfinite(numbers)) or not all(isinstance(n, str) for n in fusion["inputs"]):
         raise ModelError(f"{path.name} is damaged (inconsistent or non-numeric fusion values); fit it again with "
                          "`lvi fuse`")
+    if not fusion["inputs"] or len(fusion["inputs"]) > MAX_FUSION_INPUTS or len(set(fusion["inputs"])) != len(
+            fusion["inputs"]):
+        raise ModelError(f"{path.name} is damaged: fusion.inputs holds {len(fusion['inputs'])} names (or repeats "
+                         f"one); expected 1 to {MAX_FUSION_INPUTS} distinct models and covariates. Fit it again with "
+                         "`lvi fuse`")
+    if not np.all(np.array(fusion["scale"], float) > 0) or not 0 <= float(fusion["cutoff"]) <= 1:
+        raise ModelError(f"{path.name} is damaged: fusion.scale must be positive and fusion.cutoff 0 to 1 (it is "
+                         f"{float(fusion['cutoff']):g}). Fit it again with `lvi fuse`")
     return card
 
 

@@ -21,7 +21,18 @@ from torch import nn
 from .. import __version__
 from ..errors import InputError, ModelError
 from ..io import atomic_output_dir, describe_geometry, read_series_or_volume, same_geometry, write_image, write_json
-from ..models.registry import LoadedModel, load_model
+from ..models.nets import (
+    MAX_SIDE,
+    CardFieldError,
+    card_choice,
+    card_field,
+    card_number,
+    card_sizes,
+    card_text,
+    check_architecture,
+    checked_card,
+)
+from ..models.registry import LoadedModel, load_model, read_card
 from .preprocess import Preprocessing, network_input, oversized_voi
 
 DEFAULT_MODELS = ("lvi-dce-resnet10-3d-demo", "lvi-t2-resnet10-3d-demo")
@@ -115,21 +126,65 @@ class LVIPrediction:
                           "covariates": self.covariates}}
 
 
+CLASSIFIER_DIMENSIONS = {"vanilla_cnn_2d": 2, "resnet10_3d_convpool": 3}  # MONAI ResNets: their spatial_dims
+MAX_MARGIN_MM = 100.0
+
+
+def check_lvi_card(card: dict) -> Preprocessing:
+    """Every field of a BreastLVI classifier card that prediction uses, bounded; the preprocessing it records.
+
+    Sequence DCE or T2; a network of one input channel and one output (the LVI logit) whose dimensions match
+    `inputs.dimensions`; margin 0-100 mm; box sizes 1-512 a side (2^24 voxels at most) and, for the networks built
+    for one input size, equal to it; cutoff in [0, 1]; `training.model` (the network's name in results).
+    """
+    architecture = check_architecture(card_field(card, "architecture"))
+    card_choice(card_field(card, "inputs.sequence"), "inputs.sequence", ("DCE", "T2"))
+    dimensions = card_choice(card_field(card, "inputs.dimensions"), "inputs.dimensions", (2, 3))
+    name = architecture["name"]
+    built_for = CLASSIFIER_DIMENSIONS.get(name, architecture.get("spatial_dims", 2) if name.startswith("resnet")
+                                          else None)
+    if built_for is None:
+        raise CardFieldError(f"architecture.name is {name!r}, not a BreastLVI classifier network")
+    if built_for != dimensions:
+        raise CardFieldError(f"inputs.dimensions is {dimensions} but the {name} network is {built_for}D")
+    card_choice(architecture.get("in_channels", 1), "architecture.in_channels", (1,))
+    card_choice(architecture.get("num_classes", 1), "architecture.num_classes", (1,))
+    stored = card_field(card, "inputs.preprocessing")
+    if not isinstance(stored, dict):
+        raise CardFieldError(f"inputs.preprocessing is {stored!r}; expected an object")
+    settings = Preprocessing(
+        margin_mm=card_number(card_field(card, "inputs.preprocessing.margin_mm"), "inputs.preprocessing.margin_mm",
+                              0.0, MAX_MARGIN_MM, " mm"),
+        size_3d=card_sizes(card_field(card, "inputs.preprocessing.size_3d"), "inputs.preprocessing.size_3d", 3),
+        size_2d=card_number(card_field(card, "inputs.preprocessing.size_2d"), "inputs.preprocessing.size_2d", 1,
+                            MAX_SIDE, integer=True))
+    if name == "resnet10_3d_convpool" and list(settings.size_3d) != list(architecture.get("input_size", [16, 64, 64])):
+        raise CardFieldError(f"inputs.preprocessing.size_3d is {list(settings.size_3d)} but the network was built "
+                             f"for {list(architecture.get('input_size', [16, 64, 64]))}")
+    if name == "vanilla_cnn_2d" and settings.size_2d != architecture.get("input_size", 64):
+        raise CardFieldError(f"inputs.preprocessing.size_2d is {settings.size_2d} but the network was built for "
+                             f"{architecture.get('input_size', 64)}")
+    card_number(card_field(card, "outputs.cutoff"), "outputs.cutoff", 0.0, 1.0)
+    card_text(card_field(card, "training.model"), "training.model", 100)
+    return settings
+
+
 def load_lvi_model(model_id_or_card, directory=None, device: str = "cpu") -> LoadedModel:
-    """A BreastLVI classifier (`lvi train`), refusing other models' cards (a segmenter, a bone-scan model...)."""
-    model = load_model(model_id_or_card, directory, device)
-    card = model.card
-    sequence, cutoff = card.get("inputs", {}).get("sequence"), card.get("outputs", {}).get("cutoff")
-    if card.get("task") != "lvi" or sequence not in ("DCE", "T2") or not isinstance(cutoff, float | int):
+    """A BreastLVI classifier (`lvi train`), its card checked (:func:`check_lvi_card`) before the network is built;
+    other models' cards (a segmenter, a bone-scan model...) and edited fields are refused."""
+    card, card_path = read_card(model_id_or_card, directory)
+    if card.get("task") != "lvi":
         raise ModelError(f"{card.get('id', model_id_or_card)} is not a BreastLVI classifier (task "
                          f"{card.get('task')!r}); give a model written by `lvi train`, e.g. lvi-dce-resnet10-3d-demo")
+    checked_card(card_path.name, check_lvi_card, card)
+    model = load_model(card_path, device=device)
+    checked_card(card_path.name, check_lvi_card, model.card)  # the card the network was built from
     return model
 
 
 def _settings(card: dict) -> Preprocessing:
-    stored = card["inputs"]["preprocessing"]
-    return Preprocessing(**{key: tuple(value) if isinstance(value, list) else value for key, value in stored.items()
-                            if key in Preprocessing.__dataclass_fields__})
+    """The preprocessing a (checked) BreastLVI card records."""
+    return checked_card(f"{card.get('id')}.json", check_lvi_card, card)
 
 
 def predict_with_model(model: LoadedModel, volume: sitk.Image, voi: sitk.Image) -> ModelPrediction:

@@ -1,10 +1,174 @@
-"""Networks built from a model card's `architecture` block (MONAI where it matches the papers)."""
+"""Networks built from a model card's `architecture` block (MONAI where it matches the papers), and the checks of
+model-card fields that no checksum covers.
+
+A model folder is untrusted input: the registry verifies the weights' sha256, but a card's other fields are plain
+JSON that anyone can edit. :func:`check_architecture` bounds every hyper-parameter before a network is built (even on
+the meta device a hostile depth costs minutes); the tasks check the fields they use with :func:`card_number`,
+:func:`card_sizes` and friends, inside :func:`checked_card`, which turns a bad field into one :class:`ModelError`
+naming the card and the field.
+
+Architecture bounds (generous for any network these papers use; the demo networks are far inside them):
+- channel counts (in/out channels, classes, U-Net features, ngf x 8, head channels, hidden units): 1 to 4096;
+  network inputs and outputs: 1 to 16 channels or classes;
+- depth of the Pix2Pix U-Net: 5 to 10 halvings; ResNet widen_factor: above 0, at most 8; dropout: 0 to 1;
+- input sizes: 1 to 512 voxels a side and at most 2^24 voxels in all (VanillaCNN: 32 to 512, five halvings);
+- first convolution: stride 1 to 4, kernel 1 to 15.
+"""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 from monai.networks import nets
 from torch import nn
+
+from ..errors import ModelError
+
+MAX_CHANNELS = 4096
+MAX_IO_CHANNELS = 16
+MAX_SIDE = 512
+MAX_VOXELS = 2**24
+PIX2PIX_DEPTH = (5, 10)
+MAX_WIDEN_FACTOR = 8.0
+ACTIVATIONS = ("relu", "leakyrelu", "prelu", "elu", "gelu")
+NORMS = ("batch", "instance")
+UPSAMPLING = ("deconv", "pixelshuffle", "nontrainable")
+DAMAGED = "The card was edited or damaged; reinstall SmartImaging or retrain the model."
+T = TypeVar("T")
+
+
+class CardFieldError(ValueError):
+    """One model-card field is missing or outside its documented range; the message starts with its dotted name."""
+
+
+_MISSING = object()
+
+
+def card_field(record: dict, path: str, default=_MISSING):
+    """The value at a dotted `path` of a card ("inputs.preprocessing.margin_mm"); `default` when absent, else
+    CardFieldError."""
+    value = record
+    for key in path.split("."):
+        if not isinstance(value, dict) or key not in value:
+            if default is not _MISSING:
+                return default
+            raise CardFieldError(f"{path} is missing")
+        value = value[key]
+    return value
+
+
+def _shown(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def card_number(value, path: str, low: float, high: float, unit: str = "", integer: bool = False,
+                low_open: bool = False) -> float | int:
+    """`value` as a finite number (an int when `integer`) within [low, high] (low excluded when `low_open`)."""
+    kind = "a whole number" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not float(value).is_integer()):
+        raise CardFieldError(f"{path} is {_shown(value)}, not {kind}; expected {low:g} to {high:g}{unit}")
+    number = float(value)
+    if not math.isfinite(number) or number > high or number < low or (low_open and number == low):
+        bound = f"above {low:g} and at most {high:g}" if low_open else f"{low:g} to {high:g}"
+        raise CardFieldError(f"{path} is {_shown(number)}; expected {bound}{unit}")
+    return int(number) if integer else number
+
+
+def card_sizes(value, path: str, count: int, low: int = 1, high: int = MAX_SIDE,
+               max_total: int = MAX_VOXELS) -> tuple[int, ...]:
+    """`count` whole numbers in [low, high] whose product is at most `max_total` (a patch or input size)."""
+    if not isinstance(value, list | tuple) or len(value) != count:
+        raise CardFieldError(f"{path} is {_shown(value)}; expected {count} sizes of {low} to {high}")
+    sizes = tuple(card_number(v, f"{path}[{i}]", low, high, integer=True) for i, v in enumerate(value))
+    if math.prod(sizes) > max_total:
+        raise CardFieldError(f"{path} is {list(sizes)}: {math.prod(sizes)} voxels; expected at most {max_total}")
+    return sizes
+
+
+def card_choice(value, path: str, choices) -> object:
+    """`value` when it is one of `choices`."""
+    if isinstance(value, bool) != any(isinstance(c, bool) for c in choices) or value not in choices:
+        raise CardFieldError(f"{path} is {_shown(value)}; expected one of {', '.join(map(_shown, choices))}")
+    return value
+
+
+def card_text(value, path: str, max_length: int = 200) -> str:
+    if not isinstance(value, str) or not value or len(value) > max_length:
+        raise CardFieldError(f"{path} is {_shown(value)}; expected a text of 1 to {max_length} characters")
+    return value
+
+
+def checked_card(card_name: str, check: Callable[[dict], T], card: dict) -> T:
+    """`check(card)`, a bad field refused as one ModelError naming the card and the field."""
+    try:
+        return check(card)
+    except CardFieldError as exc:
+        raise ModelError(f"Model card {card_name}: {exc}. {DAMAGED}") from None
+
+
+def _get(params: dict, key: str, default, low, high, integer=True, low_open=False):
+    return card_number(params.get(key, default), f"architecture.{key}", low, high, integer=integer,
+                       low_open=low_open)
+
+
+def check_architecture(architecture, channels: bool = True) -> dict:
+    """Bound every hyper-parameter of a card's `architecture` block (see the module docstring); CardFieldError on
+    the first one outside its range or an unknown network.
+
+    `channels=False` (what :func:`build_network` checks) leaves out the channel counts: they cost nothing on the meta
+    device, and a network wider than its weights is refused by the registry's tensor-shape check. Depth and input
+    sizes are always bounded (they cost time or memory even before the weights are compared)."""
+    def width(key, default, high=MAX_CHANNELS):
+        if channels:
+            _get(p, key, default, 1, high)
+
+    if not isinstance(architecture, dict):
+        raise CardFieldError(f"architecture is {_shown(architecture)}; expected an object with a name")
+    name, p = architecture.get("name"), architecture
+    if name not in BUILDERS:
+        raise CardFieldError(f"architecture.name is {_shown(name)}; expected one of {', '.join(sorted(BUILDERS))}")
+    width("in_channels", 1, MAX_IO_CHANNELS)
+    if "dropout" in p and name != "pix2pix_unet":
+        _get(p, "dropout", 0.0, 0.0, 1.0, integer=False)
+    if name.startswith("resnet"):
+        _get(p, "widen_factor", 1.0, 0.0, MAX_WIDEN_FACTOR, integer=False, low_open=True)
+        _get(p, "conv1_stride", 2, 1, 4)
+    if name in ("resnet10", "resnet18", "resnet34"):
+        card_choice(p.get("spatial_dims", 2), "architecture.spatial_dims", (2, 3))
+        width("num_classes", None, MAX_IO_CHANNELS)
+        _get(p, "conv1_size", 7, 1, 15)
+    elif name == "resnet10_3d_convpool":
+        width("num_classes", 1, MAX_IO_CHANNELS)
+        width("head_channels", 128)
+        card_sizes(p.get("input_size", [16, 64, 64]), "architecture.input_size", 3)
+    elif name == "basic_unet":
+        card_choice(p.get("spatial_dims", 2), "architecture.spatial_dims", (2, 3))
+        width("out_channels", None, MAX_IO_CHANNELS)
+        features = p.get("features")
+        if not isinstance(features, list | tuple) or len(features) != 6:
+            raise CardFieldError(f"architecture.features is {_shown(features)}; expected 6 channel counts")
+        for i, value in enumerate(features if channels else ()):
+            card_number(value, f"architecture.features[{i}]", 1, MAX_CHANNELS, integer=True)
+        card_choice(p.get("act", "relu"), "architecture.act", ACTIVATIONS)
+        card_choice(p.get("norm", "batch"), "architecture.norm", NORMS)
+        card_choice(p.get("upsample", "deconv"), "architecture.upsample", UPSAMPLING)
+    elif name == "pix2pix_unet":
+        width("out_channels", 1, MAX_IO_CHANNELS)
+        width("ngf", 64, MAX_CHANNELS // 8)
+        _get(p, "depth", 8, *PIX2PIX_DEPTH)
+        card_choice(p.get("dropout", True), "architecture.dropout", (True, False))
+    elif name == "vanilla_cnn_2d":
+        width("num_classes", 1, MAX_IO_CHANNELS)
+        width("features", 32, MAX_CHANNELS // 16)  # five blocks double it four times
+        _get(p, "input_size", 64, 32, MAX_SIDE)
+        width("hidden", 512)
+    return architecture
 
 
 def _resnet(depth: int, params: dict) -> nn.Module:
@@ -66,11 +230,10 @@ BUILDERS = {
 
 
 def build_network(architecture: dict) -> nn.Module:
-    """Build an untrained network from `{"name": ..., **hyper-parameters}`."""
-    name = architecture.get("name")
-    if name not in BUILDERS:
-        raise ValueError(f"unknown architecture {name!r}; known: {sorted(BUILDERS)}")
-    return BUILDERS[name](architecture)
+    """Build an untrained network from `{"name": ..., **hyper-parameters}`, bounded by :func:`check_architecture`
+    (CardFieldError, a ValueError, beyond the bounds)."""
+    check_architecture(architecture, channels=False)
+    return BUILDERS[architecture["name"]](architecture)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -3,8 +3,9 @@ BasicUNet) segments it.
 
 A fixed physical patch (PATCH_SIZE voxels of PATCH_SPACING mm) is resampled around the click (or the box's centre),
 z-scored over its tissue like the LVI networks' input, and the network segments the lesion at the patch centre. The
-probabilities are resampled back onto the volume's grid (linear), thresholded at 0.5, and the connected component at
-(or nearest to) the click is kept. One model serves DCE and FS-T2WI.
+probabilities are resampled back onto the volume's grid (linear), thresholded at the card's threshold (0.5), and the
+connected component at (or nearest to) the click is kept. One model serves DCE and FS-T2WI. The card's fields are
+checked before the network is built (:func:`check_segmenter_card`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,18 @@ from ..errors import InputError
 from ..evaluation import dice
 from ..io import read_series_or_volume
 from ..manifest import read_manifest
-from ..models.nets import build_network, pick_device
-from ..models.registry import load_model, save_model
+from ..models.nets import (
+    CardFieldError,
+    build_network,
+    card_choice,
+    card_field,
+    card_number,
+    card_sizes,
+    check_architecture,
+    checked_card,
+    pick_device,
+)
+from ..models.registry import load_model, read_card, save_model
 from ..training import ProgressCallback, TrainConfig, fit
 from .cohort import manifest_file
 from .preprocess import _zscore_tissue, check_values
@@ -60,15 +71,47 @@ def check_inside(volume: sitk.Image, point_lps) -> None:
         raise InputError("The marked point lies outside the volume; click on the lesion")
 
 
+def check_segmenter_card(card: dict) -> float:
+    """The fields of a lesion U-Net card that segmentation uses; returns its threshold.
+
+    A 3D U-Net of one input channel and two outputs (background, lesion); the patch it was trained on must be the one
+    this version cuts (PATCH_SIZE voxels of PATCH_SPACING mm); threshold in [0, 1].
+    """
+    if card.get("task") != "lvi-lesion-segmentation":
+        raise CardFieldError(f"task is {card.get('task')!r}; expected 'lvi-lesion-segmentation' (a lesion U-Net "
+                             "written by `lvi train-segmenter`)")
+    architecture = check_architecture(card_field(card, "architecture"))
+    card_choice(architecture["name"], "architecture.name", ("basic_unet",))
+    card_choice(architecture.get("spatial_dims", 2), "architecture.spatial_dims", (3,))
+    card_choice(architecture.get("in_channels", 1), "architecture.in_channels", (1,))
+    card_choice(architecture.get("out_channels"), "architecture.out_channels", (2,))
+    size = card_sizes(card_field(card, "inputs.patch_size_zyx"), "inputs.patch_size_zyx", 3)
+    if size != PATCH_SIZE:
+        raise CardFieldError(f"inputs.patch_size_zyx is {list(size)}; expected {list(PATCH_SIZE)} (the patch this "
+                             "version of SmartImaging cuts)")
+    spacing = card_field(card, "inputs.patch_spacing_xyz_mm")
+    if not isinstance(spacing, list | tuple) or len(spacing) != 3 or tuple(
+            card_number(v, "inputs.patch_spacing_xyz_mm", 0.0, 100.0, " mm", low_open=True) for v in spacing
+    ) != PATCH_SPACING:
+        raise CardFieldError(f"inputs.patch_spacing_xyz_mm is {spacing!r}; expected {list(PATCH_SPACING)} mm (the "
+                             "patch this version of SmartImaging cuts)")
+    return card_number(card_field(card, "outputs.threshold", 0.5), "outputs.threshold", 0.0, 1.0)
+
+
 class LesionSegmenter:
-    def __init__(self, network: torch.nn.Module, device: torch.device, provenance: dict | None = None):
-        self.network, self.device, self.provenance = network, device, provenance
+    def __init__(self, network: torch.nn.Module, device: torch.device, provenance: dict | None = None,
+                 threshold: float = 0.5):
+        self.network, self.device, self.provenance, self.threshold = network, device, provenance, threshold
 
     @classmethod
     def load(cls, directory=None, device: str = "cpu", model_id: str = SEGMENTER_ID) -> LesionSegmenter:
+        """The lesion U-Net, its card checked (:func:`check_segmenter_card`) before the network is built."""
         device = pick_device(device)
-        model = load_model(model_id, directory, device)
-        return cls(model.network, device, model.provenance)
+        card, card_path = read_card(model_id, directory)
+        checked_card(card_path.name, check_segmenter_card, card)
+        model = load_model(card_path, device=device)
+        threshold = checked_card(card_path.name, check_segmenter_card, model.card)
+        return cls(model.network, device, model.provenance, threshold)
 
     def segment(self, volume: sitk.Image, point_lps=None, box_lps=None) -> sitk.Image:
         """Binary lesion mask (uint8) on the volume's grid from a click (LPS mm) or a box (two LPS corners)."""
@@ -83,7 +126,8 @@ class LesionSegmenter:
             probability = torch.softmax(logits, 1)[0, 1].cpu().numpy().astype(np.float32)
         patch = sitk.GetImageFromArray(probability)
         patch.CopyInformation(grid)
-        on_volume = sitk.Resample(patch, volume, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32) > 0.5
+        on_volume = sitk.Resample(patch, volume, sitk.Transform(), sitk.sitkLinear, 0.0,
+                                  sitk.sitkFloat32) > self.threshold
         components = sitk.ConnectedComponent(on_volume)
         labels = sitk.GetArrayFromImage(components)
         if not labels.any():

@@ -22,13 +22,33 @@ import torch
 
 from .. import __version__
 from ..io import atomic_output_dir, write_image, write_json
-from ..models.nets import pick_device, prepare_for_inference
-from ..models.registry import LoadedModel, load_model
+from ..models.nets import (
+    CardFieldError,
+    card_choice,
+    card_field,
+    check_architecture,
+    checked_card,
+    pick_device,
+    prepare_for_inference,
+)
+from ..models.registry import LoadedModel, load_model, read_card
 from .volumes import load_mr_volume, normalise, pair_with_t1, to_unit
 
 MODEL_ID = "dce-pix2pix-demo"
 OUTPUT_SCALE = 1000.0
 BODY_THRESHOLD = 0.05  # normalised T1 above this = inside the body, for the linear intensity mapping
+
+
+def check_dce_card(card: dict) -> None:
+    """The fields of a DCE synthesis card that synthesis uses: task 'dce-synthesis' and a Pix2Pix U-Net of one input
+    and one output channel within the architecture bounds of `models.nets` (depth 5-10 halvings, ngf 1-512)."""
+    if card.get("task") != "dce-synthesis":
+        raise CardFieldError(f"task is {card.get('task')!r}; expected 'dce-synthesis' (a generator written by "
+                             "`dce train`)")
+    architecture = check_architecture(card_field(card, "architecture"))
+    card_choice(architecture["name"], "architecture.name", ("pix2pix_unet",))
+    card_choice(architecture.get("in_channels", 1), "architecture.in_channels", (1,))
+    card_choice(architecture.get("out_channels", 1), "architecture.out_channels", (1,))
 
 
 class DCESynthesizer:
@@ -39,8 +59,12 @@ class DCESynthesizer:
 
     @classmethod
     def load(cls, directory=None, device: str = "auto", model_id: str = MODEL_ID) -> DCESynthesizer:
+        """The generator, its card checked (:func:`check_dce_card`) before the network is built."""
         device = pick_device(device)
-        model = load_model(model_id, directory, device)
+        card, card_path = read_card(model_id, directory)
+        checked_card(card_path.name, check_dce_card, card)
+        model = load_model(card_path, device=device)
+        checked_card(card_path.name, check_dce_card, model.card)
         model.network = prepare_for_inference(model.network, device)
         return cls(model, device)
 

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from ..errors import InputError
 from ..evaluation import psnr, ssim
-from ..models.nets import build_network
+from ..models.nets import CardFieldError, build_network, check_architecture
 from ..models.pix2pix import PatchDiscriminator, init_weights
 from ..models.registry import save_model
 from ..training import ProgressCallback, TrainConfig, fit
@@ -130,11 +130,15 @@ def train_dce(manifest: str | os.PathLike, out_dir: str | os.PathLike, config: T
               ngf: int = 64, depth: int = 8, ndf: int = 64, l1_weight: float = 100.0,
               progress: ProgressCallback | None = None, arguments: dict | None = None) -> Path:
     """Train on the manifest's 'train' rows, validate on its 'val' rows; writes the generator's card + weights."""
+    architecture = {"name": "pix2pix_unet", "in_channels": 1, "out_channels": 1, "ngf": ngf, "depth": depth,
+                    "dropout": True}
+    try:
+        check_architecture(architecture)
+    except CardFieldError as exc:
+        raise InputError(f"--ngf {ngf} / --depth {depth}: {str(exc).removeprefix('architecture.')}") from None
     train_pairs, val_pairs = read_pairs(manifest, "train"), read_pairs(manifest, "val")
     if not val_pairs:
         raise InputError("The manifest needs 'val' rows: validation picks the best epoch")
-    architecture = {"name": "pix2pix_unet", "in_channels": 1, "out_channels": 1, "ngf": ngf, "depth": depth,
-                    "dropout": True}
     torch.manual_seed(config.seed)
     model = Pix2Pix(init_weights(build_network(architecture)), init_weights(PatchDiscriminator(2, ndf, 3)))
     slices = SlicePairs(train_pairs)

@@ -4,7 +4,8 @@ Network input: each view is resized (bilinear) to 1024×256 (rows × columns) an
 percentile, clipped to [0, 4]. The classifier sees seven 256×256 crops per view (stride 128 rows); the case
 probability is the maximum over crops and views, compared with the cutoff in the classifier's card. The U-Net
 labels every pixel (0 background, 1 metastasis, 2 bladder); its logits are resized back to the original grid
-before the argmax.
+before the argmax. Both cards are checked before their networks are built (:func:`check_classifier_card`,
+:func:`check_segmenter_card`): the sizes above are this module's, a card recording others is refused.
 """
 
 from __future__ import annotations
@@ -20,7 +21,18 @@ from scipy import ndimage
 from .. import __version__
 from ..errors import InputError
 from ..models import LoadedModel, load_model
-from ..models.nets import pick_device, prepare_for_inference
+from ..models.nets import (
+    CardFieldError,
+    card_choice,
+    card_field,
+    card_number,
+    card_sizes,
+    check_architecture,
+    checked_card,
+    pick_device,
+    prepare_for_inference,
+)
+from ..models.registry import read_card
 from .bstbi import GREY_LEVEL_SETTINGS, K_SCALING, UPPER_PERCENTILE, study_bstbi
 from .views import BoneScanStudy
 
@@ -104,6 +116,59 @@ def exclude_lesions(labelmaps: dict[str, np.ndarray], components: list[dict], ex
     return result
 
 
+def _same_sizes(card: dict, path: str, expected: list[int], count: int) -> None:
+    """A size the pipeline does not read from the card but hard-codes: the card must record the same."""
+    sizes = card_sizes(card_field(card, path), path, count, high=4096)
+    if list(sizes) != expected:
+        raise CardFieldError(f"{path} is {list(sizes)}; expected {expected} (the network input this version of "
+                             "SmartImaging computes)")
+
+
+def check_classifier_card(card: dict) -> float:
+    """The fields of a bone-scan crop classifier card that inference uses; returns the case threshold.
+
+    Task 'bonescan-classifier'; a 2D ResNet of one input channel and two outputs (metastasis, bladder); the network
+    input of this pipeline (1024×256, 256×256 crops every 128 rows); every threshold in [0, 1].
+    """
+    if card.get("task") != "bonescan-classifier":
+        raise CardFieldError(f"task is {card.get('task')!r}; expected 'bonescan-classifier'")
+    architecture = check_architecture(card_field(card, "architecture"))
+    card_choice(architecture["name"], "architecture.name", ("resnet10", "resnet18", "resnet34"))
+    card_choice(architecture.get("spatial_dims", 2), "architecture.spatial_dims", (2,))
+    card_choice(architecture.get("in_channels", 1), "architecture.in_channels", (1,))
+    card_choice(architecture.get("num_classes"), "architecture.num_classes", (2,))
+    _same_sizes(card, "inputs.size_rows_cols", [NET_ROWS, NET_COLS], 2)
+    _same_sizes(card, "inputs.crop", [CROP, CROP], 2)
+    card_choice(card_field(card, "inputs.crop_stride_rows"), "inputs.crop_stride_rows", (CROP_STRIDE,))
+    thresholds = card_field(card, "outputs.thresholds", {})
+    if not isinstance(thresholds, dict):
+        raise CardFieldError(f"outputs.thresholds is {thresholds!r}; expected an object of thresholds")
+    for key, value in thresholds.items():
+        card_number(value, f"outputs.thresholds[{key!r}]", 0.0, 1.0)
+    return float(thresholds.get(CASE_THRESHOLD_KEY, PAPER_THRESHOLD))
+
+
+def check_segmenter_card(card: dict) -> None:
+    """The fields of a bone-scan U-Net card that inference uses: task 'bonescan-segmenter', a 2D U-Net of one input
+    channel and three outputs (background, metastasis, bladder), the 1024×256 network input of this pipeline."""
+    if card.get("task") != "bonescan-segmenter":
+        raise CardFieldError(f"task is {card.get('task')!r}; expected 'bonescan-segmenter'")
+    architecture = check_architecture(card_field(card, "architecture"))
+    card_choice(architecture["name"], "architecture.name", ("basic_unet",))
+    card_choice(architecture.get("spatial_dims", 2), "architecture.spatial_dims", (2,))
+    card_choice(architecture.get("in_channels", 1), "architecture.in_channels", (1,))
+    card_choice(architecture.get("out_channels"), "architecture.out_channels", (3,))
+    _same_sizes(card, "inputs.size_rows_cols", [NET_ROWS, NET_COLS], 2)
+
+
+def _load_checked(model_id: str, check, directory, device) -> LoadedModel:
+    card, card_path = read_card(model_id, directory)
+    checked_card(card_path.name, check, card)
+    model = load_model(card_path, device=device)
+    checked_card(card_path.name, check, model.card)
+    return model
+
+
 @dataclass
 class BoneScanModels:
     classifier: LoadedModel
@@ -115,7 +180,8 @@ class BoneScanModels:
     def load(cls, classifier: str = CLASSIFIER_ID, segmenter: str = SEGMENTER_ID, directory=None,
              device: str = "auto") -> BoneScanModels:
         chosen = pick_device(device)
-        loaded = [load_model(model_id, directory, chosen) for model_id in (classifier, segmenter)]
+        loaded = [_load_checked(model_id, check, directory, chosen) for model_id, check in
+                  ((classifier, check_classifier_card), (segmenter, check_segmenter_card))]
         for model in loaded:
             model.network = prepare_for_inference(model.network, chosen)
         return cls(*loaded, chosen, channels_last=chosen.type == "cpu")
@@ -132,7 +198,7 @@ class BoneScanModels:
     @property
     def case_threshold(self) -> float:
         """Case-level metastasis cutoff from the classifier's card (the paper's 0.5 when the card has none)."""
-        return float(self.classifier.card["outputs"].get("thresholds", {}).get(CASE_THRESHOLD_KEY, PAPER_THRESHOLD))
+        return checked_card(f"{self.classifier.card.get('id')}.json", check_classifier_card, self.classifier.card)
 
     @torch.inference_mode()
     def classify(self, x: np.ndarray) -> np.ndarray:

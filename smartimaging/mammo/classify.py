@@ -6,6 +6,8 @@ import csv
 import json
 import os
 import re
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +16,42 @@ from scipy import stats
 from ..errors import InputError
 from ..evaluation import auc_with_ci, binary_metrics, plot_roc
 from ..io import atomic_output_dir
+from ..models.nets import CardFieldError, card_field, card_number, card_text, checked_card
+from ..models.registry import MAX_CARD_BYTES, read_json_limited
 from .features import settings_sidecar
 from .persistence import load_radiomics_model, save_radiomics_model
 from .search import PRESETS, fit_final, search
 
 READER_MALIGNANT = {"4b", "4c", "5", "6"}
 READER_BENIGN = {"1", "2", "3", "4a"}
+
+
+def check_radiomics_card(card: dict) -> dict:
+    """The fields of a radiomics classifier card that `mammo predict` / `mammo evaluate` use, none covered by a
+    checksum: `cutoff.value` in [0, 1], `training.pixel_spacing_mm` a positive number up to 10 mm or absent/null,
+    `radiomics.settings` an object, and id/version/sha256 for the provenance. Returns them:
+    {"cutoff", "pixel_spacing_mm", "radiomics", "provenance"}."""
+    cutoff = card_number(card_field(card, "cutoff.value"), "cutoff.value", 0.0, 1.0)
+    spacing = card_field(card, "training.pixel_spacing_mm", None)
+    if spacing is not None:
+        spacing = card_number(spacing, "training.pixel_spacing_mm", 0.0, 10.0, " mm", low_open=True)
+    radiomics = card_field(card, "radiomics", None)
+    if radiomics is not None and not isinstance(card_field(card, "radiomics.settings"), dict):
+        raise CardFieldError(f"radiomics.settings is {card['radiomics']['settings']!r}; expected an object of "
+                             "pyradiomics settings")
+    sha256 = card_field(card, "sha256")
+    if not isinstance(sha256, dict) or not all(isinstance(v, str) for v in sha256.values()):
+        raise CardFieldError("sha256 is not an object of file checksums")
+    provenance = {"id": card_text(card_field(card, "id"), "id", 128),
+                  "version": card_text(card_field(card, "version"), "version", 64), "sha256": sha256}
+    return {"cutoff": cutoff, "pixel_spacing_mm": spacing, "radiomics": radiomics, "provenance": provenance}
+
+
+def read_radiomics_card(card_path: str | os.PathLike) -> dict:
+    """A radiomics classifier card read once (size-limited) and checked by :func:`check_radiomics_card`."""
+    card_path = Path(card_path)
+    card = read_json_limited(card_path, MAX_CARD_BYTES, "Model card")
+    return checked_card(card_path.name, check_radiomics_card, card)
 
 
 def check_model_name(model_id: str) -> None:
@@ -106,9 +138,12 @@ def _matrix(rows: list[dict], names: list[str]) -> tuple[np.ndarray, np.ndarray]
 
 def train_from_features(features_csv, out_dir, model_id: str, preset: str | None = None, search_space=None,
                         one_standard_error: bool = False, split: str | None = "train", folds: int = 5,
-                        seed: int = 0, validation_split: str | None = "val") -> Path:
+                        seed: int = 0, validation_split: str | None = "val",
+                        warn: Callable[[str], None] | None = None) -> Path:
     """Search (or take a preset), fit on the `split` rows, and record the `validation_split` rows' metrics at the
-    training cutoff in the card when the file has such rows."""
+    training cutoff in the card when the file has such rows. When those rows hold one class only, their AUC is
+    undefined: the card records why (`metrics.validation.undefined`) and `warn` (default: a 'warning:' line on
+    stderr) says so; the model is still written."""
     check_model_name(model_id)
     rows, names = read_features(features_csv, split)
     X, y = _matrix(rows, names)
@@ -140,11 +175,23 @@ def train_from_features(features_csv, out_dir, model_id: str, preset: str | None
     if held_out:
         X_val, y_val = _matrix(held_out, names)
         scores = model.scores(X_val)
-        card["metrics"] = {"validation": {
-            "data": f"the {len(held_out)} '{validation_split}' rows of {Path(features_csv).name} (never used for "
-                    "fitting)", "auc": auc_with_ci(y_val, scores).__dict__,
-            "metrics": binary_metrics(y_val, (scores >= model.cutoff).astype(int)).as_dict()}}
+        data = f"the {len(held_out)} '{validation_split}' rows of {Path(features_csv).name} (never used for fitting)"
+        if len(set(y_val.tolist())) == 2:
+            card["metrics"] = {"validation": {
+                "data": data, "auc": auc_with_ci(y_val, scores).__dict__,
+                "metrics": binary_metrics(y_val, (scores >= model.cutoff).astype(int)).as_dict()}}
+        else:  # an AUC needs both classes: the model is still written, without validation metrics
+            kind = "malignant" if y_val[0] == 1 else "benign"
+            reason = (f"the '{validation_split}' rows of {Path(features_csv).name} are all {kind} "
+                      f"({len(held_out)} rows): the validation AUC is undefined and was not computed; add cases of "
+                      "both classes to that split to validate the model")
+            card["metrics"] = {"validation": {"data": data, "auc": None, "undefined": reason}}
+            (warn or _print_warning)(reason)
     return save_radiomics_model(model, out_dir, model_id, card)
+
+
+def _print_warning(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr)
 
 
 def reader_labels(values: list[str]) -> np.ndarray:
@@ -174,7 +221,9 @@ def mcnemar(truth: np.ndarray, first: np.ndarray, second: np.ndarray) -> dict:
 
 def evaluate_features(card_path, features_csv, out_dir, split: str | None = "test", reader_column: str = "birads"
                       ) -> str:
+    checked = read_radiomics_card(card_path)
     model = load_radiomics_model(card_path)
+    model.cutoff = checked["cutoff"]
     rows, _ = read_features(features_csv, split)
     X, y = _matrix(rows, model.feature_names)
     check_both_classes(y, "Evaluation")

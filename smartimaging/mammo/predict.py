@@ -20,6 +20,7 @@ from ..models.registry import models_dir
 from ..radiomics import MAMMO_PARAMS, extract_2d, parameter_settings
 from ..segfile import labelmap_image, write_seg_nrrd
 from ..segments import MAMMO_SEGMENTS
+from .classify import read_radiomics_card
 from .features import check_roi, load_mask
 from .images import Mammogram, load_mammogram
 from .persistence import load_radiomics_model
@@ -74,25 +75,26 @@ def feature_contributions(model: FittedModel, values: np.ndarray, top: int = 5) 
              "score_change": float(deltas[i])} for i in order]
 
 
-def check_radiomics_settings(card_path: Path, parameters=MAMMO_PARAMS) -> None:
-    """Refuse a classifier trained on features computed with other pyradiomics settings than the parameter file's."""
-    trained = json.loads(card_path.read_text(encoding="utf-8")).get("radiomics")
+def check_radiomics_settings(card_path: Path, parameters=MAMMO_PARAMS, trained: dict | None = None) -> None:
+    """Refuse a classifier trained on features computed with other pyradiomics settings than the parameter file's.
+
+    `trained` is the card's `radiomics` block as checked by `read_radiomics_card` (read from `card_path` when None).
+    """
+    if trained is None:
+        trained = read_radiomics_card(card_path)["radiomics"]
     if trained is None:
         raise ModelError(f"The model card {card_path.name} does not record the pyradiomics settings its features were "
                          "computed with; retrain it from a features file written by `mammo extract`.")
     current = parameter_settings(parameters)
     if trained["settings"] != current:
         trained_setting, current_setting = trained["settings"].get("setting", {}), current.get("setting", {})
-        changed = sorted(key for key in set(trained_setting) | set(current_setting)
+        if not isinstance(trained_setting, dict):
+            trained_setting = {}
+        changed = sorted(str(key) for key in set(trained_setting) | set(current_setting)
                          if trained_setting.get(key) != current_setting.get(key)) or ["feature classes"]
         raise ModelError(f"The classifier {card_path.stem} was trained on features computed with other pyradiomics "
                          f"settings than {Path(parameters).name} (differences: {', '.join(changed)}); its Rad-score "
                          "would be meaningless. Retrain it or restore the parameter file.")
-
-
-def _card_provenance(card_path: Path) -> dict:
-    card = json.loads(card_path.read_text(encoding="utf-8"))
-    return {"id": card["id"], "version": card["version"], "sha256": card["sha256"]}
 
 
 def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mask: np.ndarray | None = None,
@@ -112,14 +114,16 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
     timings["segment"] = time.perf_counter() - started
     check_roi(roi)
     card_path = Path(directory or models_dir()) / f"{CLASSIFIER_IDS[kind]}.json"
+    card = read_radiomics_card(card_path)  # the card's unchecksummed fields, checked once and used below
     classifier = load_radiomics_model(card_path)
-    check_radiomics_settings(card_path)
-    models.append(_card_provenance(card_path))
+    classifier.cutoff = card["cutoff"]
+    check_radiomics_settings(card_path, trained=card["radiomics"])
+    models.append(card["provenance"])
     started = time.perf_counter()
     features = extract_2d(mammogram.image, roi)
     timings["features"] = time.perf_counter() - started
     warnings = [text for text in [large_roi_warning(mammogram.pixels, roi)] if text]
-    trained_mm = json.loads(card_path.read_text(encoding="utf-8"))["training"].get("pixel_spacing_mm")
+    trained_mm = card["pixel_spacing_mm"]
     spacing_mm = mammogram.image.GetSpacing()[0]
     if trained_mm and abs(spacing_mm / trained_mm - 1) > 0.1:
         warnings.append(f"The classifier was trained on {trained_mm:g} mm pixels but this image has {spacing_mm:g} mm "

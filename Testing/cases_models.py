@@ -68,6 +68,31 @@ def _skops_eval(folder: Path) -> list[str]:
     return _predict_mass(folder, skops_running(eval, folder))
 
 
+def _tampered_tree(folder: Path) -> list[str]:
+    """Node 0 of the first tree points 10^12 nodes away: compiled code would read far outside the array."""
+    import skops.io as sio
+
+    models = _copy_models(folder, "mammo-mass-classifier-demo")
+    skops_file = models / "mammo-mass-classifier-demo.skops"
+    pipeline = sio.load(skops_file, trusted=sio.get_untrusted_types(file=skops_file))
+    pipeline.named_steps["classifier"].estimators_[0].tree_.children_left[0] = 10**12
+    sio.dump(pipeline, skops_file)
+    card = models / "mammo-mass-classifier-demo.json"
+    record = json.loads(card.read_text(encoding="utf-8"))
+    record["sha256"][skops_file.name] = sha256_of(skops_file)
+    card.write_text(json.dumps(record), encoding="utf-8")
+    return _predict_mass(folder, models)
+
+
+def _nan_cutoff(folder: Path) -> list[str]:
+    models = _copy_models(folder, "mammo-mass-classifier-demo")
+    card = models / "mammo-mass-classifier-demo.json"
+    record = json.loads(card.read_text(encoding="utf-8"))
+    record["cutoff"]["value"] = float("nan")
+    card.write_text(json.dumps(record), encoding="utf-8")
+    return _predict_mass(folder, models)
+
+
 def _skops_outside(folder: Path) -> list[str]:
     models = _copy_models(folder, "mammo-mass-classifier-demo")
     card = models / "mammo-mass-classifier-demo.json"
@@ -201,6 +226,9 @@ CASES = [
              _skops_exec, "builtins.exec"),
     BadInput("Model files", "a skops classifier that calls builtins.eval on load (checksum updated to match)",
              _skops_eval, "builtins.eval"),
+    BadInput("Model files", "a random-forest tree whose node points outside the tree (checksum updated to match)",
+             _tampered_tree, "holds a damaged decision tree"),
+    BadInput("Model files", "a classifier card whose cutoff is NaN", _nan_cutoff, "gives the cutoff nan"),
     BadInput("Model files", "a classifier card naming ../../ as its skops file", _skops_outside,
              "outside its own folder"),
     BadInput("Model files", "a skops file of random bytes (checksum updated to match)", _skops_random,

@@ -5,12 +5,15 @@ A model folder is untrusted input. Loading checks, before anything is built: the
 card's folder, the files' sizes (from the file system and the zip directory) are within limits, their sha256 match
 the card, and every node of the skops file is one of the exact (node kind, type) pairs that our own pipelines
 contain (`ALLOWED_SKOPS_NODES`, derived from fitting every component of `search.py`; a test keeps it complete).
-Nothing is trusted by prefix.
+Nothing is trusted by prefix. The arrays that compiled code indexes without checking (decision-tree nodes, SVM
+support vectors) are checked after loading, and the pipeline must give a finite score for a probe case: a tampered
+array could otherwise crash the process or give a meaningless Rad-score.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -104,6 +107,73 @@ def skops_nodes(path: Path) -> set[tuple[str, str]]:
     return found
 
 
+def _estimators(root) -> list:
+    """Every estimator inside a fitted pipeline (steps, fitted sub-estimators, ensemble members)."""
+    found, pending = [], [root]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, list | tuple):
+            pending.extend(item)
+            continue
+        if not hasattr(item, "get_params"):
+            continue
+        found.append(item)
+        if isinstance(item, Pipeline):
+            pending.extend(step for _, step in item.steps)
+        for name in ("estimator_", "estimators_"):
+            pending.append(getattr(item, name, None))
+    return found
+
+
+def _check_tree(estimator, where: str) -> None:
+    """Node arrays consistent: children after their parent (no cycles) and inside the tree, features in range."""
+    tree = estimator.tree_
+    n, columns = tree.node_count, estimator.n_features_in_
+    left, right, feature = tree.children_left, tree.children_right, tree.feature
+    inner = np.flatnonzero(left != -1)
+    ok = (len(left) == len(right) == len(feature) == len(tree.threshold) == tree.value.shape[0] == n > 0
+          and tree.n_features == columns and np.array_equal(left == -1, right == -1)
+          and np.all((left[inner] > inner) & (left[inner] < n) & (right[inner] > inner) & (right[inner] < n))
+          and np.all((feature[inner] >= 0) & (feature[inner] < columns))
+          and np.all(np.isfinite(tree.threshold[inner])) and np.all(np.isfinite(tree.value)))
+    if not ok:
+        raise ModelError(f"The model file {where} holds a damaged decision tree (node indices out of range). "
+                         "Refusing to use it.")
+
+
+def _check_svm(svm, where: str) -> None:
+    """Support-vector counts, vectors and coefficients of one shape, all finite."""
+    n_support, vectors = np.asarray(svm._n_support), svm.support_vectors_
+    ok = (n_support.ndim == 1 and np.all(n_support >= 0)
+          and int(n_support.sum()) == vectors.shape[0] == len(svm.support_)
+          and vectors.shape[1] == svm.n_features_in_
+          and svm.dual_coef_.shape == (len(n_support) - 1, vectors.shape[0])
+          and np.all(np.isfinite(vectors)) and np.all(np.isfinite(svm.dual_coef_)))
+    if not ok:
+        raise ModelError(f"The model file {where} holds a damaged support-vector machine (inconsistent arrays). "
+                         "Refusing to use it.")
+
+
+def check_fitted_pipeline(pipeline: Pipeline, n_features: int, where: str) -> None:
+    """Refuse tampered arrays that compiled code trusts, then require a finite score for a probe case."""
+    from sklearn.svm import SVC
+    from sklearn.tree import DecisionTreeClassifier
+
+    for estimator in _estimators(pipeline):
+        if isinstance(estimator, DecisionTreeClassifier) and hasattr(estimator, "tree_"):  # not the template
+            _check_tree(estimator, where)
+        elif isinstance(estimator, SVC) and hasattr(estimator, "support_vectors_"):
+            _check_svm(estimator, where)
+    try:
+        probe = pipeline.predict_proba(np.zeros((1, n_features)))
+    except Exception as exc:  # numpy / scikit-learn raise many types on inconsistent fitted arrays
+        raise ModelError(f"The model file {where} does not compute a score ({exc.__class__.__name__}); it is "
+                         "damaged. Refusing to use it.") from exc
+    if probe.shape != (1, 2) or not np.all(np.isfinite(probe)):
+        raise ModelError(f"The model file {where} gives no valid score (NaN or wrong shape); it is damaged. "
+                         "Refusing to use it.")
+
+
 def load_radiomics_model(card_path: str | os.PathLike) -> FittedModel:
     """Verify file names, sizes, checksums and the exact types in the skops file, then rebuild the pipeline."""
     card_path = Path(card_path)
@@ -151,4 +221,8 @@ def load_radiomics_model(card_path: str | os.PathLike) -> FittedModel:
         except (XGBoostError, ValueError) as exc:
             raise ModelError(f"The XGBoost file {files['xgboost']} is damaged or not an XGBoost model") from exc
         pipeline = Pipeline([*pipeline.steps, ("classifier", classifier)])
+    if not (math.isfinite(cutoff) and 0 <= cutoff <= 1):
+        raise ModelError(f"The model card {card_path.name} gives the cutoff {cutoff!r}; a cutoff lies between 0 and "
+                         "1. The card was edited or damaged.")
+    check_fitted_pipeline(pipeline, len(features), pipeline_path.name)
     return FittedModel(pipeline, config, features, cutoff, cv_auc, np.array([]))

@@ -212,6 +212,49 @@ def _patient_in_two_splits(folder: Path) -> list[str]:
             "--jobs", "1", "--quiet"]
 
 
+def _extract_into_its_manifest(folder: Path) -> list[str]:
+    from smartimaging.mammo.cohort import write_mammo_phantom_cohort
+
+    manifest = write_mammo_phantom_cohort(folder, 3, seed=5, kind="mass")
+    return ["mammo", "extract", "--manifest", str(manifest), "--out", str(manifest), "--jobs", "1", "--quiet"]
+
+
+def _batch_into_its_parent(folder: Path) -> list[str]:
+    (folder / "rois").mkdir()
+    image, _ = _mass_png(folder / "rois")
+    return ["mammo", "batch", str(image.parent), "--kind", "mass", "--pixel-mm", "0.1", "--out", str(folder)]
+
+
+def _synthesize_into_its_folder(folder: Path) -> list[str]:
+    (folder / "synthetic_dce.nrrd").write_bytes(b"the reader's T1")
+    return ["dce", "synthesize", str(folder / "synthetic_dce.nrrd"), "--out", str(folder)]
+
+
+def _same_case_spelled_twice(folder: Path) -> list[str]:
+    from smartimaging.mammo.cohort import write_mammo_phantom_cohort
+    from smartimaging.manifest import read_manifest
+
+    rows = read_manifest(write_mammo_phantom_cohort(folder, 3, seed=5, kind="mass")).rows
+    lines = [f"{r['patient_id']},{r['image']},{r['mask']},{r['label']},train" for r in rows]
+    image, mask = rows[0]["image"], rows[0]["mask"]
+    lines.append(f"OTHER,./images/../{image},{mask.replace('/', '//')},1,train")
+    return ["mammo", "extract", "--manifest", str(_manifest(folder, lines)), "--out", str(folder / "f.csv"),
+            "--jobs", "1", "--quiet"]
+
+
+def _semicolon_manifest(folder: Path) -> list[str]:
+    (folder / "m.csv").write_text("patient_id;image;mask;label\nP1;a.png;a_mask.png;1\n", encoding="utf-8")
+    return ["mammo", "extract", "--manifest", str(folder / "m.csv"), "--out", str(folder / "f.csv")]
+
+
+def _params_device(folder: Path) -> list[str]:
+    from smartimaging.mammo.cohort import write_mammo_phantom_cohort
+
+    manifest = write_mammo_phantom_cohort(folder, 3, seed=5, kind="mass")
+    return ["mammo", "extract", "--manifest", str(manifest), "--params", "/dev/zero", "--out", str(folder / "f.csv"),
+            "--jobs", "1", "--quiet"]
+
+
 def _argv(*argv: str):
     return lambda folder: [part.replace("{folder}", str(folder)) for part in argv]
 
@@ -247,6 +290,10 @@ CASES = [
     BadInput("Manifests", "the same image and mask on two rows", _duplicated_rows, "are the same case"),
     BadInput("Manifests", "a patient on a train row and on a val row", _patient_in_two_splits,
              "keep each patient's rows in one split"),
+    BadInput("Manifests", "the same image spelled two ways (./images/../images/x.png, masks//x.png)",
+             _same_case_spelled_twice, "are the same case"),
+    BadInput("Manifests", "a manifest with ';' between cells", _semicolon_manifest, "to use ';' between cells"),
+    BadInput("Manifests", "`--params /dev/zero` (endless input)", _params_device, "is not a file"),
     BadInput("Command line", "--batch-slices 0", _argv("dce", "synthesize", "{folder}/t1.nrrd", "--batch-slices",
                                                        "0", "--out", "{folder}/out"), "argument --batch-slices"),
     BadInput("Command line", "--jobs 0", _argv("mammo", "extract", "--manifest", "{folder}/m.csv", "--jobs", "0",
@@ -259,4 +306,10 @@ CASES = [
                                                    "{folder}/out"), "'abc' is not a number"),
     BadInput("Command line", "--out names an existing file where a folder is expected", _out_is_a_file,
              "--out needs a folder"),
+    BadInput("Command line", "`mammo extract --out` naming its own manifest", _extract_into_its_manifest,
+             "the results would replace it"),
+    BadInput("Command line", "`mammo batch` of a folder inside --out (its rois/ would be replaced)",
+             _batch_into_its_parent, "give --out a folder of its own"),
+    BadInput("Command line", "`dce synthesize` of a T1 inside --out named like an output", _synthesize_into_its_folder,
+             "give --out a folder of its own"),
 ]

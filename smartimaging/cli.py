@@ -91,6 +91,27 @@ def check_output(path: str, is_file: bool) -> None:
                          "choose another --out")
 
 
+INPUT_ARGUMENTS = ("images", "image", "t1", "dce", "t2", "voi", "mask", "manifest", "features", "folder", "masks",
+                   "params", "baseline", "followup", "volume", "model", "fusion")
+
+
+def check_inputs_apart_from_output(args, is_file: bool) -> None:
+    """Refuse an --out that is an input, or a folder --out that holds an input: the results would replace it."""
+    out = Path(args.out).resolve()
+    for name in INPUT_ARGUMENTS:
+        values = getattr(args, name, None)
+        for value in values if isinstance(values, list) else [values]:
+            if not value:
+                continue
+            given = Path(value).resolve()
+            if given == out:
+                raise InputError(f"--out {args.out} is the input {value}: the results would replace it; choose "
+                                 "another --out")
+            if not is_file and out in given.parents:
+                raise InputError(f"--out {args.out} holds the input {value}: the results could replace it; give "
+                                 "--out a folder of its own")
+
+
 def _cancel_on_terminate(signum, frame) -> None:
     raise CancelledError("cancelled (SIGTERM)")
 
@@ -418,7 +439,9 @@ def main(argv: list[str] | None = None) -> int:
         previous = signal.signal(signal.SIGTERM, _cancel_on_terminate)
     try:
         if getattr(args, "out", None):
-            check_output(args.out, (args.task, getattr(args, "command", None)) in FILE_OUTPUTS)
+            is_file = (args.task, getattr(args, "command", None)) in FILE_OUTPUTS
+            check_output(args.out, is_file)
+            check_inputs_apart_from_output(args, is_file)
         return _run(args)
     except SmartImagingError as exc:
         print(f"error: {exc}", file=sys.stderr)

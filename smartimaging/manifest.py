@@ -40,8 +40,10 @@ MAX_MANIFEST_BYTES = 64 * 2**20  # a million-row cohort is ~100 MB of features, 
 def read_manifest(path: str | os.PathLike, required: tuple[str, ...] = ("patient_id", "image")) -> Manifest:
     """Read and validate a manifest CSV (UTF-8, with or without the byte-order mark spreadsheets write)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"Manifest not found: {path}")
+    if not path.is_file():
+        raise InputError(f"The manifest {path} is not a regular file (a folder, a pipe or a device)")
     if path.stat().st_size > MAX_MANIFEST_BYTES:
         raise InputError(f"Manifest {path.name} is {path.stat().st_size / 2**20:.0f} MB; the limit is "
                          f"{MAX_MANIFEST_BYTES // 2**20} MB")
@@ -61,7 +63,8 @@ def read_manifest(path: str | os.PathLike, required: tuple[str, ...] = ("patient
         raise InputError(f"Manifest {path.name} is not a readable CSV file ({exc})") from exc
     missing = [c for c in required if c not in columns]
     if missing:
-        raise InputError(f"Manifest {path.name} lacks the column(s) {', '.join(missing)}")
+        hint = " (it seems to use ';' between cells: save it as comma-separated CSV)" if ";" in "".join(columns) else ""
+        raise InputError(f"Manifest {path.name} lacks the column(s) {', '.join(missing)}{hint}")
     if not rows:
         raise InputError(f"Manifest {path.name} has no rows")
     check_cohort_rows(rows, path.name)
@@ -78,7 +81,7 @@ def check_cohort_rows(rows: list[dict], name: str) -> None:
     first_row: dict[tuple, int] = {}
     patient_split: dict[str, tuple[str, int]] = {}
     for line, row in enumerate(rows, start=2):
-        key = tuple(row.get(c, "") for c in columns)
+        key = tuple(os.path.normpath(row[c]) if row.get(c) else "" for c in columns)  # ./a/../a/x = a/x
         if columns and any(key):
             if key in first_row:
                 files = ", ".join(f"{c} {v}" for c, v in zip(columns, key, strict=True) if v)

@@ -56,10 +56,19 @@ def _extractor(parameters_json: str):
     return featureextractor.RadiomicsFeatureExtractor(json.loads(parameters_json))
 
 
+MAX_PARAMETER_FILE_BYTES = 1 << 20  # a pyradiomics parameter file is a few hundred bytes
+
+
 @functools.lru_cache(maxsize=8)
 def _parameter_file(path: str) -> str:
-    """A parameter file's settings as canonical JSON (read once per process)."""
-    return json.dumps(yaml.safe_load(Path(path).read_text(encoding="utf-8")), sort_keys=True)
+    """A parameter file's settings as canonical JSON (read once per process); only a small regular file is read."""
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"The pyradiomics parameter file {path} is not a file (missing, a folder or a device)")
+    if file.stat().st_size > MAX_PARAMETER_FILE_BYTES:
+        raise InputError(f"The pyradiomics parameter file {file.name} is {file.stat().st_size / 2**20:.0f} MB; a "
+                         "parameter file is a few hundred bytes")
+    return json.dumps(yaml.safe_load(file.read_text(encoding="utf-8")), sort_keys=True)
 
 
 def parameter_settings(path: str | os.PathLike = MAMMO_PARAMS) -> dict:

@@ -63,6 +63,7 @@ def parse_widths(text: str) -> list[float]:
 
 
 def bin_study(args) -> int:
+    from ..io import atomic_files
     from ..radiomics import MAMMO_PARAMS
     from .features import bin_width_study
 
@@ -75,7 +76,8 @@ def bin_study(args) -> int:
               f"{row['within_30_130']:>9.0%}")
     print(f"recommended bin width: {study['recommended_bin_width']:g}")
     if args.out:
-        Path(args.out).write_text(json.dumps(study, indent=2) + "\n", encoding="utf-8")
+        with atomic_files(Path(args.out)) as (temporary,):
+            temporary.write_text(json.dumps(study, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

@@ -33,9 +33,9 @@ def _edit(models: Path, model_id: str, path: str, value) -> None:
     card.write_text(json.dumps(record), encoding="utf-8")
 
 
-def _mammo_cutoff_nan(folder: Path) -> list[str]:
+def _mammo_spacing_nan(folder: Path) -> list[str]:
     models = _copy_models(folder, "mammo-")
-    _edit(models, "mammo-mass-classifier-demo", "cutoff.value", float("nan"))
+    _edit(models, "mammo-mass-classifier-demo", "training.pixel_spacing_mm", float("nan"))
     return _predict_mass(folder, models)
 
 
@@ -70,7 +70,8 @@ def _mammo_train_one_class_val(folder: Path) -> list[str]:
 
 
 CASES = [
-    BadInput(CARDS, "mammo predict: classifier card cutoff.value NaN", _mammo_cutoff_nan, "cutoff.value is nan"),
+    BadInput(CARDS, "mammo predict: classifier card training.pixel_spacing_mm NaN (a NaN cutoff: see Model files)",
+             _mammo_spacing_nan, "training.pixel_spacing_mm is nan"),
     BadInput(CARDS, "lvi predict: card outputs.cutoff NaN", _lvi("outputs.cutoff", float("nan")),
              "outputs.cutoff is nan"),
     BadInput(CARDS, "lvi predict: card without its 'training' block", _lvi("training", None),

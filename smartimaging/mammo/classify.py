@@ -221,8 +221,8 @@ def mcnemar(truth: np.ndarray, first: np.ndarray, second: np.ndarray) -> dict:
 
 def evaluate_features(card_path, features_csv, out_dir, split: str | None = "test", reader_column: str = "birads"
                       ) -> str:
-    checked = read_radiomics_card(card_path)
     model = load_radiomics_model(card_path)
+    checked = read_radiomics_card(card_path)
     model.cutoff = checked["cutoff"]
     rows, _ = read_features(features_csv, split)
     X, y = _matrix(rows, model.feature_names)

@@ -114,8 +114,8 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
     timings["segment"] = time.perf_counter() - started
     check_roi(roi)
     card_path = Path(directory or models_dir()) / f"{CLASSIFIER_IDS[kind]}.json"
-    card = read_radiomics_card(card_path)  # the card's unchecksummed fields, checked once and used below
     classifier = load_radiomics_model(card_path)
+    card = read_radiomics_card(card_path)  # the card's unchecksummed fields, checked once and used below
     classifier.cutoff = card["cutoff"]
     check_radiomics_settings(card_path, trained=card["radiomics"])
     models.append(card["provenance"])

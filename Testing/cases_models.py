@@ -313,3 +313,20 @@ CASES = [
     BadInput("Command line", "`dce synthesize` of a T1 inside --out named like an output", _synthesize_into_its_folder,
              "give --out a folder of its own"),
 ]
+
+
+def _sheared_nrrd(folder: Path) -> list[str]:
+    import SimpleITK as sitk
+
+    volume = sitk.GetImageFromArray(np.random.default_rng(0).random((8, 64, 64), dtype=np.float32))
+    sitk.WriteImage(volume, str(folder / "t1.nrrd"))
+    text = (folder / "t1.nrrd").read_bytes()
+    header, _, data = text.partition(b"\n\n")
+    lines = [b"space directions: (0.7,0,0) (0.7,0.7,0) (0,0,3)" if line.startswith(b"space directions") else line
+             for line in header.split(b"\n")]
+    (folder / "t1.nrrd").write_bytes(b"\n".join(lines) + b"\n\n" + data)
+    return ["dce", "synthesize", str(folder / "t1.nrrd"), "--out", str(folder / "out")]
+
+
+CASES.append(BadInput("Damaged or hostile file", "NRRD whose axes are not at right angles (`dce synthesize`)",
+                      _sheared_nrrd, "has a sheared grid"))

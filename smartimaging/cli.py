@@ -66,9 +66,12 @@ def positive_float(text: str) -> float:
     return value
 
 
+PIXEL_MM_RANGE = (0.02, 10.0)  # from high-resolution detectors to downsampled exports
+
+
 def pixel_mm(text: str) -> float:
     value = positive_float(text)
-    if value > 10:
+    if not PIXEL_MM_RANGE[0] <= value <= PIXEL_MM_RANGE[1]:
         raise argparse.ArgumentTypeError(f"{text} mm is not a mammogram pixel size (expected 0.02 to 10 mm)")
     return value
 

@@ -76,10 +76,11 @@ def read_raster(path: str | os.PathLike, spacing_mm: float = 1.0, limit: SizeLim
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        raise InputError(f"{path.name} is not a readable image file (corrupt or truncated)") from exc
-    if image.GetNumberOfComponentsPerPixel() > 1:
+        raise InputError(f"{path.name} is not a readable image file (corrupt, truncated, or a variant such as 16-bit "
+                         "grey with transparency that cannot be read: save it as a plain greyscale image)") from exc
+    if image.GetNumberOfComponentsPerPixel() > 1:  # grey + alpha: the grey; colour: the mean of red, green, blue
         array = sitk.GetArrayFromImage(image).astype(np.float32)
-        grey = array[..., :3].mean(axis=-1)
+        grey = array[..., 0] if array.shape[-1] == 2 else array[..., :3].mean(axis=-1)
         image = sitk.GetImageFromArray(grey)
     image = sitk.Cast(image, sitk.sitkFloat32)
     if image.GetDimension() == 2:
@@ -101,7 +102,22 @@ def read_volume(path: str | os.PathLike, limit: SizeLimit = ANY_IMAGE) -> sitk.I
         image = sitk.JoinSeries(image)
     if image.GetDimension() != 3:
         raise InputError(f"{path.name} has {image.GetDimension()} dimensions; expected a 2D image or 3D volume")
+    check_grid(image, path.name)
     return image
+
+
+def check_grid(image: sitk.Image, name: str) -> None:
+    """Refuse a sheared grid (axes not at right angles) and zero, negative or non-finite spacing: every
+    millimetre measured on it would be wrong."""
+    direction = np.array(image.GetDirection()).reshape(image.GetDimension(), image.GetDimension())
+    spacing = np.array(image.GetSpacing())
+    if not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+        raise InputError(f"{name} has a voxel spacing of {' x '.join(f'{v:g}' for v in spacing)} mm; the header is "
+                         "damaged: export the image again")
+    if not np.all(np.isfinite(direction)) or not np.allclose(direction.T @ direction, np.eye(len(spacing)),
+                                                             atol=1e-3):
+        raise InputError(f"{name} has a sheared grid (its axes are not at right angles); SmartImaging measures in "
+                         "millimetres on right-angled grids: resample it (e.g. in 3D Slicer) or export it again")
 
 
 def read_series_or_volume(path: str | os.PathLike, limit: SizeLimit = MR_VOLUME) -> sitk.Image:
@@ -113,9 +129,11 @@ def read_series_or_volume(path: str | os.PathLike, limit: SizeLimit = MR_VOLUME)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames([str(f) for f in dicom_series_files(path, limit)])
     try:
-        return reader.Execute()
+        image = reader.Execute()
     except RuntimeError as exc:
         raise InputError(f"The DICOM series in {path} could not be read (corrupt or incomplete files)") from exc
+    check_grid(image, f"The DICOM series in {path.name}")
+    return image
 
 
 DICOM_SUFFIXES = {".dcm", ".dicom", ".ima"}

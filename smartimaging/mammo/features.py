@@ -106,7 +106,7 @@ def pixel_mm_of_row(row: dict) -> float | None:
         value = float(text)
     except ValueError:
         raise InputError(f"pixel_mm '{text}' is not a number; give the pixel size in mm (e.g. 0.1)") from None
-    if not math.isfinite(value) or not 0 < value <= 10:
+    if not math.isfinite(value) or not 0.02 <= value <= 10:
         raise InputError(f"pixel_mm {text} is not a mammogram pixel size (expected 0.02 to 10 mm)")
     return value
 

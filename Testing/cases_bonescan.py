@@ -34,6 +34,14 @@ def _bstbi(folder: Path, label: int = 1, extra=()) -> list[str]:
     return ["bonescan", "bstbi", str(image), "--mask", str(mask), *extra, "--out", str(folder / "out")]
 
 
+def _whole_view_lesion(folder: Path) -> list[str]:
+    image, mask = _scan(folder)
+    whole = sitk.ReadImage(str(mask))
+    whole = sitk.Add(sitk.Multiply(whole, 0), 1)
+    sitk.WriteImage(whole, str(mask))
+    return ["bonescan", "bstbi", str(image), "--mask", str(mask), "--out", str(folder / "out")]
+
+
 def _compare(folder: Path, content: str) -> list[str]:
     """`compare` of a sound result folder with a forged one whose result.json holds `content`."""
     for name, text in (("baseline", json.dumps({"bstbi": {"mean": 0.12}})), ("followup", content)):
@@ -58,6 +66,8 @@ def _manifest(folder: Path, labels: list[str], command: str = "train", extra=())
 
 
 CASES = [
+    BadInput(AREA, "`bstbi` with the whole view marked as metastasis (a result, with a warning)", _whole_view_lesion,
+             "The metastasis segment covers 100% of the anterior view", exit_code=0),
     BadInput(AREA, "`bstbi` with a mask holding only label 9", lambda f: _bstbi(f, label=9),
              "holds label 9, which is not a bone-scan segment (0 background, 1 bone metastasis, 2 urinary bladder)"),
     BadInput(AREA, "`bstbi --exclude abc`", lambda f: _bstbi(f, extra=["--exclude", "abc"]),

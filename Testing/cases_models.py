@@ -330,3 +330,28 @@ def _sheared_nrrd(folder: Path) -> list[str]:
 
 CASES.append(BadInput("Damaged or hostile file", "NRRD whose axes are not at right angles (`dce synthesize`)",
                       _sheared_nrrd, "has a sheared grid"))
+
+
+def _bone_scan_as_t1(folder: Path) -> list[str]:
+    from smartimaging.bonescan.views import write_nm_dicom
+
+    frames = {"anterior": np.ones((128, 32), np.float32), "posterior": np.ones((128, 32), np.float32)}
+    write_nm_dicom(folder / "scan.dcm", frames, "P1")
+    return ["dce", "synthesize", str(folder / "scan.dcm"), "--out", str(folder / "out")]
+
+
+def _ct_as_t1(folder: Path) -> list[str]:
+    import SimpleITK as sitk
+
+    ct = np.full((8, 64, 64), -1000, np.int16)
+    ct[:, 16:48, 16:48] = 40
+    sitk.WriteImage(sitk.GetImageFromArray(ct), str(folder / "ct_chest.nrrd"))
+    return ["dce", "synthesize", str(folder / "ct_chest.nrrd"), "--out", str(folder / "out")]
+
+
+CASES += [
+    BadInput("Wrong modality", "a bone-scan (NM) DICOM given as the T1 (`dce synthesize`)", _bone_scan_as_t1,
+             "is a NM DICOM image; an MR volume (Modality MR) is needed here"),
+    BadInput("Wrong modality", "a CT volume (Hounsfield units) given as the T1 (`dce synthesize`)", _ct_as_t1,
+             "looks like a CT, not an MR volume"),
+]

@@ -125,6 +125,8 @@ def read_series_or_volume(path: str | os.PathLike, limit: SizeLimit = MR_VOLUME)
     size limit is that of an MRI volume unless `limit` says otherwise."""
     path = Path(path)
     if not path.is_dir():
+        if limit is MR_VOLUME and path.is_file() and is_dicom(path):
+            require_mr(read_dicom_header(path, force=True).ds, path.name)
         return read_volume(path, limit)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames([str(f) for f in dicom_series_files(path, limit)])
@@ -137,6 +139,13 @@ def read_series_or_volume(path: str | os.PathLike, limit: SizeLimit = MR_VOLUME)
 
 
 DICOM_SUFFIXES = {".dcm", ".dicom", ".ima"}
+
+
+def require_mr(ds, name: str) -> None:
+    """Refuse a DICOM object of another modality where an MR volume is expected (no Modality: accepted)."""
+    modality = str(ds.get("Modality", "")).upper()
+    if modality and modality != "MR":
+        raise InputError(f"{name} is a {modality} DICOM image; an MR volume (Modality MR) is needed here")
 SLICE_STEP_TOLERANCE = 0.1  # a step between neighbouring slices may differ from the usual one by 10 % (+ 0.01 mm)
 
 
@@ -155,6 +164,8 @@ def dicom_series_files(folder: Path, limit: SizeLimit = MR_VOLUME) -> list[Path]
             check_dicom(header, limit)
         except InputError as exc:
             raise InputError(f"In the DICOM series {folder}: {exc}") from exc
+        if limit is MR_VOLUME:
+            require_mr(header.ds, f"{folder.name}/{file.name}")
         series.setdefault(str(header.ds.get("SeriesInstanceUID", "")), []).append((file, header))
     images = {uid: members for uid, members in series.items() if any(h.image for _, h in members)}
     if not images:

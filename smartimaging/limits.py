@@ -455,7 +455,8 @@ def read_dicom_header(path: Path, force: bool = False) -> DicomHeader:
         frames = int(ds.get("NumberOfFrames") or 1)
         samples, bits = int(ds.get("SamplesPerPixel") or 1), int(ds.get("BitsAllocated") or 16)
     except Exception as exc:  # pydicom raises many types (struct.error, KeyError, ValueError...) on damaged headers
-        raise InputError(f"{name} is not a readable DICOM file (its header is truncated or damaged)") from exc
+        raise InputError(f"{name} is not a readable DICOM file (its header is truncated or damaged); copy or export "
+                         "it again") from exc
     if not syntax and getattr(ds, "preamble", None) is not None:  # GDCM reads such a file in a costly fallback mode
         raise _damaged(name, "its DICOM file meta information (transfer syntax) is missing or damaged")
     if length is None and syntax != DEFLATED_TRANSFER_SYNTAX:

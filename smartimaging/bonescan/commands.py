@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -144,3 +145,5 @@ def _print_summary(result: dict, out: str) -> None:
         print(f"  BSTBI {name}: {value:.3f}")
     print(f"BSTBI (mean of {len(result['bstbi']['per_subimage'])} sub-images): {result['bstbi']['mean']:.3f}")
     print(f"lesions found: {len(result['lesions'])}; results in {out}")
+    for warning in result["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)

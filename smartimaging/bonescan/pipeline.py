@@ -214,6 +214,9 @@ class BoneScanModels:
         return clean_labelmap(logits.argmax(1)[0].cpu().numpy().astype(np.uint8))
 
 
+MAX_PLAUSIBLE_LESION_SHARE = 0.25  # the whole skeleton covers about a fifth of a whole-body view
+
+
 @dataclass
 class BoneScanResult:
     views: list[str]
@@ -235,6 +238,22 @@ class BoneScanResult:
     def metastasis_suspected(self) -> bool | None:
         return None if self.metastasis_probability is None else self.metastasis_probability >= self.threshold
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the reader should check before trusting the BSTBI: a metastasis segment implausibly large for a
+        skeleton, or networks that suspect metastases where none is segmented."""
+        found = []
+        for view, labels in self.labelmaps.items():
+            share = float(np.mean(labels == LESION))
+            if share > MAX_PLAUSIBLE_LESION_SHARE:
+                found.append(f"The metastasis segment covers {share:.0%} of the {view} view, more than a whole "
+                             "skeleton; BSTBI is meaningful only when the lesions are outlined: check the segmentation")
+        lesion_pixels = sum(int(np.count_nonzero(labels == LESION)) for labels in self.labelmaps.values())
+        if self.metastasis_suspected and lesion_pixels == 0:
+            found.append(f"The networks suspect metastases (probability {self.metastasis_probability:.2f}) but no "
+                         "lesion is segmented, so BSTBI is 0: review the scan and outline the lesions")
+        return found
+
     def as_json(self) -> dict:
         return {
             "smartimaging_version": __version__,
@@ -254,6 +273,7 @@ class BoneScanResult:
             "dice_ai_vs_edited": self.edit_dice,
             "models": self.models,
             "timings_s": self.timings,
+            "warnings": self.warnings,
         }
 
 

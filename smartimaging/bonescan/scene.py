@@ -135,6 +135,7 @@ def write_result_table(table_node, result: BoneScanResult) -> None:
     rows.append(["Lesions counted", str(len(result.lesions) - len(result.excluded_lesions))])
     rows.append(["Reader edited", "yes" if result.reader_edited else "no"])
     rows += [[f"Dice AI vs edited ({name})", _fmt(value)] for name, value in result.edit_dice.items()]
+    rows += [["Warning", text] for text in result.warnings]
     fill_table(table_node, ["Quantity", "Value"], rows)
     set_json_attribute(table_node, RESULT, result.as_json())
     table_node.SetAttribute("SmartImaging.Version", __version__)

@@ -21,6 +21,7 @@ from ..io import check_finite, describe_geometry, read_series_or_volume, same_ge
 UPPER_PERCENTILE = 99.9
 MIN_OVERLAP = 0.5
 MIN_IN_PLANE, MIN_SLICES = 32, 3
+HOUNSFIELD_AIR_THRESHOLD = -500  # MR magnitudes are never this negative; CT air is about -1000
 
 
 def load_mr_volume(path: str | os.PathLike, role: str) -> sitk.Image:
@@ -39,6 +40,10 @@ def check_mr_volume(image: sitk.Image, name: str, role: str) -> sitk.Image:
     check_finite(array, name)
     if float(array.max()) <= float(array.min()):
         raise InputError(f"{name} is blank (every voxel has the same value)")
+    below_air = float(np.mean(array < HOUNSFIELD_AIR_THRESHOLD))
+    if below_air > 0.05:
+        raise InputError(f"{name} looks like a CT, not an MR volume: {below_air:.0%} of its voxels are below "
+                         f"{HOUNSFIELD_AIR_THRESHOLD} (Hounsfield units of air); the {role} must be an MR volume")
     columns, rows, slices = image.GetSize()
     if min(columns, rows) < MIN_IN_PLANE or slices < MIN_SLICES:
         raise InputError(f"{name} has {columns}×{rows} pixels in {slices} slices: too small to be a breast MRI "

@@ -45,7 +45,7 @@ def _dicom_mammogram(path: Path) -> tuple[np.ndarray, tuple[float, float], dict]
                          "image; copy or export it again")
     if modality not in MAMMOGRAPHY_MODALITIES:
         kind = f"a {modality} DICOM image" if modality else "a DICOM image without a modality"
-        raise InputError(f"{path.name} is {kind}; MammoRadiomics needs a mammogram (Modality MG)")
+        raise InputError(f"{path.name} is {kind}; the mammography module needs a mammogram (Modality MG)")
     if header.image is None:
         raise InputError(f"{path.name} holds no image data (the file is truncated or damaged)")
     check_dicom(header, MAMMOGRAM)

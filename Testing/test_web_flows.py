@@ -81,8 +81,11 @@ def test_bone_scan_flow_segments_in_the_worker_and_edits_change_bstbi(slicer_app
     segmentation = flow.segmentation.GetSegmentation()
     segment_id = next(segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())
                       if segmentation.GetNthSegment(i).GetName() == "Bone metastasis")
+    assert not flow.result_is_stale
     segmentation.RemoveSegment(segment_id)
+    assert flow.result_is_stale  # the BSTBI shown is not the edited segmentation's
     after = _run(flow.compute(lambda *_: None))
+    assert not flow.result_is_stale
     assert after.headline == "BSTBI 0.000"
     assert ["Reader edited", "yes"] in after.rows
     assert after.table_node is before.table_node  # the table is updated, not duplicated
@@ -102,6 +105,46 @@ def test_mammo_flow_point_prompt_and_rad_score(slicer_app, cases, tmp_path):
     score = float(result.headline.split()[1])
     assert 0 <= score <= 1
     assert ["ROI", "AI"] in result.rows  # the copy is untouched
+    assert not flow.result_is_stale
+
+    # The reader empties the ROI and computes: refused, and the previous Rad-score is marked as not current.
+    _empty_segmentation(flow)
+    assert flow.result_is_stale
+    with pytest.raises(InputError, match="The ROI is empty"):
+        _run(flow.compute(lambda *_: None))
+    assert flow.result is result and flow.result_is_stale
+
+
+def _empty_segmentation(flow) -> None:
+    """Erase every voxel of the reader's segmentation, as the eraser does."""
+    import slicer
+
+    segmentation = flow.segmentation.GetSegmentation()
+    representation = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
+    for index in range(segmentation.GetNumberOfSegments()):
+        labelmap = segmentation.GetNthSegment(index).GetRepresentation(representation)
+        labelmap.GetPointData().GetScalars().Fill(0)
+        labelmap.Modified()
+
+
+def test_mammo_result_warnings_are_the_results_warnings(slicer_app, cases, tmp_path):
+    flow = MammoFlow(slicer_app.scene)
+    files = cases["MammoRadiomics"][0].write(tmp_path)
+    flow.kind, flow.pixel_mm = files.kind, 0.1  # not the 0.2 mm the classifier was trained on
+    flow.load("mammogram", files.volumes["mammogram"])
+    flow.set_point_lps(tuple(v / 2 for v in files.point_lps))
+    _run(flow.segment(lambda *_: None))
+    result = _run(flow.compute(lambda *_: None))
+    assert any("trained on 0.2 mm pixels" in text for text in result.warnings)
+    assert result.warnings == [row[1] for row in result.rows if row[0] == "Warning"]
+
+
+def test_result_warnings_come_from_the_table_rows():
+    from smartimaging.web.flows import Result
+
+    result = Result("LVI probability 0.5", ["Sequence", "Model"], [["fused", "mean"], ["warning", "VOI covers 100%"],
+                                                                   ["Warning", "grids differ"]], None, ["grids differ"])
+    assert result.warnings == ["grids differ", "VOI covers 100%"]
 
 
 @pytest.mark.parametrize("module", ["BreastLVI", "DCESynthesis"])
@@ -118,6 +161,12 @@ def test_mri_flows_end_to_end(slicer_app, cases, tmp_path, module):
         assert 0 <= float(fused[2]) <= 1
         heat_map = volume_node_to_sitk(flow.heat_map)
         assert heat_map.GetSize() == volume_node_to_sitk(flow.primary).GetSize()
+        assert not flow.result_is_stale
+        _empty_segmentation(flow)
+        with pytest.raises(InputError, match="empty"):
+            _run(flow.compute(lambda *_: None))
+        assert flow.result is result and flow.result_is_stale
+        assert flow.heat_map is not None  # the kept result's heat map stays with it
     else:
         with pytest.raises(InputError, match="no segmentation step"):
             _run(flow.segment(lambda *_: None))

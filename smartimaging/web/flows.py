@@ -8,6 +8,7 @@ blocking the web server; progress goes to a callback `progress(fraction, message
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +29,22 @@ from ..worker import WorkerProcess
 
 @dataclass
 class Result:
-    """What the page shows after compute: a headline and the result table node's rows."""
+    """What the page shows after compute: a headline, the result table node's rows and every warning that came with
+    the result (given, and the table's "warning" rows); `fingerprint`: the segmentation it was computed from."""
     headline: str
     columns: list[str]
     rows: list[list[str]]
     table_node: object = None
     warnings: list[str] = field(default_factory=list)
+    fingerprint: str | None = None
+
+    def __post_init__(self) -> None:
+        self.warnings = list(dict.fromkeys([*self.warnings, *(row[1] for row in self.rows if is_warning_row(row))]))
+
+
+def is_warning_row(row: list[str]) -> bool:
+    """A result table row that carries a warning ("Warning" | text, or LVI's "warning" | text | ...)."""
+    return len(row) > 1 and str(row[0]).strip().lower() == "warning"
 
 
 def table_rows(table_node) -> tuple[list[str], list[list[str]]]:
@@ -124,6 +135,33 @@ class Flow:
         if missing:
             raise InputError(f"Load the {' and '.join(missing)} image first")
 
+    def segmentation_fingerprint(self) -> str | None:
+        """A digest of the reader's segmentation (segments, names, label values, extents, voxels): it changes with
+        every edit, so a result computed from another segmentation is told apart."""
+        if self.segmentation is None:
+            return None
+        segmentation = self.segmentation.GetSegmentation()
+        representation = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
+        digest = hashlib.blake2b(digest_size=16)
+        for index in range(segmentation.GetNumberOfSegments()):
+            segment = segmentation.GetNthSegment(index)
+            digest.update(f"{segmentation.GetNthSegmentID(index)}|{segment.GetName()}|{segment.GetLabelValue()}|"
+                          .encode())
+            labelmap = segment.GetRepresentation(representation)
+            scalars = labelmap.GetPointData().GetScalars() if labelmap is not None else None
+            if scalars is not None:
+                digest.update(repr(labelmap.GetExtent()).encode())
+                digest.update(np.packbits(vtk_to_numpy(scalars) == segment.GetLabelValue()).tobytes())
+            digest.update(b"\0")
+        return digest.hexdigest()
+
+    @property
+    def result_is_stale(self) -> bool:
+        """Whether the result was computed from another segmentation than the current one (the reader edited it
+        since, or a later compute was refused after an edit): the page must not show it as current."""
+        return (self.result is not None and self.needs_segment
+                and self.result.fingerprint != self.segmentation_fingerprint())
+
     def segment_summary(self) -> str:
         """Size of each segment of the reader's (edited) segmentation, e.g. "Bone metastasis: 812 pixels"."""
         if self.segmentation is None:
@@ -176,6 +214,15 @@ class Flow:
         raise InputError(f"{self.module} has no segmentation step")
 
     async def compute(self, progress) -> Result:
+        """Compute the result from the current segmentation; a refused compute (InputError) keeps the previous
+        result, which `result_is_stale` then tells apart from the current segmentation."""
+        fingerprint = self.segmentation_fingerprint()  # what the result is computed from (edits may come meanwhile)
+        result = await self._compute(progress)
+        result.fingerprint = fingerprint
+        self.result = result
+        return result
+
+    async def _compute(self, progress) -> Result:
         raise NotImplementedError  # every module's flow defines its compute step
 
 
@@ -207,7 +254,7 @@ class BoneScanFlow(Flow):
             (ai_node,) = bonescan_scene.import_worker_result(self.scene, [self.primary], event)
         self._keep_segmentation(ai_node)
 
-    async def compute(self, progress) -> Result:
+    async def _compute(self, progress) -> Result:
         from ..bonescan import scene as bonescan_scene
 
         if self.segmentation is None:
@@ -252,7 +299,7 @@ class MammoFlow(Flow):
         ai_node = mammo_scene.segment(self.scene, self.primary, self.kind, self._segmenters[self.kind], point=point)
         self._keep_segmentation(ai_node)
 
-    async def compute(self, progress) -> Result:
+    async def _compute(self, progress) -> Result:
         from ..mammo import scene as mammo_scene
 
         if self.segmentation is None:
@@ -289,19 +336,18 @@ class LVIFlow(Flow):
         self.scene.RemoveNode(edited)  # the flow makes its own editable copy
         self._keep_segmentation(ai_node)
 
-    async def compute(self, progress) -> Result:
+    async def _compute(self, progress) -> Result:
         from ..lvi import scene as lvi_scene
 
         if self.segmentation is None:
             raise InputError("Press Segment first (or draw the lesion VOI): the networks look at the lesion box")
-        for node in self.extra_nodes.values():
-            self.scene.RemoveNode(node)
-        self.extra_nodes = {}
         with tempfile.TemporaryDirectory(prefix="smartimaging-web-") as folder:
             arguments = lvi_scene.write_inputs_for_worker(self.scene, self.volumes, self.segmentation, Path(folder))
             event = await self.run_worker("lvi-predict", arguments, progress)
             nodes = lvi_scene.import_worker_result(self.scene, self.volumes, event, self.segmentation,
                                                    self.result.table_node if self.result else None)
+        for node in self.extra_nodes.values():  # the previous result's heat maps stay until this one succeeds
+            self.scene.RemoveNode(node)
         self.extra_nodes = {f"Grad-CAM {model_id}": node for model_id, node in nodes["heat_maps"].items()}
         columns, rows = table_rows(nodes["table"])
         fused = next(row for row in rows if row[0] == "fused")
@@ -320,7 +366,7 @@ class DCEFlow(Flow):
     roles = ("T1", "DCE")
     needs_segment = False
 
-    async def compute(self, progress) -> Result:
+    async def _compute(self, progress) -> Result:
         from ..dce import scene as dce_scene
 
         self.require("T1")
@@ -329,6 +375,7 @@ class DCEFlow(Flow):
         self.extra_nodes = {}
         if self.result is not None and self.result.table_node is not None:
             self.scene.RemoveNode(self.result.table_node)
+        self.result = None  # its volumes are gone: a refused or cancelled synthesis leaves no result behind
         with tempfile.TemporaryDirectory(prefix="smartimaging-web-") as folder:
             arguments = dce_scene.write_inputs_for_worker(self.primary, self.volumes.get("DCE"), Path(folder))
             event = await self.run_worker("dce-synthesize", arguments, progress)

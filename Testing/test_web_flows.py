@@ -289,10 +289,13 @@ def test_an_upload_is_written_to_disk_chunk_by_chunk(tmp_path):
     ([{"name": "a.dcm", "size": True}], "a.dcm has no valid size"),
     ([{"name": "a.dcm"}], "a.dcm has no valid size"),
     ([{"name": "scan.dcm", "size": int(1.2 * 1024 * MB)}],
-     "^scan.dcm is 1.2 GB; the station accepts files up to 512 MB$"),
+     r"^scan.dcm is 1.2 GB; the station accepts files up to 512 MB\. Export a smaller file, or start the station "
+     r"with a larger SMARTIMAGING_UPLOAD_MAX_FILE_MB\.$"),
     ([{"name": f"{i}.dcm", "size": 300 * MB} for i in range(4)],
-     "^The 4 files are 1.2 GB together; the station accepts up to 1 GB per upload$"),
-    ([{"name": f"{i}.dcm", "size": 1} for i in range(10_001)], "10001 files in one upload"),
+     r"^The 4 files are 1.2 GB together; the station accepts up to 1 GB per upload\. Upload one series \(or one "
+     r"file\) at a time, or start the station with a larger SMARTIMAGING_UPLOAD_MAX_TOTAL_MB\.$"),
+    ([{"name": f"{i}.dcm", "size": 1} for i in range(10_001)],
+     r"10001 files in one upload; the station accepts up to 10000\. Upload the files of one series"),
 ])
 def test_an_upload_is_refused_before_any_file_is_written(tmp_path, manifest, message):
     with pytest.raises(InputError, match=message):

@@ -338,7 +338,8 @@ def test_an_over_limit_upload_is_refused_before_any_content_is_sent(page, tmp_pa
     with big.open("wb") as file:
         file.truncate(5 * MB)
     _upload(page, big)
-    assert _error(page) == "scan.dcm is 5 MB; the station accepts files up to 3 MB"
+    assert _error(page) == ("scan.dcm is 5 MB; the station accepts files up to 3 MB. Export a smaller file, or start "
+                            "the station with a larger SMARTIMAGING_UPLOAD_MAX_FILE_MB.")
     assert page.inner_text("#si-case") == case  # the scene is unchanged
     assert _uploaded(station_tmp) == uploads  # nothing written
 
@@ -347,7 +348,9 @@ def test_an_over_limit_upload_is_refused_before_any_content_is_sent(page, tmp_pa
         with half.open("wb") as file:
             file.truncate(5 * MB // 2)
     _upload(page, *halves)
-    assert _error(page) == "The 2 files are 5 MB together; the station accepts up to 4 MB per upload"
+    assert _error(page) == ("The 2 files are 5 MB together; the station accepts up to 4 MB per upload. Upload one "
+                            "series (or one file) at a time, or start the station with a larger "
+                            "SMARTIMAGING_UPLOAD_MAX_TOTAL_MB.")
     assert page.inner_text("#si-case") == case
     assert _uploaded(station_tmp) == uploads
     assert page.get_by_role("button", name="Load sample").is_enabled()

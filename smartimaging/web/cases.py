@@ -219,7 +219,8 @@ class Upload:
         if not isinstance(manifest, list) or not manifest:
             raise InputError("No file was received")
         if len(manifest) > MAX_UPLOAD_FILES:
-            raise InputError(f"{len(manifest)} files in one upload; the station accepts up to {MAX_UPLOAD_FILES}")
+            raise InputError(f"{len(manifest)} files in one upload; the station accepts up to {MAX_UPLOAD_FILES}. "
+                             "Upload the files of one series (one folder) at a time.")
         self.names, self.sizes = [], []
         for entry in manifest:
             name, size = (entry.get("name"), entry.get("size")) if isinstance(entry, dict) else (None, None)
@@ -232,12 +233,15 @@ class Upload:
                 raise InputError(f"{name} has no valid size")
             if size > limits.file_bytes:
                 raise InputError(f"{name} is {format_size(size)}; the station accepts files up to "
-                                 f"{format_size(limits.file_bytes)}")
+                                 f"{format_size(limits.file_bytes)}. Export a smaller file, or start the station "
+                                 "with a larger SMARTIMAGING_UPLOAD_MAX_FILE_MB.")
             self.names.append(name)
             self.sizes.append(size)
         if sum(self.sizes) > limits.total_bytes:
             raise InputError(f"The {len(self.sizes)} files are {format_size(sum(self.sizes))} together; the station "
-                             f"accepts up to {format_size(limits.total_bytes)} per upload")
+                             f"accepts up to {format_size(limits.total_bytes)} per upload. Upload one series (or "
+                             "one file) at a time, or start the station with a larger "
+                             "SMARTIMAGING_UPLOAD_MAX_TOTAL_MB.")
         self.folder = Path(tempfile.mkdtemp(prefix="upload-", dir=parent))
         self.paths = [self.folder / name for name in self.names]
         for path in self.paths:

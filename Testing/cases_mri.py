@@ -101,7 +101,7 @@ CASES = [
     BadInput(LVI, "`--models` naming the lesion segmenter",
              lambda f: _lvi_predict(f, extra=["--models", "lvi-lesion-unet-demo"]), "is not a BreastLVI classifier"),
     BadInput(LVI, "`--fusion` card that is not JSON", lambda f: _lvi_fusion(f, "age * 0.3"),
-             "is not a BreastLVI fusion card"),
+             "Fusion card fusion.json is not valid JSON"),
     BadInput(LVI, "`--fusion` card without coefficients",
              lambda f: _lvi_fusion(f, '{"task": "lvi-fusion", "fusion": {"inputs": ["age"]}}'),
              "fusion.json is damaged"),

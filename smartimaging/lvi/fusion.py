@@ -8,7 +8,6 @@ not tuned on predictions the regression has seen.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from .. import __version__
 from ..errors import InputError, ModelError
 from ..evaluation import auc_with_ci, binary_metrics, youden_cutoff
 from ..io import atomic_output_dir, write_json
-from ..models.registry import MAX_CARD_BYTES
+from ..models.registry import MAX_CARD_BYTES, read_json_limited
 from .cohort import case_inputs, check_both_classes
 from .predict import _settings, load_lvi_model
 from .train import case_probabilities
@@ -93,15 +92,7 @@ def apply_fusion(fusion: dict, X: np.ndarray) -> np.ndarray:
 
 def read_fusion(path: str | os.PathLike) -> dict:
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"Fusion card not found: {path}")
-    if path.stat().st_size > MAX_CARD_BYTES:
-        raise ModelError(f"{path.name} is {path.stat().st_size / 2**20:.1f} MB; a fusion card is a few kB. Refusing "
-                         "to read it.")
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path.name} is not a BreastLVI fusion card (not a JSON file)") from exc
+    card = read_json_limited(path, MAX_CARD_BYTES, "Fusion card")
     if not isinstance(card, dict) or card.get("task") != "lvi-fusion":
         raise ModelError(f"{path.name} is not a BreastLVI fusion card")
     fusion = card.get("fusion")

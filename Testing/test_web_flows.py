@@ -222,10 +222,15 @@ def test_cancel_stops_the_worker_and_adds_nothing(slicer_app, cases, tmp_path):
     assert slicer_app.scene.GetNumberOfNodes() == nodes_before
 
 
-def test_station_links_the_dce_views_and_keeps_the_mip_apart():
+@pytest.fixture(scope="module")
+def station():
+    """The station's page state and callbacks, without a browser (one per test module: it holds trame's server)."""
     from smartimaging.web.app import ReadingStation
 
-    station = ReadingStation()
+    return ReadingStation()
+
+
+def test_station_links_the_dce_views_and_keeps_the_mip_apart(station):
     station.state.si_module = "DCESynthesis"
     station._on_module_changed("DCESynthesis")
 
@@ -323,3 +328,38 @@ def test_an_incomplete_upload_is_refused(tmp_path):
     upload.write(0, 0, b"x" * 4)
     with pytest.raises(InputError, match=r"a.dcm arrived incomplete \(4 bytes of 10 bytes\)"):
         upload.finish()
+
+
+def test_station_keeps_a_refused_computes_old_result_stale_and_errors_per_module(station):
+    state, module = station.state, "MammoRadiomics"
+    state.si_module = module
+    station._on_module_changed(module)
+
+    async def step(*steps):
+        for one in steps:
+            await station._run(one)
+
+    _run(step(station._load_sample, station._segment, station._compute))
+    headline = state.si_headline[module]
+    assert headline.startswith("Rad-score") and not state.si_stale[module] and not state.si_errors[module]
+    assert not any(row[0] == "Warning" for row in state.si_rows[module])  # warnings go above the headline
+
+    _empty_segmentation(station.flow)  # the reader erases the ROI and computes
+    _run(step(station._compute))
+    assert state.si_errors[module] == "The ROI is empty; draw it around the lesion"
+    assert state.si_headline[module] == headline and state.si_stale[module]  # the old Rad-score, marked stale
+    assert state.si_errors["BoneScanBSTBI"] == ""  # shown in its own module only
+
+    state.si_module = "BoneScanBSTBI"
+    station._on_module_changed("BoneScanBSTBI")
+    station._on_upload_begin([{"name": "big.dcm", "size": 10**12}])
+    assert state.si_errors["BoneScanBSTBI"].startswith("big.dcm is 931 GB")
+    assert state.si_errors[module] == "The ROI is empty; draw it around the lesion"
+    key = state.si_upload_key
+    station._on_upload_begin([{"name": "big.dcm", "size": 10**12}])
+    assert state.si_upload_key > key  # the refused file's name leaves the file input
+
+    state.si_module = module
+    station._on_module_changed(module)
+    _run(step(station._load_sample))  # another case: its error and its result are gone
+    assert state.si_errors[module] == "" and state.si_headline[module] == "" and not state.si_stale[module]

@@ -94,6 +94,35 @@ def _error(page) -> str:
     return page.inner_text("#si-error") if page.locator("#si-error").count() else ""
 
 
+def _upload_field(page) -> str:
+    """What the file input shows (the chosen files' names), and how many files it holds."""
+    shown = page.locator(".v-file-input .v-field__input").inner_text().strip()
+    count = page.evaluate("document.querySelector('input[type=file]').files.length")
+    return f"{shown} ({count} files)"
+
+
+def _words_split_or_cells_clipped(page) -> list[str]:
+    """Result table cells with a word broken over two lines, or text cut off (wider than the cell, no tooltip)."""
+    return page.evaluate("""() => {
+        const bad = [];
+        for (const cell of document.querySelectorAll('#si-result-table td, #si-result-table th')) {
+            const text = cell.firstChild;
+            if (cell.scrollWidth > cell.clientWidth + 1 && cell.title !== cell.innerText) bad.push(cell.innerText);
+            if (!text || text.nodeType !== Node.TEXT_NODE) continue;
+            const re = /\\S+/g;
+            let match;
+            while ((match = re.exec(text.data))) {
+                const range = document.createRange();
+                range.setStart(text, match.index);
+                range.setEnd(text, match.index + match[0].length);
+                const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+                if (tops.size > 1) bad.push(match[0]);
+            }
+        }
+        return bad;
+    }""")
+
+
 def _uploaded(station_tmp: Path, name: str = "*") -> list[Path]:
     """Files named `name` in the station's upload folders."""
     return sorted(station_tmp.glob(f"smartimaging-station-*/upload-*/{name}"))
@@ -201,6 +230,8 @@ def test_breast_lvi_flow_with_an_erase_edit(page, screenshots):
     assert set(rows) >= {"DCE", "T2", "fused"}
     fused = float(rows["fused"][1])
     assert 0 <= fused <= 1
+    assert rows["fused"][0] == "mean of the models' probabilities"
+    assert _words_split_or_cells_clipped(page) == []  # "LVI positive", not "LVI positi / ve"
     assert page.inner_text("#si-headline").startswith(f"LVI probability {fused:.3f}")
     _screenshot(page, screenshots / "web-lvi.png")
 
@@ -273,6 +304,30 @@ def test_upload_a_mammogram_place_a_point_and_segment(page, tmp_path, station_tm
     assert segment_counts(page)["Breast mass"] > 50
 
 
+def test_result_warnings_are_shown_above_the_headline(page, tmp_path):
+    from PIL import Image
+
+    from smartimaging.phantoms.mammo import make_mammo_phantom
+
+    open_module(page, "Mammography Rad-score")
+    path = tmp_path / "fine_pixels.png"
+    Image.fromarray(make_mammo_phantom(920_012, "mass", 1).image.round().astype(np.uint16)).save(path)
+    page.get_by_label("Pixel size mm (PNG/PGM)").fill("0.1")  # not the 0.2 mm the classifier was trained on
+    _upload(page, path)
+    assert "fine_pixels.png" in page.inner_text("#si-case") and _upload_field(page) == " (0 files)"
+    click_and_wait_idle(page, "Segment")
+    click_and_wait_idle(page, "Compute Rad-score")
+    warnings = page.locator("#si-warnings")
+    assert warnings.is_visible()
+    text = warnings.inner_text()
+    assert "trained on 0.2 mm pixels but this image has 0.1 mm" in text
+    box, headline = warnings.bounding_box(), page.locator("#si-headline").bounding_box()
+    assert box["y"] + box["height"] <= headline["y"] + 1  # directly above the score
+    assert box["y"] + box["height"] <= VIEWPORT["height"]  # seen without scrolling
+    assert "Warning" not in table(page)  # not a row buried in the table
+    page.get_by_label("Pixel size mm (PNG/PGM)").fill("")
+
+
 def test_upload_a_dicom_series_and_a_nifti_volume_to_dce_synthesis(page, tmp_path, station_tmp):
     import SimpleITK as sitk
     from dicom_series import write_dicom_series
@@ -338,6 +393,7 @@ def test_an_over_limit_upload_is_refused_before_any_content_is_sent(page, tmp_pa
     with big.open("wb") as file:
         file.truncate(5 * MB)
     _upload(page, big)
+    assert _upload_field(page) == " (0 files)"  # no name left that reads as "scan.dcm is loaded"
     assert _error(page) == ("scan.dcm is 5 MB; the station accepts files up to 3 MB. Export a smaller file, or start "
                             "the station with a larger SMARTIMAGING_UPLOAD_MAX_FILE_MB.")
     assert page.inner_text("#si-case") == case  # the scene is unchanged
@@ -364,11 +420,15 @@ def test_files_that_are_not_one_image_are_refused_in_the_readers_words(page, tmp
     open_module(page, "Mammography Rad-score")
     _upload(page, tmp_path / "a.png", tmp_path / "b.png")
     assert _error(page) == "Mammography Rad-score reads one image file; 2 files were uploaded"
+    assert "a.png" not in _upload_field(page)
     open_module(page, "Synthetic DCE")
+    assert _error(page) == ""  # one module's refusal is not shown in another
     _upload(page, tmp_path / "a.png", tmp_path / "b.png")  # the same files again: sent again
     assert _error(page) == "The upload (2 files) holds no readable DICOM series"
     assert str(station_tmp) not in page.inner_text("body")
     assert not _uploaded(station_tmp, "a.png")
+    load_sample(page)  # another case: the refusal is over
+    assert _error(page) == ""
 
 
 def test_an_upload_can_be_cancelled(page, station_tmp):

@@ -35,7 +35,7 @@ from trame_slicer.views import Layout, LayoutDirection, SliceLayer, ViewLayoutDe
 from .. import __version__
 from ..errors import CancelledError, InputError, SmartImagingError
 from .cases import UPLOAD_CHUNK_BYTES, Upload, UploadLimits, format_size, sample_cases
-from .flows import FLOWS, DCEFlow, LVIFlow, MammoFlow
+from .flows import FLOWS, DCEFlow, LVIFlow, MammoFlow, is_warning_row
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +121,7 @@ class ReadingStation(TrameApp):
         self._upload: Upload | None = None  # the upload being received
         self._upload_ids = itertools.count(1)
         self._upload_id = 0
+        self._upload_module = "BoneScanBSTBI"  # the module the upload being received is for
         self._case_uploads: dict[str, dict[str, Path]] = {m: {} for m in FLOWS}  # module -> role -> upload folder
         self._observed: set[str] = set()
         self._init_state()
@@ -155,12 +156,14 @@ class ReadingStation(TrameApp):
         state.si_cancellable = False
         state.si_progress = 0
         state.si_message = ""
-        state.si_error = ""
+        state.si_errors = {m: "" for m in FLOWS}  # each module's last refusal, shown in that module only
+        state.si_upload_key = 0  # a new value empties the file input (it re-renders)
         state.si_case = {m: "" for m in FLOWS}
         state.si_has_segmentation = {m: False for m in FLOWS}
         state.si_segments = {m: "" for m in FLOWS}
         state.si_stale = {m: False for m in FLOWS}
         state.si_headline = {m: "" for m in FLOWS}
+        state.si_warnings = {m: [] for m in FLOWS}
         state.si_columns = {m: [] for m in FLOWS}
         state.si_rows = {m: [] for m in FLOWS}
         state.si_notes = {m: [] for m in FLOWS}
@@ -211,7 +214,7 @@ class ReadingStation(TrameApp):
         v3.VFileInput(
             label="Upload image file(s): one file, or all files of one DICOM series",
             multiple=True, density="compact", hide_details=True, classes="mt-2", disabled=("si_busy",),
-            id="si-upload", change="window.smartimagingUpload($event.target)")
+            id="si-upload", change="window.smartimagingUpload($event.target)", key=("si_upload_key",))
         with html.Div(v_if=("si_module === 'MammoRadiomics'",), classes="d-flex mt-2"):
             v3.VSelect(v_model=("si_kind",), items=(["mass", "calcification"],), label="Lesion kind",
                        density="compact", hide_details=True, disabled=("si_busy",))
@@ -241,25 +244,35 @@ class ReadingStation(TrameApp):
                            color="primary", indeterminate=("si_progress === 0",))
         html.Div("{{ si_message }}", v_if=("si_busy",), classes="text-caption", id="si-progress")
         html.Span("{{ si_steps_done }}", id="si-steps-done", style="display: none;")
-        v3.VAlert(v_if=("si_error",), text=("si_error",), type="error", density="compact", classes="mt-2",
+        v3.VAlert(v_if=("si_errors[si_module]",), text=("si_errors[si_module]",), type="error", density="compact",
+                  classes="mt-2",
                   id="si-error")
 
     def _result_panel(self) -> None:
         html.Div("{{ si_segments[si_module] }}", v_if=("si_segments[si_module]",), classes="text-body-2 mt-2",
                  id="si-segments")
         html.Div("3. Result", classes="text-subtitle-1 mt-4 mb-1")
-        html.Div("{{ si_headline[si_module] }}", classes="text-h6", id="si-headline")
+        v3.VAlert(v_if=("si_stale[si_module]",), text="The segmentation was edited after this result: compute again.",
+                  type="warning", variant="tonal", density="compact", classes="mb-2", id="si-stale")
+        with v3.VAlert(v_if=("si_warnings[si_module].length",), type="warning", density="compact", classes="mb-2",
+                       id="si-warnings", title="Warning about this result"):
+            html.Div("{{ warning }}", v_for=("warning in si_warnings[si_module]",), classes="text-body-2 mt-1")
+        html.Div("{{ si_headline[si_module] }}", classes=("si_stale[si_module] ? 'text-h6 text-disabled "
+                                                          "text-decoration-line-through' : 'text-h6'",),
+                 id="si-headline")
         html.Div("Views: T1 | synthetic DCE (top), real DCE | synthetic subtraction MIP (bottom); the first three "
                  "scroll, zoom and pan together.",
                  v_if=("si_module === 'DCESynthesis' && si_headline[si_module]",), classes="text-caption")
-        html.Div("The segmentation was edited after this result: compute again.", v_if=("si_stale[si_module]",),
-                 classes="text-caption text-warning", id="si-stale")
         with v3.VTable(density="compact", v_if=("si_rows[si_module].length",), id="si-result-table",
-                       height="360px", fixed_header=True):
+                       height="360px", fixed_header=True, classes=("si_stale[si_module] ? 'text-disabled' : ''",)):
             with html.Thead(), html.Tr():
-                html.Th("{{ column }}", v_for=("column in si_columns[si_module]",))
+                html.Th("{{ column }}", v_for=("column in si_columns[si_module]",), style="white-space: nowrap;")
             with html.Tbody(), html.Tr(v_for=("row in si_rows[si_module]",)):
-                html.Td("{{ cell }}", v_for=("cell in row",), style="word-break: break-word; font-size: 13px;")
+                # Words never break inside; short cells stay on one line, long ones wrap at spaces; the full text is
+                # also the cell's tooltip (the table scrolls sideways when its columns need more than the panel).
+                html.Td("{{ cell }}", v_for=("cell in row",), title=("cell",),
+                        style=("'font-size: 13px; word-break: normal; overflow-wrap: normal; white-space: ' + "
+                               "(String(cell).length > 28 ? 'normal; min-width: 12em' : 'nowrap')",))
 
     # ---- callbacks ----------------------------------------------------------------------------------------------
 
@@ -295,7 +308,6 @@ class ReadingStation(TrameApp):
             self.state.si_placing = False
 
     def _on_module_changed(self, si_module, **_kwargs) -> None:
-        self.state.si_error = ""
         self.state.si_sample = self.cases[si_module][0].name
         self.state.si_role = FLOWS[si_module].roles[0]
         self._show(self.flows[si_module], fit=True)
@@ -313,21 +325,27 @@ class ReadingStation(TrameApp):
 
     def _on_upload_begin(self, manifest) -> int | None:
         """Check the declared names and sizes; the id the page sends its chunks with, or None when refused."""
+        module = self.state.si_module
         if self.state.si_busy and self._upload is None:
-            self.state.si_error = "Wait until the running step is over, then upload again"
+            self._set_error(module, "Wait until the running step is over, then upload again")
+            self._clear_upload_field()
             return None
         self._drop_upload()  # an unfinished upload (a closed or reloaded tab) gives way
         try:
             self._upload = Upload(Path(self._scratch.name), manifest, self.upload_limits)
         except InputError as exc:
-            self.state.si_error = str(exc)
+            self._set_error(module, str(exc))
+            self._clear_upload_field()
             return None
         except OSError as exc:
-            self.state.si_error = f"The upload could not be saved: {exc}"
+            self._set_error(module, f"The upload could not be saved: {exc}")
+            self._clear_upload_field()
             return None
+        self._upload_module = module
         self._upload_id = next(self._upload_ids)
         self.state.si_busy = self.state.si_cancellable = True
-        self.state.si_progress, self.state.si_error = 0, ""
+        self.state.si_progress = 0
+        self._set_error(module, "")
         self.state.si_message = f"uploading {len(self._upload.paths)} file(s), {format_size(sum(self._upload.sizes))}"
         asyncio.get_running_loop().call_later(UPLOAD_STALL_S, self._check_upload_stalled, self._upload_id)
         return self._upload_id
@@ -357,8 +375,11 @@ class ReadingStation(TrameApp):
             paths = upload.finish()
         except InputError as exc:
             upload.discard()
-            self.state.si_busy, self.state.si_error = False, str(exc)
+            self.state.si_busy = False
+            self._set_error(self._upload_module, str(exc))
+            self._clear_upload_field()
             return
+        self._clear_upload_field()  # the case line tells what was loaded, the error what was refused
         create_task(self._run(lambda progress: self._load_upload(upload.folder, paths, progress)))
 
     def _check_upload_stalled(self, upload_id: int) -> None:
@@ -379,8 +400,18 @@ class ReadingStation(TrameApp):
         self._upload.discard()
         self._upload = None
         self.state.si_busy = self.state.si_cancellable = False
-        if message:
-            self.state.si_error = message
+        if message:  # stopped (not replaced by a newer upload, whose files the field now shows)
+            self._clear_upload_field()
+            self._set_error(self._upload_module, message)
+
+    def _clear_upload_field(self) -> None:
+        """Empty the page's file input (re-rendered): a refused or loaded upload leaves no file name in it that
+        would read as "this file is loaded"."""
+        self.state.si_upload_key += 1
+
+    def _set_error(self, module: str, message: str) -> None:
+        """Show `message` (or nothing) as the error of `module`, in that module's panel only."""
+        self.state.si_errors = {**self.state.si_errors, module: message}
 
     def _release_uploads(self, module: str, role: str) -> None:
         """Delete the uploaded files of the images that left the module's case after `role` was loaded: all of them
@@ -394,7 +425,8 @@ class ReadingStation(TrameApp):
         flow = self.flow
         with self.state:
             self.state.si_busy, self.state.si_progress = True, 0
-            self.state.si_message, self.state.si_error = "working", ""
+            self.state.si_message = "working"
+            self._set_error(flow.module, "")  # a new attempt: the module's previous refusal is over
 
         def progress(fraction: float, message: str) -> None:
             with self.state:
@@ -406,11 +438,11 @@ class ReadingStation(TrameApp):
             await step(progress)
         except (SmartImagingError, CancelledError) as exc:
             with self.state:
-                self.state.si_error = str(exc)
+                self._set_error(flow.module, str(exc))
         except Exception as exc:  # an unexpected failure must reach the reader, not only the log
             logger.exception("step failed")
             with self.state:
-                self.state.si_error = f"Unexpected error ({type(exc).__name__}): {exc}"
+                self._set_error(flow.module, f"Unexpected error ({type(exc).__name__}): {exc}")
         finally:
             with self.state:
                 self.state.si_busy = self.state.si_cancellable = False
@@ -520,11 +552,13 @@ class ReadingStation(TrameApp):
         state = self.state
         state.si_has_segmentation = {**state.si_has_segmentation, module: flow.segmentation is not None}
         state.si_segments = {**state.si_segments, module: flow.segment_summary()}
-        state.si_stale = {**state.si_stale, module: False}
+        state.si_stale = {**state.si_stale, module: flow.result_is_stale}
         result = flow.result
         state.si_headline = {**state.si_headline, module: result.headline if result else ""}
+        state.si_warnings = {**state.si_warnings, module: list(result.warnings) if result else []}
         state.si_columns = {**state.si_columns, module: result.columns if result else []}
-        state.si_rows = {**state.si_rows, module: result.rows if result else []}
+        state.si_rows = {**state.si_rows, module: [row for row in result.rows if not is_warning_row(row)]
+                         if result else []}  # the warnings are shown above the headline
         state.si_editor_visible = flow.segmentation is not None
 
     def _show(self, flow, fit: bool = False) -> None:
@@ -581,10 +615,11 @@ class ReadingStation(TrameApp):
         def update(*_args) -> None:
             with self.state:
                 self.state.si_segments = {**self.state.si_segments, flow.module: flow.segment_summary()}
-                if flow.result is not None:
-                    self.state.si_stale = {**self.state.si_stale, flow.module: True}
+                self.state.si_stale = {**self.state.si_stale, flow.module: flow.result_is_stale}
 
-        segmentation.AddObserver(slicer.vtkSegmentation.SourceRepresentationModified, update)
+        for event in (slicer.vtkSegmentation.SourceRepresentationModified, slicer.vtkSegmentation.SegmentAdded,
+                      slicer.vtkSegmentation.SegmentRemoved):
+            segmentation.AddObserver(event, update)
 
     def _link_views(self, linked: bool) -> None:
         """Scrolling, zooming or panning one of the T1 / synthetic / real DCE views moves the other two (Slicer's

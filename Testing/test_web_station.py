@@ -106,17 +106,18 @@ def _words_split_or_cells_clipped(page) -> list[str]:
     return page.evaluate("""() => {
         const bad = [];
         for (const cell of document.querySelectorAll('#si-result-table td, #si-result-table th')) {
-            const text = cell.firstChild;
             if (cell.scrollWidth > cell.clientWidth + 1 && cell.title !== cell.innerText) bad.push(cell.innerText);
-            if (!text || text.nodeType !== Node.TEXT_NODE) continue;
-            const re = /\\S+/g;
-            let match;
-            while ((match = re.exec(text.data))) {
-                const range = document.createRange();
-                range.setStart(text, match.index);
-                range.setEnd(text, match.index + match[0].length);
-                const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
-                if (tops.size > 1) bad.push(match[0]);
+            const texts = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+            for (let text = texts.nextNode(); text; text = texts.nextNode()) {
+                const re = /\\S+/g;
+                let match;
+                while ((match = re.exec(text.data))) {
+                    const range = document.createRange();
+                    range.setStart(text, match.index);
+                    range.setEnd(text, match.index + match[0].length);
+                    const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+                    if (tops.size > 1) bad.push(match[0]);
+                }
             }
         }
         return bad;

@@ -268,11 +268,12 @@ class ReadingStation(TrameApp):
             with html.Thead(), html.Tr():
                 html.Th("{{ column }}", v_for=("column in si_columns[si_module]",), style="white-space: nowrap;")
             with html.Tbody(), html.Tr(v_for=("row in si_rows[si_module]",)):
-                # Words never break inside; short cells stay on one line, long ones wrap at spaces; the full text is
-                # also the cell's tooltip (the table scrolls sideways when its columns need more than the panel).
-                html.Td("{{ cell }}", v_for=("cell in row",), title=("cell",),
-                        style=("'font-size: 13px; word-break: normal; overflow-wrap: normal; white-space: ' + "
-                               "(String(cell).length > 28 ? 'normal; min-width: 12em' : 'nowrap')",))
+                # A cell wraps at spaces only, never inside a word (nor at a word's hyphens: "lvi-dce-resnet10");
+                # the full text is also the cell's tooltip (the table scrolls sideways when it needs more room).
+                with html.Td(v_for=("cell in row",), title=("cell",), style="font-size: 13px;"):
+                    with html.Template(v_for=("(word, index) in String(cell).split(' ')",)):
+                        html.Span("{{ word }}", style="white-space: nowrap;")
+                        html.Span("{{ ' ' }}", v_if=("index < String(cell).split(' ').length - 1",))
 
     # ---- callbacks ----------------------------------------------------------------------------------------------
 

@@ -355,3 +355,27 @@ CASES += [
     BadInput("Wrong modality", "a CT volume (Hounsfield units) given as the T1 (`dce synthesize`)", _ct_as_t1,
              "looks like a CT, not an MR volume"),
 ]
+
+
+def _colour_mammogram(folder: Path) -> list[str]:
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.1.2", generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PhotometricInterpretation, ds.PlanarConfiguration = "MG", "RGB", 0
+    ds.Rows, ds.Columns, ds.SamplesPerPixel = 60, 40, 3
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = np.random.default_rng(0).integers(0, 255, (60, 40, 3)).astype(np.uint8).tobytes()
+    ds.save_as(str(folder / "mammogram.dcm"), enforce_file_format=True)
+    return ["mammo", "predict", str(folder / "mammogram.dcm"), "--kind", "mass", "--point", "20,30", "--out",
+            str(folder / "out")]
+
+
+CASES.append(BadInput("Wrong modality", "a colour (RGB) DICOM mammogram (`mammo predict`)", _colour_mammogram,
+                      "is a colour DICOM image; a mammogram is a greyscale image"))

@@ -57,6 +57,9 @@ def _dicom_mammogram(path: Path) -> tuple[np.ndarray, tuple[float, float], dict]
     except Exception as exc:  # pydicom raises many types for missing decoders or truncated pixel data
         raise InputError(f"The pixel data of {path.name} cannot be decoded ({exc.__class__.__name__}: {exc})") from exc
     if stored.ndim != 2:
+        if int(ds.get("SamplesPerPixel", 1)) > 1:
+            raise InputError(f"{path.name} is a colour DICOM image; a mammogram is a greyscale image: export the "
+                             "original (for processing or for presentation) greyscale mammogram")
         raise InputError(f"{path.name} has {stored.ndim}-dimensional pixel data; a mammogram is one 2D image")
     pixels = stored.astype(np.float32)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))

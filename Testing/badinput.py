@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-from collections.abc import Callable
+import resource
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,3 +57,14 @@ def snapshot(folder: Path) -> dict[str, str]:
 def message_lines(stderr: str) -> list[str]:
     """The user-facing lines ('error: ...' / 'warning: ...') of a run's stderr; progress bars left out."""
     return [line.strip() for line in stderr.splitlines() if line.startswith(("error:", "warning:"))]
+
+
+@contextmanager
+def file_size_limit(size: int) -> Iterator[None]:
+    """Writes past `size` bytes fail with EFBIG, as writes on a full disk fail with ENOSPC (Python ignores SIGXFSZ)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))

@@ -44,6 +44,14 @@ def _edit_card(card: Path, **changes) -> None:
     card.write_text(json.dumps(record), encoding="utf-8")
 
 
+def _rehash(models: Path, skops_file: Path) -> None:
+    """Update the classifier card's checksum to the edited skops file, as an attacker would."""
+    card = models / "mammo-mass-classifier-demo.json"
+    record = json.loads(card.read_text(encoding="utf-8"))
+    record["sha256"][skops_file.name] = sha256_of(skops_file)
+    card.write_text(json.dumps(record), encoding="utf-8")
+
+
 def skops_running(function, folder: Path) -> Path:
     """A skops pipeline whose loading would call `function`, with the card's checksum updated to match."""
     import skops.io as sio
@@ -53,10 +61,7 @@ def skops_running(function, folder: Path) -> Path:
     models = _copy_models(folder, "mammo-mass-classifier-demo")
     skops_file = models / "mammo-mass-classifier-demo.skops"
     sio.dump(Pipeline([("evil", FunctionTransformer(function, kw_args={"__import__": MARKER}))]), skops_file)
-    card = models / "mammo-mass-classifier-demo.json"
-    record = json.loads(card.read_text(encoding="utf-8"))
-    record["sha256"][skops_file.name] = sha256_of(skops_file)
-    card.write_text(json.dumps(record), encoding="utf-8")
+    _rehash(models, skops_file)
     return models
 
 
@@ -77,10 +82,7 @@ def _tampered_tree(folder: Path) -> list[str]:
     pipeline = sio.load(skops_file, trusted=sio.get_untrusted_types(file=skops_file))
     pipeline.named_steps["classifier"].estimators_[0].tree_.children_left[0] = 10**12
     sio.dump(pipeline, skops_file)
-    card = models / "mammo-mass-classifier-demo.json"
-    record = json.loads(card.read_text(encoding="utf-8"))
-    record["sha256"][skops_file.name] = sha256_of(skops_file)
-    card.write_text(json.dumps(record), encoding="utf-8")
+    _rehash(models, skops_file)
     return _predict_mass(folder, models)
 
 
@@ -106,10 +108,7 @@ def _skops_random(folder: Path) -> list[str]:
     models = _copy_models(folder, "mammo-mass-classifier-demo")
     skops_file = models / "mammo-mass-classifier-demo.skops"
     skops_file.write_bytes(np.random.default_rng(0).bytes(4096))
-    card = models / "mammo-mass-classifier-demo.json"
-    record = json.loads(card.read_text(encoding="utf-8"))
-    record["sha256"][skops_file.name] = sha256_of(skops_file)
-    card.write_text(json.dumps(record), encoding="utf-8")
+    _rehash(models, skops_file)
     return _predict_mass(folder, models)
 
 

@@ -13,19 +13,17 @@ import errno
 import gzip
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-from badinput import message_lines
+from badinput import file_size_limit, message_lines
 
 from smartimaging.bonescan.views import write_nm_dicom
 from smartimaging.cli import EXIT_CANCELLED, EXIT_INPUT_ERROR, main
@@ -85,17 +83,6 @@ def test_sigterm_while_dce_writes_leaves_no_scratch_and_no_output(tiny_dce_model
     lines = message_lines(stderr)
     assert "Traceback" not in stderr and len(lines) == 1 and "cancelled" in lines[0], stderr
     assert list(out.parent.iterdir()) == []
-
-
-@contextmanager
-def file_size_limit(size: int):
-    """Writes past `size` bytes fail with EFBIG, as writes on a full disk fail with ENOSPC (Python ignores SIGXFSZ)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
 def test_full_disk_during_dce_synthesis_is_one_line_and_leaves_nothing(tiny_dce_model, tmp_path, capsys):

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import errno
 import os
-import resource
 import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from badinput import message_lines
+from badinput import file_size_limit, message_lines
 
 from smartimaging.cli import EXIT_CANCELLED, EXIT_INPUT_ERROR, main
 from smartimaging.errors import InputError
@@ -103,17 +101,6 @@ def test_sigterm_to_parallel_extract_leaves_no_worker_and_no_output(cohort, tmp_
         time.sleep(0.1)
     assert not [pid for pid in children if _alive(pid)], "worker processes outlived the cancelled run"
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
-
-
-@contextmanager
-def file_size_limit(size: int):
-    """Writes past `size` bytes fail with EFBIG, as writes on a full disk fail with ENOSPC (Python ignores SIGXFSZ)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
 def _half_then_disk_full(path, rows):

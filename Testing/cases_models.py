@@ -378,3 +378,60 @@ def _colour_mammogram(folder: Path) -> list[str]:
 
 CASES.append(BadInput("Wrong modality", "a colour (RGB) DICOM mammogram (`mammo predict`)", _colour_mammogram,
                       "is a colour DICOM image; a mammogram is a greyscale image"))
+
+
+def _extract_over_a_listed_image(folder: Path) -> list[str]:
+    from smartimaging.mammo.cohort import write_mammo_phantom_cohort
+    from smartimaging.manifest import read_manifest
+
+    manifest = read_manifest(write_mammo_phantom_cohort(folder, 3, seed=5, kind="mass"))
+    image = manifest.resolve(manifest.rows[1]["image"])
+    return ["mammo", "extract", "--manifest", str(manifest.path), "--out", str(image), "--jobs", "1", "--quiet"]
+
+
+def _fuse_into_the_models_folder(folder: Path) -> list[str]:
+    models = _copy_models(folder, "lvi-dce-resnet10-2d-demo")
+    return ["lvi", "fuse", "--manifest", str(folder / "manifest.csv"), "--models", "lvi-dce-resnet10-2d-demo",
+            "--models-dir", str(models), "--out", str(models), "--name", "lvi-dce-resnet10-2d-demo"]
+
+
+def _patient_in_two_splits_by_case(folder: Path) -> list[str]:
+    from smartimaging.mammo.cohort import write_mammo_phantom_cohort
+    from smartimaging.manifest import read_manifest
+
+    rows = read_manifest(write_mammo_phantom_cohort(folder, 4, seed=5, kind="mass")).rows
+    lines = [f"{r['patient_id']},{r['image']},{r['mask']},{r['label']},train" for r in rows[:3]]
+    lines.append(f"{rows[0]['patient_id'].lower()},{rows[3]['image']},{rows[3]['mask']},1,val")
+    return ["mammo", "extract", "--manifest", str(_manifest(folder, lines)), "--out", str(folder / "f.csv"),
+            "--jobs", "1", "--quiet"]
+
+
+CASES += [
+    BadInput("Command line", "`mammo extract --out` naming an image the manifest lists",
+             _extract_over_a_listed_image, "the results would replace it"),
+    BadInput("Command line", "`lvi fuse --out` the --models-dir it reads (would replace a model card)",
+             _fuse_into_the_models_folder, "the results would replace it"),
+    BadInput("Manifests", "a patient on a train row and, in lower case, on a val row", _patient_in_two_splits_by_case,
+             "keep each patient's rows in one split"),
+]
+
+
+def _nan_generator(folder: Path) -> list[str]:
+    import SimpleITK as sitk
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    models = _copy_models(folder, "dce-pix2pix-demo")
+    weights = models / "dce-pix2pix-demo.safetensors"
+    state = {name: torch.full_like(t, float("nan")) if t.is_floating_point() else t
+             for name, t in load_file(str(weights)).items()}
+    save_file(state, str(weights))
+    _edit_card(models / "dce-pix2pix-demo.json", weights_sha256=sha256_of(weights))
+    t1 = sitk.GetImageFromArray(np.random.default_rng(0).random((4, 64, 64), dtype=np.float32) * 1000)
+    sitk.WriteImage(t1, str(folder / "t1.nrrd"))
+    return ["dce", "synthesize", str(folder / "t1.nrrd"), "--models-dir", str(models), "--out", str(folder / "out"),
+            "--device", "cpu", "--quiet"]
+
+
+CASES.append(BadInput("Model files", "DCE generator weights set to NaN (checksum updated to match)", _nan_generator,
+                      "gave invalid values (NaN or infinity)"))

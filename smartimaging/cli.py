@@ -95,24 +95,34 @@ def check_output(path: str, is_file: bool) -> None:
 
 
 INPUT_ARGUMENTS = ("images", "image", "t1", "dce", "t2", "voi", "mask", "manifest", "features", "folder", "masks",
-                   "params", "baseline", "followup", "volume", "model", "fusion")
+                   "params", "baseline", "followup", "volume", "model", "fusion", "models", "models_dir")
+
+
+def _inputs(args) -> list[str]:
+    """The paths a command reads: its arguments, and the files its manifest lists."""
+    from .manifest import CASE_COLUMNS, read_manifest
+
+    paths = []
+    for name in INPUT_ARGUMENTS:
+        values = getattr(args, name, None)
+        paths += [value for value in (values if isinstance(values, list) else [values]) if value]
+    if getattr(args, "manifest", None) and Path(args.manifest).is_file():
+        manifest = read_manifest(args.manifest, required=())
+        paths += [str(path) for row in manifest.rows for column in CASE_COLUMNS for path in manifest.paths(row, column)]
+    return paths
 
 
 def check_inputs_apart_from_output(args, is_file: bool) -> None:
     """Refuse an --out that is an input, or a folder --out that holds an input: the results would replace it."""
     out = Path(args.out).resolve()
-    for name in INPUT_ARGUMENTS:
-        values = getattr(args, name, None)
-        for value in values if isinstance(values, list) else [values]:
-            if not value:
-                continue
-            given = Path(value).resolve()
-            if given == out:
-                raise InputError(f"--out {args.out} is the input {value}: the results would replace it; choose "
-                                 "another --out")
-            if not is_file and out in given.parents:
-                raise InputError(f"--out {args.out} holds the input {value}: the results could replace it; give "
-                                 "--out a folder of its own")
+    for value in _inputs(args):
+        given = Path(value).resolve()
+        if given == out:
+            raise InputError(f"--out {args.out} is the input {value}: the results would replace it; choose another "
+                             "--out")
+        if not is_file and out in given.parents:
+            raise InputError(f"--out {args.out} holds the input {value}: the results could replace it; give --out "
+                             "a folder of its own")
 
 
 def _cancel_on_terminate(signum, frame) -> None:
@@ -450,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     except (CancelledError, KeyboardInterrupt) as exc:
-        print(f"error: {exc or 'cancelled (Ctrl+C)'}; nothing was written", file=sys.stderr)
+        print(f"error: {str(exc) or 'cancelled (Ctrl+C)'}; nothing was written", file=sys.stderr)
         return EXIT_CANCELLED
     except OSError as exc:
         if exc.errno not in DISK_ERRORS:

@@ -90,7 +90,7 @@ def check_cohort_rows(rows: list[dict], name: str) -> None:
             first_row[key] = line
         split, patient = row.get("split", ""), row.get("patient_id", "")
         if split and patient:
-            seen = patient_split.setdefault(patient, (split, line))
+            seen = patient_split.setdefault(patient.casefold(), (split, line))  # MG001 and mg001: one patient
             if seen[0] != split:
                 raise InputError(f"{name}: patient {patient} is in both '{seen[0]}' (row {seen[1]}) and '{split}' "
                                  f"(row {line}); keep each patient's rows in one split")

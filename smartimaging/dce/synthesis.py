@@ -21,6 +21,7 @@ import SimpleITK as sitk
 import torch
 
 from .. import __version__
+from ..errors import ModelError
 from ..io import atomic_output_dir, write_image, write_json
 from ..models.nets import (
     CardFieldError,
@@ -124,7 +125,11 @@ def synthesize_volume(t1_image: sitk.Image, synthesizer: DCESynthesizer, real_dc
 
     started = time.perf_counter()
     t1 = normalise(sitk.GetArrayFromImage(t1_image))
-    synthetic = to_unit(synthesizer.synthesize_normalised(t1, batch_slices, progress))
+    generated = synthesizer.synthesize_normalised(t1, batch_slices, progress)
+    if not np.all(np.isfinite(generated)):
+        raise ModelError(f"The DCE model {synthesizer.model.card['id']} gave invalid values (NaN or infinity): its "
+                         "weights are damaged. Reinstall SmartImaging or retrain the model.")
+    synthetic = to_unit(generated)
     subtraction = intensity_mapped_subtraction(synthetic, to_unit(t1))
     record = {"smartimaging_version": __version__, "model": synthesizer.model.provenance,
               "device": str(synthesizer.device), "slices": int(len(t1)),

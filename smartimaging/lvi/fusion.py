@@ -57,13 +57,22 @@ def _design(manifest, model_ids, covariates, split, directory) -> tuple[np.ndarr
     return np.stack(columns, axis=1), labels, patients, ids
 
 
+FUSION_FOLDS = 5
+
+
 def fit_fusion(manifest: str | os.PathLike, model_ids: list[str], covariates: list[str], out_dir, model_id: str,
                directory=None, seed: int = 0) -> Path:
     X, y, patients, ids = _design(manifest, model_ids, covariates, "train", directory)
     mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-9
     Z = (X - mean) / scale
     out_of_fold = np.zeros(len(y))
-    for train, test in GroupKFold(n_splits=5).split(Z, y, patients):
+    if len(set(patients)) < FUSION_FOLDS:
+        raise InputError(f"The fusion's out-of-fold cutoff needs at least {FUSION_FOLDS} patients in the 'train' "
+                         f"split; it has {len(set(patients))}. Add training cases")
+    for train, test in GroupKFold(n_splits=FUSION_FOLDS).split(Z, y, patients):
+        if len(np.unique(y[train])) < 2:
+            raise InputError("A cross-validation fold of the 'train' split holds one class only; add LVI-positive "
+                             "and LVI-negative training cases")
         out_of_fold[test] = LogisticRegression(random_state=seed).fit(Z[train], y[train]).predict_proba(Z[test])[:, 1]
     regression = LogisticRegression(random_state=seed).fit(Z, y)
     fusion = {"inputs": [*ids, *covariates], "mean": mean.tolist(), "scale": scale.tolist(),

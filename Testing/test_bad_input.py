@@ -46,3 +46,14 @@ def test_readme_bad_input_table_is_generated_from_the_cases():
     assert [row.split(" | ")[:2] for row in rows] == [row.split(" | ")[:2] for row in table_rows(CASES)]
     for row, case in zip(rows, CASES, strict=True):
         assert case.expect.replace("|", "\\|") in row, f"stale README row {case.id!r}: run tools/bad_input_table.py"
+
+
+def test_ctrl_c_exits_130_with_one_line(monkeypatch, tmp_path, capsys):
+    from smartimaging.mammo import commands
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "phantoms", interrupted)
+    assert main(["mammo", "phantoms", "--out", str(tmp_path / "out"), "--n", "2"]) == 130
+    assert message_lines(capsys.readouterr().err) == ["error: cancelled (Ctrl+C); nothing was written"]

@@ -200,13 +200,14 @@ def _duplicated_rows(folder: Path) -> list[str]:
             "--jobs", "1", "--quiet"]
 
 
-def _patient_in_two_splits(folder: Path) -> list[str]:
+def _patient_in_two_splits(folder: Path, spell=str) -> list[str]:
+    """Patient 1 on three train rows and, spelled by `spell`, on a val row with another image."""
     from smartimaging.mammo.cohort import write_mammo_phantom_cohort
     from smartimaging.manifest import read_manifest
 
     rows = read_manifest(write_mammo_phantom_cohort(folder, 4, seed=5, kind="mass")).rows
     lines = [f"{r['patient_id']},{r['image']},{r['mask']},{r['label']},train" for r in rows[:3]]
-    lines.append(f"{rows[0]['patient_id']},{rows[3]['image']},{rows[3]['mask']},1,val")
+    lines.append(f"{spell(rows[0]['patient_id'])},{rows[3]['image']},{rows[3]['mask']},1,val")
     return ["mammo", "extract", "--manifest", str(_manifest(folder, lines)), "--out", str(folder / "f.csv"),
             "--jobs", "1", "--quiet"]
 
@@ -395,24 +396,13 @@ def _fuse_into_the_models_folder(folder: Path) -> list[str]:
             "--models-dir", str(models), "--out", str(models), "--name", "lvi-dce-resnet10-2d-demo"]
 
 
-def _patient_in_two_splits_by_case(folder: Path) -> list[str]:
-    from smartimaging.mammo.cohort import write_mammo_phantom_cohort
-    from smartimaging.manifest import read_manifest
-
-    rows = read_manifest(write_mammo_phantom_cohort(folder, 4, seed=5, kind="mass")).rows
-    lines = [f"{r['patient_id']},{r['image']},{r['mask']},{r['label']},train" for r in rows[:3]]
-    lines.append(f"{rows[0]['patient_id'].lower()},{rows[3]['image']},{rows[3]['mask']},1,val")
-    return ["mammo", "extract", "--manifest", str(_manifest(folder, lines)), "--out", str(folder / "f.csv"),
-            "--jobs", "1", "--quiet"]
-
-
 CASES += [
     BadInput("Command line", "`mammo extract --out` naming an image the manifest lists",
              _extract_over_a_listed_image, "the results would replace it"),
     BadInput("Command line", "`lvi fuse --out` the --models-dir it reads (would replace a model card)",
              _fuse_into_the_models_folder, "the results would replace it"),
-    BadInput("Manifests", "a patient on a train row and, in lower case, on a val row", _patient_in_two_splits_by_case,
-             "keep each patient's rows in one split"),
+    BadInput("Manifests", "a patient on a train row and, in lower case, on a val row",
+             lambda f: _patient_in_two_splits(f, str.lower), "keep each patient's rows in one split"),
 ]
 
 

@@ -1,0 +1,95 @@
+"""Domain check (issue 12 §3): profiles, card ranges, verdicts in plain words."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from smartimaging import domain
+from smartimaging.errors import InputError
+
+
+def _smooth_phantom(seed: int, size: int = 64) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    image = np.exp(-((yy - size / 2) ** 2 + (xx - size / 2) ** 2) / (2 * (size / 4) ** 2))
+    return image + rng.normal(0, 0.01, image.shape)
+
+
+def test_profile_measures_size_intensity_noise_and_lesion():
+    image = _smooth_phantom(0)
+    mask = np.zeros(image.shape, bool)
+    mask[28:36, 28:36] = True
+    profile = domain.image_profile(image, 0.5, lesion_mask=mask, pixel_size_assumed=1.0)
+    assert profile["pixel_size_mm"] == 0.5
+    assert profile["rows_mm"] == profile["cols_mm"] == 32.0
+    assert profile["intensity_q01"] < profile["intensity_q50"] < profile["intensity_q99"]
+    assert 0.005 < profile["noise_sigma"] < 0.02  # the added Gaussian noise (sigma 0.01), not the smooth blob
+    assert profile["lesion_diameter_mm"] == pytest.approx(2 * np.sqrt(16 / np.pi))
+    assert profile["lesion_contrast"] > 0  # the lesion sits on the bright centre
+    assert profile["pixel_size_assumed"] == 1.0
+
+
+def test_profile_3d_spacing_per_axis_and_unknown_pixel_size():
+    volume = np.random.default_rng(1).normal(size=(4, 10, 12))
+    profile = domain.image_profile(volume, (3.0, 0.5, 0.5))
+    assert (profile["slice_spacing_mm"], profile["slices_mm"], profile["cols_mm"]) == (3.0, 12.0, 6.0)
+    unknown_size = domain.image_profile(volume, None)
+    assert "pixel_size_mm" not in unknown_size and "rows_mm" not in unknown_size
+    with pytest.raises(InputError, match="pixel size"):
+        domain.image_profile(volume, (1.0, 1.0))
+    with pytest.raises(InputError, match="no valid pixel"):
+        domain.image_profile(np.full((4, 4), np.nan), 1.0)
+
+
+def test_summarise_widens_ranges_and_skips_flags():
+    profiles = [{"a": 1.0, "b": 5.0, "pixel_size_assumed": 1.0}, {"a": 3.0, "b": 5.0}]
+    summary = domain.summarise(profiles, "two test profiles")
+    assert summary["n"] == 2 and summary["data"] == "two test profiles"
+    low, high = summary["ranges"]["a"]
+    assert low < 1.0 and high > 3.0 and high - low < 3.0
+    assert summary["ranges"]["b"][0] < 5.0 < summary["ranges"]["b"][1]  # a constant quantity gets a tolerance
+    assert "pixel_size_assumed" not in summary["ranges"]
+
+
+def test_check_inside_outside_unknown():
+    train = [domain.image_profile(_smooth_phantom(seed), 0.2) for seed in range(20)]
+    card_domain = domain.summarise(train, "20 smooth phantoms")
+    fresh = domain.check(card_domain, domain.image_profile(_smooth_phantom(99), 0.2), "unet")
+    assert fresh == {"verdict": "inside", "reasons": [], "text": "inside the model's training data", "model": "unet"}
+
+    real_like = _smooth_phantom(99) + np.random.default_rng(5).normal(0, 0.2, (64, 64))  # much noisier
+    noisy = domain.check(card_domain, domain.image_profile(real_like, 0.2), "unet")
+    assert noisy["verdict"] == "outside" and any("pixel noise" in r for r in noisy["reasons"])
+    assert noisy["text"].startswith("outside the model's training data (")
+
+    coarse = domain.check(card_domain, domain.image_profile(_smooth_phantom(99), 1.0), "unet")
+    assert any(r.startswith("pixel size 1 mm (trained on") for r in coarse["reasons"])
+    no_size = domain.check(card_domain, domain.image_profile(_smooth_phantom(99), None), "unet")
+    assert no_size["verdict"] == "outside" and "pixel size unknown" in no_size["text"]
+    assumed = domain.check(card_domain, domain.image_profile(_smooth_phantom(99), 0.2, pixel_size_assumed=1), "unet")
+    assert assumed["reasons"] == ["pixel size assumed, not read from the file"]
+
+    no_card = domain.check(None, {"intensity_q50": 0.1}, "old")
+    assert no_card["verdict"] == "unknown" and "does not describe" in no_card["text"]
+
+
+def test_radiomics_features_outside_when_enough_fall_out():
+    train = [domain.feature_profile({f"f{i}": float(seed + i) for i in range(20)}) for seed in range(10)]
+    card_domain = domain.summarise(train, "features")
+    one_off = domain.feature_profile({**{f"f{i}": 5.0 + i for i in range(20)}, "f0": 1e6, "diagnostics_x": "v"})
+    assert domain.check(card_domain, one_off, "clf")["verdict"] == "inside"  # 1 of 20 is within the 10 % allowance
+    many_off = {**one_off, "feature:f1": -1e6, "feature:f2": 1e6}
+    result = domain.check(card_domain, many_off, "clf")
+    assert result["verdict"] == "outside" and "3 of 20 radiomics features" in result["reasons"][0]
+
+
+def test_combine_outside_wins_then_unknown():
+    inside = domain.check({"ranges": {"x": [0, 1]}}, {"x": 0.5}, "segmenter")
+    outside = domain.check({"ranges": {"x": [0, 1]}}, {"x": 2.0}, "classifier")
+    unknown = domain.unknown("fusion", "not run")
+    both = domain.combine([inside, outside, unknown])
+    assert both["verdict"] == "outside" and both["reasons"] == ["classifier: x 2 (trained on 0–1)"]
+    assert both["models"] == {"segmenter": "inside", "classifier": "outside", "fusion": "unknown"}
+    assert domain.combine([inside, unknown])["verdict"] == "unknown"
+    assert domain.combine([inside, inside])["text"] == "inside the model's training data"

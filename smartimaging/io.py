@@ -1,5 +1,8 @@
 """Image reading and writing with geometry: DICOM, NRRD, NIfTI, PNG/PGM/JPEG -> SimpleITK.Image.
 
+Compressed DICOM is decoded by pydicom's plugins (:func:`dicom_pixels`: RLE, JPEG baseline/extended/lossless,
+JPEG-LS, JPEG 2000, HTJ2K through pylibjpeg) or by GDCM inside SimpleITK (volumes and series).
+
 Every reader returns a 3D SimpleITK image (2D images get one slice) in ITK's LPS convention with spacing, origin
 and direction kept exactly. Unreadable or suspicious files raise :class:`InputError` with a reader-friendly message.
 Each reader checks the file's header first against a size limit (:mod:`smartimaging.limits`) and refuses truncated
@@ -20,7 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import SimpleITK as sitk
+from pydicom.pixels import get_decoder
 
 from .errors import InputError
 from .limits import (
@@ -67,6 +72,37 @@ def check_readable(path: str | os.PathLike) -> Path:
     if path.stat().st_size == 0:
         raise InputError(f"{path.name} is empty (0 bytes)")
     return path
+
+
+# pip packages whose pydicom plugin decodes each compressed transfer syntax (pydicom's name of the syntax → packages)
+DECODER_PACKAGES = {"RLE": "pylibjpeg pylibjpeg-rle", "JPEG-LS": "pylibjpeg pylibjpeg-libjpeg",
+                    "JPEG 2000": "pylibjpeg pylibjpeg-openjpeg", "High-Throughput JPEG 2000": "pylibjpeg "
+                    "pylibjpeg-openjpeg", "JPEG": "pylibjpeg pylibjpeg-libjpeg"}
+
+
+def dicom_pixels(path: Path) -> tuple[pydicom.Dataset, np.ndarray]:
+    """The dataset and its stored pixel values (as in the file, before any rescale), whatever the transfer syntax;
+    a compression without an installed decoder or undecodable pixel data raise InputError (one line)."""
+    try:
+        ds = pydicom.dcmread(str(path))
+        syntax = ds.file_meta.get("TransferSyntaxUID") or pydicom.uid.ImplicitVRLittleEndian
+    except Exception as exc:  # pydicom raises many types on damaged files
+        raise InputError(f"{path.name} is not a readable DICOM file (damaged); copy or export it again") from exc
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError as exc:
+        raise InputError(f"{path.name} is stored with a compression SmartImaging cannot decode "
+                         f"({syntax.name or syntax}); export it uncompressed or with JPEG 2000, JPEG or RLE "
+                         "compression") from exc
+    if not decoder.is_available:
+        packages = next((p for name, p in DECODER_PACKAGES.items() if syntax.name.startswith(name)), "pylibjpeg")
+        raise InputError(f"{path.name} is compressed as {syntax.name}; no decoder for it is installed: "
+                         f"pip install {packages}")
+    try:
+        return ds, ds.pixel_array
+    except Exception as exc:  # decoders raise many types on truncated or damaged pixel data
+        raise InputError(f"The pixel data of {path.name} cannot be decoded ({syntax.name}: the file is truncated or "
+                         "damaged); copy or export it again") from exc
 
 
 def read_raster(path: str | os.PathLike, spacing_mm: float = 1.0, limit: SizeLimit = ANY_IMAGE) -> sitk.Image:

@@ -17,7 +17,16 @@ import pydicom
 import SimpleITK as sitk
 
 from ..errors import InputError
-from ..io import RASTER_SUFFIXES, check_finite, check_readable, file_suffix, is_dicom, read_raster, read_volume
+from ..io import (
+    RASTER_SUFFIXES,
+    check_finite,
+    check_readable,
+    dicom_pixels,
+    file_suffix,
+    is_dicom,
+    read_raster,
+    read_volume,
+)
 from ..limits import BONE_SCAN, check_dicom, read_dicom_header
 
 VIEW_NAMES = ("anterior", "posterior")
@@ -78,10 +87,7 @@ def read_nm_dicom(path: str | os.PathLike) -> tuple[sitk.Image, list[str | None]
     if header.image is None:
         raise InputError(f"{path.name} holds no image data (the file is truncated or damaged)")
     check_dicom(header, BONE_SCAN)
-    try:
-        pixels = pydicom.dcmread(str(path)).pixel_array.astype(np.float32)
-    except Exception as exc:  # pydicom raises many types for missing decoders or truncated pixel data
-        raise InputError(f"The pixel data of {path.name} cannot be decoded ({exc.__class__.__name__}: {exc})") from exc
+    pixels = dicom_pixels(path)[1].astype(np.float32)
     try:
         slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
         spacing = [float(s) for s in ds.get("PixelSpacing", [1.0, 1.0])[:2]]

@@ -3,7 +3,8 @@
 Pixel values are kept as stored (after the modality rescale) so that radiomics sees the detector's grey levels;
 MONOCHROME1 images are inverted so that dense tissue is bright everywhere. The VOI LUT or window is kept in the
 metadata for display only. Every mammogram comes back as a one-slice SimpleITK image (what Slicer loads) with the
-pixel spacing of the file (ImagerPixelSpacing for most MG objects; 1 mm when a format stores none).
+pixel spacing of the file (ImagerPixelSpacing for most MG objects), else the reader's, else 1 mm; `meta` records
+which (`pixel_size_source`, with a `pixel_size_note` when the size is unknown) so that results can say so.
 """
 
 from __future__ import annotations
@@ -19,10 +20,15 @@ import SimpleITK as sitk
 from PIL import Image
 
 from ..errors import InputError
-from ..io import check_finite, check_readable, file_suffix, is_dicom, read_raster, read_volume
+from ..io import check_finite, check_readable, dicom_pixels, file_suffix, is_dicom, read_raster, read_volume
 from ..limits import MAMMOGRAM, check_dicom, check_image_file, read_dicom_header
 
 MAMMOGRAPHY_MODALITIES = {"MG"}
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+# where the pixel size of a loaded mammogram came from (Mammogram.meta["pixel_size_source"])
+PIXEL_SIZE_FROM_HEADER = "header"
+PIXEL_SIZE_GIVEN = "given by the reader"
+PIXEL_SIZE_UNKNOWN = "unknown (assumed 1 mm)"
 
 
 @dataclass
@@ -49,13 +55,9 @@ def _dicom_mammogram(path: Path) -> tuple[np.ndarray, tuple[float, float], dict]
     if header.image is None:
         raise InputError(f"{path.name} holds no image data (the file is truncated or damaged)")
     check_dicom(header, MAMMOGRAM)
-    try:
-        full = pydicom.dcmread(str(path))
-        stored = full.pixel_array
-        if stored.ndim == 2:
-            stored = pydicom.pixels.apply_modality_lut(stored, full)
-    except Exception as exc:  # pydicom raises many types for missing decoders or truncated pixel data
-        raise InputError(f"The pixel data of {path.name} cannot be decoded ({exc.__class__.__name__}: {exc})") from exc
+    full, stored = dicom_pixels(path)
+    if stored.ndim == 2:
+        stored = pydicom.pixels.apply_modality_lut(stored, full)
     if stored.ndim != 2:
         if int(ds.get("SamplesPerPixel", 1)) > 1:
             raise InputError(f"{path.name} is a colour DICOM image; a mammogram is a greyscale image: export the "
@@ -66,8 +68,10 @@ def _dicom_mammogram(path: Path) -> tuple[np.ndarray, tuple[float, float], dict]
     if photometric == "MONOCHROME1":
         pixels = float(pixels.max()) + float(pixels.min()) - pixels
     try:
-        spacing = [float(s) for s in (ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing") or [1.0, 1.0])[:2]]
-        meta = {"modality": modality, "photometric": photometric, "laterality": str(ds.get("ImageLaterality", "")),
+        stored_spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+        spacing = [float(s) for s in (stored_spacing or [1.0, 1.0])[:2]]
+        meta = {"modality": modality, "photometric": photometric,
+                "laterality": str(ds.get("ImageLaterality") or ds.get("Laterality") or ""),
                 "view": str(ds.get("ViewPosition", "")), "manufacturer": str(ds.get("Manufacturer", "")),
                 "presentation_intent": str(ds.get("PresentationIntentType", ""))}
         if "VOILUTSequence" in ds:
@@ -82,15 +86,34 @@ def _dicom_mammogram(path: Path) -> tuple[np.ndarray, tuple[float, float], dict]
         raise InputError(f"{path.name} has a damaged DICOM header (pixel spacing or window values)") from exc
     if len(spacing) != 2 or not all(math.isfinite(s) and s > 0 for s in spacing):
         raise InputError(f"{path.name} has an invalid pixel spacing ({spacing} mm) in its DICOM header")
+    if stored_spacing:
+        meta["pixel_size_source"] = PIXEL_SIZE_FROM_HEADER
+    elif str(ds.get("SOPClassUID", "")) == SECONDARY_CAPTURE:
+        meta["pixel_size_note"] = ("a secondary-capture image (a digitised film or a screen capture, e.g. CBIS-DDSM): "
+                                   "its header stores no pixel size")
     return pixels, (spacing[0], spacing[1]), meta
 
 
+def _pixel_size_meta(meta: dict, image: sitk.Image, pixel_mm: float | None) -> dict:
+    """`meta` with the pixel size (rows, columns in mm) and where it came from: the header, the reader, or unknown."""
+    source = meta.get("pixel_size_source") or (PIXEL_SIZE_GIVEN if pixel_mm else PIXEL_SIZE_UNKNOWN)
+    meta = {**meta, "pixel_size_mm": [image.GetSpacing()[1], image.GetSpacing()[0]], "pixel_size_source": source}
+    if source != PIXEL_SIZE_UNKNOWN:
+        meta.pop("pixel_size_note", None)
+    else:
+        meta.setdefault("pixel_size_note", f"the {meta.get('format', 'DICOM')} file stores no pixel size")
+    return meta
+
+
 def load_mammogram(path: str | os.PathLike, pixel_mm: float | None = None) -> Mammogram:
-    """One mammogram as a one-slice float image; `pixel_mm` overrides the spacing of formats without one."""
+    """One mammogram as a one-slice float image; `pixel_mm` sets the spacing of files that store none (PNG, PGM,
+    JPEG, DICOM without a pixel spacing). `meta["pixel_size_source"]` says where the spacing came from."""
     path = check_readable(path)
     suffix = file_suffix(path)
     if is_dicom(path) or suffix in (".dcm", ".dicom"):
         pixels, (row_mm, col_mm), meta = _dicom_mammogram(path)
+        if "pixel_size_source" not in meta and pixel_mm:
+            row_mm = col_mm = pixel_mm
         image = sitk.GetImageFromArray(pixels[None])
         image.SetSpacing((col_mm, row_mm, 1.0))
     elif suffix == ".pgm":
@@ -104,9 +127,12 @@ def load_mammogram(path: str | os.PathLike, pixel_mm: float | None = None) -> Ma
         image.SetSpacing((pixel_mm or 1.0, pixel_mm or 1.0, 1.0))
         meta = {"format": "PGM"}
     else:
-        image = read_raster(path, pixel_mm or 1.0, MAMMOGRAM) if suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff") \
-            else read_volume(path, MAMMOGRAM)
         meta = {"format": suffix.lstrip(".").upper()}
+        if suffix in (".png", ".jpg", ".jpeg", ".tif", ".tiff"):
+            image = read_raster(path, pixel_mm or 1.0, MAMMOGRAM)
+        else:
+            image = read_volume(path, MAMMOGRAM)
+            meta["pixel_size_source"] = PIXEL_SIZE_FROM_HEADER
     if image.GetDimension() != 3 or image.GetSize()[2] != 1:
         raise InputError(f"{path.name} has {image.GetSize()[2]} slices; a mammogram is a single 2D image")
     image = sitk.Cast(image, sitk.sitkFloat32)
@@ -114,4 +140,4 @@ def load_mammogram(path: str | os.PathLike, pixel_mm: float | None = None) -> Ma
     check_finite(pixels, path.name)
     if float(pixels.max()) <= float(pixels.min()):
         raise InputError(f"{path.name} is blank (all pixels have the same value)")
-    return Mammogram(path, image, meta)
+    return Mammogram(path, image, _pixel_size_meta(meta, image, pixel_mm))

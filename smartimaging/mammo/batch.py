@@ -22,7 +22,8 @@ from .features import load_mask
 from .images import load_mammogram
 from .predict import predict_mammogram
 
-IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".pgm", ".tif", ".tiff", ".nrrd", ".nii", ".nii.gz", ".mha"}
+IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".pgm", ".tif", ".tiff", ".nrrd", ".nii", ".nii.gz",
+                  ".mha"}
 RESULT_COLUMNS = ("image", "kind", "roi_source", "roi_pixels", "rad_score", "cutoff", "label", "top_feature",
                   "warnings", "error")
 
@@ -71,7 +72,7 @@ def predict_folder(folder: str | os.PathLike, kind: str, out_dir: str | os.PathL
         raise InputError(f"The masks folder {masks_folder} does not exist")
     images = find_mammograms(folder, skip=masks_folder)
     if not images:
-        raise InputError(f"No mammogram (DICOM, PNG, PGM, TIFF, NRRD, NIfTI) found in {folder}")
+        raise InputError(f"No mammogram (DICOM, PNG, JPEG, PGM, TIFF, NRRD, NIfTI) found in {folder}")
     results, feature_rows, failed = [], [], 0
     with atomic_output_dir(out_dir) as scratch:
         for index, path in enumerate(images):

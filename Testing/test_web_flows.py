@@ -1,5 +1,6 @@
 """The reading station's flows on a real trame-slicer SlicerApp scene (no browser): sample cases, each module's
-load -> Segment -> compute, edits reaching the result, bad input and cancel; uploads' limits and checks."""
+load -> Segment (or draw the ROI by hand) -> compute, edits reaching the result, ROI source and domain check, bad
+input and cancel; uploads' limits and checks."""
 
 from __future__ import annotations
 
@@ -9,16 +10,19 @@ import os
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import vtk
 
 pytest.importorskip("trame_slicer")
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
 from trame_slicer.core import SlicerApp  # noqa: E402
+from trame_slicer.segmentation import SegmentationEffectPaint  # noqa: E402
+from vtk.util.numpy_support import vtk_to_numpy  # noqa: E402
 
 from smartimaging.errors import CancelledError, InputError  # noqa: E402
 from smartimaging.mrml import volume_node_to_sitk  # noqa: E402
 from smartimaging.web.cases import MB, UPLOAD_CHUNK_BYTES, Upload, UploadLimits, format_size, sample_cases  # noqa: E402
-from smartimaging.web.flows import FLOWS, BoneScanFlow, MammoFlow  # noqa: E402
+from smartimaging.web.flows import FLOWS, BoneScanFlow, LVIFlow, MammoFlow, Result, domain_check  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +131,145 @@ def _empty_segmentation(flow) -> None:
         labelmap.Modified()
 
 
+def _draw(flow, segment_name: str, centre_lps, radius_mm: float) -> int:
+    """Paint a disc (2D) or ball (3D) of `radius_mm` around `centre_lps` into the reader's segment `segment_name`,
+    through the segmentation API as Slicer's Paint effect writes it; the number of voxels painted."""
+    import slicer
+
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    image = volume_node_to_sitk(flow.primary)
+    labelmap = logic.CreateOrientedImageDataFromVolumeNode(flow.primary)
+    labelmap.AllocateScalars(3, 1)  # VTK_UNSIGNED_CHAR
+    k, j, i = np.indices(image.GetSize()[::-1])
+    points = np.stack([i, j, k], axis=-1).reshape(-1, 3).astype(float)
+    origin, spacing = np.array(image.GetOrigin()), np.array(image.GetSpacing())
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    lps = origin + (points * spacing) @ direction.T
+    inside = (np.linalg.norm((lps - np.array(centre_lps))[:, :2 if image.GetSize()[2] == 1 else 3], axis=1)
+              <= radius_mm).reshape(image.GetSize()[::-1])
+    vtk_to_numpy(labelmap.GetPointData().GetScalars())[:] = inside.ravel().astype(np.uint8)
+    segmentation = flow.segmentation.GetSegmentation()
+    segment_id = next(segmentation.GetNthSegmentID(n) for n in range(segmentation.GetNumberOfSegments())
+                      if segmentation.GetNthSegment(n).GetName() == segment_name)
+    logic.SetBinaryLabelmapToSegment(labelmap, flow.segmentation, segment_id, logic.MODE_REPLACE)
+    return int(inside.sum())
+
+
+def _segments(flow) -> dict[str, object]:
+    segmentation = flow.segmentation.GetSegmentation()
+    return {segmentation.GetNthSegment(n).GetName(): segmentation.GetNthSegment(n)
+            for n in range(segmentation.GetNumberOfSegments())}
+
+
+def test_mammo_roi_drawn_by_hand_is_an_empty_coded_segment_that_compute_uses(slicer_app, cases, tmp_path):
+    import slicer
+
+    flow = MammoFlow(slicer_app.scene)
+    files = _load(flow, cases["MammoRadiomics"][0], tmp_path)
+    _run(flow.segment(lambda *_: None))
+    ai_node = flow.ai_segmentation
+    assert flow.roi_source == "AI"
+    flow.draw_by_hand()
+    assert flow.ai_segmentation is None and not slicer_app.scene.IsNodePresent(ai_node)  # one ROI at a time
+    assert flow.segmentation.GetName() == f"{flow.primary.GetName()} drawn mass"
+    (segment,) = _segments(flow).values()
+    assert segment.GetName() == "Breast mass"
+    assert "Mass" in segment.GetTerminology() and segment.GetColor() == pytest.approx((0.95, 0.45, 0.15))
+    assert flow.segment_summary() == "Breast mass: 0 pixels"
+    converter = slicer.vtkSegmentationConverter
+    geometry = slicer.vtkOrientedImageData()
+    converter.DeserializeImageGeometry(flow.segmentation.GetSegmentation().GetConversionParameter(
+        converter.GetReferenceImageGeometryParameterName()), geometry)
+    flow.primary.GetRASToIJKMatrix(matrix := vtk.vtkMatrix4x4())
+    assert geometry.GetDimensions() == flow.primary.GetImageData().GetDimensions()  # painted voxels are its pixels
+    geometry.GetWorldToImageMatrix(world_to_image := vtk.vtkMatrix4x4())
+    assert [world_to_image.GetElement(r, c) for r in range(4) for c in range(4)] == pytest.approx(
+        [matrix.GetElement(r, c) for r in range(4) for c in range(4)])
+    assert flow.roi_source == "drawn by the reader"
+    with pytest.raises(InputError, match="The ROI is empty"):
+        _run(flow.compute(lambda *_: None))
+
+    painted = _draw(flow, "Breast mass", files.point_lps, 4.0)
+    assert flow.segment_summary() == f"Breast mass: {painted} pixels"
+    result = _run(flow.compute(lambda *_: None))
+    assert 0 <= float(result.headline.split()[1]) <= 1
+    assert ["ROI pixels", str(painted)] in result.rows  # the drawn disc, not the AI's ROI
+    assert result.roi_source == "drawn by the reader"
+    assert ["ROI", "drawn by the reader"] in result.rows  # the result table says so too
+    assert "Dice AI vs edited ROI" not in [row[0] for row in result.rows]  # no AI proposal to compare with
+
+
+def test_bone_scan_metastases_drawn_by_hand_give_the_bstbi(slicer_app, cases, tmp_path):
+    flow = BoneScanFlow(slicer_app.scene)
+    _load(flow, cases["BoneScanBSTBI"][0], tmp_path)
+    with pytest.raises(InputError, match=r"Press Segment \(or Draw ROI by hand\) first"):
+        _run(flow.compute(lambda *_: None))
+    flow.draw_by_hand()
+    assert list(_segments(flow)) == ["Bone metastasis", "Urinary bladder"]
+    assert flow.segment_summary() == "Bone metastasis: 0 pixels · Urinary bladder: 0 pixels"
+    assert _run(flow.compute(lambda *_: None)).headline == "BSTBI 0.000"  # nothing drawn yet: no tumour burden
+    image = volume_node_to_sitk(flow.primary)
+    centre = image.TransformContinuousIndexToPhysicalPoint([(size - 1) / 2 for size in image.GetSize()[:2]] + [0])
+    _draw(flow, "Bone metastasis", centre, 15.0)
+    result = _run(flow.compute(lambda *_: None))
+    assert float(result.headline.split()[1]) > 0
+    assert result.roi_source == "drawn by the reader"
+
+
+def test_lvi_voi_drawn_by_hand_reaches_the_networks(slicer_app, cases, tmp_path):
+    flow = LVIFlow(slicer_app.scene)
+    files = _load(flow, cases["BreastLVI"][0], tmp_path)
+    flow.draw_by_hand()
+    assert list(_segments(flow)) == ["Breast mass"]
+    assert flow.segmentation.GetName().endswith("drawn lesion VOI")
+    assert _draw(flow, "Breast mass", files.point_lps, 8.0) > 50
+    result = _run(flow.compute(lambda *_: None))
+    fused = next(row for row in result.rows if row[0] == "fused")
+    assert 0 <= float(fused[2]) <= 1
+    assert result.roi_source == "drawn by the reader"
+
+
+def test_dce_has_no_roi_to_draw(slicer_app, cases, tmp_path):
+    flow = FLOWS["DCESynthesis"](slicer_app.scene)
+    _load(flow, cases["DCESynthesis"][0], tmp_path)
+    with pytest.raises(InputError, match="no ROI to draw"):
+        flow.draw_by_hand()
+
+
+def test_an_edited_proposal_is_told_apart_from_the_untouched_one(slicer_app, cases, tmp_path):
+    flow = MammoFlow(slicer_app.scene)
+    _load(flow, cases["MammoRadiomics"][0], tmp_path)
+    _run(flow.segment(lambda *_: None))
+    assert flow.roi_source == "AI"
+    _empty_segmentation(flow)
+    assert flow.roi_source == "reader edited"
+
+
+@pytest.mark.parametrize(("rows", "verdict"), [
+    ([["Rad-score", "0.8"], ["Domain check", "outside the model's training data (pixel size 0.05 mm, trained on "
+                                            "0.2 mm)"]], "outside"),
+    ([["fused", "mean", "0.5"], ["Domain check", "inside the model's training data", ""]], "inside"),
+    ([["Domain check", "unknown: the model card does not describe its training data"]], "unknown"),
+    ([["Rad-score", "0.8"]], None),
+])
+def test_the_domain_check_is_read_from_the_result_table_row(rows, verdict):
+    domain = Result("score", ["Quantity", "Value"], rows).domain
+    assert (domain or {}).get("verdict") == verdict
+    if verdict:
+        assert domain["text"] == rows[-1][1]
+
+
+def test_the_domain_check_prefers_the_result_record(slicer_app):
+    from smartimaging.mrml import set_json_attribute
+
+    table = slicer_app.scene.AddNewNodeByClass("vtkMRMLTableNode")
+    record = {"rad_score": 0.9, "domain": {"verdict": "outside", "reasons": ["pixel size 0.05 mm (trained on 0.2)"],
+                                           "text": "outside the model's training data (pixel size 0.05 mm)"}}
+    set_json_attribute(table, "SmartImaging.MammoResult", record)
+    assert domain_check(table, [["Domain check", "inside"]]) == record["domain"]
+    slicer_app.scene.RemoveNode(table)
+
+
 def test_mammo_result_warnings_are_the_results_warnings(slicer_app, cases, tmp_path):
     flow = MammoFlow(slicer_app.scene)
     files = cases["MammoRadiomics"][0].write(tmp_path)
@@ -188,7 +331,7 @@ def test_bad_input_gives_a_clear_message_and_leaves_the_scene_alone(slicer_app, 
     assert slicer_app.scene.GetNumberOfNodes() == before
     with pytest.raises(InputError, match="Load the mammogram"):
         _run(flow.segment(lambda *_: None))
-    with pytest.raises(InputError, match="Segment first"):
+    with pytest.raises(InputError, match=r"Press Segment \(or Draw ROI by hand\) first"):
         _run(flow.compute(lambda *_: None))
     with pytest.raises(InputError, match="takes mammogram"):
         flow.load("T2", corrupt)
@@ -363,3 +506,37 @@ def test_station_keeps_a_refused_computes_old_result_stale_and_errors_per_module
     station._on_module_changed(module)
     _run(step(station._load_sample))  # another case: its error and its result are gone
     assert state.si_errors[module] == "" and state.si_headline[module] == "" and not state.si_stale[module]
+
+
+def test_station_offers_drawing_when_segment_fails_and_shows_the_drawn_roi(station):
+    state, module = station.state, "BreastLVI"
+    state.si_module = module
+    station._on_module_changed(module)
+    _run(station._run(station._load_sample))
+    station.flow.point_node.RemoveAllControlPoints()  # no point: the AI cannot segment
+    _run(station._run(station._segment))
+    assert state.si_errors[module] == "Place a point on the lesion first" and state.si_offer_draw[module]
+    _run(station._run(station._draw_by_hand))
+    assert not state.si_errors[module] and not state.si_offer_draw[module]
+    assert state.si_roi_source[module] == "drawn by the reader"
+    assert state.si_has_segmentation[module] and state.si_segments[module] == "Breast mass: 0 voxels"
+    editor = station.slicer_app.segmentation_editor
+    assert editor.active_segmentation_node is station.flow.segmentation
+    assert isinstance(editor.active_effect, SegmentationEffectPaint)  # ready to draw
+
+
+def test_station_shows_the_domain_check_beside_the_score_and_not_in_the_table(station):
+    state, module = station.state, "MammoRadiomics"
+    flow = station.flows[module]
+    outside = {"verdict": "outside", "reasons": ["pixel size 0.05 mm (trained on 0.2–0.2 mm)"],
+               "text": "outside the model's training data (pixel size 0.05 mm (trained on 0.2–0.2 mm))"}
+    flow.result = Result("Rad-score 0.900 (malignant)", ["Quantity", "Value"],
+                         [["Rad-score", "0.900"], ["Domain check", outside["text"]]], domain=outside,
+                         roi_source="drawn by the reader")
+    station._publish(flow)
+    assert state.si_domain[module] == outside
+    assert state.si_result_roi_source[module] == "drawn by the reader"
+    assert state.si_rows[module] == [["Rad-score", "0.900"]]  # shown with the headline, not buried in the table
+    flow.result = None
+    station._publish(flow)
+    assert state.si_domain[module] is None

@@ -1,5 +1,6 @@
 """Segmentation nodes shared by the scene adapters: coded segments from label arrays, label arrays back from
-(edited) segmentations, and the reader's editable copy that keeps AI and edited segments apart."""
+(edited) segmentations, the reader's editable copy that keeps AI and edited segments apart, the empty segmentation
+the reader draws by hand, and where an ROI came from (`roi_source`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ ROLE = "SmartImaging.Role"  # "AI" or "edited"
 SOURCE_VOLUME = "SmartImaging.SourceVolume"
 AI_REFERENCE = "SmartImaging.AISegmentation"
 LABEL_TAG = "SmartImaging.Label"
+ROI_SOURCE = "SmartImaging.ROISource"  # who proposed the ROI: CLASSICAL or DRAWN (absent: the AI)
+AI, CLASSICAL, DRAWN = "AI", "classical (AI found none)", "drawn by the reader"
 
 
 def segmentation_from_labels(scene, volume_node, labels: np.ndarray, segments: tuple[SegmentSpec, ...], name: str,
@@ -76,6 +79,26 @@ def labels_from_segmentation(scene, segmentation_node, volume_node, segments: tu
     finally:
         scene.RemoveNode(labelmap_node)
     return labels
+
+
+def drawn_segmentation(scene, volume_node, segments: tuple[SegmentSpec, ...], name: str):
+    """An empty segmentation for the reader to draw the ROI by hand: one empty segment per SegmentSpec (name,
+    terminology, colour, label tag), on the volume's geometry, in the volume's study, marked as drawn by the reader."""
+    empty = np.zeros(slicer.util.arrayFromVolume(volume_node).shape, np.uint8)
+    node = segmentation_from_labels(scene, volume_node, empty, segments, name, "edited")
+    node.SetAttribute(ROI_SOURCE, DRAWN)
+    return node
+
+
+def roi_source(segmentation_node, edited: bool) -> str:
+    """Where the ROI of a segmentation came from: "AI", "classical (AI found none)" or "drawn by the reader" (also
+    any segmentation SmartImaging did not make); a reader's copy that was `edited` adds ", reader edited" ("reader
+    edited" alone for the AI's ROI)."""
+    role = segmentation_node.GetAttribute(ROLE)
+    source = segmentation_node.GetAttribute(ROI_SOURCE) or (AI if role else DRAWN)
+    if source == DRAWN or role != "edited" or not edited:
+        return source
+    return "reader edited" if source == AI else f"{source}, reader edited"
 
 
 def editable_copy(scene, ai_segmentation_node):

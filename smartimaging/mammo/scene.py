@@ -19,7 +19,7 @@ import vtk
 from ..errors import InputError
 from ..evaluation import dice
 from ..mrml import fill_table, get_json_attribute, place_in_same_study, set_json_attribute, volume_node_to_sitk
-from ..segmentation_nodes import AI_REFERENCE, ROLE, labels_from_segmentation, segmentation_from_labels
+from ..segmentation_nodes import AI_REFERENCE, labels_from_segmentation, roi_source, segmentation_from_labels
 from ..segments import MAMMO_SEGMENTS
 from .images import Mammogram
 from .predict import MammoPrediction, predict_mammogram
@@ -93,8 +93,7 @@ def classify(scene, volume_node, segmentation_node, kind: str, directory=None, t
     ai_node = segmentation_node.GetNodeReference(AI_REFERENCE)
     edit_dice = dice(labels_from_segmentation(scene, ai_node, volume_node, (spec,))[0] > 0, mask > 0) \
         if ai_node is not None else None
-    edited = segmentation_node.GetAttribute(ROLE) == "edited" and (edit_dice is None or edit_dice < 1)
-    prediction.roi_source = "reader edited" if edited else "AI"
+    prediction.roi_source = roi_source(segmentation_node, edited=edit_dice is None or edit_dice < 1)
     if table_node is None:
         table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{volume_node.GetName()} {kind} Rad-score")
         place_in_same_study(scene, table_node, volume_node)

@@ -30,12 +30,13 @@ from trame_slicer.app.logic import SegmentEditorLogic
 from trame_slicer.app.ui import SegmentEditorUI
 from trame_slicer.core import LayoutManager, SlicerApp
 from trame_slicer.rca_view import register_rca_factories
+from trame_slicer.segmentation import SegmentationEffectPaint
 from trame_slicer.views import Layout, LayoutDirection, SliceLayer, ViewLayoutDefinition, ViewProps, ViewType
 
 from .. import __version__
 from ..errors import CancelledError, InputError, SmartImagingError
 from .cases import UPLOAD_CHUNK_BYTES, Upload, UploadLimits, format_size, sample_cases
-from .flows import FLOWS, DCEFlow, LVIFlow, MammoFlow, is_warning_row
+from .flows import DOMAIN_ROW, FLOWS, DCEFlow, LVIFlow, MammoFlow, is_warning_row
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,14 @@ ROLE_LABELS = {"scan": "Bone scan (NM DICOM, NRRD, PNG)", "mammogram": "Mammogra
 BONE_SCAN_VIEWS = ("BoneScanFrame1", "BoneScanFrame2")  # view tags name state variables: no hyphens
 DCE_VIEW_TAGS = {"DCE-T1": "DceT1", "DCE-Synthetic": "DceSynthetic", "DCE-Real": "DceReal", "DCE-MIP": "DceMip"}
 PLACE_MODULES = ("MammoRadiomics", "BreastLVI")
+DRAW_HINTS = {"BoneScanBSTBI": "Paint the metastases (and the bladder, which BSTBI leaves out) in the Segment Editor "
+                               "on the right, then compute.",
+              "MammoRadiomics": "Paint the lesion in the Segment Editor on the right (Paint, then Erase to correct), "
+                                "then compute.",
+              "BreastLVI": "Paint the lesion on every slice it covers in the Segment Editor on the right, then "
+                           "compute."}
+DOMAIN_CHIPS = {"inside": ("Inside training data", "success"), "outside": ("Outside training data", "error"),
+                "unknown": ("Training data not checked", "grey")}
 UPLOAD_STALL_S = 60  # an upload with no chunk for this long (tab closed, network lost) is dropped
 UPLOAD_TRIGGERS = {"begin": "si_upload_begin", "chunk": "si_upload_chunk", "end": "si_upload_end"}
 
@@ -162,6 +171,12 @@ class ReadingStation(TrameApp):
         state.si_has_segmentation = {m: False for m in FLOWS}
         state.si_segments = {m: "" for m in FLOWS}
         state.si_stale = {m: False for m in FLOWS}
+        state.si_roi_source = {m: "" for m in FLOWS}  # of the segmentation being edited
+        state.si_result_roi_source = {m: "" for m in FLOWS}  # of the segmentation the result was computed from
+        state.si_domain = {m: None for m in FLOWS}  # the result's domain check {verdict, reasons, text}
+        state.si_domain_chips = {v: {"text": text, "color": color} for v, (text, color) in DOMAIN_CHIPS.items()}
+        state.si_draw_hints = DRAW_HINTS
+        state.si_offer_draw = {m: False for m in FLOWS}  # Segment failed: the error points to Draw ROI by hand
         state.si_headline = {m: "" for m in FLOWS}
         state.si_warnings = {m: [] for m in FLOWS}
         state.si_columns = {m: [] for m in FLOWS}
@@ -232,6 +247,8 @@ class ReadingStation(TrameApp):
                     color=("si_placing ? 'warning' : undefined",), variant="tonal")
             v3.VBtn("Segment", v_if=("si_needs_segment[si_module]",), click=self.on_segment,
                     disabled=("si_busy || !si_case[si_module]",), color="primary")
+            v3.VBtn("Draw ROI by hand", v_if=("si_needs_segment[si_module]",), click=self.on_draw_by_hand,
+                    disabled=("si_busy || !si_case[si_module]",), variant="tonal", prepend_icon="mdi-pencil")
             v3.VBtn("{{ si_compute_label[si_module] }}", click=self.on_compute, color="success",
                     disabled=("si_busy || !si_case[si_module] || "
                               "(si_needs_segment[si_module] && !si_has_segmentation[si_module])",))
@@ -244,22 +261,54 @@ class ReadingStation(TrameApp):
                            color="primary", indeterminate=("si_progress === 0",))
         html.Div("{{ si_message }}", v_if=("si_busy",), classes="text-caption", id="si-progress")
         html.Span("{{ si_steps_done }}", id="si-steps-done", style="display: none;")
-        v3.VAlert(v_if=("si_errors[si_module]",), text=("si_errors[si_module]",), type="error", density="compact",
-                  classes="mt-2",
-                  id="si-error")
+        with v3.VAlert(v_if=("si_errors[si_module]",), type="error", density="compact", classes="mt-2", id="si-error"):
+            html.Div("{{ si_errors[si_module] }}")
+            html.Div("Way forward: press “Draw ROI by hand” and draw it yourself in the Segment Editor.",
+                     v_if=("si_offer_draw[si_module]",), classes="mt-1 font-weight-bold", id="si-draw-offer")
 
     def _result_panel(self) -> None:
         html.Div("{{ si_segments[si_module] }}", v_if=("si_segments[si_module]",), classes="text-body-2 mt-2",
                  id="si-segments")
+        html.Div("ROI: {{ si_roi_source[si_module] }}", v_if=("si_roi_source[si_module]",), classes="text-body-2",
+                 id="si-roi-source")
+        v3.VAlert(v_if=("si_roi_source[si_module].startsWith('classical')",), type="info", variant="tonal",
+                  density="compact", classes="mt-1", id="si-classical-note",
+                  text="The AI found no lesion at the point; this ROI is a classical proposal (region growing from "
+                       "the point). Check and correct it in the Segment Editor, or press “Draw ROI by hand”.")
+        html.Div("{{ si_draw_hints[si_module] }}", v_if=("si_roi_source[si_module] === 'drawn by the reader'",),
+                 classes="text-caption", id="si-draw-hint")
         html.Div("3. Result", classes="text-subtitle-1 mt-4 mb-1")
         v3.VAlert(v_if=("si_stale[si_module]",), text="The segmentation was edited after this result: compute again.",
                   type="warning", variant="tonal", density="compact", classes="mb-2", id="si-stale")
         with v3.VAlert(v_if=("si_warnings[si_module].length",), type="warning", density="compact", classes="mb-2",
                        id="si-warnings", title="Warning about this result"):
             html.Div("{{ warning }}", v_for=("warning in si_warnings[si_module]",), classes="text-body-2 mt-1")
-        html.Div("{{ si_headline[si_module] }}", classes=("si_stale[si_module] ? 'text-h6 text-disabled "
-                                                          "text-decoration-line-through' : 'text-h6'",),
-                 id="si-headline")
+        with html.Div(classes="d-flex align-center flex-wrap ga-2"):
+            html.Div("{{ si_headline[si_module] }}", id="si-headline", classes=(
+                "'text-h6' + (si_stale[si_module] ? ' text-disabled text-decoration-line-through' : '') + "
+                "(si_domain[si_module]?.verdict === 'outside' ? ' text-disabled' : '')",))
+            v3.VChip("{{ si_domain_chips[si_domain[si_module].verdict].text }}", v_if=("si_domain[si_module]",),
+                     color=("si_domain_chips[si_domain[si_module].verdict].color",), size="small",
+                     variant="flat", label=True, id="si-domain-chip",
+                     prepend_icon=("si_domain[si_module].verdict === 'inside' ? 'mdi-check-circle' : "
+                                   "'mdi-alert-circle'",))
+        with v3.VAlert(v_if=("si_domain[si_module] && si_domain[si_module].verdict !== 'inside'",),
+                       type=("si_domain[si_module].verdict === 'outside' ? 'error' : 'info'",), variant="tonal",
+                       density="compact", classes="mt-1", id="si-domain"):
+            html.Div("This image is unlike the images the model was trained on: the score is greyed and may be "
+                     "meaningless here. Why:", v_if=("si_domain[si_module].verdict === 'outside'",),
+                     classes="font-weight-bold")
+            html.Div("The model card does not describe its training data, so nobody can tell whether this image "
+                     "resembles it. Why:", v_if=("si_domain[si_module].verdict === 'unknown'",),
+                     classes="font-weight-bold")
+            html.Div("{{ reason }}", v_for=("reason in (si_domain[si_module].reasons.length ? "
+                                            "si_domain[si_module].reasons : [si_domain[si_module].text])",),
+                     classes="text-body-2")
+        html.Div("Domain check: {{ si_domain[si_module].text }}",
+                 v_if=("si_domain[si_module]?.verdict === 'inside'",), classes="text-body-2", id="si-domain-text")
+        html.Div("ROI of this result: {{ si_result_roi_source[si_module] }}",
+                 v_if=("si_headline[si_module] && si_result_roi_source[si_module]",), classes="text-body-2",
+                 id="si-result-roi-source")
         html.Div("Views: T1 | synthetic DCE (top), real DCE | synthetic subtraction MIP (bottom); the first three "
                  "scroll, zoom and pan together.",
                  v_if=("si_module === 'DCESynthesis' && si_headline[si_module]",), classes="text-caption")
@@ -282,6 +331,9 @@ class ReadingStation(TrameApp):
 
     def on_segment(self) -> None:
         create_task(self._run(self._segment))
+
+    def on_draw_by_hand(self) -> None:
+        create_task(self._run(self._draw_by_hand))
 
     def on_compute(self) -> None:
         create_task(self._run(self._compute))
@@ -428,6 +480,7 @@ class ReadingStation(TrameApp):
             self.state.si_busy, self.state.si_progress = True, 0
             self.state.si_message = "working"
             self._set_error(flow.module, "")  # a new attempt: the module's previous refusal is over
+            self.state.si_offer_draw = {**self.state.si_offer_draw, flow.module: False}
 
         def progress(fraction: float, message: str) -> None:
             with self.state:
@@ -527,9 +580,22 @@ class ReadingStation(TrameApp):
         return value
 
     async def _segment(self, progress) -> None:
-        await self.flow.segment(progress)
-        self._show(self.flow)
-        self._centre_on_point(self.flow)
+        flow = self.flow
+        try:
+            await flow.segment(progress)
+        except SmartImagingError:  # the AI (and its classical fallback) found nothing or failed: never a dead end
+            self.state.si_offer_draw = {**self.state.si_offer_draw, flow.module: True}
+            raise
+        self._show(flow)
+        self._centre_on_point(flow)
+
+    async def _draw_by_hand(self, progress) -> None:
+        """An empty ROI in the Segment Editor, Paint selected: the reader draws, compute uses it."""
+        flow = self.flow
+        flow.draw_by_hand()
+        self._show(flow)
+        self._centre_on_point(flow)
+        self.slicer_app.segmentation_editor.set_active_effect_type(SegmentationEffectPaint)
 
     def _centre_on_point(self, flow) -> None:
         """Slice views centred on the lesion point, as Slicer's jump-to-point does."""
@@ -554,12 +620,17 @@ class ReadingStation(TrameApp):
         state.si_has_segmentation = {**state.si_has_segmentation, module: flow.segmentation is not None}
         state.si_segments = {**state.si_segments, module: flow.segment_summary()}
         state.si_stale = {**state.si_stale, module: flow.result_is_stale}
+        state.si_roi_source = {**state.si_roi_source, module: flow.roi_source or ""}
         result = flow.result
         state.si_headline = {**state.si_headline, module: result.headline if result else ""}
+        state.si_result_roi_source = {**state.si_result_roi_source,
+                                      module: (result.roi_source or "") if result else ""}
+        state.si_domain = {**state.si_domain, module: result.domain if result else None}
         state.si_warnings = {**state.si_warnings, module: list(result.warnings) if result else []}
         state.si_columns = {**state.si_columns, module: result.columns if result else []}
-        state.si_rows = {**state.si_rows, module: [row for row in result.rows if not is_warning_row(row)]
-                         if result else []}  # the warnings are shown above the headline
+        state.si_rows = {**state.si_rows, module: [row for row in result.rows
+                                                   if not is_warning_row(row) and row[0] != DOMAIN_ROW]
+                         if result else []}  # the warnings and the domain check are shown with the headline
         state.si_editor_visible = flow.segmentation is not None
 
     def _show(self, flow, fit: bool = False) -> None:
@@ -617,6 +688,7 @@ class ReadingStation(TrameApp):
             with self.state:
                 self.state.si_segments = {**self.state.si_segments, flow.module: flow.segment_summary()}
                 self.state.si_stale = {**self.state.si_stale, flow.module: flow.result_is_stale}
+                self.state.si_roi_source = {**self.state.si_roi_source, flow.module: flow.roi_source or ""}
 
         for event in (slicer.vtkSegmentation.SourceRepresentationModified, slicer.vtkSegmentation.SegmentAdded,
                       slicer.vtkSegmentation.SegmentRemoved):

@@ -1,4 +1,5 @@
-"""The reading station's flows, one per module: load -> Segment -> (reader edits) -> compute, over a vtkMRMLScene.
+"""The reading station's flows, one per module: load -> Segment (or draw the ROI by hand) -> (reader edits) ->
+compute, over a vtkMRMLScene.
 
 Every step calls the module's MRML adapter (`<module>.scene`), the same Logic as the desktop module. Long steps
 (bone-scan networks, LVI networks, DCE synthesis) run in the background worker process and are awaited without
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,23 +25,29 @@ from ..errors import CancelledError, InputError
 from ..geometry import ras_point_from_lps
 from ..io import describe_geometry
 from ..mrml import sitk_to_volume_node
-from ..segmentation_nodes import editable_copy
+from ..segmentation_nodes import drawn_segmentation, editable_copy, roi_source
+from ..segments import BONESCAN_SEGMENTS, BREAST_MASS, MAMMO_SEGMENTS, SegmentSpec
 from ..worker import WorkerProcess
 
 
 @dataclass
 class Result:
     """What the page shows after compute: a headline, the result table node's rows and every warning that came with
-    the result (given, and the table's "warning" rows); `fingerprint`: the segmentation it was computed from."""
+    the result (given, and the table's "warning" rows); `fingerprint`: the segmentation it was computed from;
+    `roi_source`: where that segmentation came from; `domain`: the domain check of the result (`domain_check`)."""
     headline: str
     columns: list[str]
     rows: list[list[str]]
     table_node: object = None
     warnings: list[str] = field(default_factory=list)
     fingerprint: str | None = None
+    roi_source: str | None = None
+    domain: dict | None = None
 
     def __post_init__(self) -> None:
         self.warnings = list(dict.fromkeys([*self.warnings, *(row[1] for row in self.rows if is_warning_row(row))]))
+        if self.domain is None:
+            self.domain = domain_check(self.table_node, self.rows)
 
 
 def is_warning_row(row: list[str]) -> bool:
@@ -55,6 +63,32 @@ def table_rows(table_node) -> tuple[list[str], list[list[str]]]:
     return columns, rows
 
 
+DOMAIN_ROW = "Domain check"
+VERDICTS = ("inside", "outside", "unknown")
+
+
+def domain_check(table_node, rows: list[list[str]]) -> dict | None:
+    """The result's domain check {"verdict", "reasons", "text"}: the "domain" of the result record that the scene
+    adapter stores as JSON in a SmartImaging.* attribute of the table node, else read from the table's "Domain check"
+    row (verdict: the text's first word); None when the result has neither."""
+    for name in (table_node.GetAttributeNames() or ()) if table_node is not None else ():
+        if not name.startswith("SmartImaging."):
+            continue
+        try:
+            record = json.loads(table_node.GetAttribute(name))
+        except ValueError:
+            continue
+        domain = record.get("domain") if isinstance(record, dict) else None
+        if isinstance(domain, dict) and domain.get("verdict") in VERDICTS:
+            return {"verdict": domain["verdict"], "reasons": [str(r) for r in domain.get("reasons") or []],
+                    "text": str(domain.get("text") or domain["verdict"])}
+    text = next((row[1] for row in rows if len(row) > 1 and row[0] == DOMAIN_ROW), None)
+    if text is None:
+        return None
+    verdict = text.split()[0].lower() if text.split() else ""
+    return {"verdict": verdict if verdict in VERDICTS else "unknown", "reasons": [], "text": text}
+
+
 def _cell(rows: list[list[str]], quantity: str) -> str:
     return next((row[1] for row in rows if row[0] == quantity), "n/a")
 
@@ -68,6 +102,7 @@ class Flow:
     roles: tuple[str, ...] = ()
     needs_segment = True
     reads_series = True
+    roi_name = "ROI"  # what the reader draws by hand, in the segmentation's name
 
     def __init__(self, scene, device: str = "cpu", models_dir: str | None = None):
         self.scene, self.device, self.models_dir = scene, device, models_dir
@@ -76,6 +111,7 @@ class Flow:
         self.point_node = None
         self.ai_segmentation = None
         self.segmentation = None
+        self._proposal_fingerprint: str | None = None  # the reader's segmentation as proposed, before any edit
         self.result: Result | None = None
         self.extra_nodes: dict[str, object] = {}
         self.worker: WorkerProcess | None = None
@@ -178,13 +214,38 @@ class Flow:
             parts.append(f"{segment.GetName()}: {count} {unit}")
         return " · ".join(parts)
 
+    @property
+    def drawn_segments(self) -> tuple[SegmentSpec, ...]:
+        """The segments the reader draws by hand (empty at first)."""
+        raise InputError(f"{self.module} has no ROI to draw")
+
+    def draw_by_hand(self) -> None:
+        """Replace the segmentation with an empty one to draw the ROI into (the way forward when the AI finds
+        nothing, or finds the wrong thing): named, coded segments on the image's geometry."""
+        self.require(self.roles[0])
+        segments = self.drawn_segments
+        self._replace_segmentation(None, drawn_segmentation(self.scene, self.primary, segments,
+                                                            f"{self.primary.GetName()} drawn {self.roi_name}"))
+
     def _keep_segmentation(self, ai_node) -> None:
+        self._replace_segmentation(ai_node, editable_copy(self.scene, ai_node))
+        ai_node.GetDisplayNode().SetVisibility(False)
+
+    def _replace_segmentation(self, ai_node, segmentation) -> None:
         for node in (self.ai_segmentation, self.segmentation):
             if node is not None:
                 self.scene.RemoveNode(node)
-        self.ai_segmentation, self.segmentation = ai_node, editable_copy(self.scene, ai_node)
-        ai_node.GetDisplayNode().SetVisibility(False)
+        self.ai_segmentation, self.segmentation = ai_node, segmentation
+        self._proposal_fingerprint = self.segmentation_fingerprint()
         self.result = None
+
+    @property
+    def roi_source(self) -> str | None:
+        """Where the reader's segmentation came from ("AI", "classical (AI found none)", "drawn by the reader"),
+        and whether the reader edited a proposal since."""
+        if self.segmentation is None:
+            return None
+        return roi_source(self.segmentation, self.segmentation_fingerprint() != self._proposal_fingerprint)
 
     async def run_worker(self, job: str, arguments: list[str], progress) -> dict:
         """Run a worker job, polling it between other server work; its result event, or InputError/CancelledError."""
@@ -217,8 +278,9 @@ class Flow:
         """Compute the result from the current segmentation; a refused compute (InputError) keeps the previous
         result, which `result_is_stale` then tells apart from the current segmentation."""
         fingerprint = self.segmentation_fingerprint()  # what the result is computed from (edits may come meanwhile)
+        source = self.roi_source
         result = await self._compute(progress)
-        result.fingerprint = fingerprint
+        result.fingerprint, result.roi_source = fingerprint, source
         self.result = result
         return result
 
@@ -230,6 +292,8 @@ class BoneScanFlow(Flow):
     module = "BoneScanBSTBI"
     roles = ("scan",)
     reads_series = False
+    roi_name = "metastases"
+    drawn_segments = BONESCAN_SEGMENTS
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -258,7 +322,7 @@ class BoneScanFlow(Flow):
         from ..bonescan import scene as bonescan_scene
 
         if self.segmentation is None:
-            raise InputError("Press Segment first: BSTBI is computed from the (edited) segmentation")
+            raise InputError("Press Segment (or Draw ROI by hand) first: BSTBI is computed from the segmentation")
         progress(0.1, "computing BSTBI")
         table, result = bonescan_scene.compute_bstbi(self.scene, [self.primary], [self.segmentation],
                                                      table_node=self.result.table_node if self.result else None,
@@ -284,6 +348,14 @@ class MammoFlow(Flow):
 
         return load_mammogram(path, self.pixel_mm).image
 
+    @property
+    def roi_name(self) -> str:
+        return self.kind
+
+    @property
+    def drawn_segments(self) -> tuple[SegmentSpec, ...]:
+        return (MAMMO_SEGMENTS[self.kind],)
+
     async def segment(self, progress) -> None:
         from ..mammo import scene as mammo_scene
         from ..mammo.segment import MammoSegmenter
@@ -303,7 +375,7 @@ class MammoFlow(Flow):
         from ..mammo import scene as mammo_scene
 
         if self.segmentation is None:
-            raise InputError("Press Segment first: the Rad-score is computed from the (edited) ROI")
+            raise InputError("Press Segment (or Draw ROI by hand) first: the Rad-score is computed from the ROI")
         progress(0.1, "extracting radiomics features")
         await asyncio.sleep(0)
         table, prediction = mammo_scene.classify(self.scene, self.primary, self.segmentation, self.kind,
@@ -318,6 +390,8 @@ class MammoFlow(Flow):
 class LVIFlow(Flow):
     module = "BreastLVI"
     roles = ("DCE", "T2")
+    roi_name = "lesion VOI"
+    drawn_segments = (BREAST_MASS,)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -328,6 +402,8 @@ class LVIFlow(Flow):
         from ..lvi.segment import LesionSegmenter
 
         self.require("DCE")
+        if self.point_node is None or self.point_node.GetNumberOfControlPoints() == 0:
+            raise InputError("Place a point on the lesion first")  # before the network is loaded
         progress(0.1, "segmenting the lesion around the point")
         await asyncio.sleep(0)
         if self._segmenter is None:
@@ -340,7 +416,7 @@ class LVIFlow(Flow):
         from ..lvi import scene as lvi_scene
 
         if self.segmentation is None:
-            raise InputError("Press Segment first (or draw the lesion VOI): the networks look at the lesion box")
+            raise InputError("Press Segment (or Draw ROI by hand) first: the networks look at the lesion box")
         with tempfile.TemporaryDirectory(prefix="smartimaging-web-") as folder:
             arguments = lvi_scene.write_inputs_for_worker(self.scene, self.volumes, self.segmentation, Path(folder))
             event = await self.run_worker("lvi-predict", arguments, progress)

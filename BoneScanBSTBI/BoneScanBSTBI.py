@@ -138,6 +138,7 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
         self.ui.segmentButton.connect("clicked(bool)", self.onSegmentButton)
+        self.ui.drawButton.connect("clicked(bool)", self.onDrawButton)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
         self.ui.computeButton.connect("clicked(bool)", self.onComputeButton)
         self.ui.compareButton.connect("clicked(bool)", self.onCompareButton)
@@ -197,6 +198,7 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         running = self._worker is not None
         p = self._parameterNode
         self.ui.segmentButton.enabled = bool(p and p.anteriorVolume) and not running
+        self.ui.drawButton.enabled = bool(p and p.anteriorVolume) and not running
         self.ui.cancelButton.enabled = running
         self.ui.computeButton.enabled = bool(p and p.anteriorVolume and (p.editedSegmentation or p.aiSegmentation))
         self.ui.compareButton.enabled = bool(p and p.resultTable and p.baselineTable)
@@ -218,6 +220,14 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.progressBar.value = 0
             self._pollTimer.start()
             self._updateButtonStates()
+
+    def onDrawButton(self) -> None:
+        """Empty metastasis and bladder segments to paint by hand (when the AI misses lesions)."""
+        with slicer.util.tryWithErrorDisplay(_("Failed to create the segments to draw."), waitCursor=True):
+            p = self._parameterNode
+            p.aiSegmentation = None
+            p.editedSegmentation = self.logic.drawByHand(self._volumes())
+            _startPainting(self.ui.segmentEditorWidget, p.editedSegmentation, p.anteriorVolume)
 
     def onCancelButton(self) -> None:
         if self._worker:
@@ -268,6 +278,14 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Failed to compare with the baseline."), waitCursor=True):
             table = self.logic.compare(self._parameterNode.baselineTable, self._parameterNode.resultTable)
             self.logic.showTable(table)
+
+
+def _startPainting(segmentEditorWidget, segmentationNode, volumeNode) -> None:
+    """Segment Editor on the segmentation's first segment with the Paint effect selected."""
+    segmentEditorWidget.setSegmentationNode(segmentationNode)
+    segmentEditorWidget.setSourceVolumeNode(volumeNode)
+    segmentEditorWidget.setCurrentSegmentID(segmentationNode.GetSegmentation().GetNthSegmentID(0))
+    segmentEditorWidget.setActiveEffectByName("Paint")
 
 
 #
@@ -355,6 +373,18 @@ class BoneScanBSTBILogic(ScriptedLoadableModuleLogic):
         aiNodes, _result = bonescan_scene.segment(slicer.mrmlScene, volumeNodes, BoneScanModels.load(device=device))
         return self._withEditableCopies(aiNodes)
 
+    def drawByHand(self, volumeNodes):
+        """Empty, coded metastasis and bladder segments on each view's geometry for the reader to paint; returns
+        the first view's (the others are found through their source volume, as for the AI's)."""
+        from smartimaging.segmentation_nodes import drawn_segmentation
+        from smartimaging.segments import BONESCAN_SEGMENTS
+
+        if not volumeNodes:
+            raise ValueError(_("Select the anterior view first."))
+        nodes = [drawn_segmentation(slicer.mrmlScene, volume, BONESCAN_SEGMENTS, f"{volume.GetName()} drawn metastases")
+                 for volume in volumeNodes]
+        return nodes[0]
+
     def computeBSTBI(self, volumeNodes, segmentationNode, excludeLesions="", tableNode=None):
         from smartimaging.bonescan import scene as bonescan_scene
         from smartimaging.bonescan.pipeline import parse_lesion_ids
@@ -423,6 +453,8 @@ class BoneScanBSTBITest(ScriptedLoadableModuleTest):
         """Run as few or as many tests as needed here."""
         self.setUp()
         self.test_BoneScanBSTBI1()
+        self.setUp()
+        self.test_BoneScanBSTBIDrawnSegments()
 
     def test_BoneScanBSTBI1(self):
         """Phantom with metastases: segment, erase one lesion in the edited copy, BSTBI must drop."""
@@ -459,4 +491,36 @@ class BoneScanBSTBITest(ScriptedLoadableModuleTest):
         after = float(table.GetAttribute("SmartImaging.BSTBI"))
         self.assertLess(after, before)
         self.assertTrue(np.isfinite(after))
+        self.delayDisplay("Test passed")
+
+    def test_BoneScanBSTBIDrawnSegments(self):
+        """No AI: metastases drawn by hand on both views (painted through the segmentation API) → BSTBI > 0."""
+        self.delayDisplay("Starting the drawn-segments test")
+        _ensureSmartImagingImportable()
+        import SimpleITK as sitk
+
+        from smartimaging.mrml import sitk_to_volume_node
+        from smartimaging.phantoms.bonescan import LESION, PIXEL_MM, make_bone_scan_phantom
+
+        case = make_bone_scan_phantom(seed=9)
+        volumes = []
+        for name in ("anterior", "posterior"):
+            image = sitk.GetImageFromArray(case.views[name][None])
+            image.SetSpacing((PIXEL_MM, PIXEL_MM, 1.0))
+            node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"phantom {name}")
+            sitk_to_volume_node(image, node)
+            volumes.append(node)
+
+        logic = BoneScanBSTBILogic()
+        drawn = logic.drawByHand(volumes)
+        segmentation = drawn.GetSegmentation()
+        names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
+        self.assertEqual(names, ["Bone metastasis", "Urinary bladder"])
+        self.assertEqual(float(logic.computeBSTBI(volumes, drawn).GetAttribute("SmartImaging.BSTBI")), 0.0)
+        for name, volume, segmentationNode in zip(("anterior", "posterior"), volumes,
+                                                  logic._segmentationsPerVolume(volumes, drawn), strict=True):
+            metastases = (case.masks[name] == LESION).astype("uint8")[None]
+            slicer.util.updateSegmentBinaryLabelmapFromArray(
+                metastases, segmentationNode, segmentationNode.GetSegmentation().GetNthSegmentID(0), volume)
+        self.assertGreater(float(logic.computeBSTBI(volumes, drawn).GetAttribute("SmartImaging.BSTBI")), 0.0)
         self.delayDisplay("Test passed")

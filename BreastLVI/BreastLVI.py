@@ -113,6 +113,7 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.segmentButton.connect("clicked(bool)", self.onSegmentButton)
+        self.ui.drawButton.connect("clicked(bool)", self.onDrawButton)
         self.ui.predictButton.connect("clicked(bool)", self.onPredictButton)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
 
@@ -173,6 +174,7 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                              and self._worker is None)
         self.ui.cancelButton.enabled = self._worker is not None
         self.ui.segmentButton.enabled = bool(p and (p.dceVolume or p.t2Volume) and p.lesionPoint)
+        self.ui.drawButton.enabled = bool(p and (p.dceVolume or p.t2Volume))
         if p and p.voiSegmentation:
             self.ui.segmentEditorWidget.setSegmentationNode(p.voiSegmentation)
             self.ui.segmentEditorWidget.setSourceVolumeNode(p.dceVolume or p.t2Volume)
@@ -187,6 +189,15 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 return
             p = self._parameterNode
             p.aiSegmentation, p.voiSegmentation = self.logic.segment(p.dceVolume or p.t2Volume, p.lesionPoint)
+
+    def onDrawButton(self) -> None:
+        """An empty lesion VOI to paint by hand (the way forward when the AI finds nothing, or the wrong thing)."""
+        with slicer.util.tryWithErrorDisplay(_("Failed to create the VOI to draw."), waitCursor=True):
+            p = self._parameterNode
+            volume = p.dceVolume or p.t2Volume
+            p.aiSegmentation = None
+            p.voiSegmentation = self.logic.drawByHand(volume)
+            _startPainting(self.ui.segmentEditorWidget, p.voiSegmentation, volume)
 
     def onPredictButton(self) -> None:
         """Start the networks in a background process; results arrive in onPollWorker."""
@@ -237,6 +248,14 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _onWorkerError(self, message, details) -> None:
         self.logic.removeScratchFolder()
         slicer.util.errorDisplay(message, detailedText=details or None)
+
+
+def _startPainting(segmentEditorWidget, segmentationNode, volumeNode) -> None:
+    """Segment Editor on the segmentation's first segment with the Paint effect selected."""
+    segmentEditorWidget.setSegmentationNode(segmentationNode)
+    segmentEditorWidget.setSourceVolumeNode(volumeNode)
+    segmentEditorWidget.setCurrentSegmentID(segmentationNode.GetSegmentation().GetNthSegmentID(0))
+    segmentEditorWidget.setActiveEffectByName("Paint")
 
 
 #
@@ -313,6 +332,16 @@ class BreastLVILogic(ScriptedLoadableModuleLogic):
         aiNode, editedNode = lvi_scene.segment(slicer.mrmlScene, volumeNode, pointNode, LesionSegmenter.load())
         aiNode.GetDisplayNode().SetVisibility(False)
         return aiNode, editedNode
+
+    def drawByHand(self, volumeNode):
+        """An empty, coded lesion segment on the sequence's geometry for the reader to paint the VOI."""
+        from smartimaging.segmentation_nodes import drawn_segmentation
+        from smartimaging.segments import BREAST_MASS
+
+        if volumeNode is None:
+            raise ValueError(_("Select the DCE (or T2) volume first."))
+        return drawn_segmentation(slicer.mrmlScene, volumeNode, (BREAST_MASS,),
+                                  f"{volumeNode.GetName()} drawn lesion VOI")
 
     def predict(self, sequenceNodes, voiSegmentation, modelIds=None):
         """Synchronous prediction (for scripts and the self-test): dict with the table and the heat-map nodes."""

@@ -127,6 +127,7 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.segmentButton.connect("clicked(bool)", self.onSegmentButton)
+        self.ui.drawButton.connect("clicked(bool)", self.onDrawButton)
         self.ui.classifyButton.connect("clicked(bool)", self.onClassifyButton)
         self.ui.batchButton.connect("clicked(bool)", self.onBatchButton)
         self.ui.batchCancelButton.connect("clicked(bool)", self.onBatchCancelButton)
@@ -185,6 +186,7 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _updateButtonStates(self, caller=None, event=None) -> None:
         p = self._parameterNode
         self.ui.segmentButton.enabled = bool(p and p.inputVolume)
+        self.ui.drawButton.enabled = bool(p and p.inputVolume)
         self.ui.classifyButton.enabled = bool(p and p.inputVolume and (p.editedSegmentation or p.aiSegmentation))
         self.ui.batchButton.enabled = bool(p and self._worker is None and _isFolder(p.batchFolder)
                                            and _isFolder(p.batchOutputFolder.parent))
@@ -200,6 +202,14 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             p = self._parameterNode
             p.aiSegmentation, p.editedSegmentation = self.logic.segment(p.inputVolume, p.lesionKind, p.lesionPoint,
                                                                         p.lesionBox)
+
+    def onDrawButton(self) -> None:
+        """An empty ROI to paint by hand (the way forward when the AI finds nothing, or the wrong thing)."""
+        with slicer.util.tryWithErrorDisplay(_("Failed to create the ROI to draw."), waitCursor=True):
+            p = self._parameterNode
+            p.aiSegmentation = None
+            p.editedSegmentation = self.logic.drawByHand(p.inputVolume, p.lesionKind)
+            _startPainting(self.ui.segmentEditorWidget, p.editedSegmentation, p.inputVolume)
 
     def onClassifyButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to extract features and classify."), waitCursor=True):
@@ -261,6 +271,14 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         slicer.util.errorDisplay(message, detailedText=details or None)
 
 
+def _startPainting(segmentEditorWidget, segmentationNode, volumeNode) -> None:
+    """Segment Editor on the segmentation's first segment with the Paint effect selected."""
+    segmentEditorWidget.setSegmentationNode(segmentationNode)
+    segmentEditorWidget.setSourceVolumeNode(volumeNode)
+    segmentEditorWidget.setCurrentSegmentID(segmentationNode.GetSegmentation().GetNthSegmentID(0))
+    segmentEditorWidget.setActiveEffectByName("Paint")
+
+
 def _isFolder(path) -> bool:
     """An unset path field holds '.'; only an explicitly chosen, existing folder counts."""
     return bool(path) and str(path) not in ("", ".") and pathlib.Path(path).is_dir()
@@ -310,6 +328,16 @@ class MammoRadiomicsLogic(ScriptedLoadableModuleLogic):
         editedNode = editable_copy(slicer.mrmlScene, aiNode)
         aiNode.GetDisplayNode().SetVisibility(False)
         return aiNode, editedNode
+
+    def drawByHand(self, volumeNode, kind):
+        """An empty, coded ROI segment on the mammogram's geometry for the reader to paint."""
+        from smartimaging.segmentation_nodes import drawn_segmentation
+        from smartimaging.segments import MAMMO_SEGMENTS
+
+        if volumeNode is None:
+            raise ValueError(_("Select the mammogram first."))
+        return drawn_segmentation(slicer.mrmlScene, volumeNode, (MAMMO_SEGMENTS[kind],),
+                                  f"{volumeNode.GetName()} drawn {kind}")
 
     def classify(self, volumeNode, segmentationNode, kind, tableNode=None):
         from smartimaging.mammo import scene as mammo_scene
@@ -364,6 +392,8 @@ class MammoRadiomicsTest(ScriptedLoadableModuleTest):
         self.test_MammoRadiomics1()
         self.setUp()
         self.test_MammoRadiomicsBatch()
+        self.setUp()
+        self.test_MammoRadiomicsDrawnROI()
 
     def test_MammoRadiomics1(self):
         """Point on a phantom mass → AI ROI → Rad-score table with 102 features."""
@@ -392,6 +422,35 @@ class MammoRadiomicsTest(ScriptedLoadableModuleTest):
         self.assertTrue(0.0 <= score <= 1.0)
         features = [r for r in range(table.GetNumberOfRows()) if table.GetCellText(r, 0).startswith("original_")]
         self.assertEqual(len(features), 102)
+        self.delayDisplay("Test passed")
+
+    def test_MammoRadiomicsDrawnROI(self):
+        """No AI: an empty ROI drawn by hand (a disc painted through the segmentation API) → Rad-score."""
+        self.delayDisplay("Starting the drawn-ROI test")
+        _ensureSmartImagingImportable()
+        import numpy as np
+        import SimpleITK as sitk
+
+        from smartimaging.mrml import sitk_to_volume_node
+        from smartimaging.phantoms.mammo import PIXEL_MM, make_mammo_phantom
+
+        case = make_mammo_phantom(910_002, "mass", 1)
+        image = sitk.GetImageFromArray(case.image[None])
+        image.SetSpacing((PIXEL_MM, PIXEL_MM, 1.0))
+        volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "phantom mammogram")
+        sitk_to_volume_node(image, volume)
+
+        drawn = MammoRadiomicsLogic().drawByHand(volume, "mass")
+        segmentation = drawn.GetSegmentation()
+        self.assertEqual(segmentation.GetNthSegment(0).GetName(), "Breast mass")
+        self.assertEqual(int(slicer.util.arrayFromSegmentBinaryLabelmap(drawn, segmentation.GetNthSegmentID(0),
+                                                                        volume).sum()), 0)
+        painted = (case.mask > 0).astype(np.uint8)[None]
+        slicer.util.updateSegmentBinaryLabelmapFromArray(painted, drawn, segmentation.GetNthSegmentID(0), volume)
+        table = MammoRadiomicsLogic().classify(volume, drawn, "mass")
+        rows = {table.GetCellText(r, 0): table.GetCellText(r, 1) for r in range(table.GetNumberOfRows())}
+        self.assertEqual(rows["ROI"], "drawn by the reader")
+        self.assertEqual(int(rows["ROI pixels"]), int(painted.sum()))
         self.delayDisplay("Test passed")
 
     def test_MammoRadiomicsBatch(self):

@@ -56,8 +56,36 @@ def test_apply_actions_use_try_with_error_display(name):
         if isinstance(method, ast.FunctionDef) and method.name in ("onSegmentButton", "onComputeButton",
                                                                   "onCompareButton", "onClassifyButton",
                                                                   "onBatchButton", "onSynthesizeButton",
-                                                                  "onShowButton", "onPredictButton"):
+                                                                  "onShowButton", "onPredictButton",
+                                                                  "onDrawButton"):
             assert "tryWithErrorDisplay" in ast.unparse(method), method.name
+
+
+# qMRMLSegmentEditorWidget methods the modules call, as declared in Slicer's
+# Modules/Loadable/Segmentations/Widgets/qMRMLSegmentEditorWidget.h (setActiveEffectByName and setCurrentSegmentID
+# since Slicer 4.x; setSourceVolumeNode since 5.2, which renamed setMasterVolumeNode).
+SEGMENT_EDITOR_METHODS = {"setMRMLSegmentEditorNode", "setSegmentationNode", "setSourceVolumeNode",
+                          "setCurrentSegmentID", "setActiveEffectByName"}
+
+
+@pytest.mark.parametrize("name", ["BoneScanBSTBI", "MammoRadiomics", "BreastLVI"])
+def test_the_roi_can_always_be_drawn_by_hand(name):
+    """A "Draw ROI by hand" button next to Segment, wrapped in tryWithErrorDisplay, whose Logic creates the empty
+    coded segments through smartimaging.segmentation_nodes.drawn_segmentation, and Paint opened on them."""
+    source, tree = _module(name)
+    ui = ET.parse(REPO / name / "Resources" / "UI" / f"{name}.ui").getroot()
+    button = next(w for w in ui.iter("widget") if w.get("name") == "drawButton")
+    texts = {p.get("name"): p.find("string").text for p in button.iter("property")}
+    assert texts["text"] == "Draw ROI by hand" and "Paint" in texts["toolTip"]
+    assert 'self.ui.drawButton.connect("clicked(bool)", self.onDrawButton)' in source
+    logic = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name + "Logic")
+    draw = next(m for m in logic.body if isinstance(m, ast.FunctionDef) and m.name == "drawByHand")
+    assert "drawn_segmentation(slicer.mrmlScene" in ast.unparse(draw)
+    assert 'setActiveEffectByName("Paint")' in source
+    called = {node.func.attr for node in ast.walk(tree) if isinstance(node, ast.Call)
+              and isinstance(node.func, ast.Attribute) and "segmentEditorWidget" in ast.unparse(node.func.value)
+              .split(".")[-1]}
+    assert {"setCurrentSegmentID", "setActiveEffectByName"} <= called <= SEGMENT_EDITOR_METHODS, called
 
 
 def test_extension_cmake_lists_every_module():

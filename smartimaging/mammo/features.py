@@ -24,7 +24,8 @@ from .images import Mammogram, load_mammogram
 
 
 def load_mask(path: str | os.PathLike, mammogram: Mammogram) -> np.ndarray:
-    """Binary lesion mask (rows, cols) for a mammogram: PNG (non-zero = lesion) or a volume on the same grid."""
+    """Binary lesion mask (rows, cols) for a mammogram: PNG (non-zero = lesion; colour: any channel above half) or a
+    volume on the same grid."""
     path = check_readable(path)
     if file_suffix(path) in (".png", ".pgm", ".tif", ".tiff"):
         check_image_file(path, MAMMOGRAM)
@@ -36,7 +37,10 @@ def load_mask(path: str | os.PathLike, mammogram: Mammogram) -> np.ndarray:
                              "export the ROI again") from exc
         if mask.ndim not in (2, 3):
             raise InputError(f"The mask {path.name} is not a 2D image")
-        mask = mask[..., 0] if mask.ndim == 3 else mask
+        if mask.ndim == 3 and mask.shape[-1] >= 3:  # colour-coded mask (e.g. red malignant, green benign): any
+            mask = mask[..., :3].max(axis=-1) > 127  # saturated colour; faint values are compression noise
+        elif mask.ndim == 3:
+            mask = mask[..., 0]
     else:
         volume = read_volume(path, MAMMOGRAM)
         if volume.GetSize()[2] != 1:

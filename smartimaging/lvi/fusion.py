@@ -2,8 +2,9 @@
 probabilities (as logits) and manifest covariates (age, size, ...), fitted on the training cases.
 
 The fitted fusion is a small JSON card (means, scales, coefficients, intercept, cutoff): transparent and never
-pickled. Its cutoff is the Youden point of out-of-fold training predictions (5 patient-grouped folds), so that it is
-not tuned on predictions the regression has seen.
+pickled. Its cutoff is the Youden point of out-of-fold training predictions (5 patient-grouped folds); in each fold the
+whole pipeline (standardisation + regression) is fitted on the other folds' patients only, so neither the scaler nor
+the regression has seen the predictions the cutoff is tuned on.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from .. import __version__
+from ..domain import summarise
 from ..errors import InputError, ModelError
 from ..evaluation import auc_with_ci, binary_metrics, youden_cutoff
 from ..io import atomic_output_dir, write_json
@@ -60,30 +64,46 @@ def _design(manifest, model_ids, covariates, split, directory) -> tuple[np.ndarr
 FUSION_FOLDS = 5
 
 
-def fit_fusion(manifest: str | os.PathLike, model_ids: list[str], covariates: list[str], out_dir, model_id: str,
-               directory=None, seed: int = 0) -> Path:
-    X, y, patients, ids = _design(manifest, model_ids, covariates, "train", directory)
-    mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-9
-    Z = (X - mean) / scale
-    out_of_fold = np.zeros(len(y))
+def fusion_pipeline(seed: int = 0) -> Pipeline:
+    """The whole fusion: standardisation of the inputs, then a logistic regression."""
+    return make_pipeline(StandardScaler(), LogisticRegression(random_state=seed))
+
+
+def out_of_fold_probabilities(X: np.ndarray, y: np.ndarray, patients: list[str], seed: int = 0) -> np.ndarray:
+    """Each case scored by a fusion pipeline fitted (scaler included) on the other folds' patients only."""
     if len(set(patients)) < FUSION_FOLDS:
         raise InputError(f"The fusion's out-of-fold cutoff needs at least {FUSION_FOLDS} patients in the 'train' "
                          f"split; it has {len(set(patients))}. Add training cases")
-    for train, test in GroupKFold(n_splits=FUSION_FOLDS).split(Z, y, patients):
+    out_of_fold = np.zeros(len(y))
+    for train, test in GroupKFold(n_splits=FUSION_FOLDS).split(X, y, patients):
         if len(np.unique(y[train])) < 2:
             raise InputError("A cross-validation fold of the 'train' split holds one class only; add LVI-positive "
                              "and LVI-negative training cases")
-        out_of_fold[test] = LogisticRegression(random_state=seed).fit(Z[train], y[train]).predict_proba(Z[test])[:, 1]
-    regression = LogisticRegression(random_state=seed).fit(Z, y)
-    fusion = {"inputs": [*ids, *covariates], "mean": mean.tolist(), "scale": scale.tolist(),
+        out_of_fold[test] = fusion_pipeline(seed).fit(X[train], y[train]).predict_proba(X[test])[:, 1]
+    return out_of_fold
+
+
+def fit_fusion(manifest: str | os.PathLike, model_ids: list[str], covariates: list[str], out_dir, model_id: str,
+               directory=None, seed: int = 0) -> Path:
+    X, y, patients, ids = _design(manifest, model_ids, covariates, "train", directory)
+    out_of_fold = out_of_fold_probabilities(X, y, patients, seed)
+    pipeline = fusion_pipeline(seed).fit(X, y)
+    scaler, regression = pipeline[0], pipeline[-1]
+    fusion = {"inputs": [*ids, *covariates], "mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist(),
               "coefficients": regression.coef_[0].tolist(), "intercept": float(regression.intercept_[0]),
               "cutoff": youden_cutoff(y, out_of_fold)}
     card = {"id": model_id, "version": "1.0.0", "task": "lvi-fusion", "smartimaging_version": __version__,
             "fusion": fusion, "inputs_explained": "model entries: logit of the model's case probability; others: "
                                                   "manifest covariates as given",
-            "training": {"manifest": Path(manifest).name, "cases": len(y), "seed": seed},
+            "training": {"manifest": Path(manifest).name, "cases": len(y), "seed": seed,
+                         "cutoff_from": f"out-of-fold predictions, {FUSION_FOLDS} patient-grouped folds, scaler and "
+                                        "regression fitted inside each fold"},
             "intended_use": ("DEMO WEIGHTS trained on synthetic phantoms; not for clinical use." if "demo" in model_id
                              else "Research use; validate on your own data before any clinical use.")}
+    if covariates:
+        columns = X[:, len(ids):]
+        card["training_domain"] = summarise([dict(zip(covariates, map(float, row), strict=True)) for row in columns],
+                                            f"covariates of the {len(y)} 'train' cases of {Path(manifest).name}")
     X_val, y_val, _, _ = _design(manifest, model_ids, covariates, "val", directory)
     scores = apply_fusion(fusion, X_val)
     card["metrics"] = {"validation": {"auc": auc_with_ci(y_val, scores).__dict__, "at_cutoff": binary_metrics(

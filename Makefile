@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: app demo test lint install
+.PHONY: app demo test lint install real-bonescan-figures
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,3 +30,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# README figures of the bone-scan proposals on the real GE scan (needs ../shared/realdata)
+real-bonescan-figures: $(STAMP)
+	$(BIN)/python tools/real_bonescan_figures.py

@@ -394,3 +394,35 @@ def test_station_real_mammogram_samples_load_with_their_pixel_size_stated(tmp_pa
             mask = _read_png_mask(image.with_name("0_R-CC_benign_mask.png")) if "gmic" in str(image) else \
                 realdata.CddCesmView(image, realdata.CDD_CESM_FOLDER / "masks" / f"{image.stem}.png").lesion()[0]
             assert mask[row, col], case.name
+
+
+def test_jpeg_baseline_mammogram_decodes_like_the_jpeg_itself(tmp_path):
+    """An 8-bit JPEG baseline DICOM MG (as some archives send them), built from a real CDD-CESM view."""
+    import io
+
+    from PIL import Image
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.encaps import encapsulate
+
+    from smartimaging.mammo.images import load_mammogram
+
+    view = realdata.cdd_cesm_views()[0]
+    buffer = io.BytesIO()
+    with Image.open(view.image) as image:
+        image.convert("L").save(buffer, format="JPEG", quality=90)
+    expected = np.asarray(Image.open(io.BytesIO(buffer.getvalue())), dtype=np.float32)
+    ds = pydicom.Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.JPEGBaseline8Bit
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"  # digital mammography
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.Modality, ds.PhotometricInterpretation, ds.ImagerPixelSpacing = "MG", "MONOCHROME2", [0.1, 0.1]
+    ds.Rows, ds.Columns = expected.shape
+    ds.SamplesPerPixel, ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 1, 8, 8, 7, 0
+    ds.PixelData = encapsulate([buffer.getvalue()])
+    ds["PixelData"].VR = "OB"
+    path = tmp_path / "jpeg_baseline_mg.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    mammogram = load_mammogram(path)
+    assert mammogram.meta["pixel_size_source"] == "header" and mammogram.image.GetSpacing()[:2] == (0.1, 0.1)
+    assert np.abs(mammogram.pixels - expected).max() <= 2  # JPEG decoders may round the inverse DCT differently

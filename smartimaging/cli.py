@@ -370,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     mammo_train.add_argument("--one-se", action="store_true", help="one-standard-error rule (fewer features)")
     mammo_train.add_argument("--split", default="train", help="rows used for training ('' for all)")
     mammo_train.add_argument("--folds", type=positive_int, default=5)
+    mammo_train.add_argument("--outer-folds", type=positive_int, default=5,
+                             help="outer folds of the nested CV around --search (the honest AUC estimate)")
     mammo_train.add_argument("--seed", type=int, default=0)
     segmenter = mammo_commands.add_parser("train-segmenter", help="train the point/box-prompted lesion U-Net")
     segmenter.add_argument("--manifest", required=True, help="CSV with image, mask, split (train/val), kind")

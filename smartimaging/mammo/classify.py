@@ -20,7 +20,7 @@ from ..models.nets import CardFieldError, card_field, card_number, card_text, ch
 from ..models.registry import MAX_CARD_BYTES, read_json_limited
 from .features import settings_sidecar
 from .persistence import load_radiomics_model, save_radiomics_model
-from .search import PRESETS, fit_final, search
+from .search import PRESETS, fit_final, nested_cv, search
 
 READER_MALIGNANT = {"4b", "4c", "5", "6"}
 READER_BENIGN = {"1", "2", "3", "4a"}
@@ -29,8 +29,9 @@ READER_BENIGN = {"1", "2", "3", "4a"}
 def check_radiomics_card(card: dict) -> dict:
     """The fields of a radiomics classifier card that `mammo predict` / `mammo evaluate` use, none covered by a
     checksum: `cutoff.value` in [0, 1], `training.pixel_spacing_mm` a positive number up to 10 mm or absent/null,
-    `radiomics.settings` an object, and id/version/sha256 for the provenance. Returns them:
-    {"cutoff", "pixel_spacing_mm", "radiomics", "provenance"}."""
+    `radiomics.settings` an object, id/version/sha256 for the provenance, and `metrics.honest_auc` (AUC and SD in
+    [0, 1], a method text) or absent/null. Returns them:
+    {"cutoff", "pixel_spacing_mm", "radiomics", "provenance", "honest_auc"}."""
     cutoff = card_number(card_field(card, "cutoff.value"), "cutoff.value", 0.0, 1.0)
     spacing = card_field(card, "training.pixel_spacing_mm", None)
     if spacing is not None:
@@ -44,7 +45,14 @@ def check_radiomics_card(card: dict) -> dict:
         raise CardFieldError("sha256 is not an object of file checksums")
     provenance = {"id": card_text(card_field(card, "id"), "id", 128),
                   "version": card_text(card_field(card, "version"), "version", 64), "sha256": sha256}
-    return {"cutoff": cutoff, "pixel_spacing_mm": spacing, "radiomics": radiomics, "provenance": provenance}
+    honest = card_field(card, "metrics.honest_auc", None)
+    if honest is not None:
+        honest = {"auc": card_number(card_field(card, "metrics.honest_auc.auc"), "metrics.honest_auc.auc", 0.0, 1.0),
+                  "sd": card_number(card_field(card, "metrics.honest_auc.sd"), "metrics.honest_auc.sd", 0.0, 1.0),
+                  "method": card_text(card_field(card, "metrics.honest_auc.method"), "metrics.honest_auc.method",
+                                      400)}
+    return {"cutoff": cutoff, "pixel_spacing_mm": spacing, "radiomics": radiomics, "provenance": provenance,
+            "honest_auc": honest}
 
 
 def read_radiomics_card(card_path: str | os.PathLike) -> dict:
@@ -139,24 +147,46 @@ def _matrix(rows: list[dict], names: list[str]) -> tuple[np.ndarray, np.ndarray]
 def train_from_features(features_csv, out_dir, model_id: str, preset: str | None = None, search_space=None,
                         one_standard_error: bool = False, split: str | None = "train", folds: int = 5,
                         seed: int = 0, validation_split: str | None = "val",
-                        warn: Callable[[str], None] | None = None) -> Path:
+                        warn: Callable[[str], None] | None = None, outer_folds: int = 5) -> Path:
     """Search (or take a preset), fit on the `split` rows, and record the `validation_split` rows' metrics at the
     training cutoff in the card when the file has such rows. When those rows hold one class only, their AUC is
     undefined: the card records why (`metrics.validation.undefined`) and `warn` (default: a 'warning:' line on
-    stderr) says so; the model is still written."""
+    stderr) says so; the model is still written.
+
+    `metrics.honest_auc` is the training data's unbiased AUC estimate: for a search, nested CV with `outer_folds`
+    patient-grouped outer folds around the whole search (the selected pipeline's own CV AUC, `metrics.cv_auc`, is
+    optimistic: it chose the pipeline); for a preset, its plain CV (nothing was selected)."""
     check_model_name(model_id)
     rows, names = read_features(features_csv, split)
     X, y = _matrix(rows, names)
     check_both_classes(y, "Training")
-    check_folds(y, np.array([row["patient_id"] for row in rows]), folds)
     groups = np.array([row["patient_id"] for row in rows])
+    check_folds(y, groups, folds)
     if preset:
         config, table = PRESETS[preset], []
     else:
+        if outer_folds < 2:
+            raise InputError(f"Nested cross-validation needs at least 2 outer folds; got --outer-folds {outer_folds}")
+        check_folds(y, groups, outer_folds)
         result = search(X, y, groups, folds=folds, seed=seed, one_standard_error=one_standard_error,
                         **(search_space or {}))
         config, table = result.best, result.table
+        nested = nested_cv(X, y, groups, outer_folds, folds, seed, one_standard_error, **(search_space or {}))
     model = fit_final(config, X, y, groups, names, folds, seed)
+    aucs = model.cv_fold_aucs
+    own_cv = {"auc": model.cv_auc, "sd": float(np.std(aucs, ddof=1)) if len(aucs) > 1 else 0.0, "folds": folds}
+    if preset:
+        honest = {**own_cv, "method": f"{folds}-fold patient-grouped CV of the preset pipeline",
+                  "why": "the preset is fixed in advance (nothing selected on these data), so its CV AUC is "
+                         "already an unbiased estimate"}
+    else:
+        honest = {"auc": nested["auc"], "sd": nested["sd"], "folds": outer_folds,
+                  "method": f"nested CV: {outer_folds} patient-grouped outer folds around the whole search "
+                            f"({len(table)} pipelines, each refitted and the best selected by {folds}-fold CV "
+                            "inside every outer training fold)",
+                  "why": f"the selected pipeline's own CV AUC ({model.cv_auc:.3f}) is optimistic: the search chose "
+                         "it by that same CV",
+                  "outer_folds": nested["outer_folds"]}
     spacings = {row.get("pixel_mm") for row in rows}
     card = {"task": "mammo-classifier", "training": {"features": Path(features_csv).name, "split": split,
                                                      "pixel_spacing_mm": float(spacings.pop()) if len(spacings) == 1
@@ -165,6 +195,7 @@ def train_from_features(features_csv, out_dir, model_id: str, preset: str | None
                                                      "folds": folds, "seed": seed, "preset": preset,
                                                      "one_standard_error": one_standard_error,
                                                      "search_table": table},
+            "metrics": {"honest_auc": honest, "cv": own_cv},
             "intended_use": ("DEMO WEIGHTS trained on synthetic phantoms; not for clinical use." if "demo" in model_id
                              else "Research use; validate on your own data before any clinical use.")}
     sidecar = settings_sidecar(features_csv)
@@ -177,15 +208,15 @@ def train_from_features(features_csv, out_dir, model_id: str, preset: str | None
         scores = model.scores(X_val)
         data = f"the {len(held_out)} '{validation_split}' rows of {Path(features_csv).name} (never used for fitting)"
         if len(set(y_val.tolist())) == 2:
-            card["metrics"] = {"validation": {
+            card["metrics"]["validation"] = {
                 "data": data, "auc": auc_with_ci(y_val, scores).__dict__,
-                "metrics": binary_metrics(y_val, (scores >= model.cutoff).astype(int)).as_dict()}}
+                "metrics": binary_metrics(y_val, (scores >= model.cutoff).astype(int)).as_dict()}
         else:  # an AUC needs both classes: the model is still written, without validation metrics
             kind = "malignant" if y_val[0] == 1 else "benign"
             reason = (f"the '{validation_split}' rows of {Path(features_csv).name} are all {kind} "
                       f"({len(held_out)} rows): the validation AUC is undefined and was not computed; add cases of "
                       "both classes to that split to validate the model")
-            card["metrics"] = {"validation": {"data": data, "auc": None, "undefined": reason}}
+            card["metrics"]["validation"] = {"data": data, "auc": None, "undefined": reason}
             (warn or _print_warning)(reason)
     return save_radiomics_model(model, out_dir, model_id, card)
 
@@ -232,9 +263,14 @@ def evaluate_features(card_path, features_csv, out_dir, split: str | None = "tes
     auc = auc_with_ci(y, scores)
     metrics = binary_metrics(y, predictions)
     report = {"model": Path(card_path).stem, "cases": len(rows), "cutoff": model.cutoff, "auc": auc.__dict__,
-              "metrics": metrics.as_dict(), "pipeline": model.config, "selected_inputs": model.selected_inputs()}
+              "metrics": metrics.as_dict(), "pipeline": model.config, "selected_inputs": model.selected_inputs(),
+              "training_estimate": checked["honest_auc"]}
     lines = [f"{report['model']} on {len(rows)} lesions ({split or 'all'}), cutoff {model.cutoff:.3f} "
              "(from training)", f"AUC {auc.as_text()}"]
+    honest = checked["honest_auc"]
+    lines.append(f"Honest training estimate: AUC {honest['auc']:.3f} ± {honest['sd']:.3f} ({honest['method']})"
+                 if honest else "Honest training estimate: not recorded in the card (trained before nested CV); "
+                 "retrain to record it")
     lines += [f"{name.upper():<4} {getattr(metrics, name).as_text()}" for name in
               ("accuracy", "sensitivity", "specificity", "ppv", "npv")]
     if reader_column in rows[0]:

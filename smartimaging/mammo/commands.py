@@ -95,8 +95,11 @@ def train(args) -> int:
     from .classify import train_from_features
 
     card = train_from_features(args.features, args.out, args.name, args.preset, one_standard_error=args.one_se,
-                               split=args.split or None, folds=args.folds, seed=args.seed)
+                               split=args.split or None, folds=args.folds, seed=args.seed,
+                               outer_folds=args.outer_folds)
     print(f"wrote {card}")
+    honest = json.loads(card.read_text(encoding="utf-8"))["metrics"]["honest_auc"]
+    print(f"honest AUC estimate {honest['auc']:.3f} ± {honest['sd']:.3f}: {honest['method']}; {honest['why']}")
     return 0
 
 

@@ -2,6 +2,11 @@
 inside patient-grouped cross-validation folds; best by CV AUC (optionally the one-standard-error rule); the
 cutoff is the Youden point of the out-of-fold predictions of the training data only.
 
+The search picks the best of its candidates by the same CV it reports, so that CV AUC is optimistic; `nested_cv`
+gives the honest estimate: outer patient-grouped folds around the whole search (every candidate refitted and the
+best selected inside each outer training fold, scored on the outer test fold only). A preset involves no selection,
+so its CV AUC is already honest.
+
 Presets reproduce the paper's two pipelines: masses z-score → PCA → RFE (9) → random forest; calcifications
 min-max → PCA → Kruskal–Wallis (13) → XGBoost.
 """
@@ -205,6 +210,36 @@ def search(X, y, groups, normalisers=("minmax", "zscore"), reducers=("pca", "pcc
                         table)
 
 
+def nested_cv(X, y, groups, outer_folds: int = 5, folds: int = 5, seed: int = 0, one_standard_error: bool = False,
+              **space) -> dict:
+    """Honest AUC of the whole search: per outer patient-grouped fold, `search` (with its own `folds`-fold CV) on the
+    outer training patients, the selected pipeline refitted on them and scored on the outer test patients.
+    Returns {"auc", "sd" (over outer folds), "outer_folds": [{"auc", "cases", "selected", "inner_cv_auc"}, ...]}."""
+    X, y, groups = np.asarray(X, dtype=float), np.asarray(y).astype(int), np.asarray(groups)
+    splitter = StratifiedGroupKFold(n_splits=outer_folds, shuffle=True, random_state=seed)
+    results = []
+    for train, test in splitter.split(X, y, groups):
+        if len(np.unique(y[test])) < 2:
+            continue  # an outer test fold of one class has no AUC (StratifiedGroupKFold avoids it when it can)
+        fewest = min(len(set(groups[train][y[train] == label])) for label in (0, 1))
+        if fewest < folds:
+            raise InputError(f"Nested cross-validation: an outer training fold holds only {fewest} patients of one "
+                             f"class, too few for {folds} inner folds; give fewer --folds or --outer-folds, or add "
+                             "cases")
+        found = search(X[train], y[train], groups[train], folds=folds, seed=seed,
+                       one_standard_error=one_standard_error, **space)
+        pipeline = build_pipeline(**found.best, seed=seed).fit(X[train], y[train])
+        scores = pipeline.predict_proba(X[test])[:, 1]
+        inner = next(row["cv_auc"] for row in found.table if all(row[k] == v for k, v in found.best.items()))
+        results.append({"auc": float(roc_auc_score(y[test], scores)), "cases": int(len(test)),
+                        "selected": found.best, "inner_cv_auc": inner})
+    if not results:
+        raise InputError("Nested cross-validation: no outer test fold holds both classes; add cases")
+    aucs = [row["auc"] for row in results]
+    return {"auc": float(np.mean(aucs)), "sd": float(np.std(aucs, ddof=1)) if len(aucs) > 1 else 0.0,
+            "outer_folds": results}
+
+
 @dataclass
 class FittedModel:
     pipeline: Pipeline
@@ -213,6 +248,7 @@ class FittedModel:
     cutoff: float
     cv_auc: float
     training_scores: np.ndarray
+    cv_fold_aucs: list[float] = field(default_factory=list)
 
     def scores(self, X) -> np.ndarray:
         return self.pipeline.predict_proba(np.asarray(X, dtype=float))[:, 1]
@@ -236,4 +272,4 @@ def fit_final(config: dict, X, y, groups, feature_names: list[str], folds: int =
     scores, aucs = out_of_fold_scores(config, X, y, np.asarray(groups), folds, seed)
     pipeline = build_pipeline(**config, seed=seed).fit(X, y)
     return FittedModel(pipeline, dict(config), list(feature_names), youden_cutoff(y, scores), float(np.mean(aucs)),
-                       scores)
+                       scores, [float(auc) for auc in aucs])

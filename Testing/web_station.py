@@ -86,7 +86,7 @@ def open_module(page, title: str, timeout_ms: int = 60_000) -> None:
 def load_sample(page, name: str | None = None, timeout_ms: int = 60_000) -> str:
     """Load a sample case of the open module (its first one by default); returns the case line."""
     if name:
-        page.get_by_label("Sample case").click()
+        page.get_by_label("Sample case").click(force=True)  # the selected text lies over the field
         page.get_by_role("option", name=name).click()
     click_and_wait_idle(page, "Load sample", timeout_ms)
     return page.inner_text("#si-case")

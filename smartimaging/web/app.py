@@ -298,8 +298,8 @@ class ReadingStation(TrameApp):
             html.Div("This image is unlike the images the model was trained on: the score is greyed and may be "
                      "meaningless here. Why:", v_if=("si_domain[si_module].verdict === 'outside'",),
                      classes="font-weight-bold")
-            html.Div("The model card does not describe its training data, so nobody can tell whether this image "
-                     "resembles it. Why:", v_if=("si_domain[si_module].verdict === 'unknown'",),
+            html.Div("Not checked against the model's training data: nothing tells whether this image resembles "
+                     "the images the model learned from. Why:", v_if=("si_domain[si_module].verdict === 'unknown'",),
                      classes="font-weight-bold")
             html.Div("{{ reason }}", v_for=("reason in (si_domain[si_module].reasons.length ? "
                                             "si_domain[si_module].reasons : [si_domain[si_module].text])",),
@@ -560,7 +560,8 @@ class ReadingStation(TrameApp):
         notes = [f"{role}: {geometry}" for role, geometry in flow.geometry.items()]
         names = getattr(flow, "view_names", [])
         if flow.module == "BoneScanBSTBI" and names:
-            notes.append(f"Left view: {names[0]}" + (f" · right view: {names[1]}" if len(names) > 1 else ""))
+            notes.append(f"Left view: {names[0]} · right view: {names[1]}" if len(names) > 1
+                         else f"One view: {names[0]}")
         return notes
 
     def _set_case(self, module: str, description: str, notes: list[str]) -> None:
@@ -643,7 +644,7 @@ class ReadingStation(TrameApp):
         if isinstance(flow, DCEFlow) and flow.result is not None:
             layout = "dce"
             volumes = {DCE_VIEW_TAGS[view]: volume for view, volume in flow.side_by_side.items()}
-        elif flow.module == "BoneScanBSTBI":
+        elif flow.module == "BoneScanBSTBI" and len(getattr(flow, "view_names", [])) > 1:
             layout, volumes = "bonescan", dict.fromkeys(BONE_SCAN_VIEWS, flow.primary)
         else:
             layout, volumes = "axial", {}
@@ -667,7 +668,7 @@ class ReadingStation(TrameApp):
             if fit:
                 view.fit_view_to_content()
         self._link_views(layout == "dce")
-        if fit and flow.module == "BoneScanBSTBI" and flow.primary is not None:
+        if fit and layout == "bonescan" and flow.primary is not None:
             self._show_bone_scan_frames(flow.primary)
         editor = self.slicer_app.segmentation_editor
         if flow.segmentation is not None:

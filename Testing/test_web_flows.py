@@ -540,3 +540,26 @@ def test_station_shows_the_domain_check_beside_the_score_and_not_in_the_table(st
     flow.result = None
     station._publish(flow)
     assert state.si_domain[module] is None
+
+
+def test_a_classical_proposal_is_labelled_as_such_before_and_after_an_edit(station, cases, tmp_path):
+    from smartimaging.segmentation_nodes import CLASSICAL, ROI_SOURCE, segmentation_from_labels
+    from smartimaging.segments import BREAST_MASS
+
+    state, module = station.state, "MammoRadiomics"
+    flow = station.flows[module]
+    _load(flow, cases[module][0], tmp_path)
+    labels = np.zeros(_array_shape(flow.primary), np.uint8)
+    labels[0, 200:220, 150:170] = BREAST_MASS.label
+    proposal = segmentation_from_labels(flow.scene, flow.primary, labels, (BREAST_MASS,), "grown mass", "AI")
+    proposal.SetAttribute(ROI_SOURCE, CLASSICAL)  # as the scene adapters mark the fallback's ROI
+    flow._keep_segmentation(proposal)
+    station._publish(flow)
+    assert state.si_roi_source[module] == "classical (AI found none)"
+    _empty_segmentation(flow)
+    assert flow.roi_source == "classical (AI found none), reader edited"
+
+
+def _array_shape(volume_node) -> tuple[int, ...]:
+    dims = volume_node.GetImageData().GetDimensions()
+    return dims[2], dims[1], dims[0]

@@ -272,7 +272,17 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             table = self.logic.computeBSTBI(self._volumes(), p.editedSegmentation or p.aiSegmentation,
                                             p.excludeLesions, p.resultTable)
             p.resultTable = table
+            self._showDomain(table)
             self.logic.showResult(self._volumes(), p.editedSegmentation or p.aiSegmentation, table)
+
+    def _showDomain(self, tableNode) -> None:
+        """The result's domain check under the button, in bold red when the image is outside the training data."""
+        from smartimaging.result_nodes import domain_check, domain_sentence
+
+        domain = domain_check(tableNode) if tableNode else None
+        outside = bool(domain) and domain["verdict"] == "outside"
+        self.ui.domainLabel.text = domain_sentence(domain) if domain else ""
+        self.ui.domainLabel.styleSheet = "color: #d32f2f; font-weight: bold;" if outside else ""
 
     def onCompareButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to compare with the baseline."), waitCursor=True):

@@ -242,8 +242,18 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             p = self._parameterNode
             nodes = self.logic.finishPrediction(self._sequences(), event, p.voiSegmentation, p.resultTable)
             self._parameterNode.resultTable = nodes["table"]
+            self._showDomain(nodes["table"])
             self.ui.progressBar.value = 100
             self.logic.showResult(self._sequences(), nodes)
+
+    def _showDomain(self, tableNode) -> None:
+        """The result's domain check under the button, in bold red when the image is outside the training data."""
+        from smartimaging.result_nodes import domain_check, domain_sentence
+
+        domain = domain_check(tableNode) if tableNode else None
+        outside = bool(domain) and domain["verdict"] == "outside"
+        self.ui.domainLabel.text = domain_sentence(domain) if domain else ""
+        self.ui.domainLabel.styleSheet = "color: #d32f2f; font-weight: bold;" if outside else ""
 
     def _onWorkerError(self, message, details) -> None:
         self.logic.removeScratchFolder()

@@ -216,8 +216,17 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             p = self._parameterNode
             p.resultTable = self.logic.classify(p.inputVolume, p.editedSegmentation or p.aiSegmentation,
                                                 p.lesionKind, p.resultTable)
+            self._showDomain(p.resultTable)
             self.logic.showTable(p.resultTable)
 
+    def _showDomain(self, tableNode) -> None:
+        """The result's domain check under the button, in bold red when the image is outside the training data."""
+        from smartimaging.result_nodes import domain_check, domain_sentence
+
+        domain = domain_check(tableNode) if tableNode else None
+        outside = bool(domain) and domain["verdict"] == "outside"
+        self.ui.domainLabel.text = domain_sentence(domain) if domain else ""
+        self.ui.domainLabel.styleSheet = "color: #d32f2f; font-weight: bold;" if outside else ""
 
     def onBatchButton(self) -> None:
         """Start the batch in a background process; rows arrive in onPollWorker."""

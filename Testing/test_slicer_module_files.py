@@ -88,6 +88,14 @@ def test_the_roi_can_always_be_drawn_by_hand(name):
     assert {"setCurrentSegmentID", "setActiveEffectByName"} <= called <= SEGMENT_EDITOR_METHODS, called
 
 
+@pytest.mark.parametrize("name", MODULES)
+def test_the_domain_check_is_shown_under_the_compute_button(name):
+    source, _ = _module(name)
+    ui = ET.parse(REPO / name / "Resources" / "UI" / f"{name}.ui").getroot()
+    assert "domainLabel" in {w.get("name") for w in ui.iter("widget")}
+    assert "domain_check(tableNode)" in source and source.count("self._showDomain(") == 1
+
+
 def test_extension_cmake_lists_every_module():
     cmake = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
     for name in MODULES:

@@ -21,8 +21,9 @@ from vtk.util.numpy_support import vtk_to_numpy  # noqa: E402
 
 from smartimaging.errors import CancelledError, InputError  # noqa: E402
 from smartimaging.mrml import volume_node_to_sitk  # noqa: E402
+from smartimaging.result_nodes import domain_check, domain_sentence  # noqa: E402
 from smartimaging.web.cases import MB, UPLOAD_CHUNK_BYTES, Upload, UploadLimits, format_size, sample_cases  # noqa: E402
-from smartimaging.web.flows import FLOWS, BoneScanFlow, LVIFlow, MammoFlow, Result, domain_check  # noqa: E402
+from smartimaging.web.flows import FLOWS, BoneScanFlow, LVIFlow, MammoFlow, Result  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -260,13 +261,17 @@ def test_the_domain_check_is_read_from_the_result_table_row(rows, verdict):
 
 
 def test_the_domain_check_prefers_the_result_record(slicer_app):
-    from smartimaging.mrml import set_json_attribute
+    from smartimaging.mrml import fill_table, set_json_attribute
 
     table = slicer_app.scene.AddNewNodeByClass("vtkMRMLTableNode")
+    fill_table(table, ["Quantity", "Value"], [["Rad-score", "0.9"], ["Domain check", "inside the model's training "
+                                                                                     "data"]])
+    assert domain_check(table)["verdict"] == "inside"  # the table's own row
     record = {"rad_score": 0.9, "domain": {"verdict": "outside", "reasons": ["pixel size 0.05 mm (trained on 0.2)"],
                                            "text": "outside the model's training data (pixel size 0.05 mm)"}}
     set_json_attribute(table, "SmartImaging.MammoResult", record)
-    assert domain_check(table, [["Domain check", "inside"]]) == record["domain"]
+    assert domain_check(table) == record["domain"]
+    assert domain_sentence(record["domain"]).endswith("do not rely on it.")
     slicer_app.scene.RemoveNode(table)
 
 

@@ -35,8 +35,9 @@ from trame_slicer.views import Layout, LayoutDirection, SliceLayer, ViewLayoutDe
 
 from .. import __version__
 from ..errors import CancelledError, InputError, SmartImagingError
+from ..result_nodes import DOMAIN_ROW
 from .cases import UPLOAD_CHUNK_BYTES, Upload, UploadLimits, format_size, sample_cases
-from .flows import DOMAIN_ROW, FLOWS, DCEFlow, LVIFlow, MammoFlow, is_warning_row
+from .flows import FLOWS, DCEFlow, LVIFlow, MammoFlow, is_warning_row
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from ..errors import CancelledError, InputError
 from ..geometry import ras_point_from_lps
 from ..io import describe_geometry
 from ..mrml import sitk_to_volume_node
+from ..result_nodes import domain_check
 from ..segmentation_nodes import drawn_segmentation, editable_copy, roi_source
 from ..segments import BONESCAN_SEGMENTS, BREAST_MASS, MAMMO_SEGMENTS, SegmentSpec
 from ..worker import WorkerProcess
@@ -61,32 +61,6 @@ def table_rows(table_node) -> tuple[list[str], list[list[str]]]:
     columns = [table.GetColumnName(c) for c in range(table.GetNumberOfColumns())]
     rows = [[table_node.GetCellText(r, c) for c in range(len(columns))] for r in range(table.GetNumberOfRows())]
     return columns, rows
-
-
-DOMAIN_ROW = "Domain check"
-VERDICTS = ("inside", "outside", "unknown")
-
-
-def domain_check(table_node, rows: list[list[str]]) -> dict | None:
-    """The result's domain check {"verdict", "reasons", "text"}: the "domain" of the result record that the scene
-    adapter stores as JSON in a SmartImaging.* attribute of the table node, else read from the table's "Domain check"
-    row (verdict: the text's first word); None when the result has neither."""
-    for name in (table_node.GetAttributeNames() or ()) if table_node is not None else ():
-        if not name.startswith("SmartImaging."):
-            continue
-        try:
-            record = json.loads(table_node.GetAttribute(name))
-        except ValueError:
-            continue
-        domain = record.get("domain") if isinstance(record, dict) else None
-        if isinstance(domain, dict) and domain.get("verdict") in VERDICTS:
-            return {"verdict": domain["verdict"], "reasons": [str(r) for r in domain.get("reasons") or []],
-                    "text": str(domain.get("text") or domain["verdict"])}
-    text = next((row[1] for row in rows if len(row) > 1 and row[0] == DOMAIN_ROW), None)
-    if text is None:
-        return None
-    verdict = text.split()[0].lower() if text.split() else ""
-    return {"verdict": verdict if verdict in VERDICTS else "unknown", "reasons": [], "text": text}
 
 
 def _cell(rows: list[list[str]], quantity: str) -> str:

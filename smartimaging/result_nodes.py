@@ -1,0 +1,43 @@
+"""A result table node read back for the reader (desktop modules and reading station alike): the result's domain
+check (issue 12 §3), kept by the scene adapters as the "domain" of the JSON record in a SmartImaging.* attribute and
+as the table's "Domain check" row."""
+
+from __future__ import annotations
+
+import json
+
+DOMAIN_ROW = "Domain check"
+VERDICTS = ("inside", "outside", "unknown")
+
+
+def domain_check(table_node, rows: list[list[str]] | None = None) -> dict | None:
+    """{"verdict", "reasons", "text"} of the result: the record's "domain", else the "Domain check" row of `rows`
+    (default: the table node's own rows; verdict: the text's first word, "unknown" unless inside/outside); None
+    when the result has neither."""
+    for name in (table_node.GetAttributeNames() or ()) if table_node is not None else ():
+        if not name.startswith("SmartImaging."):
+            continue
+        try:
+            record = json.loads(table_node.GetAttribute(name))
+        except ValueError:
+            continue
+        domain = record.get("domain") if isinstance(record, dict) else None
+        if isinstance(domain, dict) and domain.get("verdict") in VERDICTS:
+            return {"verdict": domain["verdict"], "reasons": [str(r) for r in domain.get("reasons") or []],
+                    "text": str(domain.get("text") or domain["verdict"])}
+    if rows is None:
+        rows = [[table_node.GetCellText(r, 0), table_node.GetCellText(r, 1)]
+                for r in range(table_node.GetNumberOfRows())] if table_node is not None else []
+    text = next((row[1] for row in rows if len(row) > 1 and row[0] == DOMAIN_ROW), None)
+    if text is None:
+        return None
+    words = text.split()
+    verdict = words[0].lower() if words and words[0].lower() in VERDICTS[:2] else "unknown"
+    return {"verdict": verdict, "reasons": [], "text": text}
+
+
+def domain_sentence(domain: dict) -> str:
+    """One line for the reader: the check, and for an outside verdict that the score is not to be relied on."""
+    if domain["verdict"] == "outside":
+        return f"Domain check: {domain['text']}. The score may be meaningless for this image: do not rely on it."
+    return f"Domain check: {domain['text']}"

@@ -255,7 +255,7 @@ def test_cdd_cesm_batch_with_the_reader_masks_scores_every_view(tmp_path):
 
 
 def test_cbis_ddsm_point_at_the_image_centre_gives_a_roi_or_one_honest_line(tmp_path, capsys):
-    for view in realdata.cbis_ddsm_views()[::4]:  # one view per patient
+    for view in realdata.cbis_ddsm_views()[4:5]:  # one view (P_00820 left CC, the station sample): seconds each
         out = tmp_path / view.path.stem
         header = pydicom.dcmread(view.path, stop_before_pixels=True)
         columns, rows = int(header.Columns), int(header.Rows)

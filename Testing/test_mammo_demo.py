@@ -34,7 +34,7 @@ def test_segmenter_card_dice_holds_on_fresh_phantoms(segmenter):
     for seed in range(FRESH, FRESH + 8):
         case = make_mammo_phantom(seed, kind, seed % 2)
         point = prompt_point(case.mask)
-        mask = model.segment(case.image, point=point)
+        mask = model.segment(case.image, PIXEL_MM, point=point)
         r, c = patch_origin(point, case.image.shape)
         window = (slice(r, r + PATCH), slice(c, c + PATCH))
         scores.append(dice(mask[window], case.mask[window]))
@@ -48,8 +48,8 @@ def test_box_and_whole_image_modes_find_a_mass():
     case = make_mammo_phantom(FRESH + 50, "mass", 0)
     rows, cols = np.nonzero(case.mask)
     box = (rows.min() - 5, cols.min() - 5, rows.max() + 6, cols.max() + 6)
-    assert dice(model.segment(case.image, box=box), case.mask) > 0.8
-    assert dice(model.segment(case.image), case.mask) > 0.5
+    assert dice(model.segment(case.image, PIXEL_MM, box=box), case.mask) > 0.8
+    assert dice(model.segment(case.image, PIXEL_MM), case.mask) > 0.5
 
 
 @pytest.mark.parametrize("kind", ["mass", "calcification"])

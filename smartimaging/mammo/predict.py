@@ -25,7 +25,7 @@ from .features import check_roi, load_mask
 from .images import Mammogram, load_mammogram
 from .persistence import load_radiomics_model
 from .search import FittedModel, MeanNormaliser
-from .segment import MammoSegmenter, check_prompt
+from .segment import MammoSegmenter, check_prompt, propose_roi
 
 CLASSIFIER_IDS = {"mass": "mammo-mass-classifier-demo", "calcification": "mammo-calcification-classifier-demo"}
 LARGE_ROI = 0.5  # of the breast or of the image: an ROI that large is not around one lesion
@@ -106,11 +106,10 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
         roi, source = (np.asarray(mask) > 0).astype(np.uint8), "reader mask"
     else:
         segmenter = MammoSegmenter.load(kind, directory, device)
-        roi = segmenter.segment(mammogram.pixels, point=point, box=box)
-        source = "AI (" + ("point" if point is not None else "box" if box is not None else "whole image") + ")"
+        roi, source = propose_roi(segmenter, mammogram.image, kind, point, box)
+        if source == "AI":
+            source = "AI (" + ("point" if point is not None else "box" if box is not None else "whole image") + ")"
         models.append(segmenter.model.provenance)
-        if not roi.any():
-            raise InputError("The model found no lesion there; mark the lesion again or draw the ROI yourself")
     timings["segment"] = time.perf_counter() - started
     check_roi(roi)
     card_path = Path(directory or models_dir()) / f"{CLASSIFIER_IDS[kind]}.json"

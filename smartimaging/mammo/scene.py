@@ -19,11 +19,18 @@ import vtk
 from ..errors import InputError
 from ..evaluation import dice
 from ..mrml import fill_table, get_json_attribute, place_in_same_study, set_json_attribute, volume_node_to_sitk
-from ..segmentation_nodes import AI_REFERENCE, labels_from_segmentation, roi_source, segmentation_from_labels
+from ..segmentation_nodes import (
+    AI_REFERENCE,
+    CLASSICAL,
+    ROI_SOURCE,
+    labels_from_segmentation,
+    roi_source,
+    segmentation_from_labels,
+)
 from ..segments import MAMMO_SEGMENTS
 from .images import Mammogram
 from .predict import MammoPrediction, predict_mammogram
-from .segment import MammoSegmenter
+from .segment import CLASSICAL_SOURCE, MammoSegmenter, propose_roi
 
 RESULT = "SmartImaging.MammoResult"
 
@@ -67,14 +74,15 @@ def box_from_markups_roi(volume_node, roi_node) -> tuple[int, int, int, int]:
 
 
 def segment(scene, volume_node, kind: str, segmenter: MammoSegmenter, point=None, box=None):
-    """AI segmentation node of the lesion at `point` (row, col) or in `box`, or over the whole image."""
+    """AI segmentation node of the lesion at `point` (row, col) or in `box`, or over the whole image; the classical
+    fallback's ROI (marked as such) when the network finds nothing at the point or box."""
     mammogram = mammogram_from_volume_node(volume_node)
-    mask = segmenter.segment(mammogram.pixels, point=point, box=box)
-    if not mask.any():
-        raise InputError("The model found no lesion there; mark the lesion again or draw the ROI yourself")
+    mask, source = propose_roi(segmenter, mammogram.image, kind, point, box)
     spec = MAMMO_SEGMENTS[kind]
     node = segmentation_from_labels(scene, volume_node, mask[None] * spec.label, (spec,),
                                     f"{volume_node.GetName()} AI {kind}", "AI")
+    if source == CLASSICAL_SOURCE:
+        node.SetAttribute(ROI_SOURCE, CLASSICAL)
     set_json_attribute(node, "SmartImaging.MammoSegmentation", {"kind": kind, "model": segmenter.model.provenance,
                                                                 "point": point, "box": box})
     return node

@@ -1,9 +1,11 @@
 """Semi-automatic lesion segmentation on mammograms (U-Net, MONAI BasicUNet).
 
-The reader marks a lesion with a point or a box; a 128×128 patch around it is normalised (1st-99th percentile to
+The reader marks a lesion with a point or a box. The image is resampled to the card's pixel size (`inputs.pixel_mm`;
+cards without one see the image as stored), a 128×128 patch around the prompt is normalised (1st-99th percentile to
 [0, 1]) and given to the network with a second channel that encodes the prompt (a Gaussian spot for a point, the
-filled box for a box, zeros for whole-image mode). Whole-image mode slides the patch over the image. One model
-segments masses (the region), another calcifications (every spot of a cluster).
+filled box for a box, zeros for whole-image mode; `prompts`). Whole-image mode slides the patch over the image. The
+probabilities are resampled back, so the mask lies on the image's own grid. One model segments masses (the region),
+another calcifications (every spot of a cluster).
 """
 
 from __future__ import annotations
@@ -11,52 +13,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 import torch
+from scipy import ndimage
 from torch.utils.data import Dataset
 
+from ..classical import grow_from_seed
 from ..errors import InputError
 from ..models import LoadedModel, load_model
 from ..models.nets import pick_device, prepare_for_inference
+from .prompts import PATCH, POINT_SIGMA, network_input, patch_origin
+from .realistic import resample
 
-PATCH = 128
-POINT_SIGMA = 6.0
 SEGMENTER_IDS = {"mass": "mammo-mass-unet-demo", "calcification": "mammo-calcification-unet-demo"}
+CLASSICAL_SOURCE = "classical (AI found none)"  # as segmentation_nodes.CLASSICAL
+FALLBACK_RADIUS_MM = {"mass": 30.0, "calcification": 10.0}
 ARCHITECTURE = {"name": "basic_unet", "spatial_dims": 2, "in_channels": 2, "out_channels": 2,
-                "features": [8, 16, 32, 64, 128, 8], "act": "relu", "norm": "batch"}
-
-
-def normalise(patch: np.ndarray) -> np.ndarray:
-    low, high = np.percentile(patch, [1, 99])
-    return np.clip((patch - low) / max(high - low, 1e-6), -0.5, 1.5).astype(np.float32)
-
-
-def prompt_channel(point: tuple[float, float] | None = None, box: tuple[int, int, int, int] | None = None,
-                   shape: tuple[int, int] = (PATCH, PATCH)) -> np.ndarray:
-    """Prompt encoding in patch coordinates: Gaussian spot (point), filled rectangle (box: r0, c0, r1, c1)."""
-    channel = np.zeros(shape, np.float32)
-    if point is not None:
-        rr, cc = np.mgrid[0:shape[0], 0:shape[1]]
-        channel = np.exp(-((rr - point[0]) ** 2 + (cc - point[1]) ** 2) / (2 * POINT_SIGMA**2)).astype(np.float32)
-    elif box is not None:
-        channel[max(box[0], 0):box[2], max(box[1], 0):box[3]] = 1.0
-    return channel
-
-
-def patch_origin(centre: tuple[float, float], image_shape: tuple[int, int]) -> tuple[int, int]:
-    """Top-left corner of the PATCH×PATCH window centred on `centre`, kept inside the image."""
-    if image_shape[0] < PATCH or image_shape[1] < PATCH:
-        raise InputError(f"The image is {image_shape[1]}×{image_shape[0]} pixels; at least {PATCH}×{PATCH} needed")
-    return (int(np.clip(round(centre[0]) - PATCH // 2, 0, image_shape[0] - PATCH)),
-            int(np.clip(round(centre[1]) - PATCH // 2, 0, image_shape[1] - PATCH)))
-
-
-def network_input(image: np.ndarray, origin: tuple[int, int], point=None, box=None) -> np.ndarray:
-    """(2, PATCH, PATCH) input: normalised patch and the prompt, both in patch coordinates."""
-    r, c = origin
-    patch = normalise(image[r:r + PATCH, c:c + PATCH])
-    local_point = None if point is None else (point[0] - r, point[1] - c)
-    local_box = None if box is None else (box[0] - r, box[1] - c, box[2] - r, box[3] - c)
-    return np.stack([patch, prompt_channel(local_point, local_box)])
+                "features": [16, 32, 64, 96, 128, 16], "act": "relu", "norm": "batch"}
 
 
 def check_prompt(shape: tuple[int, int], point=None, box=None) -> None:
@@ -84,6 +57,11 @@ class MammoSegmenter:
         chosen = pick_device(device)
         return cls(load_model(SEGMENTER_IDS[kind], directory, chosen), chosen)
 
+    @property
+    def pixel_mm(self) -> float | None:
+        """The pixel size (mm) the network works at; None: the image as stored."""
+        return self.model.card.get("inputs", {}).get("pixel_mm")
+
     @torch.inference_mode()
     def _probabilities(self, batch: np.ndarray) -> np.ndarray:
         tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
@@ -91,26 +69,52 @@ class MammoSegmenter:
             tensor = tensor.contiguous(memory_format=torch.channels_last)
         return torch.softmax(self.model.network(tensor).float(), dim=1)[:, 1].cpu().numpy()
 
-    def segment(self, image: np.ndarray, point: tuple[float, float] | None = None,
+    def segment(self, image: np.ndarray, pixel_mm: float | tuple[float, float],
+                point: tuple[float, float] | None = None,
                 box: tuple[int, int, int, int] | None = None) -> np.ndarray:
-        """uint8 mask of the lesion at a point (row, col) or in a box (r0, c0, r1, c1); whole image if neither."""
+        """uint8 mask of the lesion at a point (row, col) or in a box (r0, c0, r1, c1), whole image if neither, on
+        the grid of `image`, whose pixel size is `pixel_mm` (one value, or row and column sizes)."""
         image = np.asarray(image, dtype=np.float32)
         check_prompt(image.shape, point, box)
+        scale = np.broadcast_to(np.asarray(pixel_mm, float), (2,)) / (self.pixel_mm or pixel_mm)
+        grid = resample(image, pixel_mm, self.pixel_mm) if self.pixel_mm else image
+        shape = grid.shape
+        grid = np.pad(grid, [(0, max(PATCH - n, 0)) for n in shape], constant_values=float(grid.min()))
         if point is None and box is None:
-            return self.segment_whole(image)
-        centre = point if point is not None else ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-        origin = patch_origin(centre, image.shape)
-        probability = self._probabilities(network_input(image, origin, point, box)[None])[0]
-        mask = np.zeros(image.shape, np.uint8)
-        mask[origin[0]:origin[0] + PATCH, origin[1]:origin[1] + PATCH] = probability > 0.5
+            probability = self.probabilities_whole(grid)
+        else:
+            grid_point = None if point is None else tuple(np.asarray(point) * scale)
+            grid_box = None if box is None else (int(np.floor(box[0] * scale[0])), int(np.floor(box[1] * scale[1])),
+                                                 int(np.ceil(box[2] * scale[0])), int(np.ceil(box[3] * scale[1])))
+            centre = grid_point if point is not None else ((grid_box[0] + grid_box[2]) / 2,
+                                                           (grid_box[1] + grid_box[3]) / 2)
+            origin = patch_origin(centre, grid.shape)
+            probability = np.zeros(grid.shape, np.float32)
+            probability[origin[0]:origin[0] + PATCH, origin[1]:origin[1] + PATCH] = self._flip_averaged(
+                network_input(grid, origin, grid_point, grid_box))
+        probability = probability[:shape[0], :shape[1]]
+        if self.pixel_mm:
+            probability = ndimage.affine_transform(probability, scale, output_shape=image.shape, order=1,
+                                                   mode="nearest")
+        mask = (probability > self.model.card["outputs"].get("threshold", 0.5)).astype(np.uint8)
         if box is not None:  # the reader's box bounds the lesion
             outside = np.ones(image.shape, bool)
             outside[box[0]:box[2], box[1]:box[3]] = False
             mask[outside] = 0
+        if point is not None and self.model.card["outputs"].get("one_region_at_point"):
+            mask = region_at(mask, point)
         return mask
 
-    def segment_whole(self, image: np.ndarray, stride: int = PATCH // 2) -> np.ndarray:
-        """Sliding-window segmentation without a prompt (averaged overlapping probabilities)."""
+    def _flip_averaged(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities of one (2, PATCH, PATCH) input, averaged over its four mirror images."""
+        flips = [(), (1,), (2,), (1, 2)]
+        batch = np.stack([np.flip(x, axes) if axes else x for axes in flips])
+        probabilities = self._probabilities(batch)
+        return np.mean([np.flip(p, tuple(a - 1 for a in axes)) if axes else p
+                        for p, axes in zip(probabilities, flips, strict=True)], axis=0)
+
+    def probabilities_whole(self, image: np.ndarray, stride: int = PATCH // 2) -> np.ndarray:
+        """Sliding-window lesion probabilities without a prompt (overlapping windows averaged)."""
         total, weight = np.zeros(image.shape, np.float32), np.zeros(image.shape, np.float32)
         rows = sorted(set(range(0, image.shape[0] - PATCH + 1, stride)) | {image.shape[0] - PATCH})
         cols = sorted(set(range(0, image.shape[1] - PATCH + 1, stride)) | {image.shape[1] - PATCH})
@@ -121,7 +125,50 @@ class MammoSegmenter:
             for (r, c), p in zip(chunk, probabilities, strict=True):
                 total[r:r + PATCH, c:c + PATCH] += p
                 weight[r:r + PATCH, c:c + PATCH] += 1
-        return (total / np.maximum(weight, 1) > 0.5).astype(np.uint8)
+        return total / np.maximum(weight, 1)
+
+
+def pixel_size(image: sitk.Image) -> tuple[float, float]:
+    """(row, column) pixel size in mm of a mammogram image."""
+    spacing = image.GetSpacing()
+    return spacing[1], spacing[0]
+
+
+def classical_roi(image: sitk.Image, kind: str, point=None, box=None) -> np.ndarray:
+    """The classical fallback (`classical.grow_from_seed`) from the point or the box centre, bounded by
+    FALLBACK_RADIUS_MM: a uint8 (rows, cols) mask on the mammogram's grid, empty when nothing sensible is found."""
+    row, col = point if point is not None else ((box[0] + box[2] - 1) / 2, (box[1] + box[3] - 1) / 2)
+    seed = image.TransformContinuousIndexToPhysicalPoint((col, row, 0.0)[:image.GetDimension()])
+    mask = sitk.GetArrayFromImage(grow_from_seed(image, seed, FALLBACK_RADIUS_MM[kind]))
+    return mask.reshape(mask.shape[-2:])
+
+
+def propose_roi(segmenter: MammoSegmenter, image: sitk.Image, kind: str, point=None, box=None
+                ) -> tuple[np.ndarray, str]:
+    """(mask, "AI") from the network at the point, in the box or over the whole image; when it finds nothing at a
+    point or box, (mask, CLASSICAL_SOURCE) from the classical fallback; InputError when neither finds a lesion."""
+    pixels = sitk.GetArrayFromImage(image).reshape(image.GetSize()[1::-1])
+    mask = segmenter.segment(pixels, pixel_size(image), point=point, box=box)
+    if mask.any():
+        return mask, "AI"
+    if point is None and box is None:
+        raise InputError("The model found no lesion in the image; mark the lesion with a point or a box, or draw "
+                          "the ROI yourself")
+    mask = classical_roi(image, kind, point, box)
+    if mask.any():
+        return mask, CLASSICAL_SOURCE
+    raise InputError("Neither the model nor the classical region growing found a lesion there; draw the ROI "
+                     "yourself")
+
+
+def region_at(mask: np.ndarray, point: tuple[float, float]) -> np.ndarray:
+    """The connected region of `mask` under `point`, or the one nearest to it."""
+    labels, count = ndimage.label(mask)
+    if count <= 1:
+        return mask
+    pixels = np.argwhere(labels)
+    nearest = pixels[np.argmin(((pixels - np.asarray(point)) ** 2).sum(axis=1))]
+    return (labels == labels[tuple(nearest)]).astype(np.uint8)
 
 
 class PromptedPatches(Dataset):

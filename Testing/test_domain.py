@@ -46,8 +46,8 @@ def test_summarise_widens_ranges_and_skips_flags():
     profiles = [{"a": 1.0, "b": 5.0, "pixel_size_assumed": 1.0}, {"a": 3.0, "b": 5.0}]
     summary = domain.summarise(profiles, "two test profiles")
     assert summary["n"] == 2 and summary["data"] == "two test profiles"
-    low, high = summary["ranges"]["a"]
-    assert low < 1.0 and high > 3.0 and high - low < 3.0
+    pad = domain.SD_MARGIN * 1.0 + domain.RELATIVE_TOLERANCE * 3.0  # the values' SD (1) exceeds 10 % of the span
+    assert summary["ranges"]["a"] == [pytest.approx(1.0 - pad), pytest.approx(3.0 + pad)]
     assert summary["ranges"]["b"][0] < 5.0 < summary["ranges"]["b"][1]  # a constant quantity gets a tolerance
     assert "pixel_size_assumed" not in summary["ranges"]
 
@@ -93,3 +93,4 @@ def test_combine_outside_wins_then_unknown():
     assert both["models"] == {"segmenter": "inside", "classifier": "outside", "fusion": "unknown"}
     assert domain.combine([inside, unknown])["verdict"] == "unknown"
     assert domain.combine([inside, inside])["text"] == "inside the model's training data"
+

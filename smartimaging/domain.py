@@ -17,17 +17,21 @@ from scipy import ndimage
 
 from .errors import InputError
 
-MARGIN = 0.1  # each range is widened by this fraction of its span on both sides
+MARGIN = 0.1  # each range is widened on both sides by this fraction of its span or by SD_MARGIN standard deviations
+SD_MARGIN = 1.0  # (whichever is larger), so that a few dozen training inputs do not give too tight a range
 RELATIVE_TOLERANCE = 0.02  # ... and by this fraction of its magnitude (a quantity constant in training is not exact)
 FEATURE_FRACTION = 0.1  # a case is outside when more than this fraction of its radiomics features are out of range
 FEATURE_PREFIX = "feature:"
 PIXEL_SIZE_ASSUMED = "pixel_size_assumed"  # profile flag (1.0): the pixel size was not read from the file
 FLAGS = (PIXEL_SIZE_ASSUMED,)
+FOREGROUND = 0.05  # pixels above the 1st percentile by this fraction of the 1st-99th percentile range: not background
 _LAPLACIAN_NORM = math.sqrt(20.0)  # L2 norm of the 4-neighbour Laplacian kernel: scales its response to noise sigma
 _MAX_REASONS_IN_TEXT = 3
 
 # quantity -> (plain words, unit)
 LABELS: dict[str, tuple[str, str]] = {
+    "source_pixel_size_mm": ("pixel size of the image", " mm"),
+    "source_slice_spacing_mm": ("slice spacing of the image", " mm"),
     "pixel_size_mm": ("pixel size", " mm"),
     "slice_spacing_mm": ("slice spacing", " mm"),
     "rows_mm": ("image height", " mm"),
@@ -41,10 +45,17 @@ LABELS: dict[str, tuple[str, str]] = {
     "noise_ratio": ("pixel noise relative to contrast", ""),
     "entropy": ("histogram entropy (texture)", " bits"),
     "background_fraction": ("share of empty background", ""),
+    "foreground_fraction": ("share of the image above the background", ""),
+    "foreground_q10": ("tissue intensities (10th percentile)", ""),
+    "foreground_q50": ("tissue intensities (median)", ""),
+    "foreground_q90": ("tissue intensities (90th percentile)", ""),
     "saturation_fraction": ("share of saturated pixels", ""),
     "lesion_diameter_mm": ("lesion diameter", " mm"),
     "lesion_fraction": ("lesion share of the image", ""),
     "lesion_contrast": ("lesion contrast", ""),
+    "peak_counts": ("peak counts (99.5th percentile)", ""),
+    "age": ("age", " years"),
+    "size_mm": ("lesion size", " mm"),
 }
 
 
@@ -88,7 +99,13 @@ def image_profile(
         saturation_fraction=float(np.mean(finite >= high - 1e-6 * max(high - low, 1e-12))),
         entropy=_entropy(finite, q01, q99),
     )
-    noise = _noise_sigma(np.where(np.isfinite(image), image, q50))
+    floor = q01 + FOREGROUND * contrast
+    foreground = finite[finite > floor]
+    if foreground.size:
+        f10, f50, f90 = (float(v) for v in np.quantile(foreground, [0.1, 0.5, 0.9]))
+        profile.update(foreground_fraction=foreground.size / finite.size, foreground_q10=f10, foreground_q50=f50,
+                       foreground_q90=f90)
+    noise = _noise_sigma(np.where(np.isfinite(image), image, q50), floor)
     profile["noise_sigma"] = noise
     profile["noise_ratio"] = noise / contrast
     if lesion_mask is not None:
@@ -113,7 +130,8 @@ def feature_profile(features: Mapping[str, object]) -> dict[str, float]:
 
 
 def summarise(profiles: list[dict[str, float]], data: str, margin: float = MARGIN) -> dict:
-    """The card field `training_domain`: the range of every quantity over the training inputs, widened by `margin`."""
+    """The card field `training_domain`: the range of every quantity over the training inputs, widened by `margin` of
+    the span or by SD_MARGIN standard deviations, whichever is larger, plus RELATIVE_TOLERANCE of the magnitude."""
     if not profiles:
         raise ValueError("summarise needs at least one profile")
     values: dict[str, list[float]] = {}
@@ -124,9 +142,11 @@ def summarise(profiles: list[dict[str, float]], data: str, margin: float = MARGI
     ranges = {}
     for name in sorted(values):
         low, high = min(values[name]), max(values[name])
-        pad = margin * (high - low) + RELATIVE_TOLERANCE * max(abs(low), abs(high)) + 1e-9
+        spread = max(margin * (high - low), SD_MARGIN * float(np.std(values[name])))
+        pad = spread + RELATIVE_TOLERANCE * max(abs(low), abs(high)) + 1e-9
         ranges[name] = [_round(low - pad), _round(high + pad)]
-    return {"data": data, "n": len(profiles), "margin": margin, "ranges": ranges}
+    return {"data": data, "n": len(profiles), "margin": {"span_fraction": margin, "standard_deviations": SD_MARGIN,
+                                                         "relative": RELATIVE_TOLERANCE}, "ranges": ranges}
 
 
 def check(training_domain: dict | None, profile: Mapping[str, float], model: str) -> dict:
@@ -140,7 +160,7 @@ def check(training_domain: dict | None, profile: Mapping[str, float], model: str
     elif "pixel_size_mm" in ranges and "pixel_size_mm" not in profile:
         reasons.append("pixel size unknown (the file does not give it)")
     outside_features, n_features = [], 0
-    for name, (low, high) in ranges.items():
+    for name, (low, high) in sorted(ranges.items(), key=lambda item: _rank(item[0])):
         value = profile.get(name)
         if value is None or not math.isfinite(float(value)):
             continue
@@ -167,20 +187,38 @@ def check_card(card: Mapping, profile: Mapping[str, float]) -> dict:
     return check(card.get("training_domain"), profile, str(card.get("id", "model")))
 
 
+def check_parts(card: Mapping, profiles: Mapping[str, Mapping[str, float]]) -> dict:
+    """One model's check of an input made of named parts (the views of a bone scan): outside if any part is; each
+    reason names its part."""
+    parts = {name: check_card(card, profile) for name, profile in profiles.items()}
+    verdicts = [c["verdict"] for c in parts.values()]
+    verdict = "outside" if "outside" in verdicts else "unknown" if "unknown" in verdicts or not parts else "inside"
+    reasons = list(dict.fromkeys(f"{name}: {reason}" if len(parts) > 1 and c["verdict"] == "outside" else reason
+                                 for name, c in parts.items() if c["verdict"] == verdict for reason in c["reasons"]))
+    return _result(verdict, reasons, str(card.get("id", "model")))
+
+
 def unknown(model: str, reason: str) -> dict:
     """A check that could not be made (e.g. the model did not run on this input)."""
     return _result("unknown", [reason], model)
 
 
 def combine(checks: Sequence[dict]) -> dict:
-    """One verdict for a result made by several models: outside if any is outside, unknown if any is unknown."""
+    """One verdict for a result made by several models: outside if any is outside, unknown if any is unknown. The
+    reasons name their models; a reason several models share is given once."""
     verdicts = [c["verdict"] for c in checks]
     verdict = "outside" if "outside" in verdicts else "unknown" if ("unknown" in verdicts or not checks) else "inside"
-    reasons = [f"{c['model']}: {reason}" for c in checks if c["verdict"] == verdict for reason in c["reasons"]]
+    models_of: dict[str, list[str]] = {}
+    for c in checks:
+        if c["verdict"] == verdict:
+            for reason in c["reasons"]:
+                models_of.setdefault(reason, []).append(c["model"])
+    reasons = [f"{' and '.join(models)}: {reason}" for reason, models in models_of.items()]
     if not checks:
         reasons = ["no model was checked"]
     combined = _result(verdict, reasons, None)
     combined["models"] = {c["model"]: c["verdict"] for c in checks}
+    combined["checks"] = list(checks)
     return combined
 
 
@@ -198,6 +236,12 @@ def _result(verdict: str, reasons: list[str], model: str | None) -> dict:
     if model is not None:
         result["model"] = model
     return result
+
+
+def _rank(name: str) -> tuple[int, str]:
+    """Reasons in the order a reader cares about: pixel size and geometry first, then intensities, then the rest."""
+    order = list(LABELS)
+    return (order.index(name) if name in order else len(order), name)
 
 
 def _describe(name: str, value: float, low: float, high: float) -> str:
@@ -232,14 +276,17 @@ def _entropy(values: np.ndarray, low: float, high: float) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-def _noise_sigma(image: np.ndarray) -> float:
-    """Robust in-plane noise estimate: median absolute Laplacian response, scaled to a Gaussian sigma."""
+def _noise_sigma(image: np.ndarray, floor: float) -> float:
+    """Robust in-plane noise estimate over the foreground (pixels above `floor`): median absolute Laplacian response,
+    scaled to a Gaussian sigma."""
     planes = image if image.ndim == 3 else image[None]
     if planes.shape[-1] < 3 or planes.shape[-2] < 3:
         return 0.0
-    responses = [ndimage.laplace(plane)[1:-1, 1:-1].ravel() for plane in planes]
-    response = np.concatenate(responses)
-    mad = np.median(np.abs(response - np.median(response)))
+    responses = [ndimage.laplace(plane)[1:-1, 1:-1] for plane in planes]
+    response = np.stack(responses)
+    foreground = planes[:, 1:-1, 1:-1] > floor
+    values = response[foreground] if foreground.sum() >= 100 else response.ravel()
+    mad = np.median(np.abs(values - np.median(values)))
     return float(1.4826 * mad / _LAPLACIAN_NORM)
 
 

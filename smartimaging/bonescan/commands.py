@@ -139,6 +139,7 @@ def _print_summary(result: dict, out: str) -> None:
         print(f"metastasis probability {result['metastasis_probability']:.3f} "
               f"({'suspected' if result['metastasis_suspected'] else 'not suspected'} at {result['threshold']}); "
               f"bladder probability {result['bladder_probability']:.3f}")
+        print(f"domain check: {result['domain']['text']}")
     else:
         print("BSTBI recomputed from the given segmentation (networks not run)")
     for name, value in result["bstbi"]["per_subimage"].items():

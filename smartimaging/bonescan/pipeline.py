@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from .. import __version__
+from ..domain import check_parts, combine, image_profile, summarise, unknown
 from ..errors import InputError
 from ..models import LoadedModel, load_model
 from ..models.nets import (
@@ -52,6 +53,37 @@ def network_input(counts: np.ndarray) -> np.ndarray:
     if scale <= 0:
         raise InputError("The image has almost no counts; it cannot be a whole-body bone scan")
     return np.clip(resized / scale, 0.0, 4.0).astype(np.float32)
+
+
+def domain_profile(counts: np.ndarray, pixel_mm: tuple[float, float]) -> dict[str, float]:
+    """Domain-check quantities (`smartimaging.domain`) of one view as both networks see it; `pixel_mm` is the view's
+    (row, column) pixel size."""
+    spacing = (counts.shape[0] * pixel_mm[0] / NET_ROWS, counts.shape[1] * pixel_mm[1] / NET_COLS)
+    return image_profile(network_input(counts), spacing, source_pixel_size_mm=float(np.mean(pixel_mm)),
+                         peak_counts=float(np.percentile(counts, 99.5)))
+
+
+def study_profiles(study: BoneScanStudy) -> list[dict[str, float]]:
+    """`domain_profile` of every view of a study."""
+    spacing = pixel_spacing(study)
+    return [domain_profile(view.counts, spacing[view.name]) for view in study.views]
+
+
+def domain_check(study: BoneScanStudy, cards: list[dict]) -> dict:
+    """Every view of a study against the training data of each model card (`smartimaging.domain`)."""
+    profiles = dict(zip([f"{v.name} view" for v in study.views], study_profiles(study), strict=True))
+    return combine([check_parts(card, profiles) for card in cards])
+
+
+def training_domain(manifest_path, split: str | None, data: str) -> dict:
+    """`training_domain` for a bone-scan model card: the views of a manifest's `split` rows (all when None)."""
+    from ..manifest import read_manifest
+    from .views import load_bone_scan
+
+    manifest = read_manifest(manifest_path)
+    rows = manifest.subset(split) if split else manifest.rows
+    profiles = [p for row in rows for p in study_profiles(load_bone_scan([manifest.resolve(row["image"])]))]
+    return summarise(profiles, f"{len(profiles)} views of {len(rows)} cases: {data}")
 
 
 def crop_offsets() -> list[int]:
@@ -186,6 +218,9 @@ class BoneScanModels:
             model.network = prepare_for_inference(model.network, chosen)
         return cls(*loaded, chosen, channels_last=chosen.type == "cpu")
 
+    def domain_check(self, study: BoneScanStudy) -> dict:
+        return domain_check(study, [self.classifier.card, self.segmenter.card])
+
     def to_network_tensor(self, array: np.ndarray) -> torch.Tensor:
         """A (batch, channel, rows, cols) array as a tensor on the models' device and memory format."""
         tensor = torch.from_numpy(array).to(self.device)
@@ -233,6 +268,7 @@ class BoneScanResult:
     edit_dice: dict[str, float] = field(default_factory=dict)
     device: str = ""
     threshold: float = PAPER_THRESHOLD
+    domain: dict = field(default_factory=lambda: combine([unknown("networks", "not run on this result")]))
 
     @property
     def metastasis_suspected(self) -> bool | None:
@@ -274,6 +310,7 @@ class BoneScanResult:
             "models": self.models,
             "timings_s": self.timings,
             "warnings": self.warnings,
+            "domain": self.domain,
         }
 
 
@@ -319,5 +356,5 @@ def analyse(study: BoneScanStudy, models: BoneScanModels, exclude: list[int] | N
         bladder_probability=float(all_probabilities[:, 1].max()),
         labelmaps=labelmaps, lesions=lesions, bstbi=index, timings=timings,
         models=models.provenance, excluded_lesions=sorted(exclude or []), device=str(models.device),
-        threshold=models.case_threshold,
+        threshold=models.case_threshold, domain=models.domain_check(study),
     )

@@ -111,6 +111,8 @@ def compute_bstbi(scene, volume_nodes: list, segmentation_nodes: list, exclude: 
     result.metastasis_probability = ai_result.get("metastasis_probability")
     result.bladder_probability = ai_result.get("bladder_probability")
     result.models = ai_result.get("models", [])
+    if "domain" in ai_result:
+        result.domain = ai_result["domain"]
     result.timings = {"bstbi": time.perf_counter() - started}
     if table_node is None:
         table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{volume_nodes[0].GetName()} BSTBI")
@@ -131,6 +133,7 @@ def write_result_table(table_node, result: BoneScanResult) -> None:
     rows = [[f"BSTBI {name}", _fmt(value)] for name, value in result.bstbi["per_subimage"].items()]
     rows.append(["BSTBI (mean)", _fmt(result.bstbi["mean"])])
     rows.append(["Metastasis probability", _fmt(result.metastasis_probability)])
+    rows.append(["Domain check", result.domain["text"]])
     rows.append(["Urinary bladder probability", _fmt(result.bladder_probability)])
     rows.append(["Lesions counted", str(len(result.lesions) - len(result.excluded_lesions))])
     rows.append(["Reader edited", "yes" if result.reader_edited else "no"])

@@ -32,6 +32,7 @@ from .pipeline import (
     crop_offsets,
     crops_of,
     network_input,
+    training_domain,
 )
 
 CLASSIFIER_ARCHITECTURE = {"name": "resnet34", "spatial_dims": 2, "in_channels": 1, "num_classes": 2,
@@ -188,6 +189,7 @@ def train_bonescan(manifest_path, out_dir, which=("classifier", "segmenter"), co
     command = "smartimaging " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
     data = {"manifest": str(Path(manifest_path).name), "train_cases": len(train_rows), "val_cases": len(val_rows)}
     config = config or TrainConfig()
+    domain = training_domain(manifest_path, "train", f"the 'train' rows of {Path(manifest_path).name}")
     written = []
     jobs = {
         "classifier": (CLASSIFIER_ID, CLASSIFIER_ARCHITECTURE, CropDataset(train_views, augment=True),
@@ -221,6 +223,7 @@ def train_bonescan(manifest_path, out_dir, which=("classifier", "segmenter"), co
             "intended_use": ("DEMO WEIGHTS trained on synthetic phantoms; not for clinical use." if model_suffix ==
                              "demo" else "Research use; validate on your own data before any clinical use."),
             "weights_sha256": "",
+            "training_domain": domain,
         }
         written.append(save_model(network, card, out_dir))
         if progress:

@@ -24,6 +24,7 @@ def synthesize(args) -> int:
                                  progress)
     print(f"synthetic DCE of {result.record['slices']} slices in {result.record['seconds']:.1f} s "
           f"({result.record['device']}); results in {args.out}")
+    print(f"domain check: {result.record['domain']['text']}")
     if "metrics" in result.record:
         metrics = result.record["metrics"]
         print(f"vs the real DCE: SSIM {metrics['ssim_mean']:.3f}, PSNR {metrics['psnr_mean']:.2f} dB, "

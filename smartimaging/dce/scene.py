@@ -69,6 +69,8 @@ def metrics_table(scene, t1_node, record: dict, table_node=None):
             ["MSE", f"{metrics['mse']:.5f}"], ["Pearson r", f"{metrics['pearson_r']:.3f}"],
             ["Intensity range", "[0, 1] per volume (minimum .. 99.9th percentile)"],
             ["Model", f"{record['model']['id']} {record['model']['version']}"]]
+    if "domain" in record:
+        rows.append(["Domain check", record["domain"]["text"]])
     rows += [["Warning", text] for text in record.get("warnings", [])]
     fill_table(table_node, ["Quantity", "Value"], rows)
     set_json_attribute(table_node, RESULT, record)

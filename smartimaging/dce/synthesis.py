@@ -21,6 +21,7 @@ import SimpleITK as sitk
 import torch
 
 from .. import __version__
+from ..domain import check_card, combine, image_profile, summarise
 from ..errors import ModelError
 from ..io import atomic_output_dir, write_image, write_json
 from ..models.nets import (
@@ -50,6 +51,22 @@ def check_dce_card(card: dict) -> None:
     card_choice(architecture["name"], "architecture.name", ("pix2pix_unet",))
     card_choice(architecture.get("in_channels", 1), "architecture.in_channels", (1,))
     card_choice(architecture.get("out_channels", 1), "architecture.out_channels", (1,))
+
+
+def domain_profile(t1_image: sitk.Image) -> dict[str, float]:
+    """Domain-check quantities (`smartimaging.domain`) of a T1 volume as the generator sees it (normalised)."""
+    x, y, z = t1_image.GetSpacing()
+    return image_profile(normalise(sitk.GetArrayFromImage(t1_image)), (z, y, x))
+
+
+def training_domain(manifest_path, split: str | None, data: str) -> dict:
+    """`training_domain` for a DCE synthesis card: the T1 volumes of a manifest's `split` rows (all when None)."""
+    from ..manifest import read_manifest
+
+    manifest = read_manifest(manifest_path, required=("patient_id", "t1"))
+    rows = manifest.subset(split) if split else manifest.rows
+    profiles = [domain_profile(load_mr_volume(manifest.resolve(row["t1"]), "T1")) for row in rows]
+    return summarise(profiles, f"{len(rows)} T1 volumes: {data}")
 
 
 class DCESynthesizer:
@@ -134,6 +151,7 @@ def synthesize_volume(t1_image: sitk.Image, synthesizer: DCESynthesizer, real_dc
     record = {"smartimaging_version": __version__, "model": synthesizer.model.provenance,
               "device": str(synthesizer.device), "slices": int(len(t1)),
               "output_units": f"arbitrary, 0-{OUTPUT_SCALE:g} (the generator's [-1, 1])",
+              "domain": combine([check_card(synthesizer.model.card, domain_profile(t1_image))]),
               "seconds": time.perf_counter() - started}
     warnings = []
     if real_dce is not None:

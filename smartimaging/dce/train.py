@@ -26,7 +26,7 @@ from ..models.pix2pix import PatchDiscriminator, init_weights
 from ..models.registry import save_model
 from ..training import ProgressCallback, TrainConfig, fit
 from .cohort import PairedVolume, read_pairs
-from .synthesis import MODEL_ID
+from .synthesis import MODEL_ID, training_domain
 from .volumes import UPPER_PERCENTILE, to_unit
 
 MIN_BODY_FRACTION = 0.05
@@ -160,5 +160,6 @@ def train_dce(manifest: str | os.PathLike, out_dir: str | os.PathLike, config: T
                                            "[0, 1]", "ssim": best["ssim"], "psnr": best["psnr"],
                                    "slices": best["slices"]}},
         "intended_use": ("DEMO WEIGHTS trained on synthetic phantoms; not for clinical use." if "demo" in model_id
-                         else "Research use; validate on your own data before any clinical use.")}
+                         else "Research use; validate on your own data before any clinical use."),
+        "training_domain": training_domain(manifest, "train", f"the 'train' rows of {Path(manifest).name}")}
     return save_model(model.generator, card, out_dir)

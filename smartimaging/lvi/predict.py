@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..domain import check, check_card, combine, image_profile, summarise
 from ..errors import InputError, ModelError
 from ..io import atomic_output_dir, describe_geometry, read_series_or_volume, same_geometry, write_image, write_json
 from ..models.nets import (
@@ -33,7 +34,7 @@ from ..models.nets import (
     checked_card,
 )
 from ..models.registry import LoadedModel, load_model, read_card
-from .preprocess import Preprocessing, network_input, oversized_voi
+from .preprocess import NetworkInput, Preprocessing, network_input, oversized_voi, voi_on_grid
 
 DEFAULT_MODELS = ("lvi-dce-resnet10-3d-demo", "lvi-t2-resnet10-3d-demo")
 
@@ -80,6 +81,7 @@ class ModelPrediction:
     probability: float
     cutoff: float
     heat_map: sitk.Image
+    domain: dict = field(default_factory=dict)  # `smartimaging.domain.check` of this network's input
 
     @property
     def label(self) -> str:
@@ -115,11 +117,21 @@ class LVIPrediction:
             return f"logistic regression on {', '.join(self.fusion['fusion']['inputs'])} ({self.fusion['id']})"
         return "mean of the models' probabilities"
 
+    @property
+    def domain(self) -> dict:
+        """Every network's domain check, and the fusion's (its covariates) when a fitted fusion is used."""
+        checks = [m.domain for m in self.models]
+        if self.fusion is not None:
+            checks.append(check(self.fusion.get("training_domain"), self.covariates, self.fusion["id"]))
+        return combine(checks)
+
     def as_json(self) -> dict:
         return {"smartimaging_version": __version__, "seconds": self.seconds, "warnings": self.warnings,
+                "domain": self.domain,
                 "models": [{"model": m.model, "sequence": m.sequence, "network": m.network,
                             "probability": m.probability, "cutoff": m.cutoff, "label": m.label,
-                            "heat_map": f"gradcam_{m.model['id']}.nrrd"} for m in self.models],
+                            "domain": m.domain, "heat_map": f"gradcam_{m.model['id']}.nrrd"}
+                           for m in self.models],
                 "fused": {"probability": self.fused_probability, "cutoff": self.fused_cutoff,
                           "label": "LVI positive" if self.fused_probability >= self.fused_cutoff
                           else "LVI negative", "method": self.fusion_method,
@@ -187,6 +199,34 @@ def _settings(card: dict) -> Preprocessing:
     return checked_card(f"{card.get('id')}.json", check_lvi_card, card)
 
 
+def domain_profile(prepared: NetworkInput, volume: sitk.Image, voi: sitk.Image) -> dict[str, float]:
+    """Domain-check quantities (`smartimaging.domain`) of a network input: the z-scored box on its grid, the volume's
+    own voxel size and the VOI's equivalent diameter."""
+    box_x, box_y, box_z = prepared.grid.GetSpacing()
+    source = volume.GetSpacing()
+    voi_voxels = int(np.count_nonzero(sitk.GetArrayViewFromImage(voi_on_grid(volume, voi))))
+    voi_mm = (6 * voi_voxels * float(np.prod(source)) / np.pi) ** (1 / 3)
+    return image_profile(prepared.array, (box_z, box_y, box_x), source_pixel_size_mm=(source[0] + source[1]) / 2,
+                         source_slice_spacing_mm=source[2], lesion_diameter_mm=voi_mm)
+
+
+def training_domain(manifest_path, split: str | None, card: dict, data: str) -> dict:
+    """`training_domain` for a BreastLVI classifier card: its sequence's network inputs of a manifest's `split` rows."""
+    from ..manifest import read_manifest
+    from .cohort import SEQUENCES, manifest_file
+
+    sequence, dimensions = card["inputs"]["sequence"], card["inputs"]["dimensions"]
+    manifest = read_manifest(manifest_path, required=("patient_id", SEQUENCES[sequence], "voi"))
+    rows = manifest.subset(split) if split else manifest.rows
+    profiles = []
+    for row in rows:
+        volume = read_series_or_volume(manifest_file(manifest, row, SEQUENCES[sequence]))
+        voi = read_series_or_volume(manifest_file(manifest, row, "voi"))
+        prepared = network_input(volume, voi, dimensions, _settings(card), f"{sequence} volume")
+        profiles.append(domain_profile(prepared, volume, voi))
+    return summarise(profiles, f"{len(rows)} {sequence} cases: {data}")
+
+
 def predict_with_model(model: LoadedModel, volume: sitk.Image, voi: sitk.Image) -> ModelPrediction:
     card = model.card
     dimensions = card["inputs"]["dimensions"]
@@ -205,7 +245,8 @@ def predict_with_model(model: LoadedModel, volume: sitk.Image, voi: sitk.Image) 
     box.CopyInformation(prepared.grid)
     heat_map = sitk.Resample(box, volume, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     return ModelPrediction(model.provenance, card["inputs"]["sequence"], card["training"]["model"],
-                           float(probabilities.mean()), float(card["outputs"]["cutoff"]), heat_map)
+                           float(probabilities.mean()), float(card["outputs"]["cutoff"]), heat_map,
+                           check_card(card, domain_profile(prepared, volume, voi)))
 
 
 def predict_case(volumes: dict[str, sitk.Image], voi: sitk.Image, model_ids=DEFAULT_MODELS, directory=None,

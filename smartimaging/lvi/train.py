@@ -25,6 +25,7 @@ from ..models.nets import build_network
 from ..models.registry import save_model
 from ..training import ProgressCallback, TrainConfig, fit
 from .cohort import case_inputs, check_both_classes
+from .predict import training_domain
 from .preprocess import DEFAULT_PREPROCESSING, Preprocessing
 
 ARCHITECTURES = {  # the paper's networks at full width; `width` scales them for the demo weights
@@ -145,4 +146,5 @@ def train_lvi(manifest: str | os.PathLike, sequence: str, model: str, out_dir: s
                                                                           .astype(int)).as_dict()}},
         "intended_use": ("DEMO WEIGHTS trained on synthetic phantoms; not for clinical use." if "demo" in model_id
                          else "Research use; validate on your own data before any clinical use.")}
+    card["training_domain"] = training_domain(manifest, "train", card, f"the 'train' rows of {Path(manifest).name}")
     return save_model(network, card, out_dir)

@@ -11,6 +11,7 @@ import argparse
 import errno
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -444,9 +445,23 @@ def _run(args) -> int:
     return run_app(args.host, args.port, args.timeout, not args.no_browser, args.device, args.models_dir)
 
 
+COORDINATE_OPTIONS = ("--point", "--box")
+
+
+def join_coordinates(argv: list[str]) -> list[str]:
+    """`--point -100.2,-2.1,28.6` as `--point=-100.2,...`: argparse would read a negative coordinate as an option."""
+    joined: list[str] = []
+    for arg in argv:
+        if joined and joined[-1] in COORDINATE_OPTIONS and re.fullmatch(r"-[\d.][\d.,eE+-]*", arg):
+            joined[-1] = f"{joined[-1]}={arg}"
+        else:
+            joined.append(arg)
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(join_coordinates(sys.argv[1:] if argv is None else list(argv)))
     except SystemExit as exc:  # --help (0) or a usage error (2, printed as one line by Parser.error)
         return int(exc.code or 0)
     in_main_thread = threading.current_thread() is threading.main_thread()

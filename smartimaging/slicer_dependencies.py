@@ -6,10 +6,18 @@ from __future__ import annotations
 
 import importlib.util
 
-PIP_REQUIREMENTS = {"monai": "monai>=1.4", "safetensors": "safetensors>=0.4", "pydicom": "pydicom>=2.4",
+PIP_REQUIREMENTS = {"monai": "monai>=1.4", "safetensors": "safetensors>=0.4", "pydicom": "pydicom>=3.0",
+                    "pylibjpeg": "pylibjpeg>=2.0", "libjpeg": "pylibjpeg-libjpeg>=2.1",
+                    "openjpeg": "pylibjpeg-openjpeg>=2.3", "rle": "pylibjpeg-rle>=2.0",
                     "sklearn": "scikit-learn>=1.3", "tqdm": "tqdm", "matplotlib": "matplotlib", "yaml": "pyyaml",
                     "joblib": "joblib>=1.4", "skops": "skops>=0.10", "xgboost": "xgboost-cpu>=2.0"}
 EXTENSION_PROVIDED = {"torch": "PyTorch", "radiomics": "SlicerRadiomics"}
+DICOM_DECODERS = ["pylibjpeg", "libjpeg", "openjpeg", "rle"]  # compressed DICOM (JPEG, JPEG 2000, RLE) via pydicom
+
+
+def with_decoders(modules: list[str]) -> list[str]:
+    """`modules`, plus pydicom's decoder plugins when pydicom is among them."""
+    return modules + [m for m in DICOM_DECODERS if m not in modules] if "pydicom" in modules else modules
 
 
 def missing(modules: list[str]) -> list[str]:
@@ -21,7 +29,7 @@ def ensure(modules: list[str], title: str) -> bool:
     """Install what is missing after asking; False when the user declines."""
     import slicer
 
-    absent = missing(modules)
+    absent = missing(with_decoders(modules))
     if not absent:
         return True
     if not slicer.util.confirmOkCancelDisplay(f"{title} needs these Python packages: {', '.join(absent)}. "
@@ -42,4 +50,4 @@ def ensure(modules: list[str], title: str) -> bool:
             slicer.packaging.pip_ensure(requirements)
         else:
             slicer.util.pip_install(requirements)
-    return not missing(modules)
+    return not missing(with_decoders(modules))

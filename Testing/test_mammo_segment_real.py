@@ -15,7 +15,13 @@ from smartimaging.mammo import scene as mammo_scene
 from smartimaging.mammo.images import Mammogram
 from smartimaging.mammo.predict import predict_mammogram
 from smartimaging.mammo.realistic import CDDCESM_HELD_OUT, evaluate, held_out_cases
-from smartimaging.mammo.segment import CLASSICAL_SOURCE, SEGMENTER_IDS, MammoSegmenter, propose_roi
+from smartimaging.mammo.segment import (
+    CLASSICAL_SOURCE,
+    SEGMENTER_IDS,
+    MammoSegmenter,
+    estimated_pixel_mm,
+    propose_roi,
+)
 from smartimaging.models.registry import models_dir
 from smartimaging.mrml import sitk_to_volume_node
 from smartimaging.phantoms.mammo import PIXEL_MM, make_mammo_phantom
@@ -63,6 +69,9 @@ def test_pixel_size_is_honoured_and_the_mask_keeps_the_grid(mass_segmenter):
     fine_mask = mass_segmenter.segment(fine, PIXEL_MM / 2, point=(point[0] * 2 + 0.5, point[1] * 2 + 0.5))
     assert fine_mask.shape == fine.shape
     assert dice(fine_mask, np.kron(case.mask, np.ones((2, 2), np.uint8))) > 0.7
+    # a file without a pixel size: estimated from the image's long side (CDD-CESM 512², CBIS-DDSM film scans)
+    assert estimated_pixel_mm((512, 512)) == pytest.approx(0.47, abs=0.01)
+    assert estimated_pixel_mm((4600, 2700)) == pytest.approx(0.052, abs=0.002)
 
 
 def test_classical_fallback_when_the_network_finds_nothing(mass_segmenter, monkeypatch):

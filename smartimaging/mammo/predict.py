@@ -22,10 +22,10 @@ from ..segfile import labelmap_image, write_seg_nrrd
 from ..segments import MAMMO_SEGMENTS
 from .classify import read_radiomics_card
 from .features import check_roi, load_mask
-from .images import Mammogram, load_mammogram
+from .images import PIXEL_SIZE_UNKNOWN, Mammogram, load_mammogram
 from .persistence import load_radiomics_model
 from .search import FittedModel, MeanNormaliser
-from .segment import MammoSegmenter, check_prompt, propose_roi
+from .segment import BREAST_IMAGE_MM, MammoSegmenter, check_prompt, estimated_pixel_mm, propose_roi
 
 CLASSIFIER_IDS = {"mass": "mammo-mass-classifier-demo", "calcification": "mammo-calcification-classifier-demo"}
 LARGE_ROI = 0.5  # of the breast or of the image: an ROI that large is not around one lesion
@@ -100,13 +100,19 @@ def check_radiomics_settings(card_path: Path, parameters=MAMMO_PARAMS, trained: 
 def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mask: np.ndarray | None = None,
                       directory=None, device: str = "auto") -> MammoPrediction:
     """ROI, features and Rad-score for one lesion of a mammogram."""
+    notes: list[str] = []
     timings, models = {}, []
     started = time.perf_counter()
     if mask is not None:
         roi, source = (np.asarray(mask) > 0).astype(np.uint8), "reader mask"
     else:
         segmenter = MammoSegmenter.load(kind, directory, device)
-        roi, source = propose_roi(segmenter, mammogram.image, kind, point, box)
+        unknown = mammogram.meta.get("pixel_size_source") == PIXEL_SIZE_UNKNOWN
+        assumed_mm = estimated_pixel_mm(mammogram.pixels.shape) if unknown else None
+        roi, source = propose_roi(segmenter, mammogram.image, kind, point, box, assumed_mm)
+        if assumed_mm:
+            notes.append(f"The file records no pixel size: the segmenter assumed {assumed_mm:.2g} mm from the image "
+                         f"size (a mammogram about {BREAST_IMAGE_MM:g} mm long); give --pixel-mm if you know it")
         if source == "AI":
             source = "AI (" + ("point" if point is not None else "box" if box is not None else "whole image") + ")"
         models.append(segmenter.model.provenance)
@@ -121,7 +127,7 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
     started = time.perf_counter()
     features = extract_2d(mammogram.image, roi)
     timings["features"] = time.perf_counter() - started
-    warnings = [text for text in [large_roi_warning(mammogram.pixels, roi)] if text]
+    warnings = notes + [text for text in [large_roi_warning(mammogram.pixels, roi)] if text]
     trained_mm = card["pixel_spacing_mm"]
     spacing_mm = mammogram.image.GetSpacing()[0]
     if trained_mm and abs(spacing_mm / trained_mm - 1) > 0.1:

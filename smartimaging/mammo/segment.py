@@ -28,6 +28,7 @@ from .realistic import resample
 SEGMENTER_IDS = {"mass": "mammo-mass-unet-demo", "calcification": "mammo-calcification-unet-demo"}
 CLASSICAL_SOURCE = "classical (AI found none)"  # as segmentation_nodes.CLASSICAL
 FALLBACK_RADIUS_MM = {"mass": 30.0, "calcification": 10.0}
+BREAST_IMAGE_MM = 240.0  # the long side of a mammogram, for images whose pixel size is unknown
 ARCHITECTURE = {"name": "basic_unet", "spatial_dims": 2, "in_channels": 2, "out_channels": 2,
                 "features": [16, 32, 64, 96, 128, 16], "act": "relu", "norm": "batch"}
 
@@ -134,6 +135,12 @@ def pixel_size(image: sitk.Image) -> tuple[float, float]:
     return spacing[1], spacing[0]
 
 
+def estimated_pixel_mm(shape: tuple[int, int]) -> float:
+    """A pixel size for a mammogram that records none: its long side taken as BREAST_IMAGE_MM (CDD-CESM 512²:
+    0.47 mm; CBIS-DDSM film scans, ~4.6k rows: 0.05 mm)."""
+    return float(np.clip(BREAST_IMAGE_MM / max(shape), 0.02, 1.0))
+
+
 def classical_roi(image: sitk.Image, kind: str, point=None, box=None) -> np.ndarray:
     """The classical fallback (`classical.grow_from_seed`) from the point or the box centre, bounded by
     FALLBACK_RADIUS_MM: a uint8 (rows, cols) mask on the mammogram's grid, empty when nothing sensible is found."""
@@ -143,10 +150,14 @@ def classical_roi(image: sitk.Image, kind: str, point=None, box=None) -> np.ndar
     return mask.reshape(mask.shape[-2:])
 
 
-def propose_roi(segmenter: MammoSegmenter, image: sitk.Image, kind: str, point=None, box=None
-                ) -> tuple[np.ndarray, str]:
+def propose_roi(segmenter: MammoSegmenter, image: sitk.Image, kind: str, point=None, box=None,
+                pixel_mm: float | None = None) -> tuple[np.ndarray, str]:
     """(mask, "AI") from the network at the point, in the box or over the whole image; when it finds nothing at a
-    point or box, (mask, CLASSICAL_SOURCE) from the classical fallback; InputError when neither finds a lesion."""
+    point or box, (mask, CLASSICAL_SOURCE) from the classical fallback; InputError when neither finds a lesion.
+    `pixel_mm` replaces the image's pixel size (one that the file does not record)."""
+    if pixel_mm is not None:
+        image = sitk.Image(image)
+        image.SetSpacing((pixel_mm, pixel_mm, *image.GetSpacing()[2:]))
     pixels = sitk.GetArrayFromImage(image).reshape(image.GetSize()[1::-1])
     mask = segmenter.segment(pixels, pixel_size(image), point=point, box=box)
     if mask.any():

@@ -90,6 +90,30 @@ def _headline_number(page) -> float:
     return float(re.search(r"\d+\.\d+", page.inner_text("#si-headline")).group())
 
 
+DOMAIN_CHIPS = {"Inside training data": "inside", "Outside training data": "outside",
+                "Training data not checked": "unknown"}
+
+
+def _domain_verdict_beside_the_score(page) -> str:
+    """The result's domain verdict, read from the chip beside the score, checked to be shown as the verdict asks:
+    on the score's line (or wrapped right under it) and seen without scrolling, an outside score greyed with the
+    reasons, never a table row."""
+    chip = page.locator("#si-domain-chip")
+    verdict = DOMAIN_CHIPS[chip.inner_text().strip()]
+    headline, box = page.locator("#si-headline"), chip.bounding_box()
+    line = headline.bounding_box()
+    assert line["y"] - 8 <= box["y"] <= line["y"] + line["height"] + 8
+    assert box["y"] + box["height"] <= VIEWPORT["height"]
+    greyed = "text-disabled" in headline.get_attribute("class")
+    assert greyed == (verdict == "outside")
+    if verdict == "inside":
+        assert page.inner_text("#si-domain-text").startswith("Domain check: inside")
+    else:
+        assert page.locator("#si-domain").is_visible() and "Why:" in page.inner_text("#si-domain")
+    assert "Domain check" not in table(page)  # shown with the score, not buried in the table
+    return verdict
+
+
 def _error(page) -> str:
     return page.inner_text("#si-error") if page.locator("#si-error").count() else ""
 
@@ -171,6 +195,7 @@ def test_bone_scan_flow_with_cancel_and_an_islands_edit(page, screenshots):
     rows = table(page)
     assert float(rows["BSTBI (mean)"][0]) == pytest.approx(before, abs=1e-3)
     assert 0 < before < 5
+    _domain_verdict_beside_the_score(page)
     _screenshot(page, screenshots / "web-bonescan.png")
 
     # Edit: keep only the largest metastasis (Islands effect on the active, first segment); BSTBI must drop.
@@ -207,6 +232,7 @@ def test_mammography_flow_with_an_erase_edit(page, screenshots):
     rows = table(page)
     assert rows["ROI pixels"] == [str(pixels)]
     assert rows["Dice AI vs edited ROI"] == ["1.000"]
+    _domain_verdict_beside_the_score(page)
     _screenshot(page, screenshots / "web-mammo.png")
 
     _erase_at_view_centre(page)  # the views are centred on the lesion point after Segment
@@ -218,6 +244,40 @@ def test_mammography_flow_with_an_erase_edit(page, screenshots):
     rows = table(page)
     assert rows["ROI pixels"] == [str(erased)]
     assert float(rows["Dice AI vs edited ROI"][0]) < 1
+
+
+def _paint_at_view_centre(page, length_px: float = 10) -> None:
+    """A short Paint stroke through the centre of the first view (the lesion point after Segment or Draw)."""
+    x, y = view_centre(page)
+    page.mouse.move(x - length_px / 2, y)
+    page.mouse.down()
+    page.mouse.move(x + length_px / 2, y, steps=4)
+    page.mouse.up()
+
+
+def test_draw_the_roi_by_hand_then_compute(page, screenshots):
+    open_module(page, "Mammography Rad-score")
+    assert "Phantom malignant mass" in load_sample(page)
+    wait_for_views_rendered(page, 1)
+    click_and_wait_idle(page, "Draw ROI by hand")
+    assert page.inner_text("#si-roi-source") == "ROI: drawn by the reader"
+    assert "Paint the lesion" in page.inner_text("#si-draw-hint")
+    editor_segments = page.locator(".v-navigation-drawer--right .v-list-item input")
+    editor_segments.first.wait_for()
+    assert [field.input_value() for field in editor_segments.all()] == ["Breast mass"]  # empty, ready to paint
+    page.locator(".v-navigation-drawer--right button.v-btn--active:has(i.mdi-brush)").wait_for(timeout=30_000)
+    assert segment_counts(page) == {"Breast mass": 0}
+
+    _paint_at_view_centre(page)
+    page.wait_for_function("!document.querySelector('#si-segments').innerText.includes(': 0 ')", timeout=60_000)
+    painted = segment_counts(page)["Breast mass"]
+    assert painted > 0
+    click_and_wait_idle(page, "Compute Rad-score")
+    assert not _error(page)
+    rows = table(page)
+    assert rows["ROI"] == ["drawn by the reader"] and rows["ROI pixels"] == [str(painted)]
+    assert page.inner_text("#si-result-roi-source") == "ROI of this result: drawn by the reader"
+    _screenshot(page, screenshots / "web-mammo-drawn.png")
 
 
 def test_breast_lvi_flow_with_an_erase_edit(page, screenshots):
@@ -234,6 +294,7 @@ def test_breast_lvi_flow_with_an_erase_edit(page, screenshots):
     assert rows["fused"][0] == "mean of the models' probabilities"
     assert _words_split_or_cells_clipped(page) == []  # "LVI positive", not "LVI positi / ve"
     assert page.inner_text("#si-headline").startswith(f"LVI probability {fused:.3f}")
+    _domain_verdict_beside_the_score(page)
     _screenshot(page, screenshots / "web-lvi.png")
 
     _erase_at_view_centre(page, offset_px=6)
@@ -326,6 +387,8 @@ def test_result_warnings_are_shown_above_the_headline(page, tmp_path):
     assert box["y"] + box["height"] <= headline["y"] + 1  # directly above the score
     assert box["y"] + box["height"] <= VIEWPORT["height"]  # seen without scrolling
     assert "Warning" not in table(page)  # not a row buried in the table
+    assert _domain_verdict_beside_the_score(page) == "outside"  # 0.1 mm pixels: not what the classifier learned
+    assert "pixel size" in page.inner_text("#si-domain")
     page.get_by_label("Pixel size mm (PNG/PGM)").fill("")
 
 

@@ -313,6 +313,9 @@ class ReadingStation(TrameApp):
         html.Div("Views: T1 | synthetic DCE (top), real DCE | synthetic subtraction MIP (bottom); the first three "
                  "scroll, zoom and pan together.",
                  v_if=("si_module === 'DCESynthesis' && si_headline[si_module]",), classes="text-caption")
+        html.Div("No real DCE was loaded: the real DCE view (bottom left) stays empty and nothing measures how "
+                 "close the synthetic DCE is to the truth.", classes="text-caption text-warning",
+                 v_if=("si_module === 'DCESynthesis' && si_headline[si_module].includes('no real DCE')",))
         with v3.VTable(density="compact", v_if=("si_rows[si_module].length",), id="si-result-table",
                        height="360px", fixed_header=True, classes=("si_stale[si_module] ? 'text-disabled' : ''",)):
             with html.Thead(), html.Tr():

@@ -225,6 +225,7 @@ class Flow:
         """Run a worker job, polling it between other server work; its result event, or InputError/CancelledError."""
         self.worker = WorkerProcess(job, [*arguments, "--device", self.device]
                                     + (["--models-dir", self.models_dir] if self.models_dir else []))
+        progress(0.0, "starting")  # cancellable from now on: the worker's first step may take a while
         outcome: dict = {}
         try:
             while not self.worker.dispatch(progress, lambda event: outcome.update(result=event),

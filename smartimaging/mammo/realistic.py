@@ -489,7 +489,8 @@ def write_card(kind: str, trained: Path, data_path: Path, out_dir: Path, command
                    "patch": [PATCH, PATCH], "pixel_mm": MODEL_PIXEL_MM[kind],
                    "spacing": f"every image is resampled to {MODEL_PIXEL_MM[kind]} mm pixels (the patch covers "
                               f"{PATCH * MODEL_PIXEL_MM[kind]:g} mm); the mask comes back on the image's own grid"},
-        "outputs": {"labels": {"0": "background", "1": kind}, "activation": "softmax, lesion > 0.5",
+        "outputs": {"labels": {"0": "background", "1": kind},
+                    "activation": "softmax (averaged over 4 mirror images for a point or box), lesion > 0.5",
                     "one_region_at_point": kind == "mass"},
         "training": {
             "data": {

@@ -72,6 +72,9 @@ def test_pixel_size_is_honoured_and_the_mask_keeps_the_grid(mass_segmenter):
     # a file without a pixel size: estimated from the image's long side (CDD-CESM 512², CBIS-DDSM film scans)
     assert estimated_pixel_mm((512, 512)) == pytest.approx(0.47, abs=0.01)
     assert estimated_pixel_mm((4600, 2700)) == pytest.approx(0.052, abs=0.002)
+    placeholder = _mammogram(fine, spacing=(1.0, 1.0))  # 1280 mm long: the 1 mm is a placeholder, not a size
+    mask, source = propose_roi(mass_segmenter, placeholder.image, "mass", point=(point[0] * 2, point[1] * 2))
+    assert source == "AI" and dice(mask, np.kron(case.mask, np.ones((2, 2), np.uint8))) > 0.5
 
 
 def test_classical_fallback_when_the_network_finds_nothing(mass_segmenter, monkeypatch):

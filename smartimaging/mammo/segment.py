@@ -154,7 +154,10 @@ def propose_roi(segmenter: MammoSegmenter, image: sitk.Image, kind: str, point=N
                 pixel_mm: float | None = None) -> tuple[np.ndarray, str]:
     """(mask, "AI") from the network at the point, in the box or over the whole image; when it finds nothing at a
     point or box, (mask, CLASSICAL_SOURCE) from the classical fallback; InputError when neither finds a lesion.
-    `pixel_mm` replaces the image's pixel size (one that the file does not record)."""
+    `pixel_mm` replaces the image's pixel size (one that the file does not record); so does `estimated_pixel_mm`
+    when the image would be implausibly long (over twice BREAST_IMAGE_MM: a placeholder spacing such as 1 mm)."""
+    if pixel_mm is None and max(np.multiply(image.GetSize()[:2], image.GetSpacing()[:2])) > 2 * BREAST_IMAGE_MM:
+        pixel_mm = estimated_pixel_mm(image.GetSize()[:2])
     if pixel_mm is not None:
         image = sitk.Image(image)
         image.SetSpacing((pixel_mm, pixel_mm, *image.GetSpacing()[2:]))

@@ -31,7 +31,8 @@ Z95 = float(stats.norm.ppf(0.975))
 def weights_sha256(model_id: str, directory=None) -> dict[str, str]:
     """sha256 of every file of a model except its card (the weights the numbers belong to)."""
     folder = Path(directory or models_dir())
-    return {path.name: sha256_of(path) for path in sorted(folder.glob(f"{model_id}.*")) if path.suffix != ".json"}
+    return {path.name: sha256_of(path) for path in sorted(folder.glob(f"{model_id}.*"))
+            if path.name != f"{model_id}.json"}
 
 
 def auc_row(model_id: str, labels, scores, what: str = "AUC") -> dict:

@@ -73,14 +73,18 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--n", type=int, default=200, help="phantoms per cohort")
-    parser.add_argument("--work", type=Path, required=True, help="folder for the phantom cohorts (reused)")
+    parser.add_argument("--work", type=Path, help="folder for the phantom cohorts (reused)")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--write-cards", action="store_true", help="record the rows in the cards")
+    parser.add_argument("--record-only", action="store_true",
+                        help="measure nothing: tables (and cards) from the sections' JSON already in --out")
     args = parser.parse_args(argv)
+    if not (args.work or args.record_only):
+        parser.error("--work is required unless --record-only")
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    for name in args.sections:
+    for name in [] if args.record_only else args.sections:
         started = time.perf_counter()
         rows = MEASURE[name](args.work, args.n)
         record = {"section": name, "n": args.n, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -171,7 +171,7 @@ def propose_roi(segmenter: MammoSegmenter, image: sitk.Image, kind: str, point=N
     mask = classical_roi(image, kind, point, box)
     if mask.any():
         return mask, CLASSICAL_SOURCE
-    raise InputError("Neither the model nor the classical region growing found a lesion there; draw the ROI "
+    raise InputError("The model found no lesion there, nor did region growing from the click; draw the ROI "
                      "yourself")
 
 

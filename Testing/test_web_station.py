@@ -280,6 +280,25 @@ def test_draw_the_roi_by_hand_then_compute(page, screenshots):
     _screenshot(page, screenshots / "web-mammo-drawn.png")
 
 
+def test_a_real_mammogram_shows_its_verdict_without_scrolling(page):
+    """A real CDD-CESM view (pixel size unknown, read as 1 mm): the Rad-score is greyed as outside the training
+    data, with the reasons, and the result is scrolled into view above the long case notes."""
+    from smartimaging.web.cases import sample_cases
+
+    name = "Real CDD-CESM P121 L-CC (malignant mass)"
+    if name not in [case.name for case in sample_cases()["MammoRadiomics"]]:
+        pytest.skip("../shared/realdata/mammo_cddcesm is absent (see its README.md)")
+    open_module(page, "Mammography Rad-score")
+    assert "CDD-CESM P121" in load_sample(page, name)
+    assert "Pixel size unknown" in page.inner_text(".v-navigation-drawer--left")  # the case notes say so
+    click_and_wait_idle(page, "Segment")
+    click_and_wait_idle(page, "Compute Rad-score")
+    page.wait_for_timeout(600)  # the panel scrolls to the new result
+    assert _domain_verdict_beside_the_score(page) == "outside"
+    assert "pixel size" in page.inner_text("#si-domain")
+    assert page.locator("#si-domain").bounding_box()["y"] < VIEWPORT["height"]  # its reasons start on screen
+
+
 def test_breast_lvi_flow_with_an_erase_edit(page, screenshots):
     open_module(page, "Breast MRI LVI")
     assert "LVI positive" in load_sample(page)

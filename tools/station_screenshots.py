@@ -30,7 +30,8 @@ MAX_BYTES = 300 * 1024
 DCE_T1 = "breast_mri_pyradiomics/breast1_image.nrrd"  # the real breast MRI, uploaded as the T1 of DCESynthesis
 CASES = {  # file stem: (tab, sample case name or None to upload DCE_T1, segment first)
     "bonescan": ("Bone scan BSTBI", "Real GE whole-body scan", True),
-    "mammo": ("Mammography Rad-score", "Real NYU mammogram (benign mass)", True),
+    "mammo-nyu": ("Mammography Rad-score", "Real NYU mammogram (benign mass)", True),
+    "mammo-cddcesm": ("Mammography Rad-score", "Real CDD-CESM P121 L-CC (malignant mass)", True),
     "lvi": ("Breast MRI LVI", "Real breast MRI (pyradiomics breast1)", True),
     "dce": ("Synthetic DCE", None, False),
 }

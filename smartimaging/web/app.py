@@ -62,6 +62,14 @@ DOMAIN_CHIPS = {"inside": ("Inside training data", "success"), "outside": ("Outs
 UPLOAD_STALL_S = 60  # an upload with no chunk for this long (tab closed, network lost) is dropped
 UPLOAD_TRIGGERS = {"begin": "si_upload_begin", "chunk": "si_upload_chunk", "end": "si_upload_end"}
 
+# A new result scrolls the left panel to it: the score, its warnings and its domain verdict are seen without
+# scrolling, however long the case notes above them are.
+SHOW_RESULT_SCRIPT = """
+window.smartimagingShowResult = function () {
+  setTimeout(() => document.getElementById("si-result")?.scrollIntoView({ block: "start" }), 300);
+};
+"""
+
 # Sends the files chosen in a file input: names and sizes first (the server refuses an over-limit upload before any
 # content is read), then each file in slices of UPLOAD_CHUNK_BYTES, one message each, so neither the browser nor the
 # server holds a whole file; stops at the first chunk the server refuses. The input is emptied afterwards, so choosing
@@ -163,6 +171,7 @@ class ReadingStation(TrameApp):
         state.si_pixel_mm = ""
         state.si_busy = False
         state.si_steps_done = 0
+        state.si_results_shown = 0  # counts computed results: each one scrolls the panel to it
         state.si_cancellable = False
         state.si_progress = 0
         state.si_message = ""
@@ -197,6 +206,8 @@ class ReadingStation(TrameApp):
         with VAppLayout(self.server, full_height=True) as self.ui:
             self.ui.root.theme = "dark"
             client.Script(UPLOAD_SCRIPT)
+            client.Script(SHOW_RESULT_SCRIPT)
+            client.ClientStateChange(value="si_results_shown", change="window.smartimagingShowResult()")
             with v3.VAppBar(density="compact"):
                 v3.VToolbarTitle("SmartImaging reading station", classes="flex-grow-0 mr-4")
                 with v3.VTabs(v_model=("si_module",), density="compact", disabled=("si_busy",)):
@@ -278,7 +289,7 @@ class ReadingStation(TrameApp):
                        "the point). Check and correct it in the Segment Editor, or press “Draw ROI by hand”.")
         html.Div("{{ si_draw_hints[si_module] }}", v_if=("si_roi_source[si_module] === 'drawn by the reader'",),
                  classes="text-caption", id="si-draw-hint")
-        html.Div("3. Result", classes="text-subtitle-1 mt-4 mb-1")
+        html.Div("3. Result", classes="text-subtitle-1 mt-4 mb-1", id="si-result")
         v3.VAlert(v_if=("si_stale[si_module]",), text="The segmentation was edited after this result: compute again.",
                   type="warning", variant="tonal", density="compact", classes="mb-2", id="si-stale")
         with v3.VAlert(v_if=("si_warnings[si_module].length",), type="warning", density="compact", classes="mb-2",
@@ -615,6 +626,7 @@ class ReadingStation(TrameApp):
         flow = self.flow
         await flow.compute(progress)
         self._show(flow, fit=isinstance(flow, DCEFlow))
+        self.state.si_results_shown += 1
 
     # ---- display ------------------------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..domain import check, image_profile
 from ..errors import InputError
 from ..evaluation import dice
 from ..io import read_series_or_volume
@@ -43,7 +44,10 @@ from .preprocess import _zscore_tissue, check_values
 
 SEGMENTER_ID = "lvi-lesion-unet-demo"
 PATCH_SIZE = (16, 64, 64)  # slices, rows, cols
-PATCH_SPACING = (1.5, 1.5, 3.0)  # x, y, z in mm
+PATCH_SPACING = (1.0, 1.0, 2.0)  # x, y, z in mm: 64 x 64 x 32 mm around the click
+MAX_CLICK_DISTANCE_MM = 3.0  # a component farther from the click is not the clicked lesion
+CLASSICAL_MAX_RADIUS_MM = 30.0  # the fallback's region growing stays within this distance of the click
+AI_SOURCE, CLASSICAL_SOURCE = "AI", "classical (AI found none)"  # as segmentation_nodes.AI / CLASSICAL
 ARCHITECTURE = {"name": "basic_unet", "spatial_dims": 3, "in_channels": 1, "out_channels": 2,
                 "features": [8, 16, 32, 64, 128, 8], "act": "relu", "norm": "batch"}
 
@@ -98,10 +102,23 @@ def check_segmenter_card(card: dict) -> float:
     return card_number(card_field(card, "outputs.threshold", 0.5), "outputs.threshold", 0.0, 1.0)
 
 
+class NoLesionFoundError(InputError):
+    """The U-Net found no lesion at the click."""
+
+
+def patch_profile(array: np.ndarray, volume: sitk.Image, lesion: np.ndarray | None = None) -> dict[str, float]:
+    """Domain-check quantities (`smartimaging.domain`) of the U-Net's input: the z-scored patch, the volume's own
+    voxel size, and the lesion in the patch when given."""
+    source = volume.GetSpacing()
+    return image_profile(array, PATCH_SPACING[::-1], lesion, source_pixel_size_mm=(source[0] + source[1]) / 2,
+                         source_slice_spacing_mm=source[2])
+
+
 class LesionSegmenter:
     def __init__(self, network: torch.nn.Module, device: torch.device, provenance: dict | None = None,
-                 threshold: float = 0.5):
+                 threshold: float = 0.5, training_domain: dict | None = None):
         self.network, self.device, self.provenance, self.threshold = network, device, provenance, threshold
+        self.training_domain = training_domain
 
     @classmethod
     def load(cls, directory=None, device: str = "cpu", model_id: str = SEGMENTER_ID) -> LesionSegmenter:
@@ -111,7 +128,7 @@ class LesionSegmenter:
         checked_card(card_path.name, check_segmenter_card, card)
         model = load_model(card_path, device=device)
         threshold = checked_card(card_path.name, check_segmenter_card, model.card)
-        return cls(model.network, device, model.provenance, threshold)
+        return cls(model.network, device, model.provenance, threshold, model.card.get("training_domain"))
 
     def segment(self, volume: sitk.Image, point_lps=None, box_lps=None) -> sitk.Image:
         """Binary lesion mask (uint8) on the volume's grid from a click (LPS mm) or a box (two LPS corners)."""
@@ -128,19 +145,52 @@ class LesionSegmenter:
         patch.CopyInformation(grid)
         on_volume = sitk.Resample(patch, volume, sitk.Transform(), sitk.sitkLinear, 0.0,
                                   sitk.sitkFloat32) > self.threshold
-        components = sitk.ConnectedComponent(on_volume)
-        labels = sitk.GetArrayFromImage(components)
-        if not labels.any():
-            raise InputError("The model found no lesion at this point; click inside the lesion or draw the VOI")
-        index = np.round(volume.TransformPhysicalPointToContinuousIndex(tuple(centre))).astype(int)[::-1]
-        index = np.clip(index, 0, np.array(labels.shape) - 1)
-        keep = labels[tuple(index)]
-        if keep == 0:  # nearest component to the click
-            points = np.argwhere(labels > 0)
-            keep = labels[tuple(points[np.argmin(((points - index) ** 2).sum(axis=1))])]
-        mask = sitk.GetImageFromArray((labels == keep).astype(np.uint8))
-        mask.CopyInformation(volume)
+        mask = clicked_component(on_volume, centre)
+        if mask is None:
+            raise NoLesionFoundError("The model found no lesion at this point; click inside the lesion or draw the VOI")
         return mask
+
+    def domain_check(self, volume: sitk.Image, point_lps, mask: sitk.Image | None = None) -> dict:
+        """`smartimaging.domain.check` of the patch at a click (and of the VOI in it) against the card."""
+        array, grid = patch_input(volume, np.asarray(point_lps, float))
+        lesion = None if mask is None else sitk.GetArrayFromImage(sitk.Resample(
+            mask, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8))
+        return check(self.training_domain, patch_profile(array, volume, lesion),
+                     (self.provenance or {}).get("id", SEGMENTER_ID))
+
+    def propose(self, volume: sitk.Image, point_lps) -> tuple[sitk.Image, str]:
+        """The lesion VOI at a click and its source: the U-Net's ("AI") or, when the U-Net finds nothing there,
+        seeded region growing ("classical (AI found none)"); refused, with the way forward, when neither finds one."""
+        try:
+            return self.segment(volume, point_lps), AI_SOURCE
+        except NoLesionFoundError:
+            pass
+        from ..classical import grow_from_seed
+
+        grown = grow_from_seed(volume, [float(v) for v in point_lps], CLASSICAL_MAX_RADIUS_MM)
+        if not np.any(sitk.GetArrayViewFromImage(grown)):
+            raise InputError("The model found no lesion at this point, and region growing from the click found none "
+                             "either; click inside the lesion or draw the VOI by hand")
+        return grown, CLASSICAL_SOURCE
+
+
+def clicked_component(binary: sitk.Image, point_lps, max_distance_mm: float = MAX_CLICK_DISTANCE_MM
+                      ) -> sitk.Image | None:
+    """The connected component of a binary image that holds the point, or the nearest one within
+    `max_distance_mm` of it (physical distance); None when there is none."""
+    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(binary))
+    if not labels.any():
+        return None
+    points = np.argwhere(labels > 0)  # (slice, row, col)
+    origin, spacing = np.array(binary.GetOrigin()), np.array(binary.GetSpacing())
+    physical = origin + (points[:, ::-1] * spacing) @ np.array(binary.GetDirection()).reshape(3, 3).T
+    distances = np.linalg.norm(physical - np.asarray(point_lps, float), axis=1)
+    nearest = int(np.argmin(distances))
+    if distances[nearest] > max(max_distance_mm, float(spacing.max()) / 2):
+        return None
+    mask = sitk.GetImageFromArray((labels == labels[tuple(points[nearest])]).astype(np.uint8))
+    mask.CopyInformation(binary)
+    return mask
 
 
 class ClickedPatches(Dataset):
@@ -225,3 +275,114 @@ def train_lesion_segmenter(manifest: str | os.PathLike, out_dir, config: TrainCo
             "intended_use": ("DEMO WEIGHTS trained on synthetic phantoms; not for clinical use." if "demo" in model_id
                              else "Research use; validate on your own data before any clinical use.")}
     return save_model(network, card, out_dir)
+
+
+PHANTOM_TRAIN_SEED, PHANTOM_VAL_SEED = 52, 71  # LVI phantom seeds: the classifiers' training cohort; a fresh one
+
+
+def _phantom_pairs(seed: int, n: int, sequences=("dce2", "t2")) -> list[tuple[sitk.Image, sitk.Image]]:
+    """(volume, VOI) pairs of LVI phantoms made as `lvi phantoms --seed <seed>` makes them."""
+    from ..dce.cohort import phantom_image
+    from ..phantoms.breast_mri import make_breast_mri_phantom
+    from .cohort import LVI_PHANTOM_SHAPE
+
+    pairs = []
+    for index in range(n):
+        case = make_breast_mri_phantom(seed * 100_000 + index, LVI_PHANTOM_SHAPE, lvi=index % 2)
+        origin = (-96.0 + index % 5, -70.0, -20.0)
+        voi = phantom_image((case.lesions > 0).astype(np.uint8), case.spacing, origin)
+        pairs += [(phantom_image(getattr(case, name), case.spacing, origin), voi) for name in sequences]
+    return pairs
+
+
+def _dice_at(segmenter: LesionSegmenter, volume: sitk.Image, voi: sitk.Image, point) -> float:
+    try:
+        mask = segmenter.segment(volume, point)
+    except InputError:  # nothing found at the click: Dice 0
+        return 0.0
+    return dice(sitk.GetArrayFromImage(mask) > 0, sitk.GetArrayFromImage(voi) > 0)
+
+
+def scenes_training_domain(n_scenes: int, seed: int, phantoms: list[tuple[sitk.Image, sitk.Image]]) -> dict:
+    """`training_domain` of the demo card: profiles (`patch_profile`, lesion included) of patches cut like the
+    training patches: `n_scenes` scenes of the training generator and each phantom volume at its VOI's centroid."""
+    from ..domain import summarise
+    from .lesion_scenes import acquired_scene
+
+    rng, profiles = np.random.default_rng(seed), []
+    for _ in range(n_scenes):
+        volume, voi, click, _ = acquired_scene(rng)
+        profiles.append(_patch_profile_at(volume, voi, click))
+    for volume, voi in phantoms:
+        stats = sitk.LabelShapeStatisticsImageFilter()
+        stats.Execute(voi)
+        profiles.append(_patch_profile_at(volume, voi, stats.GetCentroid(1)))
+    return summarise(profiles, f"patches of {n_scenes} synthetic lesion scenes (seed {seed}) and {len(phantoms)} "
+                               f"LVI phantom volumes (seed {PHANTOM_TRAIN_SEED}), cut as for training")
+
+
+def _patch_profile_at(volume: sitk.Image, voi: sitk.Image, click) -> dict[str, float]:
+    array, grid = patch_input(volume, click)
+    lesion = sitk.GetArrayFromImage(sitk.Resample(voi, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                                                  sitk.sitkUInt8))
+    return patch_profile(array, volume, lesion)
+
+
+def train_on_scenes(args, progress: ProgressCallback | None = None) -> Path:
+    """The demo card: synthetic lesion scenes (`lesion_scenes`) + LVI phantom patches, optionally starting from
+    another card's weights; the validation score is the mean Dice of fixed scenes (click at a random lesion voxel)
+    and fresh phantoms (click at the centroid), on the volume's grid as in use."""
+    from torch.utils.data import ConcatDataset
+
+    from .lesion_scenes import SceneDataset, acquired_scene
+
+    phantoms = _phantom_pairs(PHANTOM_TRAIN_SEED, args.phantoms)
+    train_set = ConcatDataset([SceneDataset(args.scenes_per_epoch, args.seed), ClickedPatches(phantoms,
+                                                                                             seed=args.seed)])
+    scene_rng = np.random.default_rng(args.seed + 10_000)
+    val_scenes = [acquired_scene(scene_rng)[:3] for _ in range(args.val_scenes)]
+    val_phantoms = _phantom_pairs(PHANTOM_VAL_SEED, args.val_phantoms, ("dce2",))
+    torch.manual_seed(args.seed)
+    network = build_network(ARCHITECTURE)
+    if args.init:
+        network.load_state_dict(load_model(args.init, device="cpu").network.state_dict())
+
+    def validate(net, device):
+        segmenter = LesionSegmenter(net, device)
+        scenes = [_dice_at(segmenter, volume, voi, click) for volume, voi, click in val_scenes]
+        phantom = []
+        for volume, voi in val_phantoms:
+            stats = sitk.LabelShapeStatisticsImageFilter()
+            stats.Execute(voi)
+            phantom.append(_dice_at(segmenter, volume, voi, stats.GetCentroid(1)))
+        return {"score": float(np.mean(scenes + phantom)), "scene_dice": float(np.mean(scenes)),
+                "phantom_dice": float(np.mean(phantom))}
+
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+                         device="cpu")
+    result = fit(network, train_set, _loss, validate, config, progress)
+    best = result.history[result.best_epoch - 1]
+    card = {"id": args.name, "version": "2.0.0", "task": "lvi-lesion-segmentation", "architecture": ARCHITECTURE,
+            "inputs": {"patch_size_zyx": PATCH_SIZE, "patch_spacing_xyz_mm": PATCH_SPACING,
+                       "centre": "the click (or the box centre)", "intensity": "z-score over the patch's tissue",
+                       "sequences": "fat-suppressed DCE (or subtraction) and FS-T2WI"},
+            "outputs": {"labels": {"0": "background", "1": "lesion"}, "threshold": 0.5},
+            "training": {"data": (f"{args.scenes_per_epoch} fresh synthetic lesion scenes per epoch "
+                                  "(smartimaging.lvi.lesion_scenes: 5-40 mm lesions, FGT, strands, vessels, foci, "
+                                  "air, 1-4 mm slices, 0.5-1.2 mm pixels, any in-plane orientation, partial FOV, bias "
+                                  "field, Rician noise; click at a random lesion voxel) + DCE phase 2 and FS-T2WI of "
+                                  f"{args.phantoms} LVI phantoms (seed {PHANTOM_TRAIN_SEED}, click at a random "
+                                  "lesion voxel +- 4 mm)"),
+                         "initial_weights": args.init and Path(args.init).name,
+                         "held_out": "no real image was used; breast1 (pyradiomics) is the held-out real test case",
+                         "config": asdict(config), "best_epoch": result.best_epoch, "seconds": result.seconds,
+                         "history": result.history},
+            "metrics": {"dice": best["phantom_dice"],
+                        "data": (f"DCE phase 2 of {args.val_phantoms} fresh LVI phantoms (seed {PHANTOM_VAL_SEED}), "
+                                 "click at the VOI's centroid (phantom numbers)"),
+                        "synthetic_scene_dice": best["scene_dice"],
+                        "synthetic_scene_data": f"{args.val_scenes} fixed validation scenes (seed "
+                                                f"{args.seed + 10_000}), click at a random lesion voxel"},
+            "intended_use": "DEMO WEIGHTS trained on synthetic phantoms; not for clinical use.",
+            "training_domain": scenes_training_domain(args.domain_scenes, args.seed, phantoms)}
+    return save_model(network, card, args.out, storage_dtype=torch.float16)

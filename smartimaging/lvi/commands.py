@@ -26,10 +26,13 @@ def segment(args) -> int:
     if len(point) != 3 or not all(math.isfinite(v) for v in point):
         raise InputError(f"--point takes three coordinates x,y,z in mm (LPS), e.g. 12.5,-40,33; got {args.point!r}")
     volume = read_series_or_volume(args.volume)
-    mask = LesionSegmenter.load(args.models_dir, args.device).segment(volume, point)
+    segmenter = LesionSegmenter.load(args.models_dir, args.device)
+    mask, source = segmenter.propose(volume, point)
     with atomic_output_dir(args.out) as scratch:
         write_image(mask, scratch / "voi.nrrd")
-    print(f"lesion VOI of {int(sitk.GetArrayViewFromImage(mask).sum())} voxels written to {args.out}/voi.nrrd")
+    print(f"lesion VOI of {int(sitk.GetArrayViewFromImage(mask).sum())} voxels ({source}) written to "
+          f"{args.out}/voi.nrrd")
+    print(f"domain check: {segmenter.domain_check(volume, point, mask)['text']}")
     return 0
 
 
@@ -80,7 +83,6 @@ def predict(args) -> int:
               f"(cutoff {model.cutoff:.3f}) -> {model.label}")
     fused = prediction.as_json()["fused"]
     print(f"fused ({fused['method']}): {fused['probability']:.3f} -> {fused['label']}; results in {args.out}")
-    print(f"domain check: {prediction.domain['text']}")
     for warning in prediction.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0

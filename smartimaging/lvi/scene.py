@@ -20,7 +20,14 @@ from ..errors import InputError
 from ..evaluation import dice
 from ..geometry import lps_point_from_ras
 from ..mrml import fill_table, place_in_same_study, set_json_attribute, sitk_to_volume_node, volume_node_to_sitk
-from ..segmentation_nodes import AI_REFERENCE, editable_copy, segmentation_from_labels
+from ..segmentation_nodes import (
+    AI_REFERENCE,
+    CLASSICAL,
+    ROI_SOURCE,
+    editable_copy,
+    roi_source,
+    segmentation_from_labels,
+)
 from ..segments import BREAST_MASS
 from .predict import DEFAULT_MODELS, predict_case
 
@@ -50,10 +57,14 @@ def segment(scene, volume_node, point_node, segmenter) -> tuple:
     point_ras = [0.0, 0.0, 0.0]
     point_node.GetNthControlPointPositionWorld(0, point_ras)
     point = lps_point_from_ras(point_ras)
-    mask = segmenter.segment(volume_node_to_sitk(volume_node), point)
+    volume = volume_node_to_sitk(volume_node)
+    mask, source = segmenter.propose(volume, point)
     ai_node = segmentation_from_labels(scene, volume_node, sitk.GetArrayFromImage(mask) * BREAST_MASS.label,
                                        (BREAST_MASS,), f"{volume_node.GetName()} AI lesion VOI", "AI")
-    set_json_attribute(ai_node, SEGMENTATION, {"model": segmenter.provenance, "point_lps": point})
+    if source == CLASSICAL:
+        ai_node.SetAttribute(ROI_SOURCE, CLASSICAL)
+    set_json_attribute(ai_node, SEGMENTATION, {"model": segmenter.provenance, "point_lps": point, "source": source,
+                                               "domain": segmenter.domain_check(volume, point, mask)})
     return ai_node, editable_copy(scene, ai_node)
 
 
@@ -64,6 +75,13 @@ def edit_dice(scene, segmentation_node, reference_node) -> float | None:
         return None
     edited = sitk.GetArrayFromImage(voi_image(scene, segmentation_node, reference_node)) > 0
     return dice(sitk.GetArrayFromImage(voi_image(scene, ai_node, reference_node)) > 0, edited)
+
+
+def voi_record(scene, segmentation_node, reference_node) -> dict:
+    """Where the VOI came from (`roi_source`) and the Dice between the AI VOI and the reader's edit."""
+    edited = edit_dice(scene, segmentation_node, reference_node)
+    return {"roi_source": roi_source(segmentation_node, edited=edited is not None and edited < 1),
+            "dice_ai_vs_edited_voi": edited}
 
 
 def add_result_nodes(scene, volume_nodes: dict, record: dict, heat_maps: dict, table_node=None) -> dict:
@@ -77,8 +95,8 @@ def add_result_nodes(scene, volume_nodes: dict, record: dict, heat_maps: dict, t
              f"{m['model']['id']} {m['model']['version']}"] for m in record["models"]]
     fused = record["fused"]
     rows.append(["fused", fused["method"], f"{fused['probability']:.3f}", f"{fused['cutoff']:.3f}", fused["label"], ""])
-    if "domain" in record:
-        rows.append(["Domain check", record["domain"]["text"], "", "", "", ""])
+    if record.get("roi_source"):
+        rows.append(["VOI", "ROI source", record["roi_source"], "", "", ""])
     if record.get("dice_ai_vs_edited_voi") is not None:
         rows.append(["VOI", "Dice AI vs edited", f"{record['dice_ai_vs_edited_voi']:.3f}", "", "", ""])
     rows += [["warning", text, "", "", "", ""] for text in record["warnings"]]
@@ -102,7 +120,7 @@ def predict(scene, volume_nodes: dict, segmentation_node, model_ids=DEFAULT_MODE
     reference = next(iter(volume_nodes.values()))
     volumes = {name: volume_node_to_sitk(node) for name, node in volume_nodes.items()}
     prediction = predict_case(volumes, voi_image(scene, segmentation_node, reference), model_ids, directory, device)
-    record = {**prediction.as_json(), "dice_ai_vs_edited_voi": edit_dice(scene, segmentation_node, reference)}
+    record = {**prediction.as_json(), **voi_record(scene, segmentation_node, reference)}
     return add_result_nodes(scene, volume_nodes, record, {m.model["id"]: m.heat_map for m in prediction.models},
                             table_node)
 
@@ -126,7 +144,7 @@ def import_worker_result(scene, volume_nodes: dict, event: dict, segmentation_no
     folder = Path(event["output_dir"])
     record = json.loads((folder / "result.json").read_text(encoding="utf-8"))
     if segmentation_node is not None:
-        record["dice_ai_vs_edited_voi"] = edit_dice(scene, segmentation_node, next(iter(volume_nodes.values())))
+        record.update(voi_record(scene, segmentation_node, next(iter(volume_nodes.values()))))
     heat_maps = {m["model"]["id"]: sitk.ReadImage(str(folder / m["heat_map"])) for m in record["models"]}
     return add_result_nodes(scene, volume_nodes, record, heat_maps, table_node)
 

@@ -44,7 +44,7 @@ def test_prediction_table_and_heat_maps_on_each_sequence_grid(scene, case_nodes,
     nodes, segmentation, _ = case_nodes
     result = lvi_scene.predict(scene, nodes, segmentation, MODELS)
     table = result["table"]
-    assert table.GetNumberOfRows() == 3 and table.GetCellText(2, 0) == "fused"
+    assert table.GetCellText(2, 0) == "fused" and table.GetCellText(3, 0) == "Domain check"
     probabilities = [float(table.GetCellText(row, 2)) for row in range(2)]
     assert all(0 <= p <= 1 for p in probabilities)
     assert float(table.GetCellText(2, 2)) == pytest.approx(np.mean(probabilities), abs=2e-3)

@@ -21,7 +21,7 @@ from vtk.util.numpy_support import vtk_to_numpy  # noqa: E402
 
 from smartimaging.errors import CancelledError, InputError  # noqa: E402
 from smartimaging.mrml import volume_node_to_sitk  # noqa: E402
-from smartimaging.result_nodes import domain_check, domain_sentence  # noqa: E402
+from smartimaging.result_nodes import VERDICTS, domain_check, domain_sentence  # noqa: E402
 from smartimaging.web.cases import MB, UPLOAD_CHUNK_BYTES, Upload, UploadLimits, format_size, sample_cases  # noqa: E402
 from smartimaging.web.flows import FLOWS, BoneScanFlow, LVIFlow, MammoFlow, Result  # noqa: E402
 
@@ -81,6 +81,7 @@ def test_bone_scan_flow_segments_in_the_worker_and_edits_change_bstbi(slicer_app
     mean = float(before.headline.split()[1])
     assert 0 < mean < 5
     assert ["Reader edited", "no"] in before.rows  # an untouched copy is not an edit
+    assert before.domain["verdict"] in VERDICTS and before.domain["text"]  # the result's domain check, end to end
 
     # The reader removes every metastasis: BSTBI drops to 0, the AI segmentation is untouched.
     segmentation = flow.segmentation.GetSegmentation()
@@ -110,6 +111,7 @@ def test_mammo_flow_point_prompt_and_rad_score(slicer_app, cases, tmp_path):
     score = float(result.headline.split()[1])
     assert 0 <= score <= 1
     assert ["ROI", "AI"] in result.rows  # the copy is untouched
+    assert result.domain["verdict"] in VERDICTS and ["Domain check", result.domain["text"]] in result.rows
     assert not flow.result_is_stale
 
     # The reader empties the ROI and computes: refused, and the previous Rad-score is marked as not current.
@@ -304,6 +306,7 @@ def test_mri_flows_end_to_end(slicer_app, cases, tmp_path, module):
         assert "Breast mass:" in flow.segment_summary()
         assert flow.segmentation.GetName().endswith("edited lesion VOI")  # told apart from the AI VOI
     result = _run(flow.compute(lambda *_: None))
+    assert result.domain["verdict"] in VERDICTS
     if module == "BreastLVI":
         fused = next(row for row in result.rows if row[0] == "fused")
         assert 0 <= float(fused[2]) <= 1

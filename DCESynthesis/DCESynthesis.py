@@ -216,15 +216,15 @@ class DCESynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             nodes = self.logic.finishSynthesis(p.t1Volume, event)
             p.syntheticVolume, p.subtractionVolume, p.mipVolume = nodes["synthetic"], nodes["subtraction"], nodes["mip"]
             p.metricsTable = nodes.get("table")
-            self._showDomain(p.metricsTable)
+            self._showDomain(p.metricsTable or p.syntheticVolume)  # no table without a real DCE
             self.ui.progressBar.value = 100
             self.onShowButton()
 
-    def _showDomain(self, tableNode) -> None:
+    def _showDomain(self, resultNode) -> None:
         """The result's domain check under the button, in bold red when the image is outside the training data."""
         from smartimaging.result_nodes import domain_check, domain_sentence
 
-        domain = domain_check(tableNode) if tableNode else None
+        domain = domain_check(resultNode) if resultNode else None
         outside = bool(domain) and domain["verdict"] == "outside"
         self.ui.domainLabel.text = domain_sentence(domain) if domain else ""
         self.ui.domainLabel.styleSheet = "color: #d32f2f; font-weight: bold;" if outside else ""

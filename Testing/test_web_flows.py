@@ -232,11 +232,15 @@ def test_lvi_voi_drawn_by_hand_reaches_the_networks(slicer_app, cases, tmp_path)
     assert result.roi_source == "drawn by the reader"
 
 
-def test_dce_has_no_roi_to_draw(slicer_app, cases, tmp_path):
+def test_dce_without_a_real_dce_has_no_roi_to_draw_and_still_its_domain_check(slicer_app, cases, tmp_path):
     flow = FLOWS["DCESynthesis"](slicer_app.scene)
-    _load(flow, cases["DCESynthesis"][0], tmp_path)
+    files = cases["DCESynthesis"][0].write(tmp_path)
+    flow.load("T1", files.volumes["T1"])
     with pytest.raises(InputError, match="no ROI to draw"):
         flow.draw_by_hand()
+    result = _run(flow.compute(lambda *_: None))
+    assert result.table_node is None and result.headline.endswith("(no real DCE to compare with)")
+    assert result.domain["verdict"] in VERDICTS  # read from the synthetic DCE volume's record
 
 
 def test_an_edited_proposal_is_told_apart_from_the_untouched_one(slicer_app, cases, tmp_path):

@@ -10,15 +10,15 @@ DOMAIN_ROW = "Domain check"
 VERDICTS = ("inside", "outside", "unknown")
 
 
-def domain_check(table_node, rows: list[list[str]] | None = None) -> dict | None:
-    """{"verdict", "reasons", "text"} of the result: the record's "domain", else the "Domain check" row of `rows`
-    (default: the table node's own rows; verdict: the text's first word, "unknown" unless inside/outside); None
-    when the result has neither."""
-    for name in (table_node.GetAttributeNames() or ()) if table_node is not None else ():
+def domain_check(node, rows: list[list[str]] | None = None) -> dict | None:
+    """{"verdict", "reasons", "text"} of the result held by a node (its table, or a result volume such as the
+    synthetic DCE): the record's "domain", else the "Domain check" row of `rows` (default: a table node's own rows;
+    verdict: the text's first word, "unknown" unless inside/outside); None when the result has neither."""
+    for name in (node.GetAttributeNames() or ()) if node is not None else ():
         if not name.startswith("SmartImaging."):
             continue
         try:
-            record = json.loads(table_node.GetAttribute(name))
+            record = json.loads(node.GetAttribute(name))
         except ValueError:
             continue
         domain = record.get("domain") if isinstance(record, dict) else None
@@ -26,8 +26,9 @@ def domain_check(table_node, rows: list[list[str]] | None = None) -> dict | None
             return {"verdict": domain["verdict"], "reasons": [str(r) for r in domain.get("reasons") or []],
                     "text": str(domain.get("text") or domain["verdict"])}
     if rows is None:
-        rows = [[table_node.GetCellText(r, 0), table_node.GetCellText(r, 1)]
-                for r in range(table_node.GetNumberOfRows())] if table_node is not None else []
+        is_table = node is not None and node.IsA("vtkMRMLTableNode")
+        rows = [[node.GetCellText(r, 0), node.GetCellText(r, 1)] for r in range(node.GetNumberOfRows())] \
+            if is_table else []
     text = next((row[1] for row in rows if len(row) > 1 and row[0] == DOMAIN_ROW), None)
     if text is None:
         return None

@@ -439,7 +439,7 @@ class DCEFlow(Flow):
         else:
             columns, rows = ["Quantity", "Value"], [["Real DCE", "not loaded: no similarity metrics"]]
             headline = "Synthetic DCE ready (no real DCE to compare with)"
-        self.result = Result(headline, columns, rows, table)
+        self.result = Result(headline, columns, rows, table, domain=domain_check(table or nodes["synthetic"], rows))
         return self.result
 
     @property

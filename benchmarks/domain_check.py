@@ -29,6 +29,7 @@ from smartimaging.domain import check_card, combine  # noqa: E402
 from smartimaging.models.registry import MAX_CARD_BYTES, read_json_limited  # noqa: E402
 
 REALDATA = REPO.parent / "shared" / "realdata"
+MODULES = ["bonescan", "lvi", "dce", "mammo"]
 SEEDS = {"bonescan": 9000, "lvi": 9001, "dce": 9002, "mass": 9003, "calcification": 9004}
 LVI_DCE = ("lvi-dce-resnet10-3d-demo", "lvi-dce-resnet10-2d-demo", "lvi-dce-vanilla2d-demo")
 LVI_T2 = ("lvi-t2-resnet10-3d-demo", "lvi-t2-resnet10-2d-demo", "lvi-t2-vanilla2d-demo")
@@ -112,18 +113,20 @@ def mammo_real_cases() -> list[tuple[str, Path, np.ndarray | None]]:
     return cases
 
 
-def real_cases() -> list[dict]:
+def real_cases(modules: list[str]) -> list[dict]:
     from smartimaging.io import read_series_or_volume
     from smartimaging.mammo.images import load_mammogram
 
     rows = []
-    for path in sorted((REALDATA / "bone_scan_nm").glob("*.dcm")):
+    for path in sorted((REALDATA / "bone_scan_nm").glob("*.dcm")) if "bonescan" in modules else []:
         rows.append({"module": "bone scan", "case": path.name, "domain": bonescan_check(path)})
     image = read_series_or_volume(REALDATA / "breast_mri_pyradiomics" / "breast1_image.nrrd")
     label = read_series_or_volume(REALDATA / "breast_mri_pyradiomics" / "breast1_label.nrrd")
-    rows.append({"module": "LVI", "case": "breast1 as DCE", "domain": lvi_check({"DCE": image}, label)})
-    rows.append({"module": "DCE synthesis", "case": "breast1 as T1", "domain": dce_check(image)})
-    for name, path, mask in mammo_real_cases():
+    if "lvi" in modules:
+        rows.append({"module": "LVI", "case": "breast1 as DCE", "domain": lvi_check({"DCE": image}, label)})
+    if "dce" in modules:
+        rows.append({"module": "DCE synthesis", "case": "breast1 as T1", "domain": dce_check(image)})
+    for name, path, mask in mammo_real_cases() if "mammo" in modules else []:
         for given in (None, TRAINING_PIXEL_MM):
             mammogram = load_mammogram(path, given)
             roi = mask if mask is not None else _breast_centre_disc(mammogram.pixels, mammogram.image.GetSpacing()[0])
@@ -133,7 +136,7 @@ def real_cases() -> list[dict]:
     return rows
 
 
-def phantom_cases(work: Path, n: int) -> list[dict]:
+def phantom_cases(work: Path, n: int, modules: list[str]) -> list[dict]:
     from smartimaging.bonescan.cohort import write_phantom_cohort
     from smartimaging.dce.cohort import write_dce_phantom_cohort
     from smartimaging.io import read_series_or_volume
@@ -152,22 +155,22 @@ def phantom_cases(work: Path, n: int) -> list[dict]:
         return read_manifest(manifest, ("patient_id",))
 
     rows = []
-    manifest = cohort("bonescan", write_phantom_cohort)
-    for row in manifest.rows:
+    manifest = cohort("bonescan", write_phantom_cohort) if "bonescan" in modules else None
+    for row in manifest.rows if manifest else []:
         rows.append({"module": "bone scan", "case": row["patient_id"],
                      "domain": bonescan_check(manifest.resolve(row["image"]))})
-    manifest = cohort("lvi", write_lvi_phantom_cohort)
-    for row in manifest.rows:
+    manifest = cohort("lvi", write_lvi_phantom_cohort) if "lvi" in modules else None
+    for row in manifest.rows if manifest else []:
         volumes = {"DCE": read_series_or_volume(manifest.resolve(row["dce"])),
                    "T2": read_series_or_volume(manifest.resolve(row["t2"]))}
         covariates = {"age": float(row["age"]), "size_mm": float(row["size_mm"])}
         rows.append({"module": "LVI", "case": row["patient_id"],
                      "domain": lvi_check(volumes, read_series_or_volume(manifest.resolve(row["voi"])), covariates)})
-    manifest = cohort("dce", write_dce_phantom_cohort)
-    for row in manifest.rows:
+    manifest = cohort("dce", write_dce_phantom_cohort) if "dce" in modules else None
+    for row in manifest.rows if manifest else []:
         rows.append({"module": "DCE synthesis", "case": row["patient_id"],
                      "domain": dce_check(read_series_or_volume(manifest.resolve(row["t1"])))})
-    for kind in ("mass", "calcification"):
+    for kind in ("mass", "calcification") if "mammo" in modules else ():
         manifest = cohort(kind, write_mammo_phantom_cohort, kind)
         for row in manifest.rows:
             mammogram = load_mammogram(manifest.resolve(row["image"]), pixel_mm_of_row(row))
@@ -201,13 +204,17 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True, help="folder for the fresh phantom cohorts (reused)")
     parser.add_argument("--phantoms", type=int, default=100, help="fresh phantoms per module (and per mammo kind)")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--modules", nargs="+", choices=MODULES, default=MODULES)
     parser.add_argument("--skip-phantoms", action="store_true")
+    parser.add_argument("--skip-real", action="store_true")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)
-    real = real_cases()
-    phantoms = [] if args.skip_phantoms else phantom_cases(args.work, args.phantoms)
+    real = [] if args.skip_real else real_cases(args.modules)
+    phantoms = [] if args.skip_phantoms else phantom_cases(args.work, args.phantoms, args.modules)
+    for row in real + phantoms:
+        row["domain"].pop("checks")  # the per-model checks are summarised in `models`
     result = {"real": {"summary": summary(real), "per_model": per_model(real), "cases": real},
               "phantoms": {"summary": summary(phantoms), "per_model": per_model(phantoms),
                            "flagged": [r for r in phantoms if r["domain"]["verdict"] != "inside"]}}

@@ -23,6 +23,7 @@ def predict(args) -> int:
                           args.models_dir, args.device)
     print(f"{result.kind} ROI ({result.roi_source}, {int(result.roi.sum())} pixels): Rad-score {result.rad_score:.3f}"
           f" -> {result.label} (cutoff {result.cutoff:.3f})")
+    print(f"domain check: {result.domain['text']}")
     for item in result.top_features:
         print(f"  {item['feature']}: {item['score_change']:+.3f}")
     for warning in result.warnings:

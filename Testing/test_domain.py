@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -94,3 +97,111 @@ def test_combine_outside_wins_then_unknown():
     assert domain.combine([inside, unknown])["verdict"] == "unknown"
     assert domain.combine([inside, inside])["text"] == "inside the model's training data"
 
+
+# --- the shipped cards: fresh phantoms (seeds never used in training) inside, real cases outside -----------------
+
+REPO = Path(__file__).resolve().parents[1]
+REALDATA = REPO.parent / "shared" / "realdata"
+BREAST1 = REALDATA / "breast_mri_pyradiomics"
+CARDS_WITH_DOMAIN = ("bonescan-resnet34-demo", "bonescan-unet-demo", "dce-pix2pix-demo", "lvi-fusion-demo",
+                     "mammo-mass-classifier-demo", "mammo-calcification-classifier-demo",
+                     *(f"lvi-{s}-{m}-demo" for s in ("dce", "t2") for m in ("resnet10-3d", "resnet10-2d", "vanilla2d")))
+
+
+def _card(model_id: str) -> dict:
+    return json.loads((REPO / "Resources" / "Models" / f"{model_id}.json").read_text(encoding="utf-8"))
+
+
+def _shared(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"needs {path} (the shared real-data folder beside the repository), which is absent")
+    return path
+
+
+@pytest.mark.parametrize("model_id", CARDS_WITH_DOMAIN)
+def test_shipped_card_records_the_ranges_of_its_training_inputs(model_id):
+    domain_field = _card(model_id)["training_domain"]
+    assert domain_field["n"] >= 20 and "tools/card_domains.py" in domain_field["data"]
+    assert domain_field["ranges"] and all(low < high for low, high in domain_field["ranges"].values())
+
+
+def test_bone_scan_fresh_phantoms_inside_the_ge_scan_outside(tmp_path):
+    from smartimaging.bonescan.pipeline import domain_check
+    from smartimaging.bonescan.views import load_bone_scan, write_nm_dicom
+    from smartimaging.phantoms.bonescan import make_bone_scan_phantom
+
+    cards = [_card("bonescan-resnet34-demo"), _card("bonescan-unet-demo")]
+    for seed in (990_000_001, 990_000_002):
+        case = make_bone_scan_phantom(seed)
+        write_nm_dicom(tmp_path / f"{seed}.dcm", case.views, case.patient_id, case.age)
+        assert domain_check(load_bone_scan([tmp_path / f"{seed}.dcm"]), cards)["verdict"] == "inside"
+    real = domain_check(load_bone_scan([REPO / "Resources" / "SampleData" / "GE_NM_wholebody_bone.dcm"]), cards)
+    assert real["verdict"] == "outside" and set(real["models"].values()) == {"outside"}
+
+
+def test_lvi_and_dce_fresh_phantoms_inside_breast1_outside(tmp_path):
+    from smartimaging.dce.cohort import write_dce_phantom_cohort
+    from smartimaging.dce.synthesis import domain_profile as dce_profile
+    from smartimaging.io import read_series_or_volume
+    from smartimaging.lvi.cohort import write_lvi_phantom_cohort
+    from smartimaging.lvi.predict import _settings, domain_profile
+    from smartimaging.lvi.preprocess import network_input
+    from smartimaging.manifest import read_manifest
+
+    lvi_cards = [_card(f"lvi-dce-{m}-demo") for m in ("resnet10-3d", "resnet10-2d", "vanilla2d")]
+
+    def lvi_verdicts(volume, voi):
+        return {domain.check_card(c, domain_profile(network_input(volume, voi, c["inputs"]["dimensions"],
+                                                                  _settings(c)), volume, voi))["verdict"]
+                for c in lvi_cards}
+
+    manifest = read_manifest(write_lvi_phantom_cohort(tmp_path / "lvi", 2, seed=9100), ("patient_id",))
+    for row in manifest.rows:
+        volume, voi = (read_series_or_volume(manifest.resolve(row[c])) for c in ("dce", "voi"))
+        assert lvi_verdicts(volume, voi) == {"inside"}
+    manifest = read_manifest(write_dce_phantom_cohort(tmp_path / "dce", 2, seed=9100), ("patient_id",))
+    dce_card = _card("dce-pix2pix-demo")
+    for row in manifest.rows:
+        t1 = read_series_or_volume(manifest.resolve(row["t1"]))
+        assert domain.check_card(dce_card, dce_profile(t1))["verdict"] == "inside"
+    image = read_series_or_volume(_shared(BREAST1 / "breast1_image.nrrd"))
+    label = read_series_or_volume(BREAST1 / "breast1_label.nrrd")
+    assert lvi_verdicts(image, label) == {"outside"}
+    real_t1 = domain.check_card(dce_card, dce_profile(image))
+    assert real_t1["verdict"] == "outside" and "pixel size" in real_t1["text"]
+
+
+def test_mammo_classifier_fresh_phantoms_inside_nyu_outside(tmp_path):
+    from PIL import Image
+
+    from smartimaging.mammo.cohort import write_mammo_phantom_cohort
+    from smartimaging.mammo.domain import classifier_check
+    from smartimaging.mammo.features import load_mask, pixel_mm_of_row
+    from smartimaging.mammo.images import load_mammogram
+    from smartimaging.manifest import read_manifest
+    from smartimaging.radiomics import extract_2d
+
+    classifier = _card("mammo-mass-classifier-demo")
+    manifest = read_manifest(write_mammo_phantom_cohort(tmp_path, 3, seed=9100, kind="mass"))
+    for row in manifest.rows:
+        mammogram = load_mammogram(manifest.resolve(row["image"]), pixel_mm_of_row(row))
+        roi = load_mask(manifest.resolve(row["mask"]), mammogram)
+        assert classifier_check(classifier, mammogram, extract_2d(mammogram.image, roi))["verdict"] == "inside"
+    nyu = _shared(REALDATA / "mammo_gmic_nyu")
+    with Image.open(nyu / "0_R-CC_benign_mask.png") as mask:
+        roi = (np.asarray(mask.convert("L")) > 0).astype(np.uint8)
+    for pixel_mm, reason in ((None, "pixel size assumed"), (0.2, "radiomics features outside")):
+        mammogram = load_mammogram(nyu / "0_R-CC_cropped.png", pixel_mm)
+        result = classifier_check(classifier, mammogram, extract_2d(mammogram.image, roi))
+        assert result["verdict"] == "outside" and reason in result["text"], result["text"]
+
+
+def test_bone_scan_cli_result_and_console_carry_the_domain_check(tmp_path, capsys):
+    from smartimaging.cli import main
+
+    out = tmp_path / "ge"
+    sample = REPO / "Resources" / "SampleData" / "GE_NM_wholebody_bone.dcm"
+    assert main(["bonescan", "predict", str(sample), "--out", str(out), "--device", "cpu"]) == 0
+    record = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    assert record["domain"]["verdict"] == "outside"
+    assert f"domain check: {record['domain']['text']}" in capsys.readouterr().out

@@ -250,7 +250,7 @@ def _describe(name: str, value: float, low: float, high: float) -> str:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.3g}"
+    return "0" if abs(value) < 1e-6 else f"{value:.3g}"
 
 
 def _round(value: float) -> float:

@@ -77,14 +77,46 @@ def described(command: str, split: str) -> str:
     return f"the '{split}' split of the phantom cohort `{command}` (regenerated and profiled by `{TOOL}`)"
 
 
-def bonescan(work: Path) -> None:
+def bonescan(work: Path, limit: int | None = None) -> None:
     from smartimaging.bonescan.pipeline import training_domain
 
     command = cohort_command(read_card(BONESCAN[0]))
     assert all(cohort_command(read_card(model_id)) == command for model_id in BONESCAN)
-    domain = training_domain(regenerate(command, work), "train", described(command, "train"))
+    if limit:
+        manifest, data = first_train_cases(command, work, limit)
+    else:
+        manifest, data = regenerate(command, work), described(command, "train")
+    domain = training_domain(manifest, "train", data)
     for model_id in BONESCAN:
         write_domain(model_id, domain)
+
+
+def first_train_cases(command: str, work: Path, limit: int) -> tuple[Path, str]:
+    """A manifest of the first `limit` 'train' cases of a bone-scan cohort command, written as that command writes
+    them (same case seeds, same grouped split), without the other cases (the full cohort takes long on a CPU)."""
+    from smartimaging.bonescan.views import write_nm_dicom
+    from smartimaging.manifest import grouped_split, write_manifest
+    from smartimaging.phantoms.bonescan import make_bone_scan_phantom
+
+    words = shlex.split(command)
+    options = dict(zip(words[3::2], words[4::2], strict=True))
+    n, seed = int(options["--n"]), int(options["--seed"])
+    ids = [f"BS{seed * 100_000 + index:05d}" for index in range(n)]
+    splits = grouped_split(ids, parse_splits(options["--splits"]), seed)
+    out = work / f"bonescan-seed{seed}-first{limit}-train"
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for index in [i for i, split in enumerate(splits) if split == "train"][:limit]:
+        image = out / "images" / f"{ids[index]}.dcm"
+        if not image.exists():
+            case = make_bone_scan_phantom(seed * 100_000 + index)
+            assert case.patient_id == ids[index]
+            write_nm_dicom(image, case.views, case.patient_id, case.age)
+        rows.append({"patient_id": ids[index], "image": f"images/{image.name}", "split": "train"})
+    write_manifest(out / "manifest.csv", rows)
+    total = splits.count("train")
+    return out / "manifest.csv", (f"the first {len(rows)} of the {total} 'train' cases of the phantom cohort "
+                                  f"`{command}` (regenerated and profiled by `{TOOL} --bonescan-limit {limit}`)")
 
 
 def lvi(work: Path) -> None:
@@ -136,13 +168,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True, help="folder for the regenerated cohorts (reused)")
     parser.add_argument("--only", nargs="+", choices=sorted(STEPS), default=sorted(STEPS))
+    parser.add_argument("--bonescan-limit", type=int, help="profile only the first N 'train' bone scans")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)
     args.work.mkdir(parents=True, exist_ok=True)
     for name in args.only:
-        STEPS[name](args.work)
+        if name == "bonescan":
+            bonescan(args.work, args.bonescan_limit)
+        else:
+            STEPS[name](args.work)
 
 
 if __name__ == "__main__":

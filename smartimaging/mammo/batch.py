@@ -24,8 +24,8 @@ from .predict import predict_mammogram
 
 IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".pgm", ".tif", ".tiff", ".nrrd", ".nii", ".nii.gz",
                   ".mha"}
-RESULT_COLUMNS = ("image", "kind", "roi_source", "roi_pixels", "rad_score", "cutoff", "label", "top_feature",
-                  "warnings", "error")
+RESULT_COLUMNS = ("image", "kind", "roi_source", "roi_pixels", "rad_score", "cutoff", "label", "domain",
+                  "top_feature", "warnings", "error")
 
 
 @dataclass
@@ -96,7 +96,8 @@ def predict_folder(folder: str | os.PathLike, kind: str, out_dir: str | os.PathL
             top = prediction.top_features[0]["feature"] if prediction.top_features else ""
             results.append({"image": name, "kind": kind, "roi_source": prediction.roi_source,
                             "roi_pixels": int(prediction.roi.sum()), "rad_score": f"{prediction.rad_score:.4f}",
-                            "cutoff": f"{prediction.cutoff:.4f}", "label": prediction.label, "top_feature": top,
+                            "cutoff": f"{prediction.cutoff:.4f}", "label": prediction.label,
+                            "domain": prediction.domain["text"], "top_feature": top,
                             "warnings": " | ".join(prediction.warnings), "error": ""})
             feature_rows.append({"image": name, **prediction.features})
         if failed == len(images):

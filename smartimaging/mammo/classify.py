@@ -18,6 +18,7 @@ from ..evaluation import auc_with_ci, binary_metrics, plot_roc
 from ..io import atomic_output_dir
 from ..models.nets import CardFieldError, card_field, card_number, card_text, checked_card
 from ..models.registry import MAX_CARD_BYTES, read_json_limited
+from .domain import classifier_training_domain
 from .features import settings_sidecar
 from .persistence import load_radiomics_model, save_radiomics_model
 from .search import PRESETS, fit_final, nested_cv, search
@@ -201,6 +202,9 @@ def train_from_features(features_csv, out_dir, model_id: str, preset: str | None
     sidecar = settings_sidecar(features_csv)
     if sidecar.is_file():
         card["radiomics"] = json.loads(sidecar.read_text(encoding="utf-8"))
+    card["training_domain"] = classifier_training_domain(
+        rows, f"radiomics features of the {len(rows)} training rows of {Path(features_csv).name}",
+        card["training"]["pixel_spacing_mm"])
     held_out = [row for row in _read_rows(Path(features_csv))
                 if validation_split and row.get("split") == validation_split]
     if held_out:

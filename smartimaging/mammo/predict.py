@@ -14,13 +14,15 @@ import SimpleITK as sitk
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from .. import __version__
+from ..domain import combine
 from ..errors import InputError, ModelError
 from ..io import atomic_output_dir
-from ..models.registry import models_dir
+from ..models.registry import MAX_CARD_BYTES, models_dir, read_json_limited
 from ..radiomics import MAMMO_PARAMS, extract_2d, parameter_settings
 from ..segfile import labelmap_image, write_seg_nrrd
 from ..segments import MAMMO_SEGMENTS
 from .classify import read_radiomics_card
+from .domain import classifier_check, segmenter_check
 from .features import check_roi, load_mask
 from .images import PIXEL_SIZE_UNKNOWN, Mammogram, load_mammogram
 from .persistence import load_radiomics_model
@@ -43,6 +45,7 @@ class MammoPrediction:
     models: list[dict]
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    domain: dict = field(default_factory=dict)  # `smartimaging.domain.combine` of the segmenter's and classifier's
 
     @property
     def label(self) -> str:
@@ -52,7 +55,7 @@ class MammoPrediction:
         return {"smartimaging_version": __version__, "kind": self.kind, "roi_source": self.roi_source,
                 "roi_pixels": int(self.roi.sum()), "rad_score": self.rad_score, "cutoff": self.cutoff,
                 "label": self.label, "top_features": self.top_features, "models": self.models,
-                "warnings": self.warnings,
+                "warnings": self.warnings, "domain": self.domain,
                 "timings_s": self.timings, "features": self.features}
 
 
@@ -101,7 +104,7 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
                       directory=None, device: str = "auto") -> MammoPrediction:
     """ROI, features and Rad-score for one lesion of a mammogram."""
     notes: list[str] = []
-    timings, models = {}, []
+    timings, models, checks = {}, [], []
     started = time.perf_counter()
     if mask is not None:
         roi, source = (np.asarray(mask) > 0).astype(np.uint8), "reader mask"
@@ -116,6 +119,7 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
         if source == "AI":
             source = "AI (" + ("point" if point is not None else "box" if box is not None else "whole image") + ")"
         models.append(segmenter.model.provenance)
+        checks.append(segmenter_check(segmenter.model.card, mammogram, roi))
     timings["segment"] = time.perf_counter() - started
     check_roi(roi)
     card_path = Path(directory or models_dir()) / f"{CLASSIFIER_IDS[kind]}.json"
@@ -137,8 +141,9 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
     values = np.array([features[name] for name in classifier.feature_names])
     rad_score = float(classifier.scores(values[None])[0])
     timings["classify"] = time.perf_counter() - started - timings["features"]
+    checks.append(classifier_check(read_json_limited(card_path, MAX_CARD_BYTES, "Model card"), mammogram, features))
     return MammoPrediction(kind, roi, source, features, rad_score, classifier.cutoff,
-                           feature_contributions(classifier, values), models, timings, warnings)
+                           feature_contributions(classifier, values), models, timings, warnings, combine(checks))
 
 
 def large_roi_warning(pixels: np.ndarray, roi: np.ndarray) -> str | None:

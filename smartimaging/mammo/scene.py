@@ -16,6 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 import vtk
 
+from ..domain import combine
 from ..errors import InputError
 from ..evaluation import dice
 from ..mrml import fill_table, get_json_attribute, place_in_same_study, set_json_attribute, volume_node_to_sitk
@@ -28,6 +29,7 @@ from ..segmentation_nodes import (
     segmentation_from_labels,
 )
 from ..segments import MAMMO_SEGMENTS
+from .domain import segmenter_check
 from .images import Mammogram
 from .predict import MammoPrediction, predict_mammogram
 from .segment import CLASSICAL_SOURCE, MammoSegmenter, propose_roi
@@ -83,8 +85,9 @@ def segment(scene, volume_node, kind: str, segmenter: MammoSegmenter, point=None
                                     f"{volume_node.GetName()} AI {kind}", "AI")
     if source == CLASSICAL_SOURCE:
         node.SetAttribute(ROI_SOURCE, CLASSICAL)
+    domain = segmenter_check(segmenter.model.card, mammogram, mask)
     set_json_attribute(node, "SmartImaging.MammoSegmentation", {"kind": kind, "model": segmenter.model.provenance,
-                                                                "point": point, "box": box})
+                                                                "point": point, "box": box, "domain": domain})
     return node
 
 
@@ -98,6 +101,8 @@ def classify(scene, volume_node, segmentation_node, kind: str, directory=None, t
     source = get_json_attribute(segmentation_node, "SmartImaging.MammoSegmentation", {})
     if source.get("model"):
         prediction.models.insert(0, source["model"])
+    if source.get("domain"):
+        prediction.domain = combine([source["domain"], *prediction.domain["checks"]])
     ai_node = segmentation_node.GetNodeReference(AI_REFERENCE)
     edit_dice = dice(labels_from_segmentation(scene, ai_node, volume_node, (spec,))[0] > 0, mask > 0) \
         if ai_node is not None else None
@@ -110,6 +115,7 @@ def classify(scene, volume_node, segmentation_node, kind: str, directory=None, t
             ["ROI pixels", str(int(mask.sum()))]]
     if edit_dice is not None:
         rows.append(["Dice AI vs edited ROI", f"{edit_dice:.3f}"])
+    rows.insert(1, ["Domain check", prediction.domain["text"]])
     rows += [[f"Contribution: {item['feature']}", f"{item['score_change']:+.3f}"] for item in prediction.top_features]
     rows += [["Warning", text] for text in prediction.warnings]
     rows += [[name, f"{value:.6g}"] for name, value in prediction.features.items()]

@@ -83,6 +83,7 @@ def predict(args) -> int:
               f"(cutoff {model.cutoff:.3f}) -> {model.label}")
     fused = prediction.as_json()["fused"]
     print(f"fused ({fused['method']}): {fused['probability']:.3f} -> {fused['label']}; results in {args.out}")
+    print(f"domain check: {prediction.domain['text']}")
     for warning in prediction.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0

@@ -95,6 +95,8 @@ def add_result_nodes(scene, volume_nodes: dict, record: dict, heat_maps: dict, t
              f"{m['model']['id']} {m['model']['version']}"] for m in record["models"]]
     fused = record["fused"]
     rows.append(["fused", fused["method"], f"{fused['probability']:.3f}", f"{fused['cutoff']:.3f}", fused["label"], ""])
+    if "domain" in record:
+        rows.append(["Domain check", record["domain"]["text"], "", "", "", ""])
     if record.get("roi_source"):
         rows.append(["VOI", "ROI source", record["roi_source"], "", "", ""])
     if record.get("dice_ai_vs_edited_voi") is not None:

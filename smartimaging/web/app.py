@@ -57,6 +57,7 @@ DRAW_HINTS = {"BoneScanBSTBI": "Paint the metastases (and the bladder, which BST
                                 "then compute.",
               "BreastLVI": "Paint the lesion on every slice it covers in the Segment Editor on the right, then "
                            "compute."}
+SHOWN_REASONS = 5  # the domain verdict's first reasons on the page; all of them in the tooltip
 DOMAIN_CHIPS = {"inside": ("Inside training data", "success"), "outside": ("Outside training data", "error"),
                 "unknown": ("Training data not checked", "grey")}
 UPLOAD_STALL_S = 60  # an upload with no chunk for this long (tab closed, network lost) is dropped
@@ -314,8 +315,12 @@ class ReadingStation(TrameApp):
                      "the images the model learned from. Why:", v_if=("si_domain[si_module].verdict === 'unknown'",),
                      classes="font-weight-bold")
             html.Div("{{ reason }}", v_for=("reason in (si_domain[si_module].reasons.length ? "
-                                            "si_domain[si_module].reasons : [si_domain[si_module].text])",),
+                                            f"si_domain[si_module].reasons.slice(0, {SHOWN_REASONS}) : "
+                                            "[si_domain[si_module].text])",),
                      classes="text-body-2")
+            html.Div(f"and {{{{ si_domain[si_module].reasons.length - {SHOWN_REASONS} }}}} more reasons (hover)",
+                     v_if=(f"si_domain[si_module].reasons.length > {SHOWN_REASONS}",), classes="text-body-2",
+                     title=("si_domain[si_module].reasons.join('\\n')",), id="si-domain-more")
         html.Div("Domain check: {{ si_domain[si_module].text }}",
                  v_if=("si_domain[si_module]?.verdict === 'inside'",), classes="text-body-2", id="si-domain-text")
         html.Div("ROI of this result: {{ si_result_roi_source[si_module] }}",

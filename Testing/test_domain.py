@@ -205,3 +205,14 @@ def test_bone_scan_cli_result_and_console_carry_the_domain_check(tmp_path, capsy
     record = json.loads((out / "result.json").read_text(encoding="utf-8"))
     assert record["domain"]["verdict"] == "outside"
     assert f"domain check: {record['domain']['text']}" in capsys.readouterr().out
+
+
+def test_ranges_of_sizes_never_go_below_zero_and_a_constant_reads_as_such():
+    profiles = [{"pixel_size_mm": 0.05, "intensity_q01": 0.0}, {"pixel_size_mm": 0.9, "intensity_q01": 0.1},
+                {"pixel_size_mm": 0.2, "intensity_q01": 0.05}]
+    trained = domain.summarise(profiles, "three inputs")
+    assert trained["ranges"]["pixel_size_mm"][0] == 0.0
+    assert trained["ranges"]["intensity_q01"][0] < 0  # an intensity may be negative
+    constant = domain.summarise([{"intensity_q50": 0.0}] * 5, "five empty views")
+    reasons = domain.check(constant, {"intensity_q50": 0.0098}, "m")["reasons"]
+    assert reasons == ["median intensity 0.0098 (always 0 in training)"]

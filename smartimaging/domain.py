@@ -27,6 +27,7 @@ FLAGS = (PIXEL_SIZE_ASSUMED,)
 FOREGROUND = 0.05  # pixels above the 1st percentile by this fraction of the 1st-99th percentile range: not background
 _LAPLACIAN_NORM = math.sqrt(20.0)  # L2 norm of the 4-neighbour Laplacian kernel: scales its response to noise sigma
 _MAX_REASONS_IN_TEXT = 3
+NON_NEGATIVE_WORDS = ("size", "spacing", "_mm", "fraction", "noise", "entropy", "std", "lesion_", "counts", "age")
 
 # quantity -> (plain words, unit)
 LABELS: dict[str, tuple[str, str]] = {
@@ -144,7 +145,8 @@ def summarise(profiles: list[dict[str, float]], data: str, margin: float = MARGI
         low, high = min(values[name]), max(values[name])
         spread = max(margin * (high - low), SD_MARGIN * float(np.std(values[name])))
         pad = spread + RELATIVE_TOLERANCE * max(abs(low), abs(high)) + 1e-9
-        ranges[name] = [_round(low - pad), _round(high + pad)]
+        lowest = low - pad if low < 0 or not _non_negative(name) else max(low - pad, 0.0)
+        ranges[name] = [_round(lowest), _round(high + pad)]
     return {"data": data, "n": len(profiles), "margin": {"span_fraction": margin, "standard_deviations": SD_MARGIN,
                                                          "relative": RELATIVE_TOLERANCE}, "ranges": ranges}
 
@@ -244,9 +246,18 @@ def _rank(name: str) -> tuple[int, str]:
     return (order.index(name) if name in order else len(order), name)
 
 
+def _non_negative(name: str) -> bool:
+    """Quantities that cannot be negative (sizes, fractions, noise...): their ranges never go below zero."""
+    return not name.startswith(FEATURE_PREFIX) and any(word in name for word in NON_NEGATIVE_WORDS)
+
+
 def _describe(name: str, value: float, low: float, high: float) -> str:
     words, unit = LABELS.get(name, (name.replace("_", " "), ""))
-    return f"{words} {_fmt(value)}{unit} (trained on {_fmt(low)}–{_fmt(high)}{unit})"
+    if _non_negative(name):
+        low = max(low, 0.0)
+    trained = f"always {_fmt(low)}{unit} in training" if _fmt(low) == _fmt(high) else \
+        f"trained on {_fmt(low)}–{_fmt(high)}{unit}"
+    return f"{words} {_fmt(value)}{unit} ({trained})"
 
 
 def _fmt(value: float) -> str:

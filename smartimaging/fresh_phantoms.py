@@ -105,11 +105,11 @@ def mammo_unets(work: Path, n: int, seed: int = SEEDS["mammo"]) -> list[dict]:
 
     rows = []
     for kind in ("mass", "calcification"):
-        manifest = read_manifest(_mammo_cohort(work, kind, n, seed), required=("image", "mask"))
+        manifest = read_manifest(_mammo_cohort(work, kind, n, seed), required=("image", "mask", "pixel_mm"))
         segmenter = MammoSegmenter.load(kind, device="cpu")
         scores, found = [], 0
         for row in manifest.rows:
-            mammogram = load_mammogram(manifest.resolve(row["image"]))
+            mammogram = load_mammogram(manifest.resolve(row["image"]), float(row["pixel_mm"]))  # PNG: no spacing
             truth = load_mask(manifest.resolve(row["mask"]), mammogram)
             spacing = mammogram.image.GetSpacing()
             predicted = segmenter.segment(mammogram.pixels, (spacing[1], spacing[0]), point=prompt_point(truth))

@@ -99,6 +99,18 @@ def test_bone_scan_flow_segments_in_the_worker_and_edits_change_bstbi(slicer_app
                                  for i in range(flow.ai_segmentation.GetSegmentation().GetNumberOfSegments())]
 
 
+def test_mammo_flow_says_when_the_file_gave_no_pixel_size(slicer_app, cases, tmp_path):
+    flow = MammoFlow(slicer_app.scene)
+    files = cases["MammoRadiomics"][0].write(tmp_path)  # a PNG: no pixel size in the file
+    flow.kind, flow.pixel_mm = files.kind, None
+    flow.load("mammogram", files.volumes["mammogram"])
+    flow.set_point_lps(tuple(v / files.pixel_mm for v in files.point_lps[:2]) + (files.point_lps[2],))
+    _run(flow.segment(lambda *_: None))
+    result = _run(flow.compute(lambda *_: None))
+    assert any("no pixel size in its file (read as 1 mm" in warning for warning in result.warnings), result.warnings
+    assert result.domain["verdict"] == "outside"
+
+
 def test_mammo_flow_point_prompt_and_rad_score(slicer_app, cases, tmp_path):
     flow = MammoFlow(slicer_app.scene)
     files = _load(flow, cases["MammoRadiomics"][0], tmp_path)

@@ -135,9 +135,12 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
     trained_mm = card["pixel_spacing_mm"]
     spacing_mm = mammogram.image.GetSpacing()[0]
     if trained_mm and abs(spacing_mm / trained_mm - 1) > 0.1:
-        warnings.append(f"The classifier was trained on {trained_mm:g} mm pixels but this image has {spacing_mm:g} mm "
-                        "pixels; size and shape features differ with the pixel size (PNG/PGM store none: give "
-                        "--pixel-mm). Interpret the Rad-score with caution.")
+        stated = mammogram.meta.get("pixel_size_source") != PIXEL_SIZE_UNKNOWN
+        pixels = f"{spacing_mm:g} mm pixels" if stated else \
+            f"no pixel size in its file (read as {spacing_mm:g} mm; give the pixel size: --pixel-mm or the station's " \
+            "pixel size field)"
+        warnings.append(f"The classifier was trained on {trained_mm:g} mm pixels but this image has {pixels}; size "
+                        "and shape features differ with the pixel size. Interpret the Rad-score with caution.")
     values = np.array([features[name] for name in classifier.feature_names])
     rad_score = float(classifier.scores(values[None])[0])
     timings["classify"] = time.perf_counter() - started - timings["features"]

@@ -35,6 +35,7 @@ from .predict import MammoPrediction, predict_mammogram
 from .segment import CLASSICAL_SOURCE, MammoSegmenter, propose_roi
 
 RESULT = "SmartImaging.MammoResult"
+PIXEL_SIZE = "SmartImaging.PixelSize"  # where the loaded file's pixel size came from (Mammogram.meta pixel_size_*)
 
 
 def mammogram_from_volume_node(volume_node) -> Mammogram:
@@ -44,7 +45,14 @@ def mammogram_from_volume_node(volume_node) -> Mammogram:
     image = volume_node_to_sitk(volume_node)
     if image.GetSize()[2] != 1:
         raise InputError(f"{volume_node.GetName()} has {image.GetSize()[2]} slices; a mammogram is one 2D image")
-    return Mammogram(Path(volume_node.GetName()), sitk.Cast(image, sitk.sitkFloat32), {})
+    meta = get_json_attribute(volume_node, PIXEL_SIZE, {})
+    return Mammogram(Path(volume_node.GetName()), sitk.Cast(image, sitk.sitkFloat32), meta)
+
+
+def record_pixel_size(volume_node, mammogram: Mammogram) -> None:
+    """Keep on the volume node where the mammogram's pixel size came from, so that its results can say so."""
+    set_json_attribute(volume_node, PIXEL_SIZE, {key: value for key, value in mammogram.meta.items()
+                                                 if key.startswith("pixel_size")})
 
 
 def _ras_to_ij(volume_node, ras) -> tuple[float, float, float]:

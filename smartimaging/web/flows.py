@@ -316,12 +316,22 @@ class MammoFlow(Flow):
         super().__init__(*args, **kwargs)
         self.kind = "mass"
         self.pixel_mm: float | None = None
+        self.mammogram = None  # the last file read, for its pixel-size record
         self._segmenters: dict = {}
 
     def read(self, role, path):
         from ..mammo.images import load_mammogram
 
-        return load_mammogram(path, self.pixel_mm).image
+        self.mammogram = load_mammogram(path, self.pixel_mm)
+        return self.mammogram.image
+
+    def load(self, role, path, name=None, image=None):
+        from ..mammo.scene import record_pixel_size
+
+        node = super().load(role, path, name, image)
+        if self.mammogram is not None and (image is None or image is self.mammogram.image):
+            record_pixel_size(node, self.mammogram)
+        return node
 
     @property
     def roi_name(self) -> str:

@@ -452,6 +452,24 @@ class BoneScanBSTBILogic(ScriptedLoadableModuleLogic):
 #
 
 
+def _phantomViews():
+    """A bone-scan phantom (seed 9) and its anterior and posterior views as volume nodes of the scene."""
+    import SimpleITK as sitk
+
+    from smartimaging.mrml import sitk_to_volume_node
+    from smartimaging.phantoms.bonescan import PIXEL_MM, make_bone_scan_phantom
+
+    case = make_bone_scan_phantom(seed=9)
+    volumes = []
+    for name in ("anterior", "posterior"):
+        image = sitk.GetImageFromArray(case.views[name][None])
+        image.SetSpacing((PIXEL_MM, PIXEL_MM, 1.0))
+        node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"phantom {name}")
+        sitk_to_volume_node(image, node)
+        volumes.append(node)
+    return case, volumes
+
+
 class BoneScanBSTBITest(ScriptedLoadableModuleTest):
     """Runs the real pipeline (demo weights) on a small phantom case."""
 
@@ -471,19 +489,8 @@ class BoneScanBSTBITest(ScriptedLoadableModuleTest):
         self.delayDisplay("Starting the test")
         _ensureSmartImagingImportable()
         import numpy as np
-        import SimpleITK as sitk
 
-        from smartimaging.mrml import sitk_to_volume_node
-        from smartimaging.phantoms.bonescan import PIXEL_MM, make_bone_scan_phantom
-
-        case = make_bone_scan_phantom(seed=9)  # 33 metastases
-        volumes = []
-        for name in ("anterior", "posterior"):
-            image = sitk.GetImageFromArray(case.views[name][None])
-            image.SetSpacing((PIXEL_MM, PIXEL_MM, 1.0))
-            node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"phantom {name}")
-            sitk_to_volume_node(image, node)
-            volumes.append(node)
+        _, volumes = _phantomViews()  # 33 metastases
 
         logic = BoneScanBSTBILogic()
         ai, edited = logic.segment(volumes)
@@ -507,19 +514,9 @@ class BoneScanBSTBITest(ScriptedLoadableModuleTest):
         """No AI: metastases drawn by hand on both views (painted through the segmentation API) → BSTBI > 0."""
         self.delayDisplay("Starting the drawn-segments test")
         _ensureSmartImagingImportable()
-        import SimpleITK as sitk
+        from smartimaging.phantoms.bonescan import LESION
 
-        from smartimaging.mrml import sitk_to_volume_node
-        from smartimaging.phantoms.bonescan import LESION, PIXEL_MM, make_bone_scan_phantom
-
-        case = make_bone_scan_phantom(seed=9)
-        volumes = []
-        for name in ("anterior", "posterior"):
-            image = sitk.GetImageFromArray(case.views[name][None])
-            image.SetSpacing((PIXEL_MM, PIXEL_MM, 1.0))
-            node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"phantom {name}")
-            sitk_to_volume_node(image, node)
-            volumes.append(node)
+        case, volumes = _phantomViews()
 
         logic = BoneScanBSTBILogic()
         drawn = logic.drawByHand(volumes)

@@ -388,6 +388,21 @@ class MammoRadiomicsLogic(ScriptedLoadableModuleLogic):
 #
 
 
+def _phantomMammogram():
+    """A malignant phantom mass (seed 910002) and its mammogram as a volume node of the scene."""
+    import SimpleITK as sitk
+
+    from smartimaging.mrml import sitk_to_volume_node
+    from smartimaging.phantoms.mammo import PIXEL_MM, make_mammo_phantom
+
+    case = make_mammo_phantom(910_002, "mass", 1)
+    image = sitk.GetImageFromArray(case.image[None])
+    image.SetSpacing((PIXEL_MM, PIXEL_MM, 1.0))
+    volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "phantom mammogram")
+    sitk_to_volume_node(image, volume)
+    return case, volume
+
+
 class MammoRadiomicsTest(ScriptedLoadableModuleTest):
     """Runs the real pipeline (demo weights) on a phantom mammogram."""
 
@@ -408,17 +423,10 @@ class MammoRadiomicsTest(ScriptedLoadableModuleTest):
         """Point on a phantom mass → AI ROI → Rad-score table with 102 features."""
         self.delayDisplay("Starting the test")
         _ensureSmartImagingImportable()
-        import SimpleITK as sitk
-
         from smartimaging.mammo.segment import prompt_point
-        from smartimaging.mrml import ijk_to_ras_matrix, sitk_to_volume_node
-        from smartimaging.phantoms.mammo import PIXEL_MM, make_mammo_phantom
+        from smartimaging.mrml import ijk_to_ras_matrix
 
-        case = make_mammo_phantom(910_002, "mass", 1)
-        image = sitk.GetImageFromArray(case.image[None])
-        image.SetSpacing((PIXEL_MM, PIXEL_MM, 1.0))
-        volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "phantom mammogram")
-        sitk_to_volume_node(image, volume)
+        case, volume = _phantomMammogram()
         row, col = prompt_point(case.mask)
         point = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode")
         point.AddControlPoint(*(ijk_to_ras_matrix(volume) @ [col, row, 0, 1])[:3])
@@ -438,16 +446,8 @@ class MammoRadiomicsTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Starting the drawn-ROI test")
         _ensureSmartImagingImportable()
         import numpy as np
-        import SimpleITK as sitk
 
-        from smartimaging.mrml import sitk_to_volume_node
-        from smartimaging.phantoms.mammo import PIXEL_MM, make_mammo_phantom
-
-        case = make_mammo_phantom(910_002, "mass", 1)
-        image = sitk.GetImageFromArray(case.image[None])
-        image.SetSpacing((PIXEL_MM, PIXEL_MM, 1.0))
-        volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "phantom mammogram")
-        sitk_to_volume_node(image, volume)
+        case, volume = _phantomMammogram()
 
         drawn = MammoRadiomicsLogic().drawByHand(volume, "mass")
         segmentation = drawn.GetSegmentation()

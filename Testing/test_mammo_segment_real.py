@@ -14,7 +14,7 @@ from smartimaging.evaluation import dice
 from smartimaging.mammo import scene as mammo_scene
 from smartimaging.mammo.images import Mammogram
 from smartimaging.mammo.predict import predict_mammogram
-from smartimaging.mammo.realistic import CDDCESM_HELD_OUT, evaluate, held_out_cases
+from smartimaging.mammo.realistic import CDDCESM_HELD_OUT, evaluate, held_out_cases, synthetic_mass
 from smartimaging.mammo.segment import (
     CLASSICAL_SOURCE,
     SEGMENTER_IDS,
@@ -98,3 +98,9 @@ def test_scene_marks_a_classical_roi(scene, mass_segmenter, monkeypatch):
     monkeypatch.setitem(mass_segmenter.model.card["outputs"], "threshold", 1.01)
     ai = mammo_scene.segment(scene, node, "mass", mass_segmenter, point=tuple(np.argwhere(case.mask).mean(axis=0)))
     assert roi_source(ai, edited=False) == CLASSICAL_SOURCE
+
+
+def test_a_loose_synthetic_outline_includes_the_faint_margin():
+    tight = synthetic_mass(np.random.default_rng(5), (128, 128), (64, 64), 20.0)[1]
+    loose = synthetic_mass(np.random.default_rng(5), (128, 128), (64, 64), 20.0, loose_margin=1.0)[1]
+    assert np.all(loose[tight]) and loose.sum() > tight.sum()

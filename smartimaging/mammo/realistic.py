@@ -35,7 +35,9 @@ CBIS_PIXEL_MM = 0.05
 NYU_PIXEL_MM = 0.1
 CDDCESM_HELD_OUT = (61, 71, 93, 108, 121, 137, 139, 149, 161, 172, 181, 191)  # every other patient, sorted by number
 MIN_LESION_MM2 = 20.0  # mask components smaller than this are annotation specks, not lesions
+# `build` resamples to these (the mass size can be changed with --mass-pixel-mm); the .npz records them
 MODEL_PIXEL_MM = {"mass": 0.7, "calcification": 0.2}
+REAL_FRACTIONS = (0.2, 0.5)  # masses: share of real-mask patches in the synthetic phase, then in the last 30 %
 PHANTOM_SEEDS = 3_000_000  # phantoms for training start here (tests use 900_000+)
 
 
@@ -116,8 +118,9 @@ def breast_region(pixels: np.ndarray) -> np.ndarray:
     return labels == 1 + int(np.argmax(ndimage.sum(region, labels, range(1, count + 1))))
 
 
-def build(realdata: Path, out: Path) -> dict:
-    """Resample every training source to each model's pixel size into one .npz; returns what went in."""
+def build(realdata: Path, out: Path, pixel_mm: dict[str, float] = MODEL_PIXEL_MM) -> dict:
+    """Resample every training source to each model's pixel size (`pixel_mm`, recorded in the .npz) into one .npz;
+    returns what went in."""
     arrays, sources = {}, {"cddcesm_train": [], "cbis": [], "held_out": []}
     views = cddcesm_views(realdata / "mammo_cddcesm") + cbis_views()
     for view in views:
@@ -125,21 +128,22 @@ def build(realdata: Path, out: Path) -> dict:
             sources["held_out"].append(view.name)
             continue
         sources["cbis" if view.mask is None else "cddcesm_train"].append(view.name)
-        for kind, model_mm in MODEL_PIXEL_MM.items():
+        for kind, model_mm in pixel_mm.items():
             index = len([k for k in arrays if k.startswith(f"{kind}/image")])
             pixels = resample(view.pixels, view.pixel_mm, model_mm)
             arrays[f"{kind}/image{index}"] = (pixels / pixels.max()).astype(np.float16)  # grey levels to 0..1
             arrays[f"{kind}/breast{index}"] = breast_region(pixels)
             if view.mask is not None:
                 arrays[f"{kind}/mask{index}"] = resample(view.mask.astype(np.float32), view.pixel_mm, model_mm) > 0.5
-    np.savez_compressed(out, **arrays, sources=json.dumps(sources))
+    np.savez_compressed(out, **arrays, sources=json.dumps(sources), pixel_mm=json.dumps(pixel_mm))
     return sources
 
 
 # --- synthetic lesions -------------------------------------------------------------------------------------------
 
-def synthetic_mass(rng, shape, centre, radius_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """Density profile (0..1) and mask of a mass: oval to irregular outline, sharp to indistinct margin, spicules."""
+def synthetic_mass(rng, shape, centre, radius_px: float, loose_margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Density profile (0..1) and mask of a mass: oval to irregular outline, sharp to indistinct margin, spicules;
+    for a `loose_margin` fraction of them the mask reaches out over the faint margin, as readers often draw it."""
     rr, cc = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
     angle = np.arctan2(rr - centre[0], cc - centre[1])
     distance = np.hypot(rr - centre[0], cc - centre[1])
@@ -148,8 +152,9 @@ def synthetic_mass(rng, shape, centre, radius_px: float) -> tuple[np.ndarray, np
     amplitude = rng.choice([0.0, 0.06, 0.15, 0.25])
     harmonics = sum(rng.uniform(0, amplitude) * np.cos(k * angle + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5, 7))
     outline = radius_px * (1 + harmonics)
-    mask = local < outline
     edge = max(radius_px * rng.uniform(0.02, 0.25), 0.5)
+    loose = loose_margin > 0 and rng.random() < loose_margin
+    mask = local < outline + (0.5 * edge + radius_px * rng.uniform(0.0, 0.12) if loose else 0.0)
     dome = np.clip(1 - (local / np.maximum(outline, 1e-3)) ** 2, 0, 1) ** rng.uniform(0.1, 0.6)
     density = np.clip((outline - local) / edge + 0.5, 0, 1) * (0.6 + 0.4 * dome)
     if rng.random() < 0.25:
@@ -202,10 +207,10 @@ class RealisticPatches(Dataset):
     10 % unprompted windows centred near the lesion."""
 
     def __init__(self, data: dict, kind: str, length: int, real_fraction: float, phantom_fraction: float = 0.15,
-                 seed: int = 0):
-        self.kind, self.length, self.seed = kind, length, seed
+                 seed: int = 0, loose_margin: float = 0.0):
+        self.kind, self.length, self.seed, self.loose_margin = kind, length, seed, loose_margin
         self.real_fraction, self.phantom_fraction = real_fraction, phantom_fraction
-        self.pixel_mm = MODEL_PIXEL_MM[kind]
+        self.pixel_mm = json.loads(str(data["pixel_mm"]))[kind]
         count = len([k for k in data if k.startswith(f"{kind}/image")])
         self.images = [data[f"{kind}/image{i}"].astype(np.float32) for i in range(count)]
         self.breasts = [data[f"{kind}/breast{i}"] for i in range(count)]
@@ -238,7 +243,7 @@ class RealisticPatches(Dataset):
         lesion_centre = np.array([PATCH / 2, PATCH / 2]) + rng.uniform(-PATCH / 5, PATCH / 5, 2)
         if self.kind == "mass":
             radius = np.exp(rng.uniform(np.log(2.0), np.log(30.0))) / self.pixel_mm
-            density, mask = synthetic_mass(rng, (PATCH, PATCH), lesion_centre, radius)
+            density, mask = synthetic_mass(rng, (PATCH, PATCH), lesion_centre, radius, self.loose_margin)
             texture = 1 + 0.15 * power_law_texture(rng, (PATCH, PATCH), 3.0)
         else:
             density, mask = synthetic_calcifications(rng, (PATCH, PATCH), lesion_centre, self.pixel_mm)
@@ -317,25 +322,33 @@ def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def train(data_path: Path, kind: str, architecture: dict, out: Path, steps: int, batch_size: int, lr: float,
-          seed: int, workers: int, device: str, max_seconds: float = float("inf")) -> dict:
-    """Train one segmenter: synthetic phase, then a fine-tuning phase with half real masks (masses), stopping early
-    after `max_seconds`; saves `<kind>.safetensors` (float32) and `<kind>.json` (history) under `out`."""
+          seed: int, workers: int, device: str, max_seconds: float = float("inf"), init: Path | None = None,
+          real_fractions: tuple[float, float] = REAL_FRACTIONS, loose_margin: float = 0.0) -> dict:
+    """Train one segmenter (from the weights `init`, else from scratch): synthetic phase, then a fine-tuning phase
+    with more real masks (masses: `real_fractions` of the patches in each phase; `loose_margin`: see
+    `synthetic_mass`), stopping early after `max_seconds`; saves `<kind>.safetensors` (float32) and `<kind>.json`
+    (history) under `out`."""
     from monai.networks.nets import BasicUNet
-    from safetensors.torch import save_file
+    from safetensors.torch import load_file, save_file
 
     torch.manual_seed(seed)
     torch.backends.cudnn.benchmark = True
     data = dict(np.load(data_path, allow_pickle=False))
     network = BasicUNet(spatial_dims=2, in_channels=architecture["in_channels"],
                         out_channels=architecture["out_channels"], features=tuple(architecture["features"]),
-                        act=architecture["act"], norm=architecture["norm"]).to(device)
+                        act=architecture["act"], norm=architecture["norm"])
+    if init is not None:
+        network.load_state_dict({k: v.float() for k, v in load_file(str(init)).items()})
+    network = network.to(device)
     optimiser = torch.optim.AdamW(network.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps, pct_start=0.1)
     fine_tune = int(steps * 0.7)
     history, started, step = [], time.perf_counter(), 0
-    for phase, (phase_steps, real_fraction) in enumerate([(fine_tune, 0.2), (steps - fine_tune, 0.5)]):
-        dataset = RealisticPatches(data, kind, phase_steps * batch_size,
-                                   real_fraction if kind == "mass" else 0.0, seed=seed + phase)
+    real_fractions = tuple(real_fractions) if kind == "mass" else (0.0, 0.0)
+    for phase, (phase_steps, real_fraction) in enumerate(zip((fine_tune, steps - fine_tune), real_fractions,
+                                                              strict=True)):
+        dataset = RealisticPatches(data, kind, phase_steps * batch_size, real_fraction, seed=seed + phase,
+                                   loose_margin=loose_margin)
         loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, persistent_workers=False,
                             prefetch_factor=4 if workers else None)
         running = []
@@ -363,7 +376,9 @@ def train(data_path: Path, kind: str, architecture: dict, out: Path, steps: int,
     save_file({k: v.detach().float().cpu().contiguous() for k, v in network.state_dict().items()},
               str(out / f"{kind}.safetensors"))
     record = {"kind": kind, "steps": steps, "steps_run": step, "batch_size": batch_size, "lr": lr, "seed": seed,
-              "fine_tune_from_step": fine_tune, "seconds": round(time.perf_counter() - started, 1),
+              "fine_tune_from_step": fine_tune, "init": None if init is None else Path(init).name,
+              "real_fractions": real_fractions, "loose_margin": loose_margin,
+              "pixel_mm": json.loads(str(data["pixel_mm"]))[kind], "seconds": round(time.perf_counter() - started, 1),
               "device": torch.cuda.get_device_name() if device.startswith("cuda") else device, "history": history}
     (out / f"{kind}.json").write_text(json.dumps(record, indent=1))
     return record
@@ -421,9 +436,9 @@ def training_profiles(data_path: Path, kind: str, phantoms: int = 40) -> list[di
     real training lesion, at four points of every real background, and at the lesion of `phantoms` phantoms."""
     from .domain import segmenter_profile
 
-    network_mm, profiles = MODEL_PIXEL_MM[kind], []
-    rng = np.random.default_rng(0)
+    profiles, rng = [], np.random.default_rng(0)
     with np.load(data_path, allow_pickle=False) as data:
+        network_mm = json.loads(str(data["pixel_mm"]))[kind]
         for key in sorted(k for k in data.files if k.startswith(f"{kind}/image")):
             pixels, breast = data[key].astype(np.float32), data[key.replace("image", "breast")]
             regions = lesions(data[key.replace("image", "mask")], network_mm) if key.replace("image", "mask") in \
@@ -481,14 +496,16 @@ def write_card(kind: str, trained: Path, data_path: Path, out_dir: Path, command
     network.load_state_dict(load_file(str(trained / f"{kind}.safetensors")))
     with np.load(data_path, allow_pickle=False) as data:
         sources = json.loads(str(data["sources"]))
+    pixel_mm, real, loose = record["pixel_mm"], record["real_fractions"], record["loose_margin"]
     card = {
-        "id": SEGMENTER_IDS[kind], "version": "2.0.0", "task": f"mammo-{kind}-segmentation",
+        "id": SEGMENTER_IDS[kind], "version": "2.1.0" if record["init"] else "2.0.0",
+        "task": f"mammo-{kind}-segmentation",
         "architecture": ARCHITECTURE,
         "inputs": {"channels": ["patch normalised 1st-99th percentile to [0, 1]",
                                 f"prompt: Gaussian point (sigma {POINT_SIGMA} px), filled box or zeros"],
-                   "patch": [PATCH, PATCH], "pixel_mm": MODEL_PIXEL_MM[kind],
-                   "spacing": f"every image is resampled to {MODEL_PIXEL_MM[kind]} mm pixels (the patch covers "
-                              f"{PATCH * MODEL_PIXEL_MM[kind]:g} mm); the mask comes back on the image's own grid"},
+                   "patch": [PATCH, PATCH], "pixel_mm": pixel_mm,
+                   "spacing": f"every image is resampled to {pixel_mm} mm pixels (the patch covers "
+                              f"{PATCH * pixel_mm:g} mm); the mask comes back on the image's own grid"},
         "outputs": {"labels": {"0": "background", "1": kind},
                     "activation": "softmax (averaged over 4 mirror images for a point or box), lesion > 0.5",
                     "one_region_at_point": kind == "mass"},
@@ -496,10 +513,12 @@ def write_card(kind: str, trained: Path, data_path: Path, out_dir: Path, command
             "data": {
                 "backgrounds": {"cddcesm_train": sources["cddcesm_train"], "cbis_ddsm": sources["cbis"]},
                 "synthetic_lesions": ("masses 4-60 mm, oval to irregular, sharp to indistinct, 25 % spiculated"
+                                      + (f", {loose * 100:g} % outlined over their faint margin" if loose else "")
                                       if kind == "mass" else "clusters of 3-30 specks 0.15-1 mm (30 % linear), "
                                       "spread 1-8 mm"),
-                "real_masks": ("the CDD-CESM training views' lesion masks: 20 % of the patches, then 50 % for the "
-                               "last 30 % of steps" if kind == "mass" else "none (no real calcification masks)"),
+                "real_masks": (f"the CDD-CESM training views' lesion masks: {real[0] * 100:g} % of the patches, "
+                               f"then {real[1] * 100:g} % for the last 30 % of steps" if kind == "mass"
+                               else "none (no real calcification masks)"),
                 "phantoms": f"15 % of the patches: make_mammo_phantom seeds {PHANTOM_SEEDS}+ (kind {kind})",
                 "appearance": "gamma 0.5-2, blur, noise, 8-bit quantisation, zoom 0.8-1.25, flips, 90° turns",
                 "held_out_never_trained": {
@@ -510,7 +529,7 @@ def write_card(kind: str, trained: Path, data_path: Path, out_dir: Path, command
                                               "why": "none of these files records its pixel size: CDD-CESM was "
                                                      "resized to 512² by its re-publisher (roughly 0.4-0.5 mm), "
                                                      "CBIS-DDSM is digitised film (about 0.05 mm)"}},
-            "command": command, "seed": record["seed"], "steps": record["steps"],
+            "command": command, "initial_weights": record["init"], "seed": record["seed"], "steps": record["steps"],
             "steps_run": record["steps_run"], "batch_size": record["batch_size"], "learning_rate": record["lr"],
             "seconds": record["seconds"], "device": record["device"], "history": record["history"]},
         "metrics": {},
@@ -526,6 +545,7 @@ def main(argv=None) -> None:
     build_parser = commands.add_parser("build", help="resample the real training sources into one .npz")
     build_parser.add_argument("--realdata", type=Path, default=Path("../shared/realdata"))
     build_parser.add_argument("--out", type=Path, required=True)
+    build_parser.add_argument("--mass-pixel-mm", type=float, default=MODEL_PIXEL_MM["mass"])
     train_parser = commands.add_parser("train", help="train one segmenter from a built .npz")
     train_parser.add_argument("--data", type=Path, required=True)
     train_parser.add_argument("--kind", choices=sorted(MODEL_PIXEL_MM), required=True)
@@ -537,6 +557,11 @@ def main(argv=None) -> None:
     train_parser.add_argument("--seed", type=int, default=0)
     train_parser.add_argument("--workers", type=int, default=8)
     train_parser.add_argument("--max-seconds", type=float, default=float("inf"))
+    train_parser.add_argument("--init", type=Path, default=None, help="start from these weights (safetensors)")
+    train_parser.add_argument("--real-fractions", type=float, nargs=2, default=REAL_FRACTIONS,
+                              help="masses: share of real-mask patches in the first 70 %% and the last 30 %% of steps")
+    train_parser.add_argument("--loose-margin", type=float, default=0.0,
+                              help="share of synthetic masses outlined over their faint margin")
     train_parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     card_parser = commands.add_parser("card", help="write the demo card + weights of a trained segmenter")
     card_parser.add_argument("--kind", choices=sorted(MODEL_PIXEL_MM), required=True)
@@ -555,10 +580,10 @@ def main(argv=None) -> None:
     evaluate_parser.add_argument("--realdata", type=Path, default=Path("../shared/realdata"))
     args = parser.parse_args(argv)
     if args.command == "build":
-        print(json.dumps(build(args.realdata, args.out)))
+        print(json.dumps(build(args.realdata, args.out, MODEL_PIXEL_MM | {"mass": args.mass_pixel_mm})))
     elif args.command == "train":
         train(args.data, args.kind, args.architecture, args.out, args.steps, args.batch_size, args.lr, args.seed,
-              args.workers, args.device, args.max_seconds)
+              args.workers, args.device, args.max_seconds, args.init, args.real_fractions, args.loose_margin)
     elif args.command == "measure":
         torch.set_num_threads(2)
         metrics = measure(args.kind, args.models_dir, args.realdata, args.data)

@@ -94,14 +94,29 @@ DOMAIN_CHIPS = {"Inside training data": "inside", "Outside training data": "outs
                 "Training data not checked": "unknown"}
 
 
+def _settled_boxes(page, *selectors: str) -> list[dict]:
+    """Bounding boxes of elements measured together, once the panel has stopped scrolling (a new result scrolls the
+    panel to itself smoothly: boxes read one after the other mid-scroll disagree)."""
+    measure = ("selectors => selectors.map(s => { const r = document.querySelector(s).getBoundingClientRect(); "
+               "return {x: r.x, y: r.y, width: r.width, height: r.height}; })")
+    previous = None
+    for _ in range(100):
+        boxes = page.evaluate(measure, list(selectors))
+        if boxes == previous:
+            return boxes
+        previous = boxes
+        page.wait_for_timeout(100)
+    raise AssertionError(f"{selectors} kept moving for 10 s")
+
+
 def _domain_verdict_beside_the_score(page) -> str:
     """The result's domain verdict, read from the chip beside the score, checked to be shown as the verdict asks:
     on the score's line (or wrapped right under it) and seen without scrolling, an outside score greyed with the
     reasons, never a table row."""
     chip = page.locator("#si-domain-chip")
     verdict = DOMAIN_CHIPS[chip.inner_text().strip()]
-    headline, box = page.locator("#si-headline"), chip.bounding_box()
-    line = headline.bounding_box()
+    headline = page.locator("#si-headline")
+    line, box = _settled_boxes(page, "#si-headline", "#si-domain-chip")
     assert line["y"] - 8 <= box["y"] <= line["y"] + line["height"] + 8
     assert box["y"] + box["height"] <= VIEWPORT["height"]
     greyed = "text-disabled" in headline.get_attribute("class")

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..domain import PIXEL_SIZE_ASSUMED, check_card, feature_profile, image_profile, summarise
 from .images import Mammogram
+from .segment import pixel_size
 
 
 def classifier_profile(features: Mapping[str, object], pixel_mm: float | None, pixel_size_known: bool = True
@@ -39,8 +40,7 @@ def segmenter_profile(image: np.ndarray, pixel_mm: float | tuple[float, float], 
     """Quantities of the segmenter's input around a lesion: the normalised image channel of the patch centred on the
     ROI, on the network's grid (`network_mm`, or the image's own pixels when None), with the image's own pixel
     size as `source_pixel_size_mm`."""
-    from .prompts import PATCH, network_input, patch_origin
-    from .realistic import resample
+    from .prompts import PATCH, network_input, patch_origin, resample
 
     source_mm = float(np.mean(pixel_mm))
     grid = resample(np.asarray(image, np.float32), pixel_mm, network_mm) if network_mm else image
@@ -52,20 +52,14 @@ def segmenter_profile(image: np.ndarray, pixel_mm: float | tuple[float, float], 
     return image_profile(patch, network_mm or source_mm, source_pixel_size_mm=source_mm, **extra)
 
 
-def pixel_size(mammogram: Mammogram) -> tuple[tuple[float, float], bool]:
-    """(row, column) pixel size in mm, and whether it is known (read from the file or given by the reader)."""
-    spacing = mammogram.image.GetSpacing()
-    return (spacing[1], spacing[0]), not str(mammogram.meta.get("pixel_size_source", "")).startswith("unknown")
-
-
 def segmenter_check(card: dict, mammogram: Mammogram, roi: np.ndarray) -> dict:
     """The segmenter card's check of its input around the ROI."""
-    pixel_mm, known = pixel_size(mammogram)
     network_mm = card.get("inputs", {}).get("pixel_mm")
-    return check_card(card, segmenter_profile(mammogram.pixels, pixel_mm, roi, network_mm, known))
+    return check_card(card, segmenter_profile(mammogram.pixels, pixel_size(mammogram.image), roi, network_mm,
+                                              mammogram.pixel_size_known))
 
 
 def classifier_check(card: dict, mammogram: Mammogram, features: Mapping[str, object]) -> dict:
     """The classifier card's check of the ROI's features."""
-    pixel_mm, known = pixel_size(mammogram)
-    return check_card(card, classifier_profile(features, float(np.mean(pixel_mm)), known))
+    return check_card(card, classifier_profile(features, float(np.mean(pixel_size(mammogram.image))),
+                                               mammogram.pixel_size_known))

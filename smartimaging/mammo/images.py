@@ -41,6 +41,11 @@ class Mammogram:
     def pixels(self) -> np.ndarray:
         return sitk.GetArrayFromImage(self.image)[0]
 
+    @property
+    def pixel_size_known(self) -> bool:
+        """Whether the pixel size was read from the file or given by the reader (not the 1 mm placeholder)."""
+        return self.meta.get("pixel_size_source") != PIXEL_SIZE_UNKNOWN
+
 
 def _dicom_mammogram(path: Path) -> tuple[np.ndarray, tuple[float, float], dict]:
     header = read_dicom_header(path)

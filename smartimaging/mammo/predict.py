@@ -24,7 +24,7 @@ from ..segments import MAMMO_SEGMENTS
 from .classify import read_radiomics_card
 from .domain import classifier_check, segmenter_check
 from .features import check_roi, load_mask
-from .images import PIXEL_SIZE_UNKNOWN, Mammogram, load_mammogram
+from .images import Mammogram, load_mammogram
 from .persistence import load_radiomics_model
 from .search import FittedModel, MeanNormaliser
 from .segment import BREAST_IMAGE_MM, MammoSegmenter, check_prompt, estimated_pixel_mm, propose_roi
@@ -110,8 +110,7 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
         roi, source = (np.asarray(mask) > 0).astype(np.uint8), "reader mask"
     else:
         segmenter = MammoSegmenter.load(kind, directory, device)
-        unknown = mammogram.meta.get("pixel_size_source") == PIXEL_SIZE_UNKNOWN
-        assumed_mm = estimated_pixel_mm(mammogram.pixels.shape) if unknown else None
+        assumed_mm = None if mammogram.pixel_size_known else estimated_pixel_mm(mammogram.pixels.shape)
         roi, source = propose_roi(segmenter, mammogram.image, kind, point, box, assumed_mm)
         if assumed_mm:
             notes.append(f"The file records no pixel size: the segmenter assumed {assumed_mm:.2g} mm from the image "
@@ -135,8 +134,7 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
     trained_mm = card["pixel_spacing_mm"]
     spacing_mm = mammogram.image.GetSpacing()[0]
     if trained_mm and abs(spacing_mm / trained_mm - 1) > 0.1:
-        stated = mammogram.meta.get("pixel_size_source") != PIXEL_SIZE_UNKNOWN
-        pixels = f"{spacing_mm:g} mm pixels" if stated else \
+        pixels = f"{spacing_mm:g} mm pixels" if mammogram.pixel_size_known else \
             f"no pixel size in its file (read as {spacing_mm:g} mm; give the pixel size: --pixel-mm or the station's " \
             "pixel size field)"
         warnings.append(f"The classifier was trained on {trained_mm:g} mm pixels but this image has {pixels}; size "

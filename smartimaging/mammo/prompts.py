@@ -1,14 +1,29 @@
 """The prompted segmenters' network input: a PATCH×PATCH window, normalised, and a prompt channel (Gaussian spot
-for a point, the filled box for a box, zeros for whole-image mode). Only numpy here, so that training runs anywhere."""
+for a point, the filled box for a box, zeros for whole-image mode), on the model's pixel grid (`resample`). Only
+numpy and scipy here, so that training runs anywhere."""
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from ..errors import InputError
 
 PATCH = 128
 POINT_SIGMA = 6.0
+
+
+def resample(pixels: np.ndarray, pixel_mm, target_mm: float, order: int = 1) -> np.ndarray:
+    """`pixels` on a grid of `target_mm` pixels with the same first pixel centre (index i ↦ i·pixel/target), smoothed
+    against aliasing when it shrinks."""
+    scale = np.broadcast_to(np.asarray(pixel_mm, float), (2,)) / target_mm
+    if np.allclose(scale, 1.0):
+        return pixels
+    shape = np.floor((np.array(pixels.shape) - 1) * scale).astype(int) + 1
+    source = pixels.astype(np.float32)
+    if order > 0 and np.any(scale < 1):
+        source = ndimage.gaussian_filter(source, np.sqrt(np.maximum(1 / scale**2 - 1, 0)) / 2)
+    return ndimage.affine_transform(source, 1 / scale, output_shape=tuple(shape), order=order, mode="nearest")
 
 
 def normalise(patch: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..phantoms.mammo import PIXEL_MM as PHANTOM_PIXEL_MM
 from ..phantoms.mammo import make_mammo_phantom, power_law_texture
-from .prompts import PATCH, POINT_SIGMA, normalise, patch_origin, prompt_channel
+from .prompts import PATCH, POINT_SIGMA, normalise, patch_origin, prompt_channel, resample
 
 CDDCESM_PIXEL_MM = 0.45
 CBIS_PIXEL_MM = 0.05
@@ -48,19 +48,6 @@ class RealView:
     pixels: np.ndarray  # float32, dense tissue bright
     pixel_mm: float
     mask: np.ndarray | None  # bool lesion mask, or None (no annotation)
-
-
-def resample(pixels: np.ndarray, pixel_mm, target_mm: float, order: int = 1) -> np.ndarray:
-    """`pixels` on a grid of `target_mm` pixels with the same first pixel centre (index i ↦ i·pixel/target), smoothed
-    against aliasing when it shrinks."""
-    scale = np.broadcast_to(np.asarray(pixel_mm, float), (2,)) / target_mm
-    if np.allclose(scale, 1.0):
-        return pixels
-    shape = np.floor((np.array(pixels.shape) - 1) * scale).astype(int) + 1
-    source = pixels.astype(np.float32)
-    if order > 0 and np.any(scale < 1):
-        source = ndimage.gaussian_filter(source, np.sqrt(np.maximum(1 / scale**2 - 1, 0)) / 2)
-    return ndimage.affine_transform(source, 1 / scale, output_shape=tuple(shape), order=order, mode="nearest")
 
 
 def lesions(mask: np.ndarray, pixel_mm: float) -> list[np.ndarray]:

@@ -22,8 +22,7 @@ from ..classical import grow_from_seed
 from ..errors import InputError
 from ..models import LoadedModel, load_model
 from ..models.nets import pick_device, prepare_for_inference
-from .prompts import PATCH, POINT_SIGMA, network_input, patch_origin
-from .realistic import resample
+from .prompts import PATCH, POINT_SIGMA, network_input, patch_origin, resample
 
 SEGMENTER_IDS = {"mass": "mammo-mass-unet-demo", "calcification": "mammo-calcification-unet-demo"}
 CLASSICAL_SOURCE = "classical (AI found none)"  # as segmentation_nodes.CLASSICAL

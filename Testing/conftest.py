@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-REALDATA = SHARED / "realdata"
+REALDATA = Path(os.environ.get("SMARTIMAGING_REALDATA", SHARED / "realdata"))  # see ../shared/realdata/README.md
 GE_BONE_SCAN = REPO / "Resources" / "SampleData" / "GE_NM_wholebody_bone.dcm"  # shipped copy (MIT)
 GE_BONE_SCAN_SHARED = REALDATA / "bone_scan_nm" / "pydicom_NM_wholebody_bone_uncompressed.dcm"
 
 
 def require_shared(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(f"needs {path} (the shared real-data folder beside the repository) which is absent")
+        pytest.skip(f"needs {path} (../shared/realdata beside the repository, or $SMARTIMAGING_REALDATA), which is "
+                    "absent")
     return path
 
 

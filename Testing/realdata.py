@@ -6,15 +6,13 @@ Sources: ../shared/realdata (see its README.md; $SMARTIMAGING_REALDATA overrides
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-REALDATA = Path(os.environ.get("SMARTIMAGING_REALDATA", REPO.parent / "shared" / "realdata"))
+from conftest import REALDATA
+from conftest import require_shared as require
 
 BONE_SCAN_FOLDER = REALDATA / "bone_scan_nm"
 # the same GE whole-body scan three times: a decompressed copy of a lossy JPEG 2000 file (pydicom-data), and the
@@ -25,14 +23,6 @@ BONE_SCAN_COPIES = {"uncompressed (from lossy JPEG 2000)": "pydicom_NM_wholebody
 BREAST1_FOLDER = REALDATA / "breast_mri_pyradiomics"
 NYU_FOLDER = REALDATA / "mammo_gmic_nyu"
 CDD_CESM_FOLDER = REALDATA / "mammo_cddcesm"
-
-
-def require(path: Path) -> Path:
-    """`path`, or skip the test naming the missing real data."""
-    if not path.exists():
-        pytest.skip(f"needs the real case {path} (../shared/realdata beside the repository, or "
-                    "$SMARTIMAGING_REALDATA), which is absent")
-    return path
 
 
 def bone_scan(copy: str) -> Path:

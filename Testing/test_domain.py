@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REALDATA, REPO, require_shared
 
 from smartimaging import domain
 from smartimaging.errors import InputError
@@ -100,8 +100,6 @@ def test_combine_outside_wins_then_unknown():
 
 # --- the shipped cards: fresh phantoms (seeds never used in training) inside, real cases outside -----------------
 
-REPO = Path(__file__).resolve().parents[1]
-REALDATA = REPO.parent / "shared" / "realdata"
 BREAST1 = REALDATA / "breast_mri_pyradiomics"
 CARDS_WITH_DOMAIN = ("bonescan-resnet34-demo", "bonescan-unet-demo", "dce-pix2pix-demo", "lvi-fusion-demo",
                      "mammo-mass-classifier-demo", "mammo-calcification-classifier-demo",
@@ -110,12 +108,6 @@ CARDS_WITH_DOMAIN = ("bonescan-resnet34-demo", "bonescan-unet-demo", "dce-pix2pi
 
 def _card(model_id: str) -> dict:
     return json.loads((REPO / "Resources" / "Models" / f"{model_id}.json").read_text(encoding="utf-8"))
-
-
-def _shared(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"needs {path} (the shared real-data folder beside the repository), which is absent")
-    return path
 
 
 @pytest.mark.parametrize("model_id", CARDS_WITH_DOMAIN)
@@ -164,7 +156,7 @@ def test_lvi_and_dce_fresh_phantoms_inside_breast1_outside(tmp_path):
     for row in manifest.rows:
         t1 = read_series_or_volume(manifest.resolve(row["t1"]))
         assert domain.check_card(dce_card, dce_profile(t1))["verdict"] == "inside"
-    image = read_series_or_volume(_shared(BREAST1 / "breast1_image.nrrd"))
+    image = read_series_or_volume(require_shared(BREAST1 / "breast1_image.nrrd"))
     label = read_series_or_volume(BREAST1 / "breast1_label.nrrd")
     assert lvi_verdicts(image, label) == {"outside"}
     real_t1 = domain.check_card(dce_card, dce_profile(image))
@@ -187,7 +179,7 @@ def test_mammo_classifier_fresh_phantoms_inside_nyu_outside(tmp_path):
         mammogram = load_mammogram(manifest.resolve(row["image"]), pixel_mm_of_row(row))
         roi = load_mask(manifest.resolve(row["mask"]), mammogram)
         assert classifier_check(classifier, mammogram, extract_2d(mammogram.image, roi))["verdict"] == "inside"
-    nyu = _shared(REALDATA / "mammo_gmic_nyu")
+    nyu = require_shared(REALDATA / "mammo_gmic_nyu")
     with Image.open(nyu / "0_R-CC_benign_mask.png") as mask:
         roi = (np.asarray(mask.convert("L")) > 0).astype(np.uint8)
     for pixel_mm, reason in ((None, "pixel size assumed"), (0.2, "radiomics features outside")):

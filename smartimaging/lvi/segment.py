@@ -3,9 +3,11 @@ BasicUNet) segments it.
 
 A fixed physical patch (PATCH_SIZE voxels of PATCH_SPACING mm) is resampled around the click (or the box's centre),
 z-scored over its tissue like the LVI networks' input, and the network segments the lesion at the patch centre. The
-probabilities are resampled back onto the volume's grid (linear), thresholded at the card's threshold (0.5), and the
-connected component at (or nearest to) the click is kept. One model serves DCE and FS-T2WI. The card's fields are
-checked before the network is built (:func:`check_segmenter_card`).
+probabilities (averaged over the patch's in-plane mirror images) are resampled back onto the volume's grid (linear),
+thresholded at the card's threshold (0.5), and the connected component at (or nearest to) the click is kept. The
+patch is then cut again around that component's centroid and the two probability maps are averaged, so that a click
+off the lesion's centre gives nearly the VOI of a central click. One model serves DCE and FS-T2WI. The card's fields
+are checked before the network is built (:func:`check_segmenter_card`).
 """
 
 from __future__ import annotations
@@ -137,18 +139,29 @@ class LesionSegmenter:
         centre = np.array(point_lps if point_lps is not None else np.mean(box_lps, axis=0), float)
         check_inside(volume, centre)
         check_values(volume, "volume")
-        array, grid = patch_input(volume, centre)
-        with torch.inference_mode():
-            logits = self.network(torch.from_numpy(array)[None, None].to(self.device))
-            probability = torch.softmax(logits, 1)[0, 1].cpu().numpy().astype(np.float32)
-        patch = sitk.GetImageFromArray(probability)
-        patch.CopyInformation(grid)
-        on_volume = sitk.Resample(patch, volume, sitk.Transform(), sitk.sitkLinear, 0.0,
-                                  sitk.sitkFloat32) > self.threshold
-        mask = clicked_component(on_volume, centre)
-        if mask is None:
+        probability = self._probability_on(volume, centre)
+        first = clicked_component(probability > self.threshold, centre)
+        if first is None:
             raise NoLesionFoundError("The model found no lesion at this point; click inside the lesion or draw the VOI")
-        return mask
+        stats = sitk.LabelShapeStatisticsImageFilter()
+        stats.Execute(first)
+        recentred = (probability + self._probability_on(volume, stats.GetCentroid(1))) / 2
+        return clicked_component(recentred > self.threshold, centre) or first
+
+    def _probability_on(self, volume: sitk.Image, centre_lps) -> sitk.Image:
+        """Lesion probability on the volume's grid (0 outside the patch) from the patch centred on a point, averaged
+        over the patch and its in-plane mirror images."""
+        array, grid = patch_input(volume, np.asarray(centre_lps, float))
+        flips = [(), (3,), (4,), (3, 4)]  # (batch, channel, slice, row, col)
+        with torch.inference_mode():
+            x = torch.from_numpy(array)[None, None].to(self.device)
+            batch = torch.cat([x.flip(axes) if axes else x for axes in flips])
+            lesion = torch.softmax(self.network(batch), 1)[:, 1:]
+            probability = torch.stack([p.flip([a - 1 for a in axes]) if axes else p
+                                       for p, axes in zip(lesion, flips, strict=True)]).mean(0)[0]
+        patch = sitk.GetImageFromArray(probability.cpu().numpy().astype(np.float32))
+        patch.CopyInformation(grid)
+        return sitk.Resample(patch, volume, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
 
     def domain_check(self, volume: sitk.Image, point_lps, mask: sitk.Image | None = None) -> dict:
         """`smartimaging.domain.check` of the patch at a click (and of the VOI in it) against the card."""

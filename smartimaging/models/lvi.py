@@ -2,16 +2,18 @@
 
 - VanillaCNN (2D): five blocks of 3×3 convolution (stride 1, padding 1) + ReLU + 2×2 max-pool, each doubling the
   feature maps and halving the size, then flatten → FC 512 → dropout → FC to the output.
-- ResNet10 (2D): MONAI's `resnet10` with `spatial_dims=2` (built by `nets.build_network`).
-- ResNet10 (3D): MONAI's 3D `resnet10` whose final global average pooling is replaced by two conv–pool layers
-  (3×3×3 convolution, batch norm, ReLU, 2×2×2 max-pool, the same kernel settings as the rest), then FC.
+- ResNet10 (2D): MONAI's `resnet10` with `spatial_dims=2` (:class:`.resnet.ResNet`, built by `nets.build_network`).
+- ResNet10 (3D): MONAI's 3D `resnet10` (:class:`.resnet.ResNet`) whose final global average pooling is replaced by
+  two conv–pool layers (3×3×3 convolution, batch norm, ReLU, 2×2×2 max-pool, the same kernel settings as the rest),
+  then FC.
 """
 
 from __future__ import annotations
 
 import torch
-from monai.networks import nets
 from torch import nn
+
+from .resnet import ResNet
 
 
 class VanillaCNN(nn.Module):
@@ -38,8 +40,8 @@ class ResNet10ConvPool3D(nn.Module):
     def __init__(self, in_channels: int = 1, num_classes: int = 1, widen_factor: float = 1.0,
                  input_size: tuple[int, int, int] = (16, 64, 64), conv1_stride: int = 2, head_channels: int = 128):
         super().__init__()
-        trunk = nets.resnet10(spatial_dims=3, n_input_channels=in_channels, num_classes=num_classes,
-                              widen_factor=widen_factor, conv1_t_stride=conv1_stride)
+        trunk = ResNet(10, spatial_dims=3, n_input_channels=in_channels, num_classes=num_classes,
+                       widen_factor=widen_factor, conv1_t_stride=conv1_stride)
         self.trunk = nn.Sequential(trunk.conv1, trunk.bn1, trunk.act, trunk.maxpool, trunk.layer1, trunk.layer2,
                                    trunk.layer3, trunk.layer4)
         channels = trunk.fc.in_features

@@ -1,5 +1,5 @@
-"""Networks built from a model card's `architecture` block (MONAI where it matches the papers), and the checks of
-model-card fields that no checksum covers.
+"""Networks built from a model card's `architecture` block (MONAI's BasicUNet and ResNet, re-implemented without
+importing MONAI in :mod:`.unet` and :mod:`.resnet`), and the checks of model-card fields that no checksum covers.
 
 A model folder is untrusted input: the registry verifies the weights' sha256, but a card's other fields are plain
 JSON that anyone can edit. :func:`check_architecture` bounds every hyper-parameter before a network is built (even on
@@ -22,10 +22,11 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import torch
-from monai.networks import nets
 from torch import nn
 
 from ..errors import ModelError
+from .resnet import ResNet
+from .unet import UPSAMPLING, BasicUNet
 
 MAX_CHANNELS = 4096
 MAX_IO_CHANNELS = 16
@@ -35,7 +36,6 @@ PIX2PIX_DEPTH = (5, 10)
 MAX_WIDEN_FACTOR = 8.0
 ACTIVATIONS = ("relu", "leakyrelu", "prelu", "elu", "gelu")
 NORMS = ("batch", "instance")
-UPSAMPLING = ("deconv", "pixelshuffle", "nontrainable")
 DAMAGED = "The card was edited or damaged; reinstall SmartImaging or retrain the model."
 T = TypeVar("T")
 
@@ -172,8 +172,8 @@ def check_architecture(architecture, channels: bool = True) -> dict:
 
 
 def _resnet(depth: int, params: dict) -> nn.Module:
-    factories = {10: nets.resnet10, 18: nets.resnet18, 34: nets.resnet34}
-    return factories[depth](
+    return ResNet(
+        depth,
         spatial_dims=params.get("spatial_dims", 2),
         n_input_channels=params.get("in_channels", 1),
         num_classes=params["num_classes"],
@@ -184,7 +184,7 @@ def _resnet(depth: int, params: dict) -> nn.Module:
 
 
 def _basic_unet(params: dict) -> nn.Module:
-    return nets.BasicUNet(
+    return BasicUNet(
         spatial_dims=params.get("spatial_dims", 2),
         in_channels=params.get("in_channels", 1),
         out_channels=params["out_channels"],
@@ -254,7 +254,7 @@ def pick_device(requested: str = "auto") -> torch.device:
 def fold_batch_norms(network: nn.Module) -> nn.Module:
     """Fold every BatchNorm that directly follows a convolution (in module order) into it; eval mode only.
 
-    Works for the sequential (transposed) conv → norm blocks of MONAI's ResNet and BasicUNet and of the Pix2Pix U-Net;
+    Works for the sequential (transposed) conv → norm blocks of the ResNet and BasicUNet and of the Pix2Pix U-Net;
     tests check the output is unchanged.
     """
     from torch.nn.utils.fusion import fuse_conv_bn_eval

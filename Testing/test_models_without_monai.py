@@ -1,0 +1,121 @@
+"""The networks in smartimaging.models are MONAI's BasicUNet and ResNet without importing MONAI: same parameter names,
+same outputs on every shipped card's weights, same initialisation under a seed; inference never imports MONAI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from conftest import GE_BONE_SCAN
+from monai.networks import nets as monai_nets
+from safetensors.torch import load_file
+
+from smartimaging.models import lvi, nets
+from smartimaging.models.registry import MODELS_DIR
+
+MONAI_RESNETS = {10: monai_nets.resnet10, 18: monai_nets.resnet18, 34: monai_nets.resnet34}
+SHIPPED = sorted(p for p in MODELS_DIR.glob("*.json") if "architecture" in json.loads(p.read_text())
+                 and json.loads(p.read_text())["architecture"]["name"] in ("basic_unet", "resnet10", "resnet18",
+                                                                          "resnet34", "resnet10_3d_convpool"))
+
+
+def _monai_network(architecture: dict, monkeypatch) -> torch.nn.Module:
+    """The card's network with MONAI's classes where ours stand (the VanillaCNN / conv-pool head are ours in both)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(nets, "ResNet", lambda depth, **kw: MONAI_RESNETS[depth](**kw))
+        patch.setattr(lvi, "ResNet", lambda depth, **kw: MONAI_RESNETS[depth](**kw))
+        patch.setattr(nets, "BasicUNet", monai_nets.BasicUNet)
+        return nets.build_network(architecture)
+
+
+def _input(architecture: dict, generator: torch.Generator, odd: bool = False) -> torch.Tensor:
+    name, dims = architecture["name"], architecture.get("spatial_dims", 2)
+    if name == "resnet10_3d_convpool":
+        size = tuple(architecture["input_size"])
+    else:
+        size = (16, 40, 40) if dims == 3 else (72, 56)
+        if odd:  # odd sides exercise the U-Net's replicate padding after upsampling
+            size = tuple(s + 3 for s in size)
+    return torch.randn(2, architecture.get("in_channels", 1), *size, generator=generator)
+
+
+@pytest.mark.parametrize("card_path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_weights_give_monai_outputs(card_path, monkeypatch):
+    architecture = json.loads(card_path.read_text())["architecture"]
+    state = load_file(str(card_path.with_suffix(".safetensors")))
+    ours, theirs = nets.build_network(architecture), _monai_network(architecture, monkeypatch)
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == \
+        [(k, v.shape) for k, v in theirs.state_dict().items()]
+    assert not any(type(m).__module__.startswith("monai") for m in ours.modules())
+    for network in (ours, theirs):
+        network.load_state_dict(state, strict=True)
+        network.eval()
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for odd in (False, True):
+            x = _input(architecture, generator, odd)
+            torch.testing.assert_close(ours(x), theirs(x), atol=1e-5, rtol=0)
+
+
+ARCHITECTURES = [
+    {"name": "basic_unet", "spatial_dims": 2, "in_channels": 2, "out_channels": 3, "features": [4, 8, 8, 12, 16, 4]},
+    {"name": "basic_unet", "spatial_dims": 3, "out_channels": 2, "features": [4, 4, 8, 8, 8, 4], "act": "prelu",
+     "norm": "instance", "dropout": 0.2, "upsample": "nontrainable"},
+    {"name": "basic_unet", "spatial_dims": 2, "out_channels": 2, "features": [4, 6, 8, 8, 8, 6], "act": "leakyrelu",
+     "upsample": "nontrainable"},
+    {"name": "resnet18", "spatial_dims": 2, "num_classes": 3, "widen_factor": 0.125, "conv1_size": 5},
+    {"name": "resnet34", "spatial_dims": 3, "num_classes": 1, "widen_factor": 0.125, "conv1_stride": 1},
+    {"name": "resnet10_3d_convpool", "input_size": [8, 32, 32], "widen_factor": 0.125, "head_channels": 8},
+]
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES, ids=lambda a: f"{a['name']}-{a.get('act', '')}")
+def test_same_initialisation_and_training_forward_as_monai(architecture, monkeypatch):
+    """Under one seed both are the same network (training from scratch reproduces MONAI-era cards)."""
+    torch.manual_seed(11)
+    ours = nets.build_network(architecture)
+    torch.manual_seed(11)
+    theirs = _monai_network(architecture, monkeypatch)
+    mine, reference = ours.state_dict(), theirs.state_dict()
+    assert list(mine) == list(reference)
+    for name in mine:
+        assert torch.equal(mine[name], reference[name]), name
+    x = _input(architecture, torch.Generator().manual_seed(5), odd=architecture["name"] == "basic_unet")
+    ours.train(), theirs.train()
+    torch.manual_seed(2)
+    y_ours = ours(x)
+    torch.manual_seed(2)
+    torch.testing.assert_close(y_ours, theirs(x), atol=1e-5, rtol=0)
+
+
+def test_inference_never_imports_monai(tmp_path):
+    """`bonescan predict` (real GE scan), `mammo predict` (point) and `lvi predict` (phantoms), run in one fresh
+    process, load no `monai` module (its top-level import costs ~3 s of every command)."""
+    from smartimaging.lvi.cohort import write_lvi_phantom_cohort
+    from smartimaging.mammo.cohort import write_mammo_phantom_cohort
+
+    mammo = write_mammo_phantom_cohort(tmp_path / "mg", 1, kind="mass")
+    mri = write_lvi_phantom_cohort(tmp_path / "mr", 1)
+    row, case = next(csv.DictReader(mammo.open())), next(csv.DictReader(mri.open()))
+    commands = [
+        ["bonescan", "predict", str(GE_BONE_SCAN), "--out", str(tmp_path / "bs")],
+        ["mammo", "predict", str(mammo.parent / row["image"]), "--kind", "mass", "--pixel-mm", row["pixel_mm"],
+         "--point", f"{row['centre_col']},{row['centre_row']}", "--out", str(tmp_path / "mg-out")],
+        ["lvi", "predict", "--dce", str(mri.parent / case["dce"]), "--t2", str(mri.parent / case["t2"]),
+         "--voi", str(mri.parent / case["voi"]), "--out", str(tmp_path / "lvi-out")],
+    ]
+    code = textwrap.dedent(f"""
+        import sys
+        from smartimaging.cli import main
+        for command in {commands!r}:
+            assert main(command) == 0, command
+        print(sorted(m for m in sys.modules if m == "monai" or m.startswith("monai.")))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"

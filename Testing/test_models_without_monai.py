@@ -119,3 +119,13 @@ def test_inference_never_imports_monai(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("input_size", [(16, 64, 64), (5, 33, 70), (1, 7, 9), (2, 2, 2)])
+@pytest.mark.parametrize("conv1_stride", [1, 2, 3])
+def test_conv_pool_head_size_is_computed_right(input_size, conv1_stride):
+    """The 3D ResNet10's FC input is computed from the card's input size (no forward pass at construction)."""
+    network = nets.build_network({"name": "resnet10_3d_convpool", "input_size": list(input_size),
+                                  "conv1_stride": conv1_stride, "widen_factor": 0.125, "head_channels": 4}).eval()
+    with torch.no_grad():
+        assert network(torch.zeros(1, 1, *input_size)).shape == (1, 1)

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -34,6 +36,17 @@ class VanillaCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
+def _head_side(n: int, conv1_stride: int) -> int:
+    """Side of the conv-pool head's output for an input side `n` (computed, not run: a forward pass on the meta
+    device, where the registry builds networks, imports torch._dynamo and sympy, ~1.5 s)."""
+    n = (n - 1) // conv1_stride + 1  # 7×7×7 stem, padding 3
+    for _ in range(4):  # 3×3×3 max-pool and the stride-2 layers 2-4, all padding 1
+        n = (n - 1) // 2 + 1
+    for _ in range(2):  # 2×2×2 max-pools, ceil mode
+        n = (n + 1) // 2
+    return n
+
+
 class ResNet10ConvPool3D(nn.Module):
     """MONAI 3D ResNet10 trunk + two conv–pool layers instead of the global average pooling + FC."""
 
@@ -50,11 +63,7 @@ class ResNet10ConvPool3D(nn.Module):
             nn.MaxPool3d(2, ceil_mode=True),
             nn.Conv3d(head_channels, head_channels, 3, 1, 1, bias=False), nn.BatchNorm3d(head_channels), nn.ReLU(True),
             nn.MaxPool3d(2, ceil_mode=True), nn.Flatten())
-        self.eval()
-        with torch.no_grad():  # the head's output size for the card's input size
-            flat = self.head(self.trunk(torch.zeros(1, in_channels, *input_size))).shape[1]
-        self.train()
-        self.fc = nn.Linear(flat, num_classes)
+        self.fc = nn.Linear(head_channels * math.prod(_head_side(n, conv1_stride) for n in input_size), num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.head(self.trunk(x)))

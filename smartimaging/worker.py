@@ -1,13 +1,25 @@
-"""Slicer-free worker for long jobs: `python -m smartimaging.worker <job> ...` prints one JSON line per event.
+"""Slicer-free worker for long jobs: one JSON line per event on stdout.
 
-Events: {"event": "progress", "fraction": f, "message": m}, {"event": "result", ...}, {"event": "error",
-"message": m}. The desktop module and the web station start it with :class:`WorkerProcess`, poll its events
-without blocking the GUI, and cancel it by terminating the process.
+Events: {"event": "progress", "fraction": f, "message": m}, {"event": "result", ...}, {"event": "error", "message": m};
+the last two end a job and carry "worker": {"pid", "model_loads", "cache_hits", "retiring"} (models loaded and cache
+hits so far in this process; whether it ends after this job). Two ways to run it:
+
+- one job per process: `python -m smartimaging.worker <job> ...`, started by :class:`WorkerProcess`;
+- warm: `python -m smartimaging.worker serve` reads one request a line on stdin ({"id": n, "job": j, "arguments":
+  [...]}, or {"id": n, "warm_up": j, "arguments": [...]} to import a job's code and load its models ahead) and runs
+  them one after the other in the same process, so imports and loaded models (:class:`ModelCache`) serve the next
+  job of any module; its events carry the request's "id". It exits after a cancel, and after a job that left it
+  above `--max-rss-mb` ("retiring": the client, :mod:`smartimaging.warm_worker`, starts a fresh one).
+
+Both run in their own process group (POSIX session; Windows process group) so that a cancel stops the whole tree
+(:func:`kill_process_tree`): inside Slicer the process started is the `PythonSlicer` launcher, not the python that
+runs the job.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import queue
@@ -15,19 +27,116 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .cli import DISK_ERRORS
 from .errors import CancelledError, SmartImagingError
 
+CANCEL_GRACE_S = 5.0  # a cancelled job unwinds (removes its scratch outputs) within this, else it is killed
+DEFAULT_CACHE_MB = 1024  # parameters and buffers of the models a warm worker keeps
+DEFAULT_MAX_RSS_MB = 4096  # a warm worker above this after a job exits; the next job starts a fresh one
+
+_request: dict = {}  # the warm worker's current request id, added to every event
+_held: list[dict] = []  # the warm worker's last result or error, sent once it knows whether it retires
+
+
+class ModelCache:
+    """Models loaded by this process, kept for its next jobs; the least recently used go first once their
+    parameters exceed `budget_bytes`. Keyed by what was loaded, the device, and each card's path with the sha256 of
+    the card and of the weights it names, so that weights replaced on disk are loaded (and checked) again, never
+    served stale."""
+
+    def __init__(self, budget_bytes: int = DEFAULT_CACHE_MB * 2**20):
+        self.budget_bytes = budget_bytes
+        self._entries: OrderedDict[tuple, tuple[object, int]] = OrderedDict()
+        self.loads = self.hits = 0
+
+    def get(self, what: str, model_ids: Iterable[str], directory, device: str, load: Callable[[], object]):
+        """The cached result of `load()` (which loads `model_ids` from `directory` onto `device`), else `load()`."""
+        key = (what, str(device), tuple(_model_files_fingerprint(model_id, directory) for model_id in model_ids))
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return self._entries[key][0]
+        value = load()
+        self.loads += 1
+        self._entries[key] = (value, _tensor_bytes(value))
+        while len(self._entries) > 1 and sum(size for _, size in self._entries.values()) > self.budget_bytes:
+            self._entries.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _model_files_fingerprint(model_id: str, directory) -> tuple[str, str, str]:
+    from .models.registry import file_in_model_folder, read_card, sha256_of
+
+    card, card_path = read_card(model_id, directory)
+    weights = file_in_model_folder(card_path, card.get("weights_file", f"{card['id']}.safetensors"))
+    return str(card_path.resolve()), sha256_of(card_path), sha256_of(weights)
+
+
+def _tensor_bytes(value) -> int:
+    """Bytes of the parameters and buffers of the networks inside a loaded model (or a group of them)."""
+    import torch
+
+    if isinstance(value, torch.nn.Module):
+        return sum(t.numel() * t.element_size() for t in (*value.parameters(), *value.buffers()))
+    if isinstance(value, (list, tuple)):
+        return sum(map(_tensor_bytes, value))
+    return sum(map(_tensor_bytes, getattr(value, "__dict__", {}).values()))
+
+
+MODELS = ModelCache()
+
 
 def emit(event: str, **fields) -> None:
-    print(json.dumps({"event": event, **fields}), flush=True)
+    payload = {"event": event, **_request, **fields}
+    if event in ("result", "error"):
+        payload["worker"] = {"pid": os.getpid(), "model_loads": MODELS.loads, "cache_hits": MODELS.hits,
+                             "retiring": False}
+        if _request:
+            _held.append(payload)
+            return
+    _print(payload)
+
+
+def _print(payload: dict) -> None:
+    print(json.dumps(payload), flush=True)
+
+
+def _bonescan_models(directory, device: str):
+    from .bonescan.pipeline import CLASSIFIER_ID, SEGMENTER_ID, BoneScanModels
+
+    return MODELS.get("bonescan", (CLASSIFIER_ID, SEGMENTER_ID), directory, device,
+                      lambda: BoneScanModels.load(directory=directory, device=device))
+
+
+def _dce_synthesizer(directory, device: str):
+    from .dce.synthesis import MODEL_ID, DCESynthesizer
+
+    return MODELS.get("dce", (MODEL_ID,), directory, device, lambda: DCESynthesizer.load(directory, device))
+
+
+def _lvi_model(model_id: str, directory, device: str):
+    from .lvi.predict import load_lvi_model
+
+    return MODELS.get("lvi", (model_id,), directory, device, lambda: load_lvi_model(model_id, directory, device))
+
+
+def _lvi_models(args) -> list[str]:
+    from .lvi.predict import DEFAULT_MODELS
+
+    return args.models or list(DEFAULT_MODELS)
 
 
 def _bonescan_segment(args) -> None:
     from .bonescan.outputs import source_labelmaps
-    from .bonescan.pipeline import BoneScanModels, analyse
+    from .bonescan.pipeline import analyse
     from .bonescan.views import study_from_images
     from .io import atomic_output_dir, read_volume, write_image
     from .segfile import labelmap_image
@@ -37,7 +146,7 @@ def _bonescan_segment(args) -> None:
     images = [read_volume(p) for p in paths]
     study = study_from_images(images, paths, view_names=args.views.split(",") if args.views else None)
     emit("progress", fraction=0.05, message="loading models")
-    models = BoneScanModels.load(directory=args.models_dir, device=args.device)
+    models = _bonescan_models(args.models_dir, args.device)
     result = analyse(study, models, progress=lambda f, m: emit("progress", fraction=0.1 + 0.85 * f, message=m))
     names = [f"labels_{index}.nrrd" for index in range(len(study.images))]
     with atomic_output_dir(args.output_dir) as scratch:  # a cancel leaves no partial label files
@@ -59,34 +168,50 @@ def _dce_synthesize(args) -> None:
 
     emit("progress", fraction=0.0, message="loading the T1 volume and the model")
     result = synthesize_file(args.input[0], args.output_dir, args.dce, args.models_dir, args.device,
-                             progress=lambda f, m: emit("progress", fraction=0.05 + 0.9 * f, message=m))
+                             progress=lambda f, m: emit("progress", fraction=0.05 + 0.9 * f, message=m),
+                             loader=_dce_synthesizer)
     emit("result", output_dir=str(args.output_dir), seconds=result.record["seconds"])
 
 
 def _lvi_predict(args) -> None:
-    from .lvi.predict import DEFAULT_MODELS, predict_files
+    from .lvi.predict import predict_files
 
     emit("progress", fraction=0.0, message="loading the sequences and the models")
-    prediction = predict_files({"DCE": args.dce, "T2": args.t2}, args.voi, args.output_dir,
-                               args.models or DEFAULT_MODELS, args.models_dir, args.device)
+    prediction = predict_files({"DCE": args.dce, "T2": args.t2}, args.voi, args.output_dir, _lvi_models(args),
+                               args.models_dir, args.device, loader=_lvi_model)
     emit("progress", fraction=1.0, message="done")
     emit("result", output_dir=str(args.output_dir), fused=prediction.as_json()["fused"])
-
-
-def _cancel_on_terminate(signum, frame) -> None:
-    raise CancelledError("cancelled")
 
 
 JOBS = {"bonescan-segment": _bonescan_segment, "mammo-batch": _mammo_batch, "dce-synthesize": _dce_synthesize,
         "lvi-predict": _lvi_predict}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one job; exit 2 with an "error" event for bad input, a cancelled job, a missing model or a full disk."""
+
+def _import_mammo_batch(args) -> None:
+    from .mammo import batch  # noqa: F401  (its models depend on the folder: imports only)
+
+
+# what a warm worker loads ahead of a job
+WARM_UPS = {"bonescan-segment": lambda args: _bonescan_models(args.models_dir, args.device),
+            "mammo-batch": _import_mammo_batch,
+            "dce-synthesize": lambda args: _dce_synthesizer(args.models_dir, args.device),
+            "lvi-predict": lambda args: [_lvi_model(m, args.models_dir, args.device) for m in _lvi_models(args)]}
+
+_TERMINATED = threading.Event()
+
+
+def _cancel_on_terminate(signum, frame) -> None:
+    """SIGTERM: the job unwinds (its scratch outputs are removed), then the process ends."""
+    _TERMINATED.set()
+    raise CancelledError("cancelled")
+
+
+def _parser(job_required: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m smartimaging.worker")
     parser.add_argument("job", choices=sorted(JOBS))
     parser.add_argument("--input", nargs="+")
-    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--output-dir", required=job_required)
     parser.add_argument("--views")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--models-dir")
@@ -97,10 +222,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--t2", help="FS-T2WI volume (lvi-predict)")
     parser.add_argument("--voi", help="lesion VOI (lvi-predict)")
     parser.add_argument("--models", nargs="+", help="model ids (lvi-predict)")
-    args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _cancel_on_terminate)  # cancel unwinds: scratch outputs are removed
+    return parser
+
+
+def run_job(job: Callable[[argparse.Namespace], None], args: argparse.Namespace) -> int:
+    """Run one job; 2 with an "error" event for bad input, a cancelled job, a missing model or a full disk."""
     try:
-        JOBS[args.job](args)
+        job(args)
     except (SmartImagingError, CancelledError) as exc:
         emit("error", message=str(exc))
         return 2
@@ -113,29 +241,130 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-class WorkerProcess:
-    """A running worker: `poll()` returns the events read so far without blocking; `cancel()` stops it."""
+def _rss_bytes() -> int | None:
+    """This process's resident memory (Linux), its peak elsewhere on POSIX, None on Windows."""
+    try:
+        with open("/proc/self/statm", encoding="utf-8") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        try:
+            import resource
+        except ImportError:
+            return None
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
 
-    def __init__(self, job: str, arguments: list[str], python: str | None = None):
-        command = [python or sys.executable, "-m", "smartimaging.worker", job, *arguments]
-        package_root = str(Path(__file__).resolve().parents[1])  # importable from a source checkout too
-        environment = {**os.environ,
-                       "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                        env=environment)
+
+def serve(max_rss_mb: float = DEFAULT_MAX_RSS_MB, cache_mb: float = DEFAULT_CACHE_MB) -> int:
+    """The warm worker's loop (see the module docstring); returns when stdin closes, after a cancel, or when the
+    process has grown beyond `max_rss_mb`."""
+    MODELS.budget_bytes = int(cache_mb * 2**20)
+    try:
+        for line in sys.stdin:
+            request = json.loads(line)
+            _request["id"] = request["id"]
+            if "warm_up" in request:
+                args = _parser(job_required=False).parse_args([request["warm_up"], *request["arguments"]])
+                code = run_job(WARM_UPS[args.job], args)
+                if code == 0:
+                    emit("result", warmed_up=args.job)
+            else:
+                code = run_job(JOBS[request["job"]], _parser().parse_args([request["job"], *request["arguments"]]))
+            _request.clear()
+            final = _held.pop()
+            final["worker"]["retiring"] = _TERMINATED.is_set() or (_rss_bytes() or 0) > max_rss_mb * 2**20
+            _print(final)  # the client reads "retiring" before the job is over for it: no request is sent here
+            if final["worker"]["retiring"]:
+                return code
+    except CancelledError:
+        return 2  # SIGTERM between jobs
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """One job (exit 2 with an "error" event for bad input, a cancel, a missing model or a full disk), or `serve`."""
+    argv = sys.argv[1:] if argv is None else argv
+    signal.signal(signal.SIGTERM, _cancel_on_terminate)
+    if argv[:1] == ["serve"]:
+        parser = argparse.ArgumentParser(prog="python -m smartimaging.worker serve")
+        parser.add_argument("--max-rss-mb", type=float, default=DEFAULT_MAX_RSS_MB)
+        parser.add_argument("--cache-mb", type=float, default=DEFAULT_CACHE_MB)
+        options = parser.parse_args(argv[1:])
+        return serve(options.max_rss_mb, options.cache_mb)
+    args = _parser().parse_args(argv)
+    return run_job(JOBS[args.job], args)
+
+
+def start_worker_process(arguments: list[str], python: str | None = None, stdin=subprocess.DEVNULL
+                         ) -> subprocess.Popen:
+    """`python -m smartimaging.worker <arguments>` in its own process group, stdout/stderr piped (UTF-8); `python`
+    may be a launcher (Slicer's PythonSlicer) that runs python as its child."""
+    command = [python or sys.executable, "-m", "smartimaging.worker", *arguments]
+    package_root = str(Path(__file__).resolve().parents[1])  # importable from a source checkout too
+    environment = {**os.environ, "PYTHONIOENCODING": "utf-8",
+                   "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    group = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt"
+             else {"start_new_session": True})
+    return subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            encoding="utf-8", errors="replace", env=environment, **group)
+
+
+def kill_process_tree(process: subprocess.Popen, grace_s: float = CANCEL_GRACE_S) -> None:
+    """Stop `process` and every process it started: SIGTERM to its process group (a job unwinds and removes its
+    scratch outputs), SIGKILL to what is left after `grace_s`; on Windows `taskkill /T /F`."""
+    if process.poll() is not None:
+        return
+    if os.name == "nt":
+        subprocess.run(["taskkill", "/T", "/F", "/PID", str(process.pid)], capture_output=True, check=False)
+        process.wait()
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while _group_alive(process.pid):
+            if time.monotonic() > deadline:
+                os.killpg(process.pid, signal.SIGKILL)
+                break
+            process.poll()  # reap the leader: a zombie still belongs to the group
+            time.sleep(0.01)
+    process.wait()
+
+
+def _group_alive(group: int) -> bool:
+    """Whether a process of `group` is still running (zombies awaiting their parent's wait do not count, on
+    Linux, where /proc tells them apart)."""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    if not os.path.isdir("/proc/self"):
+        return True
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat", encoding="utf-8", errors="replace") as f:
+                    fields = f.read().rpartition(")")[2].split()
+            except OSError:
+                continue  # gone meanwhile
+            if int(fields[2]) == group and fields[0] != "Z":
+                return True
+    return False
+
+
+class EventStream:
+    """Events of one job, read by a background thread: `poll()` returns those read so far without blocking,
+    `dispatch()` hands them to callbacks. Subclasses say when no more events can come (`_ended`)."""
+
+    def __init__(self):
         self._events: queue.Queue = queue.Queue()
-        self._stderr: list[str] = []
-        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
-        self._reader.start()
-        threading.Thread(target=lambda: self._stderr.extend(self.process.stderr), daemon=True).start()
         self.cancelled = False
 
-    def _read_stdout(self) -> None:
-        for line in self.process.stdout:
-            try:
-                self._events.put(json.loads(line))
-            except json.JSONDecodeError:
-                self._stderr.append(line)
+    def _ended(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def stderr(self) -> str:
+        raise NotImplementedError
 
     def poll(self) -> list[dict]:
         events = []
@@ -148,6 +377,7 @@ class WorkerProcess:
     def dispatch(self, on_progress, on_result, on_error) -> bool:
         """Hand the events read so far to the callbacks (progress: fraction, message; result: event; error: message,
         details); True once the job is over, including a process that died without a word."""
+        ended = self._ended()  # read before polling: an event read after this poll is still seen next time
         for event in self.poll():
             if event["event"] == "progress":
                 on_progress(event["fraction"], event.get("message", ""))
@@ -157,10 +387,33 @@ class WorkerProcess:
             elif event["event"] == "error":
                 on_error(event["message"], "")
                 return True
-        if self.finished and not self._reader.is_alive() and self._events.empty():
+        if ended and self._events.empty():
             on_error("The background process stopped unexpectedly.", self.stderr[-2000:])
             return True
         return False
+
+
+class WorkerProcess(EventStream):
+    """One job in its own worker process: `poll()` returns the events read so far without blocking; `cancel()`
+    stops the process and everything it started."""
+
+    def __init__(self, job: str, arguments: list[str], python: str | None = None):
+        super().__init__()
+        self.process = start_worker_process([job, *arguments], python)
+        self._stderr: list[str] = []
+        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._reader.start()
+        threading.Thread(target=lambda: self._stderr.extend(self.process.stderr), daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        for line in self.process.stdout:
+            try:
+                self._events.put(json.loads(line))
+            except json.JSONDecodeError:
+                self._stderr.append(line)
+
+    def _ended(self) -> bool:
+        return self.finished and not self._reader.is_alive()
 
     @property
     def finished(self) -> bool:
@@ -168,13 +421,7 @@ class WorkerProcess:
 
     def cancel(self) -> None:
         self.cancelled = True
-        if not self.finished:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        kill_process_tree(self.process)
 
     def wait(self, timeout: float | None = None) -> list[dict]:
         """Block until the worker exits (for scripts and tests); returns all remaining events."""

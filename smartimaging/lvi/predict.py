@@ -250,10 +250,11 @@ def predict_with_model(model: LoadedModel, volume: sitk.Image, voi: sitk.Image) 
 
 
 def predict_case(volumes: dict[str, sitk.Image], voi: sitk.Image, model_ids=DEFAULT_MODELS, directory=None,
-                 device: str = "cpu") -> LVIPrediction:
-    """Every model whose sequence is among `volumes` ("DCE", "T2"); the VOI is mapped onto each sequence's grid."""
+                 device: str = "cpu", loader=load_lvi_model) -> LVIPrediction:
+    """Every model whose sequence is among `volumes` ("DCE", "T2"); the VOI is mapped onto each sequence's grid.
+    `loader` (signature of :func:`load_lvi_model`) lets a warm worker hand out models it already loaded."""
     started = time.perf_counter()
-    models = [load_lvi_model(model_id, directory, device) for model_id in model_ids]
+    models = [loader(model_id, directory, device) for model_id in model_ids]
     usable = [m for m in models if m.card["inputs"]["sequence"] in volumes]
     if not usable:
         raise InputError(f"No model for the sequences given ({', '.join(volumes)})")
@@ -274,7 +275,7 @@ def predict_case(volumes: dict[str, sitk.Image], voi: sitk.Image, model_ids=DEFA
 
 def predict_files(sequences: dict[str, str | os.PathLike], voi_path: str | os.PathLike, out_dir,
                   model_ids=DEFAULT_MODELS, directory=None, device: str = "cpu", fusion_card=None,
-                  covariates: dict[str, float] | None = None) -> LVIPrediction:
+                  covariates: dict[str, float] | None = None, loader=load_lvi_model) -> LVIPrediction:
     """Read the sequences and the VOI, predict, write result.json and the Grad-CAM volumes (all or nothing)."""
     from .fusion import read_fusion
 
@@ -284,7 +285,7 @@ def predict_files(sequences: dict[str, str | os.PathLike], voi_path: str | os.Pa
     fusion = read_fusion(fusion_card) if fusion_card else None
     if fusion is not None:
         model_ids = [name for name in fusion["fusion"]["inputs"] if name not in (covariates or {})]
-    prediction = predict_case(volumes, read_series_or_volume(voi_path), model_ids, directory, device)
+    prediction = predict_case(volumes, read_series_or_volume(voi_path), model_ids, directory, device, loader)
     prediction.fusion, prediction.covariates = fusion, dict(covariates or {})
     record = prediction.as_json()  # fails here, before anything is written, when the fusion lacks an input
     with atomic_output_dir(out_dir) as scratch:

@@ -148,7 +148,7 @@ def _matrix(rows: list[dict], names: list[str]) -> tuple[np.ndarray, np.ndarray]
 def train_from_features(features_csv, out_dir, model_id: str, preset: str | None = None, search_space=None,
                         one_standard_error: bool = False, split: str | None = "train", folds: int = 5,
                         seed: int = 0, validation_split: str | None = "val",
-                        warn: Callable[[str], None] | None = None, outer_folds: int = 5) -> Path:
+                        warn: Callable[[str], None] | None = None, outer_folds: int = 5, n_jobs: int = 1) -> Path:
     """Search (or take a preset), fit on the `split` rows, and record the `validation_split` rows' metrics at the
     training cutoff in the card when the file has such rows. When those rows hold one class only, their AUC is
     undefined: the card records why (`metrics.validation.undefined`) and `warn` (default: a 'warning:' line on
@@ -156,7 +156,8 @@ def train_from_features(features_csv, out_dir, model_id: str, preset: str | None
 
     `metrics.honest_auc` is the training data's unbiased AUC estimate: for a search, nested CV with `outer_folds`
     patient-grouped outer folds around the whole search (the selected pipeline's own CV AUC, `metrics.cv_auc`, is
-    optimistic: it chose the pipeline); for a preset, its plain CV (nothing was selected)."""
+    optimistic: it chose the pipeline); for a preset, its plain CV (nothing was selected). `n_jobs` processes (-1: all
+    cores) run the search's configurations; the result does not depend on it."""
     check_model_name(model_id)
     rows, names = read_features(features_csv, split)
     X, y = _matrix(rows, names)
@@ -170,9 +171,10 @@ def train_from_features(features_csv, out_dir, model_id: str, preset: str | None
             raise InputError(f"Nested cross-validation needs at least 2 outer folds; got --outer-folds {outer_folds}")
         check_folds(y, groups, outer_folds)
         result = search(X, y, groups, folds=folds, seed=seed, one_standard_error=one_standard_error,
-                        **(search_space or {}))
+                        n_jobs=n_jobs, **(search_space or {}))
         config, table = result.best, result.table
-        nested = nested_cv(X, y, groups, outer_folds, folds, seed, one_standard_error, **(search_space or {}))
+        nested = nested_cv(X, y, groups, outer_folds, folds, seed, one_standard_error, n_jobs,
+                           **(search_space or {}))
     model = fit_final(config, X, y, groups, names, folds, seed)
     aucs = model.cv_fold_aucs
     own_cv = {"auc": model.cv_auc, "sd": float(np.std(aucs, ddof=1)) if len(aucs) > 1 else 0.0, "folds": folds}

@@ -343,10 +343,9 @@ def test_lvi_scene_on_breast1_with_the_reader_voi(scene):
     slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
     voi = lvi_scene.voi_image(scene, segmentation, volume)
     assert np.array_equal(sitk.GetArrayFromImage(voi) > 0, sitk.GetArrayFromImage(label) > 0)
-    nodes = lvi_scene.predict(scene, {"DCE": volume}, segmentation, ["lvi-dce-resnet10-3d-demo"])
-    table = nodes["table"]
+    table, result = lvi_scene.predict(scene, {"DCE": volume}, segmentation, ["lvi-dce-resnet10-3d-demo"])
     assert table.GetNumberOfRows() >= 2 and 0 <= float(table.GetCellText(0, 2)) <= 1
-    for heat_map in nodes["heat_maps"].values():
+    for heat_map in result.heat_maps.values():
         _assert_same_grid(volume_node_to_sitk(heat_map), image, heat_map.GetName())
 
 
@@ -368,9 +367,9 @@ def test_dce_synthesis_on_breast1_as_if_it_were_a_t1_keeps_the_grid(tmp_path, sc
 
     t1 = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "breast1 as T1")
     sitk_to_volume_node(image, t1)
-    nodes = dce_scene.synthesize(scene, t1, DCESynthesizer.load(device="cpu"))
+    _, result = dce_scene.synthesize(scene, t1, DCESynthesizer.load(device="cpu"))
     for name in ("synthetic", "subtraction"):
-        _assert_same_grid(volume_node_to_sitk(nodes[name]), image, name)
+        _assert_same_grid(volume_node_to_sitk(result.volumes[name]), image, name)
 
 
 # ---- reading station: the real mammography samples ----------------------------------------------------------------

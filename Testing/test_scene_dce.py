@@ -47,18 +47,18 @@ def test_result_nodes_overlay_the_t1_exactly(scene, nodes, model_dir):
     hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
     study = hierarchy.CreateStudyItem(hierarchy.CreateSubjectItem(hierarchy.GetSceneItemID(), "Patient"), "MRI")
     hierarchy.CreateItem(study, t1)
-    result = dce_scene.synthesize(scene, t1, DCESynthesizer.load(model_dir, "cpu"), dce)
+    table, result = dce_scene.synthesize(scene, t1, DCESynthesizer.load(model_dir, "cpu"), dce)
     for key in ("synthetic", "subtraction"):
-        assert np.array_equal(ijk_to_ras_matrix(result[key]), ijk_to_ras_matrix(t1))
-        assert slicer.util.arrayFromVolume(result[key]).shape == slicer.util.arrayFromVolume(t1).shape
-    assert slicer.util.arrayFromVolume(result["mip"]).shape == (1, 48, 56)
-    record = get_json_attribute(result["synthetic"], dce_scene.RESULT)
-    assert record["model"]["id"] == MODEL_ID and record["slices"] == 5
-    table = result["table"]
+        assert np.array_equal(ijk_to_ras_matrix(result.volumes[key]), ijk_to_ras_matrix(t1))
+        assert slicer.util.arrayFromVolume(result.volumes[key]).shape == slicer.util.arrayFromVolume(t1).shape
+    assert slicer.util.arrayFromVolume(result.volumes["mip"]).shape == (1, 48, 56)
+    record = get_json_attribute(result.volumes["synthetic"], dce_scene.RESULT)
+    assert record["model"]["id"] == MODEL_ID and record["slices"] == 5 and record == result.record
     values = {table.GetCellText(r, 0): table.GetCellText(r, 1) for r in range(table.GetNumberOfRows())}
     assert -1 <= float(values["SSIM (mean of slices)"]) <= 1  # random weights: any value
+    assert values["SSIM (mean of slices)"] == f"{result.ssim:.3f}"  # the headline number, from the result object
     assert float(values["MAE"]) == pytest.approx(record["metrics"]["mae"], abs=1e-4)
-    assert hierarchy.GetItemParent(hierarchy.GetItemByDataNode(result["synthetic"])) == study
+    assert hierarchy.GetItemParent(hierarchy.GetItemByDataNode(result.volumes["synthetic"])) == study
     assert hierarchy.GetItemParent(hierarchy.GetItemByDataNode(table)) == study
 
 
@@ -70,12 +70,13 @@ def test_worker_gives_the_same_synthetic_volume(scene, nodes, model_dir, tmp_pat
     assert worker.process.returncode == 0, worker.stderr
     fractions = [e["fraction"] for e in events if e["event"] == "progress"]
     assert fractions == sorted(fractions) and len(fractions) >= 2
-    from_worker = dce_scene.import_worker_result(scene, t1, next(e for e in events if e["event"] == "result"))
-    in_process = dce_scene.synthesize(scene, t1, DCESynthesizer.load(model_dir, "cpu"))
-    assert np.allclose(slicer.util.arrayFromVolume(from_worker["synthetic"]),
-                       slicer.util.arrayFromVolume(in_process["synthetic"]), atol=1e-3)
-    assert np.array_equal(ijk_to_ras_matrix(from_worker["synthetic"]), ijk_to_ras_matrix(t1))
-    assert "table" in from_worker and "table" not in in_process
+    worker_table, from_worker = dce_scene.import_worker_result(scene, t1, next(e for e in events
+                                                                                if e["event"] == "result"))
+    no_table, in_process = dce_scene.synthesize(scene, t1, DCESynthesizer.load(model_dir, "cpu"))
+    assert np.allclose(slicer.util.arrayFromVolume(from_worker.volumes["synthetic"]),
+                       slicer.util.arrayFromVolume(in_process.volumes["synthetic"]), atol=1e-3)
+    assert np.array_equal(ijk_to_ras_matrix(from_worker.volumes["synthetic"]), ijk_to_ras_matrix(t1))
+    assert worker_table is not None and no_table is None and in_process.ssim is None
 
 
 def test_side_by_side_layout_links_the_four_views(scene, nodes):

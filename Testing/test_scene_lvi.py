@@ -42,13 +42,14 @@ def test_voi_from_a_segmentation_matches_the_lesion(scene, case_nodes):
 
 def test_prediction_table_and_heat_maps_on_each_sequence_grid(scene, case_nodes, tmp_path):
     nodes, segmentation, _ = case_nodes
-    result = lvi_scene.predict(scene, nodes, segmentation, MODELS)
-    table = result["table"]
+    table, result = lvi_scene.predict(scene, nodes, segmentation, MODELS)
     assert table.GetCellText(2, 0) == "fused" and table.GetCellText(3, 0) == "Domain check"
     probabilities = [float(table.GetCellText(row, 2)) for row in range(2)]
     assert all(0 <= p <= 1 for p in probabilities)
     assert float(table.GetCellText(2, 2)) == pytest.approx(np.mean(probabilities), abs=2e-3)
-    for model_id, node in result["heat_maps"].items():
+    assert table.GetCellText(2, 2) == f"{result.fused['probability']:.3f}"  # headline from the result object
+    assert result.domain["text"] == table.GetCellText(3, 1)
+    for model_id, node in result.heat_maps.items():
         sequence = "DCE" if "-dce-" in model_id else "T2"
         assert np.array_equal(ijk_to_ras_matrix(node), ijk_to_ras_matrix(nodes[sequence]))
         assert slicer.util.arrayFromVolume(node).max() <= 1 + 1e-5
@@ -57,15 +58,15 @@ def test_prediction_table_and_heat_maps_on_each_sequence_grid(scene, case_nodes,
     worker = WorkerProcess("lvi-predict", [*arguments, "--models", *MODELS, "--device", "cpu"])
     events = worker.wait(timeout=300)
     assert worker.process.returncode == 0, worker.stderr
-    from_worker = lvi_scene.import_worker_result(scene, nodes, next(e for e in events if e["event"] == "result"))
-    assert [from_worker["table"].GetCellText(row, 2) for row in range(3)] == \
+    worker_table, _ = lvi_scene.import_worker_result(scene, nodes, next(e for e in events if e["event"] == "result"))
+    assert [worker_table.GetCellText(row, 2) for row in range(3)] == \
         [table.GetCellText(row, 2) for row in range(3)]
 
 
 def test_click_gives_ai_and_editable_voi_and_the_table_reports_their_dice(scene, case_nodes):
     from smartimaging.geometry import lps_point_from_ras
     from smartimaging.lvi.segment import LesionSegmenter
-    from smartimaging.segmentation_nodes import ROLE
+    from smartimaging.segmentation_nodes import ROLE, editable_copy
 
     nodes, _, case = case_nodes
     stats = sitk.LabelShapeStatisticsImageFilter()
@@ -75,10 +76,14 @@ def test_click_gives_ai_and_editable_voi_and_the_table_reports_their_dice(scene,
     stats.Execute(lesion)
     point = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode")
     point.AddControlPoint(*lps_point_from_ras(stats.GetCentroid(1)))  # the same map converts LPS -> RAS
-    ai, edited = lvi_scene.segment(scene, nodes["DCE"], point, LesionSegmenter.load())
+    before = scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")
+    ai = lvi_scene.segment(scene, nodes["DCE"], point, LesionSegmenter.load())
+    assert scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == before + 1  # the AI's node only
+    edited = editable_copy(scene, ai)
     assert edited.GetAttribute(ROLE) == "edited" and ai.GetAttribute(ROLE) == "AI"
     voi = sitk.GetArrayFromImage(lvi_scene.voi_image(scene, ai, nodes["DCE"])) > 0
     assert voi.any() and voi.shape == case.lesions.shape
-    table = lvi_scene.predict(scene, nodes, edited, MODELS)["table"]
+    table, result = lvi_scene.predict(scene, nodes, edited, MODELS)
+    assert result.record["dice_ai_vs_edited_voi"] == 1.0 and result.record["roi_source"] == "AI"
     rows = {table.GetCellText(r, 1): table.GetCellText(r, 2) for r in range(table.GetNumberOfRows())}
     assert rows["Dice AI vs edited"] == "1.000"

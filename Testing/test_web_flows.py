@@ -1,11 +1,13 @@
-"""The reading station's flows on a real trame-slicer SlicerApp scene (no browser): sample cases, each module's
-load -> Segment (or draw the ROI by hand) -> compute, edits reaching the result, ROI source and domain check, bad
-input and cancel; uploads' limits and checks."""
+"""The modules' reading flows (`<task>/flow.py`, which the desktop widgets and the station both drive) on a real
+trame-slicer SlicerApp scene (no browser), each step polled as the GUIs poll it: sample cases, each module's load ->
+Segment (or draw the ROI by hand) -> compute, edits reaching the result, ROI source and domain check, bad input and
+cancel; uploads' limits and checks."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 import numpy as np
 import pytest
@@ -19,11 +21,15 @@ from trame_slicer.core import SlicerApp  # noqa: E402
 from trame_slicer.segmentation import SegmentationEffectPaint  # noqa: E402
 from vtk.util.numpy_support import vtk_to_numpy  # noqa: E402
 
+from smartimaging.bonescan.flow import BoneScanFlow  # noqa: E402
 from smartimaging.errors import CancelledError, InputError  # noqa: E402
+from smartimaging.lvi.flow import LVIFlow  # noqa: E402
+from smartimaging.mammo.flow import MammoFlow  # noqa: E402
 from smartimaging.mrml import volume_node_to_sitk  # noqa: E402
+from smartimaging.reading import Result  # noqa: E402
 from smartimaging.result_nodes import VERDICTS, domain_check, domain_sentence  # noqa: E402
+from smartimaging.web.app import FLOWS  # noqa: E402
 from smartimaging.web.cases import MB, UPLOAD_CHUNK_BYTES, Upload, UploadLimits, format_size, sample_cases  # noqa: E402
-from smartimaging.web.flows import FLOWS, BoneScanFlow, LVIFlow, MammoFlow, Result  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +42,16 @@ def cases():
     return sample_cases()
 
 
-def _run(coroutine):
-    return asyncio.run(coroutine)
+def _run(step):
+    """Poll a flow's step to its end, as the GUIs do between their other work; its value."""
+    while not step.poll():
+        time.sleep(0.02)
+    return step.value
 
 
 def _load(flow, case, folder):
     files = case.write(folder)
-    if isinstance(flow, MammoFlow):
-        flow.kind, flow.pixel_mm = files.kind or flow.kind, files.pixel_mm
+    flow.set_case_options(files.kind, files.pixel_mm)
     for role, path in files.volumes.items():
         flow.load(role, path)
     if files.point_lps is not None:
@@ -306,8 +314,6 @@ def test_mammo_result_warnings_are_the_results_warnings(slicer_app, cases, tmp_p
 
 
 def test_result_warnings_come_from_the_table_rows():
-    from smartimaging.web.flows import Result
-
     result = Result("LVI probability 0.5", ["Sequence", "Model"], [["fused", "mean"], ["warning", "VOI covers 100%"],
                                                                    ["Warning", "grids differ"]], None, ["grids differ"])
     assert result.warnings == ["grids differ", "VOI covers 100%"]
@@ -326,20 +332,21 @@ def test_mri_flows_end_to_end(slicer_app, cases, tmp_path, module):
     if module == "BreastLVI":
         fused = next(row for row in result.rows if row[0] == "fused")
         assert 0 <= float(fused[2]) <= 1
-        heat_map = volume_node_to_sitk(flow.heat_map)
+        heat_map = volume_node_to_sitk(flow.overlay)
         assert heat_map.GetSize() == volume_node_to_sitk(flow.primary).GetSize()
         assert not flow.result_is_stale
         _empty_segmentation(flow)
         with pytest.raises(InputError, match="empty"):
             _run(flow.compute(lambda *_: None))
         assert flow.result is result and flow.result_is_stale
-        assert flow.heat_map is not None  # the kept result's heat map stays with it
+        assert flow.overlay is not None  # the kept result's heat map stays with it
     else:
         with pytest.raises(InputError, match="no segmentation step"):
             _run(flow.segment(lambda *_: None))
         ssim = float(result.headline.split("SSIM ")[1].split()[0])
         assert 0.6 < ssim <= 1
-        synthetic = volume_node_to_sitk(flow.side_by_side["DCE-Synthetic"])
+        assert flow.layout == "side-by-side"
+        synthetic = volume_node_to_sitk(flow.view_volumes["DCE-Synthetic"])
         t1 = volume_node_to_sitk(flow.primary)
         assert synthetic.GetOrigin() == pytest.approx(t1.GetOrigin())
         assert synthetic.GetSpacing() == pytest.approx(t1.GetSpacing())
@@ -375,16 +382,13 @@ def test_cancel_stops_the_worker_and_adds_nothing(slicer_app, cases, tmp_path):
     _load(flow, cases["BoneScanBSTBI"][0], tmp_path)
     nodes_before = slicer_app.scene.GetNumberOfNodes()
 
-    async def segment_then_cancel():
-        task = asyncio.ensure_future(flow.segment(lambda *_: None))
-        while flow.worker is None:
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(1.0)
-        assert flow.cancel()
-        await task
-
+    step = flow.segment(lambda *_: None)
+    while flow.worker is None:
+        step.poll()
+    time.sleep(1.0)
+    assert flow.cancel()
     with pytest.raises(CancelledError, match="nothing was added"):
-        _run(segment_then_cancel())
+        _run(step)
     assert flow.segmentation is None
     assert slicer_app.scene.GetNumberOfNodes() == nodes_before
 
@@ -405,7 +409,7 @@ def test_station_links_the_dce_views_and_keeps_the_mip_apart(station):
         await station._load_sample(lambda *_: None)
         await station._compute(lambda *_: None)
 
-    _run(load_and_synthesize())
+    asyncio.run(load_and_synthesize())
     views = [station.slicer_app.view_manager.get_view(tag) for tag in ("DceT1", "DceSynthetic", "DceReal", "DceMip")]
     backgrounds = [station.slicer_app.scene.GetNodeByID(view.get_background_volume_id()).GetName() for view in views]
     assert backgrounds[0].endswith("T1") and "synthetic DCE" in backgrounds[1]
@@ -506,13 +510,13 @@ def test_station_keeps_a_refused_computes_old_result_stale_and_errors_per_module
         for one in steps:
             await station._run(one)
 
-    _run(step(station._load_sample, station._segment, station._compute))
+    asyncio.run(step(station._load_sample, station._segment, station._compute))
     headline = state.si_headline[module]
     assert headline.startswith("Rad-score") and not state.si_stale[module] and not state.si_errors[module]
     assert not any(row[0] == "Warning" for row in state.si_rows[module])  # warnings go above the headline
 
     _empty_segmentation(station.flow)  # the reader erases the ROI and computes
-    _run(step(station._compute))
+    asyncio.run(step(station._compute))
     assert state.si_errors[module] == "The ROI is empty; draw it around the lesion"
     assert state.si_headline[module] == headline and state.si_stale[module]  # the old Rad-score, marked stale
     assert state.si_errors["BoneScanBSTBI"] == ""  # shown in its own module only
@@ -528,7 +532,7 @@ def test_station_keeps_a_refused_computes_old_result_stale_and_errors_per_module
 
     state.si_module = module
     station._on_module_changed(module)
-    _run(step(station._load_sample))  # another case: its error and its result are gone
+    asyncio.run(step(station._load_sample))  # another case: its error and its result are gone
     assert state.si_errors[module] == "" and state.si_headline[module] == "" and not state.si_stale[module]
 
 
@@ -536,11 +540,11 @@ def test_station_offers_drawing_when_segment_fails_and_shows_the_drawn_roi(stati
     state, module = station.state, "BreastLVI"
     state.si_module = module
     station._on_module_changed(module)
-    _run(station._run(station._load_sample))
+    asyncio.run(station._run(station._load_sample))
     station.flow.point_node.RemoveAllControlPoints()  # no point: the AI cannot segment
-    _run(station._run(station._segment))
+    asyncio.run(station._run(station._segment))
     assert state.si_errors[module] == "Place a point on the lesion first" and state.si_offer_draw[module]
-    _run(station._run(station._draw_by_hand))
+    asyncio.run(station._run(station._draw_by_hand))
     assert not state.si_errors[module] and not state.si_offer_draw[module]
     assert state.si_roi_source[module] == "drawn by the reader"
     assert state.si_has_segmentation[module] and state.si_segments[module] == "Breast mass: 0 voxels"

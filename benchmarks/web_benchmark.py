@@ -8,7 +8,6 @@ scene in this process (the web layer's overhead as a ratio).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -90,8 +89,8 @@ def direct_measurements(repeats: int) -> dict:
     """The same steps on a SlicerApp scene in this process, no server and no browser."""
     from trame_slicer.core import SlicerApp
 
+    from smartimaging.web.app import FLOWS
     from smartimaging.web.cases import sample_cases
-    from smartimaging.web.flows import FLOWS, MammoFlow
 
     app, cases = SlicerApp(), sample_cases()
     folder = Path(os.environ.get("TMPDIR", "/tmp")) / "smartimaging-web-benchmark"
@@ -101,14 +100,13 @@ def direct_measurements(repeats: int) -> dict:
         times = []
         for _ in range(repeats + 1):
             files = cases[module][0].write(folder / module)
-            if isinstance(flow, MammoFlow):
-                flow.kind, flow.pixel_mm = files.kind, files.pixel_mm
+            flow.set_case_options(files.kind, files.pixel_mm)
             for role, path in files.volumes.items():
                 flow.load(role, path)
             if files.point_lps is not None:
                 flow.set_point_lps(files.point_lps)
             started = time.perf_counter()
-            asyncio.run(flow.segment(lambda *_: None) if flow.needs_segment else flow.compute(lambda *_: None))
+            flow.run(flow.segment() if flow.needs_segment else flow.compute())
             times.append(time.perf_counter() - started)
         timings[module] = {"cold": round(times[0], 3), "warm_mean": round(statistics.mean(times[1:]), 3)}
     return timings

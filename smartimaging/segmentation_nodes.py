@@ -1,6 +1,7 @@
 """Segmentation nodes shared by the scene adapters: coded segments from label arrays, label arrays back from
 (edited) segmentations, the reader's editable copy that keeps AI and edited segments apart, the empty segmentation
-the reader draws by hand, and where an ROI came from (`roi_source`)."""
+the reader draws by hand, where an ROI came from (`roi_source`), and the one rule for "the reader edited the ROI"
+with the Dice between the AI's proposal and the reader's segmentation (`edit_check`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
+from .evaluation import dice
 from .mrml import place_in_same_study, sitk_to_volume_node, volume_node_to_sitk
 from .segments import SegmentSpec
 
@@ -118,3 +120,17 @@ def editable_copy(scene, ai_segmentation_node):
     copy.CreateDefaultDisplayNodes()
     place_in_same_study(scene, copy, ai_segmentation_node)
     return copy
+
+
+def edit_check(segmentation_nodes: list, masks_of) -> tuple[bool, dict[str, float] | None]:
+    """Whether the reader edited the ROI, and the Dice AI-vs-edited per segment (None when the segmentations are not
+    copies of AI proposals). `masks_of(nodes)` gives {segment name: boolean array} over a list of segmentation nodes
+    (the AI's or the reader's, in the same order). The rule, for every module: the reader's segmentation (an edited
+    copy or one drawn by hand) counts as edited unless it is a copy whose every segment still equals the AI's."""
+    ai_nodes = [node.GetNodeReference(AI_REFERENCE) for node in segmentation_nodes]
+    dices = None
+    if ai_nodes and all(ai_nodes):
+        proposed, edited = masks_of(ai_nodes), masks_of(segmentation_nodes)
+        dices = {name: dice(proposed[name], mask) for name, mask in edited.items()}
+    readers = any(node.GetAttribute(ROLE) == "edited" for node in segmentation_nodes)
+    return readers and (not dices or any(value < 1 for value in dices.values())), dices

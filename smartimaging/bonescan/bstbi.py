@@ -59,3 +59,9 @@ def study_bstbi(views: dict[str, np.ndarray], lesion_masks: dict[str, np.ndarray
         for setting, image8 in subimages(counts).items():
             per_subimage[f"{view} / {setting}"] = bstbi(image8, lesion_masks[view], bladder_masks[view], k)
     return {"per_subimage": per_subimage, "mean": float(np.mean(list(per_subimage.values()))), "k": k}
+
+
+def bstbi_change(before: float, after: float) -> dict:
+    """Follow-up minus baseline BSTBI, absolute and relative to the baseline (None when the baseline is 0)."""
+    return {"baseline": before, "followup": after, "change": after - before,
+            "relative_change_percent": (after - before) / before * 100 if before > 0 else None}

@@ -7,38 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluation import dice
 from ..io import atomic_output_dir, disk_errors, write_image, write_json
 from ..segfile import labelmap_image, write_seg_nrrd
 from ..segments import BONESCAN_SEGMENTS
-from .pipeline import (
-    BLADDER,
-    LESION,
-    BoneScanResult,
-    bstbi_from_labelmaps,
-    exclude_lesions,
-    lesion_components,
-    pixel_spacing,
-)
+from .pipeline import BLADDER, LESION, BoneScanResult
 from .views import IDENTIFIERS, BoneScanStudy
-
-
-def recompute_from_labelmaps(study: BoneScanStudy, labelmaps: dict[str, np.ndarray], exclude: list[int] | None = None,
-                             ai_labelmaps: dict[str, np.ndarray] | None = None) -> BoneScanResult:
-    """BSTBI from reader-edited label maps, without running the networks."""
-    lesions = lesion_components(labelmaps, pixel_spacing(study))
-    if exclude:
-        labelmaps = exclude_lesions(labelmaps, lesions, exclude)
-    edit_dice = {}
-    if ai_labelmaps is not None:
-        for spec in BONESCAN_SEGMENTS:
-            ai = np.concatenate([(ai_labelmaps[v] == spec.label).ravel() for v in labelmaps])
-            edited = np.concatenate([(labelmaps[v] == spec.label).ravel() for v in labelmaps])
-            edit_dice[spec.name] = dice(ai, edited)
-    return BoneScanResult(views=[v.name for v in study.views], crop_probabilities={}, metastasis_probability=None,
-                          bladder_probability=None, labelmaps=labelmaps, lesions=lesions,
-                          bstbi=bstbi_from_labelmaps(study, labelmaps), timings={}, models=[],
-                          excluded_lesions=sorted(exclude or []), reader_edited=True, edit_dice=edit_dice)
 
 
 def source_labelmaps(study: BoneScanStudy, labelmaps: dict[str, np.ndarray]) -> list[np.ndarray]:

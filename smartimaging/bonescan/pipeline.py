@@ -320,6 +320,18 @@ def bstbi_from_labelmaps(study: BoneScanStudy, labelmaps: dict[str, np.ndarray])
                        {v: m == BLADDER for v, m in labelmaps.items()}, K_SCALING)
 
 
+def recompute_from_labelmaps(study: BoneScanStudy, labelmaps: dict[str, np.ndarray],
+                             exclude: list[int] | None = None) -> BoneScanResult:
+    """BSTBI from the reader's label maps (edited or drawn), without running the networks."""
+    lesions = lesion_components(labelmaps, pixel_spacing(study))
+    if exclude:
+        labelmaps = exclude_lesions(labelmaps, lesions, exclude)
+    return BoneScanResult(views=[v.name for v in study.views], crop_probabilities={}, metastasis_probability=None,
+                          bladder_probability=None, labelmaps=labelmaps, lesions=lesions,
+                          bstbi=bstbi_from_labelmaps(study, labelmaps), timings={}, models=[],
+                          excluded_lesions=sorted(exclude or []), reader_edited=True)
+
+
 def pixel_spacing(study: BoneScanStudy) -> dict[str, tuple[float, float]]:
     """(row, column) pixel size in mm per view."""
     return {v.name: (study.images[v.source].GetSpacing()[1], study.images[v.source].GetSpacing()[0])

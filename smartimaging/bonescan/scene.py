@@ -1,7 +1,7 @@
 """MRML adapter of BoneScanBSTBI: takes a vtkMRMLScene and nodes (never widgets).
 
 - `segment`: AI segmentation node(s) ("Bone metastasis", "Urinary bladder", coded by terminology), kept as AI;
-- `editable_copy`: the reader's copy, so AI and edited segments stay apart;
+- the reader edits `segmentation_nodes.editable_copy` of it, so AI and edited segments stay apart;
 - `compute_bstbi`: BSTBI per sub-image + mean into a table node, from the (edited) segmentation, with provenance
   and Dice AI-vs-edited;
 - `compare`: baseline vs follow-up table.
@@ -24,11 +24,12 @@ from ..mrml import (
     set_json_attribute,
     volume_node_to_sitk,
 )
-from ..segmentation_nodes import AI_REFERENCE, ROLE, segmentation_from_labels
+from ..segmentation_nodes import edit_check, segmentation_from_labels
 from ..segmentation_nodes import labels_from_segmentation as labels_of_segments
 from ..segments import BONESCAN_SEGMENTS
-from .outputs import recompute_from_labelmaps, source_labelmaps
-from .pipeline import BoneScanModels, BoneScanResult, analyse
+from .bstbi import bstbi_change
+from .outputs import source_labelmaps
+from .pipeline import BoneScanModels, BoneScanResult, analyse, recompute_from_labelmaps
 from .views import BoneScanStudy, study_from_images
 
 RESULT = "SmartImaging.BoneScanResult"
@@ -95,18 +96,19 @@ def compute_bstbi(scene, volume_nodes: list, segmentation_nodes: list, exclude: 
         raise InputError("Give one segmentation per bone-scan volume")
     started = time.perf_counter()
     study = study_from_volume_nodes(volume_nodes, view_names)
-    per_source = [labels_from_segmentation(scene, seg, vol) for seg, vol in zip(segmentation_nodes, volume_nodes,
-                                                                                   strict=True)]
-    labelmaps = _labelmaps_by_view(study, per_source)
-    ai_nodes = [seg.GetNodeReference(AI_REFERENCE) for seg in segmentation_nodes]
-    ai_labelmaps = None
-    if all(ai_nodes):
-        ai_per_source = [labels_from_segmentation(scene, ai, vol) for ai, vol in zip(ai_nodes, volume_nodes,
-                                                                                      strict=True)]
-        ai_labelmaps = _labelmaps_by_view(study, ai_per_source)
-    result = recompute_from_labelmaps(study, labelmaps, exclude, ai_labelmaps)
-    copies = any(seg.GetAttribute(ROLE) == "edited" for seg in segmentation_nodes)
-    result.reader_edited = copies and (not result.edit_dice or any(d < 1 for d in result.edit_dice.values()))
+
+    def labelmaps_of(nodes) -> dict[str, np.ndarray]:
+        per_source = [labels_from_segmentation(scene, seg, vol) for seg, vol in zip(nodes, volume_nodes, strict=True)]
+        return _labelmaps_by_view(study, per_source)
+
+    def masks_of(nodes) -> dict[str, np.ndarray]:
+        labelmaps = labelmaps_of(nodes)
+        return {spec.name: np.concatenate([(labels == spec.label).ravel() for labels in labelmaps.values()])
+                for spec in BONESCAN_SEGMENTS}
+
+    result = recompute_from_labelmaps(study, labelmaps_of(segmentation_nodes), exclude)
+    result.reader_edited, dices = edit_check(segmentation_nodes, masks_of)
+    result.edit_dice = dices or {}
     ai_result = get_json_attribute(segmentation_nodes[0], RESULT, {})
     result.metastasis_probability = ai_result.get("metastasis_probability")
     result.bladder_probability = ai_result.get("bladder_probability")
@@ -153,10 +155,11 @@ def compare(scene, baseline_table, followup_table, table_node=None):
         if text is None:
             raise InputError("Compute BSTBI for both the baseline and the follow-up study first")
         values.append(float(text))
-    before, after = values
+    change = bstbi_change(*values)
+    relative = change["relative_change_percent"]
     table_node = table_node or scene.AddNewNodeByClass("vtkMRMLTableNode", "BSTBI follow-up")
-    rows = [["Baseline BSTBI", f"{before:.3f}"], ["Follow-up BSTBI", f"{after:.3f}"],
-            ["Change", f"{after - before:+.3f}"],
-            ["Relative change", f"{(after - before) / before * 100:+.1f} %" if before > 0 else "n/a"]]
+    rows = [["Baseline BSTBI", f"{change['baseline']:.3f}"], ["Follow-up BSTBI", f"{change['followup']:.3f}"],
+            ["Change", f"{change['change']:+.3f}"],
+            ["Relative change", f"{relative:+.1f} %" if relative is not None else "n/a"]]
     fill_table(table_node, ["Quantity", "Value"], rows)
     return table_node

@@ -1,7 +1,8 @@
 """MRML adapter of DCESynthesis: takes a vtkMRMLScene and nodes (never widgets).
 
-- `synthesize`: synthetic DCE, subtraction and its MIP as volume nodes on the T1's exact geometry, in the T1's study,
-  with provenance in their attributes; a metrics table when a real DCE is given;
+- `synthesize`: (metrics table node or None, DCEResult): synthetic DCE, subtraction and its MIP as volume nodes on
+  the T1's exact geometry, in the T1's study, with provenance in their attributes; the table when a real DCE is
+  given;
 - `write_inputs_for_worker` / `import_worker_result`: the same through the background worker;
 - `LAYOUT_XML` + `show_side_by_side`: linked slice views T1 | synthetic DCE | real DCE | subtraction MIP.
 """
@@ -9,6 +10,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import SimpleITK as sitk
@@ -29,6 +31,27 @@ LAYOUT_XML = ('<layout type="horizontal" split="true">'
               + "</layout>")
 
 
+@dataclass
+class DCEResult:
+    """A synthesis in the scene: its record (`SynthesisResult.record`) and its volume nodes ("synthetic",
+    "subtraction", "mip")."""
+    record: dict
+    volumes: dict
+
+    @property
+    def ssim(self) -> float | None:
+        """Mean SSIM of the slices, synthetic vs real DCE (None without a real DCE)."""
+        return self.record["metrics"]["ssim_mean"] if "metrics" in self.record else None
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.record.get("warnings", []))
+
+    @property
+    def domain(self) -> dict | None:
+        return self.record.get("domain")
+
+
 def _add_volume(scene, image: sitk.Image, name: str, t1_node, record: dict):
     node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
     sitk_to_volume_node(image, node)
@@ -37,19 +60,19 @@ def _add_volume(scene, image: sitk.Image, name: str, t1_node, record: dict):
     return node
 
 
-def add_result_nodes(scene, t1_node, result: SynthesisResult) -> dict:
-    """Volume nodes (and the metrics table when the real DCE was given) for a synthesis result."""
+def add_result_nodes(scene, t1_node, result: SynthesisResult) -> tuple:
+    """(metrics table node when the real DCE was given, else None; DCEResult with the volume nodes) for a synthesis
+    result."""
     name = t1_node.GetName()
     nodes = {"synthetic": _add_volume(scene, result.synthetic, f"{name} synthetic DCE", t1_node, result.record),
              "subtraction": _add_volume(scene, result.subtraction, f"{name} synthetic subtraction", t1_node,
                                         result.record),
              "mip": _add_volume(scene, result.mip, f"{name} synthetic subtraction MIP", t1_node, result.record)}
-    if "metrics" in result.record:
-        nodes["table"] = metrics_table(scene, t1_node, result.record)
-    return nodes
+    table = metrics_table(scene, t1_node, result.record) if "metrics" in result.record else None
+    return table, DCEResult(result.record, nodes)
 
 
-def synthesize(scene, t1_node, synthesizer: DCESynthesizer, real_dce_node=None, progress=None) -> dict:
+def synthesize(scene, t1_node, synthesizer: DCESynthesizer, real_dce_node=None, progress=None) -> tuple:
     """Run the generator in this process on a T1 volume node."""
     real = volume_node_to_sitk(real_dce_node) if real_dce_node is not None else None
     result = synthesize_volume(check_mr_volume(volume_node_to_sitk(t1_node), t1_node.GetName(), "T1"), synthesizer,
@@ -87,8 +110,8 @@ def write_inputs_for_worker(t1_node, real_dce_node, folder: Path) -> list[str]:
     return arguments + ["--output-dir", str(Path(folder) / "out")]
 
 
-def import_worker_result(scene, t1_node, event: dict) -> dict:
-    """Result nodes from a `dce-synthesize` worker's result event (the files it wrote)."""
+def import_worker_result(scene, t1_node, event: dict) -> tuple:
+    """(table node or None, DCEResult) from a `dce-synthesize` worker's result event (the files it wrote)."""
     folder = Path(event["output_dir"])
     record = json.loads((folder / "result.json").read_text(encoding="utf-8"))
     result = SynthesisResult(*(sitk.ReadImage(str(folder / name)) for name in

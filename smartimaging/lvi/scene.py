@@ -1,15 +1,16 @@
 """MRML adapter of BreastLVI: takes a vtkMRMLScene and nodes (never widgets).
 
 - `voi_image`: the lesion VOI (every segment of a segmentation node) on a sequence's grid;
-- `predict`: the models' probabilities, the fused probability and the Grad-CAM heat maps as nodes: a result table
-  (one row per model and sequence, then the fusion) and one heat-map volume per model on its sequence's grid;
-- `segment`: the click-seeded AI VOI (kept unchanged) and the reader's editable copy;
+- `predict`: (table node, LVIResult): the result table (one row per model and sequence, then the fusion) and the
+  result (its record, the fused probability, one Grad-CAM heat-map volume per model on its sequence's grid);
+- `segment`: the click-seeded AI VOI (kept unchanged; the reader edits `segmentation_nodes.editable_copy` of it);
 - `write_inputs_for_worker` / `import_worker_result`: the same through the background worker.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import SimpleITK as sitk
@@ -17,22 +18,35 @@ import slicer
 import vtk
 
 from ..errors import InputError
-from ..evaluation import dice
 from ..geometry import lps_point_from_ras
 from ..mrml import fill_table, place_in_same_study, set_json_attribute, sitk_to_volume_node, volume_node_to_sitk
-from ..segmentation_nodes import (
-    AI_REFERENCE,
-    CLASSICAL,
-    ROI_SOURCE,
-    editable_copy,
-    roi_source,
-    segmentation_from_labels,
-)
+from ..segmentation_nodes import CLASSICAL, ROI_SOURCE, edit_check, roi_source, segmentation_from_labels
 from ..segments import BREAST_MASS
 from .predict import DEFAULT_MODELS, predict_case
 
 RESULT = "SmartImaging.BreastLVI"
 SEGMENTATION = "SmartImaging.BreastLVISegmentation"
+
+
+@dataclass
+class LVIResult:
+    """An LVI result in the scene: its record (`LVIPrediction.as_json` with the VOI's source and Dice AI-vs-edited)
+    and one Grad-CAM volume node per model id."""
+    record: dict
+    heat_maps: dict = field(default_factory=dict)
+
+    @property
+    def fused(self) -> dict:
+        """The late fusion: probability, cutoff, label, method."""
+        return self.record["fused"]
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.record.get("warnings", []))
+
+    @property
+    def domain(self) -> dict | None:
+        return self.record.get("domain")
 
 
 def voi_image(scene, segmentation_node, reference_node) -> sitk.Image:
@@ -50,12 +64,12 @@ def voi_image(scene, segmentation_node, reference_node) -> sitk.Image:
         scene.RemoveNode(labelmap)
 
 
-def segment(scene, volume_node, point_node, segmenter) -> tuple:
-    """AI VOI from the first control point of a markups node, and its editable copy: (AI node, edited node)."""
-    if point_node is None or point_node.GetNumberOfControlPoints() == 0:
+def segment(scene, volume_node, point_node, segmenter, index: int = 0):
+    """AI VOI node from a control point of a markups node (the first by default)."""
+    if point_node is None or point_node.GetNumberOfControlPoints() <= index:
         raise InputError("Place a point on the lesion first")
     point_ras = [0.0, 0.0, 0.0]
-    point_node.GetNthControlPointPositionWorld(0, point_ras)
+    point_node.GetNthControlPointPositionWorld(index, point_ras)
     point = lps_point_from_ras(point_ras)
     volume = volume_node_to_sitk(volume_node)
     mask, source = segmenter.propose(volume, point)
@@ -65,28 +79,20 @@ def segment(scene, volume_node, point_node, segmenter) -> tuple:
         ai_node.SetAttribute(ROI_SOURCE, CLASSICAL)
     set_json_attribute(ai_node, SEGMENTATION, {"model": segmenter.provenance, "point_lps": point, "source": source,
                                                "domain": segmenter.domain_check(volume, point, mask)})
-    return ai_node, editable_copy(scene, ai_node)
-
-
-def edit_dice(scene, segmentation_node, reference_node) -> float | None:
-    """Dice between an edited VOI and the AI VOI it was copied from (None when it is not an edited copy)."""
-    ai_node = segmentation_node.GetNodeReference(AI_REFERENCE)
-    if ai_node is None:
-        return None
-    edited = sitk.GetArrayFromImage(voi_image(scene, segmentation_node, reference_node)) > 0
-    return dice(sitk.GetArrayFromImage(voi_image(scene, ai_node, reference_node)) > 0, edited)
+    return ai_node
 
 
 def voi_record(scene, segmentation_node, reference_node) -> dict:
     """Where the VOI came from (`roi_source`) and the Dice between the AI VOI and the reader's edit."""
-    edited = edit_dice(scene, segmentation_node, reference_node)
-    return {"roi_source": roi_source(segmentation_node, edited=edited is not None and edited < 1),
-            "dice_ai_vs_edited_voi": edited}
+    edited, dices = edit_check([segmentation_node], lambda nodes: {
+        "VOI": sitk.GetArrayFromImage(voi_image(scene, nodes[0], reference_node)) > 0})
+    return {"roi_source": roi_source(segmentation_node, edited), "dice_ai_vs_edited_voi": dices and dices["VOI"]}
 
 
-def add_result_nodes(scene, volume_nodes: dict, record: dict, heat_maps: dict, table_node=None) -> dict:
-    """Result table and heat-map volume nodes from a prediction record (`LVIPrediction.as_json`); `heat_maps`: model
-    id -> SimpleITK image on its sequence's grid."""
+def add_result_nodes(scene, volume_nodes: dict, record: dict, heat_maps: dict, table_node=None) -> tuple:
+    """(table node, LVIResult) from a prediction record (`LVIPrediction.as_json`): the table, and a heat-map volume
+    node per model (no display node yet: `reading.style_heat_map` shows it); `heat_maps`: model id -> SimpleITK
+    image on its sequence's grid."""
     reference = next(iter(volume_nodes.values()))
     if table_node is None:
         table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{reference.GetName()} LVI")
@@ -104,7 +110,7 @@ def add_result_nodes(scene, volume_nodes: dict, record: dict, heat_maps: dict, t
     rows += [["warning", text, "", "", "", ""] for text in record["warnings"]]
     fill_table(table_node, ["Sequence", "Model", "LVI probability", "Cutoff", "Label", "Model card"], rows)
     set_json_attribute(table_node, RESULT, record)
-    nodes = {"table": table_node, "heat_maps": {}}
+    result = LVIResult(record)
     for model in record["models"]:
         sequence_node = volume_nodes[model["sequence"]]
         node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"{sequence_node.GetName()} Grad-CAM "
@@ -112,13 +118,13 @@ def add_result_nodes(scene, volume_nodes: dict, record: dict, heat_maps: dict, t
         sitk_to_volume_node(heat_maps[model["model"]["id"]], node)
         set_json_attribute(node, RESULT, model)
         place_in_same_study(scene, node, sequence_node)
-        nodes["heat_maps"][model["model"]["id"]] = node
-    return nodes
+        result.heat_maps[model["model"]["id"]] = node
+    return table_node, result
 
 
 def predict(scene, volume_nodes: dict, segmentation_node, model_ids=DEFAULT_MODELS, directory=None,
-            device: str = "cpu", table_node=None) -> dict:
-    """Run the models in this process; `volume_nodes` maps "DCE" / "T2" to volume nodes."""
+            device: str = "cpu", table_node=None) -> tuple:
+    """Run the models in this process; `volume_nodes` maps "DCE" / "T2" to volume nodes; (table node, LVIResult)."""
     reference = next(iter(volume_nodes.values()))
     volumes = {name: volume_node_to_sitk(node) for name, node in volume_nodes.items()}
     prediction = predict_case(volumes, voi_image(scene, segmentation_node, reference), model_ids, directory, device)
@@ -140,9 +146,9 @@ def write_inputs_for_worker(scene, volume_nodes: dict, segmentation_node, folder
     return [*arguments, "--voi", str(voi), "--output-dir", str(folder / "out")]
 
 
-def import_worker_result(scene, volume_nodes: dict, event: dict, segmentation_node=None, table_node=None) -> dict:
-    """Result nodes from an `lvi-predict` worker's result event (the files it wrote); with the VOI's segmentation
-    node, the Dice between the AI and the edited VOI is added."""
+def import_worker_result(scene, volume_nodes: dict, event: dict, segmentation_node=None, table_node=None) -> tuple:
+    """(table node, LVIResult) from an `lvi-predict` worker's result event (the files it wrote); with the VOI's
+    segmentation node, the Dice between the AI and the edited VOI is added."""
     folder = Path(event["output_dir"])
     record = json.loads((folder / "result.json").read_text(encoding="utf-8"))
     if segmentation_node is not None:

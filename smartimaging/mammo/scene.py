@@ -18,12 +18,11 @@ import vtk
 
 from ..domain import combine
 from ..errors import InputError
-from ..evaluation import dice
 from ..mrml import fill_table, get_json_attribute, place_in_same_study, set_json_attribute, volume_node_to_sitk
 from ..segmentation_nodes import (
-    AI_REFERENCE,
     CLASSICAL,
     ROI_SOURCE,
+    edit_check,
     labels_from_segmentation,
     roi_source,
     segmentation_from_labels,
@@ -111,10 +110,10 @@ def classify(scene, volume_node, segmentation_node, kind: str, directory=None, t
         prediction.models.insert(0, source["model"])
     if source.get("domain"):
         prediction.domain = combine([source["domain"], *prediction.domain["checks"]])
-    ai_node = segmentation_node.GetNodeReference(AI_REFERENCE)
-    edit_dice = dice(labels_from_segmentation(scene, ai_node, volume_node, (spec,))[0] > 0, mask > 0) \
-        if ai_node is not None else None
-    prediction.roi_source = roi_source(segmentation_node, edited=edit_dice is None or edit_dice < 1)
+    edited, dices = edit_check([segmentation_node], lambda nodes: {
+        "ROI": labels_from_segmentation(scene, nodes[0], volume_node, (spec,))[0] > 0})
+    edit_dice = dices and dices["ROI"]
+    prediction.roi_source = roi_source(segmentation_node, edited)
     if table_node is None:
         table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{volume_node.GetName()} {kind} Rad-score")
         place_in_same_study(scene, table_node, volume_node)

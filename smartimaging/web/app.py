@@ -34,29 +34,21 @@ from trame_slicer.segmentation import SegmentationEffectPaint
 from trame_slicer.views import Layout, LayoutDirection, SliceLayer, ViewLayoutDefinition, ViewProps, ViewType
 
 from .. import __version__
+from ..bonescan.flow import BoneScanFlow
+from ..dce.flow import DCEFlow
 from ..errors import CancelledError, InputError, SmartImagingError
+from ..lvi.flow import LVIFlow
+from ..mammo.flow import MammoFlow
+from ..reading import is_warning_row, style_heat_map
 from ..result_nodes import DOMAIN_ROW
 from .cases import UPLOAD_CHUNK_BYTES, Upload, UploadLimits, format_size, sample_cases
-from .flows import FLOWS, DCEFlow, LVIFlow, MammoFlow, is_warning_row
 
 logger = logging.getLogger(__name__)
 
-MODULE_TITLES = {"BoneScanBSTBI": "Bone scan BSTBI", "MammoRadiomics": "Mammography Rad-score",
-                 "BreastLVI": "Breast MRI LVI", "DCESynthesis": "Synthetic DCE"}
-COMPUTE_LABELS = {"BoneScanBSTBI": "Compute BSTBI", "MammoRadiomics": "Compute Rad-score",
-                  "BreastLVI": "Predict LVI", "DCESynthesis": "Synthesize DCE"}
-ROLE_LABELS = {"scan": "Bone scan (NM DICOM, NRRD, PNG)", "mammogram": "Mammogram (DICOM, PNG, PGM)",
-               "DCE": "DCE (DICOM series, NRRD, NIfTI)", "T2": "FS-T2WI (DICOM series, NRRD, NIfTI)",
-               "T1": "T1WI (DICOM series, NRRD, NIfTI)"}
-BONE_SCAN_VIEWS = ("BoneScanFrame1", "BoneScanFrame2")  # view tags name state variables: no hyphens
-DCE_VIEW_TAGS = {"DCE-T1": "DceT1", "DCE-Synthetic": "DceSynthetic", "DCE-Real": "DceReal", "DCE-MIP": "DceMip"}
-PLACE_MODULES = ("MammoRadiomics", "BreastLVI")
-DRAW_HINTS = {"BoneScanBSTBI": "Paint the metastases (and the bladder, which BSTBI leaves out) in the Segment Editor "
-                               "on the right, then compute.",
-              "MammoRadiomics": "Paint the lesion in the Segment Editor on the right (Paint, then Erase to correct), "
-                                "then compute.",
-              "BreastLVI": "Paint the lesion on every slice it covers in the Segment Editor on the right, then "
-                           "compute."}
+FLOWS = {flow.module: flow for flow in (BoneScanFlow, MammoFlow, LVIFlow, DCEFlow)}  # the modules' reading flows
+FRAME_VIEWS = ("BoneScanFrame1", "BoneScanFrame2")  # view tags name state variables: no hyphens
+SIDE_BY_SIDE_TAGS = {"DCE-T1": "DceT1", "DCE-Synthetic": "DceSynthetic", "DCE-Real": "DceReal",
+                     "DCE-MIP": "DceMip"}  # the flow's views -> the station's
 SHOWN_REASONS = 5  # the domain verdict's first reasons on the page; all of them in the tooltip
 DOMAIN_CHIPS = {"inside": ("Inside training data", "success"), "outside": ("Outside training data", "error"),
                 "unknown": ("Training data not checked", "grey")}
@@ -109,11 +101,11 @@ def _slice_view(tag: str, label: str, color: str, group: int = 0) -> ViewLayoutD
                                                                     group=group))
 
 
-LAYOUTS = {
+LAYOUTS = {  # by Flow.layout
     "axial": Layout(LayoutDirection.Vertical, [ViewLayoutDefinition.axial_view()]),
-    "bonescan": Layout(LayoutDirection.Horizontal, [_slice_view(BONE_SCAN_VIEWS[0], "1", "#F34A33"),
-                                                    _slice_view(BONE_SCAN_VIEWS[1], "2", "#6DAD4A")]),
-    "dce": Layout(LayoutDirection.Vertical, [
+    "frames": Layout(LayoutDirection.Horizontal, [_slice_view(FRAME_VIEWS[0], "1", "#F34A33"),
+                                                  _slice_view(FRAME_VIEWS[1], "2", "#6DAD4A")]),
+    "side-by-side": Layout(LayoutDirection.Vertical, [
         Layout(LayoutDirection.Horizontal, [_slice_view("DceT1", "T1", "#E17012"),
                                             _slice_view("DceSynthetic", "Synthetic DCE", "#4A90D9")]),
         Layout(LayoutDirection.Horizontal, [_slice_view("DceReal", "Real DCE", "#30A070"),
@@ -145,7 +137,7 @@ class ReadingStation(TrameApp):
         self._observed: set[str] = set()
         self._init_state()
         self._build_ui()
-        self.layout_manager.set_layout("bonescan")
+        self.layout_manager.set_layout("frames")
         self.server.controller.on_server_ready.add(self._warm_up)
 
     def _warm_up(self, **_kwargs) -> None:
@@ -164,10 +156,13 @@ class ReadingStation(TrameApp):
         state.si_module = "BoneScanBSTBI"
         state.si_samples = {m: [c.name for c in cases] for m, cases in self.cases.items()}
         state.si_sample = self.cases["BoneScanBSTBI"][0].name
-        state.si_roles = {m: [{"value": r, "title": ROLE_LABELS[r]} for r in FLOWS[m].roles] for m in FLOWS}
+        state.si_roles = {m: [{"value": r, "title": f.role_labels[r]} for r in f.roles] for m, f in FLOWS.items()}
         state.si_role = FLOWS["BoneScanBSTBI"].roles[0]
-        state.si_compute_label = COMPUTE_LABELS
-        state.si_needs_segment = {m: FLOWS[m].needs_segment for m in FLOWS}
+        state.si_compute_label = {m: f.compute_label for m, f in FLOWS.items()}
+        state.si_needs_segment = {m: f.needs_segment for m, f in FLOWS.items()}
+        state.si_places_point = {m: f.places_point for m, f in FLOWS.items()}
+        state.si_kinds = {m: list(f.kinds) for m, f in FLOWS.items()}
+        state.si_takes_pixel_size = {m: f.takes_pixel_size for m, f in FLOWS.items()}
         state.si_kind = "mass"
         state.si_pixel_mm = ""
         state.si_busy = False
@@ -186,7 +181,7 @@ class ReadingStation(TrameApp):
         state.si_result_roi_source = {m: "" for m in FLOWS}  # of the segmentation the result was computed from
         state.si_domain = {m: None for m in FLOWS}  # the result's domain check {verdict, reasons, text}
         state.si_domain_chips = {v: {"text": text, "color": color} for v, (text, color) in DOMAIN_CHIPS.items()}
-        state.si_draw_hints = DRAW_HINTS
+        state.si_draw_hints = {m: f.draw_hint for m, f in FLOWS.items()}
         state.si_offer_draw = {m: False for m in FLOWS}  # Segment failed: the error points to Draw ROI by hand
         state.si_headline = {m: "" for m in FLOWS}
         state.si_warnings = {m: [] for m in FLOWS}
@@ -212,8 +207,8 @@ class ReadingStation(TrameApp):
             with v3.VAppBar(density="compact"):
                 v3.VToolbarTitle("SmartImaging reading station", classes="flex-grow-0 mr-4")
                 with v3.VTabs(v_model=("si_module",), density="compact", disabled=("si_busy",)):
-                    for module, title in MODULE_TITLES.items():
-                        v3.VTab(title, value=module)
+                    for module, flow in FLOWS.items():
+                        v3.VTab(flow.title, value=module)
                 v3.VSpacer()
                 v3.VChip("Demo weights, not for clinical use", color="warning", size="small", classes="mr-2")
                 html.Span(f"v{__version__}", classes="text-caption mr-3")
@@ -243,11 +238,13 @@ class ReadingStation(TrameApp):
             label="Upload image file(s): one file, or all files of one DICOM series",
             multiple=True, density="compact", hide_details=True, classes="mt-2", disabled=("si_busy",),
             id="si-upload", change="window.smartimagingUpload($event.target)", key=("si_upload_key",))
-        with html.Div(v_if=("si_module === 'MammoRadiomics'",), classes="d-flex mt-2"):
-            v3.VSelect(v_model=("si_kind",), items=(["mass", "calcification"],), label="Lesion kind",
-                       density="compact", hide_details=True, disabled=("si_busy",))
+        with html.Div(v_if=("si_kinds[si_module].length || si_takes_pixel_size[si_module]",), classes="d-flex mt-2"):
+            v3.VSelect(v_model=("si_kind",), items=("si_kinds[si_module]",), label="Lesion kind",
+                       v_if=("si_kinds[si_module].length",), density="compact", hide_details=True,
+                       disabled=("si_busy",))
             v3.VTextField(v_model=("si_pixel_mm",), label="Pixel size mm (PNG/PGM)", density="compact",
-                          hide_details=True, classes="ml-2", disabled=("si_busy",))
+                          v_if=("si_takes_pixel_size[si_module]",), hide_details=True, classes="ml-2",
+                          disabled=("si_busy",))
         html.Div("{{ si_case[si_module] || 'No case loaded' }}", classes="text-body-2 mt-2", id="si-case")
         with html.Div(v_for=("note in si_notes[si_module]",), classes="text-caption"):
             html.Span("{{ note }}")
@@ -255,7 +252,7 @@ class ReadingStation(TrameApp):
     def _step_panel(self) -> None:
         html.Div("2. Segment, edit, compute", classes="text-subtitle-1 mt-4 mb-1")
         with html.Div(classes="d-flex flex-wrap ga-2"):
-            v3.VBtn("Place lesion point", v_if=(f"{list(PLACE_MODULES)}.includes(si_module)",),
+            v3.VBtn("Place lesion point", v_if=("si_places_point[si_module]",),
                     click=self.on_place_point, disabled=("si_busy || !si_case[si_module]",),
                     color=("si_placing ? 'warning' : undefined",), variant="tonal")
             v3.VBtn("Segment", v_if=("si_needs_segment[si_module]",), click=self.on_segment,
@@ -392,7 +389,9 @@ class ReadingStation(TrameApp):
             create_task(self._run(self._load_sample))
 
     def _on_kind_changed(self, si_kind, **_kwargs) -> None:
-        self.flows["MammoRadiomics"].kind = si_kind
+        for flow in self.flows.values():
+            if si_kind in flow.kinds:
+                flow.kind = si_kind
 
     # ---- uploads ------------------------------------------------------------------------------------------------
 
@@ -529,9 +528,8 @@ class ReadingStation(TrameApp):
         progress(0.2, f"preparing {case.name}")
         files = case.write(Path(self._scratch.name) / module / case.name.replace(" ", "_").replace("/", "_"))
         flow = self.flows[module]
-        if isinstance(flow, MammoFlow):
-            flow.kind = files.kind or flow.kind
-            flow.pixel_mm = files.pixel_mm
+        flow.set_case_options(files.kind, files.pixel_mm)
+        if flow.kinds:
             self.state.si_kind = flow.kind
         progress(0.6, "loading")
         self.slicer_app.segmentation_editor.clear()  # before the previous case's nodes leave the scene
@@ -540,7 +538,7 @@ class ReadingStation(TrameApp):
         self._release_uploads(module, flow.roles[0])
         if files.point_lps is not None:
             flow.set_point_lps(files.point_lps)
-        self._set_case(module, f"{case.name}: {case.description}", [*files.notes, *self._view_notes(flow)])
+        self._set_case(module, f"{case.name}: {case.description}", [*files.notes, *flow.notes()])
         self._show(flow, fit=True)
 
     async def _load_upload(self, folder: Path, paths: list[Path], progress) -> None:
@@ -549,10 +547,10 @@ class ReadingStation(TrameApp):
         role = self.state.si_role
         try:
             if len(paths) > 1 and not flow.reads_series:
-                raise InputError(f"{MODULE_TITLES[module]} reads one image file; {len(paths)} files were uploaded")
+                raise InputError(f"{flow.title} reads one image file; {len(paths)} files were uploaded")
             progress(0.5, f"reading {len(paths)} file(s)")
-            if isinstance(flow, MammoFlow):
-                flow.pixel_mm = self._pixel_mm()
+            if flow.takes_pixel_size:
+                flow.set_pixel_size(self.state.si_pixel_mm)
             source = paths[0] if len(paths) == 1 else folder
             try:
                 image = flow.read(role, source)  # a refused file leaves the scene and the editor as they were
@@ -569,41 +567,26 @@ class ReadingStation(TrameApp):
         self._case_uploads[module][role] = folder
         if role == flow.roles[0]:
             self._set_case(module, f"Uploaded: {', '.join(p.name for p in paths[:3])}"
-                           + (f" and {len(paths) - 3} more" if len(paths) > 3 else ""), self._view_notes(flow))
+                           + (f" and {len(paths) - 3} more" if len(paths) > 3 else ""), flow.notes())
         else:
-            self._set_case(module, self.state.si_case[module] + f" · {role}: {source.name}", self._view_notes(flow))
+            self._set_case(module, self.state.si_case[module] + f" · {role}: {source.name}", flow.notes())
         self._show(flow, fit=True)
-
-    @staticmethod
-    def _view_notes(flow) -> list[str]:
-        """Each loaded image's grid, and which bone-scan view is shown where."""
-        notes = [f"{role}: {geometry}" for role, geometry in flow.geometry.items()]
-        names = getattr(flow, "view_names", [])
-        if flow.module == "BoneScanBSTBI" and names:
-            notes.append(f"Left view: {names[0]} · right view: {names[1]}" if len(names) > 1
-                         else f"One view: {names[0]}")
-        return notes
 
     def _set_case(self, module: str, description: str, notes: list[str]) -> None:
         self.state.si_case = {**self.state.si_case, module: description}
         self.state.si_notes = {**self.state.si_notes, module: notes}
 
-    def _pixel_mm(self) -> float | None:
-        text = str(self.state.si_pixel_mm or "").strip()
-        if not text:
-            return None
-        try:
-            value = float(text)
-        except ValueError:
-            value = -1.0
-        if not 0 < value < 5:
-            raise InputError(f"Pixel size '{text}' is not a size in millimetres (e.g. 0.1)")
-        return value
+    @staticmethod
+    async def _drive(step):
+        """Poll a flow's step between other server work until it is over; its value (or its error)."""
+        while not step.poll():
+            await asyncio.sleep(0.05 if step.worker is not None else 0)
+        return step.value
 
     async def _segment(self, progress) -> None:
         flow = self.flow
         try:
-            await flow.segment(progress)
+            await self._drive(flow.segment(progress))
         except SmartImagingError:  # the AI (and its classical fallback) found nothing or failed: never a dead end
             self.state.si_offer_draw = {**self.state.si_offer_draw, flow.module: True}
             raise
@@ -629,8 +612,8 @@ class ReadingStation(TrameApp):
 
     async def _compute(self, progress) -> None:
         flow = self.flow
-        await flow.compute(progress)
-        self._show(flow, fit=isinstance(flow, DCEFlow))
+        await self._drive(flow.compute(progress))
+        self._show(flow, fit=flow.layout == "side-by-side")
         self.state.si_results_shown += 1
 
     # ---- display ------------------------------------------------------------------------------------------------
@@ -662,25 +645,15 @@ class ReadingStation(TrameApp):
             for node in (other.segmentation, other.point_node):
                 if node is not None and node.GetDisplayNode() is not None:
                     node.GetDisplayNode().SetVisibility(other is flow)
-        if isinstance(flow, DCEFlow) and flow.result is not None:
-            layout = "dce"
-            volumes = {DCE_VIEW_TAGS[view]: volume for view, volume in flow.side_by_side.items()}
-        elif flow.module == "BoneScanBSTBI" and len(getattr(flow, "view_names", [])) > 1:
-            layout, volumes = "bonescan", dict.fromkeys(BONE_SCAN_VIEWS, flow.primary)
-        else:
-            layout, volumes = "axial", {}
+        layout = flow.layout
+        volumes = ({SIDE_BY_SIDE_TAGS[view]: volume for view, volume in flow.view_volumes.items()}
+                   if layout == "side-by-side" else dict.fromkeys(FRAME_VIEWS, flow.primary) if layout == "frames"
+                   else {})
         self.layout_manager.set_layout(layout)
         view_manager = self.slicer_app.view_manager
-        overlay = flow.heat_map if isinstance(flow, LVIFlow) else None
+        overlay = flow.overlay
         if overlay is not None:
-            if overlay.GetDisplayNode() is None:
-                overlay.CreateDefaultDisplayNodes()
-            display = overlay.GetDisplayNode()
-            display.SetAndObserveColorNodeID("vtkMRMLColorTableNodeRainbow")
-            display.SetAutoWindowLevel(False)
-            display.SetWindowLevelMinMax(0.0, 1.0)
-            display.SetApplyThreshold(True)  # cold voxels transparent: the image stays readable under the map
-            display.SetThreshold(0.2, 1.0)
+            style_heat_map(overlay)
         for view in view_manager.get_slice_views():
             background = volumes.get(view.get_singleton_tag(), flow.primary)
             view.set_background_volume_id(background.GetID() if background is not None else None)
@@ -688,8 +661,8 @@ class ReadingStation(TrameApp):
             view.set_foreground_opacity(0.4 if overlay is not None else 0.0)
             if fit:
                 view.fit_view_to_content()
-        self._link_views(layout == "dce")
-        if fit and layout == "bonescan" and flow.primary is not None:
+        self._link_views(layout == "side-by-side")
+        if fit and layout == "frames" and flow.primary is not None:
             self._show_bone_scan_frames(flow.primary)
         editor = self.slicer_app.segmentation_editor
         if flow.segmentation is not None:
@@ -728,7 +701,7 @@ class ReadingStation(TrameApp):
     def _show_bone_scan_frames(self, volume_node) -> None:
         """First and second frame (anterior, posterior) side by side."""
         dims = volume_node.GetImageData().GetDimensions()
-        for frame, tag in enumerate(BONE_SCAN_VIEWS):
+        for frame, tag in enumerate(FRAME_VIEWS):
             view = self.slicer_app.view_manager.get_view(tag)
             k = min(frame, dims[2] - 1)
             matrix = vtk.vtkMatrix4x4()

@@ -1,0 +1,319 @@
+"""The reading flows as the desktop widgets drive them (slicer-core, no Qt, no browser): nodes chosen in the module's
+selectors (`Flow.select`), each step run by `StepRunner` from a timer as the widget's qt.QTimer runs it, through
+load -> segment -> edit -> compute -> result object; error paths (a worker error, a cancel, a failing result
+callback) end the step, bring the buttons back and leave no scratch folder; the shared pieces of the contract (the
+edit rule, the BSTBI change, the heat map's display, the reader's pixel size)."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import slicer
+
+from smartimaging.bonescan.bstbi import bstbi_change
+from smartimaging.bonescan.flow import BoneScanFlow
+from smartimaging.errors import CancelledError, InputError
+from smartimaging.lvi import scene as lvi_scene
+from smartimaging.lvi.flow import LVIFlow
+from smartimaging.mammo.flow import MammoFlow, parse_pixel_mm
+from smartimaging.mrml import sitk_to_volume_node
+from smartimaging.reading import JobError, StepRunner, style_heat_map
+from smartimaging.segmentation_nodes import edit_check, editable_copy, segmentation_from_labels
+from smartimaging.segments import BONESCAN_SEGMENTS, BREAST_MASS
+
+
+class Timer:
+    """What the widget's qt.QTimer does for the runner: start, stop, and whether it would fire."""
+
+    def __init__(self):
+        self.active = False
+
+    def start(self):
+        self.active = True
+
+    def stop(self):
+        self.active = False
+
+
+class Widget:
+    """The widget's side of a step: the runner's callbacks, its buttons' state, and its timer's loop."""
+
+    def __init__(self, on_done=None):
+        self.timer = Timer()
+        self.done, self.errors, self.over, self.progress = [], [], 0, []
+        self.runner = StepRunner(self.timer, on_done or self.done.append, self.errors.append, self._over)
+        self.buttons_enabled = True
+
+    def _over(self):
+        self.over += 1
+        self.buttons_enabled = True
+
+    def start(self, step):
+        self.buttons_enabled = False
+        self.runner.start(step)
+
+    def wait(self, timeout_s: float = 300):
+        """The event loop: the timer fires every 20 ms while it is active."""
+        deadline = time.monotonic() + timeout_s
+        while self.runner.busy:
+            assert time.monotonic() < deadline, "the step did not end"
+            assert self.timer.active, "a running step always has its timer going"
+            time.sleep(0.02)
+            self.runner.poll()
+        assert not self.timer.active and self.over == 1 and self.buttons_enabled
+
+    def on_progress(self, fraction, message):
+        self.progress.append((fraction, message))
+
+
+@pytest.fixture
+def scratch(tmp_path, monkeypatch):
+    """The folder the flows' temporary folders go to, checked empty after each step."""
+    folder = tmp_path / "scratch"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def _volume(scene, array, spacing, name, origin=(0.0, 0.0, 0.0)):
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(spacing)
+    image.SetOrigin(origin)
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    sitk_to_volume_node(image, node)
+    return node
+
+
+@pytest.fixture
+def lvi_case(scene):
+    from smartimaging.phantoms.breast_mri import make_breast_mri_phantom
+
+    case = make_breast_mri_phantom(990_001, (16, 96, 96), lvi=1)
+    origin = (-96.0, -70.0, -20.0)
+    volumes = {"DCE": _volume(scene, case.dce2, case.spacing, "phantom DCE", origin),
+               "T2": _volume(scene, case.t2, case.spacing, "phantom T2", origin)}
+    return volumes, case
+
+
+def _reader_segmentation(scene, volume, mask):
+    """A segmentation the reader made in Slicer's Segment Editor (not SmartImaging's), from a (k, j, i) mask."""
+    from smartimaging.mrml import volume_node_to_sitk
+
+    image = sitk.GetImageFromArray(mask)
+    image.CopyInformation(volume_node_to_sitk(volume))
+    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+    sitk_to_volume_node(image, labelmap)
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "reader VOI")
+    slicer.vtkSlicerSegmentationsModuleLogic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
+    scene.RemoveNode(labelmap)
+    return segmentation
+
+
+def _bone_scan_views(scene):
+    from smartimaging.phantoms.bonescan import PIXEL_MM, make_bone_scan_phantom
+
+    case = make_bone_scan_phantom(seed=9)
+    return case, [_volume(scene, case.views[name][None], (PIXEL_MM, PIXEL_MM, 1.0), f"phantom {name}")
+                  for name in ("anterior", "posterior")]
+
+
+def test_a_worker_error_ends_the_step_and_the_flow_recovers(scene, lvi_case, scratch, tmp_path):
+    volumes, case = lvi_case
+    reader_voi = _reader_segmentation(scene, volumes["DCE"], (case.lesions > 0).astype(np.uint8))
+    flow = LVIFlow(scene, models_dir=str(tmp_path / "no-models"))
+    flow.select(volumes, segmentation=reader_voi)
+    widget = Widget()
+    widget.start(flow.compute(widget.on_progress))
+    widget.wait()
+    (error,) = widget.errors
+    assert isinstance(error, JobError) and "lvi-" in str(error) and not widget.done
+    assert flow.result is None and flow.worker is None and flow.overlay is None
+    assert list(scratch.iterdir()) == []  # the worker's inputs and outputs are gone
+
+    flow.models_dir = None  # the reader fixes the cause and tries again: the same flow, buttons back
+    widget = Widget()
+    widget.start(flow.compute(widget.on_progress))
+    widget.wait()
+    assert not widget.errors and widget.done == [flow.result]
+    assert flow.result.headline.startswith("LVI probability ") and flow.result.roi_source == "drawn by the reader"
+    assert flow.result.domain["verdict"] in ("inside", "outside", "unknown")
+    assert widget.progress[0] == (0.0, "starting") and widget.progress[-1][0] == 1.0
+    assert list(scratch.iterdir()) == []
+    heat_map = flow.overlay
+    assert heat_map.GetDisplayNode() is None  # made from an array: the GUIs style it
+    style_heat_map(heat_map)
+    assert heat_map.GetDisplayNode().GetColorNodeID() == "vtkMRMLColorTableNodeRainbow"
+    assert heat_map.GetDisplayNode().GetApplyThreshold()
+
+
+def test_lvi_point_segment_edit_and_predict_as_the_widget_does(scene, lvi_case, scratch):
+    from smartimaging.geometry import lps_point_from_ras
+
+    volumes, case = lvi_case
+    flow = LVIFlow(scene)
+    point = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode")
+    flow.select(volumes, point_node=point)
+    widget = Widget()
+    widget.start(flow.segment())
+    widget.wait()
+    assert str(widget.errors[0]) == "Place a point on the lesion first" and flow.segmentation is None
+
+    k, j, i = np.argwhere(case.lesions > 0).mean(axis=0)
+    image = sitk.GetImageFromArray(case.lesions)
+    image.SetSpacing(case.spacing)
+    image.SetOrigin((-96.0, -70.0, -20.0))
+    point.AddControlPoint(*lps_point_from_ras(image.TransformContinuousIndexToPhysicalPoint((i, j, k))))
+    widget = Widget()
+    widget.start(flow.segment())
+    widget.wait()
+    assert not widget.errors and flow.roi_source == "AI"
+    assert flow.ai_segmentation.GetDisplayNode().GetVisibility() == 0  # kept, hidden; the reader edits the copy
+    assert flow.segmentation.GetNodeReference("SmartImaging.AISegmentation") is flow.ai_segmentation
+
+    labels = slicer.util.arrayFromVolume(volumes["DCE"]) * 0  # the reader erases the VOI's upper half
+    labels[sitk.GetArrayFromImage(lvi_scene.voi_image(scene, flow.ai_segmentation, volumes["DCE"])) > 0] = 1
+    labels[: labels.shape[0] // 2] = 0
+    edited = segmentation_from_labels(scene, volumes["DCE"], labels.astype(np.uint8), (BREAST_MASS,), "edited", "x")
+    flow.segmentation.GetSegmentation().DeepCopy(edited.GetSegmentation())
+    scene.RemoveNode(edited)
+    assert flow.roi_source == "reader edited"
+    widget = Widget()
+    widget.start(flow.compute())
+    widget.wait()
+    result = widget.done[0]
+    dice = float(next(row for row in result.rows if row[1] == "Dice AI vs edited")[2])
+    assert 0 < dice < 1 and result.roi_source == "reader edited"
+    assert list(scratch.iterdir()) == []
+
+
+def test_cancel_through_the_runner_stops_the_worker_and_adds_nothing(scene, scratch):
+    _, volumes = _bone_scan_views(scene)
+    flow = BoneScanFlow(scene)
+    flow.select({"scan": volumes[0], "posterior": volumes[1]})
+    nodes_before = scene.GetNumberOfNodes()
+    widget = Widget()
+    widget.start(flow.segment(widget.on_progress))
+    while flow.worker is None or not widget.progress:
+        time.sleep(0.02)
+        widget.runner.poll()
+    worker = flow.worker
+    time.sleep(1.0)
+    assert widget.runner.cancel()
+    widget.wait()
+    (error,) = widget.errors
+    assert isinstance(error, CancelledError) and "nothing was added" in str(error)
+    assert worker.cancelled and flow.segmentation is None and scene.GetNumberOfNodes() == nodes_before
+    assert list(scratch.iterdir()) == []
+
+
+def test_bone_scan_two_volumes_segment_edit_exclude_compute_and_compare(scene, scratch):
+    _, volumes = _bone_scan_views(scene)
+    flow = BoneScanFlow(scene)
+    flow.select({"scan": volumes[0], "posterior": volumes[1]})
+    widget = Widget()
+    widget.start(flow.segment())
+    widget.wait()
+    assert not widget.errors and len(flow.segmentations) == 2 and list(scratch.iterdir()) == []
+    (posterior_ai, posterior_edited), = flow.other_views
+    assert posterior_ai.GetDisplayNode().GetVisibility() == 0 and posterior_edited.GetAttribute(
+        "SmartImaging.Role") == "edited"
+
+    widget = Widget()
+    widget.start(flow.compute())
+    widget.wait()
+    baseline = widget.done[0]
+    mean = float(baseline.headline.split()[1])
+    assert 0 < mean <= 1 and ["Reader edited", "no"] in baseline.rows
+    assert baseline.headline == f"BSTBI {float(baseline.table_node.GetAttribute('SmartImaging.BSTBI')):.3f}"
+    baseline_table = scene.AddNewNodeByClass("vtkMRMLTableNode", "baseline")
+    baseline_table.Copy(baseline.table_node)
+
+    flow.set_exclude("1")  # the reader leaves lesion 1 out
+    widget = Widget()
+    widget.start(flow.compute())
+    widget.wait()
+    assert widget.done[0].table_node is baseline.table_node  # updated, not duplicated
+    assert float(widget.done[0].headline.split()[1]) < mean
+    change = flow.compare(baseline_table)
+    rows = {change.GetCellText(r, 0): change.GetCellText(r, 1) for r in range(change.GetNumberOfRows())}
+    assert float(rows["Change"]) < 0
+    with pytest.raises(InputError, match="numbers separated by commas"):
+        flow.set_exclude("first")
+
+    # The desktop's selector names the edited segmentation again (after a scene reload, say): the posterior's
+    # is found through its source volume.
+    other = BoneScanFlow(scene)
+    other.select({"scan": volumes[0], "posterior": volumes[1]}, segmentation=flow.segmentation)
+    assert other.segmentations == flow.segmentations and other.ai_segmentation is flow.ai_segmentation
+
+
+def test_a_failing_result_callback_still_brings_the_buttons_back(scene):
+    _, volumes = _bone_scan_views(scene)
+    flow = BoneScanFlow(scene)
+    flow.select({"scan": volumes[0]})
+    widget = Widget()
+    widget.start(flow.compute())
+    widget.wait()
+    assert str(widget.errors[0]).startswith("Press Segment (or Draw ROI by hand) first")
+
+    flow.draw_by_hand()
+
+    def show_result(_value):
+        raise RuntimeError("the table view is gone")
+
+    widget = Widget(on_done=show_result)
+    widget.start(flow.compute())
+    widget.wait()
+    assert [str(e) for e in widget.errors] == ["the table view is gone"]
+    assert flow.result.headline == "BSTBI 0.000"  # the flow kept its result; only showing it failed
+    with pytest.raises(InputError, match="Wait until the running step is over"):
+        busy = Widget()
+        busy.runner.start(flow.compute())
+        busy.runner.start(flow.compute())
+
+
+def test_the_edit_rule_is_the_same_for_every_module(scene):
+    volume = _volume(scene, np.zeros((1, 20, 20), np.float32), (1.0, 1.0, 1.0), "image")
+    labels = np.zeros((1, 20, 20), np.uint8)
+    labels[0, 5:10, 5:10] = 1
+    ai = segmentation_from_labels(scene, volume, labels, BONESCAN_SEGMENTS[:1], "AI", "AI")
+    copy = editable_copy(scene, ai)
+    drawn = segmentation_from_labels(scene, volume, labels, BONESCAN_SEGMENTS[:1], "drawn", "edited")
+
+    def masks(nodes):
+        from smartimaging.segmentation_nodes import labels_from_segmentation
+
+        return {"m": np.concatenate([labels_from_segmentation(scene, node, volume, BONESCAN_SEGMENTS[:1]).ravel()
+                                     for node in nodes])}
+
+    assert edit_check([ai], masks) == (False, None)
+    assert edit_check([copy], masks) == (False, {"m": 1.0})  # an untouched copy is no edit
+    assert edit_check([drawn], masks) == (True, None)  # drawn by the reader: theirs, nothing to compare with
+    copy.GetSegmentation().DeepCopy(segmentation_from_labels(scene, volume, labels * 0, BONESCAN_SEGMENTS[:1], "e",
+                                                             "x").GetSegmentation())
+    edited, dices = edit_check([copy], masks)
+    assert edited and dices == {"m": 0.0}
+
+
+def test_bstbi_change_is_one_function():
+    assert bstbi_change(0.2, 0.3) == pytest.approx({"baseline": 0.2, "followup": 0.3, "change": 0.1,
+                                                    "relative_change_percent": 50.0})
+    assert bstbi_change(0.0, 0.1)["relative_change_percent"] is None
+
+
+@pytest.mark.parametrize(("text", "value"), [("", None), ("  ", None), ("0.1", 0.1), (" 0.05 ", 0.05)])
+def test_the_readers_pixel_size(scene, text, value):
+    assert parse_pixel_mm(text) == value
+    flow = MammoFlow(scene)
+    flow.set_pixel_size(text)
+    assert flow.pixel_mm == value
+
+
+@pytest.mark.parametrize("text", ["abc", "0", "-0.1", "5", "nan", "inf"])
+def test_a_pixel_size_that_is_not_one_is_refused(text):
+    with pytest.raises(InputError, match="is not a size in millimetres"):
+        parse_pixel_mm(text)

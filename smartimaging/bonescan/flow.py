@@ -1,0 +1,139 @@
+"""The bone-scan reading flow (desktop module BoneScanBSTBI and the reading station): load the scan (one file with
+both views as frames, or the posterior view in a volume of its own) -> Segment (networks in the worker) or draw the
+metastases by hand -> the reader edits -> BSTBI (lesions the reader excludes left out) -> change from a baseline."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from ..errors import InputError
+from ..reading import Flow, Job, Result
+from ..segmentation_nodes import AI_REFERENCE, ROLE, SOURCE_VOLUME, drawn_segmentation, editable_copy
+from ..segments import BONESCAN_SEGMENTS
+
+
+class BoneScanFlow(Flow):
+    module = "BoneScanBSTBI"
+    title = "Bone scan BSTBI"
+    roles = ("scan", "posterior")
+    role_labels = {"scan": "Bone scan (NM DICOM, NRRD, PNG)",
+                   "posterior": "Posterior view in a file of its own (NM DICOM, NRRD, PNG)"}
+    reads_series = False
+    compute_label = "Compute BSTBI"
+    draw_hint = ("Paint the metastases (and the bladder, which BSTBI leaves out) in the Segment Editor, then "
+                 "compute.")
+    roi_name = "metastases"
+    drawn_segments = BONESCAN_SEGMENTS
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.view_names: list[str] = []  # of the scan's frames, as read from its file
+        self.exclude: list[int] = []  # lesion numbers left out of BSTBI
+        self.other_views: list[tuple] = []  # (AI node or None, reader's segmentation) of each further scan volume
+
+    def read(self, role, path):
+        from .views import load_bone_scan
+
+        study = load_bone_scan([path])  # checks modality, frames and polarity as the CLI does
+        if role == "scan":
+            self.view_names = [view.name for view in study.views]
+        return study.images[0]
+
+    def set_exclude(self, text: str) -> None:
+        """Lesion numbers the reader leaves out of BSTBI, as typed ("2, 5")."""
+        from .pipeline import parse_lesion_ids
+
+        self.exclude = parse_lesion_ids(text or "")
+
+    @property
+    def scan_volumes(self) -> list:
+        return [node for node in (self.primary, self.volumes.get("posterior")) if node is not None]
+
+    @property
+    def segmentations(self) -> list:
+        """The reader's segmentation of each scan volume."""
+        return [self.segmentation, *(edited for _, edited in self.other_views)] if self.segmentation else []
+
+    def notes(self) -> list[str]:
+        """Each image's grid, and which view is shown where."""
+        names = self.view_names
+        if not names or self.primary is None:
+            return super().notes()
+        return [*super().notes(), f"Left view: {names[0]} · right view: {names[1]}" if len(names) > 1
+                else f"One view: {names[0]}"]
+
+    @property
+    def layout(self) -> str:
+        return "frames" if len(self.view_names) > 1 else "axial"
+
+    def select(self, volumes, point_node=None, segmentation=None, table_node=None) -> None:
+        """As Flow.select; the further views' segmentations are found through their source volume."""
+        changed = (segmentation is not self.segmentation
+                   or [node for node in volumes.values() if node is not None] != self.scan_volumes)
+        super().select(volumes, point_node, segmentation, table_node)
+        if changed and segmentation is not None:
+            role = segmentation.GetAttribute(ROLE)
+            nodes = self.scene.GetNodesByClass("vtkMRMLSegmentationNode")
+            nodes = [nodes.GetItemAsObject(index) for index in range(nodes.GetNumberOfItems())]
+            others = []
+            for volume in self.scan_volumes[1:]:
+                match = [node for node in nodes if node.GetNodeReferenceID(SOURCE_VOLUME) == volume.GetID()
+                         and node.GetAttribute(ROLE) == role]
+                if not match:
+                    raise InputError(f"No segmentation of {volume.GetName()} was found: segment or draw it first")
+                others.append((match[-1].GetNodeReference(AI_REFERENCE), match[-1]))
+            self.other_views = others
+        elif changed:
+            self.other_views = []
+
+    def _set_other_views(self, pairs: list[tuple]) -> None:
+        for pair in self.other_views:
+            for node in pair:
+                if node is not None and self.scene.IsNodePresent(node):
+                    self.scene.RemoveNode(node)
+        self.other_views = pairs
+
+    def clear(self) -> None:
+        self._set_other_views([])
+        super().clear()
+
+    def draw_by_hand(self) -> None:
+        super().draw_by_hand()
+        self._set_other_views([(None, drawn_segmentation(self.scene, volume, BONESCAN_SEGMENTS,
+                                                         f"{volume.GetName()} drawn {self.roi_name}"))
+                               for volume in self.scan_volumes[1:]])
+
+    def _segment(self, progress):
+        from . import scene as bonescan_scene
+
+        self.require("scan")
+        volumes = self.scan_volumes
+        with tempfile.TemporaryDirectory(prefix="smartimaging-bonescan-") as folder:
+            inputs = bonescan_scene.write_volumes_for_worker(volumes, Path(folder))
+            event = yield Job("bonescan-segment", ["--input", *map(str, inputs), "--output-dir",
+                                                   str(Path(folder) / "out"), "--views", ",".join(self.view_names)])
+            ai_nodes = bonescan_scene.import_worker_result(self.scene, volumes, event)
+        self._keep_segmentation(ai_nodes[0])
+        for ai_node in ai_nodes[1:]:
+            ai_node.GetDisplayNode().SetVisibility(False)
+        self._set_other_views([(ai_node, editable_copy(self.scene, ai_node)) for ai_node in ai_nodes[1:]])
+
+    def _compute(self, progress):
+        from . import scene as bonescan_scene
+
+        if self.segmentation is None:
+            raise InputError("Press Segment (or Draw ROI by hand) first: BSTBI is computed from the segmentation")
+        progress(0.1, "computing BSTBI")
+        yield
+        table, result = bonescan_scene.compute_bstbi(self.scene, self.scan_volumes, self.segmentations, self.exclude,
+                                                     self.table_to_update, self.view_names or None)
+        return Result.of_table(f"BSTBI {result.bstbi['mean']:.3f}", table, result.warnings, result.domain)
+
+    def compare(self, baseline_table, table_node=None):
+        """Baseline vs this result's BSTBI and the change, as a table node."""
+        from . import scene as bonescan_scene
+
+        if self.result is None:
+            raise InputError("Compute BSTBI first: the follow-up is compared with the baseline")
+        return bonescan_scene.compare(self.scene, baseline_table, self.result.table_node, table_node)

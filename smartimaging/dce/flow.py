@@ -1,0 +1,54 @@
+"""The synthetic-DCE reading flow (desktop module DCESynthesis and the reading station): load the T1 (and a real
+DCE to compare with) -> synthesize (generator in the worker) -> T1, synthetic DCE, real DCE and the subtraction MIP
+side by side."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from ..reading import Flow, Job, Result
+from ..result_nodes import domain_check
+
+VIEW_VOLUMES = ("DCE-T1", "DCE-Synthetic", "DCE-Real", "DCE-MIP")  # as dce.scene.VIEWS
+
+
+class DCEFlow(Flow):
+    module = "DCESynthesis"
+    title = "Synthetic DCE"
+    roles = ("T1", "DCE")
+    role_labels = {"T1": "T1WI (DICOM series, NRRD, NIfTI)", "DCE": "DCE (DICOM series, NRRD, NIfTI)"}
+    needs_segment = False
+    compute_label = "Synthesize DCE"
+
+    def _compute(self, progress):
+        from . import scene as dce_scene
+
+        self.require("T1")
+        for node in self.extra_nodes.values():
+            self.scene.RemoveNode(node)
+        self.extra_nodes = {}
+        if self.result is not None and self.result.table_node is not None:
+            self.scene.RemoveNode(self.result.table_node)
+        self.result = None  # its volumes are gone: a refused or cancelled synthesis leaves no result behind
+        with tempfile.TemporaryDirectory(prefix="smartimaging-dce-") as folder:
+            arguments = dce_scene.write_inputs_for_worker(self.primary, self.volumes.get("DCE"), Path(folder))
+            event = yield Job("dce-synthesize", arguments)
+            table, result = dce_scene.import_worker_result(self.scene, self.primary, event)
+        self.extra_nodes = dict(result.volumes)
+        if table is not None:
+            return Result.of_table(f"Synthetic DCE: SSIM {result.ssim:.3f} vs real DCE", table, result.warnings,
+                                   result.domain)
+        rows = [["Real DCE", "not loaded: no similarity metrics"]]
+        return Result("Synthetic DCE ready (no real DCE to compare with)", ["Quantity", "Value"], rows, None,
+                      result.warnings, domain=result.domain or domain_check(result.volumes["synthetic"], rows))
+
+    @property
+    def layout(self) -> str:
+        return "side-by-side" if self.result is not None else "axial"
+
+    @property
+    def view_volumes(self) -> dict:
+        """Volumes by view of the DCESynthesis layout (dce.scene.VIEWS)."""
+        return dict(zip(VIEW_VOLUMES, (self.primary, self.extra_nodes.get("synthetic"), self.volumes.get("DCE"),
+                                       self.extra_nodes.get("mip")), strict=True))

@@ -1,0 +1,64 @@
+"""The breast-MRI LVI reading flow (desktop module BreastLVI and the reading station): load the DCE (and the T2) ->
+place a point on the lesion -> Segment (in this process) or draw the VOI by hand -> the reader edits -> LVI
+probabilities and Grad-CAM maps (networks in the worker)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from ..errors import InputError
+from ..reading import Flow, Job, Result
+from ..segments import BREAST_MASS
+
+
+class LVIFlow(Flow):
+    module = "BreastLVI"
+    title = "Breast MRI LVI"
+    roles = ("DCE", "T2")
+    role_labels = {"DCE": "DCE (DICOM series, NRRD, NIfTI)", "T2": "FS-T2WI (DICOM series, NRRD, NIfTI)"}
+    places_point = True
+    compute_label = "Predict LVI"
+    draw_hint = "Paint the lesion on every slice it covers in the Segment Editor, then compute."
+    roi_name = "lesion VOI"
+    drawn_segments = (BREAST_MASS,)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._segmenter = None
+
+    def _segment(self, progress):
+        from . import scene as lvi_scene
+        from .segment import LesionSegmenter
+
+        self.require("DCE")
+        if not self.has_point:
+            raise InputError("Place a point on the lesion first")  # before the network is loaded
+        progress(0.1, "segmenting the lesion around the point")
+        yield
+        if self._segmenter is None:
+            self._segmenter = LesionSegmenter.load(self.models_dir, self.device)
+        self._keep_segmentation(lvi_scene.segment(self.scene, self.primary, self.point_node, self._segmenter,
+                                                  self.point_node.GetNumberOfControlPoints() - 1))
+
+    def _compute(self, progress):
+        from . import scene as lvi_scene
+
+        if self.segmentation is None:
+            raise InputError("Press Segment (or Draw ROI by hand) first: the networks look at the lesion box")
+        with tempfile.TemporaryDirectory(prefix="smartimaging-lvi-") as folder:
+            arguments = lvi_scene.write_inputs_for_worker(self.scene, self.volumes, self.segmentation, Path(folder))
+            event = yield Job("lvi-predict", arguments)
+            table, result = lvi_scene.import_worker_result(self.scene, self.volumes, event, self.segmentation,
+                                                           self.table_to_update)
+        for node in self.extra_nodes.values():  # the previous result's heat maps stay until this one succeeds
+            self.scene.RemoveNode(node)
+        self.extra_nodes = {f"Grad-CAM {model_id}": node for model_id, node in result.heat_maps.items()}
+        fused = result.fused
+        return Result.of_table(f"LVI probability {fused['probability']:.3f} ({fused['label']})", table,
+                               result.warnings, result.domain)
+
+    @property
+    def overlay(self):
+        """The Grad-CAM volume on the DCE grid (the first DCE model's)."""
+        return next((node for name, node in self.extra_nodes.items() if "-dce-" in name), None)

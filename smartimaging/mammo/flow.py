@@ -1,0 +1,113 @@
+"""The mammography reading flow (desktop module MammoRadiomics and the reading station): load the mammogram (with
+the pixel size the reader gives for files that store none) -> place a point -> Segment (in this process) or draw the
+lesion by hand -> the reader edits -> Rad-score."""
+
+from __future__ import annotations
+
+from ..errors import InputError
+from ..reading import Flow, Result
+from ..segments import MAMMO_SEGMENTS, SegmentSpec
+
+KINDS = ("mass", "calcification")
+MAX_PIXEL_MM = 5.0  # no mammogram has pixels this large
+
+
+def parse_pixel_mm(text) -> float | None:
+    """The pixel size the reader typed (millimetres), None when empty; anything else than a size is refused."""
+    text = str(text if text is not None else "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < MAX_PIXEL_MM:
+        raise InputError(f"Pixel size '{text}' is not a size in millimetres (e.g. 0.1)")
+    return value
+
+
+class MammoFlow(Flow):
+    module = "MammoRadiomics"
+    title = "Mammography Rad-score"
+    roles = ("mammogram",)
+    role_labels = {"mammogram": "Mammogram (DICOM, PNG, PGM)"}
+    reads_series = False
+    places_point = True
+    compute_label = "Compute Rad-score"
+    draw_hint = "Paint the lesion in the Segment Editor (Paint, then Erase to correct), then compute."
+    kinds = KINDS
+    takes_pixel_size = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kind = "mass"
+        self.pixel_mm: float | None = None  # the reader's pixel size for files that store none
+        self.mammogram = None  # the last file read, for its pixel-size record
+        self._segmenters: dict = {}
+
+    def set_case_options(self, kind=None, pixel_mm=None) -> None:
+        self.kind = kind or self.kind
+        self.pixel_mm = pixel_mm
+
+    def set_pixel_size(self, text) -> None:
+        """The pixel size as the reader typed it (see `parse_pixel_mm`), used for the next file read."""
+        self.pixel_mm = parse_pixel_mm(text)
+
+    def read(self, role, path):
+        from .images import load_mammogram
+
+        self.mammogram = load_mammogram(path, self.pixel_mm)
+        return self.mammogram.image
+
+    def load(self, role, path, name=None, image=None):
+        from .scene import record_pixel_size
+
+        node = super().load(role, path, name, image)
+        if self.mammogram is not None and (image is None or image is self.mammogram.image):
+            record_pixel_size(node, self.mammogram)
+        return node
+
+    @property
+    def roi_name(self) -> str:
+        return self.kind
+
+    @property
+    def drawn_segments(self) -> tuple[SegmentSpec, ...]:
+        return (MAMMO_SEGMENTS[self.kind],)
+
+    def segmenter(self):
+        """The kind's segmentation network, loaded once."""
+        from .segment import MammoSegmenter
+
+        if self.kind not in self._segmenters:
+            self._segmenters[self.kind] = MammoSegmenter.load(self.kind, self.models_dir, self.device)
+        return self._segmenters[self.kind]
+
+    def _segment(self, progress, box=None):
+        from . import scene as mammo_scene
+
+        self.require("mammogram")
+        progress(0.1, f"segmenting the {self.kind}")
+        yield  # the GUI shows the progress first
+        point = mammo_scene.point_from_markups(self.primary, self.point_node,
+                                               self.point_node.GetNumberOfControlPoints() - 1) \
+            if self.has_point and box is None else None
+        ai_node = mammo_scene.segment(self.scene, self.primary, self.kind, self.segmenter(), point=point, box=box)
+        self._keep_segmentation(ai_node)
+
+    def segment_box(self, box, progress=None):
+        """The Segment step prompted by a box (row0, col0, row1, col1) instead of the point."""
+        return self._step(self._segment(progress or (lambda fraction, message: None), box), progress)
+
+    def _compute(self, progress):
+        from . import scene as mammo_scene
+
+        if self.segmentation is None:
+            raise InputError("Press Segment (or Draw ROI by hand) first: the Rad-score is computed from the ROI")
+        progress(0.1, "extracting radiomics features")
+        yield
+        table, prediction = mammo_scene.classify(self.scene, self.primary, self.segmentation, self.kind,
+                                                 self.models_dir,
+                                                 table_node=self.table_to_update)
+        return Result.of_table(f"Rad-score {prediction.rad_score:.3f} ({prediction.label})", table,
+                               prediction.warnings)

@@ -188,15 +188,51 @@ JOBS = {"bonescan-segment": _bonescan_segment, "mammo-batch": _mammo_batch, "dce
 
 
 
-def _import_mammo_batch(args) -> None:
+def _warm_up_bonescan(args) -> None:
+    import numpy as np
+    import SimpleITK as sitk
+
+    from .bonescan.pipeline import analyse
+    from .bonescan.views import study_from_images
+    from .phantoms.bonescan import make_bone_scan_phantom
+
+    phantom = make_bone_scan_phantom(0)
+    image = sitk.GetImageFromArray(np.stack(list(phantom.views.values())))
+    analyse(study_from_images([image], [Path("phantom")], view_names=list(phantom.views)),
+            _bonescan_models(args.models_dir, args.device))
+
+
+def _warm_up_lvi(args) -> None:
+    from .dce.cohort import phantom_image
+    from .lvi.cohort import LVI_PHANTOM_SHAPE
+    from .lvi.predict import predict_case
+    from .phantoms.breast_mri import make_breast_mri_phantom
+
+    case = make_breast_mri_phantom(0, LVI_PHANTOM_SHAPE, lvi=1)
+    volumes = {name: phantom_image(array, case.spacing, (0.0, 0.0, 0.0))
+               for name, array in (("DCE", case.dce2), ("T2", case.t2))}
+    voi = phantom_image((case.lesions > 0).astype("uint8"), case.spacing, (0.0, 0.0, 0.0))
+    predict_case(volumes, voi, _lvi_models(args), args.models_dir, args.device, loader=_lvi_model)
+
+
+def _warm_up_dce(args) -> None:
+    from .dce.cohort import phantom_image
+    from .dce.synthesis import synthesize_volume
+    from .phantoms.breast_mri import make_breast_mri_phantom
+
+    case = make_breast_mri_phantom(0)
+    synthesize_volume(phantom_image(case.t1, case.spacing, (0.0, 0.0, 0.0)),
+                      _dce_synthesizer(args.models_dir, args.device))
+
+
+def _warm_up_mammo_batch(args) -> None:
     from .mammo import batch  # noqa: F401  (its models depend on the folder: imports only)
 
 
-# what a warm worker loads ahead of a job
-WARM_UPS = {"bonescan-segment": lambda args: _bonescan_models(args.models_dir, args.device),
-            "mammo-batch": _import_mammo_batch,
-            "dce-synthesize": lambda args: _dce_synthesizer(args.models_dir, args.device),
-            "lvi-predict": lambda args: [_lvi_model(m, args.models_dir, args.device) for m in _lvi_models(args)]}
+# a warm worker's warm-up before a job: its models loaded and run once on a phantom (the first inference of a network
+# in a process is slower: kernels chosen, memory allocated), nothing written
+WARM_UPS = {"bonescan-segment": _warm_up_bonescan, "mammo-batch": _warm_up_mammo_batch,
+            "dce-synthesize": _warm_up_dce, "lvi-predict": _warm_up_lvi}
 
 _TERMINATED = threading.Event()
 

@@ -1,0 +1,237 @@
+"""Station latency through the warm worker: from a module's click to its result read back, ready to show, beside the
+same step called directly in this process with the models in memory, per module, in one run (ratios).
+
+    .venv/bin/python benchmarks/station_latency.py --repeats 5 --out benchmarks/results/station_latency_cpu.json
+
+Per module (bone-scan Segment, LVI predict, DCE synthesize, on the station's first sample case):
+- direct: the algorithm on the images in memory (first call: loads the models; warm: models loaded);
+- warm worker: the inputs written as the scene adapters write them (NRRD), the job sent to the session's warm worker,
+  its events polled every 10 ms as a GUI timer does, the outputs read back as the scene adapters read them. "first":
+  the first click after the module opened (the worker was started then, loaded the module's models and ran them once
+  on a phantom); "warm": the next clicks. One warm worker serves all three modules, as in a station or a Slicer
+  session;
+- one-shot: today's worker process per click (`WorkerProcess`), for reference.
+Scene-node creation and rendering are left out of both sides (the same work either way). Direct and worker clicks
+alternate, 0.5 s apart; medians and minimums are reported (the machine may be shared: its load average is recorded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from smartimaging.warm_worker import WarmWorker  # noqa: E402
+from smartimaging.worker import WorkerProcess  # noqa: E402
+
+POLL_S = 0.01
+PAUSE_S = 0.5  # between clicks (a reader's clicks are seconds apart): each call starts on a machine at rest
+
+
+class BoneScanSegment:
+    job, module = "bonescan-segment", "BoneScanBSTBI"
+
+    def __init__(self, files):
+        from smartimaging.bonescan.views import load_bone_scan
+
+        study = load_bone_scan([files.volumes["scan"]])
+        self.image, self.views = study.images[0], [view.name for view in study.views]
+
+    def load_models(self):
+        from smartimaging.bonescan.pipeline import BoneScanModels
+
+        return BoneScanModels.load(device="cpu")
+
+    def direct(self, models):
+        from smartimaging.bonescan.outputs import source_labelmaps
+        from smartimaging.bonescan.pipeline import analyse
+        from smartimaging.bonescan.views import study_from_images
+
+        study = study_from_images([self.image], [Path("scan.nrrd")], view_names=self.views)
+        return source_labelmaps(study, analyse(study, models).labelmaps)
+
+    def arguments(self, folder: Path) -> list[str]:
+        sitk.WriteImage(self.image, str(folder / "input_0.nrrd"))
+        return ["--input", str(folder / "input_0.nrrd"), "--output-dir", str(folder / "out"), "--views",
+                ",".join(self.views)]
+
+    @staticmethod
+    def read_back(event: dict):
+        return [sitk.GetArrayFromImage(sitk.ReadImage(path)) for path in event["labels"]]
+
+
+class LVIPredict:
+    job, module = "lvi-predict", "BreastLVI"
+
+    def __init__(self, files):
+        from smartimaging.io import read_series_or_volume
+
+        self.volumes = {role: read_series_or_volume(path) for role, path in files.volumes.items()}
+        reference = self.volumes["DCE"]  # a 10 mm ball at the case's lesion point, as a reader's VOI
+        centre = np.array(reference.TransformPhysicalPointToContinuousIndex(files.point_lps))
+        k, j, i = np.indices(reference.GetSize()[::-1])
+        spacing = np.array(reference.GetSpacing())
+        distance = np.sqrt(sum(((axis - c) * s) ** 2 for axis, c, s in zip((i, j, k), centre, spacing, strict=True)))
+        self.voi = sitk.GetImageFromArray((distance <= 10).astype(np.uint8))
+        self.voi.CopyInformation(reference)
+
+    def load_models(self):
+        from smartimaging.lvi.predict import DEFAULT_MODELS, load_lvi_model
+
+        return {model_id: load_lvi_model(model_id, device="cpu") for model_id in DEFAULT_MODELS}
+
+    def direct(self, models):
+        from smartimaging.lvi.predict import predict_case
+
+        prediction = predict_case(self.volumes, self.voi, list(models), device="cpu",
+                                  loader=lambda model_id, directory, device: models[model_id])
+        return prediction.as_json(), [model.heat_map for model in prediction.models]
+
+    def arguments(self, folder: Path) -> list[str]:
+        arguments = []
+        for role, image in self.volumes.items():
+            sitk.WriteImage(image, str(folder / f"{role.lower()}.nrrd"))
+            arguments += [f"--{role.lower()}", str(folder / f"{role.lower()}.nrrd")]
+        sitk.WriteImage(self.voi, str(folder / "voi.nrrd"))
+        return [*arguments, "--voi", str(folder / "voi.nrrd"), "--output-dir", str(folder / "out")]
+
+    @staticmethod
+    def read_back(event: dict):
+        folder = Path(event["output_dir"])
+        record = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+        return record, [sitk.ReadImage(str(folder / model["heat_map"])) for model in record["models"]]
+
+
+class DCESynthesize:
+    job, module = "dce-synthesize", "DCESynthesis"
+
+    def __init__(self, files):
+        from smartimaging.dce.volumes import load_mr_volume
+
+        self.t1, self.dce = load_mr_volume(files.volumes["T1"], "T1"), load_mr_volume(files.volumes["DCE"], "DCE")
+
+    def load_models(self):
+        from smartimaging.dce.synthesis import DCESynthesizer
+
+        return DCESynthesizer.load(device="cpu")
+
+    def direct(self, synthesizer):
+        from smartimaging.dce.synthesis import synthesize_volume
+
+        return synthesize_volume(self.t1, synthesizer, self.dce)
+
+    def arguments(self, folder: Path) -> list[str]:
+        sitk.WriteImage(self.t1, str(folder / "t1.nrrd"))
+        sitk.WriteImage(self.dce, str(folder / "dce.nrrd"))
+        return ["--input", str(folder / "t1.nrrd"), "--dce", str(folder / "dce.nrrd"), "--output-dir",
+                str(folder / "out")]
+
+    @staticmethod
+    def read_back(event: dict):
+        folder = Path(event["output_dir"])
+        return ([sitk.ReadImage(str(folder / name)) for name in ("synthetic_dce.nrrd", "subtraction.nrrd",
+                                                                  "subtraction_mip.nrrd")],
+                json.loads((folder / "result.json").read_text(encoding="utf-8")))
+
+
+STEPS = (BoneScanSegment, LVIPredict, DCESynthesize)
+
+
+def timed(function) -> tuple[float, object]:
+    started = time.perf_counter()
+    value = function()
+    return time.perf_counter() - started, value
+
+
+def click(step, start_job) -> tuple[float, dict]:
+    """Write the inputs, run the job (polled as a GUI timer does), read the outputs back: seconds, result event."""
+    with tempfile.TemporaryDirectory(prefix="smartimaging-latency-") as folder:
+        started = time.perf_counter()
+        job = start_job(step.job, [*step.arguments(Path(folder)), "--device", "cpu"])
+        outcome: dict = {}
+        while not job.dispatch(lambda *_: None, lambda event: outcome.update(result=event),
+                               lambda message, details: outcome.update(error=f"{message} {details}")):
+            time.sleep(POLL_S)
+        if "error" in outcome:
+            raise RuntimeError(f"{step.job}: {outcome['error']}")
+        step.read_back(outcome["result"])
+        return time.perf_counter() - started, outcome["result"]
+
+
+def measure(repeats: int) -> dict:
+    from smartimaging.web.cases import sample_cases
+
+    cases, results = sample_cases(), {}
+    worker = WarmWorker()
+    with tempfile.TemporaryDirectory(prefix="smartimaging-latency-cases-") as cases_folder:
+        for step_class in STEPS:
+            step = step_class(cases[step_class.module][0].write(Path(cases_folder) / step_class.module))
+            one_shot, _ = click(step, WorkerProcess)
+            # the module opens: the warm worker starts (first module) and loads this module's models meanwhile
+            worker.warm_up(step.job, ["--device", "cpu"]).wait(timeout=600)
+            first, event = click(step, worker.submit)
+            loads_after_first = event["worker"]["model_loads"]
+            started = time.perf_counter()
+            models = step.load_models()
+            step.direct(models)
+            direct_first = time.perf_counter() - started
+            direct, through = [], []
+            for _ in range(repeats):  # interleaved, so that both sides see the same machine load
+                time.sleep(PAUSE_S)
+                direct.append(timed(lambda s=step, m=models: s.direct(m))[0])
+                time.sleep(PAUSE_S)
+                seconds, event = click(step, worker.submit)
+                through.append(seconds)
+            results[step.module] = {
+                "job": step.job, "case": cases[step.module][0].name,
+                "direct_first_s": round(direct_first, 3), "direct_warm_s": _summary(direct),
+                "worker_first_s": round(first, 3), "worker_warm_s": _summary(through),
+                "one_shot_s": round(one_shot, 3),
+                "ratio_first": round(first / direct_first, 2),
+                "ratio_warm_median": round(statistics.median(through) / statistics.median(direct), 2),
+                "ratio_warm_min": round(min(through) / min(direct), 2),
+                "model_loads": {"after_first_click": loads_after_first, "after_all": event["worker"]["model_loads"]},
+                "worker_pid": event["worker"]["pid"]}
+            print(step.module, json.dumps(results[step.module]), flush=True)
+    worker.stop()
+    return {"modules": results, "warm_worker_processes_started": worker.starts}
+
+
+def _summary(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
+            "mean": round(statistics.mean(values), 3),
+            "sd": round(statistics.stdev(values), 3) if len(values) > 1 else 0.0}
+
+
+def main() -> int:
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="warm clicks per module")
+    parser.add_argument("--out", required=True)
+    options = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    results = {"date": time.strftime("%Y-%m-%d"), "machine": {
+        "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "system": platform.platform(),
+        "python": platform.python_version(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
+        "poll_s": POLL_S, "pause_s": PAUSE_S, **measure(options.repeats)}
+    results["load_average_1min"] = {"before": load_before, "after": os.getloadavg()[0]}  # other work on the machine
+    Path(options.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(options.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

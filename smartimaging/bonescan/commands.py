@@ -1,4 +1,4 @@
-"""CLI commands of the bone-scan task (parsing lives in smartimaging.cli)."""
+"""CLI commands of the bone-scan task: `smartimaging bonescan ...`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,72 @@ import sys
 import time
 from pathlib import Path
 
+from ..cli_common import cohort_size, positive_float, positive_int, print_progress, train_config
 from ..errors import InputError
-from .pipeline import parse_lesion_ids
+
+
+def add_commands(tasks) -> None:
+    """`smartimaging bonescan` and its sub-commands on the top-level sub-parsers `tasks`."""
+    bone = tasks.add_parser("bonescan", help="whole-body bone scans: BSTBI")
+    bone_commands = bone.add_subparsers(dest="command", required=True)
+    predict = bone_commands.add_parser("predict", help="classify, segment and compute BSTBI")
+    predict.add_argument("images", nargs="+", help="NM DICOM, PNG/JPEG or NRRD/NIfTI; one file per view or a "
+                                                   "multi-frame file with both views")
+    predict.add_argument("--out", required=True, help="output folder")
+    predict.add_argument("--views", help="comma-separated view names for the inputs, e.g. anterior,posterior")
+    predict.add_argument("--polarity", choices=["auto", "uptake-bright", "uptake-dark"], default="auto")
+    predict.add_argument("--exclude", default="", help="comma-separated lesion ids to drop (false positives)")
+    predict.add_argument("--device", default="auto")
+    predict.add_argument("--models-dir", help="folder with model cards (default: bundled demo models)")
+    predict.add_argument("--keep-identifiers", action="store_true",
+                         help="write the patient ID and name of the input into result.json (left out by default)")
+
+    recompute = bone_commands.add_parser("bstbi", help="recompute BSTBI from an edited segmentation, no networks")
+    recompute.add_argument("images", nargs="+")
+    recompute.add_argument("--mask", nargs="+", required=True, help="label map(s) (.seg.nrrd or NIfTI), one per image")
+    recompute.add_argument("--out", required=True)
+    recompute.add_argument("--views")
+    recompute.add_argument("--polarity", choices=["auto", "uptake-bright", "uptake-dark"], default="auto")
+    recompute.add_argument("--exclude", default="")
+
+    compare = bone_commands.add_parser("compare", help="BSTBI change between two studies (result folders or images)")
+    compare.add_argument("baseline")
+    compare.add_argument("followup")
+    compare.add_argument("--out", help="write compare.json here")
+    compare.add_argument("--device", default="auto")
+    compare.add_argument("--models-dir")
+
+    train = bone_commands.add_parser("train", help="train the classifier and/or segmenter from a manifest")
+    train.add_argument("--manifest", required=True, help="CSV: patient_id,image,mask,split(train/val),...")
+    train.add_argument("--out", required=True, help="folder for the new model cards and weights")
+    train.add_argument("--which", default="classifier,segmenter")
+    train.add_argument("--name", default="custom", help="suffix of the model ids (bonescan-resnet34-<name>)")
+    train.add_argument("--epochs", type=positive_int, default=100)
+    train.add_argument("--batch-size", type=positive_int, default=16, help="paper: 16")
+    train.add_argument("--lr", type=positive_float, default=0.01, help="Adam learning rate (paper: 0.01)")
+    train.add_argument("--segmenter-epochs", type=positive_int)
+    train.add_argument("--segmenter-batch-size", type=positive_int, default=8)
+    train.add_argument("--segmenter-lr", type=positive_float)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--patience", type=positive_int,
+                           help="early stopping after this many epochs without improvement")
+    train.add_argument("--checkpoint-dir")
+    train.add_argument("--resume", action="store_true")
+    train.add_argument("--device", default="auto")
+    train.add_argument("--quiet", action="store_true")
+
+    evaluate = bone_commands.add_parser("evaluate", help="the paper's tables on a manifest's test split")
+    evaluate.add_argument("--manifest", required=True)
+    evaluate.add_argument("--split", default="test", help="rows to evaluate ('all' for every row)")
+    evaluate.add_argument("--out", required=True)
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--models-dir")
+
+    phantoms = bone_commands.add_parser("phantoms", help="write a synthetic phantom cohort with a manifest")
+    phantoms.add_argument("--out", required=True)
+    phantoms.add_argument("--n", type=cohort_size, default=20)
+    phantoms.add_argument("--seed", type=int, default=0)
+    phantoms.add_argument("--splits", default="", help="e.g. train=0.8,val=0.2 (grouped by patient)")
 
 
 def _views(text: str | None) -> list[str] | None:
@@ -22,7 +86,7 @@ def run(args) -> int:
 
 def predict(args) -> int:
     from .outputs import write_result
-    from .pipeline import BoneScanModels, analyse
+    from .pipeline import BoneScanModels, analyse, parse_lesion_ids
     from .views import load_bone_scan
 
     started = time.perf_counter()
@@ -37,7 +101,8 @@ def predict(args) -> int:
 
 def recompute(args) -> int:
     from .cohort import read_masks
-    from .outputs import recompute_from_labelmaps, write_result
+    from .outputs import write_result
+    from .pipeline import parse_lesion_ids, recompute_from_labelmaps
     from .views import load_bone_scan
 
     study = load_bone_scan(args.images, _views(args.views), args.polarity)
@@ -85,12 +150,11 @@ def _bstbi_of(path: str, args) -> float:
 
 def compare(args) -> int:
     from ..io import atomic_output_dir, write_json
+    from .bstbi import bstbi_change
 
     before, after = _bstbi_of(args.baseline, args), _bstbi_of(args.followup, args)
-    change = {"baseline": {"source": args.baseline, "bstbi": before},
-              "followup": {"source": args.followup, "bstbi": after},
-              "change": after - before,
-              "relative_change_percent": (after - before) / before * 100 if before > 0 else None}
+    change = {**bstbi_change(before, after), "baseline": {"source": args.baseline, "bstbi": before},
+              "followup": {"source": args.followup, "bstbi": after}}
     relative = change["relative_change_percent"]
     if args.out:
         with atomic_output_dir(args.out) as scratch:
@@ -101,13 +165,12 @@ def compare(args) -> int:
 
 
 def train(args) -> int:
-    from ..cli import _train_config
-    from .train import print_progress, train_bonescan
+    from .train import train_bonescan
 
-    config = _train_config(args)
-    segmenter_config = _train_config(args, epochs=args.segmenter_epochs or args.epochs,
-                                     batch_size=args.segmenter_batch_size,
-                                     learning_rate=args.segmenter_lr or args.lr)
+    config = train_config(args)
+    segmenter_config = train_config(args, epochs=args.segmenter_epochs or args.epochs,
+                                    batch_size=args.segmenter_batch_size,
+                                    learning_rate=args.segmenter_lr or args.lr)
     cards = train_bonescan(args.manifest, args.out, tuple(w.strip() for w in args.which.split(",")), config,
                            segmenter_config, progress=print_progress, model_suffix=args.name)
     for card in cards:

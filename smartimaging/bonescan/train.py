@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -229,7 +228,3 @@ def train_bonescan(manifest_path, out_dir, which=("classifier", "segmenter"), co
         if progress:
             progress({"step": "saved", "model": model_id, "card": str(written[-1])})
     return written
-
-
-def print_progress(event: dict) -> None:
-    print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in event.items()}), flush=True)

@@ -1,9 +1,54 @@
-"""CLI commands of the DCE-synthesis task (parsing lives in smartimaging.cli)."""
+"""CLI commands of the DCE-synthesis task: `smartimaging dce ...`."""
 
 from __future__ import annotations
 
 import json
 import sys
+
+from ..cli_common import cohort_size, positive_float, positive_int, print_progress, progress_bar, train_config
+
+
+def add_commands(tasks) -> None:
+    """`smartimaging dce` and its sub-commands on the top-level sub-parsers `tasks`."""
+    dce = tasks.add_parser("dce", help="breast MRI: synthetic first-phase DCE from T1WI (Pix2Pix)")
+    dce_commands = dce.add_subparsers(dest="command", required=True)
+    dce_synthesize = dce_commands.add_parser("synthesize", help="synthetic DCE, subtraction and MIP for a T1 volume")
+    dce_synthesize.add_argument("t1", help="T1WI without fat suppression: DICOM series folder, NRRD or NIfTI")
+    dce_synthesize.add_argument("--dce", help="the real first DCE phase, for side-by-side display and metrics")
+    dce_synthesize.add_argument("--out", required=True)
+    dce_synthesize.add_argument("--batch-slices", type=positive_int, default=8, help="slices per batch (bounds memory)")
+    dce_synthesize.add_argument("--models-dir")
+    dce_synthesize.add_argument("--device", default="auto")
+    dce_synthesize.add_argument("--quiet", action="store_true")
+    dce_train = dce_commands.add_parser("train", help="train Pix2Pix on paired T1 / DCE volumes (train + val rows)")
+    dce_train.add_argument("--manifest", required=True, help="CSV: patient_id,t1,dce,split (train/val)")
+    dce_train.add_argument("--out", required=True, help="folder for the model card and weights")
+    dce_train.add_argument("--name", default="dce-pix2pix-custom", help="model id")
+    dce_train.add_argument("--epochs", type=positive_int, default=200, help="reference pix2pix: 200")
+    dce_train.add_argument("--batch-size", type=positive_int, default=1, help="reference pix2pix: 1")
+    dce_train.add_argument("--lr", type=positive_float, default=2e-4, help="Adam learning rate of both players (2e-4)")
+    dce_train.add_argument("--ngf", type=positive_int, default=64, help="generator width (reference: 64)")
+    dce_train.add_argument("--depth", type=positive_int, default=8, help="generator halvings (reference unet_256: 8)")
+    dce_train.add_argument("--ndf", type=positive_int, default=64, help="discriminator width (reference: 64)")
+    dce_train.add_argument("--l1-weight", type=positive_float, default=100.0, help="λ_L1 (reference: 100)")
+    dce_train.add_argument("--seed", type=int, default=0)
+    dce_train.add_argument("--patience", type=positive_int,
+                           help="early stopping after this many epochs without improvement")
+    dce_train.add_argument("--checkpoint-dir", help="checkpoint every epoch here (with --resume to continue)")
+    dce_train.add_argument("--resume", action="store_true")
+    dce_train.add_argument("--device", default="auto")
+    dce_train.add_argument("--quiet", action="store_true")
+    dce_evaluate = dce_commands.add_parser("evaluate", help="the paper's Tables 2 and 3 with baselines")
+    dce_evaluate.add_argument("--manifest", required=True)
+    dce_evaluate.add_argument("--split", default="test", help="rows evaluated ('' for all)")
+    dce_evaluate.add_argument("--out", required=True)
+    dce_evaluate.add_argument("--models-dir")
+    dce_evaluate.add_argument("--device", default="auto")
+    dce_phantoms = dce_commands.add_parser("phantoms", help="write paired T1 / DCE phantom volumes with a manifest")
+    dce_phantoms.add_argument("--out", required=True)
+    dce_phantoms.add_argument("--n", type=cohort_size, default=20)
+    dce_phantoms.add_argument("--seed", type=int, default=0)
+    dce_phantoms.add_argument("--splits", default="", help="e.g. train=0.7,val=0.15,test=0.15")
 
 
 def run(args) -> int:
@@ -11,15 +56,9 @@ def run(args) -> int:
 
 
 def synthesize(args) -> int:
-    from tqdm import tqdm
-
     from .synthesis import synthesize_file
 
-    with tqdm(total=1.0, desc="synthesis", disable=args.quiet, bar_format="{l_bar}{bar}| {postfix}") as bar:
-        def progress(fraction: float, message: str) -> None:
-            bar.n = fraction
-            bar.set_postfix_str(message)
-
+    with progress_bar("synthesis", args.quiet) as progress:
         result = synthesize_file(args.t1, args.out, args.dce, args.models_dir, args.device, args.batch_slices,
                                  progress)
     print(f"synthetic DCE of {result.record['slices']} slices in {result.record['seconds']:.1f} s "
@@ -35,11 +74,9 @@ def synthesize(args) -> int:
 
 
 def train(args) -> int:
-    from ..bonescan.train import print_progress
-    from ..cli import _train_config
     from .train import train_dce
 
-    card = train_dce(args.manifest, args.out, _train_config(args, amp=False), args.name, args.ngf, args.depth,
+    card = train_dce(args.manifest, args.out, train_config(args, amp=False), args.name, args.ngf, args.depth,
                      args.ndf, args.l1_weight, progress=print_progress, arguments=vars(args))
     print(f"wrote {card}")
     return 0

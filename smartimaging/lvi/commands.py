@@ -1,10 +1,83 @@
-"""CLI commands of the BreastLVI task (parsing lives in smartimaging.cli)."""
+"""CLI commands of the BreastLVI task: `smartimaging lvi ...`."""
 
 from __future__ import annotations
 
 import json
 import math
 import sys
+
+from ..cli_common import cohort_size, positive_float, positive_int, print_progress, train_config
+
+
+def add_commands(tasks) -> None:
+    """`smartimaging lvi` and its sub-commands on the top-level sub-parsers `tasks`."""
+    lvi = tasks.add_parser("lvi", help="breast MRI: lymphovascular invasion from DCE / FS-T2WI and the lesion VOI")
+    lvi_commands = lvi.add_subparsers(dest="command", required=True)
+    lvi_phantoms = lvi_commands.add_parser("phantoms", help="write LVI phantom cancers (DCE, T2, VOI) + manifest")
+    lvi_phantoms.add_argument("--out", required=True)
+    lvi_phantoms.add_argument("--n", type=cohort_size, default=40)
+    lvi_phantoms.add_argument("--seed", type=int, default=0)
+    lvi_phantoms.add_argument("--splits", default="", help="e.g. train=0.7,val=0.15,test=0.15")
+    lvi_train = lvi_commands.add_parser("train", help="one network on one sequence, the paper's schedule")
+    lvi_train.add_argument("--manifest", required=True, help="CSV: patient_id,dce,t2,voi,label,split")
+    lvi_train.add_argument("--sequence", choices=["DCE", "T2"], required=True)
+    lvi_train.add_argument("--model", choices=["vanilla2d", "resnet10-2d", "resnet10-3d"], required=True)
+    lvi_train.add_argument("--out", required=True)
+    lvi_train.add_argument("--name", help="model id (default: lvi-<sequence>-<model>-custom)")
+    lvi_train.add_argument("--width", type=positive_float, default=1.0,
+                           help="scale of the network widths (1 = the paper)")
+    lvi_train.add_argument("--epochs", type=positive_int, default=100, help="paper: 100")
+    lvi_train.add_argument("--batch-size", type=positive_int, help="paper: 64 (2D), 8 (3D)")
+    lvi_train.add_argument("--lr", type=positive_float, default=1e-3, help="Adam, x0.9 every 10 %% of the iterations")
+    lvi_train.add_argument("--seed", type=int, default=0)
+    lvi_train.add_argument("--patience", type=positive_int)
+    lvi_train.add_argument("--checkpoint-dir")
+    lvi_train.add_argument("--resume", action="store_true")
+    lvi_train.add_argument("--device", default="auto")
+    lvi_train.add_argument("--quiet", action="store_true")
+    lvi_predict = lvi_commands.add_parser("predict", help="LVI probability per model and sequence, fused, Grad-CAM")
+    lvi_predict.add_argument("--dce", help="DCE 2nd post-contrast phase: DICOM series folder, NRRD or NIfTI")
+    lvi_predict.add_argument("--t2", help="fat-suppressed T2WI")
+    lvi_predict.add_argument("--voi", required=True, help="lesion VOI (non-zero = lesion), any grid of the study")
+    lvi_predict.add_argument("--out", required=True)
+    lvi_predict.add_argument("--models", nargs="+", help="model ids or cards (default: the 3D demo models)")
+    lvi_predict.add_argument("--models-dir")
+    lvi_predict.add_argument("--device", default="cpu")
+    lvi_predict.add_argument("--fusion", help="fusion card from `lvi fuse` (default: mean of the models)")
+    lvi_predict.add_argument("--covariate", action="append", help="clinical covariate for the fusion, e.g. age=54")
+    lvi_fuse = lvi_commands.add_parser("fuse", help="fit the late fusion of models and clinical covariates")
+    lvi_fuse.add_argument("--manifest", required=True)
+    lvi_fuse.add_argument("--models", nargs="+", required=True, help="model ids or cards to fuse")
+    lvi_fuse.add_argument("--covariates", default="", help="manifest columns, e.g. age,size_mm")
+    lvi_fuse.add_argument("--out", required=True)
+    lvi_fuse.add_argument("--name", default="lvi-fusion-custom")
+    lvi_fuse.add_argument("--models-dir")
+    lvi_fuse.add_argument("--seed", type=int, default=0)
+    lvi_segment = lvi_commands.add_parser("segment", help="lesion VOI from a click (3D U-Net)")
+    lvi_segment.add_argument("volume", help="DCE or FS-T2WI volume: DICOM series folder, NRRD or NIfTI")
+    lvi_segment.add_argument("--point", required=True, help="x,y,z in mm (LPS, as in the DICOM header)")
+    lvi_segment.add_argument("--out", required=True)
+    lvi_segment.add_argument("--models-dir")
+    lvi_segment.add_argument("--device", default="cpu")
+    lvi_segmenter = lvi_commands.add_parser("train-segmenter", help="train the click-seeded 3D lesion U-Net")
+    lvi_segmenter.add_argument("--manifest", required=True)
+    lvi_segmenter.add_argument("--out", required=True)
+    lvi_segmenter.add_argument("--name", default="lvi-lesion-unet-custom")
+    lvi_segmenter.add_argument("--epochs", type=positive_int, default=40)
+    lvi_segmenter.add_argument("--batch-size", type=positive_int, default=8)
+    lvi_segmenter.add_argument("--lr", type=positive_float, default=3e-3)
+    lvi_segmenter.add_argument("--seed", type=int, default=0)
+    lvi_segmenter.add_argument("--patience", type=positive_int)
+    lvi_segmenter.add_argument("--checkpoint-dir")
+    lvi_segmenter.add_argument("--resume", action="store_true")
+    lvi_segmenter.add_argument("--device", default="auto")
+    lvi_segmenter.add_argument("--quiet", action="store_true")
+    lvi_evaluate = lvi_commands.add_parser("evaluate", help="the paper's Table 1 for the given model cards")
+    lvi_evaluate.add_argument("--manifest", required=True)
+    lvi_evaluate.add_argument("--models", nargs="+", required=True, help="model cards (.json)")
+    lvi_evaluate.add_argument("--split", default="test")
+    lvi_evaluate.add_argument("--out", required=True)
+    lvi_evaluate.add_argument("--device", default="cpu")
 
 
 def run(args) -> int:
@@ -37,11 +110,9 @@ def segment(args) -> int:
 
 
 def train_segmenter(args) -> int:
-    from ..bonescan.train import print_progress
-    from ..cli import _train_config
     from .segment import train_lesion_segmenter
 
-    card = train_lesion_segmenter(args.manifest, args.out, _train_config(args, amp=False), args.name,
+    card = train_lesion_segmenter(args.manifest, args.out, train_config(args, amp=False), args.name,
                                   progress=print_progress)
     print(f"wrote {card}")
     return 0
@@ -99,13 +170,11 @@ def phantoms(args) -> int:
 
 
 def train(args) -> int:
-    from ..bonescan.train import print_progress
-    from ..cli import _train_config
     from .train import PAPER_BATCH, dimensions_of, train_lvi
 
     batch = args.batch_size or PAPER_BATCH[dimensions_of(args.model)]
-    card = train_lvi(args.manifest, args.sequence, args.model, args.out, _train_config(args, batch_size=batch,
-                                                                                       amp=False),
+    card = train_lvi(args.manifest, args.sequence, args.model, args.out, train_config(args, batch_size=batch,
+                                                                                      amp=False),
                      args.name, args.width, progress=print_progress, arguments=vars(args))
     print(f"wrote {card}")
     return 0

@@ -1,13 +1,102 @@
-"""CLI commands of the mammography task (parsing lives in smartimaging.cli)."""
+"""CLI commands of the mammography task: `smartimaging mammo ...`."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
 from pathlib import Path
 
+from ..cli_common import cohort_size, jobs, positive_float, positive_int, print_progress, progress_bar, train_config
 from ..errors import InputError
+
+PIXEL_MM_RANGE = (0.02, 10.0)  # from high-resolution detectors to downsampled exports
+
+
+def pixel_mm(text: str) -> float:
+    value = positive_float(text)
+    if not PIXEL_MM_RANGE[0] <= value <= PIXEL_MM_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"{text} mm is not a mammogram pixel size (expected 0.02 to 10 mm)")
+    return value
+
+
+def add_commands(tasks) -> None:
+    """`smartimaging mammo` and its sub-commands on the top-level sub-parsers `tasks`."""
+    mammo = tasks.add_parser("mammo", help="mammograms: radiomics of masses and calcifications")
+    mammo_commands = mammo.add_subparsers(dest="command", required=True)
+    extract = mammo_commands.add_parser("extract", help="102 pyradiomics 2D features per manifest row")
+    extract.add_argument("--manifest", required=True, help="CSV: patient_id,image,mask,label,...")
+    extract.add_argument("--out", required=True, help="features CSV (failures go to <out>.failures.csv)")
+    extract.add_argument("--jobs", type=jobs, default=-1, help="parallel processes (-1: all cores)")
+    extract.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786) to run on a cluster")
+    extract.add_argument("--params", help="pyradiomics parameter file (default: Resources/Radiomics/mammo_2d.yaml)")
+    extract.add_argument("--quiet", action="store_true")
+    extract.set_defaults(out_is_file=True)  # --out names a file (every other --out is a folder)
+    mammo_train = mammo_commands.add_parser("train", help="FAE-style model search (or a paper preset) on features")
+    mammo_train.add_argument("--features", required=True, help="features CSV from `mammo extract`")
+    mammo_train.add_argument("--out", required=True, help="folder for the model card and files")
+    mammo_train.add_argument("--name", required=True, help="model id, e.g. mammo-mass-mine")
+    choice = mammo_train.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--preset", choices=["mass", "calcification"], help="the paper's pipeline")
+    choice.add_argument("--search", action="store_true", help="search normalisers, reducers, selectors, classifiers")
+    mammo_train.add_argument("--one-se", action="store_true", help="one-standard-error rule (fewer features)")
+    mammo_train.add_argument("--split", default="train", help="rows used for training ('' for all)")
+    mammo_train.add_argument("--folds", type=positive_int, default=5)
+    mammo_train.add_argument("--outer-folds", type=positive_int, default=5,
+                             help="outer folds of the nested CV around --search (the honest AUC estimate)")
+    mammo_train.add_argument("--seed", type=int, default=0)
+    segmenter = mammo_commands.add_parser("train-segmenter", help="train the point/box-prompted lesion U-Net")
+    segmenter.add_argument("--manifest", required=True, help="CSV with image, mask, split (train/val), kind")
+    segmenter.add_argument("--kind", choices=["mass", "calcification"], required=True)
+    segmenter.add_argument("--out", required=True)
+    segmenter.add_argument("--name", help="model id (default: mammo-<kind>-unet-demo)")
+    segmenter.add_argument("--epochs", type=positive_int, default=30)
+    segmenter.add_argument("--batch-size", type=positive_int, default=16)
+    segmenter.add_argument("--lr", type=positive_float, default=1e-3)
+    segmenter.add_argument("--seed", type=int, default=0)
+    segmenter.add_argument("--patience", type=positive_int)
+    segmenter.add_argument("--checkpoint-dir")
+    segmenter.add_argument("--resume", action="store_true")
+    segmenter.add_argument("--device", default="auto")
+    segmenter.add_argument("--quiet", action="store_true")
+    mammo_predict = mammo_commands.add_parser("predict", help="ROI, features, Rad-score and label for one lesion")
+    mammo_predict.add_argument("image", help="DICOM MG, PNG, PGM or NRRD")
+    mammo_predict.add_argument("--kind", choices=["mass", "calcification"], required=True)
+    where = mammo_predict.add_mutually_exclusive_group()
+    where.add_argument("--point", help="x,y of the lesion in pixels (the model segments it)")
+    where.add_argument("--box", help="x0,y0,x1,y1 around the lesion in pixels")
+    where.add_argument("--mask", help="the reader's ROI (PNG or one-slice NRRD/NIfTI); no segmentation model")
+    mammo_predict.add_argument("--pixel-mm", type=pixel_mm, help="pixel size for PNG/PGM, which store none")
+    mammo_predict.add_argument("--out", required=True)
+    mammo_predict.add_argument("--models-dir")
+    mammo_predict.add_argument("--device", default="auto")
+    bin_study = mammo_commands.add_parser("bin-study", help="bins per ROI for candidate bin widths (choose 30-130)")
+    bin_study.add_argument("--manifest", required=True, help="CSV with patient_id, image, mask (and pixel_mm)")
+    bin_study.add_argument("--widths", default="1,2,3,4,5,6,8,10,15,20,25", help="comma-separated bin widths")
+    bin_study.add_argument("--params", help="pyradiomics parameter file (default: Resources/Radiomics/mammo_2d.yaml)")
+    bin_study.add_argument("--out", help="write the study as JSON too")
+    bin_study.set_defaults(out_is_file=True)
+    mammo_batch = mammo_commands.add_parser("batch", help="Rad-score of every mammogram in a folder (one lesion each)")
+    mammo_batch.add_argument("folder", help="folder of DICOM MG / PNG / PGM / NRRD mammograms (searched recursively)")
+    mammo_batch.add_argument("--kind", choices=["mass", "calcification"], required=True)
+    mammo_batch.add_argument("--masks", help="folder of reader masks named like the images (else the AI ROI of the "
+                                             "whole image is used)")
+    mammo_batch.add_argument("--pixel-mm", type=pixel_mm, help="pixel size for PNG/PGM, which store none")
+    mammo_batch.add_argument("--out", required=True, help="folder for results.csv, features.csv and rois/")
+    mammo_batch.add_argument("--models-dir")
+    mammo_batch.add_argument("--device", default="auto")
+    mammo_evaluate = mammo_commands.add_parser("evaluate", help="AUC with DeLong CI, ACC/SEN/SPE/PPV/NPV, McNemar")
+    mammo_evaluate.add_argument("--model", required=True, help="model card (.json)")
+    mammo_evaluate.add_argument("--features", required=True)
+    mammo_evaluate.add_argument("--split", default="test", help="rows evaluated ('' for all)")
+    mammo_evaluate.add_argument("--out", required=True)
+    mammo_phantoms = mammo_commands.add_parser("phantoms", help="write synthetic mammograms with masks and labels")
+    mammo_phantoms.add_argument("--out", required=True)
+    mammo_phantoms.add_argument("--n", type=cohort_size, default=20)
+    mammo_phantoms.add_argument("--seed", type=int, default=0)
+    mammo_phantoms.add_argument("--kind", choices=["mass", "calcification"])
+    mammo_phantoms.add_argument("--splits", default="")
 
 
 def run(args) -> int:
@@ -33,15 +122,9 @@ def predict(args) -> int:
 
 
 def batch(args) -> int:
-    from tqdm import tqdm
-
     from .batch import predict_folder
 
-    with tqdm(total=1.0, desc="mammograms", bar_format="{l_bar}{bar}| {postfix}") as bar:
-        def progress(fraction: float, message: str) -> None:
-            bar.n = fraction
-            bar.set_postfix_str(message)
-
+    with progress_bar("mammograms") as progress:
         summary = predict_folder(args.folder, args.kind, args.out, args.masks, args.pixel_mm, args.models_dir,
                                  args.device, progress)
     print(f"{summary.images - summary.failed} of {summary.images} mammograms read; results in "
@@ -83,11 +166,9 @@ def bin_study(args) -> int:
 
 
 def train_segmenter(args) -> int:
-    from ..bonescan.train import print_progress
-    from ..cli import _train_config
     from .segment import train_segmenter as train
 
-    card = train(args.manifest, args.kind, args.out, _train_config(args), args.name, progress=print_progress)
+    card = train(args.manifest, args.kind, args.out, train_config(args), args.name, progress=print_progress)
     print(f"wrote {card}")
     return 0
 

@@ -1,0 +1,139 @@
+"""What every task's commands share: the one-line-error parser, number types, output checks, the training
+configuration from the common options and progress printing. Task sub-parsers live in `<task>/commands.py`;
+`smartimaging.cli` assembles them."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import math
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import InputError
+
+EXIT_INPUT_ERROR = 2
+DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+               errno.EROFS: "the disk is read-only", errno.EACCES: "permission denied",
+               errno.EPERM: "permission denied", errno.EFBIG: "the file is too large for the disk"}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (exit 2) instead of the usage block."""
+
+    def error(self, message: str):
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_INPUT_ERROR)
+
+
+def _number(text: str, kind, minimum: float, what: str, allow: tuple = ()):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if value in allow:
+        return value
+    if not math.isfinite(value) or value < minimum:
+        raise argparse.ArgumentTypeError(f"{text} is not allowed: {what}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, 1, "give a whole number of at least 1")
+
+
+def cohort_size(text: str) -> int:
+    return _number(text, int, 1, "a cohort needs at least one case")
+
+
+def jobs(text: str) -> int:
+    return _number(text, int, 1, "give the number of processes (at least 1), or -1 for all cores", allow=(-1,))
+
+
+def positive_float(text: str) -> float:
+    value = _number(text, float, 0.0, "give a positive number")
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text} is not allowed: give a positive number")
+    return value
+
+
+def check_output(path: str, is_file: bool) -> None:
+    """Refuse an output that cannot be written before any work starts (an existing file where a folder is
+    expected, a read-only or missing parent)."""
+    out = Path(path)
+    if not is_file and out.exists() and not out.is_dir():
+        raise InputError(f"The output {out} is an existing file; --out needs a folder")
+    if is_file and out.is_dir():
+        raise InputError(f"The output {out} is a folder; --out needs a file name")
+    existing = out if out.is_dir() else out.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"The output {out} cannot be created: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"The output folder {existing} is not writable (read-only or no permission); "
+                         "choose another --out")
+
+
+INPUT_ARGUMENTS = ("images", "image", "t1", "dce", "t2", "voi", "mask", "manifest", "features", "folder", "masks",
+                   "params", "baseline", "followup", "volume", "model", "fusion", "models", "models_dir")
+
+
+def _inputs(args) -> list[str]:
+    """The paths a command reads: its arguments, and the files its manifest lists."""
+    from .manifest import CASE_COLUMNS, read_manifest
+
+    paths = []
+    for name in INPUT_ARGUMENTS:
+        values = getattr(args, name, None)
+        paths += [value for value in (values if isinstance(values, list) else [values]) if value]
+    if getattr(args, "manifest", None) and Path(args.manifest).is_file():
+        manifest = read_manifest(args.manifest, required=())
+        paths += [str(path) for row in manifest.rows for column in CASE_COLUMNS for path in manifest.paths(row, column)]
+    return paths
+
+
+def check_inputs_apart_from_output(args, is_file: bool) -> None:
+    """Refuse an --out that is an input, or a folder --out that holds an input: the results would replace it."""
+    out = Path(args.out).resolve()
+    for value in _inputs(args):
+        given = Path(value).resolve()
+        if given == out:
+            raise InputError(f"--out {args.out} is the input {value}: the results would replace it; choose another "
+                             "--out")
+        if not is_file and out in given.parents:
+            raise InputError(f"--out {args.out} holds the input {value}: the results could replace it; give --out "
+                             "a folder of its own")
+
+
+def train_config(args, **overrides):
+    """The TrainConfig of a `train` command's common options (--epochs, --batch-size, --lr, --seed, --device,
+    --patience, --checkpoint-dir, --resume, --quiet), with `overrides` on top."""
+    from .training import TrainConfig
+
+    values = dict(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+                  device=args.device, patience=args.patience, checkpoint_dir=args.checkpoint_dir,
+                  resume=args.resume, show_progress=not args.quiet)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def print_progress(event: dict) -> None:
+    """A training progress event as one JSON line on stdout (floats rounded to 4 decimals)."""
+    print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in event.items()}), flush=True)
+
+
+@contextmanager
+def progress_bar(description: str, quiet: bool = False):
+    """A tqdm bar from 0 to 1 driven by the `(fraction, message)` progress callback it yields."""
+    from tqdm import tqdm
+
+    with tqdm(total=1.0, desc=description, disable=quiet, bar_format="{l_bar}{bar}| {postfix}") as bar:
+        def progress(fraction: float, message: str) -> None:
+            bar.n = fraction
+            bar.set_postfix_str(message)
+
+        yield progress

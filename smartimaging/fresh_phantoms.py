@@ -132,7 +132,8 @@ def _lvi_cohort(work: Path, n: int, seed: int) -> Path:
 def lvi_classifiers(work: Path, n: int, seed: int = SEEDS["lvi"]) -> list[dict]:
     """AUC of the six LVI networks (each at its card's preprocessing) and of the fusion card."""
     from .lvi.cohort import case_inputs
-    from .lvi.fusion import _design, apply_fusion, read_fusion
+    from .lvi.fusion import apply_fusion, read_fusion
+    from .lvi.fusion_training import design_matrix
     from .lvi.predict import load_lvi_model
     from .lvi.preprocess import Preprocessing
     from .lvi.train import case_probabilities
@@ -153,7 +154,7 @@ def lvi_classifiers(work: Path, n: int, seed: int = SEEDS["lvi"]) -> list[dict]:
     card = read_fusion(models_dir() / "lvi-fusion-demo.json")
     fusion = card["fusion"]
     models = [name for name in fusion["inputs"] if name.startswith("lvi-")]
-    X, y, _, _ = _design(manifest, models, [name for name in fusion["inputs"] if name not in models], None, None)
+    X, y, _, _ = design_matrix(manifest, models, [name for name in fusion["inputs"] if name not in models], None, None)
     rows.append({**auc_row("lvi-fusion-demo", y, apply_fusion(fusion, X)), "cohort": cohort,
                  "weights_sha256": {"lvi-fusion-demo.json (fusion block)": _fusion_digest(fusion)}})
     return rows

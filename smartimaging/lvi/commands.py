@@ -135,7 +135,7 @@ def _covariates(items: list[str] | None) -> dict[str, float]:
 
 
 def fuse(args) -> int:
-    from .fusion import fit_fusion
+    from .fusion_training import fit_fusion
 
     covariates = [name for name in args.covariates.split(",") if name] if args.covariates else []
     card = fit_fusion(args.manifest, args.models, covariates, args.out, args.name, args.models_dir, args.seed)

@@ -14,9 +14,9 @@ import sys
 import threading
 
 from .bonescan import commands as bonescan
-from .cli_common import DISK_ERRORS, EXIT_INPUT_ERROR, Parser, check_inputs_apart_from_output, check_output
+from .cli_common import EXIT_INPUT_ERROR, Parser, check_inputs_apart_from_output, check_output
 from .dce import commands as dce
-from .errors import CancelledError, SmartImagingError
+from .errors import DISK_ERRORS, CancelledError, SmartImagingError
 from .lvi import commands as lvi
 from .mammo import commands as mammo
 

@@ -5,7 +5,6 @@ configuration from the common options and progress printing. Task sub-parsers li
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import math
 import os
@@ -16,9 +15,6 @@ from pathlib import Path
 from .errors import InputError
 
 EXIT_INPUT_ERROR = 2
-DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-               errno.EROFS: "the disk is read-only", errno.EACCES: "permission denied",
-               errno.EPERM: "permission denied", errno.EFBIG: "the file is too large for the disk"}
 
 
 class Parser(argparse.ArgumentParser):

@@ -1,5 +1,12 @@
 """Errors with messages meant for the reader (radiologist), not for a developer."""
 
+import errno
+
+# OSErrors of a full, read-only or forbidden disk, in the words the CLI and the worker print (exit 2, not a bug)
+DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+               errno.EROFS: "the disk is read-only", errno.EACCES: "permission denied",
+               errno.EPERM: "permission denied", errno.EFBIG: "the file is too large for the disk"}
+
 
 class SmartImagingError(Exception):
     """Base class: the message is shown to the user as is; the CLI exits with code 2."""

@@ -32,8 +32,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .cli_common import DISK_ERRORS
-from .errors import CancelledError, SmartImagingError
+from .errors import DISK_ERRORS, CancelledError, SmartImagingError
 
 CANCEL_GRACE_S = 5.0  # a cancelled job unwinds (removes its scratch outputs) within this, else it is killed
 DEFAULT_CACHE_MB = 1024  # parameters and buffers of the models a warm worker keeps

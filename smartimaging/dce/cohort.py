@@ -15,16 +15,8 @@ import SimpleITK as sitk
 from ..errors import InputError
 from ..io import write_image
 from ..manifest import finish_cohort, prepare_cohort_folder, read_manifest
-from ..phantoms.breast_mri import make_breast_mri_phantom
+from ..phantoms.breast_mri import make_breast_mri_phantom, phantom_image
 from .volumes import load_mr_volume, normalise, pair_with_t1
-
-
-def phantom_image(array: np.ndarray, spacing: tuple[float, float, float], origin: tuple[float, float, float]
-                  ) -> sitk.Image:
-    image = sitk.GetImageFromArray(array)
-    image.SetSpacing(spacing)
-    image.SetOrigin(origin)
-    return image
 
 
 def write_dce_phantom_cohort(out_dir: str | os.PathLike, n_cases: int, seed: int = 0,

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dce.cohort import phantom_image
 from ..errors import InputError
 from ..io import read_series_or_volume, write_image
 from ..manifest import Manifest, binary_label, finish_cohort, prepare_cohort_folder, read_manifest
-from ..phantoms.breast_mri import make_breast_mri_phantom
+from ..phantoms.breast_mri import make_breast_mri_phantom, phantom_image
 from .preprocess import DEFAULT_PREPROCESSING, Preprocessing, crop_3d, tumour_slices_2d
 
 SEQUENCES = {"DCE": "dce", "T2": "t2"}  # name on the command line -> manifest column

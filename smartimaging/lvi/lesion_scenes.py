@@ -17,12 +17,33 @@ import argparse
 import json
 import math
 import time
+from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 import torch
 from scipy import ndimage
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
+
+from ..domain import summarise
+from ..errors import InputError
+from ..evaluation import dice
+from ..models.nets import build_network
+from ..models.registry import load_model, save_model
+from ..phantoms.breast_mri import make_breast_mri_phantom, phantom_image
+from ..training import ProgressCallback, TrainConfig, fit
+from .cohort import LVI_PHANTOM_SHAPE
+from .segment import (
+    ARCHITECTURE,
+    PATCH_SIZE,
+    PATCH_SPACING,
+    ClickedPatches,
+    LesionSegmenter,
+    patch_input,
+    patch_profile,
+    segmentation_loss,
+)
 
 WORLD_HALF_MM = (34, 34, 18)  # x, y, z: covers the U-Net's 64 x 64 x 32 mm patch around the click
 
@@ -202,8 +223,6 @@ class SceneDataset(Dataset):
         return self.n
 
     def __getitem__(self, index: int):
-        from .segment import patch_input
-
         rng = np.random.default_rng([self.seed, index]) if self.fixed else self.rng
         volume, label, click, _ = acquired_scene(rng)
         array, grid = patch_input(volume, click)
@@ -217,6 +236,106 @@ class SceneDataset(Dataset):
             if rng.random() < 0.5:
                 image, mask = image.transpose(-1, -2), mask.transpose(-1, -2)
         return image.contiguous(), mask.long().contiguous()
+
+
+PHANTOM_TRAIN_SEED, PHANTOM_VAL_SEED = 52, 71  # LVI phantom seeds: the classifiers' training cohort; a fresh one
+
+
+def _phantom_pairs(seed: int, n: int, sequences=("dce2", "t2")) -> list[tuple[sitk.Image, sitk.Image]]:
+    """(volume, VOI) pairs of LVI phantoms made as `lvi phantoms --seed <seed>` makes them."""
+    pairs = []
+    for index in range(n):
+        case = make_breast_mri_phantom(seed * 100_000 + index, LVI_PHANTOM_SHAPE, lvi=index % 2)
+        origin = (-96.0 + index % 5, -70.0, -20.0)
+        voi = phantom_image((case.lesions > 0).astype(np.uint8), case.spacing, origin)
+        pairs += [(phantom_image(getattr(case, name), case.spacing, origin), voi) for name in sequences]
+    return pairs
+
+
+def _dice_at(segmenter: LesionSegmenter, volume: sitk.Image, voi: sitk.Image, point) -> float:
+    try:
+        mask = segmenter.segment(volume, point)
+    except InputError:  # nothing found at the click: Dice 0
+        return 0.0
+    return dice(sitk.GetArrayFromImage(mask) > 0, sitk.GetArrayFromImage(voi) > 0)
+
+
+def scenes_training_domain(n_scenes: int, seed: int, phantoms: list[tuple[sitk.Image, sitk.Image]]) -> dict:
+    """`training_domain` of the demo card: profiles (`patch_profile`, lesion included) of patches cut like the
+    training patches: `n_scenes` scenes of the training generator and each phantom volume at its VOI's centroid."""
+    rng, profiles = np.random.default_rng(seed), []
+    for _ in range(n_scenes):
+        volume, voi, click, _ = acquired_scene(rng)
+        profiles.append(_patch_profile_at(volume, voi, click))
+    for volume, voi in phantoms:
+        stats = sitk.LabelShapeStatisticsImageFilter()
+        stats.Execute(voi)
+        profiles.append(_patch_profile_at(volume, voi, stats.GetCentroid(1)))
+    return summarise(profiles, f"patches of {n_scenes} synthetic lesion scenes (seed {seed}) and {len(phantoms)} "
+                               f"LVI phantom volumes (seed {PHANTOM_TRAIN_SEED}), cut as for training")
+
+
+def _patch_profile_at(volume: sitk.Image, voi: sitk.Image, click) -> dict[str, float]:
+    array, grid = patch_input(volume, click)
+    lesion = sitk.GetArrayFromImage(sitk.Resample(voi, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                                                  sitk.sitkUInt8))
+    return patch_profile(array, volume, lesion)
+
+
+def train_on_scenes(args, progress: ProgressCallback | None = None) -> Path:
+    """The demo card: synthetic lesion scenes + LVI phantom patches, optionally starting from
+    another card's weights; the validation score is the mean Dice of fixed scenes (click at a random lesion voxel)
+    and fresh phantoms (click at the centroid), on the volume's grid as in use."""
+    phantoms = _phantom_pairs(PHANTOM_TRAIN_SEED, args.phantoms)
+    train_set = ConcatDataset([SceneDataset(args.scenes_per_epoch, args.seed), ClickedPatches(phantoms,
+                                                                                             seed=args.seed)])
+    scene_rng = np.random.default_rng(args.seed + 10_000)
+    val_scenes = [acquired_scene(scene_rng)[:3] for _ in range(args.val_scenes)]
+    val_phantoms = _phantom_pairs(PHANTOM_VAL_SEED, args.val_phantoms, ("dce2",))
+    torch.manual_seed(args.seed)
+    network = build_network(ARCHITECTURE)
+    if args.init:
+        network.load_state_dict(load_model(args.init, device="cpu").network.state_dict())
+
+    def validate(net, device):
+        segmenter = LesionSegmenter(net, device)
+        scenes = [_dice_at(segmenter, volume, voi, click) for volume, voi, click in val_scenes]
+        phantom = []
+        for volume, voi in val_phantoms:
+            stats = sitk.LabelShapeStatisticsImageFilter()
+            stats.Execute(voi)
+            phantom.append(_dice_at(segmenter, volume, voi, stats.GetCentroid(1)))
+        return {"score": float(np.mean(scenes + phantom)), "scene_dice": float(np.mean(scenes)),
+                "phantom_dice": float(np.mean(phantom))}
+
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+                         device="cpu")
+    result = fit(network, train_set, segmentation_loss, validate, config, progress)
+    best = result.history[result.best_epoch - 1]
+    card = {"id": args.name, "version": "2.0.0", "task": "lvi-lesion-segmentation", "architecture": ARCHITECTURE,
+            "inputs": {"patch_size_zyx": PATCH_SIZE, "patch_spacing_xyz_mm": PATCH_SPACING,
+                       "centre": "the click (or the box centre)", "intensity": "z-score over the patch's tissue",
+                       "sequences": "fat-suppressed DCE (or subtraction) and FS-T2WI"},
+            "outputs": {"labels": {"0": "background", "1": "lesion"}, "threshold": 0.5},
+            "training": {"data": (f"{args.scenes_per_epoch} fresh synthetic lesion scenes per epoch "
+                                  "(smartimaging.lvi.lesion_scenes: 5-40 mm lesions, FGT, strands, vessels, foci, "
+                                  "air, 1-4 mm slices, 0.5-1.2 mm pixels, any in-plane orientation, partial FOV, bias "
+                                  "field, Rician noise; click at a random lesion voxel) + DCE phase 2 and FS-T2WI of "
+                                  f"{args.phantoms} LVI phantoms (seed {PHANTOM_TRAIN_SEED}, click at a random "
+                                  "lesion voxel +- 4 mm)"),
+                         "initial_weights": args.init and Path(args.init).name,
+                         "held_out": "no real image was used; breast1 (pyradiomics) is the held-out real test case",
+                         "config": asdict(config), "best_epoch": result.best_epoch, "seconds": result.seconds,
+                         "history": result.history},
+            "metrics": {"dice": best["phantom_dice"],
+                        "data": (f"DCE phase 2 of {args.val_phantoms} fresh LVI phantoms (seed {PHANTOM_VAL_SEED}), "
+                                 "click at the VOI's centroid (phantom numbers)"),
+                        "synthetic_scene_dice": best["scene_dice"],
+                        "synthetic_scene_data": f"{args.val_scenes} fixed validation scenes (seed "
+                                                f"{args.seed + 10_000}), click at a random lesion voxel"},
+            "intended_use": "DEMO WEIGHTS trained on synthetic phantoms; not for clinical use.",
+            "training_domain": scenes_training_domain(args.domain_scenes, args.seed, phantoms)}
+    return save_model(network, card, args.out, storage_dtype=torch.float16)
 
 
 def _arguments(argv=None):
@@ -240,8 +359,6 @@ def _arguments(argv=None):
 
 
 def main(argv=None) -> int:
-    from .segment import train_on_scenes
-
     args = _arguments(argv)
     torch.set_num_threads(args.threads)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(args.threads)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import SimpleITK as sitk
 from scipy import ndimage
 
 from .mammo import power_law_texture
@@ -214,3 +215,12 @@ def make_breast_mri_phantom(seed: int, shape: tuple[int, int, int] = SHAPE, lvi:
     return BreastMRIPhantom(f"BM{seed:05d}", t1.astype(np.float32), dce.astype(np.float32), lesions, body, kinds,
                             age=age, t2=t2.astype(np.float32), dce2=dce2.astype(np.float32), lvi=lvi,
                             oedema=oedema, lesion_diameter_mm=diameter)
+
+
+def phantom_image(array: np.ndarray, spacing: tuple[float, float, float], origin: tuple[float, float, float]
+                  ) -> sitk.Image:
+    """One volume of a phantom case (any sequence or its lesion mask) as an image with the case's spacing."""
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(spacing)
+    image.SetOrigin(origin)
+    return image

@@ -37,29 +37,12 @@ from .limits import (
     check_dicom,
     check_image_file,
     check_size,
+    file_suffix,
+    is_dicom,
     read_dicom_header,
 )
 
 RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".pgm", ".tif", ".tiff"}
-
-
-def file_suffix(path: str | os.PathLike) -> str:
-    """Lower-case suffix, keeping the double suffixes `.nii.gz` and `.seg.nrrd`."""
-    name = Path(path).name.lower()
-    for double in (".nii.gz", ".seg.nrrd"):
-        if name.endswith(double):
-            return double
-    return Path(name).suffix
-
-
-def is_dicom(path: str | os.PathLike) -> bool:
-    """True when the file carries the DICOM preamble ('DICM' at byte 128)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(128)
-            return f.read(4) == b"DICM"
-    except OSError:
-        return False
 
 
 def check_readable(path: str | os.PathLike) -> Path:

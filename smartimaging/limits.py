@@ -498,10 +498,27 @@ def _pixel_data_length(element: bytes, implicit: bool, little: bool) -> tuple[in
 
 # ---------------------------------------------------------------------------------------------------- any file
 
+def file_suffix(path: str | os.PathLike) -> str:
+    """Lower-case suffix, keeping the double suffixes `.nii.gz` and `.seg.nrrd`."""
+    name = Path(path).name.lower()
+    for double in (".nii.gz", ".seg.nrrd"):
+        if name.endswith(double):
+            return double
+    return Path(name).suffix
+
+
+def is_dicom(path: str | os.PathLike) -> bool:
+    """True when the file carries the DICOM preamble ('DICM' at byte 128)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
 def image_header(path: Path) -> ImageHeader:
     """What an image file claims, by format (NRRD, NIfTI, MetaImage, raster, else ITK's header reader)."""
-    from .io import file_suffix  # io imports this module
-
     suffix = file_suffix(path)
     if suffix in (".nrrd", ".nhdr", ".seg.nrrd"):
         return nrrd_header(path)
@@ -531,8 +548,6 @@ def _itk_header(path: Path) -> ImageHeader:
 
 def check_image_file(path: str | os.PathLike, limit: SizeLimit = ANY_IMAGE) -> None:
     """Refuse, from its header alone, an image file beyond `limit`, damaged, or holding less data than it claims."""
-    from .io import is_dicom
-
     path = Path(path)
     if is_dicom(path) or path.suffix.lower() in (".dcm", ".dicom"):
         header = read_dicom_header(path, force=True)

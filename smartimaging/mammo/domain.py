@@ -8,8 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..domain import PIXEL_SIZE_ASSUMED, check_card, feature_profile, image_profile, summarise
-from .images import Mammogram
-from .segment import pixel_size
+from .images import Mammogram, pixel_size
 
 
 def classifier_profile(features: Mapping[str, object], pixel_mm: float | None, pixel_size_known: bool = True

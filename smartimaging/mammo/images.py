@@ -31,6 +31,12 @@ PIXEL_SIZE_GIVEN = "given by the reader"
 PIXEL_SIZE_UNKNOWN = "unknown (assumed 1 mm)"
 
 
+def pixel_size(image: sitk.Image) -> tuple[float, float]:
+    """(row, column) pixel size in mm of a mammogram image."""
+    spacing = image.GetSpacing()
+    return spacing[1], spacing[0]
+
+
 @dataclass
 class Mammogram:
     path: Path

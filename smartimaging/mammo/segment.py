@@ -22,6 +22,7 @@ from ..classical import grow_from_seed
 from ..errors import InputError
 from ..models import LoadedModel, load_model
 from ..models.nets import pick_device, prepare_for_inference
+from .images import load_mammogram, pixel_size
 from .prompts import PATCH, POINT_SIGMA, network_input, patch_origin, resample
 
 SEGMENTER_IDS = {"mass": "mammo-mass-unet-demo", "calcification": "mammo-calcification-unet-demo"}
@@ -126,12 +127,6 @@ class MammoSegmenter:
                 total[r:r + PATCH, c:c + PATCH] += p
                 weight[r:r + PATCH, c:c + PATCH] += 1
         return total / np.maximum(weight, 1)
-
-
-def pixel_size(image: sitk.Image) -> tuple[float, float]:
-    """(row, column) pixel size in mm of a mammogram image."""
-    spacing = image.GetSpacing()
-    return spacing[1], spacing[0]
 
 
 def estimated_pixel_mm(shape: tuple[int, int]) -> float:
@@ -241,7 +236,6 @@ def train_segmenter(manifest_path, kind: str, out_dir, config, model_id: str | N
     from ..training import fit
     from .classify import check_model_name
     from .features import load_mask
-    from .images import load_mammogram
 
     model_id = model_id or SEGMENTER_IDS[kind]
     check_model_name(model_id)

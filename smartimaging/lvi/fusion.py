@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GroupKFold
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from ..errors import InputError, ModelError
 from ..models.registry import MAX_CARD_BYTES, read_json_limited
+
+if TYPE_CHECKING:  # scikit-learn (~1 s to import) only where a fusion is fitted; `lvi predict` applies it with numpy
+    from sklearn.pipeline import Pipeline
 
 EPSILON = 1e-4
 MAX_FUSION_INPUTS = 32  # models and covariates of one fusion
@@ -36,11 +36,17 @@ FUSION_FOLDS = 5
 
 def fusion_pipeline(seed: int = 0) -> Pipeline:
     """The whole fusion: standardisation of the inputs, then a logistic regression."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return make_pipeline(StandardScaler(), LogisticRegression(random_state=seed))
 
 
 def out_of_fold_probabilities(X: np.ndarray, y: np.ndarray, patients: list[str], seed: int = 0) -> np.ndarray:
     """Each case scored by a fusion pipeline fitted (scaler included) on the other folds' patients only."""
+    from sklearn.model_selection import GroupKFold
+
     if len(set(patients)) < FUSION_FOLDS:
         raise InputError(f"The fusion's out-of-fold cutoff needs at least {FUSION_FOLDS} patients in the 'train' "
                          f"split; it has {len(set(patients))}. Add training cases")

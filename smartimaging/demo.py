@@ -14,8 +14,9 @@ from .bonescan.outputs import write_result
 from .bonescan.pipeline import BoneScanModels, analyse
 from .bonescan.views import load_bone_scan, write_nm_dicom
 from .phantoms.bonescan import make_bone_scan_phantom
+from .resources import resource_dir
 
-SAMPLE_DATA = Path(__file__).resolve().parents[1] / "Resources" / "SampleData"
+SAMPLE_DATA = resource_dir("SampleData")
 PHANTOM_SEEDS = (5, 6, 2, 9)  # no metastasis (confounders only), 2, 5 and 33 metastases
 
 

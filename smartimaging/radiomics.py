@@ -19,8 +19,9 @@ import yaml
 
 from .errors import InputError
 from .io import check_finite
+from .resources import resource_dir
 
-MAMMO_PARAMS = Path(__file__).resolve().parents[1] / "Resources" / "Radiomics" / "mammo_2d.yaml"
+MAMMO_PARAMS = resource_dir("Radiomics") / "mammo_2d.yaml"
 MIN_ROI_PIXELS = 11  # pyradiomics refuses an ROI of minimumROISize (10 in mammo_2d.yaml) pixels or fewer
 RECOMMENDED_BINS = (30, 130)  # pyradiomics' documentation: a bin width giving 30-130 bins in the ROI
 

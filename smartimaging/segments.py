@@ -7,11 +7,12 @@ the two in step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+
+from .resources import resource_dir
 
 TERMINOLOGY_CONTEXT = "SmartImaging oncologic imaging"
 ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
-TERMINOLOGY_FILE = Path(__file__).resolve().parents[1] / "Resources" / "Terminology" / "SmartImaging.term.json"
+TERMINOLOGY_FILE = resource_dir("Terminology") / "SmartImaging.term.json"
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,10 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import ModelError
 from ..io import atomic_files
+from ..resources import resource_dir
 from .nets import build_network, count_parameters
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "Resources" / "Models"
+MODELS_DIR = resource_dir("Models")
 CARD_REQUIRED = ("id", "version", "task", "architecture", "inputs", "outputs", "weights_sha256", "intended_use")
 MAX_CARD_BYTES = 1 * 2**20  # cards are a few kB
 MAX_WEIGHTS_BYTES = 512 * 2**20  # the demo weights are a few MB; a paper-size network is a few hundred

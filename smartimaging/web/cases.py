@@ -21,9 +21,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
+from ..resources import resource_dir
 
 REPO = Path(__file__).resolve().parents[2]
-GE_BONE_SCAN = REPO / "Resources" / "SampleData" / "GE_NM_wholebody_bone.dcm"
+GE_BONE_SCAN = resource_dir("SampleData") / "GE_NM_wholebody_bone.dcm"
 
 
 def realdata_folder() -> Path:

@@ -1,11 +1,8 @@
-import json
 import logging
 import os
 import sys
-import tempfile
 from typing import Annotated
 
-import qt
 import slicer
 import vtk
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
@@ -106,9 +103,8 @@ class BoneScanBSTBIParameterNode:
 
 
 class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Uses ScriptedLoadableModuleWidget base class, available at:
-    https://github.com/Slicer/Slicer/blob/main/Base/Python/slicer/ScriptedLoadableModule.py
-    """
+    """Binds the controls to the module's reading flow (smartimaging.bonescan.flow.BoneScanFlow, the one the reading
+    station drives): the widget selects the nodes, starts the flow's steps and shows what they made."""
 
     def __init__(self, parent=None) -> None:
         """Called when the user opens the module the first time and the widget is initialized."""
@@ -117,9 +113,7 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._worker = None
-        self._workerVolumes = None
-        self._pollTimer = None
+        self._steps = None
 
     def setup(self) -> None:
         """Called when the user opens the module the first time and the widget is initialized."""
@@ -134,6 +128,9 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(self.logic.getSegmentEditorNode())
 
+        from smartimaging.desktop import WidgetSteps
+
+        self._steps = WidgetSteps(self.ui.progressBar, self._onSegmented, self._updateButtonStates)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
@@ -143,16 +140,12 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.computeButton.connect("clicked(bool)", self.onComputeButton)
         self.ui.compareButton.connect("clicked(bool)", self.onCompareButton)
 
-        self._pollTimer = qt.QTimer()
-        self._pollTimer.setInterval(200)
-        self._pollTimer.connect("timeout()", self.onPollWorker)
-
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
         """Called when the application closes and the module widget is destroyed."""
-        if self._worker:
-            self._worker.cancel()
+        if self._steps:
+            self._steps.abandon()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -167,7 +160,8 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtonStates)
 
     def onSceneStartClose(self, caller, event) -> None:
-        """Called just before the scene is closed."""
+        """Called just before the scene is closed: a running segmentation stops (its volumes would be gone)."""
+        self._steps.abandon()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -195,107 +189,62 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._updateButtonStates()
 
     def _updateButtonStates(self, caller=None, event=None) -> None:
-        running = self._worker is not None
+        running = self._steps.busy
         p = self._parameterNode
         self.ui.segmentButton.enabled = bool(p and p.anteriorVolume) and not running
         self.ui.drawButton.enabled = bool(p and p.anteriorVolume) and not running
         self.ui.cancelButton.enabled = running
-        self.ui.computeButton.enabled = bool(p and p.anteriorVolume and (p.editedSegmentation or p.aiSegmentation))
+        self.ui.computeButton.enabled = bool(p and p.anteriorVolume and (p.editedSegmentation or p.aiSegmentation)
+                                             and not running)
         self.ui.compareButton.enabled = bool(p and p.resultTable and p.baselineTable)
         if p and p.editedSegmentation:
             self.ui.segmentEditorWidget.setSegmentationNode(p.editedSegmentation)
             self.ui.segmentEditorWidget.setSourceVolumeNode(p.anteriorVolume)
 
-    def _volumes(self):
-        p = self._parameterNode
-        return [node for node in (p.anteriorVolume, p.posteriorVolume) if node]
+    def _showSegmentation(self) -> None:
+        """The flow's AI segmentation and the reader's copy (of the first view) in the selectors."""
+        flow = self.logic.flow
+        self._parameterNode.aiSegmentation = flow.ai_segmentation
+        self._parameterNode.editedSegmentation = flow.segmentation
 
     def onSegmentButton(self) -> None:
-        """Start the networks in a background process; results arrive in onPollWorker."""
+        """Start the networks in a background process; the segmentation arrives in _onSegmented."""
         with slicer.util.tryWithErrorDisplay(_("Failed to start the segmentation."), waitCursor=True):
             if not self.logic.ensureDependencies():
                 return
-            self._workerVolumes = self._volumes()
-            self._worker = self.logic.startSegmentation(self._workerVolumes, self._parameterNode.device)
-            self.ui.progressBar.value = 0
-            self._pollTimer.start()
+            flow = self.logic.select(self._parameterNode)
+            self._steps.start(flow.segment(self._steps.progress))
             self._updateButtonStates()
+
+    def _onSegmented(self, _value) -> None:
+        self._showSegmentation()
 
     def onDrawButton(self) -> None:
         """Empty metastasis and bladder segments to paint by hand (when the AI misses lesions)."""
         with slicer.util.tryWithErrorDisplay(_("Failed to create the segments to draw."), waitCursor=True):
-            p = self._parameterNode
-            p.aiSegmentation = None
-            p.editedSegmentation = self.logic.drawByHand(self._volumes())
-            _startPainting(self.ui.segmentEditorWidget, p.editedSegmentation, p.anteriorVolume)
+            from smartimaging.desktop import start_painting
+
+            self.logic.drawByHand(self._parameterNode)
+            self._showSegmentation()
+            start_painting(self.ui.segmentEditorWidget, self.logic.flow.segmentation, self.logic.flow.primary)
 
     def onCancelButton(self) -> None:
-        if self._worker:
-            self._worker.cancel()
-            self._stopWorker()
-            self.logic.removeScratchFolder()
-            self.ui.progressBar.value = 0
-            slicer.util.showStatusMessage(_("Segmentation cancelled."), 3000)
-
-    def _stopWorker(self) -> None:
-        self._pollTimer.stop()
-        self._worker = None
-        self._updateButtonStates()
-
-    def onPollWorker(self) -> None:
-        """Read the worker's JSON events without blocking the GUI (the timer pauses while a dialog may be open)."""
-        if not self._worker:
-            return
-        self._pollTimer.stop()
-        if self._worker.dispatch(self._onWorkerProgress, self._onWorkerResult, self._onWorkerError):
-            self._stopWorker()
-        else:
-            self._pollTimer.start()
-
-    def _onWorkerProgress(self, fraction, message) -> None:
-        self.ui.progressBar.value = int(100 * fraction)
-        slicer.util.showStatusMessage(message)
-
-    def _onWorkerResult(self, event) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Failed to load the segmentation."), waitCursor=True):
-            ai, edited = self.logic.finishSegmentation(self._workerVolumes, event)
-            self._parameterNode.aiSegmentation = ai
-            self._parameterNode.editedSegmentation = edited
-            self.ui.progressBar.value = 100
-
-    def _onWorkerError(self, message, details) -> None:
-        slicer.util.errorDisplay(message, detailedText=details or None)
+        self._steps.cancel()
 
     def onComputeButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to compute BSTBI."), waitCursor=True):
+            from smartimaging.desktop import show_domain
+
             p = self._parameterNode
-            table = self.logic.computeBSTBI(self._volumes(), p.editedSegmentation or p.aiSegmentation,
-                                            p.excludeLesions, p.resultTable)
-            p.resultTable = table
-            self._showDomain(table)
-            self.logic.showResult(self._volumes(), p.editedSegmentation or p.aiSegmentation, table)
-
-    def _showDomain(self, tableNode) -> None:
-        """The result's domain check under the button, in bold red when the image is outside the training data."""
-        from smartimaging.result_nodes import domain_check, domain_sentence
-
-        domain = domain_check(tableNode) if tableNode else None
-        outside = bool(domain) and domain["verdict"] == "outside"
-        self.ui.domainLabel.text = domain_sentence(domain) if domain else ""
-        self.ui.domainLabel.styleSheet = "color: #d32f2f; font-weight: bold;" if outside else ""
+            result = self.logic.computeBSTBI(p)
+            p.resultTable = result.table_node
+            show_domain(self.ui.domainLabel, result.table_node)
+            self.logic.showResult()
 
     def onCompareButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to compare with the baseline."), waitCursor=True):
             table = self.logic.compare(self._parameterNode.baselineTable, self._parameterNode.resultTable)
             self.logic.showTable(table)
-
-
-def _startPainting(segmentEditorWidget, segmentationNode, volumeNode) -> None:
-    """Segment Editor on the segmentation's first segment with the Paint effect selected."""
-    segmentEditorWidget.setSegmentationNode(segmentationNode)
-    segmentEditorWidget.setSourceVolumeNode(volumeNode)
-    segmentEditorWidget.setCurrentSegmentID(segmentationNode.GetSegmentation().GetNthSegmentID(0))
-    segmentEditorWidget.setActiveEffectByName("Paint")
 
 
 #
@@ -304,13 +253,17 @@ def _startPainting(segmentEditorWidget, segmentationNode, volumeNode) -> None:
 
 
 class BoneScanBSTBILogic(ScriptedLoadableModuleLogic):
-    """Thin wrapper of smartimaging.bonescan.scene: takes nodes, never widgets."""
+    """The module's reading flow (smartimaging.bonescan.flow.BoneScanFlow) on Slicer's scene: takes nodes, never
+    widgets."""
 
     def __init__(self) -> None:
         """Called when the logic class is instantiated. Can be used for initializing member variables."""
         ScriptedLoadableModuleLogic.__init__(self)
         _ensureSmartImagingImportable()
-        self._scratchFolder = None
+        from smartimaging.bonescan.flow import BoneScanFlow
+        from smartimaging.desktop import worker_python
+
+        self.flow = BoneScanFlow(slicer.mrmlScene, python=worker_python())
 
     def getParameterNode(self):
         return BoneScanBSTBIParameterNode(super().getParameterNode())
@@ -329,102 +282,34 @@ class BoneScanBSTBILogic(ScriptedLoadableModuleLogic):
 
         return ensure(DEPENDENCIES, "Bone Scan BSTBI")
 
-    @staticmethod
-    def workerPython():
-        import shutil
+    def select(self, parameterNode):
+        """The flow with the parameter node's views, segmentation, excluded lesions, table and device; returns the
+        flow."""
+        from smartimaging.desktop import torch_device
 
-        return shutil.which("PythonSlicer") or sys.executable
+        p = parameterNode
+        self.flow.device = torch_device(p.device)
+        self.flow.select({"scan": p.anteriorVolume, "posterior": p.posteriorVolume}, None,
+                         p.editedSegmentation or p.aiSegmentation, p.resultTable)
+        self.flow.set_exclude(p.excludeLesions)
+        return self.flow
 
-    def startSegmentation(self, volumeNodes, device="auto"):
-        """Write the volumes to a temporary folder and start the worker; returns a WorkerProcess."""
-        from smartimaging.bonescan.scene import write_volumes_for_worker
-        from smartimaging.worker import WorkerProcess
-
-        if not volumeNodes:
-            raise ValueError(_("Select the bone-scan volume first."))
-        self.removeScratchFolder()
-        folder = tempfile.mkdtemp(prefix="BoneScanBSTBI-")
-        self._scratchFolder = folder
-        inputs = write_volumes_for_worker(volumeNodes, folder)
-        arguments = ["--input", *map(str, inputs), "--output-dir", folder, "--device", device]
-        return WorkerProcess("bonescan-segment", arguments, python=self.workerPython())
-
-    def finishSegmentation(self, volumeNodes, event):
-        """AI segmentation node(s) from the worker result, plus the reader's editable copy."""
-        from smartimaging.bonescan import scene as bonescan_scene
-
-        aiNodes = bonescan_scene.import_worker_result(slicer.mrmlScene, volumeNodes, event)
-        self.removeScratchFolder()
-        return self._withEditableCopies(aiNodes)
-
-    def removeScratchFolder(self):
-        """Delete the worker's temporary input/output folder."""
-        import shutil
-
-        if self._scratchFolder:
-            shutil.rmtree(self._scratchFolder, ignore_errors=True)
-            self._scratchFolder = None
-
-    @staticmethod
-    def _withEditableCopies(aiNodes):
-        """Editable copies of every AI node (AI nodes hidden, kept unchanged); returns the first pair."""
-        from smartimaging.segmentation_nodes import editable_copy
-
-        editedNodes = [editable_copy(slicer.mrmlScene, node) for node in aiNodes]
-        for node in aiNodes:
-            node.GetDisplayNode().SetVisibility(False)
-        return aiNodes[0], editedNodes[0]
-
-    def segment(self, volumeNodes, device="cpu"):
-        """Synchronous segmentation (for scripts and the self-test): (AI node, edited copy)."""
-        from smartimaging.bonescan import scene as bonescan_scene
-        from smartimaging.bonescan.pipeline import BoneScanModels
-
-        aiNodes, _result = bonescan_scene.segment(slicer.mrmlScene, volumeNodes, BoneScanModels.load(device=device))
-        return self._withEditableCopies(aiNodes)
-
-    def drawByHand(self, volumeNodes):
+    def drawByHand(self, parameterNode):
         """Empty, coded metastasis and bladder segments on each view's geometry for the reader to paint; returns
-        the first view's (the others are found through their source volume, as for the AI's)."""
-        from smartimaging.segmentation_nodes import drawn_segmentation
-        from smartimaging.segments import BONESCAN_SEGMENTS
+        the first view's (the flow keeps the others)."""
+        self.select(parameterNode).draw_by_hand()
+        return self.flow.segmentation
 
-        if not volumeNodes:
-            raise ValueError(_("Select the anterior view first."))
-        nodes = [drawn_segmentation(slicer.mrmlScene, volume, BONESCAN_SEGMENTS, f"{volume.GetName()} drawn metastases")
-                 for volume in volumeNodes]
-        return nodes[0]
-
-    def computeBSTBI(self, volumeNodes, segmentationNode, excludeLesions="", tableNode=None):
-        from smartimaging.bonescan import scene as bonescan_scene
-        from smartimaging.bonescan.pipeline import parse_lesion_ids
-
-        exclude = parse_lesion_ids(excludeLesions)
-        segmentations = self._segmentationsPerVolume(volumeNodes, segmentationNode)
-        table, result = bonescan_scene.compute_bstbi(slicer.mrmlScene, volumeNodes, segmentations, exclude, tableNode)
-        logging.info("BSTBI %s", json.dumps(result.bstbi))
-        return table
-
-    @staticmethod
-    def _segmentationsPerVolume(volumeNodes, segmentationNode):
-        """One segmentation per volume: the posterior view's AI/edited node is found through its source volume."""
-        from smartimaging.segmentation_nodes import ROLE, SOURCE_VOLUME
-
-        nodes = [segmentationNode]
-        role = segmentationNode.GetAttribute(ROLE)
-        for volume in volumeNodes[1:]:
-            match = [n for n in slicer.util.getNodesByClass("vtkMRMLSegmentationNode")
-                     if n.GetNodeReferenceID(SOURCE_VOLUME) == volume.GetID()
-                     and n.GetAttribute(ROLE) == role]
-            if not match:
-                raise ValueError(_("No segmentation found for {volume}.").format(volume=volume.GetName()))
-            nodes.append(match[-1])
-        return nodes
+    def computeBSTBI(self, parameterNode):
+        """BSTBI from the reader's segmentation of every view, excluded lesions left out: the flow's result."""
+        flow = self.select(parameterNode)
+        result = flow.run(flow.compute())
+        logging.info("%s: %s", result.headline, result.table_node.GetAttribute("SmartImaging.BoneScanResult"))
+        return result
 
     def compare(self, baselineTable, followupTable):
-        from smartimaging.bonescan import scene as bonescan_scene
-
-        return bonescan_scene.compare(slicer.mrmlScene, baselineTable, followupTable)
+        """Baseline vs follow-up BSTBI and the change, as a table node."""
+        return self.flow.compare(baselineTable, followupTable)
 
     def showTable(self, tableNode):
         layoutManager = slicer.app.layoutManager()
@@ -435,16 +320,18 @@ class BoneScanBSTBILogic(ScriptedLoadableModuleLogic):
         slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(tableNode.GetID())
         slicer.app.applicationLogic().PropagateTableSelection()
 
-    def showResult(self, volumeNodes, segmentationNode, tableNode):
-        """Anterior | posterior | table, with the segmentation overlaid."""
-        self.showTable(tableNode)
+    def showResult(self):
+        """Anterior | posterior | table, with the reader's segmentation overlaid."""
+        flow = self.flow
+        self.showTable(flow.result.table_node)
         layoutManager = slicer.app.layoutManager()
-        for viewName, volume in zip(["Red", "Yellow"], volumeNodes, strict=False):
+        for viewName, volume in zip(["Red", "Yellow"], flow.scan_volumes, strict=False):
             composite = layoutManager.sliceWidget(viewName).mrmlSliceCompositeNode()
             composite.SetBackgroundVolumeID(volume.GetID())
             layoutManager.sliceWidget(viewName).sliceLogic().FitSliceToAll()
-        segmentationNode.CreateDefaultDisplayNodes()
-        segmentationNode.GetDisplayNode().SetVisibility(True)
+        for segmentation in flow.segmentations:
+            segmentation.CreateDefaultDisplayNodes()
+            segmentation.GetDisplayNode().SetVisibility(True)
 
 
 #
@@ -471,7 +358,7 @@ def _phantomViews():
 
 
 class BoneScanBSTBITest(ScriptedLoadableModuleTest):
-    """Runs the real pipeline (demo weights) on a small phantom case."""
+    """Runs the module's flow with the real pipeline (demo weights) on a small phantom case."""
 
     def setUp(self):
         """Do whatever is needed to reset the state - typically a scene clear will be enough."""
@@ -484,30 +371,41 @@ class BoneScanBSTBITest(ScriptedLoadableModuleTest):
         self.setUp()
         self.test_BoneScanBSTBIDrawnSegments()
 
+    def _parameters(self, logic):
+        """The parameter node with the phantom's anterior and posterior views selected; the phantom case."""
+        case, volumes = _phantomViews()  # 33 metastases
+        p = logic.getParameterNode()
+        p.anteriorVolume, p.posteriorVolume = volumes
+        p.device, p.excludeLesions = "cpu", ""
+        return case, p
+
     def test_BoneScanBSTBI1(self):
-        """Phantom with metastases: segment, erase one lesion in the edited copy, BSTBI must drop."""
+        """Phantom with metastases: segment, leave lesion 1 out of the reader's result, BSTBI must drop."""
         self.delayDisplay("Starting the test")
         _ensureSmartImagingImportable()
         import numpy as np
 
-        _, volumes = _phantomViews()  # 33 metastases
-
         logic = BoneScanBSTBILogic()
-        ai, edited = logic.segment(volumes)
-        self.assertEqual(ai.GetAttribute("SmartImaging.Role"), "AI")
-        segmentation = edited.GetSegmentation()
+        _, p = self._parameters(logic)
+        flow = logic.select(p)
+        flow.run(flow.segment())
+        p.aiSegmentation, p.editedSegmentation = flow.ai_segmentation, flow.segmentation
+        self.assertEqual(flow.ai_segmentation.GetAttribute("SmartImaging.Role"), "AI")
+        segmentation = flow.segmentation.GetSegmentation()
         names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
         self.assertEqual(names, ["Bone metastasis", "Urinary bladder"])
+        self.assertEqual(len(flow.segmentations), 2)
 
-        table = logic.computeBSTBI(volumes, edited)
-        before = float(table.GetAttribute("SmartImaging.BSTBI"))
+        p.resultTable = logic.computeBSTBI(p).table_node
+        before = float(p.resultTable.GetAttribute("SmartImaging.BSTBI"))
         self.assertGreater(before, 0.0)
         self.assertLessEqual(before, 1.0)
 
-        table = logic.computeBSTBI(volumes, edited, excludeLesions="1", tableNode=table)
-        after = float(table.GetAttribute("SmartImaging.BSTBI"))
+        p.excludeLesions = "1"
+        after = float(logic.computeBSTBI(p).table_node.GetAttribute("SmartImaging.BSTBI"))
         self.assertLess(after, before)
         self.assertTrue(np.isfinite(after))
+        logic.showResult()
         self.delayDisplay("Test passed")
 
     def test_BoneScanBSTBIDrawnSegments(self):
@@ -516,18 +414,17 @@ class BoneScanBSTBITest(ScriptedLoadableModuleTest):
         _ensureSmartImagingImportable()
         from smartimaging.phantoms.bonescan import LESION
 
-        case, volumes = _phantomViews()
-
         logic = BoneScanBSTBILogic()
-        drawn = logic.drawByHand(volumes)
+        case, p = self._parameters(logic)
+        drawn = p.editedSegmentation = logic.drawByHand(p)
         segmentation = drawn.GetSegmentation()
         names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
         self.assertEqual(names, ["Bone metastasis", "Urinary bladder"])
-        self.assertEqual(float(logic.computeBSTBI(volumes, drawn).GetAttribute("SmartImaging.BSTBI")), 0.0)
-        for name, volume, segmentationNode in zip(("anterior", "posterior"), volumes,
-                                                  logic._segmentationsPerVolume(volumes, drawn), strict=True):
+        self.assertEqual(float(logic.computeBSTBI(p).table_node.GetAttribute("SmartImaging.BSTBI")), 0.0)
+        for name, volume, segmentationNode in zip(("anterior", "posterior"), logic.flow.scan_volumes,
+                                                  logic.flow.segmentations, strict=True):
             metastases = (case.masks[name] == LESION).astype("uint8")[None]
             slicer.util.updateSegmentBinaryLabelmapFromArray(
                 metastases, segmentationNode, segmentationNode.GetSegmentation().GetNthSegmentID(0), volume)
-        self.assertGreater(float(logic.computeBSTBI(volumes, drawn).GetAttribute("SmartImaging.BSTBI")), 0.0)
+        self.assertGreater(float(logic.computeBSTBI(p).table_node.GetAttribute("SmartImaging.BSTBI")), 0.0)
         self.delayDisplay("Test passed")

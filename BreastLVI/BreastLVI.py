@@ -1,9 +1,7 @@
 import os
 import sys
-import tempfile
 from typing import Annotated
 
-import qt
 import slicer
 import vtk
 from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode, vtkMRMLTableNode
@@ -86,9 +84,8 @@ class BreastLVIParameterNode:
 
 
 class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Uses ScriptedLoadableModuleWidget base class, available at:
-    https://github.com/Slicer/Slicer/blob/main/Base/Python/slicer/ScriptedLoadableModule.py
-    """
+    """Binds the controls to the module's reading flow (smartimaging.lvi.flow.LVIFlow, the one the reading station
+    drives): the widget selects the nodes, starts the flow's steps and shows what they made."""
 
     def __init__(self, parent=None) -> None:
         """Called when the user opens the module the first time and the widget is initialized."""
@@ -97,8 +94,7 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._worker = None
-        self._pollTimer = None
+        self._steps = None
 
     def setup(self) -> None:
         """Called when the user opens the module the first time and the widget is initialized."""
@@ -110,6 +106,9 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = BreastLVILogic()
         self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(self.logic.getSegmentEditorNode())
 
+        from smartimaging.desktop import WidgetSteps
+
+        self._steps = WidgetSteps(self.ui.progressBar, self._onPredicted, self._updateButtonStates)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.segmentButton.connect("clicked(bool)", self.onSegmentButton)
@@ -117,16 +116,12 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.predictButton.connect("clicked(bool)", self.onPredictButton)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
 
-        self._pollTimer = qt.QTimer()
-        self._pollTimer.setInterval(200)
-        self._pollTimer.connect("timeout()", self.onPollWorker)
-
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
         """Called when the application closes and the module widget is destroyed."""
-        if self._worker:
-            self._worker.cancel()
+        if self._steps:
+            self._steps.abandon()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -141,7 +136,8 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtonStates)
 
     def onSceneStartClose(self, caller, event) -> None:
-        """Called just before the scene is closed."""
+        """Called just before the scene is closed: a running prediction stops (its nodes would be gone)."""
+        self._steps.abandon()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -170,102 +166,57 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _updateButtonStates(self, caller=None, event=None) -> None:
         p = self._parameterNode
-        self.ui.predictButton.enabled = bool(p and (p.dceVolume or p.t2Volume) and p.voiSegmentation
-                                             and self._worker is None)
-        self.ui.cancelButton.enabled = self._worker is not None
-        self.ui.segmentButton.enabled = bool(p and (p.dceVolume or p.t2Volume) and p.lesionPoint)
-        self.ui.drawButton.enabled = bool(p and (p.dceVolume or p.t2Volume))
+        busy = self._steps.busy
+        volume = bool(p and (p.dceVolume or p.t2Volume))
+        self.ui.predictButton.enabled = volume and bool(p.voiSegmentation) and not busy
+        self.ui.cancelButton.enabled = busy
+        self.ui.segmentButton.enabled = volume and bool(p.lesionPoint) and not busy
+        self.ui.drawButton.enabled = volume and not busy
         if p and p.voiSegmentation:
             self.ui.segmentEditorWidget.setSegmentationNode(p.voiSegmentation)
             self.ui.segmentEditorWidget.setSourceVolumeNode(p.dceVolume or p.t2Volume)
 
-    def _sequences(self):
-        p = self._parameterNode
-        return {name: node for name, node in (("DCE", p.dceVolume), ("T2", p.t2Volume)) if node}
+    def _showSegmentation(self) -> None:
+        """The flow's AI VOI and the reader's VOI in the selectors."""
+        flow = self.logic.flow
+        self._parameterNode.aiSegmentation = flow.ai_segmentation
+        self._parameterNode.voiSegmentation = flow.segmentation
 
     def onSegmentButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to segment the lesion."), waitCursor=True):
             if not self.logic.ensureDependencies():
                 return
-            p = self._parameterNode
-            p.aiSegmentation, p.voiSegmentation = self.logic.segment(p.dceVolume or p.t2Volume, p.lesionPoint)
+            flow = self.logic.select(self._parameterNode)
+            flow.run(flow.segment())
+            self._showSegmentation()
 
     def onDrawButton(self) -> None:
         """An empty lesion VOI to paint by hand (the way forward when the AI finds nothing, or the wrong thing)."""
         with slicer.util.tryWithErrorDisplay(_("Failed to create the VOI to draw."), waitCursor=True):
-            p = self._parameterNode
-            volume = p.dceVolume or p.t2Volume
-            p.aiSegmentation = None
-            p.voiSegmentation = self.logic.drawByHand(volume)
-            _startPainting(self.ui.segmentEditorWidget, p.voiSegmentation, volume)
+            from smartimaging.desktop import start_painting
+
+            self.logic.drawByHand(self._parameterNode)
+            self._showSegmentation()
+            start_painting(self.ui.segmentEditorWidget, self.logic.flow.segmentation, self.logic.flow.primary)
 
     def onPredictButton(self) -> None:
-        """Start the networks in a background process; results arrive in onPollWorker."""
+        """Start the networks in a background process; the result arrives in _onPredicted."""
         with slicer.util.tryWithErrorDisplay(_("Failed to start the prediction."), waitCursor=True):
             if not self.logic.ensureDependencies():
                 return
-            self._worker = self.logic.startPrediction(self._sequences(), self._parameterNode.voiSegmentation,
-                                                      self._parameterNode.device)
-            self.ui.progressBar.value = 0
-            self._pollTimer.start()
+            flow = self.logic.select(self._parameterNode)
+            self._steps.start(flow.compute(self._steps.progress))
             self._updateButtonStates()
 
     def onCancelButton(self) -> None:
-        if self._worker:
-            self._worker.cancel()
-            self._stopWorker()
-            self.logic.removeScratchFolder()
-            self.ui.progressBar.value = 0
-            slicer.util.showStatusMessage(_("Prediction cancelled."), 3000)
+        self._steps.cancel()
 
-    def _stopWorker(self) -> None:
-        self._pollTimer.stop()
-        self._worker = None
-        self._updateButtonStates()
+    def _onPredicted(self, result) -> None:
+        from smartimaging.desktop import show_domain
 
-    def onPollWorker(self) -> None:
-        """Read the worker's JSON events without blocking the GUI (the timer pauses while a dialog may be open)."""
-        if not self._worker:
-            return
-        self._pollTimer.stop()
-        if self._worker.dispatch(self._onWorkerProgress, self._onWorkerResult, self._onWorkerError):
-            self._stopWorker()
-        else:
-            self._pollTimer.start()
-
-    def _onWorkerProgress(self, fraction, message) -> None:
-        self.ui.progressBar.value = int(100 * fraction)
-        slicer.util.showStatusMessage(message)
-
-    def _onWorkerResult(self, event) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Failed to load the LVI result."), waitCursor=True):
-            p = self._parameterNode
-            nodes = self.logic.finishPrediction(self._sequences(), event, p.voiSegmentation, p.resultTable)
-            self._parameterNode.resultTable = nodes["table"]
-            self._showDomain(nodes["table"])
-            self.ui.progressBar.value = 100
-            self.logic.showResult(self._sequences(), nodes)
-
-    def _showDomain(self, tableNode) -> None:
-        """The result's domain check under the button, in bold red when the image is outside the training data."""
-        from smartimaging.result_nodes import domain_check, domain_sentence
-
-        domain = domain_check(tableNode) if tableNode else None
-        outside = bool(domain) and domain["verdict"] == "outside"
-        self.ui.domainLabel.text = domain_sentence(domain) if domain else ""
-        self.ui.domainLabel.styleSheet = "color: #d32f2f; font-weight: bold;" if outside else ""
-
-    def _onWorkerError(self, message, details) -> None:
-        self.logic.removeScratchFolder()
-        slicer.util.errorDisplay(message, detailedText=details or None)
-
-
-def _startPainting(segmentEditorWidget, segmentationNode, volumeNode) -> None:
-    """Segment Editor on the segmentation's first segment with the Paint effect selected."""
-    segmentEditorWidget.setSegmentationNode(segmentationNode)
-    segmentEditorWidget.setSourceVolumeNode(volumeNode)
-    segmentEditorWidget.setCurrentSegmentID(segmentationNode.GetSegmentation().GetNthSegmentID(0))
-    segmentEditorWidget.setActiveEffectByName("Paint")
+        self._parameterNode.resultTable = result.table_node
+        show_domain(self.ui.domainLabel, result.table_node)
+        self.logic.showResult()
 
 
 #
@@ -274,13 +225,16 @@ def _startPainting(segmentEditorWidget, segmentationNode, volumeNode) -> None:
 
 
 class BreastLVILogic(ScriptedLoadableModuleLogic):
-    """Thin wrapper of smartimaging.lvi.scene: takes nodes, never widgets."""
+    """The module's reading flow (smartimaging.lvi.flow.LVIFlow) on Slicer's scene: takes nodes, never widgets."""
 
     def __init__(self) -> None:
         """Called when the logic class is instantiated. Can be used for initializing member variables."""
         ScriptedLoadableModuleLogic.__init__(self)
         _ensureSmartImagingImportable()
-        self._scratchFolder = None
+        from smartimaging.desktop import worker_python
+        from smartimaging.lvi.flow import LVIFlow
+
+        self.flow = LVIFlow(slicer.mrmlScene, python=worker_python())
 
     def getParameterNode(self):
         return BreastLVIParameterNode(super().getParameterNode())
@@ -299,77 +253,32 @@ class BreastLVILogic(ScriptedLoadableModuleLogic):
 
         return ensure(DEPENDENCIES, "Breast LVI")
 
-    @staticmethod
-    def workerPython():
-        import shutil
+    def select(self, parameterNode):
+        """The flow with the parameter node's sequences, point, VOI, table and device; returns the flow."""
+        from smartimaging.desktop import torch_device
 
-        return shutil.which("PythonSlicer") or sys.executable
+        p = parameterNode
+        self.flow.device = torch_device(p.device)
+        self.flow.select({"DCE": p.dceVolume, "T2": p.t2Volume}, p.lesionPoint, p.voiSegmentation, p.resultTable)
+        return self.flow
 
-    def startPrediction(self, sequenceNodes, voiSegmentation, device="auto"):
-        """Write the sequences and the VOI to a temporary folder and start the worker; returns a WorkerProcess."""
-        from smartimaging.lvi.scene import write_inputs_for_worker
-        from smartimaging.worker import WorkerProcess
-
-        if not sequenceNodes or voiSegmentation is None:
-            raise ValueError(_("Select the DCE and/or T2 volume and the lesion VOI first."))
-        self.removeScratchFolder()
-        self._scratchFolder = tempfile.mkdtemp(prefix="BreastLVI-")
-        arguments = write_inputs_for_worker(slicer.mrmlScene, sequenceNodes, voiSegmentation, self._scratchFolder)
-        torchDevice = "cpu" if device == "auto" else device
-        return WorkerProcess("lvi-predict", [*arguments, "--device", torchDevice], python=self.workerPython())
-
-    def finishPrediction(self, sequenceNodes, event, voiSegmentation=None, tableNode=None):
-        """Result table and Grad-CAM nodes from the worker's files."""
-        from smartimaging.lvi import scene as lvi_scene
-
-        nodes = lvi_scene.import_worker_result(slicer.mrmlScene, sequenceNodes, event, voiSegmentation, tableNode)
-        self.removeScratchFolder()
-        return nodes
-
-    def removeScratchFolder(self):
-        """Delete the worker's temporary input/output folder."""
-        import shutil
-
-        if self._scratchFolder:
-            shutil.rmtree(self._scratchFolder, ignore_errors=True)
-            self._scratchFolder = None
-
-    def segment(self, volumeNode, pointNode):
-        """AI VOI from the click (kept unchanged, hidden) and the reader's editable copy."""
-        from smartimaging.lvi import scene as lvi_scene
-        from smartimaging.lvi.segment import LesionSegmenter
-
-        aiNode, editedNode = lvi_scene.segment(slicer.mrmlScene, volumeNode, pointNode, LesionSegmenter.load())
-        aiNode.GetDisplayNode().SetVisibility(False)
-        return aiNode, editedNode
-
-    def drawByHand(self, volumeNode):
+    def drawByHand(self, parameterNode):
         """An empty, coded lesion segment on the sequence's geometry for the reader to paint the VOI."""
-        from smartimaging.segmentation_nodes import drawn_segmentation
-        from smartimaging.segments import BREAST_MASS
+        self.select(parameterNode).draw_by_hand()
+        return self.flow.segmentation
 
-        if volumeNode is None:
-            raise ValueError(_("Select the DCE (or T2) volume first."))
-        return drawn_segmentation(slicer.mrmlScene, volumeNode, (BREAST_MASS,),
-                                  f"{volumeNode.GetName()} drawn lesion VOI")
+    def showResult(self):
+        """The segmented sequence with the first DCE model's Grad-CAM map overlaid, and the result table."""
+        from smartimaging.reading import style_heat_map
 
-    def predict(self, sequenceNodes, voiSegmentation, modelIds=None):
-        """Synchronous prediction (for scripts and the self-test): dict with the table and the heat-map nodes."""
-        from smartimaging.lvi import scene as lvi_scene
-        from smartimaging.lvi.predict import DEFAULT_MODELS
-
-        return lvi_scene.predict(slicer.mrmlScene, sequenceNodes, voiSegmentation, modelIds or DEFAULT_MODELS)
-
-    def showResult(self, sequenceNodes, nodes):
-        """The first sequence with the first Grad-CAM map overlaid, and the result table."""
-        heatMaps = list(nodes["heat_maps"].values())
-        if heatMaps:
-            heatMaps[0].GetDisplayNode().SetAndObserveColorNodeID("vtkMRMLColorTableNodeFileColdToHotRainbow.txt")
-            slicer.util.setSliceViewerLayers(background=next(iter(sequenceNodes.values())), foreground=heatMaps[0],
-                                             foregroundOpacity=0.4)
+        flow = self.flow
+        heatMap = flow.overlay
+        if heatMap is not None:
+            style_heat_map(heatMap)  # made from an array: it has no display node until now
+            slicer.util.setSliceViewerLayers(background=flow.primary, foreground=heatMap, foregroundOpacity=0.4)
         layoutManager = slicer.app.layoutManager()
         layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
-        slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(nodes["table"].GetID())
+        slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(flow.result.table_node.GetID())
         slicer.app.applicationLogic().PropagateTableSelection()
 
 
@@ -379,7 +288,7 @@ class BreastLVILogic(ScriptedLoadableModuleLogic):
 
 
 class BreastLVITest(ScriptedLoadableModuleTest):
-    """Runs the real networks (demo weights) on a small LVI phantom with its VOI."""
+    """Runs the module's flow with the real networks (demo weights) on a small LVI phantom with its VOI."""
 
     def setUp(self):
         """Do whatever is needed to reset the state - typically a scene clear will be enough."""
@@ -391,7 +300,7 @@ class BreastLVITest(ScriptedLoadableModuleTest):
         self.test_BreastLVI1()
 
     def test_BreastLVI1(self):
-        """Phantom DCE + T2 + VOI → probabilities per model, fusion, Grad-CAM on the sequence grid."""
+        """Phantom DCE + T2 + VOI → probabilities per model, fusion, Grad-CAM on the sequence grid, shown."""
         self.delayDisplay("Starting the test")
         _ensureSmartImagingImportable()
         import numpy as np
@@ -401,20 +310,25 @@ class BreastLVITest(ScriptedLoadableModuleTest):
         from smartimaging.phantoms.breast_mri import make_breast_mri_phantom
 
         case = make_breast_mri_phantom(970_000, (16, 96, 96), lvi=1)
-        nodes = {}
-        for name, array in (("DCE", case.dce2), ("T2", case.t2)):
-            nodes[name] = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"phantom {name}")
-            sitk_to_volume_node(phantom_image(array, case.spacing, (-96.0, -70.0, -20.0)), nodes[name])
+        logic = BreastLVILogic()
+        p = logic.getParameterNode()
+        for name, array in (("dceVolume", case.dce2), ("t2Volume", case.t2)):
+            node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"phantom {name}")
+            sitk_to_volume_node(phantom_image(array, case.spacing, (-96.0, -70.0, -20.0)), node)
+            setattr(p, name, node)
         labelmap = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
         sitk_to_volume_node(phantom_image((case.lesions > 0).astype(np.uint8), case.spacing, (-96.0, -70.0, -20.0)),
                             labelmap)
-        voi = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "VOI")
-        slicer.modules.segmentations.logic().ImportLabelmapToSegmentationNode(labelmap, voi)
-        logic = BreastLVILogic()
-        result = logic.predict(nodes, voi)
-        self.assertEqual(result["table"].GetCellText(result["table"].GetNumberOfRows() - 1, 0), "fused")
-        for modelId, heatMap in result["heat_maps"].items():
-            sequence = "DCE" if "-dce-" in modelId else "T2"
-            self.assertTrue(np.array_equal(ijk_to_ras_matrix(heatMap), ijk_to_ras_matrix(nodes[sequence])))
-        logic.showResult(nodes, result)
+        p.voiSegmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "VOI")
+        slicer.modules.segmentations.logic().ImportLabelmapToSegmentationNode(labelmap, p.voiSegmentation)
+        p.device = "cpu"
+        flow = logic.select(p)
+        result = flow.run(flow.compute())
+        self.assertTrue(result.headline.startswith("LVI probability "))
+        self.assertIn("fused", [row[0] for row in result.rows])
+        for name, heatMap in flow.extra_nodes.items():
+            sequence = p.dceVolume if "-dce-" in name else p.t2Volume
+            self.assertTrue(np.array_equal(ijk_to_ras_matrix(heatMap), ijk_to_ras_matrix(sequence)))
+        logic.showResult()
+        self.assertIsNotNone(flow.overlay.GetDisplayNode())
         self.delayDisplay("Test passed")

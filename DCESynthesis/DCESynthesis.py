@@ -1,9 +1,7 @@
 import os
 import sys
-import tempfile
 from typing import Annotated
 
-import qt
 import slicer
 import vtk
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLTableNode
@@ -86,9 +84,8 @@ class DCESynthesisParameterNode:
 
 
 class DCESynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Uses ScriptedLoadableModuleWidget base class, available at:
-    https://github.com/Slicer/Slicer/blob/main/Base/Python/slicer/ScriptedLoadableModule.py
-    """
+    """Binds the controls to the module's reading flow (smartimaging.dce.flow.DCEFlow, the one the reading station
+    drives): the widget selects the volumes, starts the synthesis and shows what it made."""
 
     def __init__(self, parent=None) -> None:
         """Called when the user opens the module the first time and the widget is initialized."""
@@ -97,8 +94,7 @@ class DCESynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._worker = None
-        self._pollTimer = None
+        self._steps = None
 
     def setup(self) -> None:
         """Called when the user opens the module the first time and the widget is initialized."""
@@ -109,22 +105,21 @@ class DCESynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = DCESynthesisLogic()
 
+        from smartimaging.desktop import WidgetSteps
+
+        self._steps = WidgetSteps(self.ui.progressBar, self._onSynthesized, self._updateButtonStates)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.synthesizeButton.connect("clicked(bool)", self.onSynthesizeButton)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
         self.ui.showButton.connect("clicked(bool)", self.onShowButton)
 
-        self._pollTimer = qt.QTimer()
-        self._pollTimer.setInterval(200)
-        self._pollTimer.connect("timeout()", self.onPollWorker)
-
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
         """Called when the application closes and the module widget is destroyed."""
-        if self._worker:
-            self._worker.cancel()
+        if self._steps:
+            self._steps.abandon()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -139,7 +134,8 @@ class DCESynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtonStates)
 
     def onSceneStartClose(self, caller, event) -> None:
-        """Called just before the scene is closed."""
+        """Called just before the scene is closed: a running synthesis stops (its nodes would be gone)."""
+        self._steps.abandon()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -168,70 +164,32 @@ class DCESynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _updateButtonStates(self, caller=None, event=None) -> None:
         p = self._parameterNode
-        self.ui.synthesizeButton.enabled = bool(p and p.t1Volume and self._worker is None)
-        self.ui.cancelButton.enabled = self._worker is not None
+        busy = self._steps.busy
+        self.ui.synthesizeButton.enabled = bool(p and p.t1Volume) and not busy
+        self.ui.cancelButton.enabled = busy
         self.ui.showButton.enabled = bool(p and p.syntheticVolume)
 
     def onSynthesizeButton(self) -> None:
-        """Start the generator in a background process; results arrive in onPollWorker."""
+        """Start the generator in a background process; the result arrives in _onSynthesized."""
         with slicer.util.tryWithErrorDisplay(_("Failed to start the synthesis."), waitCursor=True):
             if not self.logic.ensureDependencies():
                 return
-            p = self._parameterNode
-            self._worker = self.logic.startSynthesis(p.t1Volume, p.realDceVolume, p.device)
-            self.ui.progressBar.value = 0
-            self._pollTimer.start()
+            flow = self.logic.select(self._parameterNode)
+            self._steps.start(flow.compute(self._steps.progress))
             self._updateButtonStates()
 
     def onCancelButton(self) -> None:
-        if self._worker:
-            self._worker.cancel()
-            self._stopWorker()
-            self.logic.removeScratchFolder()
-            self.ui.progressBar.value = 0
-            slicer.util.showStatusMessage(_("Synthesis cancelled."), 3000)
+        self._steps.cancel()
 
-    def _stopWorker(self) -> None:
-        self._pollTimer.stop()
-        self._worker = None
-        self._updateButtonStates()
+    def _onSynthesized(self, result) -> None:
+        from smartimaging.desktop import show_domain
 
-    def onPollWorker(self) -> None:
-        """Read the worker's JSON events without blocking the GUI (the timer pauses while a dialog may be open)."""
-        if not self._worker:
-            return
-        self._pollTimer.stop()
-        if self._worker.dispatch(self._onWorkerProgress, self._onWorkerResult, self._onWorkerError):
-            self._stopWorker()
-        else:
-            self._pollTimer.start()
-
-    def _onWorkerProgress(self, fraction, message) -> None:
-        self.ui.progressBar.value = int(100 * fraction)
-        slicer.util.showStatusMessage(message)
-
-    def _onWorkerResult(self, event) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Failed to load the synthetic DCE."), waitCursor=True):
-            p = self._parameterNode
-            nodes = self.logic.finishSynthesis(p.t1Volume, event)
-            p.syntheticVolume, p.subtractionVolume, p.mipVolume = nodes["synthetic"], nodes["subtraction"], nodes["mip"]
-            p.metricsTable = nodes.get("table")
-            self._showDomain(p.metricsTable or p.syntheticVolume)  # no table without a real DCE
-            self.ui.progressBar.value = 100
-            self.onShowButton()
-
-    def _showDomain(self, resultNode) -> None:
-        """The result's domain check under the button, in bold red when the image is outside the training data."""
-        from smartimaging.result_nodes import domain_check, domain_sentence
-
-        domain = domain_check(resultNode) if resultNode else None
-        outside = bool(domain) and domain["verdict"] == "outside"
-        self.ui.domainLabel.text = domain_sentence(domain) if domain else ""
-        self.ui.domainLabel.styleSheet = "color: #d32f2f; font-weight: bold;" if outside else ""
-
-    def _onWorkerError(self, message, details) -> None:
-        self.logic.removeScratchFolder()
-        slicer.util.errorDisplay(message, detailedText=details or None)
+        p, volumes = self._parameterNode, self.logic.flow.extra_nodes
+        p.syntheticVolume, p.subtractionVolume = volumes["synthetic"], volumes["subtraction"]
+        p.mipVolume = volumes["mip"]
+        p.metricsTable = result.table_node
+        show_domain(self.ui.domainLabel, p.metricsTable or p.syntheticVolume)  # no table without a real DCE
+        self.onShowButton()
 
     def onShowButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to show the volumes."), waitCursor=True):
@@ -245,13 +203,16 @@ class DCESynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 class DCESynthesisLogic(ScriptedLoadableModuleLogic):
-    """Thin wrapper of smartimaging.dce.scene: takes nodes, never widgets."""
+    """The module's reading flow (smartimaging.dce.flow.DCEFlow) on Slicer's scene: takes nodes, never widgets."""
 
     def __init__(self) -> None:
         """Called when the logic class is instantiated. Can be used for initializing member variables."""
         ScriptedLoadableModuleLogic.__init__(self)
         _ensureSmartImagingImportable()
-        self._scratchFolder = None
+        from smartimaging.dce.flow import DCEFlow
+        from smartimaging.desktop import worker_python
+
+        self.flow = DCEFlow(slicer.mrmlScene, python=worker_python())
 
     def getParameterNode(self):
         return DCESynthesisParameterNode(super().getParameterNode())
@@ -262,46 +223,14 @@ class DCESynthesisLogic(ScriptedLoadableModuleLogic):
 
         return ensure(DEPENDENCIES, "DCE Synthesis")
 
-    @staticmethod
-    def workerPython():
-        import shutil
+    def select(self, parameterNode):
+        """The flow with the parameter node's T1, real DCE, metrics table and device; returns the flow."""
+        from smartimaging.desktop import torch_device
 
-        return shutil.which("PythonSlicer") or sys.executable
-
-    def startSynthesis(self, t1Node, realDceNode=None, device="auto"):
-        """Write the volumes to a temporary folder and start the worker; returns a WorkerProcess."""
-        from smartimaging.dce.scene import write_inputs_for_worker
-        from smartimaging.worker import WorkerProcess
-
-        if t1Node is None:
-            raise ValueError(_("Select the T1 volume first."))
-        self.removeScratchFolder()
-        self._scratchFolder = tempfile.mkdtemp(prefix="DCESynthesis-")
-        arguments = write_inputs_for_worker(t1Node, realDceNode, self._scratchFolder)
-        return WorkerProcess("dce-synthesize", [*arguments, "--device", device], python=self.workerPython())
-
-    def finishSynthesis(self, t1Node, event):
-        """Result volume nodes (and metrics table) from the worker's files."""
-        from smartimaging.dce import scene as dce_scene
-
-        nodes = dce_scene.import_worker_result(slicer.mrmlScene, t1Node, event)
-        self.removeScratchFolder()
-        return nodes
-
-    def removeScratchFolder(self):
-        """Delete the worker's temporary input/output folder."""
-        import shutil
-
-        if self._scratchFolder:
-            shutil.rmtree(self._scratchFolder, ignore_errors=True)
-            self._scratchFolder = None
-
-    def synthesize(self, t1Node, realDceNode=None, device="cpu"):
-        """Synchronous synthesis (for scripts and the self-test): dict of result nodes."""
-        from smartimaging.dce import scene as dce_scene
-        from smartimaging.dce.synthesis import DCESynthesizer
-
-        return dce_scene.synthesize(slicer.mrmlScene, t1Node, DCESynthesizer.load(device=device), realDceNode)
+        p = parameterNode
+        self.flow.device = torch_device(p.device)
+        self.flow.select({"T1": p.t1Volume, "DCE": p.realDceVolume}, table_node=p.metricsTable)
+        return self.flow
 
     def showSideBySide(self, t1Node, syntheticNode, realDceNode=None, mipNode=None, tableNode=None):
         """Linked views T1 | synthetic DCE | real DCE | subtraction MIP."""
@@ -321,7 +250,7 @@ class DCESynthesisLogic(ScriptedLoadableModuleLogic):
 
 
 class DCESynthesisTest(ScriptedLoadableModuleTest):
-    """Runs the real generator (demo weights) on a small phantom T1 / DCE pair."""
+    """Runs the module's flow with the real generator (demo weights) on a small phantom T1 / DCE pair."""
 
     def setUp(self):
         """Do whatever is needed to reset the state - typically a scene clear will be enough."""
@@ -343,15 +272,20 @@ class DCESynthesisTest(ScriptedLoadableModuleTest):
         from smartimaging.phantoms.breast_mri import make_breast_mri_phantom
 
         case = make_breast_mri_phantom(960_000, shape=(8, 96, 96))
-        volumes = []
-        for name, array in (("phantom T1", case.t1), ("phantom DCE", case.dce)):
-            node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
-            sitk_to_volume_node(phantom_image(array, case.spacing, (-96.0, -60.0, 10.0)), node)
-            volumes.append(node)
         logic = DCESynthesisLogic()
-        nodes = logic.synthesize(volumes[0], volumes[1])
-        self.assertTrue(np.array_equal(ijk_to_ras_matrix(nodes["synthetic"]), ijk_to_ras_matrix(volumes[0])))
-        self.assertEqual(slicer.util.arrayFromVolume(nodes["mip"]).shape, (1, 96, 96))
-        self.assertEqual(nodes["table"].GetCellText(0, 0), "SSIM (mean of slices)")
-        logic.showSideBySide(volumes[0], nodes["synthetic"], volumes[1], nodes["mip"], nodes["table"])
+        p = logic.getParameterNode()
+        for name, array in (("t1Volume", case.t1), ("realDceVolume", case.dce)):
+            node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", f"phantom {name}")
+            sitk_to_volume_node(phantom_image(array, case.spacing, (-96.0, -60.0, 10.0)), node)
+            setattr(p, name, node)
+        p.device = "cpu"
+        flow = logic.select(p)
+        result = flow.run(flow.compute())
+        volumes = flow.view_volumes
+        self.assertTrue(np.array_equal(ijk_to_ras_matrix(volumes["DCE-Synthetic"]), ijk_to_ras_matrix(p.t1Volume)))
+        self.assertEqual(slicer.util.arrayFromVolume(volumes["DCE-MIP"]).shape, (1, 96, 96))
+        self.assertEqual(result.table_node.GetCellText(0, 0), "SSIM (mean of slices)")
+        self.assertTrue(result.headline.startswith("Synthetic DCE: SSIM "))
+        logic.showSideBySide(*(volumes[view] for view in ("DCE-T1", "DCE-Synthetic", "DCE-Real", "DCE-MIP")),
+                             result.table_node)
         self.delayDisplay("Test passed")

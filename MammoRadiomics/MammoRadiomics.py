@@ -3,7 +3,6 @@ import pathlib
 import sys
 from typing import Annotated
 
-import qt
 import slicer
 import vtk
 from slicer import (
@@ -101,9 +100,8 @@ class MammoRadiomicsParameterNode:
 
 
 class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    """Uses ScriptedLoadableModuleWidget base class, available at:
-    https://github.com/Slicer/Slicer/blob/main/Base/Python/slicer/ScriptedLoadableModule.py
-    """
+    """Binds the controls to the module's reading flow (smartimaging.mammo.flow.MammoFlow, the one the reading
+    station drives): the widget selects the nodes, runs the flow's steps and shows what they made."""
 
     def __init__(self, parent=None) -> None:
         """Called when the user opens the module the first time and the widget is initialized."""
@@ -112,7 +110,7 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._worker = None
+        self._steps = None
 
     def setup(self) -> None:
         """Called when the user opens the module the first time and the widget is initialized."""
@@ -124,6 +122,9 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = MammoRadiomicsLogic()
         self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(self.logic.getSegmentEditorNode())
 
+        from smartimaging.desktop import WidgetSteps
+
+        self._steps = WidgetSteps(self.ui.batchProgressBar, self._onBatchDone, self._updateButtonStates)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.segmentButton.connect("clicked(bool)", self.onSegmentButton)
@@ -132,16 +133,12 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.batchButton.connect("clicked(bool)", self.onBatchButton)
         self.ui.batchCancelButton.connect("clicked(bool)", self.onBatchCancelButton)
 
-        self._pollTimer = qt.QTimer()
-        self._pollTimer.setInterval(200)
-        self._pollTimer.connect("timeout()", self.onPollWorker)
-
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
         """Called when the application closes and the module widget is destroyed."""
-        if self._worker:
-            self._worker.cancel()
+        if self._steps:
+            self._steps.abandon()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -156,7 +153,8 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtonStates)
 
     def onSceneStartClose(self, caller, event) -> None:
-        """Called just before the scene is closed."""
+        """Called just before the scene is closed: a running batch stops (its table would be gone)."""
+        self._steps.abandon()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -185,107 +183,72 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _updateButtonStates(self, caller=None, event=None) -> None:
         p = self._parameterNode
+        busy = self._steps.busy
         self.ui.segmentButton.enabled = bool(p and p.inputVolume)
         self.ui.drawButton.enabled = bool(p and p.inputVolume)
         self.ui.classifyButton.enabled = bool(p and p.inputVolume and (p.editedSegmentation or p.aiSegmentation))
-        self.ui.batchButton.enabled = bool(p and self._worker is None and _isFolder(p.batchFolder)
+        self.ui.batchButton.enabled = bool(p and not busy and _isFolder(p.batchFolder)
                                            and _isFolder(p.batchOutputFolder.parent))
-        self.ui.batchCancelButton.enabled = self._worker is not None
+        self.ui.batchCancelButton.enabled = busy
         if p and p.editedSegmentation:
             self.ui.segmentEditorWidget.setSegmentationNode(p.editedSegmentation)
             self.ui.segmentEditorWidget.setSourceVolumeNode(p.inputVolume)
+
+    def _showSegmentation(self) -> None:
+        """The flow's AI ROI and the reader's ROI in the selectors."""
+        flow = self.logic.flow
+        self._parameterNode.aiSegmentation = flow.ai_segmentation
+        self._parameterNode.editedSegmentation = flow.segmentation
 
     def onSegmentButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to segment the lesion."), waitCursor=True):
             if not self.logic.ensureDependencies():
                 return
-            p = self._parameterNode
-            p.aiSegmentation, p.editedSegmentation = self.logic.segment(p.inputVolume, p.lesionKind, p.lesionPoint,
-                                                                        p.lesionBox)
+            self.logic.segment(self._parameterNode)
+            self._showSegmentation()
 
     def onDrawButton(self) -> None:
         """An empty ROI to paint by hand (the way forward when the AI finds nothing, or the wrong thing)."""
         with slicer.util.tryWithErrorDisplay(_("Failed to create the ROI to draw."), waitCursor=True):
-            p = self._parameterNode
-            p.aiSegmentation = None
-            p.editedSegmentation = self.logic.drawByHand(p.inputVolume, p.lesionKind)
-            _startPainting(self.ui.segmentEditorWidget, p.editedSegmentation, p.inputVolume)
+            from smartimaging.desktop import start_painting
+
+            self.logic.drawByHand(self._parameterNode)
+            self._showSegmentation()
+            start_painting(self.ui.segmentEditorWidget, self.logic.flow.segmentation, self.logic.flow.primary)
 
     def onClassifyButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to extract features and classify."), waitCursor=True):
+            from smartimaging.desktop import show_domain
+
             p = self._parameterNode
-            p.resultTable = self.logic.classify(p.inputVolume, p.editedSegmentation or p.aiSegmentation,
-                                                p.lesionKind, p.resultTable)
-            self._showDomain(p.resultTable)
-            self.logic.showTable(p.resultTable)
-
-    def _showDomain(self, tableNode) -> None:
-        """The result's domain check under the button, in bold red when the image is outside the training data."""
-        from smartimaging.result_nodes import domain_check, domain_sentence
-
-        domain = domain_check(tableNode) if tableNode else None
-        outside = bool(domain) and domain["verdict"] == "outside"
-        self.ui.domainLabel.text = domain_sentence(domain) if domain else ""
-        self.ui.domainLabel.styleSheet = "color: #d32f2f; font-weight: bold;" if outside else ""
+            result = self.logic.classify(p)
+            p.resultTable = result.table_node
+            show_domain(self.ui.domainLabel, result.table_node)
+            self.logic.showTable(result.table_node)
 
     def onBatchButton(self) -> None:
-        """Start the batch in a background process; rows arrive in onPollWorker."""
+        """Start the batch in a background process; its table arrives in _onBatchDone."""
         with slicer.util.tryWithErrorDisplay(_("Failed to start the batch."), waitCursor=True):
             if not self.logic.ensureDependencies():
                 return
             p = self._parameterNode
+            flow = self.logic.select(p)
             masks = p.batchMasksFolder if _isFolder(p.batchMasksFolder) else None
-            self._worker = self.logic.startBatch(p.batchFolder, p.lesionKind, p.batchOutputFolder, masks)
-            self.ui.batchProgressBar.value = 0
-            self._pollTimer.start()
+            self._steps.start(flow.batch(p.batchFolder, p.batchOutputFolder, masks, p.batchTable,
+                                         self._steps.progress))
             self._updateButtonStates()
 
     def onBatchCancelButton(self) -> None:
-        if self._worker:
-            self._worker.cancel()
-            self._stopWorker()
-            self.ui.batchProgressBar.value = 0
-            slicer.util.showStatusMessage(_("Batch cancelled; nothing was written."), 3000)
+        self._steps.cancel()
 
-    def _stopWorker(self) -> None:
-        self._pollTimer.stop()
-        self._worker = None
-        self._updateButtonStates()
-
-    def onPollWorker(self) -> None:
-        """Read the worker's JSON events without blocking the GUI (the timer pauses while a dialog may be open)."""
-        if not self._worker:
-            return
-        self._pollTimer.stop()
-        if self._worker.dispatch(self._onBatchProgress, self._onBatchResult, self._onBatchError):
-            self._stopWorker()
-        else:
-            self._pollTimer.start()
-
-    def _onBatchProgress(self, fraction, message) -> None:
-        self.ui.batchProgressBar.value = int(100 * fraction)
-        slicer.util.showStatusMessage(message)
-
-    def _onBatchResult(self, event) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Failed to load the batch results."), waitCursor=True):
-            self._parameterNode.batchTable = self.logic.loadBatchResults(event, self._parameterNode.batchTable)
-            self.logic.showTable(self._parameterNode.batchTable)
-            self.ui.batchProgressBar.value = 100
-            if event["failed"]:
-                slicer.util.warningDisplay(_("{failed} of {images} images could not be read; the reason is in the "
-                                             "table's error column.").format(failed=event["failed"],
-                                                                              images=event["images"]))
-
-    def _onBatchError(self, message, details) -> None:
-        slicer.util.errorDisplay(message, detailedText=details or None)
-
-
-def _startPainting(segmentEditorWidget, segmentationNode, volumeNode) -> None:
-    """Segment Editor on the segmentation's first segment with the Paint effect selected."""
-    segmentEditorWidget.setSegmentationNode(segmentationNode)
-    segmentEditorWidget.setSourceVolumeNode(volumeNode)
-    segmentEditorWidget.setCurrentSegmentID(segmentationNode.GetSegmentation().GetNthSegmentID(0))
-    segmentEditorWidget.setActiveEffectByName("Paint")
+    def _onBatchDone(self, value) -> None:
+        table, event = value
+        self._parameterNode.batchTable = table
+        self.logic.showTable(table)
+        if event["failed"]:
+            slicer.util.warningDisplay(_("{failed} of {images} images could not be read; the reason is in the "
+                                         "table's error column.").format(failed=event["failed"],
+                                                                          images=event["images"]))
 
 
 def _isFolder(path) -> bool:
@@ -299,12 +262,16 @@ def _isFolder(path) -> bool:
 
 
 class MammoRadiomicsLogic(ScriptedLoadableModuleLogic):
-    """Thin wrapper of smartimaging.mammo.scene: takes nodes, never widgets."""
+    """The module's reading flow (smartimaging.mammo.flow.MammoFlow) on Slicer's scene: takes nodes, never widgets."""
 
     def __init__(self) -> None:
         """Called when the logic class is instantiated. Can be used for initializing member variables."""
         ScriptedLoadableModuleLogic.__init__(self)
         _ensureSmartImagingImportable()
+        from smartimaging.desktop import worker_python
+        from smartimaging.mammo.flow import MammoFlow
+
+        self.flow = MammoFlow(slicer.mrmlScene, python=worker_python())
 
     def getParameterNode(self):
         return MammoRadiomicsParameterNode(super().getParameterNode())
@@ -323,58 +290,33 @@ class MammoRadiomicsLogic(ScriptedLoadableModuleLogic):
 
         return ensure(DEPENDENCIES, "Mammo Radiomics")
 
-    def segment(self, volumeNode, kind, pointNode=None, boxNode=None, device="auto"):
-        """AI ROI from the point (or the box, or the whole image) and the reader's editable copy."""
-        from smartimaging.mammo import scene as mammo_scene
-        from smartimaging.mammo.segment import MammoSegmenter
-        from smartimaging.segmentation_nodes import editable_copy
+    def select(self, parameterNode):
+        """The flow with the parameter node's mammogram, lesion kind, point, ROI and table; returns the flow."""
+        p = parameterNode
+        self.flow.kind = p.lesionKind
+        self.flow.select({"mammogram": p.inputVolume}, p.lesionPoint, p.editedSegmentation or p.aiSegmentation,
+                         p.resultTable)
+        return self.flow
 
-        point = mammo_scene.point_from_markups(volumeNode, pointNode) if pointNode and \
-            pointNode.GetNumberOfControlPoints() else None
-        box = mammo_scene.box_from_markups_roi(volumeNode, boxNode) if boxNode and point is None else None
-        segmenter = MammoSegmenter.load(kind, device=device)
-        aiNode = mammo_scene.segment(slicer.mrmlScene, volumeNode, kind, segmenter, point=point, box=box)
-        editedNode = editable_copy(slicer.mrmlScene, aiNode)
-        aiNode.GetDisplayNode().SetVisibility(False)
-        return aiNode, editedNode
+    def segment(self, parameterNode):
+        """AI ROI from the point (or the box, or the whole image), kept hidden, and the reader's editable copy."""
+        from smartimaging.mammo.scene import box_from_markups_roi
 
-    def drawByHand(self, volumeNode, kind):
+        p = parameterNode
+        flow = self.select(p)
+        usesBox = p.lesionBox is not None and not flow.has_point and flow.primary is not None
+        flow.run(flow.segment_box(box_from_markups_roi(flow.primary, p.lesionBox)) if usesBox else flow.segment())
+        return flow.ai_segmentation, flow.segmentation
+
+    def drawByHand(self, parameterNode):
         """An empty, coded ROI segment on the mammogram's geometry for the reader to paint."""
-        from smartimaging.segmentation_nodes import drawn_segmentation
-        from smartimaging.segments import MAMMO_SEGMENTS
+        self.select(parameterNode).draw_by_hand()
+        return self.flow.segmentation
 
-        if volumeNode is None:
-            raise ValueError(_("Select the mammogram first."))
-        return drawn_segmentation(slicer.mrmlScene, volumeNode, (MAMMO_SEGMENTS[kind],),
-                                  f"{volumeNode.GetName()} drawn {kind}")
-
-    def classify(self, volumeNode, segmentationNode, kind, tableNode=None):
-        from smartimaging.mammo import scene as mammo_scene
-
-        table, _prediction = mammo_scene.classify(slicer.mrmlScene, volumeNode, segmentationNode, kind,
-                                                  table_node=tableNode)
-        return table
-
-    @staticmethod
-    def workerPython():
-        import shutil
-
-        return shutil.which("PythonSlicer") or sys.executable
-
-    def startBatch(self, folder, kind, outputFolder, masksFolder=None, device="auto"):
-        """Start `mammo-batch` on a folder in a background process; returns a WorkerProcess."""
-        from smartimaging.worker import WorkerProcess
-
-        arguments = ["--input", str(folder), "--output-dir", str(outputFolder), "--kind", kind, "--device", device]
-        if masksFolder:
-            arguments += ["--masks", str(masksFolder)]
-        return WorkerProcess("mammo-batch", arguments, python=self.workerPython())
-
-    def loadBatchResults(self, event, tableNode=None):
-        """The batch's results.csv (one row per image) as a table node."""
-        from smartimaging.mammo import scene as mammo_scene
-
-        return mammo_scene.batch_table(slicer.mrmlScene, event["results"], tableNode)
+    def classify(self, parameterNode):
+        """Rad-score, label and features of the reader's ROI: the flow's result (its table node included)."""
+        flow = self.select(parameterNode)
+        return flow.run(flow.compute())
 
     def showTable(self, tableNode):
         layoutManager = slicer.app.layoutManager()
@@ -404,7 +346,7 @@ def _phantomMammogram():
 
 
 class MammoRadiomicsTest(ScriptedLoadableModuleTest):
-    """Runs the real pipeline (demo weights) on a phantom mammogram."""
+    """Runs the module's flow with the real pipeline (demo weights) on a phantom mammogram."""
 
     def setUp(self):
         """Do whatever is needed to reset the state - typically a scene clear will be enough."""
@@ -428,13 +370,15 @@ class MammoRadiomicsTest(ScriptedLoadableModuleTest):
 
         case, volume = _phantomMammogram()
         row, col = prompt_point(case.mask)
-        point = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode")
-        point.AddControlPoint(*(ijk_to_ras_matrix(volume) @ [col, row, 0, 1])[:3])
-
         logic = MammoRadiomicsLogic()
-        ai, edited = logic.segment(volume, "mass", point)
+        p = logic.getParameterNode()
+        p.inputVolume, p.lesionKind = volume, "mass"
+        p.lesionPoint = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode")
+        p.lesionPoint.AddControlPoint(*(ijk_to_ras_matrix(volume) @ [col, row, 0, 1])[:3])
+
+        ai, p.editedSegmentation = logic.segment(p)
         self.assertEqual(ai.GetSegmentation().GetNthSegment(0).GetName(), "Breast mass")
-        table = logic.classify(volume, edited, "mass")
+        table = logic.classify(p).table_node
         score = float(table.GetAttribute("SmartImaging.RadScore"))
         self.assertTrue(0.0 <= score <= 1.0)
         features = [r for r in range(table.GetNumberOfRows()) if table.GetCellText(r, 0).startswith("original_")]
@@ -448,22 +392,23 @@ class MammoRadiomicsTest(ScriptedLoadableModuleTest):
         import numpy as np
 
         case, volume = _phantomMammogram()
-
-        drawn = MammoRadiomicsLogic().drawByHand(volume, "mass")
+        logic = MammoRadiomicsLogic()
+        p = logic.getParameterNode()
+        p.inputVolume, p.lesionKind = volume, "mass"
+        drawn = p.editedSegmentation = logic.drawByHand(p)
         segmentation = drawn.GetSegmentation()
         self.assertEqual(segmentation.GetNthSegment(0).GetName(), "Breast mass")
         self.assertEqual(int(slicer.util.arrayFromSegmentBinaryLabelmap(drawn, segmentation.GetNthSegmentID(0),
                                                                         volume).sum()), 0)
         painted = (case.mask > 0).astype(np.uint8)[None]
         slicer.util.updateSegmentBinaryLabelmapFromArray(painted, drawn, segmentation.GetNthSegmentID(0), volume)
-        table = MammoRadiomicsLogic().classify(volume, drawn, "mass")
-        rows = {table.GetCellText(r, 0): table.GetCellText(r, 1) for r in range(table.GetNumberOfRows())}
-        self.assertEqual(rows["ROI"], "drawn by the reader")
-        self.assertEqual(int(rows["ROI pixels"]), int(painted.sum()))
+        result = logic.classify(p)
+        self.assertEqual(result.roi_source, "drawn by the reader")
+        self.assertIn(["ROI pixels", str(int(painted.sum()))], result.rows)
         self.delayDisplay("Test passed")
 
     def test_MammoRadiomicsBatch(self):
-        """Two phantom PNGs in a folder → background batch → one table row per image."""
+        """Two phantom PNGs in a folder → the flow's batch step in the worker → one table row per image."""
         self.delayDisplay("Starting the batch test")
         _ensureSmartImagingImportable()
         import tempfile
@@ -478,10 +423,8 @@ class MammoRadiomicsTest(ScriptedLoadableModuleTest):
         for seed in (910_003, 910_004):
             case = make_mammo_phantom(seed, "mass", seed % 2)
             Image.fromarray(case.image.round().astype(np.uint16)).save(folder / "images" / f"{seed}.png")
-        worker = MammoRadiomicsLogic().startBatch(folder / "images", "mass", folder / "out", device="cpu")
-        events = worker.wait(timeout=300)
-        result = next(event for event in events if event["event"] == "result")
-        table = MammoRadiomicsLogic().loadBatchResults(result)
+        flow = MammoRadiomicsLogic().flow
+        table, _event = flow.run(flow.batch(folder / "images", folder / "out"))
         self.assertEqual(table.GetNumberOfRows(), 2)
         self.assertTrue((folder / "out" / "features.csv").is_file())
         self.delayDisplay("Test passed")

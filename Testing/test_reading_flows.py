@@ -243,6 +243,8 @@ def test_bone_scan_two_volumes_segment_edit_exclude_compute_and_compare(scene, s
     assert float(rows["Change"]) < 0
     with pytest.raises(InputError, match="numbers separated by commas"):
         flow.set_exclude("first")
+    with pytest.raises(InputError, match="Compute BSTBI for both"):
+        BoneScanFlow(scene).compare(baseline_table)  # no follow-up result yet
 
     # The desktop's selector names the edited segmentation again (after a scene reload, say): the posterior's
     # is found through its source volume.

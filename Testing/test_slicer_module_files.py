@@ -70,8 +70,9 @@ SEGMENT_EDITOR_METHODS = {"setMRMLSegmentEditorNode", "setSegmentationNode", "se
 
 @pytest.mark.parametrize("name", ["BoneScanBSTBI", "MammoRadiomics", "BreastLVI"])
 def test_the_roi_can_always_be_drawn_by_hand(name):
-    """A "Draw ROI by hand" button next to Segment, wrapped in tryWithErrorDisplay, whose Logic creates the empty
-    coded segments through smartimaging.segmentation_nodes.drawn_segmentation, and Paint opened on them."""
+    """A "Draw ROI by hand" button next to Segment, wrapped in tryWithErrorDisplay, whose Logic has the module's
+    flow create the empty coded segments (Flow.draw_by_hand, tested on a real scene in test_reading_flows), and
+    Paint opened on them through smartimaging.desktop.start_painting."""
     source, tree = _module(name)
     ui = ET.parse(REPO / name / "Resources" / "UI" / f"{name}.ui").getroot()
     button = next(w for w in ui.iter("widget") if w.get("name") == "drawButton")
@@ -80,12 +81,23 @@ def test_the_roi_can_always_be_drawn_by_hand(name):
     assert 'self.ui.drawButton.connect("clicked(bool)", self.onDrawButton)' in source
     logic = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name + "Logic")
     draw = next(m for m in logic.body if isinstance(m, ast.FunctionDef) and m.name == "drawByHand")
-    assert "drawn_segmentation(slicer.mrmlScene" in ast.unparse(draw)
-    assert 'setActiveEffectByName("Paint")' in source
-    called = {node.func.attr for node in ast.walk(tree) if isinstance(node, ast.Call)
-              and isinstance(node.func, ast.Attribute) and "segmentEditorWidget" in ast.unparse(node.func.value)
-              .split(".")[-1]}
+    assert "draw_by_hand" in _calls(draw)
+    widget = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name + "Widget")
+    on_draw = next(m for m in widget.body if isinstance(m, ast.FunctionDef) and m.name == "onDrawButton")
+    assert "start_painting(self.ui.segmentEditorWidget" in ast.unparse(on_draw)
+    desktop = ast.parse((REPO / "smartimaging" / "desktop.py").read_text(encoding="utf-8"))
+    painting = next(n for n in desktop.body if isinstance(n, ast.FunctionDef) and n.name == "start_painting")
+    assert "setActiveEffectByName('Paint')" in ast.unparse(painting)
+    called = {node.func.attr for tree_ in (tree, painting) for node in ast.walk(tree_) if isinstance(node, ast.Call)
+              and isinstance(node.func, ast.Attribute) and "segment_editor_widget" in ast.unparse(node.func.value)
+              .replace("segmentEditorWidget", "segment_editor_widget").split(".")[-1]}
     assert {"setCurrentSegmentID", "setActiveEffectByName"} <= called <= SEGMENT_EDITOR_METHODS, called
+
+
+def _calls(tree) -> set[str]:
+    """Names of the functions and methods called in a syntax tree."""
+    return {node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            for node in ast.walk(tree) if isinstance(node, ast.Call)}
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -93,7 +105,21 @@ def test_the_domain_check_is_shown_under_the_compute_button(name):
     source, _ = _module(name)
     ui = ET.parse(REPO / name / "Resources" / "UI" / f"{name}.ui").getroot()
     assert "domainLabel" in {w.get("name") for w in ui.iter("widget")}
-    assert "domain_check(" in source and source.count("self._showDomain(") == 1
+    assert source.count("show_domain(self.ui.domainLabel, ") == 1
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_widgets_bind_controls_to_the_flow_and_share_one_step_runner(name):
+    """No widget runs a worker or a timer of its own (the helpers that drifted apart are gone): long steps go
+    through smartimaging.desktop.WidgetSteps, whose runner ends a step in try/finally and whose cancel stops the
+    worker; the Logic holds the module's reading flow, the one the station drives."""
+    source, tree = _module(name)
+    assert "WidgetSteps(" in source and "self._steps.cancel()" in source and "self._steps.abandon()" in source
+    for gone in ("WorkerProcess", "QTimer", "onPollWorker", "_stopWorker", "removeScratchFolder", "dispatch("):
+        assert gone not in source, gone
+    logic = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name + "Logic")
+    init = next(m for m in logic.body if isinstance(m, ast.FunctionDef) and m.name == "__init__")
+    assert any(call.endswith("Flow") for call in _calls(init)) and "worker_python" in _calls(init)
 
 
 def test_extension_cmake_lists_every_module():

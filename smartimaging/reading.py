@@ -374,7 +374,8 @@ class Flow:
     def draw_by_hand(self) -> None:
         """Replace the segmentation with an empty one to draw the ROI into (the way forward when the AI finds
         nothing, or finds the wrong thing): named, coded segments on the image's geometry."""
-        self.require(self.roles[0])
+        if self.primary is None:
+            raise InputError(f"Load the {self.roles[0]} image first")
         segments = self.drawn_segments
         self._replace_segmentation(None, drawn_segmentation(self.scene, self.primary, segments,
                                                             f"{self.primary.GetName()} drawn {self.roi_name}"))

@@ -130,10 +130,9 @@ class BoneScanFlow(Flow):
                                                      self.table_to_update, self.view_names or None)
         return Result.of_table(f"BSTBI {result.bstbi['mean']:.3f}", table, result.warnings, result.domain)
 
-    def compare(self, baseline_table, table_node=None):
-        """Baseline vs this result's BSTBI and the change, as a table node."""
+    def compare(self, baseline_table, followup_table=None):
+        """Baseline vs follow-up BSTBI (default: this result's) and the change, as a table node."""
         from . import scene as bonescan_scene
 
-        if self.result is None:
-            raise InputError("Compute BSTBI first: the follow-up is compared with the baseline")
-        return bonescan_scene.compare(self.scene, baseline_table, self.result.table_node, table_node)
+        followup_table = followup_table or (self.result.table_node if self.result is not None else None)
+        return bonescan_scene.compare(self.scene, baseline_table, followup_table)

@@ -27,11 +27,17 @@ class LVIFlow(Flow):
         super().__init__(*args, **kwargs)
         self._segmenter = None
 
+    @property
+    def primary(self):
+        """The sequence that is shown and segmented: the DCE, else the T2 (the desktop may select the T2 alone)."""
+        return self.volumes["DCE"] if "DCE" in self.volumes else self.volumes.get("T2")
+
     def _segment(self, progress):
         from . import scene as lvi_scene
         from .segment import LesionSegmenter
 
-        self.require("DCE")
+        if self.primary is None:
+            raise InputError("Load the DCE image first")
         if not self.has_point:
             raise InputError("Place a point on the lesion first")  # before the network is loaded
         progress(0.1, "segmenting the lesion around the point")

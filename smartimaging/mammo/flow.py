@@ -5,7 +5,7 @@ lesion by hand -> the reader edits -> Rad-score."""
 from __future__ import annotations
 
 from ..errors import InputError
-from ..reading import Flow, Result
+from ..reading import Flow, Job, Result
 from ..segments import MAMMO_SEGMENTS, SegmentSpec
 
 KINDS = ("mass", "calcification")
@@ -98,6 +98,20 @@ class MammoFlow(Flow):
     def segment_box(self, box, progress=None):
         """The Segment step prompted by a box (row0, col0, row1, col1) instead of the point."""
         return self._step(self._segment(progress or (lambda fraction, message: None), box), progress)
+
+    def batch(self, folder, output_folder, masks_folder=None, table_node=None, progress=None):
+        """The batch step: every mammogram of a folder (with the reader's masks named like the images, if any) in
+        the worker; its value: (table node with one row per image, the worker's result event)."""
+        arguments = ["--input", str(folder), "--output-dir", str(output_folder), "--kind", self.kind]
+        arguments += (["--masks", str(masks_folder)] if masks_folder else []) + \
+            (["--pixel-mm", str(self.pixel_mm)] if self.pixel_mm else [])
+        return self._step(self._batch(arguments, table_node), progress)
+
+    def _batch(self, arguments, table_node):
+        from . import scene as mammo_scene
+
+        event = yield Job("mammo-batch", arguments)
+        return mammo_scene.batch_table(self.scene, event["results"], table_node), event
 
     def _compute(self, progress):
         from . import scene as mammo_scene

@@ -1,0 +1,96 @@
+"""What the four desktop module widgets share (needs the Slicer application; imported by the widgets only): their
+reading flow's steps run from a qt.QTimer with progress, cancel and error dialogs (`WidgetSteps`), the worker's
+interpreter, the result's domain line, and the Segment Editor opened on a segmentation to paint."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import traceback
+
+from .errors import CancelledError, SmartImagingError
+from .reading import Step, StepRunner
+from .result_nodes import domain_check, domain_sentence
+
+POLL_INTERVAL_MS = 200
+
+
+def worker_python() -> str:
+    """Slicer's PythonSlicer launcher for the worker process (this interpreter outside Slicer)."""
+    return shutil.which("PythonSlicer") or sys.executable
+
+
+def torch_device(choice: str) -> str:
+    """The worker's device for the module's device choice ("auto" runs on the CPU, as the station does)."""
+    return "cpu" if choice == "auto" else choice
+
+
+class WidgetSteps:
+    """A widget's flow steps, one at a time: polled by a qt.QTimer through `StepRunner`; progress on the widget's
+    progress bar and the status bar; an error in a dialog (the worker's error output as its details), a cancel as a
+    status message; then `on_done(value)` for a step that succeeded and `on_over()` whatever happened (the buttons).
+    Cancel stops the worker process and its children (WorkerProcess.cancel)."""
+
+    def __init__(self, progress_bar, on_done, on_over):
+        import qt
+
+        self.progress_bar, self._on_done = progress_bar, on_done
+        self.timer = qt.QTimer()
+        self.timer.setInterval(POLL_INTERVAL_MS)
+        self.runner = StepRunner(self.timer, self._done, self._failed, on_over)
+        self.timer.connect("timeout()", self.runner.poll)
+
+    @property
+    def busy(self) -> bool:
+        return self.runner.busy
+
+    def progress(self, fraction: float, message: str) -> None:
+        import slicer
+
+        self.progress_bar.value = int(100 * fraction)
+        slicer.util.showStatusMessage(message)
+
+    def start(self, step: Step) -> None:
+        self.progress_bar.value = 0
+        self.runner.start(step)
+
+    def cancel(self) -> None:
+        self.runner.cancel()
+
+    def abandon(self) -> None:
+        """Stop the running step without a word (the widget or the scene goes away); its scratch is removed."""
+        self.runner.abandon()
+
+    def _done(self, value) -> None:
+        self.progress_bar.value = 100
+        self._on_done(value)
+
+    def _failed(self, error: BaseException) -> None:
+        import slicer
+
+        self.progress_bar.value = 0
+        if isinstance(error, CancelledError):
+            slicer.util.showStatusMessage(str(error), 3000)
+            return
+        if isinstance(error, SmartImagingError):
+            slicer.util.errorDisplay(str(error), detailedText=getattr(error, "details", "") or None)
+            return
+        slicer.util.errorDisplay(f"Unexpected error ({type(error).__name__}): {error}",
+                                 detailedText="".join(traceback.format_exception(error)))
+
+
+def show_domain(label, result_node) -> None:
+    """The result's domain check in `label` (a QLabel under the compute button), in bold red when the image is
+    outside the model's training data; empty without a result."""
+    domain = domain_check(result_node) if result_node is not None else None
+    outside = bool(domain) and domain["verdict"] == "outside"
+    label.text = domain_sentence(domain) if domain else ""
+    label.styleSheet = "color: #d32f2f; font-weight: bold;" if outside else ""
+
+
+def start_painting(segment_editor_widget, segmentation_node, volume_node) -> None:
+    """Segment Editor on the segmentation's first segment with the Paint effect selected."""
+    segment_editor_widget.setSegmentationNode(segmentation_node)
+    segment_editor_widget.setSourceVolumeNode(volume_node)
+    segment_editor_widget.setCurrentSegmentID(segmentation_node.GetSegmentation().GetNthSegmentID(0))
+    segment_editor_widget.setActiveEffectByName("Paint")

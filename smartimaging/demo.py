@@ -95,9 +95,8 @@ def _dce_sections(out_dir: Path, device: str) -> list[str]:
     import numpy as np
     from PIL import Image
 
-    from .dce.cohort import phantom_image
     from .dce.synthesis import synthesize_file
-    from .phantoms.breast_mri import make_breast_mri_phantom
+    from .phantoms.breast_mri import make_breast_mri_phantom, phantom_image
 
     case = make_breast_mri_phantom(DCE_CASE)
     inputs = out_dir / "inputs"

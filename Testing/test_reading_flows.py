@@ -209,6 +209,20 @@ def test_cancel_through_the_runner_stops_the_worker_and_adds_nothing(scene, scra
     assert worker.cancelled and flow.segmentation is None and scene.GetNumberOfNodes() == nodes_before
     assert list(scratch.iterdir()) == []
 
+    # The widget goes away (or the scene closes) while the networks run: stopped without a word, nothing left.
+    widget = Widget()
+    widget.start(flow.segment())
+    assert list(scratch.iterdir())  # the worker's inputs
+    worker = flow.worker
+    widget.runner.abandon()
+    assert worker.cancelled and not widget.runner.busy and not widget.timer.active
+    assert not widget.errors and not widget.done and widget.over == 0
+    assert list(scratch.iterdir()) == [] and scene.GetNumberOfNodes() == nodes_before
+    widget = Widget()
+    widget.start(flow.segment())  # and the flow takes the next step
+    widget.wait()
+    assert not widget.errors and flow.segmentation is not None
+
 
 def test_bone_scan_two_volumes_segment_edit_exclude_compute_and_compare(scene, scratch):
     _, volumes = _bone_scan_views(scene)
@@ -276,6 +290,53 @@ def test_a_failing_result_callback_still_brings_the_buttons_back(scene):
         busy = Widget()
         busy.runner.start(flow.compute())
         busy.runner.start(flow.compute())
+
+
+def test_mammo_point_box_classify_and_batch_as_the_widget_does(scene, tmp_path):
+    from PIL import Image
+
+    from smartimaging.mammo.segment import prompt_point
+    from smartimaging.mrml import ijk_to_ras_matrix
+    from smartimaging.phantoms.mammo import PIXEL_MM, make_mammo_phantom
+
+    case = make_mammo_phantom(910_002, "mass", 1)
+    volume = _volume(scene, case.image[None].astype(np.float32), (PIXEL_MM, PIXEL_MM, 1.0), "phantom mammogram")
+    flow = MammoFlow(scene)
+    point = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode")
+    row, col = prompt_point(case.mask)
+    point.AddControlPoint(*(ijk_to_ras_matrix(volume) @ [col, row, 0, 1])[:3])
+    flow.select({"mammogram": volume}, point)
+    flow.run(flow.segment())  # in this process: the widget runs it to its end
+    result = flow.run(flow.compute())
+    assert result.headline.startswith("Rad-score ") and ["ROI", "AI"] in result.rows
+
+    rows, cols = np.nonzero(case.mask)
+    box = (int(rows.min()) - 5, int(cols.min()) - 5, int(rows.max()) + 5, int(cols.max()) + 5)
+    flow.select({"mammogram": volume}, segmentation=flow.segmentation, table_node=result.table_node)
+    flow.run(flow.segment_box(box))  # no point: the box prompts the network
+    box_mask = flow.segmentation
+    assert json_attribute(flow.ai_segmentation)["box"] == list(box) and json_attribute(flow.ai_segmentation)[
+        "point"] is None
+    assert flow.run(flow.compute()).table_node is result.table_node and flow.segmentation is box_mask
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for seed in (910_003, 910_004):
+        phantom = make_mammo_phantom(seed, "mass", seed % 2)
+        Image.fromarray(phantom.image.round().astype(np.uint16)).save(folder / f"{seed}.png")
+    widget = Widget()
+    widget.start(flow.batch(folder, tmp_path / "out", progress=widget.on_progress))
+    flow.run(flow.compute())  # the reader goes on reading while the batch runs
+    widget.wait()
+    table, event = widget.done[0]
+    assert table.GetNumberOfRows() == 2 and event["images"] == 2 and event["failed"] == 0
+    assert (tmp_path / "out" / "features.csv").is_file()
+
+
+def json_attribute(node):
+    from smartimaging.mrml import get_json_attribute
+
+    return get_json_attribute(node, "SmartImaging.MammoSegmentation")
 
 
 def test_the_edit_rule_is_the_same_for_every_module(scene):

@@ -411,6 +411,7 @@ def test_station_links_the_dce_views_and_keeps_the_mip_apart(station):
 
     asyncio.run(load_and_synthesize())
     views = [station.slicer_app.view_manager.get_view(tag) for tag in ("DceT1", "DceSynthetic", "DceReal", "DceMip")]
+    assert station.state.si_layout["DCESynthesis"] == "side-by-side"  # the page's note on the four views
     backgrounds = [station.slicer_app.scene.GetNodeByID(view.get_background_volume_id()).GetName() for view in views]
     assert backgrounds[0].endswith("T1") and "synthetic DCE" in backgrounds[1]
     assert backgrounds[2].endswith("DCE") and "MIP" in backgrounds[3]

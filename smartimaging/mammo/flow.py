@@ -5,7 +5,7 @@ lesion by hand -> the reader edits -> Rad-score."""
 from __future__ import annotations
 
 from ..errors import InputError
-from ..reading import Flow, Job, Result
+from ..reading import Flow, Job, Result, Step
 from ..segments import MAMMO_SEGMENTS, SegmentSpec
 
 KINDS = ("mass", "calcification")
@@ -101,11 +101,12 @@ class MammoFlow(Flow):
 
     def batch(self, folder, output_folder, masks_folder=None, table_node=None, progress=None):
         """The batch step: every mammogram of a folder (with the reader's masks named like the images, if any) in
-        the worker; its value: (table node with one row per image, the worker's result event)."""
+        the worker; its value: (table node with one row per image, the worker's result event). It runs beside the
+        case's steps (the reader may go on reading meanwhile); cancel it through the step."""
         arguments = ["--input", str(folder), "--output-dir", str(output_folder), "--kind", self.kind]
         arguments += (["--masks", str(masks_folder)] if masks_folder else []) + \
             (["--pixel-mm", str(self.pixel_mm)] if self.pixel_mm else [])
-        return self._step(self._batch(arguments, table_node), progress)
+        return Step(self, self._batch(arguments, table_node), progress or (lambda fraction, message: None))
 
     def _batch(self, arguments, table_node):
         from . import scene as mammo_scene

@@ -46,6 +46,7 @@ from .cases import UPLOAD_CHUNK_BYTES, Upload, UploadLimits, format_size, sample
 logger = logging.getLogger(__name__)
 
 FLOWS = {flow.module: flow for flow in (BoneScanFlow, MammoFlow, LVIFlow, DCEFlow)}  # the modules' reading flows
+FIRST_MODULE = next(iter(FLOWS))  # the tab open at start
 FRAME_VIEWS = ("BoneScanFrame1", "BoneScanFrame2")  # view tags name state variables: no hyphens
 SIDE_BY_SIDE_TAGS = {"DCE-T1": "DceT1", "DCE-Synthetic": "DceSynthetic", "DCE-Real": "DceReal",
                      "DCE-MIP": "DceMip"}  # the flow's views -> the station's
@@ -132,7 +133,7 @@ class ReadingStation(TrameApp):
         self._upload: Upload | None = None  # the upload being received
         self._upload_ids = itertools.count(1)
         self._upload_id = 0
-        self._upload_module = "BoneScanBSTBI"  # the module the upload being received is for
+        self._upload_module = FIRST_MODULE  # the module the upload being received is for
         self._case_uploads: dict[str, dict[str, Path]] = {m: {} for m in FLOWS}  # module -> role -> upload folder
         self._observed: set[str] = set()
         self._init_state()
@@ -153,11 +154,11 @@ class ReadingStation(TrameApp):
     def _init_state(self) -> None:
         state = self.state
         state.trame__title = "SmartImaging reading station"
-        state.si_module = "BoneScanBSTBI"
+        state.si_module = FIRST_MODULE
         state.si_samples = {m: [c.name for c in cases] for m, cases in self.cases.items()}
-        state.si_sample = self.cases["BoneScanBSTBI"][0].name
+        state.si_sample = self.cases[FIRST_MODULE][0].name
         state.si_roles = {m: [{"value": r, "title": f.role_labels[r]} for r in f.roles] for m, f in FLOWS.items()}
-        state.si_role = FLOWS["BoneScanBSTBI"].roles[0]
+        state.si_role = FLOWS[FIRST_MODULE].roles[0]
         state.si_compute_label = {m: f.compute_label for m, f in FLOWS.items()}
         state.si_needs_segment = {m: f.needs_segment for m, f in FLOWS.items()}
         state.si_places_point = {m: f.places_point for m, f in FLOWS.items()}
@@ -188,6 +189,7 @@ class ReadingStation(TrameApp):
         state.si_columns = {m: [] for m in FLOWS}
         state.si_rows = {m: [] for m in FLOWS}
         state.si_notes = {m: [] for m in FLOWS}
+        state.si_layout = {m: "axial" for m in FLOWS}  # Flow.layout of each module's case
         state.si_placing = False
         state.si_editor_visible = False
         state.change("si_module")(self._on_module_changed)
@@ -325,10 +327,10 @@ class ReadingStation(TrameApp):
                  id="si-result-roi-source")
         html.Div("Views: T1 | synthetic DCE (top), real DCE | synthetic subtraction MIP (bottom); the first three "
                  "scroll, zoom and pan together.",
-                 v_if=("si_module === 'DCESynthesis' && si_headline[si_module]",), classes="text-caption")
+                 v_if=("si_layout[si_module] === 'side-by-side'",), classes="text-caption")
         html.Div("No real DCE was loaded: the real DCE view (bottom left) stays empty and nothing measures how "
                  "close the synthetic DCE is to the truth.", classes="text-caption text-warning",
-                 v_if=("si_module === 'DCESynthesis' && si_headline[si_module].includes('no real DCE')",))
+                 v_if=("si_layout[si_module] === 'side-by-side' && si_headline[si_module].includes('no real DCE')",))
         with v3.VTable(density="compact", v_if=("si_rows[si_module].length",), id="si-result-table",
                        height="360px", fixed_header=True, classes=("si_stale[si_module] ? 'text-disabled' : ''",)):
             with html.Thead(), html.Tr():
@@ -623,6 +625,7 @@ class ReadingStation(TrameApp):
         module = flow.module
         state = self.state
         state.si_has_segmentation = {**state.si_has_segmentation, module: flow.segmentation is not None}
+        state.si_layout = {**state.si_layout, module: flow.layout}
         state.si_segments = {**state.si_segments, module: flow.segment_summary()}
         state.si_stale = {**state.si_stale, module: flow.result_is_stale}
         state.si_roi_source = {**state.si_roi_source, module: flow.roi_source or ""}

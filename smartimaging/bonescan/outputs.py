@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_output_dir, disk_errors, write_image, write_json
+from ..overlays import outline_png
 from ..segfile import labelmap_image, write_seg_nrrd
 from ..segments import BONESCAN_SEGMENTS
 from .pipeline import BLADDER, LESION, BoneScanResult
@@ -25,23 +26,9 @@ def source_labelmaps(study: BoneScanStudy, labelmaps: dict[str, np.ndarray]) -> 
 
 def overlay_png(counts: np.ndarray, labels: np.ndarray, path: str | os.PathLike, title: str) -> None:
     """Grey bone scan (uptake dark, as read clinically) with lesion (red) and bladder (yellow) outlines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     upper = float(np.percentile(counts, 99.9)) or 1.0
-    aspect_rows, aspect_cols = counts.shape
-    fig, ax = plt.subplots(figsize=(2.2, 2.2 * aspect_rows / aspect_cols), dpi=100)
-    ax.imshow(counts, cmap="gray_r", vmin=0, vmax=upper, interpolation="bilinear")
-    for label, color in ((LESION, "red"), (BLADDER, "gold")):
-        if np.any(labels == label):
-            ax.contour(labels == label, levels=[0.5], colors=color, linewidths=0.8)
-    ax.set_title(title, fontsize=8)
-    ax.axis("off")
-    fig.tight_layout(pad=0.2)
-    fig.savefig(path)
-    plt.close(fig)
+    outline_png(counts, [(labels == LESION, (255, 0, 0)), (labels == BLADDER, (255, 215, 0))], path, title,
+                width=220, window=(0.0, upper), dark_is_high=True)
 
 
 def study_record(study: BoneScanStudy, keep_identifiers: bool = False) -> dict:

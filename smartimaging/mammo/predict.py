@@ -18,6 +18,7 @@ from ..domain import combine
 from ..errors import InputError, ModelError
 from ..io import atomic_output_dir
 from ..models.registry import MAX_CARD_BYTES, models_dir, read_json_limited
+from ..overlays import outline_png
 from ..radiomics import MAMMO_PARAMS, extract_2d, parameter_settings
 from ..segfile import labelmap_image, write_seg_nrrd
 from ..segments import MAMMO_SEGMENTS
@@ -166,24 +167,15 @@ def large_roi_warning(pixels: np.ndarray, roi: np.ndarray) -> str | None:
 
 
 def overlay_png(mammogram: Mammogram, prediction: MammoPrediction, path: str | os.PathLike) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """The ROI's outline (orange) on the mammogram cropped around it, the Rad-score as title."""
     rows, cols = np.nonzero(prediction.roi)
     margin = 60
     r0, r1 = max(rows.min() - margin, 0), rows.max() + margin
     c0, c1 = max(cols.min() - margin, 0), cols.max() + margin
     crop = mammogram.pixels[r0:r1, c0:c1]
-    fig, ax = plt.subplots(figsize=(4, 4 * crop.shape[0] / crop.shape[1]), dpi=110)
-    ax.imshow(crop, cmap="gray", vmin=np.percentile(crop, 1), vmax=np.percentile(crop, 99.5))
-    ax.contour(prediction.roi[r0:r1, c0:c1], levels=[0.5], colors="orange", linewidths=0.8)
-    ax.set_title(f"{prediction.kind}: Rad-score {prediction.rad_score:.3f} ({prediction.label})", fontsize=8)
-    ax.axis("off")
-    fig.tight_layout(pad=0.2)
-    fig.savefig(path)
-    plt.close(fig)
+    outline_png(crop, [(prediction.roi[r0:r1, c0:c1], (255, 165, 0))], path,
+                f"{prediction.kind}: Rad-score {prediction.rad_score:.3f} ({prediction.label})", width=440,
+                window=(float(np.percentile(crop, 1)), float(np.percentile(crop, 99.5))))
 
 
 def write_prediction(mammogram: Mammogram, prediction: MammoPrediction, out_dir) -> Path:

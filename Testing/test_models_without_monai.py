@@ -143,3 +143,26 @@ def test_conv_pool_head_size_is_computed_right(input_size, conv1_stride):
                                   "conv1_stride": conv1_stride, "widen_factor": 0.125, "head_channels": 4}).eval()
     with torch.no_grad():
         assert network(torch.zeros(1, 1, *input_size)).shape == (1, 1)
+
+
+def test_loaded_network_has_no_tensor_left_on_the_meta_device(tmp_path, monkeypatch):
+    """The registry builds the network on the meta device and assigns the file's tensors: a buffer that the weights
+    file cannot hold (non-persistent) would stay on the meta device, and is refused."""
+    from smartimaging.errors import ModelError
+    from smartimaging.models.registry import load_model, save_model
+
+    class WithScratchBuffer(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(2, 1)
+            self.register_buffer("scratch", torch.zeros(2), persistent=False)
+
+    card = {"id": "scratchy", "version": "1", "task": "test", "architecture": {"name": "resnet10"}, "inputs": {},
+            "outputs": {}, "intended_use": "test", "weights_sha256": ""}
+    monkeypatch.setitem(nets.BUILDERS, "resnet10", lambda params: WithScratchBuffer())
+    monkeypatch.setattr(nets, "check_architecture", lambda *args, **kwargs: None)
+    save_model(WithScratchBuffer(), card, tmp_path)
+    with pytest.raises(ModelError, match="tensors its weights file does not set"):
+        load_model("scratchy", tmp_path)
+    network = load_model(MODELS_DIR / "bonescan-unet-demo.json").network
+    assert not any(t.is_meta for t in (*network.parameters(), *network.buffers()))

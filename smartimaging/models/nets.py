@@ -257,15 +257,18 @@ def fold_batch_norms(network: nn.Module) -> nn.Module:
     Works for the sequential (transposed) conv → norm blocks of the ResNet and BasicUNet and of the Pix2Pix U-Net;
     tests check the output is unchanged.
     """
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
+    from torch.nn.utils.fusion import fuse_conv_bn_weights
 
     network.eval()
     leaves = [(name, module) for name, module in network.named_modules() if not list(module.children())]
-    for (conv_name, conv), (norm_name, norm) in zip(leaves, leaves[1:], strict=False):
+    for (_, conv), (norm_name, norm) in zip(leaves, leaves[1:], strict=False):
         transposed = isinstance(conv, nn.ConvTranspose1d | nn.ConvTranspose2d | nn.ConvTranspose3d)
         if (transposed or isinstance(conv, nn.Conv1d | nn.Conv2d | nn.Conv3d)) and isinstance(
                 norm, nn.BatchNorm1d | nn.BatchNorm2d | nn.BatchNorm3d) and norm.num_features == conv.out_channels:
-            network.set_submodule(conv_name, fuse_conv_bn_eval(conv, norm, transpose=transposed))
+            # torch's fuse_conv_bn_eval on a deep copy of the convolution; in place here (the copies cost more
+            # than the folding on small networks)
+            conv.weight, conv.bias = fuse_conv_bn_weights(conv.weight, conv.bias, norm.running_mean, norm.running_var,
+                                                          norm.eps, norm.weight, norm.bias, transposed)
             network.set_submodule(norm_name, nn.Identity())
     return network
 

@@ -149,22 +149,24 @@ def load_model(model_id_or_card: str | os.PathLike, directory=None, device: str 
     stored = safetensors_shapes(weights)
     try:
         with torch.device("meta"):
-            expected = {name: tuple(t.shape) for name, t in build_network(card["architecture"]).state_dict().items()}
+            network = build_network(card["architecture"])
     except (KeyError, TypeError, ValueError, AssertionError, RuntimeError) as exc:
         raise ModelError(f"Model card {card_path.name} describes a network that cannot be built "
                          f"({exc.__class__.__name__}: {exc})") from exc
-    if stored != expected:
+    expected = network.state_dict()
+    if stored != {name: tuple(t.shape) for name, t in expected.items()}:
         raise ModelError(f"The weights of model '{card['id']}' do not fit the network in its card (other tensor "
                          "names or shapes). Refusing to use them.")
     if sha256_of(weights) != card["weights_sha256"]:
         raise ModelError(f"The weights of model '{card['id']}' do not match the checksum in their model card: "
                          "the file was modified or damaged. Refusing to use it.")
-    network = build_network(card["architecture"])
-    try:
-        state = load_file(str(weights))
-        network.load_state_dict(state, strict=True)
+    try:  # the weights replace the meta tensors (no random initialisation to overwrite), in the network's dtypes
+        state = {name: tensor.to(expected[name].dtype) for name, tensor in load_file(str(weights)).items()}
+        network.load_state_dict(state, strict=True, assign=True)
     except (SafetensorError, RuntimeError) as exc:
         raise ModelError(f"The weights of model '{card['id']}' do not fit the network in its card: {exc}") from exc
+    if any(t.is_meta for t in (*network.parameters(), *network.buffers())):
+        raise ModelError(f"The network of model '{card['id']}' holds tensors its weights file does not set")
     network.to(device).eval()
     return LoadedModel(card=card, network=network, weights_path=weights)
 

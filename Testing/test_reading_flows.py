@@ -265,6 +265,10 @@ def test_bone_scan_two_volumes_segment_edit_exclude_compute_and_compare(scene, s
     other = BoneScanFlow(scene)
     other.select({"scan": volumes[0], "posterior": volumes[1]}, segmentation=flow.segmentation)
     assert other.segmentations == flow.segmentations and other.ai_segmentation is flow.ai_segmentation
+    _, more = _bone_scan_views(scene)  # a posterior view selected after segmenting: compute says which view lacks one
+    other.select({"scan": volumes[0], "posterior": more[1]}, segmentation=flow.segmentation)
+    with pytest.raises(InputError, match="phantom posterior has no segmentation: press Segment"):
+        other.run(other.compute())
 
 
 def test_a_failing_result_callback_still_brings_the_buttons_back(scene):

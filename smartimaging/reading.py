@@ -280,7 +280,8 @@ class Flow:
     def select(self, volumes: dict, point_node=None, segmentation=None, table_node=None) -> None:
         """Take the nodes chosen in the desktop module's selectors as the case: volumes by role, the lesion point,
         the reader's segmentation (its AI proposal found through its reference) and the result table to update."""
-        self.volumes = {role: node for role, node in volumes.items() if node is not None and role in self.roles}
+        self.volumes = {role: node for role, node in volumes.items()
+                        if node is not None and role in self.selectable_roles}
         self.point_node = point_node
         if segmentation is not self.segmentation:
             self.segmentation = segmentation
@@ -290,6 +291,11 @@ class Flow:
         if self.result is not None and self.result.table_node is not table_node:
             self.result = None
         self.selected_table = table_node
+
+    @property
+    def selectable_roles(self) -> tuple[str, ...]:
+        """The volumes the desktop module may select (`roles`, and for some modules more)."""
+        return self.roles
 
     @property
     def table_to_update(self):

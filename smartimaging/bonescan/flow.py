@@ -1,6 +1,7 @@
-"""The bone-scan reading flow (desktop module BoneScanBSTBI and the reading station): load the scan (one file with
-both views as frames, or the posterior view in a volume of its own) -> Segment (networks in the worker) or draw the
-metastases by hand -> the reader edits -> BSTBI (lesions the reader excludes left out) -> change from a baseline."""
+"""The bone-scan reading flow (desktop module BoneScanBSTBI and the reading station): load the scan (one file
+with both views as frames; the desktop may select the posterior view in a volume of its own) -> Segment (networks
+in the worker) or draw the metastases by hand -> the reader edits -> BSTBI (lesions the reader excludes left out)
+-> change from a baseline."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from ..segments import BONESCAN_SEGMENTS
 class BoneScanFlow(Flow):
     module = "BoneScanBSTBI"
     title = "Bone scan BSTBI"
-    roles = ("scan", "posterior")
-    role_labels = {"scan": "Bone scan (NM DICOM, NRRD, PNG)",
-                   "posterior": "Posterior view in a file of its own (NM DICOM, NRRD, PNG)"}
+    roles = ("scan",)
+    selectable_roles = ("scan", "posterior")  # the desktop may hold the posterior view in a volume of its own
+    role_labels = {"scan": "Bone scan (NM DICOM, NRRD, PNG)"}
     reads_series = False
     compute_label = "Compute BSTBI"
     draw_hint = ("Paint the metastases (and the bladder, which BSTBI leaves out) in the Segment Editor, then "
@@ -36,8 +37,7 @@ class BoneScanFlow(Flow):
         from .views import load_bone_scan
 
         study = load_bone_scan([path])  # checks modality, frames and polarity as the CLI does
-        if role == "scan":
-            self.view_names = [view.name for view in study.views]
+        self.view_names = [view.name for view in study.views]
         return study.images[0]
 
     def set_exclude(self, text: str) -> None:
@@ -80,10 +80,9 @@ class BoneScanFlow(Flow):
             for volume in self.scan_volumes[1:]:
                 match = [node for node in nodes if node.GetNodeReferenceID(SOURCE_VOLUME) == volume.GetID()
                          and node.GetAttribute(ROLE) == role]
-                if not match:
-                    raise InputError(f"No segmentation of {volume.GetName()} was found: segment or draw it first")
-                others.append((match[-1].GetNodeReference(AI_REFERENCE), match[-1]))
-            self.other_views = others
+                if match:
+                    others.append((match[-1].GetNodeReference(AI_REFERENCE), match[-1]))
+            self.other_views = others  # a view without one is refused by compute, with its name
         elif changed:
             self.other_views = []
 
@@ -124,6 +123,10 @@ class BoneScanFlow(Flow):
 
         if self.segmentation is None:
             raise InputError("Press Segment (or Draw ROI by hand) first: BSTBI is computed from the segmentation")
+        missing = self.scan_volumes[len(self.segmentations):]
+        if missing:
+            raise InputError(f"{missing[0].GetName()} has no segmentation: press Segment (or Draw ROI by hand) "
+                             "with both views selected")
         progress(0.1, "computing BSTBI")
         yield
         table, result = bonescan_scene.compute_bstbi(self.scene, self.scan_volumes, self.segmentations, self.exclude,

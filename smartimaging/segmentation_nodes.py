@@ -12,7 +12,6 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
-from .evaluation import dice
 from .mrml import place_in_same_study, sitk_to_volume_node, volume_node_to_sitk
 from .segments import SegmentSpec
 
@@ -127,6 +126,8 @@ def edit_check(segmentation_nodes: list, masks_of) -> tuple[bool, dict[str, floa
     copies of AI proposals). `masks_of(nodes)` gives {segment name: boolean array} over a list of segmentation nodes
     (the AI's or the reader's, in the same order). The rule, for every module: the reader's segmentation (an edited
     copy or one drawn by hand) counts as edited unless it is a copy whose every segment still equals the AI's."""
+    from .evaluation import dice  # scikit-learn and SciPy's statistics load only when a result is computed
+
     ai_nodes = [node.GetNodeReference(AI_REFERENCE) for node in segmentation_nodes]
     dices = None
     if ai_nodes and all(ai_nodes):

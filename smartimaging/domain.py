@@ -13,7 +13,6 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from scipy import ndimage
 
 from .errors import InputError
 
@@ -293,8 +292,9 @@ def _noise_sigma(image: np.ndarray, floor: float) -> float:
     planes = image if image.ndim == 3 else image[None]
     if planes.shape[-1] < 3 or planes.shape[-2] < 3:
         return 0.0
-    responses = [ndimage.laplace(plane)[1:-1, 1:-1] for plane in planes]
-    response = np.stack(responses)
+    centre = planes[:, 1:-1, 1:-1]  # the 4-neighbour Laplacian inside each plane (numpy: scipy costs ~0.2 s to import)
+    response = (planes[:, :-2, 1:-1] - 2 * centre + planes[:, 2:, 1:-1]) + \
+        (planes[:, 1:-1, :-2] - 2 * centre + planes[:, 1:-1, 2:])
     foreground = planes[:, 1:-1, 1:-1] > floor
     values = response[foreground] if foreground.sum() >= 100 else response.ravel()
     mad = np.median(np.abs(values - np.median(values)))

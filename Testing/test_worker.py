@@ -2,6 +2,7 @@
 on disk, restarts after a cancel, a crash or too much memory, and a cancel stops the whole process tree (also the
 python that a launcher such as Slicer's PythonSlicer started) without leaving partial outputs."""
 
+import hashlib
 import os
 import signal
 import sys
@@ -13,11 +14,12 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from smartimaging import worker as worker_module
 from smartimaging.dce.synthesis import MODEL_ID as DCE_MODEL_ID
 from smartimaging.models.nets import build_network
 from smartimaging.models.registry import save_model
 from smartimaging.warm_worker import WarmPool, WarmWorker
-from smartimaging.worker import ModelCache, WorkerProcess
+from smartimaging.worker import ModelCache, WorkerProcess, file_digest
 
 REPO = Path(__file__).resolve().parents[1]
 GE_BONE_SCAN = REPO / "Resources" / "SampleData" / "GE_NM_wholebody_bone.dcm"
@@ -137,7 +139,8 @@ def test_warm_worker_keeps_models_between_jobs_of_any_module(tmp_path):
         segmented = run(worker.submit("bonescan-segment", ["--input", str(GE_BONE_SCAN), "--output-dir",
                                                            str(tmp_path / "bone"), "--device", "cpu"]))
         assert segmented["event"] == "result", segmented
-        assert segmented["worker"] == {**warmed["worker"], "cache_hits": 2}
+        assert segmented["worker"]["pid"] == warmed["worker"]["pid"]
+        assert (segmented["worker"]["model_loads"], segmented["worker"]["cache_hits"]) == (2, 2)
         assert worker.starts == 1
     finally:
         worker.stop()
@@ -253,6 +256,21 @@ def test_models_over_the_budget_go_least_recently_used_first():
     cache.get("test", [ids[1]], None, "cpu", layer)
     assert cache.loads == 4
     assert cache.get("test", [ids[0]], None, "cuda", layer) is not first  # another device, another entry
+
+
+def test_a_weights_digest_is_reused_only_while_the_file_is_unchanged(tmp_path, monkeypatch):
+    path = tmp_path / "weights.safetensors"
+    path.write_bytes(b"a" * 64)
+    assert file_digest(path) == hashlib.sha256(b"a" * 64).hexdigest()
+    assert str(path) not in worker_module._DIGESTS  # just written: hashed again next time (coarse clocks)
+
+    monkeypatch.setattr(worker_module, "RACY_S", -1.0)  # as if written long ago
+    file_digest(path)
+    assert str(path) in worker_module._DIGESTS
+    before = path.stat()
+    path.write_bytes(b"b" * 64)  # same size, and the old modification time put back
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert file_digest(path) == hashlib.sha256(b"b" * 64).hexdigest()  # the change time gave it away
 
 
 def test_pool_gives_a_busy_session_a_second_worker_and_keeps_one_idle(tmp_path):

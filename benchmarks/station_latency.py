@@ -149,16 +149,25 @@ class DCESynthesize:
 STEPS = (BoneScanSegment, LVIPredict, DCESynthesize)
 
 
-def timed(function) -> tuple[float, object]:
-    started = time.perf_counter()
-    value = function()
-    return time.perf_counter() - started, value
+def load_and_run(step) -> None:
+    """The first direct call: load the models (kept on the step), then run."""
+    step.models = step.load_models()
+    step.direct(step.models)
 
 
-def click(step, start_job) -> tuple[float, dict]:
-    """Write the inputs, run the job (polled as a GUI timer does), read the outputs back: seconds, result event."""
+
+def timed(function) -> tuple[float, float]:
+    """Wall and CPU seconds (this process) of `function()`."""
+    started, cpu_started = time.perf_counter(), time.process_time()
+    function()
+    return time.perf_counter() - started, time.process_time() - cpu_started
+
+
+def click(step, start_job) -> tuple[float, float, dict]:
+    """Write the inputs, run the job (polled as a GUI timer does), read the outputs back: wall seconds, CPU seconds
+    here and in the worker (its job's own count), result event."""
     with tempfile.TemporaryDirectory(prefix="smartimaging-latency-") as folder:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         job = start_job(step.job, [*step.arguments(Path(folder)), "--device", "cpu"])
         outcome: dict = {}
         while not job.dispatch(lambda *_: None, lambda event: outcome.update(result=event),
@@ -167,7 +176,9 @@ def click(step, start_job) -> tuple[float, dict]:
         if "error" in outcome:
             raise RuntimeError(f"{step.job}: {outcome['error']}")
         step.read_back(outcome["result"])
-        return time.perf_counter() - started, outcome["result"]
+        event = outcome["result"]
+        return (time.perf_counter() - started,
+                time.process_time() - cpu_started + event["worker"].get("cpu_seconds", float("nan")), event)
 
 
 def measure(repeats: int) -> dict:
@@ -178,30 +189,31 @@ def measure(repeats: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="smartimaging-latency-cases-") as cases_folder:
         for step_class in STEPS:
             step = step_class(cases[step_class.module][0].write(Path(cases_folder) / step_class.module))
-            one_shot, _ = click(step, WorkerProcess)
+            one_shot = click(step, WorkerProcess)[0]
             # the module opens: the warm worker starts (first module) and loads this module's models meanwhile
             worker.warm_up(step.job, ["--device", "cpu"]).wait(timeout=600)
-            first, event = click(step, worker.submit)
+            first, _, event = click(step, worker.submit)
             loads_after_first = event["worker"]["model_loads"]
-            started = time.perf_counter()
-            models = step.load_models()
-            step.direct(models)
-            direct_first = time.perf_counter() - started
+            direct_first = timed(lambda s=step: load_and_run(s))[0]
             direct, through = [], []
             for _ in range(repeats):  # interleaved, so that both sides see the same machine load
                 time.sleep(PAUSE_S)
-                direct.append(timed(lambda s=step, m=models: s.direct(m))[0])
+                direct.append(timed(lambda s=step: s.direct(s.models)))
                 time.sleep(PAUSE_S)
-                seconds, event = click(step, worker.submit)
-                through.append(seconds)
+                seconds, cpu_seconds, event = click(step, worker.submit)
+                through.append((seconds, cpu_seconds))
+            direct_wall, direct_cpu = zip(*direct, strict=True)
+            through_wall, through_cpu = zip(*through, strict=True)
             results[step.module] = {
                 "job": step.job, "case": cases[step.module][0].name,
-                "direct_first_s": round(direct_first, 3), "direct_warm_s": _summary(direct),
-                "worker_first_s": round(first, 3), "worker_warm_s": _summary(through),
-                "one_shot_s": round(one_shot, 3),
+                "direct_first_s": round(direct_first, 3), "direct_warm_s": _summary(direct_wall),
+                "direct_warm_cpu_s": _summary(direct_cpu),
+                "worker_first_s": round(first, 3), "worker_warm_s": _summary(through_wall),
+                "worker_warm_cpu_s": _summary(through_cpu), "one_shot_s": round(one_shot, 3),
                 "ratio_first": round(first / direct_first, 2),
-                "ratio_warm_median": round(statistics.median(through) / statistics.median(direct), 2),
-                "ratio_warm_min": round(min(through) / min(direct), 2),
+                "ratio_warm_median": round(statistics.median(through_wall) / statistics.median(direct_wall), 2),
+                "ratio_warm_min": round(min(through_wall) / min(direct_wall), 2),
+                "ratio_warm_cpu_median": round(statistics.median(through_cpu) / statistics.median(direct_cpu), 2),
                 "model_loads": {"after_first_click": loads_after_first, "after_all": event["worker"]["model_loads"]},
                 "worker_pid": event["worker"]["pid"]}
             print(step.module, json.dumps(results[step.module]), flush=True)
@@ -209,19 +221,24 @@ def measure(repeats: int) -> dict:
     return {"modules": results, "warm_worker_processes_started": worker.starts}
 
 
-def _summary(values: list[float]) -> dict:
+def _summary(values) -> dict:
     return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
             "mean": round(statistics.mean(values), 3),
             "sd": round(statistics.stdev(values), 3) if len(values) > 1 else 0.0}
 
 
 def main() -> int:
-    import torch
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="warm clicks per module")
+    parser.add_argument("--threads", type=int, help="torch threads here and in the workers (default: torch's); 1 "
+                        "on a machine shared with other work (2-thread runs stall when a thread is descheduled)")
     parser.add_argument("--out", required=True)
     options = parser.parse_args()
+    import torch
+
+    if options.threads:
+        os.environ["OMP_NUM_THREADS"] = str(options.threads)  # the worker processes' torch reads it
+        torch.set_num_threads(options.threads)
     load_before = os.getloadavg()[0]
     results = {"date": time.strftime("%Y-%m-%d"), "machine": {
         "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "system": platform.platform(),

@@ -2,18 +2,20 @@
 
 Events: {"event": "progress", "fraction": f, "message": m}, {"event": "result", ...}, {"event": "error", "message": m};
 the last two end a job and carry "worker": {"pid", "model_loads", "cache_hits", "retiring"} (models loaded and cache
-hits so far in this process; whether it ends after this job). Two ways to run it:
+hits so far in this process; whether it ends after this job; a warm worker adds the job's "seconds" and
+"cpu_seconds"). Two ways to run it:
 
 - one job per process: `python -m smartimaging.worker <job> ...`, started by :class:`WorkerProcess`;
 - warm: `python -m smartimaging.worker serve` reads one request a line on stdin ({"id": n, "job": j, "arguments":
-  [...]}, or {"id": n, "warm_up": j, "arguments": [...]} to import a job's code and load its models ahead) and runs
-  them one after the other in the same process, so imports and loaded models (:class:`ModelCache`) serve the next
-  job of any module; its events carry the request's "id". It exits after a cancel, and after a job that left it
-  above `--max-rss-mb` ("retiring": the client, :mod:`smartimaging.warm_worker`, starts a fresh one).
+  [...]}, or {"id": n, "warm_up": j, "arguments": [...]} to load a job's models ahead and run them once on a
+  phantom) and runs them one after the other in the same process, so imports and loaded models
+  (:class:`ModelCache`) serve the next job of any module; its events carry the request's "id". It exits after a
+  cancel, and after a job that left it above `--max-rss-mb` ("retiring": the client,
+  :mod:`smartimaging.warm_worker`, starts a fresh one).
 
-Both run in their own process group (POSIX session; Windows process group) so that a cancel stops the whole tree
-(:func:`kill_process_tree`): inside Slicer the process started is the `PythonSlicer` launcher, not the python that
-runs the job.
+Output volumes are written uncompressed: the GUI reads them back at once. Both ways run in their own process group
+(POSIX session; Windows process group) so that a cancel stops the whole tree (:func:`kill_process_tree`): inside
+Slicer the process started is the `PythonSlicer` launcher, not the python that runs the job.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -72,11 +75,32 @@ class ModelCache:
 
 
 def _model_files_fingerprint(model_id: str, directory) -> tuple[str, str, str]:
-    from .models.registry import file_in_model_folder, read_card, sha256_of
+    from .models.registry import file_in_model_folder, read_card
 
     card, card_path = read_card(model_id, directory)
     weights = file_in_model_folder(card_path, card.get("weights_file", f"{card['id']}.safetensors"))
-    return str(card_path.resolve()), sha256_of(card_path), sha256_of(weights)
+    return str(card_path.resolve()), file_digest(card_path), file_digest(weights)
+
+
+_DIGESTS: dict[str, tuple[tuple, str]] = {}
+RACY_S = 2.0  # a file changed this close to its hashing is hashed again next time (coarse file-system clocks)
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file, hashed again whenever its size, times, inode or device changed. As git does for its index,
+    a digest is only reused when the file was last changed more than RACY_S before it was hashed, so that a rewrite
+    within one tick of a coarse file-system clock is never missed."""
+    from .models.registry import sha256_of
+
+    stat = path.stat()
+    signature = (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev)
+    known = _DIGESTS.get(str(path))
+    if known is not None and known[0] == signature:
+        return known[1]
+    digest = sha256_of(path)
+    if time.time_ns() - max(stat.st_mtime_ns, stat.st_ctime_ns) > RACY_S * 1e9:
+        _DIGESTS[str(path)] = (signature, digest)
+    return digest
 
 
 def _tensor_bytes(value) -> int:
@@ -127,12 +151,6 @@ def _lvi_model(model_id: str, directory, device: str):
     return MODELS.get("lvi", (model_id,), directory, device, lambda: load_lvi_model(model_id, directory, device))
 
 
-def _lvi_models(args) -> list[str]:
-    from .lvi.predict import DEFAULT_MODELS
-
-    return args.models or list(DEFAULT_MODELS)
-
-
 def _bonescan_segment(args) -> None:
     from .bonescan.outputs import source_labelmaps
     from .bonescan.pipeline import analyse
@@ -150,7 +168,7 @@ def _bonescan_segment(args) -> None:
     names = [f"labels_{index}.nrrd" for index in range(len(study.images))]
     with atomic_output_dir(args.output_dir) as scratch:  # a cancel leaves no partial label files
         for name, image, labels in zip(names, study.images, source_labelmaps(study, result.labelmaps), strict=True):
-            write_image(labelmap_image(labels, image), scratch / name)
+            write_image(labelmap_image(labels, image), scratch / name, compress=False)  # read back at once
     emit("result", labels=[str(Path(args.output_dir) / name) for name in names], result=result.as_json())
 
 
@@ -168,16 +186,17 @@ def _dce_synthesize(args) -> None:
     emit("progress", fraction=0.0, message="loading the T1 volume and the model")
     result = synthesize_file(args.input[0], args.output_dir, args.dce, args.models_dir, args.device,
                              progress=lambda f, m: emit("progress", fraction=0.05 + 0.9 * f, message=m),
-                             loader=_dce_synthesizer)
+                             loader=_dce_synthesizer, compress=False)
     emit("result", output_dir=str(args.output_dir), seconds=result.record["seconds"])
 
 
 def _lvi_predict(args) -> None:
-    from .lvi.predict import predict_files
+    from .lvi.predict import DEFAULT_MODELS, predict_files
 
     emit("progress", fraction=0.0, message="loading the sequences and the models")
-    prediction = predict_files({"DCE": args.dce, "T2": args.t2}, args.voi, args.output_dir, _lvi_models(args),
-                               args.models_dir, args.device, loader=_lvi_model)
+    prediction = predict_files({"DCE": args.dce, "T2": args.t2}, args.voi, args.output_dir,
+                               args.models or DEFAULT_MODELS, args.models_dir, args.device, loader=_lvi_model,
+                               compress=False)
     emit("progress", fraction=1.0, message="done")
     emit("result", output_dir=str(args.output_dir), fused=prediction.as_json()["fused"])
 
@@ -186,52 +205,61 @@ JOBS = {"bonescan-segment": _bonescan_segment, "mammo-batch": _mammo_batch, "dce
         "lvi-predict": _lvi_predict}
 
 
-
-def _warm_up_bonescan(args) -> None:
+def _phantom_bone_scan(folder: Path) -> list[str]:
     import numpy as np
     import SimpleITK as sitk
 
-    from .bonescan.pipeline import analyse
-    from .bonescan.views import study_from_images
     from .phantoms.bonescan import make_bone_scan_phantom
 
     phantom = make_bone_scan_phantom(0)
-    image = sitk.GetImageFromArray(np.stack(list(phantom.views.values())))
-    analyse(study_from_images([image], [Path("phantom")], view_names=list(phantom.views)),
-            _bonescan_models(args.models_dir, args.device))
+    sitk.WriteImage(sitk.GetImageFromArray(np.stack(list(phantom.views.values()))), str(folder / "scan.nrrd"))
+    return ["--input", str(folder / "scan.nrrd"), "--views", ",".join(phantom.views)]
 
 
-def _warm_up_lvi(args) -> None:
+def _phantom_breast_mri(folder: Path, sequences: dict[str, str], lvi: int | None = None, shape=None) -> dict:
+    """Phantom volumes as NRRD: `sequences` maps a file stem to the phantom's array attribute; the lesion VOI too."""
+    import SimpleITK as sitk
+
     from .dce.cohort import phantom_image
+    from .phantoms.breast_mri import SHAPE, make_breast_mri_phantom
+
+    case = make_breast_mri_phantom(0, shape or SHAPE, lvi=lvi)
+    arrays = {stem: getattr(case, attribute) for stem, attribute in sequences.items()}
+    arrays["voi"] = (case.lesions > 0).astype("uint8")
+    paths = {stem: folder / f"{stem}.nrrd" for stem in arrays}
+    for stem, array in arrays.items():
+        sitk.WriteImage(phantom_image(array, case.spacing, (0.0, 0.0, 0.0)), str(paths[stem]))
+    return paths
+
+
+def _phantom_lvi(folder: Path) -> list[str]:
     from .lvi.cohort import LVI_PHANTOM_SHAPE
-    from .lvi.predict import predict_case
-    from .phantoms.breast_mri import make_breast_mri_phantom
 
-    case = make_breast_mri_phantom(0, LVI_PHANTOM_SHAPE, lvi=1)
-    volumes = {name: phantom_image(array, case.spacing, (0.0, 0.0, 0.0))
-               for name, array in (("DCE", case.dce2), ("T2", case.t2))}
-    voi = phantom_image((case.lesions > 0).astype("uint8"), case.spacing, (0.0, 0.0, 0.0))
-    predict_case(volumes, voi, _lvi_models(args), args.models_dir, args.device, loader=_lvi_model)
+    paths = _phantom_breast_mri(folder, {"dce": "dce2", "t2": "t2"}, lvi=1, shape=LVI_PHANTOM_SHAPE)
+    return ["--dce", str(paths["dce"]), "--t2", str(paths["t2"]), "--voi", str(paths["voi"])]
 
 
-def _warm_up_dce(args) -> None:
-    from .dce.cohort import phantom_image
-    from .dce.synthesis import synthesize_volume
-    from .phantoms.breast_mri import make_breast_mri_phantom
-
-    case = make_breast_mri_phantom(0)
-    synthesize_volume(phantom_image(case.t1, case.spacing, (0.0, 0.0, 0.0)),
-                      _dce_synthesizer(args.models_dir, args.device))
+def _phantom_dce(folder: Path) -> list[str]:
+    paths = _phantom_breast_mri(folder, {"t1": "t1", "dce": "dce"})
+    return ["--input", str(paths["t1"]), "--dce", str(paths["dce"])]
 
 
-def _warm_up_mammo_batch(args) -> None:
-    from .mammo import batch  # noqa: F401  (its models depend on the folder: imports only)
+# a warm-up runs the job once on a phantom, in a scratch folder: the first run of a job in a process is slower
+# (imports, models loaded, kernels chosen, memory allocated); mammo-batch, whose models depend on the folder, is
+# only imported
+PHANTOM_INPUTS = {"bonescan-segment": _phantom_bone_scan, "lvi-predict": _phantom_lvi, "dce-synthesize": _phantom_dce}
 
 
-# a warm worker's warm-up before a job: its models loaded and run once on a phantom (the first inference of a network
-# in a process is slower: kernels chosen, memory allocated), nothing written
-WARM_UPS = {"bonescan-segment": _warm_up_bonescan, "mammo-batch": _warm_up_mammo_batch,
-            "dce-synthesize": _warm_up_dce, "lvi-predict": _warm_up_lvi}
+def _warm_up(job: str, arguments: list[str]) -> int:
+    if job not in PHANTOM_INPUTS:
+        from .mammo import batch  # noqa: F401
+
+        emit("result")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="smartimaging-warm-up-") as folder:
+        inputs = PHANTOM_INPUTS[job](Path(folder))
+        return run_job(JOBS[job], _parser().parse_args([job, *inputs, "--output-dir", f"{folder}/out", *arguments]))
+
 
 _TERMINATED = threading.Event()
 
@@ -242,11 +270,11 @@ def _cancel_on_terminate(signum, frame) -> None:
     raise CancelledError("cancelled")
 
 
-def _parser(job_required: bool = True) -> argparse.ArgumentParser:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m smartimaging.worker")
     parser.add_argument("job", choices=sorted(JOBS))
     parser.add_argument("--input", nargs="+")
-    parser.add_argument("--output-dir", required=job_required)
+    parser.add_argument("--output-dir", required=True)
     parser.add_argument("--views")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--models-dir")
@@ -296,18 +324,20 @@ def serve(max_rss_mb: float = DEFAULT_MAX_RSS_MB, cache_mb: float = DEFAULT_CACH
     MODELS.budget_bytes = int(cache_mb * 2**20)
     try:
         for line in sys.stdin:
-            request = json.loads(line)
+            request, started, cpu_started = json.loads(line), time.perf_counter(), time.process_time()
             _request["id"] = request["id"]
             if "warm_up" in request:
-                args = _parser(job_required=False).parse_args([request["warm_up"], *request["arguments"]])
-                code = run_job(WARM_UPS[args.job], args)
-                if code == 0:
-                    emit("result", warmed_up=args.job)
+                code = _warm_up(request["warm_up"], request["arguments"])
             else:
                 code = run_job(JOBS[request["job"]], _parser().parse_args([request["job"], *request["arguments"]]))
             _request.clear()
             final = _held.pop()
+            if "warm_up" in request:
+                final = {"event": final["event"], "id": request["id"], "warmed_up": request["warm_up"],
+                         **{key: final[key] for key in ("message", "worker") if key in final}}
             final["worker"]["retiring"] = _TERMINATED.is_set() or (_rss_bytes() or 0) > max_rss_mb * 2**20
+            final["worker"].update(seconds=round(time.perf_counter() - started, 4),
+                                   cpu_seconds=round(time.process_time() - cpu_started, 4))
             _print(final)  # the client reads "retiring" before the job is over for it: no request is sent here
             if final["worker"]["retiring"]:
                 return code

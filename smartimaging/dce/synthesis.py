@@ -174,17 +174,19 @@ def _mip_png(mip: sitk.Image, path: Path) -> None:
 def synthesize_file(t1_path: str | os.PathLike, out_dir: str | os.PathLike, dce_path: str | os.PathLike | None = None,
                     directory=None, device: str = "auto", batch_slices: int = 8,
                     progress: Callable[[float, str], None] | None = None,
-                    loader: Callable[..., DCESynthesizer] = DCESynthesizer.load) -> SynthesisResult:
+                    loader: Callable[..., DCESynthesizer] = DCESynthesizer.load, compress: bool = True
+                    ) -> SynthesisResult:
     """Read, synthesize and write synthetic_dce.nrrd, subtraction.nrrd, subtraction_mip.nrrd/.png and result.json.
-    `loader` (signature of :meth:`DCESynthesizer.load`) lets a warm worker hand out a generator it already loaded."""
+    `loader` (signature of :meth:`DCESynthesizer.load`) lets a warm worker hand out a generator it already loaded;
+    `compress=False` for volumes read back at once (the worker's, ~6× faster to write)."""
     t1_image = load_mr_volume(t1_path, "T1")
     real_dce = load_mr_volume(dce_path, "DCE") if dce_path else None
     synthesizer = loader(directory, device)
     result = synthesize_volume(t1_image, synthesizer, real_dce, batch_slices, progress)
     with atomic_output_dir(out_dir) as scratch:
-        write_image(result.synthetic, scratch / "synthetic_dce.nrrd")
-        write_image(result.subtraction, scratch / "subtraction.nrrd")
-        write_image(result.mip, scratch / "subtraction_mip.nrrd")
+        write_image(result.synthetic, scratch / "synthetic_dce.nrrd", compress)
+        write_image(result.subtraction, scratch / "subtraction.nrrd", compress)
+        write_image(result.mip, scratch / "subtraction_mip.nrrd", compress)
         _mip_png(result.mip, scratch / "subtraction_mip.png")
         record = {**result.record, "input": str(t1_path), "real_dce": str(dce_path) if dce_path else None,
                   "outputs": ["synthetic_dce.nrrd", "subtraction.nrrd", "subtraction_mip.nrrd",

@@ -275,8 +275,10 @@ def predict_case(volumes: dict[str, sitk.Image], voi: sitk.Image, model_ids=DEFA
 
 def predict_files(sequences: dict[str, str | os.PathLike], voi_path: str | os.PathLike, out_dir,
                   model_ids=DEFAULT_MODELS, directory=None, device: str = "cpu", fusion_card=None,
-                  covariates: dict[str, float] | None = None, loader=load_lvi_model) -> LVIPrediction:
-    """Read the sequences and the VOI, predict, write result.json and the Grad-CAM volumes (all or nothing)."""
+                  covariates: dict[str, float] | None = None, loader=load_lvi_model, compress: bool = True
+                  ) -> LVIPrediction:
+    """Read the sequences and the VOI, predict, write result.json and the Grad-CAM volumes (all or nothing;
+    `compress=False` for volumes read back at once, as the worker's are)."""
     from .fusion import read_fusion
 
     volumes = {name: read_series_or_volume(path) for name, path in sequences.items() if path}
@@ -290,7 +292,7 @@ def predict_files(sequences: dict[str, str | os.PathLike], voi_path: str | os.Pa
     record = prediction.as_json()  # fails here, before anything is written, when the fusion lacks an input
     with atomic_output_dir(out_dir) as scratch:
         for model in prediction.models:
-            write_image(model.heat_map, scratch / f"gradcam_{model.model['id']}.nrrd")
+            write_image(model.heat_map, scratch / f"gradcam_{model.model['id']}.nrrd", compress)
         record = {**record, "inputs": {k: str(v) for k, v in sequences.items() if v}, "voi": str(voi_path)}
         write_json(scratch / "result.json", record)
     return prediction

@@ -1,8 +1,11 @@
-"""Command-line details: negative coordinates after --point/--box; Slicer installs pydicom with its decoders."""
+"""Command-line details: negative coordinates after --point/--box; which --out names a file and which a folder;
+Slicer installs pydicom with its decoders."""
 
 import importlib.util
 
-from smartimaging.cli import build_parser, join_coordinates
+import pytest
+
+from smartimaging.cli import build_parser, join_coordinates, main
 from smartimaging.slicer_dependencies import DICOM_DECODERS, PIP_REQUIREMENTS, with_decoders
 
 
@@ -26,3 +29,20 @@ def test_slicer_installs_the_dicom_decoders_with_pydicom():
     for module in DICOM_DECODERS:
         assert module in PIP_REQUIREMENTS
         assert importlib.util.find_spec(module) is not None, f"{module} is not installed with the package"
+
+
+@pytest.mark.parametrize("argv", [["mammo", "extract", "--manifest", "m.csv"], ["mammo", "bin-study", "--manifest",
+                                                                               "m.csv"]])
+def test_a_command_whose_out_is_a_file_refuses_a_folder(argv, tmp_path, capsys):
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    assert f"The output {tmp_path} is a folder; --out needs a file name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["mammo", "phantoms"], ["bonescan", "phantoms"], ["lvi", "phantoms"],
+                                  ["dce", "phantoms"]])
+def test_a_command_whose_out_is_a_folder_refuses_a_file(argv, tmp_path, capsys):
+    existing = tmp_path / "taken.txt"
+    existing.write_text("x", encoding="utf-8")
+    assert main([*argv, "--out", str(existing)]) == 2
+    assert f"The output {existing} is an existing file; --out needs a folder" in capsys.readouterr().err
+    assert existing.read_text(encoding="utf-8") == "x"

@@ -72,6 +72,7 @@ class MammoRadiomicsParameterNode:
     lesionKind - mass or calcification.
     lesionPoint - markups point on the lesion.
     lesionBox - markups ROI around the lesion.
+    pixelSize - the reader's pixel size in mm for image files that store none (PNG, PGM, JPEG, TIFF).
     aiSegmentation - the model's ROI, kept unchanged.
     editedSegmentation - the reader's corrected ROI used for the features.
     resultTable - Rad-score and features.
@@ -85,6 +86,7 @@ class MammoRadiomicsParameterNode:
     lesionKind: Annotated[str, Choice(["mass", "calcification"])] = "mass"
     lesionPoint: vtkMRMLMarkupsFiducialNode
     lesionBox: vtkMRMLMarkupsROINode
+    pixelSize: str = ""
     aiSegmentation: vtkMRMLSegmentationNode
     editedSegmentation: vtkMRMLSegmentationNode
     resultTable: vtkMRMLTableNode
@@ -291,9 +293,11 @@ class MammoRadiomicsLogic(ScriptedLoadableModuleLogic):
         return ensure(DEPENDENCIES, "Mammo Radiomics")
 
     def select(self, parameterNode):
-        """The flow with the parameter node's mammogram, lesion kind, point, ROI and table; returns the flow."""
+        """The flow with the parameter node's mammogram (and the reader's pixel size for it), lesion kind, point,
+        ROI and table; returns the flow."""
         p = parameterNode
         self.flow.kind = p.lesionKind
+        self.flow.set_pixel_size(p.pixelSize)
         self.flow.select({"mammogram": p.inputVolume}, p.lesionPoint, p.editedSegmentation or p.aiSegmentation,
                          p.resultTable)
         return self.flow

@@ -337,6 +337,53 @@ def test_mammo_point_box_classify_and_batch_as_the_widget_does(scene, tmp_path):
     assert (tmp_path / "out" / "features.csv").is_file()
 
 
+def test_the_desktops_png_mammogram_takes_the_readers_pixel_size(scene):
+    """A PNG that Slicer loaded (its storage node names the file) has no pixel size: the result says so, until the
+    reader gives one, which becomes the volume's spacing; a pixel size from a DICOM header is never replaced."""
+    from smartimaging.mammo.scene import PIXEL_SIZE
+    from smartimaging.mrml import get_json_attribute
+    from smartimaging.phantoms.mammo import make_mammo_phantom
+
+    case = make_mammo_phantom(910_002, "mass", 1)
+    volume = _volume(scene, case.image[None].astype(np.float32), (1.0, 1.0, 1.0), "phantom mammogram")
+    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName("/data/phantom mammogram.png")
+    volume.SetAndObserveStorageNodeID(storage.GetID())
+    flow = MammoFlow(scene)
+    flow.select({"mammogram": volume})
+    labels = np.zeros((1, *case.mask.shape), np.uint8)
+    labels[0][case.mask > 0] = 1
+
+    def paint():
+        flow.draw_by_hand()
+        painted = segmentation_from_labels(scene, volume, labels, (flow.drawn_segments[0],), "painted", "edited")
+        flow.segmentation.GetSegmentation().DeepCopy(painted.GetSegmentation())
+        scene.RemoveNode(painted)
+
+    paint()
+    result = flow.run(flow.compute())
+    assert any("no pixel size in its file (read as 1 mm" in warning for warning in result.warnings), result.warnings
+    assert result.domain["verdict"] == "outside"
+
+    with pytest.raises(InputError, match="is not a size in millimetres"):
+        flow.set_pixel_size("0,2")
+    flow.set_pixel_size("0.2")
+    drawn = flow.segmentation
+    flow.select({"mammogram": volume}, segmentation=drawn, table_node=result.table_node)
+    assert volume.GetSpacing() == pytest.approx((0.2, 0.2, 1.0))
+    assert get_json_attribute(volume, PIXEL_SIZE)["pixel_size_source"] == "given by the reader"
+    assert flow.result is None and flow.segmentation is None and not scene.IsNodePresent(drawn)  # on the old grid
+    paint()
+    assert not any("no pixel size" in warning for warning in flow.run(flow.compute()).warnings)
+
+    dicom = _volume(scene, case.image[None].astype(np.float32), (0.1, 0.1, 1.0), "dicom mammogram")
+    storage = scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+    storage.SetFileName("/data/mammogram.dcm")
+    dicom.SetAndObserveStorageNodeID(storage.GetID())
+    flow.select({"mammogram": dicom})
+    assert dicom.GetSpacing() == pytest.approx((0.1, 0.1, 1.0)) and get_json_attribute(dicom, PIXEL_SIZE) is None
+
+
 def json_attribute(node):
     from smartimaging.mrml import get_json_attribute
 

@@ -53,6 +53,15 @@ class MammoFlow(Flow):
         """The pixel size as the reader typed it (see `parse_pixel_mm`), used for the next file read."""
         self.pixel_mm = parse_pixel_mm(text)
 
+    def select(self, volumes, point_node=None, segmentation=None, table_node=None) -> None:
+        """As Flow.select; a mammogram Slicer read from a file that stores no pixel size takes the reader's
+        (`set_pixel_size`), or is recorded as of unknown pixel size (`mammo.scene.check_pixel_size`)."""
+        from .scene import check_pixel_size
+
+        super().select(volumes, point_node, segmentation, table_node)
+        if self.primary is not None and check_pixel_size(self.primary, self.pixel_mm):
+            self._replace_segmentation(None, None)  # the grid changed: ROIs and results on the old one are gone
+
     def read(self, role, path):
         from .images import load_mammogram
 

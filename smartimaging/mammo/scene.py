@@ -29,7 +29,7 @@ from ..segmentation_nodes import (
 )
 from ..segments import MAMMO_SEGMENTS
 from .domain import segmenter_check
-from .images import Mammogram
+from .images import PIXEL_SIZE_FROM_HEADER, PIXEL_SIZE_GIVEN, PIXEL_SIZE_UNKNOWN, Mammogram
 from .predict import MammoPrediction, predict_mammogram
 from .segment import CLASSICAL_SOURCE, MammoSegmenter, propose_roi
 
@@ -52,6 +52,39 @@ def record_pixel_size(volume_node, mammogram: Mammogram) -> None:
     """Keep on the volume node where the mammogram's pixel size came from, so that its results can say so."""
     set_json_attribute(volume_node, PIXEL_SIZE, {key: value for key, value in mammogram.meta.items()
                                                  if key.startswith("pixel_size")})
+
+
+RASTER_SUFFIXES = (".png", ".pgm", ".jpg", ".jpeg", ".tif", ".tiff")  # image files that store no pixel size
+
+
+def check_pixel_size(volume_node, pixel_mm: float | None) -> bool:
+    """For a mammogram read from a file that stores no pixel size (a PNG, PGM, JPEG or TIFF loaded by Slicer, or
+    any file recorded so): the reader's `pixel_mm` becomes its spacing (origin and axes kept) and is recorded as
+    given; without one, it is recorded as unknown, so that its results say so as for the station's files. A pixel
+    size read from a file's header is never replaced. True when the spacing changed."""
+    record = get_json_attribute(volume_node, PIXEL_SIZE, None)
+    if record is None:
+        storage = volume_node.GetStorageNode()
+        name = (storage.GetFileName() or "") if storage is not None else ""
+        suffix = Path(name).suffix.lower()
+        if suffix not in RASTER_SUFFIXES:
+            return False  # DICOM, NRRD, NIfTI: Slicer took the spacing from the file
+        record = {"format": suffix.lstrip(".").upper(), "pixel_size_source": PIXEL_SIZE_UNKNOWN}
+    if record.get("pixel_size_source") == PIXEL_SIZE_FROM_HEADER:
+        return False
+    spacing = volume_node.GetSpacing()
+    changed = bool(pixel_mm) and tuple(spacing[:2]) != (pixel_mm, pixel_mm)
+    if changed:
+        volume_node.SetSpacing(pixel_mm, pixel_mm, spacing[2])
+    row_mm, col_mm = volume_node.GetSpacing()[1], volume_node.GetSpacing()[0]
+    if pixel_mm:
+        record = {key: value for key, value in record.items() if key != "pixel_size_note"}
+        record.update(pixel_size_source=PIXEL_SIZE_GIVEN, pixel_size_mm=[row_mm, col_mm])
+    elif record.get("pixel_size_source") == PIXEL_SIZE_UNKNOWN:
+        record.setdefault("pixel_size_note", f"the {record.get('format', 'image')} file stores no pixel size")
+        record["pixel_size_mm"] = [row_mm, col_mm]
+    set_json_attribute(volume_node, PIXEL_SIZE, record)
+    return changed
 
 
 def _ras_to_ij(volume_node, ras) -> tuple[float, float, float]:

@@ -8,7 +8,7 @@ import slicer
 
 from smartimaging.bonescan import scene as bonescan_scene
 from smartimaging.bonescan.pipeline import BoneScanModels
-from smartimaging.mrml import ijk_to_ras_matrix, sitk_to_volume_node, volume_node_to_sitk
+from smartimaging.mrml import get_json_attribute, ijk_to_ras_matrix, sitk_to_volume_node, volume_node_to_sitk
 from smartimaging.phantoms.bonescan import PIXEL_MM, make_bone_scan_phantom
 from smartimaging.segmentation_nodes import ROLE, editable_copy
 from smartimaging.worker import WorkerProcess
@@ -72,20 +72,22 @@ def _erase_upper_half(scene, segmentation_node, volume_node, label_name="Bone me
 
 def test_segment_edit_and_compute_bstbi(scene, models, case):
     volumes = [_volume(scene, case, "anterior"), _volume(scene, case, "posterior")]
-    ai_nodes, result = bonescan_scene.segment(scene, volumes, models)
-    assert len(ai_nodes) == 2
+    ai_nodes = bonescan_scene.segment(scene, volumes, models)
+    result = get_json_attribute(ai_nodes[0], bonescan_scene.RESULT)  # the networks' result, on each AI node
+    assert len(ai_nodes) == 2 and get_json_attribute(ai_nodes[1], bonescan_scene.RESULT) == result
     for ai in ai_nodes:
         segmentation = ai.GetSegmentation()
         assert ai.GetAttribute(ROLE) == "AI"
         assert [segmentation.GetNthSegment(i).GetName() for i in range(2)] == ["Bone metastasis", "Urinary bladder"]
         assert "SCT^89837001" in segmentation.GetNthSegment(1).GetTerminology()
     labels = bonescan_scene.labels_from_segmentation(scene, ai_nodes[0], volumes[0])
-    assert np.array_equal(labels[0], result.labelmaps["anterior"])
 
     table, ai_result = bonescan_scene.compute_bstbi(scene, volumes, ai_nodes)
-    assert ai_result.bstbi["mean"] == pytest.approx(result.bstbi["mean"], abs=1e-12)
+    assert ai_result.bstbi["mean"] == pytest.approx(result["bstbi"]["mean"], abs=1e-12)  # the labels, unchanged
+    assert len(ai_result.lesions) == len(result["lesions"])
+    assert ai_result.metastasis_probability == result["metastasis_probability"]
     rows = {table.GetCellText(r, 0): table.GetCellText(r, 1) for r in range(table.GetNumberOfRows())}
-    assert rows["BSTBI (mean)"] == f"{result.bstbi['mean']:.3f}"
+    assert rows["BSTBI (mean)"] == f"{result['bstbi']['mean']:.3f}"
     assert rows["Reader edited"] == "no"
     assert len([k for k in rows if k.startswith("BSTBI ") and "/" in k]) == 4
 
@@ -115,7 +117,7 @@ def test_worker_process_gives_the_same_segmentation(scene, models, case, tmp_pat
     assert [e for e in events if e["event"] == "progress"]
     result_event = next(e for e in events if e["event"] == "result")
     nodes = bonescan_scene.import_worker_result(scene, volumes, result_event)
-    in_process, _ = bonescan_scene.segment(scene, volumes, models)
+    in_process = bonescan_scene.segment(scene, volumes, models)
     assert np.array_equal(bonescan_scene.labels_from_segmentation(scene, nodes[0], volumes[0]),
                           bonescan_scene.labels_from_segmentation(scene, in_process[0], volumes[0]))
 
@@ -146,13 +148,11 @@ def test_results_go_under_the_input_study_with_provenance(scene, models, case):
     hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
     study = hierarchy.CreateStudyItem(hierarchy.CreateSubjectItem(hierarchy.GetSceneItemID(), "Patient"), "Study")
     hierarchy.CreateItem(study, volumes[0])
-    ai_nodes, _ = bonescan_scene.segment(scene, volumes, models)
+    ai_nodes = bonescan_scene.segment(scene, volumes, models)
     edited = editable_copy(scene, ai_nodes[0])
     table, _ = bonescan_scene.compute_bstbi(scene, volumes, [edited])
     for node in (ai_nodes[0], edited, table):
         assert hierarchy.GetItemParent(hierarchy.GetItemByDataNode(node)) == study, node.GetName()
-    from smartimaging.mrml import get_json_attribute
-
     provenance = get_json_attribute(table, bonescan_scene.RESULT)
     assert {m["id"] for m in provenance["models"]} == {"bonescan-resnet34-demo", "bonescan-unet-demo"}
     assert provenance["smartimaging_version"]

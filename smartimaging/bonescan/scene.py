@@ -1,6 +1,7 @@
 """MRML adapter of BoneScanBSTBI: takes a vtkMRMLScene and nodes (never widgets).
 
-- `segment`: AI segmentation node(s) ("Bone metastasis", "Urinary bladder", coded by terminology), kept as AI;
+- `segment`: the AI segmentation node of each volume ("Bone metastasis", "Urinary bladder", coded by terminology),
+  kept as AI;
 - the reader edits `segmentation_nodes.editable_copy` of it, so AI and edited segments stay apart;
 - `compute_bstbi`: BSTBI per sub-image + mean into a table node, from the (edited) segmentation, with provenance
   and Dice AI-vs-edited;
@@ -65,12 +66,13 @@ def add_ai_segmentations(scene, volume_nodes: list, per_source_labels: list[np.n
     return nodes
 
 
-def segment(scene, volume_nodes: list, models: BoneScanModels, view_names: list[str] | None = None):
-    """Run the networks in this process; returns (AI segmentation node per volume, BoneScanResult)."""
+def segment(scene, volume_nodes: list, models: BoneScanModels, view_names: list[str] | None = None) -> list:
+    """Run the networks in this process; the AI segmentation node of each volume, the networks' result (probabilities,
+    BSTBI, models) in its RESULT attribute."""
     study = study_from_volume_nodes(volume_nodes, view_names)
     result = analyse(study, models)
     labels = source_labelmaps(study, result.labelmaps)
-    return add_ai_segmentations(scene, volume_nodes, labels, result.as_json()), result
+    return add_ai_segmentations(scene, volume_nodes, labels, result.as_json())
 
 
 def write_volumes_for_worker(volume_nodes: list, folder: Path) -> list[Path]:

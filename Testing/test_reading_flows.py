@@ -150,6 +150,18 @@ def test_a_worker_error_ends_the_step_and_the_flow_recovers(scene, lvi_case, scr
     assert heat_map.GetDisplayNode().GetApplyThreshold()
 
 
+def test_a_worker_that_cannot_start_is_a_failed_job_and_leaves_no_scratch(scene, scratch, tmp_path):
+    _, volumes = _bone_scan_views(scene)
+    flow = BoneScanFlow(scene, python=str(tmp_path / "no-such-python"))
+    flow.select({"scan": volumes[0]})
+    widget = Widget()
+    widget.start(flow.segment())
+    widget.wait()
+    (error,) = widget.errors
+    assert isinstance(error, JobError) and str(error).startswith("The background process could not be started")
+    assert flow.segmentation is None and flow.worker is None and list(scratch.iterdir()) == []
+
+
 def test_lvi_point_segment_edit_and_predict_as_the_widget_does(scene, lvi_case, scratch):
     from smartimaging.geometry import lps_point_from_ras
 

@@ -75,18 +75,24 @@ class Step:
                 error = CancelledError(CANCELLED)
             else:
                 sent, error = outcome.get("result"), outcome.get("error")
-        try:
-            request = self._generator.throw(error) if error is not None else self._generator.send(sent)
-        except StopIteration as stop:
-            self.over, self.value = True, stop.value
-            return True
-        except BaseException:
-            self.over = True
-            raise
-        if isinstance(request, Job):
-            self.worker = self.flow.start_worker(request)
+        while True:
+            try:
+                request = self._generator.throw(error) if error is not None else self._generator.send(sent)
+            except StopIteration as stop:
+                self.over, self.value = True, stop.value
+                return True
+            except BaseException:
+                self.over = True
+                raise
+            if not isinstance(request, Job):
+                return False
+            try:
+                self.worker = self.flow.start_worker(request)
+            except OSError as exc:  # the step hears it as a failed job, and cleans up as for one
+                sent, error = None, JobError(f"The background process could not be started: {exc}")
+                continue
             self.progress(0.0, "starting")  # cancellable from now on: the worker's first step may take a while
-        return False
+            return False
 
     def cancel(self) -> bool:
         """Stop the worker job the step waits for; False when it waits for none (nothing to cancel)."""

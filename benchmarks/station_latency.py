@@ -217,8 +217,19 @@ def measure(repeats: int) -> dict:
                 "model_loads": {"after_first_click": loads_after_first, "after_all": event["worker"]["model_loads"]},
                 "worker_pid": event["worker"]["pid"]}
             print(step.module, json.dumps(results[step.module]), flush=True)
+    rss_mib = _rss_mib(worker.process.pid)
     worker.stop()
-    return {"modules": results, "warm_worker_processes_started": worker.starts}
+    return {"modules": results, "warm_worker_processes_started": worker.starts,
+            "warm_worker_rss_mib_all_modules": rss_mib}
+
+
+def _rss_mib(pid: int) -> float | None:
+    """Resident memory of a process (Linux /proc; None elsewhere)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return round(int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]) / 1024, 1)
 
 
 def _summary(values) -> dict:

@@ -5,6 +5,7 @@ python that a launcher such as Slicer's PythonSlicer started) without leaving pa
 import hashlib
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -119,6 +120,32 @@ def test_warm_worker_behind_a_launcher_cancels_the_child_and_restarts(launcher, 
     worker.stop()
 
 
+@pytest.mark.skipif(os.name == "nt", reason="POSIX process groups; Windows uses taskkill /T")
+def test_workers_stop_when_the_gui_process_exits(launcher, tmp_path):
+    path, pid_file = launcher
+    gui = tmp_path / "gui.py"  # starts a one-shot and a warm job behind the launcher, then exits
+    gui.write_text(f"""import time
+from pathlib import Path
+from smartimaging.warm_worker import warm_job
+from smartimaging.worker import WorkerProcess
+pid_file = Path({str(pid_file)!r})
+children = []
+for start in (WorkerProcess, warm_job):
+    pid_file.unlink(missing_ok=True)
+    job = start("bonescan-segment", ["--input", {str(GE_BONE_SCAN)!r}, "--output-dir", {str(tmp_path / "out")!r}],
+                python={str(path)!r})
+    while not (pid_file.is_file() and pid_file.read_text(encoding="utf-8")):
+        time.sleep(0.01)
+    children.append(pid_file.read_text(encoding="utf-8"))
+print(" ".join(children))
+""", encoding="utf-8")
+    finished = subprocess.run([sys.executable, str(gui)], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert finished.returncode == 0, finished.stderr
+    children = [int(pid) for pid in finished.stdout.split()]
+    assert len(children) == 2 and not any(running(pid) for pid in children)
+
+
 def test_warm_worker_keeps_models_between_jobs_of_any_module(tmp_path):
     models = save_dce_model(tmp_path / "models", 1)
     t1 = write_t1(tmp_path / "t1.nrrd")
@@ -134,8 +161,10 @@ def test_warm_worker_keeps_models_between_jobs_of_any_module(tmp_path):
         assert np.array_equal(*same)
 
         # another module's job on the same process, its models loaded ahead ("module opened"), then used
-        warmed = run(worker.warm_up("bonescan-segment", ["--device", "cpu"]))
+        warm_up = worker.warm_up("bonescan-segment", ["--device", "cpu"])
+        warmed = run(warm_up)
         assert warmed["event"] == "result" and warmed["worker"]["model_loads"] == 2
+        assert worker.warm_up("bonescan-segment", ["--device", "cpu"]) is warm_up  # the module opened again
         segmented = run(worker.submit("bonescan-segment", ["--input", str(GE_BONE_SCAN), "--output-dir",
                                                            str(tmp_path / "bone"), "--device", "cpu"]))
         assert segmented["event"] == "result", segmented

@@ -77,6 +77,7 @@ class WarmWorker:
         self._lock = threading.Lock()
         self._stderr: list[str] = []
         self._usable = False  # the process reads requests: started, not retiring, its output still open
+        self._warm_ups: dict[tuple, WarmJob] = {}
 
     @property
     def busy(self) -> bool:
@@ -88,8 +89,15 @@ class WarmWorker:
         return self._send({"job": job, "arguments": arguments}, warm_up=False)
 
     def warm_up(self, job: str, arguments: list[str]) -> WarmJob:
-        """Start the process if needed and load `job`'s models ahead (arguments: --device, --models-dir...)."""
-        return self._send({"warm_up": job, "arguments": arguments}, warm_up=True)
+        """Start the process if needed and run `job` once on a phantom (arguments: --device, --models-dir...), once
+        per process: a module opened again gets the warm-up already done or running."""
+        key = (job, tuple(arguments))
+        with self._lock:
+            known = self._warm_ups.get(key)
+            if known is not None and known.process is self.process and self._usable:
+                return known
+        self._warm_ups[key] = self._send({"warm_up": job, "arguments": arguments}, warm_up=True)
+        return self._warm_ups[key]
 
     def _send(self, request: dict, warm_up: bool) -> WarmJob:
         with self._lock:
@@ -165,7 +173,12 @@ class WarmPool:
         return self._idle_worker().submit(job, arguments)
 
     def warm_up(self, job: str, arguments: list[str]) -> WarmJob:
-        return self._idle_worker().warm_up(job, arguments)
+        """On the first worker, even while it runs a job (the warm-up waits): no process is started for it."""
+        with self._lock:
+            if not self.workers:
+                self.workers.append(WarmWorker(self.python, **self.options))
+            worker = self.workers[0]
+        return worker.warm_up(job, arguments)
 
     def stop(self) -> None:
         with self._lock:

@@ -21,6 +21,7 @@ Slicer the process started is the `PythonSlicer` launcher, not the python that r
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import json
 import os
@@ -31,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -460,11 +462,13 @@ class EventStream:
 
 class WorkerProcess(EventStream):
     """One job in its own worker process: `poll()` returns the events read so far without blocking; `cancel()`
-    stops the process and everything it started."""
+    stops the process and everything it started, as does this process's exit (its own process group no longer
+    receives the terminal's Ctrl+C)."""
 
     def __init__(self, job: str, arguments: list[str], python: str | None = None):
         super().__init__()
         self.process = start_worker_process([job, *arguments], python)
+        _RUNNING.add(self)
         self._stderr: list[str] = []
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)
         self._reader.start()
@@ -497,6 +501,15 @@ class WorkerProcess(EventStream):
     @property
     def stderr(self) -> str:
         return "".join(self._stderr)
+
+
+_RUNNING: weakref.WeakSet[WorkerProcess] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_running() -> None:
+    for worker in list(_RUNNING):
+        kill_process_tree(worker.process, grace_s=1.0)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@
     while not job.dispatch(on_progress, on_result, on_error): ...   # same events, same callbacks
     job.cancel()                                            # kills the warm process tree; the next job restarts it
 
-`warm_up(job, arguments)` starts the process and loads a job's models ahead (e.g. when a module opens). A process
-runs one job at a time: a job submitted while another runs gets a second warm process, kept only until it is idle
-beside another. A cancel, a crash or memory beyond the limit ends a warm process; the next job starts a fresh one.
+`warm_up(job, arguments)` starts the process and runs the job once on a phantom ahead (imports, models loaded, first
+inference), e.g. when a module opens; once per process. A process runs one job at a time: a job submitted while
+another runs gets a second warm process, kept only until it is idle beside another. A cancel, a crash or memory
+beyond the limit ends a warm process; the next job starts a fresh one.
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ def warm_job(job: str, arguments: list[str], python: str | None = None) -> WarmJ
 
 
 def warm_up(job: str, arguments: list[str], python: str | None = None) -> WarmJob:
-    """Start the session's warm worker and load `job`'s models ahead (arguments: --device, --models-dir)."""
+    """Start the session's warm worker and run `job` once on a phantom ahead (arguments: --device, --models-dir)."""
     return pool(python).warm_up(job, arguments)
 
 

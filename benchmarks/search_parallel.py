@@ -1,0 +1,69 @@
+"""`mammo train --search` speed-up: the FAE-style search (144 configurations × 5 patient-grouped folds) in one
+process and in `--jobs` processes, on the demo mass classifier's training features (240 phantom masses, seed 21, the
+192 training rows), in one run; the two tables must be identical.
+
+    .venv/bin/python benchmarks/search_parallel.py --jobs 2 --out benchmarks/results/search_parallel.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+
+def training_features(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The demo card's cohort and features (its `cohort_command` and `features_command`), training rows."""
+    from smartimaging.mammo.classify import read_features
+    from smartimaging.mammo.cohort import write_mammo_phantom_cohort
+    from smartimaging.mammo.features import extract_cohort
+
+    manifest = write_mammo_phantom_cohort(folder / "mass", 240, seed=21, kind="mass",
+                                          splits={"train": 0.8, "val": 0.2})
+    extract_cohort(manifest, folder / "features.csv", show_progress=False)
+    rows, names = read_features(folder / "features.csv", "train")
+    return (np.array([[float(row[n]) for n in names] for row in rows]), np.array([int(row["label"]) for row in rows]),
+            np.array([row["patient_id"] for row in rows]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    from smartimaging.mammo.search import search
+
+    warnings.simplefilter("ignore", FutureWarning)  # sklearn's SVC(probability=True) deprecation, once per fit
+    with tempfile.TemporaryDirectory() as scratch:
+        X, y, groups = training_features(Path(scratch))
+    times, results = {}, {}
+    for n_jobs in (1, args.jobs):
+        started = time.perf_counter()
+        results[n_jobs] = search(X, y, groups, n_jobs=n_jobs)
+        times[n_jobs] = time.perf_counter() - started
+    serial, parallel = results[1], results[args.jobs]
+    report = {
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count(), "python": platform.python_version()},
+        "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},  # others' work
+        "cases": len(y), "configurations": len(serial.table), "folds": 5,
+        "serial_s": round(times[1], 2), "parallel_s": round(times[args.jobs], 2), "jobs": args.jobs,
+        "speed_up": round(times[1] / times[args.jobs], 2),
+        "identical_table": parallel.table == serial.table, "identical_choice": parallel.best == serial.best,
+        "selected": serial.best,
+    }
+    print(json.dumps(report, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -12,6 +12,7 @@ asyncio loop in the station) until it returns True; errors of the step (InputErr
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -460,8 +461,6 @@ class Flow:
 
     def run(self, step: Step, interval_s: float = 0.05):
         """Run a step to its end in this thread (scripts and tests; a GUI polls instead); its value."""
-        import time
-
         while not step.poll():
             time.sleep(interval_s if step.worker is not None else 0)
         return step.value

@@ -21,11 +21,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pydicom
 import SimpleITK as sitk
-from pydicom.pixels import get_decoder
 
 from .errors import InputError
 from .limits import (
@@ -41,6 +40,9 @@ from .limits import (
     is_dicom,
     read_dicom_header,
 )
+
+if TYPE_CHECKING:
+    import pydicom
 
 RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".pgm", ".tif", ".tiff"}
 
@@ -66,6 +68,9 @@ DECODER_PACKAGES = {"RLE": "pylibjpeg pylibjpeg-rle", "JPEG-LS": "pylibjpeg pyli
 def dicom_pixels(path: Path) -> tuple[pydicom.Dataset, np.ndarray]:
     """The dataset and its stored pixel values (as in the file, before any rescale), whatever the transfer syntax;
     a compression without an installed decoder or undecodable pixel data raise InputError (one line)."""
+    import pydicom  # ~0.1 s to import: only when a DICOM file is read
+    from pydicom.pixels import get_decoder
+
     try:
         ds = pydicom.dcmread(str(path))
         syntax = ds.file_meta.get("TransferSyntaxUID") or pydicom.uid.ImplicitVRLittleEndian

@@ -31,11 +31,14 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pydicom
 from PIL import Image
 
 from .errors import InputError
+
+if TYPE_CHECKING:  # pydicom (~0.1 s to import) only when a DICOM file is read
+    import pydicom
 
 GB = 1024**3
 
@@ -437,6 +440,8 @@ class DicomHeader:
 
 def read_dicom_header(path: Path, force: bool = False) -> DicomHeader:
     """The header of a DICOM file, read up to its pixel data; `force` reads files without the DICOM preamble too."""
+    import pydicom
+
     name = path.name
     try:
         with open(path, "rb") as f, warnings.catch_warnings():

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from conftest import GE_BONE_SCAN, REPO
 
 from smartimaging import worker as worker_module
 from smartimaging.dce.synthesis import MODEL_ID as DCE_MODEL_ID
@@ -21,9 +22,6 @@ from smartimaging.models.nets import build_network
 from smartimaging.models.registry import save_model
 from smartimaging.warm_worker import WarmPool, WarmWorker
 from smartimaging.worker import ModelCache, WorkerProcess, file_digest
-
-REPO = Path(__file__).resolve().parents[1]
-GE_BONE_SCAN = REPO / "Resources" / "SampleData" / "GE_NM_wholebody_bone.dcm"
 
 
 def save_dce_model(folder: Path, seed: int, ngf: int = 4, depth: int = 5) -> Path:

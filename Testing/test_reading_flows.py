@@ -252,8 +252,17 @@ def test_bone_scan_two_volumes_segment_edit_exclude_compute_and_compare(scene, s
     widget.start(flow.compute())
     widget.wait()
     baseline = widget.done[0]
+    assert not flow.result_is_stale and flow.roi_source == "AI" and ["Reader edited", "no"] in baseline.rows
+    segmentation = posterior_edited.GetSegmentation()  # the reader edits the posterior view's copy
+    segmentation.RemoveSegment(segmentation.GetNthSegmentID(0))
+    assert flow.result_is_stale and flow.roi_source == "reader edited"
+    widget = Widget()
+    widget.start(flow.compute())
+    widget.wait()
+    baseline = widget.done[0]
+    assert not flow.result_is_stale and ["Reader edited", "yes"] in baseline.rows
     mean = float(baseline.headline.split()[1])
-    assert 0 < mean <= 1 and ["Reader edited", "no"] in baseline.rows
+    assert 0 < mean <= 1
     assert baseline.headline == f"BSTBI {float(baseline.table_node.GetAttribute('SmartImaging.BSTBI')):.3f}"
     baseline_table = scene.AddNewNodeByClass("vtkMRMLTableNode", "baseline")
     baseline_table.Copy(baseline.table_node)

@@ -336,24 +336,31 @@ class Flow:
 
     # ---- segmentation -------------------------------------------------------------------------------------------
 
+    @property
+    def segmentations(self) -> list:
+        """The reader's segmentations the result is computed from (one; the bone scan's: one per view)."""
+        return [self.segmentation] if self.segmentation is not None else []
+
     def segmentation_fingerprint(self) -> str | None:
-        """A digest of the reader's segmentation (segments, names, label values, extents, voxels): it changes with
+        """A digest of the reader's segmentations (segments, names, label values, extents, voxels): it changes with
         every edit, so a result computed from another segmentation is told apart."""
         if self.segmentation is None:
             return None
-        segmentation = self.segmentation.GetSegmentation()
         representation = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
         digest = hashlib.blake2b(digest_size=16)
-        for index in range(segmentation.GetNumberOfSegments()):
-            segment = segmentation.GetNthSegment(index)
-            digest.update(f"{segmentation.GetNthSegmentID(index)}|{segment.GetName()}|{segment.GetLabelValue()}|"
-                          .encode())
-            labelmap = segment.GetRepresentation(representation)
-            scalars = labelmap.GetPointData().GetScalars() if labelmap is not None else None
-            if scalars is not None:
-                digest.update(repr(labelmap.GetExtent()).encode())
-                digest.update(np.packbits(vtk_to_numpy(scalars) == segment.GetLabelValue()).tobytes())
-            digest.update(b"\0")
+        for node in self.segmentations:
+            segmentation = node.GetSegmentation()
+            for index in range(segmentation.GetNumberOfSegments()):
+                segment = segmentation.GetNthSegment(index)
+                digest.update(f"{segmentation.GetNthSegmentID(index)}|{segment.GetName()}|{segment.GetLabelValue()}|"
+                              .encode())
+                labelmap = segment.GetRepresentation(representation)
+                scalars = labelmap.GetPointData().GetScalars() if labelmap is not None else None
+                if scalars is not None:
+                    digest.update(repr(labelmap.GetExtent()).encode())
+                    digest.update(np.packbits(vtk_to_numpy(scalars) == segment.GetLabelValue()).tobytes())
+                digest.update(b"\0")
+            digest.update(b"\1")
         return digest.hexdigest()
 
     @property

@@ -83,6 +83,7 @@ class BoneScanFlow(Flow):
                 if match:
                     others.append((match[-1].GetNodeReference(AI_REFERENCE), match[-1]))
             self.other_views = others  # a view without one is refused by compute, with its name
+            self._proposal_fingerprint = self.segmentation_fingerprint()
         elif changed:
             self.other_views = []
 
@@ -92,6 +93,7 @@ class BoneScanFlow(Flow):
                 if node is not None and self.scene.IsNodePresent(node):
                     self.scene.RemoveNode(node)
         self.other_views = pairs
+        self._proposal_fingerprint = self.segmentation_fingerprint()  # every view's segmentation, as proposed
 
     def clear(self) -> None:
         self._set_other_views([])

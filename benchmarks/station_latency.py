@@ -1,9 +1,13 @@
 """Station latency through the warm worker: from a module's click to its result read back, ready to show, beside the
 same step called directly in this process with the models in memory, per module, in one run (ratios).
 
-    .venv/bin/python benchmarks/station_latency.py --repeats 5 --out benchmarks/results/station_latency_cpu.json
+    .venv/bin/python benchmarks/station_latency.py --repeats 10 --threads 1 \
+        --out benchmarks/results/station_latency_cpu.json
+    .venv/bin/python benchmarks/station_latency.py --repeats 10 --threads 1 --real \
+        --out benchmarks/results/station_latency_real_cpu.json
 
-Per module (bone-scan Segment, LVI predict, DCE synthesize, on the station's first sample case):
+Per module (bone-scan Segment, LVI predict, DCE synthesize, on the station's first sample case, or with --real on
+the real cases):
 - direct: the algorithm on the images in memory (first call: loads the models; warm: models loaded);
 - warm worker: the inputs written as the scene adapters write them (NRRD), the job sent to the session's warm worker,
   its events polled every 10 ms as a GUI timer does, the outputs read back as the scene adapters read them. "first":
@@ -120,7 +124,8 @@ class DCESynthesize:
     def __init__(self, files):
         from smartimaging.dce.volumes import load_mr_volume
 
-        self.t1, self.dce = load_mr_volume(files.volumes["T1"], "T1"), load_mr_volume(files.volumes["DCE"], "DCE")
+        self.t1 = load_mr_volume(files.volumes["T1"], "T1")
+        self.dce = load_mr_volume(files.volumes["DCE"], "DCE") if "DCE" in files.volumes else None
 
     def load_models(self):
         from smartimaging.dce.synthesis import DCESynthesizer
@@ -134,9 +139,11 @@ class DCESynthesize:
 
     def arguments(self, folder: Path) -> list[str]:
         sitk.WriteImage(self.t1, str(folder / "t1.nrrd"))
-        sitk.WriteImage(self.dce, str(folder / "dce.nrrd"))
-        return ["--input", str(folder / "t1.nrrd"), "--dce", str(folder / "dce.nrrd"), "--output-dir",
-                str(folder / "out")]
+        arguments = ["--input", str(folder / "t1.nrrd"), "--output-dir", str(folder / "out")]
+        if self.dce is not None:
+            sitk.WriteImage(self.dce, str(folder / "dce.nrrd"))
+            arguments += ["--dce", str(folder / "dce.nrrd")]
+        return arguments
 
     @staticmethod
     def read_back(event: dict):
@@ -181,14 +188,28 @@ def click(step, start_job) -> tuple[float, float, dict]:
                 time.process_time() - cpu_started + event["worker"].get("cpu_seconds", float("nan")), event)
 
 
-def measure(repeats: int) -> dict:
-    from smartimaging.web.cases import sample_cases
+def station_case(module: str, real: bool):
+    """The station's first sample case of `module`, or with `real` its first real case; DCE has none among the
+    station's samples: the real breast MRI (pyradiomics breast1) as its T1, without a real DCE."""
+    from smartimaging.web.cases import CaseFiles, SampleCase, realdata_folder, sample_cases
 
-    cases, results = sample_cases(), {}
+    cases = sample_cases()[module]
+    if not real:
+        return cases[0]
+    if module == "DCESynthesis":
+        t1 = realdata_folder() / "breast_mri_pyradiomics" / "breast1_image.nrrd"
+        return SampleCase(module, "Real breast MRI (pyradiomics breast1) as T1", "",
+                          lambda folder: CaseFiles({"T1": t1}))
+    return next(case for case in cases if case.name.startswith("Real"))
+
+
+def measure(repeats: int, real: bool) -> dict:
+    results = {}
     worker = WarmWorker()
     with tempfile.TemporaryDirectory(prefix="smartimaging-latency-cases-") as cases_folder:
         for step_class in STEPS:
-            step = step_class(cases[step_class.module][0].write(Path(cases_folder) / step_class.module))
+            case = station_case(step_class.module, real)
+            step = step_class(case.write(Path(cases_folder) / step_class.module))
             one_shot = click(step, WorkerProcess)[0]
             # the module opens: the warm worker starts (first module) and loads this module's models meanwhile
             worker.warm_up(step.job, ["--device", "cpu"]).wait(timeout=600)
@@ -205,7 +226,7 @@ def measure(repeats: int) -> dict:
             direct_wall, direct_cpu = zip(*direct, strict=True)
             through_wall, through_cpu = zip(*through, strict=True)
             results[step.module] = {
-                "job": step.job, "case": cases[step.module][0].name,
+                "job": step.job, "case": case.name,
                 "direct_first_s": round(direct_first, 3), "direct_warm_s": _summary(direct_wall),
                 "direct_warm_cpu_s": _summary(direct_cpu),
                 "worker_first_s": round(first, 3), "worker_warm_s": _summary(through_wall),
@@ -243,6 +264,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5, help="warm clicks per module")
     parser.add_argument("--threads", type=int, help="torch threads here and in the workers (default: torch's); 1 "
                         "on a machine shared with other work (2-thread runs stall when a thread is descheduled)")
+    parser.add_argument("--real", action="store_true", help="the real cases (GE bone scan; breast1 for LVI, and as "
+                        "the T1 of DCE), from Resources/SampleData and ../shared/realdata")
     parser.add_argument("--out", required=True)
     options = parser.parse_args()
     import torch
@@ -254,7 +277,7 @@ def main() -> int:
     results = {"date": time.strftime("%Y-%m-%d"), "machine": {
         "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "system": platform.platform(),
         "python": platform.python_version(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
-        "poll_s": POLL_S, "pause_s": PAUSE_S, **measure(options.repeats)}
+        "poll_s": POLL_S, "pause_s": PAUSE_S, **measure(options.repeats, options.real)}
     results["load_average_1min"] = {"before": load_before, "after": os.getloadavg()[0]}  # other work on the machine
     Path(options.out).parent.mkdir(parents=True, exist_ok=True)
     Path(options.out).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -267,9 +267,8 @@ class DCESynthesisTest(ScriptedLoadableModuleTest):
         _ensureSmartImagingImportable()
         import numpy as np
 
-        from smartimaging.dce.cohort import phantom_image
         from smartimaging.mrml import ijk_to_ras_matrix, sitk_to_volume_node
-        from smartimaging.phantoms.breast_mri import make_breast_mri_phantom
+        from smartimaging.phantoms.breast_mri import make_breast_mri_phantom, phantom_image
 
         case = make_breast_mri_phantom(960_000, shape=(8, 96, 96))
         logic = DCESynthesisLogic()

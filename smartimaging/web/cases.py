@@ -156,8 +156,7 @@ def _breast_phantom(seed: int, roles: dict[str, str], lvi: int | None = None, sh
                     ) -> Callable[[Path], CaseFiles]:
     """A breast MRI phantom; `roles` maps a role to the phantom's array attribute (t1, dce, dce2, t2)."""
     def write(folder: Path) -> CaseFiles:
-        from ..dce.cohort import phantom_image
-        from ..phantoms.breast_mri import SHAPE, make_breast_mri_phantom
+        from ..phantoms.breast_mri import SHAPE, make_breast_mri_phantom, phantom_image
 
         case = make_breast_mri_phantom(seed, shape or SHAPE, lvi=lvi)
         origin = (-96.0, -70.0, -20.0)

@@ -222,8 +222,7 @@ def _phantom_breast_mri(folder: Path, sequences: dict[str, str], lvi: int | None
     """Phantom volumes as NRRD: `sequences` maps a file stem to the phantom's array attribute; the lesion VOI too."""
     import SimpleITK as sitk
 
-    from .dce.cohort import phantom_image
-    from .phantoms.breast_mri import SHAPE, make_breast_mri_phantom
+    from .phantoms.breast_mri import SHAPE, make_breast_mri_phantom, phantom_image
 
     case = make_breast_mri_phantom(0, shape or SHAPE, lvi=lvi)
     arrays = {stem: getattr(case, attribute) for stem, attribute in sequences.items()}

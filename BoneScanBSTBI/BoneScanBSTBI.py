@@ -151,6 +151,9 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def enter(self) -> None:
         """Called each time the user opens this module."""
         self.initializeParameterNode()
+        from smartimaging.desktop import warm_up
+
+        warm_up(self.logic.flow, DEPENDENCIES)
 
     def exit(self) -> None:
         """Called each time the user opens a different module."""

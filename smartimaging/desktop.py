@@ -20,6 +20,15 @@ def worker_python() -> str:
     return shutil.which("PythonSlicer") or sys.executable
 
 
+def warm_up(flow, dependencies: list[str]) -> None:
+    """Load the module's worker models in the background when the module opens, once its packages are installed
+    (before that, the first Apply installs them with the reader's consent)."""
+    from .slicer_dependencies import missing, with_decoders
+
+    if not missing(with_decoders(dependencies)):
+        flow.warm_up()
+
+
 def torch_device(choice: str) -> str:
     """The worker's device for the module's device choice ("auto" runs on the CPU, as the station does)."""
     return "cpu" if choice == "auto" else choice

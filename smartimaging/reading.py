@@ -29,6 +29,7 @@ from .mrml import sitk_to_volume_node
 from .result_nodes import domain_check
 from .segmentation_nodes import AI_REFERENCE, ROLE, drawn_segmentation, editable_copy, roi_source
 from .segments import SegmentSpec
+from .warm_worker import warm_job, warm_up
 from .worker import WorkerProcess
 
 CANCELLED = "Cancelled: nothing was added to the scene"
@@ -209,7 +210,8 @@ class Flow:
     first one is shown and segmented; `needs_segment`: whether compute needs a segmentation first; `places_point`:
     whether Segment starts from a lesion point the reader places; `reads_series`: whether an image can be a DICOM
     series (a folder) rather than one file; `compute_label`; `draw_hint`: how to draw the ROI by hand; `kinds`,
-    `takes_pixel_size`: the options the reader sets; `layout`, `view_volumes` and `overlay`: what the views show."""
+    `takes_pixel_size`: the options the reader sets; `layout`, `view_volumes` and `overlay`: what the views show;
+    `worker_jobs`: the worker jobs whose models `warm_up` loads ahead."""
 
     module = ""
     title = ""
@@ -223,6 +225,7 @@ class Flow:
     kinds: tuple[str, ...] = ()  # lesion kinds the reader chooses between (mammography)
     takes_pixel_size = False  # whether the reader may give the pixel size of files that store none
     roi_name = "ROI"  # what the reader draws by hand, in the segmentation's name
+    worker_jobs: tuple[str, ...] = ()
 
     def __init__(self, scene, device: str = "cpu", models_dir: str | None = None, python: str | None = None):
         """`python`: the interpreter of the worker process (default: this one; Slicer's PythonSlicer in Slicer)."""
@@ -428,9 +431,18 @@ class Flow:
         """The worker process the running step waits for (what Cancel stops)."""
         return self.step.worker if self.step is not None else None
 
+    def _worker_options(self) -> list[str]:
+        return ["--device", self.device] + (["--models-dir", self.models_dir] if self.models_dir else [])
+
     def start_worker(self, job: Job) -> WorkerProcess:
-        return WorkerProcess(job.name, [*job.arguments, "--device", self.device]
-                             + (["--models-dir", self.models_dir] if self.models_dir else []), python=self.python)
+        """The job on the session's warm worker (`warm_worker`: models stay loaded between clicks)."""
+        return warm_job(job.name, [*job.arguments, *self._worker_options()], python=self.python)
+
+    def warm_up(self) -> None:
+        """Load this module's worker models ahead, in the background (when the module opens), so that the reader's
+        first click does not wait for them."""
+        for name in self.worker_jobs:
+            warm_up(name, self._worker_options(), python=self.python)
 
     def _step(self, generator, progress) -> Step:
         if self.step is not None and not self.step.over:
@@ -466,7 +478,7 @@ class Flow:
     def _compute(self, progress):
         raise NotImplementedError  # every module's flow defines its compute step
 
-    def run(self, step: Step, interval_s: float = 0.05):
+    def run(self, step: Step, interval_s: float = 0.01):
         """Run a step to its end in this thread (scripts and tests; a GUI polls instead); its value."""
         while not step.poll():
             time.sleep(interval_s if step.worker is not None else 0)

@@ -16,6 +16,7 @@ from ..segments import BONESCAN_SEGMENTS
 
 class BoneScanFlow(Flow):
     module = "BoneScanBSTBI"
+    worker_jobs = ("bonescan-segment",)
     title = "Bone scan BSTBI"
     roles = ("scan",)
     selectable_roles = ("scan", "posterior")  # the desktop may hold the posterior view in a volume of its own

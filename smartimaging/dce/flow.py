@@ -15,6 +15,7 @@ VIEW_VOLUMES = ("DCE-T1", "DCE-Synthetic", "DCE-Real", "DCE-MIP")  # as dce.scen
 
 class DCEFlow(Flow):
     module = "DCESynthesis"
+    worker_jobs = ("dce-synthesize",)
     title = "Synthetic DCE"
     roles = ("T1", "DCE")
     role_labels = {"T1": "T1WI (DICOM series, NRRD, NIfTI)", "DCE": "DCE (DICOM series, NRRD, NIfTI)"}

@@ -14,6 +14,7 @@ from ..segments import BREAST_MASS
 
 class LVIFlow(Flow):
     module = "BreastLVI"
+    worker_jobs = ("lvi-predict",)
     title = "Breast MRI LVI"
     roles = ("DCE", "T2")
     role_labels = {"DCE": "DCE (DICOM series, NRRD, NIfTI)", "T2": "FS-T2WI (DICOM series, NRRD, NIfTI)"}

@@ -386,7 +386,9 @@ class ReadingStation(TrameApp):
         self._preload()
 
     def _preload(self) -> None:
-        """A module opened for the first time shows its first sample case."""
+        """A module opened for the first time loads its worker models in the background and shows its first
+        sample case."""
+        self.flow.warm_up()
         if self.flow.primary is None and not self.state.si_busy:
             create_task(self._run(self._load_sample))
 
@@ -582,7 +584,7 @@ class ReadingStation(TrameApp):
     async def _drive(step):
         """Poll a flow's step between other server work until it is over; its value (or its error)."""
         while not step.poll():
-            await asyncio.sleep(0.05 if step.worker is not None else 0)
+            await asyncio.sleep(0.01 if step.worker is not None else 0)
         return step.value
 
     async def _segment(self, progress) -> None:

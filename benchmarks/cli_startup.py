@@ -3,7 +3,7 @@ prompt) and `lvi predict` (a phantom cancer) beside `python -c "import torch"`, 
 wall-clock medians (target ≤ 2.0×), of the fastest runs and of the CPU-time medians (steadier on a shared machine).
 One extra run per command with `python -X importtime` says where the import time goes.
 
-    .venv/bin/python benchmarks/cli_startup.py --repeats 3 --out benchmarks/results/cli_startup.json
+    .venv/bin/python benchmarks/cli_startup.py --repeats 5 --out benchmarks/results/cli_startup.json
 """
 
 from __future__ import annotations
@@ -45,17 +45,20 @@ def commands(folder: Path) -> dict[str, list[str]]:
     }
 
 
+ENV = dict(os.environ)
+
+
 def timed(argv: list[str]) -> tuple[float, float]:
     """Wall-clock and CPU seconds (user + system, all threads) of one run of `argv`."""
     before, started = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
-    subprocess.run(argv, check=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(argv, check=True, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def import_profile(argv: list[str], top: int = 8) -> dict:
     """Seconds spent importing (sum of self times) and the packages that cost most, from `-X importtime`."""
-    result = subprocess.run([sys.executable, "-X", "importtime", *argv[1:]], cwd=REPO, capture_output=True,
+    result = subprocess.run([sys.executable, "-X", "importtime", *argv[1:]], cwd=REPO, env=ENV, capture_output=True,
                             text=True, check=True)
     per_package: collections.Counter = collections.Counter()
     for line in result.stderr.splitlines():
@@ -70,9 +73,14 @@ def import_profile(argv: list[str], top: int = 8) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, help="torch threads in the commands (OMP_NUM_THREADS); default: "
+                        "torch's own (one per core). On a machine busy with other work, 2 threads on 2 cores stall "
+                        "each other and the networks' seconds drown the start-up being measured")
     parser.add_argument("--out")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
+    if args.threads:
+        ENV["OMP_NUM_THREADS"] = str(args.threads)
     torch_import = [sys.executable, "-c", "import torch"]
     with tempfile.TemporaryDirectory() as scratch:
         runs = {name: CLI + argv for name, argv in commands(Path(scratch)).items()}
@@ -98,7 +106,7 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count(), "python": platform.python_version()},
         "load_average_1min": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},  # others' work
-        "repeats": args.repeats,
+        "repeats": args.repeats, "threads": args.threads or "torch default",
         "import_torch": baseline,
         "commands": {name: {**summaries[name],
                             "ratio_wall": round(summaries[name]["wall_median_s"] / baseline["wall_median_s"], 2),

@@ -399,6 +399,20 @@ def test_upload_a_mammogram_place_a_point_and_segment(page, tmp_path, station_tm
     assert not _error(page)
     assert segment_counts(page)["Breast mass"] > 50
 
+    # A point placed beside the image is refused at once; the previous point stays and Segment still works.
+    free_x, free_y = box["width"] - cols * scale, box["height"] - rows * scale
+    assert max(free_x, free_y) > 10  # the view shows background beside the image
+    outside = (box["x"] + free_x / 4, box["y"] + box["height"] / 2) if free_x > free_y else \
+        (box["x"] + box["width"] / 2, box["y"] + free_y / 4)
+    page.get_by_role("button", name="Place lesion point").click()
+    page.get_by_text("Click on the lesion in the view").wait_for()
+    page.mouse.click(*outside)
+    page.get_by_text("Click on the lesion in the view").wait_for(state="detached")
+    assert "outside the image" in _error(page)
+    click_and_wait_idle(page, "Segment")
+    assert not _error(page)
+    assert segment_counts(page)["Breast mass"] > 50
+
 
 def test_result_warnings_are_shown_above_the_headline(page, tmp_path):
     from PIL import Image

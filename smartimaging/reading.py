@@ -332,6 +332,16 @@ class Flow:
     def has_point(self) -> bool:
         return self.point_node is not None and self.point_node.GetNumberOfControlPoints() > 0
 
+    def point_on_image(self, ras) -> bool:
+        """Whether a point (RAS mm) lies on the first volume's voxels (within half a voxel of its edge)."""
+        if self.primary is None:
+            return False
+        to_ijk = vtk.vtkMatrix4x4()
+        self.primary.GetRASToIJKMatrix(to_ijk)
+        index = to_ijk.MultiplyPoint((*ras, 1.0))[:3]
+        size = self.primary.GetImageData().GetDimensions()
+        return all(-0.5 <= i <= n - 0.5 for i, n in zip(index, size, strict=True))
+
     def require(self, *roles: str) -> None:
         missing = [role for role in roles if role not in self.volumes]
         if missing:

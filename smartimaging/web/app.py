@@ -136,6 +136,7 @@ class ReadingStation(TrameApp):
         self._upload_module = FIRST_MODULE  # the module the upload being received is for
         self._case_uploads: dict[str, dict[str, Path]] = {m: {} for m in FLOWS}  # module -> role -> upload folder
         self._observed: set[str] = set()
+        self._previous_point: list[float] | None = None  # the lesion point before the reader placed a new one
         self._init_state()
         self._build_ui()
         self.layout_manager.set_layout("frames")
@@ -369,15 +370,36 @@ class ReadingStation(TrameApp):
     def on_place_point(self) -> None:
         flow = self.flow
         node = flow.ensure_point_node()
+        self._previous_point = None
+        if flow.has_point:
+            self._previous_point = [0.0, 0.0, 0.0]
+            node.GetNthControlPointPositionWorld(node.GetNumberOfControlPoints() - 1, self._previous_point)
         node.RemoveAllControlPoints()
-        node.AddObserver(node.PointPositionDefinedEvent, self._on_point_placed)
+        if f"point {node.GetID()}" not in self._observed:
+            node.AddObserver(node.PointPositionDefinedEvent, self._on_point_placed)
+            self._observed.add(f"point {node.GetID()}")
         self.slicer_app.markups_logic.place_node(node)
         self.state.si_placing = True
 
     def _on_point_placed(self, *_args) -> None:
+        """A point off the image is refused at once and the previous point (the sample's, or the reader's last) is
+        kept, so that Segment still works."""
         self.slicer_app.markups_logic.disable_place_mode()
+        flow, module = self.flow, self.state.si_module
+        node = flow.point_node
+        if node is None or not node.GetNumberOfControlPoints():
+            return
+        placed = [0.0, 0.0, 0.0]
+        node.GetNthControlPointPositionWorld(node.GetNumberOfControlPoints() - 1, placed)
+        refused = not flow.point_on_image(placed)
+        if refused:
+            node.RemoveAllControlPoints()
+            if self._previous_point is not None:
+                node.AddControlPointWorld(vtk.vtkVector3d(*self._previous_point), "lesion")
         with self.state:
             self.state.si_placing = False
+            self._set_error(module, "The point lies outside the image and was not kept: place it on the lesion"
+                            if refused else "")
 
     def _on_module_changed(self, si_module, **_kwargs) -> None:
         self.state.si_sample = self.cases[si_module][0].name

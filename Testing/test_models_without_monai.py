@@ -116,7 +116,7 @@ def predict_commands(tmp_path_factory) -> dict[str, list[str]]:
 # running layers on the meta device, ~1 s), matplotlib (~0.5 s with the first figure), scikit-learn where no
 # classifier is applied (~1 s), scipy and pydicom where nothing needs them (~0.2 s, ~0.1 s).
 NOT_IMPORTED = {"bonescan": ("monai", "torch._dynamo", "matplotlib", "sklearn"),
-                "mammo": ("monai", "torch._dynamo", "matplotlib"),
+                "mammo": ("monai", "torch._dynamo", "matplotlib", "pydicom"),
                 "lvi": ("monai", "torch._dynamo", "matplotlib", "sklearn", "scipy", "pydicom")}
 
 

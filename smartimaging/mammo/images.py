@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pydicom
 import SimpleITK as sitk
 from PIL import Image
 
@@ -54,6 +53,8 @@ class Mammogram:
 
 
 def _dicom_mammogram(path: Path) -> tuple[np.ndarray, tuple[float, float], dict]:
+    import pydicom  # ~0.1 s to import: only for DICOM input
+
     header = read_dicom_header(path)
     ds = header.ds
     modality = str(ds.get("Modality", "")).upper()

@@ -46,3 +46,35 @@ def test_a_command_whose_out_is_a_folder_refuses_a_file(argv, tmp_path, capsys):
     assert main([*argv, "--out", str(existing)]) == 2
     assert f"The output {existing} is an existing file; --out needs a folder" in capsys.readouterr().err
     assert existing.read_text(encoding="utf-8") == "x"
+
+
+def test_an_empty_out_is_refused_and_nothing_is_written(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "synthetic_dce.nrrd").write_bytes(b"the reader's own T1")
+    assert main(["bonescan", "phantoms", "--n", "1", "--out", ""]) == 2
+    assert main(["dce", "synthesize", "synthetic_dce.nrrd", "--out", ""]) == 2
+    assert capsys.readouterr().err.count("--out is empty") == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["synthetic_dce.nrrd"]
+    assert (tmp_path / "synthetic_dce.nrrd").read_bytes() == b"the reader's own T1"
+
+
+@pytest.mark.parametrize("argv", [["lvi", "train", "--manifest", "m.csv"], ["dce", "train", "--manifest", "m.csv"],
+                                  ["bonescan", "train", "--manifest", "m.csv"],
+                                  ["lvi", "train-segmenter", "--manifest", "m.csv"],
+                                  ["lvi", "fuse", "--manifest", "m.csv", "--dce-model", "a", "--t2-model", "b"]])
+def test_a_model_name_that_leaves_the_output_folder_is_refused(argv, tmp_path, capsys):
+    assert main([*argv, "--out", str(tmp_path / "out"), "--name", "../evil"]) == 2
+    err = capsys.readouterr().err
+    assert "'../evil' must be a plain name" in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists() and not (tmp_path / "evil.json").exists()
+
+
+@pytest.mark.parametrize("device", ["banana", "cuda:99", "mps"])
+def test_a_device_this_machine_lacks_is_refused_in_one_line(device, tmp_path, capsys):
+    import torch
+
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    assert main(["bonescan", "predict", "scan.dcm", "--out", str(tmp_path / "out"), "--device", device]) == 2
+    err = capsys.readouterr().err
+    assert "argument --device" in err and device in err and err.count("\n") == 1

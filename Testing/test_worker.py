@@ -18,6 +18,7 @@ from conftest import GE_BONE_SCAN, REPO
 
 from smartimaging import worker as worker_module
 from smartimaging.dce.synthesis import MODEL_ID as DCE_MODEL_ID
+from smartimaging.errors import ModelError
 from smartimaging.models.nets import build_network
 from smartimaging.models.registry import save_model
 from smartimaging.warm_worker import WarmPool, WarmWorker
@@ -313,3 +314,38 @@ def test_pool_gives_a_busy_session_a_second_worker_and_keeps_one_idle(tmp_path):
         assert run(three)["worker"]["cache_hits"] == 1 and len(pool.workers) == 1  # the idle extra was stopped
     finally:
         pool.stop()
+
+
+def test_a_request_the_worker_cannot_run_is_that_jobs_error_and_the_worker_stays(tmp_path):
+    models = save_dce_model(tmp_path / "models", 1)
+    t1 = write_t1(tmp_path / "t1.nrrd")
+    worker = WarmWorker()
+    try:
+        first = run(worker.submit("dce-synthesize", dce_arguments(t1, models, tmp_path / "a")))
+        worker.process.stdin.write("not a request\n")  # ignored, with a line on stderr
+        worker.process.stdin.flush()
+        unknown = run(worker.submit("no-such-job", []))
+        assert unknown["event"] == "error" and "no job 'no-such-job'" in unknown["message"]
+        bad = run(worker.submit("dce-synthesize", [*dce_arguments(t1, models, tmp_path / "b"), "--pixel-mm", "x"]))
+        assert bad["event"] == "error" and "could not read the job's arguments" in bad["message"]
+        device = run(worker.submit("dce-synthesize", [*dce_arguments(t1, models, tmp_path / "c"), "--device",
+                                                      "banana"]))
+        assert device["event"] == "error" and "'banana' is not a device" in device["message"]
+        last = run(worker.submit("dce-synthesize", dce_arguments(t1, models, tmp_path / "d")))
+        assert last["event"] == "result" and worker.starts == 1
+        assert first["worker"]["pid"] == last["worker"]["pid"] == worker.process.pid
+        assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+    finally:
+        worker.stop()
+
+
+def test_huge_weights_in_a_models_folder_are_refused_before_they_are_read(tmp_path, monkeypatch):
+    models = save_dce_model(tmp_path / "models", 1)
+    weights = models / f"{DCE_MODEL_ID}.safetensors"
+    with open(weights, "r+b") as f:
+        f.truncate(64 * 2**30)  # sparse: 64 GB that hashing would have to read
+    digests = []
+    monkeypatch.setattr(worker_module, "file_digest", lambda path: digests.append(path) or "x")
+    with pytest.raises(ModelError, match="the limit is 512 MB"):
+        worker_module._model_files_fingerprint(DCE_MODEL_ID, models)
+    assert weights not in digests

@@ -14,7 +14,7 @@ import sys
 import threading
 
 from .bonescan import commands as bonescan
-from .cli_common import EXIT_INPUT_ERROR, Parser, check_inputs_apart_from_output, check_output
+from .cli_common import EXIT_INPUT_ERROR, Parser, check_inputs_apart_from_output, check_output, device_name
 from .dce import commands as dce
 from .errors import DISK_ERRORS, CancelledError, SmartImagingError
 from .lvi import commands as lvi
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = tasks.add_parser("demo", help="run every module on the bundled sample cases and write an HTML report")
     demo.add_argument("--out", default="demo-report", help="report folder (default: demo-report)")
-    demo.add_argument("--device", default="auto")
+    demo.add_argument("--device", type=device_name, default="auto")
 
     app = tasks.add_parser("app", help="start the browser reading station (trame-slicer) on this machine")
     app.add_argument("--host", default="127.0.0.1",
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop this many seconds after the last browser tab closed; 0 (default) keeps the station "
                           "and its scene running until Ctrl+C")
     app.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
-    app.add_argument("--device", default="cpu", help="device for the networks (cpu, cuda, auto)")
+    app.add_argument("--device", type=device_name, default="cpu", help="device for the networks (cpu, cuda, auto)")
     app.add_argument("--models-dir", help="folder with model cards (default: bundled demo models)")
 
     for task in TASKS.values():
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     if in_main_thread:  # SIGTERM unwinds like Ctrl+C: scratch files removed, children stopped
         previous = signal.signal(signal.SIGTERM, _cancel_on_terminate)
     try:
-        if getattr(args, "out", None):
+        if getattr(args, "out", None) is not None:
             is_file = getattr(args, "out_is_file", False)
             check_output(args.out, is_file)
             check_inputs_apart_from_output(args, is_file)

@@ -49,6 +49,30 @@ def jobs(text: str) -> int:
     return _number(text, int, 1, "give the number of processes (at least 1), or -1 for all cores", allow=(-1,))
 
 
+def model_name(text: str) -> str:
+    """A model id that is a plain file name (it names the files a training command writes into --out)."""
+    from .models.registry import check_model_name
+
+    try:
+        check_model_name(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def device_name(text: str) -> str:
+    """A torch device that exists on this machine (auto, cpu, cuda, cuda:N, mps)."""
+    if text in ("auto", "cpu"):
+        return text
+    from .models.nets import pick_device
+
+    try:
+        pick_device(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def positive_float(text: str) -> float:
     value = _number(text, float, 0.0, "give a positive number")
     if value == 0:
@@ -59,6 +83,8 @@ def positive_float(text: str) -> float:
 def check_output(path: str, is_file: bool) -> None:
     """Refuse an output that cannot be written before any work starts (an existing file where a folder is
     expected, a read-only or missing parent)."""
+    if not str(path).strip():
+        raise InputError("--out is empty; give the output folder (or file) to write")
     out = Path(path)
     if not is_file and out.exists() and not out.is_dir():
         raise InputError(f"The output {out} is an existing file; --out needs a folder")

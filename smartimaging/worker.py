@@ -37,7 +37,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .errors import DISK_ERRORS, CancelledError, SmartImagingError
+from .errors import DISK_ERRORS, CancelledError, InputError, SmartImagingError
 
 CANCEL_GRACE_S = 5.0  # a cancelled job unwinds (removes its scratch outputs) within this, else it is killed
 DEFAULT_CACHE_MB = 1024  # parameters and buffers of the models a warm worker keeps
@@ -77,10 +77,16 @@ class ModelCache:
 
 
 def _model_files_fingerprint(model_id: str, directory) -> tuple[str, str, str]:
-    from .models.registry import file_in_model_folder, read_card
+    """The card's path and the sha256 of the card and of its weights, the weights' size checked first (a hostile
+    folder's huge file is refused before it is read)."""
+    from .errors import ModelError
+    from .models.registry import MAX_WEIGHTS_BYTES, file_in_model_folder, read_card
 
     card, card_path = read_card(model_id, directory)
     weights = file_in_model_folder(card_path, card.get("weights_file", f"{card['id']}.safetensors"))
+    if weights.stat().st_size > MAX_WEIGHTS_BYTES:
+        raise ModelError(f"The weights file {weights.name} is {weights.stat().st_size / 2**20:.0f} MB; the limit is "
+                         f"{MAX_WEIGHTS_BYTES // 2**20} MB. Refusing to read it.")
     return str(card_path.resolve()), file_digest(card_path), file_digest(weights)
 
 
@@ -259,7 +265,7 @@ def _warm_up(job: str, arguments: list[str]) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="smartimaging-warm-up-") as folder:
         inputs = PHANTOM_INPUTS[job](Path(folder))
-        return run_job(JOBS[job], _parser().parse_args([job, *inputs, "--output-dir", f"{folder}/out", *arguments]))
+        return run_job(_run_request, {"job": job, "arguments": [*inputs, "--output-dir", f"{folder}/out", *arguments]})
 
 
 _TERMINATED = threading.Event()
@@ -271,8 +277,15 @@ def _cancel_on_terminate(signum, frame) -> None:
     raise CancelledError("cancelled")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m smartimaging.worker")
+class _RequestParser(argparse.ArgumentParser):
+    """The warm worker's request arguments: an error is the request's error event, not the process's exit."""
+
+    def error(self, message: str):
+        raise InputError(f"The background process could not read the job's arguments: {message}")
+
+
+def _parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser = kind(prog="python -m smartimaging.worker")
     parser.add_argument("job", choices=sorted(JOBS))
     parser.add_argument("--input", nargs="+")
     parser.add_argument("--output-dir", required=True)
@@ -289,7 +302,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_job(job: Callable[[argparse.Namespace], None], args: argparse.Namespace) -> int:
+def _run_request(request: dict) -> None:
+    """A warm worker's job request ({"job": name, "arguments": [...]}); InputError for one it cannot run."""
+    name, arguments = request.get("job"), request.get("arguments", [])
+    if name not in JOBS or not isinstance(arguments, list):
+        raise InputError(f"The background process has no job {name!r} with arguments {arguments!r}")
+    JOBS[name](_parser(_RequestParser).parse_args([name, *map(str, arguments)]))
+
+
+def run_job(job: Callable, args) -> int:
     """Run one job; 2 with an "error" event for bad input, a cancelled job, a missing model or a full disk."""
     try:
         job(args)
@@ -325,12 +346,17 @@ def serve(max_rss_mb: float = DEFAULT_MAX_RSS_MB, cache_mb: float = DEFAULT_CACH
     MODELS.budget_bytes = int(cache_mb * 2**20)
     try:
         for line in sys.stdin:
-            request, started, cpu_started = json.loads(line), time.perf_counter(), time.process_time()
-            _request["id"] = request["id"]
+            try:
+                request = json.loads(line)
+                _request["id"] = request["id"]
+            except (ValueError, TypeError, KeyError):
+                print(f"smartimaging worker: ignored a request that is not a job: {line[:200]!r}", file=sys.stderr)
+                continue
+            started, cpu_started = time.perf_counter(), time.process_time()
             if "warm_up" in request:
-                code = _warm_up(request["warm_up"], request["arguments"])
+                code = _warm_up(request["warm_up"], request.get("arguments", []))
             else:
-                code = run_job(JOBS[request["job"]], _parser().parse_args([request["job"], *request["arguments"]]))
+                code = run_job(_run_request, request)
             _request.clear()
             final = _held.pop()
             if "warm_up" in request:

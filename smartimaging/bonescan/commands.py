@@ -7,7 +7,15 @@ import sys
 import time
 from pathlib import Path
 
-from ..cli_common import cohort_size, positive_float, positive_int, print_progress, train_config
+from ..cli_common import (
+    cohort_size,
+    device_name,
+    model_name,
+    positive_float,
+    positive_int,
+    print_progress,
+    train_config,
+)
 from ..errors import InputError
 
 
@@ -22,7 +30,7 @@ def add_commands(tasks) -> None:
     predict.add_argument("--views", help="comma-separated view names for the inputs, e.g. anterior,posterior")
     predict.add_argument("--polarity", choices=["auto", "uptake-bright", "uptake-dark"], default="auto")
     predict.add_argument("--exclude", default="", help="comma-separated lesion ids to drop (false positives)")
-    predict.add_argument("--device", default="auto")
+    predict.add_argument("--device", type=device_name, default="auto")
     predict.add_argument("--models-dir", help="folder with model cards (default: bundled demo models)")
     predict.add_argument("--keep-identifiers", action="store_true",
                          help="write the patient ID and name of the input into result.json (left out by default)")
@@ -39,14 +47,15 @@ def add_commands(tasks) -> None:
     compare.add_argument("baseline")
     compare.add_argument("followup")
     compare.add_argument("--out", help="write compare.json here")
-    compare.add_argument("--device", default="auto")
+    compare.add_argument("--device", type=device_name, default="auto")
     compare.add_argument("--models-dir")
 
     train = bone_commands.add_parser("train", help="train the classifier and/or segmenter from a manifest")
     train.add_argument("--manifest", required=True, help="CSV: patient_id,image,mask,split(train/val),...")
     train.add_argument("--out", required=True, help="folder for the new model cards and weights")
     train.add_argument("--which", default="classifier,segmenter")
-    train.add_argument("--name", default="custom", help="suffix of the model ids (bonescan-resnet34-<name>)")
+    train.add_argument("--name", type=model_name, default="custom",
+                       help="suffix of the model ids (bonescan-resnet34-<name>)")
     train.add_argument("--epochs", type=positive_int, default=100)
     train.add_argument("--batch-size", type=positive_int, default=16, help="paper: 16")
     train.add_argument("--lr", type=positive_float, default=0.01, help="Adam learning rate (paper: 0.01)")
@@ -58,14 +67,14 @@ def add_commands(tasks) -> None:
                            help="early stopping after this many epochs without improvement")
     train.add_argument("--checkpoint-dir")
     train.add_argument("--resume", action="store_true")
-    train.add_argument("--device", default="auto")
+    train.add_argument("--device", type=device_name, default="auto")
     train.add_argument("--quiet", action="store_true")
 
     evaluate = bone_commands.add_parser("evaluate", help="the paper's tables on a manifest's test split")
     evaluate.add_argument("--manifest", required=True)
     evaluate.add_argument("--split", default="test", help="rows to evaluate ('all' for every row)")
     evaluate.add_argument("--out", required=True)
-    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--device", type=device_name, default="auto")
     evaluate.add_argument("--models-dir")
 
     phantoms = bone_commands.add_parser("phantoms", help="write a synthetic phantom cohort with a manifest")

@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 import sys
 
-from ..cli_common import cohort_size, positive_float, positive_int, print_progress, progress_bar, train_config
+from ..cli_common import (
+    cohort_size,
+    device_name,
+    model_name,
+    positive_float,
+    positive_int,
+    print_progress,
+    progress_bar,
+    train_config,
+)
 
 
 def add_commands(tasks) -> None:
@@ -18,12 +27,12 @@ def add_commands(tasks) -> None:
     dce_synthesize.add_argument("--out", required=True)
     dce_synthesize.add_argument("--batch-slices", type=positive_int, default=8, help="slices per batch (bounds memory)")
     dce_synthesize.add_argument("--models-dir")
-    dce_synthesize.add_argument("--device", default="auto")
+    dce_synthesize.add_argument("--device", type=device_name, default="auto")
     dce_synthesize.add_argument("--quiet", action="store_true")
     dce_train = dce_commands.add_parser("train", help="train Pix2Pix on paired T1 / DCE volumes (train + val rows)")
     dce_train.add_argument("--manifest", required=True, help="CSV: patient_id,t1,dce,split (train/val)")
     dce_train.add_argument("--out", required=True, help="folder for the model card and weights")
-    dce_train.add_argument("--name", default="dce-pix2pix-custom", help="model id")
+    dce_train.add_argument("--name", type=model_name, default="dce-pix2pix-custom", help="model id")
     dce_train.add_argument("--epochs", type=positive_int, default=200, help="reference pix2pix: 200")
     dce_train.add_argument("--batch-size", type=positive_int, default=1, help="reference pix2pix: 1")
     dce_train.add_argument("--lr", type=positive_float, default=2e-4, help="Adam learning rate of both players (2e-4)")
@@ -36,14 +45,14 @@ def add_commands(tasks) -> None:
                            help="early stopping after this many epochs without improvement")
     dce_train.add_argument("--checkpoint-dir", help="checkpoint every epoch here (with --resume to continue)")
     dce_train.add_argument("--resume", action="store_true")
-    dce_train.add_argument("--device", default="auto")
+    dce_train.add_argument("--device", type=device_name, default="auto")
     dce_train.add_argument("--quiet", action="store_true")
     dce_evaluate = dce_commands.add_parser("evaluate", help="the paper's Tables 2 and 3 with baselines")
     dce_evaluate.add_argument("--manifest", required=True)
     dce_evaluate.add_argument("--split", default="test", help="rows evaluated ('' for all)")
     dce_evaluate.add_argument("--out", required=True)
     dce_evaluate.add_argument("--models-dir")
-    dce_evaluate.add_argument("--device", default="auto")
+    dce_evaluate.add_argument("--device", type=device_name, default="auto")
     dce_phantoms = dce_commands.add_parser("phantoms", help="write paired T1 / DCE phantom volumes with a manifest")
     dce_phantoms.add_argument("--out", required=True)
     dce_phantoms.add_argument("--n", type=cohort_size, default=20)

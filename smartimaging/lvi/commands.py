@@ -6,7 +6,15 @@ import json
 import math
 import sys
 
-from ..cli_common import cohort_size, positive_float, positive_int, print_progress, train_config
+from ..cli_common import (
+    cohort_size,
+    device_name,
+    model_name,
+    positive_float,
+    positive_int,
+    print_progress,
+    train_config,
+)
 
 
 def add_commands(tasks) -> None:
@@ -23,7 +31,7 @@ def add_commands(tasks) -> None:
     lvi_train.add_argument("--sequence", choices=["DCE", "T2"], required=True)
     lvi_train.add_argument("--model", choices=["vanilla2d", "resnet10-2d", "resnet10-3d"], required=True)
     lvi_train.add_argument("--out", required=True)
-    lvi_train.add_argument("--name", help="model id (default: lvi-<sequence>-<model>-custom)")
+    lvi_train.add_argument("--name", type=model_name, help="model id (default: lvi-<sequence>-<model>-custom)")
     lvi_train.add_argument("--width", type=positive_float, default=1.0,
                            help="scale of the network widths (1 = the paper)")
     lvi_train.add_argument("--epochs", type=positive_int, default=100, help="paper: 100")
@@ -33,7 +41,7 @@ def add_commands(tasks) -> None:
     lvi_train.add_argument("--patience", type=positive_int)
     lvi_train.add_argument("--checkpoint-dir")
     lvi_train.add_argument("--resume", action="store_true")
-    lvi_train.add_argument("--device", default="auto")
+    lvi_train.add_argument("--device", type=device_name, default="auto")
     lvi_train.add_argument("--quiet", action="store_true")
     lvi_predict = lvi_commands.add_parser("predict", help="LVI probability per model and sequence, fused, Grad-CAM")
     lvi_predict.add_argument("--dce", help="DCE 2nd post-contrast phase: DICOM series folder, NRRD or NIfTI")
@@ -42,7 +50,7 @@ def add_commands(tasks) -> None:
     lvi_predict.add_argument("--out", required=True)
     lvi_predict.add_argument("--models", nargs="+", help="model ids or cards (default: the 3D demo models)")
     lvi_predict.add_argument("--models-dir")
-    lvi_predict.add_argument("--device", default="cpu")
+    lvi_predict.add_argument("--device", type=device_name, default="cpu")
     lvi_predict.add_argument("--fusion", help="fusion card from `lvi fuse` (default: mean of the models)")
     lvi_predict.add_argument("--covariate", action="append", help="clinical covariate for the fusion, e.g. age=54")
     lvi_fuse = lvi_commands.add_parser("fuse", help="fit the late fusion of models and clinical covariates")
@@ -50,7 +58,7 @@ def add_commands(tasks) -> None:
     lvi_fuse.add_argument("--models", nargs="+", required=True, help="model ids or cards to fuse")
     lvi_fuse.add_argument("--covariates", default="", help="manifest columns, e.g. age,size_mm")
     lvi_fuse.add_argument("--out", required=True)
-    lvi_fuse.add_argument("--name", default="lvi-fusion-custom")
+    lvi_fuse.add_argument("--name", type=model_name, default="lvi-fusion-custom")
     lvi_fuse.add_argument("--models-dir")
     lvi_fuse.add_argument("--seed", type=int, default=0)
     lvi_segment = lvi_commands.add_parser("segment", help="lesion VOI from a click (3D U-Net)")
@@ -58,11 +66,11 @@ def add_commands(tasks) -> None:
     lvi_segment.add_argument("--point", required=True, help="x,y,z in mm (LPS, as in the DICOM header)")
     lvi_segment.add_argument("--out", required=True)
     lvi_segment.add_argument("--models-dir")
-    lvi_segment.add_argument("--device", default="cpu")
+    lvi_segment.add_argument("--device", type=device_name, default="cpu")
     lvi_segmenter = lvi_commands.add_parser("train-segmenter", help="train the click-seeded 3D lesion U-Net")
     lvi_segmenter.add_argument("--manifest", required=True)
     lvi_segmenter.add_argument("--out", required=True)
-    lvi_segmenter.add_argument("--name", default="lvi-lesion-unet-custom")
+    lvi_segmenter.add_argument("--name", type=model_name, default="lvi-lesion-unet-custom")
     lvi_segmenter.add_argument("--epochs", type=positive_int, default=40)
     lvi_segmenter.add_argument("--batch-size", type=positive_int, default=8)
     lvi_segmenter.add_argument("--lr", type=positive_float, default=3e-3)
@@ -70,14 +78,14 @@ def add_commands(tasks) -> None:
     lvi_segmenter.add_argument("--patience", type=positive_int)
     lvi_segmenter.add_argument("--checkpoint-dir")
     lvi_segmenter.add_argument("--resume", action="store_true")
-    lvi_segmenter.add_argument("--device", default="auto")
+    lvi_segmenter.add_argument("--device", type=device_name, default="auto")
     lvi_segmenter.add_argument("--quiet", action="store_true")
     lvi_evaluate = lvi_commands.add_parser("evaluate", help="the paper's Table 1 for the given model cards")
     lvi_evaluate.add_argument("--manifest", required=True)
     lvi_evaluate.add_argument("--models", nargs="+", required=True, help="model cards (.json)")
     lvi_evaluate.add_argument("--split", default="test")
     lvi_evaluate.add_argument("--out", required=True)
-    lvi_evaluate.add_argument("--device", default="cpu")
+    lvi_evaluate.add_argument("--device", type=device_name, default="cpu")
 
 
 def run(args) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ from ..errors import InputError
 from ..evaluation import auc_with_ci, binary_metrics, plot_roc
 from ..io import atomic_output_dir
 from ..models.nets import CardFieldError, card_field, card_number, card_text, checked_card
-from ..models.registry import MAX_CARD_BYTES, read_json_limited
+from ..models.registry import MAX_CARD_BYTES, check_model_name, read_json_limited
 from .domain import classifier_training_domain
 from .features import settings_sidecar
 from .persistence import load_radiomics_model, save_radiomics_model
@@ -61,13 +60,6 @@ def read_radiomics_card(card_path: str | os.PathLike) -> dict:
     card_path = Path(card_path)
     card = read_json_limited(card_path, MAX_CARD_BYTES, "Model card")
     return checked_card(card_path.name, check_radiomics_card, card)
-
-
-def check_model_name(model_id: str) -> None:
-    """Refuse a model id that is not a plain file name (it names the files written into the output folder)."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", model_id):
-        raise InputError(f"The model name {model_id!r} must be a plain name of letters, digits, '.', '-' and '_' "
-                         "(no folders), e.g. mammo-mass-mine")
 
 
 def _read_rows(path: Path) -> list[dict]:

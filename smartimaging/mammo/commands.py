@@ -8,7 +8,17 @@ import math
 import sys
 from pathlib import Path
 
-from ..cli_common import cohort_size, jobs, positive_float, positive_int, print_progress, progress_bar, train_config
+from ..cli_common import (
+    cohort_size,
+    device_name,
+    jobs,
+    model_name,
+    positive_float,
+    positive_int,
+    print_progress,
+    progress_bar,
+    train_config,
+)
 from ..errors import InputError
 
 PIXEL_MM_RANGE = (0.02, 10.0)  # from high-resolution detectors to downsampled exports
@@ -36,7 +46,7 @@ def add_commands(tasks) -> None:
     mammo_train = mammo_commands.add_parser("train", help="FAE-style model search (or a paper preset) on features")
     mammo_train.add_argument("--features", required=True, help="features CSV from `mammo extract`")
     mammo_train.add_argument("--out", required=True, help="folder for the model card and files")
-    mammo_train.add_argument("--name", required=True, help="model id, e.g. mammo-mass-mine")
+    mammo_train.add_argument("--name", type=model_name, required=True, help="model id, e.g. mammo-mass-mine")
     choice = mammo_train.add_mutually_exclusive_group(required=True)
     choice.add_argument("--preset", choices=["mass", "calcification"], help="the paper's pipeline")
     choice.add_argument("--search", action="store_true", help="search normalisers, reducers, selectors, classifiers")
@@ -50,7 +60,7 @@ def add_commands(tasks) -> None:
     segmenter.add_argument("--manifest", required=True, help="CSV with image, mask, split (train/val), kind")
     segmenter.add_argument("--kind", choices=["mass", "calcification"], required=True)
     segmenter.add_argument("--out", required=True)
-    segmenter.add_argument("--name", help="model id (default: mammo-<kind>-unet-demo)")
+    segmenter.add_argument("--name", type=model_name, help="model id (default: mammo-<kind>-unet-demo)")
     segmenter.add_argument("--epochs", type=positive_int, default=30)
     segmenter.add_argument("--batch-size", type=positive_int, default=16)
     segmenter.add_argument("--lr", type=positive_float, default=1e-3)
@@ -58,7 +68,7 @@ def add_commands(tasks) -> None:
     segmenter.add_argument("--patience", type=positive_int)
     segmenter.add_argument("--checkpoint-dir")
     segmenter.add_argument("--resume", action="store_true")
-    segmenter.add_argument("--device", default="auto")
+    segmenter.add_argument("--device", type=device_name, default="auto")
     segmenter.add_argument("--quiet", action="store_true")
     mammo_predict = mammo_commands.add_parser("predict", help="ROI, features, Rad-score and label for one lesion")
     mammo_predict.add_argument("image", help="DICOM MG, PNG, PGM or NRRD")
@@ -70,7 +80,7 @@ def add_commands(tasks) -> None:
     mammo_predict.add_argument("--pixel-mm", type=pixel_mm, help="pixel size for PNG/PGM, which store none")
     mammo_predict.add_argument("--out", required=True)
     mammo_predict.add_argument("--models-dir")
-    mammo_predict.add_argument("--device", default="auto")
+    mammo_predict.add_argument("--device", type=device_name, default="auto")
     bin_study = mammo_commands.add_parser("bin-study", help="bins per ROI for candidate bin widths (choose 30-130)")
     bin_study.add_argument("--manifest", required=True, help="CSV with patient_id, image, mask (and pixel_mm)")
     bin_study.add_argument("--widths", default="1,2,3,4,5,6,8,10,15,20,25", help="comma-separated bin widths")
@@ -85,7 +95,7 @@ def add_commands(tasks) -> None:
     mammo_batch.add_argument("--pixel-mm", type=pixel_mm, help="pixel size for PNG/PGM, which store none")
     mammo_batch.add_argument("--out", required=True, help="folder for results.csv, features.csv and rois/")
     mammo_batch.add_argument("--models-dir")
-    mammo_batch.add_argument("--device", default="auto")
+    mammo_batch.add_argument("--device", type=device_name, default="auto")
     mammo_evaluate = mammo_commands.add_parser("evaluate", help="AUC with DeLong CI, ACC/SEN/SPE/PPV/NPV, McNemar")
     mammo_evaluate.add_argument("--model", required=True, help="model card (.json)")
     mammo_evaluate.add_argument("--features", required=True)

@@ -233,8 +233,8 @@ def train_segmenter(manifest_path, kind: str, out_dir, config, model_id: str | N
 
     from ..manifest import read_manifest
     from ..models import build_network, save_model
+    from ..models.registry import check_model_name
     from ..training import fit
-    from .classify import check_model_name
     from .features import load_mask
 
     model_id = model_id or SEGMENTER_IDS[kind]

@@ -24,7 +24,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from ..errors import ModelError
+from ..errors import InputError, ModelError
 from .resnet import ResNet
 from .unet import UPSAMPLING, BasicUNet
 
@@ -241,9 +241,18 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def pick_device(requested: str = "auto") -> torch.device:
-    """'auto' picks cuda, then mps, then cpu."""
+    """'auto' picks cuda, then mps, then cpu; a named device must exist on this machine (InputError)."""
     if requested != "auto":
-        return torch.device(requested)
+        try:
+            device = torch.device(requested)
+        except (RuntimeError, TypeError):
+            raise InputError(f"'{requested}' is not a device: give auto, cpu, cuda, cuda:N or mps") from None
+        mps = getattr(torch.backends, "mps", None)
+        available = {"cpu": True, "cuda": torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count(),
+                     "mps": bool(mps and mps.is_available())}
+        if not available.get(device.type, False):
+            raise InputError(f"The device {requested} is not available on this machine; use auto or cpu")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():

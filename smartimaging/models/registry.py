@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ..errors import ModelError
+from ..errors import InputError, ModelError
 from ..io import atomic_files
 from ..resources import resource_dir
 from .nets import build_network, count_parameters
@@ -171,6 +171,13 @@ def load_model(model_id_or_card: str | os.PathLike, directory=None, device: str 
     return LoadedModel(card=card, network=network, weights_path=weights)
 
 
+def check_model_name(model_id: str) -> None:
+    """Refuse a model id that is not a plain file name (it names the files written into the output folder)."""
+    if not isinstance(model_id, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", model_id):
+        raise InputError(f"The model name {model_id!r} must be a plain name of letters, digits, '.', '-' and '_' "
+                         "(no folders), e.g. mammo-mass-mine")
+
+
 def save_model(network: torch.nn.Module, card: dict, directory: str | os.PathLike,
                storage_dtype: torch.dtype | None = None) -> Path:
     """Write `<id>.safetensors` and `<id>.json` (with sha256 and parameter count); returns the card path.
@@ -178,6 +185,7 @@ def save_model(network: torch.nn.Module, card: dict, directory: str | os.PathLik
     `storage_dtype` (e.g. torch.float16) stores the floating-point tensors in that type to halve the file; loading
     casts them back to the network's float32.
     """
+    check_model_name(card["id"])
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / f"{card['id']}.safetensors"

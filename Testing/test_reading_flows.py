@@ -452,3 +452,31 @@ def test_the_readers_pixel_size(scene, text, value):
 def test_a_pixel_size_that_is_not_one_is_refused(text):
     with pytest.raises(InputError, match="is not a size in millimetres"):
         parse_pixel_mm(text)
+
+
+def test_a_selected_volume_without_pixels_is_refused(scene):
+    _, volumes = _bone_scan_views(scene)
+    empty = _volume(scene, np.zeros((0, 40, 30), np.float32), (2.0, 2.0, 1.0), "empty posterior")
+    flow = BoneScanFlow(scene)
+    flow.select({"scan": volumes[0], "posterior": volumes[1]})
+    with pytest.raises(InputError, match="posterior volume 'empty posterior' holds no image"):
+        flow.select({"scan": volumes[0], "posterior": empty})
+    assert flow.volumes == {"scan": volumes[0], "posterior": volumes[1]}  # the selection before stays
+
+
+def test_bone_scan_two_volumes_drawn_by_hand_compute_with_views_left_empty(scene):
+    _, volumes = _bone_scan_views(scene)
+    flow = BoneScanFlow(scene)
+    flow.select({"scan": volumes[0], "posterior": volumes[1]})
+    flow.draw_by_hand()
+    empty = flow.run(flow.compute())  # nothing painted on either view
+    assert empty.headline == "BSTBI 0.000"
+    assert flow.roi_source == "drawn by the reader"
+
+    labels = np.zeros(slicer.util.arrayFromVolume(volumes[0]).shape, np.uint8)
+    labels[0, 300:320, 100:120] = BONESCAN_SEGMENTS[0].label  # a metastasis painted on the anterior view only
+    painted = segmentation_from_labels(scene, volumes[0], labels, BONESCAN_SEGMENTS, "painted", "edited")
+    segment = painted.GetSegmentation().GetNthSegment(0)
+    flow.segmentation.GetSegmentation().GetNthSegment(0).DeepCopy(segment)
+    result = flow.run(flow.compute())
+    assert float(result.headline.split()[-1]) > 0

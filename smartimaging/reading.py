@@ -290,8 +290,12 @@ class Flow:
     def select(self, volumes: dict, point_node=None, segmentation=None, table_node=None) -> None:
         """Take the nodes chosen in the desktop module's selectors as the case: volumes by role, the lesion point,
         the reader's segmentation (its AI proposal found through its reference) and the result table to update."""
-        self.volumes = {role: node for role, node in volumes.items()
-                        if node is not None and role in self.selectable_roles}
+        selected = {role: node for role, node in volumes.items() if node is not None and role in self.selectable_roles}
+        for role, node in selected.items():
+            image = node.GetImageData()
+            if image is None or image.GetNumberOfPoints() == 0:
+                raise InputError(f"The {role} volume '{node.GetName()}' holds no image (0 pixels); select another")
+        self.volumes = selected
         self.point_node = point_node
         if segmentation is not self.segmentation:
             self.segmentation = segmentation

@@ -12,6 +12,7 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
+from .errors import InputError
 from .mrml import place_in_same_study, sitk_to_volume_node, volume_node_to_sitk
 from .segments import SegmentSpec
 
@@ -74,8 +75,10 @@ def labels_from_segmentation(scene, segmentation_node, volume_node, segments: tu
                     continue
                 ids = vtk.vtkStringArray()
                 ids.InsertNextValue(segmentation.GetNthSegmentID(index))
-                slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
-                    segmentation_node, ids, labelmap_node, volume_node)
+                if not slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
+                        segmentation_node, ids, labelmap_node, volume_node):
+                    raise InputError(f"The segment '{segment.GetName()}' could not be read on the grid of "
+                                     f"{volume_node.GetName()}; draw it on that image")
                 labels[slicer.util.arrayFromVolume(labelmap_node) > 0] = spec.label
     finally:
         scene.RemoveNode(labelmap_node)

@@ -16,7 +16,7 @@ import slicer
 
 from smartimaging.bonescan.bstbi import bstbi_change
 from smartimaging.bonescan.flow import BoneScanFlow
-from smartimaging.errors import CancelledError, InputError
+from smartimaging.errors import CancelledError, InputError, ModelError
 from smartimaging.lvi import scene as lvi_scene
 from smartimaging.lvi.flow import LVIFlow
 from smartimaging.mammo.flow import MammoFlow, parse_pixel_mm
@@ -480,3 +480,31 @@ def test_bone_scan_two_volumes_drawn_by_hand_compute_with_views_left_empty(scene
     flow.segmentation.GetSegmentation().GetNthSegment(0).DeepCopy(segment)
     result = flow.run(flow.compute())
     assert float(result.headline.split()[-1]) > 0
+
+
+def test_a_flows_segmenter_is_never_served_stale_after_its_weights_change(scene, tmp_path):
+    import shutil
+
+    from smartimaging.mammo.segment import SEGMENTER_IDS, prompt_point
+    from smartimaging.mrml import ijk_to_ras_matrix
+    from smartimaging.phantoms.mammo import PIXEL_MM, make_mammo_phantom
+    from smartimaging.resources import resource_dir
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(resource_dir("Models") / f"{SEGMENTER_IDS['mass']}{suffix}", models)
+    case = make_mammo_phantom(910_003, "mass", 1)
+    volume = _volume(scene, case.image[None].astype(np.float32), (PIXEL_MM, PIXEL_MM, 1.0), "phantom mammogram")
+    point = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode")
+    row, col = prompt_point(case.mask)
+    point.AddControlPoint(*(ijk_to_ras_matrix(volume) @ [col, row, 0, 1])[:3])
+    flow = MammoFlow(scene, models_dir=str(models))
+    flow.select({"mammogram": volume}, point)
+    flow.run(flow.segment())
+    weights = models / f"{SEGMENTER_IDS['mass']}.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # damaged after the first Segment
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="do not match the checksum"):
+        flow.run(flow.segment())

@@ -24,18 +24,15 @@ class LVIFlow(Flow):
     roi_name = "lesion VOI"
     drawn_segments = (BREAST_MASS,)
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._segmenter = None
-
     @property
     def primary(self):
         """The sequence that is shown and segmented: the DCE, else the T2 (the desktop may select the T2 alone)."""
         return self.volumes["DCE"] if "DCE" in self.volumes else self.volumes.get("T2")
 
     def _segment(self, progress):
+        from ..worker import MODELS
         from . import scene as lvi_scene
-        from .segment import LesionSegmenter
+        from .segment import SEGMENTER_ID, LesionSegmenter
 
         if self.primary is None:
             raise InputError("Load the DCE image first")
@@ -43,9 +40,9 @@ class LVIFlow(Flow):
             raise InputError("Place a point on the lesion first")  # before the network is loaded
         progress(0.1, "segmenting the lesion around the point")
         yield
-        if self._segmenter is None:
-            self._segmenter = LesionSegmenter.load(self.models_dir, self.device)
-        self._keep_segmentation(lvi_scene.segment(self.scene, self.primary, self.point_node, self._segmenter,
+        segmenter = MODELS.get("lvi-segment", (SEGMENTER_ID,), self.models_dir, self.device,
+                               lambda: LesionSegmenter.load(self.models_dir, self.device))  # reloaded if changed
+        self._keep_segmentation(lvi_scene.segment(self.scene, self.primary, self.point_node, segmenter,
                                                   self.point_node.GetNumberOfControlPoints() - 1))
 
     def _compute(self, progress):

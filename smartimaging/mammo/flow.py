@@ -43,7 +43,6 @@ class MammoFlow(Flow):
         self.kind = "mass"
         self.pixel_mm: float | None = None  # the reader's pixel size for files that store none
         self.mammogram = None  # the last file read, for its pixel-size record
-        self._segmenters: dict = {}
 
     def set_case_options(self, kind=None, pixel_mm=None) -> None:
         self.kind = kind or self.kind
@@ -85,12 +84,14 @@ class MammoFlow(Flow):
         return (MAMMO_SEGMENTS[self.kind],)
 
     def segmenter(self):
-        """The kind's segmentation network, loaded once."""
-        from .segment import MammoSegmenter
+        """The kind's segmentation network, kept loaded while its card and weights are unchanged on disk (changed
+        ones are loaded and checked again, never served stale)."""
+        from ..worker import MODELS
+        from .segment import SEGMENTER_IDS, MammoSegmenter
 
-        if self.kind not in self._segmenters:
-            self._segmenters[self.kind] = MammoSegmenter.load(self.kind, self.models_dir, self.device)
-        return self._segmenters[self.kind]
+        kind = self.kind
+        return MODELS.get(f"mammo-{kind}", (SEGMENTER_IDS[kind],), self.models_dir, self.device,
+                          lambda: MammoSegmenter.load(kind, self.models_dir, self.device))
 
     def _segment(self, progress, box=None):
         from . import scene as mammo_scene

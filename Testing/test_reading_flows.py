@@ -508,3 +508,19 @@ def test_a_flows_segmenter_is_never_served_stale_after_its_weights_change(scene,
     weights.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="do not match the checksum"):
         flow.run(flow.segment())
+
+
+@pytest.mark.parametrize("flow_class, role, expected", [(LVIFlow, "DCE", "BreastLVI needs MRI volumes"),
+                                                        (LVIFlow, "T2", "BreastLVI needs MRI volumes"),
+                                                        ("DCEFlow", "T1", "DCESynthesis needs the whole T1")])
+def test_a_2d_picture_is_refused_as_an_mri_volume_when_it_is_loaded(scene, tmp_path, flow_class, role, expected):
+    from PIL import Image
+
+    if flow_class == "DCEFlow":
+        from smartimaging.dce.flow import DCEFlow as flow_class
+    path = tmp_path / "mammogram.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 48), dtype=np.uint8)).save(path)
+    flow = flow_class(scene)
+    with pytest.raises(InputError, match=f"mammogram.png is a single 2D image; {expected}"):
+        flow.load(role, path)
+    assert flow.volumes == {}

@@ -22,6 +22,13 @@ class DCEFlow(Flow):
     needs_segment = False
     compute_label = "Synthesize DCE"
 
+    def read(self, role, path):
+        from .volumes import check_mr_volume
+
+        image = super().read(role, path)
+        check_mr_volume(image, Path(path).name, role)
+        return image
+
     def _compute(self, progress):
         from . import scene as dce_scene
 

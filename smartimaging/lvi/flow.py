@@ -29,6 +29,13 @@ class LVIFlow(Flow):
         """The sequence that is shown and segmented: the DCE, else the T2 (the desktop may select the T2 alone)."""
         return self.volumes["DCE"] if "DCE" in self.volumes else self.volumes.get("T2")
 
+    def read(self, role, path):
+        from .preprocess import check_mr_volume
+
+        image = super().read(role, path)
+        check_mr_volume(image, Path(path).name)
+        return image
+
     def _segment(self, progress):
         from ..worker import MODELS
         from . import scene as lvi_scene

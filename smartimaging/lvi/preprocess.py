@@ -122,13 +122,19 @@ class NetworkInput:
     kept_slices: np.ndarray  # for 2D: which slices of `grid` are in `array`
 
 
+def check_mr_volume(volume: sitk.Image, name: str = "") -> None:
+    """Refuse a single 2D image (a mammogram, a screenshot) where BreastLVI needs an MRI volume."""
+    if volume.GetDimension() != 3 or volume.GetSize()[2] < 2:
+        raise InputError(f"{name + ' is a single 2D image; ' if name else ''}BreastLVI needs MRI volumes (several "
+                         "slices), not a single 2D image")
+
+
 def network_input(volume: sitk.Image, voi: sitk.Image, dimensions: int,
                   settings: Preprocessing = DEFAULT_PREPROCESSING, what: str = "MRI volume") -> NetworkInput:
     """The z-scored box around the lesion: the 3D network's (slices, rows, cols) = settings.size_3d, or the 2D
     networks' in-plane boxes (size_2d²) of the native slices that contain the VOI. `what` names the volume in
     messages."""
-    if volume.GetDimension() != 3 or volume.GetSize()[2] < 2:
-        raise InputError("BreastLVI needs MRI volumes (several slices), not a single 2D image")
+    check_mr_volume(volume)
     if volume.GetNumberOfComponentsPerPixel() > 1:
         raise InputError(f"The {what} is a colour or vector image; BreastLVI needs a greyscale MR volume")
     voi = voi_on_grid(volume, voi)

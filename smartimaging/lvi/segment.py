@@ -42,7 +42,7 @@ from ..models.nets import (
 from ..models.registry import load_model, read_card, save_model
 from ..training import ProgressCallback, TrainConfig, fit
 from .cohort import manifest_file
-from .preprocess import _zscore_tissue, check_values
+from .preprocess import _zscore_tissue, check_mr_volume, check_values
 
 SEGMENTER_ID = "lvi-lesion-unet-demo"
 PATCH_SIZE = (16, 64, 64)  # slices, rows, cols
@@ -137,6 +137,7 @@ class LesionSegmenter:
         if point_lps is None and box_lps is None:
             raise InputError("Mark the lesion with a point or a box")
         centre = np.array(point_lps if point_lps is not None else np.mean(box_lps, axis=0), float)
+        check_mr_volume(volume)
         check_inside(volume, centre)
         check_values(volume, "volume")
         probability = self._probability_on(volume, centre)

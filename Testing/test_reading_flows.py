@@ -524,3 +524,14 @@ def test_a_2d_picture_is_refused_as_an_mri_volume_when_it_is_loaded(scene, tmp_p
     with pytest.raises(InputError, match=f"mammogram.png is a single 2D image; {expected}"):
         flow.load(role, path)
     assert flow.volumes == {}
+
+
+def test_a_worker_error_names_the_volume_the_reader_selected(scene):
+    from smartimaging.dce.flow import DCEFlow
+
+    array = np.full((8, 32, 32), 100.0, np.float32)
+    array[2, 3, 4] = np.nan
+    flow = DCEFlow(scene)
+    flow.select({"T1": _volume(scene, array, (1.0, 1.0, 3.0), "T1 axial pre")})
+    with pytest.raises(JobError, match=r"T1 axial pre\.nrrd contains 1 invalid pixel value"):
+        flow.run(flow.compute())

@@ -8,6 +8,8 @@ Slicer and under pytest with the `slicer-core` wheel.
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
@@ -49,6 +51,18 @@ def volume_node_to_sitk(volume_node) -> sitk.Image:
     image = sitk.GetImageFromArray(np.array(array, copy=True))
     set_image_geometry_from_ijk_to_ras(image, ijk_to_ras_matrix(volume_node))
     return image
+
+
+def write_for_worker(volume_node, folder: Path) -> Path:
+    """Save a volume node as NRRD (LPS geometry) for the worker process, named after the node (made a safe, unique
+    file name), so that the worker's messages name the image the reader sees."""
+    stem = re.sub(r"[^A-Za-z0-9._ -]+", "_", volume_node.GetName() or "").strip(" .")[:80] or "volume"
+    path, number = Path(folder) / f"{stem}.nrrd", 1
+    while path.exists():
+        number += 1
+        path = Path(folder) / f"{stem} ({number}).nrrd"
+    sitk.WriteImage(volume_node_to_sitk(volume_node), str(path))
+    return path
 
 
 def sitk_to_volume_node(image: sitk.Image, volume_node) -> None:

@@ -24,6 +24,7 @@ from ..mrml import (
     place_in_same_study,
     set_json_attribute,
     volume_node_to_sitk,
+    write_for_worker,
 )
 from ..segmentation_nodes import edit_check, segmentation_from_labels
 from ..segmentation_nodes import labels_from_segmentation as labels_of_segments
@@ -77,12 +78,7 @@ def segment(scene, volume_nodes: list, models: BoneScanModels, view_names: list[
 
 def write_volumes_for_worker(volume_nodes: list, folder: Path) -> list[Path]:
     """Save volume nodes as NRRD (geometry in LPS) for the worker process."""
-    paths = []
-    for index, node in enumerate(volume_nodes):
-        path = Path(folder) / f"input_{index}.nrrd"
-        sitk.WriteImage(volume_node_to_sitk(node), str(path))
-        paths.append(path)
-    return paths
+    return [write_for_worker(node, folder) for node in volume_nodes]
 
 
 def import_worker_result(scene, volume_nodes: list, event: dict) -> list:

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from ..mrml import fill_table, place_in_same_study, set_json_attribute, sitk_to_volume_node, volume_node_to_sitk
+from ..mrml import (
+    fill_table,
+    place_in_same_study,
+    set_json_attribute,
+    sitk_to_volume_node,
+    volume_node_to_sitk,
+    write_for_worker,
+)
 from .synthesis import DCESynthesizer, SynthesisResult, synthesize_volume
 from .volumes import check_mr_volume
 
@@ -102,11 +109,9 @@ def metrics_table(scene, t1_node, record: dict, table_node=None):
 
 def write_inputs_for_worker(t1_node, real_dce_node, folder: Path) -> list[str]:
     """Worker arguments for a T1 node (and the real DCE node): NRRD files in LPS with the exact geometry."""
-    arguments = ["--input", str(Path(folder) / "t1.nrrd")]
-    sitk.WriteImage(volume_node_to_sitk(t1_node), arguments[1])
+    arguments = ["--input", str(write_for_worker(t1_node, folder))]
     if real_dce_node is not None:
-        arguments += ["--dce", str(Path(folder) / "dce.nrrd")]
-        sitk.WriteImage(volume_node_to_sitk(real_dce_node), arguments[3])
+        arguments += ["--dce", str(write_for_worker(real_dce_node, folder))]
     return arguments + ["--output-dir", str(Path(folder) / "out")]
 
 

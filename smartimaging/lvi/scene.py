@@ -19,7 +19,14 @@ import vtk
 
 from ..errors import InputError
 from ..geometry import lps_point_from_ras
-from ..mrml import fill_table, place_in_same_study, set_json_attribute, sitk_to_volume_node, volume_node_to_sitk
+from ..mrml import (
+    fill_table,
+    place_in_same_study,
+    set_json_attribute,
+    sitk_to_volume_node,
+    volume_node_to_sitk,
+    write_for_worker,
+)
 from ..segmentation_nodes import CLASSICAL, ROI_SOURCE, edit_check, roi_source, segmentation_from_labels
 from ..segments import BREAST_MASS
 from .predict import DEFAULT_MODELS, predict_case
@@ -136,13 +143,11 @@ def predict(scene, volume_nodes: dict, segmentation_node, model_ids=DEFAULT_MODE
 def write_inputs_for_worker(scene, volume_nodes: dict, segmentation_node, folder: Path) -> list[str]:
     """Worker arguments: each sequence and the VOI as NRRD (LPS, exact geometry)."""
     folder = Path(folder)
+    voi = folder / "voi.nrrd"  # first: the volumes' files take other names
+    sitk.WriteImage(voi_image(scene, segmentation_node, next(iter(volume_nodes.values()))), str(voi))
     arguments = []
     for name, node in volume_nodes.items():
-        path = folder / f"{name.lower()}.nrrd"
-        sitk.WriteImage(volume_node_to_sitk(node), str(path))
-        arguments += [f"--{name.lower()}", str(path)]
-    voi = folder / "voi.nrrd"
-    sitk.WriteImage(voi_image(scene, segmentation_node, next(iter(volume_nodes.values()))), str(voi))
+        arguments += [f"--{name.lower()}", str(write_for_worker(node, folder))]
     return [*arguments, "--voi", str(voi), "--output-dir", str(folder / "out")]
 
 

@@ -56,6 +56,8 @@ def add_commands(tasks) -> None:
     mammo_train.add_argument("--outer-folds", type=positive_int, default=5,
                              help="outer folds of the nested CV around --search (the honest AUC estimate)")
     mammo_train.add_argument("--seed", type=int, default=0)
+    mammo_train.add_argument("--jobs", type=jobs, default=-1,
+                             help="parallel processes for --search (-1: all cores); the result does not depend on it")
     segmenter = mammo_commands.add_parser("train-segmenter", help="train the point/box-prompted lesion U-Net")
     segmenter.add_argument("--manifest", required=True, help="CSV with image, mask, split (train/val), kind")
     segmenter.add_argument("--kind", choices=["mass", "calcification"], required=True)
@@ -188,7 +190,7 @@ def train(args) -> int:
 
     card = train_from_features(args.features, args.out, args.name, args.preset, one_standard_error=args.one_se,
                                split=args.split or None, folds=args.folds, seed=args.seed,
-                               outer_folds=args.outer_folds)
+                               outer_folds=args.outer_folds, n_jobs=args.jobs)
     print(f"wrote {card}")
     honest = json.loads(card.read_text(encoding="utf-8"))["metrics"]["honest_auc"]
     print(f"honest AUC estimate {honest['auc']:.3f} ± {honest['sd']:.3f}: {honest['method']}; {honest['why']}")

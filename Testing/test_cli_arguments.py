@@ -78,3 +78,18 @@ def test_a_device_this_machine_lacks_is_refused_in_one_line(device, tmp_path, ca
     assert main(["bonescan", "predict", "scan.dcm", "--out", str(tmp_path / "out"), "--device", device]) == 2
     err = capsys.readouterr().err
     assert "argument --device" in err and device in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, option", [(["bonescan", "phantoms", "--seed", "-1"], "--seed"),
+                                          (["mammo", "phantoms", "--seed", "5000000000"], "--seed"),
+                                          (["lvi", "train", "--manifest", "m.csv", "--width", "1e-9"], "--width"),
+                                          (["dce", "train", "--manifest", "m.csv", "--lr", "1e300"], "--lr"),
+                                          (["app", "--port", "99999"], "--port"),
+                                          (["app", "--timeout", "-5"], "--timeout")])
+def test_numbers_out_of_range_are_refused_before_any_work(argv, option, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = [] if argv[0] == "app" else ["--out", "out"]
+    assert main([*argv, *out]) == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}:" in err and "is not allowed" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []

@@ -14,7 +14,15 @@ import sys
 import threading
 
 from .bonescan import commands as bonescan
-from .cli_common import EXIT_INPUT_ERROR, Parser, check_inputs_apart_from_output, check_output, device_name
+from .cli_common import (
+    EXIT_INPUT_ERROR,
+    Parser,
+    check_inputs_apart_from_output,
+    check_output,
+    device_name,
+    non_negative_int,
+    port_number,
+)
 from .dce import commands as dce
 from .errors import DISK_ERRORS, CancelledError, SmartImagingError
 from .lvi import commands as lvi
@@ -39,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     app = tasks.add_parser("app", help="start the browser reading station (trame-slicer) on this machine")
     app.add_argument("--host", default="127.0.0.1",
                      help="address to bind (default 127.0.0.1, this machine only); another host prints a warning")
-    app.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
-    app.add_argument("--timeout", type=int, default=0,
+    app.add_argument("--port", type=port_number, default=8080, help="port (default 8080; 0 picks a free one)")
+    app.add_argument("--timeout", type=non_negative_int, default=0,
                      help="stop this many seconds after the last browser tab closed; 0 (default) keeps the station "
                           "and its scene running until Ctrl+C")
     app.add_argument("--no-browser", action="store_true", help="do not open a browser tab")

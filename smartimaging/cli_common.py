@@ -37,6 +37,36 @@ def _number(text: str, kind, minimum: float, what: str, allow: tuple = ()):
     return value
 
 
+def _bounded(text: str, kind, low: float, high: float, what: str):
+    value = _number(text, kind, low, what)
+    if value > high:
+        raise argparse.ArgumentTypeError(f"{text} is not allowed: {what}")
+    return value
+
+
+def random_seed(text: str) -> int:
+    return _bounded(text, int, 0, 2**32 - 1, "a seed is a whole number from 0 to 4294967295")
+
+
+def learning_rate(text: str) -> float:
+    value = _bounded(text, float, 0.0, 1.0, "a learning rate is above 0 and at most 1")
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text} is not allowed: a learning rate is above 0 and at most 1")
+    return value
+
+
+def width_scale(text: str) -> float:
+    return _bounded(text, float, 0.125, 8.0, "the width scale is from 0.125 to 8 (1 = the paper)")
+
+
+def port_number(text: str) -> int:
+    return _bounded(text, int, 0, 65535, "a port is a whole number from 0 to 65535 (0 picks a free one)")
+
+
+def non_negative_int(text: str) -> int:
+    return _number(text, int, 0, "give a whole number of at least 0")
+
+
 def positive_int(text: str) -> int:
     return _number(text, int, 1, "give a whole number of at least 1")
 

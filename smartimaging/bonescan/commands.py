@@ -10,10 +10,12 @@ from pathlib import Path
 from ..cli_common import (
     cohort_size,
     device_name,
+    learning_rate,
     model_name,
     positive_float,
     positive_int,
     print_progress,
+    random_seed,
     train_config,
 )
 from ..errors import InputError
@@ -58,11 +60,11 @@ def add_commands(tasks) -> None:
                        help="suffix of the model ids (bonescan-resnet34-<name>)")
     train.add_argument("--epochs", type=positive_int, default=100)
     train.add_argument("--batch-size", type=positive_int, default=16, help="paper: 16")
-    train.add_argument("--lr", type=positive_float, default=0.01, help="Adam learning rate (paper: 0.01)")
+    train.add_argument("--lr", type=learning_rate, default=0.01, help="Adam learning rate (paper: 0.01)")
     train.add_argument("--segmenter-epochs", type=positive_int)
     train.add_argument("--segmenter-batch-size", type=positive_int, default=8)
     train.add_argument("--segmenter-lr", type=positive_float)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=random_seed, default=0)
     train.add_argument("--patience", type=positive_int,
                            help="early stopping after this many epochs without improvement")
     train.add_argument("--checkpoint-dir")
@@ -80,7 +82,7 @@ def add_commands(tasks) -> None:
     phantoms = bone_commands.add_parser("phantoms", help="write a synthetic phantom cohort with a manifest")
     phantoms.add_argument("--out", required=True)
     phantoms.add_argument("--n", type=cohort_size, default=20)
-    phantoms.add_argument("--seed", type=int, default=0)
+    phantoms.add_argument("--seed", type=random_seed, default=0)
     phantoms.add_argument("--splits", default="", help="e.g. train=0.8,val=0.2 (grouped by patient)")
 
 

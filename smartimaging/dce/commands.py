@@ -8,11 +8,13 @@ import sys
 from ..cli_common import (
     cohort_size,
     device_name,
+    learning_rate,
     model_name,
     positive_float,
     positive_int,
     print_progress,
     progress_bar,
+    random_seed,
     train_config,
 )
 
@@ -35,12 +37,12 @@ def add_commands(tasks) -> None:
     dce_train.add_argument("--name", type=model_name, default="dce-pix2pix-custom", help="model id")
     dce_train.add_argument("--epochs", type=positive_int, default=200, help="reference pix2pix: 200")
     dce_train.add_argument("--batch-size", type=positive_int, default=1, help="reference pix2pix: 1")
-    dce_train.add_argument("--lr", type=positive_float, default=2e-4, help="Adam learning rate of both players (2e-4)")
+    dce_train.add_argument("--lr", type=learning_rate, default=2e-4, help="Adam learning rate of both players (2e-4)")
     dce_train.add_argument("--ngf", type=positive_int, default=64, help="generator width (reference: 64)")
     dce_train.add_argument("--depth", type=positive_int, default=8, help="generator halvings (reference unet_256: 8)")
     dce_train.add_argument("--ndf", type=positive_int, default=64, help="discriminator width (reference: 64)")
     dce_train.add_argument("--l1-weight", type=positive_float, default=100.0, help="λ_L1 (reference: 100)")
-    dce_train.add_argument("--seed", type=int, default=0)
+    dce_train.add_argument("--seed", type=random_seed, default=0)
     dce_train.add_argument("--patience", type=positive_int,
                            help="early stopping after this many epochs without improvement")
     dce_train.add_argument("--checkpoint-dir", help="checkpoint every epoch here (with --resume to continue)")
@@ -56,7 +58,7 @@ def add_commands(tasks) -> None:
     dce_phantoms = dce_commands.add_parser("phantoms", help="write paired T1 / DCE phantom volumes with a manifest")
     dce_phantoms.add_argument("--out", required=True)
     dce_phantoms.add_argument("--n", type=cohort_size, default=20)
-    dce_phantoms.add_argument("--seed", type=int, default=0)
+    dce_phantoms.add_argument("--seed", type=random_seed, default=0)
     dce_phantoms.add_argument("--splits", default="", help="e.g. train=0.7,val=0.15,test=0.15")
 
 

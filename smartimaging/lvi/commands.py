@@ -9,11 +9,13 @@ import sys
 from ..cli_common import (
     cohort_size,
     device_name,
+    learning_rate,
     model_name,
-    positive_float,
     positive_int,
     print_progress,
+    random_seed,
     train_config,
+    width_scale,
 )
 
 
@@ -24,7 +26,7 @@ def add_commands(tasks) -> None:
     lvi_phantoms = lvi_commands.add_parser("phantoms", help="write LVI phantom cancers (DCE, T2, VOI) + manifest")
     lvi_phantoms.add_argument("--out", required=True)
     lvi_phantoms.add_argument("--n", type=cohort_size, default=40)
-    lvi_phantoms.add_argument("--seed", type=int, default=0)
+    lvi_phantoms.add_argument("--seed", type=random_seed, default=0)
     lvi_phantoms.add_argument("--splits", default="", help="e.g. train=0.7,val=0.15,test=0.15")
     lvi_train = lvi_commands.add_parser("train", help="one network on one sequence, the paper's schedule")
     lvi_train.add_argument("--manifest", required=True, help="CSV: patient_id,dce,t2,voi,label,split")
@@ -32,12 +34,12 @@ def add_commands(tasks) -> None:
     lvi_train.add_argument("--model", choices=["vanilla2d", "resnet10-2d", "resnet10-3d"], required=True)
     lvi_train.add_argument("--out", required=True)
     lvi_train.add_argument("--name", type=model_name, help="model id (default: lvi-<sequence>-<model>-custom)")
-    lvi_train.add_argument("--width", type=positive_float, default=1.0,
+    lvi_train.add_argument("--width", type=width_scale, default=1.0,
                            help="scale of the network widths (1 = the paper)")
     lvi_train.add_argument("--epochs", type=positive_int, default=100, help="paper: 100")
     lvi_train.add_argument("--batch-size", type=positive_int, help="paper: 64 (2D), 8 (3D)")
-    lvi_train.add_argument("--lr", type=positive_float, default=1e-3, help="Adam, x0.9 every 10 %% of the iterations")
-    lvi_train.add_argument("--seed", type=int, default=0)
+    lvi_train.add_argument("--lr", type=learning_rate, default=1e-3, help="Adam, x0.9 every 10 %% of the iterations")
+    lvi_train.add_argument("--seed", type=random_seed, default=0)
     lvi_train.add_argument("--patience", type=positive_int)
     lvi_train.add_argument("--checkpoint-dir")
     lvi_train.add_argument("--resume", action="store_true")
@@ -60,7 +62,7 @@ def add_commands(tasks) -> None:
     lvi_fuse.add_argument("--out", required=True)
     lvi_fuse.add_argument("--name", type=model_name, default="lvi-fusion-custom")
     lvi_fuse.add_argument("--models-dir")
-    lvi_fuse.add_argument("--seed", type=int, default=0)
+    lvi_fuse.add_argument("--seed", type=random_seed, default=0)
     lvi_segment = lvi_commands.add_parser("segment", help="lesion VOI from a click (3D U-Net)")
     lvi_segment.add_argument("volume", help="DCE or FS-T2WI volume: DICOM series folder, NRRD or NIfTI")
     lvi_segment.add_argument("--point", required=True, help="x,y,z in mm (LPS, as in the DICOM header)")
@@ -73,8 +75,8 @@ def add_commands(tasks) -> None:
     lvi_segmenter.add_argument("--name", type=model_name, default="lvi-lesion-unet-custom")
     lvi_segmenter.add_argument("--epochs", type=positive_int, default=40)
     lvi_segmenter.add_argument("--batch-size", type=positive_int, default=8)
-    lvi_segmenter.add_argument("--lr", type=positive_float, default=3e-3)
-    lvi_segmenter.add_argument("--seed", type=int, default=0)
+    lvi_segmenter.add_argument("--lr", type=learning_rate, default=3e-3)
+    lvi_segmenter.add_argument("--seed", type=random_seed, default=0)
     lvi_segmenter.add_argument("--patience", type=positive_int)
     lvi_segmenter.add_argument("--checkpoint-dir")
     lvi_segmenter.add_argument("--resume", action="store_true")

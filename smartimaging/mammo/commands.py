@@ -12,11 +12,13 @@ from ..cli_common import (
     cohort_size,
     device_name,
     jobs,
+    learning_rate,
     model_name,
     positive_float,
     positive_int,
     print_progress,
     progress_bar,
+    random_seed,
     train_config,
 )
 from ..errors import InputError
@@ -55,7 +57,7 @@ def add_commands(tasks) -> None:
     mammo_train.add_argument("--folds", type=positive_int, default=5)
     mammo_train.add_argument("--outer-folds", type=positive_int, default=5,
                              help="outer folds of the nested CV around --search (the honest AUC estimate)")
-    mammo_train.add_argument("--seed", type=int, default=0)
+    mammo_train.add_argument("--seed", type=random_seed, default=0)
     mammo_train.add_argument("--jobs", type=jobs, default=-1,
                              help="parallel processes for --search (-1: all cores); the result does not depend on it")
     segmenter = mammo_commands.add_parser("train-segmenter", help="train the point/box-prompted lesion U-Net")
@@ -65,8 +67,8 @@ def add_commands(tasks) -> None:
     segmenter.add_argument("--name", type=model_name, help="model id (default: mammo-<kind>-unet-demo)")
     segmenter.add_argument("--epochs", type=positive_int, default=30)
     segmenter.add_argument("--batch-size", type=positive_int, default=16)
-    segmenter.add_argument("--lr", type=positive_float, default=1e-3)
-    segmenter.add_argument("--seed", type=int, default=0)
+    segmenter.add_argument("--lr", type=learning_rate, default=1e-3)
+    segmenter.add_argument("--seed", type=random_seed, default=0)
     segmenter.add_argument("--patience", type=positive_int)
     segmenter.add_argument("--checkpoint-dir")
     segmenter.add_argument("--resume", action="store_true")
@@ -106,7 +108,7 @@ def add_commands(tasks) -> None:
     mammo_phantoms = mammo_commands.add_parser("phantoms", help="write synthetic mammograms with masks and labels")
     mammo_phantoms.add_argument("--out", required=True)
     mammo_phantoms.add_argument("--n", type=cohort_size, default=20)
-    mammo_phantoms.add_argument("--seed", type=int, default=0)
+    mammo_phantoms.add_argument("--seed", type=random_seed, default=0)
     mammo_phantoms.add_argument("--kind", choices=["mass", "calcification"])
     mammo_phantoms.add_argument("--splits", default="")
 

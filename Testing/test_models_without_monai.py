@@ -130,7 +130,7 @@ def test_predict_command_imports_only_what_it_needs(task, predict_commands):
         assert main({predict_commands[task]!r}) == 0
         print([m for m in sys.modules if m.split(".")[0] in {NOT_IMPORTED[task]!r} or m in {NOT_IMPORTED[task]!r}])
     """)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, encoding="utf-8", timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
 

@@ -93,3 +93,10 @@ def test_numbers_out_of_range_are_refused_before_any_work(argv, option, tmp_path
     err = capsys.readouterr().err
     assert f"argument {option}:" in err and "is not allowed" in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_without_a_checkpoint_folder_is_refused(tmp_path, capsys):
+    assert main(["lvi", "train-segmenter", "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "o"),
+                 "--resume"]) == 2
+    assert "--resume needs --checkpoint-dir" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -79,15 +79,20 @@ def jobs(text: str) -> int:
     return _number(text, int, 1, "give the number of processes (at least 1), or -1 for all cores", allow=(-1,))
 
 
+def _checked(check, text: str) -> str:
+    """`text` once `check(text)` accepts it; its InputError as argparse's error."""
+    try:
+        check(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def model_name(text: str) -> str:
     """A model id that is a plain file name (it names the files a training command writes into --out)."""
     from .models.registry import check_model_name
 
-    try:
-        check_model_name(text)
-    except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+    return _checked(check_model_name, text)
 
 
 def device_name(text: str) -> str:
@@ -96,11 +101,7 @@ def device_name(text: str) -> str:
         return text
     from .models.nets import pick_device
 
-    try:
-        pick_device(text)
-    except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+    return _checked(pick_device, text)
 
 
 def positive_float(text: str) -> float:
@@ -161,11 +162,28 @@ def check_inputs_apart_from_output(args, is_file: bool) -> None:
                              "a folder of its own")
 
 
+def add_training_options(parser, epochs: int, batch_size: int | None, lr: float, epochs_help: str | None = None,
+                         batch_help: str | None = None, lr_help: str | None = None) -> None:
+    """The options every `train` command shares (what `train_config` reads), with the command's defaults."""
+    parser.add_argument("--epochs", type=positive_int, default=epochs, help=epochs_help)
+    parser.add_argument("--batch-size", type=positive_int, default=batch_size, help=batch_help)
+    parser.add_argument("--lr", type=learning_rate, default=lr, help=lr_help)
+    parser.add_argument("--seed", type=random_seed, default=0)
+    parser.add_argument("--patience", type=positive_int,
+                        help="early stopping after this many epochs without improvement")
+    parser.add_argument("--checkpoint-dir", help="checkpoint every epoch here (with --resume to continue)")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
+    parser.add_argument("--device", type=device_name, default="auto")
+    parser.add_argument("--quiet", action="store_true")
+
+
 def train_config(args, **overrides):
     """The TrainConfig of a `train` command's common options (--epochs, --batch-size, --lr, --seed, --device,
     --patience, --checkpoint-dir, --resume, --quiet), with `overrides` on top."""
     from .training import TrainConfig
 
+    if args.resume and not args.checkpoint_dir:
+        raise InputError("--resume needs --checkpoint-dir: the folder whose checkpoint training continues from")
     values = dict(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
                   device=args.device, patience=args.patience, checkpoint_dir=args.checkpoint_dir,
                   resume=args.resume, show_progress=not args.quiet)

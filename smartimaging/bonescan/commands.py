@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 from ..cli_common import (
+    add_training_options,
     cohort_size,
     device_name,
     learning_rate,
     model_name,
-    positive_float,
     positive_int,
     print_progress,
     random_seed,
@@ -58,19 +58,10 @@ def add_commands(tasks) -> None:
     train.add_argument("--which", default="classifier,segmenter")
     train.add_argument("--name", type=model_name, default="custom",
                        help="suffix of the model ids (bonescan-resnet34-<name>)")
-    train.add_argument("--epochs", type=positive_int, default=100)
-    train.add_argument("--batch-size", type=positive_int, default=16, help="paper: 16")
-    train.add_argument("--lr", type=learning_rate, default=0.01, help="Adam learning rate (paper: 0.01)")
+    add_training_options(train, 100, 16, 0.01, batch_help="paper: 16", lr_help="Adam learning rate (paper: 0.01)")
     train.add_argument("--segmenter-epochs", type=positive_int)
     train.add_argument("--segmenter-batch-size", type=positive_int, default=8)
-    train.add_argument("--segmenter-lr", type=positive_float)
-    train.add_argument("--seed", type=random_seed, default=0)
-    train.add_argument("--patience", type=positive_int,
-                           help="early stopping after this many epochs without improvement")
-    train.add_argument("--checkpoint-dir")
-    train.add_argument("--resume", action="store_true")
-    train.add_argument("--device", type=device_name, default="auto")
-    train.add_argument("--quiet", action="store_true")
+    train.add_argument("--segmenter-lr", type=learning_rate)
 
     evaluate = bone_commands.add_parser("evaluate", help="the paper's tables on a manifest's test split")
     evaluate.add_argument("--manifest", required=True)

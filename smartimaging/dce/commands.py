@@ -6,9 +6,9 @@ import json
 import sys
 
 from ..cli_common import (
+    add_training_options,
     cohort_size,
     device_name,
-    learning_rate,
     model_name,
     positive_float,
     positive_int,
@@ -35,20 +35,12 @@ def add_commands(tasks) -> None:
     dce_train.add_argument("--manifest", required=True, help="CSV: patient_id,t1,dce,split (train/val)")
     dce_train.add_argument("--out", required=True, help="folder for the model card and weights")
     dce_train.add_argument("--name", type=model_name, default="dce-pix2pix-custom", help="model id")
-    dce_train.add_argument("--epochs", type=positive_int, default=200, help="reference pix2pix: 200")
-    dce_train.add_argument("--batch-size", type=positive_int, default=1, help="reference pix2pix: 1")
-    dce_train.add_argument("--lr", type=learning_rate, default=2e-4, help="Adam learning rate of both players (2e-4)")
+    add_training_options(dce_train, 200, 1, 2e-4, epochs_help="reference pix2pix: 200",
+                         batch_help="reference pix2pix: 1", lr_help="Adam learning rate of both players (2e-4)")
     dce_train.add_argument("--ngf", type=positive_int, default=64, help="generator width (reference: 64)")
     dce_train.add_argument("--depth", type=positive_int, default=8, help="generator halvings (reference unet_256: 8)")
     dce_train.add_argument("--ndf", type=positive_int, default=64, help="discriminator width (reference: 64)")
     dce_train.add_argument("--l1-weight", type=positive_float, default=100.0, help="λ_L1 (reference: 100)")
-    dce_train.add_argument("--seed", type=random_seed, default=0)
-    dce_train.add_argument("--patience", type=positive_int,
-                           help="early stopping after this many epochs without improvement")
-    dce_train.add_argument("--checkpoint-dir", help="checkpoint every epoch here (with --resume to continue)")
-    dce_train.add_argument("--resume", action="store_true")
-    dce_train.add_argument("--device", type=device_name, default="auto")
-    dce_train.add_argument("--quiet", action="store_true")
     dce_evaluate = dce_commands.add_parser("evaluate", help="the paper's Tables 2 and 3 with baselines")
     dce_evaluate.add_argument("--manifest", required=True)
     dce_evaluate.add_argument("--split", default="test", help="rows evaluated ('' for all)")

@@ -7,11 +7,10 @@ import math
 import sys
 
 from ..cli_common import (
+    add_training_options,
     cohort_size,
     device_name,
-    learning_rate,
     model_name,
-    positive_int,
     print_progress,
     random_seed,
     train_config,
@@ -36,15 +35,8 @@ def add_commands(tasks) -> None:
     lvi_train.add_argument("--name", type=model_name, help="model id (default: lvi-<sequence>-<model>-custom)")
     lvi_train.add_argument("--width", type=width_scale, default=1.0,
                            help="scale of the network widths (1 = the paper)")
-    lvi_train.add_argument("--epochs", type=positive_int, default=100, help="paper: 100")
-    lvi_train.add_argument("--batch-size", type=positive_int, help="paper: 64 (2D), 8 (3D)")
-    lvi_train.add_argument("--lr", type=learning_rate, default=1e-3, help="Adam, x0.9 every 10 %% of the iterations")
-    lvi_train.add_argument("--seed", type=random_seed, default=0)
-    lvi_train.add_argument("--patience", type=positive_int)
-    lvi_train.add_argument("--checkpoint-dir")
-    lvi_train.add_argument("--resume", action="store_true")
-    lvi_train.add_argument("--device", type=device_name, default="auto")
-    lvi_train.add_argument("--quiet", action="store_true")
+    add_training_options(lvi_train, 100, None, 1e-3, epochs_help="paper: 100", batch_help="paper: 64 (2D), 8 (3D)",
+                         lr_help="Adam, x0.9 every 10 %% of the iterations")
     lvi_predict = lvi_commands.add_parser("predict", help="LVI probability per model and sequence, fused, Grad-CAM")
     lvi_predict.add_argument("--dce", help="DCE 2nd post-contrast phase: DICOM series folder, NRRD or NIfTI")
     lvi_predict.add_argument("--t2", help="fat-suppressed T2WI")
@@ -73,15 +65,7 @@ def add_commands(tasks) -> None:
     lvi_segmenter.add_argument("--manifest", required=True)
     lvi_segmenter.add_argument("--out", required=True)
     lvi_segmenter.add_argument("--name", type=model_name, default="lvi-lesion-unet-custom")
-    lvi_segmenter.add_argument("--epochs", type=positive_int, default=40)
-    lvi_segmenter.add_argument("--batch-size", type=positive_int, default=8)
-    lvi_segmenter.add_argument("--lr", type=learning_rate, default=3e-3)
-    lvi_segmenter.add_argument("--seed", type=random_seed, default=0)
-    lvi_segmenter.add_argument("--patience", type=positive_int)
-    lvi_segmenter.add_argument("--checkpoint-dir")
-    lvi_segmenter.add_argument("--resume", action="store_true")
-    lvi_segmenter.add_argument("--device", type=device_name, default="auto")
-    lvi_segmenter.add_argument("--quiet", action="store_true")
+    add_training_options(lvi_segmenter, 40, 8, 3e-3)
     lvi_evaluate = lvi_commands.add_parser("evaluate", help="the paper's Table 1 for the given model cards")
     lvi_evaluate.add_argument("--manifest", required=True)
     lvi_evaluate.add_argument("--models", nargs="+", required=True, help="model cards (.json)")

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from ..cli_common import (
+    add_training_options,
     cohort_size,
     device_name,
     jobs,
-    learning_rate,
     model_name,
     positive_float,
     positive_int,
@@ -65,15 +65,7 @@ def add_commands(tasks) -> None:
     segmenter.add_argument("--kind", choices=["mass", "calcification"], required=True)
     segmenter.add_argument("--out", required=True)
     segmenter.add_argument("--name", type=model_name, help="model id (default: mammo-<kind>-unet-demo)")
-    segmenter.add_argument("--epochs", type=positive_int, default=30)
-    segmenter.add_argument("--batch-size", type=positive_int, default=16)
-    segmenter.add_argument("--lr", type=learning_rate, default=1e-3)
-    segmenter.add_argument("--seed", type=random_seed, default=0)
-    segmenter.add_argument("--patience", type=positive_int)
-    segmenter.add_argument("--checkpoint-dir")
-    segmenter.add_argument("--resume", action="store_true")
-    segmenter.add_argument("--device", type=device_name, default="auto")
-    segmenter.add_argument("--quiet", action="store_true")
+    add_training_options(segmenter, 30, 16, 1e-3)
     mammo_predict = mammo_commands.add_parser("predict", help="ROI, features, Rad-score and label for one lesion")
     mammo_predict.add_argument("image", help="DICOM MG, PNG, PGM or NRRD")
     mammo_predict.add_argument("--kind", choices=["mass", "calcification"], required=True)

@@ -5,9 +5,24 @@ as the table's "Domain check" row."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 DOMAIN_ROW = "Domain check"
 VERDICTS = ("inside", "outside", "unknown")
+
+
+@dataclass
+class RecordedResult:
+    """A result in the scene kept as its JSON record, which carries the result's warnings and domain check."""
+    record: dict
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.record.get("warnings", []))
+
+    @property
+    def domain(self) -> dict | None:
+        return self.record.get("domain")
 
 
 def domain_check(node, rows: list[list[str]] | None = None) -> dict | None:

@@ -23,6 +23,7 @@ from ..mrml import (
     volume_node_to_sitk,
     write_for_worker,
 )
+from ..result_nodes import RecordedResult
 from .synthesis import DCESynthesizer, SynthesisResult, synthesize_volume
 from .volumes import check_mr_volume
 
@@ -39,24 +40,15 @@ LAYOUT_XML = ('<layout type="horizontal" split="true">'
 
 
 @dataclass
-class DCEResult:
+class DCEResult(RecordedResult):
     """A synthesis in the scene: its record (`SynthesisResult.record`) and its volume nodes ("synthetic",
     "subtraction", "mip")."""
-    record: dict
     volumes: dict
 
     @property
     def ssim(self) -> float | None:
         """Mean SSIM of the slices, synthetic vs real DCE (None without a real DCE)."""
         return self.record["metrics"]["ssim_mean"] if "metrics" in self.record else None
-
-    @property
-    def warnings(self) -> list[str]:
-        return list(self.record.get("warnings", []))
-
-    @property
-    def domain(self) -> dict | None:
-        return self.record.get("domain")
 
 
 def _add_volume(scene, image: sitk.Image, name: str, t1_node, record: dict):

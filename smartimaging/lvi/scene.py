@@ -27,6 +27,7 @@ from ..mrml import (
     volume_node_to_sitk,
     write_for_worker,
 )
+from ..result_nodes import RecordedResult
 from ..segmentation_nodes import CLASSICAL, ROI_SOURCE, edit_check, roi_source, segmentation_from_labels
 from ..segments import BREAST_MASS
 from .predict import DEFAULT_MODELS, predict_case
@@ -36,24 +37,15 @@ SEGMENTATION = "SmartImaging.BreastLVISegmentation"
 
 
 @dataclass
-class LVIResult:
+class LVIResult(RecordedResult):
     """An LVI result in the scene: its record (`LVIPrediction.as_json` with the VOI's source and Dice AI-vs-edited)
     and one Grad-CAM volume node per model id."""
-    record: dict
     heat_maps: dict = field(default_factory=dict)
 
     @property
     def fused(self) -> dict:
         """The late fusion: probability, cutoff, label, method."""
         return self.record["fused"]
-
-    @property
-    def warnings(self) -> list[str]:
-        return list(self.record.get("warnings", []))
-
-    @property
-    def domain(self) -> dict | None:
-        return self.record.get("domain")
 
 
 def voi_image(scene, segmentation_node, reference_node) -> sitk.Image:

@@ -19,6 +19,7 @@ from .cli_common import (
     Parser,
     check_inputs_apart_from_output,
     check_output,
+    check_training_options,
     device_name,
     non_negative_int,
     port_number,
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if in_main_thread:  # SIGTERM unwinds like Ctrl+C: scratch files removed, children stopped
         previous = signal.signal(signal.SIGTERM, _cancel_on_terminate)
     try:
+        check_training_options(args)
         if getattr(args, "out", None) is not None:
             is_file = getattr(args, "out_is_file", False)
             check_output(args.out, is_file)

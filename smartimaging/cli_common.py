@@ -177,13 +177,17 @@ def add_training_options(parser, epochs: int, batch_size: int | None, lr: float,
     parser.add_argument("--quiet", action="store_true")
 
 
+def check_training_options(args) -> None:
+    """Refuse training options that need another one, before any work."""
+    if getattr(args, "resume", False) and not getattr(args, "checkpoint_dir", None):
+        raise InputError("--resume needs --checkpoint-dir: the folder whose checkpoint training continues from")
+
+
 def train_config(args, **overrides):
     """The TrainConfig of a `train` command's common options (--epochs, --batch-size, --lr, --seed, --device,
     --patience, --checkpoint-dir, --resume, --quiet), with `overrides` on top."""
     from .training import TrainConfig
 
-    if args.resume and not args.checkpoint_dir:
-        raise InputError("--resume needs --checkpoint-dir: the folder whose checkpoint training continues from")
     values = dict(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
                   device=args.device, patience=args.patience, checkpoint_dir=args.checkpoint_dir,
                   resume=args.resume, show_progress=not args.quiet)

@@ -392,6 +392,7 @@ class ReadingStation(TrameApp):
         placed = [0.0, 0.0, 0.0]
         node.GetNthControlPointPositionWorld(node.GetNumberOfControlPoints() - 1, placed)
         refused = not flow.point_on_image(placed)
+        node.SetNthControlPointLabel(node.GetNumberOfControlPoints() - 1, "lesion")  # not the node's own name
         if refused:
             node.RemoveAllControlPoints()
             if self._previous_point is not None:

@@ -100,3 +100,12 @@ def test_resume_without_a_checkpoint_folder_is_refused(tmp_path, capsys):
                  "--resume"]) == 2
     assert "--resume needs --checkpoint-dir" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv", [["dce", "synthesize", "missing.nrrd"], ["mammo", "batch", "empty", "--kind", "mass"]])
+def test_a_run_refused_at_its_start_prints_one_line_and_no_progress_bar(argv, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    assert main([*argv, "--out", "out"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err

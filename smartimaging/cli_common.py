@@ -202,12 +202,23 @@ def print_progress(event: dict) -> None:
 
 @contextmanager
 def progress_bar(description: str, quiet: bool = False):
-    """A tqdm bar from 0 to 1 driven by the `(fraction, message)` progress callback it yields."""
+    """A tqdm bar from 0 to 1 driven by the `(fraction, message)` progress callback it yields. It appears with the
+    first real progress (above 0), so a run refused while it checks its inputs prints only its one error line."""
     from tqdm import tqdm
 
-    with tqdm(total=1.0, desc=description, disable=quiet, bar_format="{l_bar}{bar}| {postfix}") as bar:
-        def progress(fraction: float, message: str) -> None:
-            bar.n = fraction
-            bar.set_postfix_str(message)
+    bar = None
 
+    def progress(fraction: float, message: str) -> None:
+        nonlocal bar
+        if bar is None:
+            if quiet or fraction <= 0:
+                return
+            bar = tqdm(total=1.0, desc=description, bar_format="{l_bar}{bar}| {postfix}")
+        bar.n = fraction
+        bar.set_postfix_str(message)
+
+    try:
         yield progress
+    finally:
+        if bar is not None:
+            bar.close()

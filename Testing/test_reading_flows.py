@@ -535,3 +535,15 @@ def test_a_worker_error_names_the_volume_the_reader_selected(scene):
     flow.select({"T1": _volume(scene, array, (1.0, 1.0, 3.0), "T1 axial pre")})
     with pytest.raises(JobError, match=r"T1 axial pre\.nrrd contains 1 invalid pixel value"):
         flow.run(flow.compute())
+
+
+def test_a_volume_the_reader_deleted_is_not_used_by_the_next_step(scene):
+    from smartimaging.dce.flow import DCEFlow
+
+    t1 = _volume(scene, np.full((8, 32, 32), 100.0, np.float32), (1.0, 1.0, 3.0), "T1")
+    flow = DCEFlow(scene)
+    flow.select({"T1": t1})
+    scene.RemoveNode(t1)
+    with pytest.raises(InputError, match="Load the T1"):
+        flow.run(flow.compute())
+    assert flow.volumes == {}

@@ -458,9 +458,22 @@ class Flow:
         for name in self.worker_jobs:
             warm_up(name, self._worker_options(), python=self.python)
 
+    def _forget_removed_nodes(self) -> None:
+        """Drop the nodes the reader deleted from the scene since they were loaded or selected."""
+        def present(node):
+            return node is not None and self.scene.IsNodePresent(node)
+
+        self.volumes = {role: node for role, node in self.volumes.items() if present(node)}
+        self.point_node = self.point_node if present(self.point_node) else None
+        if not present(self.segmentation):
+            self.segmentation = self.ai_segmentation = None
+        elif not present(self.ai_segmentation):
+            self.ai_segmentation = None
+
     def _step(self, generator, progress) -> Step:
         if self.step is not None and not self.step.over:
             raise InputError("Wait until the running step is over (or cancel it)")
+        self._forget_removed_nodes()
         self.step = Step(self, generator, progress or (lambda fraction, message: None))
         return self.step
 

@@ -208,3 +208,13 @@ def test_click_seeded_segmenter_trains_and_writes_a_voi_on_the_volume_grid(tmp_p
     assert main(["lvi", "segment", str(volume_path), "--point", "900,900,900", "--out", str(tmp_path / "outside"),
                  "--models-dir", str(tmp_path / "models")]) == 2
     assert "outside the volume" in capsys.readouterr().err and not (tmp_path / "outside").exists()
+
+
+def test_a_voi_outside_a_sequence_names_that_sequence():
+    from smartimaging.lvi.preprocess import network_input
+
+    volume = sitk.GetImageFromArray(np.random.default_rng(0).uniform(0, 100, (12, 40, 40)).astype(np.float32))
+    voi = sitk.GetImageFromArray(np.ones((2, 4, 4), np.uint8))
+    voi.SetOrigin((500.0, 0.0, 0.0))  # the T2 was moved 500 mm away from the VOI drawn on the DCE
+    with pytest.raises(InputError, match="lies outside the T2 volume"):
+        network_input(volume, voi, 3, what="T2 volume")

@@ -36,8 +36,9 @@ class Preprocessing:
 DEFAULT_PREPROCESSING = Preprocessing()
 
 
-def voi_on_grid(volume: sitk.Image, voi: sitk.Image) -> sitk.Image:
-    """The VOI (non-zero = lesion) on the volume's grid; refused when empty, damaged or outside the volume."""
+def voi_on_grid(volume: sitk.Image, voi: sitk.Image, what: str = "volume") -> sitk.Image:
+    """The VOI (non-zero = lesion) on the volume's grid; refused when empty, damaged or outside the volume (`what`
+    names it in the message)."""
     if voi.GetNumberOfComponentsPerPixel() > 1:
         raise InputError("The lesion VOI is a colour or vector image; save it as a label map (0 = background)")
     values = sitk.GetArrayViewFromImage(voi)
@@ -49,7 +50,8 @@ def voi_on_grid(volume: sitk.Image, voi: sitk.Image) -> sitk.Image:
     binary = sitk.Cast(sitk.NotEqual(voi, 0), sitk.sitkUInt8)
     on_grid = sitk.Resample(binary, volume, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
     if not np.any(sitk.GetArrayViewFromImage(on_grid)):
-        raise InputError("The lesion VOI lies outside this volume (check that the VOI belongs to this examination)")
+        raise InputError(f"The lesion VOI lies outside the {what} (check that the VOI and the {what} belong to the "
+                         "same examination and were not moved apart)")
     return on_grid
 
 
@@ -137,7 +139,7 @@ def network_input(volume: sitk.Image, voi: sitk.Image, dimensions: int,
     check_mr_volume(volume)
     if volume.GetNumberOfComponentsPerPixel() > 1:
         raise InputError(f"The {what} is a colour or vector image; BreastLVI needs a greyscale MR volume")
-    voi = voi_on_grid(volume, voi)
+    voi = voi_on_grid(volume, voi, what)
     check_values(volume, what, voi)
     if dimensions == 3:
         grid = _box_reference(volume, voi, settings.margin_mm, settings.size_3d[::-1])

@@ -185,3 +185,38 @@ def test_train_command_writes_loadable_cards(phantom_cohort, tmp_path):
         loaded = load_model(model_id, tmp_path / "models")
         assert loaded.card["training"]["epochs_run"] == 1
         assert "not for clinical use" not in loaded.card["intended_use"]
+
+
+def test_a_second_patient_into_the_same_out_replaces_the_first_ones_result(metastatic_case, tmp_path):
+    out = tmp_path / "result"
+    first, second = tmp_path / "patient_a.dcm", tmp_path / "patient_b.dcm"
+    shutil.copy(metastatic_case["image"], first)
+    shutil.copy(metastatic_case["image"], second)
+    assert main(["bonescan", "predict", str(first), "--out", str(out), "--device", "cpu"]) == 0
+    (out / "my notes.txt").write_text("the reader's own file", encoding="utf-8")
+    (out / "patient_a_labels.nii.gz").write_bytes(b"changed by the reader")  # changed since: the reader's now
+    assert main(["bonescan", "predict", str(second), "--out", str(out), "--device", "cpu"]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert "patient_a.seg.nrrd" not in names  # the first patient's result, unchanged: removed
+    assert {"patient_b.seg.nrrd", "patient_b_labels.nii.gz", "result.json", "my notes.txt",
+            "patient_a_labels.nii.gz"} <= names
+    assert (out / "my notes.txt").read_text(encoding="utf-8") == "the reader's own file"
+    outputs = json.loads((out / "result.json").read_text(encoding="utf-8"))["outputs"]
+    assert "patient_b.seg.nrrd" in outputs and "patient_a.seg.nrrd" not in outputs
+
+
+def test_a_planted_run_record_deletes_nothing_it_did_not_write(tmp_path):
+    from smartimaging.io import RUN_RECORD, atomic_output_dir
+
+    out = tmp_path / "result"
+    out.mkdir()
+    (out / "victim.txt").write_text("the reader's file", encoding="utf-8")
+    (tmp_path / "outside.txt").write_text("elsewhere", encoding="utf-8")
+    outside_digest = hashlib.sha256(b"elsewhere").hexdigest()
+    (out / RUN_RECORD).write_text(json.dumps({"victim.txt": "0" * 64, "../outside.txt": outside_digest}),
+                                  encoding="utf-8")
+    with atomic_output_dir(out) as scratch:
+        (scratch / "result.json").write_text("{}", encoding="utf-8")
+    assert (out / "victim.txt").exists() and (tmp_path / "outside.txt").exists()
+    assert json.loads((out / RUN_RECORD).read_text(encoding="utf-8")) == {
+        "result.json": hashlib.sha256(b"{}").hexdigest()}

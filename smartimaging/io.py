@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import gzip
+import hashlib
 import json
 import os
 import shutil
@@ -274,10 +275,38 @@ def describe_geometry(image: sitk.Image) -> str:
     return f"{size} voxels of {spacing} mm at ({origin})"
 
 
+RUN_RECORD = ".smartimaging-run.json"  # in a result folder: the files its last run wrote, with their sha256
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _last_run_outputs(out_dir: Path) -> dict[str, str]:
+    """{plain file name: sha256} that a previous run recorded in `out_dir` (a damaged record names nothing)."""
+    record = out_dir / RUN_RECORD
+    try:
+        if not record.is_file() or record.stat().st_size > 2**20:
+            return {}
+        names = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(names, dict):
+        return {}
+    return {name: digest for name, digest in names.items() if isinstance(digest, str)
+            and name not in ("", ".", "..", RUN_RECORD) and Path(name).name == name}
+
+
 @contextmanager
-def atomic_output_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
+def atomic_output_dir(out_dir: str | os.PathLike, one_result: bool = True) -> Iterator[Path]:
     """Yield a scratch folder beside `out_dir`; its files move into `out_dir` only if the block succeeds (no partial
-    outputs). A disk error names `out_dir`, not the hidden scratch folder."""
+    outputs). A disk error names `out_dir`, not the hidden scratch folder. With `one_result` (a result folder, not a
+    folder of models that accumulates) the files the previous run wrote there, unchanged since, and not written again
+    are removed, so two patients' outputs never sit side by side; any other file is never touched."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     scratch = None
@@ -285,11 +314,18 @@ def atomic_output_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
         scratch = Path(tempfile.mkdtemp(prefix=".smartimaging-", dir=out_dir.parent))
         yield scratch
         out_dir.mkdir(parents=True, exist_ok=True)
+        written = {item.name: _sha256(item) for item in scratch.iterdir() if item.is_file()}
         for item in scratch.iterdir():
             target = out_dir / item.name
             if target.is_dir():
                 shutil.rmtree(target)
             os.replace(item, target)
+        if one_result:
+            for name, digest in _last_run_outputs(out_dir).items():
+                stale = out_dir / name
+                if name not in written and stale.is_file() and not stale.is_symlink() and _sha256(stale) == digest:
+                    stale.unlink()  # written by the last run and unchanged since: not this run's result
+            (out_dir / RUN_RECORD).write_text(json.dumps(written), encoding="utf-8")
     except OSError as exc:
         if scratch is not None and exc.filename and str(scratch) in str(exc.filename):
             exc.filename = str(exc.filename).replace(str(scratch), str(out_dir))

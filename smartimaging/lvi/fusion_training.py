@@ -70,6 +70,6 @@ def fit_fusion(manifest: str | os.PathLike, model_ids: list[str], covariates: li
     scores = apply_fusion(fusion, X_val)
     card["metrics"] = {"validation": {"auc": auc_with_ci(y_val, scores).__dict__, "at_cutoff": binary_metrics(
         y_val, (scores >= fusion["cutoff"]).astype(int)).as_dict()}}
-    with atomic_output_dir(out_dir) as scratch:
+    with atomic_output_dir(out_dir, one_result=False) as scratch:  # a folder of models
         write_json(scratch / f"{model_id}.json", card, undefined_as_null=True)
     return Path(out_dir) / f"{model_id}.json"

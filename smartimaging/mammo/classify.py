@@ -280,7 +280,7 @@ def evaluate_features(card_path, features_csv, out_dir, split: str | None = "tes
         lines.append(f"McNemar model vs reader: p = {report['reader']['mcnemar']['p_exact']:.3f} (exact), "
                      f"{report['reader']['mcnemar']['p_chi2']:.3f} (chi-square)")
     text = "\n".join(lines)
-    with atomic_output_dir(out_dir) as scratch:
+    with atomic_output_dir(out_dir, one_result=False) as scratch:  # a folder of models
         (scratch / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         (scratch / "table.txt").write_text(text + "\n", encoding="utf-8")
         (scratch / "selected_features.json").write_text(json.dumps(model.selected_inputs(), indent=2) + "\n",

@@ -547,3 +547,17 @@ def test_a_volume_the_reader_deleted_is_not_used_by_the_next_step(scene):
     with pytest.raises(InputError, match="Load the T1"):
         flow.run(flow.compute())
     assert flow.volumes == {}
+
+
+def test_a_refused_compute_leaves_no_helper_nodes_in_the_scene(scene):
+    from smartimaging.phantoms.mammo import PIXEL_MM, make_mammo_phantom
+
+    case = make_mammo_phantom(910_004, "mass", 1)
+    volume = _volume(scene, case.image[None].astype(np.float32), (PIXEL_MM, PIXEL_MM, 1.0), "phantom mammogram")
+    flow = MammoFlow(scene)
+    flow.select({"mammogram": volume})
+    flow.draw_by_hand()
+    before = {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
+    with pytest.raises(InputError, match="The ROI is empty"):
+        flow.run(flow.compute())
+    assert {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())} == before

@@ -53,6 +53,22 @@ def volume_node_to_sitk(volume_node) -> sitk.Image:
     return image
 
 
+def remove_temporary_labelmap(scene, labelmap_node) -> None:
+    """Remove a labelmap node used to export a segmentation, with the display node and the colour table
+    ("<segmentation>_ColorTable") that the export made for it, unless another display node uses that table."""
+    display = labelmap_node.GetDisplayNode()
+    color_id = display.GetColorNodeID() if display is not None else None
+    scene.RemoveNode(labelmap_node)
+    if display is not None and scene.IsNodePresent(display):
+        scene.RemoveNode(display)
+    color = scene.GetNodeByID(color_id) if color_id else None
+    if color is None or color.GetSingletonTag() or not (color.GetName() or "").endswith("_ColorTable"):
+        return
+    displays = scene.GetNodesByClass("vtkMRMLDisplayNode")
+    if not any(displays.GetItemAsObject(i).GetColorNodeID() == color_id for i in range(displays.GetNumberOfItems())):
+        scene.RemoveNode(color)
+
+
 def write_for_worker(volume_node, folder: Path) -> Path:
     """Save a volume node as NRRD (LPS geometry) for the worker process, named after the node (made a safe, unique
     file name), so that the worker's messages name the image the reader sees."""

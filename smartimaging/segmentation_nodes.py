@@ -13,7 +13,7 @@ import slicer
 import vtk
 
 from .errors import InputError
-from .mrml import place_in_same_study, sitk_to_volume_node, volume_node_to_sitk
+from .mrml import place_in_same_study, remove_temporary_labelmap, sitk_to_volume_node, volume_node_to_sitk
 from .segments import SegmentSpec
 
 ROLE = "SmartImaging.Role"  # "AI" or "edited"
@@ -52,7 +52,7 @@ def segmentation_from_labels(scene, volume_node, labels: np.ndarray, segments: t
             segment.SetTerminology(spec.terminology_entry())
             segment.SetTag(LABEL_TAG, str(spec.label))
     finally:
-        scene.RemoveNode(labelmap_node)
+        remove_temporary_labelmap(scene, labelmap_node)
     segmentation_node.SetAttribute(ROLE, role)
     segmentation_node.SetNodeReferenceID(SOURCE_VOLUME, volume_node.GetID())
     segmentation_node.CreateDefaultDisplayNodes()
@@ -81,7 +81,7 @@ def labels_from_segmentation(scene, segmentation_node, volume_node, segments: tu
                                      f"{volume_node.GetName()}; draw it on that image")
                 labels[slicer.util.arrayFromVolume(labelmap_node) > 0] = spec.label
     finally:
-        scene.RemoveNode(labelmap_node)
+        remove_temporary_labelmap(scene, labelmap_node)
     return labels
 
 

@@ -22,6 +22,7 @@ from ..geometry import lps_point_from_ras
 from ..mrml import (
     fill_table,
     place_in_same_study,
+    remove_temporary_labelmap,
     set_json_attribute,
     sitk_to_volume_node,
     volume_node_to_sitk,
@@ -60,7 +61,7 @@ def voi_image(scene, segmentation_node, reference_node) -> sitk.Image:
                                                                              reference_node)
         return sitk.Cast(volume_node_to_sitk(labelmap) > 0, sitk.sitkUInt8)
     finally:
-        scene.RemoveNode(labelmap)
+        remove_temporary_labelmap(scene, labelmap)
 
 
 def segment(scene, volume_node, point_node, segmenter, index: int = 0):

@@ -212,11 +212,13 @@ def test_a_planted_run_record_deletes_nothing_it_did_not_write(tmp_path):
     out.mkdir()
     (out / "victim.txt").write_text("the reader's file", encoding="utf-8")
     (tmp_path / "outside.txt").write_text("elsewhere", encoding="utf-8")
-    outside_digest = hashlib.sha256(b"elsewhere").hexdigest()
-    (out / RUN_RECORD).write_text(json.dumps({"victim.txt": "0" * 64, "../outside.txt": outside_digest}),
+    outside = (tmp_path / "outside.txt").stat()
+    (out / RUN_RECORD).write_text(json.dumps({"victim.txt": [0, 0],
+                                              "../outside.txt": [outside.st_size, outside.st_mtime_ns]}),
                                   encoding="utf-8")
     with atomic_output_dir(out) as scratch:
         (scratch / "result.json").write_text("{}", encoding="utf-8")
     assert (out / "victim.txt").exists() and (tmp_path / "outside.txt").exists()
+    written = (out / "result.json").stat()
     assert json.loads((out / RUN_RECORD).read_text(encoding="utf-8")) == {
-        "result.json": hashlib.sha256(b"{}").hexdigest()}
+        "result.json": [written.st_size, written.st_mtime_ns]}

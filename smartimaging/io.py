@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import gzip
-import hashlib
 import json
 import os
 import shutil
@@ -275,19 +274,17 @@ def describe_geometry(image: sitk.Image) -> str:
     return f"{size} voxels of {spacing} mm at ({origin})"
 
 
-RUN_RECORD = ".smartimaging-run.json"  # in a result folder: the files its last run wrote, with their sha256
+RUN_RECORD = ".smartimaging-run.json"  # in a result folder: the files its last run wrote, with their signatures
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _signature(path: Path) -> list[int]:
+    """What tells that a file is unchanged since it was written: its size and modification time (ns)."""
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
 
 
-def _last_run_outputs(out_dir: Path) -> dict[str, str]:
-    """{plain file name: sha256} that a previous run recorded in `out_dir` (a damaged record names nothing)."""
+def _last_run_outputs(out_dir: Path) -> dict[str, list[int]]:
+    """{plain file name: signature} that a previous run recorded in `out_dir` (a damaged record names nothing)."""
     record = out_dir / RUN_RECORD
     try:
         if not record.is_file() or record.stat().st_size > 2**20:
@@ -297,7 +294,7 @@ def _last_run_outputs(out_dir: Path) -> dict[str, str]:
         return {}
     if not isinstance(names, dict):
         return {}
-    return {name: digest for name, digest in names.items() if isinstance(digest, str)
+    return {name: signature for name, signature in names.items() if isinstance(signature, list)
             and name not in ("", ".", "..", RUN_RECORD) and Path(name).name == name}
 
 
@@ -305,8 +302,9 @@ def _last_run_outputs(out_dir: Path) -> dict[str, str]:
 def atomic_output_dir(out_dir: str | os.PathLike, one_result: bool = True) -> Iterator[Path]:
     """Yield a scratch folder beside `out_dir`; its files move into `out_dir` only if the block succeeds (no partial
     outputs). A disk error names `out_dir`, not the hidden scratch folder. With `one_result` (a result folder, not a
-    folder of models that accumulates) the files the previous run wrote there, unchanged since, and not written again
-    are removed, so two patients' outputs never sit side by side; any other file is never touched."""
+    folder of models that accumulates) the files the previous run wrote there, unchanged since (same size and
+    modification time), and not written again are removed, so two patients' outputs never sit side by side; any
+    other file is never touched."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     scratch = None
@@ -314,17 +312,18 @@ def atomic_output_dir(out_dir: str | os.PathLike, one_result: bool = True) -> It
         scratch = Path(tempfile.mkdtemp(prefix=".smartimaging-", dir=out_dir.parent))
         yield scratch
         out_dir.mkdir(parents=True, exist_ok=True)
-        written = {item.name: _sha256(item) for item in scratch.iterdir() if item.is_file()}
+        names = [item.name for item in scratch.iterdir()]
         for item in scratch.iterdir():
             target = out_dir / item.name
             if target.is_dir():
                 shutil.rmtree(target)
             os.replace(item, target)
         if one_result:
-            for name, digest in _last_run_outputs(out_dir).items():
+            for name, signature in _last_run_outputs(out_dir).items():
                 stale = out_dir / name
-                if name not in written and stale.is_file() and not stale.is_symlink() and _sha256(stale) == digest:
+                if name not in names and stale.is_file() and not stale.is_symlink() and _signature(stale) == signature:
                     stale.unlink()  # written by the last run and unchanged since: not this run's result
+            written = {name: _signature(out_dir / name) for name in names if (out_dir / name).is_file()}
             (out_dir / RUN_RECORD).write_text(json.dumps(written), encoding="utf-8")
     except OSError as exc:
         if scratch is not None and exc.filename and str(scratch) in str(exc.filename):

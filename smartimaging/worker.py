@@ -79,14 +79,11 @@ class ModelCache:
 def _model_files_fingerprint(model_id: str, directory) -> tuple[str, str, str]:
     """The card's path and the sha256 of the card and of its weights, the weights' size checked first (a hostile
     folder's huge file is refused before it is read)."""
-    from .errors import ModelError
-    from .models.registry import MAX_WEIGHTS_BYTES, file_in_model_folder, read_card
+    from .models.registry import check_weights_size, file_in_model_folder, read_card
 
     card, card_path = read_card(model_id, directory)
     weights = file_in_model_folder(card_path, card.get("weights_file", f"{card['id']}.safetensors"))
-    if weights.stat().st_size > MAX_WEIGHTS_BYTES:
-        raise ModelError(f"The weights file {weights.name} is {weights.stat().st_size / 2**20:.0f} MB; the limit is "
-                         f"{MAX_WEIGHTS_BYTES // 2**20} MB. Refusing to read it.")
+    check_weights_size(weights)
     return str(card_path.resolve()), file_digest(card_path), file_digest(weights)
 
 

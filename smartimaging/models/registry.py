@@ -110,13 +110,19 @@ def read_card(model_id_or_card: str | os.PathLike, directory: str | os.PathLike 
     return card, candidate
 
 
-def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """Tensor name -> shape from a safetensors header, checked (sizes, dtypes, offsets within the file) before
-    anything is allocated."""
+def check_weights_size(path: Path) -> int:
+    """The size of a weights file, refused (before anything reads it) above MAX_WEIGHTS_BYTES."""
     size = path.stat().st_size
     if size > MAX_WEIGHTS_BYTES:
         raise ModelError(f"The weights file {path.name} is {size / 2**20:.0f} MB; the limit is "
                          f"{MAX_WEIGHTS_BYTES // 2**20} MB. Refusing to read it.")
+    return size
+
+
+def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape from a safetensors header, checked (sizes, dtypes, offsets within the file) before
+    anything is allocated."""
+    size = check_weights_size(path)
     with open(path, "rb") as f:
         prefix = f.read(8)
         header_bytes = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else -1

@@ -35,6 +35,10 @@ from .worker import WorkerProcess
 CANCELLED = "Cancelled: nothing was added to the scene"
 
 
+def _no_progress(fraction: float, message: str) -> None:
+    """The progress callback of a step run without one."""
+
+
 @dataclass
 class Job:
     """A worker job a step waits for (`python -m smartimaging.worker <name> <arguments>`); the flow adds its device
@@ -56,8 +60,8 @@ class Step:
     (`value`: what the step returned); it raises the step's error. `cancel()` stops the worker job it waits for;
     the next `poll()` then raises CancelledError."""
 
-    def __init__(self, flow: Flow, generator, progress):
-        self.flow, self.progress = flow, progress
+    def __init__(self, flow: Flow, generator, progress=None):
+        self.flow, self.progress = flow, progress or _no_progress
         self.worker: WorkerProcess | None = None
         self.value = None
         self.over = False
@@ -201,6 +205,16 @@ def table_rows(table_node) -> tuple[list[str], list[list[str]]]:
     columns = [table.GetColumnName(c) for c in range(table.GetNumberOfColumns())]
     rows = [[table_node.GetCellText(r, c) for c in range(len(columns))] for r in range(table.GetNumberOfRows())]
     return columns, rows
+
+
+def _segment_voxels(segment) -> tuple[tuple, np.ndarray] | None:
+    """(extent, flat boolean mask) of a segment in its binary labelmap (shared with other segments: its own label
+    value only), or None when it has no labelmap yet."""
+    labelmap = segment.GetRepresentation(slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName())
+    scalars = labelmap.GetPointData().GetScalars() if labelmap is not None else None
+    if scalars is None:
+        return None
+    return labelmap.GetExtent(), vtk_to_numpy(scalars) == segment.GetLabelValue()
 
 
 class Flow:
@@ -363,7 +377,6 @@ class Flow:
         every edit, so a result computed from another segmentation is told apart."""
         if self.segmentation is None:
             return None
-        representation = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
         digest = hashlib.blake2b(digest_size=16)
         for node in self.segmentations:
             segmentation = node.GetSegmentation()
@@ -371,11 +384,10 @@ class Flow:
                 segment = segmentation.GetNthSegment(index)
                 digest.update(f"{segmentation.GetNthSegmentID(index)}|{segment.GetName()}|{segment.GetLabelValue()}|"
                               .encode())
-                labelmap = segment.GetRepresentation(representation)
-                scalars = labelmap.GetPointData().GetScalars() if labelmap is not None else None
-                if scalars is not None:
-                    digest.update(repr(labelmap.GetExtent()).encode())
-                    digest.update(np.packbits(vtk_to_numpy(scalars) == segment.GetLabelValue()).tobytes())
+                voxels = _segment_voxels(segment)
+                if voxels is not None:
+                    digest.update(repr(voxels[0]).encode())
+                    digest.update(np.packbits(voxels[1]).tobytes())
                 digest.update(b"\0")
             digest.update(b"\1")
         return digest.hexdigest()
@@ -393,13 +405,11 @@ class Flow:
             return ""
         unit = "pixels" if self.primary.GetImageData().GetDimensions()[2] <= 2 else "voxels"
         segmentation = self.segmentation.GetSegmentation()
-        representation = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
         parts = []
         for index in range(segmentation.GetNumberOfSegments()):
             segment = segmentation.GetNthSegment(index)
-            labelmap = segment.GetRepresentation(representation)
-            scalars = labelmap.GetPointData().GetScalars() if labelmap is not None else None
-            count = int(np.count_nonzero(vtk_to_numpy(scalars) == segment.GetLabelValue())) if scalars else 0
+            voxels = _segment_voxels(segment)
+            count = int(np.count_nonzero(voxels[1])) if voxels is not None else 0
             parts.append(f"{segment.GetName()}: {count} {unit}")
         return " · ".join(parts)
 
@@ -470,11 +480,13 @@ class Flow:
         elif not present(self.ai_segmentation):
             self.ai_segmentation = None
 
-    def _step(self, generator, progress) -> Step:
+    def _step(self, steps, progress=None) -> Step:
+        """The flow's next step: `steps(progress)` is its generator (one step at a time)."""
         if self.step is not None and not self.step.over:
             raise InputError("Wait until the running step is over (or cancel it)")
         self._forget_removed_nodes()
-        self.step = Step(self, generator, progress or (lambda fraction, message: None))
+        progress = progress or _no_progress
+        self.step = Step(self, steps(progress), progress)
         return self.step
 
     def cancel(self) -> bool:
@@ -483,12 +495,12 @@ class Flow:
 
     def segment(self, progress=None) -> Step:
         """The Segment step: the AI's proposal (kept, hidden) and the reader's editable copy of it."""
-        return self._step(self._segment(progress or (lambda fraction, message: None)), progress)
+        return self._step(self._segment, progress)
 
     def compute(self, progress=None) -> Step:
         """The compute step, from the current segmentation; a refused compute (InputError) keeps the previous
         result, which `result_is_stale` then tells apart from the current segmentation."""
-        return self._step(self._computed(progress or (lambda fraction, message: None)), progress)
+        return self._step(self._computed, progress)
 
     def _segment(self, progress):
         raise InputError(f"{self.module} has no segmentation step")

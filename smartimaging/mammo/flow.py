@@ -107,7 +107,7 @@ class MammoFlow(Flow):
 
     def segment_box(self, box, progress=None):
         """The Segment step prompted by a box (row0, col0, row1, col1) instead of the point."""
-        return self._step(self._segment(progress or (lambda fraction, message: None), box), progress)
+        return self._step(lambda with_progress: self._segment(with_progress, box), progress)
 
     def batch(self, folder, output_folder, masks_folder=None, table_node=None, progress=None):
         """The batch step: every mammogram of a folder (with the reader's masks named like the images, if any) in
@@ -116,7 +116,7 @@ class MammoFlow(Flow):
         arguments = ["--input", str(folder), "--output-dir", str(output_folder), "--kind", self.kind]
         arguments += (["--masks", str(masks_folder)] if masks_folder else []) + \
             (["--pixel-mm", str(self.pixel_mm)] if self.pixel_mm else [])
-        return Step(self, self._batch(arguments, table_node), progress or (lambda fraction, message: None))
+        return Step(self, self._batch(arguments, table_node), progress)
 
     def _batch(self, arguments, table_node):
         from . import scene as mammo_scene

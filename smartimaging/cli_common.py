@@ -25,20 +25,21 @@ class Parser(argparse.ArgumentParser):
         sys.exit(EXIT_INPUT_ERROR)
 
 
-def _number(text: str, kind, minimum: float, what: str, allow: tuple = ()):
+def _number(text: str, kind, minimum: float, what: str, allow: tuple = (), above: bool = False):
+    """`text` as a finite number of `kind` from `minimum` (`above`: greater than it), or one of `allow`."""
     try:
         value = kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
     if value in allow:
         return value
-    if not math.isfinite(value) or value < minimum:
+    if not math.isfinite(value) or value < minimum or (above and value == minimum):
         raise argparse.ArgumentTypeError(f"{text} is not allowed: {what}")
     return value
 
 
-def _bounded(text: str, kind, low: float, high: float, what: str):
-    value = _number(text, kind, low, what)
+def _bounded(text: str, kind, low: float, high: float, what: str, above: bool = False):
+    value = _number(text, kind, low, what, above=above)
     if value > high:
         raise argparse.ArgumentTypeError(f"{text} is not allowed: {what}")
     return value
@@ -49,10 +50,7 @@ def random_seed(text: str) -> int:
 
 
 def learning_rate(text: str) -> float:
-    value = _bounded(text, float, 0.0, 1.0, "a learning rate is above 0 and at most 1")
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"{text} is not allowed: a learning rate is above 0 and at most 1")
-    return value
+    return _bounded(text, float, 0.0, 1.0, "a learning rate is above 0 and at most 1", above=True)
 
 
 def width_scale(text: str) -> float:
@@ -105,10 +103,7 @@ def device_name(text: str) -> str:
 
 
 def positive_float(text: str) -> float:
-    value = _number(text, float, 0.0, "give a positive number")
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"{text} is not allowed: give a positive number")
-    return value
+    return _number(text, float, 0.0, "give a positive number", above=True)
 
 
 def check_output(path: str, is_file: bool) -> None:

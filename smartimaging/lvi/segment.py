@@ -37,6 +37,7 @@ from ..models.nets import (
     card_sizes,
     check_architecture,
     checked_card,
+    mirror_averaged,
     pick_device,
 )
 from ..models.registry import load_model, read_card, save_model
@@ -153,16 +154,16 @@ class LesionSegmenter:
         """Lesion probability on the volume's grid (0 outside the patch) from the patch centred on a point, averaged
         over the patch and its in-plane mirror images."""
         array, grid = patch_input(volume, np.asarray(centre_lps, float))
-        flips = [(), (3,), (4,), (3, 4)]  # (batch, channel, slice, row, col)
-        with torch.inference_mode():
-            x = torch.from_numpy(array)[None, None].to(self.device)
-            batch = torch.cat([x.flip(axes) if axes else x for axes in flips])
-            lesion = torch.softmax(self.network(batch), 1)[:, 1:]
-            probability = torch.stack([p.flip([a - 1 for a in axes]) if axes else p
-                                       for p, axes in zip(lesion, flips, strict=True)]).mean(0)[0]
-        patch = sitk.GetImageFromArray(probability.cpu().numpy().astype(np.float32))
+        probability = mirror_averaged(self._probabilities, array[None], (2, 3))  # (channel, slice, row, col)
+        patch = sitk.GetImageFromArray(probability.astype(np.float32))
         patch.CopyInformation(grid)
         return sitk.Resample(patch, volume, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+
+    @torch.inference_mode()
+    def _probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """Lesion probability of every voxel of a batch of patches (n, 1, slices, rows, cols)."""
+        tensor = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device)
+        return torch.softmax(self.network(tensor), 1)[:, 1].cpu().numpy()
 
     def domain_check(self, volume: sitk.Image, point_lps, mask: sitk.Image | None = None) -> dict:
         """`smartimaging.domain.check` of the patch at a click (and of the VOI in it) against the card."""

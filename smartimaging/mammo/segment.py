@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from ..classical import grow_from_seed
 from ..errors import InputError
 from ..models import LoadedModel, load_model
-from ..models.nets import pick_device, prepare_for_inference
+from ..models.nets import mirror_averaged, pick_device, prepare_for_inference
 from .images import load_mammogram, pixel_size
 from .prompts import PATCH, POINT_SIGMA, network_input, patch_origin, resample
 
@@ -91,8 +91,8 @@ class MammoSegmenter:
                                                            (grid_box[1] + grid_box[3]) / 2)
             origin = patch_origin(centre, grid.shape)
             probability = np.zeros(grid.shape, np.float32)
-            probability[origin[0]:origin[0] + PATCH, origin[1]:origin[1] + PATCH] = self._flip_averaged(
-                network_input(grid, origin, grid_point, grid_box))
+            probability[origin[0]:origin[0] + PATCH, origin[1]:origin[1] + PATCH] = mirror_averaged(
+                self._probabilities, network_input(grid, origin, grid_point, grid_box), (1, 2))
         probability = probability[:shape[0], :shape[1]]
         if self.pixel_mm:
             probability = ndimage.affine_transform(probability, scale, output_shape=image.shape, order=1,
@@ -105,14 +105,6 @@ class MammoSegmenter:
         if point is not None and self.model.card["outputs"].get("one_region_at_point"):
             mask = region_at(mask, point)
         return mask
-
-    def _flip_averaged(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities of one (2, PATCH, PATCH) input, averaged over its four mirror images."""
-        flips = [(), (1,), (2,), (1, 2)]
-        batch = np.stack([np.flip(x, axes) if axes else x for axes in flips])
-        probabilities = self._probabilities(batch)
-        return np.mean([np.flip(p, tuple(a - 1 for a in axes)) if axes else p
-                        for p, axes in zip(probabilities, flips, strict=True)], axis=0)
 
     def probabilities_whole(self, image: np.ndarray, stride: int = PATCH // 2) -> np.ndarray:
         """Sliding-window lesion probabilities without a prompt (overlapping windows averaged)."""

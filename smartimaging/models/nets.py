@@ -21,6 +21,7 @@ import math
 from collections.abc import Callable
 from typing import TypeVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -238,6 +239,15 @@ def build_network(architecture: dict) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def mirror_averaged(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, axes: tuple[int, int]) -> np.ndarray:
+    """The mean of `predict` over one input `x` (channels first) and its mirror images along two of its spatial
+    `axes`; `predict` maps a batch (n, *x.shape) to per-pixel outputs (n, *x.shape[1:]), each flipped back."""
+    flips = [(), (axes[0],), (axes[1],), tuple(axes)]
+    outputs = predict(np.stack([np.flip(x, flip) if flip else x for flip in flips]))
+    return np.mean([np.flip(output, tuple(a - 1 for a in flip)) if flip else output
+                    for output, flip in zip(outputs, flips, strict=True)], axis=0)
 
 
 def pick_device(requested: str = "auto") -> torch.device:

@@ -24,11 +24,19 @@ def _mass_png(folder: Path) -> tuple[Path, Path]:
     return folder / "mass.png", folder / "mask.png"
 
 
-def _copy_models(folder: Path, prefix: str) -> Path:
+def _copy_models(folder: Path, prefix: str, skops_only: bool = False) -> Path:
+    """A copy of the shipped models starting with `prefix`; `skops_only`: the mass classifier without its
+    plain-array form (as trained before plain forms, or with a classifier that has none), so that prediction loads
+    the skops pipeline."""
     models = folder / "models"
     models.mkdir()
     for path in models_dir().glob(f"{prefix}*"):
         shutil.copy(path, models / path.name)
+    if skops_only:
+        card = models / "mammo-mass-classifier-demo.json"
+        record = json.loads(card.read_text(encoding="utf-8"))
+        (models / record["files"].pop("plain")).unlink()
+        card.write_text(json.dumps(record), encoding="utf-8")
     return models
 
 
@@ -44,11 +52,11 @@ def _edit_card(card: Path, **changes) -> None:
     card.write_text(json.dumps(record), encoding="utf-8")
 
 
-def _rehash(models: Path, skops_file: Path) -> None:
-    """Update the classifier card's checksum to the edited skops file, as an attacker would."""
+def _rehash(models: Path, edited: Path) -> None:
+    """Update the classifier card's checksum to the edited file, as an attacker would."""
     card = models / "mammo-mass-classifier-demo.json"
     record = json.loads(card.read_text(encoding="utf-8"))
-    record["sha256"][skops_file.name] = sha256_of(skops_file)
+    record["sha256"][edited.name] = sha256_of(edited)
     card.write_text(json.dumps(record), encoding="utf-8")
 
 
@@ -58,7 +66,7 @@ def skops_running(function, folder: Path) -> Path:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
 
-    models = _copy_models(folder, "mammo-mass-classifier-demo")
+    models = _copy_models(folder, "mammo-mass-classifier-demo", skops_only=True)
     skops_file = models / "mammo-mass-classifier-demo.skops"
     sio.dump(Pipeline([("evil", FunctionTransformer(function, kw_args={"__import__": MARKER}))]), skops_file)
     _rehash(models, skops_file)
@@ -77,7 +85,7 @@ def _tampered_tree(folder: Path) -> list[str]:
     """Node 0 of the first tree points 10^12 nodes away: compiled code would read far outside the array."""
     import skops.io as sio
 
-    models = _copy_models(folder, "mammo-mass-classifier-demo")
+    models = _copy_models(folder, "mammo-mass-classifier-demo", skops_only=True)
     skops_file = models / "mammo-mass-classifier-demo.skops"
     pipeline = sio.load(skops_file, trusted=sio.get_untrusted_types(file=skops_file))
     pipeline.named_steps["classifier"].estimators_[0].tree_.children_left[0] = 10**12
@@ -105,10 +113,43 @@ def _skops_outside(folder: Path) -> list[str]:
 
 
 def _skops_random(folder: Path) -> list[str]:
-    models = _copy_models(folder, "mammo-mass-classifier-demo")
+    models = _copy_models(folder, "mammo-mass-classifier-demo", skops_only=True)
     skops_file = models / "mammo-mass-classifier-demo.skops"
     skops_file.write_bytes(np.random.default_rng(0).bytes(4096))
     _rehash(models, skops_file)
+    return _predict_mass(folder, models)
+
+
+def _plain_tampered(folder: Path, change) -> list[str]:
+    """The mass classifier's plain-array file with `change` applied to its arrays, the card's checksum updated."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    models = _copy_models(folder, "mammo-mass-classifier-demo")
+    plain = models / "mammo-mass-classifier-demo.plain.safetensors"
+    with safe_open(str(plain), framework="np") as f:
+        metadata, arrays = f.metadata(), {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
+    change(arrays)
+    save_file(arrays, str(plain), metadata=metadata)
+    _rehash(models, plain)
+    return _predict_mass(folder, models)
+
+
+def _plain_tree_loop(arrays: dict) -> None:
+    """The last step (the forest) sends the first tree's root back to itself: a walk that never ends."""
+    last = max(int(name.split(".")[0]) for name in arrays if name[0].isdigit())
+    arrays[f"{last}.left"][0] = 0
+
+
+def _plain_column_outside(arrays: dict) -> None:
+    arrays["0.columns"][0] = 10**9
+
+
+def _plain_random(folder: Path) -> list[str]:
+    models = _copy_models(folder, "mammo-mass-classifier-demo")
+    plain = models / "mammo-mass-classifier-demo.plain.safetensors"
+    plain.write_bytes(np.random.default_rng(0).bytes(4096))
+    _rehash(models, plain)
     return _predict_mass(folder, models)
 
 
@@ -265,16 +306,22 @@ def _out_is_a_file(folder: Path) -> list[str]:
 
 
 CASES = [
-    BadInput("Model files", "a skops classifier that calls builtins.exec on load (checksum updated to match)",
+    BadInput("Model files", "a skops-only classifier that calls builtins.exec on load (checksum updated to match)",
              _skops_exec, "builtins.exec"),
-    BadInput("Model files", "a skops classifier that calls builtins.eval on load (checksum updated to match)",
+    BadInput("Model files", "a skops-only classifier that calls builtins.eval on load (checksum updated to match)",
              _skops_eval, "builtins.eval"),
-    BadInput("Model files", "a random-forest tree whose node points outside the tree (checksum updated to match)",
+    BadInput("Model files", "a skops random-forest tree whose node points outside the tree (checksum updated to match)",
              _tampered_tree, "holds a damaged decision tree"),
-    BadInput("Model files", "a classifier card whose cutoff is NaN", _nan_cutoff, "gives the cutoff nan"),
+    BadInput("Model files", "a plain-array classifier whose tree loops back to its root (checksum updated to match)",
+             lambda folder: _plain_tampered(folder, _plain_tree_loop), "inconsistent plain-array model"),
+    BadInput("Model files", "a plain-array classifier selecting feature 10⁹ (checksum updated to match)",
+             lambda folder: _plain_tampered(folder, _plain_column_outside), "inconsistent plain-array model"),
+    BadInput("Model files", "a plain-array classifier file of random bytes (checksum updated to match)",
+             _plain_random, "is not a safetensors file"),
+    BadInput("Model files", "a classifier card whose cutoff is NaN", _nan_cutoff, "cutoff.value is nan"),
     BadInput("Model files", "a classifier card naming ../../ as its skops file", _skops_outside,
              "outside its own folder"),
-    BadInput("Model files", "a skops file of random bytes (checksum updated to match)", _skops_random,
+    BadInput("Model files", "a skops-only classifier file of random bytes (checksum updated to match)", _skops_random,
              "is not a readable skops file"),
     BadInput("Model files", "a network card whose weights file is ../../../../etc/passwd", _weights_outside,
              "outside its own folder"),

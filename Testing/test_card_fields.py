@@ -15,7 +15,7 @@ from smartimaging.dce.synthesis import check_dce_card
 from smartimaging.errors import ModelError
 from smartimaging.lvi.predict import check_lvi_card
 from smartimaging.lvi.segment import check_segmenter_card as check_lesion_segmenter
-from smartimaging.mammo.classify import check_radiomics_card
+from smartimaging.mammo.scorer import check_radiomics_card
 from smartimaging.models.nets import CardFieldError, build_network, check_architecture, checked_card
 from smartimaging.models.registry import MODELS_DIR
 
@@ -150,7 +150,7 @@ def test_every_demo_model_loads_through_its_task_loader():
     from smartimaging.lvi.fusion import read_fusion
     from smartimaging.lvi.predict import load_lvi_model
     from smartimaging.lvi.segment import LesionSegmenter
-    from smartimaging.mammo.classify import read_radiomics_card
+    from smartimaging.mammo.scorer import read_radiomics_card
 
     for model_id, check in CHECKS.items():
         if check is check_lvi_card:

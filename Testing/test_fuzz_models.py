@@ -1,6 +1,6 @@
 """Property-based fuzzing of the loaders of model folders and manifests: mutated, truncated or extended bytes of a
-valid model card, safetensors weights, skops pipeline and manifest give either a working load or our own clear
-error (ModelError / InputError), never another exception, never more than 10 s.
+valid model card, safetensors weights, skops pipeline, plain-array classifier and manifest give either a working load
+or our own clear error (ModelError / InputError), never another exception, never more than 10 s.
 
 The example count per loader is small in CI; a longer run:
     SMARTIMAGING_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest Testing/test_fuzz_models.py
@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from smartimaging.errors import InputError, ModelError
 from smartimaging.mammo.persistence import load_radiomics_model, save_radiomics_model
+from smartimaging.mammo.scorer import load_classifier
 from smartimaging.mammo.search import PRESETS, fit_final
 from smartimaging.manifest import read_manifest
 from smartimaging.models.registry import load_model, models_dir, sha256_of
@@ -88,10 +89,10 @@ def _network_checksum(scratch: Path, weights: Path) -> None:
     card.write_text(json.dumps({**record, "weights_sha256": sha256_of(weights)}), encoding="utf-8")
 
 
-def _skops_checksum(scratch: Path, skops_file: Path) -> None:
+def _radiomics_checksum(scratch: Path, edited: Path) -> None:
     card = scratch / "m.json"
     record = json.loads(card.read_text(encoding="utf-8"))
-    record["sha256"][skops_file.name] = sha256_of(skops_file)
+    record["sha256"][edited.name] = sha256_of(edited)
     card.write_text(json.dumps(record), encoding="utf-8")
 
 
@@ -118,7 +119,23 @@ def test_fuzzed_safetensors_with_matching_checksum(network_folder, data):
 def test_fuzzed_skops_with_matching_checksum(radiomics_folder, data):
     mutation = data.draw(mutations((radiomics_folder / "m.skops").stat().st_size))
     _load_mutated(radiomics_folder, "m.skops", mutation, lambda f: load_radiomics_model(f / "m.json"),
-                  _skops_checksum)
+                  _radiomics_checksum)
+
+
+def _score_plain(folder: Path) -> None:
+    """Load the plain-array form; a loaded one must give finite scores in [0, 1]."""
+    classifier = load_classifier(folder / "m.json")
+    scores = classifier.scores(np.random.default_rng(1).normal(size=(8, 16)) * 3)
+    assert np.all((scores >= 0) & (scores <= 1))
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzzed_plain_classifier_with_matching_checksum(radiomics_folder, data):
+    name = "m.plain.safetensors"
+    size = (radiomics_folder / name).stat().st_size
+    mutation = data.draw(mutations(min(size, 8192)))  # the header (steps in its metadata) and the first arrays
+    _load_mutated(radiomics_folder, name, mutation, _score_plain, _radiomics_checksum)
 
 
 @FUZZ
@@ -126,6 +143,7 @@ def test_fuzzed_skops_with_matching_checksum(radiomics_folder, data):
 def test_fuzzed_radiomics_card(radiomics_folder, data):
     mutation = data.draw(mutations((radiomics_folder / "m.json").stat().st_size))
     _load_mutated(radiomics_folder, "m.json", mutation, lambda f: load_radiomics_model(f / "m.json"), None)
+    _load_mutated(radiomics_folder, "m.json", mutation, _score_plain, None)
 
 
 MANIFEST = (b"patient_id,image,mask,label,split\nP1,images/a.png,masks/a.png,0,train\n"

@@ -113,10 +113,11 @@ def predict_commands(tmp_path_factory) -> dict[str, list[str]]:
 
 
 # What each predict command must never import: MONAI (its top-level import costs ~3 s), torch._dynamo (imported by
-# running layers on the meta device, ~1 s), matplotlib (~0.5 s with the first figure), scikit-learn where no
-# classifier is applied (~1 s), scipy and pydicom where nothing needs them (~0.2 s, ~0.1 s).
+# running layers on the meta device, ~1 s), matplotlib (~0.5 s with the first figure), scikit-learn, skops and
+# XGBoost (~1 s; the radiomics classifier is applied from its plain-array form), scipy and pydicom where nothing needs
+# them (~0.2 s, ~0.1 s).
 NOT_IMPORTED = {"bonescan": ("monai", "torch._dynamo", "matplotlib", "sklearn"),
-                "mammo": ("monai", "torch._dynamo", "matplotlib", "pydicom"),
+                "mammo": ("monai", "torch._dynamo", "matplotlib", "pydicom", "sklearn", "skops", "xgboost"),
                 "lvi": ("monai", "torch._dynamo", "matplotlib", "sklearn", "scipy", "pydicom")}
 
 

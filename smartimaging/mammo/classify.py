@@ -15,51 +15,15 @@ from scipy import stats
 from ..errors import InputError
 from ..evaluation import auc_with_ci, binary_metrics, plot_roc
 from ..io import atomic_output_dir
-from ..models.nets import CardFieldError, card_field, card_number, card_text, checked_card
-from ..models.registry import MAX_CARD_BYTES, check_model_name, read_json_limited
+from ..models.registry import check_model_name
 from .domain import classifier_training_domain
 from .features import settings_sidecar
 from .persistence import load_radiomics_model, save_radiomics_model
+from .scorer import read_radiomics_card
 from .search import PRESETS, fit_final, nested_cv, search
 
 READER_MALIGNANT = {"4b", "4c", "5", "6"}
 READER_BENIGN = {"1", "2", "3", "4a"}
-
-
-def check_radiomics_card(card: dict) -> dict:
-    """The fields of a radiomics classifier card that `mammo predict` / `mammo evaluate` use, none covered by a
-    checksum: `cutoff.value` in [0, 1], `training.pixel_spacing_mm` a positive number up to 10 mm or absent/null,
-    `radiomics.settings` an object, id/version/sha256 for the provenance, and `metrics.honest_auc` (AUC and SD in
-    [0, 1], a method text) or absent/null. Returns them:
-    {"cutoff", "pixel_spacing_mm", "radiomics", "provenance", "honest_auc"}."""
-    cutoff = card_number(card_field(card, "cutoff.value"), "cutoff.value", 0.0, 1.0)
-    spacing = card_field(card, "training.pixel_spacing_mm", None)
-    if spacing is not None:
-        spacing = card_number(spacing, "training.pixel_spacing_mm", 0.0, 10.0, " mm", low_open=True)
-    radiomics = card_field(card, "radiomics", None)
-    if radiomics is not None and not isinstance(card_field(card, "radiomics.settings"), dict):
-        raise CardFieldError(f"radiomics.settings is {card['radiomics']['settings']!r}; expected an object of "
-                             "pyradiomics settings")
-    sha256 = card_field(card, "sha256")
-    if not isinstance(sha256, dict) or not all(isinstance(v, str) for v in sha256.values()):
-        raise CardFieldError("sha256 is not an object of file checksums")
-    provenance = {"id": card_text(card_field(card, "id"), "id", 128),
-                  "version": card_text(card_field(card, "version"), "version", 64), "sha256": sha256}
-    honest = card_field(card, "metrics.honest_auc", None)
-    if honest is not None:
-        honest = {"auc": card_number(card_field(card, "metrics.honest_auc.auc"), "metrics.honest_auc.auc", 0.0, 1.0),
-                  "sd": card_number(card_field(card, "metrics.honest_auc.sd"), "metrics.honest_auc.sd", 0.0, 1.0),
-                  "method": card_text(card_field(card, "metrics.honest_auc.method"), "metrics.honest_auc.method",
-                                      400)}
-    return {"cutoff": cutoff, "pixel_spacing_mm": spacing, "radiomics": radiomics, "provenance": provenance,
-            "honest_auc": honest}
-
-
-def read_radiomics_card(card_path: str | os.PathLike) -> dict:
-    """A radiomics classifier card read once (size-limited) and checked by :func:`check_radiomics_card`."""
-    card_path = Path(card_path)
-    card = read_json_limited(card_path, MAX_CARD_BYTES, "Model card")
-    return checked_card(card_path.name, check_radiomics_card, card)
 
 
 def _read_rows(path: Path) -> list[dict]:

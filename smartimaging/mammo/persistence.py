@@ -1,5 +1,5 @@
 """Saving and loading fitted radiomics models without pickle: the scikit-learn pipeline as skops, an XGBoost
-classifier as XGBoost JSON, and a card with sha256 of both.
+classifier as XGBoost JSON, the plain-array form for prediction (`plain.py`), and a card with sha256 of all.
 
 A model folder is untrusted input. Loading checks, before anything is built: the card's file names stay inside the
 card's folder, the files' sizes (from the file system and the zip directory) are within limits, their sha256 match
@@ -25,10 +25,17 @@ from sklearn.pipeline import Pipeline
 from .. import __version__
 from ..errors import ModelError
 from ..io import atomic_files
-from ..models.registry import MAX_CARD_BYTES, file_in_model_folder, read_json_limited, sha256_of
+from ..models.registry import (
+    MAX_CARD_BYTES,
+    MAX_MODEL_FILE_BYTES,
+    file_in_model_folder,
+    read_json_limited,
+    sha256_of,
+    verified_model_file,
+)
+from .plain import plain_model_of
 from .search import FittedModel
 
-MAX_MODEL_FILE_BYTES = 64 * 2**20  # a fitted radiomics pipeline or XGBoost booster is well under 10 MB
 ALLOWED_SKOPS_NODES = frozenset({
     ("DictNode", "builtins.dict"), ("ListNode", "builtins.list"), ("TupleNode", "builtins.tuple"),
     ("JsonNode", "builtins.str"), ("TypeNode", "builtins.str"),
@@ -57,17 +64,21 @@ ALLOWED_SKOPS_NODES = frozenset({
 
 
 def save_radiomics_model(model: FittedModel, directory: str | os.PathLike, model_id: str, card: dict) -> Path:
-    """Write `<id>.skops` (+ `<id>.xgboost.json`) and the card `<id>.json` together (a full disk leaves none of
-    them half written); returns the card path."""
+    """Write `<id>.skops` (+ `<id>.xgboost.json`, + `<id>.plain.safetensors` when the pipeline has a plain form)
+    and the card `<id>.json` together (a full disk leaves none of them half written); returns the card path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     pipeline, classifier = model.pipeline, model.pipeline.named_steps["classifier"]
     with_booster = type(classifier).__module__.startswith("xgboost")
-    files = {"pipeline": f"{model_id}.skops", **({"xgboost": f"{model_id}.xgboost.json"} if with_booster else {})}
+    plain = plain_model_of(pipeline)  # scored without scikit-learn at prediction; None: skops (and XGBoost) only
+    files = {"pipeline": f"{model_id}.skops", **({"xgboost": f"{model_id}.xgboost.json"} if with_booster else {}),
+             **({"plain": f"{model_id}.plain.safetensors"} if plain else {})}
     card_path = directory / f"{model_id}.json"
     targets = [directory / name for name in files.values()]
     with atomic_files(*targets, card_path) as temporary:
         written = dict(zip(files.values(), temporary, strict=False))
+        if plain:
+            plain.save(written[files["plain"]])
         if with_booster:
             classifier.save_model(str(written[files["xgboost"]]))
             pipeline = Pipeline(pipeline.steps[:-1])
@@ -187,13 +198,7 @@ def load_radiomics_model(card_path: str | os.PathLike) -> FittedModel:
         raise ModelError(f"The model card {card_path.name} is incomplete or malformed ({exc.__class__.__name__}: "
                          f"{exc})") from exc
     for name in files.values():
-        path = file_in_model_folder(card_path, name)
-        if path.stat().st_size > MAX_MODEL_FILE_BYTES:
-            raise ModelError(f"The model file {name} is {path.stat().st_size / 2**20:.0f} MB; the limit is "
-                             f"{MAX_MODEL_FILE_BYTES // 2**20} MB. Refusing to use it.")
-        if sha256_of(path) != checksums.get(name):
-            raise ModelError(f"The model file {name} does not match the checksum in its card: it was modified or "
-                             "damaged. Refusing to use it.")
+        verified_model_file(card_path, name, checksums)
     pipeline_path = file_in_model_folder(card_path, pipeline_name)
     refused = {name for _, name in skops_nodes(pipeline_path) - ALLOWED_SKOPS_NODES}
     if refused:

@@ -11,23 +11,20 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from .. import __version__
 from ..domain import combine
 from ..errors import InputError, ModelError
 from ..io import atomic_output_dir
-from ..models.registry import MAX_CARD_BYTES, models_dir, read_json_limited
+from ..models.registry import models_dir
 from ..overlays import outline_png
 from ..radiomics import MAMMO_PARAMS, extract_2d, parameter_settings
 from ..segfile import labelmap_image, write_seg_nrrd
 from ..segments import MAMMO_SEGMENTS
-from .classify import read_radiomics_card
 from .domain import classifier_check, segmenter_check
 from .features import check_roi, load_mask
 from .images import Mammogram, load_mammogram
-from .persistence import load_radiomics_model
-from .search import FittedModel, MeanNormaliser
+from .scorer import Classifier, load_classifier, read_radiomics_card
 from .segment import BREAST_IMAGE_MM, MammoSegmenter, check_prompt, estimated_pixel_mm, propose_roi
 
 CLASSIFIER_IDS = {"mass": "mammo-mass-classifier-demo", "calcification": "mammo-calcification-classifier-demo"}
@@ -60,22 +57,17 @@ class MammoPrediction:
                 "timings_s": self.timings, "features": self.features}
 
 
-def feature_contributions(model: FittedModel, values: np.ndarray, top: int = 5) -> list[dict]:
+def feature_contributions(classifier: Classifier, values: np.ndarray, top: int = 5) -> list[dict]:
     """Score change when each feature is set to the training reference (mean or mid-range) of the normaliser."""
-    steps = model.pipeline.named_steps
-    normaliser, kept = steps["normaliser"], steps["drop_constant"].get_support(indices=True)
-    if isinstance(normaliser, StandardScaler | MeanNormaliser):
-        reference = normaliser.mean_
-    elif isinstance(normaliser, MinMaxScaler):
-        reference = normaliser.data_min_ + normaliser.data_range_ / 2
-    else:
+    if classifier.reference is None:
         return []
-    score = model.scores(values[None])[0]
+    kept, reference = classifier.reference
+    score = classifier.scores(values[None])[0]
     probes = np.repeat(values[None], len(kept), axis=0)
     probes[np.arange(len(kept)), kept] = reference
-    deltas = score - model.scores(probes)
+    deltas = score - classifier.scores(probes)
     order = np.argsort(-np.abs(deltas))[:top]
-    return [{"feature": model.feature_names[kept[i]], "value": float(values[kept[i]]),
+    return [{"feature": classifier.feature_names[kept[i]], "value": float(values[kept[i]]),
              "score_change": float(deltas[i])} for i in order]
 
 
@@ -123,9 +115,8 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
     timings["segment"] = time.perf_counter() - started
     check_roi(roi)
     card_path = Path(directory or models_dir()) / f"{CLASSIFIER_IDS[kind]}.json"
-    classifier = load_radiomics_model(card_path)
-    card = read_radiomics_card(card_path)  # the card's unchecksummed fields, checked once and used below
-    classifier.cutoff = card["cutoff"]
+    classifier = load_classifier(card_path)
+    card = classifier.checked
     check_radiomics_settings(card_path, trained=card["radiomics"])
     models.append(card["provenance"])
     started = time.perf_counter()
@@ -143,8 +134,8 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
     values = np.array([features[name] for name in classifier.feature_names])
     rad_score = float(classifier.scores(values[None])[0])
     timings["classify"] = time.perf_counter() - started - timings["features"]
-    checks.append(classifier_check(read_json_limited(card_path, MAX_CARD_BYTES, "Model card"), mammogram, features))
-    return MammoPrediction(kind, roi, source, features, rad_score, classifier.cutoff,
+    checks.append(classifier_check(classifier.card, mammogram, features))
+    return MammoPrediction(kind, roi, source, features, rad_score, card["cutoff"],
                            feature_contributions(classifier, values), models, timings, warnings, combine(checks))
 
 

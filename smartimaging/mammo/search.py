@@ -265,6 +265,18 @@ class FittedModel:
     def scores(self, X) -> np.ndarray:
         return self.pipeline.predict_proba(np.asarray(X, dtype=float))[:, 1]
 
+    def reference(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(columns kept by the constant-feature filter, the normaliser's training reference of each: mean or
+        mid-range) for the contributions, or None without a normaliser."""
+        normaliser = self.pipeline.named_steps["normaliser"]
+        if isinstance(normaliser, StandardScaler | MeanNormaliser):
+            reference = normaliser.mean_
+        elif isinstance(normaliser, MinMaxScaler):
+            reference = normaliser.data_min_ + normaliser.data_range_ / 2
+        else:
+            return None
+        return self.pipeline.named_steps["drop_constant"].get_support(indices=True), reference
+
     def selected_inputs(self) -> list[str]:
         """Names of what the selector kept: original features, or principal components after PCA."""
         selector = self.pipeline.named_steps["selector"]

@@ -32,6 +32,7 @@ CARD_REQUIRED = ("id", "version", "task", "architecture", "inputs", "outputs", "
 MAX_CARD_BYTES = 1 * 2**20  # cards are a few kB
 MAX_WEIGHTS_BYTES = 512 * 2**20  # the demo weights are a few MB; a paper-size network is a few hundred
 MAX_SAFETENSORS_HEADER_BYTES = 16 * 2**20
+MAX_MODEL_FILE_BYTES = 64 * 2**20  # a fitted radiomics pipeline, XGBoost booster or plain form is well under 10 MB
 MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 SAFETENSORS_ITEM_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
                           "BOOL": 1}
@@ -90,6 +91,19 @@ def file_in_model_folder(card_path: Path, name) -> Path:
     if not path.is_file():
         raise ModelError(f"The model file {name} named by {card_path.name} is missing. Reinstall SmartImaging or "
                          "retrain the model.")
+    return path
+
+
+def verified_model_file(card_path: Path, name, checksums: dict) -> Path:
+    """A file named by a radiomics classifier card: inside the card's folder, within the size limit, matching its
+    checksum."""
+    path = file_in_model_folder(card_path, name)
+    if path.stat().st_size > MAX_MODEL_FILE_BYTES:
+        raise ModelError(f"The model file {name} is {path.stat().st_size / 2**20:.0f} MB; the limit is "
+                         f"{MAX_MODEL_FILE_BYTES // 2**20} MB. Refusing to use it.")
+    if sha256_of(path) != checksums.get(name):
+        raise ModelError(f"The model file {name} does not match the checksum in its card: it was modified or "
+                         "damaged. Refusing to use it.")
     return path
 
 

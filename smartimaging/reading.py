@@ -22,6 +22,7 @@ import slicer
 import vtk
 from vtk.util.numpy_support import vtk_to_numpy
 
+from .display import SOURCE_FILE
 from .errors import CancelledError, InputError
 from .geometry import ras_point_from_lps
 from .io import describe_geometry
@@ -284,6 +285,7 @@ class Flow:
         sitk_to_volume_node(image, node)
         node.CreateDefaultDisplayNodes()
         node.GetDisplayNode().SetAndObserveColorNodeID("vtkMRMLColorTableNodeGrey")
+        node.SetAttribute(SOURCE_FILE, str(path))  # the header panel reads what the file records
         self.volumes[role] = node
         self.result = None
         return node

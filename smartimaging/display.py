@@ -1,0 +1,334 @@
+"""How the reader sees an image, GUI-free, for the desktop modules and the reading station alike: window/level
+presets per modality (bone scan black-on-white from the body's counts; mammography the file's DICOM window or the
+full range; MRI Slicer's auto window), invert and reset on a vtkMRMLScalarVolumeDisplayNode; the caption and edge
+letters of each view (ANT / POST with the patient's sides, laterality and view of a mammogram hung as radiologists
+hang it, R/L/A/P and the sequence of an MRI view); a header of what the file records, without patient identifiers.
+
+Slicer 5.12 APIs used (Libs/MRML/Core): vtkMRMLScalarVolumeDisplayNode SetAutoWindowLevel, SetWindowLevel,
+GetWindow, GetLevel, SetInvertDisplayScalarRange, GetInvertDisplayScalarRange; vtkMRMLSliceNode
+GetSliceOrientationPreset, AddSliceOrientationPreset, SetOrientation, GetSliceToRAS; vtkMRMLInteractionNode
+AdjustWindowLevel (left-drag adjusts the window/level through vtkMRMLWindowLevelWidget).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+SOURCE_FILE = "SmartImaging.SourceFile"  # volume node attribute: the file (or DICOM folder) the volume was read from
+MODALITY = {"BoneScanBSTBI": "NM", "MammoRadiomics": "MG", "BreastLVI": "MR", "DCESynthesis": "MR"}
+UNKNOWN = "unknown"
+MIRRORED_AXIAL = "SmartImaging mirrored axial"  # the axial orientation seen from the other side (hanging)
+
+# Bone scan: the window runs from 0 counts to this percentile of the body's counts, black on white (uptake dark)
+BONE_PRESETS = (("Bone standard", 98.0), ("Bone faint uptake", 90.0), ("Bone hot spots", 99.9))
+BODY_FRACTION = 0.1  # body pixels: counts above this fraction of the image's 99.5th percentile
+TISSUE_PERCENTILES = (1.0, 99.5)  # mammography "Tissue" preset over the pixels above background
+
+# DICOM keywords shown in the header panel (what the file records about the acquisition; nothing about the patient)
+HEADER_TAGS = (("Study date", "StudyDate"), ("Modality", "Modality"), ("Manufacturer", "Manufacturer"),
+               ("Model", "ManufacturerModelName"), ("Body part", "BodyPartExamined"),
+               ("Series", "SeriesDescription"), ("Laterality", "ImageLaterality"), ("Laterality", "Laterality"),
+               ("View", "ViewPosition"))
+LATERALITY = {"R": "R", "RIGHT": "R", "L": "L", "LEFT": "L"}
+MAMMO_VIEWS = ("XCCL", "XCCM", "CC", "MLO", "ML", "LM", "LMO", "SIO", "FB", "AT")
+EDGE_LETTERS = (("R", "L"), ("A", "P"), ("S", "I"))  # RAS axis -> letter of its + and - direction
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A window/level (None, None: Slicer's auto window/level) and whether the grey scale is inverted; `detail`:
+    how it was chosen (tooltip)."""
+    name: str
+    window: float | None
+    level: float | None
+    invert: bool = False
+    detail: str = ""
+
+
+@dataclass
+class ViewCaption:
+    """What a view says about itself: `title` (upper left), `note` (lower left), the letters of the patient's
+    directions at the view's `edges` ({"left", "right", "top", "bottom"}; None: from the slice view's geometry, for
+    volumes in patient space) and whether the view is `mirrored` (a right mammogram hung chest wall right)."""
+    title: str
+    note: str = ""
+    edges: dict[str, str] | None = field(default_factory=dict)
+    mirrored: bool = False
+
+
+# ---- window / level ---------------------------------------------------------------------------------------------
+
+def presets(modality: str, array: np.ndarray, header: dict | None = None) -> list[Preset]:
+    """The window/level presets of an image of `modality` (NM, MG, MR); the first is the default. `header`: the
+    file's fields (`read_header`), for a mammogram's DICOM window."""
+    array = np.asarray(array, dtype=np.float32)
+    low, high = float(array.min()), float(array.max())
+    full = Preset("Full range", max(high - low, 1e-6), (high + low) / 2, detail=f"{low:g} to {high:g}")
+    if modality == "NM":
+        counts = np.clip(array, 0, None)
+        body = counts[counts > BODY_FRACTION * float(np.percentile(counts, 99.5))]
+        body = body if body.size else counts.ravel()
+        found = []
+        for name, percentile in BONE_PRESETS:
+            upper = max(float(np.percentile(body, percentile)), 1e-6)
+            found.append(Preset(name, upper, upper / 2, True,
+                                f"0 to {upper:.0f} counts ({percentile:g}th percentile of the body), uptake dark"))
+        return [*found, Preset("Full range", high, high / 2, True, f"0 to {high:g} counts, uptake dark")]
+    if modality == "MG":
+        found = []
+        window = (header or {}).get("window")
+        if window:
+            found.append(Preset("DICOM window", window[1], window[0],
+                                detail=f"the file's window: centre {window[0]:g}, width {window[1]:g}"))
+        tissue = array[array > low + 0.05 * (high - low)]
+        tissue = tissue if tissue.size else array.ravel()
+        lower, upper = (float(v) for v in np.percentile(tissue, TISSUE_PERCENTILES))
+        found.append(Preset("Tissue", max(upper - lower, 1e-6), (upper + lower) / 2,
+                            detail=f"{lower:g} to {upper:g} ({TISSUE_PERCENTILES[0]:g}-{TISSUE_PERCENTILES[1]:g}th "
+                                   "percentile of the breast)"))
+        return [*found, full]
+    return [Preset("Auto", None, None, detail="Slicer's automatic window/level"), full]
+
+
+def apply_preset(display_node, preset: Preset) -> None:
+    """Set a scalar volume display node to a preset (window/level and invert)."""
+    if preset.window is None:
+        display_node.SetAutoWindowLevel(True)
+    else:
+        display_node.SetAutoWindowLevel(False)
+        display_node.SetWindowLevel(preset.window, preset.level)
+    display_node.SetInvertDisplayScalarRange(preset.invert)
+
+
+def window_level_text(display_node) -> str:
+    """The display node's window and level as the reader reads them, e.g. "W 90 · L 45 · inverted"."""
+    inverted = " · inverted" if display_node.GetInvertDisplayScalarRange() else ""
+    return f"W {display_node.GetWindow():.4g} · L {display_node.GetLevel():.4g}{inverted}"
+
+
+# ---- header -----------------------------------------------------------------------------------------------------
+
+def _dicom_file(source: Path) -> Path | None:
+    """The DICOM file to read the header from: the file, or the first DICOM file of a series folder."""
+    from .limits import is_dicom
+
+    if source.is_dir():
+        return next((p for p in sorted(source.iterdir()) if p.is_file() and is_dicom(p)), None)
+    return source if source.is_file() and is_dicom(source) else None
+
+
+@lru_cache(maxsize=32)
+def _read_header(source: str, _mtime: float) -> dict:
+    import pydicom
+
+    path = _dicom_file(Path(source))
+    if path is None:
+        return {"format": Path(source).suffix.lstrip(".").upper() or "folder"}
+    ds = pydicom.dcmread(str(path), stop_before_pixels=True)
+    fields = {"format": "DICOM"}
+    for _, keyword in HEADER_TAGS:
+        value = str(ds.get(keyword, "") or "").strip()
+        if value:
+            fields[keyword] = value
+    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+    if spacing:
+        fields["pixel_mm"] = [float(s) for s in spacing[:2]]
+    orientation = [str(v).upper() for v in (ds.get("PatientOrientation") or [])]
+    if len(orientation) == 1 and orientation[0] in MAMMO_VIEWS:  # CBIS-DDSM keeps the view there
+        fields.setdefault("ViewPosition", orientation[0])
+    try:
+        centre, width = ds.get("WindowCenter"), ds.get("WindowWidth")
+        if centre is not None and width is not None:
+            first = [float(v[0] if isinstance(v, pydicom.multival.MultiValue) else v) for v in (centre, width)]
+            if first[1] > 0:
+                fields["window"] = first
+    except (TypeError, ValueError):
+        pass
+    if str(ds.get("Modality", "")).upper() == "NM":
+        from .bonescan.views import _dicom_view_names
+
+        fields["nm_views"] = _dicom_view_names(ds, int(ds.get("NumberOfFrames", 1) or 1))
+    return fields
+
+
+def read_header(source) -> dict:
+    """What the file (or the first file of a DICOM folder) records about the image, never about the patient:
+    `format`, the DICOM fields of HEADER_TAGS by keyword, `pixel_mm` (rows, columns), `window` (centre, width) and
+    an NM file's view per frame (`nm_views`, None where unrecorded). {} when there is no source."""
+    if not source or not Path(source).exists():
+        return {}
+    try:
+        return dict(_read_header(str(source), Path(source).stat().st_mtime))
+    except Exception:  # a damaged header: the image was read, its header just shows nothing
+        return {"format": "DICOM (header unreadable)"}
+
+
+def source_of(volume_node) -> str | None:
+    """The file a volume was read from: the flow's record, or (desktop) the volume's storage node."""
+    source = volume_node.GetAttribute(SOURCE_FILE)
+    if source:
+        return source
+    storage = volume_node.GetStorageNode()
+    return storage.GetFileName() if storage is not None else None
+
+
+def header_rows(volume_node, header: dict | None = None) -> list[tuple[str, str]]:
+    """The header panel: (label, value) rows of the study date, modality, view, manufacturer and pixel size as the
+    file records them, and the grid; no names, IDs or birth dates."""
+    header = read_header(source_of(volume_node)) if header is None else header
+    rows = []
+    for label, keyword in HEADER_TAGS:
+        value = header.get(keyword)
+        if value and label not in dict(rows):
+            if keyword == "StudyDate" and re.fullmatch(r"\d{8}", value):
+                value = f"{value[:4]}-{value[4:6]}-{value[6:]}"
+            rows.append((label, value))
+    if header.get("nm_views"):
+        rows.append(("View", ", ".join(v or "not recorded" for v in header["nm_views"])))
+    spacing = volume_node.GetSpacing()
+    if header.get("pixel_mm"):
+        rows.append(("Pixel size", "{:.4g} × {:.4g} mm".format(*header["pixel_mm"])))
+    elif header.get("format") in ("PNG", "JPG", "JPEG", "PGM", "TIF", "TIFF") or header.get("format") == "DICOM":
+        rows.append(("Pixel size", f"not recorded in the file (read as {spacing[0]:.4g} mm)"))
+    else:
+        rows.append(("Voxel size", " × ".join(f"{s:.4g}" for s in spacing) + " mm"))
+    dims = volume_node.GetImageData().GetDimensions() if volume_node.GetImageData() is not None else (0, 0, 0)
+    rows.append(("Grid", " × ".join(str(d) for d in (dims if dims[2] > 1 else dims[:2]))))
+    rows.append(("Format", header.get("format", UNKNOWN)))
+    return rows
+
+
+# ---- captions ---------------------------------------------------------------------------------------------------
+
+def bone_scan_captions(frames: int, recorded: list[str | None] | None) -> list[ViewCaption]:
+    """One caption per frame shown: ANT / POST with the patient's sides (anterior: the patient's right on the left;
+    posterior: on the right) where the file records the view, "view not recorded" otherwise."""
+    captions = []
+    for frame in range(frames):
+        name = (recorded or [None] * frames)[frame] if recorded and frame < len(recorded) else None
+        if name == "anterior":
+            caption = ViewCaption("ANT", edges={"left": "R", "right": "L"})
+        elif name == "posterior":
+            caption = ViewCaption("POST", edges={"left": "L", "right": "R"})
+        else:
+            caption = ViewCaption("View not recorded (ANT or POST unknown)", edges={})
+        if frames == 1:
+            caption.note = "one view only: the file holds no second view"
+        captions.append(caption)
+    return captions
+
+
+def mammo_laterality_view(header: dict, name: str) -> tuple[str, str]:
+    """(laterality "R"/"L", view "CC"/"MLO"/...) from the DICOM header, else from the file name ("0_R-CC_cropped",
+    "P121_L_DM_CC", "LEFT_CC"), else "unknown": never a guess."""
+    laterality = LATERALITY.get(str(header.get("ImageLaterality") or header.get("Laterality") or "").upper(), "")
+    view = str(header.get("ViewPosition") or "").upper()
+    tokens = [t for t in re.split(r"[^A-Z0-9]+", name.upper()) if t]
+    for token in tokens:
+        if not laterality and token in LATERALITY:
+            laterality = LATERALITY[token]
+        if not view and token in MAMMO_VIEWS:
+            view = token
+        joined = re.fullmatch(rf"([RL])({'|'.join(MAMMO_VIEWS)})", token)  # "RCC", "LMLO"
+        if joined:
+            laterality, view = laterality or joined[1], view or joined[2]
+    return laterality or UNKNOWN, view or UNKNOWN
+
+
+def chest_wall_side(pixels: np.ndarray) -> str:
+    """"left" or "right": the image edge the breast touches most (the chest wall), from the tissue above an Otsu
+    threshold in the outer tenth of the columns."""
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(np.asarray(pixels, dtype=np.float32))
+    tissue = sitk.GetArrayFromImage(sitk.OtsuThreshold(image, 0, 1)) > 0
+    band = max(1, tissue.shape[1] // 10)
+    return "left" if tissue[:, :band].mean() >= tissue[:, -band:].mean() else "right"
+
+
+def mammo_caption(header: dict, name: str, pixels: np.ndarray) -> ViewCaption:
+    """"R CC" and the hanging: a right breast's chest wall on the right of the view, a left breast's on the left
+    (the two breasts back to back, as radiologists hang them); the view is mirrored when the stored image has it the
+    other way. Unknown laterality: shown as stored, and said so."""
+    laterality, view = mammo_laterality_view(header, name)
+    title = f"{laterality if laterality != UNKNOWN else 'laterality unknown'} {view if view != UNKNOWN else ''}"
+    if laterality == UNKNOWN:
+        return ViewCaption(title.strip() + (" (view unknown)" if view == UNKNOWN else ""),
+                           "shown as stored (no hanging without laterality)")
+    side = chest_wall_side(pixels)
+    mirrored = (laterality == "R") == (side == "left")
+    wall = "right" if laterality == "R" else "left"
+    note = f"hung chest wall {wall}" + (" (mirrored)" if mirrored else "")
+    return ViewCaption(title.strip() if view != UNKNOWN else f"{laterality} (view unknown)", note, {}, mirrored)
+
+
+def mr_caption(sequence: str, name: str) -> ViewCaption:
+    """An MRI view: the sequence shown (a DCE phase when its name says which) and R/L/A/P from the view."""
+    phase = re.search(r"(?:phase|ph|dce)[ _-]?(\d+)", name, re.IGNORECASE)
+    if sequence == "DCE" and phase:
+        sequence = f"DCE phase {phase[1]}"
+    return ViewCaption(sequence, edges=None)
+
+
+def edge_letters(slice_node) -> dict[str, str]:
+    """The patient directions at the edges of a slice view (from its SliceToRAS): "R", "L", "A", "P", "S", "I";
+    an oblique direction gets the letters of its two largest components ("RA")."""
+    matrix = slice_node.GetSliceToRAS()
+
+    def letters(column: int, sign: float) -> str:
+        vector = [sign * matrix.GetElement(row, column) for row in range(3)]
+        order = sorted(range(3), key=lambda axis: -abs(vector[axis]))
+        picked = [order[0]] + [axis for axis in order[1:2] if abs(vector[axis]) > 0.3 * abs(vector[order[0]])]
+        return "".join(EDGE_LETTERS[axis][0 if vector[axis] > 0 else 1] for axis in picked)
+
+    return {"right": letters(0, 1.0), "left": letters(0, -1.0), "top": letters(1, 1.0), "bottom": letters(1, -1.0)}
+
+
+def hang(slice_node, mirrored: bool) -> None:
+    """Axial orientation, mirrored left-right (seen from the other side) when `mirrored`; the view keeps its
+    centre."""
+    if mirrored and slice_node.GetSliceOrientationPreset(MIRRORED_AXIAL) is None:
+        import vtk
+
+        axial, flipped = slice_node.GetSliceOrientationPreset("Axial"), vtk.vtkMatrix3x3()
+        flipped.DeepCopy(axial)
+        for row in range(3):  # screen x and the normal reversed: still a rotation
+            flipped.SetElement(row, 0, -axial.GetElement(row, 0))
+            flipped.SetElement(row, 2, -axial.GetElement(row, 2))
+        slice_node.AddSliceOrientationPreset(MIRRORED_AXIAL, flipped)
+    slice_node.SetOrientation(MIRRORED_AXIAL if mirrored else "Axial")
+
+
+DCE_VIEW_SEQUENCES = {"DCE-T1": "T1 (pre-contrast)", "DCE-Synthetic": "Synthetic DCE (AI)", "DCE-Real": "Real DCE",
+                      "DCE-MIP": "Subtraction MIP (synthetic − T1)"}
+PRIMARY = "primary"  # view_captions' key of a one-view layout
+
+
+def view_captions(flow) -> dict:
+    """A caption per view of a module's reading flow (`reading.Flow`): keys "frame 0" / "frame 1" for the bone
+    scan's frames, the flow's `view_volumes` keys for the side-by-side layout, PRIMARY otherwise."""
+    primary = flow.primary
+    if primary is None:
+        return {}
+    header = read_header(source_of(primary))
+    modality = MODALITY.get(flow.module, "")
+    if modality == "NM":
+        frames = primary.GetImageData().GetDimensions()[2]
+        captions = bone_scan_captions(frames, header.get("nm_views") or None)
+        return {f"frame {index}": caption for index, caption in enumerate(captions)} if flow.layout == "frames" \
+            else {PRIMARY: captions[0]}
+    if modality == "MG":
+        from slicer.util import arrayFromVolume
+
+        name = Path(source_of(primary) or primary.GetName()).name
+        return {PRIMARY: mammo_caption(header, name, arrayFromVolume(primary)[0])}
+    if flow.layout == "side-by-side":
+        return {view: mr_caption(DCE_VIEW_SEQUENCES.get(view, view), node.GetName())
+                for view, node in flow.view_volumes.items() if node is not None}
+    role = flow.roles[0]
+    return {PRIMARY: mr_caption(role, Path(source_of(primary) or primary.GetName()).name)}

@@ -42,12 +42,21 @@ def _whole_view_lesion(folder: Path) -> list[str]:
     return ["bonescan", "bstbi", str(image), "--mask", str(mask), "--out", str(folder / "out")]
 
 
-def _compare(folder: Path, content: str) -> list[str]:
-    """`compare` of a sound result folder with a forged one whose result.json holds `content`."""
-    for name, text in (("baseline", json.dumps({"bstbi": {"mean": 0.12}})), ("followup", content)):
+SOUND_RESULT = {"views": ["anterior"], "models": [{"id": "bonescan-unet-demo"}],
+                "bstbi": {"per_subimage": {"anterior / standard": 0.1, "anterior / high-contrast": 0.14}, "mean": 0.12}}
+
+
+def _compare(folder: Path, content: str, command: str = "compare") -> list[str]:
+    """`compare` (or `trend`) of a sound result folder with a forged one whose result.json holds `content`."""
+    for name, text in (("baseline", json.dumps(SOUND_RESULT)), ("followup", content)):
         (folder / name).mkdir()
         (folder / name / "result.json").write_text(text, encoding="utf-8")
-    return ["bonescan", "compare", str(folder / "baseline"), str(folder / "followup"), "--out", str(folder / "out")]
+    return ["bonescan", command, str(folder / "baseline"), str(folder / "followup"), "--out", str(folder / "out")]
+
+
+def _tampered() -> str:
+    """A sound result whose mean BSTBI was edited by hand."""
+    return json.dumps({**SOUND_RESULT, "bstbi": {**SOUND_RESULT["bstbi"], "mean": 0.02}})
 
 
 def _forged(mean) -> str:
@@ -84,6 +93,19 @@ CASES = [
              "gives BSTBI nan, which is not a number between 0 and 1"),
     BadInput(AREA, "`compare` with a negative BSTBI", lambda f: _compare(f, _forged(-0.4)),
              "gives BSTBI -0.4, which is not a number between 0 and 1"),
+    BadInput(AREA, "`trend` with a result.json of the mammography module",
+             lambda f: _compare(f, json.dumps({"models": [{"id": "mammo-mass-classifier-demo"}], "probability": 0.4}),
+                                "trend"),
+             "is a result of another SmartImaging module (models mammo-mass-classifier-demo), not of a bone scan"),
+    BadInput(AREA, "`trend` with a result.json whose BSTBI was edited by hand",
+             lambda f: _compare(f, _tampered(), "trend"),
+             "gives BSTBI 0.0200, but its sub-images average 0.1200: the file was changed after it was written"),
+    BadInput(AREA, "`trend` with a study date that is not a date",
+             lambda f: _compare(f, json.dumps({**SOUND_RESULT, "study": {"study_date": "last spring"}}), "trend"),
+             "Study date 'last spring' is not a date"),
+    BadInput(AREA, "`trend` with one study",
+             lambda f: ["bonescan", "trend", _compare(f, json.dumps(SOUND_RESULT))[2]],
+             "A trend needs at least two studies"),
     BadInput(AREA, "`train` with a label 'maybe'", lambda f: _manifest(f, ["1", "maybe", "0", "1"]),
              "has label 'maybe'; the label column takes 1 (positive) or 0 (negative)"),
     BadInput(AREA, "`train` with a label 2", lambda f: _manifest(f, ["1", "0", "2", "1"]),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,6 @@ from ..cli_common import (
     random_seed,
     train_config,
 )
-from ..errors import InputError
 
 
 def add_commands(tasks) -> None:
@@ -52,6 +50,12 @@ def add_commands(tasks) -> None:
     compare.add_argument("--device", type=device_name, default="auto")
     compare.add_argument("--models-dir")
 
+    trend = bone_commands.add_parser("trend", help="BSTBI of several studies of one patient: change and trend plot")
+    trend.add_argument("results", nargs="+", help="result folders or result.json files of `bonescan predict` / "
+                                                  "`bonescan bstbi`, two or more; ordered by study date when every "
+                                                  "one records it (--keep-identifiers), else in the order given")
+    trend.add_argument("--out", help="write trend.json and trend.svg here")
+
     train = bone_commands.add_parser("train", help="train the classifier and/or segmenter from a manifest")
     train.add_argument("--manifest", required=True, help="CSV: patient_id,image,mask,split(train/val),...")
     train.add_argument("--out", required=True, help="folder for the new model cards and weights")
@@ -82,8 +86,8 @@ def _views(text: str | None) -> list[str] | None:
 
 
 def run(args) -> int:
-    return {"predict": predict, "bstbi": recompute, "compare": compare, "train": train, "evaluate": evaluate,
-            "phantoms": phantoms}[args.command](args)
+    return {"predict": predict, "bstbi": recompute, "compare": compare, "trend": trend, "train": train,
+            "evaluate": evaluate, "phantoms": phantoms}[args.command](args)
 
 
 def predict(args) -> int:
@@ -115,34 +119,13 @@ def recompute(args) -> int:
     return 0
 
 
-def read_result_bstbi(path: Path) -> float:
-    """The mean BSTBI of a result.json written by `bonescan predict` or `bonescan bstbi`, checked."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path} is not a bone-scan result (not a JSON file); give the folder written by "
-                         "`bonescan predict` or `bonescan bstbi`") from exc
-    bstbi = record.get("bstbi") if isinstance(record, dict) else None
-    value = bstbi.get("mean") if isinstance(bstbi, dict) else None
-    if value is None:
-        raise InputError(f"{path} holds no BSTBI (no 'bstbi' 'mean' entry); give the folder written by "
-                         "`bonescan predict` or `bonescan bstbi`")
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
-        raise InputError(f"{path} gives BSTBI {value!r}, which is not a number between 0 and 1; the file was "
-                         "changed or damaged: recompute it with `bonescan bstbi`")
-    return float(value)
-
-
 def _bstbi_of(path: str, args) -> float:
+    """BSTBI of a result folder or result.json (checked), or of an image (the networks run)."""
+    from .followup import read_result
+
     candidate = Path(path)
-    if candidate.is_dir():
-        candidate = candidate / "result.json"
-        if not candidate.is_file():
-            raise InputError(f"{path} has no result.json; give a predict output folder or an image")
-    if candidate.suffix.lower() == ".json":
-        if not candidate.is_file():
-            raise InputError(f"File not found: {candidate}")
-        return read_result_bstbi(candidate)
+    if candidate.is_dir() or candidate.suffix.lower() == ".json":
+        return read_result(candidate).bstbi
     from .pipeline import BoneScanModels, analyse
     from .views import load_bone_scan
 
@@ -163,6 +146,20 @@ def compare(args) -> int:
             write_json(scratch / "compare.json", change)
     print(f"BSTBI baseline {before:.3f} -> follow-up {after:.3f}: change {after - before:+.3f}"
           + (f" ({relative:+.1f} %)" if relative is not None else ""))
+    return 0
+
+
+def trend(args) -> int:
+    from ..io import atomic_output_dir, write_json
+    from .followup import read_result, trend_lines, trend_svg
+    from .followup import trend as study_trend
+
+    result = study_trend([read_result(path) for path in args.results])
+    if args.out:
+        with atomic_output_dir(args.out) as scratch:
+            write_json(scratch / "trend.json", result)
+            (scratch / "trend.svg").write_text(trend_svg(result), encoding="utf-8")
+    print("\n".join(trend_lines(result)))
     return 0
 
 
@@ -198,6 +195,8 @@ def phantoms(args) -> int:
 
 
 def _print_summary(result: dict, out: str) -> None:
+    from .lesions import counts_text
+
     views = ", ".join(result["views"])
     print(f"views: {views}")
     if result["metastasis_probability"] is not None:
@@ -210,6 +209,6 @@ def _print_summary(result: dict, out: str) -> None:
     for name, value in result["bstbi"]["per_subimage"].items():
         print(f"  BSTBI {name}: {value:.3f}")
     print(f"BSTBI (mean of {len(result['bstbi']['per_subimage'])} sub-images): {result['bstbi']['mean']:.3f}")
-    print(f"lesions found: {len(result['lesions'])}; results in {out}")
+    print(f"lesions: {counts_text(result['lesion_counts'])}; results in {out}")
     for warning in result["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)

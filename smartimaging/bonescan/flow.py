@@ -32,13 +32,16 @@ class BoneScanFlow(Flow):
         super().__init__(*args, **kwargs)
         self.view_names: list[str] = []  # of the scan's frames, as read from its file
         self.exclude: list[int] = []  # lesion numbers left out of BSTBI
+        self._rejected_on: str | None = None  # the segmentation the reader rejected lesions of by click
+        self.study_date: str | None = None  # of the loaded file (DICOM StudyDate), shown and kept in memory only
         self.other_views: list[tuple] = []  # (AI node or None, reader's segmentation) of each further scan volume
 
     def read(self, role, path):
-        from .views import load_bone_scan
+        from .views import IDENTIFIERS, load_bone_scan
 
         study = load_bone_scan([path])  # checks modality, frames and polarity as the CLI does
         self.view_names = [view.name for view in study.views]
+        self.study_date = study.meta.get(IDENTIFIERS, {}).get("study_date")
         return study.images[0]
 
     def set_exclude(self, text: str) -> None:
@@ -46,6 +49,22 @@ class BoneScanFlow(Flow):
         from .pipeline import parse_lesion_ids
 
         self.exclude = parse_lesion_ids(text or "")
+
+    def toggle_lesion(self, lesion_id: int) -> None:
+        """The reader's click on a lesion of the list: rejected (left out of BSTBI and the counts) or accepted again;
+        compute applies it."""
+        from .lesions import toggled
+
+        self.exclude = toggled(self.exclude, lesion_id)
+        self._rejected_on = self.segmentation_fingerprint()
+
+    @property
+    def result_record(self) -> dict | None:
+        """The result as result.json holds it (`BoneScanResult.as_json`), or None."""
+        from ..mrml import get_json_attribute
+        from .scene import RESULT
+
+        return get_json_attribute(self.result.table_node, RESULT) if self.result is not None else None
 
     @property
     def scan_volumes(self) -> list:
@@ -98,6 +117,7 @@ class BoneScanFlow(Flow):
 
     def clear(self) -> None:
         self._set_other_views([])
+        self.exclude, self._rejected_on = [], None
         super().clear()
 
     def draw_by_hand(self) -> None:
@@ -117,6 +137,7 @@ class BoneScanFlow(Flow):
                                                    str(Path(folder) / "out"), "--views", ",".join(self.view_names)])
             ai_nodes = bonescan_scene.import_worker_result(self.scene, volumes, event)
         self._keep_segmentation(ai_nodes[0])
+        self.exclude, self._rejected_on = [], None  # a new proposal numbers its lesions anew
         for ai_node in ai_nodes[1:]:
             ai_node.GetDisplayNode().SetVisibility(False)
         self._set_other_views([(ai_node, editable_copy(self.scene, ai_node)) for ai_node in ai_nodes[1:]])
@@ -132,9 +153,15 @@ class BoneScanFlow(Flow):
                              "with both views selected")
         progress(0.1, "computing BSTBI")
         yield
+        warnings = []
+        if self._rejected_on is not None and self._rejected_on != self.segmentation_fingerprint():
+            self.exclude, self._rejected_on = [], None
+            warnings.append("The segmentation was edited after lesions were rejected: its lesions are numbered anew "
+                            "and all are counted; reject them again in the list")
         table, result = bonescan_scene.compute_bstbi(self.scene, self.scan_volumes, self.segmentations, self.exclude,
                                                      self.table_to_update, self.view_names or None)
-        return Result.of_table(f"BSTBI {result.bstbi['mean']:.3f}", table, result.warnings, result.domain)
+        return Result.of_table(f"BSTBI {result.bstbi['mean']:.3f}", table, [*warnings, *result.warnings],
+                               result.domain)
 
     def compare(self, baseline_table, followup_table=None):
         """Baseline vs follow-up BSTBI (default: this result's) and the change, as a table node."""

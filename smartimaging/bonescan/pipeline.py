@@ -35,10 +35,10 @@ from ..models.nets import (
 )
 from ..models.registry import read_card
 from .bstbi import GREY_LEVEL_SETTINGS, K_SCALING, UPPER_PERCENTILE, study_bstbi
+from .lesions import BLADDER, LESION, exclude_lesions, lesion_components, lesion_counts
 from .views import BoneScanStudy
 
 NET_ROWS, NET_COLS, CROP, CROP_STRIDE = 1024, 256, 256, 128
-LESION, BLADDER = 1, 2
 CLASSIFIER_ID, SEGMENTER_ID = "bonescan-resnet34-demo", "bonescan-unet-demo"
 PAPER_THRESHOLD = 0.5
 CASE_THRESHOLD_KEY = "case metastasis (Youden on validation cases)"
@@ -110,42 +110,12 @@ def clean_labelmap(labels: np.ndarray) -> np.ndarray:
     return labels
 
 
-def lesion_components(labelmaps: dict[str, np.ndarray], pixel_mm: dict[str, tuple[float, float]]) -> list[dict]:
-    """Numbered lesion components (8-connected), ordered by view then by position, for review and exclusion."""
-    components = []
-    for view, labels in labelmaps.items():
-        numbered, n = ndimage.label(labels == LESION, structure=np.ones((3, 3)))
-        found = []
-        for index in range(1, n + 1):
-            rows, cols = np.nonzero(numbered == index)
-            found.append((float(rows.mean()), float(cols.mean()), rows.size, index))
-        for row, col, area, index in sorted(found):
-            components.append({"id": len(components) + 1, "view": view, "row": round(row, 1), "col": round(col, 1),
-                               "area_px": int(area), "area_mm2": round(area * pixel_mm[view][0] * pixel_mm[view][1], 1),
-                               "_index": index})
-    return components
-
-
 def parse_lesion_ids(text: str) -> list[int]:
     """Lesion ids typed by the reader, e.g. "2, 5"."""
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError as exc:
         raise InputError(f"Lesions to exclude are numbers separated by commas, e.g. 2,5; got {text!r}") from exc
-
-
-def exclude_lesions(labelmaps: dict[str, np.ndarray], components: list[dict], exclude: list[int]) -> dict:
-    """Copy of the label maps with the listed lesion components (ids from `lesion_components`) set to background."""
-    unknown = sorted(set(exclude) - {c["id"] for c in components})
-    if unknown:
-        raise InputError(f"No lesion with id {unknown}; this case has lesions 1-{len(components)}")
-    result = {view: labels.copy() for view, labels in labelmaps.items()}
-    for component in components:
-        if component["id"] in exclude:
-            view = component["view"]
-            numbered, _ = ndimage.label(labelmaps[view] == LESION, structure=np.ones((3, 3)))
-            result[view][numbered == component["_index"]] = 0
-    return result
 
 
 def _same_sizes(card: dict, path: str, expected: list[int], count: int) -> None:
@@ -290,6 +260,11 @@ class BoneScanResult:
                          "lesion is segmented, so BSTBI is 0: review the scan and outline the lesions")
         return found
 
+    @property
+    def lesion_counts(self) -> dict:
+        """Accepted lesions per view, the reader's rejections and the matched sites (`lesions.lesion_counts`)."""
+        return lesion_counts(self.lesions, self.excluded_lesions, self.views)
+
     def as_json(self) -> dict:
         return {
             "smartimaging_version": __version__,
@@ -305,6 +280,7 @@ class BoneScanResult:
             "bstbi": self.bstbi,
             "lesions": [{k: v for k, v in c.items() if not k.startswith("_")} for c in self.lesions],
             "excluded_lesions": self.excluded_lesions,
+            "lesion_counts": self.lesion_counts,
             "reader_edited": self.reader_edited,
             "dice_ai_vs_edited": self.edit_dice,
             "models": self.models,
@@ -314,16 +290,19 @@ class BoneScanResult:
         }
 
 
+def _view_counts(study: BoneScanStudy) -> dict[str, np.ndarray]:
+    return {v.name: v.counts for v in study.views}
+
+
 def bstbi_from_labelmaps(study: BoneScanStudy, labelmaps: dict[str, np.ndarray]) -> dict:
-    counts = {v.name: v.counts for v in study.views}
-    return study_bstbi(counts, {v: m == LESION for v, m in labelmaps.items()},
+    return study_bstbi(_view_counts(study), {v: m == LESION for v, m in labelmaps.items()},
                        {v: m == BLADDER for v, m in labelmaps.items()}, K_SCALING)
 
 
 def recompute_from_labelmaps(study: BoneScanStudy, labelmaps: dict[str, np.ndarray],
                              exclude: list[int] | None = None) -> BoneScanResult:
     """BSTBI from the reader's label maps (edited or drawn), without running the networks."""
-    lesions = lesion_components(labelmaps, pixel_spacing(study))
+    lesions = lesion_components(labelmaps, _view_counts(study), pixel_spacing(study))
     if exclude:
         labelmaps = exclude_lesions(labelmaps, lesions, exclude)
     return BoneScanResult(views=[v.name for v in study.views], crop_probabilities={}, metastasis_probability=None,
@@ -354,7 +333,7 @@ def analyse(study: BoneScanStudy, models: BoneScanModels, exclude: list[int] | N
         if progress is not None:
             progress(len(labelmaps) / (len(study.views) + 1), f"{view.name} view classified and segmented")
     started = time.perf_counter()
-    lesions = lesion_components(labelmaps, pixel_spacing(study))
+    lesions = lesion_components(labelmaps, _view_counts(study), pixel_spacing(study))
     if exclude:
         labelmaps = exclude_lesions(labelmaps, lesions, exclude)
     index = bstbi_from_labelmaps(study, labelmaps)

@@ -30,6 +30,7 @@ from ..segmentation_nodes import edit_check, segmentation_from_labels
 from ..segmentation_nodes import labels_from_segmentation as labels_of_segments
 from ..segments import BONESCAN_SEGMENTS
 from .bstbi import bstbi_change
+from .lesions import count_rows
 from .outputs import source_labelmaps
 from .pipeline import BoneScanModels, BoneScanResult, analyse, recompute_from_labelmaps
 from .views import BoneScanStudy, study_from_images
@@ -135,7 +136,7 @@ def write_result_table(table_node, result: BoneScanResult) -> None:
     rows.append(["Metastasis probability", _fmt(result.metastasis_probability)])
     rows.append(["Domain check", result.domain["text"]])
     rows.append(["Urinary bladder probability", _fmt(result.bladder_probability)])
-    rows.append(["Lesions counted", str(len(result.lesions) - len(result.excluded_lesions))])
+    rows += count_rows(result.lesion_counts)
     rows.append(["Reader edited", "yes" if result.reader_edited else "no"])
     rows += [[f"Dice AI vs edited ({name})", _fmt(value)] for name, value in result.edit_dice.items()]
     rows += [["Warning", text] for text in result.warnings]

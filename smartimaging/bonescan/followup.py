@@ -1,0 +1,180 @@
+"""Follow-up of a patient's bone scans: earlier results (result.json of `bonescan predict` / `bonescan bstbi`, or
+results of the reading session) checked, ordered by study date, the BSTBI change and a trend plot (SVG).
+
+Study dates: result.json records the study date only when written with --keep-identifiers (a date identifies a
+patient); without dates the studies are taken in the order the reader gave them, and the trend says so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import date
+from html import escape
+from pathlib import Path
+
+from ..errors import InputError
+from .bstbi import bstbi_change
+
+RESULT_FILE = "result.json"
+MAX_RESULT_BYTES = 20_000_000  # a result.json with its lesion list is a few hundred kB at most
+_HINT = "give the result.json (or its folder) written by `bonescan predict` or `bonescan bstbi`"
+
+
+@dataclass(frozen=True)
+class StudyPoint:
+    """One study of the trend: what the reader called it, its study date (None: unknown) and its BSTBI."""
+    label: str
+    bstbi: float
+    study_date: date | None = None
+
+
+def _other_module(record: dict) -> str | None:
+    """The model ids of a result of another SmartImaging module, e.g. "mammo-..."; None when none are named."""
+    models = record.get("models")
+    ids = [m.get("id", "") for m in models if isinstance(m, dict)] if isinstance(models, list) else []
+    others = [str(i) for i in ids if i and not str(i).startswith("bonescan")]
+    return ", ".join(others) if others else None
+
+
+def _number(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def check_record(record, name: str) -> float:
+    """The mean BSTBI of a parsed result.json, after checking that it is a bone-scan result, unchanged since it was
+    written (its mean is the mean of its sub-image values, each in [0, 1])."""
+    if not isinstance(record, dict):
+        raise InputError(f"{name} is not a bone-scan result (a JSON value, not an object); {_HINT}")
+    bstbi = record.get("bstbi")
+    value = bstbi.get("mean") if isinstance(bstbi, dict) else None
+    if value is None:
+        other = _other_module(record)
+        if other:
+            raise InputError(f"{name} is a result of another SmartImaging module (models {other}), not of a bone "
+                             f"scan; {_HINT}")
+        raise InputError(f"{name} holds no BSTBI (no 'bstbi' 'mean' entry); {_HINT}")
+    if not _number(value) or not 0.0 <= value <= 1.0:
+        raise InputError(f"{name} gives BSTBI {value!r}, which is not a number between 0 and 1; the file was "
+                         "changed or damaged: recompute it with `bonescan bstbi`")
+    parts = bstbi.get("per_subimage")
+    if not isinstance(parts, dict) or not parts or not all(_number(v) and 0.0 <= v <= 1.0 for v in parts.values()):
+        raise InputError(f"{name} has no valid BSTBI per sub-image (numbers between 0 and 1); the file was changed "
+                         "or damaged: recompute it with `bonescan bstbi`")
+    if abs(sum(parts.values()) / len(parts) - value) > 1e-6:
+        raise InputError(f"{name} gives BSTBI {value:.4f}, but its sub-images average "
+                         f"{sum(parts.values()) / len(parts):.4f}: the file was changed after it was written; "
+                         "recompute it with `bonescan bstbi`")
+    return float(value)
+
+
+def parse_study_date(text) -> date | None:
+    """A DICOM StudyDate (YYYYMMDD) or an ISO date (YYYY-MM-DD); None when absent."""
+    if text in (None, ""):
+        return None
+    match = re.fullmatch(r"(\d{4})-?(\d{2})-?(\d{2})", str(text).strip())
+    try:
+        return date(*map(int, match.groups())) if match else _bad_date(text)
+    except ValueError:
+        return _bad_date(text)
+
+
+def _bad_date(text) -> date:
+    raise InputError(f"Study date {text!r} is not a date (YYYYMMDD or YYYY-MM-DD)")
+
+
+def parse_result(text: bytes | str, name: str) -> StudyPoint:
+    """A StudyPoint from the content of a result.json (`name`: how the reader knows the file)."""
+    if len(text) > MAX_RESULT_BYTES:
+        raise InputError(f"{name} is {len(text) / 1e6:.0f} MB, too large for a bone-scan result.json; {_HINT}")
+    try:
+        record = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{name} is not a bone-scan result (not a JSON file); {_HINT}") from exc
+    value = check_record(record, name)
+    study = record.get("study") if isinstance(record.get("study"), dict) else {}
+    try:
+        when = parse_study_date(study.get("study_date"))
+    except InputError as exc:
+        raise InputError(f"{name}: {exc}; the file was changed after it was written") from exc
+    return StudyPoint(name, value, when)
+
+
+def read_result(path: str | Path) -> StudyPoint:
+    """A StudyPoint from a result.json or the result folder holding it."""
+    candidate = Path(path)
+    if candidate.is_dir():
+        candidate = candidate / RESULT_FILE
+        if not candidate.is_file():
+            raise InputError(f"{path} has no {RESULT_FILE}; {_HINT}")
+    if not candidate.is_file():
+        raise InputError(f"File not found: {candidate}")
+    if candidate.stat().st_size > MAX_RESULT_BYTES:
+        raise InputError(f"{candidate} is {candidate.stat().st_size / 1e6:.0f} MB, too large for a bone-scan "
+                         f"result.json; {_HINT}")
+    return parse_result(candidate.read_bytes(), str(path))
+
+
+def trend(points: list[StudyPoint]) -> dict:
+    """The studies in date order (in the given order when a date is unknown), the change from the first study and
+    from the previous one to the last, and how they were ordered."""
+    if len(points) < 2:
+        raise InputError("A trend needs at least two studies (an earlier result and the current one)")
+    dated = all(p.study_date is not None for p in points)
+    ordered = sorted(points, key=lambda p: p.study_date) if dated else list(points)
+    unknown = [p.label for p in points if p.study_date is None]
+    order = ("by study date" if dated else
+             f"as given by the reader: the study date of {', '.join(unknown)} is unknown (result.json records it only "
+             "when written with --keep-identifiers)")
+    return {"order": order,
+            "studies": [{"label": p.label, "study_date": p.study_date.isoformat() if p.study_date else None,
+                         "bstbi": p.bstbi} for p in ordered],
+            "change_from_first": bstbi_change(ordered[0].bstbi, ordered[-1].bstbi),
+            "change_from_previous": bstbi_change(ordered[-2].bstbi, ordered[-1].bstbi)}
+
+
+def change_text(change: dict) -> str:
+    relative = change["relative_change_percent"]
+    return (f"{change['baseline']:.3f} -> {change['followup']:.3f}: {change['change']:+.3f}"
+            + (f" ({relative:+.1f} %)" if relative is not None else " (relative change undefined: baseline 0)"))
+
+
+def trend_lines(result: dict) -> list[str]:
+    """The trend as text lines (CLI and station)."""
+    lines = [f"{index}. {study['study_date'] or 'date unknown'}  BSTBI {study['bstbi']:.3f}  {study['label']}"
+             for index, study in enumerate(result["studies"], 1)]
+    return [*lines, f"ordered {result['order']}",
+            f"change from the first study: {change_text(result['change_from_first'])}",
+            f"change from the previous study: {change_text(result['change_from_previous'])}"]
+
+
+def trend_svg(result: dict, width: int = 400, height: int = 220) -> str:
+    """A line plot of BSTBI per study (x: study order, labelled with the dates where known; y: BSTBI from 0)."""
+    studies = result["studies"]
+    left, right, top, bottom = 48, 16, 16, 44
+    top_value = max(0.05, max(s["bstbi"] for s in studies) * 1.15)
+    step = (width - left - right) / max(len(studies) - 1, 1)
+    xs = [left + i * step for i in range(len(studies))]
+    ys = [top + (height - top - bottom) * (1 - s["bstbi"] / top_value) for s in studies]
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+             f'<rect width="{width}" height="{height}" fill="white"/>',
+             f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="black"/>',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="black"/>',
+             f'<text x="4" y="{top + 4}">{top_value:.2f}</text>',
+             f'<text x="4" y="{height - bottom + 4}">0</text>',
+             f'<text x="4" y="{(top + height - bottom) / 2}" transform="rotate(-90 10 {(top + height - bottom) / 2})"'
+             '>BSTBI</text>',
+             '<polyline fill="none" stroke="#c62828" stroke-width="2" points="'
+             + " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys, strict=True)) + '"/>']
+    for index, (x, y, study) in enumerate(zip(xs, ys, studies, strict=True), 1):
+        parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#c62828"><title>{escape(study["label"])}'
+                  f'</title></circle>',
+                  f'<text x="{x:.1f}" y="{y - 8:.1f}" text-anchor="middle">{study["bstbi"]:.3f}</text>',
+                  f'<text x="{x:.1f}" y="{height - bottom + 16}" text-anchor="middle">'
+                  f'{escape(study["study_date"] or f"study {index}")}</text>']
+    if not all(s["study_date"] for s in studies):
+        parts.append(f'<text x="{left}" y="{height - 8}">dates unknown: studies in the order given</text>')
+    return "\n".join([*parts, "</svg>"]) + "\n"

@@ -41,6 +41,7 @@ from ..lvi.flow import LVIFlow
 from ..mammo.flow import MammoFlow
 from ..reading import is_warning_row, style_heat_map
 from ..result_nodes import DOMAIN_ROW
+from .bonescan_panel import BoneScanPanel
 from .cases import UPLOAD_CHUNK_BYTES, Upload, UploadLimits, format_size, sample_cases
 
 logger = logging.getLogger(__name__)
@@ -343,6 +344,8 @@ class ReadingStation(TrameApp):
                     with html.Template(v_for=("(word, index) in String(cell).split(' ')",)):
                         html.Span("{{ word }}", style="white-space: nowrap;")
                         html.Span("{{ ' ' }}", v_if=("index < String(cell).split(' ').length - 1",))
+        self.bonescan_panel = BoneScanPanel(self)  # the bone scan's lesion list and follow-up
+        self.bonescan_panel.build()
 
     # ---- callbacks ----------------------------------------------------------------------------------------------
 

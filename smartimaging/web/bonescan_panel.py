@@ -1,0 +1,193 @@
+"""The bone-scan tab's lesion review and follow-up in the reading station.
+
+Lesions: the result's numbered lesions per view (`bonescan.lesions.review`); a click rejects a lesion (or accepts it
+again) and computes BSTBI again, so the headline, the counts and the table follow. Follow-up: earlier studies, results
+of this session or result.json files of `bonescan predict`, in the order the reader adds them, with the current
+result last; `bonescan.followup.trend` orders them by study date when every date is known and gives the change and
+the plot.
+"""
+
+from __future__ import annotations
+
+import json
+
+from trame.widgets import client, html
+from trame.widgets import vuetify3 as v3
+from trame_server.utils.asynchronous import create_task
+
+from ..bonescan.followup import (
+    MAX_RESULT_BYTES,
+    StudyPoint,
+    parse_result,
+    parse_study_date,
+    trend,
+    trend_lines,
+    trend_svg,
+)
+from ..bonescan.lesions import review
+from ..errors import InputError
+
+MODULE = "BoneScanBSTBI"
+RESULT_TRIGGER = "si_bone_result_file"
+
+# Reads each chosen result.json as text (a few hundred kB; larger files are refused by size, unread) and sends it.
+RESULT_UPLOAD_SCRIPT = f"""
+window.smartimagingBoneResults = async function (input) {{
+  try {{
+    for (const file of Array.from(input.files || [])) {{
+      const text = file.size <= {MAX_RESULT_BYTES} ? await file.text() : null;
+      await trame.trigger({json.dumps(RESULT_TRIGGER)}, [file.name, file.size, text]);
+    }}
+  }} finally {{
+    input.value = "";
+  }}
+}};
+"""
+
+
+def _date(text) -> str | None:
+    try:
+        return parse_study_date(text).isoformat() if text else None
+    except InputError:
+        return None
+
+
+class BoneScanPanel:
+    """State, page and callbacks of the lesion list and the follow-up, on the station `station`."""
+
+    def __init__(self, station):
+        self.station = station
+        self.flow = station.flows[MODULE]
+        self._history: dict[str, dict] = {}  # volume node id -> this session's last result of that case
+        self._earlier: list[dict] = []  # the earlier studies the reader added, in order
+        state = station.state
+        state.si_bone_review = {"views": [], "counts": ""}
+        state.si_bone_session = []  # results of earlier cases of this session: {value, title}
+        state.si_bone_pick = None
+        state.si_bone_earlier = []
+        state.si_bone_trend = None  # {lines, svg, change}
+        state.si_bone_followup_error = ""
+        state.si_bone_upload_key = 0
+        state.change("si_steps_done")(self._on_step_done)
+        station.server.trigger(RESULT_TRIGGER)(self.on_result_file)
+
+    # ---- page ---------------------------------------------------------------------------------------------------
+
+    def build(self) -> None:
+        """The lesion list and the follow-up, shown in the bone-scan tab under the result."""
+        client.Script(RESULT_UPLOAD_SCRIPT)
+        with html.Div(v_if=(f"si_module === '{MODULE}' && si_bone_review.views.length",), id="si-bone-lesions"):
+            html.Div("Lesions: click Reject to leave a false positive out of BSTBI and the counts",
+                     classes="text-subtitle-2 mt-3")
+            html.Div("{{ si_bone_review.counts }}", classes="text-body-2", id="si-bone-counts")
+            with html.Div(v_for=("group in si_bone_review.views",), key="group.view", classes="mt-2",
+                          id=("'si-bone-view-' + group.view",)):
+                html.Div("{{ group.view.toUpperCase() }} view: {{ group.lesions.filter(l => !l.rejected).length }} "
+                         "of {{ group.lesions.length }} accepted", classes="text-body-2 font-weight-bold")
+                html.Div("No lesion segmented", v_if=("!group.lesions.length",), classes="text-caption")
+                with html.Div(v_for=("lesion in group.lesions",), key="lesion.id",
+                              classes="d-flex align-center ga-2 py-1 si-bone-lesion",
+                              style="border-bottom: 1px solid rgba(255,255,255,0.12);"):
+                    v3.VChip("#{{ lesion.id }}", size="small", label=True,
+                             color=("lesion.rejected ? 'grey' : 'error'",), variant="flat")
+                    with html.Div(classes=("'flex-grow-1 text-caption' + (lesion.rejected ? "
+                                           "' text-disabled text-decoration-line-through' : '')",)):
+                        html.Div("{{ lesion.position }} · {{ lesion.area }}")
+                        html.Div("{{ lesion.uptake }} · {{ lesion.match }}")
+                    v3.VBtn("{{ lesion.rejected ? 'Accept' : 'Reject' }}", size="x-small", variant="tonal",
+                            color=("lesion.rejected ? 'success' : 'warning'",), disabled=("si_busy",),
+                            click=(self.on_toggle, "[lesion.id]"), id=("'si-bone-toggle-' + lesion.id",))
+            html.Div("Position: centre of the lesion in mm from the top-left corner of its view (x right, y down). "
+                     "Uptake: counts in the lesion's pixels; no reference region is segmented, so no ratio.",
+                     classes="text-caption mt-1")
+        with html.Div(v_if=(f"si_module === '{MODULE}'",), id="si-bone-followup"):
+            html.Div("Follow-up: earlier studies of this patient", classes="text-subtitle-2 mt-4")
+            with html.Div(classes="d-flex align-center mt-1"):
+                v3.VSelect(v_model=("si_bone_pick",), items=("si_bone_session",), label="A result of this session",
+                           density="compact", hide_details=True, disabled=("si_busy || !si_bone_session.length",))
+                v3.VBtn("Add", click=self.on_add_session, disabled=("si_busy || !si_bone_pick",), classes="ml-2",
+                        variant="tonal", id="si-bone-add-session")
+            v3.VFileInput(label="Earlier result.json (written by bonescan predict / bstbi)", accept=".json",
+                          multiple=True, density="compact", hide_details=True, classes="mt-2", id="si-bone-result-file",
+                          change="window.smartimagingBoneResults($event.target)", key=("si_bone_upload_key",),
+                          disabled=("si_busy",))
+            v3.VAlert(v_if=("si_bone_followup_error",), text=("si_bone_followup_error",), type="error",
+                      density="compact", classes="mt-2", id="si-bone-followup-error")
+            with html.Div(v_for=("(study, index) in si_bone_earlier",), key="index",
+                          classes="d-flex align-center text-body-2 mt-1 si-bone-earlier"):
+                html.Span("{{ index + 1 }}. {{ study.label }} · {{ study.study_date || 'date unknown' }} · "
+                          "BSTBI {{ study.bstbi.toFixed(3) }}", classes="flex-grow-1")
+                v3.VBtn(icon="mdi-close", size="x-small", variant="text", click=(self.on_remove, "[index]"),
+                        disabled=("si_busy",))
+            with html.Div(v_if=("si_bone_trend",), id="si-bone-trend", classes="mt-2"):
+                html.Div("{{ line }}", v_for=("line in si_bone_trend.lines",), classes="text-body-2")
+                html.Div(v_html=("si_bone_trend.svg",), classes="mt-2")
+            html.Div("Add an earlier study and compute BSTBI of this one to see the change and the trend.",
+                     v_if=("!si_bone_trend",), classes="text-caption mt-1")
+
+    # ---- callbacks ----------------------------------------------------------------------------------------------
+
+    def on_toggle(self, lesion_id) -> None:
+        """Reject the lesion (or accept it again) and compute BSTBI again."""
+        if self.station.state.si_busy or self.station.state.si_module != MODULE:
+            return
+        self.flow.toggle_lesion(int(lesion_id))
+        create_task(self.station._run(self.station._compute))
+
+    def on_add_session(self) -> None:
+        entry = self._history.get(self.station.state.si_bone_pick)
+        if entry is not None:
+            self._earlier.append(dict(entry))
+        self.station.state.si_bone_pick = None
+        self._publish()
+
+    def on_remove(self, index) -> None:
+        if 0 <= int(index) < len(self._earlier):
+            self._earlier.pop(int(index))
+        self._publish()
+
+    def on_result_file(self, name: str, size: int, text: str | None) -> None:
+        """An earlier result.json from the reader's computer, checked as `bonescan trend` checks it."""
+        state = self.station.state
+        try:
+            if text is None:
+                raise InputError(f"{name} is {size / 1e6:.0f} MB, too large for a bone-scan result.json")
+            point = parse_result(text.encode("utf-8"), name)
+        except InputError as exc:
+            state.si_bone_followup_error = str(exc)
+        else:
+            state.si_bone_followup_error = ""
+            self._earlier.append({"label": point.label, "bstbi": point.bstbi,
+                                  "study_date": point.study_date.isoformat() if point.study_date else None})
+        state.si_bone_upload_key += 1
+        self._publish()
+
+    def _on_step_done(self, **_kwargs) -> None:
+        """After every step: the current result into this session's history, the lesion list and the trend."""
+        flow = self.flow
+        if flow.result is not None and flow.primary is not None:
+            self._history[flow.primary.GetID()] = {
+                "label": flow.primary.GetName(), "bstbi": flow.result_record["bstbi"]["mean"],
+                "study_date": _date(flow.study_date)}
+        self._publish()
+
+    # ---- display ------------------------------------------------------------------------------------------------
+
+    def _current_key(self) -> str | None:
+        flow = self.flow
+        return flow.primary.GetID() if flow.primary is not None and flow.result is not None else None
+
+    def _publish(self) -> None:
+        state, record = self.station.state, self.flow.result_record
+        state.si_bone_review = review(record) if record else {"views": [], "counts": ""}
+        current = self._current_key()
+        state.si_bone_session = [{"value": key, "title": f"{entry['label']} · BSTBI {entry['bstbi']:.3f}"}
+                                 for key, entry in self._history.items() if key != current]
+        state.si_bone_earlier = list(self._earlier)
+        state.si_bone_trend = None
+        if current is not None and self._earlier:
+            points = [StudyPoint(e["label"], e["bstbi"], parse_study_date(e["study_date"]))
+                      for e in [*self._earlier, {**self._history[current], "label": "this study (current)"}]]
+            result = trend(points)
+            state.si_bone_trend = {"lines": trend_lines(result), "svg": trend_svg(result),
+                                   "change": result["change_from_previous"]["change"]}

@@ -138,7 +138,8 @@ def _read_header(source: str, _mtime: float) -> dict:
     spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
     if spacing:
         fields["pixel_mm"] = [float(s) for s in spacing[:2]]
-    orientation = [str(v).upper() for v in (ds.get("PatientOrientation") or [])]
+    orientation = ds.get("PatientOrientation") or []
+    orientation = [str(v).upper() for v in ([orientation] if isinstance(orientation, str) else orientation)]
     if len(orientation) == 1 and orientation[0] in MAMMO_VIEWS:  # CBIS-DDSM keeps the view there
         fields.setdefault("ViewPosition", orientation[0])
     try:

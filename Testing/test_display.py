@@ -1,0 +1,163 @@
+"""smartimaging.display on real images: window/level presets per modality, invert and reset on real display nodes,
+captions (ANT / POST, laterality and view, MRI sequence and edge letters), mammogram hanging, a header without
+patient identifiers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+from realdata import cbis_ddsm_views
+from slicer.util import arrayFromVolume
+
+from smartimaging import display
+from smartimaging.bonescan.flow import BoneScanFlow
+from smartimaging.bonescan.views import write_nm_dicom
+from smartimaging.lvi.flow import LVIFlow
+from smartimaging.mammo.flow import MammoFlow
+
+
+def _grey(values: np.ndarray, display_node) -> np.ndarray:
+    """Grey level in [0, 1] the display node gives each value (0 black), as vtkMRMLScalarVolumeDisplayNode maps it."""
+    window, level = display_node.GetWindow(), display_node.GetLevel()
+    grey = np.clip((values - (level - window / 2)) / window, 0, 1)
+    return 1 - grey if display_node.GetInvertDisplayScalarRange() else grey
+
+
+def test_ge_bone_scan_default_is_black_on_white_and_not_washed_out(scene, ge_bone_scan):
+    flow = BoneScanFlow(scene)
+    node = flow.load("scan", ge_bone_scan)
+    counts = arrayFromVolume(node)
+    presets = display.presets("NM", counts)
+    assert [p.name for p in presets][:3] == ["Bone standard", "Bone faint uptake", "Bone hot spots"]
+    assert all(p.invert for p in presets)
+    display.apply_preset(node.GetDisplayNode(), presets[0])
+    shown = node.GetDisplayNode()
+    assert not shown.GetAutoWindowLevel() and shown.GetInvertDisplayScalarRange()
+    assert (shown.GetWindow(), shown.GetLevel()) == pytest.approx((presets[0].window, presets[0].level))
+    grey = _grey(counts.astype(float), shown)
+    background = counts <= 0
+    body = counts > 0.1 * np.percentile(counts, 99.5)
+    assert grey[background].mean() > 0.95  # white field, not grey
+    assert 0.3 < np.median(grey[body]) < 0.8  # soft tissue mid grey
+    assert (grey[body] == 0).mean() < 0.03  # only the hottest 2 % of the body (bladder, hot bone) black
+    assert np.percentile(grey[body], 5) < 0.3  # the skeleton dark against the soft tissue
+    assert "inverted" in display.window_level_text(shown)
+
+
+def test_invert_and_reset(scene, ge_bone_scan):
+    node = BoneScanFlow(scene).load("scan", ge_bone_scan)
+    shown = node.GetDisplayNode()
+    presets = display.presets("NM", arrayFromVolume(node))
+    display.apply_preset(shown, presets[2])
+    shown.SetInvertDisplayScalarRange(False)
+    shown.SetWindowLevel(10, 200)
+    display.apply_preset(shown, presets[0])  # the reset
+    assert shown.GetInvertDisplayScalarRange() == 1
+    assert shown.GetWindow() == pytest.approx(presets[0].window)
+
+
+def test_bone_scan_captions(scene, tmp_path, ge_bone_scan):
+    flow = BoneScanFlow(scene)
+    flow.load("scan", ge_bone_scan)
+    assert flow.layout == "axial"  # the one view shown once
+    caption = display.view_captions(flow)[display.PRIMARY]
+    assert "not recorded" in caption.title and caption.note.startswith("one view only")
+    assert caption.edges == {}  # no R / L without a known view
+    frames = np.zeros((2, 64, 16), np.float32)
+    frames[:, 10:50, 4:12] = 100
+    write_nm_dicom(tmp_path / "two.dcm", {"posterior": frames[0], "anterior": frames[1]}, "P1")
+    flow.load("scan", tmp_path / "two.dcm")
+    captions = display.view_captions(flow)
+    assert (captions["frame 0"].title, captions["frame 0"].edges) == ("POST", {"left": "L", "right": "R"})
+    assert (captions["frame 1"].title, captions["frame 1"].edges) == ("ANT", {"left": "R", "right": "L"})
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("0_R-CC_cropped.png", ("R", "CC")), ("flipped_P121_L_DM_CC.jpg", ("L", "CC")),
+    ("Mass-Training_P_00001_LEFT_MLO.dcm", ("L", "MLO")), ("RMLO.dcm", ("R", "MLO")),
+    ("scan.png", (display.UNKNOWN, display.UNKNOWN))])
+def test_laterality_and_view_from_file_names(name, expected):
+    assert display.mammo_laterality_view({}, name) == expected
+
+
+def test_chest_wall_side_and_hanging():
+    image = np.zeros((100, 80), np.float32)
+    image[10:90, :40] = 100  # breast against the left edge
+    assert display.chest_wall_side(image) == "left"
+    assert display.chest_wall_side(image[:, ::-1]) == "right"
+    right = display.mammo_caption({"ImageLaterality": "R", "ViewPosition": "CC"}, "x.dcm", image)
+    assert (right.title, right.mirrored) == ("R CC", True)  # chest wall turned to the right
+    left = display.mammo_caption({"ImageLaterality": "L", "ViewPosition": "MLO"}, "x.dcm", image)
+    assert (left.title, left.mirrored) == ("L MLO", False)
+    unknown = display.mammo_caption({}, "x.png", image)
+    assert not unknown.mirrored and "laterality unknown" in unknown.title
+
+
+def test_real_nyu_mammogram_is_hung_mirrored(scene, nyu_mammogram):
+    flow = MammoFlow(scene)
+    node = flow.load("mammogram", nyu_mammogram[0])
+    caption = display.view_captions(flow)[display.PRIMARY]
+    assert caption.title == "R CC"
+    assert display.chest_wall_side(arrayFromVolume(node)[0]) == "left"  # stored chest wall left: mirrored to hang
+    assert caption.mirrored
+    rows = dict(display.header_rows(node))
+    assert rows["Pixel size"].startswith("not recorded") and rows["Format"] == "PNG"
+
+
+def test_real_cbis_ddsm_captions_header_and_presets(scene):
+    flow = MammoFlow(scene)
+    for view in cbis_ddsm_views()[:4]:
+        node = flow.load("mammogram", view.path)
+        ds = pydicom.dcmread(view.path, stop_before_pixels=True)
+        patient = str(ds.PatientName)  # e.g. Mass-Test_P_00173_LEFT_CC: the truth, never shown
+        side = "R" if "RIGHT" in patient else "L"
+        caption = display.view_captions(flow)[display.PRIMARY]
+        assert caption.title == f"{side} {patient.rsplit('_', 1)[-1]}"
+        wall = display.chest_wall_side(arrayFromVolume(node)[0])
+        assert caption.mirrored == ((side == "R") == (wall == "left"))
+        rows = display.header_rows(node)
+        text = " ".join(value for _, value in rows)
+        assert "P_00" not in text and str(ds.PatientID) not in text
+        assert dict(rows)["Study date"] == "2016-10-04" and dict(rows)["Modality"] == "MG"
+        presets = display.presets("MG", arrayFromVolume(node), display.read_header(view.path))
+        assert presets[0].name == "Tissue"  # no DICOM window in these files
+        assert presets[-1].name == "Full range" and not any(p.invert for p in presets)
+
+
+def test_dicom_window_is_the_mammography_default():
+    array = np.linspace(0, 4095, 10_000, dtype=np.float32).reshape(100, 100)
+    presets = display.presets("MG", array, {"window": [2000.0, 1500.0]})
+    assert (presets[0].name, presets[0].level, presets[0].window) == ("DICOM window", 2000.0, 1500.0)
+
+
+def test_ge_header_has_no_identifiers(scene, ge_bone_scan):
+    node = BoneScanFlow(scene).load("scan", ge_bone_scan)
+    ds = pydicom.dcmread(ge_bone_scan, stop_before_pixels=True)
+    rows = dict(display.header_rows(node))
+    assert rows["Study date"] == "2004-08-26" and rows["Modality"] == "NM"
+    assert rows["Manufacturer"] == "GE Medical Systems" and rows["Pixel size"] == "2.26 × 2.26 mm"
+    assert rows["View"] == "not recorded"
+    text = " ".join(rows.values())
+    for keyword in ("PatientName", "PatientID", "InstitutionName"):
+        assert str(ds.get(keyword)) not in text
+    assert "Sex" not in " ".join(rows)
+
+
+def test_mri_caption_edges_and_mirroring(scene, breast1_dir):
+    flow = LVIFlow(scene)
+    flow.load("DCE", breast1_dir / "breast1_image.nrrd")
+    caption = display.view_captions(flow)[display.PRIMARY]
+    assert caption.title == "DCE" and caption.edges is None  # letters from the view's geometry
+    assert display.mr_caption("DCE", "case_dce_phase2.nrrd").title == "DCE phase 2"
+    slice_node = scene.AddNewNodeByClass("vtkMRMLSliceNode")
+    slice_node.SetOrientationToAxial()
+    assert display.edge_letters(slice_node) == {"left": "R", "right": "L", "top": "A", "bottom": "P"}
+    display.hang(slice_node, True)
+    assert display.edge_letters(slice_node) == {"left": "L", "right": "R", "top": "A", "bottom": "P"}
+    display.hang(slice_node, False)
+    assert display.edge_letters(slice_node)["left"] == "R"
+    presets = display.presets("MR", arrayFromVolume(flow.primary))
+    display.apply_preset(flow.primary.GetDisplayNode(), presets[0])
+    assert presets[0].name == "Auto" and flow.primary.GetDisplayNode().GetAutoWindowLevel()
+

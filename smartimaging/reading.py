@@ -34,6 +34,7 @@ from .warm_worker import warm_job, warm_up
 from .worker import WorkerProcess
 
 CANCELLED = "Cancelled: nothing was added to the scene"
+COMPARISON = ("Result from the AI's ROI", "Result from the edited ROI")  # first cells of the AI-vs-edited rows
 
 
 def _no_progress(fraction: float, message: str) -> None:
@@ -174,7 +175,9 @@ class StepRunner:
 class Result:
     """What the reader sees after compute: a headline, the result table node's rows and every warning that came
     with the result (given, and the table's "warning" rows); `fingerprint`: the segmentation it was computed from;
-    `roi_source`: where that segmentation came from; `domain`: the domain check of the result (`domain_check`)."""
+    `roi_source`: where that segmentation came from; `domain`: the domain check of the result (`domain_check`);
+    `comparison`: the AI-vs-edited rows (`COMPARISON`: the AI ROI's headline, then this one's), also in `rows` and the
+    table, when the reader computed the AI's proposal before editing it."""
     headline: str
     columns: list[str]
     rows: list[list[str]]
@@ -183,11 +186,23 @@ class Result:
     fingerprint: str | None = None
     roi_source: str | None = None
     domain: dict | None = None
+    comparison: list[list[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.warnings = list(dict.fromkeys([*self.warnings, *(row[1] for row in self.rows if is_warning_row(row))]))
         if self.domain is None:
             self.domain = domain_check(self.table_node, self.rows)
+
+    def compare_with(self, ai_result: Result) -> None:
+        """Add the AI-vs-edited rows (the AI ROI's headline beside this one's) to `comparison`, `rows` and the
+        table node."""
+        self.comparison = [[COMPARISON[0], ai_result.headline], [COMPARISON[1], self.headline]]
+        for first, headline in self.comparison:
+            self.rows.append([first, headline, *[""] * (len(self.columns) - 2)])
+            if self.table_node is not None:
+                index = self.table_node.AddEmptyRow()
+                self.table_node.SetCellText(index, 0, first)
+                self.table_node.SetCellText(index, 1, headline)
 
     @classmethod
     def of_table(cls, headline: str, table_node, warnings=(), domain: dict | None = None) -> Result:
@@ -252,6 +267,7 @@ class Flow:
         self.segmentation = None
         self._proposal_fingerprint: str | None = None  # the reader's segmentation as proposed, before any edit
         self.result: Result | None = None
+        self.ai_result: Result | None = None  # from the AI's proposal as proposed: kept beside an edited ROI's result
         self.extra_nodes: dict[str, object] = {}
         self.selected_table = None  # the result table the desktop's selector names, updated by the next compute
         self.step: Step | None = None  # the step running now
@@ -287,7 +303,7 @@ class Flow:
         node.GetDisplayNode().SetAndObserveColorNodeID("vtkMRMLColorTableNodeGrey")
         node.SetAttribute(SOURCE_FILE, str(path))  # the header panel reads what the file records
         self.volumes[role] = node
-        self.result = None
+        self.result = self.ai_result = None
         return node
 
     def clear(self) -> None:
@@ -301,7 +317,7 @@ class Flow:
             if node is not None and self.scene.IsNodePresent(node):
                 self.scene.RemoveNode(node)
         self.volumes, self.extra_nodes, self.geometry = {}, {}, {}
-        self.point_node = self.ai_segmentation = self.segmentation = self.result = None
+        self.point_node = self.ai_segmentation = self.segmentation = self.result = self.ai_result = None
 
     def select(self, volumes: dict, point_node=None, segmentation=None, table_node=None) -> None:
         """Take the nodes chosen in the desktop module's selectors as the case: volumes by role, the lesion point,
@@ -317,9 +333,9 @@ class Flow:
             self.segmentation = segmentation
             self.ai_segmentation = segmentation.GetNodeReference(AI_REFERENCE) if segmentation is not None else None
             self._proposal_fingerprint = self.segmentation_fingerprint()
-            self.result = None
+            self.result = self.ai_result = None
         if self.result is not None and self.result.table_node is not table_node:
-            self.result = None
+            self.result = self.ai_result = None
         self.selected_table = table_node
 
     @property
@@ -440,7 +456,7 @@ class Flow:
                 self.scene.RemoveNode(node)
         self.ai_segmentation, self.segmentation = ai_node, segmentation
         self._proposal_fingerprint = self.segmentation_fingerprint()
-        self.result = None
+        self.result = self.ai_result = None
 
     @property
     def roi_source(self) -> str | None:
@@ -513,6 +529,10 @@ class Flow:
         source = self.roi_source
         result = yield from self._compute(progress)
         result.fingerprint, result.roi_source = fingerprint, source
+        if self.ai_segmentation is not None and fingerprint == self._proposal_fingerprint:
+            self.ai_result = result  # the AI's ROI as proposed
+        elif self.ai_result is not None:
+            result.compare_with(self.ai_result)
         self.result = result
         return result
 

@@ -1,11 +1,15 @@
 """Segmentation nodes shared by the scene adapters: coded segments from label arrays, label arrays back from
 (edited) segmentations, the reader's editable copy that keeps AI and edited segments apart, the empty segmentation
 the reader draws by hand, where an ROI came from (`roi_source`), and the one rule for "the reader edited the ROI"
-with the Dice between the AI's proposal and the reader's segmentation (`edit_check`)."""
+with the Dice between the AI's proposal and the reader's segmentation (`edit_check`). For the editors of both GUIs:
+the AI's proposal shown as an outline over the reader's filled copy (`show_proposal`), the brush sizes in mm for an
+image and a lesion (`brush_sizes`), and a segment renamed to the lesion kind the reader chose (`relabel`)."""
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
@@ -22,6 +26,10 @@ AI_REFERENCE = "SmartImaging.AISegmentation"
 LABEL_TAG = "SmartImaging.Label"
 ROI_SOURCE = "SmartImaging.ROISource"  # who proposed the ROI: CLASSICAL or DRAWN (absent: the AI)
 AI, CLASSICAL, DRAWN = "AI", "classical (AI found none)", "drawn by the reader"
+PROPOSAL_COLOR = (0.25, 1.0, 0.25)  # green: the AI's proposal, outlined over the reader's filled copy
+LESION_MM = {"Bone metastasis": 20.0, "Urinary bladder": 60.0, "Breast mass": 10.0,
+             "Breast calcification": 2.0}  # typical diameter of what each segment holds (the brush scales to it)
+DEFAULT_LESION_MM = 12.0
 
 
 def segmentation_from_labels(scene, volume_node, labels: np.ndarray, segments: tuple[SegmentSpec, ...], name: str,
@@ -138,3 +146,74 @@ def edit_check(segmentation_nodes: list, masks_of) -> tuple[bool, dict[str, floa
         dices = {name: dice(proposed[name], mask) for name, mask in edited.items()}
     readers = any(node.GetAttribute(ROLE) == "edited" for node in segmentation_nodes)
     return readers and (not dices or any(value < 1 for value in dices.values())), dices
+
+
+def show_proposal(ai_node, shown: bool) -> None:
+    """Show the AI's proposal (`shown`) as a green outline over the reader's copy (filled, as segmentations are
+    shown); hidden, only the reader's copy is seen. The proposal's segments are green in its display node only."""
+    if ai_node.GetDisplayNode() is None:
+        ai_node.CreateDefaultDisplayNodes()
+    display = ai_node.GetDisplayNode()
+    display.SetVisibility2DFill(False)
+    display.SetVisibility2DOutline(True)
+    display.SetSliceIntersectionThickness(2)
+    segmentation = ai_node.GetSegmentation()
+    for index in range(segmentation.GetNumberOfSegments()):
+        display.SetSegmentOverrideColor(segmentation.GetNthSegmentID(index), *PROPOSAL_COLOR)
+    display.SetVisibility(shown)
+
+
+@dataclass(frozen=True)
+class BrushSizes:
+    """Brush diameters in mm for one image: the slider's range and step, and the default."""
+    minimum: float
+    maximum: float
+    step: float
+    default: float
+    pixel_mm: float  # the image's in-plane pixel size (the smallest one)
+
+    def describe(self, diameter_mm: float) -> str:
+        """E.g. "2.4 mm (12 pixels)": the brush diameter and how many of the image's pixels it spans."""
+        pixels = diameter_mm / self.pixel_mm
+        return f"{diameter_mm:.1f} mm ({pixels:.0f} pixel{'s' if round(pixels) != 1 else ''})"
+
+
+def brush_sizes(volume_node, lesion_mm: float = DEFAULT_LESION_MM) -> BrushSizes:
+    """Brush sizes for painting a lesion of about `lesion_mm` on the volume: from one pixel to four lesion
+    diameters (at least 20 pixels), in steps of a tenth of a millimetre (or half a pixel for pixels over 0.2 mm),
+    a quarter of the lesion by default (at least 2 pixels): a stroke corrects an edge, it does not cover the lesion.
+    """
+    spacing = volume_node.GetSpacing()
+    pixel = min(spacing[0], spacing[1])
+    step = max(0.1, math.floor(pixel / 2 * 10) / 10)
+    def on_step(value: float) -> float:
+        return round(round(value / step) * step, 6)
+
+    minimum = max(step, on_step(pixel))
+    maximum = on_step(max(4 * lesion_mm, 20 * pixel))
+    default = min(maximum, max(on_step(lesion_mm / 4), on_step(2 * pixel)))
+    return BrushSizes(minimum, maximum, step, default, pixel)
+
+
+def lesion_mm(segmentation_node) -> float:
+    """The typical diameter of what the segmentation's first segment holds (`LESION_MM`, by segment name)."""
+    segmentation = segmentation_node.GetSegmentation() if segmentation_node is not None else None
+    if segmentation is None or segmentation.GetNumberOfSegments() == 0:
+        return DEFAULT_LESION_MM
+    return LESION_MM.get(segmentation.GetNthSegment(0).GetName(), DEFAULT_LESION_MM)
+
+
+def relabel(segmentation_node, old: SegmentSpec, new: SegmentSpec, old_word: str, new_word: str) -> bool:
+    """Rename the reader's segment `old` to `new` (name, colour, terminology, label tag; the voxels stay), and the
+    node's name's `old_word` to `new_word`: the ROI is named after the lesion kind the reader chose. False when the
+    node holds no segment `old`."""
+    segmentation = segmentation_node.GetSegmentation()
+    segment = segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName(old.name))
+    if segment is None:
+        return False
+    segment.SetName(new.name)
+    segment.SetColor(*new.color)
+    segment.SetTerminology(new.terminology_entry())
+    segment.SetTag(LABEL_TAG, str(new.label))
+    segmentation_node.SetName(re.sub(rf"\b{re.escape(old_word)}\b", new_word, segmentation_node.GetName()))
+    return True

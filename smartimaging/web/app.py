@@ -27,7 +27,6 @@ from trame.widgets import vuetify3 as v3
 from trame_server.utils.asynchronous import create_task
 from trame_slicer import module as trame_slicer_module
 from trame_slicer.app.logic import SegmentEditorLogic
-from trame_slicer.app.ui import SegmentEditorUI
 from trame_slicer.core import LayoutManager, SlicerApp
 from trame_slicer.rca_view import register_rca_factories
 from trame_slicer.segmentation import SegmentationEffectPaint
@@ -43,6 +42,7 @@ from ..reading import is_warning_row, style_heat_map
 from ..result_nodes import DOMAIN_ROW
 from .bonescan_panel import BoneScanPanel
 from .cases import UPLOAD_CHUNK_BYTES, Upload, UploadLimits, format_size, sample_cases
+from .editor_panel import EditorPanel, bring_into_view, comparison_table
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +127,7 @@ class ReadingStation(TrameApp):
         self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
         self.layout_manager.register_layout_dict(LAYOUTS)
         self.editor_logic = SegmentEditorLogic(self.server, self.slicer_app)
+        self.editor_panel = EditorPanel(self)
         self.flows = {module: flow(self.slicer_app.scene, device, models_dir) for module, flow in FLOWS.items()}
         self.cases = sample_cases()
         self._scratch = tempfile.TemporaryDirectory(prefix="smartimaging-station-")
@@ -193,7 +194,7 @@ class ReadingStation(TrameApp):
         state.si_notes = {m: [] for m in FLOWS}
         state.si_layout = {m: "axial" for m in FLOWS}  # Flow.layout of each module's case
         state.si_placing = False
-        state.si_editor_visible = False
+        state.si_compare = {m: [] for m in FLOWS}  # the result's AI-vs-edited rows
         state.change("si_module")(self._on_module_changed)
         state.change("si_kind")(self._on_kind_changed)
 
@@ -220,10 +221,8 @@ class ReadingStation(TrameApp):
                 self._case_panel()
                 self._step_panel()
                 self._result_panel()
-            with v3.VNavigationDrawer(width=340, permanent=True, location="right", v_if=("si_editor_visible",)):
-                html.Div("Segment Editor: paint, erase, scissors, islands, threshold; the edited copy is used by "
-                         "compute, the AI segmentation stays unchanged.", classes="text-caption pa-2")
-                self.editor_ui = SegmentEditorUI()
+            with v3.VNavigationDrawer(width=340, permanent=True, location="right"):  # always: views keep their size
+                self.editor_ui = self.editor_panel.build()
                 self.editor_logic.set_ui(self.editor_ui)
             with v3.VMain(), html.Div(style="height: calc(100vh - 48px); display: flex;"):
                 self.layout_manager.initialize_layout_grid(self.ui)
@@ -322,6 +321,7 @@ class ReadingStation(TrameApp):
             html.Div(f"and {{{{ si_domain[si_module].reasons.length - {SHOWN_REASONS} }}}} more reasons (hover)",
                      v_if=(f"si_domain[si_module].reasons.length > {SHOWN_REASONS}",), classes="text-body-2",
                      title=("si_domain[si_module].reasons.join('\\n')",), id="si-domain-more")
+        comparison_table()
         html.Div("Domain check: {{ si_domain[si_module].text }}",
                  v_if=("si_domain[si_module]?.verdict === 'inside'",), classes="text-body-2", id="si-domain-text")
         html.Div("ROI of this result: {{ si_result_roi_source[si_module] }}",
@@ -632,13 +632,13 @@ class ReadingStation(TrameApp):
         self.slicer_app.segmentation_editor.set_active_effect_type(SegmentationEffectPaint)
 
     def _centre_on_point(self, flow) -> None:
-        """Slice views centred on the lesion point, as Slicer's jump-to-point does."""
+        """Slice views through the lesion point, panned to it only when it is outside the view."""
         if flow.point_node is None or flow.point_node.GetNumberOfControlPoints() == 0:
             return
         ras = [0.0, 0.0, 0.0]
         flow.point_node.GetNthControlPointPositionWorld(flow.point_node.GetNumberOfControlPoints() - 1, ras)
         for view in self.slicer_app.view_manager.get_slice_views():
-            view.get_view_node().JumpSliceByCentering(*ras)
+            bring_into_view(view.get_view_node(), ras)
 
     async def _compute(self, progress) -> None:
         flow = self.flow
@@ -664,10 +664,10 @@ class ReadingStation(TrameApp):
         state.si_domain = {**state.si_domain, module: result.domain if result else None}
         state.si_warnings = {**state.si_warnings, module: list(result.warnings) if result else []}
         state.si_columns = {**state.si_columns, module: result.columns if result else []}
-        state.si_rows = {**state.si_rows, module: [row for row in result.rows
-                                                   if not is_warning_row(row) and row[0] != DOMAIN_ROW]
-                         if result else []}  # the warnings and the domain check are shown with the headline
-        state.si_editor_visible = flow.segmentation is not None
+        state.si_compare = {**state.si_compare, module: result.comparison if result else []}
+        state.si_rows = {**state.si_rows, module: [row for row in result.rows if not is_warning_row(row)
+                                                   and row[0] != DOMAIN_ROW and row[:2] not in result.comparison]
+                         if result else []}  # the warnings, domain check and AI-vs-edited rows: with the headline
 
     def _show(self, flow, fit: bool = False) -> None:
         """Layout, volumes and overlays of the active flow; other flows' segmentations and points hidden; `fit`
@@ -695,12 +695,9 @@ class ReadingStation(TrameApp):
         self._link_views(layout == "side-by-side")
         if fit and layout == "frames" and flow.primary is not None:
             self._show_bone_scan_frames(flow.primary)
-        editor = self.slicer_app.segmentation_editor
+        self.editor_panel.show(flow)
         if flow.segmentation is not None:
-            editor.set_active_segmentation(flow.segmentation, flow.primary)
             self._observe_edits(flow)
-        else:
-            editor.clear()  # no effect stays active on another module's or a removed segmentation
         self._publish(flow)
 
     def _observe_edits(self, flow) -> None:

@@ -42,6 +42,7 @@ from ..reading import is_warning_row, style_heat_map
 from ..result_nodes import DOMAIN_ROW
 from .bonescan_panel import BoneScanPanel
 from .cases import UPLOAD_CHUNK_BYTES, Upload, UploadLimits, format_size, sample_cases
+from .display_panel import DisplayPanel
 from .editor_panel import EditorPanel, bring_into_view, comparison_table
 
 logger = logging.getLogger(__name__)
@@ -140,6 +141,7 @@ class ReadingStation(TrameApp):
         self._observed: set[str] = set()
         self._previous_point: list[float] | None = None  # the lesion point before the reader placed a new one
         self._init_state()
+        self.display = DisplayPanel(self)  # window/level, captions, hanging, header
         self._build_ui()
         self.layout_manager.set_layout("frames")
         self.server.controller.on_server_ready.add(self._warm_up)
@@ -219,6 +221,7 @@ class ReadingStation(TrameApp):
                 html.Span(f"v{__version__}", classes="text-caption mr-3")
             with v3.VNavigationDrawer(width=440, permanent=True, location="left"), html.Div(classes="pa-3"):
                 self._case_panel()
+                self.display.build()
                 self._step_panel()
                 self._result_panel()
             with v3.VNavigationDrawer(width=340, permanent=True, location="right"):  # always: views keep their size
@@ -698,6 +701,7 @@ class ReadingStation(TrameApp):
         self.editor_panel.show(flow)
         if flow.segmentation is not None:
             self._observe_edits(flow)
+        self.display.show(flow)
         self._publish(flow)
 
     def _observe_edits(self, flow) -> None:

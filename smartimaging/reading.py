@@ -24,6 +24,7 @@ from vtk.util.numpy_support import vtk_to_numpy
 
 from .display import SOURCE_FILE
 from .errors import CancelledError, InputError
+from .explain import explain
 from .geometry import ras_point_from_lps
 from .io import describe_geometry
 from .mrml import sitk_to_volume_node
@@ -187,6 +188,7 @@ class Result:
     roi_source: str | None = None
     domain: dict | None = None
     comparison: list[list[str]] = field(default_factory=list)
+    explanations: list[dict] = field(default_factory=list)  # `explain.explain`: what the numbers mean, model cards
 
     def __post_init__(self) -> None:
         self.warnings = list(dict.fromkeys([*self.warnings, *(row[1] for row in self.rows if is_warning_row(row))]))
@@ -529,6 +531,7 @@ class Flow:
         source = self.roi_source
         result = yield from self._compute(progress)
         result.fingerprint, result.roi_source = fingerprint, source
+        result.explanations = explain(self.module, [result.table_node, *self.extra_nodes.values()], self.models_dir)
         if self.ai_segmentation is not None and fingerprint == self._proposal_fingerprint:
             self.ai_result = result  # the AI's ROI as proposed
         elif self.ai_result is not None:

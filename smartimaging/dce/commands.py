@@ -71,6 +71,7 @@ def synthesize(args) -> int:
         metrics = result.record["metrics"]
         print(f"vs the real DCE: SSIM {metrics['ssim_mean']:.3f}, PSNR {metrics['psnr_mean']:.2f} dB, "
               f"MAE {metrics['mae']:.3f}, MSE {metrics['mse']:.4f}, r {metrics['pearson_r']:.3f}")
+        print(result.record["lesion_contrast"]["sentence"])
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0

@@ -34,11 +34,10 @@ from ..models.nets import (
     prepare_for_inference,
 )
 from ..models.registry import LoadedModel, load_model, read_card
-from .volumes import load_mr_volume, normalise, pair_with_t1, to_unit
+from .volumes import intensity_mapped_subtraction, load_mr_volume, normalise, pair_with_t1, to_unit
 
 MODEL_ID = "dce-pix2pix-demo"
 OUTPUT_SCALE = 1000.0
-BODY_THRESHOLD = 0.05  # normalised T1 above this = inside the body, for the linear intensity mapping
 
 
 def check_dce_card(card: dict) -> None:
@@ -102,13 +101,6 @@ class DCESynthesizer:
         return output
 
 
-def intensity_mapped_subtraction(synthetic: np.ndarray, t1: np.ndarray) -> np.ndarray:
-    """[0, 1] synthetic DCE minus the [0, 1] T1 mapped onto it by least squares over the body; >= 0."""
-    body = t1 > BODY_THRESHOLD
-    slope, intercept = np.polyfit(t1[body].ravel(), synthetic[body].ravel(), 1) if body.sum() > 10 else (0.0, 0.0)
-    return np.clip(synthetic - (slope * t1 + intercept), 0.0, None) * body
-
-
 @dataclass
 class SynthesisResult:
     synthetic: sitk.Image
@@ -138,6 +130,7 @@ def synthesize_volume(t1_image: sitk.Image, synthesizer: DCESynthesizer, real_dc
                       batch_slices: int = 8, progress: Callable[[float, str], None] | None = None
                       ) -> SynthesisResult:
     """Synthetic DCE, subtraction and MIP for a T1 volume; the metrics when a real DCE is given."""
+    from .lesion_contrast import lesion_contrast
     from .metrics import volume_metrics
 
     started = time.perf_counter()
@@ -156,7 +149,9 @@ def synthesize_volume(t1_image: sitk.Image, synthesizer: DCESynthesizer, real_dc
     warnings = []
     if real_dce is not None:
         real_dce, warnings = pair_with_t1(t1_image, real_dce)
-        record["metrics"] = volume_metrics(synthetic, to_unit(normalise(sitk.GetArrayFromImage(real_dce))))
+        real = to_unit(normalise(sitk.GetArrayFromImage(real_dce)))
+        record["metrics"] = volume_metrics(synthetic, real)
+        record["lesion_contrast"] = lesion_contrast(to_unit(t1), synthetic, real)
     record["warnings"] = warnings
     return SynthesisResult(_image_like(synthetic * OUTPUT_SCALE, t1_image),
                            _image_like(subtraction * OUTPUT_SCALE, t1_image),

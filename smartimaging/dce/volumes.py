@@ -19,6 +19,7 @@ from ..errors import InputError
 from ..io import check_finite, describe_geometry, read_series_or_volume, same_geometry
 
 UPPER_PERCENTILE = 99.9
+BODY_THRESHOLD = 0.05  # normalised T1 above this = inside the body, for the linear intensity mapping
 MIN_OVERLAP = 0.5
 MIN_IN_PLANE, MIN_SLICES = 32, 3
 HOUNSFIELD_AIR_THRESHOLD = -500  # MR magnitudes are never this negative; CT air is about -1000
@@ -63,6 +64,13 @@ def normalise(array: np.ndarray) -> np.ndarray:
 def to_unit(array: np.ndarray) -> np.ndarray:
     """[-1, 1] -> [0, 1]: the intensity range in which every metric is computed."""
     return (np.asarray(array, np.float32) + 1.0) / 2.0
+
+
+def intensity_mapped_subtraction(synthetic: np.ndarray, t1: np.ndarray) -> np.ndarray:
+    """A [0, 1] DCE (synthetic or real) minus the [0, 1] T1 mapped onto it by least squares over the body; >= 0."""
+    body = t1 > BODY_THRESHOLD
+    slope, intercept = np.polyfit(t1[body].ravel(), synthetic[body].ravel(), 1) if body.sum() > 10 else (0.0, 0.0)
+    return np.clip(synthetic - (slope * t1 + intercept), 0.0, None) * body
 
 
 def pair_with_t1(t1: sitk.Image, dce: sitk.Image) -> tuple[sitk.Image, list[str]]:

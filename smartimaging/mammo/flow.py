@@ -7,6 +7,7 @@ from __future__ import annotations
 from ..errors import InputError
 from ..reading import Flow, Job, Result, Step
 from ..segments import MAMMO_SEGMENTS, SegmentSpec
+from .images import PIXEL_SIZE_HINTS
 
 KINDS = ("mass", "calcification")
 MAX_PIXEL_MM = 5.0  # no mammogram has pixels this large
@@ -37,6 +38,7 @@ class MammoFlow(Flow):
     draw_hint = "Paint the lesion in the Segment Editor (Paint, then Erase to correct), then compute."
     kinds = KINDS
     takes_pixel_size = True
+    pixel_hint = PIXEL_SIZE_HINTS["desktop"]  # where the reader gives a pixel size (the station sets its own)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -132,7 +134,7 @@ class MammoFlow(Flow):
         progress(0.1, "extracting radiomics features")
         yield
         table, prediction = mammo_scene.classify(self.scene, self.primary, self.segmentation, self.kind,
-                                                 self.models_dir,
-                                                 table_node=self.table_to_update)
+                                                 self.models_dir, table_node=self.table_to_update,
+                                                 pixel_hint=self.pixel_hint)
         return Result.of_table(f"Rad-score {prediction.rad_score:.3f} ({prediction.label})", table,
                                prediction.warnings)

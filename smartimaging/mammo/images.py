@@ -22,6 +22,11 @@ from ..errors import InputError
 from ..io import check_finite, check_readable, dicom_pixels, file_suffix, is_dicom, read_raster, read_volume
 from ..limits import MAMMOGRAM, check_dicom, check_image_file, read_dicom_header
 
+PIXEL_SIZE_HINTS = {  # where the reader gives a mammogram's pixel size, by front-end
+    "cli": "--pixel-mm",
+    "station": "type it in “Pixel size mm (PNG/PGM)” under 1. Case and load the image again",
+    "desktop": "type it in the module's “Pixel size (mm)” field and segment again"}
+
 MAMMOGRAPHY_MODALITIES = {"MG"}
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 # where the pixel size of a loaded mammogram came from (Mammogram.meta["pixel_size_source"])

@@ -23,7 +23,7 @@ from ..segfile import labelmap_image, write_seg_nrrd
 from ..segments import MAMMO_SEGMENTS
 from .domain import classifier_check, segmenter_check
 from .features import check_roi, load_mask
-from .images import Mammogram, load_mammogram
+from .images import PIXEL_SIZE_HINTS, Mammogram, load_mammogram
 from .scorer import Classifier, load_classifier, read_radiomics_card
 from .segment import BREAST_IMAGE_MM, MammoSegmenter, check_prompt, estimated_pixel_mm, propose_roi
 
@@ -94,8 +94,10 @@ def check_radiomics_settings(card_path: Path, parameters=MAMMO_PARAMS, trained: 
 
 
 def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mask: np.ndarray | None = None,
-                      directory=None, device: str = "auto") -> MammoPrediction:
-    """ROI, features and Rad-score for one lesion of a mammogram."""
+                      directory=None, device: str = "auto", pixel_hint: str = PIXEL_SIZE_HINTS["cli"]
+                      ) -> MammoPrediction:
+    """ROI, features and Rad-score for one lesion of a mammogram; `pixel_hint`: where the reader gives a pixel size
+    (`images.PIXEL_SIZE_HINTS`: the CLI's option, or the station's or the desktop module's field)."""
     notes: list[str] = []
     timings, models, checks = {}, [], []
     started = time.perf_counter()
@@ -127,8 +129,7 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
     spacing_mm = mammogram.image.GetSpacing()[0]
     if trained_mm and abs(spacing_mm / trained_mm - 1) > 0.1:
         pixels = f"{spacing_mm:g} mm pixels" if mammogram.pixel_size_known else \
-            f"no pixel size in its file (read as {spacing_mm:g} mm; give the pixel size: --pixel-mm or the station's " \
-            "pixel size field)"
+            f"no pixel size in its file (read as {spacing_mm:g} mm; give the pixel size: {pixel_hint})"
         warnings.append(f"The classifier was trained on {trained_mm:g} mm pixels but this image has {pixels}; size "
                         "and shape features differ with the pixel size. Interpret the Rad-score with caution.")
     values = np.array([features[name] for name in classifier.feature_names])

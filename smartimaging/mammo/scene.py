@@ -29,7 +29,7 @@ from ..segmentation_nodes import (
 )
 from ..segments import MAMMO_SEGMENTS
 from .domain import segmenter_check
-from .images import PIXEL_SIZE_FROM_HEADER, PIXEL_SIZE_GIVEN, PIXEL_SIZE_UNKNOWN, Mammogram
+from .images import PIXEL_SIZE_FROM_HEADER, PIXEL_SIZE_GIVEN, PIXEL_SIZE_HINTS, PIXEL_SIZE_UNKNOWN, Mammogram
 from .predict import MammoPrediction, predict_mammogram
 from .segment import CLASSICAL_SOURCE, MammoSegmenter, propose_roi
 
@@ -131,13 +131,14 @@ def segment(scene, volume_node, kind: str, segmenter: MammoSegmenter, point=None
     return node
 
 
-def classify(scene, volume_node, segmentation_node, kind: str, directory=None, table_node=None
-             ) -> tuple[object, MammoPrediction]:
-    """Rad-score of the segmentation's ROI into a table node (quantity | value), features included."""
+def classify(scene, volume_node, segmentation_node, kind: str, directory=None, table_node=None,
+             pixel_hint: str = PIXEL_SIZE_HINTS["desktop"]) -> tuple[object, MammoPrediction]:
+    """Rad-score of the segmentation's ROI into a table node (quantity | value), features included; `pixel_hint`:
+    where the reader gives a pixel size (as `predict_mammogram`)."""
     mammogram = mammogram_from_volume_node(volume_node)
     spec = MAMMO_SEGMENTS[kind]
     mask = labels_from_segmentation(scene, segmentation_node, volume_node, (spec,))[0]
-    prediction = predict_mammogram(mammogram, kind, mask=mask, directory=directory)
+    prediction = predict_mammogram(mammogram, kind, mask=mask, directory=directory, pixel_hint=pixel_hint)
     source = get_json_attribute(segmentation_node, "SmartImaging.MammoSegmentation", {})
     if source.get("model"):
         prediction.models.insert(0, source["model"])

@@ -1,0 +1,429 @@
+"""What a reader needs to understand a result, one click away (desktop modules and reading station alike, GUI-free):
+what BSTBI is, what a cutoff is and where it came from, the model card of every model the result used (read from
+the provenance its result node records), plain radiomics feature names, a borderline flag near the cutoff, a note
+when the LVI models disagree and the synthetic DCE's lesion-level check.
+
+An explanation is a JSON-ready dict: "key", "title", "text" (paragraphs), "tone" ("info" or "warning") and
+"rows" ([label, value, hover] lines, e.g. a card's metrics or the features with their pyradiomics names).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+from .errors import SmartImagingError
+from .models.registry import MAX_CARD_BYTES, read_json_limited
+from .models.registry import models_dir as default_models_dir
+
+BORDERLINE_LOGIT = 0.25  # "near the cutoff": within ±0.25 on the log-odds scale (±0.06 around a cutoff of 0.5)
+RECORDS = {"BoneScanBSTBI": "SmartImaging.BoneScanResult", "MammoRadiomics": "SmartImaging.MammoResult",
+           "BreastLVI": "SmartImaging.BreastLVI", "DCESynthesis": "SmartImaging.DCESynthesis"}
+BSTBI_TEXT = [
+    "BSTBI (bone scan tumour burden index) is the share of the skeleton's tracer uptake that lies in the "
+    "metastases, weighted so that small burdens stay visible.",
+    "How this software computes it: each view is shown at two grey-level settings (upper limit at the view's "
+    "99.9th count percentile, and at half of it), each mapped to 8 bits with more uptake = darker. On each of the "
+    "four sub-images, S(X) = Σ(255 − pixel) over a region X and BSTBI = K·S(L) / ((K−1)·S(L) + S(R) − S(B)), with "
+    "K = 5, L the metastasis pixels, R the whole sub-image and B the bladder (left out: urine, not bone). The case "
+    "value is the mean of the four sub-images.",
+    "Meaning (the method's paper): 0 without metastases, towards 1 as metastases take up most of the uptake; it is "
+    "meant for following one patient over time (a rise = more tumour burden). No normal range is claimed here: "
+    "the demo models were trained on phantoms, and the value depends on the camera, the counts and the "
+    "segmentation, so compare a patient's scans from the same camera, not patients with each other."]
+CUTOFF_TEXT = ("A cutoff turns a probability into a yes/no label: at or above it the case is called positive. It is "
+               "chosen on training data, here by the Youden index (the threshold that maximises sensitivity + "
+               "specificity − 1), so it balances missed and false-positive cases on that data; it is not a "
+               "clinical decision threshold.")
+FEATURE_CLASSES = {"shape2D": "Shape", "firstorder": "Intensity", "glcm": "Texture: co-occurrence",
+                   "glrlm": "Texture: run length", "glszm": "Texture: zone size",
+                   "gldm": "Texture: grey-level dependence", "ngtdm": "Texture: neighbourhood tone difference"}
+PLAIN_NAMES = {  # pyradiomics feature -> plain name (2D shape in mm as the image's pixel size gives it)
+    "Perimeter": "Perimeter (mm)", "MeshSurface": "Area, outline (mm²)", "PixelSurface": "Area, pixels (mm²)",
+    "PerimeterSurfaceRatio": "Perimeter / area (1/mm)", "MaximumDiameter": "Largest diameter (mm)",
+    "MajorAxisLength": "Long axis (mm)", "MinorAxisLength": "Short axis (mm)",
+    "Elongation": "Elongation (short / long axis)", "Sphericity": "Roundness",
+    "10Percentile": "10th percentile", "90Percentile": "90th percentile", "Mean": "Mean", "Median": "Median",
+    "Minimum": "Minimum", "Maximum": "Maximum", "Range": "Range (max − min)",
+    "InterquartileRange": "Interquartile range", "MeanAbsoluteDeviation": "Mean absolute deviation",
+    "RobustMeanAbsoluteDeviation": "Mean absolute deviation, 10–90th percentile",
+    "RootMeanSquared": "Root mean square", "Variance": "Variance", "Skewness": "Skewness (asymmetry)",
+    "Kurtosis": "Kurtosis (peakedness)", "Energy": "Energy (sum of squares)",
+    "TotalEnergy": "Total energy (sum of squares × pixel area)", "Entropy": "Entropy (randomness)",
+    "Uniformity": "Uniformity"}
+FEATURE_NAME = re.compile(r"^(original|wavelet-[A-Z]+|log-sigma-[\d-]+mm-[23]D|square|squareroot|logarithm|"
+                          r"exponential|gradient|lbp-[23]D(?:-[a-z0-9]+)?)_([A-Za-z0-9]+)_([A-Za-z0-9]+)$")
+
+
+# ---- names ----------------------------------------------------------------------------------------------------------
+
+def is_feature_name(name: str) -> bool:
+    """Whether a name is a pyradiomics feature name (image type _ class _ feature)."""
+    return FEATURE_NAME.match(name) is not None
+
+
+def plain_feature_name(name: str) -> str:
+    """A pyradiomics name in words, e.g. original_shape2D_Perimeter -> "Perimeter (mm)",
+    original_glcm_ClusterProminence -> "Cluster prominence (texture: co-occurrence)"; other names as given."""
+    match = FEATURE_NAME.match(name)
+    if match is None:
+        return name
+    image_type, feature_class, feature = match.groups()
+    words = PLAIN_NAMES.get(feature) or re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", feature).capitalize()
+    if feature_class == "firstorder":
+        words = f"Intensity {words[0].lower()}{words[1:]}"
+    elif feature_class != "shape2D":
+        words = f"{words} ({FEATURE_CLASSES.get(feature_class, feature_class).lower()})"
+    return words if image_type == "original" else f"{words}, {image_type} image"
+
+
+def shown_rows(rows: list[list[str]]) -> tuple[list[list[str]], list[str]]:
+    """The result rows a reader is shown, and the hover text of each row's first cell: the raw feature rows (shown
+    in the explanations with their plain names) are left out; "Contribution: <pyradiomics name>" reads
+    "Contribution: <plain name>" with the pyradiomics name on hover."""
+    shown, titles = [], []
+    for row in rows:
+        name = str(row[0])
+        if is_feature_name(name):
+            continue
+        if name.startswith("Contribution: ") and is_feature_name(name[len("Contribution: "):]):
+            feature = name[len("Contribution: "):]
+            shown.append([f"Contribution: {plain_feature_name(feature)}", *row[1:]])
+            titles.append(feature)
+        else:
+            shown.append(list(row))
+            titles.append("")
+    return shown, titles
+
+
+# ---- cutoff and borderline ------------------------------------------------------------------------------------------
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def borderline_band(cutoff: float) -> tuple[float, float]:
+    """The scores called near `cutoff`: within ±BORDERLINE_LOGIT of it on the log-odds scale."""
+    centre = _logit(cutoff)
+    return tuple(1 / (1 + math.exp(-(centre + side * BORDERLINE_LOGIT))) for side in (-1, 1))
+
+
+def is_borderline(score: float, cutoff: float) -> bool:
+    low, high = borderline_band(cutoff)
+    return low <= score <= high
+
+
+def borderline_explanation(what: str, score: float, cutoff: float) -> dict | None:
+    """A warning when `score` lies near `cutoff` (see `borderline_band`), else None."""
+    if not is_borderline(score, cutoff):
+        return None
+    low, high = borderline_band(cutoff)
+    side = "at or above" if score >= cutoff else "below"
+    return {"key": "borderline", "title": f"Borderline: {what} {score:.3f} is close to the cutoff {cutoff:.3f}",
+            "tone": "warning", "rows": [],
+            "text": [f"The {what} {score:.3f} lies {side} the cutoff {cutoff:.3f}, within the borderline band "
+                     f"{low:.3f}–{high:.3f}: a small change of the ROI or of the image could flip the label. Read "
+                     "the label as uncertain.",
+                     f"Borderline band: ±{BORDERLINE_LOGIT:g} around the cutoff on the log-odds scale (odds within a "
+                     f"factor {math.exp(BORDERLINE_LOGIT):.2f} of the cutoff's; ±0.06 around a cutoff of 0.5, "
+                     "narrower towards 0 and 1, where a model's probabilities crowd together)."]}
+
+
+def cutoff_of_card(card: dict) -> tuple[float, str] | None:
+    """(value, how it was chosen and on which data) of a model card's case cutoff, or None."""
+    training = card.get("training") if isinstance(card.get("training"), dict) else {}
+    if isinstance(card.get("cutoff"), dict):  # radiomics classifiers
+        cases = training.get("cases")
+        data = f" ({cases} training cases, {training.get('folds')} folds)" if cases else ""
+        return float(card["cutoff"]["value"]), f"{card['cutoff'].get('method', 'not recorded')}{data}"
+    outputs = card.get("outputs") if isinstance(card.get("outputs"), dict) else {}
+    if "cutoff" in outputs:  # LVI networks
+        cases = training.get("train_cases")
+        return float(outputs["cutoff"]), outputs.get("cutoff_method", "not recorded") + \
+            (f" ({cases} training cases)" if cases else "")
+    for name, value in (outputs.get("thresholds") or {}).items():  # the bone-scan classifier's case cutoff
+        if name.startswith("case"):
+            data = training.get("data", {}) if isinstance(training.get("data"), dict) else {}
+            method = name[name.find("(") + 1:name.rfind(")")] if "(" in name else name
+            return float(value), method + (f" ({data['val_cases']} validation cases)" if "val_cases" in data else "")
+    if isinstance(card.get("fusion"), dict):
+        return float(card["fusion"]["cutoff"]), training.get("cutoff_from", "not recorded")
+    return None
+
+
+# ---- model cards ----------------------------------------------------------------------------------------------------
+
+def read_card(model_id: str, directory=None) -> dict | None:
+    """The model card `<id>.json` of the models folder, or None when it is missing or unreadable."""
+    path = Path(directory or default_models_dir()) / f"{model_id}.json"
+    try:
+        return read_json_limited(path, MAX_CARD_BYTES, "Model card")
+    except (SmartImagingError, OSError, ValueError):
+        return None
+
+
+def _interval(entry: dict, digits: int = 3) -> str:
+    return f"{entry['value' if 'value' in entry else 'auc']:.{digits}f} " \
+           f"(95 % CI {entry['ci_low']:.{digits}f}–{entry['ci_high']:.{digits}f})"
+
+
+def _metric_rows(card: dict) -> list[list[str]]:
+    """The card's validation and fresh-phantom metrics as [what, value, on which data] rows."""
+    metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
+    rows = []
+    validation = metrics.get("validation") if isinstance(metrics.get("validation"), dict) else None
+    if validation is not None:
+        data = str(validation.get("data", "validation cases"))
+        auc = validation.get("auc")
+        if isinstance(auc, dict):
+            rows.append(["AUC (validation)", _interval(auc), f"{data}: {auc['n_positive']} positive, "
+                                                             f"{auc['n_negative']} negative"])
+        at_cutoff = validation.get("at_cutoff") or validation.get("metrics") or {}
+        for name in ("sensitivity", "specificity"):
+            if isinstance(at_cutoff.get(name), dict):
+                entry = at_cutoff[name]
+                rows.append([f"{name.capitalize()} at the cutoff (validation)",
+                             f"{entry['value']:.2f} ({entry['numerator']}/{entry['denominator']})", data])
+        for name in ("ssim", "psnr"):
+            if isinstance(validation.get(name), (int, float)):
+                rows.append([f"{name.upper()} (validation)", f"{validation[name]:.3f}", data])
+    elif isinstance(metrics.get("data"), str):  # networks whose card records the last validation epoch
+        for name, value in metrics.items():
+            if isinstance(value, float) and name not in ("train_loss", "score"):
+                rows.append([f"{name.replace('_', ' ')} (validation)", f"{value:.3f}", metrics["data"]])
+    fresh = metrics.get("fresh_phantoms") if isinstance(metrics.get("fresh_phantoms"), dict) else {}
+    for row in fresh.get("rows") or []:
+        if isinstance(row, dict) and {"metric", "value", "ci_low", "ci_high"} <= set(row):
+            rows.append([f"{row['metric']} (fresh phantoms)", _interval(row),
+                         f"{row.get('n', '?')} phantoms never used in training ({row.get('cohort', '')})"])
+    return rows
+
+
+def _training_text(card: dict) -> str:
+    training = card.get("training") if isinstance(card.get("training"), dict) else {}
+    domain = card.get("training_domain") if isinstance(card.get("training_domain"), dict) else {}
+    data = training.get("data") if isinstance(training.get("data"), dict) else {}
+    parts = [str(data.get("description") or domain.get("data") or "")]
+    counts = [f"{training[key]} {key.replace('_', ' ')}" for key in ("cases", "train_cases", "val_cases",
+                                                                     "train_volumes", "val_volumes")
+              if isinstance(training.get(key), int)]
+    counts += [f"{data[key]} {key.replace('_', ' ')}" for key in ("train_cases", "val_cases")
+               if isinstance(data.get(key), int)]
+    command = training.get("cohort_command") or data.get("cohort_command")
+    return "; ".join(part for part in [*parts, ", ".join(counts), f"cohort: {command}" if command else ""] if part)
+
+
+def card_explanation(provenance: dict, directory=None) -> dict:
+    """The model card of one model a result used (provenance: its id, version and sha256): task, version,
+    training data, metrics, cutoff and intended use; a warning when the card on disk is another version or
+    missing."""
+    model_id, version = str(provenance.get("id")), str(provenance.get("version"))
+    card = read_card(model_id, directory)
+    if card is None:
+        return {"key": f"card {model_id}", "title": f"Model card: {model_id} {version}", "tone": "warning",
+                "rows": [], "text": [f"The card {model_id}.json is no longer in the models folder: only the "
+                                     f"result's record is left (model {model_id}, version {version})."]}
+    text = [f"Task: {card.get('task', 'not recorded')} · version {card.get('version')}"
+            + ("" if str(card.get("version")) == version else
+               f" (this result was computed with version {version}: the card below may not describe it)"),
+            f"Training data: {_training_text(card) or 'not recorded'}",
+            f"Intended use: {card.get('intended_use', 'not recorded')}"]
+    cutoff = cutoff_of_card(card)
+    if cutoff is not None:
+        text.insert(2, f"Cutoff {cutoff[0]:.3f}: {cutoff[1]}")
+    demo = "DEMO" in str(card.get("intended_use", "")).upper()
+    return {"key": f"card {model_id}", "title": f"Model card: {model_id} {card.get('version')}"
+            + (" (demo weights, not for clinical use)" if demo else ""),
+            "tone": "warning" if demo else "info", "text": text, "rows": _metric_rows(card)}
+
+
+def cutoff_explanation(what: str, score: float, cutoff: float, card: dict | None) -> dict:
+    """What the cutoff beside a score is, and where this one came from (the card's method and data)."""
+    source = cutoff_of_card(card) if card is not None else None
+    where = f"This cutoff ({cutoff:.3f}) comes from {source[1]}." if source is not None else \
+        f"This cutoff ({cutoff:.3f}) is the mean of the models' own cutoffs."
+    side = "at or above" if score >= cutoff else "below"
+    return {"key": "cutoff", "title": f"{what} {score:.3f} · cutoff {cutoff:.3f}", "tone": "info", "rows": [],
+            "text": [f"The {what} {score:.3f} is {side} its cutoff {cutoff:.3f}.", CUTOFF_TEXT, where]}
+
+
+# ---- per module -----------------------------------------------------------------------------------------------------
+
+def record_of(module: str, nodes) -> dict | None:
+    """The JSON record a module's result node holds (the first of `nodes` that has one)."""
+    for node in nodes:
+        text = node.GetAttribute(RECORDS[module]) if node is not None else None
+        if text:
+            try:
+                record = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                return record
+    return None
+
+
+def _models_of(record: dict) -> list[dict]:
+    models = record.get("models") or ([record["model"]] if isinstance(record.get("model"), dict) else [])
+    return [m["model"] if isinstance(m.get("model"), dict) else m for m in models if isinstance(m, dict)]
+
+
+def bonescan_explanations(record: dict, directory=None) -> list[dict]:
+    from .bonescan.bstbi import K_SCALING
+
+    bstbi = record.get("bstbi", {})
+    lines = [[name, f"{value:.3f}", "one view at one grey-level setting"]
+             for name, value in (bstbi.get("per_subimage") or {}).items()]
+    explanations = [{"key": "bstbi", "title": f"What BSTBI {bstbi.get('mean', 0):.3f} means", "tone": "info",
+                     "text": BSTBI_TEXT if bstbi.get("k", K_SCALING) == K_SCALING else
+                     [*BSTBI_TEXT, f"This result used K = {bstbi['k']:g}."], "rows": lines}]
+    classifier = next((m for m in _models_of(record) if "resnet" in str(m.get("id"))), None)
+    card = read_card(classifier["id"], directory) if classifier else None
+    cutoff = cutoff_of_card(card) if card else None
+    probability = record.get("metastasis_probability")
+    if cutoff is not None and isinstance(probability, (int, float)):
+        explanations.append(cutoff_explanation("metastasis probability", probability, cutoff[0], card))
+        flag = borderline_explanation("metastasis probability", probability, cutoff[0])
+        explanations += [flag] if flag else []
+    return explanations
+
+
+def mammo_explanations(record: dict, directory=None) -> list[dict]:
+    from .mammo.predict import CLASSIFIER_IDS
+
+    score, cutoff = record["rad_score"], record["cutoff"]
+    card = read_card(CLASSIFIER_IDS.get(record.get("kind"), ""), directory)
+    explanations = [borderline_explanation("Rad-score", score, cutoff)]
+    explanations.append(cutoff_explanation("Rad-score", score, cutoff, card))
+    explanations.append(contribution_explanation(record, card, directory))
+    features = record.get("features") or {}
+    explanations.append({"key": "features", "title": f"The {len(features)} radiomics features of this ROI",
+                         "tone": "info",
+                         "text": ["Plain names; hover a name for its pyradiomics name. Shape features are in "
+                                  "millimetres at the image's pixel size."],
+                         "rows": [[plain_feature_name(name), f"{value:.4g}", name] for name, value in
+                                  features.items()]})
+    return [e for e in explanations if e]
+
+
+def group_contributions(card: dict | None, features: dict, directory=None) -> list[list[str]]:
+    """Score change when every feature of one class (shape, intensity, a texture family) is set together to its
+    training reference: [class, change] rows, largest change first; empty when the classifier cannot be read."""
+    from .mammo.scorer import load_classifier
+
+    if card is None:
+        return []
+    import numpy as np
+
+    try:
+        classifier = load_classifier(Path(directory or default_models_dir()) / f"{card['id']}.json")
+    except (SmartImagingError, OSError, KeyError):
+        return []
+    if classifier.reference is None or any(name not in features for name in classifier.feature_names):
+        return []
+    values = np.array([features[name] for name in classifier.feature_names], float)
+    kept, reference = classifier.reference
+    score = classifier.scores(values[None])[0]
+    rows = []
+    for feature_class, label in FEATURE_CLASSES.items():
+        members = [i for i, column in enumerate(kept)
+                   if classifier.feature_names[column].split("_")[1] == feature_class]
+        if not members:
+            continue
+        probe = values.copy()
+        probe[np.asarray(kept)[members]] = np.asarray(reference)[members]
+        rows.append([f"{label} ({len(members)} features)", f"{score - classifier.scores(probe[None])[0]:+.3f}",
+                     "score change when these features are set together to their training mean"])
+    return sorted(rows, key=lambda row: -abs(float(row[1])))
+
+
+def contribution_explanation(record: dict, card: dict | None, directory=None) -> dict:
+    """What the per-feature contributions are, and what to read instead when they are (nearly) all zero."""
+    top = record.get("top_features") or []
+    zero = [item for item in top if abs(item.get("score_change", 0)) < 0.0005]
+    text = ["Contribution of a feature: how much the Rad-score would drop if that feature alone were set to its "
+            "training mean (positive: the feature pushed the score up)."]
+    rows = []
+    classifier = (card or {}).get("pipeline", {}).get("classifier")
+    if top and len(zero) >= len(top) - 1:
+        text.append(f"{len(zero)} of the {len(top)} largest contributions are 0: the "
+                    + ("random forest" if classifier == "rf" else "tree ensemble" if classifier == "xgboost"
+                       else "classifier")
+                    + " decides by thresholds (tree splits) on combined features; moving one feature alone to "
+                      "its training mean rarely crosses any split, so the score does not move. This happens most "
+                      "when the lesion's features lie far from the training data (see the domain check). "
+                      "Whole feature families, set to their training mean together:")
+        rows = group_contributions(card, record.get("features") or {}, directory)
+        if rows and all(abs(float(row[1])) < 0.0005 for row in rows):
+            text.append("Not even a whole family moves the score: it comes from the combination of all of them.")
+    return {"key": "contributions", "title": "Why the Rad-score is what it is", "tone": "info", "text": text,
+            "rows": rows}
+
+
+def lvi_explanations(record: dict, directory=None) -> list[dict]:
+    models = [m for m in record.get("models") or [] if isinstance(m, dict)]
+    fused = record.get("fused") or {}
+    explanations = []
+    disagreement = lvi_disagreement(models, fused)
+    if disagreement:
+        explanations.append(disagreement)
+    if fused:
+        explanations.append(borderline_explanation("fused LVI probability", fused["probability"], fused["cutoff"]))
+        single = models[0]["model"] if len(models) == 1 else None
+        card = read_card(single["id"], directory) if single else None
+        explanations.append(cutoff_explanation("fused LVI probability", fused["probability"], fused["cutoff"],
+                                               card))
+    return [e for e in explanations if e]
+
+
+def lvi_disagreement(models: list[dict], fused: dict) -> dict | None:
+    """A note when the sequences' models fall on opposite sides of their own cutoffs, with what the fused number
+    is; None when they agree."""
+    positive = [m for m in models if m["probability"] >= m["cutoff"]]
+    if not positive or len(positive) == len(models):
+        return None
+    lines = [f"{m['sequence']} ({m.get('network', '')}): {m['probability']:.3f} "
+             f"{'≥' if m in positive else '<'} its cutoff {m['cutoff']:.3f} → "
+             f"{'positive' if m in positive else 'negative'}" for m in models]
+    return {"key": "disagreement", "title": "The sequences disagree", "tone": "warning", "rows": [],
+            "text": [*lines,
+                     f"The fused {fused.get('probability', float('nan')):.3f} is the "
+                     f"{fused.get('method', 'fusion')}, compared with the fused cutoff {fused.get('cutoff', 0):.3f}: "
+                     f"it averages two opposite answers, so its label ({fused.get('label', '')}) says less than "
+                     "either model does. Look at both sequences and their heat maps before trusting it."]}
+
+
+def dce_explanations(record: dict, directory=None) -> list[dict]:
+    measure = record.get("lesion_contrast")
+    if not measure:
+        return [{"key": "lesions", "title": "Lesion-level check: needs a real DCE", "tone": "info", "rows": [],
+                 "text": ["Load the real DCE of this patient to see whether lesions that enhance on it also show "
+                          "on the synthetic DCE; SSIM alone cannot tell."]}]
+    rows = [[f"Lesion {number} (slices {m['slices'][0] + 1}–{m['slices'][1] + 1}, {m['voxels']} voxels)",
+             "no real contrast" if m["ratio"] is None else f"{m['ratio']:.2f}",
+             f"contrast to surroundings: synthetic {m['synthetic_contrast']:.3f}, real {m['real_contrast']:.3f}"]
+            for number, m in enumerate(measure["lesions"], start=1)]
+    return [{"key": "lesions", "title": "Lesions faint on the synthetic DCE" if measure["faint"] else
+             "Lesion-level check", "tone": "warning" if measure["faint"] else "info", "rows": rows,
+             "text": [measure["sentence"],
+                      f"Lesion: a connected region where the real DCE minus the T1 (mapped onto it) exceeds "
+                      f"{measure['threshold']:g} of the intensity range, neither tiny nor the size of the heart; "
+                      f"ratio = synthetic / real contrast of the lesion to its surroundings; faint below "
+                      f"{measure['faint_ratio']:g}."]}]
+
+
+EXPLAINERS = {"BoneScanBSTBI": bonescan_explanations, "MammoRadiomics": mammo_explanations,
+              "BreastLVI": lvi_explanations, "DCESynthesis": dce_explanations}
+
+
+def explain(module: str, nodes, directory=None) -> list[dict]:
+    """Every explanation of a module's result, from the record its result nodes hold (table first, then e.g. the
+    synthetic DCE volume): the module's own, then the model card of each model the result used."""
+    record = record_of(module, nodes)
+    if record is None:
+        return []
+    cards = [card_explanation(model, directory) for model in _models_of(record)]
+    return [*EXPLAINERS[module](record, directory), *cards]

@@ -14,7 +14,14 @@ from smartimaging.evaluation import dice
 from smartimaging.mammo import scene as mammo_scene
 from smartimaging.mammo.images import Mammogram
 from smartimaging.mammo.predict import predict_mammogram
-from smartimaging.mammo.realistic import CDDCESM_HELD_OUT, evaluate, held_out_cases, synthetic_mass
+from smartimaging.mammo.realistic import (
+    CDDCESM_FOLD_HALVES,
+    CDDCESM_HELD_OUT,
+    evaluate,
+    held_out_cases,
+    held_out_patients,
+    synthetic_mass,
+)
 from smartimaging.mammo.segment import (
     CLASSICAL_SOURCE,
     SEGMENTER_IDS,
@@ -104,3 +111,17 @@ def test_a_loose_synthetic_outline_includes_the_faint_margin():
     tight = synthetic_mass(np.random.default_rng(5), (128, 128), (64, 64), 20.0)[1]
     loose = synthetic_mass(np.random.default_rng(5), (128, 128), (64, 64), 20.0, loose_margin=1.0)[1]
     assert np.all(loose[tight]) and loose.sum() > tight.sum()
+
+
+def test_two_fold_halves_split_the_held_out_patients():
+    """Each half of the two-fold protocol is tested on the other half only; together they test every held-out
+    CDD-CESM lesion once, and the training patients are in neither."""
+    halves = [set(CDDCESM_FOLD_HALVES[name]) for name in sorted(CDDCESM_FOLD_HALVES)]
+    assert not halves[0] & halves[1] and halves[0] | halves[1] == set(CDDCESM_HELD_OUT)
+    assert set(held_out_patients("A")) == halves[1] and set(held_out_patients("B")) == halves[0]
+    require_shared(REALDATA / "mammo_cddcesm")
+    tested = {name: {case[0] for case in held_out_cases(REALDATA, name) if case[0].startswith("flipped")}
+              for name in CDDCESM_FOLD_HALVES}
+    everything = {case[0] for case in held_out_cases(REALDATA) if case[0].startswith("flipped")}
+    assert not tested["A"] & tested["B"] and tested["A"] | tested["B"] == everything
+    assert all(int(name.split("_")[1][1:]) in halves[1] for name in tested["A"])

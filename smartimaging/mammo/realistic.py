@@ -34,6 +34,9 @@ CDDCESM_PIXEL_MM = 0.45
 CBIS_PIXEL_MM = 0.05
 NYU_PIXEL_MM = 0.1
 CDDCESM_HELD_OUT = (61, 71, 93, 108, 121, 137, 139, 149, 161, 172, 181, 191)  # every other patient, sorted by number
+# Two-fold protocol: fold "A" trains on the training patients plus half A's masks and is tested on half B, and vice
+# versa, so that every held-out lesion is scored by a model that never saw it
+CDDCESM_FOLD_HALVES = {"A": (61, 93, 121, 139, 161, 181), "B": (71, 108, 137, 149, 172, 191)}
 MIN_LESION_MM2 = 20.0  # mask components smaller than this are annotation specks, not lesions
 # `build` resamples to these (the mass size can be changed with --mass-pixel-mm); the .npz records them
 MODEL_PIXEL_MM = {"mass": 0.7, "calcification": 0.2}
@@ -81,8 +84,13 @@ def cddcesm_views(folder: Path) -> list[RealView]:
     return views
 
 
-def held_out(view: RealView) -> bool:
-    return view.patient.startswith("P") and int(view.patient[1:]) in CDDCESM_HELD_OUT
+def held_out_patients(fold: str | None = None) -> tuple[int, ...]:
+    """The CDD-CESM patients never trained on: all of `CDDCESM_HELD_OUT`, or the other half in a two-fold `fold`."""
+    return CDDCESM_HELD_OUT if fold is None else CDDCESM_FOLD_HALVES["B" if fold == "A" else "A"]
+
+
+def held_out(view: RealView, fold: str | None = None) -> bool:
+    return view.patient.startswith("P") and int(view.patient[1:]) in held_out_patients(fold)
 
 
 def cbis_views() -> list[RealView]:
@@ -105,13 +113,13 @@ def breast_region(pixels: np.ndarray) -> np.ndarray:
     return labels == 1 + int(np.argmax(ndimage.sum(region, labels, range(1, count + 1))))
 
 
-def build(realdata: Path, out: Path, pixel_mm: dict[str, float] = MODEL_PIXEL_MM) -> dict:
-    """Resample every training source to each model's pixel size (`pixel_mm`, recorded in the .npz) into one .npz;
-    returns what went in."""
+def build(realdata: Path, out: Path, pixel_mm: dict[str, float] = MODEL_PIXEL_MM, fold: str | None = None) -> dict:
+    """Resample every training source to each model's pixel size (`pixel_mm`, recorded in the .npz) into one .npz
+    (`fold`: the training set of that two-fold half); returns what went in."""
     arrays, sources = {}, {"cddcesm_train": [], "cbis": [], "held_out": []}
     views = cddcesm_views(realdata / "mammo_cddcesm") + cbis_views()
     for view in views:
-        if held_out(view):
+        if held_out(view, fold):
             sources["held_out"].append(view.name)
             continue
         sources["cbis" if view.mask is None else "cddcesm_train"].append(view.name)
@@ -373,13 +381,14 @@ def train(data_path: Path, kind: str, architecture: dict, out: Path, steps: int,
 
 # --- held-out evaluation ------------------------------------------------------------------------------------------
 
-def held_out_cases(realdata: Path) -> list[tuple[str, np.ndarray, float, np.ndarray]]:
-    """(name, pixels, pixel_mm, lesion mask) for every held-out real lesion: CDD-CESM held-out patients, NYU."""
+def held_out_cases(realdata: Path, fold: str | None = None) -> list[tuple[str, np.ndarray, float, np.ndarray]]:
+    """(name, pixels, pixel_mm, lesion mask) for every held-out real lesion (of a two-fold `fold`'s test half):
+    CDD-CESM held-out patients, NYU."""
     from PIL import Image
 
     cases = []
     for view in cddcesm_views(realdata / "mammo_cddcesm"):
-        if held_out(view):
+        if held_out(view, fold):
             cases += [(f"{view.name}#{i + 1}", view.pixels, view.pixel_mm, lesion)
                       for i, lesion in enumerate(lesions(view.mask, view.pixel_mm))]
     nyu = realdata / "mammo_gmic_nyu"
@@ -533,6 +542,8 @@ def main(argv=None) -> None:
     build_parser.add_argument("--realdata", type=Path, default=Path("../shared/realdata"))
     build_parser.add_argument("--out", type=Path, required=True)
     build_parser.add_argument("--mass-pixel-mm", type=float, default=MODEL_PIXEL_MM["mass"])
+    fold_help = "two-fold protocol: train with this half of the held-out patients' masks, test on the other half"
+    build_parser.add_argument("--fold", choices=sorted(CDDCESM_FOLD_HALVES), default=None, help=fold_help)
     train_parser = commands.add_parser("train", help="train one segmenter from a built .npz")
     train_parser.add_argument("--data", type=Path, required=True)
     train_parser.add_argument("--kind", choices=sorted(MODEL_PIXEL_MM), required=True)
@@ -565,9 +576,10 @@ def main(argv=None) -> None:
     evaluate_parser.add_argument("--kind", choices=sorted(MODEL_PIXEL_MM), default="mass")
     evaluate_parser.add_argument("--models-dir", type=Path, default=None)
     evaluate_parser.add_argument("--realdata", type=Path, default=Path("../shared/realdata"))
+    evaluate_parser.add_argument("--fold", choices=sorted(CDDCESM_FOLD_HALVES), default=None, help=fold_help)
     args = parser.parse_args(argv)
     if args.command == "build":
-        print(json.dumps(build(args.realdata, args.out, MODEL_PIXEL_MM | {"mass": args.mass_pixel_mm})))
+        print(json.dumps(build(args.realdata, args.out, MODEL_PIXEL_MM | {"mass": args.mass_pixel_mm}, args.fold)))
     elif args.command == "train":
         train(args.data, args.kind, args.architecture, args.out, args.steps, args.batch_size, args.lr, args.seed,
               args.workers, args.device, args.max_seconds, args.init, args.real_fractions, args.loose_margin)
@@ -583,7 +595,8 @@ def main(argv=None) -> None:
         from .segment import MammoSegmenter
 
         torch.set_num_threads(2)
-        result = evaluate(MammoSegmenter.load(args.kind, args.models_dir, "cpu"), held_out_cases(args.realdata))
+        result = evaluate(MammoSegmenter.load(args.kind, args.models_dir, "cpu"),
+                          held_out_cases(args.realdata, args.fold))
         print(json.dumps(result, indent=1))
 
 

@@ -9,7 +9,7 @@ Real sources and their pixel sizes (none is in the files: assumptions, recorded 
 - the NYU view (AGPL, ../shared only): held out, assumed 0.1 mm.
 
 `python -m smartimaging.mammo.realistic build` writes the resampled sources to one .npz (this needs the project's
-readers); `... train` needs only numpy, scipy, torch and MONAI, so that it runs on a bare GPU machine; `... evaluate`
+readers); `... train` needs only numpy, scipy and torch, so that it runs on a bare GPU machine; `... evaluate`
 measures a segmenter on the held-out real lesions.
 """
 
@@ -305,7 +305,7 @@ def sample_patch(rng, image: np.ndarray, mask: np.ndarray, kind: str):
     return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
 
 
-# --- training (numpy, scipy, torch, MONAI only) -------------------------------------------------------------------
+# --- training (numpy, scipy, torch only) -------------------------------------------------------------------
 
 def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     ce = torch.nn.functional.cross_entropy(logits, target[:, 0])
@@ -323,8 +323,9 @@ def train(data_path: Path, kind: str, architecture: dict, out: Path, steps: int,
     with more real masks (masses: `real_fractions` of the patches in each phase; `loose_margin`: see
     `synthetic_mass`), stopping early after `max_seconds`; saves `<kind>.safetensors` (float32) and `<kind>.json`
     (history) under `out`."""
-    from monai.networks.nets import BasicUNet
     from safetensors.torch import load_file, save_file
+
+    from ..models.unet import BasicUNet
 
     torch.manual_seed(seed)
     torch.backends.cudnn.benchmark = True

@@ -1,0 +1,220 @@
+"""Explanations of results (smartimaging.explain) and the synthetic DCE's lesion-level check
+(smartimaging.dce.lesion_contrast): plain feature names, the borderline band, cutoffs and model cards read from the
+shipped cards, the LVI disagreement note, the mammography contributions of a tree model, the pixel-size hint of each
+front-end; lesion contrast on breast phantoms whose lesions are known, through the CLI's JSON; every module's
+explanations through its reading flow on the station's sample cases."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from PIL import Image
+from scipy import ndimage
+
+from smartimaging import explain
+from smartimaging.cli import main
+from smartimaging.dce.lesion_contrast import FAINT_RATIO, enhancing_lesions, lesion_contrast
+from smartimaging.dce.volumes import normalise, to_unit
+from smartimaging.mammo.images import PIXEL_SIZE_HINTS, load_mammogram
+from smartimaging.mammo.predict import predict_mammogram
+from smartimaging.mammo.scorer import load_classifier
+from smartimaging.models.registry import models_dir
+from smartimaging.phantoms.breast_mri import SHAPE, make_breast_mri_phantom, phantom_image
+from smartimaging.phantoms.mammo import make_mammo_phantom
+
+MODELS = Path(models_dir())
+
+
+@pytest.fixture(scope="module")
+def breast():
+    """A breast MRI phantom with two enhancing cancers (the station's DCE sample), on the metrics' [0, 1] scale."""
+    case = make_breast_mri_phantom(930_006, SHAPE)
+    return case, to_unit(normalise(case.t1)), to_unit(normalise(case.dce))
+
+
+# ---- lesion contrast ------------------------------------------------------------------------------------------------
+
+def test_enhancing_lesions_are_the_phantoms_lesions_not_the_heart(breast):
+    case, t1, real = breast
+    lesions, _ = enhancing_lesions(real, t1)
+    for index in (1, 2):  # each known lesion is mostly inside one measured lesion
+        truth = case.lesions == index
+        assert max(np.count_nonzero(lesion & truth) for lesion in lesions) > 0.9 * truth.sum()
+    assert all(lesion.sum() < 0.05 * case.body.sum() for lesion in lesions)  # the heart (25 000 voxels) is left out
+
+
+def test_lesion_contrast_is_one_for_the_real_dce_and_faint_when_the_lesion_is_erased(breast):
+    case, t1, real = breast
+    same = lesion_contrast(t1, real, real)
+    assert same["lesions"] and not same["faint"]
+    assert all(m["ratio"] == pytest.approx(1.0) for m in same["lesions"])
+    assert "show on the synthetic DCE too" in same["sentence"]
+    lesions, enhancing = enhancing_lesions(real, t1)
+    erased = real.copy()  # the lesions filled with the tissue around them: what a generator might make
+    for lesion in lesions:
+        ring = ndimage.binary_dilation(lesion, iterations=3) & ~enhancing & case.body
+        erased[lesion] = np.median(real[ring])
+    faint = lesion_contrast(t1, erased, real)
+    assert faint["faint"] and all(m["faint"] for m in faint["lesions"]) and len(faint["lesions"]) == len(lesions)
+    assert all(m["ratio"] < FAINT_RATIO for m in faint["lesions"] if m["faint"])
+    assert "faint on the synthetic DCE" in faint["sentence"] and "SSIM" in faint["sentence"]
+    nothing = lesion_contrast(t1, t1, t1)
+    assert nothing["lesions"] == [] and not nothing["faint"] and "no focal region" in nothing["sentence"]
+
+
+def test_cli_synthesis_reports_the_lesion_level_check_beside_ssim(breast, tmp_path, capsys):
+    case = breast[0]
+    for name, array in (("t1", case.t1), ("dce", case.dce)):
+        sitk.WriteImage(phantom_image(array, case.spacing, (0.0, 0.0, 0.0)), str(tmp_path / f"{name}.nrrd"))
+    assert main(["dce", "synthesize", str(tmp_path / "t1.nrrd"), "--dce", str(tmp_path / "dce.nrrd"), "--out",
+                 str(tmp_path / "out"), "--device", "cpu", "--quiet"]) == 0
+    record = json.loads((tmp_path / "out" / "result.json").read_text(encoding="utf-8"))
+    measure = record["lesion_contrast"]
+    assert record["metrics"]["ssim_mean"] > 0.7  # the image-level number looks good ...
+    assert measure["faint"] and measure["lesions"][0]["ratio"] < FAINT_RATIO  # ... the demo model misses the cancers
+    assert measure["sentence"] in capsys.readouterr().out
+
+
+# ---- names, borderline, cutoffs, cards ------------------------------------------------------------------------------
+
+def test_plain_feature_names_and_the_rows_a_reader_sees():
+    assert explain.plain_feature_name("original_shape2D_Perimeter") == "Perimeter (mm)"
+    assert explain.plain_feature_name("original_firstorder_Kurtosis") == "Intensity kurtosis (peakedness)"
+    assert explain.plain_feature_name("original_glcm_ClusterProminence") == \
+        "Cluster prominence (texture: co-occurrence)"
+    assert explain.plain_feature_name("wavelet-LH_glrlm_RunEntropy") == \
+        "Run entropy (texture: run length), wavelet-LH image"
+    assert explain.plain_feature_name("Rad-score") == "Rad-score"
+    names = load_classifier(MODELS / "mammo-mass-classifier-demo.json").feature_names
+    plain = [explain.plain_feature_name(name) for name in names]
+    assert len(set(plain)) == len(names) == 102 and not any("_" in text for text in plain)
+    rows = [["Rad-score", "0.480"], ["Contribution: original_shape2D_Perimeter", "-0.105"],
+            ["Warning", "x"], *[[name, "1"] for name in names]]
+    shown, titles = explain.shown_rows(rows)
+    assert shown == [["Rad-score", "0.480"], ["Contribution: Perimeter (mm)", "-0.105"], ["Warning", "x"]]
+    assert titles == ["", "original_shape2D_Perimeter", ""]
+
+
+def test_borderline_band_is_symmetric_in_log_odds():
+    low, high = explain.borderline_band(0.5)
+    assert (low, high) == pytest.approx((0.4378, 0.5622), abs=1e-4)
+    assert explain.is_borderline(0.480, 0.460)  # the benign phantom called malignant
+    assert not explain.is_borderline(0.175, 0.460)
+    assert not explain.is_borderline(0.997, 0.968) and explain.is_borderline(0.972, 0.968)  # narrow near 1
+    flag = explain.borderline_explanation("Rad-score", 0.480, 0.460)
+    assert flag["tone"] == "warning" and "0.399–0.522" in flag["text"][0]
+    assert explain.borderline_explanation("Rad-score", 0.175, 0.460) is None
+
+
+@pytest.mark.parametrize(("model_id", "value", "method"), [
+    ("mammo-mass-classifier-demo", 0.46, "Youden index of out-of-fold training predictions (192 training cases"),
+    ("bonescan-resnet34-demo", 0.9685, "Youden on validation cases (60 validation cases)"),
+    ("lvi-dce-resnet10-3d-demo", 0.7170, "Youden index of the training cases' probabilities (210 training cases)"),
+    ("lvi-fusion-demo", 0.5408, "out-of-fold predictions"),
+])
+def test_cutoff_of_each_card_says_how_and_on_what_data(model_id, value, method):
+    cutoff, source = explain.cutoff_of_card(explain.read_card(model_id))
+    assert cutoff == pytest.approx(value, abs=1e-4) and source.startswith(method)
+
+
+def test_every_shipped_model_card_explains_data_metrics_and_demo_use(tmp_path):
+    for path in sorted(MODELS.glob("*-demo.json")):  # the cards (not the XGBoost model file beside one)
+        card = json.loads(path.read_text(encoding="utf-8"))
+        shown = explain.card_explanation({"id": card["id"], "version": card["version"]})
+        assert "demo weights" in shown["title"] and shown["tone"] == "warning", path.name
+        assert any(line.startswith("Training data: ") and len(line) > 30 for line in shown["text"]), path.name
+        assert shown["rows"] and all(len(row) == 3 for row in shown["rows"]), path.name
+    older = explain.card_explanation({"id": "mammo-mass-classifier-demo", "version": "0.9.0"})
+    assert "computed with version 0.9.0" in older["text"][0]
+    gone = explain.card_explanation({"id": "mammo-mass-classifier-demo", "version": "1.1.0"}, tmp_path)
+    assert gone["tone"] == "warning" and "no longer in the models folder" in gone["text"][0]
+
+
+def test_lvi_disagreement_names_both_sides_and_the_fused_number():
+    dce = {"sequence": "DCE", "network": "resnet10-3d", "probability": 0.178, "cutoff": 0.717}
+    t2 = {"sequence": "T2", "network": "resnet10-3d", "probability": 0.697, "cutoff": 0.367}
+    fused = {"probability": 0.438, "cutoff": 0.542, "label": "LVI negative",
+             "method": "mean of the models' probabilities"}
+    note = explain.lvi_disagreement([dce, t2], fused)
+    assert note["tone"] == "warning"
+    assert note["text"][0] == "DCE (resnet10-3d): 0.178 < its cutoff 0.717 → negative"
+    assert note["text"][1] == "T2 (resnet10-3d): 0.697 ≥ its cutoff 0.367 → positive"
+    assert "0.438 is the mean of the models' probabilities" in note["text"][2]
+    assert explain.lvi_disagreement([dce, {**t2, "probability": 0.2}], fused) is None
+    assert explain.lvi_disagreement([t2], fused) is None
+
+
+def test_zero_contributions_of_the_random_forest_are_explained_with_feature_families():
+    classifier = load_classifier(MODELS / "mammo-mass-classifier-demo.json")
+    kept, reference = classifier.reference
+    features = dict(zip(classifier.feature_names, np.asarray(reference, float).tolist(), strict=True))
+    card = explain.read_card("mammo-mass-classifier-demo")
+    at_mean = {"top_features": [{"feature": n, "score_change": 0.0} for n in classifier.feature_names[:5]],
+               "features": features}
+    shown = explain.contribution_explanation(at_mean, card)
+    assert "random forest" in shown["text"][1] and len(shown["rows"]) == 7
+    assert "Not even a whole family" in shown["text"][2]  # every feature at its mean: nothing to move
+    shape = [name for name in features if "_shape2D_" in name]
+    moved = {**features, **{name: features[name] * 3 + 10 for name in shape}}
+    rows = explain.group_contributions(card, moved)
+    score = classifier.scores(np.array([[moved[n] for n in classifier.feature_names]]))[0]
+    probe = classifier.scores(np.array([[features[n] for n in classifier.feature_names]]))[0]
+    assert rows[0][0] == "Shape (9 features)" and float(rows[0][1]) == pytest.approx(score - probe, abs=5e-4)
+    ordinary = {"top_features": [{"feature": "a", "score_change": 0.1}, {"feature": "b", "score_change": -0.05}],
+                "features": features}
+    assert explain.contribution_explanation(ordinary, card)["rows"] == []
+
+
+def test_pixel_size_warning_names_the_front_ends_own_place(tmp_path):
+    case = make_mammo_phantom(920_011, "mass", 0)
+    Image.fromarray(case.image.astype(np.uint16)).save(tmp_path / "mass.png")
+    mammogram = load_mammogram(tmp_path / "mass.png")  # a PNG stores no pixel size: read as 1 mm
+    for front_end in ("cli", "station", "desktop"):
+        prediction = predict_mammogram(mammogram, "mass", mask=case.mask, pixel_hint=PIXEL_SIZE_HINTS[front_end])
+        warning = next(text for text in prediction.warnings if "pixel size" in text)
+        assert PIXEL_SIZE_HINTS[front_end] in warning
+        assert ("--pixel-mm" in warning) == (front_end == "cli")
+
+
+# ---- through the reading flows --------------------------------------------------------------------------------------
+
+def _computed(module: str, name: str):
+    from smartimaging.mrml import create_headless_scene
+    from smartimaging.web.app import FLOWS
+    from smartimaging.web.cases import sample_cases
+
+    case = next(c for c in sample_cases()[module] if c.name == name)
+    flow = FLOWS[module](create_headless_scene())
+    files = case.write(Path(tempfile.mkdtemp(prefix="smartimaging-explain-")))
+    flow.set_case_options(files.kind, files.pixel_mm)
+    for role, path in files.volumes.items():
+        flow.load(role, path)
+    if files.point_lps is not None:
+        flow.set_point_lps(files.point_lps)
+    if flow.needs_segment:
+        flow.run(flow.segment())
+    return flow.run(flow.compute())
+
+
+def test_every_modules_result_carries_its_explanations():
+    bone = {e["key"]: e for e in _computed("BoneScanBSTBI", "Phantom with 5 metastases").explanations}
+    assert "K = 5" in bone["bstbi"]["text"][1] and "No normal range is claimed" in bone["bstbi"]["text"][2]
+    assert "cutoff 0.968" in bone["cutoff"]["title"] and "60 validation cases" in bone["cutoff"]["text"][2]
+    assert {"card bonescan-resnet34-demo", "card bonescan-unet-demo"} <= set(bone)
+    mammo = {e["key"]: e for e in _computed("MammoRadiomics", "Phantom benign mass").explanations}
+    assert "Borderline" in mammo["borderline"]["title"] and len(mammo["features"]["rows"]) == 102
+    assert ["Perimeter (mm)", "original_shape2D_Perimeter"] == [mammo["features"]["rows"][5][i] for i in (0, 2)]
+    assert {"card mammo-mass-unet-demo", "card mammo-mass-classifier-demo"} <= set(mammo)
+    lvi = {e["key"]: e for e in _computed("BreastLVI", "Phantom cancer, LVI negative").explanations}
+    assert lvi["disagreement"]["tone"] == "warning" and "fused" in lvi["disagreement"]["text"][-1]
+    assert {"card lvi-dce-resnet10-3d-demo", "card lvi-t2-resnet10-3d-demo"} <= set(lvi)
+    dce = _computed("DCESynthesis", "Phantom with two lesions")
+    shown = {e["key"]: e for e in dce.explanations}
+    assert shown["lesions"]["tone"] == "warning" and shown["lesions"]["rows"]
+    assert "card dce-pix2pix-demo" in shown
+    assert any(row[0] == "Lesion 1 contrast, synthetic / real" for row in dce.rows)

@@ -38,12 +38,16 @@ from ..dce.flow import DCEFlow
 from ..errors import CancelledError, InputError, SmartImagingError
 from ..lvi.flow import LVIFlow
 from ..mammo.flow import MammoFlow
+from ..mammo.images import PIXEL_SIZE_HINTS
 from ..reading import is_warning_row, style_heat_map
 from ..result_nodes import DOMAIN_ROW
 from .bonescan_panel import BoneScanPanel
 from .cases import UPLOAD_CHUNK_BYTES, Upload, UploadLimits, format_size, sample_cases
 from .display_panel import DisplayPanel
 from .editor_panel import EditorPanel, bring_into_view, comparison_table
+from .explain_panel import build as build_explanations
+from .explain_panel import init_state as init_explanations
+from .explain_panel import publish as publish_explanations
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +134,7 @@ class ReadingStation(TrameApp):
         self.editor_logic = SegmentEditorLogic(self.server, self.slicer_app)
         self.editor_panel = EditorPanel(self)
         self.flows = {module: flow(self.slicer_app.scene, device, models_dir) for module, flow in FLOWS.items()}
+        self.flows[MammoFlow.module].pixel_hint = PIXEL_SIZE_HINTS["station"]  # its warnings point to this page
         self.cases = sample_cases()
         self._scratch = tempfile.TemporaryDirectory(prefix="smartimaging-station-")
         self.upload_limits = upload_limits or UploadLimits()
@@ -197,6 +202,7 @@ class ReadingStation(TrameApp):
         state.si_layout = {m: "axial" for m in FLOWS}  # Flow.layout of each module's case
         state.si_placing = False
         state.si_compare = {m: [] for m in FLOWS}  # the result's AI-vs-edited rows
+        init_explanations(state, FLOWS)
         state.change("si_module")(self._on_module_changed)
         state.change("si_kind")(self._on_kind_changed)
 
@@ -324,6 +330,7 @@ class ReadingStation(TrameApp):
             html.Div(f"and {{{{ si_domain[si_module].reasons.length - {SHOWN_REASONS} }}}} more reasons (hover)",
                      v_if=(f"si_domain[si_module].reasons.length > {SHOWN_REASONS}",), classes="text-body-2",
                      title=("si_domain[si_module].reasons.join('\\n')",), id="si-domain-more")
+        build_explanations()  # the result's warnings (borderline, disagreement...) and "Explain this result"
         comparison_table()
         html.Div("Domain check: {{ si_domain[si_module].text }}",
                  v_if=("si_domain[si_module]?.verdict === 'inside'",), classes="text-body-2", id="si-domain-text")
@@ -340,10 +347,12 @@ class ReadingStation(TrameApp):
                        height="360px", fixed_header=True, classes=("si_stale[si_module] ? 'text-disabled' : ''",)):
             with html.Thead(), html.Tr():
                 html.Th("{{ column }}", v_for=("column in si_columns[si_module]",), style="white-space: nowrap;")
-            with html.Tbody(), html.Tr(v_for=("row in si_rows[si_module]",)):
+            with html.Tbody(), html.Tr(v_for=("(row, rowIndex) in si_rows[si_module]",)):
                 # A cell wraps at spaces only, never inside a word (nor at a word's hyphens: "lvi-dce-resnet10");
-                # the full text is also the cell's tooltip (the table scrolls sideways when it needs more room).
-                with html.Td(v_for=("cell in row",), title=("cell",), style="font-size: 13px;"):
+                # the full text is also the cell's tooltip (the table scrolls sideways when it needs more room), a
+                # plain feature name's tooltip its pyradiomics name.
+                with html.Td(v_for=("(cell, cellIndex) in row",), style="font-size: 13px;",
+                             title=("!cellIndex && si_row_titles[si_module][rowIndex] || cell",)):
                     with html.Template(v_for=("(word, index) in String(cell).split(' ')",)):
                         html.Span("{{ word }}", style="white-space: nowrap;")
                         html.Span("{{ ' ' }}", v_if=("index < String(cell).split(' ').length - 1",))
@@ -668,9 +677,9 @@ class ReadingStation(TrameApp):
         state.si_warnings = {**state.si_warnings, module: list(result.warnings) if result else []}
         state.si_columns = {**state.si_columns, module: result.columns if result else []}
         state.si_compare = {**state.si_compare, module: result.comparison if result else []}
-        state.si_rows = {**state.si_rows, module: [row for row in result.rows if not is_warning_row(row)
-                                                   and row[0] != DOMAIN_ROW and row[:2] not in result.comparison]
-                         if result else []}  # the warnings, domain check and AI-vs-edited rows: with the headline
+        rows = [row for row in result.rows if not is_warning_row(row) and row[0] != DOMAIN_ROW
+                and row[:2] not in result.comparison] if result else []  # those three: with the headline
+        state.si_rows = {**state.si_rows, module: publish_explanations(state, module, result, rows)}
 
     def _show(self, flow, fit: bool = False) -> None:
         """Layout, volumes and overlays of the active flow; other flows' segmentations and points hidden; `fit`

@@ -148,7 +148,7 @@ def test_mri_caption_edges_and_mirroring(scene, breast1_dir):
     flow = LVIFlow(scene)
     flow.load("DCE", breast1_dir / "breast1_image.nrrd")
     caption = display.view_captions(flow)[display.PRIMARY]
-    assert caption.title == "DCE" and caption.edges is None  # letters from the view's geometry
+    assert caption.title == "DCE (phase not recorded)" and caption.edges is None  # letters from the view's geometry
     assert display.mr_caption("DCE", "case_dce_phase2.nrrd").title == "DCE phase 2"
     slice_node = scene.AddNewNodeByClass("vtkMRMLSliceNode")
     slice_node.SetOrientationToAxial()

@@ -108,7 +108,12 @@ def apply_preset(display_node, preset: Preset) -> None:
 def window_level_text(display_node) -> str:
     """The display node's window and level as the reader reads them, e.g. "W 90 · L 45 · inverted"."""
     inverted = " · inverted" if display_node.GetInvertDisplayScalarRange() else ""
-    return f"W {display_node.GetWindow():.4g} · L {display_node.GetLevel():.4g}{inverted}"
+    window, level = display_node.GetWindow(), display_node.GetLevel()
+    return f"W {_number(window)} · L {_number(level)}{inverted}"
+
+
+def _number(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 # ---- header -----------------------------------------------------------------------------------------------------
@@ -271,8 +276,8 @@ def mammo_caption(header: dict, name: str, pixels: np.ndarray) -> ViewCaption:
 def mr_caption(sequence: str, name: str) -> ViewCaption:
     """An MRI view: the sequence shown (a DCE phase when its name says which) and R/L/A/P from the view."""
     phase = re.search(r"(?:phase|ph|dce)[ _-]?(\d+)", name, re.IGNORECASE)
-    if sequence == "DCE" and phase:
-        sequence = f"DCE phase {phase[1]}"
+    if sequence == "DCE":
+        sequence = f"DCE phase {phase[1]}" if phase else "DCE (phase not recorded)"
     return ViewCaption(sequence, edges=None)
 
 

@@ -13,7 +13,8 @@ from .. import display
 
 FRAME_CAPTIONS = {"BoneScanFrame1": "frame 0", "BoneScanFrame2": "frame 1"}  # station view tag -> caption key
 CAPTION_COLOR = (1.0, 0.55, 0.0)  # orange with a black shadow: readable on white (bone scan) and on black
-TITLE, NOTE, LEFT, RIGHT, TOP, BOTTOM = 2, 0, 6, 5, 7, 4  # vtkCornerAnnotation text positions
+TITLE, LEFT, RIGHT, TOP, BOTTOM = 3, 6, 5, 7, 4  # vtkCornerAnnotation text positions (upper right, edges); the
+# bottom letter is raised two lines above the view's slice slider
 
 
 class DisplayPanel:
@@ -56,11 +57,11 @@ class DisplayPanel:
         html.Div("Left-drag in a view: window (left/right) and level (up/down).", classes="text-caption")
         with html.Div(id="si-display-captions", classes="text-caption"):
             html.Div("{{ caption }}", v_for=("caption in si_display_captions",))
-        with v3.VTable(density="compact", v_if=("si_display_header.length",), id="si-display-header",
-                       classes="mt-1"):
-            with html.Tbody(), html.Tr(v_for=("row in si_display_header",)):
-                html.Td("{{ row[0] }}", classes="text-caption", style="white-space: nowrap;")
-                html.Td("{{ row[1] }}", classes="text-caption")
+        with html.Div(v_if=("si_display_header.length",), id="si-display-header",
+                      classes="d-flex flex-wrap text-caption mt-1", style="column-gap: 12px;"):
+            with html.Span(v_for=("row in si_display_header",), style="white-space: nowrap;"):
+                html.Span("{{ row[0] }}: ", classes="text-medium-emphasis")
+                html.Span("{{ row[1] }}")
 
     # ---- callbacks ----------------------------------------------------------------------------------------------
 
@@ -119,12 +120,15 @@ class DisplayPanel:
     def _caption(self, view, caption) -> None:
         """Draw a caption and its edge letters in a slice view; hang it (mirror) as the caption says."""
         view_node = view.get_view_node()
+        orientation = view_node.GetOrientation()
         display.hang(view_node, caption is not None and caption.mirrored)
+        if view_node.GetOrientation() != orientation:
+            view.fit_view_to_content()  # the mirrored image centred in its view again
         annotation = self._annotations.get(view.get_singleton_tag())
         if annotation is None:
             annotation = vtk.vtkCornerAnnotation()
-            annotation.SetMaximumFontSize(18)
-            annotation.SetLinearFontScaleFactor(3)
+            annotation.SetMinimumFontSize(15)
+            annotation.SetMaximumFontSize(20)
             annotation.GetTextProperty().SetColor(*CAPTION_COLOR)
             annotation.GetTextProperty().ShadowOn()
             annotation.GetTextProperty().BoldOn()
@@ -133,10 +137,9 @@ class DisplayPanel:
         annotation.ClearAllTexts()
         if caption is not None:
             edges = display.edge_letters(view_node) if caption.edges is None else caption.edges
-            annotation.SetText(TITLE, caption.title)
-            annotation.SetText(NOTE, caption.note)
+            annotation.SetText(TITLE, "\n".join(part for part in (caption.title, caption.note) if part))
             for position, edge in ((LEFT, "left"), (RIGHT, "right"), (TOP, "top"), (BOTTOM, "bottom")):
-                annotation.SetText(position, edges.get(edge, ""))
+                annotation.SetText(position, edges.get(edge, "") + ("\n\n" if position == BOTTOM else ""))
         view.schedule_render()
 
     def _volumes(self, flow) -> list:

@@ -120,8 +120,16 @@ class BoneScanFlow(Flow):
         self.exclude, self._rejected_on = [], None
         super().clear()
 
+    def _forget_lesion_numbers(self) -> None:
+        """A new segmentation numbers its lesions anew: the rejections and the numbers in the views go."""
+        self.exclude, self._rejected_on = [], None
+        markers = self.extra_nodes.pop("lesion numbers", None)
+        if markers is not None and self.scene.IsNodePresent(markers):
+            self.scene.RemoveNode(markers)
+
     def draw_by_hand(self) -> None:
         super().draw_by_hand()
+        self._forget_lesion_numbers()
         self._set_other_views([(None, drawn_segmentation(self.scene, volume, BONESCAN_SEGMENTS,
                                                          f"{volume.GetName()} drawn {self.roi_name}"))
                                for volume in self.scan_volumes[1:]])
@@ -137,7 +145,7 @@ class BoneScanFlow(Flow):
                                                    str(Path(folder) / "out"), "--views", ",".join(self.view_names)])
             ai_nodes = bonescan_scene.import_worker_result(self.scene, volumes, event)
         self._keep_segmentation(ai_nodes[0])
-        self.exclude, self._rejected_on = [], None  # a new proposal numbers its lesions anew
+        self._forget_lesion_numbers()
         for ai_node in ai_nodes[1:]:
             ai_node.GetDisplayNode().SetVisibility(False)
         self._set_other_views([(ai_node, editable_copy(self.scene, ai_node)) for ai_node in ai_nodes[1:]])
@@ -160,6 +168,8 @@ class BoneScanFlow(Flow):
                             "and all are counted; reject them again in the list")
         table, result = bonescan_scene.compute_bstbi(self.scene, self.scan_volumes, self.segmentations, self.exclude,
                                                      self.table_to_update, self.view_names or None)
+        self.extra_nodes["lesion numbers"] = bonescan_scene.mark_lesions(
+            self.scene, self.scan_volumes, result.as_json(), self.extra_nodes.get("lesion numbers"))
         return Result.of_table(f"BSTBI {result.bstbi['mean']:.3f}", table, [*warnings, *result.warnings],
                                result.domain)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+import vtk
 
 from .. import __version__
 from ..errors import InputError
@@ -144,6 +145,40 @@ def write_result_table(table_node, result: BoneScanResult) -> None:
     set_json_attribute(table_node, RESULT, result.as_json())
     table_node.SetAttribute("SmartImaging.Version", __version__)
     table_node.SetAttribute("SmartImaging.BSTBI", repr(result.bstbi["mean"]))
+
+
+LESION_MARKERS = "SmartImaging.LesionMarkers"  # attribute of the markups node numbering the lesions in the views
+ACCEPTED_COLOUR, REJECTED_COLOUR = (1.0, 0.6, 0.0), (0.55, 0.55, 0.55)
+
+
+def mark_lesions(scene, volume_nodes: list, record: dict, node=None):
+    """A locked point list (`node`, or a new one) with each lesion's number at its centre, on its view's frame
+    (views in the volumes' frame order, as `study_from_volume_nodes` reads them): accepted lesions orange, rejected
+    ones grey and labelled "rejected". Slicer 5.12 API (Markups module): vtkMRMLMarkupsNode AddControlPointWorld,
+    SetNthControlPointSelected, SetLocked; vtkMRMLMarkupsDisplayNode SetSelectedColor, SetColor, SetGlyphType."""
+    frames = [(volume, k) for volume in volume_nodes for k in range(volume.GetImageData().GetDimensions()[2])]
+    where = dict(zip(record["views"], frames, strict=False))
+    if node is None or not scene.IsNodePresent(node):
+        node = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", f"{volume_nodes[0].GetName()} lesion numbers")
+        node.SetAttribute(LESION_MARKERS, "1")
+        node.CreateDefaultDisplayNodes()
+        display = node.GetDisplayNode()
+        display.SetSelectedColor(*ACCEPTED_COLOUR)
+        display.SetColor(*REJECTED_COLOUR)
+        display.SetGlyphType(display.Circle2D)  # a ring: the lesion stays visible inside
+        node.SetLocked(True)  # the reader edits the segmentation, not the numbers
+        place_in_same_study(scene, node, volume_nodes[0])
+    node.RemoveAllControlPoints()
+    excluded = set(record.get("excluded_lesions", []))
+    matrix = vtk.vtkMatrix4x4()
+    for lesion in record["lesions"]:
+        volume, k = where[lesion["view"]]
+        volume.GetIJKToRASMatrix(matrix)
+        ras = matrix.MultiplyPoint((lesion["col"], lesion["row"], k, 1.0))[:3]
+        rejected = lesion["id"] in excluded
+        index = node.AddControlPointWorld(vtk.vtkVector3d(*ras), f"{lesion['id']}" + (" rejected" if rejected else ""))
+        node.SetNthControlPointSelected(index, not rejected)
+    return node
 
 
 def compare(scene, baseline_table, followup_table, table_node=None):

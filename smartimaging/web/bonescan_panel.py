@@ -30,20 +30,23 @@ from ..errors import InputError
 MODULE = "BoneScanBSTBI"
 RESULT_TRIGGER = "si_bone_result_file"
 
-# Reads each chosen result.json as text (a few hundred kB; larger files are refused by size, unread) and sends it.
+# Asks for result.json files (a file input made for the purpose, so the page keeps one file input: the case's), reads
+# each as text (a few hundred kB; larger files are refused by size, unread) and sends it.
 RESULT_UPLOAD_SCRIPT = f"""
-window.smartimagingBoneResults = async function (input) {{
-  try {{
+window.smartimagingBoneResults = function () {{
+  const input = document.createElement("input");
+  input.type = "file";
+  input.accept = ".json,application/json";
+  input.multiple = true;
+  input.onchange = async () => {{
     for (const file of Array.from(input.files || [])) {{
       const text = file.size <= {MAX_RESULT_BYTES} ? await file.text() : null;
       await trame.trigger({json.dumps(RESULT_TRIGGER)}, [file.name, file.size, text]);
     }}
-  }} finally {{
-    input.value = "";
-  }}
+  }};
+  input.click();
 }};
 """
-
 
 def _date(text) -> str | None:
     try:
@@ -63,12 +66,11 @@ class BoneScanPanel:
         state = station.state
         state.si_bone_review = {"views": [], "counts": ""}
         state.si_bone_session = []  # results of earlier cases of this session: {value, title}
-        state.si_bone_pick = None
         state.si_bone_earlier = []
         state.si_bone_trend = None  # {lines, svg, change}
         state.si_bone_followup_error = ""
-        state.si_bone_upload_key = 0
         state.change("si_steps_done")(self._on_step_done)
+        state.change("si_module")(self._on_module_changed)
         station.server.trigger(RESULT_TRIGGER)(self.on_result_file)
 
     # ---- page ---------------------------------------------------------------------------------------------------
@@ -102,15 +104,15 @@ class BoneScanPanel:
                      classes="text-caption mt-1")
         with html.Div(v_if=(f"si_module === '{MODULE}'",), id="si-bone-followup"):
             html.Div("Follow-up: earlier studies of this patient", classes="text-subtitle-2 mt-4")
-            with html.Div(classes="d-flex align-center mt-1"):
-                v3.VSelect(v_model=("si_bone_pick",), items=("si_bone_session",), label="A result of this session",
-                           density="compact", hide_details=True, disabled=("si_busy || !si_bone_session.length",))
-                v3.VBtn("Add", click=self.on_add_session, disabled=("si_busy || !si_bone_pick",), classes="ml-2",
-                        variant="tonal", id="si-bone-add-session")
-            v3.VFileInput(label="Earlier result.json (written by bonescan predict / bstbi)", accept=".json",
-                          multiple=True, density="compact", hide_details=True, classes="mt-2", id="si-bone-result-file",
-                          change="window.smartimagingBoneResults($event.target)", key=("si_bone_upload_key",),
-                          disabled=("si_busy",))
+            html.Div("Results of this session (click to add):", v_if=("si_bone_session.length",),
+                     classes="text-caption mt-1")
+            with html.Div(classes="d-flex flex-wrap ga-1"):
+                v3.VBtn("{{ entry.title }}", v_for=("entry in si_bone_session",), key="entry.value",
+                        click=(self.on_add_session, "[entry.value]"), disabled=("si_busy",), size="small",
+                        variant="tonal", prepend_icon="mdi-plus", classes="si-bone-session")
+            v3.VBtn("Add an earlier result.json (bonescan predict / bstbi)", click="window.smartimagingBoneResults()",
+                    prepend_icon="mdi-file-upload-outline", variant="tonal", size="small", classes="mt-2",
+                    disabled=("si_busy",), id="si-bone-result-file")
             v3.VAlert(v_if=("si_bone_followup_error",), text=("si_bone_followup_error",), type="error",
                       density="compact", classes="mt-2", id="si-bone-followup-error")
             with html.Div(v_for=("(study, index) in si_bone_earlier",), key="index",
@@ -134,11 +136,10 @@ class BoneScanPanel:
         self.flow.toggle_lesion(int(lesion_id))
         create_task(self.station._run(self.station._compute))
 
-    def on_add_session(self) -> None:
-        entry = self._history.get(self.station.state.si_bone_pick)
+    def on_add_session(self, key) -> None:
+        entry = self._history.get(key)
         if entry is not None:
             self._earlier.append(dict(entry))
-        self.station.state.si_bone_pick = None
         self._publish()
 
     def on_remove(self, index) -> None:
@@ -159,7 +160,6 @@ class BoneScanPanel:
             state.si_bone_followup_error = ""
             self._earlier.append({"label": point.label, "bstbi": point.bstbi,
                                   "study_date": point.study_date.isoformat() if point.study_date else None})
-        state.si_bone_upload_key += 1
         self._publish()
 
     def _on_step_done(self, **_kwargs) -> None:
@@ -170,6 +170,12 @@ class BoneScanPanel:
                 "label": flow.primary.GetName(), "bstbi": flow.result_record["bstbi"]["mean"],
                 "study_date": _date(flow.study_date)}
         self._publish()
+
+    def _on_module_changed(self, si_module, **_kwargs) -> None:
+        """The lesion numbers are shown in the bone-scan tab only."""
+        markers = self.flow.extra_nodes.get("lesion numbers")
+        if markers is not None and markers.GetDisplayNode() is not None:
+            markers.GetDisplayNode().SetVisibility(si_module == MODULE)
 
     # ---- display ------------------------------------------------------------------------------------------------
 

@@ -1,0 +1,209 @@
+"""Bone-scan lesion review (numbered lesions per view, anterior/posterior matching, counts after rejections) and
+follow-up (result.json checks, trend ordering, change, plot; `bonescan trend`)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import vtk
+from scipy import ndimage
+
+from smartimaging.bonescan.bstbi import bstbi_change
+from smartimaging.bonescan.flow import BoneScanFlow
+from smartimaging.bonescan.followup import StudyPoint, parse_result, read_result, trend, trend_lines, trend_svg
+from smartimaging.bonescan.lesions import LESION, MATCH_TOLERANCE_MM, count_rows, lesion_components, review
+from smartimaging.bonescan.outputs import write_result
+from smartimaging.bonescan.pipeline import recompute_from_labelmaps
+from smartimaging.bonescan.views import load_bone_scan, write_nm_dicom
+from smartimaging.cli import main
+from smartimaging.errors import InputError
+from smartimaging.phantoms.bonescan import PIXEL_MM, make_bone_scan_phantom
+from smartimaging.segmentation_nodes import segmentation_from_labels
+from smartimaging.segments import BONESCAN_SEGMENTS
+
+
+@pytest.fixture(scope="module")
+def phantom_case(tmp_path_factory):
+    """The station's "Phantom with 5 metastases" (seed 2) as NM DICOM, its ground-truth label maps and its study."""
+    phantom = make_bone_scan_phantom(2)
+    path = tmp_path_factory.mktemp("phantom") / "scan.dcm"
+    write_nm_dicom(path, phantom.views, phantom.patient_id, phantom.age)
+    return phantom, load_bone_scan([path])
+
+
+def test_five_metastases_are_five_per_view_and_five_sites(phantom_case):
+    phantom, study = phantom_case
+    assert phantom.n_lesions == 5
+    result = recompute_from_labelmaps(study, phantom.masks)
+    counts = result.lesion_counts
+    assert counts["per_view"] == {"anterior": 5, "posterior": 5}  # not "10 lesions" for both views added
+    assert (counts["sites"], counts["sites_on_both_views"], counts["rejected"]) == (5, 5, [])
+    for lesion in result.lesions:
+        partner = result.lesions[lesion["matches"] - 1]
+        assert partner["view"] != lesion["view"] and partner["matches"] == lesion["id"]
+        assert partner["row"] == pytest.approx(lesion["row"], abs=1.0)  # same height, mirrored columns
+        assert partner["col"] == pytest.approx(255 - lesion["col"], abs=1.0)
+    assert count_rows(counts) == [["Lesions, anterior view", "5"], ["Lesions, posterior view", "5"],
+                                  ["Lesion sites (both views matched)", "5 (5 seen on both views)"],
+                                  ["Lesions rejected by the reader", "0"]]
+
+
+def test_position_area_and_uptake_are_exact(phantom_case):
+    phantom, study = phantom_case
+    lesions = lesion_components(phantom.masks, {v.name: v.counts for v in study.views},
+                                {v: (PIXEL_MM, PIXEL_MM) for v in phantom.masks})
+    first = lesions[0]
+    numbered, _ = ndimage.label(phantom.masks["anterior"] == LESION, structure=np.ones((3, 3)))
+    rows, cols = np.nonzero(numbered == first["_index"])
+    counts = study.view("anterior").counts[rows, cols]
+    assert first["area_px"] == rows.size
+    assert first["area_mm2"] == pytest.approx(rows.size * PIXEL_MM ** 2, abs=0.05)
+    assert first["x_mm"] == pytest.approx(cols.mean() * PIXEL_MM, abs=0.05)
+    assert first["y_mm"] == pytest.approx(rows.mean() * PIXEL_MM, abs=0.05)
+    assert first["mean_counts"] == pytest.approx(counts.mean(), abs=0.05)
+    assert first["max_counts"] == counts.max()
+
+
+def _one_lesion(shape, row, col, size=4) -> np.ndarray:
+    labels = np.zeros(shape, np.uint8)
+    labels[row:row + size, col:col + size] = LESION
+    return labels
+
+
+def test_matching_mirrors_the_posterior_view_and_keeps_its_tolerance():
+    shape, pixel = (200, 60), (2.0, 2.0)
+    counts = {v: np.ones(shape, np.float32) for v in ("anterior", "posterior")}
+    pixel_mm = dict.fromkeys(counts, pixel)
+    mirrored = {"anterior": _one_lesion(shape, 50, 10), "posterior": _one_lesion(shape, 50, 60 - 10 - 4)}
+    assert [c["matches"] for c in lesion_components(mirrored, counts, pixel_mm)] == [2, 1]
+    unmirrored = {"anterior": _one_lesion(shape, 50, 10), "posterior": _one_lesion(shape, 50, 10)}  # 80 mm apart
+    assert [c["matches"] for c in lesion_components(unmirrored, counts, pixel_mm)] == [None, None]
+    rows_off = int(MATCH_TOLERANCE_MM / pixel[0]) + 1  # just beyond the tolerance, straight down
+    beyond = {"anterior": _one_lesion(shape, 50, 10), "posterior": _one_lesion(shape, 50 + rows_off, 46)}
+    assert [c["matches"] for c in lesion_components(beyond, counts, pixel_mm)] == [None, None]
+    other_names = {"view 1": mirrored["anterior"], "view 2": mirrored["posterior"]}
+    lesions = lesion_components(other_names, {"view 1": counts["anterior"], "view 2": counts["posterior"]},
+                                {"view 1": pixel, "view 2": pixel})
+    assert [c["matches"] for c in lesions] == [None, None]  # views not known as anterior/posterior: not matched
+
+
+def test_rejected_lesions_leave_bstbi_and_the_counts(phantom_case):
+    phantom, study = phantom_case
+    full = recompute_from_labelmaps(study, phantom.masks)
+    partner = full.lesions[0]["matches"]
+    one = recompute_from_labelmaps(study, phantom.masks, [1])
+    both = recompute_from_labelmaps(study, phantom.masks, [1, partner])
+    assert one.lesion_counts["per_view"] == {"anterior": 4, "posterior": 5}
+    assert (one.lesion_counts["sites"], one.lesion_counts["sites_on_both_views"]) == (5, 4)  # still seen behind
+    assert both.lesion_counts["per_view"] == {"anterior": 4, "posterior": 4}
+    assert (both.lesion_counts["sites"], both.lesion_counts["rejected"]) == (4, [1, partner])
+    assert full.bstbi["mean"] > one.bstbi["mean"] > both.bstbi["mean"] > 0
+    assert count_rows(both.lesion_counts)[-1] == ["Lesions rejected by the reader", f"2 (#1, #{partner})"]
+    listed = review(both.as_json())
+    assert [group["view"] for group in listed["views"]] == ["anterior", "posterior"]
+    assert [lesion["id"] for lesion in listed["views"][0]["lesions"]] == [1, 2, 3, 4, 5]
+    assert [lesion["rejected"] for lesion in listed["views"][0]["lesions"]] == [True, False, False, False, False]
+    assert listed["views"][0]["lesions"][0]["match"] == f"same site as #{partner} (posterior)"
+    assert listed["counts"] == ("anterior 4 · posterior 4 lesions; 4 sites (4 on both views); 2 rejected by the "
+                                "reader")
+
+
+def _result_folder(study, labelmaps, folder, exclude=None, study_date=None):
+    """A result folder as `bonescan bstbi` writes it; `study_date` as --keep-identifiers records a StudyDate."""
+    if study_date:
+        study.meta["identifiers"] = {"study_date": study_date}
+    try:
+        write_result(study, recompute_from_labelmaps(study, labelmaps, exclude), folder, keep_identifiers=True)
+    finally:
+        study.meta.pop("identifiers", None)
+    return folder
+
+
+def test_trend_orders_by_study_date_and_gives_the_change(phantom_case, tmp_path):
+    phantom, study = phantom_case
+    late = _result_folder(study, phantom.masks, tmp_path / "late", study_date="20250301")
+    early = _result_folder(study, phantom.masks, tmp_path / "early", [1, 2], study_date="20240915")
+    points = [read_result(late), read_result(early)]
+    result = trend(points)
+    assert result["order"] == "by study date"
+    assert [s["study_date"] for s in result["studies"]] == ["2024-09-15", "2025-03-01"]
+    assert result["change_from_first"] == bstbi_change(points[1].bstbi, points[0].bstbi)
+    assert result["change_from_first"]["change"] > 0
+    svg = trend_svg(result)
+    assert svg.count("<circle") == 2 and "2024-09-15" in svg and "dates unknown" not in svg
+
+    undated = trend([StudyPoint("b", 0.2), StudyPoint("a", 0.1)])
+    assert [s["label"] for s in undated["studies"]] == ["b", "a"]  # the reader's order
+    assert undated["order"].startswith("as given by the reader: the study date of b, a is unknown")
+    assert "dates unknown" in trend_svg(undated)
+    assert trend_lines(undated)[-1] == "change from the previous study: 0.200 -> 0.100: -0.100 (-50.0 %)"
+    with pytest.raises(InputError, match="at least two studies"):
+        trend([StudyPoint("a", 0.1)])
+
+
+def test_results_of_other_modules_and_hand_edits_are_refused(phantom_case, tmp_path):
+    phantom, study = phantom_case
+    record = json.loads((_result_folder(study, phantom.masks, tmp_path / "r") / "result.json").read_text())
+    assert parse_result(json.dumps(record), "r").bstbi == record["bstbi"]["mean"]
+    edited = {**record, "bstbi": {**record["bstbi"], "mean": record["bstbi"]["mean"] / 2}}
+    with pytest.raises(InputError, match="the file was changed after it was written"):
+        parse_result(json.dumps(edited), "edited")
+    mammo = {"models": [{"id": "mammo-mass-classifier-demo"}], "probability": 0.4}
+    with pytest.raises(InputError, match="is a result of another SmartImaging module"):
+        parse_result(json.dumps(mammo), "mammo")
+    with pytest.raises(InputError, match="not a JSON file"):
+        parse_result(b"\x89PNG", "image.png")
+
+
+def test_cli_trend_prints_and_writes_the_same_numbers(phantom_case, tmp_path, capsys):
+    phantom, study = phantom_case
+    first = _result_folder(study, phantom.masks, tmp_path / "first", [1])
+    second = _result_folder(study, phantom.masks, tmp_path / "second")
+    assert main(["bonescan", "trend", str(first), str(second / "result.json"), "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    written = json.loads((tmp_path / "out" / "trend.json").read_text())
+    before, after = (read_result(p).bstbi for p in (first, second))
+    assert written["change_from_previous"] == bstbi_change(before, after)
+    assert f"change from the first study: {before:.3f} -> {after:.3f}: {after - before:+.3f}" in printed
+    assert (tmp_path / "out" / "trend.svg").read_text().startswith("<svg")
+    assert main(["bonescan", "compare", str(first), str(second)]) == 0
+    assert f"{after - before:+.3f}" in capsys.readouterr().out  # compare gives the same change
+
+
+def test_flow_numbers_the_lesions_in_the_views_and_rejects_by_click(scene, phantom_case):
+    phantom, study = phantom_case
+    flow = BoneScanFlow(scene)
+    volume = flow.load("scan", study.paths[0])
+    truth = np.stack([phantom.masks["anterior"], phantom.masks["posterior"]])
+    flow.select({"scan": volume}, segmentation=segmentation_from_labels(scene, volume, truth, BONESCAN_SEGMENTS,
+                                                                        "reader", "edited"))
+    first = flow.run(flow.compute())
+    assert ["Lesions, anterior view", "5"] in first.rows and ["Lesions, posterior view", "5"] in first.rows
+    markers = flow.extra_nodes["lesion numbers"]
+    assert markers.GetNumberOfControlPoints() == 10 and markers.GetLocked()
+    to_ijk = vtk.vtkMatrix4x4()
+    volume.GetRASToIJKMatrix(to_ijk)
+    for index, lesion in enumerate(flow.result_record["lesions"]):
+        ras = [0.0, 0.0, 0.0]
+        markers.GetNthControlPointPositionWorld(index, ras)
+        i, j, k = to_ijk.MultiplyPoint((*ras, 1.0))[:3]
+        assert (i, j, k) == pytest.approx((lesion["col"], lesion["row"], study.view(lesion["view"]).frame), abs=1e-6)
+        assert markers.GetNthControlPointLabel(index) == str(lesion["id"])
+
+    flow.toggle_lesion(1)
+    second = flow.run(flow.compute())
+    assert ["Lesions, anterior view", "4"] in second.rows
+    assert ["Lesions rejected by the reader", "1 (#1)"] in second.rows
+    assert float(second.headline.split()[1]) < float(first.headline.split()[1])
+    assert markers.GetNthControlPointLabel(0) == "1 rejected" and not markers.GetNthControlPointSelected(0)
+    flow.toggle_lesion(1)  # accepted again
+    assert float(flow.run(flow.compute()).headline.split()[1]) == float(first.headline.split()[1])
+
+    flow.toggle_lesion(2)
+    segmentation = flow.segmentation.GetSegmentation()  # an edit after the rejection renumbers the lesions
+    segmentation.RemoveSegment(segmentation.GetNthSegmentID(1))
+    edited = flow.run(flow.compute())
+    assert any("edited after lesions were rejected" in warning for warning in edited.warnings)
+    assert ["Lesions rejected by the reader", "0"] in edited.rows

@@ -1,0 +1,152 @@
+"""The bone-scan tab of the reading station in headless Chromium: the numbered lesion list per view, rejecting a
+lesion (counts and BSTBI recomputed on the page), and the follow-up (an earlier result of the session and an uploaded
+result.json: change and trend plot; another module's result refused). Screenshots go to $SMARTIMAGING_SCREENSHOTS or
+to pytest's temporary folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trame_slicer")
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+from web_station import (  # noqa: E402
+    CHROMIUM,
+    VIEWPORT,
+    click_and_wait_idle,
+    launch_chromium,
+    load_sample,
+    open_module,
+    running_station,
+    table,
+    wait_for_views_rendered,
+)
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (tools/system-packages.sh)")
+    with (running_station(environment={"TMPDIR": str(tmp_path_factory.mktemp("station-tmp"))}) as (url, _),
+          playwright_api.sync_playwright() as playwright):
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(url)
+        page.get_by_role("button", name="Load sample").wait_for(timeout=60_000)
+        yield page
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("SMARTIMAGING_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _headline(page) -> float:
+    return float(re.search(r"\d+\.\d+", page.inner_text("#si-headline")).group())
+
+
+def _lesions(page, view: str) -> list[str]:
+    return page.locator(f"#si-bone-view-{view} .si-bone-lesion").all_inner_texts()
+
+
+def _segment_and_compute(page) -> None:
+    click_and_wait_idle(page, "Segment")
+    click_and_wait_idle(page, "Compute BSTBI")
+    page.locator("#si-bone-lesions").wait_for()
+
+
+def _choose_result(page, path: Path) -> None:
+    with page.expect_file_chooser() as chooser:
+        page.locator("#si-bone-result-file").click()
+    chooser.value.set_files(str(path))
+
+
+def _screenshot(page, element: str, path: Path) -> None:
+    page.locator(element).scroll_into_view_if_needed()
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(path))
+
+
+def test_lesions_numbered_per_view_and_a_rejection_recomputes(page, screenshots):
+    open_module(page, "Bone scan BSTBI")
+    assert "Phantom with 5 metastases" in load_sample(page)
+    wait_for_views_rendered(page, 2)
+    _segment_and_compute(page)
+    anterior, posterior = _lesions(page, "anterior"), _lesions(page, "posterior")
+    assert anterior and posterior
+    numbers = [int(re.match(r"#(\d+)", text).group(1)) for text in anterior + posterior]
+    assert numbers == list(range(1, len(numbers) + 1))  # numbered through both views, anterior first
+    assert all(re.search(r"x \d+ mm, y \d+ mm · \d+ mm² \(\d+ px\)", t) and "mean" in t and "max" in t
+               for t in anterior + posterior)
+    rows = table(page)
+    assert rows["Lesions, anterior view"] == [str(len(anterior))]
+    assert rows["Lesions, posterior view"] == [str(len(posterior))]
+    assert rows["Lesions rejected by the reader"] == ["0"]
+    assert "Lesions counted" not in rows  # never both views added up as one number
+    sites = int(rows["Lesion sites (both views matched)"][0].split()[0])
+    assert max(len(anterior), len(posterior)) <= sites <= len(anterior) + len(posterior)
+    _screenshot(page, "#si-bone-lesions", screenshots / "web-bonescan-lesions.png")
+
+    before = _headline(page)
+    first = numbers[0]
+    done = int(page.text_content("#si-steps-done"))
+    page.locator(f"#si-bone-toggle-{first}").click()
+    page.wait_for_function(f"Number(document.querySelector('#si-steps-done').textContent) > {done}",
+                           timeout=60_000)
+    page.wait_for_function("!document.querySelector('#si-progress')")
+    rows = table(page)
+    assert rows["Lesions, anterior view"] == [str(len(anterior) - 1)]
+    assert rows["Lesions rejected by the reader"] == [f"1 (#{first})"]
+    assert _headline(page) < before  # the rejected lesion's uptake left BSTBI
+    assert "1 rejected by the reader" in page.inner_text("#si-bone-counts")
+    rejected = page.locator("#si-bone-view-anterior .si-bone-lesion").first
+    assert "text-decoration-line-through" in rejected.locator("div.flex-grow-1").get_attribute("class")
+    assert page.locator(f"#si-bone-toggle-{first}").inner_text().strip().lower() == "accept"
+    _screenshot(page, "#si-bone-lesions", screenshots / "web-bonescan-rejected.png")
+
+
+def test_followup_shows_the_change_and_a_trend_plot(page, screenshots, tmp_path):
+    open_module(page, "Bone scan BSTBI")
+    earlier = _headline(page)  # the previous test's result, one lesion rejected
+    load_sample(page)  # the same patient again: a new case of the session
+    _segment_and_compute(page)
+    current = _headline(page)
+    assert current > earlier
+
+    assert page.locator(".si-bone-session").count() == 1  # the earlier case; the current one is not offered
+    page.locator(".si-bone-session").click()
+    page.locator("#si-bone-trend").wait_for(timeout=30_000)
+    lines = page.inner_text("#si-bone-trend")
+    assert f"change from the previous study: {earlier:.3f} -> {current:.3f}: {current - earlier:+.3f}" in lines
+    assert "date unknown" in lines and "ordered as given by the reader" in lines
+    assert page.locator("#si-bone-trend svg polyline").count() == 1
+    assert page.locator("#si-bone-trend svg circle").count() == 2
+
+    # An uploaded result.json of `bonescan predict` joins the trend; another module's result is refused.
+    uploaded = tmp_path / "result.json"
+    uploaded.write_text(json.dumps({"views": ["anterior", "posterior"], "models": [{"id": "bonescan-unet-demo"}],
+                                    "bstbi": {"per_subimage": {"anterior / standard": 0.02, "posterior / standard":
+                                                               0.04}, "mean": 0.03},
+                                    "study": {"study_date": "20240105"}}), encoding="utf-8")
+    _choose_result(page, uploaded)
+    page.wait_for_function("document.querySelectorAll('#si-bone-trend svg circle').length === 3", timeout=30_000)
+    assert "2. result.json · 2024-01-05 · BSTBI 0.030" in page.inner_text("#si-bone-followup")
+    assert "ordered as given by the reader" in page.inner_text("#si-bone-trend")  # two dates are unknown
+    _screenshot(page, "#si-bone-trend", screenshots / "web-bonescan-followup.png")
+
+    other = tmp_path / "mammo" / "result.json"
+    other.parent.mkdir()
+    other.write_text(json.dumps({"models": [{"id": "mammo-mass-classifier-demo"}], "probability": 0.4}),
+                     encoding="utf-8")
+    _choose_result(page, other)
+    page.locator("#si-bone-followup-error").wait_for(timeout=30_000)
+    assert "is a result of another SmartImaging module" in page.inner_text("#si-bone-followup-error")
+    assert page.locator("#si-bone-trend svg circle").count() == 3  # nothing added

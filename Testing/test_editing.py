@@ -49,6 +49,11 @@ def _pixels(flow) -> int:
 
 def _erase_disc(station, radius_mm: float = 1.5) -> None:
     """Erase a disc at the lesion point, as the Erase effect does (trame-slicer's modifier, onto its undo stack)."""
+    station.slicer_app.segmentation_editor.active_segment_modifier.modification_mode = ModificationMode.Remove
+    _apply_disc(station, radius_mm)
+
+
+def _apply_disc(station, radius_mm: float) -> None:
     flow = station.flow
     ras = [0.0, 0.0, 0.0]
     flow.point_node.GetNthControlPointPositionWorld(0, ras)
@@ -59,9 +64,7 @@ def _erase_disc(station, radius_mm: float = 1.5) -> None:
     disc.Update()
     points = vtk.vtkPoints()
     points.InsertNextPoint(ras)
-    modifier = station.slicer_app.segmentation_editor.active_segment_modifier
-    modifier.modification_mode = ModificationMode.Remove
-    modifier.apply_glyph(disc.GetOutput(), points)
+    station.slicer_app.segmentation_editor.active_segment_modifier.apply_glyph(disc.GetOutput(), points)
 
 
 def test_the_ai_result_is_kept_beside_the_edited_one(station):
@@ -178,3 +181,30 @@ def test_a_point_off_screen_is_brought_into_view(station):
     bring_into_view(node, (300.0, 10.0, 5.0))  # outside: centred on it
     centre = node.GetXYToRAS().MultiplyPoint((100.0, 50.0, 0.0, 1.0))
     assert centre[:3] == pytest.approx((300.0, 10.0, 5.0))
+
+
+def test_a_hand_drawn_roi_is_named_after_the_kind_chosen(station):
+    from smartimaging.segments import BREAST_MASS
+
+    _open(station, MAMMO)
+    flow = station.flow
+    station._on_kind_changed("calcification")
+    asyncio.run(station._draw_by_hand(lambda *_: None))
+    assert flow.segment_summary() == "Breast calcification: 0 pixels"
+    _paint_disc(station)
+    painted = _pixels(flow)
+    station._on_kind_changed("mass")  # the reader says it is a mass after all
+    segment = flow.segmentation.GetSegmentation().GetNthSegment(0)
+    assert flow.kind == "mass" and flow.segment_summary() == f"Breast mass: {painted} pixels"  # the voxels stay
+    assert segment.GetColor() == pytest.approx(BREAST_MASS.color) and "Mass" in segment.GetTerminology()
+    assert flow.segmentation.GetName().endswith(" drawn mass") and flow.roi_source == "drawn by the reader"
+    asyncio.run(station._compute(lambda *_: None))
+    assert ["ROI pixels", str(painted)] in flow.result.rows and flow.result.headline.startswith("Rad-score ")
+    assert "mass Rad-score" in flow.result.table_node.GetName()
+
+
+def _paint_disc(station, radius_mm: float = 2.0) -> None:
+    """Paint a disc at the lesion point, as the Paint effect does."""
+    modifier = station.slicer_app.segmentation_editor.active_segment_modifier
+    modifier.modification_mode = ModificationMode.Add
+    _apply_disc(station, radius_mm)

@@ -24,11 +24,13 @@ from web_station import (  # noqa: E402
     choose_effect,
     click_and_wait_idle,
     free_port,
+    image_point_on_page,
     launch_chromium,
     load_sample,
     open_module,
     reset_views_when_sized,
     running_station,
+    sample_lesion,
     segment_counts,
     station_log,
     steps_done,
@@ -226,12 +228,14 @@ def test_bone_scan_flow_with_cancel_and_an_islands_edit(page, screenshots):
     assert float(table(page)["Dice AI vs edited (Bone metastasis)"][0]) < 1
 
 
-def _erase_at_view_centre(page, offset_px: float = 14) -> None:
+def _erase_at_lesion(page, module: str) -> None:
+    """One Erase stroke at the sample case's lesion point (the view, fitted to the image, does not follow it)."""
+    reset_views_when_sized(page)
     choose_effect(page, "mdi-eraser")
-    x, y = view_centre(page)
-    page.mouse.move(x + offset_px, y)
+    x, y = image_point_on_page(page, *sample_lesion(module))
+    page.mouse.move(x, y)
     page.mouse.down()
-    page.mouse.move(x + offset_px + 2, y, steps=2)
+    page.mouse.move(x + 2, y, steps=2)
     page.mouse.up()  # the effect stays active: view events may reach the server after later clicks
 
 
@@ -250,7 +254,7 @@ def test_mammography_flow_with_an_erase_edit(page, screenshots):
     _domain_verdict_beside_the_score(page)
     _screenshot(page, screenshots / "web-mammo.png")
 
-    _erase_at_view_centre(page)  # the views are centred on the lesion point after Segment
+    _erase_at_lesion(page, "MammoRadiomics")
     page.wait_for_function(f"!document.querySelector('#si-segments').innerText.includes(': {pixels} ')",
                            timeout=60_000)
     erased = segment_counts(page)["Breast mass"]
@@ -262,7 +266,7 @@ def test_mammography_flow_with_an_erase_edit(page, screenshots):
 
 
 def _paint_at_view_centre(page, length_px: float = 10) -> None:
-    """A short Paint stroke through the centre of the first view (the lesion point after Segment or Draw)."""
+    """A short Paint stroke through the centre of the first view (on the image, fitted to the view)."""
     x, y = view_centre(page)
     page.mouse.move(x - length_px / 2, y)
     page.mouse.down()
@@ -331,7 +335,7 @@ def test_breast_lvi_flow_with_an_erase_edit(page, screenshots):
     _domain_verdict_beside_the_score(page)
     _screenshot(page, screenshots / "web-lvi.png")
 
-    _erase_at_view_centre(page, offset_px=6)
+    _erase_at_lesion(page, "BreastLVI")
     page.wait_for_function(f"!document.querySelector('#si-segments').innerText.includes(': {voxels} ')",
                            timeout=60_000)
     assert segment_counts(page)["Breast mass"] < voxels

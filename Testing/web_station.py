@@ -145,6 +145,29 @@ def reset_views_when_sized(page, timeout_ms: int = 30_000) -> None:
     page.wait_for_timeout(500)
 
 
+def sample_lesion(module: str, case: int = 0) -> tuple[tuple[int, int], tuple[float, float]]:
+    """Size (columns, rows) of a sample case's first image and the pixel index (column, row) of its lesion point."""
+    from smartimaging.io import read_series_or_volume
+    from smartimaging.mammo.images import load_mammogram
+    from smartimaging.web.cases import sample_cases
+
+    with tempfile.TemporaryDirectory() as folder:
+        files = sample_cases()[module][case].write(Path(folder))
+        path = next(iter(files.volumes.values()))
+        image = load_mammogram(path, files.pixel_mm).image if files.kind else read_series_or_volume(path)
+        index = image.TransformPhysicalPointToContinuousIndex(files.point_lps)
+    return image.GetSize()[:2], index[:2]
+
+
+def image_point_on_page(page, size: tuple[int, int], index: tuple[float, float], view: int = 0):
+    """Where the pixel index (column, row) of an image of `size` (columns, rows) lies on the page, in a view fitted
+    to the whole image (`reset_views_when_sized`): its centre is the image centre, its scale the larger side."""
+    box = view_images(page).nth(view).bounding_box()
+    scale = min(box["width"] / size[0], box["height"] / size[1])
+    return (box["x"] + box["width"] / 2 + (index[0] - (size[0] - 1) / 2) * scale,
+            box["y"] + box["height"] / 2 + (index[1] - (size[1] - 1) / 2) * scale)
+
+
 def choose_effect(page, icon: str) -> None:
     """Select a Segment Editor effect by its icon (mdi-eraser, mdi-scatter-plot, ...)."""
     page.locator(f"button:has(i.{icon})").first.click()

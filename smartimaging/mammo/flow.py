@@ -46,6 +46,15 @@ class MammoFlow(Flow):
         self.pixel_mm: float | None = None  # the reader's pixel size for files that store none
         self.mammogram = None  # the last file read, for its pixel-size record
 
+    def set_kind(self, kind: str) -> None:
+        """The lesion kind the reader chose: the reader's ROI (drawn, or the edited copy) is renamed after it, its
+        voxels stay; the AI's proposal keeps the kind it was segmented as."""
+        from ..segmentation_nodes import relabel
+
+        if kind != self.kind and self.segmentation is not None:
+            relabel(self.segmentation, MAMMO_SEGMENTS[self.kind], MAMMO_SEGMENTS[kind], self.kind, kind)
+        self.kind = kind
+
     def set_case_options(self, kind=None, pixel_mm=None) -> None:
         self.kind = kind or self.kind
         self.pixel_mm = pixel_mm

@@ -433,7 +433,7 @@ class ReadingStation(TrameApp):
     def _on_kind_changed(self, si_kind, **_kwargs) -> None:
         for flow in self.flows.values():
             if si_kind in flow.kinds:
-                flow.kind = si_kind
+                flow.set_kind(si_kind)
 
     # ---- uploads ------------------------------------------------------------------------------------------------
 

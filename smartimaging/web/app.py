@@ -146,7 +146,8 @@ class ReadingStation(TrameApp):
         self._observed: set[str] = set()
         self._previous_point: list[float] | None = None  # the lesion point before the reader placed a new one
         self._init_state()
-        self.display = DisplayPanel(self)  # window/level, captions, hanging, header
+        self.display = DisplayPanel(self, {**{tag: f"frame {index}" for index, tag in enumerate(FRAME_VIEWS)},
+                                           **{tag: view for view, tag in SIDE_BY_SIDE_TAGS.items()}})
         self._build_ui()
         self.layout_manager.set_layout("frames")
         self.server.controller.on_server_ready.add(self._warm_up)

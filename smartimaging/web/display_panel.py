@@ -11,7 +11,6 @@ from trame.widgets import vuetify3 as v3
 
 from .. import display
 
-FRAME_CAPTIONS = {"BoneScanFrame1": "frame 0", "BoneScanFrame2": "frame 1"}  # station view tag -> caption key
 CAPTION_COLOR = (1.0, 0.55, 0.0)  # orange with a black shadow: readable on white (bone scan) and on black
 TITLE, LEFT, RIGHT, TOP, BOTTOM = 3, 6, 5, 7, 4  # vtkCornerAnnotation text positions (upper right, edges); the
 # bottom letter is raised two lines above the view's slice slider
@@ -21,8 +20,10 @@ class DisplayPanel:
     """Builds the "Display" section of the left panel and keeps the views' display current; `show(flow)` after the
     station shows a flow's views."""
 
-    def __init__(self, station):
-        self.station = station
+    def __init__(self, station, view_keys: dict[str, str]):
+        """`view_keys`: the `display.view_captions` key of each view tag of the station's two- and four-view
+        layouts (a one-view layout shows the PRIMARY caption)."""
+        self.station, self.view_keys = station, view_keys
         self._presets: dict[tuple, list[display.Preset]] = {}  # (node ID, image MTime) -> presets
         self._styled: set[tuple] = set()  # volumes given their modality's default preset
         self._annotations: dict[str, vtk.vtkCornerAnnotation] = {}  # view tag -> its caption
@@ -109,7 +110,8 @@ class DisplayPanel:
                 node.GetDisplayNode().AddObserver(vtk.vtkCommand.ModifiedEvent, lambda *_: self._window_changed())
         captions = display.view_captions(flow)
         for view in self.station.slicer_app.view_manager.get_slice_views():
-            self._caption(view, captions.get(_caption_key(view.get_singleton_tag(), flow.layout)))
+            tag = view.get_singleton_tag()
+            self._caption(view, captions.get(display.PRIMARY if flow.layout == "axial" else self.view_keys.get(tag)))
         self.station.state.si_display_captions = [" · ".join(part for part in (c.title, c.note) if part)
                                                   for c in captions.values()]
         primary = flow.primary
@@ -184,14 +186,3 @@ def _matches(display_node, preset: display.Preset) -> bool:
     tolerance = 1e-3 * max(abs(preset.level), preset.window)
     return (not display_node.GetAutoWindowLevel() and abs(display_node.GetWindow() - preset.window) < tolerance
             and abs(display_node.GetLevel() - preset.level) < tolerance)
-
-
-def _caption_key(tag: str, layout: str) -> str | None:
-    """The key of `display.view_captions` for the station's view `tag` in `layout` (None: a view not in it)."""
-    from .app import SIDE_BY_SIDE_TAGS  # the station's layouts (app imports this module)
-
-    if layout == "frames":
-        return FRAME_CAPTIONS.get(tag)
-    if layout == "side-by-side":
-        return next((view for view, shown in SIDE_BY_SIDE_TAGS.items() if shown == tag), None)
-    return display.PRIMARY

@@ -37,8 +37,8 @@ LAYERS = (
     ("worker", ("smartimaging.worker", "smartimaging.warm_worker")),
     # MRML adapters: they take a vtkMRMLScene and nodes; the GUI-free reading flows of the two GUIs drive them
     ("MRML adapters", ("smartimaging.mrml", "smartimaging.segmentation_nodes", "smartimaging.result_nodes",
-                       "smartimaging.reading", "smartimaging.explain", "smartimaging.<task>.scene",
-                       "smartimaging.<task>.flow")),
+                       "smartimaging.reading", "smartimaging.explain", "smartimaging.display",
+                       "smartimaging.<task>.scene", "smartimaging.<task>.flow")),
     # front-ends: the CLI, the browser station, the desktop widgets' helpers, the demo report
     ("front-ends", ("smartimaging.cli", "smartimaging.cli_common", "smartimaging.<task>.commands", "smartimaging.web",
                     "smartimaging.web.*", "smartimaging.demo", "smartimaging.desktop",

@@ -17,7 +17,7 @@ from smartimaging.mammo.search import CLASSIFIERS, build_pipeline, fit_final
 from smartimaging.models.registry import models_dir
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
-WITHOUT_PLAIN_FORM = {"svm", "adaboost"}  # libsvm's iterative probability coupling; AdaBoost's weighted votes
+WITHOUT_PLAIN_FORM = {"adaboost"}  # AdaBoost's weighted votes of trees
 FRONT_ENDS = [("zscore", "pca", "rfe"), ("minmax", "pcc", "kw"), ("mean", "none", "relief"), ("none", "pca", "anova")]
 
 
@@ -43,7 +43,8 @@ def test_plain_form_scores_as_the_pipeline(classifier, front_end, features, tmp_
     plain.save(tmp_path / "m.plain.safetensors")
     loaded = PlainModel.load(tmp_path / "m.plain.safetensors")
     expected = pipeline.predict_proba(unseen)[:, 1]
-    tolerance = 1e-6 if classifier == "xgboost" else 1e-12  # XGBoost adds its leaves in float32
+    # XGBoost adds its leaves in float32; libsvm sums kernel products where the plain form uses their sum (coef_)
+    tolerance = {"xgboost": 1e-6, "svm": 1e-9}.get(classifier, 1e-12)
     np.testing.assert_allclose(loaded.scores(unseen), expected, rtol=0, atol=tolerance)
     if classifier in ("rf", "xgboost"):  # the trees take the same branch: identical scores, not close ones
         assert np.array_equal(loaded.scores(unseen) > 0.5, expected > 0.5)

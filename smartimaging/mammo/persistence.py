@@ -53,6 +53,9 @@ ALLOWED_SKOPS_NODES = frozenset({
     ("ObjectNode", "sklearn.feature_selection._rfe.RFE"),
     ("ObjectNode", "smartimaging.mammo.search.ReliefSelector"),
     ("ObjectNode", "sklearn.svm._classes.SVC"),
+    ("ObjectNode", "sklearn.calibration.CalibratedClassifierCV"),
+    ("ObjectNode", "sklearn.calibration._CalibratedClassifier"),
+    ("ObjectNode", "sklearn.calibration._SigmoidCalibration"),
     ("ObjectNode", "sklearn.linear_model._logistic.LogisticRegression"),
     ("ObjectNode", "sklearn.discriminant_analysis.LinearDiscriminantAnalysis"),
     ("ObjectNode", "sklearn.ensemble._forest.RandomForestClassifier"),
@@ -127,11 +130,13 @@ def _estimators(root) -> list:
             pending.extend(item)
             continue
         if not hasattr(item, "get_params"):
+            if hasattr(item, "calibrators"):  # a calibrated classifier's member: its own fitted SVC
+                pending.append(item.estimator)
             continue
         found.append(item)
         if isinstance(item, Pipeline):
             pending.extend(step for _, step in item.steps)
-        for name in ("estimator_", "estimators_"):
+        for name in ("estimator_", "estimators_", "calibrated_classifiers_"):
             pending.append(getattr(item, name, None))
     return found
 

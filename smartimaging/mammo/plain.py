@@ -4,7 +4,7 @@
 (about 1 s of a 3 s command). `plain_model_of` turns a fitted pipeline into steps (names in a JSON list) and arrays;
 `save_radiomics_model` writes them to `<id>.plain.safetensors` (the steps in its metadata) beside the skops file,
 only when they score the pipeline's probe rows as the pipeline does. Pipelines with a step that has no plain form
-(SVM: libsvm's iterative Platt coupling; AdaBoost; whitened PCA) keep only the skops file.
+(AdaBoost, whitened PCA) keep only the skops file.
 
 The file is untrusted: its header is checked before anything is allocated, then every step's arrays for shape,
 index range and finiteness, and trees for children after their parent (no cycles).
@@ -91,6 +91,14 @@ def _classifier_step(classifier) -> tuple[dict, dict]:
     if kind in ("LogisticRegression", "LinearDiscriminantAnalysis"):
         return _step("logistic", coef=classifier.coef_[0].astype(np.float64),
                      intercept=np.asarray(classifier.intercept_, np.float64).reshape(1))
+    if kind == "CalibratedClassifierCV":  # a linear SVM, Platt-scaled: expit(-(a * decision + b))
+        member = classifier.calibrated_classifiers_[0]
+        svm, (calibrator,) = member.estimator, member.calibrators
+        if (len(classifier.calibrated_classifiers_) != 1 or type(svm).__name__ != "SVC" or svm.kernel != "linear"
+                or type(calibrator).__name__ != "_SigmoidCalibration"):
+            raise NoPlainFormError("a calibrated classifier other than one sigmoid-scaled linear SVM")
+        return _step("logistic", coef=-calibrator.a_ * svm.coef_[0].astype(np.float64),
+                     intercept=np.array([-(calibrator.a_ * svm.intercept_[0] + calibrator.b_)], np.float64))
     if kind == "GaussianNB":
         return _step("gaussian_nb", means=classifier.theta_, variances=classifier.var_, priors=classifier.class_prior_)
     if kind in ("RandomForestClassifier", "DecisionTreeClassifier"):

@@ -23,6 +23,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from scipy import stats
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.decomposition import PCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.ensemble import AdaBoostClassifier, RandomForestClassifier
@@ -135,8 +136,8 @@ def _selector(name: str, k: int, seed: int):
 
 
 def _classifier(name: str, seed: int):
-    if name == "svm":
-        return SVC(kernel="linear", probability=True, random_state=seed)
+    if name == "svm":  # Platt scaling fitted on 5-fold decision values (SVC(probability=True) is deprecated)
+        return CalibratedClassifierCV(SVC(kernel="linear"), method="sigmoid", ensemble=False)
     if name == "lr":
         return LogisticRegression(max_iter=5000)
     if name == "lda":

@@ -37,6 +37,8 @@ HEADER_TAGS = (("Study date", "StudyDate"), ("Modality", "Modality"), ("Manufact
 LATERALITY = {"R": "R", "RIGHT": "R", "L": "L", "LEFT": "L"}
 MAMMO_VIEWS = ("XCCL", "XCCM", "CC", "MLO", "ML", "LM", "LMO", "SIO", "FB", "AT")
 EDGE_LETTERS = (("R", "L"), ("A", "P"), ("S", "I"))  # RAS axis -> letter of its + and - direction
+UPPER_RIGHT, EDGE_POSITIONS = 3, {4: "bottom", 5: "right", 6: "left", 7: "top"}  # vtkCornerAnnotation positions
+CAPTION_COLOR = (1.0, 0.55, 0.0)
 
 
 @dataclass(frozen=True)
@@ -315,26 +317,58 @@ DCE_VIEW_SEQUENCES = {"DCE-T1": "T1 (pre-contrast)", "DCE-Synthetic": "Synthetic
 PRIMARY = "primary"  # view_captions' key of a one-view layout
 
 
+def volume_captions(module: str, node, sequence: str = "") -> list[ViewCaption]:
+    """The captions of one volume of a module: one per frame of a bone scan, else one (`sequence`: what an MRI
+    volume is, e.g. "DCE", "T2")."""
+    header = read_header(source_of(node))
+    name = Path(source_of(node) or node.GetName()).name
+    modality = MODALITY.get(module, "")
+    if modality == "NM":
+        return bone_scan_captions(node.GetImageData().GetDimensions()[2], header.get("nm_views") or None)
+    if modality == "MG":
+        from slicer.util import arrayFromVolume
+
+        return [mammo_caption(header, name, arrayFromVolume(node)[0])]
+    return [mr_caption(sequence, name)]
+
+
 def view_captions(flow) -> dict:
     """A caption per view of a module's reading flow (`reading.Flow`): keys "frame 0" / "frame 1" for the bone
     scan's frames, the flow's `view_volumes` keys for the side-by-side layout, PRIMARY otherwise."""
     primary = flow.primary
     if primary is None:
         return {}
-    header = read_header(source_of(primary))
-    modality = MODALITY.get(flow.module, "")
-    if modality == "NM":
-        frames = primary.GetImageData().GetDimensions()[2]
-        captions = bone_scan_captions(frames, header.get("nm_views") or None)
-        return {f"frame {index}": caption for index, caption in enumerate(captions)} if flow.layout == "frames" \
-            else {PRIMARY: captions[0]}
-    if modality == "MG":
-        from slicer.util import arrayFromVolume
-
-        name = Path(source_of(primary) or primary.GetName()).name
-        return {PRIMARY: mammo_caption(header, name, arrayFromVolume(primary)[0])}
     if flow.layout == "side-by-side":
         return {view: mr_caption(DCE_VIEW_SEQUENCES.get(view, view), node.GetName())
                 for view, node in flow.view_volumes.items() if node is not None}
-    role = flow.roles[0]
-    return {PRIMARY: mr_caption(role, Path(source_of(primary) or primary.GetName()).name)}
+    captions = volume_captions(flow.module, primary, flow.roles[0])
+    if flow.layout == "frames":
+        return {f"frame {index}": caption for index, caption in enumerate(captions)}
+    return {PRIMARY: captions[0]}
+
+
+def caption_annotation():
+    """A vtkCornerAnnotation styled for captions: bold orange with a shadow, readable on white (a bone scan) and on
+    black."""
+    import vtk
+
+    annotation = vtk.vtkCornerAnnotation()
+    annotation.SetMinimumFontSize(15)
+    annotation.SetMaximumFontSize(20)
+    annotation.GetTextProperty().SetColor(*CAPTION_COLOR)
+    annotation.GetTextProperty().ShadowOn()
+    annotation.GetTextProperty().BoldOn()
+    return annotation
+
+
+def draw_caption(annotation, caption: ViewCaption | None, slice_node) -> None:
+    """A caption in the upper right corner of a slice view and the patient's directions at its edges (the bottom
+    letter raised two lines, above a slice slider); nothing for None. Corners other than the upper right are left
+    to Slicer's DataProbe, which writes them."""
+    annotation.ClearAllTexts()
+    if caption is None:
+        return
+    edges = edge_letters(slice_node) if caption.edges is None else caption.edges
+    annotation.SetText(UPPER_RIGHT, "\n".join(part for part in (caption.title, caption.note) if part))
+    for position, edge in EDGE_POSITIONS.items():
+        annotation.SetText(position, edges.get(edge, "") + ("\n\n" if edge == "bottom" else ""))

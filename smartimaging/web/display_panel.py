@@ -11,10 +11,6 @@ from trame.widgets import vuetify3 as v3
 
 from .. import display
 
-CAPTION_COLOR = (1.0, 0.55, 0.0)  # orange with a black shadow: readable on white (bone scan) and on black
-TITLE, LEFT, RIGHT, TOP, BOTTOM = 3, 6, 5, 7, 4  # vtkCornerAnnotation text positions (upper right, edges); the
-# bottom letter is raised two lines above the view's slice slider
-
 
 class DisplayPanel:
     """Builds the "Display" section of the left panel and keeps the views' display current; `show(flow)` after the
@@ -128,20 +124,9 @@ class DisplayPanel:
             view.fit_view_to_content()  # the mirrored image centred in its view again
         annotation = self._annotations.get(view.get_singleton_tag())
         if annotation is None:
-            annotation = vtk.vtkCornerAnnotation()
-            annotation.SetMinimumFontSize(15)
-            annotation.SetMaximumFontSize(20)
-            annotation.GetTextProperty().SetColor(*CAPTION_COLOR)
-            annotation.GetTextProperty().ShadowOn()
-            annotation.GetTextProperty().BoldOn()
+            annotation = self._annotations[view.get_singleton_tag()] = display.caption_annotation()
             view.first_renderer().AddViewProp(annotation)
-            self._annotations[view.get_singleton_tag()] = annotation
-        annotation.ClearAllTexts()
-        if caption is not None:
-            edges = display.edge_letters(view_node) if caption.edges is None else caption.edges
-            annotation.SetText(TITLE, "\n".join(part for part in (caption.title, caption.note) if part))
-            for position, edge in ((LEFT, "left"), (RIGHT, "right"), (TOP, "top"), (BOTTOM, "bottom")):
-                annotation.SetText(position, edges.get(edge, "") + ("\n\n" if position == BOTTOM else ""))
+        display.draw_caption(annotation, caption, view_node)
         view.schedule_render()
 
     def _volumes(self, flow) -> list:

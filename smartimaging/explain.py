@@ -193,7 +193,8 @@ def _metric_rows(card: dict) -> list[list[str]]:
     elif isinstance(metrics.get("data"), str):  # networks whose card records the last validation epoch
         for name, value in metrics.items():
             if isinstance(value, float) and name not in ("train_loss", "score"):
-                rows.append([f"{name.replace('_', ' ')} (validation)", f"{value:.3f}", metrics["data"]])
+                words = name.replace("_", " ").replace("auc ", "AUC ").replace("dice ", "Dice ")
+                rows.append([f"{words} (validation)", f"{value:.3f}", metrics["data"]])
     fresh = metrics.get("fresh_phantoms") if isinstance(metrics.get("fresh_phantoms"), dict) else {}
     for row in fresh.get("rows") or []:
         if isinstance(row, dict) and {"metric", "value", "ci_low", "ci_high"} <= set(row):
@@ -246,7 +247,8 @@ def cutoff_explanation(what: str, score: float, cutoff: float, card: dict | None
     where = f"This cutoff ({cutoff:.3f}) comes from {source[1]}." if source is not None else \
         f"This cutoff ({cutoff:.3f}) is the mean of the models' own cutoffs."
     side = "at or above" if score >= cutoff else "below"
-    return {"key": "cutoff", "title": f"{what} {score:.3f} · cutoff {cutoff:.3f}", "tone": "info", "rows": [],
+    return {"key": "cutoff", "title": f"{what[0].upper()}{what[1:]} {score:.3f} · cutoff {cutoff:.3f}",
+            "tone": "info", "rows": [],
             "text": [f"The {what} {score:.3f} is {side} its cutoff {cutoff:.3f}.", CUTOFF_TEXT, where]}
 
 

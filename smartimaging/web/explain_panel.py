@@ -27,9 +27,12 @@ def publish(state, module: str, result, rows: list[list[str]]) -> list[list[str]
 
 
 def build() -> None:
-    """Under the headline: the warning explanations as alerts and the "Explain this result" button; the dialog."""
+    """Under the headline: the score with its cutoff, the warning explanations as alerts and the "Explain this
+    result" button; the dialog."""
     explanations = "si_explanations[si_module]"
     with html.Div(v_if=(f"{explanations}.length",), id="si-explain"):
+        html.Div("{{ item.title }}", v_for=(f"item in {explanations}.filter((e) => e.key === 'cutoff')",),
+                 key="item.key", classes="text-body-2", id="si-cutoff-line")  # the score with its cutoff beside it
         v3.VAlert(v_for=(f"item in {explanations}.filter((e) => e.tone === 'warning' && !e.key.startsWith('card'))",),
                   key="item.key", type="warning", variant="tonal", density="compact", classes="mt-1",
                   title=("item.title",),

@@ -103,3 +103,45 @@ def start_painting(segment_editor_widget, segmentation_node, volume_node) -> Non
     segment_editor_widget.setSourceVolumeNode(volume_node)
     segment_editor_widget.setCurrentSegmentID(segmentation_node.GetSegmentation().GetNthSegmentID(0))
     segment_editor_widget.setActiveEffectByName("Paint")
+
+
+PRESET_SET = "SmartImaging.DisplayPreset"  # volume attribute: the default preset was applied (once: the reader's
+# own window/level is kept afterwards)
+_captions: dict[str, object] = {}  # slice view name -> its caption annotation
+_shown: dict[str, tuple] = {}  # slice view name -> (volume ID, image MTime) its caption was drawn for
+
+
+def show_reading_display(module: str, volume_node, sequence: str = "", view_name: str = "Red") -> None:
+    """The module's input volume as a radiologist reads it (smartimaging.display): its modality's default
+    window/level preset once per volume (bone scan black on white), the caption and edge letters in the slice view,
+    a mammogram hung chest wall to chest wall. Slicer 5.12 APIs (as DataProbe's SliceViewAnnotations uses them):
+    qMRMLLayoutManager.sliceWidget, qMRMLSliceWidget.mrmlSliceNode, sliceLogic and sliceView,
+    vtkMRMLSliceLogic.FitSliceToBackground, ctkVTKAbstractView.renderWindow and scheduleRender."""
+    import slicer
+
+    from . import display
+
+    if volume_node is None or volume_node.GetImageData() is None or volume_node.GetDisplayNode() is None:
+        return
+    if not volume_node.GetAttribute(PRESET_SET):
+        preset = display.presets(display.MODALITY.get(module, ""), slicer.util.arrayFromVolume(volume_node),
+                                 display.read_header(display.source_of(volume_node)))[0]
+        display.apply_preset(volume_node.GetDisplayNode(), preset)
+        volume_node.SetAttribute(PRESET_SET, preset.name)
+    widget = slicer.app.layoutManager().sliceWidget(view_name) if slicer.app.layoutManager() else None
+    key = (volume_node.GetID(), volume_node.GetImageData().GetMTime())
+    if widget is None or _shown.get(view_name) == key:
+        return
+    _shown[view_name] = key
+    captions = display.volume_captions(module, volume_node, sequence)
+    caption = captions[0] if len(captions) == 1 else display.ViewCaption(
+        " | ".join(f"frame {index + 1}: {c.title}" for index, c in enumerate(captions)))
+    if display.MODALITY.get(module) == "MG":  # other modules keep the reader's slice orientation
+        display.hang(widget.mrmlSliceNode(), caption.mirrored)
+        widget.sliceLogic().FitSliceToBackground()
+    view = widget.sliceView()
+    if view_name not in _captions:
+        _captions[view_name] = display.caption_annotation()
+        view.renderWindow().GetRenderers().GetItemAsObject(0).AddViewProp(_captions[view_name])
+    display.draw_caption(_captions[view_name], caption, widget.mrmlSliceNode())
+    view.scheduleRender()

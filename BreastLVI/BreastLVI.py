@@ -170,6 +170,10 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _updateButtonStates(self, caller=None, event=None) -> None:
         p = self._parameterNode
         busy = self._steps.busy
+        from smartimaging.desktop import show_reading_display
+
+        show_reading_display("BreastLVI", (p.dceVolume or p.t2Volume) if p else None,  # preset, caption
+                             "DCE" if p and p.dceVolume else "T2")
         volume = bool(p and (p.dceVolume or p.t2Volume))
         self.ui.predictButton.enabled = volume and bool(p.voiSegmentation) and not busy
         self.ui.cancelButton.enabled = busy

@@ -168,6 +168,9 @@ class DCESynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _updateButtonStates(self, caller=None, event=None) -> None:
         p = self._parameterNode
         busy = self._steps.busy
+        from smartimaging.desktop import show_reading_display
+
+        show_reading_display("DCESynthesis", p.t1Volume if p else None, "T1")  # preset, caption
         self.ui.synthesizeButton.enabled = bool(p and p.t1Volume) and not busy
         self.ui.cancelButton.enabled = busy
         self.ui.showButton.enabled = bool(p and p.syntheticVolume)

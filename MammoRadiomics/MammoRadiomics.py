@@ -186,6 +186,9 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _updateButtonStates(self, caller=None, event=None) -> None:
         p = self._parameterNode
         busy = self._steps.busy
+        from smartimaging.desktop import show_reading_display
+
+        show_reading_display("MammoRadiomics", p.inputVolume if p else None)  # preset, caption, hanging
         self.ui.segmentButton.enabled = bool(p and p.inputVolume)
         self.ui.drawButton.enabled = bool(p and p.inputVolume)
         self.ui.classifyButton.enabled = bool(p and p.inputVolume and (p.editedSegmentation or p.aiSegmentation))

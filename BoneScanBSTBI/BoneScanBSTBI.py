@@ -18,7 +18,7 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 DEPENDENCIES = ["torch", "monai", "safetensors", "pydicom", "sklearn", "tqdm", "matplotlib"]  # import names
-SIDE_BY_SIDE_LAYOUT_ID = 20260  # anterior | posterior | table
+SIDE_BY_SIDE_LAYOUT_ID = 20261  # anterior | posterior | result table over the lesion list
 SIDE_BY_SIDE_LAYOUT = """
 <layout type="horizontal" split="true">
  <item><view class="vtkMRMLSliceNode" singletontag="Red">
@@ -27,8 +27,12 @@ SIDE_BY_SIDE_LAYOUT = """
  <item><view class="vtkMRMLSliceNode" singletontag="Yellow">
   <property name="orientation" action="default">Axial</property>
   <property name="viewlabel" action="default">P</property></view></item>
- <item><view class="vtkMRMLTableViewNode" singletontag="TableView1">
-  <property name="viewlabel" action="default">T</property></view></item>
+ <item><layout type="vertical" split="true">
+  <item><view class="vtkMRMLTableViewNode" singletontag="TableView1">
+   <property name="viewlabel" action="default">T</property></view></item>
+  <item><view class="vtkMRMLTableViewNode" singletontag="BoneScanLesions">
+   <property name="viewlabel" action="default">L</property></view></item>
+ </layout></item>
 </layout>
 """
 
@@ -324,7 +328,8 @@ class BoneScanBSTBILogic(ScriptedLoadableModuleLogic):
         slicer.app.applicationLogic().PropagateTableSelection()
 
     def showResult(self):
-        """Anterior | posterior | table, with the reader's segmentation overlaid."""
+        """Anterior | posterior | result table over the lesion list, with the reader's segmentation and the lesion
+        numbers overlaid."""
         flow = self.flow
         self.showTable(flow.result.table_node)
         layoutManager = slicer.app.layoutManager()
@@ -335,6 +340,13 @@ class BoneScanBSTBILogic(ScriptedLoadableModuleLogic):
         for segmentation in flow.segmentations:
             segmentation.CreateDefaultDisplayNodes()
             segmentation.GetDisplayNode().SetVisibility(True)
+        lesions = flow.extra_nodes.get("lesion table")  # numbered as in the views; "Exclude lesions" takes them
+        if lesions is not None:
+            # Slicer 5.12: vtkMRMLScene.GetSingletonNode; vtkMRMLTableViewNode.SetDoPropagateTableSelection (the
+            # active table, the result, is not propagated to this view) and SetTableNodeID
+            view = slicer.mrmlScene.GetSingletonNode("BoneScanLesions", "vtkMRMLTableViewNode")
+            view.SetDoPropagateTableSelection(False)
+            view.SetTableNodeID(lesions.GetID())
 
 
 #

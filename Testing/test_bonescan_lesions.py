@@ -198,6 +198,10 @@ def test_flow_numbers_the_lesions_in_the_views_and_rejects_by_click(scene, phant
     assert ["Lesions rejected by the reader", "1 (#1)"] in second.rows
     assert float(second.headline.split()[1]) < float(first.headline.split()[1])
     assert markers.GetNthControlPointLabel(0) == "1 rejected" and not markers.GetNthControlPointSelected(0)
+    listed = flow.extra_nodes["lesion table"]  # the desktop's lesion list
+    assert listed.GetNumberOfRows() == 10
+    assert [listed.GetCellText(0, c) for c in (0, 1, 6)] == ["#1", "anterior", "rejected"]
+    assert listed.GetCellText(1, 6) == "counted" and listed.GetCellText(0, 5).startswith("same site as #")
     flow.toggle_lesion(1)  # accepted again
     assert float(flow.run(flow.compute()).headline.split()[1]) == float(first.headline.split()[1])
 

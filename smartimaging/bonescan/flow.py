@@ -121,11 +121,13 @@ class BoneScanFlow(Flow):
         super().clear()
 
     def _forget_lesion_numbers(self) -> None:
-        """A new segmentation numbers its lesions anew: the rejections and the numbers in the views go."""
+        """A new segmentation numbers its lesions anew: the rejections, the numbers in the views and the lesion
+        table go."""
         self.exclude, self._rejected_on = [], None
-        markers = self.extra_nodes.pop("lesion numbers", None)
-        if markers is not None and self.scene.IsNodePresent(markers):
-            self.scene.RemoveNode(markers)
+        for name in ("lesion numbers", "lesion table"):
+            node = self.extra_nodes.pop(name, None)
+            if node is not None and self.scene.IsNodePresent(node):
+                self.scene.RemoveNode(node)
 
     def draw_by_hand(self) -> None:
         super().draw_by_hand()
@@ -168,8 +170,11 @@ class BoneScanFlow(Flow):
                             "and all are counted; reject them again in the list")
         table, result = bonescan_scene.compute_bstbi(self.scene, self.scan_volumes, self.segmentations, self.exclude,
                                                      self.table_to_update, self.view_names or None)
+        record = result.as_json()
         self.extra_nodes["lesion numbers"] = bonescan_scene.mark_lesions(
-            self.scene, self.scan_volumes, result.as_json(), self.extra_nodes.get("lesion numbers"))
+            self.scene, self.scan_volumes, record, self.extra_nodes.get("lesion numbers"))
+        self.extra_nodes["lesion table"] = bonescan_scene.lesion_table(self.scene, record, self.primary,
+                                                                       self.extra_nodes.get("lesion table"))
         return Result.of_table(f"BSTBI {result.bstbi['mean']:.3f}", table, [*warnings, *result.warnings],
                                result.domain)
 

@@ -153,7 +153,7 @@ def trend_lines(result: dict) -> list[str]:
 def trend_svg(result: dict, width: int = 400, height: int = 220) -> str:
     """A line plot of BSTBI per study (x: study order, labelled with the dates where known; y: BSTBI from 0)."""
     studies = result["studies"]
-    left, right, top, bottom = 48, 16, 16, 44
+    left, right, top, bottom = 48, 40, 16, 44
     top_value = max(0.05, max(s["bstbi"] for s in studies) * 1.15)
     step = (width - left - right) / max(len(studies) - 1, 1)
     xs = [left + i * step for i in range(len(studies))]

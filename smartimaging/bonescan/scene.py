@@ -31,7 +31,7 @@ from ..segmentation_nodes import edit_check, segmentation_from_labels
 from ..segmentation_nodes import labels_from_segmentation as labels_of_segments
 from ..segments import BONESCAN_SEGMENTS
 from .bstbi import bstbi_change
-from .lesions import count_rows
+from .lesions import count_rows, review
 from .outputs import source_labelmaps
 from .pipeline import BoneScanModels, BoneScanResult, analyse, recompute_from_labelmaps
 from .views import BoneScanStudy, study_from_images
@@ -155,7 +155,7 @@ def mark_lesions(scene, volume_nodes: list, record: dict, node=None):
     """A locked point list (`node`, or a new one) with each lesion's number at its centre, on its view's frame
     (views in the volumes' frame order, as `study_from_volume_nodes` reads them): accepted lesions orange, rejected
     ones grey and labelled "rejected". Slicer 5.12 API (Markups module): vtkMRMLMarkupsNode AddControlPointWorld,
-    SetNthControlPointSelected, SetLocked; vtkMRMLMarkupsDisplayNode SetSelectedColor, SetColor, SetGlyphType."""
+    SetNthControlPointSelected, SetLocked; vtkMRMLMarkupsDisplayNode SetSelectedColor, SetColor, SetGlyphScale."""
     frames = [(volume, k) for volume in volume_nodes for k in range(volume.GetImageData().GetDimensions()[2])]
     where = dict(zip(record["views"], frames, strict=False))
     if node is None or not scene.IsNodePresent(node):
@@ -165,7 +165,7 @@ def mark_lesions(scene, volume_nodes: list, record: dict, node=None):
         display = node.GetDisplayNode()
         display.SetSelectedColor(*ACCEPTED_COLOUR)
         display.SetColor(*REJECTED_COLOUR)
-        display.SetGlyphType(display.Circle2D)  # a ring: the lesion stays visible inside
+        display.SetGlyphScale(1.0)  # a small dot at the centre (default 3 % of the view hides small lesions)
         node.SetLocked(True)  # the reader edits the segmentation, not the numbers
         place_in_same_study(scene, node, volume_nodes[0])
     node.RemoveAllControlPoints()
@@ -179,6 +179,19 @@ def mark_lesions(scene, volume_nodes: list, record: dict, node=None):
         index = node.AddControlPointWorld(vtk.vtkVector3d(*ras), f"{lesion['id']}" + (" rejected" if rejected else ""))
         node.SetNthControlPointSelected(index, not rejected)
     return node
+
+
+def lesion_table(scene, record: dict, volume_node, table_node=None):
+    """The numbered lesion list (`lesions.review`) as a table node (`table_node`, or a new one in the volume's
+    study): number, view, position, area, uptake, the same site in the other view, and whether it is counted."""
+    if table_node is None or not scene.IsNodePresent(table_node):
+        table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{volume_node.GetName()} lesions")
+        place_in_same_study(scene, table_node, volume_node)
+    rows = [[f"#{lesion['id']}", group["view"], lesion["position"], lesion["area"], lesion["uptake"], lesion["match"],
+             "rejected" if lesion["rejected"] else "counted"]
+            for group in review(record)["views"] for lesion in group["lesions"]]
+    fill_table(table_node, ["#", "View", "Position", "Area", "Uptake", "Other view", "Status"], rows)
+    return table_node
 
 
 def compare(scene, baseline_table, followup_table, table_node=None):

@@ -134,3 +134,18 @@ def test_dce_lesion_level_check_beside_ssim(page, screenshots):
     page.screenshot(path=str(screenshots / "explain-dce-panel.png"))
     sections = explained(page, screenshots / "explain-dce.png")
     assert "ratio" in sections["lesions"] and "SSIM (validation)" in sections["card-dce-pix2pix-demo"]
+
+
+def test_pixel_size_warning_points_to_the_page_not_to_a_cli_flag(page):
+    from smartimaging.web.cases import sample_cases
+
+    name = "Real NYU mammogram (benign mass)"  # a PNG without pixel size, offered when ../shared/realdata is there
+    if name not in [case.name for case in sample_cases()["MammoRadiomics"]]:
+        pytest.skip("the NYU mammogram is not in ../shared/realdata")
+    open_module(page, "Mammography Rad-score")
+    load_sample(page, name)
+    click_and_wait_idle(page, "Segment")
+    computed(page, "Compute Rad-score")
+    warning = page.inner_text("#si-warnings")
+    assert "no pixel size in its file" in warning and "“Pixel size mm (PNG/PGM)” under 1. Case" in warning
+    assert "--pixel-mm" not in warning

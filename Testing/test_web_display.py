@@ -18,6 +18,7 @@ from PIL import Image  # noqa: E402
 from web_station import (  # noqa: E402
     CHROMIUM,
     VIEWPORT,
+    click_and_wait_idle,
     launch_chromium,
     load_sample,
     open_module,
@@ -171,3 +172,14 @@ def test_mri_views_name_the_sequence(page, screenshots):
     assert page.inner_text("#si-display-captions").startswith("DCE (phase not recorded)")
     assert [b.strip() for b in page.locator("#si-display-presets .v-btn").all_text_contents()] == ["Auto", "Full range"]
     page.screenshot(path=str(screenshots / "web-display-lvi.png"))
+
+
+def test_dce_views_say_what_each_shows(page, screenshots):
+    open_module(page, "Synthetic DCE")
+    assert page.inner_text("#si-display-captions").startswith("T1")
+    click_and_wait_idle(page, "Synthesize DCE")
+    wait_for_views_rendered(page, 4)
+    captions = page.inner_text("#si-display-captions").splitlines()
+    assert captions == ["T1 (pre-contrast)", "Synthetic DCE (AI)", "Real DCE", "Subtraction MIP (synthetic − T1)"]
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(screenshots / "web-display-dce.png"))

@@ -362,13 +362,14 @@ def caption_annotation():
 
 
 def draw_caption(annotation, caption: ViewCaption | None, slice_node) -> None:
-    """A caption in the upper right corner of a slice view and the patient's directions at its edges (the bottom
-    letter raised two lines, above a slice slider); nothing for None. Corners other than the upper right are left
-    to Slicer's DataProbe, which writes them."""
+    """A caption in the upper right corner of a slice view and the patient's directions at its edges (the top
+    letter a line below the caption's first, the bottom one two lines up, above a slice slider); nothing for None.
+    Corners other than the upper right are left to Slicer's DataProbe, which writes them."""
     annotation.ClearAllTexts()
     if caption is None:
         return
     edges = edge_letters(slice_node) if caption.edges is None else caption.edges
     annotation.SetText(UPPER_RIGHT, "\n".join(part for part in (caption.title, caption.note) if part))
     for position, edge in EDGE_POSITIONS.items():
-        annotation.SetText(position, edges.get(edge, "") + ("\n\n" if edge == "bottom" else ""))
+        letter = edges.get(edge, "")
+        annotation.SetText(position, {"top": f"\n{letter}", "bottom": f"{letter}\n\n"}.get(edge, letter))

@@ -198,6 +198,9 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _updateButtonStates(self, caller=None, event=None) -> None:
         running = self._steps.busy
         p = self._parameterNode
+        from smartimaging.desktop import show_reading_display
+
+        show_reading_display("BoneScanBSTBI", p.anteriorVolume if p else None)  # black on white, ANT / POST
         self.ui.segmentButton.enabled = bool(p and p.anteriorVolume) and not running
         self.ui.drawButton.enabled = bool(p and p.anteriorVolume) and not running
         self.ui.cancelButton.enabled = running

@@ -201,6 +201,24 @@ def _computed(module: str, name: str):
     return flow.run(flow.compute())
 
 
+def test_desktop_text_of_a_result_node_summary_and_details():
+    from smartimaging.mrml import create_headless_scene
+
+    scene = create_headless_scene()
+    node = scene.AddNewNodeByClass("vtkMRMLTableNode")
+    assert explain.explain_node(node) == [] and explain.as_text([]) == ("", "")
+    models = [{"model": {"id": "lvi-dce-resnet10-3d-demo", "version": "1.0.0"}, "sequence": "DCE",
+               "network": "resnet10-3d", "probability": 0.178, "cutoff": 0.717},
+              {"model": {"id": "lvi-t2-resnet10-3d-demo", "version": "1.0.0"}, "sequence": "T2",
+               "network": "resnet10-3d", "probability": 0.697, "cutoff": 0.367}]
+    fused = {"probability": 0.4375, "cutoff": 0.542, "label": "LVI negative", "method": "mean"}
+    node.SetAttribute(explain.RECORDS["BreastLVI"], json.dumps({"models": models, "fused": fused}))
+    summary, details = explain.as_text(explain.explain_node(node))
+    assert summary.splitlines() == ["The sequences disagree", "Fused LVI probability 0.438 · cutoff 0.542"]
+    assert "MODEL CARD: LVI-T2-RESNET10-3D-DEMO 1.0.0" in details and "DEMO WEIGHTS" in details
+    assert "  AUC (validation): 0.851 (95 % CI 0.733–0.969) (the 45 'val' cases: 24 positive, 21 negative)" in details
+
+
 def test_every_modules_result_carries_its_explanations():
     bone = {e["key"]: e for e in _computed("BoneScanBSTBI", "Phantom with 5 metastases").explanations}
     assert "K = 5" in bone["bstbi"]["text"][1] and "No normal range is claimed" in bone["bstbi"]["text"][2]

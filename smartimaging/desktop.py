@@ -4,6 +4,8 @@ interpreter, the result's domain line, and the Segment Editor opened on a segmen
 
 from __future__ import annotations
 
+import html
+import json
 import shutil
 import sys
 import traceback
@@ -13,6 +15,8 @@ from .reading import Step, StepRunner
 from .result_nodes import domain_check, domain_sentence
 
 POLL_INTERVAL_MS = 200
+EXPLANATIONS_PROPERTY = "SmartImagingExplanations"  # a result label's Qt property: [summary, details] as JSON
+EXPLAIN_LINKED = "SmartImagingExplainLinked"
 
 
 def worker_python() -> str:
@@ -90,11 +94,33 @@ class WidgetSteps:
 
 def show_domain(label, result_node) -> None:
     """The result's domain check in `label` (a QLabel under the compute button), in bold red when the image is
-    outside the model's training data; empty without a result."""
+    outside the model's training data, then the result's warning explanations (borderline score, disagreeing
+    sequences, faint lesions) and an "Explain this result" link that opens every explanation (`show_explanations`);
+    empty without a result."""
+    from .explain import as_text, explain_node
+
     domain = domain_check(result_node) if result_node is not None else None
     outside = bool(domain) and domain["verdict"] == "outside"
-    label.text = domain_sentence(domain) if domain else ""
+    explanations = explain_node(result_node) if result_node is not None else []
+    summary, details = as_text(explanations)
+    lines = [html.escape(domain_sentence(domain))] if domain else []
+    lines += [html.escape(line) for line in summary.splitlines()]
+    lines += ['<a href="explain">Explain this result</a>'] if explanations else []
+    label.text = "<br>".join(lines)
     label.styleSheet = "color: #d32f2f; font-weight: bold;" if outside else ""
+    label.setProperty(EXPLANATIONS_PROPERTY, json.dumps([summary, details]))
+    if not label.property(EXPLAIN_LINKED):  # connected once per label, whatever result it shows next
+        label.linkActivated.connect(lambda _link: show_explanations(label))
+        label.setProperty(EXPLAIN_LINKED, True)
+
+
+def show_explanations(label) -> None:
+    """The explanations of the result `label` shows, in a message box: the warnings and cutoff, everything else
+    under "Show Details" (slicer.util.infoDisplay with detailedText, Slicer 5.12 Base/Python/slicer/util.py)."""
+    import slicer
+
+    summary, details = json.loads(label.property(EXPLANATIONS_PROPERTY) or '["", ""]')
+    slicer.util.infoDisplay(summary or "About this result", windowTitle="About this result", detailedText=details)
 
 
 def start_painting(segment_editor_widget, segmentation_node, volume_node) -> None:

@@ -429,3 +429,25 @@ def explain(module: str, nodes, directory=None) -> list[dict]:
         return []
     cards = [card_explanation(model, directory) for model in _models_of(record)]
     return [*EXPLAINERS[module](record, directory), *cards]
+
+
+def explain_node(node, directory=None) -> list[dict]:
+    """Every explanation of the result a node holds (a result table, or the synthetic DCE volume), whichever
+    module's it is; [] for a node without a result record."""
+    module = next((m for m, key in RECORDS.items() if node is not None and node.GetAttribute(key)), None)
+    return explain(module, [node], directory) if module else []
+
+
+def as_text(explanations: list[dict]) -> tuple[str, str]:
+    """(summary, details) for a message box: the warnings' and the cutoff's titles, then every explanation in full
+    (paragraphs, then its rows as "label: value (hover text)")."""
+    summary = [e["title"] for e in explanations if e["key"] == "cutoff"
+               or (e["tone"] == "warning" and not e["key"].startswith("card"))]
+    details = []
+    for item in explanations:
+        details += [item["title"].upper(), *item["text"],
+                    *(f"  {row[0]}: {row[1]}" + (f" ({row[2]})" if row[2] else "") for row in item["rows"]), ""]
+    if not summary and explanations:
+        summary = [explanations[0]["title"]]
+    return "\n".join(summary), "\n".join(details).strip()
+

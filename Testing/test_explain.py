@@ -146,6 +146,11 @@ def test_lvi_disagreement_names_both_sides_and_the_fused_number():
     assert note["text"][1] == "T2 (resnet10-3d): 0.697 ≥ its cutoff 0.367 → positive"
     assert "0.438 is the mean of the models' probabilities" in note["text"][2]
     assert explain.lvi_disagreement([dce, {**t2, "probability": 0.2}], fused) is None
+    shown = {e["key"]: e for e in explain.lvi_explanations({"models": [dce, t2], "fused": fused})}
+    assert shown["cutoff"]["text"][2] == "This cutoff (0.542) is the mean of the models' own cutoffs."
+    fitted = {**fused, "method": "logistic regression on lvi-dce-resnet10-3d-demo, age (lvi-fusion-demo)"}
+    shown = {e["key"]: e for e in explain.lvi_explanations({"models": [dce, t2], "fused": fitted})}
+    assert "out-of-fold predictions, 5 patient-grouped folds" in shown["cutoff"]["text"][2]
     assert explain.lvi_disagreement([t2], fused) is None
 
 

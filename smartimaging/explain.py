@@ -14,6 +14,8 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
+
 from .errors import SmartImagingError
 from .models.registry import MAX_CARD_BYTES, read_json_limited
 from .models.registry import models_dir as default_models_dir
@@ -282,8 +284,8 @@ def bonescan_explanations(record: dict, directory=None) -> list[dict]:
     explanations = [{"key": "bstbi", "title": f"What BSTBI {bstbi.get('mean', 0):.3f} means", "tone": "info",
                      "text": BSTBI_TEXT if bstbi.get("k", K_SCALING) == K_SCALING else
                      [*BSTBI_TEXT, f"This result used K = {bstbi['k']:g}."], "rows": lines}]
-    classifier = next((m for m in _models_of(record) if "resnet" in str(m.get("id"))), None)
-    card = read_card(classifier["id"], directory) if classifier else None
+    cards = [read_card(str(m.get("id")), directory) for m in _models_of(record)]
+    card = next((c for c in cards if c is not None and cutoff_of_card(c) is not None), None)  # the classifier's
     cutoff = cutoff_of_card(card) if card else None
     probability = record.get("metastasis_probability")
     if cutoff is not None and isinstance(probability, (int, float)):
@@ -318,8 +320,6 @@ def group_contributions(card: dict | None, features: dict, directory=None) -> li
 
     if card is None:
         return []
-    import numpy as np
-
     try:
         classifier = load_classifier(Path(directory or default_models_dir()) / f"{card['id']}.json")
     except (SmartImagingError, OSError, KeyError):
@@ -374,8 +374,9 @@ def lvi_explanations(record: dict, directory=None) -> list[dict]:
         explanations.append(disagreement)
     if fused:
         explanations.append(borderline_explanation("fused LVI probability", fused["probability"], fused["cutoff"]))
-        single = models[0]["model"] if len(models) == 1 else None
-        card = read_card(single["id"], directory) if single else None
+        fitted = re.search(r"\(([^()]+)\)$", str(fused.get("method", "")))  # a fitted fusion names its card
+        source = fitted.group(1) if fitted else models[0]["model"]["id"] if len(models) == 1 else None
+        card = read_card(source, directory) if source else None
         explanations.append(cutoff_explanation("fused LVI probability", fused["probability"], fused["cutoff"],
                                                card))
     return [e for e in explanations if e]

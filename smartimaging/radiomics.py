@@ -8,6 +8,7 @@ feature (degenerate on one slice) can reach a model.
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import logging
 import os
@@ -17,13 +18,28 @@ import numpy as np
 import SimpleITK as sitk
 import yaml
 
-from .errors import InputError
+from .errors import InputError, SmartImagingError
 from .io import check_finite
 from .resources import resource_dir
 
 MAMMO_PARAMS = resource_dir("Radiomics") / "mammo_2d.yaml"
 MIN_ROI_PIXELS = 11  # pyradiomics refuses an ROI of minimumROISize (10 in mammo_2d.yaml) pixels or fewer
 RECOMMENDED_BINS = (30, 130)  # pyradiomics' documentation: a bin width giving 30-130 bins in the ROI
+
+
+MISSING_PYRADIOMICS = ("mammography needs pyradiomics, which is not installed: pip install 'smartimaging[mammo]' "
+                       "(inside 3D Slicer: install the SlicerRadiomics extension)")
+
+
+def _pyradiomics(module: str):
+    """`radiomics.<module>`; pyradiomics is an optional dependency (the `mammo` extra), so its absence is one line."""
+    try:
+        importlib.import_module("radiomics")
+    except ModuleNotFoundError as exc:
+        if exc.name != "radiomics":
+            raise
+        raise SmartImagingError(MISSING_PYRADIOMICS) from None
+    return importlib.import_module(f"radiomics.{module}")
 
 
 def _quiet_pyradiomics() -> None:
@@ -51,8 +67,7 @@ def as_one_slice_volume(image: np.ndarray | sitk.Image, spacing: tuple[float, fl
 @functools.lru_cache(maxsize=8)
 def _extractor(parameters_json: str):
     """One validated extractor per parameter set and process (validation costs as much as a small ROI)."""
-    from radiomics import featureextractor
-
+    featureextractor = _pyradiomics("featureextractor")
     _quiet_pyradiomics()
     return featureextractor.RadiomicsFeatureExtractor(json.loads(parameters_json))
 
@@ -118,10 +133,8 @@ def _prepared_roi(image, mask, parameters, spacing) -> tuple[sitk.Image, sitk.Im
     label_image.CopyInformation(volume)
     box = _roi_box(volume, label_image, settings["setting"].get("label", 1))
     if settings["setting"].get("normalize"):
-        from radiomics.imageoperations import normalizeImage
-
         check_finite(sitk.GetArrayViewFromImage(volume), "The image")
-        volume = normalizeImage(volume, **settings["setting"])
+        volume = _pyradiomics("imageoperations").normalizeImage(volume, **settings["setting"])
         settings = {**settings, "setting": {**settings["setting"], "normalize": False}}
     return volume[box], label_image[box], settings
 
@@ -147,8 +160,7 @@ def bin_counts(image: np.ndarray | sitk.Image, mask: np.ndarray | sitk.Image, bi
                ) -> dict[float, int]:
     """Number of grey-level bins pyradiomics would use in this ROI for each bin width (after the parameter file's
     normalisation): the data for choosing the bin width."""
-    from radiomics.imageoperations import getBinEdges
-
+    getBinEdges = _pyradiomics("imageoperations").getBinEdges
     volume, label_image, settings = _prepared_roi(image, mask, parameters, spacing)
     values = sitk.GetArrayViewFromImage(volume)[sitk.GetArrayViewFromImage(label_image) ==
                                                 settings["setting"].get("label", 1)]

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceCELoss
 from sklearn.metrics import roc_auc_score
 from torch.utils.data import Dataset
 
 from ..errors import InputError
 from ..evaluation import youden_cutoff
+from ..losses import dice_ce_loss
 from ..manifest import binary_label, read_manifest
 from ..models import build_network, save_model
 from ..training import TrainConfig, fit
@@ -196,7 +196,7 @@ def train_bonescan(manifest_path, out_dir, which=("classifier", "segmenter"), co
                        {"labels": ["bone metastasis", "urinary bladder"], "activation": "sigmoid",
                         "thresholds": {"bone metastasis": 0.5, "urinary bladder": 0.5}}),
         "segmenter": (SEGMENTER_ID, SEGMENTER_ARCHITECTURE, PatchDataset(train_views),
-                      DiceCELoss(to_onehot_y=True, softmax=True), _segmenter_validation(val_views),
+                      dice_ce_loss, _segmenter_validation(val_views),
                       segmenter_config or config,
                       {"labels": {"0": "background", "1": "bone metastasis", "2": "urinary bladder"},
                        "activation": "softmax + argmax"}),

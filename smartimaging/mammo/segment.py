@@ -221,8 +221,7 @@ def train_segmenter(manifest_path, kind: str, out_dir, config, model_id: str | N
     import shlex
     import sys
 
-    from monai.losses import DiceCELoss
-
+    from ..losses import dice_ce_loss
     from ..manifest import read_manifest
     from ..models import build_network, save_model
     from ..models.registry import check_model_name
@@ -266,8 +265,8 @@ def train_segmenter(manifest_path, kind: str, out_dir, config, model_id: str | N
 
     network = build_network(ARCHITECTURE)
     jitter = 2.0 if kind == "mass" else 8.0
-    result = fit(network, PromptedPatches(train_cases, point_jitter=jitter), DiceCELoss(to_onehot_y=True,
-                 softmax=True), validate, config, progress=progress)
+    result = fit(network, PromptedPatches(train_cases, point_jitter=jitter), dice_ce_loss, validate, config,
+                 progress=progress)
     card = {"id": model_id, "version": "1.0.0", "task": f"mammo-{kind}-segmentation", "architecture": ARCHITECTURE,
             "inputs": {"channels": ["patch normalised 1st-99th percentile to [0, 1]", "prompt: Gaussian point "
                                     f"(sigma {POINT_SIGMA} px), filled box or zeros"], "patch": [PATCH, PATCH],

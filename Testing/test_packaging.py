@@ -1,0 +1,151 @@
+"""Packaging: a built wheel carries the resources and runs the demo outside the checkout; the extension's CMake installs
+the same resource kinds; pyradiomics is optional (mammography only); MONAI is not a runtime dependency (its
+DiceCELoss is reproduced); the declared minimum versions."""
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import textwrap
+from pathlib import Path
+
+import pytest
+import tomllib
+import torch
+
+from smartimaging.losses import dice_ce_loss
+from smartimaging.radiomics import MISSING_PYRADIOMICS
+from smartimaging.resources import KINDS
+
+REPO = Path(__file__).resolve().parents[1]
+GE_BONE_SCAN = REPO / "Resources" / "SampleData" / "GE_NM_wholebody_bone.dcm"
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def _run(command: list, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SMARTIMAGING_MODELS_DIR")}
+    return subprocess.run([str(c) for c in command], cwd=cwd, capture_output=True, encoding="utf-8",
+                          timeout=timeout, env={**environment, "OMP_NUM_THREADS": "1"})
+
+
+def test_the_wheel_carries_the_resources_and_runs_the_demo_outside_the_checkout(tmp_path):
+    """Wheel built (no build isolation: no download), installed into a fresh venv whose dependencies are this venv's
+    packages (a .pth line, not a copy), then `smartimaging demo` run from an empty folder."""
+    built = _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                  tmp_path / "wheel", REPO], cwd=tmp_path)
+    assert built.returncode == 0, built.stderr[-2000:]
+    wheel = next((tmp_path / "wheel").glob("smartimaging-*.whl"))
+    venv = tmp_path / "venv"
+    assert _run([sys.executable, "-m", "venv", venv], cwd=tmp_path).returncode == 0
+    site = Path(_run([venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                     cwd=tmp_path).stdout.strip())
+    (site / "project-venv.pth").write_text(sysconfig.get_path("purelib") + "\n", encoding="utf-8")
+    installed = _run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel],
+                     cwd=tmp_path)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+
+    where = _run([venv / "bin" / "python", "-c", textwrap.dedent("""
+        import smartimaging.resources as r
+        from smartimaging.radiomics import MAMMO_PARAMS
+        from smartimaging.segments import TERMINOLOGY_FILE
+        print(r.__file__)
+        for kind in r.KINDS:
+            print(r.resource_dir(kind))
+        print(MAMMO_PARAMS.is_file(), TERMINOLOGY_FILE.is_file())
+    """)], cwd=tmp_path)
+    assert where.returncode == 0, where.stderr[-2000:]
+    module, *folders, found = where.stdout.splitlines()
+    assert Path(module).is_relative_to(site)  # the wheel's copy, not the checkout's
+    assert folders == [str(site / "smartimaging" / "Resources" / kind) for kind in KINDS] and found == "True True"
+    for kind in KINDS:
+        assert sorted(p.name for p in (site / "smartimaging" / "Resources" / kind).iterdir()) == \
+            sorted(p.name for p in (REPO / "Resources" / kind).iterdir())
+
+    demo = _run([venv / "bin" / "smartimaging", "demo", "--out", tmp_path / "report", "--device", "cpu"],
+                cwd=tmp_path, timeout=240)
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    assert "Real GE whole-body scan" in demo.stdout  # the sample case, from the wheel's SampleData
+    assert "Rad-score" in demo.stdout and "synthetic DCE" in demo.stdout  # radiomics parameters, every model
+    assert (tmp_path / "report" / "index.html").is_file()
+
+
+def test_the_extension_installs_every_resource_kind(tmp_path):
+    """BoneScanBSTBI/CMakeLists.txt installs SmartImagingResources.cmake's files: every kind of resources.KINDS."""
+    if shutil.which("cmake") is None:
+        pytest.skip("needs cmake")
+    probe = tmp_path / "probe.cmake"
+    probe.write_text(textwrap.dedent("""
+        include(${SMARTIMAGING_SOURCE_DIR}/SmartImagingResources.cmake)
+        foreach(file ${SMARTIMAGING_RESOURCE_FILES})
+          file(RELATIVE_PATH relative ${SMARTIMAGING_SOURCE_DIR} ${file})
+          message(STATUS "${relative}")
+        endforeach()
+    """), encoding="utf-8")
+    listed = _run(["cmake", f"-DSMARTIMAGING_SOURCE_DIR={REPO}", "-P", probe], cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    expected = sorted(str(p.relative_to(REPO)) for kind in KINDS for p in (REPO / "Resources" / kind).rglob("*")
+                      if p.is_file())
+    assert sorted(line.removeprefix("-- ") for line in listed.stdout.splitlines()) == expected
+    assert "SmartImagingResources.cmake" in (REPO / "BoneScanBSTBI" / "CMakeLists.txt").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory) -> dict[str, list[str]]:
+    """One command line per task on small real inputs (the GE scan, an LVI and a mammography phantom)."""
+    from smartimaging.lvi.cohort import write_lvi_phantom_cohort
+    from smartimaging.mammo.cohort import write_mammo_phantom_cohort
+
+    folder = tmp_path_factory.mktemp("cases")
+    mri, mammo = write_lvi_phantom_cohort(folder / "mr", 1), write_mammo_phantom_cohort(folder / "mg", 1, kind="mass")
+    case, row = next(csv.DictReader(mri.open(encoding="utf-8"))), next(csv.DictReader(mammo.open(encoding="utf-8")))
+    return {"bonescan": ["bonescan", "predict", str(GE_BONE_SCAN), "--out", str(folder / "bs"), "--device", "cpu"],
+            "lvi": ["lvi", "predict", "--dce", str(mri.parent / case["dce"]), "--t2", str(mri.parent / case["t2"]),
+                    "--voi", str(mri.parent / case["voi"]), "--out", str(folder / "lvi")],
+            "mammo": ["mammo", "predict", str(mammo.parent / row["image"]), "--kind", "mass", "--pixel-mm",
+                      row["pixel_mm"], "--point", f"{row['centre_col']},{row['centre_row']}", "--out",
+                      str(folder / "mg-out")]}
+
+
+def test_without_pyradiomics_bone_scan_and_lvi_run_and_mammography_says_what_to_install(cases, tmp_path):
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["radiomics"] = None  # pyradiomics not installed
+        from smartimaging.cli import main
+        print("exit", main(sys.argv[1:]))
+        assert "radiomics" not in [m.split(".")[0] for m in sys.modules if sys.modules[m] is not None]
+    """)
+    for task in ("bonescan", "lvi"):
+        result = _run([sys.executable, "-c", code, *cases[task]], cwd=tmp_path)
+        assert result.returncode == 0 and result.stdout.splitlines()[-1] == "exit 0", result.stderr[-2000:]
+    result = _run([sys.executable, "-c", code, *cases["mammo"]], cwd=tmp_path)
+    assert result.stdout.splitlines()[-1] == "exit 2"
+    assert result.stderr.splitlines() == [f"error: {MISSING_PYRADIOMICS}"]
+    assert not (Path(cases["mammo"][-1])).exists()
+
+
+def test_runtime_dependencies_leave_out_monai_and_pyradiomics_and_pick_xgboost_per_platform():
+    names = [requirement.split(">")[0].split(";")[0].strip() for requirement in PYPROJECT["project"]["dependencies"]]
+    assert "monai" not in names and not any("radiomics" in name for name in names)
+    assert PYPROJECT["project"]["optional-dependencies"]["mammo"] == ["pyradiomics-bhklab>=3.1.4"]
+    assert "xgboost-cpu>=2.0; sys_platform != 'darwin'" in PYPROJECT["project"]["dependencies"]
+    assert "xgboost>=2.0; sys_platform == 'darwin'" in PYPROJECT["project"]["dependencies"]
+    code = "import sys; import smartimaging.cli, smartimaging.bonescan.train, smartimaging.mammo.segment; " \
+           "print(sorted({m.split('.')[0] for m in sys.modules} & {'monai', 'radiomics'}))"
+    assert _run([sys.executable, "-c", code], cwd=REPO).stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 16, 16), (2, 2, 6, 7, 5), (1, 2, 1, 1)])
+def test_dice_ce_loss_is_monais_and_gives_its_gradient(shape):
+    from monai.losses import DiceCELoss
+
+    generator = torch.Generator().manual_seed(sum(shape))
+    logits = (3 * torch.randn(shape, generator=generator)).requires_grad_()
+    labels = torch.randint(0, shape[1], (shape[0], 1, *shape[2:]), generator=generator).float()
+    theirs_logits = logits.detach().clone().requires_grad_()
+    ours, theirs = dice_ce_loss(logits, labels), DiceCELoss(to_onehot_y=True, softmax=True)(theirs_logits, labels)
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
+    ours.backward()
+    theirs.backward()
+    torch.testing.assert_close(logits.grad, theirs_logits.grad, rtol=1e-5, atol=1e-7)

@@ -74,7 +74,7 @@ def mammo_classifiers(work: Path, n: int, seed: int = SEEDS["mammo"]) -> list[di
     """AUC (and SEN/SPE at the card's cutoff) of each radiomics classifier on ground-truth ROIs."""
     from .mammo.classify import _matrix, read_features
     from .mammo.features import extract_cohort
-    from .mammo.persistence import load_radiomics_model
+    from .mammo.scorer import load_classifier
 
     rows = []
     for kind in ("mass", "calcification"):
@@ -83,11 +83,11 @@ def mammo_classifiers(work: Path, n: int, seed: int = SEEDS["mammo"]) -> list[di
         if not features.is_file():
             extract_cohort(manifest, features, n_jobs=1, show_progress=False)
         model_id = f"mammo-{kind}-classifier-demo"
-        model = load_radiomics_model(models_dir() / f"{model_id}.json")
+        model = load_classifier(models_dir() / f"{model_id}.json")  # as `mammo predict` scores
         table, _ = read_features(features, None)
         X, y = _matrix(table, model.feature_names)
         scores = model.scores(X)
-        at_cutoff = binary_metrics(y, scores >= model.cutoff)
+        at_cutoff = binary_metrics(y, scores >= model.checked["cutoff"])
         rows.append({**auc_row(model_id, y, scores), "weights_sha256": weights_sha256(model_id),
                      "sensitivity": at_cutoff.sensitivity.as_text(), "specificity": at_cutoff.specificity.as_text(),
                      "cohort": f"smartimaging mammo phantoms --out {kind} --n {n} --seed "

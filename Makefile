@@ -2,11 +2,11 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml setup.py | cksum | cut -d' ' -f1)
 
-.PHONY: app demo test lint install real-bonescan-figures
+.PHONY: app demo test lint install real-bonescan-figures test-minimums
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch first: the local CPU build; a bare `torch` would pull GBs of CUDA packages.
@@ -34,3 +34,13 @@ lint: $(STAMP)
 # README figures of the bone-scan proposals on the real GE scan (needs ../shared/realdata)
 real-bonescan-figures: $(STAMP)
 	$(BIN)/python tools/real_bonescan_figures.py
+
+# The declared minimum versions (every `>=` floor of pyproject.toml, runtime and mammo extra) in a venv of their own,
+# then the tests. Needs the network and several GB (PyPI's Linux torch is the CUDA build); not part of `make test`.
+MIN_VENV := build/venv-minimums
+test-minimums:
+	$(PY) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/pip install -q --upgrade pip
+	$(PY) tools/minimum_constraints.py mammo > $(MIN_VENV)/constraints.txt
+	$(MIN_VENV)/bin/pip install -q -c $(MIN_VENV)/constraints.txt -e ".[test]"
+	$(MIN_VENV)/bin/python -m pytest -q -x

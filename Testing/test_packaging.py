@@ -129,8 +129,8 @@ def test_runtime_dependencies_leave_out_monai_and_pyradiomics_and_pick_xgboost_p
     names = [requirement.split(">")[0].split(";")[0].strip() for requirement in PYPROJECT["project"]["dependencies"]]
     assert "monai" not in names and not any("radiomics" in name for name in names)
     assert PYPROJECT["project"]["optional-dependencies"]["mammo"] == ["pyradiomics-bhklab>=3.1.4"]
-    assert "xgboost-cpu>=2.0; sys_platform != 'darwin'" in PYPROJECT["project"]["dependencies"]
-    assert "xgboost>=2.0; sys_platform == 'darwin'" in PYPROJECT["project"]["dependencies"]
+    assert "xgboost-cpu>=2.1.1; sys_platform != 'darwin'" in PYPROJECT["project"]["dependencies"]
+    assert "xgboost>=2.1.1; sys_platform == 'darwin'" in PYPROJECT["project"]["dependencies"]
     code = "import sys; import smartimaging.cli, smartimaging.bonescan.train, smartimaging.mammo.segment; " \
            "print(sorted({m.split('.')[0] for m in sys.modules} & {'monai', 'radiomics'}))"
     assert _run([sys.executable, "-c", code], cwd=REPO).stdout.strip() == "[]"
@@ -149,3 +149,15 @@ def test_dice_ce_loss_is_monais_and_gives_its_gradient(shape):
     ours.backward()
     theirs.backward()
     torch.testing.assert_close(logits.grad, theirs_logits.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_the_minimum_constraints_pin_every_runtime_floor():
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        from minimum_constraints import minimum_constraints
+    finally:
+        sys.path.remove(str(REPO / "tools"))
+    pins = minimum_constraints(["mammo"])
+    assert len(pins) == len(PYPROJECT["project"]["dependencies"]) + 1  # every runtime requirement has a floor
+    assert {"torch==2.3", "pydicom==3.0", "pyradiomics-bhklab==3.1.4", "xgboost-cpu==2.1.1; sys_platform != 'darwin'",
+            "xgboost==2.1.1; sys_platform == 'darwin'"} <= set(pins)

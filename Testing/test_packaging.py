@@ -19,9 +19,9 @@ import tomllib
 import torch
 
 from smartimaging import slicer_dependencies
-from smartimaging.losses import dice_ce_loss
 from smartimaging.radiomics import MISSING_PYRADIOMICS
 from smartimaging.resources import KINDS
+from smartimaging.training import dice_ce_loss
 
 REPO = Path(__file__).resolve().parents[1]
 GE_BONE_SCAN = REPO / "Resources" / "SampleData" / "GE_NM_wholebody_bone.dcm"

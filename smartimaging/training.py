@@ -1,4 +1,5 @@
-"""Shared training loop: seeded, device auto (cuda/mps/cpu), AMP on CUDA, checkpoint + resume, early stopping.
+"""Shared training loop: seeded, device auto (cuda/mps/cpu), AMP on CUDA, checkpoint + resume, early stopping; the
+segmenters' Dice + cross-entropy loss.
 
 Checkpoints hold only tensors and plain containers and are read back with `torch.load(weights_only=True)`,
 which refuses arbitrary pickled objects.
@@ -16,11 +17,27 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from .errors import CancelledError, ModelError
 from .models.nets import pick_device
+
+DICE_SMOOTH = 1e-5  # MONAI DiceLoss' smooth_nr and smooth_dr
+
+
+def dice_ce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """MONAI's `DiceCELoss(to_onehot_y=True, softmax=True)` (monai 1.6.1, `monai/losses/dice.py`, every other argument
+    at its default) without MONAI: the soft Dice loss of the softmax per item and class (background included),
+    averaged, plus the cross-entropy. `logits` (B, C, *spatial), `labels` (B, 1, *spatial) holding class indices."""
+    classes = labels[:, 0].long()
+    probability = torch.softmax(logits, 1)
+    truth = F.one_hot(classes, logits.shape[1]).movedim(-1, 1).to(probability.dtype)
+    spatial = tuple(range(2, logits.ndim))
+    overlap = (probability * truth).sum(spatial)
+    dice = 1 - (2 * overlap + DICE_SMOOTH) / (probability.sum(spatial) + truth.sum(spatial) + DICE_SMOOTH)
+    return dice.mean() + F.cross_entropy(logits, classes)
 
 
 def seed_everything(seed: int) -> None:

@@ -14,10 +14,9 @@ from torch.utils.data import Dataset
 
 from ..errors import InputError
 from ..evaluation import youden_cutoff
-from ..losses import dice_ce_loss
 from ..manifest import binary_label, read_manifest
 from ..models import build_network, save_model
-from ..training import TrainConfig, fit
+from ..training import TrainConfig, dice_ce_loss, fit
 from .cohort import LabelledStudy, load_labelled
 from .pipeline import (
     BLADDER,

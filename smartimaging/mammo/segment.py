@@ -221,11 +221,10 @@ def train_segmenter(manifest_path, kind: str, out_dir, config, model_id: str | N
     import shlex
     import sys
 
-    from ..losses import dice_ce_loss
     from ..manifest import read_manifest
     from ..models import build_network, save_model
     from ..models.registry import check_model_name
-    from ..training import fit
+    from ..training import dice_ce_loss, fit
     from .features import load_mask
 
     model_id = model_id or SEGMENTER_IDS[kind]

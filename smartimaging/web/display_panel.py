@@ -23,6 +23,7 @@ class DisplayPanel:
         self._presets: dict[tuple, list[display.Preset]] = {}  # (node ID, image MTime) -> presets
         self._styled: set[tuple] = set()  # volumes given their modality's default preset
         self._annotations: dict[str, vtk.vtkCornerAnnotation] = {}  # view tag -> its caption
+        self._captions: dict[str, tuple] = {}  # module -> (what its views show, their captions)
         self._observed: set[str] = set()
         state = station.state
         state.si_display_presets = []  # [{name, detail}] of the shown image
@@ -104,7 +105,10 @@ class DisplayPanel:
             if node.GetID() not in self._observed:
                 self._observed.add(node.GetID())
                 node.GetDisplayNode().AddObserver(vtk.vtkCommand.ModifiedEvent, lambda *_: self._window_changed())
-        captions = display.view_captions(flow)
+        shown = (flow.layout, tuple((node.GetID(), node.GetImageData().GetMTime()) for node in self._volumes(flow)))
+        if self._captions.get(flow.module, (None,))[0] != shown:  # a mammogram's hanging reads all its pixels
+            self._captions[flow.module] = (shown, display.view_captions(flow))
+        captions = self._captions[flow.module][1]
         for view in self.station.slicer_app.view_manager.get_slice_views():
             tag = view.get_singleton_tag()
             self._caption(view, captions.get(display.PRIMARY if flow.layout == "axial" else self.view_keys.get(tag)))

@@ -71,6 +71,15 @@ phantoms: not for clinical use.
 Reproduces the bone-scan intelligent diagnosis model and BSTBI (formula 1, K = 5). Built on 3D Slicer, MONAI and
 PyTorch.
 """)
+        # The extension's sample case and terminology, once Slicer has started (one module does it for all four)
+        slicer.app.connect("startupCompleted()", _onStartupCompleted)
+
+
+def _onStartupCompleted():
+    _ensureSmartImagingImportable()
+    from smartimaging.slicer_startup import on_startup
+
+    on_startup(os.path.join(os.path.dirname(__file__), "Resources", "Icons", "BoneScanBSTBI.png"))
 
 
 #

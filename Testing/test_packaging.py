@@ -4,6 +4,7 @@ DiceCELoss is reproduced); the declared minimum versions."""
 
 import ast
 import csv
+import json
 import os
 import re
 import shutil
@@ -247,3 +248,39 @@ def test_a_declined_install_installs_nothing(fake_slicer):
     fake_slicer.with_packaging()
     assert slicer_dependencies.ensure(["skops"], "Mammography Radiomics") is False
     assert [call[0] for call in fake_slicer.calls] == ["asked"]
+
+
+def test_startup_registers_the_shipped_sample_case_and_loads_the_terminology(monkeypatch):
+    """With stand-ins for Slicer's SampleData and Terminologies modules (no Slicer app can run here): the sample's
+    URI is the shipped file and the terminology file's context is the one the segments use."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    from smartimaging import slicer_startup
+    from smartimaging.segments import TERMINOLOGY_CONTEXT
+
+    registered, loaded = [], []
+    sample_data = types.ModuleType("SampleData")
+    sample_data.SampleDataLogic = types.SimpleNamespace(registerCustomSampleDataSource=lambda **k: registered.append(k))
+    logic = types.SimpleNamespace(IsTerminologyContextLoaded=lambda name: False,
+                                  LoadTerminologyFromFile=lambda path: loaded.append(path) or json.loads(
+                                      Path(path).read_text(encoding="utf-8"))["SegmentationCategoryTypeContextName"])
+    slicer = types.ModuleType("slicer")
+    slicer.modules = types.SimpleNamespace(terminologies=types.SimpleNamespace(logic=lambda: logic))
+    monkeypatch.setitem(sys.modules, "SampleData", sample_data)
+    monkeypatch.setitem(sys.modules, "slicer", slicer)
+    slicer_startup.on_startup("icon.png")
+    assert [Path(url2pathname(urlparse(k["uris"]).path)) for k in registered] == [GE_BONE_SCAN]
+    assert registered[0]["fileNames"] == GE_BONE_SCAN.name and registered[0]["thumbnailFileName"] == "icon.png"
+    assert len(loaded) == 1 and json.loads(Path(loaded[0]).read_text(encoding="utf-8"))[
+        "SegmentationCategoryTypeContextName"] == TERMINOLOGY_CONTEXT
+    assert 'slicer.app.connect("startupCompleted()", _onStartupCompleted)' in (
+        REPO / "BoneScanBSTBI" / "BoneScanBSTBI.py").read_text(encoding="utf-8")
+
+
+def test_the_extension_description_names_screenshots_that_exist_and_the_minimum_slicer():
+    cmake = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
+    urls = re.search(r'set\(EXTENSION_SCREENSHOTURLS "([^"]+)"\)', cmake)[1].split()
+    home = re.search(r'set\(EXTENSION_ICONURL "(.+/main/)', cmake)[1]
+    assert urls and all(url.startswith(home) and (REPO / url.removeprefix(home)).is_file() for url in urls)
+    assert 'set(EXTENSION_DEPENDS "PyTorch")' in cmake and "find_package(Slicer 5.10 REQUIRED)" in cmake

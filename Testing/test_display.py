@@ -129,6 +129,8 @@ def test_dicom_window_is_the_mammography_default():
     array = np.linspace(0, 4095, 10_000, dtype=np.float32).reshape(100, 100)
     presets = display.presets("MG", array, {"window": [2000.0, 1500.0]})
     assert (presets[0].name, presets[0].level, presets[0].window) == ("DICOM window", 2000.0, 1500.0)
+    inverted = display.presets("MG", array, {"window": [1000.0, 1500.0], "photometric": "MONOCHROME1"})[0]
+    assert (inverted.level, inverted.window) == (3095.0, 1500.0)  # the stored window on the inverted pixels
 
 
 def test_ge_header_has_no_identifiers(scene, ge_bone_scan):

@@ -1,13 +1,15 @@
 """How the reader sees an image, GUI-free, for the desktop modules and the reading station alike: window/level
-presets per modality (bone scan black-on-white from the body's counts; mammography the file's DICOM window or the
-full range; MRI Slicer's auto window), invert and reset on a vtkMRMLScalarVolumeDisplayNode; the caption and edge
+presets per modality (bone scan black-on-white from the body's counts; mammography the file's DICOM window, the
+breast tissue's range or the full range; MRI Slicer's auto window), invert and reset on a
+vtkMRMLScalarVolumeDisplayNode; the caption and edge
 letters of each view (ANT / POST with the patient's sides, laterality and view of a mammogram hung as radiologists
 hang it, R/L/A/P and the sequence of an MRI view); a header of what the file records, without patient identifiers.
 
 Slicer 5.12 APIs used (Libs/MRML/Core): vtkMRMLScalarVolumeDisplayNode SetAutoWindowLevel, SetWindowLevel,
 GetWindow, GetLevel, SetInvertDisplayScalarRange, GetInvertDisplayScalarRange; vtkMRMLSliceNode
 GetSliceOrientationPreset, AddSliceOrientationPreset, SetOrientation, GetSliceToRAS; vtkMRMLInteractionNode
-AdjustWindowLevel (left-drag adjusts the window/level through vtkMRMLWindowLevelWidget).
+AdjustWindowLevel (left-drag adjusts the window/level through vtkMRMLWindowLevelWidget). Captions are drawn with
+VTK's vtkCornerAnnotation.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class Preset:
 
 @dataclass
 class ViewCaption:
-    """What a view says about itself: `title` (upper left), `note` (lower left), the letters of the patient's
+    """What a view says about itself: `title` and `note` (upper right), the letters of the patient's
     directions at the view's `edges` ({"left", "right", "top", "bottom"}; None: from the slice view's geometry, for
     volumes in patient space) and whether the view is `mirrored` (a right mammogram hung chest wall right)."""
     title: str
@@ -84,8 +86,9 @@ def presets(modality: str, array: np.ndarray, header: dict | None = None) -> lis
     if modality == "MG":
         found = []
         window = (header or {}).get("window")
-        if window:
-            found.append(Preset("DICOM window", window[1], window[0],
+        if window:  # a MONOCHROME1 image was inverted when read (dense tissue bright): so is its window's centre
+            centre = high + low - window[0] if (header or {}).get("photometric") == "MONOCHROME1" else window[0]
+            found.append(Preset("DICOM window", window[1], centre,
                                 detail=f"the file's window: centre {window[0]:g}, width {window[1]:g}"))
         tissue = array[array > low + 0.05 * (high - low)]
         tissue = tissue if tissue.size else array.ravel()
@@ -137,7 +140,7 @@ def _read_header(source: str, _mtime: float) -> dict:
     if path is None:
         return {"format": Path(source).suffix.lstrip(".").upper() or "folder"}
     ds = pydicom.dcmread(str(path), stop_before_pixels=True)
-    fields = {"format": "DICOM"}
+    fields = {"format": "DICOM", "photometric": str(ds.get("PhotometricInterpretation", ""))}
     for _, keyword in HEADER_TAGS:
         value = str(ds.get(keyword, "") or "").strip()
         if value:

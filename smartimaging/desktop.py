@@ -142,13 +142,18 @@ def show_reading_display(module: str, volume_node, sequence: str = "", view_name
     window/level preset once per volume (bone scan black on white), the caption and edge letters in the slice view,
     a mammogram hung chest wall to chest wall. Slicer 5.12 APIs (as DataProbe's SliceViewAnnotations uses them):
     qMRMLLayoutManager.sliceWidget, qMRMLSliceWidget.mrmlSliceNode, sliceLogic and sliceView,
-    vtkMRMLSliceLogic.FitSliceToBackground, ctkVTKAbstractView.renderWindow and scheduleRender."""
+    vtkMRMLSliceLogic.FitSliceToBackground, ctkVTKAbstractView.renderWindow and scheduleRender; a volume loaded from
+    the DICOM database finds its file as Docs/developer_guide/script_repository/dicom.md does (DICOM.instanceUIDs,
+    slicer.dicomDatabase.fileForInstance)."""
     import slicer
 
     from . import display
 
     if volume_node is None or volume_node.GetImageData() is None or volume_node.GetDisplayNode() is None:
         return
+    uids = (volume_node.GetAttribute("DICOM.instanceUIDs") or "").split()
+    if not display.source_of(volume_node) and uids and slicer.dicomDatabase:  # loaded from the DICOM database
+        volume_node.SetAttribute(display.SOURCE_FILE, slicer.dicomDatabase.fileForInstance(uids[0]))
     if not volume_node.GetAttribute(PRESET_SET):
         preset = display.presets(display.MODALITY.get(module, ""), slicer.util.arrayFromVolume(volume_node),
                                  display.read_header(display.source_of(volume_node)))[0]

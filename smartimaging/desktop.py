@@ -152,8 +152,9 @@ def show_reading_display(module: str, volume_node, sequence: str = "", view_name
     if volume_node is None or volume_node.GetImageData() is None or volume_node.GetDisplayNode() is None:
         return
     uids = (volume_node.GetAttribute("DICOM.instanceUIDs") or "").split()
-    if not display.source_of(volume_node) and uids and slicer.dicomDatabase:  # loaded from the DICOM database
-        volume_node.SetAttribute(display.SOURCE_FILE, slicer.dicomDatabase.fileForInstance(uids[0]))
+    database = getattr(slicer, "dicomDatabase", None)
+    if not display.source_of(volume_node) and uids and database:  # loaded from the DICOM database
+        volume_node.SetAttribute(display.SOURCE_FILE, database.fileForInstance(uids[0]))
     if not volume_node.GetAttribute(PRESET_SET):
         preset = display.presets(display.MODALITY.get(module, ""), slicer.util.arrayFromVolume(volume_node),
                                  display.read_header(display.source_of(volume_node)))[0]

@@ -162,7 +162,7 @@ def test_zero_contributions_of_the_random_forest_are_explained_with_feature_fami
     at_mean = {"top_features": [{"feature": n, "score_change": 0.0} for n in classifier.feature_names[:5]],
                "features": features}
     shown = explain.contribution_explanation(at_mean, card)
-    assert "random forest" in shown["text"][1] and len(shown["rows"]) == 7
+    assert shown["tone"] == "warning" and "random forest" in shown["text"][0] and len(shown["rows"]) == 7
     assert "Not even a whole family" in shown["text"][2]  # every feature at its mean: nothing to move
     shape = [name for name in features if "_shape2D_" in name]
     moved = {**features, **{name: features[name] * 3 + 10 for name in shape}}
@@ -172,7 +172,9 @@ def test_zero_contributions_of_the_random_forest_are_explained_with_feature_fami
     assert rows[0][0] == "Shape (9 features)" and float(rows[0][1]) == pytest.approx(score - probe, abs=5e-4)
     ordinary = {"top_features": [{"feature": "a", "score_change": 0.1}, {"feature": "b", "score_change": -0.05}],
                 "features": features}
-    assert explain.contribution_explanation(ordinary, card)["rows"] == []
+    assert explain.contribution_explanation(ordinary, card) == {
+        "key": "contributions", "title": "Why the Rad-score is what it is", "tone": "info", "rows": [],
+        "text": [explain.contribution_explanation(at_mean, card)["text"][1]]}
 
 
 def test_pixel_size_warning_names_the_front_ends_own_place(tmp_path):
@@ -219,7 +221,8 @@ def test_desktop_text_of_a_result_node_summary_and_details():
     fused = {"probability": 0.4375, "cutoff": 0.542, "label": "LVI negative", "method": "mean"}
     node.SetAttribute(explain.RECORDS["BreastLVI"], json.dumps({"models": models, "fused": fused}))
     summary, details = explain.as_text(explain.explain_node(node))
-    assert summary.splitlines() == ["The sequences disagree", "Fused LVI probability 0.438 · cutoff 0.542"]
+    assert summary.splitlines() == ["The sequences disagree. DCE 0.178 negative, T2 0.697 positive: the fused 0.438 "
+                                    "averages opposite answers.", "Fused LVI probability 0.438 · cutoff 0.542"]
     assert "MODEL CARD: LVI-T2-RESNET10-3D-DEMO 1.0.0" in details and "DEMO WEIGHTS" in details
     assert "  AUC (validation): 0.851 (95 % CI 0.733–0.969) (the 45 'val' cases: 24 positive, 21 negative)" in details
 

@@ -35,9 +35,9 @@ def page(tmp_path_factory):
         browser = launch_chromium(playwright)
         page = browser.new_page(viewport=VIEWPORT)
         page.goto(url)
-        page.get_by_role("button", name="Load sample").wait_for(timeout=60_000)
+        page.get_by_role("button", name="Load sample").wait_for(timeout=120_000)
         page.wait_for_function("document.querySelector('#si-case').innerText !== 'No case loaded' "
-                               "&& !document.querySelector('#si-progress')", timeout=60_000)
+                               "&& !document.querySelector('#si-progress')", timeout=120_000)
         yield page
         browser.close()
 
@@ -111,6 +111,25 @@ def test_mammography_plain_names_borderline_flag_and_features(page, screenshots)
     assert "AUC (validation)" in sections["card-mammo-mass-classifier-demo"]
 
 
+def test_pixel_size_warning_and_zero_contributions_on_a_real_mammogram(page, screenshots):
+    from smartimaging.web.cases import sample_cases
+
+    name = "Real NYU mammogram (benign mass)"  # a PNG without pixel size, offered when ../shared/realdata is there
+    if name not in [case.name for case in sample_cases()["MammoRadiomics"]]:
+        pytest.skip("the NYU mammogram is not in ../shared/realdata")
+    open_module(page, "Mammography Rad-score")
+    load_sample(page, name)
+    click_and_wait_idle(page, "Segment")
+    computed(page, "Compute Rad-score")
+    warning = page.inner_text("#si-warnings")
+    assert "no pixel size in its file" in warning and "“Pixel size mm (PNG/PGM)” under 1. Case" in warning
+    assert "--pixel-mm" not in warning
+    zeros = page.locator("#si-flag-contributions")  # 4 of its 5 contributions are 0: the forest's steps explained
+    assert zeros.is_visible() and "random forest" in zeros.inner_text()
+    zeros.scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshots / "explain-mammo-real.png"))
+
+
 def test_lvi_disagreement_note_and_cards(page, screenshots):
     open_module(page, "Breast MRI LVI")
     load_sample(page, "Phantom cancer, LVI negative")
@@ -118,7 +137,7 @@ def test_lvi_disagreement_note_and_cards(page, screenshots):
     computed(page, "Predict LVI")
     note = page.locator("#si-flag-disagreement")
     assert note.is_visible() and "The sequences disagree" in note.inner_text()
-    assert "mean of the models' probabilities" in note.inner_text()
+    assert "DCE 0.150 negative, T2 0.693 positive: the fused 0.421 averages opposite answers" in note.inner_text()
     page.screenshot(path=str(screenshots / "explain-lvi-panel.png"))
     sections = explained(page, screenshots / "explain-lvi.png")
     assert "DCE (resnet10-3d)" in sections["disagreement"] and "T2 (resnet10-3d)" in sections["disagreement"]
@@ -135,17 +154,3 @@ def test_dce_lesion_level_check_beside_ssim(page, screenshots):
     sections = explained(page, screenshots / "explain-dce.png")
     assert "ratio" in sections["lesions"] and "SSIM (validation)" in sections["card-dce-pix2pix-demo"]
 
-
-def test_pixel_size_warning_points_to_the_page_not_to_a_cli_flag(page):
-    from smartimaging.web.cases import sample_cases
-
-    name = "Real NYU mammogram (benign mass)"  # a PNG without pixel size, offered when ../shared/realdata is there
-    if name not in [case.name for case in sample_cases()["MammoRadiomics"]]:
-        pytest.skip("the NYU mammogram is not in ../shared/realdata")
-    open_module(page, "Mammography Rad-score")
-    load_sample(page, name)
-    click_and_wait_idle(page, "Segment")
-    computed(page, "Compute Rad-score")
-    warning = page.inner_text("#si-warnings")
-    assert "no pixel size in its file" in warning and "“Pixel size mm (PNG/PGM)” under 1. Case" in warning
-    assert "--pixel-mm" not in warning

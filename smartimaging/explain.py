@@ -3,8 +3,9 @@ what BSTBI is, what a cutoff is and where it came from, the model card of every 
 the provenance its result node records), plain radiomics feature names, a borderline flag near the cutoff, a note
 when the LVI models disagree and the synthetic DCE's lesion-level check.
 
-An explanation is a JSON-ready dict: "key", "title", "text" (paragraphs), "tone" ("info" or "warning") and
-"rows" ([label, value, hover] lines, e.g. a card's metrics or the features with their pyradiomics names).
+An explanation is a JSON-ready dict: "key", "title", "text" (paragraphs), "tone" ("info" or "warning"), "rows"
+([label, value, hover] lines, e.g. a card's metrics or the features with their pyradiomics names) and, for a
+warning shown under the score, "summary" (one line).
 """
 
 from __future__ import annotations
@@ -126,6 +127,7 @@ def borderline_explanation(what: str, score: float, cutoff: float) -> dict | Non
     side = "at or above" if score >= cutoff else "below"
     return {"key": "borderline", "title": f"Borderline: {what} {score:.3f} is close to the cutoff {cutoff:.3f}",
             "tone": "warning", "rows": [],
+            "summary": f"Read the label as uncertain: the borderline band is {low:.3f}–{high:.3f}.",
             "text": [f"The {what} {score:.3f} lies {side} the cutoff {cutoff:.3f}, within the borderline band "
                      f"{low:.3f}–{high:.3f}: a small change of the ROI or of the image could flip the label. Read "
                      "the label as uncertain.",
@@ -343,26 +345,28 @@ def group_contributions(card: dict | None, features: dict, directory=None) -> li
 
 
 def contribution_explanation(record: dict, card: dict | None, directory=None) -> dict:
-    """What the per-feature contributions are, and what to read instead when they are (nearly) all zero."""
+    """What the per-feature contributions are; when they are (nearly) all zero, a warning saying why, with the
+    contributions of whole feature families instead."""
     top = record.get("top_features") or []
     zero = [item for item in top if abs(item.get("score_change", 0)) < 0.0005]
-    text = ["Contribution of a feature: how much the Rad-score would drop if that feature alone were set to its "
-            "training mean (positive: the feature pushed the score up)."]
-    rows = []
+    definition = ("Contribution of a feature: how much the Rad-score would drop if that feature alone were set to "
+                  "its training mean (positive: the feature pushed the score up).")
+    if not top or len(zero) < len(top) - 1:
+        return {"key": "contributions", "title": "Why the Rad-score is what it is", "tone": "info",
+                "text": [definition], "rows": []}
     classifier = (card or {}).get("pipeline", {}).get("classifier")
-    if top and len(zero) >= len(top) - 1:
-        text.append(f"{len(zero)} of the {len(top)} largest contributions are 0: the "
-                    + ("random forest" if classifier == "rf" else "tree ensemble" if classifier == "xgboost"
-                       else "classifier")
-                    + " decides by thresholds (tree splits) on combined features; moving one feature alone to "
-                      "its training mean rarely crosses any split, so the score does not move. This happens most "
-                      "when the lesion's features lie far from the training data (see the domain check). "
-                      "Whole feature families, set to their training mean together:")
-        rows = group_contributions(card, record.get("features") or {}, directory)
-        if rows and all(abs(float(row[1])) < 0.0005 for row in rows):
-            text.append("Not even a whole family moves the score: it comes from the combination of all of them.")
-    return {"key": "contributions", "title": "Why the Rad-score is what it is", "tone": "info", "text": text,
-            "rows": rows}
+    model = {"rf": "random forest", "xgboost": "tree ensemble"}.get(classifier, "classifier")
+    text = [f"{len(zero)} of the {len(top)} largest contributions are 0: the {model} decides by thresholds (tree "
+            "splits) on combined features; moving one feature alone to its training mean rarely crosses any split, "
+            "so the score does not move. This happens most when the lesion's features lie far from the training "
+            "data (see the domain check). Below: whole feature families set to their training mean together.",
+            definition]
+    rows = group_contributions(card, record.get("features") or {}, directory)
+    if rows and all(abs(float(row[1])) < 0.0005 for row in rows):
+        text.append("Not even a whole family moves the score: it comes from the combination of all of them.")
+    return {"key": "contributions", "title": f"Feature contributions of 0: how a {model} scores", "tone": "warning",
+            "text": text, "rows": rows,
+            "summary": "One feature moved alone rarely flips a tree; whole feature families: Explain this result."}
 
 
 def lvi_explanations(record: dict, directory=None) -> list[dict]:
@@ -391,7 +395,10 @@ def lvi_disagreement(models: list[dict], fused: dict) -> dict | None:
     lines = [f"{m['sequence']} ({m.get('network', '')}): {m['probability']:.3f} "
              f"{'≥' if m in positive else '<'} its cutoff {m['cutoff']:.3f} → "
              f"{'positive' if m in positive else 'negative'}" for m in models]
+    sides = ", ".join(f"{m['sequence']} {m['probability']:.3f} {'positive' if m in positive else 'negative'}"
+                      for m in models)
     return {"key": "disagreement", "title": "The sequences disagree", "tone": "warning", "rows": [],
+            "summary": f"{sides}: the fused {fused.get('probability', float('nan')):.3f} averages opposite answers.",
             "text": [*lines,
                      f"The fused {fused.get('probability', float('nan')):.3f} is the "
                      f"{fused.get('method', 'fusion')}, compared with the fused cutoff {fused.get('cutoff', 0):.3f}: "
@@ -409,8 +416,11 @@ def dce_explanations(record: dict, directory=None) -> list[dict]:
              "no real contrast" if m["ratio"] is None else f"{m['ratio']:.2f}",
              f"contrast to surroundings: synthetic {m['synthetic_contrast']:.3f}, real {m['real_contrast']:.3f}"]
             for number, m in enumerate(measure["lesions"], start=1)]
+    faint = [f"{m['ratio']:.2f}" for m in measure["lesions"] if m["faint"] and m["ratio"] is not None]
     return [{"key": "lesions", "title": "Lesions faint on the synthetic DCE" if measure["faint"] else
              "Lesion-level check", "tone": "warning" if measure["faint"] else "info", "rows": rows,
+             "summary": f"{len(faint)} of {len(measure['lesions'])} lesion(s) below {measure['faint_ratio']:g} of "
+                        f"their real contrast (ratio {', '.join(faint)}); SSIM does not show this.",
              "text": [measure["sentence"],
                       f"Lesion: a connected region where the real DCE minus the T1 (mapped onto it) exceeds "
                       f"{measure['threshold']:g} of the intensity range, neither tiny nor the size of the heart; "
@@ -440,10 +450,10 @@ def explain_node(node, directory=None) -> list[dict]:
 
 
 def as_text(explanations: list[dict]) -> tuple[str, str]:
-    """(summary, details) for a message box: the warnings' and the cutoff's titles, then every explanation in full
-    (paragraphs, then its rows as "label: value (hover text)")."""
-    summary = [e["title"] for e in explanations if e["key"] == "cutoff"
-               or (e["tone"] == "warning" and not e["key"].startswith("card"))]
+    """(summary, details) for a message box: the warnings (title and summary) and the cutoff, then every
+    explanation in full (paragraphs, then its rows as "label: value (hover text)")."""
+    summary = [f"{e['title']}. {e['summary']}" if e.get("summary") else e["title"] for e in explanations
+               if e["key"] == "cutoff" or (e["tone"] == "warning" and not e["key"].startswith("card"))]
     details = []
     for item in explanations:
         details += [item["title"].upper(), *item["text"],

@@ -35,8 +35,7 @@ def build() -> None:
                  key="item.key", classes="text-body-2", id="si-cutoff-line")  # the score with its cutoff beside it
         v3.VAlert(v_for=(f"item in {explanations}.filter((e) => e.tone === 'warning' && !e.key.startsWith('card'))",),
                   key="item.key", type="warning", variant="tonal", density="compact", classes="mt-1",
-                  title=("item.title",),
-                  text=("item.key === 'disagreement' ? item.text[item.text.length - 1] : item.text[0]",),
+                  title=("item.title",), text=("item.summary",),
                   id=("'si-flag-' + item.key",))
         v3.VBtn("Explain this result", click="si_explain_open = true", variant="tonal", size="small",
                 prepend_icon="mdi-information-outline", classes="mt-2", id="si-explain-open")

@@ -4,6 +4,8 @@ follow-up (result.json checks, trend ordering, change, plot; `bonescan trend`)."
 from __future__ import annotations
 
 import json
+import re
+from datetime import date
 
 import numpy as np
 import pytest
@@ -133,6 +135,9 @@ def test_trend_orders_by_study_date_and_gives_the_change(phantom_case, tmp_path)
     assert result["change_from_first"]["change"] > 0
     svg = trend_svg(result)
     assert svg.count("<circle") == 2 and "2024-09-15" in svg and "dates unknown" not in svg
+    three = trend([*points, StudyPoint("third", 0.1, date(2025, 4, 1))])  # x in time: 167 days, then 31
+    xs = [float(x) for x in re.findall(r'<circle cx="([\d.]+)"', trend_svg(three))]
+    assert (xs[1] - xs[0]) / (xs[2] - xs[1]) == pytest.approx(167 / 31, rel=1e-2)
 
     undated = trend([StudyPoint("b", 0.2), StudyPoint("a", 0.1)])
     assert [s["label"] for s in undated["studies"]] == ["b", "a"]  # the reader's order

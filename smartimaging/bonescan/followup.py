@@ -151,12 +151,18 @@ def trend_lines(result: dict) -> list[str]:
 
 
 def trend_svg(result: dict, width: int = 400, height: int = 220) -> str:
-    """A line plot of BSTBI per study (x: study order, labelled with the dates where known; y: BSTBI from 0)."""
+    """A line plot of BSTBI per study (x: time when every date is known, else the study order, labelled with the
+    dates where known; y: BSTBI from 0)."""
     studies = result["studies"]
     left, right, top, bottom = 48, 40, 16, 44
     top_value = max(0.05, max(s["bstbi"] for s in studies) * 1.15)
-    step = (width - left - right) / max(len(studies) - 1, 1)
-    xs = [left + i * step for i in range(len(studies))]
+    dates = [date.fromisoformat(s["study_date"]) if s["study_date"] else None for s in studies]
+    if all(dates) and dates[-1] > dates[0]:  # x in time: the intervals as they were
+        span = (dates[-1] - dates[0]).days
+        positions = [(d - dates[0]).days / span for d in dates]
+    else:  # x in order: the studies equally spaced
+        positions = [i / max(len(studies) - 1, 1) for i in range(len(studies))]
+    xs = [left + p * (width - left - right) for p in positions]
     ys = [top + (height - top - bottom) * (1 - s["bstbi"] / top_value) for s in studies]
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',

@@ -218,7 +218,13 @@ def _training_text(card: dict) -> str:
     counts += [f"{data[key]} {key.replace('_', ' ')}" for key in ("train_cases", "val_cases")
                if isinstance(data.get(key), int)]
     command = training.get("cohort_command") or data.get("cohort_command")
-    return "; ".join(part for part in [*parts, ", ".join(counts), f"cohort: {command}" if command else ""] if part)
+    cohort = f"cohort: {command}" if command and command not in parts[0] else ""
+    sources = [f"{key.replace('_', ' ')}: {value}" for key, value in data.items()  # e.g. real backgrounds, masks
+               if isinstance(value, str) and key not in ("description", "cohort_command", "manifest")]
+    sources += [f"{key.replace('_', ' ')}: " + ", ".join(f"{len(items)} {name.replace('_', ' ')}"
+                                                         for name, items in value.items() if isinstance(items, list))
+                for key, value in data.items() if key == "backgrounds" and isinstance(value, dict)]
+    return "; ".join(part for part in [*parts, ", ".join(counts), cohort, *sources] if part)
 
 
 def card_explanation(provenance: dict, directory=None) -> dict:

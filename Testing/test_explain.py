@@ -80,6 +80,17 @@ def test_cli_synthesis_reports_the_lesion_level_check_beside_ssim(breast, tmp_pa
     assert measure["sentence"] in capsys.readouterr().out
 
 
+def test_dce_evaluate_counts_the_lesions_faint_on_the_synthetic_dce(tmp_path, capsys):
+    assert main(["dce", "phantoms", "--out", str(tmp_path / "cohort"), "--n", "2", "--seed", "930"]) == 0
+    assert main(["dce", "evaluate", "--manifest", str(tmp_path / "cohort" / "manifest.csv"), "--split", "",
+                 "--out", str(tmp_path / "eval"), "--device", "cpu"]) == 0
+    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text(encoding="utf-8"))
+    measure = report["lesion_contrast"]
+    assert len(measure["per_volume"]) == 2
+    assert measure["lesions"] == sum(len(volume["lesions"]) for volume in measure["per_volume"].values())
+    assert measure["faint"] == sum(m["faint"] for v in measure["per_volume"].values() for m in v["lesions"])
+
+
 # ---- names, borderline, cutoffs, cards ------------------------------------------------------------------------------
 
 def test_plain_feature_names_and_the_rows_a_reader_sees():

@@ -85,8 +85,9 @@ def _bad_date(text) -> date:
     raise InputError(f"Study date {text!r} is not a date (YYYYMMDD or YYYY-MM-DD)")
 
 
-def parse_result(text: bytes | str, name: str) -> StudyPoint:
-    """A StudyPoint from the content of a result.json (`name`: how the reader knows the file)."""
+def parse_result(text: bytes | str, name: str, label: str | None = None) -> StudyPoint:
+    """A StudyPoint from the content of a result.json (`name`: the file, in messages; `label`: what the reader called
+    the study, `name` by default)."""
     if len(text) > MAX_RESULT_BYTES:
         raise InputError(f"{name} is {len(text) / 1e6:.0f} MB, too large for a bone-scan result.json; {_HINT}")
     try:
@@ -99,7 +100,7 @@ def parse_result(text: bytes | str, name: str) -> StudyPoint:
         when = parse_study_date(study.get("study_date"))
     except InputError as exc:
         raise InputError(f"{name}: {exc}; the file was changed after it was written") from exc
-    return StudyPoint(name, value, when)
+    return StudyPoint(label or name, value, when)
 
 
 def read_result(path: str | Path) -> StudyPoint:
@@ -114,7 +115,7 @@ def read_result(path: str | Path) -> StudyPoint:
     if candidate.stat().st_size > MAX_RESULT_BYTES:
         raise InputError(f"{candidate} is {candidate.stat().st_size / 1e6:.0f} MB, too large for a bone-scan "
                          f"result.json; {_HINT}")
-    return parse_result(candidate.read_bytes(), str(path))
+    return parse_result(candidate.read_bytes(), str(candidate), str(path))
 
 
 def trend(points: list[StudyPoint]) -> dict:

@@ -97,6 +97,8 @@ def show_domain(label, result_node) -> None:
     outside the model's training data, then the result's warning explanations (borderline score, disagreeing
     sequences, faint lesions) and an "Explain this result" link that opens every explanation (`show_explanations`);
     empty without a result."""
+    import qt
+
     from .explain import as_text, explain_node
 
     domain = domain_check(result_node) if result_node is not None else None
@@ -106,6 +108,7 @@ def show_domain(label, result_node) -> None:
     lines = [html.escape(domain_sentence(domain))] if domain else []
     lines += [html.escape(line) for line in summary.splitlines()]
     lines += ['<a href="explain">Explain this result</a>'] if explanations else []
+    label.textFormat = qt.Qt.RichText  # escaped text, line breaks and the link
     label.text = "<br>".join(lines)
     label.styleSheet = "color: #d32f2f; font-weight: bold;" if outside else ""
     label.setProperty(EXPLANATIONS_PROPERTY, json.dumps([summary, details]))

@@ -128,6 +128,9 @@ def editable_copy(scene, ai_segmentation_node):
     copy.SetNodeReferenceID(SOURCE_VOLUME, ai_segmentation_node.GetNodeReferenceID(SOURCE_VOLUME))
     copy.SetNodeReferenceID(AI_REFERENCE, ai_segmentation_node.GetID())
     copy.CreateDefaultDisplayNodes()
+    if ai_segmentation_node.GetDisplayNode() is not None:  # a new display node: the proposal is drawn over the copy
+        scene.RemoveNode(ai_segmentation_node.GetDisplayNode())
+        ai_segmentation_node.CreateDefaultDisplayNodes()
     place_in_same_study(scene, copy, ai_segmentation_node)
     return copy
 

@@ -12,12 +12,14 @@ from trame_server.utils.typed_state import TypedState
 from trame_slicer.app.ui import PaintEffectState, SegmentEditorState, SegmentEditorUI
 from trame_slicer.app.ui.control_button import ControlButton
 from trame_slicer.app.ui.slider import Slider
-from trame_slicer.segmentation import BrushDiameterMode
+from trame_slicer.segmentation import BrushDiameterMode, SegmentationEffectErase, SegmentationEffectPaint
 
 from ..segmentation_nodes import BrushSizes, brush_sizes, lesion_mm, show_proposal
 
 UNDO_LIMIT = 20  # edits the reader can undo (trame-slicer keeps 5 by default)
 UNDO, REDO = "si_undo", "si_redo"  # the page's triggers for the keyboard shortcuts
+BRUSH_EFFECTS = ", ".join(f"'{effect.get_effect_name()}'" for effect in (SegmentationEffectPaint,
+                                                                          SegmentationEffectErase))
 
 # Ctrl+Z undoes the last edit, Ctrl+Y or Ctrl+Shift+Z redoes it (Cmd on macOS), unless a text field has the focus
 # (there the keys edit the text).
@@ -79,7 +81,7 @@ class EditorPanel:
                 html.Span("Zoom: these buttons or Ctrl + mouse wheel; pan: middle-drag; “Reset views” fits the "
                           "image.", classes="text-caption")
             html.Div("Brush diameter: {{ si_brush }}", id="si-brush", classes="text-body-2 mt-1",
-                     v_if=(f"si_brush && ['Paint', 'Erase'].includes({self._editor_names.active_effect_name})",))
+                     v_if=(f"si_brush && [{BRUSH_EFFECTS}].includes({self._editor_names.active_effect_name})",))
         editor_ui = SegmentEditorUI()
         _remove_3d_controls(editor_ui)
         return editor_ui

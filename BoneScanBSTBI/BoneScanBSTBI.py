@@ -164,12 +164,14 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def enter(self) -> None:
         """Called each time the user opens this module."""
         self.initializeParameterNode()
+        self.ui.segmentEditorWidget.installKeyboardShortcuts()  # Ctrl+Z / Ctrl+Y undo and redo edits (Slicer 5.12)
         from smartimaging.desktop import warm_up
 
         warm_up(self.logic.flow, DEPENDENCIES)
 
     def exit(self) -> None:
         """Called each time the user opens a different module."""
+        self.ui.segmentEditorWidget.uninstallKeyboardShortcuts()
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
@@ -225,6 +227,10 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         flow = self.logic.flow
         self._parameterNode.aiSegmentation = flow.ai_segmentation
         self._parameterNode.editedSegmentation = flow.segmentation
+        if flow.segmentation is not None:
+            from smartimaging.desktop import edit_in
+
+            edit_in(self.ui.segmentEditorWidget, flow.segmentation, flow.primary, flow.ai_segmentation)
 
     def onSegmentButton(self) -> None:
         """Start the networks in a background process; the segmentation arrives in _onSegmented."""

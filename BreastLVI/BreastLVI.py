@@ -127,12 +127,14 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def enter(self) -> None:
         """Called each time the user opens this module."""
         self.initializeParameterNode()
+        self.ui.segmentEditorWidget.installKeyboardShortcuts()  # Ctrl+Z / Ctrl+Y undo and redo edits (Slicer 5.12)
         from smartimaging.desktop import warm_up
 
         warm_up(self.logic.flow, DEPENDENCIES)
 
     def exit(self) -> None:
         """Called each time the user opens a different module."""
+        self.ui.segmentEditorWidget.uninstallKeyboardShortcuts()
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
@@ -188,6 +190,10 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         flow = self.logic.flow
         self._parameterNode.aiSegmentation = flow.ai_segmentation
         self._parameterNode.voiSegmentation = flow.segmentation
+        if flow.segmentation is not None:
+            from smartimaging.desktop import edit_in
+
+            edit_in(self.ui.segmentEditorWidget, flow.segmentation, flow.primary, flow.ai_segmentation)
 
     def onSegmentButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to segment the lesion."), waitCursor=True):

@@ -146,9 +146,11 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def enter(self) -> None:
         """Called each time the user opens this module."""
         self.initializeParameterNode()
+        self.ui.segmentEditorWidget.installKeyboardShortcuts()  # Ctrl+Z / Ctrl+Y undo and redo edits (Slicer 5.12)
 
     def exit(self) -> None:
         """Called each time the user opens a different module."""
+        self.ui.segmentEditorWidget.uninstallKeyboardShortcuts()
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
@@ -204,6 +206,10 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         flow = self.logic.flow
         self._parameterNode.aiSegmentation = flow.ai_segmentation
         self._parameterNode.editedSegmentation = flow.segmentation
+        if flow.segmentation is not None:
+            from smartimaging.desktop import edit_in
+
+            edit_in(self.ui.segmentEditorWidget, flow.segmentation, flow.primary, flow.ai_segmentation)
 
     def onSegmentButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to segment the lesion."), waitCursor=True):
@@ -299,7 +305,7 @@ class MammoRadiomicsLogic(ScriptedLoadableModuleLogic):
         """The flow with the parameter node's mammogram (and the reader's pixel size for it), lesion kind, point,
         ROI and table; returns the flow."""
         p = parameterNode
-        self.flow.kind = p.lesionKind
+        self.flow.set_kind(p.lesionKind)  # the reader's ROI is renamed after the kind
         self.flow.set_pixel_size(p.pixelSize)
         self.flow.select({"mammogram": p.inputVolume}, p.lesionPoint, p.editedSegmentation or p.aiSegmentation,
                          p.resultTable)

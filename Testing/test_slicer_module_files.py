@@ -63,9 +63,11 @@ def test_apply_actions_use_try_with_error_display(name):
 
 # qMRMLSegmentEditorWidget methods the modules call, as declared in Slicer's
 # Modules/Loadable/Segmentations/Widgets/qMRMLSegmentEditorWidget.h (setActiveEffectByName and setCurrentSegmentID
-# since Slicer 4.x; setSourceVolumeNode since 5.2, which renamed setMasterVolumeNode).
+# since Slicer 4.x; setSourceVolumeNode since 5.2, which renamed setMasterVolumeNode; the undo and shortcut methods
+# and effectByName as in Slicer 5.12's header).
 SEGMENT_EDITOR_METHODS = {"setMRMLSegmentEditorNode", "setSegmentationNode", "setSourceVolumeNode",
-                          "setCurrentSegmentID", "setActiveEffectByName"}
+                          "setCurrentSegmentID", "setActiveEffectByName", "setMaximumNumberOfUndoStates",
+                          "effectByName", "installKeyboardShortcuts", "uninstallKeyboardShortcuts"}
 
 
 @pytest.mark.parametrize("name", ["BoneScanBSTBI", "MammoRadiomics", "BreastLVI"])
@@ -88,9 +90,10 @@ def test_the_roi_can_always_be_drawn_by_hand(name):
     desktop = ast.parse((REPO / "smartimaging" / "desktop.py").read_text(encoding="utf-8"))
     painting = next(n for n in desktop.body if isinstance(n, ast.FunctionDef) and n.name == "start_painting")
     assert "setActiveEffectByName('Paint')" in ast.unparse(painting)
-    called = {node.func.attr for tree_ in (tree, painting) for node in ast.walk(tree_) if isinstance(node, ast.Call)
-              and isinstance(node.func, ast.Attribute) and "segment_editor_widget" in ast.unparse(node.func.value)
-              .replace("segmentEditorWidget", "segment_editor_widget").split(".")[-1]}
+    editing = next(n for n in desktop.body if isinstance(n, ast.FunctionDef) and n.name == "edit_in")
+    called = {node.func.attr for tree_ in (tree, painting, editing) for node in ast.walk(tree_)
+              if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and "segment_editor_widget"
+              in ast.unparse(node.func.value).replace("segmentEditorWidget", "segment_editor_widget").split(".")[-1]}
     assert {"setCurrentSegmentID", "setActiveEffectByName"} <= called <= SEGMENT_EDITOR_METHODS, called
 
 

@@ -1,6 +1,7 @@
 """What the four desktop module widgets share (needs the Slicer application; imported by the widgets only): their
 reading flow's steps run from a qt.QTimer with progress, cancel and error dialogs (`WidgetSteps`), the worker's
-interpreter, the result's domain line, and the Segment Editor opened on a segmentation to paint."""
+interpreter, the result's domain line, and the Segment Editor opened on the reader's segmentation (undo, brush in mm,
+the AI's proposal outlined) or on one to paint."""
 
 from __future__ import annotations
 
@@ -126,10 +127,30 @@ def show_explanations(label) -> None:
     slicer.util.infoDisplay(summary or "About this result", windowTitle="About this result", detailedText=details)
 
 
-def start_painting(segment_editor_widget, segmentation_node, volume_node) -> None:
-    """Segment Editor on the segmentation's first segment with the Paint effect selected."""
+def edit_in(segment_editor_widget, segmentation_node, volume_node, ai_node=None) -> None:
+    """The Segment Editor on the reader's segmentation: its Undo/Redo buttons keep UNDO_STATES edits (Ctrl+Z and
+    Ctrl+Y once the module's `enter` installed the editor's shortcuts), Paint and Erase in mm with the image's and the
+    lesion's sizes (`brush_sizes`), the AI's proposal outlined in green (`show_proposal`). Slicer 5.12:
+    qMRMLSegmentEditorWidget.setMaximumNumberOfUndoStates / effectByName, qSlicerSegmentEditorAbstractEffect.
+    setCommonParameter with qSlicerSegmentEditorPaintEffect's common Brush* parameters (shared by Paint and Erase)."""
+    from .segmentation_nodes import UNDO_STATES, brush_sizes, lesion_mm, show_proposal
+
+    segment_editor_widget.setMaximumNumberOfUndoStates(UNDO_STATES)
     segment_editor_widget.setSegmentationNode(segmentation_node)
     segment_editor_widget.setSourceVolumeNode(volume_node)
+    sizes = brush_sizes(volume_node, lesion_mm(segmentation_node))
+    paint = segment_editor_widget.effectByName("Paint")
+    paint.setCommonParameter("BrushDiameterIsRelative", 0)
+    paint.setCommonParameter("BrushMinimumAbsoluteDiameter", sizes.minimum)
+    paint.setCommonParameter("BrushMaximumAbsoluteDiameter", sizes.maximum)
+    paint.setCommonParameter("BrushAbsoluteDiameter", sizes.default)
+    if ai_node is not None:
+        show_proposal(ai_node, True)
+
+
+def start_painting(segment_editor_widget, segmentation_node, volume_node) -> None:
+    """Segment Editor on the segmentation's first segment (`edit_in`) with the Paint effect selected."""
+    edit_in(segment_editor_widget, segmentation_node, volume_node)
     segment_editor_widget.setCurrentSegmentID(segmentation_node.GetSegmentation().GetNthSegmentID(0))
     segment_editor_widget.setActiveEffectByName("Paint")
 

@@ -30,6 +30,7 @@ PROPOSAL_COLOR = (0.25, 1.0, 0.25)  # green: the AI's proposal, outlined over th
 LESION_MM = {"Bone metastasis": 20.0, "Urinary bladder": 60.0, "Breast mass": 10.0,
              "Breast calcification": 2.0}  # typical diameter of what each segment holds (the brush scales to it)
 DEFAULT_LESION_MM = 12.0
+UNDO_STATES = 20  # edits the reader can undo in either editor
 
 
 def segmentation_from_labels(scene, volume_node, labels: np.ndarray, segments: tuple[SegmentSpec, ...], name: str,

@@ -14,9 +14,8 @@ from trame_slicer.app.ui.control_button import ControlButton
 from trame_slicer.app.ui.slider import Slider
 from trame_slicer.segmentation import BrushDiameterMode, SegmentationEffectErase, SegmentationEffectPaint
 
-from ..segmentation_nodes import BrushSizes, brush_sizes, lesion_mm, show_proposal
+from ..segmentation_nodes import UNDO_STATES, BrushSizes, brush_sizes, lesion_mm, show_proposal
 
-UNDO_LIMIT = 20  # edits the reader can undo (trame-slicer keeps 5 by default)
 UNDO, REDO = "si_undo", "si_redo"  # the page's triggers for the keyboard shortcuts
 BRUSH_EFFECTS = ", ".join(f"'{effect.get_effect_name()}'" for effect in (SegmentationEffectPaint,
                                                                           SegmentationEffectErase))
@@ -45,7 +44,7 @@ class EditorPanel:
         self.station = station
         self.state = station.state
         self.editor = station.slicer_app.segmentation_editor
-        self.editor.undo_stack.set_undo_limit(UNDO_LIMIT)
+        self.editor.undo_stack.set_undo_limit(UNDO_STATES)  # trame-slicer keeps 5
         self._editor_names = TypedState(self.state, SegmentEditorState).name
         self._paint = TypedState(self.state, PaintEffectState)
         self._brush: BrushSizes | None = None

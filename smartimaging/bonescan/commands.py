@@ -201,7 +201,7 @@ def _print_summary(result: dict, out: str) -> None:
     print(f"views: {views}")
     if result["metastasis_probability"] is not None:
         print(f"metastasis probability {result['metastasis_probability']:.3f} "
-              f"({'suspected' if result['metastasis_suspected'] else 'not suspected'} at {result['threshold']}); "
+              f"({'suspected' if result['metastasis_suspected'] else 'not suspected'} at {result['threshold']:.3f}); "
               f"bladder probability {result['bladder_probability']:.3f}")
         print(f"domain check: {result['domain']['text']}")
     else:

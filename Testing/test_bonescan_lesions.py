@@ -213,6 +213,8 @@ def test_flow_numbers_the_lesions_in_the_views_and_rejects_by_click(scene, phant
     flow.toggle_lesion(2)
     segmentation = flow.segmentation.GetSegmentation()  # an edit after the rejection renumbers the lesions
     segmentation.RemoveSegment(segmentation.GetNthSegmentID(1))
+    with pytest.raises(InputError, match="Compute BSTBI first"):
+        flow.toggle_lesion(3)  # from the list of a result that is no longer current
     edited = flow.run(flow.compute())
     assert any("edited after lesions were rejected" in warning for warning in edited.warnings)
     assert ["Lesions rejected by the reader", "0"] in edited.rows

@@ -55,6 +55,9 @@ class BoneScanFlow(Flow):
         compute applies it."""
         from .lesions import toggled
 
+        if self.result is None or self.result_is_stale:
+            raise InputError("Compute BSTBI first: lesions are rejected from the list of the current result (the "
+                             "segmentation was edited since, or nothing was computed)")
         self.exclude = toggled(self.exclude, lesion_id)
         self._rejected_on = self.segmentation_fingerprint()
 

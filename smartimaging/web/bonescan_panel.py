@@ -97,7 +97,8 @@ class BoneScanPanel:
                         html.Div("{{ lesion.position }} · {{ lesion.area }}")
                         html.Div("{{ lesion.uptake }} · {{ lesion.match }}")
                     v3.VBtn("{{ lesion.rejected ? 'Accept' : 'Reject' }}", size="x-small", variant="tonal",
-                            color=("lesion.rejected ? 'success' : 'warning'",), disabled=("si_busy",),
+                            color=("lesion.rejected ? 'success' : 'warning'",),
+                            disabled=(f"si_busy || si_stale['{MODULE}']",),
                             click=(self.on_toggle, "[lesion.id]"), id=("'si-bone-toggle-' + lesion.id",))
             html.Div("Position: centre of the lesion in mm from the top-left corner of its view (x right, y down). "
                      "Uptake: counts in the lesion's pixels; no reference region is segmented, so no ratio.",
@@ -133,8 +134,12 @@ class BoneScanPanel:
         """Reject the lesion (or accept it again) and compute BSTBI again."""
         if self.station.state.si_busy or self.station.state.si_module != MODULE:
             return
-        self.flow.toggle_lesion(int(lesion_id))
-        create_task(self.station._run(self.station._compute))
+
+        async def toggle_and_compute(progress) -> None:
+            self.flow.toggle_lesion(int(lesion_id))  # a refusal reaches the page as the module's error
+            await self.station._compute(progress)
+
+        create_task(self.station._run(toggle_and_compute))
 
     def on_add_session(self, key) -> None:
         entry = self._history.get(key)

@@ -284,3 +284,13 @@ def test_the_extension_description_names_screenshots_that_exist_and_the_minimum_
     home = re.search(r'set\(EXTENSION_ICONURL "(.+/main/)', cmake)[1]
     assert urls and all(url.startswith(home) and (REPO / url.removeprefix(home)).is_file() for url in urls)
     assert 'set(EXTENSION_DEPENDS "PyTorch")' in cmake and "find_package(Slicer 5.10 REQUIRED)" in cmake
+
+
+def test_without_pyradiomics_the_demo_notes_that_mammography_was_skipped(monkeypatch, tmp_path, capsys):
+    from smartimaging.demo import _mammo_sections
+
+    monkeypatch.setitem(sys.modules, "radiomics", None)
+    sections = _mammo_sections(tmp_path, "cpu")
+    assert len(sections) == 1 and "pip install &#x27;smartimaging[mammo]&#x27;" in sections[0]
+    assert capsys.readouterr().out == f"mammography skipped: {MISSING_PYRADIOMICS}\n"
+    assert not any(tmp_path.iterdir())

@@ -58,9 +58,16 @@ DCE_CASE = 930_006  # a phantom with two malignant lesions
 
 
 def _mammo_sections(out_dir: Path, device: str) -> list[str]:
-    """Phantom mammograms: point on the lesion -> AI ROI -> features -> Rad-score."""
+    """Phantom mammograms: point on the lesion -> AI ROI -> features -> Rad-score (a note instead without
+    pyradiomics)."""
     import numpy as np
     from PIL import Image
+
+    from .radiomics import MISSING_PYRADIOMICS, pyradiomics_installed
+
+    if not pyradiomics_installed():
+        print(f"mammography skipped: {MISSING_PYRADIOMICS}")
+        return [f"<section><h2>Mammography</h2><p>Skipped: {html.escape(MISSING_PYRADIOMICS)}.</p></section>"]
 
     from .mammo.images import load_mammogram
     from .mammo.predict import predict_mammogram, write_prediction

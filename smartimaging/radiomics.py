@@ -31,14 +31,21 @@ MISSING_PYRADIOMICS = ("mammography needs pyradiomics, which is not installed: p
                        "(inside 3D Slicer: install the SlicerRadiomics extension)")
 
 
-def _pyradiomics(module: str):
-    """`radiomics.<module>`; pyradiomics is an optional dependency (the `mammo` extra), so its absence is one line."""
+def pyradiomics_installed() -> bool:
+    """pyradiomics is an optional dependency (the `mammo` extra)."""
     try:
         importlib.import_module("radiomics")
     except ModuleNotFoundError as exc:
         if exc.name != "radiomics":
             raise
-        raise SmartImagingError(MISSING_PYRADIOMICS) from None
+        return False
+    return True
+
+
+def _pyradiomics(module: str):
+    """`radiomics.<module>`, or MISSING_PYRADIOMICS as one line when pyradiomics is not installed."""
+    if not pyradiomics_installed():
+        raise SmartImagingError(MISSING_PYRADIOMICS)
     return importlib.import_module(f"radiomics.{module}")
 
 

@@ -218,3 +218,16 @@ def test_flow_numbers_the_lesions_in_the_views_and_rejects_by_click(scene, phant
     edited = flow.run(flow.compute())
     assert any("edited after lesions were rejected" in warning for warning in edited.warnings)
     assert ["Lesions rejected by the reader", "0"] in edited.rows
+
+
+def test_cli_lists_the_lesions_for_exclude_and_counts_per_view(phantom_case, tmp_path, capsys):
+    phantom, study = phantom_case
+    truth = _result_folder(study, phantom.masks, tmp_path / "truth") / "scan_labels.nii.gz"
+    assert main(["bonescan", "bstbi", str(study.paths[0]), "--mask", str(truth), "--exclude", "1",
+                 "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"lesion #1 anterior: x \d+ mm, y \d+ mm · \d+ mm² \(\d+ px\) · mean \d+, max \d+ counts · "
+                     r"same site as #6 \(posterior\) · rejected", printed)
+    assert "lesions: anterior 4 · posterior 5 lesions; 5 sites (4 on both views); 1 rejected by the reader" in printed
+    record = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert record["lesion_counts"]["per_view"] == {"anterior": 4, "posterior": 5}

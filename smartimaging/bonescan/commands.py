@@ -195,7 +195,7 @@ def phantoms(args) -> int:
 
 
 def _print_summary(result: dict, out: str) -> None:
-    from .lesions import counts_text
+    from .lesions import counts_text, review
 
     views = ", ".join(result["views"])
     print(f"views: {views}")
@@ -209,6 +209,10 @@ def _print_summary(result: dict, out: str) -> None:
     for name, value in result["bstbi"]["per_subimage"].items():
         print(f"  BSTBI {name}: {value:.3f}")
     print(f"BSTBI (mean of {len(result['bstbi']['per_subimage'])} sub-images): {result['bstbi']['mean']:.3f}")
+    for group in review(result)["views"]:
+        for lesion in group["lesions"]:
+            print(f"  lesion #{lesion['id']} {group['view']}: {lesion['position']} · {lesion['area']} · "
+                  f"{lesion['uptake']} · {lesion['match']}" + (" · rejected" if lesion["rejected"] else ""))
     print(f"lesions: {counts_text(result['lesion_counts'])}; results in {out}")
     for warning in result["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)

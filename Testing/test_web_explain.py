@@ -147,7 +147,7 @@ def test_lvi_disagreement_note_and_cards(page, screenshots):
 def test_dce_lesion_level_check_beside_ssim(page, screenshots):
     open_module(page, "Synthetic DCE")
     computed(page, "Synthesize DCE")
-    assert "Lesion 1 contrast, synthetic / real" in table(page)
+    assert "Enhancing region 1: contrast synthetic / real" in table(page)
     flag = page.locator("#si-flag-lesions")
     assert flag.is_visible() and "faint on the synthetic DCE" in flag.inner_text()
     page.screenshot(path=str(screenshots / "explain-dce-panel.png"))

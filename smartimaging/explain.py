@@ -416,22 +416,23 @@ def dce_explanations(record: dict, directory=None) -> list[dict]:
     measure = record.get("lesion_contrast")
     if not measure:
         return [{"key": "lesions", "title": "Lesion-level check: needs a real DCE", "tone": "info", "rows": [],
-                 "text": ["Load the real DCE of this patient to see whether lesions that enhance on it also show "
+                 "text": ["Load the real DCE of this patient to see whether what enhances on it also shows "
                           "on the synthetic DCE; SSIM alone cannot tell."]}]
-    rows = [[f"Lesion {number} (slices {m['slices'][0] + 1}–{m['slices'][1] + 1}, {m['voxels']} voxels)",
+    rows = [[f"Region {number} (slices {m['slices'][0] + 1}–{m['slices'][1] + 1}, {m['voxels']} voxels)",
              "no real contrast" if m["ratio"] is None else f"{m['ratio']:.2f}",
              f"contrast to surroundings: synthetic {m['synthetic_contrast']:.3f}, real {m['real_contrast']:.3f}"]
-            for number, m in enumerate(measure["lesions"], start=1)]
-    faint = [f"{m['ratio']:.2f}" for m in measure["lesions"] if m["faint"] and m["ratio"] is not None]
-    return [{"key": "lesions", "title": "Lesions faint on the synthetic DCE" if measure["faint"] else
+            for number, m in enumerate(measure["regions"], start=1)]
+    faint = [f"{m['ratio']:.2f}" for m in measure["regions"] if m["faint"] and m["ratio"] is not None]
+    return [{"key": "lesions", "title": "Enhancing regions faint on the synthetic DCE" if measure["faint"] else
              "Lesion-level check", "tone": "warning" if measure["faint"] else "info", "rows": rows,
-             "summary": f"{len(faint)} of {len(measure['lesions'])} lesion(s) below {measure['faint_ratio']:g} of "
+             "summary": f"{len(faint)} of {len(measure['regions'])} region(s) below {measure['faint_ratio']:g} of "
                         f"their real contrast (ratio {', '.join(faint)}); SSIM does not show this.",
              "text": [measure["sentence"],
-                      f"Lesion: a connected region where the real DCE minus the T1 (mapped onto it) exceeds "
-                      f"{measure['threshold']:g} of the intensity range, neither tiny nor the size of the heart; "
-                      f"ratio = synthetic / real contrast of the lesion to its surroundings; faint below "
-                      f"{measure['faint_ratio']:g}."]}]
+                      f"Enhancing region: a connected, focal region where the real DCE minus the T1 (mapped onto "
+                      f"it) exceeds {measure['threshold']:g} of the intensity range, neither tiny, nor thin as a "
+                      "vessel, nor the size of the heart: a lesion or focal background enhancement; the three that "
+                      "enhance most are measured. Ratio = synthetic / real contrast of the region to its "
+                      f"surroundings; faint below {measure['faint_ratio']:g}."]}]
 
 
 EXPLAINERS = {"BoneScanBSTBI": bonescan_explanations, "MammoRadiomics": mammo_explanations,

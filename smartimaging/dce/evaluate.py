@@ -25,7 +25,7 @@ def evaluate_manifest(manifest: str | os.PathLike, out_dir: str | os.PathLike, s
     synthesizer = DCESynthesizer.load(directory, device)
     per_slice = {method: [] for method in METHODS}
     per_volume = {method: [] for method in METHODS}
-    lesions = {}  # the model's lesion-level contrast per volume
+    regions = {}  # the model's lesion-level contrast per volume
     pairs = read_pairs(manifest, split)
     for pair in pairs:
         t1, real = to_unit(pair.t1), to_unit(pair.dce)
@@ -34,15 +34,15 @@ def evaluate_manifest(manifest: str | os.PathLike, out_dir: str | os.PathLike, s
         for method, prediction in predictions.items():
             per_slice[method] += [{"patient_id": pair.patient_id, **row} for row in slice_metrics(prediction, real)]
             per_volume[method].append({"patient_id": pair.patient_id, **volume_metrics(prediction, real)})
-        lesions[pair.patient_id] = lesion_contrast(t1, predictions["model"], real)
+        regions[pair.patient_id] = lesion_contrast(t1, predictions["model"], real)
     summary = {method: summarise(per_slice[method], per_volume[method]) for method in METHODS}
     report = {"manifest": str(manifest), "split": split or "all", "volumes": len(pairs),
               "slices": len(per_slice["model"]), "model": synthesizer.model.provenance,
               "intensity_range": f"[0, 1] per volume (minimum .. 99.9th percentile), SSIM/PSNR data_range "
                                  f"{DATA_RANGE:g}", "summary": summary, "per_volume": per_volume,
-              "lesion_contrast": {"lesions": sum(len(m["lesions"]) for m in lesions.values()),
-                                  "faint": sum(one["faint"] for m in lesions.values() for one in m["lesions"]),
-                                  "per_volume": lesions}}
+              "lesion_contrast": {"regions": sum(len(m["regions"]) for m in regions.values()),
+                                  "faint": sum(one["faint"] for m in regions.values() for one in m["regions"]),
+                                  "per_volume": regions}}
     text = format_tables(report)
     with atomic_output_dir(out_dir) as scratch:
         write_json(scratch / "evaluation.json", report, undefined_as_null=True)

@@ -91,9 +91,9 @@ def metrics_table(scene, t1_node, record: dict, table_node=None):
             ["MSE", f"{metrics['mse']:.5f}"], ["Pearson r", f"{metrics['pearson_r']:.3f}"],
             ["Intensity range", "[0, 1] per volume (minimum .. 99.9th percentile)"],
             ["Model", f"{record['model']['id']} {record['model']['version']}"]]
-    lesions = record.get("lesion_contrast", {}).get("lesions", [])
-    rows[1:1] = [[f"Lesion {number} contrast, synthetic / real", f"{m['ratio']:.2f}" if m["ratio"] is not None
-                  else "no real contrast"] for number, m in enumerate(lesions, start=1)]
+    regions = record.get("lesion_contrast", {}).get("regions", [])
+    rows[1:1] = [[f"Enhancing region {number}: contrast synthetic / real", f"{m['ratio']:.2f}"
+                  if m["ratio"] is not None else "no real contrast"] for number, m in enumerate(regions, start=1)]
     if "domain" in record:
         rows.append(["Domain check", record["domain"]["text"]])
     rows += [["Warning", text] for text in record.get("warnings", [])]

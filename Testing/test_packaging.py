@@ -36,10 +36,16 @@ def _run(command: list, cwd: Path, timeout: float = 120) -> subprocess.Completed
 
 
 def test_the_wheel_carries_the_resources_and_runs_the_demo_outside_the_checkout(tmp_path):
-    """Wheel built (no build isolation: no download), installed into a fresh venv whose dependencies are this venv's
-    packages (a .pth line, not a copy), then `smartimaging demo` run from an empty folder."""
+    """Wheel built from a copy of the sources (setuptools' build/ folder of the checkout may hold stale modules; no
+    build isolation: no download), installed into a fresh venv whose dependencies are this venv's packages (a .pth
+    line, not a copy), then `smartimaging demo` run from an empty folder."""
+    source = tmp_path / "source"
+    shutil.copytree(REPO / "smartimaging", source / "smartimaging", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "Resources", source / "Resources")
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(REPO / name, source)
     built = _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                  tmp_path / "wheel", REPO], cwd=tmp_path)
+                  tmp_path / "wheel", source], cwd=tmp_path)
     assert built.returncode == 0, built.stderr[-2000:]
     wheel = next((tmp_path / "wheel").glob("smartimaging-*.whl"))
     venv = tmp_path / "venv"
@@ -67,6 +73,8 @@ def test_the_wheel_carries_the_resources_and_runs_the_demo_outside_the_checkout(
     for kind in KINDS:
         assert sorted(p.name for p in (site / "smartimaging" / "Resources" / kind).iterdir()) == \
             sorted(p.name for p in (REPO / "Resources" / kind).iterdir())
+    assert sorted(p.name for p in (site / "smartimaging").glob("*.py")) == sorted(
+        p.name for p in (REPO / "smartimaging").glob("*.py"))  # the modules of the checkout, no more
 
     demo = _run([venv / "bin" / "smartimaging", "demo", "--out", tmp_path / "report", "--device", "cpu"],
                 cwd=tmp_path, timeout=240)

@@ -526,6 +526,33 @@ def test_a_2d_picture_is_refused_as_an_mri_volume_when_it_is_loaded(scene, tmp_p
     assert flow.volumes == {}
 
 
+@pytest.mark.parametrize("flow_class, role, expected", [(MammoFlow, "mammogram", "a mammogram is a single 2D image"),
+                                                        (BoneScanFlow, "scan", "a whole-body planar scan has one")])
+def test_an_mri_volume_is_refused_as_a_mammogram_or_a_bone_scan(scene, tmp_path, flow_class, role, expected):
+    path = tmp_path / "breast_mri.nrrd"
+    sitk.WriteImage(sitk.GetImageFromArray(np.random.default_rng(0).random((20, 64, 64), np.float32)), str(path))
+    flow = flow_class(scene)
+    with pytest.raises(InputError, match=f"breast_mri.nrrd has 20 frames or slices; {expected}"):
+        flow.load(role, path)
+    assert flow.volumes == {}
+
+
+def test_the_bone_scan_note_says_which_views_the_file_records(scene):
+    from smartimaging.phantoms.bonescan import make_bone_scan_phantom
+    from smartimaging.web.cases import GE_BONE_SCAN
+
+    flow = BoneScanFlow(scene)
+    flow.load("scan", GE_BONE_SCAN)  # one frame, no View Code Sequence: its caption says "View not recorded"
+    assert flow.notes()[-1] == "One view (not recorded in the file; analysed as anterior)"
+    with tempfile.TemporaryDirectory() as folder:
+        from smartimaging.bonescan.views import write_nm_dicom
+
+        phantom = make_bone_scan_phantom(2)
+        write_nm_dicom(f"{folder}/scan.dcm", phantom.views, phantom.patient_id)
+        flow.load("scan", f"{folder}/scan.dcm")
+    assert flow.notes()[-1] == "Left view: anterior · right view: posterior"
+
+
 def test_a_worker_error_names_the_volume_the_reader_selected(scene):
     from smartimaging.dce.flow import DCEFlow
 

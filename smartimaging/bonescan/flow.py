@@ -31,16 +31,20 @@ class BoneScanFlow(Flow):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.view_names: list[str] = []  # of the scan's frames, as read from its file
+        self.recorded_views: list[bool] = []  # per frame: whether the file records its view (else a default name)
         self.exclude: list[int] = []  # lesion numbers left out of BSTBI
         self._rejected_on: str | None = None  # the segmentation the reader rejected lesions of by click
         self.study_date: str | None = None  # of the loaded file (DICOM StudyDate), shown and kept in memory only
         self.other_views: list[tuple] = []  # (AI node or None, reader's segmentation) of each further scan volume
 
     def read(self, role, path):
+        from ..display import read_header
         from .views import IDENTIFIERS, load_bone_scan
 
         study = load_bone_scan([path])  # checks modality, frames and polarity as the CLI does
         self.view_names = [view.name for view in study.views]
+        recorded = read_header(path).get("nm_views") or []
+        self.recorded_views = [name in recorded[i:i + 1] for i, name in enumerate(self.view_names)]
         self.study_date = study.meta.get(IDENTIFIERS, {}).get("study_date")
         return study.images[0]
 
@@ -79,12 +83,17 @@ class BoneScanFlow(Flow):
         return [self.segmentation, *(edited for _, edited in self.other_views)] if self.segmentation else []
 
     def notes(self) -> list[str]:
-        """Each image's grid, and which view is shown where."""
+        """Each image's grid, and which view is shown where; a view the file does not record is said to be analysed
+        under the default name it was given."""
         names = self.view_names
         if not names or self.primary is None:
             return super().notes()
-        return [*super().notes(), f"Left view: {names[0]} · right view: {names[1]}" if len(names) > 1
-                else f"One view: {names[0]}"]
+        recorded = self.recorded_views + [False] * (len(names) - len(self.recorded_views))
+        shown = [name if known else f"not recorded in the file (analysed as {name})"
+                 for name, known in zip(names, recorded, strict=True)]
+        return [*super().notes(), f"Left view: {shown[0]} · right view: {shown[1]}" if len(names) > 1
+                else f"One view: {names[0]}" if recorded[0]
+                else f"One view (not recorded in the file; analysed as {names[0]})"]
 
     @property
     def layout(self) -> str:

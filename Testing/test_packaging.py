@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import textwrap
 import types
 from pathlib import Path
@@ -35,17 +36,26 @@ def _run(command: list, cwd: Path, timeout: float = 120) -> subprocess.Completed
                           timeout=timeout, env={**environment, "OMP_NUM_THREADS": "1"})
 
 
-def test_the_wheel_carries_the_resources_and_runs_the_demo_outside_the_checkout(tmp_path):
-    """Wheel built from a copy of the sources (setuptools' build/ folder of the checkout may hold stale modules; no
-    build isolation: no download), installed into a fresh venv whose dependencies are this venv's packages (a .pth
-    line, not a copy), then `smartimaging demo` run from an empty folder."""
+def test_the_sdist_and_its_wheel_carry_the_resources_and_the_demo_runs_outside_the_checkout(tmp_path):
+    """As `python -m build` does: a source distribution of a copy of the sources (setuptools' build/ folder of the
+    checkout may hold stale modules), then the wheel built from it (no build isolation: no download), installed into
+    a fresh venv whose dependencies are this venv's packages (a .pth line, not a copy); `smartimaging demo` then runs
+    from an empty folder."""
     source = tmp_path / "source"
     shutil.copytree(REPO / "smartimaging", source / "smartimaging", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "Resources", source / "Resources")
-    for name in ("pyproject.toml", "setup.py", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
         shutil.copy(REPO / name, source)
+    sdist = _run([sys.executable, "-c", "import sys; from setuptools import build_meta; "
+                  "print(build_meta.build_sdist(sys.argv[1]))", tmp_path / "sdist"], cwd=source)
+    assert sdist.returncode == 0, sdist.stderr[-2000:]
+    archive = tmp_path / "sdist" / sdist.stdout.splitlines()[-1]
+    with tarfile.open(archive) as members:
+        folders = {Path(name).parts[2] for name in members.getnames() if Path(name).parts[1:2] == ("Resources",)
+                   and len(Path(name).parts) > 3}
+    assert folders == set(KINDS)  # MANIFEST.in ships exactly the kinds, not the screenshots
     built = _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                  tmp_path / "wheel", source], cwd=tmp_path)
+                  tmp_path / "wheel", archive], cwd=tmp_path)
     assert built.returncode == 0, built.stderr[-2000:]
     wheel = next((tmp_path / "wheel").glob("smartimaging-*.whl"))
     venv = tmp_path / "venv"

@@ -201,7 +201,8 @@ def _lvi_predict(args) -> None:
     emit("progress", fraction=0.0, message="loading the sequences and the models")
     prediction = predict_files({"DCE": args.dce, "T2": args.t2}, args.voi, args.output_dir,
                                args.models or DEFAULT_MODELS, args.models_dir, args.device, loader=_lvi_model,
-                               compress=False)
+                               compress=False, progress=lambda f, m: emit("progress", fraction=0.05 + 0.9 * f,
+                                                                          message=m))
     emit("progress", fraction=1.0, message="done")
     emit("result", output_dir=str(args.output_dir), fused=prediction.as_json()["fused"])
 

@@ -322,11 +322,16 @@ def analyse(study: BoneScanStudy, models: BoneScanModels, exclude: list[int] | N
     """Classify, segment and compute BSTBI for every view of a study; `progress(fraction, message)` is optional."""
     timings = {"load": load_seconds, "classify": 0.0, "segment": 0.0, "bstbi": 0.0}
     crop_probabilities, labelmaps = {}, {}
-    for view in study.views:
+    for index, view in enumerate(study.views):
+        where = f"{view.name} view {index + 1} of {len(study.views)}"
         x = network_input(view.counts)
+        if progress is not None:
+            progress(index / (len(study.views) + 1), f"{where}, network 1 of 2 (metastasis classifier)")
         started = time.perf_counter()
         crop_probabilities[view.name] = models.classify(x)
         timings["classify"] += time.perf_counter() - started
+        if progress is not None:
+            progress((index + 0.5) / (len(study.views) + 1), f"{where}, network 2 of 2 (lesion segmenter)")
         started = time.perf_counter()
         labelmaps[view.name] = models.segment(x, view.counts.shape)
         timings["segment"] += time.perf_counter() - started

@@ -97,7 +97,7 @@ class DCESynthesizer:
                 output[start:start + len(batch)] = network(batch)[:, 0].float().cpu().numpy()
                 if progress:
                     done = start + len(batch)
-                    progress(done / len(t1), f"slice {done}/{len(t1)}")
+                    progress(done / len(t1), f"slice {done} of {len(t1)}")
         return output
 
 

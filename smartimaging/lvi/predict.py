@@ -250,9 +250,10 @@ def predict_with_model(model: LoadedModel, volume: sitk.Image, voi: sitk.Image) 
 
 
 def predict_case(volumes: dict[str, sitk.Image], voi: sitk.Image, model_ids=DEFAULT_MODELS, directory=None,
-                 device: str = "cpu", loader=load_lvi_model) -> LVIPrediction:
+                 device: str = "cpu", loader=load_lvi_model, progress=None) -> LVIPrediction:
     """Every model whose sequence is among `volumes` ("DCE", "T2"); the VOI is mapped onto each sequence's grid.
-    `loader` (signature of :func:`load_lvi_model`) lets a warm worker hand out models it already loaded."""
+    `loader` (signature of :func:`load_lvi_model`) lets a warm worker hand out models it already loaded;
+    `progress(fraction, message)` hears which model runs ("model 2 of 2 (lvi-t2-...)")."""
     started = time.perf_counter()
     models = [loader(model_id, directory, device) for model_id in model_ids]
     usable = [m for m in models if m.card["inputs"]["sequence"] in volumes]
@@ -268,17 +269,21 @@ def predict_case(volumes: dict[str, sitk.Image], voi: sitk.Image, model_ids=DEFA
         if max(spacing) > 4 * min(spacing):
             warnings.append(f"{name} is strongly anisotropic ({' x '.join(f'{s:g}' for s in spacing)} mm); the box "
                             "is resampled to the network's grid, fine detail across slices is interpolated")
-    predictions = [predict_with_model(m, volumes[m.card["inputs"]["sequence"]], voi) for m in usable]
+    predictions = []
+    for index, model in enumerate(usable):
+        if progress is not None:
+            progress(index / len(usable), f"model {index + 1} of {len(usable)} ({model.card['id']})")
+        predictions.append(predict_with_model(model, volumes[model.card["inputs"]["sequence"]], voi))
     warnings += filter(None, [oversized_voi(reference, voi, reference_name)])
     return LVIPrediction(predictions, warnings, time.perf_counter() - started)
 
 
 def predict_files(sequences: dict[str, str | os.PathLike], voi_path: str | os.PathLike, out_dir,
                   model_ids=DEFAULT_MODELS, directory=None, device: str = "cpu", fusion_card=None,
-                  covariates: dict[str, float] | None = None, loader=load_lvi_model, compress: bool = True
-                  ) -> LVIPrediction:
+                  covariates: dict[str, float] | None = None, loader=load_lvi_model, compress: bool = True,
+                  progress=None) -> LVIPrediction:
     """Read the sequences and the VOI, predict, write result.json and the Grad-CAM volumes (all or nothing;
-    `compress=False` for volumes read back at once, as the worker's are)."""
+    `compress=False` for volumes read back at once, as the worker's are); `progress` as for `predict_case`."""
     from .fusion import read_fusion
 
     volumes = {name: read_series_or_volume(path) for name, path in sequences.items() if path}
@@ -287,7 +292,8 @@ def predict_files(sequences: dict[str, str | os.PathLike], voi_path: str | os.Pa
     fusion = read_fusion(fusion_card) if fusion_card else None
     if fusion is not None:
         model_ids = [name for name in fusion["fusion"]["inputs"] if name not in (covariates or {})]
-    prediction = predict_case(volumes, read_series_or_volume(voi_path), model_ids, directory, device, loader)
+    prediction = predict_case(volumes, read_series_or_volume(voi_path), model_ids, directory, device, loader,
+                              progress)
     prediction.fusion, prediction.covariates = fusion, dict(covariates or {})
     record = prediction.as_json()  # fails here, before anything is written, when the fusion lacks an input
     with atomic_output_dir(out_dir) as scratch:

@@ -49,11 +49,18 @@ class SampleCase:
     name: str
     description: str
     writer: Callable[[Path], CaseFiles]
+    _written: dict[Path, CaseFiles] = field(default_factory=dict, compare=False, repr=False)
 
     def write(self, folder: Path) -> CaseFiles:
-        """Write the case's files into `folder` (created if needed)."""
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        return self.writer(Path(folder))
+        """Write the case's files into `folder` (created if needed); a case loaded again reuses the files it wrote
+        there while they all exist (the phantoms are deterministic: generating one took most of a load's time)."""
+        folder = Path(folder)
+        written = self._written.get(folder)
+        if written is not None and all(path.is_file() for path in written.volumes.values()):
+            return written
+        folder.mkdir(parents=True, exist_ok=True)
+        self._written[folder] = self.writer(folder)
+        return self._written[folder]
 
 
 def _centroid_lps(image: sitk.Image, mask: np.ndarray) -> tuple[float, float, float]:

@@ -540,7 +540,7 @@ class ReadingStation(TrameApp):
         flow = self.flow
         with self.state:
             self.state.si_busy, self.state.si_progress = True, 0
-            self.state.si_message = "working"
+            self.state.si_message = "starting"
             self._set_error(flow.module, "")  # a new attempt: the module's previous refusal is over
             self.state.si_offer_draw = {**self.state.si_offer_draw, flow.module: False}
 
@@ -568,15 +568,16 @@ class ReadingStation(TrameApp):
     async def _load_sample(self, progress) -> None:
         module = self.state.si_module
         case = next(c for c in self.cases[module] if c.name == self.state.si_sample)
-        progress(0.2, f"preparing {case.name}")
+        progress(0.1, f"Load sample: writing the files of {case.name}")
         files = case.write(Path(self._scratch.name) / module / case.name.replace(" ", "_").replace("/", "_"))
         flow = self.flows[module]
         flow.set_case_options(files.kind, files.pixel_mm)
         if flow.kinds:
             self.state.si_kind = flow.kind
-        progress(0.6, "loading")
         self.slicer_app.segmentation_editor.clear()  # before the previous case's nodes leave the scene
-        for role, path in files.volumes.items():
+        for index, (role, path) in enumerate(files.volumes.items()):
+            progress(0.3 + 0.6 * index / len(files.volumes),
+                     f"Load sample: reading the {role} image ({index + 1} of {len(files.volumes)})")
             flow.load(role, path, f"{case.name} {role}")
         self._release_uploads(module, flow.roles[0])
         if files.point_lps is not None:
@@ -591,7 +592,7 @@ class ReadingStation(TrameApp):
         try:
             if len(paths) > 1 and not flow.reads_series:
                 raise InputError(f"{flow.title} reads one image file; {len(paths)} files were uploaded")
-            progress(0.5, f"reading {len(paths)} file(s)")
+            progress(0.5, f"Upload: reading the {role} image ({len(paths)} file{'s' if len(paths) > 1 else ''})")
             if flow.takes_pixel_size:
                 flow.set_pixel_size(self.state.si_pixel_mm)
             source = paths[0] if len(paths) == 1 else folder

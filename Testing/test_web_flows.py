@@ -592,3 +592,15 @@ def test_a_classical_proposal_is_labelled_as_such_before_and_after_an_edit(stati
 def _array_shape(volume_node) -> tuple[int, ...]:
     dims = volume_node.GetImageData().GetDimensions()
     return dims[2], dims[1], dims[0]
+
+
+def test_a_sample_case_loaded_again_reuses_the_files_it_wrote(tmp_path):
+    case = sample_cases()["BreastLVI"][0]  # a generated phantom: writing it took most of a load's time
+    first = case.write(tmp_path)
+    written = {path: path.stat().st_mtime_ns for path in first.volumes.values()}
+    assert case.write(tmp_path) is first
+    assert {path: path.stat().st_mtime_ns for path in first.volumes.values()} == written
+    next(iter(written)).unlink()  # a file gone: the case is written again
+    again = case.write(tmp_path)
+    assert again is not first and all(path.is_file() for path in again.volumes.values())
+    assert case.write(tmp_path / "elsewhere").volumes != first.volumes

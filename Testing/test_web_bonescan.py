@@ -18,6 +18,7 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 from web_station import (  # noqa: E402
     CHROMIUM,
     VIEWPORT,
+    choose_effect,
     click_and_wait_idle,
     launch_chromium,
     load_sample,
@@ -172,3 +173,14 @@ def test_followup_shows_the_change_and_a_trend_plot(page, screenshots, tmp_path)
     page.locator("#si-bone-followup-error").wait_for(timeout=30_000)
     assert "is a result of another SmartImaging module" in page.inner_text("#si-bone-followup-error")
     assert page.locator("#si-bone-trend svg circle").count() == 3  # nothing added
+
+    # An edit makes this result stale: no trend point from it, no rejection from its list, until compute.
+    choose_effect(page, "mdi-scatter-plot")
+    page.get_by_role("button", name="Keep largest").click()
+    page.get_by_role("button", name="Apply").click()
+    page.locator("#si-stale").wait_for(timeout=30_000)
+    page.locator("#si-bone-trend").wait_for(state="detached", timeout=30_000)
+    assert page.locator("#si-bone-toggle-1").is_disabled()
+    click_and_wait_idle(page, "Compute BSTBI")
+    page.locator("#si-bone-trend").wait_for(timeout=30_000)
+    assert page.locator("#si-bone-toggle-1").is_enabled()

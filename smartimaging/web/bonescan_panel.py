@@ -71,6 +71,7 @@ class BoneScanPanel:
         state.si_bone_followup_error = ""
         state.change("si_steps_done")(self._on_step_done)
         state.change("si_module")(self._on_module_changed)
+        state.change("si_stale")(self._publish)  # an edit makes the result, hence the trend's last point, stale
         station.server.trigger(RESULT_TRIGGER)(self.on_result_file)
 
     # ---- page ---------------------------------------------------------------------------------------------------
@@ -78,7 +79,8 @@ class BoneScanPanel:
     def build(self) -> None:
         """The lesion list and the follow-up, shown in the bone-scan tab under the result."""
         client.Script(RESULT_UPLOAD_SCRIPT)
-        with html.Div(v_if=(f"si_module === '{MODULE}' && si_bone_review.views.length",), id="si-bone-lesions"):
+        with html.Div(v_if=(f"si_module === '{MODULE}' && si_bone_review.views.length",), id="si-bone-lesions",
+                      classes=(f"si_stale['{MODULE}'] ? 'text-disabled' : ''",)):
             html.Div("Lesions: click Reject to leave a false positive out of BSTBI and the counts",
                      classes="text-subtitle-2 mt-3")
             html.Div("{{ si_bone_review.counts }}", classes="text-body-2", id="si-bone-counts")
@@ -184,19 +186,16 @@ class BoneScanPanel:
 
     # ---- display ------------------------------------------------------------------------------------------------
 
-    def _current_key(self) -> str | None:
-        flow = self.flow
-        return flow.primary.GetID() if flow.primary is not None and flow.result is not None else None
-
-    def _publish(self) -> None:
-        state, record = self.station.state, self.flow.result_record
+    def _publish(self, **_kwargs) -> None:
+        flow, state = self.flow, self.station.state
+        record = flow.result_record
         state.si_bone_review = review(record) if record else {"views": [], "counts": ""}
-        current = self._current_key()
+        current = flow.primary.GetID() if flow.primary is not None else None
         state.si_bone_session = [{"value": key, "title": f"{entry['label']} · BSTBI {entry['bstbi']:.3f}"}
                                  for key, entry in self._history.items() if key != current]
         state.si_bone_earlier = list(self._earlier)
         state.si_bone_trend = None
-        if current is not None and self._earlier:
+        if current in self._history and flow.result is not None and not flow.result_is_stale and self._earlier:
             points = [StudyPoint(e["label"], e["bstbi"], parse_study_date(e["study_date"]))
                       for e in [*self._earlier, {**self._history[current], "label": "this study (current)"}]]
             result = trend(points)

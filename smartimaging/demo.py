@@ -134,10 +134,19 @@ def _dce_sections(out_dir: Path, device: str) -> list[str]:
 
 def run_demo(out: str, device: str = "auto") -> int:
     """Bone-scan BSTBI on the real GE scan and four phantoms, mammography Rad-scores on three phantoms, a synthetic
-    DCE of a breast MRI phantom; writes `<out>/index.html`."""
+    DCE of a breast MRI phantom; writes `<out>/index.html`. The folder is replaced; a cancelled or failed run leaves
+    none."""
     out_dir = Path(out)
     if out_dir.exists():
         shutil.rmtree(out_dir)
+    try:
+        return _write_report(out_dir, device)
+    except BaseException:  # Ctrl+C, SIGTERM (CancelledError) or a failure: no half-written report is left
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+def _write_report(out_dir: Path, device: str) -> int:
     models = BoneScanModels.load(device=device)
     sections = []
     for index, (title, path, truth) in enumerate(_bonescan_cases(out_dir / "inputs")):

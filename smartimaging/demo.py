@@ -10,6 +10,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from . import __version__
+from .bonescan.lesions import counts_text
 from .bonescan.outputs import write_result
 from .bonescan.pipeline import BoneScanModels, analyse
 from .bonescan.views import load_bone_scan, write_nm_dicom
@@ -45,7 +46,7 @@ def _case_html(title: str, truth: str, folder: Path, result: dict) -> str:
     rows += (f"<tr><td>Metastasis probability</td><td>{result['metastasis_probability']:.3f} "
              f"({'suspected' if result['metastasis_suspected'] else 'not suspected'})</td></tr>"
              f"<tr><td>Urinary bladder probability</td><td>{result['bladder_probability']:.3f}</td></tr>"
-             f"<tr><td>Lesions segmented</td><td>{len(result['lesions'])}</td></tr>"
+             f"<tr><td>Lesions segmented</td><td>{html.escape(counts_text(result['lesion_counts']))}</td></tr>"
              f"<tr><td>Time (file to BSTBI)</td><td>{result['timings_s']['total']:.2f} s</td></tr>")
     images = "".join(f'<img src="{folder.name}/{name}" alt="{name}">' for name in result["outputs"]
                      if name.endswith(".png"))

@@ -16,7 +16,13 @@ os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 from trame_slicer.segmentation import ModificationMode  # noqa: E402
 
 from smartimaging.reading import COMPARISON, table_rows  # noqa: E402
-from smartimaging.segmentation_nodes import PROPOSAL_COLOR, brush_sizes, lesion_mm, show_proposal  # noqa: E402
+from smartimaging.segmentation_nodes import (  # noqa: E402
+    PROPOSAL_COLOR,
+    brush_sizes,
+    lesion_mm,
+    proposal_display,
+    show_proposal,
+)
 from smartimaging.web.editor_panel import bring_into_view  # noqa: E402
 
 MAMMO = "MammoRadiomics"
@@ -138,7 +144,8 @@ def test_the_brush_is_in_mm_scaled_to_the_pixels_and_the_lesion(station):
 def test_the_ai_proposal_is_a_green_outline_that_the_switch_shows(station):
     _open(station, MAMMO, "_segment")
     flow = station.flow
-    display = flow.ai_segmentation.GetDisplayNode()
+    display = proposal_display(flow.ai_segmentation)
+    assert not flow.ai_segmentation.GetDisplayNode().GetVisibility()  # the proposal's own display stays hidden
     assert station.state.si_has_proposal and station.state.si_show_proposal
     assert display.GetVisibility() and display.GetVisibility2DOutline() and not display.GetVisibility2DFill()
     segment_id = flow.ai_segmentation.GetSegmentation().GetNthSegmentID(0)
@@ -208,3 +215,18 @@ def _paint_disc(station, radius_mm: float = 2.0) -> None:
     modifier = station.slicer_app.segmentation_editor.active_segment_modifier
     modifier.modification_mode = ModificationMode.Add
     _apply_disc(station, radius_mm)
+
+
+def test_an_roi_edited_before_any_compute_still_gets_the_ai_rois_result(station):
+    _open(station, MAMMO, "_segment")
+    flow, scene = station.flow, station.slicer_app.scene
+    tables = scene.GetNumberOfNodesByClass("vtkMRMLTableNode")
+    _erase_disc(station)
+    asyncio.run(station._compute(lambda *_: None))
+    ai, edited = flow.ai_result, flow.result
+    assert ai is not None and ai.roi_source == "AI" and ["ROI", "AI"] in ai.rows and ai.table_node is None
+    assert ["ROI", "reader edited"] in edited.rows
+    assert edited.comparison == [[COMPARISON[0], ai.headline], [COMPARISON[1], edited.headline]]
+    assert scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == tables + 1  # the AI's table did not stay
+    pixels = [int(row[1]) for result in (ai, edited) for row in result.rows if row[0] == "ROI pixels"]
+    assert pixels[0] > pixels[1]  # each from its own ROI

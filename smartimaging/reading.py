@@ -529,6 +529,9 @@ class Flow:
     def _computed(self, progress):
         fingerprint = self.segmentation_fingerprint()  # what the result is computed from (edits may come meanwhile)
         source = self.roi_source
+        if (self.ai_result is None and self.ai_segmentation is not None and self.segmentations == [self.segmentation]
+                and fingerprint != self._proposal_fingerprint):  # edited before the AI's ROI was computed
+            self.ai_result = yield from self._proposal_result(progress)
         result = yield from self._compute(progress)
         result.fingerprint, result.roi_source = fingerprint, source
         result.explanations = explain(self.module, [result.table_node, *self.extra_nodes.values()], self.models_dir)
@@ -537,6 +540,23 @@ class Flow:
         elif self.ai_result is not None:
             result.compare_with(self.ai_result)
         self.result = result
+        return result
+
+    def _proposal_result(self, progress):
+        """The result from the AI's proposal as proposed, for the AI-vs-edited rows: computed as the reader's would be,
+        in a table that leaves the scene at once (the rows stay in the result); None when it is refused."""
+        kept = self.segmentation, self.result, self.selected_table
+        self.segmentation, self.result, self.selected_table = self.ai_segmentation, None, None
+        try:
+            result = yield from self._compute(progress)
+        except InputError:
+            return None
+        finally:
+            self.segmentation, self.result, self.selected_table = kept
+        if result.table_node is not None and self.scene.IsNodePresent(result.table_node):
+            self.scene.RemoveNode(result.table_node)
+        result.table_node, result.fingerprint = None, self._proposal_fingerprint
+        result.roi_source = roi_source(self.ai_segmentation, False)
         return result
 
     def _compute(self, progress):

@@ -129,9 +129,10 @@ def editable_copy(scene, ai_segmentation_node):
     copy.SetNodeReferenceID(SOURCE_VOLUME, ai_segmentation_node.GetNodeReferenceID(SOURCE_VOLUME))
     copy.SetNodeReferenceID(AI_REFERENCE, ai_segmentation_node.GetID())
     copy.CreateDefaultDisplayNodes()
-    if ai_segmentation_node.GetDisplayNode() is not None:  # a new display node: the proposal is drawn over the copy
-        scene.RemoveNode(ai_segmentation_node.GetDisplayNode())
-        ai_segmentation_node.CreateDefaultDisplayNodes()
+    if ai_segmentation_node.GetDisplayNode() is not None:  # the outline's, made after the copy's: drawn over it
+        outline = scene.AddNewNodeByClass("vtkMRMLSegmentationDisplayNode")
+        outline.SetVisibility(False)
+        ai_segmentation_node.AddAndObserveDisplayNodeID(outline.GetID())
     place_in_same_study(scene, copy, ai_segmentation_node)
     return copy
 
@@ -155,9 +156,7 @@ def edit_check(segmentation_nodes: list, masks_of) -> tuple[bool, dict[str, floa
 def show_proposal(ai_node, shown: bool) -> None:
     """Show the AI's proposal (`shown`) as a green outline over the reader's copy (filled, as segmentations are
     shown); hidden, only the reader's copy is seen. The proposal's segments are green in its display node only."""
-    if ai_node.GetDisplayNode() is None:
-        ai_node.CreateDefaultDisplayNodes()
-    display = ai_node.GetDisplayNode()
+    display = proposal_display(ai_node)
     display.SetVisibility2DFill(False)
     display.SetVisibility2DOutline(True)
     display.SetSliceIntersectionThickness(2)
@@ -165,6 +164,15 @@ def show_proposal(ai_node, shown: bool) -> None:
     for index in range(segmentation.GetNumberOfSegments()):
         display.SetSegmentOverrideColor(segmentation.GetNthSegmentID(index), *PROPOSAL_COLOR)
     display.SetVisibility(shown)
+
+
+def proposal_display(ai_node):
+    """The display node that outlines the AI's proposal: its last one (`editable_copy` adds one after the copy's,
+    so the outline is drawn over the copy; replacing the first one instead crashes Slicer 5.12's segmentation
+    displayable manager when the node is removed later)."""
+    if ai_node.GetDisplayNode() is None:
+        ai_node.CreateDefaultDisplayNodes()
+    return ai_node.GetNthDisplayNode(ai_node.GetNumberOfDisplayNodes() - 1)
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,10 @@ def test_a_worker_error_ends_the_step_and_the_flow_recovers(scene, lvi_case, scr
     assert not widget.errors and widget.done == [flow.result]
     assert flow.result.headline.startswith("LVI probability ") and flow.result.roi_source == "drawn by the reader"
     assert flow.result.domain["verdict"] in ("inside", "outside", "unknown")
-    assert widget.progress[0] == (0.0, "starting") and widget.progress[-1][0] == 1.0
+    assert widget.progress[0] == (0.0, "Predict LVI: starting") and widget.progress[-1][0] == 1.0
+    assert [message for _, message in widget.progress[1:-1]] == [
+        "Predict LVI: loading the sequences and the models", "Predict LVI: model 1 of 2 (lvi-dce-resnet10-3d-demo)",
+        "Predict LVI: model 2 of 2 (lvi-t2-resnet10-3d-demo)"]
     assert list(scratch.iterdir()) == []
     heat_map = flow.overlay
     assert heat_map.GetDisplayNode() is None  # made from an array: the GUIs style it
@@ -241,8 +244,11 @@ def test_bone_scan_two_volumes_segment_edit_exclude_compute_and_compare(scene, s
     flow = BoneScanFlow(scene)
     flow.select({"scan": volumes[0], "posterior": volumes[1]})
     widget = Widget()
-    widget.start(flow.segment())
+    widget.start(flow.segment(widget.on_progress))
     widget.wait()
+    assert [message for _, message in widget.progress if "network" in message] == [
+        f"Segment: {view} view {index} of 2, network {network}" for index, view in ((1, "anterior"), (2, "posterior"))
+        for network in ("1 of 2 (metastasis classifier)", "2 of 2 (lesion segmenter)")]
     assert not widget.errors and len(flow.segmentations) == 2 and list(scratch.iterdir()) == []
     (posterior_ai, posterior_edited), = flow.other_views
     assert posterior_ai.GetDisplayNode().GetVisibility() == 0 and posterior_edited.GetAttribute(

@@ -42,6 +42,11 @@ def _no_progress(fraction: float, message: str) -> None:
     """The progress callback of a step run without one."""
 
 
+def _labelled(progress, label: str):
+    """`progress` with every message prefixed by the step's name ("Segment: anterior view 1 of 2, ...")."""
+    return lambda fraction, message: progress(fraction, f"{label}: {message}")
+
+
 @dataclass
 class Job:
     """A worker job a step waits for (`python -m smartimaging.worker <name> <arguments>`); the flow adds its device
@@ -500,12 +505,13 @@ class Flow:
         elif not present(self.ai_segmentation):
             self.ai_segmentation = None
 
-    def _step(self, steps, progress=None) -> Step:
-        """The flow's next step: `steps(progress)` is its generator (one step at a time)."""
+    def _step(self, steps, progress=None, label: str = "") -> Step:
+        """The flow's next step: `steps(progress)` is its generator (one step at a time); `label` names the step in
+        its progress messages."""
         if self.step is not None and not self.step.over:
             raise InputError("Wait until the running step is over (or cancel it)")
         self._forget_removed_nodes()
-        progress = progress or _no_progress
+        progress = _labelled(progress, label) if progress and label else progress or _no_progress
         self.step = Step(self, steps(progress), progress)
         return self.step
 
@@ -515,12 +521,12 @@ class Flow:
 
     def segment(self, progress=None) -> Step:
         """The Segment step: the AI's proposal (kept, hidden) and the reader's editable copy of it."""
-        return self._step(self._segment, progress)
+        return self._step(self._segment, progress, "Segment")
 
     def compute(self, progress=None) -> Step:
         """The compute step, from the current segmentation; a refused compute (InputError) keeps the previous
         result, which `result_is_stale` then tells apart from the current segmentation."""
-        return self._step(self._computed, progress)
+        return self._step(self._computed, progress, self.compute_label)
 
     def _segment(self, progress):
         raise InputError(f"{self.module} has no segmentation step")

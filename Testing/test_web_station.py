@@ -435,6 +435,9 @@ def test_result_warnings_are_shown_above_the_headline(page, tmp_path):
     assert warnings.is_visible()
     text = warnings.inner_text()
     assert "trained on 0.2 mm pixels but this image has 0.1 mm" in text
+    # the page brings the result into view by itself after a compute (SHOW_RESULT_SCRIPT), the reader never scrolls
+    page.wait_for_function("document.getElementById('si-warnings').getBoundingClientRect().bottom <= "
+                           "window.innerHeight", timeout=5000)
     box, headline = warnings.bounding_box(), page.locator("#si-headline").bounding_box()
     assert box["y"] + box["height"] <= headline["y"] + 1  # directly above the score
     assert box["y"] + box["height"] <= VIEWPORT["height"]  # seen without scrolling

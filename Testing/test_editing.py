@@ -120,11 +120,11 @@ def test_undo_and_redo_restore_the_edits_and_survive_compute(station):
 def test_the_brush_is_in_mm_scaled_to_the_pixels_and_the_lesion(station):
     _open(station, MAMMO, "_segment")
     sizes = brush_sizes(station.flow.primary, lesion_mm(station.flow.segmentation))
-    assert (sizes.minimum, sizes.step, sizes.default, sizes.maximum) == (0.2, 0.1, 2.5, 40.0)  # 0.2 mm pixels
+    assert (sizes.minimum, sizes.step, sizes.default, sizes.maximum) == (0.2, 0.1, 2.5, 20.0)  # 0.2 mm pixels
     assert sizes.describe(2.5) == "2.5 mm (12 pixels)" and sizes.describe(0.2) == "0.2 mm (1 pixel)"
     paint = station.editor_panel._paint.data
     assert paint.brush_diameter_mode.name == "Absolute"
-    assert paint.brush_diameter_slider.value == 2.5 and paint.brush_diameter_slider.max_value == 40.0
+    assert paint.brush_diameter_slider.value == 2.5 and paint.brush_diameter_slider.max_value == 20.0
     assert station.state.si_brush == "2.5 mm (12 pixels)"
     paint.brush_diameter_slider.value = 4.0
     station.editor_panel._on_brush_changed()  # the page's slider change (no page here: called as trame does)

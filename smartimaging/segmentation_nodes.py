@@ -191,18 +191,19 @@ class BrushSizes:
 
 
 def brush_sizes(volume_node, lesion_mm: float = DEFAULT_LESION_MM) -> BrushSizes:
-    """Brush sizes for painting a lesion of about `lesion_mm` on the volume: from one pixel to four lesion
-    diameters (at least 20 pixels), in steps of a tenth of a millimetre (or half a pixel for pixels over 0.2 mm),
-    a quarter of the lesion by default (at least 2 pixels): a stroke corrects an edge, it does not cover the lesion.
-    """
+    """Brush sizes for painting a lesion of about `lesion_mm` on the volume: from one pixel to two lesion
+    diameters (at least 20 pixels), in steps of half a pixel rounded down to a tenth of a millimetre (at least 0.1
+    mm), a quarter of the lesion by default (at least 2 pixels): a stroke corrects an edge, it does not cover the
+    lesion."""
     spacing = volume_node.GetSpacing()
     pixel = min(spacing[0], spacing[1])
     step = max(0.1, math.floor(pixel / 2 * 10) / 10)
+
     def on_step(value: float) -> float:
         return round(round(value / step) * step, 6)
 
     minimum = max(step, on_step(pixel))
-    maximum = on_step(max(4 * lesion_mm, 20 * pixel))
+    maximum = on_step(max(2 * lesion_mm, 20 * pixel))
     default = min(maximum, max(on_step(lesion_mm / 4), on_step(2 * pixel)))
     return BrushSizes(minimum, maximum, step, default, pixel)
 

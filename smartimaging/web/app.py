@@ -231,7 +231,8 @@ class ReadingStation(TrameApp):
                 self.display.build()
                 self._step_panel()
                 self._result_panel()
-            with v3.VNavigationDrawer(width=340, permanent=True, location="right"):  # always: views keep their size
+            with v3.VNavigationDrawer(width=340, permanent=True, location="right",  # views keep their size
+                                      v_if=("si_needs_segment[si_module]",)):  # DCE synthesis has no ROI
                 self.editor_ui = self.editor_panel.build()
                 self.editor_logic.set_ui(self.editor_ui)
             with v3.VMain(), html.Div(style="height: calc(100vh - 48px); display: flex;"):

@@ -159,7 +159,6 @@ def show_proposal(ai_node, shown: bool) -> None:
     display = proposal_display(ai_node)
     display.SetVisibility2DFill(False)
     display.SetVisibility2DOutline(True)
-    display.SetSliceIntersectionThickness(2)
     segmentation = ai_node.GetSegmentation()
     for index in range(segmentation.GetNumberOfSegments()):
         display.SetSegmentOverrideColor(segmentation.GetNthSegmentID(index), *PROPOSAL_COLOR)

@@ -532,6 +532,19 @@ def test_a_2d_picture_is_refused_as_an_mri_volume_when_it_is_loaded(scene, tmp_p
     assert flow.volumes == {}
 
 
+@pytest.mark.parametrize("flow_class, role, expected", [(LVIFlow, "DCE", "BreastLVI needs MRI volumes"),
+                                                        ("DCEFlow", "T1", "DCESynthesis needs the whole T1")])
+def test_a_2d_picture_selected_in_the_desktop_module_is_refused_as_an_mri_volume(scene, flow_class, role, expected):
+    if flow_class == "DCEFlow":
+        from smartimaging.dce.flow import DCEFlow as flow_class
+    picture = _volume(scene, np.random.default_rng(0).integers(0, 255, (1, 64, 48)).astype(np.float32),
+                      (0.1, 0.1, 1.0), "Mammogram R CC")
+    flow = flow_class(scene)
+    with pytest.raises(InputError, match=f"Mammogram R CC is a single 2D image; {expected}"):
+        flow.select({role: picture})
+    assert flow.volumes == {}
+
+
 @pytest.mark.parametrize("flow_class, role, expected", [(MammoFlow, "mammogram", "a mammogram is a single 2D image"),
                                                         (BoneScanFlow, "scan", "a whole-body planar scan has one")])
 def test_an_mri_volume_is_refused_as_a_mammogram_or_a_bone_scan(scene, tmp_path, flow_class, role, expected):
@@ -559,21 +572,22 @@ def test_the_bone_scan_note_says_which_views_the_file_records(scene):
     assert flow.notes()[-1] == "Left view: anterior · right view: posterior"
 
 
-def test_a_worker_error_names_the_volume_the_reader_selected(scene):
+def test_a_volume_the_reader_selected_is_refused_by_its_name_before_any_step(scene):
     from smartimaging.dce.flow import DCEFlow
 
     array = np.full((8, 32, 32), 100.0, np.float32)
     array[2, 3, 4] = np.nan
     flow = DCEFlow(scene)
-    flow.select({"T1": _volume(scene, array, (1.0, 1.0, 3.0), "T1 axial pre")})
-    with pytest.raises(JobError, match=r"T1 axial pre\.nrrd contains 1 invalid pixel value"):
-        flow.run(flow.compute())
+    with pytest.raises(InputError, match=r"T1 axial pre contains 1 invalid pixel value"):
+        flow.select({"T1": _volume(scene, array, (1.0, 1.0, 3.0), "T1 axial pre")})
+    assert flow.volumes == {}
 
 
 def test_a_volume_the_reader_deleted_is_not_used_by_the_next_step(scene):
     from smartimaging.dce.flow import DCEFlow
 
-    t1 = _volume(scene, np.full((8, 32, 32), 100.0, np.float32), (1.0, 1.0, 3.0), "T1")
+    array = np.random.default_rng(0).uniform(50, 150, (8, 32, 32)).astype(np.float32)  # a T1 the check accepts
+    t1 = _volume(scene, array, (1.0, 1.0, 3.0), "T1")
     flow = DCEFlow(scene)
     flow.select({"T1": t1})
     scene.RemoveNode(t1)

@@ -27,7 +27,7 @@ from .errors import CancelledError, InputError
 from .explain import explain
 from .geometry import ras_point_from_lps
 from .io import describe_geometry
-from .mrml import sitk_to_volume_node
+from .mrml import sitk_to_volume_node, volume_node_to_sitk
 from .result_nodes import domain_check
 from .segmentation_nodes import AI_REFERENCE, ROLE, drawn_segmentation, editable_copy, roi_source
 from .segments import SegmentSpec
@@ -288,7 +288,13 @@ class Flow:
     def read(self, role: str, path: Path) -> sitk.Image:
         from .io import read_series_or_volume
 
-        return read_series_or_volume(path)
+        image = read_series_or_volume(path)
+        self.check_volume(role, image, Path(path).name)
+        return image
+
+    def check_volume(self, role: str, image: sitk.Image, name: str) -> None:
+        """Refuse an image that cannot be the `role` of this module, with the CLI's own check and message (`name`:
+        the file or node); a file read, or a volume selected in the desktop module. Most flows check only reading."""
 
     def set_case_options(self, kind: str | None = None, pixel_mm: float | None = None) -> None:
         """Options a case brings with its files (the mammography lesion kind and pixel size); most flows take none."""
@@ -334,6 +340,7 @@ class Flow:
             image = node.GetImageData()
             if image is None or image.GetNumberOfPoints() == 0:
                 raise InputError(f"The {role} volume '{node.GetName()}' holds no image (0 pixels); select another")
+            self.check_volume(role, volume_node_to_sitk(node), node.GetName())
         self.volumes = selected
         self.point_node = point_node
         if segmentation is not self.segmentation:

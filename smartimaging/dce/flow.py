@@ -22,12 +22,10 @@ class DCEFlow(Flow):
     needs_segment = False
     compute_label = "Synthesize DCE"
 
-    def read(self, role, path):
+    def check_volume(self, role, image, name):
         from .volumes import check_mr_volume
 
-        image = super().read(role, path)
-        check_mr_volume(image, Path(path).name, role)
-        return image
+        check_mr_volume(image, name, role)
 
     def _compute(self, progress):
         from . import scene as dce_scene

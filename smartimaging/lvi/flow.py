@@ -29,12 +29,10 @@ class LVIFlow(Flow):
         """The sequence that is shown and segmented: the DCE, else the T2 (the desktop may select the T2 alone)."""
         return self.volumes["DCE"] if "DCE" in self.volumes else self.volumes.get("T2")
 
-    def read(self, role, path):
+    def check_volume(self, role, image, name):
         from .preprocess import check_mr_volume
 
-        image = super().read(role, path)
-        check_mr_volume(image, Path(path).name)
-        return image
+        check_mr_volume(image, name)
 
     def _segment(self, progress):
         from ..worker import MODELS

@@ -4,8 +4,10 @@
     .venv/bin/python benchmarks/station_switch.py --repeats 3 --out benchmarks/results/station_switch_cpu.json
 
 Times are taken in the page (performance.now()): from the click to the last view image that arrived before the views
-stayed unchanged for SETTLE_MS (the server's last render of the step), and never before the step is over (the
-station's finished-step counter for "Load sample"; the tab selected and no step running for a tab switch). The first
+stayed unchanged for SETTLE_MS (the server's last render of the step: trame-rca sends each frame at interactive JPEG
+quality, then again at still quality a few frame periods later), and never before the step is over (the station's
+finished-step counter for "Load sample"; the tab selected and no step running for a tab switch); `first_image`: the
+first view image after the click (the new content, at interactive quality). The first
 opening of a module also loads its first sample case (reported apart); the later switches only show the case it has.
 `--url` drives a station that is already running (e.g. one started under cProfile).
 """
@@ -43,14 +45,17 @@ RECORDER = """
 """
 
 
-def _settled_s(page, timeout_ms: int = 60_000) -> float:
-    """Seconds from the last click to the last view image that loaded, once no image has loaded for SETTLE_MS."""
+def _settled_s(page, timeout_ms: int = 60_000) -> tuple[float, float]:
+    """Seconds from the last click to the last view image that loaded, once no image has loaded for SETTLE_MS, and
+    to the first one."""
     page.wait_for_function(
         f"""() => {{
           const t = window.siTimes, last = t.images.length ? t.images[t.images.length - 1] : 0;
           return last > t.click && performance.now() - last > {SETTLE_MS};
         }}""", timeout=timeout_ms)
-    return round(page.evaluate("(window.siTimes.images.at(-1) - window.siTimes.click) / 1000"), 3)
+    times = page.evaluate("[window.siTimes.images.at(-1), window.siTimes.images[0]].map(t => "
+                          "(t - window.siTimes.click) / 1000)")
+    return round(times[0], 3), round(times[1], 3)
 
 
 def _idle(page, timeout_ms: int = 120_000) -> None:
@@ -58,7 +63,7 @@ def _idle(page, timeout_ms: int = 120_000) -> None:
                            "&& !document.querySelector('#si-progress')", timeout=timeout_ms)
 
 
-def _switch(page, title: str) -> float:
+def _switch(page, title: str) -> tuple[float, float]:
     page.get_by_role("tab", name=title).click()
     page.wait_for_function(f"document.querySelector('.v-tab--selected')?.innerText.toLowerCase() === "
                            f"'{title.lower()}'")
@@ -66,7 +71,7 @@ def _switch(page, title: str) -> float:
     return _settled_s(page)
 
 
-def _load_sample(page) -> float:
+def _load_sample(page) -> tuple[float, float]:
     done = steps_done(page)
     page.get_by_role("button", name="Load sample", exact=True).click()
     page.wait_for_function(f"Number(document.querySelector('#si-steps-done').textContent) > {done}",
@@ -90,7 +95,7 @@ def _choose_real_case(page) -> None:
 def measure(url: str, repeats: int, real: bool) -> dict:
     from playwright.sync_api import sync_playwright
 
-    first_open, switch, load = {}, {m: [] for m in MODULES}, {m: [] for m in MODULES}
+    first_open, switch, load = {}, {m: [] for m in MODULES}, {m: [] for m in MODULES}  # (settled, first image)
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         page = browser.new_page(viewport=VIEWPORT)
@@ -109,9 +114,12 @@ def measure(url: str, repeats: int, real: bool) -> dict:
         browser.close()
 
     def summary(times):
-        return {"median": round(statistics.median(times), 3), "max": round(max(times), 3), "all": times}
+        settled, first = zip(*times, strict=True)
+        return {"median": round(statistics.median(settled), 3), "max": round(max(settled), 3), "all": settled,
+                "first_image_median": round(statistics.median(first), 3)}
 
-    return {"first_open_s": first_open, "switch_s": {m: summary(t) for m, t in switch.items()},
+    return {"first_open_s": {m: t[0] for m, t in first_open.items()},
+            "switch_s": {m: summary(t) for m, t in switch.items()},
             "load_sample_s": {m: summary(t) for m, t in load.items()}}
 
 

@@ -177,3 +177,20 @@ def test_the_ai_rois_result_beside_the_edited_rois(page, screenshots):
     assert [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())] == [
         ["Result from the AI's ROI", ai_headline], ["Result from the edited ROI", page.inner_text("#si-headline")]]
     page.screenshot(path=str(screenshots / "web-editor-ai-vs-edited.png"))
+
+
+def test_a_hand_drawn_roi_takes_the_name_of_the_kind_chosen(page):
+    page.get_by_label("Lesion kind").click(force=True)  # the selected text lies over the field
+    page.get_by_role("option", name="calcification").click()
+    click_and_wait_idle(page, "Draw ROI by hand")
+    assert page.inner_text("#si-segments") == "Breast calcification: 0 pixels"
+    assert page.locator("#si-show-proposal").count() == 0  # no AI proposal to show
+    choose_effect(page, "mdi-brush")
+    assert page.inner_text("#si-brush") == "Brush diameter: 0.5 mm (2 pixels)"  # calcifications are small
+    page.get_by_label("Lesion kind").click(force=True)
+    page.get_by_role("option", name="mass").click()  # the reader decides it is a mass
+    page.wait_for_function("document.querySelector('#si-segments').innerText === 'Breast mass: 0 pixels'")
+    editor_segments = page.locator(".v-navigation-drawer--right .v-list-item input")
+    page.wait_for_function("[...document.querySelectorAll('.v-navigation-drawer--right .v-list-item input')]"
+                           ".map(i => i.value).join() === 'Breast mass'", timeout=10_000)
+    assert [field.input_value() for field in editor_segments.all()] == ["Breast mass"]

@@ -436,6 +436,8 @@ class ReadingStation(TrameApp):
         for flow in self.flows.values():
             if si_kind in flow.kinds:
                 flow.set_kind(si_kind)
+        self.editor_panel.show(self.flow)  # the ROI's new name in the editor
+        self._publish(self.flow)  # and in the segment sizes
 
     # ---- uploads ------------------------------------------------------------------------------------------------
 

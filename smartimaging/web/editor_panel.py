@@ -9,7 +9,7 @@ from __future__ import annotations
 from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 from trame_server.utils.typed_state import TypedState
-from trame_slicer.app.ui import PaintEffectState, SegmentEditorState, SegmentEditorUI
+from trame_slicer.app.ui import PaintEffectState, SegmentEditorState, SegmentEditorUI, SegmentEditState
 from trame_slicer.app.ui.control_button import ControlButton
 from trame_slicer.app.ui.slider import Slider
 from trame_slicer.segmentation import BrushDiameterMode, SegmentationEffectErase, SegmentationEffectPaint
@@ -47,7 +47,9 @@ class EditorPanel:
         self.editor.undo_stack.set_undo_limit(UNDO_STATES)  # trame-slicer keeps 5
         self._editor_names = TypedState(self.state, SegmentEditorState).name
         self._paint = TypedState(self.state, PaintEffectState)
+        self._segment_edit = TypedState(self.state, SegmentEditState)
         self._brush: BrushSizes | None = None
+        self._lesion_mm = 0.0  # the lesion scale the brush was sized for
         self.state.si_show_proposal = True  # the AI's proposal outlined over the reader's copy
         self.state.si_has_proposal = False
         self.state.si_brush = ""  # the brush diameter in mm and pixels
@@ -95,10 +97,24 @@ class EditorPanel:
         if flow.segmentation is None:
             self.editor.clear()  # no effect stays active on another module's or a removed segmentation
             return
+        lesion = lesion_mm(flow.segmentation)
         active = self.editor.active_segmentation_node
         if active is None or active.GetID() != flow.segmentation.GetID():
             self.editor.set_active_segmentation(flow.segmentation, flow.primary)  # a fresh undo history
-            self._set_brush(brush_sizes(flow.primary, lesion_mm(flow.segmentation)))
+        else:
+            self._show_segment_names()
+            if lesion == self._lesion_mm:
+                return  # the reader's brush stays
+        self._lesion_mm = lesion
+        self._set_brush(brush_sizes(flow.primary, lesion))
+
+    def _show_segment_names(self) -> None:
+        """The editor's segment list and name field with the segments' names now (a kind change renames them)."""
+        self.editor.segmentation_modified()
+        properties = self.editor.get_segment_properties(self.editor.get_active_segment_id())
+        if properties is not None:
+            edited = self._segment_edit.data.segment_state
+            edited.name, edited.color = properties.name, properties.color_hex
 
     def _set_brush(self, sizes: BrushSizes) -> None:
         """Paint and Erase in mm, with this image's range and default diameter."""

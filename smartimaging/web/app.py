@@ -42,7 +42,7 @@ from ..mammo.images import PIXEL_SIZE_HINTS
 from ..reading import is_warning_row, style_heat_map
 from ..result_nodes import DOMAIN_ROW
 from .bonescan_panel import BoneScanPanel
-from .cases import UPLOAD_CHUNK_BYTES, Upload, UploadLimits, format_size, sample_cases
+from .cases import UPLOAD_CHUNK_BYTES, Upload, UploadLimits, sample_cases
 from .display_panel import DisplayPanel
 from .editor_panel import EditorPanel, bring_into_view, comparison_table
 from .explain_panel import build as build_explanations
@@ -464,7 +464,7 @@ class ReadingStation(TrameApp):
         self.state.si_busy = self.state.si_cancellable = True
         self.state.si_progress = 0
         self._set_error(module, "")
-        self.state.si_message = f"uploading {len(self._upload.paths)} file(s), {format_size(sum(self._upload.sizes))}"
+        self.state.si_message = self._upload.status()
         asyncio.get_running_loop().call_later(UPLOAD_STALL_S, self._check_upload_stalled, self._upload_id)
         return self._upload_id
 
@@ -478,6 +478,7 @@ class ReadingStation(TrameApp):
             self._drop_upload(str(exc) if isinstance(exc, InputError) else f"The upload could not be saved: {exc}")
             return False
         self.state.si_progress = round(100 * self._upload.fraction)
+        self.state.si_message = self._upload.status(index)
         return True
 
     def _on_upload_end(self, upload_id, message: str) -> None:

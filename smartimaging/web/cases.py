@@ -323,6 +323,11 @@ class Upload:
         """Share of the declared bytes received so far."""
         return sum(self.received) / max(sum(self.sizes), 1)
 
+    def status(self, index: int = 0) -> str:
+        """What the reader sees while file `index` arrives: "Upload: file 3 of 24, 1.5 MB of 12 MB"."""
+        return (f"Upload: file {index + 1} of {len(self.paths)}, {format_size(sum(self.received))} of "
+                f"{format_size(sum(self.sizes))}")
+
     def write(self, index: int, offset: int, data: bytes) -> None:
         """Append the next chunk of file `index`; chunks of a file come in order, none past its declared size."""
         if not (isinstance(index, int) and 0 <= index < len(self.paths) and isinstance(offset, int)

@@ -155,6 +155,9 @@ def test_the_same_file_name_is_taken_again_and_no_name_is_carried_across_tabs(pa
         assert page.inner_text("#si-case") == "Uploaded: dce.nrrd"
         assert page.get_by_text(re.compile(rf"^DCE: 64×64×{slices} voxels")).is_visible()
         assert "dce.nrrd" not in _upload_field(page)
+    shown = page.evaluate("window.siProgress")
+    assert any(re.fullmatch(r"Upload: file 1 of 1, .+ of .+", text) for text in shown), shown
+    assert "Upload: reading the DCE image (1 file)" in shown
     for title in ("Synthetic DCE", "Mammography Rad-score", "Breast MRI LVI"):
         open_module(page, title)
         assert "dce.nrrd" not in _upload_field(page) and "(0 files)" in _upload_field(page)

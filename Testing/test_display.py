@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pydicom
 import pytest
-from realdata import cbis_ddsm_views
+from PIL import Image
+from realdata import cbis_ddsm_views, cdd_cesm_views
 from slicer.util import arrayFromVolume
 
 from smartimaging import display
@@ -81,17 +82,45 @@ def test_laterality_and_view_from_file_names(name, expected):
     assert display.mammo_laterality_view({}, name) == expected
 
 
+def _half_disc(rows: int = 100, columns: int = 120, border: int = 0) -> np.ndarray:
+    """A breast seen from above: straight at the chest wall (left edge), round to the nipple; `border` black
+    columns on both sides, as CDD-CESM stores its views."""
+    y, x = np.mgrid[:rows, :columns]
+    image = ((x - border) ** 2 + (y - rows / 2) ** 2 < (0.45 * rows) ** 2) & (x >= border)
+    return image.astype(np.float32) * 100
+
+
 def test_chest_wall_side_and_hanging():
-    image = np.zeros((100, 80), np.float32)
-    image[10:90, :40] = 100  # breast against the left edge
+    image = _half_disc()
     assert display.chest_wall_side(image) == "left"
     assert display.chest_wall_side(image[:, ::-1]) == "right"
+    bordered = _half_disc(border=30)  # a black band on both sides: ignored
+    assert display.chest_wall_side(bordered) == "left" and display.chest_wall_side(bordered[:, ::-1]) == "right"
     right = display.mammo_caption({"ImageLaterality": "R", "ViewPosition": "CC"}, "x.dcm", image)
-    assert (right.title, right.mirrored) == ("R CC", True)  # chest wall turned to the right
+    assert (right.title, right.mirrored, right.note) == ("R CC", True, "hung chest wall right (mirrored)")
     left = display.mammo_caption({"ImageLaterality": "L", "ViewPosition": "MLO"}, "x.dcm", image)
-    assert (left.title, left.mirrored) == ("L MLO", False)
+    assert (left.title, left.mirrored, left.note) == ("L MLO", False, "hung chest wall left")
     unknown = display.mammo_caption({}, "x.png", image)
     assert not unknown.mirrored and "laterality unknown" in unknown.title
+    for undecided in (np.pad(np.full((80, 40), 100, np.float32), 10), np.zeros((50, 50), np.float32),
+                      np.full((50, 50), 7, np.float32)):  # a rectangle (both ends straight), blank, uniform
+        assert display.chest_wall_side(undecided) is None
+        caption = display.mammo_caption({"ImageLaterality": "R", "ViewPosition": "CC"}, "x.dcm", undecided)
+        assert not caption.mirrored and caption.note.startswith("hanging not determined")
+
+
+def test_real_cdd_cesm_views_hung_as_stored():
+    """The 24 CDD-CESM views are stored as hung (checked by eye on P99 R CC, P116 R CC, P139 R MLO, P108 L CC,
+    P121 L CC, P181 L CC, P190 L CC, P161 L MLO, P84 L MLO): a right breast's chest wall on the right, a left one's
+    on the left, inside black bands on both sides; none is mirrored."""
+    views = cdd_cesm_views()
+    assert len(views) == 24
+    for view in views:
+        pixels = np.asarray(Image.open(view.image).convert("L"), dtype=np.float32)
+        laterality, _ = display.mammo_laterality_view({}, view.image.name)
+        assert display.chest_wall_side(pixels) == {"R": "right", "L": "left"}[laterality], view.image.name
+        caption = display.mammo_caption({}, view.image.name, pixels)
+        assert not caption.mirrored and caption.note == f"hung chest wall {'right' if laterality == 'R' else 'left'}"
 
 
 def test_real_nyu_mammogram_is_hung_mirrored(scene, nyu_mammogram):
@@ -114,8 +143,9 @@ def test_real_cbis_ddsm_captions_header_and_presets(scene):
         side = "R" if "RIGHT" in patient else "L"
         caption = display.view_captions(flow)[display.PRIMARY]
         assert caption.title == f"{side} {patient.rsplit('_', 1)[-1]}"
-        wall = display.chest_wall_side(arrayFromVolume(node)[0])
-        assert caption.mirrored == ((side == "R") == (wall == "left"))
+        # films stored as hung: a right breast's chest wall on the right, a left one's on the left
+        assert display.chest_wall_side(arrayFromVolume(node)[0]) == {"R": "right", "L": "left"}[side]
+        assert not caption.mirrored
         rows = display.header_rows(node)
         text = " ".join(value for _, value in rows)
         assert "P_00" not in text and str(ds.PatientID) not in text

@@ -30,6 +30,8 @@ MIRRORED_AXIAL = "SmartImaging mirrored axial"  # the axial orientation seen fro
 BONE_PRESETS = (("Bone standard", 98.0), ("Bone faint uptake", 90.0), ("Bone hot spots", 99.9))
 BODY_FRACTION = 0.1  # body pixels: counts above this fraction of the image's 99.5th percentile
 TISSUE_PERCENTILES = (1.0, 99.5)  # mammography "Tissue" preset over the pixels above background
+BREAST_COLUMN_FRACTION = 0.05  # chest_wall_side: a column holds breast when this fraction of its rows does
+CHEST_WALL_RATIO = 1.5  # chest_wall_side: the chest-wall end's column profile over the nipple end's, at least
 
 # DICOM keywords shown in the header panel (what the file records about the acquisition; nothing about the patient)
 HEADER_TAGS = (("Study date", "StudyDate"), ("Modality", "Modality"), ("Manufacturer", "Manufacturer"),
@@ -251,31 +253,48 @@ def mammo_laterality_view(header: dict, name: str) -> tuple[str, str]:
     return laterality or UNKNOWN, view or UNKNOWN
 
 
-def chest_wall_side(pixels: np.ndarray) -> str:
-    """"left" or "right": the image edge the breast touches most (the chest wall), from the tissue above an Otsu
-    threshold in the outer tenth of the columns."""
-    import SimpleITK as sitk
-
-    image = sitk.GetImageFromArray(np.asarray(pixels, dtype=np.float32))
-    tissue = sitk.GetArrayFromImage(sitk.OtsuThreshold(image, 0, 1)) > 0
-    band = max(1, tissue.shape[1] // 10)
-    return "left" if tissue[:, :band].mean() >= tissue[:, -band:].mean() else "right"
+def chest_wall_side(pixels: np.ndarray) -> str | None:
+    """"left" or "right": the image edge of the chest wall, None when the image cannot tell. The breast (pixels
+    above a tenth of the 1st-99.5th percentile range) is cut straight at the chest wall and rounds off to the
+    nipple: the column profile (the fraction of rows holding breast) is high at the chest-wall end and low at the
+    nipple end, and the breast's mass lies nearer the chest wall. Both ends are taken where the breast begins and
+    ends (uniform borders, such as CDD-CESM's black bands on both sides, are skipped); a side is answered only when
+    the end's profile is at least CHEST_WALL_RATIO times the other's and the centre of mass agrees."""
+    pixels = np.asarray(pixels, dtype=np.float32)
+    low, high = (float(v) for v in np.percentile(pixels, (1.0, 99.5)))
+    profile = (pixels > low + 0.1 * (high - low)).mean(axis=0) if high > low else np.zeros(pixels.shape[1])
+    columns = np.nonzero(profile > BREAST_COLUMN_FRACTION)[0]
+    if columns.size < 2:
+        return None
+    first, last = int(columns[0]), int(columns[-1])
+    band = max(1, (last - first + 1) // 20)
+    left, right = float(profile[first:first + band].mean()), float(profile[last - band + 1:last + 1].mean())
+    centre = float((profile * np.arange(profile.size)).sum() / profile.sum())
+    middle = (first + last) / 2
+    if left >= CHEST_WALL_RATIO * right and centre < middle:
+        return "left"
+    if right >= CHEST_WALL_RATIO * left and centre > middle:
+        return "right"
+    return None
 
 
 def mammo_caption(header: dict, name: str, pixels: np.ndarray) -> ViewCaption:
     """"R CC" and the hanging: a right breast's chest wall on the right of the view, a left breast's on the left
     (the two breasts back to back, as radiologists hang them); the view is mirrored when the stored image has it the
-    other way. Unknown laterality: shown as stored, and said so."""
+    other way. Unknown laterality or chest-wall side: shown as stored, and said so."""
     laterality, view = mammo_laterality_view(header, name)
     title = f"{laterality if laterality != UNKNOWN else 'laterality unknown'} {view if view != UNKNOWN else ''}"
     if laterality == UNKNOWN:
         return ViewCaption(title.strip() + (" (view unknown)" if view == UNKNOWN else ""),
                            "shown as stored (no hanging without laterality)")
+    title = title.strip() if view != UNKNOWN else f"{laterality} (view unknown)"
     side = chest_wall_side(pixels)
+    if side is None:
+        return ViewCaption(title, "hanging not determined (chest wall side not found): shown as stored")
     mirrored = (laterality == "R") == (side == "left")
     wall = "right" if laterality == "R" else "left"
     note = f"hung chest wall {wall}" + (" (mirrored)" if mirrored else "")
-    return ViewCaption(title.strip() if view != UNKNOWN else f"{laterality} (view unknown)", note, {}, mirrored)
+    return ViewCaption(title, note, {}, mirrored)
 
 
 def mr_caption(sequence: str, name: str) -> ViewCaption:

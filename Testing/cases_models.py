@@ -145,6 +145,27 @@ def _plain_column_outside(arrays: dict) -> None:
     arrays["0.columns"][0] = 10**9
 
 
+def _plain_leaf_above_one(arrays: dict) -> None:
+    """A forest leaf that says 3.1 (a forest averages probabilities: a Rad-score above 1)."""
+    last = max(int(name.split(".")[0]) for name in arrays if name[0].isdigit())
+    arrays[f"{last}.value"][arrays[f"{last}.left"] == -1] = 3.1
+
+
+def _plain_chain_tree(arrays: dict) -> None:
+    """The forest replaced by one 70-deep chain (valid and acyclic; a 1.5 M-node chain takes minutes per lesion)."""
+    last = max(int(name.split(".")[0]) for name in arrays if name[0].isdigit())
+    inner = np.arange(0, 140, 2)
+    left, right = np.full(141, -1, np.int64), np.full(141, -1, np.int64)
+    left[inner], right[inner] = inner + 2, inner + 1
+    arrays.update({f"{last}.left": left, f"{last}.right": right, f"{last}.feature": np.zeros(141, np.int64),
+                   f"{last}.threshold": np.zeros(141), f"{last}.value": np.full(141, 0.5),
+                   f"{last}.roots": np.zeros(1, np.int64)})
+
+
+def _plain_short_reference(arrays: dict) -> None:
+    arrays["reference"] = arrays["reference"][:3].copy()
+
+
 def _plain_random(folder: Path) -> list[str]:
     models = _copy_models(folder, "mammo-mass-classifier-demo")
     plain = models / "mammo-mass-classifier-demo.plain.safetensors"
@@ -316,6 +337,12 @@ CASES = [
              lambda folder: _plain_tampered(folder, _plain_tree_loop), "inconsistent plain-array model"),
     BadInput("Model files", "a plain-array classifier selecting feature 10⁹ (checksum updated to match)",
              lambda folder: _plain_tampered(folder, _plain_column_outside), "inconsistent plain-array model"),
+    BadInput("Model files", "a plain-array forest whose leaf says 3.1 (checksum updated to match)",
+             lambda folder: _plain_tampered(folder, _plain_leaf_above_one), "inconsistent plain-array model"),
+    BadInput("Model files", "a plain-array classifier with a 70-deep chain tree (checksum updated to match)",
+             lambda folder: _plain_tampered(folder, _plain_chain_tree), "inconsistent plain-array model"),
+    BadInput("Model files", "a plain-array classifier with 3 reference values for 102 features (checksum updated)",
+             lambda folder: _plain_tampered(folder, _plain_short_reference), "inconsistent plain-array model"),
     BadInput("Model files", "a plain-array classifier file of random bytes (checksum updated to match)",
              _plain_random, "is not a safetensors file"),
     BadInput("Model files", "a classifier card whose cutoff is NaN", _nan_cutoff, "cutoff.value is nan"),

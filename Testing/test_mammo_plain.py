@@ -9,12 +9,13 @@ import json
 import numpy as np
 import pytest
 
+from smartimaging.errors import ModelError
 from smartimaging.mammo.persistence import load_radiomics_model, save_radiomics_model
 from smartimaging.mammo.plain import PlainModel, plain_model_of, probe_rows
 from smartimaging.mammo.predict import feature_contributions
 from smartimaging.mammo.scorer import Classifier, load_classifier
 from smartimaging.mammo.search import CLASSIFIERS, build_pipeline, fit_final
-from smartimaging.models.registry import models_dir
+from smartimaging.models.registry import models_dir, sha256_of
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
 WITHOUT_PLAIN_FORM = {"adaboost"}  # AdaBoost's weighted votes of trees
@@ -102,3 +103,24 @@ def test_front_ends_are_all_exercised():
 
     normalisers, reducers, selectors = (set(column) for column in zip(*FRONT_ENDS, strict=True))
     assert normalisers == set(NORMALISERS) and reducers == set(REDUCERS) and selectors == set(SELECTORS)
+
+
+def test_a_score_that_is_no_probability_is_refused(features, tmp_path):
+    """A tampered Gaussian NB (means 0, variances 1e-300) passes the load-time probe (a row of zeros) but gives NaN
+    for real rows: the score is refused, never labelled."""
+    X, y, _ = features
+    model = fit_final({"normaliser": "none", "reducer": "none", "selector": "anova", "n_features": 5,
+                       "classifier": "nb"}, X, y, np.arange(len(y)), [f"f{i}" for i in range(24)], folds=3)
+    card_path = save_radiomics_model(model, tmp_path, "m", {"intended_use": "test"})
+    plain_path = tmp_path / "m.plain.safetensors"
+    plain = PlainModel.load(plain_path)
+    last = len(plain.steps) - 1
+    plain.arrays[f"{last}.means"][:] = 0.0
+    plain.arrays[f"{last}.variances"][:] = 1e-300
+    plain.save(plain_path)
+    card = json.loads(card_path.read_text())
+    card["sha256"][plain_path.name] = sha256_of(plain_path)
+    card_path.write_text(json.dumps(card))
+    classifier = load_classifier(card_path)
+    with pytest.raises(ModelError, match="no valid score for this lesion"):
+        classifier.scores(X[:3] * 1e6)  # radiomics features reach 1e6 and more (energy, sums)

@@ -34,6 +34,8 @@ STEP_ARRAYS = {
     "trees": ("roots", "feature", "threshold", "left", "right", "value", "base"),
 }
 MAX_STEPS = 16
+MAX_FEATURES = 100_000  # the radiomics models take 102; bounds the probe row allocated before the card is compared
+MAX_TREE_DEPTH = 64  # scikit-learn trees on a few hundred lesions stay far below; XGBoost's are 3 deep
 
 
 class NoPlainFormError(Exception):
@@ -211,8 +213,9 @@ class PlainModel:
         return self.arrays[f"{index}.{name}"]
 
     def _check(self) -> None:
-        """Shapes chain from step to step, indices in range, numbers finite, trees acyclic; a probe score is finite."""
-        assert isinstance(self.steps, list) and 0 < len(self.steps) <= MAX_STEPS and self.n_features > 0
+        """Shapes chain from step to step, indices in range, numbers finite, trees acyclic and at most
+        MAX_TREE_DEPTH deep, the reference one value per kept feature; a probe score lies in [0, 1]."""
+        assert isinstance(self.steps, list) and 0 < len(self.steps) <= MAX_STEPS and 0 < self.n_features <= MAX_FEATURES
         width = self.n_features
         for index, step in enumerate(self.steps):
             name = step["step"]
@@ -236,9 +239,11 @@ class PlainModel:
             assert width > 0
         assert self.steps[-1]["step"] in ("logistic", "gaussian_nb", "trees")
         if "reference" in self.arrays:
-            assert self.arrays["reference"].dtype.kind == "f" and np.all(np.isfinite(self.arrays["reference"]))
+            reference = self.arrays["reference"]
+            assert self.steps[0]["step"] == "select" and reference.shape == self._get(0, "columns").shape
+            assert reference.dtype.kind == "f" and np.all(np.isfinite(reference))
         probe = self.scores(np.zeros((1, self.n_features)))
-        assert probe.shape == (1,) and np.all(np.isfinite(probe))
+        assert probe.shape == (1,) and np.all(np.isfinite(probe) & (probe >= 0) & (probe <= 1))
 
     @staticmethod
     def _check_classifier(name: str, step: dict, arrays: dict, width: int) -> None:
@@ -260,6 +265,14 @@ class PlainModel:
                           & (right[inner] < nodes))
             assert np.all((feature[inner] >= 0) & (feature[inner] < width))
             assert np.all((arrays["roots"] >= 0) & (arrays["roots"] < nodes))
+            assert step["combine"] != "mean" or np.all((arrays["value"] >= 0) & (arrays["value"] <= 1))
+            level = np.unique(arrays["roots"])
+            for _ in range(MAX_TREE_DEPTH + 1):  # level by level: a deeper tree (a chain) is refused
+                level = level[left[level] != -1]
+                if not len(level):
+                    break
+                level = np.unique(np.concatenate([left[level], right[level]]))  # shared children: once
+            assert not len(level), "a tree deeper than MAX_TREE_DEPTH"
 
     def scores(self, X) -> np.ndarray:
         """Malignancy probability per row of features (the pipeline's predict_proba[:, 1])."""

@@ -81,7 +81,8 @@ def load_classifier(card_path: str | os.PathLike) -> Classifier:
         from .persistence import load_radiomics_model
 
         model = load_radiomics_model(card_path)
-        return Classifier(model.scores, model.feature_names, model.reference(), checked, card)
+        return Classifier(_valid(model.scores, card_path.name), model.feature_names, model.reference(), checked,
+                          card)
     from .plain import PlainModel
 
     model = PlainModel.load(verified_model_file(card_path, plain_name, checked["provenance"]["sha256"]))
@@ -89,4 +90,17 @@ def load_classifier(card_path: str | os.PathLike) -> Classifier:
     if not (isinstance(names, list) and all(isinstance(n, str) for n in names) and len(names) == model.n_features):
         raise ModelError(f"The model card {card_path.name} lists {len(names) if isinstance(names, list) else 'no'} "
                          f"features but its model takes {model.n_features}; the card was edited or damaged.")
-    return Classifier(model.scores, names, model.reference(), checked, card)
+    return Classifier(_valid(model.scores, card_path.name), names, model.reference(), checked, card)
+
+
+def _valid(scores_of: Callable[[np.ndarray], np.ndarray], card_name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """`scores_of`, refusing any score that is not a probability (a tampered model can give NaN or 3.1 for a
+    lesion that its load-time probe did not reach)."""
+    def scores(X: np.ndarray) -> np.ndarray:
+        values = np.asarray(scores_of(X), dtype=float)
+        if not np.all(np.isfinite(values) & (values >= 0) & (values <= 1)):
+            raise ModelError(f"The classifier of {card_name} gives no valid score for this lesion (NaN or outside "
+                             "0-1): its model file is damaged. Refusing to use it.")
+        return values
+
+    return scores

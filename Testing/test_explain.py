@@ -201,13 +201,13 @@ def test_pixel_size_warning_names_the_front_ends_own_place(tmp_path):
 
 # ---- through the reading flows --------------------------------------------------------------------------------------
 
-def _computed(module: str, name: str):
+def _computed(module: str, name: str, models: Path | None = None):
     from smartimaging.mrml import create_headless_scene
     from smartimaging.web.app import FLOWS
     from smartimaging.web.cases import sample_cases
 
     case = next(c for c in sample_cases()[module] if c.name == name)
-    flow = FLOWS[module](create_headless_scene())
+    flow = FLOWS[module](create_headless_scene(), models_dir=str(models) if models else None)
     files = case.write(Path(tempfile.mkdtemp(prefix="smartimaging-explain-")))
     flow.set_case_options(files.kind, files.pixel_mm)
     for role, path in files.volumes.items():
@@ -255,3 +255,71 @@ def test_every_modules_result_carries_its_explanations():
     assert shown["lesions"]["tone"] == "warning" and shown["lesions"]["rows"]
     assert "card dce-pix2pix-demo" in shown
     assert any(row[0] == "Enhancing region 1: contrast synthetic / real" for row in dce.rows)
+
+
+# ---- hostile model cards --------------------------------------------------------------------------------------------
+
+HOSTILE_CARDS = {  # a field of the bone-scan classifier's card made malformed: what it breaks, what must read
+    "metric as text": (lambda c: c["metrics"]["fresh_phantoms"]["rows"][0].update(value="high"),
+                       "AUC metastasis (fresh phantoms)", "not recorded (95 % CI 0.991–1.000)"),
+    "cohort command a number": (lambda c: c["training"]["data"].update(cohort_command=5), None, "cohort: not recorded"),
+    "AUC without its interval": (lambda c: c.update(metrics={"validation": {"auc": {"value": 0.9}}}),
+                                 "AUC (validation)", "0.900 (95 % CI not recorded)"),
+    "at_cutoff a list": (lambda c: c.update(metrics={"validation": {"at_cutoff": [1, 2]}}),
+                         "Sensitivity and specificity at the cutoff (validation)", "not recorded"),
+    "cutoff as text": (lambda c: c["outputs"]["thresholds"].update(
+        {"case metastasis (Youden on validation cases)": "x"}), None, "Cutoff: not recorded"),
+    "thresholds a list": (lambda c: c["outputs"].update(thresholds=[0.5]), None, "Cutoff: not recorded"),
+    "no use, training, metrics": (lambda c: [c.pop(k) for k in ("intended_use", "training", "metrics")], None,
+                                  "Intended use: not recorded"),
+    "task a list, version a dict": (lambda c: c.update(task=["x"], version={"a": 1}), None,
+                                    "Task: not recorded · version not recorded"),
+}
+
+
+@pytest.fixture(scope="module")
+def hostile_models(tmp_path_factory):
+    """A copy of the shipped models folder per hostile card: {name: folder}."""
+    import shutil
+
+    folders = {}
+    for number, (name, (spoil, _, _)) in enumerate(HOSTILE_CARDS.items()):
+        folder = tmp_path_factory.mktemp(f"models{number}")
+        shutil.copytree(MODELS, folder, dirs_exist_ok=True)
+        card = json.loads((folder / "bonescan-resnet34-demo.json").read_text(encoding="utf-8"))
+        spoil(card)
+        (folder / "bonescan-resnet34-demo.json").write_text(json.dumps(card), encoding="utf-8")
+        folders[name] = folder
+    return folders
+
+
+@pytest.fixture(scope="module")
+def bone_result():
+    """A bone-scan phantom computed with the shipped models: its result table node carries the record."""
+    return _computed("BoneScanBSTBI", "Phantom with 5 metastases")
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_CARDS))
+def test_a_malformed_card_reads_not_recorded_and_the_result_is_still_shown(name, hostile_models, bone_result):
+    """Every card field is untrusted: a malformed one reads "not recorded" in the flow's explanations and in the
+    desktop's text of the result node; the rest of the card and the result's other explanations stay."""
+    _, row_label, expected = HOSTILE_CARDS[name]
+    folder = hostile_models[name]
+    explanations = explain.explain_node(bone_result.table_node, folder)
+    shown = {e["key"]: e for e in explanations}
+    card = shown["card bonescan-resnet34-demo"]
+    if row_label is None:
+        assert any(expected in line for line in card["text"]), card["text"]
+    else:
+        assert [row[1] for row in card["rows"] if row[0] == row_label] == [expected], card["rows"]
+    assert "bstbi" in shown and "card bonescan-unet-demo" in shown
+    summary, details = explain.as_text(explanations)
+    assert summary and "BONESCAN-RESNET34-DEMO" in details
+
+
+def test_a_flow_computes_with_a_malformed_card_in_its_models_folder(hostile_models):
+    """The station's compute with the attacker's card (a fresh-phantom metric as text): the result is shown."""
+    result = _computed("BoneScanBSTBI", "Phantom with 5 metastases", hostile_models["metric as text"])
+    shown = {e["key"]: e for e in result.explanations}
+    assert result.rows and "bstbi" in shown
+    assert "not recorded (95 % CI 0.991–1.000)" in [row[1] for row in shown["card bonescan-resnet34-demo"]["rows"]]

@@ -21,6 +21,7 @@ from .errors import SmartImagingError
 from .models.registry import MAX_CARD_BYTES, read_json_limited
 from .models.registry import models_dir as default_models_dir
 
+NOT_RECORDED = "not recorded"
 BORDERLINE_LOGIT = 0.25  # "near the cutoff": within ±0.25 on the log-odds scale (±0.06 around a cutoff of 0.5)
 RECORDS = {"BoneScanBSTBI": "SmartImaging.BoneScanResult", "MammoRadiomics": "SmartImaging.MammoResult",
            "BreastLVI": "SmartImaging.BreastLVI", "DCESynthesis": "SmartImaging.DCESynthesis"}
@@ -58,6 +59,41 @@ PLAIN_NAMES = {  # pyradiomics feature -> plain name (2D shape in mm as the imag
     "Uniformity": "Uniformity"}
 FEATURE_NAME = re.compile(r"^(original|wavelet-[A-Z]+|log-sigma-[\d-]+mm-[23]D|square|squareroot|logarithm|"
                           r"exponential|gradient|lbp-[23]D(?:-[a-z0-9]+)?)_([A-Za-z0-9]+)_([A-Za-z0-9]+)$")
+
+
+# ---- untrusted card fields -------------------------------------------------------------------------------------------
+# A model card is a file anyone can edit: every field an explanation uses is type-checked, and what is missing or
+# malformed reads "not recorded".
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value) -> float | None:
+    """A finite JSON number, else None."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
+
+
+def _count(value) -> int | None:
+    """A non-negative JSON integer, else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _text(value) -> str | None:
+    """A non-empty string, or a number as text (a version 2); else None."""
+    if isinstance(value, str):
+        return value.strip() or None
+    return str(value) if _number(value) is not None else None
+
+
+def _or_not_recorded(value) -> str:
+    return NOT_RECORDED if value is None else str(value)
+
+
+def _fixed(value, digits: int) -> str:
+    number = _number(value)
+    return NOT_RECORDED if number is None else f"{number:.{digits}f}"
 
 
 # ---- names ----------------------------------------------------------------------------------------------------------
@@ -137,25 +173,36 @@ def borderline_explanation(what: str, score: float, cutoff: float) -> dict | Non
 
 
 def cutoff_of_card(card: dict) -> tuple[float, str] | None:
-    """(value, how it was chosen and on which data) of a model card's case cutoff, or None."""
-    training = card.get("training") if isinstance(card.get("training"), dict) else {}
+    """(value, how it was chosen and on which data) of a model card's case cutoff, or None (also when the card's
+    cutoff is not a finite number: a card is read as untrusted)."""
+    training = _dict(card.get("training"))
+    data = _dict(training.get("data"))
+    outputs = _dict(card.get("outputs"))
     if isinstance(card.get("cutoff"), dict):  # radiomics classifiers
-        cases = training.get("cases")
-        data = f" ({cases} training cases, {training.get('folds')} folds)" if cases else ""
-        return float(card["cutoff"]["value"]), f"{card['cutoff'].get('method', 'not recorded')}{data}"
-    outputs = card.get("outputs") if isinstance(card.get("outputs"), dict) else {}
+        cases, folds = _count(training.get("cases")), _count(training.get("folds"))
+        where = f" ({cases} training cases, {_or_not_recorded(folds)} folds)" if cases is not None else ""
+        value = _number(card["cutoff"].get("value"))
+        return None if value is None else (value, _or_not_recorded(_text(card["cutoff"].get("method"))) + where)
     if "cutoff" in outputs:  # LVI networks
-        cases = training.get("train_cases")
-        return float(outputs["cutoff"]), outputs.get("cutoff_method", "not recorded") + \
-            (f" ({cases} training cases)" if cases else "")
-    for name, value in (outputs.get("thresholds") or {}).items():  # the bone-scan classifier's case cutoff
+        cases, value = _count(training.get("train_cases")), _number(outputs["cutoff"])
+        return None if value is None else (value, _or_not_recorded(_text(outputs.get("cutoff_method")))
+                                           + (f" ({cases} training cases)" if cases is not None else ""))
+    for name, value in _dict(outputs.get("thresholds")).items():  # the bone-scan classifier's case cutoff
         if name.startswith("case"):
-            data = training.get("data", {}) if isinstance(training.get("data"), dict) else {}
             method = name[name.find("(") + 1:name.rfind(")")] if "(" in name else name
-            return float(value), method + (f" ({data['val_cases']} validation cases)" if "val_cases" in data else "")
+            cases, value = _count(data.get("val_cases")), _number(value)
+            return None if value is None else \
+                (value, method + (f" ({cases} validation cases)" if cases is not None else ""))
     if isinstance(card.get("fusion"), dict):
-        return float(card["fusion"]["cutoff"]), training.get("cutoff_from", "not recorded")
+        value = _number(card["fusion"].get("cutoff"))
+        return None if value is None else (value, _or_not_recorded(_text(training.get("cutoff_from"))))
     return None
+
+
+def _claims_cutoff(card: dict) -> bool:
+    """Whether a card has a field meant to hold a case cutoff (well-formed or not)."""
+    outputs = _dict(card.get("outputs"))
+    return "cutoff" in card or "cutoff" in outputs or "thresholds" in outputs or "fusion" in card
 
 
 # ---- model cards ----------------------------------------------------------------------------------------------------
@@ -170,40 +217,48 @@ def read_card(model_id: str, directory=None) -> dict | None:
 
 
 def _interval(entry: dict, digits: int = 3) -> str:
-    return f"{entry['value' if 'value' in entry else 'auc']:.{digits}f} " \
-           f"(95 % CI {entry['ci_low']:.{digits}f}–{entry['ci_high']:.{digits}f})"
+    value = _fixed(entry.get("value", entry.get("auc")), digits)
+    low, high = _number(entry.get("ci_low")), _number(entry.get("ci_high"))
+    if low is None or high is None:
+        return f"{value} (95 % CI {NOT_RECORDED})"
+    return f"{value} (95 % CI {low:.{digits}f}–{high:.{digits}f})"
 
 
 def _metric_rows(card: dict) -> list[list[str]]:
     """The card's validation and fresh-phantom metrics as [what, value, on which data] rows."""
-    metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
+    metrics = _dict(card.get("metrics"))
     rows = []
     validation = metrics.get("validation") if isinstance(metrics.get("validation"), dict) else None
     if validation is not None:
-        data = str(validation.get("data", "validation cases"))
+        data = _text(validation.get("data")) or "validation cases"
         auc = validation.get("auc")
         if isinstance(auc, dict):
-            rows.append(["AUC (validation)", _interval(auc), f"{data}: {auc['n_positive']} positive, "
-                                                             f"{auc['n_negative']} negative"])
-        at_cutoff = validation.get("at_cutoff") or validation.get("metrics") or {}
+            positive, negative = (_or_not_recorded(_count(auc.get(key))) for key in ("n_positive", "n_negative"))
+            rows.append(["AUC (validation)", _interval(auc), f"{data}: {positive} positive, {negative} negative"])
+        at_cutoff = _dict(validation.get("at_cutoff")) or _dict(validation.get("metrics"))
+        if not at_cutoff and ("at_cutoff" in validation or "metrics" in validation):
+            rows.append(["Sensitivity and specificity at the cutoff (validation)", NOT_RECORDED, data])
         for name in ("sensitivity", "specificity"):
-            if isinstance(at_cutoff.get(name), dict):
-                entry = at_cutoff[name]
-                rows.append([f"{name.capitalize()} at the cutoff (validation)",
-                             f"{entry['value']:.2f} ({entry['numerator']}/{entry['denominator']})", data])
+            if name in at_cutoff:
+                entry = _dict(at_cutoff[name])
+                counts = [_count(entry.get(key)) for key in ("numerator", "denominator")]
+                fraction = f" ({counts[0]}/{counts[1]})" if None not in counts else ""
+                rows.append([f"{name.capitalize()} at the cutoff (validation)", _fixed(entry.get("value"), 2)
+                             + fraction, data])
         for name in ("ssim", "psnr"):
-            if isinstance(validation.get(name), (int, float)):
-                rows.append([f"{name.upper()} (validation)", f"{validation[name]:.3f}", data])
+            if name in validation:
+                rows.append([f"{name.upper()} (validation)", _fixed(validation[name], 3), data])
     elif isinstance(metrics.get("data"), str):  # networks whose card records the last validation epoch
         for name, value in metrics.items():
             if isinstance(value, float) and name not in ("train_loss", "score"):
                 words = name.replace("_", " ").replace("auc ", "AUC ").replace("dice ", "Dice ")
-                rows.append([f"{words} (validation)", f"{value:.3f}", metrics["data"]])
-    fresh = metrics.get("fresh_phantoms") if isinstance(metrics.get("fresh_phantoms"), dict) else {}
-    for row in fresh.get("rows") or []:
+                rows.append([f"{words} (validation)", _fixed(value, 3), metrics["data"]])
+    fresh = _dict(metrics.get("fresh_phantoms"))
+    for row in fresh.get("rows") if isinstance(fresh.get("rows"), list) else []:
         if isinstance(row, dict) and {"metric", "value", "ci_low", "ci_high"} <= set(row):
-            rows.append([f"{row['metric']} (fresh phantoms)", _interval(row),
-                         f"{row.get('n', '?')} phantoms never used in training ({row.get('cohort', '')})"])
+            count, cohort = _or_not_recorded(_count(row.get("n"))), _text(row.get("cohort")) or NOT_RECORDED
+            rows.append([f"{_text(row['metric']) or 'metric ' + NOT_RECORDED} (fresh phantoms)", _interval(row),
+                         f"{count} phantoms never used in training ({cohort})"])
     return rows
 
 
@@ -211,14 +266,15 @@ def _training_text(card: dict) -> str:
     training = card.get("training") if isinstance(card.get("training"), dict) else {}
     domain = card.get("training_domain") if isinstance(card.get("training_domain"), dict) else {}
     data = training.get("data") if isinstance(training.get("data"), dict) else {}
-    parts = [str(data.get("description") or domain.get("data") or "")]
+    parts = [_text(data.get("description")) or _text(domain.get("data")) or ""]
     counts = [f"{training[key]} {key.replace('_', ' ')}" for key in ("cases", "train_cases", "val_cases",
                                                                      "train_volumes", "val_volumes")
-              if isinstance(training.get(key), int)]
+              if _count(training.get(key)) is not None]
     counts += [f"{data[key]} {key.replace('_', ' ')}" for key in ("train_cases", "val_cases")
-               if isinstance(data.get(key), int)]
-    command = training.get("cohort_command") or data.get("cohort_command")
-    cohort = f"cohort: {command}" if command and command not in parts[0] else ""
+               if _count(data.get(key)) is not None]
+    recorded = training.get("cohort_command") or data.get("cohort_command")
+    command = _text(recorded) if isinstance(recorded, str) else None
+    cohort = "" if not recorded or (command and command in parts[0]) else f"cohort: {command or NOT_RECORDED}"
     sources = [f"{key.replace('_', ' ')}: {value}" for key, value in data.items()  # e.g. real backgrounds, masks
                if isinstance(value, str) and key not in ("description", "cohort_command", "manifest")]
     sources += [f"{key.replace('_', ' ')}: " + ", ".join(f"{len(items)} {name.replace('_', ' ')}"
@@ -229,24 +285,30 @@ def _training_text(card: dict) -> str:
 
 def card_explanation(provenance: dict, directory=None) -> dict:
     """The model card of one model a result used (provenance: its id, version and sha256): task, version,
-    training data, metrics, cutoff and intended use; a warning when the card on disk is another version or
-    missing."""
+    training data, metrics, cutoff and intended use, each "not recorded" where the card lacks it or holds something
+    malformed; a warning when the card on disk is another version, missing or unreadable."""
     model_id, version = str(provenance.get("id")), str(provenance.get("version"))
     card = read_card(model_id, directory)
     if card is None:
+        present = (Path(directory or default_models_dir()) / f"{model_id}.json").is_file()
+        why = "cannot be read (too large, or not a JSON object)" if present else "is no longer in the models folder"
         return {"key": f"card {model_id}", "title": f"Model card: {model_id} {version}", "tone": "warning",
-                "rows": [], "text": [f"The card {model_id}.json is no longer in the models folder: only the "
-                                     f"result's record is left (model {model_id}, version {version})."]}
-    text = [f"Task: {card.get('task', 'not recorded')} · version {card.get('version')}"
-            + ("" if str(card.get("version")) == version else
+                "rows": [], "text": [f"The card {model_id}.json {why}: only the result's record is left (model "
+                                     f"{model_id}, version {version})."]}
+    card_version = _text(card.get("version"))
+    intended = _text(card.get("intended_use"))
+    text = [f"Task: {_text(card.get('task')) or NOT_RECORDED} · version {card_version or NOT_RECORDED}"
+            + ("" if card_version == version else
                f" (this result was computed with version {version}: the card below may not describe it)"),
-            f"Training data: {_training_text(card) or 'not recorded'}",
-            f"Intended use: {card.get('intended_use', 'not recorded')}"]
+            f"Training data: {_training_text(card) or NOT_RECORDED}",
+            f"Intended use: {intended or NOT_RECORDED}"]
     cutoff = cutoff_of_card(card)
     if cutoff is not None:
         text.insert(2, f"Cutoff {cutoff[0]:.3f}: {cutoff[1]}")
-    demo = "DEMO" in str(card.get("intended_use", "")).upper()
-    return {"key": f"card {model_id}", "title": f"Model card: {model_id} {card.get('version')}"
+    elif _claims_cutoff(card):
+        text.insert(2, f"Cutoff: {NOT_RECORDED} (the card's cutoff is not a number)")
+    demo = "DEMO" in (intended or "").upper()
+    return {"key": f"card {model_id}", "title": f"Model card: {model_id} {card_version or NOT_RECORDED}"
             + (" (demo weights, not for clinical use)" if demo else ""),
             "tone": "warning" if demo else "info", "text": text, "rows": _metric_rows(card)}
 
@@ -330,7 +392,7 @@ def group_contributions(card: dict | None, features: dict, directory=None) -> li
         return []
     try:
         classifier = load_classifier(Path(directory or default_models_dir()) / f"{card['id']}.json")
-    except (SmartImagingError, OSError, KeyError):
+    except (SmartImagingError, OSError, KeyError, TypeError, ValueError, AttributeError):  # a malformed card
         return []
     if classifier.reference is None or any(name not in features for name in classifier.feature_names):
         return []
@@ -360,7 +422,7 @@ def contribution_explanation(record: dict, card: dict | None, directory=None) ->
     if not top or len(zero) < len(top) - 1:
         return {"key": "contributions", "title": "Why the Rad-score is what it is", "tone": "info",
                 "text": [definition], "rows": []}
-    classifier = (card or {}).get("pipeline", {}).get("classifier")
+    classifier = _text(_dict(_dict(card).get("pipeline")).get("classifier"))
     model = {"rf": "random forest", "xgboost": "tree ensemble"}.get(classifier, "classifier")
     text = [f"{len(zero)} of the {len(top)} largest contributions are 0: the {model} decides by thresholds (tree "
             "splits) on combined features; moving one feature alone to its training mean rarely crosses any split, "
@@ -445,8 +507,20 @@ def explain(module: str, nodes, directory=None) -> list[dict]:
     record = record_of(module, nodes)
     if record is None:
         return []
-    cards = [card_explanation(model, directory) for model in _models_of(record)]
+    cards = [_card_or_warning(model, directory) for model in _models_of(record)]
     return [*EXPLAINERS[module](record, directory), *cards]
+
+
+def _card_or_warning(model: dict, directory) -> dict:
+    """A card's explanation; should a card still defeat the checks above, a warning naming the error instead of
+    no result at all (the result is always shown)."""
+    try:
+        return card_explanation(model, directory)
+    except Exception as error:  # noqa: BLE001 - an untrusted file must not hide the result it explains
+        model_id = str(model.get("id"))
+        return {"key": f"card {model_id}", "title": f"Model card: {model_id} {NOT_RECORDED}", "tone": "warning",
+                "rows": [], "text": [f"The card {model_id}.json could not be read ({type(error).__name__}: "
+                                     f"{error}): its contents are {NOT_RECORDED} here."]}
 
 
 def explain_node(node, directory=None) -> list[dict]:

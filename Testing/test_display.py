@@ -193,3 +193,16 @@ def test_mri_caption_edges_and_mirroring(scene, breast1_dir):
     display.apply_preset(flow.primary.GetDisplayNode(), presets[0])
     assert presets[0].name == "Auto" and flow.primary.GetDisplayNode().GetAutoWindowLevel()
 
+
+
+def test_drag_window_level_acts_on_the_background_not_the_overlay():
+    """Slicer's window/level widget adjusts a visible foreground under the pointer (the LVI Grad-CAM) unless told
+    not to: the station's views adjust only the background image."""
+    import slicer
+
+    manager = slicer.vtkMRMLScalarBarDisplayableManager()
+    assert manager.GetWindowLevelWidget().GetForegroundVolumeEditable()  # Slicer's default: the overlay changes
+    display.drag_adjusts_background_only(manager)
+    widget = manager.GetWindowLevelWidget()
+    assert not widget.GetForegroundVolumeEditable() and widget.GetBackgroundVolumeEditable()
+    display.drag_adjusts_background_only(None)  # a view without the manager: nothing to do

@@ -8,8 +8,9 @@ hang it, R/L/A/P and the sequence of an MRI view); a header of what the file rec
 Slicer 5.12 APIs used (Libs/MRML/Core): vtkMRMLScalarVolumeDisplayNode SetAutoWindowLevel, SetWindowLevel,
 GetWindow, GetLevel, SetInvertDisplayScalarRange, GetInvertDisplayScalarRange; vtkMRMLSliceNode
 GetSliceOrientationPreset, AddSliceOrientationPreset, SetOrientation, GetSliceToRAS; vtkMRMLInteractionNode
-AdjustWindowLevel (left-drag adjusts the window/level through vtkMRMLWindowLevelWidget). Captions are drawn with
-VTK's vtkCornerAnnotation.
+AdjustWindowLevel (left-drag adjusts the window/level through vtkMRMLWindowLevelWidget);
+vtkMRMLScalarBarDisplayableManager SetAdjustForegroundWindowLevelEnabled, SetAdjustBackgroundWindowLevelEnabled.
+Captions are drawn with VTK's vtkCornerAnnotation.
 """
 
 from __future__ import annotations
@@ -110,6 +111,17 @@ def apply_preset(display_node, preset: Preset) -> None:
         display_node.SetAutoWindowLevel(False)
         display_node.SetWindowLevel(preset.window, preset.level)
     display_node.SetInvertDisplayScalarRange(preset.invert)
+
+
+def drag_adjusts_background_only(scalar_bar_manager) -> None:
+    """Left-drag window/level of a slice view acts on the background image, never on an overlay (a Grad-CAM map in
+    the foreground): Slicer's vtkMRMLWindowLevelWidget adjusts the foreground wherever a visible foreground covers
+    the pointer (vtkMRMLSliceLogic::GetEditableLayerAtWorldPosition) unless the view's
+    vtkMRMLScalarBarDisplayableManager has SetAdjustForegroundWindowLevelEnabled(false) (Slicer 5.12,
+    Libs/MRML/DisplayableManager)."""
+    if scalar_bar_manager is not None:
+        scalar_bar_manager.SetAdjustBackgroundWindowLevelEnabled(True)
+        scalar_bar_manager.SetAdjustForegroundWindowLevelEnabled(False)
 
 
 def window_level_text(display_node) -> str:

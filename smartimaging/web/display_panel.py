@@ -111,6 +111,8 @@ class DisplayPanel:
         captions = self._captions[flow.module][1]
         for view in self.station.slicer_app.view_manager.get_slice_views():
             tag = view.get_singleton_tag()
+            display.drag_adjusts_background_only(
+                view.get_displayable_manager_by_class("vtkMRMLScalarBarDisplayableManager"))
             self._caption(view, captions.get(display.PRIMARY if flow.layout == "axial" else self.view_keys.get(tag)))
         self.station.state.si_display_captions = [" · ".join(part for part in (c.title, c.note) if part)
                                                   for c in captions.values()]

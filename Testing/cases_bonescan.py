@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,36 @@ def _compare(folder: Path, content: str, command: str = "compare") -> list[str]:
     return ["bonescan", command, str(folder / "baseline"), str(folder / "followup"), "--out", str(folder / "out")]
 
 
+def _trend_into(folder: Path, as_file: bool) -> list[str]:
+    """`trend --out` the baseline's result folder (given as the folder or as its result.json)."""
+    argv = _compare(folder, json.dumps({**SOUND_RESULT, "excluded_lesions": [1]}), "trend")
+    given = folder / "baseline" / "result.json" if as_file else folder / "baseline"
+    return [*argv[:2], str(given), argv[3], "--out", str(folder / "baseline")]
+
+
+def _same_twice(folder: Path, copy: bool) -> list[str]:
+    """`trend` of one result given twice: the same folder, or a copy of it in another folder."""
+    argv = _compare(folder, json.dumps(SOUND_RESULT), "trend")
+    return argv if copy else [*argv[:3], str(folder / "baseline" / "result.json"), *argv[4:]]
+
+
+def _other_pixel_size(folder: Path) -> list[str]:
+    """`trend` of two results recording their acquisitions, the second of another pixel size."""
+    argv = _compare(folder, json.dumps({**SOUND_RESULT, "acquisition": {"views": 1, "pixel_mm": [4.8, 4.8]}}),
+                    "trend")
+    (folder / "baseline" / "result.json").write_text(
+        json.dumps({**SOUND_RESULT, "acquisition": {"views": 1, "pixel_mm": [2.26, 2.26]}}), encoding="utf-8")
+    return argv
+
+
+def _not_regular(folder: Path) -> list[str]:
+    """`trend` with a result.json that is a named pipe (reading it would wait for a writer)."""
+    argv = _compare(folder, "{}", "trend")
+    (folder / "followup" / "result.json").unlink()
+    os.mkfifo(folder / "followup" / "result.json")
+    return argv
+
+
 def _tampered() -> str:
     """A sound result whose mean BSTBI was edited by hand."""
     return json.dumps({**SOUND_RESULT, "bstbi": {**SOUND_RESULT["bstbi"], "mean": 0.02}})
@@ -84,7 +115,7 @@ CASES = [
     BadInput(AREA, "`bstbi --views` naming more views than the image has",
              lambda f: _bstbi(f, extra=["--views", "anterior,posterior"]), "2 view names were given"),
     BadInput(AREA, "`compare` with a result.json that is not JSON", lambda f: _compare(f, "BSTBI 0.3"),
-             "is not a bone-scan result (not a JSON file)"),
+             "is not a bone-scan result (damaged or not JSON)"),
     BadInput(AREA, "`compare` with a result.json without BSTBI", lambda f: _compare(f, '{"views": []}'),
              "holds no BSTBI"),
     BadInput(AREA, "`compare` with BSTBI as text", lambda f: _compare(f, _forged("high")),
@@ -103,6 +134,28 @@ CASES = [
     BadInput(AREA, "`trend` with a study date that is not a date",
              lambda f: _compare(f, json.dumps({**SOUND_RESULT, "study": {"study_date": "last spring"}}), "trend"),
              "Study date 'last spring' is not a date"),
+    BadInput(AREA, "`trend --out` the result folder of one of its studies", lambda f: _trend_into(f, False),
+             "is the input"),
+    BadInput(AREA, "`trend --out` the folder of a result.json it reads", lambda f: _trend_into(f, True),
+             "holds the input"),
+    BadInput(AREA, "`trend` with a result.json of 100 000 nested brackets",
+             lambda f: _compare(f, "[" * 100_000, "trend"), "is not a bone-scan result (damaged or not JSON)"),
+    BadInput(AREA, "`compare` with a result.json holding a 5000-digit number",
+             lambda f: _compare(f, '{"bstbi": {"mean": ' + "1" * 5000 + "}}"),
+             "is not a bone-scan result (damaged or not JSON)"),
+    BadInput(AREA, "`trend` with a result.json that is a named pipe", _not_regular,
+             "is not a regular file"),
+    BadInput(AREA, "`trend` with a study date after today",
+             lambda f: _compare(f, json.dumps({**SOUND_RESULT, "study": {"study_date": "20990101"}}), "trend"),
+             "Study date 2099-01-01 is after today"),
+    BadInput(AREA, "`trend` with a study date before 1900",
+             lambda f: _compare(f, json.dumps({**SOUND_RESULT, "study": {"study_date": "00010101"}}), "trend"),
+             "Study date 0001-01-01 is before 1900"),
+    BadInput(AREA, "`trend` with the same result.json twice", lambda f: _same_twice(f, False), "are the same file"),
+    BadInput(AREA, "`trend` with the same study twice (a copy)", lambda f: _same_twice(f, True),
+             "are the same study (the same result): give each study once"),
+    BadInput(AREA, "`trend` of two studies of different pixel sizes", _other_pixel_size,
+             "were acquired differently (pixel size (mm) [2.26, 2.26] vs [4.8, 4.8])"),
     BadInput(AREA, "`trend` with one study",
              lambda f: ["bonescan", "trend", _compare(f, json.dumps(SOUND_RESULT))[2]],
              "A trend needs at least two studies"),

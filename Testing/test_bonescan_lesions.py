@@ -14,10 +14,19 @@ from scipy import ndimage
 
 from smartimaging.bonescan.bstbi import bstbi_change
 from smartimaging.bonescan.flow import BoneScanFlow
-from smartimaging.bonescan.followup import StudyPoint, parse_result, read_result, trend, trend_lines, trend_svg
+from smartimaging.bonescan.followup import (
+    StudyPoint,
+    check_comparable,
+    parse_result,
+    parse_study_date,
+    read_result,
+    trend,
+    trend_lines,
+    trend_svg,
+)
 from smartimaging.bonescan.lesions import LESION, MATCH_TOLERANCE_MM, count_rows, lesion_components, review
 from smartimaging.bonescan.outputs import write_result
-from smartimaging.bonescan.pipeline import recompute_from_labelmaps
+from smartimaging.bonescan.pipeline import parse_lesion_ids, recompute_from_labelmaps
 from smartimaging.bonescan.views import load_bone_scan, write_nm_dicom
 from smartimaging.cli import main
 from smartimaging.errors import InputError
@@ -158,7 +167,7 @@ def test_results_of_other_modules_and_hand_edits_are_refused(phantom_case, tmp_p
     mammo = {"models": [{"id": "mammo-mass-classifier-demo"}], "probability": 0.4}
     with pytest.raises(InputError, match="is a result of another SmartImaging module"):
         parse_result(json.dumps(mammo), "mammo")
-    with pytest.raises(InputError, match="not a JSON file"):
+    with pytest.raises(InputError, match="damaged or not JSON"):
         parse_result(b"\x89PNG", "image.png")
 
 
@@ -231,3 +240,69 @@ def test_cli_lists_the_lesions_for_exclude_and_counts_per_view(phantom_case, tmp
     assert "lesions: anterior 4 · posterior 5 lesions; 5 sites (4 on both views); 1 rejected by the reader" in printed
     record = json.loads((tmp_path / "out" / "result.json").read_text())
     assert record["lesion_counts"]["per_view"] == {"anterior": 4, "posterior": 5}
+
+
+def test_huge_float32_counts_give_finite_lesion_uptake():
+    counts = np.full((40, 40), 3e38, np.float32)  # a float32 mean of these overflows to inf
+    labels = np.zeros((40, 40), np.uint8)
+    labels[10:20, 10:20] = LESION
+    lesion = lesion_components({"anterior": labels}, {"anterior": counts}, {"anterior": (1.0, 1.0)})[0]
+    assert lesion["mean_counts"] == pytest.approx(3e38, rel=1e-6) and np.isfinite(lesion["mean_counts"])
+    json.dumps(lesion, allow_nan=False)
+
+
+def test_a_near_zero_baseline_has_no_relative_change_and_writes_valid_json(phantom_case, tmp_path, capsys):
+    assert bstbi_change(1e-320, 0.1)["relative_change_percent"] is None  # 0.1 / 1e-320 is inf
+    record = json.loads((_result_folder(phantom_case[1], phantom_case[0].masks, tmp_path / "r") /
+                         "result.json").read_text())
+    tiny = tmp_path / "tiny.json"
+    parts = {name: 1e-320 for name in record["bstbi"]["per_subimage"]}
+    tiny.write_text(json.dumps({**record, "bstbi": {**record["bstbi"], "per_subimage": parts, "mean": 1e-320}}))
+    for command in ("trend", "compare"):
+        assert main(["bonescan", command, str(tiny), str(tmp_path / "r"), "--out", str(tmp_path / command)]) == 0
+        assert "(relative change undefined: baseline 1e-320)" in capsys.readouterr().out
+        written = (tmp_path / command / f"{command}.json").read_text()
+        assert json.loads(written, parse_constant=pytest.fail)  # no Infinity / NaN
+
+
+def test_trend_refuses_studies_that_are_not_one_patients_series(phantom_case, tmp_path):
+    phantom, study = phantom_case
+    two_views = read_result(_result_folder(study, phantom.masks, tmp_path / "phantom"))
+    assert two_views.acquisition == {"views": 2, "grid": [1024, 256], "pixel_mm": [PIXEL_MM, PIXEL_MM],
+                                     "camera": "SmartImaging phantom"}
+    one_view = StudyPoint("GE scan", 0.05, None, {"views": 1, "grid": [512, 256], "camera": "GE Medical Systems"})
+    with pytest.raises(InputError, match=r"were acquired differently \(number of views 2 vs 1\)"):
+        trend([two_views, one_view])
+    with pytest.raises(InputError, match="are the same study"):
+        trend([two_views, read_result(tmp_path / "phantom" / "result.json")])
+    earlier, current = StudyPoint("earlier", 0.1, date(2024, 5, 1)), StudyPoint("current", 0.2, date(2024, 1, 1))
+    assert trend([earlier, current])["studies"][0]["label"] == "current"  # the CLI orders by date
+    with pytest.raises(InputError, match=r"earlier is dated after the current study \(2024-01-01\)"):
+        check_comparable([earlier, current], current_last=True)  # the station's "earlier" study
+    with pytest.raises(InputError, match="is after today"):
+        parse_study_date(date.today().replace(year=date.today().year + 1).strftime("%Y%m%d"))
+    with pytest.raises(InputError, match="is before 1900"):
+        parse_study_date("1899-12-31")
+    assert parse_study_date("19000101") == date(1900, 1, 1)
+
+
+def test_trend_marks_studies_outside_the_training_data_and_never_mixes_dates_with_order():
+    points = [StudyPoint("a", 0.1, date(2024, 1, 5), outside_domain=True), StudyPoint("b", 0.2)]
+    result = trend(points)
+    assert result["studies"][0]["outside_training_data"] and not result["studies"][1]["outside_training_data"]
+    assert trend_lines(result)[0].endswith("(outside the models' training data)")
+    svg = trend_svg(result)
+    assert svg.count('fill="white" stroke="#c62828"') == 1 and "open circle: outside the training data" in svg
+    axis = re.findall(r'text-anchor="middle">([^<]+)</text>', svg)
+    assert [label for label in axis if not re.fullmatch(r"[\d.]+", label)] == ["study 1", "study 2"]
+
+
+def test_parser_refuses_deep_nesting_huge_numbers_and_non_regular_files(tmp_path):
+    for text in ("[" * 100_000, '{"bstbi": {"mean": ' + "1" * 5000 + "}}"):
+        with pytest.raises(InputError, match=r"is not a bone-scan result \(damaged or not JSON\)"):
+            parse_result(text, "forged")
+    (tmp_path / "zero.json").symlink_to("/dev/zero")
+    with pytest.raises(InputError, match="is not a regular file"):
+        read_result(tmp_path / "zero.json")
+    with pytest.raises(InputError, match=r"got '9{37}\.\.\.'$"):  # 40 characters of the 5000 typed
+        parse_lesion_ids("9" * 5000)

@@ -127,7 +127,7 @@ def check_output(path: str, is_file: bool) -> None:
 
 
 INPUT_ARGUMENTS = ("images", "image", "t1", "dce", "t2", "voi", "mask", "manifest", "features", "folder", "masks",
-                   "params", "baseline", "followup", "volume", "model", "fusion", "models", "models_dir")
+                   "params", "baseline", "followup", "volume", "model", "fusion", "models", "models_dir", "results")
 
 
 def _inputs(args) -> list[str]:

@@ -11,6 +11,8 @@ BSTBI is 0 without lesions and lies in [0, 1]; the case value is the mean over t
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 K_SCALING = 5.0
@@ -62,6 +64,8 @@ def study_bstbi(views: dict[str, np.ndarray], lesion_masks: dict[str, np.ndarray
 
 
 def bstbi_change(before: float, after: float) -> dict:
-    """Follow-up minus baseline BSTBI, absolute and relative to the baseline (None when the baseline is 0)."""
+    """Follow-up minus baseline BSTBI, absolute and relative to the baseline (None when the baseline is 0 or so near 0
+    that the ratio is not a finite number)."""
+    relative = (after - before) / before * 100 if before > 0 else None
     return {"baseline": before, "followup": after, "change": after - before,
-            "relative_change_percent": (after - before) / before * 100 if before > 0 else None}
+            "relative_change_percent": relative if relative is not None and math.isfinite(relative) else None}

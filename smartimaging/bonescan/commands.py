@@ -119,33 +119,51 @@ def recompute(args) -> int:
     return 0
 
 
-def _bstbi_of(path: str, args) -> float:
-    """BSTBI of a result folder or result.json (checked), or of an image (the networks run)."""
-    from .followup import read_result
+def _study_of(path: str, args):
+    """The StudyPoint of a result folder or result.json (checked), or of an image (the networks run)."""
+    from .followup import StudyPoint, acquisition, read_result, record_facts
 
     candidate = Path(path)
     if candidate.is_dir() or candidate.suffix.lower() == ".json":
-        return read_result(candidate).bstbi
+        return read_result(candidate)
     from .pipeline import BoneScanModels, analyse
     from .views import load_bone_scan
 
     study = load_bone_scan([path])
-    return analyse(study, BoneScanModels.load(directory=args.models_dir, device=args.device)).bstbi["mean"]
+    record = {**analyse(study, BoneScanModels.load(directory=args.models_dir, device=args.device)).as_json(),
+              "acquisition": acquisition(study)}
+    return StudyPoint(path, record["bstbi"]["mean"], None, *record_facts(record))
+
+
+def _distinct(paths: list[str]) -> None:
+    """Refuse a file or folder given twice."""
+    from ..errors import InputError
+
+    seen = {}
+    for path in paths:
+        candidate = Path(path)
+        key = (candidate / "result.json" if candidate.is_dir() else candidate).resolve()
+        if key in seen:
+            raise InputError(f"{path} and {seen[key]} are the same file: give each study once")
+        seen[key] = path
 
 
 def compare(args) -> int:
     from ..io import atomic_output_dir, write_json
     from .bstbi import bstbi_change
+    from .followup import check_comparable, relative_text
 
-    before, after = _bstbi_of(args.baseline, args), _bstbi_of(args.followup, args)
+    _distinct([args.baseline, args.followup])
+    points = [_study_of(args.baseline, args), _study_of(args.followup, args)]
+    check_comparable(points)
+    before, after = points[0].bstbi, points[1].bstbi
     change = {**bstbi_change(before, after), "baseline": {"source": args.baseline, "bstbi": before},
               "followup": {"source": args.followup, "bstbi": after}}
-    relative = change["relative_change_percent"]
     if args.out:
         with atomic_output_dir(args.out) as scratch:
             write_json(scratch / "compare.json", change)
     print(f"BSTBI baseline {before:.3f} -> follow-up {after:.3f}: change {after - before:+.3f}"
-          + (f" ({relative:+.1f} %)" if relative is not None else ""))
+          + relative_text(bstbi_change(before, after)))
     return 0
 
 
@@ -154,6 +172,7 @@ def trend(args) -> int:
     from .followup import read_result, trend_lines, trend_svg
     from .followup import trend as study_trend
 
+    _distinct(args.results)
     result = study_trend([read_result(path) for path in args.results])
     if args.out:
         with atomic_output_dir(args.out) as scratch:

@@ -7,10 +7,11 @@ patient); without dates the studies are taken in the order the reader gave them,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from html import escape
 from pathlib import Path
@@ -21,14 +22,49 @@ from .bstbi import bstbi_change
 RESULT_FILE = "result.json"
 MAX_RESULT_BYTES = 20_000_000  # a result.json with its lesion list is a few hundred kB at most
 _HINT = "give the result.json (or its folder) written by `bonescan predict` or `bonescan bstbi`"
+EARLIEST_STUDY = date(1900, 1, 1)
+# What identifies a result's content: its numbers, not when or where it was written nor the patient's identifiers.
+_CONTENT_KEYS = ("views", "metastasis_probability", "crop_probabilities", "bstbi", "lesions", "excluded_lesions",
+                 "models", "acquisition")
 
 
 @dataclass(frozen=True)
 class StudyPoint:
-    """One study of the trend: what the reader called it, its study date (None: unknown) and its BSTBI."""
+    """One study of the trend: what the reader called it, its study date (None: unknown), its BSTBI, its acquisition
+    (`acquisition`: what of it is recorded), whether it lies outside the models' training data, and a digest of its
+    content (the same study given twice has the same digest)."""
     label: str
     bstbi: float
     study_date: date | None = None
+    acquisition: dict = field(default_factory=dict)
+    outside_domain: bool = False
+    digest: str = ""
+
+
+def acquisition(study) -> dict:
+    """What a trend compares between studies (a BoneScanStudy): the number of views, the first view's pixel grid
+    (rows, columns) and pixel size in mm, and the camera's manufacturer (and model where the file names them)."""
+    view = study.views[0]
+    spacing = study.images[view.source].GetSpacing()
+    camera = " ".join(str(study.meta.get(k) or "") for k in ("manufacturer", "camera_model")).strip()
+    return {"views": len(study.views), "grid": list(view.counts.shape),
+            "pixel_mm": [round(spacing[1], 4), round(spacing[0], 4)], **({"camera": camera} if camera else {})}
+
+
+def record_facts(record: dict) -> tuple[dict, bool, str]:
+    """The acquisition, whether outside the training data and the content digest of a result record (result.json or
+    the station's result), as `StudyPoint` holds them; a result.json written before acquisitions were recorded gives
+    the number of views and the manufacturer."""
+    study = record.get("study") if isinstance(record.get("study"), dict) else {}
+    facts = record.get("acquisition") if isinstance(record.get("acquisition"), dict) else {}
+    if not facts:
+        views = record.get("views")
+        facts = {**({"views": len(views)} if isinstance(views, list) and views else {}),
+                 **({"camera": str(study["manufacturer"])} if study.get("manufacturer") else {})}
+    domain = record.get("domain")
+    outside = isinstance(domain, dict) and domain.get("verdict") == "outside"
+    content = json.dumps({key: record.get(key) for key in _CONTENT_KEYS}, sort_keys=True, default=str)
+    return facts, outside, hashlib.sha256(content.encode("utf-8")).hexdigest()
 
 
 def _other_module(record: dict) -> str | None:
@@ -44,8 +80,8 @@ def _number(value) -> bool:
 
 
 def check_record(record, name: str) -> float:
-    """The mean BSTBI of a parsed result.json, after checking that it is a bone-scan result, unchanged since it was
-    written (its mean is the mean of its sub-image values, each in [0, 1])."""
+    """The mean BSTBI of a parsed result.json, after checking that it is a bone-scan result whose BSTBI is consistent
+    (its mean is the mean of its sub-image values, each in [0, 1]); an edit that keeps them consistent is not seen."""
     if not isinstance(record, dict):
         raise InputError(f"{name} is not a bone-scan result (a JSON value, not an object); {_HINT}")
     bstbi = record.get("bstbi")
@@ -74,15 +110,20 @@ def parse_study_date(text) -> date | None:
     """A DICOM StudyDate (YYYYMMDD) or an ISO date (YYYY-MM-DD); None when absent."""
     if text in (None, ""):
         return None
-    match = re.fullmatch(r"(\d{4})-?(\d{2})-?(\d{2})", str(text).strip())
+    match = re.fullmatch(r"(\d{4})-?(\d{2})-?(\d{2})", str(text).strip()[:40])
     try:
-        return date(*map(int, match.groups())) if match else _bad_date(text)
+        when = date(*map(int, match.groups())) if match else _bad_date(text)
     except ValueError:
         return _bad_date(text)
+    if not EARLIEST_STUDY <= when <= date.today():
+        raise InputError(f"Study date {when.isoformat()} is " + ("after today" if when > date.today() else
+                                                                 "before 1900") + ": not the date of a study")
+    return when
 
 
 def _bad_date(text) -> date:
-    raise InputError(f"Study date {text!r} is not a date (YYYYMMDD or YYYY-MM-DD)")
+    shown = repr(text) if len(repr(text)) <= 40 else repr(text)[:37] + "..."
+    raise InputError(f"Study date {shown} is not a date (YYYYMMDD or YYYY-MM-DD)")
 
 
 def parse_result(text: bytes | str, name: str, label: str | None = None) -> StudyPoint:
@@ -92,15 +133,15 @@ def parse_result(text: bytes | str, name: str, label: str | None = None) -> Stud
         raise InputError(f"{name} is {len(text) / 1e6:.0f} MB, too large for a bone-scan result.json; {_HINT}")
     try:
         record = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{name} is not a bone-scan result (not a JSON file); {_HINT}") from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: also a number of 4300+ digits
+        raise InputError(f"{name} is not a bone-scan result (damaged or not JSON); {_HINT}") from exc
     value = check_record(record, name)
     study = record.get("study") if isinstance(record.get("study"), dict) else {}
     try:
         when = parse_study_date(study.get("study_date"))
     except InputError as exc:
         raise InputError(f"{name}: {exc}; the file was changed after it was written") from exc
-    return StudyPoint(label or name, value, when)
+    return StudyPoint(label or name, value, when, *record_facts(record))
 
 
 def read_result(path: str | Path) -> StudyPoint:
@@ -108,21 +149,50 @@ def read_result(path: str | Path) -> StudyPoint:
     candidate = Path(path)
     if candidate.is_dir():
         candidate = candidate / RESULT_FILE
-        if not candidate.is_file():
+        if not candidate.exists():
             raise InputError(f"{path} has no {RESULT_FILE}; {_HINT}")
-    if not candidate.is_file():
+    if not candidate.exists():
         raise InputError(f"File not found: {candidate}")
+    if not candidate.is_file():
+        raise InputError(f"{candidate} is not a regular file (a device, a pipe or a link to one); {_HINT}")
     if candidate.stat().st_size > MAX_RESULT_BYTES:
         raise InputError(f"{candidate} is {candidate.stat().st_size / 1e6:.0f} MB, too large for a bone-scan "
                          f"result.json; {_HINT}")
     return parse_result(candidate.read_bytes(), str(candidate), str(path))
 
 
-def trend(points: list[StudyPoint]) -> dict:
+_ACQUISITION_WORDS = {"views": "number of views", "grid": "pixel grid", "pixel_mm": "pixel size (mm)",
+                      "camera": "camera"}
+
+
+def check_comparable(points: list[StudyPoint], current_last: bool = False) -> None:
+    """Refuse a trend of studies that cannot be one patient's series: the same study twice, studies acquired
+    differently (views, pixel grid or size, camera, where both record them), or, with `current_last` (the station:
+    the last point is the study on screen), an earlier study dated after the current one."""
+    for index, point in enumerate(points):
+        for other in points[:index]:
+            if point.digest and point.digest == other.digest:
+                raise InputError(f"{point.label} and {other.label} are the same study (the same result): give each "
+                                 "study once")
+            for key, word in _ACQUISITION_WORDS.items():
+                mine, theirs = point.acquisition.get(key), other.acquisition.get(key)
+                if mine is not None and theirs is not None and mine != theirs:
+                    raise InputError(f"{point.label} and {other.label} were acquired differently ({word} {theirs} vs "
+                                     f"{mine}): their BSTBI cannot be compared as one patient's follow-up")
+    current = points[-1]
+    later = [p.label for p in points[:-1] if current_last and p.study_date and current.study_date
+             and p.study_date > current.study_date]
+    if later:
+        raise InputError(f"{', '.join(later)} is dated after the current study ({current.study_date.isoformat()}): "
+                         "add only earlier studies")
+
+
+def trend(points: list[StudyPoint], current_last: bool = False) -> dict:
     """The studies in date order (in the given order when a date is unknown), the change from the first study and
-    from the previous one to the last, and how they were ordered."""
+    from the previous one to the last, and how they were ordered (`check_comparable` first)."""
     if len(points) < 2:
         raise InputError("A trend needs at least two studies (an earlier result and the current one)")
+    check_comparable(points, current_last)
     dated = all(p.study_date is not None for p in points)
     ordered = sorted(points, key=lambda p: p.study_date) if dated else list(points)
     unknown = [p.label for p in points if p.study_date is None]
@@ -131,20 +201,26 @@ def trend(points: list[StudyPoint]) -> dict:
              "when written with --keep-identifiers)")
     return {"order": order,
             "studies": [{"label": p.label, "study_date": p.study_date.isoformat() if p.study_date else None,
-                         "bstbi": p.bstbi} for p in ordered],
+                         "bstbi": p.bstbi, "outside_training_data": p.outside_domain} for p in ordered],
             "change_from_first": bstbi_change(ordered[0].bstbi, ordered[-1].bstbi),
             "change_from_previous": bstbi_change(ordered[-2].bstbi, ordered[-1].bstbi)}
 
 
-def change_text(change: dict) -> str:
+def relative_text(change: dict) -> str:
+    """The relative change in brackets, or why it is undefined (a baseline of 0 or too near 0 to divide by)."""
     relative = change["relative_change_percent"]
-    return (f"{change['baseline']:.3f} -> {change['followup']:.3f}: {change['change']:+.3f}"
-            + (f" ({relative:+.1f} %)" if relative is not None else " (relative change undefined: baseline 0)"))
+    return (f" ({relative:+.1f} %)" if relative is not None
+            else f" (relative change undefined: baseline {change['baseline']:.3g})")
+
+
+def change_text(change: dict) -> str:
+    return f"{change['baseline']:.3f} -> {change['followup']:.3f}: {change['change']:+.3f}" + relative_text(change)
 
 
 def trend_lines(result: dict) -> list[str]:
     """The trend as text lines (CLI and station)."""
     lines = [f"{index}. {study['study_date'] or 'date unknown'}  BSTBI {study['bstbi']:.3f}  {study['label']}"
+             + ("  (outside the models' training data)" if study.get("outside_training_data") else "")
              for index, study in enumerate(result["studies"], 1)]
     return [*lines, f"ordered {result['order']}",
             f"change from the first study: {change_text(result['change_from_first'])}",
@@ -152,13 +228,13 @@ def trend_lines(result: dict) -> list[str]:
 
 
 def trend_svg(result: dict, width: int = 400, height: int = 220) -> str:
-    """A line plot of BSTBI per study (x: time when every date is known, else the study order, labelled with the
-    dates where known; y: BSTBI from 0)."""
+    """A line plot of BSTBI per study (x: time when every date is known, else the study order, labelled "study N";
+    y: BSTBI from 0); a study outside the models' training data is an open circle."""
     studies = result["studies"]
     left, right, top, bottom = 48, 40, 16, 44
     top_value = max(0.05, max(s["bstbi"] for s in studies) * 1.15)
     dates = [date.fromisoformat(s["study_date"]) if s["study_date"] else None for s in studies]
-    if all(dates) and dates[-1] > dates[0]:  # x in time: the intervals as they were
+    if all(dates) and dates[-1] > dates[0]:  # x in time: the intervals as they were (no dates mixed with "study N")
         span = (dates[-1] - dates[0]).days
         positions = [(d - dates[0]).days / span for d in dates]
     else:  # x in order: the studies equally spaced
@@ -177,11 +253,13 @@ def trend_svg(result: dict, width: int = 400, height: int = 220) -> str:
              '<polyline fill="none" stroke="#c62828" stroke-width="2" points="'
              + " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys, strict=True)) + '"/>']
     for index, (x, y, study) in enumerate(zip(xs, ys, studies, strict=True), 1):
-        parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#c62828"><title>{escape(study["label"])}'
-                  f'</title></circle>',
+        fill = "white" if study.get("outside_training_data") else "#c62828"
+        parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{fill}" stroke="#c62828" stroke-width="2"><title>'
+                  f'{escape(study["label"])}</title></circle>',
                   f'<text x="{x:.1f}" y="{y - 8:.1f}" text-anchor="middle">{study["bstbi"]:.3f}</text>',
                   f'<text x="{x:.1f}" y="{height - bottom + 16}" text-anchor="middle">'
-                  f'{escape(study["study_date"] or f"study {index}")}</text>']
-    if not all(s["study_date"] for s in studies):
-        parts.append(f'<text x="{left}" y="{height - 8}">dates unknown: studies in the order given</text>')
+                  f'{escape(study["study_date"] if all(dates) else f"study {index}")}</text>']
+    notes = ([] if all(dates) else ["some dates unknown: studies in the order given"]) + (
+        ["open circle: outside the training data"] if any(s.get("outside_training_data") for s in studies) else [])
+    parts += [f'<text x="{left}" y="{height - 15 + 12 * i}">{escape(note)}</text>' for i, note in enumerate(notes)]
     return "\n".join([*parts, "</svg>"]) + "\n"

@@ -42,7 +42,8 @@ def lesion_components(labelmaps: dict[str, np.ndarray], counts: dict[str, np.nda
         found = []
         for index in range(1, n + 1):
             rows, cols = np.nonzero(numbered == index)
-            found.append((float(rows.mean()), float(cols.mean()), index, counts[view][rows, cols]))
+            found.append((float(rows.mean()), float(cols.mean()), index,
+                          counts[view][rows, cols].astype(np.float64)))  # a float32 mean of huge counts is inf
         row_mm, col_mm = pixel_mm[view]
         for row, col, index, values in sorted(found, key=lambda item: item[:3]):
             components.append({"id": len(components) + 1, "view": view, "row": round(row, 1), "col": round(col, 1),

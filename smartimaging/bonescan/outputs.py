@@ -11,6 +11,7 @@ from ..io import atomic_output_dir, disk_errors, write_image, write_json
 from ..overlays import outline_png
 from ..segfile import labelmap_image, write_seg_nrrd
 from ..segments import BONESCAN_SEGMENTS
+from .followup import acquisition
 from .pipeline import BLADDER, LESION, BoneScanResult
 from .views import IDENTIFIERS, BoneScanStudy
 
@@ -57,6 +58,6 @@ def write_result(study: BoneScanStudy, result: BoneScanResult, out_dir: str | os
                         f"{view.name}: BSTBI {np.mean(view_bstbi):.3f}")
             outputs.append(name)
         record = {**result.as_json(), "inputs": [str(p) for p in study.paths], "outputs": outputs,
-                  "study": study_record(study, keep_identifiers)}
+                  "acquisition": acquisition(study), "study": study_record(study, keep_identifiers)}
         write_json(scratch / "result.json", record)
     return Path(out_dir) / "result.json"

@@ -111,11 +111,15 @@ def clean_labelmap(labels: np.ndarray) -> np.ndarray:
 
 
 def parse_lesion_ids(text: str) -> list[int]:
-    """Lesion ids typed by the reader, e.g. "2, 5"."""
+    """Lesion ids typed by the reader, e.g. "2, 5" (what was typed is echoed shortened to 40 characters)."""
+    shown = repr(text) if len(text) <= 40 else repr(text[:37] + "...")
+    parts = [part.strip() for part in text.split(",") if part.strip()]
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
+        if any(len(part) > 9 for part in parts):  # no case has a billion lesions
+            raise ValueError(text)
+        return [int(part) for part in parts]
     except ValueError as exc:
-        raise InputError(f"Lesions to exclude are numbers separated by commas, e.g. 2,5; got {text!r}") from exc
+        raise InputError(f"Lesions to exclude are numbers separated by commas, e.g. 2,5; got {shown}") from exc
 
 
 def _same_sizes(card: dict, path: str, expected: list[int], count: int) -> None:

@@ -105,6 +105,8 @@ def read_nm_dicom(path: str | os.PathLike) -> tuple[sitk.Image, list[str | None]
     image.SetSpacing((spacing[1], spacing[0], thickness))
     meta = {"modality": modality, "manufacturer": str(ds.get("Manufacturer", "")),
             IDENTIFIERS: {name: str(ds.get(keyword)) for name, keyword in IDENTIFYING_TAGS.items() if ds.get(keyword)}}
+    if ds.get("ManufacturerModelName"):
+        meta["camera_model"] = str(ds.ManufacturerModelName)
     age = str(ds.get("PatientAge", ""))
     if age[:3].isdigit():
         meta["age"] = int(age[:3])

@@ -18,8 +18,10 @@ from trame_server.utils.asynchronous import create_task
 from ..bonescan.followup import (
     MAX_RESULT_BYTES,
     StudyPoint,
+    check_comparable,
     parse_result,
     parse_study_date,
+    record_facts,
     trend,
     trend_lines,
     trend_svg,
@@ -55,6 +57,18 @@ def _date(text) -> str | None:
         return None
 
 
+def _entry(point: StudyPoint) -> dict:
+    """A study of the follow-up as the page's state holds it."""
+    return {"label": point.label, "bstbi": point.bstbi,
+            "study_date": point.study_date.isoformat() if point.study_date else None,
+            "acquisition": point.acquisition, "outside_domain": point.outside_domain, "digest": point.digest}
+
+
+def _point(entry: dict) -> StudyPoint:
+    return StudyPoint(entry["label"], entry["bstbi"], parse_study_date(entry["study_date"]), entry["acquisition"],
+                      entry["outside_domain"], entry["digest"])
+
+
 class BoneScanPanel:
     """State, page and callbacks of the lesion list and the follow-up, on the station `station`."""
 
@@ -63,6 +77,7 @@ class BoneScanPanel:
         self.flow = station.flows[MODULE]
         self._history: dict[str, dict] = {}  # volume node id -> this session's last result of that case
         self._earlier: list[dict] = []  # the earlier studies the reader added, in order
+        self._toggling = False  # a Reject click is being applied: further clicks wait for it (one toggle per click)
         state = station.state
         state.si_bone_review = {"views": [], "counts": ""}
         state.si_bone_session = []  # results of earlier cases of this session: {value, title}
@@ -134,24 +149,52 @@ class BoneScanPanel:
 
     def on_toggle(self, lesion_id) -> None:
         """Reject the lesion (or accept it again) and compute BSTBI again."""
-        if self.station.state.si_busy or self.station.state.si_module != MODULE:
+        state = self.station.state
+        if self._toggling or state.si_busy or state.si_module != MODULE:
             return
+        self._toggling = state.si_busy = True  # at once: a second click of a double-click finds it busy
 
         async def toggle_and_compute(progress) -> None:
             self.flow.toggle_lesion(int(lesion_id))  # a refusal reaches the page as the module's error
             await self.station._compute(progress)
 
-        create_task(self.station._run(toggle_and_compute))
+        async def run_once() -> None:
+            try:
+                await self.station._run(toggle_and_compute)
+            finally:
+                self._toggling = False
+
+        create_task(run_once())
+
+    def _add(self, entry: dict) -> None:
+        """An earlier study added to the follow-up, after `check_comparable` with the others and the current one."""
+        current = self._current()
+        check_comparable([_point(e) for e in [*self._earlier, entry, *([current] if current else [])]],
+                         current_last=current is not None)
+        self._earlier.append(entry)
+
+    def _current(self) -> dict | None:
+        """This study's entry (its last result this session), or None."""
+        flow = self.flow
+        key = flow.primary.GetID() if flow.primary is not None else None
+        return {**self._history[key], "label": "this study (current)"} if key in self._history else None
 
     def on_add_session(self, key) -> None:
         entry = self._history.get(key)
-        if entry is not None:
-            self._earlier.append(dict(entry))
+        state = self.station.state
+        try:
+            if entry is not None:
+                self._add(dict(entry))
+        except InputError as exc:
+            state.si_bone_followup_error = str(exc)
+        else:
+            state.si_bone_followup_error = ""
         self._publish()
 
     def on_remove(self, index) -> None:
         if 0 <= int(index) < len(self._earlier):
             self._earlier.pop(int(index))
+            self.station.state.si_bone_followup_error = ""
         self._publish()
 
     def on_result_file(self, name: str, size: int, text: str | None) -> None:
@@ -160,22 +203,21 @@ class BoneScanPanel:
         try:
             if text is None:
                 raise InputError(f"{name} is {size / 1e6:.0f} MB, too large for a bone-scan result.json")
-            point = parse_result(text.encode("utf-8"), name)
+            self._add(_entry(parse_result(text.encode("utf-8"), name)))
         except InputError as exc:
             state.si_bone_followup_error = str(exc)
         else:
             state.si_bone_followup_error = ""
-            self._earlier.append({"label": point.label, "bstbi": point.bstbi,
-                                  "study_date": point.study_date.isoformat() if point.study_date else None})
         self._publish()
 
     def _on_step_done(self, **_kwargs) -> None:
         """After every step: the current result into this session's history, the lesion list and the trend."""
         flow = self.flow
         if flow.result is not None and flow.primary is not None:
-            self._history[flow.primary.GetID()] = {
-                "label": flow.primary.GetName(), "bstbi": flow.result_record["bstbi"]["mean"],
-                "study_date": _date(flow.study_date)}
+            record = flow.result_record
+            facts = record_facts({**record, "acquisition": {**flow.acquisition, "views": len(record["views"])}})
+            self._history[flow.primary.GetID()] = _entry(StudyPoint(
+                flow.primary.GetName(), record["bstbi"]["mean"], parse_study_date(_date(flow.study_date)), *facts))
         self._publish()
 
     def _on_module_changed(self, si_module, **_kwargs) -> None:
@@ -196,8 +238,10 @@ class BoneScanPanel:
         state.si_bone_earlier = list(self._earlier)
         state.si_bone_trend = None
         if current in self._history and flow.result is not None and not flow.result_is_stale and self._earlier:
-            points = [StudyPoint(e["label"], e["bstbi"], parse_study_date(e["study_date"]))
-                      for e in [*self._earlier, {**self._history[current], "label": "this study (current)"}]]
-            result = trend(points)
-            state.si_bone_trend = {"lines": trend_lines(result), "svg": trend_svg(result),
-                                   "change": result["change_from_previous"]["change"]}
+            try:  # another case loaded since the studies were added may not be comparable with them
+                result = trend([_point(e) for e in [*self._earlier, self._current()]], current_last=True)
+            except InputError as exc:
+                state.si_bone_followup_error = str(exc)
+            else:
+                state.si_bone_trend = {"lines": trend_lines(result), "svg": trend_svg(result),
+                                       "change": result["change_from_previous"]["change"]}

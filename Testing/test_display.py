@@ -206,3 +206,71 @@ def test_drag_window_level_acts_on_the_background_not_the_overlay():
     widget = manager.GetWindowLevelWidget()
     assert not widget.GetForegroundVolumeEditable() and widget.GetBackgroundVolumeEditable()
     display.drag_adjusts_background_only(None)  # a view without the manager: nothing to do
+
+
+def _hostile_mammogram(path, **fields) -> None:
+    """A 16-bit MG DICOM (pixels 16-3512, breast against the left edge) whose free-text tags name the patient."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    pixels = np.full((64, 48), 16, np.uint16)
+    pixels[8:56, :30] = np.linspace(400, 3512, 30, dtype=np.uint16)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.1.2", generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.StudyDate, ds.ImageLaterality = "MG", "20240105", "L"
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "SMITH^JANE", "MRN998877", "19500101"
+    ds.SeriesDescription = "SMITH^JANE MRN998877 DOB 19500101 whole body"
+    ds.BodyPartExamined = "SMITH JANE"
+    ds.Manufacturer, ds.ViewPosition = "M" * 3000, "MLO" + "Y" * 497
+    ds.WindowCenter, ds.WindowWidth = "30000", "0.5"
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 64, 48, 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelSpacing = [0.2, 0.2]
+    for keyword, value in fields.items():
+        setattr(ds, keyword, value)
+    ds.PixelData = pixels.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_header_withholds_free_text_that_names_the_patient(scene, tmp_path):
+    _hostile_mammogram(tmp_path / "hostile.dcm")
+    node = MammoFlow(scene).load("mammogram", tmp_path / "hostile.dcm")
+    rows = dict(display.header_rows(node))
+    assert rows["Series"] == rows["Body part"] == display.WITHHELD
+    assert rows["Study date"] == "2024-01-05" and rows["Modality"] == "MG" and rows["Laterality"] == "L"
+    text = " ".join(rows.values()).upper()
+    for identifier in ("SMITH", "JANE", "998877", "1950"):
+        assert identifier not in text
+    ds = pydicom.dcmread(tmp_path / "hostile.dcm", stop_before_pixels=True)
+    names = display.patient_identifiers(ds)
+    for named in ("Jane Smith", "smith", "JANESMITH-PC", "id 998877", "born 01/01/1950", "1950-01-01", "1.1.50",
+                  "01011950", "1 Jan 1950", "January 1, 1950"):
+        assert names(named), named
+    for plain in ("whole body", "GE Medical Systems", "Hologic Selenia Dimensions", "CC", "2004-08-26",
+                  "1 Jan 1951", "MLO"):
+        assert not names(plain), plain
+    ds.OtherPatientIDs, ds.PatientName = ["AB12", "XY-77"], "LI^WU"  # 2-letter names: as words only
+    names = display.patient_identifiers(ds)
+    assert names("ID XY-77") and names("ab12 study") and names("Li Wu") and not names("clinical wuhan")
+
+
+def test_a_window_outside_the_pixels_is_not_the_default_and_long_values_are_cut(scene, tmp_path):
+    """WindowCenter 30000, width 0.5 on pixels 16-3512 would show a blank view: "Tissue" is the default."""
+    _hostile_mammogram(tmp_path / "hostile.dcm")
+    node = MammoFlow(scene).load("mammogram", tmp_path / "hostile.dcm")
+    array = arrayFromVolume(node)
+    presets = display.presets("MG", array, display.read_header(tmp_path / "hostile.dcm"))
+    assert [p.name for p in presets] == ["Tissue", "DICOM window", "Full range"]
+    assert "not the default" in presets[1].detail
+    assert not display.sensible_window(30000, 0.5, 16, 3512) and not display.sensible_window(2000, 0.5, 16, 3512)
+    assert display.sensible_window(2000, 1500, 16, 3512) and not display.sensible_window(2000, 40_000, 16, 3512)
+    rows = dict(display.header_rows(node))
+    assert rows["Manufacturer"] == "M" * 3000  # whole: the page cuts it to its width, the full text on hover
+    flow = MammoFlow(scene)
+    flow.load("mammogram", tmp_path / "hostile.dcm")
+    title = display.view_captions(flow)[display.PRIMARY].title  # drawn in the view: no hover there
+    assert title.startswith("L MLOYYY") and title.endswith("…") and len(title) <= 30

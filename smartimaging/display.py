@@ -39,6 +39,12 @@ HEADER_TAGS = (("Study date", "StudyDate"), ("Modality", "Modality"), ("Manufact
                ("Model", "ManufacturerModelName"), ("Body part", "BodyPartExamined"),
                ("Series", "SeriesDescription"), ("Laterality", "ImageLaterality"), ("Laterality", "Laterality"),
                ("View", "ViewPosition"))
+WITHHELD = "withheld (may identify the patient)"  # a shown header value that holds a patient identifier
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+SHOWN_CHARACTERS = 60  # header values and caption titles longer than this are shortened with "…"
+# The file's DICOM window is a mammogram's default only when sensible for its pixels: its centre inside the pixel
+# range and its width between these fractions of that range (narrower: a binary threshold; wider: all mid-grey)
+DICOM_WINDOW_WIDTH = (0.01, 10.0)
 LATERALITY = {"R": "R", "RIGHT": "R", "L": "L", "LEFT": "L"}
 MAMMO_VIEWS = ("XCCL", "XCCM", "CC", "MLO", "ML", "LM", "LMO", "SIO", "FB", "AT")
 EDGE_LETTERS = (("R", "L"), ("A", "P"), ("S", "I"))  # RAS axis -> letter of its + and - direction
@@ -89,18 +95,30 @@ def presets(modality: str, array: np.ndarray, header: dict | None = None) -> lis
     if modality == "MG":
         found = []
         window = (header or {}).get("window")
-        if window:  # a MONOCHROME1 image was inverted when read (dense tissue bright): so is its window's centre
-            centre = high + low - window[0] if (header or {}).get("photometric") == "MONOCHROME1" else window[0]
-            found.append(Preset("DICOM window", window[1], centre,
-                                detail=f"the file's window: centre {window[0]:g}, width {window[1]:g}"))
         tissue = array[array > low + 0.05 * (high - low)]
         tissue = tissue if tissue.size else array.ravel()
         lower, upper = (float(v) for v in np.percentile(tissue, TISSUE_PERCENTILES))
         found.append(Preset("Tissue", max(upper - lower, 1e-6), (upper + lower) / 2,
                             detail=f"{lower:g} to {upper:g} ({TISSUE_PERCENTILES[0]:g}-{TISSUE_PERCENTILES[1]:g}th "
                                    "percentile of the breast)"))
+        if window:  # a MONOCHROME1 image was inverted when read (dense tissue bright): so is its window's centre
+            centre = high + low - window[0] if (header or {}).get("photometric") == "MONOCHROME1" else window[0]
+            detail = f"the file's window: centre {window[0]:g}, width {window[1]:g}"
+            if sensible_window(centre, window[1], low, high):
+                found.insert(0, Preset("DICOM window", window[1], centre, detail=detail))
+            else:  # offered, never the default: it would show a blank image
+                found.append(Preset("DICOM window", window[1], centre,
+                                    detail=f"{detail}; not the default: outside the pixels ({low:g} to {high:g}) or "
+                                           f"too narrow or wide for them"))
         return [*found, full]
     return [Preset("Auto", None, None, detail="Slicer's automatic window/level"), full]
+
+
+def sensible_window(centre: float, width: float, low: float, high: float) -> bool:
+    """Whether a window shows an image whose pixels run from `low` to `high`: its centre within them and its width
+    DICOM_WINDOW_WIDTH times their range (1 % to 10 times)."""
+    span = max(high - low, 1e-6)
+    return low <= centre <= high and DICOM_WINDOW_WIDTH[0] * span <= width <= DICOM_WINDOW_WIDTH[1] * span
 
 
 def apply_preset(display_node, preset: Preset) -> None:
@@ -155,10 +173,11 @@ def _read_header(source: str, _mtime: float) -> dict:
         return {"format": Path(source).suffix.lstrip(".").upper() or "folder"}
     ds = pydicom.dcmread(str(path), stop_before_pixels=True)
     fields = {"format": "DICOM", "photometric": str(ds.get("PhotometricInterpretation", ""))}
+    identifies = patient_identifiers(ds)
     for _, keyword in HEADER_TAGS:
-        value = str(ds.get(keyword, "") or "").strip()
+        value = " ".join(str(ds.get(keyword, "") or "").split())  # line breaks and tabs as spaces
         if value:
-            fields[keyword] = value
+            fields[keyword] = WITHHELD if identifies(value) else value
     spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
     if spacing:
         fields["pixel_mm"] = [float(s) for s in spacing[:2]]
@@ -179,6 +198,56 @@ def _read_header(source: str, _mtime: float) -> dict:
 
         fields["nm_views"] = _dicom_view_names(ds, int(ds.get("NumberOfFrames", 1) or 1))
     return fields
+
+
+def patient_identifiers(ds):
+    """A test of whether a text names the patient of a DICOM dataset: a component of PatientName or
+    OtherPatientNames of 2 letters or more (as a word; one of 4 letters or more anywhere, "JANESMITH"), PatientID
+    or an OtherPatientIDs (as a word; 4 characters or more anywhere; its run of 4 digits or more, "998877" of
+    "MRN998877"), or the birth date in any common written form (19500101, 01011950, 1950-01-01, 01/01/1950, 1.1.50,
+    1 Jan 1950, January 1, 1950). Free text such as SeriesDescription can hold any of them: a shown value that
+    does is withheld (WITHHELD), whatever its tag; tags that name the patient are never read."""
+    def values(keyword) -> list[str]:
+        value = ds.get(keyword)
+        items = value if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
+        return [str(item).strip() for item in items if item not in (None, "") and str(item).strip()]
+
+    names = {part.lower() for keyword in ("PatientName", "OtherPatientNames") for name in values(keyword)
+             for part in re.split(r"[\^\s,=]+", name) if len(re.sub(r"[^A-Za-z]", "", part)) >= 2}
+    ids = {value.lower() for keyword in ("PatientID", "OtherPatientIDs") for value in values(keyword)}
+    ids |= {digits for key in ids for digits in re.findall(r"\d{4,}", key)}  # 998877 of MRN998877
+    birth = next((d for d in values("PatientBirthDate") if re.fullmatch(r"\d{8}", d)), None)
+    year, month, day = (int(birth[:4]), int(birth[4:6]), int(birth[6:])) if birth else (0, 0, 0)
+
+    def is_birth(a: int, b: int, c: int) -> bool:  # day-month-year, month-day-year or year-month-day
+        return any(y in (year, year % 100) and (m, d) == (month, day) for y, m, d in ((c, b, a), (c, a, b),
+                                                                                        (a, b, c)))
+
+    def identifies(text: str) -> bool:
+        lower = text.lower()
+        words = set(re.findall(r"[a-z0-9]+", lower))
+        if any(name in words or (len(name) >= 4 and name in lower) for name in names):
+            return True
+        if any(key in words or key == lower or (len(key) >= 4 and key in lower) for key in ids):
+            return True
+        if not birth:
+            return False
+        compact = re.sub(r"[-./ ]", "", text)
+        if any(form in compact for form in (birth, birth[6:] + birth[4:6] + birth[:4], birth[4:] + birth[:4])) or any(
+                is_birth(*map(int, found)) for found in re.findall(r"(\d{1,4})[-./ ](\d{1,2})[-./ ](\d{1,4})", text)):
+            return True
+        for found in re.finditer(r"(\d{1,2})?\s*([a-z]{3})[a-z]*\.?\s*(\d{1,2})?,?\s+(\d{2,4})", lower):
+            if found[2] in MONTHS and (found[1] or found[3]):
+                if is_birth(int(found[1] or found[3]), MONTHS.index(found[2]) + 1, int(found[4])):
+                    return True
+        return False
+
+    return identifies
+
+
+def shortened(text: str, limit: int = SHOWN_CHARACTERS) -> str:
+    """`text` cut to `limit` characters with "…" when longer (the page shows the full text on hover)."""
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
 def read_header(source) -> dict:
@@ -295,6 +364,7 @@ def mammo_caption(header: dict, name: str, pixels: np.ndarray) -> ViewCaption:
     (the two breasts back to back, as radiologists hang them); the view is mirrored when the stored image has it the
     other way. Unknown laterality or chest-wall side: shown as stored, and said so."""
     laterality, view = mammo_laterality_view(header, name)
+    view = shortened(view, 24)
     title = f"{laterality if laterality != UNKNOWN else 'laterality unknown'} {view if view != UNKNOWN else ''}"
     if laterality == UNKNOWN:
         return ViewCaption(title.strip() + (" (view unknown)" if view == UNKNOWN else ""),

@@ -1,6 +1,7 @@
 """The station's display controls (`smartimaging.display` in the page): window/level presets, invert and reset, the
 left-drag window/level of the slice views, the caption and edge letters drawn in every view, mammograms hung as
-radiologists hang them, and the header panel (what the file records, no patient identifiers)."""
+radiologists hang them, and the header panel (what the file records, no patient identifiers); a long header value
+or caption is cut with "…" to the panel's width, its full text on hover."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
 from .. import display
+
+ELLIPSIS = "white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: 100%;"  # long text: "…"
 
 
 class DisplayPanel:
@@ -54,10 +57,10 @@ class DisplayPanel:
             html.Span("{{ si_display_wl }}", classes="text-caption", id="si-display-wl")
         html.Div("Left-drag in a view: window (left/right) and level (up/down).", classes="text-caption")
         with html.Div(id="si-display-captions", classes="text-caption"):
-            html.Div("{{ caption }}", v_for=("caption in si_display_captions",))
+            html.Div("{{ caption }}", v_for=("caption in si_display_captions",), title=("caption",), style=ELLIPSIS)
         with html.Div(v_if=("si_display_header.length",), id="si-display-header",
                       classes="d-flex flex-wrap text-caption mt-1", style="column-gap: 12px;"):
-            with html.Span(v_for=("row in si_display_header",), style="white-space: nowrap;"):
+            with html.Span(v_for=("row in si_display_header",), title=("row[0] + ': ' + row[1]",), style=ELLIPSIS):
                 html.Span("{{ row[0] }}: ", classes="text-medium-emphasis")
                 html.Span("{{ row[1] }}")
 

@@ -604,3 +604,18 @@ def test_a_sample_case_loaded_again_reuses_the_files_it_wrote(tmp_path):
     again = case.write(tmp_path)
     assert again is not first and all(path.is_file() for path in again.volumes.values())
     assert case.write(tmp_path / "elsewhere").volumes != first.volumes
+
+
+def test_the_station_writes_each_modules_first_case_ahead(tmp_path):
+    from smartimaging.web.cases import write_ahead
+
+    cases = sample_cases()
+    write_ahead(cases, tmp_path)
+    for module, module_cases in cases.items():
+        first = module_cases[0]
+        assert first.folder(tmp_path).parent.name == module
+        files = list(tmp_path.glob(f"{module}/*/*"))
+        ahead = {path: path.stat().st_mtime_ns for path in files}
+        written = first.write(first.folder(tmp_path))  # opening the module: nothing written again
+        assert set(written.volumes.values()) <= set(files)
+        assert {path: path.stat().st_mtime_ns for path in files} == ahead

@@ -42,7 +42,7 @@ from ..mammo.images import PIXEL_SIZE_HINTS
 from ..reading import is_warning_row, style_heat_map
 from ..result_nodes import DOMAIN_ROW
 from .bonescan_panel import BoneScanPanel
-from .cases import UPLOAD_CHUNK_BYTES, Upload, UploadLimits, sample_cases
+from .cases import UPLOAD_CHUNK_BYTES, Upload, UploadLimits, sample_cases, write_ahead
 from .display_panel import DisplayPanel
 from .editor_panel import EditorPanel, bring_into_view, comparison_table
 from .explain_panel import build as build_explanations
@@ -154,9 +154,10 @@ class ReadingStation(TrameApp):
 
     def _warm_up(self, **_kwargs) -> None:
         """Import torch and the in-process segmenters in the background, so the first Segment does not wait; show
-        the first bone-scan sample case."""
+        the first bone-scan sample case; write the other modules' first cases ahead."""
         create_task(asyncio.to_thread(_import_network_code))
         self._preload()
+        create_task(asyncio.to_thread(write_ahead, self.cases, Path(self._scratch.name)))
 
     @property
     def flow(self):
@@ -573,7 +574,7 @@ class ReadingStation(TrameApp):
         module = self.state.si_module
         case = next(c for c in self.cases[module] if c.name == self.state.si_sample)
         progress(0.1, f"Load sample: writing the files of {case.name}")
-        files = case.write(Path(self._scratch.name) / module / case.name.replace(" ", "_").replace("/", "_"))
+        files = case.write(case.folder(Path(self._scratch.name)))
         flow = self.flows[module]
         flow.set_case_options(files.kind, files.pixel_mm)
         if flow.kinds:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,17 +51,31 @@ class SampleCase:
     description: str
     writer: Callable[[Path], CaseFiles]
     _written: dict[Path, CaseFiles] = field(default_factory=dict, compare=False, repr=False)
+    _writing: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     def write(self, folder: Path) -> CaseFiles:
         """Write the case's files into `folder` (created if needed); a case loaded again reuses the files it wrote
-        there while they all exist (the phantoms are deterministic: generating one took most of a load's time)."""
+        there while they all exist (the phantoms are deterministic: generating one took most of a load's time).
+        Thread-safe: the station writes cases ahead in the background."""
         folder = Path(folder)
-        written = self._written.get(folder)
-        if written is not None and all(path.is_file() for path in written.volumes.values()):
-            return written
-        folder.mkdir(parents=True, exist_ok=True)
-        self._written[folder] = self.writer(folder)
-        return self._written[folder]
+        with self._writing:
+            written = self._written.get(folder)
+            if written is not None and all(path.is_file() for path in written.volumes.values()):
+                return written
+            folder.mkdir(parents=True, exist_ok=True)
+            self._written[folder] = self.writer(folder)
+            return self._written[folder]
+
+    def folder(self, root: Path) -> Path:
+        """Where the station writes this case: a folder of its own under `root`."""
+        return Path(root) / self.module / self.name.replace(" ", "_").replace("/", "_")
+
+
+def write_ahead(cases: dict[str, list[SampleCase]], root: Path) -> None:
+    """Write each module's first sample case (the one a module shows when it first opens) into its folder, so that
+    opening the module only reads it."""
+    for module_cases in cases.values():
+        module_cases[0].write(module_cases[0].folder(root))
 
 
 def _centroid_lps(image: sitk.Image, mask: np.ndarray) -> tuple[float, float, float]:

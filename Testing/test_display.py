@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pydicom
 import pytest
+import vtk
 from PIL import Image
 from realdata import cbis_ddsm_views, cdd_cesm_views
 from slicer.util import arrayFromVolume
@@ -185,8 +186,12 @@ def test_mri_caption_edges_and_mirroring(scene, breast1_dir):
     slice_node = scene.AddNewNodeByClass("vtkMRMLSliceNode")
     slice_node.SetOrientationToAxial()
     assert display.edge_letters(slice_node) == {"left": "R", "right": "L", "top": "A", "bottom": "P"}
+    errors = []
+    slice_node.AddObserver(vtk.vtkCommand.ErrorEvent, lambda *_: errors.append(1))
     display.hang(slice_node, True)
     assert display.edge_letters(slice_node) == {"left": "L", "right": "R", "top": "A", "bottom": "P"}
+    display.hang(slice_node, True)
+    assert not errors  # the mirrored preset registered on the node, never asked for by an unknown name
     display.hang(slice_node, False)
     assert display.edge_letters(slice_node)["left"] == "R"
     presets = display.presets("MR", arrayFromVolume(flow.primary))

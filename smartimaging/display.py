@@ -7,8 +7,8 @@ hang it, R/L/A/P and the sequence of an MRI view); a header of what the file rec
 
 Slicer 5.12 APIs used (Libs/MRML/Core): vtkMRMLScalarVolumeDisplayNode SetAutoWindowLevel, SetWindowLevel,
 GetWindow, GetLevel, SetInvertDisplayScalarRange, GetInvertDisplayScalarRange; vtkMRMLSliceNode
-GetSliceOrientationPreset, AddSliceOrientationPreset, SetOrientation, GetSliceToRAS; vtkMRMLInteractionNode
-AdjustWindowLevel (left-drag adjusts the window/level through vtkMRMLWindowLevelWidget);
+HasSliceOrientationPreset, GetSliceOrientationPreset, AddSliceOrientationPreset, SetOrientation, GetSliceToRAS;
+vtkMRMLInteractionNode AdjustWindowLevel (left-drag adjusts the window/level through vtkMRMLWindowLevelWidget);
 vtkMRMLScalarBarDisplayableManager SetAdjustForegroundWindowLevelEnabled, SetAdjustBackgroundWindowLevelEnabled.
 Captions are drawn with VTK's vtkCornerAnnotation.
 """
@@ -404,7 +404,7 @@ def edge_letters(slice_node) -> dict[str, str]:
 def hang(slice_node, mirrored: bool) -> None:
     """Axial orientation, mirrored left-right (seen from the other side) when `mirrored`; the view keeps its
     centre."""
-    if mirrored and slice_node.GetSliceOrientationPreset(MIRRORED_AXIAL) is None:
+    if mirrored and not slice_node.HasSliceOrientationPreset(MIRRORED_AXIAL):  # asking for it by name logs an error
         import vtk
 
         axial, flipped = slice_node.GetSliceOrientationPreset("Axial"), vtk.vtkMatrix3x3()

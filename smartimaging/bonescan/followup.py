@@ -140,7 +140,7 @@ def parse_result(text: bytes | str, name: str, label: str | None = None) -> Stud
     try:
         when = parse_study_date(study.get("study_date"))
     except InputError as exc:
-        raise InputError(f"{name}: {exc}; the file was changed after it was written") from exc
+        raise InputError(f"{name}: {exc}") from exc
     return StudyPoint(label or name, value, when, *record_facts(record))
 
 

@@ -195,7 +195,8 @@ def show_reading_display(module: str, volume_node, sequence: str = "", view_name
     if display.MODALITY.get(module) == "MG":  # other modules keep the reader's slice orientation
         display.hang(widget.mrmlSliceNode(), caption.mirrored)
         widget.sliceLogic().FitSliceToBackground()
-    view = widget.sliceView()
+    view = widget.sliceView()  # left-drag: the image's window/level, never an overlay's (Slicer 5.12 qMRMLSliceView)
+    display.drag_adjusts_background_only(view.displayableManagerByClassName("vtkMRMLScalarBarDisplayableManager"))
     if view_name not in _captions:
         _captions[view_name] = display.caption_annotation()
         view.renderWindow().GetRenderers().GetItemAsObject(0).AddViewProp(_captions[view_name])

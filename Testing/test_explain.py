@@ -323,3 +323,15 @@ def test_a_flow_computes_with_a_malformed_card_in_its_models_folder(hostile_mode
     shown = {e["key"]: e for e in result.explanations}
     assert result.rows and "bstbi" in shown
     assert "not recorded (95 % CI 0.991–1.000)" in [row[1] for row in shown["card bonescan-resnet34-demo"]["rows"]]
+
+
+def test_domain_reasons_read_plain_names_with_the_recorded_text_on_hover():
+    reasons = ["pixel size assumed, not read from the file",
+               "40 of 102 radiomics features outside their training range (original_firstorder_Energy, "
+               "original_glcm_ClusterProminence, original_shape2D_Perimeter…)"]
+    shown = explain.plain_domain({"verdict": "outside", "reasons": reasons, "text": "outside: " + reasons[1]})
+    assert shown["reasons"][0] == reasons[0] and shown["raw"] == ["", reasons[1]]
+    assert shown["reasons"][1] == ("40 of 102 radiomics features outside their training range (Intensity energy (sum "
+                                   "of squares); Cluster prominence (texture: co-occurrence); Perimeter (mm)…)")
+    assert "original_" not in shown["text"] and shown["verdict"] == "outside"
+    assert explain.plain_domain(None) is None

@@ -118,6 +118,28 @@ def plain_feature_name(name: str) -> str:
     return words if image_type == "original" else f"{words}, {image_type} image"
 
 
+FEATURE_IN_TEXT = re.compile(FEATURE_NAME.pattern[1:-1] + r"\b")
+
+
+def plain_domain(domain: dict | None) -> dict | None:
+    """A domain check (`result_nodes.domain_check`) as the reader is shown it: the pyradiomics names in its reasons
+    and text in plain words (several separated by ";", as plain names may hold a comma), the reasons as recorded in
+    "raw" (the hover text of each; "" where nothing was renamed)."""
+    if not domain:
+        return domain
+    reasons = [str(reason) for reason in domain.get("reasons") or []]
+    shown = [_plain_names(reason) for reason in reasons]
+    return {**domain, "reasons": shown, "text": _plain_names(str(domain.get("text", ""))),
+            "raw": [raw if raw != text else "" for raw, text in zip(reasons, shown, strict=True)]}
+
+
+def _plain_names(text: str) -> str:
+    names = [match.group(0) for match in FEATURE_IN_TEXT.finditer(text)]
+    for first, second in zip(names, names[1:], strict=False):
+        text = text.replace(f"{first}, {second}", f"{first}; {second}", 1)
+    return FEATURE_IN_TEXT.sub(lambda match: plain_feature_name(match.group(0)), text)
+
+
 def shown_rows(rows: list[list[str]]) -> tuple[list[list[str]], list[str]]:
     """The result rows a reader is shown, and the hover text of each row's first cell: the raw feature rows (shown
     in the explanations with their plain names) are left out; "Contribution: <pyradiomics name>" reads

@@ -36,6 +36,7 @@ from .. import __version__
 from ..bonescan.flow import BoneScanFlow
 from ..dce.flow import DCEFlow
 from ..errors import CancelledError, InputError, SmartImagingError
+from ..explain import plain_domain
 from ..lvi.flow import LVIFlow
 from ..mammo.flow import MammoFlow
 from ..mammo.images import PIXEL_SIZE_HINTS
@@ -326,10 +327,10 @@ class ReadingStation(TrameApp):
             html.Div("Not checked against the model's training data: nothing tells whether this image resembles "
                      "the images the model learned from. Why:", v_if=("si_domain[si_module].verdict === 'unknown'",),
                      classes="font-weight-bold")
-            html.Div("{{ reason }}", v_for=("reason in (si_domain[si_module].reasons.length ? "
+            html.Div("{{ reason }}", v_for=("(reason, index) in (si_domain[si_module].reasons.length ? "
                                             f"si_domain[si_module].reasons.slice(0, {SHOWN_REASONS}) : "
                                             "[si_domain[si_module].text])",),
-                     classes="text-body-2")
+                     classes="text-body-2", title=("(si_domain[si_module].raw || [])[index] || ''",))  # raw names
             html.Div(f"and {{{{ si_domain[si_module].reasons.length - {SHOWN_REASONS} }}}} more reasons (hover)",
                      v_if=(f"si_domain[si_module].reasons.length > {SHOWN_REASONS}",), classes="text-body-2",
                      title=("si_domain[si_module].reasons.join('\\n')",), id="si-domain-more")
@@ -349,12 +350,12 @@ class ReadingStation(TrameApp):
         with v3.VTable(density="compact", v_if=("si_rows[si_module].length",), id="si-result-table",
                        height="360px", fixed_header=True, classes=("si_stale[si_module] ? 'text-disabled' : ''",)):
             with html.Thead(), html.Tr():
-                html.Th("{{ column }}", v_for=("column in si_columns[si_module]",), style="white-space: nowrap;")
+                html.Th("{{ column }}", v_for=("column in si_columns[si_module]",), style="padding: 0 6px;")
             with html.Tbody(), html.Tr(v_for=("(row, rowIndex) in si_rows[si_module]",)):
                 # A cell wraps at spaces only, never inside a word (nor at a word's hyphens: "lvi-dce-resnet10");
                 # the full text is also the cell's tooltip (the table scrolls sideways when it needs more room), a
                 # plain feature name's tooltip its pyradiomics name.
-                with html.Td(v_for=("(cell, cellIndex) in row",), style="font-size: 13px;",
+                with html.Td(v_for=("(cell, cellIndex) in row",), style="font-size: 13px; padding: 0 6px;",
                              title=("!cellIndex && si_row_titles[si_module][rowIndex] || cell",)):
                     with html.Template(v_for=("(word, index) in String(cell).split(' ')",)):
                         html.Span("{{ word }}", style="white-space: nowrap;")
@@ -680,7 +681,7 @@ class ReadingStation(TrameApp):
         state.si_headline = {**state.si_headline, module: result.headline if result else ""}
         state.si_result_roi_source = {**state.si_result_roi_source,
                                       module: (result.roi_source or "") if result else ""}
-        state.si_domain = {**state.si_domain, module: result.domain if result else None}
+        state.si_domain = {**state.si_domain, module: plain_domain(result.domain) if result else None}
         state.si_warnings = {**state.si_warnings, module: list(result.warnings) if result else []}
         state.si_columns = {**state.si_columns, module: result.columns if result else []}
         state.si_compare = {**state.si_compare, module: result.comparison if result else []}

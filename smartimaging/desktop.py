@@ -100,9 +100,9 @@ def show_domain(label, result_node) -> None:
     empty without a result."""
     import qt
 
-    from .explain import as_text, explain_node
+    from .explain import as_text, explain_node, plain_domain
 
-    domain = domain_check(result_node) if result_node is not None else None
+    domain = plain_domain(domain_check(result_node)) if result_node is not None else None  # plain feature names
     outside = bool(domain) and domain["verdict"] == "outside"
     explanations = explain_node(result_node) if result_node is not None else []
     summary, details = as_text(explanations)

@@ -85,6 +85,11 @@ def _green(view: np.ndarray) -> int:
     return int(np.count_nonzero((g > 120) & (g > r + 40) & (g > b + 40)))
 
 
+def _assert_green_outline(page, when: str) -> None:
+    """The AI proposal's outline is seen over the reader's copy (an undo once left the copy's fill over it)."""
+    assert _green(_view(page)) > 20, f"no green AI outline {when}"
+
+
 def _count(page) -> int:
     return segment_counts(page)["Breast mass"]
 
@@ -148,9 +153,21 @@ def test_undo_and_redo_by_button_and_by_keys(page, screenshots):
     _erase_at_lesion(page)
     erased = _wait_count(page, proposed)
     assert 0 < erased < proposed
+    _assert_green_outline(page, "after Erase")
     page.screenshot(path=str(screenshots / "web-editor-erased.png"))
     page.get_by_role("button", name="Undo").click()
     assert _wait_count(page, erased) == proposed
+    page.get_by_role("button", name="Redo").click()
+    assert _wait_count(page, proposed) == erased
+    _assert_green_outline(page, "after Redo")
+    page.get_by_role("button", name="Undo").click()
+    assert _wait_count(page, erased) == proposed
+    _assert_green_outline(page, "after Undo")
+    page.screenshot(path=str(screenshots / "web-editor-undone.png"))
+    page.get_by_label("AI proposal (green)").uncheck()
+    assert _green(_view(page)) == 0
+    page.get_by_label("AI proposal (green)").check()
+    _assert_green_outline(page, "after the switch off and on")
     page.get_by_role("button", name="Redo").click()
     assert _wait_count(page, proposed) == erased
     page.locator("#si-case").click()  # the keys act on the page, not on a text field

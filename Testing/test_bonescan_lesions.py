@@ -31,6 +31,7 @@ from smartimaging.bonescan.views import load_bone_scan, write_nm_dicom
 from smartimaging.cli import main
 from smartimaging.errors import InputError
 from smartimaging.phantoms.bonescan import PIXEL_MM, make_bone_scan_phantom
+from smartimaging.resources import resource_dir
 from smartimaging.segmentation_nodes import segmentation_from_labels
 from smartimaging.segments import BONESCAN_SEGMENTS
 
@@ -269,8 +270,8 @@ def test_trend_refuses_studies_that_are_not_one_patients_series(phantom_case, tm
     phantom, study = phantom_case
     two_views = read_result(_result_folder(study, phantom.masks, tmp_path / "phantom"))
     assert two_views.acquisition == {"views": 2, "grid": [1024, 256], "pixel_mm": [PIXEL_MM, PIXEL_MM],
-                                     "camera": "SmartImaging phantom"}
-    one_view = StudyPoint("GE scan", 0.05, None, {"views": 1, "grid": [512, 256], "camera": "GE Medical Systems"})
+                                     "manufacturer": "SmartImaging phantom"}
+    one_view = StudyPoint("GE scan", 0.05, None, {"views": 1, "grid": [512, 256], "manufacturer": "GE Medical Systems"})
     with pytest.raises(InputError, match=r"were acquired differently \(number of views 2 vs 1\)"):
         trend([two_views, one_view])
     with pytest.raises(InputError, match="are the same study"):
@@ -306,3 +307,18 @@ def test_parser_refuses_deep_nesting_huge_numbers_and_non_regular_files(tmp_path
         read_result(tmp_path / "zero.json")
     with pytest.raises(InputError, match=r"got '9{37}\.\.\.'$"):  # 40 characters of the 5000 typed
         parse_lesion_ids("9" * 5000)
+
+
+def test_a_view_the_file_does_not_record_is_named_so_in_the_list_table_and_counts(phantom_case):
+    ge = load_bone_scan([resource_dir("SampleData") / "GE_NM_wholebody_bone.dcm"])
+    assert ge.unrecorded_views == ["anterior"] and phantom_case[1].unrecorded_views == []
+    labels = np.zeros(ge.views[0].counts.shape, np.uint8)
+    labels[100:110, 100:110] = LESION
+    record = recompute_from_labelmaps(ge, {"anterior": labels}).as_json()
+    title = "view not recorded (analysed as anterior)"
+    assert review(record)["views"][0]["title"] == title
+    assert count_rows(record["lesion_counts"])[0] == ["Lesions, anterior view", "1"]  # no view names given
+    assert count_rows(record["lesion_counts"], record["unrecorded_views"])[0] == [f"Lesions, {title}", "1"]
+    assert review(record)["counts"].startswith(f"{title} 1 lesions")
+    assert review(recompute_from_labelmaps(phantom_case[1], phantom_case[0].masks).as_json())["views"][0][
+        "title"] == "anterior view"

@@ -184,3 +184,75 @@ def test_followup_shows_the_change_and_a_trend_plot(page, screenshots, tmp_path)
     click_and_wait_idle(page, "Compute BSTBI")
     page.locator("#si-bone-trend").wait_for(timeout=30_000)
     assert page.locator("#si-bone-toggle-1").is_enabled()
+
+
+def test_one_toggle_per_click_and_damaged_results_refused(page, tmp_path):
+    open_module(page, "Bone scan BSTBI")
+    toggle = page.locator("#si-bone-toggle-1")
+    was = toggle.inner_text().strip().lower()
+    done = int(page.text_content("#si-steps-done"))
+    toggle.dblclick()  # the second click of a double-click must not undo the first
+    page.wait_for_function(f"Number(document.querySelector('#si-steps-done').textContent) > {done}", timeout=60_000)
+    page.wait_for_function("!document.querySelector('#si-progress')")
+    page.wait_for_timeout(1500)  # a second toggle, if any, would have started by now
+    assert int(page.text_content("#si-steps-done")) == done + 1
+    assert toggle.inner_text().strip().lower() == ("accept" if was == "reject" else "reject")
+    done += 1
+    page.evaluate("() => { const b = document.querySelector('#si-bone-toggle-2');"
+                  " for (let i = 0; i < 7; i++) b.click(); }")  # seven rapid clicks
+    page.wait_for_function(f"Number(document.querySelector('#si-steps-done').textContent) > {done}", timeout=60_000)
+    page.wait_for_function("!document.querySelector('#si-progress')")
+    page.wait_for_timeout(1500)
+    assert int(page.text_content("#si-steps-done")) == done + 1
+    assert page.locator("#si-error").count() == 0  # no "Wait until the running step is over" left behind
+
+    for text in ("[" * 100_000, '{"bstbi": {"mean": ' + "1" * 5000 + "}}"):
+        damaged = tmp_path / f"damaged{len(text)}" / "result.json"
+        damaged.parent.mkdir()
+        damaged.write_text(text, encoding="utf-8")
+        _choose_result(page, damaged)
+        page.wait_for_function("(document.querySelector('#si-bone-followup-error') || {}).textContent"
+                               "?.includes('damaged or not JSON')", timeout=30_000)
+
+
+def test_another_patients_study_is_refused_and_the_x_axis_never_mixes_dates(page, screenshots, tmp_path):
+    open_module(page, "Bone scan BSTBI")
+    assert page.locator(".si-bone-earlier").count() == 2  # the phantom's earlier studies, from the test before
+    load_sample(page, "Real GE whole-body scan")  # another patient: one view, another camera
+    _segment_and_compute(page)
+    title = "view not recorded (analysed as anterior)"  # as the case note says: the file records no view
+    assert page.inner_text("#si-bone-lesions").count("View not recorded (analysed as anterior): ") == 1
+    assert f"Lesions, {title}" in table(page) and "Lesions, anterior view" not in table(page)
+    assert page.inner_text("#si-bone-counts").startswith(f"{title} ")
+    error = page.locator("#si-bone-followup-error")
+    error.wait_for(timeout=30_000)
+    assert "were acquired differently (number of views 2 vs 1)" in error.inner_text()
+    assert page.locator("#si-bone-trend").count() == 0  # no change from another patient's study
+    _screenshot(page, "#si-bone-followup", screenshots / "web-bonescan-other-patient.png", "center")
+    while page.locator(".si-bone-earlier").count():
+        page.locator(".si-bone-earlier button").first.click()
+        page.wait_for_timeout(300)
+    page.locator("#si-bone-followup-error").wait_for(state="detached", timeout=30_000)
+    before = page.locator(".si-bone-session").count()
+    page.locator(".si-bone-session").first.click()  # a phantom result of this session: refused, not added
+    error.wait_for(timeout=30_000)
+    assert "acquired differently" in error.inner_text() and page.locator(".si-bone-earlier").count() == 0
+    assert page.locator(".si-bone-session").count() == before
+
+    # An earlier study of the same camera and grid dated after this one (2004-08-26) is refused.
+    later = tmp_path / "later.json"
+    record = {"views": ["anterior"], "models": [{"id": "bonescan-unet-demo"}],
+              "bstbi": {"per_subimage": {"anterior / standard": 0.02, "anterior / high-contrast": 0.04},
+                        "mean": 0.03}, "study": {"study_date": "20050105", "manufacturer": "GE Medical Systems"}}
+    later.write_text(json.dumps(record), encoding="utf-8")
+    _choose_result(page, later)
+    page.wait_for_function("(document.querySelector('#si-bone-followup-error') || {}).textContent"
+                           "?.includes('is dated after the current study (2004-08-26)')", timeout=30_000)
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps({**record, "study": {"manufacturer": "GE Medical Systems"}}), encoding="utf-8")
+    _choose_result(page, earlier)  # undated: the x-axis says "study N" for every point, no date beside them
+    page.locator("#si-bone-trend svg").wait_for(timeout=30_000)
+    axis = page.locator("#si-bone-trend svg text[text-anchor='middle']").all_text_contents()
+    assert [t for t in axis if not re.fullmatch(r"[\d.]+", t)] == ["study 1", "study 2"]
+    assert "open circle: outside the training data" in page.text_content("#si-bone-trend svg")  # the GE scan
+    _screenshot(page, "#si-bone-trend", screenshots / "web-bonescan-followup-ge.png", "center")

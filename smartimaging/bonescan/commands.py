@@ -232,6 +232,6 @@ def _print_summary(result: dict, out: str) -> None:
         for lesion in group["lesions"]:
             print(f"  lesion #{lesion['id']} {group['view']}: {lesion['position']} · {lesion['area']} · "
                   f"{lesion['uptake']} · {lesion['match']}" + (" · rejected" if lesion["rejected"] else ""))
-    print(f"lesions: {counts_text(result['lesion_counts'])}; results in {out}")
+    print(f"lesions: {counts_text(result['lesion_counts'], result['unrecorded_views'])}; results in {out}")
     for warning in result["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)

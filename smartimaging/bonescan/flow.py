@@ -183,8 +183,9 @@ class BoneScanFlow(Flow):
             self.exclude, self._rejected_on = [], None
             warnings.append("The segmentation was edited after lesions were rejected: its lesions are numbered anew "
                             "and all are counted; reject them again in the list")
+        unrecorded = [name for i, name in enumerate(self.view_names) if True not in self.recorded_views[i:i + 1]]
         table, result = bonescan_scene.compute_bstbi(self.scene, self.scan_volumes, self.segmentations, self.exclude,
-                                                     self.table_to_update, self.view_names or None)
+                                                     self.table_to_update, self.view_names or None, unrecorded)
         record = result.as_json()
         self.extra_nodes["lesion numbers"] = bonescan_scene.mark_lesions(
             self.scene, self.scan_volumes, record, self.extra_nodes.get("lesion numbers"))

@@ -46,9 +46,9 @@ def acquisition(study) -> dict:
     (rows, columns) and pixel size in mm, and the camera's manufacturer (and model where the file names them)."""
     view = study.views[0]
     spacing = study.images[view.source].GetSpacing()
-    camera = " ".join(str(study.meta.get(k) or "") for k in ("manufacturer", "camera_model")).strip()
+    camera = {key: str(study.meta[key]) for key in ("manufacturer", "camera_model") if study.meta.get(key)}
     return {"views": len(study.views), "grid": list(view.counts.shape),
-            "pixel_mm": [round(spacing[1], 4), round(spacing[0], 4)], **({"camera": camera} if camera else {})}
+            "pixel_mm": [round(spacing[1], 4), round(spacing[0], 4)], **camera}
 
 
 def record_facts(record: dict) -> tuple[dict, bool, str]:
@@ -60,7 +60,7 @@ def record_facts(record: dict) -> tuple[dict, bool, str]:
     if not facts:
         views = record.get("views")
         facts = {**({"views": len(views)} if isinstance(views, list) and views else {}),
-                 **({"camera": str(study["manufacturer"])} if study.get("manufacturer") else {})}
+                 **({"manufacturer": str(study["manufacturer"])} if study.get("manufacturer") else {})}
     domain = record.get("domain")
     outside = isinstance(domain, dict) and domain.get("verdict") == "outside"
     content = json.dumps({key: record.get(key) for key in _CONTENT_KEYS}, sort_keys=True, default=str)
@@ -162,7 +162,7 @@ def read_result(path: str | Path) -> StudyPoint:
 
 
 _ACQUISITION_WORDS = {"views": "number of views", "grid": "pixel grid", "pixel_mm": "pixel size (mm)",
-                      "camera": "camera"}
+                      "manufacturer": "camera manufacturer", "camera_model": "camera model"}
 
 
 def check_comparable(points: list[StudyPoint], current_last: bool = False) -> None:

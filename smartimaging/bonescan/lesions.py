@@ -101,9 +101,9 @@ def lesion_counts(components: list[dict], excluded: list[int], views: list[str])
             "sites_on_both_views": both if matched else None, "match_rule": MATCH_RULE if matched else None}
 
 
-def count_rows(counts: dict) -> list[list[str]]:
-    """Result-table rows ("Quantity", "Value") of `lesion_counts`."""
-    rows = [[f"Lesions, {view} view", str(n)] for view, n in counts["per_view"].items()]
+def count_rows(counts: dict, unrecorded: tuple | list = ()) -> list[list[str]]:
+    """Result-table rows ("Quantity", "Value") of `lesion_counts` (views named by `view_title`)."""
+    rows = [[f"Lesions, {view_title(view, unrecorded)}", str(n)] for view, n in counts["per_view"].items()]
     if counts["sites"] is not None:
         rows.append(["Lesion sites (both views matched)",
                      f"{counts['sites']} ({counts['sites_on_both_views']} seen on both views)"])
@@ -113,9 +113,11 @@ def count_rows(counts: dict) -> list[list[str]]:
     return rows
 
 
-def counts_text(counts: dict) -> str:
-    """One line for the reader, e.g. "anterior 6 · posterior 6 lesions; 6 sites (6 on both views); 0 rejected"."""
-    text = " · ".join(f"{view} {n}" for view, n in counts["per_view"].items()) + " lesions"
+def counts_text(counts: dict, unrecorded: tuple | list = ()) -> str:
+    """One line for the reader, e.g. "anterior 6 · posterior 6 lesions; 6 sites (6 on both views); 0 rejected"; a
+    view the file does not record: "view not recorded (analysed as anterior) 6 lesions"."""
+    text = " · ".join(f"{view_title(view, unrecorded) if view in unrecorded else view} {n}"
+                      for view, n in counts["per_view"].items()) + " lesions"
     if counts["sites"] is not None:
         text += f"; {counts['sites']} sites ({counts['sites_on_both_views']} on both views)"
     return text + f"; {len(counts['rejected'])} rejected by the reader"
@@ -131,18 +133,26 @@ def describe(lesion: dict, matched_view: str | None = None) -> dict[str, str]:
             else "one view only"}
 
 
+def view_title(view: str, unrecorded: tuple | list = ()) -> str:
+    """How a view is named to the reader: "anterior view", or, for a view the file does not record (named by
+    default), "view not recorded (analysed as anterior)"."""
+    return f"view not recorded (analysed as {view})" if view in unrecorded else f"{view} view"
+
+
 def review(record: dict) -> dict:
     """The numbered lesion list per view of a result record (`BoneScanResult.as_json`), for a GUI: {"views": [{"view",
-    "lesions": [{"id", "rejected", texts of `describe`}]}], "counts": text}."""
+    "title" (`view_title`), "lesions": [{"id", "rejected", texts of `describe`}]}], "counts": text}."""
+    unrecorded = record.get("unrecorded_views") or []
     views = record.get("views", [])
     lesions = record.get("lesions", [])
     view_of = {lesion["id"]: lesion["view"] for lesion in lesions}
     excluded = set(record.get("excluded_lesions", []))
-    listed = [{"view": view, "lesions": [{"id": lesion["id"], "rejected": lesion["id"] in excluded,
-                                          **describe(lesion, view_of.get(lesion.get("matches")))}
-                                         for lesion in lesions if lesion["view"] == view]} for view in views]
+    listed = [{"view": view, "title": view_title(view, unrecorded),
+               "lesions": [{"id": lesion["id"], "rejected": lesion["id"] in excluded,
+                            **describe(lesion, view_of.get(lesion.get("matches")))}
+                           for lesion in lesions if lesion["view"] == view]} for view in views]
     counts = record.get("lesion_counts")
-    return {"views": listed, "counts": counts_text(counts) if counts else ""}
+    return {"views": listed, "counts": counts_text(counts, unrecorded) if counts else ""}
 
 
 def toggled(excluded: list[int], lesion_id: int) -> list[int]:

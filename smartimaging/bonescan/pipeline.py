@@ -243,6 +243,7 @@ class BoneScanResult:
     device: str = ""
     threshold: float = PAPER_THRESHOLD
     domain: dict = field(default_factory=lambda: combine([unknown("networks", "not run on this result")]))
+    unrecorded_views: list[str] = field(default_factory=list)  # BoneScanStudy.unrecorded_views
 
     @property
     def metastasis_suspected(self) -> bool | None:
@@ -291,6 +292,7 @@ class BoneScanResult:
             "timings_s": self.timings,
             "warnings": self.warnings,
             "domain": self.domain,
+            "unrecorded_views": self.unrecorded_views,
         }
 
 
@@ -309,7 +311,8 @@ def recompute_from_labelmaps(study: BoneScanStudy, labelmaps: dict[str, np.ndarr
     lesions = lesion_components(labelmaps, _view_counts(study), pixel_spacing(study))
     if exclude:
         labelmaps = exclude_lesions(labelmaps, lesions, exclude)
-    return BoneScanResult(views=[v.name for v in study.views], crop_probabilities={}, metastasis_probability=None,
+    return BoneScanResult(views=[v.name for v in study.views], unrecorded_views=list(study.unrecorded_views),
+                          crop_probabilities={}, metastasis_probability=None,
                           bladder_probability=None, labelmaps=labelmaps, lesions=lesions,
                           bstbi=bstbi_from_labelmaps(study, labelmaps), timings={}, models=[],
                           excluded_lesions=sorted(exclude or []), reader_edited=True)
@@ -350,7 +353,7 @@ def analyse(study: BoneScanStudy, models: BoneScanModels, exclude: list[int] | N
     timings["total"] = sum(timings.values())
     all_probabilities = np.concatenate(list(crop_probabilities.values()))
     return BoneScanResult(
-        views=[v.name for v in study.views],
+        views=[v.name for v in study.views], unrecorded_views=list(study.unrecorded_views),
         crop_probabilities={k: np.round(v, 4).tolist() for k, v in crop_probabilities.items()},
         metastasis_probability=float(all_probabilities[:, 0].max()),
         bladder_probability=float(all_probabilities[:, 1].max()),

@@ -90,12 +90,14 @@ def import_worker_result(scene, volume_nodes: list, event: dict) -> list:
 
 
 def compute_bstbi(scene, volume_nodes: list, segmentation_nodes: list, exclude: list[int] | None = None,
-                  table_node=None, view_names: list[str] | None = None) -> tuple:
-    """BSTBI from the given (AI or edited) segmentations into a table node; returns (table node, result)."""
+                  table_node=None, view_names: list[str] | None = None, unrecorded_views: list[str] = ()) -> tuple:
+    """BSTBI from the given (AI or edited) segmentations into a table node; returns (table node, result);
+    `unrecorded_views`: the `view_names` the file does not record (named by default)."""
     if len(segmentation_nodes) != len(volume_nodes):
         raise InputError("Give one segmentation per bone-scan volume")
     started = time.perf_counter()
     study = study_from_volume_nodes(volume_nodes, view_names)
+    study.unrecorded_views = [name for name in unrecorded_views if name in (view_names or [])]
 
     def labelmaps_of(nodes) -> dict[str, np.ndarray]:
         per_source = [labels_from_segmentation(scene, seg, vol) for seg, vol in zip(nodes, volume_nodes, strict=True)]
@@ -137,7 +139,7 @@ def write_result_table(table_node, result: BoneScanResult) -> None:
     rows.append(["Metastasis probability", _fmt(result.metastasis_probability)])
     rows.append(["Domain check", result.domain["text"]])
     rows.append(["Urinary bladder probability", _fmt(result.bladder_probability)])
-    rows += count_rows(result.lesion_counts)
+    rows += count_rows(result.lesion_counts, result.unrecorded_views)
     rows.append(["Reader edited", "yes" if result.reader_edited else "no"])
     rows += [[f"Dice AI vs edited ({name})", _fmt(value)] for name, value in result.edit_dice.items()]
     rows += [["Warning", text] for text in result.warnings]

@@ -52,6 +52,7 @@ class BoneScanStudy:
     images: list[sitk.Image]  # source images as read (3D, frames along k), geometry kept for outputs
     views: list[BoneScanView]
     meta: dict = field(default_factory=dict)
+    unrecorded_views: list[str] = field(default_factory=list)  # views named by default: the file does not record them
 
     def view(self, name: str) -> BoneScanView:
         return next(v for v in self.views if v.name == name)
@@ -181,13 +182,15 @@ def study_from_images(images: list[sitk.Image], paths: list[Path], frame_names: 
                          f"hold {len(views)} view(s); give one name per view, e.g. anterior,posterior")
     names = list(view_names or []) + [v.name for v in views][len(view_names or []):]
     defaults = iter(n for n in VIEW_NAMES if n not in names)
+    unrecorded = []
     for view, name in zip(views, names, strict=False):
         view.name = name or next(defaults, f"view {views.index(view) + 1}")
+        unrecorded += [] if name else [view.name]
     if len({v.name for v in views}) != len(views):
         raise InputError(f"Views must be distinct; got {[v.name for v in views]}")
     if len(views) > 2:
         raise InputError(f"Got {len(views)} views; give at most one anterior and one posterior view")
-    return BoneScanStudy(list(paths), images, views, meta or {})
+    return BoneScanStudy(list(paths), images, views, meta or {}, unrecorded)
 
 
 def write_nm_dicom(path: str | os.PathLike, frames: dict[str, np.ndarray], patient_id: str, age: int | None = None,

@@ -101,8 +101,9 @@ class BoneScanPanel:
             html.Div("{{ si_bone_review.counts }}", classes="text-body-2", id="si-bone-counts")
             with html.Div(v_for=("group in si_bone_review.views",), key="group.view", classes="mt-2",
                           id=("'si-bone-view-' + group.view",)):
-                html.Div("{{ group.view.toUpperCase() }} view: {{ group.lesions.filter(l => !l.rejected).length }} "
-                         "of {{ group.lesions.length }} accepted", classes="text-body-2 font-weight-bold")
+                html.Div("{{ group.title.charAt(0).toUpperCase() + group.title.slice(1) }}: "
+                         "{{ group.lesions.filter(l => !l.rejected).length }} of {{ group.lesions.length }} accepted",
+                         classes="text-body-2 font-weight-bold")
                 html.Div("No lesion segmented", v_if=("!group.lesions.length",), classes="text-caption")
                 with html.Div(v_for=("lesion in group.lesions",), key="lesion.id",
                               classes="d-flex align-center ga-2 py-1 si-bone-lesion",

@@ -24,7 +24,14 @@ from smartimaging.bonescan.followup import (
     trend_lines,
     trend_svg,
 )
-from smartimaging.bonescan.lesions import LESION, MATCH_TOLERANCE_MM, count_rows, lesion_components, review
+from smartimaging.bonescan.lesions import (
+    LESION,
+    MATCH_TOLERANCE_MM,
+    count_rows,
+    describe,
+    lesion_components,
+    review,
+)
 from smartimaging.bonescan.outputs import write_result
 from smartimaging.bonescan.pipeline import parse_lesion_ids, recompute_from_labelmaps
 from smartimaging.bonescan.views import load_bone_scan, write_nm_dicom
@@ -250,6 +257,7 @@ def test_huge_float32_counts_give_finite_lesion_uptake():
     lesion = lesion_components({"anterior": labels}, {"anterior": counts}, {"anterior": (1.0, 1.0)})[0]
     assert lesion["mean_counts"] == pytest.approx(3e38, rel=1e-6) and np.isfinite(lesion["mean_counts"])
     json.dumps(lesion, allow_nan=False)
+    assert describe(lesion)["uptake"] == "mean 3e+38, max 3e+38 counts"  # not 39 digits
 
 
 def test_a_near_zero_baseline_has_no_relative_change_and_writes_valid_json(phantom_case, tmp_path, capsys):

@@ -123,12 +123,17 @@ def counts_text(counts: dict, unrecorded: tuple | list = ()) -> str:
     return text + f"; {len(counts['rejected'])} rejected by the reader"
 
 
+def _counts(value: float) -> str:
+    """Counts as whole numbers, in powers of ten beyond a million (a float image may hold up to 3e38)."""
+    return f"{value:.0f}" if abs(value) < 1e6 else f"{value:.3g}"
+
+
 def describe(lesion: dict, matched_view: str | None = None) -> dict[str, str]:
     """Texts of one lesion of result.json's "lesions" for the review list."""
     partner = lesion.get("matches")
     return {"position": f"x {lesion['x_mm']:.0f} mm, y {lesion['y_mm']:.0f} mm",
             "area": f"{lesion['area_mm2']:.0f} mm² ({lesion['area_px']} px)",
-            "uptake": f"mean {lesion['mean_counts']:.0f}, max {lesion['max_counts']:.0f} counts",
+            "uptake": f"mean {_counts(lesion['mean_counts'])}, max {_counts(lesion['max_counts'])} counts",
             "match": (f"same site as #{partner}" + (f" ({matched_view})" if matched_view else "")) if partner
             else "one view only"}
 

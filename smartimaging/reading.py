@@ -585,8 +585,8 @@ class Flow:
 
     @property
     def layout(self) -> str:
-        """"axial" (one slice view), "frames" (the first two frames side by side) or "side-by-side" (`view_volumes`
-        in four linked views)."""
+        """"axial" (one slice view), "frames" (the first two frames side by side) or "side-by-side" (the volumes of
+        `view_volumes` that are not None, in linked views)."""
         return "axial"
 
     @property

@@ -51,7 +51,9 @@ class DCEFlow(Flow):
 
     @property
     def layout(self) -> str:
-        return "side-by-side" if self.result is not None else "axial"
+        """T1 and real DCE side by side once a real DCE is loaded, the synthetic DCE and its MIP too once made."""
+        side_by_side = self.result is not None or (self.primary is not None and "DCE" in self.volumes)
+        return "side-by-side" if side_by_side else "axial"
 
     @property
     def view_volumes(self) -> dict:

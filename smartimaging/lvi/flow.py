@@ -68,6 +68,17 @@ class LVIFlow(Flow):
                                result.warnings, result.domain)
 
     @property
+    def layout(self) -> str:
+        """DCE and T2 side by side when both are loaded: the T2 model reads the T2 and the result may say that the
+        sequences disagree, so the reader sees both."""
+        return "side-by-side" if "DCE" in self.volumes and "T2" in self.volumes else "axial"
+
+    @property
+    def view_volumes(self) -> dict:
+        """The DCE and the T2, by view (named as their captions say: the sequence each shows)."""
+        return {"DCE": self.volumes.get("DCE"), "FS-T2WI": self.volumes.get("T2")}
+
+    @property
     def overlay(self):
         """The Grad-CAM volume on the DCE grid (the first DCE model's)."""
         return next((node for name, node in self.extra_nodes.items() if "-dce-" in name), None)

@@ -49,6 +49,7 @@ from .editor_panel import EditorPanel, bring_into_view, comparison_table
 from .explain_panel import build as build_explanations
 from .explain_panel import init_state as init_explanations
 from .explain_panel import publish as publish_explanations
+from .view_fit import FitWhenSized
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,9 @@ FLOWS = {flow.module: flow for flow in (BoneScanFlow, MammoFlow, LVIFlow, DCEFlo
 FIRST_MODULE = next(iter(FLOWS))  # the tab open at start
 FRAME_VIEWS = ("BoneScanFrame1", "BoneScanFrame2")  # view tags name state variables: no hyphens
 SIDE_BY_SIDE_TAGS = {"DCE-T1": "DceT1", "DCE-Synthetic": "DceSynthetic", "DCE-Real": "DceReal",
-                     "DCE-MIP": "DceMip"}  # the flow's views -> the station's
+                     "DCE-MIP": "DceMip", "DCE": "LviDce", "FS-T2WI": "LviT2"}  # the flow's views -> the station's
+LINKED_TAGS = ("DceT1", "DceSynthetic", "DceReal", "LviDce", "LviT2")  # side-by-side views that move together
+PAIRS = {("DCE-T1", "DCE-Real"): "t1-dce", ("DCE", "FS-T2WI"): "dce-t2"}  # two-view side-by-side layouts
 SHOWN_REASONS = 5  # the domain verdict's first reasons on the page; all of them in the tooltip
 DOMAIN_CHIPS = {"inside": ("Inside training data", "success"), "outside": ("Outside training data", "error"),
                 "unknown": ("Training data not checked", "grey")}
@@ -118,7 +121,17 @@ LAYOUTS = {  # by Flow.layout
                                             _slice_view("DceSynthetic", "Synthetic DCE", "#4A90D9")]),
         Layout(LayoutDirection.Horizontal, [_slice_view("DceReal", "Real DCE", "#30A070"),
                                             _slice_view("DceMip", "Subtraction MIP", "#A050C0", group=1)])]),
+    "t1-dce": Layout(LayoutDirection.Horizontal, [_slice_view("DceT1", "T1", "#E17012"),
+                                                  _slice_view("DceReal", "Real DCE", "#30A070")]),
+    "dce-t2": Layout(LayoutDirection.Horizontal, [_slice_view("LviDce", "DCE", "#E17012", group=2),
+                                                  _slice_view("LviT2", "FS-T2WI", "#4A90D9", group=2)]),
 }
+
+
+def station_layout(flow) -> str:
+    """The station's layout (LAYOUTS) for a flow's: a side-by-side flow with two volumes gets two views."""
+    shown = tuple(view for view, volume in flow.view_volumes.items() if volume is not None)
+    return PAIRS.get(shown, flow.layout) if flow.layout == "side-by-side" else flow.layout
 
 
 class ReadingStation(TrameApp):
@@ -145,6 +158,7 @@ class ReadingStation(TrameApp):
         self._upload_module = FIRST_MODULE  # the module the upload being received is for
         self._case_uploads: dict[str, dict[str, Path]] = {m: {} for m in FLOWS}  # module -> role -> upload folder
         self._observed: set[str] = set()
+        self._view_fit = FitWhenSized()
         self._previous_point: list[float] | None = None  # the lesion point before the reader placed a new one
         self._init_state()
         self.display = DisplayPanel(self, {**{tag: f"frame {index}" for index, tag in enumerate(FRAME_VIEWS)},
@@ -662,8 +676,9 @@ class ReadingStation(TrameApp):
 
     async def _compute(self, progress) -> None:
         flow = self.flow
+        layout = station_layout(flow)
         await self._drive(flow.compute(progress))
-        self._show(flow, fit=flow.layout == "side-by-side")
+        self._show(flow, fit=station_layout(flow) != layout)  # new views (synthetic DCE): fitted
         self.state.si_results_shown += 1
 
     # ---- display ------------------------------------------------------------------------------------------------
@@ -673,7 +688,7 @@ class ReadingStation(TrameApp):
         module = flow.module
         state = self.state
         state.si_has_segmentation = {**state.si_has_segmentation, module: flow.segmentation is not None}
-        state.si_layout = {**state.si_layout, module: flow.layout}
+        state.si_layout = {**state.si_layout, module: station_layout(flow)}
         state.si_segments = {**state.si_segments, module: flow.segment_summary()}
         state.si_stale = {**state.si_stale, module: flow.result_is_stale}
         state.si_roi_source = {**state.si_roi_source, module: flow.roi_source or ""}
@@ -696,9 +711,9 @@ class ReadingStation(TrameApp):
             for node in (other.segmentation, other.point_node):
                 if node is not None and node.GetDisplayNode() is not None:
                     node.GetDisplayNode().SetVisibility(other is flow)
-        layout = flow.layout
+        layout = station_layout(flow)
         volumes = ({SIDE_BY_SIDE_TAGS[view]: volume for view, volume in flow.view_volumes.items()}
-                   if layout == "side-by-side" else dict.fromkeys(FRAME_VIEWS, flow.primary) if layout == "frames"
+                   if flow.layout == "side-by-side" else dict.fromkeys(FRAME_VIEWS, flow.primary) if layout == "frames"
                    else {})
         self.layout_manager.set_layout(layout)
         view_manager = self.slicer_app.view_manager
@@ -708,11 +723,12 @@ class ReadingStation(TrameApp):
         for view in view_manager.get_slice_views():
             background = volumes.get(view.get_singleton_tag(), flow.primary)
             view.set_background_volume_id(background.GetID() if background is not None else None)
-            view.set_layer_volume_id(SliceLayer.Foreground, overlay.GetID() if overlay is not None else None)
-            view.set_foreground_opacity(0.4 if overlay is not None else 0.0)
-            if fit:
-                view.fit_view_to_content()
-        self._link_views(layout == "side-by-side")
+            over = overlay if background is flow.primary else None  # a map on the image it was computed on
+            view.set_layer_volume_id(SliceLayer.Foreground, over.GetID() if over is not None else None)
+            view.set_foreground_opacity(0.4 if over is not None else 0.0)
+        if fit:
+            self._view_fit.fit(view_manager.get_slice_views())
+        self._link_views(flow.layout == "side-by-side")
         if fit and layout == "frames" and flow.primary is not None:
             self._show_bone_scan_frames(flow.primary)
         self.editor_panel.show(flow)
@@ -744,7 +760,7 @@ class ReadingStation(TrameApp):
         composites = self.slicer_app.scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
         for index in range(composites.GetNumberOfItems()):
             composite = composites.GetItemAsObject(index)
-            if composite.GetLayoutName() in ("DceT1", "DceSynthetic", "DceReal"):
+            if composite.GetLayoutName() in LINKED_TAGS:
                 composite.SetLinkedControl(linked)
 
     def _show_bone_scan_frames(self, volume_node) -> None:

@@ -95,6 +95,7 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._steps = None
+        self._shownPair = None  # the DCE and T2 last shown side by side
 
     def setup(self) -> None:
         """Called when the user opens the module the first time and the widget is initialized."""
@@ -172,10 +173,14 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _updateButtonStates(self, caller=None, event=None) -> None:
         p = self._parameterNode
         busy = self._steps.busy
-        from smartimaging.desktop import show_reading_display
+        from smartimaging.desktop import show_reading_display, show_side_by_side
 
         show_reading_display("BreastLVI", (p.dceVolume or p.t2Volume) if p else None,  # preset, caption
                              "DCE" if p and p.dceVolume else "T2")
+        pair = (p.dceVolume, p.t2Volume) if p and p.dceVolume and p.t2Volume else None
+        if pair is not None and pair != self._shownPair:  # the T2 the T2 model reads, beside the DCE
+            show_side_by_side("BreastLVI", *pair, "DCE", "FS-T2WI")
+        self._shownPair = pair
         volume = bool(p and (p.dceVolume or p.t2Volume))
         self.ui.predictButton.enabled = volume and bool(p.voiSegmentation) and not busy
         self.ui.cancelButton.enabled = busy

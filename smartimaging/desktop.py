@@ -202,3 +202,23 @@ def show_reading_display(module: str, volume_node, sequence: str = "", view_name
         view.renderWindow().GetRenderers().GetItemAsObject(0).AddViewProp(_captions[view_name])
     display.draw_caption(_captions[view_name], caption, widget.mrmlSliceNode())
     view.scheduleRender()
+
+
+def show_side_by_side(module: str, left, right, left_sequence: str, right_sequence: str) -> None:
+    """Two sequences of a case side by side, scrolling together, each with its caption (e.g. the DCE and the T2
+    that BreastLVI's models read). Slicer 5.12: vtkMRMLLayoutNode.SlicerLayoutSideBySideView (Red | Yellow, both
+    axial), qMRMLLayoutManager.setLayout and sliceWidget, qMRMLSliceWidget.mrmlSliceCompositeNode and sliceLogic,
+    vtkMRMLSliceCompositeNode.SetBackgroundVolumeID and SetLinkedControl, vtkMRMLSliceLogic.FitSliceToBackground."""
+    import slicer
+
+    manager = slicer.app.layoutManager()
+    if manager is None:
+        return
+    manager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutSideBySideView)
+    for view_name, volume, sequence in (("Red", left, left_sequence), ("Yellow", right, right_sequence)):
+        widget = manager.sliceWidget(view_name)
+        composite = widget.mrmlSliceCompositeNode()
+        composite.SetBackgroundVolumeID(volume.GetID())
+        composite.SetLinkedControl(True)
+        widget.sliceLogic().FitSliceToBackground()
+        show_reading_display(module, volume, sequence, view_name)

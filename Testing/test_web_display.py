@@ -5,26 +5,23 @@ Screenshots go to $SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder."""
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("trame_slicer")
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
 from PIL import Image  # noqa: E402
 from web_station import (  # noqa: E402
-    CHROMIUM,
-    VIEWPORT,
     click_and_wait_idle,
-    launch_chromium,
     load_sample,
     open_module,
     reset_views_when_sized,
-    running_station,
+    screenshot_folder,
     segment_counts,
+    station_page,
     view_centre,
     view_images,
     wait_for_views_rendered,
@@ -34,23 +31,14 @@ from smartimaging.web.cases import cbis_ddsm_sample, realdata_folder  # noqa: E4
 
 
 @pytest.fixture(scope="module")
-def page():
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (tools/system-packages.sh)")
-    with running_station() as (url, _process), playwright_api.sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        page = browser.new_page(viewport=VIEWPORT)
-        page.goto(url)
-        page.get_by_role("button", name="Load sample").wait_for(timeout=60_000)
+def page(tmp_path_factory):
+    with station_page(tmp_path_factory) as page:
         yield page
-        browser.close()
 
 
 @pytest.fixture(scope="module")
 def screenshots(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("SMARTIMAGING_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return screenshot_folder(tmp_path_factory)
 
 
 def _view_pixels(page, index: int = 0) -> np.ndarray:

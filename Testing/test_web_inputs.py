@@ -4,7 +4,6 @@ taken again; the upload field keeps no file name across tabs; long steps say wha
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -13,16 +12,14 @@ import pytest
 import SimpleITK as sitk
 
 pytest.importorskip("trame_slicer")
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
 from web_station import (  # noqa: E402
-    CHROMIUM,
-    VIEWPORT,
     click_and_wait_idle,
-    launch_chromium,
     load_sample,
     open_module,
-    running_station,
+    screenshot_folder,
+    station_page,
     steps_done,
 )
 
@@ -43,25 +40,14 @@ PROGRESS_RECORDER = """
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (tools/system-packages.sh)")
-    station_tmp = tmp_path_factory.mktemp("station-tmp")
-    with running_station(environment={"TMPDIR": str(station_tmp)}) as (url, _process), \
-            playwright_api.sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        page = browser.new_page(viewport=VIEWPORT)
-        page.goto(url)
-        page.get_by_role("button", name="Load sample").wait_for(timeout=60_000)
+    with station_page(tmp_path_factory) as page:
         page.evaluate(PROGRESS_RECORDER)
         yield page
-        browser.close()
 
 
 @pytest.fixture(scope="module")
 def screenshots(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("SMARTIMAGING_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return screenshot_folder(tmp_path_factory)
 
 
 def _error(page) -> str:

@@ -73,6 +73,32 @@ def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
 
 
+@contextmanager
+def station_page(tmp_path_factory, ready_timeout_ms: int = 60_000):
+    """A station started for one test module (its temporary files under pytest's folder) and a headless Chromium
+    page on it, once the page offers "Load sample"; both stopped afterwards."""
+    import pytest
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (tools/system-packages.sh)")
+    with (running_station(environment={"TMPDIR": str(tmp_path_factory.mktemp("station-tmp"))}) as (url, _process),
+          sync_playwright() as playwright):
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(url)
+        page.get_by_role("button", name="Load sample").wait_for(timeout=ready_timeout_ms)
+        yield page
+        browser.close()
+
+
+def screenshot_folder(tmp_path_factory) -> Path:
+    """$SMARTIMAGING_SCREENSHOTS (the README's screenshots come from there), else a folder of pytest's."""
+    folder = Path(os.environ.get("SMARTIMAGING_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def open_module(page, title: str, timeout_ms: int = 60_000) -> None:
     """Select a module's tab and wait until its case is loaded (a module opened for the first time loads its first
     sample case) and no step runs."""

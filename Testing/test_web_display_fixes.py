@@ -1,0 +1,100 @@
+"""The radiologist's review of the station's display, in headless Chromium: left-drag on the LVI Grad-CAM changes the
+MRI's window/level (not the overlay's colours), the LVI result table fits the panel, no orientation-preset errors
+in the station log, and a right CDD-CESM view stored chest wall right is hung as stored. Screenshots go to
+$SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("trame_slicer")
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+from PIL import Image  # noqa: E402
+from web_station import (  # noqa: E402
+    CHROMIUM,
+    VIEWPORT,
+    click_and_wait_idle,
+    image_point_on_page,
+    launch_chromium,
+    load_sample,
+    open_module,
+    reset_views_when_sized,
+    running_station,
+    sample_lesion,
+    station_log,
+    wait_for_views_rendered,
+)
+
+from smartimaging.web.cases import realdata_folder, sample_cases  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def station():
+    """(page, station process)."""
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (tools/system-packages.sh)")
+    with running_station() as (url, process), playwright_api.sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(url)
+        page.get_by_role("button", name="Load sample").wait_for(timeout=60_000)
+        yield page, process
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("SMARTIMAGING_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_lvi_drag_on_the_grad_cam_adjusts_the_mri_and_the_table_fits(station, screenshots):
+    page, process = station
+    open_module(page, "Breast MRI LVI")
+    assert "LVI positive" in load_sample(page)
+    click_and_wait_idle(page, "Segment")
+    click_and_wait_idle(page, "Predict LVI")
+    wait_for_views_rendered(page, 1)
+    reset_views_when_sized(page)
+    label_right, shown_right = page.evaluate("""() => {  // the Label column on screen without scrolling sideways
+        const wrapper = document.querySelector('#si-result-table .v-table__wrapper');
+        const label = [...wrapper.querySelectorAll('th')].find((th) => th.innerText.trim() === 'Label');
+        return [label.getBoundingClientRect().right, wrapper.getBoundingClientRect().right];
+    }""")
+    assert label_right <= shown_right
+    window = page.inner_text("#si-display-wl")
+    size, (column, row) = sample_lesion("BreastLVI")
+    x, y = image_point_on_page(page, size, (column + 8, row + 10))  # under the Grad-CAM, clear of the lesion point
+    shot = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("RGB"), dtype=int)
+    colour = shot[round(y * shot.shape[0] / VIEWPORT["height"]), round(x * shot.shape[1] / VIEWPORT["width"])]
+    assert colour.max() - colour.min() > 40, colour  # the drag starts on the coloured overlay, not on grey MRI
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 80, y + 40, steps=6)
+    page.mouse.up()
+    page.wait_for_function(f"document.querySelector('#si-display-wl').innerText !== {window!r}", timeout=15_000)
+    page.screenshot(path=str(screenshots / "web-fixes-lvi-drag.png"))
+    assert "invalid orientation preset name" not in station_log(process)
+
+
+@pytest.mark.skipif(not (realdata_folder() / "mammo_cddcesm").is_dir(), reason="needs ../shared/realdata")
+def test_right_cdd_cesm_view_is_hung_as_stored(station, screenshots):
+    page, process = station
+    name = next((c.name for c in sample_cases()["MammoRadiomics"] if "CDD-CESM" in c.name and " R-" in c.name), None)
+    if name is None:
+        pytest.skip("no right CDD-CESM sample case")
+    open_module(page, "Mammography Rad-score")
+    load_sample(page, name)
+    wait_for_views_rendered(page, 1)
+    reset_views_when_sized(page)
+    captions = page.inner_text("#si-display-captions")
+    assert "hung chest wall right" in captions and "mirrored" not in captions
+    page.screenshot(path=str(screenshots / "web-fixes-cdd-right.png"))
+    assert "invalid orientation preset name" not in station_log(process)

@@ -98,3 +98,29 @@ def test_right_cdd_cesm_view_is_hung_as_stored(station, screenshots):
     assert "hung chest wall right" in captions and "mirrored" not in captions
     page.screenshot(path=str(screenshots / "web-fixes-cdd-right.png"))
     assert "invalid orientation preset name" not in station_log(process)
+
+
+def test_hostile_dicom_header_withheld_cut_and_its_window_not_the_default(station, screenshots, tmp_path):
+    """A mammogram whose free-text tags name the patient, with a 3000-character Manufacturer, a 500-character
+    ViewPosition and a window far outside its pixels: identifiers withheld, long values cut with "…" (full text on
+    hover), the Tissue preset shown."""
+    from test_display import _hostile_mammogram
+
+    page, _ = station
+    open_module(page, "Mammography Rad-score")
+    path = tmp_path / "hostile.dcm"
+    _hostile_mammogram(path)
+    page.locator("input[type=file]").set_input_files(str(path))
+    page.wait_for_function("document.querySelector('#si-case').innerText.includes('hostile.dcm')", timeout=30_000)
+    wait_for_views_rendered(page, 1)
+    header = page.inner_text("#si-display-header")
+    assert "withheld" in header and not any(word in header.upper() for word in ("SMITH", "JANE", "998877", "1950"))
+    assert page.locator("#si-display-presets .v-btn--variant-flat").text_content().strip() == "Tissue"
+    clipped = page.evaluate("""() => [
+        ...document.querySelectorAll('#si-display-header > span, #si-display-captions > div')]
+        .filter((e) => e.scrollWidth > e.clientWidth + 1)
+        .map((e) => [e.innerText.slice(0, 20), e.title.length, e.getBoundingClientRect().right])""")
+    panel_right = page.locator("#si-display-header").bounding_box()
+    assert any(title > 2000 for _, title, _ in clipped)  # the Manufacturer, its 3000 characters on hover
+    assert all(right <= panel_right["x"] + panel_right["width"] + 1 for _, _, right in clipped)
+    page.screenshot(path=str(screenshots / "web-fixes-hostile-header.png"))

@@ -335,3 +335,15 @@ def test_domain_reasons_read_plain_names_with_the_recorded_text_on_hover():
                                    "of squares); Cluster prominence (texture: co-occurrence); Perimeter (mm)…)")
     assert "original_" not in shown["text"] and shown["verdict"] == "outside"
     assert explain.plain_domain(None) is None
+
+
+def test_a_card_too_large_or_not_an_object_is_said_unreadable_not_missing(tmp_path):
+    from smartimaging.models.registry import MAX_CARD_BYTES
+
+    (tmp_path / "huge.json").write_text(json.dumps({"intended_use": "DEMO " + "A" * MAX_CARD_BYTES}))
+    (tmp_path / "list.json").write_text("[1, 2]")
+    for model_id in ("huge", "list"):
+        shown = explain.card_explanation({"id": model_id, "version": "1.0.0"}, tmp_path)
+        assert shown["tone"] == "warning" and "cannot be read" in shown["text"][0], model_id
+    gone = explain.card_explanation({"id": "gone", "version": "1.0.0"}, tmp_path)
+    assert "no longer in the models folder" in gone["text"][0]

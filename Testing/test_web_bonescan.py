@@ -6,24 +6,21 @@ to pytest's temporary folder."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("trame_slicer")
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
 from web_station import (  # noqa: E402
-    CHROMIUM,
-    VIEWPORT,
     choose_effect,
     click_and_wait_idle,
-    launch_chromium,
     load_sample,
     open_module,
-    running_station,
+    screenshot_folder,
+    station_page,
     table,
     wait_for_views_rendered,
 )
@@ -33,23 +30,13 @@ from smartimaging.phantoms.bonescan import PIXEL_MM, make_bone_scan_phantom  # n
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (tools/system-packages.sh)")
-    with (running_station(environment={"TMPDIR": str(tmp_path_factory.mktemp("station-tmp"))}) as (url, _),
-          playwright_api.sync_playwright() as playwright):
-        browser = launch_chromium(playwright)
-        page = browser.new_page(viewport=VIEWPORT)
-        page.goto(url)
-        page.get_by_role("button", name="Load sample").wait_for(timeout=60_000)
+    with station_page(tmp_path_factory) as page:
         yield page
-        browser.close()
 
 
 @pytest.fixture(scope="module")
 def screenshots(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("SMARTIMAGING_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return screenshot_folder(tmp_path_factory)
 
 
 def _headline(page) -> float:

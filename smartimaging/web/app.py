@@ -727,7 +727,7 @@ class ReadingStation(TrameApp):
             view.set_layer_volume_id(SliceLayer.Foreground, over.GetID() if over is not None else None)
             view.set_foreground_opacity(0.4 if over is not None else 0.0)
         if fit:
-            self._view_fit.fit(view_manager.get_slice_views())
+            self._view_fit.fit(view_manager.get_slice_views(), clear_of_slider=flow.layout == "side-by-side")
         self._link_views(flow.layout == "side-by-side")
         if fit and layout == "frames" and flow.primary is not None:
             self._show_bone_scan_frames(flow.primary)

@@ -30,7 +30,7 @@ from smartimaging.phantoms.bonescan import PIXEL_MM, make_bone_scan_phantom  # n
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    with station_page(tmp_path_factory) as page:
+    with station_page(tmp_path_factory) as (page, _process):
         yield page
 
 

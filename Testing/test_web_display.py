@@ -32,7 +32,7 @@ from smartimaging.web.cases import cbis_ddsm_sample, realdata_folder  # noqa: E4
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    with station_page(tmp_path_factory) as page:
+    with station_page(tmp_path_factory) as (page, _process):
         yield page
 
 

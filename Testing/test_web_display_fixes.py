@@ -6,28 +6,26 @@ $SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder."""
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("trame_slicer")
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
 from PIL import Image  # noqa: E402
 from web_station import (  # noqa: E402
-    CHROMIUM,
     VIEWPORT,
     click_and_wait_idle,
     image_point_on_page,
-    launch_chromium,
     load_sample,
     open_module,
     reset_views_when_sized,
-    running_station,
     sample_lesion,
+    screenshot_folder,
     station_log,
+    station_page,
     wait_for_views_rendered,
 )
 
@@ -35,24 +33,15 @@ from smartimaging.web.cases import realdata_folder, sample_cases  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def station():
+def station(tmp_path_factory):
     """(page, station process)."""
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (tools/system-packages.sh)")
-    with running_station() as (url, process), playwright_api.sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        page = browser.new_page(viewport=VIEWPORT)
-        page.goto(url)
-        page.get_by_role("button", name="Load sample").wait_for(timeout=60_000)
-        yield page, process
-        browser.close()
+    with station_page(tmp_path_factory) as page_and_process:
+        yield page_and_process
 
 
 @pytest.fixture(scope="module")
 def screenshots(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("SMARTIMAGING_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return screenshot_folder(tmp_path_factory)
 
 
 def test_lvi_drag_on_the_grad_cam_adjusts_the_mri_and_the_table_fits(station, screenshots):

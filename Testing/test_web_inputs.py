@@ -40,7 +40,7 @@ PROGRESS_RECORDER = """
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    with station_page(tmp_path_factory) as page:
+    with station_page(tmp_path_factory) as (page, _process):
         page.evaluate(PROGRESS_RECORDER)
         yield page
 

@@ -76,19 +76,19 @@ def launch_chromium(playwright):
 @contextmanager
 def station_page(tmp_path_factory, ready_timeout_ms: int = 60_000):
     """A station started for one test module (its temporary files under pytest's folder) and a headless Chromium
-    page on it, once the page offers "Load sample"; both stopped afterwards."""
+    page on it, once the page offers "Load sample": yields (page, station process); both stopped afterwards."""
     import pytest
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (tools/system-packages.sh)")
-    with (running_station(environment={"TMPDIR": str(tmp_path_factory.mktemp("station-tmp"))}) as (url, _process),
+    with (running_station(environment={"TMPDIR": str(tmp_path_factory.mktemp("station-tmp"))}) as (url, process),
           sync_playwright() as playwright):
         browser = launch_chromium(playwright)
         page = browser.new_page(viewport=VIEWPORT)
         page.goto(url)
         page.get_by_role("button", name="Load sample").wait_for(timeout=ready_timeout_ms)
-        yield page
+        yield page, process
         browser.close()
 
 

@@ -107,6 +107,7 @@ def open_module(page, title: str, timeout_ms: int = 60_000) -> None:
                            f"'{title.lower()}'")
     page.wait_for_function("document.querySelector('#si-case').innerText !== 'No case loaded' "
                            "&& !document.querySelector('#si-progress')", timeout=timeout_ms)
+    wait_for_layout(page)
 
 
 def load_sample(page, name: str | None = None, timeout_ms: int = 60_000) -> str:
@@ -162,11 +163,30 @@ def wait_for_views_rendered(page, count: int, timeout_ms: int = 30_000) -> None:
         arg=count, timeout=timeout_ms)
 
 
-def reset_views_when_sized(page, timeout_ms: int = 30_000) -> None:
-    """Wait until the server renders every view at its size in the page, then fit the views to the image."""
+def wait_for_views_sized(page, timeout_ms: int = 30_000) -> None:
+    """Wait until the server renders every view at its size in the page (after a layout change, which re-renders
+    the page: an open menu would be detached)."""
     page.wait_for_function("[...document.querySelectorAll('img.image-display-area')].every(i => i.naturalWidth > 0 "
                            "&& Math.abs(i.naturalWidth - i.clientWidth) <= 2 "
                            "&& Math.abs(i.naturalHeight - i.clientHeight) <= 2)", timeout=timeout_ms)
+
+
+def wait_for_layout(page, timeout_ms: int = 30_000) -> None:
+    """Wait until the page shows the open module's layout (`si_layout`), each view rendered at its size: a layout
+    change re-renders the whole page a moment after the state that asks for it (an open menu would be detached)."""
+    from smartimaging.web.app import LAYOUTS
+
+    counts = {name: len(layout.get_views(is_recursive=True)) for name, layout in LAYOUTS.items()}
+    page.wait_for_function("counts => { const state = window.trame.state;"
+                           "const layout = state.get('si_layout')[state.get('si_module')];"
+                           "return document.querySelectorAll('img.image-display-area').length === counts[layout]; }",
+                           arg=counts, timeout=timeout_ms)
+    wait_for_views_sized(page, timeout_ms)
+
+
+def reset_views_when_sized(page, timeout_ms: int = 30_000) -> None:
+    """Wait until the server renders every view at its size in the page, then fit the views to the image."""
+    wait_for_views_sized(page, timeout_ms)
     page.get_by_role("button", name="Reset views").click()
     page.wait_for_timeout(500)
 

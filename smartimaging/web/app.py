@@ -216,7 +216,7 @@ class ReadingStation(TrameApp):
         state.si_columns = {m: [] for m in FLOWS}
         state.si_rows = {m: [] for m in FLOWS}
         state.si_notes = {m: [] for m in FLOWS}
-        state.si_layout = {m: "axial" for m in FLOWS}  # Flow.layout of each module's case
+        state.si_layout = {m: "axial" for m in FLOWS}  # the station's layout (LAYOUTS) of each module's case
         state.si_placing = False
         state.si_compare = {m: [] for m in FLOWS}  # the result's AI-vs-edited rows
         init_explanations(state, FLOWS)

@@ -165,20 +165,6 @@ def show_proposal(ai_node, shown: bool) -> None:
     display.SetVisibility(shown)
 
 
-def raise_proposal(ai_node) -> None:
-    """Draw the proposal's outline over the reader's copy again, after an undo or redo replaced the copy's segments
-    (trame-slicer restores a state by DeepCopy): Slicer 5.12's 2D segmentation displayable manager draws its actors
-    in the order it made them, so the copy's new fill covered the outline. A fresh outline display node, in place of
-    the last one, gets new actors, drawn last; shown or hidden as the old one was."""
-    old = proposal_display(ai_node)
-    scene = ai_node.GetScene()
-    outline = scene.AddNewNodeByClass("vtkMRMLSegmentationDisplayNode")
-    outline.SetVisibility(False)
-    ai_node.AddAndObserveDisplayNodeID(outline.GetID())
-    scene.RemoveNode(old)  # Slicer 5.12 vtkMRMLScene::RemoveNode also removes the AI node's reference to it
-    show_proposal(ai_node, bool(old.GetVisibility()))
-
-
 def proposal_display(ai_node):
     """The display node that outlines the AI's proposal: its last one (`editable_copy` adds one after the copy's,
     so the outline is drawn over the copy; replacing the first one instead crashes Slicer 5.12's segmentation

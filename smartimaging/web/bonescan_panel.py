@@ -117,7 +117,8 @@ class BoneScanPanel:
                     v3.VBtn("{{ lesion.rejected ? 'Accept' : 'Reject' }}", size="x-small", variant="tonal",
                             color=("lesion.rejected ? 'success' : 'warning'",),
                             disabled=(f"si_busy || si_stale['{MODULE}']",),
-                            click=(self.on_toggle, "[lesion.id]"), id=("'si-bone-toggle-' + lesion.id",))
+                            click=(self.on_toggle, "[lesion.id, lesion.rejected]"),
+                            id=("'si-bone-toggle-' + lesion.id",))
             html.Div("Position: centre of the lesion in mm from the top-left corner of its view (x right, y down). "
                      "Uptake: counts in the lesion's pixels; no reference region is segmented, so no ratio.",
                      classes="text-caption mt-1")
@@ -148,10 +149,14 @@ class BoneScanPanel:
 
     # ---- callbacks ----------------------------------------------------------------------------------------------
 
-    def on_toggle(self, lesion_id) -> None:
-        """Reject the lesion (or accept it again) and compute BSTBI again."""
+    def on_toggle(self, lesion_id, shown_rejected) -> None:
+        """Reject the lesion (or accept it again) and compute BSTBI again. The click carries what its button showed:
+        a click on a state that is already gone (the second click of a double-click, which can arrive after the
+        first one's quick step is over) changes nothing."""
         state = self.station.state
         if self._toggling or state.si_busy or state.si_module != MODULE:
+            return
+        if (int(lesion_id) in self.flow.exclude) != bool(shown_rejected):
             return
         self._toggling = state.si_busy = True  # at once: a second click of a double-click finds it busy
 

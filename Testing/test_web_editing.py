@@ -6,7 +6,6 @@ or to pytest's temporary folder."""
 from __future__ import annotations
 
 import io
-import os
 import re
 from pathlib import Path
 
@@ -14,22 +13,20 @@ import numpy as np
 import pytest
 
 pytest.importorskip("trame_slicer")
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
 from PIL import Image  # noqa: E402
 from web_station import (  # noqa: E402
-    CHROMIUM,
-    VIEWPORT,
     choose_effect,
     click_and_wait_idle,
     image_point_on_page,
-    launch_chromium,
     load_sample,
     open_module,
     reset_views_when_sized,
-    running_station,
     sample_lesion,
+    screenshot_folder,
     segment_counts,
+    station_page,
     view_images,
     wait_for_views_rendered,
 )
@@ -40,25 +37,15 @@ LESION_ZONE_PX = 70  # around the lesion the overlays change the view; elsewhere
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (tools/system-packages.sh)")
-    with running_station(environment={"TMPDIR": str(tmp_path_factory.mktemp("station-tmp"))}) as (url, _), \
-            playwright_api.sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        page = browser.new_page(viewport=VIEWPORT)
-        page.goto(url)
-        page.get_by_role("button", name="Load sample").wait_for(timeout=60_000)
+    with station_page(tmp_path_factory) as (page, _process):
         open_module(page, "Mammography Rad-score")
         wait_for_views_rendered(page, 1)
         yield page
-        browser.close()
 
 
 @pytest.fixture(scope="module")
 def screenshots(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("SMARTIMAGING_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return screenshot_folder(tmp_path_factory)
 
 
 def _view(page, settle_ms: int = 1500) -> np.ndarray:

@@ -8,23 +8,20 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("trame_slicer")
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
 from PIL import Image  # noqa: E402
 from web_station import (  # noqa: E402
-    CHROMIUM,
-    VIEWPORT,
     click_and_wait_idle,
-    launch_chromium,
     open_module,
-    running_station,
+    screenshot_folder,
+    station_page,
     view_centre,
     view_images,
 )
@@ -36,23 +33,13 @@ SETTLE_MS = 2000  # the server's new frames reach the page
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (tools/system-packages.sh)")
-    with running_station(environment={"TMPDIR": str(tmp_path_factory.mktemp("station-tmp"))}) as (url, _), \
-            playwright_api.sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        page = browser.new_page(viewport=VIEWPORT)
-        page.goto(url)
-        page.get_by_role("button", name="Load sample").wait_for(timeout=60_000)
+    with station_page(tmp_path_factory) as (page, _process):
         yield page
-        browser.close()
 
 
 @pytest.fixture(scope="module")
 def screenshots(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("SMARTIMAGING_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return screenshot_folder(tmp_path_factory)
 
 
 def _views_when_sized(page, count: int) -> list[np.ndarray]:

@@ -115,3 +115,21 @@ def test_dce_shows_t1_and_real_dce_before_synthesis_and_fits_every_view(page, sc
                                "Subtraction MIP (synthetic − T1)"]
     _assert_fitted(page, views)
     _assert_clear_of_slider(page)
+
+
+def test_lvi_grad_cam_has_a_colour_bar_and_a_switch_and_stays_on_the_dce(page, screenshots):
+    open_module(page, "Breast MRI LVI")
+    click_and_wait_idle(page, "Segment")
+    click_and_wait_idle(page, "Predict LVI")
+    page.locator("#si-heat-bar").wait_for(timeout=30_000)
+    assert page.locator("#si-heat-bar").get_attribute("style").count("rgb(") == 9  # the map's own colours
+    shown = _views_when_sized(page, 2)
+    page.screenshot(path=str(screenshots / "web-lvi-grad-cam.png"))
+    page.locator("#si-heat-shown").uncheck()
+    page.wait_for_timeout(SETTLE_MS)
+    hidden = _views_when_sized(page, 2)
+    assert np.abs(shown[0] - hidden[0]).mean() > 0.5  # the map left the DCE view
+    assert np.abs(shown[1] - hidden[1]).mean() < 0.5  # the T2 never had it
+    page.locator("#si-heat-shown").check()
+    page.wait_for_timeout(SETTLE_MS)
+    assert np.abs(_views_when_sized(page, 2)[0] - shown[0]).mean() < 0.5

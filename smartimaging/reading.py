@@ -600,6 +600,9 @@ class Flow:
         return None
 
 
+HEAT_MAP_SHOWN_FROM = 0.2  # heat-map values below this are transparent: the image stays readable under the map
+
+
 def style_heat_map(node) -> None:
     """A heat map in [0, 1] over an image: rainbow colours, fixed window, cold voxels transparent."""
     if node.GetDisplayNode() is None:  # volumes made from arrays have no display node yet
@@ -608,5 +611,17 @@ def style_heat_map(node) -> None:
     display.SetAndObserveColorNodeID("vtkMRMLColorTableNodeRainbow")
     display.SetAutoWindowLevel(False)
     display.SetWindowLevelMinMax(0.0, 1.0)
-    display.SetApplyThreshold(True)  # the image stays readable under the map
-    display.SetThreshold(0.2, 1.0)
+    display.SetApplyThreshold(True)
+    display.SetThreshold(HEAT_MAP_SHOWN_FROM, 1.0)
+
+
+def heat_map_colours(node, values) -> list[str]:
+    """The colours (#rrggbb) a heat map styled by `style_heat_map` shows at each value in [0, 1]: its colour
+    table sampled over the display window, for a colour bar that matches the views."""
+    table = node.GetDisplayNode().GetColorNode().GetLookupTable()
+    last = table.GetNumberOfTableValues() - 1
+    colours = []
+    for value in values:
+        red, green, blue, _ = table.GetTableValue(round(float(np.clip(value, 0.0, 1.0)) * last))
+        colours.append(f"#{round(red * 255):02x}{round(green * 255):02x}{round(blue * 255):02x}")
+    return colours

@@ -49,6 +49,7 @@ from .editor_panel import EditorPanel, bring_into_view, comparison_table
 from .explain_panel import build as build_explanations
 from .explain_panel import init_state as init_explanations
 from .explain_panel import publish as publish_explanations
+from .heatmap_panel import HeatMapPanel
 from .view_fit import FitWhenSized
 
 logger = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ class ReadingStation(TrameApp):
         self.layout_manager.register_layout_dict(LAYOUTS)
         self.editor_logic = SegmentEditorLogic(self.server, self.slicer_app)
         self.editor_panel = EditorPanel(self)
+        self.heatmap_panel = HeatMapPanel(self)
         self.flows = {module: flow(self.slicer_app.scene, device, models_dir) for module, flow in FLOWS.items()}
         self.flows[MammoFlow.module].pixel_hint = PIXEL_SIZE_HINTS["station"]  # its warnings point to this page
         self.cases = sample_cases()
@@ -374,6 +376,7 @@ class ReadingStation(TrameApp):
                     with html.Template(v_for=("(word, index) in String(cell).split(' ')",)):
                         html.Span("{{ word }}", style="white-space: nowrap;")
                         html.Span("{{ ' ' }}", v_if=("index < String(cell).split(' ').length - 1",))
+        self.heatmap_panel.build()
         self.bonescan_panel = BoneScanPanel(self)  # the bone scan's lesion list and follow-up
         self.bonescan_panel.build()
 
@@ -720,12 +723,16 @@ class ReadingStation(TrameApp):
         overlay = flow.overlay
         if overlay is not None:
             style_heat_map(overlay)
+        heat_views = []
         for view in view_manager.get_slice_views():
             background = volumes.get(view.get_singleton_tag(), flow.primary)
             view.set_background_volume_id(background.GetID() if background is not None else None)
             over = overlay if background is flow.primary else None  # a map on the image it was computed on
             view.set_layer_volume_id(SliceLayer.Foreground, over.GetID() if over is not None else None)
-            view.set_foreground_opacity(0.4 if over is not None else 0.0)
+            view.set_foreground_opacity(0.0)
+            if over is not None:
+                heat_views.append(view)
+        self.heatmap_panel.show(flow, heat_views)
         if fit:
             self._view_fit.fit(view_manager.get_slice_views(), clear_of_slider=flow.layout == "side-by-side")
         self._link_views(flow.layout == "side-by-side")

@@ -46,21 +46,29 @@ def _step(name: str, **arrays) -> tuple[dict, dict]:
     return {"step": name}, {key: np.ascontiguousarray(value) for key, value in arrays.items()}
 
 
-def _trees_of_forest(estimators) -> dict:
-    """Stacked node arrays of sklearn trees; a leaf's value is its fraction of the positive class."""
+def _stacked(trees) -> dict:
+    """One node array per field for trees given as (feature, threshold, left, right, value) with their own node
+    numbers (-1: no child): children renumbered after the trees before them, `roots` the first node of each."""
     roots, parts, offset = [], [], 0
-    for tree in (estimator.tree_ for estimator in estimators):
-        value = tree.value[:, 0, :]
-        fraction = value[:, 1] / value.sum(axis=1)
-        left, right = tree.children_left.astype(np.int64), tree.children_right.astype(np.int64)
+    for feature, threshold, left, right, value in trees:
         inner = left != -1
-        parts.append((tree.feature.astype(np.int64), tree.threshold.astype(np.float64),
-                      np.where(inner, left + offset, -1), np.where(inner, right + offset, -1), fraction))
+        parts.append((feature, threshold, np.where(inner, left + offset, -1), np.where(inner, right + offset, -1),
+                      value))
         roots.append(offset)
-        offset += tree.node_count
+        offset += len(left)
     feature, threshold, left, right, value = (np.concatenate(column) for column in zip(*parts, strict=True))
     return {"roots": np.array(roots, np.int64), "feature": feature, "threshold": threshold, "left": left,
             "right": right, "value": value}
+
+
+def _trees_of_forest(estimators) -> dict:
+    """Stacked node arrays of sklearn trees; a leaf's value is its fraction of the positive class."""
+    def fields(tree):
+        value = tree.value[:, 0, :]
+        return (tree.feature.astype(np.int64), tree.threshold.astype(np.float64), tree.children_left.astype(np.int64),
+                tree.children_right.astype(np.int64), value[:, 1] / value.sum(axis=1))
+
+    return _stacked(fields(estimator.tree_) for estimator in estimators)
 
 
 def _trees_of_booster(classifier) -> dict:
@@ -69,21 +77,18 @@ def _trees_of_booster(classifier) -> dict:
     if model["objective"]["name"] != "binary:logistic" or model["gradient_booster"]["name"] != "gbtree":
         raise NoPlainFormError("an XGBoost objective other than binary:logistic")
     base_score = float(json.loads(model["learner_model_param"]["base_score"])[0])
-    roots, parts, offset = [], [], 0
-    for tree in model["gradient_booster"]["model"]["trees"]:
+
+    def fields(tree):
         if any(tree["split_type"]):
             raise NoPlainFormError("categorical XGBoost splits")
-        left, right = np.array(tree["left_children"], np.int64), np.array(tree["right_children"], np.int64)
+        left = np.array(tree["left_children"], np.int64)
         inner = left != -1
         conditions = np.array(tree["split_conditions"], np.float32).astype(np.float64)
-        parts.append((np.where(inner, np.array(tree["split_indices"], np.int64), 0), np.where(inner, conditions, 0.0),
-                      np.where(inner, left + offset, -1), np.where(inner, right + offset, -1),
-                      np.where(inner, 0.0, conditions)))
-        roots.append(offset)
-        offset += len(left)
-    feature, threshold, left, right, value = (np.concatenate(column) for column in zip(*parts, strict=True))
-    return {"roots": np.array(roots, np.int64), "feature": feature, "threshold": threshold, "left": left,
-            "right": right, "value": value, "base": np.array([math.log(base_score / (1 - base_score))])}
+        return (np.where(inner, np.array(tree["split_indices"], np.int64), 0), np.where(inner, conditions, 0.0),
+                left, np.array(tree["right_children"], np.int64), np.where(inner, 0.0, conditions))
+
+    return {**_stacked(fields(tree) for tree in model["gradient_booster"]["model"]["trees"]),
+            "base": np.array([math.log(base_score / (1 - base_score))])}
 
 
 def _classifier_step(classifier) -> tuple[dict, dict]:

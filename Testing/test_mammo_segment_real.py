@@ -20,6 +20,9 @@ from smartimaging.mammo.realistic import (
     evaluate,
     held_out_cases,
     held_out_patients,
+    held_out_skin_bands,
+    is_skin_band,
+    reference_components,
     synthetic_mass,
 )
 from smartimaging.mammo.segment import (
@@ -35,8 +38,8 @@ from smartimaging.phantoms.mammo import PIXEL_MM, make_mammo_phantom
 from smartimaging.segmentation_nodes import roi_source
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::RuntimeWarning")
-# Reached on the held-out real lesions (issue 12 asks for >= 0.90 found and median Dice >= 0.70: not met yet)
-FOUND_REACHED, MEDIAN_DICE_REACHED = 16 / 18, 0.48
+# Reached on the held-out real lesions (issue 12 asks for >= 0.90 found and median Dice >= 0.70: Dice not met yet)
+FOUND_REACHED, MEDIAN_DICE_REACHED = 15 / 16, 0.60
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +128,23 @@ def test_two_fold_halves_split_the_held_out_patients():
     everything = {case[0] for case in held_out_cases(REALDATA) if case[0].startswith("flipped")}
     assert not tested["A"] & tested["B"] and tested["A"] | tested["B"] == everything
     assert all(int(name.split("_")[1][1:]) in halves[1] for name in tested["A"])
+
+
+def test_skin_bands_are_not_lesions():
+    """A thin arc along the skin is left out of the reference lesions; a disc and a small oval are kept."""
+    rows, cols = np.mgrid[0:512, 0:512]
+    radius = np.hypot(rows - 256, cols)
+    arc = (radius > 240) & (radius < 246)
+    disc = np.hypot(rows - 200, cols - 150) < 40
+    oval = ((rows - 400) / 12) ** 2 + ((cols - 300) / 6) ** 2 < 1
+    kept, bands = reference_components(arc | disc | oval, 0.45)
+    assert len(kept) == 2 and len(bands) == 1 and np.array_equal(bands[0], arc)
+    assert not is_skin_band(disc, 0.45) and is_skin_band(arc, 0.45)
+
+
+def test_the_held_out_skin_bands_are_the_two_traced_skin_lines():
+    require_shared(REALDATA / "mammo_cddcesm")
+    card = json.loads((models_dir() / f"{SEGMENTER_IDS['mass']}.json").read_text())
+    excluded = held_out_skin_bands(REALDATA)
+    assert excluded == ["flipped_P108_L_DM_CC (1 band)", "flipped_P139_R_DM_MLO (1 band)"]
+    assert card["metrics"]["held_out_real"]["excluded_skin_bands"]["views"] == excluded

@@ -38,6 +38,9 @@ CDDCESM_HELD_OUT = (61, 71, 93, 108, 121, 137, 139, 149, 161, 172, 181, 191)  # 
 # versa, so that every held-out lesion is scored by a model that never saw it
 CDDCESM_FOLD_HALVES = {"A": (61, 93, 121, 139, 161, 181), "B": (71, 108, 137, 149, 172, 191)}
 MIN_LESION_MM2 = 20.0  # mask components smaller than this are annotation specks, not lesions
+# A mask component at least this long that fills less than this share of its bounding square is a thin band: in
+# CDD-CESM, the skin line traced by the annotator (4 of 33 components, 2 of them held out), not a lesion outline
+SKIN_BAND_MIN_EXTENT_MM, SKIN_BAND_MAX_FILL = 80.0, 0.1
 # `build` resamples to these (the mass size can be changed with --mass-pixel-mm); the .npz records them
 MODEL_PIXEL_MM = {"mass": 0.7, "calcification": 0.2}
 REAL_FRACTIONS = (0.2, 0.5)  # masses: share of real-mask patches in the synthetic phase, then in the last 30 %
@@ -53,11 +56,28 @@ class RealView:
     mask: np.ndarray | None  # bool lesion mask, or None (no annotation)
 
 
-def lesions(mask: np.ndarray, pixel_mm: float) -> list[np.ndarray]:
-    """The lesions of a reference mask: its connected components of at least MIN_LESION_MM2."""
+def reference_components(mask: np.ndarray, pixel_mm: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(lesions, skin bands) of a reference mask: its connected components of at least MIN_LESION_MM2, split into
+    lesion outlines and thin bands along the skin (`is_skin_band`)."""
     labels, count = ndimage.label(mask)
     sizes = ndimage.sum(mask, labels, range(1, count + 1)) * pixel_mm**2
-    return [labels == i + 1 for i in range(count) if sizes[i] >= MIN_LESION_MM2]
+    components = [labels == i + 1 for i in range(count) if sizes[i] >= MIN_LESION_MM2]
+    bands = [is_skin_band(component, pixel_mm) for component in components]
+    return ([c for c, band in zip(components, bands, strict=True) if not band],
+            [c for c, band in zip(components, bands, strict=True) if band])
+
+
+def lesions(mask: np.ndarray, pixel_mm: float) -> list[np.ndarray]:
+    """The lesion outlines of a reference mask (`reference_components`)."""
+    return reference_components(mask, pixel_mm)[0]
+
+
+def is_skin_band(component: np.ndarray, pixel_mm: float) -> bool:
+    """Whether a mask component is a thin band (at least SKIN_BAND_MIN_EXTENT_MM long, filling less than
+    SKIN_BAND_MAX_FILL of its bounding square) rather than the outline of a lesion."""
+    rows, cols = np.nonzero(component)
+    extent_mm = (max(np.ptp(rows), np.ptp(cols)) + 1) * pixel_mm
+    return extent_mm >= SKIN_BAND_MIN_EXTENT_MM and component.sum() * pixel_mm**2 < SKIN_BAND_MAX_FILL * extent_mm**2
 
 
 def reader_click(lesion: np.ndarray) -> tuple[float, float]:
@@ -452,30 +472,48 @@ def training_profiles(data_path: Path, kind: str, phantoms: int = 40) -> list[di
     return profiles
 
 
-def measure(kind: str, models_dir: Path, realdata: Path, data_path: Path) -> dict:
-    """Write the card's metrics (held-out real lesions for masses, fresh phantoms) and training_domain."""
+def held_out_skin_bands(realdata: Path) -> list[str]:
+    """The held-out CDD-CESM mask components left out of the evaluation as skin bands (`is_skin_band`)."""
+    return [f"{view.name} ({len(bands)} band{'s' if len(bands) > 1 else ''})"
+            for view in cddcesm_views(realdata / "mammo_cddcesm") if held_out(view)
+            for bands in [reference_components(view.mask, view.pixel_mm)[1]] if bands]
+
+
+def held_out_real_metrics(segmenter, realdata: Path) -> dict:
+    """The card's `held_out_real` block: found and Dice per held-out real lesion (`evaluate`)."""
+    result = evaluate(segmenter, held_out_cases(realdata))
+    return {"data": "real lesions never trained on: CDD-CESM held-out patients (components >= "
+                    f"{MIN_LESION_MM2:g} mm² of each mask that outline a lesion) and the NYU view; click at the "
+                    "centroid (or the nearest lesion pixel); found = non-empty ROI whose centroid lies inside the "
+                    "reference",
+            "excluded_skin_bands": {
+                "views": held_out_skin_bands(realdata),
+                "why": f"mask components at least {SKIN_BAND_MIN_EXTENT_MM:g} mm long that fill less than "
+                       f"{SKIN_BAND_MAX_FILL:g} of their bounding square: the annotator traced the skin line, not "
+                       "a lesion"},
+            "lesions": result["lesions"], "found_fraction": result["found_fraction"],
+            "median_dice": result["median_dice"], "cases": result["cases"]}
+
+
+def measure(kind: str, models_dir: Path, realdata: Path, data_path: Path | None) -> dict:
+    """Write the card's metrics (held-out real lesions for masses, fresh phantoms) and training_domain; without
+    `data_path`, only the held-out real lesions are measured again (the rest of the card is kept)."""
     from ..domain import summarise
     from .segment import SEGMENTER_IDS, MammoSegmenter
 
     segmenter = MammoSegmenter.load(kind, models_dir, "cpu")
     card_path = Path(models_dir) / f"{SEGMENTER_IDS[kind]}.json"
     card = json.loads(card_path.read_text())
-    seeds = range(950_000, 950_040)
-    card["metrics"] = {"data": f"{len(seeds)} fresh PHANTOMS (seeds {seeds.start}-{seeds.stop - 1}, never trained "
-                               "on), point at the lesion centroid, Dice within the 128-pixel window around it",
-                       "dice": phantom_dice(segmenter, kind, seeds)}
-    if kind == "mass":
-        result = evaluate(segmenter, held_out_cases(realdata))
-        card["metrics"]["held_out_real"] = {
-            "data": "real lesions never trained on: CDD-CESM held-out patients (components >= "
-                    f"{MIN_LESION_MM2:g} mm² of each mask) and the NYU view; click at the centroid (or the nearest "
-                    "lesion pixel); found = non-empty ROI whose centroid lies inside the reference",
-            "lesions": result["lesions"], "found_fraction": result["found_fraction"],
-            "median_dice": result["median_dice"], "cases": result["cases"]}
-    else:
-        card["metrics"]["held_out_real"] = "not measured: no real calcification masks are available"
-    card["training_domain"] = summarise(training_profiles(data_path, kind),
-                                        f"segmenter input patches at the training lesions and backgrounds, {kind}")
+    if data_path is not None:
+        seeds = range(950_000, 950_040)
+        card["metrics"] |= {
+            "data": f"{len(seeds)} fresh PHANTOMS (seeds {seeds.start}-{seeds.stop - 1}, never trained on), point "
+                    "at the lesion centroid, Dice within the 128-pixel window around it",
+            "dice": phantom_dice(segmenter, kind, seeds)}
+        card["training_domain"] = summarise(training_profiles(data_path, kind),
+                                            f"segmenter input patches at the training lesions and backgrounds, {kind}")
+    card["metrics"]["held_out_real"] = (held_out_real_metrics(segmenter, realdata) if kind == "mass" else
+                                        "not measured: no real calcification masks are available")
     card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     return card["metrics"]
 
@@ -572,7 +610,8 @@ def main(argv=None) -> None:
     measure_parser.add_argument("--kind", choices=sorted(MODEL_PIXEL_MM), required=True)
     measure_parser.add_argument("--models-dir", type=Path, required=True)
     measure_parser.add_argument("--realdata", type=Path, default=Path("../shared/realdata"))
-    measure_parser.add_argument("--data", type=Path, required=True)
+    measure_parser.add_argument("--data", type=Path, default=None,
+                                help="the built .npz; without it only the held-out real lesions are measured again")
     evaluate_parser = commands.add_parser("evaluate", help="found %% and Dice on the held-out real lesions")
     evaluate_parser.add_argument("--kind", choices=sorted(MODEL_PIXEL_MM), default="mass")
     evaluate_parser.add_argument("--models-dir", type=Path, default=None)

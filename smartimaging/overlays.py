@@ -18,14 +18,13 @@ def _resized(array: np.ndarray, size: tuple[int, int], resample) -> np.ndarray:
     return np.asarray(Image.fromarray(array).resize(size, resample))
 
 
-def outline_png(image: np.ndarray, outlines: list[tuple[np.ndarray, tuple[int, int, int]]], path: str | os.PathLike,
-                title: str, width: int, window: tuple[float, float], dark_is_high: bool = False) -> None:
-    """`image` (2D) windowed to `window` (low, high) and resized to `width` pixels, with the one-pixel outline of each
-    (mask, RGB colour) drawn over it and `title` above; `dark_is_high` shows high values dark (bone scans)."""
+def outlined_rgb(image: np.ndarray, outlines: list[tuple[np.ndarray, tuple[int, int, int]]], size: tuple[int, int],
+                 window: tuple[float, float], dark_is_high: bool = False) -> np.ndarray:
+    """(rows, cols, 3) uint8: `image` (2D) windowed to `window` (low, high) and resized to `size` (width, height),
+    with the one-pixel outline of each (mask, RGB colour) drawn over it; `dark_is_high` shows high values dark."""
     low, high = window
     grey = np.clip((np.asarray(image, float) - low) / ((high - low) or 1.0), 0, 1)
     grey = np.round(255 * (1 - grey if dark_is_high else grey)).astype(np.uint8)
-    size = (width, max(1, round(width * image.shape[0] / image.shape[1])))
     rgb = np.repeat(_resized(grey, size, Image.Resampling.BILINEAR)[..., None], 3, axis=2)
     for mask, colour in outlines:
         inside = _resized(np.asarray(mask, bool).astype(np.uint8) * 255, size, Image.Resampling.NEAREST) > 0
@@ -35,6 +34,15 @@ def outline_png(image: np.ndarray, outlines: list[tuple[np.ndarray, tuple[int, i
         interior[:, 1:] &= inside[:, :-1]
         interior[:, :-1] &= inside[:, 1:]
         rgb[inside & ~interior] = colour
+    return rgb
+
+
+def outline_png(image: np.ndarray, outlines: list[tuple[np.ndarray, tuple[int, int, int]]], path: str | os.PathLike,
+                title: str, width: int, window: tuple[float, float], dark_is_high: bool = False) -> None:
+    """`image` (2D) windowed to `window` (low, high) and resized to `width` pixels, with the one-pixel outline of each
+    (mask, RGB colour) drawn over it and `title` above; `dark_is_high` shows high values dark (bone scans)."""
+    size = (width, max(1, round(width * image.shape[0] / image.shape[1])))
+    rgb = outlined_rgb(image, outlines, size, window, dark_is_high)
     font = ImageFont.load_default(size=TITLE_PX)
     canvas = Image.new("RGB", (size[0], size[1] + TITLE_PX + 6), "white")
     canvas.paste(Image.fromarray(rgb), (0, TITLE_PX + 6))

@@ -239,12 +239,14 @@ class DCESynthesisLogic(ScriptedLoadableModuleLogic):
         return self.flow
 
     def showSideBySide(self, t1Node, syntheticNode, realDceNode=None, mipNode=None, tableNode=None):
-        """Linked views T1 | synthetic DCE | real DCE | subtraction MIP."""
+        """Linked views T1 | synthetic DCE | real DCE | subtraction MIP; the regions that enhance on the real DCE
+        outlined on the synthetic and the real DCE views (named by whether they show on the synthetic one)."""
         from smartimaging.dce import scene as dce_scene
 
         layoutNode = slicer.app.layoutManager().layoutLogic().GetLayoutNode()
         dce_scene.show_side_by_side(slicer.mrmlScene, layoutNode, {
-            "DCE-T1": t1Node, "DCE-Synthetic": syntheticNode, "DCE-Real": realDceNode, "DCE-MIP": mipNode})
+            "DCE-T1": t1Node, "DCE-Synthetic": syntheticNode, "DCE-Real": realDceNode, "DCE-MIP": mipNode},
+            self.flow.regions)
         if tableNode is not None:
             slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(tableNode.GetID())
             slicer.app.applicationLogic().PropagateTableSelection()

@@ -1,6 +1,6 @@
 """The synthetic-DCE reading flow (desktop module DCESynthesis and the reading station): load the T1 (and a real
 DCE to compare with) -> synthesize (generator in the worker) -> T1, synthetic DCE, real DCE and the subtraction MIP
-side by side."""
+side by side, the regions that enhance on the real DCE outlined on the real and the synthetic DCE."""
 
 from __future__ import annotations
 
@@ -54,6 +54,12 @@ class DCEFlow(Flow):
         """T1 and real DCE side by side once a real DCE is loaded, the synthetic DCE and its MIP too once made."""
         side_by_side = self.result is not None or (self.primary is not None and "DCE" in self.volumes)
         return "side-by-side" if side_by_side else "axial"
+
+    @property
+    def regions(self):
+        """The segmentation of the regions that enhance on the real DCE (`dce.scene.add_regions`: outlined on the
+        views `dce.scene.REGION_VIEWS`), or None (no real DCE, or nothing focal enhances on it)."""
+        return self.extra_nodes.get("regions")
 
     @property
     def view_volumes(self) -> dict:

@@ -53,6 +53,15 @@ def enhancing_regions(real: np.ndarray, t1: np.ndarray) -> tuple[list[np.ndarray
     return [labels == kept[index] for index in order], enhancing
 
 
+def region_labels(regions: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """The regions of `enhancing_regions` as one uint8 label array: region n (1-based, the most enhancing first) = n,
+    0 elsewhere; the numbering of `lesion_contrast`'s "regions" and the result table's rows."""
+    labels = np.zeros(shape, np.uint8)
+    for number, region in enumerate(regions, start=1):
+        labels[region] = number
+    return labels
+
+
 def _measure(region: np.ndarray, enhancing: np.ndarray, body: np.ndarray, synthetic: np.ndarray,
              real: np.ndarray) -> dict:
     shell = ndimage.binary_dilation(region, IN_PLANE, iterations=SHELL_VOXELS) & ~enhancing & body
@@ -68,12 +77,12 @@ def _measure(region: np.ndarray, enhancing: np.ndarray, body: np.ndarray, synthe
             "faint": ratio is None or ratio < FAINT_RATIO}
 
 
-def lesion_contrast(t1: np.ndarray, synthetic: np.ndarray, real: np.ndarray) -> dict:
+def lesion_contrast(t1: np.ndarray, synthetic: np.ndarray, real: np.ndarray, found: tuple | None = None) -> dict:
     """The lesion-level measure of a synthesis: T1, synthetic and real DCE as (slices, rows, columns) arrays in
     [0, 1] on one grid. "regions": each measured enhancing region (voxels, first and last slice, centre voxel
     i/j/k, real and synthetic contrast, ratio, faint), the most enhancing first; "faint": whether any is faint;
-    "sentence": for the reader."""
-    regions, enhancing = enhancing_regions(real, t1)
+    "sentence": for the reader. `found`: `enhancing_regions(real, t1)` when the caller has it already."""
+    regions, enhancing = found if found is not None else enhancing_regions(real, t1)
     body = t1 > BODY_THRESHOLD
     measures = [_measure(region, enhancing, body, synthetic, real) for region in regions]
     result = {"threshold": ENHANCEMENT_THRESHOLD, "faint_ratio": FAINT_RATIO, "regions": measures,

@@ -4,7 +4,10 @@
   the T1's exact geometry, in the T1's study, with provenance in their attributes; the table when a real DCE is
   given;
 - `write_inputs_for_worker` / `import_worker_result`: the same through the background worker;
-- `LAYOUT_XML` + `show_side_by_side`: linked slice views T1 | synthetic DCE | real DCE | subtraction MIP.
+- `LAYOUT_XML` + `show_side_by_side`: linked slice views T1 | synthetic DCE | real DCE | subtraction MIP;
+- `add_regions` / `show_regions` / `region_legend` / `region_centre_ras`: with a real DCE, the regions that enhance on
+  it (`lesion_contrast`) outlined on the real and the synthetic DCE views, named and coloured by whether they show
+  on the synthetic DCE, numbered as the result table's "Enhancing region n" rows.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import SimpleITK as sitk
 
 from ..mrml import (
     fill_table,
+    get_json_attribute,
+    ijk_to_ras_matrix,
     place_in_same_study,
     set_json_attribute,
     sitk_to_volume_node,
@@ -24,7 +29,9 @@ from ..mrml import (
     write_for_worker,
 )
 from ..result_nodes import RecordedResult
-from .synthesis import DCESynthesizer, SynthesisResult, synthesize_volume
+from ..segmentation_nodes import segmentation_from_labels
+from ..segments import ALTERED, Code, SegmentSpec
+from .synthesis import REGIONS_FILE, DCESynthesizer, SynthesisResult, synthesize_volume
 from .volumes import check_mr_volume
 
 RESULT = "SmartImaging.DCESynthesis"
@@ -37,6 +44,15 @@ LAYOUT_XML = ('<layout type="horizontal" split="true">'
                         for name, label, color in zip(VIEWS, ("T1", "S", "D", "M"),
                                                       ("#E17012", "#4A90D9", "#30A070", "#A050C0"), strict=True))
               + "</layout>")
+
+
+REGION_VIEWS = ("DCE-Synthetic", "DCE-Real")  # the views the enhancing regions are outlined on
+REGION_KINDS = {  # faint on the synthetic DCE or not -> (what the reader reads, outline colour)
+    False: ("enhances on real DCE, shows on synthetic", (0.15, 0.85, 1.0)),  # cyan
+    True: ("enhances on real DCE, faint on synthetic", (1.0, 0.2, 0.8)),  # magenta: read this one on the real DCE
+}
+REGION_TYPE = Code("SCT", "52988006", "Lesion")  # a region may also be focal background enhancement
+REGION_OUTLINE_PX = 2
 
 
 @dataclass
@@ -67,8 +83,65 @@ def add_result_nodes(scene, t1_node, result: SynthesisResult) -> tuple:
              "subtraction": _add_volume(scene, result.subtraction, f"{name} synthetic subtraction", t1_node,
                                         result.record),
              "mip": _add_volume(scene, result.mip, f"{name} synthetic subtraction MIP", t1_node, result.record)}
+    if result.regions is not None and result.record["lesion_contrast"]["regions"]:
+        nodes["regions"] = add_regions(scene, t1_node, result.regions, result.record)
     table = metrics_table(scene, t1_node, result.record) if "metrics" in result.record else None
     return table, DCEResult(result.record, nodes)
+
+
+def region_name(number: int, measure: dict) -> str:
+    """A region's segment name, e.g. "Region 2: enhances on real DCE, faint on synthetic"."""
+    return f"Region {number}: {REGION_KINDS[measure['faint']][0]}"
+
+
+def add_regions(scene, t1_node, labels: sitk.Image, record: dict):
+    """The real DCE's enhancing regions (`labels`: region n = n, on the T1's grid) as a segmentation on the T1's
+    geometry, one segment per measured region named and coloured as REGION_KINDS, shown as outlines."""
+    specs = tuple(SegmentSpec(f"enhancing_region_{number}", region_name(number, measure), number,
+                              REGION_KINDS[measure["faint"]][1], ALTERED, REGION_TYPE)
+                  for number, measure in enumerate(record["lesion_contrast"]["regions"], start=1))
+    node = segmentation_from_labels(scene, t1_node, sitk.GetArrayFromImage(labels), specs,
+                                    f"{t1_node.GetName()} enhancing on real DCE", "measured")
+    set_json_attribute(node, RESULT, record)
+    display = node.GetDisplayNode()
+    display.SetVisibility2DFill(False)
+    display.SetVisibility2DOutline(True)
+    display.SetSliceIntersectionThickness(REGION_OUTLINE_PX)
+    display.SetVisibility(False)  # until `show_regions` puts it on its views
+    return node
+
+
+def show_regions(scene, regions_node, layout_names, shown: bool = True) -> list[str]:
+    """Outline the regions on the slice views named `layout_names` only (the real and the synthetic DCE views), or
+    hide them; the IDs of the slice nodes found (none found: hidden, never shown on every view)."""
+    display = regions_node.GetDisplayNode()
+    slices = scene.GetNodesByClass("vtkMRMLSliceNode")
+    ids = [slices.GetItemAsObject(i).GetID() for i in range(slices.GetNumberOfItems())
+           if slices.GetItemAsObject(i).GetLayoutName() in layout_names]
+    display.RemoveAllViewNodeIDs()
+    for view_id in ids:
+        display.AddViewNodeID(view_id)
+    display.SetVisibility(bool(shown and ids))
+    return ids
+
+
+def region_legend(regions_node) -> list[dict]:
+    """For a legend beside the views: each region's number, segment name, outline colour (#rrggbb), faint flag,
+    slices (1-based, first and last) and contrast ratio, as the result records them."""
+    regions = get_json_attribute(regions_node, RESULT)["lesion_contrast"]["regions"]
+    legend = []
+    for number, measure in enumerate(regions, start=1):
+        colour = "#" + "".join(f"{round(c * 255):02x}" for c in REGION_KINDS[measure["faint"]][1])
+        legend.append({"number": number, "name": region_name(number, measure), "colour": colour,
+                       "faint": measure["faint"], "slices": [k + 1 for k in measure["slices"]],
+                       "ratio": measure["ratio"]})
+    return legend
+
+
+def region_centre_ras(regions_node, t1_node, number: int) -> list[float]:
+    """The RAS position (mm) of region `number`'s centre voxel, for the views to go to it."""
+    centre = get_json_attribute(regions_node, RESULT)["lesion_contrast"]["regions"][number - 1]["centre_voxel"]
+    return [float(v) for v in (ijk_to_ras_matrix(t1_node) @ [*centre, 1.0])[:3]]
 
 
 def synthesize(scene, t1_node, synthesizer: DCESynthesizer, real_dce_node=None, progress=None) -> tuple:
@@ -114,13 +187,16 @@ def import_worker_result(scene, t1_node, event: dict) -> tuple:
     """(table node or None, DCEResult) from a `dce-synthesize` worker's result event (the files it wrote)."""
     folder = Path(event["output_dir"])
     record = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+    regions = sitk.ReadImage(str(folder / REGIONS_FILE)) if (folder / REGIONS_FILE).is_file() else None
     result = SynthesisResult(*(sitk.ReadImage(str(folder / name)) for name in
-                               ("synthetic_dce.nrrd", "subtraction.nrrd", "subtraction_mip.nrrd")), record)
+                               ("synthetic_dce.nrrd", "subtraction.nrrd", "subtraction_mip.nrrd")), record,
+                             regions=regions)
     return add_result_nodes(scene, t1_node, result)
 
 
-def show_side_by_side(scene, layout_node, volumes: dict) -> None:
-    """Register and select the four-view layout; put the volumes (keys: VIEWS) in their linked views."""
+def show_side_by_side(scene, layout_node, volumes: dict, regions_node=None) -> None:
+    """Register and select the four-view layout; put the volumes (keys: VIEWS) in their linked views; the enhancing
+    regions (when given) outlined on the synthetic and the real DCE views."""
     if not layout_node.IsLayoutDescription(LAYOUT_ID):
         layout_node.AddLayoutDescription(LAYOUT_ID, LAYOUT_XML)
     layout_node.SetViewArrangement(LAYOUT_ID)
@@ -131,3 +207,5 @@ def show_side_by_side(scene, layout_node, volumes: dict) -> None:
         if composite.GetLayoutName() in VIEWS:
             composite.SetBackgroundVolumeID(volume.GetID() if volume is not None else None)
             composite.SetLinkedControl(True)
+    if regions_node is not None:
+        show_regions(scene, regions_node, REGION_VIEWS)

@@ -5,7 +5,8 @@ Outputs share the T1's geometry exactly (they overlay it in Slicer):
 - synthetic subtraction: the synthetic DCE minus the T1 mapped linearly onto it (least squares over the body, the
   "learned intensity mapping" of the T1 into the DCE's grey levels), negative values set to 0; it shows what the
   contrast agent adds, as a post-minus-pre subtraction does in abbreviated breast MRI;
-- its maximum intensity projection along the slice axis (one-slice volume + PNG).
+- its maximum intensity projection along the slice axis (one-slice volume + PNG);
+- with a real DCE, the regions that enhance on it (`lesion_contrast`), numbered as the result's regions.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .volumes import intensity_mapped_subtraction, load_mr_volume, normalise, pa
 
 MODEL_ID = "dce-pix2pix-demo"
 OUTPUT_SCALE = 1000.0
+REGIONS_FILE = "enhancing_regions.nrrd"  # with a real DCE: its enhancing regions, labels 1.. as the result's regions
 
 
 def check_dce_card(card: dict) -> None:
@@ -109,6 +111,7 @@ class SynthesisResult:
     record: dict
     real_dce: sitk.Image | None = None
     warnings: list[str] = field(default_factory=list)
+    regions: sitk.Image | None = None  # with a real DCE: its enhancing regions (`lesion_contrast.region_labels`)
 
 
 def _image_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
@@ -130,7 +133,7 @@ def synthesize_volume(t1_image: sitk.Image, synthesizer: DCESynthesizer, real_dc
                       batch_slices: int = 8, progress: Callable[[float, str], None] | None = None
                       ) -> SynthesisResult:
     """Synthetic DCE, subtraction and MIP for a T1 volume; the metrics when a real DCE is given."""
-    from .lesion_contrast import lesion_contrast
+    from .lesion_contrast import enhancing_regions, lesion_contrast, region_labels
     from .metrics import volume_metrics
 
     started = time.perf_counter()
@@ -146,16 +149,19 @@ def synthesize_volume(t1_image: sitk.Image, synthesizer: DCESynthesizer, real_dc
               "output_units": f"arbitrary, 0-{OUTPUT_SCALE:g} (the generator's [-1, 1])",
               "domain": combine([check_card(synthesizer.model.card, domain_profile(t1_image))]),
               "seconds": time.perf_counter() - started}
-    warnings = []
+    warnings, regions = [], None
     if real_dce is not None:
         real_dce, warnings = pair_with_t1(t1_image, real_dce)
         real = to_unit(normalise(sitk.GetArrayFromImage(real_dce)))
         record["metrics"] = volume_metrics(synthetic, real)
-        record["lesion_contrast"] = lesion_contrast(to_unit(t1), synthetic, real)
+        found = enhancing_regions(real, to_unit(t1))
+        record["lesion_contrast"] = lesion_contrast(to_unit(t1), synthetic, real, found)
+        regions = sitk.GetImageFromArray(region_labels(found[0], t1.shape))
+        regions.CopyInformation(t1_image)
     record["warnings"] = warnings
     return SynthesisResult(_image_like(synthetic * OUTPUT_SCALE, t1_image),
                            _image_like(subtraction * OUTPUT_SCALE, t1_image),
-                           _mip_image(subtraction * OUTPUT_SCALE, t1_image), record, real_dce, warnings)
+                           _mip_image(subtraction * OUTPUT_SCALE, t1_image), record, real_dce, warnings, regions)
 
 
 def _mip_png(mip: sitk.Image, path: Path) -> None:
@@ -183,8 +189,11 @@ def synthesize_file(t1_path: str | os.PathLike, out_dir: str | os.PathLike, dce_
         write_image(result.subtraction, scratch / "subtraction.nrrd", compress)
         write_image(result.mip, scratch / "subtraction_mip.nrrd", compress)
         _mip_png(result.mip, scratch / "subtraction_mip.png")
+        outputs = ["synthetic_dce.nrrd", "subtraction.nrrd", "subtraction_mip.nrrd", "subtraction_mip.png"]
+        if result.regions is not None:
+            write_image(result.regions, scratch / REGIONS_FILE, compress)
+            outputs.append(REGIONS_FILE)
         record = {**result.record, "input": str(t1_path), "real_dce": str(dce_path) if dce_path else None,
-                  "outputs": ["synthetic_dce.nrrd", "subtraction.nrrd", "subtraction_mip.nrrd",
-                              "subtraction_mip.png"]}
+                  "outputs": outputs}
         write_json(scratch / "result.json", record, undefined_as_null=True)  # PSNR of identical slices: infinite
     return result

@@ -125,8 +125,8 @@ def test_rejected_lesions_leave_bstbi_and_the_counts(phantom_case):
     assert [lesion["id"] for lesion in listed["views"][0]["lesions"]] == [1, 2, 3, 4, 5]
     assert [lesion["rejected"] for lesion in listed["views"][0]["lesions"]] == [True, False, False, False, False]
     assert listed["views"][0]["lesions"][0]["match"] == f"same site as #{partner} (posterior)"
-    assert listed["counts"] == ("anterior 4 · posterior 4 lesions; 4 sites (4 on both views); 2 rejected by the "
-                                "reader")
+    assert listed["counts"] == ("anterior 4 lesions · posterior 4 lesions; 4 sites (4 on both views); 2 rejected "
+                                "by the reader")
 
 
 def _result_folder(study, labelmaps, folder, exclude=None, study_date=None):
@@ -245,7 +245,8 @@ def test_cli_lists_the_lesions_for_exclude_and_counts_per_view(phantom_case, tmp
     printed = capsys.readouterr().out
     assert re.search(r"lesion #1 anterior: x \d+ mm, y \d+ mm · \d+ mm² \(\d+ px\) · mean \d+, max \d+ counts · "
                      r"same site as #6 \(posterior\) · rejected", printed)
-    assert "lesions: anterior 4 · posterior 5 lesions; 5 sites (4 on both views); 1 rejected by the reader" in printed
+    assert "lesions: anterior 4 lesions · posterior 5 lesions; 5 sites (4 on both views); 1 rejected by the reader" \
+        in printed
     record = json.loads((tmp_path / "out" / "result.json").read_text())
     assert record["lesion_counts"]["per_view"] == {"anterior": 4, "posterior": 5}
 
@@ -327,6 +328,6 @@ def test_a_view_the_file_does_not_record_is_named_so_in_the_list_table_and_count
     assert review(record)["views"][0]["title"] == title
     assert count_rows(record["lesion_counts"])[0] == ["Lesions, anterior view", "1"]  # no view names given
     assert count_rows(record["lesion_counts"], record["unrecorded_views"])[0] == [f"Lesions, {title}", "1"]
-    assert review(record)["counts"].startswith(f"{title} 1 lesions")
+    assert review(record)["counts"].startswith(f"{title} 1 lesion;")  # one lesion, not "1 lesions"
     assert review(recompute_from_labelmaps(phantom_case[1], phantom_case[0].masks).as_json())["views"][0][
         "title"] == "anterior view"

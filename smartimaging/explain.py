@@ -20,6 +20,7 @@ import numpy as np
 from .errors import SmartImagingError
 from .models.registry import MAX_CARD_BYTES, read_json_limited
 from .models.registry import models_dir as default_models_dir
+from .wording import counted
 
 NOT_RECORDED = "not recorded"
 BORDERLINE_LOGIT = 0.25  # "near the cutoff": within ±0.25 on the log-odds scale (±0.06 around a cutoff of 0.5)
@@ -429,7 +430,8 @@ def group_contributions(card: dict | None, features: dict, directory=None) -> li
             continue
         probe = values.copy()
         probe[np.asarray(kept)[members]] = np.asarray(reference)[members]
-        rows.append([f"{label} ({len(members)} features)", f"{score - classifier.scores(probe[None])[0]:+.3f}",
+        change = score - classifier.scores(probe[None])[0]
+        rows.append([f"{label} ({counted(len(members), 'feature')})", f"{change:+.3f}",
                      "score change when these features are set together to their training mean"])
     return sorted(rows, key=lambda row: -abs(float(row[1])))
 
@@ -502,15 +504,16 @@ def dce_explanations(record: dict, directory=None) -> list[dict]:
         return [{"key": "lesions", "title": "Lesion-level check: needs a real DCE", "tone": "info", "rows": [],
                  "text": ["Load the real DCE of this patient to see whether what enhances on it also shows "
                           "on the synthetic DCE; SSIM alone cannot tell."]}]
-    rows = [[f"Region {number} (slices {m['slices'][0] + 1}–{m['slices'][1] + 1}, {m['voxels']} voxels)",
+    rows = [[f"Region {number} (slices {m['slices'][0] + 1}–{m['slices'][1] + 1}, {counted(m['voxels'], 'voxel')})",
              "no real contrast" if m["ratio"] is None else f"{m['ratio']:.2f}",
              f"contrast to surroundings: synthetic {m['synthetic_contrast']:.3f}, real {m['real_contrast']:.3f}"]
             for number, m in enumerate(measure["regions"], start=1)]
     faint = [f"{m['ratio']:.2f}" for m in measure["regions"] if m["faint"] and m["ratio"] is not None]
     return [{"key": "lesions", "title": "Enhancing regions faint on the synthetic DCE" if measure["faint"] else
              "Lesion-level check", "tone": "warning" if measure["faint"] else "info", "rows": rows,
-             "summary": f"{len(faint)} of {len(measure['regions'])} region(s) below {measure['faint_ratio']:g} of "
-                        f"their real contrast (ratio {', '.join(faint)}); SSIM does not show this.",
+             "summary": f"{len(faint)} of {counted(len(measure['regions']), 'region')} below "
+                        f"{measure['faint_ratio']:g} of their real contrast (ratio {', '.join(faint)}); SSIM does not "
+                        "show this.",
              "text": [measure["sentence"],
                       f"Enhancing region: a connected, focal region where the real DCE minus the T1 (mapped onto "
                       f"it) exceeds {measure['threshold']:g} of the intensity range, neither tiny, nor thin as a "

@@ -32,6 +32,7 @@ from .result_nodes import domain_check
 from .segmentation_nodes import AI_REFERENCE, ROLE, drawn_segmentation, editable_copy, roi_source
 from .segments import SegmentSpec
 from .warm_worker import warm_job, warm_up
+from .wording import counted
 from .worker import WorkerProcess
 
 CANCELLED = "Cancelled: nothing was added to the scene"
@@ -435,14 +436,14 @@ class Flow:
         """Size of each segment of the reader's (edited) segmentation, e.g. "Bone metastasis: 812 pixels"."""
         if self.segmentation is None:
             return ""
-        unit = "pixels" if self.primary.GetImageData().GetDimensions()[2] <= 2 else "voxels"
+        unit = "pixel" if self.primary.GetImageData().GetDimensions()[2] <= 2 else "voxel"
         segmentation = self.segmentation.GetSegmentation()
         parts = []
         for index in range(segmentation.GetNumberOfSegments()):
             segment = segmentation.GetNthSegment(index)
             voxels = _segment_voxels(segment)
             count = int(np.count_nonzero(voxels[1])) if voxels is not None else 0
-            parts.append(f"{segment.GetName()}: {count} {unit}")
+            parts.append(f"{segment.GetName()}: {counted(count, unit)}")
         return " · ".join(parts)
 
     @property

@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError
+from ..wording import counted
 
 LESION, BLADDER = 1, 2  # label values of the bone-scan label maps
 MATCH_TOLERANCE_MM = 20.0
@@ -114,12 +115,12 @@ def count_rows(counts: dict, unrecorded: tuple | list = ()) -> list[list[str]]:
 
 
 def counts_text(counts: dict, unrecorded: tuple | list = ()) -> str:
-    """One line for the reader, e.g. "anterior 6 · posterior 6 lesions; 6 sites (6 on both views); 0 rejected"; a
-    view the file does not record: "view not recorded (analysed as anterior) 6 lesions"."""
-    text = " · ".join(f"{view_title(view, unrecorded) if view in unrecorded else view} {n}"
-                      for view, n in counts["per_view"].items()) + " lesions"
+    """One line for the reader, e.g. "anterior 6 lesions · posterior 1 lesion; 6 sites (1 on both views); 5 rejected
+    by the reader"; a view the file does not record: "view not recorded (analysed as anterior) 6 lesions"."""
+    text = " · ".join(f"{view_title(view, unrecorded) if view in unrecorded else view} {counted(n, 'lesion')}"
+                      for view, n in counts["per_view"].items())
     if counts["sites"] is not None:
-        text += f"; {counts['sites']} sites ({counts['sites_on_both_views']} on both views)"
+        text += f"; {counted(counts['sites'], 'site')} ({counts['sites_on_both_views']} on both views)"
     return text + f"; {len(counts['rejected'])} rejected by the reader"
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..wording import counted
 from .volumes import BODY_THRESHOLD, intensity_mapped_subtraction
 
 ENHANCEMENT_THRESHOLD = 0.2  # real DCE minus mapped T1, in the [0, 1] range of the metrics
@@ -94,8 +95,8 @@ def _describe(measure: dict) -> str:
     first, last = (k + 1 for k in measure["slices"])
     where = f"slice {first}" if first == last else f"slices {first}–{last}"
     ratio = f"ratio {measure['ratio']:.2f}" if measure["ratio"] is not None else "no contrast on the real DCE"
-    return (f"{measure['voxels']} voxels, {where}: contrast to its surroundings {measure['synthetic_contrast']:.3f} "
-            f"synthetic vs {measure['real_contrast']:.3f} real ({ratio})")
+    return (f"{counted(measure['voxels'], 'voxel')}, {where}: contrast to its surroundings "
+            f"{measure['synthetic_contrast']:.3f} synthetic vs {measure['real_contrast']:.3f} real ({ratio})")
 
 
 def contrast_sentence(result: dict) -> str:
@@ -106,9 +107,10 @@ def contrast_sentence(result: dict) -> str:
                 "nothing to compare beyond the image-level metrics.")
     faint = [m for m in regions if m["faint"]]
     if faint:
-        return (f"{len(faint)} of the {len(regions)} most enhancing region(s) of the real DCE (lesions or focal "
-                f"background enhancement) are faint on the synthetic DCE (less than {result['faint_ratio']:.0%} of "
-                "their real contrast): " + "; ".join(_describe(m) for m in faint)
+        return (f"{len(faint)} of the {counted(len(regions), 'most enhancing region')} of the real DCE (lesions or "
+                f"focal background enhancement) {'is' if len(faint) == 1 else 'are'} faint on the synthetic DCE (less "
+                f"than {result['faint_ratio']:.0%} of their real contrast): " + "; ".join(_describe(m) for m in faint)
                 + ". SSIM averages over the whole image and does not show this: read lesions on the real DCE.")
-    return (f"The {len(regions)} most enhancing region(s) of the real DCE show on the synthetic DCE too: "
+    return (f"The {counted(len(regions), 'most enhancing region')} of the real DCE "
+            f"{'shows' if len(regions) == 1 else 'show'} on the synthetic DCE too: "
             + "; ".join(_describe(m) for m in regions) + ".")

@@ -42,8 +42,10 @@ from ..mammo.flow import MammoFlow
 from ..mammo.images import PIXEL_SIZE_HINTS
 from ..reading import is_warning_row, style_heat_map
 from ..result_nodes import DOMAIN_ROW
+from ..wording import counted
 from .bonescan_panel import BoneScanPanel
 from .cases import UPLOAD_CHUNK_BYTES, Upload, UploadLimits, sample_cases, write_ahead
+from .dce_regions_panel import DCERegionsPanel
 from .display_panel import DisplayPanel
 from .editor_panel import EditorPanel, bring_into_view, comparison_table
 from .explain_panel import build as build_explanations
@@ -149,6 +151,7 @@ class ReadingStation(TrameApp):
         self.editor_logic = SegmentEditorLogic(self.server, self.slicer_app)
         self.editor_panel = EditorPanel(self)
         self.heatmap_panel = HeatMapPanel(self)
+        self.dce_regions_panel = DCERegionsPanel(self, SIDE_BY_SIDE_TAGS)  # enhancing regions outlined
         self.flows = {module: flow(self.slicer_app.scene, device, models_dir) for module, flow in FLOWS.items()}
         self.flows[MammoFlow.module].pixel_hint = PIXEL_SIZE_HINTS["station"]  # its warnings point to this page
         self.cases = sample_cases()
@@ -347,8 +350,8 @@ class ReadingStation(TrameApp):
                                             f"si_domain[si_module].reasons.slice(0, {SHOWN_REASONS}) : "
                                             "[si_domain[si_module].text])",),
                      classes="text-body-2", title=("(si_domain[si_module].raw || [])[index] || ''",))  # raw names
-            html.Div(f"and {{{{ si_domain[si_module].reasons.length - {SHOWN_REASONS} }}}} more reasons (hover)",
-                     v_if=(f"si_domain[si_module].reasons.length > {SHOWN_REASONS}",), classes="text-body-2",
+            html.Div("and {{ si_domain[si_module].more }} (hover)",
+                     v_if=("si_domain[si_module].more",), classes="text-body-2",
                      title=("si_domain[si_module].reasons.join('\\n')",), id="si-domain-more")
         build_explanations()  # the result's warnings (borderline, disagreement...) and "Explain this result"
         comparison_table()
@@ -377,6 +380,7 @@ class ReadingStation(TrameApp):
                         html.Span("{{ word }}", style="white-space: nowrap;")
                         html.Span("{{ ' ' }}", v_if=("index < String(cell).split(' ').length - 1",))
         self.heatmap_panel.build()
+        self.dce_regions_panel.build()
         self.bonescan_panel = BoneScanPanel(self)  # the bone scan's lesion list and follow-up
         self.bonescan_panel.build()
 
@@ -615,7 +619,7 @@ class ReadingStation(TrameApp):
         try:
             if len(paths) > 1 and not flow.reads_series:
                 raise InputError(f"{flow.title} reads one image file; {len(paths)} files were uploaded")
-            progress(0.5, f"Upload: reading the {role} image ({len(paths)} file{'s' if len(paths) > 1 else ''})")
+            progress(0.5, f"Upload: reading the {role} image ({counted(len(paths), 'file')})")
             if flow.takes_pixel_size:
                 flow.set_pixel_size(self.state.si_pixel_mm)
             source = paths[0] if len(paths) == 1 else folder
@@ -699,7 +703,7 @@ class ReadingStation(TrameApp):
         state.si_headline = {**state.si_headline, module: result.headline if result else ""}
         state.si_result_roi_source = {**state.si_result_roi_source,
                                       module: (result.roi_source or "") if result else ""}
-        state.si_domain = {**state.si_domain, module: plain_domain(result.domain) if result else None}
+        state.si_domain = {**state.si_domain, module: _domain_on_page(result.domain) if result else None}
         state.si_warnings = {**state.si_warnings, module: list(result.warnings) if result else []}
         state.si_columns = {**state.si_columns, module: result.columns if result else []}
         state.si_compare = {**state.si_compare, module: result.comparison if result else []}
@@ -733,6 +737,7 @@ class ReadingStation(TrameApp):
             if over is not None:
                 heat_views.append(view)
         self.heatmap_panel.show(flow, heat_views)
+        self.dce_regions_panel.show(flow)
         if fit:
             self._view_fit.fit(view_manager.get_slice_views(), clear_of_slider=flow.layout == "side-by-side")
         self._link_views(flow.layout == "side-by-side")
@@ -780,6 +785,15 @@ class ReadingStation(TrameApp):
             volume_node.GetIJKToRASMatrix(matrix)
             ras = matrix.MultiplyPoint(((dims[0] - 1) / 2, (dims[1] - 1) / 2, k, 1.0))
             view.set_slice_value(ras[2])
+
+
+def _domain_on_page(domain) -> dict | None:
+    """`plain_domain` of a result's domain check, with "more": how many reasons the page leaves to the tooltip."""
+    plain = plain_domain(domain)
+    if not plain:
+        return plain
+    hidden = len(plain["reasons"]) - SHOWN_REASONS
+    return {**plain, "more": counted(hidden, "more reason") if hidden > 0 else ""}
 
 
 def _import_network_code() -> None:

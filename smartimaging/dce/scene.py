@@ -113,7 +113,8 @@ def add_regions(scene, t1_node, labels: sitk.Image, record: dict):
 
 def show_regions(scene, regions_node, layout_names, shown: bool = True) -> list[str]:
     """Outline the regions on the slice views named `layout_names` only (the real and the synthetic DCE views), or
-    hide them; the IDs of the slice nodes found (none found: hidden, never shown on every view)."""
+    hide them; the IDs of the slice nodes found (none found: hidden, never shown on every view). Slicer 5.12
+    vtkMRMLDisplayNode.RemoveAllViewNodeIDs / AddViewNodeID (an empty list means every view)."""
     display = regions_node.GetDisplayNode()
     slices = scene.GetNodesByClass("vtkMRMLSliceNode")
     ids = [slices.GetItemAsObject(i).GetID() for i in range(slices.GetNumberOfItems())

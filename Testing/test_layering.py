@@ -29,7 +29,7 @@ LAYERS = (
               "smartimaging.manifest", "smartimaging.domain", "smartimaging.evaluation", "smartimaging.classical",
               "smartimaging.training", "smartimaging.radiomics", "smartimaging.segments", "smartimaging.segfile",
               "smartimaging.overlays", "smartimaging.resources", "smartimaging.models", "smartimaging.models.*",
-              "smartimaging.phantoms", "smartimaging.phantoms.*")),
+              "smartimaging.phantoms", "smartimaging.phantoms.*", "smartimaging.report")),
     # each task's algorithms (numpy, SimpleITK, torch, MONAI, pyradiomics, scikit-learn), and the fresh-phantom
     # measurement of every task's demo models
     ("task algorithms", ("smartimaging.<task>", "smartimaging.<task>.*", "smartimaging.fresh_phantoms")),
@@ -38,7 +38,7 @@ LAYERS = (
     # MRML adapters: they take a vtkMRMLScene and nodes; the GUI-free reading flows of the two GUIs drive them
     ("MRML adapters", ("smartimaging.mrml", "smartimaging.segmentation_nodes", "smartimaging.result_nodes",
                        "smartimaging.reading", "smartimaging.explain", "smartimaging.display",
-                       "smartimaging.<task>.scene", "smartimaging.<task>.flow")),
+                       "smartimaging.<task>.scene", "smartimaging.<task>.flow", "smartimaging.case_report")),
     # front-ends: the CLI, the browser station, the desktop widgets' helpers, the demo report
     ("front-ends", ("smartimaging.cli", "smartimaging.cli_common", "smartimaging.<task>.commands", "smartimaging.web",
                     "smartimaging.web.*", "smartimaging.demo", "smartimaging.desktop",

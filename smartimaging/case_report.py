@@ -1,0 +1,312 @@
+"""A reading flow's current result as files that leave the tool: the per-case report (`report.py`: HTML with the
+images and their overlays, printable to PDF) and the result table as CSV, for every module; the station's downloads
+and the desktop modules call these.
+
+Only the current result is exported: none, or one computed from a segmentation edited since, is refused. The
+report holds no patient identifier: the image header comes from the patient-free header panel (`display`), figure
+titles from the view captions, never from file or node names (a file name may hold the patient's name).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import slicer
+import vtk
+
+from . import __version__
+from .display import header_rows, presets, read_header, source_of, volume_captions
+from .errors import InputError
+from .explain import plain_domain, record_of, shown_rows
+from .io import atomic_files
+from .mrml import remove_temporary_labelmap, volume_node_to_sitk
+from .reading import HEAT_MAP_SHOWN_FROM, heat_map_colours, is_warning_row, style_heat_map, table_rows
+from .report import CaseReport, Figure, figure_png, render_html, window_of
+from .result_nodes import DOMAIN_ROW
+from .segmentation_nodes import AI_REFERENCE, PROPOSAL_COLOR
+
+AXIAL_EDGES = {"left": "R", "right": "L", "top": "A", "bottom": "P"}  # an axial slice of an LPS-ordered volume
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads a cell starting so as a formula
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+ZOOM_MARGIN = 1.5  # the mammogram's ROI zoom: the ROI's box grown by this many times its size on each side
+ZOOM_MIN_PX = 48
+
+
+def current_result(flow):
+    """The flow's result, refused when there is none or it is stale (the segmentation was edited since)."""
+    if flow.result is None:
+        raise InputError(f"{flow.title}: compute a result first; there is nothing to export")
+    if flow.result_is_stale:
+        raise InputError(f"{flow.title}: the segmentation was edited after this result; compute again before "
+                         "exporting it")
+    return flow.result
+
+
+def export_report(flow, folder, created: datetime | None = None) -> Path:
+    """`<module>_report.html` in `folder`: the current result's case report (written whole or not at all)."""
+    html_text = render_html(case_report(flow, created))
+    path = Path(folder) / f"{flow.module}_report.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_files(path) as (temporary,):
+        temporary.write_text(html_text, encoding="utf-8")
+    return path
+
+
+def export_csv(flow, folder) -> Path:
+    """`<module>_result.csv` in `folder`: the current result's table as the scene holds it (every row, the raw
+    feature names included); a text cell a spreadsheet would run as a formula is prefixed with '."""
+    result = current_result(flow)
+    path = Path(folder) / f"{flow.module}_result.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_files(path) as (temporary,), open(temporary, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow([spreadsheet_safe(c) for c in result.columns])
+        writer.writerows([spreadsheet_safe(cell) for cell in row] for row in result.rows)
+    return path
+
+
+def spreadsheet_safe(value) -> str:
+    """A CSV cell that a spreadsheet shows as text: one starting with =, +, -, @ (or a tab or return) gets a leading
+    ' unless it is a plain number ("-0.105")."""
+    text = str(value)
+    return f"'{text}" if text.startswith(FORMULA_START) and not NUMBER.fullmatch(text) else text
+
+
+def case_report(flow, created: datetime | None = None) -> CaseReport:
+    """The report of a flow's current result."""
+    result = current_result(flow)
+    nodes = [result.table_node, *flow.extra_nodes.values()]
+    record = record_of(flow.module, nodes) or {}
+    rows = [row for row in result.rows if not is_warning_row(row) and row[0] != DOMAIN_ROW
+            and row[:2] not in result.comparison]
+    figures, legend, heat = FIGURES[flow.module](flow, record)
+    tables = [(name[:1].upper() + name[1:], *table_rows(node)) for name, node in flow.extra_nodes.items()
+              if node is not None and node.IsA("vtkMRMLTableNode")]
+    created = created or datetime.now().astimezone()
+    version = str(record.get("smartimaging_version") or __version__)
+    provenance = [("SmartImaging", __version__ + ("" if version == __version__ else
+                                                 f" (the result was computed with {version})")),
+                  ("Computed on", str(record.get("device") or flow.device)),
+                  ("ROI", result.roi_source or ("no ROI: the whole volume" if not flow.needs_segment else
+                                                "not recorded")),
+                  ("Report created", created.strftime("%Y-%m-%d %H:%M:%S %Z").strip())]
+    sublines = [e["title"] for e in result.explanations if e.get("key") == "cutoff"]
+    sublines += [f"ROI of this result: {result.roi_source}"] if result.roi_source else []
+    return CaseReport(title=flow.title, module=flow.module, headline=result.headline, created=created,
+                      sublines=sublines,
+                      domain=plain_domain(result.domain), warnings=list(result.warnings), columns=result.columns,
+                      rows=shown_rows(rows)[0], comparison=result.comparison, tables=tables,
+                      header=header_rows(flow.primary), figures=figures, legend=legend, heat_colours=heat,
+                      explanations=list(result.explanations), models=models_of(record), provenance=provenance)
+
+
+def models_of(record: dict) -> list[dict]:
+    """{"id", "version", "sha256"} of each model a result record names."""
+    models = record.get("models") or ([record["model"]] if isinstance(record.get("model"), dict) else [])
+    models = [m["model"] if isinstance(m.get("model"), dict) else m for m in models if isinstance(m, dict)]
+    return [{"id": m.get("id", ""), "version": m.get("version", ""), "sha256": m.get("sha256", "")} for m in models]
+
+
+# ---- masks and slices ---------------------------------------------------------------------------------------------
+
+def _rgb(colour) -> tuple[int, int, int]:
+    return tuple(int(round(255 * float(c))) for c in colour[:3])
+
+
+def segment_masks(scene, segmentation_node, volume_node) -> list[tuple[str, tuple[int, int, int], np.ndarray]]:
+    """(name, RGB, boolean (k, j, i) array on the volume's grid) of each segment of a segmentation."""
+    segmentation = segmentation_node.GetSegmentation()
+    masks = []
+    labelmap_node = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+    try:
+        for index in range(segmentation.GetNumberOfSegments()):
+            segment = segmentation.GetNthSegment(index)
+            ids = vtk.vtkStringArray()
+            ids.InsertNextValue(segmentation.GetNthSegmentID(index))
+            if not slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
+                    segmentation_node, ids, labelmap_node, volume_node):
+                continue
+            masks.append((segment.GetName(), _rgb(segment.GetColor()),
+                          np.array(slicer.util.arrayFromVolume(labelmap_node) > 0)))
+    finally:
+        remove_temporary_labelmap(scene, labelmap_node)
+    return masks
+
+
+def roi_outlines(flow, segmentation, volume) -> tuple[list[tuple[np.ndarray, tuple]], list[tuple[str, tuple]]]:
+    """The outlines to draw on `volume` (mask (k, j, i), RGB) and their legend: the reader's segments in their
+    colours, and the AI's proposal in green when the reader edited it."""
+    outlines, legend = [], []
+    if segmentation is None:
+        return outlines, legend
+    edited = "edited" in (flow.result.roi_source or "") or "drawn" in (flow.result.roi_source or "")
+    who = "reader's ROI" if edited else (flow.result.roi_source or "ROI")
+    for name, colour, mask in segment_masks(flow.scene, segmentation, volume):
+        outlines.append((mask, colour))
+        legend.append((f"{name} ({who})", colour))
+    ai = segmentation.GetNodeReference(AI_REFERENCE) if edited else None
+    if ai is not None and flow.scene.IsNodePresent(ai):
+        green = _rgb(PROPOSAL_COLOR)
+        outlines += [(mask, green) for _, _, mask in segment_masks(flow.scene, ai, volume)]
+        legend.append(("AI proposal, before the reader's edits", green))
+    return outlines, legend
+
+
+def _lps(image: sitk.Image) -> sitk.Image:
+    """The image re-ordered so that its array runs (S, P, L): slice k is axial, rows run anterior to posterior,
+    columns the patient's right to left (as an axial view shows them)."""
+    return sitk.DICOMOrient(image, "LPS")
+
+
+def _on_grid(image: sitk.Image, reference: sitk.Image, nearest: bool = False) -> np.ndarray:
+    """`image` resampled onto `reference`'s grid, as a (k, j, i) array."""
+    interpolator = sitk.sitkNearestNeighbor if nearest else sitk.sitkLinear
+    same = (image.GetSize() == reference.GetSize() and np.allclose(image.GetSpacing(), reference.GetSpacing())
+            and np.allclose(image.GetOrigin(), reference.GetOrigin())
+            and np.allclose(image.GetDirection(), reference.GetDirection()))
+    resampled = image if same else sitk.Resample(image, reference, sitk.Transform(), interpolator, 0.0,
+                                                 image.GetPixelID())
+    return sitk.GetArrayFromImage(resampled)
+
+
+def _mask_image(mask: np.ndarray, like: sitk.Image) -> sitk.Image:
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    image.CopyInformation(like)
+    return image
+
+
+def _aspect(image: sitk.Image) -> float:
+    spacing = image.GetSpacing()
+    return spacing[1] / spacing[0]
+
+
+# ---- figures of each module ----------------------------------------------------------------------------------------
+
+def _bonescan_figures(flow, record):
+    labels_by_view: dict[str, list] = {}
+    for lesion in record.get("lesions") or []:
+        labels_by_view.setdefault(str(lesion.get("view")), []).append((lesion["row"], lesion["col"], lesion["id"]))
+    figures, legend = [], []
+    frame = 0
+    for volume, segmentation in zip(flow.scan_volumes, flow.segmentations + [None] * 2, strict=False):
+        pixels = np.asarray(slicer.util.arrayFromVolume(volume), np.float32)
+        outlines, legend = roi_outlines(flow, segmentation, volume)
+        spacing = volume.GetSpacing()
+        for k, caption in enumerate(volume_captions(flow.module, volume)):
+            preset = presets("NM", pixels[k])[0]
+            view = flow.view_names[frame] if frame < len(flow.view_names) else ""
+            png = figure_png(pixels[k], [(mask[k], colour) for mask, colour in outlines],
+                             (preset.level - preset.window / 2, preset.level + preset.window / 2), preset.invert,
+                             spacing[1] / spacing[0], labels=labels_by_view.get(view, []))
+            figures.append(Figure(caption.title, png, "; ".join(filter(None, [
+                caption.note, f"analysed as the {view} view" if view else "", f"{preset.name}: {preset.detail}",
+                "lesion numbers as in the lesion table"])), caption.edges or {}))
+            frame += 1
+    return figures, legend, []
+
+
+def _mammo_figures(flow, record):
+    volume = flow.primary
+    pixels = np.asarray(slicer.util.arrayFromVolume(volume), np.float32)[0]
+    caption = volume_captions(flow.module, volume)[0]
+    preset = presets("MG", pixels, read_header(source_of(volume)))[0]
+    window = (preset.level - preset.window / 2, preset.level + preset.window / 2)
+    outlines, legend = roi_outlines(flow, flow.segmentation, volume)
+    outlines = [(mask[0], colour) for mask, colour in outlines]
+    if caption.mirrored:  # hung as radiologists hang it (chest wall right for a right breast)
+        pixels = pixels[:, ::-1]
+        outlines = [(mask[:, ::-1], colour) for mask, colour in outlines]
+    spacing = volume.GetSpacing()
+    aspect = spacing[1] / spacing[0]
+    note = "; ".join(filter(None, [caption.note, f"{preset.name}: {preset.detail}"]))
+    figures = [Figure(f"{caption.title}: whole image", figure_png(pixels, outlines, window, aspect=aspect), note)]
+    union = np.any([mask for mask, _ in outlines], axis=0) if outlines else np.zeros(pixels.shape, bool)
+    if union.any():
+        rows, cols = np.nonzero(union)
+        size = max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1)
+        margin = max(round(ZOOM_MARGIN * size), ZOOM_MIN_PX)
+        r0, r1 = max(rows.min() - margin, 0), min(rows.max() + margin + 1, pixels.shape[0])
+        c0, c1 = max(cols.min() - margin, 0), min(cols.max() + margin + 1, pixels.shape[1])
+        crop = pixels[r0:r1, c0:c1]
+        figures.append(Figure(f"{caption.title}: ROI enlarged",
+                              figure_png(crop, [(m[r0:r1, c0:c1], c) for m, c in outlines], window_of(crop),
+                                         aspect=aspect),
+                              f"{(c1 - c0) * spacing[0]:.0f} × {(r1 - r0) * spacing[1]:.0f} mm around the ROI; "
+                              "window: the crop's own range"))
+    return figures, legend, []
+
+
+def _heat_table(node) -> list[str]:
+    """The heat map's colours (#rrggbb) over [0, 1] as the views show them."""
+    style_heat_map(node)
+    return heat_map_colours(node, np.linspace(0, 1, 64))
+
+
+def _lvi_figures(flow, record):
+    reference = volume_node_to_sitk(flow.primary)
+    grid = _lps(reference)
+    outlines, legend = roi_outlines(flow, flow.segmentation, flow.primary)
+    outlines = [(_on_grid(_mask_image(mask, reference), grid, nearest=True), colour) for mask, colour in outlines]
+    union = np.any([m for m, _ in outlines], axis=0) if outlines else np.zeros(sitk.GetArrayViewFromImage(grid).shape)
+    k = int(np.argmax(union.sum(axis=(1, 2)))) if union.any() else grid.GetSize()[2] // 2
+    sequences = {"DCE": flow.volumes.get("DCE"), "T2": flow.volumes.get("T2")}
+    captions = {"DCE": "DCE", "T2": "FS-T2WI"}
+    maps = {str(m.get("sequence")): m["model"]["id"] for m in record.get("models") or []
+            if isinstance(m, dict) and isinstance(m.get("model"), dict)}
+    figures, colours = [], []
+    for sequence, node in sequences.items():
+        if node is None:
+            continue
+        image = _on_grid(volume_node_to_sitk(node), grid)
+        window = window_of(image)
+        where = f"axial slice {k + 1} of {image.shape[0]} (the ROI's largest)" + (
+            "" if node is flow.primary else f", resampled onto the {captions[flow.roles[0]]} grid")
+        figures.append(Figure(f"{captions[sequence]} with the ROI", figure_png(
+            image[k], [(m[k], c) for m, c in outlines], window, aspect=_aspect(grid)), where, AXIAL_EDGES))
+        heat_node = flow.extra_nodes.get(f"Grad-CAM {maps.get(sequence)}")
+        if heat_node is not None:
+            colours = _heat_table(heat_node)
+            heat = _on_grid(volume_node_to_sitk(heat_node), grid)
+            figures.append(Figure(f"{captions[sequence]}: Grad-CAM of {maps[sequence]}", figure_png(
+                image[k], [], window, aspect=_aspect(grid), heat=heat[k], heat_colours=colours,
+                heat_from=HEAT_MAP_SHOWN_FROM), where, AXIAL_EDGES))
+    return figures, legend, colours[round(HEAT_MAP_SHOWN_FROM * (len(colours) - 1)):]
+
+
+def _dce_figures(flow, record):
+    t1 = volume_node_to_sitk(flow.primary)
+    grid = _lps(t1)
+    regions = (record.get("lesion_contrast") or {}).get("regions") or []
+    k = grid.GetSize()[2] // 2
+    where = "axial slice {} of {} (the middle)"
+    if regions and len(regions[0].get("centre_voxel") or []) == 3:
+        kji = [int(v) for v in regions[0]["centre_voxel"]]
+        point = t1.TransformIndexToPhysicalPoint((kji[2], kji[1], kji[0]))
+        k = grid.TransformPhysicalPointToIndex(point)[2]
+        where = "axial slice {} of {} (through the most enhancing region of the real DCE)"
+    figures = []
+    volumes = [("T1 (pre-contrast)", flow.primary), ("Synthetic DCE (AI)", flow.extra_nodes.get("synthetic")),
+               ("Real DCE", flow.volumes.get("DCE"))]
+    for title, node in volumes:
+        if node is None:
+            continue
+        image = _on_grid(volume_node_to_sitk(node), grid)
+        figures.append(Figure(title, figure_png(image[k], [], window_of(image), aspect=_aspect(grid)),
+                              where.format(k + 1, image.shape[0]), AXIAL_EDGES))
+    mip = flow.extra_nodes.get("mip")
+    if mip is not None:
+        oriented = _lps(volume_node_to_sitk(mip))
+        image = sitk.GetArrayFromImage(oriented)
+        figures.append(Figure("Subtraction MIP (synthetic − T1)", figure_png(
+            image.max(axis=0), [], window_of(image), aspect=_aspect(oriented)), "maximum over all slices",
+            AXIAL_EDGES))
+    return figures, [], []
+
+
+FIGURES = {"BoneScanBSTBI": _bonescan_figures, "MammoRadiomics": _mammo_figures, "BreastLVI": _lvi_figures,
+           "DCESynthesis": _dce_figures}

@@ -28,6 +28,7 @@ LAYERS = (
     ("core", ("smartimaging", "smartimaging.errors", "smartimaging.limits", "smartimaging.io", "smartimaging.geometry",
               "smartimaging.manifest", "smartimaging.domain", "smartimaging.evaluation", "smartimaging.classical",
               "smartimaging.training", "smartimaging.radiomics", "smartimaging.segments", "smartimaging.segfile",
+              "smartimaging.dicom_series", "smartimaging.dicom_seg", "smartimaging.dicom_sr",
               "smartimaging.overlays", "smartimaging.resources", "smartimaging.models", "smartimaging.models.*",
               "smartimaging.phantoms", "smartimaging.phantoms.*", "smartimaging.report")),
     # each task's algorithms (numpy, SimpleITK, torch, MONAI, pyradiomics, scikit-learn), and the fresh-phantom

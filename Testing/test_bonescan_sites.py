@@ -1,0 +1,54 @@
+"""Skeletal sites of bone-scan lesions (`bonescan.sites`): the phantom's metastasis sites named as the phantom draws
+them, on both views, with the patient's side the same on the anterior and the (mirrored) posterior view."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from smartimaging.bonescan.lesions import describe, lesion_components
+from smartimaging.bonescan.sites import body_frame, skeletal_site
+from smartimaging.phantoms.bonescan import COLS, LESION_SITES, PIXEL_MM, _Canvas, make_bone_scan_phantom
+
+# LESION_SITES of the phantom (y, x: body height, px from the midline), in order, as a reader names them.
+NAMES = ("thoracic spine", "lumbar spine", "skull", "ribs", "pelvis (ilium)", "sacrum or pubis (pelvis, midline)",
+         "hip or proximal femur", "thoracic spine", "humerus")
+MIDLINE_SITES = {0, 1, 5, 7}
+
+
+@pytest.mark.parametrize("seed", [0, 2, 3])
+def test_phantom_sites_and_sides_on_both_views(seed):
+    phantom = make_bone_scan_phantom(seed)
+    canvas = _Canvas(np.random.default_rng(seed))  # the phantom's body: its first draws from the same seed
+    frames = {view: body_frame(counts) for view, counts in phantom.views.items()}
+    for index, ((y, x, *_), name) in enumerate(zip(LESION_SITES, NAMES, strict=True)):
+        for side, patient_side in ((1, "left"), (-1, "right")):  # x > 0: the viewer's right on the anterior view
+            row, col = canvas.point(y, side * x)
+            front = skeletal_site(row, col, "anterior", frames["anterior"], (PIXEL_MM, PIXEL_MM))
+            back = skeletal_site(row, COLS - 1 - col, "posterior", frames["posterior"], (PIXEL_MM, PIXEL_MM))
+            expected = name if index in MIDLINE_SITES else f"{patient_side} {name}"
+            assert back == expected
+            assert front == ("sternum or thoracic spine" if name == "thoracic spine" else expected)
+
+
+def test_lesions_carry_their_site_and_the_list_keeps_the_mm_position():
+    phantom = make_bone_scan_phantom(2)
+    lesions = lesion_components(phantom.masks, phantom.views, dict.fromkeys(phantom.views, (PIXEL_MM, PIXEL_MM)))
+    assert lesions and all(lesion["site"] for lesion in lesions)
+    by_id = {lesion["id"]: lesion for lesion in lesions}
+    for lesion in lesions:  # one site seen on both views: the same bone, the same side of the patient
+        if lesion["matches"]:
+            assert lesion["site"].replace("sternum or ", "") == by_id[lesion["matches"]]["site"].replace(
+                "sternum or ", "")
+    texts = describe(lesions[0])
+    assert texts["site"] == lesions[0]["site"] and texts["position"].endswith(" mm") and "x " in texts["position"]
+    assert describe({**lesions[0], "site": None})["site"] == texts["position"]  # a result.json without sites
+
+
+def test_no_body_no_site():
+    assert body_frame(np.zeros((512, 128), np.float32)) is None
+    labels = np.zeros((512, 128), np.uint8)
+    labels[10:13, 10:13] = 1
+    found = lesion_components({"anterior": labels}, {"anterior": np.zeros((512, 128), np.float32)},
+                              {"anterior": (2.0, 2.0)})
+    assert found[0]["site"] is None and describe(found[0])["site"] == "x 22 mm, y 22 mm"

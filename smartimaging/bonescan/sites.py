@@ -1,0 +1,81 @@
+"""Where a bone-scan lesion lies in the skeleton, named as a reader names it ("right ribs", "lumbar spine"): an
+estimate from the lesion's height in the body (0 at the top of the head, 1 at the soles, found on the view) and its
+distance from the body's midline (as a share of the body's length), by adult body proportions. A planar view cannot
+separate bones that overlap (the sternum and the thoracic spine on the anterior view) nor a bone from a soft-tissue
+focus: such sites are named together, and the name is an estimate to check on the image.
+
+Side: the patient's. The anterior view shows the patient's right on the viewer's left; the posterior view, stored as
+seen from behind (`lesions` module), shows it on the viewer's right. So one site has the same side on both views,
+though it lies on opposite sides of their images.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+BODY_SHARE = 0.05  # a pixel brighter than this share of the view's 99.5th percentile (smoothed) is in the body
+MIDLINE = 0.02  # within this share of the body's length from the midline: a midline bone (spine, sternum, sacrum)
+SITE_RULE = ("site: estimated from the lesion's height between the top of the head and the soles and its distance "
+             "from the midline (adult body proportions); check it on the image")
+
+# Bands of height: (lower than, midline bone, trunk bone, arm bone, arm from this share of the length off the midline).
+_BANDS = (
+    (0.115, "skull", "skull", "skull", 1.0),
+    (0.19, "cervical spine", "shoulder girdle (clavicle, scapula)", "shoulder girdle (clavicle, scapula)", 1.0),
+    (0.39, "thoracic spine", "ribs", "humerus", 0.065),
+    (0.47, "lumbar spine", "lower ribs or iliac crest", "forearm", 0.075),
+    (0.56, "sacrum or pubis (pelvis, midline)", "pelvis (ilium)", "hand or wrist", 0.075),
+    (0.62, "pelvis, midline", "hip or proximal femur", "hand or wrist", 0.075),
+    (0.71, "femur", "femur", "femur", 1.0),
+    (0.81, "knee", "knee", "knee", 1.0),
+    (0.95, "lower leg (tibia, fibula)", "lower leg (tibia, fibula)", "lower leg (tibia, fibula)", 1.0),
+    (float("inf"), "ankle or foot", "ankle or foot", "ankle or foot", 1.0),
+)
+_NO_SIDE = ("spine", "sacrum", "midline", "sternum")  # midline bones: no side
+
+
+def body_frame(counts: np.ndarray) -> tuple[float, float, float] | None:
+    """(top row, bottom row, midline column) of the body on a view (rows × columns of counts); None when the view
+    holds no body (empty, or a single bright row)."""
+    smooth = ndimage.gaussian_filter(np.nan_to_num(counts.astype(np.float64)), 2.0)
+    high = float(np.percentile(smooth, 99.5))
+    if not high > 0:
+        return None
+    body = smooth > BODY_SHARE * high
+    rows = np.flatnonzero(body.any(axis=1))
+    if rows.size < 2 or rows[-1] - rows[0] < 0.2 * counts.shape[0]:
+        return None
+    top, bottom = float(rows[0]), float(rows[-1])
+    trunk = body[int(top + 0.2 * (bottom - top)):int(top + 0.5 * (bottom - top)) + 1]  # chest and abdomen, arms
+    columns = np.nonzero(trunk)[1]  # both arms beside the trunk: their centre is the midline
+    return top, bottom, float(columns.mean())
+
+
+def skeletal_site(row: float, col: float, view: str, frame: tuple[float, float, float],
+                  pixel_mm: tuple[float, float]) -> str:
+    """The site of a lesion centred at (row, col) on `view` ("anterior" or "posterior"; another name is read as
+    anterior), given the view's `body_frame` and (row, column) pixel size in mm, e.g. "right ribs"."""
+    top, bottom, midline = frame
+    length_mm = (bottom - top) * pixel_mm[0]
+    height = (row - top) / (bottom - top)
+    lateral = (col - midline) * pixel_mm[1] / length_mm  # > 0: the viewer's right
+    distance = abs(lateral)
+    _below, middle, trunk, arm, arm_from = next(band for band in _BANDS if height < band[0])
+    name = middle if distance < MIDLINE else trunk if distance < arm_from else arm
+    if view == "anterior" and name == "thoracic spine":
+        name = "sternum or thoracic spine"
+    if any(word in name for word in _NO_SIDE) or distance < MIDLINE:
+        return name
+    patient_left = (lateral > 0) == (view != "posterior")
+    return f"{'left' if patient_left else 'right'} {name}"
+
+
+def view_sites(lesions: list[dict], counts: dict[str, np.ndarray], pixel_mm: dict[str, tuple[float, float]]) -> None:
+    """Set each lesion's "site" (`lesions.lesion_components`' dicts: "view", "row", "col"); None on a view where no
+    body is found."""
+    frames = {view: body_frame(values) for view, values in counts.items()}
+    for lesion in lesions:
+        frame = frames.get(lesion["view"])
+        lesion["site"] = (skeletal_site(lesion["row"], lesion["col"], lesion["view"], frame, pixel_mm[lesion["view"]])
+                          if frame is not None else None)

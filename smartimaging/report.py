@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -236,9 +237,10 @@ def render_html(report: CaseReport) -> str:
     if report.figures:
         legend = "".join(f'<span class="swatch" style="background: rgb{tuple(int(c) for c in colour)}"></span>'
                          f"{_e(name)}" for name, colour in report.legend)
+        colours = [c for c in report.heat_colours if re.fullmatch(r"#[0-9a-fA-F]{6}", str(c))]
         heat = (f' · Grad-CAM: <span class="colourbar" style="background: linear-gradient(to right, '
-                f'{", ".join(_e(c) for c in report.heat_colours)})"></span> weak → strong (where the network looked,'
-                " not a lesion outline)") if report.heat_colours else ""
+                f'{", ".join(colours)})"></span> weak → strong (where the network looked,'
+                " not a lesion outline)") if colours else ""
         parts.append('<h2>Images</h2><div class="figures" id="figures">'
                      + "".join(_figure(f) for f in report.figures) + "</div>"
                      + (f'<p class="legend meta">Overlays:{legend}{heat}</p>' if legend or heat else ""))

@@ -321,3 +321,89 @@ def test_seg_refuses_masks_off_the_source_grid():
         seg_dataset(sources, [SegSegment(np.zeros((512, 256), np.uint8), BONE_METASTASIS, MODEL)], "x")
     with pytest.raises(InputError, match="at least one segment"):
         seg_dataset(sources, [], "x")
+
+
+# --- SR ----------------------------------------------------------------------------------------------------------
+
+def report_case(kind: str, tmp_path: Path) -> tuple[list, list[SegSegment]]:
+    """(source headers, segments) of a real GE bone scan, a two-view NM phantom, a real CBIS-DDSM mammogram or an
+    MR volume given as NIfTI (a derived series)."""
+    if kind == "GE bone scan":
+        image, _, _ = read_nm_dicom(GE_BONE_SCAN)
+        return source_datasets(image, GE_BONE_SCAN), bone_scan_masks((1, 1024, 256))
+    if kind == "two-view NM":
+        rng = np.random.default_rng(8)
+        write_nm_dicom(tmp_path / "nm.dcm", {"anterior": rng.random((64, 20)) * 9, "posterior": rng.random((64, 20))},
+                       "P2")
+        image, _, _ = read_nm_dicom(tmp_path / "nm.dcm")
+        return source_datasets(image, tmp_path / "nm.dcm"), bone_scan_masks((2, 64, 20))
+    if kind == "CBIS-DDSM mammogram":
+        view = cbis_ddsm_views()[4]
+        mammogram = load_mammogram(view.path)
+        rows, columns = mammogram.pixels.shape
+        lesion = blob((rows, columns), slice(rows // 3, rows // 2), slice(columns // 4, columns // 2))
+        return source_datasets(mammogram.image, view.path), [SegSegment(lesion, BREAST_MASS, MODEL)]
+    sitk.WriteImage(oblique_mr(), tmp_path / "t1.nii.gz")
+    image = read_series_or_volume(tmp_path / "t1.nii.gz")
+    return derived_series(image, "MR", "T1"), ai_and_edited((5, 24, 18), BREAST_MASS)
+
+
+@pytest.mark.parametrize("kind", ["GE bone scan", "two-view NM", "CBIS-DDSM mammogram", "MR from NIfTI"])
+def test_sr_references_the_seg_and_its_sources(tmp_path, kind):
+    from smartimaging.dicom_sr import LOCAL_SCHEME, Measurement, Qualitative, write_sr
+
+    sources, segments = report_case(kind, tmp_path)
+    seg = seg_dataset(sources, segments, "ROI")
+    measurements = [Measurement("Lesion volume", 812.5, "mm3", segment_number=1),
+                    Measurement("Lesion count", 3, "{lesions}"),
+                    Measurement("Rad-score", 0.7312, "1"), Measurement("Rad-score cutoff", 0.5, "1")]
+    qualitatives = [Qualitative("Rad-score label", "malignant"), Qualitative("Margin", "spiculated", 1)]
+    path = write_sr(sources, seg, measurements, qualitatives, "SmartImaging report", MODEL, tmp_path / "sr.dcm")
+    warnings = dciodvfy(path)
+    assert all(LOCAL_SCHEME in w or "DICOMDIR" in w or "Patient's" in w for w in warnings), warnings
+    sr = hd.sr.srread(path)
+    assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34" and sr.CompletionFlag == "COMPLETE"
+    assert (sr.PatientID, sr.StudyInstanceUID) == (sources[0].PatientID, sources[0].StudyInstanceUID)
+    assert {uids[2] for uids in sr.get_evidence()} == {seg.SOPInstanceUID, *(ds.SOPInstanceUID for ds in sources)}
+    report = hd.sr.MeasurementReport.from_sequence([sr])
+    (roi,) = report.get_volumetric_roi_measurement_groups()
+    reference = roi.referenced_segment
+    assert reference.referenced_segment_numbers == [1]
+    assert reference[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == seg.SOPInstanceUID
+    assert {item.referenced_sop_instance_uid for item in reference.source_images_for_segmentation} == \
+        {ds.SOPInstanceUID for ds in sources}
+    (volume,) = roi.get_measurements()
+    assert (volume.name.meaning, volume.value, volume.unit.value) == ("Lesion volume", 812.5, "mm3")
+    assert {e.name.meaning: e.value.meaning for e in roi.get_qualitative_evaluations()}["Margin"] == "spiculated"
+    (image_group,) = report.get_image_measurement_groups()
+    values = {m.name.meaning: (m.value, m.unit.value) for m in image_group.get_measurements()}
+    assert values == {"Lesion count": (3, "{lesions}"), "Rad-score": (0.7312, "1"), "Rad-score cutoff": (0.5, "1")}
+    evaluations = {e.name.meaning: e.value.meaning for e in image_group.get_qualitative_evaluations()}
+    assert evaluations["Rad-score label"] == "malignant"
+    assert {image.referenced_sop_instance_uid for image in image_group.source_images} == \
+        {ds.SOPInstanceUID for ds in sources}
+    texts = text_items(sr)
+    assert texts["111001"] == {MODEL[0]} and texts["111003"] == {MODEL[1]}  # algorithm name and version
+    assert texts["121013"] == {MODEL[0]}  # the device observer: the model
+
+
+def text_items(dataset) -> dict[str, set[str]]:
+    """{concept code value: TEXT values} of every TEXT item in an SR content tree."""
+    found: dict[str, set[str]] = {}
+    for item in dataset.get("ContentSequence", []):
+        if item.ValueType == "TEXT":
+            found.setdefault(item.ConceptNameCodeSequence[0].CodeValue, set()).add(item.TextValue)
+        for code, values in text_items(item).items():
+            found.setdefault(code, set()).update(values)
+    return found
+
+
+def test_sr_refuses_unknown_segments_and_undefined_numbers(tmp_path):
+    from smartimaging.dicom_sr import Measurement, sr_dataset
+
+    sources, segments = report_case("GE bone scan", tmp_path)
+    seg = seg_dataset(sources, segments, "ROI")
+    with pytest.raises(InputError, match=r"segment\(s\) \[7\]; the SEG has segments \[1, 2, 3\]"):
+        sr_dataset(sources, seg, [Measurement("Volume", 1.0, "mm3", segment_number=7)], [], "t", MODEL)
+    with pytest.raises(ValueError, match="PSNR is inf"):
+        sr_dataset(sources, seg, [Measurement("PSNR", float("inf"), "dB")], [], "t", MODEL)

@@ -163,7 +163,7 @@ class ReadingStation(TrameApp):
         self._upload_module = FIRST_MODULE  # the module the upload being received is for
         self._case_uploads: dict[str, dict[str, Path]] = {m: {} for m in FLOWS}  # module -> role -> upload folder
         self._observed: set[str] = set()
-        self._view_fit = FitWhenSized()
+        self._view_fit = FitWhenSized(lambda view: self.display.lettered(view))  # views clear of their letters
         self._previous_point: list[float] | None = None  # the lesion point before the reader placed a new one
         self._init_state()
         self.display = DisplayPanel(self, {**{tag: f"frame {index}" for index, tag in enumerate(FRAME_VIEWS)},
@@ -453,7 +453,9 @@ class ReadingStation(TrameApp):
         sample case."""
         self.flow.warm_up()
         if self.flow.primary is None and not self.state.si_busy:
-            create_task(self._run(self._load_sample))
+            module = self.state.si_module  # the tab may change before the step starts: it loads this module's case
+            self.state.si_busy = True  # at once: a quick second tab switch starts no second load
+            create_task(self._run(lambda progress: self._load_sample(progress, module), module))
 
     def _on_kind_changed(self, si_kind, **_kwargs) -> None:
         for flow in self.flows.values():
@@ -562,9 +564,10 @@ class ReadingStation(TrameApp):
         for old_role in [r for r in uploads if role == FLOWS[module].roles[0] or r == role]:
             shutil.rmtree(uploads.pop(old_role), ignore_errors=True)
 
-    async def _run(self, step) -> None:
-        """Run a step with the page's progress bar, showing a clear message for bad input."""
-        flow = self.flow
+    async def _run(self, step, module: str | None = None) -> None:
+        """Run a step of `module` (the open one by default) with the page's progress bar, showing a clear message for
+        bad input."""
+        flow = self.flows[module] if module else self.flow
         with self.state:
             self.state.si_busy, self.state.si_progress = True, 0
             self.state.si_message = "starting"
@@ -592,9 +595,11 @@ class ReadingStation(TrameApp):
                 self.state.si_steps_done += 1
                 self._publish(flow)
 
-    async def _load_sample(self, progress) -> None:
-        module = self.state.si_module
-        case = next(c for c in self.cases[module] if c.name == self.state.si_sample)
+    async def _load_sample(self, progress, module: str | None = None) -> None:
+        """Load the chosen sample case of the open module, or the first case of `module`."""
+        case = (next(c for c in self.cases[self.state.si_module] if c.name == self.state.si_sample) if module is None
+                else self.cases[module][0])
+        module = case.module
         progress(0.1, f"Load sample: writing the files of {case.name}")
         files = case.write(case.folder(Path(self._scratch.name)))
         flow = self.flows[module]
@@ -713,7 +718,12 @@ class ReadingStation(TrameApp):
 
     def _show(self, flow, fit: bool = False) -> None:
         """Layout, volumes and overlays of the active flow; other flows' segmentations and points hidden; `fit`
-        resets the views to the whole image (a new case or another module)."""
+        resets the views to the whole image (a new case or another module). A flow whose tab is no longer open (a
+        step that ended after a tab switch) only has its state published: the views stay the open tab's, the last
+        switch wins."""
+        if flow is not self.flow:
+            self._publish(flow)
+            return
         for other in self.flows.values():
             for node in (other.segmentation, other.point_node):
                 if node is not None and node.GetDisplayNode() is not None:
@@ -738,15 +748,15 @@ class ReadingStation(TrameApp):
                 heat_views.append(view)
         self.heatmap_panel.show(flow, heat_views)
         self.dce_regions_panel.show(flow)
-        if fit:
-            self._view_fit.fit(view_manager.get_slice_views(), clear_of_slider=flow.layout == "side-by-side")
-        self._link_views(flow.layout == "side-by-side")
-        if fit and layout == "frames" and flow.primary is not None:
-            self._show_bone_scan_frames(flow.primary)
         self.editor_panel.show(flow)
         if flow.segmentation is not None:
             self._observe_edits(flow)
         self.display.show(flow)
+        if fit:  # after the display drew the views' letters: each image is fitted clear of them and of the slider
+            self._view_fit.fit(view_manager.get_slice_views())
+        self._link_views(flow.layout == "side-by-side")
+        if fit and layout == "frames" and flow.primary is not None:
+            self._show_bone_scan_frames(flow.primary)
         self._publish(flow)
 
     def _observe_edits(self, flow) -> None:

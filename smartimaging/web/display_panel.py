@@ -124,6 +124,12 @@ class DisplayPanel:
                                                 if primary is not None else [])
         self._publish_window(flow)
 
+    def lettered(self, view) -> list[str]:
+        """The edges of a view that carry an orientation letter ("left", "right", "top", "bottom")."""
+        annotation = self._annotations.get(view.get_singleton_tag())
+        return [edge for position, edge in display.EDGE_POSITIONS.items()
+                if annotation is not None and (annotation.GetText(position) or "").strip()]
+
     def _caption(self, view, caption) -> None:
         """Draw a caption and its edge letters in a slice view; hang it (mirror) as the caption says."""
         view_node = view.get_view_node()

@@ -47,6 +47,7 @@ from .bonescan_panel import BoneScanPanel
 from .cases import UPLOAD_CHUNK_BYTES, Upload, UploadLimits, sample_cases, write_ahead
 from .dce_regions_panel import DCERegionsPanel
 from .display_panel import DisplayPanel
+from .downloads_panel import DownloadsPanel
 from .editor_panel import EditorPanel, bring_into_view, comparison_table
 from .explain_panel import build as build_explanations
 from .explain_panel import init_state as init_explanations
@@ -166,6 +167,7 @@ class ReadingStation(TrameApp):
         self._view_fit = FitWhenSized(lambda view: self.display.lettered(view))  # views clear of their letters
         self._previous_point: list[float] | None = None  # the lesion point before the reader placed a new one
         self._init_state()
+        self.downloads_panel = DownloadsPanel(self, Path(self._scratch.name) / "downloads")
         self.display = DisplayPanel(self, {**{tag: f"frame {index}" for index, tag in enumerate(FRAME_VIEWS)},
                                            **{tag: view for view, tag in SIDE_BY_SIDE_TAGS.items()}})
         self._build_ui()
@@ -379,6 +381,7 @@ class ReadingStation(TrameApp):
                     with html.Template(v_for=("(word, index) in String(cell).split(' ')",)):
                         html.Span("{{ word }}", style="white-space: nowrap;")
                         html.Span("{{ ' ' }}", v_if=("index < String(cell).split(' ').length - 1",))
+        self.downloads_panel.build()  # the current result's report and CSV
         self.heatmap_panel.build()
         self.dce_regions_panel.build()
         self.bonescan_panel = BoneScanPanel(self)  # the bone scan's lesion list and follow-up
@@ -715,6 +718,7 @@ class ReadingStation(TrameApp):
         rows = [row for row in result.rows if not is_warning_row(row) and row[0] != DOMAIN_ROW
                 and row[:2] not in result.comparison] if result else []  # those three: with the headline
         state.si_rows = {**state.si_rows, module: publish_explanations(state, module, result, rows)}
+        self.downloads_panel.publish(flow)
 
     def _show(self, flow, fit: bool = False) -> None:
         """Layout, volumes and overlays of the active flow; other flows' segmentations and points hidden; `fit`

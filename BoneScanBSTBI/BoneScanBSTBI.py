@@ -152,6 +152,11 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
         self.ui.computeButton.connect("clicked(bool)", self.onComputeButton)
         self.ui.compareButton.connect("clicked(bool)", self.onCompareButton)
+        from smartimaging.desktop_sections import FollowUpSection, LesionReviewSection
+
+        self._lesions = LesionReviewSection(self.layout, self.onToggleLesion)  # as the station's lesion list
+        self._followUp = FollowUpSection(self.layout, self.onAddBaselineResult, self.onAddResultFolder,
+                                         self.onRemoveEarlierStudy, self.onShowTrend)
 
         self.initializeParameterNode()
 
@@ -178,8 +183,12 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._updateButtonStates)
 
     def onSceneStartClose(self, caller, event) -> None:
-        """Called just before the scene is closed: a running segmentation stops (its volumes would be gone)."""
+        """Called just before the scene is closed: a running segmentation stops (its volumes would be gone); the
+        follow-up's studies go with the scene's results."""
         self._steps.abandon()
+        self.logic.forgetStudies()
+        self._lesions.show(None)
+        self._followUp.show([], [])
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -258,13 +267,40 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onComputeButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to compute BSTBI."), waitCursor=True):
-            from smartimaging.desktop import show_domain
+            self._showComputed(self.logic.computeBSTBI(self._parameterNode))
 
-            p = self._parameterNode
-            result = self.logic.computeBSTBI(p)
-            p.resultTable = result.table_node
-            show_domain(self.ui.domainLabel, result.table_node)
-            self.logic.showResult()
+    def onToggleLesion(self, lesionId) -> None:
+        """The reader unchecked (rejected) or checked (accepted) a lesion of the list: BSTBI again."""
+        with slicer.util.tryWithErrorDisplay(_("Failed to reject or accept the lesion."), waitCursor=True):
+            self._showComputed(self.logic.toggleLesion(self._parameterNode, lesionId))
+        self._lesions.show(self.logic.flow.result_record)  # a refused click leaves its box as the result has it
+
+    def _showComputed(self, result) -> None:
+        from smartimaging.desktop import show_domain
+
+        p = self._parameterNode
+        p.resultTable = result.table_node
+        show_domain(self.ui.domainLabel, result.table_node)
+        self.logic.showResult()
+        self._lesions.show(self.logic.flow.result_record)
+
+    def onAddBaselineResult(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to add the earlier study."), waitCursor=True):
+            self.logic.addEarlierStudy(tableNode=self._parameterNode.baselineTable)
+        self._followUp.show(self.logic.followUp.lines())
+
+    def onAddResultFolder(self, folder) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to add the earlier study."), waitCursor=True):
+            self.logic.addEarlierStudy(folder=folder)
+        self._followUp.show(self.logic.followUp.lines())
+
+    def onRemoveEarlierStudy(self, index) -> None:
+        self.logic.followUp.remove(index)
+        self._followUp.show(self.logic.followUp.lines())
+
+    def onShowTrend(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to show the trend."), waitCursor=True):
+            self._followUp.show(self.logic.followUp.lines(), self.logic.showTrend())
 
     def onCompareButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to compare with the baseline."), waitCursor=True):
@@ -289,6 +325,15 @@ class BoneScanBSTBILogic(ScriptedLoadableModuleLogic):
         from smartimaging.desktop import worker_python
 
         self.flow = BoneScanFlow(slicer.mrmlScene, python=worker_python())
+        self.forgetStudies()
+
+    def forgetStudies(self):
+        """No earlier study, no result of this session as a trend point, no trend chart (a new scene)."""
+        from smartimaging.bonescan.reading_nodes import FollowUp
+
+        self.followUp = FollowUp()  # the earlier studies the reader added
+        self.studyPoints = {}  # result table ID -> its study as a trend point (this session's results)
+        self.trendChart = None
 
     def getParameterNode(self):
         return BoneScanBSTBIParameterNode(super().getParameterNode())
@@ -327,10 +372,51 @@ class BoneScanBSTBILogic(ScriptedLoadableModuleLogic):
 
     def computeBSTBI(self, parameterNode):
         """BSTBI from the reader's segmentation of every view, excluded lesions left out: the flow's result."""
+        from smartimaging.bonescan.reading_nodes import current_point
+
         flow = self.select(parameterNode)
         result = flow.run(flow.compute())
         logging.info("%s: %s", result.headline, result.table_node.GetAttribute("SmartImaging.BoneScanResult"))
+        self.studyPoints[result.table_node.GetID()] = current_point(flow, flow.primary.GetName())
         return result
+
+    def toggleLesion(self, parameterNode, lesionId):
+        """Reject the lesion (or accept it again) as the station's list does, into the "Exclude lesions" field, and
+        compute BSTBI again: the flow's result."""
+        from smartimaging.bonescan.reading_nodes import exclude_text
+
+        flow = self.select(parameterNode)
+        flow.toggle_lesion(int(lesionId))
+        parameterNode.excludeLesions = exclude_text(flow.exclude)
+        return self.computeBSTBI(parameterNode)
+
+    def addEarlierStudy(self, tableNode=None, folder=None):
+        """An earlier study for the trend: a result table of the scene (this session's, with its date and
+        acquisition) or a result folder of `bonescan predict` / `bstbi`, checked against the others and this study."""
+        from smartimaging.bonescan.followup import read_result
+        from smartimaging.bonescan.reading_nodes import current_point, table_point
+        from smartimaging.errors import InputError
+
+        if folder:
+            point = read_result(folder)
+        elif tableNode is not None:
+            point = self.studyPoints.get(tableNode.GetID()) or table_point(tableNode)
+        else:
+            raise InputError("Select the earlier study's BSTBI table as the baseline, or add its result folder")
+        self.followUp.add(point, current_point(self.flow))
+
+    def showTrend(self):
+        """The trend of the earlier studies and this one: its plot in the layout (Slicer 5.12
+        vtkSlicerPlotsLogic.ShowChartInLayout), its lines returned."""
+        from smartimaging.bonescan.followup import trend_lines
+        from smartimaging.bonescan.reading_nodes import current_point, trend_chart
+
+        result = self.followUp.trend(current_point(self.flow))
+        if self.trendChart is not None and not slicer.mrmlScene.IsNodePresent(self.trendChart):
+            self.trendChart = None
+        self.trendChart = trend_chart(slicer.mrmlScene, result, self.trendChart, self.flow.primary)
+        slicer.modules.plots.logic().ShowChartInLayout(self.trendChart)
+        return trend_lines(result)
 
     def compare(self, baselineTable, followupTable):
         """Baseline vs follow-up BSTBI and the change, as a table node."""
@@ -434,8 +520,8 @@ class BoneScanBSTBITest(ScriptedLoadableModuleTest):
         self.assertGreater(before, 0.0)
         self.assertLessEqual(before, 1.0)
 
-        p.excludeLesions = "1"
-        after = float(logic.computeBSTBI(p).table_node.GetAttribute("SmartImaging.BSTBI"))
+        after = float(logic.toggleLesion(p, 1).table_node.GetAttribute("SmartImaging.BSTBI"))  # the list's click
+        self.assertEqual(p.excludeLesions, "1")
         self.assertLess(after, before)
         self.assertTrue(np.isfinite(after))
         logic.showResult()

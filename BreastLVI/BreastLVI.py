@@ -116,6 +116,9 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.drawButton.connect("clicked(bool)", self.onDrawButton)
         self.ui.predictButton.connect("clicked(bool)", self.onPredictButton)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
+        from smartimaging.desktop_sections import HeatMapSection
+
+        self._heatMap = HeatMapSection(self.layout, self.onHeatMapChanged)  # as the station's Grad-CAM controls
 
         self.initializeParameterNode()
 
@@ -226,6 +229,9 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._steps.start(flow.compute(self._steps.progress))
             self._updateButtonStates()
 
+    def onHeatMapChanged(self, shown, opacityPercent) -> None:
+        self.logic.showHeatMap(shown, opacityPercent)
+
     def onCancelButton(self) -> None:
         self._steps.cancel()
 
@@ -234,7 +240,7 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self._parameterNode.resultTable = result.table_node
         show_domain(self.ui.domainLabel, result.table_node)
-        self.logic.showResult()
+        self.logic.showResult(self._heatMap.shown.checked, self._heatMap.opacity.value)
 
 
 #
@@ -285,19 +291,33 @@ class BreastLVILogic(ScriptedLoadableModuleLogic):
         self.select(parameterNode).draw_by_hand()
         return self.flow.segmentation
 
-    def showResult(self):
-        """The segmented sequence with the first DCE model's Grad-CAM map overlaid, and the result table."""
+    def showResult(self, heatMapShown=True, opacityPercent=None):
+        """The segmented sequence with the first DCE model's Grad-CAM map overlaid (its colour legend in the views),
+        and the result table."""
+        from smartimaging.heat_legend import DEFAULT_OPACITY_PERCENT
         from smartimaging.reading import style_heat_map
 
         flow = self.flow
         heatMap = flow.overlay
         if heatMap is not None:
             style_heat_map(heatMap)  # made from an array: it has no display node until now
-            slicer.util.setSliceViewerLayers(background=flow.primary, foreground=heatMap, foregroundOpacity=0.4)
+            slicer.util.setSliceViewerLayers(background=flow.primary, foreground=heatMap)
+            self.showHeatMap(heatMapShown, DEFAULT_OPACITY_PERCENT if opacityPercent is None else opacityPercent)
         layoutManager = slicer.app.layoutManager()
         layoutManager.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
         slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(flow.result.table_node.GetID())
         slicer.app.applicationLogic().PropagateTableSelection()
+
+    def showHeatMap(self, shown, opacityPercent):
+        """The Grad-CAM map shown (at the opacity) or hidden, its colour legend with it (Slicer 5.12
+        slicer.util.setSliceViewerLayers foregroundOpacity; the legend: smartimaging.heat_legend)."""
+        from smartimaging.heat_legend import foreground_opacity, show_heat_legend
+
+        heatMap = self.flow.overlay
+        if heatMap is None:
+            return
+        show_heat_legend(heatMap, shown)
+        slicer.util.setSliceViewerLayers(foregroundOpacity=foreground_opacity(shown, opacityPercent))
 
 
 #

@@ -19,7 +19,7 @@ import pytest
 import SimpleITK as sitk
 from conftest import GE_BONE_SCAN
 from dicom_series import write_dicom_series
-from realdata import cbis_ddsm_views
+from realdata import BONE_SCAN_COPIES, bone_scan, cbis_ddsm_views
 
 from smartimaging.bonescan.views import read_nm_dicom, write_nm_dicom
 from smartimaging.dicom_seg import AI_PROPOSAL, READER_EDITED, SegSegment, seg_dataset, write_seg
@@ -103,17 +103,24 @@ def test_derived_mr_series_keeps_geometry_and_values(tmp_path):
 
 
 def test_derived_series_joins_the_study_of_like(tmp_path):
-    image = oblique_mr(3)
-    write_dicom_series(image, tmp_path / "t1", "1.2.826.0.1.3680043.2.1.7")
+    t1 = derived_series(oblique_mr(3), "MR", "T1")
+    for ds in t1:  # the T1 as from PACS: a patient with identifiers
+        ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "Doe^Jane", "ID-77", "19600101", "F"
+    write_series(t1, tmp_path / "t1")
+    image = read_series_or_volume(tmp_path / "t1")
     like = source_datasets(image, tmp_path / "t1")
-    like[0].PatientName, like[0].PatientID = "Doe^Jane", "ID-77"
-    synthetic = derived_series(image, "MR", "DCE", like=like, synthetic=True)
-    assert {ds.StudyInstanceUID for ds in synthetic} == {like[0].StudyInstanceUID}
-    assert synthetic[0].PatientName == "Doe^Jane" and synthetic[0].PatientID == "ID-77"
-    assert synthetic[0].SeriesInstanceUID != like[0].SeriesInstanceUID
-    assert synthetic[0].SOPInstanceUID not in {ds.SOPInstanceUID for ds in like}
-    assert synthetic[0].FrameOfReferenceUID == like[0].get("FrameOfReferenceUID", synthetic[0].FrameOfReferenceUID)
-    assert synthetic[0].SeriesDescription.startswith("SYNTHETIC")
+    synthetic = derived_series(image, "MR", "DCE phase 1", like=like, synthetic=True)
+    paths = write_series(synthetic, tmp_path / "dce")
+    dciodvfy(paths[-1])
+    first = pydicom.dcmread(paths[0])
+    assert {pydicom.dcmread(p).StudyInstanceUID for p in paths} == {like[0].StudyInstanceUID}
+    assert (first.PatientName, first.PatientID, first.PatientBirthDate, first.PatientSex) == \
+        ("Doe^Jane", "ID-77", "19600101", "F")
+    assert first.SeriesInstanceUID != like[0].SeriesInstanceUID
+    assert not {ds.SOPInstanceUID for ds in synthetic} & {ds.SOPInstanceUID for ds in like}
+    assert first.FrameOfReferenceUID == like[0].FrameOfReferenceUID  # on the T1's grid, in its frame of reference
+    assert first.SeriesDescription == "SYNTHETIC DCE phase 1"
+    assert same_geometry(read_series_or_volume(tmp_path / "dce"), image, 1e-6)
 
 
 def test_derived_planar_series_is_secondary_capture(tmp_path):
@@ -223,6 +230,35 @@ def test_mr_seg_on_the_source_geometry(tmp_path, scene, dicom_source):
     print(f"dciodvfy warnings on the MR SEG ({'DICOM' if dicom_source else 'derived'}): {warnings}")
 
 
+def test_seg_follows_the_image_slice_order(tmp_path):
+    """A volume whose slices run against the series' order (as a viewer may hold it): same voxels in space."""
+    write_series(derived_series(oblique_mr(), "MR", "T1"), tmp_path / "t1")
+    read = read_series_or_volume(tmp_path / "t1")
+    flipped = sitk.Flip(read, (False, False, True))
+    in_order, reversed_ = source_datasets(read, tmp_path / "t1"), source_datasets(flipped, tmp_path / "t1")
+    assert [ds.SOPInstanceUID for ds in reversed_] == [ds.SOPInstanceUID for ds in in_order][::-1]
+    mask = blob((5, 24, 18), slice(4, 12), slice(3, 9))
+    mask[:2] = 0
+    seg = hd.seg.segread(write_seg(reversed_, [SegSegment(mask, BREAST_MASS, MODEL)], "x", tmp_path / "seg.dcm"))
+    np.testing.assert_array_equal(on_grid_of(seg_image(seg.get_volume(), 0), flipped), mask)
+
+
+def test_seg_of_an_enhanced_multiframe_mr(tmp_path):
+    paths = write_series(derived_series(oblique_mr(), "MR", "T1"), tmp_path / "t1")
+    enhanced = hd.legacy.LegacyConvertedEnhancedMRImage([pydicom.dcmread(p) for p in paths], hd.UID(), 5, hd.UID(), 1)
+    enhanced.save_as(tmp_path / "enhanced.dcm")
+    image = read_series_or_volume(tmp_path / "enhanced.dcm")  # frames in the file's order
+    sources = source_datasets(image, tmp_path / "enhanced.dcm")
+    segments = ai_and_edited((5, 24, 18), BREAST_MASS)
+    path = write_seg(sources, segments, "LVI lesion", tmp_path / "seg.dcm")
+    dciodvfy(path)
+    volume = hd.seg.segread(path).get_volume(segment_numbers=[1, 2])
+    for channel, segment in enumerate(segments):
+        np.testing.assert_array_equal(on_grid_of(seg_image(volume, channel), image), segment.mask)
+    with pytest.raises(InputError, match="frames are not in the image's slice order"):
+        source_datasets(sitk.Flip(image, (False, False, True)), tmp_path / "enhanced.dcm")
+
+
 def bone_scan_masks(shape) -> list[SegSegment]:
     lesion = blob(shape, slice(100, 140), slice(40, 80)) if shape[1] > 200 else blob(shape, slice(4, 12), slice(3, 9))
     bladder = blob(shape, slice(30, 40), slice(5, 15))
@@ -230,9 +266,11 @@ def bone_scan_masks(shape) -> list[SegSegment]:
             SegSegment(np.roll(lesion, 3, axis=-1), BONE_METASTASIS, None)]
 
 
-def test_seg_of_the_real_ge_bone_scan(tmp_path):
-    image, _, _ = read_nm_dicom(GE_BONE_SCAN)
-    sources = source_datasets(image, GE_BONE_SCAN)
+@pytest.mark.parametrize("copy", ["shipped", *BONE_SCAN_COPIES])
+def test_seg_of_the_real_ge_bone_scan(tmp_path, copy):
+    path = GE_BONE_SCAN if copy == "shipped" else bone_scan(copy)  # uncompressed, JPEG lossless, JPEG 2000
+    image, _, _ = read_nm_dicom(path)
+    sources = source_datasets(image, path)
     segments = bone_scan_masks((1, 1024, 256))
     path = write_seg(sources, segments, "BSTBI lesions", tmp_path / "seg.dcm")
     dciodvfy(path)
@@ -350,14 +388,16 @@ def report_case(kind: str, tmp_path: Path) -> tuple[list, list[SegSegment]]:
 
 @pytest.mark.parametrize("kind", ["GE bone scan", "two-view NM", "CBIS-DDSM mammogram", "MR from NIfTI"])
 def test_sr_references_the_seg_and_its_sources(tmp_path, kind):
-    from smartimaging.dicom_sr import LOCAL_SCHEME, Measurement, Qualitative, write_sr
+    from smartimaging.dicom_sr import LOCAL_SCHEME, Measurement, Qualitative, local_code, write_sr
 
     sources, segments = report_case(kind, tmp_path)
     seg = seg_dataset(sources, segments, "ROI")
     measurements = [Measurement("Lesion volume", 812.5, "mm3", segment_number=1),
                     Measurement("Lesion count", 3, "{lesions}"),
                     Measurement("Rad-score", 0.7312, "1"), Measurement("Rad-score cutoff", 0.5, "1")]
-    qualitatives = [Qualitative("Rad-score label", "malignant"), Qualitative("Margin", "spiculated", 1)]
+    sentence = "out of the training domain: the image is darker than 97 % of the training images; read with care"
+    qualitatives = [Qualitative("Rad-score label", "malignant"), Qualitative("Margin", "spiculated", 1),
+                    Qualitative("Domain check", sentence)]
     path = write_sr(sources, seg, measurements, qualitatives, "SmartImaging report", MODEL, tmp_path / "sr.dcm")
     warnings = dciodvfy(path)
     assert all(LOCAL_SCHEME in w or "DICOMDIR" in w or "Patient's" in w for w in warnings), warnings
@@ -385,6 +425,7 @@ def test_sr_references_the_seg_and_its_sources(tmp_path, kind):
     texts = text_items(sr)
     assert texts["111001"] == {MODEL[0]} and texts["111003"] == {MODEL[1]}  # algorithm name and version
     assert texts["121013"] == {MODEL[0]}  # the device observer: the model
+    assert texts[local_code("Domain check").value] == {sentence}  # too long for a code meaning: a TEXT item
 
 
 def text_items(dataset) -> dict[str, set[str]]:

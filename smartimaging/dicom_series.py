@@ -23,7 +23,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from . import __version__
 from .errors import InputError
-from .io import dicom_series_files, is_dicom
+from .io import check_finite, dicom_series_files, is_dicom
 from .limits import ANY_IMAGE, read_dicom_header
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
@@ -53,39 +53,69 @@ def _headers(source: Path) -> list[pydicom.Dataset]:
     return [read_dicom_header(file, force=True).ds for file in files]
 
 
-def _mismatch(source: Path, what: str, image: sitk.Image) -> InputError:
+def _mismatch(source: Path, what: str) -> InputError:
     return InputError(f"The DICOM source {source.name} does not describe this image ({what}); the DICOM objects "
                       "would misplace the segmentation: give the DICOM file or series the image was read from")
 
 
-def check_source_grid(image: sitk.Image, datasets: list[pydicom.Dataset], source: Path) -> None:
-    """Refuse DICOM headers whose size, pixel spacing, slice positions or orientation differ from the image's."""
+def _frame_planes(ds: pydicom.Dataset) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """(ImagePositionPatient, ImageOrientationPatient) of each frame: from the top level of a single-frame image,
+    from the functional groups of an enhanced multi-frame one; None for an image without patient positions."""
+    if "ImagePositionPatient" in ds and "ImageOrientationPatient" in ds:
+        return [(np.array(ds.ImagePositionPatient, float), np.array(ds.ImageOrientationPatient, float))]
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    if not per_frame:
+        return None
+    shared = (ds.get("SharedFunctionalGroupsSequence") or [pydicom.Dataset()])[0]
+    planes = []
+    for item in per_frame:
+        position = item.get("PlanePositionSequence") or shared.get("PlanePositionSequence")
+        orientation = item.get("PlaneOrientationSequence") or shared.get("PlaneOrientationSequence")
+        if not position or not orientation:
+            return None
+        planes.append((np.array(position[0].ImagePositionPatient, float),
+                       np.array(orientation[0].ImageOrientationPatient, float)))
+    return planes
+
+
+def check_source_grid(image: sitk.Image, datasets: list[pydicom.Dataset], source: Path) -> list[pydicom.Dataset]:
+    """`datasets` in the image's slice order, after refusing headers whose size, pixel spacing, slice positions or
+    orientation differ from the image's."""
     columns, rows, depth = image.GetSize()
     sizes = {(int(ds.Rows), int(ds.Columns)) for ds in datasets}
     if sizes != {(rows, columns)}:
         found = ", ".join(f"{c}×{r}" for r, c in sorted(sizes))
-        raise _mismatch(source, f"{found} pixels, the image {columns}×{rows}", image)
+        raise _mismatch(source, f"{found} pixels, the image {columns}×{rows}")
     frames = sum(_frames(ds) for ds in datasets)
     if frames != depth:
-        raise _mismatch(source, f"{frames} frames or slices, the image {depth}", image)
+        raise _mismatch(source, f"{frames} frames or slices, the image {depth}")
     for ds in datasets:
         stored = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
         if stored and not np.allclose([float(stored[1]), float(stored[0])], image.GetSpacing()[:2],
                                       atol=POSITION_TOLERANCE_MM / 10):
             raise _mismatch(source, f"pixels of {float(stored[0]):g}×{float(stored[1]):g} mm, the image's "
-                            f"{image.GetSpacing()[1]:g}×{image.GetSpacing()[0]:g} mm", image)
-    if not all("ImagePositionPatient" in ds and "ImageOrientationPatient" in ds for ds in datasets):
-        return  # planar images (NM, MG, secondary capture): no patient position to compare
+                            f"{image.GetSpacing()[1]:g}×{image.GetSpacing()[0]:g} mm")
+    planes = [_frame_planes(ds) for ds in datasets]
+    if any(p is None for p in planes):
+        return datasets  # planar images (NM, MG, secondary capture): no patient position to compare
     direction = np.array(image.GetDirection()).reshape(3, 3)
-    for k, ds in enumerate(datasets):
-        orientation = np.array([float(v) for v in ds.ImageOrientationPatient])
+    slices = []  # the image slice of each frame, in the datasets' order
+    for position, orientation in (plane for frames in planes for plane in frames):
         if not np.allclose(orientation, [*direction[:, 0], *direction[:, 1]], atol=DIRECTION_TOLERANCE):
-            raise _mismatch(source, f"slice {k + 1} is oriented {tuple(np.round(orientation, 4))}", image)
-        position = np.array([float(v) for v in ds.ImagePositionPatient])
-        expected = np.array(image.TransformIndexToPhysicalPoint((0, 0, k)))
-        if not np.allclose(position, expected, atol=POSITION_TOLERANCE_MM):
-            raise _mismatch(source, f"slice {k + 1} lies at {tuple(np.round(position, 3))} mm, the image's at "
-                            f"{tuple(np.round(expected, 3))} mm", image)
+            raise _mismatch(source, f"its slices are oriented {tuple(np.round(orientation, 4))}, the image's "
+                            f"{tuple(np.round([*direction[:, 0], *direction[:, 1]], 4))}")
+        k = round(image.TransformPhysicalPointToContinuousIndex(position.tolist())[2])
+        expected = np.array(image.TransformIndexToPhysicalPoint((0, 0, min(max(k, 0), depth - 1))))
+        if not 0 <= k < depth or not np.allclose(position, expected, atol=POSITION_TOLERANCE_MM):
+            raise _mismatch(source, f"a slice lies at {tuple(np.round(position, 3))} mm, off the image's slices")
+        slices.append(k)
+    if len(set(slices)) != depth:
+        raise _mismatch(source, "two of its slices lie at the same position")
+    if len(datasets) == 1:
+        if slices != list(range(depth)):
+            raise _mismatch(source, "its frames are not in the image's slice order")
+        return datasets
+    return [ds for _, ds in sorted(zip(slices, datasets, strict=True), key=lambda pair: pair[0])]
 
 
 def source_datasets(image: sitk.Image, source: str | os.PathLike | None) -> list[pydicom.Dataset] | None:
@@ -105,8 +135,7 @@ def source_datasets(image: sitk.Image, source: str | os.PathLike | None) -> list
     if not source.is_dir() and _frames(datasets[0]) == 1 and image.GetDepth() > 1:
         source = source.parent
         datasets = _headers(source)
-    check_source_grid(image, datasets, source)
-    return datasets
+    return check_source_grid(image, datasets, source)
 
 
 def _stored_pixels(array: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -178,7 +207,9 @@ def derived_series(image: sitk.Image, modality: str, series_description: str,
     frame_of_reference = frame_of_reference or generate_uid()
     now = datetime.datetime.now()
     date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
-    pixels, slope, intercept = _stored_pixels(sitk.GetArrayFromImage(image).astype(np.float64))
+    values = sitk.GetArrayFromImage(image).astype(np.float64)
+    check_finite(values, series_description)
+    pixels, slope, intercept = _stored_pixels(values)
     spacing = image.GetSpacing()
     direction = np.array(image.GetDirection()).reshape(3, 3)
     datasets = []

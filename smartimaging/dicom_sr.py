@@ -51,7 +51,8 @@ class Measurement:
 
 @dataclass(frozen=True)
 class Qualitative:
-    """A named evaluation with a text value (a label such as "malignant"), coded in the local scheme."""
+    """A named evaluation with a text value: a short one (a label such as "malignant", at most 64 characters) is a
+    CODE item of the local scheme, a longer one (a sentence) a TEXT item."""
 
     name: str
     value_text: str
@@ -71,8 +72,21 @@ def _tid300(measurement: Measurement, algorithm: hd.sr.AlgorithmIdentification) 
     return hd.sr.Measurement(name, float(measurement.value), unit, algorithm_id=algorithm)
 
 
-def _evaluation(qualitative: Qualitative) -> hd.sr.QualitativeEvaluation:
-    return hd.sr.QualitativeEvaluation(local_code(qualitative.name), local_code(qualitative.value_text))
+CODE_MEANING_LENGTH = 64  # LO
+
+
+def _evaluations(qualitatives: list[Qualitative]) -> list[hd.sr.QualitativeEvaluation] | None:
+    return [hd.sr.QualitativeEvaluation(local_code(q.name), local_code(q.value_text)) for q in qualitatives
+            if len(q.value_text) <= CODE_MEANING_LENGTH] or None
+
+
+def _with_texts(group: hd.sr.Template, qualitatives: list[Qualitative]) -> hd.sr.Template:
+    """`group` with a TEXT item for each qualitative too long for a code meaning."""
+    for qualitative in qualitatives:
+        if len(qualitative.value_text) > CODE_MEANING_LENGTH:
+            group[0].ContentSequence.append(hd.sr.TextContentItem(
+                local_code(qualitative.name), qualitative.value_text, hd.sr.RelationshipTypeValues.CONTAINS))
+    return group
 
 
 def _frame_numbers(ds: pydicom.Dataset) -> list[int] | None:
@@ -108,20 +122,20 @@ def sr_dataset(sources: list[pydicom.Dataset], seg: pydicom.Dataset, measurement
             seg.SOPClassUID, seg.SOPInstanceUID, number,
             source_images=[hd.sr.SourceImageForSegmentation.from_source_image(ds, _frame_numbers(ds))
                            for ds in sources])
-        groups.append(hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+        groups.append(_with_texts(hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
             hd.sr.TrackingIdentifier(generate_uid(), str(item.SegmentLabel)), referenced_segment=referenced,
             finding_type=CodedConcept.from_dataset(item.SegmentedPropertyTypeCodeSequence[0]),
             algorithm_id=algorithm_id, measurements=[_tid300(m, algorithm_id) for m in ours],
-            qualitative_evaluations=[_evaluation(q) for q in evaluations] or None))
+            qualitative_evaluations=_evaluations(evaluations)), evaluations))
     image_measurements = [m for m in measurements if m.segment_number is None]
     image_evaluations = [q for q in qualitatives if q.segment_number is None]
     if image_measurements or image_evaluations:
-        groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
+        groups.append(_with_texts(hd.sr.MeasurementsAndQualitativeEvaluations(
             hd.sr.TrackingIdentifier(generate_uid(), "Image"), algorithm_id=algorithm_id,
             measurements=[_tid300(m, algorithm_id) for m in image_measurements] or None,
-            qualitative_evaluations=[_evaluation(q) for q in image_evaluations] or None,
+            qualitative_evaluations=_evaluations(image_evaluations),
             source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(ds, _frame_numbers(ds))
-                           for ds in sources]))
+                           for ds in sources]), image_evaluations))
     report = hd.sr.MeasurementReport(context, coded(IMAGING), groups)
     with warnings.catch_warnings():  # the source's patient name as it is (highdicom warns on one-component names)
         warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")

@@ -39,10 +39,11 @@ LAYERS = (
     # MRML adapters: they take a vtkMRMLScene and nodes; the GUI-free reading flows of the two GUIs drive them
     ("MRML adapters", ("smartimaging.mrml", "smartimaging.segmentation_nodes", "smartimaging.result_nodes",
                        "smartimaging.reading", "smartimaging.explain", "smartimaging.display",
-                       "smartimaging.<task>.scene", "smartimaging.<task>.flow", "smartimaging.case_report")),
+                       "smartimaging.<task>.scene", "smartimaging.<task>.flow", "smartimaging.case_report",
+                       "smartimaging.bonescan.reading_nodes", "smartimaging.heat_legend")),
     # front-ends: the CLI, the browser station, the desktop widgets' helpers, the demo report
     ("front-ends", ("smartimaging.cli", "smartimaging.cli_common", "smartimaging.<task>.commands", "smartimaging.web",
-                    "smartimaging.web.*", "smartimaging.demo", "smartimaging.desktop",
+                    "smartimaging.web.*", "smartimaging.demo", "smartimaging.desktop", "smartimaging.desktop_sections",
                     "smartimaging.slicer_dependencies", "smartimaging.slicer_startup")),
 )
 ALGORITHM_LAYERS = ("core", "task algorithms", "worker")

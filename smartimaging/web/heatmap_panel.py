@@ -7,9 +7,9 @@ import numpy as np
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
+from ..heat_legend import DEFAULT_OPACITY_PERCENT as DEFAULT_OPACITY  # the desktop module's default too
 from ..reading import HEAT_MAP_SHOWN_FROM, heat_map_colours
 
-DEFAULT_OPACITY = 40  # percent: the anatomy stays visible under the map
 BAR_STOPS = np.linspace(HEAT_MAP_SHOWN_FROM, 1.0, 9)
 
 

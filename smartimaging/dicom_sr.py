@@ -95,13 +95,14 @@ def _frame_numbers(ds: pydicom.Dataset) -> list[int] | None:
     return list(range(1, frames + 1)) if frames > 1 else None
 
 
-def sr_dataset(sources: list[pydicom.Dataset], seg: pydicom.Dataset, measurements: list[Measurement],
+def sr_dataset(sources: list[pydicom.Dataset], seg: pydicom.Dataset | None, measurements: list[Measurement],
                qualitatives: list[Qualitative], title: str, algorithm: tuple[str, str]) -> hd.sr.Comprehensive3DSR:
     """A TID 1500 measurement report (SeriesDescription `title`) of `measurements` and `qualitatives` made by
-    `algorithm` (model id, version), referencing `seg`'s segments and the `sources` it segments."""
+    `algorithm` (model id, version), referencing `seg`'s segments and the `sources` it segments (no `seg`: a
+    report on the images alone, e.g. the synthetic DCE's metrics)."""
     if not sources:
         raise InputError("A DICOM SR needs the source images it reports on; none were given")
-    segments = {int(item.SegmentNumber): item for item in seg.SegmentSequence}
+    segments = {int(item.SegmentNumber): item for item in seg.SegmentSequence} if seg is not None else {}
     unknown = sorted({m.segment_number for m in [*measurements, *qualitatives]} - {None, *segments})
     if unknown:
         raise InputError(f"The measurements refer to segment(s) {unknown}; the SEG has segments {sorted(segments)}")
@@ -140,7 +141,8 @@ def sr_dataset(sources: list[pydicom.Dataset], seg: pydicom.Dataset, measurement
     with warnings.catch_warnings():  # the source's patient name as it is (highdicom warns on one-component names)
         warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
         sr = hd.sr.Comprehensive3DSR(
-            [*with_type2_attributes(sources), seg], report, generate_uid(), SR_SERIES_NUMBER, generate_uid(), 1,
+            [*with_type2_attributes(sources), *([seg] if seg is not None else [])], report, generate_uid(),
+            SR_SERIES_NUMBER, generate_uid(), 1,
             manufacturer=MANUFACTURER, is_complete=True, series_description=title[:64],
             software_versions=__version__)
     scheme = pydicom.Dataset()

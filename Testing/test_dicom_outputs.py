@@ -286,12 +286,17 @@ def test_seg_of_the_real_ge_bone_scan(tmp_path, copy):
         [image.GetSpacing()[1], image.GetSpacing()[0]]
 
 
-@pytest.mark.parametrize("dicom_source", [True, False], ids=["NM multi-frame", "PNG views (derived series)"])
-def test_seg_of_a_two_view_bone_scan(tmp_path, dicom_source):
+@pytest.mark.parametrize("kind", ["NM multi-frame", "NM without pixel spacing", "PNG views (derived series)"])
+def test_seg_of_a_two_view_bone_scan(tmp_path, kind):
     rng = np.random.default_rng(5)
     write_nm_dicom(tmp_path / "nm.dcm", {"anterior": rng.random((64, 20)) * 99, "posterior": rng.random((64, 20)) * 99},
                    "P1")
+    if kind == "NM without pixel spacing":
+        ds = pydicom.dcmread(tmp_path / "nm.dcm")
+        del ds.PixelSpacing
+        ds.save_as(tmp_path / "nm.dcm")
     image, _, _ = read_nm_dicom(tmp_path / "nm.dcm")
+    dicom_source = kind.startswith("NM")
     sources = source_datasets(image, tmp_path / "nm.dcm") if dicom_source else derived_series(image, "NM", "views")
     segments = bone_scan_masks((2, 64, 20))
     segments[0].mask[1] = 0  # no lesion on the posterior view
@@ -300,7 +305,11 @@ def test_seg_of_a_two_view_bone_scan(tmp_path, dicom_source):
     seg = hd.seg.segread(path)
     check_descriptions(seg, segments)
     assert seg.NumberOfFrames == 2 * 3
+    references = [frame.DerivationImageSequence[0].SourceImageSequence[0]
+                  for frame in seg.PerFrameFunctionalGroupsSequence]
+    assert {ref.ReferencedSOPClassUID for ref in references} == {sources[0].SOPClassUID}
     if dicom_source:
+        assert [int(ref.ReferencedFrameNumber) for ref in references] == [1, 1, 1, 2, 2, 2]
         pixels = seg.get_pixels_by_source_frame(sources[0].SOPInstanceUID, [1, 2], segment_numbers=[1, 2, 3])
     else:
         pixels = seg.get_pixels_by_source_instance([ds.SOPInstanceUID for ds in sources], segment_numbers=[1, 2, 3])

@@ -28,7 +28,7 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from . import __version__
-from .dicom_series import MANUFACTURER, with_type2_attributes
+from .dicom_series import MANUFACTURER, SECONDARY_CAPTURE_STORAGE, with_type2_attributes
 from .errors import InputError
 from .segments import Code, SegmentSpec
 
@@ -110,18 +110,25 @@ def _segmentation(sources: list[pydicom.Dataset], masks: np.ndarray, description
     return seg
 
 
+def _restore_class(seg: pydicom.Dataset, source: pydicom.Dataset) -> None:
+    """The source's own SOP class in every reference of `seg` to it."""
+    def restore(dataset: pydicom.Dataset, element: pydicom.DataElement) -> None:
+        if element.keyword == "ReferencedSOPInstanceUID" and element.value == source.SOPInstanceUID:
+            dataset.ReferencedSOPClassUID = source.SOPClassUID
+
+    seg.walk(restore)
+
+
 def _planar_frames_seg(sources: list[pydicom.Dataset], masks: np.ndarray, descriptions: list, series_uid: str,
                        series_description: str) -> hd.seg.Segmentation:
-    """One SEG of several frames without patient coordinates (two bone-scan views): the SEG of each frame (a
-    one-frame copy of the source header), merged; each SEG frame refers to its source frame (ReferencedFrameNumber
-    in a multi-frame source) and carries the frame's number as its second dimension index (In-Stack Position)."""
-    if len(sources) == 1:
+    """One SEG of several frames without patient coordinates (two bone-scan views): the SEG of each frame (of a
+    multi-frame source: made on a single-frame copy of its header, its SOP class put back in the references),
+    merged; each SEG frame refers to its source frame (ReferencedFrameNumber in a multi-frame source) and carries
+    the frame's number as its second dimension index (In-Stack Position)."""
+    if len(sources) == 1:  # highdicom reads a multi-frame NM as an enhanced image: give it a single-frame one
         one_frame = copy.deepcopy(sources[0])
-        one_frame.NumberOfFrames = 1
-        if "SharedFunctionalGroupsSequence" not in one_frame:  # a legacy multi-frame (NM): what highdicom reads
-            shared = pydicom.Dataset()
-            shared.PixelMeasuresSequence = _planar_pixel_measures(one_frame) or []
-            one_frame.SharedFunctionalGroupsSequence = [shared]
+        del one_frame.NumberOfFrames
+        one_frame.SOPClassUID = SECONDARY_CAPTURE_STORAGE
         frame_sources = [[one_frame]] * masks.shape[0]
     else:
         frame_sources = [[ds] for ds in sources]
@@ -149,7 +156,9 @@ def _planar_frames_seg(sources: list[pydicom.Dataset], masks: np.ndarray, descri
     seg.PerFrameFunctionalGroupsSequence = items
     seg.NumberOfFrames = len(items)
     seg.PixelData = pack_bits(np.stack(planes))
-    if len(sources) > 1:
+    if len(sources) == 1:
+        _restore_class(seg, sources[0])
+    else:
         seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence = [
             instance for part in parts for instance in part.ReferencedSeriesSequence[0].ReferencedInstanceSequence]
         seg.SourceImageSequence = [reference for part in parts for reference in part.SourceImageSequence]

@@ -167,6 +167,19 @@ def test_source_grid_unlike_the_image_is_refused(tmp_path, change, words):
         source_datasets(oblique_mr(3), tmp_path / "t1")
 
 
+def test_a_moved_source_or_a_dicom_object_without_image_is_refused(tmp_path):
+    image, _, _ = read_nm_dicom(GE_BONE_SCAN)
+    with pytest.raises(InputError, match="no longer exists"):
+        source_datasets(image, tmp_path / "moved.dcm")
+    sources = source_datasets(image, GE_BONE_SCAN)
+    seg = seg_dataset(sources, bone_scan_masks((1, 1024, 256)), "ROI")
+    from smartimaging.dicom_sr import Measurement, write_sr
+
+    write_sr(sources, seg, [Measurement("Lesion count", 2, "{lesions}")], [], "report", MODEL, tmp_path / "sr.dcm")
+    with pytest.raises(InputError, match="holds no image \\(a SR object\\)"):
+        source_datasets(image, tmp_path / "sr.dcm")
+
+
 def test_bone_scan_source_of_another_size_is_refused():
     image, _, _ = read_nm_dicom(GE_BONE_SCAN)
     with pytest.raises(InputError, match="256×1024 pixels, the image 256×512"):

@@ -126,12 +126,18 @@ def source_datasets(image: sitk.Image, source: str | os.PathLike | None) -> list
     if source is None:
         return None
     source = Path(source)
+    if not source.exists():
+        raise InputError(f"The image's source {source} no longer exists; the DICOM objects must refer to it: load "
+                         "the image again from where it is now")
     if source.is_dir():
         if not any(f.is_file() and is_dicom(f) for f in source.iterdir()):
             return None
     elif not (source.is_file() and is_dicom(source)):
         return None
     datasets = _headers(source)
+    if "Rows" not in datasets[0]:
+        raise InputError(f"The DICOM file {source.name} holds no image (a {datasets[0].get('Modality', 'non-image')} "
+                         "object); give the DICOM image or series the image was read from")
     if not source.is_dir() and _frames(datasets[0]) == 1 and image.GetDepth() > 1:
         source = source.parent
         datasets = _headers(source)

@@ -29,8 +29,8 @@ LAYERS = (
               "smartimaging.manifest", "smartimaging.domain", "smartimaging.evaluation", "smartimaging.classical",
               "smartimaging.training", "smartimaging.radiomics", "smartimaging.segments", "smartimaging.segfile",
               "smartimaging.dicom_series", "smartimaging.dicom_seg", "smartimaging.dicom_sr",
-              "smartimaging.overlays", "smartimaging.resources", "smartimaging.models", "smartimaging.models.*",
-              "smartimaging.phantoms", "smartimaging.phantoms.*", "smartimaging.report")),
+              "smartimaging.dicom_outputs", "smartimaging.overlays", "smartimaging.resources", "smartimaging.models",
+              "smartimaging.models.*", "smartimaging.phantoms", "smartimaging.phantoms.*", "smartimaging.report")),
     # each task's algorithms (numpy, SimpleITK, torch, MONAI, pyradiomics, scikit-learn), and the fresh-phantom
     # measurement of every task's demo models
     ("task algorithms", ("smartimaging.<task>", "smartimaging.<task>.*", "smartimaging.fresh_phantoms")),
@@ -40,7 +40,7 @@ LAYERS = (
     ("MRML adapters", ("smartimaging.mrml", "smartimaging.segmentation_nodes", "smartimaging.result_nodes",
                        "smartimaging.reading", "smartimaging.explain", "smartimaging.display",
                        "smartimaging.<task>.scene", "smartimaging.<task>.flow", "smartimaging.case_report",
-                       "smartimaging.bonescan.reading_nodes", "smartimaging.heat_legend")),
+                       "smartimaging.bonescan.reading_nodes", "smartimaging.heat_legend", "smartimaging.exports")),
     # front-ends: the CLI, the browser station, the desktop widgets' helpers, the demo report
     ("front-ends", ("smartimaging.cli", "smartimaging.cli_common", "smartimaging.<task>.commands", "smartimaging.web",
                     "smartimaging.web.*", "smartimaging.demo", "smartimaging.desktop", "smartimaging.desktop_sections",

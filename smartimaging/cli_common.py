@@ -15,6 +15,9 @@ from pathlib import Path
 from .errors import InputError
 
 EXIT_INPUT_ERROR = 2
+DICOM_HELP = ("also write a DICOM SEG of the ROI (seg.dcm) and an SR of the result (sr.dcm) that reference the DICOM "
+              "input and keep its patient and study; an input that is not DICOM is written as a derived DICOM series "
+              "(image_dicom/) for them to reference")
 
 
 class Parser(argparse.ArgumentParser):

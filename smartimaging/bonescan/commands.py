@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from ..cli_common import (
+    DICOM_HELP,
     add_training_options,
     cohort_size,
     device_name,
@@ -34,6 +35,7 @@ def add_commands(tasks) -> None:
     predict.add_argument("--models-dir", help="folder with model cards (default: bundled demo models)")
     predict.add_argument("--keep-identifiers", action="store_true",
                          help="write the patient ID and name of the input into result.json (left out by default)")
+    predict.add_argument("--dicom", action="store_true", help=DICOM_HELP)
 
     recompute = bone_commands.add_parser("bstbi", help="recompute BSTBI from an edited segmentation, no networks")
     recompute.add_argument("images", nargs="+")
@@ -42,6 +44,7 @@ def add_commands(tasks) -> None:
     recompute.add_argument("--views")
     recompute.add_argument("--polarity", choices=["auto", "uptake-bright", "uptake-dark"], default="auto")
     recompute.add_argument("--exclude", default="")
+    recompute.add_argument("--dicom", action="store_true", help=DICOM_HELP)
 
     compare = bone_commands.add_parser("compare", help="BSTBI change between two studies (result folders or images)")
     compare.add_argument("baseline")
@@ -100,7 +103,7 @@ def predict(args) -> int:
     load_seconds = time.perf_counter() - started
     models = BoneScanModels.load(directory=args.models_dir, device=args.device)
     result = analyse(study, models, parse_lesion_ids(args.exclude), load_seconds)
-    write_result(study, result, args.out, args.keep_identifiers)
+    write_result(study, result, args.out, args.keep_identifiers, args.dicom)
     _print_summary(result.as_json(), args.out)
     return 0
 
@@ -114,7 +117,7 @@ def recompute(args) -> int:
     study = load_bone_scan(args.images, _views(args.views), args.polarity)
     labelmaps = read_masks(study, [Path(p) for p in args.mask])
     result = recompute_from_labelmaps(study, labelmaps, parse_lesion_ids(args.exclude))
-    write_result(study, result, args.out)
+    write_result(study, result, args.out, dicom=args.dicom)
     _print_summary(result.as_json(), args.out)
     return 0
 

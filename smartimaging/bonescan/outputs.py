@@ -1,4 +1,5 @@
-"""Result files of a bone-scan analysis: result.json, segmentation (.seg.nrrd + NIfTI) per input, overlay PNGs."""
+"""Result files of a bone-scan analysis: result.json, segmentation (.seg.nrrd + NIfTI) per input, overlay PNGs, and
+with `dicom` a DICOM SEG + SR per input (`bonescan.dicom`)."""
 
 from __future__ import annotations
 
@@ -39,13 +40,23 @@ def study_record(study: BoneScanStudy, keep_identifiers: bool = False) -> dict:
 
 
 def write_result(study: BoneScanStudy, result: BoneScanResult, out_dir: str | os.PathLike,
-                 keep_identifiers: bool = False) -> Path:
+                 keep_identifiers: bool = False, dicom: bool = False) -> Path:
     """Write everything into `out_dir` at once (nothing is left behind on failure); no patient identifiers unless
-    `keep_identifiers`."""
+    `keep_identifiers` (the DICOM objects of `dicom` keep the source's patient module, as PACS needs). The DICOM
+    segments are the AI's when the networks ran, else the reader's (`bonescan bstbi`)."""
+    per_source = source_labelmaps(study, result.labelmaps)
     with atomic_output_dir(out_dir) as scratch:
         outputs = []
-        for path, image, labels in zip(study.paths, study.images, source_labelmaps(study, result.labelmaps),
-                                       strict=True):
+        if dicom:
+            from .dicom import dicom_parts, write_bonescan_dicom
+
+            record = result.as_json()
+            views = [[view.name for view in study.views if view.source == index] for index in range(len(study.paths))]
+            networks = bool(result.models)
+            parts = dicom_parts(study.images, study.paths, views, record, per_source if networks else None,
+                                None if networks else per_source)
+            outputs += [path.name for path in write_bonescan_dicom(scratch, parts).values()]
+        for path, image, labels in zip(study.paths, study.images, per_source, strict=True):
             stem = path.name.split(".")[0]
             with disk_errors(scratch / f"{stem}.seg.nrrd"):
                 write_seg_nrrd(labels, image, BONESCAN_SEGMENTS, scratch / f"{stem}.seg.nrrd")

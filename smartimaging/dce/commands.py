@@ -31,6 +31,10 @@ def add_commands(tasks) -> None:
     dce_synthesize.add_argument("--models-dir")
     dce_synthesize.add_argument("--device", type=device_name, default="auto")
     dce_synthesize.add_argument("--quiet", action="store_true")
+    dce_synthesize.add_argument("--dicom", action="store_true",
+                                help="also write the synthetic DCE as a DICOM MR series marked SYNTHETIC "
+                                     "(synthetic_dce_dicom/: in the T1's study when the T1 is DICOM, else in a new "
+                                     "one) and a DICOM SR of it (sr.dcm) with the metrics against the real DCE")
     dce_train = dce_commands.add_parser("train", help="train Pix2Pix on paired T1 / DCE volumes (train + val rows)")
     dce_train.add_argument("--manifest", required=True, help="CSV: patient_id,t1,dce,split (train/val)")
     dce_train.add_argument("--out", required=True, help="folder for the model card and weights")
@@ -63,7 +67,7 @@ def synthesize(args) -> int:
 
     with progress_bar("synthesis", args.quiet) as progress:
         result = synthesize_file(args.t1, args.out, args.dce, args.models_dir, args.device, args.batch_slices,
-                                 progress)
+                                 progress, dicom=args.dicom)
     print(f"synthetic DCE of {result.record['slices']} slices in {result.record['seconds']:.1f} s "
           f"({result.record['device']}); results in {args.out}")
     print(f"domain check: {result.record['domain']['text']}")

@@ -175,9 +175,10 @@ def _mip_png(mip: sitk.Image, path: Path) -> None:
 def synthesize_file(t1_path: str | os.PathLike, out_dir: str | os.PathLike, dce_path: str | os.PathLike | None = None,
                     directory=None, device: str = "auto", batch_slices: int = 8,
                     progress: Callable[[float, str], None] | None = None,
-                    loader: Callable[..., DCESynthesizer] = DCESynthesizer.load, compress: bool = True
-                    ) -> SynthesisResult:
-    """Read, synthesize and write synthetic_dce.nrrd, subtraction.nrrd, subtraction_mip.nrrd/.png and result.json.
+                    loader: Callable[..., DCESynthesizer] = DCESynthesizer.load, compress: bool = True,
+                    dicom: bool = False) -> SynthesisResult:
+    """Read, synthesize and write synthetic_dce.nrrd, subtraction.nrrd, subtraction_mip.nrrd/.png and result.json
+    (with `dicom`, the synthetic DCE as a DICOM series and its SR too: `dce.dicom`).
     `loader` (signature of :meth:`DCESynthesizer.load`) lets a warm worker hand out a generator it already loaded;
     `compress=False` for volumes read back at once (the worker's, ~6× faster to write)."""
     t1_image = load_mr_volume(t1_path, "T1")
@@ -193,6 +194,10 @@ def synthesize_file(t1_path: str | os.PathLike, out_dir: str | os.PathLike, dce_
         if result.regions is not None:
             write_image(result.regions, scratch / REGIONS_FILE, compress)
             outputs.append(REGIONS_FILE)
+        if dicom:
+            from .dicom import write_synthesis_dicom
+
+            outputs += write_synthesis_dicom(scratch, t1_image, t1_path, result.synthetic, result.record)
         record = {**result.record, "input": str(t1_path), "real_dce": str(dce_path) if dce_path else None,
                   "outputs": outputs}
         write_json(scratch / "result.json", record, undefined_as_null=True)  # PSNR of identical slices: infinite

@@ -7,6 +7,7 @@ import math
 import sys
 
 from ..cli_common import (
+    DICOM_HELP,
     add_training_options,
     cohort_size,
     device_name,
@@ -47,6 +48,7 @@ def add_commands(tasks) -> None:
     lvi_predict.add_argument("--device", type=device_name, default="cpu")
     lvi_predict.add_argument("--fusion", help="fusion card from `lvi fuse` (default: mean of the models)")
     lvi_predict.add_argument("--covariate", action="append", help="clinical covariate for the fusion, e.g. age=54")
+    lvi_predict.add_argument("--dicom", action="store_true", help=DICOM_HELP + " (on the DCE, else the T2)")
     lvi_fuse = lvi_commands.add_parser("fuse", help="fit the late fusion of models and clinical covariates")
     lvi_fuse.add_argument("--manifest", required=True)
     lvi_fuse.add_argument("--models", nargs="+", required=True, help="model ids or cards to fuse")
@@ -142,7 +144,8 @@ def predict(args) -> int:
     from .predict import DEFAULT_MODELS, predict_files
 
     prediction = predict_files({"DCE": args.dce, "T2": args.t2}, args.voi, args.out, args.models or DEFAULT_MODELS,
-                               args.models_dir, args.device, args.fusion, _covariates(args.covariate))
+                               args.models_dir, args.device, args.fusion, _covariates(args.covariate),
+                               dicom=args.dicom)
     for model in prediction.models:
         print(f"{model.sequence:<4} {model.network:<12} LVI probability {model.probability:.3f} "
               f"(cutoff {model.cutoff:.3f}) -> {model.label}")

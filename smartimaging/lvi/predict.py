@@ -281,9 +281,10 @@ def predict_case(volumes: dict[str, sitk.Image], voi: sitk.Image, model_ids=DEFA
 def predict_files(sequences: dict[str, str | os.PathLike], voi_path: str | os.PathLike, out_dir,
                   model_ids=DEFAULT_MODELS, directory=None, device: str = "cpu", fusion_card=None,
                   covariates: dict[str, float] | None = None, loader=load_lvi_model, compress: bool = True,
-                  progress=None) -> LVIPrediction:
+                  progress=None, dicom: bool = False) -> LVIPrediction:
     """Read the sequences and the VOI, predict, write result.json and the Grad-CAM volumes (all or nothing;
-    `compress=False` for volumes read back at once, as the worker's are); `progress` as for `predict_case`."""
+    `compress=False` for volumes read back at once, as the worker's are); `progress` as for `predict_case`. With
+    `dicom`, the DICOM SEG of the VOI (the reader's: MANUAL) and the SR on the DCE, else the T2 (`lvi.dicom`)."""
     from .fusion import read_fusion
 
     volumes = {name: read_series_or_volume(path) for name, path in sequences.items() if path}
@@ -292,13 +293,18 @@ def predict_files(sequences: dict[str, str | os.PathLike], voi_path: str | os.Pa
     fusion = read_fusion(fusion_card) if fusion_card else None
     if fusion is not None:
         model_ids = [name for name in fusion["fusion"]["inputs"] if name not in (covariates or {})]
-    prediction = predict_case(volumes, read_series_or_volume(voi_path), model_ids, directory, device, loader,
-                              progress)
+    voi = read_series_or_volume(voi_path)
+    prediction = predict_case(volumes, voi, model_ids, directory, device, loader, progress)
     prediction.fusion, prediction.covariates = fusion, dict(covariates or {})
     record = prediction.as_json()  # fails here, before anything is written, when the fusion lacks an input
     with atomic_output_dir(out_dir) as scratch:
         for model in prediction.models:
             write_image(model.heat_map, scratch / f"gradcam_{model.model['id']}.nrrd", compress)
+        if dicom:
+            from .dicom import write_prediction_dicom
+
+            record["outputs"] = [item["heat_map"] for item in record["models"]] + \
+                write_prediction_dicom(scratch, volumes, sequences, voi, record)
         record = {**record, "inputs": {k: str(v) for k, v in sequences.items() if v}, "voi": str(voi_path)}
         write_json(scratch / "result.json", record)
     return prediction

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..cli_common import (
+    DICOM_HELP,
     add_training_options,
     cohort_size,
     device_name,
@@ -77,6 +78,7 @@ def add_commands(tasks) -> None:
     mammo_predict.add_argument("--out", required=True)
     mammo_predict.add_argument("--models-dir")
     mammo_predict.add_argument("--device", type=device_name, default="auto")
+    mammo_predict.add_argument("--dicom", action="store_true", help=DICOM_HELP)
     bin_study = mammo_commands.add_parser("bin-study", help="bins per ROI for candidate bin widths (choose 30-130)")
     bin_study.add_argument("--manifest", required=True, help="CSV with patient_id, image, mask (and pixel_mm)")
     bin_study.add_argument("--widths", default="1,2,3,4,5,6,8,10,15,20,25", help="comma-separated bin widths")
@@ -115,7 +117,7 @@ def predict(args) -> int:
     from .predict import predict_file
 
     result = predict_file(args.image, args.kind, args.out, args.point, args.box, args.mask, args.pixel_mm,
-                          args.models_dir, args.device)
+                          args.models_dir, args.device, args.dicom)
     print(f"{result.kind} ROI ({result.roi_source}, {int(result.roi.sum())} pixels): Rad-score {result.rad_score:.3f}"
           f" -> {result.label} (cutoff {result.cutoff:.3f})")
     print(f"domain check: {result.domain['text']}")

@@ -170,14 +170,20 @@ def overlay_png(mammogram: Mammogram, prediction: MammoPrediction, path: str | o
                 window=(float(np.percentile(crop, 1)), float(np.percentile(crop, 99.5))))
 
 
-def write_prediction(mammogram: Mammogram, prediction: MammoPrediction, out_dir) -> Path:
+def write_prediction(mammogram: Mammogram, prediction: MammoPrediction, out_dir, dicom: bool = False) -> Path:
+    """result.json, the ROI (.seg.nrrd, NIfTI) and the overlay PNG into `out_dir` at once; with `dicom` the DICOM
+    SEG and SR too (`mammo.dicom`): the ROI is the reader's (MANUAL) when given as a mask, else the AI's."""
     with atomic_output_dir(out_dir) as scratch:
+        outputs = ["roi.seg.nrrd", "roi_labels.nii.gz", "overlay.png"]
+        if dicom:
+            from .dicom import write_prediction_dicom
+
+            outputs += write_prediction_dicom(scratch, mammogram, prediction)
         labels = prediction.roi[None]
         write_seg_nrrd(labels, mammogram.image, (MAMMO_SEGMENTS[prediction.kind],), scratch / "roi.seg.nrrd")
         sitk.WriteImage(labelmap_image(labels, mammogram.image), str(scratch / "roi_labels.nii.gz"))
         overlay_png(mammogram, prediction, scratch / "overlay.png")
-        record = {**prediction.as_json(), "input": str(mammogram.path), "image": mammogram.meta,
-                  "outputs": ["roi.seg.nrrd", "roi_labels.nii.gz", "overlay.png"]}
+        record = {**prediction.as_json(), "input": str(mammogram.path), "image": mammogram.meta, "outputs": outputs}
         (scratch / "result.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return Path(out_dir) / "result.json"
 
@@ -211,11 +217,11 @@ def parse_box(text: str | None) -> tuple[int, int, int, int] | None:
 
 def predict_file(image_path, kind: str, out_dir, point: str | None = None, box: str | None = None,
                  mask_path: str | None = None, pixel_mm: float | None = None, directory=None,
-                 device: str = "auto") -> MammoPrediction:
+                 device: str = "auto", dicom: bool = False) -> MammoPrediction:
     mammogram = load_mammogram(image_path, pixel_mm)
     mask = load_mask(mask_path, mammogram) if mask_path else None
     point, box = parse_point(point), parse_box(box)
     check_prompt(mammogram.pixels.shape, point, box)  # before the model is loaded
     prediction = predict_mammogram(mammogram, kind, point, box, mask, directory, device)
-    write_prediction(mammogram, prediction, out_dir)
+    write_prediction(mammogram, prediction, out_dir, dicom)
     return prediction

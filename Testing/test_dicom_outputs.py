@@ -470,3 +470,23 @@ def test_sr_refuses_unknown_segments_and_undefined_numbers(tmp_path):
         sr_dataset(sources, seg, [Measurement("Volume", 1.0, "mm3", segment_number=7)], [], "t", MODEL)
     with pytest.raises(ValueError, match="PSNR is inf"):
         sr_dataset(sources, seg, [Measurement("PSNR", float("inf"), "dB")], [], "t", MODEL)
+
+
+def test_sr_without_seg_reports_on_a_synthetic_series(tmp_path):
+    """The synthetic DCE's SR: similarity to the real DCE, on the synthetic series, no SEG."""
+    from smartimaging.dicom_sr import Measurement, Qualitative, write_sr
+
+    t1 = derived_series(oblique_mr(3), "MR", "T1")
+    synthetic = derived_series(sitk.Cast(oblique_mr(3), sitk.sitkFloat32) * 0.5, "MR", "DCE", like=t1, synthetic=True)
+    path = write_sr(synthetic, None, [Measurement("SSIM", 0.83, "1"), Measurement("PSNR", 27.4, "dB")],
+                    [Qualitative("Synthetic DCE", "computed from the T1, not acquired")], "DCE synthesis", MODEL,
+                    tmp_path / "sr.dcm")
+    dciodvfy(path)
+    sr = hd.sr.srread(path)
+    assert {uids[2] for uids in sr.get_evidence()} == {ds.SOPInstanceUID for ds in synthetic}
+    assert sr.StudyInstanceUID == t1[0].StudyInstanceUID
+    report = hd.sr.MeasurementReport.from_sequence([sr])
+    assert not report.get_volumetric_roi_measurement_groups()
+    (group,) = report.get_image_measurement_groups()
+    assert {m.name.meaning: (m.value, m.unit.value) for m in group.get_measurements()} == \
+        {"SSIM": (0.83, "1"), "PSNR": (27.4, "dB")}

@@ -152,7 +152,7 @@ def sr_dataset(sources: list[pydicom.Dataset], seg: pydicom.Dataset | None, meas
     return sr
 
 
-def write_sr(sources: list[pydicom.Dataset], seg: pydicom.Dataset, measurements: list[Measurement],
+def write_sr(sources: list[pydicom.Dataset], seg: pydicom.Dataset | None, measurements: list[Measurement],
              qualitatives: list[Qualitative], title: str, algorithm: tuple[str, str],
              path: str | os.PathLike) -> Path:
     """:func:`sr_dataset` written to `path` (a DICOM Part 10 file)."""

@@ -182,7 +182,7 @@ def test_the_minimum_constraints_pin_every_runtime_floor():
         sys.path.remove(str(REPO / "tools"))
     pins = minimum_constraints(["mammo"])
     assert len(pins) == len(PYPROJECT["project"]["dependencies"]) + 1  # every runtime requirement has a floor
-    assert {"torch==2.3", "pydicom==3.0", "pyradiomics-bhklab==3.1.4", "xgboost-cpu==2.1.1; sys_platform != 'darwin'",
+    assert {"torch==2.3", "pydicom==3.0.1", "pyradiomics-bhklab==3.1.4", "xgboost-cpu==2.1.1; sys_platform != 'darwin'",
             "xgboost==2.1.1; sys_platform == 'darwin'"} <= set(pins)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 
-PIP_REQUIREMENTS = {"safetensors": "safetensors>=0.4", "pydicom": "pydicom>=3.0", "highdicom": "highdicom>=0.28",
+PIP_REQUIREMENTS = {"safetensors": "safetensors>=0.4", "pydicom": "pydicom>=3.0.1", "highdicom": "highdicom>=0.28",
                     "pylibjpeg": "pylibjpeg>=2.0", "libjpeg": "pylibjpeg-libjpeg>=2.1",
                     "openjpeg": "pylibjpeg-openjpeg>=2.3", "rle": "pylibjpeg-rle>=2.0",
                     "sklearn": "scikit-learn>=1.3", "tqdm": "tqdm", "matplotlib": "matplotlib", "yaml": "pyyaml",

@@ -91,24 +91,24 @@ def test_the_images_are_embedded_pngs_with_their_overlays():
     text = render_html(_report())
     (uri,) = Page(text).images
     picture = _png(uri)
-    assert picture.shape[:2] == (280, 560)  # 32 x 64 pixels fitted to the figure box, aspect kept
+    assert picture.shape[:2] == (400, 800)  # 32 x 64 pixels fitted to the figure box, aspect kept
     red = np.all(picture == (255, 0, 0), axis=2)
     rows, cols = np.nonzero(red)
-    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (70, 209, 175, 349)  # the mask's outline only
-    assert not red[80:200, 185:340].any()
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (100, 299, 250, 499)  # the mask's outline only,
+    assert red[100:102, 300].all() and not red[102:298, 252:498].any()  # 2 pixels wide
     assert 'class="edge left">A<' in text and "R CC" in text and "hung chest wall right" in text
 
 
 def test_figure_aspect_heat_map_and_labels():
     image = np.full((10, 20), 50.0)
     tall = _png("data:image/png;base64," + base64.b64encode(figure_png(image, [], (0, 100), aspect=4.0)).decode())
-    assert tall.shape[:2] == (640, 320)  # rows 4x the columns' spacing: 40 x 20 mm
+    assert tall.shape[:2] == (1200, 600)  # rows 4x the columns' spacing: 40 x 20 mm
     heat = np.zeros((10, 20))
     heat[:, 10:] = 1.0
     mapped = _png("data:image/png;base64," + base64.b64encode(figure_png(
         image, [], (0, 100), heat=heat, heat_colours=["#0000ff", "#ff0000"], heat_opacity=0.5)).decode())
     assert tuple(mapped[100, 50]) == (128, 128, 128)  # below the shown threshold: the grey image
-    assert tuple(mapped[100, 500]) == (192, 64, 64)  # half grey, half the map's strongest colour
+    assert tuple(mapped[100, 700]) == (192, 64, 64)  # half grey, half the map's strongest colour
     labelled = _png("data:image/png;base64," + base64.b64encode(figure_png(
         image, [], (0, 100), labels=[(5, 2, 7)])).decode())
     assert (np.abs(labelled.astype(int) - 128).sum(axis=2) > 60).sum() > 20  # the number is drawn
@@ -201,6 +201,8 @@ def test_every_modules_result_exports_a_report_and_a_csv(scene, cases, tmp_path,
         assert all(digest in text for digest in digests)
     assert "Computed on</td><td>cpu" in text and "not a medical device" in text
     assert ("ROI</td><td>AI<" in text) == flow.needs_segment
+    if module == "DCESynthesis":  # the lesion-level warning stands with the result, as in the station
+        assert 'id="warnings"' in text and "Enhancing regions faint on the synthetic DCE. 2 of 2" in text
     with open(export_csv(flow, tmp_path / "out"), newline="", encoding="utf-8") as f:
         table = list(csv.reader(f))
     assert table[0] == result.columns and table[1:] == result.rows  # no cell starts like a formula here

@@ -95,11 +95,14 @@ def case_report(flow, created: datetime | None = None) -> CaseReport:
                   ("ROI", result.roi_source or ("no ROI: the whole volume" if not flow.needs_segment else
                                                 "not recorded")),
                   ("Report created", created.strftime("%Y-%m-%d %H:%M:%S %Z").strip())]
+    flags = [e for e in result.explanations if e.get("tone") == "warning" and e.get("summary")
+             and not str(e.get("key", "")).startswith("card")]  # as the station flags them under the score
+    warnings = [*result.warnings, *(f"{e['title']}. {e['summary']}" for e in flags)]
     sublines = [e["title"] for e in result.explanations if e.get("key") == "cutoff"]
     sublines += [f"ROI of this result: {result.roi_source}"] if result.roi_source else []
     return CaseReport(title=flow.title, module=flow.module, headline=result.headline, created=created,
                       sublines=sublines,
-                      domain=plain_domain(result.domain), warnings=list(result.warnings), columns=result.columns,
+                      domain=plain_domain(result.domain), warnings=warnings, columns=result.columns,
                       rows=shown_rows(rows)[0], comparison=result.comparison, tables=tables,
                       header=header_rows(flow.primary), figures=figures, legend=legend, heat_colours=heat,
                       explanations=list(result.explanations), models=models_of(record), provenance=provenance)

@@ -19,9 +19,10 @@ def _resized(array: np.ndarray, size: tuple[int, int], resample) -> np.ndarray:
 
 
 def outlined_rgb(image: np.ndarray, outlines: list[tuple[np.ndarray, tuple[int, int, int]]], size: tuple[int, int],
-                 window: tuple[float, float], dark_is_high: bool = False) -> np.ndarray:
+                 window: tuple[float, float], dark_is_high: bool = False, thickness: int = 1) -> np.ndarray:
     """(rows, cols, 3) uint8: `image` (2D) windowed to `window` (low, high) and resized to `size` (width, height),
-    with the one-pixel outline of each (mask, RGB colour) drawn over it; `dark_is_high` shows high values dark."""
+    with the outline of each (mask, RGB colour), `thickness` pixels wide inwards, drawn over it; `dark_is_high`
+    shows high values dark."""
     low, high = window
     grey = np.clip((np.asarray(image, float) - low) / ((high - low) or 1.0), 0, 1)
     grey = np.round(255 * (1 - grey if dark_is_high else grey)).astype(np.uint8)
@@ -29,10 +30,13 @@ def outlined_rgb(image: np.ndarray, outlines: list[tuple[np.ndarray, tuple[int, 
     for mask, colour in outlines:
         inside = _resized(np.asarray(mask, bool).astype(np.uint8) * 255, size, Image.Resampling.NEAREST) > 0
         interior = inside.copy()
-        interior[1:] &= inside[:-1]
-        interior[:-1] &= inside[1:]
-        interior[:, 1:] &= inside[:, :-1]
-        interior[:, :-1] &= inside[:, 1:]
+        for _ in range(thickness):
+            shrunk = interior.copy()
+            shrunk[1:] &= interior[:-1]
+            shrunk[:-1] &= interior[1:]
+            shrunk[:, 1:] &= interior[:, :-1]
+            shrunk[:, :-1] &= interior[:, 1:]
+            interior = shrunk
         rgb[inside & ~interior] = colour
     return rgb
 

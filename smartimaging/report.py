@@ -22,8 +22,9 @@ from PIL import Image, ImageDraw, ImageFont
 from . import __version__
 from .overlays import outlined_rgb
 
-FIGURE_BOX = (560, 640)  # the largest figure, width x height in pixels (two figures side by side on A4)
-LABEL_PX = 13  # lesion numbers drawn in a figure
+FIGURE_BOX = (800, 1200)  # the largest figure, width x height in pixels (two side by side on A4: ~200 dpi)
+OUTLINE_PX = 2  # outlines stay visible at that resolution
+LABEL_PX = 20  # lesion numbers drawn in a figure
 DISCLAIMER = ("Research software with demo models trained on synthetic phantoms: not a medical device and not for "
               "clinical use. The numbers on this page must not be used for diagnosis or treatment.")
 VERDICTS = {  # domain verdict -> (label beside the score, explanation, css class)
@@ -145,7 +146,7 @@ def figure_png(image: np.ndarray, outlines: list[tuple[np.ndarray, tuple[int, in
     rows, cols = image.shape
     scale = min(box[0] / cols, box[1] / (rows * aspect))
     size = (max(1, round(cols * scale)), max(1, round(rows * aspect * scale)))
-    rgb = outlined_rgb(image, outlines, size, window, dark_is_high)
+    rgb = outlined_rgb(image, outlines, size, window, dark_is_high, OUTLINE_PX)
     if heat is not None and heat_colours:
         values = np.clip(np.asarray(Image.fromarray(np.asarray(heat, np.float32)).resize(size,
                                                                                          Image.Resampling.BILINEAR)),
@@ -159,10 +160,10 @@ def figure_png(image: np.ndarray, outlines: list[tuple[np.ndarray, tuple[int, in
     if labels:
         draw, font = ImageDraw.Draw(picture), ImageFont.load_default(size=LABEL_PX)
         for row, col, text in labels:
-            draw.text(((col + 0.5) * scale + 6, (row + 0.5) * aspect * scale), str(text), fill=(255, 140, 0),
+            draw.text(((col + 0.5) * scale + 8, (row + 0.5) * aspect * scale), str(text), fill=(255, 140, 0),
                       font=font, anchor="lm", stroke_width=2, stroke_fill=(0, 0, 0))
     buffer = io.BytesIO()
-    picture.save(buffer, format="PNG", optimize=True)
+    picture.save(buffer, format="PNG")
     return buffer.getvalue()
 
 

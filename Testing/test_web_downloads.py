@@ -1,0 +1,110 @@
+"""Downloads in the reading station (headless Chromium): after a compute, the page offers the result's report (HTML)
+and CSV; both are downloaded through the page and hold that result (the headline, the domain verdict, the images,
+the table's numbers); the report opened in Chromium is screenshotted for a reader to judge. A new case takes the
+downloads away, and a click that still carries the previous result's token is refused with a message, nothing
+sent. Screenshots go to $SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trame_slicer")
+pytest.importorskip("playwright.sync_api")
+
+from web_station import (  # noqa: E402
+    click_and_wait_idle,
+    load_sample,
+    open_module,
+    screenshot_folder,
+    station_page,
+    table,
+)
+
+
+@pytest.fixture(scope="module")
+def station(tmp_path_factory):
+    with station_page(tmp_path_factory, ready_timeout_ms=120_000) as (page, _process):
+        page.wait_for_function("document.querySelector('#si-case').innerText !== 'No case loaded' "
+                               "&& !document.querySelector('#si-progress')", timeout=120_000)
+        yield page
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    return screenshot_folder(tmp_path_factory)
+
+
+def download(page, kind: str, folder: Path) -> Path:
+    """Click a download button; the file saved under its suggested name."""
+    with page.expect_download(timeout=60_000) as info:
+        page.locator(f"#si-download-{kind}").click()
+    path = folder / info.value.suggested_filename
+    info.value.save_as(path)
+    return path
+
+
+def test_bone_scan_report_and_csv_downloaded_through_the_page(station, screenshots, tmp_path):
+    page = station
+    assert not page.locator("#si-downloads").count()  # no result yet: nothing to download
+    click_and_wait_idle(page, "Segment")
+    click_and_wait_idle(page, "Compute BSTBI")
+    headline = page.inner_text("#si-headline")
+    page.locator("#si-downloads").wait_for()
+    page.locator("#si-downloads").scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshots / "downloads-bonescan.png"))
+
+    report = download(page, "report", tmp_path)
+    assert report.name == "BoneScanBSTBI_report.html"
+    text = report.read_text(encoding="utf-8")
+    assert f'id="headline">{headline}<' in text and "Domain check: Inside the model&#x27;s training data" in text
+    assert text.count('src="data:image/png;base64,') == 2 and "Model card: bonescan-resnet34-demo" in text
+    assert "not a medical device" in text
+
+    rows = list(csv.reader(io.StringIO(download(page, "csv", tmp_path).read_text(encoding="utf-8"))))
+    assert rows[0] == ["Quantity", "Value"]
+    assert dict(rows[1:])["BSTBI (mean)"] == table(page)["BSTBI (mean)"][0] == headline.split()[-1]
+
+    viewer = page.context.browser.new_page(viewport={"width": 1000, "height": 1400})
+    viewer.goto(report.as_uri())
+    assert viewer.locator("figure img").count() == 2
+    assert all(viewer.evaluate("[...document.images].map((i) => i.naturalWidth > 0)"))  # every picture decodes
+    viewer.screenshot(path=str(screenshots / "report-bonescan.png"), full_page=True)
+    viewer.pdf(path=str(screenshots / "report-bonescan.pdf"), format="A4", print_background=True)
+    viewer.close()
+
+
+def test_a_new_case_takes_the_downloads_away_and_an_old_token_is_refused(station):
+    page = station
+    token = page.evaluate("window.trame.state.get('si_download_token')['BoneScanBSTBI']")
+    assert token > 0
+    load_sample(page)
+    assert not page.locator("#si-downloads").count()
+    answer = page.evaluate(f"window.trame.trigger('si_download', ['report', 'BoneScanBSTBI', {token}])")
+    assert answer is None
+    click_and_wait_idle(page, "Segment")
+    click_and_wait_idle(page, "Compute BSTBI")
+    page.locator("#si-downloads").wait_for()
+    answer = page.evaluate(f"window.trame.trigger('si_download', ['report', 'BoneScanBSTBI', {token}])")
+    assert answer is None  # a result was shown again, but not the one that token named
+    error = page.locator("#si-download-error")
+    error.wait_for()
+    assert "no longer the current one" in error.inner_text()
+
+
+def test_mammography_csv_holds_the_rad_score(station, tmp_path):
+    page = station
+    open_module(page, "Mammography Rad-score")
+    load_sample(page, "Phantom benign mass")
+    click_and_wait_idle(page, "Segment")
+    click_and_wait_idle(page, "Compute Rad-score")
+    rows = dict(row[:2] for row in csv.reader(io.StringIO(
+        download(page, "csv", tmp_path).read_text(encoding="utf-8"))))
+    assert rows["Rad-score"] == re.search(r"Rad-score ([0-9.]+)", page.inner_text("#si-headline"))[1]
+    assert "original_shape2D_Perimeter" in rows  # the CSV keeps every feature under its pyradiomics name
+    text = download(page, "report", tmp_path).read_text(encoding="utf-8")
+    assert text.count('src="data:image/png;base64,') == 2 and "ROI enlarged" in text

@@ -113,6 +113,9 @@ class DCESynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.synthesizeButton.connect("clicked(bool)", self.onSynthesizeButton)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
         self.ui.showButton.connect("clicked(bool)", self.onShowButton)
+        from smartimaging.desktop_sections import DCERegionsSection
+
+        self._regions = DCERegionsSection(self.layout, self.logic.showRegions, self.logic.goToRegion)  # as the station
 
         self.initializeParameterNode()
 
@@ -201,6 +204,8 @@ class DCESynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Failed to show the volumes."), waitCursor=True):
             p = self._parameterNode
             self.logic.showSideBySide(p.t1Volume, p.syntheticVolume, p.realDceVolume, p.mipVolume, p.metricsTable)
+            self.logic.showRegions(self._regions.shown.checked)
+            self._regions.show(self.logic.regionLegend())
 
 
 #
@@ -250,6 +255,26 @@ class DCESynthesisLogic(ScriptedLoadableModuleLogic):
         if tableNode is not None:
             slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(tableNode.GetID())
             slicer.app.applicationLogic().PropagateTableSelection()
+
+    def regionLegend(self):
+        """The enhancing regions of the synthesis, named and numbered as outlined and in the table ([] without)."""
+        from smartimaging.dce import scene as dce_scene
+
+        return dce_scene.region_legend(self.flow.regions) if self.flow.regions is not None else []
+
+    def showRegions(self, shown):
+        """The enhancing regions' outlines on the synthetic and the real DCE views, or hidden."""
+        from smartimaging.dce import scene as dce_scene
+
+        if self.flow.regions is not None:
+            dce_scene.show_regions(slicer.mrmlScene, self.flow.regions, dce_scene.REGION_VIEWS, shown)
+
+    def goToRegion(self, number):
+        """The T1, synthetic and real DCE views through the region's centre."""
+        from smartimaging.dce import scene as dce_scene
+
+        if self.flow.regions is not None and self.flow.primary is not None:
+            dce_scene.go_to_region(slicer.mrmlScene, self.flow.regions, self.flow.primary, number)
 
 
 #

@@ -207,6 +207,16 @@ def test_the_lvi_widget_binds_the_grad_cam_switch_opacity_and_legend_to_the_shar
     assert {"GetColorLegendDisplayNode", "AddDefaultColorLegendDisplayNode"} <= _calls(ast.parse(legend))
 
 
+def test_the_dce_widget_binds_the_enhancing_regions_to_the_shared_scene_code():
+    tree = _tree("DCESynthesis/DCESynthesis.py")
+    assert "DCERegionsSection" in _calls(_method(tree, "DCESynthesisWidget", "setup"))
+    assert {"showRegions", "regionLegend"} <= _calls(_method(tree, "DCESynthesisWidget", "onShowButton"))
+    for method, called in (("showRegions", "show_regions"), ("goToRegion", "go_to_region"),
+                           ("regionLegend", "region_legend")):
+        assert called in _calls(_method(tree, "DCESynthesisLogic", method)), method
+    assert "self.flow.regions" in ast.unparse(_method(tree, "DCESynthesisLogic", "showSideBySide"))
+
+
 # The Qt / CTK classes and methods desktop_sections.py uses, each as a Slicer 5.12 scripted module uses it.
 KNOWN_QT = {
     "ctkCollapsibleButton": "Modules/Scripted/CropVolumeSequence/CropVolumeSequence.py",

@@ -181,6 +181,12 @@ def test_regions_are_outlined_on_the_real_and_synthetic_dce_views_only(scene, no
     dce_scene.show_regions(scene, regions, dce_scene.REGION_VIEWS, shown=False)
     assert not display.GetVisibility()
 
+    centre = dce_scene.region_centre_ras(regions, t1, 2)
+    moved = dce_scene.go_to_region(scene, regions, t1, 2)  # "Go to": the T1, synthetic and real DCE views
+    assert {node.GetLayoutName() for node in moved} == {"DCE-T1", "DCE-Synthetic", "DCE-Real"}
+    assert all(node.GetSliceOffset() == pytest.approx(centre[2]) for node in moved)  # axial: S of the centre
+    assert slices["DCE-MIP"].GetSliceOffset() == 0.0 and slices["Red"].GetSliceOffset() == 0.0
+
 
 def test_the_flow_gives_the_regions_through_the_worker_and_none_without_a_real_dce(scene, nodes, model_dir):
     from smartimaging.dce.flow import DCEFlow

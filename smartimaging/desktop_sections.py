@@ -1,7 +1,7 @@
 """Sections the desktop widgets add under their .ui (needs the Slicer application; imported by the widgets only):
 thin Qt views of GUI-free code the station shares. The bone scan's lesion list with accept/reject
 (`bonescan.reading_nodes.lesion_rows`, `view_lines`) and its follow-up (earlier studies, trend lines); BreastLVI's
-Grad-CAM switch and opacity (`heat_legend`).
+Grad-CAM switch and opacity (`heat_legend`); DCESynthesis' enhancing regions (`dce.scene.region_legend`).
 
 Qt and CTK as Slicer 5.12's own scripted modules use them: ctk.ctkCollapsibleButton with qt.QFormLayout
 (CropVolumeSequence.py), qt.QTableWidget / QTableWidgetItem with setCheckState and the itemChanged signal
@@ -11,8 +11,8 @@ qt.QCheckBox, qt.QLabel, qt.QPushButton (DICOM.py)."""
 
 from __future__ import annotations
 
-from .bonescan.reading_nodes import LESION_COLUMNS, lesion_rows, view_lines
-from .heat_legend import DEFAULT_OPACITY_PERCENT
+# The shared code is imported where it is used: a widget builds its sections before the module's packages (SciPy
+# among them) are installed on the first Apply.
 
 
 def _section(layout, title: str):
@@ -41,6 +41,8 @@ class LesionReviewSection:
     def __init__(self, layout, on_toggle):
         import qt
 
+        from .bonescan.reading_nodes import LESION_COLUMNS
+
         self.section, form = _section(layout, "Lesions: accept or reject")
         self.counts = _label("Compute BSTBI to list the lesions.")
         form.addRow(self.counts)
@@ -57,6 +59,8 @@ class LesionReviewSection:
     def show(self, record: dict | None) -> None:
         """List the lesions of a result record (none: empty)."""
         import qt
+
+        from .bonescan.reading_nodes import lesion_rows, view_lines
 
         rows = lesion_rows(record) if record else []
         blocked = self.table.blockSignals(True)  # filling the table is not the reader's click
@@ -129,6 +133,8 @@ class HeatMapSection:
         import ctk
         import qt
 
+        from .heat_legend import DEFAULT_OPACITY_PERCENT
+
         self.section, form = _section(layout, "Grad-CAM heat map")
         form.addRow(_label("Where the network looked for this prediction (not a lesion outline); the colour legend "
                            "in the views gives the values."))
@@ -143,3 +149,39 @@ class HeatMapSection:
         self.shown.connect("toggled(bool)", lambda _shown: on_change(self.shown.checked, self.opacity.value))
         self.opacity.connect("valueChanged(double)", lambda _value: on_change(self.shown.checked,
                                                                               self.opacity.value))
+
+
+class DCERegionsSection:
+    """The regions that enhance on the real DCE, named as their outlines on the synthetic and real DCE views: a
+    "Show outlines" switch (`on_shown(shown)`) and "Go to" the selected region (`on_go_to(region number)`)."""
+
+    def __init__(self, layout, on_shown, on_go_to):
+        import qt
+
+        self.section, form = _section(layout, "Regions that enhance on the real DCE")
+        self.shown = qt.QCheckBox("Show outlines (on the synthetic and the real DCE views)")
+        self.shown.checked = True
+        form.addRow(self.shown)
+        self.regions = qt.QListWidget()
+        form.addRow(self.regions)
+        go_to = qt.QPushButton("Go to the selected region")
+        form.addRow(go_to)
+        self.note = _label("Synthesize with a real DCE to compare the regions that enhance on it.")
+        form.addRow(self.note)
+        self._numbers: list[int] = []
+        self.shown.connect("toggled(bool)", lambda shown: on_shown(shown))
+        go_to.connect("clicked(bool)", lambda _checked: self._numbers and self.regions.currentRow >= 0
+                      and on_go_to(self._numbers[self.regions.currentRow]))
+
+    def show(self, legend: list[dict]) -> None:
+        """The regions of `dce.scene.region_legend` (none: the note only)."""
+        from .dce.lesion_contrast import FAINT_RATIO
+
+        self.regions.clear()
+        for entry in legend:
+            ratio = "" if entry["ratio"] is None else f", ratio {entry['ratio']:.2f}"
+            self.regions.addItem(f"{entry['name']} (slices {entry['slices'][0]}–{entry['slices'][1]}{ratio})")
+        self._numbers = [entry["number"] for entry in legend]
+        self.note.text = (f"Ratio: contrast to the surroundings on the synthetic / on the real DCE; below "
+                          f"{FAINT_RATIO:g} a region is faint on the synthetic DCE: read it on the real DCE."
+                          if legend else "No region enhances focally on the real DCE (or no real DCE was given).")

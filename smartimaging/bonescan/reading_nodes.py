@@ -16,7 +16,6 @@ from datetime import date
 from ..errors import InputError
 from ..mrml import place_in_same_study
 from .followup import StudyPoint, check_comparable, parse_result, parse_study_date, record_facts, trend
-from .lesions import review
 
 LESION_COLUMNS = ("Accepted", "#", "View", "Position", "Area", "Uptake", "Other view")
 CURRENT_LABEL = "this study (current)"
@@ -26,6 +25,8 @@ TREND_COLUMNS = ("Study", "Days since the first study", "BSTBI", "Label")
 def lesion_rows(record: dict) -> list[dict]:
     """One row per lesion of a result record, view by view as `review` lists them: {"id", "accepted", "cells"
     (texts under LESION_COLUMNS[1:])}."""
+    from .lesions import review  # SciPy: installed with the module's packages, after its widget is built
+
     return [{"id": lesion["id"], "accepted": not lesion["rejected"],
              "cells": [f"#{lesion['id']}", group["title"], lesion["position"], lesion["area"], lesion["uptake"],
                        lesion["match"]]}
@@ -34,6 +35,8 @@ def lesion_rows(record: dict) -> list[dict]:
 
 def view_lines(record: dict) -> list[str]:
     """Per view, e.g. "Anterior view: 5 of 6 lesions accepted", then the counts line of `review`."""
+    from .lesions import review
+
     listed = review(record)
     lines = [f"{group['title'][:1].upper()}{group['title'][1:]}: "
              f"{sum(not lesion['rejected'] for lesion in group['lesions'])} of {len(group['lesions'])} lesions "

@@ -145,6 +145,18 @@ def region_centre_ras(regions_node, t1_node, number: int) -> list[float]:
     return [float(v) for v in (ijk_to_ras_matrix(t1_node) @ [*centre, 1.0])[:3]]
 
 
+def go_to_region(scene, regions_node, t1_node, number: int, layout_names=("DCE-T1", *REGION_VIEWS)) -> list:
+    """The slice views named `layout_names` moved to the slice through region `number`'s centre (Slicer 5.12
+    vtkMRMLSliceNode.JumpSliceByOffsetting: the slice offset only, the view is not panned); the slice nodes moved."""
+    ras = region_centre_ras(regions_node, t1_node, number)
+    slices = scene.GetNodesByClass("vtkMRMLSliceNode")
+    moved = [slices.GetItemAsObject(i) for i in range(slices.GetNumberOfItems())
+             if slices.GetItemAsObject(i).GetLayoutName() in layout_names]
+    for node in moved:
+        node.JumpSliceByOffsetting(*ras)
+    return moved
+
+
 def synthesize(scene, t1_node, synthesizer: DCESynthesizer, real_dce_node=None, progress=None) -> tuple:
     """Run the generator in this process on a T1 volume node."""
     real = volume_node_to_sitk(real_dce_node) if real_dce_node is not None else None

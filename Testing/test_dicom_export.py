@@ -1,0 +1,302 @@
+"""DICOM outputs of whole results: `--dicom` on every task's predict command and `exports.export_dicom` from a reading
+flow's scene. The SEG references the source's SOP instances and study (or the derived series written for a source
+that is not DICOM), its segments are AUTOMATIC with the model's id and version or MANUAL for the reader's ROI; the
+SR's numbers are those of result.json (or of the result table's record); dciodvfy finds no error; outputs are
+written all or nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+from conftest import GE_BONE_SCAN
+from dicom_series import write_dicom_series
+from PIL import Image
+from realdata import cbis_ddsm_views
+from test_dicom_outputs import dciodvfy, on_grid_of, seg_image
+
+from smartimaging.cli import main
+from smartimaging.dicom_series import derived_series, write_series
+from smartimaging.io import read_series_or_volume, same_geometry
+from smartimaging.models.registry import models_dir
+
+SR_DIGITS = 1e-12  # an SR number is a decimal string of 16 characters
+
+
+def sr_content(path: Path) -> tuple[dict[str, tuple[float, int | None]], dict[str, str]]:
+    """({measurement name: (value, referenced SEG segment number or None)}, {evaluation name: value}) of an SR."""
+    numbers, texts = {}, {}
+
+    def walk(items, segment):
+        for item in items:
+            name = item.ConceptNameCodeSequence[0].CodeMeaning if "ConceptNameCodeSequence" in item else ""
+            if item.ValueType == "NUM":
+                numbers[name] = (float(item.MeasuredValueSequence[0].NumericValue), segment)
+            elif item.ValueType == "CODE":
+                texts[name] = item.ConceptCodeSequence[0].CodeMeaning
+            elif item.ValueType == "TEXT":
+                texts[name] = item.TextValue
+            if "ContentSequence" in item:
+                children = item.ContentSequence
+                referenced = [child.ReferencedSOPSequence[0].ReferencedSegmentNumber for child in children
+                              if child.ValueType == "IMAGE" and "ReferencedSegmentNumber" in
+                              child.ReferencedSOPSequence[0]]
+                walk(children, referenced[0] if referenced else segment)
+
+    walk(pydicom.dcmread(path).ContentSequence, None)
+    return numbers, texts
+
+
+def segments_of(seg: hd.seg.Segmentation) -> list[tuple[str, str, tuple[str, str] | None]]:
+    """(label, AUTOMATIC/MANUAL, (algorithm name, version) or None) of each segment."""
+    described = []
+    for item in seg.SegmentSequence:
+        algorithm = item.get("SegmentationAlgorithmIdentificationSequence")
+        described.append((item.SegmentLabel, item.SegmentAlgorithmType,
+                          (algorithm[0].AlgorithmName, algorithm[0].AlgorithmVersion) if algorithm else None))
+    return described
+
+
+def referenced_instances(seg: pydicom.Dataset) -> set[str]:
+    return {item.ReferencedSOPInstanceUID for series in seg.ReferencedSeriesSequence
+            for item in series.ReferencedInstanceSequence}
+
+
+def check_sr_references(sr_path: Path, seg: pydicom.Dataset | None, sources: list[pydicom.Dataset]) -> None:
+    """The SR is filed with the sources' study and patient, and names the SEG and the sources as its evidence."""
+    sr = pydicom.dcmread(sr_path)
+    assert sr.StudyInstanceUID == sources[0].StudyInstanceUID and sr.PatientID == sources[0].get("PatientID", "")
+    evidence = {item.ReferencedSOPInstanceUID for study in sr.CurrentRequestedProcedureEvidenceSequence
+                for series in study.ReferencedSeriesSequence for item in series.ReferencedSOPSequence}
+    assert {ds.SOPInstanceUID for ds in sources} | ({seg.SOPInstanceUID} if seg is not None else set()) <= evidence
+
+
+def model(model_id: str) -> tuple[str, str]:
+    """(id, version) of a bundled model, as a SEG's algorithm identification names it."""
+    return model_id, json.loads((models_dir() / f"{model_id}.json").read_text(encoding="utf-8"))["version"]
+
+
+def approx(value: float):
+    return pytest.approx(value, rel=SR_DIGITS, abs=SR_DIGITS)
+
+
+# --- CLI: bone scan ----------------------------------------------------------------------------------------------
+
+def test_bonescan_predict_dicom_on_the_real_ge_scan(tmp_path):
+    out = tmp_path / "out"
+    assert main(["bonescan", "predict", str(GE_BONE_SCAN), "--out", str(out), "--device", "cpu", "--dicom"]) == 0
+    record = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    assert {"seg.dcm", "sr.dcm"} <= set(record["outputs"]) and not (out / "image_dicom").exists()
+    source = pydicom.dcmread(GE_BONE_SCAN, stop_before_pixels=True)
+    assert source.PatientID not in (out / "result.json").read_text(encoding="utf-8")  # identifiers: DICOM only
+    seg = hd.seg.segread(out / "seg.dcm")
+    assert (seg.StudyInstanceUID, seg.PatientID) == (source.StudyInstanceUID, source.PatientID)
+    assert referenced_instances(seg) == {source.SOPInstanceUID}
+    assert segments_of(seg) == [(f"{name} (AI proposal)", "AUTOMATIC", model("bonescan-unet-demo"))
+                                for name in ("Bone metastasis", "Urinary bladder")]
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "GE_NM_wholebody_bone_labels.nii.gz")))
+    pixels = seg.get_pixels_by_source_instance([source.SOPInstanceUID], segment_numbers=[1, 2])
+    for number in (1, 2):
+        np.testing.assert_array_equal(pixels[..., number - 1], labels == number)
+    numbers, texts = sr_content(out / "sr.dcm")
+    for name, value in record["bstbi"]["per_subimage"].items():
+        assert numbers[f"BSTBI {name}"] == (approx(value), 1)  # on the AI's metastasis segment
+    assert numbers["BSTBI (mean of 2 sub-images)"] == (approx(record["bstbi"]["mean"]), 1)
+    assert numbers["Lesions, anterior"] == (record["lesion_counts"]["per_view"]["anterior"], 1)
+    assert numbers["Metastasis probability"] == (approx(record["metastasis_probability"]), None)
+    assert numbers["Metastasis probability cutoff"] == (approx(record["threshold"]), None)
+    assert texts["Metastasis"] == ("suspected" if record["metastasis_suspected"] else "not suspected")
+    assert texts["Domain check"] == record["domain"]["text"]  # UTF-8: the en dash of its ranges kept
+    check_sr_references(out / "sr.dcm", seg, [source])
+    dciodvfy(out / "seg.dcm")
+    dciodvfy(out / "sr.dcm")
+
+
+def test_bonescan_bstbi_dicom_of_the_readers_mask_is_manual(tmp_path, metastatic_case):
+    out = tmp_path / "out"
+    assert main(["bonescan", "bstbi", str(metastatic_case["image"]), "--mask", str(metastatic_case["mask"]),
+                 "--out", str(out), "--dicom"]) == 0
+    record = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    seg = hd.seg.segread(out / "seg.dcm")
+    source = pydicom.dcmread(metastatic_case["image"], stop_before_pixels=True)
+    assert int(source.NumberOfFrames) == 2 and referenced_instances(seg) == {source.SOPInstanceUID}
+    assert segments_of(seg) == [(f"{name} (reader-edited)", "MANUAL", None)
+                                for name in ("Bone metastasis", "Urinary bladder")]
+    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(metastatic_case["mask"])))
+    pixels = seg.get_pixels_by_source_frame(source.SOPInstanceUID, [1, 2], segment_numbers=[1])
+    np.testing.assert_array_equal(pixels[..., 0], mask.reshape(pixels.shape[:3]) == 1)
+    numbers, texts = sr_content(out / "sr.dcm")
+    assert {name for name in numbers if name.startswith("BSTBI ")} == \
+        {f"BSTBI {name}" for name in record["bstbi"]["per_subimage"]} | {"BSTBI (mean of 4 sub-images)"}
+    for view, count in record["lesion_counts"]["per_view"].items():
+        assert numbers[f"Lesions, {view}"] == (count, 1)
+    assert "Metastasis probability" not in numbers and texts["Reader edited"] == "yes"  # no networks ran
+    dciodvfy(out / "seg.dcm")
+    dciodvfy(out / "sr.dcm")
+
+
+# --- CLI: mammography --------------------------------------------------------------------------------------------
+
+def test_mammo_predict_dicom_on_a_real_cbis_ddsm_film_with_the_readers_roi(tmp_path):
+    view = cbis_ddsm_views()[4]  # P_00820 left CC
+    source = pydicom.dcmread(view.path, stop_before_pixels=True)
+    rows, columns = int(source.Rows), int(source.Columns)
+    mask = np.zeros((rows, columns), np.uint8)
+    r, c = np.ogrid[:rows, :columns]
+    mask[(r - rows // 2) ** 2 + (c - columns // 2) ** 2 <= 120 ** 2] = 255
+    Image.fromarray(mask).save(tmp_path / "roi.png")
+    out = tmp_path / "out"
+    assert main(["mammo", "predict", str(view.path), "--kind", "mass", "--mask", str(tmp_path / "roi.png"),
+                 "--pixel-mm", "0.05", "--out", str(out), "--dicom"]) == 0
+    record = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    seg = hd.seg.segread(out / "seg.dcm")
+    assert (seg.StudyInstanceUID, seg.PatientID) == (source.StudyInstanceUID, source.PatientID)
+    assert referenced_instances(seg) == {source.SOPInstanceUID}
+    assert segments_of(seg) == [("Breast mass (reader-edited)", "MANUAL", None)]
+    pixels = seg.get_pixels_by_source_instance([source.SOPInstanceUID], segment_numbers=[1])
+    np.testing.assert_array_equal(pixels[0, ..., 0], mask > 0)
+    numbers, texts = sr_content(out / "sr.dcm")
+    assert numbers["Rad-score"] == (approx(record["rad_score"]), 1)
+    assert numbers["Rad-score cutoff"] == (approx(record["cutoff"]), None)
+    assert (texts["Rad-score label"], texts["ROI"]) == (record["label"], "reader mask")
+    check_sr_references(out / "sr.dcm", seg, [source])
+    dciodvfy(out / "seg.dcm")
+    dciodvfy(out / "sr.dcm")
+
+
+def test_mammo_predict_dicom_of_a_png_references_a_derived_series(tmp_path):
+    from smartimaging.mammo.cohort import write_mammo_phantom_cohort
+    from smartimaging.manifest import read_manifest
+
+    manifest = read_manifest(write_mammo_phantom_cohort(tmp_path / "cohort", 1, 1, "mass", {}))
+    row = manifest.rows[0]
+    out = tmp_path / "out"
+    assert main(["mammo", "predict", str(manifest.resolve(row["image"])), "--kind", "mass", "--point",
+                 f"{row['centre_col']},{row['centre_row']}", "--pixel-mm", row["pixel_mm"], "--out", str(out),
+                 "--device", "cpu", "--dicom"]) == 0
+    record = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    assert "image_dicom" in record["outputs"]
+    derived = [pydicom.dcmread(path) for path in sorted((out / "image_dicom").iterdir())]
+    assert len(derived) == 1 and derived[0].Modality == "MG" and derived[0].PatientID == ""
+    seg = hd.seg.segread(out / "seg.dcm")
+    assert seg.StudyInstanceUID == derived[0].StudyInstanceUID
+    assert referenced_instances(seg) == {derived[0].SOPInstanceUID}
+    assert segments_of(seg) == [("Breast mass (AI proposal)", "AUTOMATIC", model("mammo-mass-unet-demo"))]
+    assert record["roi_source"] == "AI (point)"
+    roi = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "roi_labels.nii.gz")))[0]
+    pixels = seg.get_pixels_by_source_instance([derived[0].SOPInstanceUID], segment_numbers=[1])
+    np.testing.assert_array_equal(pixels[0, ..., 0], roi > 0)
+    assert sr_content(out / "sr.dcm")[0]["Rad-score"] == (approx(record["rad_score"]), 1)
+    dciodvfy(out / "image_dicom" / "0001.dcm")
+    dciodvfy(out / "seg.dcm")
+    dciodvfy(out / "sr.dcm")
+
+
+# --- CLI: breast MRI ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mri_case(tmp_path_factory) -> dict[str, Path]:
+    """A phantom breast MRI: the DCE and the T1 as DICOM MR series (as from PACS), the T2, the real DCE and the VOI
+    as NRRD."""
+    from smartimaging.phantoms.breast_mri import make_breast_mri_phantom, phantom_image
+
+    folder = tmp_path_factory.mktemp("mri")
+    case = make_breast_mri_phantom(990_007, (12, 80, 80), lvi=1)
+    origin = (-80.0, -60.0, -15.0)
+    images = {name: phantom_image(getattr(case, name), case.spacing, origin) for name in ("dce2", "t2", "t1", "dce")}
+    paths = {}
+    for name in ("dce2", "t1"):
+        stored = sitk.Cast(sitk.Round(sitk.RescaleIntensity(images[name], 0, 1000)), sitk.sitkInt16)  # as scanners
+        write_series(derived_series(stored, "MR", name), folder / name)
+        paths[name] = folder / name
+    for name in ("t2", "dce"):
+        paths[name] = folder / f"{name}.nrrd"
+        sitk.WriteImage(images[name], str(paths[name]))
+    voi = sitk.GetImageFromArray((case.lesions > 0).astype(np.uint8))
+    voi.CopyInformation(images["dce2"])
+    paths["voi"] = folder / "voi.nrrd"
+    sitk.WriteImage(voi, str(paths["voi"]))
+    return paths
+
+
+def test_lvi_predict_dicom_on_a_dicom_dce_series(tmp_path, mri_case):
+    out = tmp_path / "out"
+    assert main(["lvi", "predict", "--dce", str(mri_case["dce2"]), "--t2", str(mri_case["t2"]), "--voi",
+                 str(mri_case["voi"]), "--out", str(out), "--dicom"]) == 0
+    record = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    assert {"seg.dcm", "sr.dcm"} <= set(record["outputs"]) and not (out / "image_dicom").exists()
+    sources = [pydicom.dcmread(path, stop_before_pixels=True) for path in sorted(mri_case["dce2"].iterdir())]
+    seg = hd.seg.segread(out / "seg.dcm")
+    assert seg.StudyInstanceUID == sources[0].StudyInstanceUID
+    assert referenced_instances(seg) == {ds.SOPInstanceUID for ds in sources}
+    assert segments_of(seg) == [("Breast mass (reader-edited)", "MANUAL", None)]
+    dce = read_series_or_volume(mri_case["dce2"])
+    voi = sitk.GetArrayFromImage(sitk.ReadImage(str(mri_case["voi"])))
+    on_dce = on_grid_of(seg_image(seg.get_volume(segment_numbers=[1]), 0), dce)  # placed by the SEG's own geometry
+    np.testing.assert_array_equal(on_dce, voi)
+    numbers, texts = sr_content(out / "sr.dcm")
+    for model in record["models"]:
+        name = f"{model['model']['id']} ({model['sequence']}, {model['network']})"
+        assert numbers[f"LVI probability, {name}"] == (approx(model["probability"]), 1)
+        assert numbers[f"LVI cutoff, {name}"] == (approx(model["cutoff"]), None)
+        assert texts[f"LVI label, {name}"] == model["label"]
+    assert numbers["LVI probability, fused"] == (approx(record["fused"]["probability"]), 1)
+    assert texts["LVI label, fused"] == record["fused"]["label"]
+    check_sr_references(out / "sr.dcm", seg, sources)
+    dciodvfy(out / "seg.dcm")
+    dciodvfy(out / "sr.dcm")
+
+
+def test_a_dicom_source_without_frame_of_reference_is_refused_and_nothing_is_written(tmp_path, mri_case, capsys):
+    dce = read_series_or_volume(mri_case["dce2"])
+    write_dicom_series(dce, tmp_path / "itk", "1.2.826.0.1.3680043.2.1.41")  # ITK writes no FrameOfReferenceUID
+    out = tmp_path / "out"
+    assert main(["lvi", "predict", "--dce", str(tmp_path / "itk"), "--voi", str(mri_case["voi"]), "--out", str(out),
+                 "--dicom"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: ") and "Frame of Reference" in error and len(error.splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.glob(".smartimaging-*"))  # all or nothing
+
+
+def test_dce_synthesize_dicom_puts_the_synthetic_series_in_the_t1_study(tmp_path, mri_case):
+    out = tmp_path / "out"
+    assert main(["dce", "synthesize", str(mri_case["t1"]), "--dce", str(mri_case["dce"]), "--out", str(out),
+                 "--device", "cpu", "--quiet", "--dicom"]) == 0
+    record = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    assert {"synthetic_dce_dicom", "sr.dcm"} <= set(record["outputs"]) and not (out / "seg.dcm").exists()
+    t1 = [pydicom.dcmread(path, stop_before_pixels=True) for path in sorted(mri_case["t1"].iterdir())]
+    synthetic = [pydicom.dcmread(path) for path in sorted((out / "synthetic_dce_dicom").iterdir())]
+    assert {ds.StudyInstanceUID for ds in synthetic} == {t1[0].StudyInstanceUID}
+    assert {ds.FrameOfReferenceUID for ds in synthetic} == {t1[0].FrameOfReferenceUID}
+    assert synthetic[0].SeriesInstanceUID != t1[0].SeriesInstanceUID
+    assert list(synthetic[0].ImageType)[:2] == ["DERIVED", "SECONDARY"]
+    assert "SYNTHETIC" in synthetic[0].SeriesDescription
+    image = read_series_or_volume(out / "synthetic_dce_dicom")
+    assert same_geometry(image, read_series_or_volume(mri_case["t1"]), 1e-3)
+    nrrd = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "synthetic_dce.nrrd")))
+    np.testing.assert_allclose(sitk.GetArrayFromImage(image), nrrd, atol=float(synthetic[0].RescaleSlope))
+    numbers, texts = sr_content(out / "sr.dcm")
+    assert numbers["SSIM vs real DCE (mean of slices)"] == (approx(record["metrics"]["ssim_mean"]), None)
+    assert numbers["PSNR vs real DCE (mean of slices)"] == (approx(record["metrics"]["psnr_mean"]), None)
+    assert texts["Real DCE"] == "compared" and record["model"]["id"] in texts["Synthetic DCE"]
+    check_sr_references(out / "sr.dcm", None, synthetic)
+    dciodvfy(out / "synthetic_dce_dicom" / "0001.dcm")
+    dciodvfy(out / "sr.dcm")
+
+
+def test_dce_synthesize_dicom_of_a_nrrd_t1_is_a_new_anonymous_study(tmp_path, mri_case):
+    out = tmp_path / "out"
+    sitk.WriteImage(read_series_or_volume(mri_case["t1"]), str(tmp_path / "t1.nrrd"))
+    assert main(["dce", "synthesize", str(tmp_path / "t1.nrrd"), "--out", str(out), "--device", "cpu", "--quiet",
+                 "--dicom"]) == 0
+    synthetic = pydicom.dcmread(sorted((out / "synthetic_dce_dicom").iterdir())[0])
+    t1 = pydicom.dcmread(sorted(mri_case["t1"].iterdir())[0], stop_before_pixels=True)
+    assert synthetic.StudyInstanceUID != t1.StudyInstanceUID and synthetic.PatientID == ""
+    numbers, texts = sr_content(out / "sr.dcm")
+    assert not numbers and texts["Real DCE"] == "not given: no similarity metrics"
+    dciodvfy(out / "sr.dcm")

@@ -1,6 +1,7 @@
-"""Downloads in the reading station (headless Chromium): after a compute, the page offers the result's report (HTML)
-and CSV; both are downloaded through the page and hold that result (the headline, the domain verdict, the images,
-the table's numbers); the report opened in Chromium is screenshotted for a reader to judge. A new case takes the
+"""Downloads in the reading station (headless Chromium): after a compute, the page offers the result's report
+(HTML), CSV, DICOM SEG and SR and all DICOM objects zipped; each is downloaded through the page and holds that result
+(the headline, the domain verdict, the images, the table's numbers; a SEG and an SR pydicom reads); the report
+opened in Chromium is screenshotted for a reader to judge. A new case takes the
 downloads away, and a click that still carries the previous result's token is refused with a message, nothing
 sent. Screenshots go to $SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder."""
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -69,6 +71,15 @@ def test_bone_scan_report_and_csv_downloaded_through_the_page(station, screensho
     assert rows[0] == ["Quantity", "Value"]
     assert dict(rows[1:])["BSTBI (mean)"] == table(page)["BSTBI (mean)"][0] == headline.split()[-1]
 
+    import pydicom
+
+    seg, sr = (pydicom.dcmread(download(page, kind, tmp_path)) for kind in ("seg", "sr"))
+    assert (seg.Modality, sr.Modality) == ("SEG", "SR")
+    assert [(s.SegmentLabel, s.SegmentAlgorithmType) for s in seg.SegmentSequence] == [
+        ("Bone metastasis (AI proposal)", "AUTOMATIC"), ("Urinary bladder (AI proposal)", "AUTOMATIC")]
+    archive = zipfile.ZipFile(download(page, "zip", tmp_path))
+    assert {"seg.dcm", "sr.dcm"} <= set(archive.namelist())
+
     viewer = page.context.browser.new_page(viewport={"width": 1000, "height": 1400})
     viewer.goto(report.as_uri())
     assert viewer.locator("figure img").count() == 2
@@ -108,3 +119,5 @@ def test_mammography_csv_holds_the_rad_score(station, tmp_path):
     assert "original_shape2D_Perimeter" in rows  # the CSV keeps every feature under its pyradiomics name
     text = download(page, "report", tmp_path).read_text(encoding="utf-8")
     assert text.count('src="data:image/png;base64,') == 2 and "ROI enlarged" in text
+    names = zipfile.ZipFile(download(page, "zip", tmp_path)).namelist()  # a PNG: the image as a derived series
+    assert {"seg.dcm", "sr.dcm", "image_dicom/0001.dcm"} <= set(names)

@@ -1,4 +1,6 @@
-"""The station's downloads after a result: the case report (HTML, printable to PDF) and the result table (CSV).
+"""The station's downloads after a result: the case report (HTML, printable to PDF), the result table (CSV), the
+DICOM SEG and SR (`exports.export_dicom`), and all DICOM objects in one zip (with the image as a derived series when
+it was not read from DICOM, the synthetic DCE series for DCESynthesis), for PACS.
 
 A file is made when the reader clicks, from the module's current result (`case_report`), in the session's own
 folder (emptied first: no earlier file is ever sent), and sent to the page through trame's websocket, where
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import zipfile
 from pathlib import Path
 
 from trame.widgets import html
@@ -18,10 +21,37 @@ from trame.widgets import vuetify3 as v3
 
 from ..case_report import export_csv, export_report
 from ..errors import SmartImagingError
+from ..exports import export_dicom
 
 TRIGGER = "si_download"
-KINDS = {"report": ("Report (HTML)", "text/html", export_report),  # kind -> button, MIME type, export
-         "csv": ("Result table (CSV)", "text/csv", export_csv)}
+
+
+def _dicom_object(kind: str):
+    """The export of one DICOM object of `export_dicom` ("seg", "sr")."""
+    def export(flow, folder: Path) -> Path:
+        path = export_dicom(flow, folder / "dicom")[kind]
+        return path.rename(folder / f"{flow.module}_{path.name}")
+    return export
+
+
+def export_dicom_zip(flow, folder: Path) -> Path:
+    """Every DICOM object of the result (`export_dicom`: SEG, SR, a derived or synthetic series) in one zip."""
+    dicom = folder / "dicom"
+    export_dicom(flow, dicom)
+    path = folder / f"{flow.module}_dicom.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for item in sorted(dicom.rglob("*")):
+            if item.is_file() and not item.name.startswith("."):
+                archive.write(item, item.relative_to(dicom).as_posix())
+    return path
+
+
+KINDS = {  # kind -> button, MIME type, export, when the button shows (a page expression)
+    "report": ("Report (HTML)", "text/html", export_report, "true"),
+    "csv": ("Result table (CSV)", "text/csv", export_csv, "true"),
+    "seg": ("DICOM SEG", "application/dicom", _dicom_object("seg"), "si_needs_segment[si_module]"),
+    "sr": ("DICOM SR", "application/dicom", _dicom_object("sr"), "true"),
+    "zip": ("All DICOM (zip)", "application/zip", export_dicom_zip, "true")}
 
 
 class DownloadsPanel:
@@ -41,8 +71,8 @@ class DownloadsPanel:
                       id="si-downloads", classes="mt-3"):
             html.Div("Downloads (this result)", classes="text-subtitle-2 mb-1")
             with html.Div(classes="d-flex flex-wrap ga-2"):
-                for kind, (label, _, _) in KINDS.items():
-                    v3.VBtn(label, id=f"si-download-{kind}", size="small", variant="tonal",
+                for kind, (label, _, _, shown) in KINDS.items():
+                    v3.VBtn(label, id=f"si-download-{kind}", size="small", variant="tonal", v_if=(shown,),
                             prepend_icon="mdi-download", disabled=("si_busy",),
                             click=f"trigger('{TRIGGER}', ['{kind}', si_module, si_download_token[si_module]])"
                                   ".then((file) => file && utils.download(file.name, file.content, file.type))")
@@ -79,7 +109,7 @@ class DownloadsPanel:
                                         "shown now")
             folder = self.folder / module
             shutil.rmtree(folder, ignore_errors=True)
-            _, mime, export = KINDS[kind]
+            _, mime, export, _ = KINDS[kind]
             path = export(flow, folder)
             content = path.read_bytes()
         except (SmartImagingError, OSError, KeyError) as exc:

@@ -300,3 +300,137 @@ def test_dce_synthesize_dicom_of_a_nrrd_t1_is_a_new_anonymous_study(tmp_path, mr
     numbers, texts = sr_content(out / "sr.dcm")
     assert not numbers and texts["Real DCE"] == "not given: no similarity metrics"
     dciodvfy(out / "sr.dcm")
+
+
+# --- scene: exports.export_dicom of a reading flow ----------------------------------------------------------------
+
+def _replace_segment(flow, name: str, mask: np.ndarray) -> None:
+    """Replace the voxels of the reader's segment `name` with `mask` ((k, j, i) on the primary volume's grid), as
+    the Segment Editor's Paint and Erase write them."""
+    import slicer
+    from vtk.util.numpy_support import vtk_to_numpy
+
+    logic = slicer.vtkSlicerSegmentationsModuleLogic
+    labelmap = logic.CreateOrientedImageDataFromVolumeNode(flow.primary)
+    labelmap.AllocateScalars(3, 1)  # VTK_UNSIGNED_CHAR
+    vtk_to_numpy(labelmap.GetPointData().GetScalars())[:] = mask.ravel().astype(np.uint8)
+    segmentation = flow.segmentation.GetSegmentation()
+    logic.SetBinaryLabelmapToSegment(labelmap, flow.segmentation, segmentation.GetSegmentIdBySegmentName(name),
+                                     logic.MODE_REPLACE)
+
+
+def test_export_of_an_edited_mammo_roi_has_the_ai_and_the_readers_segments(tmp_path, scene):
+    from smartimaging.errors import InputError
+    from smartimaging.exports import export_dicom
+    from smartimaging.mammo import scene as mammo_scene
+    from smartimaging.mammo.cohort import write_mammo_phantom_cohort
+    from smartimaging.mammo.flow import MammoFlow
+    from smartimaging.mammo.images import load_mammogram
+    from smartimaging.manifest import read_manifest
+    from smartimaging.mrml import get_json_attribute
+    from smartimaging.segmentation_nodes import labels_from_segmentation
+    from smartimaging.segments import BREAST_MASS
+
+    manifest = read_manifest(write_mammo_phantom_cohort(tmp_path / "cohort", 1, 1, "mass", {}))
+    row = manifest.rows[0]
+    pixel_mm = float(row["pixel_mm"])
+    image = load_mammogram(manifest.resolve(row["image"]), pixel_mm).image
+    path = write_series(derived_series(image, "MG", "mammogram"), tmp_path / "mg")[0]  # a DICOM MG as from PACS
+    flow = MammoFlow(scene, device="cpu")
+    flow.load("mammogram", path)
+    with pytest.raises(InputError, match="Compute Rad-score first"):
+        export_dicom(flow, tmp_path / "early")
+    flow.set_point_lps((float(row["centre_col"]) * pixel_mm, float(row["centre_row"]) * pixel_mm, 0.0))
+    flow.run(flow.segment())
+    ai_mask = labels_from_segmentation(scene, flow.ai_segmentation, flow.primary, (BREAST_MASS,)) > 0
+    edited = ai_mask.copy()
+    edited[..., int(row["centre_col"]):] = False  # the reader erases the lesion's right half
+    _replace_segment(flow, BREAST_MASS.name, edited)
+    result = flow.run(flow.compute())
+    record = get_json_attribute(result.table_node, mammo_scene.RESULT)
+    written = export_dicom(flow, tmp_path / "export")
+    assert set(written) == {"seg", "sr"} and all(path.is_file() for path in written.values())
+    source = pydicom.dcmread(path, stop_before_pixels=True)
+    seg = hd.seg.segread(written["seg"])
+    assert referenced_instances(seg) == {source.SOPInstanceUID} and seg.StudyInstanceUID == source.StudyInstanceUID
+    assert segments_of(seg) == [("Breast mass (AI proposal)", "AUTOMATIC", model("mammo-mass-unet-demo")),
+                                ("Breast mass (reader-edited)", "MANUAL", None)]
+    pixels = seg.get_pixels_by_source_instance([source.SOPInstanceUID], segment_numbers=[1, 2])
+    np.testing.assert_array_equal(pixels[0, ..., 0], ai_mask[0])
+    np.testing.assert_array_equal(pixels[0, ..., 1], edited[0])
+    numbers, texts = sr_content(written["sr"])
+    assert numbers["Rad-score"] == (approx(record["rad_score"]), 2)  # computed from the reader's ROI
+    assert texts["ROI"] == record["roi_source"] == "reader edited"
+    dciodvfy(written["seg"])
+    dciodvfy(written["sr"])
+    _replace_segment(flow, BREAST_MASS.name, ai_mask)  # edited again after compute: the SR would not match
+    with pytest.raises(InputError, match="edited after the result was computed"):
+        export_dicom(flow, tmp_path / "stale")
+    assert not (tmp_path / "stale").exists()
+
+
+def test_export_of_metastases_drawn_by_hand_on_the_real_ge_scan(tmp_path, scene):
+    from smartimaging.bonescan.flow import BoneScanFlow
+    from smartimaging.exports import export_dicom
+    from smartimaging.segments import BONE_METASTASIS
+
+    flow = BoneScanFlow(scene, device="cpu")
+    flow.load("scan", GE_BONE_SCAN)
+    flow.draw_by_hand()
+    drawn = np.zeros((1, 1024, 256), np.uint8)  # the scan's one view: 256 × 1024 pixels
+    drawn[0, 300:330, 100:130] = 1
+    _replace_segment(flow, BONE_METASTASIS.name, drawn)
+    flow.run(flow.compute())
+    record = flow.result_record
+    written = export_dicom(flow, tmp_path / "export")
+    source = pydicom.dcmread(GE_BONE_SCAN, stop_before_pixels=True)
+    seg = hd.seg.segread(written["seg"])
+    assert referenced_instances(seg) == {source.SOPInstanceUID} and seg.PatientID == source.PatientID
+    assert segments_of(seg) == [(f"{name} (reader-edited)", "MANUAL", None)
+                                for name in ("Bone metastasis", "Urinary bladder")]
+    pixels = seg.get_pixels_by_source_instance([source.SOPInstanceUID], segment_numbers=[1])
+    np.testing.assert_array_equal(pixels[..., 0], drawn)
+    numbers, _ = sr_content(written["sr"])
+    assert numbers["BSTBI (mean of 2 sub-images)"] == (approx(record["bstbi"]["mean"]), 1)
+    assert record["bstbi"]["mean"] > 0
+    dciodvfy(written["seg"])
+    dciodvfy(written["sr"])
+
+
+def test_export_of_the_mri_flows_read_from_dicom_series(tmp_path, scene, mri_case):
+    from smartimaging.dce.flow import DCEFlow
+    from smartimaging.exports import export_dicom
+    from smartimaging.lvi import scene as lvi_scene
+    from smartimaging.lvi.flow import LVIFlow
+    from smartimaging.mrml import get_json_attribute
+
+    flow = LVIFlow(scene, device="cpu")
+    flow.load("DCE", mri_case["dce2"])
+    flow.load("T2", mri_case["t2"])
+    statistics = sitk.LabelShapeStatisticsImageFilter()
+    statistics.Execute(sitk.ReadImage(str(mri_case["voi"])))
+    flow.set_point_lps(statistics.GetCentroid(1))
+    flow.run(flow.segment())
+    record = get_json_attribute(flow.run(flow.compute()).table_node, lvi_scene.RESULT)
+    written = export_dicom(flow, tmp_path / "lvi")
+    sources = [pydicom.dcmread(path, stop_before_pixels=True) for path in sorted(mri_case["dce2"].iterdir())]
+    seg = hd.seg.segread(written["seg"])
+    assert referenced_instances(seg) == {ds.SOPInstanceUID for ds in sources}
+    assert segments_of(seg) == [("Breast mass (AI proposal)", "AUTOMATIC", model("lvi-lesion-unet-demo"))]
+    assert sr_content(written["sr"])[0]["LVI probability, fused"] == (approx(record["fused"]["probability"]), 1)
+    dciodvfy(written["seg"])
+
+    flow = DCEFlow(scene, device="cpu")
+    flow.load("T1", mri_case["t1"])
+    flow.load("DCE", mri_case["dce"])
+    flow.run(flow.compute())
+    record = get_json_attribute(flow.extra_nodes["synthetic"], "SmartImaging.DCESynthesis")
+    written = export_dicom(flow, tmp_path / "dce")
+    assert set(written) == {"series", "sr"}
+    t1 = pydicom.dcmread(sorted(mri_case["t1"].iterdir())[0], stop_before_pixels=True)
+    synthetic = pydicom.dcmread(sorted(written["series"].iterdir())[0], stop_before_pixels=True)
+    assert synthetic.StudyInstanceUID == t1.StudyInstanceUID and "SYNTHETIC" in synthetic.SeriesDescription
+    assert same_geometry(read_series_or_volume(written["series"]), read_series_or_volume(mri_case["t1"]), 1e-3)
+    numbers, _ = sr_content(written["sr"])
+    assert numbers["SSIM vs real DCE (mean of slices)"] == (approx(record["metrics"]["ssim_mean"]), None)
+    dciodvfy(written["sr"])

@@ -152,6 +152,7 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
         self.ui.computeButton.connect("clicked(bool)", self.onComputeButton)
         self.ui.compareButton.connect("clicked(bool)", self.onCompareButton)
+        self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)
         from smartimaging.desktop_sections import FollowUpSection, LesionReviewSection
 
         self._lesions = LesionReviewSection(self.layout, self.onToggleLesion)  # as the station's lesion list
@@ -221,6 +222,7 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from smartimaging.desktop import show_reading_display
 
         show_reading_display("BoneScanBSTBI", p.anteriorVolume if p else None)  # black on white, ANT / POST
+        self.ui.exportDicomButton.enabled = self.logic.flow.result is not None and not running
         self.ui.segmentButton.enabled = bool(p and p.anteriorVolume) and not running
         self.ui.drawButton.enabled = bool(p and p.anteriorVolume) and not running
         self.ui.cancelButton.enabled = running
@@ -261,6 +263,12 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.drawByHand(self._parameterNode)
             self._showSegmentation()
             start_painting(self.ui.segmentEditorWidget, self.logic.flow.segmentation, self.logic.flow.primary)
+
+    def onExportDicomButton(self) -> None:
+        """The result as DICOM SEG + SR into a folder the reader picks (smartimaging.desktop.export_dicom)."""
+        from smartimaging.desktop import export_dicom
+
+        export_dicom(self.logic.flow, self.parent)
 
     def onCancelButton(self) -> None:
         self._steps.cancel()

@@ -116,6 +116,7 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.drawButton.connect("clicked(bool)", self.onDrawButton)
         self.ui.predictButton.connect("clicked(bool)", self.onPredictButton)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
+        self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)
         from smartimaging.desktop_sections import HeatMapSection
 
         self._heatMap = HeatMapSection(self.layout, self.onHeatMapChanged)  # as the station's Grad-CAM controls
@@ -185,6 +186,7 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             show_side_by_side("BreastLVI", *pair, "DCE", "FS-T2WI")
         self._shownPair = pair
         volume = bool(p and (p.dceVolume or p.t2Volume))
+        self.ui.exportDicomButton.enabled = self.logic.flow.result is not None and not busy
         self.ui.predictButton.enabled = volume and bool(p.voiSegmentation) and not busy
         self.ui.cancelButton.enabled = busy
         self.ui.segmentButton.enabled = volume and bool(p.lesionPoint) and not busy
@@ -231,6 +233,12 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onHeatMapChanged(self, shown, opacityPercent) -> None:
         self.logic.showHeatMap(shown, opacityPercent)
+
+    def onExportDicomButton(self) -> None:
+        """The result as DICOM SEG + SR into a folder the reader picks (smartimaging.desktop.export_dicom)."""
+        from smartimaging.desktop import export_dicom
+
+        export_dicom(self.logic.flow, self.parent)
 
     def onCancelButton(self) -> None:
         self._steps.cancel()

@@ -113,6 +113,7 @@ class DCESynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.synthesizeButton.connect("clicked(bool)", self.onSynthesizeButton)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
         self.ui.showButton.connect("clicked(bool)", self.onShowButton)
+        self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)
         from smartimaging.desktop_sections import DCERegionsSection
 
         self._regions = DCERegionsSection(self.layout, self.logic.showRegions, self.logic.goToRegion)  # as the station
@@ -174,6 +175,7 @@ class DCESynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from smartimaging.desktop import show_reading_display
 
         show_reading_display("DCESynthesis", p.t1Volume if p else None, "T1")  # preset, caption
+        self.ui.exportDicomButton.enabled = self.logic.flow.result is not None and not busy
         self.ui.synthesizeButton.enabled = bool(p and p.t1Volume) and not busy
         self.ui.cancelButton.enabled = busy
         self.ui.showButton.enabled = bool(p and p.syntheticVolume)
@@ -186,6 +188,13 @@ class DCESynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             flow = self.logic.select(self._parameterNode)
             self._steps.start(flow.compute(self._steps.progress))
             self._updateButtonStates()
+
+    def onExportDicomButton(self) -> None:
+        """The synthetic DCE as a DICOM series marked SYNTHETIC and its SR into a folder the reader picks
+        (smartimaging.desktop.export_dicom)."""
+        from smartimaging.desktop import export_dicom
+
+        export_dicom(self.logic.flow, self.parent)
 
     def onCancelButton(self) -> None:
         self._steps.cancel()

@@ -134,6 +134,7 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.classifyButton.connect("clicked(bool)", self.onClassifyButton)
         self.ui.batchButton.connect("clicked(bool)", self.onBatchButton)
         self.ui.batchCancelButton.connect("clicked(bool)", self.onBatchCancelButton)
+        self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)
 
         self.initializeParameterNode()
 
@@ -191,6 +192,7 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from smartimaging.desktop import show_reading_display
 
         show_reading_display("MammoRadiomics", p.inputVolume if p else None)  # preset, caption, hanging
+        self.ui.exportDicomButton.enabled = self.logic.flow.result is not None and not busy
         self.ui.segmentButton.enabled = bool(p and p.inputVolume)
         self.ui.drawButton.enabled = bool(p and p.inputVolume)
         self.ui.classifyButton.enabled = bool(p and p.inputVolume and (p.editedSegmentation or p.aiSegmentation))
@@ -248,6 +250,12 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._steps.start(flow.batch(p.batchFolder, p.batchOutputFolder, masks, p.batchTable,
                                          self._steps.progress))
             self._updateButtonStates()
+
+    def onExportDicomButton(self) -> None:
+        """The result as DICOM SEG + SR into a folder the reader picks (smartimaging.desktop.export_dicom)."""
+        from smartimaging.desktop import export_dicom
+
+        export_dicom(self.logic.flow, self.parent)
 
     def onBatchCancelButton(self) -> None:
         self._steps.cancel()

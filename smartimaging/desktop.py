@@ -148,6 +148,25 @@ def edit_in(segment_editor_widget, segmentation_node, volume_node, ai_node=None)
         show_proposal(ai_node, True)
 
 
+def export_dicom(flow, parent) -> None:
+    """The flow's result as DICOM (`exports.export_dicom`: SEG, SR and the series they reference) into a folder the
+    reader picks, then the files written; a refusal in an error dialog. Slicer 5.12: qt.QFileDialog.
+    getExistingDirectory (as ExtensionWizard's DirectoryListWidget calls it), slicer.util.tryWithErrorDisplay and
+    infoDisplay (Base/Python/slicer/util.py)."""
+    import qt
+    import slicer
+
+    from .exports import export_dicom as write
+
+    folder = qt.QFileDialog.getExistingDirectory(parent, "Export DICOM SEG and SR into folder")
+    if not folder:
+        return
+    with slicer.util.tryWithErrorDisplay("Failed to export DICOM.", waitCursor=True):
+        written = write(flow, folder)
+    slicer.util.infoDisplay("\n".join(f"{kind}: {path}" for kind, path in written.items()),
+                            windowTitle="DICOM exported")
+
+
 def start_painting(segment_editor_widget, segmentation_node, volume_node) -> None:
     """Segment Editor on the segmentation's first segment (`edit_in`) with the Paint effect selected."""
     edit_in(segment_editor_widget, segmentation_node, volume_node)

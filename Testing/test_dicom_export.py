@@ -434,3 +434,27 @@ def test_export_of_the_mri_flows_read_from_dicom_series(tmp_path, scene, mri_cas
     numbers, _ = sr_content(written["sr"])
     assert numbers["SSIM vs real DCE (mean of slices)"] == (approx(record["metrics"]["ssim_mean"]), None)
     dciodvfy(written["sr"])
+
+
+@pytest.mark.parametrize("name", ["BoneScanBSTBI", "MammoRadiomics", "BreastLVI", "DCESynthesis"])
+def test_each_desktop_module_has_an_export_dicom_button(name):
+    """The button in the .ui, connected to a slot that hands the module's flow to smartimaging.desktop.export_dicom,
+    which asks for a folder and writes exports.export_dicom's files inside tryWithErrorDisplay (desktop widgets are
+    not run here: export_dicom itself is tested on real scenes above)."""
+    import ast
+    import xml.etree.ElementTree as ET
+
+    repo = Path(__file__).resolve().parents[1]
+    ui = ET.parse(repo / name / "Resources" / "UI" / f"{name}.ui").getroot()
+    button = next(w for w in ui.iter("widget") if w.get("name") == "exportDicomButton")
+    assert button.get("class") == "QPushButton"
+    source = (repo / name / f"{name}.py").read_text(encoding="utf-8")
+    assert 'self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)' in source
+    assert "self.ui.exportDicomButton.enabled = self.logic.flow.result is not None" in source
+    slot = next(node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.FunctionDef)
+                and node.name == "onExportDicomButton")
+    assert "export_dicom(self.logic.flow, self.parent)" in ast.unparse(slot)
+    desktop = ast.parse((repo / "smartimaging" / "desktop.py").read_text(encoding="utf-8"))
+    helper = ast.unparse(next(n for n in desktop.body if isinstance(n, ast.FunctionDef) and n.name == "export_dicom"))
+    assert "from .exports import export_dicom as write" in helper and "tryWithErrorDisplay" in helper
+    assert "getExistingDirectory" in helper and "Slicer 5.12" in helper

@@ -2,11 +2,11 @@
 DICOM SEG and SR (`exports.export_dicom`), and all DICOM objects in one zip (with the image as a derived series when
 it was not read from DICOM, the synthetic DCE series for DCESynthesis), for PACS.
 
-A file is made when the reader clicks, from the module's current result (`case_report`), in the session's own
-folder (emptied first: no earlier file is ever sent), and sent to the page through trame's websocket, where
-`utils.download` saves it (as trame-slicer's "Download scene" does). The buttons show only beside a current result;
-each click carries the token of the result the page shows, so a result that changed or went stale meanwhile (a new
-case, an edit, another compute) is refused rather than sent under the old one's name.
+A file is made when the reader clicks, from the module's current result, in the session's own folder, sent to the
+page through trame's websocket, where `utils.download` saves it (as trame-slicer's "Download scene" does), and
+removed from the folder at once: no earlier file is ever sent, and none stays behind. The buttons show only beside
+a current result; each click carries the token of the result the page shows, so a result that changed or went stale
+meanwhile (a new case, an edit, another compute) is refused rather than sent under the old one's name.
 """
 
 from __future__ import annotations
@@ -108,10 +108,12 @@ class DownloadsPanel:
                                         "compute since): nothing was downloaded; download again from the result "
                                         "shown now")
             folder = self.folder / module
-            shutil.rmtree(folder, ignore_errors=True)
             _, mime, export, _ = KINDS[kind]
-            path = export(flow, folder)
-            content = path.read_bytes()
+            try:
+                path = export(flow, folder)
+                content = path.read_bytes()
+            finally:  # sent, not kept: a DICOM object holds the source's patient module
+                shutil.rmtree(folder, ignore_errors=True)
         except (SmartImagingError, OSError, KeyError) as exc:
             with state:
                 state.si_download_error = {**state.si_download_error, module: f"Download refused: {exc}"}

@@ -329,7 +329,7 @@ def test_export_of_an_edited_mammo_roi_has_the_ai_and_the_readers_segments(tmp_p
     from smartimaging.manifest import read_manifest
     from smartimaging.mrml import get_json_attribute
     from smartimaging.segmentation_nodes import labels_from_segmentation
-    from smartimaging.segments import BREAST_MASS
+    from smartimaging.segments import BREAST_CALCIFICATION, BREAST_MASS
 
     manifest = read_manifest(write_mammo_phantom_cohort(tmp_path / "cohort", 1, 1, "mass", {}))
     row = manifest.rows[0]
@@ -346,6 +346,7 @@ def test_export_of_an_edited_mammo_roi_has_the_ai_and_the_readers_segments(tmp_p
     edited = ai_mask.copy()
     edited[..., int(row["centre_col"]):] = False  # the reader erases the lesion's right half
     _replace_segment(flow, BREAST_MASS.name, edited)
+    flow.set_kind("calcification")  # the reader calls it a calcification: the AI proposed a mass
     result = flow.run(flow.compute())
     record = get_json_attribute(result.table_node, mammo_scene.RESULT)
     written = export_dicom(flow, tmp_path / "export")
@@ -354,16 +355,16 @@ def test_export_of_an_edited_mammo_roi_has_the_ai_and_the_readers_segments(tmp_p
     seg = hd.seg.segread(written["seg"])
     assert referenced_instances(seg) == {source.SOPInstanceUID} and seg.StudyInstanceUID == source.StudyInstanceUID
     assert segments_of(seg) == [("Breast mass (AI proposal)", "AUTOMATIC", model("mammo-mass-unet-demo")),
-                                ("Breast mass (reader-edited)", "MANUAL", None)]
+                                ("Breast calcification (reader-edited)", "MANUAL", None)]
     pixels = seg.get_pixels_by_source_instance([source.SOPInstanceUID], segment_numbers=[1, 2])
     np.testing.assert_array_equal(pixels[0, ..., 0], ai_mask[0])
     np.testing.assert_array_equal(pixels[0, ..., 1], edited[0])
     numbers, texts = sr_content(written["sr"])
     assert numbers["Rad-score"] == (approx(record["rad_score"]), 2)  # computed from the reader's ROI
-    assert texts["ROI"] == record["roi_source"] == "reader edited"
+    assert texts["ROI"] == record["roi_source"] == "reader edited" and record["kind"] == "calcification"
     dciodvfy(written["seg"])
     dciodvfy(written["sr"])
-    _replace_segment(flow, BREAST_MASS.name, ai_mask)  # edited again after compute: the SR would not match
+    _replace_segment(flow, BREAST_CALCIFICATION.name, ai_mask)  # edited after compute: the SR would not match
     with pytest.raises(InputError, match="edited after the result was computed"):
         export_dicom(flow, tmp_path / "stale")
     assert not (tmp_path / "stale").exists()

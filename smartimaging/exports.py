@@ -19,6 +19,8 @@ from .io import atomic_output_dir
 from .mrml import get_json_attribute, volume_node_to_sitk
 from .segmentation_nodes import CLASSICAL, ROI_SOURCE, labels_from_segmentation
 
+MAMMO_SEGMENTATION = "SmartImaging.MammoSegmentation"  # mammo.scene's record of an AI ROI: its kind and model
+
 
 def source_of(volume_node) -> Path | None:
     """The file or DICOM series folder a volume node was loaded from, None when unknown (made in the scene)."""
@@ -68,9 +70,10 @@ def _mammo(flow, folder: Path) -> dict[str, Path]:
     ai_mask = labels_from_segmentation(flow.scene, ai_node, volume, specs) if ai_node is not None else None
     reader_mask = labels_from_segmentation(flow.scene, flow.segmentation, volume, specs) \
         if _reader_edited(flow) else None
+    proposal = get_json_attribute(ai_node, MAMMO_SEGMENTATION, {}) if ai_node is not None else {}
     part = dicom_part(volume_node_to_sitk(volume), source_of(volume), record, ai_mask,
-                      _ai_algorithm(ai_node, "SmartImaging.MammoSegmentation") if ai_node is not None else None,
-                      reader_mask)
+                      _ai_algorithm(ai_node, MAMMO_SEGMENTATION) if ai_node is not None else None,
+                      reader_mask, proposal.get("kind"))
     return write_mammo_dicom(folder, part, record)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..dicom_outputs import CLASSICAL_ALGORITHM, RATIO, DicomPart, segment_number, write_dicom
+from ..dicom_outputs import CLASSICAL_ALGORITHM, RATIO, DicomPart, write_dicom
 from ..dicom_seg import SegSegment
 from ..dicom_sr import Measurement, Qualitative
 from ..segments import MAMMO_SEGMENTS
@@ -30,14 +30,17 @@ def sr_content(record: dict, roi: int | None) -> tuple[list, list]:
 
 
 def dicom_part(image: sitk.Image, source: Path | None, record: dict, ai_mask: np.ndarray | None,
-               ai_algorithm: tuple[str, str] | None, reader_mask: np.ndarray | None) -> DicomPart:
-    """The mammogram's part: the AI's ROI (AUTOMATIC, `ai_algorithm`) and/or the reader's (MANUAL), (1, rows, cols)
-    masks; the Rad-score refers to the reader's ROI when there is one."""
+               ai_algorithm: tuple[str, str] | None, reader_mask: np.ndarray | None,
+               ai_kind: str | None = None) -> DicomPart:
+    """The mammogram's part: the AI's ROI (AUTOMATIC, `ai_algorithm`; a lesion of `ai_kind`, the record's kind
+    unless the reader changed the kind since) and/or the reader's (MANUAL), (1, rows, cols) masks; the Rad-score
+    refers to the reader's ROI when there is one."""
     spec = MAMMO_SEGMENTS[record["kind"]]
-    segments = [] if ai_mask is None else [SegSegment((ai_mask > 0).astype(np.uint8), spec, ai_algorithm)]
+    segments = [] if ai_mask is None else [SegSegment((ai_mask > 0).astype(np.uint8),
+                                                      MAMMO_SEGMENTS[ai_kind or record["kind"]], ai_algorithm)]
     if reader_mask is not None:
         segments.append(SegSegment((reader_mask > 0).astype(np.uint8), spec, None))
-    roi = segment_number(segments, spec, "manual" if reader_mask is not None else "automatic")
+    roi = len(segments) if reader_mask is not None or ai_mask is not None else None  # the last: the result's ROI
     return DicomPart(image, source, "MG", segments, *sr_content(record, roi))
 
 

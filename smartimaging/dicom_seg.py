@@ -182,7 +182,9 @@ def seg_dataset(sources: list[pydicom.Dataset], segments: list[SegSegment],
     sources = with_type2_attributes(sources)
     descriptions = [_description(number, segment) for number, segment in enumerate(segments, 1)]
     series_uid = generate_uid()
-    if hd.spatial.get_image_coordinate_system(sources[0]) is None and masks.shape[0] > 1:
+    planar = hd.spatial.get_image_coordinate_system(sources[0]) is None
+    if planar and (masks.shape[0] > 1 or ("NumberOfFrames" in sources[0] and "FrameOfReferenceUID" not in sources[0])):
+        # (a one-view NM without a frame of reference: highdicom, reading it as an enhanced image, needs its copy)
         return _planar_frames_seg(sources, masks, descriptions, series_uid, series_description)
     return _segmentation(sources, masks, descriptions, series_uid, series_description)
 

@@ -140,6 +140,37 @@ def test_bonescan_bstbi_dicom_of_the_readers_mask_is_manual(tmp_path, metastatic
     dciodvfy(out / "sr.dcm")
 
 
+def test_bonescan_predict_dicom_of_one_file_per_view_writes_a_pair_per_file(tmp_path):
+    from smartimaging.bonescan.views import write_nm_dicom
+    from smartimaging.phantoms.bonescan import make_bone_scan_phantom
+
+    views = make_bone_scan_phantom(seed=3).views
+    write_nm_dicom(tmp_path / "anterior.dcm", {"anterior": views["anterior"]}, "P9")  # NM, no frame of reference
+    posterior = views["posterior"]
+    Image.fromarray((posterior / posterior.max() * 255).astype(np.uint8)).save(tmp_path / "posterior.png")
+    out = tmp_path / "out"
+    assert main(["bonescan", "predict", str(tmp_path / "anterior.dcm"), str(tmp_path / "posterior.png"), "--views",
+                 "anterior,posterior", "--out", str(out), "--device", "cpu", "--dicom"]) == 0
+    record = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    assert {"seg.dcm", "sr.dcm", "seg_2.dcm", "sr_2.dcm", "image_dicom_2"} <= set(record["outputs"])
+    anterior = pydicom.dcmread(tmp_path / "anterior.dcm", stop_before_pixels=True)
+    derived = pydicom.dcmread(out / "image_dicom_2" / "0001.dcm", stop_before_pixels=True)
+    for name, source, view in (("", anterior, "anterior"), ("_2", derived, "posterior")):
+        seg = hd.seg.segread(out / f"seg{name}.dcm")
+        assert referenced_instances(seg) == {source.SOPInstanceUID} and seg.StudyInstanceUID == source.StudyInstanceUID
+        labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / f"{view}_labels.nii.gz")))
+        pixels = seg.get_pixels_by_source_instance([source.SOPInstanceUID], segment_numbers=[1]) if name else \
+            seg.get_pixels_by_source_frame(source.SOPInstanceUID, [1], segment_numbers=[1])
+        np.testing.assert_array_equal(pixels[..., 0], labels == 1)
+        numbers, _ = sr_content(out / f"sr{name}.dcm")
+        assert {key for key in numbers if key.startswith("BSTBI ")} == {
+            f"BSTBI {sub}" for sub in record["bstbi"]["per_subimage"] if sub.startswith(view)} | \
+            {"BSTBI (mean of 4 sub-images)"}  # this file's views, and the study's mean
+        assert numbers[f"Lesions, {view}"] == (record["lesion_counts"]["per_view"][view], 1)
+        dciodvfy(out / f"seg{name}.dcm")
+        dciodvfy(out / f"sr{name}.dcm")
+
+
 # --- CLI: mammography --------------------------------------------------------------------------------------------
 
 def test_mammo_predict_dicom_on_a_real_cbis_ddsm_film_with_the_readers_roi(tmp_path):

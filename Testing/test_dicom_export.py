@@ -403,6 +403,8 @@ def test_export_of_an_edited_mammo_roi_has_the_ai_and_the_readers_segments(tmp_p
 
 def test_export_of_metastases_drawn_by_hand_on_the_real_ge_scan(tmp_path, scene):
     from smartimaging.bonescan.flow import BoneScanFlow
+    from smartimaging.display import SOURCE_FILE
+    from smartimaging.errors import InputError
     from smartimaging.exports import export_dicom
     from smartimaging.segments import BONE_METASTASIS
 
@@ -427,6 +429,9 @@ def test_export_of_metastases_drawn_by_hand_on_the_real_ge_scan(tmp_path, scene)
     assert record["bstbi"]["mean"] > 0
     dciodvfy(written["seg"])
     dciodvfy(written["sr"])
+    flow.primary.SetAttribute(SOURCE_FILE, str(tmp_path / "moved.dcm"))  # the file the scan was read from is gone
+    with pytest.raises(InputError, match="moved.dcm, which .* was loaded from, is no longer there"):
+        export_dicom(flow, tmp_path / "again")
 
 
 def test_export_of_the_mri_flows_read_from_dicom_series(tmp_path, scene, mri_case):

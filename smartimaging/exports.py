@@ -23,8 +23,12 @@ MAMMO_SEGMENTATION = "SmartImaging.MammoSegmentation"  # mammo.scene's record of
 
 
 def source_of(volume_node) -> Path | None:
-    """The file or DICOM series folder a volume node was loaded from, None when unknown (made in the scene)."""
+    """The file or DICOM series folder a volume node was loaded from, None when unknown (made in the scene);
+    InputError when it is gone (its DICOM study could not be referenced: the export would start a new one)."""
     source = volume_node.GetAttribute(SOURCE_FILE)
+    if source and not Path(source).exists():
+        raise InputError(f"{Path(source).name}, which '{volume_node.GetName()}' was loaded from, is no longer there; "
+                         "load the image again to export its result as DICOM")
     return Path(source) if source else None
 
 

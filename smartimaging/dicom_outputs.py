@@ -24,7 +24,6 @@ from .dicom_series import derived_series, source_datasets, write_series
 from .dicom_sr import Measurement, Qualitative, sr_dataset
 from .segments import SegmentSpec
 
-SEG_FILE, SR_FILE = "seg.dcm", "sr.dcm"
 IMAGE_SERIES = "image_dicom"  # the derived series of a source that is not DICOM
 RATIO = "1"  # UCUM unit of a dimensionless number (index, probability, score)
 UTF8 = "ISO_IR 192"

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from ..dicom_outputs import RATIO, SR_FILE, save_sr
+from ..dicom_outputs import RATIO, save_sr
 from ..dicom_series import derived_series, source_datasets, write_series
 from ..dicom_sr import Measurement, Qualitative, sr_dataset
 
 TITLE = "Synthetic DCE"
 SYNTHETIC_SERIES = "synthetic_dce_dicom"
+SR_FILE = "sr.dcm"  # as `dicom_outputs.write_dicom` names the SR of the other modules
 METRICS = (("ssim_mean", "SSIM vs real DCE (mean of slices)", RATIO), ("psnr_mean", "PSNR vs real DCE (mean of "
            "slices)", "dB"), ("mae", "MAE vs real DCE (intensities 0-1)", RATIO),
            ("pearson_r", "Pearson r vs real DCE", RATIO))

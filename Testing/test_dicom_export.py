@@ -434,6 +434,40 @@ def test_export_of_metastases_drawn_by_hand_on_the_real_ge_scan(tmp_path, scene)
         export_dicom(flow, tmp_path / "again")
 
 
+def test_export_of_an_edited_ai_segmentation_of_the_real_ge_scan(tmp_path, scene):
+    from smartimaging.bonescan import scene as bonescan_scene
+    from smartimaging.bonescan.flow import BoneScanFlow
+    from smartimaging.exports import export_dicom
+    from smartimaging.segments import BONE_METASTASIS
+
+    flow = BoneScanFlow(scene, device="cpu")
+    flow.load("scan", GE_BONE_SCAN)
+    flow.run(flow.segment())  # the networks, in the worker
+    ai = bonescan_scene.labels_from_segmentation(scene, flow.ai_segmentation, flow.primary)
+    edited = (ai == 1).astype(np.uint8)
+    edited[:, :200] = 0  # the reader erases the two uppermost metastases (rows 145 and 161)
+    _replace_segment(flow, BONE_METASTASIS.name, edited)
+    flow.run(flow.compute())
+    record = flow.result_record
+    assert record["reader_edited"] and record["bstbi"]["mean"] > 0
+    written = export_dicom(flow, tmp_path / "export")
+    source = pydicom.dcmread(GE_BONE_SCAN, stop_before_pixels=True)
+    seg = hd.seg.segread(written["seg"])
+    unet = model("bonescan-unet-demo")
+    assert segments_of(seg) == [("Bone metastasis (AI proposal)", "AUTOMATIC", unet),
+                                ("Urinary bladder (AI proposal)", "AUTOMATIC", unet),
+                                ("Bone metastasis (reader-edited)", "MANUAL", None),
+                                ("Urinary bladder (reader-edited)", "MANUAL", None)]
+    pixels = seg.get_pixels_by_source_instance([source.SOPInstanceUID], segment_numbers=[1, 3])
+    np.testing.assert_array_equal(pixels[..., 0], ai == 1)
+    np.testing.assert_array_equal(pixels[..., 1], edited)
+    numbers, texts = sr_content(written["sr"])
+    assert numbers["BSTBI (mean of 2 sub-images)"] == (approx(record["bstbi"]["mean"]), 3)  # the reader's segment
+    assert numbers["Metastasis probability"] == (approx(record["metastasis_probability"]), None)
+    assert texts["Reader edited"] == "yes"
+    dciodvfy(written["seg"])
+
+
 def test_export_of_the_mri_flows_read_from_dicom_series(tmp_path, scene, mri_case):
     from smartimaging.dce.flow import DCEFlow
     from smartimaging.exports import export_dicom

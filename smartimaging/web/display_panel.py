@@ -125,10 +125,14 @@ class DisplayPanel:
         self._publish_window(flow)
 
     def lettered(self, view) -> list[str]:
-        """The edges of a view that carry an orientation letter ("left", "right", "top", "bottom")."""
+        """The edges of a view that carry an orientation letter ("left", "right", "top", "bottom"), and "caption" once
+        per line of its caption (upper right)."""
         annotation = self._annotations.get(view.get_singleton_tag())
-        return [edge for position, edge in display.EDGE_POSITIONS.items()
-                if annotation is not None and (annotation.GetText(position) or "").strip()]
+        if annotation is None:
+            return []
+        caption = (annotation.GetText(display.UPPER_RIGHT) or "").strip()
+        return [*(edge for position, edge in display.EDGE_POSITIONS.items()
+                  if (annotation.GetText(position) or "").strip()), *["caption"] * len(caption.splitlines())]
 
     def _caption(self, view, caption) -> None:
         """Draw a caption and its edge letters in a slice view; hang it (mirror) as the caption says."""

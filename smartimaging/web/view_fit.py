@@ -17,11 +17,13 @@ SLIDER_PX = 32  # the rows that trame-slicer's slice slider covers at the bottom
 # letter a line below the caption at 24-39 px, the bottom one two lines up at 46-61 px, the side ones at 5-15 px),
 # with a few pixels to spare.
 EDGE_PX = {"left": 20, "right": 20, "top": 44, "bottom": 66}
+CAPTION_LINE_PX = 20  # the caption's lines in the upper right corner, from 5 px down: kept off the image too
 
 
 class FitWhenSized:
     """`fit(views)` fits the views now and again at each resize of theirs in the next SIZING_S seconds; `lettered`
-    gives the edges of a view that carry an orientation letter ("left", "right", "top", "bottom")."""
+    gives the edges of a view that carry an orientation letter ("left", "right", "top", "bottom") and "caption" once
+    per line of its caption."""
 
     def __init__(self, lettered=lambda _view: ()):
         self._lettered = lettered
@@ -38,15 +40,21 @@ class FitWhenSized:
             fit_clear(view, margins(self._lettered(view)))
 
     def _resized(self, view) -> None:
+        """Fit again, on the slice shown (a fit moves to the volume's middle: both bone-scan frame views showed the
+        posterior frame after the page sized them)."""
         if time.monotonic() - self._fitted[view.get_singleton_tag()] < SIZING_S:
+            offset = view.get_slice_value()
             fit_clear(view, margins(self._lettered(view)))
+            view.set_slice_value(offset)
 
 
 def margins(lettered) -> dict[str, int]:
-    """Pixels kept free along each edge of a view: the slider's rows at the bottom, and the rows or columns of each
-    edge letter."""
+    """Pixels kept free along each edge of a view: the slider's rows at the bottom, the rows or columns of each edge
+    letter, and the caption's rows at the top (`lettered` holds "caption" once per line)."""
     free = {edge: EDGE_PX[edge] if edge in lettered else 0 for edge in EDGE_PX}
     free["bottom"] = max(free["bottom"], SLIDER_PX)
+    captions = list(lettered).count("caption")
+    free["top"] = max(free["top"], CAPTION_LINE_PX * captions + 8 if captions else 0)
     return free
 
 

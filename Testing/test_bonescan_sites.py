@@ -52,3 +52,18 @@ def test_no_body_no_site():
     found = lesion_components({"anterior": labels}, {"anterior": np.zeros((512, 128), np.float32)},
                               {"anterior": (2.0, 2.0)})
     assert found[0]["site"] is None and describe(found[0])["site"] == "x 22 mm, y 22 mm"
+
+
+def test_only_this_patients_comparable_results_join_the_follow_up():
+    from smartimaging.bonescan.followup import StudyPoint, patient_key, why_not_joinable
+
+    grid = {"views": 2, "grid": [1024, 256], "pixel_mm": [2.26, 2.26]}
+    current = StudyPoint("current", 0.2, None, grid, False, "c")
+    earlier = StudyPoint("earlier", 0.1, None, grid, False, "e")
+    assert patient_key("BS00002") == patient_key(" BS00002 ") != patient_key("8NM1") and patient_key("") is None
+    assert why_not_joinable(earlier, [], current, True) == ""
+    assert why_not_joinable(earlier, [], current, None) == ""  # a file without a patient: the acquisition decides
+    assert why_not_joinable(earlier, [], current, False) == "another patient"
+    assert why_not_joinable(earlier, [earlier], current, True) == "already in the follow-up"
+    other_camera = StudyPoint("GE", 0.1, None, {"views": 1}, False, "g")
+    assert "acquired differently (number of views 1 vs 2)" in why_not_joinable(other_camera, [], current, None)

@@ -35,12 +35,13 @@ class BoneScanFlow(Flow):
         self.exclude: list[int] = []  # lesion numbers left out of BSTBI
         self._rejected_on: str | None = None  # the segmentation the reader rejected lesions of by click
         self.study_date: str | None = None  # of the loaded file (DICOM StudyDate), shown and kept in memory only
+        self.patient_key: str | None = None  # a digest of the file's PatientID (in memory only), None when absent
         self.acquisition: dict = {}  # of the loaded file, what a follow-up compares (`followup.acquisition`)
         self.other_views: list[tuple] = []  # (AI node or None, reader's segmentation) of each further scan volume
 
     def read(self, role, path):
         from ..display import read_header
-        from .followup import acquisition
+        from .followup import acquisition, patient_key
         from .views import IDENTIFIERS, load_bone_scan
 
         study = load_bone_scan([path])  # checks modality, frames and polarity as the CLI does
@@ -48,6 +49,7 @@ class BoneScanFlow(Flow):
         recorded = read_header(path).get("nm_views") or []
         self.recorded_views = [name in recorded[i:i + 1] for i, name in enumerate(self.view_names)]
         self.study_date = study.meta.get(IDENTIFIERS, {}).get("study_date")
+        self.patient_key = patient_key(study.meta.get(IDENTIFIERS, {}).get("patient_id"))
         self.acquisition = acquisition(study)
         return study.images[0]
 

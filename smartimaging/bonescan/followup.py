@@ -165,6 +165,27 @@ _ACQUISITION_WORDS = {"views": "number of views", "grid": "pixel grid", "pixel_m
                       "manufacturer": "camera manufacturer", "camera_model": "camera model"}
 
 
+def patient_key(patient_id: str | None) -> str | None:
+    """A digest that tells two studies' patients apart without holding the identifier; None when none is given."""
+    return hashlib.sha256(patient_id.strip().encode("utf-8")).hexdigest() if patient_id and patient_id.strip() else None
+
+
+def why_not_joinable(point: StudyPoint, earlier: list[StudyPoint], current: StudyPoint | None,
+                     same_patient: bool | None) -> str:
+    """Why a result cannot join the follow-up of the `current` study after the `earlier` ones ("" when it can):
+    another patient (`same_patient` False: both files name their patient, and the names differ), a study already
+    added, or `check_comparable`'s refusal."""
+    if same_patient is False:
+        return "another patient"
+    if point.digest and any(point.digest == other.digest for other in earlier):
+        return "already in the follow-up"
+    try:
+        check_comparable([*earlier, point, *([current] if current else [])], current_last=current is not None)
+    except InputError as exc:
+        return str(exc)
+    return ""
+
+
 def check_comparable(points: list[StudyPoint], current_last: bool = False) -> None:
     """Refuse a trend of studies that cannot be one patient's series: the same study twice, studies acquired
     differently (views, pixel grid or size, camera, where both record them), or, with `current_last` (the station:

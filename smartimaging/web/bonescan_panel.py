@@ -25,9 +25,11 @@ from ..bonescan.followup import (
     trend,
     trend_lines,
     trend_svg,
+    why_not_joinable,
 )
 from ..bonescan.lesions import review
 from ..errors import InputError
+from .display_panel import ELLIPSIS
 
 MODULE = "BoneScanBSTBI"
 RESULT_TRIGGER = "si_bone_result_file"
@@ -80,7 +82,8 @@ class BoneScanPanel:
         self._toggling = False  # a Reject click is being applied: further clicks wait for it (one toggle per click)
         state = station.state
         state.si_bone_review = {"views": [], "counts": ""}
-        state.si_bone_session = []  # results of earlier cases of this session: {value, title}
+        state.si_bone_session = []  # results of this session that can join this patient's follow-up: {value, title}
+        state.si_bone_session_skipped = []  # "label: why not" of the others
         state.si_bone_earlier = []
         state.si_bone_trend = None  # {lines, svg, change}
         state.si_bone_followup_error = ""
@@ -112,24 +115,33 @@ class BoneScanPanel:
                              color=("lesion.rejected ? 'grey' : 'error'",), variant="flat")
                     with html.Div(classes=("'flex-grow-1 text-caption' + (lesion.rejected ? "
                                            "' text-disabled text-decoration-line-through' : '')",)):
-                        html.Div("{{ lesion.position }} · {{ lesion.area }}")
-                        html.Div("{{ lesion.uptake }} · {{ lesion.match }}")
+                        html.Div("{{ lesion.site }} · {{ lesion.area }}", classes="si-bone-site",
+                                 title=("'Centre: ' + lesion.position + ' from the top-left corner of the view'",))
+                        html.Div("{{ lesion.uptake }} · {{ lesion.match }} · {{ lesion.position }}",
+                                 classes="text-medium-emphasis")
                     v3.VBtn("{{ lesion.rejected ? 'Accept' : 'Reject' }}", size="x-small", variant="tonal",
                             color=("lesion.rejected ? 'success' : 'warning'",),
                             disabled=(f"si_busy || si_stale['{MODULE}']",),
                             click=(self.on_toggle, "[lesion.id, lesion.rejected]"),
                             id=("'si-bone-toggle-' + lesion.id",))
-            html.Div("Position: centre of the lesion in mm from the top-left corner of its view (x right, y down). "
-                     "Uptake: counts in the lesion's pixels; no reference region is segmented, so no ratio.",
-                     classes="text-caption mt-1")
+            html.Div("Site: estimated from the lesion's height in the body and its distance from the midline; check "
+                     "it on the image. Right and left are the patient's: the anterior view shows the patient's right "
+                     "on the viewer's left, the posterior view on the viewer's right. Position (also on hover): the "
+                     "lesion's centre in mm from the top-left corner of its view (x right, y down). Uptake: counts in "
+                     "the lesion's pixels; no reference region is segmented, so no ratio.",
+                     classes="text-caption mt-1", id="si-bone-site-rule")
         with html.Div(v_if=(f"si_module === '{MODULE}'",), id="si-bone-followup"):
             html.Div("Follow-up: earlier studies of this patient", classes="text-subtitle-2 mt-4")
-            html.Div("Results of this session (click to add):", v_if=("si_bone_session.length",),
-                     classes="text-caption mt-1")
+            html.Div("Earlier results of this patient in this session (click to add):",
+                     v_if=("si_bone_session.length",), classes="text-caption mt-1")
             with html.Div(classes="d-flex flex-wrap ga-1"):
                 v3.VBtn("{{ entry.title }}", v_for=("entry in si_bone_session",), key="entry.value",
                         click=(self.on_add_session, "[entry.value]"), disabled=("si_busy",), size="small",
                         variant="tonal", prepend_icon="mdi-plus", classes="si-bone-session")
+            with html.Div(v_if=("si_bone_session_skipped.length",), id="si-bone-session-skipped",
+                          classes="text-caption text-medium-emphasis mt-1"):
+                html.Div("Not offered: results of this session that cannot join this patient's follow-up")
+                html.Div("{{ line }}", v_for=("line in si_bone_session_skipped",), style=ELLIPSIS, title=("line",))
             v3.VBtn("Add an earlier result.json (bonescan predict / bstbi)", click="window.smartimagingBoneResults()",
                     prepend_icon="mdi-file-upload-outline", variant="tonal", size="small", classes="mt-2",
                     disabled=("si_busy",), id="si-bone-result-file")
@@ -189,8 +201,8 @@ class BoneScanPanel:
         entry = self._history.get(key)
         state = self.station.state
         try:
-            if entry is not None:
-                self._add(dict(entry))
+            if entry is not None:  # the patient's digest stays on the server
+                self._add({key: value for key, value in entry.items() if key != "patient"})
         except InputError as exc:
             state.si_bone_followup_error = str(exc)
         else:
@@ -222,8 +234,9 @@ class BoneScanPanel:
         if flow.result is not None and flow.primary is not None:
             record = flow.result_record
             facts = record_facts({**record, "acquisition": {**flow.acquisition, "views": len(record["views"])}})
-            self._history[flow.primary.GetID()] = _entry(StudyPoint(
-                flow.primary.GetName(), record["bstbi"]["mean"], parse_study_date(_date(flow.study_date)), *facts))
+            self._history[flow.primary.GetID()] = {**_entry(StudyPoint(
+                flow.primary.GetName(), record["bstbi"]["mean"], parse_study_date(_date(flow.study_date)), *facts)),
+                "patient": flow.patient_key}
         self._publish()
 
     def _on_module_changed(self, si_module, **_kwargs) -> None:
@@ -239,8 +252,19 @@ class BoneScanPanel:
         record = flow.result_record
         state.si_bone_review = review(record) if record else {"views": [], "counts": ""}
         current = flow.primary.GetID() if flow.primary is not None else None
-        state.si_bone_session = [{"value": key, "title": f"{entry['label']} · BSTBI {entry['bstbi']:.3f}"}
-                                 for key, entry in self._history.items() if key != current]
+        this = self._current()
+        offered, skipped = [], []
+        for key, entry in self._history.items():
+            if key == current:
+                continue
+            named = entry.get("patient") is not None and flow.patient_key is not None
+            reason = why_not_joinable(_point(entry), [_point(e) for e in self._earlier], _point(this) if this else None,
+                                      entry.get("patient") == flow.patient_key if named else None)
+            if reason:
+                skipped.append(f"{entry['label']}: {reason}")
+            else:
+                offered.append({"value": key, "title": f"{entry['label']} · BSTBI {entry['bstbi']:.3f}"})
+        state.si_bone_session, state.si_bone_session_skipped = offered, skipped
         state.si_bone_earlier = list(self._earlier)
         state.si_bone_trend = None
         if current in self._history and flow.result is not None and not flow.result_is_stale and self._earlier:

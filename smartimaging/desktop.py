@@ -167,6 +167,25 @@ def export_dicom(flow, parent) -> None:
                             windowTitle="DICOM exported")
 
 
+def export_report(flow, parent) -> None:
+    """The flow's case report (HTML, printable to PDF) and its result table (CSV) (`case_report.export_report`,
+    `export_csv`) into a folder the reader picks, then the files written; a refusal in an error dialog. Slicer 5.12:
+    qt.QFileDialog.getExistingDirectory (as ExtensionWizard's DirectoryListWidget calls it),
+    slicer.util.tryWithErrorDisplay and infoDisplay (Base/Python/slicer/util.py)."""
+    import qt
+    import slicer
+
+    from .case_report import export_csv
+    from .case_report import export_report as write
+
+    folder = qt.QFileDialog.getExistingDirectory(parent, "Export the case report and CSV into folder")
+    if not folder:
+        return
+    with slicer.util.tryWithErrorDisplay("Failed to export the report.", waitCursor=True):
+        written = [write(flow, folder), export_csv(flow, folder)]
+    slicer.util.infoDisplay("\n".join(str(path) for path in written), windowTitle="Report exported")
+
+
 def start_painting(segment_editor_widget, segmentation_node, volume_node) -> None:
     """Segment Editor on the segmentation's first segment (`edit_in`) with the Paint effect selected."""
     edit_in(segment_editor_widget, segmentation_node, volume_node)

@@ -153,6 +153,7 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.computeButton.connect("clicked(bool)", self.onComputeButton)
         self.ui.compareButton.connect("clicked(bool)", self.onCompareButton)
         self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)
+        self.ui.exportReportButton.connect("clicked(bool)", self.onExportReportButton)
         from smartimaging.desktop_sections import FollowUpSection, LesionReviewSection
 
         self._lesions = LesionReviewSection(self.layout, self.onToggleLesion)  # as the station's lesion list
@@ -223,6 +224,7 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         show_reading_display("BoneScanBSTBI", p.anteriorVolume if p else None)  # black on white, ANT / POST
         self.ui.exportDicomButton.enabled = self.logic.flow.result is not None and not running
+        self.ui.exportReportButton.enabled = self.logic.flow.result is not None and not running
         self.ui.segmentButton.enabled = bool(p and p.anteriorVolume) and not running
         self.ui.drawButton.enabled = bool(p and p.anteriorVolume) and not running
         self.ui.cancelButton.enabled = running
@@ -269,6 +271,13 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from smartimaging.desktop import export_dicom
 
         export_dicom(self.logic.flow, self.parent)
+
+    def onExportReportButton(self) -> None:
+        """The case report (HTML) and the result CSV into a folder the reader picks
+        (smartimaging.desktop.export_report)."""
+        from smartimaging.desktop import export_report
+
+        export_report(self.logic.flow, self.parent)
 
     def onCancelButton(self) -> None:
         self._steps.cancel()

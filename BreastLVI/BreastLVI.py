@@ -117,6 +117,7 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.predictButton.connect("clicked(bool)", self.onPredictButton)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
         self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)
+        self.ui.exportReportButton.connect("clicked(bool)", self.onExportReportButton)
         from smartimaging.desktop_sections import HeatMapSection
 
         self._heatMap = HeatMapSection(self.layout, self.onHeatMapChanged)  # as the station's Grad-CAM controls
@@ -187,6 +188,7 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._shownPair = pair
         volume = bool(p and (p.dceVolume or p.t2Volume))
         self.ui.exportDicomButton.enabled = self.logic.flow.result is not None and not busy
+        self.ui.exportReportButton.enabled = self.logic.flow.result is not None and not busy
         self.ui.predictButton.enabled = volume and bool(p.voiSegmentation) and not busy
         self.ui.cancelButton.enabled = busy
         self.ui.segmentButton.enabled = volume and bool(p.lesionPoint) and not busy
@@ -239,6 +241,13 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from smartimaging.desktop import export_dicom
 
         export_dicom(self.logic.flow, self.parent)
+
+    def onExportReportButton(self) -> None:
+        """The case report (HTML) and the result CSV into a folder the reader picks
+        (smartimaging.desktop.export_report)."""
+        from smartimaging.desktop import export_report
+
+        export_report(self.logic.flow, self.parent)
 
     def onCancelButton(self) -> None:
         self._steps.cancel()

@@ -114,6 +114,7 @@ class DCESynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelButton.connect("clicked(bool)", self.onCancelButton)
         self.ui.showButton.connect("clicked(bool)", self.onShowButton)
         self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)
+        self.ui.exportReportButton.connect("clicked(bool)", self.onExportReportButton)
         from smartimaging.desktop_sections import DCERegionsSection
 
         self._regions = DCERegionsSection(self.layout, self.logic.showRegions, self.logic.goToRegion)  # as the station
@@ -176,6 +177,7 @@ class DCESynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         show_reading_display("DCESynthesis", p.t1Volume if p else None, "T1")  # preset, caption
         self.ui.exportDicomButton.enabled = self.logic.flow.result is not None and not busy
+        self.ui.exportReportButton.enabled = self.logic.flow.result is not None and not busy
         self.ui.synthesizeButton.enabled = bool(p and p.t1Volume) and not busy
         self.ui.cancelButton.enabled = busy
         self.ui.showButton.enabled = bool(p and p.syntheticVolume)
@@ -195,6 +197,13 @@ class DCESynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from smartimaging.desktop import export_dicom
 
         export_dicom(self.logic.flow, self.parent)
+
+    def onExportReportButton(self) -> None:
+        """The case report (HTML) and the result CSV into a folder the reader picks
+        (smartimaging.desktop.export_report)."""
+        from smartimaging.desktop import export_report
+
+        export_report(self.logic.flow, self.parent)
 
     def onCancelButton(self) -> None:
         self._steps.cancel()

@@ -135,6 +135,7 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.batchButton.connect("clicked(bool)", self.onBatchButton)
         self.ui.batchCancelButton.connect("clicked(bool)", self.onBatchCancelButton)
         self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)
+        self.ui.exportReportButton.connect("clicked(bool)", self.onExportReportButton)
 
         self.initializeParameterNode()
 
@@ -193,6 +194,7 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         show_reading_display("MammoRadiomics", p.inputVolume if p else None)  # preset, caption, hanging
         self.ui.exportDicomButton.enabled = self.logic.flow.result is not None and not busy
+        self.ui.exportReportButton.enabled = self.logic.flow.result is not None and not busy
         self.ui.segmentButton.enabled = bool(p and p.inputVolume)
         self.ui.drawButton.enabled = bool(p and p.inputVolume)
         self.ui.classifyButton.enabled = bool(p and p.inputVolume and (p.editedSegmentation or p.aiSegmentation))
@@ -256,6 +258,13 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from smartimaging.desktop import export_dicom
 
         export_dicom(self.logic.flow, self.parent)
+
+    def onExportReportButton(self) -> None:
+        """The case report (HTML) and the result CSV into a folder the reader picks
+        (smartimaging.desktop.export_report)."""
+        from smartimaging.desktop import export_report
+
+        export_report(self.logic.flow, self.parent)
 
     def onBatchCancelButton(self) -> None:
         self._steps.cancel()

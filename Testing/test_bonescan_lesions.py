@@ -222,8 +222,9 @@ def test_flow_numbers_the_lesions_in_the_views_and_rejects_by_click(scene, phant
     assert markers.GetNthControlPointLabel(0) == "1 rejected" and not markers.GetNthControlPointSelected(0)
     listed = flow.extra_nodes["lesion table"]  # the desktop's lesion list
     assert listed.GetNumberOfRows() == 10
-    assert [listed.GetCellText(0, c) for c in (0, 1, 6)] == ["#1", "anterior", "rejected"]
-    assert listed.GetCellText(1, 6) == "counted" and listed.GetCellText(0, 5).startswith("same site as #")
+    assert [listed.GetCellText(0, c) for c in (0, 1, 7)] == ["#1", "anterior", "rejected"]
+    assert listed.GetCellText(1, 7) == "counted" and listed.GetCellText(0, 6).startswith("same site as #")
+    assert listed.GetCellText(0, 2) and listed.GetCellText(0, 3).startswith("x ")  # the site, then the mm
     flow.toggle_lesion(1)  # accepted again
     assert float(flow.run(flow.compute()).headline.split()[1]) == float(first.headline.split()[1])
 

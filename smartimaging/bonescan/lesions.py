@@ -54,7 +54,7 @@ def lesion_components(labelmaps: dict[str, np.ndarray], counts: dict[str, np.nda
                                "mean_counts": round(float(values.mean()), 1), "max_counts": float(values.max()),
                                "matches": None, "_index": index})
     match_views(components, {view: labels.shape for view, labels in labelmaps.items()}, pixel_mm)
-    view_sites(components, counts, pixel_mm)
+    view_sites(components, counts, pixel_mm, {view: labels == BLADDER for view, labels in labelmaps.items()})
     return components
 
 
@@ -131,12 +131,16 @@ def _counts(value: float) -> str:
     return f"{value:.0f}" if abs(value) < 1e6 else f"{value:.3g}"
 
 
-def describe(lesion: dict, matched_view: str | None = None) -> dict[str, str]:
+def describe(lesion: dict, matched_view: str | None = None, unrecorded: tuple | list = ()) -> dict[str, str]:
     """Texts of one lesion of result.json's "lesions" for the review list; "site" is the position where no site was
-    recorded (a result.json written before sites were)."""
+    recorded (a result.json written before sites were); on a view the file does not record (`unrecorded`), the side
+    is said to assume the view it was analysed as."""
     partner = lesion.get("matches")
     position = f"x {lesion['x_mm']:.0f} mm, y {lesion['y_mm']:.0f} mm"
-    return {"site": lesion.get("site") or position, "position": position,
+    site = lesion.get("site") or position
+    if lesion["view"] in unrecorded and site.startswith(("left ", "right ")):
+        site += f" (if this is the {lesion['view']} view)"
+    return {"site": site, "position": position,
             "area": f"{lesion['area_mm2']:.0f} mm² ({lesion['area_px']} px)",
             "uptake": f"mean {_counts(lesion['mean_counts'])}, max {_counts(lesion['max_counts'])} counts",
             "match": (f"same site as #{partner}" + (f" ({matched_view})" if matched_view else "")) if partner
@@ -159,7 +163,7 @@ def review(record: dict) -> dict:
     excluded = set(record.get("excluded_lesions", []))
     listed = [{"view": view, "title": view_title(view, unrecorded),
                "lesions": [{"id": lesion["id"], "rejected": lesion["id"] in excluded,
-                            **describe(lesion, view_of.get(lesion.get("matches")))}
+                            **describe(lesion, view_of.get(lesion.get("matches")), unrecorded)}
                            for lesion in lesions if lesion["view"] == view]} for view in views]
     counts = record.get("lesion_counts")
     return {"views": listed, "counts": counts_text(counts, unrecorded) if counts else ""}

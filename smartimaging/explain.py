@@ -530,8 +530,12 @@ def explain(module: str, nodes, directory=None) -> list[dict]:
     """Every explanation of a module's result, from the record its result nodes hold (table first, then e.g. the
     synthetic DCE volume): the module's own, then the model card of each model the result used."""
     record = record_of(module, nodes)
-    if record is None:
-        return []
+    return [] if record is None else explain_record(module, record, directory)
+
+
+def explain_record(module: str, record: dict, directory=None) -> list[dict]:
+    """Every explanation of a module's result record (as result.json holds it): the module's own, then the model
+    card of each model the result used."""
     cards = [_card_or_warning(model, directory) for model in _models_of(record)]
     return [*EXPLAINERS[module](record, directory), *cards]
 

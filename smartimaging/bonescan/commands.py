@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from ..cli_common import (
@@ -94,6 +95,7 @@ def run(args) -> int:
 
 
 def predict(args) -> int:
+    from ..explain import explain_record
     from .outputs import write_result
     from .pipeline import BoneScanModels, analyse, parse_lesion_ids
     from .views import load_bone_scan
@@ -103,12 +105,14 @@ def predict(args) -> int:
     load_seconds = time.perf_counter() - started
     models = BoneScanModels.load(directory=args.models_dir, device=args.device)
     result = analyse(study, models, parse_lesion_ids(args.exclude), load_seconds)
-    write_result(study, result, args.out, args.keep_identifiers, args.dicom)
+    write_result(study, result, args.out, args.keep_identifiers, args.dicom,
+                 partial(explain_record, "BoneScanBSTBI", directory=args.models_dir))
     _print_summary(result.as_json(), args.out)
     return 0
 
 
 def recompute(args) -> int:
+    from ..explain import explain_record
     from .cohort import read_masks
     from .outputs import write_result
     from .pipeline import parse_lesion_ids, recompute_from_labelmaps
@@ -117,7 +121,7 @@ def recompute(args) -> int:
     study = load_bone_scan(args.images, _views(args.views), args.polarity)
     labelmaps = read_masks(study, [Path(p) for p in args.mask])
     result = recompute_from_labelmaps(study, labelmaps, parse_lesion_ids(args.exclude))
-    write_result(study, result, args.out, dicom=args.dicom)
+    write_result(study, result, args.out, dicom=args.dicom, report=partial(explain_record, "BoneScanBSTBI"))
     _print_summary(result.as_json(), args.out)
     return 0
 

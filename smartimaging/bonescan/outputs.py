@@ -1,5 +1,5 @@
-"""Result files of a bone-scan analysis: result.json, segmentation (.seg.nrrd + NIfTI) per input, overlay PNGs, and
-with `dicom` a DICOM SEG + SR per input (`bonescan.dicom`)."""
+"""Result files of a bone-scan analysis: result.json, segmentation (.seg.nrrd + NIfTI) per input, overlay PNGs,
+with `dicom` a DICOM SEG + SR per input (`bonescan.dicom`) and with `report` the case report (`report.html`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 
 from ..io import atomic_output_dir, disk_errors, write_image, write_json
 from ..overlays import outline_png
+from ..record_report import REPORT_FILE, Explainer, write_report
 from ..segfile import labelmap_image, write_seg_nrrd
 from ..segments import BONESCAN_SEGMENTS
 from .followup import acquisition
@@ -40,10 +41,11 @@ def study_record(study: BoneScanStudy, keep_identifiers: bool = False) -> dict:
 
 
 def write_result(study: BoneScanStudy, result: BoneScanResult, out_dir: str | os.PathLike,
-                 keep_identifiers: bool = False, dicom: bool = False) -> Path:
+                 keep_identifiers: bool = False, dicom: bool = False, report: Explainer | None = None) -> Path:
     """Write everything into `out_dir` at once (nothing is left behind on failure); no patient identifiers unless
-    `keep_identifiers` (the DICOM objects of `dicom` keep the source's patient module, as PACS needs). The DICOM
-    segments are the AI's when the networks ran, else the reader's (`bonescan bstbi`)."""
+    `keep_identifiers` (the DICOM objects of `dicom` keep the source's patient module, as PACS needs; the report of
+    `report`, which gives the record's explanations, never holds any). The DICOM segments are the AI's when the
+    networks ran, else the reader's (`bonescan bstbi`)."""
     per_source = source_labelmaps(study, result.labelmaps)
     with atomic_output_dir(out_dir) as scratch:
         outputs = []
@@ -68,7 +70,12 @@ def write_result(study: BoneScanStudy, result: BoneScanResult, out_dir: str | os
             overlay_png(view.counts, result.labelmaps[view.name], scratch / name,
                         f"{view.name}: BSTBI {np.mean(view_bstbi):.3f}")
             outputs.append(name)
+        outputs += [REPORT_FILE] if report is not None else []
         record = {**result.as_json(), "inputs": [str(p) for p in study.paths], "outputs": outputs,
                   "acquisition": acquisition(study), "study": study_record(study, keep_identifiers)}
+        if report is not None:
+            from .report_page import report_page
+
+            write_report(scratch, report_page(study, result.labelmaps, record, report))
         write_json(scratch / "result.json", record)
     return Path(out_dir) / "result.json"

@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+from functools import partial
 from pathlib import Path
 
 from ..cli_common import (
@@ -114,10 +115,12 @@ def run(args) -> int:
 
 
 def predict(args) -> int:
+    from ..explain import explain_record
     from .predict import predict_file
 
     result = predict_file(args.image, args.kind, args.out, args.point, args.box, args.mask, args.pixel_mm,
-                          args.models_dir, args.device, args.dicom)
+                          args.models_dir, args.device, args.dicom,
+                          partial(explain_record, "MammoRadiomics", directory=args.models_dir))
     print(f"{result.kind} ROI ({result.roi_source}, {int(result.roi.sum())} pixels): Rad-score {result.rad_score:.3f}"
           f" -> {result.label} (cutoff {result.cutoff:.3f})")
     print(f"domain check: {result.domain['text']}")

@@ -19,6 +19,7 @@ from ..io import atomic_output_dir
 from ..models.registry import models_dir
 from ..overlays import outline_png
 from ..radiomics import MAMMO_PARAMS, extract_2d, parameter_settings
+from ..record_report import REPORT_FILE, Explainer, write_report
 from ..segfile import labelmap_image, write_seg_nrrd
 from ..segments import MAMMO_SEGMENTS
 from .domain import classifier_check, segmenter_check
@@ -170,9 +171,11 @@ def overlay_png(mammogram: Mammogram, prediction: MammoPrediction, path: str | o
                 window=(float(np.percentile(crop, 1)), float(np.percentile(crop, 99.5))))
 
 
-def write_prediction(mammogram: Mammogram, prediction: MammoPrediction, out_dir, dicom: bool = False) -> Path:
+def write_prediction(mammogram: Mammogram, prediction: MammoPrediction, out_dir, dicom: bool = False,
+                     report: Explainer | None = None) -> Path:
     """result.json, the ROI (.seg.nrrd, NIfTI) and the overlay PNG into `out_dir` at once; with `dicom` the DICOM
-    SEG and SR too (`mammo.dicom`): the ROI is the reader's (MANUAL) when given as a mask, else the AI's."""
+    SEG and SR too (`mammo.dicom`): the ROI is the reader's (MANUAL) when given as a mask, else the AI's; with
+    `report` (the record's explanations) the case report (`report.html`)."""
     with atomic_output_dir(out_dir) as scratch:
         outputs = ["roi.seg.nrrd", "roi_labels.nii.gz", "overlay.png"]
         if dicom:
@@ -183,7 +186,12 @@ def write_prediction(mammogram: Mammogram, prediction: MammoPrediction, out_dir,
         write_seg_nrrd(labels, mammogram.image, (MAMMO_SEGMENTS[prediction.kind],), scratch / "roi.seg.nrrd")
         sitk.WriteImage(labelmap_image(labels, mammogram.image), str(scratch / "roi_labels.nii.gz"))
         overlay_png(mammogram, prediction, scratch / "overlay.png")
+        outputs += [REPORT_FILE] if report is not None else []
         record = {**prediction.as_json(), "input": str(mammogram.path), "image": mammogram.meta, "outputs": outputs}
+        if report is not None:
+            from .report_page import report_page
+
+            write_report(scratch, report_page(mammogram, prediction.roi, record, report))
         (scratch / "result.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return Path(out_dir) / "result.json"
 
@@ -217,11 +225,11 @@ def parse_box(text: str | None) -> tuple[int, int, int, int] | None:
 
 def predict_file(image_path, kind: str, out_dir, point: str | None = None, box: str | None = None,
                  mask_path: str | None = None, pixel_mm: float | None = None, directory=None,
-                 device: str = "auto", dicom: bool = False) -> MammoPrediction:
+                 device: str = "auto", dicom: bool = False, report: Explainer | None = None) -> MammoPrediction:
     mammogram = load_mammogram(image_path, pixel_mm)
     mask = load_mask(mask_path, mammogram) if mask_path else None
     point, box = parse_point(point), parse_box(box)
     check_prompt(mammogram.pixels.shape, point, box)  # before the model is loaded
     prediction = predict_mammogram(mammogram, kind, point, box, mask, directory, device)
-    write_prediction(mammogram, prediction, out_dir, dicom)
+    write_prediction(mammogram, prediction, out_dir, dicom, report)
     return prediction

@@ -8,11 +8,12 @@ import numpy as np
 
 from ..record_report import Explainer, record_report
 from ..report import CaseReport, Figure, figure_png
+from ..segments import BONESCAN_SEGMENTS
 from .lesions import count_rows, review, view_title
 from .pipeline import BLADDER, LESION
 from .views import BoneScanStudy
 
-LEGEND = [("Bone metastasis", (255, 0, 0)), ("Urinary bladder", (255, 215, 0))]  # as the overlay PNGs
+LEGEND = [(spec.name, tuple(round(255 * c) for c in spec.color)) for spec in BONESCAN_SEGMENTS]  # as the station
 UPPER_PERCENTILE = 99.9  # the grey window's top: the view's 99.9th count percentile
 
 

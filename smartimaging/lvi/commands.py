@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from functools import partial
 
 from ..cli_common import (
     DICOM_HELP,
@@ -141,11 +142,13 @@ def fuse(args) -> int:
 
 
 def predict(args) -> int:
+    from ..explain import explain_record
     from .predict import DEFAULT_MODELS, predict_files
 
     prediction = predict_files({"DCE": args.dce, "T2": args.t2}, args.voi, args.out, args.models or DEFAULT_MODELS,
                                args.models_dir, args.device, args.fusion, _covariates(args.covariate),
-                               dicom=args.dicom)
+                               dicom=args.dicom, report=partial(explain_record, "BreastLVI",
+                                                                directory=args.models_dir))
     for model in prediction.models:
         print(f"{model.sequence:<4} {model.network:<12} LVI probability {model.probability:.3f} "
               f"(cutoff {model.cutoff:.3f}) -> {model.label}")

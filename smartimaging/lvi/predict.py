@@ -34,6 +34,7 @@ from ..models.nets import (
     checked_card,
 )
 from ..models.registry import LoadedModel, load_model, read_card
+from ..record_report import REPORT_FILE, Explainer, write_report
 from .preprocess import NetworkInput, Preprocessing, network_input, oversized_voi, voi_on_grid
 
 DEFAULT_MODELS = ("lvi-dce-resnet10-3d-demo", "lvi-t2-resnet10-3d-demo")
@@ -281,10 +282,11 @@ def predict_case(volumes: dict[str, sitk.Image], voi: sitk.Image, model_ids=DEFA
 def predict_files(sequences: dict[str, str | os.PathLike], voi_path: str | os.PathLike, out_dir,
                   model_ids=DEFAULT_MODELS, directory=None, device: str = "cpu", fusion_card=None,
                   covariates: dict[str, float] | None = None, loader=load_lvi_model, compress: bool = True,
-                  progress=None, dicom: bool = False) -> LVIPrediction:
+                  progress=None, dicom: bool = False, report: Explainer | None = None) -> LVIPrediction:
     """Read the sequences and the VOI, predict, write result.json and the Grad-CAM volumes (all or nothing;
     `compress=False` for volumes read back at once, as the worker's are); `progress` as for `predict_case`. With
-    `dicom`, the DICOM SEG of the VOI (the reader's: MANUAL) and the SR on the DCE, else the T2 (`lvi.dicom`)."""
+    `dicom`, the DICOM SEG of the VOI (the reader's: MANUAL) and the SR on the DCE, else the T2 (`lvi.dicom`); with
+    `report` (the record's explanations), the case report (`report.html`)."""
     from .fusion import read_fusion
 
     volumes = {name: read_series_or_volume(path) for name, path in sequences.items() if path}
@@ -305,6 +307,13 @@ def predict_files(sequences: dict[str, str | os.PathLike], voi_path: str | os.Pa
 
             record["outputs"] = [item["heat_map"] for item in record["models"]] + \
                 write_prediction_dicom(scratch, volumes, sequences, voi, record)
+        if report is not None:
+            record["outputs"] = record.get("outputs", [item["heat_map"] for item in record["models"]]) + [REPORT_FILE]
         record = {**record, "inputs": {k: str(v) for k, v in sequences.items() if v}, "voi": str(voi_path)}
+        if report is not None:
+            from .report_page import report_page
+
+            write_report(scratch, report_page(volumes, voi, {m.model["id"]: m.heat_map for m in prediction.models},
+                                              record, report))
         write_json(scratch / "result.json", record)
     return prediction

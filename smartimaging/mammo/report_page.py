@@ -8,9 +8,9 @@ import numpy as np
 
 from ..record_report import Explainer, record_report
 from ..report import CaseReport, Figure, figure_png, window_of
+from ..segments import MAMMO_SEGMENTS
 from .images import Mammogram
 
-ROI_COLOUR = (255, 165, 0)  # as the overlay PNG
 ZOOM_MARGIN = 1.5  # the enlarged view: the ROI's box grown by this many times its size on each side (as the station)
 ZOOM_MIN_PX = 48
 
@@ -25,13 +25,18 @@ def result_rows(record: dict) -> list[list[str]]:
                    for item in record.get("top_features") or []]
 
 
-def figures(mammogram: Mammogram, roi: np.ndarray) -> list[Figure]:
+def roi_colour(kind: str) -> tuple[int, int, int]:
+    """The ROI's outline colour: its segment's, as the station shows it."""
+    return tuple(round(255 * c) for c in MAMMO_SEGMENTS[kind].color)
+
+
+def figures(mammogram: Mammogram, roi: np.ndarray, colour: tuple[int, int, int]) -> list[Figure]:
     """The mammogram with the ROI's outline, as stored in the file (not hung), and enlarged around the ROI."""
     pixels = np.asarray(mammogram.pixels, np.float32)
     spacing = mammogram.image.GetSpacing()
     aspect = spacing[1] / spacing[0]
     mask = np.asarray(roi, bool)
-    shown = [Figure("Mammogram with the ROI", figure_png(pixels, [(mask, ROI_COLOUR)], window_of(pixels),
+    shown = [Figure("Mammogram with the ROI", figure_png(pixels, [(mask, colour)], window_of(pixels),
                                                          aspect=aspect),
                     "as stored in the file (not hung); window: the image's 0.5–99.5th percentiles")]
     if mask.any():
@@ -41,7 +46,7 @@ def figures(mammogram: Mammogram, roi: np.ndarray) -> list[Figure]:
         r0, r1 = max(rows.min() - margin, 0), min(rows.max() + margin + 1, pixels.shape[0])
         c0, c1 = max(cols.min() - margin, 0), min(cols.max() + margin + 1, pixels.shape[1])
         crop = pixels[r0:r1, c0:c1]
-        shown.append(Figure("ROI enlarged", figure_png(crop, [(mask[r0:r1, c0:c1], ROI_COLOUR)], window_of(crop),
+        shown.append(Figure("ROI enlarged", figure_png(crop, [(mask[r0:r1, c0:c1], colour)], window_of(crop),
                                                        aspect=aspect),
                             f"{(c1 - c0) * spacing[0]:.0f} × {(r1 - r0) * spacing[1]:.0f} mm around the ROI; "
                             "window: the crop's own range"))
@@ -57,6 +62,7 @@ def report_page(mammogram: Mammogram, roi: np.ndarray, record: dict, explain: Ex
                        + str(meta.get("pixel_size_source", "source not recorded")) + ")"))
     return record_report("Mammography Rad-score", "MammoRadiomics", "mammo predict",
                          f"Rad-score {record['rad_score']:.3f} ({record['label']})", record, explain,
-                         result_rows(record), figures(mammogram, roi), legend=[(f"ROI ({record['roi_source']})",
-                                                                                ROI_COLOUR)],
+                         result_rows(record), figures(mammogram, roi, roi_colour(record["kind"])),
+                         legend=[(f"{MAMMO_SEGMENTS[record['kind']].name} ROI ({record['roi_source']})",
+                                  roi_colour(record["kind"]))],
                          header=header, roi=record["roi_source"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 
 from ..cli_common import (
     add_training_options,
@@ -63,11 +64,13 @@ def run(args) -> int:
 
 
 def synthesize(args) -> int:
+    from ..explain import explain_record
     from .synthesis import synthesize_file
 
     with progress_bar("synthesis", args.quiet) as progress:
         result = synthesize_file(args.t1, args.out, args.dce, args.models_dir, args.device, args.batch_slices,
-                                 progress, dicom=args.dicom)
+                                 progress, dicom=args.dicom,
+                                 report=partial(explain_record, "DCESynthesis", directory=args.models_dir))
     print(f"synthetic DCE of {result.record['slices']} slices in {result.record['seconds']:.1f} s "
           f"({result.record['device']}); results in {args.out}")
     print(f"domain check: {result.record['domain']['text']}")

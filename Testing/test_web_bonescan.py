@@ -75,8 +75,8 @@ def test_lesions_numbered_per_view_and_a_rejection_recomputes(page, screenshots)
     assert anterior and posterior
     numbers = [int(re.match(r"#(\d+)", text).group(1)) for text in anterior + posterior]
     assert numbers == list(range(1, len(numbers) + 1))  # numbered through both views, anterior first
-    assert all(re.search(r"x \d+ mm, y \d+ mm · \d+ mm² \(\d+ px\)", t) and "mean" in t and "max" in t
-               for t in anterior + posterior)
+    assert all(re.search(r"· \d+ mm² \(\d+ px\)", t) and re.search(r"x \d+ mm, y \d+ mm", t) and "mean" in t
+               and "max" in t for t in anterior + posterior)  # the site, area, uptake, and the position in mm
     rows = table(page)
     assert rows["Lesions, anterior view"] == [str(len(anterior))]
     assert rows["Lesions, posterior view"] == [str(len(posterior))]

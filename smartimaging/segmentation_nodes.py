@@ -19,6 +19,7 @@ import vtk
 from .errors import InputError
 from .mrml import place_in_same_study, remove_temporary_labelmap, sitk_to_volume_node, volume_node_to_sitk
 from .segments import SegmentSpec
+from .wording import counted
 
 ROLE = "SmartImaging.Role"  # "AI" or "edited"
 SOURCE_VOLUME = "SmartImaging.SourceVolume"
@@ -186,7 +187,7 @@ class BrushSizes:
     def describe(self, diameter_mm: float) -> str:
         """E.g. "2.4 mm (12 pixels)": the brush diameter and how many of the image's pixels it spans."""
         pixels = diameter_mm / self.pixel_mm
-        return f"{diameter_mm:.1f} mm ({pixels:.0f} pixel{'s' if round(pixels) != 1 else ''})"
+        return f"{diameter_mm:.1f} mm ({counted(round(pixels), 'pixel')})"
 
 
 def brush_sizes(volume_node, lesion_mm: float = DEFAULT_LESION_MM) -> BrushSizes:

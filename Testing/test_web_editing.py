@@ -113,7 +113,7 @@ def test_the_view_stays_put_when_the_editor_opens_and_the_proposal_is_a_switch(p
     away = _away_from(before, lesion)
     change = np.abs(after - before).max(axis=-1)[away]
     assert np.mean(change) < 2 and np.percentile(change, 99) < 30  # the image did not move: only the ROI appeared
-    assert np.abs(after - before).max(axis=-1)[~away].mean() > 5  # ...which is seen at the lesion
+    assert np.abs(after - before).max(axis=-1)[~away].mean() > 3  # ...which is seen at the lesion (about 1 in 10 px)
     page.screenshot(path=str(screenshots / "web-editor-open.png"))
 
     assert page.get_by_label("AI proposal (green)").is_checked()

@@ -207,11 +207,18 @@ def sample_lesion(module: str, case: int = 0) -> tuple[tuple[int, int], tuple[fl
 
 def image_point_on_page(page, size: tuple[int, int], index: tuple[float, float], view: int = 0):
     """Where the pixel index (column, row) of an image of `size` (columns, rows) lies on the page, in a view fitted
-    to the whole image (`reset_views_when_sized`): its centre is the image centre, its scale the larger side."""
+    to the whole image (`reset_views_when_sized`): the image fills the box the fit kept clear of the slider, the
+    letters and the caption (`si_view_free`), centred in it."""
+    from smartimaging.web.app import LAYOUTS
+
+    layout = page.evaluate("() => window.trame.state.get('si_layout')[window.trame.state.get('si_module')]")
+    tag = LAYOUTS[layout].get_views(is_recursive=True)[view].singleton_tag
+    free = page.evaluate("tag => window.trame.state.get('si_view_free')[tag]", tag)
     box = view_images(page).nth(view).bounding_box()
-    scale = min(box["width"] / size[0], box["height"] / size[1])
-    return (box["x"] + box["width"] / 2 + (index[0] - (size[0] - 1) / 2) * scale,
-            box["y"] + box["height"] / 2 + (index[1] - (size[1] - 1) / 2) * scale)
+    width, height = box["width"] - free["left"] - free["right"], box["height"] - free["top"] - free["bottom"]
+    scale = min(width / size[0], height / size[1])
+    return (box["x"] + free["left"] + width / 2 + (index[0] - (size[0] - 1) / 2) * scale,
+            box["y"] + free["top"] + height / 2 + (index[1] - (size[1] - 1) / 2) * scale)
 
 
 def choose_effect(page, icon: str) -> None:

@@ -225,6 +225,7 @@ class ReadingStation(TrameApp):
         state.si_notes = {m: [] for m in FLOWS}
         state.si_layout = {m: "axial" for m in FLOWS}  # the station's layout (LAYOUTS) of each module's case
         state.si_placing = False
+        state.si_view_free = {}  # view tag -> pixels kept free along each edge by the last fit (view_fit)
         state.si_compare = {m: [] for m in FLOWS}  # the result's AI-vs-edited rows
         init_explanations(state, FLOWS)
         state.change("si_module")(self._on_module_changed)
@@ -758,6 +759,7 @@ class ReadingStation(TrameApp):
         self.display.show(flow)
         if fit:  # after the display drew the views' letters: each image is fitted clear of them and of the slider
             self._view_fit.fit(view_manager.get_slice_views())
+            self.state.si_view_free = dict(self._view_fit.free)  # where the image lies in each view (tests, tools)
         self._link_views(flow.layout == "side-by-side")
         if fit and layout == "frames" and flow.primary is not None:
             self._show_bone_scan_frames(flow.primary)

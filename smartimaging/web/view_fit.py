@@ -28,6 +28,7 @@ class FitWhenSized:
     def __init__(self, lettered=lambda _view: ()):
         self._lettered = lettered
         self._fitted: dict[str, float] = {}  # view tag -> when `fit` last fitted it
+        self.free: dict[str, dict[str, int]] = {}  # view tag -> the pixels its last fit kept free along each edge
 
     def fit(self, views) -> None:
         for view in views:
@@ -37,14 +38,14 @@ class FitWhenSized:
                 view.interactor().AddObserver(vtk.vtkCommand.WindowResizeEvent,
                                               lambda *_args, view=view: self._resized(view))
             self._fitted[tag] = time.monotonic()
-            fit_clear(view, margins(self._lettered(view)))
+            self.free[tag] = fit_clear(view, margins(self._lettered(view)))
 
     def _resized(self, view) -> None:
         """Fit again, on the slice shown (a fit moves to the volume's middle: both bone-scan frame views showed the
         posterior frame after the page sized them)."""
         if time.monotonic() - self._fitted[view.get_singleton_tag()] < SIZING_S:
             offset = view.get_slice_value()
-            fit_clear(view, margins(self._lettered(view)))
+            self.free[view.get_singleton_tag()] = fit_clear(view, margins(self._lettered(view)))
             view.set_slice_value(offset)
 
 
@@ -58,9 +59,10 @@ def margins(lettered) -> dict[str, int]:
     return free
 
 
-def fit_clear(view, free: dict[str, int]) -> None:
+def fit_clear(view, free: dict[str, int]) -> dict[str, int]:
     """The whole background volume in the view, inside the box that `free` (pixels per edge) leaves: the field of
-    view grows until the volume fits the box, then the view pans so that the volume is centred in it. Slicer 5.12:
+    view grows until the volume fits the box, then the view pans so that the volume is centred in it; returns what
+    was kept free (nothing in a view too small to spare it, or without a volume). Slicer 5.12:
     vtkMRMLSliceNode GetDimensions, GetFieldOfView, SetFieldOfView, GetSliceToRAS and JumpSliceByCentering (a point
     on the slice plane: the slice stays); vtkMRMLVolumeNode.GetRASBounds."""
     view.fit_view_to_content()
@@ -69,7 +71,7 @@ def fit_clear(view, free: dict[str, int]) -> None:
     width, height = node.GetDimensions()[:2]
     box_width, box_height = width - free["left"] - free["right"], height - free["top"] - free["bottom"]
     if volume_id is None or box_width < width / 2 or box_height < height / 2:  # a view too small to spare them
-        return
+        return dict.fromkeys(free, 0)
     bounds = [0.0] * 6
     node.GetScene().GetNodeByID(volume_id).GetRASBounds(bounds)
     to_ras = node.GetSliceToRAS()
@@ -87,3 +89,4 @@ def fit_clear(view, free: dict[str, int]) -> None:
     centre = [to_ras.GetElement(axis, 3) - right * to_ras.GetElement(axis, 0) - up * to_ras.GetElement(axis, 1)
               for axis in range(3)]
     node.JumpSliceByCentering(*centre)
+    return free

@@ -72,7 +72,7 @@ def test_the_desktop_lesion_list_is_the_stations_and_a_click_rejects_through_the
     assert [row["id"] for row in rows] == [lesion["id"] for lesion in listed] == list(range(1, 11))
     assert all(len(row["cells"]) == len(LESION_COLUMNS) - 1 and row["accepted"] for row in rows)
     assert [row["cells"][1] for row in rows] == ["anterior view"] * 5 + ["posterior view"] * 5
-    assert rows[0]["cells"][2:] == [listed[0][key] for key in ("position", "area", "uptake", "match")]
+    assert rows[0]["cells"][2:] == [listed[0][key] for key in ("site", "position", "area", "uptake", "match")]
     assert view_lines(record)[:2] == ["Anterior view: 5 of 5 lesions accepted", "Posterior view: 5 of 5 lesions "
                                                                                  "accepted"]
     before = record["bstbi"]["mean"]

@@ -42,6 +42,7 @@ class LesionReviewSection:
         import qt
 
         from .bonescan.reading_nodes import LESION_COLUMNS
+        from .bonescan.sites import SITE_NOTE
 
         self.section, form = _section(layout, "Lesions: accept or reject")
         self.counts = _label("Compute BSTBI to list the lesions.")
@@ -50,8 +51,9 @@ class LesionReviewSection:
         self.table.setColumnCount(len(LESION_COLUMNS))
         self.table.setHorizontalHeaderLabels(list(LESION_COLUMNS))
         form.addRow(self.table)
-        form.addRow(_label("Position: centre of the lesion in mm from the top-left corner of its view (x right, "
-                           "y down). Uptake: counts in the lesion's pixels; no reference region, so no ratio."))
+        form.addRow(_label(f"{SITE_NOTE} Position: centre of the lesion in mm from the top-left corner of its "
+                           "view (x right, y down). Uptake: counts in the lesion's pixels; no reference region, so no "
+                           "ratio."))
         self._ids: list[int] = []
         self._on_toggle = on_toggle
         self.table.connect("itemChanged(QTableWidgetItem*)", self._changed)

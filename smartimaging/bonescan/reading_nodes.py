@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..mrml import place_in_same_study
 from .followup import StudyPoint, check_comparable, parse_result, parse_study_date, record_facts, trend
 
-LESION_COLUMNS = ("Accepted", "#", "View", "Position", "Area", "Uptake", "Other view")
+LESION_COLUMNS = ("Accepted", "#", "View", "Site", "Position", "Area", "Uptake", "Other view")
 CURRENT_LABEL = "this study (current)"
 TREND_COLUMNS = ("Study", "Days since the first study", "BSTBI", "Label")
 
@@ -28,8 +28,8 @@ def lesion_rows(record: dict) -> list[dict]:
     from .lesions import review  # SciPy: installed with the module's packages, after its widget is built
 
     return [{"id": lesion["id"], "accepted": not lesion["rejected"],
-             "cells": [f"#{lesion['id']}", group["title"], lesion["position"], lesion["area"], lesion["uptake"],
-                       lesion["match"]]}
+             "cells": [f"#{lesion['id']}", group["title"], lesion["site"], lesion["position"], lesion["area"],
+                       lesion["uptake"], lesion["match"]]}
             for group in review(record)["views"] for lesion in group["lesions"]]
 
 

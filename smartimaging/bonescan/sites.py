@@ -14,14 +14,15 @@ though it lies on opposite sides of their images.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 BODY_SHARE = 0.05  # a pixel brighter than this share of the view's 99.5th percentile (smoothed) is in the body
 BODY_ROW_PX = 4  # a row with fewer body pixels is noise above the head or below the feet
 MIDLINE = 0.02  # within this share of the body's length from the midline: a midline bone (spine, sternum, sacrum)
 BLADDER_HEIGHT = 0.46  # the bladder's centre, as a share of the body's length from the top of the head
-SITE_RULE = ("site: estimated from the lesion's height between the top of the head and the soles (and the bladder, "
-             "where segmented) and its distance from the midline, by adult body proportions; check it on the image")
+SITE_NOTE = ("Site: estimated from the lesion's height in the body (scaled to the bladder where it is segmented) and "
+             "its distance from the midline, by adult body proportions; check it on the image. Right and left are the "
+             "patient's: the anterior view shows the patient's right on the viewer's left, the posterior view on the "
+             "viewer's right.")  # under the lesion list, in the station and the desktop module
 
 # Bands of height: (lower than, midline bone, trunk bone, arm bone, arm from this share of the length off the midline).
 _BANDS = (
@@ -43,6 +44,8 @@ _NO_SIDE = ("spine", "sacrum", "midline", "sternum", "thighs")  # midline: no si
 def body_frame(counts: np.ndarray, bladder: np.ndarray | None = None) -> tuple | None:
     """(top row, bottom row, midline column, bladder centre row or None) of the body on a view (rows × columns of
     counts; `bladder`: its mask, if segmented); None when the view holds no body."""
+    from scipy import ndimage  # SciPy: installed with the modules' packages, after the desktop widget shows SITE_NOTE
+
     smooth = ndimage.gaussian_filter(np.nan_to_num(counts.astype(np.float64)), 2.0)
     high = float(np.percentile(smooth, 99.5))
     if not high > 0:

@@ -28,6 +28,7 @@ from ..bonescan.followup import (
     why_not_joinable,
 )
 from ..bonescan.lesions import review
+from ..bonescan.sites import SITE_NOTE
 from ..errors import InputError
 from .display_panel import ELLIPSIS
 
@@ -124,12 +125,9 @@ class BoneScanPanel:
                             disabled=(f"si_busy || si_stale['{MODULE}']",),
                             click=(self.on_toggle, "[lesion.id, lesion.rejected]"),
                             id=("'si-bone-toggle-' + lesion.id",))
-            html.Div("Site: estimated from the lesion's height in the body and its distance from the midline; check "
-                     "it on the image. Right and left are the patient's: the anterior view shows the patient's right "
-                     "on the viewer's left, the posterior view on the viewer's right. Position (also on hover): the "
-                     "lesion's centre in mm from the top-left corner of its view (x right, y down). Uptake: counts in "
-                     "the lesion's pixels; no reference region is segmented, so no ratio.",
-                     classes="text-caption mt-1", id="si-bone-site-rule")
+            html.Div(f"{SITE_NOTE} Position (also on hover): the lesion's centre in mm from the top-left corner of "
+                     "its view (x right, y down). Uptake: counts in the lesion's pixels; no reference region is "
+                     "segmented, so no ratio.", classes="text-caption mt-1", id="si-bone-site-rule")
         with html.Div(v_if=(f"si_module === '{MODULE}'",), id="si-bone-followup"):
             html.Div("Follow-up: earlier studies of this patient", classes="text-subtitle-2 mt-4")
             html.Div("Earlier results of this patient in this session (click to add):",

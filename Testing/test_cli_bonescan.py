@@ -27,7 +27,7 @@ def test_predict_writes_segmentation_json_and_overlays(predicted, metastatic_cas
     result = json.loads((predicted / "result.json").read_text(encoding="utf-8"))
     stem = metastatic_case["image"].name.split(".")[0]
     assert set(result["outputs"]) == {f"{stem}.seg.nrrd", f"{stem}_labels.nii.gz", "overlay_anterior.png",
-                                      "overlay_posterior.png"}
+                                      "overlay_posterior.png", "report.html"}
     assert len(result["bstbi"]["per_subimage"]) == 4
     assert 0.0 <= result["bstbi"]["mean"] <= 1.0
     assert {m["id"] for m in result["models"]} == {"bonescan-resnet34-demo", "bonescan-unet-demo"}

@@ -13,6 +13,7 @@ import errno
 import gzip
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -125,12 +126,15 @@ def test_disk_full_while_writing_the_mip_png_unwinds(tiny_dce_model, tmp_path, m
     assert list(out.parent.iterdir()) == []
 
 
+DATA_URI = re.compile(r"data:image/png;base64,[A-Za-z0-9+/=]+")
+
+
 def _output_text(folder: Path) -> str:
     """Every output file as text (gzip-compressed NIfTI decompressed), to search for identifiers."""
     texts = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         data = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
-        texts.append(data.decode("latin-1"))
+        texts.append(DATA_URI.sub("", data.decode("latin-1")))  # report.html's pictures: base64 may spell anything
     return "\n".join(texts)
 
 

@@ -261,6 +261,27 @@ def test_dce_synthesize_report(tmp_path, named_mri, real):
     assert ["PSNR (dB, mean of slices)", f"{metrics['psnr_mean']:.2f}"] in rows
     assert ["Pearson r", f"{metrics['pearson_r']:.3f}"] in rows
     assert page.images == 4  # T1, synthetic, real DCE, MIP
+    i, j, k = record["lesion_contrast"]["regions"][0]["centre_voxel"]  # on the T1's grid (axial, LPS)
+    shown = re.findall(r"axial slice (\d+) of 12 \(through the most enhancing region", page.text)
+    assert shown == [str(k + 1)] * 3 and i != k  # T1, synthetic and real DCE through the region's centre
+
+
+def test_the_station_report_shows_the_most_enhancing_region(scene, tmp_path):
+    """case_report's DCE figures pass through the region's centre voxel (recorded i, j, k), as the CLI's do."""
+    from smartimaging.case_report import case_report
+    from smartimaging.explain import record_of
+    from smartimaging.web.app import FLOWS
+    from smartimaging.web.cases import sample_cases
+
+    flow = FLOWS["DCESynthesis"](scene)
+    for role, path in sample_cases()["DCESynthesis"][0].write(tmp_path / "case").volumes.items():
+        flow.load(role, path)
+    flow.run(flow.compute())
+    record = record_of("DCESynthesis", [flow.result.table_node, *flow.extra_nodes.values()])
+    i, j, k = record["lesion_contrast"]["regions"][0]["centre_voxel"]
+    assert flow.primary.GetImageData().GetDimensions()[2] == 24 and i != k  # an axial T1: slice k, i elsewhere
+    notes = [figure.note for figure in case_report(flow).figures if "most enhancing" in figure.note]
+    assert [note.split(" (")[0] for note in notes] == [f"axial slice {k + 1} of 24"] * 3
 
 
 # --- bad input -----------------------------------------------------------------------------------------------------

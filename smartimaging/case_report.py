@@ -26,11 +26,11 @@ from .explain import plain_domain, record_of, shown_rows
 from .io import atomic_files
 from .mrml import remove_temporary_labelmap, volume_node_to_sitk
 from .reading import HEAT_MAP_SHOWN_FROM, heat_map_colours, is_warning_row, style_heat_map, table_rows
+from .record_report import AXIAL_EDGES, aspect, lps, models_of, on_grid
 from .report import CaseReport, Figure, figure_png, render_html, window_of
 from .result_nodes import DOMAIN_ROW
 from .segmentation_nodes import AI_REFERENCE, PROPOSAL_COLOR
 
-AXIAL_EDGES = {"left": "R", "right": "L", "top": "A", "bottom": "P"}  # an axial slice of an LPS-ordered volume
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads a cell starting so as a formula
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 ZOOM_MARGIN = 1.5  # the mammogram's ROI zoom: the ROI's box grown by this many times its size on each side
@@ -108,13 +108,6 @@ def case_report(flow, created: datetime | None = None) -> CaseReport:
                       explanations=list(result.explanations), models=models_of(record), provenance=provenance)
 
 
-def models_of(record: dict) -> list[dict]:
-    """{"id", "version", "sha256"} of each model a result record names."""
-    models = record.get("models") or ([record["model"]] if isinstance(record.get("model"), dict) else [])
-    models = [m["model"] if isinstance(m.get("model"), dict) else m for m in models if isinstance(m, dict)]
-    return [{"id": m.get("id", ""), "version": m.get("version", ""), "sha256": m.get("sha256", "")} for m in models]
-
-
 # ---- masks and slices ---------------------------------------------------------------------------------------------
 
 def _rgb(colour) -> tuple[int, int, int]:
@@ -160,32 +153,10 @@ def roi_outlines(flow, segmentation, volume) -> tuple[list[tuple[np.ndarray, tup
     return outlines, legend
 
 
-def _lps(image: sitk.Image) -> sitk.Image:
-    """The image re-ordered so that its array runs (S, P, L): slice k is axial, rows run anterior to posterior,
-    columns the patient's right to left (as an axial view shows them)."""
-    return sitk.DICOMOrient(image, "LPS")
-
-
-def _on_grid(image: sitk.Image, reference: sitk.Image, nearest: bool = False) -> np.ndarray:
-    """`image` resampled onto `reference`'s grid, as a (k, j, i) array."""
-    interpolator = sitk.sitkNearestNeighbor if nearest else sitk.sitkLinear
-    same = (image.GetSize() == reference.GetSize() and np.allclose(image.GetSpacing(), reference.GetSpacing())
-            and np.allclose(image.GetOrigin(), reference.GetOrigin())
-            and np.allclose(image.GetDirection(), reference.GetDirection()))
-    resampled = image if same else sitk.Resample(image, reference, sitk.Transform(), interpolator, 0.0,
-                                                 image.GetPixelID())
-    return sitk.GetArrayFromImage(resampled)
-
-
 def _mask_image(mask: np.ndarray, like: sitk.Image) -> sitk.Image:
     image = sitk.GetImageFromArray(mask.astype(np.uint8))
     image.CopyInformation(like)
     return image
-
-
-def _aspect(image: sitk.Image) -> float:
-    spacing = image.GetSpacing()
-    return spacing[1] / spacing[0]
 
 
 # ---- figures of each module ----------------------------------------------------------------------------------------
@@ -252,9 +223,9 @@ def _heat_table(node) -> list[str]:
 
 def _lvi_figures(flow, record):
     reference = volume_node_to_sitk(flow.primary)
-    grid = _lps(reference)
+    grid = lps(reference)
     outlines, legend = roi_outlines(flow, flow.segmentation, flow.primary)
-    outlines = [(_on_grid(_mask_image(mask, reference), grid, nearest=True), colour) for mask, colour in outlines]
+    outlines = [(on_grid(_mask_image(mask, reference), grid, nearest=True), colour) for mask, colour in outlines]
     union = np.any([m for m, _ in outlines], axis=0) if outlines else np.zeros(sitk.GetArrayViewFromImage(grid).shape)
     k = int(np.argmax(union.sum(axis=(1, 2)))) if union.any() else grid.GetSize()[2] // 2
     sequences = {"DCE": flow.volumes.get("DCE"), "T2": flow.volumes.get("T2")}
@@ -265,31 +236,30 @@ def _lvi_figures(flow, record):
     for sequence, node in sequences.items():
         if node is None:
             continue
-        image = _on_grid(volume_node_to_sitk(node), grid)
+        image = on_grid(volume_node_to_sitk(node), grid)
         window = window_of(image)
         where = f"axial slice {k + 1} of {image.shape[0]} (the ROI's largest)" + (
             "" if node is flow.primary else f", resampled onto the {captions[flow.roles[0]]} grid")
         figures.append(Figure(f"{captions[sequence]} with the ROI", figure_png(
-            image[k], [(m[k], c) for m, c in outlines], window, aspect=_aspect(grid)), where, AXIAL_EDGES))
+            image[k], [(m[k], c) for m, c in outlines], window, aspect=aspect(grid)), where, AXIAL_EDGES))
         heat_node = flow.extra_nodes.get(f"Grad-CAM {maps.get(sequence)}")
         if heat_node is not None:
             colours = _heat_table(heat_node)
-            heat = _on_grid(volume_node_to_sitk(heat_node), grid)
+            heat = on_grid(volume_node_to_sitk(heat_node), grid)
             figures.append(Figure(f"{captions[sequence]}: Grad-CAM of {maps[sequence]}", figure_png(
-                image[k], [], window, aspect=_aspect(grid), heat=heat[k], heat_colours=colours,
+                image[k], [], window, aspect=aspect(grid), heat=heat[k], heat_colours=colours,
                 heat_from=HEAT_MAP_SHOWN_FROM), where, AXIAL_EDGES))
     return figures, legend, colours[round(HEAT_MAP_SHOWN_FROM * (len(colours) - 1)):]
 
 
 def _dce_figures(flow, record):
     t1 = volume_node_to_sitk(flow.primary)
-    grid = _lps(t1)
+    grid = lps(t1)
     regions = (record.get("lesion_contrast") or {}).get("regions") or []
     k = grid.GetSize()[2] // 2
     where = "axial slice {} of {} (the middle)"
     if regions and len(regions[0].get("centre_voxel") or []) == 3:
-        kji = [int(v) for v in regions[0]["centre_voxel"]]
-        point = t1.TransformIndexToPhysicalPoint((kji[2], kji[1], kji[0]))
+        point = t1.TransformIndexToPhysicalPoint([int(v) for v in regions[0]["centre_voxel"]])  # i, j, k
         k = grid.TransformPhysicalPointToIndex(point)[2]
         where = "axial slice {} of {} (through the most enhancing region of the real DCE)"
     figures = []
@@ -298,15 +268,15 @@ def _dce_figures(flow, record):
     for title, node in volumes:
         if node is None:
             continue
-        image = _on_grid(volume_node_to_sitk(node), grid)
-        figures.append(Figure(title, figure_png(image[k], [], window_of(image), aspect=_aspect(grid)),
+        image = on_grid(volume_node_to_sitk(node), grid)
+        figures.append(Figure(title, figure_png(image[k], [], window_of(image), aspect=aspect(grid)),
                               where.format(k + 1, image.shape[0]), AXIAL_EDGES))
     mip = flow.extra_nodes.get("mip")
     if mip is not None:
-        oriented = _lps(volume_node_to_sitk(mip))
+        oriented = lps(volume_node_to_sitk(mip))
         image = sitk.GetArrayFromImage(oriented)
         figures.append(Figure("Subtraction MIP (synthetic − T1)", figure_png(
-            image.max(axis=0), [], window_of(image), aspect=_aspect(oriented)), "maximum over all slices",
+            image.max(axis=0), [], window_of(image), aspect=aspect(oriented)), "maximum over all slices",
             AXIAL_EDGES))
     return figures, [], []
 

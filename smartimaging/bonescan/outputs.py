@@ -15,6 +15,7 @@ from ..segfile import labelmap_image, write_seg_nrrd
 from ..segments import BONESCAN_SEGMENTS
 from .followup import acquisition
 from .pipeline import BLADDER, LESION, BoneScanResult
+from .report_page import report_page
 from .views import IDENTIFIERS, BoneScanStudy
 
 
@@ -74,8 +75,6 @@ def write_result(study: BoneScanStudy, result: BoneScanResult, out_dir: str | os
         record = {**result.as_json(), "inputs": [str(p) for p in study.paths], "outputs": outputs,
                   "acquisition": acquisition(study), "study": study_record(study, keep_identifiers)}
         if report is not None:
-            from .report_page import report_page
-
             write_report(scratch, report_page(study, result.labelmaps, record, report))
         write_json(scratch / "result.json", record)
     return Path(out_dir) / "result.json"

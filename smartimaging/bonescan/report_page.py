@@ -14,6 +14,7 @@ from .pipeline import BLADDER, LESION
 from .views import BoneScanStudy
 
 LEGEND = [(spec.name, tuple(round(255 * c) for c in spec.color)) for spec in BONESCAN_SEGMENTS]  # as the station
+HEADER = (("Modality", "modality"), ("Manufacturer", "manufacturer"), ("Camera", "camera_model"))  # no identifier
 UPPER_PERCENTILE = 99.9  # the grey window's top: the view's 99.9th count percentile
 
 
@@ -69,9 +70,7 @@ def report_page(study: BoneScanStudy, labelmaps: dict[str, np.ndarray], record: 
                 explain: Explainer) -> CaseReport:
     """The report of a `bonescan predict` (the networks ran) or `bonescan bstbi` result record."""
     networks = record.get("metastasis_probability") is not None
-    header = [(name, str(study.meta[key])) for name, key in (("Modality", "modality"), ("Manufacturer",
-                                                                                         "manufacturer"),
-                                                              ("Camera", "camera_model")) if study.meta.get(key)]
+    header = [(name, str(study.meta[key])) for name, key in HEADER if study.meta.get(key)]
     return record_report("Bone scan BSTBI", "BoneScanBSTBI", "bonescan predict" if networks else "bonescan bstbi",
                          f"BSTBI {record['bstbi']['mean']:.3f}", record, explain, result_rows(record),
                          view_figures(study, labelmaps, record), tables=[lesion_table(record)], legend=LEGEND,

@@ -8,7 +8,6 @@ import SimpleITK as sitk
 
 from ..record_report import AXIAL_EDGES, Explainer, aspect, lps, on_grid, record_report
 from ..report import CaseReport, Figure, figure_png, window_of
-from .synthesis import SynthesisResult
 
 
 def result_rows(record: dict) -> list[list[str]]:
@@ -28,11 +27,12 @@ def result_rows(record: dict) -> list[list[str]]:
             ["Intensity range", "[0, 1] per volume (minimum .. 99.9th percentile)"], *rows]
 
 
-def figures(t1: sitk.Image, result: SynthesisResult) -> list[Figure]:
-    """T1, synthetic and real DCE on the T1's axial slice through the most enhancing region of the real DCE (its
-    centre voxel, i j k on the T1 grid), else the middle one; the subtraction MIP."""
+def figures(t1: sitk.Image, synthetic: sitk.Image, real_dce: sitk.Image | None, mip: sitk.Image,
+            record: dict) -> list[Figure]:
+    """T1, synthetic and real DCE (on the T1's grid) on the T1's axial slice through the most enhancing region of
+    the real DCE (its centre voxel, i j k on the T1 grid), else the middle one; the subtraction MIP."""
     grid = lps(t1)
-    regions = (result.record.get("lesion_contrast") or {}).get("regions") or []
+    regions = (record.get("lesion_contrast") or {}).get("regions") or []
     k = grid.GetSize()[2] // 2
     where = "axial slice {} of {} (the middle)"
     if regions:
@@ -40,13 +40,12 @@ def figures(t1: sitk.Image, result: SynthesisResult) -> list[Figure]:
         k = grid.TransformPhysicalPointToIndex(point)[2]
         where = "axial slice {} of {} (through the most enhancing region of the real DCE)"
     shown = []
-    for title, volume in (("T1 (pre-contrast)", t1), ("Synthetic DCE (AI)", result.synthetic),
-                          ("Real DCE", result.real_dce)):
+    for title, volume in (("T1 (pre-contrast)", t1), ("Synthetic DCE (AI)", synthetic), ("Real DCE", real_dce)):
         if volume is not None:
             image = on_grid(volume, grid)
             shown.append(Figure(title, figure_png(image[k], [], window_of(image), aspect=aspect(grid)),
                                 where.format(k + 1, image.shape[0]), AXIAL_EDGES))
-    mip = lps(result.mip)
+    mip = lps(mip)
     image = sitk.GetArrayFromImage(mip)
     shown.append(Figure("Subtraction MIP (synthetic − T1)", figure_png(image.max(axis=0), [], window_of(image),
                                                                        aspect=aspect(mip)),
@@ -54,10 +53,11 @@ def figures(t1: sitk.Image, result: SynthesisResult) -> list[Figure]:
     return shown
 
 
-def report_page(t1: sitk.Image, result: SynthesisResult, record: dict, explain: Explainer) -> CaseReport:
-    """The report of a `dce synthesize` result record."""
+def report_page(t1: sitk.Image, synthetic: sitk.Image, real_dce: sitk.Image | None, mip: sitk.Image, record: dict,
+                explain: Explainer) -> CaseReport:
+    """The report of a `dce synthesize` result record (`real_dce`: on the T1's grid, None when not given)."""
     metrics = record.get("metrics")
     headline = (f"Synthetic DCE: SSIM {metrics['ssim_mean']:.3f} vs real DCE" if metrics else
                 "Synthetic DCE ready (no real DCE to compare with)")
     return record_report("Synthetic DCE", "DCESynthesis", "dce synthesize", headline, record, explain,
-                         result_rows(record), figures(t1, result))
+                         result_rows(record), figures(t1, synthetic, real_dce, mip, record))

@@ -36,6 +36,7 @@ from ..models.nets import (
 )
 from ..models.registry import LoadedModel, load_model, read_card
 from ..record_report import REPORT_FILE, Explainer, write_report
+from .report_page import report_page
 from .volumes import intensity_mapped_subtraction, load_mr_volume, normalise, pair_with_t1, to_unit
 
 MODEL_ID = "dce-pix2pix-demo"
@@ -204,8 +205,6 @@ def synthesize_file(t1_path: str | os.PathLike, out_dir: str | os.PathLike, dce_
         record = {**result.record, "input": str(t1_path), "real_dce": str(dce_path) if dce_path else None,
                   "outputs": outputs}
         if report is not None:
-            from .report_page import report_page
-
-            write_report(scratch, report_page(t1_image, result, record, report))
+            write_report(scratch, report_page(t1_image, result.synthetic, result.real_dce, result.mip, record, report))
         write_json(scratch / "result.json", record, undefined_as_null=True)  # PSNR of identical slices: infinite
     return result

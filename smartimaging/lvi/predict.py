@@ -36,6 +36,7 @@ from ..models.nets import (
 from ..models.registry import LoadedModel, load_model, read_card
 from ..record_report import REPORT_FILE, Explainer, write_report
 from .preprocess import NetworkInput, Preprocessing, network_input, oversized_voi, voi_on_grid
+from .report_page import report_page
 
 DEFAULT_MODELS = ("lvi-dce-resnet10-3d-demo", "lvi-t2-resnet10-3d-demo")
 
@@ -311,8 +312,6 @@ def predict_files(sequences: dict[str, str | os.PathLike], voi_path: str | os.Pa
             record["outputs"] = record.get("outputs", [item["heat_map"] for item in record["models"]]) + [REPORT_FILE]
         record = {**record, "inputs": {k: str(v) for k, v in sequences.items() if v}, "voi": str(voi_path)}
         if report is not None:
-            from .report_page import report_page
-
             write_report(scratch, report_page(volumes, voi, {m.model["id"]: m.heat_map for m in prediction.models},
                                               record, report))
         write_json(scratch / "result.json", record)

@@ -25,6 +25,7 @@ from ..segments import MAMMO_SEGMENTS
 from .domain import classifier_check, segmenter_check
 from .features import check_roi, load_mask
 from .images import PIXEL_SIZE_HINTS, Mammogram, load_mammogram
+from .report_page import report_page
 from .scorer import Classifier, load_classifier, read_radiomics_card
 from .segment import BREAST_IMAGE_MM, MammoSegmenter, check_prompt, estimated_pixel_mm, propose_roi
 
@@ -189,8 +190,6 @@ def write_prediction(mammogram: Mammogram, prediction: MammoPrediction, out_dir,
         outputs += [REPORT_FILE] if report is not None else []
         record = {**prediction.as_json(), "input": str(mammogram.path), "image": mammogram.meta, "outputs": outputs}
         if report is not None:
-            from .report_page import report_page
-
             write_report(scratch, report_page(mammogram, prediction.roi, record, report))
         (scratch / "result.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return Path(out_dir) / "result.json"

@@ -563,7 +563,10 @@ def test_station_shows_the_domain_check_beside_the_score_and_not_in_the_table(st
                          [["Rad-score", "0.900"], ["Domain check", outside["text"]]], domain=outside,
                          roi_source="drawn by the reader")
     station._publish(flow)
-    assert state.si_domain[module] == {**outside, "raw": [""]}  # no feature names to read plainly: none on hover
+    assert state.si_domain[module] == {**outside, "raw": [""], "more": ""}  # no feature names to read plainly
+    flow.result.domain = {**outside, "reasons": outside["reasons"] * 6}  # one more than the page shows
+    station._publish(flow)
+    assert state.si_domain[module]["more"] == "1 more reason"
     assert state.si_result_roi_source[module] == "drawn by the reader"
     assert state.si_rows[module] == [["Rad-score", "0.900"]]  # shown with the headline, not buried in the table
     flow.result = None

@@ -458,7 +458,6 @@ class ReadingStation(TrameApp):
         self.flow.warm_up()
         if self.flow.primary is None and not self.state.si_busy:
             module = self.state.si_module  # the tab may change before the step starts: it loads this module's case
-            self.state.si_busy = True  # at once: a quick second tab switch starts no second load
             create_task(self._run(lambda progress: self._load_sample(progress, module), module))
 
     def _on_kind_changed(self, si_kind, **_kwargs) -> None:

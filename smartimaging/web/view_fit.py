@@ -1,9 +1,9 @@
 """Fitting the station's slice views to their volumes once the page has sized them: a layout's new views are made
 at a default size and get the browser's size a moment later (in one or more steps); a fit before that keeps the
 default size's field of view. Every view keeps its whole image clear of the slice slider along its bottom edge
-(which hid a breast MRI's lower thorax, a mammogram's lower rows and a bone scan's feet) and of the orientation
-letters drawn at its edges (`display.draw_caption`: an "A" or a "P" over a four-view cell's image): the image lies
-in the free box between them."""
+(which hid a breast MRI's lower thorax, a mammogram's lower rows and a bone scan's feet), of the orientation
+letters drawn at its edges (`display.draw_caption`: an "A" or a "P" over a four-view cell's image) and of its caption:
+the image lies in the free box between them."""
 
 from __future__ import annotations
 

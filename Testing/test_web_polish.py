@@ -97,7 +97,9 @@ def test_the_last_tab_switch_wins(page):
     open_module(page, "Bone scan BSTBI")
     done = steps_done(page)
     page.get_by_role("button", name="Segment", exact=True).click()
-    page.locator("#si-progress").wait_for()
+    page.wait_for_function(f"document.querySelector('#si-progress') "
+                           f"|| Number(document.querySelector('#si-steps-done').textContent) > {done}")
+    assert page.locator("#si-progress").count(), "Segment ended before the switch: nothing to race"
     page.evaluate(f"() => window.trame.state.set('si_module', '{MODULES['Synthetic DCE']}')")
     page.wait_for_function(f"Number(document.querySelector('#si-steps-done').textContent) > {done}",
                            timeout=120_000)

@@ -394,13 +394,18 @@ class ReadingStation(TrameApp):
         create_task(self._run(self._load_sample))
 
     def on_segment(self) -> None:
-        create_task(self._run(self._segment))
+        self._start(self._segment)
 
     def on_draw_by_hand(self) -> None:
-        create_task(self._run(self._draw_by_hand))
+        self._start(self._draw_by_hand)
 
     def on_compute(self) -> None:
-        create_task(self._run(self._compute))
+        self._start(self._compute)
+
+    def _start(self, step) -> None:
+        """Run a step of the open module: it stays that module's step when the tab changes before it starts."""
+        module = self.state.si_module
+        create_task(self._run(lambda progress: step(progress, module), module))
 
     def on_reset_views(self) -> None:
         self._show(self.flow, fit=True)
@@ -662,8 +667,8 @@ class ReadingStation(TrameApp):
             await asyncio.sleep(0.01 if step.worker is not None else 0)
         return step.value
 
-    async def _segment(self, progress) -> None:
-        flow = self.flow
+    async def _segment(self, progress, module: str | None = None) -> None:
+        flow = self.flows[module] if module else self.flow
         try:
             await self._drive(flow.segment(progress))
         except SmartImagingError:  # the AI (and its classical fallback) found nothing or failed: never a dead end
@@ -672,25 +677,27 @@ class ReadingStation(TrameApp):
         self._show(flow)
         self._centre_on_point(flow)
 
-    async def _draw_by_hand(self, progress) -> None:
+    async def _draw_by_hand(self, progress, module: str | None = None) -> None:
         """An empty ROI in the Segment Editor, Paint selected: the reader draws, compute uses it."""
-        flow = self.flow
+        flow = self.flows[module] if module else self.flow
         flow.draw_by_hand()
         self._show(flow)
         self._centre_on_point(flow)
-        self.slicer_app.segmentation_editor.set_active_effect_type(SegmentationEffectPaint)
+        if flow is self.flow:
+            self.slicer_app.segmentation_editor.set_active_effect_type(SegmentationEffectPaint)
 
     def _centre_on_point(self, flow) -> None:
-        """Slice views through the lesion point, panned to it only when it is outside the view."""
-        if flow.point_node is None or flow.point_node.GetNumberOfControlPoints() == 0:
+        """Slice views through the lesion point, panned to it only when it is outside the view (the open tab's flow
+        only)."""
+        if flow is not self.flow or flow.point_node is None or flow.point_node.GetNumberOfControlPoints() == 0:
             return
         ras = [0.0, 0.0, 0.0]
         flow.point_node.GetNthControlPointPositionWorld(flow.point_node.GetNumberOfControlPoints() - 1, ras)
         for view in self.slicer_app.view_manager.get_slice_views():
             bring_into_view(view.get_view_node(), ras)
 
-    async def _compute(self, progress) -> None:
-        flow = self.flow
+    async def _compute(self, progress, module: str | None = None) -> None:
+        flow = self.flows[module] if module else self.flow
         layout = station_layout(flow)
         await self._drive(flow.compute(progress))
         self._show(flow, fit=station_layout(flow) != layout)  # new views (synthetic DCE): fitted

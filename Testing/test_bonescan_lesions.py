@@ -244,8 +244,8 @@ def test_cli_lists_the_lesions_for_exclude_and_counts_per_view(phantom_case, tmp
     assert main(["bonescan", "bstbi", str(study.paths[0]), "--mask", str(truth), "--exclude", "1",
                  "--out", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
-    assert re.search(r"lesion #1 anterior: x \d+ mm, y \d+ mm · \d+ mm² \(\d+ px\) · mean \d+, max \d+ counts · "
-                     r"same site as #6 \(posterior\) · rejected", printed)
+    assert re.search(r"lesion #1 anterior: [a-z (),]+ \(x \d+ mm, y \d+ mm\) · \d+ mm² \(\d+ px\) · "
+                     r"mean \d+, max \d+ counts · same site as #6 \(posterior\) · rejected", printed)
     assert "lesions: anterior 4 lesions · posterior 5 lesions; 5 sites (4 on both views); 1 rejected by the reader" \
         in printed
     record = json.loads((tmp_path / "out" / "result.json").read_text())

@@ -237,7 +237,9 @@ def _print_summary(result: dict, out: str) -> None:
     print(f"BSTBI (mean of {len(result['bstbi']['per_subimage'])} sub-images): {result['bstbi']['mean']:.3f}")
     for group in review(result)["views"]:
         for lesion in group["lesions"]:
-            print(f"  lesion #{lesion['id']} {group['view']}: {lesion['position']} · {lesion['area']} · "
+            where = lesion["position"] if lesion["site"] == lesion["position"] else \
+                f"{lesion['site']} ({lesion['position']})"  # the skeletal site, where one was estimated
+            print(f"  lesion #{lesion['id']} {group['view']}: {where} · {lesion['area']} · "
                   f"{lesion['uptake']} · {lesion['match']}" + (" · rejected" if lesion["rejected"] else ""))
     print(f"lesions: {counts_text(result['lesion_counts'], result['unrecorded_views'])}; results in {out}")
     for warning in result["warnings"]:

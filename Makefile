@@ -35,12 +35,16 @@ lint: $(STAMP)
 real-bonescan-figures: $(STAMP)
 	$(BIN)/python tools/real_bonescan_figures.py
 
-# The declared minimum versions (every `>=` floor of pyproject.toml, runtime and mammo extra) in a venv of their own,
-# then the tests. Needs the network and several GB (PyPI's Linux torch is the CUDA build); not part of `make test`.
+# The declared minimum versions (every `>=` floor of pyproject.toml, runtime and mammo extra, pinned with `==` by
+# tools/minimum_constraints.py) in a fresh venv of their own, then every test (no -x: each failure can be another
+# floor); the test extra's tools resolve to what fits those pins. torch first, as for .venv: PyPI's Linux torch is
+# the CUDA build (~3 GB with its nvidia packages). Needs the network; not part of `make test`.
 MIN_VENV := build/venv-minimums
 test-minimums:
-	$(PY) -m venv $(MIN_VENV)
+	tools/system-packages.sh egl chromium
+	$(PY) -m venv --clear $(MIN_VENV)
 	$(MIN_VENV)/bin/pip install -q --upgrade pip
 	$(PY) tools/minimum_constraints.py mammo > $(MIN_VENV)/constraints.txt
+	$(MIN_VENV)/bin/pip install -q -c $(MIN_VENV)/constraints.txt torch
 	$(MIN_VENV)/bin/pip install -q -c $(MIN_VENV)/constraints.txt -e ".[test]"
-	$(MIN_VENV)/bin/python -m pytest -q -x
+	$(MIN_VENV)/bin/python -m pytest -q -p no:cacheprovider

@@ -152,8 +152,8 @@ def test_runtime_dependencies_leave_out_monai_and_pyradiomics_and_pick_xgboost_p
     names = [requirement.split(">")[0].split(";")[0].strip() for requirement in PYPROJECT["project"]["dependencies"]]
     assert "monai" not in names and not any("radiomics" in name for name in names)
     assert PYPROJECT["project"]["optional-dependencies"]["mammo"] == ["pyradiomics-bhklab>=3.1.4"]
-    assert "xgboost-cpu>=2.1.1; sys_platform != 'darwin'" in PYPROJECT["project"]["dependencies"]
-    assert "xgboost>=2.1.1; sys_platform == 'darwin'" in PYPROJECT["project"]["dependencies"]
+    assert "xgboost-cpu>=3.1; sys_platform != 'darwin'" in PYPROJECT["project"]["dependencies"]
+    assert "xgboost>=3.1; sys_platform == 'darwin'" in PYPROJECT["project"]["dependencies"]
     code = "import sys; import smartimaging.cli, smartimaging.bonescan.train, smartimaging.mammo.segment; " \
            "print(sorted({m.split('.')[0] for m in sys.modules} & {'monai', 'radiomics'}))"
     assert _run([sys.executable, "-c", code], cwd=REPO).stdout.strip() == "[]"
@@ -182,8 +182,8 @@ def test_the_minimum_constraints_pin_every_runtime_floor():
         sys.path.remove(str(REPO / "tools"))
     pins = minimum_constraints(["mammo"])
     assert len(pins) == len(PYPROJECT["project"]["dependencies"]) + 1  # every runtime requirement has a floor
-    assert {"torch==2.3", "pydicom==3.0.1", "pyradiomics-bhklab==3.1.4", "xgboost-cpu==2.1.1; sys_platform != 'darwin'",
-            "xgboost==2.1.1; sys_platform == 'darwin'"} <= set(pins)
+    assert {"torch==2.5", "pydicom==3.0.1", "pyradiomics-bhklab==3.1.4", "xgboost-cpu==3.1; sys_platform != 'darwin'",
+            "xgboost==3.1; sys_platform == 'darwin'"} <= set(pins)
 
 
 def _requirement_name(requirement: str) -> str:
@@ -251,14 +251,14 @@ def test_slicer_5_12_installs_with_pip_ensure_asking_once_and_replacing_neither_
     assert slicer_dependencies.ensure(["torch", "pydicom", "skops"], "Bone Scan BSTBI") is True
     asked, installed = fake_slicer.calls
     assert asked[0] == "asked" and "pydicom, skops" in asked[1]
-    assert installed == ("pip_ensure", ["pydicom>=3.0", "skops>=0.10"],
+    assert installed == ("pip_ensure", ["pydicom>=3.0.1", "skops>=0.10"],
                          {"skip_packages": ["torch", "SimpleITK"], "prompt_install": False,
                           "requester": "Bone Scan BSTBI"})
 
 
 def test_slicer_5_10_falls_back_to_pip_install(fake_slicer):
     assert slicer_dependencies.ensure(["pydicom"], "DCE Synthesis") is True
-    assert fake_slicer.calls[1] == ("pip_install", ["pydicom>=3.0"])
+    assert fake_slicer.calls[1] == ("pip_install", ["pydicom>=3.0.1"])
 
 
 def test_a_declined_install_installs_nothing(fake_slicer):

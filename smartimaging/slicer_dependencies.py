@@ -14,7 +14,7 @@ PIP_REQUIREMENTS = {"safetensors": "safetensors>=0.4", "pydicom": "pydicom>=3.0.
                     "sklearn": "scikit-learn>=1.3", "tqdm": "tqdm", "matplotlib": "matplotlib", "yaml": "pyyaml",
                     "joblib": "joblib>=1.4", "skops": "skops>=0.10",
                     # xgboost-cpu has no macOS build
-                    "xgboost": "xgboost>=2.1.1" if sys.platform == "darwin" else "xgboost-cpu>=2.1.1"}
+                    "xgboost": "xgboost>=3.1" if sys.platform == "darwin" else "xgboost-cpu>=3.1"}
 EXTENSION_PROVIDED = {"torch": "PyTorch", "radiomics": "SlicerRadiomics"}
 NEVER_REPLACED = ["torch", "SimpleITK"]  # pip names: the PyTorch extension's build, Slicer's own build
 DICOM_DECODERS = ["pylibjpeg", "libjpeg", "openjpeg", "rle"]  # compressed DICOM (JPEG, JPEG 2000, RLE) via pydicom

@@ -57,6 +57,9 @@ LABELS: dict[str, tuple[str, str]] = {
     "age": ("age", " years"),
     "size_mm": ("lesion size", " mm"),
 }
+# The input's own geometry; beside the image's (`source_*`: the model resampled the image) they are named as the
+# geometry of the model's input grid, so two slice spacings of one case never read as a contradiction.
+INPUT_GEOMETRY = ("pixel_size_mm", "slice_spacing_mm", "rows_mm", "cols_mm", "slices_mm")
 
 
 def image_profile(
@@ -161,6 +164,7 @@ def check(training_domain: dict | None, profile: Mapping[str, float], model: str
     elif "pixel_size_mm" in ranges and "pixel_size_mm" not in profile:
         reasons.append("pixel size unknown (the file does not give it)")
     outside_features, n_features = [], 0
+    resampled = any(name.startswith("source_") for name in profile)
     for name, (low, high) in sorted(ranges.items(), key=lambda item: _rank(item[0])):
         value = profile.get(name)
         if value is None or not math.isfinite(float(value)):
@@ -171,7 +175,7 @@ def check(training_domain: dict | None, profile: Mapping[str, float], model: str
             if not inside:
                 outside_features.append(name[len(FEATURE_PREFIX) :])
         elif not inside:
-            reasons.append(_describe(name, float(value), low, high))
+            reasons.append(_describe(name, float(value), low, high, resampled))
     fraction = float(training_domain.get("feature_fraction", FEATURE_FRACTION))
     if n_features and len(outside_features) > fraction * n_features:
         examples = ", ".join(outside_features[:_MAX_REASONS_IN_TEXT])
@@ -250,8 +254,10 @@ def _non_negative(name: str) -> bool:
     return not name.startswith(FEATURE_PREFIX) and any(word in name for word in NON_NEGATIVE_WORDS)
 
 
-def _describe(name: str, value: float, low: float, high: float) -> str:
+def _describe(name: str, value: float, low: float, high: float, resampled: bool = False) -> str:
     words, unit = LABELS.get(name, (name.replace("_", " "), ""))
+    if resampled and name in INPUT_GEOMETRY:
+        words += " of the model's input grid"
     if _non_negative(name):
         low = max(low, 0.0)
     trained = f"always {_fmt(low)}{unit} in training" if _fmt(low) == _fmt(high) else \

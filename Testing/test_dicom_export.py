@@ -6,6 +6,7 @@ written all or nothing."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -466,6 +467,58 @@ def test_export_of_an_edited_ai_segmentation_of_the_real_ge_scan(tmp_path, scene
     assert numbers["Metastasis probability"] == (approx(record["metastasis_probability"]), None)
     assert texts["Reader edited"] == "yes"
     dciodvfy(written["seg"])
+
+
+def test_lesions_rejected_on_the_ai_segmentation_are_filed_as_the_readers(tmp_path, scene):
+    """The reader rejects a lesion of the networks' segmentation (no pixel edited): the SEG keeps the AI's proposal
+    (AUTOMATIC, every lesion) and adds the reader's segment (MANUAL, without the rejected lesion); the SR's numbers
+    refer to the reader's segment, say the reader edited and rejected it, and read the probability at the
+    classifier card's cutoff, as the CLI does; the case report draws the rejected lesion grey, labelled rejected."""
+    from smartimaging.bonescan import scene as bonescan_scene
+    from smartimaging.bonescan.flow import BoneScanFlow
+    from smartimaging.bonescan.pipeline import BoneScanModels
+    from smartimaging.case_report import case_report
+    from smartimaging.exports import export_dicom
+    from smartimaging.report import REJECTED_COLOUR
+
+    flow = BoneScanFlow(scene, device="cpu")
+    flow.load("scan", GE_BONE_SCAN)
+    flow.run(flow.segment())
+    flow.run(flow.compute())
+    first = flow.result_record["lesions"][0]
+    flow.toggle_lesion(first["id"])
+    flow.run(flow.compute())
+    record = flow.result_record
+    cutoff = BoneScanModels.load(device="cpu").case_threshold
+    assert cutoff != 0.5 and record["threshold"] == cutoff  # the card's cutoff, not the paper's default
+    assert record["metastasis_suspected"] == (record["metastasis_probability"] >= cutoff)
+    assert record["excluded_lesions"] == [first["id"]] and record["reader_edited"]
+    written = export_dicom(flow, tmp_path / "export")
+    seg = hd.seg.segread(written["seg"])
+    unet = model("bonescan-unet-demo")
+    assert segments_of(seg) == [("Bone metastasis (AI proposal)", "AUTOMATIC", unet),
+                                ("Urinary bladder (AI proposal)", "AUTOMATIC", unet),
+                                ("Bone metastasis (reader-edited)", "MANUAL", None),
+                                ("Urinary bladder (reader-edited)", "MANUAL", None)]
+    source = pydicom.dcmread(GE_BONE_SCAN, stop_before_pixels=True)
+    ai = bonescan_scene.labels_from_segmentation(scene, flow.ai_segmentation, flow.primary)
+    pixels = seg.get_pixels_by_source_instance([source.SOPInstanceUID], segment_numbers=[1, 3])
+    np.testing.assert_array_equal(pixels[..., 0], ai == 1)
+    removed = (ai == 1) & (pixels[..., 1] == 0)
+    assert removed.any() and removed[0, round(first["row"]), round(first["col"])]  # the rejected lesion, and only it
+    assert not ((pixels[..., 1] == 1) & (ai != 1)).any()
+    numbers, texts = sr_content(written["sr"])
+    assert numbers["BSTBI (mean of 2 sub-images)"] == (approx(record["bstbi"]["mean"]), 3)  # the reader's segment
+    assert numbers["Lesions rejected by the reader"] == (1, 3)
+    assert texts["Reader edited"] == "yes" and texts["Lesions rejected by the reader"].startswith(f"#{first['id']} ")
+    assert numbers["Metastasis probability cutoff"] == (approx(cutoff), None)
+    assert texts["Metastasis"] == ("suspected" if record["metastasis_suspected"] else "not suspected")
+    dciodvfy(written["sr"])
+
+    report = case_report(flow)
+    assert ("Lesion rejected by the reader (not counted)", REJECTED_COLOUR) in report.legend
+    picture = np.asarray(Image.open(io.BytesIO(report.figures[0].png)).convert("RGB"))
+    assert np.all(picture == REJECTED_COLOUR, axis=2).sum() > 20  # its outline and its "rejected" number
 
 
 def test_export_of_the_mri_flows_read_from_dicom_series(tmp_path, scene, mri_case):

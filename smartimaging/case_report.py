@@ -162,21 +162,33 @@ def _mask_image(mask: np.ndarray, like: sitk.Image) -> sitk.Image:
 # ---- figures of each module ----------------------------------------------------------------------------------------
 
 def _bonescan_figures(flow, record):
-    labels_by_view: dict[str, list] = {}
-    for lesion in record.get("lesions") or []:
-        labels_by_view.setdefault(str(lesion.get("view")), []).append((lesion["row"], lesion["col"], lesion["id"]))
+    from .bonescan import scene as bonescan_scene
+    from .bonescan.report_page import REJECTED, lesion_labels
+
+    rejected = record.get("excluded_lesions") or []
+    rejected_masks = [None] * len(flow.scan_volumes)
+    if rejected:  # outlined grey over the reader's segment, as the station's views mark them
+        study = bonescan_scene.study_from_volume_nodes(flow.scan_volumes, flow.view_names or None)
+        labels = [bonescan_scene.labels_from_segmentation(flow.scene, segmentation, volume)
+                  for segmentation, volume in zip(flow.segmentations, flow.scan_volumes, strict=True)]
+        counted = bonescan_scene.without_rejected(study, labels, rejected)
+        rejected_masks = [(all_labels == 1) & (kept != 1) for all_labels, kept in zip(labels, counted, strict=True)]
     figures, legend = [], []
     frame = 0
-    for volume, segmentation in zip(flow.scan_volumes, flow.segmentations + [None] * 2, strict=False):
+    for volume, segmentation, rejected_mask in zip(flow.scan_volumes, flow.segmentations + [None] * 2,
+                                                   rejected_masks, strict=False):
         pixels = np.asarray(slicer.util.arrayFromVolume(volume), np.float32)
         outlines, legend = roi_outlines(flow, segmentation, volume)
+        if rejected_mask is not None:
+            outlines.append((rejected_mask, REJECTED[1]))
+            legend.append(REJECTED)
         spacing = volume.GetSpacing()
         for k, caption in enumerate(volume_captions(flow.module, volume)):
             preset = presets("NM", pixels[k])[0]
             view = flow.view_names[frame] if frame < len(flow.view_names) else ""
             png = figure_png(pixels[k], [(mask[k], colour) for mask, colour in outlines],
                              (preset.level - preset.window / 2, preset.level + preset.window / 2), preset.invert,
-                             spacing[1] / spacing[0], labels=labels_by_view.get(view, []))
+                             spacing[1] / spacing[0], labels=lesion_labels(record, view))
             figures.append(Figure(caption.title, png, "; ".join(filter(None, [
                 caption.note, f"analysed as the {view} view" if view else "", f"{preset.name}: {preset.detail}",
                 "lesion numbers as in the lesion table"])), caption.edges or {}))

@@ -56,8 +56,12 @@ def _bonescan(flow, folder: Path) -> dict[str, Path]:
     ai_nodes = [flow.ai_segmentation, *(ai for ai, _ in flow.other_views)]
     ai = [bonescan_scene.labels_from_segmentation(flow.scene, node, volume)
           for node, volume in zip(ai_nodes, volumes, strict=True)] if all(ai_nodes) else None
-    reader = [bonescan_scene.labels_from_segmentation(flow.scene, node, volume)
-              for node, volume in zip(flow.segmentations, volumes, strict=True)] if _reader_edited(flow) else None
+    rejected = record.get("excluded_lesions") or []
+    reader = None
+    if _reader_edited(flow) or rejected:  # the reader's segment: edited, drawn, or the AI's less the rejected lesions
+        reader = bonescan_scene.without_rejected(study, [
+            bonescan_scene.labels_from_segmentation(flow.scene, node, volume)
+            for node, volume in zip(flow.segmentations, volumes, strict=True)], rejected)
     parts = dicom_parts([volume_node_to_sitk(volume) for volume in volumes], [source_of(v) for v in volumes], views,
                         record, ai, reader)
     return write_bonescan_dicom(folder, parts)

@@ -25,6 +25,8 @@ from .overlays import outlined_rgb
 FIGURE_BOX = (800, 1200)  # the largest figure, width x height in pixels (two side by side on A4: ~200 dpi)
 OUTLINE_PX = 2  # outlines stay visible at that resolution
 LABEL_PX = 20  # lesion numbers drawn in a figure
+LABEL_COLOUR = (255, 140, 0)  # a lesion number, orange as the station's (an accepted lesion)
+REJECTED_COLOUR = (140, 140, 140)  # a lesion the reader rejected: its outline and number grey, as the station's
 DISCLAIMER = ("Research software with demo models trained on synthetic phantoms: not a medical device and not for "
               "clinical use. The numbers on this page must not be used for diagnosis or treatment.")
 VERDICTS = {  # domain verdict -> (label beside the score, explanation, css class)
@@ -142,7 +144,7 @@ def figure_png(image: np.ndarray, outlines: list[tuple[np.ndarray, tuple[int, in
     """A PNG of a 2-D image (rows, cols) fitted into `box` with its physical `aspect` (row spacing / column
     spacing): windowed grey, the outline of each (mask, RGB) and, when given, a heat map in [0, 1] over it (its
     colours (#rrggbb) sampled evenly from `heat_colours`, values below `heat_from` transparent) and (row, col,
-    text) labels."""
+    text[, RGB]) labels (orange unless given)."""
     rows, cols = image.shape
     scale = min(box[0] / cols, box[1] / (rows * aspect))
     size = (max(1, round(cols * scale)), max(1, round(rows * aspect * scale)))
@@ -159,9 +161,10 @@ def figure_png(image: np.ndarray, outlines: list[tuple[np.ndarray, tuple[int, in
     picture = Image.fromarray(rgb)
     if labels:
         draw, font = ImageDraw.Draw(picture), ImageFont.load_default(size=LABEL_PX)
-        for row, col, text in labels:
-            draw.text(((col + 0.5) * scale + 8, (row + 0.5) * aspect * scale), str(text), fill=(255, 140, 0),
-                      font=font, anchor="lm", stroke_width=2, stroke_fill=(0, 0, 0))
+        for row, col, text, *colour in labels:
+            draw.text(((col + 0.5) * scale + 8, (row + 0.5) * aspect * scale), str(text),
+                      fill=tuple(colour[0]) if colour else LABEL_COLOUR, font=font, anchor="lm", stroke_width=2,
+                      stroke_fill=(0, 0, 0))
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()

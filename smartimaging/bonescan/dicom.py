@@ -38,13 +38,20 @@ def sr_content(record: dict, views: list[str], metastasis: int | None) -> tuple[
     measurements += [Measurement(f"Lesions, {view}", float(count), LESIONS, None, metastasis)
                      for view, count in record["lesion_counts"]["per_view"].items() if view in views]
     qualitatives = []
-    if record.get("metastasis_probability") is not None:
+    if record.get("metastasis_probability") is not None and record.get("threshold") is not None:
         measurements += [Measurement("Metastasis probability", float(record["metastasis_probability"]), RATIO, None,
                                      None),
                          Measurement("Metastasis probability cutoff", float(record["threshold"]), RATIO, None, None)]
         qualitatives.append(Qualitative("Metastasis", "suspected" if record["metastasis_suspected"]
                                         else "not suspected"))
-    qualitatives.append(Qualitative("Reader edited", "yes" if record.get("reader_edited") else "no"))
+    rejected = (record.get("lesion_counts") or {}).get("rejected") or []
+    if rejected:
+        measurements.append(Measurement("Lesions rejected by the reader", float(len(rejected)), LESIONS, None,
+                                        metastasis))
+        qualitatives.append(Qualitative("Lesions rejected by the reader",
+                                        ", ".join(f"#{number}" for number in rejected) + " (not in the reader's "
+                                        "segment, BSTBI and counts)", metastasis))
+    qualitatives.append(Qualitative("Reader edited", "yes" if record.get("reader_edited") or rejected else "no"))
     if record.get("models"):
         qualitatives.append(Qualitative("Models", ", ".join(f"{m['id']} {m['version']}" for m in record["models"])))
     if record.get("domain"):

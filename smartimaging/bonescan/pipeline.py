@@ -241,13 +241,15 @@ class BoneScanResult:
     reader_edited: bool = False
     edit_dice: dict[str, float] = field(default_factory=dict)
     device: str = ""
-    threshold: float = PAPER_THRESHOLD
+    threshold: float | None = None  # the classifier card's case cutoff (`case_threshold`); None: no classifier ran
     domain: dict = field(default_factory=lambda: combine([unknown("networks", "not run on this result")]))
     unrecorded_views: list[str] = field(default_factory=list)  # BoneScanStudy.unrecorded_views
 
     @property
     def metastasis_suspected(self) -> bool | None:
-        return None if self.metastasis_probability is None else self.metastasis_probability >= self.threshold
+        if self.metastasis_probability is None or self.threshold is None:
+            return None
+        return self.metastasis_probability >= self.threshold
 
     @property
     def warnings(self) -> list[str]:

@@ -7,13 +7,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..record_report import Explainer, record_report
-from ..report import CaseReport, Figure, figure_png
+from ..report import REJECTED_COLOUR, CaseReport, Figure, figure_png
 from ..segments import BONESCAN_SEGMENTS
 from .lesions import count_rows, review, view_title
 from .pipeline import BLADDER, LESION
 from .views import BoneScanStudy
 
 LEGEND = [(spec.name, tuple(round(255 * c) for c in spec.color)) for spec in BONESCAN_SEGMENTS]  # as the station
+REJECTED = ("Lesion rejected by the reader (not counted)", REJECTED_COLOUR)
 HEADER = (("Modality", "modality"), ("Manufacturer", "manufacturer"), ("Camera", "camera_model"))  # no identifier
 UPPER_PERCENTILE = 99.9  # the grey window's top: the view's 99.9th count percentile
 
@@ -48,15 +49,24 @@ def lesion_table(record: dict) -> tuple[str, list[str], list[list[str]]]:
     return ("Lesions", ["#", "View", "Site (estimated)", "Position", "Area", "Uptake", "Other view", "Status"], rows)
 
 
+def lesion_labels(record: dict, view: str) -> list[tuple]:
+    """The (row, col, text[, RGB]) numbers of a view's lesions as the station's views mark them: a lesion the reader
+    rejected grey and labelled "rejected"."""
+    rejected = set(record.get("excluded_lesions") or [])
+    return [(lesion["row"], lesion["col"], f"{lesion['id']} rejected", REJECTED_COLOUR) if lesion["id"] in rejected
+            else (lesion["row"], lesion["col"], lesion["id"])
+            for lesion in record.get("lesions") or [] if lesion.get("view") == view]
+
+
 def view_figures(study: BoneScanStudy, labelmaps: dict[str, np.ndarray], record: dict) -> list[Figure]:
-    """Each view with its outlines and lesion numbers, at its physical aspect."""
+    """Each view with its outlines and lesion numbers (a rejected lesion's grey: `labelmaps` are those BSTBI
+    counted, without its outline), at its physical aspect."""
     unrecorded = record.get("unrecorded_views") or []
     figures = []
     for view in study.views:
         labels = labelmaps[view.name]
         spacing = study.images[view.source].GetSpacing()
-        numbers = [(lesion["row"], lesion["col"], lesion["id"]) for lesion in record.get("lesions") or []
-                   if lesion.get("view") == view.name]
+        numbers = lesion_labels(record, view.name)
         png = figure_png(view.counts, [(labels == LESION, LEGEND[0][1]), (labels == BLADDER, LEGEND[1][1])],
                          (0.0, float(np.percentile(view.counts, UPPER_PERCENTILE)) or 1.0), dark_is_high=True,
                          aspect=spacing[1] / spacing[0], labels=numbers)
@@ -73,6 +83,7 @@ def report_page(study: BoneScanStudy, labelmaps: dict[str, np.ndarray], record: 
     header = [(name, str(study.meta[key])) for name, key in HEADER if study.meta.get(key)]
     return record_report("Bone scan BSTBI", "BoneScanBSTBI", "bonescan predict" if networks else "bonescan bstbi",
                          f"BSTBI {record['bstbi']['mean']:.3f}", record, explain, result_rows(record),
-                         view_figures(study, labelmaps, record), tables=[lesion_table(record)], legend=LEGEND,
+                         view_figures(study, labelmaps, record), tables=[lesion_table(record)],
+                         legend=LEGEND + ([REJECTED] if record.get("excluded_lesions") else []),
                          header=header, roi="AI segmentation, not reviewed by a reader" if networks else
                          "the reader's segmentation (--mask)")

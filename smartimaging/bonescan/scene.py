@@ -31,9 +31,9 @@ from ..segmentation_nodes import edit_check, segmentation_from_labels
 from ..segmentation_nodes import labels_from_segmentation as labels_of_segments
 from ..segments import BONESCAN_SEGMENTS
 from .bstbi import bstbi_change
-from .lesions import count_rows, review
+from .lesions import count_rows, exclude_lesions, lesion_components, review
 from .outputs import source_labelmaps
-from .pipeline import BoneScanModels, BoneScanResult, analyse, recompute_from_labelmaps
+from .pipeline import BoneScanModels, BoneScanResult, analyse, pixel_spacing, recompute_from_labelmaps
 from .views import BoneScanStudy, study_from_images
 
 RESULT = "SmartImaging.BoneScanResult"
@@ -56,6 +56,20 @@ def labels_from_segmentation(scene, segmentation_node, volume_node) -> np.ndarra
 
 def _labelmaps_by_view(study: BoneScanStudy, per_source: list[np.ndarray]) -> dict[str, np.ndarray]:
     return {v.name: per_source[v.source][v.frame] for v in study.views}
+
+
+def without_rejected(study: BoneScanStudy, per_source: list[np.ndarray], rejected: list[int]) -> list[np.ndarray]:
+    """The (frames, rows, cols) label arrays of each source with the lesions the reader rejected (their numbers, as
+    `lesion_components` numbers the lesions of these labels) set to background: the segmentation BSTBI counted."""
+    if not rejected:
+        return per_source
+    by_view = _labelmaps_by_view(study, per_source)
+    kept = exclude_lesions(by_view, lesion_components(by_view, {v.name: v.counts for v in study.views},
+                                                       pixel_spacing(study)), rejected)
+    counted = [labels.copy() for labels in per_source]
+    for view in study.views:
+        counted[view.source][view.frame] = kept[view.name]
+    return counted
 
 
 def add_ai_segmentations(scene, volume_nodes: list, per_source_labels: list[np.ndarray], result_json: dict) -> list:
@@ -109,10 +123,12 @@ def compute_bstbi(scene, volume_nodes: list, segmentation_nodes: list, exclude: 
                 for spec in BONESCAN_SEGMENTS}
 
     result = recompute_from_labelmaps(study, labelmaps_of(segmentation_nodes), exclude)
-    result.reader_edited, dices = edit_check(segmentation_nodes, masks_of)
+    edited, dices = edit_check(segmentation_nodes, masks_of)
+    result.reader_edited = edited or bool(result.excluded_lesions)  # a rejected lesion changes the AI's result too
     result.edit_dice = dices or {}
     ai_result = get_json_attribute(segmentation_nodes[0], RESULT, {})
     result.metastasis_probability = ai_result.get("metastasis_probability")
+    result.threshold = ai_result.get("threshold")  # the classifier card's cutoff the networks' result was read at
     result.bladder_probability = ai_result.get("bladder_probability")
     result.models = ai_result.get("models", [])
     if "domain" in ai_result:

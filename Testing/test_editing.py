@@ -121,11 +121,11 @@ def test_the_brush_is_in_mm_scaled_to_the_pixels_and_the_lesion(station):
     _open(station, MAMMO, "_segment")
     sizes = brush_sizes(station.flow.primary, lesion_mm(station.flow.segmentation))
     assert (sizes.minimum, sizes.step, sizes.default, sizes.maximum) == (0.2, 0.1, 2.5, 20.0)  # 0.2 mm pixels
-    assert sizes.describe(2.5) == "2.5 mm (12 pixels)" and sizes.describe(0.2) == "0.2 mm (1 pixel)"
+    assert sizes.describe(2.5) == "2.5 mm (12.5 pixels)" and sizes.describe(0.2) == "0.2 mm (1 pixel)"
     paint = station.editor_panel._paint.data
     assert paint.brush_diameter_mode.name == "Absolute"
     assert paint.brush_diameter_slider.value == 2.5 and paint.brush_diameter_slider.max_value == 20.0
-    assert station.state.si_brush == "2.5 mm (12 pixels)"
+    assert station.state.si_brush == "2.5 mm (12.5 pixels)"
     paint.brush_diameter_slider.value = 4.0
     station.editor_panel._on_brush_changed()  # the page's slider change (no page here: called as trame does)
     assert station.state.si_brush == "4.0 mm (20 pixels)"
@@ -136,6 +136,8 @@ def test_the_brush_is_in_mm_scaled_to_the_pixels_and_the_lesion(station):
     sizes = brush_sizes(bone, 20.0)  # a bone scan's metastasis
     assert (sizes.minimum, sizes.step, sizes.default) == (2.4, 1.2, 4.8)  # a quarter lesion, on half-pixel steps
     assert sizes.describe(sizes.default) == "4.8 mm (2 pixels)"
+    bone.SetSpacing(2.26, 2.26, 1.0)  # the GE scan: 5.5 mm is 2.4 pixels, not "2 pixels" (U2)
+    assert brush_sizes(bone, 20.0).describe(5.5) == "5.5 mm (2.4 pixels)"
     calcification = brush_sizes(station.flow.primary, 2.0)
     assert calcification.default == 0.5 and calcification.default < sizes.default
     scene.RemoveNode(bone)

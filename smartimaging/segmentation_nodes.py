@@ -19,7 +19,6 @@ import vtk
 from .errors import InputError
 from .mrml import place_in_same_study, remove_temporary_labelmap, sitk_to_volume_node, volume_node_to_sitk
 from .segments import SegmentSpec
-from .wording import counted
 
 ROLE = "SmartImaging.Role"  # "AI" or "edited"
 SOURCE_VOLUME = "SmartImaging.SourceVolume"
@@ -185,9 +184,10 @@ class BrushSizes:
     pixel_mm: float  # the image's in-plane pixel size (the smallest one)
 
     def describe(self, diameter_mm: float) -> str:
-        """E.g. "2.4 mm (12 pixels)": the brush diameter and how many of the image's pixels it spans."""
-        pixels = diameter_mm / self.pixel_mm
-        return f"{diameter_mm:.1f} mm ({counted(round(pixels), 'pixel')})"
+        """E.g. "2.4 mm (12 pixels)", "5.5 mm (2.4 pixels)": the brush diameter and how many of the image's pixels it
+        spans, to a tenth of a pixel (whole pixels only where the two agree)."""
+        pixels = round(diameter_mm / self.pixel_mm, 1)
+        return f"{diameter_mm:.1f} mm ({pixels:g} {'pixel' if pixels == 1 else 'pixels'})"
 
 
 def brush_sizes(volume_node, lesion_mm: float = DEFAULT_LESION_MM) -> BrushSizes:

@@ -189,7 +189,7 @@ def test_a_hand_drawn_roi_takes_the_name_of_the_kind_chosen(page):
     assert page.inner_text("#si-segments") == "Breast calcification: 0 pixels"
     assert page.locator("#si-show-proposal").count() == 0  # no AI proposal to show
     choose_effect(page, "mdi-brush")
-    assert page.inner_text("#si-brush") == "Brush diameter: 0.5 mm (2 pixels)"  # calcifications are small
+    assert page.inner_text("#si-brush") == "Brush diameter: 0.5 mm (2.5 pixels)"  # calcifications are small
     page.get_by_label("Lesion kind").click(force=True)
     page.get_by_role("option", name="mass").click()  # the reader decides it is a mass
     page.wait_for_function("document.querySelector('#si-segments').innerText === 'Breast mass: 0 pixels'")

@@ -148,7 +148,9 @@ def test_trend_orders_by_study_date_and_gives_the_change(phantom_case, tmp_path)
     result = trend(points)
     assert result["order"] == "by study date"
     assert [s["study_date"] for s in result["studies"]] == ["2024-09-15", "2025-03-01"]
-    assert result["change_from_first"] == bstbi_change(points[1].bstbi, points[0].bstbi)
+    assert result["change_from_first"] == {**bstbi_change(points[1].bstbi, points[0].bstbi),
+                                           "reader_note": "the earlier study had 2 lesions rejected by the reader, "
+                                                          "this one none: part of the change is the reader's"}
     assert result["change_from_first"]["change"] > 0
     svg = trend_svg(result)
     assert svg.count("<circle") == 2 and "2024-09-15" in svg and "dates unknown" not in svg
@@ -163,6 +165,54 @@ def test_trend_orders_by_study_date_and_gives_the_change(phantom_case, tmp_path)
     assert trend_lines(undated)[-1] == "change from the previous study: 0.200 -> 0.100: -0.100 (-50.0 %)"
     with pytest.raises(InputError, match="at least two studies"):
         trend([StudyPoint("a", 0.1)])
+
+
+def test_the_follow_up_says_when_part_of_a_change_is_the_readers(phantom_case, tmp_path, capsys):
+    """U2 finding 4: an earlier study with two lesions rejected, then the same scan without rejections, read as a
+    rising BSTBI: each study says what the reader changed, and the change says part of it is the reader's, in the
+    CLI's lines, trend.json and trend.svg (the station and the desktop read the same trend)."""
+    phantom, study = phantom_case
+    earlier = _result_folder(study, phantom.masks, tmp_path / "earlier", [2, 4], study_date="20240915")
+    later = _result_folder(study, phantom.masks, tmp_path / "later", study_date="20250301")
+    points = [read_result(earlier), read_result(later)]
+    assert (points[0].rejected, points[1].rejected) == (2, 0)
+    assert main(["bonescan", "trend", str(earlier), str(later), "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    note = "the earlier study had 2 lesions rejected by the reader, this one none: part of the change is the reader's"
+    assert printed[0].endswith("(2 lesions rejected by the reader; segmentation edited or drawn by the reader)")
+    assert printed[1].endswith("(segmentation edited or drawn by the reader)")  # `bonescan bstbi`: the reader's masks
+    assert printed[-1].endswith(f"; caution: {note}") and printed[-2].endswith(f"; caution: {note}")
+    written = json.loads((tmp_path / "out" / "trend.json").read_text())
+    assert written["change_from_previous"]["reader_note"] == note and written["change_from_previous"]["change"] > 0
+    assert [s["rejected_by_reader"] for s in written["studies"]] == [2, 0]
+    svg = (tmp_path / "out" / "trend.svg").read_text()
+    assert re.findall(r'class="reader">([^<]+)<title>', svg) == ["2 rejected, edited", "edited"]
+    assert "part of the change is the reader&#x27;s" in svg
+    assert main(["bonescan", "compare", str(earlier), str(later)]) == 0
+    assert capsys.readouterr().out.strip().endswith(f"; caution: {note}")
+
+    # the station's results compare the reader's segmentation with the AI's (Dice): rejections alone are no edit
+    record = json.loads((later / "result.json").read_text())
+    station = {**record, "reader_edited": True, "dice_ai_vs_edited": {"Bone metastasis": 1.0, "Bladder": 1.0}}
+    rejected = {**station, "excluded_lesions": [2, 4]}
+    edited = {**station, "dice_ai_vs_edited": {"Bone metastasis": 0.93, "Bladder": 1.0}}
+    ai, ai_rejected, reader = (parse_result(json.dumps(r), n) for r, n in ((station, "ai"), (rejected, "rej"),
+                                                                             (edited, "edited")))
+    assert (ai.rejected, ai.reader_segmentation, ai_rejected.rejected, ai_rejected.reader_segmentation) == \
+        (0, False, 2, False)
+    assert reader.reader_segmentation and trend([ai, ai_rejected])["change_from_first"]["reader_note"] == (
+        "the earlier study had no lesion rejected by the reader, this one 2: part of the change is the reader's")
+    both = trend([reader, ai])
+    assert both["change_from_first"]["reader_note"] == ("the earlier study's segmentation was the reader's (edited "
+                                                        "or drawn), this one's the AI's: part of the change is the "
+                                                        "reader's")
+    assert trend([ai, StudyPoint("same reading", 0.2)])["change_from_first"]["reader_note"] == ""
+    from smartimaging.web.bonescan_panel import _entry, _point  # the station's follow-up keeps them in its state
+
+    assert _entry(ai_rejected)["reader"] == "2 lesions rejected by the reader" and \
+        _point(_entry(ai_rejected)) == ai_rejected
+    with pytest.raises(InputError, match="lists the lesions the reader rejected as 'two'"):
+        parse_result(json.dumps({**record, "excluded_lesions": "two"}), "forged")
 
 
 def test_results_of_other_modules_and_hand_edits_are_refused(phantom_case, tmp_path):
@@ -187,7 +237,8 @@ def test_cli_trend_prints_and_writes_the_same_numbers(phantom_case, tmp_path, ca
     printed = capsys.readouterr().out
     written = json.loads((tmp_path / "out" / "trend.json").read_text())
     before, after = (read_result(p).bstbi for p in (first, second))
-    assert written["change_from_previous"] == bstbi_change(before, after)
+    assert written["change_from_previous"] == {**bstbi_change(before, after), "reader_note": (
+        "the earlier study had 1 lesion rejected by the reader, this one none: part of the change is the reader's")}
     assert f"change from the first study: {before:.3f} -> {after:.3f}: {after - before:+.3f}" in printed
     assert (tmp_path / "out" / "trend.svg").read_text().startswith("<svg")
     assert main(["bonescan", "compare", str(first), str(second)]) == 0

@@ -123,7 +123,11 @@ def test_the_trend_is_a_plot_chart_in_days_when_every_date_is_known_else_by_stud
     followup = FollowUp()
     current = StudyPoint(CURRENT_LABEL, 0.30, date(2025, 3, 1))
     followup.add(StudyPoint("baseline", 0.10, date(2024, 9, 15)), current)
-    followup.add(StudyPoint("interim", 0.20, date(2024, 12, 1), outside_domain=True), current)
+    followup.add(StudyPoint("interim", 0.20, date(2024, 12, 1), outside_domain=True, rejected=2), current)
+    assert followup.lines()[1] == "2. interim · 2024-12-01 · BSTBI 0.200 · 2 lesions rejected by the reader"
+    assert trend_lines(followup.trend(current))[-1].endswith(
+        "; caution: the earlier study had 2 lesions rejected by the reader, this one none: part of the change is the "
+        "reader's")
     chart = trend_chart(scene, followup.trend(current))
     series = chart.GetNthPlotSeriesNode(0)
     table = series.GetTableNode()
@@ -131,7 +135,8 @@ def test_the_trend_is_a_plot_chart_in_days_when_every_date_is_known_else_by_stud
     assert series.GetYColumnName() == "BSTBI" and series.GetPlotType() == series.PlotTypeScatter
     assert _column(table, TREND_COLUMNS[1]) == [0.0, 77.0, 167.0]  # days from 2024-09-15
     assert _column(table, "BSTBI") == pytest.approx([0.10, 0.20, 0.30])
-    assert _column(table, "Label")[1] == "interim (outside the models' training data)"
+    assert _column(table, "Label")[1] == ("interim (outside the models' training data) (2 lesions rejected by the "
+                                          "reader)")
     assert chart.GetXAxisTitle() == TREND_COLUMNS[1] and chart.GetYAxisTitle() == "BSTBI"
 
     undated = FollowUp()

@@ -158,19 +158,20 @@ def _distinct(paths: list[str]) -> None:
 def compare(args) -> int:
     from ..io import atomic_output_dir, write_json
     from .bstbi import bstbi_change
-    from .followup import check_comparable, relative_text
+    from .followup import check_comparable, reader_note, relative_text
 
     _distinct([args.baseline, args.followup])
     points = [_study_of(args.baseline, args), _study_of(args.followup, args)]
     check_comparable(points)
     before, after = points[0].bstbi, points[1].bstbi
     change = {**bstbi_change(before, after), "baseline": {"source": args.baseline, "bstbi": before},
-              "followup": {"source": args.followup, "bstbi": after}}
+              "followup": {"source": args.followup, "bstbi": after}, "reader_note": reader_note(*points)}
     if args.out:
         with atomic_output_dir(args.out) as scratch:
             write_json(scratch / "compare.json", change)
     print(f"BSTBI baseline {before:.3f} -> follow-up {after:.3f}: change {after - before:+.3f}"
-          + relative_text(bstbi_change(before, after)))
+          + relative_text(bstbi_change(before, after))
+          + (f"; caution: {change['reader_note']}" if change["reader_note"] else ""))
     return 0
 
 

@@ -1,5 +1,7 @@
 """Follow-up of a patient's bone scans: earlier results (result.json of `bonescan predict` / `bonescan bstbi`, or
-results of the reading session) checked, ordered by study date, the BSTBI change and a trend plot (SVG).
+results of the reading session) checked, ordered by study date, the BSTBI change and a trend plot (SVG). Each
+study says what the reader changed (lesions rejected, segmentation edited), and a change between studies the reader
+changed differently says that part of it is the reader's.
 
 Study dates: result.json records the study date only when written with --keep-identifiers (a date identifies a
 patient); without dates the studies are taken in the order the reader gave them, and the trend says so.
@@ -17,6 +19,7 @@ from html import escape
 from pathlib import Path
 
 from ..errors import InputError
+from ..wording import counted
 from .bstbi import bstbi_change
 
 RESULT_FILE = "result.json"
@@ -25,20 +28,23 @@ _HINT = "give the result.json (or its folder) written by `bonescan predict` or `
 EARLIEST_STUDY = date(1900, 1, 1)
 # What identifies a result's content: its numbers, not when or where it was written nor the patient's identifiers.
 _CONTENT_KEYS = ("views", "metastasis_probability", "crop_probabilities", "bstbi", "lesions", "excluded_lesions",
-                 "models", "acquisition")
+                 "reader_edited", "dice_ai_vs_edited", "models", "acquisition")
 
 
 @dataclass(frozen=True)
 class StudyPoint:
     """One study of the trend: what the reader called it, its study date (None: unknown), its BSTBI, its acquisition
     (`acquisition`: what of it is recorded), whether it lies outside the models' training data, and a digest of its
-    content (the same study given twice has the same digest)."""
+    content (the same study given twice has the same digest); what the reader changed: how many lesions the reader
+    rejected and whether the segmentation is the reader's (edited or drawn) rather than the AI's as proposed."""
     label: str
     bstbi: float
     study_date: date | None = None
     acquisition: dict = field(default_factory=dict)
     outside_domain: bool = False
     digest: str = ""
+    rejected: int = 0
+    reader_segmentation: bool = False
 
 
 def acquisition(study) -> dict:
@@ -51,8 +57,9 @@ def acquisition(study) -> dict:
             "pixel_mm": [round(spacing[1], 4), round(spacing[0], 4)], **camera}
 
 
-def record_facts(record: dict) -> tuple[dict, bool, str]:
-    """The acquisition, whether outside the training data and the content digest of a result record (result.json or
+def record_facts(record: dict) -> tuple[dict, bool, str, int, bool]:
+    """The acquisition, whether outside the training data, the content digest, the number of lesions the reader
+    rejected and whether the segmentation is the reader's (`reader_segmentation`) of a result record (result.json or
     the station's result), as `StudyPoint` holds them; a result.json written before acquisitions were recorded gives
     the number of views and the manufacturer."""
     study = record.get("study") if isinstance(record.get("study"), dict) else {}
@@ -64,7 +71,21 @@ def record_facts(record: dict) -> tuple[dict, bool, str]:
     domain = record.get("domain")
     outside = isinstance(domain, dict) and domain.get("verdict") == "outside"
     content = json.dumps({key: record.get(key) for key in _CONTENT_KEYS}, sort_keys=True, default=str)
-    return facts, outside, hashlib.sha256(content.encode("utf-8")).hexdigest()
+    excluded = record.get("excluded_lesions")
+    rejected = len(set(excluded)) if isinstance(excluded, list) else 0
+    return (facts, outside, hashlib.sha256(content.encode("utf-8")).hexdigest(), rejected,
+            reader_segmentation(record))
+
+
+def reader_segmentation(record: dict) -> bool:
+    """Whether BSTBI was computed from the reader's segmentation rather than the AI's as proposed: where the result
+    compares the two (Dice AI vs edited, per segment), a segment the reader changed; else the result's own word
+    (`bonescan bstbi` computes from the reader's masks). Lesions rejected from the list are not an edit here: they
+    are counted apart (`excluded_lesions`)."""
+    dices = record.get("dice_ai_vs_edited")
+    if isinstance(dices, dict) and dices:
+        return any(_number(value) and value < 1 for value in dices.values())
+    return record.get("reader_edited") is True
 
 
 def _other_module(record: dict) -> str | None:
@@ -99,6 +120,10 @@ def check_record(record, name: str) -> float:
     if not isinstance(parts, dict) or not parts or not all(_number(v) and 0.0 <= v <= 1.0 for v in parts.values()):
         raise InputError(f"{name} has no valid BSTBI per sub-image (numbers between 0 and 1); the file was changed "
                          "or damaged: recompute it with `bonescan bstbi`")
+    excluded = record.get("excluded_lesions", [])
+    if not isinstance(excluded, list) or not all(isinstance(n, int) and not isinstance(n, bool) for n in excluded):
+        raise InputError(f"{name} lists the lesions the reader rejected as {str(excluded)[:40]!r}, not as lesion "
+                         "numbers; the file was changed or damaged: recompute it with `bonescan bstbi`")
     if abs(sum(parts.values()) / len(parts) - value) > 1e-6:
         raise InputError(f"{name} gives BSTBI {value:.4f}, but its sub-images average "
                          f"{sum(parts.values()) / len(parts):.4f}: the file was changed after it was written; "
@@ -208,9 +233,36 @@ def check_comparable(points: list[StudyPoint], current_last: bool = False) -> No
                          "add only earlier studies")
 
 
+def reader_text(rejected: int, edited: bool) -> str:
+    """What the reader changed in a study's result, e.g. "2 lesions rejected by the reader"; "" for none."""
+    parts = ([f"{counted(rejected, 'lesion')} rejected by the reader"] if rejected else []) + (
+        ["segmentation edited or drawn by the reader"] if edited else [])
+    return "; ".join(parts)
+
+
+def reader_note(before: StudyPoint, after: StudyPoint) -> str:
+    """Why a change from `before` to `after` is partly the reader's: the studies differ in the lesions the reader
+    rejected or in whose segmentation was counted; "" when the reader changed both alike."""
+    parts = []
+    if before.rejected != after.rejected:
+        had = counted(before.rejected, "lesion") if before.rejected else "no lesion"
+        parts.append(f"the earlier study had {had} rejected by the reader, this one "
+                     + (str(after.rejected) if after.rejected else "none"))
+    if before.reader_segmentation != after.reader_segmentation:
+        whose = ("the reader's (edited or drawn), this one's the AI's" if before.reader_segmentation else
+                 "the AI's, this one's the reader's (edited or drawn)")
+        parts.append(f"the earlier study's segmentation was {whose}")
+    return "; ".join(parts) + ": part of the change is the reader's" if parts else ""
+
+
+def _change(before: StudyPoint, after: StudyPoint) -> dict:
+    return {**bstbi_change(before.bstbi, after.bstbi), "reader_note": reader_note(before, after)}
+
+
 def trend(points: list[StudyPoint], current_last: bool = False) -> dict:
-    """The studies in date order (in the given order when a date is unknown), the change from the first study and
-    from the previous one to the last, and how they were ordered (`check_comparable` first)."""
+    """The studies in date order (in the given order when a date is unknown), each with what the reader changed,
+    the change from the first study and from the previous one to the last (with `reader_note`), and how they were
+    ordered (`check_comparable` first)."""
     if len(points) < 2:
         raise InputError("A trend needs at least two studies (an earlier result and the current one)")
     check_comparable(points, current_last)
@@ -222,9 +274,11 @@ def trend(points: list[StudyPoint], current_last: bool = False) -> dict:
              "when written with --keep-identifiers)")
     return {"order": order,
             "studies": [{"label": p.label, "study_date": p.study_date.isoformat() if p.study_date else None,
-                         "bstbi": p.bstbi, "outside_training_data": p.outside_domain} for p in ordered],
-            "change_from_first": bstbi_change(ordered[0].bstbi, ordered[-1].bstbi),
-            "change_from_previous": bstbi_change(ordered[-2].bstbi, ordered[-1].bstbi)}
+                         "bstbi": p.bstbi, "outside_training_data": p.outside_domain,
+                         "rejected_by_reader": p.rejected, "reader_segmentation": p.reader_segmentation,
+                         "reader": reader_text(p.rejected, p.reader_segmentation)} for p in ordered],
+            "change_from_first": _change(ordered[0], ordered[-1]),
+            "change_from_previous": _change(ordered[-2], ordered[-1])}
 
 
 def relative_text(change: dict) -> str:
@@ -238,21 +292,34 @@ def change_text(change: dict) -> str:
     return f"{change['baseline']:.3f} -> {change['followup']:.3f}: {change['change']:+.3f}" + relative_text(change)
 
 
+def _with_note(change: dict) -> str:
+    note = change.get("reader_note")
+    return change_text(change) + (f"; caution: {note}" if note else "")
+
+
 def trend_lines(result: dict) -> list[str]:
-    """The trend as text lines (CLI and station)."""
+    """The trend as text lines (CLI, station and desktop): each study with what the reader changed, the changes
+    with the caution when the reader changed the studies differently."""
     lines = [f"{index}. {study['study_date'] or 'date unknown'}  BSTBI {study['bstbi']:.3f}  {study['label']}"
              + ("  (outside the models' training data)" if study.get("outside_training_data") else "")
+             + (f"  ({study['reader']})" if study.get("reader") else "")
              for index, study in enumerate(result["studies"], 1)]
     return [*lines, f"ordered {result['order']}",
-            f"change from the first study: {change_text(result['change_from_first'])}",
-            f"change from the previous study: {change_text(result['change_from_previous'])}"]
+            f"change from the first study: {_with_note(result['change_from_first'])}",
+            f"change from the previous study: {_with_note(result['change_from_previous'])}"]
 
 
 def trend_svg(result: dict, width: int = 400, height: int = 220) -> str:
     """A line plot of BSTBI per study (x: time when every date is known, else the study order, labelled "study N";
-    y: BSTBI from 0); a study outside the models' training data is an open circle."""
+    y: BSTBI from 0); a study outside the models' training data is an open circle, one the reader changed (lesions
+    rejected, segmentation edited) is labelled so above its value, and a change partly the reader's is noted."""
     studies = result["studies"]
-    left, right, top, bottom = 48, 40, 16, 44
+    notes = ([] if all(s["study_date"] for s in studies) else ["some dates unknown: studies in the order given"]) + (
+        ["open circle: outside the training data"] if any(s.get("outside_training_data") for s in studies) else []) + (
+        ["the reader changed the studies differently: part of the change is the reader's"]
+        if any(result[key].get("reader_note") for key in ("change_from_first", "change_from_previous")) else [])
+    height += 12 * max(len(notes) - 2, 0)
+    left, right, top, bottom = 48, 40, 30, 44 + 12 * max(len(notes) - 2, 0)
     top_value = max(0.05, max(s["bstbi"] for s in studies) * 1.15)
     dates = [date.fromisoformat(s["study_date"]) if s["study_date"] else None for s in studies]
     if all(dates) and dates[-1] > dates[0]:  # x in time: the intervals as they were (no dates mixed with "study N")
@@ -278,9 +345,17 @@ def trend_svg(result: dict, width: int = 400, height: int = 220) -> str:
         parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{fill}" stroke="#c62828" stroke-width="2"><title>'
                   f'{escape(study["label"])}</title></circle>',
                   f'<text x="{x:.1f}" y="{y - 8:.1f}" text-anchor="middle">{study["bstbi"]:.3f}</text>',
+                  *([f'<text x="{x:.1f}" y="{y - 20:.1f}" text-anchor="middle" fill="#b35900" class="reader">'
+                     f'{escape(_short_reader(study))}<title>{escape(study["reader"])}</title></text>']
+                    if study.get("reader") else []),
                   f'<text x="{x:.1f}" y="{height - bottom + 16}" text-anchor="middle">'
                   f'{escape(study["study_date"] if all(dates) else f"study {index}")}</text>']
-    notes = ([] if all(dates) else ["some dates unknown: studies in the order given"]) + (
-        ["open circle: outside the training data"] if any(s.get("outside_training_data") for s in studies) else [])
-    parts += [f'<text x="{left}" y="{height - 15 + 12 * i}">{escape(note)}</text>' for i, note in enumerate(notes)]
+    first_note = height - 15 - 12 * max(len(notes) - 2, 0)
+    parts += [f'<text x="4" y="{first_note + 12 * i}">{escape(note)}</text>' for i, note in enumerate(notes)]
     return "\n".join([*parts, "</svg>"]) + "\n"
+
+
+def _short_reader(study: dict) -> str:
+    """What the reader changed in a study, short enough for a point of the plot ("2 rejected", "edited")."""
+    return ", ".join(([f"{study['rejected_by_reader']} rejected"] if study.get("rejected_by_reader") else [])
+                     + (["edited"] if study.get("reader_segmentation") else []))

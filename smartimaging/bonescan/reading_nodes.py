@@ -15,7 +15,15 @@ from datetime import date
 
 from ..errors import InputError
 from ..mrml import place_in_same_study
-from .followup import StudyPoint, check_comparable, parse_result, parse_study_date, record_facts, trend
+from .followup import (
+    StudyPoint,
+    check_comparable,
+    parse_result,
+    parse_study_date,
+    reader_text,
+    record_facts,
+    trend,
+)
 
 LESION_COLUMNS = ("Accepted", "#", "View", "Site", "Position", "Area", "Uptake", "Other view")
 CURRENT_LABEL = "this study (current)"
@@ -90,9 +98,15 @@ class FollowUp:
             self.earlier.pop(index)
 
     def lines(self) -> list[str]:
-        """The earlier studies as the station lists them: "1. label · date · BSTBI 0.123"."""
-        return [f"{index}. {point.label} · {point.study_date.isoformat() if point.study_date else 'date unknown'} · "
-                f"BSTBI {point.bstbi:.3f}" for index, point in enumerate(self.earlier, start=1)]
+        """The earlier studies as the station lists them: "1. label · date · BSTBI 0.123", then what the reader
+        changed ("· 2 lesions rejected by the reader")."""
+        lines = []
+        for index, point in enumerate(self.earlier, start=1):
+            reader = reader_text(point.rejected, point.reader_segmentation)
+            when = point.study_date.isoformat() if point.study_date else "date unknown"
+            lines.append(f"{index}. {point.label} · {when} · BSTBI {point.bstbi:.3f}" + (f" · {reader}" if reader
+                                                                                        else ""))
+        return lines
 
     def trend(self, current: StudyPoint | None) -> dict:
         """`followup.trend` of the earlier studies and the current one."""
@@ -103,10 +117,11 @@ class FollowUp:
 
 def trend_rows(result: dict) -> list[list]:
     """Rows under TREND_COLUMNS: study number, days since the first study (None when a date is unknown), BSTBI and
-    the study's label (outside the training data said)."""
+    the study's label (outside the training data and what the reader changed said)."""
     dates = [date.fromisoformat(s["study_date"]) if s["study_date"] else None for s in result["studies"]]
     return [[index, (when - dates[0]).days if all(dates) else None, study["bstbi"],
-             study["label"] + (" (outside the models' training data)" if study["outside_training_data"] else "")]
+             study["label"] + (" (outside the models' training data)" if study["outside_training_data"] else "")
+             + (f" ({study['reader']})" if study["reader"] else "")]
             for index, (study, when) in enumerate(zip(result["studies"], dates, strict=True), start=1)]
 
 

@@ -21,6 +21,7 @@ from ..bonescan.followup import (
     check_comparable,
     parse_result,
     parse_study_date,
+    reader_text,
     record_facts,
     trend,
     trend_lines,
@@ -61,15 +62,17 @@ def _date(text) -> str | None:
 
 
 def _entry(point: StudyPoint) -> dict:
-    """A study of the follow-up as the page's state holds it."""
+    """A study of the follow-up as the page's state holds it (`reader`: what the reader changed, in words)."""
     return {"label": point.label, "bstbi": point.bstbi,
             "study_date": point.study_date.isoformat() if point.study_date else None,
-            "acquisition": point.acquisition, "outside_domain": point.outside_domain, "digest": point.digest}
+            "acquisition": point.acquisition, "outside_domain": point.outside_domain, "digest": point.digest,
+            "rejected": point.rejected, "reader_segmentation": point.reader_segmentation,
+            "reader": reader_text(point.rejected, point.reader_segmentation)}
 
 
 def _point(entry: dict) -> StudyPoint:
     return StudyPoint(entry["label"], entry["bstbi"], parse_study_date(entry["study_date"]), entry["acquisition"],
-                      entry["outside_domain"], entry["digest"])
+                      entry["outside_domain"], entry["digest"], entry["rejected"], entry["reader_segmentation"])
 
 
 class BoneScanPanel:
@@ -148,10 +151,13 @@ class BoneScanPanel:
             with html.Div(v_for=("(study, index) in si_bone_earlier",), key="index",
                           classes="d-flex align-center text-body-2 mt-1 si-bone-earlier"):
                 html.Span("{{ index + 1 }}. {{ study.label }} · {{ study.study_date || 'date unknown' }} · "
-                          "BSTBI {{ study.bstbi.toFixed(3) }}", classes="flex-grow-1")
+                          "BSTBI {{ study.bstbi.toFixed(3) }}{{ study.reader ? ' · ' + study.reader : '' }}",
+                          classes="flex-grow-1")
                 v3.VBtn(icon="mdi-close", size="x-small", variant="text", click=(self.on_remove, "[index]"),
                         disabled=("si_busy",))
             with html.Div(v_if=("si_bone_trend",), id="si-bone-trend", classes="mt-2"):
+                v3.VAlert(v_if=("si_bone_trend.reader_note",), text=("si_bone_trend.reader_note",), type="warning",
+                          density="compact", classes="mb-2", id="si-bone-trend-reader")
                 html.Div("{{ line }}", v_for=("line in si_bone_trend.lines",), classes="text-body-2")
                 html.Div(v_html=("si_bone_trend.svg",), classes="mt-2")
             html.Div("Add an earlier study and compute BSTBI of this one to see the change and the trend.",
@@ -272,4 +278,5 @@ class BoneScanPanel:
                 state.si_bone_followup_error = str(exc)
             else:
                 state.si_bone_trend = {"lines": trend_lines(result), "svg": trend_svg(result),
-                                       "change": result["change_from_previous"]["change"]}
+                                       "change": result["change_from_previous"]["change"],
+                                       "reader_note": result["change_from_previous"]["reader_note"]}

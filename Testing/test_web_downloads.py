@@ -50,6 +50,67 @@ def download(page, kind: str, folder: Path) -> Path:
     return path
 
 
+def _computed_by_hand(scene, path: Path):
+    """A bone-scan flow whose reader drew a metastasis on `path` and computed BSTBI."""
+    import numpy as np
+    from test_dicom_export import _replace_segment
+
+    from smartimaging.bonescan.flow import BoneScanFlow
+    from smartimaging.segments import BONE_METASTASIS
+
+    flow = BoneScanFlow(scene, device="cpu")
+    flow.load("scan", path)
+    flow.draw_by_hand()
+    drawn = np.zeros(flow.primary.GetImageData().GetDimensions()[::-1], np.uint8)
+    drawn[0, 300:330, 100:130] = 1
+    _replace_segment(flow, BONE_METASTASIS.name, drawn)
+    flow.run(flow.compute())
+    return flow
+
+
+def test_seg_sr_and_zip_of_one_shown_result_are_one_export(scene, tmp_path):
+    """The SEG, SR and zip buttons of one result deliver the objects of one export (the SR names the downloaded SEG;
+    a second click sends the same objects); separate SEG and SR are offered only for an image read from DICOM (for
+    a PNG they reference a derived series that only the zip holds)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import pydicom
+    from conftest import GE_BONE_SCAN
+    from PIL import Image
+    from trame.app import get_server
+
+    from smartimaging.phantoms.bonescan import make_bone_scan_phantom
+    from smartimaging.web.downloads_panel import DownloadsPanel
+
+    flow = _computed_by_hand(scene, GE_BONE_SCAN)
+    server = get_server("downloads-one-export", client_type="vue3")
+    panel = DownloadsPanel(SimpleNamespace(state=server.state, server=server, flows={flow.module: flow}),
+                           tmp_path / "downloads")
+    panel.publish(flow)
+    token = server.state.si_download_token[flow.module]
+    assert token and server.state.si_download_separate[flow.module]
+    files = {kind: panel.download(kind, flow.module, token)["content"] for kind in ("seg", "sr", "zip")}
+    seg, sr = (pydicom.dcmread(io.BytesIO(files[kind])) for kind in ("seg", "sr"))
+    evidence = {item.ReferencedSOPInstanceUID for study in sr.CurrentRequestedProcedureEvidenceSequence
+                for series in study.ReferencedSeriesSequence for item in series.ReferencedSOPSequence}
+    assert seg.SOPInstanceUID in evidence
+    archive = zipfile.ZipFile(io.BytesIO(files["zip"]))
+    assert (archive.read("seg.dcm"), archive.read("sr.dcm")) == (files["seg"], files["sr"])
+    assert panel.download("sr", flow.module, token)["content"] == files["sr"]  # clicked again: the same SR
+    assert not list((tmp_path / "downloads").rglob("*.dcm"))  # nothing kept on disk
+
+    views = make_bone_scan_phantom(seed=3).views
+    Image.fromarray((views["anterior"] / views["anterior"].max() * 255).astype(np.uint8)).save(tmp_path / "ant.png")
+    flow = _computed_by_hand(scene, tmp_path / "ant.png")
+    panel.station.flows[flow.module] = flow
+    panel.publish(flow)
+    token = server.state.si_download_token[flow.module]
+    assert token and not server.state.si_download_separate[flow.module]  # the zip only: SEG, SR and their series
+    names = zipfile.ZipFile(io.BytesIO(panel.download("zip", flow.module, token)["content"])).namelist()
+    assert {"seg.dcm", "sr.dcm", "image_dicom/0001.dcm"} <= set(names)
+
+
 def test_bone_scan_report_and_csv_downloaded_through_the_page(station, screenshots, tmp_path):
     page = station
     assert not page.locator("#si-downloads").count()  # no result yet: nothing to download

@@ -16,6 +16,7 @@ from .dicom_outputs import CLASSICAL_ALGORITHM
 from .display import SOURCE_FILE
 from .errors import InputError
 from .io import atomic_output_dir
+from .limits import is_dicom
 from .mrml import get_json_attribute, volume_node_to_sitk
 from .segmentation_nodes import CLASSICAL, ROI_SOURCE, labels_from_segmentation
 
@@ -111,6 +112,17 @@ def _dce(flow, folder: Path) -> dict[str, Path]:
     synthetic = flow.extra_nodes["synthetic"]
     return write_dce_dicom(folder, volume_node_to_sitk(flow.primary), source_of(flow.primary),
                            volume_node_to_sitk(synthetic), get_json_attribute(synthetic, dce_scene.RESULT))
+
+
+def standalone_dicom(flow) -> bool:
+    """Whether the result's SEG and SR stand on their own in PACS: they reference only images read from DICOM (which
+    PACS holds), never a series written with them (a derived image series, the synthetic DCE)."""
+    if flow.module == "DCESynthesis":
+        return False
+    volumes = flow.scan_volumes if flow.module == "BoneScanBSTBI" else [flow.primary]
+    sources = [volume.GetAttribute(SOURCE_FILE) if volume is not None else None for volume in volumes]
+    return all(source and (any(map(is_dicom, Path(source).iterdir())) if Path(source).is_dir() else is_dicom(source))
+               for source in sources)
 
 
 EXPORTERS = {"BoneScanBSTBI": _bonescan, "MammoRadiomics": _mammo, "BreastLVI": _lvi, "DCESynthesis": _dce}

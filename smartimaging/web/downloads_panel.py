@@ -7,10 +7,17 @@ page through trame's websocket, where `utils.download` saves it (as trame-slicer
 removed from the folder at once: no earlier file is ever sent, and none stays behind. The buttons show only beside
 a current result; each click carries the token of the result the page shows, so a result that changed or went stale
 meanwhile (a new case, an edit, another compute) is refused rather than sent under the old one's name.
+
+The DICOM objects of a result are exported once per token and kept in memory until the result changes: the SEG, the
+SR and the zip of one shown result are the same objects (the SR names the SEG that was downloaded). Separate SEG and
+SR buttons show only when they stand on their own in PACS (`exports.standalone_dicom`: they reference the images
+PACS already holds); an image not read from DICOM, or a synthetic DCE, is referenced as a series written only with
+them, so they come together in the zip: a SEG or SR imported without its series would point at nothing.
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import shutil
 import zipfile
@@ -21,37 +28,38 @@ from trame.widgets import vuetify3 as v3
 
 from ..case_report import export_csv, export_report
 from ..errors import SmartImagingError
-from ..exports import export_dicom
+from ..exports import export_dicom, standalone_dicom
 
 TRIGGER = "si_download"
+DICOM_KINDS = ("seg", "sr", "zip")  # made from one export of the result
+SEPARATE = "si_download_separate[si_module]"
+ZIP_ONLY_NOTE = ("The image was not read from DICOM (or the result is a synthetic series): its SEG and SR refer to "
+                 "the image as a new DICOM series written with them, so the three come together in the zip; import "
+                 "them into PACS together.")
 
 
-def _dicom_object(kind: str):
-    """The export of one DICOM object of `export_dicom` ("seg", "sr")."""
-    def export(flow, folder: Path) -> Path:
-        path = export_dicom(flow, folder / "dicom")[kind]
-        return path.rename(folder / f"{flow.module}_{path.name}")
-    return export
-
-
-def export_dicom_zip(flow, folder: Path) -> Path:
-    """Every DICOM object of the result (`export_dicom`: SEG, SR, a derived or synthetic series) in one zip."""
+def dicom_files(flow, folder: Path) -> dict[str, tuple[str, bytes]]:
+    """{kind: (file name, content)} of one export of the result (`export_dicom` into `folder`): its SEG and SR when
+    written, and the zip of every object (SEG, SR, a derived or synthetic series)."""
     dicom = folder / "dicom"
-    export_dicom(flow, dicom)
-    path = folder / f"{flow.module}_dicom.zip"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+    written = export_dicom(flow, dicom)
+    files = {kind: (f"{flow.module}_{written[kind].name}", written[kind].read_bytes()) for kind in ("seg", "sr")
+             if kind in written}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for item in sorted(dicom.rglob("*")):
             if item.is_file() and not item.name.startswith("."):
                 archive.write(item, item.relative_to(dicom).as_posix())
-    return path
+    files["zip"] = (f"{flow.module}_dicom.zip", buffer.getvalue())
+    return files
 
 
-KINDS = {  # kind -> button, MIME type, export, when the button shows (a page expression)
+KINDS = {  # kind -> button, MIME type, export (None: one of dicom_files), when the button shows (a page expression)
     "report": ("Report (HTML)", "text/html", export_report, "true"),
     "csv": ("Result table (CSV)", "text/csv", export_csv, "true"),
-    "seg": ("DICOM SEG", "application/dicom", _dicom_object("seg"), "si_needs_segment[si_module]"),
-    "sr": ("DICOM SR", "application/dicom", _dicom_object("sr"), "true"),
-    "zip": ("All DICOM (zip)", "application/zip", export_dicom_zip, "true")}
+    "seg": ("DICOM SEG", "application/dicom", None, f"si_needs_segment[si_module] && {SEPARATE}"),
+    "sr": ("DICOM SR", "application/dicom", None, SEPARATE),
+    "zip": ("All DICOM (zip)", "application/zip", None, "true")}
 
 
 class DownloadsPanel:
@@ -61,8 +69,10 @@ class DownloadsPanel:
         self.station, self.folder = station, folder
         self._tokens = itertools.count(1)
         self._shown: dict[str, tuple[object, int]] = {}  # module -> (result on the page, its token)
+        self._dicom: dict[str, tuple[int, dict]] = {}  # module -> (token, its `dicom_files`)
         state = station.state
         state.si_download_token = {module: 0 for module in station.flows}
+        state.si_download_separate = {module: False for module in station.flows}
         state.si_download_error = {module: "" for module in station.flows}
         station.server.trigger(TRIGGER)(self.download)
 
@@ -76,6 +86,7 @@ class DownloadsPanel:
                             prepend_icon="mdi-download", disabled=("si_busy",),
                             click=f"trigger('{TRIGGER}', ['{kind}', si_module, si_download_token[si_module]])"
                                   ".then((file) => file && utils.download(file.name, file.content, file.type))")
+            html.Div(ZIP_ONLY_NOTE, v_if=(f"!{SEPARATE}",), classes="text-caption mt-1", id="si-download-zip-only")
             v3.VAlert(v_if=("si_download_error[si_module]",), text=("si_download_error[si_module]",),
                       type="error", variant="tonal", density="compact", classes="mt-1", id="si-download-error")
 
@@ -93,8 +104,11 @@ class DownloadsPanel:
             self._shown[module] = (result, token)
         state = self.station.state
         if state.si_download_token[module] != token:
+            self._dicom.pop(module, None)
             state.si_download_token = {**state.si_download_token, module: token}
             state.si_download_error = {**state.si_download_error, module: ""}
+            state.si_download_separate = {**state.si_download_separate,
+                                          module: bool(token) and standalone_dicom(flow)}
 
     def download(self, kind: str, module: str, token: int) -> dict | None:
         """The file of `kind` made from `module`'s current result ({"name", "type", "content"}); None, with the
@@ -110,9 +124,15 @@ class DownloadsPanel:
             folder = self.folder / module
             _, mime, export, _ = KINDS[kind]
             try:
-                path = export(flow, folder)
-                content = path.read_bytes()
-            finally:  # sent, not kept: a DICOM object holds the source's patient module
+                if export is not None:
+                    path = export(flow, folder)
+                    name, content = path.name, path.read_bytes()
+                else:  # the SEG, SR and zip of one export per shown result
+                    cached = self._dicom.get(module)
+                    if cached is None or cached[0] != token:
+                        cached = self._dicom[module] = (token, dicom_files(flow, folder))
+                    name, content = cached[1][kind]
+            finally:  # sent, not kept on disk: a DICOM object holds the source's patient module
                 shutil.rmtree(folder, ignore_errors=True)
         except (SmartImagingError, OSError, KeyError) as exc:
             with state:
@@ -120,4 +140,4 @@ class DownloadsPanel:
             return None
         with state:
             state.si_download_error = {**state.si_download_error, module: ""}
-        return {"name": path.name, "type": mime, "content": content}
+        return {"name": name, "type": mime, "content": content}

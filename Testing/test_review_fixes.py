@@ -17,3 +17,26 @@ def test_resampled_input_geometry_is_named_apart_from_the_images():
                        "slice spacing of the model's input grid 1.61 mm (trained on 1.66–3.34 mm)"]
     plain = domain.check({"ranges": ranges}, {"slice_spacing_mm": 1.61, "pixel_size_mm": 0.55}, "mri")["reasons"]
     assert plain == ["slice spacing 1.61 mm (trained on 1.66–3.34 mm)"]  # no resampling: the image's own
+
+
+def test_the_pixel_size_field_shows_the_loaded_image_and_keeps_only_the_readers_value():
+    """U2 #8, #9: the field showed the last upload's 0.1 over a phantom read at 0.2 mm; a size typed for the NYU PNG
+    was not used when the sample was loaded again."""
+    from types import SimpleNamespace
+
+    from smartimaging.mammo.images import PIXEL_SIZE_FROM_HEADER, PIXEL_SIZE_GIVEN, PIXEL_SIZE_UNKNOWN
+    from smartimaging.web.pixel_field import PixelSizeField
+
+    def mammogram(source, sizes):
+        return SimpleNamespace(meta={"pixel_size_source": source, "pixel_size_mm": sizes})
+
+    field = PixelSizeField()
+    assert field.reader_value(" 0.1 ") == "0.1"  # typed before any load
+    assert field.loaded(mammogram(PIXEL_SIZE_GIVEN, [0.1, 0.1]), by_reader=True) == "0.1"
+    assert field.reader_value("0.1") == "0.1"  # shown as the reader's: it stays the reader's for the next file
+    assert field.loaded(mammogram(PIXEL_SIZE_GIVEN, [0.2, 0.2]), by_reader=False) == "0.2"  # the phantom's own
+    assert field.reader_value("0.2") == ""  # the phantom's size is never carried to another image
+    assert field.reader_value("0.07") == "0.07"  # typed over it: the reader's
+    assert field.loaded(mammogram(PIXEL_SIZE_UNKNOWN, [1.0, 1.0]), by_reader=False) == ""  # read as 1 mm: no size
+    assert field.loaded(mammogram(PIXEL_SIZE_FROM_HEADER, [0.07, 0.0701]), by_reader=True) == "0.07 × 0.0701"
+    assert field.reader_value("0.07 × 0.0701") == ""  # a header's size is the file's, not the reader's

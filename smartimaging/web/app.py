@@ -38,7 +38,7 @@ from ..dce.flow import DCEFlow
 from ..errors import CancelledError, InputError, SmartImagingError
 from ..explain import plain_domain
 from ..lvi.flow import LVIFlow
-from ..mammo.flow import MammoFlow
+from ..mammo.flow import MammoFlow, parse_pixel_mm
 from ..mammo.images import PIXEL_SIZE_HINTS
 from ..reading import is_warning_row, style_heat_map
 from ..result_nodes import DOMAIN_ROW
@@ -53,7 +53,9 @@ from .explain_panel import build as build_explanations
 from .explain_panel import init_state as init_explanations
 from .explain_panel import publish as publish_explanations
 from .heatmap_panel import HeatMapPanel
+from .pixel_field import PixelSizeField
 from .view_fit import FitWhenSized
+from .view_gutter import slice_view_gutter
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +148,7 @@ class ReadingStation(TrameApp):
         super().__init__(server, client_type="vue3")
         self.server.enable_module(trame_slicer_module)
         self.slicer_app = SlicerApp()
-        register_rca_factories(self.slicer_app.view_manager, self.server)
+        register_rca_factories(self.slicer_app.view_manager, self.server, slice_view_ui_f=slice_view_gutter)  # no 3D
         self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
         self.layout_manager.register_layout_dict(LAYOUTS)
         self.editor_logic = SegmentEditorLogic(self.server, self.slicer_app)
@@ -163,6 +165,8 @@ class ReadingStation(TrameApp):
         self._upload_id = 0
         self._upload_module = FIRST_MODULE  # the module the upload being received is for
         self._case_uploads: dict[str, dict[str, Path]] = {m: {} for m in FLOWS}  # module -> role -> upload folder
+        self._loaded_sample: dict[str, str | None] = dict.fromkeys(FLOWS)  # the sample case of each tab (not uploads)
+        self.pixel_field = PixelSizeField()  # "Pixel size mm": the loaded mammogram's, or the reader's typed value
         self._observed: set[str] = set()
         self._view_fit = FitWhenSized(lambda view: self.display.lettered(view))  # views clear of their letters
         self._previous_point: list[float] | None = None  # the lesion point before the reader placed a new one
@@ -267,7 +271,7 @@ class ReadingStation(TrameApp):
         with html.Div(classes="d-flex align-center"):
             v3.VSelect(v_model=("si_sample",), items=("si_samples[si_module]",), label="Sample case",
                        density="compact", hide_details=True, disabled=("si_busy",))
-            v3.VBtn("Load sample", click=self.on_load_sample, disabled=("si_busy",), classes="ml-2",
+            v3.VBtn("Load sample", click=self.on_load_sample, disabled=("si_busy || !si_sample",), classes="ml-2",
                     color="primary", variant="tonal")
         with html.Div(classes="d-flex align-center mt-2"):
             v3.VSelect(v_model=("si_role",), items=("si_roles[si_module]",), label="Upload as",
@@ -452,7 +456,8 @@ class ReadingStation(TrameApp):
                             if refused else "")
 
     def _on_module_changed(self, si_module, **_kwargs) -> None:
-        self.state.si_sample = self.cases[si_module][0].name
+        flow = self.flows[si_module]  # the field shows the tab's loaded sample, none for an upload
+        self.state.si_sample = self.cases[si_module][0].name if flow.primary is None else self._loaded_sample[si_module]
         self.state.si_role = FLOWS[si_module].roles[0]
         self._show(self.flows[si_module], fit=True)
         self._preload()
@@ -611,7 +616,9 @@ class ReadingStation(TrameApp):
         progress(0.1, f"Load sample: writing the files of {case.name}")
         files = case.write(case.folder(Path(self._scratch.name)))
         flow = self.flows[module]
-        flow.set_case_options(files.kind, files.pixel_mm)
+        typed = self.pixel_field.reader_value(self.state.si_pixel_mm) if flow.takes_pixel_size else ""
+        pixel_mm = files.pixel_mm if files.pixel_mm is not None else parse_pixel_mm(typed)  # the reader's, if none
+        flow.set_case_options(files.kind, pixel_mm)
         if flow.kinds:
             self.state.si_kind = flow.kind
         self.slicer_app.segmentation_editor.clear()  # before the previous case's nodes leave the scene
@@ -623,6 +630,7 @@ class ReadingStation(TrameApp):
         if files.point_lps is not None:
             flow.set_point_lps(files.point_lps)
         self._set_case(module, f"{case.name}: {case.description}", [*files.notes, *flow.notes()])
+        self._case_loaded(flow, case.name, files.pixel_mm is None and bool(typed))
         self._show(flow, fit=True)
 
     async def _load_upload(self, folder: Path, paths: list[Path], progress) -> None:
@@ -633,8 +641,9 @@ class ReadingStation(TrameApp):
             if len(paths) > 1 and not flow.reads_series:
                 raise InputError(f"{flow.title} reads one image file; {len(paths)} files were uploaded")
             progress(0.5, f"Upload: reading the {role} image ({counted(len(paths), 'file')})")
+            typed = self.pixel_field.reader_value(self.state.si_pixel_mm) if flow.takes_pixel_size else ""
             if flow.takes_pixel_size:
-                flow.set_pixel_size(self.state.si_pixel_mm)
+                flow.set_pixel_size(typed)
             source = paths[0] if len(paths) == 1 else folder
             try:
                 image = flow.read(role, source)  # a refused file leaves the scene and the editor as they were
@@ -652,9 +661,18 @@ class ReadingStation(TrameApp):
         if role == flow.roles[0]:
             self._set_case(module, f"Uploaded: {', '.join(p.name for p in paths[:3])}"
                            + (f" and {len(paths) - 3} more" if len(paths) > 3 else ""), flow.notes())
+            self._case_loaded(flow, None, bool(typed))
         else:
             self._set_case(module, self.state.si_case[module] + f" · {role}: {source.name}", flow.notes())
         self._show(flow, fit=True)
+
+    def _case_loaded(self, flow, sample: str | None, pixel_by_reader: bool) -> None:
+        """A new case in `flow`'s tab: its sample case (None: an upload) and its pixel size in the page's fields."""
+        self._loaded_sample[flow.module] = sample
+        if flow.module == self.state.si_module:
+            self.state.si_sample = sample
+        if flow.takes_pixel_size:
+            self.state.si_pixel_mm = self.pixel_field.loaded(flow.mammogram, pixel_by_reader)
 
     def _set_case(self, module: str, description: str, notes: list[str]) -> None:
         self.state.si_case = {**self.state.si_case, module: description}
@@ -723,7 +741,7 @@ class ReadingStation(TrameApp):
         state.si_columns = {**state.si_columns, module: result.columns if result else []}
         state.si_compare = {**state.si_compare, module: result.comparison if result else []}
         rows = [row for row in result.rows if not is_warning_row(row) and row[0] != DOMAIN_ROW
-                and row[:2] not in result.comparison] if result else []  # those three: with the headline
+                ] if result else []  # those two: with the headline; the AI-vs-edited rows: there and last here
         state.si_rows = {**state.si_rows, module: publish_explanations(state, module, result, rows)}
         self.downloads_panel.publish(flow)
 

@@ -224,15 +224,37 @@ def test_a_bone_scan_reports_its_lesions_numbered_on_the_images(scene, cases, tm
     assert np.all(ant == (230, 41, 41), axis=2).any()  # the metastases' outlines, in their segment's red
 
 
+def test_where_the_readers_outline_coincides_with_the_ais_both_stay_visible():
+    """U2 finding 13: the AI's proposal (dashed, outside its mask) drawn first, the reader's outline (solid, inside
+    its mask) over it: where they coincide neither hides the other."""
+    from smartimaging.overlays import DASHED, outlined_rgb
+
+    image = np.zeros((40, 40))
+    mask = np.zeros(image.shape, bool)
+    mask[10:30, 10:30] = True
+    alone = outlined_rgb(image, [(mask, (242, 115, 38))], (40, 40), (0, 1), thickness=2)
+    both = outlined_rgb(image, [(mask, (64, 255, 64), DASHED), (mask, (242, 115, 38))], (40, 40), (0, 1),
+                        thickness=2)
+    orange, green = (np.all(both == colour, axis=2) for colour in ((242, 115, 38), (64, 255, 64)))
+    assert np.array_equal(orange, np.all(alone == (242, 115, 38), axis=2))  # the reader's outline whole
+    assert green.sum() > 40 and not (green & mask).any()  # the AI's dashes around it, outside the mask
+    assert 0.3 < green.sum() / (~mask[8:32, 8:32]).sum() < 0.7  # dashed: about half of the ring
+
+
 def test_an_edited_roi_shows_the_ai_proposal_beside_it(scene, cases, tmp_path):
-    from smartimaging.case_report import case_report, export_report
+    from smartimaging.case_report import case_report, export_report, roi_outlines
+    from smartimaging.overlays import DASHED
 
     flow = _computed(scene, "MammoRadiomics", cases["MammoRadiomics"][0], tmp_path / "case", _erase_half)
     report = case_report(flow, CREATED)
     assert flow.result.roi_source == "reader edited" and len(report.comparison) == 2
-    assert ("AI proposal, before the reader's edits", (64, 255, 64)) in report.legend
+    assert report.legend == [("AI proposal, before the reader's edits (dashed, just outside its outline)",
+                              (64, 255, 64)),
+                             ("Breast mass (reader's ROI, solid, just inside its outline)", (242, 115, 38))]
     zoom = _png("data:image/png;base64," + base64.b64encode(report.figures[1].png).decode())
     assert np.all(zoom == (64, 255, 64), axis=2).sum() > 20 and np.all(zoom == (242, 115, 38), axis=2).sum() > 20
+    outlines, _ = roi_outlines(flow, flow.segmentation, flow.primary)  # the AI's drawn first, the reader's over it
+    assert [item[1:] for item in outlines] == [((64, 255, 64), DASHED), ((242, 115, 38),)]
     text = export_report(flow, tmp_path / "out").read_text(encoding="utf-8")
     assert "AI proposal vs reader-edited ROI" in text and "ROI of this result: reader edited" in text
 

@@ -25,6 +25,7 @@ from .errors import InputError
 from .explain import plain_domain, record_of, shown_rows
 from .io import atomic_files
 from .mrml import remove_temporary_labelmap, volume_node_to_sitk
+from .overlays import DASHED
 from .reading import HEAT_MAP_SHOWN_FROM, heat_map_colours, is_warning_row, style_heat_map, table_rows
 from .record_report import AXIAL_EDGES, aspect, lps, models_of, on_grid
 from .report import CaseReport, Figure, figure_png, render_html, window_of
@@ -134,22 +135,24 @@ def segment_masks(scene, segmentation_node, volume_node) -> list[tuple[str, tupl
     return masks
 
 
-def roi_outlines(flow, segmentation, volume) -> tuple[list[tuple[np.ndarray, tuple]], list[tuple[str, tuple]]]:
-    """The outlines to draw on `volume` (mask (k, j, i), RGB) and their legend: the reader's segments in their
-    colours, and the AI's proposal in green when the reader edited it."""
+def roi_outlines(flow, segmentation, volume) -> tuple[list[tuple], list[tuple[str, tuple]]]:
+    """The outlines to draw on `volume`, in drawing order ((mask (k, j, i), RGB[, DASHED]), `overlays.outlined_rgb`)
+    and their legend: the AI's proposal when the reader edited it, green, dashed outside its outline, then the
+    reader's segments in their colours, solid inside theirs: where the two coincide both stay visible."""
     outlines, legend = [], []
     if segmentation is None:
         return outlines, legend
     edited = "edited" in (flow.result.roi_source or "") or "drawn" in (flow.result.roi_source or "")
     who = "reader's ROI" if edited else (flow.result.roi_source or "ROI")
-    for name, colour, mask in segment_masks(flow.scene, segmentation, volume):
-        outlines.append((mask, colour))
-        legend.append((f"{name} ({who})", colour))
     ai = segmentation.GetNodeReference(AI_REFERENCE) if edited else None
     if ai is not None and flow.scene.IsNodePresent(ai):
         green = _rgb(PROPOSAL_COLOR)
-        outlines += [(mask, green) for _, _, mask in segment_masks(flow.scene, ai, volume)]
-        legend.append(("AI proposal, before the reader's edits", green))
+        outlines += [(mask, green, DASHED) for _, _, mask in segment_masks(flow.scene, ai, volume)]
+        legend.append(("AI proposal, before the reader's edits (dashed, just outside its outline)", green))
+    for name, colour, mask in segment_masks(flow.scene, segmentation, volume):
+        outlines.append((mask, colour))
+        legend.append((f"{name} ({who}, solid, just inside its outline)" if ai is not None else f"{name} ({who})",
+                       colour))
     return outlines, legend
 
 
@@ -186,7 +189,7 @@ def _bonescan_figures(flow, record):
         for k, caption in enumerate(volume_captions(flow.module, volume)):
             preset = presets("NM", pixels[k])[0]
             view = flow.view_names[frame] if frame < len(flow.view_names) else ""
-            png = figure_png(pixels[k], [(mask[k], colour) for mask, colour in outlines],
+            png = figure_png(pixels[k], [(mask[k], *style) for mask, *style in outlines],
                              (preset.level - preset.window / 2, preset.level + preset.window / 2), preset.invert,
                              spacing[1] / spacing[0], labels=lesion_labels(record, view))
             figures.append(Figure(caption.title, png, "; ".join(filter(None, [
@@ -203,15 +206,15 @@ def _mammo_figures(flow, record):
     preset = presets("MG", pixels, read_header(source_of(volume)))[0]
     window = (preset.level - preset.window / 2, preset.level + preset.window / 2)
     outlines, legend = roi_outlines(flow, flow.segmentation, volume)
-    outlines = [(mask[0], colour) for mask, colour in outlines]
+    outlines = [(mask[0], *style) for mask, *style in outlines]
     if caption.mirrored:  # hung as radiologists hang it (chest wall right for a right breast)
         pixels = pixels[:, ::-1]
-        outlines = [(mask[:, ::-1], colour) for mask, colour in outlines]
+        outlines = [(mask[:, ::-1], *style) for mask, *style in outlines]
     spacing = volume.GetSpacing()
     aspect = spacing[1] / spacing[0]
     note = "; ".join(filter(None, [caption.note, f"{preset.name}: {preset.detail}"]))
     figures = [Figure(f"{caption.title}: whole image", figure_png(pixels, outlines, window, aspect=aspect), note)]
-    union = np.any([mask for mask, _ in outlines], axis=0) if outlines else np.zeros(pixels.shape, bool)
+    union = np.any([mask for mask, *_ in outlines], axis=0) if outlines else np.zeros(pixels.shape, bool)
     if union.any():
         rows, cols = np.nonzero(union)
         size = max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1)
@@ -220,7 +223,8 @@ def _mammo_figures(flow, record):
         c0, c1 = max(cols.min() - margin, 0), min(cols.max() + margin + 1, pixels.shape[1])
         crop = pixels[r0:r1, c0:c1]
         figures.append(Figure(f"{caption.title}: ROI enlarged",
-                              figure_png(crop, [(m[r0:r1, c0:c1], c) for m, c in outlines], window_of(crop),
+                              figure_png(crop, [(m[r0:r1, c0:c1], *style) for m, *style in outlines],
+                                         window_of(crop),
                                          aspect=aspect),
                               f"{(c1 - c0) * spacing[0]:.0f} × {(r1 - r0) * spacing[1]:.0f} mm around the ROI; "
                               "window: the crop's own range"))
@@ -237,8 +241,8 @@ def _lvi_figures(flow, record):
     reference = volume_node_to_sitk(flow.primary)
     grid = lps(reference)
     outlines, legend = roi_outlines(flow, flow.segmentation, flow.primary)
-    outlines = [(on_grid(_mask_image(mask, reference), grid, nearest=True), colour) for mask, colour in outlines]
-    union = np.any([m for m, _ in outlines], axis=0) if outlines else np.zeros(sitk.GetArrayViewFromImage(grid).shape)
+    outlines = [(on_grid(_mask_image(mask, reference), grid, nearest=True), *style) for mask, *style in outlines]
+    union = np.any([m for m, *_ in outlines], axis=0) if outlines else np.zeros(sitk.GetArrayViewFromImage(grid).shape)
     k = int(np.argmax(union.sum(axis=(1, 2)))) if union.any() else grid.GetSize()[2] // 2
     sequences = {"DCE": flow.volumes.get("DCE"), "T2": flow.volumes.get("T2")}
     captions = {"DCE": "DCE", "T2": "FS-T2WI"}
@@ -253,7 +257,7 @@ def _lvi_figures(flow, record):
         where = f"axial slice {k + 1} of {image.shape[0]} (the ROI's largest)" + (
             "" if node is flow.primary else f", resampled onto the {captions[flow.roles[0]]} grid")
         figures.append(Figure(f"{captions[sequence]} with the ROI", figure_png(
-            image[k], [(m[k], c) for m, c in outlines], window, aspect=aspect(grid)), where, AXIAL_EDGES))
+            image[k], [(m[k], *style) for m, *style in outlines], window, aspect=aspect(grid)), where, AXIAL_EDGES))
         heat_node = flow.extra_nodes.get(f"Grad-CAM {maps.get(sequence)}")
         if heat_node is not None:
             colours = _heat_table(heat_node)

@@ -12,32 +12,45 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 TITLE_PX = 11
+DASHED = "dashed"  # an outline's style (third item of an outline): drawn outside its mask, in dashes
+DASH_PX = 4
+
+
+def _shrunk(mask: np.ndarray, times: int) -> np.ndarray:
+    """`mask` eroded `times` pixels (4-neighbourhood)."""
+    for _ in range(times):
+        inner = mask.copy()
+        inner[1:] &= mask[:-1]
+        inner[:-1] &= mask[1:]
+        inner[:, 1:] &= mask[:, :-1]
+        inner[:, :-1] &= mask[:, 1:]
+        mask = inner
+    return mask
 
 
 def _resized(array: np.ndarray, size: tuple[int, int], resample) -> np.ndarray:
     return np.asarray(Image.fromarray(array).resize(size, resample))
 
 
-def outlined_rgb(image: np.ndarray, outlines: list[tuple[np.ndarray, tuple[int, int, int]]], size: tuple[int, int],
-                 window: tuple[float, float], dark_is_high: bool = False, thickness: int = 1) -> np.ndarray:
+def outlined_rgb(image: np.ndarray, outlines: list[tuple], size: tuple[int, int], window: tuple[float, float],
+                 dark_is_high: bool = False, thickness: int = 1) -> np.ndarray:
     """(rows, cols, 3) uint8: `image` (2D) windowed to `window` (low, high) and resized to `size` (width, height),
-    with the outline of each (mask, RGB colour), `thickness` pixels wide inwards, drawn over it; `dark_is_high`
-    shows high values dark."""
+    with the outline of each (mask, RGB colour[, DASHED]) drawn over it in order, `thickness` pixels wide: inwards,
+    or outwards in dashes for a DASHED one (an outline drawn over another that coincides with it leaves both
+    visible side by side); `dark_is_high` shows high values dark."""
     low, high = window
     grey = np.clip((np.asarray(image, float) - low) / ((high - low) or 1.0), 0, 1)
     grey = np.round(255 * (1 - grey if dark_is_high else grey)).astype(np.uint8)
     rgb = np.repeat(_resized(grey, size, Image.Resampling.BILINEAR)[..., None], 3, axis=2)
-    for mask, colour in outlines:
+    for mask, colour, *style in outlines:
         inside = _resized(np.asarray(mask, bool).astype(np.uint8) * 255, size, Image.Resampling.NEAREST) > 0
-        interior = inside.copy()
-        for _ in range(thickness):
-            shrunk = interior.copy()
-            shrunk[1:] &= interior[:-1]
-            shrunk[:-1] &= interior[1:]
-            shrunk[:, 1:] &= interior[:, :-1]
-            shrunk[:, :-1] &= interior[:, 1:]
-            interior = shrunk
-        rgb[inside & ~interior] = colour
+        if style == [DASHED]:
+            ring = ~_shrunk(~inside, thickness) & ~inside
+            rows, cols = np.indices(ring.shape)
+            ring &= (rows + cols) // DASH_PX % 2 == 0
+        else:
+            ring = inside & ~_shrunk(inside, thickness)
+        rgb[ring] = colour
     return rgb
 
 

@@ -37,6 +37,7 @@ VERDICTS = {  # domain verdict -> (label beside the score, explanation, css clas
                 "Do not rely on it.", "outside"),
     "unknown": ("Training data not checked",
                 "Nothing tells whether this image resembles the images the model learned from.", "unknown")}
+SCORE_ROW = re.compile(r"(BSTBI|Metastasis|Urinary bladder probability|Rad-score|Label|DCE|T2|fused)\b")
 NO_DOMAIN = ("No domain check recorded", "This result records no check against the model's training data.", "unknown")
 
 CSS = """
@@ -55,7 +56,7 @@ p { margin: 1mm 0; }
 .result { display: flex; gap: 4mm; align-items: stretch; margin: 3mm 0; break-inside: avoid; }
 .headline { flex: 1; padding: 3mm; border: 1px solid #999; }
 #headline { font-size: 17pt; font-weight: bold; margin-bottom: 1mm; }
-.doubtful { color: #777; text-decoration: line-through; text-decoration-thickness: 1px; }
+.doubtful, tr.doubtful td { color: #777; text-decoration: line-through; text-decoration-thickness: 1px; }
 .verdict { flex: 1; padding: 3mm; border: 2px solid; }
 .verdict .label { font-size: 12.5pt; font-weight: bold; }
 .verdict.inside { border-color: #1b7f3a; background: #e8f5ec; }
@@ -142,7 +143,8 @@ def figure_png(image: np.ndarray, outlines: list[tuple[np.ndarray, tuple[int, in
                heat_from: float = 0.2, heat_opacity: float = 0.45, labels=(), box: tuple[int, int] = FIGURE_BOX
                ) -> bytes:
     """A PNG of a 2-D image (rows, cols) fitted into `box` with its physical `aspect` (row spacing / column
-    spacing): windowed grey, the outline of each (mask, RGB) and, when given, a heat map in [0, 1] over it (its
+    spacing): windowed grey, the outline of each (mask, RGB[, DASHED]) as `overlays.outlined_rgb` draws them and,
+    when given, a heat map in [0, 1] over it (its
     colours (#rrggbb) sampled evenly from `heat_colours`, values below `heat_from` transparent) and (row, col,
     text[, RGB]) labels (orange unless given)."""
     rows, cols = image.shape
@@ -176,10 +178,20 @@ def _e(value) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _table(columns: list[str], rows: list[list[str]], hash_columns: tuple[int, ...] = ()) -> str:
+def is_score_row(row) -> bool:
+    """Whether a result-table row holds a model's number or verdict (BSTBI, metastasis probability and verdict,
+    Rad-score and its label, an LVI sequence's or the fused probability and label), greyed and struck through,
+    as the headline, when the image is outside the model's training data."""
+    return bool(row) and SCORE_ROW.match(str(row[0])) is not None
+
+
+def _table(columns: list[str], rows: list[list[str]], hash_columns: tuple[int, ...] = (),
+           doubtful: bool = False) -> str:
+    """An HTML table; `doubtful`: its score rows (`is_score_row`) greyed and struck through."""
     head = "".join(f"<th>{_e(c)}</th>" for c in columns)
     cells = ['<td class="hash">' if i in hash_columns else "<td>" for i in range(len(columns))]
-    body = "".join("<tr>" + "".join(f"{cell}{_e(value)}</td>" for cell, value in zip(cells, row, strict=False))
+    body = "".join(('<tr class="doubtful">' if doubtful and is_score_row(row) else "<tr>")
+                   + "".join(f"{cell}{_e(value)}</td>" for cell, value in zip(cells, row, strict=False))
                    + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -227,7 +239,7 @@ def render_html(report: CaseReport) -> str:
         f'<div class="demo" id="disclaimer">{_e(DISCLAIMER)}</div>',
         '<h2>Result</h2><div class="result">',
         f'<div class="headline"><div class="{doubtful}" id="headline">{_e(report.headline)}</div>'
-        + "".join(f'<p class="meta">{_e(line)}</p>' for line in report.sublines) + "</div>",
+        + "".join(f'<p class="meta{doubtful}">{_e(line)}</p>' for line in report.sublines) + "</div>",
         f'<div class="verdict {css}" id="domain"><div class="label">Domain check: {_e(label)}</div>'
         f"<p>{_e(meaning)}</p>" + "".join(f"<p>{_e(r)}</p>" for r in reasons) + "</div></div>"]
     if report.warnings:
@@ -249,7 +261,8 @@ def render_html(report: CaseReport) -> str:
                      + "".join(_figure(f) for f in report.figures) + "</div>"
                      + (f'<p class="legend meta">Overlays:{legend}{heat}</p>' if legend or heat else ""))
     if report.rows:
-        parts.append('<h2>Result table</h2><div id="result-table">' + _table(report.columns, report.rows) + "</div>")
+        parts.append('<h2>Result table</h2><div id="result-table">'
+                     + _table(report.columns, report.rows, doubtful=bool(doubtful)) + "</div>")
     for title, columns, rows in report.tables:
         parts.append(f"<h3>{_e(title)}</h3>" + _table(columns, rows))
     notes = [e for e in report.explanations if not str(e.get("key", "")).startswith("card")]

@@ -49,6 +49,7 @@ from .dce_regions_panel import DCERegionsPanel
 from .display_panel import DisplayPanel
 from .downloads_panel import DownloadsPanel
 from .editor_panel import EditorPanel, bring_into_view, comparison_table
+from .explain_panel import DOUBTFUL, GREYED
 from .explain_panel import build as build_explanations
 from .explain_panel import init_state as init_explanations
 from .explain_panel import publish as publish_explanations
@@ -377,7 +378,8 @@ class ReadingStation(TrameApp):
                        height="360px", fixed_header=True, classes=("si_stale[si_module] ? 'text-disabled' : ''",)):
             with html.Thead(), html.Tr():
                 html.Th("{{ column }}", v_for=("column in si_columns[si_module]",), style="padding: 0 6px;")
-            with html.Tbody(), html.Tr(v_for=("(row, rowIndex) in si_rows[si_module]",)):
+            with html.Tbody(), html.Tr(v_for=("(row, rowIndex) in si_rows[si_module]",), classes=(
+                    f"{DOUBTFUL} && si_row_scores[si_module][rowIndex] ? '{GREYED}' : ''",)):
                 # A cell wraps at spaces only, never inside a word (nor at a word's hyphens: "lvi-dce-resnet10");
                 # the full text is also the cell's tooltip (the table scrolls sideways when it needs more room), a
                 # plain feature name's tooltip its pyradiomics name.

@@ -9,18 +9,24 @@ from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
 from ..explain import shown_rows
+from ..report import is_score_row
+
+DOUBTFUL = "si_domain[si_module]?.verdict === 'outside'"  # the page greys every score as it greys the headline
+GREYED = "text-disabled text-decoration-line-through"
 
 
 def init_state(state, modules) -> None:
     state.si_explanations = {module: [] for module in modules}  # each result's explanations (explain.explain)
     state.si_row_titles = {module: [] for module in modules}  # hover text of each shown row's first cell
+    state.si_row_scores = {module: [] for module in modules}  # whether each shown row is a score (`is_score_row`)
     state.si_explain_open = False
 
 
 def publish(state, module: str, result, rows: list[list[str]]) -> list[list[str]]:
     """Put a module's result explanations on the page; `rows` as the table shows them (see `explain.shown_rows`),
-    the hover text of each first cell in `si_row_titles`."""
+    the hover text of each first cell in `si_row_titles`, which rows are scores in `si_row_scores`."""
     rows, titles = shown_rows(rows)
+    state.si_row_scores = {**state.si_row_scores, module: [is_score_row(row) for row in rows]}
     state.si_explanations = {**state.si_explanations, module: list(result.explanations) if result else []}
     state.si_row_titles = {**state.si_row_titles, module: titles}
     return rows
@@ -32,7 +38,8 @@ def build() -> None:
     explanations = "si_explanations[si_module]"
     with html.Div(v_if=(f"{explanations}.length",), id="si-explain"):
         html.Div("{{ item.title }}", v_for=(f"item in {explanations}.filter((e) => e.key === 'cutoff')",),
-                 key="item.key", classes="text-body-2", id="si-cutoff-line")  # the score with its cutoff beside it
+                 key="item.key", classes=(f"'text-body-2' + ({DOUBTFUL} ? ' {GREYED}' : '')",),
+                 id="si-cutoff-line")  # the score with its cutoff beside it
         v3.VAlert(v_for=(f"item in {explanations}.filter((e) => e.tone === 'warning' && !e.key.startsWith('card'))",),
                   key="item.key", type="warning", variant="tonal", density="compact", classes="mt-1",
                   title=("item.title",), text=("item.summary",),

@@ -22,6 +22,7 @@ from realdata import cbis_ddsm_views
 from test_dicom_outputs import dciodvfy, on_grid_of, seg_image
 
 from smartimaging.cli import main
+from smartimaging.dicom_outputs import DOMAIN_VERDICTS
 from smartimaging.dicom_series import derived_series, write_series
 from smartimaging.io import read_series_or_volume, same_geometry
 from smartimaging.models.registry import models_dir
@@ -51,6 +52,19 @@ def sr_content(path: Path) -> tuple[dict[str, tuple[float, int | None]], dict[st
 
     walk(pydicom.dcmread(path).ContentSequence, None)
     return numbers, texts
+
+
+def domain_verdicts(path: Path) -> dict[int | None, str]:
+    """{referenced SEG segment number (None: the image's group): the "Domain verdict" beside its numbers} of an SR."""
+    verdicts = {}
+    for group in pydicom.dcmread(path).ContentSequence[-1].ContentSequence:  # the measurement groups
+        items = group.ContentSequence
+        referenced = [item.ReferencedSOPSequence[0].ReferencedSegmentNumber for item in items
+                      if item.ValueType == "IMAGE" and "ReferencedSegmentNumber" in item.ReferencedSOPSequence[0]]
+        for item in items:
+            if item.ValueType == "CODE" and item.ConceptNameCodeSequence[0].CodeMeaning == "Domain verdict":
+                verdicts[referenced[0] if referenced else None] = item.ConceptCodeSequence[0].CodeMeaning
+    return verdicts
 
 
 def segments_of(seg: hd.seg.Segmentation) -> list[tuple[str, str, tuple[str, str] | None]]:
@@ -113,6 +127,8 @@ def test_bonescan_predict_dicom_on_the_real_ge_scan(tmp_path):
     assert numbers["Metastasis probability cutoff"] == (approx(record["threshold"]), None)
     assert texts["Metastasis"] == ("suspected" if record["metastasis_suspected"] else "not suspected")
     assert texts["Domain check"] == record["domain"]["text"]  # UTF-8: the en dash of its ranges kept
+    assert record["domain"]["verdict"] == "outside"  # the verdict beside BSTBI (segment 1) and the probability
+    assert domain_verdicts(out / "sr.dcm") == {1: DOMAIN_VERDICTS["outside"], None: DOMAIN_VERDICTS["outside"]}
     check_sr_references(out / "sr.dcm", seg, [source])
     dciodvfy(out / "seg.dcm")
     dciodvfy(out / "sr.dcm")

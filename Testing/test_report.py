@@ -129,6 +129,22 @@ def test_the_domain_verdict_stands_beside_the_score(verdict, label):
     assert ("Perimeter (mm) 41.2" in result) == (verdict is not None)
 
 
+@pytest.mark.parametrize("verdict", ["inside", "outside"])
+def test_outside_the_domain_every_score_and_verdict_is_struck(verdict):
+    """Not only the headline: the cutoff line under it and the table's scores and labels (the metastasis probability
+    and verdict, a Rad-score label, an LVI sequence's row) are greyed and struck; the other rows are not."""
+    rows = [["BSTBI (mean of 4 sub-images)", "0.052"], ["Metastasis probability", "0.997"],
+            ["Metastasis", "suspected at the cutoff 0.968"], ["Label", "malignant"], ["fused", "mean", "0.7"],
+            ["Lesions, anterior", "5"], ["Reader edited", "no"]]
+    text = render_html(_report(domain={"verdict": verdict, "reasons": [], "text": verdict}, rows=rows,
+                               sublines=["Metastasis probability 0.997 · cutoff 0.968"]))
+    table = text[text.index('id="result-table"'):]
+    struck = re.findall(r'<tr class="doubtful"><td>([^<]*)</td>', table)
+    assert struck == (["BSTBI (mean of 4 sub-images)", "Metastasis probability", "Metastasis", "Label", "fused"]
+                      if verdict == "outside" else [])
+    assert ('<p class="meta doubtful">Metastasis probability 0.997' in text) == (verdict == "outside")
+
+
 def test_the_report_says_what_it_is():
     text = render_html(_report())
     assert "not a medical device and not for clinical use" in text and 'id="disclaimer"' in text

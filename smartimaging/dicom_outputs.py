@@ -28,6 +28,9 @@ IMAGE_SERIES = "image_dicom"  # the derived series of a source that is not DICOM
 RATIO = "1"  # UCUM unit of a dimensionless number (index, probability, score)
 UTF8 = "ISO_IR 192"
 CLASSICAL_ALGORITHM = ("SmartImaging classical fallback", __version__)  # an ROI grown where the network found none
+DOMAIN_VERDICTS = {"inside": "inside the model's training data",  # beside each group's numbers (at most 64 chars)
+                   "outside": "OUTSIDE the model's training data: do not rely on these numbers",
+                   "unknown": "not checked against the model's training data"}
 
 
 @dataclass
@@ -41,6 +44,17 @@ class DicomPart:
     segments: list[SegSegment]
     measurements: list[Measurement] = field(default_factory=list)
     qualitatives: list[Qualitative] = field(default_factory=list)
+
+
+def domain_qualitatives(record: dict, groups) -> list[Qualitative]:
+    """The record's domain check (its text, on the image) and its verdict beside the numbers of each group in
+    `groups` (segment numbers, None: the image's group), so that a reader of any number sees whether to trust it."""
+    domain = record.get("domain")
+    if not domain:
+        return []
+    verdict = DOMAIN_VERDICTS.get(domain.get("verdict"), DOMAIN_VERDICTS["unknown"])
+    return [Qualitative("Domain check", domain["text"]),
+            *(Qualitative("Domain verdict", verdict, group) for group in dict.fromkeys(groups))]
 
 
 def segments_of(labels: np.ndarray, specs, algorithm: tuple[str, str] | None) -> list[SegSegment]:

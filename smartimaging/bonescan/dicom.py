@@ -11,7 +11,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .. import __version__
-from ..dicom_outputs import RATIO, DicomPart, segment_number, segments_of, write_dicom
+from ..dicom_outputs import RATIO, DicomPart, domain_qualitatives, segment_number, segments_of, write_dicom
 from ..dicom_sr import Measurement, Qualitative
 from ..segments import BONE_METASTASIS, BONESCAN_SEGMENTS
 
@@ -54,8 +54,7 @@ def sr_content(record: dict, views: list[str], metastasis: int | None) -> tuple[
     qualitatives.append(Qualitative("Reader edited", "yes" if record.get("reader_edited") or rejected else "no"))
     if record.get("models"):
         qualitatives.append(Qualitative("Models", ", ".join(f"{m['id']} {m['version']}" for m in record["models"])))
-    if record.get("domain"):
-        qualitatives.append(Qualitative("Domain check", record["domain"]["text"]))
+    qualitatives += domain_qualitatives(record, [metastasis, None])
     return measurements, qualitatives
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from ..dicom_outputs import RATIO, save_sr
+from ..dicom_outputs import RATIO, domain_qualitatives, save_sr
 from ..dicom_series import derived_series, source_datasets, write_series
 from ..dicom_sr import Measurement, Qualitative, sr_dataset
 
@@ -32,8 +32,7 @@ def sr_content(record: dict) -> tuple[list, list]:
     qualitatives = [Qualitative("Synthetic DCE", f"computed from the T1 by {model['id']} {model['version']}; not "
                                                  "acquired"),
                     Qualitative("Real DCE", "compared" if metrics else "not given: no similarity metrics")]
-    if record.get("domain"):
-        qualitatives.append(Qualitative("Domain check", record["domain"]["text"]))
+    qualitatives += domain_qualitatives(record, [None])
     return measurements, qualitatives
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .. import __version__
-from ..dicom_outputs import RATIO, DicomPart, segment_number, write_dicom
+from ..dicom_outputs import RATIO, DicomPart, domain_qualitatives, segment_number, write_dicom
 from ..dicom_seg import SegSegment
 from ..dicom_sr import Measurement, Qualitative
 from ..segments import BREAST_MASS
@@ -35,8 +35,7 @@ def sr_content(record: dict, voi: int | None) -> tuple[list, list]:
     qualitatives += [Qualitative("LVI label, fused", fused["label"]), Qualitative("Fusion", fused["method"])]
     if record.get("roi_source"):
         qualitatives.append(Qualitative("VOI", record["roi_source"]))
-    if record.get("domain"):
-        qualitatives.append(Qualitative("Domain check", record["domain"]["text"]))
+    qualitatives += domain_qualitatives(record, [voi, None])
     return measurements, qualitatives
 
 

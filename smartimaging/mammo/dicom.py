@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..dicom_outputs import CLASSICAL_ALGORITHM, RATIO, DicomPart, write_dicom
+from ..dicom_outputs import CLASSICAL_ALGORITHM, RATIO, DicomPart, domain_qualitatives, write_dicom
 from ..dicom_seg import SegSegment
 from ..dicom_sr import Measurement, Qualitative
 from ..segments import MAMMO_SEGMENTS
@@ -24,8 +24,7 @@ def sr_content(record: dict, roi: int | None) -> tuple[list, list]:
     measurements = [Measurement("Rad-score", float(record["rad_score"]), RATIO, None, roi),
                     Measurement("Rad-score cutoff", float(record["cutoff"]), RATIO, None, None)]
     qualitatives = [Qualitative("Rad-score label", record["label"]), Qualitative("ROI", record["roi_source"])]
-    if record.get("domain"):
-        qualitatives.append(Qualitative("Domain check", record["domain"]["text"]))
+    qualitatives += domain_qualitatives(record, [roi, None])
     return measurements, qualitatives
 
 

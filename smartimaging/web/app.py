@@ -67,6 +67,8 @@ SIDE_BY_SIDE_TAGS = {"DCE-T1": "DceT1", "DCE-Synthetic": "DceSynthetic", "DCE-Re
                      "DCE-MIP": "DceMip", "DCE": "LviDce", "FS-T2WI": "LviT2"}  # the flow's views -> the station's
 LINKED_TAGS = ("DceT1", "DceSynthetic", "DceReal", "LviDce", "LviT2")  # side-by-side views that move together
 PAIRS = {("DCE-T1", "DCE-Real"): "t1-dce", ("DCE", "FS-T2WI"): "dce-t2"}  # two-view side-by-side layouts
+SCROLLED_ROWS = 15  # a result table of more rows scrolls inside a fixed height (fixed header); shorter ones grow
+LONG_WORD = 12  # a longer word in the result table may wrap after its hyphens (a model card id)
 SHOWN_REASONS = 5  # the domain verdict's first reasons on the page; all of them in the tooltip
 DOMAIN_CHIPS = {"inside": ("Inside training data", "success"), "outside": ("Outside training data", "error"),
                 "unknown": ("Training data not checked", "grey")}
@@ -375,18 +377,22 @@ class ReadingStation(TrameApp):
                  "close the synthetic DCE is to the truth.", classes="text-caption text-warning",
                  v_if=("si_layout[si_module] === 'side-by-side' && si_headline[si_module].includes('no real DCE')",))
         with v3.VTable(density="compact", v_if=("si_rows[si_module].length",), id="si-result-table",
-                       height="360px", fixed_header=True, classes=("si_stale[si_module] ? 'text-disabled' : ''",)):
+                       height=(f"si_rows[si_module].length > {SCROLLED_ROWS} ? '360px' : undefined",),
+                       fixed_header=True, classes=("si_stale[si_module] ? 'text-disabled' : ''",)):
             with html.Thead(), html.Tr():
-                html.Th("{{ column }}", v_for=("column in si_columns[si_module]",), style="padding: 0 6px;")
+                html.Th("{{ column }}", v_for=("column in si_columns[si_module]",), style="padding: 0 4px;")
             with html.Tbody(), html.Tr(v_for=("(row, rowIndex) in si_rows[si_module]",), classes=(
                     f"{DOUBTFUL} && si_row_scores[si_module][rowIndex] ? '{GREYED}' : ''",)):
-                # A cell wraps at spaces only, never inside a word (nor at a word's hyphens: "lvi-dce-resnet10");
-                # the full text is also the cell's tooltip (the table scrolls sideways when it needs more room), a
-                # plain feature name's tooltip its pyradiomics name.
-                with html.Td(v_for=("(cell, cellIndex) in row",), style="font-size: 13px; padding: 0 6px;",
+                # Every column fits the panel: a cell wraps at spaces, and a long identifier also after its hyphens
+                # ("lvi-dce-⏎resnet10-3d-demo"), never elsewhere inside a word; the full text is also the cell's
+                # tooltip, a plain feature name's tooltip its pyradiomics name.
+                with html.Td(v_for=("(cell, cellIndex) in row",), style="font-size: 13px; padding: 0 4px;",
                              title=("!cellIndex && si_row_titles[si_module][rowIndex] || cell",)):
                     with html.Template(v_for=("(word, index) in String(cell).split(' ')",)):
-                        html.Span("{{ word }}", style="white-space: nowrap;")
+                        with html.Template(v_for=(f"(piece, at) in (word.length > {LONG_WORD} ? word.split(/(?<=-)/) "
+                                                  ": [word])",)):
+                            html.Wbr(v_if=("at",))
+                            html.Span("{{ piece }}", style="white-space: nowrap;")
                         html.Span("{{ ' ' }}", v_if=("index < String(cell).split(' ').length - 1",))
         self.downloads_panel.build()  # the current result's report and CSV
         self.heatmap_panel.build()

@@ -26,7 +26,7 @@ LAYERS = (
     # shared algorithms: images and files, networks and their cards, evaluation, phantoms, training, radiomics,
     # result files (segmentations, overlay PNGs), the resources' folders
     ("core", ("smartimaging", "smartimaging.errors", "smartimaging.limits", "smartimaging.io", "smartimaging.geometry",
-              "smartimaging.wording",
+              "smartimaging.wording", "smartimaging.presentation", "smartimaging.feature_names",
               "smartimaging.manifest", "smartimaging.domain", "smartimaging.evaluation", "smartimaging.classical",
               "smartimaging.training", "smartimaging.radiomics", "smartimaging.segments", "smartimaging.segfile",
               "smartimaging.dicom_series", "smartimaging.dicom_seg", "smartimaging.dicom_sr",

@@ -1,7 +1,7 @@
 """What a reader needs to understand a result, one click away (desktop modules and reading station alike, GUI-free):
 what BSTBI is, what a cutoff is and where it came from, the model card of every model the result used (read from
-the provenance its result node records), plain radiomics feature names, a borderline flag near the cutoff, a note
-when the LVI models disagree and the synthetic DCE's lesion-level check.
+the provenance its result node records), plain radiomics feature names (`feature_names`), a borderline flag near
+the cutoff, a note when the LVI models disagree and the synthetic DCE's lesion-level check.
 
 An explanation is a JSON-ready dict: "key", "title", "text" (paragraphs), "tone" ("info" or "warning"), "rows"
 ([label, value, hover] lines, e.g. a card's metrics or the features with their pyradiomics names) and, for a
@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SmartImagingError
+from .feature_names import FEATURE_CLASSES, plain_feature_name
+from .feature_names import plain_domain as plain_domain  # the GUIs' callers read these two here
+from .feature_names import shown_rows as shown_rows
 from .models.registry import MAX_CARD_BYTES, read_json_limited
 from .models.registry import models_dir as default_models_dir
 from .wording import counted
@@ -42,24 +45,6 @@ CUTOFF_TEXT = ("A cutoff turns a probability into a yes/no label: at or above it
                "chosen on training data, here by the Youden index (the threshold that maximises sensitivity + "
                "specificity − 1), so it balances missed and false-positive cases on that data; it is not a "
                "clinical decision threshold.")
-FEATURE_CLASSES = {"shape2D": "Shape", "firstorder": "Intensity", "glcm": "Texture: co-occurrence",
-                   "glrlm": "Texture: run length", "glszm": "Texture: zone size",
-                   "gldm": "Texture: grey-level dependence", "ngtdm": "Texture: neighbourhood tone difference"}
-PLAIN_NAMES = {  # pyradiomics feature -> plain name (2D shape in mm as the image's pixel size gives it)
-    "Perimeter": "Perimeter (mm)", "MeshSurface": "Area, outline (mm²)", "PixelSurface": "Area, pixels (mm²)",
-    "PerimeterSurfaceRatio": "Perimeter / area (1/mm)", "MaximumDiameter": "Largest diameter (mm)",
-    "MajorAxisLength": "Long axis (mm)", "MinorAxisLength": "Short axis (mm)",
-    "Elongation": "Elongation (short / long axis)", "Sphericity": "Roundness",
-    "10Percentile": "10th percentile", "90Percentile": "90th percentile", "Mean": "Mean", "Median": "Median",
-    "Minimum": "Minimum", "Maximum": "Maximum", "Range": "Range (max − min)",
-    "InterquartileRange": "Interquartile range", "MeanAbsoluteDeviation": "Mean absolute deviation",
-    "RobustMeanAbsoluteDeviation": "Mean absolute deviation, 10–90th percentile",
-    "RootMeanSquared": "Root mean square", "Variance": "Variance", "Skewness": "Skewness (asymmetry)",
-    "Kurtosis": "Kurtosis (peakedness)", "Energy": "Energy (sum of squares)",
-    "TotalEnergy": "Total energy (sum of squares × pixel area)", "Entropy": "Entropy (randomness)",
-    "Uniformity": "Uniformity"}
-FEATURE_NAME = re.compile(r"^(original|wavelet-[A-Z]+|log-sigma-[\d-]+mm-[23]D|square|squareroot|logarithm|"
-                          r"exponential|gradient|lbp-[23]D(?:-[a-z0-9]+)?)_([A-Za-z0-9]+)_([A-Za-z0-9]+)$")
 
 
 # ---- untrusted card fields -------------------------------------------------------------------------------------------
@@ -95,69 +80,6 @@ def _or_not_recorded(value) -> str:
 def _fixed(value, digits: int) -> str:
     number = _number(value)
     return NOT_RECORDED if number is None else f"{number:.{digits}f}"
-
-
-# ---- names ----------------------------------------------------------------------------------------------------------
-
-def is_feature_name(name: str) -> bool:
-    """Whether a name is a pyradiomics feature name (image type _ class _ feature)."""
-    return FEATURE_NAME.match(name) is not None
-
-
-def plain_feature_name(name: str) -> str:
-    """A pyradiomics name in words, e.g. original_shape2D_Perimeter -> "Perimeter (mm)",
-    original_glcm_ClusterProminence -> "Cluster prominence (texture: co-occurrence)"; other names as given."""
-    match = FEATURE_NAME.match(name)
-    if match is None:
-        return name
-    image_type, feature_class, feature = match.groups()
-    words = PLAIN_NAMES.get(feature) or re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", feature).capitalize()
-    if feature_class == "firstorder":
-        words = f"Intensity {words[0].lower()}{words[1:]}"
-    elif feature_class != "shape2D":
-        words = f"{words} ({FEATURE_CLASSES.get(feature_class, feature_class).lower()})"
-    return words if image_type == "original" else f"{words}, {image_type} image"
-
-
-FEATURE_IN_TEXT = re.compile(FEATURE_NAME.pattern[1:-1] + r"\b")
-
-
-def plain_domain(domain: dict | None) -> dict | None:
-    """A domain check (`result_nodes.domain_check`) as the reader is shown it: the pyradiomics names in its reasons
-    and text in plain words (several separated by ";", as plain names may hold a comma), the reasons as recorded in
-    "raw" (the hover text of each; "" where nothing was renamed)."""
-    if not domain:
-        return domain
-    reasons = [str(reason) for reason in domain.get("reasons") or []]
-    shown = [_plain_names(reason) for reason in reasons]
-    return {**domain, "reasons": shown, "text": _plain_names(str(domain.get("text", ""))),
-            "raw": [raw if raw != text else "" for raw, text in zip(reasons, shown, strict=True)]}
-
-
-def _plain_names(text: str) -> str:
-    names = [match.group(0) for match in FEATURE_IN_TEXT.finditer(text)]
-    for first, second in zip(names, names[1:], strict=False):
-        text = text.replace(f"{first}, {second}", f"{first}; {second}", 1)
-    return FEATURE_IN_TEXT.sub(lambda match: plain_feature_name(match.group(0)), text)
-
-
-def shown_rows(rows: list[list[str]]) -> tuple[list[list[str]], list[str]]:
-    """The result rows a reader is shown, and the hover text of each row's first cell: the raw feature rows (shown
-    in the explanations with their plain names) are left out; "Contribution: <pyradiomics name>" reads
-    "Contribution: <plain name>" with the pyradiomics name on hover."""
-    shown, titles = [], []
-    for row in rows:
-        name = str(row[0])
-        if is_feature_name(name):
-            continue
-        if name.startswith("Contribution: ") and is_feature_name(name[len("Contribution: "):]):
-            feature = name[len("Contribution: "):]
-            shown.append([f"Contribution: {plain_feature_name(feature)}", *row[1:]])
-            titles.append(feature)
-        else:
-            shown.append(list(row))
-            titles.append("")
-    return shown, titles
 
 
 # ---- cutoff and borderline ------------------------------------------------------------------------------------------

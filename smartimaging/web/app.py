@@ -633,7 +633,7 @@ class ReadingStation(TrameApp):
         for index, (role, path) in enumerate(files.volumes.items()):
             progress(0.3 + 0.6 * index / len(files.volumes),
                      f"Load sample: reading the {role} image ({index + 1} of {len(files.volumes)})")
-            flow.load(role, path, f"{case.name} {role}")
+            flow.load(role, path, case.name if len(files.volumes) == 1 else f"{case.name} {role}")  # not "scan scan"
         self._release_uploads(module, flow.roles[0])
         if files.point_lps is not None:
             flow.set_point_lps(files.point_lps)

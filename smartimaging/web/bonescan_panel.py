@@ -238,9 +238,12 @@ class BoneScanPanel:
         if flow.result is not None and flow.primary is not None:
             record = flow.result_record
             facts = record_facts({**record, "acquisition": {**flow.acquisition, "views": len(record["views"])}})
-            self._history[flow.primary.GetID()] = {**_entry(StudyPoint(
-                flow.primary.GetName(), record["bstbi"]["mean"], parse_study_date(_date(flow.study_date)), *facts)),
-                "patient": flow.patient_key}
+            when = parse_study_date(_date(flow.study_date))
+            point = StudyPoint(flow.primary.GetName(), record["bstbi"]["mean"], when, *facts)
+            entry = {**_entry(point), "patient": flow.patient_key}
+            self._history = {key: other for key, other in self._history.items()  # the same result of a case loaded
+                             if key == flow.primary.GetID() or other["digest"] != entry["digest"]}  # again: once
+            self._history[flow.primary.GetID()] = entry
         self._publish()
 
     def _on_module_changed(self, si_module, **_kwargs) -> None:

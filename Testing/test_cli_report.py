@@ -117,7 +117,7 @@ def named_bone_scan(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("bonescan")
     write_nm_dicom(folder / "scan.dcm", make_bone_scan_phantom(seed=3).views, PATIENT["PatientID"])
     ds = _name_the_patient(pydicom.dcmread(folder / "scan.dcm"))
-    ds.Manufacturer = HOSTILE
+    ds.Manufacturer, ds.StudyDate = HOSTILE, "20040826"
     ds.save_as(folder / f"{NAMED}.dcm")
     return folder / f"{NAMED}.dcm"
 
@@ -140,6 +140,11 @@ def test_bonescan_predict_report(tmp_path, named_bone_scan, keep):
         sorted(f"#{lesion['id']}" for lesion in record["lesions"])  # the lesion list
     assert page.images == 2  # the two views
     assert ["Manufacturer", HOSTILE] in rows and html.escape(HOSTILE) in page.source  # shown, escaped
+    assert "2004-08-26" not in page.text and "20040826" not in page.text  # no date, even with --keep-identifiers
+    header = page.source[page.source.index("<h2>Image</h2>"):page.source.index("</table>", page.source.index(
+        "<h2>Image</h2>"))]
+    labels = re.findall(r"<tr><td>([^<]*)</td>", header)  # the station report's list (report.HEADER_FIELDS)
+    assert labels == ["Modality", "Manufacturer", "View", "Pixel size", "Grid", "Format"]
     assert (record["study"].get("patient_id") == PATIENT["PatientID"]) == keep  # in result.json; the report: never
 
 

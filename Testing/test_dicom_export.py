@@ -114,7 +114,7 @@ def test_bonescan_predict_dicom_on_the_real_ge_scan(tmp_path):
     assert referenced_instances(seg) == {source.SOPInstanceUID}
     assert segments_of(seg) == [(f"{name} (AI proposal)", "AUTOMATIC", model("bonescan-unet-demo"))
                                 for name in ("Bone metastasis", "Urinary bladder")]
-    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "GE_NM_wholebody_bone_labels.nii.gz")))
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "segmentation_labels.nii.gz")))
     pixels = seg.get_pixels_by_source_instance([source.SOPInstanceUID], segment_numbers=[1, 2])
     for number in (1, 2):
         np.testing.assert_array_equal(pixels[..., number - 1], labels == number)
@@ -175,7 +175,7 @@ def test_bonescan_predict_dicom_of_one_file_per_view_writes_a_pair_per_file(tmp_
     for name, source, view in (("", anterior, "anterior"), ("_2", derived, "posterior")):
         seg = hd.seg.segread(out / f"seg{name}.dcm")
         assert referenced_instances(seg) == {source.SOPInstanceUID} and seg.StudyInstanceUID == source.StudyInstanceUID
-        labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / f"{view}_labels.nii.gz")))
+        labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / f"segmentation{name}_labels.nii.gz")))
         pixels = seg.get_pixels_by_source_instance([source.SOPInstanceUID], segment_numbers=[1]) if name else \
             seg.get_pixels_by_source_frame(source.SOPInstanceUID, [1], segment_numbers=[1])
         np.testing.assert_array_equal(pixels[..., 0], labels == 1)
@@ -532,7 +532,7 @@ def test_lesions_rejected_on_the_ai_segmentation_are_filed_as_the_readers(tmp_pa
     dciodvfy(written["sr"])
 
     report = case_report(flow)
-    assert ("Lesion rejected by the reader (not counted)", REJECTED_COLOUR) in report.legend
+    assert ("Lesion rejected by the reader (grey, not counted)", REJECTED_COLOUR) in report.legend
     picture = np.asarray(Image.open(io.BytesIO(report.figures[0].png)).convert("RGB"))
     assert np.all(picture == REJECTED_COLOUR, axis=2).sum() > 20  # its outline and its "rejected" number
 

@@ -28,7 +28,7 @@ from .mrml import remove_temporary_labelmap, volume_node_to_sitk
 from .overlays import DASHED
 from .reading import HEAT_MAP_SHOWN_FROM, heat_map_colours, is_warning_row, style_heat_map, table_rows
 from .record_report import AXIAL_EDGES, aspect, lps, models_of, on_grid
-from .report import CaseReport, Figure, figure_png, render_html, window_of
+from .report import CaseReport, Figure, figure_png, render_html, report_header, window_of
 from .result_nodes import DOMAIN_ROW
 from .segmentation_nodes import AI_REFERENCE, PROPOSAL_COLOR
 
@@ -105,7 +105,8 @@ def case_report(flow, created: datetime | None = None) -> CaseReport:
                       sublines=sublines,
                       domain=plain_domain(result.domain), warnings=warnings, columns=result.columns,
                       rows=shown_rows(rows)[0], comparison=result.comparison, tables=tables,
-                      header=header_rows(flow.primary), figures=figures, legend=legend, heat_colours=heat,
+                      header=report_header(dict(header_rows(flow.primary))), figures=figures, legend=legend,
+                      heat_colours=heat,
                       explanations=list(result.explanations), models=models_of(record), provenance=provenance)
 
 
@@ -170,7 +171,7 @@ def _bonescan_figures(flow, record):
 
     rejected = record.get("excluded_lesions") or []
     rejected_masks = [None] * len(flow.scan_volumes)
-    if rejected:  # outlined grey over the reader's segment, as the station's views mark them
+    if rejected:  # outlined grey and dashed instead of red, as the station's views mark them
         study = bonescan_scene.study_from_volume_nodes(flow.scan_volumes, flow.view_names or None)
         labels = [bonescan_scene.labels_from_segmentation(flow.scene, segmentation, volume)
                   for segmentation, volume in zip(flow.segmentations, flow.scan_volumes, strict=True)]
@@ -182,8 +183,9 @@ def _bonescan_figures(flow, record):
                                                    rejected_masks, strict=False):
         pixels = np.asarray(slicer.util.arrayFromVolume(volume), np.float32)
         outlines, legend = roi_outlines(flow, segmentation, volume)
-        if rejected_mask is not None:
-            outlines.append((rejected_mask, REJECTED[1]))
+        if rejected_mask is not None:  # the reader's solid outlines leave the rejected lesions out
+            outlines = [item if item[2:] else (item[0] & ~rejected_mask, item[1]) for item in outlines]
+            outlines.append((rejected_mask, REJECTED[1], DASHED))
             legend.append(REJECTED)
         spacing = volume.GetSpacing()
         for k, caption in enumerate(volume_captions(flow.module, volume)):

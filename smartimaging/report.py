@@ -37,6 +37,11 @@ VERDICTS = {  # domain verdict -> (label beside the score, explanation, css clas
                 "Do not rely on it.", "outside"),
     "unknown": ("Training data not checked",
                 "Nothing tells whether this image resembles the images the model learned from.", "unknown")}
+# The image header a report shows, station and command line alike: what the file records about the acquisition,
+# never a name, an ID or a date (a full date identifies a patient under HIPAA Safe Harbor; the study date stays in
+# the station's header panel and, with --keep-identifiers, in result.json)
+HEADER_FIELDS = ("Modality", "Manufacturer", "Model", "Body part", "Series", "Laterality", "View", "Pixel size",
+                 "Voxel size", "Grid", "Format")
 SCORE_ROW = re.compile(r"(BSTBI|Metastasis|Urinary bladder probability|Rad-score|Label|DCE|T2|fused)\b")
 NO_DOMAIN = ("No domain check recorded", "This result records no check against the model's training data.", "unknown")
 
@@ -176,6 +181,11 @@ def figure_png(image: np.ndarray, outlines: list[tuple[np.ndarray, tuple[int, in
 
 def _e(value) -> str:
     return html.escape(str(value), quote=True)
+
+
+def report_header(fields: dict[str, str]) -> list[tuple[str, str]]:
+    """The report's header rows: the `fields` (label -> value) of HEADER_FIELDS that are given, in its order."""
+    return [(label, str(fields[label])) for label in HEADER_FIELDS if fields.get(label)]
 
 
 def is_score_row(row) -> bool:

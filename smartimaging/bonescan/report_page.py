@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..limits import is_dicom
 from ..record_report import Explainer, record_report
-from ..report import REJECTED_COLOUR, CaseReport, Figure, figure_png
+from ..report import REJECTED_COLOUR, CaseReport, Figure, figure_png, report_header
 from ..segments import BONESCAN_SEGMENTS
 from .lesions import count_rows, review, view_title
 from .pipeline import BLADDER, LESION
 from .views import BoneScanStudy
 
 LEGEND = [(spec.name, tuple(round(255 * c) for c in spec.color)) for spec in BONESCAN_SEGMENTS]  # as the station
-REJECTED = ("Lesion rejected by the reader (not counted)", REJECTED_COLOUR)
-HEADER = (("Modality", "modality"), ("Manufacturer", "manufacturer"), ("Camera", "camera_model"))  # no identifier
+REJECTED = ("Lesion rejected by the reader (grey, not counted)", REJECTED_COLOUR)
 UPPER_PERCENTILE = 99.9  # the grey window's top: the view's 99.9th count percentile
 
 
@@ -80,7 +80,15 @@ def report_page(study: BoneScanStudy, labelmaps: dict[str, np.ndarray], record: 
                 explain: Explainer) -> CaseReport:
     """The report of a `bonescan predict` (the networks ran) or `bonescan bstbi` result record."""
     networks = record.get("metastasis_probability") is not None
-    header = [(name, str(study.meta[key])) for name, key in HEADER if study.meta.get(key)]
+    unrecorded = record.get("unrecorded_views") or []
+    image = study.images[0]
+    header = report_header({
+        "Modality": study.meta.get("modality"), "Manufacturer": study.meta.get("manufacturer"),
+        "Model": study.meta.get("camera_model"),
+        "View": ", ".join("not recorded" if view.name in unrecorded else view.name for view in study.views),
+        "Pixel size": "{1:.4g} × {0:.4g} mm".format(*image.GetSpacing()),
+        "Grid": " × ".join(map(str, image.GetSize()[:3 if image.GetDepth() > 1 else 2])),
+        "Format": "DICOM" if is_dicom(study.paths[0]) else study.paths[0].suffix.lstrip(".").upper()})
     return record_report("Bone scan BSTBI", "BoneScanBSTBI", "bonescan predict" if networks else "bonescan bstbi",
                          f"BSTBI {record['bstbi']['mean']:.3f}", record, explain, result_rows(record),
                          view_figures(study, labelmaps, record), tables=[lesion_table(record)],

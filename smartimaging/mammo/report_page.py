@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..record_report import Explainer, record_report
-from ..report import CaseReport, Figure, figure_png, window_of
+from ..report import CaseReport, Figure, figure_png, report_header, window_of
 from ..segments import MAMMO_SEGMENTS
 from .images import Mammogram
 
@@ -56,10 +56,9 @@ def figures(mammogram: Mammogram, roi: np.ndarray, colour: tuple[int, int, int])
 def report_page(mammogram: Mammogram, roi: np.ndarray, record: dict, explain: Explainer) -> CaseReport:
     """The report of a `mammo predict` result record."""
     meta = record.get("image") or {}
-    header = [("Modality", str(meta["modality"]))] if meta.get("modality") else []
-    if meta.get("pixel_size_mm"):
-        header.append(("Pixel size", " × ".join(f"{v:.3f}" for v in meta["pixel_size_mm"]) + " mm ("
-                       + str(meta.get("pixel_size_source", "source not recorded")) + ")"))
+    header = report_header({"Modality": meta.get("modality"), "Pixel size": meta.get("pixel_size_mm") and (
+        " × ".join(f"{v:.3f}" for v in meta["pixel_size_mm"]) + " mm ("
+        + str(meta.get("pixel_size_source", "source not recorded")) + ")")})
     return record_report("Mammography Rad-score", "MammoRadiomics", "mammo predict",
                          f"Rad-score {record['rad_score']:.3f} ({record['label']})", record, explain,
                          result_rows(record), figures(mammogram, roi, roi_colour(record["kind"])),

@@ -270,7 +270,7 @@ def test_flow_numbers_the_lesions_in_the_views_and_rejects_by_click(scene, phant
     assert ["Lesions, anterior view", "4"] in second.rows
     assert ["Lesions rejected by the reader", "1 (#1)"] in second.rows
     assert float(second.headline.split()[1]) < float(first.headline.split()[1])
-    assert markers.GetNthControlPointLabel(0) == "1 rejected" and not markers.GetNthControlPointSelected(0)
+    assert markers.GetNthControlPointLabel(0) == "1" and not markers.GetNthControlPointSelected(0)  # grey, no words
     listed = flow.extra_nodes["lesion table"]  # the desktop's lesion list
     assert listed.GetNumberOfRows() == 10
     assert [listed.GetCellText(0, c) for c in (0, 1, 7)] == ["#1", "anterior", "rejected"]

@@ -172,8 +172,9 @@ ACCEPTED_COLOUR, REJECTED_COLOUR = (1.0, 0.6, 0.0), (0.55, 0.55, 0.55)
 def mark_lesions(scene, volume_nodes: list, record: dict, node=None):
     """A locked point list (`node`, or a new one) with each lesion's number at its centre, on its view's frame
     (views in the volumes' frame order, as `study_from_volume_nodes` reads them): accepted lesions orange, rejected
-    ones grey and labelled "rejected". Slicer 5.12 API (Markups module): vtkMRMLMarkupsNode AddControlPointWorld,
-    SetNthControlPointSelected, SetLocked; vtkMRMLMarkupsDisplayNode SetSelectedColor, SetColor, SetGlyphScale."""
+    ones grey, the number alone (a "rejected" label ran over the neighbouring anatomy and lesions). Slicer 5.12 API
+    (Markups module): vtkMRMLMarkupsNode AddControlPointWorld, SetNthControlPointSelected, SetLocked;
+    vtkMRMLMarkupsDisplayNode SetSelectedColor, SetColor, SetGlyphScale."""
     frames = [(volume, k) for volume in volume_nodes for k in range(volume.GetImageData().GetDimensions()[2])]
     where = dict(zip(record["views"], frames, strict=False))
     if node is None or not scene.IsNodePresent(node):
@@ -194,8 +195,8 @@ def mark_lesions(scene, volume_nodes: list, record: dict, node=None):
         volume.GetIJKToRASMatrix(matrix)
         ras = matrix.MultiplyPoint((lesion["col"], lesion["row"], k, 1.0))[:3]
         rejected = lesion["id"] in excluded
-        index = node.AddControlPointWorld(vtk.vtkVector3d(*ras), f"{lesion['id']}" + (" rejected" if rejected else ""))
-        node.SetNthControlPointSelected(index, not rejected)
+        index = node.AddControlPointWorld(vtk.vtkVector3d(*ras), str(lesion["id"]))
+        node.SetNthControlPointSelected(index, not rejected)  # grey
     return node
 
 

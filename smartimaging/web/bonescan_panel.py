@@ -103,7 +103,8 @@ class BoneScanPanel:
         client.Script(RESULT_UPLOAD_SCRIPT)
         with html.Div(v_if=(f"si_module === '{MODULE}' && si_bone_review.views.length",), id="si-bone-lesions",
                       classes=(f"si_stale['{MODULE}'] ? 'text-disabled' : ''",)):
-            html.Div("Lesions: click Reject to leave a false positive out of BSTBI and the counts",
+            html.Div("Lesions: click Reject to leave a false positive out of BSTBI and the counts (its number turns "
+                     "grey on the image)",
                      classes="text-subtitle-2 mt-3")
             html.Div("{{ si_bone_review.counts }}", classes="text-body-2", id="si-bone-counts")
             with html.Div(v_for=("group in si_bone_review.views",), key="group.view", classes="mt-2",

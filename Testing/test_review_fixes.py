@@ -40,3 +40,16 @@ def test_the_pixel_size_field_shows_the_loaded_image_and_keeps_only_the_readers_
     assert field.loaded(mammogram(PIXEL_SIZE_UNKNOWN, [1.0, 1.0]), by_reader=False) == ""  # read as 1 mm: no size
     assert field.loaded(mammogram(PIXEL_SIZE_FROM_HEADER, [0.07, 0.0701]), by_reader=True) == "0.07 × 0.0701"
     assert field.reader_value("0.07 × 0.0701") == ""  # a header's size is the file's, not the reader's
+
+
+def test_the_bone_scan_phantoms_manufacturer_is_shown_not_withheld(tmp_path):
+    """U2 #17: the phantom's "Manufacturer: withheld (may identify the patient)": its patient name "Phantom^BS..."
+    made the manufacturer "SmartImaging phantom" look like an identifier."""
+    from smartimaging.bonescan.views import write_nm_dicom
+    from smartimaging.display import WITHHELD, read_header
+    from smartimaging.phantoms.bonescan import make_bone_scan_phantom
+
+    phantom = make_bone_scan_phantom(2)
+    write_nm_dicom(tmp_path / "phantom.dcm", phantom.views, phantom.patient_id, phantom.age)
+    header = read_header(tmp_path / "phantom.dcm")
+    assert header["Manufacturer"] == "SmartImaging phantom" and WITHHELD not in header.values()

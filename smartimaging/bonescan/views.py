@@ -210,7 +210,9 @@ def write_nm_dicom(path: str | os.PathLike, frames: dict[str, np.ndarray], patie
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = NM_IMAGE_STORAGE, meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.Modality, ds.PatientID, ds.PatientName = "NM", patient_id, f"Phantom^{patient_id}"
+    # The name is the ID alone: a "Phantom" name made the manufacturer "SmartImaging phantom" read as naming the
+    # patient, so the station withheld it.
+    ds.Modality, ds.PatientID, ds.PatientName = "NM", patient_id, patient_id
     ds.Manufacturer, ds.StudyDescription = "SmartImaging phantom", "Whole Body Bone (synthetic phantom)"
     if age is not None:
         ds.PatientAge = f"{age:03d}Y"

@@ -28,7 +28,7 @@ from .mrml import remove_temporary_labelmap, volume_node_to_sitk
 from .overlays import DASHED
 from .reading import HEAT_MAP_SHOWN_FROM, heat_map_colours, is_warning_row, style_heat_map, table_rows
 from .record_report import AXIAL_EDGES, aspect, lps, models_of, on_grid
-from .report import CaseReport, Figure, figure_png, render_html, report_header, window_of
+from .report import CaseReport, Figure, created_text, figure_png, render_html, report_header, window_of
 from .result_nodes import DOMAIN_ROW
 from .segmentation_nodes import AI_REFERENCE, PROPOSAL_COLOR
 
@@ -95,7 +95,7 @@ def case_report(flow, created: datetime | None = None) -> CaseReport:
                   ("Computed on", str(record.get("device") or flow.device)),
                   ("ROI", result.roi_source or ("no ROI: the whole volume" if not flow.needs_segment else
                                                 "not recorded")),
-                  ("Report created", created.strftime("%Y-%m-%d %H:%M:%S %Z").strip())]
+                  ("Report created", created_text(created))]
     flags = [e for e in result.explanations if e.get("tone") == "warning" and e.get("summary")
              and not str(e.get("key", "")).startswith("card")]  # as the station flags them under the score
     warnings = [*result.warnings, *(f"{e['title']}. {e['summary']}" for e in flags)]

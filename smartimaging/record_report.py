@@ -19,7 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import __version__
-from .report import CaseReport, Figure, render_html
+from .report import CaseReport, Figure, created_text, render_html
 
 REPORT_FILE = "report.html"
 AXIAL_EDGES = {"left": "R", "right": "L", "top": "A", "bottom": "P"}  # an axial slice of an LPS-ordered volume
@@ -51,7 +51,7 @@ def record_report(title: str, module: str, command: str, headline: str, record: 
                   ("Written by", f"smartimaging {command} (command line)"),
                   ("Computed on", str(record.get("device") or "not recorded")),
                   ("ROI", roi or "no ROI: the whole volume"),
-                  ("Report created", created.strftime("%Y-%m-%d %H:%M:%S %Z").strip())]
+                  ("Report created", created_text(created))]
     sublines = [e["title"] for e in explanations if e.get("key") == "cutoff"]
     sublines += [f"ROI of this result: {roi}"] if roi else []
     return CaseReport(title=title, module=module, headline=headline, created=created, sublines=sublines,

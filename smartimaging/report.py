@@ -188,6 +188,11 @@ def report_header(fields: dict[str, str]) -> list[tuple[str, str]]:
     return [(label, str(fields[label])) for label in HEADER_FIELDS if fields.get(label)]
 
 
+def created_text(created: datetime) -> str:
+    """When a report was made, without a full date (on the reading day it would date the study)."""
+    return f"in {created.year} (the day is left out: a full date may identify the patient)"
+
+
 def is_score_row(row) -> bool:
     """Whether a result-table row holds a model's number or verdict (BSTBI, metastasis probability and verdict,
     Rad-score and its label, an LVI sequence's or the fused probability and label), greyed and struck through,
@@ -236,7 +241,7 @@ def render_html(report: CaseReport) -> str:
     reasons = [str(r) for r in domain.get("reasons") or []] or (
         [str(domain["text"])] if domain.get("text") and domain.get("verdict") != "inside" else [])
     doubtful = " doubtful" if domain.get("verdict") == "outside" else ""
-    created = report.created.strftime("%Y-%m-%d %H:%M %Z").strip()
+    created = created_text(report.created)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',

@@ -25,9 +25,9 @@ def predicted(metastatic_case, tmp_path_factory):
 
 def test_predict_writes_segmentation_json_and_overlays(predicted, metastatic_case):
     result = json.loads((predicted / "result.json").read_text(encoding="utf-8"))
-    stem = metastatic_case["image"].name.split(".")[0]
-    assert set(result["outputs"]) == {f"{stem}.seg.nrrd", f"{stem}_labels.nii.gz", "overlay_anterior.png",
-                                      "overlay_posterior.png", "report.html"}
+    assert set(result["outputs"]) == {"segmentation.seg.nrrd", "segmentation_labels.nii.gz", "overlay_anterior.png",
+                                      "overlay_posterior.png", "report.html"}  # neutral names, never the input's
+    assert result["inputs"] == [{"sha256": file_digest(metastatic_case["image"])}]
     assert len(result["bstbi"]["per_subimage"]) == 4
     assert 0.0 <= result["bstbi"]["mean"] <= 1.0
     assert {m["id"] for m in result["models"]} == {"bonescan-resnet34-demo", "bonescan-unet-demo"}
@@ -36,7 +36,7 @@ def test_predict_writes_segmentation_json_and_overlays(predicted, metastatic_cas
     assert len(result["crop_probabilities"]["anterior"]) == 7
     assert set(result["timings_s"]) >= {"load", "classify", "segment", "bstbi", "total"}
     assert result["device"] == "cpu" and result["parameters"]["k"] == 5 and result["reader_edited"] is False
-    labels = sitk.ReadImage(str(predicted / f"{stem}_labels.nii.gz"))
+    labels = sitk.ReadImage(str(predicted / "segmentation_labels.nii.gz"))
     source = sitk.ReadImage(str(metastatic_case["mask"]))
     assert labels.GetSize() == source.GetSize()
     assert np.allclose(labels.GetSpacing(), source.GetSpacing())
@@ -44,10 +44,9 @@ def test_predict_writes_segmentation_json_and_overlays(predicted, metastatic_cas
 
 
 def test_recompute_from_the_same_mask_reproduces_bstbi(predicted, metastatic_case, tmp_path):
-    stem = metastatic_case["image"].name.split(".")[0]
     out = tmp_path / "recomputed"
     assert main(["bonescan", "bstbi", str(metastatic_case["image"]), "--mask",
-                 str(predicted / f"{stem}.seg.nrrd"), "--out", str(out)]) == 0
+                 str(predicted / "segmentation.seg.nrrd"), "--out", str(out)]) == 0
     original = json.loads((predicted / "result.json").read_text(encoding="utf-8"))
     recomputed = json.loads((out / "result.json").read_text(encoding="utf-8"))
     assert recomputed["bstbi"]["mean"] == pytest.approx(original["bstbi"]["mean"], abs=1e-12)
@@ -80,10 +79,9 @@ def test_compare_reports_change(metastatic_case, tmp_path, capsys):
 def test_seg_nrrd_opens_in_mrml_with_names_terminology_and_geometry(predicted, metastatic_case, scene):
     import slicer
 
-    stem = metastatic_case["image"].name.split(".")[0]
     node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
     storage = node.CreateDefaultStorageNode()
-    storage.SetFileName(str(predicted / f"{stem}.seg.nrrd"))
+    storage.SetFileName(str(predicted / "segmentation.seg.nrrd"))
     assert storage.ReadData(node)
     segmentation = node.GetSegmentation()
     assert [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())] == [
@@ -97,7 +95,7 @@ def test_seg_nrrd_opens_in_mrml_with_names_terminology_and_geometry(predicted, m
     labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
     slicer.vtkSlicerSegmentationsModuleLogic.ExportAllSegmentsToLabelmapNode(
         node, labelmap, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY)
-    written = sitk.GetArrayFromImage(sitk.ReadImage(str(predicted / f"{stem}_labels.nii.gz")))
+    written = sitk.GetArrayFromImage(sitk.ReadImage(str(predicted / "segmentation_labels.nii.gz")))
     exported = slicer.util.arrayFromVolume(labelmap)
     assert exported.shape == written.shape
     assert np.array_equal(exported > 0, written > 0)
@@ -192,17 +190,16 @@ def test_a_second_patient_into_the_same_out_replaces_the_first_ones_result(metas
     first, second = tmp_path / "patient_a.dcm", tmp_path / "patient_b.dcm"
     shutil.copy(metastatic_case["image"], first)
     shutil.copy(metastatic_case["image"], second)
-    assert main(["bonescan", "predict", str(first), "--out", str(out), "--device", "cpu"]) == 0
+    assert main(["bonescan", "predict", str(first), "--out", str(out), "--device", "cpu", "--dicom"]) == 0
     (out / "my notes.txt").write_text("the reader's own file", encoding="utf-8")
-    (out / "patient_a_labels.nii.gz").write_bytes(b"changed by the reader")  # changed since: the reader's now
+    (out / "sr.dcm").write_bytes(b"changed by the reader")  # changed since: the reader's now
     assert main(["bonescan", "predict", str(second), "--out", str(out), "--device", "cpu"]) == 0
     names = {p.name for p in out.iterdir()}
-    assert "patient_a.seg.nrrd" not in names  # the first patient's result, unchanged: removed
-    assert {"patient_b.seg.nrrd", "patient_b_labels.nii.gz", "result.json", "my notes.txt",
-            "patient_a_labels.nii.gz"} <= names
+    assert "seg.dcm" not in names  # the first patient's result, unchanged: removed
+    assert {"segmentation.seg.nrrd", "segmentation_labels.nii.gz", "result.json", "my notes.txt", "sr.dcm"} <= names
     assert (out / "my notes.txt").read_text(encoding="utf-8") == "the reader's own file"
     outputs = json.loads((out / "result.json").read_text(encoding="utf-8"))["outputs"]
-    assert "patient_b.seg.nrrd" in outputs and "patient_a.seg.nrrd" not in outputs
+    assert "segmentation.seg.nrrd" in outputs and "seg.dcm" not in outputs
 
 
 def test_a_planted_run_record_deletes_nothing_it_did_not_write(tmp_path):

@@ -2,6 +2,7 @@
 reader masks used when present, no partial outputs on failure or cancel."""
 
 import csv
+import hashlib
 import json
 import shutil
 import time
@@ -38,19 +39,21 @@ def reading_folder(tmp_path_factory, ge_bone_scan):
     return folder, masks, cases
 
 
-def _rows(path):
+def _rows(path, key="image"):
     with open(path, encoding="utf-8") as f:
-        return {row["image"]: row for row in csv.DictReader(f)}
+        return {row[key]: row for row in csv.DictReader(f)}
 
 
 def test_batch_reads_every_image_and_reports_failures_per_row(reading_folder, tmp_path, capsys):
     folder, masks, cases = reading_folder
     out = tmp_path / "out"
     assert main(["mammo", "batch", str(folder), "--kind", "mass", "--masks", str(masks), "--pixel-mm",
-                 str(PIXEL_MM), "--out", str(out), "--device", "cpu"]) == 0
+                 str(PIXEL_MM), "--out", str(out), "--device", "cpu", "--keep-identifiers"]) == 0
     assert "2 image(s) failed" in capsys.readouterr().err
     rows = _rows(out / "results.csv")
-    assert set(rows) == {"a.png", "right/b.png", "c.png", "broken.png", "bone_scan.dcm"}
+    assert list(rows) == ["a.png", "bone_scan.dcm", "broken.png", "c.png", "right/b.png"]  # in path order
+    for number, (name, row) in enumerate(rows.items(), start=1):
+        assert row["row"] == str(number) and row["sha256"] == hashlib.sha256((folder / name).read_bytes()).hexdigest()
     assert "damaged or not a valid image file" in rows["broken.png"]["error"]
     assert "needs a mammogram" in rows["bone_scan.dcm"]["error"]
     assert rows["right/b.png"]["roi_source"] == "reader mask"
@@ -61,11 +64,13 @@ def test_batch_reads_every_image_and_reports_failures_per_row(reading_folder, tm
         assert 0.0 <= float(rows[name]["rad_score"]) <= 1.0
         assert rows[name]["label"] == ("malignant" if float(rows[name]["rad_score"]) >= float(rows[name]["cutoff"])
                                        else "benign")
-        labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "rois" / f"{name}.seg.nrrd")))
+        assert rows[name]["roi"] == f"rois/{rows[name]['row']}.seg.nrrd"  # neutral file names
+        labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / rows[name]["roi"])))
         assert np.count_nonzero(labels) == int(rows[name]["roi_pixels"])
     with open(out / "features.csv", encoding="utf-8") as f:
         features = list(csv.DictReader(f))
     assert len(features) == 3 and len([c for c in features[0] if c.startswith("original_")]) == 102
+    assert [row["image"] for row in features] == ["a.png", "c.png", "right/b.png"]
 
 
 def test_batch_score_equals_single_image_predict(reading_folder, tmp_path):
@@ -76,7 +81,7 @@ def test_batch_score_equals_single_image_predict(reading_folder, tmp_path):
                  str(masks / "right" / "b.png"), "--pixel-mm", str(PIXEL_MM), "--out", str(tmp_path / "one"),
                  "--device", "cpu"]) == 0
     single = json.loads((tmp_path / "one" / "result.json").read_text(encoding="utf-8"))
-    assert float(_rows(tmp_path / "batch" / "results.csv")["b.png"]["rad_score"]) == pytest.approx(
+    assert float(_rows(tmp_path / "batch" / "results.csv", "row")["1"]["rad_score"]) == pytest.approx(
         single["rad_score"], abs=1e-4)
 
 
@@ -105,7 +110,7 @@ def test_worker_batch_reports_progress_and_cancel_leaves_nothing(reading_folder,
     table = batch_table(scene, result["results"])
     assert table.GetNumberOfRows() == 5
     columns = [table.GetColumnName(i) for i in range(table.GetNumberOfColumns())]
-    assert columns[:5] == ["image", "kind", "roi_source", "roi_pixels", "rad_score"]
+    assert columns[:5] == ["row", "sha256", "roi", "kind", "roi_source"]  # no file names: they may name patients
     errors = [table.GetCellText(row, columns.index("error")) for row in range(5)]
     assert sum(bool(text) for text in errors) == 2
 

@@ -242,7 +242,8 @@ def test_cdd_cesm_batch_with_the_reader_masks_scores_every_view(tmp_path):
             folder.mkdir(exist_ok=True)
             (folder / source.name).symlink_to(source)
     out = tmp_path / "batch"
-    assert main(["mammo", "batch", str(images), "--kind", "mass", "--masks", str(masks), "--out", str(out)]) == 0
+    assert main(["mammo", "batch", str(images), "--kind", "mass", "--masks", str(masks), "--out", str(out),
+                 "--keep-identifiers"]) == 0
     with open(out / "results.csv", encoding="utf-8", newline="") as f:
         rows = {Path(row["image"]).stem: row for row in csv.DictReader(f)}
     assert sorted(rows) == sorted(view.name for view in chosen)

@@ -19,6 +19,7 @@ from ..cli_common import (
     random_seed,
     train_config,
 )
+from ..privacy import KEEP_IDENTIFIERS_HELP
 
 
 def add_commands(tasks) -> None:
@@ -35,7 +36,9 @@ def add_commands(tasks) -> None:
     predict.add_argument("--device", type=device_name, default="auto")
     predict.add_argument("--models-dir", help="folder with model cards (default: bundled demo models)")
     predict.add_argument("--keep-identifiers", action="store_true",
-                         help="write the patient ID and name of the input into result.json (left out by default)")
+                         help="write the patient ID and name of the input and its path as given into result.json "
+                              "(left out by default, where each input is recorded by its sha256 only: file and "
+                              "folder names often hold the patient's name or ID)")
     predict.add_argument("--dicom", action="store_true", help=DICOM_HELP)
 
     recompute = bone_commands.add_parser("bstbi", help="recompute BSTBI from an edited segmentation, no networks")
@@ -45,6 +48,7 @@ def add_commands(tasks) -> None:
     recompute.add_argument("--views")
     recompute.add_argument("--polarity", choices=["auto", "uptake-bright", "uptake-dark"], default="auto")
     recompute.add_argument("--exclude", default="")
+    recompute.add_argument("--keep-identifiers", action="store_true", help=KEEP_IDENTIFIERS_HELP)
     recompute.add_argument("--dicom", action="store_true", help=DICOM_HELP)
 
     compare = bone_commands.add_parser("compare", help="BSTBI change between two studies (result folders or images)")
@@ -121,7 +125,7 @@ def recompute(args) -> int:
     study = load_bone_scan(args.images, _views(args.views), args.polarity)
     labelmaps = read_masks(study, [Path(p) for p in args.mask])
     result = recompute_from_labelmaps(study, labelmaps, parse_lesion_ids(args.exclude))
-    write_result(study, result, args.out, dicom=args.dicom, report=partial(explain_record, "BoneScanBSTBI"))
+    write_result(study, result, args.out, args.keep_identifiers, args.dicom, partial(explain_record, "BoneScanBSTBI"))
     _print_summary(result.as_json(), args.out)
     return 0
 

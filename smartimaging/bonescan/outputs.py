@@ -1,5 +1,7 @@
 """Result files of a bone-scan analysis: result.json, segmentation (.seg.nrrd + NIfTI) per input, overlay PNGs,
-with `dicom` a DICOM SEG + SR per input (`bonescan.dicom`) and with `report` the case report (`report.html`)."""
+with `dicom` a DICOM SEG + SR per input (`bonescan.dicom`) and with `report` the case report (`report.html`). File
+names are neutral (segmentation.seg.nrrd, segmentation_labels.nii.gz; _2, _3... for further inputs), never the
+input's, which may name the patient."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import numpy as np
 
 from ..io import atomic_output_dir, disk_errors, write_image, write_json
 from ..overlays import outline_png
+from ..privacy import input_record
 from ..record_report import REPORT_FILE, Explainer, write_report
 from ..segfile import labelmap_image, write_seg_nrrd
 from ..segments import BONESCAN_SEGMENTS
@@ -44,9 +47,9 @@ def study_record(study: BoneScanStudy, keep_identifiers: bool = False) -> dict:
 def write_result(study: BoneScanStudy, result: BoneScanResult, out_dir: str | os.PathLike,
                  keep_identifiers: bool = False, dicom: bool = False, report: Explainer | None = None) -> Path:
     """Write everything into `out_dir` at once (nothing is left behind on failure); no patient identifiers unless
-    `keep_identifiers` (the DICOM objects of `dicom` keep the source's patient module, as PACS needs; the report of
-    `report`, which gives the record's explanations, never holds any). The DICOM segments are the AI's when the
-    networks ran, else the reader's (`bonescan bstbi`)."""
+    `keep_identifiers` (else the inputs are recorded by their sha256 only; the DICOM objects of `dicom` keep the
+    source's patient module, as PACS needs; the report of `report`, which gives the record's explanations, never holds
+    any). The DICOM segments are the AI's when the networks ran, else the reader's (`bonescan bstbi`)."""
     per_source = source_labelmaps(study, result.labelmaps)
     with atomic_output_dir(out_dir) as scratch:
         outputs = []
@@ -59,8 +62,8 @@ def write_result(study: BoneScanStudy, result: BoneScanResult, out_dir: str | os
             parts = dicom_parts(study.images, study.paths, views, record, per_source if networks else None,
                                 None if networks else per_source)
             outputs += [path.name for path in write_bonescan_dicom(scratch, parts).values()]
-        for path, image, labels in zip(study.paths, study.images, per_source, strict=True):
-            stem = path.name.split(".")[0]
+        for index, (image, labels) in enumerate(zip(study.images, per_source, strict=True)):
+            stem = f"segmentation_{index + 1}" if index else "segmentation"
             with disk_errors(scratch / f"{stem}.seg.nrrd"):
                 write_seg_nrrd(labels, image, BONESCAN_SEGMENTS, scratch / f"{stem}.seg.nrrd")
             write_image(labelmap_image(labels, image), scratch / f"{stem}_labels.nii.gz")
@@ -72,8 +75,8 @@ def write_result(study: BoneScanStudy, result: BoneScanResult, out_dir: str | os
                         f"{view.name}: BSTBI {np.mean(view_bstbi):.3f}")
             outputs.append(name)
         outputs += [REPORT_FILE] if report is not None else []
-        record = {**result.as_json(), "inputs": [str(p) for p in study.paths], "outputs": outputs,
-                  "acquisition": acquisition(study), "study": study_record(study, keep_identifiers)}
+        record = {**result.as_json(), "inputs": [input_record(p, keep_identifiers) for p in study.paths],
+                  "outputs": outputs, "acquisition": acquisition(study), "study": study_record(study, keep_identifiers)}
         if report is not None:
             write_report(scratch, report_page(study, result.labelmaps, record, report))
         write_json(scratch / "result.json", record)

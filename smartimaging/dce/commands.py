@@ -18,6 +18,7 @@ from ..cli_common import (
     random_seed,
     train_config,
 )
+from ..privacy import KEEP_IDENTIFIERS_HELP
 
 
 def add_commands(tasks) -> None:
@@ -32,6 +33,7 @@ def add_commands(tasks) -> None:
     dce_synthesize.add_argument("--models-dir")
     dce_synthesize.add_argument("--device", type=device_name, default="auto")
     dce_synthesize.add_argument("--quiet", action="store_true")
+    dce_synthesize.add_argument("--keep-identifiers", action="store_true", help=KEEP_IDENTIFIERS_HELP)
     dce_synthesize.add_argument("--dicom", action="store_true",
                                 help="also write the synthetic DCE as a DICOM MR series marked SYNTHETIC "
                                      "(synthetic_dce_dicom/: in the T1's study when the T1 is DICOM, else in a new "
@@ -69,7 +71,7 @@ def synthesize(args) -> int:
 
     with progress_bar("synthesis", args.quiet) as progress:
         result = synthesize_file(args.t1, args.out, args.dce, args.models_dir, args.device, args.batch_slices,
-                                 progress, dicom=args.dicom,
+                                 progress, dicom=args.dicom, keep_identifiers=args.keep_identifiers,
                                  report=partial(explain_record, "DCESynthesis", directory=args.models_dir))
     print(f"synthetic DCE of {result.record['slices']} slices in {result.record['seconds']:.1f} s "
           f"({result.record['device']}); results in {args.out}")

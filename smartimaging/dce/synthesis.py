@@ -35,6 +35,7 @@ from ..models.nets import (
     prepare_for_inference,
 )
 from ..models.registry import LoadedModel, load_model, read_card
+from ..privacy import input_record
 from ..record_report import REPORT_FILE, Explainer, write_report
 from .report_page import report_page
 from .volumes import intensity_mapped_subtraction, load_mr_volume, normalise, pair_with_t1, to_unit
@@ -178,10 +179,12 @@ def synthesize_file(t1_path: str | os.PathLike, out_dir: str | os.PathLike, dce_
                     directory=None, device: str = "auto", batch_slices: int = 8,
                     progress: Callable[[float, str], None] | None = None,
                     loader: Callable[..., DCESynthesizer] = DCESynthesizer.load, compress: bool = True,
-                    dicom: bool = False, report: Explainer | None = None) -> SynthesisResult:
+                    dicom: bool = False, report: Explainer | None = None,
+                    keep_identifiers: bool = False) -> SynthesisResult:
     """Read, synthesize and write synthetic_dce.nrrd, subtraction.nrrd, subtraction_mip.nrrd/.png and result.json
     (with `dicom`, the synthetic DCE as a DICOM series and its SR too: `dce.dicom`; with `report`, the record's
-    explanations, the case report `report.html`).
+    explanations, the case report `report.html`). result.json records the T1 and the real DCE by their sha256, and
+    their paths only with `keep_identifiers` (a file or folder name may name the patient).
     `loader` (signature of :meth:`DCESynthesizer.load`) lets a warm worker hand out a generator it already loaded;
     `compress=False` for volumes read back at once (the worker's, ~6× faster to write)."""
     t1_image = load_mr_volume(t1_path, "T1")
@@ -202,7 +205,8 @@ def synthesize_file(t1_path: str | os.PathLike, out_dir: str | os.PathLike, dce_
 
             outputs += write_synthesis_dicom(scratch, t1_image, t1_path, result.synthetic, result.record)
         outputs += [REPORT_FILE] if report is not None else []
-        record = {**result.record, "input": str(t1_path), "real_dce": str(dce_path) if dce_path else None,
+        record = {**result.record, "input": input_record(t1_path, keep_identifiers),
+                  "real_dce": input_record(dce_path, keep_identifiers) if dce_path else None,
                   "outputs": outputs}
         if report is not None:
             write_report(scratch, report_page(t1_image, result.synthetic, result.real_dce, result.mip, record, report))

@@ -18,6 +18,7 @@ from ..cli_common import (
     train_config,
     width_scale,
 )
+from ..privacy import KEEP_IDENTIFIERS_HELP
 
 
 def add_commands(tasks) -> None:
@@ -49,6 +50,7 @@ def add_commands(tasks) -> None:
     lvi_predict.add_argument("--device", type=device_name, default="cpu")
     lvi_predict.add_argument("--fusion", help="fusion card from `lvi fuse` (default: mean of the models)")
     lvi_predict.add_argument("--covariate", action="append", help="clinical covariate for the fusion, e.g. age=54")
+    lvi_predict.add_argument("--keep-identifiers", action="store_true", help=KEEP_IDENTIFIERS_HELP)
     lvi_predict.add_argument("--dicom", action="store_true", help=DICOM_HELP + " (on the DCE, else the T2)")
     lvi_fuse = lvi_commands.add_parser("fuse", help="fit the late fusion of models and clinical covariates")
     lvi_fuse.add_argument("--manifest", required=True)
@@ -148,7 +150,8 @@ def predict(args) -> int:
     prediction = predict_files({"DCE": args.dce, "T2": args.t2}, args.voi, args.out, args.models or DEFAULT_MODELS,
                                args.models_dir, args.device, args.fusion, _covariates(args.covariate),
                                dicom=args.dicom, report=partial(explain_record, "BreastLVI",
-                                                                directory=args.models_dir))
+                                                                directory=args.models_dir),
+                               keep_identifiers=args.keep_identifiers)
     for model in prediction.models:
         print(f"{model.sequence:<4} {model.network:<12} LVI probability {model.probability:.3f} "
               f"(cutoff {model.cutoff:.3f}) -> {model.label}")

@@ -34,6 +34,7 @@ from ..models.nets import (
     checked_card,
 )
 from ..models.registry import LoadedModel, load_model, read_card
+from ..privacy import input_record
 from ..record_report import REPORT_FILE, Explainer, write_report
 from .preprocess import NetworkInput, Preprocessing, network_input, oversized_voi, voi_on_grid
 from .report_page import report_page
@@ -283,11 +284,14 @@ def predict_case(volumes: dict[str, sitk.Image], voi: sitk.Image, model_ids=DEFA
 def predict_files(sequences: dict[str, str | os.PathLike], voi_path: str | os.PathLike, out_dir,
                   model_ids=DEFAULT_MODELS, directory=None, device: str = "cpu", fusion_card=None,
                   covariates: dict[str, float] | None = None, loader=load_lvi_model, compress: bool = True,
-                  progress=None, dicom: bool = False, report: Explainer | None = None) -> LVIPrediction:
+                  progress=None, dicom: bool = False, report: Explainer | None = None,
+                  keep_identifiers: bool = False) -> LVIPrediction:
     """Read the sequences and the VOI, predict, write result.json and the Grad-CAM volumes (all or nothing;
     `compress=False` for volumes read back at once, as the worker's are); `progress` as for `predict_case`. With
     `dicom`, the DICOM SEG of the VOI (the reader's: MANUAL) and the SR on the DCE, else the T2 (`lvi.dicom`); with
-    `report` (the record's explanations), the case report (`report.html`)."""
+    `report` (the record's explanations), the case report (`report.html`). result.json records the sequences and
+    the VOI by their sha256, and their paths only with `keep_identifiers` (a file or folder name may name the
+    patient)."""
     from .fusion import read_fusion
 
     volumes = {name: read_series_or_volume(path) for name, path in sequences.items() if path}
@@ -310,7 +314,8 @@ def predict_files(sequences: dict[str, str | os.PathLike], voi_path: str | os.Pa
                 write_prediction_dicom(scratch, volumes, sequences, voi, record)
         if report is not None:
             record["outputs"] = record.get("outputs", [item["heat_map"] for item in record["models"]]) + [REPORT_FILE]
-        record = {**record, "inputs": {k: str(v) for k, v in sequences.items() if v}, "voi": str(voi_path)}
+        record = {**record, "inputs": {k: input_record(v, keep_identifiers) for k, v in sequences.items() if v},
+                  "voi": input_record(voi_path, keep_identifiers)}
         if report is not None:
             write_report(scratch, report_page(volumes, voi, {m.model["id"]: m.heat_map for m in prediction.models},
                                               record, report))

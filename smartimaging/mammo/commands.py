@@ -24,6 +24,7 @@ from ..cli_common import (
     train_config,
 )
 from ..errors import InputError
+from ..privacy import KEEP_IDENTIFIERS_HELP
 
 PIXEL_MM_RANGE = (0.02, 10.0)  # from high-resolution detectors to downsampled exports
 
@@ -79,6 +80,7 @@ def add_commands(tasks) -> None:
     mammo_predict.add_argument("--out", required=True)
     mammo_predict.add_argument("--models-dir")
     mammo_predict.add_argument("--device", type=device_name, default="auto")
+    mammo_predict.add_argument("--keep-identifiers", action="store_true", help=KEEP_IDENTIFIERS_HELP)
     mammo_predict.add_argument("--dicom", action="store_true", help=DICOM_HELP)
     bin_study = mammo_commands.add_parser("bin-study", help="bins per ROI for candidate bin widths (choose 30-130)")
     bin_study.add_argument("--manifest", required=True, help="CSV with patient_id, image, mask (and pixel_mm)")
@@ -95,6 +97,10 @@ def add_commands(tasks) -> None:
     mammo_batch.add_argument("--out", required=True, help="folder for results.csv, features.csv and rois/")
     mammo_batch.add_argument("--models-dir")
     mammo_batch.add_argument("--device", type=device_name, default="auto")
+    mammo_batch.add_argument("--keep-identifiers", action="store_true",
+                             help="name each row of results.csv and features.csv by the image's path in the folder "
+                                  "(file names often hold the patient's name or ID: by default a row gives only its "
+                                  "number and the image's sha256)")
     mammo_evaluate = mammo_commands.add_parser("evaluate", help="AUC with DeLong CI, ACC/SEN/SPE/PPV/NPV, McNemar")
     mammo_evaluate.add_argument("--model", required=True, help="model card (.json)")
     mammo_evaluate.add_argument("--features", required=True)
@@ -120,7 +126,7 @@ def predict(args) -> int:
 
     result = predict_file(args.image, args.kind, args.out, args.point, args.box, args.mask, args.pixel_mm,
                           args.models_dir, args.device, args.dicom,
-                          partial(explain_record, "MammoRadiomics", directory=args.models_dir))
+                          partial(explain_record, "MammoRadiomics", directory=args.models_dir), args.keep_identifiers)
     print(f"{result.kind} ROI ({result.roi_source}, {int(result.roi.sum())} pixels): Rad-score {result.rad_score:.3f}"
           f" -> {result.label} (cutoff {result.cutoff:.3f})")
     print(f"domain check: {result.domain['text']}")
@@ -137,7 +143,7 @@ def batch(args) -> int:
 
     with progress_bar("mammograms") as progress:
         summary = predict_folder(args.folder, args.kind, args.out, args.masks, args.pixel_mm, args.models_dir,
-                                 args.device, progress)
+                                 args.device, progress, args.keep_identifiers)
     print(f"{summary.images - summary.failed} of {summary.images} mammograms read; results in "
           f"{summary.out_dir / 'results.csv'}")
     if summary.failed:

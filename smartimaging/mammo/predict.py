@@ -18,6 +18,7 @@ from ..errors import InputError, ModelError
 from ..io import atomic_output_dir
 from ..models.registry import models_dir
 from ..overlays import outline_png
+from ..privacy import input_record
 from ..radiomics import MAMMO_PARAMS, extract_2d, parameter_settings
 from ..record_report import REPORT_FILE, Explainer, write_report
 from ..segfile import labelmap_image, write_seg_nrrd
@@ -173,10 +174,11 @@ def overlay_png(mammogram: Mammogram, prediction: MammoPrediction, path: str | o
 
 
 def write_prediction(mammogram: Mammogram, prediction: MammoPrediction, out_dir, dicom: bool = False,
-                     report: Explainer | None = None) -> Path:
+                     report: Explainer | None = None, keep_identifiers: bool = False) -> Path:
     """result.json, the ROI (.seg.nrrd, NIfTI) and the overlay PNG into `out_dir` at once; with `dicom` the DICOM
     SEG and SR too (`mammo.dicom`): the ROI is the reader's (MANUAL) when given as a mask, else the AI's; with
-    `report` (the record's explanations) the case report (`report.html`)."""
+    `report` (the record's explanations) the case report (`report.html`). result.json records the image by its
+    sha256, and its path only with `keep_identifiers` (a file name may name the patient)."""
     with atomic_output_dir(out_dir) as scratch:
         outputs = ["roi.seg.nrrd", "roi_labels.nii.gz", "overlay.png"]
         if dicom:
@@ -188,7 +190,8 @@ def write_prediction(mammogram: Mammogram, prediction: MammoPrediction, out_dir,
         sitk.WriteImage(labelmap_image(labels, mammogram.image), str(scratch / "roi_labels.nii.gz"))
         overlay_png(mammogram, prediction, scratch / "overlay.png")
         outputs += [REPORT_FILE] if report is not None else []
-        record = {**prediction.as_json(), "input": str(mammogram.path), "image": mammogram.meta, "outputs": outputs}
+        record = {**prediction.as_json(), "input": input_record(mammogram.path, keep_identifiers),
+                  "image": mammogram.meta, "outputs": outputs}
         if report is not None:
             write_report(scratch, report_page(mammogram, prediction.roi, record, report))
         (scratch / "result.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
@@ -224,11 +227,12 @@ def parse_box(text: str | None) -> tuple[int, int, int, int] | None:
 
 def predict_file(image_path, kind: str, out_dir, point: str | None = None, box: str | None = None,
                  mask_path: str | None = None, pixel_mm: float | None = None, directory=None,
-                 device: str = "auto", dicom: bool = False, report: Explainer | None = None) -> MammoPrediction:
+                 device: str = "auto", dicom: bool = False, report: Explainer | None = None,
+                 keep_identifiers: bool = False) -> MammoPrediction:
     mammogram = load_mammogram(image_path, pixel_mm)
     mask = load_mask(mask_path, mammogram) if mask_path else None
     point, box = parse_point(point), parse_box(box)
     check_prompt(mammogram.pixels.shape, point, box)  # before the model is loaded
     prediction = predict_mammogram(mammogram, kind, point, box, mask, directory, device)
-    write_prediction(mammogram, prediction, out_dir, dicom, report)
+    write_prediction(mammogram, prediction, out_dir, dicom, report, keep_identifiers)
     return prediction

@@ -332,6 +332,14 @@ def test_dce_synthesize_dicom_puts_the_synthetic_series_in_the_t1_study(tmp_path
     assert numbers["SSIM vs real DCE (mean of slices)"] == (approx(record["metrics"]["ssim_mean"]), None)
     assert numbers["PSNR vs real DCE (mean of slices)"] == (approx(record["metrics"]["psnr_mean"]), None)
     assert texts["Real DCE"] == "compared" and record["model"]["id"] in texts["Synthetic DCE"]
+    regions = record["lesion_contrast"]["regions"]
+    assert regions  # the lesion-level check: each enhancing region's ratio and whether it is faint
+    for number, region in enumerate(regions, start=1):
+        if region["ratio"] is not None:
+            assert numbers[f"Enhancing region {number}: contrast ratio synthetic / real"] == \
+                (approx(region["ratio"]), None)
+        assert texts[f"Enhancing region {number}: faint on synthetic DCE"].startswith(
+            ("yes" if region["faint"] else "no") + f" (real DCE slices {region['slices'][0] + 1}-")
     check_sr_references(out / "sr.dcm", None, synthetic)
     dciodvfy(out / "synthetic_dce_dicom" / "0001.dcm")
     dciodvfy(out / "sr.dcm")

@@ -24,14 +24,23 @@ METRICS = (("ssim_mean", "SSIM vs real DCE (mean of slices)", RATIO), ("psnr_mea
 
 def sr_content(record: dict) -> tuple[list, list]:
     """(measurements, qualitatives): the similarity to the real DCE when it was given (a PSNR that is undefined,
-    identical slices, is left out), what the series is, and the domain check."""
+    identical slices, is left out) and, per enhancing region of the real DCE (lesion-level check), its contrast
+    ratio synthetic / real and whether it is faint on the synthetic DCE; what the series is, and the domain check."""
     metrics = record.get("metrics") or {}
     measurements = [Measurement(name, float(metrics[key]), unit, None, None) for key, name, unit in METRICS
                     if metrics.get(key) is not None and math.isfinite(metrics[key])]
+    regions = (record.get("lesion_contrast") or {}).get("regions") or []
+    measurements += [Measurement(f"Enhancing region {number}: contrast ratio synthetic / real", float(m["ratio"]),
+                                 RATIO, None, None) for number, m in enumerate(regions, start=1)
+                     if m["ratio"] is not None and math.isfinite(m["ratio"])]
     model = record["model"]
     qualitatives = [Qualitative("Synthetic DCE", f"computed from the T1 by {model['id']} {model['version']}; not "
                                                  "acquired"),
                     Qualitative("Real DCE", "compared" if metrics else "not given: no similarity metrics")]
+    qualitatives += [Qualitative(f"Enhancing region {number}: faint on synthetic DCE",
+                                 ("yes" if m["faint"] else "no") + f" (real DCE slices {m['slices'][0] + 1}-"
+                                 f"{m['slices'][1] + 1}" + ("; no real contrast" if m["ratio"] is None else "") + ")")
+                     for number, m in enumerate(regions, start=1)]
     qualitatives += domain_qualitatives(record, [None])
     return measurements, qualitatives
 

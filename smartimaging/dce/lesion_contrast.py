@@ -36,6 +36,10 @@ OPENING_VOXELS = 2
 MAX_REGIONS = 3
 SHELL_VOXELS = 5
 FAINT_RATIO = 0.5
+REGION_KINDS = {  # faint on the synthetic DCE or not -> (what the reader reads, outline colour), station and reports
+    False: ("enhances on real DCE, shows on synthetic", (0.15, 0.85, 1.0)),  # cyan
+    True: ("enhances on real DCE, faint on synthetic", (1.0, 0.2, 0.8)),  # magenta: read this one on the real DCE
+}
 IN_PLANE = np.zeros((3, 3, 3), bool)
 IN_PLANE[1] = ndimage.generate_binary_structure(2, 1)
 
@@ -61,6 +65,12 @@ def region_labels(regions: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarr
     for number, region in enumerate(regions, start=1):
         labels[region] = number
     return labels
+
+
+def region_name(number: int, measure: dict) -> str:
+    """A region's name (its segment's, its report legend's), e.g. "Region 2: enhances on real DCE, faint on
+    synthetic"."""
+    return f"Region {number}: {REGION_KINDS[measure['faint']][0]}"
 
 
 def _measure(region: np.ndarray, enhancing: np.ndarray, body: np.ndarray, synthetic: np.ndarray,

@@ -31,6 +31,7 @@ from ..mrml import (
 from ..result_nodes import RecordedResult
 from ..segmentation_nodes import segmentation_from_labels
 from ..segments import ALTERED, Code, SegmentSpec
+from .lesion_contrast import REGION_KINDS, region_name
 from .synthesis import REGIONS_FILE, DCESynthesizer, SynthesisResult, synthesize_volume
 from .volumes import check_mr_volume
 
@@ -47,10 +48,6 @@ LAYOUT_XML = ('<layout type="horizontal" split="true">'
 
 
 REGION_VIEWS = ("DCE-Synthetic", "DCE-Real")  # the views the enhancing regions are outlined on
-REGION_KINDS = {  # faint on the synthetic DCE or not -> (what the reader reads, outline colour)
-    False: ("enhances on real DCE, shows on synthetic", (0.15, 0.85, 1.0)),  # cyan
-    True: ("enhances on real DCE, faint on synthetic", (1.0, 0.2, 0.8)),  # magenta: read this one on the real DCE
-}
 REGION_TYPE = Code("SCT", "52988006", "Lesion")  # a region may also be focal background enhancement
 REGION_OUTLINE_PX = 2
 
@@ -87,11 +84,6 @@ def add_result_nodes(scene, t1_node, result: SynthesisResult) -> tuple:
         nodes["regions"] = add_regions(scene, t1_node, result.regions, result.record)
     table = metrics_table(scene, t1_node, result.record) if "metrics" in result.record else None
     return table, DCEResult(result.record, nodes)
-
-
-def region_name(number: int, measure: dict) -> str:
-    """A region's segment name, e.g. "Region 2: enhances on real DCE, faint on synthetic"."""
-    return f"Region {number}: {REGION_KINDS[measure['faint']][0]}"
 
 
 def add_regions(scene, t1_node, labels: sitk.Image, record: dict):

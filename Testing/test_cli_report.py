@@ -266,6 +266,10 @@ def test_dce_synthesize_report(tmp_path, named_mri, real):
     assert ["PSNR (dB, mean of slices)", f"{metrics['psnr_mean']:.2f}"] in rows
     assert ["Pearson r", f"{metrics['pearson_r']:.3f}"] in rows
     assert page.images == 4  # T1, synthetic, real DCE, MIP
+    for number, region in enumerate(record["lesion_contrast"]["regions"], start=1):  # outlined as the station's
+        assert f"Region {number}: enhances on real DCE, {'faint' if region['faint'] else 'shows'} on synthetic" \
+            in page.text
+    assert page.text.count("enhancing regions of the real DCE outlined and numbered") == 2
     i, j, k = record["lesion_contrast"]["regions"][0]["centre_voxel"]  # on the T1's grid (axial, LPS)
     shown = re.findall(r"axial slice (\d+) of 12 \(through the most enhancing region", page.text)
     assert shown == [str(k + 1)] * 3 and i != k  # T1, synthetic and real DCE through the region's centre
@@ -287,6 +291,24 @@ def test_the_station_report_shows_the_most_enhancing_region(scene, tmp_path):
     assert flow.primary.GetImageData().GetDimensions()[2] == 24 and i != k  # an axial T1: slice k, i elsewhere
     notes = [figure.note for figure in case_report(flow).figures if "most enhancing" in figure.note]
     assert [note.split(" (")[0] for note in notes] == [f"axial slice {k + 1} of 24"] * 3
+
+    # U2 finding 16: the synthetic and the real DCE outline and number the enhancing regions as the station does
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from smartimaging.dce.lesion_contrast import REGION_KINDS, region_name
+
+    report = case_report(flow)
+    regions = record["lesion_contrast"]["regions"]
+    colours = [tuple(round(255 * c) for c in REGION_KINDS[m["faint"]][1]) for m in regions]
+    assert report.legend == [(region_name(n, m), colours[n - 1]) for n, m in enumerate(regions, start=1)]
+    for figure in report.figures[:3]:
+        picture = np.asarray(Image.open(io.BytesIO(figure.png)).convert("RGB"))
+        drawn = np.all(picture == colours[0], axis=2).sum()  # region 1 lies on this slice
+        assert (drawn > 40) == (figure.title != "T1 (pre-contrast)"), figure.title
+        assert ("outlined and numbered" in figure.note) == (figure.title != "T1 (pre-contrast)")
 
 
 # --- bad input -----------------------------------------------------------------------------------------------------

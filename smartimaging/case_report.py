@@ -271,32 +271,21 @@ def _lvi_figures(flow, record):
 
 
 def _dce_figures(flow, record):
+    """The command line's DCE figures (`dce.report_page.figures`) from the scene's volumes: the enhancing regions
+    outlined and numbered as on the station's views."""
+    from .dce.report_page import figures, region_legend
+
     t1 = volume_node_to_sitk(flow.primary)
-    grid = lps(t1)
-    regions = (record.get("lesion_contrast") or {}).get("regions") or []
-    k = grid.GetSize()[2] // 2
-    where = "axial slice {} of {} (the middle)"
-    if regions and len(regions[0].get("centre_voxel") or []) == 3:
-        point = t1.TransformIndexToPhysicalPoint([int(v) for v in regions[0]["centre_voxel"]])  # i, j, k
-        k = grid.TransformPhysicalPointToIndex(point)[2]
-        where = "axial slice {} of {} (through the most enhancing region of the real DCE)"
-    figures = []
-    volumes = [("T1 (pre-contrast)", flow.primary), ("Synthetic DCE (AI)", flow.extra_nodes.get("synthetic")),
-               ("Real DCE", flow.volumes.get("DCE"))]
-    for title, node in volumes:
-        if node is None:
-            continue
-        image = on_grid(volume_node_to_sitk(node), grid)
-        figures.append(Figure(title, figure_png(image[k], [], window_of(image), aspect=aspect(grid)),
-                              where.format(k + 1, image.shape[0]), AXIAL_EDGES))
-    mip = flow.extra_nodes.get("mip")
-    if mip is not None:
-        oriented = lps(volume_node_to_sitk(mip))
-        image = sitk.GetArrayFromImage(oriented)
-        figures.append(Figure("Subtraction MIP (synthetic − T1)", figure_png(
-            image.max(axis=0), [], window_of(image), aspect=aspect(oriented)), "maximum over all slices",
-            AXIAL_EDGES))
-    return figures, [], []
+    regions = None
+    if flow.regions is not None:  # its segments in the regions' order (`dce.scene.add_regions`)
+        labels = np.zeros(sitk.GetArrayViewFromImage(t1).shape, np.uint8)
+        for number, (_, _, mask) in enumerate(segment_masks(flow.scene, flow.regions, flow.primary), start=1):
+            labels[mask] = number
+        regions = _mask_image(labels, t1)
+    real = flow.volumes.get("DCE")
+    return figures(t1, volume_node_to_sitk(flow.extra_nodes["synthetic"]),
+                   volume_node_to_sitk(real) if real is not None else None,
+                   volume_node_to_sitk(flow.extra_nodes["mip"]), record, regions), region_legend(record), []
 
 
 FIGURES = {"BoneScanBSTBI": _bonescan_figures, "MammoRadiomics": _mammo_figures, "BreastLVI": _lvi_figures,

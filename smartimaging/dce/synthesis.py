@@ -209,6 +209,7 @@ def synthesize_file(t1_path: str | os.PathLike, out_dir: str | os.PathLike, dce_
                   "real_dce": input_record(dce_path, keep_identifiers) if dce_path else None,
                   "outputs": outputs}
         if report is not None:
-            write_report(scratch, report_page(t1_image, result.synthetic, result.real_dce, result.mip, record, report))
+            write_report(scratch, report_page(t1_image, result.synthetic, result.real_dce, result.mip, record, report,
+                                                 result.regions))
         write_json(scratch / "result.json", record, undefined_as_null=True)  # PSNR of identical slices: infinite
     return result

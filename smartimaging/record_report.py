@@ -19,6 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import __version__
+from .feature_names import plain_domain
 from .report import CaseReport, Figure, created_text, render_html
 
 REPORT_FILE = "report.html"
@@ -38,9 +39,10 @@ def record_report(title: str, module: str, command: str, headline: str, record: 
                   rows: list[list[str]], figures: list[Figure], columns: tuple[str, ...] = ("Quantity", "Value"),
                   tables: list[tuple[str, list[str], list[list[str]]]] = (), legend=(), heat_colours=(),
                   header=(), roi: str | None = None, created: datetime | None = None) -> CaseReport:
-    """The report of one result record: the rows and figures the task gives, the record's domain check and
-    warnings, the explanations `explain` gives (a warning one with a summary is flagged under the score, as the
-    station does; the cutoff's title goes under the headline), the models and the provenance."""
+    """The report of one result record: the rows and figures the task gives, the record's domain check (feature
+    names in plain words, as the station shows them) and warnings, the explanations `explain` gives (a warning one
+    with a summary is flagged under the score, as the station does; the cutoff's title goes under the headline),
+    the models and the provenance."""
     explanations = explain(record)
     flags = [e for e in explanations if e.get("tone") == "warning" and e.get("summary")
              and not str(e.get("key", "")).startswith("card")]
@@ -55,7 +57,7 @@ def record_report(title: str, module: str, command: str, headline: str, record: 
     sublines = [e["title"] for e in explanations if e.get("key") == "cutoff"]
     sublines += [f"ROI of this result: {roi}"] if roi else []
     return CaseReport(title=title, module=module, headline=headline, created=created, sublines=sublines,
-                      domain=record.get("domain") or None,
+                      domain=plain_domain(record.get("domain") or None),
                       warnings=[*map(str, record.get("warnings") or []),
                                 *(f"{e['title']}. {e['summary']}" for e in flags)],
                       columns=list(columns), rows=rows, tables=list(tables), header=list(header), figures=figures,

@@ -21,6 +21,7 @@ from PIL import Image
 from ..errors import InputError
 from ..io import check_finite, check_readable, dicom_pixels, file_suffix, is_dicom, read_raster, read_volume
 from ..limits import MAMMOGRAM, check_dicom, check_image_file, read_dicom_header
+from ..presentation import MAMMO_VIEWS
 
 PIXEL_SIZE_HINTS = {  # where the reader gives a mammogram's pixel size, by front-end
     "cli": "--pixel-mm",
@@ -89,7 +90,8 @@ def _dicom_mammogram(path: Path) -> tuple[np.ndarray, tuple[float, float], dict]
         spacing = [float(s) for s in (stored_spacing or [1.0, 1.0])[:2]]
         meta = {"modality": modality, "photometric": photometric,
                 "laterality": str(ds.get("ImageLaterality") or ds.get("Laterality") or ""),
-                "view": str(ds.get("ViewPosition", "")), "manufacturer": str(ds.get("Manufacturer", "")),
+                "view": str(ds.get("ViewPosition") or _view_in_orientation(ds.get("PatientOrientation"))),
+                "manufacturer": str(ds.get("Manufacturer", "")),
                 "presentation_intent": str(ds.get("PresentationIntentType", ""))}
         if "VOILUTSequence" in ds:
             meta["display"] = "VOI LUT sequence"
@@ -109,6 +111,12 @@ def _dicom_mammogram(path: Path) -> tuple[np.ndarray, tuple[float, float], dict]
         meta["pixel_size_note"] = ("a secondary-capture image (a digitised film or a screen capture, e.g. CBIS-DDSM): "
                                    "its header stores no pixel size")
     return pixels, (spacing[0], spacing[1]), meta
+
+
+def _view_in_orientation(orientation) -> str:
+    """The view a CBIS-DDSM file keeps in PatientOrientation ("CC", "MLO"), as the station's header reads it; ""."""
+    values = [orientation] if isinstance(orientation, str) else list(orientation or [])
+    return str(values[0]).upper() if len(values) == 1 and str(values[0]).upper() in MAMMO_VIEWS else ""
 
 
 def _pixel_size_meta(meta: dict, image: sitk.Image, pixel_mm: float | None) -> dict:

@@ -47,6 +47,7 @@ class MammoPrediction:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     domain: dict = field(default_factory=dict)  # `smartimaging.domain.combine` of the segmenter's and classifier's
+    segmenter_pixel_mm: float | None = None  # the pixel size the segmenter assumed for a file that records none
 
     @property
     def label(self) -> str:
@@ -56,7 +57,7 @@ class MammoPrediction:
         return {"smartimaging_version": __version__, "kind": self.kind, "roi_source": self.roi_source,
                 "roi_pixels": int(self.roi.sum()), "rad_score": self.rad_score, "cutoff": self.cutoff,
                 "label": self.label, "top_features": self.top_features, "models": self.models,
-                "warnings": self.warnings, "domain": self.domain,
+                "warnings": self.warnings, "domain": self.domain, "segmenter_pixel_mm": self.segmenter_pixel_mm,
                 "timings_s": self.timings, "features": self.features}
 
 
@@ -103,6 +104,7 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
     (`images.PIXEL_SIZE_HINTS`: the CLI's option, or the station's or the desktop module's field)."""
     notes: list[str] = []
     timings, models, checks = {}, [], []
+    assumed_mm = None  # the pixel size the segmenter assumed (none for the reader's mask or a known size)
     started = time.perf_counter()
     if mask is not None:
         roi, source = (np.asarray(mask) > 0).astype(np.uint8), "reader mask"
@@ -140,7 +142,8 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
     timings["classify"] = time.perf_counter() - started - timings["features"]
     checks.append(classifier_check(classifier.card, mammogram, features))
     return MammoPrediction(kind, roi, source, features, rad_score, card["cutoff"],
-                           feature_contributions(classifier, values), models, timings, warnings, combine(checks))
+                           feature_contributions(classifier, values), models, timings, warnings, combine(checks),
+                           assumed_mm)
 
 
 def large_roi_warning(pixels: np.ndarray, roi: np.ndarray) -> str | None:

@@ -34,8 +34,6 @@ from .segmentation_nodes import AI_REFERENCE, PROPOSAL_COLOR
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads a cell starting so as a formula
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-ZOOM_MARGIN = 1.5  # the mammogram's ROI zoom: the ROI's box grown by this many times its size on each side
-ZOOM_MIN_PX = 48
 
 
 def current_result(flow):
@@ -202,34 +200,18 @@ def _bonescan_figures(flow, record):
 
 
 def _mammo_figures(flow, record):
+    """The mammogram hung and windowed as the views show it, whole and enlarged (`mammo.report_page.hung_figures`,
+    as the command line's report draws it)."""
+    from .mammo.report_page import hung_figures
+    from .mammo.scene import mammogram_from_volume_node
+
     volume = flow.primary
     pixels = np.asarray(slicer.util.arrayFromVolume(volume), np.float32)[0]
-    caption = volume_captions(flow.module, volume)[0]
-    preset = presets("MG", pixels, read_header(source_of(volume)))[0]
-    window = (preset.level - preset.window / 2, preset.level + preset.window / 2)
     outlines, legend = roi_outlines(flow, flow.segmentation, volume)
-    outlines = [(mask[0], *style) for mask, *style in outlines]
-    if caption.mirrored:  # hung as radiologists hang it (chest wall right for a right breast)
-        pixels = pixels[:, ::-1]
-        outlines = [(mask[:, ::-1], *style) for mask, *style in outlines]
-    spacing = volume.GetSpacing()
-    aspect = spacing[1] / spacing[0]
-    note = "; ".join(filter(None, [caption.note, f"{preset.name}: {preset.detail}"]))
-    figures = [Figure(f"{caption.title}: whole image", figure_png(pixels, outlines, window, aspect=aspect), note)]
-    union = np.any([mask for mask, *_ in outlines], axis=0) if outlines else np.zeros(pixels.shape, bool)
-    if union.any():
-        rows, cols = np.nonzero(union)
-        size = max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1)
-        margin = max(round(ZOOM_MARGIN * size), ZOOM_MIN_PX)
-        r0, r1 = max(rows.min() - margin, 0), min(rows.max() + margin + 1, pixels.shape[0])
-        c0, c1 = max(cols.min() - margin, 0), min(cols.max() + margin + 1, pixels.shape[1])
-        crop = pixels[r0:r1, c0:c1]
-        figures.append(Figure(f"{caption.title}: ROI enlarged",
-                              figure_png(crop, [(m[r0:r1, c0:c1], *style) for m, *style in outlines],
-                                         window_of(crop),
-                                         aspect=aspect),
-                              f"{(c1 - c0) * spacing[0]:.0f} × {(r1 - r0) * spacing[1]:.0f} mm around the ROI; "
-                              "window: the crop's own range"))
+    figures = hung_figures(pixels, [(mask[0], *style) for mask, *style in outlines],
+                           volume_captions(flow.module, volume)[0],
+                           presets("MG", pixels, read_header(source_of(volume)))[0], volume.GetSpacing()[:2],
+                           mammogram_from_volume_node(volume).pixel_size_known, record.get("segmenter_pixel_mm"))
     return figures, legend, []
 
 

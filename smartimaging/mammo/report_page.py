@@ -15,7 +15,7 @@ from ..report import CaseReport, Figure, figure_png, report_header, window_of
 from ..segments import MAMMO_SEGMENTS
 from .images import PIXEL_SIZE_UNKNOWN, Mammogram
 
-ZOOM_MARGIN = 1.5  # the enlarged view: the ROI's box grown by this many times its size on each side (as the station)
+ZOOM_MARGIN = 1.5  # the enlarged view: the ROI's box grown by this many times its size on each side
 ZOOM_MIN_PX = 48
 
 

@@ -199,6 +199,7 @@ def _erase_half(flow) -> None:
 def test_every_modules_result_exports_a_report_and_a_csv(scene, cases, tmp_path, module, figures):
     from smartimaging.case_report import export_csv, export_report
     from smartimaging.explain import record_of
+    from smartimaging.result_csv import csv_rows
 
     flow = _computed(scene, module, cases[module][0], tmp_path / "case")
     result = flow.result
@@ -221,7 +222,8 @@ def test_every_modules_result_exports_a_report_and_a_csv(scene, cases, tmp_path,
         assert 'id="warnings"' in text and "Enhancing regions faint on the synthetic DCE. 2 of 2" in text
     with open(export_csv(flow, tmp_path / "out"), newline="", encoding="utf-8") as f:
         table = list(csv.reader(f))
-    assert table[0] == result.columns and table[1:] == result.rows  # no cell starts like a formula here
+    assert table[0] == result.columns and table[1:] == csv_rows(result.columns, result.rows, result.domain)
+    assert not any(cell.startswith("'") for row in table for cell in row)  # no cell starts like a formula here
 
 
 def test_a_bone_scan_reports_its_lesions_numbered_on_the_images(scene, cases, tmp_path):

@@ -53,3 +53,27 @@ def test_the_bone_scan_phantoms_manufacturer_is_shown_not_withheld(tmp_path):
     write_nm_dicom(tmp_path / "phantom.dcm", phantom.views, phantom.patient_id, phantom.age)
     header = read_header(tmp_path / "phantom.dcm")
     assert header["Manufacturer"] == "SmartImaging phantom" and WITHHELD not in header.values()
+
+
+def test_the_csv_holds_every_domain_reason_and_none_in_a_model_column():
+    """U2 #17: the CSV cut the domain reasons to "and 3 more"; the LVI CSV put them in its "Model" column."""
+    from smartimaging.result_csv import csv_rows
+
+    reasons = [f"reason {n}" for n in range(1, 7)]
+    domain = {"verdict": "outside", "reasons": reasons,
+              "text": "outside the model's training data (reason 1; reason 2; reason 3; and 3 more)"}
+    text = domain["text"]
+    two = csv_rows(["Quantity", "Value"], [["BSTBI (mean)", "0.146"], ["Domain check", text], ["Lesions", "5"]],
+                   domain)
+    assert two == [["BSTBI (mean)", "0.146"], ["Domain check", "outside the model's training data"],
+                   *(["Domain check reason", r] for r in reasons), ["Lesions", "5"]]
+    columns = ["Sequence", "Model", "LVI probability", "Cutoff", "Label", "Model card"]
+    lvi = csv_rows(columns, [["DCE", "resnet10-3d", "0.958", "0.717", "LVI positive", "card"],
+                             ["Domain check", text, "", "", "", ""], ["VOI", "ROI source", "AI", "", "", ""]], domain)
+    assert lvi[:2] == [["DCE", "resnet10-3d", "0.958", "0.717", "LVI positive", "card"],
+                       ["VOI", "ROI source", "AI", "", "", ""]]
+    assert lvi[2:] == [[], ["Domain check", "Text"], ["Domain check", "outside the model's training data"],
+                       *(["Domain check reason", r] for r in reasons)]
+    assert not any("more" in cell for row in two + lvi for cell in row)
+    inside = [["Rad-score", "0.5"], ["Domain check", "inside the model's training data"]]
+    assert csv_rows(["Quantity", "Value"], inside, {"verdict": "inside", "reasons": []}) == inside

@@ -29,6 +29,7 @@ from .overlays import DASHED
 from .reading import HEAT_MAP_SHOWN_FROM, heat_map_colours, is_warning_row, style_heat_map, table_rows
 from .record_report import AXIAL_EDGES, aspect, lps, models_of, on_grid
 from .report import CaseReport, Figure, created_text, figure_png, render_html, report_header, window_of
+from .result_csv import csv_rows
 from .result_nodes import DOMAIN_ROW
 from .segmentation_nodes import AI_REFERENCE, PROPOSAL_COLOR
 
@@ -58,14 +59,16 @@ def export_report(flow, folder, created: datetime | None = None) -> Path:
 
 def export_csv(flow, folder) -> Path:
     """`<module>_result.csv` in `folder`: the current result's table as the scene holds it (every row, the raw
-    feature names included); a text cell a spreadsheet would run as a formula is prefixed with '."""
+    feature names included) and its domain check in full (`result_csv.csv_rows`); a text cell a spreadsheet would
+    run as a formula is prefixed with '."""
     result = current_result(flow)
     path = Path(folder) / f"{flow.module}_result.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_files(path) as (temporary,), open(temporary, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow([spreadsheet_safe(c) for c in result.columns])
-        writer.writerows([spreadsheet_safe(cell) for cell in row] for row in result.rows)
+        writer.writerows([spreadsheet_safe(cell) for cell in row]
+                         for row in csv_rows(result.columns, result.rows, result.domain))
     return path
 
 

@@ -169,9 +169,10 @@ def figure_png(image: np.ndarray, outlines: list[tuple[np.ndarray, tuple[int, in
     if labels:
         draw, font = ImageDraw.Draw(picture), ImageFont.load_default(size=LABEL_PX)
         for row, col, text, *colour in labels:
-            draw.text(((col + 0.5) * scale + 8, (row + 0.5) * aspect * scale), str(text),
-                      fill=tuple(colour[0]) if colour else LABEL_COLOUR, font=font, anchor="lm", stroke_width=2,
-                      stroke_fill=(0, 0, 0))
+            x, y = (col + 0.5) * scale, (row + 0.5) * aspect * scale
+            right = x + 8 + draw.textlength(str(text), font=font) <= size[0]  # else left of the point, not cut off
+            draw.text((x + 8 if right else x - 8, y), str(text), fill=tuple(colour[0]) if colour else LABEL_COLOUR,
+                      font=font, anchor="lm" if right else "rm", stroke_width=2, stroke_fill=(0, 0, 0))
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()

@@ -51,6 +51,24 @@ class SegSegment:
         return f"{self.spec.name} ({AI_PROPOSAL if self.algorithm else READER_EDITED})"
 
 
+ALGORITHM_TEXT = re.compile(r"[^\\\x00-\x1f]{1,64}")  # AlgorithmName and AlgorithmVersion: LO, one value
+
+
+def check_algorithm(algorithm: tuple[str, str]) -> None:
+    """Refuse a model id or version that a DICOM AlgorithmName / AlgorithmVersion (LO: one value of at most 64
+    characters, no backslash or control character) cannot hold as it is."""
+    for what, text in zip(("id", "version"), algorithm, strict=True):
+        if not ALGORITHM_TEXT.fullmatch(str(text)):
+            raise InputError(f"The model {what} {str(text)[:80]!r} cannot name the algorithm in a DICOM object (at "
+                             "most 64 characters, no backslash or control character): correct the model card")
+
+
+def highdicom_refusal(exc: Exception, what: str) -> InputError:
+    """highdicom's refusal of a source header value (ValueError, TypeError, AttributeError) as our InputError."""
+    return InputError(f"The {what} could not be made from the DICOM source: a header value does not conform to DICOM "
+                      f"({type(exc).__name__}: {str(exc)[:200]}); export the images again from the scanner or PACS")
+
+
 def coded(code: Code) -> CodedConcept:
     return CodedConcept(code.value, code.scheme, code.meaning)
 
@@ -179,14 +197,21 @@ def seg_dataset(sources: list[pydicom.Dataset], segments: list[SegSegment],
                          "IOD requires), so a DICOM SEG cannot be placed on them: export the series again from the "
                          "scanner or PACS")
     masks = _stacked_masks(sources, segments)
+    for segment in segments:
+        if segment.algorithm:
+            check_algorithm(segment.algorithm)
     sources = with_type2_attributes(sources)
-    descriptions = [_description(number, segment) for number, segment in enumerate(segments, 1)]
-    series_uid = generate_uid()
-    planar = hd.spatial.get_image_coordinate_system(sources[0]) is None
-    if planar and (masks.shape[0] > 1 or ("NumberOfFrames" in sources[0] and "FrameOfReferenceUID" not in sources[0])):
-        # (a one-view NM without a frame of reference: highdicom, reading it as an enhanced image, needs its copy)
-        return _planar_frames_seg(sources, masks, descriptions, series_uid, series_description)
-    return _segmentation(sources, masks, descriptions, series_uid, series_description)
+    try:
+        descriptions = [_description(number, segment) for number, segment in enumerate(segments, 1)]
+        series_uid = generate_uid()
+        planar = hd.spatial.get_image_coordinate_system(sources[0]) is None
+        if planar and (masks.shape[0] > 1 or ("NumberOfFrames" in sources[0]
+                                              and "FrameOfReferenceUID" not in sources[0])):
+            # (a one-view NM without a frame of reference: highdicom, reading it as an enhanced image, needs its copy)
+            return _planar_frames_seg(sources, masks, descriptions, series_uid, series_description)
+        return _segmentation(sources, masks, descriptions, series_uid, series_description)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise highdicom_refusal(exc, "DICOM SEG") from exc
 
 
 def write_seg(sources: list[pydicom.Dataset], segments: list[SegSegment], series_description: str,

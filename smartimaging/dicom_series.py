@@ -12,14 +12,24 @@ from __future__ import annotations
 
 import copy
 import datetime
+import hashlib
+import logging
+import math
 import os
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import SimpleITK as sitk
+from pydicom import config
+from pydicom.charset import python_encoding
+from pydicom.datadict import dictionary_VM, keyword_for_tag
 from pydicom.dataset import FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.valuerep import validate_value
 
 from . import __version__
 from .errors import InputError
@@ -39,6 +49,19 @@ PATIENT_STUDY_KEYWORDS = (
 # Type 2 attributes of those modules that highdicom reads from a source header (absent in some files: then empty)
 TYPE2_PATIENT_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
                        "ReferringPhysicianName", "StudyID", "AccessionNumber")
+# the source's site (hospital, department, station, device serial number): identifies where the patient was seen, so it
+# is left out of the copies that the SEG and SR are made from (highdicom would copy it as contributing equipment)
+SITE_KEYWORDS = ("InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "InstitutionCodeSequence",
+                 "InstitutionalDepartmentTypeCodeSequence", "StationName", "DeviceSerialNumber", "DeviceUID")
+REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+ENUMERATED = {"PatientSex": ("M", "F", "O"), "PatientIdentityRemoved": ("YES", "NO")}
+SEX_WORDS = {"MALE": "M", "FEMALE": "F", "OTHER": "O"}
+UTF8 = "ISO_IR 192"
+HIGHDICOM_CHARACTER_SETS = {"ISO_IR 100", "ISO_IR 101", "ISO_IR 109", "ISO_IR 110", "ISO_IR 144", "ISO_IR 127",
+                            "ISO_IR 126", "ISO_IR 138", "ISO_IR 148", "ISO_IR 203", "ISO_IR 13", "ISO_IR 166",
+                            "ISO_IR 192", "GB18030", "GBK"}
+IDENTITY = "SmartImaging.SourceIdentity"  # a volume node's digest of its DICOM source (no identifier in clear)
+log = logging.getLogger(__name__)
 POSITION_TOLERANCE_MM = 0.01  # DICOM's decimal strings (16 characters) against ITK's doubles
 DIRECTION_TOLERANCE = 1e-4
 
@@ -56,6 +79,161 @@ def _headers(source: Path) -> list[pydicom.Dataset]:
 def _mismatch(source: Path, what: str) -> InputError:
     return InputError(f"The DICOM source {source.name} does not describe this image ({what}); the DICOM objects "
                       "would misplace the segmentation: give the DICOM file or series the image was read from")
+
+
+def _name(ds: pydicom.Dataset, index: int) -> str:
+    filename = getattr(ds, "filename", None)
+    return Path(filename).name if isinstance(filename, str) and filename else f"instance {index + 1}"
+
+
+def _digest(*values) -> str:
+    return hashlib.sha256("\x00".join(map(str, values)).encode()).hexdigest()[:16]
+
+
+def _patient(ds: pydicom.Dataset) -> tuple[str, str]:
+    return str(ds.get("PatientID", "") or "").strip(), str(ds.get("PatientName", "") or "").strip()
+
+
+def check_one_patient(headers: dict[str, list[pydicom.Dataset]]) -> None:
+    """Refuse DICOM headers (by file or series name) of two patients (different PatientID, or PatientName where the
+    IDs are absent) or of two studies (different StudyInstanceUID): one result, and the DICOM objects filed with it,
+    must belong to one patient's one study. The message names the files, never the patients."""
+    seen: dict[str, dict[str, str]] = {"patient ID": {}, "patient name": {}, "study": {}}
+    for name, datasets in headers.items():
+        for ds in datasets:
+            patient_id, patient_name = _patient(ds)
+            for what, value in (("patient ID", patient_id), ("patient name", patient_name if not patient_id else ""),
+                                ("study", str(ds.get("StudyInstanceUID", "") or ""))):
+                if value:
+                    seen[what].setdefault(value, name)
+    for what, values in seen.items():
+        if len(values) > 1:
+            names = sorted(set(values.values()))
+            where = f"{names[0]} and {names[1]}" if len(names) > 1 else f"the slices of {names[0]}"
+            if what == "study":
+                raise InputError(f"These images belong to two studies ({where} have different Study Instance UIDs): "
+                                 "give the images of one study, or read each study on its own")
+            raise InputError(f"These images belong to two patients ({where} name different patients, by {what}): "
+                             "give the images of one patient")
+
+
+def check_source_headers(datasets: list[pydicom.Dataset], source: Path) -> None:
+    """Refuse source headers that a SEG or SR cannot reference as they are: an instance without its SOP class, SOP
+    instance, study or series UID (or one that is not a UID), two instances with one SOP Instance UID, two patients,
+    studies or series, slice positions or a Frame of Reference UID in some slices only or differing between slices,
+    a pixel spacing that is not two positive numbers."""
+    def refuse(what: str) -> InputError:
+        return InputError(f"The DICOM source {source.name} cannot be referenced by a DICOM SEG or SR: {what}; export "
+                          "the series again from the scanner or PACS")
+
+    for index, ds in enumerate(datasets):
+        for keyword in REQUIRED_UIDS:
+            value = ds.get(keyword)
+            if not value:
+                raise refuse(f"{_name(ds, index)} has no {keyword}")
+            try:
+                validate_value("UI", str(value), config.RAISE)
+            except ValueError:
+                raise refuse(f"the {keyword} of {_name(ds, index)} is not a DICOM UID") from None
+        spacing = ds.get("PixelSpacing")
+        if spacing is not None:
+            values = list(spacing) if isinstance(spacing, MultiValue) else [spacing]
+            try:
+                numbers = [float(v) for v in values]
+            except (TypeError, ValueError):
+                numbers = []
+            if len(numbers) != 2 or not all(math.isfinite(v) and v > 0 for v in numbers):
+                raise refuse(f"the PixelSpacing of {_name(ds, index)} is {chr(92).join(map(str, values)) or 'empty'} "
+                             "(DICOM: two positive numbers, row and column spacing in mm)")
+    uids = [str(ds.SOPInstanceUID) for ds in datasets]
+    if len(set(uids)) < len(uids):
+        twice = next(index for index, uid in enumerate(uids) if uids.index(uid) != index)
+        first = uids.index(uids[twice])
+        raise refuse(f"{_name(datasets[twice], twice)} has the SOP Instance UID of {_name(datasets[first], first)} "
+                     "(each instance needs its own)")
+    check_one_patient({source.name: datasets})
+    if len({str(ds.SeriesInstanceUID) for ds in datasets}) > 1:
+        raise refuse("its instances belong to two series")
+    for keyword in ("ImagePositionPatient", "ImageOrientationPatient", "FrameOfReferenceUID"):
+        present = [keyword in ds for ds in datasets]
+        if any(present) and not all(present):
+            missing = present.index(False)
+            raise refuse(f"{_name(datasets[missing], missing)} lacks the {keyword} that its other slices have")
+    if len({str(ds.get("FrameOfReferenceUID", "")) for ds in datasets}) > 1:
+        raise refuse("its slices name two Frames of Reference (FrameOfReferenceUID)")
+
+
+def _conformant(keyword: str, value) -> tuple[object, str | None]:
+    """(`value`, None) when it conforms to its VR, VM and enumerated values, or as harmlessly normalised (a date
+    written 1960-01-01 or 2004.08.26, a time 18:50:59, a sex FEMALE); (None, why) when it does not."""
+    vr = pydicom.datadict.dictionary_VR(keyword)
+    values = list(value) if isinstance(value, MultiValue) else [value]
+    if dictionary_VM(keyword) == "1" and len(values) > 1:
+        return None, f"{len(values)} values, DICOM allows one"
+    normalised = []
+    for item in values:
+        text = str(item)
+        if vr == "DA" and re.fullmatch(r"\d{4}[-.]\d{2}[-.]\d{2}", text):
+            text = re.sub(r"[-.]", "", text)
+        if vr == "TM" and re.fullmatch(r"\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?", text):
+            text = text.replace(":", "")
+        if keyword == "PatientSex":
+            text = SEX_WORDS.get(text.strip().upper(), text)
+        if keyword in ENUMERATED and text not in ENUMERATED[keyword]:
+            return None, f"not one of {', '.join(ENUMERATED[keyword])}"
+        try:
+            validate_value(vr, text, config.RAISE)
+            if vr == "DA" and text:
+                datetime.datetime.strptime(text, "%Y%m%d")
+        except ValueError:
+            return None, f"not a valid {vr} value"
+        normalised.append(text if vr in ("DA", "TM") or keyword in ENUMERATED else item)
+    return (normalised if len(normalised) > 1 else normalised[0]), None
+
+
+def conformant_copy(ds: pydicom.Dataset, notes: set[str] | None = None) -> pydicom.Dataset:
+    """A copy of a source header that highdicom and dciodvfy accept: the site attributes (:data:`SITE_KEYWORDS`)
+    left out; each text value of the patient, study and equipment modules checked against its VR, VM and
+    enumerated values, harmlessly normalised where it can be (dates, times, sex words, a character set highdicom
+    does not know: UTF-8, the values being decoded already), else left out (a Type 2 attribute: empty), with its
+    keyword added to `notes`. InputError for a PatientID that does not conform (too long, several values): the
+    objects would be filed under another patient. Geometry, pixel and UID attributes are left as they are (checked
+    by :func:`check_source_headers`)."""
+    ds = copy.deepcopy(ds)  # (a shallow copy shares its elements with the source)
+    for keyword in SITE_KEYWORDS:
+        if keyword in ds:
+            delattr(ds, keyword)
+    charset = ds.get("SpecificCharacterSet")
+    charsets = list(charset) if isinstance(charset, MultiValue) else [charset]
+    if charset is not None and not (len(charsets) == 1 and charsets[0] in HIGHDICOM_CHARACTER_SETS):
+        with warnings.catch_warnings():  # an unknown character set: pydicom decodes with its default (we say so)
+            warnings.simplefilter("ignore")
+            for _ in ds:  # decode every value with the source's character set before it is replaced
+                pass
+        if notes is not None and not set(charsets) <= {"", *python_encoding}:
+            notes.add(f"SpecificCharacterSet (unknown: {chr(92).join(map(str, charsets))}; written as UTF-8)")
+        ds.SpecificCharacterSet = UTF8
+    for element in list(ds):
+        keyword = keyword_for_tag(element.tag)
+        if (not keyword or element.VR in ("SQ", "UI", "OB", "OW", "OF", "OD", "OL", "OV", "UN", "US", "SS", "UL",
+                                          "SL", "FL", "FD", "AT") or element.tag.group in (0x0002, 0x0028)
+                or (element.tag.group == 0x0020 and keyword != "StudyID") or keyword == "SpecificCharacterSet"
+                or element.value is None or element.value == ""):
+            continue
+        value, why = _conformant(keyword, element.value)
+        if why is None:
+            element.value = value
+            continue
+        if keyword == "PatientID":
+            raise InputError(f"The source's PatientID is {why} ({len(str(element.value))} characters): DICOM objects "
+                             "made from it could be filed under another patient; correct the source's PatientID")
+        if keyword in TYPE2_PATIENT_STUDY:
+            element.value = ""
+        else:
+            delattr(ds, keyword)
+        if notes is not None and (element.tag.group in (0x0008, 0x0010, 0x0012, 0x0020, 0x0032, 0x0038)):
+            notes.add(f"{keyword} ({why})")
+    return ds
 
 
 def _frame_planes(ds: pydicom.Dataset) -> list[tuple[np.ndarray, np.ndarray]] | None:
@@ -120,7 +298,8 @@ def check_source_grid(image: sitk.Image, datasets: list[pydicom.Dataset], source
 
 def source_datasets(image: sitk.Image, source: str | os.PathLike | None) -> list[pydicom.Dataset] | None:
     """The DICOM headers (no pixel data) of the file or series folder `image` was read from, one per instance in the
-    image's slice order, checked against the image's grid (InputError when they differ); None when `source` is None
+    image's slice order, checked (:func:`check_source_headers`) and against the image's grid (InputError when they
+    differ), as :func:`with_type2_attributes` copies (what was left out logged once); None when `source` is None
     or not DICOM (NIfTI, NRRD, PNG...): the caller writes a :func:`derived_series` instead. A single file of a
     multi-slice series stands for its folder's series."""
     if source is None:
@@ -141,7 +320,87 @@ def source_datasets(image: sitk.Image, source: str | os.PathLike | None) -> list
     if not source.is_dir() and _frames(datasets[0]) == 1 and image.GetDepth() > 1:
         source = source.parent
         datasets = _headers(source)
-    return check_source_grid(image, datasets, source)
+    check_source_headers(datasets, source)
+    return with_type2_attributes(check_source_grid(image, datasets, source))
+
+
+def dicom_headers(source: str | os.PathLike | None) -> list[pydicom.Dataset] | None:
+    """The headers of a DICOM file or series folder (None: not DICOM, or gone)."""
+    return _headers(Path(source)) if is_dicom_source(source) else None
+
+
+def is_dicom_source(source: str | os.PathLike | None) -> bool:
+    """Whether `source` is a DICOM file or a folder holding one."""
+    if source is None:
+        return False
+    source = Path(source)
+    if source.is_dir():
+        return any(f.is_file() and is_dicom(f) for f in source.iterdir())
+    return source.is_file() and is_dicom(source)
+
+
+def source_identity(source: str | os.PathLike | None) -> str:
+    """A digest of who and what a DICOM source is (its patient's ID and name, its study and its SOP instances),
+    without any identifier in clear: "patient:study:instances", 16 hex digits each; "" for a source that is not
+    DICOM. Recorded when an image is loaded, compared when its result is exported (:func:`check_identity`)."""
+    datasets = dicom_headers(source)
+    if not datasets:
+        return ""
+    patient_id, patient_name = _patient(datasets[0])
+    return ":".join((_digest(patient_id or patient_name), _digest(datasets[0].get("StudyInstanceUID", "")),
+                     _digest(*sorted(str(ds.get("SOPInstanceUID", "")) for ds in datasets))))
+
+
+def check_identity(source: str | os.PathLike, recorded: str | None) -> None:
+    """Refuse a DICOM source whose files changed since the image was loaded (`recorded`: its
+    :func:`source_identity` then; None or "": not recorded): the DICOM objects would be filed under whatever patient
+    and study lie there now."""
+    if recorded and source_identity(source) != recorded:
+        raise InputError(f"The DICOM files of {Path(source).name} changed since the image was loaded (other "
+                         "instances, another study or another patient lie there now): the DICOM objects would be "
+                         "filed under them; load the image again and compute its result again")
+
+
+def check_loaded_together(identities: dict[str, str]) -> None:
+    """Refuse images loaded as one case (`identities`: name -> :func:`source_identity`) whose DICOM sources belong
+    to two patients or two studies."""
+    recorded = {name: identity.split(":") for name, identity in identities.items() if identity}
+    names = list(recorded)
+    for other in names[1:]:
+        first = names[0]
+        if recorded[other][0] != recorded[first][0] and _digest("") not in (recorded[other][0],
+                                                                             recorded[first][0]):
+            raise InputError(f"These images belong to two patients ({first} and {other} name different patients): "
+                             "load the images of one patient")
+        if recorded[other][1] != recorded[first][1]:
+            raise InputError(f"These images belong to two studies ({first} and {other} have different Study "
+                             "Instance UIDs): load the images of one study")
+
+
+def identity_for_case(source: str | os.PathLike, others) -> str:
+    """:func:`source_identity` of `source`, an image joining a case, after refusing it (:func:`check_loaded_together`)
+    when it belongs to another patient or study than `others` (the case's volume nodes, their identity recorded in
+    their :data:`IDENTITY` attribute)."""
+    identity = source_identity(source)
+    check_loaded_together({**{node.GetName(): node.GetAttribute(IDENTITY) or "" for node in others},
+                           Path(source).name: identity})
+    return identity
+
+
+def check_output_apart(folder: str | os.PathLike, sources) -> None:
+    """Refuse an export `folder` that is the folder of a DICOM source (its series folder, or the folder holding the
+    DICOM file) or lies inside it: the SEG and SR would join the series' files, and the series would no longer read
+    as one."""
+    folder = Path(folder).resolve()
+    for source in filter(None, sources):
+        source = Path(source)
+        if not is_dicom_source(source):
+            continue
+        series = (source if source.is_dir() else source.parent).resolve()
+        if folder == series or series in folder.parents:
+            raise InputError(f"The export folder {folder.name} is {'in ' if folder != series else ''}the folder of the "
+                             f"DICOM images {source.name}: the DICOM objects would mix with the source's files; "
+                             "choose another folder")
 
 
 def _stored_pixels(array: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -164,16 +423,18 @@ def _ds_text(value: float) -> str:
 
 
 def with_type2_attributes(datasets: list[pydicom.Dataset]) -> list[pydicom.Dataset]:
-    """Copies of source headers with the patient and study modules' absent Type 2 attributes present and empty
-    (what highdicom reads from them); the headers themselves are left as they are."""
-    completed = []
-    for ds in datasets:
-        missing = [keyword for keyword in TYPE2_PATIENT_STUDY if keyword not in ds]
-        if missing:
-            ds = copy.copy(ds)
-            for keyword in missing:
+    """:func:`conformant_copy` of each source header, with the patient and study modules' absent Type 2 attributes
+    present and empty (what highdicom reads from them); the headers themselves are left as they are. What was left
+    out is logged once (its keywords, never its values)."""
+    notes: set[str] = set()
+    completed = [conformant_copy(ds, notes) for ds in datasets]
+    for ds in completed:
+        for keyword in TYPE2_PATIENT_STUDY:
+            if keyword not in ds:
                 setattr(ds, keyword, "")
-        completed.append(ds)
+    if notes:
+        log.warning("The source's %s do not conform to DICOM: left out of the DICOM objects made from it",
+                    ", ".join(sorted(notes)))
     return completed
 
 
@@ -182,7 +443,7 @@ def _patient_and_study(ds: pydicom.Dataset, like: list[pydicom.Dataset] | None, 
     if like:
         for keyword in PATIENT_STUDY_KEYWORDS:
             if keyword in like[0]:
-                setattr(ds, keyword, like[0].data_element(keyword).value)
+                setattr(ds, keyword, like[0][keyword].value)
     else:  # no source: an anonymous patient in a new study of today (the Type 2 attributes present, empty)
         ds.StudyInstanceUID = study_uid
         ds.PatientName = ds.PatientID = ds.PatientBirthDate = ds.PatientSex = ""
@@ -209,6 +470,7 @@ def derived_series(image: sitk.Image, modality: str, series_description: str,
     if synthetic and SYNTHETIC not in series_description:
         series_description = f"{SYNTHETIC} {series_description}"
     series_uid, study_uid = generate_uid(), generate_uid()
+    like = with_type2_attributes(like[:1]) if like else None
     frame_of_reference = like[0].get("FrameOfReferenceUID") if like else None
     frame_of_reference = frame_of_reference or generate_uid()
     now = datetime.datetime.now()

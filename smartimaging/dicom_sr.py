@@ -24,7 +24,7 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from . import __version__
-from .dicom_seg import coded
+from .dicom_seg import check_algorithm, coded, highdicom_refusal
 from .dicom_series import MANUFACTURER, with_type2_attributes
 from .errors import InputError
 from .segments import Code
@@ -65,8 +65,6 @@ def local_code(text: str) -> CodedConcept:
 
 
 def _tid300(measurement: Measurement, algorithm: hd.sr.AlgorithmIdentification) -> hd.sr.Measurement:
-    if not math.isfinite(measurement.value):
-        raise ValueError(f"{measurement.name} is {measurement.value}: a DICOM SR holds finite numbers only")
     unit = CodedConcept(measurement.unit, "UCUM", UNIT_MEANINGS.get(measurement.unit, measurement.unit))
     name = coded(measurement.code) if measurement.code else local_code(measurement.name)
     return hd.sr.Measurement(name, float(measurement.value), unit, algorithm_id=algorithm)
@@ -106,11 +104,24 @@ def sr_dataset(sources: list[pydicom.Dataset], seg: pydicom.Dataset | None, meas
     unknown = sorted({m.segment_number for m in [*measurements, *qualitatives]} - {None, *segments})
     if unknown:
         raise InputError(f"The measurements refer to segment(s) {unknown}; the SEG has segments {sorted(segments)}")
+    check_algorithm(algorithm)
+    for measurement in measurements:
+        if not math.isfinite(measurement.value):
+            raise ValueError(f"{measurement.name} is {measurement.value}: a DICOM SR holds finite numbers only")
+    try:
+        return _sr(sources, seg, measurements, qualitatives, title, algorithm, segments)
+    except (ValueError, TypeError, AttributeError) as exc:  # a source header value highdicom refuses
+        raise highdicom_refusal(exc, "DICOM SR") from exc
+
+
+def _sr(sources: list[pydicom.Dataset], seg: pydicom.Dataset | None, measurements: list[Measurement],
+        qualitatives: list[Qualitative], title: str, algorithm: tuple[str, str],
+        segments: dict) -> hd.sr.Comprehensive3DSR:
     model_id, version = algorithm
     algorithm_id = hd.sr.AlgorithmIdentification(model_id, version, family=codes.cid7162.ArtificialIntelligence)
     device = hd.sr.DeviceObserverIdentifyingAttributes(
         uid=generate_uid(entropy_srcs=[model_id, version]), name=model_id, manufacturer_name=MANUFACTURER,
-        model_name=f"{model_id} {version}")
+        model_name=f"{model_id} {version}"[:64])
     context = hd.sr.ObservationContext(
         observer_device_context=hd.sr.ObserverContext(codes.DCM.Device, device))
     groups = []

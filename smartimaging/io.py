@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableSequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -202,6 +202,7 @@ def dicom_series_files(folder: Path, limit: SizeLimit = MR_VOLUME) -> list[Path]
             raise InputError(f"In the DICOM series {folder}: {file.name} holds no image data (the file is truncated "
                              "or damaged); copy or export the series again")
     files, headers = [f for f, _ in members], [h.ds for _, h in members]
+    _check_geometry_tags(folder, files, headers)
     first = members[0][1].image
     frames = sum(h.image.depth for _, h in members)
     check_size(ImageHeader(f"The DICOM series in {folder}", (*first.sizes[:2], frames), first.voxel_bytes), limit)
@@ -215,6 +216,27 @@ def dicom_series_files(folder: Path, limit: SizeLimit = MR_VOLUME) -> list[Path]
     order = np.argsort(positions, kind="stable")
     _check_slice_steps(folder, [files[i].name for i in order], np.diff(np.asarray(positions)[order]))
     return [files[i] for i in order]
+
+
+def _check_geometry_tags(folder: Path, files: list[Path], headers: list) -> None:
+    """Refuse slices that give their position or orientation in some files only, or a PixelSpacing that is not two
+    positive numbers: ITK would read another grid than the files describe (after pages of warnings)."""
+    for keyword in ("ImagePositionPatient", "ImageOrientationPatient"):
+        present = [keyword in ds for ds in headers]
+        if any(present) and not all(present):
+            raise InputError(f"In the DICOM series {folder}: {files[present.index(False)].name} lacks the {keyword} "
+                             "that the other slices have (the header is damaged); copy or export the series again")
+    for file, ds in zip(files, headers, strict=True):
+        spacing = ds.get("PixelSpacing")
+        values = [] if spacing is None else list(spacing) if isinstance(spacing, MutableSequence) else [spacing]
+        try:
+            good = len(values) == 2 and all(np.isfinite(float(v)) and float(v) > 0 for v in values)
+        except (TypeError, ValueError):
+            good = False
+        if spacing is not None and not good:
+            raise InputError(f"In the DICOM series {folder}: the PixelSpacing of {file.name} is "
+                             f"{chr(92).join(map(str, values)) or 'empty'}; DICOM gives two positive numbers (row "
+                             "and column spacing in mm): the header is damaged, copy or export the series again")
 
 
 def _check_slice_steps(folder: Path, names: list[str], steps: np.ndarray) -> None:

@@ -222,7 +222,8 @@ def test_every_modules_result_exports_a_report_and_a_csv(scene, cases, tmp_path,
         assert 'id="warnings"' in text and "Enhancing regions faint on the synthetic DCE. 2 of 2" in text
     with open(export_csv(flow, tmp_path / "out"), newline="", encoding="utf-8") as f:
         table = list(csv.reader(f))
-    assert table[0] == result.columns and table[1:] == csv_rows(result.columns, result.rows, result.domain)
+    assert table[0] == result.columns and table[1:] == csv_rows(result.columns, result.rows, result.domain,
+                                                                     result.comparison)
     assert not any(cell.startswith("'") for row in table for cell in row)  # no cell starts like a formula here
 
 

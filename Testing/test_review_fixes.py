@@ -68,12 +68,14 @@ def test_the_csv_holds_every_domain_reason_and_none_in_a_model_column():
     assert two == [["BSTBI (mean)", "0.146"], ["Domain check", "outside the model's training data"],
                    *(["Domain check reason", r] for r in reasons), ["Lesions", "5"]]
     columns = ["Sequence", "Model", "LVI probability", "Cutoff", "Label", "Model card"]
+    comparison = [["Result from the AI's ROI", "LVI probability 0.9"], ["Result from the edited ROI", "LVI 0.8"]]
     lvi = csv_rows(columns, [["DCE", "resnet10-3d", "0.958", "0.717", "LVI positive", "card"],
-                             ["Domain check", text, "", "", "", ""], ["VOI", "ROI source", "AI", "", "", ""]], domain)
+                             ["Domain check", text, "", "", "", ""], ["VOI", "ROI source", "AI", "", "", ""],
+                             *([*row, "", "", "", ""] for row in comparison)], domain, comparison)
     assert lvi[:2] == [["DCE", "resnet10-3d", "0.958", "0.717", "LVI positive", "card"],
                        ["VOI", "ROI source", "AI", "", "", ""]]
-    assert lvi[2:] == [[], ["Domain check", "Text"], ["Domain check", "outside the model's training data"],
-                       *(["Domain check reason", r] for r in reasons)]
+    assert lvi[2:] == [[], ["Item", "Text"], ["Domain check", "outside the model's training data"],
+                       *(["Domain check reason", r] for r in reasons), *comparison]
     assert not any("more" in cell for row in two + lvi for cell in row)
     inside = [["Rad-score", "0.5"], ["Domain check", "inside the model's training data"]]
     assert csv_rows(["Quantity", "Value"], inside, {"verdict": "inside", "reasons": []}) == inside

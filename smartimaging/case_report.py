@@ -68,7 +68,7 @@ def export_csv(flow, folder) -> Path:
         writer = csv.writer(f)
         writer.writerow([spreadsheet_safe(c) for c in result.columns])
         writer.writerows([spreadsheet_safe(cell) for cell in row]
-                         for row in csv_rows(result.columns, result.rows, result.domain))
+                         for row in csv_rows(result.columns, result.rows, result.domain, result.comparison))
     return path
 
 

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from .dicom_outputs import CLASSICAL_ALGORITHM
+from .dicom_series import IDENTITY, check_identity, check_output_apart
 from .display import SOURCE_FILE
 from .errors import InputError
 from .io import atomic_output_dir
@@ -30,6 +31,8 @@ def source_of(volume_node) -> Path | None:
     if source and not Path(source).exists():
         raise InputError(f"{Path(source).name}, which '{volume_node.GetName()}' was loaded from, is no longer there; "
                          "load the image again to export its result as DICOM")
+    if source:
+        check_identity(source, volume_node.GetAttribute(IDENTITY))  # not replaced by another series since
     return Path(source) if source else None
 
 
@@ -140,6 +143,7 @@ def export_dicom(flow, folder: str | os.PathLike) -> dict[str, Path]:
         raise InputError(f"The ROI was edited after the result was computed: {flow.compute_label} again before "
                          "exporting, so that the SR's numbers are those of the SEG's ROI")
     folder = Path(folder)
+    check_output_apart(folder, [volume.GetAttribute(SOURCE_FILE) for volume in flow.volumes.values()])
     with atomic_output_dir(folder) as scratch:
         written = EXPORTERS[flow.module](flow, scratch)
     return {kind: folder / path.name for kind, path in written.items()}

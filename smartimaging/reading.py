@@ -22,6 +22,7 @@ import slicer
 import vtk
 from vtk.util.numpy_support import vtk_to_numpy
 
+from .dicom_series import IDENTITY, identity_for_case
 from .display import SOURCE_FILE
 from .errors import CancelledError, InputError
 from .explain import explain
@@ -306,6 +307,8 @@ class Flow:
         if role not in self.roles:
             raise InputError(f"{self.module} takes {', '.join(self.roles)} images, not {role}")
         image = self.read(role, Path(path)) if image is None else image
+        others = [] if role == self.roles[0] else [node for other, node in self.volumes.items() if other != role]
+        identity = identity_for_case(path, others)  # refused: another patient's or study's image than the case's
         if role == self.roles[0]:
             self.clear()
         elif role in self.volumes:
@@ -316,6 +319,7 @@ class Flow:
         node.CreateDefaultDisplayNodes()
         node.GetDisplayNode().SetAndObserveColorNodeID("vtkMRMLColorTableNodeGrey")
         node.SetAttribute(SOURCE_FILE, str(path))  # the header panel reads what the file records
+        node.SetAttribute(IDENTITY, identity)  # compared at export: the files may have been replaced since
         self.volumes[role] = node
         self.result = self.ai_result = None
         return node

@@ -291,7 +291,7 @@ def test_flow_numbers_the_lesions_in_the_views_and_rejects_by_click(scene, phant
 
 def test_cli_lists_the_lesions_for_exclude_and_counts_per_view(phantom_case, tmp_path, capsys):
     phantom, study = phantom_case
-    truth = _result_folder(study, phantom.masks, tmp_path / "truth") / "scan_labels.nii.gz"
+    truth = _result_folder(study, phantom.masks, tmp_path / "truth") / "segmentation_labels.nii.gz"
     assert main(["bonescan", "bstbi", str(study.paths[0]), "--mask", str(truth), "--exclude", "1",
                  "--out", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out

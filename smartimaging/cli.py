@@ -22,6 +22,7 @@ from .cli_common import (
     EXIT_INPUT_ERROR,
     Parser,
     check_inputs_apart_from_output,
+    check_one_patient_inputs,
     check_output,
     check_training_options,
     device_name,
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             is_file = getattr(args, "out_is_file", False)
             check_output(args.out, is_file)
             check_inputs_apart_from_output(args, is_file)
+        check_one_patient_inputs(args)
         code = _run(args)
         log.info("finished in %.1f s", time.perf_counter() - started)
         return code

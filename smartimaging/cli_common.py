@@ -148,7 +148,10 @@ def _inputs(args) -> list[str]:
 
 
 def check_inputs_apart_from_output(args, is_file: bool) -> None:
-    """Refuse an --out that is an input, or a folder --out that holds an input: the results would replace it."""
+    """Refuse an --out that is an input, a folder --out that holds an input (the results would replace it), or an
+    --out inside an input DICOM series folder."""
+    from .dicom_series import is_dicom_source
+
     out = Path(args.out).resolve()
     for value in _inputs(args):
         given = Path(value).resolve()
@@ -158,6 +161,31 @@ def check_inputs_apart_from_output(args, is_file: bool) -> None:
         if not is_file and out in given.parents:
             raise InputError(f"--out {args.out} holds the input {value}: the results could replace it; give --out "
                              "a folder of its own")
+        if given.is_dir() and given in out.parents and is_dicom_source(given):
+            raise InputError(f"--out {args.out} is inside the DICOM series folder {value}: the results would mix with "
+                             "the series' files; give --out a folder outside it")
+
+
+IMAGE_ARGUMENTS = ("images", "image", "t1", "dce", "t2")  # the images of one case
+
+
+def check_one_patient_inputs(args) -> None:
+    """Refuse a case whose DICOM images (files or series folders) belong to two patients or two studies (also
+    within one series), before any work starts. Chosen for every command on DICOM inputs, with or without --dicom:
+    a result computed from two patients' images is wrong whether or not it is filed."""
+    from .dicom_series import check_one_patient, dicom_headers
+
+    headers = {}
+    for name in IMAGE_ARGUMENTS:
+        values = getattr(args, name, None)
+        for value in (values if isinstance(values, list) else [values]):
+            if not value or not Path(value).exists():
+                continue
+            try:
+                headers[Path(value).name] = dicom_headers(value) or []
+            except InputError:  # a damaged file: the command's own reading says what is wrong with it
+                continue
+    check_one_patient(headers)
 
 
 def add_training_options(parser, epochs: int, batch_size: int | None, lr: float, epochs_help: str | None = None,

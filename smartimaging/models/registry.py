@@ -28,6 +28,7 @@ from ..resources import resource_dir
 from .nets import build_network, count_parameters
 
 MODELS_DIR = resource_dir("Models")
+CARD_NAME = re.compile(r"[^\\\x00-\x1f]{1,64}")  # a card's id and version: DICOM LO values (AlgorithmName...)
 CARD_REQUIRED = ("id", "version", "task", "architecture", "inputs", "outputs", "weights_sha256", "intended_use")
 MAX_CARD_BYTES = 1 * 2**20  # cards are a few kB
 MAX_WEIGHTS_BYTES = 512 * 2**20  # the demo weights are a few MB; a paper-size network is a few hundred
@@ -121,6 +122,9 @@ def read_card(model_id_or_card: str | os.PathLike, directory: str | os.PathLike 
         raise ModelError(f"Model card {candidate.name} lacks {', '.join(missing)}")
     if not isinstance(card["architecture"], dict) or not isinstance(card["id"], str):
         raise ModelError(f"Model card {candidate.name} is malformed (architecture or id)")
+    if not all(CARD_NAME.fullmatch(str(card[key])) for key in ("id", "version")):
+        raise ModelError(f"Model card {candidate.name}: its id and version must each be one value of at most 64 "
+                         "characters without backslash or control characters (they name the model in DICOM objects)")
     return card, candidate
 
 

@@ -37,6 +37,8 @@ def test_the_pixel_size_field_shows_the_loaded_image_and_keeps_only_the_readers_
     assert field.loaded(mammogram(PIXEL_SIZE_GIVEN, [0.2, 0.2]), by_reader=False) == "0.2"  # the phantom's own
     assert field.reader_value("0.2") == ""  # the phantom's size is never carried to another image
     assert field.reader_value("0.07") == "0.07"  # typed over it: the reader's
+    field.typed()  # the reader typed the value the field showed: it is the reader's too
+    assert field.reader_value("0.2") == "0.2"
     assert field.loaded(mammogram(PIXEL_SIZE_UNKNOWN, [1.0, 1.0]), by_reader=False) == ""  # read as 1 mm: no size
     assert field.loaded(mammogram(PIXEL_SIZE_FROM_HEADER, [0.07, 0.0701]), by_reader=True) == "0.07 × 0.0701"
     assert field.reader_value("0.07 × 0.0701") == ""  # a header's size is the file's, not the reader's

@@ -53,7 +53,7 @@ def screenshots(tmp_path_factory) -> Path:
 
 SAMPLE_FIELD = """() => {
     const field = [...document.querySelectorAll('.v-select')].find(
-        (s) => s.querySelector('label')?.innerText.trim() === 'Sample case');
+        (s) => [...s.querySelectorAll('label')].some((l) => l.textContent.trim() === 'Sample case'));
     return field ? field.querySelector('.v-select__selection')?.innerText.trim() ?? '' : null;  // null: no field
 }"""
 
@@ -82,6 +82,14 @@ def _load(page, name: str | None = None) -> str:
     """Load a sample case; its case lines."""
     load_sample(page, name)
     return _case_lines(page)
+
+
+def _upload(page, path: Path) -> None:
+    """Send a file through the page's file input and wait until the step that loads it is over."""
+    done = steps_done(page)
+    page.locator("input[type=file]").set_input_files(str(path))
+    page.wait_for_function(f"Number(document.querySelector('#si-steps-done').textContent) > {done}", timeout=60_000)
+    page.wait_for_function("!document.querySelector('#si-progress')", timeout=60_000)
 
 
 def _pixel_field(page, expected: str) -> str:
@@ -157,10 +165,7 @@ def test_an_uploaded_mammogram_is_not_named_a_sample_and_its_pixel_size_is_shown
     image[90:110, 70:90] = 3000
     Image.fromarray(image).save(tmp_path / "upload.png")
     page.get_by_label("Pixel size mm (PNG/PGM)").fill("0.1")
-    done = steps_done(page)
-    page.locator("input[type=file]").set_input_files(str(tmp_path / "upload.png"))
-    page.wait_for_function(f"Number(document.querySelector('#si-steps-done').textContent) > {done}", timeout=60_000)
-    page.wait_for_function("!document.querySelector('#si-progress')", timeout=60_000)
+    _upload(page, tmp_path / "upload.png")
     assert page.inner_text("#si-case").startswith("Uploaded: upload.png")
     assert "160×200×1 voxels of 0.1×0.1×1 mm" in _case_lines(page)
     assert (_sample_field(page, ""), _pixel_field(page, "0.1")) == ("", "0.1")
@@ -172,6 +177,12 @@ def test_an_uploaded_mammogram_is_not_named_a_sample_and_its_pixel_size_is_shown
     assert "0.2×0.2×1 mm" in _load(page, "Phantom malignant mass")
     assert (_sample_field(page, "Phantom malignant mass"), _pixel_field(page, "0.2")) == ("Phantom malignant mass",
                                                                                           "0.2")
+    _upload(page, tmp_path / "upload.png")  # the phantom's 0.2 mm shown in the field is not the reader's
+    assert "1×1×1 mm" in _case_lines(page) and _pixel_field(page, "") == ""
+    load_sample(page, "Phantom malignant mass")
+    page.get_by_label("Pixel size mm (PNG/PGM)").fill("0.2")  # typed, although the field showed 0.2 already
+    _upload(page, tmp_path / "upload.png")
+    assert "0.2×0.2×1 mm" in _case_lines(page) and _pixel_field(page, "0.2") == "0.2"
 
 
 def test_a_typed_pixel_size_is_used_when_the_sample_is_loaded_again(station, screenshots):

@@ -289,7 +289,7 @@ class ReadingStation(TrameApp):
                        disabled=("si_busy",))
             v3.VTextField(v_model=("si_pixel_mm",), label="Pixel size mm (PNG/PGM)", density="compact",
                           v_if=("si_takes_pixel_size[si_module]",), hide_details=True, classes="ml-2",
-                          disabled=("si_busy",))
+                          disabled=("si_busy",), input=self.pixel_field.typed)  # typed: the reader's value
         html.Div("{{ si_case[si_module] || 'No case loaded' }}", classes="text-body-2 mt-2", id="si-case")
         with html.Div(v_for=("note in si_notes[si_module]",), classes="text-caption"):
             html.Span("{{ note }}")

@@ -14,6 +14,10 @@ class PixelSizeField:
         self.shown = ""
         self.readers = False
 
+    def typed(self) -> None:
+        """The reader typed in the field (even the value it showed): its value is the reader's."""
+        self.readers = True
+
     def reader_value(self, text) -> str:
         """The reader's pixel size ("" for none) in the field's `text`: a value typed since the last load, or the
         reader's value the field still shows; never a value the field shows as another image's own."""

@@ -115,6 +115,11 @@ class DownloadsPanel:
         reason on the page, when the result is not the one the page showed or cannot be exported."""
         state = self.station.state
         try:
+            known = isinstance(module, str) and module in self.station.flows
+            if not (isinstance(kind, str) and kind in KINDS and known):  # not a button of the page: a forged trigger
+                module = module if known else state.si_module
+                raise SmartImagingError("This download is not one the page offers: nothing was downloaded; use the "
+                                        "buttons under the result")
             flow = self.station.flows[module]
             shown = self._shown.get(module)
             if shown is None or shown[1] != token or shown[0] is not flow.result or flow.result_is_stale:
@@ -131,10 +136,12 @@ class DownloadsPanel:
                     cached = self._dicom.get(module)
                     if cached is None or cached[0] != token:
                         cached = self._dicom[module] = (token, dicom_files(flow, folder))
+                    if kind not in cached[1]:
+                        raise SmartImagingError(f"This result has no {KINDS[kind][0]}; download the zip")
                     name, content = cached[1][kind]
             finally:  # sent, not kept on disk: a DICOM object holds the source's patient module
                 shutil.rmtree(folder, ignore_errors=True)
-        except (SmartImagingError, OSError, KeyError) as exc:
+        except (SmartImagingError, OSError) as exc:
             with state:
                 state.si_download_error = {**state.si_download_error, module: f"Download refused: {exc}"}
             return None

@@ -86,7 +86,7 @@ def test_predict_from_a_point(mass_png):
     assert result["roi_source"] == "AI (point)" and len(result["features"]) == 102
     assert len(result["top_features"]) == 5 and len(result["models"]) == 2
     assert result["warnings"] == []
-    assert set(result["outputs"]) == {"roi.seg.nrrd", "roi_labels.nii.gz", "overlay.png"}
+    assert set(result["outputs"]) == {"roi.seg.nrrd", "roi_labels.nii.gz", "overlay.png", "report.html"}
 
 
 def test_predict_with_the_readers_mask_and_bad_prompts(mass_png, tmp_path):

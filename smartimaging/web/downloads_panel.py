@@ -33,9 +33,9 @@ from ..exports import export_dicom, standalone_dicom
 TRIGGER = "si_download"
 DICOM_KINDS = ("seg", "sr", "zip")  # made from one export of the result
 SEPARATE = "si_download_separate[si_module]"
-ZIP_ONLY_NOTE = ("The image was not read from DICOM (or the result is a synthetic series): its SEG and SR refer to "
-                 "the image as a new DICOM series written with them, so the three come together in the zip; import "
-                 "them into PACS together.")
+ZIP_ONLY_NOTE = ("DICOM comes as one zip here: its SR (and SEG) refer to a series written with them (the image, "
+                 "not read from DICOM, as a derived series, or the synthetic DCE), so they come together in the zip; "
+                 "import its files into PACS together.")
 
 
 def dicom_files(flow, folder: Path) -> dict[str, tuple[str, bytes]]:

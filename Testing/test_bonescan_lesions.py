@@ -187,7 +187,7 @@ def test_the_follow_up_says_when_part_of_a_change_is_the_readers(phantom_case, t
     assert [s["rejected_by_reader"] for s in written["studies"]] == [2, 0]
     svg = (tmp_path / "out" / "trend.svg").read_text()
     assert re.findall(r'class="reader">([^<]+)<title>', svg) == ["2 rejected, edited", "edited"]
-    assert "part of the change is the reader&#x27;s" in svg
+    assert "orange label: what the reader changed (part of the change)" in svg
     assert main(["bonescan", "compare", str(earlier), str(later)]) == 0
     assert capsys.readouterr().out.strip().endswith(f"; caution: {note}")
 

@@ -312,14 +312,15 @@ def trend_lines(result: dict) -> list[str]:
 def trend_svg(result: dict, width: int = 400, height: int = 220) -> str:
     """A line plot of BSTBI per study (x: time when every date is known, else the study order, labelled "study N";
     y: BSTBI from 0); a study outside the models' training data is an open circle, one the reader changed (lesions
-    rejected, segmentation edited) is labelled so above its value, and a change partly the reader's is noted."""
+    rejected, segmentation edited) is labelled so under its point (over it near the axis), and a change partly the
+    reader's is noted."""
     studies = result["studies"]
     notes = ([] if all(s["study_date"] for s in studies) else ["some dates unknown: studies in the order given"]) + (
         ["open circle: outside the training data"] if any(s.get("outside_training_data") for s in studies) else []) + (
-        ["the reader changed the studies differently: part of the change is the reader's"]
+        ["orange label: what the reader changed (part of the change)"]
         if any(result[key].get("reader_note") for key in ("change_from_first", "change_from_previous")) else [])
     height += 12 * max(len(notes) - 2, 0)
-    left, right, top, bottom = 48, 40, 30, 44 + 12 * max(len(notes) - 2, 0)
+    left, right, top, bottom = 48, 40, 16, 44 + 12 * max(len(notes) - 2, 0)
     top_value = max(0.05, max(s["bstbi"] for s in studies) * 1.15)
     dates = [date.fromisoformat(s["study_date"]) if s["study_date"] else None for s in studies]
     if all(dates) and dates[-1] > dates[0]:  # x in time: the intervals as they were (no dates mixed with "study N")
@@ -345,7 +346,8 @@ def trend_svg(result: dict, width: int = 400, height: int = 220) -> str:
         parts += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{fill}" stroke="#c62828" stroke-width="2"><title>'
                   f'{escape(study["label"])}</title></circle>',
                   f'<text x="{x:.1f}" y="{y - 8:.1f}" text-anchor="middle">{study["bstbi"]:.3f}</text>',
-                  *([f'<text x="{x:.1f}" y="{y - 20:.1f}" text-anchor="middle" fill="#b35900" class="reader">'
+                  *([f'<text x="{x:.1f}" y="{y + 18 if y + 18 < height - bottom - 4 else y - 20:.1f}" '
+                     'text-anchor="middle" fill="#b35900" class="reader">'
                      f'{escape(_short_reader(study))}<title>{escape(study["reader"])}</title></text>']
                     if study.get("reader") else []),
                   f'<text x="{x:.1f}" y="{height - bottom + 16}" text-anchor="middle">'

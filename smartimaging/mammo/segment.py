@@ -23,7 +23,7 @@ from ..errors import InputError
 from ..models import LoadedModel, load_model
 from ..models.nets import mirror_averaged, pick_device, prepare_for_inference
 from .images import load_mammogram, pixel_size
-from .prompts import PATCH, POINT_SIGMA, network_input, patch_origin, resample
+from .prompts import PATCH, POINT_SIGMA, network_input, patch_origin, resample, scaled
 
 SEGMENTER_IDS = {"mass": "mammo-mass-unet-demo", "calcification": "mammo-calcification-unet-demo"}
 CLASSICAL_SOURCE = "classical (AI found none)"  # as segmentation_nodes.CLASSICAL
@@ -95,8 +95,7 @@ class MammoSegmenter:
                 self._probabilities, network_input(grid, origin, grid_point, grid_box), (1, 2))
         probability = probability[:shape[0], :shape[1]]
         if self.pixel_mm:
-            probability = ndimage.affine_transform(probability, scale, output_shape=image.shape, order=1,
-                                                   mode="nearest")
+            probability = scaled(probability, scale, image.shape)
         mask = (probability > self.model.card["outputs"].get("threshold", 0.5)).astype(np.uint8)
         if box is not None:  # the reader's box bounds the lesion
             outside = np.ones(image.shape, bool)

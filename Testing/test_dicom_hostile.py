@@ -233,3 +233,21 @@ def test_a_forged_download_trigger_gets_a_plain_message():
         message = station.state.si_download_error["BoneScanBSTBI"]
         assert message.startswith("Download refused: This download is not one the page offers"), message
         assert "'" not in message and "NoModule" not in json.dumps(station.state.si_download_error)
+
+
+def test_volumes_selected_in_the_desktop_are_of_one_patient_and_recorded(tmp_path, scene):
+    from smartimaging.display import SOURCE_FILE
+    from smartimaging.lvi.flow import LVIFlow
+    from smartimaging.mrml import sitk_to_volume_node
+
+    nodes = {}
+    for role, series in (("DCE", mr_series(tmp_path / "a", "dce")),
+                         ("T2", mr_series(tmp_path / "b", "t2", ("OTHER999", "Roe^Richard")))):
+        nodes[role] = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", role)  # as the desktop loads a file
+        sitk_to_volume_node(read_series_or_volume(series), nodes[role])
+        nodes[role].SetAttribute(SOURCE_FILE, str(series))
+    flow = LVIFlow(scene, device="cpu")
+    with pytest.raises(InputError, match="These images belong to two patients"):
+        flow.select(nodes)
+    flow.select({"DCE": nodes["DCE"]})
+    assert flow.volumes == {"DCE": nodes["DCE"]} and nodes["DCE"].GetAttribute(IDENTITY)

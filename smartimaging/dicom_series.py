@@ -387,6 +387,17 @@ def identity_for_case(source: str | os.PathLike, others) -> str:
     return identity
 
 
+def check_selected_together(nodes, source_attribute: str) -> None:
+    """For volume nodes taken as one case without :meth:`Flow.load` (the desktop's selectors): record the
+    :func:`source_identity` of those with a source file (`source_attribute`) but none recorded, then refuse nodes
+    whose DICOM sources belong to two patients or two studies."""
+    for node in nodes:
+        source = node.GetAttribute(source_attribute)
+        if source and not node.GetAttribute(IDENTITY) and Path(source).exists():
+            node.SetAttribute(IDENTITY, source_identity(source))
+    check_loaded_together({node.GetName(): node.GetAttribute(IDENTITY) or "" for node in nodes})
+
+
 def check_output_apart(folder: str | os.PathLike, sources) -> None:
     """Refuse an export `folder` that is the folder of a DICOM source (its series folder, or the folder holding the
     DICOM file) or lies inside it: the SEG and SR would join the series' files, and the series would no longer read

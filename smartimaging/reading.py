@@ -22,7 +22,7 @@ import slicer
 import vtk
 from vtk.util.numpy_support import vtk_to_numpy
 
-from .dicom_series import IDENTITY, identity_for_case
+from .dicom_series import IDENTITY, check_selected_together, identity_for_case
 from .display import SOURCE_FILE
 from .errors import CancelledError, InputError
 from .explain import explain
@@ -346,6 +346,7 @@ class Flow:
             if image is None or image.GetNumberOfPoints() == 0:
                 raise InputError(f"The {role} volume '{node.GetName()}' holds no image (0 pixels); select another")
             self.check_volume(role, volume_node_to_sitk(node), node.GetName())
+        check_selected_together(list(selected.values()), SOURCE_FILE)  # one patient's study; its sources recorded
         self.volumes = selected
         self.point_node = point_node
         if segmentation is not self.segmentation:

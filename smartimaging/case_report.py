@@ -172,7 +172,7 @@ def _bonescan_figures(flow, record):
 
     rejected = record.get("excluded_lesions") or []
     rejected_masks = [None] * len(flow.scan_volumes)
-    if rejected:  # outlined grey and dashed instead of red, as the station's views mark them
+    if rejected:  # outlined grey, dashed, instead of red and labelled "rejected", as the station's views mark them
         study = bonescan_scene.study_from_volume_nodes(flow.scan_volumes, flow.view_names or None)
         labels = [bonescan_scene.labels_from_segmentation(flow.scene, segmentation, volume)
                   for segmentation, volume in zip(flow.segmentations, flow.scan_volumes, strict=True)]

@@ -26,7 +26,7 @@ FIGURE_BOX = (800, 1200)  # the largest figure, width x height in pixels (two si
 OUTLINE_PX = 2  # outlines stay visible at that resolution
 LABEL_PX = 20  # lesion numbers drawn in a figure
 LABEL_COLOUR = (255, 140, 0)  # a lesion number, orange as the station's (an accepted lesion)
-REJECTED_COLOUR = (140, 140, 140)  # a lesion the reader rejected: its outline and number grey, as the station's
+REJECTED_COLOUR = (100, 100, 100)  # a lesion the reader rejected: its outline and number grey, as the station's
 DISCLAIMER = ("Research software with demo models trained on synthetic phantoms: not a medical device and not for "
               "clinical use. The numbers on this page must not be used for diagnosis or treatment.")
 VERDICTS = {  # domain verdict -> (label beside the score, explanation, css class)

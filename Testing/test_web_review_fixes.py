@@ -191,6 +191,7 @@ def test_a_typed_pixel_size_is_used_when_the_sample_is_loaded_again(station, scr
     require_shared(realdata_folder() / "mammo_gmic_nyu" / "0_R-CC_cropped.png")
     page, _ = station
     open_module(page, "Mammography Rad-score")
+    page.get_by_label("Pixel size mm (PNG/PGM)").fill("")  # no pixel size of the reader's (a test before typed one)
     case = _load(page, NYU)
     assert "1×1×1 mm" in case and _pixel_field(page, "") == ""  # the file stores none: read as 1 mm, no size shown
     page.get_by_label("Pixel size mm (PNG/PGM)").fill("0.07")
@@ -250,3 +251,32 @@ def test_result_tables_fit_the_panel(station, screenshots):
     page.screenshot(path=str(screenshots / "review-dce-table.png"))
     assert _tables_fit(page) == []
     assert list(table(page))[-1] == "Model"
+
+
+def test_the_bone_scan_follow_up_names_a_case_once_and_plainly(station, screenshots):
+    """U2 #17: "Real GE whole-body scan scan", listed again as "the same study" when the case was loaded again."""
+    page, _ = station
+    open_module(page, "Bone scan BSTBI")
+    for _ in range(2):
+        load_sample(page, "Real GE whole-body scan")
+        click_and_wait_idle(page, "Segment")
+        click_and_wait_idle(page, "Compute BSTBI")
+    skipped = page.locator("#si-bone-session-skipped")
+    assert skipped.count() == 0 or "Real GE" not in skipped.inner_text()  # its same result: not listed again
+    assert page.locator(".si-bone-session").count() == 0
+    load_sample(page, "Phantom with 5 metastases")
+    click_and_wait_idle(page, "Segment")
+    click_and_wait_idle(page, "Compute BSTBI")
+    lines = page.inner_text("#si-bone-session-skipped").splitlines()
+    assert lines[1:] == ["Real GE whole-body scan: another patient"]  # once, and not "... scan scan"
+    page.locator("#si-bone-followup").scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshots / "review-bone-follow-up.png"))
+    for lesion in (2, 8):  # rejected: grey numbers, no "rejected" label over the spine and #9
+        done = steps_done(page)
+        page.locator(f"#si-bone-toggle-{lesion}").click()
+        page.wait_for_function(f"Number(document.querySelector('#si-steps-done').textContent) > {done}",
+                               timeout=60_000)
+        page.wait_for_function("!document.querySelector('#si-progress')")
+    assert "2 rejected by the reader" in page.inner_text("#si-bone-counts")
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(screenshots / "review-bone-rejected.png"))

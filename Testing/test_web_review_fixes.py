@@ -194,6 +194,7 @@ def test_a_typed_pixel_size_is_used_when_the_sample_is_loaded_again(station, scr
     page.get_by_label("Pixel size mm (PNG/PGM)").fill("")  # no pixel size of the reader's (a test before typed one)
     case = _load(page, NYU)
     assert "1×1×1 mm" in case and _pixel_field(page, "") == ""  # the file stores none: read as 1 mm, no size shown
+    assert "type it in “Pixel size mm” and load the case again" in case  # the advice that works (below)
     page.get_by_label("Pixel size mm (PNG/PGM)").fill("0.07")
     case = _load(page)
     assert "0.07×0.07×1 mm" in case and _pixel_field(page, "0.07") == "0.07"

@@ -114,8 +114,9 @@ def _mammo_phantom(seed: int, kind: str, label: int) -> Callable[[Path], CaseFil
     return write
 
 
-UNKNOWN_PIXEL_SIZE = ("Pixel size unknown: the file stores none, so the image is read with 1 mm pixels and "
-                      "millimetre features (size, shape) are not comparable; enter the pixel size if you know it")
+UNKNOWN_PIXEL_SIZE = ("Pixel size unknown: the file stores none; type it in “Pixel size mm” and load the case again "
+                      "if you know it, else the image is read with 1 mm pixels and millimetre features (size, shape) "
+                      "are not comparable (the grid line below says which was used)")
 
 
 def _mammo_nyu(folder: Path) -> CaseFiles:

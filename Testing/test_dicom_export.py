@@ -6,8 +6,10 @@ written all or nothing."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+import re
 from pathlib import Path
 
 import highdicom as hd
@@ -132,6 +134,37 @@ def test_bonescan_predict_dicom_on_the_real_ge_scan(tmp_path):
     check_sr_references(out / "sr.dcm", seg, [source])
     dciodvfy(out / "seg.dcm")
     dciodvfy(out / "sr.dcm")
+
+
+def test_bonescan_predict_exclude_files_the_rejections_as_the_readers(tmp_path):
+    """`--exclude` is the reader's rejection: the SEG holds the AI's proposal (every lesion, AUTOMATIC) and the
+    reader's segment without the rejected lesion (MANUAL), the SR's BSTBI refers to the reader's and counts the
+    rejection, the report draws the rejected lesion grey and dashed, numbered "rejected"."""
+    from smartimaging.report import REJECTED_COLOUR
+
+    out = tmp_path / "out"
+    assert main(["bonescan", "predict", str(GE_BONE_SCAN), "--out", str(out), "--device", "cpu", "--dicom",
+                 "--exclude", "1"]) == 0
+    record = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    seg = hd.seg.segread(out / "seg.dcm")
+    unet = model("bonescan-unet-demo")
+    assert segments_of(seg) == [("Bone metastasis (AI proposal)", "AUTOMATIC", unet),
+                                ("Urinary bladder (AI proposal)", "AUTOMATIC", unet),
+                                ("Bone metastasis (reader-edited)", "MANUAL", None),
+                                ("Urinary bladder (reader-edited)", "MANUAL", None)]
+    source = pydicom.dcmread(GE_BONE_SCAN, stop_before_pixels=True)
+    pixels = seg.get_pixels_by_source_instance([source.SOPInstanceUID], segment_numbers=[1, 3])
+    first = record["lesions"][0]
+    removed = pixels[..., 0].astype(bool) & ~pixels[..., 1].astype(bool)
+    assert removed[0, round(first["row"]), round(first["col"])] and not (pixels[..., 1] & ~pixels[..., 0]).any()
+    numbers, texts = sr_content(out / "sr.dcm")
+    assert numbers["BSTBI (mean of 2 sub-images)"] == (approx(record["bstbi"]["mean"]), 3)
+    assert numbers["Lesions rejected by the reader"] == (1, 3) and texts["Reader edited"] == "yes"
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "Lesion rejected by the reader (grey, not counted)" in page
+    uri = re.search(r'src="data:image/png;base64,([^"]+)"', page)[1]
+    picture = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri))).convert("RGB"))
+    assert np.all(picture == REJECTED_COLOUR, axis=2).sum() > 40  # its dashed outline and its number
 
 
 def test_bonescan_bstbi_dicom_of_the_readers_mask_is_manual(tmp_path, metastatic_case):

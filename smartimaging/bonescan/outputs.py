@@ -49,7 +49,8 @@ def write_result(study: BoneScanStudy, result: BoneScanResult, out_dir: str | os
     """Write everything into `out_dir` at once (nothing is left behind on failure); no patient identifiers unless
     `keep_identifiers` (else the inputs are recorded by their sha256 only; the DICOM objects of `dicom` keep the
     source's patient module, as PACS needs; the report of `report`, which gives the record's explanations, never holds
-    any). The DICOM segments are the AI's when the networks ran, else the reader's (`bonescan bstbi`)."""
+    any). The DICOM segments are the AI's when the networks ran (beside them the reader's, without the lesions of
+    --exclude, when some were rejected), else the reader's (`bonescan bstbi`)."""
     per_source = source_labelmaps(study, result.labelmaps)
     with atomic_output_dir(out_dir) as scratch:
         outputs = []
@@ -58,9 +59,10 @@ def write_result(study: BoneScanStudy, result: BoneScanResult, out_dir: str | os
 
             record = result.as_json()
             views = [[view.name for view in study.views if view.source == index] for index in range(len(study.paths))]
-            networks = bool(result.models)
-            parts = dicom_parts(study.images, study.paths, views, record, per_source if networks else None,
-                                None if networks else per_source)
+            networks = bool(result.models)  # the AI's proposal (every lesion) and the reader's rejections apart
+            proposed = source_labelmaps(study, result.proposed_labelmaps) if result.proposed_labelmaps else per_source
+            parts = dicom_parts(study.images, study.paths, views, record, proposed if networks else None,
+                                per_source if not networks or result.excluded_lesions else None)
             outputs += [path.name for path in write_bonescan_dicom(scratch, parts).values()]
         for index, (image, labels) in enumerate(zip(study.images, per_source, strict=True)):
             stem = f"segmentation_{index + 1}" if index else "segmentation"
@@ -78,6 +80,6 @@ def write_result(study: BoneScanStudy, result: BoneScanResult, out_dir: str | os
         record = {**result.as_json(), "inputs": [input_record(p, keep_identifiers) for p in study.paths],
                   "outputs": outputs, "acquisition": acquisition(study), "study": study_record(study, keep_identifiers)}
         if report is not None:
-            write_report(scratch, report_page(study, result.labelmaps, record, report))
+            write_report(scratch, report_page(study, result.labelmaps, record, report, result.proposed_labelmaps))
         write_json(scratch / "result.json", record)
     return Path(out_dir) / "result.json"

@@ -244,6 +244,7 @@ class BoneScanResult:
     threshold: float | None = None  # the classifier card's case cutoff (`case_threshold`); None: no classifier ran
     domain: dict = field(default_factory=lambda: combine([unknown("networks", "not run on this result")]))
     unrecorded_views: list[str] = field(default_factory=list)  # BoneScanStudy.unrecorded_views
+    proposed_labelmaps: dict[str, np.ndarray] | None = None  # before the reader's rejections (None: none rejected)
 
     @property
     def metastasis_suspected(self) -> bool | None:
@@ -311,13 +312,14 @@ def recompute_from_labelmaps(study: BoneScanStudy, labelmaps: dict[str, np.ndarr
                              exclude: list[int] | None = None) -> BoneScanResult:
     """BSTBI from the reader's label maps (edited or drawn), without running the networks."""
     lesions = lesion_components(labelmaps, _view_counts(study), pixel_spacing(study))
+    proposed = labelmaps if exclude else None
     if exclude:
         labelmaps = exclude_lesions(labelmaps, lesions, exclude)
     return BoneScanResult(views=[v.name for v in study.views], unrecorded_views=list(study.unrecorded_views),
                           crop_probabilities={}, metastasis_probability=None,
                           bladder_probability=None, labelmaps=labelmaps, lesions=lesions,
                           bstbi=bstbi_from_labelmaps(study, labelmaps), timings={}, models=[],
-                          excluded_lesions=sorted(exclude or []), reader_edited=True)
+                          excluded_lesions=sorted(exclude or []), reader_edited=True, proposed_labelmaps=proposed)
 
 
 def pixel_spacing(study: BoneScanStudy) -> dict[str, tuple[float, float]]:
@@ -348,6 +350,7 @@ def analyse(study: BoneScanStudy, models: BoneScanModels, exclude: list[int] | N
             progress(len(labelmaps) / (len(study.views) + 1), f"{view.name} view classified and segmented")
     started = time.perf_counter()
     lesions = lesion_components(labelmaps, _view_counts(study), pixel_spacing(study))
+    proposed = labelmaps if exclude else None
     if exclude:
         labelmaps = exclude_lesions(labelmaps, lesions, exclude)
     index = bstbi_from_labelmaps(study, labelmaps)
@@ -361,5 +364,5 @@ def analyse(study: BoneScanStudy, models: BoneScanModels, exclude: list[int] | N
         bladder_probability=float(all_probabilities[:, 1].max()),
         labelmaps=labelmaps, lesions=lesions, bstbi=index, timings=timings,
         models=models.provenance, excluded_lesions=sorted(exclude or []), device=str(models.device),
-        threshold=models.case_threshold, domain=models.domain_check(study),
+        threshold=models.case_threshold, domain=models.domain_check(study), proposed_labelmaps=proposed,
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..limits import is_dicom
+from ..overlays import DASHED
 from ..record_report import Explainer, record_report
 from ..report import REJECTED_COLOUR, CaseReport, Figure, figure_png, report_header
 from ..segments import BONESCAN_SEGMENTS
@@ -58,16 +59,21 @@ def lesion_labels(record: dict, view: str) -> list[tuple]:
             for lesion in record.get("lesions") or [] if lesion.get("view") == view]
 
 
-def view_figures(study: BoneScanStudy, labelmaps: dict[str, np.ndarray], record: dict) -> list[Figure]:
-    """Each view with its outlines and lesion numbers (a rejected lesion's grey: `labelmaps` are those BSTBI
-    counted, without its outline), at its physical aspect."""
+def view_figures(study: BoneScanStudy, labelmaps: dict[str, np.ndarray], record: dict,
+                 proposed: dict[str, np.ndarray] | None = None) -> list[Figure]:
+    """Each view with its outlines and lesion numbers, at its physical aspect: `labelmaps` those BSTBI counted,
+    `proposed` those before the reader's rejections (a rejected lesion outlined grey, dashed, numbered "rejected",
+    as the station's report draws it)."""
     unrecorded = record.get("unrecorded_views") or []
     figures = []
     for view in study.views:
         labels = labelmaps[view.name]
         spacing = study.images[view.source].GetSpacing()
         numbers = lesion_labels(record, view.name)
-        png = figure_png(view.counts, [(labels == LESION, LEGEND[0][1]), (labels == BLADDER, LEGEND[1][1])],
+        outlines = [(labels == LESION, LEGEND[0][1]), (labels == BLADDER, LEGEND[1][1])]
+        if proposed is not None:
+            outlines.append(((proposed[view.name] == LESION) & (labels != LESION), REJECTED_COLOUR, DASHED))
+        png = figure_png(view.counts, outlines,
                          (0.0, float(np.percentile(view.counts, UPPER_PERCENTILE)) or 1.0), dark_is_high=True,
                          aspect=spacing[1] / spacing[0], labels=numbers)
         figures.append(Figure(view_title(view.name, unrecorded).capitalize(), png,
@@ -77,8 +83,9 @@ def view_figures(study: BoneScanStudy, labelmaps: dict[str, np.ndarray], record:
 
 
 def report_page(study: BoneScanStudy, labelmaps: dict[str, np.ndarray], record: dict,
-                explain: Explainer) -> CaseReport:
-    """The report of a `bonescan predict` (the networks ran) or `bonescan bstbi` result record."""
+                explain: Explainer, proposed: dict[str, np.ndarray] | None = None) -> CaseReport:
+    """The report of a `bonescan predict` (the networks ran) or `bonescan bstbi` result record (`proposed`: the
+    label maps before the lesions of --exclude were rejected)."""
     networks = record.get("metastasis_probability") is not None
     unrecorded = record.get("unrecorded_views") or []
     image = study.images[0]
@@ -91,7 +98,7 @@ def report_page(study: BoneScanStudy, labelmaps: dict[str, np.ndarray], record: 
         "Format": "DICOM" if is_dicom(study.paths[0]) else study.paths[0].suffix.lstrip(".").upper()})
     return record_report("Bone scan BSTBI", "BoneScanBSTBI", "bonescan predict" if networks else "bonescan bstbi",
                          f"BSTBI {record['bstbi']['mean']:.3f}", record, explain, result_rows(record),
-                         view_figures(study, labelmaps, record), tables=[lesion_table(record)],
+                         view_figures(study, labelmaps, record, proposed), tables=[lesion_table(record)],
                          legend=LEGEND + ([REJECTED] if record.get("excluded_lesions") else []),
                          header=header, roi="AI segmentation, not reviewed by a reader" if networks else
                          "the reader's segmentation (--mask)")

@@ -74,6 +74,17 @@ def test_compare_reports_change(metastatic_case, tmp_path, capsys):
     assert change["change"] == pytest.approx(change["followup"]["bstbi"] - change["baseline"]["bstbi"])
     assert change["change"] < 0
     assert "BSTBI baseline" in capsys.readouterr().out
+    assert (change["baseline"]["source"], change["followup"]["source"]) == ("baseline", "follow-up")
+    assert str(tmp_path) not in (tmp_path / "cmp" / "compare.json").read_text(encoding="utf-8")
+    assert main(["bonescan", "compare", str(tmp_path / "before"), str(tmp_path / "after"), "--out",
+                 str(tmp_path / "cmp"), "--keep-identifiers"]) == 0
+    kept = json.loads((tmp_path / "cmp" / "compare.json").read_text(encoding="utf-8"))
+    assert kept["baseline"]["source"] == str(tmp_path / "before")
+    assert main(["bonescan", "trend", str(tmp_path / "before"), str(tmp_path / "after"), "--out",
+                 str(tmp_path / "trend")]) == 0
+    trend = (tmp_path / "trend" / "trend.json").read_text(encoding="utf-8")
+    svg = (tmp_path / "trend" / "trend.svg").read_text(encoding="utf-8")
+    assert str(tmp_path) not in trend + svg and "study 2" in trend
 
 
 def test_seg_nrrd_opens_in_mrml_with_names_terminology_and_geometry(predicted, metastatic_case, scene):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -57,12 +58,18 @@ def add_commands(tasks) -> None:
     compare.add_argument("--out", help="write compare.json here")
     compare.add_argument("--device", type=device_name, default="auto")
     compare.add_argument("--models-dir")
+    compare.add_argument("--keep-identifiers", action="store_true",
+                         help="name the studies by the paths given (else 'baseline' and 'follow-up'): folder "
+                              "and file names often hold the patient's name or ID")
 
     trend = bone_commands.add_parser("trend", help="BSTBI of several studies of one patient: change and trend plot")
     trend.add_argument("results", nargs="+", help="result folders or result.json files of `bonescan predict` / "
                                                   "`bonescan bstbi`, two or more; ordered by study date when every "
                                                   "one records it (--keep-identifiers), else in the order given")
     trend.add_argument("--out", help="write trend.json and trend.svg here")
+    trend.add_argument("--keep-identifiers", action="store_true",
+                       help="name the studies by the paths given (else 'study 1', 'study 2'... in the order given): "
+                            "folder and file names often hold the patient's name or ID")
 
     train = bone_commands.add_parser("train", help="train the classifier and/or segmenter from a manifest")
     train.add_argument("--manifest", required=True, help="CSV: patient_id,image,mask,split(train/val),...")
@@ -146,6 +153,12 @@ def _study_of(path: str, args):
     return StudyPoint(path, record["bstbi"]["mean"], None, *record_facts(record))
 
 
+def named(points: list, neutral: list[str], keep_identifiers: bool) -> list:
+    """The studies labelled by the paths given (`keep_identifiers`: folder names often name the patient) or by the
+    `neutral` labels."""
+    return points if keep_identifiers else [replace(p, label=label) for p, label in zip(points, neutral, strict=True)]
+
+
 def _distinct(paths: list[str]) -> None:
     """Refuse a file or folder given twice."""
     from ..errors import InputError
@@ -165,11 +178,12 @@ def compare(args) -> int:
     from .followup import check_comparable, reader_note, relative_text
 
     _distinct([args.baseline, args.followup])
-    points = [_study_of(args.baseline, args), _study_of(args.followup, args)]
+    points = named([_study_of(args.baseline, args), _study_of(args.followup, args)], ["baseline", "follow-up"],
+                   args.keep_identifiers)
     check_comparable(points)
     before, after = points[0].bstbi, points[1].bstbi
-    change = {**bstbi_change(before, after), "baseline": {"source": args.baseline, "bstbi": before},
-              "followup": {"source": args.followup, "bstbi": after}, "reader_note": reader_note(*points)}
+    change = {**bstbi_change(before, after), "baseline": {"source": points[0].label, "bstbi": before},
+              "followup": {"source": points[1].label, "bstbi": after}, "reader_note": reader_note(*points)}
     if args.out:
         with atomic_output_dir(args.out) as scratch:
             write_json(scratch / "compare.json", change)
@@ -185,7 +199,8 @@ def trend(args) -> int:
     from .followup import trend as study_trend
 
     _distinct(args.results)
-    result = study_trend([read_result(path) for path in args.results])
+    points = [read_result(path) for path in args.results]
+    result = study_trend(named(points, [f"study {i}" for i in range(1, len(points) + 1)], args.keep_identifiers))
     if args.out:
         with atomic_output_dir(args.out) as scratch:
             write_json(scratch / "trend.json", result)

@@ -6,6 +6,7 @@ are refused; the site's identifiers stay out of the objects. CLI refusals of the
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import shutil
@@ -251,3 +252,32 @@ def test_volumes_selected_in_the_desktop_are_of_one_patient_and_recorded(tmp_pat
         flow.select(nodes)
     flow.select({"DCE": nodes["DCE"]})
     assert flow.volumes == {"DCE": nodes["DCE"]} and nodes["DCE"].GetAttribute(IDENTITY)
+
+
+def test_the_stations_downloads_say_why_a_hostile_source_is_refused(tmp_path, scene):
+    """The station's downloads (downloads_panel over exports.export_dicom, as the desktop's Export DICOM): a
+    non-conformant sex is left out (before: highdicom's ValueError escaped the trigger and nothing happened); a
+    source replaced since loading is refused in the downloads area."""
+    from trame.app import get_server
+
+    from smartimaging.web.downloads_panel import DownloadsPanel
+
+    series = mr_series(tmp_path, "dce", edit=_set(PatientSex="W", StudyTime="18:50:59"))
+    flow = _lvi_flow(scene, series)
+    server = get_server("downloads-hostile", client_type="vue3")
+    panel = DownloadsPanel(SimpleNamespace(state=server.state, server=server, flows={flow.module: flow}),
+                           tmp_path / "downloads")
+    panel.publish(flow)
+    token = server.state.si_download_token[flow.module]
+    seg = pydicom.dcmread(io.BytesIO(panel.download("seg", flow.module, token)["content"]))
+    assert (seg.PatientSex, seg.StudyTime, seg.PatientID) == ("", "185059", "PID12345")
+
+    flow.run(flow.compute())  # a new result: a new export
+    panel.publish(flow)
+    token = server.state.si_download_token[flow.module]
+    for path in series.iterdir():
+        ds = pydicom.dcmread(path)
+        ds.PatientID = "OTHER999"
+        ds.save_as(path)
+    assert panel.download("zip", flow.module, token) is None
+    assert "changed since the image was loaded" in server.state.si_download_error[flow.module]

@@ -6,6 +6,13 @@ study) after checking that they describe the image's grid. Otherwise :func:`deri
 DICOM series: MR Image Storage for MR volumes (ImagePositionPatient / ImageOrientationPatient from the image: ITK's
 LPS is DICOM's patient coordinate system, so the geometry is exact), Secondary Capture for planar images (NM bone
 scans, mammograms: pixel grid and spacing kept, no patient position since a projection image has none).
+
+Hostile or careless sources: headers that cannot be referenced (missing or duplicate UIDs, two patients, studies or
+series, positions or a Frame of Reference in some slices only, a damaged pixel spacing) are refused
+(:func:`check_source_headers`); the values copied into the SEG, SR and derived series are made conformant to their
+VR (:func:`conformant_copy`: normalised when harmless, else left out and logged) and the site's institution, station
+and device serial number are left out. A loaded volume records its source's :func:`source_identity` (digests only)
+so that an export refuses files replaced since (:func:`check_identity`) and a case refuses images of two patients.
 """
 
 from __future__ import annotations

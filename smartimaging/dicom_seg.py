@@ -13,6 +13,7 @@ frames (see :func:`_planar_frames_seg`).
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import re
 import warnings
@@ -35,6 +36,7 @@ from .segments import Code, SegmentSpec
 AI_PROPOSAL = "AI proposal"
 READER_EDITED = "reader-edited"
 SEG_SERIES_NUMBER = 9100
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,9 +66,11 @@ def check_algorithm(algorithm: tuple[str, str]) -> None:
 
 
 def highdicom_refusal(exc: Exception, what: str) -> InputError:
-    """highdicom's refusal of a source header value (ValueError, TypeError, AttributeError) as our InputError."""
-    return InputError(f"The {what} could not be made from the DICOM source: a header value does not conform to DICOM "
-                      f"({type(exc).__name__}: {str(exc)[:200]}); export the images again from the scanner or PACS")
+    """highdicom's refusal of a source header value (ValueError, TypeError, AttributeError) as our InputError, in
+    plain words (highdicom's own text, e.g. an enumeration's name, is logged, not shown)."""
+    log.info("highdicom refused the source: %s: %s", type(exc).__name__, exc)
+    return InputError(f"The {what} could not be made: a value in the DICOM source's header does not conform to DICOM "
+                      "(a patient, study or image attribute); export the images again from the scanner or PACS")
 
 
 def coded(code: Code) -> CodedConcept:

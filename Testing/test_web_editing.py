@@ -124,7 +124,7 @@ def test_the_view_stays_put_when_the_editor_opens_and_the_proposal_is_a_switch(p
     assert _green(_view(page)) > 20
 
     choose_effect(page, "mdi-eraser")
-    assert re.fullmatch(r"Brush diameter: 2\.5 mm \(12 pixels\)", page.inner_text("#si-brush"))
+    assert re.fullmatch(r"Brush diameter: 2\.5 mm \(12\.5 pixels\)", page.inner_text("#si-brush"))
     page.locator(".v-navigation-drawer--right").get_by_text("Rendering").click()  # its options unfolded
     page.wait_for_timeout(500)
     assert page.locator(".v-navigation-drawer--right i.mdi-video-3d").count() == 0  # no 3D view, no 3D controls

@@ -451,7 +451,7 @@ def with_type2_attributes(datasets: list[pydicom.Dataset]) -> list[pydicom.Datas
             if keyword not in ds:
                 setattr(ds, keyword, "")
     if notes:
-        log.warning("The source's %s do not conform to DICOM: left out of the DICOM objects made from it",
+        log.warning("Left out of the DICOM objects, not conforming to DICOM in the source's header: %s",
                     ", ".join(sorted(notes)))
     return completed
 

@@ -20,14 +20,14 @@ from web_station import (  # noqa: E402
     screenshot_folder,
     station_page,
     table,
+    wait_for_case,
 )
 
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     with station_page(tmp_path_factory, ready_timeout_ms=120_000) as (page, _process):
-        page.wait_for_function("document.querySelector('#si-case').innerText !== 'No case loaded' "
-                               "&& !document.querySelector('#si-progress')", timeout=120_000)
+        wait_for_case(page, 120_000)
         yield page
 
 

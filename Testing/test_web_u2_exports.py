@@ -16,6 +16,7 @@ from web_station import (  # noqa: E402
     open_module,
     screenshot_folder,
     station_page,
+    wait_for_case,
 )
 
 STRUCK = "text-decoration-line-through"
@@ -24,8 +25,7 @@ STRUCK = "text-decoration-line-through"
 @pytest.fixture(scope="module")
 def station(tmp_path_factory):
     with station_page(tmp_path_factory, ready_timeout_ms=120_000) as (page, _process):
-        page.wait_for_function("document.querySelector('#si-case').innerText !== 'No case loaded' "
-                               "&& !document.querySelector('#si-progress')", timeout=120_000)
+        wait_for_case(page, 120_000)
         yield page
 
 

@@ -105,9 +105,14 @@ def open_module(page, title: str, timeout_ms: int = 60_000) -> None:
     page.get_by_role("tab", name=title).click()
     page.wait_for_function(f"document.querySelector('.v-tab--selected')?.innerText.toLowerCase() === "
                            f"'{title.lower()}'")
+    wait_for_case(page, timeout_ms)
+    wait_for_layout(page)
+
+
+def wait_for_case(page, timeout_ms: int = 60_000) -> None:
+    """Wait until the open module has a case loaded and no step runs."""
     page.wait_for_function("document.querySelector('#si-case').innerText !== 'No case loaded' "
                            "&& !document.querySelector('#si-progress')", timeout=timeout_ms)
-    wait_for_layout(page)
 
 
 def load_sample(page, name: str | None = None, timeout_ms: int = 60_000) -> str:

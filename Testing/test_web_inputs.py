@@ -161,7 +161,7 @@ def test_long_steps_say_what_they_do_with_a_count(page):
 
     open_module(page, "Breast MRI LVI")
     page.evaluate("window.siProgress = []")
-    load_sample(page)  # its first sample: a DCE and a T2
+    load_sample(page, "Phantom cancer, LVI positive")  # its first sample (an upload is loaded: none is chosen)
     assert "Load sample: reading the T2 image (2 of 2)" in page.evaluate("window.siProgress")
 
     open_module(page, "Synthetic DCE")

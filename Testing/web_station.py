@@ -116,10 +116,13 @@ def wait_for_case(page, timeout_ms: int = 60_000) -> None:
 
 
 def load_sample(page, name: str | None = None, timeout_ms: int = 60_000) -> str:
-    """Load a sample case of the open module (its first one by default); returns the case line."""
-    if name:
+    """Load a sample case of the open module (the one chosen, or its first one when an upload left none chosen);
+    returns the case line."""
+    page.wait_for_function("!document.querySelector('#si-progress')", timeout=timeout_ms)  # no step running
+    if name or page.get_by_role("button", name="Load sample", exact=True).is_disabled():
         page.get_by_label("Sample case").click(force=True)  # the selected text lies over the field
-        page.get_by_role("option", name=name).click()
+        options = page.get_by_role("option")
+        (options.filter(has_text=name) if name else options).first.click()
     click_and_wait_idle(page, "Load sample", timeout_ms)
     return page.inner_text("#si-case")
 

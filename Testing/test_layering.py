@@ -42,7 +42,8 @@ LAYERS = (
     ("MRML adapters", ("smartimaging.mrml", "smartimaging.segmentation_nodes", "smartimaging.result_nodes",
                        "smartimaging.reading", "smartimaging.explain", "smartimaging.display",
                        "smartimaging.<task>.scene", "smartimaging.<task>.flow", "smartimaging.case_report",
-                       "smartimaging.bonescan.reading_nodes", "smartimaging.heat_legend", "smartimaging.exports")),
+                       "smartimaging.bonescan.reading_nodes", "smartimaging.heat_legend", "smartimaging.exports",
+                       "smartimaging.result_csv")),
     # front-ends: the CLI, the browser station, the desktop widgets' helpers, the demo report
     ("front-ends", ("smartimaging.cli", "smartimaging.cli_common", "smartimaging.<task>.commands", "smartimaging.web",
                     "smartimaging.web.*", "smartimaging.demo", "smartimaging.desktop", "smartimaging.desktop_sections",

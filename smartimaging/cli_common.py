@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import InputError
+from .limits import is_dicom_source
 
 EXIT_INPUT_ERROR = 2
 DICOM_HELP = ("also write a DICOM SEG of the ROI (seg.dcm) and an SR of the result (sr.dcm) that reference the DICOM "
@@ -150,8 +151,6 @@ def _inputs(args) -> list[str]:
 def check_inputs_apart_from_output(args, is_file: bool) -> None:
     """Refuse an --out that is an input, a folder --out that holds an input (the results would replace it), or an
     --out inside an input DICOM series folder."""
-    from .dicom_series import is_dicom_source
-
     out = Path(args.out).resolve()
     for value in _inputs(args):
         given = Path(value).resolve()
@@ -173,18 +172,18 @@ def check_one_patient_inputs(args) -> None:
     """Refuse a case whose DICOM images (files or series folders) belong to two patients or two studies (also
     within one series), before any work starts. Chosen for every command on DICOM inputs, with or without --dicom:
     a result computed from two patients' images is wrong whether or not it is filed."""
+    sources = [value for name in IMAGE_ARGUMENTS for values in [getattr(args, name, None)]
+               for value in (values if isinstance(values, list) else [values]) if value and is_dicom_source(value)]
+    if not sources:  # no DICOM input: pydicom is not even imported (start-up time)
+        return
     from .dicom_series import check_one_patient, dicom_headers
 
     headers = {}
-    for name in IMAGE_ARGUMENTS:
-        values = getattr(args, name, None)
-        for value in (values if isinstance(values, list) else [values]):
-            if not value or not Path(value).exists():
-                continue
-            try:
-                headers[Path(value).name] = dicom_headers(value) or []
-            except InputError:  # a damaged file: the command's own reading says what is wrong with it
-                continue
+    for value in sources:
+        try:
+            headers[Path(value).name] = dicom_headers(value) or []
+        except InputError:  # a damaged file: the command's own reading says what is wrong with it
+            continue
     check_one_patient(headers)
 
 

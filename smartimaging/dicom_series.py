@@ -41,7 +41,7 @@ from pydicom.valuerep import validate_value
 from . import __version__
 from .errors import InputError
 from .io import check_finite, dicom_series_files, is_dicom
-from .limits import ANY_IMAGE, read_dicom_header
+from .limits import ANY_IMAGE, is_dicom_source, read_dicom_header
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 SECONDARY_CAPTURE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
@@ -334,16 +334,6 @@ def source_datasets(image: sitk.Image, source: str | os.PathLike | None) -> list
 def dicom_headers(source: str | os.PathLike | None) -> list[pydicom.Dataset] | None:
     """The headers of a DICOM file or series folder (None: not DICOM, or gone)."""
     return _headers(Path(source)) if is_dicom_source(source) else None
-
-
-def is_dicom_source(source: str | os.PathLike | None) -> bool:
-    """Whether `source` is a DICOM file or a folder holding one."""
-    if source is None:
-        return False
-    source = Path(source)
-    if source.is_dir():
-        return any(f.is_file() and is_dicom(f) for f in source.iterdir())
-    return source.is_file() and is_dicom(source)
 
 
 def source_identity(source: str | os.PathLike | None) -> str:

@@ -522,6 +522,16 @@ def is_dicom(path: str | os.PathLike) -> bool:
         return False
 
 
+def is_dicom_source(source: str | os.PathLike | None) -> bool:
+    """Whether `source` is a DICOM file or a folder holding one."""
+    if source is None:
+        return False
+    source = Path(source)
+    if source.is_dir():
+        return any(f.is_file() and is_dicom(f) for f in source.iterdir())
+    return source.is_file() and is_dicom(source)
+
+
 def image_header(path: Path) -> ImageHeader:
     """What an image file claims, by format (NRRD, NIfTI, MetaImage, raster, else ITK's header reader)."""
     suffix = file_suffix(path)

@@ -269,6 +269,7 @@ def test_flow_numbers_the_lesions_in_the_views_and_rejects_by_click(scene, phant
     second = flow.run(flow.compute())
     assert ["Lesions, anterior view", "4"] in second.rows
     assert ["Lesions rejected by the reader", "1 (#1)"] in second.rows
+    assert first.roi_source == "AI" and second.roi_source == "AI; 1 lesion rejected by the reader"
     assert float(second.headline.split()[1]) < float(first.headline.split()[1])
     assert markers.GetNthControlPointLabel(0) == "1" and not markers.GetNthControlPointSelected(0)  # grey, no words
     listed = flow.extra_nodes["lesion table"]  # the desktop's lesion list

@@ -70,6 +70,17 @@ class BoneScanFlow(Flow):
         self.exclude = toggled(self.exclude, lesion_id)
         self._rejected_on = self.segmentation_fingerprint()
 
+    def _computed(self, progress):
+        """The base compute step; the result's ROI source also says how many lesions the reader rejected (their
+        BSTBI and counts are the reader's, as the table and the SR say)."""
+        from ..wording import counted
+
+        result = yield from super()._computed(progress)
+        rejected = (self.result_record or {}).get("excluded_lesions") or []
+        if rejected and result.roi_source:
+            result.roi_source = f"{result.roi_source}; {counted(len(rejected), 'lesion')} rejected by the reader"
+        return result
+
     @property
     def result_record(self) -> dict | None:
         """The result as result.json holds it (`BoneScanResult.as_json`), or None."""

@@ -1,0 +1,243 @@
+"""Teaching mode's scoring (smartimaging.teaching) on synthetic masks whose Dice, regions, sizes and centroids are
+known by construction: 2D (one-slice 3D and SimpleITK 2D) and 3D, non-unit spacing, non-identity origin and
+direction; refusals; the score sheet's CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from smartimaging.errors import InputError
+from smartimaging.teaching import COLUMNS, ScoreSheet, check_answer
+
+SPACING_2D = (0.5, 0.8, 1.0)  # mm: columns, rows, (slice)
+ORIGIN_2D = (-20.0, 35.5, 7.0)
+LABELS = {"0": "benign", "1": "malignant"}
+
+
+def image_of(array: np.ndarray, spacing, origin, direction=None) -> sitk.Image:
+    """A label image of a (k, j, i) or (j, i) array with the given geometry."""
+    image = sitk.GetImageFromArray(array.astype(np.uint8))
+    image.SetSpacing(spacing)
+    image.SetOrigin(origin)
+    if direction is not None:
+        image.SetDirection(direction)
+    return image
+
+
+def masks_2d():
+    """key: rows 10–19 × columns 10–29 (200 px, 80 mm²); the AI misses rows 10–12 × columns 14–21 (24 px, upper)
+    and rows 15–18 × columns 10–12 (12 px, at the left: no side is said in 2D), misses a one-pixel band (column 29,
+    rows 13–19: too thin to count) and adds rows 22–25 × columns 18–21 (16 px, below)."""
+    key = np.zeros((1, 30, 40), bool)
+    key[0, 10:20, 10:30] = True
+    ai = key.copy()
+    ai[0, 10:13, 14:22] = False
+    ai[0, 15:19, 10:13] = False
+    ai[0, 13:20, 29] = False
+    ai[0, 22:26, 18:22] = True
+    return key, ai
+
+
+def lps_2d(row: float, column: float) -> tuple[float, float, float]:
+    """The LPS point (mm) of a continuous (row, column) of the 2D grid (identity direction)."""
+    return (ORIGIN_2D[0] + column * SPACING_2D[0], ORIGIN_2D[1] + row * SPACING_2D[1], ORIGIN_2D[2])
+
+
+def check_2d(student: np.ndarray, key: np.ndarray, ai: np.ndarray | None = None, **kwargs):
+    as_image = lambda a: image_of(a, SPACING_2D, ORIGIN_2D)  # noqa: E731
+    return check_answer(as_image(student), as_image(key), None if ai is None else as_image(ai), **kwargs)
+
+
+def test_2d_dice_regions_sizes_centroids_and_sides():
+    key, ai = masks_2d()
+    student = key.copy()
+    student[0, 16:20, 26:30] = False  # 16 px missed, at the lower right: mostly right, so no side is said in 2D
+    result = check_2d(student, key, ai)
+
+    assert result.dice_ai_key == pytest.approx(2 * 157 / (200 + 173), abs=1e-12)
+    assert result.dice_student_key == pytest.approx(2 * 184 / (200 + 184), abs=1e-12)
+    pixel_mm2 = 0.5 * 0.8
+    missed = result.ai.missed
+    assert [r.pixels for r in missed] == [24, 12]  # the one-pixel band does not count
+    assert [r.size for r in missed] == pytest.approx([24 * pixel_mm2, 12 * pixel_mm2], abs=1e-12)
+    assert {r.unit for r in missed} == {"mm²"}
+    assert missed[0].centroid_lps == pytest.approx(lps_2d(11, 17.5), abs=1e-9)
+    assert missed[1].centroid_lps == pytest.approx(lps_2d(16.5, 11), abs=1e-9)
+    assert [r.side for r in missed] == ["upper", None]  # left/right is never said in 2D (hanging may mirror)
+    (extra,) = result.ai.extra
+    assert (extra.pixels, extra.size, extra.side) == (16, pytest.approx(16 * pixel_mm2, abs=1e-12), "lower")
+    assert extra.centroid_lps == pytest.approx(lps_2d(23.5, 19.5), abs=1e-9)
+    assert result.ai.summary == ("The AI missed 2 regions of the lesion (largest 9.6 mm² at the upper edge) and "
+                                 "included 1 region outside it (6.4 mm² beyond the lower edge).")
+
+    (student_missed,) = result.student.missed
+    assert (student_missed.pixels, student_missed.side) == (16, None)
+    assert student_missed.centroid_lps == pytest.approx(lps_2d(17.5, 27.5), abs=1e-9)
+    assert result.student.extra == ()
+    assert result.student.summary == ("You missed 1 region of the lesion (6.4 mm²) and included nothing "
+                                      "outside it.")
+
+
+def test_2d_simpleitk_image_same_as_one_slice():
+    key, ai = masks_2d()
+    as_2d = lambda a: image_of(a[0], SPACING_2D[:2], ORIGIN_2D[:2])  # noqa: E731
+    result = check_answer(as_2d(key), as_2d(key), as_2d(ai))
+    assert result.dice_student_key == 1.0
+    assert result.dice_ai_key == pytest.approx(2 * 157 / (200 + 173), abs=1e-12)
+    assert [(r.pixels, r.side) for r in result.ai.missed] == [(24, "upper"), (12, None)]
+    assert result.ai.missed[0].centroid_lps == pytest.approx((*lps_2d(11, 17.5)[:2], 0.0), abs=1e-9)
+    assert result.student.summary == "You missed no part of the lesion and included nothing outside it."
+
+
+def test_2d_side_follows_the_rows_of_a_rotated_image():
+    """A row-flipped direction (rows run towards -y): the side is said along the image's rows, as views show it."""
+    key, ai = masks_2d()
+    flipped = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)
+    as_image = lambda a: image_of(a, SPACING_2D, ORIGIN_2D, flipped)  # noqa: E731
+    result = check_answer(as_image(key), as_image(key), as_image(ai))
+    assert [r.side for r in result.ai.missed] == ["upper", None]
+    assert result.ai.missed[0].centroid_lps == pytest.approx(
+        (ORIGIN_2D[0] + 17.5 * 0.5, ORIGIN_2D[1] - 11 * 0.8, ORIGIN_2D[2]), abs=1e-9)
+
+
+def test_thin_band_only_is_said_and_dice_shows_it():
+    key, _ = masks_2d()
+    student = key.copy()
+    student[0, 9, 10:30] = True  # one extra row above the key: 20 px, one pixel wide
+    result = check_2d(student, key)
+    assert result.dice_student_key == pytest.approx(2 * 200 / (200 + 220), abs=1e-12)
+    assert result.student.missed == result.student.extra == ()
+    assert result.student.summary == ("You missed no part of the lesion and included nothing outside it; the "
+                                      "outlines differ only along a band at most two pixels wide.")
+    assert result.dice_ai_key is None and result.ai is None
+
+
+def test_3d_volumes_centroids_and_anatomical_sides():
+    """Spacing (0.7, 0.7, 2.0) mm, origin (-50, 20, -30); key: slices 4–9 × rows 10–29 × columns 10–29 (2400 voxels).
+    The AI misses slice 9 × rows 12–27 × columns 12–27 (256 voxels, superior) and adds rows 32–35 × columns
+    16–23 on slices 5–8 (128 voxels, posterior)."""
+    spacing, origin = (0.7, 0.7, 2.0), (-50.0, 20.0, -30.0)
+    key = np.zeros((14, 40, 40), bool)
+    key[4:10, 10:30, 10:30] = True
+    ai = key.copy()
+    ai[9, 12:28, 12:28] = False
+    ai[5:9, 32:36, 16:24] = True
+    as_image = lambda a: image_of(a, spacing, origin)  # noqa: E731
+    result = check_answer(as_image(key), as_image(key), as_image(ai))
+    voxel = 0.7 * 0.7 * 2.0
+    (missed,) = result.ai.missed
+    (extra,) = result.ai.extra
+    assert (missed.pixels, missed.unit, missed.side) == (256, "mm³", "superior")
+    assert missed.size == pytest.approx(256 * voxel, abs=1e-9)
+    assert missed.centroid_lps == pytest.approx((-50 + 19.5 * 0.7, 20 + 19.5 * 0.7, -30 + 9 * 2.0), abs=1e-9)
+    assert (extra.pixels, extra.side) == (128, "posterior")
+    assert extra.size == pytest.approx(128 * voxel, abs=1e-9)
+    assert extra.centroid_lps == pytest.approx((-50 + 19.5 * 0.7, 20 + 33.5 * 0.7, -30 + 6.5 * 2.0), abs=1e-9)
+    assert result.dice_ai_key == pytest.approx(2 * 2144 / (2400 + 2272), abs=1e-12)
+    assert result.ai.summary == ("The AI missed 1 region of the lesion (251 mm³ at the superior edge) and included "
+                                 "1 region outside it (125 mm³ beyond the posterior edge).")
+
+
+def test_3d_sides_come_from_lps_not_from_the_grid():
+    """A coronal grid (columns +x, rows -z, slices +y), key 10 × 10 × 10 voxels of 1 mm: the AI misses its first
+    rows (superior), its last slices (posterior) and its last columns (the patient's left)."""
+    direction = (1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0)
+    key = np.zeros((20, 20, 20), bool)
+    key[5:15, 5:15, 5:15] = True
+    ai = key.copy()
+    ai[8:12, 5:8, 8:12] = False  # 48 voxels, rows 5–7: superior
+    ai[7:10, 8:12, 12:15] = False  # 36 voxels, columns 12–14: the patient's left
+    ai[13:15, 8:12, 8:12] = False  # 32 voxels, slices 13–14: posterior
+    as_image = lambda a: image_of(a, (1.0, 1.0, 1.0), (3.0, -4.0, 5.0), direction)  # noqa: E731
+    result = check_answer(as_image(key), as_image(key), as_image(ai))
+    assert [(r.pixels, r.side) for r in result.ai.missed] == [(48, "superior"), (36, "patient's left"),
+                                                               (32, "posterior")]
+    assert result.ai.missed[0].centroid_lps == pytest.approx((3.0 + 9.5, -4.0 + 9.5, 5.0 - 6.0), abs=1e-9)
+
+
+def test_calls_right_wrong_and_none():
+    key, _ = masks_2d()
+    right = check_2d(key, key, student_call="1", key_label="1", labels=LABELS)
+    assert (right.call, right.call_summary) == ("right", "Your call, malignant, is right.")
+    wrong = check_2d(key, key, student_call="0", key_label="1", labels=LABELS)
+    assert (wrong.call, wrong.call_summary) == ("wrong", "Your call, benign, is wrong: the answer key says malignant.")
+    no_call = check_2d(key, key, key_label=1, labels={0: "benign", 1: "malignant"})
+    assert (no_call.call, no_call.call_summary) == ("none", "You made no call; the answer key says malignant.")
+    assert check_2d(key, key, student_call="1").call == "none"  # the key has no label
+    assert check_2d(key, key, student_call="B3", key_label="B4").call == "wrong"  # no words: the codes are said
+    with pytest.raises(InputError, match="Your call '2' is none of this teaching set's labels"):
+        check_2d(key, key, student_call="2", key_label="1", labels=LABELS)
+    with pytest.raises(InputError, match="The answer key's label 'x'"):
+        check_2d(key, key, student_call="1", key_label="x", labels=LABELS)
+
+
+def test_refusals():
+    key, ai = masks_2d()
+    with pytest.raises(InputError, match="Draw the lesion first"):
+        check_2d(np.zeros_like(key), key, ai)
+    with pytest.raises(InputError, match="answer key of this case outlines nothing"):
+        check_2d(key, np.zeros_like(key))
+    good = image_of(key, SPACING_2D, ORIGIN_2D)
+    for bad, what in ((image_of(key, (0.5, 0.81, 1.0), ORIGIN_2D), "spacing differs"),
+                      (image_of(key, SPACING_2D, (-20.0, 35.5, 7.5)), "origin differs"),
+                      (image_of(key[:, :29], SPACING_2D, ORIGIN_2D), "size differs"),
+                      (image_of(key, SPACING_2D, ORIGIN_2D, (0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, -1.0)),
+                       "direction differs")):
+        with pytest.raises(InputError, match=f"Your outline is not on the answer key's image grid .its {what}"):
+            check_answer(bad, good)
+        with pytest.raises(InputError, match="The AI's outline is not on the answer key's image grid"):
+            check_answer(good, good, bad)
+    with pytest.raises(InputError, match="spacing and origin differ"):
+        check_answer(image_of(key, (0.6, 0.8, 1.0), (0.0, 0.0, 0.0)), good)
+    nan = sitk.GetImageFromArray(np.where(key, np.nan, 0.0))
+    nan.CopyInformation(good)
+    with pytest.raises(InputError, match="not numbers"):
+        check_answer(nan, good)
+    with pytest.raises(InputError, match="one value per pixel"):
+        check_answer(sitk.Image([40, 30], sitk.sitkVectorUInt8, 3), good)
+
+
+def test_score_sheet_csv_round_trip_and_summary(tmp_path):
+    key, ai = masks_2d()
+    sheet = ScoreSheet()
+    assert sheet.summary().text == "No case checked yet."
+    start = datetime(2026, 12, 7, 14, 5, 9, tzinfo=timezone(timedelta(hours=1)))
+    first = check_2d(key, key, ai, student_call="1", key_label="1", labels=LABELS)
+    sheet.add("mammo-07", first, 42.25, start)
+    student = key.copy()
+    student[0, 10:13, 14:22] = False
+    second = check_2d(student, key, student_call="0", key_label="1", labels=LABELS)
+    sheet.add("=HYPERLINK(1)", second, 12.0, start + timedelta(minutes=1))
+    sheet.add("case 3", check_2d(key, key), 5.0, start + timedelta(minutes=2))
+
+    path = sheet.to_csv(tmp_path / "sheets" / "session.csv")
+    assert [p.name for p in path.parent.iterdir()] == ["session.csv"]  # no temporary file left
+    text = path.read_bytes().decode("utf-8")
+    assert text == sheet.to_csv_text() and text.startswith("case,student_dice,")
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert tuple(rows[0]) == COLUMNS == ("case", "student_dice", "ai_dice", "call", "seconds", "time")
+    assert rows[0] == {"case": "mammo-07", "student_dice": "1.000", "ai_dice": f"{2 * 157 / 373:.3f}",
+                       "call": "right", "seconds": "42.2", "time": "2026-12-07T14:05:09+01:00"}
+    assert rows[1] == {"case": "'=HYPERLINK(1)", "student_dice": f"{2 * 176 / 376:.3f}", "ai_dice": "",
+                       "call": "wrong", "seconds": "12.0", "time": "2026-12-07T14:06:09+01:00"}
+    assert (rows[2]["case"], rows[2]["call"]) == ("case 3", "none")
+
+    summary = sheet.summary()
+    assert summary.mean_student_dice == pytest.approx((1 + 2 * 176 / 376 + 1) / 3, abs=1e-12)
+    assert summary.mean_ai_dice == pytest.approx(2 * 157 / 373, abs=1e-12)
+    assert (summary.cases, summary.calls_right, summary.calls_checked) == (3, 1, 2)
+    assert summary.text == "3 cases: your mean Dice 0.98 (the AI's 0.84); calls right 1/2"
+
+    sheet.to_csv(path)  # written again over the old file
+    assert len(list(csv.reader(io.StringIO(path.read_bytes().decode("utf-8"), newline="")))) == 4
+    assert sheet.add("case 4", first, 1.0).time.tzinfo is not None  # now, with its UTC offset
+    with pytest.raises(InputError, match="needs an id"):
+        sheet.add(" ", first, 1.0)
+    with pytest.raises(InputError, match="number of seconds"):
+        sheet.add("case 5", first, float("nan"))

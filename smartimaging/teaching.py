@@ -1,0 +1,322 @@
+"""Teaching mode's scoring, GUI-free (numpy and SimpleITK): a student's outline and call checked against a case's
+answer key (reference mask + label), the AI's outline checked the same way, and a session's score sheet as CSV.
+
+Masks are label images on one grid (any non-zero pixel is the lesion): 2D images (a mammogram, a bone-scan frame;
+a SimpleITK 2D image or a 3D one with one slice) give areas in mm², 3D volumes (MRI) volumes in mm³. Where an
+outline disagrees with the key is told as connected regions (face-connected) of key minus outline ("missed") and
+outline minus key ("extra"). A region counts only where it is more than two pixels wide somewhere in the image plane
+(one of its pixels has its four in-plane neighbours in it): a band along the outline at most two pixels wide is the
+brush's imprecision, which the Dice already shows. A region is placed on a side of the lesion only when that is
+clear-cut (SIDE_OFFSET, SIDE_DOMINANCE); otherwise only its size is told.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import InputError
+from .io import atomic_files
+from .wording import counted
+
+# A region is on a side of the lesion when its centroid is at least SIDE_OFFSET × the key's equivalent radius (of the
+# disc or ball of the key's area or volume) from the key's centroid along one direction, and that offset is at least
+# SIDE_DOMINANCE × its offset along every other direction.
+SIDE_OFFSET = 0.5
+SIDE_DOMINANCE = 2.0
+# Side words per axis (negative direction, positive direction). 3D: anatomical, from the LPS offset. 2D: along the
+# image's rows only (first row at the top, as every view shows it); left and right are never said for a 2D image,
+# since a mammogram may be hung mirrored.
+SIDES_3D = (("patient's right", "patient's left"), ("anterior", "posterior"), ("inferior", "superior"))
+SIDES_2D = ((None, None), ("upper", "lower"))
+GEOMETRY_TOLERANCE = 1e-6  # mm for origin and spacing (× the smallest spacing), plain for direction cosines
+COLUMNS = ("case", "student_dice", "ai_dice", "call", "seconds", "time")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads a cell starting so as a formula
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+@dataclass(frozen=True)
+class Region:
+    """A connected region where an outline disagrees with the key."""
+
+    pixels: int
+    size: float  # mm² for a 2D image, mm³ for a volume
+    unit: str  # "mm²" or "mm³"
+    centroid_lps: tuple[float, float, float]  # mm
+    side: str | None  # "upper", "anterior", "patient's left"...: relative to the key's centroid; None when unclear
+
+    def text(self, edge: str) -> str:
+        """Its size and, when known, side: "14 mm² at the upper edge" (`edge` "at the" or "beyond the")."""
+        return _size_text(self.size, self.unit) + (f" {edge} {self.side} edge" if self.side else "")
+
+
+@dataclass(frozen=True)
+class Discrepancies:
+    """Where one outline (the student's or the AI's) disagrees with the key, largest regions first."""
+
+    missed: tuple[Region, ...]  # parts of the key outside the outline
+    extra: tuple[Region, ...]  # parts of the outline outside the key
+    summary: str  # one sentence a teacher would write
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The student's outline and call, and the AI's outline, checked against the answer key."""
+
+    dice_student_key: float
+    dice_ai_key: float | None  # None without an AI outline
+    call: str  # "right", "wrong", or "none" (no call made, or the key has no label)
+    call_summary: str | None  # None when the key has no label
+    student: Discrepancies
+    ai: Discrepancies | None
+
+
+@dataclass(frozen=True)
+class _Mask:
+    """A binary mask with the geometry that sizes and places its regions."""
+
+    array: np.ndarray  # bool, (k, j, i)
+    image: sitk.Image  # the 3D label image it came from
+    flat: bool  # one slice: areas in mm²
+
+
+def check_answer(student: sitk.Image, key: sitk.Image, ai: sitk.Image | None = None, student_call: str | None = None,
+                 key_label: str | None = None, labels: dict | None = None) -> CheckResult:
+    """Score the student's outline (and the AI's, when given) against the answer key, and the student's call against
+    the key's label. `labels` maps each call's code (the manifest's label, e.g. "1") to its words ("malignant");
+    without it the codes are the words. Refuses masks on different grids and an empty student outline or key."""
+    key_mask = _mask(key, "the answer key")
+    student_mask = _mask(student, "your outline")
+    _check_same_grid(student_mask.image, key_mask.image, "your outline")
+    if not key_mask.array.any():
+        raise InputError("The answer key of this case outlines nothing: the case cannot be checked.")
+    if not student_mask.array.any():
+        raise InputError("Draw the lesion first: your outline is empty.")
+    ai_mask = None
+    if ai is not None:
+        ai_mask = _mask(ai, "the AI's outline")
+        _check_same_grid(ai_mask.image, key_mask.image, "the AI's outline")
+    call, call_summary = _check_call(student_call, key_label, labels or {})
+    return CheckResult(
+        dice_student_key=_dice(student_mask.array, key_mask.array),
+        dice_ai_key=None if ai_mask is None else _dice(ai_mask.array, key_mask.array),
+        call=call, call_summary=call_summary,
+        student=_discrepancies(student_mask, key_mask, "You"),
+        ai=None if ai_mask is None else _discrepancies(ai_mask, key_mask, "The AI"))
+
+
+def _mask(image: sitk.Image, name: str) -> _Mask:
+    """The non-zero pixels of a 2D or 3D label image (a 2D image becomes one slice at z = 0)."""
+    if image.GetNumberOfComponentsPerPixel() != 1 or image.GetDimension() not in (2, 3):
+        raise InputError(f"{_capitalised(name)} must be a 2D or 3D label image with one value per pixel.")
+    if image.GetDimension() == 2:
+        image = sitk.JoinSeries(image)
+    values = sitk.GetArrayViewFromImage(image)
+    if not np.isfinite(values).all():
+        raise InputError(f"{_capitalised(name)} has pixels that are not numbers (NaN or infinite).")
+    return _Mask(values != 0, image, image.GetSize()[2] == 1)
+
+
+def _capitalised(text: str) -> str:
+    """The text with its first letter upper-case ("the AI's outline" -> "The AI's outline")."""
+    return text[:1].upper() + text[1:]
+
+
+def _check_same_grid(image: sitk.Image, key: sitk.Image, name: str) -> None:
+    """Refuse a mask whose size, spacing, origin or direction differs from the key's."""
+    tolerance = GEOMETRY_TOLERANCE * min(key.GetSpacing())
+    differences = [what for what, a, b, atol in (
+        ("size", image.GetSize(), key.GetSize(), 0),
+        ("spacing", image.GetSpacing(), key.GetSpacing(), tolerance),
+        ("origin", image.GetOrigin(), key.GetOrigin(), tolerance),
+        ("direction", image.GetDirection(), key.GetDirection(), GEOMETRY_TOLERANCE))
+        if not np.allclose(a, b, rtol=0, atol=atol)]
+    if differences:
+        raise InputError(f"{_capitalised(name)} is not on the answer key's image grid (its {' and '.join(differences)} "
+                         f"differ{'s' if len(differences) == 1 else ''}): both must outline the same image.")
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice overlap of two binary masks, at least one non-empty."""
+    return float(2.0 * np.logical_and(a, b).sum() / (a.sum() + b.sum()))
+
+
+def _pixel_size(image: sitk.Image, flat: bool) -> float:
+    """Area (mm²) of a pixel in the image plane, or volume (mm³) of a voxel, exact for any direction matrix."""
+    axes = np.array(image.GetDirection()).reshape(3, 3) * np.array(image.GetSpacing())
+    return float(np.linalg.norm(np.cross(axes[:, 0], axes[:, 1])) if flat else abs(np.linalg.det(axes)))
+
+
+def _regions(mask: np.ndarray, of: _Mask, key_centroid: np.ndarray, key_radius: float) -> tuple[Region, ...]:
+    """The connected regions of `mask` more than two pixels wide somewhere in the image plane, largest first."""
+    if not mask.any():
+        return ()
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    image.CopyInformation(of.image)
+    erode = sitk.BinaryErodeImageFilter()
+    erode.SetKernelType(sitk.sitkCross)
+    erode.SetKernelRadius((1, 1, 0))
+    erode.SetForegroundValue(1)
+    erode.SetBoundaryToForeground(False)
+    components = sitk.ConnectedComponent(image, False)
+    wide = np.unique(sitk.GetArrayViewFromImage(components)[sitk.GetArrayFromImage(erode.Execute(image)) > 0])
+    shapes = sitk.LabelShapeStatisticsImageFilter()
+    shapes.Execute(components)
+    pixel, unit = _pixel_size(of.image, of.flat), "mm²" if of.flat else "mm³"
+    regions = []
+    for label in wide:
+        pixels, centroid = shapes.GetNumberOfPixels(int(label)), np.array(shapes.GetCentroid(int(label)))
+        regions.append(Region(pixels, pixels * pixel, unit, tuple(float(c) for c in centroid),
+                              _side(centroid - key_centroid, of, key_radius)))
+    return tuple(sorted(regions, key=lambda region: -region.pixels))
+
+
+def _side(offset_lps: np.ndarray, of: _Mask, key_radius: float) -> str | None:
+    """The side of the key's centroid that an offset (mm, LPS) points to, None unless clear-cut."""
+    if of.flat:  # along the image's columns and rows, in mm
+        parts, words = np.array(of.image.GetDirection()).reshape(3, 3)[:, :2].T @ offset_lps, SIDES_2D
+    else:
+        parts, words = offset_lps, SIDES_3D
+    axis = int(np.argmax(np.abs(parts)))
+    along, others = abs(parts[axis]), np.delete(np.abs(parts), axis)
+    if along < SIDE_OFFSET * key_radius or (others * SIDE_DOMINANCE > along).any():
+        return None
+    return words[axis][int(parts[axis] > 0)]
+
+
+def _discrepancies(outline: _Mask, key: _Mask, who: str) -> Discrepancies:
+    """Where `outline` disagrees with the key, and the sentence that says it ("You ...", "The AI ...")."""
+    key_size = key.array.sum() * _pixel_size(key.image, key.flat)
+    key_radius = math.sqrt(key_size / math.pi) if key.flat else (3 * key_size / (4 * math.pi)) ** (1 / 3)
+    key_image = sitk.GetImageFromArray(key.array.astype(np.uint8))
+    key_image.CopyInformation(key.image)
+    shapes = sitk.LabelShapeStatisticsImageFilter()
+    shapes.Execute(key_image)
+    centroid = np.array(shapes.GetCentroid(1))
+    missed = _regions(key.array & ~outline.array, key, centroid, key_radius)
+    extra = _regions(outline.array & ~key.array, key, centroid, key_radius)
+    missed_text = (f"missed {counted(len(missed), 'region')} of the lesion ({_regions_text(missed, 'at the')})"
+                   if missed else "missed no part of the lesion")
+    extra_text = (f"included {counted(len(extra), 'region')} outside it ({_regions_text(extra, 'beyond the')})"
+                  if extra else "included nothing outside it")
+    sentence = f"{who} {missed_text} {'but' if extra and not missed else 'and'} {extra_text}"
+    if not missed and not extra and not np.array_equal(outline.array, key.array):
+        sentence += "; the outlines differ only along a band at most two pixels wide"
+    return Discrepancies(missed, extra, sentence + ".")
+
+
+def _regions_text(regions: tuple[Region, ...], edge: str) -> str:
+    """The largest region's size (and side): "14 mm² at the upper edge", "largest 14 mm²" for several."""
+    return ("" if len(regions) == 1 else "largest ") + regions[0].text(edge)
+
+
+def _size_text(size: float, unit: str) -> str:
+    """A size with two significant digits below 10 ("2.5 mm²", "0.013 mm²"), whole above ("14 mm²")."""
+    return f"{size:.0f} {unit}" if size >= 9.95 else f"{size:.2g} {unit}"
+
+
+def _check_call(student_call, key_label, labels: dict) -> tuple[str, str | None]:
+    """("right" / "wrong" / "none", the sentence that says it; None when the key has no label)."""
+    words = {str(code): str(text) for code, text in labels.items()}
+    for what, code in (("your call", student_call), ("the answer key's label", key_label)):
+        if code is not None and words and str(code) not in words:
+            raise InputError(f"{_capitalised(what)} '{code}' is none of this teaching set's labels "
+                             f"({', '.join(words.values())}).")
+    if key_label is None:
+        return "none", None
+    key_words = words.get(str(key_label), str(key_label))
+    if student_call is None:
+        return "none", f"You made no call; the answer key says {key_words}."
+    call_words = words.get(str(student_call), str(student_call))
+    if str(student_call) == str(key_label):
+        return "right", f"Your call, {call_words}, is right."
+    return "wrong", f"Your call, {call_words}, is wrong: the answer key says {key_words}."
+
+
+@dataclass(frozen=True)
+class Score:
+    """One checked case of a session (the case id the caller gives: never a patient identifier)."""
+
+    case: str
+    student_dice: float
+    ai_dice: float | None
+    call: str  # "right", "wrong" or "none"
+    seconds: float  # time spent on the case
+    time: datetime  # when it was checked
+
+    def cells(self) -> list[str]:
+        """Its CSV cells, in COLUMNS' order (a case id a spreadsheet would run as a formula is prefixed with ')."""
+        case = f"'{self.case}" if self.case.startswith(FORMULA_START) and not NUMBER.fullmatch(self.case) else self.case
+        return [case, f"{self.student_dice:.3f}", "" if self.ai_dice is None else f"{self.ai_dice:.3f}", self.call,
+                f"{self.seconds:.1f}", self.time.isoformat(timespec="seconds")]
+
+
+@dataclass(frozen=True)
+class SheetSummary:
+    """A session's totals."""
+
+    cases: int
+    mean_student_dice: float | None  # None before the first case
+    mean_ai_dice: float | None  # over the cases with an AI outline
+    calls_right: int
+    calls_checked: int  # cases whose call was right or wrong
+
+    @property
+    def text(self) -> str:
+        """"3 cases: your mean Dice 0.78 (the AI's 0.85); calls right 2/3"."""
+        if not self.cases:
+            return "No case checked yet."
+        text = f"{counted(self.cases, 'case')}: your mean Dice {self.mean_student_dice:.2f}"
+        if self.mean_ai_dice is not None:
+            text += f" (the AI's {self.mean_ai_dice:.2f})"
+        return text + f"; calls right {self.calls_right}/{self.calls_checked}"
+
+
+@dataclass
+class ScoreSheet:
+    """A teaching session's score sheet: one row per checked case, in the order checked."""
+
+    rows: list[Score] = field(default_factory=list)
+
+    def add(self, case: str, result: CheckResult, seconds: float, time: datetime | None = None) -> Score:
+        """Append a checked case (`time` defaults to now, local time with its UTC offset)."""
+        if not str(case).strip():
+            raise InputError("A teaching case needs an id for the score sheet.")
+        if not math.isfinite(seconds) or seconds < 0:
+            raise InputError(f"The time spent on case {case} must be a number of seconds, not {seconds}.")
+        score = Score(str(case), result.dice_student_key, result.dice_ai_key, result.call, float(seconds),
+                      time or datetime.now().astimezone())
+        self.rows.append(score)
+        return score
+
+    def summary(self) -> SheetSummary:
+        """Mean Dice (the student's and the AI's) and the calls right out of those checked."""
+        student = [row.student_dice for row in self.rows]
+        ai = [row.ai_dice for row in self.rows if row.ai_dice is not None]
+        return SheetSummary(len(self.rows), float(np.mean(student)) if student else None,
+                            float(np.mean(ai)) if ai else None, sum(row.call == "right" for row in self.rows),
+                            sum(row.call != "none" for row in self.rows))
+
+    def to_csv_text(self) -> str:
+        """The sheet as CSV text: a header (COLUMNS) and one line per case."""
+        buffer = io.StringIO(newline="")
+        writer = csv.writer(buffer)
+        writer.writerow(COLUMNS)
+        writer.writerows(row.cells() for row in self.rows)
+        return buffer.getvalue()
+
+    def to_csv(self, path) -> Path:
+        """Write the sheet to `path` (UTF-8), whole or not at all (a temporary file beside it, then moved)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_files(path) as (temporary,):
+            temporary.write_text(self.to_csv_text(), encoding="utf-8", newline="")
+        return path

@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 from torch.utils.data import Dataset
 
 from ..errors import InputError
-from ..evaluation import youden_cutoff
+from ..evaluation import dice, youden_cutoff
 from ..manifest import binary_label, read_manifest
 from ..models import build_network, save_model
 from ..training import TrainConfig, dice_ce_loss, fit
@@ -227,3 +227,56 @@ def train_bonescan(manifest_path, out_dir, which=("classifier", "segmenter"), co
         if progress:
             progress({"step": "saved", "model": model_id, "card": str(written[-1])})
     return written
+
+
+TRAINING_LEARNING_RATE = 0.01  # `bonescan train --lr`'s default; fine-tuning takes a tenth
+FINETUNE_WHAT = (f"a bone-scan U-Net (task bonescan-segmenter: a 2D basic_unet of 1 input channel and 3 outputs on the "
+                 f"{NET_ROWS}×{NET_COLS} view)")
+
+
+def _with_metastases(studies: list[LabelledStudy]) -> list[LabelledStudy]:
+    return [s for s in studies if any((labels == LESION).any() for labels in s.labelmaps.values())]
+
+
+def finetune_segmenter(manifest_path, from_card, out_dir, name: str, config: TrainConfig, phantom: bool = False,
+                       progress=None, should_stop=None, command: str | None = None):
+    """Fine-tune a bone-scan U-Net (its card: `from_card`) on a manifest's corrected label maps: training on the
+    `train` rows, Dice of the metastases before and after on the held-out studies that have some
+    (`smartimaging.finetune`), every view segmented whole and cleaned as in `BoneScanModels.segment`. Returns a
+    `FinetuneResult`."""
+    from ..finetune import finetune, finetune_config, held_out_split, start_model
+    from ..models import LoadedModel
+    from .pipeline import BoneScanModels, check_segmenter_card
+
+    start = start_model(from_card, check_segmenter_card, FINETUNE_WHAT)
+    manifest = read_manifest(manifest_path, required=("patient_id", "image", "mask", "split"))
+    split = held_out_split(manifest)
+    if not manifest.subset("train"):
+        raise InputError(f"{manifest.path.name} has no 'train' rows to fine-tune on")
+    train_views = prepared_views(load_labelled(manifest, manifest.subset("train")))
+    rows = {id(row): number for number, row in enumerate(manifest.rows, start=2)}
+    held_out = _with_metastases(load_labelled(manifest, manifest.subset(split)))
+    if not held_out:
+        raise InputError(f"{manifest.path.name}: no '{split}' study has metastases drawn in its mask; the Dice before "
+                         "and after fine-tuning is measured on studies that have some")
+    validation = _with_metastases(load_labelled(manifest, manifest.subset("val"))) if split == "test" else []
+
+    def evaluate(network, device, studies) -> list[float]:
+        models = BoneScanModels(None, LoadedModel(start.card, network, start.weights_path), device)  # segmenter only
+        scores = []
+        for labelled in studies:
+            views = labelled.study.views
+            predicted = [models.segment(network_input(v.counts), v.counts.shape) for v in views]
+            truth = [labelled.labelmaps[v.name] for v in views]
+            scores.append(dice(np.concatenate([(p == LESION).ravel() for p in predicted]),
+                               np.concatenate([(t == LESION).ravel() for t in truth])))
+        return scores
+
+    return finetune(
+        start, PatchDataset(train_views), dice_ce_loss, evaluate, held_out,
+        [f"row {rows[id(s.row)]}" for s in held_out], validation or None,
+        finetune_config(config, TRAINING_LEARNING_RATE), manifest_path=manifest_path, split=split,
+        prompt="every view segmented whole (no prompt), Dice of the metastases over the study's views, studies "
+               "with metastases", name=name, out_dir=out_dir, phantom=phantom,
+        counts={"train_views": len(train_views), "val_studies": len(validation), "held_out_studies": len(held_out)},
+        command=command, progress=progress, should_stop=should_stop)

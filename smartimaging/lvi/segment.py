@@ -231,20 +231,38 @@ class ClickedPatches(Dataset):
         return image, mask.long()
 
 
-def _pairs(manifest_path, split: str) -> list[tuple[sitk.Image, sitk.Image]]:
+def _named_pairs(manifest_path, split: str) -> list[tuple[str, sitk.Image, sitk.Image]]:
+    """("row <line> (<sequence>)", volume, VOI) for each sequence of the split's rows."""
     manifest = read_manifest(manifest_path, required=("patient_id", "voi"))
     pairs = []
-    for row in manifest.subset(split):
+    for number, row in enumerate(manifest.rows, start=2):
+        if row.get("split", "") != split:
+            continue
         voi = sitk.Cast(read_series_or_volume(manifest_file(manifest, row, "voi")) > 0, sitk.sitkUInt8)
         if not np.any(sitk.GetArrayViewFromImage(voi)):
             raise InputError(f"{Path(manifest_path).name}: the VOI of patient {row['patient_id']} is empty; "
                              "segment the lesion or remove the row")
         for column in ("dce", "t2"):
             if row.get(column):
-                pairs.append((read_series_or_volume(manifest.resolve(row[column])), voi))
+                pairs.append((f"row {number} ({column})", read_series_or_volume(manifest.resolve(row[column])), voi))
     if not pairs:
         raise InputError(f"No '{split}' rows with a VOI and a sequence in {Path(manifest_path).name}")
     return pairs
+
+
+def _pairs(manifest_path, split: str) -> list[tuple[sitk.Image, sitk.Image]]:
+    return [(volume, voi) for _, volume, voi in _named_pairs(manifest_path, split)]
+
+
+def centroid_click_dice(segmenter: LesionSegmenter, volume: sitk.Image, voi: sitk.Image) -> float:
+    """Dice of the VOI segmented from a click at the reference VOI's centroid (0 when nothing is found there)."""
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(voi)
+    try:
+        mask = segmenter.segment(volume, stats.GetCentroid(1))
+    except InputError:  # nothing found at the click: Dice 0
+        return 0.0
+    return dice(sitk.GetArrayFromImage(mask) > 0, sitk.GetArrayFromImage(voi) > 0)
 
 
 def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -263,16 +281,7 @@ def train_lesion_segmenter(manifest: str | os.PathLike, out_dir, config: TrainCo
 
     def validate(net, device):
         segmenter = LesionSegmenter(net, device)
-        scores = []
-        for volume, voi in val_pairs:
-            stats = sitk.LabelShapeStatisticsImageFilter()
-            stats.Execute(voi)
-            try:
-                mask = segmenter.segment(volume, stats.GetCentroid(1))
-            except InputError:  # nothing found at the click: Dice 0
-                scores.append(0.0)
-                continue
-            scores.append(dice(sitk.GetArrayFromImage(mask) > 0, sitk.GetArrayFromImage(voi) > 0))
+        scores = [centroid_click_dice(segmenter, volume, voi) for volume, voi in val_pairs]
         return {"score": float(np.mean(scores)), "val_dice": float(np.mean(scores))}
 
     result = fit(network, ClickedPatches(train_pairs, seed=config.seed), segmentation_loss, validate, config, progress)
@@ -290,3 +299,36 @@ def train_lesion_segmenter(manifest: str | os.PathLike, out_dir, config: TrainCo
             "intended_use": ("DEMO WEIGHTS trained on synthetic phantoms; not for clinical use." if "demo" in model_id
                              else "Research use; validate on your own data before any clinical use.")}
     return save_model(network, card, out_dir)
+
+
+TRAINING_LEARNING_RATE = 3e-3  # `lvi train-segmenter --lr`'s default; fine-tuning takes a tenth
+FINETUNE_WHAT = (f"an LVI lesion U-Net (task lvi-lesion-segmentation: a 3D basic_unet of 1 input channel and 2 outputs "
+                 f"on {'×'.join(map(str, PATCH_SIZE))} patches of {'×'.join(f'{v:g}' for v in PATCH_SPACING)} mm)")
+
+
+def finetune_lesion_segmenter(manifest_path, from_card, out_dir, name: str, config: TrainConfig, phantom: bool = False,
+                              progress=None, should_stop=None, command: str | None = None):
+    """Fine-tune a lesion U-Net (its card: `from_card`) on a manifest's corrected VOIs: training on the DCE and
+    FS-T2WI of the `train` rows, Dice before and after on the held-out rows' volumes (`smartimaging.finetune`), the
+    click at the VOI's centroid as in the training's validation. Returns a `FinetuneResult`."""
+    from ..finetune import finetune, finetune_config, held_out_split, start_model
+
+    start = start_model(from_card, check_segmenter_card, FINETUNE_WHAT)
+    threshold = check_segmenter_card(start.card)
+    manifest = read_manifest(manifest_path, required=("patient_id", "voi"))
+    split = held_out_split(manifest)
+    train, held_out = _pairs(manifest_path, "train"), _named_pairs(manifest_path, split)
+    validation = _pairs(manifest_path, "val") if split == "test" and manifest.subset("val") else None
+
+    def evaluate(network, device, items) -> list[float]:
+        segmenter = LesionSegmenter(network, device, threshold=threshold)
+        return [centroid_click_dice(segmenter, volume, voi) for volume, voi in items]
+
+    return finetune(
+        start, ClickedPatches(train, seed=config.seed), segmentation_loss, evaluate,
+        [(volume, voi) for _, volume, voi in held_out], [label for label, _, _ in held_out], validation,
+        finetune_config(config, TRAINING_LEARNING_RATE), manifest_path=manifest_path, split=split,
+        prompt="click at the VOI's centroid, Dice on the volume's grid", name=name, out_dir=out_dir,
+        phantom=phantom, counts={"train_volumes": len(train), "val_volumes": len(validation or []),
+                                 "held_out_volumes": len(held_out)},
+        command=command, progress=progress, should_stop=should_stop)

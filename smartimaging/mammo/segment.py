@@ -21,8 +21,18 @@ from torch.utils.data import Dataset
 from ..classical import grow_from_seed
 from ..errors import InputError
 from ..models import LoadedModel, load_model
-from ..models.nets import mirror_averaged, pick_device, prepare_for_inference
-from .images import load_mammogram, pixel_size
+from ..models.nets import (
+    CardFieldError,
+    card_choice,
+    card_field,
+    card_number,
+    card_sizes,
+    check_architecture,
+    mirror_averaged,
+    pick_device,
+    prepare_for_inference,
+)
+from .images import Mammogram, load_mammogram, pixel_size
 from .prompts import PATCH, POINT_SIGMA, network_input, patch_origin, resample, scaled
 
 SEGMENTER_IDS = {"mass": "mammo-mass-unet-demo", "calcification": "mammo-calcification-unet-demo"}
@@ -126,6 +136,14 @@ def estimated_pixel_mm(shape: tuple[int, int]) -> float:
     return float(np.clip(BREAST_IMAGE_MM / max(shape), 0.02, 1.0))
 
 
+def placeholder_replacement(image: sitk.Image) -> float | None:
+    """`estimated_pixel_mm` for an image that would be implausibly long (over twice BREAST_IMAGE_MM: a placeholder
+    spacing such as 1 mm), else None."""
+    if max(np.multiply(image.GetSize()[:2], image.GetSpacing()[:2])) > 2 * BREAST_IMAGE_MM:
+        return estimated_pixel_mm(image.GetSize()[:2])
+    return None
+
+
 def classical_roi(image: sitk.Image, kind: str, point=None, box=None) -> np.ndarray:
     """The classical fallback (`classical.grow_from_seed`) from the point or the box centre, bounded by
     FALLBACK_RADIUS_MM: a uint8 (rows, cols) mask on the mammogram's grid, empty when nothing sensible is found."""
@@ -141,8 +159,7 @@ def propose_roi(segmenter: MammoSegmenter, image: sitk.Image, kind: str, point=N
     point or box, (mask, CLASSICAL_SOURCE) from the classical fallback; InputError when neither finds a lesion.
     `pixel_mm` replaces the image's pixel size (one that the file does not record); so does `estimated_pixel_mm`
     when the image would be implausibly long (over twice BREAST_IMAGE_MM: a placeholder spacing such as 1 mm)."""
-    if pixel_mm is None and max(np.multiply(image.GetSize()[:2], image.GetSpacing()[:2])) > 2 * BREAST_IMAGE_MM:
-        pixel_mm = estimated_pixel_mm(image.GetSize()[:2])
+    pixel_mm = pixel_mm or placeholder_replacement(image)
     if pixel_mm is not None:
         image = sitk.Image(image)
         image.SetSpacing((pixel_mm, pixel_mm, *image.GetSpacing()[2:]))
@@ -215,6 +232,44 @@ def prompt_point(mask: np.ndarray) -> tuple[float, float]:
     return tuple(float(v) for v in np.argwhere(mask > 0).mean(axis=0))
 
 
+def _row_pixel_mm(row: dict) -> float | None:
+    """The manifest's `pixel_mm` cell (for PNG, PGM and JPEG, which store none), None when empty."""
+    text = row.get("pixel_mm", "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.02 <= value <= 10.0:
+        raise InputError(f"pixel_mm {text!r} is not a mammogram pixel size (0.02 to 10 mm)")
+    return value
+
+
+def segmenter_cases(manifest, kind: str, split: str) -> list[tuple[int, Mammogram, np.ndarray]]:
+    """(manifest line, mammogram, lesion mask) of the manifest's `kind` rows of one split (rows without a `kind`
+    column count as `kind`); InputError naming the row for an unreadable image or an empty mask, and when there is
+    no such row."""
+    from .features import load_mask
+
+    loaded = []
+    for number, row in enumerate(manifest.rows, start=2):
+        if row.get("kind", kind) != kind or row["split"] != split:
+            continue
+        try:
+            mammogram = load_mammogram(manifest.resolve(row["image"]), _row_pixel_mm(row))
+            mask = load_mask(manifest.resolve(row["mask"]), mammogram)
+            if not mask.any():
+                raise InputError("the mask is empty; every training row needs its lesion drawn")
+            patch_origin((0, 0), mask.shape)
+        except InputError as exc:
+            raise InputError(f"Row {number} of {manifest.path.name} ({row['patient_id']}): {exc}") from exc
+        loaded.append((number, mammogram, mask))
+    if not loaded:
+        raise InputError(f"The manifest has no '{kind}' rows with split '{split}'")
+    return loaded
+
+
 def train_segmenter(manifest_path, kind: str, out_dir, config, model_id: str | None = None, progress=None):
     """Train the point/box-prompted U-Net for masses or calcifications on a manifest's train/val rows."""
     import shlex
@@ -224,29 +279,12 @@ def train_segmenter(manifest_path, kind: str, out_dir, config, model_id: str | N
     from ..models import build_network, save_model
     from ..models.registry import check_model_name
     from ..training import dice_ce_loss, fit
-    from .features import load_mask
 
     model_id = model_id or SEGMENTER_IDS[kind]
     check_model_name(model_id)
     manifest = read_manifest(manifest_path, required=("patient_id", "image", "mask", "split"))
-    rows = [(number, r) for number, r in enumerate(manifest.rows, start=2) if r.get("kind", kind) == kind]
-
-    def cases(split):
-        loaded = []
-        for number, row in (item for item in rows if item[1]["split"] == split):
-            try:
-                mammogram = load_mammogram(manifest.resolve(row["image"]))
-                mask = load_mask(manifest.resolve(row["mask"]), mammogram)
-                if not mask.any():
-                    raise InputError("the mask is empty; every training row needs its lesion drawn")
-                patch_origin((0, 0), mask.shape)
-            except InputError as exc:
-                raise InputError(f"Row {number} of {manifest.path.name} ({row['patient_id']}): {exc}") from exc
-            loaded.append((mammogram.pixels, mask))
-        if not loaded:
-            raise InputError(f"The manifest has no '{kind}' rows with split '{split}'")
-        return loaded
-    train_cases, val_cases = cases("train"), cases("val")
+    train_cases, val_cases = ([(m.pixels, mask) for _, m, mask in segmenter_cases(manifest, kind, split)]
+                              for split in ("train", "val"))
 
     def validate(model, device):
         overlap = total = 0.0
@@ -283,3 +321,86 @@ def train_segmenter(manifest_path, kind: str, out_dir, config, model_id: str | N
                              else "Research use; validate on your own data before any clinical use."),
             "weights_sha256": ""}
     return save_model(network, card, out_dir)
+
+
+TRAINING_LEARNING_RATE = 1e-3  # `mammo train-segmenter --lr`'s default; fine-tuning takes a tenth
+FINETUNE_WHAT = ("a mammography lesion U-Net (task mammo-mass-segmentation or mammo-calcification-segmentation: a 2D "
+                 f"basic_unet of 2 input channels and 2 outputs on {PATCH}×{PATCH} patches)")
+
+
+def check_segmenter_card(card: dict) -> str:
+    """The lesion kind of a mammography U-Net card, once the fields that segmentation and fine-tuning rely on are
+    checked: task mammo-<kind>-segmentation, a 2D BasicUNet of 2 input channels (patch, prompt) and 2 outputs, the
+    PATCH×PATCH patch, a pixel size (when given) of 0.02 to 10 mm."""
+    kinds = {f"mammo-{kind}-segmentation": kind for kind in SEGMENTER_IDS}
+    if card.get("task") not in kinds:
+        raise CardFieldError(f"task is {card.get('task')!r}; expected {' or '.join(map(repr, kinds))}")
+    architecture = check_architecture(card_field(card, "architecture"))
+    card_choice(architecture["name"], "architecture.name", ("basic_unet",))
+    card_choice(architecture.get("spatial_dims", 2), "architecture.spatial_dims", (2,))
+    card_choice(architecture.get("in_channels", 1), "architecture.in_channels", (2,))
+    card_choice(architecture.get("out_channels"), "architecture.out_channels", (2,))
+    if card_sizes(card_field(card, "inputs.patch"), "inputs.patch", 2) != (PATCH, PATCH):
+        raise CardFieldError(f"inputs.patch is {card['inputs']['patch']!r}; expected [{PATCH}, {PATCH}] (the patch "
+                             "this version of SmartImaging cuts)")
+    if card_field(card, "inputs.pixel_mm", None) is not None:
+        card_number(card["inputs"]["pixel_mm"], "inputs.pixel_mm", 0.02, 10.0, " mm")
+    return kinds[card["task"]]
+
+
+def _working_pixel_mm(mammogram: Mammogram) -> tuple[float, float]:
+    """The (row, column) pixel size a proposal uses (`propose_roi`: a placeholder spacing is replaced)."""
+    replacement = placeholder_replacement(mammogram.image)
+    return (replacement, replacement) if replacement else pixel_size(mammogram.image)
+
+
+def _on_grid(number: int, mammogram: Mammogram, mask: np.ndarray, grid_mm: float | None):
+    """Image and mask on the network's grid (`grid_mm` pixels; None: as stored), padded to one patch."""
+    pixels = mammogram.pixels
+    if grid_mm:
+        source_mm = _working_pixel_mm(mammogram)
+        pixels = resample(pixels, source_mm, grid_mm)
+        mask = (resample(mask.astype(np.float32), source_mm, grid_mm) >= 0.5).astype(np.uint8)
+        if not mask.any():
+            raise InputError(f"Row {number}: the lesion is smaller than a pixel of the model ({grid_mm:g} mm)")
+    padding = [(0, max(PATCH - n, 0)) for n in pixels.shape]
+    return np.pad(pixels, padding, constant_values=float(pixels.min())), np.pad(mask, padding)
+
+
+def finetune_segmenter(manifest_path, from_card, out_dir, name: str, config, kind: str | None = None,
+                       phantom: bool = False, progress=None, should_stop=None, command: str | None = None):
+    """Fine-tune a mass or calcification U-Net (its card: `from_card`) on a manifest's corrected ROIs: training on
+    the `train` rows on the card's pixel grid, Dice before and after on the held-out rows (`finetune`), the click at
+    the lesion's centroid and the mask on the image's own grid, as in use. Returns a `FinetuneResult`."""
+    from ..evaluation import dice
+    from ..finetune import finetune, finetune_config, held_out_split, start_model
+    from ..manifest import read_manifest
+    from ..training import dice_ce_loss
+
+    start = start_model(from_card, check_segmenter_card, FINETUNE_WHAT)
+    card_kind = check_segmenter_card(start.card)
+    if kind is not None and kind != card_kind:
+        raise InputError(f"--from-model {start.card['id']} segments {card_kind} lesions, not {kind} lesions; give "
+                         f"--kind {card_kind} or a {kind} U-Net")
+    manifest = read_manifest(manifest_path, required=("patient_id", "image", "mask", "split"))
+    split = held_out_split(manifest, lambda row: row.get("kind", card_kind) == card_kind)
+    grid_mm = start.card["inputs"].get("pixel_mm")
+    train = [_on_grid(*case, grid_mm) for case in segmenter_cases(manifest, card_kind, "train")]
+    held_out = segmenter_cases(manifest, card_kind, split)
+    has_val = split == "test" and any(row["split"] == "val" and row.get("kind", card_kind) == card_kind
+                                      for row in manifest.rows)
+    validation = [(m, mask) for _, m, mask in segmenter_cases(manifest, card_kind, "val")] if has_val else None
+
+    def evaluate(network, device, items) -> list[float]:
+        segmenter = MammoSegmenter(LoadedModel(start.card, network, start.weights_path), device)
+        return [dice(segmenter.segment(m.pixels, _working_pixel_mm(m), point=prompt_point(mask)), mask)
+                for m, mask in items]
+
+    return finetune(
+        start, PromptedPatches(train, point_jitter=2.0 if card_kind == "mass" else 8.0), dice_ce_loss, evaluate,
+        [(m, mask) for _, m, mask in held_out], [f"row {number}" for number, _, _ in held_out], validation,
+        finetune_config(config, TRAINING_LEARNING_RATE), manifest_path=manifest_path, split=split,
+        prompt="click at the lesion's centroid, Dice on the image's own grid", name=name, out_dir=out_dir,
+        phantom=phantom, counts={"train_cases": len(train), "val_cases": len(validation or []),
+                                 "held_out_cases": len(held_out)},
+        command=command, progress=progress, should_stop=should_stop)

@@ -1,0 +1,193 @@
+"""Fine-tuning of the ROI-proposal networks (mammography, LVI lesion and bone-scan U-Nets) from the reader's
+corrected ROIs, as in MONAI Label's active learning.
+
+Training starts from a model card's weights, loaded through the registry (sha256 check, safetensors) after the card
+is checked against the task's network and input spec; it runs FINETUNE_EPOCHS epochs at LEARNING_RATE_FACTOR times the
+task's training learning rate: the start weights already segment, and a few small steps adapt them to a handful of
+corrected cases without forgetting what they learnt (and take minutes on a CPU, in the background worker). The start
+and the fine-tuned network are measured on the same held-out rows (split 'test', else 'val') with the same prompts;
+the new card records both Dice values, the start model (id, version, sha256), the data, the command and the seed.
+
+The best epoch is chosen on the 'val' rows when the held-out rows are the 'test' rows; otherwise (the 'val' rows are
+the held-out rows, or there are none) the last epoch is kept, so that the held-out rows never choose the model.
+"""
+
+from __future__ import annotations
+
+import copy
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .errors import CancelledError, InputError
+from .manifest import Manifest
+from .models import LoadedModel, load_model, save_model
+from .models.nets import CardFieldError, pick_device
+from .models.registry import check_model_name, read_card
+from .training import TrainConfig, fit
+
+FINETUNE_EPOCHS = 5
+LEARNING_RATE_FACTOR = 0.1
+FINETUNE_HELP = (f"fine-tune: start from this model card's weights (same task, network and input spec; sha256 "
+                 f"checked); default {FINETUNE_EPOCHS} epochs at a tenth of the training learning rate (the start "
+                 "weights already segment: small steps adapt them to the corrected cases without forgetting). "
+                 "Dice of the start and the fine-tuned model on the held-out rows (split 'test', else 'val') goes "
+                 "into the new card")
+PHANTOM_HELP = "the manifest holds synthetic phantoms: the card labels its Dice values as phantom numbers"
+BATCH_SIZES = {"mammo": 16, "lvi": 8, "bonescan": 8}  # the defaults of the tasks' training commands
+TASKS = tuple(BATCH_SIZES)
+
+Progress = Callable[[float, str], None]
+StopCheck = Callable[[], bool]
+# Dice of a network (on a device) for each held-out or validation item of a task
+Evaluate = Callable[[torch.nn.Module, torch.device, Sequence], list[float]]
+
+
+@dataclass
+class FinetuneResult:
+    card: Path
+    dice_before: float
+    dice_after: float
+    n: int
+    split: str
+
+    def as_json(self) -> dict:
+        return {"card": str(self.card), "dice_before": self.dice_before, "dice_after": self.dice_after, "n": self.n,
+                "split": self.split}
+
+    def summary(self) -> str:
+        return (f"Dice on {self.n} held-out '{self.split}' item(s): {self.dice_before:.3f} before, "
+                f"{self.dice_after:.3f} after fine-tuning; wrote {self.card}")
+
+
+def finetune_config(config: TrainConfig, training_learning_rate: float) -> TrainConfig:
+    """`config` with the fine-tuning defaults where its epochs or learning rate is None (not chosen)."""
+    return TrainConfig(**{**config.__dict__, "epochs": config.epochs or FINETUNE_EPOCHS,
+                          "learning_rate": config.learning_rate or training_learning_rate * LEARNING_RATE_FACTOR})
+
+
+def start_model(from_card, check: Callable[[dict], object], what: str) -> LoadedModel:
+    """The start model of a fine-tuning: its card checked by `check` (the task's network and input spec) before
+    the registry loads it (sha256, safetensors); InputError naming the card and the field that differs."""
+    card, path = read_card(from_card)
+    try:
+        check(card)
+    except CardFieldError as exc:
+        raise InputError(f"--from-model {path.name} is not {what}, so it cannot be fine-tuned here: {exc}") from None
+    return load_model(path)
+
+
+def held_out_split(manifest: Manifest, usable: Callable[[dict], bool] = lambda row: True) -> str:
+    """'test' when the manifest has usable test rows, else 'val'; InputError when it has neither."""
+    for split in ("test", "val"):
+        if any(row.get("split") == split and usable(row) for row in manifest.rows):
+            return split
+    raise InputError(f"{manifest.path.name} has no held-out rows (split 'test' or 'val'): Dice before and after "
+                     "fine-tuning is measured on them; mark some corrected cases as 'test'")
+
+
+def command_line() -> str:
+    return "smartimaging " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _mean(scores: list[float]) -> float:
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def finetune(start: LoadedModel, train_set: Dataset, loss_fn, evaluate: Evaluate, held_out: Sequence,
+             held_out_names: list[str], validation: Sequence | None, config: TrainConfig, *, manifest_path,
+             split: str, prompt: str, name: str, out_dir, phantom: bool, counts: dict, command: str | None = None,
+             progress: Progress | None = None, should_stop: StopCheck | None = None) -> FinetuneResult:
+    """Fine-tune `start.network` on `train_set` and write the new card + weights to `out_dir`.
+
+    `evaluate(network, device, items)` gives one Dice per item; `held_out` (named by `held_out_names`) are measured
+    before and after, `validation` (or None: the last epoch is kept) chooses the best epoch. `prompt` says how the
+    prompts were derived, `counts` how many rows were used (for the card)."""
+    check_model_name(name)
+    report = progress or (lambda fraction, message: None)
+    device = pick_device(config.device)
+
+    def dice_of(network, items) -> list[float]:  # on a copy: inference may fold batch norms in place
+        if should_stop is not None and should_stop():
+            raise CancelledError("Fine-tuning was cancelled")
+        return evaluate(copy.deepcopy(network).to(device).eval(), device, items)
+
+    report(0.0, f"measuring the start model {start.card['id']} on {len(held_out)} held-out item(s)")
+    before = dice_of(start.network, held_out)
+    network = start.network
+    epochs_seen = []
+
+    def validate(model, device):
+        if validation is None:  # the last epoch is kept
+            epochs_seen.append(1)
+            return {"score": float(len(epochs_seen))}
+        dice = _mean(dice_of(model, validation))
+        return {"score": dice, "val_dice": dice}
+
+    def on_epoch(record: dict) -> None:
+        shown = f", val Dice {record['val_dice']:.3f}" if "val_dice" in record else ""
+        report(0.1 + 0.8 * record["fraction"], f"epoch {record['epoch']}/{config.epochs}: loss "
+                                               f"{record['train_loss']:.4f}{shown}")
+
+    report(0.1, f"fine-tuning for {config.epochs} epoch(s)")
+    result = fit(network, train_set, loss_fn, validate, config, progress=on_epoch, should_cancel=should_stop)
+    report(0.9, "measuring the fine-tuned model on the same held-out item(s)")
+    after = dice_of(network, held_out)
+    data = f"{Path(manifest_path).name}, split '{split}'"
+    metrics = {
+        "data": (f"{'PHANTOM numbers: ' if phantom else ''}{len(held_out)} held-out item(s) of {data} ({prompt}); "
+                 "the start and the fine-tuned model on the same items with the same prompts"),
+        "phantom": phantom, "manifest": Path(manifest_path).name, "split": split, "n": len(held_out),
+        "dice_before": _mean(before), "dice_after": _mean(after),
+        "per_item": [{"item": item, "dice_before": b, "dice_after": a}
+                     for item, b, a in zip(held_out_names, before, after, strict=True)],
+        "fine_tuned_from": start.provenance, "command": command or command_line(), "seed": config.seed,
+    }
+    kept = ("task", "architecture", "inputs", "outputs", "training_domain")
+    card = {"id": name, "version": "1.0.0", **{key: start.card[key] for key in kept if key in start.card},
+            "training": {"fine_tuned_from": start.provenance, "data": {"manifest": Path(manifest_path).name,
+                                                                        **counts},
+                         "command": metrics["command"], "seed": config.seed, "epochs": config.epochs,
+                         "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+                         "selection": ("best validation Dice ('val' rows)" if validation is not None else
+                                       "last epoch (the held-out rows never choose the model)"),
+                         "learning_rate": config.learning_rate, "batch_size": config.batch_size,
+                         "seconds": round(result.seconds, 1), "history": result.history,
+                         "training_domain": "the start model's (the fine-tuning rows are not added)"},
+            "metrics": metrics,
+            "intended_use": (f"Fine-tuned from {start.card['id']} (its card: {start.card['intended_use']}) "
+                             + ("on synthetic phantoms; not for clinical use." if phantom else
+                                "on the user's corrected ROIs; research use, validate on your own data before any "
+                                "clinical use.")),
+            "weights_sha256": ""}
+    written = save_model(network, card, out_dir)
+    report(1.0, f"wrote {written.name}")
+    return FinetuneResult(written, metrics["dice_before"], metrics["dice_after"], len(held_out), split)
+
+
+def run_finetune(task: str, manifest_path, from_card, out_dir, name: str, epochs: int | None = None,
+                 seed: int = 0, device: str = "auto", phantom: bool = False, progress: Progress | None = None,
+                 should_stop: StopCheck | None = None, command: str | None = None) -> FinetuneResult:
+    """The fine-tuning of one task's proposal network ('mammo', 'lvi' or 'bonescan'), for the worker and the GUI."""
+    config = TrainConfig(epochs=epochs, batch_size=BATCH_SIZES.get(task, 8), learning_rate=None, seed=seed,
+                         device=device, amp=False, show_progress=False)
+    options = dict(phantom=phantom, progress=progress, should_stop=should_stop, command=command)
+    if task == "mammo":
+        from .mammo.segment import finetune_segmenter
+
+        return finetune_segmenter(manifest_path, from_card, out_dir, name, config, **options)
+    if task == "lvi":
+        from .lvi.segment import finetune_lesion_segmenter
+
+        return finetune_lesion_segmenter(manifest_path, from_card, out_dir, name, config, **options)
+    if task == "bonescan":
+        from .bonescan.train import finetune_segmenter
+
+        return finetune_segmenter(manifest_path, from_card, out_dir, name, config, **options)
+    raise InputError(f"Fine-tuning takes the task {', '.join(TASKS)}; got {task!r}")

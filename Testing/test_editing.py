@@ -1,14 +1,17 @@
 """Editing the AI's proposal, on real MRML nodes (slicer-core, trame-slicer's editor, no browser): the AI's result
-kept beside the edited ROI's, undo / redo of edits, the brush in mm, the proposal outlined, the view that stays put
-when the editor opens, the hand-drawn ROI named after the lesion kind."""
+kept beside the edited ROI's, undo / redo of edits, the brush in mm, the proposal outlined (also drawn over the copy
+after undo / redo, in a rendered slice view), the view that stays put when the editor opens, the hand-drawn ROI named
+after the lesion kind."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 
+import numpy as np
 import pytest
 import vtk
+from vtk.util.numpy_support import vtk_to_numpy
 
 pytest.importorskip("trame_slicer")
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
@@ -159,6 +162,52 @@ def test_the_ai_proposal_is_a_green_outline_that_the_switch_shows(station):
     assert display.GetVisibility()
     show_proposal(flow.ai_segmentation, False)
     assert not display.GetVisibility()
+
+
+def _green_pixels(view) -> int:
+    """Pixels of the AI proposal's green outline in a slice view, rendered as the station's page gets it."""
+    view.render_window().Render()
+    capture = vtk.vtkWindowToImageFilter()
+    capture.SetInput(view.render_window())
+    capture.ReadFrontBufferOff()
+    capture.Update()
+    image = capture.GetOutput()
+    width, height, _ = image.GetDimensions()
+    rgb = vtk_to_numpy(image.GetPointData().GetScalars()).reshape(height, width, -1).astype(int)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return int(np.count_nonzero((g > 120) & (g > r + 40) & (g > b + 40)))
+
+
+def test_the_ai_outline_stays_drawn_over_the_filled_copy_after_undo_and_redo(station):
+    _open(station, MAMMO, "_segment")
+    flow, panel, scene = station.flow, station.editor_panel, station.slicer_app.scene
+    view = station.slicer_app.view_manager.get_view("Red")
+    slice_node = view.get_view_node()
+    ras = [0.0, 0.0, 0.0]
+    flow.point_node.GetNthControlPointPositionWorld(0, ras)
+    slice_node.SetFieldOfView(40.0, 40.0, 1.0)  # the 10 mm mass large in the view (the next `_open` fits it again)
+    slice_node.JumpSliceByCentering(*ras)
+    outlined = _green_pixels(view)
+    assert outlined > 100  # about 170 at the view's 300 x 300 pixels
+    ai_labelmap = flow.ai_segmentation.GetSegmentation().GetNthSegment(0).GetRepresentation("Binary labelmap")
+    ai_voxels = np.count_nonzero(vtk_to_numpy(ai_labelmap.GetPointData().GetScalars()))
+    display_nodes = scene.GetNumberOfNodesByClass("vtkMRMLSegmentationDisplayNode")
+    _erase_disc(station)
+    for step in (panel.undo, panel.redo, panel.undo, panel.redo, panel.redo, panel.undo):  # a redo too many, too
+        step()
+        assert _green_pixels(view) >= 0.9 * outlined, f"the copy's fill hides the AI outline after {step.__name__}"
+    display = proposal_display(flow.ai_segmentation)
+    assert display.GetVisibility() and display.GetVisibility2DOutline() and not display.GetVisibility2DFill()
+    segment_id = flow.ai_segmentation.GetSegmentation().GetNthSegmentID(0)
+    assert display.GetSegmentOverrideColor(segment_id) == pytest.approx(PROPOSAL_COLOR)
+    copy_display = flow.segmentation.GetDisplayNode()
+    assert copy_display.GetVisibility() and copy_display.GetVisibility2DFill()  # the reader's copy stays filled
+    assert scene.GetNumberOfNodesByClass("vtkMRMLSegmentationDisplayNode") == display_nodes  # none swapped in
+    ai_labelmap = flow.ai_segmentation.GetSegmentation().GetNthSegment(0).GetRepresentation("Binary labelmap")
+    assert np.count_nonzero(vtk_to_numpy(ai_labelmap.GetPointData().GetScalars())) == ai_voxels  # the AI's ROI stays
+    panel._on_show_proposal(False)  # the switch still hides it
+    assert _green_pixels(view) == 0
+    panel._on_show_proposal(True)
 
 
 def _xy_to_ras(node) -> list[float]:

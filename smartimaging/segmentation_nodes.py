@@ -165,6 +165,22 @@ def show_proposal(ai_node, shown: bool) -> None:
     display.SetVisibility(shown)
 
 
+def raise_proposal(ai_node) -> None:
+    """Draw the AI's outline over the reader's copy again after an undo or redo. Restoring a state copies the saved
+    segments into the copy (trame-slicer's undo stack by vtkSegmentation.DeepCopy, Slicer's editor by
+    vtkSegmentationHistory), in new labelmap objects; Slicer 5.12's 2D segmentation displayable manager keys its
+    actors by labelmap object, so the copy gets new ones, added last to the view's renderer: its fill is drawn over
+    the outline. Copying the AI's segments onto themselves (same segments and voxels, new labelmap objects) gives the
+    outline new actors in turn, drawn last. No display node is replaced: that manager keeps the pointer of a removed
+    segmentation display node and may use it later (the crash of an earlier fix)."""
+    segmentation = ai_node.GetSegmentation()
+    saved = slicer.vtkSegmentation()
+    saved.DeepCopy(segmentation)
+    segmentation.DeepCopy(saved)
+    # outline only and green again: a display node may drop the display properties of segments briefly out
+    show_proposal(ai_node, bool(proposal_display(ai_node).GetVisibility()))
+
+
 def proposal_display(ai_node):
     """The display node that outlines the AI's proposal: its last one (`editable_copy` adds one after the copy's,
     so the outline is drawn over the copy; replacing the first one instead crashes Slicer 5.12's segmentation

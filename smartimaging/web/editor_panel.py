@@ -14,7 +14,7 @@ from trame_slicer.app.ui.control_button import ControlButton
 from trame_slicer.app.ui.slider import Slider
 from trame_slicer.segmentation import BrushDiameterMode, SegmentationEffectErase, SegmentationEffectPaint
 
-from ..segmentation_nodes import UNDO_STATES, BrushSizes, brush_sizes, lesion_mm, show_proposal
+from ..segmentation_nodes import UNDO_STATES, BrushSizes, brush_sizes, lesion_mm, raise_proposal, show_proposal
 
 UNDO, REDO = "si_undo", "si_redo"  # the page's triggers for the keyboard shortcuts
 BRUSH_EFFECTS = ", ".join(f"'{effect.get_effect_name()}'" for effect in (SegmentationEffectPaint,
@@ -137,9 +137,18 @@ class EditorPanel:
 
     def undo(self) -> None:
         self.editor.undo_stack.undo()
+        self._raise_proposal()
 
     def redo(self) -> None:
         self.editor.undo_stack.redo()
+        self._raise_proposal()
+
+    def _raise_proposal(self) -> None:
+        """The AI's outline drawn over the copy again: the undo or redo gave the copy's fill new actors, drawn last
+        (`raise_proposal`)."""
+        ai_node = self.station.flow.ai_segmentation
+        if ai_node is not None:
+            raise_proposal(ai_node)
 
     def zoom(self, zoom_in: bool) -> None:
         """Zoom every slice view in (or out) by trame-slicer's step."""

@@ -448,16 +448,18 @@ class Worklist:
     # ---- saving ----
 
     def save_proposal(self, case_id: str, labels: np.ndarray, reference: sitk.Image,
-                      segments: tuple[SegmentSpec, ...], model: dict, roi_source: str = "AI") -> dict:
+                      segments: tuple[SegmentSpec, ...], model: dict, roi_source: str = "AI",
+                      attributes: dict[str, str] | None = None) -> dict:
         """Keep the AI's proposal of a case (ai.seg.nrrd) and mark it "AI proposed" unless the reader already
-        corrected it; the model that proposed it is recorded."""
+        corrected it; the model that proposed it is recorded, and the proposal's `attributes` (what the scene keeps
+        with it: the networks' result) so that a reopened case computes as the first time."""
         folder = self.case_folder(case_id)
         with _locked(self.out / ".lock"):
             folder.mkdir(parents=True, exist_ok=True)
             _atomic_seg(folder / "ai.seg.nrrd", labels, reference, segments)
             record = self.record(case_id) or {"case_id": case_id, "revision": 0}
             record.update(ai_roi="ai.seg.nrrd", model=model, roi_source=roi_source, proposed_at=time.time(),
-                          revision=record.get("revision", 0) + 1)
+                          proposal_attributes=dict(attributes or {}), revision=record.get("revision", 0) + 1)
             if record.get("status") not in (CORRECTED, DONE):
                 record["status"] = PROPOSED
             _atomic_json(folder / "case.json", record)

@@ -95,13 +95,15 @@ def test_2d_simpleitk_image_same_as_one_slice():
     assert result.student.summary == "You missed no part of the lesion and included nothing outside it."
 
 
-def test_2d_side_follows_the_rows_of_a_rotated_image():
-    """A row-flipped direction (rows run towards -y): the side is said along the image's rows, as views show it."""
+def test_2d_sides_are_up_and_down_in_lps():
+    """Rows running towards -y (anterior): the rows' first end shows at the bottom of an axial view, so the block
+    missed at the first rows is at the lower edge."""
     key, ai = masks_2d()
     flipped = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)
     as_image = lambda a: image_of(a, SPACING_2D, ORIGIN_2D, flipped)  # noqa: E731
     result = check_answer(as_image(key), as_image(key), as_image(ai))
-    assert [r.side for r in result.ai.missed] == ["upper", None]
+    assert [r.side for r in result.ai.missed] == ["lower", None]
+    assert result.ai.extra[0].side == "upper"
     assert result.ai.missed[0].centroid_lps == pytest.approx(
         (ORIGIN_2D[0] + 17.5 * 0.5, ORIGIN_2D[1] - 11 * 0.8, ORIGIN_2D[2]), abs=1e-9)
 

@@ -32,11 +32,11 @@ from .wording import counted
 # SIDE_DOMINANCE × its offset along every other direction.
 SIDE_OFFSET = 0.5
 SIDE_DOMINANCE = 2.0
-# Side words per axis (negative direction, positive direction). 3D: anatomical, from the LPS offset. 2D: along the
-# image's rows only (first row at the top, as every view shows it); left and right are never said for a 2D image,
-# since a mammogram may be hung mirrored.
+# Side words per LPS axis (negative direction, positive direction). 3D: anatomical. 2D: up and down as the axial
+# views of the station and of Slicer show a one-slice image (anterior at the top); left and right are never said
+# for a 2D image, since a mammogram may be hung mirrored.
 SIDES_3D = (("patient's right", "patient's left"), ("anterior", "posterior"), ("inferior", "superior"))
-SIDES_2D = ((None, None), ("upper", "lower"))
+SIDES_2D = ((None, None), ("upper", "lower"), (None, None))
 GEOMETRY_TOLERANCE = 1e-6  # mm for origin and spacing (× the smallest spacing), plain for direction cosines
 COLUMNS = ("case", "student_dice", "ai_dice", "call", "seconds", "time")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads a cell starting so as a formula
@@ -88,6 +88,15 @@ class _Mask:
     flat: bool  # one slice: areas in mm²
 
 
+@dataclass(frozen=True)
+class _Key:
+    """The answer key's mask and where its regions are placed from."""
+
+    mask: _Mask
+    centroid: np.ndarray  # LPS, mm
+    radius: float  # mm: of the disc (2D) or ball (3D) of the key's area or volume
+
+
 def check_answer(student: sitk.Image, key: sitk.Image, ai: sitk.Image | None = None, student_call: str | None = None,
                  key_label: str | None = None, labels: dict | None = None) -> CheckResult:
     """Score the student's outline (and the AI's, when given) against the answer key, and the student's call against
@@ -105,12 +114,13 @@ def check_answer(student: sitk.Image, key: sitk.Image, ai: sitk.Image | None = N
         ai_mask = _mask(ai, "the AI's outline")
         _check_same_grid(ai_mask.image, key_mask.image, "the AI's outline")
     call, call_summary = _check_call(student_call, key_label, labels or {})
+    key_shape = _key_shape(key_mask)
     return CheckResult(
         dice_student_key=_dice(student_mask.array, key_mask.array),
         dice_ai_key=None if ai_mask is None else _dice(ai_mask.array, key_mask.array),
         call=call, call_summary=call_summary,
-        student=_discrepancies(student_mask, key_mask, "You"),
-        ai=None if ai_mask is None else _discrepancies(ai_mask, key_mask, "The AI"))
+        student=_discrepancies(student_mask, key_shape, "You"),
+        ai=None if ai_mask is None else _discrepancies(ai_mask, key_shape, "The AI"))
 
 
 def _mask(image: sitk.Image, name: str) -> _Mask:
@@ -155,19 +165,29 @@ def _pixel_size(image: sitk.Image, flat: bool) -> float:
     return float(np.linalg.norm(np.cross(axes[:, 0], axes[:, 1])) if flat else abs(np.linalg.det(axes)))
 
 
-def _regions(mask: np.ndarray, of: _Mask, key_centroid: np.ndarray, key_radius: float) -> tuple[Region, ...]:
-    """The connected regions of `mask` more than two pixels wide somewhere in the image plane, largest first."""
+def _key_shape(key: _Mask) -> _Key:
+    """The key's centroid and equivalent radius."""
+    size = key.array.sum() * _pixel_size(key.image, key.flat)
+    radius = math.sqrt(size / math.pi) if key.flat else (3 * size / (4 * math.pi)) ** (1 / 3)
+    index = np.argwhere(key.array).mean(axis=0)[::-1]  # (i, j, k)
+    return _Key(key, np.array(key.image.TransformContinuousIndexToPhysicalPoint(index.tolist())), radius)
+
+
+def _regions(mask: np.ndarray, key: _Key) -> tuple[Region, ...]:
+    """The connected regions of `mask` (on the key's grid) more than two pixels wide somewhere in the image plane,
+    largest first."""
     if not mask.any():
         return ()
+    of = key.mask
+    # the mask's bounding box (a small lesion in a large image is fast), on the same physical grid
+    extent = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    mask = mask[tuple(slice(e[0], e[-1] + 1) for e in extent)]
     image = sitk.GetImageFromArray(mask.astype(np.uint8))
-    image.CopyInformation(of.image)
-    erode = sitk.BinaryErodeImageFilter()
-    erode.SetKernelType(sitk.sitkCross)
-    erode.SetKernelRadius((1, 1, 0))
-    erode.SetForegroundValue(1)
-    erode.SetBoundaryToForeground(False)
+    image.SetSpacing(of.image.GetSpacing())
+    image.SetDirection(of.image.GetDirection())
+    image.SetOrigin(of.image.TransformIndexToPhysicalPoint([int(extent[axis][0]) for axis in (2, 1, 0)]))
     components = sitk.ConnectedComponent(image, False)
-    wide = np.unique(sitk.GetArrayViewFromImage(components)[sitk.GetArrayFromImage(erode.Execute(image)) > 0])
+    wide = np.unique(sitk.GetArrayViewFromImage(components)[_inner(mask)])
     shapes = sitk.LabelShapeStatisticsImageFilter()
     shapes.Execute(components)
     pixel, unit = _pixel_size(of.image, of.flat), "mm²" if of.flat else "mm³"
@@ -175,40 +195,38 @@ def _regions(mask: np.ndarray, of: _Mask, key_centroid: np.ndarray, key_radius: 
     for label in wide:
         pixels, centroid = shapes.GetNumberOfPixels(int(label)), np.array(shapes.GetCentroid(int(label)))
         regions.append(Region(pixels, pixels * pixel, unit, tuple(float(c) for c in centroid),
-                              _side(centroid - key_centroid, of, key_radius)))
+                              _side(centroid - key.centroid, key)))
     return tuple(sorted(regions, key=lambda region: -region.pixels))
 
 
-def _side(offset_lps: np.ndarray, of: _Mask, key_radius: float) -> str | None:
+def _inner(mask: np.ndarray) -> np.ndarray:
+    """The pixels of a (k, j, i) mask whose four in-plane neighbours are in it too (an in-plane erosion with a cross;
+    outside the image counts as outside the mask)."""
+    inner = np.zeros_like(mask)
+    inner[:, 1:-1, 1:-1] = (mask[:, 1:-1, 1:-1] & mask[:, :-2, 1:-1] & mask[:, 2:, 1:-1] & mask[:, 1:-1, :-2]
+                            & mask[:, 1:-1, 2:])
+    return inner
+
+
+def _side(offset_lps: np.ndarray, key: _Key) -> str | None:
     """The side of the key's centroid that an offset (mm, LPS) points to, None unless clear-cut."""
-    if of.flat:  # along the image's columns and rows, in mm
-        parts, words = np.array(of.image.GetDirection()).reshape(3, 3)[:, :2].T @ offset_lps, SIDES_2D
-    else:
-        parts, words = offset_lps, SIDES_3D
-    axis = int(np.argmax(np.abs(parts)))
-    along, others = abs(parts[axis]), np.delete(np.abs(parts), axis)
-    if along < SIDE_OFFSET * key_radius or (others * SIDE_DOMINANCE > along).any():
+    axis = int(np.argmax(np.abs(offset_lps)))
+    along, others = abs(offset_lps[axis]), np.delete(np.abs(offset_lps), axis)
+    if along < SIDE_OFFSET * key.radius or (others * SIDE_DOMINANCE > along).any():
         return None
-    return words[axis][int(parts[axis] > 0)]
+    return (SIDES_2D if key.mask.flat else SIDES_3D)[axis][int(offset_lps[axis] > 0)]
 
 
-def _discrepancies(outline: _Mask, key: _Mask, who: str) -> Discrepancies:
+def _discrepancies(outline: _Mask, key: _Key, who: str) -> Discrepancies:
     """Where `outline` disagrees with the key, and the sentence that says it ("You ...", "The AI ...")."""
-    key_size = key.array.sum() * _pixel_size(key.image, key.flat)
-    key_radius = math.sqrt(key_size / math.pi) if key.flat else (3 * key_size / (4 * math.pi)) ** (1 / 3)
-    key_image = sitk.GetImageFromArray(key.array.astype(np.uint8))
-    key_image.CopyInformation(key.image)
-    shapes = sitk.LabelShapeStatisticsImageFilter()
-    shapes.Execute(key_image)
-    centroid = np.array(shapes.GetCentroid(1))
-    missed = _regions(key.array & ~outline.array, key, centroid, key_radius)
-    extra = _regions(outline.array & ~key.array, key, centroid, key_radius)
+    missed = _regions(key.mask.array & ~outline.array, key)
+    extra = _regions(outline.array & ~key.mask.array, key)
     missed_text = (f"missed {counted(len(missed), 'region')} of the lesion ({_regions_text(missed, 'at the')})"
                    if missed else "missed no part of the lesion")
     extra_text = (f"included {counted(len(extra), 'region')} outside it ({_regions_text(extra, 'beyond the')})"
                   if extra else "included nothing outside it")
     sentence = f"{who} {missed_text} {'but' if extra and not missed else 'and'} {extra_text}"
-    if not missed and not extra and not np.array_equal(outline.array, key.array):
+    if not missed and not extra and not np.array_equal(outline.array, key.mask.array):
         sentence += "; the outlines differ only along a band at most two pixels wide"
     return Discrepancies(missed, extra, sentence + ".")
 

@@ -57,11 +57,11 @@ def check_2d(student: np.ndarray, key: np.ndarray, ai: np.ndarray | None = None,
 def test_2d_dice_regions_sizes_centroids_and_sides():
     key, ai = masks_2d()
     student = key.copy()
-    student[0, 16:20, 26:30] = False  # 16 px missed, at the lower right: mostly right, so no side is said in 2D
+    student[0, 17:20, 22:26] = False  # 12 px missed, lower (2.8 mm) but not twice as much as right (2 mm)
     result = check_2d(student, key, ai)
 
     assert result.dice_ai_key == pytest.approx(2 * 157 / (200 + 173), abs=1e-12)
-    assert result.dice_student_key == pytest.approx(2 * 184 / (200 + 184), abs=1e-12)
+    assert result.dice_student_key == pytest.approx(2 * 188 / (200 + 188), abs=1e-12)
     pixel_mm2 = 0.5 * 0.8
     missed = result.ai.missed
     assert [r.pixels for r in missed] == [24, 12]  # the one-pixel band does not count
@@ -77,10 +77,10 @@ def test_2d_dice_regions_sizes_centroids_and_sides():
                                  "included 1 region outside it (6.4 mm² beyond the lower edge).")
 
     (student_missed,) = result.student.missed
-    assert (student_missed.pixels, student_missed.side) == (16, None)
-    assert student_missed.centroid_lps == pytest.approx(lps_2d(17.5, 27.5), abs=1e-9)
+    assert (student_missed.pixels, student_missed.side) == (12, None)
+    assert student_missed.centroid_lps == pytest.approx(lps_2d(18, 23.5), abs=1e-9)
     assert result.student.extra == ()
-    assert result.student.summary == ("You missed 1 region of the lesion (6.4 mm²) and included nothing "
+    assert result.student.summary == ("You missed 1 region of the lesion (4.8 mm²) and included nothing "
                                       "outside it.")
 
 
@@ -118,6 +118,16 @@ def test_thin_band_only_is_said_and_dice_shows_it():
     assert result.student.summary == ("You missed no part of the lesion and included nothing outside it; the "
                                       "outlines differ only along a band at most two pixels wide.")
     assert result.dice_ai_key is None and result.ai is None
+
+
+def test_ai_that_found_nothing_missed_the_whole_lesion():
+    key, _ = masks_2d()
+    result = check_2d(key, key, np.zeros_like(key))
+    assert result.dice_ai_key == 0.0
+    (missed,) = result.ai.missed
+    assert (missed.pixels, missed.side, result.ai.extra) == (200, None, ())
+    assert missed.centroid_lps == pytest.approx(lps_2d(14.5, 19.5), abs=1e-9)
+    assert result.ai.summary == "The AI missed 1 region of the lesion (80 mm²) and included nothing outside it."
 
 
 def test_3d_volumes_centroids_and_anatomical_sides():

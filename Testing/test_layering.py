@@ -32,7 +32,8 @@ LAYERS = (
               "smartimaging.dicom_series", "smartimaging.dicom_seg", "smartimaging.dicom_sr",
               "smartimaging.dicom_outputs", "smartimaging.overlays", "smartimaging.resources", "smartimaging.models",
               "smartimaging.models.*", "smartimaging.phantoms", "smartimaging.phantoms.*", "smartimaging.report",
-              "smartimaging.record_report", "smartimaging.privacy", "smartimaging.teaching")),
+              "smartimaging.record_report", "smartimaging.privacy", "smartimaging.teaching",
+              "smartimaging.finetune")),
     # each task's algorithms (numpy, SimpleITK, torch, MONAI, pyradiomics, scikit-learn), and the fresh-phantom
     # measurement of every task's demo models
     ("task algorithms", ("smartimaging.<task>", "smartimaging.<task>.*", "smartimaging.fresh_phantoms")),

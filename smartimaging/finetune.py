@@ -15,22 +15,24 @@ the held-out rows, or there are none) the last epoch is kept, so that the held-o
 from __future__ import annotations
 
 import copy
+import json
 import shlex
+import statistics
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-import torch
-from torch.utils.data import Dataset
+from typing import TYPE_CHECKING
 
 from .errors import CancelledError, InputError
-from .manifest import Manifest
-from .models import LoadedModel, load_model, save_model
-from .models.nets import CardFieldError, pick_device
-from .models.registry import check_model_name, read_card
-from .training import TrainConfig, fit
+
+if TYPE_CHECKING:  # the CLI's parser imports this module for its options: torch loads only when a job runs
+    import torch
+    from torch.utils.data import Dataset
+
+    from .manifest import Manifest
+    from .models import LoadedModel
+    from .training import TrainConfig
 
 FINETUNE_EPOCHS = 5
 LEARNING_RATE_FACTOR = 0.1
@@ -40,13 +42,18 @@ FINETUNE_HELP = (f"fine-tune: start from this model card's weights (same task, n
                  "Dice of the start and the fine-tuned model on the held-out rows (split 'test', else 'val') goes "
                  "into the new card")
 PHANTOM_HELP = "the manifest holds synthetic phantoms: the card labels its Dice values as phantom numbers"
-BATCH_SIZES = {"mammo": 16, "lvi": 8, "bonescan": 8}  # the defaults of the tasks' training commands
-TASKS = tuple(BATCH_SIZES)
+BATCH_SIZES = {"mammo": 16, "lvi": 8, "bonescan": 8}  # the defaults of the tasks' segmenter training commands
 
 Progress = Callable[[float, str], None]
 StopCheck = Callable[[], bool]
 # Dice of a network (on a device) for each held-out or validation item of a task
-Evaluate = Callable[[torch.nn.Module, torch.device, Sequence], list[float]]
+Evaluate = Callable[["torch.nn.Module", "torch.device", Sequence], list[float]]
+
+
+def add_finetune_options(parser) -> None:
+    """--from-model and --phantom on a task's training command."""
+    parser.add_argument("--from-model", metavar="CARD.json", help=FINETUNE_HELP)
+    parser.add_argument("--phantom", action="store_true", help=PHANTOM_HELP)
 
 
 @dataclass
@@ -68,6 +75,8 @@ class FinetuneResult:
 
 def finetune_config(config: TrainConfig, training_learning_rate: float) -> TrainConfig:
     """`config` with the fine-tuning defaults where its epochs or learning rate is None (not chosen)."""
+    from .training import TrainConfig
+
     return TrainConfig(**{**config.__dict__, "epochs": config.epochs or FINETUNE_EPOCHS,
                           "learning_rate": config.learning_rate or training_learning_rate * LEARNING_RATE_FACTOR})
 
@@ -75,6 +84,10 @@ def finetune_config(config: TrainConfig, training_learning_rate: float) -> Train
 def start_model(from_card, check: Callable[[dict], object], what: str) -> LoadedModel:
     """The start model of a fine-tuning: its card checked by `check` (the task's network and input spec) before
     the registry loads it (sha256, safetensors); InputError naming the card and the field that differs."""
+    from .models import load_model
+    from .models.nets import CardFieldError
+    from .models.registry import read_card
+
     card, path = read_card(from_card)
     try:
         check(card)
@@ -92,12 +105,24 @@ def held_out_split(manifest: Manifest, usable: Callable[[dict], bool] = lambda r
                      "fine-tuning is measured on them; mark some corrected cases as 'test'")
 
 
+def check_finetune_options(args) -> None:
+    """Refuse --phantom without --from-model (it labels the Dice values of a fine-tuning)."""
+    if args.phantom and not args.from_model:
+        raise InputError("--phantom labels the Dice before and after a fine-tuning as phantom numbers; it needs "
+                         "--from-model")
+
+
 def command_line() -> str:
     return "smartimaging " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
+def finetune_progress(fraction: float, message: str) -> None:
+    """A fine-tuning progress step as one JSON line on stdout (as the training commands print theirs)."""
+    print(json.dumps({"step": "finetune", "fraction": round(fraction, 4), "message": message}), flush=True)
+
+
 def _mean(scores: list[float]) -> float:
-    return float(np.mean(scores)) if scores else 0.0
+    return float(statistics.fmean(scores)) if scores else 0.0
 
 
 def finetune(start: LoadedModel, train_set: Dataset, loss_fn, evaluate: Evaluate, held_out: Sequence,
@@ -109,6 +134,11 @@ def finetune(start: LoadedModel, train_set: Dataset, loss_fn, evaluate: Evaluate
     `evaluate(network, device, items)` gives one Dice per item; `held_out` (named by `held_out_names`) are measured
     before and after, `validation` (or None: the last epoch is kept) chooses the best epoch. `prompt` says how the
     prompts were derived, `counts` how many rows were used (for the card)."""
+    from .models import save_model
+    from .models.nets import pick_device
+    from .models.registry import check_model_name
+    from .training import fit
+
     check_model_name(name)
     report = progress or (lambda fraction, message: None)
     device = pick_device(config.device)
@@ -169,25 +199,3 @@ def finetune(start: LoadedModel, train_set: Dataset, loss_fn, evaluate: Evaluate
     written = save_model(network, card, out_dir)
     report(1.0, f"wrote {written.name}")
     return FinetuneResult(written, metrics["dice_before"], metrics["dice_after"], len(held_out), split)
-
-
-def run_finetune(task: str, manifest_path, from_card, out_dir, name: str, epochs: int | None = None,
-                 seed: int = 0, device: str = "auto", phantom: bool = False, progress: Progress | None = None,
-                 should_stop: StopCheck | None = None, command: str | None = None) -> FinetuneResult:
-    """The fine-tuning of one task's proposal network ('mammo', 'lvi' or 'bonescan'), for the worker and the GUI."""
-    config = TrainConfig(epochs=epochs, batch_size=BATCH_SIZES.get(task, 8), learning_rate=None, seed=seed,
-                         device=device, amp=False, show_progress=False)
-    options = dict(phantom=phantom, progress=progress, should_stop=should_stop, command=command)
-    if task == "mammo":
-        from .mammo.segment import finetune_segmenter
-
-        return finetune_segmenter(manifest_path, from_card, out_dir, name, config, **options)
-    if task == "lvi":
-        from .lvi.segment import finetune_lesion_segmenter
-
-        return finetune_lesion_segmenter(manifest_path, from_card, out_dir, name, config, **options)
-    if task == "bonescan":
-        from .bonescan.train import finetune_segmenter
-
-        return finetune_segmenter(manifest_path, from_card, out_dir, name, config, **options)
-    raise InputError(f"Fine-tuning takes the task {', '.join(TASKS)}; got {task!r}")

@@ -207,8 +207,56 @@ def _lvi_predict(args) -> None:
     emit("result", output_dir=str(args.output_dir), fused=prediction.as_json()["fused"])
 
 
+def _finetune_segmenter(args) -> None:
+    """Fine-tune a task's proposal U-Net (`smartimaging.finetune`); the result: the new card and Dice before/after."""
+    import shlex
+
+    from .finetune import BATCH_SIZES
+    from .training import TrainConfig
+
+    missing = [option for option, value in (("--task", args.task), ("--manifest", args.manifest),
+                                            ("--from-card", args.from_card), ("--name", args.name)) if not value]
+    if missing or (args.epochs is not None and args.epochs < 1):
+        raise InputError(f"finetune-segmenter needs {', '.join(missing) or '--epochs of at least 1'}")
+    if args.task == "mammo":
+        from .mammo.segment import finetune_segmenter as finetune
+    elif args.task == "lvi":
+        from .lvi.segment import finetune_lesion_segmenter as finetune
+    else:
+        from .bonescan.train import finetune_segmenter as finetune
+    options = ["--task", args.task, "--manifest", args.manifest, "--from-card", args.from_card, "--output-dir",
+               args.output_dir, "--name", args.name, "--seed", str(args.seed), "--device", args.device]
+    options += (["--epochs", str(args.epochs)] if args.epochs else []) + (["--phantom"] if args.phantom else [])
+    config = TrainConfig(epochs=args.epochs, batch_size=BATCH_SIZES[args.task], learning_rate=None, seed=args.seed,
+                         device=args.device, amp=False, show_progress=False)
+    result = finetune(args.manifest, args.from_card, args.output_dir, args.name, config, phantom=args.phantom,
+                      progress=lambda f, m: emit("progress", fraction=f, message=m),
+                      command=shlex.join(["python", "-m", "smartimaging.worker", "finetune-segmenter", *options]))
+    emit("result", **result.as_json())
+
+
+def _cohort_train(args) -> None:
+    """Train a module's classifier on a worklist's cohort (`--output-dir`: the worklist's folder in the cohort)."""
+    from .cohort_training import train_from_worklist
+
+    card = train_from_worklist(args.output_dir, args.module, args.name, args.seed,
+                               lambda f, m: emit("progress", fraction=f, message=m), method=args.method,
+                               kind=args.kind)
+    emit("result", card=str(card), model=args.name)
+
+
+def _cohort_evaluate(args) -> None:
+    """The paper's table of a cohort's model on the worklist's held-out test cases."""
+    from .cohort_training import evaluate_model
+
+    report = evaluate_model(args.output_dir, args.module, args.name,
+                            lambda f, m: emit("progress", fraction=f, message=m))
+    emit("result", evaluation=report)
+
+
 JOBS = {"bonescan-segment": _bonescan_segment, "mammo-batch": _mammo_batch, "dce-synthesize": _dce_synthesize,
-        "lvi-predict": _lvi_predict}
+        "lvi-predict": _lvi_predict, "finetune-segmenter": _finetune_segmenter,
+        "cohort-train": _cohort_train, "cohort-evaluate": _cohort_evaluate}
 
 
 def _phantom_bone_scan(folder: Path) -> list[str]:
@@ -297,6 +345,15 @@ def _parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> ar
     parser.add_argument("--t2", help="FS-T2WI volume (lvi-predict)")
     parser.add_argument("--voi", help="lesion VOI (lvi-predict)")
     parser.add_argument("--models", nargs="+", help="model ids (lvi-predict)")
+    parser.add_argument("--task", choices=["mammo", "lvi", "bonescan"], help="whose U-Net (finetune-segmenter)")
+    parser.add_argument("--manifest", help="corrected ROIs with split train/val/test (finetune-segmenter)")
+    parser.add_argument("--from-card", help="the model card to start from (finetune-segmenter)")
+    parser.add_argument("--name", help="the new model's id (finetune-segmenter)")
+    parser.add_argument("--epochs", type=int, help="default: smartimaging.finetune.FINETUNE_EPOCHS")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--phantom", action="store_true", help="the manifest holds phantoms (finetune-segmenter)")
+    parser.add_argument("--module", help="the worklist's module (cohort-train, cohort-evaluate)")
+    parser.add_argument("--method", choices=["preset", "search"], default="preset", help="cohort-train")
     return parser
 
 

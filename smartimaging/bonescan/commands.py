@@ -20,7 +20,16 @@ from ..cli_common import (
     random_seed,
     train_config,
 )
+from ..finetune import (
+    FINETUNE_EPOCHS,
+    add_finetune_options,
+    check_finetune_options,
+    command_line,
+    finetune_progress,
+)
 from ..privacy import KEEP_IDENTIFIERS_HELP
+
+EPOCHS, LEARNING_RATE = 100, 0.01  # `train` from scratch (the paper's)
 
 
 def add_commands(tasks) -> None:
@@ -71,13 +80,17 @@ def add_commands(tasks) -> None:
                        help="name the studies by the paths given (else 'study 1', 'study 2'... in the order given): "
                             "folder and file names often hold the patient's name or ID")
 
-    train = bone_commands.add_parser("train", help="train the classifier and/or segmenter from a manifest")
-    train.add_argument("--manifest", required=True, help="CSV: patient_id,image,mask,split(train/val),...")
+    train = bone_commands.add_parser("train", help="train the classifier and/or segmenter from a manifest, or "
+                                                   "fine-tune the segmenter on corrected masks (--from-model)")
+    train.add_argument("--manifest", required=True, help="CSV: patient_id,image,mask,split(train/val/test),...")
     train.add_argument("--out", required=True, help="folder for the new model cards and weights")
-    train.add_argument("--which", default="classifier,segmenter")
+    train.add_argument("--which", help="classifier, segmenter or both (default; only segmenter with --from-model)")
     train.add_argument("--name", type=model_name, default="custom",
                        help="suffix of the model ids (bonescan-resnet34-<name>)")
-    add_training_options(train, 100, 16, 0.01, batch_help="paper: 16", lr_help="Adam learning rate (paper: 0.01)")
+    add_training_options(train, None, 16, None, epochs_help=f"default {EPOCHS} ({FINETUNE_EPOCHS} with --from-model)",
+                         batch_help="paper: 16", lr_help=f"Adam learning rate (paper: {LEARNING_RATE:g}; a tenth "
+                                                         "with --from-model)")
+    add_finetune_options(train)
     train.add_argument("--segmenter-epochs", type=positive_int)
     train.add_argument("--segmenter-batch-size", type=positive_int, default=8)
     train.add_argument("--segmenter-lr", type=learning_rate)
@@ -210,16 +223,34 @@ def trend(args) -> int:
 
 
 def train(args) -> int:
+    check_finetune_options(args)
+    if args.from_model:
+        return finetune(args)
     from .train import train_bonescan
 
-    config = train_config(args)
-    segmenter_config = train_config(args, epochs=args.segmenter_epochs or args.epochs,
+    config = train_config(args, epochs=args.epochs or EPOCHS, learning_rate=args.lr or LEARNING_RATE)
+    segmenter_config = train_config(args, epochs=args.segmenter_epochs or config.epochs,
                                     batch_size=args.segmenter_batch_size,
-                                    learning_rate=args.segmenter_lr or args.lr)
-    cards = train_bonescan(args.manifest, args.out, tuple(w.strip() for w in args.which.split(",")), config,
+                                    learning_rate=args.segmenter_lr or config.learning_rate)
+    which = "classifier,segmenter" if args.which is None else args.which
+    cards = train_bonescan(args.manifest, args.out, tuple(w.strip() for w in which.split(",")), config,
                            segmenter_config, progress=print_progress, model_suffix=args.name)
     for card in cards:
         print(f"wrote {card}")
+    return 0
+
+
+def finetune(args) -> int:
+    from ..errors import InputError
+    from .train import finetune_segmenter
+
+    if args.which not in (None, "segmenter"):
+        raise InputError(f"--from-model fine-tunes the segmenter only; give --which segmenter (got {args.which!r})")
+    config = train_config(args, epochs=args.segmenter_epochs or args.epochs, batch_size=args.segmenter_batch_size,
+                          learning_rate=args.segmenter_lr or args.lr)
+    result = finetune_segmenter(args.manifest, args.from_model, args.out, f"bonescan-unet-{args.name}", config,
+                                args.phantom, progress=finetune_progress, command=command_line())
+    print(result.summary())
     return 0
 
 

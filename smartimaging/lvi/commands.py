@@ -18,7 +18,16 @@ from ..cli_common import (
     train_config,
     width_scale,
 )
+from ..finetune import (
+    FINETUNE_EPOCHS,
+    add_finetune_options,
+    check_finetune_options,
+    command_line,
+    finetune_progress,
+)
 from ..privacy import KEEP_IDENTIFIERS_HELP
+
+SEGMENTER_EPOCHS, SEGMENTER_LR = 40, 3e-3  # `train-segmenter` from scratch
 
 
 def add_commands(tasks) -> None:
@@ -66,11 +75,15 @@ def add_commands(tasks) -> None:
     lvi_segment.add_argument("--out", required=True)
     lvi_segment.add_argument("--models-dir")
     lvi_segment.add_argument("--device", type=device_name, default="cpu")
-    lvi_segmenter = lvi_commands.add_parser("train-segmenter", help="train the click-seeded 3D lesion U-Net")
+    lvi_segmenter = lvi_commands.add_parser("train-segmenter", help="train the click-seeded 3D lesion U-Net, or "
+                                                                    "fine-tune one on corrected VOIs (--from-model)")
     lvi_segmenter.add_argument("--manifest", required=True)
     lvi_segmenter.add_argument("--out", required=True)
-    lvi_segmenter.add_argument("--name", type=model_name, default="lvi-lesion-unet-custom")
-    add_training_options(lvi_segmenter, 40, 8, 3e-3)
+    lvi_segmenter.add_argument("--name", type=model_name, help="model id (default: lvi-lesion-unet-custom; "
+                                                               "lvi-lesion-unet-finetuned with --from-model)")
+    add_training_options(lvi_segmenter, None, 8, None, epochs_help=f"default {SEGMENTER_EPOCHS} ({FINETUNE_EPOCHS} "
+                         "with --from-model)", lr_help=f"default {SEGMENTER_LR:g} (a tenth with --from-model)")
+    add_finetune_options(lvi_segmenter)
     lvi_evaluate = lvi_commands.add_parser("evaluate", help="the paper's Table 1 for the given model cards")
     lvi_evaluate.add_argument("--manifest", required=True)
     lvi_evaluate.add_argument("--models", nargs="+", required=True, help="model cards (.json)")
@@ -109,9 +122,20 @@ def segment(args) -> int:
 
 
 def train_segmenter(args) -> int:
+    check_finetune_options(args)
+    if args.from_model:
+        from .segment import finetune_lesion_segmenter
+
+        result = finetune_lesion_segmenter(args.manifest, args.from_model, args.out,
+                                           args.name or "lvi-lesion-unet-finetuned", train_config(args, amp=False),
+                                           args.phantom, progress=finetune_progress, command=command_line())
+        print(result.summary())
+        return 0
     from .segment import train_lesion_segmenter
 
-    card = train_lesion_segmenter(args.manifest, args.out, train_config(args, amp=False), args.name,
+    config = train_config(args, amp=False, epochs=args.epochs or SEGMENTER_EPOCHS,
+                          learning_rate=args.lr or SEGMENTER_LR)
+    card = train_lesion_segmenter(args.manifest, args.out, config, args.name or "lvi-lesion-unet-custom",
                                   progress=print_progress)
     print(f"wrote {card}")
     return 0

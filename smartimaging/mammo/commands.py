@@ -24,9 +24,17 @@ from ..cli_common import (
     train_config,
 )
 from ..errors import InputError
+from ..finetune import (
+    FINETUNE_EPOCHS,
+    add_finetune_options,
+    check_finetune_options,
+    command_line,
+    finetune_progress,
+)
 from ..privacy import KEEP_IDENTIFIERS_HELP
 
 PIXEL_MM_RANGE = (0.02, 10.0)  # from high-resolution detectors to downsampled exports
+SEGMENTER_EPOCHS, SEGMENTER_LR = 30, 1e-3  # `train-segmenter` from scratch
 
 
 def pixel_mm(text: str) -> float:
@@ -63,12 +71,16 @@ def add_commands(tasks) -> None:
     mammo_train.add_argument("--seed", type=random_seed, default=0)
     mammo_train.add_argument("--jobs", type=jobs, default=-1,
                              help="parallel processes for --search (-1: all cores); the result does not depend on it")
-    segmenter = mammo_commands.add_parser("train-segmenter", help="train the point/box-prompted lesion U-Net")
-    segmenter.add_argument("--manifest", required=True, help="CSV with image, mask, split (train/val), kind")
+    segmenter = mammo_commands.add_parser("train-segmenter", help="train the point/box-prompted lesion U-Net, or "
+                                                                   "fine-tune one on corrected ROIs (--from-model)")
+    segmenter.add_argument("--manifest", required=True, help="CSV with image, mask, split (train/val/test), kind")
     segmenter.add_argument("--kind", choices=["mass", "calcification"], required=True)
     segmenter.add_argument("--out", required=True)
-    segmenter.add_argument("--name", type=model_name, help="model id (default: mammo-<kind>-unet-demo)")
-    add_training_options(segmenter, 30, 16, 1e-3)
+    segmenter.add_argument("--name", type=model_name, help="model id (default: mammo-<kind>-unet-demo; "
+                                                           "mammo-<kind>-unet-finetuned with --from-model)")
+    add_training_options(segmenter, None, 16, None, epochs_help=f"default {SEGMENTER_EPOCHS} ({FINETUNE_EPOCHS} with "
+                         "--from-model)", lr_help=f"default {SEGMENTER_LR:g} (a tenth with --from-model)")
+    add_finetune_options(segmenter)
     mammo_predict = mammo_commands.add_parser("predict", help="ROI, features, Rad-score and label for one lesion")
     mammo_predict.add_argument("image", help="DICOM MG, PNG, PGM or NRRD")
     mammo_predict.add_argument("--kind", choices=["mass", "calcification"], required=True)
@@ -183,9 +195,20 @@ def bin_study(args) -> int:
 
 
 def train_segmenter(args) -> int:
+    check_finetune_options(args)
+    if args.from_model:
+        from .segment import finetune_segmenter
+
+        result = finetune_segmenter(args.manifest, args.from_model, args.out,
+                                    args.name or f"mammo-{args.kind}-unet-finetuned", train_config(args), args.kind,
+                                    args.phantom, progress=finetune_progress, command=command_line())
+        print(result.summary())
+        return 0
     from .segment import train_segmenter as train
 
-    card = train(args.manifest, args.kind, args.out, train_config(args), args.name, progress=print_progress)
+    card = train(args.manifest, args.kind, args.out, train_config(args, epochs=args.epochs or SEGMENTER_EPOCHS,
+                                                                  learning_rate=args.lr or SEGMENTER_LR),
+                 args.name, progress=print_progress)
     print(f"wrote {card}")
     return 0
 

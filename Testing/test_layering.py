@@ -32,16 +32,18 @@ LAYERS = (
               "smartimaging.dicom_series", "smartimaging.dicom_seg", "smartimaging.dicom_sr",
               "smartimaging.dicom_outputs", "smartimaging.overlays", "smartimaging.resources", "smartimaging.models",
               "smartimaging.models.*", "smartimaging.phantoms", "smartimaging.phantoms.*", "smartimaging.report",
-              "smartimaging.record_report", "smartimaging.privacy", "smartimaging.teaching",
+              "smartimaging.record_report", "smartimaging.privacy", "smartimaging.teaching", "smartimaging.worklist",
               "smartimaging.finetune")),
-    # each task's algorithms (numpy, SimpleITK, torch, MONAI, pyradiomics, scikit-learn), and the fresh-phantom
-    # measurement of every task's demo models
-    ("task algorithms", ("smartimaging.<task>", "smartimaging.<task>.*", "smartimaging.fresh_phantoms")),
+    # each task's algorithms (numpy, SimpleITK, torch, MONAI, pyradiomics, scikit-learn), the fresh-phantom
+    # measurement of every task's demo models, and the training of their classifiers on a worklist's cohort
+    ("task algorithms", ("smartimaging.<task>", "smartimaging.<task>.*", "smartimaging.fresh_phantoms",
+                         "smartimaging.cohort_training")),
     # the Slicer-free worker process that runs long jobs of the algorithms (started by the reading flows)
     ("worker", ("smartimaging.worker", "smartimaging.warm_worker")),
     # MRML adapters: they take a vtkMRMLScene and nodes; the GUI-free reading flows of the two GUIs drive them
     ("MRML adapters", ("smartimaging.mrml", "smartimaging.segmentation_nodes", "smartimaging.result_nodes",
-                       "smartimaging.reading", "smartimaging.explain", "smartimaging.display",
+                       "smartimaging.worklist_scene", "smartimaging.reading", "smartimaging.explain",
+                       "smartimaging.display",
                        "smartimaging.<task>.scene", "smartimaging.<task>.flow", "smartimaging.case_report",
                        "smartimaging.bonescan.reading_nodes", "smartimaging.heat_legend", "smartimaging.exports",
                        "smartimaging.result_csv")),

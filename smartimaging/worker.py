@@ -185,6 +185,18 @@ def _mammo_batch(args) -> None:
     emit("result", results=str(summary.out_dir / "results.csv"), images=summary.images, failed=summary.failed)
 
 
+def _mammo_propose(args) -> None:
+    """The lesion U-Net's ROI for every row of a cohort manifest (`mammo.propose`); the result: the new manifest."""
+    from .mammo.propose import propose_cohort
+
+    if not args.manifest:
+        raise InputError("mammo-propose needs --manifest")
+    summary = propose_cohort(args.manifest, args.output_dir, args.kind, args.models_dir, args.device,
+                             args.correct_fraction, progress=lambda f, m: emit("progress", fraction=f, message=m))
+    emit("result", manifest=str(summary.manifest), rows=summary.rows, ai=summary.ai, classical=summary.classical,
+         corrected=summary.corrected, mean_dice=summary.mean_dice)
+
+
 def _dce_synthesize(args) -> None:
     from .dce.synthesis import synthesize_file
 
@@ -254,7 +266,8 @@ def _cohort_evaluate(args) -> None:
     emit("result", evaluation=report)
 
 
-JOBS = {"bonescan-segment": _bonescan_segment, "mammo-batch": _mammo_batch, "dce-synthesize": _dce_synthesize,
+JOBS = {"bonescan-segment": _bonescan_segment, "mammo-batch": _mammo_batch, "mammo-propose": _mammo_propose,
+        "dce-synthesize": _dce_synthesize,
         "lvi-predict": _lvi_predict, "finetune-segmenter": _finetune_segmenter,
         "cohort-train": _cohort_train, "cohort-evaluate": _cohort_evaluate}
 
@@ -340,6 +353,8 @@ def _parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> ar
     parser.add_argument("--models-dir")
     parser.add_argument("--kind", choices=["mass", "calcification"])
     parser.add_argument("--masks")
+    parser.add_argument("--correct-fraction", type=float, default=0.0, help="rows a simulated reader corrects "
+                        "(mammo-propose)")
     parser.add_argument("--pixel-mm", type=float)
     parser.add_argument("--dce", help="real DCE volume (dce-synthesize) or DCE phase 2 (lvi-predict)")
     parser.add_argument("--t2", help="FS-T2WI volume (lvi-predict)")

@@ -113,6 +113,24 @@ def add_commands(tasks) -> None:
                              help="name each row of results.csv and features.csv by the image's path in the folder "
                                   "(file names often hold the patient's name or ID: by default a row gives only its "
                                   "number and the image's sha256)")
+    propose = mammo_commands.add_parser(
+        "propose", help="the lesion U-Net proposes the ROI of every manifest row (a cohort for extract/train)",
+        description="The seed study's workflow: a network proposes the ROI of every lesion of the cohort, readers "
+                    "correct some, and the features are extracted from these ROIs. The click is the row's "
+                    "centre_row,centre_col, else a reader's click inside its mask. Writes rois/<row>.seg.nrrd and "
+                    "manifest.csv (mask = the ROI to extract; ai_mask, reference_mask = the input mask, "
+                    "dice_ai_vs_reference, roi_source).")
+    propose.add_argument("--manifest", required=True,
+                         help="CSV: patient_id, image, and mask and/or centre_row,centre_col (kind, pixel_mm, ...)")
+    propose.add_argument("--out", required=True, help="new folder for manifest.csv and rois/ (images not copied)")
+    propose.add_argument("--kind", choices=["mass", "calcification"], help="lesion kind of rows without a 'kind'")
+    propose.add_argument("--correct-fraction", type=fraction, default=0.0,
+                         help="simulates the study's readers on phantoms (cohorts with reference masks): they "
+                              "correct this fraction of the rows, those with the lowest Dice AI-vs-reference, whose "
+                              "mask becomes the reference (roi_source 'corrected'); the study corrected about 0.1. "
+                              "Default 0")
+    propose.add_argument("--models-dir")
+    propose.add_argument("--device", type=device_name, default="auto")
     mammo_evaluate = mammo_commands.add_parser("evaluate", help="AUC with DeLong CI, ACC/SEN/SPE/PPV/NPV, McNemar")
     mammo_evaluate.add_argument("--model", required=True, help="model card (.json)")
     mammo_evaluate.add_argument("--features", required=True)
@@ -129,7 +147,30 @@ def add_commands(tasks) -> None:
 def run(args) -> int:
     return {"extract": extract, "phantoms": phantoms, "train": train, "evaluate": evaluate,
             "train-segmenter": train_segmenter, "predict": predict, "batch": batch,
-            "bin-study": bin_study}[args.command](args)
+            "bin-study": bin_study, "propose": propose}[args.command](args)
+
+
+def fraction(text: str) -> float:
+    """A fraction from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a fraction (0 to 1)")
+    return value
+
+
+def propose(args) -> int:
+    from .propose import propose_cohort
+
+    with progress_bar("proposals") as progress:
+        summary = propose_cohort(args.manifest, args.out, args.kind, args.models_dir, args.device,
+                                 args.correct_fraction, progress)
+    dice = "" if summary.mean_dice is None else f"; mean Dice AI vs reference {summary.mean_dice:.3f}"
+    print(f"{summary.rows} ROIs proposed ({summary.ai} by the network, {summary.classical} by the classical "
+          f"fallback){dice}; {summary.corrected} corrected by the simulated reader; wrote {summary.manifest}")
+    return 0
 
 
 def predict(args) -> int:

@@ -152,9 +152,17 @@ def _claims_cutoff(card: dict) -> bool:
 
 # ---- model cards ----------------------------------------------------------------------------------------------------
 
-def read_card(model_id: str, directory=None) -> dict | None:
-    """The model card `<id>.json` of the models folder, or None when it is missing or unreadable."""
-    path = Path(directory or default_models_dir()) / f"{model_id}.json"
+def card_path_of(provenance: dict, directory=None) -> Path:
+    """Where a model's card is: the card a result names (a model trained on a cohort), else `<id>.json` of the
+    models folder."""
+    named = provenance.get("card")
+    return Path(named) if isinstance(named, str) and named.endswith(".json") else \
+        Path(directory or default_models_dir()) / f"{provenance.get('id')}.json"
+
+
+def read_card(model_id: str, directory=None, path: Path | None = None) -> dict | None:
+    """The model card `<id>.json` of the models folder (or at `path`), or None when it is missing or unreadable."""
+    path = path or Path(directory or default_models_dir()) / f"{model_id}.json"
     try:
         return read_json_limited(path, MAX_CARD_BYTES, "Model card")
     except (SmartImagingError, OSError, ValueError):
@@ -233,9 +241,9 @@ def card_explanation(provenance: dict, directory=None) -> dict:
     training data, metrics, cutoff and intended use, each "not recorded" where the card lacks it or holds something
     malformed; a warning when the card on disk is another version, missing or unreadable."""
     model_id, version = str(provenance.get("id")), str(provenance.get("version"))
-    card = read_card(model_id, directory)
+    card = read_card(model_id, directory, card_path_of(provenance, directory))
     if card is None:
-        present = (Path(directory or default_models_dir()) / f"{model_id}.json").is_file()
+        present = card_path_of(provenance, directory).is_file()
         why = "cannot be read (too large, or not a JSON object)" if present else "is no longer in the models folder"
         return {"key": f"card {model_id}", "title": f"Model card: {model_id} {version}", "tone": "warning",
                 "rows": [], "text": [f"The card {model_id}.json {why}: only the result's record is left (model "
@@ -314,7 +322,9 @@ def mammo_explanations(record: dict, directory=None) -> list[dict]:
     from .mammo.predict import CLASSIFIER_IDS
 
     score, cutoff = record["rad_score"], record["cutoff"]
-    card = read_card(CLASSIFIER_IDS.get(record.get("kind"), ""), directory)
+    chosen = next((m for m in _models_of(record) if "card" in m), None)  # a cohort's model, else the demo one
+    card = read_card(CLASSIFIER_IDS.get(record.get("kind"), ""), directory,
+                     card_path_of(chosen, directory) if chosen else None)
     explanations = [borderline_explanation("Rad-score", score, cutoff)]
     explanations.append(cutoff_explanation("Rad-score", score, cutoff, card))
     explanations.append(contribution_explanation(record, card, directory))

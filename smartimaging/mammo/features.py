@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -161,9 +162,10 @@ def _stop_local_workers() -> None:
     get_reusable_executor().shutdown(wait=False, kill_workers=True)
 
 
-def _run_rows(tasks, total: int, n_jobs: int, scheduler: str | None, show_progress: bool) -> list[tuple]:
+def _run_rows(tasks, total: int, n_jobs: int, scheduler: str | None, show_progress: bool,
+              on_row: Callable[[int, int], None] | None = None) -> list[tuple]:
     """Run the row tasks locally (loky processes) or on a Dask cluster, in any order; workers are stopped on
-    cancel or error."""
+    cancel or error. `on_row(done, total)` after each row (it may raise CancelledError to stop)."""
     client = None
     if scheduler:
         try:
@@ -184,6 +186,8 @@ def _run_rows(tasks, total: int, n_jobs: int, scheduler: str | None, show_progre
             for result in Parallel(return_as="generator_unordered")(tasks):
                 results.append(result)
                 progress.update()
+                if on_row is not None:
+                    on_row(len(results), total)
     except BaseException:
         if client is None and n_jobs != 1:
             _stop_local_workers()
@@ -196,8 +200,10 @@ def _run_rows(tasks, total: int, n_jobs: int, scheduler: str | None, show_progre
 
 def extract_cohort(manifest_path: str | os.PathLike, out_csv: str | os.PathLike, n_jobs: int = -1,
                    parameters: str | os.PathLike = MAMMO_PARAMS, scheduler: str | None = None,
-                   show_progress: bool = True) -> tuple[int, list[dict]]:
-    """Features of every manifest row into `out_csv`; failed rows go to `<out>.failures.csv` with the reason.
+                   show_progress: bool = True, on_row: Callable[[int, int], None] | None = None
+                   ) -> tuple[int, list[dict]]:
+    """Features of every manifest row into `out_csv`; failed rows go to `<out>.failures.csv` with the reason;
+    `on_row(done, total)` after each row.
 
     A row that fails, for any reason, never stops the others. The outputs (features, settings sidecar, failures)
     are written together and atomically: a full disk or a cancel leaves the previous files or none.
@@ -206,7 +212,7 @@ def extract_cohort(manifest_path: str | os.PathLike, out_csv: str | os.PathLike,
     check_parameter_file(parameters)
     manifest = read_manifest(manifest_path, required=("patient_id", "image", "mask"))
     tasks = (delayed(_safe_features)(manifest.root, i, row, str(parameters)) for i, row in enumerate(manifest.rows))
-    results = _run_rows(tasks, len(manifest.rows), n_jobs, scheduler, show_progress)
+    results = _run_rows(tasks, len(manifest.rows), n_jobs, scheduler, show_progress, on_row)
     rows = [features for _, features, _ in results if features is not None]
     failures = [{"row": index + 2, "patient_id": manifest.rows[index]["patient_id"],
                  "image": manifest.rows[index]["image"], "error": error}

@@ -45,6 +45,7 @@ class MammoFlow(Flow):
         self.kind = "mass"
         self.pixel_mm: float | None = None  # the reader's pixel size for files that store none
         self.mammogram = None  # the last file read, for its pixel-size record
+        self.classifier_card = None  # the Model selector's choice (a cohort's model card); None: the kind's demo one
 
     def set_kind(self, kind: str) -> None:
         """The lesion kind the reader chose: the reader's ROI (drawn, or the edited copy) is renamed after it, its
@@ -144,6 +145,6 @@ class MammoFlow(Flow):
         yield
         table, prediction = mammo_scene.classify(self.scene, self.primary, self.segmentation, self.kind,
                                                  self.models_dir, table_node=self.table_to_update,
-                                                 pixel_hint=self.pixel_hint)
+                                                 pixel_hint=self.pixel_hint, classifier_card=self.classifier_card)
         return Result.of_table(f"Rad-score {prediction.rad_score:.3f} ({prediction.label})", table,
                                prediction.warnings)

@@ -98,10 +98,12 @@ def check_radiomics_settings(card_path: Path, parameters=MAMMO_PARAMS, trained: 
 
 
 def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mask: np.ndarray | None = None,
-                      directory=None, device: str = "auto", pixel_hint: str = PIXEL_SIZE_HINTS["cli"]
-                      ) -> MammoPrediction:
+                      directory=None, device: str = "auto", pixel_hint: str = PIXEL_SIZE_HINTS["cli"],
+                      classifier_card: str | os.PathLike | None = None) -> MammoPrediction:
     """ROI, features and Rad-score for one lesion of a mammogram; `pixel_hint`: where the reader gives a pixel size
-    (`images.PIXEL_SIZE_HINTS`: the CLI's option, or the station's or the desktop module's field)."""
+    (`images.PIXEL_SIZE_HINTS`: the CLI's option, or the station's or the desktop module's field);
+    `classifier_card`: another classifier than the kind's demo one (a model trained on a cohort), loaded through the
+    same checks; its provenance then names its card."""
     notes: list[str] = []
     timings, models, checks = {}, [], []
     assumed_mm = None  # the pixel size the segmenter assumed (none for the reader's mask or a known size)
@@ -121,11 +123,15 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
         checks.append(segmenter_check(segmenter.model.card, mammogram, roi))
     timings["segment"] = time.perf_counter() - started
     check_roi(roi)
-    card_path = Path(directory or models_dir()) / f"{CLASSIFIER_IDS[kind]}.json"
+    card_path = Path(classifier_card or Path(directory or models_dir()) / f"{CLASSIFIER_IDS[kind]}.json")
     classifier = load_classifier(card_path)
     card = classifier.checked
+    trained_kind = classifier.card.get("lesion_kind", kind)
+    if trained_kind != kind:
+        raise InputError(f"The classifier {card['provenance']['id']} was trained on {trained_kind} lesions, not on "
+                         f"{kind} lesions; choose a {kind} model")
     check_radiomics_settings(card_path, trained=card["radiomics"])
-    models.append(card["provenance"])
+    models.append({**card["provenance"], "card": str(card_path)} if classifier_card else card["provenance"])
     started = time.perf_counter()
     features = extract_2d(mammogram.image, roi)
     timings["features"] = time.perf_counter() - started

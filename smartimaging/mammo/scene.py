@@ -132,13 +132,14 @@ def segment(scene, volume_node, kind: str, segmenter: MammoSegmenter, point=None
 
 
 def classify(scene, volume_node, segmentation_node, kind: str, directory=None, table_node=None,
-             pixel_hint: str = PIXEL_SIZE_HINTS["desktop"]) -> tuple[object, MammoPrediction]:
-    """Rad-score of the segmentation's ROI into a table node (quantity | value), features included; `pixel_hint`:
-    where the reader gives a pixel size (as `predict_mammogram`)."""
+             pixel_hint: str = PIXEL_SIZE_HINTS["desktop"], classifier_card=None) -> tuple[object, MammoPrediction]:
+    """Rad-score of the segmentation's ROI into a table node (quantity | value), features included, and the
+    classifier that gave it; `pixel_hint`, `classifier_card`: as `predict_mammogram`."""
     mammogram = mammogram_from_volume_node(volume_node)
     spec = MAMMO_SEGMENTS[kind]
     mask = labels_from_segmentation(scene, segmentation_node, volume_node, (spec,))[0]
-    prediction = predict_mammogram(mammogram, kind, mask=mask, directory=directory, pixel_hint=pixel_hint)
+    prediction = predict_mammogram(mammogram, kind, mask=mask, directory=directory, pixel_hint=pixel_hint,
+                                   classifier_card=classifier_card)
     source = get_json_attribute(segmentation_node, "SmartImaging.MammoSegmentation", {})
     if source.get("model"):
         prediction.models.insert(0, source["model"])
@@ -152,7 +153,9 @@ def classify(scene, volume_node, segmentation_node, kind: str, directory=None, t
         table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{volume_node.GetName()} {kind} Rad-score")
         place_in_same_study(scene, table_node, volume_node)
     rows = [["Rad-score", f"{prediction.rad_score:.3f}"], ["Label", prediction.label],
-            ["Cutoff (Youden, training)", f"{prediction.cutoff:.3f}"], ["ROI", prediction.roi_source],
+            ["Cutoff (Youden, training)", f"{prediction.cutoff:.3f}"],
+            ["Classifier", f"{prediction.models[-1]['id']} {prediction.models[-1]['version']}"],
+            ["ROI", prediction.roi_source],
             ["ROI pixels", str(int(mask.sum()))]]
     if edit_dice is not None:
         rows.append(["Dice AI vs edited ROI", f"{edit_dice:.3f}"])

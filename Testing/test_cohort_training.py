@@ -1,0 +1,242 @@
+"""Training and evaluating a module's classifier on a worklist's cohort (cohort_training, worker jobs
+cohort-train / cohort-evaluate), and the mammography flow computing with the model chosen in the Model selector."""
+
+import csv
+import json
+import shutil
+import time
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from smartimaging.cohort_training import (
+    MIN_TRAINING_PER_CLASS,
+    card_summary,
+    cohort_models,
+    evaluate_model,
+    models_folder,
+    train_from_worklist,
+)
+from smartimaging.errors import CancelledError, InputError, ModelError
+from smartimaging.evaluation import auc_with_ci
+from smartimaging.mammo.cohort import write_mammo_phantom_cohort
+from smartimaging.mammo.features import load_mask
+from smartimaging.mammo.images import load_mammogram
+from smartimaging.manifest import read_manifest
+from smartimaging.models.registry import sha256_of
+from smartimaging.segments import MAMMO_SEGMENTS
+from smartimaging.worker import WorkerProcess
+from smartimaging.worklist import Worklist
+
+MAMMO = "MammoRadiomics"
+SEED = 5  # its 20 phantoms: 13 patients in the train and val splits (7 benign, 6 malignant), 7 in test (3, 4)
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::RuntimeWarning")
+
+
+def save_cases(cohort, count=None, proposals=4):
+    """The reader's work on a phantom cohort's worklist: the answer-key masks saved as the corrected ROIs, with
+    their pathology; the first `proposals` cases first get an AI proposal that missed the lesion's left part."""
+    worklist = Worklist(cohort, MAMMO)
+    segment = MAMMO_SEGMENTS["mass"]
+    for index, case in enumerate(worklist.cases[:count]):
+        mammogram = load_mammogram(case.inputs["mammogram"], float(case.given["pixel_mm"]))
+        key = load_mask(case.key_mask, mammogram)[None].astype(np.uint8)
+        if index < proposals:
+            ai = key.copy()
+            columns = np.nonzero(key[0].any(axis=0))[0]
+            ai[:, :, : columns[len(columns) // 3]] = 0
+            worklist.save_proposal(case.case_id, ai * segment.label, mammogram.image, (segment,),
+                                   {"id": "mammo-mass-unet-demo"})
+        worklist.save(case.case_id, {"kind": "mass", "pathology": case.key_label}, key * segment.label,
+                      mammogram.image, (segment,), edit_seconds=3.0)
+    return worklist
+
+
+@pytest.fixture(scope="module")
+def phantoms(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("phantoms")
+    write_mammo_phantom_cohort(folder, 20, seed=SEED, kind="mass")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def saved(phantoms, tmp_path_factory):
+    """The 20-case phantom worklist, every case saved as done."""
+    cohort = tmp_path_factory.mktemp("saved") / "cohort"
+    shutil.copytree(phantoms, cohort)
+    return save_cases(cohort)
+
+
+@pytest.fixture(scope="module")
+def trained(saved):
+    progress = []
+    card = train_from_worklist(saved.out, MAMMO, "mammo-mass-site", seed=3,
+                               progress=lambda f, m: progress.append((f, m)))
+    return card, progress
+
+
+def _rows(worklist, split=None):
+    rows = read_manifest(worklist.manifest_path).rows
+    return [row for row in rows if split is None or row["split"] in split]
+
+
+def test_the_card_says_what_the_model_was_trained_on(saved, trained):
+    card_path, progress = trained
+    assert card_path == models_folder(saved.out) / "mammo-mass-site" / "mammo-mass-site.json"
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    training = _rows(saved, ("train", "val"))
+    data = card["training"]["data"]
+    assert data["manifest"] == "smartimaging/MammoRadiomics/manifest.csv"
+    assert data["manifest_sha256"] == sha256_of(saved.manifest_path)
+    assert (data["benign"], data["malignant"]) == (sum(r["label"] == "0" for r in training),
+                                                   sum(r["label"] == "1" for r in training)) == (7, 6)
+    assert data["cohort"] == "cohort" and "cohort" in data["description"]
+    assert card["module"] == MAMMO and card["lesion_kind"] == "mass" and card["training"]["seed"] == 3
+    assert "--seed 3" in card["training"]["command"] and "--method preset" in card["training"]["command"]
+    assert card["pipeline"]["classifier"] == "rf"  # the paper's mass pipeline
+    assert 0 <= card["metrics"]["honest_auc"]["auc"] <= 1 and card["metrics"]["honest_auc"]["folds"] == 3
+    assert "Not for clinical use" in card["intended_use"]
+    features = read_manifest(card_path.parent / "features.csv", required=("patient_id",)).rows
+    assert sorted(r["patient_id"] for r in features) == sorted(r["patient_id"] for r in training)
+    assert [f for f, _ in progress] == sorted(f for f, _ in progress) and progress[-1][0] == 1.0
+    assert any("radiomics features of 13 of 13 cases" in m for _, m in progress)
+    assert cohort_models(saved.out, MAMMO, "mass") == [card_path]
+    assert cohort_models(saved.out, MAMMO, "calcification") == []
+    assert [row[0] for row in card_summary(card_path)] == ["Model", "Trained on", "Training estimate",
+                                                           "Intended use"]
+
+
+def test_evaluation_on_the_held_out_test_cases(saved, trained):
+    card_path, _ = trained
+    report = evaluate_model(saved.out, MAMMO, "mammo-mass-site")
+    test = _rows(saved, ("test",))
+    assert (report["benign"], report["malignant"]) == (3, 4) == (sum(r["label"] == "0" for r in test),
+                                                                 sum(r["label"] == "1" for r in test))
+    folder = card_path.parent / "evaluation"
+    with open(folder / "scores.csv", encoding="utf-8", newline="") as f:
+        scores = list(csv.DictReader(f))
+    assert sorted(r["case_id"] for r in scores) == sorted(r["case_id"] for r in test)
+    y = np.array([int(r["label"]) for r in scores])
+    s = np.array([float(r["rad_score"]) for r in scores])
+    expected = auc_with_ci(y, s)
+    assert report["auc"]["auc"] == pytest.approx(expected.auc, abs=1e-6)
+    assert report["auc"]["ci_low"] == pytest.approx(expected.ci_low, abs=1e-6)
+    cutoff = json.loads(card_path.read_text(encoding="utf-8"))["cutoff"]["value"]
+    assert report["cutoff"] == cutoff
+    positives = int(np.sum((s >= cutoff) & (y == 1)))
+    sensitivity = report["metrics"]["sensitivity"]
+    assert (sensitivity["numerator"], sensitivity["denominator"]) == (positives, 4)
+    table = dict(report["table"])
+    assert table["Sensitivity"].endswith(f"({positives}/4)")
+    assert table["AUC (95 % CI, DeLong)"].startswith(f"{expected.auc:.3f} (")
+    assert "Cross-validated AUC (training, paper pipeline)" in table
+    dice = [float(r["dice_ai_vs_corrected"]) for r in _rows(saved) if r["dice_ai_vs_corrected"]]
+    assert len(dice) == 4 and report["dice"]["mean"] == pytest.approx(np.mean(dice))
+    assert report["dice"]["median"] == pytest.approx(np.median(dice)) and report["dice"]["corrected"] == 4
+    assert (folder / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    assert card["metrics"]["test"]["auc"] == report["auc"]
+    assert card_summary(card_path)[3][0] == "Held-out test"
+
+
+def test_a_tampered_model_is_refused(saved, trained):
+    card_path, _ = trained
+    files = json.loads(card_path.read_text(encoding="utf-8"))["files"]
+    target = card_path.parent / files.get("plain", files["pipeline"])  # the file a prediction loads
+    original = target.read_bytes()
+    try:
+        target.write_bytes(original + b"\0")
+        with pytest.raises(ModelError, match="does not match the checksum"):
+            evaluate_model(saved.out, MAMMO, "mammo-mass-site")
+    finally:
+        target.write_bytes(original)
+
+
+def test_the_search_records_its_nested_cv_estimate(saved):
+    space = {"normalisers": ("zscore",), "reducers": ("pcc",), "selectors": ("anova",), "n_features": (3, 5),
+             "classifiers": ("lr",)}
+    card_path = train_from_worklist(saved.out, MAMMO, "mammo-mass-search", method="search", search_space=space)
+    honest = json.loads(card_path.read_text(encoding="utf-8"))["metrics"]["honest_auc"]
+    assert honest["method"].startswith("nested CV: 3 patient-grouped outer folds") and len(honest["outer_folds"]) >= 2
+    table = dict(evaluate_model(saved.out, MAMMO, "mammo-mass-search")["table"])
+    assert table["Nested-CV AUC (training, search)"].startswith(f"{honest['auc']:.3f} ± ")
+    with pytest.raises(InputError, match="already has a model named mammo-mass-search"):
+        train_from_worklist(saved.out, MAMMO, "mammo-mass-search")
+
+
+def test_a_cohort_too_small_is_refused_in_plain_words(phantoms, tmp_path):
+    cohort = tmp_path / "cohort"
+    shutil.copytree(phantoms, cohort)
+    with pytest.raises(InputError, match="No case of this worklist is done yet"):
+        train_from_worklist(cohort / "smartimaging" / MAMMO, MAMMO, "too-early")
+    worklist = save_cases(cohort, count=8, proposals=0)
+    with pytest.raises(InputError, match=rf"at least {MIN_TRAINING_PER_CLASS} benign and "
+                                         rf"{MIN_TRAINING_PER_CLASS} malignant mass cases among the training "
+                                         r"cases .*; this cohort has \d benign and \d malignant"):
+        train_from_worklist(worklist.out, MAMMO, "too-small")
+    assert not models_folder(worklist.out).exists()  # refused before any model folder was made
+
+
+def test_cancel_leaves_no_model(saved):
+    messages = []
+
+    def stop() -> bool:
+        return any(m.startswith("fitting") for m in messages)
+
+    with pytest.raises(CancelledError):
+        train_from_worklist(saved.out, MAMMO, "cancelled", progress=lambda f, m: messages.append(m),
+                            should_stop=stop)
+    assert not any(p.name.startswith((".cancelled", "cancelled")) for p in models_folder(saved.out).iterdir())
+
+
+def test_worker_jobs_train_evaluate_and_cancel(saved):
+    out = str(saved.out)
+    worker = WorkerProcess("cohort-train", ["--output-dir", out, "--module", MAMMO, "--name", "by-worker"])
+    seen: list[dict] = []
+    while not any(e["event"] == "progress" and e["message"].startswith("radiomics features of 2 ") for e in seen):
+        assert worker.process.poll() is None, (seen, worker.stderr)
+        seen += worker.poll()
+        time.sleep(0.05)
+    worker.cancel()
+    worker.wait(timeout=30)
+    assert not any(p.name.startswith((".by-worker", "by-worker")) for p in models_folder(saved.out).iterdir())
+
+    events = WorkerProcess("cohort-evaluate", ["--output-dir", out, "--module", MAMMO, "--name", "nothing"]).wait(60)
+    assert events[-1]["event"] == "error" and "no model named nothing" in events[-1]["message"]
+    events = WorkerProcess("cohort-evaluate", ["--output-dir", out, "--module", MAMMO, "--name",
+                                               "mammo-mass-site"]).wait(300)
+    assert [e["event"] for e in events][-1] == "result" and any(e["event"] == "progress" for e in events)
+    assert events[-1]["evaluation"]["cases"] == 7
+
+
+def test_the_flow_computes_with_the_selected_model(scene, saved, trained):
+    from smartimaging.mammo.flow import MammoFlow
+    from smartimaging.mrml import sitk_to_volume_node
+    from smartimaging.segmentation_nodes import segmentation_from_labels
+
+    card_path, _ = trained
+    case = saved.cases[0]
+    mammogram = load_mammogram(case.inputs["mammogram"], float(case.given["pixel_mm"]))
+    volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "phantom")
+    sitk_to_volume_node(mammogram.image, volume)
+    labels = load_mask(case.key_mask, mammogram)[None].astype(np.uint8)
+    flow = MammoFlow(scene)
+    flow.select({"mammogram": volume})
+    flow.draw_by_hand()
+    painted = segmentation_from_labels(scene, volume, labels, flow.drawn_segments, "painted", "edited")
+    flow.segmentation.GetSegmentation().DeepCopy(painted.GetSegmentation())
+    demo = dict(flow.run(flow.compute()).rows)
+    assert demo["Classifier"].startswith("mammo-mass-classifier-demo ")
+    flow.classifier_card = card_path
+    result = flow.run(flow.compute())
+    rows = dict(result.rows)
+    assert rows["Classifier"] == "mammo-mass-site 1.0.0"
+    expected = json.loads(card_path.read_text(encoding="utf-8"))["cutoff"]["value"]
+    assert rows["Cutoff (Youden, training)"] == f"{expected:.3f}"
+    card = next(e for e in result.explanations if e["key"] == "card mammo-mass-site")
+    assert any("cohort" in line for line in card["text"])  # the card read from the cohort, not the models folder
+    flow.set_kind("calcification")
+    with pytest.raises(InputError, match="trained on mass lesions, not on calcification"):
+        flow.run(flow.compute())
+    assert sitk.GetArrayFromImage(mammogram.image).shape[0] == 1

@@ -1,0 +1,133 @@
+"""Teaching mode in a real MRML scene (slicer-core), as the station's teaching panel drives it: a teaching set keeps
+only the cases with an answer key and says why others were left out, never writes into the teacher's cohort, finds
+the AI proposal a cohort's worklist saved, makes one with Segment at the key's centre without touching the student's
+outline, and shows the three outlines in their colours, outlined."""
+
+import csv
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from smartimaging.errors import InputError
+from smartimaging.mammo.cohort import write_mammo_phantom_cohort
+from smartimaging.mammo.flow import MammoFlow
+from smartimaging.mrml import create_headless_scene, volume_node_to_sitk
+from smartimaging.segmentation_nodes import labels_from_segmentation
+from smartimaging.teaching import check_answer
+from smartimaging.teaching_scene import (
+    OUTLINE_ROLE,
+    OUTLINES,
+    TeachingSet,
+    image_of,
+    key_centre_lps,
+    proposal_flow,
+    proposal_mask,
+    read_proposal,
+    segmentations_shown,
+    show_outlines,
+    student_mask,
+    write_phantom_set,
+)
+from smartimaging.worklist_scene import WorklistReading, set_segments
+
+
+def _files(folder):
+    return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+
+
+def test_only_cases_with_a_key_are_taught_and_the_cohort_is_never_written(tmp_path):
+    cohort = tmp_path / "cohort"
+    write_mammo_phantom_cohort(cohort, 4, seed=3, kind="mass")
+    manifest = cohort / "manifest.csv"
+    with open(manifest, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    rows[1]["mask"] = ""  # no reference outline
+    rows[2]["label"] = ""  # no label
+    with open(manifest, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    before = _files(cohort)
+    flow = MammoFlow(create_headless_scene())
+    teaching = TeachingSet(flow, cohort, tmp_path / "scratch")
+    assert [case.case_id for case in teaching.cases] == [rows[0]["patient_id"], rows[3]["patient_id"]]
+    assert teaching.left_out == ("Left out: 1 case without a reference outline (the manifest's mask column); 1 case "
+                                 "without a label (the manifest's label column). Only cases with an answer key "
+                                 "(outline and label) are taught.")
+    assert teaching.choices == ("benign", "malignant")
+    case = teaching.open(1)
+    assert case.case_id == rows[3]["patient_id"] and flow.primary is not None
+    assert flow.segmentation is None and flow.ai_segmentation is None  # nothing but the image in the scene
+    assert teaching.key().any()
+    assert _files(cohort) == before  # the student's session wrote nothing into the teacher's folder
+
+    for row in rows:
+        row["mask"] = ""
+    with open(manifest, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(InputError, match="no case with an answer key.*4 cases without a reference outline"):
+        TeachingSet(MammoFlow(create_headless_scene()), cohort, tmp_path / "scratch2")
+
+
+def test_check_with_the_ai_at_the_keys_centre_and_the_three_outlines(tmp_path):
+    cohort = write_phantom_set(tmp_path / "set", "MammoRadiomics", seed=5, kind="mass")
+    scene = create_headless_scene()
+    flow = MammoFlow(scene)
+    teaching = TeachingSet(flow, cohort, tmp_path / "scratch")
+    assert len(teaching.cases) == 3 and teaching.left_out == ""
+    case = teaching.open(0)
+    assert teaching.saved_proposal(case) is None  # the cohort has no worklist yet
+    key = teaching.key()
+    reference = volume_node_to_sitk(flow.primary)
+    flow.draw_by_hand()
+    drawn = np.zeros(key.shape, np.uint8)
+    rows, cols = np.nonzero(key[0])
+    drawn[0, rows.min():rows.max() + 1, cols.min():(cols.min() + cols.max()) // 2] = 1  # the left half of the box
+    set_segments(scene, flow.segmentation, flow.primary, drawn, flow.drawn_segments)
+    before = flow.segmentation
+
+    ai_flow = proposal_flow(flow, case, key_centre_lps(key, reference))
+    ai_flow.run(ai_flow.segment())
+    ai = proposal_mask(ai_flow)
+    ai_flow.clear()
+    assert flow.segmentation is before and scene.IsNodePresent(before)  # the student's outline untouched
+    student = student_mask(flow)
+    assert np.array_equal(student, drawn != 0)
+    result = check_answer(image_of(student, reference), image_of(key, reference), image_of(ai, reference),
+                          "malignant", case.key_label, {c: c for c in teaching.choices})
+    assert result.dice_ai_key > 0.6 > result.dice_student_key > 0.2  # the AI outlined the lesion; half a box did not
+
+    nodes = show_outlines(scene, flow.primary, {"student": student, "key": key, "ai": ai}, flow.drawn_segments[0])
+    assert [node.GetAttribute(OUTLINE_ROLE) for node in nodes] == ["student", "key", "ai"]
+    for node, outline, mask in zip(nodes, OUTLINES, (student, key, ai), strict=True):
+        segment = node.GetSegmentation().GetNthSegment(0)
+        assert segment.GetName() == outline.title and np.allclose(segment.GetColor(), outline.color)
+        assert np.array_equal(labels_from_segmentation(scene, node, flow.primary, flow.drawn_segments) != 0, mask)
+    shown = {entry["outline"]: entry for entry in segmentations_shown(scene) if entry["outline"]}
+    assert set(shown) == {"student", "key", "ai"}
+    assert all(entry["visible"] and not entry["filled"] for entry in shown.values())
+
+    folder = teaching.keep(case, {"student": student, "ai": ai}, reference, flow.drawn_segments[0])
+    assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "student.seg.nrrd"))) != 0, student)
+    assert str(folder).startswith(str(tmp_path / "scratch"))
+
+
+def test_a_proposal_saved_by_the_cohorts_worklist_is_used(tmp_path):
+    cohort = write_phantom_set(tmp_path / "set", "MammoRadiomics", seed=6, kind="mass")
+    reader = WorklistReading(MammoFlow(create_headless_scene()), cohort)  # the teacher's worklist on the cohort
+    case = reader.open_case()
+    proposal = np.zeros(volume_node_to_sitk(reader.flow.primary).GetSize()[::-1], np.uint8)
+    proposal[0, 10:20, 10:20] = 1
+    reader.worklist.save_proposal(case.case_id, proposal, volume_node_to_sitk(reader.flow.primary),
+                                  reader.flow.drawn_segments, {"id": "test"})
+    flow = MammoFlow(create_headless_scene())
+    teaching = TeachingSet(flow, cohort, tmp_path / "scratch")
+    opened = teaching.open(0)
+    path = teaching.saved_proposal(opened)
+    assert path == cohort / "smartimaging" / "MammoRadiomics" / "cases" / case.case_id / "ai.seg.nrrd"
+    assert np.array_equal(read_proposal(path, volume_node_to_sitk(flow.primary)), proposal != 0)
+    assert flow.ai_segmentation is None  # kept out of the scene until Check
+    assert teaching.saved_proposal(teaching.cases[1]) is None

@@ -1,0 +1,236 @@
+"""Teaching mode in the scene (the station's teaching panel drives it; the scoring is `teaching`'s): a teaching set is
+the cases of a cohort folder that carry an answer key (reference outline and label), read in a module's flow with
+the reader's work kept in a scratch folder, so that a student never writes into the teacher's cohort. The AI's
+outline of a case is the proposal the cohort's own worklist saved, else the module's Segment prompted at the key's
+centre, run in a second flow so that the student's outline stays untouched. After Check the student's outline, the
+key and the AI's outline are shown together as outlines (not fills), each in its own colour."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import InputError
+from .io import same_geometry
+from .manifest import read_manifest
+from .segfile import write_seg_nrrd
+from .segmentation_nodes import labels_from_segmentation, segmentation_from_labels
+from .segments import SegmentSpec
+from .wording import counted
+from .worklist import OUTPUT_FOLDER, Case
+from .worklist_scene import WorklistReading
+
+TEACHABLE = ("MammoRadiomics", "BreastLVI")  # every case's key outlines one lesion
+PHANTOM_CASES = 3  # a phantom teaching set's cases
+OUTLINE_ROLE = "SmartImaging.TeachingOutline"  # attribute of the outline nodes: "student", "key" or "ai"
+OUTLINE_PX = 2  # outline width in the slice views (the segmentation display node's slice intersection thickness)
+
+
+@dataclass(frozen=True)
+class Outline:
+    name: str  # OUTLINE_ROLE's value
+    title: str  # the legend's words
+    color: tuple[float, float, float]
+
+    @property
+    def hex(self) -> str:
+        return "#" + "".join(f"{round(255 * c):02X}" for c in self.color)
+
+
+# Okabe-Ito colours, told apart with the common colour-vision deficiencies, all bright on a grey image
+OUTLINES = (Outline("student", "Your outline", (0.941, 0.894, 0.259)),  # yellow
+            Outline("key", "Answer key", (0.337, 0.706, 0.914)),  # sky blue
+            Outline("ai", "AI", (0.835, 0.369, 0.0)))  # vermillion
+
+
+def write_phantom_set(folder: Path, module: str, seed: int = 0, kind: str | None = None) -> Path:
+    """PHANTOM_CASES phantom cases of `module` with their ground truth (a cohort folder whose manifest has masks and
+    labels); `kind`: the mammography lesion kind. The folder."""
+    if module == "MammoRadiomics":
+        from .mammo.cohort import write_mammo_phantom_cohort
+
+        write_mammo_phantom_cohort(folder, PHANTOM_CASES, seed=seed, kind=kind)
+    elif module == "BreastLVI":
+        from .lvi.cohort import write_lvi_phantom_cohort
+
+        write_lvi_phantom_cohort(folder, PHANTOM_CASES, seed=seed)
+    else:
+        raise InputError(teachable_refusal(module))
+    return Path(folder)
+
+
+def teachable_refusal(module: str) -> str:
+    """Why a module has no teaching mode."""
+    return (f"{module} has no teaching mode: teaching checks an outline of the lesion against an answer key, which "
+            f"the mammography and LVI modules have (a bone scan without metastasis has no lesion to outline)")
+
+
+class TeachingSet:
+    """The cases with an answer key of a cohort folder, opened in `flow`; the reader's work goes to `scratch`."""
+
+    def __init__(self, flow, folder: str | Path, scratch: str | Path):
+        if flow.module not in TEACHABLE:
+            raise InputError(teachable_refusal(flow.module))
+        self.folder = Path(folder)
+        self.scratch = Path(scratch)
+        self.reading = WorklistReading(flow, self.folder, out=self.scratch / "worklist")
+        worklist = self.reading.worklist
+        self.label_field = worklist.spec.label_field
+        no_outline = sum(case.key_mask is None for case in worklist.cases)
+        no_label = sum(case.key_mask is not None and case.key_label is None for case in worklist.cases)
+        self.cases = [case for case in worklist.cases if case.key_mask is not None and case.key_label is not None]
+        reasons = [text for count, text in (
+            (no_outline, f"{counted(no_outline, 'case')} without a reference outline (the manifest's "
+                         f"{worklist.spec.mask_column} column)"),
+            (no_label, f"{counted(no_label, 'case')} without a label (the manifest's label column)"),
+            (len(worklist.skipped), f"{counted(len(worklist.skipped), 'row')} whose files are missing")) if count]
+        self.left_out = (f"Left out: {'; '.join(reasons)}. Only cases with an answer key (outline and label) are "
+                         "taught.") if reasons else ""
+        if not self.cases:
+            raise InputError(f"{self.folder.name} has no case with an answer key (a reference outline and a label "
+                             f"in its manifest.csv); {self.left_out}")
+        self._proposals = saved_proposals(self.folder, worklist)
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The calls the student chooses from (the module's label field: benign / malignant...)."""
+        return self.label_field.choices
+
+    def open(self, index: int) -> Case:
+        """Open the set's `index`-th case into the flow: its images only (the AI and the key stay out of the scene)."""
+        return self.reading.open_case(self.cases[index].case_id)
+
+    def saved_proposal(self, case: Case) -> Path | None:
+        """The AI's proposal the cohort's worklist saved for the case (ai.seg.nrrd), None when it saved none."""
+        return self._proposals.get(case.case_id)
+
+    def key(self) -> np.ndarray:
+        """The open case's answer key (bool, (k, j, i) on its image's grid)."""
+        return self.reading.answer_key() != 0
+
+    def keep(self, case: Case, masks: dict[str, np.ndarray], reference: sitk.Image, segment: SegmentSpec) -> Path:
+        """The checked outlines of a case (`masks` by OUTLINES name) as .seg.nrrd files in the scratch folder
+        (`checked/<case>/student.seg.nrrd`, ...), the session's record of what was scored; their folder."""
+        folder = self.scratch / "checked" / case.case_id
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, mask in masks.items():
+            write_seg_nrrd(mask.astype(np.uint8) * segment.label, reference, (segment,), folder / f"{name}.seg.nrrd")
+        return folder
+
+
+def saved_proposals(folder: Path, worklist) -> dict[str, Path]:
+    """Case id -> the AI proposal a worklist saved: in the cohort's own worklist (`<folder>/smartimaging/<module>/
+    cases/<case>/ai.seg.nrrd`), or, for a worklist's output folder, in its manifest's ai_<mask> column."""
+    spec = worklist.spec
+    found = {}
+    cases = folder / OUTPUT_FOLDER / spec.module / "cases"
+    for case in worklist.cases:
+        path = cases / case.case_id / "ai.seg.nrrd"
+        if path.is_file():
+            found[case.case_id] = path
+    manifest_path, column = folder / "manifest.csv", f"ai_{spec.mask_column}"
+    image_column = next(iter(spec.roles.values()))
+    if manifest_path.is_file() and column in _header(manifest_path):
+        manifest = read_manifest(manifest_path, required=("patient_id", image_column))
+        by_image = {manifest.resolve(row[image_column]): manifest.resolve(row[column]) for row in manifest.rows
+                    if row.get(column) and row.get(image_column)}
+        first_role = next(iter(spec.roles))
+        for case in worklist.cases:
+            path = by_image.get(case.inputs.get(first_role))
+            if path is not None and path.is_file():
+                found[case.case_id] = path
+    return found
+
+
+def _header(path: Path) -> list[str]:
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        return next(csv.reader(f), [])
+
+
+def read_proposal(path: Path, reference: sitk.Image) -> np.ndarray:
+    """A saved proposal as a bool mask on the case image's grid; refused when it is on another grid."""
+    image = sitk.ReadImage(str(path))
+    if not same_geometry(image, reference):
+        raise InputError(f"The saved AI proposal {path.parent.name}/{path.name} is not on the grid of the case's "
+                         "image")
+    return sitk.GetArrayFromImage(image) != 0
+
+
+def key_centre_lps(key: np.ndarray, reference: sitk.Image) -> tuple[float, float, float]:
+    """The key's centroid (LPS, mm): the prompt of the AI's Segment."""
+    index = np.argwhere(key).mean(axis=0)[::-1]  # (i, j, k)
+    return tuple(float(v) for v in reference.TransformContinuousIndexToPhysicalPoint(index.tolist()))
+
+
+def proposal_flow(flow, case: Case, point_lps) -> object:
+    """A second flow of the module on the same scene, with the case's images and the prompt at `point_lps`: its
+    Segment makes the AI's outline without touching the student's (clear it afterwards)."""
+    scratch = type(flow)(flow.scene, flow.device, flow.models_dir, flow.python)
+    pixel = case.given.get("pixel_mm")
+    scratch.set_case_options(kind=case.given.get("kind") or getattr(flow, "kind", None),
+                             pixel_mm=float(pixel) if pixel else None)
+    for role in scratch.roles:
+        if role in case.inputs:
+            scratch.load(role, case.inputs[role], f"teaching AI {role}")
+    if scratch.places_point:
+        scratch.set_point_lps(point_lps)
+    return scratch
+
+
+def proposal_mask(flow) -> np.ndarray:
+    """The AI's outline a `proposal_flow`'s Segment made (bool, on its image's grid)."""
+    return labels_from_segmentation(flow.scene, flow.ai_segmentation, flow.primary, flow.drawn_segments) != 0
+
+
+def student_mask(flow) -> np.ndarray:
+    """The student's outline: every drawn segment of the flow's segmentation (bool, on the image's grid)."""
+    if flow.segmentation is None:
+        raise InputError("Draw your outline first: press “Draw ROI by hand” and paint the lesion")
+    return labels_from_segmentation(flow.scene, flow.segmentation, flow.primary, flow.drawn_segments) != 0
+
+
+def show_outlines(scene, volume_node, masks: dict[str, np.ndarray], segment: SegmentSpec) -> list:
+    """One segmentation node per outline of `masks` (by OUTLINES name), drawn as an outline in its colour; the
+    nodes, in OUTLINES' order (the last drawn on top)."""
+    nodes = []
+    for outline in OUTLINES:
+        if outline.name not in masks:
+            continue
+        labels = masks[outline.name].astype(np.uint8) * segment.label
+        node = segmentation_from_labels(scene, volume_node, labels, (segment,),
+                                        f"{volume_node.GetName()} {outline.title}", "teaching")
+        node.SetAttribute(OUTLINE_ROLE, outline.name)
+        shown = node.GetSegmentation().GetNthSegment(0)
+        shown.SetName(outline.title)
+        shown.SetColor(*outline.color)
+        display = node.GetDisplayNode()
+        display.SetVisibility2DFill(False)
+        display.SetVisibility2DOutline(True)
+        display.SetSliceIntersectionThickness(OUTLINE_PX)
+        nodes.append(node)
+    return nodes
+
+
+def image_of(mask: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    """A (k, j, i) mask as a label image on the reference's grid."""
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    image.CopyInformation(reference)
+    return image
+
+
+def segmentations_shown(scene) -> list[dict]:
+    """Every segmentation node of the scene: its name, its teaching outline ("" for another), whether a slice view
+    shows it and whether filled: what the student can see."""
+    nodes = scene.GetNodesByClass("vtkMRMLSegmentationNode")
+    shown = []
+    for index in range(nodes.GetNumberOfItems()):
+        node = nodes.GetItemAsObject(index)
+        displays = [node.GetNthDisplayNode(i) for i in range(node.GetNumberOfDisplayNodes())]
+        visible = [d for d in displays if d is not None and d.GetVisibility() and d.GetVisibility2D()]
+        shown.append({"name": node.GetName(), "outline": node.GetAttribute(OUTLINE_ROLE) or "",
+                      "visible": bool(visible), "filled": any(d.GetVisibility2DFill() for d in visible)})
+    return shown

@@ -112,6 +112,15 @@ def test_a_start_card_of_another_network_is_refused(mammo_cohort, tmp_path, caps
     assert expected in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
+def test_the_start_model_is_never_overwritten(mammo_cohort, tmp_path, capsys):
+    card = _card_copy(tmp_path / "models", MAMMO_CARD, lambda c: None)
+    before = card.read_bytes()
+    assert main(["mammo", "train-segmenter", "--manifest", str(mammo_cohort), "--kind", "mass", "--out",
+                 str(card.parent), "--name", "mammo-mass-unet-demo", "--from-model", str(card), "--epochs", "1",
+                 "--device", "cpu"]) == 2
+    assert "over the start model" in capsys.readouterr().err and card.read_bytes() == before
+
+
 def test_fine_tuning_options_that_cannot_apply_are_refused(mammo_cohort, tmp_path, capsys):
     from smartimaging.bonescan.commands import EPOCHS, LEARNING_RATE
     from smartimaging.bonescan.train import TRAINING_LEARNING_RATE as BONESCAN_LR

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import CancelledError, InputError
+from .wording import counted, plural
 
 if TYPE_CHECKING:  # the CLI's parser imports this module for its options: torch loads only when a job runs
     import torch
@@ -36,11 +37,12 @@ if TYPE_CHECKING:  # the CLI's parser imports this module for its options: torch
 
 FINETUNE_EPOCHS = 5
 LEARNING_RATE_FACTOR = 0.1
-FINETUNE_HELP = (f"fine-tune: start from this model card's weights (same task, network and input spec; sha256 "
-                 f"checked); default {FINETUNE_EPOCHS} epochs at a tenth of the training learning rate (the start "
-                 "weights already segment: small steps adapt them to the corrected cases without forgetting). "
-                 "Dice of the start and the fine-tuned model on the held-out rows (split 'test', else 'val') goes "
-                 "into the new card")
+DEFAULTS_WHY = (f"default {FINETUNE_EPOCHS} epochs at a tenth of the training learning rate: the start weights "
+                "already segment, and small steps adapt them to the corrected cases without forgetting what they "
+                "learnt")
+FINETUNE_HELP = ("fine-tune: start from this model card's weights (same task, network and input spec; sha256 checked); "
+                 f"{DEFAULTS_WHY}. Dice of the start and the fine-tuned model on the held-out rows (split 'test', else "
+                 "'val') goes into the new card")
 PHANTOM_HELP = "the manifest holds synthetic phantoms: the card labels its Dice values as phantom numbers"
 BATCH_SIZES = {"mammo": 16, "lvi": 8, "bonescan": 8}  # the defaults of the tasks' segmenter training commands
 
@@ -63,14 +65,15 @@ class FinetuneResult:
     dice_after: float
     n: int
     split: str
+    unit: str  # what was measured: "mammogram", "volume", "study"
 
     def as_json(self) -> dict:
         return {"card": str(self.card), "dice_before": self.dice_before, "dice_after": self.dice_after, "n": self.n,
                 "split": self.split}
 
     def summary(self) -> str:
-        return (f"Dice on {self.n} held-out '{self.split}' item(s): {self.dice_before:.3f} before, "
-                f"{self.dice_after:.3f} after fine-tuning; wrote {self.card}")
+        return (f"Dice on {counted(self.n, 'held-out ' + self.unit)} ('{self.split}' rows): {self.dice_before:.3f} "
+                f"before, {self.dice_after:.3f} after fine-tuning; wrote {self.card}")
 
 
 def finetune_config(config: TrainConfig, training_learning_rate: float) -> TrainConfig:
@@ -81,9 +84,10 @@ def finetune_config(config: TrainConfig, training_learning_rate: float) -> Train
                           "learning_rate": config.learning_rate or training_learning_rate * LEARNING_RATE_FACTOR})
 
 
-def start_model(from_card, check: Callable[[dict], object], what: str) -> LoadedModel:
-    """The start model of a fine-tuning: its card checked by `check` (the task's network and input spec) before
-    the registry loads it (sha256, safetensors); InputError naming the card and the field that differs."""
+def start_model(from_card, check: Callable[[dict], object], what: str) -> tuple[LoadedModel, Path]:
+    """The start model of a fine-tuning and its card's path: the card checked by `check` (the task's network and
+    input spec) before the registry loads it (sha256, safetensors); InputError naming the card and the field that
+    differs."""
     from .models import load_model
     from .models.nets import CardFieldError
     from .models.registry import read_card
@@ -93,7 +97,7 @@ def start_model(from_card, check: Callable[[dict], object], what: str) -> Loaded
         check(card)
     except CardFieldError as exc:
         raise InputError(f"--from-model {path.name} is not {what}, so it cannot be fine-tuned here: {exc}") from None
-    return load_model(path)
+    return load_model(path), path
 
 
 def held_out_split(manifest: Manifest, usable: Callable[[dict], bool] = lambda row: True) -> str:
@@ -125,21 +129,27 @@ def _mean(scores: list[float]) -> float:
     return float(statistics.fmean(scores)) if scores else 0.0
 
 
-def finetune(start: LoadedModel, train_set: Dataset, loss_fn, evaluate: Evaluate, held_out: Sequence,
+def finetune(start: LoadedModel, start_card: Path, train_set: Dataset, loss_fn, evaluate: Evaluate, held_out: Sequence,
              held_out_names: list[str], validation: Sequence | None, config: TrainConfig, *, manifest_path,
-             split: str, prompt: str, name: str, out_dir, phantom: bool, counts: dict, command: str | None = None,
-             progress: Progress | None = None, should_stop: StopCheck | None = None) -> FinetuneResult:
-    """Fine-tune `start.network` on `train_set` and write the new card + weights to `out_dir`.
+             split: str, unit: str, prompt: str, name: str, out_dir, phantom: bool, counts: dict,
+             command: str | None = None, progress: Progress | None = None,
+             should_stop: StopCheck | None = None) -> FinetuneResult:
+    """Fine-tune `start.network` (read from the card `start_card`) on `train_set` and write the new card + weights
+    to `out_dir` (never over the start model's files).
 
     `evaluate(network, device, items)` gives one Dice per item; `held_out` (named by `held_out_names`) are measured
-    before and after, `validation` (or None: the last epoch is kept) chooses the best epoch. `prompt` says how the
-    prompts were derived, `counts` how many rows were used (for the card)."""
+    before and after, `validation` (or None: the last epoch is kept) chooses the best epoch. `unit` names an item
+    ("volume"), `prompt` says how the prompts were derived, `counts` how many rows were used (for the card)."""
     from .models import save_model
     from .models.nets import pick_device
     from .models.registry import check_model_name
     from .training import fit
 
     check_model_name(name)
+    start_files = {Path(start.weights_path).resolve(), Path(start_card).resolve()}
+    if {Path(out_dir, f"{name}{suffix}").resolve() for suffix in (".json", ".safetensors")} & start_files:
+        raise InputError(f"--out and --name would write the new model over the start model {start.card['id']}; give "
+                         "another --name or --out")
     report = progress or (lambda fraction, message: None)
     device = pick_device(config.device)
 
@@ -148,7 +158,7 @@ def finetune(start: LoadedModel, train_set: Dataset, loss_fn, evaluate: Evaluate
             raise CancelledError("Fine-tuning was cancelled")
         return evaluate(copy.deepcopy(network).to(device).eval(), device, items)
 
-    report(0.0, f"measuring the start model {start.card['id']} on {len(held_out)} held-out item(s)")
+    report(0.0, f"measuring the start model {start.card['id']} on {counted(len(held_out), 'held-out ' + unit)}")
     before = dice_of(start.network, held_out)
     network = start.network
     epochs_seen = []
@@ -165,14 +175,14 @@ def finetune(start: LoadedModel, train_set: Dataset, loss_fn, evaluate: Evaluate
         report(0.1 + 0.8 * record["fraction"], f"epoch {record['epoch']}/{config.epochs}: loss "
                                                f"{record['train_loss']:.4f}{shown}")
 
-    report(0.1, f"fine-tuning for {config.epochs} epoch(s)")
+    report(0.1, f"fine-tuning for {counted(config.epochs, 'epoch')}")
     result = fit(network, train_set, loss_fn, validate, config, progress=on_epoch, should_cancel=should_stop)
-    report(0.9, "measuring the fine-tuned model on the same held-out item(s)")
+    report(0.9, f"measuring the fine-tuned model on the same {plural('held-out ' + unit)}")
     after = dice_of(network, held_out)
     data = f"{Path(manifest_path).name}, split '{split}'"
     metrics = {
-        "data": (f"{'PHANTOM numbers: ' if phantom else ''}{len(held_out)} held-out item(s) of {data} ({prompt}); "
-                 "the start and the fine-tuned model on the same items with the same prompts"),
+        "data": (f"{'PHANTOM numbers: ' if phantom else ''}{counted(len(held_out), 'held-out ' + unit)} of {data} "
+                 f"({prompt}); the start and the fine-tuned model on the same {plural(unit)} with the same prompts"),
         "phantom": phantom, "manifest": Path(manifest_path).name, "split": split, "n": len(held_out),
         "dice_before": _mean(before), "dice_after": _mean(after),
         "per_item": [{"item": item, "dice_before": b, "dice_after": a}
@@ -188,6 +198,7 @@ def finetune(start: LoadedModel, train_set: Dataset, loss_fn, evaluate: Evaluate
                          "selection": ("best validation Dice ('val' rows)" if validation is not None else
                                        "last epoch (the held-out rows never choose the model)"),
                          "learning_rate": config.learning_rate, "batch_size": config.batch_size,
+                         "defaults": DEFAULTS_WHY,
                          "seconds": round(result.seconds, 1), "history": result.history,
                          "training_domain": "the start model's (the fine-tuning rows are not added)"},
             "metrics": metrics,
@@ -198,4 +209,4 @@ def finetune(start: LoadedModel, train_set: Dataset, loss_fn, evaluate: Evaluate
             "weights_sha256": ""}
     written = save_model(network, card, out_dir)
     report(1.0, f"wrote {written.name}")
-    return FinetuneResult(written, metrics["dice_before"], metrics["dice_after"], len(held_out), split)
+    return FinetuneResult(written, metrics["dice_before"], metrics["dice_after"], len(held_out), split, unit)

@@ -248,7 +248,7 @@ def finetune_segmenter(manifest_path, from_card, out_dir, name: str, config: Tra
     from ..models import LoadedModel
     from .pipeline import BoneScanModels, check_segmenter_card
 
-    start = start_model(from_card, check_segmenter_card, FINETUNE_WHAT)
+    start, start_card = start_model(from_card, check_segmenter_card, FINETUNE_WHAT)
     manifest = read_manifest(manifest_path, required=("patient_id", "image", "mask", "split"))
     split = held_out_split(manifest)
     if not manifest.subset("train"):
@@ -273,9 +273,9 @@ def finetune_segmenter(manifest_path, from_card, out_dir, name: str, config: Tra
         return scores
 
     return finetune(
-        start, PatchDataset(train_views), dice_ce_loss, evaluate, held_out,
+        start, start_card, PatchDataset(train_views), dice_ce_loss, evaluate, held_out,
         [f"row {rows[id(s.row)]}" for s in held_out], validation or None,
-        finetune_config(config, TRAINING_LEARNING_RATE), manifest_path=manifest_path, split=split,
+        finetune_config(config, TRAINING_LEARNING_RATE), manifest_path=manifest_path, split=split, unit="study",
         prompt="every view segmented whole (no prompt), Dice of the metastases over the study's views, studies "
                "with metastases", name=name, out_dir=out_dir, phantom=phantom,
         counts={"train_views": len(train_views), "val_studies": len(validation), "held_out_studies": len(held_out)},

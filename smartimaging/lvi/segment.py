@@ -313,7 +313,7 @@ def finetune_lesion_segmenter(manifest_path, from_card, out_dir, name: str, conf
     click at the VOI's centroid as in the training's validation. Returns a `FinetuneResult`."""
     from ..finetune import finetune, finetune_config, held_out_split, start_model
 
-    start = start_model(from_card, check_segmenter_card, FINETUNE_WHAT)
+    start, start_card = start_model(from_card, check_segmenter_card, FINETUNE_WHAT)
     threshold = check_segmenter_card(start.card)
     manifest = read_manifest(manifest_path, required=("patient_id", "voi"))
     split = held_out_split(manifest)
@@ -325,9 +325,9 @@ def finetune_lesion_segmenter(manifest_path, from_card, out_dir, name: str, conf
         return [centroid_click_dice(segmenter, volume, voi) for volume, voi in items]
 
     return finetune(
-        start, ClickedPatches(train, seed=config.seed), segmentation_loss, evaluate,
+        start, start_card, ClickedPatches(train, seed=config.seed), segmentation_loss, evaluate,
         [(volume, voi) for _, volume, voi in held_out], [label for label, _, _ in held_out], validation,
-        finetune_config(config, TRAINING_LEARNING_RATE), manifest_path=manifest_path, split=split,
+        finetune_config(config, TRAINING_LEARNING_RATE), manifest_path=manifest_path, split=split, unit="volume",
         prompt="click at the VOI's centroid, Dice on the volume's grid", name=name, out_dir=out_dir,
         phantom=phantom, counts={"train_volumes": len(train), "val_volumes": len(validation or []),
                                  "held_out_volumes": len(held_out)},

@@ -377,7 +377,7 @@ def finetune_segmenter(manifest_path, from_card, out_dir, name: str, config, kin
     from ..manifest import read_manifest
     from ..training import dice_ce_loss
 
-    start = start_model(from_card, check_segmenter_card, FINETUNE_WHAT)
+    start, start_card = start_model(from_card, check_segmenter_card, FINETUNE_WHAT)
     card_kind = check_segmenter_card(start.card)
     if kind is not None and kind != card_kind:
         raise InputError(f"--from-model {start.card['id']} segments {card_kind} lesions, not {kind} lesions; give "
@@ -396,10 +396,11 @@ def finetune_segmenter(manifest_path, from_card, out_dir, name: str, config, kin
         return [dice(segmenter.segment(m.pixels, _working_pixel_mm(m), point=prompt_point(mask)), mask)
                 for m, mask in items]
 
+    patches = PromptedPatches(train, point_jitter=2.0 if card_kind == "mass" else 8.0)
     return finetune(
-        start, PromptedPatches(train, point_jitter=2.0 if card_kind == "mass" else 8.0), dice_ce_loss, evaluate,
+        start, start_card, patches, dice_ce_loss, evaluate,
         [(m, mask) for _, m, mask in held_out], [f"row {number}" for number, _, _ in held_out], validation,
-        finetune_config(config, TRAINING_LEARNING_RATE), manifest_path=manifest_path, split=split,
+        finetune_config(config, TRAINING_LEARNING_RATE), manifest_path=manifest_path, split=split, unit="mammogram",
         prompt="click at the lesion's centroid, Dice on the image's own grid", name=name, out_dir=out_dir,
         phantom=phantom, counts={"train_cases": len(train), "val_cases": len(validation or []),
                                  "held_out_cases": len(held_out)},

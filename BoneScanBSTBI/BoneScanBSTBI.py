@@ -159,6 +159,10 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._lesions = LesionReviewSection(self.layout, self.onToggleLesion)  # as the station's lesion list
         self._followUp = FollowUpSection(self.layout, self.onAddBaselineResult, self.onAddResultFolder,
                                          self.onRemoveEarlierStudy, self.onShowTrend)
+        from smartimaging.desktop_worklist import WorklistSection
+
+        self._worklist = WorklistSection(self.layout, self.logic.flow, lambda: self._parameterNode,
+                                         self._showSegmentation)  # the worklist over this module's flow
 
         self.initializeParameterNode()
 
@@ -256,6 +260,7 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _onSegmented(self, _value) -> None:
         self._showSegmentation()
+        self._worklist.keep_proposal()  # the worklist's case keeps the AI's proposal
 
     def onDrawButton(self) -> None:
         """Empty metastasis and bladder segments to paint by hand (when the AI misses lesions)."""

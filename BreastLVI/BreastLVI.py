@@ -121,6 +121,10 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from smartimaging.desktop_sections import HeatMapSection
 
         self._heatMap = HeatMapSection(self.layout, self.onHeatMapChanged)  # as the station's Grad-CAM controls
+        from smartimaging.desktop_worklist import WorklistSection
+
+        self._worklist = WorklistSection(self.layout, self.logic.flow, lambda: self._parameterNode,
+                                         self._showSegmentation)  # the worklist over this module's flow
 
         self.initializeParameterNode()
 
@@ -214,6 +218,7 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             flow = self.logic.select(self._parameterNode)
             flow.run(flow.segment())
             self._showSegmentation()
+            self._worklist.keep_proposal()  # the worklist's case keeps the AI's proposal
 
     def onDrawButton(self) -> None:
         """An empty lesion VOI to paint by hand (the way forward when the AI finds nothing, or the wrong thing)."""

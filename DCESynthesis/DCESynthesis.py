@@ -118,6 +118,9 @@ class DCESynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from smartimaging.desktop_sections import DCERegionsSection
 
         self._regions = DCERegionsSection(self.layout, self.logic.showRegions, self.logic.goToRegion)  # as the station
+        from smartimaging.desktop_worklist import WorklistSection
+
+        self._worklist = WorklistSection(self.layout, self.logic.flow, lambda: self._parameterNode, None)
 
         self.initializeParameterNode()
 

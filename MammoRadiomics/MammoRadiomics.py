@@ -136,6 +136,10 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.batchCancelButton.connect("clicked(bool)", self.onBatchCancelButton)
         self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)
         self.ui.exportReportButton.connect("clicked(bool)", self.onExportReportButton)
+        from smartimaging.desktop_worklist import WorklistSection
+
+        self._worklist = WorklistSection(self.layout, self.logic.flow, lambda: self._parameterNode,
+                                         self._showSegmentation)  # the worklist over this module's flow
 
         self.initializeParameterNode()
 
@@ -221,6 +225,7 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 return
             self.logic.segment(self._parameterNode)
             self._showSegmentation()
+            self._worklist.keep_proposal()  # the worklist's case keeps the AI's proposal
 
     def onDrawButton(self) -> None:
         """An empty ROI to paint by hand (the way forward when the AI finds nothing, or the wrong thing)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -114,7 +115,8 @@ SPECS = {spec.module: spec for spec in (
 class Case:
     """A study of the worklist: its input files by role, a pseudonymous patient key (for patient-grouped splits) and,
     when the cohort's manifest has them, the answer key (reference mask and label) and the labels and case options
-    it gives (`given`: e.g. the lesion kind, the pixel size)."""
+    it gives (`given`: e.g. the lesion kind, the pixel size). Cases given to a Worklist (`cases=`) may name a role's
+    DICOM series by the list of its files; the worklist makes it a series folder."""
     case_id: str
     patient_id: str
     inputs: dict[str, Path]
@@ -241,6 +243,32 @@ def _from_subfolders(folder: Path, spec: WorklistSpec) -> Discovery:
     return Discovery(cases, skipped)
 
 
+def series_folder(files: list[Path], links: Path) -> Path:
+    """The folder of a DICOM series given by its files: one file is itself; files alone in their folder (Slicer's
+    DICOM database stores each series in a folder of its own) are that folder; else `links`, a folder of links to
+    them (the reader's files stay where they are). OSError when the links cannot be made."""
+    files = [Path(f) for f in files]
+    if len(files) == 1:
+        return files[0]
+    parent = files[0].parent
+    if all(f.parent == parent for f in files) and {f.name for f in files} == {
+            p.name for p in parent.iterdir() if _is_image(p)}:
+        return parent
+    wanted = {f"{index:05d}_{f.name}": f.resolve() for index, f in enumerate(files)}
+    if links.is_dir() and {p.name: p.resolve() for p in links.iterdir()} == wanted:
+        return links
+    if links.is_dir():
+        for stale in links.iterdir():
+            stale.unlink()
+    links.mkdir(parents=True, exist_ok=True)
+    for name, target in wanted.items():
+        try:
+            os.symlink(target, links / name)
+        except OSError:  # Windows without the symlink privilege: a hard link (same drive)
+            os.link(target, links / name)
+    return links
+
+
 def stable_split(patient_id: str) -> str:
     """The patient's split, from a hash of the patient key: the same patient always lands in the same split, and
     adding cases never moves an earlier patient."""
@@ -337,7 +365,10 @@ class ConflictError(InputError):
 class Worklist:
     """A module's cases in a cohort folder and the reader's work on them."""
 
-    def __init__(self, folder: str | os.PathLike, module: str, out: str | os.PathLike | None = None):
+    def __init__(self, folder: str | os.PathLike, module: str, out: str | os.PathLike | None = None,
+                 cases: list[Case] | None = None):
+        """`cases`: the worklist's cases as given (studies of Slicer's DICOM database), instead of those found in
+        `folder`, which then only receives the reader's work."""
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise InputError(f"The worklist folder {self.folder} does not exist or is not a folder")
@@ -345,7 +376,7 @@ class Worklist:
             raise InputError(f"No worklist for the module {module!r}")
         self.spec = SPECS[module]
         self.out = Path(out) if out else self.folder / OUTPUT_FOLDER / module
-        found = discover(self.folder, self.spec)
+        found = discover(self.folder, self.spec) if cases is None else self._given(cases)
         if not found.cases:
             reasons = f" ({'; '.join(found.skipped[:3])})" if found.skipped else ""
             raise InputError(f"No {self._study_word()} found in {self.folder.name}{reasons}")
@@ -359,6 +390,32 @@ class Worklist:
         except OSError as exc:
             raise InputError(f"The reader's work cannot be saved in {self.out} ({exc.strerror}); open the worklist "
                              "with a writable output folder") from exc
+
+    def _given(self, cases: list[Case]) -> Discovery:
+        """Cases given by the caller, checked: unique ids a folder can be named after, the module's roles with the
+        first one present; a role given as the list of a DICOM series' files becomes a series folder
+        (`series_folder`)."""
+        if len(cases) > MAX_CASES:
+            raise InputError(f"{len(cases)} studies were given; a worklist takes at most {MAX_CASES}")
+        seen: set[str] = set()
+        first = next(iter(self.spec.roles))
+        given, skipped = [], []
+        for case in cases:
+            if _slug(case.case_id) != case.case_id or case.case_id.casefold() in seen:
+                raise InputError(f"Case id {case.case_id!r} is not unique or not usable as a folder name")
+            seen.add(case.case_id.casefold())
+            unknown = sorted(set(case.inputs) - set(self.spec.roles))
+            if unknown or first not in case.inputs:
+                raise InputError(f"Case {case.case_id} gives {', '.join(case.inputs) or 'no image'}; "
+                                 f"{self.spec.module} takes {', '.join(self.spec.roles)} ({first} needed)")
+            try:
+                inputs = {role: series_folder(value, self.out / "series" / case.case_id / role)
+                          if isinstance(value, (list, tuple)) else Path(value) for role, value in case.inputs.items()}
+            except OSError as exc:
+                skipped.append(f"{case.case_id}: its series could not be linked into {self.out} ({exc.strerror})")
+                continue
+            given.append(dataclasses.replace(case, inputs=inputs))
+        return Discovery(given, skipped)
 
     def _study_word(self) -> str:
         return "studies (images or DICOM files)" if len(self.spec.roles) == 1 else (

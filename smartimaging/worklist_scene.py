@@ -63,9 +63,10 @@ class WorklistReading:
     """A worklist read in one module's flow: the open case, its revision when opened (a save over another window's
     later save is refused) and the editing time."""
 
-    def __init__(self, flow, folder: str | Path, out: str | Path | None = None):
+    def __init__(self, flow, folder: str | Path, out: str | Path | None = None, cases: list[Case] | None = None):
+        """`cases`: given cases instead of the folder's (`Worklist`)."""
         self.flow = flow
-        self.worklist = Worklist(folder, flow.module, out)
+        self.worklist = Worklist(folder, flow.module, out, cases)
         self.case: Case | None = None
         self._revision = 0
         self._started: float | None = None

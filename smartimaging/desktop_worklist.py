@@ -1,0 +1,491 @@
+"""The worklist in the desktop modules: a "Worklist" section the four widgets add under their .ui, over the flow the
+reading station reads a worklist with (`worklist_scene.WorklistReading`). A worklist is a cohort folder, or a set of
+studies of Slicer's DICOM database (`cases_from_dicom_database`).
+
+GUI-free (tested on slicer-core): `WorklistSession`, the section's logic (open, move, keep the AI's proposal, save,
+the table's rows, the module's selectors after a case opens), and `cases_from_dicom_database`. The Qt section
+(`WorklistSection`) only shows them; it uses Qt, CTK and Slicer APIs as Slicer 5.12's own code does:
+ctk.ctkCollapsibleButton, qt.QFormLayout, qt.QPushButton, qt.QLabel (as desktop_sections); ctk.ctkPathLineEdit with
+`filters = ctk.ctkPathLineEdit.Dirs` and `settingKey` (Modules/Scripted/DICOMPatcher/DICOMPatcher.py), its
+`currentPath` (Applications/SlicerApp/Testing/Python/ScenePerformance.py); qt.QComboBox addItems / setCurrentText /
+currentText / currentIndexChanged and qt.QLineEdit text (DICOMLib/DICOMSendDialog.py); qt.QHBoxLayout with
+addWidget (CropVolumeSequence.py); qt.QTableWidget setSelectionBehavior(qt.QTableView.SelectRows) and its items
+(DICOMLib/DICOMBrowser.py), selectedItems (ExtensionWizardLib/EditableTreeWidget.py); qt.QShortcut(qt.QKeySequence(
+...), widget) connected to "activated()" (Docs/developer_guide/script_repository/gui.md); slicer.util.
+confirmYesNoDisplay, errorDisplay, tryWithErrorDisplay, showStatusMessage (Base/Python/slicer/util.py);
+slicer.dicomDatabase (DICOMLib/DICOMBrowser.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from .errors import InputError
+from .worklist import NOTE, SPECS, STATUSES, Case, ConflictError, Discovery, _pseudonym, _slug, _unique
+from .worklist_scene import WorklistReading
+
+# ---- the module's selectors ---------------------------------------------------------------------------------------
+
+# Per module: the parameter node's volume fields by the flow's role, its AI and reader segmentation fields, its lesion
+# point, the fields a new case empties (its results), and the labels a selector of the module holds (the mammogram's
+# lesion kind). The names are those of each <Module>ParameterNode (checked by Testing/test_desktop_worklist.py).
+SELECTORS = {
+    "MammoRadiomics": {"volumes": {"mammogram": "inputVolume"}, "ai": "aiSegmentation",
+                       "edited": "editedSegmentation", "point": "lesionPoint", "emptied": ("lesionBox", "resultTable"),
+                       "labels": {"kind": "lesionKind"}},
+    "BreastLVI": {"volumes": {"DCE": "dceVolume", "T2": "t2Volume"}, "ai": "aiSegmentation",
+                  "edited": "voiSegmentation", "point": "lesionPoint", "emptied": ("resultTable",), "labels": {}},
+    "BoneScanBSTBI": {"volumes": {"scan": "anteriorVolume", "posterior": "posteriorVolume"}, "ai": "aiSegmentation",
+                      "edited": "editedSegmentation", "point": None, "emptied": ("resultTable",), "labels": {}},
+    "DCESynthesis": {"volumes": {"T1": "t1Volume", "DCE": "realDceVolume"}, "ai": None, "edited": None,
+                     "point": None, "emptied": ("syntheticVolume", "subtractionVolume", "mipVolume", "metricsTable"),
+                     "labels": {}},
+}
+
+
+def selector_values(flow) -> dict[str, object]:
+    """What the module's selectors (parameter node fields) show once a case is open: the flow's volumes and
+    segmentations, an empty lesion point to place, no result of another case; the mammogram's lesion kind and pixel
+    size as the case gives them (the module's Segment and compute read them back into the flow)."""
+    selectors = SELECTORS[flow.module]
+    values: dict[str, object] = {field: flow.volumes.get(role) for role, field in selectors["volumes"].items()}
+    if selectors["ai"]:
+        values[selectors["ai"]] = flow.ai_segmentation
+        values[selectors["edited"]] = flow.segmentation
+    if selectors["point"]:
+        values[selectors["point"]] = flow.ensure_point_node()
+    values.update(dict.fromkeys(selectors["emptied"]))
+    if flow.module == "MammoRadiomics":
+        values["lesionKind"] = flow.kind
+        values["pixelSize"] = repr(flow.pixel_mm) if flow.pixel_mm else ""
+    return values
+
+
+# ---- the section's logic ------------------------------------------------------------------------------------------
+
+TABLE_COLUMNS = ("Case", "Status", "Dice AI vs corrected", "Labels")
+ALL = "all"
+
+
+class WorklistSession:
+    """A module's worklist in the desktop: the flow's WorklistReading, the status filter of the table and of
+    Previous / Next, and the case's volume as opened (the reader may select another volume in the module: the
+    worklist then neither keeps a proposal nor saves into the case).
+
+    Only `open_folder`, `open_database` and `open` / `step` load a case; the module's own Segment / draw / compute
+    run on the nodes `selector_values` put in its selectors."""
+
+    def __init__(self, flow):
+        self.flow = flow
+        self.reading: WorklistReading | None = None
+        self.status: str | None = None  # the filter; None: every case
+        self.skipped: list[str] = []  # studies of the DICOM database that are not cases, and why
+        self._opened: str | None = None  # the ID of the case's first volume node as opened
+
+    @property
+    def fields(self):
+        """The labels the reader fills in the section (a label a module's selector holds is read from it)."""
+        owned = SELECTORS[self.flow.module]["labels"]
+        return tuple(f for f in SPECS[self.flow.module].fields if f.name not in owned)
+
+    def open_folder(self, folder) -> Case:
+        """A cohort folder as the worklist; the case where the reader stopped opens."""
+        if not str(folder or "").strip() or not Path(folder).is_dir():
+            raise InputError("Choose the worklist's folder (a cohort folder of studies)")
+        self.reading, self.skipped = WorklistReading(self.flow, folder), []
+        return self.open()
+
+    def open_database(self, database, folder) -> Case:
+        """The studies of Slicer's DICOM database that the module reads (`cases_from_dicom_database`) as the
+        worklist; the reader's work goes into `folder`."""
+        if not str(folder or "").strip() or not Path(folder).is_dir():
+            raise InputError("Choose the folder the reader's work on the DICOM database's studies is saved in")
+        found = cases_from_dicom_database(database, self.flow.module)
+        if not found.cases:
+            reasons = f": {'; '.join(found.skipped[:3])}" if found.skipped else ""
+            raise InputError(f"No study of the DICOM database can be read by {self.flow.module}{reasons}")
+        reading = WorklistReading(self.flow, folder, cases=found.cases)
+        self.reading, self.skipped = reading, [*found.skipped, *reading.worklist.skipped]
+        return self.open()
+
+    def open(self, case_id: str | None = None) -> Case:
+        """Open a case (None: where the reader stopped)."""
+        case = self._reading().open_case(case_id)
+        self._opened = self.flow.primary.GetID()
+        return case
+
+    def step(self, step: int) -> Case | None:
+        """The next (1) or previous (-1) case among those the filter shows; None at the end (nothing changes)."""
+        reading = self._reading()
+        if reading.case is None:
+            return self.open()
+        neighbour = reading.worklist.neighbour(reading.case.case_id, step, self.status)
+        return self.open(neighbour) if neighbour else None
+
+    def rows(self) -> list[list[str]]:
+        """The table's rows (TABLE_COLUMNS) of the cases the filter shows."""
+        if self.reading is None:
+            return []
+        rows = []
+        for row in self.reading.worklist.rows(self.status):
+            dice = "" if row["dice"] is None else f"{row['dice']:.3f}"
+            labels = ", ".join(value for name, value in row["labels"].items() if name != NOTE.name)
+            rows.append([row["case"], row["status"], dice, labels])
+        return rows
+
+    def set_filter(self, status: str) -> None:
+        """Show the cases of one status (STATUSES), or every case (ALL)."""
+        if status != ALL and status not in STATUSES:
+            raise InputError(f"Filter by {', '.join((ALL, *STATUSES))}; got {status!r}")
+        self.status = None if status == ALL else status
+
+    def labels(self) -> dict[str, str]:
+        """The open case's labels, as saved or as its cohort gives them."""
+        return self.reading.labels() if self.reading else {}
+
+    @property
+    def case_id(self) -> str | None:
+        return self.reading.case.case_id if self.reading and self.reading.case else None
+
+    def counts_line(self) -> str:
+        if self.reading is None:
+            return "Open a folder of studies, or the DICOM database's studies, as the worklist."
+        counts = self.reading.worklist.counts()
+        return " · ".join(f"{status}: {counts[status]}" for status in STATUSES)
+
+    # ---- the reader's work ----
+
+    def keep_proposal(self) -> dict | None:
+        """After the module's Segment: the AI's proposal of the open case is kept (None: no worklist case is read
+        in the module now)."""
+        if not self._reading_the_case():
+            return None
+        return self.reading.keep_proposal()
+
+    def save(self, labels: dict[str, str], selector_labels: dict[str, str] | None = None,
+             force: bool = False) -> dict:
+        """Save the open case: the section's labels and those the module's selectors hold (the mammogram's lesion
+        kind: the reader's ROI is renamed after it first, as the module's Segment and compute do). ConflictError
+        when another window saved the case since it opened, unless `force`."""
+        if not self._reading_the_case():
+            raise InputError("The module's volume is not the worklist's open case: open the case again from the "
+                             "worklist (or select its volume) before saving")
+        selector_labels = dict(selector_labels or {})
+        if "kind" in selector_labels and hasattr(self.flow, "set_kind"):
+            self.flow.set_kind(selector_labels["kind"])
+        return self.reading.save({**labels, **selector_labels}, force=force)
+
+    def save_and_next(self, labels: dict[str, str], selector_labels: dict[str, str] | None = None,
+                      force: bool = False) -> tuple[dict, Case | None]:
+        """Save, then open the next case the filter shows (None: it was the last)."""
+        record = self.save(labels, selector_labels, force)
+        return record, self.step(1)
+
+    def _reading(self) -> WorklistReading:
+        if self.reading is None:
+            raise InputError("Open a worklist first (a folder of studies, or the DICOM database's studies)")
+        return self.reading
+
+    def _reading_the_case(self) -> bool:
+        primary = self.flow.primary
+        return (self.reading is not None and self.reading.case is not None and primary is not None
+                and primary.GetID() == self._opened)
+
+
+# ---- Slicer's DICOM database --------------------------------------------------------------------------------------
+
+MODALITY = {"MammoRadiomics": "MG", "BoneScanBSTBI": "NM", "BreastLVI": "MR", "DCESynthesis": "MR"}
+TAG_MODALITY, TAG_DESCRIPTION, TAG_PATIENT = "0008,0060", "0008,103E", "0010,0020"
+TAG_INSTANCE = "0008,0018"
+# MR sequences by SeriesDescription (lower case, whole words): derived series are never inputs; a DCE phase before
+# T2 and T1 (a dynamic series is T1-weighted); the DCESynthesis T1 is the one without fat suppression.
+DERIVED = re.compile(r"\b(sub|subtraction|mip|adc|map|ser|mpr|dwi|diff\w*|trace)\b")
+DCE_WORDS = re.compile(r"\b(dce|dyn|dynamic|post|gd|contrast|phase ?\d|ph ?\d)\b|\+c\b")
+T2_WORDS = re.compile(r"\b(t2\w*|stir|tirm)\b")
+T1_WORDS = re.compile(r"\bt1\w*\b")
+FAT_SUPPRESSED = re.compile(r"\b(fs|fat ?sat\w*|fat ?sup\w*|spair|spir|dixon)\b")
+
+
+def mr_sequence(description: str) -> str | None:
+    """The sequence a SeriesDescription names: "DCE", "T2", "T1" (without fat suppression), or None (derived
+    series such as subtractions and MIPs, diffusion, fat-suppressed T1 before contrast, or no keyword)."""
+    text = re.sub(r"[_\-]+", " ", description.lower())
+    if DERIVED.search(text):
+        return None
+    if DCE_WORDS.search(text):
+        return "DCE"
+    if T2_WORDS.search(text):
+        return "T2"
+    if T1_WORDS.search(text) and not FAT_SUPPRESSED.search(text):
+        return "T1"
+    return None
+
+
+def _digest(text: str, length: int = 6) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def cases_from_dicom_database(database, module: str) -> Discovery:
+    """The studies of a DICOM database that `module` reads, as worklist cases, and the studies skipped and why.
+
+    `database` is Slicer's ctkDICOMDatabase (slicer.dicomDatabase); only the methods Slicer 5.12's DICOMBrowser.py
+    and Docs/developer_guide/script_repository/batch.md call are used: patients(), studiesForPatient(patient),
+    seriesForStudy(study), filesForSeries(series) and fileValue(file, "gggg,eeee") (CTK's ctkDICOMDatabase.h at the
+    commit Slicer 5.12.0 builds). MammoRadiomics: each image of an MG series is a case; BoneScanBSTBI: each file of
+    an NM series; BreastLVI and DCESynthesis: a study is a case, its MR series chosen by SeriesDescription
+    (`mr_sequence`): DCE and T2 (LVI), T1 and DCE (synthesis); the first role is needed, a role that several series
+    could be skips the study (the reader loads it by hand). Patient keys are pseudonyms of the PatientID as for a
+    folder's DICOM files; case ids are the key and digests of the study and image UIDs: no identifier is shown or
+    saved."""
+    from .worklist import SPECS
+
+    if module not in MODALITY:
+        raise InputError(f"No worklist for the module {module!r}")
+    roles = list(SPECS[module].roles)
+    wanted = MODALITY[module]
+    ids, cases, skipped = [], [], []
+    for patient in database.patients():
+        for study in database.studiesForPatient(patient):
+            series = {uid: database.filesForSeries(uid) for uid in database.seriesForStudy(study)}
+            series = {uid: files for uid, files in series.items() if files}
+            first_files = [files[0] for files in series.values()]
+            patient_id = next((value for f in first_files if (value := database.fileValue(f, TAG_PATIENT).strip())),
+                              "")
+            key = _pseudonym(patient_id) if patient_id else _pseudonym(f"database patient {patient}")
+            name = f"{key} study {_digest(study)}"
+            of_modality = {uid: files for uid, files in series.items()
+                           if database.fileValue(files[0], TAG_MODALITY).strip().upper() == wanted}
+            if not of_modality:
+                found = sorted({database.fileValue(f, TAG_MODALITY).strip() or "?" for f in first_files})
+                skipped.append(f"{name}: no {wanted} series (it has {', '.join(found) or 'no series'})")
+                continue
+            if wanted != "MR":
+                for files in of_modality.values():
+                    for file in files:
+                        instance = database.fileValue(file, TAG_INSTANCE).strip() or file
+                        ids.append(f"{key}-{_digest(study)}-{_digest(instance)}")
+                        cases.append(Case("", key, {roles[0]: Path(file)}))
+                continue
+            by_role: dict[str, list[str]] = {}
+            for uid, files in of_modality.items():
+                sequence = mr_sequence(database.fileValue(files[0], TAG_DESCRIPTION))
+                if sequence in roles:
+                    by_role.setdefault(sequence, []).append(uid)
+            several = {role: uids for role, uids in by_role.items() if len(uids) > 1}
+            if several:
+                role, uids = next(iter(several.items()))
+                descriptions = ", ".join(repr(database.fileValue(of_modality[u][0], TAG_DESCRIPTION)) for u in uids)
+                skipped.append(f"{name}: {len(uids)} series could be the {role} ({descriptions}); load it by hand")
+                continue
+            if roles[0] not in by_role:
+                descriptions = ", ".join(sorted(repr(database.fileValue(f[0], TAG_DESCRIPTION))
+                                                for f in of_modality.values()))
+                skipped.append(f"{name}: no {roles[0]} series among its MR series ({descriptions}); a series "
+                               f"description names it (e.g. {'DCE, dynamic, post' if roles[0] == 'DCE' else 'T1'})")
+                continue
+            ids.append(f"{key}-{_digest(study)}")
+            cases.append(Case("", key, {role: [Path(f) for f in of_modality[uids[0]]]
+                                        for role, uids in by_role.items()}))
+    for case, case_id in zip(cases, _unique([_slug(i) for i in ids]), strict=True):
+        case.case_id = case_id
+    return Discovery(cases, skipped)
+
+
+# ---- the Qt section -----------------------------------------------------------------------------------------------
+
+NEXT_KEYS, PREVIOUS_KEYS = "Ctrl+PgDown", "Ctrl+PgUp"
+
+
+class WorklistSection:
+    """The "Worklist" section of a module's panel: folder (or the DICOM database's studies), the case table with
+    its status filter, Previous / Next (buttons, and Ctrl+PgDown / Ctrl+PgUp while the panel shows), the labels of
+    the module's WorklistSpec, Save and Save and next ("Save anyway?" when another window saved the case since).
+    `parameter_node()`: the module's parameter node, whose selectors show the case once it opens;
+    `on_opened()`: the module's own display of the flow's segmentation (its `_showSegmentation`), or None."""
+
+    def __init__(self, layout, flow, parameter_node, on_opened=None):
+        import ctk
+        import qt
+
+        from .desktop_sections import _label, _section
+
+        self.session = WorklistSession(flow)
+        self._parameter_node, self._on_opened = parameter_node, on_opened
+        self.section, form = _section(layout, "Worklist")
+        self.section.collapsed = True
+        self.folder = ctk.ctkPathLineEdit()
+        self.folder.filters = ctk.ctkPathLineEdit.Dirs
+        self.folder.settingKey = f"SmartImaging/{flow.module}/WorklistFolder"
+        form.addRow("Folder", self.folder)
+        open_row = qt.QHBoxLayout()
+        for text, callback in (("Open folder", self._open_folder), ("Open DICOM database studies",
+                                                                    self._open_database)):
+            button = qt.QPushButton(text)
+            button.connect("clicked(bool)", lambda _checked, callback=callback: callback())
+            open_row.addWidget(button)
+        form.addRow(open_row)
+        self.counts = _label(self.session.counts_line())
+        form.addRow(self.counts)
+        self.filter = qt.QComboBox()
+        self.filter.addItems([ALL, *STATUSES])
+        self.filter.currentIndexChanged.connect(lambda _index: self._filtered())
+        form.addRow("Show", self.filter)
+        self.table = qt.QTableWidget()
+        self.table.setColumnCount(len(TABLE_COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(TABLE_COLUMNS))
+        self.table.setSelectionBehavior(qt.QTableView.SelectRows)
+        form.addRow(self.table)
+        moves = qt.QHBoxLayout()
+        for text, callback in ((f"Previous ({PREVIOUS_KEYS})", lambda: self._step(-1)),
+                               ("Open the selected case", self._open_selected),
+                               (f"Next ({NEXT_KEYS})", lambda: self._step(1))):
+            button = qt.QPushButton(text)
+            button.connect("clicked(bool)", lambda _checked, callback=callback: callback())
+            moves.addWidget(button)
+        form.addRow(moves)
+        self._shortcuts = []
+        for keys, step in ((NEXT_KEYS, 1), (PREVIOUS_KEYS, -1)):
+            shortcut = qt.QShortcut(qt.QKeySequence(keys), self.section)  # active while the panel shows
+            shortcut.connect("activated()", lambda step=step: self._step(step))
+            self._shortcuts.append(shortcut)
+        self.case = _label("No case open.")
+        form.addRow(self.case)
+        self.inputs = {}
+        for field in self.session.fields:
+            if field.choices:
+                widget = qt.QComboBox()
+                widget.addItems(["", *field.choices])
+            else:
+                widget = qt.QLineEdit()
+            self.inputs[field.name] = (widget, bool(field.choices))
+            form.addRow(field.title + (" *" if field.required else ""), widget)
+        saves = qt.QHBoxLayout()
+        for text, advance in (("Save", False), ("Save and next", True)):
+            button = qt.QPushButton(text)
+            button.connect("clicked(bool)", lambda _checked, advance=advance: self._save(advance))
+            saves.addWidget(button)
+        form.addRow(saves)
+        self.skipped = _label("")
+        form.addRow(self.skipped)
+
+    # ---- after the module's Segment ----
+
+    def keep_proposal(self) -> None:
+        """The module calls it after Segment: the AI's proposal of the worklist's case is kept."""
+        import slicer
+
+        with slicer.util.tryWithErrorDisplay("Failed to keep the AI's proposal in the worklist.", waitCursor=True):
+            if self.session.keep_proposal() is not None:
+                self._show()
+
+    # ---- the section's actions ----
+
+    def _open_folder(self) -> None:
+        import slicer
+
+        with slicer.util.tryWithErrorDisplay("Failed to open the worklist.", waitCursor=True):
+            self.session.open_folder(self.folder.currentPath)
+            self._opened()
+
+    def _open_database(self) -> None:
+        import slicer
+
+        database = getattr(slicer, "dicomDatabase", None)
+        with slicer.util.tryWithErrorDisplay("Failed to open the DICOM database's studies.", waitCursor=True):
+            if database is None:
+                raise InputError("Slicer's DICOM database is not open (open the DICOM module first)")
+            self.session.open_database(database, self.folder.currentPath)
+            self._opened()
+
+    def _open_selected(self) -> None:
+        import slicer
+
+        items = self.table.selectedItems()
+        if not items:
+            return
+        with slicer.util.tryWithErrorDisplay("Failed to open the case.", waitCursor=True):
+            self.session.open(self.table.item(items[0].row(), 0).text())
+            self._opened()
+
+    def _step(self, step: int) -> None:
+        import slicer
+
+        if self.session.reading is None:
+            return
+        with slicer.util.tryWithErrorDisplay("Failed to open the case.", waitCursor=True):
+            if self.session.step(step) is None:
+                slicer.util.showStatusMessage("No further case" + (f" ({self.session.status})"
+                                                                   if self.session.status else ""), 3000)
+                return
+            self._opened()
+
+    def _filtered(self) -> None:
+        self.session.set_filter(self.filter.currentText)
+        self._show()
+
+    def _save(self, advance: bool) -> None:
+        import slicer
+
+        labels = {name: widget.currentText if choice else widget.text
+                  for name, (widget, choice) in self.inputs.items()}
+        node = self._parameter_node()
+        owned = {label: str(getattr(node, field)) for label, field in
+                 SELECTORS[self.session.flow.module]["labels"].items()} if node else {}
+        with slicer.util.tryWithErrorDisplay("Failed to save the case.", waitCursor=True):
+            try:
+                opened = self._save_once(advance, labels, owned, False)
+            except ConflictError as conflict:
+                if not slicer.util.confirmYesNoDisplay(f"{conflict}\n\nSave anyway?", windowTitle="Save anyway?"):
+                    return
+                opened = self._save_once(advance, labels, owned, True)
+            if opened:
+                self._opened()
+            else:
+                self._show()
+
+    def _save_once(self, advance: bool, labels: dict, owned: dict, force: bool) -> bool:
+        """Save (and go to the next case); whether another case opened."""
+        if advance:
+            return self.session.save_and_next(labels, owned, force)[1] is not None
+        self.session.save(labels, owned, force)
+        return False
+
+    # ---- showing ----
+
+    def _opened(self) -> None:
+        """A case opened: the module's selectors show it, then the section."""
+        node = self._parameter_node()
+        if node is not None:
+            for field, value in selector_values(self.session.flow).items():
+                setattr(node, field, value)
+        if self._on_opened is not None:
+            self._on_opened()
+        labels = self.session.labels()
+        for name, (widget, choice) in self.inputs.items():
+            if choice:
+                widget.setCurrentText(labels.get(name, ""))
+            else:
+                widget.text = labels.get(name, "")
+        self._show()
+
+    def _show(self) -> None:
+        import qt
+
+        rows = self.session.rows()
+        self.table.clearContents()
+        self.table.setRowCount(0)
+        for index, cells in enumerate(rows):
+            self.table.insertRow(index)
+            for column, text in enumerate(cells):
+                item = qt.QTableWidgetItem(text)
+                item.setFlags(item.flags() ^ qt.Qt.ItemIsEditable)
+                self.table.setItem(index, column, item)
+            if cells[0] == self.session.case_id:
+                self.table.selectRow(index)
+        self.counts.text = self.session.counts_line()
+        case_id = self.session.case_id
+        self.case.text = f"Case {case_id}: {self.session.reading.worklist.status(case_id)}" if case_id else \
+            "No case open."
+        self.skipped.text = ("Not in the worklist: " + "; ".join(self.session.skipped)) if self.session.skipped \
+            else ""

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+import slicer
+from vtk.util.numpy_support import vtk_to_numpy
 
 from .errors import InputError
 from .io import same_geometry
@@ -191,6 +193,20 @@ def student_mask(flow) -> np.ndarray:
     if flow.segmentation is None:
         raise InputError("Draw your outline first: press “Draw ROI by hand” and paint the lesion")
     return labels_from_segmentation(flow.scene, flow.segmentation, flow.primary, flow.drawn_segments) != 0
+
+
+def has_drawing(segmentation_node) -> bool:
+    """Whether a segment of the segmentation has a voxel (read from its own labelmap: no export, cheap on every
+    brush stroke)."""
+    segmentation = segmentation_node.GetSegmentation()
+    representation = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
+    for index in range(segmentation.GetNumberOfSegments()):
+        segment = segmentation.GetNthSegment(index)
+        labelmap = segment.GetRepresentation(representation)
+        scalars = labelmap.GetPointData().GetScalars() if labelmap is not None else None
+        if scalars is not None and np.any(vtk_to_numpy(scalars) == segment.GetLabelValue()):
+            return True
+    return False
 
 
 def show_outlines(scene, volume_node, masks: dict[str, np.ndarray], segment: SegmentSpec) -> list:

@@ -1,0 +1,406 @@
+"""The station's Teaching section: a student reads a teaching set (a cohort folder whose cases carry an answer key, or
+a phantom set written on the spot) in the open module's tab, drawing each lesion and making the call with the AI's
+proposal and the key out of the scene; Check scores the outline and the call against the key (`teaching`), shows the
+student's, the key's and the AI's outlines together, and adds the case to the session's score sheet (CSV download).
+
+While a teaching case is open its tab's Segment is disabled (it would show the AI's proposal), and so is the compute
+until Check (its score would tell the AI's call); after Check the student's outline is locked (no longer an editable
+segmentation) and Draw ROI by hand is disabled until the next case. The scene work is `teaching_scene`'s."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from pathlib import Path
+
+from trame.widgets import html
+from trame.widgets import vuetify3 as v3
+from trame_server.utils.asynchronous import create_task
+
+from ..errors import InputError, SmartImagingError
+from ..mrml import volume_node_to_sitk
+from ..teaching import ScoreSheet, check_answer
+from ..teaching_scene import (
+    OUTLINES,
+    TEACHABLE,
+    TeachingSet,
+    has_drawing,
+    image_of,
+    key_centre_lps,
+    proposal_flow,
+    proposal_mask,
+    read_proposal,
+    segmentations_shown,
+    show_outlines,
+    student_mask,
+    write_phantom_set,
+)
+
+CSV_TRIGGER = "si_teach_csv"
+CSV_NAME = "teaching-scores.csv"
+SHEET_COLUMNS = ("Case", "Your Dice", "AI Dice", "Call", "Time (s)")  # Score.cells()' first five
+NO_BLOCKS = {"segment": False, "draw": False, "compute": False}
+STUDENT_HINT = ("Student mode: the AI's proposal and the answer key are hidden until you press Check. Press “Draw ROI "
+                "by hand”, paint the lesion in the Segment Editor, make your call, then press Check.")
+
+
+class TeachingPanel:
+    """Binds the Teaching section to the station; teaching sets' scratch folders and phantom sets go to `folder` (the
+    session's scratch)."""
+
+    def __init__(self, station, folder: Path):
+        self.station, self.folder = station, folder
+        self._numbers = itertools.count(1)
+        self._set: TeachingSet | None = None
+        self._module = ""  # the module the set is read in
+        self._index = -1  # the set's case open last (-1: none yet)
+        self._volume = None  # the open case's image node; None when no case is open (another image replaced it)
+        self._opened = 0.0  # time.monotonic() when the case opened
+        self._outlines: list = []  # the checked case's outline nodes
+        self.sheet = ScoreSheet()
+        state = station.state
+        state.si_teach_folder = ""
+        state.si_teach_module = ""
+        state.si_teach_title = ""  # the set: its folder and how many cases
+        state.si_teach_left_out = ""
+        state.si_teach_case = ""  # "Case 1 of 3: P0001"
+        state.si_teach_open = False  # a teaching case is open in its tab
+        state.si_teach_has_next = state.si_teach_has_previous = False
+        state.si_teach_choices = []
+        state.si_teach_call_title = ""
+        state.si_teach_call = None
+        state.si_teach_drawn = False  # the student's outline has a pixel
+        state.si_teach_checked = False
+        state.si_teach_result = None  # the checked case's numbers and sentences
+        state.si_teach_scene = []  # the scene's segmentations and whether the views show them (`segmentations_shown`)
+        state.si_teach_legend = []  # the outlines shown, with their colours
+        state.si_teach_rows = []
+        state.si_teach_summary = ""
+        state.si_teach_replaced = ""  # a case checked again: its row was replaced
+        state.si_teach_error = ""
+        state.si_teach_teachable = list(TEACHABLE)
+        state.si_teach_blocks = {module: dict(NO_BLOCKS) for module in station.flows}
+        state.change("si_module")(self._on_module)
+        state.change("si_case")(self._on_case)
+        state.change("si_segments")(self._on_segments)
+        station.server.trigger(CSV_TRIGGER)(self.score_sheet_csv)
+
+    # ---- page ---------------------------------------------------------------------------------------------------
+
+    def build(self) -> None:
+        with html.Div(id="si-teaching", classes="mt-4"):
+            html.Div("Teaching", classes="text-subtitle-1 mb-1")
+            with html.Div(v_if=("!si_teach_teachable.includes(si_module)",), classes="text-caption"):
+                html.Span("Teaching checks an outline of the lesion against an answer key: open the Mammography or "
+                          "the Breast LVI tab.")
+            with html.Div(v_if=("si_teach_teachable.includes(si_module)",)):
+                with html.Div(classes="d-flex align-center ga-2"):
+                    v3.VTextField(v_model=("si_teach_folder",), label="Teaching set folder (a cohort with masks "
+                                  "and labels)", density="compact", hide_details=True, disabled=("si_busy",),
+                                  id="si-teach-folder")
+                    v3.VBtn("Open set", click=self.on_open_set, disabled=("si_busy || !si_teach_folder",),
+                            variant="tonal", size="small")
+                with html.Div(classes="d-flex align-center flex-wrap ga-2 mt-2"):
+                    v3.VBtn("Phantom teaching set", click=self.on_phantom_set, disabled=("si_busy",),
+                            variant="tonal", size="small", prepend_icon="mdi-school",
+                            title="Write phantom cases of this module with their ground truth and open them")
+                    v3.VBtn("Close set", v_if=("si_teach_module === si_module",), click=self.on_close_set,
+                            disabled=("si_busy",), variant="text", size="small")
+                v3.VAlert(v_if=("si_teach_error",), text=("si_teach_error",), type="error", variant="tonal",
+                          density="compact", classes="mt-2", id="si-teach-error")
+                with html.Div(v_if=("si_teach_module === si_module",), classes="mt-2"):
+                    self._case_part()
+                    self._result_part()
+                    self._sheet_part()
+
+    def _case_part(self) -> None:
+        html.Div("{{ si_teach_title }}", classes="text-body-2", id="si-teach-title")
+        html.Div("{{ si_teach_left_out }}", v_if=("si_teach_left_out",), classes="text-caption text-warning",
+                 id="si-teach-left-out")
+        with html.Div(classes="d-flex align-center ga-2 mt-1"):
+            html.Div("{{ si_teach_case }}", classes="text-body-2 font-weight-bold", id="si-teach-case")
+            v3.VSpacer()
+            v3.VBtn("Previous", click=lambda: self.on_step(-1), size="small", variant="text",
+                    disabled=("si_busy || !si_teach_has_previous",), prepend_icon="mdi-chevron-left")
+            v3.VBtn("Next", click=lambda: self.on_step(1), size="small", variant="tonal",
+                    disabled=("si_busy || !si_teach_has_next",), append_icon="mdi-chevron-right")
+        html.Div(STUDENT_HINT, v_if=("si_teach_open && !si_teach_checked",), classes="text-caption mt-1",
+                 id="si-teach-hint")
+        with html.Div(v_if=("si_teach_open",), classes="d-flex align-center ga-2 mt-2"):
+            v3.VSelect(v_model=("si_teach_call",), items=("si_teach_choices",), label=("si_teach_call_title",),
+                       density="compact", hide_details=True, clearable=True, id="si-teach-call",
+                       disabled=("si_busy || si_teach_checked",))
+            v3.VBtn("Check", click=self.on_check, color="primary", id="si-teach-check",
+                    disabled=("si_busy || !si_teach_drawn || si_teach_checked",), prepend_icon="mdi-check-bold")
+        html.Div("Draw the lesion first: Check is enabled once your outline has a pixel.",
+                 v_if=("si_teach_open && !si_teach_drawn && !si_teach_checked",), classes="text-caption")
+
+    def _result_part(self) -> None:
+        with html.Div(v_if=("si_teach_checked && si_teach_result",), id="si-teach-result", classes="mt-2"):
+            with html.Div(classes="d-flex flex-wrap ga-3 mb-1", id="si-teach-legend"):
+                with html.Div(v_for=("item in si_teach_legend",), classes="d-flex align-center text-body-2"):
+                    html.Span(style=("{ display: 'inline-block', width: '26px', marginRight: '6px', "
+                                     "borderTop: '3px solid ' + item.color }",))
+                    html.Span("{{ item.title }}")
+            with html.Div(classes="text-h6", id="si-teach-dice"):
+                html.Span("Dice with the key: you ")
+                html.Span("{{ si_teach_result.student_dice }}", id="si-teach-dice-student")
+                html.Span(" · AI ", v_if=("si_teach_result.ai_dice",))
+                html.Span("{{ si_teach_result.ai_dice }}", v_if=("si_teach_result.ai_dice",), id="si-teach-dice-ai")
+            with html.Div(classes="d-flex align-center ga-2", id="si-teach-call-result"):
+                v3.VChip("{{ si_teach_result.call }}", size="small", label=True, variant="flat",
+                         color=("si_teach_result.call === 'right' ? 'success' : "
+                                "si_teach_result.call === 'wrong' ? 'error' : 'grey'",))
+                html.Span("{{ si_teach_result.call_summary }}", classes="text-body-2")
+            html.Div("{{ si_teach_result.student }}", classes="text-body-2 mt-1", id="si-teach-student")
+            html.Div("{{ si_teach_result.ai }}", v_if=("si_teach_result.ai",), classes="text-body-2",
+                     id="si-teach-ai")
+            html.Div("{{ si_teach_result.ai_source }}", classes="text-caption mt-1", id="si-teach-ai-source")
+            html.Div("Your outline is locked; press Next for the next case.", v_if=("si_teach_has_next",),
+                     classes="text-caption")
+            html.Div("Your outline is locked. That was the set's last case: the score sheet is below.",
+                     v_if=("!si_teach_has_next",), classes="text-caption")
+
+    def _sheet_part(self) -> None:
+        with html.Div(v_if=("si_teach_rows.length",), classes="mt-3", id="si-teach-sheet"):
+            html.Div("Score sheet (this session)", classes="text-subtitle-2")
+            html.Div("{{ si_teach_summary }}", classes="text-body-2", id="si-teach-summary")
+            with v3.VTable(density="compact", id="si-teach-table"):
+                with html.Thead(), html.Tr():
+                    for column in SHEET_COLUMNS:
+                        html.Th(column, style="padding: 0 4px;")
+                with html.Tbody(), html.Tr(v_for=("row in si_teach_rows",)):
+                    html.Td("{{ cell }}", v_for=("cell in row",), style="font-size: 13px; padding: 0 4px;")
+            html.Div("One row per case: checking a case again replaces its row. Time: from opening the case to "
+                     "Check.", classes="text-caption")
+            html.Div("{{ si_teach_replaced }}", v_if=("si_teach_replaced",), classes="text-caption text-warning",
+                     id="si-teach-replaced")
+            v3.VBtn("Score sheet (CSV)", id="si-teach-download", size="small", variant="tonal", classes="mt-1",
+                    prepend_icon="mdi-download", disabled=("si_busy",),
+                    click=f"trigger('{CSV_TRIGGER}').then((file) => file && "
+                          "utils.download(file.name, file.content, file.type))")
+
+    # ---- callbacks ----------------------------------------------------------------------------------------------
+
+    def on_open_set(self) -> None:
+        folder = Path(str(self.station.state.si_teach_folder).strip()).expanduser()
+        self._start(lambda progress: self._open_set(progress, folder))
+
+    def on_phantom_set(self) -> None:
+        self._start(self._phantom_set)
+
+    def on_close_set(self) -> None:
+        self._close()
+
+    def on_step(self, step: int) -> None:
+        self._start(lambda progress: self._open_case(progress, self._index + step))
+
+    def on_check(self) -> None:
+        self._start(self._check)
+
+    def _start(self, step) -> None:
+        """Run a step of the open tab with the station's progress bar; a refusal shows in this section."""
+        module = self.station.state.si_module
+
+        async def run(progress) -> None:
+            self.station.state.si_teach_error = ""
+            try:
+                await step(progress)
+            except SmartImagingError as exc:
+                with self.station.state:
+                    self.station.state.si_teach_error = str(exc)
+
+        create_task(self.station._run(run, module))
+
+    # ---- steps --------------------------------------------------------------------------------------------------
+
+    async def _phantom_set(self, progress) -> None:
+        module = self.station.state.si_module
+        flow = self.station.flows[module]
+        number = next(self._numbers)
+        folder = self.folder / f"phantom-set-{number}"
+        progress(0.1, f"Teaching: writing a phantom set of {module}")
+        await asyncio.to_thread(write_phantom_set, folder, module, number, getattr(flow, "kind", None))
+        self.station.state.si_teach_folder = str(folder)
+        await self._open_set(progress, folder)
+
+    async def _open_set(self, progress, folder: Path) -> None:
+        module = self.station.state.si_module
+        progress(0.2, f"Teaching: reading the set {folder.name}")
+        teaching = TeachingSet(self.station.flows[module], folder, self.folder / f"set-{next(self._numbers)}")
+        self._close()
+        self._set, self._module = teaching, module
+        self.sheet = ScoreSheet()
+        state = self.station.state
+        state.si_teach_module = module
+        state.si_teach_title = f"Teaching set {folder.name}: {len(teaching.cases)} cases with an answer key"
+        state.si_teach_left_out = teaching.left_out
+        state.si_teach_choices = list(teaching.choices)
+        state.si_teach_call_title = f"Your call: {teaching.label_field.title.lower()}"
+        self._publish_sheet()
+        await self._open_case(progress, 0)
+
+    async def _open_case(self, progress, index: int) -> None:
+        teaching, station = self._set, self.station
+        if teaching is None or not 0 <= index < len(teaching.cases):
+            raise InputError("No such case in the teaching set")
+        flow = station.flows[self._module]
+        progress(0.4, f"Teaching: opening case {index + 1} of {len(teaching.cases)}")
+        self._remove_outlines()
+        station.slicer_app.segmentation_editor.clear()  # before the previous case's nodes leave the scene
+        self._volume = None
+        case = teaching.open(index)
+        station._release_uploads(self._module, flow.roles[0])
+        self._index, self._volume, self._opened = index, flow.primary, time.monotonic()
+        state = station.state
+        if flow.kinds:
+            state.si_kind = flow.kind
+        state.si_teach_case = f"Case {index + 1} of {len(teaching.cases)}: {case.case_id}"
+        state.si_teach_has_previous, state.si_teach_has_next = index > 0, index < len(teaching.cases) - 1
+        state.si_teach_call = None
+        state.si_teach_checked, state.si_teach_result, state.si_teach_replaced = False, None, ""
+        self._set_open(True)
+        station._set_case(self._module, f"Teaching case {index + 1} of {len(teaching.cases)}: {case.case_id}",
+                          flow.notes())
+        station._case_loaded(flow, None, False)
+        station._show(flow, fit=True)
+        self._publish_scene()
+
+    async def _check(self, progress) -> None:
+        teaching, station = self._set, self.station
+        flow = station.flows[self._module] if teaching else None
+        if flow is None or self._volume is None or flow.primary is not self._volume:
+            raise InputError("Open a case of the teaching set first")
+        seconds = time.monotonic() - self._opened
+        case = teaching.cases[self._index]
+        reference = volume_node_to_sitk(flow.primary)
+        student = student_mask(flow)
+        if not student.any():
+            raise InputError("Draw the lesion first: your outline is empty")
+        key = teaching.key()
+        call = station.state.si_teach_call or None
+        progress(0.3, "Check: the AI's outline")
+        ai, ai_source = await self._ai_outline(flow, case, key, reference, progress)
+        result = check_answer(image_of(student, reference), image_of(key, reference),
+                              None if ai is None else image_of(ai, reference), call, case.key_label,
+                              {choice: choice for choice in teaching.choices})
+        masks = {"student": student, "key": key, **({} if ai is None else {"ai": ai})}
+        station.slicer_app.segmentation_editor.clear()  # the student's outline is locked: no longer editable
+        flow._replace_segmentation(None, None)
+        self._outlines = show_outlines(flow.scene, flow.primary, masks, flow.drawn_segments[0])
+        teaching.keep(case, {name: mask for name, mask in masks.items() if name != "key"}, reference,
+                      flow.drawn_segments[0])
+        replaced = [row for row in self.sheet.rows if row.case == case.case_id]
+        self.sheet.rows = [row for row in self.sheet.rows if row.case != case.case_id]
+        score = self.sheet.add(case.case_id, result, seconds)
+        state = station.state
+        state.si_teach_result = {
+            "student_dice": score.cells()[1], "ai_dice": score.cells()[2], "call": result.call,
+            "call_summary": result.call_summary or "", "student": result.student.summary,
+            "ai": result.ai.summary if result.ai else "", "ai_source": ai_source}
+        state.si_teach_replaced = (f"Case {case.case_id} was checked again: its row replaces the earlier one "
+                                   f"(Dice {replaced[0].cells()[1]})." if replaced else "")
+        state.si_teach_checked = True
+        self._set_open(True)
+        self._publish_sheet()
+        station._show(flow)
+        self._publish_scene()
+
+    async def _ai_outline(self, flow, case, key, reference, progress):
+        """The AI's outline of the case (None when the AI found nothing) and the sentence that says where it came
+        from."""
+        saved = self._set.saved_proposal(case)
+        note = ""
+        if saved is not None:
+            try:
+                return read_proposal(saved, reference), "The AI's outline: the proposal saved in the cohort's worklist."
+            except InputError as exc:
+                note = f"{exc}; "
+        scratch = proposal_flow(flow, case, key_centre_lps(key, reference))
+        try:
+            await self.station._drive(scratch.segment(progress))
+            made = ("the classical region growing (the AI found no lesion there)"
+                    if (scratch.roi_source or "").startswith("classical") else "the AI's Segment")
+            return proposal_mask(scratch), (
+                f"{note or 'The cohort’s worklist saved no AI proposal for this case; '}the AI's outline was made "
+                f"now by {made}, prompted at the answer key's centre.")
+        except SmartImagingError as exc:
+            return None, f"{note}No AI outline: Segment at the answer key's centre found nothing ({exc})."
+        finally:
+            scratch.clear()
+
+    # ---- the scene and the page ---------------------------------------------------------------------------------
+
+    def _set_open(self, open_: bool) -> None:
+        """Whether a teaching case is open in its tab: what the tab's step buttons may do."""
+        state = self.station.state
+        state.si_teach_open = open_
+        if not open_:
+            state.si_teach_checked = state.si_teach_drawn = False
+        checked = bool(state.si_teach_checked)
+        blocks = {module: dict(NO_BLOCKS) for module in self.station.flows}
+        if open_:
+            blocks[self._module] = {"segment": True, "draw": checked, "compute": not checked}
+        state.si_teach_blocks = blocks
+
+    def _close(self) -> None:
+        """Leave the teaching set: its outlines leave the scene, the tab's buttons are free again."""
+        self._remove_outlines()
+        self._set, self._index, self._volume = None, -1, None
+        state = self.station.state
+        state.si_teach_module = state.si_teach_title = state.si_teach_left_out = state.si_teach_case = ""
+        state.si_teach_result = None
+        self._set_open(False)
+        self._publish_scene()
+
+    def _remove_outlines(self) -> None:
+        scene = self.station.slicer_app.scene
+        for node in self._outlines:
+            if scene.IsNodePresent(node):
+                scene.RemoveNode(node)
+        self._outlines = []
+
+    def _publish_scene(self) -> None:
+        """What the views can show: every segmentation and whether it is shown, and the legend of the outlines."""
+        shown = segmentations_shown(self.station.slicer_app.scene)
+        visible = {entry["outline"] for entry in shown if entry["visible"]}
+        self.station.state.si_teach_scene = shown
+        self.station.state.si_teach_legend = [{"title": o.title, "color": o.hex} for o in OUTLINES
+                                              if o.name in visible]
+
+    def _publish_sheet(self) -> None:
+        state = self.station.state
+        state.si_teach_rows = [row.cells()[:len(SHEET_COLUMNS)] for row in self.sheet.rows]
+        state.si_teach_summary = self.sheet.summary().text
+
+    def _on_module(self, si_module, **_kwargs) -> None:
+        """The outlines show in the teaching set's tab only."""
+        for node in self._outlines:
+            node.GetDisplayNode().SetVisibility(si_module == self._module)
+        self._publish_scene()
+
+    def _on_case(self, **_kwargs) -> None:
+        """Another image replaced the teaching case in its tab (a sample or an upload): the case is no longer open."""
+        if self._volume is None or self.station.flows[self._module].primary is self._volume:
+            return
+        self._remove_outlines()
+        self._volume = None
+        state = self.station.state
+        state.si_teach_case = ("The teaching case was replaced by another image: press Previous or Next to go on "
+                               "with the set.")
+        state.si_teach_result = None
+        self._set_open(False)
+        self._publish_scene()
+
+    def _on_segments(self, **_kwargs) -> None:
+        """The student drew (or erased): Check is enabled while the outline has a pixel."""
+        if self._volume is None:
+            return
+        flow = self.station.flows[self._module]
+        self.station.state.si_teach_drawn = flow.segmentation is not None and has_drawing(flow.segmentation)
+        self._publish_scene()
+
+    def score_sheet_csv(self) -> dict:
+        """The session's score sheet as a CSV file for the page to save."""
+        return {"name": CSV_NAME, "type": "text/csv", "content": self.sheet.to_csv_text()}

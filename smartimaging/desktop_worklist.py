@@ -130,7 +130,8 @@ class WorklistSession:
         rows = []
         for row in self.reading.worklist.rows(self.status):
             dice = "" if row["dice"] is None else f"{row['dice']:.3f}"
-            labels = ", ".join(value for name, value in row["labels"].items() if name != NOTE.name)
+            labels = ", ".join(row["labels"][f.name] for f in SPECS[self.flow.module].fields  # in the form's order
+                               if f.name in row["labels"] and f.name != NOTE.name)
             rows.append([row["case"], row["status"], dice, labels])
         return rows
 

@@ -181,6 +181,16 @@ def _parameter_file(folder: Path, text: str) -> list[str]:
     return _extract(folder, n=1) + ["--params", str(folder / "params.yaml")]
 
 
+def _propose(folder: Path, *options: str, **cells: str) -> list[str]:
+    """`mammo propose` on a two-row cohort whose first row (CSV line 2) has `cells` changed."""
+    manifest = _cohort(folder, n=2)
+    with open(manifest, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    rows[0].update(cells)
+    write_manifest(manifest, rows)
+    return ["mammo", "propose", "--manifest", str(manifest), "--device", "cpu", *options, "--out", str(folder / "out")]
+
+
 CASES = [
     BadInput(AREA, "`extract`: one row's mask is random bytes (the other rows are kept)",
              lambda f: _extract(f, mask=_random_mask), "damaged.png is damaged or not a valid image file", exit_code=0),
@@ -257,4 +267,11 @@ CASES = [
              "--box takes x0,y0,x1,y1 in pixels"),
     BadInput(AREA, "`predict --box` of zero width", lambda f: _predict(f, "--box", "30,10,30,60"),
              "The marked box lies outside the image (160×160 pixels) or is empty"),
+    BadInput(AREA, "`propose`: a row with neither a mask nor centre_row,centre_col", lambda f: _propose(f, mask=""),
+             "Row 2: no centre_row,centre_col and no mask: nothing says where the lesion is"),
+    BadInput(AREA, "`propose`: a row's centre outside the image",
+             lambda f: _propose(f, centre_row="40", centre_col="9000"),
+             "The marked point (x 9000, y 40) lies outside the image"),
+    BadInput(AREA, "`propose --correct-fraction 1.5`", lambda f: _propose(f, "--correct-fraction", "1.5"),
+             "1.5 is not a fraction (0 to 1)"),
 ]

@@ -165,6 +165,9 @@ def test_a_volume_selected_in_the_module_is_not_saved_into_the_worklist_case(tmp
     with pytest.raises(InputError, match="not the worklist's open case"):
         session.save({"pathology": "benign"}, {"kind": "mass"})
     assert session.reading.worklist.status(session.case_id) == NEW
+    session.open(session.case_id)  # the worklist's case again: the reader's own volume stays in the scene
+    assert session.flow.scene.IsNodePresent(other) and session.flow.primary is not other
+    assert opened(session).inputVolume is session.flow.primary
 
 
 def test_bone_scan_open_segment_keep_save_reopen(tmp_path):

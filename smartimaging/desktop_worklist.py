@@ -4,16 +4,19 @@ studies of Slicer's DICOM database (`cases_from_dicom_database`).
 
 GUI-free (tested on slicer-core): `WorklistSession`, the section's logic (open, move, keep the AI's proposal, save,
 the table's rows, the module's selectors after a case opens), and `cases_from_dicom_database`. The Qt section
-(`WorklistSection`) only shows them; it uses Qt, CTK and Slicer APIs as Slicer 5.12's own code does:
-ctk.ctkCollapsibleButton, qt.QFormLayout, qt.QPushButton, qt.QLabel (as desktop_sections); ctk.ctkPathLineEdit with
-`filters = ctk.ctkPathLineEdit.Dirs` and `settingKey` (Modules/Scripted/DICOMPatcher/DICOMPatcher.py), its
-`currentPath` (Applications/SlicerApp/Testing/Python/ScenePerformance.py); qt.QComboBox addItems / setCurrentText /
-currentText / currentIndexChanged and qt.QLineEdit text (DICOMLib/DICOMSendDialog.py); qt.QHBoxLayout with
-addWidget (CropVolumeSequence.py); qt.QTableWidget setSelectionBehavior(qt.QTableView.SelectRows) and its items
-(DICOMLib/DICOMBrowser.py), selectedItems (ExtensionWizardLib/EditableTreeWidget.py); qt.QShortcut(qt.QKeySequence(
-...), widget) connected to "activated()" (Docs/developer_guide/script_repository/gui.md); slicer.util.
-confirmYesNoDisplay, errorDisplay, tryWithErrorDisplay, showStatusMessage (Base/Python/slicer/util.py);
-slicer.dicomDatabase (DICOMLib/DICOMBrowser.py)."""
+(`WorklistSection`) only shows them, with Qt, CTK and Slicer APIs as Slicer 5.12's own code uses them:
+- ctk.ctkCollapsibleButton and its `collapsed` (Modules/Scripted/Endoscopy/Endoscopy.py), qt.QFormLayout,
+  qt.QPushButton, qt.QLabel (as desktop_sections);
+- ctk.ctkPathLineEdit, `filters = ctk.ctkPathLineEdit.Dirs`, `settingKey` (Modules/Scripted/DICOMPatcher/
+  DICOMPatcher.py) and `currentPath` (Applications/SlicerApp/Testing/Python/ScenePerformance.py);
+- qt.QComboBox addItems / setCurrentText / currentText and qt.QLineEdit text (DICOMLib/DICOMSendDialog.py), the
+  "currentIndexChanged(int)" signal (Base/Python/slicer/util.py); qt.QHBoxLayout addWidget (CropVolumeSequence.py);
+- qt.QTableWidget with setSelectionBehavior(qt.QTableView.SelectRows) and its items (DICOMLib/DICOMBrowser.py),
+  selectRow (DICOMLib/DICOMRecentActivityWidget.py), selectedItems (ExtensionWizardLib/EditableTreeWidget.py);
+- qt.QShortcut(qt.QKeySequence("..."), widget) connected to "activated()" (Docs/developer_guide/script_repository/
+  gui.md);
+- slicer.util.confirmYesNoDisplay, tryWithErrorDisplay, showStatusMessage (Base/Python/slicer/util.py);
+  slicer.dicomDatabase (DICOMLib/DICOMBrowser.py)."""
 
 from __future__ import annotations
 
@@ -110,8 +113,13 @@ class WorklistSession:
         return self.open()
 
     def open(self, case_id: str | None = None) -> Case:
-        """Open a case (None: where the reader stopped)."""
-        case = self._reading().open_case(case_id)
+        """Open a case (None: where the reader stopped). Nodes the reader selected in the module for a case of their
+        own stay in the scene (the flow lets go of them; a worklist case's nodes are replaced)."""
+        reading = self._reading()
+        if self.flow.primary is not None and self.flow.primary.GetID() != self._opened:
+            self.flow.select({})
+            self.flow.extra_nodes = {}  # that case's results (heat maps, synthetic DCE) stay too
+        case = reading.open_case(case_id)
         self._opened = self.flow.primary.GetID()
         return case
 
@@ -314,7 +322,7 @@ class WorklistSection:
         self.session = WorklistSession(flow)
         self._parameter_node, self._on_opened = parameter_node, on_opened
         self.section, form = _section(layout, "Worklist")
-        self.section.collapsed = True
+        self.section.collapsed = True  # as Endoscopy.py's advanced section
         self.folder = ctk.ctkPathLineEdit()
         self.folder.filters = ctk.ctkPathLineEdit.Dirs
         self.folder.settingKey = f"SmartImaging/{flow.module}/WorklistFolder"
@@ -326,11 +334,14 @@ class WorklistSection:
             button.connect("clicked(bool)", lambda _checked, callback=callback: callback())
             open_row.addWidget(button)
         form.addRow(open_row)
+        form.addRow(_label("Open folder: the studies in the folder (a cohort folder). Open DICOM database studies: "
+                           "the studies of Slicer's DICOM database this module reads; the reader's work is saved in "
+                           "the folder."))
         self.counts = _label(self.session.counts_line())
         form.addRow(self.counts)
         self.filter = qt.QComboBox()
         self.filter.addItems([ALL, *STATUSES])
-        self.filter.currentIndexChanged.connect(lambda _index: self._filtered())
+        self.filter.connect("currentIndexChanged(int)", lambda _index: self._filtered())
         form.addRow("Show", self.filter)
         self.table = qt.QTableWidget()
         self.table.setColumnCount(len(TABLE_COLUMNS))
@@ -373,12 +384,10 @@ class WorklistSection:
     # ---- after the module's Segment ----
 
     def keep_proposal(self) -> None:
-        """The module calls it after Segment: the AI's proposal of the worklist's case is kept."""
-        import slicer
-
-        with slicer.util.tryWithErrorDisplay("Failed to keep the AI's proposal in the worklist.", waitCursor=True):
-            if self.session.keep_proposal() is not None:
-                self._show()
+        """The module calls it after Segment: the AI's proposal of the worklist's case is kept. An error goes to the
+        module's own error display (its Segment's tryWithErrorDisplay, or the step's error dialog)."""
+        if self.session.keep_proposal() is not None:
+            self._show()
 
     # ---- the section's actions ----
 

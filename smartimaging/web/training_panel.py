@@ -1,0 +1,232 @@
+"""The station's Model section: the module's Model selector (the demo classifier and the models trained in the open
+worklist's cohort, with the chosen model's card), and Train / Evaluate on that cohort (`cohort_training`, in a
+worker process of its own: progress, Cancel, nothing left behind by a cancel).
+
+The cohort is the worklist open in the module's tab (the Worklist section's `si_wl_open`): its saved cases train
+the model into `<cohort>/smartimaging/<Module>/models/<name>/`. Evaluate shows the paper's table on the held-out
+test cases and the ROC curve in the page. The chosen model is the one the module's Compute uses; its card goes to
+the flow, which loads it through the same checks as the demo one (checksums, the skops allow-list).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from pathlib import Path
+
+from trame.widgets import html
+from trame.widgets import vuetify3 as v3
+from trame_server.utils.asynchronous import create_task
+
+from ..cohort_training import METHODS, TRAINABLE, card_summary, cohort_models, model_card_path
+from ..errors import SmartImagingError
+from ..mammo.predict import CLASSIFIER_IDS
+from ..models.registry import check_model_name, models_dir
+from ..worker import WorkerProcess
+from ..worklist import OUTPUT_FOLDER
+
+MODULE = "si_module"
+DEMO = ""  # the selector's value of the module's demo classifier
+POLL_S = 0.1
+
+
+def _by_module(name: str) -> str:
+    return f"{name}[{MODULE}]"
+
+
+class TrainingPanel:
+    """State, page and callbacks of the Model section, on the station `station`."""
+
+    def __init__(self, station):
+        self.station = station
+        self.state = state = station.state
+        self._worker: WorkerProcess | None = None
+        modules = [m for m in station.flows if m in TRAINABLE]
+        state.si_tr_modules = modules
+        state.si_tr_models = {m: [] for m in modules}
+        state.si_tr_model = dict.fromkeys(modules, DEMO)
+        state.si_tr_card = {m: [] for m in modules}
+        state.si_tr_name = {m: f"{station.flows[m].kind}-cohort-1" for m in modules}
+        state.si_tr_method = dict.fromkeys(modules, "preset")
+        state.si_tr_methods = [{"value": key, "title": title} for key, title in METHODS.items()]
+        state.si_tr_running = ""  # "train" or "evaluate" while a job runs (one at a time)
+        state.si_tr_progress = 0
+        state.si_tr_message = ""
+        state.si_tr_error = dict.fromkeys(modules, "")
+        state.si_tr_info = dict.fromkeys(modules, "")
+        state.si_tr_table = {m: [] for m in modules}
+        state.si_tr_roc = dict.fromkeys(modules, "")
+        for name in ("si_kind", "si_module", "si_wl_open"):
+            state.change(name)(self._on_context_changed)
+        for module in modules:
+            self.refresh(module)
+
+    # ---- page ---------------------------------------------------------------------------------------------------
+
+    def build(self) -> None:
+        """The Model selector and the chosen model's card (for the modules whose classifier trains from a
+        worklist), before the steps."""
+        with html.Div(v_if=("si_tr_modules.includes(si_module)",), id="si-model", classes="mt-4"):
+            html.Div("Model", classes="text-subtitle-1 mb-1")
+            v3.VSelect(model_value=(_by_module("si_tr_model"),), items=(_by_module("si_tr_models"),),
+                       update_modelValue=(self.on_select, "[si_module, $event]"), label="Classifier model",
+                       density="compact", hide_details=True, disabled=("si_busy",), id="si-tr-model")
+            with v3.VTable(density="compact", id="si-tr-card", classes="mt-1"), html.Tbody():
+                with html.Tr(v_for=("row in si_tr_card[si_module]",)):
+                    html.Td("{{ row[0] }}", style="padding: 0 4px; font-size: 12px; white-space: nowrap;")
+                    html.Td("{{ row[1] }}", style="padding: 0 4px; font-size: 12px;")
+
+    def build_training(self) -> None:
+        """Train and Evaluate on the open worklist's cohort, their progress, the evaluation table and ROC curve."""
+        with html.Div(v_if=("si_tr_modules.includes(si_module)",), id="si-training", classes="mt-4"):
+            html.Div("4. Learn from the worklist's cohort", classes="text-subtitle-1 mb-1")
+            html.Div("Open a worklist (above) and save its cases as done: Train fits a classifier on them, "
+                     "Evaluate measures it on the held-out test cases.", v_if=("!si_wl_open?.[si_module]",),
+                     classes="text-caption")
+            with html.Div(classes="d-flex align-center ga-2 mt-1"):
+                v3.VTextField(model_value=(_by_module("si_tr_name"),), label="Model name", density="compact",
+                              update_modelValue=f"si_tr_name = {{...si_tr_name, [{MODULE}]: $event}}",
+                              hide_details=True, disabled=("!!si_tr_running",), id="si-tr-name")
+                v3.VSelect(model_value=(_by_module("si_tr_method"),), items=("si_tr_methods",), label="Method",
+                           update_modelValue=f"si_tr_method = {{...si_tr_method, [{MODULE}]: $event}}",
+                           density="compact", hide_details=True, disabled=("!!si_tr_running",), id="si-tr-method")
+            with html.Div(classes="d-flex flex-wrap ga-2 mt-2"):
+                ready = "!!si_tr_running || !si_wl_open?.[si_module]"
+                v3.VBtn("Train", click=(self.on_train, "[si_module]"), disabled=(ready,), color="primary",
+                        variant="tonal", prepend_icon="mdi-school-outline", id="si-tr-train")
+                v3.VBtn("Evaluate", click=(self.on_evaluate, "[si_module]"), disabled=(ready,), variant="tonal",
+                        prepend_icon="mdi-chart-bell-curve", id="si-tr-evaluate")
+                v3.VBtn("Cancel", v_if=("si_tr_running",), click=self.on_cancel, color="error", variant="tonal",
+                        id="si-tr-cancel")
+            v3.VProgressLinear(v_if=("si_tr_running",), model_value=("si_tr_progress",), height=6, classes="mt-2",
+                               color="primary", indeterminate=("si_tr_progress === 0",))
+            html.Div("{{ si_tr_message }}", v_if=("si_tr_running",), classes="text-caption", id="si-tr-progress")
+            v3.VAlert(v_if=(_by_module("si_tr_error"),), text=(_by_module("si_tr_error"),), type="error",
+                      variant="tonal", density="compact", classes="mt-2", id="si-tr-error")
+            html.Div("{{ si_tr_info[si_module] }}", v_if=(_by_module("si_tr_info"),), classes="text-body-2 mt-2",
+                     id="si-tr-info")
+            with v3.VTable(density="compact", v_if=(f"{_by_module('si_tr_table')}.length",), id="si-tr-table",
+                           classes="mt-1"), html.Tbody():
+                with html.Tr(v_for=("row in si_tr_table[si_module]",)):
+                    html.Td("{{ row[0] }}", style="padding: 0 4px; font-size: 13px;")
+                    html.Td("{{ row[1] }}", style="padding: 0 4px; font-size: 13px;")
+            html.Img(v_if=(_by_module("si_tr_roc"),), src=(_by_module("si_tr_roc"),), id="si-tr-roc",
+                     style="width: 100%; max-width: 400px;", alt="ROC curve on the held-out test cases")
+
+    # ---- the model list ---------------------------------------------------------------------------------------
+
+    def _out_folder(self, module: str) -> Path | None:
+        """The open worklist's folder in its cohort (`<cohort>/smartimaging/<Module>`), or None."""
+        folder = (self.state.si_wl_open or {}).get(module) if self.state.has("si_wl_open") else None
+        return Path(folder) / OUTPUT_FOLDER / module if folder else None
+
+    def refresh(self, module: str) -> None:
+        """List the demo classifier and the cohort's models of the lesion kind; the choice is kept while listed,
+        else it goes back to the demo classifier."""
+        flow = self.station.flows[module]
+        out = self._out_folder(module)
+        cards = cohort_models(out, module, flow.kind) if out is not None else []
+        items = [{"value": DEMO, "title": f"{CLASSIFIER_IDS[flow.kind]} (demo weights)"}]
+        items += [{"value": str(card), "title": f"{card.stem} (trained on this cohort)"} for card in cards]
+        chosen = self.state.si_tr_model[module]
+        self._set("si_tr_models", module, items)
+        self.on_select(module, chosen if any(item["value"] == chosen for item in items) else DEMO)
+
+    def on_select(self, module: str, value: str | None) -> None:
+        """The model the module's Compute uses, and its card on the page."""
+        flow = self.station.flows[module]
+        value = value or DEMO
+        flow.classifier_card = Path(value) if value else None
+        self._set("si_tr_model", module, value)
+        card = Path(value) if value else Path(flow.models_dir or models_dir()) / f"{CLASSIFIER_IDS[flow.kind]}.json"
+        try:
+            self._set("si_tr_card", module, card_summary(card))
+        except SmartImagingError as exc:
+            self._set("si_tr_card", module, [["Card", str(exc)]])
+
+    def _on_context_changed(self, **_kwargs) -> None:
+        for module in self.state.si_tr_modules:
+            self.refresh(module)
+
+    # ---- train and evaluate -----------------------------------------------------------------------------------
+
+    def on_train(self, module: str) -> None:
+        name = self.state.si_tr_name[module].strip()
+        kind = self.station.flows[module].kind
+        arguments = ["--name", name, "--kind", kind, "--method", self.state.si_tr_method[module]]
+        self._start(module, "train", name, arguments)
+
+    def on_evaluate(self, module: str) -> None:
+        name = self.state.si_tr_name[module].strip()
+        self._start(module, "evaluate", name, ["--name", name])
+
+    def on_cancel(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+
+    def _start(self, module: str, what: str, name: str, arguments: list[str]) -> None:
+        if self.state.si_tr_running:
+            return
+        out = self._out_folder(module)
+        try:
+            if out is None:
+                raise SmartImagingError("Open the cohort's worklist first (Worklist, above)")
+            check_model_name(name)
+        except SmartImagingError as exc:
+            self._set("si_tr_error", module, str(exc))
+            return
+        self._set("si_tr_error", module, "")
+        self._set("si_tr_info", module, "")
+        if what == "evaluate":
+            self._set("si_tr_table", module, [])
+            self._set("si_tr_roc", module, "")
+        self.state.si_tr_running, self.state.si_tr_progress, self.state.si_tr_message = what, 0, "starting"
+        self._worker = WorkerProcess(f"cohort-{what}", ["--output-dir", str(out), "--module", module, *arguments])
+        create_task(self._follow(module, what, name, out))
+
+    async def _follow(self, module: str, what: str, name: str, out: Path) -> None:
+        """Poll the job's events into the page until it is over."""
+        worker, outcome = self._worker, {}
+
+        def progress(fraction: float, message: str) -> None:
+            self.state.si_tr_progress, self.state.si_tr_message = round(100 * fraction), message
+
+        try:
+            while True:
+                with self.state:
+                    over = worker.dispatch(progress, lambda event: outcome.update(result=event),
+                                           lambda message, details: outcome.update(error=message))
+                if over:
+                    break
+                await asyncio.sleep(POLL_S)
+        finally:
+            self._worker = None
+        with self.state:
+            self.state.si_tr_running = ""
+            if worker.cancelled:
+                self._set("si_tr_error", module, "Cancelled: " + ("no model was written" if what == "train"
+                                                                  else "the previous evaluation was kept"))
+            elif "error" in outcome:
+                self._set("si_tr_error", module, outcome["error"])
+            elif what == "train":
+                self._trained(module, name)
+            else:
+                self._evaluated(module, name, outcome["result"]["evaluation"], out)
+
+    def _trained(self, module: str, name: str) -> None:
+        self.refresh(module)
+        summary = dict(card_summary(model_card_path(self._out_folder(module), name)))
+        self._set("si_tr_info", module, f"Model {name} trained on {summary['Trained on']}. Choose it in the "
+                                        "Classifier model list to compute with it; Evaluate measures it on the "
+                                        "held-out test cases.")
+
+    def _evaluated(self, module: str, name: str, report: dict, out: Path) -> None:
+        roc = model_card_path(out, name).parent / "evaluation" / "roc.png"
+        self._set("si_tr_table", module, report["table"])
+        self._set("si_tr_roc", module, "data:image/png;base64," + base64.b64encode(roc.read_bytes()).decode())
+        self._set("si_tr_info", module, f"Model {name} on the cohort's held-out test cases "
+                                        f"({report['benign']} benign, {report['malignant']} malignant):")
+        self.refresh(module)  # the card now records the test metrics
+
+    def _set(self, name: str, module: str, value) -> None:
+        self.state[name] = {**self.state[name], module: value}

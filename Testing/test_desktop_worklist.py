@@ -180,9 +180,9 @@ def test_bone_scan_open_segment_keep_save_reopen(tmp_path):
     session.flow.run(session.flow.segment())  # the widget's WidgetSteps, then _onSegmented keeps the proposal
     assert session.keep_proposal()["status"] == PROPOSED
     proposed = _labels(session.flow)
-    saved, nxt = session.save_and_next({"metastasis": "yes", "note": "rib"})
+    saved = session.save({"metastasis": "yes", "note": "rib"})  # Save and next: save, then the next case
     assert saved["status"] == DONE and saved["dice_ai_vs_corrected"] == 1.0
-    assert nxt.case_id == session.reading.worklist.cases[1].case_id
+    assert session.step(1).case_id == session.reading.worklist.cases[1].case_id
 
     reopened = WorklistSession(BoneScanFlow(create_headless_scene()))
     reopened.open_folder(tmp_path)
@@ -524,9 +524,9 @@ def test_the_worklist_section_uses_only_qt_ctk_and_slicer_apis_of_slicers_own_co
     calls = {node.func.attr for node in ast.walk(section) if isinstance(node, ast.Call)
              and isinstance(node.func, ast.Attribute) and not (isinstance(node.func.value, ast.Name)
                                                                and node.func.value.id in ("qt", "ctk", "self"))}
-    own = {"open_folder", "open_database", "open", "step", "set_filter", "save", "save_and_next", "keep_proposal",
-           "items", "append", "join", "get", "labels", "rows", "counts_line", "status", "values", "_parameter_node",
-           "_on_opened", "_save_once", "util"}
+    own = {"open_folder", "open_database", "open", "step", "set_filter", "save", "keep_proposal", "items", "append",
+           "join", "get", "labels", "rows", "counts_line", "status", "values", "_parameter_node", "_on_opened",
+           "util"}
     slicer_util = {node.attr for node in ast.walk(section) if isinstance(node, ast.Attribute)
                    and isinstance(node.value, ast.Attribute) and node.value.attr == "util"}
     assert qt_names - {"ItemIsEditable", "SelectRows"} <= set(KNOWN_QT), qt_names - set(KNOWN_QT)

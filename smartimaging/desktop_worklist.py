@@ -185,12 +185,6 @@ class WorklistSession:
             self.flow.set_kind(selector_labels["kind"])
         return self.reading.save({**labels, **selector_labels}, force=force)
 
-    def save_and_next(self, labels: dict[str, str], selector_labels: dict[str, str] | None = None,
-                      force: bool = False) -> tuple[dict, Case | None]:
-        """Save, then open the next case the filter shows (None: it was the last)."""
-        record = self.save(labels, selector_labels, force)
-        return record, self.step(1)
-
     def _reading(self) -> WorklistReading:
         if self.reading is None:
             raise InputError("Open a worklist first (a folder of studies, or the DICOM database's studies)")
@@ -303,12 +297,12 @@ def cases_from_dicom_database(database, module: str) -> Discovery:
 
 # ---- the Qt section -----------------------------------------------------------------------------------------------
 
-NEXT_KEYS, PREVIOUS_KEYS = "Ctrl+PgDown", "Ctrl+PgUp"
+NEXT_KEYS, PREVIOUS_KEYS = "Alt+N", "Alt+P"  # the station's keys; free in Slicer 5.12 (its menus: Alt+F, E, V, H)
 
 
 class WorklistSection:
     """The "Worklist" section of a module's panel: folder (or the DICOM database's studies), the case table with
-    its status filter, Previous / Next (buttons, and Ctrl+PgDown / Ctrl+PgUp while the panel shows), the labels of
+    its status filter, Previous / Next (buttons, and Alt+P / Alt+N while the module's panel shows), the labels of
     the module's WorklistSpec, Save and Save and next ("Save anyway?" when another window saved the case since).
     `parameter_node()`: the module's parameter node, whose selectors show the case once it opens;
     `on_opened()`: the module's own display of the flow's segmentation (its `_showSegmentation`), or None."""
@@ -435,6 +429,8 @@ class WorklistSection:
         self._show()
 
     def _save(self, advance: bool) -> None:
+        """Save the case (asking "Save anyway?" when another window saved it since it opened), then open the next
+        one for Save and next."""
         import slicer
 
         labels = {name: widget.currentText if choice else widget.text
@@ -442,24 +438,20 @@ class WorklistSection:
         node = self._parameter_node()
         owned = {label: str(getattr(node, field)) for label, field in
                  SELECTORS[self.session.flow.module]["labels"].items()} if node else {}
+        conflict = None
         with slicer.util.tryWithErrorDisplay("Failed to save the case.", waitCursor=True):
             try:
-                opened = self._save_once(advance, labels, owned, False)
-            except ConflictError as conflict:
-                if not slicer.util.confirmYesNoDisplay(f"{conflict}\n\nSave anyway?", windowTitle="Save anyway?"):
-                    return
-                opened = self._save_once(advance, labels, owned, True)
-            if opened:
-                self._opened()
-            else:
-                self._show()
-
-    def _save_once(self, advance: bool, labels: dict, owned: dict, force: bool) -> bool:
-        """Save (and go to the next case); whether another case opened."""
+                self.session.save(labels, owned)
+            except ConflictError as error:
+                conflict = error
+        if conflict is not None:  # asked without the wait cursor
+            if not slicer.util.confirmYesNoDisplay(f"{conflict}\n\nSave anyway?", windowTitle="Save anyway?"):
+                return
+            with slicer.util.tryWithErrorDisplay("Failed to save the case.", waitCursor=True):
+                self.session.save(labels, owned, force=True)
+        self._show()
         if advance:
-            return self.session.save_and_next(labels, owned, force)[1] is not None
-        self.session.save(labels, owned, force)
-        return False
+            self._step(1)
 
     # ---- showing ----
 

@@ -382,8 +382,9 @@ def test_the_dicom_databases_mri_study_is_read_and_saved_as_a_worklist_case(data
     assert case.inputs["T2"] == links and len(list(links.iterdir())) == 8
     assert any("could be the DCE" in s for s in session.skipped)
     p = opened(session)
-    dce = sitk.GetArrayFromImage(sitk.ReadImage([str(f) for f in sorted((root / "b" / "dce").iterdir())]))
-    assert np.array_equal(_volume_array(p.dceVolume), dce) and p.t2Volume is not None
+    for node, folder, name in ((p.dceVolume, root / "b" / "dce", "dce"), (p.t2Volume, root / "b" / "mixed", "t2")):
+        files = sorted(str(f) for f in folder.glob(f"{name}_*.dcm"))
+        assert np.array_equal(_volume_array(node), sitk.GetArrayFromImage(sitk.ReadImage(files)))  # the series' own
     module_select(session.flow, p)
     session.flow.draw_by_hand()
     set_segments(session.flow.scene, session.flow.segmentation, session.flow.primary,
@@ -419,7 +420,7 @@ def test_the_dicom_databases_mammograms_open_in_the_mammo_flow(database, tmp_pat
 
 # ---- the core: explicit cases -------------------------------------------------------------------------------------
 
-def test_a_worklist_of_given_cases_checks_them_and_makes_series_folders(tmp_path):
+def test_a_worklist_of_given_cases_checks_them_and_makes_series_folders(tmp_path, monkeypatch):
     folder = tmp_path / "series"
     folder.mkdir()
     files = []
@@ -436,6 +437,12 @@ def test_a_worklist_of_given_cases_checks_them_and_makes_series_folders(tmp_path
     assert sorted(p.resolve() for p in linked.iterdir()) == sorted(f.resolve() for f in files)
     assert worklist.case("two").inputs["DCE"] == files[0]  # one file is itself
     assert series_folder(files[:2] + [files[2]], linked) == linked  # made once, kept
+    def no_symlinks(*_args):
+        raise OSError("symbolic links need a privilege on Windows")
+
+    monkeypatch.setattr("os.symlink", no_symlinks)
+    hard = series_folder(files, tmp_path / "hard")  # hard links instead
+    assert sorted(p.stat().st_ino for p in hard.iterdir()) == sorted(f.stat().st_ino for f in files)
     (folder / "other.dcm").unlink()
     assert series_folder(files, tmp_path / "unused") == folder  # alone in their folder: the folder
     with pytest.raises(InputError, match="not unique"):

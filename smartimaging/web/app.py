@@ -55,8 +55,11 @@ from .explain_panel import init_state as init_explanations
 from .explain_panel import publish as publish_explanations
 from .heatmap_panel import HeatMapPanel
 from .pixel_field import PixelSizeField
+from .teaching_panel import TeachingPanel
+from .training_panel import TrainingPanel
 from .view_fit import FitWhenSized
 from .view_gutter import slice_view_gutter
+from .worklist_panel import WorklistPanel
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +177,10 @@ class ReadingStation(TrameApp):
         self._view_fit = FitWhenSized(lambda view: self.display.lettered(view))  # views clear of their letters
         self._previous_point: list[float] | None = None  # the lesion point before the reader placed a new one
         self._init_state()
+        self.worklist_panel = WorklistPanel(self)
+        self.training_panel = TrainingPanel(self)  # the Model selector; Train / Evaluate on the worklist's cohort
         self.downloads_panel = DownloadsPanel(self, Path(self._scratch.name) / "downloads")
+        self.teaching_panel = TeachingPanel(self, Path(self._scratch.name) / "teaching")  # student mode, score sheet
         self.display = DisplayPanel(self, {**{tag: f"frame {index}" for index, tag in enumerate(FRAME_VIEWS)},
                                            **{tag: view for view, tag in SIDE_BY_SIDE_TAGS.items()}})
         self._build_ui()
@@ -258,10 +264,14 @@ class ReadingStation(TrameApp):
                 v3.VChip("Demo weights, not for clinical use", color="warning", size="small", classes="mr-2")
                 html.Span(f"v{__version__}", classes="text-caption mr-3")
             with v3.VNavigationDrawer(width=440, permanent=True, location="left"), html.Div(classes="pa-3"):
+                self.worklist_panel.build()
                 self._case_panel()
                 self.display.build()
+                self.training_panel.build()
+                self.teaching_panel.build()
                 self._step_panel()
                 self._result_panel()
+                self.training_panel.build_training()
             with v3.VNavigationDrawer(width=340, permanent=True, location="right",  # views keep their size
                                       v_if=("si_needs_segment[si_module]",)):  # DCE synthesis has no ROI
                 self.editor_ui = self.editor_panel.build()
@@ -301,11 +311,12 @@ class ReadingStation(TrameApp):
                     click=self.on_place_point, disabled=("si_busy || !si_case[si_module]",),
                     color=("si_placing ? 'warning' : undefined",), variant="tonal")
             v3.VBtn("Segment", v_if=("si_needs_segment[si_module]",), click=self.on_segment,
-                    disabled=("si_busy || !si_case[si_module]",), color="primary")
+                    disabled=("si_busy || !si_case[si_module] || si_teach_blocks[si_module].segment",), color="primary")
             v3.VBtn("Draw ROI by hand", v_if=("si_needs_segment[si_module]",), click=self.on_draw_by_hand,
-                    disabled=("si_busy || !si_case[si_module]",), variant="tonal", prepend_icon="mdi-pencil")
+                    disabled=("si_busy || !si_case[si_module] || si_teach_blocks[si_module].draw",), variant="tonal",
+                    prepend_icon="mdi-pencil")
             v3.VBtn("{{ si_compute_label[si_module] }}", click=self.on_compute, color="success",
-                    disabled=("si_busy || !si_case[si_module] || "
+                    disabled=("si_busy || !si_case[si_module] || si_teach_blocks[si_module].compute || "
                               "(si_needs_segment[si_module] && !si_has_segmentation[si_module])",))
             v3.VBtn("Reset views", click=self.on_reset_views, disabled=("si_busy",), variant="text",
                     prepend_icon="mdi-fit-to-screen-outline")

@@ -1,0 +1,232 @@
+"""The worklist in the browser reading station (headless Chromium): a 5-case mammography phantom worklist opened
+from its folder (a path that is no folder refused with the core's message), Segment on case 1 keeps the AI's
+proposal, an eraser stroke corrects it, pathology filled, Save (the table, the case record and the manifest follow);
+unsaved edits ask before moving (Stay, Discard); case 2 saved with "Save and next"; the page reloaded keeps the
+worklist, the folder opened again resumes at the case the reader stopped at; the status filter and the keys move
+among the cases shown. A second station on the same folder (the phantom worklist button first): two saves of one
+case from two pages, the second refused with the conflict message, then "Save anyway". Screenshots go to
+$SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("trame_slicer")
+pytest.importorskip("playwright.sync_api")
+
+from PIL import Image  # noqa: E402
+from web_station import (  # noqa: E402
+    VIEWPORT,
+    choose_effect,
+    click_and_wait_idle,
+    image_point_on_page,
+    open_module,
+    reset_views_when_sized,
+    running_station,
+    screenshot_folder,
+    segment_counts,
+    station_page,
+    wait_for_case,
+)
+
+from smartimaging.mammo.cohort import write_mammo_phantom_cohort  # noqa: E402
+from smartimaging.worklist import Worklist  # noqa: E402
+
+MAMMO = "MammoRadiomics"
+MAMMO_TAB = "Mammography Rad-score"
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("cohort")
+    write_mammo_phantom_cohort(folder, 5, seed=3, kind="mass")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    with station_page(tmp_path_factory, ready_timeout_ms=120_000) as (page, _process):
+        open_module(page, MAMMO_TAB, 120_000)
+        yield page
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    return screenshot_folder(tmp_path_factory)
+
+
+def _case_ids(cohort: Path) -> list[str]:
+    return [case.case_id for case in Worklist(cohort, MAMMO).cases]
+
+
+def _record(cohort: Path, case_id: str) -> dict:
+    return json.loads((cohort / "smartimaging" / MAMMO / "cases" / case_id / "case.json").read_text())
+
+
+def _open_folder(page, folder: Path | str) -> None:
+    page.locator("#si-wl-folder").fill(str(folder))
+    page.locator("#si-wl-open-folder").click()
+    page.wait_for_timeout(300)
+    wait_for_case(page, 60_000)
+
+
+def _wait_open(page, case_id: str) -> None:
+    page.wait_for_function("id => document.querySelector('#si-wl-case')?.innerText === 'Case ' + id", arg=case_id,
+                           timeout=60_000)
+    wait_for_case(page, 60_000)
+
+
+def _statuses(page) -> dict[str, str]:
+    """The table's rows shown: case -> status."""
+    rows = page.locator("#si-wl-table tbody tr")
+    return {cells[0]: cells[1] for cells in (rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count()))
+            if len(cells) == 4}
+
+
+def _wait_status(page, case_id: str, status: str) -> None:
+    page.wait_for_function("([id, status]) => [...document.querySelectorAll('#si-wl-table tbody tr')].some("
+                           "r => r.cells[0]?.innerText === id && r.cells[1]?.innerText === status)",
+                           arg=[case_id, status], timeout=30_000)
+
+
+def _choose(page, label: str, option: str) -> None:
+    field = page.locator("#si-wl-labels").get_by_label(label, exact=True)
+    field.click(force=True)  # the selected text lies over the field
+    page.get_by_role("option", name=option, exact=True).click()
+    page.wait_for_timeout(300)  # the page sends the new labels
+
+
+def _segment_at_key(page, cohort: Path, case_id: str) -> int:
+    """Place the lesion point at the centre of the case's key mask and Segment; the ROI's size."""
+    mask = np.asarray(Image.open(cohort / "masks" / f"{case_id}.png")) > 0
+    rows, cols = np.nonzero(mask)
+    reset_views_when_sized(page)
+    page.get_by_role("button", name="Place lesion point").click()
+    page.mouse.click(*image_point_on_page(page, mask.shape[::-1], (cols.mean(), rows.mean())))
+    page.wait_for_function("!window.trame.state.get('si_placing')", timeout=10_000)
+    click_and_wait_idle(page, "Segment")
+    return segment_counts(page)["Breast mass"]
+
+
+def test_read_a_worklist_correct_save_resume(page, cohort, screenshots):
+    ids = _case_ids(cohort)
+    _open_folder(page, cohort / "no such folder")
+    assert page.inner_text("#si-wl-error") == (f"The worklist folder {cohort / 'no such folder'} does not exist or "
+                                               "is not a folder")
+    _open_folder(page, cohort)
+    _wait_open(page, ids[0])
+    assert page.locator("#si-wl-error").count() == 0
+    assert _statuses(page) == dict.fromkeys(ids, "new")
+    assert page.inner_text("#si-case") == f"Worklist case {ids[0]}"
+
+    proposed = _segment_at_key(page, cohort, ids[0])
+    assert proposed > 50
+    _wait_status(page, ids[0], "AI proposed")
+    assert _record(cohort, ids[0])["model"]["id"] == "mammo-mass-unet-demo"
+    choose_effect(page, "mdi-eraser")  # the reader corrects the proposal: one stroke through its centre
+    mask = np.asarray(Image.open(cohort / "masks" / f"{ids[0]}.png")) > 0
+    rows, cols = np.nonzero(mask)
+    x, y = image_point_on_page(page, mask.shape[::-1], (cols.mean(), rows.mean()))
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 4, y, steps=3)
+    page.mouse.up()
+    page.wait_for_function("n => !document.querySelector('#si-segments').innerText.includes(': ' + n + ' ')",
+                           arg=proposed, timeout=30_000)
+    corrected = segment_counts(page)["Breast mass"]
+    assert 0 < corrected < proposed
+    _choose(page, "Pathology *", "malignant")
+    page.locator("#si-wl-save").click()
+    _wait_status(page, ids[0], "done")
+    record = _record(cohort, ids[0])
+    assert record["labels"] == {"kind": "mass", "pathology": "malignant"}
+    assert record["roi_source"] == "reader edited" and 0.5 < record["dice_ai_vs_corrected"] < 1
+    dice = page.locator("#si-wl-table tbody tr").first.locator("td").nth(2).inner_text()
+    assert dice == f"{record['dice_ai_vs_corrected']:.2f}"
+    page.screenshot(path=str(screenshots / "web-worklist-saved.png"))
+
+    page.locator("#si-wl-label-note").fill("spiculated margin")  # an unsaved edit: moving asks first
+    page.locator("#si-wl-next").click()
+    page.locator("#si-wl-ask").wait_for()
+    assert "unsaved edits (the labels)" in page.inner_text("#si-wl-ask")
+    page.wait_for_timeout(500)  # the dialog has faded in
+    page.screenshot(path=str(screenshots / "web-worklist-unsaved.png"))
+    page.get_by_role("button", name="Stay").click()
+    page.locator("#si-wl-ask").wait_for(state="detached")
+    assert page.inner_text("#si-wl-case") == f"Case {ids[0]}"
+    page.locator("#si-wl-next").click()
+    page.get_by_role("button", name="Discard").click()
+    _wait_open(page, ids[1])
+    assert "note" not in _record(cohort, ids[0])["labels"]
+
+    _segment_at_key(page, cohort, ids[1])
+    _choose(page, "Pathology *", "benign")
+    page.locator("#si-wl-save-next").click()
+    _wait_open(page, ids[2])
+    _wait_status(page, ids[1], "done")
+    assert _record(cohort, ids[1])["labels"]["pathology"] == "benign"
+    with open(cohort / "smartimaging" / MAMMO / "manifest.csv", encoding="utf-8", newline="") as f:
+        manifest = list(csv.DictReader(f))
+    assert [(row["case_id"], row["label"], row["kind"]) for row in manifest] == [
+        (ids[0], "1", "mass"), (ids[1], "0", "mass")]
+
+    page.reload()  # the station keeps the open worklist and case
+    page.get_by_role("button", name="Load sample").wait_for(timeout=60_000)
+    _wait_open(page, ids[2])
+    assert _statuses(page) == {ids[0]: "done", ids[1]: "done", **dict.fromkeys(ids[2:], "new")}
+    _open_folder(page, cohort)  # opened again: where the reader stopped
+    _wait_open(page, ids[2])
+
+    page.locator("#si-case").click()  # the keys act on the page, not in a text field
+    page.keyboard.press("Alt+n")
+    _wait_open(page, ids[3])
+    page.keyboard.press("Alt+p")
+    _wait_open(page, ids[2])
+    page.locator("#si-wl-filter").get_by_text("done").click()  # the filter: Next and Previous keep to it
+    page.wait_for_function("document.querySelectorAll('#si-wl-table tbody tr').length === 2")
+    assert set(_statuses(page)) == {ids[0], ids[1]}
+    page.locator("#si-wl-next").click()
+    page.wait_for_function("document.querySelector('#si-wl-info')?.innerText.includes('last case')")
+    page.locator("#si-wl-previous").click()
+    _wait_open(page, ids[1])
+    page.screenshot(path=str(screenshots / "web-worklist-filter.png"))
+
+
+def test_two_stations_saving_one_case_the_second_is_told(page, cohort, tmp_path_factory, screenshots):
+    ids = _case_ids(cohort)
+    environment = {"TMPDIR": str(tmp_path_factory.mktemp("other-station-tmp"))}
+    with running_station(environment=environment) as (url, _process):
+        other = page.context.browser.new_page(viewport=VIEWPORT)
+        other.goto(url)
+        other.get_by_role("button", name="Load sample").wait_for(timeout=120_000)
+        open_module(other, MAMMO_TAB, 120_000)
+        other.locator("#si-wl-phantom").click()  # a 20-case phantom worklist in the station's scratch folder
+        other.wait_for_function("document.querySelectorAll('#si-wl-table tbody tr').length === 20", timeout=120_000)
+        wait_for_case(other, 60_000)
+        phantom = other.locator("#si-wl-folder").input_value()
+        assert Path(phantom).is_dir() and len(Worklist(phantom, MAMMO).cases) == 20
+
+        _open_folder(other, cohort)
+        _wait_open(other, ids[1])  # where the reader of the first station stopped
+        other.locator("#si-wl-table tbody tr").first.click()
+        _wait_open(other, ids[0])  # opened at the revision saved in the first test
+        page.locator("#si-wl-table tbody tr").first.click()
+        _wait_open(page, ids[0])
+        page.locator("#si-wl-save").click()
+        page.wait_for_function("document.querySelector('#si-wl-info')?.innerText.startsWith('Saved case')")
+
+        other.locator("#si-wl-save").click()
+        other.locator("#si-wl-conflict").wait_for(timeout=30_000)
+        assert other.inner_text("#si-wl-conflict").startswith(
+            f"Case {ids[0]} was saved in another window after you opened it")
+        other.screenshot(path=str(screenshots / "web-worklist-conflict.png"))
+        revision = _record(cohort, ids[0])["revision"]
+        other.locator("#si-wl-save-anyway").click()
+        other.locator("#si-wl-conflict").wait_for(state="detached", timeout=30_000)
+        assert _record(cohort, ids[0])["revision"] == revision + 1
+        other.close()

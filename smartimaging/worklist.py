@@ -409,8 +409,11 @@ class Worklist:
                 raise InputError(f"Case {case.case_id} gives {', '.join(case.inputs) or 'no image'}; "
                                  f"{self.spec.module} takes {', '.join(self.spec.roles)} ({first} needed)")
             try:
-                inputs = {role: series_folder(value, self.out / "series" / case.case_id / role)
-                          if isinstance(value, (list, tuple)) else Path(value) for role, value in case.inputs.items()}
+                inputs = {role: Path(value) for role, value in case.inputs.items() if not isinstance(value, list)}
+                for role, files in case.inputs.items():
+                    if isinstance(files, list):
+                        with _locked(self.out / ".lock"):  # two windows opening the worklist make the links once
+                            inputs[role] = series_folder(files, self.out / "series" / case.case_id / role)
             except OSError as exc:
                 skipped.append(f"{case.case_id}: its series could not be linked into {self.out} ({exc.strerror})")
                 continue

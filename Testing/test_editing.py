@@ -21,7 +21,9 @@ from trame_slicer.segmentation import ModificationMode  # noqa: E402
 from smartimaging.reading import COMPARISON, table_rows  # noqa: E402
 from smartimaging.segmentation_nodes import (  # noqa: E402
     PROPOSAL_COLOR,
+    UNDO_STATES,
     brush_sizes,
+    keep_proposal_on_top,
     lesion_mm,
     proposal_display,
     show_proposal,
@@ -178,15 +180,22 @@ def _green_pixels(view) -> int:
     return int(np.count_nonzero((g > 120) & (g > r + 40) & (g > b + 40)))
 
 
-def test_the_ai_outline_stays_drawn_over_the_filled_copy_after_undo_and_redo(station):
-    _open(station, MAMMO, "_segment")
-    flow, panel, scene = station.flow, station.editor_panel, station.slicer_app.scene
+def _lesion_view(station):
+    """The first view, 40 mm wide around the lesion point: the 10 mm mass large in it (the next `_open` fits the
+    image again)."""
     view = station.slicer_app.view_manager.get_view("Red")
     slice_node = view.get_view_node()
     ras = [0.0, 0.0, 0.0]
-    flow.point_node.GetNthControlPointPositionWorld(0, ras)
-    slice_node.SetFieldOfView(40.0, 40.0, 1.0)  # the 10 mm mass large in the view (the next `_open` fits it again)
+    station.flow.point_node.GetNthControlPointPositionWorld(0, ras)
+    slice_node.SetFieldOfView(40.0, 40.0, 1.0)
     slice_node.JumpSliceByCentering(*ras)
+    return view
+
+
+def test_the_ai_outline_stays_drawn_over_the_filled_copy_after_undo_and_redo(station):
+    _open(station, MAMMO, "_segment")
+    flow, panel, scene = station.flow, station.editor_panel, station.slicer_app.scene
+    view = _lesion_view(station)
     outlined = _green_pixels(view)
     assert outlined > 100  # about 170 at the view's 300 x 300 pixels
     ai_labelmap = flow.ai_segmentation.GetSegmentation().GetNthSegment(0).GetRepresentation("Binary labelmap")
@@ -208,6 +217,38 @@ def test_the_ai_outline_stays_drawn_over_the_filled_copy_after_undo_and_redo(sta
     panel._on_show_proposal(False)  # the switch still hides it
     assert _green_pixels(view) == 0
     panel._on_show_proposal(True)
+
+
+def test_the_desktop_editors_undo_and_redo_keep_the_ai_outline_over_the_copy(station):
+    """Slicer's own Segment Editor logic, whose Undo and Redo the desktop widget calls, on the station's scene; the
+    check that `keep_proposal_on_top` leaves for later (a qt.QTimer on the desktop) runs after each."""
+    import slicer
+
+    _open(station, MAMMO, "_segment")
+    flow, scene = station.flow, station.slicer_app.scene
+    view = _lesion_view(station)
+    outlined = _green_pixels(view)
+    logic = slicer.vtkSlicerSegmentEditorLogic()
+    logic.SetMRMLScene(scene)
+    editor_node = scene.AddNewNodeByClass("vtkMRMLSegmentEditorNode")
+    logic.SetSegmentEditorNode(editor_node)
+    logic.SetSegmentationHistory(slicer.vtkSegmentationHistory())
+    logic.SetMaximumNumberOfUndoStates(UNDO_STATES)
+    logic.SetSegmentationNode(flow.segmentation)
+    logic.SetSourceVolumeNode(flow.primary)
+    later = []
+    for _ in range(2):  # the module shows the same case twice: one watch
+        keep_proposal_on_top(flow.segmentation, flow.ai_segmentation, later.append)
+    assert logic.SaveStateForUndo()
+    _erase_disc(station, 3.0)
+    while later:
+        later.pop()()
+    for step in (logic.Undo, logic.Redo, logic.Undo):
+        step()
+        assert len(later) == 1
+        later.pop()()
+        assert _green_pixels(view) >= 0.9 * outlined, f"the copy's fill hides the AI outline after {step.__name__}"
+    scene.RemoveNode(editor_node)
 
 
 def _xy_to_ras(node) -> list[float]:

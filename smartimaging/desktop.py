@@ -130,10 +130,13 @@ def show_explanations(label) -> None:
 def edit_in(segment_editor_widget, segmentation_node, volume_node, ai_node=None) -> None:
     """The Segment Editor on the reader's segmentation: its Undo/Redo buttons keep UNDO_STATES edits (Ctrl+Z and
     Ctrl+Y once the module's `enter` installed the editor's shortcuts), Paint and Erase in mm with the image's and the
-    lesion's sizes (`brush_sizes`), the AI's proposal outlined in green (`show_proposal`). Slicer 5.12:
-    qMRMLSegmentEditorWidget.setMaximumNumberOfUndoStates / effectByName, qSlicerSegmentEditorAbstractEffect.
-    setCommonParameter with qSlicerSegmentEditorPaintEffect's common Brush* parameters (shared by Paint and Erase)."""
-    from .segmentation_nodes import UNDO_STATES, brush_sizes, lesion_mm, show_proposal
+    lesion's sizes (`brush_sizes`), the AI's proposal outlined in green (`show_proposal`), over the copy also after
+    an Undo or Redo (`keep_proposal_on_top`). Slicer 5.12: qMRMLSegmentEditorWidget.setMaximumNumberOfUndoStates /
+    effectByName, qSlicerSegmentEditorAbstractEffect.setCommonParameter with qSlicerSegmentEditorPaintEffect's common
+    Brush* parameters (shared by Paint and Erase); qt.QTimer.singleShot(0, ...) as Base/Python/slicer/util.py."""
+    import qt
+
+    from .segmentation_nodes import UNDO_STATES, brush_sizes, keep_proposal_on_top, lesion_mm, show_proposal
 
     segment_editor_widget.setMaximumNumberOfUndoStates(UNDO_STATES)
     segment_editor_widget.setSegmentationNode(segmentation_node)
@@ -146,6 +149,7 @@ def edit_in(segment_editor_widget, segmentation_node, volume_node, ai_node=None)
     paint.setCommonParameter("BrushAbsoluteDiameter", sizes.default)
     if ai_node is not None:
         show_proposal(ai_node, True)
+        keep_proposal_on_top(segmentation_node, ai_node, lambda check: qt.QTimer.singleShot(0, check))
 
 
 def export_dicom(flow, parent) -> None:

@@ -2,8 +2,9 @@
 (edited) segmentations, the reader's editable copy that keeps AI and edited segments apart, the empty segmentation
 the reader draws by hand, where an ROI came from (`roi_source`), and the one rule for "the reader edited the ROI"
 with the Dice between the AI's proposal and the reader's segmentation (`edit_check`). For the editors of both GUIs:
-the AI's proposal shown as an outline over the reader's filled copy (`show_proposal`), the brush sizes in mm for an
-image and a lesion (`brush_sizes`), and a segment renamed to the lesion kind the reader chose (`relabel`)."""
+the AI's proposal shown as an outline over the reader's filled copy (`show_proposal`), drawn over it again after an
+undo or redo (`raise_proposal`, `keep_proposal_on_top`), the brush sizes in mm for an image and a lesion
+(`brush_sizes`), and a segment renamed to the lesion kind the reader chose (`relabel`)."""
 
 from __future__ import annotations
 
@@ -179,6 +180,51 @@ def raise_proposal(ai_node) -> None:
     segmentation.DeepCopy(saved)
     # outline only and green again: a display node may drop the display properties of segments briefly out
     show_proposal(ai_node, bool(proposal_display(ai_node).GetVisibility()))
+
+
+def keep_proposal_on_top(copy_node, ai_node, later) -> None:
+    """For Slicer's Segment Editor (desktop), whose Undo and Redo restore a state into new labelmap objects of the
+    reader's copy (vtkSegmentationHistory), so that the copy's fill covers the AI's outline: after each modification
+    of the copy, once the editor is done (`later(function)`: qt.QTimer.singleShot with 0 ms), the outline is raised
+    (`raise_proposal`) if the copy's displayed labelmap objects changed. A copy already watched stays as it is."""
+    if getattr(copy_node, "smartimaging_outlined", None) is ai_node:
+        return
+    copy_node.smartimaging_outlined = ai_node  # kept with the node (VTK keeps a Python attribute of a live object)
+    watch = _ProposalOnTop(copy_node, ai_node, later)
+    for event in (vtk.vtkCommand.ModifiedEvent, slicer.vtkMRMLDisplayableNode.DisplayModifiedEvent):
+        copy_node.AddObserver(event, watch.modified)  # Slicer 5.12's Undo() sends DisplayModifiedEvent only
+
+
+class _ProposalOnTop:
+    """`keep_proposal_on_top`'s check: the copy's labelmap objects as Slicer's 2D segmentation displayable manager
+    keys its actors (by the 2D display representation), compared by identity (held, so none is freed and reused)."""
+
+    def __init__(self, copy_node, ai_node, later):
+        self.copy_node, self.ai_node, self.later = copy_node, ai_node, later
+        self.shown = self.representations()
+        self.pending = False
+
+    def representations(self) -> list:
+        display = self.copy_node.GetDisplayNode()
+        segmentation = self.copy_node.GetSegmentation()
+        if display is None or segmentation is None:
+            return []
+        name = display.GetDisplayRepresentationName2D()
+        return [segmentation.GetNthSegment(index).GetRepresentation(name)
+                for index in range(segmentation.GetNumberOfSegments())]
+
+    def modified(self, *_args) -> None:
+        if not self.pending:
+            self.pending = True
+            self.later(self.check)
+
+    def check(self) -> None:
+        self.pending = False
+        shown = self.representations()
+        changed = list(map(id, shown)) != list(map(id, self.shown))
+        self.shown = shown
+        if changed and self.ai_node.GetScene() is not None and self.copy_node.GetScene() is not None:
+            raise_proposal(self.ai_node)
 
 
 def proposal_display(ai_node):

@@ -23,6 +23,7 @@ from smartimaging.teaching_scene import (
     key_centre_lps,
     proposal_flow,
     proposal_mask,
+    ras_bounds,
     read_proposal,
     segmentations_shown,
     show_outlines,
@@ -100,12 +101,15 @@ def test_check_with_the_ai_at_the_keys_centre_and_the_three_outlines(tmp_path):
                           "malignant", case.key_label, {c: c for c in teaching.choices})
     assert result.dice_ai_key > 0.6 > result.dice_student_key > 0.2  # the AI outlined the lesion; half a box did not
 
-    nodes = show_outlines(scene, flow.primary, {"student": student, "key": key, "ai": ai}, flow.drawn_segments[0])
-    assert [node.GetAttribute(OUTLINE_ROLE) for node in nodes] == ["student", "key", "ai"]
-    for node, outline, mask in zip(nodes, OUTLINES, (student, key, ai), strict=True):
+    masks = {"student": student, "key": key, "ai": ai}
+    nodes = show_outlines(scene, flow.primary, masks, flow.drawn_segments[0])
+    assert [node.GetAttribute(OUTLINE_ROLE) for node in nodes] == ["student", "ai", "key"]  # the key drawn on top
+    for node, outline in zip(nodes, OUTLINES, strict=True):
         segment = node.GetSegmentation().GetNthSegment(0)
         assert segment.GetName() == outline.title and np.allclose(segment.GetColor(), outline.color)
-        assert np.array_equal(labels_from_segmentation(scene, node, flow.primary, flow.drawn_segments) != 0, mask)
+        assert np.array_equal(labels_from_segmentation(scene, node, flow.primary, flow.drawn_segments) != 0,
+                              masks[outline.name])
+    assert len({outline.hex for outline in OUTLINES}) == 3
     shown = {entry["outline"]: entry for entry in segmentations_shown(scene) if entry["outline"]}
     assert set(shown) == {"student", "key", "ai"}
     assert all(entry["visible"] and not entry["filled"] for entry in shown.values())
@@ -113,6 +117,11 @@ def test_check_with_the_ai_at_the_keys_centre_and_the_three_outlines(tmp_path):
     folder = teaching.keep(case, {"student": student, "ai": ai}, reference, flow.drawn_segments[0])
     assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "student.seg.nrrd"))) != 0, student)
     assert str(folder).startswith(str(tmp_path / "scratch"))
+
+    bounds = ras_bounds([key], flow.primary)  # the key's box in RAS: half a pixel beyond its outer pixels' centres
+    spacing = reference.GetSpacing()[0]
+    assert bounds[1] - bounds[0] == pytest.approx((cols.max() - cols.min() + 1) * spacing)
+    assert bounds[3] - bounds[2] == pytest.approx((rows.max() - rows.min() + 1) * spacing)
 
 
 def test_a_proposal_saved_by_the_cohorts_worklist_is_used(tmp_path):

@@ -19,6 +19,7 @@ from vtk.util.numpy_support import vtk_to_numpy
 from .errors import InputError
 from .io import same_geometry
 from .manifest import read_manifest
+from .mrml import ijk_to_ras_matrix
 from .segfile import write_seg_nrrd
 from .segmentation_nodes import labels_from_segmentation, segmentation_from_labels
 from .segments import SegmentSpec
@@ -43,10 +44,11 @@ class Outline:
         return "#" + "".join(f"{round(255 * c):02X}" for c in self.color)
 
 
-# Okabe-Ito colours, told apart with the common colour-vision deficiencies, all bright on a grey image
+# Okabe-Ito colours, told apart with the common colour-vision deficiencies, all bright on a grey image; in drawing
+# order: the key last, on top where the outlines coincide
 OUTLINES = (Outline("student", "Your outline", (0.941, 0.894, 0.259)),  # yellow
-            Outline("key", "Answer key", (0.337, 0.706, 0.914)),  # sky blue
-            Outline("ai", "AI", (0.835, 0.369, 0.0)))  # vermillion
+            Outline("ai", "AI", (0.835, 0.369, 0.0)),  # vermillion
+            Outline("key", "Answer key", (0.337, 0.706, 0.914)))  # sky blue
 
 
 def write_phantom_set(folder: Path, module: str, seed: int = 0, kind: str | None = None) -> Path:
@@ -229,6 +231,16 @@ def show_outlines(scene, volume_node, masks: dict[str, np.ndarray], segment: Seg
         display.SetSliceIntersectionThickness(OUTLINE_PX)
         nodes.append(node)
     return nodes
+
+
+def ras_bounds(masks, volume_node) -> list[float]:
+    """The RAS bounds (xmin, xmax, ymin, ymax, zmin, zmax, mm) of the voxels of some (k, j, i) masks of a volume."""
+    union = np.logical_or.reduce([np.asarray(mask, bool) for mask in masks])
+    low, high = np.argwhere(union).min(axis=0)[::-1], np.argwhere(union).max(axis=0)[::-1]
+    corners = np.array([[i, j, k, 1.0] for i in (low[0] - 0.5, high[0] + 0.5) for j in (low[1] - 0.5, high[1] + 0.5)
+                        for k in (low[2] - 0.5, high[2] + 0.5)])
+    ras = (ijk_to_ras_matrix(volume_node) @ corners.T)[:3]
+    return [float(v) for axis in range(3) for v in (ras[axis].min(), ras[axis].max())]
 
 
 def image_of(mask: np.ndarray, reference: sitk.Image) -> sitk.Image:

@@ -30,6 +30,7 @@ from ..teaching_scene import (
     key_centre_lps,
     proposal_flow,
     proposal_mask,
+    ras_bounds,
     read_proposal,
     segmentations_shown,
     show_outlines,
@@ -41,6 +42,7 @@ CSV_TRIGGER = "si_teach_csv"
 CSV_NAME = "teaching-scores.csv"
 SHEET_COLUMNS = ("Case", "Your Dice", "AI Dice", "Call", "Time (s)")  # Score.cells()' first five
 NO_BLOCKS = {"segment": False, "draw": False, "compute": False}
+ZOOM = 3.0  # after Check the views show the outlines' box this many times over, centred
 STUDENT_HINT = ("Student mode: the AI's proposal and the answer key are hidden until you press Check. Press “Draw ROI "
                 "by hand”, paint the lesion in the Segment Editor, make your call, then press Check.")
 
@@ -291,21 +293,39 @@ class TeachingPanel:
         self._outlines = show_outlines(flow.scene, flow.primary, masks, flow.drawn_segments[0])
         teaching.keep(case, {name: mask for name, mask in masks.items() if name != "key"}, reference,
                       flow.drawn_segments[0])
-        replaced = [row for row in self.sheet.rows if row.case == case.case_id]
-        self.sheet.rows = [row for row in self.sheet.rows if row.case != case.case_id]
+        earlier = next((at for at, row in enumerate(self.sheet.rows) if row.case == case.case_id), None)
         score = self.sheet.add(case.case_id, result, seconds)
+        replaced = None
+        if earlier is not None:  # one row per case: the new one takes the earlier one's place
+            replaced = self.sheet.rows[earlier]
+            self.sheet.rows[earlier] = self.sheet.rows.pop()
         state = station.state
         state.si_teach_result = {
             "student_dice": score.cells()[1], "ai_dice": score.cells()[2], "call": result.call,
             "call_summary": result.call_summary or "", "student": result.student.summary,
             "ai": result.ai.summary if result.ai else "", "ai_source": ai_source}
-        state.si_teach_replaced = (f"Case {case.case_id} was checked again: its row replaces the earlier one "
-                                   f"(Dice {replaced[0].cells()[1]})." if replaced else "")
+        state.si_teach_replaced = (f"Case {case.case_id} was checked again: its new row replaces the earlier one "
+                                   f"(your Dice then {replaced.cells()[1]})." if replaced else "")
         state.si_teach_checked = True
         self._set_open(True)
         self._publish_sheet()
         station._show(flow)
+        self._zoom_to(ras_bounds(masks.values(), flow.primary))
         self._publish_scene()
+
+    def _zoom_to(self, bounds: list[float]) -> None:
+        """Centre the slice views on a box (RAS bounds, mm), shown ZOOM times over (Slicer 5.12 vtkMRMLSliceNode
+        GetSliceToRAS, GetFieldOfView, SetFieldOfView, JumpSliceByCentering)."""
+        centre = [(bounds[2 * axis] + bounds[2 * axis + 1]) / 2 for axis in range(3)]
+        for view in self.station.slicer_app.view_manager.get_slice_views():
+            node = view.get_view_node()
+            to_ras = node.GetSliceToRAS()
+            extent = [sum(abs(to_ras.GetElement(axis, column)) * (bounds[2 * axis + 1] - bounds[2 * axis])
+                          for axis in range(3)) for column in (0, 1)]
+            x, y, z = node.GetFieldOfView()
+            scale = ZOOM * max(extent[0] / x, extent[1] / y)
+            node.SetFieldOfView(x * scale, y * scale, z)
+            node.JumpSliceByCentering(*centre)
 
     async def _ai_outline(self, flow, case, key, reference, progress):
         """The AI's outline of the case (None when the AI found nothing) and the sentence that says where it came
@@ -322,9 +342,9 @@ class TeachingPanel:
             await self.station._drive(scratch.segment(progress))
             made = ("the classical region growing (the AI found no lesion there)"
                     if (scratch.roi_source or "").startswith("classical") else "the AI's Segment")
-            return proposal_mask(scratch), (
-                f"{note or 'The cohort’s worklist saved no AI proposal for this case; '}the AI's outline was made "
-                f"now by {made}, prompted at the answer key's centre.")
+            why = note or "The cohort's worklist saved no AI proposal for this case; "
+            return proposal_mask(scratch), (f"{why}the AI's outline was made now by {made}, prompted at the answer "
+                                            "key's centre.")
         except SmartImagingError as exc:
             return None, f"{note}No AI outline: Segment at the answer key's centre found nothing ({exc})."
         finally:

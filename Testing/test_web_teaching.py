@@ -1,0 +1,187 @@
+"""Teaching mode in the browser station (headless Debian Chromium): a student session on a 3-case phantom teaching set
+of the mammography module. Before Check the AI's proposal and the answer key are not in the scene (the scene's
+segmentations as the station reports them, and the key's blue in the view), Segment is off and Check is off until
+something is drawn; the student paints with the Segment Editor's brush and makes the call; Check shows Dice numbers
+equal to the core's `check_answer` on the same masks (the outlines the station kept, the key's PNG), the three
+outlines (student, key, AI) with a legend, and locks the outline. The score sheet downloaded as CSV has the page's
+rows. Screenshots go to $SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("trame_slicer")
+pytest.importorskip("playwright.sync_api")
+
+import SimpleITK as sitk  # noqa: E402
+from PIL import Image  # noqa: E402
+from web_station import (  # noqa: E402
+    choose_effect,
+    click_and_wait_idle,
+    image_point_on_page,
+    open_module,
+    reset_views_when_sized,
+    screenshot_folder,
+    station_page,
+    view_images,
+    wait_for_views_rendered,
+)
+
+from smartimaging.phantoms.mammo import PIXEL_MM  # noqa: E402
+from smartimaging.teaching import check_answer  # noqa: E402
+from smartimaging.teaching_scene import OUTLINES  # noqa: E402
+
+BRUSH_MM = 2.5  # the mass brush's default diameter
+KEY_BLUE = np.array([round(255 * c) for c in next(o for o in OUTLINES if o.name == "key").color])
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    with station_page(tmp_path_factory) as (page, _process):
+        open_module(page, "Mammography Rad-score")
+        wait_for_views_rendered(page, 1)
+        yield page
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    return screenshot_folder(tmp_path_factory)
+
+
+def _scene(page) -> list[dict]:
+    """The scene's segmentations as the station reports them (name, teaching outline, shown, filled)."""
+    return page.evaluate("() => window.trame.state.get('si_teach_scene')")
+
+
+def _key_blue(page) -> int:
+    """Pixels of the answer key's blue outline in the first view."""
+    page.wait_for_timeout(1500)  # the server's new frame
+    view = np.asarray(Image.open(io.BytesIO(view_images(page).first.screenshot())).convert("RGB")).astype(int)
+    return int(np.count_nonzero(np.abs(view - KEY_BLUE).max(axis=-1) < 30))
+
+
+def _paint(page, key: np.ndarray) -> None:
+    """Brush strokes across the middle of the key's bounding box (rows a brush apart)."""
+    reset_views_when_sized(page)
+    choose_effect(page, "mdi-brush")
+    rows, cols = np.nonzero(key)
+    height, width = rows.max() - rows.min(), cols.max() - cols.min()
+    step = 0.8 * BRUSH_MM / PIXEL_MM
+    for row in np.arange(rows.min() + 0.2 * height, rows.max() - 0.2 * height + 1, step):
+        start = image_point_on_page(page, key.shape[::-1], (cols.min() + 0.2 * width, row))
+        end = image_point_on_page(page, key.shape[::-1], (cols.max() - 0.2 * width, row))
+        page.mouse.move(*start)
+        page.mouse.down()
+        page.mouse.move(*end, steps=8)
+        page.mouse.up()
+
+
+def _choose_call(page, call: str) -> None:
+    page.get_by_role("combobox", name="Your call: pathology").click(force=True)  # the selected text lies over the field
+    page.get_by_role("option", name=call, exact=True).click()
+
+
+def test_a_student_session_on_three_phantom_cases(page, screenshots, tmp_path):
+    click_and_wait_idle(page, "Phantom teaching set")
+    assert page.locator("#si-teach-error").count() == 0
+    folder = Path(page.input_value("#si-teach-folder"))
+    with open(folder / "manifest.csv", encoding="utf-8", newline="") as f:
+        cases = list(csv.DictReader(f))
+    assert page.inner_text("#si-teach-title") == f"Teaching set {folder.name}: 3 cases with an answer key"
+    labels = {"0": "benign", "1": "malignant"}
+    calls = [labels[cases[0]["label"]], labels[str(1 - int(cases[1]["label"]))], labels[cases[2]["label"]]]
+    shown = []
+    for index, (case, call) in enumerate(zip(cases, calls, strict=True)):
+        assert page.inner_text("#si-teach-case") == f"Case {index + 1} of 3: {case['patient_id']}"
+        assert page.get_by_role("button", name="Segment", exact=True).is_disabled()  # it would show the AI
+        assert page.get_by_role("button", name="Compute Rad-score").is_disabled()
+        click_and_wait_idle(page, "Draw ROI by hand")
+        assert page.locator("#si-teach-check").is_disabled()  # nothing drawn yet
+        key = np.asarray(Image.open(folder / case["mask"])) != 0
+        _paint(page, key)
+        page.wait_for_function("!document.querySelector('#si-teach-check').disabled", timeout=30_000)
+        before = _scene(page)
+        assert not any(node["outline"] for node in before)  # neither the key nor the AI is in the scene
+        assert [node["name"] for node in before if node["visible"]] == [f"{case['patient_id']} mammogram drawn "
+                                                                         "mass"]
+        assert _key_blue(page) == 0
+        if index == 0:
+            page.screenshot(path=str(screenshots / "web-teaching-drawn.png"))
+        _choose_call(page, call)
+        click_and_wait_idle(page, "Check")
+        assert page.locator("#si-teach-error").count() == 0
+
+        checked = folder.parent / _set_folder(page, folder) / "checked" / case["patient_id"]
+        student = sitk.ReadImage(str(checked / "student.seg.nrrd"))
+        key_image = sitk.GetImageFromArray(key[None].astype(np.uint8))
+        key_image.CopyInformation(student)
+        expected = check_answer(student, key_image, sitk.ReadImage(str(checked / "ai.seg.nrrd")), call,
+                                labels[case["label"]])
+        assert page.inner_text("#si-teach-dice-student") == f"{expected.dice_student_key:.3f}"
+        assert page.inner_text("#si-teach-dice-ai") == f"{expected.dice_ai_key:.3f}"
+        assert 0.3 < expected.dice_student_key < 0.95 and expected.dice_ai_key > 0.5
+        assert page.inner_text("#si-teach-call-result").startswith(expected.call)
+        assert expected.call == ("wrong" if index == 1 else "right")
+        assert page.inner_text("#si-teach-student") == expected.student.summary
+        assert page.inner_text("#si-teach-ai") == expected.ai.summary
+        assert "prompted at the answer key's centre" in page.inner_text("#si-teach-ai-source")
+
+        if index == 0:
+            page.screenshot(path=str(screenshots / "web-teaching-checked.png"))
+        after = _scene(page)
+        outlines = {node["outline"]: node for node in after if node["outline"]}
+        assert set(outlines) == {"student", "key", "ai"}
+        assert all(node["visible"] and not node["filled"] for node in outlines.values())
+        assert [node["name"] for node in after if node["visible"] and not node["outline"]] == []  # locked
+        assert page.locator("#si-teach-legend").inner_text().split("\n") == [o.title for o in OUTLINES]
+        assert _key_blue(page) > 50
+        assert page.get_by_role("button", name="Draw ROI by hand").is_disabled()
+        assert page.locator("#si-teach-check").is_disabled()
+        shown.append([page.inner_text("#si-teach-dice-student"), page.inner_text("#si-teach-dice-ai")])
+        if index < 2:
+            click_and_wait_idle(page, "Next")
+
+    rows = page.locator("#si-teach-table tbody tr")
+    on_page = [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())]
+    assert [row[:3] for row in on_page] == [[c["patient_id"], *dice] for c, dice in zip(cases, shown, strict=True)]
+    assert [row[3] for row in on_page] == ["right", "wrong", "right"]
+    assert all(float(row[4]) > 0 for row in on_page)
+    assert page.inner_text("#si-teach-summary").startswith("3 cases: your mean Dice")
+    assert page.inner_text("#si-teach-summary").endswith("calls right 2/3")
+    page.screenshot(path=str(screenshots / "web-teaching-sheet.png"))
+
+    click_and_wait_idle(page, "Previous")  # case 2 again: drawn anew (nothing of the first try shows), checked
+    assert page.inner_text("#si-teach-case") == f"Case 2 of 3: {cases[1]['patient_id']}"
+    assert not any(node["outline"] for node in _scene(page))
+    click_and_wait_idle(page, "Draw ROI by hand")
+    _paint(page, np.asarray(Image.open(folder / cases[1]["mask"])) != 0)
+    page.wait_for_function("!document.querySelector('#si-teach-check').disabled", timeout=30_000)
+    _choose_call(page, calls[1])
+    click_and_wait_idle(page, "Check")
+    assert page.inner_text("#si-teach-replaced") == (f"Case {cases[1]['patient_id']} was checked again: its new row "
+                                                     f"replaces the earlier one (your Dice then {shown[1][0]}).")
+    on_page[1] = rows.nth(1).locator("td").all_inner_texts()
+    assert rows.count() == 3 and on_page[1][:4] == [cases[1]["patient_id"],
+                                                    page.inner_text("#si-teach-dice-student"),
+                                                    page.inner_text("#si-teach-dice-ai"), "wrong"]
+
+    with page.expect_download(timeout=60_000) as info:
+        page.locator("#si-teach-download").click()
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    with open(path, encoding="utf-8", newline="") as f:
+        downloaded = list(csv.reader(f))
+    assert downloaded[0] == ["case", "student_dice", "ai_dice", "call", "seconds", "time"]
+    assert [row[:5] for row in downloaded[1:]] == on_page
+
+
+def _set_folder(page, phantom: Path) -> str:
+    """The teaching set's scratch folder (beside the phantom set, in the station's scratch)."""
+    folders = sorted(p.name for p in phantom.parent.iterdir() if p.name.startswith("set-"))
+    assert len(folders) == 1
+    return folders[0]

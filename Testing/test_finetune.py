@@ -210,3 +210,22 @@ def test_a_cancelled_fine_tuning_writes_no_model(mammo_cohort, tmp_path):
     worker.cancel()
     assert worker.cancelled and worker.finished and worker.process.returncode != 0
     assert not list(out.glob("never*"))
+
+
+def test_the_core_function_stops_when_asked(mammo_cohort, tmp_path):
+    from smartimaging.errors import CancelledError
+    from smartimaging.mammo.segment import finetune_segmenter
+    from smartimaging.training import TrainConfig
+
+    calls, steps = [], []
+
+    def should_stop() -> bool:  # asked before each measurement and each batch: stop in the first epoch
+        calls.append(1)
+        return len(calls) > 2
+
+    config = TrainConfig(epochs=3, batch_size=4, learning_rate=None, device="cpu", show_progress=False)
+    with pytest.raises(CancelledError):
+        finetune_segmenter(mammo_cohort, MAMMO_CARD, tmp_path / "out", "stopped", config,
+                           progress=lambda fraction, message: steps.append((fraction, message)),
+                           should_stop=should_stop)
+    assert steps[0][0] == 0.0 and "fine-tuning for 3 epochs" in steps[-1][1] and not (tmp_path / "out").exists()

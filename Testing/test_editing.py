@@ -238,7 +238,7 @@ def test_the_desktop_editors_undo_and_redo_keep_the_ai_outline_over_the_copy(sta
     logic.SetSourceVolumeNode(flow.primary)
     later = []
     for _ in range(2):  # the module shows the same case twice: one watch
-        keep_proposal_on_top(flow.segmentation, flow.ai_segmentation, later.append)
+        keep_proposal_on_top(flow.segmentation, later.append)
     assert logic.SaveStateForUndo()
     _erase_disc(station, 3.0)
     while later:

@@ -149,7 +149,7 @@ def edit_in(segment_editor_widget, segmentation_node, volume_node, ai_node=None)
     paint.setCommonParameter("BrushAbsoluteDiameter", sizes.default)
     if ai_node is not None:
         show_proposal(ai_node, True)
-        keep_proposal_on_top(segmentation_node, ai_node, lambda check: qt.QTimer.singleShot(0, check))
+        keep_proposal_on_top(segmentation_node, lambda check: qt.QTimer.singleShot(0, check))
 
 
 def export_dicom(flow, parent) -> None:

@@ -182,49 +182,53 @@ def raise_proposal(ai_node) -> None:
     show_proposal(ai_node, bool(proposal_display(ai_node).GetVisibility()))
 
 
-def keep_proposal_on_top(copy_node, ai_node, later) -> None:
+def keep_proposal_on_top(copy_node, later) -> None:
     """For Slicer's Segment Editor (desktop), whose Undo and Redo restore a state into new labelmap objects of the
     reader's copy (vtkSegmentationHistory), so that the copy's fill covers the AI's outline: after each modification
-    of the copy, once the editor is done (`later(function)`: qt.QTimer.singleShot with 0 ms), the outline is raised
-    (`raise_proposal`) if the copy's displayed labelmap objects changed. A copy already watched stays as it is."""
-    if getattr(copy_node, "smartimaging_outlined", None) is ai_node:
+    of the copy, once the editor is done (`later(function)`: qt.QTimer.singleShot with 0 ms), the outline of the AI
+    node the copy was made from is raised (`raise_proposal`) if the copy's displayed labelmap objects changed. A copy
+    already watched stays as it is."""
+    if getattr(copy_node, "smartimaging_outline_kept", False):
         return
-    copy_node.smartimaging_outlined = ai_node  # kept with the node (VTK keeps a Python attribute of a live object)
-    watch = _ProposalOnTop(copy_node, ai_node, later)
+    copy_node.smartimaging_outline_kept = True  # VTK keeps an object's Python attributes while the object lives
+    check = _OutlineCheck(copy_node, later)
     for event in (vtk.vtkCommand.ModifiedEvent, slicer.vtkMRMLDisplayableNode.DisplayModifiedEvent):
-        copy_node.AddObserver(event, watch.modified)  # Slicer 5.12's Undo() sends DisplayModifiedEvent only
+        copy_node.AddObserver(event, check.modified)  # Slicer 5.12's Undo() sends DisplayModifiedEvent only
 
 
-class _ProposalOnTop:
-    """`keep_proposal_on_top`'s check: the copy's labelmap objects as Slicer's 2D segmentation displayable manager
-    keys its actors (by the 2D display representation), compared by identity (held, so none is freed and reused)."""
+class _OutlineCheck:
+    """`keep_proposal_on_top`'s check, observing the copy: its labelmap objects as Slicer's 2D segmentation
+    displayable manager keys its actors (by the 2D display representation), compared by identity. It holds those
+    labelmaps (none is freed and its address reused meanwhile), never the nodes: it goes with the copy's observers."""
 
-    def __init__(self, copy_node, ai_node, later):
-        self.copy_node, self.ai_node, self.later = copy_node, ai_node, later
-        self.shown = self.representations()
+    def __init__(self, copy_node, later):
+        self.later = later
+        self.shown = _displayed_labelmaps(copy_node)
         self.pending = False
 
-    def representations(self) -> list:
-        display = self.copy_node.GetDisplayNode()
-        segmentation = self.copy_node.GetSegmentation()
-        if display is None or segmentation is None:
-            return []
-        name = display.GetDisplayRepresentationName2D()
-        return [segmentation.GetNthSegment(index).GetRepresentation(name)
-                for index in range(segmentation.GetNumberOfSegments())]
-
-    def modified(self, *_args) -> None:
+    def modified(self, copy_node, _event) -> None:
         if not self.pending:
             self.pending = True
-            self.later(self.check)
+            self.later(lambda: self.check(copy_node))
 
-    def check(self) -> None:
+    def check(self, copy_node) -> None:
         self.pending = False
-        shown = self.representations()
+        shown = _displayed_labelmaps(copy_node)
         changed = list(map(id, shown)) != list(map(id, self.shown))
         self.shown = shown
-        if changed and self.ai_node.GetScene() is not None and self.copy_node.GetScene() is not None:
-            raise_proposal(self.ai_node)
+        ai_node = copy_node.GetNodeReference(AI_REFERENCE)
+        if changed and ai_node is not None and copy_node.GetScene() is not None:
+            raise_proposal(ai_node)
+
+
+def _displayed_labelmaps(segmentation_node) -> list:
+    display = segmentation_node.GetDisplayNode()
+    if display is None:
+        return []
+    segmentation = segmentation_node.GetSegmentation()
+    name = display.GetDisplayRepresentationName2D()
+    return [segmentation.GetNthSegment(index).GetRepresentation(name)
+            for index in range(segmentation.GetNumberOfSegments())]
 
 
 def proposal_display(ai_node):

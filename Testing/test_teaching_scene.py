@@ -140,3 +140,67 @@ def test_a_proposal_saved_by_the_cohorts_worklist_is_used(tmp_path):
     assert np.array_equal(read_proposal(path, volume_node_to_sitk(flow.primary)), proposal != 0)
     assert flow.ai_segmentation is None  # kept out of the scene until Check
     assert teaching.saved_proposal(teaching.cases[1]) is None
+
+
+def test_a_worklists_output_folder_is_a_teaching_set_with_its_saved_proposals(tmp_path):
+    """The reader's corrected ROIs and labels (a worklist's manifest) are the keys; its ai_mask column the AI."""
+    cohort = write_phantom_set(tmp_path / "set", "MammoRadiomics", seed=7, kind="mass")
+    reader = WorklistReading(MammoFlow(create_headless_scene()), cohort)
+    proposals, corrections = {}, {}
+    for case in reader.worklist.cases[:2]:
+        reader.open_case(case.case_id)
+        reference = volume_node_to_sitk(reader.flow.primary)
+        proposal = np.zeros(reference.GetSize()[::-1], np.uint8)
+        proposal[0, 100:140, 100:150] = 1
+        reader.worklist.save_proposal(case.case_id, proposal, reference, reader.flow.drawn_segments, {"id": "test"})
+        reader.open_case(case.case_id)
+        corrected = proposal.copy()
+        corrected[0, 140:150, 100:150] = 1
+        set_segments(reader.flow.scene, reader.flow.segmentation, reader.flow.primary, corrected,
+                     reader.flow.drawn_segments)
+        reader.save({"kind": "mass", "pathology": "malignant"})
+        proposals[case.case_id], corrections[case.case_id] = proposal != 0, corrected != 0
+    output = reader.worklist.out  # <cohort>/smartimaging/MammoRadiomics: its manifest lists the 2 cases done
+
+    flow = MammoFlow(create_headless_scene())
+    teaching = TeachingSet(flow, output, tmp_path / "scratch")
+    assert len(teaching.cases) == 2 and teaching.left_out == ""
+    for index, source in enumerate(reader.worklist.cases[:2]):
+        case = teaching.open(index)
+        assert case.key_label == "malignant"
+        assert np.array_equal(teaching.key(), corrections[source.case_id])
+        saved = teaching.saved_proposal(case)
+        assert saved == output / "cases" / source.case_id / "ai.seg.nrrd"
+        assert np.array_equal(read_proposal(saved, volume_node_to_sitk(flow.primary)), proposals[source.case_id])
+
+
+def test_an_lvi_teaching_set_is_checked_in_mm3(tmp_path):
+    from smartimaging.lvi.flow import LVIFlow
+
+    cohort = write_phantom_set(tmp_path / "set", "BreastLVI", seed=1)
+    scene = create_headless_scene()
+    flow = LVIFlow(scene)
+    teaching = TeachingSet(flow, cohort, tmp_path / "scratch")
+    assert teaching.choices == ("negative", "positive") and len(teaching.cases) == 3
+    case = teaching.open(0)
+    assert set(flow.volumes) == {"DCE", "T2"} and flow.segmentation is None
+    key = teaching.key()
+    reference = volume_node_to_sitk(flow.primary)
+    assert key.shape == reference.GetSize()[::-1] and key.shape[0] > 1  # a volume
+    ai_flow = proposal_flow(flow, case, key_centre_lps(key, reference))
+    ai_flow.run(ai_flow.segment())
+    ai = proposal_mask(ai_flow)
+    ai_flow.clear()
+    assert [node.GetName() for node in _volumes(scene)] == [node.GetName() for node in flow.volumes.values()]
+    student = key.copy()
+    student[: key.shape[0] // 2] = False  # the slices of the volume's upper half only
+    result = check_answer(image_of(student, reference), image_of(key, reference), image_of(ai, reference),
+                          "positive", case.key_label, {c: c for c in teaching.choices})
+    assert result.dice_ai_key > 0.8 and result.student.missed[0].unit == "mm³"
+    assert result.call == ("right" if case.key_label == "positive" else "wrong")
+
+
+def _volumes(scene):
+    nodes = scene.GetNodesByClass("vtkMRMLScalarVolumeNode")
+    return [nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())
+            if nodes.GetItemAsObject(i).GetClassName() == "vtkMRMLScalarVolumeNode"]

@@ -82,7 +82,7 @@ def _paint(page, key: np.ndarray) -> None:
 
 
 def _choose_call(page, call: str) -> None:
-    page.get_by_role("combobox", name="Your call: pathology").click(force=True)  # the selected text lies over the field
+    page.get_by_role("combobox", name="Your call: Pathology").click(force=True)  # the selected text lies over the field
     page.get_by_role("option", name=call, exact=True).click()
 
 

@@ -239,7 +239,7 @@ class TeachingPanel:
         state.si_teach_title = f"Teaching set {folder.name}: {len(teaching.cases)} cases with an answer key"
         state.si_teach_left_out = teaching.left_out
         state.si_teach_choices = list(teaching.choices)
-        state.si_teach_call_title = f"Your call: {teaching.label_field.title.lower()}"
+        state.si_teach_call_title = f"Your call: {teaching.label_field.title}"
         self._publish_sheet()
         await self._open_case(progress, 0)
 

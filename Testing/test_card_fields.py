@@ -127,7 +127,7 @@ def test_each_edited_field_is_refused_naming_card_and_field(model_id, path, valu
 
 def test_mammo_card_values_are_returned():
     checked = check_radiomics_card(_card("mammo-mass-classifier-demo"))
-    assert checked["cutoff"] == 0.46 and checked["provenance"]["id"] == "mammo-mass-classifier-demo"
+    assert checked["cutoff"] == 0.57 and checked["provenance"]["id"] == "mammo-mass-classifier-demo"
     assert isinstance(checked["radiomics"]["settings"], dict)
 
 

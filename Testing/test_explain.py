@@ -114,7 +114,7 @@ def test_plain_feature_names_and_the_rows_a_reader_sees():
 def test_borderline_band_is_symmetric_in_log_odds():
     low, high = explain.borderline_band(0.5)
     assert (low, high) == pytest.approx((0.4378, 0.5622), abs=1e-4)
-    assert explain.is_borderline(0.480, 0.460)  # the benign phantom called malignant
+    assert explain.is_borderline(0.480, 0.460)  # just above the cutoff
     assert not explain.is_borderline(0.175, 0.460)
     assert not explain.is_borderline(0.997, 0.968) and explain.is_borderline(0.972, 0.968)  # narrow near 1
     flag = explain.borderline_explanation("Rad-score", 0.480, 0.460)
@@ -123,7 +123,7 @@ def test_borderline_band_is_symmetric_in_log_odds():
 
 
 @pytest.mark.parametrize(("model_id", "value", "method"), [
-    ("mammo-mass-classifier-demo", 0.46, "Youden index of out-of-fold training predictions (192 training cases"),
+    ("mammo-mass-classifier-demo", 0.57, "Youden index of out-of-fold training predictions (192 training cases"),
     ("bonescan-resnet34-demo", 0.9685, "Youden on validation cases (60 validation cases)"),
     ("lvi-dce-resnet10-3d-demo", 0.7170, "Youden index of the training cases' probabilities (210 training cases)"),
     ("lvi-fusion-demo", 0.5408, "out-of-fold predictions"),
@@ -243,7 +243,7 @@ def test_every_modules_result_carries_its_explanations():
     assert "K = 5" in bone["bstbi"]["text"][1] and "No normal range is claimed" in bone["bstbi"]["text"][2]
     assert "cutoff 0.968" in bone["cutoff"]["title"] and "60 validation cases" in bone["cutoff"]["text"][2]
     assert {"card bonescan-resnet34-demo", "card bonescan-unet-demo"} <= set(bone)
-    mammo = {e["key"]: e for e in _computed("MammoRadiomics", "Phantom benign mass").explanations}
+    mammo = {e["key"]: e for e in _computed("MammoRadiomics", "Phantom malignant mass").explanations}
     assert "Borderline" in mammo["borderline"]["title"] and len(mammo["features"]["rows"]) == 102
     assert ["Perimeter (mm)", "original_shape2D_Perimeter"] == [mammo["features"]["rows"][5][i] for i in (0, 2)]
     assert {"card mammo-mass-unet-demo", "card mammo-mass-classifier-demo"} <= set(mammo)

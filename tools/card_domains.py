@@ -144,6 +144,23 @@ def dce(work: Path) -> None:
         write_domain(model_id, training_domain(regenerate(command, work), "train", described(command, "train")))
 
 
+def proposed(command: str, manifest: Path) -> Path:
+    """The manifest of `smartimaging mammo propose ...` (its options; the regenerated cohort's `manifest`) beside
+    the cohort (reused when already made by that command)."""
+    from smartimaging.mammo.propose import propose_cohort
+
+    words = shlex.split(command)
+    options = dict(zip(words[3::2], words[4::2], strict=True))
+    out = manifest.parent.with_name(f"{manifest.parent.name}-proposed")
+    stamp = out / "command.txt"
+    if not (stamp.exists() and stamp.read_text(encoding="utf-8") == command):
+        print(f"proposing: {command}", flush=True)
+        propose_cohort(manifest, out, options.get("--kind"), device=options.get("--device", "auto"),
+                       correct_fraction=float(options.get("--correct-fraction", 0)))
+        stamp.write_text(command, encoding="utf-8")
+    return out / "manifest.csv"
+
+
 def mammo(work: Path) -> None:
     from smartimaging.mammo.domain import classifier_training_domain
     from smartimaging.mammo.features import features_of_row
@@ -152,12 +169,16 @@ def mammo(work: Path) -> None:
         card = read_card(model_id)
         command, split = card["training"]["cohort_command"], card["training"]["split"]
         manifest = read_manifest(regenerate(command, work))
+        rois = card["training"].get("propose_command")  # trained on AI-proposed ROIs: profile those
+        if rois:
+            manifest = read_manifest(proposed(rois, manifest.path))
         cache = manifest.root / f"features-{split}.json"  # pyradiomics takes minutes: reused on the next run
         if not cache.exists():
             cache.write_text(json.dumps([features_of_row(manifest.root, row) for row in manifest.subset(split)]),
                              encoding="utf-8")
         rows = json.loads(cache.read_text(encoding="utf-8"))
-        data = f"radiomics features of {len(rows)} lesions: {described(command, split)}"
+        data = f"radiomics features of {len(rows)} lesions: {described(command, split)}" + \
+            (f", ROIs from `{rois}`" if rois else "")
         write_domain(model_id, classifier_training_domain(rows, data, card["training"].get("pixel_spacing_mm")))
 
 

@@ -133,7 +133,7 @@ class TeachingPanel:
             v3.VSelect(v_model=("si_teach_call",), items=("si_teach_choices",), label=("si_teach_call_title",),
                        density="compact", hide_details=True, clearable=True, id="si-teach-call",
                        disabled=("si_busy || si_teach_checked",))
-            v3.VBtn("Check", click=self.on_check, color="primary", id="si-teach-check",
+            v3.VBtn("Check", click=(self.on_check, "[si_teach_call]"), color="primary", id="si-teach-check",
                     disabled=("si_busy || !si_teach_drawn || si_teach_checked",), prepend_icon="mdi-check-bold")
         html.Div("Draw the lesion first: Check is enabled once your outline has a pixel.",
                  v_if=("si_teach_open && !si_teach_drawn && !si_teach_checked",), classes="text-caption")
@@ -198,8 +198,9 @@ class TeachingPanel:
     def on_step(self, step: int) -> None:
         self._start(lambda progress: self._open_case(progress, self._index + step))
 
-    def on_check(self) -> None:
-        self._start(self._check)
+    def on_check(self, call=None) -> None:
+        """Check with the call the page shows (sent with the click: the field's own update may come later)."""
+        self._start(lambda progress: self._check(progress, call if isinstance(call, str) and call else None))
 
     def _start(self, step) -> None:
         """Run a step of the open tab with the station's progress bar; a refusal shows in this section."""
@@ -269,7 +270,7 @@ class TeachingPanel:
         station._show(flow, fit=True)
         self._publish_scene()
 
-    async def _check(self, progress) -> None:
+    async def _check(self, progress, call: str | None) -> None:
         teaching, station = self._set, self.station
         flow = station.flows[self._module] if teaching else None
         if flow is None or self._volume is None or flow.primary is not self._volume:
@@ -281,7 +282,6 @@ class TeachingPanel:
         if not student.any():
             raise InputError("Draw the lesion first: your outline is empty")
         key = teaching.key()
-        call = station.state.si_teach_call or None
         progress(0.3, "Check: the AI's outline")
         ai, ai_source = await self._ai_outline(flow, case, key, reference, progress)
         result = check_answer(image_of(student, reference), image_of(key, reference),

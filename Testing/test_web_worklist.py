@@ -31,6 +31,7 @@ from web_station import (  # noqa: E402
     screenshot_folder,
     segment_counts,
     station_page,
+    steps_done,
     wait_for_case,
 )
 
@@ -196,6 +197,20 @@ def test_read_a_worklist_correct_save_resume(page, cohort, screenshots):
     _wait_open(page, ids[1])
     page.screenshot(path=str(screenshots / "web-worklist-filter.png"))
 
+    _choose(page, "BI-RADS", "4a")  # unsaved, then a sample case asked for: the page asks first
+    page.get_by_label("Sample case").click(force=True)
+    page.get_by_role("option", name="Phantom benign mass").click()
+    page.get_by_role("button", name="Load sample", exact=True).click()
+    page.locator("#si-wl-ask").wait_for()
+    done = steps_done(page)
+    page.get_by_role("button", name="Discard").click()
+    page.wait_for_function(f"Number(document.querySelector('#si-steps-done').textContent) > {done}",
+                           timeout=60_000)
+    wait_for_case(page)
+    assert not page.inner_text("#si-case").startswith("Worklist case")
+    assert page.inner_text("#si-wl-info") == "The views show another case: open a worklist case to go on"
+    assert page.locator("#si-wl-save").count() == 0 and "birads" not in _record(cohort, ids[1])["labels"]
+
 
 def test_two_stations_saving_one_case_the_second_is_told(page, cohort, tmp_path_factory, screenshots):
     ids = _case_ids(cohort)
@@ -208,6 +223,7 @@ def test_two_stations_saving_one_case_the_second_is_told(page, cohort, tmp_path_
         other.locator("#si-wl-phantom").click()  # a 20-case phantom worklist in the station's scratch folder
         other.wait_for_function("document.querySelectorAll('#si-wl-table tbody tr').length === 20", timeout=120_000)
         wait_for_case(other, 60_000)
+        other.screenshot(path=str(screenshots / "web-worklist-phantom.png"))
         phantom = other.locator("#si-wl-folder").input_value()
         assert Path(phantom).is_dir() and len(Worklist(phantom, MAMMO).cases) == 20
 
@@ -215,7 +231,7 @@ def test_two_stations_saving_one_case_the_second_is_told(page, cohort, tmp_path_
         _wait_open(other, ids[1])  # where the reader of the first station stopped
         other.locator("#si-wl-table tbody tr").first.click()
         _wait_open(other, ids[0])  # opened at the revision saved in the first test
-        page.locator("#si-wl-table tbody tr").first.click()
+        page.locator("#si-wl-table tbody tr").first.click()  # the first station's page shows a sample now
         _wait_open(page, ids[0])
         page.locator("#si-wl-save").click()
         page.wait_for_function("document.querySelector('#si-wl-info')?.innerText.startsWith('Saved case')")

@@ -414,7 +414,7 @@ class ReadingStation(TrameApp):
     # ---- callbacks ----------------------------------------------------------------------------------------------
 
     def on_load_sample(self) -> None:
-        create_task(self._run(self._load_sample))
+        self.worklist_panel.when_saved(self.state.si_module, lambda: create_task(self._run(self._load_sample)))
 
     def on_segment(self) -> None:
         self._start(self._segment)

@@ -102,6 +102,8 @@ class WorklistPanel:
     def build(self) -> None:
         """The Worklist section, above "1. Case"."""
         client.Script(KEYS_SCRIPT)
+        client.ClientStateChange(value="si_wl_case", change="setTimeout(() => document.querySelector("
+                                 "'.si-wl-current')?.scrollIntoView({ block: 'nearest' }), 300)")  # in the table
         html.Div("Worklist", classes="text-subtitle-1 mb-1")
         with html.Div(classes="d-flex align-center ga-2"):
             v3.VTextField(model_value=(_by_module("si_wl_folder"),), label="Cohort folder (on this machine)",
@@ -219,11 +221,11 @@ class WorklistPanel:
         if not text:
             self._set("si_wl_error", module, "Type the path of a cohort folder on this machine, then press Open")
             return
-        self._when_saved(module, lambda: self._open_folder(module, Path(text).expanduser()))
+        self.when_saved(module, lambda: self._open_folder(module, Path(text).expanduser()))
 
     def on_phantom(self) -> None:
         module = self.state.si_module
-        self._when_saved(module, lambda: create_task(self.station._run(
+        self.when_saved(module, lambda: create_task(self.station._run(
             lambda progress: self._phantom(progress, module), module)))
 
     def on_row(self, case_id: str) -> None:
@@ -231,7 +233,7 @@ class WorklistPanel:
         reading = self._readings.get(module)
         if reading is None or self.state.si_busy or case_id == self.state.si_wl_case[module]:
             return
-        self._when_saved(module, lambda: self._start_open(module, case_id))
+        self.when_saved(module, lambda: self._start_open(module, case_id))
 
     def on_step(self, step: int) -> None:
         """Previous (-1) or next (1) case among those the filter shows."""
@@ -248,7 +250,7 @@ class WorklistPanel:
             self._set("si_wl_info", module, f"Case {current} is the {where} case"
                       + (f" with the status “{status}”" if status else "") + " of the worklist")
             return
-        self._when_saved(module, lambda: self._start_open(module, target))
+        self.when_saved(module, lambda: self._start_open(module, target))
 
     def on_save(self, force: bool = False) -> None:
         self._save(self.state.si_module, force)
@@ -269,8 +271,9 @@ class WorklistPanel:
 
     # ---- opening ------------------------------------------------------------------------------------------------
 
-    def _when_saved(self, module: str, move: Callable[[], None]) -> None:
-        """Move now, or ask first when the open case has unsaved edits."""
+    def when_saved(self, module: str, move: Callable[[], None]) -> None:
+        """Move now (to another case of the worklist, or another case: a sample), or ask first when the open case
+        has unsaved edits."""
         unsaved = self._unsaved(module)
         if not unsaved:
             move()
@@ -356,7 +359,8 @@ class WorklistPanel:
         self._set("si_wl_conflict", module, "")
         dice = record.get("dice_ai_vs_corrected")
         self._set("si_wl_info", module, f"Saved case {reading.case.case_id}: {record['status']}"
-                  + (f" (Dice AI-vs-corrected {dice:.2f})" if dice is not None else ""))
+                  + (f" (Dice AI-vs-corrected {dice:.2f})" if dice is not None else "")
+                  + ("; fill the labels marked * to make it done" if record["status"] == CORRECTED else ""))
         self._keep_as_saved(module)
         self._publish_rows(module)
         return True

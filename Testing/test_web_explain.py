@@ -72,12 +72,12 @@ def test_bone_scan_explains_bstbi_its_cutoff_and_cards(page, screenshots):
 
 def test_mammography_plain_names_borderline_flag_and_features(page, screenshots):
     open_module(page, "Mammography Rad-score")
-    load_sample(page, "Phantom benign mass")
+    load_sample(page, "Phantom malignant mass")
     click_and_wait_idle(page, "Segment")
     computed(page, "Compute Rad-score")
-    assert page.inner_text("#si-cutoff-line") == "Rad-score 0.480 · cutoff 0.460"
+    assert page.inner_text("#si-cutoff-line") == "Rad-score 0.615 · cutoff 0.570"
     flag = page.locator("#si-flag-borderline")
-    assert flag.is_visible() and "close to the cutoff 0.460" in flag.inner_text()
+    assert flag.is_visible() and "close to the cutoff 0.570" in flag.inner_text()
     rows = table(page)
     assert not [name for name in rows if name.startswith("original_")]  # no raw feature rows
     contributions = page.locator("#si-result-table tbody tr td:first-child", has_text="Contribution: ")

@@ -14,7 +14,7 @@ import itertools
 import time
 from pathlib import Path
 
-from trame.widgets import html
+from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 from trame_server.utils.asynchronous import create_task
 
@@ -43,6 +43,12 @@ CSV_NAME = "teaching-scores.csv"
 SHEET_COLUMNS = ("Case", "Your Dice", "AI Dice", "Call", "Time (s)")  # Score.cells()' first five
 NO_BLOCKS = {"segment": False, "draw": False, "compute": False}
 ZOOM = 3.0  # after Check the views show the outlines' box this many times over, centred
+# A case opened or checked scrolls the left panel to the teaching case: its hint, the call and the result in sight
+SHOW_CASE_SCRIPT = """
+window.smartimagingShowTeachingCase = function () {
+  setTimeout(() => document.getElementById("si-teach-case")?.scrollIntoView({ block: "start" }), 300);
+};
+"""
 STUDENT_HINT = ("Student mode: the AI's proposal and the answer key are hidden until you press Check. Press “Draw ROI "
                 "by hand”, paint the lesion in the Segment Editor, make your call, then press Check.")
 
@@ -81,6 +87,7 @@ class TeachingPanel:
         state.si_teach_summary = ""
         state.si_teach_replaced = ""  # a case checked again: its row was replaced
         state.si_teach_error = ""
+        state.si_teach_shown = 0  # counts the cases opened and checked: each one scrolls the panel to it
         state.si_teach_teachable = list(TEACHABLE)
         state.si_teach_blocks = {module: dict(NO_BLOCKS) for module in station.flows}
         state.change("si_module")(self._on_module)
@@ -91,6 +98,8 @@ class TeachingPanel:
     # ---- page ---------------------------------------------------------------------------------------------------
 
     def build(self) -> None:
+        client.Script(SHOW_CASE_SCRIPT)
+        client.ClientStateChange(value="si_teach_shown", change="window.smartimagingShowTeachingCase()")
         with html.Div(id="si-teaching", classes="mt-4"):
             html.Div("Teaching", classes="text-subtitle-1 mb-1")
             with html.Div(v_if=("!si_teach_teachable.includes(si_module)",), classes="text-caption"):
@@ -269,6 +278,7 @@ class TeachingPanel:
         station._case_loaded(flow, None, False)
         station._show(flow, fit=True)
         self._publish_scene()
+        state.si_teach_shown += 1
 
     async def _check(self, progress, call: str | None) -> None:
         teaching, station = self._set, self.station
@@ -312,6 +322,7 @@ class TeachingPanel:
         station._show(flow)
         self._zoom_to(ras_bounds(masks.values(), flow.primary))
         self._publish_scene()
+        state.si_teach_shown += 1
 
     def _zoom_to(self, bounds: list[float]) -> None:
         """Centre the slice views on a box (RAS bounds, mm), shown ZOOM times over (Slicer 5.12 vtkMRMLSliceNode

@@ -167,10 +167,14 @@ def test_read_a_worklist_correct_save_resume(page, cohort, screenshots):
 
     _segment_at_key(page, cohort, ids[1])
     _choose(page, "Pathology *", "benign")
+    page.locator("#si-wl-label-note").fill("oval, circumscribed")
+    page.wait_for_timeout(300)  # the page sends the note
     page.locator("#si-wl-save-next").click()
     _wait_open(page, ids[2])
     _wait_status(page, ids[1], "done")
-    assert _record(cohort, ids[1])["labels"]["pathology"] == "benign"
+    assert _record(cohort, ids[1])["labels"] == {"kind": "mass", "pathology": "benign", "note": "oval, circumscribed"}
+    assert page.locator("#si-wl-table tbody tr").nth(1).locator("td").nth(3).inner_text() == (
+        "mass · benign · “oval, circumscribed”")
     with open(cohort / "smartimaging" / MAMMO / "manifest.csv", encoding="utf-8", newline="") as f:
         manifest = list(csv.DictReader(f))
     assert [(row["case_id"], row["label"], row["kind"]) for row in manifest] == [

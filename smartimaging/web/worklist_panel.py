@@ -37,6 +37,8 @@ ALL = "all"  # the filter that shows every case
 NEXT, PREVIOUS = "si_wl_next", "si_wl_previous"  # the page's triggers for the keys
 NEXT_KEY, PREVIOUS_KEY = "Alt+N", "Alt+P"
 MODULE = "si_module"
+LABELS = f"si_wl_labels[{MODULE}]"  # each click sends the labels the page shows (their own update may come later)
+NOTE_SHOWN = 24  # characters of the note in the table
 
 # Alt+N / Alt+P move to the next / previous case: keys the editor (Ctrl+Z / Ctrl+Y) and the browser leave free; not
 # while a text field has the focus (there the keys may type a character).
@@ -49,7 +51,7 @@ window.addEventListener("keydown", (event) => {{
   const trigger = event.code === "KeyN" ? "{NEXT}" : event.code === "KeyP" ? "{PREVIOUS}" : null;
   if (!trigger) return;
   event.preventDefault();
-  trame.trigger(trigger);
+  trame.trigger(trigger, [trame.state.get("si_wl_labels")[trame.state.get("si_module")]]);
 }});
 """
 
@@ -65,7 +67,12 @@ def _assign(name: str, value: str) -> str:
 
 
 def _label_text(labels: dict) -> str:
-    return " · ".join(str(value) for name, value in labels.items() if name != "note" and value)
+    """The labels in the table: the choices, then the note's start (all of it in the row's tooltip)."""
+    parts = [str(value) for name, value in labels.items() if name != "note" and value]
+    note = str(labels.get("note") or "")
+    if note:
+        parts.append(f"“{note[:NOTE_SHOWN]}…”" if len(note) > NOTE_SHOWN else f"“{note}”")
+    return " · ".join(parts)
 
 
 class WorklistPanel:
@@ -94,8 +101,8 @@ class WorklistPanel:
         state.si_wl_ask = dict.fromkeys(modules, "")  # what is unsaved, while the page asks Save / Discard / Stay
         state.si_wl_skipped = dict.fromkeys(modules, "")
         state.change("si_steps_done")(self._on_step_done)
-        station.server.trigger(NEXT)(lambda: self.on_step(1))
-        station.server.trigger(PREVIOUS)(lambda: self.on_step(-1))
+        station.server.trigger(NEXT)(lambda labels=None: self.on_step(1, labels))
+        station.server.trigger(PREVIOUS)(lambda labels=None: self.on_step(-1, labels))
 
     # ---- page ---------------------------------------------------------------------------------------------------
 
@@ -109,10 +116,10 @@ class WorklistPanel:
             v3.VTextField(model_value=(_by_module("si_wl_folder"),), label="Cohort folder (on this machine)",
                           update_modelValue=_assign("si_wl_folder", "$event"), density="compact", hide_details=True,
                           disabled=("si_busy",), id="si-wl-folder")
-            v3.VBtn("Open", click=self.on_open, disabled=("si_busy",), variant="tonal", color="primary",
-                    id="si-wl-open-folder")
-        v3.VBtn("Phantom worklist", click=self.on_phantom, disabled=("si_busy",), variant="text", size="small",
-                prepend_icon="mdi-folder-plus-outline", classes="mt-1", id="si-wl-phantom",
+            v3.VBtn("Open", click=(self.on_open, f"[{_by_module('si_wl_folder')}, {LABELS}]"), disabled=("si_busy",),
+                    variant="tonal", color="primary", id="si-wl-open-folder")
+        v3.VBtn("Phantom worklist", click=(self.on_phantom, f"[{LABELS}]"), disabled=("si_busy",), variant="text",
+                size="small", prepend_icon="mdi-folder-plus-outline", classes="mt-1", id="si-wl-phantom",
                 title=f"Write a {PHANTOM_CASES}-case phantom cohort of this module into the station's scratch folder "
                       "and open it")
         v3.VAlert(v_if=(_by_module("si_wl_error"),), text=(_by_module("si_wl_error"),), type="error",
@@ -143,7 +150,7 @@ class WorklistPanel:
                 for title in ("Case", "Status", "Dice", "Labels"):
                     html.Th(title, style="padding: 0 6px;")
             with html.Tbody():
-                with html.Tr(v_for=(f"row in {rows}",), key="row.case", click=(self.on_row, "[row.case]"),
+                with html.Tr(v_for=(f"row in {rows}",), key="row.case", click=(self.on_row, f"[row.case, {LABELS}]"),
                              style="cursor: pointer;", classes=(
                                  "row.case === si_wl_case[si_module] ? 'bg-blue-grey-darken-3 si-wl-current' : ''",),
                              title="Open this case"):
@@ -157,11 +164,11 @@ class WorklistPanel:
                 with html.Tr(v_if=(f"!{rows}.length",)):
                     html.Td("No case has this status", colspan=4, classes="text-caption")
         with html.Div(classes="d-flex align-center ga-2 mt-2"):
-            v3.VBtn("Previous", click=lambda: self.on_step(-1), disabled=("si_busy",), size="small",
+            v3.VBtn("Previous", click=(self.on_step, f"[-1, {LABELS}]"), disabled=("si_busy",), size="small",
                     variant="tonal", prepend_icon="mdi-chevron-left", id="si-wl-previous",
                     title=f"The previous case (among those shown) ({PREVIOUS_KEY})")
-            v3.VBtn("Next", click=lambda: self.on_step(1), disabled=("si_busy",), size="small", variant="tonal",
-                    append_icon="mdi-chevron-right", id="si-wl-next",
+            v3.VBtn("Next", click=(self.on_step, f"[1, {LABELS}]"), disabled=("si_busy",), size="small",
+                    variant="tonal", append_icon="mdi-chevron-right", id="si-wl-next",
                     title=f"The next case (among those shown) ({NEXT_KEY})")
             html.Span("Case {{ si_wl_case[si_module] }}", v_if=(_by_module("si_wl_case"),),
                       classes="text-body-2 ml-1", id="si-wl-case")
@@ -189,16 +196,16 @@ class WorklistPanel:
                               id=("'si-wl-label-' + field.name",))
             html.Div("* needed for “done”; a case saved without them is “corrected”.", classes="text-caption mt-1")
             with html.Div(classes="d-flex align-center ga-2 mt-2"):
-                v3.VBtn("Save", click=self.on_save, disabled=("si_busy",), color="success", size="small",
-                        prepend_icon="mdi-content-save", id="si-wl-save",
+                v3.VBtn("Save", click=(self.on_save, f"[{LABELS}]"), disabled=("si_busy",), color="success",
+                        size="small", prepend_icon="mdi-content-save", id="si-wl-save",
                         title="Save the ROI as it is now and the labels into the cohort folder")
-                v3.VBtn("Save and next", click=self.on_save_and_next, disabled=("si_busy",), color="success",
-                        variant="tonal", size="small", id="si-wl-save-next",
+                v3.VBtn("Save and next", click=(self.on_save_and_next, f"[{LABELS}]"), disabled=("si_busy",),
+                        color="success", variant="tonal", size="small", id="si-wl-save-next",
                         title=f"Save, then open the next case (among those shown) ({NEXT_KEY} moves without saving)")
             with v3.VAlert(v_if=(_by_module("si_wl_conflict"),), type="warning", variant="tonal", density="compact",
                            classes="mt-2", id="si-wl-conflict"):
                 html.Div("{{ si_wl_conflict[si_module] }}")
-                v3.VBtn("Save anyway", click=lambda: self.on_save(force=True), disabled=("si_busy",), size="small",
+                v3.VBtn("Save anyway", click=(self.on_save, f"[{LABELS}, true]"), disabled=("si_busy",), size="small",
                         color="warning", classes="mt-1", id="si-wl-save-anyway")
 
     def _dialog(self) -> None:
@@ -209,37 +216,41 @@ class WorklistPanel:
                          "them before moving on?")
             with v3.VCardActions():
                 v3.VSpacer()
-                v3.VBtn("Save", click=lambda: self.on_answer("save"), color="success")
-                v3.VBtn("Discard", click=lambda: self.on_answer("discard"), color="error")
-                v3.VBtn("Stay", click=lambda: self.on_answer("stay"))
+                v3.VBtn("Save", click=(self.on_answer, f"['save', {LABELS}]"), color="success")
+                v3.VBtn("Discard", click=(self.on_answer, f"['discard', {LABELS}]"), color="error")
+                v3.VBtn("Stay", click=(self.on_answer, f"['stay', {LABELS}]"))
 
     # ---- callbacks ----------------------------------------------------------------------------------------------
 
-    def on_open(self) -> None:
+    def on_open(self, folder, labels=None) -> None:
         module = self.state.si_module
-        text = str(self.state.si_wl_folder[module] or "").strip()
+        self._take_labels(module, labels)
+        text = str(folder or "").strip()
         if not text:
             self._set("si_wl_error", module, "Type the path of a cohort folder on this machine, then press Open")
             return
         self.when_saved(module, lambda: self._open_folder(module, Path(text).expanduser()))
 
-    def on_phantom(self) -> None:
+    def on_phantom(self, labels=None) -> None:
         module = self.state.si_module
+        self._take_labels(module, labels)
         self.when_saved(module, lambda: create_task(self.station._run(
             lambda progress: self._phantom(progress, module), module)))
 
-    def on_row(self, case_id: str) -> None:
+    def on_row(self, case_id, labels=None) -> None:
         module = self.state.si_module
+        self._take_labels(module, labels)
         reading = self._readings.get(module)
         if reading is None or self.state.si_busy or case_id == self.state.si_wl_case[module]:
             return
         self.when_saved(module, lambda: self._start_open(module, case_id))
 
-    def on_step(self, step: int) -> None:
+    def on_step(self, step: int, labels=None) -> None:
         """Previous (-1) or next (1) case among those the filter shows."""
         module = self.state.si_module
+        self._take_labels(module, labels)
         reading = self._readings.get(module)
-        if reading is None or self.state.si_busy or self.state.si_wl_ask[module]:
+        if reading is None or self.state.si_busy or self.state.si_wl_ask[module] or step not in (-1, 1):
             return
         status = self.state.si_wl_filter[module]
         status = None if status == ALL else status
@@ -252,22 +263,32 @@ class WorklistPanel:
             return
         self.when_saved(module, lambda: self._start_open(module, target))
 
-    def on_save(self, force: bool = False) -> None:
-        self._save(self.state.si_module, force)
-
-    def on_save_and_next(self) -> None:
+    def on_save(self, labels=None, force: bool = False) -> None:
         module = self.state.si_module
+        self._take_labels(module, labels)
+        self._save(module, force is True)
+
+    def on_save_and_next(self, labels=None) -> None:
+        module = self.state.si_module
+        self._take_labels(module, labels)
         if self._save(module):
             self.on_step(1)
 
-    def on_answer(self, answer: str) -> None:
+    def on_answer(self, answer: str, labels=None) -> None:
         """The reader's answer to "Unsaved edits": save then move, move, or stay."""
         module = self.state.si_module
+        self._take_labels(module, labels)
         move = self._pending.pop(module, None)
         self._set("si_wl_ask", module, "")
         if move is None or answer == "stay" or (answer == "save" and not self._save(module)):
             return
         move()
+
+    def _take_labels(self, module: str, labels) -> None:
+        """The labels the page showed at the click (the module's fields only), as the state's."""
+        if isinstance(labels, dict):
+            names = [f.name for f in SPECS[module].fields]
+            self._set("si_wl_labels", module, {name: str(labels.get(name) or "") for name in names})
 
     # ---- opening ------------------------------------------------------------------------------------------------
 

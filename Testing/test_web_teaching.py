@@ -3,8 +3,9 @@ of the mammography module. Before Check the AI's proposal and the answer key are
 segmentations as the station reports them, and the key's blue in the view), Segment is off and Check is off until
 something is drawn; the student paints with the Segment Editor's brush and makes the call; Check shows Dice numbers
 equal to the core's `check_answer` on the same masks (the outlines the station kept, the key's PNG), the three
-outlines (student, key, AI) with a legend, and locks the outline. The score sheet downloaded as CSV has the page's
-rows. Screenshots go to $SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder."""
+outlines (student, key, AI) with a legend, and locks the outline; a case checked again replaces its row. The score
+sheet downloaded as CSV has the page's rows; a sample loaded over the teaching case takes its outlines away and frees
+the tab's buttons. Screenshots go to $SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from web_station import (  # noqa: E402
     choose_effect,
     click_and_wait_idle,
     image_point_on_page,
+    load_sample,
     open_module,
     reset_views_when_sized,
     screenshot_folder,
@@ -178,6 +180,12 @@ def test_a_student_session_on_three_phantom_cases(page, screenshots, tmp_path):
         downloaded = list(csv.reader(f))
     assert downloaded[0] == ["case", "student_dice", "ai_dice", "call", "seconds", "time"]
     assert [row[:5] for row in downloaded[1:]] == on_page
+
+    load_sample(page)  # another image replaces the teaching case: its outlines leave, the tab's buttons are free
+    assert page.inner_text("#si-teach-case").startswith("The teaching case was replaced by another image")
+    assert not any(node["outline"] for node in _scene(page))
+    assert page.get_by_role("button", name="Segment", exact=True).is_enabled()
+    assert page.locator("#si-teach-table tbody tr").count() == 3  # the session's sheet stays
 
 
 def _set_folder(page, phantom: Path) -> str:

@@ -246,7 +246,8 @@ class WorklistPanel:
         self.when_saved(module, lambda: self._start_open(module, case_id))
 
     def on_step(self, step: int, labels=None) -> None:
-        """Previous (-1) or next (1) case among those the filter shows."""
+        """Previous (-1) or next (1) case among those the filter shows; where the reader stopped when the views show
+        no case of the worklist."""
         module = self.state.si_module
         self._take_labels(module, labels)
         reading = self._readings.get(module)
@@ -254,8 +255,8 @@ class WorklistPanel:
             return
         status = self.state.si_wl_filter[module]
         status = None if status == ALL else status
-        current = self.state.si_wl_case[module] or reading.worklist.resume_case()
-        target = reading.worklist.neighbour(current, step, status)
+        current = self.state.si_wl_case[module]
+        target = reading.worklist.neighbour(current, step, status) if current else reading.worklist.resume_case()
         if target is None:
             where = "last" if step > 0 else "first"
             self._set("si_wl_info", module, f"Case {current} is the {where} case"

@@ -143,6 +143,7 @@ def test_a_student_session_on_three_phantom_cases(page, screenshots, tmp_path):
         assert page.locator("#si-teach-legend").inner_text().split("\n") == [o.title for o in OUTLINES]
         assert _key_blue(page) > 50
         assert page.get_by_role("button", name="Draw ROI by hand").is_disabled()
+        assert page.locator("#si-no-roi").count() == 0 and page.locator("#si-teach-locked").is_visible()
         assert page.locator("#si-teach-check").is_disabled()
         shown.append([page.inner_text("#si-teach-dice-student"), page.inner_text("#si-teach-dice-ai")])
         if index < 2:

@@ -65,7 +65,11 @@ class EditorPanel:
             html.Div("Segment Editor: the edited copy is what compute uses; the AI's proposal stays unchanged.",
                      classes="text-caption")
             html.Div("No ROI yet: press Segment, or “Draw ROI by hand” to draw it yourself.",
-                     v_if=("!si_has_segmentation[si_module]",), classes="text-body-2 mt-2", id="si-no-roi")
+                     v_if=("!si_has_segmentation[si_module] && !si_teach_blocks[si_module].draw",),
+                     classes="text-body-2 mt-2", id="si-no-roi")
+            html.Div("Teaching: your outline was checked and is locked; the views show it with the key's and the "
+                     "AI's.", v_if=("si_teach_blocks[si_module].draw",), classes="text-body-2 mt-2",
+                     id="si-teach-locked")
             with html.Div(v_if=("si_has_segmentation[si_module]",), classes="d-flex align-center flex-wrap ga-1 mt-1"):
                 v3.VBtn("Undo", click=self.undo, disabled=(f"!{self._editor_names.can_undo}",), size="small",
                         variant="tonal", prepend_icon="mdi-undo", title="Undo the last edit (Ctrl+Z)")

@@ -89,18 +89,20 @@ def test_the_card_says_what_the_model_was_trained_on(saved, trained):
     data = card["training"]["data"]
     assert data["manifest"] == "smartimaging/MammoRadiomics/manifest.csv"
     assert data["manifest_sha256"] == sha256_of(saved.manifest_path)
-    assert (data["benign"], data["malignant"]) == (sum(r["label"] == "0" for r in training),
-                                                   sum(r["label"] == "1" for r in training)) == (7, 6)
+    assert data["cases_per_class"] == {"benign": sum(r["label"] == "0" for r in training),
+                                       "malignant": sum(r["label"] == "1" for r in training)} == {"benign": 7,
+                                                                                                  "malignant": 6}
     assert data["cohort"] == "cohort" and "cohort" in data["description"]
     assert card["module"] == MAMMO and card["lesion_kind"] == "mass" and card["training"]["seed"] == 3
     assert "--seed 3" in card["training"]["command"] and "--method preset" in card["training"]["command"]
     assert card["pipeline"]["classifier"] == "rf"  # the paper's mass pipeline
     assert 0 <= card["metrics"]["honest_auc"]["auc"] <= 1 and card["metrics"]["honest_auc"]["folds"] == 3
     assert "Not for clinical use" in card["intended_use"]
-    features = read_manifest(card_path.parent / "features.csv", required=("patient_id",)).rows
+    features = read_manifest(card_path.parent / "features.csv").rows
     assert sorted(r["patient_id"] for r in features) == sorted(r["patient_id"] for r in training)
     assert [f for f, _ in progress] == sorted(f for f, _ in progress) and progress[-1][0] == 1.0
     assert any("radiomics features of 13 of 13 cases" in m for _, m in progress)
+    assert dict(card_summary(card_path))["Trained on"].endswith("(train and val splits): 7 benign, 6 malignant")
     assert cohort_models(saved.out, MAMMO, "mass") == [card_path]
     assert cohort_models(saved.out, MAMMO, "calcification") == []
     assert [row[0] for row in card_summary(card_path)] == ["Model", "Trained on", "Training estimate",
@@ -111,14 +113,14 @@ def test_evaluation_on_the_held_out_test_cases(saved, trained):
     card_path, _ = trained
     report = evaluate_model(saved.out, MAMMO, "mammo-mass-site")
     test = _rows(saved, ("test",))
-    assert (report["benign"], report["malignant"]) == (3, 4) == (sum(r["label"] == "0" for r in test),
-                                                                 sum(r["label"] == "1" for r in test))
+    assert (report["negative"], report["positive"]) == (3, 4) == (sum(r["label"] == "0" for r in test),
+                                                                  sum(r["label"] == "1" for r in test))
     folder = card_path.parent / "evaluation"
     with open(folder / "scores.csv", encoding="utf-8", newline="") as f:
         scores = list(csv.DictReader(f))
     assert sorted(r["case_id"] for r in scores) == sorted(r["case_id"] for r in test)
     y = np.array([int(r["label"]) for r in scores])
-    s = np.array([float(r["rad_score"]) for r in scores])
+    s = np.array([float(r["score"]) for r in scores])
     expected = auc_with_ci(y, s)
     assert report["auc"]["auc"] == pytest.approx(expected.auc, abs=1e-6)
     assert report["auc"]["ci_low"] == pytest.approx(expected.ci_low, abs=1e-6)
@@ -172,8 +174,8 @@ def test_a_cohort_too_small_is_refused_in_plain_words(phantoms, tmp_path):
         train_from_worklist(cohort / "smartimaging" / MAMMO, MAMMO, "too-early")
     worklist = save_cases(cohort, count=8, proposals=0)
     with pytest.raises(InputError, match=rf"at least {MIN_TRAINING_PER_CLASS} benign and "
-                                         rf"{MIN_TRAINING_PER_CLASS} malignant mass cases among the training "
-                                         r"cases .*; this cohort has \d benign and \d malignant"):
+                                         rf"{MIN_TRAINING_PER_CLASS} malignant cases among the training "
+                                         r"cases .*; this cohort has \d benign and \d malignant cases"):
         train_from_worklist(worklist.out, MAMMO, "too-small")
     assert not models_folder(worklist.out).exists()  # refused before any model folder was made
 
@@ -240,3 +242,99 @@ def test_the_flow_computes_with_the_selected_model(scene, saved, trained):
     with pytest.raises(InputError, match="trained on mass lesions, not on calcification"):
         flow.run(flow.compute())
     assert sitk.GetArrayFromImage(mammogram.image).shape[0] == 1
+
+
+# ---- the bone-scan classifier ---------------------------------------------------------------------------------------
+
+BONESCAN = "BoneScanBSTBI"
+BONESCAN_SEED = 1  # its 20 phantoms: enough of both classes in train+val, val and test
+
+
+def save_bone_scans(worklist, cases, proposals=0):
+    """Bone-scan cases saved with their answer-key label map as the corrected ROI; the first `proposals` first
+    proposed with the bladder missed."""
+    from smartimaging.bonescan.views import load_bone_scan
+    from smartimaging.segments import BONESCAN_SEGMENTS
+
+    for index, case in enumerate(cases):
+        reference = load_bone_scan([case.inputs["scan"]]).images[0]
+        key = sitk.GetArrayFromImage(sitk.ReadImage(str(case.key_mask))).astype(np.uint8)
+        if not key.any():
+            continue  # no metastasis and no bladder: the worklist takes no empty ROI
+        if index < proposals:
+            worklist.save_proposal(case.case_id, np.where(key == 2, 0, key), reference, BONESCAN_SEGMENTS,
+                                   {"id": "bonescan-unet-demo"})
+        worklist.save(case.case_id, {"metastasis": case.key_label}, key, reference, BONESCAN_SEGMENTS)
+
+
+@pytest.fixture(scope="module")
+def bonescan_saved(tmp_path_factory):
+    """A 20-case bone-scan phantom worklist, every case saved."""
+    from smartimaging.bonescan.cohort import write_phantom_cohort
+
+    cohort = tmp_path_factory.mktemp("bonescan") / "cohort"
+    write_phantom_cohort(cohort, 20, seed=BONESCAN_SEED)
+    worklist = Worklist(cohort, BONESCAN)
+    save_bone_scans(worklist, worklist.cases, proposals=4)
+    return worklist
+
+
+@pytest.fixture(scope="module")
+def bonescan_trained(bonescan_saved):
+    events = []
+    card = train_from_worklist(bonescan_saved.out, BONESCAN, "site", seed=2, epochs=1,
+                               progress=lambda f, m: events.append(m))
+    return card, events
+
+
+def test_the_bone_scan_classifier_trains_and_evaluates_on_the_cohort(bonescan_saved, bonescan_trained):
+    card_path, events = bonescan_trained
+    assert card_path == models_folder(bonescan_saved.out) / "site" / "bonescan-resnet34-site.json"
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    data = card["training"]["data"]
+    training, test = _rows(bonescan_saved, ("train", "val")), _rows(bonescan_saved, ("test",))
+    assert data["cases_per_class"] == {"without metastasis": sum(r["label"] == "0" for r in training),
+                                       "with metastasis": sum(r["label"] == "1" for r in training)}
+    assert data["manifest_sha256"] == sha256_of(bonescan_saved.manifest_path)
+    assert card["training"]["epochs_run"] == 1 and card["module"] == BONESCAN
+    assert "--epochs 1" in card["training"]["command"] and "--seed 2" in card["training"]["command"]
+    assert any(m.startswith("epoch 1 of 1: validation AUC") for m in events)
+    assert cohort_models(bonescan_saved.out, BONESCAN) == [card_path]
+    assert cohort_models(bonescan_saved.out, MAMMO) == []
+
+    report = evaluate_model(bonescan_saved.out, BONESCAN, "site")
+    assert (report["negative"], report["positive"]) == (sum(r["label"] == "0" for r in test),
+                                                        sum(r["label"] == "1" for r in test))
+    details = json.loads((card_path.parent / "evaluation" / "details" / "evaluation.json").read_text())
+    assert [model["id"] for model in details["models"]] == ["bonescan-resnet34-site", "bonescan-unet-demo"]
+    assert report["auc"]["auc"] == pytest.approx(details["auc_metastasis"]["auc"])
+    assert report["cutoff"] == pytest.approx(details["threshold"])
+    table = dict(report["table"])
+    assert table["Test cases"].startswith(f"{report['negative']} cases without metastasis and "
+                                          f"{report['positive']} with metastasis")
+    assert "Validation AUC (training, metastasis crops)" in table
+    assert table["Dice AI vs corrected"].endswith("(4 cases with an AI proposal)")
+    assert "Dice lesion (AI segmenter vs corrected, test)" in table
+
+
+def test_a_bone_scan_cohort_too_small_is_refused(bonescan_saved, tmp_path):
+    few = Worklist(bonescan_saved.folder, BONESCAN, out=tmp_path / "few")
+    save_bone_scans(few, bonescan_saved.cases[:6])
+    with pytest.raises(InputError, match=r"at least 5 cases without metastasis and 5 with metastasis among the "
+                                         r"training cases .*; this cohort has \d cases without"):
+        train_from_worklist(few.out, BONESCAN, "few")
+    assert not models_folder(few.out).exists()
+
+
+def test_the_bone_scan_flow_segments_with_the_selected_classifier(scene, bonescan_saved, bonescan_trained):
+    from smartimaging.bonescan.flow import BoneScanFlow
+
+    card_path, _ = bonescan_trained
+    flow = BoneScanFlow(scene, device="cpu")
+    flow.load("scan", bonescan_saved.cases[0].inputs["scan"])
+    flow.classifier_card = card_path
+    flow.run(flow.segment())
+    result = flow.run(flow.compute())
+    assert dict(result.rows)["Classifier"] == "bonescan-resnet34-site 1.0.0"
+    card = next(e for e in result.explanations if e["key"] == "card bonescan-resnet34-site")
+    assert any("cohort" in line for line in card["text"])  # read from the cohort's models folder

@@ -71,7 +71,7 @@ def test_train_evaluate_choose_and_compute(cohort, tmp_path_factory):
         report = json.loads((card.parent / "evaluation" / "evaluation.json").read_text(encoding="utf-8"))
         shown = _rows(page, "#si-tr-table")
         assert shown["AUC (95 % CI, DeLong)"] == dict(report["table"])["AUC (95 % CI, DeLong)"]
-        assert shown["Test cases"].startswith("3 benign, 4 malignant")
+        assert shown["Test cases"].startswith("3 benign and 4 malignant cases")
         assert shown["Sensitivity"].endswith("/4)") and shown["Specificity"].endswith("/3)")
         assert "Cross-validated AUC (training, paper pipeline)" in shown and "Dice AI vs corrected" in shown
         page.locator("#si-training").screenshot(path=str(shots / "station_cohort_evaluation.png"))

@@ -20,6 +20,7 @@ model folder.
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import shutil
@@ -39,7 +40,10 @@ MODELS_FOLDER = "models"
 MIN_TRAINING_PER_CLASS = 5
 METHODS = {"preset": "the paper's pipeline", "search": "FAE search with nested cross-validation"}
 PATH_COLUMNS = ("image", "mask", "ai_mask")
-TRAINABLE = ("MammoRadiomics",)  # modules whose classifier trains from a worklist
+CLASSES = {"MammoRadiomics": ("benign", "malignant"),  # the modules whose classifier trains from a worklist, and
+           "BoneScanBSTBI": ("without metastasis", "with metastasis")}  # the names of their labels 0 and 1
+TRAINABLE = tuple(CLASSES)
+BONESCAN_EPOCHS = 30
 CANCELLED = "Cancelled: no model was written"
 
 Progress = Callable[[float, str], None]
@@ -58,9 +62,16 @@ def models_folder(out_folder: str | os.PathLike) -> Path:
     return Path(out_folder) / MODELS_FOLDER
 
 
-def model_card_path(out_folder: str | os.PathLike, name: str) -> Path:
+def model_id(module: str, name: str) -> str:
+    """The id of a cohort's model `name` (the bone-scan classifier's ids name its architecture)."""
+    from .bonescan.pipeline import CLASSIFIER_ID
+
     check_model_name(name)
-    return models_folder(out_folder) / name / f"{name}.json"
+    return CLASSIFIER_ID.replace("-demo", f"-{name}") if module == "BoneScanBSTBI" else name
+
+
+def model_card_path(out_folder: str | os.PathLike, module: str, name: str) -> Path:
+    return models_folder(out_folder) / name / f"{model_id(module, name)}.json"
 
 
 def _checker(should_stop: Callable[[], bool] | None) -> Callable[[], None]:
@@ -77,12 +88,16 @@ def _check_module(module: str) -> None:
 
 # ---- the cohort's rows ------------------------------------------------------------------------------------------
 
-def _cohort_rows(out_folder: Path, kind: str | None) -> tuple[object, list[dict], str]:
-    """The worklist manifest, its rows of one lesion kind (`kind`, or the only kind it holds) and that kind."""
+def _cohort_rows(out_folder: Path, module: str, kind: str | None) -> tuple[object, list[dict], str | None]:
+    """The worklist manifest and its rows of the model's kind: mammography's lesion kind (`kind`, or the only kind
+    it holds; returned), the bone scan's all (kind None)."""
     path = out_folder / "manifest.csv"
     if not path.is_file():
-        raise InputError("No case of this worklist is done yet: save cases with their pathology (benign or "
-                         "malignant) first; training reads the cases marked done")
+        raise InputError(f"No case of this worklist is done yet: save cases with their label "
+                         f"({' or '.join(CLASSES[module])}) first; training reads the cases marked done")
+    if module != "MammoRadiomics":
+        manifest = read_manifest(path, required=("patient_id", "image", "mask", "label", "split"))
+        return manifest, manifest.rows, None
     manifest = read_manifest(path, required=("patient_id", "image", "mask", "label", "split", "kind"))
     kinds = sorted({row["kind"] for row in manifest.rows})
     if kind is None:
@@ -97,14 +112,21 @@ def _cohort_rows(out_folder: Path, kind: str | None) -> tuple[object, list[dict]
 
 
 def _class_counts(rows: list[dict]) -> tuple[int, int]:
-    """Patients with a benign (0) and a malignant (1) lesion among `rows`."""
+    """Patients with label 0 and with label 1 among `rows`."""
     patients = [{row["patient_id"] for row in rows if row["label"] == str(label)} for label in (0, 1)]
     return len(patients[0]), len(patients[1])
 
 
-def _too_few(what: str, kind: str, counts: tuple[int, int], needed: int, where: str, more: str) -> InputError:
-    return InputError(f"Too few cases to {what}: it needs at least {needed} benign and {needed} malignant {kind} "
-                      f"cases {where}; this cohort has {counts[0]} benign and {counts[1]} malignant. {more}")
+def _cases(module: str, counts: tuple[int, int]) -> str:
+    """"7 benign and 6 malignant cases", "7 cases without metastasis and 6 with metastasis"."""
+    names = CLASSES[module]
+    return f"{counts[0]} {names[0]} and {counts[1]} {names[1]} cases" if module == "MammoRadiomics" else \
+        f"{counts[0]} cases {names[0]} and {counts[1]} {names[1]}"
+
+
+def _too_few(module: str, what: str, counts: tuple[int, int], needed: int, where: str, more: str) -> InputError:
+    return InputError(f"Too few cases to {what}: it needs at least {_cases(module, (needed, needed))} {where}; "
+                      f"this cohort has {_cases(module, counts)}. {more}")
 
 
 def _relative_rows(manifest, rows: list[dict], folder: Path) -> list[dict]:
@@ -113,18 +135,16 @@ def _relative_rows(manifest, rows: list[dict], folder: Path) -> list[dict]:
              for key, value in row.items()} for row in rows]
 
 
-def _extract(manifest, rows: list[dict], folder: Path, progress: Progress, start: float, span: float,
-             check: Callable[[], None]) -> tuple[Path, list[dict]]:
-    """pyradiomics features of `rows` into `folder`/features.csv (their manifest beside it); the failed rows."""
+def _extract(folder: Path, progress: Progress, start: float, span: float, check: Callable[[], None]
+             ) -> tuple[Path, list[dict]]:
+    """pyradiomics features of the cases of `folder`/cases.csv into `folder`/features.csv; the failed rows."""
     from .mammo.features import extract_cohort
-
-    write_manifest(folder / "cases.csv", _relative_rows(manifest, rows, folder))
 
     def on_row(done: int, total: int) -> None:
         check()
         progress(start + span * done / total, f"radiomics features of {done} of {total} cases")
 
-    progress(start, f"radiomics features of {len(rows)} cases")
+    progress(start, "radiomics features of the cases")
     features = folder / "features.csv"
     _, failures = extract_cohort(folder / "cases.csv", features, n_jobs=1, show_progress=False, on_row=on_row)
     return features, failures
@@ -134,10 +154,12 @@ def _extract(manifest, rows: list[dict], folder: Path, progress: Progress, start
 
 def train_from_worklist(out_folder: str | os.PathLike, module: str, name: str, seed: int = 0,
                         progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
-                        method: str = "preset", kind: str | None = None, search_space: dict | None = None) -> Path:
+                        method: str = "preset", kind: str | None = None, search_space: dict | None = None,
+                        epochs: int = BONESCAN_EPOCHS) -> Path:
     """Train `module`'s classifier on the worklist's done cases (train and val rows) into
-    `<out_folder>/models/<name>/`; returns its card. `should_stop()` true cancels (CancelledError), leaving nothing;
-    `search_space` narrows the search (`mammo.search.search`'s arguments)."""
+    `<out_folder>/models/<name>/`; returns its card. `should_stop()` true cancels (CancelledError), leaving nothing.
+    Mammography: `method` (the paper's preset for the lesion kind, or the search, `search_space` narrowing it);
+    the bone scan: the classifier network trained for `epochs` (the val rows choose the epoch and the cutoff)."""
     _check_module(module)
     check_model_name(name)
     if method not in METHODS:
@@ -146,35 +168,28 @@ def train_from_worklist(out_folder: str | os.PathLike, module: str, name: str, s
     target = models_folder(out_folder) / name
     if target.exists():
         raise InputError(f"This cohort already has a model named {name}; choose another name")
-    manifest, rows, kind = _cohort_rows(out_folder, kind)
+    manifest, rows, kind = _cohort_rows(out_folder, module, kind)
     training = [row for row in rows if row["split"] in ("train", "val")]
     counts = _class_counts(training)
-    where = "among the training cases (the train and val splits, about 85 % of the patients)"
-    more = "Save more cases as done (with their pathology), then train again."
+    more = "Save more cases as done (with their label), then train again."
     if min(counts) < MIN_TRAINING_PER_CLASS:
-        raise _too_few("train a classifier", kind, counts, MIN_TRAINING_PER_CLASS, where, more)
+        raise _too_few(module, "train a classifier", counts, MIN_TRAINING_PER_CLASS, "among the training cases (the "
+                       "train and val splits, about 85 % of the patients)", more)
+    if module == "BoneScanBSTBI" and not any(row["split"] == "val" for row in training):
+        raise InputError("Training the bone-scan classifier needs cases in the val split (about 15 % of the "
+                         f"patients; they choose the epoch and the cutoff); none of the {len(training)} is. {more}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    from .mammo.classify import read_features, train_from_features
-
     scratch = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=target.parent))
     try:
-        features, failures = _extract(manifest, training, scratch, progress, 0.0, 0.6, check)
-        extracted, _ = read_features(features)
-        counts = _class_counts(extracted)
-        if min(counts) < MIN_TRAINING_PER_CLASS:
-            raise _too_few("train a classifier", kind, counts, MIN_TRAINING_PER_CLASS,
-                           f"whose features could be computed ({len(failures)} failed: see "
-                           "features.failures.csv)", more)
+        write_manifest(scratch / "cases.csv", _relative_rows(manifest, training, scratch))
+        if module == "MammoRadiomics":
+            card_path, counts, failed = _train_mammo(scratch, name, seed, method, kind, search_space, progress,
+                                                     check)
+        else:
+            card_path, failed = _train_bonescan(scratch, name, seed, epochs, progress, check), 0
         check()
-        folds = 5 if min(counts) >= 2 * 5 else 3  # nested CV: each outer training fold keeps `folds` per class
-        progress(0.65, f"fitting {METHODS[method]} ({folds}-fold patient-grouped CV"
-                       + (", several minutes)" if method == "search" else ")"))
-        card_path = train_from_features(features, scratch, name, kind if method == "preset" else None,
-                                        search_space, split=None, folds=folds, seed=seed, validation_split=None,
-                                        outer_folds=folds)
-        check()
-        progress(0.95, "writing the model card")
-        _describe(card_path, out_folder, module, kind, method, seed, counts, failures)
+        progress(0.97, "writing the model card")
+        _describe(card_path, out_folder, module, name, kind, method if kind else None, seed, counts, failed)
         check()
         try:
             os.rename(scratch, target)
@@ -186,21 +201,65 @@ def train_from_worklist(out_folder: str | os.PathLike, module: str, name: str, s
     return target / card_path.name
 
 
-def _describe(card_path: Path, out_folder: Path, module: str, kind: str, method: str, seed: int,
-              counts: tuple[int, int], failures: list[dict]) -> None:
+def _train_mammo(scratch: Path, name: str, seed: int, method: str, kind: str, search_space: dict | None,
+                 progress: Progress, check: Callable[[], None]) -> tuple[Path, tuple[int, int], int]:
+    """Radiomics of the cases' corrected ROIs, then the preset or the search (patient-grouped CV) on them."""
+    from .mammo.classify import read_features, train_from_features
+
+    features, failures = _extract(scratch, progress, 0.0, 0.6, check)
+    extracted, _ = read_features(features)
+    counts = _class_counts(extracted)
+    if min(counts) < MIN_TRAINING_PER_CLASS:
+        raise _too_few("MammoRadiomics", "train a classifier", counts, MIN_TRAINING_PER_CLASS,
+                       f"whose features could be computed ({len(failures)} failed: see features.failures.csv)",
+                       "Correct those cases' ROIs or save more cases, then train again.")
+    check()
+    folds = 5 if min(counts) >= 2 * 5 else 3  # nested CV: each outer training fold keeps `folds` per class
+    progress(0.65, f"fitting {METHODS[method]} ({folds}-fold patient-grouped CV"
+                   + (", several minutes)" if method == "search" else ")"))
+    card = train_from_features(features, scratch, name, kind if method == "preset" else None, search_space,
+                               split=None, folds=folds, seed=seed, validation_split=None, outer_folds=folds)
+    return card, counts, len(failures)
+
+
+def _train_bonescan(scratch: Path, name: str, seed: int, epochs: int, progress: Progress,
+                    check: Callable[[], None]) -> Path:
+    """The bone-scan crop classifier (ResNet34) trained on the train rows' corrected label maps, its epoch and
+    case cutoff chosen on the val rows."""
+    from .bonescan.train import train_bonescan
+    from .training import TrainConfig
+
+    def on_epoch(event: dict) -> None:
+        check()
+        if event.get("step") == "epoch":
+            progress(0.05 + 0.9 * event["fraction"], f"epoch {event['epoch']} of {epochs}: validation AUC "
+                                                     f"(metastasis crops) {event.get('auc_metastasis', 0.0):.3f}")
+
+    progress(0.02, "reading the studies and their corrected ROIs")
+    config = TrainConfig(epochs=epochs, seed=seed, amp=False, show_progress=False)
+    return train_bonescan(scratch / "cases.csv", scratch, ("classifier",), config, progress=on_epoch,
+                          model_suffix=name)[0]
+
+
+def _describe(card_path: Path, out_folder: Path, module: str, name: str, kind: str | None, method: str | None,
+              seed: int, counts: tuple[int, int], failed: int) -> None:
     """Record in the card what it was trained on (this cohort's manifest: path, sha256, cases per class), how
     (command, method, seed), and its intended use."""
     cohort = out_folder.parent.parent
     manifest = out_folder / "manifest.csv"
     card = json.loads(card_path.read_text(encoding="utf-8"))
-    command = (f"python -m smartimaging.worker cohort-train --output-dir {out_folder} --module {module} "
-               f"--name {card['id']} --kind {kind} --method {method} --seed {seed}")
-    card["module"], card["lesion_kind"] = module, kind
-    card["training"].update(method=method, command=command, data={
-        "description": f"the reader-corrected {kind} ROIs of the cohort {cohort.name} (train and val splits)",
+    command = (f"python -m smartimaging.worker cohort-train --output-dir {out_folder} --module {module} --name {name}"
+               + (f" --kind {kind} --method {method}" if kind else f" --epochs {card['training'].get('epochs')}")
+               + f" --seed {seed}")
+    card["module"] = module
+    if kind:
+        card["lesion_kind"] = kind
+    what = f"{kind} ROIs" if kind else "bone-scan label maps"
+    card["training"].update(method=method or "network", command=command, data={
+        "description": f"the reader-corrected {what} of the cohort {cohort.name} (train and val splits)",
         "cohort": cohort.name, "manifest": manifest.relative_to(cohort).as_posix(),
-        "manifest_sha256": sha256_of(manifest), "train_cases": counts[0] + counts[1], "benign": counts[0],
-        "malignant": counts[1], "failed_cases": len(failures)})
+        "manifest_sha256": sha256_of(manifest), "train_cases": counts[0] + counts[1],
+        "cases_per_class": dict(zip(CLASSES[module], counts, strict=True)), "failed_cases": failed})
     card["intended_use"] = (f"Research use: trained on the cohort {cohort.name}; check its held-out numbers "
                             "(Evaluate) before relying on it. Not for clinical use.")
     card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
@@ -215,46 +274,32 @@ def evaluate_model(out_folder: str | os.PathLike, module: str, name: str, progre
     metrics. A cancel leaves the previous evaluation, if any."""
     _check_module(module)
     out_folder, progress, check = Path(out_folder), progress or _no_progress, _checker(should_stop)
-    card_path = model_card_path(out_folder, name)
+    card_path = model_card_path(out_folder, module, name)
     if not card_path.is_file():
         raise InputError(f"This cohort has no model named {name}; train it first")
-    from .mammo.classify import read_features
-    from .mammo.predict import check_radiomics_settings
-    from .mammo.scorer import load_classifier
-
-    classifier = load_classifier(card_path)  # checksums and the skops allow-list, as for a prediction
-    check_radiomics_settings(card_path, trained=classifier.checked["radiomics"])
-    card = classifier.card
+    card = read_json_limited(card_path, MAX_CARD_BYTES, "Model card")
     kind = card.get("lesion_kind")
-    manifest, rows, kind = _cohort_rows(out_folder, kind if isinstance(kind, str) else None)
+    manifest, rows, kind = _cohort_rows(out_folder, module, kind if isinstance(kind, str) else None)
     test = [row for row in rows if row["split"] == "test"]
     counts = _class_counts(test)
     if min(counts) < 1:
-        raise _too_few("evaluate", kind, counts, 1, "among the held-out test cases (about 15 % of the patients, "
+        raise _too_few(module, "evaluate", counts, 1, "among the held-out test cases (about 15 % of the patients, "
                        "chosen by patient)", "Save more cases as done, then evaluate again.")
-    trained_on, _ = read_features(card_path.parent / "features.csv")
+    trained_on = read_manifest(card_path.parent / "cases.csv").rows
     shared = {row["patient_id"] for row in trained_on} & {row["patient_id"] for row in test}
     if shared:
         raise InputError(f"{len(shared)} test patient(s) were among the model's training cases (the manifest's split "
                          "column was changed): their numbers would not be held out. Train a new model")
     with atomic_output_dir(card_path.parent / "evaluation", one_result=False) as scratch:
-        features, failures = _extract(manifest, test, scratch, progress, 0.0, 0.8, check)
-        extracted, _ = read_features(features)
-        y = np.array([int(row["label"]) for row in extracted])
+        write_manifest(scratch / "cases.csv", _relative_rows(manifest, test, scratch))
+        evaluate = _evaluate_mammo if module == "MammoRadiomics" else _evaluate_bonescan
+        y, scores, cutoff, card, extra, failed = evaluate(card_path, scratch, progress, check)
         if len(set(y.tolist())) < 2:
-            raise _too_few("evaluate", kind, _class_counts(extracted), 1, "among the test cases whose features "
-                           f"could be computed ({len(failures)} failed)", "Save more cases as done.")
-        progress(0.85, "scoring the held-out cases")
-        try:
-            X = np.array([[float(row[name_]) for name_ in classifier.feature_names] for row in extracted])
-        except KeyError as exc:
-            raise ModelError(f"The model {name} needs the feature {exc.args[0]}, which the cohort's features lack; "
-                             "train it again") from None
-        scores = classifier.scores(X)
-        report = _report(card, kind, extracted, y, scores, classifier.checked["cutoff"], rows, manifest.path,
-                         failures)
+            raise _too_few(module, "evaluate", (int((y == 0).sum()), int((y == 1).sum())), 1, "among the test "
+                           f"cases that could be read ({failed} failed)", "Save more cases as done.")
+        report = _report(module, card, y, scores, cutoff, rows, manifest.path, failed, extra)
         check()
-        _write_evaluation(scratch, report, extracted, y, scores, name)
+        _write_evaluation(scratch, report, y, scores, name)
     card = {**card, "metrics": {**card.get("metrics", {}), "test": {
         key: report[key] for key in ("data", "auc", "metrics", "cutoff", "manifest_sha256")}}}
     with atomic_files(card_path) as (temporary,):
@@ -263,36 +308,80 @@ def evaluate_model(out_folder: str | os.PathLike, module: str, name: str, progre
     return report
 
 
-def _report(card: dict, kind: str, rows: list[dict], y: np.ndarray, scores: np.ndarray, cutoff: float,
-            cohort_rows: list[dict], manifest: Path, failures: list[dict]) -> dict:
+def _evaluate_mammo(card_path: Path, scratch: Path, progress: Progress, check: Callable[[], None]):
+    """Rad-scores of the test cases' corrected ROIs by the classifier, loaded as a prediction loads it (checksums,
+    the skops allow-list)."""
+    from .mammo.classify import read_features
+    from .mammo.predict import check_radiomics_settings
+    from .mammo.scorer import load_classifier
+
+    classifier = load_classifier(card_path)
+    check_radiomics_settings(card_path, trained=classifier.checked["radiomics"])
+    features, failures = _extract(scratch, progress, 0.0, 0.8, check)
+    extracted, _ = read_features(features)
+    progress(0.85, "scoring the held-out cases")
+    try:
+        X = np.array([[float(row[feature]) for feature in classifier.feature_names] for row in extracted])
+    except KeyError as exc:
+        raise ModelError(f"The model {card_path.stem} needs the feature {exc.args[0]}, which the cohort's features "
+                         "lack; train it again") from None
+    y = np.array([int(row["label"]) for row in extracted])
+    return y, classifier.scores(X), classifier.checked["cutoff"], classifier.card, [], len(failures)
+
+
+def _evaluate_bonescan(card_path: Path, scratch: Path, progress: Progress, check: Callable[[], None]):
+    """The networks (this classifier, the demo segmenter) on the test studies: `bonescan evaluate`'s tables, kept
+    in `details/`; the case's metastasis probability is its score."""
+    from .bonescan.evaluate import evaluate_manifest
+
+    progress(0.1, "running the networks on the held-out studies")
+    check()
+    evaluate_manifest(scratch / "cases.csv", scratch / "details", split="all", classifier=str(card_path))
+    report = json.loads((scratch / "details" / "evaluation.json").read_text(encoding="utf-8"))
+    with open(scratch / "details" / "cases.csv", encoding="utf-8", newline="") as f:
+        cases = list(csv.DictReader(f))
+    lesion = report["overall"]["dice_lesion"]
+    extra = [["Dice lesion (AI segmenter vs corrected, test)", f"{lesion[0]:.3f} ± {lesion[1]:.3f}"]]
+    card = read_json_limited(card_path, MAX_CARD_BYTES, "Model card")
+    return (np.array([int(row["label"]) for row in cases]),
+            np.array([float(row["metastasis_probability"]) for row in cases]), float(report["threshold"]), card,
+            extra, 0)
+
+
+def _report(module: str, card: dict, y: np.ndarray, scores: np.ndarray, cutoff: float, cohort_rows: list[dict],
+            manifest: Path, failed: int, extra: list[list[str]]) -> dict:
     from .evaluation import auc_with_ci, binary_metrics
 
     auc = auc_with_ci(y, scores)
     metrics = binary_metrics(y, (scores >= cutoff).astype(int))
-    honest = (card.get("metrics") or {}).get("honest_auc")
-    dice = _dice_summary(cohort_rows)
-    benign, malignant = int((y == 0).sum()), int((y == 1).sum())
+    negative, positive = int((y == 0).sum()), int((y == 1).sum())
+    cases = _cases(module, (negative, positive))
     sha = sha256_of(manifest)
     trained_sha = ((card.get("training") or {}).get("data") or {}).get("manifest_sha256")
-    report = {"model": card["id"], "kind": kind, "cases": len(y), "benign": benign, "malignant": malignant,
-              "data": f"the {len(y)} held-out test cases ({benign} benign, {malignant} malignant) of "
-                      f"{manifest.name}", "cutoff": cutoff, "auc": auc.__dict__, "metrics": metrics.as_dict(),
-              "training_estimate": honest, "dice": dice, "manifest_sha256": sha,
-              "cases_added_since_training": sha != trained_sha, "failed_cases": len(failures)}
-    table = [["Test cases", f"{benign} benign, {malignant} malignant (held out, never used in training)"],
+    dice = _dice_summary(cohort_rows)
+    metrics_of_card = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
+    report = {"model": card["id"], "module": module, "cases": len(y), "negative": negative, "positive": positive,
+              "data": f"the {len(y)} held-out test cases ({cases}) of {manifest.name}", "cutoff": cutoff,
+              "auc": auc.__dict__, "metrics": metrics.as_dict(), "training_estimate": metrics_of_card.get("honest_auc"),
+              "dice": dice, "manifest_sha256": sha, "cases_added_since_training": sha != trained_sha,
+              "failed_cases": failed}
+    table = [["Test cases", f"{cases} (held out, never used in training)"],
              ["AUC (95 % CI, DeLong)", f"{auc.auc:.3f} ({auc.ci_low:.3f}–{auc.ci_high:.3f})"],
              ["Cutoff (Youden, training)", f"{cutoff:.3f}"]]
     for label, key in (("Sensitivity", "sensitivity"), ("Specificity", "specificity"), ("Accuracy", "accuracy")):
         value = getattr(metrics, key)
         table.append([label, f"{100 * value.value:.1f} % ({value.numerator}/{value.denominator})"])
+    honest = metrics_of_card.get("honest_auc")
     if isinstance(honest, dict) and "auc" in honest:
         what = "Nested-CV AUC (training, search)" if "nested" in str(honest.get("method")) else \
             "Cross-validated AUC (training, paper pipeline)"
         table.append([what, f"{honest['auc']:.3f} ± {honest.get('sd', 0.0):.3f} ({honest.get('folds')} folds)"])
+    elif isinstance(metrics_of_card.get("auc_metastasis"), float):
+        table.append(["Validation AUC (training, metastasis crops)", f"{metrics_of_card['auc_metastasis']:.3f}"])
     table.append(["Dice AI vs corrected", f"mean {dice['mean']:.3f}, median {dice['median']:.3f} "
                   f"({dice['cases']} cases with an AI proposal)" if dice["cases"] else
                   "no saved case had an AI proposal"])
-    report["table"] = table
+    report["table"] = table + extra
     return report
 
 
@@ -311,16 +400,14 @@ def _dice_summary(rows: list[dict]) -> dict:
             "corrected": sum(value < 1.0 for value in values)}
 
 
-def _write_evaluation(folder: Path, report: dict, rows: list[dict], y: np.ndarray, scores: np.ndarray,
-                      name: str) -> None:
-    import csv
-
+def _write_evaluation(folder: Path, report: dict, y: np.ndarray, scores: np.ndarray, name: str) -> None:
     from .evaluation import plot_roc
 
+    rows = read_manifest(folder / "cases.csv").rows
     (folder / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     with open(folder / "scores.csv", "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["case_id", "label", "rad_score", "prediction"])
+        writer.writerow(["case_id", "label", "score", "prediction"])
         writer.writerows([row.get("case_id", row["patient_id"]), int(label), f"{score:.6f}",
                           int(score >= report["cutoff"])] for row, label, score in zip(rows, y, scores, strict=True))
     plot_roc({name: (y, scores)}, folder / "roc.png", f"{name}: held-out test cases")
@@ -336,12 +423,10 @@ def cohort_models(out_folder: str | os.PathLike, module: str, kind: str | None =
         return []
     cards = []
     for entry in sorted(folder.iterdir()):
-        path = entry / f"{entry.name}.json"
-        if entry.name.startswith(".") or not path.is_file():
-            continue
         try:
+            path = entry / f"{model_id(module, entry.name)}.json"
             card = read_json_limited(path, MAX_CARD_BYTES, "Model card")
-        except ModelError:
+        except (InputError, ModelError):  # a scratch folder (".name.partial-..."), another tool's
             continue
         if card.get("module") == module and (kind is None or card.get("lesion_kind") == kind):
             cards.append(path)
@@ -356,13 +441,16 @@ def card_summary(card_path: str | os.PathLike) -> list[list[str]]:
     data = training.get("data") if isinstance(training.get("data"), dict) else {}
     domain = card.get("training_domain") if isinstance(card.get("training_domain"), dict) else {}
     trained_on = str(data.get("description") or domain.get("data") or "not recorded")
-    if "benign" in data and "malignant" in data:
-        trained_on += f": {data['benign']} benign, {data['malignant']} malignant"
+    if isinstance(data.get("cases_per_class"), dict):
+        trained_on += ": " + ", ".join(f"{count} {name}" for name, count in data["cases_per_class"].items())
     rows = [["Model", f"{card.get('id')} {card.get('version', '')}".strip()], ["Trained on", trained_on]]
     honest = metrics.get("honest_auc")
     if isinstance(honest, dict) and isinstance(honest.get("auc"), float):
         rows.append(["Training estimate", f"AUC {honest['auc']:.3f} ± {float(honest.get('sd') or 0):.3f} "
                                           f"({honest.get('method', '')})"])
+    elif isinstance(metrics.get("auc_metastasis"), float):
+        rows.append(["Training estimate", f"validation AUC {metrics['auc_metastasis']:.3f} (metastasis crops, "
+                                          "the val split)"])
     test = metrics.get("test")
     if isinstance(test, dict) and isinstance(test.get("auc"), dict):
         auc = test["auc"]

@@ -137,11 +137,13 @@ def _print(payload: dict) -> None:
     print(json.dumps(payload), flush=True)
 
 
-def _bonescan_models(directory, device: str):
+def _bonescan_models(directory, device: str, classifier: str | None = None):
+    """The bone-scan networks: the demo classifier, or the card `classifier` (a model trained on a cohort)."""
     from .bonescan.pipeline import CLASSIFIER_ID, SEGMENTER_ID, BoneScanModels
 
-    return MODELS.get("bonescan", (CLASSIFIER_ID, SEGMENTER_ID), directory, device,
-                      lambda: BoneScanModels.load(directory=directory, device=device))
+    classifier = classifier or CLASSIFIER_ID
+    return MODELS.get("bonescan", (classifier, SEGMENTER_ID), directory, device,
+                      lambda: BoneScanModels.load(classifier, directory=directory, device=device))
 
 
 def _dce_synthesizer(directory, device: str):
@@ -168,8 +170,10 @@ def _bonescan_segment(args) -> None:
     images = [read_volume(p) for p in paths]
     study = study_from_images(images, paths, view_names=args.views.split(",") if args.views else None)
     emit("progress", fraction=0.05, message="loading models")
-    models = _bonescan_models(args.models_dir, args.device)
+    models = _bonescan_models(args.models_dir, args.device, args.classifier)
     result = analyse(study, models, progress=lambda f, m: emit("progress", fraction=0.1 + 0.85 * f, message=m))
+    if args.classifier:  # its card is not in the models folder: the result names where it is
+        result.models = [{**result.models[0], "card": str(Path(args.classifier).resolve())}, *result.models[1:]]
     names = [f"labels_{index}.nrrd" for index in range(len(study.images))]
     with atomic_output_dir(args.output_dir) as scratch:  # a cancel leaves no partial label files
         for name, image, labels in zip(names, study.images, source_labelmaps(study, result.labelmaps), strict=True):
@@ -249,11 +253,11 @@ def _finetune_segmenter(args) -> None:
 
 def _cohort_train(args) -> None:
     """Train a module's classifier on a worklist's cohort (`--output-dir`: the worklist's folder in the cohort)."""
-    from .cohort_training import train_from_worklist
+    from .cohort_training import BONESCAN_EPOCHS, train_from_worklist
 
     card = train_from_worklist(args.output_dir, args.module, args.name, args.seed,
                                lambda f, m: emit("progress", fraction=f, message=m), method=args.method,
-                               kind=args.kind)
+                               kind=args.kind, epochs=args.epochs or BONESCAN_EPOCHS)
     emit("result", card=str(card), model=args.name)
 
 
@@ -369,6 +373,7 @@ def _parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> ar
     parser.add_argument("--phantom", action="store_true", help="the manifest holds phantoms (finetune-segmenter)")
     parser.add_argument("--module", help="the worklist's module (cohort-train, cohort-evaluate)")
     parser.add_argument("--method", choices=["preset", "search"], default="preset", help="cohort-train")
+    parser.add_argument("--classifier", help="a classifier card (.json) instead of the demo one (bonescan-segment)")
     return parser
 
 

@@ -14,7 +14,7 @@ from ..evaluation import auc_with_ci, binary_metrics, dice, mean_sd, plot_roc
 from ..io import atomic_output_dir, write_json
 from ..manifest import binary_label, read_manifest
 from .cohort import read_masks
-from .pipeline import BLADDER, LESION, PAPER_THRESHOLD, BoneScanModels, analyse
+from .pipeline import BLADDER, CLASSIFIER_ID, LESION, PAPER_THRESHOLD, BoneScanModels, analyse
 from .views import load_bone_scan
 
 AGE_GROUPS = (("<50", 0, 50), (">=50 and <70", 50, 70), (">=70", 70, 200))
@@ -60,14 +60,16 @@ def _truth(row: dict, manifest_name: str) -> dict:
             "bladder": binary_label(row, manifest_name, "bladder") if row.get("bladder") else None}
 
 
-def evaluate_manifest(manifest_path, out_dir, split: str = "test", device: str = "auto", models_dir=None) -> str:
-    """Run the models on the manifest rows of `split` and write evaluation.json, cases.csv, table.txt, roc.png."""
+def evaluate_manifest(manifest_path, out_dir, split: str = "test", device: str = "auto", models_dir=None,
+                      classifier: str = CLASSIFIER_ID) -> str:
+    """Run the models on the manifest rows of `split` and write evaluation.json, cases.csv, table.txt, roc.png;
+    `classifier`: the classifier's id in the models folder, or a card's path (a model trained on a cohort)."""
     manifest = read_manifest(manifest_path, required=("patient_id", "image", "mask", "label"))
     rows = manifest.rows if split == "all" else manifest.subset(split)
     if not rows:
         raise InputError(f"The manifest has no rows with split '{split}'")
     truths = [_truth(row, Path(manifest_path).name) for row in rows]  # a bad cell is refused before the models run
-    models = BoneScanModels.load(directory=models_dir, device=device)
+    models = BoneScanModels.load(classifier, directory=models_dir, device=device)
     cases = []
     for row, known in zip(rows, truths, strict=True):
         started = time.perf_counter()

@@ -38,6 +38,7 @@ class BoneScanFlow(Flow):
         self.patient_key: str | None = None  # a digest of the file's PatientID (in memory only), None when absent
         self.acquisition: dict = {}  # of the loaded file, what a follow-up compares (`followup.acquisition`)
         self.other_views: list[tuple] = []  # (AI node or None, reader's segmentation) of each further scan volume
+        self.classifier_card = None  # the Model selector's choice (a cohort's model card); None: the demo classifier
 
     def read(self, role, path):
         from ..display import read_header
@@ -171,8 +172,10 @@ class BoneScanFlow(Flow):
         volumes = self.scan_volumes
         with tempfile.TemporaryDirectory(prefix="smartimaging-bonescan-") as folder:
             inputs = bonescan_scene.write_volumes_for_worker(volumes, Path(folder))
+            chosen = ["--classifier", str(self.classifier_card)] if self.classifier_card else []
             event = yield Job("bonescan-segment", ["--input", *map(str, inputs), "--output-dir",
-                                                   str(Path(folder) / "out"), "--views", ",".join(self.view_names)])
+                                                   str(Path(folder) / "out"), "--views", ",".join(self.view_names),
+                                                   *chosen])
             ai_nodes = bonescan_scene.import_worker_result(self.scene, volumes, event)
         self._keep_segmentation(ai_nodes[0])
         self._forget_lesion_numbers()

@@ -153,6 +153,7 @@ def write_result_table(table_node, result: BoneScanResult) -> None:
     rows = [[f"BSTBI {name}", _fmt(value)] for name, value in result.bstbi["per_subimage"].items()]
     rows.append(["BSTBI (mean)", _fmt(result.bstbi["mean"])])
     rows.append(["Metastasis probability", _fmt(result.metastasis_probability)])
+    rows += [["Classifier", f"{model['id']} {model['version']}"] for model in result.models[:1]]
     rows.append(["Domain check", result.domain["text"]])
     rows.append(["Urinary bladder probability", _fmt(result.bladder_probability)])
     rows += count_rows(result.lesion_counts, result.unrecorded_views)

@@ -18,6 +18,7 @@ from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 from trame_server.utils.asynchronous import create_task
 
+from ..bonescan.pipeline import CLASSIFIER_ID
 from ..cohort_training import METHODS, TRAINABLE, card_summary, cohort_models, model_card_path
 from ..errors import SmartImagingError
 from ..mammo.predict import CLASSIFIER_IDS
@@ -46,7 +47,7 @@ class TrainingPanel:
         state.si_tr_models = {m: [] for m in modules}
         state.si_tr_model = dict.fromkeys(modules, DEMO)
         state.si_tr_card = {m: [] for m in modules}
-        state.si_tr_name = {m: f"{station.flows[m].kind}-cohort-1" for m in modules}
+        state.si_tr_name = {m: f"{getattr(station.flows[m], 'kind', 'site')}-cohort-1" for m in modules}
         state.si_tr_method = dict.fromkeys(modules, "preset")
         state.si_tr_methods = [{"value": key, "title": title} for key, title in METHODS.items()]
         state.si_tr_running = ""  # "train" or "evaluate" while a job runs (one at a time)
@@ -88,6 +89,7 @@ class TrainingPanel:
                               update_modelValue=f"si_tr_name = {{...si_tr_name, [{MODULE}]: $event}}",
                               hide_details=True, disabled=("!!si_tr_running",), id="si-tr-name")
                 v3.VSelect(model_value=(_by_module("si_tr_method"),), items=("si_tr_methods",), label="Method",
+                           v_if=("si_module === 'MammoRadiomics'",),
                            update_modelValue=f"si_tr_method = {{...si_tr_method, [{MODULE}]: $event}}",
                            density="compact", hide_details=True, disabled=("!!si_tr_running",), id="si-tr-method")
             with html.Div(classes="d-flex flex-wrap ga-2 mt-2"):
@@ -123,10 +125,10 @@ class TrainingPanel:
     def refresh(self, module: str) -> None:
         """List the demo classifier and the cohort's models of the lesion kind; the choice is kept while listed,
         else it goes back to the demo classifier."""
-        flow = self.station.flows[module]
+        kind = getattr(self.station.flows[module], "kind", None)  # mammography's lesion kind
         out = self._out_folder(module)
-        cards = cohort_models(out, module, flow.kind) if out is not None else []
-        items = [{"value": DEMO, "title": f"{CLASSIFIER_IDS[flow.kind]} (demo weights)"}]
+        cards = cohort_models(out, module, kind) if out is not None else []
+        items = [{"value": DEMO, "title": f"{self._demo_id(module)} (demo weights)"}]
         items += [{"value": str(card), "title": f"{card.stem} (trained on this cohort)"} for card in cards]
         chosen = self.state.si_tr_model[module]
         self._set("si_tr_models", module, items)
@@ -138,11 +140,15 @@ class TrainingPanel:
         value = value or DEMO
         flow.classifier_card = Path(value) if value else None
         self._set("si_tr_model", module, value)
-        card = Path(value) if value else Path(flow.models_dir or models_dir()) / f"{CLASSIFIER_IDS[flow.kind]}.json"
+        card = Path(value) if value else Path(flow.models_dir or models_dir()) / f"{self._demo_id(module)}.json"
         try:
             self._set("si_tr_card", module, card_summary(card))
         except SmartImagingError as exc:
             self._set("si_tr_card", module, [["Card", str(exc)]])
+
+    def _demo_id(self, module: str) -> str:
+        flow = self.station.flows[module]
+        return CLASSIFIER_IDS[flow.kind] if module == "MammoRadiomics" else CLASSIFIER_ID
 
     def _on_context_changed(self, **_kwargs) -> None:
         for module in self.state.si_tr_modules:
@@ -152,8 +158,8 @@ class TrainingPanel:
 
     def on_train(self, module: str) -> None:
         name = self.state.si_tr_name[module].strip()
-        kind = self.station.flows[module].kind
-        arguments = ["--name", name, "--kind", kind, "--method", self.state.si_tr_method[module]]
+        kind = getattr(self.station.flows[module], "kind", None)
+        arguments = ["--name", name, "--method", self.state.si_tr_method[module], *(["--kind", kind] if kind else [])]
         self._start(module, "train", name, arguments)
 
     def on_evaluate(self, module: str) -> None:
@@ -161,8 +167,9 @@ class TrainingPanel:
         self._start(module, "evaluate", name, ["--name", name])
 
     def on_cancel(self) -> None:
+        """Stop the job's process (in a thread: it is given a few seconds to remove its scratch folder)."""
         if self._worker is not None:
-            self._worker.cancel()
+            create_task(asyncio.to_thread(self._worker.cancel))
 
     def _start(self, module: str, what: str, name: str, arguments: list[str]) -> None:
         if self.state.si_tr_running:
@@ -215,17 +222,16 @@ class TrainingPanel:
 
     def _trained(self, module: str, name: str) -> None:
         self.refresh(module)
-        summary = dict(card_summary(model_card_path(self._out_folder(module), name)))
+        summary = dict(card_summary(model_card_path(self._out_folder(module), module, name)))
         self._set("si_tr_info", module, f"Model {name} trained on {summary['Trained on']}. Choose it in the "
                                         "Classifier model list to compute with it; Evaluate measures it on the "
                                         "held-out test cases.")
 
     def _evaluated(self, module: str, name: str, report: dict, out: Path) -> None:
-        roc = model_card_path(out, name).parent / "evaluation" / "roc.png"
+        roc = model_card_path(out, module, name).parent / "evaluation" / "roc.png"
         self._set("si_tr_table", module, report["table"])
         self._set("si_tr_roc", module, "data:image/png;base64," + base64.b64encode(roc.read_bytes()).decode())
-        self._set("si_tr_info", module, f"Model {name} on the cohort's held-out test cases "
-                                        f"({report['benign']} benign, {report['malignant']} malignant):")
+        self._set("si_tr_info", module, f"Model {name} on the cohort's {report['cases']} held-out test cases:")
         self.refresh(module)  # the card now records the test metrics
 
     def _set(self, name: str, module: str, value) -> None:

@@ -96,7 +96,8 @@ def start_model(from_card, check: Callable[[dict], object], what: str) -> tuple[
     try:
         check(card)
     except CardFieldError as exc:
-        raise InputError(f"--from-model {path.name} is not {what}, so it cannot be fine-tuned here: {exc}") from None
+        raise InputError(f"The start model's card {path.name} is not {what}, so it cannot be fine-tuned here: "
+                         f"{exc}") from None
     return load_model(path), path
 
 
@@ -167,8 +168,8 @@ def finetune(start: LoadedModel, start_card: Path, train_set: Dataset, loss_fn, 
     check_model_name(name)
     start_files = {Path(start.weights_path).resolve(), Path(start_card).resolve()}
     if {Path(out_dir, f"{name}{suffix}").resolve() for suffix in (".json", ".safetensors")} & start_files:
-        raise InputError(f"--out and --name would write the new model over the start model {start.card['id']}; give "
-                         "another --name or --out")
+        raise InputError(f"The new model would be written over the start model {start.card['id']}; give it "
+                         "another name or output folder")
     report = progress or (lambda fraction, message: None)
     device = pick_device(config.device)
 

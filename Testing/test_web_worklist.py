@@ -10,6 +10,7 @@ $SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from web_station import (  # noqa: E402
     segment_counts,
     station_page,
     steps_done,
+    view_images,
     wait_for_case,
 )
 
@@ -100,6 +102,14 @@ def _choose(page, label: str, option: str) -> None:
     field.click(force=True)  # the selected text lies over the field
     page.get_by_role("option", name=option, exact=True).click()
     page.wait_for_timeout(300)  # the page sends the new labels
+
+
+def _green(page) -> int:
+    """Pixels of the AI proposal's green outline in the first view, once the server's new frame has arrived."""
+    page.wait_for_timeout(1500)
+    view = np.asarray(Image.open(io.BytesIO(view_images(page).first.screenshot())).convert("RGB")).astype(int)
+    r, g, b = view[..., 0], view[..., 1], view[..., 2]
+    return int(np.count_nonzero((g > 120) & (g > r + 40) & (g > b + 40)))
 
 
 def _segment_at_key(page, cohort: Path, case_id: str) -> int:
@@ -235,6 +245,7 @@ def test_two_stations_saving_one_case_the_second_is_told(page, cohort, tmp_path_
         _wait_open(other, ids[1])  # where the reader of the first station stopped
         other.locator("#si-wl-table tbody tr").first.click()
         _wait_open(other, ids[0])  # opened at the revision saved in the first test
+        assert _green(other) > 20  # the restored AI proposal outlined over the reader's corrected copy
         page.locator("#si-wl-table tbody tr").first.click()  # the first station's page shows a sample now
         _wait_open(page, ids[0])
         page.locator("#si-wl-save").click()

@@ -25,6 +25,7 @@ from ..dce.cohort import write_dce_phantom_cohort
 from ..errors import SmartImagingError
 from ..lvi.cohort import write_lvi_phantom_cohort
 from ..mammo.cohort import write_mammo_phantom_cohort
+from ..segmentation_nodes import raise_proposal
 from ..worklist import CORRECTED, DONE, NEW, PROPOSED, SPECS, STATUSES, ConflictError
 from ..worklist_scene import WorklistReading
 
@@ -354,6 +355,8 @@ class WorklistPanel:
         if flow.kinds:
             self.state.si_kind = flow.kind
         station._show(flow, fit=True)
+        if flow.ai_segmentation is not None and flow.segmentation is not None:
+            raise_proposal(flow.ai_segmentation)  # the restored copy's fill came last: the AI's outline over it again
         saved = reading.labels()
         self._set("si_wl_labels", module, {f.name: saved.get(f.name, "") for f in reading.worklist.spec.fields})
         self._set("si_wl_case", module, case.case_id)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
 
 pytest.importorskip("trame_slicer")
 pytest.importorskip("playwright.sync_api")
@@ -245,6 +246,9 @@ def test_two_stations_saving_one_case_the_second_is_told(page, cohort, tmp_path_
         _wait_open(other, ids[1])  # where the reader of the first station stopped
         other.locator("#si-wl-table tbody tr").first.click()
         _wait_open(other, ids[0])  # opened at the revision saved in the first test
+        saved = sitk.GetArrayFromImage(sitk.ReadImage(str(cohort / "smartimaging" / MAMMO / "cases" / ids[0]
+                                                           / "corrected.seg.nrrd")))
+        assert segment_counts(other)["Breast mass"] == np.count_nonzero(saved)  # the reader's ROI restored
         assert _green(other) > 20  # the restored AI proposal outlined over the reader's corrected copy
         page.locator("#si-wl-table tbody tr").first.click()  # the first station's page shows a sample now
         _wait_open(page, ids[0])

@@ -160,6 +160,7 @@ def test_read_a_worklist_correct_save_resume(page, cohort, screenshots):
     assert record["roi_source"] == "reader edited" and 0.5 < record["dice_ai_vs_corrected"] < 1
     dice = page.locator("#si-wl-table tbody tr").first.locator("td").nth(2).inner_text()
     assert dice == f"{record['dice_ai_vs_corrected']:.2f}"
+    page.locator("#si-wl-folder").scroll_into_view_if_needed()  # the section from its top
     page.screenshot(path=str(screenshots / "web-worklist-saved.png"))
 
     page.locator("#si-wl-label-note").fill("spiculated margin")  # an unsaved edit: moving asks first

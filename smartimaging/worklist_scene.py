@@ -19,6 +19,7 @@ from .segmentation_nodes import (
     ROI_SOURCE,
     ROLE,
     labels_from_segmentation,
+    raise_proposal,
     segmentation_from_labels,
 )
 from .segments import MAMMO_SEGMENTS, SegmentSpec
@@ -216,5 +217,7 @@ class WorklistReading:
             flow.draw_by_hand()
         if corrected_path.is_file():
             set_segments(flow.scene, flow.segmentation, flow.primary, read(corrected_path), segments)
+            if flow.ai_segmentation is not None:
+                raise_proposal(flow.ai_segmentation)  # the copy's new segments came last: the AI's outline over them
         if record.get("roi_source") == DRAWN:
             flow.segmentation.SetAttribute(ROI_SOURCE, DRAWN)

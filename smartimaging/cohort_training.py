@@ -44,6 +44,7 @@ CLASSES = {"MammoRadiomics": ("benign", "malignant"),  # the modules whose class
            "BoneScanBSTBI": ("without metastasis", "with metastasis")}  # the names of their labels 0 and 1
 TRAINABLE = tuple(CLASSES)
 BONESCAN_EPOCHS = 30
+SMALL_COHORT_CLASSIFIERS = ("lr", "rf")  # the search's classifiers below 10 cases of a class (no calibrated SVM)
 CANCELLED = "Cancelled: no model was written"
 
 Progress = Callable[[float, str], None]
@@ -215,9 +216,12 @@ def _train_mammo(scratch: Path, name: str, seed: int, method: str, kind: str, se
                        "Correct those cases' ROIs or save more cases, then train again.")
     check()
     folds = 5 if min(counts) >= 2 * 5 else 3  # nested CV: each outer training fold keeps `folds` per class
+    space = dict(search_space or {})
+    if folds == 3:  # the SVM's Platt calibration (5 folds inside) needs 5 cases of each class in every inner fold
+        space.setdefault("classifiers", SMALL_COHORT_CLASSIFIERS)
     progress(0.65, f"fitting {METHODS[method]} ({folds}-fold patient-grouped CV"
                    + (", several minutes)" if method == "search" else ")"))
-    card = train_from_features(features, scratch, name, kind if method == "preset" else None, search_space,
+    card = train_from_features(features, scratch, name, kind if method == "preset" else None, space,
                                split=None, folds=folds, seed=seed, validation_split=None, outer_folds=folds)
     return card, counts, len(failures)
 

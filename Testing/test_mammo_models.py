@@ -156,3 +156,15 @@ def test_train_and_evaluate_commands(tmp_path):
     assert {"mcnemar", "metrics"} <= set(report["reader"])
     assert (tmp_path / "eval" / "roc.png").is_file()
     assert len(json.loads((tmp_path / "eval" / "selected_features.json").read_text(encoding="utf-8"))) == 13
+    # a worklist's manifest leaves BI-RADS blank where the reader gave none: the reader is compared where it was given
+    with open(features, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**row, "birads": row["birads"] if index % 3 else ""} for index, row in enumerate(rows))
+    assert main(["mammo", "evaluate", "--model", str(tmp_path / "models" / "m1.json"), "--features", str(features),
+                 "--out", str(tmp_path / "eval")]) == 0
+    report = json.loads((tmp_path / "eval" / "evaluation.json").read_text(encoding="utf-8"))
+    called = sum(1 for index in range(56, 80) if index % 3)
+    assert report["reader"]["cases"] == called < report["cases"] == 24
+    assert f"on the {called} of 24 lesions with a BI-RADS category" in (tmp_path / "eval" / "table.txt").read_text(
+        encoding="utf-8")

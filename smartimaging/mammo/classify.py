@@ -235,11 +235,14 @@ def evaluate_features(card_path, features_csv, out_dir, split: str | None = "tes
                  "retrain to record it")
     lines += [f"{name.upper():<4} {getattr(metrics, name).as_text()}" for name in
               ("accuracy", "sensitivity", "specificity", "ppv", "npv")]
-    if reader_column in rows[0]:
-        reader = reader_labels([row[reader_column] for row in rows])
-        reader_metrics = binary_metrics(y, reader)
-        report["reader"] = {"metrics": reader_metrics.as_dict(), "mcnemar": mcnemar(y, predictions, reader)}
-        lines.append(f"Reader (BI-RADS 4b-5 malignant): ACC {reader_metrics.accuracy.as_text()}, "
+    called = np.array([bool(row.get(reader_column, "").strip()) for row in rows])  # a worklist leaves it blank
+    if called.any():
+        reader = reader_labels([row[reader_column] for row, has in zip(rows, called, strict=True) if has])
+        reader_metrics = binary_metrics(y[called], reader)
+        report["reader"] = {"metrics": reader_metrics.as_dict(), "cases": int(called.sum()),
+                            "mcnemar": mcnemar(y[called], predictions[called], reader)}
+        on = "" if called.all() else f", on the {int(called.sum())} of {len(rows)} lesions with a BI-RADS category"
+        lines.append(f"Reader (BI-RADS 4b-5 malignant{on}): ACC {reader_metrics.accuracy.as_text()}, "
                      f"SEN {reader_metrics.sensitivity.as_text()}, SPE {reader_metrics.specificity.as_text()}")
         lines.append(f"McNemar model vs reader: p = {report['reader']['mcnemar']['p_exact']:.3f} (exact), "
                      f"{report['reader']['mcnemar']['p_chi2']:.3f} (chi-square)")

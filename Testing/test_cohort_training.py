@@ -15,6 +15,7 @@ from smartimaging.cohort_training import (
     card_summary,
     cohort_models,
     evaluate_model,
+    model_choices,
     models_folder,
     train_from_worklist,
 )
@@ -105,6 +106,11 @@ def test_the_card_says_what_the_model_was_trained_on(saved, trained):
     assert dict(card_summary(card_path))["Trained on"].endswith("(train and val splits): 7 benign, 6 malignant")
     assert cohort_models(saved.out, MAMMO, "mass") == [card_path]
     assert cohort_models(saved.out, MAMMO, "calcification") == []
+    demo, *trained_here = model_choices(MAMMO, saved.out, "mass")
+    assert demo[0] == "mammo-mass-classifier-demo (demo weights)" and demo[1].is_file() and demo[2]
+    assert ("mammo-mass-site (trained on this cohort)", card_path, False) in trained_here
+    assert [title for title, _, _ in model_choices(MAMMO, None, "calcification")] == [
+        "mammo-calcification-classifier-demo (demo weights)"]
     assert [row[0] for row in card_summary(card_path)] == ["Model", "Trained on", "Training estimate",
                                                            "Intended use"]
 

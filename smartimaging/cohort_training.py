@@ -35,6 +35,7 @@ from .errors import CancelledError, InputError, ModelError
 from .io import atomic_files, atomic_output_dir
 from .manifest import read_manifest, write_manifest
 from .models.registry import MAX_CARD_BYTES, check_model_name, read_json_limited, sha256_of
+from .models.registry import models_dir as default_models_dir
 
 MODELS_FOLDER = "models"
 MIN_TRAINING_PER_CLASS = 5
@@ -418,6 +419,29 @@ def _write_evaluation(folder: Path, report: dict, y: np.ndarray, scores: np.ndar
 
 
 # ---- the models a module can use --------------------------------------------------------------------------------
+
+def demo_classifier(module: str, kind: str | None = None) -> str:
+    """The id of the module's demo classifier (mammography: of the lesion kind)."""
+    _check_module(module)
+    if module == "MammoRadiomics":
+        from .mammo.predict import CLASSIFIER_IDS
+
+        return CLASSIFIER_IDS[kind or "mass"]
+    from .bonescan.pipeline import CLASSIFIER_ID
+
+    return CLASSIFIER_ID
+
+
+def model_choices(module: str, out_folder: str | os.PathLike | None, kind: str | None = None,
+                  directory: str | os.PathLike | None = None) -> list[tuple[str, Path, bool]]:
+    """What a Model selector offers, for either GUI: (title, card, is the demo) of the module's demo classifier (in
+    `directory`, default the models folder) and of the models trained in the worklist's cohort (`out_folder`, None
+    when no worklist is open) for the lesion `kind`."""
+    demo = demo_classifier(module, kind)
+    choices = [(f"{demo} (demo weights)", Path(directory or default_models_dir()) / f"{demo}.json", True)]
+    cards = cohort_models(out_folder, module, kind) if out_folder is not None else []
+    return choices + [(f"{card.parent.name} (trained on this cohort)", card, False) for card in cards]
+
 
 def cohort_models(out_folder: str | os.PathLike, module: str, kind: str | None = None) -> list[Path]:
     """The cards of the models trained in a worklist's cohort for `module` (and the lesion kind), by name; a

@@ -18,11 +18,9 @@ from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 from trame_server.utils.asynchronous import create_task
 
-from ..bonescan.pipeline import CLASSIFIER_ID
-from ..cohort_training import METHODS, TRAINABLE, card_summary, cohort_models, model_card_path
+from ..cohort_training import METHODS, TRAINABLE, card_summary, model_card_path, model_choices
 from ..errors import SmartImagingError
-from ..mammo.predict import CLASSIFIER_IDS
-from ..models.registry import check_model_name, models_dir
+from ..models.registry import check_model_name
 from ..worker import WorkerProcess
 from ..worklist import OUTPUT_FOLDER
 
@@ -42,6 +40,7 @@ class TrainingPanel:
         self.station = station
         self.state = state = station.state
         self._worker: WorkerProcess | None = None
+        self._demo: dict[str, Path] = {}  # module -> the demo classifier's card
         modules = [m for m in station.flows if m in TRAINABLE]
         state.si_tr_modules = modules
         state.si_tr_models = {m: [] for m in modules}
@@ -125,11 +124,10 @@ class TrainingPanel:
     def refresh(self, module: str) -> None:
         """List the demo classifier and the cohort's models of the lesion kind; the choice is kept while listed,
         else it goes back to the demo classifier."""
-        kind = getattr(self.station.flows[module], "kind", None)  # mammography's lesion kind
-        out = self._out_folder(module)
-        cards = cohort_models(out, module, kind) if out is not None else []
-        items = [{"value": DEMO, "title": f"{self._demo_id(module)} (demo weights)"}]
-        items += [{"value": str(card), "title": f"{card.stem} (trained on this cohort)"} for card in cards]
+        flow = self.station.flows[module]
+        choices = model_choices(module, self._out_folder(module), getattr(flow, "kind", None), flow.models_dir)
+        self._demo[module] = choices[0][1]
+        items = [{"value": DEMO if demo else str(card), "title": title} for title, card, demo in choices]
         chosen = self.state.si_tr_model[module]
         self._set("si_tr_models", module, items)
         self.on_select(module, chosen if any(item["value"] == chosen for item in items) else DEMO)
@@ -140,15 +138,11 @@ class TrainingPanel:
         value = value or DEMO
         flow.classifier_card = Path(value) if value else None
         self._set("si_tr_model", module, value)
-        card = Path(value) if value else Path(flow.models_dir or models_dir()) / f"{self._demo_id(module)}.json"
+        card = Path(value) if value else self._demo[module]
         try:
             self._set("si_tr_card", module, card_summary(card))
         except SmartImagingError as exc:
             self._set("si_tr_card", module, [["Card", str(exc)]])
-
-    def _demo_id(self, module: str) -> str:
-        flow = self.station.flows[module]
-        return CLASSIFIER_IDS[flow.kind] if module == "MammoRadiomics" else CLASSIFIER_ID
 
     def _on_context_changed(self, **_kwargs) -> None:
         for module in self.state.si_tr_modules:

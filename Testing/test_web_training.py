@@ -2,8 +2,8 @@
 mammography phantom worklist whose cases were saved (test_cohort_training.save_cases) is opened; Train writes a
 model (progress shown, the card in the Model section), Evaluate shows the held-out table (AUC with its CI, SEN/SPE/ACC
 with counts, the training CV estimate, Dice) and the ROC image; the new model chosen in the Model selector shows its
-card, and Compute names it in the result table. Screenshots go to $SMARTIMAGING_SCREENSHOTS or to pytest's
-temporary folder."""
+card, and Compute names it in the result table; a Train cancelled midway leaves no model folder. Screenshots go
+to $SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder."""
 
 from __future__ import annotations
 
@@ -57,12 +57,22 @@ def test_train_evaluate_choose_and_compute(cohort, tmp_path_factory):
                                timeout=60_000)
         wait_for_case(page, 60_000)
 
+        models = cohort / "smartimaging" / MAMMO / "models"
+        page.locator("#si-tr-name").fill("cancelled-1")  # Cancel during the features: nothing left behind
+        page.locator("#si-tr-train").click()
+        page.wait_for_function("document.querySelector('#si-tr-progress')?.innerText.includes('radiomics "
+                               "features of')", timeout=60_000)
+        page.locator("#si-tr-cancel").click()
+        page.wait_for_function("document.querySelector('#si-tr-error')?.innerText === 'Cancelled: no model was "
+                               "written'", timeout=30_000)
+        assert not any(p.name.startswith((".cancelled-1", "cancelled-1")) for p in models.iterdir())
+
         page.locator("#si-tr-name").fill(NAME)
         page.locator("#si-tr-train").click()
         page.locator("#si-tr-progress").wait_for(timeout=30_000)  # the job's progress in the page
         page.wait_for_function(f"document.querySelector('#si-tr-info')?.innerText.startsWith('Model {NAME} "
                                "trained')", timeout=240_000)
-        card = cohort / "smartimaging" / MAMMO / "models" / NAME / f"{NAME}.json"
+        card = models / NAME / f"{NAME}.json"
         assert json.loads(card.read_text(encoding="utf-8"))["training"]["data"]["train_cases"] == 13
 
         page.locator("#si-tr-evaluate").click()

@@ -10,11 +10,15 @@ patients, `worklist.stable_split`: a patient never changes split as cases are ad
 `evaluate_model`: AUC with DeLong 95 % CI, SEN/SPE/ACC at the card's Youden cutoff with counts, Dice of the AI's
 proposals against the reader's corrections, and the ROC curve.
 
+Bone scan: the crop classifier network (`bonescan.train`) on the train rows' corrected label maps, its epoch and
+case cutoff chosen on the val rows; evaluated on the test rows by `bonescan evaluate` with this classifier and the
+demo segmenter (the same table, and the segmenter's Dice against the corrections).
+
 Training needs at least MIN_TRAINING_PER_CLASS patients of each class among the train and val rows (the smallest
 cross-validation: 3 patient-grouped folds of at least one patient of each class, and nested CV inside them);
 evaluation needs at least one case of each class among the test rows (an AUC compares the two). A model is written
 in a hidden scratch folder beside the others and renamed at the end: a refusal, an error or a cancel leaves no
-model folder.
+model folder. `model_choices` is what a Model selector offers (the demo classifier and the cohort's models).
 """
 
 from __future__ import annotations

@@ -127,6 +127,7 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._steps = None
+        self._training = None
 
     def setup(self) -> None:
         """Called when the user opens the module the first time and the widget is initialized."""
@@ -163,6 +164,9 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self._worklist = WorklistSection(self.layout, self.logic.flow, lambda: self._parameterNode,
                                          self._showSegmentation)  # the worklist over this module's flow
+        from smartimaging.desktop_training import TrainingSection
+
+        self._training = TrainingSection(self.layout, self._worklist)  # the Model selector, Train and Evaluate
 
         self.initializeParameterNode()
 
@@ -170,6 +174,8 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Called when the application closes and the module widget is destroyed."""
         if self._steps:
             self._steps.abandon()
+        if self._training:
+            self._training.abandon()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -235,6 +241,7 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.computeButton.enabled = bool(p and p.anteriorVolume and (p.editedSegmentation or p.aiSegmentation)
                                              and not running)
         self.ui.compareButton.enabled = bool(p and p.resultTable and p.baselineTable)
+        self._training.update()  # the Model list follows the open worklist
         if p and p.editedSegmentation:
             self.ui.segmentEditorWidget.setSegmentationNode(p.editedSegmentation)
             self.ui.segmentEditorWidget.setSourceVolumeNode(p.anteriorVolume)

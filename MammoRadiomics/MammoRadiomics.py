@@ -113,6 +113,7 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._steps = None
+        self._training = None
 
     def setup(self) -> None:
         """Called when the user opens the module the first time and the widget is initialized."""
@@ -140,6 +141,9 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self._worklist = WorklistSection(self.layout, self.logic.flow, lambda: self._parameterNode,
                                          self._showSegmentation)  # the worklist over this module's flow
+        from smartimaging.desktop_training import TrainingSection
+
+        self._training = TrainingSection(self.layout, self._worklist)  # the Model selector, Train and Evaluate
 
         self.initializeParameterNode()
 
@@ -147,6 +151,8 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Called when the application closes and the module widget is destroyed."""
         if self._steps:
             self._steps.abandon()
+        if self._training:
+            self._training.abandon()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -205,6 +211,7 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.batchButton.enabled = bool(p and not busy and _isFolder(p.batchFolder)
                                            and _isFolder(p.batchOutputFolder.parent))
         self.ui.batchCancelButton.enabled = busy
+        self._training.update(p.lesionKind if p else self.logic.flow.kind)  # the worklist's models of the kind
         if p and p.editedSegmentation:
             self.ui.segmentEditorWidget.setSegmentationNode(p.editedSegmentation)
             self.ui.segmentEditorWidget.setSourceVolumeNode(p.inputVolume)

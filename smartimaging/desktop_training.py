@@ -19,7 +19,8 @@ section (`TrainingSection`) only shows it, with Qt, CTK and Slicer APIs as Slice
   with setFlags / flags and qt.Qt.ItemIsEditable (DICOMLib/DICOMBrowser.py);
 - qt.QPixmap(path) shown by QLabel.setPixmap (Docs/developer_guide/script_repository/plots.md), scaled to a qt.QSize
   (ExtensionWizard.py) with qt.Qt.KeepAspectRatio (DataProbe.py) and Qt.SmoothTransformation
-  (Base/QTGUI/qSlicerExtensionsLocalWidget.cxx's pixmap.scaled)."""
+  (Base/QTGUI/qSlicerExtensionsLocalWidget.cxx's pixmap.scaled), emptied with qt.QPixmap() (DataProbe.py);
+- slicer.util.tryWithErrorDisplay (Base/Python/slicer/util.py)."""
 
 from __future__ import annotations
 

@@ -137,13 +137,14 @@ def _print(payload: dict) -> None:
     print(json.dumps(payload), flush=True)
 
 
-def _bonescan_models(directory, device: str, classifier: str | None = None):
-    """The bone-scan networks: the demo classifier, or the card `classifier` (a model trained on a cohort)."""
+def _bonescan_models(directory, device: str, classifier: str | None = None, segmenter: str | None = None):
+    """The bone-scan networks: the demo ones, or the cards `classifier` (a model trained on a cohort) and
+    `segmenter` (a fine-tuned U-Net)."""
     from .bonescan.pipeline import CLASSIFIER_ID, SEGMENTER_ID, BoneScanModels
 
-    classifier = classifier or CLASSIFIER_ID
-    return MODELS.get("bonescan", (classifier, SEGMENTER_ID), directory, device,
-                      lambda: BoneScanModels.load(classifier, directory=directory, device=device))
+    classifier, segmenter = classifier or CLASSIFIER_ID, segmenter or SEGMENTER_ID
+    return MODELS.get("bonescan", (classifier, segmenter), directory, device,
+                      lambda: BoneScanModels.load(classifier, segmenter, directory, device))
 
 
 def _dce_synthesizer(directory, device: str):
@@ -170,10 +171,11 @@ def _bonescan_segment(args) -> None:
     images = [read_volume(p) for p in paths]
     study = study_from_images(images, paths, view_names=args.views.split(",") if args.views else None)
     emit("progress", fraction=0.05, message="loading models")
-    models = _bonescan_models(args.models_dir, args.device, args.classifier)
+    models = _bonescan_models(args.models_dir, args.device, args.classifier, args.segmenter)
     result = analyse(study, models, progress=lambda f, m: emit("progress", fraction=0.1 + 0.85 * f, message=m))
-    if args.classifier:  # its card is not in the models folder: the result names where it is
-        result.models = [{**result.models[0], "card": str(Path(args.classifier).resolve())}, *result.models[1:]]
+    for index, card in enumerate((args.classifier, args.segmenter)):
+        if card:  # a card outside the models folder: the result names where it is
+            result.models[index] = {**result.models[index], "card": str(Path(card).resolve())}
     names = [f"labels_{index}.nrrd" for index in range(len(study.images))]
     with atomic_output_dir(args.output_dir) as scratch:  # a cancel leaves no partial label files
         for name, image, labels in zip(names, study.images, source_labelmaps(study, result.labelmaps), strict=True):
@@ -374,6 +376,7 @@ def _parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> ar
     parser.add_argument("--module", help="the worklist's module (cohort-train, cohort-evaluate)")
     parser.add_argument("--method", choices=["preset", "search"], default="preset", help="cohort-train")
     parser.add_argument("--classifier", help="a classifier card (.json) instead of the demo one (bonescan-segment)")
+    parser.add_argument("--segmenter", help="a U-Net card (.json) instead of the demo one (bonescan-segment)")
     return parser
 
 

@@ -39,6 +39,7 @@ class BoneScanFlow(Flow):
         self.acquisition: dict = {}  # of the loaded file, what a follow-up compares (`followup.acquisition`)
         self.other_views: list[tuple] = []  # (AI node or None, reader's segmentation) of each further scan volume
         self.classifier_card = None  # the Model selector's choice (a cohort's model card); None: the demo classifier
+        self.segmenter_card = None  # the Proposal network selector's choice (a fine-tuned card); None: the demo U-Net
 
     def read(self, role, path):
         from ..display import read_header
@@ -173,6 +174,7 @@ class BoneScanFlow(Flow):
         with tempfile.TemporaryDirectory(prefix="smartimaging-bonescan-") as folder:
             inputs = bonescan_scene.write_volumes_for_worker(volumes, Path(folder))
             chosen = ["--classifier", str(self.classifier_card)] if self.classifier_card else []
+            chosen += ["--segmenter", str(self.segmenter_card)] if self.segmenter_card else []
             event = yield Job("bonescan-segment", ["--input", *map(str, inputs), "--output-dir",
                                                    str(Path(folder) / "out"), "--views", ",".join(self.view_names),
                                                    *chosen])

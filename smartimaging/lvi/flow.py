@@ -23,6 +23,7 @@ class LVIFlow(Flow):
     draw_hint = "Paint the lesion on every slice it covers in the Segment Editor, then compute."
     roi_name = "lesion VOI"
     drawn_segments = (BREAST_MASS,)
+    segmenter_card = None  # the Proposal network selector's choice (a fine-tuned card); None: the demo U-Net
 
     @property
     def primary(self):
@@ -45,8 +46,9 @@ class LVIFlow(Flow):
             raise InputError("Place a point on the lesion first")  # before the network is loaded
         progress(0.1, "segmenting the lesion around the point")
         yield
-        segmenter = MODELS.get("lvi-segment", (SEGMENTER_ID,), self.models_dir, self.device,
-                               lambda: LesionSegmenter.load(self.models_dir, self.device))  # reloaded if changed
+        model = str(self.segmenter_card) if self.segmenter_card else SEGMENTER_ID
+        segmenter = MODELS.get("lvi-segment", (model,), self.models_dir, self.device,
+                               lambda: LesionSegmenter.load(self.models_dir, self.device, model))  # reloaded if changed
         self._keep_segmentation(lvi_scene.segment(self.scene, self.primary, self.point_node, segmenter,
                                                   self.point_node.GetNumberOfControlPoints() - 1))
 

@@ -46,6 +46,7 @@ class MammoFlow(Flow):
         self.pixel_mm: float | None = None  # the reader's pixel size for files that store none
         self.mammogram = None  # the last file read, for its pixel-size record
         self.classifier_card = None  # the Model selector's choice (a cohort's model card); None: the kind's demo one
+        self.segmenter_card = None  # the Proposal network selector's choice (a fine-tuned card); None: the demo U-Net
 
     def set_kind(self, kind: str) -> None:
         """The lesion kind the reader chose: the reader's ROI (drawn, or the edited copy) is renamed after it, its
@@ -96,14 +97,14 @@ class MammoFlow(Flow):
         return (MAMMO_SEGMENTS[self.kind],)
 
     def segmenter(self):
-        """The kind's segmentation network, kept loaded while its card and weights are unchanged on disk (changed
-        ones are loaded and checked again, never served stale)."""
+        """The kind's segmentation network (the demo U-Net, or `segmenter_card`), kept loaded while its card and
+        weights are unchanged on disk (changed ones are loaded and checked again, never served stale)."""
         from ..worker import MODELS
         from .segment import SEGMENTER_IDS, MammoSegmenter
 
-        kind = self.kind
-        return MODELS.get(f"mammo-{kind}", (SEGMENTER_IDS[kind],), self.models_dir, self.device,
-                          lambda: MammoSegmenter.load(kind, self.models_dir, self.device))
+        kind, card = self.kind, self.segmenter_card
+        return MODELS.get(f"mammo-{kind}", (str(card) if card else SEGMENTER_IDS[kind],), self.models_dir,
+                          self.device, lambda: MammoSegmenter.load(kind, self.models_dir, self.device, card))
 
     def _segment(self, progress, box=None):
         from . import scene as mammo_scene

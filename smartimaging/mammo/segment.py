@@ -28,10 +28,12 @@ from ..models.nets import (
     card_number,
     card_sizes,
     check_architecture,
+    checked_card,
     mirror_averaged,
     pick_device,
     prepare_for_inference,
 )
+from ..models.registry import read_card
 from .images import Mammogram, load_mammogram, pixel_size
 from .prompts import PATCH, POINT_SIGMA, network_input, patch_origin, resample, scaled
 
@@ -64,9 +66,24 @@ class MammoSegmenter:
         self.model.network = prepare_for_inference(model.network, device)
 
     @classmethod
-    def load(cls, kind: str, directory=None, device: str = "auto") -> MammoSegmenter:
+    def load(cls, kind: str, directory=None, device: str = "auto", card=None) -> MammoSegmenter:
+        """The kind's demo U-Net, or the model card `card` (a fine-tuned U-Net), its card checked as a `kind` U-Net
+        before and after the registry loads it (sha256, safetensors, size limits)."""
         chosen = pick_device(device)
-        return cls(load_model(SEGMENTER_IDS[kind], directory, chosen), chosen)
+        if card is None:
+            return cls(load_model(SEGMENTER_IDS[kind], directory, chosen), chosen)
+
+        def check(content: dict) -> None:
+            card_kind = checked_card(path.name, check_segmenter_card, content)
+            if card_kind != kind:
+                raise InputError(f"The proposal network {path.stem} segments {card_kind} lesions, not {kind} "
+                                 f"lesions: choose a {kind} network")
+
+        content, path = read_card(card)
+        check(content)
+        model = load_model(path, device=chosen)
+        check(model.card)  # the card as loaded
+        return cls(model, chosen)
 
     @property
     def pixel_mm(self) -> float | None:

@@ -99,10 +99,11 @@ def test_the_fine_tuned_networks_are_listed_beside_the_demo_one(cohort, tmp_path
     metrics = json.loads(card.read_text(encoding="utf-8"))["metrics"]
     assert rows["Model"] == f"{NAME} 1.0.0"
     assert rows["Trained on"] == ("the corrected ROIs of manifest.csv: 3 train cases, 2 val cases, "
-                                  "3 held out cases")
+                                  "3 held-out cases")
     assert rows["Dice before → after"] == (f"{metrics['dice_before']:.3f} → {metrics['dice_after']:.3f} on "
                                            "3 held-out mammograms ('test' split)")
     assert rows["Fine-tuned from"].startswith("mammo-mass-unet-demo 2.0.0 (sha256 ")
+    assert rows["Fine-tuned from"].endswith("…), 1 epoch")
     assert rows["Phantom"].startswith("yes") and "synthetic phantoms" in rows["Intended use"]
     assert dict(proposal_summary(models_dir() / "mammo-mass-unet-demo.json"))["Dice"].startswith("0.944 on 40 fresh")
 
@@ -214,3 +215,117 @@ def test_too_few_corrected_cases_say_what_minimum_applies(cohort, tmp_path):
         "worklist has 3 train, 0 val and 0 test mass cases done.")
     with pytest.raises(InputError, match="has 0 train, 0 val and 0 test calcification cases done"):
         check_finetune_data(MAMMO, manifest, "calcification")
+
+
+def test_station_fine_tunes_on_the_worklist_and_segments_with_the_new_network(tmp_path_factory, tmp_path):
+    """Headless Chromium on an 8-case mammography phantom worklist: Fine-tune (1 epoch) shows Dice before → after on
+    the held-out cases as the new card records them, selects the new network, and Segment's kept proposal names it.
+    Its screenshot goes to $SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder."""
+    pytest.importorskip("trame_slicer")
+    pytest.importorskip("playwright.sync_api")
+    from PIL import Image
+    from test_cohort_training import save_cases
+    from web_station import (
+        click_and_wait_idle,
+        image_point_on_page,
+        open_module,
+        reset_views_when_sized,
+        screenshot_folder,
+        station_page,
+        wait_for_case,
+    )
+
+    from smartimaging.mammo.cohort import write_mammo_phantom_cohort
+
+    cohort = tmp_path / "cohort"
+    write_mammo_phantom_cohort(cohort, 8, seed=5, kind="mass")
+    save_cases(cohort)
+    card = proposal_card_path(_out(cohort), NAME)
+    shots = screenshot_folder(tmp_path_factory)
+    with station_page(tmp_path_factory, ready_timeout_ms=120_000) as (page, _process):
+        open_module(page, "Mammography Rad-score", 120_000)
+        page.locator("#si-wl-folder").fill(str(cohort))
+        page.locator("#si-wl-open-folder").click()
+        page.wait_for_function("document.querySelector('#si-wl-case')?.innerText.startsWith('Case ')",
+                               timeout=60_000)
+        wait_for_case(page, 60_000)
+        assert page.locator("#si-pn-name").input_value() == NAME
+        assert "mammo-mass-unet-demo" in page.inner_text("#si-pn-card")
+
+        page.locator("#si-pn-epochs").fill("1")
+        page.locator("#si-pn-phantom").check()
+        page.locator("#si-pn-finetune").click()
+        page.locator("#si-pn-dice").wait_for(timeout=180_000)
+        metrics = json.loads(card.read_text(encoding="utf-8"))["metrics"]
+        rows = page.locator("#si-pn-dice tr")
+        shown = dict(rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count()))
+        assert shown["Dice before → after"] == (f"{metrics['dice_before']:.3f} → {metrics['dice_after']:.3f} "
+                                                "(PHANTOM numbers)")
+        assert shown["Measured on"] == "3 held-out mammograms ('test' split)" and metrics["phantom"]
+        assert page.evaluate("window.trame.state.get('si_pn_model').MammoRadiomics") == str(card)
+        assert f"{NAME} 1.0.0" in page.inner_text("#si-pn-card")
+        assert page.locator("#si-pn-name").input_value() == "mass-unet-ft-2"
+        page.locator("#si-proposal").screenshot(path=str(shots / "station_proposal_network.png"))
+
+        case_id = page.inner_text("#si-wl-case").removeprefix("Case ")
+        mask = np.asarray(Image.open(cohort / "masks" / f"{case_id}.png")) > 0
+        rows_, cols = np.nonzero(mask)
+        reset_views_when_sized(page)
+        page.get_by_role("button", name="Place lesion point").click()
+        page.mouse.click(*image_point_on_page(page, mask.shape[::-1], (cols.mean(), rows_.mean())))
+        page.wait_for_function("!window.trame.state.get('si_placing')", timeout=10_000)
+        click_and_wait_idle(page, "Segment")
+        record = _out(cohort) / "cases" / case_id / "case.json"
+        page.wait_for_function("document.querySelector('#si-segments')?.innerText.length > 0", timeout=10_000)
+        assert json.loads(record.read_text(encoding="utf-8"))["model"]["id"] == NAME
+
+
+def test_the_panel_refuses_too_few_cases_and_a_cancel_leaves_no_model_folder(cohort, tmp_path):
+    """The section's callbacks on a trame state, without a browser: a worklist with no done case is refused with the
+    core's message; a fine-tuning cancelled while it trains leaves no model folder and says so."""
+    import asyncio
+    from types import SimpleNamespace
+
+    pytest.importorskip("trame_slicer")
+    from trame.app import get_server
+
+    from smartimaging.mammo.flow import MammoFlow
+    from smartimaging.web.proposal_panel import ProposalPanel
+
+    state = get_server("proposal-panel-test", client_type="vue3").state
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    state.si_wl_open = {MAMMO: str(empty)}
+    station = SimpleNamespace(state=state, flows={MAMMO: MammoFlow(create_headless_scene(), "cpu")},
+                              _scratch=SimpleNamespace(name=str(tmp_path)))
+    panel = ProposalPanel(station)
+    assert state.si_pn_name[MAMMO] == "mass-unet-ft-1" and not state.si_pn_phantom[MAMMO]
+    panel.on_finetune(MAMMO)
+    assert state.si_pn_error[MAMMO].startswith("No case of this worklist is done yet") and not state.si_pn_running
+
+    state.si_wl_open = {MAMMO: str(tmp_path / "worklists" / MAMMO)}  # the station's phantom worklist
+    panel.refresh(MAMMO)
+    assert state.si_pn_phantom[MAMMO]
+    state.si_wl_open = {MAMMO: str(cohort)}
+    panel.refresh(MAMMO)
+    assert not state.si_pn_phantom[MAMMO]
+    name = state.si_pn_name[MAMMO]
+    assert name == "mass-unet-ft-2" and [item["title"] for item in state.si_pn_models[MAMMO]][1:] == [
+        f"{NAME} (fine-tuned on this cohort)"]
+    state.si_pn_epochs = {MAMMO: "200"}
+
+    async def cancel_while_training() -> None:
+        panel.on_finetune(MAMMO)
+        assert state.si_pn_running == MAMMO
+        for _ in range(1200):
+            if state.si_pn_message.startswith("fine-tuning for 200 epochs"):
+                break
+            await asyncio.sleep(0.1)
+        panel.on_cancel()
+        while state.si_pn_running:
+            await asyncio.sleep(0.1)
+
+    asyncio.run(cancel_while_training())
+    assert state.si_pn_error[MAMMO] == "Cancelled: no network was written"
+    assert not (_out(cohort) / "models" / "_proposal" / name).exists()
+    assert state.si_pn_dice[MAMMO] == [] and state.si_pn_model[MAMMO] == ""

@@ -137,12 +137,15 @@ def proposal_summary(card_path: str | os.PathLike) -> list[list[str]]:
     start = metrics.get("fine_tuned_from")
     if isinstance(start, dict):
         data = training.get("data") if isinstance(training.get("data"), dict) else {}
-        counts = ", ".join(f"{value} {key.replace('_', ' ')}" for key, value in data.items() if key != "manifest")
+        counts = ", ".join(f"{value} {key.replace('held_out', 'held-out').replace('_', ' ')}"
+                           for key, value in data.items() if key != "manifest")
         rows += [["Trained on", f"the corrected ROIs of {data.get('manifest', 'a manifest')}: {counts}"],
                  ["Dice before → after", f"{_number(metrics.get('dice_before'))} → {_number(metrics.get('dice_after'))}"
                                          f" on {_held_out(card, metrics)}"],
                  ["Fine-tuned from", f"{start.get('id')} {start.get('version')} (sha256 "
-                                     f"{str(start.get('sha256'))[:12]}…), {training.get('epochs')} epochs"],
+                                     f"{str(start.get('sha256'))[:12]}…), "
+                                     + (counted(training["epochs"], "epoch") if isinstance(training.get("epochs"), int)
+                                        else "epochs not recorded")],
                  ["Phantom", "yes: synthetic phantoms, not real-data numbers" if metrics.get("phantom") else
                   "no: the cohort's own cases"]]
     else:

@@ -55,6 +55,7 @@ from .explain_panel import init_state as init_explanations
 from .explain_panel import publish as publish_explanations
 from .heatmap_panel import HeatMapPanel
 from .pixel_field import PixelSizeField
+from .proposal_panel import ProposalPanel
 from .teaching_panel import TeachingPanel
 from .training_panel import TrainingPanel
 from .view_fit import FitWhenSized
@@ -179,6 +180,7 @@ class ReadingStation(TrameApp):
         self._init_state()
         self.worklist_panel = WorklistPanel(self)
         self.training_panel = TrainingPanel(self)  # the Model selector; Train / Evaluate on the worklist's cohort
+        self.proposal_panel = ProposalPanel(self)  # the network Segment uses; fine-tuning on the worklist's cohort
         self.downloads_panel = DownloadsPanel(self, Path(self._scratch.name) / "downloads")
         self.teaching_panel = TeachingPanel(self, Path(self._scratch.name) / "teaching")  # student mode, score sheet
         self.display = DisplayPanel(self, {**{tag: f"frame {index}" for index, tag in enumerate(FRAME_VIEWS)},
@@ -268,6 +270,7 @@ class ReadingStation(TrameApp):
                 self._case_panel()
                 self.display.build()
                 self.training_panel.build()
+                self.proposal_panel.build()
                 self.teaching_panel.build()
                 self._step_panel()
                 self._result_panel()

@@ -263,3 +263,20 @@ def test_written_files_are_complete_json(cohort):
     written = sitk.ReadImage(str(worklist.case_folder(case_id) / "corrected.seg.nrrd"))
     assert written.GetMetaData("Segment0_Name") == MAMMO_SEGMENTS["mass"].name
     write_image(written, worklist.out / "copy.nrrd")  # a complete, readable file
+
+
+def test_a_bone_scan_without_lesions_is_saved_with_an_empty_roi_only_when_negative(tmp_path):
+    from smartimaging.bonescan.cohort import write_phantom_cohort
+    from smartimaging.segments import BONESCAN_SEGMENTS
+
+    write_phantom_cohort(tmp_path, 1, seed=6)
+    worklist = Worklist(tmp_path, "BoneScanBSTBI")
+    case = worklist.cases[0]
+    reference = sitk.ReadImage(str(case.key_mask))
+    empty = np.zeros(sitk.GetArrayViewFromImage(reference).shape, np.uint8)
+    with pytest.raises(InputError, match="saved with Bone metastasis: no"):
+        worklist.save(case.case_id, {"metastasis": "yes"}, empty, reference, BONESCAN_SEGMENTS)
+    with pytest.raises(InputError, match="The ROI is empty"):
+        worklist.save(case.case_id, {}, empty, reference, BONESCAN_SEGMENTS)
+    assert worklist.save(case.case_id, {"metastasis": "no"}, empty, reference, BONESCAN_SEGMENTS)["status"] == DONE
+    assert worklist.manifest_rows()[0]["label"] == 0

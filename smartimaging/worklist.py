@@ -77,6 +77,7 @@ class WorklistSpec:
     fields: tuple[LabelField, ...]
     extra_columns: tuple[str, ...] = ()  # case options: from an input manifest, or set by the reader (pixel_mm)
     prefilled: tuple[str, ...] = ()  # labels an input manifest fills in advance (the lesion kind)
+    empty_when_negative: bool = False  # an empty ROI is a valid answer of a negative case (a bone scan: no lesion)
 
     @property
     def label_field(self) -> LabelField | None:
@@ -106,7 +107,7 @@ SPECS = {spec.module: spec for spec in (
         NOTE), ("age", "size_mm")),
     WorklistSpec("BoneScanBSTBI", {"scan": "image"}, "mask", (
         LabelField("metastasis", "Bone metastasis", ("no", "yes"), True, {"no": 0, "yes": 1}),
-        NOTE), ("age",)),
+        NOTE), ("age",), empty_when_negative=True),
     WorklistSpec("DCESynthesis", {"T1": "t1", "DCE": "dce"}, None, (NOTE,)),
 )}
 
@@ -537,8 +538,13 @@ class Worklist:
         if self.spec.mask_column is not None:
             if corrected is None or reference is None:
                 raise InputError("Draw or accept the ROI before saving the case")
-            if not np.any(corrected):
-                raise InputError("The ROI is empty: draw the lesion (or accept the AI's proposal) before saving")
+            if not np.any(corrected) and not self._negative(values):
+                label = self.spec.label_field
+                allowed = (f" (an empty segmentation is saved with {label.title}: "
+                           f"{next(c for c, v in label.label_of.items() if v == 0)})"
+                           if self.spec.empty_when_negative and label else "")
+                raise InputError("The ROI is empty: draw the lesion (or accept the AI's proposal) before saving"
+                                 + allowed)
         folder = self.case_folder(case_id)
         with _locked(self.out / ".lock"):
             record = self.record(case_id) or {"case_id": case_id, "revision": 0}
@@ -562,6 +568,11 @@ class Worklist:
             _atomic_json(folder / "case.json", record)
             self._write_manifest()
         return record
+
+    def _negative(self, values: dict[str, str]) -> bool:
+        """Whether the labels make this a negative case whose ROI may be empty (a bone scan without lesions)."""
+        label = self.spec.label_field
+        return bool(self.spec.empty_when_negative and label and label.label_of.get(values.get(label.name, "")) == 0)
 
     def _checked_labels(self, labels: dict[str, str]) -> dict[str, str]:
         fields = {f.name: f for f in self.spec.fields}

@@ -37,7 +37,7 @@ LAYERS = (
     # each task's algorithms (numpy, SimpleITK, torch, MONAI, pyradiomics, scikit-learn), the fresh-phantom
     # measurement of every task's demo models, and the training of their classifiers on a worklist's cohort
     ("task algorithms", ("smartimaging.<task>", "smartimaging.<task>.*", "smartimaging.fresh_phantoms",
-                         "smartimaging.cohort_training")),
+                         "smartimaging.cohort_training", "smartimaging.proposal_networks")),
     # the Slicer-free worker process that runs long jobs of the algorithms (started by the reading flows)
     ("worker", ("smartimaging.worker", "smartimaging.warm_worker")),
     # MRML adapters: they take a vtkMRMLScene and nodes; the GUI-free reading flows of the two GUIs drive them

@@ -3,6 +3,7 @@ that `extract` reads), Dice against the input mask, the simulated reader correct
 leave nothing behind."""
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,3 +157,24 @@ def test_the_input_folder_is_never_the_output(cohort, capsys):
     with pytest.raises(InputError, match="is the input manifest's folder"):
         propose_cohort(cohort, cohort.parent, device="cpu")  # the worker job's way in
     assert cohort.read_bytes() == before
+
+
+def test_the_worker_job_never_writes_over_inputs_elsewhere(cohort, tmp_path):
+    """An --output-dir that holds the masks the manifest names (absolute paths, the manifest elsewhere): refused,
+    the masks untouched (was: the job replaced the rois/ folder the masks were in)."""
+    masks = tmp_path / "work" / "rois"
+    masks.mkdir(parents=True)
+    rows = read_manifest(cohort).rows
+    for row in rows:
+        copy = masks / Path(row["mask"]).name
+        copy.write_bytes((cohort.parent / row["mask"]).read_bytes())
+        row["image"], row["mask"] = str((cohort.parent / row["image"]).resolve()), str(copy)
+    manifest = tmp_path / "elsewhere" / "manifest.csv"
+    manifest.parent.mkdir()
+    write_manifest(manifest, rows)
+    before = sorted(path.name for path in masks.iterdir())
+    worker = WorkerProcess("mammo-propose", ["--manifest", str(manifest), "--output-dir", str(masks.parent),
+                                             "--device", "cpu"])
+    events = worker.wait(timeout=300)
+    assert any(e["event"] == "error" and "holds the input" in e["message"] for e in events), events
+    assert sorted(path.name for path in masks.iterdir()) == before

@@ -105,6 +105,11 @@ def propose_cohort(manifest_path: str | os.PathLike, out_dir: str | os.PathLike,
     if out_dir.resolve() == manifest.root:
         raise InputError(f"--out {out_dir} is the input manifest's folder; choose a new folder (its manifest.csv "
                          "would be replaced)")
+    for row in manifest.rows:  # the CLI checks this too; the worker job (GUIs) relies on this check
+        for path in (*manifest.paths(row, "image"), *manifest.paths(row, "mask")):
+            if path == out_dir.resolve() or out_dir.resolve() in path.parents:
+                raise InputError(f"--out {out_dir} holds the input {path.name} of patient {row['patient_id']}: the "
+                                 "proposals would replace it; give --out a folder of its own")
     if correct_fraction > 0 and not all(row.get("mask") for row in manifest.rows):
         raise InputError("--correct-fraction needs every row's reference mask (the simulated reader's correction); "
                          "some rows have no 'mask'")

@@ -55,7 +55,7 @@ class ProposalPanel:
         self.state = state = station.state
         self._worker: WorkerProcess | None = None
         self._demo: dict[str, Path] = {}  # module -> the demo U-Net's card
-        self._listed: dict[str, Path | None] = {}  # module -> the worklist folder the name and phantom box are for
+        self._listed: dict[str, tuple] = {}  # module -> the worklist folder and lesion kind the name and box are for
         modules = [m for m in station.flows if m in TASKS]
         state.si_pn_modules = modules
         state.si_pn_models = {m: [] for m in modules}
@@ -127,8 +127,8 @@ class ProposalPanel:
 
     def refresh(self, module: str) -> None:
         """List the demo U-Net and the cohort's fine-tuned networks of the lesion kind; the choice is kept while
-        listed, else it goes back to the demo U-Net. Another worklist proposes a free name, and ticks the phantom box
-        for the station's phantom worklists."""
+        listed, else it goes back to the demo U-Net. Another worklist (or lesion kind) proposes a free name, and
+        ticks the phantom box for the station's phantom worklists."""
         flow, out = self.station.flows[module], self._out_folder(module)
         kind = getattr(flow, "kind", None)
         choices = proposal_choices(module, out, kind, flow.models_dir)
@@ -137,8 +137,8 @@ class ProposalPanel:
         chosen = self.state.si_pn_model[module]
         self._set("si_pn_models", module, items)
         self.on_select(module, chosen if any(item["value"] == chosen for item in items) else DEMO)
-        if module not in self._listed or out != self._listed[module]:
-            self._listed[module] = out
+        if self._listed.get(module) != (out, kind):
+            self._listed[module] = (out, kind)
             self._set("si_pn_name", module, next_name(module, out, kind))
             scratch = Path(self.station._scratch.name) / PHANTOM_WORKLISTS
             self._set("si_pn_phantom", module, out is not None and scratch in out.parents)

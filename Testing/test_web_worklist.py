@@ -5,14 +5,20 @@ unsaved edits ask before moving (Stay, Discard); case 2 saved with "Save and nex
 worklist, the folder opened again resumes at the case the reader stopped at; the status filter and the keys move
 among the cases shown. A second station on the same folder (the phantom worklist button first): two saves of one
 case from two pages, the second refused with the conflict message, then "Save anyway". Screenshots go to
-$SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder."""
+$SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder. Without a browser, the section's callbacks on a trame
+state: a folder is read off the event loop, and a failure opening or saving (a system error, an unexpected one) is one
+plain line in the section, the case left unsaved."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
+import logging
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -39,7 +45,11 @@ from web_station import (  # noqa: E402
 )
 
 from smartimaging.mammo.cohort import write_mammo_phantom_cohort  # noqa: E402
+from smartimaging.mammo.flow import MammoFlow  # noqa: E402
+from smartimaging.mrml import create_headless_scene  # noqa: E402
+from smartimaging.web import worklist_panel  # noqa: E402
 from smartimaging.worklist import Worklist  # noqa: E402
+from smartimaging.worklist_scene import WorklistReading  # noqa: E402
 
 MAMMO = "MammoRadiomics"
 MAMMO_TAB = "Mammography Rad-score"
@@ -266,3 +276,110 @@ def test_two_stations_saving_one_case_the_second_is_told(page, cohort, tmp_path_
         other.locator("#si-wl-conflict").wait_for(state="detached", timeout=30_000)
         assert _record(cohort, ids[0])["revision"] == revision + 1
         other.close()
+
+
+class _Station:
+    """The station's side of the Worklist section, without a browser: a trame state and a real mammography flow; a
+    step runs as the station's `_run` runs it, its progress messages kept and an exception that escapes the section
+    kept in `escaped` (the section must show every failure itself)."""
+
+    def __init__(self, name: str, scratch: Path):
+        from trame.app import get_server
+
+        self.server = get_server(name, client_type="vue3")
+        self.state = self.server.state
+        self.state.update({"si_module": MAMMO, "si_busy": False, "si_steps_done": 0})
+        self.flows = {MAMMO: MammoFlow(create_headless_scene(), "cpu")}
+        self._scratch = SimpleNamespace(name=str(scratch))
+        self.slicer_app = SimpleNamespace(segmentation_editor=SimpleNamespace(clear=lambda: None))
+        self.messages: list[str] = []
+        self.escaped: list[BaseException] = []
+        self.case_line = ""
+
+    async def _run(self, step, module: str | None = None) -> None:
+        self.state.si_busy = True
+        try:
+            await step(lambda _fraction, message: self.messages.append(message))
+        except Exception as exc:
+            self.escaped.append(exc)
+        finally:
+            self.state.si_busy = False
+
+    def _release_uploads(self, module: str, role: str) -> None:
+        pass
+
+    def _set_case(self, module: str, line: str, notes: list[str]) -> None:
+        self.case_line = line
+
+    def _case_loaded(self, flow, name, typed_pixel_size) -> None:
+        pass
+
+    def _show(self, flow, fit: bool = False) -> None:
+        pass
+
+
+async def _settled() -> None:
+    """Wait until every step the section started is over."""
+    while steps := [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]:
+        await asyncio.wait(steps)
+
+
+def test_the_panel_reads_a_folder_off_the_event_loop_and_says_why_opening_or_saving_failed(tmp_path, monkeypatch,
+                                                                                           caplog):
+    cohort = tmp_path / "cohort"
+    write_mammo_phantom_cohort(cohort, 2, seed=3, kind="mass")
+    station = _Station("worklist-panel-test", tmp_path)
+    state, panel = station.state, worklist_panel.WorklistPanel(station)
+    first = _case_ids(cohort)[0]
+
+    def slow_reading(flow, folder):  # a large folder: discovery takes a second
+        time.sleep(1.0)
+        return WorklistReading(flow, folder)
+
+    async def scenario() -> None:
+        panel.on_open(str(tmp_path / ("x" * 300)))  # the system refuses the name (too long): one plain line
+        await _settled()
+        error = state.si_wl_error[MAMMO]
+        assert error and "\n" not in error and "Traceback" not in error and state.si_wl_open[MAMMO] == ""
+
+        monkeypatch.setattr(worklist_panel, "WorklistReading", slow_reading)
+        ticks = []
+
+        async def tick() -> None:
+            while True:
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.05)
+
+        ticker = asyncio.create_task(tick())
+        started = time.monotonic()
+        panel.on_open(str(cohort), {})
+        assert time.monotonic() - started < 0.5  # the callback returns at once
+        while not state.si_wl_case[MAMMO]:
+            await asyncio.sleep(0.05)
+        ticker.cancel()
+        assert max(b - a for a, b in zip(ticks, ticks[1:], strict=False)) < 0.5  # the loop kept answering
+        assert f"Worklist: reading the cases in {cohort}" in station.messages
+        assert state.si_wl_case[MAMMO] == first and state.si_wl_error[MAMMO] == ""
+
+        def broken(flow, folder):
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(worklist_panel, "WorklistReading", broken)
+        with caplog.at_level(logging.ERROR):
+            panel.on_open(str(cohort))
+            await _settled()
+        assert state.si_wl_error[MAMMO] == (f"The folder {cohort} was not opened: an unexpected error (the station's "
+                                            "log has the details)")
+        assert "RuntimeError: a bug" in caplog.text and state.si_wl_open[MAMMO] == str(cohort)  # the open one kept
+
+    asyncio.run(scenario())
+    assert not station.escaped
+
+    def failing_save(self, labels, force=False):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(WorklistReading, "save", failing_save)
+    panel.on_save({"pathology": "benign"})
+    assert state.si_wl_error[MAMMO] == (f"Case {first} was not saved: an unexpected error (the station's log has "
+                                        "the details)")
+    assert panel._unsaved(MAMMO) == ["the labels"] and not state.si_wl_info[MAMMO].startswith("Saved")

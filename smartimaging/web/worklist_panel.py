@@ -6,13 +6,16 @@ Next or Alt+P / Alt+N (Next and Previous keep to the filtered status). A case op
 case does, with the reader's saved ROI restored; a Segment on it keeps the AI's proposal ("AI proposed"). The reader
 fills the module's labels and saves (or saves and goes on); a save over another window's later save is refused with
 the core's message and a "Save anyway". Moving away from unsaved edits (ROI or labels) asks first: Save, Discard or
-Stay. The worklist's state lives in the server's state, so a reloaded page shows it as it was; a restarted station
+Stay. A folder is read in a worker thread under the station's progress bar (the station keeps answering); every
+refusal or failure, opening or saving, is one plain line in the section (an unexpected one also in the log). The
+worklist's state lives in the server's state, so a reloaded page shows it as it was; a restarted station
 resumes where the reader stopped when the folder is opened again (`Worklist.resume_case`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,6 +43,8 @@ NEXT_KEY, PREVIOUS_KEY = "Alt+N", "Alt+P"
 MODULE = "si_module"
 LABELS = f"si_wl_labels[{MODULE}]"  # each click sends the labels the page shows (their own update may come later)
 NOTE_SHOWN = 24  # characters of the note in the table
+UNEXPECTED = "an unexpected error (the station's log has the details)"
+logger = logging.getLogger(__name__)
 
 # Alt+N / Alt+P move to the next / previous case: keys the editor (Ctrl+Z / Ctrl+Y) and the browser leave free; not
 # while a text field has the focus (there the keys may type a character).
@@ -55,6 +60,20 @@ window.addEventListener("keydown", (event) => {{
   trame.trigger(trigger, [trame.state.get("si_wl_labels")[trame.state.get("si_module")]]);
 }});
 """
+
+
+def _expanded(text: str) -> Path:
+    """The typed path with `~` expanded (an unknown user's `~name`: as typed, then refused as no folder)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        return Path(text)
+
+
+def _reason(exc: OSError, named: Path | None = None) -> str:
+    """A system error in plain words: its reason and the file it concerns (unless the message names it already)."""
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(named) else ""
+    return (exc.strerror or type(exc).__name__) + where
 
 
 def _by_module(name: str) -> str:
@@ -227,14 +246,19 @@ class WorklistPanel:
         module = self.state.si_module
         self._take_labels(module, labels)
         text = str(folder or "").strip()
+        if self.state.si_busy:
+            return
         if not text:
             self._set("si_wl_error", module, "Type the path of a cohort folder on this machine, then press Open")
             return
-        self.when_saved(module, lambda: self._open_folder(module, Path(text).expanduser()))
+        self.when_saved(module, lambda: create_task(self.station._run(
+            lambda progress: self._open_folder(progress, module, text), module)))
 
     def on_phantom(self, labels=None) -> None:
         module = self.state.si_module
         self._take_labels(module, labels)
+        if self.state.si_busy:
+            return
         self.when_saved(module, lambda: create_task(self.station._run(
             lambda progress: self._phantom(progress, module), module)))
 
@@ -304,14 +328,25 @@ class WorklistPanel:
         self._pending[module] = move
         self._set("si_wl_ask", module, " and ".join(unsaved))
 
-    def _open_folder(self, module: str, folder: Path) -> bool:
-        """Read the folder's cases (refused: the core's message under the field) and open where the reader stopped."""
+    async def _open_folder(self, progress, module: str, text: str) -> None:
+        """Read the cases of the folder `text` in a worker thread and open where the reader stopped; refused or
+        failed: one plain line under the field (the core's message; a system error's reason), the open worklist
+        kept."""
         self._set("si_wl_error", module, "")
+        folder = _expanded(text)
+        progress(0.1, f"Worklist: reading the cases in {folder}")
         try:
-            reading = WorklistReading(self.station.flows[module], folder)
+            reading = await asyncio.to_thread(WorklistReading, self.station.flows[module], folder)
         except SmartImagingError as exc:
             self._set("si_wl_error", module, str(exc))
-            return False
+            return
+        except OSError as exc:
+            self._set("si_wl_error", module, f"The folder {folder} could not be read: {_reason(exc, folder)}")
+            return
+        except Exception:
+            logger.exception("opening the worklist %s failed", folder)
+            self._set("si_wl_error", module, f"The folder {folder} was not opened: {UNEXPECTED}")
+            return
         self._readings[module] = reading
         self._shown.pop(module, None)
         for name, value in (("si_wl_folder", str(folder)), ("si_wl_open", str(reading.worklist.folder)),
@@ -320,7 +355,6 @@ class WorklistPanel:
             self._set(name, module, value)
         self._publish_rows(module)
         self._start_open(module, None)
-        return True
 
     async def _phantom(self, progress, module: str) -> None:
         """Write the module's phantom cohort in the scratch folder (once per session) and open it."""
@@ -330,7 +364,7 @@ class WorklistPanel:
             progress(0, f"Phantom worklist: writing {PHANTOM_CASES} phantom cases of {flow.title}")
             options = {"kind": flow.kind} if module == "MammoRadiomics" else {}  # one kind: a classifier trains on it
             await asyncio.to_thread(PHANTOM_WRITERS[module], folder, PHANTOM_CASES, PHANTOM_SEED, **options)
-        self._open_folder(module, folder)
+        await self._open_folder(progress, module, str(folder))
 
     def _start_open(self, module: str, case_id: str | None) -> None:
         create_task(self.station._run(lambda progress: self._open_case(progress, module, case_id), module))
@@ -378,8 +412,15 @@ class WorklistPanel:
         except ConflictError as exc:
             self._set("si_wl_conflict", module, str(exc))
             return False
-        except (SmartImagingError, OSError) as exc:
+        except SmartImagingError as exc:
             self._set("si_wl_error", module, str(exc))
+            return False
+        except OSError as exc:
+            self._set("si_wl_error", module, f"Case {reading.case.case_id} was not saved: {_reason(exc)}")
+            return False
+        except Exception:
+            logger.exception("saving case %s failed", reading.case.case_id)
+            self._set("si_wl_error", module, f"Case {reading.case.case_id} was not saved: {UNEXPECTED}")
             return False
         self._set("si_wl_conflict", module, "")
         dice = record.get("dice_ai_vs_corrected")
@@ -437,8 +478,15 @@ class WorklistPanel:
             elif flow.ai_segmentation is not None and flow.ai_segmentation is not shown[1]:
                 try:
                     record = reading.keep_proposal()
-                except (SmartImagingError, OSError) as exc:
+                except SmartImagingError as exc:
                     self._set("si_wl_error", module, f"The AI's proposal was not kept: {exc}")
+                    continue
+                except OSError as exc:
+                    self._set("si_wl_error", module, f"The AI's proposal was not kept: {_reason(exc)}")
+                    continue
+                except Exception:
+                    logger.exception("keeping the AI's proposal of case %s failed", reading.case.case_id)
+                    self._set("si_wl_error", module, f"The AI's proposal was not kept: {UNEXPECTED}")
                     continue
                 fingerprint, labels = self._saved[module]
                 if record["status"] == PROPOSED:  # a corrected case keeps its saved ROI: the new proposal is unsaved

@@ -162,3 +162,14 @@ def test_inference_preparation_keeps_outputs(architecture, shape):
         prepared = prepare_for_inference(network, torch.device("cpu"))
         assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in prepared.modules())
         assert torch.allclose(prepared(x.contiguous(memory_format=torch.channels_last)), expected, atol=1e-4)
+
+
+def test_phantom_cohorts_say_they_are_phantoms(tmp_path):
+    from smartimaging.mammo.cohort import write_mammo_phantom_cohort
+    from smartimaging.manifest import PHANTOM_MARKER, is_phantom_cohort
+
+    write_mammo_phantom_cohort(tmp_path / "phantoms", 2, seed=4, kind="mass")
+    assert is_phantom_cohort(tmp_path / "phantoms")
+    assert "demo (phantom) numbers" in (tmp_path / "phantoms" / PHANTOM_MARKER).read_text(encoding="utf-8")
+    (tmp_path / "real").mkdir()
+    assert not is_phantom_cohort(tmp_path / "real")

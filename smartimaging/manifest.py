@@ -126,8 +126,21 @@ def prepare_cohort_folder(out_dir: str | os.PathLike) -> Path:
     return out_dir
 
 
+PHANTOM_MARKER = "SYNTHETIC_PHANTOMS.txt"  # in a cohort folder that SmartImaging's phantom writers made
+
+
+def is_phantom_cohort(folder: str | os.PathLike) -> bool:
+    """Whether a cohort folder holds SmartImaging's synthetic phantoms (its marker file): what is measured on it is
+    a demo (phantom) number, and says so."""
+    return (Path(folder) / PHANTOM_MARKER).is_file()
+
+
 def finish_cohort(out_dir: Path, rows: list[dict], splits: dict[str, float] | None, seed: int) -> Path:
-    """Assign patient-grouped splits (when asked) and write `manifest.csv`; returns its path."""
+    """Assign patient-grouped splits (when asked), write `manifest.csv` and the phantom marker; returns the
+    manifest's path."""
+    (out_dir / PHANTOM_MARKER).write_text(
+        "Synthetic phantoms written by SmartImaging's phantom generators (seed "
+        f"{seed}): not patients. Numbers measured on this cohort are demo (phantom) numbers.\n", encoding="utf-8")
     if splits:
         for row, split in zip(rows, grouped_split([r["patient_id"] for r in rows], splits, seed), strict=True):
             row["split"] = split

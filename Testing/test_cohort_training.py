@@ -25,7 +25,7 @@ from smartimaging.mammo.cohort import write_mammo_phantom_cohort
 from smartimaging.mammo.features import load_mask
 from smartimaging.mammo.images import load_mammogram
 from smartimaging.manifest import read_manifest
-from smartimaging.models.registry import sha256_of
+from smartimaging.models.registry import models_dir, sha256_of
 from smartimaging.segments import MAMMO_SEGMENTS
 from smartimaging.worker import WorkerProcess
 from smartimaging.worklist import Worklist
@@ -220,13 +220,12 @@ def test_worker_jobs_train_evaluate_and_cancel(saved):
     assert events[-1]["evaluation"]["cases"] == 7
 
 
-def test_the_flow_computes_with_the_selected_model(scene, saved, trained):
+def _painted_flow(scene, case):
+    """A mammography flow on the case's image, its answer-key mask painted as the reader's ROI; and the image."""
     from smartimaging.mammo.flow import MammoFlow
     from smartimaging.mrml import sitk_to_volume_node
     from smartimaging.segmentation_nodes import segmentation_from_labels
 
-    card_path, _ = trained
-    case = saved.cases[0]
     mammogram = load_mammogram(case.inputs["mammogram"], float(case.given["pixel_mm"]))
     volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "phantom")
     sitk_to_volume_node(mammogram.image, volume)
@@ -236,6 +235,12 @@ def test_the_flow_computes_with_the_selected_model(scene, saved, trained):
     flow.draw_by_hand()
     painted = segmentation_from_labels(scene, volume, labels, flow.drawn_segments, "painted", "edited")
     flow.segmentation.GetSegmentation().DeepCopy(painted.GetSegmentation())
+    return flow, mammogram
+
+
+def test_the_flow_computes_with_the_selected_model(scene, saved, trained):
+    card_path, _ = trained
+    flow, mammogram = _painted_flow(scene, saved.cases[0])
     demo = dict(flow.run(flow.compute()).rows)
     assert demo["Classifier"].startswith("mammo-mass-classifier-demo ")
     flow.classifier_card = card_path
@@ -250,6 +255,32 @@ def test_the_flow_computes_with_the_selected_model(scene, saved, trained):
     with pytest.raises(InputError, match="trained on mass lesions, not on calcification"):
         flow.run(flow.compute())
     assert sitk.GetArrayFromImage(mammogram.image).shape[0] == 1
+
+
+def test_a_demo_classifier_of_another_kind_is_refused(scene, phantoms):
+    """A demo card records no lesion kind: its id names it (mammo-<kind>-classifier-demo)."""
+    flow, _ = _painted_flow(scene, Worklist(phantoms, MAMMO).cases[0])  # a mass
+    flow.classifier_card = models_dir() / "mammo-calcification-classifier-demo.json"
+    with pytest.raises(InputError, match="mammo-calcification-classifier-demo was trained on calcification lesions, "
+                                         "not on mass lesions"):
+        flow.run(flow.compute())
+
+
+@pytest.mark.parametrize(("metrics", "row", "text"), [
+    ({"honest_auc": {"auc": 0.8, "sd": "abc"}}, "Training estimate", "honest_auc.sd is not a number (abc)"),
+    ({"honest_auc": [0.8]}, "Training estimate", "honest_auc is not a set of values"),
+    ({"auc_metastasis": float("nan")}, "Training estimate", "metrics.auc_metastasis is not a number (nan)"),
+    ({"test": {"auc": {"auc": "x", "ci_low": 0.5, "ci_high": 0.9}}}, "Held-out test",
+     "test.auc.auc is not a number (x)"),
+    ({"test": {"auc": {"auc": 0.7, "ci_high": 0.9}}}, "Held-out test", "test.auc.ci_low is missing"),
+    ({"test": {"auc": {"auc": 0.7, "ci_low": 0.5, "ci_high": True}}}, "Held-out test",
+     "test.auc.ci_high is not a number (True)"),
+])
+def test_a_damaged_card_is_summarised_saying_what_is_damaged(tmp_path, metrics, row, text):
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"id": "mass-site-2", "version": "1.0.0", "metrics": metrics}), encoding="utf-8")
+    summary = dict(card_summary(card))
+    assert summary["Model"] == "mass-site-2 1.0.0" and summary[row] == f"damaged card: {text}"
 
 
 # ---- the bone-scan classifier ---------------------------------------------------------------------------------------

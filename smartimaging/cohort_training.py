@@ -465,8 +465,27 @@ def cohort_models(out_folder: str | os.PathLike, module: str, kind: str | None =
     return cards
 
 
+def _number(fields, key: str, where: str, default: float | None = None) -> float:
+    """The finite number `fields[key]` of a card's metrics; ValueError naming what is damaged."""
+    if not isinstance(fields, dict):
+        raise ValueError(f"{where} is not a set of values")
+    value = fields.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise ValueError(f"{where}.{key} is " + ("missing" if value is None else f"not a number ({str(value)[:20]})"))
+    return float(value)
+
+
+def _metric_row(what: str, text: Callable[[], str]) -> list[str]:
+    """A card summary's row [what, text()], or [what, "damaged card: why"] when the card's value is damaged."""
+    try:
+        return [what, text()]
+    except ValueError as exc:
+        return [what, f"damaged card: {exc}"]
+
+
 def card_summary(card_path: str | os.PathLike) -> list[list[str]]:
-    """A model card as [what, value] rows for the Model selector: id, trained on, cases, metrics, intended use."""
+    """A model card as [what, value] rows for the Model selector: id, trained on, cases, metrics, intended use; a
+    damaged metric shows as "damaged card: <why>" in its row (ModelError only when the card cannot be read)."""
     card = read_json_limited(Path(card_path), MAX_CARD_BYTES, "Model card")
     metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
     training = card.get("training") if isinstance(card.get("training"), dict) else {}
@@ -476,17 +495,18 @@ def card_summary(card_path: str | os.PathLike) -> list[list[str]]:
     if isinstance(data.get("cases_per_class"), dict):
         trained_on += ": " + ", ".join(f"{count} {name}" for name, count in data["cases_per_class"].items())
     rows = [["Model", f"{card.get('id')} {card.get('version', '')}".strip()], ["Trained on", trained_on]]
-    honest = metrics.get("honest_auc")
-    if isinstance(honest, dict) and isinstance(honest.get("auc"), float):
-        rows.append(["Training estimate", f"AUC {honest['auc']:.3f} ± {float(honest.get('sd') or 0):.3f} "
-                                          f"({honest.get('method', '')})"])
-    elif isinstance(metrics.get("auc_metastasis"), float):
-        rows.append(["Training estimate", f"validation AUC {metrics['auc_metastasis']:.3f} (metastasis crops, "
-                                          "the val split)"])
-    test = metrics.get("test")
-    if isinstance(test, dict) and isinstance(test.get("auc"), dict):
-        auc = test["auc"]
-        rows.append(["Held-out test", f"AUC {auc['auc']:.3f} (95 % CI {auc['ci_low']:.3f}–{auc['ci_high']:.3f}) "
-                                      f"on {test.get('data', '')}"])
+    honest, test = metrics.get("honest_auc"), metrics.get("test")
+    if honest is not None:
+        rows.append(_metric_row("Training estimate", lambda: (
+            f"AUC {_number(honest, 'auc', 'honest_auc'):.3f} ± {_number(honest, 'sd', 'honest_auc', 0.0):.3f} "
+            f"({honest.get('method', '')})")))
+    elif "auc_metastasis" in metrics:
+        rows.append(_metric_row("Training estimate", lambda: (
+            f"validation AUC {_number(metrics, 'auc_metastasis', 'metrics'):.3f} (metastasis crops, the val split)")))
+    if test is not None and (not isinstance(test, dict) or "auc" in test):
+        auc, where = (test.get("auc"), "test.auc") if isinstance(test, dict) else (test, "test")
+        rows.append(_metric_row("Held-out test", lambda: (
+            f"AUC {_number(auc, 'auc', where):.3f} (95 % CI {_number(auc, 'ci_low', where):.3f}–"
+            f"{_number(auc, 'ci_high', where):.3f}) on {test.get('data', '')}")))
     rows.append(["Intended use", str(card.get("intended_use", "not recorded"))])
     return rows

@@ -31,6 +31,7 @@ from .scorer import Classifier, load_classifier, read_radiomics_card
 from .segment import BREAST_IMAGE_MM, MammoSegmenter, check_prompt, estimated_pixel_mm, propose_roi
 
 CLASSIFIER_IDS = {"mass": "mammo-mass-classifier-demo", "calcification": "mammo-calcification-classifier-demo"}
+DEMO_KINDS = {card_id: kind for kind, card_id in CLASSIFIER_IDS.items()}  # a demo card's id names its lesion kind
 LARGE_ROI = 0.5  # of the breast or of the image: an ROI that large is not around one lesion
 
 
@@ -126,7 +127,7 @@ def predict_mammogram(mammogram: Mammogram, kind: str, point=None, box=None, mas
     card_path = Path(classifier_card or Path(directory or models_dir()) / f"{CLASSIFIER_IDS[kind]}.json")
     classifier = load_classifier(card_path)
     card = classifier.checked
-    trained_kind = classifier.card.get("lesion_kind", kind)
+    trained_kind = classifier.card.get("lesion_kind") or DEMO_KINDS.get(card["provenance"]["id"], kind)
     if trained_kind != kind:
         raise InputError(f"The classifier {card['provenance']['id']} was trained on {trained_kind} lesions, not on "
                          f"{kind} lesions; choose a {kind} model")

@@ -13,7 +13,7 @@ import pytest
 import SimpleITK as sitk
 
 from smartimaging.errors import InputError
-from smartimaging.teaching import COLUMNS, ScoreSheet, check_answer
+from smartimaging.teaching import COLUMNS, ScoreSheet, check_answer, slice_to_show
 
 SPACING_2D = (0.5, 0.8, 1.0)  # mm: columns, rows, (slice)
 ORIGIN_2D = (-20.0, 35.5, 7.0)
@@ -130,6 +130,76 @@ def test_ai_that_found_nothing_missed_the_whole_lesion():
     assert result.ai.summary == "The AI missed 1 region of the lesion (80 mm²) and included nothing outside it."
 
 
+def test_an_outline_off_the_lesion_is_said_to_be_off_it_and_where_the_lesion_is():
+    """Dice 0: not "missed 1 region and included 1 region" but that the outline is not on the lesion; the lesion's
+    side of it only when clear-cut (never left/right in 2D)."""
+    key, _ = masks_2d()
+    above = np.zeros_like(key)
+    above[0, 0:4, 16:24] = True  # 32 px (12.8 mm²), centroid 13 rows (10.4 mm) above the key's
+    result = check_2d(above, key, above)
+    assert result.dice_student_key == 0.0
+    assert result.student.summary == ("Your outline (13 mm²) is not on the lesion (80 mm²): the lesion is below it, "
+                                      "10 mm away centre to centre.")
+    assert result.ai.summary.startswith("The AI's outline (13 mm²) is not on the lesion (80 mm²)")
+    beside = np.zeros_like(key)
+    beside[0, 12:18, 34:40] = True  # 36 px (14.4 mm²), 17 columns (8.5 mm) to one side: no side said in 2D
+    assert check_2d(beside, key).student.summary == ("Your outline (14 mm²) is not on the lesion (80 mm²): their "
+                                                     "centres are 8.5 mm apart.")
+
+
+def _volume_key():
+    """Spacing (0.7, 0.7, 2.0) mm, origin (-50, 20, -30); key: slices 4–9 × rows 10–29 × columns 10–29."""
+    key = np.zeros((14, 40, 40), bool)
+    key[4:10, 10:30, 10:30] = True
+    return key, lambda a: image_of(a, (0.7, 0.7, 2.0), (-50.0, 20.0, -30.0))
+
+
+def test_a_volume_outlined_on_too_few_slices_is_said_so():
+    key, as_image = _volume_key()
+    one = np.zeros_like(key)
+    one[6] = key[6]
+    result = check_answer(as_image(one), as_image(key))
+    assert result.dice_student_key == pytest.approx(2 * 400 / 2800, abs=1e-12)
+    assert result.student.summary == ("Your outline covers 1 slice (slice 7); the lesion spans 6 slices (slices 5–10, "
+                                      "12 mm): outline it on every slice. You missed 2 regions of the lesion (largest "
+                                      "1176 mm³) and included nothing outside it.")
+    half = np.zeros_like(key)
+    half[4:7] = key[4:7]
+    assert check_answer(as_image(half), as_image(key)).student.summary.startswith(
+        "Your outline covers 3 slices (slices 5–7); the lesion spans 6 slices")
+    most = np.zeros_like(key)
+    most[4:8] = key[4:8]
+    assert check_answer(as_image(most), as_image(key)).student.summary.startswith("You missed 1 region")
+    off = np.zeros_like(key)
+    off[12] = key[6]  # 3 slices beyond the key's last: the lesion is inferior to it (z runs superior)
+    result = check_answer(as_image(off), as_image(key), as_image(one))
+    assert result.student.summary == ("Your outline covers 1 slice (slice 13); the lesion spans 6 slices (slices "
+                                      "5–10, 12 mm): outline it on every slice. Your outline (392 mm³) is not on the "
+                                      "lesion (2352 mm³): the lesion is inferior to it, 11 mm away centre to centre.")
+    assert result.ai.summary.startswith("The AI's outline covers 1 slice (slice 7); the lesion spans 6 slices (slices "
+                                        "5–10, 12 mm). The AI missed")
+
+
+def test_the_slice_shown_after_check_has_the_students_outline_and_the_key():
+    key, _ = _volume_key()
+    student = np.zeros_like(key)
+    student[5, 10:15, 10:15] = True  # overlap 25
+    student[7] = key[7]  # overlap 400: shown
+    assert (slice_to_show(student, key).index, slice_to_show(student, key).text) == (
+        7, "The views show slice 8 of 14, where your outline and the key overlap most.")
+    beside = np.zeros_like(key)
+    beside[6, 32:36, 10:20] = True  # on a slice of the key, beside it: 40 px
+    beside[12, 10:30, 10:30] = True  # more pixels, but no key on that slice
+    assert (slice_to_show(beside, key).index, slice_to_show(beside, key).text) == (
+        6, "The views show slice 7 of 14, where both your outline and the key are (they do not overlap).")
+    off = np.zeros_like(key)
+    off[11, 10:14, 10:14] = off[12, 10:30, 10:30] = True
+    assert (slice_to_show(off, key).index, slice_to_show(off, key).text) == (
+        12, "The views show slice 13 of 14, your outline's; the key is on slices 5–10.")
+    flat, _ = masks_2d()
+    assert slice_to_show(flat, flat) is None  # one slice: nothing to choose
+
+
 def test_3d_volumes_centroids_and_anatomical_sides():
     """Spacing (0.7, 0.7, 2.0) mm, origin (-50, 20, -30); key: slices 4–9 × rows 10–29 × columns 10–29 (2400 voxels).
     The AI misses slice 9 × rows 12–27 × columns 12–27 (256 voxels, superior) and adds rows 32–35 × columns
@@ -221,24 +291,30 @@ def test_score_sheet_csv_round_trip_and_summary(tmp_path):
     assert sheet.summary().text == "No case checked yet."
     start = datetime(2026, 12, 7, 14, 5, 9, tzinfo=timezone(timedelta(hours=1)))
     first = check_2d(key, key, ai, student_call="1", key_label="1", labels=LABELS)
+    assert (first.student_call, first.key_label) == ("malignant", "malignant")
     sheet.add("mammo-07", first, 42.25, start)
     student = key.copy()
     student[0, 10:13, 14:22] = False
     second = check_2d(student, key, student_call="0", key_label="1", labels=LABELS)
     sheet.add("=HYPERLINK(1)", second, 12.0, start + timedelta(minutes=1))
     sheet.add("case 3", check_2d(key, key), 5.0, start + timedelta(minutes=2))
+    formula = check_2d(key, key, student_call="a", key_label="b", labels={"a": "=1+1", "b": "-2"})
 
     path = sheet.to_csv(tmp_path / "sheets" / "session.csv")
     assert [p.name for p in path.parent.iterdir()] == ["session.csv"]  # no temporary file left
     text = path.read_bytes().decode("utf-8")
     assert text == sheet.to_csv_text() and text.startswith("case,student_dice,")
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
-    assert tuple(rows[0]) == COLUMNS == ("case", "student_dice", "ai_dice", "call", "seconds", "time")
+    assert tuple(rows[0]) == COLUMNS == ("case", "student_dice", "ai_dice", "student_call", "key_label", "call",
+                                         "seconds", "time")
     assert rows[0] == {"case": "mammo-07", "student_dice": "1.000", "ai_dice": f"{2 * 157 / 373:.3f}",
-                       "call": "right", "seconds": "42.2", "time": "2026-12-07T14:05:09+01:00"}
+                       "student_call": "malignant", "key_label": "malignant", "call": "right", "seconds": "42.2",
+                       "time": "2026-12-07T14:05:09+01:00"}
     assert rows[1] == {"case": "'=HYPERLINK(1)", "student_dice": f"{2 * 176 / 376:.3f}", "ai_dice": "",
-                       "call": "wrong", "seconds": "12.0", "time": "2026-12-07T14:06:09+01:00"}
-    assert (rows[2]["case"], rows[2]["call"]) == ("case 3", "none")
+                       "student_call": "benign", "key_label": "malignant", "call": "wrong", "seconds": "12.0",
+                       "time": "2026-12-07T14:06:09+01:00"}
+    assert [rows[2][c] for c in ("case", "student_call", "key_label", "call")] == ["case 3", "", "", "none"]
+    assert ScoreSheet().add("case 4", formula, 1.0).cells()[3:6] == ["'=1+1", "-2", "wrong"]
 
     summary = sheet.summary()
     assert summary.mean_student_dice == pytest.approx((1 + 2 * 176 / 376 + 1) / 3, abs=1e-12)

@@ -7,7 +7,9 @@ outline disagrees with the key is told as connected regions (face-connected) of 
 outline minus key ("extra"). A region counts only where it is more than two pixels wide somewhere in the image plane
 (one of its pixels has its four in-plane neighbours in it): a band along the outline at most two pixels wide is the
 brush's imprecision, which the Dice already shows. A region is placed on a side of the lesion only when that is
-clear-cut (SIDE_OFFSET, SIDE_DOMINANCE); otherwise only its size is told.
+clear-cut (SIDE_OFFSET, SIDE_DOMINANCE); otherwise only its size is told. An outline that does not touch the lesion
+is said to be off it (and where the lesion lies, by the same rules); a volume's outline on far fewer slices than the
+lesion spans is said so. Slices are the image grid's (k), counted from 1.
 """
 
 from __future__ import annotations
@@ -37,8 +39,14 @@ SIDE_DOMINANCE = 2.0
 # for a 2D image, since a mammogram may be hung mirrored.
 SIDES_3D = (("patient's right", "patient's left"), ("anterior", "posterior"), ("inferior", "superior"))
 SIDES_2D = ((None, None), ("upper", "lower"), (None, None))
+# The lesion's side of an outline it does not touch, as a phrase: "the lesion is above it"
+TOWARDS = {"upper": "above", "lower": "below", "anterior": "anterior to", "posterior": "posterior to",
+           "superior": "superior to", "inferior": "inferior to", "patient's right": "to the patient's right of",
+           "patient's left": "to the patient's left of"}
 GEOMETRY_TOLERANCE = 1e-6  # mm for origin and spacing (× the smallest spacing), plain for direction cosines
-COLUMNS = ("case", "student_dice", "ai_dice", "call", "seconds", "time")
+# The score sheet's columns: the case id, Dice student-vs-key and AI-vs-key, the student's call and the key's label
+# (their words; empty for no call), the call right / wrong / none, the seconds from opening the case to Check, when
+COLUMNS = ("case", "student_dice", "ai_dice", "student_call", "key_label", "call", "seconds", "time")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads a cell starting so as a formula
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
@@ -75,6 +83,8 @@ class CheckResult:
     dice_ai_key: float | None  # None without an AI outline
     call: str  # "right", "wrong", or "none" (no call made, or the key has no label)
     call_summary: str | None  # None when the key has no label
+    student_call: str | None  # the call's words, None for no call
+    key_label: str | None  # the key label's words, None when the key has none
     student: Discrepancies
     ai: Discrepancies | None
 
@@ -113,14 +123,17 @@ def check_answer(student: sitk.Image, key: sitk.Image, ai: sitk.Image | None = N
     if ai is not None:
         ai_mask = _mask(ai, "the AI's outline")
         _check_same_grid(ai_mask.image, key_mask.image, "the AI's outline")
-    call, call_summary = _check_call(student_call, key_label, labels or {})
+    words = {str(code): str(text) for code, text in (labels or {}).items()}
+    call, call_summary = _check_call(student_call, key_label, words)
     key_shape = _key_shape(key_mask)
     return CheckResult(
         dice_student_key=_dice(student_mask.array, key_mask.array),
         dice_ai_key=None if ai_mask is None else _dice(ai_mask.array, key_mask.array),
         call=call, call_summary=call_summary,
-        student=_discrepancies(student_mask, key_shape, "You"),
-        ai=None if ai_mask is None else _discrepancies(ai_mask, key_shape, "The AI"))
+        student_call=None if student_call is None else words.get(str(student_call), str(student_call)),
+        key_label=None if key_label is None else words.get(str(key_label), str(key_label)),
+        student=_discrepancies(student_mask, key_shape, STUDENT),
+        ai=None if ai_mask is None else _discrepancies(ai_mask, key_shape, AI))
 
 
 def _mask(image: sitk.Image, name: str) -> _Mask:
@@ -217,18 +230,72 @@ def _side(offset_lps: np.ndarray, key: _Key) -> str | None:
     return (SIDES_2D if key.mask.flat else SIDES_3D)[axis][int(offset_lps[axis] > 0)]
 
 
-def _discrepancies(outline: _Mask, key: _Key, who: str) -> Discrepancies:
-    """Where `outline` disagrees with the key, and the sentence that says it ("You ...", "The AI ...")."""
+@dataclass(frozen=True)
+class _Who:
+    """Whose outline, as the sentences say it."""
+
+    subject: str  # "You"
+    outline: str  # "Your outline"
+    advice: str  # said after "the lesion spans N slices": "" or ": outline it on every slice"
+
+
+STUDENT = _Who("You", "Your outline", ": outline it on every slice")
+AI = _Who("The AI", "The AI's outline", "")
+
+
+def _discrepancies(outline: _Mask, key: _Key, who: _Who) -> Discrepancies:
+    """Where `outline` disagrees with the key, and the sentences that say it ("You ...", "The AI ...")."""
     missed = _regions(key.mask.array & ~outline.array, key)
     extra = _regions(outline.array & ~key.mask.array, key)
+    slices = _slices_text(outline, key, who)
+    if outline.array.any() and not (outline.array & key.mask.array).any():
+        return Discrepancies(missed, extra, slices + _off_lesion(outline, key, who))
     missed_text = (f"missed {counted(len(missed), 'region')} of the lesion ({_regions_text(missed, 'at the')})"
                    if missed else "missed no part of the lesion")
     extra_text = (f"included {counted(len(extra), 'region')} outside it ({_regions_text(extra, 'beyond the')})"
                   if extra else "included nothing outside it")
-    sentence = f"{who} {missed_text} {'but' if extra and not missed else 'and'} {extra_text}"
+    sentence = f"{who.subject} {missed_text} {'but' if extra and not missed else 'and'} {extra_text}"
     if not missed and not extra and not np.array_equal(outline.array, key.mask.array):
         sentence += "; the outlines differ only along a band at most two pixels wide"
-    return Discrepancies(missed, extra, sentence + ".")
+    return Discrepancies(missed, extra, slices + sentence + ".")
+
+
+def _off_lesion(outline: _Mask, key: _Key, who: _Who) -> str:
+    """The sentence for an outline that does not touch the lesion: their sizes, and where the lesion lies from it
+    (a side only when clear-cut, by `_side`'s rules with the outline's centroid in place of the key's)."""
+    pixel, unit = _pixel_size(key.mask.image, key.mask.flat), "mm²" if key.mask.flat else "mm³"
+    index = np.argwhere(outline.array).mean(axis=0)[::-1]  # (i, j, k)
+    centroid = np.array(key.mask.image.TransformContinuousIndexToPhysicalPoint(index.tolist()))
+    offset = key.centroid - centroid
+    side = _side(offset, key)
+    apart = _size_text(float(np.linalg.norm(offset)), "mm")
+    where = (f"the lesion is {TOWARDS[side]} it, {apart} away centre to centre" if side
+             else f"their centres are {apart} apart")
+    return (f"{who.outline} ({_size_text(outline.array.sum() * pixel, unit)}) is not on the lesion "
+            f"({_size_text(key.mask.array.sum() * pixel, unit)}): {where}.")
+
+
+def _slices_text(outline: _Mask, key: _Key, who: _Who) -> str:
+    """For a volume whose outline is on at most half the slices the lesion spans: "Your outline covers 1 slice
+    (slice 8); the lesion spans 9 slices (slices 4–12, 22 mm): outline it on every slice. " ("" otherwise)."""
+    if key.mask.flat:
+        return ""
+    drawn = np.flatnonzero(outline.array.any(axis=(1, 2)))
+    lesion = np.flatnonzero(key.mask.array.any(axis=(1, 2)))
+    spans = int(lesion[-1] - lesion[0] + 1)
+    if spans < 2 or 2 * len(drawn) > spans:
+        return ""
+    image = key.mask.image
+    thickness = _pixel_size(image, False) / _pixel_size(image, True)  # the slices' spacing along their normal
+    covers = f"{counted(len(drawn), 'slice')} ({_slice_numbers(drawn)})" if len(drawn) else "no slice"
+    return (f"{who.outline} covers {covers}; the lesion spans {counted(spans, 'slice')} "
+            f"({_slice_numbers(lesion)}, {_size_text(spans * thickness, 'mm')}){who.advice}. ")
+
+
+def _slice_numbers(slices: np.ndarray) -> str:
+    """Sorted slice indices (from 0) as said: "slice 8", "slices 4–12" (first to last), counted from 1."""
+    first, last = int(slices[0]) + 1, int(slices[-1]) + 1
+    return f"slice {first}" if first == last else f"slices {first}–{last}"
 
 
 def _regions_text(regions: tuple[Region, ...], edge: str) -> str:
@@ -241,9 +308,9 @@ def _size_text(size: float, unit: str) -> str:
     return f"{size:.0f} {unit}" if size >= 9.95 else f"{size:.2g} {unit}"
 
 
-def _check_call(student_call, key_label, labels: dict) -> tuple[str, str | None]:
-    """("right" / "wrong" / "none", the sentence that says it; None when the key has no label)."""
-    words = {str(code): str(text) for code, text in labels.items()}
+def _check_call(student_call, key_label, words: dict[str, str]) -> tuple[str, str | None]:
+    """("right" / "wrong" / "none", the sentence that says it; None when the key has no label); `words`: each call's
+    code (str) to its words."""
     for what, code in (("your call", student_call), ("the answer key's label", key_label)):
         if code is not None and words and str(code) not in words:
             raise InputError(f"{_capitalised(what)} '{code}' is none of this teaching set's labels "
@@ -260,21 +327,57 @@ def _check_call(student_call, key_label, labels: dict) -> tuple[str, str | None]
 
 
 @dataclass(frozen=True)
+class ShownSlice:
+    """The slice of a volume the views show after Check, and the sentence that says which and why."""
+
+    index: int  # k, from 0
+    text: str
+
+
+def slice_to_show(student: np.ndarray, key: np.ndarray) -> ShownSlice | None:
+    """The slice of a (k, j, i) volume where the student's outline and the key are seen together: where they overlap
+    most; without overlap, the slice with both where the student drew most; else the student's largest slice (the
+    key is elsewhere: the sentence says where). None for a one-slice image."""
+    student, key = np.asarray(student, bool), np.asarray(key, bool)
+    if student.shape[0] == 1:
+        return None
+    count = student.shape[0]
+    overlap = (student & key).sum(axis=(1, 2))
+    drawn, lesion = student.sum(axis=(1, 2)), np.flatnonzero(key.any(axis=(1, 2)))
+    if overlap.any():
+        index, why = int(np.argmax(overlap)), "where your outline and the key overlap most"
+    elif (both := drawn * key.any(axis=(1, 2))).any():
+        index, why = int(np.argmax(both)), "where both your outline and the key are (they do not overlap)"
+    else:
+        index = int(np.argmax(drawn))
+        why = f"your outline's; the key is on {_slice_numbers(lesion)}" if lesion.size else "your outline's"
+    return ShownSlice(index, f"The views show slice {index + 1} of {count}, {why}.")
+
+
+@dataclass(frozen=True)
 class Score:
     """One checked case of a session (the case id the caller gives: never a patient identifier)."""
 
     case: str
     student_dice: float
     ai_dice: float | None
+    student_call: str | None  # the call's words, None for no call
+    key_label: str | None  # the key label's words
     call: str  # "right", "wrong" or "none"
     seconds: float  # time spent on the case
     time: datetime  # when it was checked
 
     def cells(self) -> list[str]:
-        """Its CSV cells, in COLUMNS' order (a case id a spreadsheet would run as a formula is prefixed with ')."""
-        case = f"'{self.case}" if self.case.startswith(FORMULA_START) and not NUMBER.fullmatch(self.case) else self.case
-        return [case, f"{self.student_dice:.3f}", "" if self.ai_dice is None else f"{self.ai_dice:.3f}", self.call,
+        """Its CSV cells, in COLUMNS' order (a case id or label a spreadsheet would run as a formula is prefixed
+        with ')."""
+        return [_cell(self.case), f"{self.student_dice:.3f}", "" if self.ai_dice is None else f"{self.ai_dice:.3f}",
+                *(_cell(words or "") for words in (self.student_call, self.key_label)), self.call,
                 f"{self.seconds:.1f}", self.time.isoformat(timespec="seconds")]
+
+
+def _cell(text: str) -> str:
+    """A text cell, prefixed with ' where a spreadsheet would run it as a formula."""
+    return f"'{text}" if text.startswith(FORMULA_START) and not NUMBER.fullmatch(text) else text
 
 
 @dataclass(frozen=True)
@@ -310,8 +413,8 @@ class ScoreSheet:
             raise InputError("A teaching case needs an id for the score sheet.")
         if not math.isfinite(seconds) or seconds < 0:
             raise InputError(f"The time spent on case {case} must be a number of seconds, not {seconds}.")
-        score = Score(str(case), result.dice_student_key, result.dice_ai_key, result.call, float(seconds),
-                      time or datetime.now().astimezone())
+        score = Score(str(case), result.dice_student_key, result.dice_ai_key, result.student_call, result.key_label,
+                      result.call, float(seconds), time or datetime.now().astimezone())
         self.rows.append(score)
         return score
 

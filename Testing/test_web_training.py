@@ -3,13 +3,16 @@ mammography phantom worklist whose cases were saved (test_cohort_training.save_c
 model (progress shown, the card in the Model section), Evaluate shows the held-out table (AUC with its CI, SEN/SPE/ACC
 with counts, the training CV estimate, Dice) and the ROC image; the new model chosen in the Model selector shows its
 card, and Compute names it in the result table; a Train cancelled midway leaves no model folder. Screenshots go
-to $SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder."""
+to $SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder. Without a browser, the Model selector's callbacks on a
+trame state: only the lesion kind's models are offered (the page's kind, even before the flow has it), only an
+offered model is chosen and only once its card was read, so the card shown is the one Compute uses."""
 
 from __future__ import annotations
 
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -26,7 +29,9 @@ from web_station import (  # noqa: E402
     wait_for_case,
 )
 
+from smartimaging.cohort_training import card_summary, model_card_path  # noqa: E402
 from smartimaging.mammo.cohort import write_mammo_phantom_cohort  # noqa: E402
+from smartimaging.models.registry import models_dir  # noqa: E402
 
 MAMMO = "MammoRadiomics"
 NAME = "mass-site-1"
@@ -94,3 +99,51 @@ def test_train_evaluate_choose_and_compute(cohort, tmp_path_factory):
         click_and_wait_idle(page, "Compute Rad-score")
         assert table(page)["Classifier"] == [f"{NAME} 1.0.0"]
     shutil.rmtree(card.parent)
+
+
+def test_the_model_selector_chooses_only_an_offered_model_whose_card_was_read(tmp_path):
+    from trame.app import get_server
+
+    from smartimaging.mammo.flow import MammoFlow
+    from smartimaging.mrml import create_headless_scene
+    from smartimaging.web.training_panel import TrainingPanel
+
+    out = tmp_path / "cohort" / "smartimaging" / MAMMO
+    demo = models_dir() / "mammo-mass-classifier-demo.json"
+
+    def cohort_card(name: str, kind: str, metrics: dict) -> Path:
+        path = model_card_path(out, MAMMO, name)
+        path.parent.mkdir(parents=True)
+        card = {**json.loads(demo.read_text(encoding="utf-8")), "id": name, "module": MAMMO, "lesion_kind": kind,
+                "metrics": metrics}
+        path.write_text(json.dumps(card), encoding="utf-8")
+        return path
+
+    damaged = cohort_card("mass-site-2", "mass", {"honest_auc": {"auc": 0.8, "sd": "abc"}})
+    calcification = cohort_card("calcification-site-1", "calcification", {})
+    state = get_server("training-panel-test", client_type="vue3").state
+    state.update({"si_module": MAMMO, "si_kind": "mass", "si_wl_open": {MAMMO: str(tmp_path / "cohort")}})
+    flow = MammoFlow(create_headless_scene(), "cpu")
+    panel = TrainingPanel(SimpleNamespace(state=state, flows={MAMMO: flow}))
+    assert [item["title"] for item in state.si_tr_models[MAMMO]] == [
+        "mammo-mass-classifier-demo (demo weights)", "mass-site-2 (trained on this cohort)"]
+    demo_rows = card_summary(demo)
+    for value in (str(calcification), "/etc/passwd"):  # not offered: nothing changes
+        panel.on_select(MAMMO, value)
+        assert flow.classifier_card is None and state.si_tr_model[MAMMO] == "" and state.si_tr_card[MAMMO] == demo_rows
+
+    panel.on_select(MAMMO, str(damaged))  # chosen, its card shown with what is damaged
+    assert flow.classifier_card == damaged and state.si_tr_model[MAMMO] == str(damaged)
+    assert dict(state.si_tr_card[MAMMO])["Training estimate"] == "damaged card: honest_auc.sd is not a number (abc)"
+    damaged.write_text("{", encoding="utf-8")  # unreadable since it was listed: the demo classifier stays chosen
+    panel.on_select(MAMMO, "")
+    panel.on_select(MAMMO, str(damaged))
+    assert flow.classifier_card is None and state.si_tr_model[MAMMO] == ""
+    assert state.si_tr_card[MAMMO] == [
+        ["Not chosen", "mass-site-2: Model card mass-site-2.json is not valid JSON (damaged file)"], *demo_rows]
+
+    state.si_kind = "calcification"  # the page's kind: this section hears of it before the flow has it
+    panel._on_context_changed()
+    assert [item["title"] for item in state.si_tr_models[MAMMO]] == [
+        "mammo-calcification-classifier-demo (demo weights)", "calcification-site-1 (trained on this cohort)"]
+    assert state.si_tr_card[MAMMO] == card_summary(models_dir() / "mammo-calcification-classifier-demo.json")

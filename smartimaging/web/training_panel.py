@@ -5,7 +5,10 @@ worker process of its own: progress, Cancel, nothing left behind by a cancel).
 The cohort is the worklist open in the module's tab (the Worklist section's `si_wl_open`): its saved cases train
 the model into `<cohort>/smartimaging/<Module>/models/<name>/`. Evaluate shows the paper's table on the held-out
 test cases and the ROC curve in the page. The chosen model is the one the module's Compute uses; its card goes to
-the flow, which loads it through the same checks as the demo one (checksums, the skops allow-list).
+the flow, which loads it through the same checks as the demo one (checksums, the skops allow-list). The selector
+offers only the lesion kind's models, chooses only a model it offers, and only once its card was read, so the card on
+the page is the one Compute uses (a damaged metric shows as such; a card that cannot be read leaves the demo
+classifier chosen, saying why).
 """
 
 from __future__ import annotations
@@ -125,24 +128,41 @@ class TrainingPanel:
         """List the demo classifier and the cohort's models of the lesion kind; the choice is kept while listed,
         else it goes back to the demo classifier."""
         flow = self.station.flows[module]
-        choices = model_choices(module, self._out_folder(module), getattr(flow, "kind", None), flow.models_dir)
+        choices = model_choices(module, self._out_folder(module), self._kind(module), flow.models_dir)
         self._demo[module] = choices[0][1]
         items = [{"value": DEMO if demo else str(card), "title": title} for title, card, demo in choices]
         chosen = self.state.si_tr_model[module]
         self._set("si_tr_models", module, items)
         self.on_select(module, chosen if any(item["value"] == chosen for item in items) else DEMO)
 
-    def on_select(self, module: str, value: str | None) -> None:
-        """The model the module's Compute uses, and its card on the page."""
+    def _kind(self, module: str) -> str | None:
+        """The module's lesion kind as the page has it: the station gives the flow a new kind after this section
+        has seen it change."""
         flow = self.station.flows[module]
+        page = self.state.si_kind if self.state.has("si_kind") else None
+        return page if page in getattr(flow, "kinds", ()) else getattr(flow, "kind", None)
+
+    def on_select(self, module: str, value: str | None) -> None:
+        """Choose the model the module's Compute uses (only one the list offers) once its card was read, and show
+        that card; a card that cannot be read leaves the demo classifier chosen, the reason above its card."""
+        if module not in self.state.si_tr_modules:
+            return
         value = value or DEMO
-        flow.classifier_card = Path(value) if value else None
-        self._set("si_tr_model", module, value)
-        card = Path(value) if value else self._demo[module]
+        if value not in [item["value"] for item in self.state.si_tr_models[module]]:
+            return  # not offered (a page's stale list, or not a model of this cohort and kind): the choice stays
         try:
-            self._set("si_tr_card", module, card_summary(card))
-        except SmartImagingError as exc:
-            self._set("si_tr_card", module, [["Card", str(exc)]])
+            rows = card_summary(Path(value) if value else self._demo[module])
+        except (SmartImagingError, OSError) as exc:
+            reason = str(exc) if isinstance(exc, SmartImagingError) else f"its card could not be read ({exc.strerror})"
+            if value != DEMO:
+                self.on_select(module, DEMO)
+                self._set("si_tr_card", module, [["Not chosen", f"{Path(value).parent.name}: {reason}"],
+                                                  *self.state.si_tr_card[module]])
+                return
+            rows = [["Card", reason]]
+        self.station.flows[module].classifier_card = Path(value) if value else None
+        self._set("si_tr_model", module, value)
+        self._set("si_tr_card", module, rows)
 
     def _on_context_changed(self, **_kwargs) -> None:
         for module in self.state.si_tr_modules:

@@ -1,9 +1,11 @@
 """Teaching mode in a real MRML scene (slicer-core), as the station's teaching panel drives it: a teaching set keeps
 only the cases with an answer key and says why others were left out, never writes into the teacher's cohort, finds
 the AI proposal a cohort's worklist saved, makes one with Segment at the key's centre without touching the student's
-outline, and shows the three outlines in their colours, outlined."""
+outline, and shows the three outlines in their colours, outlined: the AI's in the station's proposal green, and the
+three told apart with simulated colour-vision deficiencies."""
 
 import csv
+import itertools
 
 import numpy as np
 import pytest
@@ -12,9 +14,9 @@ import SimpleITK as sitk
 from smartimaging.errors import InputError
 from smartimaging.mammo.cohort import write_mammo_phantom_cohort
 from smartimaging.mammo.flow import MammoFlow
-from smartimaging.mrml import create_headless_scene, volume_node_to_sitk
-from smartimaging.segmentation_nodes import labels_from_segmentation
-from smartimaging.teaching import check_answer
+from smartimaging.mrml import create_headless_scene, ijk_to_ras_matrix, volume_node_to_sitk
+from smartimaging.segmentation_nodes import PROPOSAL_COLOR, labels_from_segmentation
+from smartimaging.teaching import check_answer, slice_to_show
 from smartimaging.teaching_scene import (
     OUTLINE_ROLE,
     OUTLINES,
@@ -27,6 +29,7 @@ from smartimaging.teaching_scene import (
     read_proposal,
     segmentations_shown,
     show_outlines,
+    slice_centre_ras,
     student_mask,
     write_phantom_set,
 )
@@ -35,6 +38,41 @@ from smartimaging.worklist_scene import WorklistReading, set_segments
 
 def _files(folder):
     return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+
+
+# Machado, Oliveira & Fernandes 2009, severity 1: linear-RGB simulation of protanopia, deuteranopia, tritanopia
+CVD = {"protan": ((0.152286, 1.052583, -0.204868), (0.114503, 0.786281, 0.099216), (-0.003882, -0.048116, 1.051998)),
+       "deutan": ((0.367322, 0.860646, -0.227968), (0.280085, 0.672501, 0.047413), (-0.011820, 0.042940, 0.968881)),
+       "tritan": ((1.255528, -0.076749, -0.178779), (-0.078411, 0.930809, 0.147602), (0.004733, 0.691367, 0.303900))}
+MIN_DELTA_E = 25  # CIELAB ΔE76 between any two outlines' colours, with normal and each simulated vision
+
+
+def _lab(srgb) -> np.ndarray:
+    """CIELAB (D65) of an sRGB colour (0–1)."""
+    rgb = np.clip(srgb, 0, 1)
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ linear
+    t = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(t > (6 / 29) ** 3, np.cbrt(t), t / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def _seen(srgb, matrix) -> np.ndarray:
+    """An sRGB colour as a simulated deficiency sees it (sRGB)."""
+    rgb = np.asarray(srgb, float)
+    linear = np.clip(np.array(matrix) @ np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4), 0, 1)
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def test_outline_colours_are_the_stations_and_told_apart_with_colour_vision_deficiencies():
+    colours = {outline.name: outline.color for outline in OUTLINES}
+    assert colours["ai"] == PROPOSAL_COLOR  # green, as the AI's proposal everywhere in the station
+    for vision, matrix in {"normal": np.eye(3), **CVD}.items():
+        for a, b in itertools.combinations(colours, 2):
+            delta = np.linalg.norm(_lab(_seen(colours[a], matrix)) - _lab(_seen(colours[b], matrix)))
+            assert delta >= MIN_DELTA_E, (vision, a, b, delta)
+    yellow = (0.941, 0.894, 0.259)  # the student's former colour: beside the station's green, lost to a deutan
+    assert np.linalg.norm(_lab(_seen(yellow, CVD["deutan"])) - _lab(_seen(PROPOSAL_COLOR, CVD["deutan"]))) < 10
 
 
 def test_only_cases_with_a_key_are_taught_and_the_cohort_is_never_written(tmp_path):
@@ -198,6 +236,22 @@ def test_an_lvi_teaching_set_is_checked_in_mm3(tmp_path):
                           "positive", case.key_label, {c: c for c in teaching.choices})
     assert result.dice_ai_key > 0.8 and result.student.missed[0].unit == "mm³"
     assert result.call == ("right" if case.key_label == "positive" else "wrong")
+
+    lesion = np.flatnonzero(key.any(axis=(1, 2)))  # the student outlines one slice of the lesion
+    middle = int(lesion[len(lesion) // 2])
+    one = np.zeros_like(key)
+    one[middle] = key[middle]
+    result = check_answer(image_of(one, reference), image_of(key, reference))
+    thickness = reference.GetSpacing()[2]
+    assert result.student.summary.startswith(
+        f"Your outline covers 1 slice (slice {middle + 1}); the lesion spans {len(lesion)} slices (slices "
+        f"{lesion[0] + 1}–{lesion[-1] + 1}, {len(lesion) * thickness:.3g} mm): outline it on every slice. You missed")
+    shown = slice_to_show(one, key)
+    assert shown.index == middle
+    centre = slice_centre_ras([one, key, ai], flow.primary, shown.index)  # the views centre there after Check
+    ijk = np.linalg.inv(ijk_to_ras_matrix(flow.primary)) @ [*centre, 1.0]
+    rows, cols = np.nonzero(key.any(axis=0) | ai.any(axis=0))
+    assert ijk[:3] == pytest.approx([(cols.min() + cols.max()) / 2, (rows.min() + rows.max()) / 2, middle], abs=1e-9)
 
 
 def _volumes(scene):

@@ -277,7 +277,7 @@ def _off_lesion(outline: _Mask, key: _Key, who: _Who) -> str:
 
 def _slices_text(outline: _Mask, key: _Key, who: _Who) -> str:
     """For a volume whose outline is on at most half the slices the lesion spans: "Your outline covers 1 slice
-    (slice 8); the lesion spans 9 slices (slices 4–12, 22 mm): outline it on every slice. " ("" otherwise)."""
+    (slice 8); the lesion spans 9 slices (slices 4–12, 22.5 mm): outline it on every slice. " ("" otherwise)."""
     if key.mask.flat:
         return ""
     drawn = np.flatnonzero(outline.array.any(axis=(1, 2)))
@@ -289,7 +289,7 @@ def _slices_text(outline: _Mask, key: _Key, who: _Who) -> str:
     thickness = _pixel_size(image, False) / _pixel_size(image, True)  # the slices' spacing along their normal
     covers = f"{counted(len(drawn), 'slice')} ({_slice_numbers(drawn)})" if len(drawn) else "no slice"
     return (f"{who.outline} covers {covers}; the lesion spans {counted(spans, 'slice')} "
-            f"({_slice_numbers(lesion)}, {_size_text(spans * thickness, 'mm')}){who.advice}. ")
+            f"({_slice_numbers(lesion)}, {spans * thickness:.3g} mm){who.advice}. ")
 
 
 def _slice_numbers(slices: np.ndarray) -> str:

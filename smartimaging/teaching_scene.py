@@ -3,7 +3,8 @@ the cases of a cohort folder that carry an answer key (reference outline and lab
 the reader's work kept in a scratch folder, so that a student never writes into the teacher's cohort. The AI's
 outline of a case is the proposal the cohort's own worklist saved, else the module's Segment prompted at the key's
 centre, run in a second flow so that the student's outline stays untouched. After Check the student's outline, the
-key and the AI's outline are shown together as outlines (not fills), each in its own colour."""
+key and the AI's outline are shown together as outlines (not fills), each in its own colour: the AI's green and the
+student's orange as the AI's proposal and the reader's ROI are everywhere in the station, the key sky blue."""
 
 from __future__ import annotations
 
@@ -17,14 +18,13 @@ import slicer
 from vtk.util.numpy_support import vtk_to_numpy
 
 from .errors import InputError
-from .io import same_geometry
 from .manifest import read_manifest
 from .mrml import ijk_to_ras_matrix
 from .segfile import write_seg_nrrd
-from .segmentation_nodes import labels_from_segmentation, segmentation_from_labels
+from .segmentation_nodes import PROPOSAL_COLOR, labels_from_segmentation, segmentation_from_labels
 from .segments import SegmentSpec
 from .wording import counted
-from .worklist import OUTPUT_FOLDER, Case
+from .worklist import OUTPUT_FOLDER, Case, read_roi
 from .worklist_scene import WorklistReading
 
 TEACHABLE = ("MammoRadiomics", "BreastLVI")  # every case's key outlines one lesion
@@ -44,10 +44,11 @@ class Outline:
         return "#" + "".join(f"{round(255 * c):02X}" for c in self.color)
 
 
-# Okabe-Ito colours, told apart with the common colour-vision deficiencies, all bright on a grey image; in drawing
-# order: the key last, on top where the outlines coincide
-OUTLINES = (Outline("student", "Your outline", (0.941, 0.894, 0.259)),  # yellow
-            Outline("ai", "AI", (0.835, 0.369, 0.0)),  # vermillion
+# The AI's outline in the station's proposal green; the student's in Okabe-Ito vermillion (the reader's orange) and
+# the key in Okabe-Ito sky blue: the three told apart with protan, deutan and tritan vision (a yellow student's
+# outline would not be, beside this green); in drawing order: the key last, on top where the outlines coincide
+OUTLINES = (Outline("student", "Your outline", (0.835, 0.369, 0.0)),  # vermillion
+            Outline("ai", "AI", PROPOSAL_COLOR),  # green
             Outline("key", "Answer key", (0.337, 0.706, 0.914)))  # sky blue
 
 
@@ -156,12 +157,9 @@ def _header(path: Path) -> list[str]:
 
 
 def read_proposal(path: Path, reference: sitk.Image) -> np.ndarray:
-    """A saved proposal as a bool mask on the case image's grid; refused when it is on another grid."""
-    image = sitk.ReadImage(str(path))
-    if not same_geometry(image, reference):
-        raise InputError(f"The saved AI proposal {path.parent.name}/{path.name} is not on the grid of the case's "
-                         "image")
-    return sitk.GetArrayFromImage(image) != 0
+    """A saved proposal as a bool mask on the case image's grid (the worklist's checked `read_roi`); refused when it
+    is damaged, too large or on another grid."""
+    return sitk.GetArrayFromImage(read_roi(path, reference, "saved AI proposal")) != 0
 
 
 def key_centre_lps(key: np.ndarray, reference: sitk.Image) -> tuple[float, float, float]:
@@ -241,6 +239,15 @@ def ras_bounds(masks, volume_node) -> list[float]:
                         for k in (low[2] - 0.5, high[2] + 0.5)])
     ras = (ijk_to_ras_matrix(volume_node) @ corners.T)[:3]
     return [float(v) for axis in range(3) for v in (ras[axis].min(), ras[axis].max())]
+
+
+def slice_centre_ras(masks, volume_node, k: int | None = None) -> list[float]:
+    """The RAS point (mm) at the centre of the in-plane box of some (k, j, i) masks of a volume, on slice `k` (the box's
+    middle when None): where the views centre to show that slice."""
+    union = np.logical_or.reduce([np.asarray(mask, bool) for mask in masks])
+    low, high = np.argwhere(union).min(axis=0)[::-1], np.argwhere(union).max(axis=0)[::-1]
+    i, j, middle = (low + high) / 2
+    return [float(v) for v in (ijk_to_ras_matrix(volume_node) @ [i, j, middle if k is None else k, 1.0])[:3]]
 
 
 def image_of(mask: np.ndarray, reference: sitk.Image) -> sitk.Image:

@@ -128,6 +128,7 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._steps = None
         self._training = None
+        self._proposal = None
 
     def setup(self) -> None:
         """Called when the user opens the module the first time and the widget is initialized."""
@@ -167,6 +168,9 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from smartimaging.desktop_training import TrainingSection
 
         self._training = TrainingSection(self.layout, self._worklist)  # the Model selector, Train and Evaluate
+        from smartimaging.desktop_proposal import ProposalSection
+
+        self._proposal = ProposalSection(self.layout, self._worklist)  # the U-Net Segment uses, Fine-tune
 
         self.initializeParameterNode()
 
@@ -176,6 +180,8 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._steps.abandon()
         if self._training:
             self._training.abandon()
+        if self._proposal:
+            self._proposal.abandon()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -242,6 +248,7 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                              and not running)
         self.ui.compareButton.enabled = bool(p and p.resultTable and p.baselineTable)
         self._training.update()  # the Model list follows the open worklist
+        self._proposal.update()  # and the Proposal network list
         if p and p.editedSegmentation:
             self.ui.segmentEditorWidget.setSegmentationNode(p.editedSegmentation)
             self.ui.segmentEditorWidget.setSourceVolumeNode(p.anteriorVolume)

@@ -114,6 +114,7 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._steps = None
         self._training = None
+        self._proposal = None
 
     def setup(self) -> None:
         """Called when the user opens the module the first time and the widget is initialized."""
@@ -144,6 +145,9 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from smartimaging.desktop_training import TrainingSection
 
         self._training = TrainingSection(self.layout, self._worklist)  # the Model selector, Train and Evaluate
+        from smartimaging.desktop_proposal import ProposalSection
+
+        self._proposal = ProposalSection(self.layout, self._worklist)  # the U-Net Segment uses, Fine-tune
 
         self.initializeParameterNode()
 
@@ -153,6 +157,8 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._steps.abandon()
         if self._training:
             self._training.abandon()
+        if self._proposal:
+            self._proposal.abandon()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -212,6 +218,7 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                            and _isFolder(p.batchOutputFolder.parent))
         self.ui.batchCancelButton.enabled = busy
         self._training.update(p.lesionKind if p else self.logic.flow.kind)  # the worklist's models of the kind
+        self._proposal.update(p.lesionKind if p else self.logic.flow.kind)  # and its U-Nets of the kind
         if p and p.editedSegmentation:
             self.ui.segmentEditorWidget.setSegmentationNode(p.editedSegmentation)
             self.ui.segmentEditorWidget.setSourceVolumeNode(p.inputVolume)

@@ -1,0 +1,294 @@
+"""The Proposal network section of the desktop modules whose Segment runs a U-Net (MammoRadiomics, BreastLVI,
+BoneScanBSTBI): the network Segment uses (the module's demo U-Net, or one fine-tuned on the open worklist's cohort,
+with the chosen network's card), and "Fine-tune on this cohort": the station's worker job `finetune-segmenter` on the
+worklist's done cases, from the chosen network, in a worker process of its own (progress, Cancel: no model folder
+left), then Dice before → after on the held-out corrected cases, and the new network is chosen. The station's version
+is `web.proposal_panel`.
+
+GUI-free (tested on slicer-core): `ProposalSession`, the section's logic over the module's `WorklistSession`. The Qt
+section (`ProposalSection`) only shows it, with Qt, CTK and Slicer APIs as Slicer 5.12's own code uses them:
+- ctk.ctkCollapsibleButton and its `collapsed` (Modules/Scripted/Endoscopy/Endoscopy.py), qt.QFormLayout addRow,
+  qt.QHBoxLayout addWidget, the buttons' `enabled` (CropVolumeSequence.py), qt.QPushButton (DICOM.py), qt.QLabel
+  with `wordWrap` (DICOMLib/DICOMBrowser.py), as desktop_sections;
+- qt.QComboBox clear / addItems / `currentIndex` (ExtensionWizard/ExtensionWizardLib/CreateComponentDialog.py), its
+  "currentIndexChanged(int)" signal (Base/Python/slicer/util.py), blockSignals (DICOM.py); qt.QLineEdit `text`
+  (DICOMLib/DICOMSendDialog.py);
+- qt.QSpinBox (Base/Python/slicer/parameterNodeWrapper/guiCreation.py), its setRange and `value`
+  (Base/Python/slicer/parameterNodeWrapper/guiConnectors.py); qt.QCheckBox and its `checked`
+  (Modules/Scripted/DICOMPatcher/DICOMPatcher.py);
+- qt.QProgressBar and its `value` (DICOMLib/DICOMSendDialog.py), through desktop.WidgetSteps (a qt.QTimer polls the
+  step; errors in dialogs, a cancel in the status bar);
+- slicer.util.tryWithErrorDisplay (Base/Python/slicer/util.py)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .errors import CancelledError, InputError, SmartImagingError
+from .finetune import FINETUNE_EPOCHS
+from .proposal_networks import (
+    TASKS,
+    check_finetune_data,
+    held_out_text,
+    next_name,
+    proposal_card_path,
+    proposal_choices,
+    proposal_summary,
+)
+from .reading import Job, Step
+from .worker import WorkerProcess
+
+CANCELLED = "Cancelled: no network was written"
+MAX_EPOCHS = 200  # as the station's Epochs field
+
+
+class ProposalSession:
+    """The Proposal network section's logic for a module's worklist (`WorklistSession`): the networks the selector
+    lists for the lesion kind (`refresh` / `update`), the chosen one (`select`: the flow's `segmenter_card`, which its
+    Segment uses), and the Fine-tune step on the open worklist's cohort, run by polling as the flow's steps
+    (`reading.Step`), the job in a worker process of its own."""
+
+    def __init__(self, worklist):
+        if worklist.flow.module not in TASKS:
+            raise InputError(f"{worklist.flow.module} has no proposal network to fine-tune")
+        self.worklist, self.flow = worklist, worklist.flow
+        self.kind: str | None = getattr(self.flow, "kind", None)  # the lesion kind the list is for (mammography)
+        self.name = ""  # the new network's name the section proposes (a free one, `next_name`)
+        self.choices: list[tuple[str, Path, bool]] = []  # (title, card, is the demo), as `proposal_choices`
+        self.step: Step | None = None
+        self._listed: tuple | None = None  # (worklist folder, kind) the list was made for
+        self.refresh(self.kind)
+
+    @property
+    def module(self) -> str:
+        return self.flow.module
+
+    @property
+    def out_folder(self) -> Path | None:
+        """The open worklist's folder in its cohort (`<cohort>/smartimaging/<Module>`), or None."""
+        reading = self.worklist.reading
+        return reading.worklist.out if reading is not None else None
+
+    # ---- the network selector ----
+
+    def refresh(self, kind: str | None = None) -> None:
+        """List the demo U-Net and the cohort's networks fine-tuned for the lesion `kind`; the chosen network stays
+        while it is listed, else the demo U-Net is chosen. Another worklist or kind proposes a free name."""
+        out = self.out_folder
+        self.choices = proposal_choices(self.module, out, kind, self.flow.models_dir)
+        if self._listed != (out, kind):
+            self.name = next_name(self.module, out, kind)
+        self.kind, self._listed = kind, (out, kind)
+        if self.flow.segmenter_card is not None and self.chosen == 0:
+            self.flow.segmenter_card = None
+
+    def update(self, kind: str | None = None) -> bool:
+        """Refresh the list when the worklist or the lesion kind changed since it was made; whether it did."""
+        if self._listed == (self.out_folder, kind):
+            return False
+        self.refresh(kind)
+        return True
+
+    @property
+    def titles(self) -> list[str]:
+        return [title for title, _, _ in self.choices]
+
+    @property
+    def chosen(self) -> int:
+        """The index of the chosen network in `choices` (0: the demo U-Net)."""
+        card = self.flow.segmenter_card
+        return next((index for index, (_, path, demo) in enumerate(self.choices)
+                     if card is not None and not demo and path == Path(card)), 0)
+
+    def select(self, index: int) -> None:
+        """Choose the network the module's Segment uses."""
+        if not 0 <= index < len(self.choices):
+            raise InputError(f"No network number {index} in the Proposal network list ({len(self.choices)} "
+                             "networks)")
+        _, card, demo = self.choices[index]
+        self.flow.segmenter_card = None if demo else card
+
+    def card_lines(self) -> list[str]:
+        """The chosen network's card as "what: value" lines (`proposal_networks.proposal_summary`)."""
+        try:
+            rows = proposal_summary(self.choices[self.chosen][1])
+        except SmartImagingError as exc:
+            rows = [["Card", str(exc)]]
+        return [f"{what}: {value}" for what, value in rows]
+
+    # ---- Fine-tune ----
+
+    def finetune(self, name: str, epochs: int = FINETUNE_EPOCHS, phantom: bool = False, progress=None) -> Step:
+        """The Fine-tune step: the chosen network trained `epochs` epochs on the worklist's done cases into the
+        cohort's `models/_proposal/<name>` (`phantom`: the card labels its Dice as phantom numbers). Refused before a
+        worker starts: no worklist, a name that is not free, too few done cases (with the minimum). Its value: the
+        lines saying Dice before → after on the held-out cases; the new network is then chosen."""
+        if self.step is not None and not self.step.over:
+            raise InputError("Wait until the running fine-tuning is over (or cancel it)")
+        out = self.out_folder
+        if out is None:
+            raise InputError("Open the cohort's worklist first (the Worklist section): Fine-tune learns from its "
+                             "saved cases")
+        if not 1 <= epochs <= MAX_EPOCHS:
+            raise InputError(f"Epochs {epochs}: give a whole number from 1 to {MAX_EPOCHS} (default "
+                             f"{FINETUNE_EPOCHS})")
+        target = proposal_card_path(out, name).parent
+        if target.exists():
+            raise InputError(f"This cohort already has a proposal network named {name}; choose another name")
+        manifest = self.worklist.reading.worklist.manifest_path
+        check_finetune_data(self.module, manifest, self.kind)
+        start = self.choices[self.chosen][1]
+        arguments = ["--task", TASKS[self.module], "--manifest", str(manifest), "--from-card", str(start),
+                     "--output-dir", str(target), "--name", name, "--epochs", str(epochs), "--device",
+                     self.flow.device, *(["--phantom"] if phantom else [])]
+        self.step = Step(self, self._finetune(target, arguments, phantom), progress)
+        return self.step
+
+    def cancel(self) -> bool:
+        """Stop the running fine-tuning; False when none runs."""
+        return self.step is not None and self.step.cancel()
+
+    def start_worker(self, job: Job) -> WorkerProcess:
+        """The job in a process of its own (the flow's warm worker stays free for the reader's Segment)."""
+        return WorkerProcess(job.name, job.arguments, python=self.flow.python)
+
+    def _finetune(self, target: Path, arguments: list[str], phantom: bool):
+        """The step's generator: a job that does not end with a result (cancelled, failed, abandoned) leaves no
+        model folder (its name was free when it started)."""
+        finished = False
+        try:
+            event = yield Job("finetune-segmenter", arguments)
+            finished = True
+        except CancelledError:
+            raise CancelledError(CANCELLED) from None
+        finally:
+            if not finished:
+                shutil.rmtree(target, ignore_errors=True)
+        card = Path(event["card"])
+        self.refresh(self.kind)
+        self.flow.segmenter_card = card
+        self.name = next_name(self.module, self.out_folder, self.kind)
+        return [f"Fine-tuned {card.stem}: chosen for Segment",
+                f"Dice before → after: {event['dice_before']:.3f} → {event['dice_after']:.3f}"
+                + (" (PHANTOM numbers)" if phantom else ""),
+                f"Measured on: {held_out_text(TASKS[self.module], event['n'], event['split'])}"]
+
+
+# ---- the Qt section -----------------------------------------------------------------------------------------------
+
+class ProposalSection:
+    """The "Proposal network" section of a module's panel, under its Worklist (and Model) sections (`worklist`, a
+    WorklistSection): the network selector and the chosen network's card, the new network's name, epochs and the
+    phantom box, Fine-tune / Cancel with a progress bar, and Dice before → after. The module calls `update(kind)`
+    whenever its parameter node changes (the lesion kind its selector holds; a worklist opened) and `abandon()` when
+    it goes."""
+
+    def __init__(self, layout, worklist):
+        import qt
+
+        from .desktop import WidgetSteps
+        from .desktop_sections import _label, _section
+
+        self.session = ProposalSession(worklist.session)
+        self.section, form = _section(layout, "Proposal network")
+        self.section.collapsed = True  # as the Worklist section
+        self.network = qt.QComboBox()
+        form.addRow("Network that Segment uses", self.network)
+        self.card = _label("")
+        form.addRow(self.card)
+        form.addRow(_label("Fine-tune adapts the chosen network to the open worklist's cases saved as done (their "
+                           "corrected ROIs) and measures Dice before and after on its held-out cases."))
+        self.name = qt.QLineEdit()
+        form.addRow("New network's name", self.name)
+        self.epochs = qt.QSpinBox()
+        self.epochs.setRange(1, MAX_EPOCHS)
+        self.epochs.value = FINETUNE_EPOCHS
+        form.addRow("Epochs", self.epochs)
+        self.phantom = qt.QCheckBox()
+        form.addRow("Synthetic phantoms (the card labels its Dice as phantom numbers)", self.phantom)
+        buttons = qt.QHBoxLayout()
+        self.buttons = {}
+        for text, callback in (("Fine-tune on this cohort", self._finetune), ("Cancel", self._cancel)):
+            button = qt.QPushButton(text)
+            button.connect("clicked(bool)", lambda _checked, callback=callback: callback())
+            buttons.addWidget(button)
+            self.buttons[text] = button
+        form.addRow(buttons)
+        self.progress_bar = qt.QProgressBar()
+        form.addRow(self.progress_bar)
+        self.message = _label("")
+        form.addRow(self.message)
+        self.steps = WidgetSteps(self.progress_bar, self._done, self._over)
+        self._finished = False  # the last step succeeded: its Dice lines stay
+        self.network.connect("currentIndexChanged(int)", self._chosen)
+        self._show_networks()
+        self._enable()
+
+    def update(self, kind: str | None = None) -> None:
+        """The module's parameter node changed: the list follows the worklist and the lesion kind."""
+        if self.session.update(kind):
+            self._show_networks()
+        self._enable()
+
+    def abandon(self) -> None:
+        """Stop a running fine-tuning without a word (the module goes away); it leaves no model folder."""
+        self.steps.abandon()
+
+    # ---- the section's actions ----
+
+    def _chosen(self, index: int) -> None:
+        if index >= 0:
+            self.session.select(index)
+            self.card.text = "\n".join(self.session.card_lines())
+
+    def _finetune(self) -> None:
+        """Start the step (a refusal in an error dialog)."""
+        import slicer
+
+        with slicer.util.tryWithErrorDisplay("Failed to start the fine-tuning.", waitCursor=True):
+            step = self.session.finetune(self.name.text.strip(), self.epochs.value, self.phantom.checked,
+                                         self._progress)
+            self._finished = False
+            self.message.text = ""
+            self.steps.start(step)
+        self._enable()
+
+    def _cancel(self) -> None:
+        self.message.text = "Cancelling..."
+        self.steps.cancel()
+
+    def _progress(self, fraction: float, message: str) -> None:
+        self.steps.progress(fraction, message)
+        self.message.text = message
+
+    # ---- showing ----
+
+    def _done(self, lines: list[str]) -> None:
+        self._finished = True
+        self._show_networks()
+        self.message.text = "\n".join(lines)
+
+    def _show_networks(self) -> None:
+        blocked = self.network.blockSignals(True)  # filling the list is not the reader's choice
+        try:
+            self.network.clear()
+            self.network.addItems(self.session.titles)
+            self.network.currentIndex = self.session.chosen
+        finally:
+            self.network.blockSignals(blocked)
+        self.card.text = "\n".join(self.session.card_lines())
+        self.name.text = self.session.name
+
+    def _over(self) -> None:
+        """The step is over: a failed or cancelled one leaves no progress message (its dialog or status message
+        says what happened)."""
+        if not self._finished:
+            self.message.text = ""
+        self._enable()
+
+    def _enable(self) -> None:
+        busy = self.steps.busy
+        self.buttons["Fine-tune on this cohort"].enabled = not busy and self.session.out_folder is not None
+        self.buttons["Cancel"].enabled = busy
+        self.network.enabled = not busy  # Segment's network does not change under a fine-tuning started from it

@@ -1,11 +1,12 @@
 """Teaching mode in the browser station (headless Debian Chromium): a student session on a 3-case phantom teaching set
 of the mammography module. Before Check the AI's proposal and the answer key are not in the scene (the scene's
 segmentations as the station reports them, and the key's blue in the view), Segment is off and Check is off until
-something is drawn; the student paints with the Segment Editor's brush and makes the call; Check shows Dice numbers
-equal to the core's `check_answer` on the same masks (the outlines the station kept, the key's PNG), the three
-outlines (student, key, AI) with a legend, and locks the outline; a case checked again replaces its row. The score
-sheet downloaded as CSV has the page's rows; a sample loaded over the teaching case takes its outlines away and frees
-the tab's buttons. Screenshots go to $SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder."""
+something is drawn, and `si_teach_active` (for the worklist's Next) is set until Check; the student paints with the
+Segment Editor's brush and makes the call; Check shows Dice numbers equal to the core's `check_answer` on the same
+masks (the outlines the station kept, the key's PNG), the three outlines (student, key, AI) with a legend in their
+colours, and locks the outline; a case checked again replaces its row. The score sheet (with the student's call and
+the key's label) downloaded as CSV has the page's rows; a sample loaded over the teaching case takes its outlines
+away and frees the tab's buttons. Screenshots go to $SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from web_station import (  # noqa: E402
 )
 
 from smartimaging.phantoms.mammo import PIXEL_MM  # noqa: E402
-from smartimaging.teaching import check_answer  # noqa: E402
+from smartimaging.teaching import COLUMNS, check_answer  # noqa: E402
 from smartimaging.teaching_scene import OUTLINES  # noqa: E402
 
 BRUSH_MM = 2.5  # the mass brush's default diameter
@@ -58,6 +59,11 @@ def screenshots(tmp_path_factory) -> Path:
 def _scene(page) -> list[dict]:
     """The scene's segmentations as the station reports them (name, teaching outline, shown, filled)."""
     return page.evaluate("() => window.trame.state.get('si_teach_scene')")
+
+
+def _active(page) -> bool:
+    """Whether the station says a teaching case is open and unchecked in the mammography tab."""
+    return page.evaluate("() => window.trame.state.get('si_teach_active').MammoRadiomics")
 
 
 def _key_blue(page) -> int:
@@ -102,6 +108,7 @@ def test_a_student_session_on_three_phantom_cases(page, screenshots, tmp_path):
         assert page.inner_text("#si-teach-case") == f"Case {index + 1} of 3: {case['patient_id']}"
         assert page.get_by_role("button", name="Segment", exact=True).is_disabled()  # it would show the AI
         assert page.get_by_role("button", name="Compute Rad-score").is_disabled()
+        assert _active(page)
         click_and_wait_idle(page, "Draw ROI by hand")
         assert page.locator("#si-teach-check").is_disabled()  # nothing drawn yet
         key = np.asarray(Image.open(folder / case["mask"])) != 0
@@ -141,6 +148,10 @@ def test_a_student_session_on_three_phantom_cases(page, screenshots, tmp_path):
         assert all(node["visible"] and not node["filled"] for node in outlines.values())
         assert [node["name"] for node in after if node["visible"] and not node["outline"]] == []  # locked
         assert page.locator("#si-teach-legend").inner_text().split("\n") == [o.title for o in OUTLINES]
+        swatches = page.locator("#si-teach-legend > div > span:first-child")
+        assert [swatches.nth(i).evaluate("e => getComputedStyle(e).borderTopColor") for i in range(3)] == [
+            f"rgb({', '.join(str(round(255 * c)) for c in o.color)})" for o in OUTLINES]
+        assert not _active(page) and page.locator("#si-teach-view").count() == 0  # one slice: none to name
         assert _key_blue(page) > 50
         assert page.get_by_role("button", name="Draw ROI by hand").is_disabled()
         assert page.locator("#si-no-roi").count() == 0 and page.locator("#si-teach-locked").is_visible()
@@ -152,8 +163,9 @@ def test_a_student_session_on_three_phantom_cases(page, screenshots, tmp_path):
     rows = page.locator("#si-teach-table tbody tr")
     on_page = [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())]
     assert [row[:3] for row in on_page] == [[c["patient_id"], *dice] for c, dice in zip(cases, shown, strict=True)]
-    assert [row[3] for row in on_page] == ["right", "wrong", "right"]
-    assert all(float(row[4]) > 0 for row in on_page)
+    assert [row[3:6] for row in on_page] == [[call, labels[c["label"]], result] for c, call, result in
+                                             zip(cases, calls, ["right", "wrong", "right"], strict=True)]
+    assert all(float(row[6]) > 0 for row in on_page)
     assert page.inner_text("#si-teach-summary").startswith("3 cases: your mean Dice")
     assert page.inner_text("#si-teach-summary").endswith("calls right 2/3")
     page.screenshot(path=str(screenshots / "web-teaching-sheet.png"))
@@ -169,9 +181,10 @@ def test_a_student_session_on_three_phantom_cases(page, screenshots, tmp_path):
     assert page.inner_text("#si-teach-replaced") == (f"Case {cases[1]['patient_id']} was checked again: its new row "
                                                      f"replaces the earlier one (your Dice then {shown[1][0]}).")
     on_page[1] = rows.nth(1).locator("td").all_inner_texts()
-    assert rows.count() == 3 and on_page[1][:4] == [cases[1]["patient_id"],
+    assert rows.count() == 3 and on_page[1][:6] == [cases[1]["patient_id"],
                                                     page.inner_text("#si-teach-dice-student"),
-                                                    page.inner_text("#si-teach-dice-ai"), "wrong"]
+                                                    page.inner_text("#si-teach-dice-ai"), calls[1],
+                                                    labels[cases[1]["label"]], "wrong"]
 
     with page.expect_download(timeout=60_000) as info:
         page.locator("#si-teach-download").click()
@@ -179,8 +192,9 @@ def test_a_student_session_on_three_phantom_cases(page, screenshots, tmp_path):
     info.value.save_as(path)
     with open(path, encoding="utf-8", newline="") as f:
         downloaded = list(csv.reader(f))
-    assert downloaded[0] == ["case", "student_dice", "ai_dice", "call", "seconds", "time"]
-    assert [row[:5] for row in downloaded[1:]] == on_page
+    assert downloaded[0] == list(COLUMNS) == ["case", "student_dice", "ai_dice", "student_call", "key_label", "call",
+                                              "seconds", "time"]
+    assert [row[:7] for row in downloaded[1:]] == on_page
 
     load_sample(page)  # another image replaces the teaching case: its outlines leave, the tab's buttons are free
     assert page.inner_text("#si-teach-case").startswith("The teaching case was replaced by another image")

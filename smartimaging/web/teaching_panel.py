@@ -1,11 +1,14 @@
 """The station's Teaching section: a student reads a teaching set (a cohort folder whose cases carry an answer key, or
 a phantom set written on the spot) in the open module's tab, drawing each lesion and making the call with the AI's
 proposal and the key out of the scene; Check scores the outline and the call against the key (`teaching`), shows the
-student's, the key's and the AI's outlines together, and adds the case to the session's score sheet (CSV download).
+student's, the key's and the AI's outlines together (on a volume, on the slice where the student's outline and the key
+are seen together, which the page names), and adds the case to the session's score sheet (CSV download).
 
 While a teaching case is open its tab's Segment is disabled (it would show the AI's proposal), and so is the compute
 until Check (its score would tell the AI's call); after Check the student's outline is locked (no longer an editable
-segmentation) and Draw ROI by hand is disabled until the next case. The scene work is `teaching_scene`'s."""
+segmentation) and Draw ROI by hand is disabled until the next case. `si_teach_active[module]` is true while a teaching
+case is open in that tab and not yet checked (the student's drawing would be lost by opening another case). The scene
+work is `teaching_scene`'s."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from trame_server.utils.asynchronous import create_task
 
 from ..errors import InputError, SmartImagingError
 from ..mrml import volume_node_to_sitk
-from ..teaching import ScoreSheet, check_answer
+from ..teaching import ScoreSheet, check_answer, slice_to_show
 from ..teaching_scene import (
     OUTLINES,
     TEACHABLE,
@@ -34,13 +37,14 @@ from ..teaching_scene import (
     read_proposal,
     segmentations_shown,
     show_outlines,
+    slice_centre_ras,
     student_mask,
     write_phantom_set,
 )
 
 CSV_TRIGGER = "si_teach_csv"
 CSV_NAME = "teaching-scores.csv"
-SHEET_COLUMNS = ("Case", "Your Dice", "AI Dice", "Call", "Time (s)")  # Score.cells()' first five
+SHEET_COLUMNS = ("Case", "Your Dice", "AI Dice", "Your call", "Key", "Call", "Time (s)")  # Score.cells()' first 7
 NO_BLOCKS = {"segment": False, "draw": False, "compute": False}
 ZOOM = 3.0  # after Check the views show the outlines' box this many times over, centred
 # A case opened or checked scrolls the left panel to the teaching case: its hint, the call and the result in sight
@@ -90,6 +94,7 @@ class TeachingPanel:
         state.si_teach_shown = 0  # counts the cases opened and checked: each one scrolls the panel to it
         state.si_teach_teachable = list(TEACHABLE)
         state.si_teach_blocks = {module: dict(NO_BLOCKS) for module in station.flows}
+        state.si_teach_active = dict.fromkeys(station.flows, False)  # a case open in the tab and not yet checked
         state.change("si_module")(self._on_module)
         state.change("si_case")(self._on_case)
         state.change("si_segments")(self._on_segments)
@@ -168,6 +173,8 @@ class TeachingPanel:
             html.Div("{{ si_teach_result.ai }}", v_if=("si_teach_result.ai",), classes="text-body-2",
                      id="si-teach-ai")
             html.Div("{{ si_teach_result.ai_source }}", classes="text-caption mt-1", id="si-teach-ai-source")
+            html.Div("{{ si_teach_result.view }}", v_if=("si_teach_result.view",), classes="text-caption",
+                     id="si-teach-view")
             html.Div("Your outline is locked; press Next for the next case.", v_if=("si_teach_has_next",),
                      classes="text-caption")
             html.Div("Your outline is locked. That was the set's last case: the score sheet is below.",
@@ -309,25 +316,26 @@ class TeachingPanel:
         if earlier is not None:  # one row per case: the new one takes the earlier one's place
             replaced = self.sheet.rows[earlier]
             self.sheet.rows[earlier] = self.sheet.rows.pop()
+        shown = slice_to_show(student, key)  # a volume: the slice with the student's outline and the key
         state = station.state
         state.si_teach_result = {
             "student_dice": score.cells()[1], "ai_dice": score.cells()[2], "call": result.call,
             "call_summary": result.call_summary or "", "student": result.student.summary,
-            "ai": result.ai.summary if result.ai else "", "ai_source": ai_source}
+            "ai": result.ai.summary if result.ai else "", "ai_source": ai_source, "view": shown.text if shown else ""}
         state.si_teach_replaced = (f"Case {case.case_id} was checked again: its new row replaces the earlier one "
                                    f"(your Dice then {replaced.cells()[1]})." if replaced else "")
         state.si_teach_checked = True
         self._set_open(True)
         self._publish_sheet()
         station._show(flow)
-        self._zoom_to(ras_bounds(masks.values(), flow.primary))
+        self._zoom_to(ras_bounds(masks.values(), flow.primary),
+                      slice_centre_ras(masks.values(), flow.primary, shown.index if shown else None))
         self._publish_scene()
         state.si_teach_shown += 1
 
-    def _zoom_to(self, bounds: list[float]) -> None:
-        """Centre the slice views on a box (RAS bounds, mm), shown ZOOM times over (Slicer 5.12 vtkMRMLSliceNode
-        GetSliceToRAS, GetFieldOfView, SetFieldOfView, JumpSliceByCentering)."""
-        centre = [(bounds[2 * axis] + bounds[2 * axis + 1]) / 2 for axis in range(3)]
+    def _zoom_to(self, bounds: list[float], centre: list[float]) -> None:
+        """Centre the slice views on a RAS point (mm), showing a box (RAS bounds, mm) ZOOM times over (Slicer 5.12
+        vtkMRMLSliceNode GetSliceToRAS, GetFieldOfView, SetFieldOfView, JumpSliceByCentering)."""
         for view in self.station.slicer_app.view_manager.get_slice_views():
             node = view.get_view_node()
             to_ras = node.GetSliceToRAS()
@@ -374,6 +382,8 @@ class TeachingPanel:
         if open_:
             blocks[self._module] = {"segment": True, "draw": checked, "compute": not checked}
         state.si_teach_blocks = blocks
+        state.si_teach_active = {module: open_ and not checked and module == self._module
+                                 for module in self.station.flows}
 
     def _close(self) -> None:
         """Leave the teaching set: its outlines leave the scene, the tab's buttons are free again."""

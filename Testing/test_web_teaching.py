@@ -36,11 +36,10 @@ from web_station import (  # noqa: E402
 )
 
 from smartimaging.phantoms.mammo import PIXEL_MM  # noqa: E402
-from smartimaging.teaching import COLUMNS, check_answer  # noqa: E402
+from smartimaging.teaching import COLUMNS, check_answer, slice_to_show  # noqa: E402
 from smartimaging.teaching_scene import OUTLINES  # noqa: E402
 
 BRUSH_MM = 2.5  # the mass brush's default diameter
-KEY_BLUE = np.array([round(255 * c) for c in next(o for o in OUTLINES if o.name == "key").color])
 
 
 @pytest.fixture(scope="module")
@@ -68,18 +67,15 @@ def _active(page) -> bool:
 
 def _key_blue(page) -> int:
     """Pixels of the answer key's blue outline in the first view."""
-    page.wait_for_timeout(1500)  # the server's new frame
-    view = np.asarray(Image.open(io.BytesIO(view_images(page).first.screenshot())).convert("RGB")).astype(int)
-    return int(np.count_nonzero(np.abs(view - KEY_BLUE).max(axis=-1) < 30))
+    return _pixels(page, "key")
 
 
-def _paint(page, key: np.ndarray) -> None:
-    """Brush strokes across the middle of the key's bounding box (rows a brush apart)."""
+def _paint(page, key: np.ndarray, step: float = 0.8 * BRUSH_MM / PIXEL_MM) -> None:
+    """Brush strokes across the middle of the key's bounding box (rows `step` apart: about a brush)."""
     reset_views_when_sized(page)
     choose_effect(page, "mdi-brush")
     rows, cols = np.nonzero(key)
     height, width = rows.max() - rows.min(), cols.max() - cols.min()
-    step = 0.8 * BRUSH_MM / PIXEL_MM
     for row in np.arange(rows.min() + 0.2 * height, rows.max() - 0.2 * height + 1, step):
         start = image_point_on_page(page, key.shape[::-1], (cols.min() + 0.2 * width, row))
         end = image_point_on_page(page, key.shape[::-1], (cols.max() - 0.2 * width, row))
@@ -208,3 +204,40 @@ def _set_folder(page, phantom: Path) -> str:
     folders = sorted(p.name for p in phantom.parent.iterdir() if p.name.startswith("set-"))
     assert len(folders) == 1
     return folders[0]
+
+
+def test_an_lvi_case_outlined_on_one_slice_is_shown_on_that_slice(page, screenshots):
+    """A student outlines one slice of a multi-slice lesion: after Check the views stay where the student's outline
+    and the key are seen together (the slice `slice_to_show` names, the page says which), and the feedback says the
+    outline covers too few slices."""
+    open_module(page, "Breast MRI LVI")
+    click_and_wait_idle(page, "Phantom teaching set")
+    assert page.locator("#si-teach-error").count() == 0
+    folder = Path(page.input_value("#si-teach-folder"))
+    with open(folder / "manifest.csv", encoding="utf-8", newline="") as f:
+        case = next(csv.DictReader(f))
+    key = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / case["voi"]))) != 0
+    click_and_wait_idle(page, "Draw ROI by hand")
+    _paint(page, key.any(axis=0), step=1.0)  # strokes on the slice the views show (a 2 mm brush on 2 mm pixels)
+    page.wait_for_function("!document.querySelector('#si-teach-check').disabled", timeout=30_000)
+    click_and_wait_idle(page, "Check")
+    assert page.locator("#si-teach-error").count() == 0
+    checked = sorted(folder.parent.glob(f"set-*/checked/{case['patient_id']}"))[-1]
+    student = sitk.GetArrayFromImage(sitk.ReadImage(str(checked / "student.seg.nrrd"))) != 0
+    assert np.flatnonzero(student.any(axis=(1, 2))).size == 1  # the student drew on one slice
+    shown = slice_to_show(student, key)
+    assert page.inner_text("#si-teach-view") == shown.text
+    expected = check_answer(sitk.ReadImage(str(checked / "student.seg.nrrd")),
+                            sitk.ReadImage(str(folder / case["voi"])))
+    assert page.inner_text("#si-teach-student") == expected.student.summary
+    assert expected.student.summary.startswith("Your outline covers 1 slice")
+    page.screenshot(path=str(screenshots / "web-teaching-lvi-checked.png"))
+    assert _pixels(page, "student") > 30 and _pixels(page, "key") > 30  # both in the first view
+
+
+def _pixels(page, name: str) -> int:
+    """Pixels of an outline's colour in the first view."""
+    colour = np.array([round(255 * c) for c in next(o for o in OUTLINES if o.name == name).color])
+    page.wait_for_timeout(1500)  # the server's new frame
+    view = np.asarray(Image.open(io.BytesIO(view_images(page).first.screenshot())).convert("RGB")).astype(int)
+    return int(np.count_nonzero(np.abs(view - colour).max(axis=-1) < 30))

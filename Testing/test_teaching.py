@@ -178,6 +178,8 @@ def test_a_volume_outlined_on_too_few_slices_is_said_so():
                                       "lesion (2352 mm³): the lesion is inferior to it, 11 mm away centre to centre.")
     assert result.ai.summary.startswith("The AI's outline covers 1 slice (slice 7); the lesion spans 6 slices (slices "
                                         "5–10, 12 mm). The AI missed")
+    nothing = check_answer(as_image(one), as_image(key), as_image(np.zeros_like(key)))
+    assert nothing.ai.summary == "The AI missed 1 region of the lesion (2352 mm³) and included nothing outside it."
 
 
 def test_the_slice_shown_after_check_has_the_students_outline_and_the_key():

@@ -283,13 +283,12 @@ def _slices_text(outline: _Mask, key: _Key, who: _Who) -> str:
     drawn = np.flatnonzero(outline.array.any(axis=(1, 2)))
     lesion = np.flatnonzero(key.mask.array.any(axis=(1, 2)))
     spans = int(lesion[-1] - lesion[0] + 1)
-    if spans < 2 or 2 * len(drawn) > spans:
+    if not drawn.size or spans < 2 or 2 * drawn.size > spans:  # an empty outline: its missed region says it
         return ""
     image = key.mask.image
     thickness = _pixel_size(image, False) / _pixel_size(image, True)  # the slices' spacing along their normal
-    covers = f"{counted(len(drawn), 'slice')} ({_slice_numbers(drawn)})" if len(drawn) else "no slice"
-    return (f"{who.outline} covers {covers}; the lesion spans {counted(spans, 'slice')} "
-            f"({_slice_numbers(lesion)}, {spans * thickness:.3g} mm){who.advice}. ")
+    return (f"{who.outline} covers {counted(drawn.size, 'slice')} ({_slice_numbers(drawn)}); the lesion spans "
+            f"{counted(spans, 'slice')} ({_slice_numbers(lesion)}, {spans * thickness:.3g} mm){who.advice}. ")
 
 
 def _slice_numbers(slices: np.ndarray) -> str:

@@ -1,13 +1,13 @@
-"""The worklist in the browser reading station (headless Chromium): a 5-case mammography phantom worklist opened
-from its folder (a path that is no folder refused with the core's message), Segment on case 1 keeps the AI's
-proposal, an eraser stroke corrects it, pathology filled, Save (the table, the case record and the manifest follow);
-unsaved edits ask before moving (Stay, Discard); case 2 saved with "Save and next"; the page reloaded keeps the
-worklist, the folder opened again resumes at the case the reader stopped at; the status filter and the keys move
-among the cases shown. A second station on the same folder (the phantom worklist button first): two saves of one
-case from two pages, the second refused with the conflict message, then "Save anyway". Screenshots go to
-$SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder. Without a browser, the section's callbacks on a trame
-state: a folder is read off the event loop, and a failure opening or saving (a system error, an unexpected one) is one
-plain line in the section, the case left unsaved."""
+"""The worklist in the browser reading station (headless Chromium): a 5-case mammography phantom worklist opened from
+its folder (a path that is no folder refused with the core's message, a name the system refuses told in one line),
+Segment on case 1 keeps the AI's proposal, an eraser stroke corrects it, pathology filled, Save (the table, the case
+record and the manifest follow); unsaved edits ask before moving (Stay, Discard); case 2 saved with "Save and next"; the
+page reloaded keeps the worklist, the folder opened again resumes at the case the reader stopped at; the status filter
+and the keys move among the cases shown. A second station on the same folder (the phantom worklist button first): two
+saves of one case from two pages, the second refused with the conflict message, then "Save anyway". Screenshots go to
+$SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder. Without a browser, the section's callbacks on a trame state:
+a folder is read off the event loop, and a failure opening or saving (a system error, an unexpected one) is one plain
+line in the section, the case left unsaved."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -138,8 +139,12 @@ def _segment_at_key(page, cohort: Path, case_id: str) -> int:
 def test_read_a_worklist_correct_save_resume(page, cohort, screenshots):
     ids = _case_ids(cohort)
     _open_folder(page, cohort / "no such folder")
+    page.locator("#si-wl-error").wait_for()
     assert page.inner_text("#si-wl-error") == (f"The worklist folder {cohort / 'no such folder'} does not exist or "
                                                "is not a folder")
+    _open_folder(page, cohort / ("x" * 300))  # a name the system refuses (too long): told in the page, one line
+    page.wait_for_function("document.querySelector('#si-wl-error')?.innerText.includes('x'.repeat(300))")
+    assert "\n" not in page.inner_text("#si-wl-error").strip()
     _open_folder(page, cohort)
     _wait_open(page, ids[0])
     assert page.locator("#si-wl-error").count() == 0
@@ -318,6 +323,12 @@ class _Station:
         pass
 
 
+def _run_apart(coroutine) -> None:
+    """Run a coroutine to its end in a thread of its own (the module's browser page holds this thread's loop)."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
+
+
 async def _settled() -> None:
     """Wait until every step the section started is over."""
     while steps := [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]:
@@ -372,7 +383,7 @@ def test_the_panel_reads_a_folder_off_the_event_loop_and_says_why_opening_or_sav
                                             "log has the details)")
         assert "RuntimeError: a bug" in caplog.text and state.si_wl_open[MAMMO] == str(cohort)  # the open one kept
 
-    asyncio.run(scenario())
+    _run_apart(scenario())
     assert not station.escaped
 
     def failing_save(self, labels, force=False):

@@ -394,3 +394,41 @@ def test_the_panel_reads_a_folder_off_the_event_loop_and_says_why_opening_or_sav
     assert state.si_wl_error[MAMMO] == (f"Case {first} was not saved: an unexpected error (the station's log has "
                                         "the details)")
     assert panel._unsaved(MAMMO) == ["the labels"] and not state.si_wl_info[MAMMO].startswith("Saved")
+
+
+def test_a_students_open_teaching_case_keeps_the_worklist_still_and_a_conflict_refreshes_the_table(tmp_path):
+    cohort = tmp_path / "cohort"
+    write_mammo_phantom_cohort(cohort, 3, seed=3, kind="mass")
+    station = _Station("worklist-teaching-test", tmp_path)
+    state, panel = station.state, worklist_panel.WorklistPanel(station)
+    first, second, _ = _case_ids(cohort)
+
+    async def opened() -> None:
+        panel.on_open(str(cohort), {})
+        await _settled()
+
+    _run_apart(opened())
+    assert state.si_wl_case[MAMMO] == first
+    state.si_teach_active = {MAMMO: True}  # the teaching panel's flag: a student's outline not yet checked
+    panel.on_step(1, {})
+    panel.on_row(second, {})
+    assert state.si_wl_case[MAMMO] == first and state.si_wl_info[MAMMO] == worklist_panel.TEACHING
+    state.si_teach_active = {MAMMO: False}
+
+    reading = panel._readings[MAMMO]
+    reading.flow.draw_by_hand()
+    mask = Worklist(cohort, MAMMO).case(first)
+    from smartimaging.mammo.features import load_mask
+    from smartimaging.mammo.images import load_mammogram
+    from smartimaging.segments import MAMMO_SEGMENTS
+    from smartimaging.worklist_scene import set_segments
+
+    mammogram = load_mammogram(mask.inputs["mammogram"], float(mask.given["pixel_mm"]))
+    key = load_mask(mask.key_mask, mammogram)[None].astype("uint8")
+    set_segments(reading.flow.scene, reading.flow.segmentation, reading.flow.primary, key, (MAMMO_SEGMENTS["mass"],))
+    Worklist(cohort, MAMMO).save(first, {"kind": "mass", "pathology": "malignant", "birads": "5"}, key,
+                                 mammogram.image, (MAMMO_SEGMENTS["mass"],))  # another window saves the case
+    panel.on_save({"pathology": "benign"})
+    assert state.si_wl_conflict[MAMMO], state.si_wl_error[MAMMO]
+    row = next(r for r in state.si_wl_rows[MAMMO] if r["case"] == first)
+    assert row["status"] == "done" and "malignant" in row["labels"]  # the other window's save, shown

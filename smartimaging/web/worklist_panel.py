@@ -42,6 +42,9 @@ NEXT, PREVIOUS = "si_wl_next", "si_wl_previous"  # the page's triggers for the k
 NEXT_KEY, PREVIOUS_KEY = "Alt+N", "Alt+P"
 MODULE = "si_module"
 LABELS = f"si_wl_labels[{MODULE}]"  # each click sends the labels the page shows (their own update may come later)
+TEACHING_BLOCKS = "si_busy || !!si_teach_active?.[si_module]"  # a student's unchecked outline would be discarded
+TEACHING = ("Press Check (or close the teaching set) first: opening a worklist case now would discard the student's "
+            "outline")
 NOTE_SHOWN = 24  # characters of the note in the table
 UNEXPECTED = "an unexpected error (the station's log has the details)"
 logger = logging.getLogger(__name__)
@@ -56,6 +59,7 @@ window.addEventListener("keydown", (event) => {{
                  || (target.tagName === "INPUT" && !target.readOnly))) return;
   const trigger = event.code === "KeyN" ? "{NEXT}" : event.code === "KeyP" ? "{PREVIOUS}" : null;
   if (!trigger) return;
+  if (trame.state.get("si_teach_active")?.[trame.state.get("si_module")]) return;  // a student's outline
   event.preventDefault();
   trame.trigger(trigger, [trame.state.get("si_wl_labels")[trame.state.get("si_module")]]);
 }});
@@ -131,6 +135,8 @@ class WorklistPanel:
         client.Script(KEYS_SCRIPT)
         client.ClientStateChange(value="si_wl_case", change="setTimeout(() => document.querySelector("
                                  "'.si-wl-current')?.scrollIntoView({ block: 'nearest' }), 300)")  # in the table
+        client.ClientStateChange(value="si_wl_error", change="setTimeout(() => document.querySelector("
+                                 "'#si-wl-error')?.scrollIntoView({ block: 'nearest' }), 100)")  # a refused Save too
         html.Div("Worklist", classes="text-subtitle-1 mb-1")
         with html.Div(classes="d-flex align-center ga-2"):
             v3.VTextField(model_value=(_by_module("si_wl_folder"),), label="Cohort folder (on this machine)",
@@ -184,10 +190,10 @@ class WorklistPanel:
                 with html.Tr(v_if=(f"!{rows}.length",)):
                     html.Td("No case has this status", colspan=4, classes="text-caption")
         with html.Div(classes="d-flex align-center ga-2 mt-2"):
-            v3.VBtn("Previous", click=(self.on_step, f"[-1, {LABELS}]"), disabled=("si_busy",), size="small",
+            v3.VBtn("Previous", click=(self.on_step, f"[-1, {LABELS}]"), disabled=(TEACHING_BLOCKS,), size="small",
                     variant="tonal", prepend_icon="mdi-chevron-left", id="si-wl-previous",
                     title=f"The previous case (among those shown) ({PREVIOUS_KEY})")
-            v3.VBtn("Next", click=(self.on_step, f"[1, {LABELS}]"), disabled=("si_busy",), size="small",
+            v3.VBtn("Next", click=(self.on_step, f"[1, {LABELS}]"), disabled=(TEACHING_BLOCKS,), size="small",
                     variant="tonal", append_icon="mdi-chevron-right", id="si-wl-next",
                     title=f"The next case (among those shown) ({NEXT_KEY})")
             html.Span("Case {{ si_wl_case[si_module] }}", v_if=(_by_module("si_wl_case"),),
@@ -266,7 +272,7 @@ class WorklistPanel:
         module = self.state.si_module
         self._take_labels(module, labels)
         reading = self._readings.get(module)
-        if reading is None or self.state.si_busy or case_id == self.state.si_wl_case[module]:
+        if reading is None or self.state.si_busy or case_id == self.state.si_wl_case[module] or self._teaching(module):
             return
         self.when_saved(module, lambda: self._start_open(module, case_id))
 
@@ -276,7 +282,8 @@ class WorklistPanel:
         module = self.state.si_module
         self._take_labels(module, labels)
         reading = self._readings.get(module)
-        if reading is None or self.state.si_busy or self.state.si_wl_ask[module] or step not in (-1, 1):
+        if reading is None or self.state.si_busy or self.state.si_wl_ask[module] or step not in (-1, 1) \
+                or self._teaching(module):
             return
         status = self.state.si_wl_filter[module]
         status = None if status == ALL else status
@@ -309,6 +316,14 @@ class WorklistPanel:
         if move is None or answer == "stay" or (answer == "save" and not self._save(module)):
             return
         move()
+
+    def _teaching(self, module: str) -> bool:
+        """Whether a student's teaching case is open and not yet checked (moving would discard the outline); says
+        so on the page."""
+        if not (self.state.si_teach_active or {}).get(module):
+            return False
+        self._set("si_wl_info", module, TEACHING)
+        return True
 
     def _take_labels(self, module: str, labels) -> None:
         """The labels the page showed at the click (the module's fields only), as the state's."""
@@ -411,6 +426,7 @@ class WorklistPanel:
             record = reading.save(self._page_labels(module), force=force)
         except ConflictError as exc:
             self._set("si_wl_conflict", module, str(exc))
+            self._publish_rows(module)  # the other window's save, as the table should show it
             return False
         except SmartImagingError as exc:
             self._set("si_wl_error", module, str(exc))

@@ -266,14 +266,14 @@ class ReadingStation(TrameApp):
                 v3.VChip("Demo weights, not for clinical use", color="warning", size="small", classes="mr-2")
                 html.Span(f"v{__version__}", classes="text-caption mr-3")
             with v3.VNavigationDrawer(width=440, permanent=True, location="left"), html.Div(classes="pa-3"):
-                self.worklist_panel.build()
-                self._case_panel()
+                self._case_panel()  # the reading of one case first, top to bottom as the work goes
                 self.display.build()
-                self.training_panel.build()
-                self.proposal_panel.build()
-                self.teaching_panel.build()
                 self._step_panel()
                 self._result_panel()
+                self.worklist_panel.build()  # then the cohort: save and move on, teach, learn from the corrections
+                self.teaching_panel.build()
+                self.training_panel.build()
+                self.proposal_panel.build()
                 self.training_panel.build_training()
             with v3.VNavigationDrawer(width=340, permanent=True, location="right",  # views keep their size
                                       v_if=("si_needs_segment[si_module]",)):  # DCE synthesis has no ROI

@@ -82,8 +82,8 @@ class TrainingPanel:
     def build_training(self) -> None:
         """Train and Evaluate on the open worklist's cohort, their progress, the evaluation table and ROC curve."""
         with html.Div(v_if=("si_tr_modules.includes(si_module)",), id="si-training", classes="mt-4"):
-            html.Div("4. Learn from the worklist's cohort", classes="text-subtitle-1 mb-1")
-            html.Div("Open a worklist (above) and save its cases as done: Train fits a classifier on them, "
+            html.Div("5. Learn from the worklist's cohort", classes="text-subtitle-1 mb-1")
+            html.Div("Open a worklist (4. Worklist) and save its cases as done: Train fits a classifier on them, "
                      "Evaluate measures it on the held-out test cases.", v_if=("!si_wl_open?.[si_module]",),
                      classes="text-caption")
             with html.Div(classes="d-flex align-center ga-2 mt-1"):

@@ -131,13 +131,14 @@ class WorklistPanel:
     # ---- page ---------------------------------------------------------------------------------------------------
 
     def build(self) -> None:
-        """The Worklist section, above "1. Case"."""
+        """The Worklist section ("4. Worklist"), after the result: save the case and move on."""
         client.Script(KEYS_SCRIPT)
         client.ClientStateChange(value="si_wl_case", change="setTimeout(() => document.querySelector("
                                  "'.si-wl-current')?.scrollIntoView({ block: 'nearest' }), 300)")  # in the table
         client.ClientStateChange(value="si_wl_error", change="setTimeout(() => document.querySelector("
                                  "'#si-wl-error')?.scrollIntoView({ block: 'nearest' }), 100)")  # a refused Save too
-        html.Div("Worklist", classes="text-subtitle-1 mb-1")
+        v3.VDivider(classes="my-3")
+        html.Div("4. Worklist", classes="text-subtitle-1 mb-1")
         with html.Div(classes="d-flex align-center ga-2"):
             v3.VTextField(model_value=(_by_module("si_wl_folder"),), label="Cohort folder (on this machine)",
                           update_modelValue=_assign("si_wl_folder", "$event"), density="compact", hide_details=True,

@@ -99,6 +99,8 @@ def test_the_card_says_what_the_model_was_trained_on(saved, trained):
     assert card["pipeline"]["classifier"] == "rf"  # the paper's mass pipeline
     assert 0 <= card["metrics"]["honest_auc"]["auc"] <= 1 and card["metrics"]["honest_auc"]["folds"] == 3
     assert "Not for clinical use" in card["intended_use"]
+    assert data["phantom"] and "of the synthetic phantom cohort cohort" in data["description"]  # its marker file
+    assert card["intended_use"].startswith("Demo: trained on synthetic phantoms")
     features = read_manifest(card_path.parent / "features.csv").rows
     assert sorted(r["patient_id"] for r in features) == sorted(r["patient_id"] for r in training)
     assert [f for f, _ in progress] == sorted(f for f, _ in progress) and progress[-1][0] == 1.0
@@ -139,6 +141,7 @@ def test_evaluation_on_the_held_out_test_cases(saved, trained):
     assert table["Sensitivity"].endswith(f"({positives}/4)")
     assert table["AUC (95 % CI, DeLong)"].startswith(f"{expected.auc:.3f} (")
     assert "Cross-validated AUC (training, paper pipeline)" in table
+    assert report["phantom"] and table["Test cases"].endswith("SYNTHETIC PHANTOMS: demo numbers")
     dice = [float(r["dice_ai_vs_corrected"]) for r in _rows(saved) if r["dice_ai_vs_corrected"]]
     assert len(dice) == 4 and report["dice"]["mean"] == pytest.approx(np.mean(dice))
     assert report["dice"]["median"] == pytest.approx(np.median(dice)) and report["dice"]["corrected"] == 4

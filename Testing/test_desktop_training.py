@@ -94,7 +94,8 @@ def test_train_through_the_worker_lists_the_model_with_its_card(cohort, session,
     outcome, messages = trained
     card = models_folder(cohort.out) / NAME / f"{NAME}.json"
     assert card.is_file()
-    assert outcome.headline.startswith(f"Model {NAME} trained on the reader-corrected mass ROIs of the cohort cohort")
+    assert outcome.headline.startswith(f"Model {NAME} trained on the reader-corrected mass ROIs of the synthetic "
+                                       "phantom cohort cohort")
     assert "7 benign, 6 malignant" in outcome.headline and outcome.rows == [] and outcome.roc is None
     fractions = [fraction for fraction, _ in messages]
     assert messages[0] == (0.0, "starting") and fractions == sorted(fractions) and fractions[-1] == 1.0

@@ -37,7 +37,7 @@ import numpy as np
 
 from .errors import CancelledError, InputError, ModelError
 from .io import atomic_files, atomic_output_dir
-from .manifest import read_manifest, write_manifest
+from .manifest import is_phantom_cohort, read_manifest, write_manifest
 from .models.registry import MAX_CARD_BYTES, check_model_name, read_json_limited, sha256_of
 from .models.registry import models_dir as default_models_dir
 
@@ -264,12 +264,16 @@ def _describe(card_path: Path, out_folder: Path, module: str, name: str, kind: s
     if kind:
         card["lesion_kind"] = kind
     what = f"{kind} ROIs" if kind else "bone-scan label maps"
+    phantom = is_phantom_cohort(cohort)
     card["training"].update(method=method or "network", command=command, data={
-        "description": f"the reader-corrected {what} of the cohort {cohort.name} (train and val splits)",
+        "description": (f"the reader-corrected {what} of the {'synthetic phantom ' if phantom else ''}cohort "
+                        f"{cohort.name} (train and val splits)"), "phantom": phantom,
         "cohort": cohort.name, "manifest": manifest.relative_to(cohort).as_posix(),
         "manifest_sha256": sha256_of(manifest), "train_cases": counts[0] + counts[1],
         "cases_per_class": dict(zip(CLASSES[module], counts, strict=True)), "failed_cases": failed})
-    card["intended_use"] = (f"Research use: trained on the cohort {cohort.name}; check its held-out numbers "
+    card["intended_use"] = (f"Demo: trained on synthetic phantoms (the cohort {cohort.name}); its numbers are "
+                            "phantom numbers. Not for clinical use." if phantom else
+                            f"Research use: trained on the cohort {cohort.name}; check its held-out numbers "
                             "(Evaluate) before relying on it. Not for clinical use.")
     card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
 
@@ -369,12 +373,14 @@ def _report(module: str, card: dict, y: np.ndarray, scores: np.ndarray, cutoff: 
     trained_sha = ((card.get("training") or {}).get("data") or {}).get("manifest_sha256")
     dice = _dice_summary(cohort_rows)
     metrics_of_card = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
+    phantom = is_phantom_cohort(manifest.parent.parent.parent)  # <cohort>/smartimaging/<Module>/manifest.csv
     report = {"model": card["id"], "module": module, "cases": len(y), "negative": negative, "positive": positive,
               "data": f"the {len(y)} held-out test cases ({cases}) of {manifest.name}", "cutoff": cutoff,
               "auc": auc.__dict__, "metrics": metrics.as_dict(), "training_estimate": metrics_of_card.get("honest_auc"),
               "dice": dice, "manifest_sha256": sha, "cases_added_since_training": sha != trained_sha,
-              "failed_cases": failed}
-    table = [["Test cases", f"{cases} (held out, never used in training)"],
+              "failed_cases": failed, "phantom": phantom}
+    table = [["Test cases", f"{cases} (held out, never used in training)"
+              + ("; SYNTHETIC PHANTOMS: demo numbers" if phantom else "")],
              ["AUC (95 % CI, DeLong)", f"{auc.auc:.3f} ({auc.ci_low:.3f}–{auc.ci_high:.3f})"],
              ["Cutoff (Youden, training)", f"{cutoff:.3f}"]]
     for label, key in (("Sensitivity", "sensitivity"), ("Specificity", "specificity"), ("Accuracy", "accuracy")):
@@ -419,7 +425,8 @@ def _write_evaluation(folder: Path, report: dict, y: np.ndarray, scores: np.ndar
         writer.writerow(["case_id", "label", "score", "prediction"])
         writer.writerows([row.get("case_id", row["patient_id"]), int(label), f"{score:.6f}",
                           int(score >= report["cutoff"])] for row, label, score in zip(rows, y, scores, strict=True))
-    plot_roc({name: (y, scores)}, folder / "roc.png", f"{name}: held-out test cases")
+    plot_roc({name: (y, scores)}, folder / "roc.png", f"{name}: held-out test cases"
+             + (" (phantoms: demo numbers)" if report.get("phantom") else ""))
 
 
 # ---- the models a module can use --------------------------------------------------------------------------------

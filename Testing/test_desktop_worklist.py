@@ -345,27 +345,30 @@ def test_mr_series_are_told_apart_by_their_description():
         "DCE", "DCE", "DCE", "DCE", "T2", "T2", "T1", None, None, None, None, None, None]
 
 
+KEY = bytes(range(32))  # a cohort's pseudonym key
+
+
 def test_the_dicom_databases_studies_become_each_modules_cases(database):
     db, root, _ = database
-    mammo = cases_from_dicom_database(db, "MammoRadiomics")
+    mammo = cases_from_dicom_database(db, "MammoRadiomics", KEY)
     assert sorted(c.inputs["mammogram"].name for c in mammo.cases) == ["mg1.dcm", "mg2.dcm"]
-    assert {c.patient_id for c in mammo.cases} == {_pseudonym("PAT-A-123")}  # as a folder's DICOM files
+    assert {c.patient_id for c in mammo.cases} == {_pseudonym("PAT-A-123", KEY)}  # as a folder's DICOM files
     assert len({c.case_id for c in mammo.cases}) == 2 and all("PAT" not in c.case_id for c in mammo.cases)
     assert sorted(s.split(": ", 1)[1] for s in mammo.skipped) == [
         "no MG series (it has MR)", "no MG series (it has MR)", "no MG series (it has NM)"]
 
-    bone = cases_from_dicom_database(db, "BoneScanBSTBI")
+    bone = cases_from_dicom_database(db, "BoneScanBSTBI", KEY)
     assert [c.inputs["scan"] for c in bone.cases] == [root / "a-nm" / "scan.dcm"]
 
-    lvi = cases_from_dicom_database(db, "BreastLVI")
+    lvi = cases_from_dicom_database(db, "BreastLVI", KEY)
     (case,) = lvi.cases
-    assert case.patient_id == _pseudonym("PAT-B-456")
+    assert case.patient_id == _pseudonym("PAT-B-456", KEY)
     assert sorted(Path(f).name for f in case.inputs["T2"]) == [f"t2_{i:03d}.dcm" for i in range(8)]  # not the SUB
     (ambiguous,) = [s for s in lvi.skipped if "could be the DCE" in s]
     assert "2 series could be the DCE ('dyn 1', 'dyn 2'); load it by hand" in ambiguous
-    assert _pseudonym("PAT-C-789") in ambiguous and "PAT-C" not in " ".join(lvi.skipped)
+    assert _pseudonym("PAT-C-789", KEY) in ambiguous and "PAT-C" not in " ".join(lvi.skipped)
 
-    synthesis = cases_from_dicom_database(db, "DCESynthesis")
+    synthesis = cases_from_dicom_database(db, "DCESynthesis", KEY)
     assert synthesis.cases == []
     assert any("no T1 series among its MR series ('Ax DYN phase 2', 'Ax T2 FS', 'DYN SUB')" in s
                for s in synthesis.skipped)

@@ -2,10 +2,17 @@
 it writes being the one `mammo extract` reads."""
 
 import csv
+import hashlib
 import json
 import multiprocessing
 import os
+import re
+import resource
 import shutil
+import signal
+import stat
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,10 +29,14 @@ from smartimaging.segments import MAMMO_SEGMENTS
 from smartimaging.worklist import (
     CORRECTED,
     DONE,
+    KEY_FILE,
     NEW,
     PROPOSED,
     ConflictError,
     Worklist,
+    _pseudonym,
+    _unique,
+    cohort_key,
     stable_split,
 )
 
@@ -190,10 +201,12 @@ def test_a_folder_of_studies_without_manifest(tmp_path, mammo_cohort):
     shutil.copy(images[2], folder / "single view.png")
     (folder / "notes.txt").write_text("not an image")
     worklist = Worklist(folder, MAMMO)
-    assert [(c.case_id, c.patient_id) for c in worklist.cases] == [
-        ("patientA_cc", "patientA"), ("patientA_mlo", "patientA"), ("single_view", "single_view")]
+    assert [c.display_name for c in worklist.cases] == ["patientA/cc.png", "patientA/mlo.png", "single view.png"]
+    assert all(re.fullmatch("c[0-9a-f]{8}", c.case_id) for c in worklist.cases)
+    patients = [c.patient_id for c in worklist.cases]
+    assert patients[0] == patients[1] != patients[2] and all(re.fullmatch("P[0-9a-f]{10}", p) for p in patients)
     assert all(c.key_mask is None for c in worklist.cases)
-    assert not list((folder / "smartimaging").rglob("*.csv"))
+    assert not (folder / "smartimaging").exists()  # opening a folder writes nothing
 
 
 def test_mri_case_folders_are_matched_by_sequence_name(tmp_path):
@@ -223,6 +236,13 @@ def test_dicom_patient_ids_are_pseudonymised(tmp_path):
     assert len(worklist.cases) == 2
     assert all(c.patient_id.startswith("P") and len(c.patient_id) == 11 for c in worklist.cases)
     assert not any(c.patient_id in c.case_id for c in worklist.cases)
+    import pydicom
+
+    patient = str(pydicom.dcmread(worklist.cases[0].inputs["scan"], stop_before_pixels=True).PatientID)
+    worklist.open(worklist.cases[0].case_id)  # the first write stores the key the pseudonyms were made with
+    key = cohort_key(worklist.out)
+    assert worklist.cases[0].patient_id == _pseudonym(patient, key)
+    assert worklist.cases[0].patient_id != "P" + hashlib.sha256(patient.encode()).hexdigest()[:10]  # keyed
 
 
 def test_refusals(tmp_path, cohort):
@@ -238,8 +258,9 @@ def test_refusals(tmp_path, cohort):
         out.mkdir()
         out.chmod(0o500)
         try:
+            worklist = Worklist(cohort, MAMMO, out=out / "work")  # opening writes nothing: the first write refuses
             with pytest.raises(InputError, match="cannot be saved"):
-                Worklist(cohort, MAMMO, out=out / "work")
+                worklist.open(worklist.cases[0].case_id)
         finally:
             out.chmod(0o700)
 
@@ -280,3 +301,265 @@ def test_a_bone_scan_without_lesions_is_saved_with_an_empty_roi_only_when_negati
         worklist.save(case.case_id, {}, empty, reference, BONESCAN_SEGMENTS)
     assert worklist.save(case.case_id, {"metastasis": "no"}, empty, reference, BONESCAN_SEGMENTS)["status"] == DONE
     assert worklist.manifest_rows()[0]["label"] == 0
+
+
+# ---- a hostile or damaged cohort folder ---------------------------------------------------------------------------
+
+def _save_first(worklist, pathology="benign"):
+    case_id = worklist.cases[0].case_id
+    image, key = _key(worklist, case_id)
+    return worklist.save(case_id, {"kind": "mass", "pathology": pathology}, key, image, (MAMMO_SEGMENTS["mass"],))
+
+
+def test_links_in_the_output_folder_are_refused(cohort, tmp_path, mammo_cohort):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    worklist = Worklist(cohort, MAMMO)
+    case_id = worklist.cases[0].case_id
+    (worklist.out / "cases").mkdir(parents=True)
+    (worklist.out / "cases" / case_id).symlink_to(outside)  # a case folder linked elsewhere
+    with pytest.raises(InputError, match="is a link"):
+        _save_first(worklist)
+    assert not list(outside.iterdir()) and worklist.status(case_id) == NEW
+
+    victim = tmp_path / "victim"
+    shutil.copytree(mammo_cohort, victim)
+    before = (victim / "manifest.csv").read_bytes()
+    linked = tmp_path / "linked"
+    shutil.copytree(mammo_cohort, linked)
+    (linked / "smartimaging").mkdir()
+    (linked / "smartimaging" / MAMMO).symlink_to(victim)  # the module's folder is another cohort
+    with pytest.raises(InputError, match="is a link"):
+        Worklist(linked, MAMMO)
+    shutil.rmtree(linked / "smartimaging")
+    (linked / "smartimaging").symlink_to(outside)  # smartimaging/ itself
+    with pytest.raises(InputError, match="is a link"):
+        Worklist(linked, MAMMO)
+    assert (victim / "manifest.csv").read_bytes() == before and not list(outside.iterdir())
+
+
+def test_repeated_patient_ids_get_unique_case_ids(cohort):
+    assert _unique(["a", "a-2", "a", "A", "b"]) == ["a", "a-2", "a-3", "A-4", "b"]
+    rows = read_manifest(cohort / "manifest.csv").rows
+    for row, patient in zip(rows, ("a", "a-2", "a"), strict=False):
+        row["patient_id"] = patient
+    with open(cohort / "manifest.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    worklist = Worklist(cohort, MAMMO)
+    assert [c.case_id for c in worklist.cases[:3]] == ["a", "a-2", "a-3"]
+    assert len({c.inputs["mammogram"] for c in worklist.cases}) == 5
+    image, key = _key(worklist, "a-2")
+    worklist.save("a-2", {"kind": "mass", "pathology": "benign"}, key, image, (MAMMO_SEGMENTS["mass"],))
+    (row,) = read_manifest(worklist.manifest_path, required=("image",)).rows
+    assert (row["patient_id"], Path(row["image"]).name) == ("a-2", Path(rows[1]["image"]).name)
+
+
+@pytest.mark.parametrize("damage", [
+    {"status": "done", "labels": {"pathology": "xyz"}},
+    {"status": "done", "labels": ["x"]},
+    {"status": "done", "labels": {"pathology": "benign", "kind": "mass"}, "model": "a string"},
+    {"status": "done", "labels": {"pathology": "benign", "kind": "mass"}, "options": ["x"]},
+    {"status": "done", "labels": {"pathology": "benign", "kind": "mass"}, "options": {"pixel_mm": "nan"}},
+    {"status": "done", "labels": {"kind": "mass"}},  # done without the required pathology
+    {"status": "corrected", "revision": "7"},
+    {"status": "corrected", "edit_seconds": "x"},
+    {"status": "<b>x</b>"},
+])
+def test_a_damaged_record_reads_as_new_and_blocks_no_other_case(cohort, damage):
+    worklist = Worklist(cohort, MAMMO)
+    damaged, other = worklist.cases[0].case_id, worklist.cases[1].case_id
+    worklist.case_folder(damaged).mkdir(parents=True)
+    (worklist.case_folder(damaged) / "case.json").write_text(json.dumps({"case_id": damaged, **damage}))
+    assert worklist.status(damaged) == NEW and worklist.rows()[0]["status"] == NEW
+    assert worklist.counts()[NEW] == 5
+    image, key = _key(worklist, other)
+    assert worklist.save(other, {"kind": "mass", "pathology": "benign"}, key, image,
+                         (MAMMO_SEGMENTS["mass"],))["status"] == DONE
+    assert [r["case_id"] for r in read_manifest(worklist.manifest_path, required=()).rows] == [other]
+    assert _save_first(worklist)["revision"] == 1  # the damaged case is saved as a new one
+    assert len(read_manifest(worklist.manifest_path, required=()).rows) == 2
+
+
+def test_a_save_whose_manifest_cannot_be_made_changes_nothing(cohort, monkeypatch):
+    worklist = Worklist(cohort, MAMMO)
+    monkeypatch.setattr("smartimaging.worklist.MAX_MANIFEST_BYTES", 10)
+    with pytest.raises(InputError, match="manifest size limit"):
+        _save_first(worklist)
+    assert worklist.status(worklist.cases[0].case_id) == NEW
+    assert not (worklist.case_folder(worklist.cases[0].case_id) / "corrected.seg.nrrd").exists()
+
+
+def _nrrd(path, header: str, data: bytes = b""):
+    import gzip
+
+    path.write_bytes(f"NRRD0004\n{header}\nspace: left-posterior-superior\nencoding: gzip\n\n".encode()
+                     + gzip.compress(data))
+
+
+def test_saved_roi_files_are_read_through_the_checked_reader(cohort, tmp_path):
+    from smartimaging.teaching_scene import read_proposal
+
+    worklist = Worklist(cohort, MAMMO)
+    case_id = worklist.cases[0].case_id
+    image, key = _key(worklist, case_id)
+    segments = (MAMMO_SEGMENTS["mass"],)
+    worklist.save_proposal(case_id, key * segments[0].label, image, segments, {"id": "m"})
+    folder = worklist.case_folder(case_id)
+    record = worklist.record(case_id)
+    ai = folder / "ai.seg.nrrd"
+    (tmp_path / "elsewhere").write_text("root:x:0:0")
+    vector = sitk.Compose([sitk.Cast(image, sitk.sitkUInt8)] * 3)
+    vector.CopyInformation(image)
+    size = image.GetSize()
+    for damage, message in (
+            (lambda: ai.symlink_to(tmp_path / "elsewhere"), "not a plain file"),
+            (lambda: sitk.WriteImage(vector, str(ai)), "not a label image"),
+            (lambda: ai.write_text("NRRD0004\ngarbage"), "cannot be used"),
+            (lambda: _nrrd(ai, f"type: uint8\ndimension: 3\nsizes: {size[0]} {size[1]} {size[2]}\n"
+                               "space directions: (1,0,0) (0,1,0) (0,0,1)", b"\0" * 10), "cannot be used")):
+        ai.unlink()
+        damage()
+        with pytest.raises(InputError, match=message):  # one plain message, and nothing written
+            worklist.save(case_id, {"kind": "mass", "pathology": "benign"}, key, image, segments)
+        assert worklist.record(case_id) == record and not (folder / "corrected.seg.nrrd").exists()
+        with pytest.raises(InputError, match=message):
+            read_proposal(ai, image)
+    ai.unlink()  # 8 GB claimed in a few bytes: refused from its header, nothing decoded
+    _nrrd(ai, "type: uint8\ndimension: 3\nsizes: 4096 4096 512\nspace directions: (1,0,0) (0,1,0) (0,0,1)",
+          b"\0" * 1000)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(InputError, match="not on the grid"):
+        read_proposal(ai, image)
+    assert worklist.save(case_id, {"kind": "mass", "pathology": "benign"}, key, image,
+                         segments)["dice_ai_vs_corrected"] is None  # a proposal on another grid is not compared
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 2**20  # kB: under 1 GB more
+
+
+@pytest.mark.parametrize(("column", "value", "message"), [
+    ("pixel_mm", "abc", "pixel_mm 'abc' is not a number"),
+    ("pixel_mm", "-1", "not a mammogram pixel size"),
+    ("pixel_mm", "nan", "not a mammogram pixel size"),
+    ("pixel_mm", "inf", "not a mammogram pixel size"),
+    ("pixel_mm", "0", "not a mammogram pixel size"),
+    ("kind", "xyz", "lesion kind 'xyz' is not one of mass, calcification"),
+])
+def test_a_manifest_row_with_a_bad_kind_or_pixel_size_is_skipped(cohort, column, value, message):
+    rows = read_manifest(cohort / "manifest.csv").rows
+    rows[1][column] = value
+    with open(cohort / "manifest.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    worklist = Worklist(cohort, MAMMO)
+    assert len(worklist.cases) == 4 and rows[1]["patient_id"] not in [c.case_id for c in worklist.cases]
+    (skipped,) = worklist.skipped
+    assert skipped.startswith(rows[1]["patient_id"]) and message in skipped
+    with pytest.raises(InputError, match="not a mammogram pixel size"):  # nor can a save record one
+        image, key = _key(worklist, worklist.cases[0].case_id)
+        worklist.save(worklist.cases[0].case_id, {"kind": "mass"}, key, image, (MAMMO_SEGMENTS["mass"],),
+                      options={"pixel_mm": "0"})
+
+
+def test_scanned_studies_are_named_without_identifiers(tmp_path, mammo_cohort):
+    folder = tmp_path / "studies"
+    (folder / "Smith_Jane_19500101").mkdir(parents=True)
+    images = sorted((mammo_cohort / "images").iterdir())
+    shutil.copy(images[0], folder / "Smith_Jane_19500101" / "cc.png")
+    shutil.copy(images[1], folder / "DOE_JOHN_MRN998877.png")
+    worklist = Worklist(folder, MAMMO)
+    names = {c.display_name: c for c in worklist.cases}
+    assert set(names) == {"Smith_Jane_19500101/cc.png", "DOE_JOHN_MRN998877.png"}
+    assert [r["name"] for r in worklist.rows()] == [c.display_name for c in worklist.cases]
+    for case in worklist.cases:
+        image = load_mammogram(case.inputs["mammogram"], 0.2).image
+        labels = np.zeros(sitk.GetArrayViewFromImage(image).shape, np.uint8)
+        labels[0, 10:30, 10:30] = 1
+        worklist.save(case.case_id, {"kind": "mass", "pathology": "benign"}, labels, image,
+                      (MAMMO_SEGMENTS["mass"],), options={"pixel_mm": "0.2"})
+    key_file = worklist.out / KEY_FILE
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key = cohort_key(worklist.out)
+    assert names["DOE_JOHN_MRN998877.png"].patient_id == _pseudonym("DOE_JOHN_MRN998877.png", key)
+    assert names["Smith_Jane_19500101/cc.png"].patient_id == _pseudonym("Smith_Jane_19500101", key)
+    reopened = Worklist(folder, MAMMO)  # the same ids and keys with the stored key
+    assert [(c.case_id, c.patient_id) for c in reopened.cases] == [(c.case_id, c.patient_id) for c in worklist.cases]
+    assert reopened.counts()[DONE] == 2
+    written = [p for p in worklist.out.rglob("*") if p.is_file() and p.name not in (KEY_FILE, ".lock")]
+    for path in written + [p for p in worklist.out.rglob("*") if p.is_dir()]:
+        text = path.name + (path.read_bytes().decode("latin-1") if path.is_file() else "")
+        columns_and_paths = text.replace("Smith_Jane_19500101/cc.png", "").replace("DOE_JOHN_MRN998877.png", "")
+        assert "Smith" not in columns_and_paths and "MRN998877" not in columns_and_paths, path  # images' paths only
+        assert key.hex() not in text
+    manifest = read_manifest(worklist.manifest_path).rows
+    assert {r["case_id"] for r in manifest} == {c.case_id for c in worklist.cases}
+
+
+def test_unreadable_folders_are_refused_plainly(tmp_path, monkeypatch):
+    folder = tmp_path / "mri"
+    (folder / "case").mkdir(parents=True)
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path / "secret"))
+
+    monkeypatch.setattr("smartimaging.worklist._entries", denied)
+    with pytest.raises(InputError, match="^Cannot read secret: permission denied$"):
+        Worklist(folder, "BreastLVI")
+
+
+def _alarm(signum, frame):
+    raise TimeoutError("the worklist hung on a pipe")
+
+
+def test_pipes_named_like_the_worklists_files_read_as_nothing(cohort):
+    worklist = Worklist(cohort, MAMMO)
+    case_id = worklist.cases[0].case_id
+    worklist.case_folder(case_id).mkdir(parents=True)
+    os.mkfifo(worklist.case_folder(case_id) / "case.json")
+    os.mkfifo(worklist.out / "worklist.json")
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(10)
+    try:
+        assert worklist.rows()[0]["status"] == NEW and worklist.resume_case() == case_id
+        assert Worklist(cohort, MAMMO).counts()[NEW] == 5
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_new_proposal_of_a_corrected_case_is_compared_again(cohort):
+    worklist = Worklist(cohort, MAMMO)
+    case_id = worklist.cases[0].case_id
+    image, key = _key(worklist, case_id)
+    segments = (MAMMO_SEGMENTS["mass"],)
+    half = key.copy()
+    half[:, :, : key.shape[2] // 2 + 5] = 0
+    worklist.save_proposal(case_id, half, image, segments, {"id": "first"})
+    first = worklist.save(case_id, {"kind": "mass", "pathology": "benign"}, key, image, segments)
+    first = first["dice_ai_vs_corrected"]
+    record = worklist.save_proposal(case_id, key, image, segments, {"id": "second"})  # Segment pressed again
+    assert record["status"] == DONE and record["dice_ai_vs_corrected"] == 1.0 != first
+    (row,) = read_manifest(worklist.manifest_path).rows
+    assert (row["dice_ai_vs_corrected"], row["model"]) == ("1.0", "second")
+
+
+def test_stale_temporaries_are_removed_and_masks_are_not_studies(cohort, tmp_path, mammo_cohort):
+    worklist = Worklist(cohort, MAMMO)
+    _save_first(worklist)
+    folder = worklist.case_folder(worklist.cases[0].case_id)
+    old, fresh = worklist.out / ".manifest.csv.x1.tmp", folder / ".case.json.x2.tmp"
+    stale_seg, foreign = folder / ".seg.x3.seg.nrrd", worklist.out / ".notes.tmp"
+    for path in (old, fresh, stale_seg, foreign):
+        path.write_text("partial")
+    an_hour_ago = time.time() - 3600
+    for path in (old, stale_seg, foreign):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    Worklist(cohort, MAMMO)
+    assert not old.exists() and not stale_seg.exists() and fresh.exists() and foreign.exists()
+
+    (cohort / "manifest.csv").write_bytes("patient_id,image,mask\nM\xe9,a.png,b.png\n".encode("latin-1"))
+    with pytest.raises(InputError, match="not a UTF-8 text file"):
+        Worklist(cohort, MAMMO)
+    (cohort / "manifest.csv").write_text("")  # no columns: the folder is scanned, but not its masks/
+    assert {c.display_name.split("/")[0] for c in Worklist(cohort, MAMMO).cases} == {"images"}

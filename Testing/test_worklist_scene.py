@@ -109,5 +109,25 @@ def test_a_case_whose_image_was_replaced_refuses_the_saved_roi(tmp_path):
         reopened.save({"kind": "mass", "pathology": "benign"})
 
 
+def test_a_damaged_saved_roi_is_refused_with_a_plain_message(tmp_path):
+    write_mammo_phantom_cohort(tmp_path, 2, seed=9, kind="mass")
+    reading = WorklistReading(MammoFlow(create_headless_scene()), tmp_path)
+    reading.open_case()
+    reading.flow.draw_by_hand()
+    _paint(reading.flow, reading.answer_key() > 0)
+    reading.save({"kind": "mass", "pathology": "benign"})
+    corrected = reading.worklist.case_folder(reading.case.case_id) / "corrected.seg.nrrd"
+    (tmp_path / "elsewhere.seg.nrrd").write_bytes(corrected.read_bytes())
+    corrected.unlink()
+    corrected.symlink_to(tmp_path / "elsewhere.seg.nrrd")  # a link: refused, never followed
+    reopened = WorklistReading(MammoFlow(create_headless_scene()), tmp_path)
+    with pytest.raises(InputError, match="corrected.seg.nrrd is not a plain file"):
+        reopened.open_case(reading.case.case_id)
+    corrected.unlink()
+    corrected.write_text("NRRD0004\ntype: uint8\ndimension: 3\nsizes: 40000 40000 40\nencoding: gzip\n\n")
+    with pytest.raises(InputError, match="not on the grid"):  # 64 GB claimed: refused from the header
+        reopened.open_case(reading.case.case_id)
+
+
 def test_centre_point_helper_is_lps():
     assert ras_point_from_lps((1.0, 2.0, 3.0)) == pytest.approx((-1.0, -2.0, 3.0))

@@ -25,7 +25,19 @@ import re
 from pathlib import Path
 
 from .errors import InputError
-from .worklist import NOTE, SPECS, STATUSES, Case, ConflictError, Discovery, _pseudonym, _slug, _unique
+from .worklist import (
+    NOTE,
+    OUTPUT_FOLDER,
+    SPECS,
+    STATUSES,
+    Case,
+    ConflictError,
+    Discovery,
+    _pseudonym,
+    _slug,
+    _unique,
+    cohort_key,
+)
 from .worklist_scene import WorklistReading
 
 # ---- the module's selectors ---------------------------------------------------------------------------------------
@@ -104,7 +116,8 @@ class WorklistSession:
         worklist; the reader's work goes into `folder`."""
         if not str(folder or "").strip() or not Path(folder).is_dir():
             raise InputError("Choose the folder the reader's work on the DICOM database's studies is saved in")
-        found = cases_from_dicom_database(database, self.flow.module)
+        found = cases_from_dicom_database(database, self.flow.module,
+                                          cohort_key(Path(folder) / OUTPUT_FOLDER / self.flow.module))
         if not found.cases:
             reasons = f": {'; '.join(found.skipped[:3])}" if found.skipped else ""
             raise InputError(f"No study of the DICOM database can be read by {self.flow.module}{reasons}")
@@ -229,7 +242,7 @@ def _digest(text: str, length: int = 6) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
-def cases_from_dicom_database(database, module: str) -> Discovery:
+def cases_from_dicom_database(database, module: str, key: bytes) -> Discovery:
     """The studies of a DICOM database that `module` reads, as worklist cases, and the studies skipped and why.
 
     `database` is Slicer's ctkDICOMDatabase (slicer.dicomDatabase); only the methods Slicer 5.12's DICOMBrowser.py
@@ -238,9 +251,9 @@ def cases_from_dicom_database(database, module: str) -> Discovery:
     commit Slicer 5.12.0 builds). MammoRadiomics: each image of an MG series is a case; BoneScanBSTBI: each file of
     an NM series; BreastLVI and DCESynthesis: a study is a case, its MR series chosen by SeriesDescription
     (`mr_sequence`): DCE and T2 (LVI), T1 and DCE (synthesis); the first role is needed, a role that several series
-    could be skips the study (the reader loads it by hand). Patient keys are pseudonyms of the PatientID as for a
-    folder's DICOM files; case ids are the key and digests of the study and image UIDs: no identifier is shown or
-    saved."""
+    could be skips the study (the reader loads it by hand). Patient keys are pseudonyms of the PatientID keyed with
+    `key` (the worklist's `cohort_key`) as for a folder's DICOM files; case ids are the patient key and digests of
+    the study and image UIDs: no identifier is shown or saved."""
     from .worklist import SPECS
 
     if module not in MODALITY:
@@ -255,8 +268,8 @@ def cases_from_dicom_database(database, module: str) -> Discovery:
             first_files = [files[0] for files in series.values()]
             patient_id = next((value for f in first_files if (value := database.fileValue(f, TAG_PATIENT).strip())),
                               "")
-            key = _pseudonym(patient_id) if patient_id else _pseudonym(f"database patient {patient}")
-            name = f"{key} study {_digest(study)}"
+            patient_key = _pseudonym(patient_id or f"database patient {patient}", key)
+            name = f"{patient_key} study {_digest(study)}"
             of_modality = {uid: files for uid, files in series.items()
                            if database.fileValue(files[0], TAG_MODALITY).strip().upper() == wanted}
             if not of_modality:
@@ -267,8 +280,8 @@ def cases_from_dicom_database(database, module: str) -> Discovery:
                 for files in of_modality.values():
                     for file in files:
                         instance = database.fileValue(file, TAG_INSTANCE).strip() or file
-                        ids.append(f"{key}-{_digest(study)}-{_digest(instance)}")
-                        cases.append(Case("", key, {roles[0]: Path(file)}))
+                        ids.append(f"{patient_key}-{_digest(study)}-{_digest(instance)}")
+                        cases.append(Case("", patient_key, {roles[0]: Path(file)}))
                 continue
             by_role: dict[str, list[str]] = {}
             for uid, files in of_modality.items():
@@ -287,8 +300,8 @@ def cases_from_dicom_database(database, module: str) -> Discovery:
                 skipped.append(f"{name}: no {roles[0]} series among its MR series ({descriptions}); a series "
                                f"description names it (e.g. {'DCE, dynamic, post' if roles[0] == 'DCE' else 'T1'})")
                 continue
-            ids.append(f"{key}-{_digest(study)}")
-            cases.append(Case("", key, {role: [Path(f) for f in of_modality[uids[0]]]
+            ids.append(f"{patient_key}-{_digest(study)}")
+            cases.append(Case("", patient_key, {role: [Path(f) for f in of_modality[uids[0]]]
                                         for role, uids in by_role.items()}))
     for case, case_id in zip(cases, _unique([_slug(i) for i in ids]), strict=True):
         case.case_id = case_id

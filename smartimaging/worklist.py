@@ -14,7 +14,19 @@ case's answer key, for teaching), else from the studies found in the folder: eac
 one-image modules, each sub-folder for the MRI modules (its files or DICOM series named after the sequence, e.g.
 `dce.nrrd`, `t2.nii.gz`, `T1/`). Every write is atomic (temporary file + rename) and made under the worklist's lock,
 so a killed station loses at most the case being edited and two tabs never corrupt the folder; a save over a newer
-save of the same case (another tab) is refused unless forced.
+save of the same case (another tab) is refused unless forced. Nothing is written until the reader's first write (a
+case opened, a proposal kept, a save): opening a folder only reads it. The output folder, its `cases/` folder and
+each case folder must be real folders inside the cohort: a link there (which would send the reader's work into
+another cohort) is refused. A record that does not fit the schema reads as none (the case shows as new), so one
+damaged case never blocks the others; saved ROI files are read through the checked image reader.
+
+Case ids: a cohort manifest's cases keep its `patient_id` (the research id the user chose). Studies found by
+scanning the folder get neutral ids, "c" and 8 hex digits of a keyed hash (HMAC-SHA256) of the study's path
+relative to the folder, and their patient keys (for the splits) are keyed pseudonyms ("P" and 10 hex digits) of the
+DICOM PatientID, else of the top-level folder or file: file and folder names often hold the patient's name or MRN.
+The key is 32 random bytes kept in `<output folder>/.pseudonym-key` (mode 0600), made at the first write and never
+written into an output; a case's `display_name` (its path in the folder) is shown on the reader's own screen only.
+A top-level `masks` folder is not scanned (a cohort's reference masks are not studies).
 """
 
 from __future__ import annotations
@@ -23,10 +35,14 @@ import contextlib
 import csv
 import dataclasses
 import hashlib
+import hmac
 import io
 import json
+import math
 import os
 import re
+import secrets
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -38,7 +54,8 @@ import SimpleITK as sitk
 
 from .errors import InputError
 from .evaluation import dice
-from .limits import file_suffix, is_dicom
+from .io import read_volume, same_geometry
+from .limits import SizeLimit, file_suffix, image_header, is_dicom
 from .manifest import MAX_MANIFEST_BYTES, read_manifest
 from .segfile import write_seg_nrrd
 from .segments import SegmentSpec
@@ -48,6 +65,10 @@ STATUSES = (NEW, PROPOSED, CORRECTED, DONE)
 OUTPUT_FOLDER = "smartimaging"  # inside the cohort folder; never scanned for studies
 MAX_RECORD_BYTES = 1 * 2**20  # a case.json is a few hundred bytes
 MAX_CASES = 100_000
+KEY_FILE = ".pseudonym-key"  # in the output folder: the cohort's pseudonym key (hex), mode 0600
+STALE_SECONDS = 60  # a temporary file of this worklist older than this was left by a killed save
+TEMPORARY = re.compile(r"^\.(manifest\.csv|case\.json|worklist\.json|pseudonym-key)\..*\.tmp$|^\.seg\..*\.seg\.nrrd$"
+                       r"|^\.probe\.")
 IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".pgm", ".tif", ".tiff", ".nrrd", ".nii", ".nii.gz",
                   ".mha"}
 SPLITS = (("train", 70), ("val", 15), ("test", 15))  # percent of patients, stable as cases are added
@@ -117,13 +138,21 @@ class Case:
     """A study of the worklist: its input files by role, a pseudonymous patient key (for patient-grouped splits) and,
     when the cohort's manifest has them, the answer key (reference mask and label) and the labels and case options
     it gives (`given`: e.g. the lesion kind, the pixel size). Cases given to a Worklist (`cases=`) may name a role's
-    DICOM series by the list of its files; the worklist makes it a series folder."""
+    DICOM series by the list of its files; the worklist makes it a series folder. `display_name` is what the reader
+    recognises the study by (its path in the cohort folder): it is shown on the reader's own screen only and never
+    written to any file."""
     case_id: str
     patient_id: str
     inputs: dict[str, Path]
     key_mask: Path | None = None
     key_label: str | None = None
     given: dict[str, str] = field(default_factory=dict)
+    display_name: str = ""
+
+    @property
+    def name(self) -> str:
+        """The case as the reader's screen shows it: its display name, else its id."""
+        return self.display_name or self.case_id
 
 
 def _slug(text: str) -> str:
@@ -131,29 +160,108 @@ def _slug(text: str) -> str:
 
 
 def _unique(ids: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
+    """The ids made unique (case-insensitively) by construction: an id listed once stays as it is; a repeat gets the
+    first free "-2", "-3"... that is neither taken nor another id of the list."""
+    listed = {case_id.casefold() for case_id in ids}
+    taken: set[str] = set()
     unique = []
     for case_id in ids:
-        count = seen.get(case_id.casefold(), 0)
-        seen[case_id.casefold()] = count + 1
-        unique.append(case_id if count == 0 else f"{case_id}-{count + 1}")
+        candidate, count = case_id, 1
+        while candidate.casefold() in taken or (count > 1 and candidate.casefold() in listed):
+            count += 1
+            candidate = f"{case_id}-{count}"
+        taken.add(candidate.casefold())
+        unique.append(candidate)
     return unique
 
 
-def _pseudonym(value: str) -> str:
-    return "P" + hashlib.sha256(value.encode()).hexdigest()[:10]
+def _keyed(key: bytes, text: str) -> str:
+    return hmac.new(key, text.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
+
+
+def _pseudonym(value: str, key: bytes) -> str:
+    """A patient key that does not reveal the identifier: "P" and 10 hex digits of its HMAC-SHA256 under the
+    cohort's key (an unkeyed hash could be reversed by hashing every MRN)."""
+    return "P" + _keyed(key, value)[:10]
+
+
+def _study_id(relative: str, key: bytes) -> str:
+    """A scanned study's neutral case id: "c" and 8 hex digits of the keyed hash of its path in the folder."""
+    return "c" + _keyed(key, relative)[:8]
+
+
+def _read_regular(path: Path, limit: int) -> bytes | None:
+    """The bytes of a regular file of at most `limit` bytes; None for a missing file, a link, a pipe or a device
+    (opened without blocking: a pipe named case.json never hangs the worklist), or a larger file."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        handle = os.open(path, flags)
+    except OSError:
+        return None
+    with os.fdopen(handle, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        data = f.read(limit + 1)
+    return data if len(data) <= limit else None
+
+
+def _read_json(path: Path) -> dict:
+    """A JSON object from a regular file of at most MAX_RECORD_BYTES; {} for anything else."""
+    data = _read_regular(path, MAX_RECORD_BYTES)
+    try:
+        record = json.loads(data.decode("utf-8")) if data is not None else {}
+    except (ValueError, RecursionError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def cohort_key(out: str | os.PathLike, create: bool = True) -> bytes | None:
+    """The cohort's pseudonym key, kept in the output folder `out` (KEY_FILE, mode 0600); made now when `create`
+    and there is none (None otherwise). A damaged key file is refused: ids made with it would change."""
+    path = Path(out) / KEY_FILE
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise InputError(f"{path} is not a plain file; remove it (the worklist's pseudonym key)")
+    data = _read_regular(path, 1024)
+    if data is not None:
+        try:
+            key = bytes.fromhex(data.decode("ascii").strip())
+        except (UnicodeDecodeError, ValueError):
+            key = b""
+        if len(key) < 16:
+            raise InputError(f"The worklist's pseudonym key {path} is damaged; restore it from a backup (the case ids "
+                             "and patient keys of the scanned studies are made with it)")
+        return key
+    if not create:
+        return None
+    key = secrets.token_bytes(32)
+    _write_key(path, key)
+    return cohort_key(out, create=False)  # another window may have made it first: its key is the cohort's
+
+
+def _write_key(path: Path, key: bytes) -> None:
+    """Create the key file (mode 0600); an existing one (made by another window at the same time) is kept."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        handle = os.open(path, flags, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(handle, "w") as f:
+        f.write(key.hex() + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _dicom_patient(path: Path) -> str | None:
-    """A pseudonym of the DICOM PatientID (the ID itself never reaches an output)."""
+    """The DICOM PatientID (only ever turned into a keyed pseudonym), None when the header has none."""
     import pydicom
 
     try:
         header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"])
     except Exception:  # a corrupt header: the case opens and the reader gets the loader's message then
         return None
-    patient = str(header.get("PatientID", "") or "").strip()
-    return _pseudonym(patient) if patient else None
+    return str(header.get("PatientID", "") or "").strip() or None
 
 
 def _is_image(path: Path) -> bool:
@@ -178,22 +286,48 @@ def _role_entry(folder: Path, role: str) -> Path | None:
 class Discovery:
     cases: list[Case]
     skipped: list[str]  # why a folder or row was not made a case, in the reader's words
+    keyed: bool = False  # whether its ids and patient keys were made with the cohort's pseudonym key
 
 
-def discover(folder: Path, spec: WorklistSpec) -> Discovery:
-    """The cases of a cohort folder (see the module docstring)."""
-    manifest = folder / "manifest.csv"
-    if manifest.is_file() and set(spec.roles.values()) <= set(_header(manifest)):
-        return _from_manifest(manifest, spec)
-    return _from_files(folder, spec) if len(spec.roles) == 1 else _from_subfolders(folder, spec)
+def discover(folder: Path, spec: WorklistSpec, key: bytes) -> Discovery:
+    """The cases of a cohort folder (see the module docstring); `key`: the cohort's pseudonym key. A file or folder
+    that cannot be read refuses the folder with a plain message."""
+    try:
+        manifest = folder / "manifest.csv"
+        if manifest.is_file() and set(spec.roles.values()) <= set(_header(manifest)):
+            return _from_manifest(manifest, spec)
+        return _from_files(folder, spec, key) if len(spec.roles) == 1 else _from_subfolders(folder, spec, key)
+    except OSError as exc:
+        name = Path(exc.filename).name if exc.filename else folder.name
+        raise InputError(f"Cannot read {name or exc.filename}: {(exc.strerror or str(exc)).lower()}") from exc
 
 
 def _header(path: Path) -> list[str]:
+    """The manifest's columns ([] for an empty file); a manifest that cannot be read is refused."""
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             return next(csv.reader(f), [])
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return []
+    except UnicodeDecodeError as exc:
+        raise InputError(f"Manifest {path.name} is not a UTF-8 text file (save it as CSV UTF-8)") from exc
+    except csv.Error as exc:
+        raise InputError(f"Manifest {path.name} is not a readable CSV file ({exc})") from exc
+
+
+def _row_problem(row: dict, spec: WorklistSpec) -> str | None:
+    """Why a manifest row's lesion kind or pixel size cannot be used (mammo extract's rules and words), else None."""
+    fields = {f.name: f for f in spec.fields}
+    for name in spec.prefilled:
+        value = row.get(name, "")
+        if value and fields[name].choices and value not in fields[name].choices:
+            return f"{fields[name].title.lower()} '{value}' is not one of {', '.join(fields[name].choices)}"
+    if "pixel_mm" in spec.extra_columns and (row.get("pixel_mm") or "").strip():
+        from .mammo.features import pixel_mm_of_row
+
+        try:
+            pixel_mm_of_row(row)
+        except InputError as exc:
+            return str(exc)
+    return None
 
 
 def _from_manifest(path: Path, spec: WorklistSpec) -> Discovery:
@@ -206,6 +340,10 @@ def _from_manifest(path: Path, spec: WorklistSpec) -> Discovery:
         if missing:
             skipped.append(f"{case_id}: {', '.join(missing)} file not found")
             continue
+        problem = _row_problem(row, spec)
+        if problem:
+            skipped.append(f"{case_id}: {problem}")
+            continue
         mask = manifest.resolve(row[spec.mask_column]) if spec.mask_column and row.get(spec.mask_column) else None
         cases.append(Case(case_id, row["patient_id"], inputs, mask if mask and mask.is_file() else None,
                           spec.key_label(row.get("label", "")),
@@ -213,35 +351,41 @@ def _from_manifest(path: Path, spec: WorklistSpec) -> Discovery:
     return Discovery(cases, skipped)
 
 
-def _from_files(folder: Path, spec: WorklistSpec) -> Discovery:
+def _scanned(relative: Path) -> bool:
+    """Whether a path of the folder is scanned for studies: not hidden, not the output folder, not `masks/`."""
+    parts = relative.parts
+    return bool(parts) and parts[0] not in (OUTPUT_FOLDER, "masks") and not any(p.startswith(".") for p in parts)
+
+
+def _from_files(folder: Path, spec: WorklistSpec, key: bytes) -> Discovery:
     role = next(iter(spec.roles))
-    files = [p for p in sorted(folder.rglob("*")) if OUTPUT_FOLDER not in p.relative_to(folder).parts[:1]
-             and not any(part.startswith(".") for part in p.relative_to(folder).parts) and _is_image(p)]
+    files = [p for p in sorted(folder.rglob("*")) if _scanned(p.relative_to(folder)) and _is_image(p)]
     if len(files) > MAX_CASES:
         raise InputError(f"{folder.name} holds {len(files)} images; a worklist takes at most {MAX_CASES}")
-    relative = [p.relative_to(folder) for p in files]
-    ids = _unique([_slug(str(r)[: -len(file_suffix(r))] if file_suffix(r) else str(r)) for r in relative])
+    relative = [p.relative_to(folder).as_posix() for p in files]
+    ids = _unique([_study_id(r, key) for r in relative])
     cases = []
     for case_id, path, rel in zip(ids, files, relative, strict=True):
-        patient = (_dicom_patient(path) if is_dicom(path) else None) or (
-            rel.parts[0] if len(rel.parts) > 1 else case_id)
-        cases.append(Case(case_id, patient, {role: path}))
-    return Discovery(cases, [])
+        patient = (_dicom_patient(path) if is_dicom(path) else None) or rel.split("/")[0]
+        cases.append(Case(case_id, _pseudonym(patient, key), {role: path}, display_name=rel))
+    return Discovery(cases, [], keyed=True)
 
 
-def _from_subfolders(folder: Path, spec: WorklistSpec) -> Discovery:
+def _from_subfolders(folder: Path, spec: WorklistSpec, key: bytes) -> Discovery:
     cases, skipped = [], []
     first = next(iter(spec.roles))
-    for sub in (p for p in _entries(folder) if p.is_dir()):
+    for sub in (p for p in _entries(folder) if p.is_dir() and p.name != "masks"):
         inputs = {role: entry for role in spec.roles if (entry := _role_entry(sub, role)) is not None}
         if first not in inputs:
             skipped.append(f"{sub.name}: no {first} file or series (name it {first.lower()}.nrrd, "
                            f"{first.lower()}.nii.gz or a {first} folder of DICOM files)")
             continue
-        cases.append(Case(_slug(sub.name), sub.name, inputs))
+        cases.append(Case(_study_id(sub.name, key), _pseudonym(sub.name, key), inputs, display_name=sub.name))
     if len(cases) > MAX_CASES:
         raise InputError(f"{folder.name} holds {len(cases)} studies; a worklist takes at most {MAX_CASES}")
-    return Discovery(cases, skipped)
+    ids = _unique([case.case_id for case in cases])
+    return Discovery([dataclasses.replace(case, case_id=i) for case, i in zip(cases, ids, strict=True)], skipped,
+                     keyed=True)
 
 
 def series_folder(files: list[Path], links: Path) -> Path:
@@ -318,8 +462,8 @@ def _atomic_seg(path: Path, labels: np.ndarray, reference: sitk.Image, segments:
 @contextlib.contextmanager
 def _locked(path: Path, timeout_s: float = 30.0) -> Iterator[None]:
     """An exclusive lock between processes (station tabs, desktop, CLI) on the worklist's lock file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as f:
+    handle = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0), 0o600)
+    with os.fdopen(handle, "r+b") as f:
         try:
             import fcntl
         except ImportError:  # Windows
@@ -361,6 +505,44 @@ class ConflictError(InputError):
     """The case was saved elsewhere (another tab or window) after this reader opened it."""
 
 
+LABEL_PIXELS = {sitk.sitkUInt8, sitk.sitkInt8, sitk.sitkUInt16, sitk.sitkInt16, sitk.sitkUInt32, sitk.sitkInt32,
+                sitk.sitkUInt64, sitk.sitkInt64}
+
+
+class OffGridError(InputError):
+    """A saved ROI that is not on the grid of the case's image (the image was replaced)."""
+
+
+def read_roi(path: Path, reference: sitk.Image, what: str = "saved ROI") -> sitk.Image:
+    """A saved ROI file (ai.seg.nrrd, corrected.seg.nrrd) on the grid of the case's image `reference`, read through
+    the checked image reader with the size of that grid as the limit: a link, a damaged file, one claiming more
+    than the grid or one that is not a scalar label image is refused with one plain message before any pixel is
+    decoded; a ROI on another grid raises OffGridError."""
+    name = f"{path.parent.name}/{path.name}"
+    hint = "press Segment or draw the ROI again"
+    if path.is_symlink() or not path.is_file():
+        raise InputError(f"The {what} {name} is not a plain file (a link, a folder or a pipe); {hint}")
+    size = reference.GetSize()
+    limit = SizeLimit(f"a ROI of this case's {'×'.join(str(s) for s in size)} grid", max(size[:2]),
+                      math.prod(size[2:]), math.prod(size) * 8)
+    off_grid = OffGridError(f"The {what} {name} is not on the grid of the case's image (the image was replaced?): "
+                            f"{hint}")
+    try:
+        claimed = image_header(path).sizes
+        if claimed + (1,) * (len(size) - len(claimed)) != size:
+            raise off_grid
+        image = read_volume(path, limit)
+    except OffGridError:
+        raise
+    except InputError as exc:
+        raise InputError(f"The {what} {name} cannot be used: {exc}. {hint[0].upper()}{hint[1:]}") from None
+    if image.GetNumberOfComponentsPerPixel() != 1 or image.GetPixelID() not in LABEL_PIXELS:
+        raise InputError(f"The {what} {name} is not a label image (one integer per voxel); {hint}")
+    if not same_geometry(image, reference):
+        raise off_grid
+    return image
+
+
 # ---- the worklist -------------------------------------------------------------------------------------------------
 
 class Worklist:
@@ -369,7 +551,7 @@ class Worklist:
     def __init__(self, folder: str | os.PathLike, module: str, out: str | os.PathLike | None = None,
                  cases: list[Case] | None = None):
         """`cases`: the worklist's cases as given (studies of Slicer's DICOM database), instead of those found in
-        `folder`, which then only receives the reader's work."""
+        `folder`, which then only receives the reader's work. Nothing is written here (see `_writing`)."""
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise InputError(f"The worklist folder {self.folder} does not exist or is not a folder")
@@ -377,20 +559,19 @@ class Worklist:
             raise InputError(f"No worklist for the module {module!r}")
         self.spec = SPECS[module]
         self.out = Path(out) if out else self.folder / OUTPUT_FOLDER / module
-        found = discover(self.folder, self.spec) if cases is None else self._given(cases)
+        self._check_links(self.out)
+        stored = cohort_key(self.out, create=False)
+        self._key, self._key_stored, self._ready = stored or secrets.token_bytes(32), stored is not None, False
+        self._keyed = False
+        found = discover(self.folder, self.spec, self._key) if cases is None else self._given(cases)
         if not found.cases:
             reasons = f" ({'; '.join(found.skipped[:3])})" if found.skipped else ""
             raise InputError(f"No {self._study_word()} found in {self.folder.name}{reasons}")
         self.cases = found.cases
         self.skipped = found.skipped
+        self._keyed = found.keyed
         self._by_id = {case.case_id: case for case in self.cases}
-        try:
-            self.out.mkdir(parents=True, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=self.out, prefix=".probe.")
-            probe.close()
-        except OSError as exc:
-            raise InputError(f"The reader's work cannot be saved in {self.out} ({exc.strerror}); open the worklist "
-                             "with a writable output folder") from exc
+        self._remove_stale_temporaries()
 
     def _given(self, cases: list[Case]) -> Discovery:
         """Cases given by the caller, checked: unique ids a folder can be named after, the module's roles with the
@@ -413,8 +594,9 @@ class Worklist:
                 inputs = {role: Path(value) for role, value in case.inputs.items() if not isinstance(value, list)}
                 for role, files in case.inputs.items():
                     if isinstance(files, list):
-                        with _locked(self.out / ".lock"):  # two windows opening the worklist make the links once
-                            inputs[role] = series_folder(files, self.out / "series" / case.case_id / role)
+                        links = self.out / "series" / case.case_id / role
+                        with self._writing(links):  # two windows opening the worklist make the links once
+                            inputs[role] = series_folder(files, links)
             except OSError as exc:
                 skipped.append(f"{case.case_id}: its series could not be linked into {self.out} ({exc.strerror})")
                 continue
@@ -424,6 +606,64 @@ class Worklist:
     def _study_word(self) -> str:
         return "studies (images or DICOM files)" if len(self.spec.roles) == 1 else (
             f"case folders (one per case, holding {' and '.join(r.lower() for r in self.spec.roles)} files)")
+
+    # ---- the output folder ----
+
+    def _check_links(self, path: Path) -> None:
+        """Refuse `path` (the output folder or a path under it) when a folder on the way from the cohort (for the
+        default output folder, `smartimaging/` too) or from a given output folder is a link, or when it resolves
+        elsewhere: the reader's work would be written into another folder (another cohort's manifest)."""
+        base = self.folder if self.out == self.folder / OUTPUT_FOLDER / self.spec.module else self.out
+        parts = path.relative_to(base).parts
+        for current in [base.joinpath(*parts[:n]) for n in range(0 if base == self.out else 1, len(parts) + 1)]:
+            if current.is_symlink():
+                raise InputError(f"{current} is a link; SmartImaging saves the reader's work only in real folders "
+                                 f"inside {self.out}: remove the link")
+        if path.exists() and base.exists() and not path.resolve().is_relative_to(base.resolve()):
+            raise InputError(f"{path} is outside {base}; SmartImaging saves the reader's work only there")
+
+    @contextlib.contextmanager
+    def _writing(self, folder: Path | None = None) -> Iterator[None]:
+        """The worklist's lock, held for a write into `folder` (under the output folder; None: the output folder).
+        The first write makes the output folder, checks that it is writable and stores the pseudonym key."""
+        folder = folder or self.out
+        self._check_links(folder)
+        if not self._ready:
+            try:
+                self.out.mkdir(parents=True, exist_ok=True)
+                probe = tempfile.NamedTemporaryFile(dir=self.out, prefix=".probe.")
+                probe.close()
+            except OSError as exc:
+                raise InputError(f"The reader's work cannot be saved in {self.out} ({exc.strerror}); open the "
+                                 "worklist with a writable output folder") from exc
+            if not self._key_stored:
+                _write_key(self.out / KEY_FILE, self._key)
+                stored = cohort_key(self.out, create=False)
+                if stored != self._key and self._keyed:  # another window made it first: its ids are the cohort's
+                    raise InputError("The worklist was opened in another window at the same moment; open it again")
+                self._key, self._key_stored = stored, True
+            self._ready = True
+        with _locked(self.out / ".lock"):
+            self._check_links(folder)
+            yield
+
+    def _remove_stale_temporaries(self) -> None:
+        """Temporary files of this worklist left by a killed save (older than a minute), in the output folder and
+        the case folders."""
+        if not self.out.is_dir() or self.out.is_symlink():
+            return
+        folders = [self.out]
+        cases = self.out / "cases"
+        if cases.is_dir() and not cases.is_symlink():
+            folders += [cases / case.case_id for case in self.cases]
+        now = time.time()
+        for folder in folders:
+            with contextlib.suppress(OSError):
+                for entry in os.scandir(folder):
+                    if TEMPORARY.match(entry.name) and entry.is_file(follow_symlinks=False) and \
+                            now - entry.stat(follow_symlinks=False).st_mtime > STALE_SECONDS:
+                        with contextlib.suppress(OSError):
+                            os.unlink(entry.path)
 
     # ---- reading ----
 
@@ -437,26 +677,54 @@ class Worklist:
         return self.out / "cases" / self.case(case_id).case_id
 
     def record(self, case_id: str) -> dict:
-        """The case's saved record ({} for a new case); a damaged record reads as none (the case shows as new)."""
-        path = self.case_folder(case_id) / "case.json"
-        try:
-            if path.stat().st_size > MAX_RECORD_BYTES:
-                return {}
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        """The case's saved record ({} for a new case); a record that does not fit the schema the worklist writes
+        (damaged or edited by hand), or that is not a plain file in a real case folder, reads as none (the case
+        shows as new)."""
+        folder = self.case_folder(case_id)
+        if folder.is_symlink() or folder.parent.is_symlink():
             return {}
-        return record if isinstance(record, dict) and record.get("case_id") == case_id else {}
+        record = _read_json(folder / "case.json")
+        return record if self._fits(record, case_id) else {}
+
+    def _fits(self, record: dict, case_id: str) -> bool:
+        """Whether a record has the fields and types the worklist writes, with labels and options it accepts."""
+        def number(value, low=-math.inf, high=math.inf) -> bool:
+            return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) \
+                and low <= value <= high
+
+        def texts(value) -> bool:
+            return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+        labels, options = record.get("labels", {}), record.get("options", {})
+        model = record.get("model", {})
+        revision = record.get("revision", 0)
+        if not (record.get("case_id") == case_id and record.get("status") in STATUSES and texts(labels)
+                and texts(options) and set(options) <= set(self.spec.extra_columns)
+                and texts(record.get("proposal_attributes", {}))
+                and isinstance(model, dict) and isinstance(model.get("id", ""), str)
+                and isinstance(revision, int) and not isinstance(revision, bool) and revision >= 0
+                and all(number(record[k], 0) for k in ("edit_seconds", "saved_at", "proposed_at") if k in record)
+                and (record.get("dice_ai_vs_corrected") is None or number(record["dice_ai_vs_corrected"], 0, 1))):
+            return False
+        if not all(isinstance(record.get(k, ""), str) for k in ("ai_roi", "corrected_roi", "roi_source")):
+            return False
+        try:
+            if self._checked_labels(labels) != labels or _row_problem(options, self.spec):
+                return False
+        except InputError:
+            return False
+        return record["status"] != DONE or all(labels.get(f.name) for f in self.spec.fields if f.required)
 
     def status(self, case_id: str) -> str:
-        status = self.record(case_id).get("status")
-        return status if status in STATUSES else NEW
+        return self.record(case_id).get("status", NEW)
 
     def rows(self, status: str | None = None) -> list[dict]:
-        """One row per case for the worklist table: case, status, labels, Dice; `status` filters."""
+        """One row per case for the worklist table: case, the name the reader's screen shows, status, labels, Dice;
+        `status` filters."""
         rows = []
         for case in self.cases:
             record = self.record(case.case_id)
-            row = {"case": case.case_id, "status": record.get("status", NEW) if record else NEW,
+            row = {"case": case.case_id, "name": case.name, "status": record.get("status", NEW),
                    "dice": record.get("dice_ai_vs_corrected"), "labels": record.get("labels", {}),
                    "answer_key": case.key_mask is not None}
             if status is None or row["status"] == status:
@@ -481,7 +749,7 @@ class Worklist:
     def open(self, case_id: str) -> Case:
         """Mark the case as the one being read (the worklist resumes there)."""
         case = self.case(case_id)
-        with _locked(self.out / ".lock"):
+        with self._writing():
             _atomic_json(self.out / "worklist.json", {"module": self.spec.module, "current": case_id,
                                                       "opened_at": time.time()})
         return case
@@ -497,14 +765,7 @@ class Worklist:
         return None
 
     def _state(self) -> dict:
-        try:
-            path = self.out / "worklist.json"
-            if path.stat().st_size > MAX_RECORD_BYTES:
-                return {}
-            state = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return state if isinstance(state, dict) else {}
+        return _read_json(self.out / "worklist.json") if not self.out.is_symlink() else {}
 
     # ---- saving ----
 
@@ -513,17 +774,25 @@ class Worklist:
                       attributes: dict[str, str] | None = None) -> dict:
         """Keep the AI's proposal of a case (ai.seg.nrrd) and mark it "AI proposed" unless the reader already
         corrected it; the model that proposed it is recorded, and the proposal's `attributes` (what the scene keeps
-        with it: the networks' result) so that a reopened case computes as the first time."""
+        with it: the networks' result) so that a reopened case computes as the first time. A new proposal of a case
+        the reader already corrected replaces the old one (it is the outline the reader sees as the AI's when the
+        case reopens, and the manifest's ai_mask), so its Dice against the saved correction is computed again and
+        the manifest rewritten: the study's Dice always describes the proposal file it names."""
         folder = self.case_folder(case_id)
-        with _locked(self.out / ".lock"):
-            folder.mkdir(parents=True, exist_ok=True)
-            _atomic_seg(folder / "ai.seg.nrrd", labels, reference, segments)
+        with self._writing(folder):
             record = self.record(case_id) or {"case_id": case_id, "revision": 0}
             record.update(ai_roi="ai.seg.nrrd", model=model, roi_source=roi_source, proposed_at=time.time(),
                           proposal_attributes=dict(attributes or {}), revision=record.get("revision", 0) + 1)
+            if record.get("corrected_roi"):
+                record["dice_ai_vs_corrected"] = self._dice(folder / "corrected.seg.nrrd", labels, reference,
+                                                            "saved correction")
             if record.get("status") not in (CORRECTED, DONE):
                 record["status"] = PROPOSED
+            manifest = self._manifest_data({case_id: record})
+            folder.mkdir(parents=True, exist_ok=True)
+            _atomic_seg(folder / "ai.seg.nrrd", labels, reference, segments)
             _atomic_json(folder / "case.json", record)
+            self._write_manifest(manifest)
         return record
 
     def save(self, case_id: str, labels: dict[str, str], corrected: np.ndarray | None = None,
@@ -533,8 +802,13 @@ class Worklist:
         """Save the reader's work on a case: the corrected ROI (when the module has one), the labels, the time spent
         editing, the case options (pixel size); Dice AI-vs-corrected when the AI proposed one. The case is "done"
         when the required labels are filled, else "corrected". Refused (ConflictError) when the case was saved
-        elsewhere since `expected_revision`, unless `force`. The manifest is rewritten."""
+        elsewhere since `expected_revision`, unless `force`. The manifest is rewritten. Everything is read and
+        checked (the saved proposal too) before the first file is written: a refused save changes nothing."""
         values = self._checked_labels(labels)
+        kept_options = {k: str(v) for k, v in (options or {}).items() if k in self.spec.extra_columns and v}
+        problem = _row_problem(kept_options, self.spec)
+        if problem:
+            raise InputError(problem[0].upper() + problem[1:])
         if self.spec.mask_column is not None:
             if corrected is None or reference is None:
                 raise InputError("Draw or accept the ROI before saving the case")
@@ -546,27 +820,30 @@ class Worklist:
                 raise InputError("The ROI is empty: draw the lesion (or accept the AI's proposal) before saving"
                                  + allowed)
         folder = self.case_folder(case_id)
-        with _locked(self.out / ".lock"):
+        with self._writing(folder):
             record = self.record(case_id) or {"case_id": case_id, "revision": 0}
             if expected_revision is not None and record.get("revision", 0) != expected_revision and not force:
                 raise ConflictError(f"Case {case_id} was saved in another window after you opened it; open it again "
                                     "to see that work, or save anyway to replace it")
-            folder.mkdir(parents=True, exist_ok=True)
             if corrected is not None:
-                _atomic_seg(folder / "corrected.seg.nrrd", corrected, reference, segments)
                 record["corrected_roi"] = "corrected.seg.nrrd"
-                record["dice_ai_vs_corrected"] = self._dice_with_ai(folder, corrected)
+                record["dice_ai_vs_corrected"] = (self._dice(folder / "ai.seg.nrrd", corrected, reference,
+                                                             "saved AI proposal") if record.get("ai_roi") else None)
             required = [f.name for f in self.spec.fields if f.required]
             record.update(labels=values, status=DONE if all(values.get(n) for n in required) else CORRECTED,
                           saved_at=time.time(), revision=record.get("revision", 0) + 1)
-            if edit_seconds is not None and np.isfinite(edit_seconds):
+            if edit_seconds is not None and np.isfinite(edit_seconds) and edit_seconds >= 0:
                 record["edit_seconds"] = round(float(edit_seconds) + record.get("edit_seconds", 0.0), 1)
             if roi_source:
                 record["roi_source"] = roi_source
             if options:
-                record["options"] = {k: str(v) for k, v in options.items() if k in self.spec.extra_columns and v}
+                record["options"] = kept_options
+            manifest = self._manifest_data({case_id: record})
+            folder.mkdir(parents=True, exist_ok=True)
+            if corrected is not None:
+                _atomic_seg(folder / "corrected.seg.nrrd", corrected, reference, segments)
             _atomic_json(folder / "case.json", record)
-            self._write_manifest()
+            self._write_manifest(manifest)
         return record
 
     def _negative(self, values: dict[str, str]) -> bool:
@@ -591,14 +868,16 @@ class Worklist:
         return values
 
     @staticmethod
-    def _dice_with_ai(folder: Path, corrected: np.ndarray) -> float | None:
-        path = folder / "ai.seg.nrrd"
-        if not path.is_file():
+    def _dice(path: Path, labels: np.ndarray, reference: sitk.Image, what: str) -> float | None:
+        """Dice of `labels` with a saved ROI of the case (None when there is none or it is on another grid: the
+        image was replaced); a damaged one is refused (`read_roi`)."""
+        if not path.exists() and not path.is_symlink():
             return None
-        ai = sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
-        if ai.shape != corrected.shape:
+        try:
+            saved = read_roi(path, reference, what)
+        except OffGridError:
             return None
-        return round(dice(ai > 0, np.asarray(corrected) > 0), 4)
+        return round(dice(sitk.GetArrayViewFromImage(saved) > 0, np.asarray(labels) > 0), 4)
 
     # ---- the manifest ----
 
@@ -606,12 +885,14 @@ class Worklist:
     def manifest_path(self) -> Path:
         return self.out / "manifest.csv"
 
-    def manifest_rows(self) -> list[dict]:
-        """One row per case that is done, in the task's manifest columns; paths relative to the manifest."""
+    def manifest_rows(self, records: dict[str, dict] | None = None) -> list[dict]:
+        """One row per case that is done, in the task's manifest columns; paths relative to the manifest.
+        `records`: records by case id to use instead of the saved ones (a save about to be written)."""
         rows = []
         label_field = self.spec.label_field
+        records = records or {}
         for case in self.cases:
-            record = self.record(case.case_id)
+            record = records.get(case.case_id) or self.record(case.case_id)
             if record.get("status") != DONE:
                 continue
             labels = record.get("labels", {})
@@ -629,18 +910,19 @@ class Worklist:
             options = {**case.given, **record.get("options", {})}
             row.update({c: options.get(c, "") for c in self.spec.extra_columns})
             model = record.get("model") or {}
-            row.update(dice_ai_vs_corrected=record.get("dice_ai_vs_corrected", ""),
+            dice_ = record.get("dice_ai_vs_corrected")
+            row.update(dice_ai_vs_corrected="" if dice_ is None else dice_,
                        edit_seconds=record.get("edit_seconds", ""), model=model.get("id", ""),
                        roi_source=record.get("roi_source", ""), split=stable_split(case.patient_id))
             rows.append(row)
         return rows
 
-    def _write_manifest(self) -> None:
-        rows = self.manifest_rows()
+    def _manifest_data(self, records: dict[str, dict]) -> bytes | None:
+        """The manifest as it will be once `records` are saved (None: no case is done); built before anything is
+        written, so that a manifest that cannot be made refuses the save."""
+        rows = self.manifest_rows(records)
         if not rows:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.manifest_path)
-            return
+            return None
         columns: list[str] = []
         for row in rows:
             columns += [c for c in row if c not in columns]
@@ -651,4 +933,11 @@ class Worklist:
         data = text.getvalue().encode()
         if len(data) > MAX_MANIFEST_BYTES:
             raise InputError("The worklist's manifest would exceed the manifest size limit")
+        return data
+
+    def _write_manifest(self, data: bytes | None) -> None:
+        if data is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.manifest_path)
+            return
         _atomic_write(self.manifest_path, data)

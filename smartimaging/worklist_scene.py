@@ -23,7 +23,7 @@ from .segmentation_nodes import (
     segmentation_from_labels,
 )
 from .segments import MAMMO_SEGMENTS, SegmentSpec
-from .worklist import Case, Worklist
+from .worklist import Case, Worklist, read_roi
 
 MAMMO_PROPOSAL = "SmartImaging.MammoSegmentation"  # the mammography AI node's record (its kind)
 
@@ -193,20 +193,17 @@ class WorklistReading:
         when the AI proposed none)."""
         flow = self.flow
         ai_path, corrected_path = folder / "ai.seg.nrrd", folder / "corrected.seg.nrrd"
-        if flow.primary is None or not (ai_path.is_file() or corrected_path.is_file()):
+        present = [p.exists() or p.is_symlink() for p in (ai_path, corrected_path)]
+        if flow.primary is None or not any(present):
             return
         reference = volume_node_to_sitk(flow.primary)
 
         def read(path: Path) -> np.ndarray:
-            image = sitk.ReadImage(str(path))
-            if not same_geometry(image, reference):
-                raise InputError(f"The saved ROI {path.parent.name}/{path.name} is not on the grid of the case's "
-                                 "image (the image was replaced?): press Segment or draw the ROI again")
-            return sitk.GetArrayFromImage(image)
+            return sitk.GetArrayFromImage(read_roi(path, reference))
 
         segments = (MAMMO_SEGMENTS[flow.kind],) if flow.module == "MammoRadiomics" else flow.drawn_segments
         name = flow.primary.GetName()
-        if ai_path.is_file():
+        if present[0]:
             ai_node = segmentation_from_labels(flow.scene, flow.primary, read(ai_path), segments, f"{name} AI ROI",
                                                "AI")
             for attribute, value in (record.get("proposal_attributes") or {}).items():
@@ -215,7 +212,7 @@ class WorklistReading:
             flow._keep_segmentation(ai_node)
         else:
             flow.draw_by_hand()
-        if corrected_path.is_file():
+        if present[1]:
             set_segments(flow.scene, flow.segmentation, flow.primary, read(corrected_path), segments)
             if flow.ai_segmentation is not None:
                 raise_proposal(flow.ai_segmentation)  # the copy's new segments came last: the AI's outline over them

@@ -147,3 +147,12 @@ def test_the_model_selector_chooses_only_an_offered_model_whose_card_was_read(tm
     assert [item["title"] for item in state.si_tr_models[MAMMO]] == [
         "mammo-calcification-classifier-demo (demo weights)", "calcification-site-1 (trained on this cohort)"]
     assert state.si_tr_card[MAMMO] == card_summary(models_dir() / "mammo-calcification-classifier-demo.json")
+
+    panel._set("si_tr_error", MAMMO, "This cohort has 1 benign and 1 malignant cases ...")  # about the old cohort
+    panel._set("si_tr_table", MAMMO, [["Test cases", "3 benign, 4 malignant"]])
+    panel._on_cohort_changed()
+    assert state.si_tr_error[MAMMO] and state.si_tr_table[MAMMO]  # the same cohort: kept
+    (tmp_path / "other").mkdir()
+    state.si_wl_open = {MAMMO: str(tmp_path / "other")}  # another worklist opened in the tab
+    panel._on_cohort_changed()
+    assert state.si_tr_error[MAMMO] == "" and state.si_tr_table[MAMMO] == [] and state.si_tr_roc[MAMMO] == ""

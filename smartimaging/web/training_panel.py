@@ -59,8 +59,11 @@ class TrainingPanel:
         state.si_tr_info = dict.fromkeys(modules, "")
         state.si_tr_table = {m: [] for m in modules}
         state.si_tr_roc = dict.fromkeys(modules, "")
-        for name in ("si_kind", "si_module", "si_wl_open"):
+        for name in ("si_kind", "si_module"):
             state.change(name)(self._on_context_changed)
+        state.change("si_wl_open")(self._on_cohort_changed)
+        opened = (state.si_wl_open or {}) if state.has("si_wl_open") else {}
+        self._cohorts = {m: opened.get(m) for m in modules}  # the cohort each module's messages and tables are about
         for module in modules:
             self.refresh(module)
 
@@ -168,6 +171,16 @@ class TrainingPanel:
         for module in self.state.si_tr_modules:
             self.refresh(module)
 
+    def _on_cohort_changed(self, **_kwargs) -> None:
+        """Another worklist opened in a tab: the messages, table and ROC of the previous cohort go."""
+        for module in self.state.si_tr_modules:
+            cohort = ((self.state.si_wl_open or {}) if self.state.has("si_wl_open") else {}).get(module)
+            if cohort != self._cohorts[module]:
+                self._cohorts[module] = cohort
+                for name, empty in (("si_tr_error", ""), ("si_tr_info", ""), ("si_tr_table", []), ("si_tr_roc", "")):
+                    self._set(name, module, empty)
+        self._on_context_changed()
+
     # ---- train and evaluate -----------------------------------------------------------------------------------
 
     def on_train(self, module: str) -> None:
@@ -198,9 +211,8 @@ class TrainingPanel:
             return
         self._set("si_tr_error", module, "")
         self._set("si_tr_info", module, "")
-        if what == "evaluate":
-            self._set("si_tr_table", module, [])
-            self._set("si_tr_roc", module, "")
+        self._set("si_tr_table", module, [])  # an earlier model's numbers must not read as this job's
+        self._set("si_tr_roc", module, "")
         self.state.si_tr_running, self.state.si_tr_progress, self.state.si_tr_message = what, 0, "starting"
         self._worker = WorkerProcess(f"cohort-{what}", ["--output-dir", str(out), "--module", module, *arguments])
         create_task(self._follow(module, what, name, out))

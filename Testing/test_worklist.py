@@ -335,6 +335,8 @@ def test_links_in_the_output_folder_are_refused(cohort, tmp_path, mammo_cohort):
     (linked / "smartimaging").symlink_to(outside)  # smartimaging/ itself
     with pytest.raises(InputError, match="is a link"):
         Worklist(linked, MAMMO)
+    with pytest.raises(InputError, match="is a link"):  # the DICOM database's worklist makes its key first
+        cohort_key(linked / "smartimaging" / MAMMO)
     assert (victim / "manifest.csv").read_bytes() == before and not list(outside.iterdir())
 
 

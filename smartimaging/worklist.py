@@ -5,6 +5,7 @@ drive it through `worklist_scene`.
 The cohort folder is the project's standard. The reader's work goes to `<cohort>/smartimaging/<Module>/`:
 ```
 worklist.json              the case the reader had open (reopening resumes there)
+.pseudonym-key             the cohort's pseudonym key (see below; never copy it into a shared output)
 manifest.csv               one row per case that is done, in the task's manifest columns (+ ai_mask, dice, time...)
 cases/<case id>/case.json  status, labels, model, Dice AI-vs-corrected, editing time, revision
 cases/<case id>/ai.seg.nrrd, corrected.seg.nrrd
@@ -12,13 +13,16 @@ cases/<case id>/ai.seg.nrrd, corrected.seg.nrrd
 Cases come from the folder's `manifest.csv` when it has the module's columns (its masks and labels are then the
 case's answer key, for teaching), else from the studies found in the folder: each image file or DICOM file for the
 one-image modules, each sub-folder for the MRI modules (its files or DICOM series named after the sequence, e.g.
-`dce.nrrd`, `t2.nii.gz`, `T1/`). Every write is atomic (temporary file + rename) and made under the worklist's lock,
-so a killed station loses at most the case being edited and two tabs never corrupt the folder; a save over a newer
-save of the same case (another tab) is refused unless forced. Nothing is written until the reader's first write (a
+`dce.nrrd`, `t2.nii.gz`, `T1/`). A manifest.csv that cannot be read is refused with its message; a row whose
+lesion kind or pixel_mm `mammo extract` would refuse is skipped with the reason (`Worklist.skipped`). Every write
+is atomic (temporary file + rename) and made under the worklist's lock, so a killed station loses at most the case
+being edited and two tabs never corrupt the folder; a save over a newer save of the same case (another tab) is
+refused unless forced. Nothing is written until the reader's first write (a
 case opened, a proposal kept, a save): opening a folder only reads it. The output folder, its `cases/` folder and
 each case folder must be real folders inside the cohort: a link there (which would send the reader's work into
 another cohort) is refused. A record that does not fit the schema reads as none (the case shows as new), so one
-damaged case never blocks the others; saved ROI files are read through the checked image reader.
+damaged case never blocks the others; saved ROI files are read through the checked image reader. Temporary files
+a killed save left (older than a minute) are removed when the worklist opens.
 
 Case ids: a cohort manifest's cases keep its `patient_id` (the research id the user chose). Studies found by
 scanning the folder get neutral ids, "c" and 8 hex digits of a keyed hash (HMAC-SHA256) of the study's path
@@ -234,6 +238,10 @@ def cohort_key(out: str | os.PathLike, create: bool = True) -> bytes | None:
         return key
     if not create:
         return None
+    for folder in (path.parent, path.parent.parent):  # <cohort>/smartimaging/<Module>: neither may be a link
+        if folder.is_symlink():
+            raise InputError(f"{folder} is a link; SmartImaging saves the reader's work only in real folders: remove "
+                             "the link")
     key = secrets.token_bytes(32)
     _write_key(path, key)
     return cohort_key(out, create=False)  # another window may have made it first: its key is the cohort's

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import SimpleNamespace
@@ -535,11 +536,28 @@ def test_the_worklist_section_uses_only_qt_ctk_and_slicer_apis_of_slicers_own_co
              and isinstance(node.func, ast.Attribute) and not (isinstance(node.func.value, ast.Name)
                                                                and node.func.value.id in ("qt", "ctk", "self"))}
     own = {"open_folder", "open_database", "open", "step", "set_filter", "save", "keep_proposal", "items", "append",
-           "join", "get", "labels", "rows", "counts_line", "status", "values", "_parameter_node", "_on_opened",
-           "util"}
+           "join", "get", "labels", "rows", "shown_ids", "case", "counts_line", "status", "values",
+           "_parameter_node", "_on_opened", "util"}
     slicer_util = {node.attr for node in ast.walk(section) if isinstance(node, ast.Attribute)
                    and isinstance(node.value, ast.Attribute) and node.value.attr == "util"}
     assert qt_names - {"ItemIsEditable", "SelectRows"} <= set(KNOWN_QT), qt_names - set(KNOWN_QT)
     assert calls - own - slicer_util <= set(KNOWN_QT), calls - own - slicer_util - set(KNOWN_QT)
     assert slicer_util <= set(KNOWN_QT), slicer_util - set(KNOWN_QT)
     assert "currentIndexChanged" in ast.unparse(section) and "currentPath" in ast.unparse(section)
+
+
+def test_the_table_names_a_scanned_study_by_its_path_and_opens_it_by_its_id(tmp_path):
+    """A scanned study's id is neutral (`c` + hex): the table shows its path (on the reader's screen only) and the
+    row still opens the right case."""
+    cohort = tmp_path / "cohort"
+    write_mammo_phantom_cohort(cohort, 2, seed=3, kind="mass")
+    folder = tmp_path / "studies"
+    (folder / "patient one").mkdir(parents=True)
+    for index, image in enumerate(sorted((cohort / "images").iterdir())):
+        shutil.copy(image, folder / "patient one" / f"view{index}.png")
+    session = WorklistSession(MammoFlow(create_headless_scene()))
+    session.open_folder(folder)
+    assert [row[0] for row in session.rows()] == ["patient one/view0.png", "patient one/view1.png"]
+    ids = session.shown_ids()
+    assert all(case_id.startswith("c") and "patient" not in case_id for case_id in ids)
+    assert session.open(ids[1]).name == "patient one/view1.png"

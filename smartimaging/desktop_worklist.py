@@ -145,7 +145,8 @@ class WorklistSession:
         return self.open(neighbour) if neighbour else None
 
     def rows(self) -> list[list[str]]:
-        """The table's rows (TABLE_COLUMNS) of the cases the filter shows."""
+        """The table's rows (TABLE_COLUMNS) of the cases the filter shows; a case as the reader's screen names it
+        (a scanned study: its path, shown on this screen only)."""
         if self.reading is None:
             return []
         rows = []
@@ -153,8 +154,12 @@ class WorklistSession:
             dice = "" if row["dice"] is None else f"{row['dice']:.3f}"
             labels = ", ".join(row["labels"][f.name] for f in SPECS[self.flow.module].fields  # in the form's order
                                if f.name in row["labels"] and f.name != NOTE.name)
-            rows.append([row["case"], row["status"], dice, labels])
+            rows.append([row["name"], row["status"], dice, labels])
         return rows
+
+    def shown_ids(self) -> list[str]:
+        """The case ids of `rows()`, in its order."""
+        return [row["case"] for row in self.reading.worklist.rows(self.status)] if self.reading else []
 
     def set_filter(self, status: str) -> None:
         """Show the cases of one status (STATUSES), or every case (ALL)."""
@@ -422,7 +427,7 @@ class WorklistSection:
         if not items:
             return
         with slicer.util.tryWithErrorDisplay("Failed to open the case.", waitCursor=True):
-            self.session.open(self.table.item(items[0].row(), 0).text())
+            self.session.open(self.session.shown_ids()[items[0].row()])
             self._opened()
 
     def _step(self, step: int) -> None:
@@ -487,7 +492,7 @@ class WorklistSection:
     def _show(self) -> None:
         import qt
 
-        rows = self.session.rows()
+        rows, ids = self.session.rows(), self.session.shown_ids()
         self.table.clearContents()
         self.table.setRowCount(0)
         for index, cells in enumerate(rows):
@@ -496,11 +501,12 @@ class WorklistSection:
                 item = qt.QTableWidgetItem(text)
                 item.setFlags(item.flags() ^ qt.Qt.ItemIsEditable)
                 self.table.setItem(index, column, item)
-            if cells[0] == self.session.case_id:
+            if ids[index] == self.session.case_id:
                 self.table.selectRow(index)
         self.counts.text = self.session.counts_line()
         case_id = self.session.case_id
-        self.case.text = f"Case {case_id}: {self.session.reading.worklist.status(case_id)}" if case_id else \
+        self.case.text = (f"Case {self.session.reading.worklist.case(case_id).name}: "
+                          f"{self.session.reading.worklist.status(case_id)}") if case_id else \
             "No case open."
         self.skipped.text = ("Not in the worklist: " + "; ".join(self.session.skipped)) if self.session.skipped \
             else ""

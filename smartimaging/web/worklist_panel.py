@@ -181,7 +181,8 @@ class WorklistPanel:
                              style="cursor: pointer;", classes=(
                                  "row.case === si_wl_case[si_module] ? 'bg-blue-grey-darken-3 si-wl-current' : ''",),
                              title="Open this case"):
-                    html.Td("{{ row.case }}", style="padding: 0 6px; font-size: 13px;")
+                    html.Td("{{ row.name }}", style="padding: 0 6px; font-size: 13px;",
+                            title=("'Case ' + row.case",))  # the study's path: on this screen only
                     with html.Td(style="padding: 0 6px;"):
                         v3.VChip("{{ row.status }}", color=("row.colour",), size="x-small", label=True,
                                  variant="flat")
@@ -197,7 +198,8 @@ class WorklistPanel:
             v3.VBtn("Next", click=(self.on_step, f"[1, {LABELS}]"), disabled=(TEACHING_BLOCKS,), size="small",
                     variant="tonal", append_icon="mdi-chevron-right", id="si-wl-next",
                     title=f"The next case (among those shown) ({NEXT_KEY})")
-            html.Span("Case {{ si_wl_case[si_module] }}", v_if=(_by_module("si_wl_case"),),
+            html.Span("Case {{ si_wl_rows[si_module].find(r => r.case === si_wl_case[si_module])?.name "
+                      "|| si_wl_case[si_module] }}", v_if=(_by_module("si_wl_case"),),
                       classes="text-body-2 ml-1", id="si-wl-case")
         html.Div("{{ si_wl_info[si_module] }}", v_if=(_by_module("si_wl_info"),), classes="text-body-2 mt-1",
                  id="si-wl-info")
@@ -517,7 +519,8 @@ class WorklistPanel:
 
     def _publish_rows(self, module: str) -> None:
         reading = self._readings[module]
-        rows = [{"case": row["case"], "status": row["status"], "colour": STATUS_COLOURS.get(row["status"], "grey"),
+        rows = [{"case": row["case"], "name": row["name"], "status": row["status"],
+                 "colour": STATUS_COLOURS.get(row["status"], "grey"),
                  "dice": row["dice"], "labels": _label_text(row["labels"]), "note": row["labels"].get("note", "")}
                 for row in reading.worklist.rows()]
         counts = {status: sum(row["status"] == status for row in rows) for status in STATUSES}

@@ -32,12 +32,13 @@ LAYERS = (
               "smartimaging.dicom_series", "smartimaging.dicom_seg", "smartimaging.dicom_sr",
               "smartimaging.dicom_outputs", "smartimaging.overlays", "smartimaging.resources", "smartimaging.models",
               "smartimaging.models.*", "smartimaging.phantoms", "smartimaging.phantoms.*", "smartimaging.report",
-              "smartimaging.record_report", "smartimaging.privacy", "smartimaging.teaching", "smartimaging.worklist",
+              "smartimaging.record_report", "smartimaging.privacy", "smartimaging.teaching",
               "smartimaging.finetune")),
     # each task's algorithms (numpy, SimpleITK, torch, MONAI, pyradiomics, scikit-learn), the fresh-phantom
-    # measurement of every task's demo models, and the training of their classifiers on a worklist's cohort
+    # measurement of every task's demo models, the worklist of a cohort (it checks rows with the tasks' own rules) and
+    # the training of their classifiers on it
     ("task algorithms", ("smartimaging.<task>", "smartimaging.<task>.*", "smartimaging.fresh_phantoms",
-                         "smartimaging.cohort_training", "smartimaging.proposal_networks")),
+                         "smartimaging.cohort_training", "smartimaging.proposal_networks", "smartimaging.worklist")),
     # the Slicer-free worker process that runs long jobs of the algorithms (started by the reading flows)
     ("worker", ("smartimaging.worker", "smartimaging.warm_worker")),
     # MRML adapters: they take a vtkMRMLScene and nodes; the GUI-free reading flows of the two GUIs drive them

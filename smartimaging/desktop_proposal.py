@@ -25,7 +25,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .errors import CancelledError, InputError, SmartImagingError
+from .desktop_training import CohortChoices
+from .errors import CancelledError, InputError
 from .finetune import FINETUNE_EPOCHS
 from .proposal_networks import (
     TASKS,
@@ -37,85 +38,35 @@ from .proposal_networks import (
     proposal_summary,
 )
 from .reading import Job, Step
-from .worker import WorkerProcess
 
 CANCELLED = "Cancelled: no network was written"
 MAX_EPOCHS = 200  # as the station's Epochs field
 
 
-class ProposalSession:
-    """The Proposal network section's logic for a module's worklist (`WorklistSession`): the networks the selector
-    lists for the lesion kind (`refresh` / `update`), the chosen one (`select`: the flow's `segmenter_card`, which its
-    Segment uses), and the Fine-tune step on the open worklist's cohort, run by polling as the flow's steps
-    (`reading.Step`), the job in a worker process of its own."""
+class ProposalSession(CohortChoices):
+    """The Proposal network section's logic: the U-Nets the selector lists for the lesion kind (the chosen one is
+    the flow's `segmenter_card`, which its Segment uses) and the Fine-tune step on the open worklist's cohort."""
+
+    card_attribute = "segmenter_card"
+    noun, list_name = "network", "Proposal network"
 
     def __init__(self, worklist):
         if worklist.flow.module not in TASKS:
             raise InputError(f"{worklist.flow.module} has no proposal network to fine-tune")
-        self.worklist, self.flow = worklist, worklist.flow
-        self.kind: str | None = getattr(self.flow, "kind", None)  # the lesion kind the list is for (mammography)
         self.name = ""  # the new network's name the section proposes (a free one, `next_name`)
-        self.choices: list[tuple[str, Path, bool]] = []  # (title, card, is the demo), as `proposal_choices`
-        self.step: Step | None = None
-        self._listed: tuple | None = None  # (worklist folder, kind) the list was made for
-        self.refresh(self.kind)
+        super().__init__(worklist)
 
-    @property
-    def module(self) -> str:
-        return self.flow.module
+    def _choices(self, kind):
+        return proposal_choices(self.module, self.out_folder, kind, self.flow.models_dir)
 
-    @property
-    def out_folder(self) -> Path | None:
-        """The open worklist's folder in its cohort (`<cohort>/smartimaging/<Module>`), or None."""
-        reading = self.worklist.reading
-        return reading.worklist.out if reading is not None else None
-
-    # ---- the network selector ----
+    def _summary(self, card):
+        return proposal_summary(card)
 
     def refresh(self, kind: str | None = None) -> None:
-        """List the demo U-Net and the cohort's networks fine-tuned for the lesion `kind`; the chosen network stays
-        while it is listed, else the demo U-Net is chosen. Another worklist or kind proposes a free name."""
-        out = self.out_folder
-        self.choices = proposal_choices(self.module, out, kind, self.flow.models_dir)
-        if self._listed != (out, kind):
-            self.name = next_name(self.module, out, kind)
-        self.kind, self._listed = kind, (out, kind)
-        if self.flow.segmenter_card is not None and self.chosen == 0:
-            self.flow.segmenter_card = None
-
-    def update(self, kind: str | None = None) -> bool:
-        """Refresh the list when the worklist or the lesion kind changed since it was made; whether it did."""
-        if self._listed == (self.out_folder, kind):
-            return False
-        self.refresh(kind)
-        return True
-
-    @property
-    def titles(self) -> list[str]:
-        return [title for title, _, _ in self.choices]
-
-    @property
-    def chosen(self) -> int:
-        """The index of the chosen network in `choices` (0: the demo U-Net)."""
-        card = self.flow.segmenter_card
-        return next((index for index, (_, path, demo) in enumerate(self.choices)
-                     if card is not None and not demo and path == Path(card)), 0)
-
-    def select(self, index: int) -> None:
-        """Choose the network the module's Segment uses."""
-        if not 0 <= index < len(self.choices):
-            raise InputError(f"No network number {index} in the Proposal network list ({len(self.choices)} "
-                             "networks)")
-        _, card, demo = self.choices[index]
-        self.flow.segmenter_card = None if demo else card
-
-    def card_lines(self) -> list[str]:
-        """The chosen network's card as "what: value" lines (`proposal_networks.proposal_summary`)."""
-        try:
-            rows = proposal_summary(self.choices[self.chosen][1])
-        except SmartImagingError as exc:
-            rows = [["Card", str(exc)]]
-        return [f"{what}: {value}" for what, value in rows]
+        """As CohortChoices.refresh; another worklist or kind proposes a free name."""
+        if self._listed != (self.out_folder, kind):
+            self.name = next_name(self.module, self.out_folder, kind)
+        super().refresh(kind)
 
     # ---- Fine-tune ----
 
@@ -144,14 +95,6 @@ class ProposalSession:
                      self.flow.device, *(["--phantom"] if phantom else [])]
         self.step = Step(self, self._finetune(target, arguments, phantom), progress)
         return self.step
-
-    def cancel(self) -> bool:
-        """Stop the running fine-tuning; False when none runs."""
-        return self.step is not None and self.step.cancel()
-
-    def start_worker(self, job: Job) -> WorkerProcess:
-        """The job in a process of its own (the flow's warm worker stays free for the reader's Segment)."""
-        return WorkerProcess(job.name, job.arguments, python=self.flow.python)
 
     def _finetune(self, target: Path, arguments: list[str], phantom: bool):
         """The step's generator: a job that does not end with a result (cancelled, failed, abandoned) leaves no

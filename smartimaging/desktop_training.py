@@ -46,19 +46,19 @@ class Outcome:
     roc: Path | None = None
 
 
-class TrainingSession:
-    """The Model section's logic for a module's worklist (`WorklistSession`): the models the selector lists for the
-    lesion kind (`refresh` / `update`), the chosen one (`select`: the flow's `classifier_card`, which its compute or
-    Segment uses), and the Train / Evaluate steps on the open worklist's cohort, run by polling as the flow's steps
-    (`reading.Step`), each job in a worker process of its own."""
+class CohortChoices:
+    """What the Model and the Proposal network sections share over a module's worklist (`WorklistSession`): the
+    cards the selector lists for the lesion kind (`refresh` / `update`), the chosen one (`select`: the flow's
+    `card_attribute`, which its compute or Segment uses), its card as lines, and a job's step (`reading.Step`, the
+    job in a worker process of its own, `cancel`). A subclass lists the cards (`_choices`) and summarises one."""
+
+    card_attribute = ""  # the flow's attribute the chosen card goes to
+    noun, list_name = "model", "Model"
 
     def __init__(self, worklist):
-        if worklist.flow.module not in TRAINABLE:
-            raise InputError(f"{worklist.flow.module} has no classifier that trains from a worklist")
         self.worklist, self.flow = worklist, worklist.flow
         self.kind: str | None = getattr(self.flow, "kind", None)  # the lesion kind the list is for (mammography)
-        self.name = f"{self.kind or 'site'}-cohort-1"  # the model name the section proposes
-        self.choices: list[tuple[str, Path, bool]] = []  # (title, card, is the demo), as `model_choices`
+        self.choices: list[tuple[str, Path, bool]] = []  # (title, card, is the demo)
         self.step: Step | None = None
         self._listed: tuple | None = None  # (worklist folder, kind) the list was made for
         self.refresh(self.kind)
@@ -73,16 +73,20 @@ class TrainingSession:
         reading = self.worklist.reading
         return reading.worklist.out if reading is not None else None
 
-    # ---- the Model selector ----
+    def _choices(self, kind: str | None) -> list[tuple[str, Path, bool]]:
+        raise NotImplementedError
+
+    def _summary(self, card: Path) -> list[list[str]]:
+        raise NotImplementedError
 
     def refresh(self, kind: str | None = None) -> None:
-        """List the demo classifier and the cohort's models of the lesion `kind`; the chosen model stays while it is
-        listed, else the demo classifier is chosen."""
+        """List the demo card and the cohort's cards of the lesion `kind`; the chosen one stays while it is listed,
+        else the demo is chosen."""
         self.kind = kind
-        self.choices = model_choices(self.module, self.out_folder, kind, self.flow.models_dir)
+        self.choices = self._choices(kind)
         self._listed = (self.out_folder, kind)
-        if self.flow.classifier_card is not None and self.chosen == 0:
-            self.flow.classifier_card = None
+        if getattr(self.flow, self.card_attribute) is not None and self.chosen == 0:
+            setattr(self.flow, self.card_attribute, None)
 
     def update(self, kind: str | None = None) -> bool:
         """Refresh the list when the worklist or the lesion kind changed since it was made; whether it did."""
@@ -97,25 +101,53 @@ class TrainingSession:
 
     @property
     def chosen(self) -> int:
-        """The index of the chosen model in `choices` (0: the demo classifier)."""
-        card = self.flow.classifier_card
+        """The index of the chosen card in `choices` (0: the demo)."""
+        card = getattr(self.flow, self.card_attribute)
         return next((index for index, (_, path, demo) in enumerate(self.choices)
                      if card is not None and not demo and path == Path(card)), 0)
 
     def select(self, index: int) -> None:
-        """Choose the model the module computes with."""
+        """Choose the card the module's flow uses."""
         if not 0 <= index < len(self.choices):
-            raise InputError(f"No model number {index} in the Model list ({len(self.choices)} models)")
+            raise InputError(f"No {self.noun} number {index} in the {self.list_name} list ({len(self.choices)} "
+                             f"{self.noun}s)")
         _, card, demo = self.choices[index]
-        self.flow.classifier_card = None if demo else card
+        setattr(self.flow, self.card_attribute, None if demo else card)
 
     def card_lines(self) -> list[str]:
-        """The chosen model's card as "what: value" lines (`cohort_training.card_summary`)."""
+        """The chosen card as "what: value" lines."""
         try:
-            rows = card_summary(self.choices[self.chosen][1])
+            rows = self._summary(self.choices[self.chosen][1])
         except SmartImagingError as exc:
             rows = [["Card", str(exc)]]
         return [f"{what}: {value}" for what, value in rows]
+
+    def cancel(self) -> bool:
+        """Stop the running job; False when none runs."""
+        return self.step is not None and self.step.cancel()
+
+    def start_worker(self, job: Job) -> WorkerProcess:
+        """A job in a process of its own (the flow's warm worker stays free for the reader's Segment and compute)."""
+        return WorkerProcess(job.name, job.arguments, python=self.flow.python)
+
+
+class TrainingSession(CohortChoices):
+    """The Model section's logic: the classifiers (`model_choices`; the chosen one is the flow's `classifier_card`,
+    which its compute or Segment uses) and the Train / Evaluate steps on the open worklist's cohort."""
+
+    card_attribute = "classifier_card"
+
+    def __init__(self, worklist):
+        if worklist.flow.module not in TRAINABLE:
+            raise InputError(f"{worklist.flow.module} has no classifier that trains from a worklist")
+        super().__init__(worklist)
+        self.name = f"{self.kind or 'site'}-cohort-1"  # the model name the section proposes
+
+    def _choices(self, kind):
+        return model_choices(self.module, self.out_folder, kind, self.flow.models_dir)
+
+    def _summary(self, card):
+        return card_summary(card)
 
     # ---- Train and Evaluate ----
 
@@ -136,14 +168,6 @@ class TrainingSession:
         out = self._ready(name)
         return self._start(self._evaluate(name, out, ["--output-dir", str(out), "--module", self.module,
                                                       "--name", name]), progress)
-
-    def cancel(self) -> bool:
-        """Stop the running job; False when none runs."""
-        return self.step is not None and self.step.cancel()
-
-    def start_worker(self, job: Job) -> WorkerProcess:
-        """A job in a process of its own (the flow's warm worker stays free for the reader's Segment and compute)."""
-        return WorkerProcess(job.name, job.arguments, python=self.flow.python)
 
     def _ready(self, name: str) -> Path:
         if self.step is not None and not self.step.over:

@@ -29,7 +29,6 @@ from .desktop_training import CohortChoices
 from .errors import CancelledError, InputError
 from .finetune import FINETUNE_EPOCHS
 from .proposal_networks import (
-    MAX_EPOCHS,
     TASKS,
     check_finetune_data,
     held_out_text,
@@ -41,6 +40,7 @@ from .proposal_networks import (
 from .reading import Job, Step
 
 CANCELLED = "Cancelled: no network was written"
+MAX_EPOCHS = 200  # as the station's Epochs field
 
 
 class ProposalSession(CohortChoices):

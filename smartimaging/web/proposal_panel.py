@@ -21,7 +21,6 @@ from trame_server.utils.asynchronous import create_task
 from ..errors import InputError, SmartImagingError
 from ..finetune import FINETUNE_EPOCHS
 from ..proposal_networks import (
-    MAX_EPOCHS,
     TASKS,
     check_finetune_data,
     held_out_text,
@@ -32,11 +31,12 @@ from ..proposal_networks import (
 )
 from ..worker import WorkerProcess
 from ..worklist import OUTPUT_FOLDER
-from .training_panel import follow_job
 
 MODULE = "si_module"
 DEMO = ""  # the selector's value of the module's demo U-Net
+POLL_S = 0.1
 PHANTOM_WORKLISTS = "worklists"  # the station's phantom worklists, in its scratch folder (worklist_panel)
+MAX_EPOCHS = 200
 
 
 def _by_module(name: str) -> str:
@@ -200,13 +200,19 @@ class ProposalPanel:
     async def _follow(self, module: str, target: Path, phantom: bool) -> None:
         """Poll the job's events into the page until it is over; a cancelled job's model folder is removed (the
         name was free when it started)."""
-        worker = self._worker
+        worker, outcome = self._worker, {}
 
         def progress(fraction: float, message: str) -> None:
             self.state.si_pn_progress, self.state.si_pn_message = round(100 * fraction), message
 
         try:
-            outcome = await follow_job(self.state, worker, progress)
+            while True:
+                with self.state:
+                    over = worker.dispatch(progress, lambda event: outcome.update(result=event),
+                                           lambda message, details: outcome.update(error=message))
+                if over:
+                    break
+                await asyncio.sleep(POLL_S)
         finally:
             self._worker = None
         if worker.cancelled:

@@ -32,19 +32,6 @@ DEMO = ""  # the selector's value of the module's demo classifier
 POLL_S = 0.1
 
 
-async def follow_job(state, worker: WorkerProcess, progress) -> dict:
-    """Poll a worker job's events into the page (each poll under `state`, so the page gets them at once) until it
-    is over; what it ended with: {"result": event} or {"error": message} (neither: it stopped without a word)."""
-    outcome: dict = {}
-    while True:
-        with state:
-            over = worker.dispatch(progress, lambda event: outcome.update(result=event),
-                                   lambda message, details: outcome.update(error=message))
-        if over:
-            return outcome
-        await asyncio.sleep(POLL_S)
-
-
 def _by_module(name: str) -> str:
     return f"{name}[{MODULE}]"
 
@@ -232,13 +219,19 @@ class TrainingPanel:
 
     async def _follow(self, module: str, what: str, name: str, out: Path) -> None:
         """Poll the job's events into the page until it is over."""
-        worker = self._worker
+        worker, outcome = self._worker, {}
 
         def progress(fraction: float, message: str) -> None:
             self.state.si_tr_progress, self.state.si_tr_message = round(100 * fraction), message
 
         try:
-            outcome = await follow_job(self.state, worker, progress)
+            while True:
+                with self.state:
+                    over = worker.dispatch(progress, lambda event: outcome.update(result=event),
+                                           lambda message, details: outcome.update(error=message))
+                if over:
+                    break
+                await asyncio.sleep(POLL_S)
         finally:
             self._worker = None
         with self.state:

@@ -33,6 +33,7 @@ from smartimaging.worklist import (
     NEW,
     PROPOSED,
     ConflictError,
+    PixelSizeNeededError,
     Worklist,
     _pseudonym,
     _unique,
@@ -565,3 +566,40 @@ def test_stale_temporaries_are_removed_and_masks_are_not_studies(cohort, tmp_pat
         Worklist(cohort, MAMMO)
     (cohort / "manifest.csv").write_text("")  # no columns: the folder is scanned, but not its masks/
     assert {c.display_name.split("/")[0] for c in Worklist(cohort, MAMMO).cases} == {"images"}
+
+
+def test_a_loose_png_needs_its_pixel_size_once_and_files_that_store_one_do_not(tmp_path, mammo_cohort):
+    folder = tmp_path / "studies"
+    (folder / "patientA").mkdir(parents=True)
+    shutil.copy(sorted((mammo_cohort / "images").iterdir())[0], folder / "patientA" / "cc.png")
+    reference = load_mammogram(folder / "patientA" / "cc.png", 0.2)
+    write_image(reference.image, folder / "mlo.nrrd")  # stores its spacing
+    worklist = Worklist(folder, MAMMO)
+    ids = {c.display_name: c.case_id for c in worklist.cases}
+    png, nrrd = ids["patientA/cc.png"], ids["mlo.nrrd"]
+    worklist.require_pixel_size(nrrd)
+    with pytest.raises(PixelSizeNeededError, match="its PNG file stores no pixel size; give the pixel size in mm") as e:
+        worklist.require_pixel_size(png)
+    assert e.value.case_id == png and "patientA/cc.png" in str(e.value)
+    segment = MAMMO_SEGMENTS["mass"]
+    roi = np.zeros((1, *reference.pixels.shape), np.uint8)
+    roi[0, 100:120, 100:120] = segment.label
+    for save in (lambda: worklist.save(png, {"kind": "mass", "pathology": "benign"}, roi, reference.image, (segment,)),
+                 lambda: worklist.save_proposal(png, roi, reference.image, (segment,), {"id": "m"})):
+        with pytest.raises(PixelSizeNeededError):
+            save()
+    assert not (folder / "smartimaging").exists()  # refused: nothing written
+    for bad, message in (("", "Type the pixel size"), ("abc", "Pixel_mm 'abc' is not a number"),
+                         ("0", "not a mammogram pixel size")):
+        with pytest.raises(InputError, match=message):
+            worklist.set_pixel_size(png, bad)
+    worklist.set_pixel_size(png, "0.2")
+    again = Worklist(folder, MAMMO)  # asked once: a reopened worklist has it
+    assert again.pixel_size(png) == "0.2" and again.status(png) == NEW
+    again.require_pixel_size(png)
+    saved = again.save(png, {"kind": "mass", "pathology": "benign"}, roi, reference.image, (segment,))
+    assert saved["options"] == {"pixel_mm": "0.2"} and saved["status"] == DONE
+    with pytest.raises(InputError, match="its ROIs were saved on that grid"):
+        again.set_pixel_size(png, "0.1")
+    assert again.set_pixel_size(png, "0.20")["revision"] == saved["revision"]  # the same size: nothing written
+    assert read_manifest(again.manifest_path).rows[0]["pixel_mm"] == "0.2"

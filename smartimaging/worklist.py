@@ -22,7 +22,9 @@ case opened, a proposal kept, a save): opening a folder only reads it. The outpu
 each case folder must be real folders inside the cohort: a link there (which would send the reader's work into
 another cohort) is refused. A record that does not fit the schema reads as none (the case shows as new), so one
 damaged case never blocks the others; saved ROI files are read through the checked image reader. Temporary files
-a killed save left (older than a minute) are removed when the worklist opens.
+a killed save left (older than a minute) are removed when the worklist opens. A mammogram file that stores no pixel
+size (PNG, JPEG, PGM, TIFF) without a `pixel_mm` from the cohort manifest is neither opened nor saved until the
+reader gives one (`PixelSizeNeededError`, `set_pixel_size`): it is kept in the case record, so it is asked once.
 
 Case ids: a cohort manifest's cases keep its `patient_id` (the research id the user chose). Studies found by
 scanning the folder get neutral ids, "c" and 8 hex digits of a keyed hash (HMAC-SHA256) of the study's path
@@ -76,6 +78,7 @@ TEMPORARY = re.compile(r"^\.(manifest\.csv|case\.json|worklist\.json|pseudonym-k
 IMAGE_SUFFIXES = {".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".pgm", ".tif", ".tiff", ".nrrd", ".nii", ".nii.gz",
                   ".mha"}
 SPLITS = (("train", 70), ("val", 15), ("test", 15))  # percent of patients, stable as cases are added
+NO_PIXEL_SIZE = {".png", ".jpg", ".jpeg", ".pgm", ".tif", ".tiff"}  # image files that store no pixel size
 
 
 @dataclass(frozen=True)
@@ -513,6 +516,16 @@ class ConflictError(InputError):
     """The case was saved elsewhere (another tab or window) after this reader opened it."""
 
 
+class PixelSizeNeededError(InputError):
+    """A case whose image file stores no pixel size and for which the worklist holds none (`set_pixel_size`)."""
+
+    def __init__(self, case: Case):
+        self.case_id = case.case_id
+        super().__init__(f"Case {case.name}: its {file_suffix(next(iter(case.inputs.values()))).lstrip('.').upper()} "
+                         "file stores no pixel size; give the pixel size in mm (e.g. 0.1) to open it (it is kept "
+                         "with the case)")
+
+
 LABEL_PIXELS = {sitk.sitkUInt8, sitk.sitkInt8, sitk.sitkUInt16, sitk.sitkInt16, sitk.sitkUInt32, sitk.sitkInt32,
                 sitk.sitkUInt64, sitk.sitkInt64}
 
@@ -726,6 +739,46 @@ class Worklist:
     def status(self, case_id: str) -> str:
         return self.record(case_id).get("status", NEW)
 
+    def pixel_size(self, case_id: str) -> str:
+        """The case's pixel size in mm as text: the reader's (its record), else its cohort manifest's; "" if none."""
+        return self.record(case_id).get("options", {}).get("pixel_mm") or self.case(case_id).given.get("pixel_mm", "")
+
+    def require_pixel_size(self, case_id: str, pixel_mm: str | float | None = None) -> None:
+        """Refuse (PixelSizeNeededError) a case of a module that takes a pixel size whose image file stores none (PNG,
+        JPEG, PGM, TIFF), when neither `pixel_mm` nor the worklist gives one: it would be read at 1 mm."""
+        case = self.case(case_id)
+        image = case.inputs.get(next(iter(self.spec.roles)))
+        if "pixel_mm" in self.spec.extra_columns and image is not None and file_suffix(image) in NO_PIXEL_SIZE \
+                and not pixel_mm and not self.pixel_size(case_id):
+            raise PixelSizeNeededError(case)
+
+    def set_pixel_size(self, case_id: str, pixel_mm: str) -> dict:
+        """Keep the reader's pixel size (mm) of a case in its record, so that it is asked once (the same size again
+        writes nothing). Refused when the case's saved ROIs were made on another pixel size (they would no longer fit
+        the image)."""
+        text = str(pixel_mm or "").strip()
+        if not text:
+            raise InputError("Type the pixel size in mm (e.g. 0.1)")
+        problem = _row_problem({"pixel_mm": text}, self.spec)
+        if "pixel_mm" not in self.spec.extra_columns:
+            raise InputError(f"{self.spec.module} takes no pixel size")
+        if problem:
+            raise InputError(problem[0].upper() + problem[1:])
+        folder = self.case_folder(case_id)
+        with self._writing(folder):
+            record = self.record(case_id) or {"case_id": case_id, "revision": 0, "status": NEW}
+            old = self.pixel_size(case_id)
+            if old and float(old) == float(text):
+                return record
+            if old and (record.get("ai_roi") or record.get("corrected_roi")):
+                raise InputError(f"Case {case_id} was read at {old} mm and its ROIs were saved on that grid; its "
+                                 "pixel size is not changed")
+            record.update(options={**record.get("options", {}), "pixel_mm": text},
+                          revision=record.get("revision", 0) + 1)
+            folder.mkdir(parents=True, exist_ok=True)
+            _atomic_json(folder / "case.json", record)
+        return record
+
     def rows(self, status: str | None = None) -> list[dict]:
         """One row per case for the worklist table: case, the name the reader's screen shows, status, labels, Dice;
         `status` filters."""
@@ -786,6 +839,7 @@ class Worklist:
         the reader already corrected replaces the old one (it is the outline the reader sees as the AI's when the
         case reopens, and the manifest's ai_mask), so its Dice against the saved correction is computed again and
         the manifest rewritten: the study's Dice always describes the proposal file it names."""
+        self.require_pixel_size(case_id)
         folder = self.case_folder(case_id)
         with self._writing(folder):
             record = self.record(case_id) or {"case_id": case_id, "revision": 0}
@@ -817,6 +871,7 @@ class Worklist:
         problem = _row_problem(kept_options, self.spec)
         if problem:
             raise InputError(problem[0].upper() + problem[1:])
+        self.require_pixel_size(case_id, kept_options.get("pixel_mm"))
         if self.spec.mask_column is not None:
             if corrected is None or reference is None:
                 raise InputError("Draw or accept the ROI before saving the case")

@@ -76,13 +76,15 @@ class WorklistReading:
 
     def open_case(self, case_id: str | None = None) -> Case:
         """Load a case (None: where the reader stopped) into the flow: its images, its options (lesion kind, pixel
-        size), and the reader's saved work: the corrected ROI to go on editing, over the AI's proposal."""
+        size), and the reader's saved work: the corrected ROI to go on editing, over the AI's proposal. A mammogram
+        that stores no pixel size is not loaded until the worklist has one (PixelSizeNeededError; views emptied)."""
         case = self.worklist.case(case_id or self.worklist.resume_case())
         record = self.worklist.record(case.case_id)
         options = {**case.given, **record.get("options", {}), **record.get("labels", {})}
         flow = self.flow
         self.case = None  # until the case is fully open: a failed open must not save into the previous case
         flow.clear()
+        self.worklist.require_pixel_size(case.case_id)
         pixel = options.get("pixel_mm")
         flow.set_case_options(kind=options.get("kind"), pixel_mm=float(pixel) if pixel else None)
         for role in flow.roles:

@@ -13,11 +13,13 @@ import pytest
 import SimpleITK as sitk
 
 from smartimaging.errors import InputError
-from smartimaging.teaching import COLUMNS, ScoreSheet, check_answer, slice_to_show
+from smartimaging.teaching import COLUMNS, ScoreSheet, check_answer, check_spots, slice_to_show
 
 SPACING_2D = (0.5, 0.8, 1.0)  # mm: columns, rows, (slice)
 ORIGIN_2D = (-20.0, 35.5, 7.0)
 LABELS = {"0": "benign", "1": "malignant"}
+SPOT_COLUMNS = ("key_spots", "spots_found", "spots_missed", "false_positive_spots", "ai_spots_found", "ai_spots_missed",
+                "ai_false_positive_spots", "ai_call")
 
 
 def image_of(array: np.ndarray, spacing, origin, direction=None) -> sitk.Image:
@@ -308,7 +310,9 @@ def test_score_sheet_csv_round_trip_and_summary(tmp_path):
     assert text == sheet.to_csv_text() and text.startswith("case,student_dice,")
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
     assert tuple(rows[0]) == COLUMNS == ("case", "student_dice", "ai_dice", "student_call", "key_label", "call",
-                                         "seconds", "time")
+                                         "seconds", "time", *SPOT_COLUMNS)
+    assert all(row[column] == "" for row in rows for column in SPOT_COLUMNS)  # region-wise cases: no spot counts
+    rows = [{column: row[column] for column in COLUMNS[:8]} for row in rows]
     assert rows[0] == {"case": "mammo-07", "student_dice": "1.000", "ai_dice": f"{2 * 157 / 373:.3f}",
                        "student_call": "malignant", "key_label": "malignant", "call": "right", "seconds": "42.2",
                        "time": "2026-12-07T14:05:09+01:00"}
@@ -331,3 +335,111 @@ def test_score_sheet_csv_round_trip_and_summary(tmp_path):
         sheet.add(" ", first, 1.0)
     with pytest.raises(InputError, match="number of seconds"):
         sheet.add("case 5", first, float("nan"))
+
+
+# Lesion-wise (bone scan): two views as the grid's two slices, columns 2.0 mm, rows 2.5 mm apart
+SPOT_SPACING, SPOT_ORIGIN, VIEWS = (2.0, 2.5, 1.0), (-30.0, 12.0, 0.0), ("anterior", "posterior")
+METASTASIS = {"0": "no", "1": "yes"}
+
+
+def spot_check(student, key, ai=None, **kwargs):
+    as_image = lambda a: image_of(a, SPOT_SPACING, SPOT_ORIGIN)  # noqa: E731
+    return check_spots(as_image(student), as_image(key), None if ai is None else as_image(ai), views=VIEWS,
+                       labels=METASTASIS, **kwargs)
+
+
+def test_spots_of_a_positive_key_found_missed_and_false_positives_by_site_else_position():
+    """Key: anterior A rows 10–13 × columns 5–8 (16 px), anterior B rows 40–43 × columns 20–22 (12 px), posterior C
+    rows 10–13 × columns 21–24 (16 px). The student touches A (4 px), misses B, covers C, adds a posterior spot
+    rows 50–53 × columns 10–13 (16 px) and a one-pixel stroke (anterior row 30, columns 0–5: a slip, not a spot).
+    `where` names the sites above row 20 of the anterior view only; the others are placed by position."""
+    key = np.zeros((2, 60, 30), bool)
+    key[0, 10:14, 5:9] = key[0, 40:44, 20:23] = key[1, 10:14, 21:25] = True
+    student = np.zeros_like(key)
+    student[0, 11:13, 6:8] = student[1, 10:14, 21:25] = student[1, 50:54, 10:14] = True
+    student[0, 30, 0:6] = True
+    ai = key.copy()
+    ai[1] = False  # misses C
+    ai[0, 50:54, 0:4] = True  # a false positive
+    asked = []
+
+    def where(view, row, col):
+        asked.append((view, round(row, 2), round(col, 2)))
+        return "left ribs" if view == 0 and row < 20 else None
+
+    result = spot_check(student, key, ai, student_call="1", key_label="1", where=where, ai_call="0")
+    assert result.dice_student_key == pytest.approx(2 * 20 / (42 + 44), abs=1e-12)
+    assert result.dice_ai_key == pytest.approx(2 * 28 / (44 + 44), abs=1e-12)
+    assert result.student is None and result.ai is None  # no region-wise sentences around one lesion
+    assert [(s.view, s.row, s.col, s.pixels, s.where) for s in result.key_spots] == [
+        ("anterior", 11.5, 6.5, 16, "left ribs"), ("anterior", 41.5, 21.0, 12, "x 42 mm, y 104 mm"),
+        ("posterior", 11.5, 22.5, 16, "x 45 mm, y 29 mm")]
+    assert [s.area for s in result.key_spots] == pytest.approx([80.0, 60.0, 80.0], abs=1e-12)  # 5 mm² a pixel
+    assert (0, 11.5, 6.5) in asked and (1, 11.5, 22.5) in asked  # a spot's site asked with its view and centroid
+    assert result.key_summary == ("The answer key has 3 hot spots (metastases): 2 on the anterior view, 1 on the "
+                                  "posterior view (a metastasis seen on both views is a spot on each).")
+    found = result.student_spots
+    assert [s.where for s in found.found] == ["left ribs", "x 45 mm, y 29 mm"]
+    assert [s.where for s in found.missed] == ["x 42 mm, y 104 mm"]
+    assert [(s.view, s.pixels, s.where) for s in found.false_positives] == [("posterior", 16, "x 23 mm, y 129 mm")]
+    assert found.summary == ("You found 2 of the key's 3 hot spots; you missed 1 (at x 42 mm, y 104 mm on the "
+                             "anterior view, 60 mm²); 1 of your spots is not in the key (false positive: at x 23 mm, "
+                             "y 129 mm on the posterior view, 80 mm²).")
+    assert result.ai_spots.summary == ("The AI found 2 of the key's 3 hot spots; it missed 1 (at x 45 mm, y 29 mm on "
+                                       "the posterior view, 80 mm²); 1 of its spots is not in the key (false "
+                                       "positive: at x 3 mm, y 129 mm on the anterior view, 80 mm²).")
+    assert (result.call, result.call_summary) == ("right", "Your call, yes, is right.")
+    assert (result.ai_call, result.ai_call_summary) == ("no", "The AI's call, no, is wrong: the answer key says yes.")
+    row = ScoreSheet().add("bs-1", result, 30.0).cells()
+    assert dict(zip(COLUMNS, row, strict=True)) | {"time": ""} == {
+        "case": "bs-1", "student_dice": f"{40 / 86:.3f}", "ai_dice": f"{56 / 88:.3f}", "student_call": "yes",
+        "key_label": "yes", "call": "right", "seconds": "30.0", "time": "", "key_spots": "3", "spots_found": "2",
+        "spots_missed": "1", "false_positive_spots": "1", "ai_spots_found": "2", "ai_spots_missed": "1",
+        "ai_false_positive_spots": "1", "ai_call": "no"}
+
+
+def test_a_negative_key_counts_false_positive_spots_instead_of_dice():
+    key = np.zeros((2, 60, 30), bool)
+    student = np.zeros_like(key)
+    student[1, 20:23, 4:7] = True  # 9 px, a false positive
+    result = spot_check(student, key, np.zeros_like(key), student_call="1", key_label="0", ai_call="0")
+    assert result.dice_student_key is None and result.dice_ai_key is None  # undefined: never NaN
+    assert result.key_spots == () and result.key_summary.startswith("No metastasis in the key")
+    assert result.student_spots.summary == ("No metastasis in the key: your 1 spot is a false positive (at x 10 mm, "
+                                            "y 52 mm on the posterior view, 45 mm²).")
+    assert result.ai_spots.summary == "No metastasis in the key, and the AI outlined no spot."
+    assert (result.call, result.call_summary) == ("wrong", "Your call, yes, is wrong: the answer key says no.")
+    assert result.ai_call_summary == "The AI's call, no, is right."
+    two = student.copy()
+    two[0, 40:44, 10:14] = True
+    assert spot_check(two, key).student_spots.summary.startswith("No metastasis in the key: your 2 spots are false "
+                                                                 "positives (at x 23 mm, y 104 mm on the anterior")
+    sheet = ScoreSheet()
+    cells = dict(zip(COLUMNS, sheet.add("bs-2", result, 12.0).cells(), strict=True))
+    assert (cells["student_dice"], cells["ai_dice"]) == ("", "")
+    assert [cells[c] for c in SPOT_COLUMNS] == ["0", "0", "0", "1", "0", "0", "0", "no"]
+    assert sheet.summary().text == ("1 case: no Dice (no case with a lesion in its key); calls right 0/1; hot spots "
+                                    "found 0/0, 1 false-positive spot")
+
+
+def test_no_spot_outlined_on_a_negative_study_is_right_and_the_sheet_mixes_cases():
+    key = np.zeros((2, 60, 30), bool)
+    result = spot_check(np.zeros_like(key), key, student_call="0", key_label="0")
+    assert (result.call, result.call_summary) == ("right", "Your call, no, is right.")
+    assert result.student_spots.summary == "No metastasis in the key, and you outlined no spot."
+    assert result.dice_student_key is None and result.ai_spots is None and result.ai_call_summary is None
+    positive = key.copy()
+    positive[0, 10:14, 5:9] = True
+    missed_all = spot_check(np.zeros_like(key), positive, student_call="0", key_label="1")
+    assert missed_all.dice_student_key == 0.0 and missed_all.student_spots.summary.startswith(
+        "You found 0 of the key's 1 hot spot; you missed 1 (")
+    sheet = ScoreSheet()
+    sheet.add("negative", result, 5.0)
+    sheet.add("positive", spot_check(positive, positive, student_call="1", key_label="1"), 5.0)
+    sheet.add("missed", missed_all, 5.0)
+    text = sheet.to_csv_text()
+    assert "nan" not in text.lower()
+    assert sheet.summary().text == ("3 cases: your mean Dice 0.50 over 2 cases with metastases; calls right 2/3; hot "
+                                    "spots found 1/2, 0 false-positive spots")
+    with pytest.raises(InputError, match="Your outline is not on the answer key's image grid"):
+        check_spots(image_of(key[:, :59], SPOT_SPACING, SPOT_ORIGIN), image_of(key, SPOT_SPACING, SPOT_ORIGIN))

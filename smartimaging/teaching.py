@@ -10,6 +10,12 @@ brush's imprecision, which the Dice already shows. A region is placed on a side 
 clear-cut (SIDE_OFFSET, SIDE_DOMINANCE); otherwise only its size is told. An outline that does not touch the lesion
 is said to be off it (and where the lesion lies, by the same rules); a volume's outline on far fewer slices than the
 lesion spans is said so. Slices are the image grid's (k), counted from 1.
+
+Bone scans are checked lesion-wise (`check_spots`): the key's metastases are hot spots (8-connected regions of each
+view, a slice of the grid), possibly none in a negative study; a key spot is found when the outline touches it, and an
+outline's spot that touches no key spot is a false positive (when more than two pixels wide somewhere, as above). Each
+spot is placed by the caller's `where` (the skeletal site), else by its position on its view. Dice needs a key with
+lesions: for a negative key it is None, never NaN, and the false-positive spots are counted instead.
 """
 
 from __future__ import annotations
@@ -18,12 +24,14 @@ import csv
 import io
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from .errors import InputError
 from .io import atomic_files
@@ -44,9 +52,15 @@ TOWARDS = {"upper": "above", "lower": "below", "anterior": "anterior to", "poste
            "superior": "superior to", "inferior": "inferior to", "patient's right": "to the patient's right of",
            "patient's left": "to the patient's left of"}
 GEOMETRY_TOLERANCE = 1e-6  # mm for origin and spacing (× the smallest spacing), plain for direction cosines
-# The score sheet's columns: the case id, Dice student-vs-key and AI-vs-key, the student's call and the key's label
-# (their words; empty for no call), the call right / wrong / none, the seconds from opening the case to Check, when
-COLUMNS = ("case", "student_dice", "ai_dice", "student_call", "key_label", "call", "seconds", "time")
+# The score sheet's columns: the case id, Dice student-vs-key and AI-vs-key (empty when undefined: no AI outline, or
+# a key without lesions), the student's call and the key's label (their words; empty for no call), the call right /
+# wrong / none, the seconds from opening the case to Check, when; then, for a case checked lesion-wise (bone scans;
+# empty otherwise), the key's hot spots, the student's found / missed / false-positive spots, the AI's, and the AI's
+# call (empty when unknown)
+COLUMNS = ("case", "student_dice", "ai_dice", "student_call", "key_label", "call", "seconds", "time", "key_spots",
+           "spots_found", "spots_missed", "false_positive_spots", "ai_spots_found", "ai_spots_missed",
+           "ai_false_positive_spots", "ai_call")
+LISTED_SPOTS = 3  # spots named in a sentence; more are counted ("and 2 more")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads a cell starting so as a formula
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
@@ -76,17 +90,52 @@ class Discrepancies:
 
 
 @dataclass(frozen=True)
-class CheckResult:
-    """The student's outline and call, and the AI's outline, checked against the answer key."""
+class Spot:
+    """A hot spot of a lesion-wise check: a connected region (8-connected) of one view of the key or of an outline."""
 
-    dice_student_key: float
-    dice_ai_key: float | None  # None without an AI outline
+    view: str  # the view's name ("anterior")
+    row: float  # centroid, pixels of the view (from its top-left pixel's centre)
+    col: float
+    pixels: int
+    area: float  # mm²
+    where: str  # the skeletal site ("left ribs"), else the position ("x 40 mm, y 312 mm")
+
+    def text(self) -> str:
+        """"left ribs on the anterior view, 45 mm²"; "at x 40 mm, y 312 mm on the anterior view, 45 mm²"."""
+        place = self.where if not self.where.startswith("x ") else f"at {self.where}"
+        return f"{place} on the {self.view} view, {_size_text(self.area, 'mm²')}"
+
+
+@dataclass(frozen=True)
+class SpotFindings:
+    """One outline (the student's or the AI's) checked spot by spot against the key."""
+
+    found: tuple[Spot, ...]  # the key's spots the outline touches
+    missed: tuple[Spot, ...]  # the key's spots it does not
+    false_positives: tuple[Spot, ...]  # the outline's spots that touch no key spot
+    summary: str  # one sentence a teacher would write
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The student's outline and call, and the AI's outline, checked against the answer key: region-wise around one
+    lesion (`check_answer`: `student`, `ai`) or spot by spot (`check_spots`: `key_spots`, `student_spots`,
+    `ai_spots`)."""
+
+    dice_student_key: float | None  # None when the key has no lesion (a negative bone scan)
+    dice_ai_key: float | None  # None without an AI outline or without a lesion in the key
     call: str  # "right", "wrong", or "none" (no call made, or the key has no label)
     call_summary: str | None  # None when the key has no label
     student_call: str | None  # the call's words, None for no call
     key_label: str | None  # the key label's words, None when the key has none
-    student: Discrepancies
+    student: Discrepancies | None  # region-wise; None for a lesion-wise check
     ai: Discrepancies | None
+    key_spots: tuple[Spot, ...] | None = None  # lesion-wise: the key's hot spots (none in a negative study)
+    key_summary: str | None = None  # "The answer key has 3 hot spots ..." / "No metastasis in the key."
+    student_spots: SpotFindings | None = None
+    ai_spots: SpotFindings | None = None  # None without an AI outline
+    ai_call: str | None = None  # the AI's call's words, None when unknown
+    ai_call_summary: str | None = None  # "The AI's call, yes, is wrong: ..."; None when unknown or the key has no label
 
 
 @dataclass(frozen=True)
@@ -134,6 +183,125 @@ def check_answer(student: sitk.Image, key: sitk.Image, ai: sitk.Image | None = N
         key_label=None if key_label is None else words.get(str(key_label), str(key_label)),
         student=_discrepancies(student_mask, key_shape, STUDENT),
         ai=None if ai_mask is None else _discrepancies(ai_mask, key_shape, AI))
+
+
+def check_spots(student: sitk.Image, key: sitk.Image, ai: sitk.Image | None = None, student_call: str | None = None,
+                key_label: str | None = None, labels: dict | None = None, views: Sequence[str] = (),
+                where: Callable[[int, float, float], str | None] | None = None,
+                ai_call: str | None = None) -> CheckResult:
+    """Score lesion-wise (a bone scan): the key's hot spots found and missed by the student's outline (and the AI's),
+    their false-positive spots, Dice where the key has lesions, the student's call (and the AI's `ai_call`, when
+    known) against the key's label. The key and the outlines may be empty (a negative study; the student outlined
+    none). `views`: the name of each slice of the grid (a bone scan's frames: "anterior", "posterior"); `where(slice,
+    row, col)`: a spot's skeletal site, or None to give its position. `labels` as for `check_answer`."""
+    key_mask = _mask(key, "the answer key")
+    student_mask = _mask(student, "your outline")
+    _check_same_grid(student_mask.image, key_mask.image, "your outline")
+    ai_mask = None
+    if ai is not None:
+        ai_mask = _mask(ai, "the AI's outline")
+        _check_same_grid(ai_mask.image, key_mask.image, "the AI's outline")
+    words = {str(code): str(text) for code, text in (labels or {}).items()}
+    call, call_summary = _check_call(student_call, key_label, words)
+    _, ai_summary = _check_call(ai_call, key_label, words)
+    names = [views[k] if k < len(views) else f"{k + 1}" for k in range(key_mask.array.shape[0])]
+    spots = _Spots(key_mask, names, where)
+    lesions, key_spots = key_mask.array.any(), spots.key_spots
+    return CheckResult(
+        dice_student_key=_dice(student_mask.array, key_mask.array) if lesions else None,
+        dice_ai_key=_dice(ai_mask.array, key_mask.array) if lesions and ai_mask is not None else None,
+        call=call, call_summary=call_summary,
+        student_call=None if student_call is None else words.get(str(student_call), str(student_call)),
+        key_label=None if key_label is None else words.get(str(key_label), str(key_label)),
+        student=None, ai=None, key_spots=key_spots, key_summary=_key_spots_text(key_spots, names),
+        student_spots=spots.findings(student_mask.array, STUDENT),
+        ai_spots=None if ai_mask is None else spots.findings(ai_mask.array, AI),
+        ai_call=None if ai_call is None else words.get(str(ai_call), str(ai_call)),
+        ai_call_summary=None if ai_call is None or ai_summary is None else
+        ai_summary.replace("Your call", "The AI's call", 1))
+
+
+class _Spots:
+    """The hot spots of masks on the key's grid, and an outline's findings against the key's spots."""
+
+    def __init__(self, key: _Mask, views: list[str], where):
+        self.key, self.views, self.where = key, views, where
+        spacing = key.image.GetSpacing()
+        self.pixel_mm = (spacing[1], spacing[0])  # (row, column)
+        self.pixel_area = _pixel_size(key.image, True)
+        self.key_spots, self.key_labels = self.of(key.array)
+
+    def of(self, mask: np.ndarray, wide_only: bool = False) -> tuple[tuple[Spot, ...], np.ndarray]:
+        """The spots of a (k, j, i) mask, by view then row then column, and its label array (spot n labelled n + 1;
+        0 elsewhere and for the narrow regions left out when `wide_only`)."""
+        labels = np.zeros(mask.shape, np.int32)
+        inner = _inner(mask) if wide_only else mask
+        spots = []
+        for k in range(mask.shape[0]):
+            numbered, count = ndimage.label(mask[k], structure=np.ones((3, 3)))
+            kept = [n for n in range(1, count + 1) if inner[k][numbered == n].any()]
+            if not kept:
+                continue
+            centres = ndimage.center_of_mass(mask[k], numbered, kept)
+            sizes = ndimage.sum_labels(mask[k], numbered, kept)
+            for n, (row, col), pixels in sorted(zip(kept, centres, sizes, strict=True), key=lambda item: item[1]):
+                labels[k][numbered == n] = len(spots) + 1
+                spots.append(Spot(self.views[k], float(row), float(col), int(pixels), float(pixels * self.pixel_area),
+                                  self._where(k, float(row), float(col))))
+        return tuple(spots), labels
+
+    def _where(self, k: int, row: float, col: float) -> str:
+        site = self.where(k, row, col) if self.where is not None else None
+        return site or f"x {col * self.pixel_mm[1]:.0f} mm, y {row * self.pixel_mm[0]:.0f} mm"
+
+    def findings(self, outline: np.ndarray, who: _Who) -> SpotFindings:
+        """The key's spots the outline touches and misses, and the outline's spots that touch none (more than two
+        pixels wide somewhere: a slip of the brush is left to the Dice)."""
+        touched = set(np.unique(self.key_labels[outline]).tolist())
+        found = tuple(spot for n, spot in enumerate(self.key_spots, 1) if n in touched)
+        missed = tuple(spot for n, spot in enumerate(self.key_spots, 1) if n not in touched)
+        spots, labels = self.of(outline, wide_only=True)
+        on_key = set(np.unique(labels[self.key.array]).tolist())
+        false = tuple(spot for n, spot in enumerate(spots, 1) if n not in on_key)
+        return SpotFindings(found, missed, false, _findings_text(found, missed, false, who))
+
+
+def _spot_list(spots: tuple[Spot, ...]) -> str:
+    """"left ribs on the anterior view, 45 mm²; sacrum on the posterior view, 30 mm² and 2 more"."""
+    shown = "; ".join(spot.text() for spot in spots[:LISTED_SPOTS])
+    return shown + (f" and {len(spots) - LISTED_SPOTS} more" if len(spots) > LISTED_SPOTS else "")
+
+
+def _key_spots_text(spots: tuple[Spot, ...], views: list[str]) -> str:
+    """"The answer key has 3 hot spots (metastases): 2 on the anterior view, 1 on the posterior view." or "No
+    metastasis in the key: ..."."""
+    if not spots:
+        return "No metastasis in the key: a negative study, so Dice is not defined; false-positive spots are counted."
+    per_view = [f"{sum(spot.view == view for spot in spots)} on the {view} view" for view in dict.fromkeys(views)
+                if any(spot.view == view for spot in spots)]
+    return (f"The answer key has {counted(len(spots), 'hot spot')} (metastases): {', '.join(per_view)} (a metastasis "
+            "seen on both views is a spot on each).")
+
+
+def _findings_text(found, missed, false, who: _Who) -> str:
+    """The sentence of an outline's spot findings ("You found 2 of the key's 3 hot spots; you missed 1 (...)")."""
+    student = who is STUDENT
+    owner, pronoun, name = ("your", "you", "your") if student else ("its", "it", "the AI's")
+    if not found and not missed:
+        if not false:
+            return f"No metastasis in the key, and {pronoun if student else 'the AI'} outlined no spot."
+        are = "is a false positive" if len(false) == 1 else "are false positives"
+        return f"No metastasis in the key: {name} {counted(len(false), 'spot')} {are} ({_spot_list(false)})."
+    text = f"{who.subject} found {len(found)} of the key's {counted(len(found) + len(missed), 'hot spot')}"
+    if missed:
+        text += f"; {pronoun} missed {len(missed)} ({_spot_list(missed)})"
+    if false:
+        one = len(false) == 1
+        text += (f"; {len(false)} of {owner} spots {'is' if one else 'are'} not in the key (false "
+                 f"positive{'' if one else 's'}: {_spot_list(false)})")
+    else:
+        text += f"; {pronoun} marked no false-positive spot"
+    return text + "."
 
 
 def _mask(image: sitk.Image, name: str) -> _Mask:
@@ -358,20 +526,26 @@ class Score:
     """One checked case of a session (the case id the caller gives: never a patient identifier)."""
 
     case: str
-    student_dice: float
+    student_dice: float | None  # None when undefined (a key without lesions)
     ai_dice: float | None
     student_call: str | None  # the call's words, None for no call
     key_label: str | None  # the key label's words
     call: str  # "right", "wrong" or "none"
     seconds: float  # time spent on the case
     time: datetime  # when it was checked
+    spots: tuple[int, ...] | None = None  # lesion-wise: key spots, found, missed, false positives (student)
+    ai_spots: tuple[int, ...] | None = None  # the AI's found, missed, false positives; None without an AI outline
+    ai_call: str | None = None  # the AI's call's words, None when unknown
 
     def cells(self) -> list[str]:
         """Its CSV cells, in COLUMNS' order (a case id or label a spreadsheet would run as a formula is prefixed
         with ')."""
-        return [_cell(self.case), f"{self.student_dice:.3f}", "" if self.ai_dice is None else f"{self.ai_dice:.3f}",
+        counts = [*(self.spots or ("",) * 4), *(self.ai_spots or ("",) * 3)]
+        dice = ("" if value is None else f"{value:.3f}" for value in (self.student_dice, self.ai_dice))
+        return [_cell(self.case), *dice,
                 *(_cell(words or "") for words in (self.student_call, self.key_label)), self.call,
-                f"{self.seconds:.1f}", self.time.isoformat(timespec="seconds")]
+                f"{self.seconds:.1f}", self.time.isoformat(timespec="seconds"), *map(str, counts),
+                _cell(self.ai_call or "")]
 
 
 def _cell(text: str) -> str:
@@ -384,20 +558,33 @@ class SheetSummary:
     """A session's totals."""
 
     cases: int
-    mean_student_dice: float | None  # None before the first case
-    mean_ai_dice: float | None  # over the cases with an AI outline
+    mean_student_dice: float | None  # None before the first case, or when no case's Dice is defined
+    mean_ai_dice: float | None  # over the cases with an AI outline and a defined Dice
     calls_right: int
     calls_checked: int  # cases whose call was right or wrong
+    dice_cases: int = 0  # cases whose Dice is defined (a key with lesions)
+    spots: tuple[int, int, int] | None = None  # lesion-wise cases: key spots found, key spots, false positives
 
     @property
     def text(self) -> str:
-        """"3 cases: your mean Dice 0.78 (the AI's 0.85); calls right 2/3"."""
+        """"3 cases: your mean Dice 0.78 (the AI's 0.85); calls right 2/3"; with lesion-wise cases "... your mean Dice
+        0.61 over 2 cases with metastases (...); calls right 2/3; hot spots found 5/7, 1 false-positive spot"."""
         if not self.cases:
             return "No case checked yet."
-        text = f"{counted(self.cases, 'case')}: your mean Dice {self.mean_student_dice:.2f}"
-        if self.mean_ai_dice is not None:
-            text += f" (the AI's {self.mean_ai_dice:.2f})"
-        return text + f"; calls right {self.calls_right}/{self.calls_checked}"
+        text = counted(self.cases, "case") + ": "
+        if self.mean_student_dice is None:
+            text += "no Dice (no case with a lesion in its key)"
+        else:
+            text += f"your mean Dice {self.mean_student_dice:.2f}"
+            if self.dice_cases < self.cases:
+                text += f" over {counted(self.dice_cases, 'case')} with metastases"
+            if self.mean_ai_dice is not None:
+                text += f" (the AI's {self.mean_ai_dice:.2f})"
+        text += f"; calls right {self.calls_right}/{self.calls_checked}"
+        if self.spots is not None:
+            found, total, false = self.spots
+            text += f"; hot spots found {found}/{total}, {counted(false, 'false-positive spot')}"
+        return text
 
 
 @dataclass
@@ -412,18 +599,30 @@ class ScoreSheet:
             raise InputError("A teaching case needs an id for the score sheet.")
         if not math.isfinite(seconds) or seconds < 0:
             raise InputError(f"The time spent on case {case} must be a number of seconds, not {seconds}.")
+        spots = ai_spots = None
+        if result.student_spots is not None:
+            found = result.student_spots
+            spots = (len(result.key_spots), len(found.found), len(found.missed), len(found.false_positives))
+        if result.ai_spots is not None:
+            ai_spots = tuple(len(part) for part in (result.ai_spots.found, result.ai_spots.missed,
+                                                    result.ai_spots.false_positives))
         score = Score(str(case), result.dice_student_key, result.dice_ai_key, result.student_call, result.key_label,
-                      result.call, float(seconds), time or datetime.now().astimezone())
+                      result.call, float(seconds), time or datetime.now().astimezone(), spots, ai_spots,
+                      result.ai_call)
         self.rows.append(score)
         return score
 
     def summary(self) -> SheetSummary:
-        """Mean Dice (the student's and the AI's) and the calls right out of those checked."""
-        student = [row.student_dice for row in self.rows]
+        """Mean Dice (the student's and the AI's, over the cases where it is defined), the calls right out of those
+        checked, and for lesion-wise cases the key's spots found and the false positives."""
+        student = [row.student_dice for row in self.rows if row.student_dice is not None]
         ai = [row.ai_dice for row in self.rows if row.ai_dice is not None]
+        spotted = [row.spots for row in self.rows if row.spots is not None]
         return SheetSummary(len(self.rows), float(np.mean(student)) if student else None,
                             float(np.mean(ai)) if ai else None, sum(row.call == "right" for row in self.rows),
-                            sum(row.call != "none" for row in self.rows))
+                            sum(row.call != "none" for row in self.rows), len(student),
+                            (sum(s[1] for s in spotted), sum(s[0] for s in spotted), sum(s[3] for s in spotted))
+                            if spotted else None)
 
     def to_csv_text(self) -> str:
         """The sheet as CSV text: a header (COLUMNS) and one line per case."""

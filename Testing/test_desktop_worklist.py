@@ -45,7 +45,17 @@ from smartimaging.phantoms.bonescan import make_bone_scan_phantom
 from smartimaging.phantoms.breast_mri import make_breast_mri_phantom, phantom_image
 from smartimaging.phantoms.mammo import PIXEL_MM, make_mammo_phantom
 from smartimaging.segmentation_nodes import labels_from_segmentation
-from smartimaging.worklist import DONE, NEW, PROPOSED, Case, ConflictError, Worklist, _pseudonym, series_folder
+from smartimaging.worklist import (
+    DONE,
+    NEW,
+    PROPOSED,
+    Case,
+    ConflictError,
+    PixelSizeNeededError,
+    Worklist,
+    _pseudonym,
+    series_folder,
+)
 from smartimaging.worklist_scene import set_segments
 
 REPO = Path(__file__).resolve().parents[1]
@@ -535,7 +545,8 @@ def test_the_worklist_section_uses_only_qt_ctk_and_slicer_apis_of_slicers_own_co
     calls = {node.func.attr for node in ast.walk(section) if isinstance(node, ast.Call)
              and isinstance(node.func, ast.Attribute) and not (isinstance(node.func.value, ast.Name)
                                                                and node.func.value.id in ("qt", "ctk", "self"))}
-    own = {"open_folder", "open_database", "open", "step", "set_filter", "save", "keep_proposal", "items", "append",
+    own = {"open_folder", "open_database", "open", "step", "give_pixel_size", "set_filter", "save", "keep_proposal",
+           "items", "append",
            "join", "get", "labels", "rows", "shown_ids", "case", "counts_line", "status", "values",
            "_parameter_node", "_on_opened", "util"}
     slicer_util = {node.attr for node in ast.walk(section) if isinstance(node, ast.Attribute)
@@ -546,7 +557,7 @@ def test_the_worklist_section_uses_only_qt_ctk_and_slicer_apis_of_slicers_own_co
     assert "currentIndexChanged" in ast.unparse(section) and "currentPath" in ast.unparse(section)
 
 
-def test_the_table_names_a_scanned_study_by_its_path_and_opens_it_by_its_id(tmp_path):
+def test_the_table_names_a_scanned_study_by_its_path_and_a_loose_png_waits_for_its_pixel_size(tmp_path):
     """A scanned study's id is neutral (`c` + hex): the table shows its path (on the reader's screen only) and the
     row still opens the right case."""
     cohort = tmp_path / "cohort"
@@ -556,8 +567,25 @@ def test_the_table_names_a_scanned_study_by_its_path_and_opens_it_by_its_id(tmp_
     for index, image in enumerate(sorted((cohort / "images").iterdir())):
         shutil.copy(image, folder / "patient one" / f"view{index}.png")
     session = WorklistSession(MammoFlow(create_headless_scene()))
-    session.open_folder(folder)
+    with pytest.raises(PixelSizeNeededError, match="its PNG file stores no pixel size"):  # not read at 1 mm
+        session.open_folder(folder)
     assert [row[0] for row in session.rows()] == ["patient one/view0.png", "patient one/view1.png"]
     ids = session.shown_ids()
     assert all(case_id.startswith("c") and "patient" not in case_id for case_id in ids)
-    assert session.open(ids[1]).name == "patient one/view1.png"
+    assert session.waiting.case_id == ids[0] and session.flow.primary is None and session.case_id is None
+    with pytest.raises(InputError, match="Pixel_mm 'a' is not a number"):
+        session.give_pixel_size("a")
+    with pytest.raises(InputError, match="is not the worklist's open case"):  # no case is read at 1 mm
+        session.save({"pathology": "benign"}, {"kind": "mass"})
+    assert session.give_pixel_size("0.2").case_id == ids[0] and session.waiting is None
+    assert session.flow.primary.GetSpacing()[:2] == (0.2, 0.2) and float(opened(session).pixelSize) == 0.2
+    with pytest.raises(PixelSizeNeededError):
+        session.step(1)
+    assert session.step(-1).case_id == ids[0]  # from the waiting case
+    with pytest.raises(InputError, match="No worklist case waits for a pixel size"):
+        session.give_pixel_size("0.1")
+    with pytest.raises(PixelSizeNeededError):
+        session.open(ids[1])
+    assert session.give_pixel_size("0.1").name == "patient one/view1.png"
+    again = WorklistSession(MammoFlow(create_headless_scene()))  # asked once: kept with the case
+    assert again.open_folder(folder).case_id == ids[1] and again.flow.primary.GetSpacing()[:2] == (0.1, 0.1)

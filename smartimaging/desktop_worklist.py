@@ -33,6 +33,7 @@ from .worklist import (
     Case,
     ConflictError,
     Discovery,
+    PixelSizeNeededError,
     _pseudonym,
     _slug,
     _unique,
@@ -88,8 +89,9 @@ class WorklistSession:
     Previous / Next, and the case's volume as opened (the reader may select another volume in the module: the
     worklist then neither keeps a proposal nor saves into the case).
 
-    Only `open_folder`, `open_database` and `open` / `step` load a case; the module's own Segment / draw / compute
-    run on the nodes `selector_values` put in its selectors."""
+    Only `open_folder`, `open_database`, `open` / `step` and `give_pixel_size` load a case; the module's own Segment /
+    draw / compute run on the nodes `selector_values` put in its selectors. A mammogram file that stores no pixel
+    size is not loaded until the reader gives one (`waiting`, then `give_pixel_size`: kept with the case)."""
 
     def __init__(self, flow):
         self.flow = flow
@@ -97,6 +99,7 @@ class WorklistSession:
         self.status: str | None = None  # the filter; None: every case
         self.skipped: list[str] = []  # studies of the DICOM database that are not cases, and why
         self._opened: str | None = None  # the ID of the case's first volume node as opened
+        self.waiting: PixelSizeNeededError | None = None  # the case that waits for its pixel size
 
     @property
     def fields(self):
@@ -132,16 +135,31 @@ class WorklistSession:
         if self.flow.primary is not None and self.flow.primary.GetID() != self._opened:
             self.flow.select({})
             self.flow.extra_nodes = {}  # that case's results (heat maps, synthetic DCE) stay too
-        case = reading.open_case(case_id)
+        self.waiting = None
+        try:
+            case = reading.open_case(case_id)
+        except PixelSizeNeededError as needed:
+            self.waiting = needed
+            raise
         self._opened = self.flow.primary.GetID()
         return case
 
+    def give_pixel_size(self, text) -> Case:
+        """The pixel size (mm) of the case that waits for one: kept in its record (asked once), then it opens."""
+        if self.waiting is None:
+            raise InputError("No worklist case waits for a pixel size")
+        case_id = self.waiting.case_id
+        self._reading().worklist.set_pixel_size(case_id, str(text or ""))
+        return self.open(case_id)
+
     def step(self, step: int) -> Case | None:
-        """The next (1) or previous (-1) case among those the filter shows; None at the end (nothing changes)."""
+        """The next (1) or previous (-1) case among those the filter shows (from the case waiting for its pixel
+        size, if any); None at the end (nothing changes)."""
         reading = self._reading()
-        if reading.case is None:
+        current = reading.case.case_id if reading.case else self.waiting.case_id if self.waiting else None
+        if current is None:
             return self.open()
-        neighbour = reading.worklist.neighbour(reading.case.case_id, step, self.status)
+        neighbour = reading.worklist.neighbour(current, step, self.status)
         return self.open(neighbour) if neighbour else None
 
     def rows(self) -> list[list[str]]:
@@ -375,6 +393,14 @@ class WorklistSection:
             self._shortcuts.append(shortcut)
         self.case = _label("No case open.")
         form.addRow(self.case)
+        pixel_row = qt.QHBoxLayout()
+        self.pixel_size = qt.QLineEdit()
+        pixel_row.addWidget(self.pixel_size)
+        button = qt.QPushButton("Open the case with this pixel size")
+        button.connect("clicked(bool)", lambda _checked: self._opening(
+            lambda: self.session.give_pixel_size(self.pixel_size.text)))
+        pixel_row.addWidget(button)
+        form.addRow("Pixel size of the case (mm)", pixel_row)
         self.inputs = {}
         for field in self.session.fields:
             if field.choices:
@@ -403,44 +429,46 @@ class WorklistSection:
 
     # ---- the section's actions ----
 
-    def _open_folder(self) -> None:
+    def _opening(self, open_case, failure: str = "Failed to open the case.") -> None:
+        """Run `open_case` (a session call that opens a case; None: no further case), then show the case; a case
+        whose file stores no pixel size is shown as waiting for it (the module's selectors emptied)."""
         import slicer
 
-        with slicer.util.tryWithErrorDisplay("Failed to open the worklist.", waitCursor=True):
-            self.session.open_folder(self.folder.currentPath)
-            self._opened()
-
-    def _open_database(self) -> None:
-        import slicer
-
-        database = getattr(slicer, "dicomDatabase", None)
-        with slicer.util.tryWithErrorDisplay("Failed to open the DICOM database's studies.", waitCursor=True):
-            if database is None:
-                raise InputError("Slicer's DICOM database is not open (open the DICOM module first)")
-            self.session.open_database(database, self.folder.currentPath)
-            self._opened()
-
-    def _open_selected(self) -> None:
-        import slicer
-
-        items = self.table.selectedItems()
-        if not items:
-            return
-        with slicer.util.tryWithErrorDisplay("Failed to open the case.", waitCursor=True):
-            self.session.open(self.session.shown_ids()[items[0].row()])
-            self._opened()
-
-    def _step(self, step: int) -> None:
-        import slicer
-
-        if self.session.reading is None:
-            return
-        with slicer.util.tryWithErrorDisplay("Failed to open the case.", waitCursor=True):
-            if self.session.step(step) is None:
+        with slicer.util.tryWithErrorDisplay(failure, waitCursor=True):
+            try:
+                opened = open_case()
+            except PixelSizeNeededError:
+                self.pixel_size.text = ""
+                self._opened()
+                return
+            if opened is None:
                 slicer.util.showStatusMessage("No further case" + (f" ({self.session.status})"
                                                                    if self.session.status else ""), 3000)
                 return
             self._opened()
+
+    def _open_folder(self) -> None:
+        self._opening(lambda: self.session.open_folder(self.folder.currentPath), "Failed to open the worklist.")
+
+    def _open_database(self) -> None:
+        import slicer
+
+        def open_database():
+            database = getattr(slicer, "dicomDatabase", None)
+            if database is None:
+                raise InputError("Slicer's DICOM database is not open (open the DICOM module first)")
+            return self.session.open_database(database, self.folder.currentPath)
+
+        self._opening(open_database, "Failed to open the DICOM database's studies.")
+
+    def _open_selected(self) -> None:
+        items = self.table.selectedItems()
+        if items:
+            self._opening(lambda: self.session.open(self.session.shown_ids()[items[0].row()]))
+
+    def _step(self, step: int) -> None:
+        if self.session.reading is not None:
+            self._opening(lambda: self.session.step(step))
 
     def _filtered(self) -> None:
         self.session.set_filter(self.filter.currentText)
@@ -504,9 +532,10 @@ class WorklistSection:
             if ids[index] == self.session.case_id:
                 self.table.selectRow(index)
         self.counts.text = self.session.counts_line()
-        case_id = self.session.case_id
+        case_id, waiting = self.session.case_id, self.session.waiting
         self.case.text = (f"Case {self.session.reading.worklist.case(case_id).name}: "
                           f"{self.session.reading.worklist.status(case_id)}") if case_id else \
+            f"{waiting}: type it under “Pixel size of the case (mm)”, then open the case with it." if waiting else \
             "No case open."
         self.skipped.text = ("Not in the worklist: " + "; ".join(self.session.skipped)) if self.session.skipped \
             else ""

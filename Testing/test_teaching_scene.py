@@ -16,13 +16,15 @@ from smartimaging.mammo.cohort import write_mammo_phantom_cohort
 from smartimaging.mammo.flow import MammoFlow
 from smartimaging.mrml import create_headless_scene, ijk_to_ras_matrix, volume_node_to_sitk
 from smartimaging.segmentation_nodes import PROPOSAL_COLOR, labels_from_segmentation
-from smartimaging.teaching import check_answer, slice_to_show
+from smartimaging.teaching import check_answer, check_spots, slice_to_show
 from smartimaging.teaching_scene import (
     OUTLINE_ROLE,
     OUTLINES,
+    PHANTOM_BONE_SCANS,
     TeachingSet,
     image_of,
     key_centre_lps,
+    proposal_call,
     proposal_flow,
     proposal_mask,
     ras_bounds,
@@ -30,6 +32,7 @@ from smartimaging.teaching_scene import (
     segmentations_shown,
     show_outlines,
     slice_centre_ras,
+    spot_sites,
     student_mask,
     write_phantom_set,
 )
@@ -252,6 +255,91 @@ def test_an_lvi_teaching_set_is_checked_in_mm3(tmp_path):
     ijk = np.linalg.inv(ijk_to_ras_matrix(flow.primary)) @ [*centre, 1.0]
     rows, cols = np.nonzero(key.any(axis=0) | ai.any(axis=0))
     assert ijk[:3] == pytest.approx([(cols.min() + cols.max()) / 2, (rows.min() + rows.max()) / 2, middle], abs=1e-9)
+
+
+def test_a_bone_scan_teaching_set_is_checked_spot_by_spot_with_negative_studies(tmp_path):
+    """The phantom set has PHANTOM_BONE_SCANS' negative study; its key is empty, and an outline of none is checked
+    (no Dice); on a positive study the student outlines the key's anterior spots only (and paints the bladder, which
+    is no metastasis): the anterior spots are found, the posterior ones missed, each named by its skeletal site; the
+    AI (Segment on the whole study, in the worker) gives its lesion segment and its call; the outlines show on both
+    frames. A negative row without a mask is still taught (an empty key); a positive one is left out."""
+    from smartimaging.bonescan.flow import BoneScanFlow
+    from smartimaging.bonescan.scene import RESULT
+    from smartimaging.mrml import get_json_attribute
+
+    cohort = write_phantom_set(tmp_path / "set", "BoneScanBSTBI", seed=1)
+    before = _files(cohort)
+    scene = create_headless_scene()
+    flow = BoneScanFlow(scene)
+    teaching = TeachingSet(flow, cohort, tmp_path / "scratch")
+    assert teaching.choices == ("no", "yes") and teaching.left_out == ""
+    assert [case.key_label for case in teaching.cases] == ["yes" if s == "positive" else "no"
+                                                           for s in PHANTOM_BONE_SCANS] == ["yes", "no", "yes"]
+    words = {c: c for c in teaching.choices}
+
+    negative = teaching.open(1)
+    reference = volume_node_to_sitk(flow.primary)
+    key = teaching.key()
+    assert key.shape == (2, *reference.GetSize()[1::-1]) and not key.any()  # two frames, no metastasis
+    assert teaching.bladder() is None or teaching.bladder().any()
+    none = student_mask(flow)  # nothing drawn: the student outlined no spot
+    assert none.shape == key.shape and not none.any()
+    views, where = spot_sites(flow, teaching.bladder())
+    result = check_spots(image_of(none, reference), image_of(key, reference), None, "no", negative.key_label, words,
+                         views, where)
+    assert (result.call, result.dice_student_key, result.key_spots) == ("right", None, ())
+    assert result.student_spots.summary == "No metastasis in the key, and you outlined no spot."
+
+    positive = teaching.open(0)
+    reference = volume_node_to_sitk(flow.primary)
+    key = teaching.key()
+    assert key[0].any() and key[1].any()
+    flow.draw_by_hand()
+    drawn = np.zeros(key.shape, np.uint8)
+    drawn[0][key[0]] = 1  # the anterior view's metastases
+    drawn[1, 500:520, 100:120] = 2  # the bladder segment: not a metastasis
+    set_segments(scene, flow.segmentation, flow.primary, drawn, flow.drawn_segments)
+    student = student_mask(flow)
+    assert np.array_equal(student, drawn == 1)
+    views, where = spot_sites(flow, teaching.bladder())
+    assert views == ["anterior", "posterior"]
+    ai_flow = proposal_flow(flow, positive, None)
+    ai_flow.run(ai_flow.segment())
+    ai, ai_call = proposal_mask(ai_flow), proposal_call(ai_flow)
+    suspected = get_json_attribute(ai_flow.ai_segmentation, RESULT)["metastasis_suspected"]
+    ai_labels = labels_from_segmentation(scene, ai_flow.ai_segmentation, ai_flow.primary, ai_flow.drawn_segments)
+    ai_flow.clear()
+    assert ai_call == ("yes" if suspected else "no") and np.array_equal(ai, ai_labels == 1)
+    result = check_spots(image_of(student, reference), image_of(key, reference), image_of(ai, reference), "yes",
+                         positive.key_label, words, views, where, ai_call)
+    assert result.dice_student_key == pytest.approx(2 * key[0].sum() / (key[0].sum() + key.sum()), abs=1e-12)
+    findings = result.student_spots
+    assert {spot.view for spot in findings.found} == {"anterior"} and {s.view for s in findings.missed} == {"posterior"}
+    assert findings.false_positives == () and result.call == "right"
+    assert all(not spot.where.startswith("x ") for spot in result.key_spots)  # placed at skeletal sites
+    assert result.ai_spots is not None and result.ai_call == ai_call and result.ai_call_summary
+
+    masks = {"student": student, "key": key, "ai": ai}
+    nodes = show_outlines(scene, flow.primary, masks, flow.drawn_segments[0])
+    for node, outline in zip(nodes, OUTLINES, strict=True):  # on both frames: the anterior and the posterior view
+        assert np.array_equal(labels_from_segmentation(scene, node, flow.primary, flow.drawn_segments) != 0,
+                              masks[outline.name])
+    assert _files(cohort) == before
+
+    manifest = cohort / "manifest.csv"
+    with open(manifest, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    rows[0]["mask"] = rows[1]["mask"] = ""  # a positive and a negative study without a reference mask
+    with open(manifest, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    teaching = TeachingSet(BoneScanFlow(create_headless_scene()), cohort, tmp_path / "scratch2")
+    assert [case.key_label for case in teaching.cases] == ["no", "yes"]
+    assert teaching.left_out.startswith("Left out: 1 case without a reference outline (the manifest's mask column; "
+                                        "a negative study may have none)")
+    teaching.open(0)
+    assert not teaching.key().any() and teaching.bladder() is None
 
 
 def _volumes(scene):

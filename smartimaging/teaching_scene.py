@@ -4,7 +4,12 @@ the reader's work kept in a scratch folder, so that a student never writes into 
 outline of a case is the proposal the cohort's own worklist saved, else the module's Segment prompted at the key's
 centre, run in a second flow so that the student's outline stays untouched. After Check the student's outline, the
 key and the AI's outline are shown together as outlines (not fills), each in its own colour: the AI's green and the
-student's orange as the AI's proposal and the reader's ROI are everywhere in the station, the key sky blue."""
+student's orange as the AI's proposal and the reader's ROI are everywhere in the station, the key sky blue.
+
+Bone scans are taught lesion-wise (LESION_WISE; `teaching.check_spots`): the key is the metastasis label of the
+reference label map (the bladder label places the spots), possibly empty in a negative study (a case labelled
+negative without a reference mask has an empty key); the student outlines the hot spots they believe are metastases,
+or none; spots are placed at their skeletal site (`bonescan.sites`) on each view."""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from vtk.util.numpy_support import vtk_to_numpy
 
 from .errors import InputError
 from .manifest import read_manifest
-from .mrml import ijk_to_ras_matrix
+from .mrml import get_json_attribute, ijk_to_ras_matrix, volume_node_to_sitk
 from .segfile import write_seg_nrrd
 from .segmentation_nodes import PROPOSAL_COLOR, labels_from_segmentation, segmentation_from_labels
 from .segments import SegmentSpec
@@ -27,8 +32,12 @@ from .wording import counted
 from .worklist import OUTPUT_FOLDER, Case, read_roi
 from .worklist_scene import WorklistReading
 
-TEACHABLE = ("MammoRadiomics", "BreastLVI")  # every case's key outlines one lesion
+TEACHABLE = ("MammoRadiomics", "BreastLVI", "BoneScanBSTBI")
+LESION_WISE = ("BoneScanBSTBI",)  # checked spot by spot (the key may be empty); the others' key outlines one lesion
 PHANTOM_CASES = 3  # a phantom teaching set's cases
+PHANTOM_BONE_SCANS = ("positive", "negative", "positive")  # a bone-scan phantom set: metastases in these studies
+MAX_PHANTOM_SPOTS = 12  # a phantom set's positive bone scans have at most this many metastases (a student outlines
+# each on two views)
 OUTLINE_ROLE = "SmartImaging.TeachingOutline"  # attribute of the outline nodes: "student", "key" or "ai"
 OUTLINE_PX = 2  # outline width in the slice views (the segmentation display node's slice intersection thickness)
 
@@ -54,7 +63,7 @@ OUTLINES = (Outline("student", "Your outline", (0.835, 0.369, 0.0)),  # vermilli
 
 def write_phantom_set(folder: Path, module: str, seed: int = 0, kind: str | None = None) -> Path:
     """PHANTOM_CASES phantom cases of `module` with their ground truth (a cohort folder whose manifest has masks and
-    labels); `kind`: the mammography lesion kind. The folder."""
+    labels); `kind`: the mammography lesion kind; bone scans: PHANTOM_BONE_SCANS. The folder."""
     if module == "MammoRadiomics":
         from .mammo.cohort import write_mammo_phantom_cohort
 
@@ -63,15 +72,36 @@ def write_phantom_set(folder: Path, module: str, seed: int = 0, kind: str | None
         from .lvi.cohort import write_lvi_phantom_cohort
 
         write_lvi_phantom_cohort(folder, PHANTOM_CASES, seed=seed)
+    elif module == "BoneScanBSTBI":
+        from .bonescan.cohort import write_phantom_cohort
+
+        write_phantom_cohort(folder, PHANTOM_CASES, phantoms=phantom_bone_scans(seed))
     else:
         raise InputError(teachable_refusal(module))
     return Path(folder)
 
 
+def phantom_bone_scans(seed: int) -> list:
+    """Bone-scan phantoms, the first of the seed's series that fit PHANTOM_BONE_SCANS (a positive one with 1 to
+    MAX_PHANTOM_SPOTS metastases), in that order."""
+    from .phantoms.bonescan import make_bone_scan_phantom
+
+    wanted = {status: PHANTOM_BONE_SCANS.count(status) for status in set(PHANTOM_BONE_SCANS)}
+    found: dict[str, list] = {status: [] for status in wanted}
+    for number in range(seed * 100_000, seed * 100_000 + 1000):
+        phantom = make_bone_scan_phantom(number)
+        status = "positive" if phantom.n_lesions else "negative"
+        if phantom.n_lesions <= MAX_PHANTOM_SPOTS and len(found[status]) < wanted[status]:
+            found[status].append(phantom)
+        if all(len(found[status]) == count for status, count in wanted.items()):
+            return [found[status].pop(0) for status in PHANTOM_BONE_SCANS]
+    raise InputError(f"No bone-scan phantom set from seed {seed}: too few phantoms of each kind")
+
+
 def teachable_refusal(module: str) -> str:
     """Why a module has no teaching mode."""
-    return (f"{module} has no teaching mode: teaching checks an outline of the lesion against an answer key, which "
-            f"the mammography and LVI modules have (a bone scan without metastasis has no lesion to outline)")
+    return (f"{module} has no teaching mode: teaching checks the student's outline against an answer key, which the "
+            "mammography, LVI and bone-scan modules have")
 
 
 class TeachingSet:
@@ -85,12 +115,16 @@ class TeachingSet:
         self.reading = WorklistReading(flow, self.folder, out=self.scratch / "worklist")
         worklist = self.reading.worklist
         self.label_field = worklist.spec.label_field
-        no_outline = sum(case.key_mask is None for case in worklist.cases)
-        no_label = sum(case.key_mask is not None and case.key_label is None for case in worklist.cases)
-        self.cases = [case for case in worklist.cases if case.key_mask is not None and case.key_label is not None]
+        self.lesion_wise = flow.module in LESION_WISE
+        negative = next((c for c, v in self.label_field.label_of.items() if v == 0), None)
+        keyed = [case for case in worklist.cases if case.key_mask is not None
+                 or self.lesion_wise and case.key_label is not None and case.key_label == negative]
+        no_outline = len(worklist.cases) - len(keyed)
+        no_label = sum(case.key_label is None for case in keyed)
+        self.cases = [case for case in keyed if case.key_label is not None]
         reasons = [text for count, text in (
             (no_outline, f"{counted(no_outline, 'case')} without a reference outline (the manifest's "
-                         f"{worklist.spec.mask_column} column)"),
+                         f"{worklist.spec.mask_column} column{'; a negative study may have none' * self.lesion_wise})"),
             (no_label, f"{counted(no_label, 'case')} without a label (the manifest's label column)"),
             (len(worklist.skipped), f"{counted(len(worklist.skipped), 'row')} whose files are missing")) if count]
         self.left_out = (f"Left out: {'; '.join(reasons)}. Only cases with an answer key (outline and label) are "
@@ -114,8 +148,28 @@ class TeachingSet:
         return self._proposals.get(case.case_id)
 
     def key(self) -> np.ndarray:
-        """The open case's answer key (bool, (k, j, i) on its image's grid)."""
-        return self.reading.answer_key() != 0
+        """The open case's answer key (bool, (k, j, i) on its image's grid): lesion-wise, the metastasis label only
+        (empty for a negative case without a reference mask)."""
+        labels = self._key_labels()
+        return labels == self.lesion_label if self.lesion_wise else labels != 0
+
+    def bladder(self) -> np.ndarray | None:
+        """A bone scan's bladder in the open case's key (bool, (k, j, i)), None when the key has none."""
+        from .bonescan.lesions import BLADDER
+
+        bladder = self._key_labels() == BLADDER
+        return bladder if bladder.any() else None
+
+    @property
+    def lesion_label(self) -> int:
+        """The label value of the lesion in the key and the outlines (the module's first segment)."""
+        return self.reading.flow.drawn_segments[0].label
+
+    def _key_labels(self) -> np.ndarray:
+        labels = self.reading.answer_key()
+        if labels is None:  # a negative bone scan without a reference mask
+            return np.zeros(sitk.GetArrayViewFromImage(volume_node_to_sitk(self.reading.flow.primary)).shape, np.uint8)
+        return labels
 
     def keep(self, case: Case, masks: dict[str, np.ndarray], reference: sitk.Image, segment: SegmentSpec) -> Path:
         """The checked outlines of a case (`masks` by OUTLINES name) as .seg.nrrd files in the scratch folder
@@ -156,10 +210,11 @@ def _header(path: Path) -> list[str]:
         return next(csv.reader(f), [])
 
 
-def read_proposal(path: Path, reference: sitk.Image) -> np.ndarray:
-    """A saved proposal as a bool mask on the case image's grid (the worklist's checked `read_roi`); refused when it
-    is damaged, too large or on another grid."""
-    return sitk.GetArrayFromImage(read_roi(path, reference, "saved AI proposal")) != 0
+def read_proposal(path: Path, reference: sitk.Image, label: int | None = None) -> np.ndarray:
+    """A saved proposal as a bool mask on the case image's grid (the worklist's checked `read_roi`): its pixels of
+    `label`, or all its labelled pixels when None; refused when it is damaged, too large or on another grid."""
+    labels = sitk.GetArrayFromImage(read_roi(path, reference, "saved AI proposal"))
+    return labels != 0 if label is None else labels == label
 
 
 def key_centre_lps(key: np.ndarray, reference: sitk.Image) -> tuple[float, float, float]:
@@ -184,15 +239,56 @@ def proposal_flow(flow, case: Case, point_lps) -> object:
 
 
 def proposal_mask(flow) -> np.ndarray:
-    """The AI's outline a `proposal_flow`'s Segment made (bool, on its image's grid)."""
-    return labels_from_segmentation(flow.scene, flow.ai_segmentation, flow.primary, flow.drawn_segments) != 0
+    """The AI's outline a `proposal_flow`'s Segment made (bool, on its image's grid): lesion-wise, its lesion segment
+    only (not the bladder)."""
+    return _outline(flow, flow.ai_segmentation)
+
+
+def proposal_call(flow) -> str | None:
+    """The AI's call on a bone scan whose `proposal_flow` segmented it ("yes" / "no": the networks' metastasis
+    suspected, as the result records it), None when not recorded."""
+    from .bonescan.scene import RESULT
+
+    suspected = get_json_attribute(flow.ai_segmentation, RESULT, {}).get("metastasis_suspected")
+    return None if suspected is None else "yes" if suspected else "no"
 
 
 def student_mask(flow) -> np.ndarray:
-    """The student's outline: every drawn segment of the flow's segmentation (bool, on the image's grid)."""
+    """The student's outline: every drawn segment of the flow's segmentation, lesion-wise its lesion segment only
+    (bool, on the image's grid); lesion-wise, nothing drawn is an empty outline (the student outlined no spot)."""
     if flow.segmentation is None:
+        if flow.module in LESION_WISE:
+            return np.zeros(sitk.GetArrayViewFromImage(volume_node_to_sitk(flow.primary)).shape, bool)
         raise InputError("Draw your outline first: press “Draw ROI by hand” and paint the lesion")
-    return labels_from_segmentation(flow.scene, flow.segmentation, flow.primary, flow.drawn_segments) != 0
+    return _outline(flow, flow.segmentation)
+
+
+def _outline(flow, node) -> np.ndarray:
+    labels = labels_from_segmentation(flow.scene, node, flow.primary, flow.drawn_segments)
+    return labels == flow.drawn_segments[0].label if flow.module in LESION_WISE else labels != 0
+
+
+def spot_sites(flow, bladder: np.ndarray | None):
+    """A bone scan's view names and the `where(slice, row, column)` of `teaching.check_spots`: the skeletal site
+    (`bonescan.sites`, from the view's counts and the key's bladder), "(if this is the anterior view)" added to a
+    side on a view the file does not record; None where no body is found on the view."""
+    from .bonescan.scene import study_from_volume_nodes
+    from .bonescan.sites import body_frame, skeletal_site
+
+    views = {view.frame: view for view in study_from_volume_nodes([flow.primary], flow.view_names or None).views}
+    names = [views[k].name if k in views else f"{k + 1}" for k in range(max(views) + 1)]
+    spacing = flow.primary.GetSpacing()
+    frames = {k: body_frame(view.counts, None if bladder is None else bladder[k]) for k, view in views.items()}
+    recorded = list(flow.recorded_views) + [False] * len(names)
+
+    def where(k: int, row: float, col: float) -> str | None:
+        if frames.get(k) is None:
+            return None
+        site = skeletal_site(row, col, names[k], frames[k], (spacing[1], spacing[0]))
+        unsure = not recorded[k] and site.startswith(("left ", "right "))
+        return site + (f" (if this is the {names[k]} view)" if unsure else "")
+
+    return names, where
 
 
 def has_drawing(segmentation_node) -> bool:

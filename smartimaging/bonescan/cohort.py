@@ -19,12 +19,13 @@ from .views import BoneScanStudy, load_bone_scan, write_nm_dicom
 
 
 def write_phantom_cohort(out_dir: str | os.PathLike, n_cases: int, seed: int = 0,
-                         splits: dict[str, float] | None = None) -> Path:
-    """Write `n_cases` phantom studies (2-frame NM DICOM + label NIfTI) and `manifest.csv`; returns its path."""
+                         splits: dict[str, float] | None = None, phantoms: list | None = None) -> Path:
+    """Write `n_cases` phantom studies (2-frame NM DICOM + label NIfTI) and `manifest.csv`; returns its path.
+    `phantoms`: the cases to write (`make_bone_scan_phantom`'s) instead of the seed's first `n_cases`."""
     out_dir = prepare_cohort_folder(out_dir)
     rows = []
     for index in range(n_cases):
-        case = make_bone_scan_phantom(seed * 100_000 + index)
+        case = phantoms[index] if phantoms else make_bone_scan_phantom(seed * 100_000 + index)
         image_path = out_dir / "images" / f"{case.patient_id}.dcm"
         write_nm_dicom(image_path, case.views, case.patient_id, case.age)
         study = load_bone_scan([image_path])

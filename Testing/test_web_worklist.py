@@ -432,3 +432,55 @@ def test_a_students_open_teaching_case_keeps_the_worklist_still_and_a_conflict_r
     assert state.si_wl_conflict[MAMMO], state.si_wl_error[MAMMO]
     row = next(r for r in state.si_wl_rows[MAMMO] if r["case"] == first)
     assert row["status"] == "done" and "malignant" in row["labels"]  # the other window's save, shown
+
+
+def test_a_loose_png_waits_for_its_pixel_size_and_the_phantom_worklist_outlives_the_station(tmp_path, monkeypatch):
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    cohort = tmp_path / "cohort"
+    write_mammo_phantom_cohort(cohort, 2, seed=3, kind="mass")
+    for index, image in enumerate(sorted((cohort / "images").iterdir())):
+        (folder / f"view{index}.png").write_bytes(image.read_bytes())
+    station = _Station("worklist-pixel-test", tmp_path)
+    state, panel = station.state, worklist_panel.WorklistPanel(station)
+    async def open_folder() -> None:
+        panel.on_open(str(folder), {})
+        await _settled()
+
+    _run_apart(open_folder())
+    first = state.si_wl_rows[MAMMO][0]["case"]
+    assert state.si_wl_pixel[MAMMO] == first and state.si_wl_case[MAMMO] == ""  # not read at 1 mm
+    assert "view0.png: its PNG file stores no pixel size" in state.si_wl_pixel_message[MAMMO]
+    assert station.flows[MAMMO].primary is None and station.case_line == ""
+    panel.on_pixel_size("0")
+    assert state.si_wl_error[MAMMO] == "Pixel_mm 0 is not a mammogram pixel size (expected 0.02 to 10 mm)"
+
+    async def give(text: str) -> None:
+        panel.on_pixel_size(text)
+        await _settled()
+
+    _run_apart(give("0.2"))
+    assert state.si_wl_case[MAMMO] == first and state.si_wl_pixel[MAMMO] == "" and state.si_wl_error[MAMMO] == ""
+    assert station.flows[MAMMO].primary.GetSpacing()[:2] == (0.2, 0.2)
+    assert Worklist(folder, MAMMO).pixel_size(first) == "0.2"  # kept with the case: asked once
+
+    monkeypatch.setenv(worklist_panel.DATA_DIR_VARIABLE, str(tmp_path / "data"))
+    monkeypatch.setattr(worklist_panel, "PHANTOM_CASES", 3)
+
+    async def phantom(panel_) -> None:
+        panel_.on_phantom({})
+        await _settled()
+
+    _run_apart(phantom(panel))
+    phantoms = tmp_path / "data" / "phantom-worklists" / "MammoRadiomics-mass"
+    assert state.si_wl_open[MAMMO] == str(phantoms) and len(state.si_wl_rows[MAMMO]) == 3
+    assert [p.name for p in phantoms.parent.iterdir()] == [phantoms.name]  # no partial copy left
+    second = state.si_wl_rows[MAMMO][1]["case"]
+    Worklist(phantoms, MAMMO).open(second)  # the reader stopped at the second case
+    written = (phantoms / "manifest.csv").stat().st_mtime_ns
+    restarted = _Station("worklist-phantom-restarted", tmp_path / "scratch-2")  # a new station, a new scratch folder
+    panel_2 = worklist_panel.WorklistPanel(restarted)
+    _run_apart(phantom(panel_2))
+    assert restarted.state.si_wl_open[MAMMO] == str(phantoms) and restarted.state.si_wl_case[MAMMO] == second
+    assert (phantoms / "manifest.csv").stat().st_mtime_ns == written  # opened again, not written again
+    assert not station.escaped and not restarted.escaped

@@ -1,6 +1,7 @@
 """The station's worklist (one per module tab): a cohort folder read case by case with `worklist_scene`.
 
-The reader opens a folder (a path on the station's own machine) or a 20-case phantom worklist, sees one row per case
+The reader opens a folder (a path on the station's own machine) or a 20-case phantom worklist (written once into the
+user's data folder, `phantom_folder`, and opened again from there after a restart), sees one row per case
 (status, Dice AI-vs-corrected, labels) with counts and a status filter, and moves with a click on a row, Previous /
 Next or Alt+P / Alt+N (Next and Previous keep to the filtered status). A case opens in the module's views as a sample
 case does, with the reader's saved ROI restored; a Segment on it keeps the AI's proposal ("AI proposed"). The reader
@@ -9,13 +10,19 @@ the core's message and a "Save anyway". Moving away from unsaved edits (ROI or l
 Stay. A folder is read in a worker thread under the station's progress bar (the station keeps answering); every
 refusal or failure, opening or saving, is one plain line in the section (an unexpected one also in the log). The
 worklist's state lives in the server's state, so a reloaded page shows it as it was; a restarted station
-resumes where the reader stopped when the folder is opened again (`Worklist.resume_case`).
+resumes where the reader stopped when the folder is opened again (`Worklist.resume_case`). A mammogram file that
+stores no pixel size (a loose PNG or JPEG) opens only once the reader typed its pixel size in the section (kept in
+the case record: asked once); until then the views are empty and nothing can be computed or saved on it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
+import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,11 +36,12 @@ from ..errors import SmartImagingError
 from ..lvi.cohort import write_lvi_phantom_cohort
 from ..mammo.cohort import write_mammo_phantom_cohort
 from ..segmentation_nodes import raise_proposal
-from ..worklist import CORRECTED, DONE, NEW, PROPOSED, SPECS, STATUSES, ConflictError
+from ..worklist import CORRECTED, DONE, NEW, PROPOSED, SPECS, STATUSES, ConflictError, PixelSizeNeededError
 from ..worklist_scene import WorklistReading
 
 PHANTOM_CASES = 20
 PHANTOM_SEED = 16
+DATA_DIR_VARIABLE = "SMARTIMAGING_DATA_DIR"  # the user's SmartImaging data folder, instead of the platform's
 PHANTOM_WRITERS = {"MammoRadiomics": write_mammo_phantom_cohort, "BreastLVI": write_lvi_phantom_cohort,
                    "BoneScanBSTBI": write_phantom_cohort, "DCESynthesis": write_dce_phantom_cohort}
 STATUS_COLOURS = {NEW: "grey", PROPOSED: "info", CORRECTED: "warning", DONE: "success"}
@@ -64,6 +72,42 @@ window.addEventListener("keydown", (event) => {{
   trame.trigger(trigger, [trame.state.get("si_wl_labels")[trame.state.get("si_module")]]);
 }});
 """
+
+
+def data_folder() -> Path:
+    """The user's persistent SmartImaging data folder: $SMARTIMAGING_DATA_DIR, else the platform's place for a
+    user's application data (as platformdirs' user_data_dir): %LOCALAPPDATA%\\smartimaging on Windows,
+    ~/Library/Application Support/smartimaging on macOS, $XDG_DATA_HOME/smartimaging or ~/.local/share/smartimaging
+    elsewhere."""
+    if os.environ.get(DATA_DIR_VARIABLE):
+        return Path(os.environ[DATA_DIR_VARIABLE]).expanduser()
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "smartimaging"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "smartimaging"
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "smartimaging"
+
+
+def phantom_folder(module: str, kind: str | None = None) -> Path:
+    """Where the station keeps a module's phantom worklist (one per mammography lesion kind): it outlives the
+    station, so a restarted station reopens it and resumes."""
+    return data_folder() / "phantom-worklists" / (f"{module}-{kind}" if kind else module)
+
+
+def write_phantoms(module: str, folder: Path, **options) -> None:
+    """Write the module's phantom cohort into `folder` whole or not at all (into a temporary sibling, then renamed):
+    a station stopped midway leaves no half cohort; when another station made it first, theirs is kept."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        PHANTOM_WRITERS[module](partial, PHANTOM_CASES, PHANTOM_SEED, **options)
+        try:
+            os.rename(partial, folder)
+        except OSError:
+            if not (folder / "manifest.csv").is_file():
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _expanded(text: str) -> Path:
@@ -124,6 +168,9 @@ class WorklistPanel:
         state.si_wl_conflict = dict.fromkeys(modules, "")
         state.si_wl_ask = dict.fromkeys(modules, "")  # what is unsaved, while the page asks Save / Discard / Stay
         state.si_wl_skipped = dict.fromkeys(modules, "")
+        state.si_wl_pixel = dict.fromkeys(modules, "")  # the case that waits for its pixel size
+        state.si_wl_pixel_message = dict.fromkeys(modules, "")
+        state.si_wl_pixel_mm = dict.fromkeys(modules, "")  # the pixel size field
         state.change("si_steps_done")(self._on_step_done)
         station.server.trigger(NEXT)(lambda labels=None: self.on_step(1, labels))
         station.server.trigger(PREVIOUS)(lambda labels=None: self.on_step(-1, labels))
@@ -147,10 +194,20 @@ class WorklistPanel:
                     variant="tonal", color="primary", id="si-wl-open-folder")
         v3.VBtn("Phantom worklist", click=(self.on_phantom, f"[{LABELS}]"), disabled=("si_busy",), variant="text",
                 size="small", prepend_icon="mdi-folder-plus-outline", classes="mt-1", id="si-wl-phantom",
-                title=f"Write a {PHANTOM_CASES}-case phantom cohort of this module into the station's scratch folder "
-                      "and open it")
+                title=f"Open this module's {PHANTOM_CASES}-case phantom cohort, written once into your SmartImaging "
+                      "data folder (kept across restarts)")
         v3.VAlert(v_if=(_by_module("si_wl_error"),), text=(_by_module("si_wl_error"),), type="error",
                   variant="tonal", density="compact", classes="mt-1", id="si-wl-error")
+        with v3.VAlert(v_if=(_by_module("si_wl_pixel"),), type="warning", variant="tonal", density="compact",
+                       classes="mt-1", id="si-wl-pixel"):
+            html.Div("{{ si_wl_pixel_message[si_module] }}")
+            with html.Div(classes="d-flex align-center ga-2 mt-1"):
+                v3.VTextField(model_value=(_by_module("si_wl_pixel_mm"),), label="Pixel size (mm)",
+                              update_modelValue=_assign("si_wl_pixel_mm", "$event"), density="compact",
+                              hide_details=True, disabled=("si_busy",), id="si-wl-pixel-mm", style="max-width: 160px;")
+                v3.VBtn("Open the case", click=(self.on_pixel_size, f"[{_by_module('si_wl_pixel_mm')}]"),
+                        disabled=("si_busy",), size="small", color="warning", id="si-wl-pixel-open",
+                        title="Keep this pixel size with the case (asked once) and open it")
         with html.Div(v_if=(_by_module("si_wl_open"),), id="si-worklist"):
             self._table()
             self._labels()
@@ -271,6 +328,23 @@ class WorklistPanel:
         self.when_saved(module, lambda: create_task(self.station._run(
             lambda progress: self._phantom(progress, module), module)))
 
+    def on_pixel_size(self, text) -> None:
+        """The pixel size typed for the case that waits for one: kept in its record, then the case opens."""
+        module = self.state.si_module
+        reading, case_id = self._readings.get(module), self.state.si_wl_pixel[module]
+        if reading is None or not case_id or self.state.si_busy:
+            return
+        self._set("si_wl_error", module, "")
+        try:
+            reading.worklist.set_pixel_size(case_id, str(text or ""))
+        except SmartImagingError as exc:
+            self._set("si_wl_error", module, str(exc))
+            return
+        except OSError as exc:
+            self._set("si_wl_error", module, f"The pixel size of case {case_id} was not kept: {_reason(exc)}")
+            return
+        self._start_open(module, case_id)
+
     def on_row(self, case_id, labels=None) -> None:
         module = self.state.si_module
         self._take_labels(module, labels)
@@ -375,13 +449,18 @@ class WorklistPanel:
         self._start_open(module, None)
 
     async def _phantom(self, progress, module: str) -> None:
-        """Write the module's phantom cohort in the scratch folder (once per session) and open it."""
-        folder = Path(self.station._scratch.name) / "worklists" / module
+        """Open the module's phantom worklist, written first when the user's data folder has none."""
+        flow = self.station.flows[module]
+        options = {"kind": flow.kind} if module == "MammoRadiomics" else {}  # one kind: a classifier trains on it
+        folder = phantom_folder(module, options.get("kind"))
         if not (folder / "manifest.csv").is_file():
-            flow = self.station.flows[module]
-            progress(0, f"Phantom worklist: writing {PHANTOM_CASES} phantom cases of {flow.title}")
-            options = {"kind": flow.kind} if module == "MammoRadiomics" else {}  # one kind: a classifier trains on it
-            await asyncio.to_thread(PHANTOM_WRITERS[module], folder, PHANTOM_CASES, PHANTOM_SEED, **options)
+            progress(0, f"Phantom worklist: writing {PHANTOM_CASES} phantom cases of {flow.title} into {folder}")
+            try:
+                await asyncio.to_thread(write_phantoms, module, folder, **options)
+            except OSError as exc:
+                self._set("si_wl_error", module, f"The phantom worklist could not be written into {folder}: "
+                                                 f"{_reason(exc, folder)}")
+                return
         await self._open_folder(progress, module, str(folder))
 
     def _start_open(self, module: str, case_id: str | None) -> None:
@@ -395,8 +474,16 @@ class WorklistPanel:
         self._shown.pop(module, None)
         self._set("si_wl_case", module, "")
         self._set("si_wl_conflict", module, "")
+        self._set("si_wl_pixel", module, "")
         try:
             case = reading.open_case(case_id)
+        except PixelSizeNeededError as exc:  # not loaded at 1 mm: the section asks for the pixel size
+            station._set_case(module, "", [])
+            station._show(flow, fit=True)
+            self._set("si_wl_pixel_message", module, str(exc))
+            self._set("si_wl_pixel_mm", module, "")
+            self._set("si_wl_pixel", module, exc.case_id)
+            return
         except BaseException:
             station._set_case(module, "", [])
             station._show(flow, fit=True)

@@ -6,7 +6,9 @@ Segment Editor's brush and makes the call; Check shows Dice numbers equal to the
 masks (the outlines the station kept, the key's PNG), the three outlines (student, key, AI) with a legend in their
 colours, and locks the outline; a case checked again replaces its row. The score sheet (with the student's call and
 the key's label) downloaded as CSV has the page's rows; a sample loaded over the teaching case takes its outlines
-away and frees the tab's buttons. Screenshots go to $SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder."""
+away and frees the tab's buttons. A bone-scan student case is checked spot by spot (a positive study with a spot
+found and a false positive, a negative one checked with nothing drawn: no Dice, no NaN). Screenshots go to
+$SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder."""
 
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ from web_station import (  # noqa: E402
 )
 
 from smartimaging.phantoms.mammo import PIXEL_MM  # noqa: E402
-from smartimaging.teaching import COLUMNS, check_answer, slice_to_show  # noqa: E402
+from smartimaging.teaching import COLUMNS, check_answer, check_spots, slice_to_show  # noqa: E402
 from smartimaging.teaching_scene import OUTLINES  # noqa: E402
 
 BRUSH_MM = 2.5  # the mass brush's default diameter
@@ -235,9 +237,110 @@ def test_an_lvi_case_outlined_on_one_slice_is_shown_on_that_slice(page, screensh
     assert _pixels(page, "student") > 30 and _pixels(page, "key") > 30  # both in the first view
 
 
-def _pixels(page, name: str) -> int:
-    """Pixels of an outline's colour in the first view."""
+def test_a_bone_scan_student_case_is_checked_spot_by_spot(page, screenshots, tmp_path):
+    """The student paints across one anterior metastasis of the key and a midline spot without one, calls
+    "yes" and checks: the page's spot counts, Dice and sentences are the core's on the masks the station kept, the
+    outlines show on both views; the next study is negative: checked with nothing drawn, it has no Dice (the page
+    says so, the CSV cell is empty) and the call is right."""
+    from scipy import ndimage
+
+    open_module(page, "Bone scan BSTBI")
+    click_and_wait_idle(page, "Phantom teaching set")
+    assert page.locator("#si-teach-error").count() == 0
+    folder = Path(page.input_value("#si-teach-folder"))
+    with open(folder / "manifest.csv", encoding="utf-8", newline="") as f:
+        cases = list(csv.DictReader(f))
+    assert [c["label"] for c in cases] == ["1", "0", "1"]
+    assert page.locator("#si-teach-spot-hint").is_visible()
+    assert page.locator("#si-teach-check").is_enabled()  # "none" is an answer: Check needs no drawing
+    key = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / cases[0]["mask"]))) == 1
+    anterior, count = ndimage.label(key[0], structure=np.ones((3, 3)))
+    largest = 1 + int(np.argmax(ndimage.sum_labels(key[0], anterior, range(1, count + 1))))
+    rows, cols = np.nonzero(anterior == largest)
+    size = key.shape[:0:-1]  # (columns, rows)
+    click_and_wait_idle(page, "Draw ROI by hand")
+    reset_views_when_sized(page)
+    choose_effect(page, "mdi-brush")
+    clear = next(row for row in (0.12, 0.3, 0.6, 0.9) if not key[0, int(row * size[1]) - 15:int(row * size[1]) + 15,
+                                                                    size[0] // 2 - 25:size[0] // 2 + 25].any())
+    for start, end in (((cols.min() - 1, rows.mean()), (cols.max() + 1, rows.mean())),  # across the metastasis
+                       ((size[0] / 2 - 12, clear * size[1]), (size[0] / 2 + 12, clear * size[1]))):  # no metastasis
+        page.mouse.move(*image_point_on_page(page, size, start))
+        page.mouse.down()
+        page.mouse.move(*image_point_on_page(page, size, end), steps=8)
+        page.mouse.up()
+    page.wait_for_function("window.trame.state.get('si_teach_drawn')", timeout=30_000)
+    page.get_by_role("combobox", name="Your call: Bone metastasis").click(force=True)
+    page.get_by_role("option", name="yes", exact=True).click()
+    click_and_wait_idle(page, "Check")
+    assert page.locator("#si-teach-error").count() == 0
+
+    checked = sorted(folder.parent.glob(f"set-*/checked/{cases[0]['patient_id']}"))[-1]
+    student = sitk.ReadImage(str(checked / "student.seg.nrrd"))
+    key_image = sitk.GetImageFromArray(key.astype(np.uint8))
+    key_image.CopyInformation(student)
+    expected = check_spots(student, key_image, sitk.ReadImage(str(checked / "ai.seg.nrrd")), "yes", "yes",
+                           views=("anterior", "posterior"))
+    found = expected.student_spots
+    assert len(found.found) == 1 and len(found.false_positives) == 1  # the metastasis, the stroke beside none
+    assert page.inner_text("#si-teach-key") == expected.key_summary
+    assert page.inner_text("#si-teach-dice-student") == f"{expected.dice_student_key:.3f}"
+    assert page.inner_text("#si-teach-dice-ai") == f"{expected.dice_ai_key:.3f}"
+    student_text = page.inner_text("#si-teach-student")
+    assert student_text.startswith(f"You found 1 of the key's {len(expected.key_spots)} hot spots; you missed "
+                                   f"{len(found.missed)} (")
+    assert "1 of your spots is not in the key (false positive: " in student_text
+    assert student_text.count(" on the anterior view") >= 2 and " mm, y " not in student_text  # sites, no positions
+    assert page.inner_text("#si-teach-ai").startswith(f"The AI found {len(expected.ai_spots.found)} of the key's")
+    assert page.inner_text("#si-teach-ai-call").startswith("The AI's call, ")
+    assert page.inner_text("#si-teach-call-result").startswith("right")
+    outlines = {node["outline"]: node for node in _scene(page) if node["outline"]}
+    assert set(outlines) == {"student", "key", "ai"}
+    page.screenshot(path=str(screenshots / "web-teaching-bonescan-checked.png"))
+    assert all(_pixels(page, "key", view) > 20 for view in (0, 1))  # the key's outline on the anterior and posterior
+
+    click_and_wait_idle(page, "Next")  # the negative study: checked with nothing drawn
+    page.get_by_role("combobox", name="Your call: Bone metastasis").click(force=True)
+    page.get_by_role("option", name="no", exact=True).click()
+    click_and_wait_idle(page, "Check")
+    assert page.locator("#si-teach-error").count() == 0
+    assert page.locator("#si-teach-dice").count() == 0
+    no_dice = page.inner_text("#si-teach-no-dice")
+    assert no_dice.startswith("False-positive spots: you 0 · AI ")
+    assert no_dice.endswith("(no Dice: no lesion in the key)")
+    assert page.inner_text("#si-teach-key") == ("No metastasis in the key (a negative study): false-positive spots "
+                                                "are counted, Dice is not defined.")
+    legend = page.locator("#si-teach-legend").inner_text().split("\n")
+    assert "Your outline" not in legend and "Answer key" not in legend  # nothing of theirs to outline
+    assert page.inner_text("#si-teach-student") == "No metastasis in the key, and you outlined no spot."
+    assert page.inner_text("#si-teach-call-result").startswith("right")
+    page.screenshot(path=str(screenshots / "web-teaching-bonescan-negative.png"))
+
+    rows = page.locator("#si-teach-table tbody tr")
+    on_page = [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())]
+    assert [row[0] for row in on_page] == [cases[0]["patient_id"], cases[1]["patient_id"]]
+    assert on_page[0][7:] == [f"1/{len(expected.key_spots)}", "1"] and on_page[1][1] == "" and on_page[1][7:] == [
+        "0/0", "0"]
+    with page.expect_download(timeout=60_000) as info:
+        page.locator("#si-teach-download").click()
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    with open(path, encoding="utf-8", newline="") as f:
+        downloaded = list(csv.DictReader(f))
+    assert [row["case"] for row in downloaded] == [cases[0]["patient_id"], cases[1]["patient_id"]]
+    assert {k: downloaded[0][k] for k in ("student_dice", "key_spots", "spots_found", "spots_missed",
+                                          "false_positive_spots", "ai_spots_found", "call")} == {
+        "student_dice": f"{expected.dice_student_key:.3f}", "key_spots": str(len(expected.key_spots)),
+        "spots_found": "1", "spots_missed": str(len(found.missed)), "false_positive_spots": "1",
+        "ai_spots_found": str(len(expected.ai_spots.found)), "call": "right"}
+    assert downloaded[1]["student_dice"] == downloaded[1]["ai_dice"] == "" and downloaded[1]["call"] == "right"
+    assert downloaded[1]["key_spots"] == "0" and downloaded[1]["ai_call"] in ("yes", "no")
+    assert "nan" not in path.read_text(encoding="utf-8").lower()
+
+
+def _pixels(page, name: str, view: int = 0) -> int:
+    """Pixels of an outline's colour in a view (the first by default)."""
     colour = np.array([round(255 * c) for c in next(o for o in OUTLINES if o.name == name).color])
     page.wait_for_timeout(1500)  # the server's new frame
-    view = np.asarray(Image.open(io.BytesIO(view_images(page).first.screenshot())).convert("RGB")).astype(int)
-    return int(np.count_nonzero(np.abs(view - colour).max(axis=-1) < 30))
+    shown = np.asarray(Image.open(io.BytesIO(view_images(page).nth(view).screenshot())).convert("RGB")).astype(int)
+    return int(np.count_nonzero(np.abs(shown - colour).max(axis=-1) < 30))

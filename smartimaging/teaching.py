@@ -276,7 +276,7 @@ def _key_spots_text(spots: tuple[Spot, ...], views: list[str]) -> str:
     """"The answer key has 3 hot spots (metastases): 2 on the anterior view, 1 on the posterior view." or "No
     metastasis in the key: ..."."""
     if not spots:
-        return "No metastasis in the key: a negative study, so Dice is not defined; false-positive spots are counted."
+        return "No metastasis in the key (a negative study): false-positive spots are counted, Dice is not defined."
     per_view = [f"{sum(spot.view == view for spot in spots)} on the {view} view" for view in dict.fromkeys(views)
                 if any(spot.view == view for spot in spots)]
     return (f"The answer key has {counted(len(spots), 'hot spot')} (metastases): {', '.join(per_view)} (a metastasis "

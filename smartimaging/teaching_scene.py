@@ -306,11 +306,11 @@ def has_drawing(segmentation_node) -> bool:
 
 
 def show_outlines(scene, volume_node, masks: dict[str, np.ndarray], segment: SegmentSpec) -> list:
-    """One segmentation node per outline of `masks` (by OUTLINES name), drawn as an outline in its colour; the
-    nodes, in OUTLINES' order (the last drawn on top)."""
+    """One segmentation node per outline of `masks` (by OUTLINES name) that has a pixel, drawn as an outline in its
+    colour; the nodes, in OUTLINES' order (the last drawn on top)."""
     nodes = []
     for outline in OUTLINES:
-        if outline.name not in masks:
+        if outline.name not in masks or not np.any(masks[outline.name]):
             continue
         labels = masks[outline.name].astype(np.uint8) * segment.label
         node = segmentation_from_labels(scene, volume_node, labels, (segment,),

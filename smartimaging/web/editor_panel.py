@@ -101,6 +101,8 @@ class EditorPanel:
         if flow.segmentation is None:
             self.editor.clear()  # no effect stays active on another module's or a removed segmentation
             return
+        # a bone scan's frames are its two views, 1 slice apart: a sphere brush would paint the other view too
+        self._paint.data.use_sphere_brush = flow.layout != "frames"
         lesion = lesion_mm(flow.segmentation)
         active = self.editor.active_segmentation_node
         if active is None or active.GetID() != flow.segmentation.GetID():

@@ -2,7 +2,11 @@
 a phantom set written on the spot) in the open module's tab, drawing each lesion and making the call with the AI's
 proposal and the key out of the scene; Check scores the outline and the call against the key (`teaching`), shows the
 student's, the key's and the AI's outlines together (on a volume, on the slice where the student's outline and the key
-are seen together, which the page names), and adds the case to the session's score sheet (CSV download).
+are seen together, which the page names), and adds the case to the session's score sheet (CSV download). A bone scan
+is checked spot by spot (`teaching.check_spots`): the student outlines the hot spots they believe are metastases, or
+none, and Check is on without a drawing; the page says the key's spots found and missed, the false positives (where
+a negative key leaves Dice undefined), the AI's call, and shows the outlines on the whole anterior and posterior
+views.
 
 While a teaching case is open its tab's Segment is disabled (it would show the AI's proposal), and so is the compute
 until Check (its score would tell the AI's call); after Check the student's outline is locked (no longer an editable
@@ -23,7 +27,7 @@ from trame_server.utils.asynchronous import create_task
 
 from ..errors import InputError, SmartImagingError
 from ..mrml import volume_node_to_sitk
-from ..teaching import ScoreSheet, check_answer, slice_to_show
+from ..teaching import ScoreSheet, check_answer, check_spots, slice_to_show
 from ..teaching_scene import (
     OUTLINES,
     TEACHABLE,
@@ -31,6 +35,7 @@ from ..teaching_scene import (
     has_drawing,
     image_of,
     key_centre_lps,
+    proposal_call,
     proposal_flow,
     proposal_mask,
     ras_bounds,
@@ -38,6 +43,7 @@ from ..teaching_scene import (
     segmentations_shown,
     show_outlines,
     slice_centre_ras,
+    spot_sites,
     student_mask,
     write_phantom_set,
 )
@@ -45,6 +51,7 @@ from ..teaching_scene import (
 CSV_TRIGGER = "si_teach_csv"
 CSV_NAME = "teaching-scores.csv"
 SHEET_COLUMNS = ("Case", "Your Dice", "AI Dice", "Your call", "Key", "Call", "Time (s)")  # Score.cells()' first 7
+SPOT_SHEET_COLUMNS = ("Spots found", "False +")  # lesion-wise sets: the student's key spots found, false positives
 NO_BLOCKS = {"segment": False, "draw": False, "compute": False}
 ZOOM = 3.0  # after Check the views show the outlines' box this many times over, centred
 # A case opened or checked scrolls the left panel to the teaching case: its hint, the call and the result in sight
@@ -55,6 +62,9 @@ window.smartimagingShowTeachingCase = function () {
 """
 STUDENT_HINT = ("Student mode: the AI's proposal and the answer key are hidden until you press Check. Press “Draw ROI "
                 "by hand”, paint the lesion in the Segment Editor, make your call, then press Check.")
+SPOT_HINT = ("Student mode: the AI's proposal and the answer key are hidden until you press Check. Press “Draw ROI by "
+             "hand” and paint, on both views, the hot spots you believe are metastases (none if you see none; the "
+             "bladder is no metastasis), make your call, then press Check.")
 
 
 class TeachingPanel:
@@ -80,6 +90,8 @@ class TeachingPanel:
         state.si_teach_open = False  # a teaching case is open in its tab
         state.si_teach_has_next = state.si_teach_has_previous = False
         state.si_teach_choices = []
+        state.si_teach_lesion_wise = False  # the set is checked spot by spot (bone scans): Check needs no drawing
+        state.si_teach_columns = list(SHEET_COLUMNS)
         state.si_teach_call_title = ""
         state.si_teach_call = None
         state.si_teach_drawn = False  # the student's outline has a pixel
@@ -108,8 +120,8 @@ class TeachingPanel:
         with html.Div(id="si-teaching", classes="mt-4"):
             html.Div("Teaching", classes="text-subtitle-1 mb-1")
             with html.Div(v_if=("!si_teach_teachable.includes(si_module)",), classes="text-caption"):
-                html.Span("Teaching checks an outline of the lesion against an answer key: open the Mammography or "
-                          "the Breast LVI tab.")
+                html.Span("Teaching checks an outline against an answer key: open the Mammography, the Breast LVI "
+                          "or the Bone scan tab.")
             with html.Div(v_if=("si_teach_teachable.includes(si_module)",)):
                 with html.Div(classes="d-flex align-center ga-2"):
                     v3.VTextField(v_model=("si_teach_folder",), label="Teaching set folder (a cohort with masks "
@@ -141,16 +153,20 @@ class TeachingPanel:
                     disabled=("si_busy || !si_teach_has_previous",), prepend_icon="mdi-chevron-left")
             v3.VBtn("Next", click=lambda: self.on_step(1), size="small", variant="tonal",
                     disabled=("si_busy || !si_teach_has_next",), append_icon="mdi-chevron-right")
-        html.Div(STUDENT_HINT, v_if=("si_teach_open && !si_teach_checked",), classes="text-caption mt-1",
-                 id="si-teach-hint")
+        html.Div(STUDENT_HINT, v_if=("si_teach_open && !si_teach_checked && !si_teach_lesion_wise",),
+                 classes="text-caption mt-1", id="si-teach-hint")
+        html.Div(SPOT_HINT, v_if=("si_teach_open && !si_teach_checked && si_teach_lesion_wise",),
+                 classes="text-caption mt-1", id="si-teach-spot-hint")
         with html.Div(v_if=("si_teach_open",), classes="d-flex align-center ga-2 mt-2"):
             v3.VSelect(v_model=("si_teach_call",), items=("si_teach_choices",), label=("si_teach_call_title",),
                        density="compact", hide_details=True, clearable=True, id="si-teach-call",
                        disabled=("si_busy || si_teach_checked",))
             v3.VBtn("Check", click=(self.on_check, "[si_teach_call]"), color="primary", id="si-teach-check",
-                    disabled=("si_busy || !si_teach_drawn || si_teach_checked",), prepend_icon="mdi-check-bold")
+                    disabled=("si_busy || !(si_teach_drawn || si_teach_lesion_wise) || si_teach_checked",),
+                    prepend_icon="mdi-check-bold")
         html.Div("Draw the lesion first: Check is enabled once your outline has a pixel.",
-                 v_if=("si_teach_open && !si_teach_drawn && !si_teach_checked",), classes="text-caption")
+                 v_if=("si_teach_open && !si_teach_drawn && !si_teach_checked && !si_teach_lesion_wise",),
+                 classes="text-caption")
 
     def _result_part(self) -> None:
         with html.Div(v_if=("si_teach_checked && si_teach_result",), id="si-teach-result", classes="mt-2"):
@@ -159,11 +175,15 @@ class TeachingPanel:
                     html.Span(style=("{ display: 'inline-block', width: '26px', marginRight: '6px', "
                                      "borderTop: '3px solid ' + item.color }",))
                     html.Span("{{ item.title }}")
-            with html.Div(classes="text-h6", id="si-teach-dice"):
+            html.Div("{{ si_teach_result.key_summary }}", v_if=("si_teach_result.key_summary",),
+                     classes="text-body-2", id="si-teach-key")
+            with html.Div(v_if=("si_teach_result.student_dice",), classes="text-h6", id="si-teach-dice"):
                 html.Span("Dice with the key: you ")
                 html.Span("{{ si_teach_result.student_dice }}", id="si-teach-dice-student")
                 html.Span(" · AI ", v_if=("si_teach_result.ai_dice",))
                 html.Span("{{ si_teach_result.ai_dice }}", v_if=("si_teach_result.ai_dice",), id="si-teach-dice-ai")
+            html.Div("{{ si_teach_result.no_dice }}", v_if=("si_teach_result.no_dice",), classes="text-h6",
+                     id="si-teach-no-dice")
             with html.Div(classes="d-flex align-center ga-2", id="si-teach-call-result"):
                 v3.VChip("{{ si_teach_result.call }}", size="small", label=True, variant="flat",
                          color=("si_teach_result.call === 'right' ? 'success' : "
@@ -172,6 +192,8 @@ class TeachingPanel:
             html.Div("{{ si_teach_result.student }}", classes="text-body-2 mt-1", id="si-teach-student")
             html.Div("{{ si_teach_result.ai }}", v_if=("si_teach_result.ai",), classes="text-body-2",
                      id="si-teach-ai")
+            html.Div("{{ si_teach_result.ai_call }}", v_if=("si_teach_result.ai_call",), classes="text-body-2",
+                     id="si-teach-ai-call")
             html.Div("{{ si_teach_result.ai_source }}", classes="text-caption mt-1", id="si-teach-ai-source")
             html.Div("{{ si_teach_result.view }}", v_if=("si_teach_result.view",), classes="text-caption",
                      id="si-teach-view")
@@ -186,8 +208,7 @@ class TeachingPanel:
             html.Div("{{ si_teach_summary }}", classes="text-body-2", id="si-teach-summary")
             with v3.VTable(density="compact", id="si-teach-table"):
                 with html.Thead(), html.Tr():
-                    for column in SHEET_COLUMNS:
-                        html.Th(column, style="padding: 0 4px;")
+                    html.Th("{{ column }}", v_for=("column in si_teach_columns",), style="padding: 0 4px;")
                 with html.Tbody(), html.Tr(v_for=("row in si_teach_rows",)):
                     html.Td("{{ cell }}", v_for=("cell in row",), style="font-size: 13px; padding: 0 4px;")
             html.Div("One row per case: checking a case again replaces its row. Time: from opening the case to "
@@ -257,6 +278,8 @@ class TeachingPanel:
         state.si_teach_left_out = teaching.left_out
         state.si_teach_choices = list(teaching.choices)
         state.si_teach_call_title = f"Your call: {teaching.label_field.title}"
+        state.si_teach_lesion_wise = teaching.lesion_wise
+        state.si_teach_columns = [*SHEET_COLUMNS, *(SPOT_SHEET_COLUMNS if teaching.lesion_wise else ())]
         self._publish_sheet()
         await self._open_case(progress, 0)
 
@@ -296,14 +319,18 @@ class TeachingPanel:
         case = teaching.cases[self._index]
         reference = volume_node_to_sitk(flow.primary)
         student = student_mask(flow)
-        if not student.any():
+        if not student.any() and not teaching.lesion_wise:
             raise InputError("Draw the lesion first: your outline is empty")
         key = teaching.key()
         progress(0.3, "Check: the AI's outline")
-        ai, ai_source = await self._ai_outline(flow, case, key, reference, progress)
-        result = check_answer(image_of(student, reference), image_of(key, reference),
-                              None if ai is None else image_of(ai, reference), call, case.key_label,
-                              {choice: choice for choice in teaching.choices})
+        ai, ai_call, ai_source = await self._ai_outline(flow, case, key, reference, progress)
+        images = (image_of(student, reference), image_of(key, reference),
+                  None if ai is None else image_of(ai, reference), call, case.key_label,
+                  {choice: choice for choice in teaching.choices})
+        if teaching.lesion_wise:
+            result = check_spots(*images, *spot_sites(flow, teaching.bladder()), ai_call)
+        else:
+            result = check_answer(*images)
         masks = {"student": student, "key": key, **({} if ai is None else {"ai": ai})}
         station.slicer_app.segmentation_editor.clear()  # the student's outline is locked: no longer editable
         flow._replace_segmentation(None, None)
@@ -316,20 +343,24 @@ class TeachingPanel:
         if earlier is not None:  # one row per case: the new one takes the earlier one's place
             replaced = self.sheet.rows[earlier]
             self.sheet.rows[earlier] = self.sheet.rows.pop()
-        shown = slice_to_show(student, key)  # a volume: the slice with the student's outline and the key
+        # a volume: the slice with the student's outline and the key (a bone scan's frames are its two views)
+        shown = None if teaching.lesion_wise else slice_to_show(student, key)
         state = station.state
         state.si_teach_result = {
             "student_dice": score.cells()[1], "ai_dice": score.cells()[2], "call": result.call,
-            "call_summary": result.call_summary or "", "student": result.student.summary,
-            "ai": result.ai.summary if result.ai else "", "ai_source": ai_source, "view": shown.text if shown else ""}
+            "call_summary": result.call_summary or "", "ai_source": ai_source, "view": shown.text if shown else "",
+            **_feedback(result)}
         state.si_teach_replaced = (f"Case {case.case_id} was checked again: its new row replaces the earlier one "
                                    f"(your Dice then {replaced.cells()[1]})." if replaced else "")
         state.si_teach_checked = True
         self._set_open(True)
         self._publish_sheet()
-        station._show(flow)
-        self._zoom_to(ras_bounds(masks.values(), flow.primary),
-                      slice_centre_ras(masks.values(), flow.primary, shown.index if shown else None))
+        if teaching.lesion_wise:  # the whole anterior and posterior views: spots anywhere in the skeleton
+            station._show(flow, fit=True)
+        else:
+            station._show(flow)
+            self._zoom_to(ras_bounds(masks.values(), flow.primary),
+                          slice_centre_ras(masks.values(), flow.primary, shown.index if shown else None))
         self._publish_scene()
         state.si_teach_shown += 1
 
@@ -347,25 +378,28 @@ class TeachingPanel:
             node.JumpSliceByCentering(*centre)
 
     async def _ai_outline(self, flow, case, key, reference, progress):
-        """The AI's outline of the case (None when the AI found nothing) and the sentence that says where it came
-        from."""
-        saved = self._set.saved_proposal(case)
+        """The AI's outline of the case (None when the AI found nothing), its call where known (a bone scan's
+        networks), and the sentence that says where the outline came from."""
+        teaching = self._set
+        saved = teaching.saved_proposal(case)
         note = ""
         if saved is not None:
             try:
-                return read_proposal(saved, reference), "The AI's outline: the proposal saved in the cohort's worklist."
+                return (read_proposal(saved, reference, teaching.lesion_label if teaching.lesion_wise else None), None,
+                        "The AI's outline: the proposal saved in the cohort's worklist.")
             except InputError as exc:
                 note = f"{exc}; "
-        scratch = proposal_flow(flow, case, key_centre_lps(key, reference))
+        where = "" if teaching.lesion_wise else ", prompted at the answer key's centre"
+        scratch = proposal_flow(flow, case, None if teaching.lesion_wise else key_centre_lps(key, reference))
         try:
             await self.station._drive(scratch.segment(progress))
             made = ("the classical region growing (the AI found no lesion there)"
                     if (scratch.roi_source or "").startswith("classical") else "the AI's Segment")
             why = note or "The cohort's worklist saved no AI proposal for this case; "
-            return proposal_mask(scratch), (f"{why}the AI's outline was made now by {made}, prompted at the answer "
-                                            "key's centre.")
+            return (proposal_mask(scratch), proposal_call(scratch) if teaching.lesion_wise else None,
+                    f"{why}the AI's outline was made now by {made}{where}.")
         except SmartImagingError as exc:
-            return None, f"{note}No AI outline: Segment at the answer key's centre found nothing ({exc})."
+            return None, None, f"{note}No AI outline: Segment{where} found nothing ({exc})."
         finally:
             scratch.clear()
 
@@ -412,7 +446,8 @@ class TeachingPanel:
 
     def _publish_sheet(self) -> None:
         state = self.station.state
-        state.si_teach_rows = [row.cells()[:len(SHEET_COLUMNS)] for row in self.sheet.rows]
+        state.si_teach_rows = [row.cells()[:len(SHEET_COLUMNS)] + ([f"{row.spots[1]}/{row.spots[0]}", str(row.spots[3])]
+                                                                   if row.spots else []) for row in self.sheet.rows]
         state.si_teach_summary = self.sheet.summary().text
 
     def _on_module(self, si_module, **_kwargs) -> None:
@@ -445,3 +480,18 @@ class TeachingPanel:
     def score_sheet_csv(self) -> dict:
         """The session's score sheet as a CSV file for the page to save."""
         return {"name": CSV_NAME, "type": "text/csv", "content": self.sheet.to_csv_text()}
+
+
+def _feedback(result) -> dict:
+    """The page's sentences of a checked case: region-wise (`check_answer`) or spot by spot (`check_spots`: the key's
+    spots, the false positives in place of an undefined Dice, the AI's call)."""
+    if result.student_spots is None:
+        return {"student": result.student.summary, "ai": result.ai.summary if result.ai else "", "key_summary": "",
+                "no_dice": "", "ai_call": ""}
+    no_dice = ""
+    if result.dice_student_key is None:
+        ai = result.ai_spots
+        no_dice = (f"False-positive spots: you {len(result.student_spots.false_positives)}"
+                   + (f" · AI {len(ai.false_positives)}" if ai else "") + " (no Dice: no lesion in the key)")
+    return {"student": result.student_spots.summary, "ai": result.ai_spots.summary if result.ai_spots else "",
+            "key_summary": result.key_summary, "no_dice": no_dice, "ai_call": result.ai_call_summary or ""}

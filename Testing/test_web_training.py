@@ -1,48 +1,100 @@
-"""Train and Evaluate on the open worklist's cohort in the browser reading station (headless Chromium): a 20-case
-mammography phantom worklist whose cases were saved (test_cohort_training.save_cases) is opened; Train writes a
-model (progress shown, the card in the Model section), Evaluate shows the held-out table (AUC with its CI, SEN/SPE/ACC
-with counts, the training CV estimate, Dice) and the ROC image; the new model chosen in the Model selector shows its
-card, and Compute names it in the result table; a Train cancelled midway leaves no model folder. Screenshots go
-to $SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder. Without a browser, the Model selector's callbacks on a
+"""The issue's walk through a phantom worklist in the browser reading station (headless Chromium): a 20-case
+mammography phantom cohort whose first 15 cases a reader already read and saved (with the GUI-free Worklist API,
+test_cohort_training.save_cases) is opened and resumes at case 16; the browser reads the remaining 5: Segment keeps
+the AI's proposal, two proposals are corrected with an eraser stroke and three accepted, the pathology filled, Save /
+Save and next (the table, the case records and the manifest follow); the page reloaded keeps the worklist and the
+case, the folder opened again resumes there. Then Train writes a model from the 20 done cases (progress shown, the
+card in the Model section; a Train cancelled midway leaves no model folder), Evaluate shows the held-out table (AUC
+with its CI, SEN/SPE/ACC with counts, the training CV estimate, Dice) and the ROC image, the new model chosen in the
+Model selector shows its card, and Compute names it in the result table. Training needs 5 patients of each class in
+train + val (cohort_training.MIN_TRAINING_PER_CLASS): hence 20 cases. Screenshots go to $SMARTIMAGING_SCREENSHOTS or
+to pytest's temporary folder. Without a browser, the Model selector's callbacks on a
 trame state: only the lesion kind's models are offered (the page's kind, even before the flow has it), only an
 offered model is chosen and only once its card was read, so the card shown is the one Compute uses."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 pytest.importorskip("trame_slicer")
 pytest.importorskip("playwright.sync_api")
 
+from PIL import Image  # noqa: E402
 from test_cohort_training import SEED, save_cases  # noqa: E402
+from test_web_worklist import _choose, _open_folder, _record, _statuses, _wait_open  # noqa: E402
 from web_station import (  # noqa: E402
+    choose_effect,
     click_and_wait_idle,
+    image_point_on_page,
     open_module,
+    reset_views_when_sized,
     screenshot_folder,
+    segment_counts,
     station_page,
     table,
-    wait_for_case,
 )
 
 from smartimaging.cohort_training import card_summary, model_card_path  # noqa: E402
 from smartimaging.mammo.cohort import write_mammo_phantom_cohort  # noqa: E402
 from smartimaging.models.registry import models_dir  # noqa: E402
+from smartimaging.worklist import Worklist  # noqa: E402
 
 MAMMO = "MammoRadiomics"
 NAME = "mass-site-1"
+READ_BEFORE = 15  # cases the reader saved before the browser walks the other 5
+CORRECTED = (0, 1)  # of those 5, the proposals the reader corrects (the others are accepted as proposed)
 
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("training") / "cohort"
     write_mammo_phantom_cohort(folder, 20, seed=SEED, kind="mass")
-    save_cases(folder)
+    save_cases(folder, READ_BEFORE)
     return folder
+
+
+def _wait_status(page, case_id: str, status: str) -> None:
+    page.wait_for_function("([id, status]) => [...document.querySelectorAll('#si-wl-table tbody tr')].some("
+                           "r => r.cells[0]?.innerText === id && r.cells[1]?.innerText === status)",
+                           arg=[case_id, status], timeout=30_000)
+
+
+def _key_centre(cohort: Path, case_id: str) -> tuple[np.ndarray, tuple[float, float]]:
+    mask = np.asarray(Image.open(cohort / "masks" / f"{case_id}.png")) > 0
+    rows, cols = np.nonzero(mask)
+    return mask, (cols.mean(), rows.mean())
+
+
+def _segment_at_key(page, cohort: Path, case_id: str) -> int:
+    """Place the lesion point at the centre of the case's key mask and Segment; the ROI's size."""
+    mask, centre = _key_centre(cohort, case_id)
+    reset_views_when_sized(page)
+    page.get_by_role("button", name="Place lesion point").click()
+    page.mouse.click(*image_point_on_page(page, mask.shape[::-1], centre))
+    page.wait_for_function("!window.trame.state.get('si_placing')", timeout=10_000)
+    click_and_wait_idle(page, "Segment")
+    return segment_counts(page)["Breast mass"]
+
+
+def _erase_through_centre(page, cohort: Path, case_id: str, proposed: int) -> int:
+    """The reader's correction: one eraser stroke through the lesion's centre; the ROI's size after it."""
+    choose_effect(page, "mdi-eraser")
+    mask, centre = _key_centre(cohort, case_id)
+    x, y = image_point_on_page(page, mask.shape[::-1], centre)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 4, y, steps=3)
+    page.mouse.up()
+    page.wait_for_function("n => !document.querySelector('#si-segments').innerText.includes(': ' + n + ' ')",
+                           arg=proposed, timeout=30_000)
+    return segment_counts(page)["Breast mass"]
 
 
 def _rows(page, selector: str) -> dict[str, str]:
@@ -51,16 +103,54 @@ def _rows(page, selector: str) -> dict[str, str]:
                                              for i in range(rows.count()))}
 
 
-def test_train_evaluate_choose_and_compute(cohort, tmp_path_factory):
+def test_propose_correct_save_resume_train_evaluate_choose_and_compute(cohort, tmp_path_factory):
     shots = screenshot_folder(tmp_path_factory)
+    cases = Worklist(cohort, MAMMO).cases
+    ids = [case.case_id for case in cases]
+    walked = ids[READ_BEFORE:]
     with station_page(tmp_path_factory, ready_timeout_ms=120_000) as (page, _process):
         open_module(page, "Mammography Rad-score", 120_000)
         assert page.locator("#si-tr-train").is_disabled()  # no worklist open yet
-        page.locator("#si-wl-folder").fill(str(cohort))
-        page.locator("#si-wl-open-folder").click()
-        page.wait_for_function("document.querySelector('#si-wl-case')?.innerText.startsWith('Case ')",
-                               timeout=60_000)
-        wait_for_case(page, 60_000)
+        _open_folder(page, cohort)
+        _wait_open(page, walked[0])  # the first case the reader has not read
+        assert _statuses(page) == {**dict.fromkeys(ids[:READ_BEFORE], "done"), **dict.fromkeys(walked, "new")}
+
+        for index, (case_id, case) in enumerate(zip(walked, cases[READ_BEFORE:], strict=True)):
+            if index == 3:  # the station's page reloaded: the worklist and the case kept; opened again: resumed
+                page.reload()
+                page.get_by_role("button", name="Load sample").wait_for(timeout=60_000)
+                _wait_open(page, case_id)
+                _open_folder(page, cohort)
+                _wait_open(page, case_id)
+            proposed = _segment_at_key(page, cohort, case_id)
+            assert proposed > 50
+            _wait_status(page, case_id, "AI proposed")
+            assert _record(cohort, case_id)["model"]["id"] == "mammo-mass-unet-demo"
+            if index in CORRECTED:
+                assert 0 < _erase_through_centre(page, cohort, case_id, proposed) < proposed
+            _choose(page, "Pathology *", case.key_label)
+            if index == 0:  # Save, then Next; the others: Save and next
+                page.locator("#si-wl-save").click()
+                _wait_status(page, case_id, "done")
+                page.locator("#si-wl-folder").scroll_into_view_if_needed()  # the section from its top
+                page.screenshot(path=str(shots / "web-worklist-saved.png"))
+                page.locator("#si-wl-next").click()
+            else:
+                page.locator("#si-wl-save-next").click()
+            if case_id != walked[-1]:
+                _wait_open(page, walked[index + 1])
+            _wait_status(page, case_id, "done")
+            record = _record(cohort, case_id)
+            assert record["labels"] == {"kind": "mass", "pathology": case.key_label}
+            if index in CORRECTED:
+                assert record["roi_source"] == "reader edited" and 0.5 < record["dice_ai_vs_corrected"] < 1
+            else:
+                assert record["dice_ai_vs_corrected"] == 1.0  # accepted as proposed
+        page.wait_for_function("document.querySelector('#si-wl-info')?.innerText.includes('last case')")
+        with open(cohort / "smartimaging" / MAMMO / "manifest.csv", encoding="utf-8", newline="") as f:
+            manifest = list(csv.DictReader(f))
+        assert [row["case_id"] for row in manifest] == ids
+        assert [row["label"] for row in manifest] == [str(int(case.key_label == "malignant")) for case in cases]
 
         models = cohort / "smartimaging" / MAMMO / "models"
         page.locator("#si-tr-name").fill("cancelled-1")  # Cancel during the features: nothing left behind

@@ -190,9 +190,10 @@ def test_a_student_session_on_three_phantom_cases(page, screenshots, tmp_path):
     info.value.save_as(path)
     with open(path, encoding="utf-8", newline="") as f:
         downloaded = list(csv.reader(f))
-    assert downloaded[0] == list(COLUMNS) == ["case", "student_dice", "ai_dice", "student_call", "key_label", "call",
-                                              "seconds", "time"]
+    assert downloaded[0] == list(COLUMNS) and COLUMNS[:8] == ("case", "student_dice", "ai_dice", "student_call",
+                                                              "key_label", "call", "seconds", "time")
     assert [row[:7] for row in downloaded[1:]] == on_page
+    assert all(cell == "" for row in downloaded[1:] for cell in row[8:])  # no spot counts: one lesion, region-wise
 
     load_sample(page)  # another image replaces the teaching case: its outlines leave, the tab's buttons are free
     assert page.inner_text("#si-teach-case").startswith("The teaching case was replaced by another image")

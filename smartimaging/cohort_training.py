@@ -14,6 +14,9 @@ Bone scan: the crop classifier network (`bonescan.train`) on the train rows' cor
 case cutoff chosen on the val rows; evaluated on the test rows by `bonescan evaluate` with this classifier and the
 demo segmenter (the same table, and the segmenter's Dice against the corrections).
 
+Breast MRI LVI (`lvi.worklist_training`): one of the paper's networks on one sequence (`network`, `sequence`), the
+paper's schedule on the train rows' corrected VOIs, the epoch chosen by the val rows' AUC; evaluated on the test rows.
+
 Training needs at least MIN_TRAINING_PER_CLASS patients of each class among the train and val rows (the smallest
 cross-validation: 3 patient-grouped folds of at least one patient of each class, and nested CV inside them);
 evaluation needs at least one case of each class among the test rows (an AUC compares the two). A model is written
@@ -44,9 +47,10 @@ from .models.registry import models_dir as default_models_dir
 MODELS_FOLDER = "models"
 MIN_TRAINING_PER_CLASS = 5
 METHODS = {"preset": "the paper's pipeline", "search": "FAE search with nested cross-validation"}
-PATH_COLUMNS = ("image", "mask", "ai_mask")
+PATH_COLUMNS = ("image", "mask", "ai_mask", "dce", "t2", "voi", "ai_voi")
 CLASSES = {"MammoRadiomics": ("benign", "malignant"),  # the modules whose classifier trains from a worklist, and
-           "BoneScanBSTBI": ("without metastasis", "with metastasis")}  # the names of their labels 0 and 1
+           "BoneScanBSTBI": ("without metastasis", "with metastasis"),  # the names of their labels 0 and 1
+           "BreastLVI": ("without LVI", "with LVI")}
 TRAINABLE = tuple(CLASSES)
 BONESCAN_EPOCHS = 30
 SMALL_COHORT_CLASSIFIERS = ("lr", "rf")  # the search's classifiers below 10 cases of a class (no calibrated SVM)
@@ -102,7 +106,8 @@ def _cohort_rows(out_folder: Path, module: str, kind: str | None) -> tuple[objec
         raise InputError(f"No case of this worklist is done yet: save cases with their label "
                          f"({' or '.join(CLASSES[module])}) first; training reads the cases marked done")
     if module != "MammoRadiomics":
-        manifest = read_manifest(path, required=("patient_id", "image", "mask", "label", "split"))
+        images = ("voi",) if module == "BreastLVI" else ("image", "mask")  # LVI: its sequence's column is checked later
+        manifest = read_manifest(path, required=("patient_id", *images, "label", "split"))
         return manifest, manifest.rows, None
     manifest = read_manifest(path, required=("patient_id", "image", "mask", "label", "split", "kind"))
     kinds = sorted({row["kind"] for row in manifest.rows})
@@ -161,11 +166,12 @@ def _extract(folder: Path, progress: Progress, start: float, span: float, check:
 def train_from_worklist(out_folder: str | os.PathLike, module: str, name: str, seed: int = 0,
                         progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
                         method: str = "preset", kind: str | None = None, search_space: dict | None = None,
-                        epochs: int = BONESCAN_EPOCHS) -> Path:
+                        epochs: int | None = None, network: str | None = None, sequence: str | None = None) -> Path:
     """Train `module`'s classifier on the worklist's done cases (train and val rows) into
     `<out_folder>/models/<name>/`; returns its card. `should_stop()` true cancels (CancelledError), leaving nothing.
     Mammography: `method` (the paper's preset for the lesion kind, or the search, `search_space` narrowing it);
-    the bone scan: the classifier network trained for `epochs` (the val rows choose the epoch and the cutoff)."""
+    the bone scan: the classifier network trained for `epochs` (the val rows choose the epoch and the cutoff);
+    breast MRI LVI: the paper's `network` on `sequence` for `epochs` (the val rows choose the epoch)."""
     _check_module(module)
     check_model_name(name)
     if method not in METHODS:
@@ -184,6 +190,10 @@ def train_from_worklist(out_folder: str | os.PathLike, module: str, name: str, s
     if module == "BoneScanBSTBI" and not any(row["split"] == "val" for row in training):
         raise InputError("Training the bone-scan classifier needs cases in the val split (about 15 % of the "
                          f"patients; they choose the epoch and the cutoff); none of the {len(training)} is. {more}")
+    if module == "BreastLVI":
+        from .lvi.worklist_training import check_splits
+
+        check_splits(training, more)
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=target.parent))
     try:
@@ -191,8 +201,13 @@ def train_from_worklist(out_folder: str | os.PathLike, module: str, name: str, s
         if module == "MammoRadiomics":
             card_path, counts, failed = _train_mammo(scratch, name, seed, method, kind, search_space, progress,
                                                      check)
+        elif module == "BreastLVI":
+            from .lvi.worklist_training import DEFAULT_NETWORK, DEFAULT_SEQUENCE, EPOCHS, train
+
+            card_path, failed = train(scratch, name, seed, epochs or EPOCHS, network or DEFAULT_NETWORK,
+                                      sequence or DEFAULT_SEQUENCE, progress, check), 0
         else:
-            card_path, failed = _train_bonescan(scratch, name, seed, epochs, progress, check), 0
+            card_path, failed = _train_bonescan(scratch, name, seed, epochs or BONESCAN_EPOCHS, progress, check), 0
         check()
         progress(0.97, "writing the model card")
         _describe(card_path, out_folder, module, name, kind, method if kind else None, seed, counts, failed)
@@ -257,13 +272,18 @@ def _describe(card_path: Path, out_folder: Path, module: str, name: str, kind: s
     cohort = out_folder.parent.parent
     manifest = out_folder / "manifest.csv"
     card = json.loads(card_path.read_text(encoding="utf-8"))
+    what, options = f"{kind} ROIs", f" --kind {kind} --method {method}"
+    if module == "BreastLVI":
+        from .lvi.worklist_training import describe
+
+        what, options = describe(card)
+    elif not kind:
+        what, options = "bone-scan label maps", f" --epochs {card['training'].get('epochs')}"
     command = (f"python -m smartimaging.worker cohort-train --output-dir {out_folder} --module {module} --name {name}"
-               + (f" --kind {kind} --method {method}" if kind else f" --epochs {card['training'].get('epochs')}")
-               + f" --seed {seed}")
+               + f"{options} --seed {seed}")
     card["module"] = module
     if kind:
         card["lesion_kind"] = kind
-    what = f"{kind} ROIs" if kind else "bone-scan label maps"
     phantom = is_phantom_cohort(cohort)
     card["training"].update(method=method or "network", command=command, data={
         "description": (f"the reader-corrected {what} of the {'synthetic phantom ' if phantom else ''}cohort "
@@ -298,14 +318,17 @@ def evaluate_model(out_folder: str | os.PathLike, module: str, name: str, progre
     if min(counts) < 1:
         raise _too_few(module, "evaluate", counts, 1, "among the held-out test cases (about 15 % of the patients, "
                        "chosen by patient)", "Save more cases as done, then evaluate again.")
-    trained_on = read_manifest(card_path.parent / "cases.csv").rows
+    trained_on = read_manifest(card_path.parent / "cases.csv", ("patient_id",)).rows
     shared = {row["patient_id"] for row in trained_on} & {row["patient_id"] for row in test}
     if shared:
         raise InputError(f"{len(shared)} test patient(s) were among the model's training cases (the manifest's split "
                          "column was changed): their numbers would not be held out. Train a new model")
     with atomic_output_dir(card_path.parent / "evaluation", one_result=False) as scratch:
         write_manifest(scratch / "cases.csv", _relative_rows(manifest, test, scratch))
-        evaluate = _evaluate_mammo if module == "MammoRadiomics" else _evaluate_bonescan
+        if module == "BreastLVI":
+            from .lvi.worklist_training import evaluate
+        else:
+            evaluate = _evaluate_mammo if module == "MammoRadiomics" else _evaluate_bonescan
         y, scores, cutoff, card, extra, failed = evaluate(card_path, scratch, progress, check)
         if len(set(y.tolist())) < 2:
             raise _too_few(module, "evaluate", (int((y == 0).sum()), int((y == 1).sum())), 1, "among the test "
@@ -418,7 +441,7 @@ def _dice_summary(rows: list[dict]) -> dict:
 def _write_evaluation(folder: Path, report: dict, y: np.ndarray, scores: np.ndarray, name: str) -> None:
     from .evaluation import plot_roc
 
-    rows = read_manifest(folder / "cases.csv").rows
+    rows = read_manifest(folder / "cases.csv", ("patient_id",)).rows
     (folder / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     with open(folder / "scores.csv", "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
@@ -438,6 +461,10 @@ def demo_classifier(module: str, kind: str | None = None) -> str:
         from .mammo.predict import CLASSIFIER_IDS
 
         return CLASSIFIER_IDS[kind or "mass"]
+    if module == "BreastLVI":
+        from .lvi.predict import DEFAULT_MODELS
+
+        return DEFAULT_MODELS[0]  # its card stands for the DCE and T2 demo networks that Compute fuses
     from .bonescan.pipeline import CLASSIFIER_ID
 
     return CLASSIFIER_ID
@@ -449,7 +476,12 @@ def model_choices(module: str, out_folder: str | os.PathLike | None, kind: str |
     `directory`, default the models folder) and of the models trained in the worklist's cohort (`out_folder`, None
     when no worklist is open) for the lesion `kind`."""
     demo = demo_classifier(module, kind)
-    choices = [(f"{demo} (demo weights)", Path(directory or default_models_dir()) / f"{demo}.json", True)]
+    title = demo
+    if module == "BreastLVI":
+        from .lvi.worklist_training import DEMO_TITLE
+
+        title = DEMO_TITLE
+    choices = [(f"{title} (demo weights)", Path(directory or default_models_dir()) / f"{demo}.json", True)]
     cards = cohort_models(out_folder, module, kind) if out_folder is not None else []
     return choices + [(f"{card.parent.name} (trained on this cohort)", card, False) for card in cards]
 
@@ -510,6 +542,11 @@ def card_summary(card_path: str | os.PathLike) -> list[list[str]]:
     elif "auc_metastasis" in metrics:
         rows.append(_metric_row("Training estimate", lambda: (
             f"validation AUC {_number(metrics, 'auc_metastasis', 'metrics'):.3f} (metastasis crops, the val split)")))
+    elif "validation" in metrics:  # BreastLVI networks: the val cases' AUC at the chosen epoch
+        validation = metrics["validation"]
+        auc = validation.get("auc") if isinstance(validation, dict) else validation
+        rows.append(_metric_row("Training estimate", lambda: (
+            f"validation AUC {_number(auc, 'auc', 'validation.auc'):.3f} ({validation.get('data')}, best epoch)")))
     if test is not None and (not isinstance(test, dict) or "auc" in test):
         auc, where = (test.get("auc"), "test.auc") if isinstance(test, dict) else (test, "test")
         rows.append(_metric_row("Held-out test", lambda: (

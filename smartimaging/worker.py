@@ -255,11 +255,11 @@ def _finetune_segmenter(args) -> None:
 
 def _cohort_train(args) -> None:
     """Train a module's classifier on a worklist's cohort (`--output-dir`: the worklist's folder in the cohort)."""
-    from .cohort_training import BONESCAN_EPOCHS, train_from_worklist
+    from .cohort_training import train_from_worklist
 
     card = train_from_worklist(args.output_dir, args.module, args.name, args.seed,
                                lambda f, m: emit("progress", fraction=f, message=m), method=args.method,
-                               kind=args.kind, epochs=args.epochs or BONESCAN_EPOCHS)
+                               kind=args.kind, epochs=args.epochs, network=args.network, sequence=args.sequence)
     emit("result", card=str(card), model=args.name)
 
 
@@ -375,6 +375,9 @@ def _parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> ar
     parser.add_argument("--phantom", action="store_true", help="the manifest holds phantoms (finetune-segmenter)")
     parser.add_argument("--module", help="the worklist's module (cohort-train, cohort-evaluate)")
     parser.add_argument("--method", choices=["preset", "search"], default="preset", help="cohort-train")
+    parser.add_argument("--network", choices=["resnet10-3d", "resnet10-2d", "vanilla2d"],
+                        help="the BreastLVI network (cohort-train; default resnet10-3d)")
+    parser.add_argument("--sequence", choices=["DCE", "T2"], help="its sequence (cohort-train; default DCE)")
     parser.add_argument("--classifier", help="a classifier card (.json) instead of the demo one (bonescan-segment)")
     parser.add_argument("--segmenter", help="a U-Net card (.json) instead of the demo one (bonescan-segment)")
     return parser

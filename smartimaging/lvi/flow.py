@@ -24,6 +24,7 @@ class LVIFlow(Flow):
     roi_name = "lesion VOI"
     drawn_segments = (BREAST_MASS,)
     segmenter_card = None  # the Proposal network selector's choice (a fine-tuned card); None: the demo U-Net
+    classifier_card = None  # the Model selector's choice (a cohort's model card); None: the demo networks, fused
 
     @property
     def primary(self):
@@ -57,16 +58,26 @@ class LVIFlow(Flow):
 
         if self.segmentation is None:
             raise InputError("Press Segment (or Draw ROI by hand) first: the networks look at the lesion box")
+        chosen = []
+        if self.classifier_card:  # this network alone, on its sequence
+            from .worklist_training import chosen_model
+
+            sequence, network = chosen_model(self.classifier_card)
+            if sequence not in self.volumes:
+                raise InputError(f"The chosen model {Path(self.classifier_card).stem} ({network}) reads the "
+                                 f"{sequence}: load the {sequence} series, or choose another model")
+            chosen = ["--models", str(self.classifier_card)]
         with tempfile.TemporaryDirectory(prefix="smartimaging-lvi-") as folder:
             arguments = lvi_scene.write_inputs_for_worker(self.scene, self.volumes, self.segmentation, Path(folder))
-            event = yield Job("lvi-predict", arguments)
+            event = yield Job("lvi-predict", arguments + chosen)
             table, result = lvi_scene.import_worker_result(self.scene, self.volumes, event, self.segmentation,
                                                            self.table_to_update)
         for node in self.extra_nodes.values():  # the previous result's heat maps stay until this one succeeds
             self.scene.RemoveNode(node)
         self.extra_nodes = {f"Grad-CAM {model_id}": node for model_id, node in result.heat_maps.items()}
         fused = result.fused
-        return Result.of_table(f"LVI probability {fused['probability']:.3f} ({fused['label']})", table,
+        used = "" if not chosen else f"; {network}, model {Path(self.classifier_card).stem}"
+        return Result.of_table(f"LVI probability {fused['probability']:.3f} ({fused['label']}{used})", table,
                                result.warnings, result.domain)
 
     @property

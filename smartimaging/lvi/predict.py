@@ -256,10 +256,11 @@ def predict_case(volumes: dict[str, sitk.Image], voi: sitk.Image, model_ids=DEFA
                  device: str = "cpu", loader=load_lvi_model, progress=None) -> LVIPrediction:
     """Every model whose sequence is among `volumes` ("DCE", "T2"); the VOI is mapped onto each sequence's grid.
     `loader` (signature of :func:`load_lvi_model`) lets a warm worker hand out models it already loaded;
-    `progress(fraction, message)` hears which model runs ("model 2 of 2 (lvi-t2-...)")."""
+    `progress(fraction, message)` hears which model runs ("model 2 of 2 (lvi-t2-...)"). A model given by its card
+    (a model trained on a cohort) names that card in its provenance."""
     started = time.perf_counter()
-    models = [loader(model_id, directory, device) for model_id in model_ids]
-    usable = [m for m in models if m.card["inputs"]["sequence"] in volumes]
+    models = [(model_id, loader(model_id, directory, device)) for model_id in model_ids]
+    usable = [(model_id, m) for model_id, m in models if m.card["inputs"]["sequence"] in volumes]
     if not usable:
         raise InputError(f"No model for the sequences given ({', '.join(volumes)})")
     warnings = []
@@ -273,10 +274,13 @@ def predict_case(volumes: dict[str, sitk.Image], voi: sitk.Image, model_ids=DEFA
             warnings.append(f"{name} is strongly anisotropic ({' x '.join(f'{s:g}' for s in spacing)} mm); the box "
                             "is resampled to the network's grid, fine detail across slices is interpolated")
     predictions = []
-    for index, model in enumerate(usable):
+    for index, (model_id, model) in enumerate(usable):
         if progress is not None:
             progress(index / len(usable), f"model {index + 1} of {len(usable)} ({model.card['id']})")
-        predictions.append(predict_with_model(model, volumes[model.card["inputs"]["sequence"]], voi))
+        prediction = predict_with_model(model, volumes[model.card["inputs"]["sequence"]], voi)
+        if str(model_id).endswith(".json"):
+            prediction.model = {**prediction.model, "card": str(model_id)}
+        predictions.append(prediction)
     warnings += filter(None, [oversized_voi(reference, voi, reference_name)])
     return LVIPrediction(predictions, warnings, time.perf_counter() - started)
 

@@ -3,7 +3,9 @@
 Schedule (paper): Adam, learning rate 1e-3 decayed ×0.9 every 10 % of the total iterations, 100 epochs, batch 64
 (2D) or 8 (3D); binary cross-entropy on the logit; augmentation: left-right mirroring. 2D networks train on every
 tumour slice with its case's label and score a case by the mean of its slices' probabilities. The best epoch is
-chosen by the validation cases' AUC; the cutoff is the Youden point of the training cases' probabilities.
+chosen by the validation cases' AUC, ties (a few val cases soon reach AUC 1) broken by their lower cross-entropy, so
+that an epoch that barely trained is not kept for its lucky ranking; the cutoff is the Youden point of the training
+cases' probabilities.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ ARCHITECTURES = {  # the paper's networks at full width; `width` scales them for
                     "head_channels": 128},
 }
 PAPER_BATCH = {2: 64, 3: 8}
+TIE_BREAK = 1e-6  # the val cross-entropy's weight in the epoch's score: it only orders epochs of equal AUC
 
 
 def architecture_for(model: str, width: float = 1.0) -> dict:
@@ -121,8 +124,11 @@ def train_lvi(manifest: str | os.PathLike, sequence: str, model: str, out_dir: s
     val_labels = np.array([case["label"] for case in val_cases])
 
     def validate(net, device):
-        auc = float(roc_auc_score(val_labels, case_probabilities(net, val_cases, device)))
-        return {"score": auc, "val_auc": auc}
+        probabilities = case_probabilities(net, val_cases, device)
+        auc = float(roc_auc_score(val_labels, probabilities))
+        loss = float(F.binary_cross_entropy(torch.from_numpy(probabilities).clamp(1e-7, 1 - 1e-7),
+                                            torch.from_numpy(val_labels).double()))
+        return {"score": auc - TIE_BREAK * loss, "val_auc": auc, "val_loss": loss}
 
     result = fit(network, dataset, None, validate, config, progress,
                  step_factory=lambda net, device: PaperStep(net, config.learning_rate, total_iterations))

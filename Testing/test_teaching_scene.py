@@ -303,6 +303,11 @@ def test_a_bone_scan_teaching_set_is_checked_spot_by_spot_with_negative_studies(
     assert np.array_equal(student, drawn == 1)
     views, where = spot_sites(flow, teaching.bladder())
     assert views == ["anterior", "posterior"]
+    flow.segmenter_card = tmp_path / "fine-tuned.json"  # the tab's Proposal network choice: the AI's too
+    chosen = proposal_flow(flow, positive, None)
+    assert (chosen.segmenter_card, chosen.classifier_card) == (flow.segmenter_card, None)
+    chosen.clear()
+    flow.segmenter_card = None
     ai_flow = proposal_flow(flow, positive, None)
     ai_flow.run(ai_flow.segment())
     ai, ai_call = proposal_mask(ai_flow), proposal_call(ai_flow)

@@ -224,9 +224,11 @@ def key_centre_lps(key: np.ndarray, reference: sitk.Image) -> tuple[float, float
 
 
 def proposal_flow(flow, case: Case, point_lps) -> object:
-    """A second flow of the module on the same scene, with the case's images and the prompt at `point_lps`: its
-    Segment makes the AI's outline without touching the student's (clear it afterwards)."""
+    """A second flow of the module on the same scene, with the case's images, the networks chosen in `flow` (the
+    Model and Proposal network selectors) and the prompt at `point_lps` (None: a module without one): its Segment
+    makes the AI's outline without touching the student's (clear it afterwards)."""
     scratch = type(flow)(flow.scene, flow.device, flow.models_dir, flow.python)
+    scratch.classifier_card, scratch.segmenter_card = flow.classifier_card, flow.segmenter_card
     pixel = case.given.get("pixel_mm")
     scratch.set_case_options(kind=case.given.get("kind") or getattr(flow, "kind", None),
                              pixel_mm=float(pixel) if pixel else None)

@@ -96,6 +96,7 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._steps = None
         self._shownPair = None  # the DCE and T2 last shown side by side
+        self._training = None
         self._proposal = None
 
     def setup(self) -> None:
@@ -126,6 +127,9 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self._worklist = WorklistSection(self.layout, self.logic.flow, lambda: self._parameterNode,
                                          self._showSegmentation)  # the worklist over this module's flow
+        from smartimaging.desktop_training import TrainingSection
+
+        self._training = TrainingSection(self.layout, self._worklist)  # the Model selector, Train and Evaluate
         from smartimaging.desktop_proposal import ProposalSection
 
         self._proposal = ProposalSection(self.layout, self._worklist)  # the U-Net Segment uses, Fine-tune
@@ -136,6 +140,8 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Called when the application closes and the module widget is destroyed."""
         if self._steps:
             self._steps.abandon()
+        if self._training:
+            self._training.abandon()
         if self._proposal:
             self._proposal.abandon()
         self.removeObservers()
@@ -203,7 +209,8 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.cancelButton.enabled = busy
         self.ui.segmentButton.enabled = volume and bool(p.lesionPoint) and not busy
         self.ui.drawButton.enabled = volume and not busy
-        self._proposal.update()  # the Proposal network list follows the open worklist
+        self._training.update()  # the Model list follows the open worklist
+        self._proposal.update()  # and the Proposal network list
         if p and p.voiSegmentation:
             self.ui.segmentEditorWidget.setSegmentationNode(p.voiSegmentation)
             self.ui.segmentEditorWidget.setSourceVolumeNode(p.dceVolume or p.t2Volume)

@@ -1,4 +1,5 @@
-"""The Model section of the desktop modules whose classifier trains from a worklist (MammoRadiomics, BoneScanBSTBI):
+"""The Model section of the desktop modules whose classifier trains from a worklist (MammoRadiomics, BoneScanBSTBI,
+BreastLVI):
 the Model selector (the demo classifier and the models trained in the open worklist's cohort, with the chosen
 model's card), Train and Evaluate on that cohort in a worker process of their own (the station's jobs
 `cohort-train` / `cohort-evaluate`: progress, Cancel, nothing left behind by a cancel), the evaluation's table and
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from .cohort_training import CANCELLED, METHODS, TRAINABLE, card_summary, model_card_path, model_choices
 from .errors import CancelledError, InputError, SmartImagingError
+from .lvi.worklist_training import choice_arguments, choices
 from .models.registry import check_model_name
 from .reading import Job, Step
 from .worker import WorkerProcess
@@ -151,15 +153,18 @@ class TrainingSession(CohortChoices):
 
     # ---- Train and Evaluate ----
 
-    def train(self, name: str, method: str = "preset", progress=None) -> Step:
+    def train(self, name: str, method: str = "preset", progress=None, network: str | None = None) -> Step:
         """The Train step: the module's classifier trained on the worklist's done cases into its cohort's models
-        folder (`method`: mammography's preset or search); its value, an Outcome saying what it was trained on."""
+        folder (`method`: mammography's preset or search; `network`: BreastLVI's network x sequence, a value of
+        `lvi.worklist_training.choices`, default the first); its value, an Outcome saying what it was trained on."""
         out = self._ready(name)
         if method not in METHODS:
             raise InputError(f"Training method {method!r}: choose {' or '.join(METHODS)}")
         arguments = ["--output-dir", str(out), "--module", self.module, "--name", name]
         if self.module == "MammoRadiomics":
             arguments += ["--method", method, *(["--kind", self.kind] if self.kind else [])]
+        elif self.module == "BreastLVI":
+            arguments += choice_arguments(network or choices()[0][0])
         return self._start(self._train(name, arguments), progress)
 
     def evaluate(self, name: str, progress=None) -> Step:
@@ -231,11 +236,15 @@ class TrainingSection:
         self.name = qt.QLineEdit()
         self.name.text = self.session.name
         form.addRow("Model name", self.name)
-        self.method = None
+        self.method = self.network = None
         if self.session.module == "MammoRadiomics":
             self.method = qt.QComboBox()
             self.method.addItems(list(METHODS.values()))
             form.addRow("Method", self.method)
+        elif self.session.module == "BreastLVI":
+            self.network = qt.QComboBox()
+            self.network.addItems([title for _, title in choices()])
+            form.addRow("Network", self.network)
         buttons = qt.QHBoxLayout()
         self.buttons = {}
         for text, callback in (("Train", self._train), ("Evaluate", self._evaluate), ("Cancel", self._cancel)):
@@ -281,7 +290,8 @@ class TrainingSection:
 
     def _train(self) -> None:
         method = list(METHODS)[self.method.currentIndex] if self.method is not None else "preset"
-        self._start(lambda: self.session.train(self.name.text.strip(), method, self._progress))
+        network = choices()[self.network.currentIndex][0] if self.network is not None else None
+        self._start(lambda: self.session.train(self.name.text.strip(), method, self._progress, network))
 
     def _evaluate(self) -> None:
         self._start(lambda: self.session.evaluate(self.name.text.strip(), self._progress))

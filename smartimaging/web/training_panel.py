@@ -23,6 +23,7 @@ from trame_server.utils.asynchronous import create_task
 
 from ..cohort_training import METHODS, TRAINABLE, card_summary, model_card_path, model_choices
 from ..errors import SmartImagingError
+from ..lvi.worklist_training import choice_arguments, choices
 from ..models.registry import check_model_name
 from ..worker import WorkerProcess
 from ..worklist import OUTPUT_FOLDER
@@ -52,6 +53,8 @@ class TrainingPanel:
         state.si_tr_name = {m: f"{getattr(station.flows[m], 'kind', 'site')}-cohort-1" for m in modules}
         state.si_tr_method = dict.fromkeys(modules, "preset")
         state.si_tr_methods = [{"value": key, "title": title} for key, title in METHODS.items()]
+        state.si_tr_network = choices()[0][0]  # BreastLVI: the paper's network x sequence to train
+        state.si_tr_networks = [{"value": value, "title": title} for value, title in choices()]
         state.si_tr_running = ""  # "train" or "evaluate" while a job runs (one at a time)
         state.si_tr_progress = 0
         state.si_tr_message = ""
@@ -97,6 +100,9 @@ class TrainingPanel:
                            v_if=("si_module === 'MammoRadiomics'",),
                            update_modelValue=f"si_tr_method = {{...si_tr_method, [{MODULE}]: $event}}",
                            density="compact", hide_details=True, disabled=("!!si_tr_running",), id="si-tr-method")
+                v3.VSelect(v_model=("si_tr_network",), items=("si_tr_networks",), label="Network",
+                           v_if=("si_module === 'BreastLVI'",), density="compact", hide_details=True,
+                           disabled=("!!si_tr_running",), id="si-tr-network")
             with html.Div(classes="d-flex flex-wrap ga-2 mt-2"):
                 ready = "!!si_tr_running || !si_wl_open?.[si_module]"
                 v3.VBtn("Train", click=(self.on_train, "[si_module]"), disabled=(ready,), color="primary",
@@ -187,6 +193,11 @@ class TrainingPanel:
         name = self.state.si_tr_name[module].strip()
         kind = getattr(self.station.flows[module], "kind", None)
         arguments = ["--name", name, "--method", self.state.si_tr_method[module], *(["--kind", kind] if kind else [])]
+        try:
+            arguments += choice_arguments(self.state.si_tr_network) if module == "BreastLVI" else []
+        except SmartImagingError as exc:
+            self._set("si_tr_error", module, str(exc))
+            return
         self._start(module, "train", name, arguments)
 
     def on_evaluate(self, module: str) -> None:

@@ -441,5 +441,8 @@ def test_no_spot_outlined_on_a_negative_study_is_right_and_the_sheet_mixes_cases
     assert "nan" not in text.lower()
     assert sheet.summary().text == ("3 cases: your mean Dice 0.50 over 2 cases with metastases; calls right 2/3; hot "
                                     "spots found 1/2, 0 false-positive spots")
+    unnamed = check_spots(*(image_of(mask, SPOT_SPACING, SPOT_ORIGIN) for mask in (np.zeros_like(key), positive)))
+    assert unnamed.student_spots.summary == ("You found 0 of the key's 1 hot spot; you missed 1 (at x 13 mm, y 29 mm "
+                                             "on the first view, 80 mm²); you marked no false-positive spot.")
     with pytest.raises(InputError, match="Your outline is not on the answer key's image grid"):
         check_spots(image_of(key[:, :59], SPOT_SPACING, SPOT_ORIGIN), image_of(key, SPOT_SPACING, SPOT_ORIGIN))

@@ -61,6 +61,7 @@ COLUMNS = ("case", "student_dice", "ai_dice", "student_call", "key_label", "call
            "spots_found", "spots_missed", "false_positive_spots", "ai_spots_found", "ai_spots_missed",
            "ai_false_positive_spots", "ai_call")
 LISTED_SPOTS = 3  # spots named in a sentence; more are counted ("and 2 more")
+ORDINALS = ("first", "second", "third", "fourth")  # a view without a name: "on the second view"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads a cell starting so as a formula
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
@@ -192,7 +193,8 @@ def check_spots(student: sitk.Image, key: sitk.Image, ai: sitk.Image | None = No
     """Score lesion-wise (a bone scan): the key's hot spots found and missed by the student's outline (and the AI's),
     their false-positive spots, Dice where the key has lesions, the student's call (and the AI's `ai_call`, when
     known) against the key's label. The key and the outlines may be empty (a negative study; the student outlined
-    none). `views`: the name of each slice of the grid (a bone scan's frames: "anterior", "posterior"); `where(slice,
+    none). `views`: the name of each slice of the grid (a bone scan's frames: "anterior", "posterior"; else
+    ORDINALS); `where(slice,
     row, col)`: a spot's skeletal site, or None to give its position. `labels` as for `check_answer`."""
     key_mask = _mask(key, "the answer key")
     student_mask = _mask(student, "your outline")
@@ -204,7 +206,8 @@ def check_spots(student: sitk.Image, key: sitk.Image, ai: sitk.Image | None = No
     words = {str(code): str(text) for code, text in (labels or {}).items()}
     call, call_summary = _check_call(student_call, key_label, words)
     _, ai_summary = _check_call(ai_call, key_label, words)
-    names = [views[k] if k < len(views) else f"{k + 1}" for k in range(key_mask.array.shape[0])]
+    names = [views[k] if k < len(views) else ORDINALS[k] if k < len(ORDINALS) else f"no. {k + 1}"
+             for k in range(key_mask.array.shape[0])]
     spots = _Spots(key_mask, names, where)
     lesions, key_spots = key_mask.array.any(), spots.key_spots
     return CheckResult(

@@ -194,8 +194,8 @@ def check_spots(student: sitk.Image, key: sitk.Image, ai: sitk.Image | None = No
     their false-positive spots, Dice where the key has lesions, the student's call (and the AI's `ai_call`, when
     known) against the key's label. The key and the outlines may be empty (a negative study; the student outlined
     none). `views`: the name of each slice of the grid (a bone scan's frames: "anterior", "posterior"; else
-    ORDINALS); `where(slice,
-    row, col)`: a spot's skeletal site, or None to give its position. `labels` as for `check_answer`."""
+    ORDINALS); `where(slice, row, col)`: a spot's skeletal site, or None to give its position. `labels` as for
+    `check_answer`."""
     key_mask = _mask(key, "the answer key")
     student_mask = _mask(student, "your outline")
     _check_same_grid(student_mask.image, key_mask.image, "your outline")

@@ -17,6 +17,10 @@ demo segmenter (the same table, and the segmenter's Dice against the corrections
 Breast MRI LVI (`lvi.worklist_training`): one of the paper's networks on one sequence (`network`, `sequence`), the
 paper's schedule on the train rows' corrected VOIs, the epoch chosen by the val rows' AUC; evaluated on the test rows.
 
+DCE synthesis (`dce.worklist_training`, GENERATORS): the demo Pix2Pix fine-tuned on the train rows' T1 / real DCE
+pairs, the epoch chosen by the val rows' SSIM; evaluated beside the demo generator on the test rows (SSIM, PSNR, MAE,
+MSE, Pearson r, the enhancing regions' contrast), with one slice of each instead of a ROC curve.
+
 Training needs at least MIN_TRAINING_PER_CLASS patients of each class among the train and val rows (the smallest
 cross-validation: 3 patient-grouped folds of at least one patient of each class, and nested CV inside them);
 evaluation needs at least one case of each class among the test rows (an AUC compares the two). A model is written
@@ -51,7 +55,8 @@ PATH_COLUMNS = ("image", "mask", "ai_mask", "dce", "t2", "voi", "ai_voi")
 CLASSES = {"MammoRadiomics": ("benign", "malignant"),  # the modules whose classifier trains from a worklist, and
            "BoneScanBSTBI": ("without metastasis", "with metastasis"),  # the names of their labels 0 and 1
            "BreastLVI": ("without LVI", "with LVI")}
-TRAINABLE = tuple(CLASSES)
+GENERATORS = ("DCESynthesis",)  # the modules whose model is an image generator (`dce.worklist_training`): no classes
+TRAINABLE = (*CLASSES, *GENERATORS)
 BONESCAN_EPOCHS = 30
 SMALL_COHORT_CLASSIFIERS = ("lr", "rf")  # the search's classifiers below 10 cases of a class (no calibrated SVM)
 CANCELLED = "Cancelled: no model was written"
@@ -89,6 +94,11 @@ def _checker(should_stop: Callable[[], bool] | None) -> Callable[[], None]:
         if (should_stop or _never)():
             raise CancelledError(CANCELLED)
     return check
+
+
+def card_attribute(module: str) -> str:
+    """The attribute of the module's reading flow that the Model selector's card goes to."""
+    return "generator_card" if module in GENERATORS else "classifier_card"
 
 
 def _check_module(module: str) -> None:
@@ -180,6 +190,10 @@ def train_from_worklist(out_folder: str | os.PathLike, module: str, name: str, s
     target = models_folder(out_folder) / name
     if target.exists():
         raise InputError(f"This cohort already has a model named {name}; choose another name")
+    if module in GENERATORS:
+        from .dce.worklist_training import train_generator
+
+        return train_generator(out_folder, target, seed, epochs, progress, check)
     manifest, rows, kind = _cohort_rows(out_folder, module, kind)
     training = [row for row in rows if row["split"] in ("train", "val")]
     counts = _class_counts(training)
@@ -310,6 +324,10 @@ def evaluate_model(out_folder: str | os.PathLike, module: str, name: str, progre
     card_path = model_card_path(out_folder, module, name)
     if not card_path.is_file():
         raise InputError(f"This cohort has no model named {name}; train it first")
+    if module in GENERATORS:
+        from .dce.worklist_training import evaluate_generator
+
+        return evaluate_generator(out_folder, card_path, progress, check)
     card = read_json_limited(card_path, MAX_CARD_BYTES, "Model card")
     kind = card.get("lesion_kind")
     manifest, rows, kind = _cohort_rows(out_folder, module, kind if isinstance(kind, str) else None)
@@ -465,6 +483,10 @@ def demo_classifier(module: str, kind: str | None = None) -> str:
         from .lvi.predict import DEFAULT_MODELS
 
         return DEFAULT_MODELS[0]  # its card stands for the DCE and T2 demo networks that Compute fuses
+    if module in GENERATORS:
+        from .dce.synthesis import MODEL_ID
+
+        return MODEL_ID
     from .bonescan.pipeline import CLASSIFIER_ID
 
     return CLASSIFIER_ID
@@ -526,6 +548,10 @@ def card_summary(card_path: str | os.PathLike) -> list[list[str]]:
     """A model card as [what, value] rows for the Model selector: id, trained on, cases, metrics, intended use; a
     damaged metric shows as "damaged card: <why>" in its row (ModelError only when the card cannot be read)."""
     card = read_json_limited(Path(card_path), MAX_CARD_BYTES, "Model card")
+    if card.get("task") == "dce-synthesis":
+        from .dce.worklist_training import card_rows
+
+        return card_rows(card)
     metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
     training = card.get("training") if isinstance(card.get("training"), dict) else {}
     data = training.get("data") if isinstance(training.get("data"), dict) else {}

@@ -147,10 +147,12 @@ def _bonescan_models(directory, device: str, classifier: str | None = None, segm
                       lambda: BoneScanModels.load(classifier, segmenter, directory, device))
 
 
-def _dce_synthesizer(directory, device: str):
+def _dce_synthesizer(directory, device: str, generator: str | None = None):
+    """The DCE generator: the demo one, or the card `generator` (one fine-tuned on a cohort)."""
     from .dce.synthesis import MODEL_ID, DCESynthesizer
 
-    return MODELS.get("dce", (MODEL_ID,), directory, device, lambda: DCESynthesizer.load(directory, device))
+    model = generator or MODEL_ID
+    return MODELS.get("dce", (model,), directory, device, lambda: DCESynthesizer.load(directory, device, model))
 
 
 def _lvi_model(model_id: str, directory, device: str):
@@ -209,7 +211,8 @@ def _dce_synthesize(args) -> None:
     emit("progress", fraction=0.0, message="loading the T1 volume and the model")
     result = synthesize_file(args.input[0], args.output_dir, args.dce, args.models_dir, args.device,
                              progress=lambda f, m: emit("progress", fraction=0.05 + 0.9 * f, message=m),
-                             loader=_dce_synthesizer, compress=False)
+                             loader=lambda directory, device: _dce_synthesizer(directory, device, args.generator),
+                             compress=False)
     emit("result", output_dir=str(args.output_dir), seconds=result.record["seconds"])
 
 
@@ -380,6 +383,7 @@ def _parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> ar
     parser.add_argument("--sequence", choices=["DCE", "T2"], help="its sequence (cohort-train; default DCE)")
     parser.add_argument("--classifier", help="a classifier card (.json) instead of the demo one (bonescan-segment)")
     parser.add_argument("--segmenter", help="a U-Net card (.json) instead of the demo one (bonescan-segment)")
+    parser.add_argument("--generator", help="a generator card (.json) instead of the demo one (dce-synthesize)")
     return parser
 
 

@@ -21,6 +21,7 @@ class DCEFlow(Flow):
     role_labels = {"T1": "T1WI (DICOM series, NRRD, NIfTI)", "DCE": "DCE (DICOM series, NRRD, NIfTI)"}
     needs_segment = False
     compute_label = "Synthesize DCE"
+    generator_card = None  # the Model selector's choice (a generator fine-tuned on a cohort); None: the demo one
 
     def check_volume(self, role, image, name):
         from .volumes import check_mr_volume
@@ -39,13 +40,15 @@ class DCEFlow(Flow):
         self.result = None  # its volumes are gone: a refused or cancelled synthesis leaves no result behind
         with tempfile.TemporaryDirectory(prefix="smartimaging-dce-") as folder:
             arguments = dce_scene.write_inputs_for_worker(self.primary, self.volumes.get("DCE"), Path(folder))
-            event = yield Job("dce-synthesize", arguments)
+            chosen = ["--generator", str(self.generator_card)] if self.generator_card else []
+            event = yield Job("dce-synthesize", [*arguments, *chosen])
             table, result = dce_scene.import_worker_result(self.scene, self.primary, event)
         self.extra_nodes = dict(result.volumes)
         if table is not None:
             return Result.of_table(f"Synthetic DCE: SSIM {result.ssim:.3f} vs real DCE", table, result.warnings,
                                    result.domain)
-        rows = [["Real DCE", "not loaded: no similarity metrics"]]
+        model = result.record["model"]
+        rows = [["Real DCE", "not loaded: no similarity metrics"], ["Model", f"{model['id']} {model['version']}"]]
         return Result("Synthetic DCE ready (no real DCE to compare with)", ["Quantity", "Value"], rows, None,
                       result.warnings, domain=result.domain or domain_check(result.volumes["synthetic"], rows))
 

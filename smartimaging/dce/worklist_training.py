@@ -145,7 +145,7 @@ def train_generator(out_folder: str | os.PathLike, target: Path, seed: int, epoc
         torch_device = pick_device(device)
         before = validation_metrics(start.network.to(torch_device), val_pairs, torch_device)
         progress(0.1, f"start model {start.card['id']}: validation SSIM {before['ssim']:.3f}; fine-tuning for "
-                      f"{counted(epochs, 'epoch')}")
+                      f"{counted(epochs, 'epoch', 'epochs')}")
         learning_rate = TRAIN_LEARNING_RATE / LEARNING_RATE_DIVISOR
         config = TrainConfig(epochs=epochs, batch_size=BATCH_SIZE, learning_rate=learning_rate, seed=seed,
                              device=device, amp=False, show_progress=False)

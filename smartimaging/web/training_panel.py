@@ -8,7 +8,9 @@ test cases and the ROC curve in the page. The chosen model is the one the module
 the flow, which loads it through the same checks as the demo one (checksums, the skops allow-list). The selector
 offers only the lesion kind's models, chooses only a model it offers, and only once its card was read, so the card on
 the page is the one Compute uses (a damaged metric shows as such; a card that cannot be read leaves the demo
-classifier chosen, saying why).
+classifier chosen, saying why). DCE synthesis (`dce.worklist_training`): Train fine-tunes the demo Pix2Pix, the
+chosen generator goes to the flow's `generator_card`, and Evaluate shows the demo and the new generator side by side
+with one held-out slice instead of a ROC curve.
 """
 
 from __future__ import annotations
@@ -21,7 +23,16 @@ from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 from trame_server.utils.asynchronous import create_task
 
-from ..cohort_training import METHODS, TRAINABLE, card_summary, model_card_path, model_choices
+from ..cohort_training import (
+    GENERATORS,
+    METHODS,
+    TRAINABLE,
+    card_attribute,
+    card_summary,
+    model_card_path,
+    model_choices,
+)
+from ..dce.worklist_training import TRAIN_HELP as DCE_TRAIN_HELP
 from ..errors import SmartImagingError
 from ..lvi.worklist_training import choice_arguments, choices
 from ..models.registry import check_model_name
@@ -31,6 +42,8 @@ from ..worklist import OUTPUT_FOLDER
 MODULE = "si_module"
 DEMO = ""  # the selector's value of the module's demo classifier
 POLL_S = 0.1
+DCE = "si_module === 'DCESynthesis'"  # its model is a generator: no classes, no ROC (`dce.worklist_training`)
+GENERATOR_OR_CLASSIFIER = f"{DCE} ? 'Generator model' : 'Classifier model'"
 
 
 def _by_module(name: str) -> str:
@@ -78,7 +91,7 @@ class TrainingPanel:
         with html.Div(v_if=("si_tr_modules.includes(si_module)",), id="si-model", classes="mt-4"):
             html.Div("Model", classes="text-subtitle-1 mb-1")
             v3.VSelect(model_value=(_by_module("si_tr_model"),), items=(_by_module("si_tr_models"),),
-                       update_modelValue=(self.on_select, "[si_module, $event]"), label="Classifier model",
+                       update_modelValue=(self.on_select, "[si_module, $event]"), label=(GENERATOR_OR_CLASSIFIER,),
                        density="compact", hide_details=True, disabled=("si_busy",), id="si-tr-model")
             with v3.VTable(density="compact", id="si-tr-card", classes="mt-1"), html.Tbody():
                 with html.Tr(v_for=("row in si_tr_card[si_module]",)):
@@ -90,8 +103,9 @@ class TrainingPanel:
         with html.Div(v_if=("si_tr_modules.includes(si_module)",), id="si-training", classes="mt-4"):
             html.Div("5. Learn from the worklist's cohort", classes="text-subtitle-1 mb-1")
             html.Div("Open a worklist (4. Worklist) and save its cases as done: Train fits a classifier on them, "
-                     "Evaluate measures it on the held-out test cases.", v_if=("!si_wl_open?.[si_module]",),
+                     "Evaluate measures it on the held-out test cases.", v_if=(f"!si_wl_open?.[si_module] && !{DCE}",),
                      classes="text-caption")
+            html.Div(DCE_TRAIN_HELP, v_if=(DCE,), classes="text-caption", id="si-tr-dce-help")
             with html.Div(classes="d-flex align-center ga-2 mt-1"):
                 v3.VTextField(model_value=(_by_module("si_tr_name"),), label="Model name", density="compact",
                               update_modelValue=f"si_tr_name = {{...si_tr_name, [{MODULE}]: $event}}",
@@ -124,7 +138,9 @@ class TrainingPanel:
                     html.Td("{{ row[0] }}", style="padding: 0 4px; font-size: 13px;")
                     html.Td("{{ row[1] }}", style="padding: 0 4px; font-size: 13px;")
             html.Img(v_if=(_by_module("si_tr_roc"),), src=(_by_module("si_tr_roc"),), id="si-tr-roc",
-                     style="width: 100%; max-width: 400px;", alt="ROC curve on the held-out test cases")
+                     style="width: 100%; max-width: 400px;", alt=(f"{DCE} ? 'One held-out slice: T1, real DCE, "
+                                                             "the demo and the new synthetic DCE' : 'ROC curve on "
+                                                             "the held-out test cases'",))
 
     # ---- the model list ---------------------------------------------------------------------------------------
 
@@ -169,7 +185,7 @@ class TrainingPanel:
                                                   *self.state.si_tr_card[module]])
                 return
             rows = [["Card", reason]]
-        self.station.flows[module].classifier_card = Path(value) if value else None
+        setattr(self.station.flows[module], card_attribute(module), Path(value) if value else None)
         self._set("si_tr_model", module, value)
         self._set("si_tr_card", module, rows)
 
@@ -261,11 +277,11 @@ class TrainingPanel:
         self.refresh(module)
         summary = dict(card_summary(model_card_path(self._out_folder(module), module, name)))
         self._set("si_tr_info", module, f"Model {name} trained on {summary['Trained on']}. Choose it in the "
-                                        "Classifier model list to compute with it; Evaluate measures it on the "
-                                        "held-out test cases.")
+                                        f"{'Generator' if module in GENERATORS else 'Classifier'} model list to "
+                                        "compute with it; Evaluate measures it on the held-out test cases.")
 
     def _evaluated(self, module: str, name: str, report: dict, out: Path) -> None:
-        roc = model_card_path(out, module, name).parent / "evaluation" / "roc.png"
+        roc = model_card_path(out, module, name).parent / "evaluation" / report.get("figure", "roc.png")
         self._set("si_tr_table", module, report["table"])
         self._set("si_tr_roc", module, "data:image/png;base64," + base64.b64encode(roc.read_bytes()).decode())
         self._set("si_tr_info", module, f"Model {name} on the cohort's {report['cases']} held-out test cases:")

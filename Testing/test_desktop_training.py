@@ -86,8 +86,6 @@ def test_without_an_open_worklist_only_the_demo_model_is_listed_and_train_says_w
     assert training.card_lines()[0].startswith("Model: mammo-mass-classifier-demo ")
     with pytest.raises(InputError, match="Open the cohort's worklist first"):
         training.train(NAME)
-    with pytest.raises(InputError, match="no classifier that trains from a worklist"):
-        TrainingSession(WorklistSession(LVIFlow(create_headless_scene())))
 
 
 def test_train_through_the_worker_lists_the_model_with_its_card(cohort, session, trained):
@@ -189,10 +187,77 @@ def test_the_bone_scan_session_lists_its_demo_classifier(tmp_path):
     assert training.titles == ["bonescan-resnet34-demo (demo weights)"] and training.name == "site-cohort-1"
 
 
+# ---- BreastLVI ----------------------------------------------------------------------------------------------------
+
+LVI = "BreastLVI"
+
+
+@pytest.fixture(scope="module")
+def lvi_session(tmp_path_factory) -> TrainingSession:
+    """A 20-case LVI phantom worklist saved with its answer-key VOIs (test_lvi_worklist_training), open in the LVI
+    flow, and its Model section."""
+    from test_lvi_worklist_training import SEED as LVI_SEED
+    from test_lvi_worklist_training import save_lvi_cases
+
+    from smartimaging.lvi.cohort import write_lvi_phantom_cohort
+
+    folder = tmp_path_factory.mktemp("desktop-lvi") / "cohort"
+    write_lvi_phantom_cohort(folder, 20, seed=LVI_SEED)
+    saved = Worklist(folder, LVI)
+    save_lvi_cases(saved, saved.cases)
+    worklist = WorklistSession(LVIFlow(create_headless_scene()))
+    worklist.open_folder(folder)
+    return TrainingSession(worklist)
+
+
+def test_lvi_train_runs_the_chosen_network_in_the_worker_and_a_cancel_leaves_no_model(lvi_session):
+    assert lvi_session.titles == ["lvi-dce-resnet10-3d-demo + lvi-t2-resnet10-3d-demo (demo weights)"]
+    assert lvi_session.card_lines()[0].startswith("Model: lvi-dce-resnet10-3d-demo ")
+    messages = []
+    step = lvi_session.train("lvi-cancelled", progress=lambda _fraction, message: messages.append(message),
+                             network="vanilla2d:T2")
+    while not any(message.startswith("epoch 1 of 30: validation AUC") for message in messages):
+        assert not step.poll(), messages
+        time.sleep(0.05)
+    assert "reading the cases' FS-T2WI boxes around the corrected VOIs" in messages  # the chosen sequence
+    assert lvi_session.cancel()
+    with pytest.raises(CancelledError, match=CANCELLED):
+        lvi_session.flow.run(step)
+    out = lvi_session.out_folder
+    assert not models_folder(out).exists() or not any(models_folder(out).iterdir())
+    with pytest.raises(InputError, match="Network 'resnet50'"):
+        lvi_session.train("lvi-other", network="resnet50:DCE")
+
+
+def test_lvi_model_evaluated_in_the_worker_chosen_and_computed_with(lvi_session):
+    from smartimaging.cohort_training import train_from_worklist
+
+    out = lvi_session.out_folder
+    card = train_from_worklist(out, LVI, "lvi-site", epochs=1, network="vanilla2d", sequence="T2")
+    lvi_session.refresh()
+    assert lvi_session.titles[1:] == ["lvi-site (trained on this cohort)"]
+    outcome = lvi_session.flow.run(lvi_session.evaluate("lvi-site"))
+    report = json.loads((card.parent / "evaluation" / "evaluation.json").read_text(encoding="utf-8"))
+    assert outcome.headline == "Model lvi-site on the cohort's 5 held-out test cases:"
+    assert outcome.rows == report["table"] and outcome.roc == card.parent / "evaluation" / "roc.png"
+    assert dict(outcome.rows)["Network"] == "VanillaCNN 2D on the FS-T2WI (lvi-site)"
+    lvi_session.select(1)
+    assert lvi_session.flow.classifier_card == card
+    assert lvi_session.card_lines() == [f"{what}: {value}" for what, value in card_summary(card)]
+    flow = lvi_session.flow
+    manifest = lvi_session.worklist.reading.worklist.manifest_path
+    lvi_session.worklist.open(next(row["case_id"] for row in read_manifest(manifest, ("patient_id",)).rows
+                                   if row["split"] == "test"))
+    result = flow.run(flow.compute())
+    assert [row[:2] for row in result.rows[:2]] == [["T2", "vanilla2d"], ["fused", "mean of the models' "
+                                                                                   "probabilities"]]
+    assert result.rows[0][5] == "lvi-site 1.0.0" and "VanillaCNN 2D on the FS-T2WI, model lvi-site" in result.headline
+
+
 # ---- the modules' source ------------------------------------------------------------------------------------------
 
 WIRED = {"MammoRadiomics": "self._training.update(p.lesionKind if p else self.logic.flow.kind)",
-         "BoneScanBSTBI": "self._training.update()"}
+         "BoneScanBSTBI": "self._training.update()", "BreastLVI": "self._training.update()"}
 
 
 def _method(tree, class_name, method):
@@ -244,7 +309,8 @@ def test_the_model_section_uses_only_qt_ctk_and_slicer_apis_of_slicers_own_code(
                 and isinstance(node.value, ast.Name) and node.value.id in ("qt", "ctk")}
     qt_values = {node.attr for node in ast.walk(section) if isinstance(node, ast.Attribute)
                  and isinstance(node.value, ast.Attribute) and node.value.attr in ("Qt", "QHeaderView")}
-    widgets = ("model", "card", "name", "method", "buttons", "progress_bar", "message", "table", "roc", "section")
+    widgets = ("model", "card", "name", "method", "network", "buttons", "progress_bar", "message", "table", "roc",
+               "section")
     widget_names = {node.attr for node in ast.walk(section) if isinstance(node, ast.Attribute)
                     and isinstance(node.value, ast.Attribute) and node.value.attr in widgets
                     and isinstance(node.value.value, ast.Name) and node.value.value.id == "self"}

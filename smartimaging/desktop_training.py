@@ -3,7 +3,8 @@ BreastLVI):
 the Model selector (the demo classifier and the models trained in the open worklist's cohort, with the chosen
 model's card), Train and Evaluate on that cohort in a worker process of their own (the station's jobs
 `cohort-train` / `cohort-evaluate`: progress, Cancel, nothing left behind by a cancel), the evaluation's table and
-its ROC curve. The station's version is `web.training_panel`.
+its ROC curve; DCESynthesis (`dce.worklist_training`): the demo Pix2Pix fine-tuned on the cohort, evaluated beside
+the demo generator, one held-out slice instead of the ROC curve. The station's version is `web.training_panel`.
 
 GUI-free (tested on slicer-core): `TrainingSession`, the section's logic over the module's `WorklistSession`. The Qt
 section (`TrainingSection`) only shows it, with Qt, CTK and Slicer APIs as Slicer 5.12's own code uses them:
@@ -28,7 +29,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cohort_training import CANCELLED, METHODS, TRAINABLE, card_summary, model_card_path, model_choices
+from .cohort_training import (
+    CANCELLED,
+    GENERATORS,
+    METHODS,
+    TRAINABLE,
+    card_attribute,
+    card_summary,
+    model_card_path,
+    model_choices,
+)
+from .dce.worklist_training import TRAIN_HELP as DCE_TRAIN_HELP
 from .errors import CancelledError, InputError, SmartImagingError
 from .lvi.worklist_training import choice_arguments, choices
 from .models.registry import check_model_name
@@ -135,9 +146,12 @@ class CohortChoices:
 
 class TrainingSession(CohortChoices):
     """The Model section's logic: the classifiers (`model_choices`; the chosen one is the flow's `classifier_card`,
-    which its compute or Segment uses) and the Train / Evaluate steps on the open worklist's cohort."""
+    which its compute or Segment uses; DCESynthesis: the generators, its `generator_card`) and the Train / Evaluate
+    steps on the open worklist's cohort."""
 
-    card_attribute = "classifier_card"
+    @property
+    def card_attribute(self) -> str:
+        return card_attribute(self.module)
 
     def __init__(self, worklist):
         if worklist.flow.module not in TRAINABLE:
@@ -207,7 +221,8 @@ class TrainingSession(CohortChoices):
         self.refresh(self.kind)  # the card now records the test metrics
         return Outcome(f"Model {name} on the cohort's {report['cases']} held-out test cases:",
                        [[str(what), str(value)] for what, value in report["table"]],
-                       model_card_path(out, self.module, name).parent / "evaluation" / "roc.png")
+                       model_card_path(out, self.module, name).parent / "evaluation" / report.get("figure",
+                                                                                                  "roc.png"))
 
 
 # ---- the Qt section -----------------------------------------------------------------------------------------------
@@ -231,8 +246,9 @@ class TrainingSection:
         form.addRow("Model", self.model)
         self.card = _label("")
         form.addRow(self.card)
-        form.addRow(_label("Train fits a classifier on the open worklist's cases saved as done (train and val "
-                           "splits); Evaluate measures the named model on its held-out test cases."))
+        form.addRow(_label(DCE_TRAIN_HELP if self.session.module in GENERATORS else (
+            "Train fits a classifier on the open worklist's cases saved as done (train and val splits); Evaluate "
+            "measures the named model on its held-out test cases.")))
         self.name = qt.QLineEdit()
         self.name.text = self.session.name
         form.addRow("Model name", self.name)

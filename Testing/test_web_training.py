@@ -246,3 +246,31 @@ def test_the_model_selector_chooses_only_an_offered_model_whose_card_was_read(tm
     state.si_wl_open = {MAMMO: str(tmp_path / "other")}  # another worklist opened in the tab
     panel._on_cohort_changed()
     assert state.si_tr_error[MAMMO] == "" and state.si_tr_table[MAMMO] == [] and state.si_tr_roc[MAMMO] == ""
+
+
+def test_breast_lvi_model_section_offers_the_networks_and_refuses_an_unknown_one(tmp_path):
+    """BreastLVI's Model section: the fused demo networks first, the cohort's models beside them (choosing one is the
+    flow's `classifier_card`), and Train's network x sequence chooser, an unknown choice refused without a worker."""
+    from trame.app import get_server
+
+    from smartimaging.lvi.flow import LVIFlow
+    from smartimaging.mrml import create_headless_scene
+    from smartimaging.web.training_panel import TrainingPanel
+
+    lvi = "BreastLVI"
+    card = model_card_path(tmp_path / "cohort" / "smartimaging" / lvi, lvi, "lvi-site-1")
+    card.parent.mkdir(parents=True)
+    demo = json.loads((models_dir() / "lvi-t2-vanilla2d-demo.json").read_text(encoding="utf-8"))
+    card.write_text(json.dumps({**demo, "id": "lvi-site-1", "module": lvi}), encoding="utf-8")
+    state = get_server("training-panel-lvi-test", client_type="vue3").state
+    state.update({"si_module": lvi, "si_kind": None, "si_wl_open": {lvi: str(tmp_path / "cohort")}})
+    flow = LVIFlow(create_headless_scene(), "cpu")
+    panel = TrainingPanel(SimpleNamespace(state=state, flows={lvi: flow}))
+    assert [item["title"] for item in state.si_tr_models[lvi]] == [
+        "lvi-dce-resnet10-3d-demo + lvi-t2-resnet10-3d-demo (demo weights)", "lvi-site-1 (trained on this cohort)"]
+    assert state.si_tr_network == "resnet10-3d:DCE" and len(state.si_tr_networks) == 6
+    panel.on_select(lvi, str(card))
+    assert flow.classifier_card == card and dict(state.si_tr_card[lvi])["Model"] == "lvi-site-1 1.0.0"
+    state.si_tr_network = "resnet50:DCE"
+    panel.on_train(lvi)
+    assert state.si_tr_error[lvi].startswith("Network 'resnet50'") and not state.si_tr_running

@@ -95,6 +95,7 @@ class DCESynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._steps = None
+        self._training = None
 
     def setup(self) -> None:
         """Called when the user opens the module the first time and the widget is initialized."""
@@ -121,6 +122,9 @@ class DCESynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from smartimaging.desktop_worklist import WorklistSection
 
         self._worklist = WorklistSection(self.layout, self.logic.flow, lambda: self._parameterNode, None)
+        from smartimaging.desktop_training import TrainingSection
+
+        self._training = TrainingSection(self.layout, self._worklist)  # the generator Synthesize uses; fine-tune it
 
         self.initializeParameterNode()
 
@@ -128,6 +132,8 @@ class DCESynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Called when the application closes and the module widget is destroyed."""
         if self._steps:
             self._steps.abandon()
+        if self._training:
+            self._training.abandon()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -184,6 +190,7 @@ class DCESynthesisWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.synthesizeButton.enabled = bool(p and p.t1Volume) and not busy
         self.ui.cancelButton.enabled = busy
         self.ui.showButton.enabled = bool(p and p.syntheticVolume)
+        self._training.update()  # the Model list follows the open worklist
 
     def onSynthesizeButton(self) -> None:
         """Start the generator in a background process; the result arrives in _onSynthesized."""

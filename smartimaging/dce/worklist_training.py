@@ -369,8 +369,8 @@ def _figure(path: Path, shown: tuple, names: dict, phantom: bool) -> None:
 
     case, index, images = shown
     titles = ("T1", "Real DCE", f"Before: {names['before']}", f"After: {names['after']}")
-    fig, axes = plt.subplots(1, 4, figsize=(10, 3.0), dpi=100)
-    for ax, image, title in zip(axes, images, titles, strict=True):
+    fig, axes = plt.subplots(2, 2, figsize=(5.0, 5.4), dpi=100)  # the station's and the desktop's narrow panels
+    for ax, image, title in zip(axes.ravel(), images, titles, strict=True):
         ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
         ax.set_title(title, fontsize=8)
         ax.axis("off")

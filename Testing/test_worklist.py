@@ -15,8 +15,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 import SimpleITK as sitk
+from test_mammo_images import _mg_dicom
 
 from smartimaging.errors import InputError
 from smartimaging.io import write_image
@@ -574,10 +576,19 @@ def test_a_loose_png_needs_its_pixel_size_once_and_files_that_store_one_do_not(t
     shutil.copy(sorted((mammo_cohort / "images").iterdir())[0], folder / "patientA" / "cc.png")
     reference = load_mammogram(folder / "patientA" / "cc.png", 0.2)
     write_image(reference.image, folder / "mlo.nrrd")  # stores its spacing
+    stored = np.random.default_rng(0).integers(100, 16000, (60, 40)).astype(np.uint16)
+    _mg_dicom(folder / "digital.dcm", stored)  # ImagerPixelSpacing
+    _mg_dicom(folder / "film.dcm", stored)
+    film = pydicom.dcmread(folder / "film.dcm")
+    del film.ImagerPixelSpacing  # a digitised film: no pixel size
+    film.save_as(folder / "film.dcm")
     worklist = Worklist(folder, MAMMO)
     ids = {c.display_name: c.case_id for c in worklist.cases}
     png, nrrd = ids["patientA/cc.png"], ids["mlo.nrrd"]
     worklist.require_pixel_size(nrrd)
+    worklist.require_pixel_size(ids["digital.dcm"])
+    with pytest.raises(PixelSizeNeededError, match="film.dcm: its DICOM file stores no pixel size"):
+        worklist.require_pixel_size(ids["film.dcm"])
     with pytest.raises(PixelSizeNeededError, match="its PNG file stores no pixel size; give the pixel size in mm") as e:
         worklist.require_pixel_size(png)
     assert e.value.case_id == png and "patientA/cc.png" in str(e.value)

@@ -23,8 +23,9 @@ each case folder must be real folders inside the cohort: a link there (which wou
 another cohort) is refused. A record that does not fit the schema reads as none (the case shows as new), so one
 damaged case never blocks the others; saved ROI files are read through the checked image reader. Temporary files
 a killed save left (older than a minute) are removed when the worklist opens. A mammogram file that stores no pixel
-size (PNG, JPEG, PGM, TIFF) without a `pixel_mm` from the cohort manifest is neither opened nor saved until the
-reader gives one (`PixelSizeNeededError`, `set_pixel_size`): it is kept in the case record, so it is asked once.
+size (PNG, JPEG, PGM, TIFF, a DICOM file without a pixel spacing) and has no `pixel_mm` in the cohort manifest is
+neither opened nor saved until the reader gives one (`PixelSizeNeededError`, `set_pixel_size`): it is kept in the
+case record, so it is asked once.
 
 Case ids: a cohort manifest's cases keep its `patient_id` (the research id the user chose). Studies found by
 scanning the folder get neutral ids, "c" and 8 hex digits of a keyed hash (HMAC-SHA256) of the study's path
@@ -519,11 +520,29 @@ class ConflictError(InputError):
 class PixelSizeNeededError(InputError):
     """A case whose image file stores no pixel size and for which the worklist holds none (`set_pixel_size`)."""
 
-    def __init__(self, case: Case):
+    def __init__(self, case: Case, image: Path):
         self.case_id = case.case_id
-        super().__init__(f"Case {case.name}: its {file_suffix(next(iter(case.inputs.values()))).lstrip('.').upper()} "
-                         "file stores no pixel size; give the pixel size in mm (e.g. 0.1) to open it (it is kept "
-                         "with the case)")
+        kind = "DICOM" if file_suffix(image) not in NO_PIXEL_SIZE else file_suffix(image).lstrip(".").upper()
+        super().__init__(f"Case {case.name}: its {kind} file stores no pixel size; give the pixel size in mm (e.g. "
+                         "0.1) to open it (it is kept with the case)")
+
+
+def stores_no_pixel_size(path: Path) -> bool:
+    """Whether a mammogram file stores no pixel size: a PNG, JPEG, PGM or TIFF file, or a DICOM file without
+    PixelSpacing and ImagerPixelSpacing (a digitised film); a DICOM header that cannot be read counts as storing one
+    (the loader then says what is wrong with the file)."""
+    suffix = file_suffix(path)
+    if suffix in NO_PIXEL_SIZE:
+        return True
+    if not path.is_file() or not (suffix in (".dcm", ".dicom") or is_dicom(path)):
+        return False
+    import pydicom
+
+    try:
+        header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PixelSpacing", "ImagerPixelSpacing"])
+    except Exception:  # a damaged header: the case opens and the reader gets the loader's message then
+        return False
+    return not (header.get("PixelSpacing") or header.get("ImagerPixelSpacing"))
 
 
 LABEL_PIXELS = {sitk.sitkUInt8, sitk.sitkInt8, sitk.sitkUInt16, sitk.sitkInt16, sitk.sitkUInt32, sitk.sitkInt32,
@@ -744,13 +763,13 @@ class Worklist:
         return self.record(case_id).get("options", {}).get("pixel_mm") or self.case(case_id).given.get("pixel_mm", "")
 
     def require_pixel_size(self, case_id: str, pixel_mm: str | float | None = None) -> None:
-        """Refuse (PixelSizeNeededError) a case of a module that takes a pixel size whose image file stores none (PNG,
-        JPEG, PGM, TIFF), when neither `pixel_mm` nor the worklist gives one: it would be read at 1 mm."""
+        """Refuse (PixelSizeNeededError) a case of a module that takes a pixel size whose image file stores none
+        (`stores_no_pixel_size`), when neither `pixel_mm` nor the worklist gives one: it would be read at 1 mm."""
         case = self.case(case_id)
         image = case.inputs.get(next(iter(self.spec.roles)))
-        if "pixel_mm" in self.spec.extra_columns and image is not None and file_suffix(image) in NO_PIXEL_SIZE \
-                and not pixel_mm and not self.pixel_size(case_id):
-            raise PixelSizeNeededError(case)
+        if "pixel_mm" in self.spec.extra_columns and image is not None and not pixel_mm \
+                and not self.pixel_size(case_id) and stores_no_pixel_size(Path(image)):
+            raise PixelSizeNeededError(case, Path(image))
 
     def set_pixel_size(self, case_id: str, pixel_mm: str) -> dict:
         """Keep the reader's pixel size (mm) of a case in its record, so that it is asked once (the same size again

@@ -393,14 +393,15 @@ class WorklistSection:
             self._shortcuts.append(shortcut)
         self.case = _label("No case open.")
         form.addRow(self.case)
-        pixel_row = qt.QHBoxLayout()
-        self.pixel_size = qt.QLineEdit()
-        pixel_row.addWidget(self.pixel_size)
-        button = qt.QPushButton("Open the case with this pixel size")
-        button.connect("clicked(bool)", lambda _checked: self._opening(
-            lambda: self.session.give_pixel_size(self.pixel_size.text)))
-        pixel_row.addWidget(button)
-        form.addRow("Pixel size of the case (mm)", pixel_row)
+        self.pixel_size = qt.QLineEdit()  # for a mammogram file that stores no pixel size
+        if "pixel_mm" in SPECS[flow.module].extra_columns:
+            pixel_row = qt.QHBoxLayout()
+            pixel_row.addWidget(self.pixel_size)
+            button = qt.QPushButton("Open the case with this pixel size")
+            button.connect("clicked(bool)", lambda _checked: self._opening(
+                lambda: self.session.give_pixel_size(self.pixel_size.text)))
+            pixel_row.addWidget(button)
+            form.addRow("Pixel size of the case (mm)", pixel_row)
         self.inputs = {}
         for field in self.session.fields:
             if field.choices:

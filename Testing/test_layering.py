@@ -36,7 +36,8 @@ LAYERS = (
               "smartimaging.finetune")),
     # each task's algorithms (numpy, SimpleITK, torch, MONAI, pyradiomics, scikit-learn), the fresh-phantom
     # measurement of every task's demo models, the worklist of a cohort (it checks rows with the tasks' own rules) and
-    # the training of their classifiers on it (cohort_training; a task's own part in it, e.g. lvi.worklist_training)
+    # the training of their classifiers on it (cohort_training; a task's own part in it: lvi.worklist_training,
+    # dce.worklist_training)
     ("task algorithms", ("smartimaging.<task>", "smartimaging.<task>.*", "smartimaging.fresh_phantoms",
                          "smartimaging.cohort_training", "smartimaging.proposal_networks", "smartimaging.worklist")),
     # the Slicer-free worker process that runs long jobs of the algorithms (started by the reading flows)
@@ -169,8 +170,10 @@ def test_the_graph_is_read_from_module_and_function_level_imports():
     assert "smartimaging.errors" in GRAPH["smartimaging.cli"]  # module level, relative
     assert "smartimaging.demo" in GRAPH["smartimaging.cli"]  # inside a function
     assert "smartimaging.mammo.search" in GRAPH["smartimaging.mammo.classify"]
-    assert "smartimaging.lvi.worklist_training" in GRAPH["smartimaging.cohort_training"]  # task code, a layer down
-    assert layer_of("smartimaging.lvi.worklist_training") == "task algorithms"
+    for task_part in ("smartimaging.lvi.worklist_training", "smartimaging.dce.worklist_training"):
+        assert task_part in GRAPH["smartimaging.cohort_training"]  # task code, a layer down
+        assert layer_of(task_part) == "task algorithms"
+        assert "smartimaging.cohort_training" not in GRAPH[task_part]  # the shared part calls it, not the reverse
 
 
 def test_no_import_cycle_between_smartimaging_modules():

@@ -689,12 +689,14 @@ class ReadingStation(TrameApp):
         self._show(flow, fit=True)
 
     def _case_loaded(self, flow, sample: str | None, pixel_by_reader: bool) -> None:
-        """A new case in `flow`'s tab: its sample case (None: an upload) and its pixel size in the page's fields."""
+        """A new case in `flow`'s tab: its sample case (None: an upload) and its pixel size in the page's fields (none
+        while the tab shows no image: a worklist case waiting for its pixel size shows no earlier image's)."""
         self._loaded_sample[flow.module] = sample
         if flow.module == self.state.si_module:
             self.state.si_sample = sample
         if flow.takes_pixel_size:
-            self.state.si_pixel_mm = self.pixel_field.loaded(flow.mammogram, pixel_by_reader)
+            shown = flow.mammogram if flow.primary is not None else None
+            self.state.si_pixel_mm = self.pixel_field.loaded(shown, pixel_by_reader)
 
     def _set_case(self, module: str, description: str, notes: list[str]) -> None:
         self.state.si_case = {**self.state.si_case, module: description}

@@ -479,6 +479,7 @@ class WorklistPanel:
             case = reading.open_case(case_id)
         except PixelSizeNeededError as exc:  # not loaded at 1 mm: the section asks for the pixel size
             station._set_case(module, "", [])
+            station._case_loaded(flow, None, False)  # the station's pixel-size field: no earlier image's size
             station._show(flow, fit=True)
             self._set("si_wl_pixel_message", module, str(exc))
             self._set("si_wl_pixel_mm", module, "")

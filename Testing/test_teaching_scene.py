@@ -36,6 +36,7 @@ from smartimaging.teaching_scene import (
     student_mask,
     write_phantom_set,
 )
+from smartimaging.worklist import PixelSizeNeededError
 from smartimaging.worklist_scene import WorklistReading, set_segments
 
 
@@ -213,6 +214,92 @@ def test_a_worklists_output_folder_is_a_teaching_set_with_its_saved_proposals(tm
         saved = teaching.saved_proposal(case)
         assert saved == output / "cases" / source.case_id / "ai.seg.nrrd"
         assert np.array_equal(read_proposal(saved, volume_node_to_sitk(flow.primary)), proposals[source.case_id])
+
+
+def _hand_made_set(folder, pixel_mm: dict[int, str]):
+    """A 3-case PNG mammography set whose manifest gives a pixel_mm only to the rows in `pixel_mm` (no column when
+    none): a teacher's hand-made manifest. Its rows."""
+    write_mammo_phantom_cohort(folder, 3, seed=3, kind="mass")
+    with open(folder / "manifest.csv", encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {row["pixel_mm"] for row in rows} == {"0.2"}  # the phantoms' true pixel size
+    for index, row in enumerate(rows):
+        row["pixel_mm"] = pixel_mm.get(index, "")
+        if not pixel_mm:
+            del row["pixel_mm"]
+    with open(folder / "manifest.csv", "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+def test_a_png_set_without_pixel_sizes_asks_once_for_the_set_and_computes_in_its_mm(tmp_path):
+    cohort = tmp_path / "set"
+    rows = _hand_made_set(cohort, {})
+    before = _files(cohort)
+    flow = MammoFlow(create_headless_scene())
+    teaching = TeachingSet(flow, cohort, tmp_path / "scratch")
+    assert teaching.pixel_size_for_set
+    with pytest.raises(PixelSizeNeededError):  # never read at a silent 1 mm
+        teaching.open(0)
+    assert flow.primary is None
+    asked = ("The images of this teaching set (PNG files) store no pixel size and its manifest.csv gives none (a "
+             "pixel_mm column): give the pixel size in mm (e.g. 0.1) of every case of the set; it is kept for this "
+             "session.")
+    assert [teaching.pixel_size_request(i) for i in range(3)] == [asked] * 3
+    for text, refusal in (("0", "Pixel_mm 0 is not a mammogram pixel size"), ("nan", "Pixel_mm nan is not a "),
+                          ("inf", "Pixel_mm inf is not a "), ("12", "Pixel_mm 12 is not a "),
+                          ("0.1 mm", "Pixel_mm '0.1 mm' is not a number"), (" ", "Type the pixel size in mm")):
+        with pytest.raises(InputError, match=refusal):
+            teaching.set_pixel_size(0, text)
+        assert [teaching.pixel_size_request(i) for i in range(3)] == [asked] * 3  # nothing kept
+
+    assert teaching.set_pixel_size(0, "0.2") == [row["patient_id"] for row in rows]  # asked once: the whole set
+    assert [teaching.pixel_size_request(i) for i in range(3)] == [""] * 3
+    case = teaching.open(2)
+    reference = volume_node_to_sitk(flow.primary)
+    assert reference.GetSpacing()[:2] == (0.2, 0.2)
+    key = teaching.key()
+    student = key.copy()
+    rows_, cols = np.nonzero(key[0])
+    student[0, :, (cols.min() + cols.max()) // 2:] = False  # the key's left half
+    student[0, rows_.min():rows_.max() + 1, cols.min() - 20:cols.min()] = True  # and a band left of it
+    result = check_answer(image_of(student, reference), image_of(key, reference))
+    missed, extra = result.student.missed, result.student.extra
+    assert missed and extra and missed[0].unit == "mm²"
+    assert sum(r.pixels for r in missed) == np.count_nonzero(key & ~student)
+    for region in (*missed, *extra):  # areas in the given millimetres (0.04 mm² a pixel), not 1 mm² a pixel
+        assert region.size == pytest.approx(region.pixels * 0.2 * 0.2)
+
+    ai_flow = proposal_flow(flow, case, key_centre_lps(key, reference))  # the AI reads the case at the same size
+    assert ai_flow.primary.GetSpacing()[:2] == (0.2, 0.2)
+    ai_flow.clear()
+    assert teaching.reading.worklist.pixel_size(case.case_id) == "0.2"
+    assert (tmp_path / "scratch" / "worklist" / "cases" / case.case_id / "case.json").is_file()
+    assert _files(cohort) == before  # kept in the station's scratch, never in the teacher's folder
+    again = TeachingSet(MammoFlow(create_headless_scene()), cohort, tmp_path / "scratch2")  # a new session asks again
+    assert again.pixel_size_request(0) == asked
+
+
+def test_a_set_with_some_pixel_sizes_asks_for_each_case_that_has_none(tmp_path):
+    cohort = tmp_path / "set"
+    rows = _hand_made_set(cohort, {0: "0.2"})
+    flow = MammoFlow(create_headless_scene())
+    teaching = TeachingSet(flow, cohort, tmp_path / "scratch")
+    assert not teaching.pixel_size_for_set
+    teaching.open(0)  # its manifest row gives its size
+    assert flow.primary.GetSpacing()[:2] == (0.2, 0.2) and teaching.pixel_size_request(0) == ""
+    with pytest.raises(PixelSizeNeededError):
+        teaching.open(1)
+    assert flow.primary is None
+    assert teaching.pixel_size_request(1) == (f"Case {teaching.cases[1].name}: its PNG file stores no pixel size and "
+                                              "the manifest gives none: give the pixel size in mm (e.g. 0.1) to open "
+                                              "it; it is kept for this session.")
+    assert teaching.set_pixel_size(1, "0.15") == [rows[1]["patient_id"]]  # this case only
+    assert teaching.pixel_size_request(2) != ""
+    teaching.open(1)
+    assert flow.primary.GetSpacing()[:2] == (0.15, 0.15)
 
 
 def test_an_lvi_teaching_set_is_checked_in_mm3(tmp_path):

@@ -9,7 +9,13 @@ student's orange as the AI's proposal and the reader's ROI are everywhere in the
 Bone scans are taught lesion-wise (LESION_WISE; `teaching.check_spots`): the key is the metastasis label of the
 reference label map (the bladder label places the spots), possibly empty in a negative study (a case labelled
 negative without a reference mask has an empty key); the student outlines the hot spots they believe are metastases,
-or none; spots are placed at their skeletal site (`bonescan.sites`) on each view."""
+or none; spots are placed at their skeletal site (`bonescan.sites`) on each view.
+
+A mammogram whose file stores no pixel size (a loose PNG or JPEG of a hand-made set) and whose manifest gives none
+(no `pixel_mm`) is not opened until one is given (`pixel_size_request`, `set_pixel_size`; the worklist's checks), so
+that areas are never computed at a silent 1 mm. When no case of the set has one, it is asked once for the whole set
+(a hand-made set's images come from one export; images of several sizes need the manifest's `pixel_mm` column), else
+for each case that lacks one; it is kept in the scratch worklist's case records for the session (the open set)."""
 
 from __future__ import annotations
 
@@ -23,13 +29,14 @@ import slicer
 from vtk.util.numpy_support import vtk_to_numpy
 
 from .errors import InputError
+from .limits import file_suffix
 from .manifest import read_manifest
 from .mrml import get_json_attribute, ijk_to_ras_matrix, volume_node_to_sitk
 from .segfile import write_seg_nrrd
 from .segmentation_nodes import PROPOSAL_COLOR, labels_from_segmentation, segmentation_from_labels
 from .segments import SegmentSpec
 from .wording import counted
-from .worklist import OUTPUT_FOLDER, Case, read_roi
+from .worklist import NO_PIXEL_SIZE, OUTPUT_FOLDER, Case, PixelSizeNeededError, read_roi
 from .worklist_scene import WorklistReading
 
 TEACHABLE = ("MammoRadiomics", "BreastLVI", "BoneScanBSTBI")
@@ -133,6 +140,40 @@ class TeachingSet:
             raise InputError(f"{self.folder.name} has no case with an answer key (a reference outline and a label "
                              f"in its manifest.csv); {self.left_out}")
         self._proposals = saved_proposals(self.folder, worklist)
+        self._no_pixel_size = [case for case in self.cases if self._waits(case)]
+        self.pixel_size_for_set = len(self._no_pixel_size) == len(self.cases)  # asked once for the whole set
+
+    def _waits(self, case: Case) -> bool:
+        """Whether the case's image stores no pixel size and none is given (manifest, this session)."""
+        try:
+            self.reading.worklist.require_pixel_size(case.case_id)
+        except PixelSizeNeededError:
+            return True
+        return False
+
+    def pixel_size_request(self, index: int) -> str:
+        """What the teacher is asked before the `index`-th case opens: its pixel size (the set's when no case has
+        one); "" when it is known (its file, the manifest's pixel_mm, or given this session)."""
+        case = self.cases[index]
+        if not self._waits(case):
+            return ""
+        role = next(iter(self.reading.worklist.spec.roles))
+        if self.pixel_size_for_set:
+            kinds = sorted({_stored_as(c.inputs[role]) for c in self._no_pixel_size})
+            return (f"The images of this teaching set ({' and '.join(kinds)} files) store no pixel size and its "
+                    "manifest.csv gives none (a pixel_mm column): give the pixel size in mm (e.g. 0.1) of every case "
+                    "of the set; it is kept for this session.")
+        return (f"Case {case.name}: its {_stored_as(case.inputs[role])} file stores no pixel size and the manifest "
+                "gives none: give the pixel size in mm (e.g. 0.1) to open it; it is kept for this session.")
+
+    def set_pixel_size(self, index: int, text: str) -> list[str]:
+        """Keep the pixel size (mm) given for the `index`-th case, or for every case of the set when none has one
+        (`pixel_size_for_set`), in the scratch worklist's case records (`Worklist.set_pixel_size`'s checks: a size
+        mammo extract refuses is refused, nothing kept); the teacher's cohort is not written. The cases' ids."""
+        ids = [c.case_id for c in self._no_pixel_size] if self.pixel_size_for_set else [self.cases[index].case_id]
+        for case_id in ids:
+            self.reading.worklist.set_pixel_size(case_id, text)
+        return ids
 
     @property
     def choices(self) -> tuple[str, ...]:
@@ -140,7 +181,8 @@ class TeachingSet:
         return self.label_field.choices
 
     def open(self, index: int) -> Case:
-        """Open the set's `index`-th case into the flow: its images only (the AI and the key stay out of the scene)."""
+        """Open the set's `index`-th case into the flow: its images only (the AI and the key stay out of the scene);
+        PixelSizeNeededError (views emptied) while it waits for its pixel size (`pixel_size_request`)."""
         return self.reading.open_case(self.cases[index].case_id)
 
     def saved_proposal(self, case: Case) -> Path | None:
@@ -205,6 +247,13 @@ def saved_proposals(folder: Path, worklist) -> dict[str, Path]:
     return found
 
 
+def _stored_as(image: Path) -> str:
+    """The kind of an image file in a pixel-size request: "PNG", "JPEG", "DICOM"."""
+    suffix = file_suffix(image)
+    return {".jpg": "JPEG", ".tif": "TIFF"}.get(suffix, suffix.lstrip(".").upper()) if suffix in NO_PIXEL_SIZE \
+        else "DICOM"
+
+
 def _header(path: Path) -> list[str]:
     with open(path, encoding="utf-8-sig", newline="") as f:
         return next(csv.reader(f), [])
@@ -225,13 +274,13 @@ def key_centre_lps(key: np.ndarray, reference: sitk.Image) -> tuple[float, float
 
 def proposal_flow(flow, case: Case, point_lps) -> object:
     """A second flow of the module on the same scene, with the case's images, the networks chosen in `flow` (the
-    Model and Proposal network selectors) and the prompt at `point_lps` (None: a module without one): its Segment
-    makes the AI's outline without touching the student's (clear it afterwards)."""
+    Model and Proposal network selectors), the case's pixel size as `flow` read it (the manifest's or the one given)
+    and the prompt at `point_lps` (None: a module without one): its Segment makes the AI's outline without touching
+    the student's (clear it afterwards)."""
     scratch = type(flow)(flow.scene, flow.device, flow.models_dir, flow.python)
     scratch.classifier_card, scratch.segmenter_card = flow.classifier_card, flow.segmenter_card
-    pixel = case.given.get("pixel_mm")
     scratch.set_case_options(kind=case.given.get("kind") or getattr(flow, "kind", None),
-                             pixel_mm=float(pixel) if pixel else None)
+                             pixel_mm=getattr(flow, "pixel_mm", None))
     for role in scratch.roles:
         if role in case.inputs:
             scratch.load(role, case.inputs[role], f"teaching AI {role}")

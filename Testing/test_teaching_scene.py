@@ -2,7 +2,8 @@
 only the cases with an answer key and says why others were left out, never writes into the teacher's cohort, finds
 the AI proposal a cohort's worklist saved, makes one with Segment at the key's centre without touching the student's
 outline, and shows the three outlines in their colours, outlined: the AI's in the station's proposal green, and the
-three told apart with simulated colour-vision deficiencies."""
+three told apart with simulated colour-vision deficiencies. A set of PNG files without pixel sizes asks for one (once
+for the set when no case has one, else per case; the worklist's refusals) and is checked in the millimetres given."""
 
 import csv
 import itertools

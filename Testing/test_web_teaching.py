@@ -7,8 +7,9 @@ masks (the outlines the station kept, the key's PNG), the three outlines (studen
 colours, and locks the outline; a case checked again replaces its row. The score sheet (with the student's call and
 the key's label) downloaded as CSV has the page's rows; a sample loaded over the teaching case takes its outlines
 away and frees the tab's buttons. A bone-scan student case is checked spot by spot (a positive study with a spot
-found and a false positive, a negative one checked with nothing drawn: no Dice, no NaN). Screenshots go to
-$SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder."""
+found and a false positive, a negative one checked with nothing drawn: no Dice, no NaN). A hand-made PNG set without
+pixel sizes asks for the set's (the station's pixel-size field emptied meanwhile) before its cases open. Screenshots
+go to $SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder."""
 
 from __future__ import annotations
 
@@ -33,10 +34,12 @@ from web_station import (  # noqa: E402
     reset_views_when_sized,
     screenshot_folder,
     station_page,
+    steps_done,
     view_images,
     wait_for_views_rendered,
 )
 
+from smartimaging.mammo.cohort import write_mammo_phantom_cohort  # noqa: E402
 from smartimaging.phantoms.mammo import PIXEL_MM  # noqa: E402
 from smartimaging.teaching import COLUMNS, check_answer, check_spots, slice_to_show  # noqa: E402
 from smartimaging.teaching_scene import OUTLINES  # noqa: E402
@@ -200,6 +203,48 @@ def test_a_student_session_on_three_phantom_cases(page, screenshots, tmp_path):
     assert not any(node["outline"] for node in _scene(page))
     assert page.get_by_role("button", name="Segment", exact=True).is_enabled()
     assert page.locator("#si-teach-table tbody tr").count() == 3  # the session's sheet stays
+
+
+def test_a_png_set_without_pixel_sizes_asks_for_the_sets_pixel_size(page, screenshots, tmp_path):
+    """A hand-made set of PNG files whose manifest has no pixel_mm: the section asks for the set's pixel size before
+    the first case opens (the views empty, the station's field showing no earlier image's size), refuses 0 with the
+    worklist's words, then opens the case at the size given, and the next case without asking again."""
+    open_module(page, "Mammography Rad-score")
+    field = page.get_by_label("Pixel size mm (PNG/PGM)")
+    assert field.input_value() == f"{PIXEL_MM:g}"  # the phantom sample's own size
+    folder = tmp_path / "set"
+    write_mammo_phantom_cohort(folder, 3, seed=3, kind="mass")
+    with open(folder / "manifest.csv", encoding="utf-8", newline="") as f:
+        rows = [{k: v for k, v in row.items() if k != "pixel_mm"} for row in csv.DictReader(f)]
+    with open(folder / "manifest.csv", "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    page.locator("#si-teach-folder").fill(str(folder))
+    click_and_wait_idle(page, "Open set")
+    assert page.inner_text("#si-teach-pixel").startswith("The images of this teaching set (PNG files) store no pixel "
+                                                         "size and its manifest.csv gives none")
+    assert page.inner_text("#si-teach-case") == f"Case 1 of 3: {rows[0]['patient_id']}"
+    assert page.inner_text("#si-case") == "No case loaded" and page.locator("#si-teach-check").count() == 0
+    assert field.input_value() == ""  # not the earlier image's size
+    page.wait_for_timeout(500)  # the panel scrolled to the question
+    page.screenshot(path=str(screenshots / "web-teaching-pixel-size.png"))
+    for text in ("0", "0.15"):
+        page.locator("#si-teach-pixel-mm").fill(text)
+        done = steps_done(page)
+        page.locator("#si-teach-pixel-open").click()
+        page.wait_for_function(f"Number(document.querySelector('#si-steps-done').textContent) > {done}",
+                               timeout=120_000)
+        if text == "0":
+            assert page.inner_text("#si-teach-error") == ("Pixel_mm 0 is not a mammogram pixel size (expected 0.02 "
+                                                          "to 10 mm)")
+            assert page.locator("#si-teach-pixel").is_visible() and page.inner_text("#si-case") == "No case loaded"
+    assert page.locator("#si-teach-pixel").count() == 0 and page.locator("#si-teach-error").count() == 0
+    assert page.inner_text("#si-teach-case") == f"Case 1 of 3: {rows[0]['patient_id']}"
+    assert page.locator("#si-teach-hint").is_visible() and field.input_value() == "0.15"  # the case read at 0.15 mm
+    click_and_wait_idle(page, "Next")  # the set's size: the next case opens without asking
+    assert page.inner_text("#si-teach-case") == f"Case 2 of 3: {rows[1]['patient_id']}"
+    assert page.locator("#si-teach-pixel").count() == 0 and field.input_value() == "0.15"
 
 
 def _set_folder(page, phantom: Path) -> str:

@@ -11,8 +11,10 @@ views.
 While a teaching case is open its tab's Segment is disabled (it would show the AI's proposal), and so is the compute
 until Check (its score would tell the AI's call); after Check the student's outline is locked (no longer an editable
 segmentation) and Draw ROI by hand is disabled until the next case. `si_teach_active[module]` is true while a teaching
-case is open in that tab and not yet checked (the student's drawing would be lost by opening another case). The scene
-work is `teaching_scene`'s."""
+case is open in that tab and not yet checked (the student's drawing would be lost by opening another case). A
+mammogram that stores no pixel size (a hand-made set of PNG files without a pixel_mm column) is not opened until the
+section is given one (for the whole set when no image of it has one; `TeachingSet.set_pixel_size`); meanwhile the
+views and the station's pixel-size field are empty. The scene work is `teaching_scene`'s."""
 
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ from ..teaching_scene import (
     student_mask,
     write_phantom_set,
 )
+from ..worklist import PixelSizeNeededError
 
 CSV_TRIGGER = "si_teach_csv"
 CSV_NAME = "teaching-scores.csv"
@@ -88,6 +91,8 @@ class TeachingPanel:
         state.si_teach_left_out = ""
         state.si_teach_case = ""  # "Case 1 of 3: P0001"
         state.si_teach_open = False  # a teaching case is open in its tab
+        state.si_teach_pixel = ""  # what the section asks while the case waits for its pixel size
+        state.si_teach_pixel_mm = ""  # the pixel size field
         state.si_teach_has_next = state.si_teach_has_previous = False
         state.si_teach_choices = []
         state.si_teach_lesion_wise = False  # the set is checked spot by spot (bone scans): Check needs no drawing
@@ -153,6 +158,16 @@ class TeachingPanel:
                     disabled=("si_busy || !si_teach_has_previous",), prepend_icon="mdi-chevron-left")
             v3.VBtn("Next", click=lambda: self.on_step(1), size="small", variant="tonal",
                     disabled=("si_busy || !si_teach_has_next",), append_icon="mdi-chevron-right")
+        with v3.VAlert(v_if=("si_teach_pixel",), type="warning", variant="tonal", density="compact", classes="mt-1",
+                       id="si-teach-pixel"):
+            html.Div("{{ si_teach_pixel }}")
+            with html.Div(classes="d-flex align-center ga-2 mt-1"):
+                v3.VTextField(v_model=("si_teach_pixel_mm",), label="Pixel size (mm)", density="compact",
+                              hide_details=True, disabled=("si_busy",), id="si-teach-pixel-mm",
+                              style="max-width: 160px;")
+                v3.VBtn("Open the case", click=(self.on_pixel_size, "[si_teach_pixel_mm]"), disabled=("si_busy",),
+                        size="small", color="warning", id="si-teach-pixel-open",
+                        title="Keep this pixel size for this session and open the case")
         html.Div(STUDENT_HINT, v_if=("si_teach_open && !si_teach_checked && !si_teach_lesion_wise",),
                  classes="text-caption mt-1", id="si-teach-hint")
         html.Div(SPOT_HINT, v_if=("si_teach_open && !si_teach_checked && si_teach_lesion_wise",),
@@ -235,6 +250,11 @@ class TeachingPanel:
     def on_step(self, step: int) -> None:
         self._start(lambda progress: self._open_case(progress, self._index + step))
 
+    def on_pixel_size(self, text=None) -> None:
+        """The pixel size typed for the case that waits for one (sent with the click: the field's own update may come
+        later): kept for the session, then the case opens."""
+        self._start(lambda progress: self._give_pixel_size(progress, "" if text is None else str(text)))
+
     def on_check(self, call=None) -> None:
         """Check with the call the page shows (sent with the click: the field's own update may come later)."""
         self._start(lambda progress: self._check(progress, call if isinstance(call, str) and call else None))
@@ -292,14 +312,27 @@ class TeachingPanel:
         self._remove_outlines()
         station.slicer_app.segmentation_editor.clear()  # before the previous case's nodes leave the scene
         self._volume = None
-        case = teaching.open(index)
-        station._release_uploads(self._module, flow.roles[0])
-        self._index, self._volume, self._opened = index, flow.primary, time.monotonic()
         state = station.state
+        state.si_teach_pixel = ""
+        self._index = index
+        state.si_teach_case = f"Case {index + 1} of {len(teaching.cases)}: {teaching.cases[index].case_id}"
+        state.si_teach_has_previous, state.si_teach_has_next = index > 0, index < len(teaching.cases) - 1
+        try:
+            case = teaching.open(index)
+        except PixelSizeNeededError:  # not read at 1 mm: the section asks for the pixel size (views emptied)
+            state.si_teach_pixel, state.si_teach_pixel_mm = teaching.pixel_size_request(index), ""
+            state.si_teach_result = None
+            self._set_open(False)
+            station._set_case(self._module, "", [])
+            station._case_loaded(flow, None, False)  # the station's pixel-size field: no earlier image's size
+            station._show(flow, fit=True)
+            self._publish_scene()
+            state.si_teach_shown += 1  # the question in sight
+            return
+        station._release_uploads(self._module, flow.roles[0])
+        self._volume, self._opened = flow.primary, time.monotonic()
         if flow.kinds:
             state.si_kind = flow.kind
-        state.si_teach_case = f"Case {index + 1} of {len(teaching.cases)}: {case.case_id}"
-        state.si_teach_has_previous, state.si_teach_has_next = index > 0, index < len(teaching.cases) - 1
         state.si_teach_call = None
         state.si_teach_checked, state.si_teach_result, state.si_teach_replaced = False, None, ""
         self._set_open(True)
@@ -309,6 +342,13 @@ class TeachingPanel:
         station._show(flow, fit=True)
         self._publish_scene()
         state.si_teach_shown += 1
+
+    async def _give_pixel_size(self, progress, text: str) -> None:
+        teaching = self._set
+        if teaching is None or not self.station.state.si_teach_pixel:
+            raise InputError("No teaching case waits for its pixel size")
+        teaching.set_pixel_size(self._index, text)
+        await self._open_case(progress, self._index)
 
     async def _check(self, progress, call: str | None) -> None:
         teaching, station = self._set, self.station
@@ -425,6 +465,7 @@ class TeachingPanel:
         self._set, self._index, self._volume = None, -1, None
         state = self.station.state
         state.si_teach_module = state.si_teach_title = state.si_teach_left_out = state.si_teach_case = ""
+        state.si_teach_pixel = ""
         state.si_teach_result = None
         self._set_open(False)
         self._publish_scene()

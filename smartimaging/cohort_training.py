@@ -47,6 +47,7 @@ from .io import atomic_files, atomic_output_dir
 from .manifest import is_phantom_cohort, read_manifest, write_manifest
 from .models.registry import MAX_CARD_BYTES, check_model_name, read_json_limited, sha256_of
 from .models.registry import models_dir as default_models_dir
+from .wording import counted
 
 MODELS_FOLDER = "models"
 MIN_TRAINING_PER_CLASS = 5
@@ -139,10 +140,11 @@ def _class_counts(rows: list[dict]) -> tuple[int, int]:
 
 
 def _cases(module: str, counts: tuple[int, int]) -> str:
-    """"7 benign and 6 malignant cases", "7 cases without metastasis and 6 with metastasis"."""
+    """"7 benign and 6 malignant cases", "1 benign and 1 malignant case", "7 cases without metastasis and 6 with
+    metastasis", "1 case without LVI and 0 with LVI"."""
     names = CLASSES[module]
-    return f"{counts[0]} {names[0]} and {counts[1]} {names[1]} cases" if module == "MammoRadiomics" else \
-        f"{counts[0]} cases {names[0]} and {counts[1]} {names[1]}"
+    return f"{counts[0]} {names[0]} and {counted(counts[1], f'{names[1]} case')}" if module == "MammoRadiomics" \
+        else f"{counted(counts[0], 'case')} {names[0]} and {counts[1]} {names[1]}"
 
 
 def _too_few(module: str, what: str, counts: tuple[int, int], needed: int, where: str, more: str) -> InputError:
@@ -195,19 +197,9 @@ def train_from_worklist(out_folder: str | os.PathLike, module: str, name: str, s
 
         return train_generator(out_folder, target, seed, epochs, progress, check)
     manifest, rows, kind = _cohort_rows(out_folder, module, kind)
+    check_can_train(module, rows)
     training = [row for row in rows if row["split"] in ("train", "val")]
     counts = _class_counts(training)
-    more = "Save more cases as done (with their label), then train again."
-    if min(counts) < MIN_TRAINING_PER_CLASS:
-        raise _too_few(module, "train a classifier", counts, MIN_TRAINING_PER_CLASS, "among the training cases (the "
-                       "train and val splits, about 85 % of the patients)", more)
-    if module == "BoneScanBSTBI" and not any(row["split"] == "val" for row in training):
-        raise InputError("Training the bone-scan classifier needs cases in the val split (about 15 % of the "
-                         f"patients; they choose the epoch and the cutoff); none of the {len(training)} is. {more}")
-    if module == "BreastLVI":
-        from .lvi.worklist_training import check_splits
-
-        check_splits(training, more)
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=target.parent))
     try:
@@ -234,6 +226,25 @@ def train_from_worklist(out_folder: str | os.PathLike, module: str, name: str, s
         shutil.rmtree(scratch, ignore_errors=True)
     progress(1.0, f"model {name} trained")
     return target / card_path.name
+
+
+def check_can_train(module: str, rows: list[dict]) -> None:
+    """Refuse (InputError saying what is missing) a worklist cohort's done rows, of one lesion kind, that cannot
+    train `module`'s classifier: MIN_TRAINING_PER_CLASS patients of each class in the train and val splits; the bone
+    scan and LVI also need val rows (LVI: of both classes)."""
+    training = [row for row in rows if row["split"] in ("train", "val")]
+    counts = _class_counts(training)
+    more = "Save more cases as done (with their label), then train again."
+    if min(counts) < MIN_TRAINING_PER_CLASS:
+        raise _too_few(module, "train a classifier", counts, MIN_TRAINING_PER_CLASS, "among the training cases (the "
+                       "train and val splits, about 85 % of the patients)", more)
+    if module == "BoneScanBSTBI" and not any(row["split"] == "val" for row in training):
+        raise InputError("Training the bone-scan classifier needs cases in the val split (about 15 % of the "
+                         f"patients; they choose the epoch and the cutoff); none of the {len(training)} is. {more}")
+    if module == "BreastLVI":
+        from .lvi.worklist_training import check_splits
+
+        check_splits(training, more)
 
 
 def _train_mammo(scratch: Path, name: str, seed: int, method: str, kind: str, search_space: dict | None,
@@ -331,11 +342,8 @@ def evaluate_model(out_folder: str | os.PathLike, module: str, name: str, progre
     card = read_json_limited(card_path, MAX_CARD_BYTES, "Model card")
     kind = card.get("lesion_kind")
     manifest, rows, kind = _cohort_rows(out_folder, module, kind if isinstance(kind, str) else None)
+    check_can_evaluate(module, rows)
     test = [row for row in rows if row["split"] == "test"]
-    counts = _class_counts(test)
-    if min(counts) < 1:
-        raise _too_few(module, "evaluate", counts, 1, "among the held-out test cases (about 15 % of the patients, "
-                       "chosen by patient)", "Save more cases as done, then evaluate again.")
     trained_on = read_manifest(card_path.parent / "cases.csv", ("patient_id",)).rows
     shared = {row["patient_id"] for row in trained_on} & {row["patient_id"] for row in test}
     if shared:
@@ -360,6 +368,15 @@ def evaluate_model(out_folder: str | os.PathLike, module: str, name: str, progre
         temporary.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     progress(1.0, f"model {name} evaluated on {len(y)} held-out cases")
     return report
+
+
+def check_can_evaluate(module: str, rows: list[dict]) -> None:
+    """Refuse (InputError) a worklist cohort's done rows, of one lesion kind, whose test split lacks a class: the
+    test AUC compares the two."""
+    counts = _class_counts([row for row in rows if row["split"] == "test"])
+    if min(counts) < 1:
+        raise _too_few(module, "evaluate", counts, 1, "among the held-out test cases (about 15 % of the patients, "
+                       "chosen by patient)", "Save more cases as done, then evaluate again.")
 
 
 def _evaluate_mammo(card_path: Path, scratch: Path, progress: Progress, check: Callable[[], None]):

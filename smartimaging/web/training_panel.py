@@ -42,7 +42,7 @@ from ..worklist import OUTPUT_FOLDER
 MODULE = "si_module"
 DEMO = ""  # the selector's value of the module's demo classifier
 POLL_S = 0.1
-DCE = "si_module === 'DCESynthesis'"  # its model is a generator: no classes, no ROC (`dce.worklist_training`)
+DCE = "(si_module === 'DCESynthesis')"  # its model is a generator: no classes, no ROC (`dce.worklist_training`)
 GENERATOR_OR_CLASSIFIER = f"{DCE} ? 'Generator model' : 'Classifier model'"
 
 

@@ -107,6 +107,18 @@ def _frozen_norm_step(learning_rate: float, l1_weight: float):
     return lambda model, device: FrozenNormPix2PixStep(model, learning_rate, l1_weight)
 
 
+def check_can_fine_tune(rows: list[dict], skipped: int = 0) -> None:
+    """Refuse (InputError) a worklist cohort's done rows with a T1 and a real DCE (`skipped`: the done cases without
+    one) too few to fine-tune the generator: MIN_TRAIN_CASES in the train split and one in the val split."""
+    train, val = ([row for row in rows if row["split"] == split] for split in ("train", "val"))
+    if len(train) < MIN_TRAIN_CASES or not val:
+        raise InputError(
+            f"Too few cases to fine-tune the DCE generator: it needs at least {counted(MIN_TRAIN_CASES, 'case')} with "
+            "a T1 and a real DCE in the train split and 1 in the val split (splits by patient: about 70 % and 15 % of "
+            f"the patients); this cohort has {len(train)} and {len(val)}{_without_dce(skipped)}. Save more cases as "
+            "done, then train again.")
+
+
 def train_generator(out_folder: str | os.PathLike, target: Path, seed: int, epochs: int | None,
                     progress: Progress, check: Callable[[], None], device: str = "auto") -> Path:
     """Fine-tune the demo generator on the worklist's train rows, the val rows choosing the epoch, into the model
@@ -126,14 +138,9 @@ def train_generator(out_folder: str | os.PathLike, target: Path, seed: int, epoc
     if not 1 <= epochs <= MAX_EPOCHS:
         raise InputError(f"Fine-tuning the DCE generator takes 1 to {MAX_EPOCHS} epochs; got {epochs}")
     manifest, rows, skipped = _cohort_rows(out_folder)
+    check_can_fine_tune(rows, skipped)
     train = [row for row in rows if row["split"] == "train"]
     val = [row for row in rows if row["split"] == "val"]
-    if len(train) < MIN_TRAIN_CASES or not val:
-        raise InputError(
-            f"Too few cases to fine-tune the DCE generator: it needs at least {MIN_TRAIN_CASES} cases with a T1 and "
-            "a real DCE in the train split and 1 in the val split (splits by patient: about 70 % and 15 % of the "
-            f"patients); this cohort has {len(train)} and {len(val)}{_without_dce(skipped)}. Save more cases as "
-            "done, then train again.")
     start, _ = start_model(demo_card(), check_dce_card, "a DCE synthesis generator")
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=target.parent))
@@ -225,6 +232,15 @@ def _card(start, out_folder: Path, manifest: Path, name: str, seed: int, config,
 
 # ---- evaluation -------------------------------------------------------------------------------------------------
 
+def check_can_evaluate(rows: list[dict], skipped: int = 0) -> None:
+    """Refuse (InputError) a worklist cohort's done rows with a T1 and a real DCE (`skipped`: the done cases without
+    one) that hold no test case."""
+    if not any(row["split"] == "test" for row in rows):
+        raise InputError(f"Too few cases to evaluate: it needs at least 1 case with a T1 and a real DCE among the "
+                         f"held-out test cases (about 15 % of the patients, chosen by patient); this cohort has "
+                         f"none{_without_dce(skipped)}. Save more cases as done, then evaluate again.")
+
+
 def evaluate_generator(out_folder: str | os.PathLike, card_path: Path, progress: Progress, check: Callable[[], None],
                        directory: str | os.PathLike | None = None, device: str = "auto") -> dict:
     """The demo generator (in `directory`) and the cohort's generator `card_path` on the worklist's test rows: the
@@ -240,11 +256,8 @@ def evaluate_generator(out_folder: str | os.PathLike, card_path: Path, progress:
     out_folder = Path(out_folder)
     card = read_json_limited(card_path, MAX_CARD_BYTES, "Model card")
     manifest, rows, skipped = _cohort_rows(out_folder)
+    check_can_evaluate(rows, skipped)
     test = [row for row in rows if row["split"] == "test"]
-    if not test:
-        raise InputError(f"Too few cases to evaluate: it needs at least 1 case with a T1 and a real DCE among the "
-                         f"held-out test cases (about 15 % of the patients, chosen by patient); this cohort has "
-                         f"none{_without_dce(skipped)}. Save more cases as done, then evaluate again.")
     trained_on = read_manifest(card_path.parent / "cases.csv", required=("patient_id",)).rows
     shared = {row["patient_id"] for row in trained_on} & {row["patient_id"] for row in test}
     if shared:

@@ -28,15 +28,17 @@ from smartimaging.cohort_training import (
 from smartimaging.dce.cohort import write_dce_phantom_cohort
 from smartimaging.dce.flow import DCEFlow
 from smartimaging.dce.metrics import slice_metrics
+from smartimaging.dce.scene import RESULT
 from smartimaging.dce.synthesis import DCESynthesizer
 from smartimaging.dce.volumes import load_mr_volume, normalise, to_unit
 from smartimaging.dce.worklist_training import DEFAULT_EPOCHS, FIGURE, demo_card
 from smartimaging.desktop_training import TrainingSession
 from smartimaging.desktop_worklist import WorklistSession
 from smartimaging.errors import CancelledError, InputError
+from smartimaging.explain import card_explanation
 from smartimaging.manifest import read_manifest
 from smartimaging.models.registry import sha256_of
-from smartimaging.mrml import create_headless_scene
+from smartimaging.mrml import create_headless_scene, get_json_attribute
 from smartimaging.worklist import Worklist
 
 DCE = "DCESynthesis"
@@ -160,6 +162,11 @@ def test_the_chosen_generator_synthesizes_and_the_result_names_it(cohort, traine
     flow.load("DCE", cohort.out / test["dce"])
     rows = dict(flow.run(flow.compute()).rows)
     assert rows["Model"] == f"{NAME} 1.0.0"
+    model = get_json_attribute(flow.result.table_node, RESULT)["model"]
+    assert model["card"] == str(card_path.resolve())  # Explain this result reads the cohort's card
+    explained = card_explanation(model)
+    assert explained["title"] == f"Model card: {NAME} 1.0.0 (demo weights, not for clinical use)"
+    assert any(line.startswith("Intended use: Demo: fine-tuned on synthetic phantoms") for line in explained["text"])
     assert float(rows["SSIM (mean of slices)"]) == pytest.approx(evaluated["per_volume"]["after"][0]["ssim_mean"],
                                                                   abs=1e-3)
     flow.generator_card = None  # the demo again

@@ -76,19 +76,26 @@ def training_domain(manifest_path, split: str | None, data: str) -> dict:
 class DCESynthesizer:
     """The generator of a DCESynthesis model card, applied to whole volumes in batches of axial slices."""
 
-    def __init__(self, model: LoadedModel, device: torch.device):
-        self.model, self.device = model, device
+    def __init__(self, model: LoadedModel, device: torch.device, card_path: Path | None = None):
+        self.model, self.device, self.card_path = model, device, card_path
 
     @classmethod
     def load(cls, directory=None, device: str = "auto", model_id: str = MODEL_ID) -> DCESynthesizer:
-        """The generator, its card checked (:func:`check_dce_card`) before the network is built."""
+        """The generator (`model_id`: an id in `directory`, or the path of a card, e.g. of a generator fine-tuned on
+        a cohort), its card checked (:func:`check_dce_card`) before the network is built."""
         device = pick_device(device)
         card, card_path = read_card(model_id, directory)
         checked_card(card_path.name, check_dce_card, card)
         model = load_model(card_path, device=device)
         checked_card(card_path.name, check_dce_card, model.card)
         model.network = prepare_for_inference(model.network, device)
-        return cls(model, device)
+        return cls(model, device, card_path.resolve() if Path(model_id).suffix == ".json" else None)
+
+    @property
+    def provenance(self) -> dict:
+        """The model's id, version and sha256, and its card's path when it was loaded from one (a cohort's model:
+        the result's explanations read that card)."""
+        return {**self.model.provenance, **({"card": str(self.card_path)} if self.card_path else {})}
 
     def synthesize_normalised(self, t1: np.ndarray, batch_slices: int = 8,
                               progress: Callable[[float, str], None] | None = None) -> np.ndarray:
@@ -147,7 +154,7 @@ def synthesize_volume(t1_image: sitk.Image, synthesizer: DCESynthesizer, real_dc
                          "weights are damaged. Reinstall SmartImaging or retrain the model.")
     synthetic = to_unit(generated)
     subtraction = intensity_mapped_subtraction(synthetic, to_unit(t1))
-    record = {"smartimaging_version": __version__, "model": synthesizer.model.provenance,
+    record = {"smartimaging_version": __version__, "model": synthesizer.provenance,
               "device": str(synthesizer.device), "slices": int(len(t1)),
               "output_units": f"arbitrary, 0-{OUTPUT_SCALE:g} (the generator's [-1, 1])",
               "domain": combine([check_card(synthesizer.model.card, domain_profile(t1_image))]),

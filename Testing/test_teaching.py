@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -446,3 +447,20 @@ def test_no_spot_outlined_on_a_negative_study_is_right_and_the_sheet_mixes_cases
                                              "on the first view, 80 mm²); you marked no false-positive spot.")
     with pytest.raises(InputError, match="Your outline is not on the answer key's image grid"):
         check_spots(image_of(key[:, :59], SPOT_SPACING, SPOT_ORIGIN), image_of(key, SPOT_SPACING, SPOT_ORIGIN))
+
+
+def test_a_key_of_many_spots_is_labelled_once_per_view_not_scanned_once_per_spot():
+    """131072 one-pixel spots on 2 x 512 x 512 views: 15 s when every spot rescanned the view, under 1 s now."""
+    key = np.zeros((2, 512, 512), bool)
+    key[:, ::2, ::2] = True
+    student = np.zeros_like(key)
+    student[0] = key[0]  # every spot of the anterior view
+    student[1, 100:103, 101:104] = True  # a 3 x 3 square on the posterior view: over its spots (100, 102), (102, 102)
+    started = time.perf_counter()
+    result = spot_check(student, key)
+    assert time.perf_counter() - started < 5.0
+    assert len(result.key_spots) == 131072 and result.key_spots[0].view == "anterior"
+    found = result.student_spots
+    assert (len(found.found), len(found.missed), len(found.false_positives)) == (65538, 65534, 0)
+    assert [(spot.view, spot.row, spot.col) for spot in found.found[-2:]] == [("posterior", 100.0, 102.0),
+                                                                              ("posterior", 102.0, 102.0)]

@@ -242,15 +242,17 @@ class _Spots:
         spots = []
         for k in range(mask.shape[0]):
             numbered, count = ndimage.label(mask[k], structure=np.ones((3, 3)))
-            kept = [n for n in range(1, count + 1) if inner[k][numbered == n].any()]
-            if not kept:
+            kept = np.unique(numbered[inner[k].astype(bool) & (numbered > 0)])  # one pass over the view
+            if not kept.size:
                 continue
             centres = ndimage.center_of_mass(mask[k], numbered, kept)
             sizes = ndimage.sum_labels(mask[k], numbered, kept)
+            renumbered = np.zeros(count + 1, np.int32)  # the view's region number -> spot n + 1 (0: not a spot)
             for n, (row, col), pixels in sorted(zip(kept, centres, sizes, strict=True), key=lambda item: item[1]):
-                labels[k][numbered == n] = len(spots) + 1
+                renumbered[n] = len(spots) + 1
                 spots.append(Spot(self.views[k], float(row), float(col), int(pixels), float(pixels * self.pixel_area),
                                   self._where(k, float(row), float(col))))
+            labels[k] = renumbered[numbered]
         return tuple(spots), labels
 
     def _where(self, k: int, row: float, col: float) -> str:

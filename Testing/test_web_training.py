@@ -10,10 +10,12 @@ Model selector shows its card, and Compute names it in the result table. Trainin
 train + val (cohort_training.MIN_TRAINING_PER_CLASS): hence 20 cases. Screenshots go to $SMARTIMAGING_SCREENSHOTS or
 to pytest's temporary folder. Without a browser, the Model selector's callbacks on a
 trame state: only the lesion kind's models are offered (the page's kind, even before the flow has it), only an
-offered model is chosen and only once its card was read, so the card shown is the one Compute uses."""
+offered model is chosen and only once its card was read, so the card shown is the one Compute uses; a job's result
+is reported for the cohort it ran on when another worklist was opened meanwhile."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import shutil
@@ -274,3 +276,44 @@ def test_breast_lvi_model_section_offers_the_networks_and_refuses_an_unknown_one
     state.si_tr_network = "resnet50:DCE"
     panel.on_train(lvi)
     assert state.si_tr_error[lvi].startswith("Network 'resnet50'") and not state.si_tr_running
+
+
+def test_a_jobs_result_is_reported_for_the_cohort_it_ran_on_when_another_worklist_opened_meanwhile(tmp_path):
+    """Train / Evaluate capture their cohort at start: the result describes that cohort's model (of the default name
+    every cohort shares), saying which cohort, when another worklist was opened or it was closed while it ran."""
+    from trame.app import get_server
+
+    from smartimaging.mammo.flow import MammoFlow
+    from smartimaging.mrml import create_headless_scene
+    from smartimaging.web.training_panel import TrainingPanel
+
+    demo = json.loads((models_dir() / "mammo-mass-classifier-demo.json").read_text(encoding="utf-8"))
+    first, second = tmp_path / "first", tmp_path / "second"
+    for cohort, trained_on in ((first, "the first cohort's 20 cases"), (second, "the second cohort's 30 cases")):
+        card = model_card_path(cohort / "smartimaging" / MAMMO, MAMMO, NAME)
+        card.parent.mkdir(parents=True)
+        card.write_text(json.dumps({**demo, "id": NAME, "module": MAMMO, "training": {
+            **demo["training"], "data": {"description": trained_on}}}), encoding="utf-8")
+        (card.parent / "evaluation").mkdir()
+        (card.parent / "evaluation" / "roc.png").write_bytes(b"png of " + cohort.name.encode())
+    out = first / "smartimaging" / MAMMO
+    state = get_server("training-panel-cohort-test", client_type="vue3").state
+    state.update({"si_module": MAMMO, "si_kind": "mass", "si_wl_open": {MAMMO: str(first)}})
+    panel = TrainingPanel(SimpleNamespace(state=state, flows={MAMMO: MammoFlow(create_headless_scene(), "cpu")}))
+    panel._trained(MAMMO, NAME, out)  # the cohort still open: as before
+    assert state.si_tr_info[MAMMO].startswith(f"Model {NAME} trained on the first cohort's 20 cases") \
+        and "Choose it in the Classifier model list" in state.si_tr_info[MAMMO]
+    report = {"table": [["Test cases", "3 benign, 4 malignant"]], "cases": 7}
+    for opened in (str(second), ""):  # another worklist opened, or the worklist closed, while the job ran
+        state.si_wl_open = {MAMMO: opened}
+        panel._on_cohort_changed()
+        panel._trained(MAMMO, NAME, out)
+        assert state.si_tr_info[MAMMO] == (
+            f"Model {NAME} trained on the first cohort's 20 cases; it is in the cohort {first}, not the worklist open "
+            "now. Open that worklist to choose it in the Classifier model list to compute with it; Evaluate "
+            "measures it on the held-out test cases.")
+        panel._evaluated(MAMMO, NAME, report, out)
+        assert state.si_tr_info[MAMMO] == (f"Model {NAME} on the 7 held-out test cases of the cohort {first} (not "
+                                           "the worklist open now):")
+        assert state.si_tr_table[MAMMO] == report["table"]
+        assert state.si_tr_roc[MAMMO].endswith(base64.b64encode(b"png of first").decode())

@@ -10,7 +10,8 @@ offers only the lesion kind's models, chooses only a model it offers, and only o
 the page is the one Compute uses (a damaged metric shows as such; a card that cannot be read leaves the demo
 classifier chosen, saying why). DCE synthesis (`dce.worklist_training`): Train fine-tunes the demo Pix2Pix, the
 chosen generator goes to the flow's `generator_card`, and Evaluate shows the demo and the new generator side by side
-with one held-out slice instead of a ROC curve.
+with one held-out slice instead of a ROC curve. A job's result is about the cohort open when it started: when
+another worklist was opened (or it was closed) meanwhile, the result still shows, naming its cohort.
 """
 
 from __future__ import annotations
@@ -245,7 +246,8 @@ class TrainingPanel:
         create_task(self._follow(module, what, name, out))
 
     async def _follow(self, module: str, what: str, name: str, out: Path) -> None:
-        """Poll the job's events into the page until it is over."""
+        """Poll the job's events into the page until it is over; its result is about the cohort `out` captured at
+        its start, whichever worklist is open by then."""
         worker, outcome = self._worker, {}
 
         def progress(fraction: float, message: str) -> None:
@@ -269,14 +271,22 @@ class TrainingPanel:
             elif "error" in outcome:
                 self._set("si_tr_error", module, outcome["error"])
             elif what == "train":
-                self._trained(module, name)
+                self._trained(module, name, out)
             else:
                 self._evaluated(module, name, outcome["result"]["evaluation"], out)
 
-    def _trained(self, module: str, name: str) -> None:
+    def _elsewhere(self, module: str, out: Path) -> Path | None:
+        """None when the job's cohort (`out`, its worklist's folder in the cohort) is the worklist open now, else that
+        cohort's folder (another worklist was opened, or it was closed, while the job ran)."""
+        return None if self._out_folder(module) == out else out.parent.parent
+
+    def _trained(self, module: str, name: str, out: Path) -> None:
         self.refresh(module)
-        summary = dict(card_summary(model_card_path(self._out_folder(module), module, name)))
-        self._set("si_tr_info", module, f"Model {name} trained on {summary['Trained on']}. Choose it in the "
+        summary = dict(card_summary(model_card_path(out, module, name)))
+        cohort = self._elsewhere(module, out)
+        where = f"; it is in the cohort {cohort}, not the worklist open now. Open that worklist to choose" if cohort \
+            else ". Choose"
+        self._set("si_tr_info", module, f"Model {name} trained on {summary['Trained on']}{where} it in the "
                                         f"{'Generator' if module in GENERATORS else 'Classifier'} model list to "
                                         "compute with it; Evaluate measures it on the held-out test cases.")
 
@@ -284,7 +294,10 @@ class TrainingPanel:
         roc = model_card_path(out, module, name).parent / "evaluation" / report.get("figure", "roc.png")
         self._set("si_tr_table", module, report["table"])
         self._set("si_tr_roc", module, "data:image/png;base64," + base64.b64encode(roc.read_bytes()).decode())
-        self._set("si_tr_info", module, f"Model {name} on the cohort's {report['cases']} held-out test cases:")
+        cohort = self._elsewhere(module, out)
+        self._set("si_tr_info", module, f"Model {name} on the {report['cases']} held-out test cases of the cohort "
+                                        f"{cohort} (not the worklist open now):" if cohort else
+                                        f"Model {name} on the cohort's {report['cases']} held-out test cases:")
         self.refresh(module)  # the card now records the test metrics
 
     def _set(self, name: str, module: str, value) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from smartimaging.cohort_training import MIN_TRAINING_PER_CLASS, check_can_evaluate, check_can_train
 from smartimaging.dce import worklist_training as dce_training
-from smartimaging.errors import InputError
+from smartimaging.errors import InputError, SmartImagingError
 from smartimaging.manifest import read_manifest, write_manifest
 from smartimaging.web.worklist_panel import PHANTOM_CASES, phantom_folder, write_phantoms
 from smartimaging.worklist import DONE, Worklist
@@ -57,6 +57,26 @@ def test_a_module_with_its_own_seed_names_it_in_its_folder():
     assert phantom_folder("BreastLVI").name == "BreastLVI-seed-3"
     assert phantom_folder("MammoRadiomics", "mass").name == "MammoRadiomics-mass"
     assert phantom_folder("BoneScanBSTBI").name == "BoneScanBSTBI"
+
+
+@pytest.mark.parametrize("what", ["a folder without manifest.csv", "a file", "a link"])
+def test_something_in_the_phantom_worklists_place_is_named_before_anything_is_written(tmp_path, what):
+    """A folder left without manifest.csv (a half copy), a file or a dangling link where the phantom worklist goes:
+    refused at once, naming it, nothing written beside it (no temporary folder), what is there left as it was."""
+    folder = tmp_path / "phantom-worklists" / "DCESynthesis"
+    folder.parent.mkdir()
+    if what == "a link":
+        folder.symlink_to(tmp_path / "nowhere")
+    elif what == "a file":
+        folder.write_text("x", encoding="utf-8")
+    else:
+        (folder / "images").mkdir(parents=True)
+    with pytest.raises(SmartImagingError, match=f"^The phantom worklist could not be written: {folder} is already "
+                                                f"there and is {what}, not a phantom worklist. Remove or rename it"):
+        write_phantoms("DCESynthesis", folder)
+    assert [p.name for p in folder.parent.iterdir()] == ["DCESynthesis"]
+    assert folder.is_symlink() if what == "a link" else folder.is_file() if what == "a file" else \
+        [p.name for p in folder.iterdir()] == ["images"]
 
 
 def _rows(counts: dict[tuple[str, int], int]) -> list[dict]:

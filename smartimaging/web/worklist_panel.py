@@ -111,7 +111,10 @@ def phantom_folder(module: str, kind: str | None = None) -> Path:
 
 def write_phantoms(module: str, folder: Path, **options) -> None:
     """Write the module's phantom cohort into `folder` whole or not at all (into a temporary sibling, then renamed):
-    a station stopped midway leaves no half cohort; when another station made it first, theirs is kept."""
+    a station stopped midway leaves no half cohort; when another station made it first, theirs is kept. Something
+    else already at `folder` (a folder without manifest.csv, a file, a link) is refused before anything is written,
+    naming it (SmartImagingError)."""
+    _check_not_in_the_way(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
@@ -120,9 +123,20 @@ def write_phantoms(module: str, folder: Path, **options) -> None:
             os.rename(partial, folder)
         except OSError:
             if not (folder / "manifest.csv").is_file():
+                _check_not_in_the_way(folder)  # put there while the phantoms were written
                 raise
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+
+
+def _check_not_in_the_way(folder: Path) -> None:
+    """Refuse a `folder` that is there but is no phantom worklist: the reader is told to move it away."""
+    if os.path.lexists(folder) and not (folder / "manifest.csv").is_file():
+        what = ("a link" if folder.is_symlink() else "a folder without manifest.csv" if folder.is_dir()
+                else "a file")
+        raise SmartImagingError(f"The phantom worklist could not be written: {folder} is already there and is "
+                                f"{what}, not a phantom worklist. Remove or rename it, then press Phantom worklist "
+                                "again.")
 
 
 def _expanded(text: str) -> Path:
@@ -475,6 +489,9 @@ class WorklistPanel:
             except OSError as exc:
                 self._set("si_wl_error", module, f"The phantom worklist could not be written into {folder}: "
                                                  f"{_reason(exc, folder)}")
+                return
+            except SmartImagingError as exc:  # something else in its place
+                self._set("si_wl_error", module, str(exc))
                 return
         await self._open_folder(progress, module, str(folder))
 

@@ -573,7 +573,7 @@ def test_the_table_names_a_scanned_study_by_its_path_and_a_loose_png_waits_for_i
     ids = session.shown_ids()
     assert all(case_id.startswith("c") and "patient" not in case_id for case_id in ids)
     assert session.waiting.case_id == ids[0] and session.flow.primary is None and session.case_id is None
-    with pytest.raises(InputError, match="Pixel_mm 'a' is not a number"):
+    with pytest.raises(InputError, match="Pixel size 'a' is not a number"):
         session.give_pixel_size("a")
     with pytest.raises(InputError, match="is not the worklist's open case"):  # no case is read at 1 mm
         session.save({"pathology": "benign"}, {"kind": "mass"})

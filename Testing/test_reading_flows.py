@@ -19,6 +19,7 @@ from smartimaging.bonescan.flow import BoneScanFlow
 from smartimaging.errors import CancelledError, InputError, ModelError
 from smartimaging.lvi import scene as lvi_scene
 from smartimaging.lvi.flow import LVIFlow
+from smartimaging.mammo.features import pixel_mm_of_row
 from smartimaging.mammo.flow import MammoFlow, parse_pixel_mm
 from smartimaging.mrml import sitk_to_volume_node
 from smartimaging.reading import JobError, StepRunner, style_heat_map
@@ -392,7 +393,7 @@ def test_the_desktops_png_mammogram_takes_the_readers_pixel_size(scene):
     assert any("no pixel size in its file (read as 1 mm" in warning for warning in result.warnings), result.warnings
     assert result.domain["verdict"] == "outside"
 
-    with pytest.raises(InputError, match="is not a size in millimetres"):
+    with pytest.raises(InputError, match="Pixel size '0,2' is not a number"):
         flow.set_pixel_size("0,2")
     flow.set_pixel_size("0.2")
     drawn = flow.segmentation
@@ -446,7 +447,8 @@ def test_bstbi_change_is_one_function():
     assert bstbi_change(0.0, 0.1)["relative_change_percent"] is None
 
 
-@pytest.mark.parametrize(("text", "value"), [("", None), ("  ", None), ("0.1", 0.1), (" 0.05 ", 0.05)])
+@pytest.mark.parametrize(("text", "value"), [("", None), ("  ", None), ("0.1", 0.1), (" 0.05 ", 0.05), ("2e-1", 0.2),
+                                             ("7", 7.0)])
 def test_the_readers_pixel_size(scene, text, value):
     assert parse_pixel_mm(text) == value
     flow = MammoFlow(scene)
@@ -454,10 +456,18 @@ def test_the_readers_pixel_size(scene, text, value):
     assert flow.pixel_mm == value
 
 
-@pytest.mark.parametrize("text", ["abc", "0", "-0.1", "5", "nan", "inf"])
-def test_a_pixel_size_that_is_not_one_is_refused(text):
-    with pytest.raises(InputError, match="is not a size in millimetres"):
+@pytest.mark.parametrize(("text", "refusal"), [
+    ("abc", "'abc' is not a number"), ("1_0", "'1_0' is not a number"), ("0.0_5", "'0.0_5' is not a number"),
+    ("٠٫١", "'٠٫١' is not a number"), ("0", "0 is not a mammogram pixel size"), ("-0.1", "-0.1 is not a mammogram"),
+    ("0.01", "0.01 is not a mammogram"), ("12", "12 is not a mammogram"), ("nan", "nan is not a mammogram"),
+    ("inf", "inf is not a mammogram")])
+def test_a_pixel_size_that_is_not_one_is_refused_as_the_worklist_refuses_it(text, refusal):
+    """The station's and desktop's pixel-size field and the worklist's (a manifest's pixel_mm) share one check and
+    one range, 0.02 to 10 mm; '_' digit separators and non-ASCII digits are not numbers."""
+    with pytest.raises(InputError, match=f"^Pixel size {refusal}"):
         parse_pixel_mm(text)
+    with pytest.raises(InputError, match=f"^pixel_mm {refusal}"):
+        pixel_mm_of_row({"pixel_mm": text})
 
 
 def test_a_selected_volume_without_pixels_is_refused(scene):

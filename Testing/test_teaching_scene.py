@@ -249,9 +249,9 @@ def test_a_png_set_without_pixel_sizes_asks_once_for_the_set_and_computes_in_its
              "pixel_mm column): give the pixel size in mm (e.g. 0.1) of every case of the set; it is kept for this "
              "session.")
     assert [teaching.pixel_size_request(i) for i in range(3)] == [asked] * 3
-    for text, refusal in (("0", "Pixel_mm 0 is not a mammogram pixel size"), ("nan", "Pixel_mm nan is not a "),
-                          ("inf", "Pixel_mm inf is not a "), ("12", "Pixel_mm 12 is not a "),
-                          ("0.1 mm", "Pixel_mm '0.1 mm' is not a number"), (" ", "Type the pixel size in mm")):
+    for text, refusal in (("0", "Pixel size 0 is not a mammogram pixel size"), ("nan", "Pixel size nan is not a "),
+                          ("inf", "Pixel size inf is not a "), ("12", "Pixel size 12 is not a "),
+                          ("0.1 mm", "Pixel size '0.1 mm' is not a number"), (" ", "Type the pixel size in mm")):
         with pytest.raises(InputError, match=refusal):
             teaching.set_pixel_size(0, text)
         assert [teaching.pixel_size_request(i) for i in range(3)] == [asked] * 3  # nothing kept

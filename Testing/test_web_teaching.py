@@ -236,7 +236,7 @@ def test_a_png_set_without_pixel_sizes_asks_for_the_sets_pixel_size(page, screen
         page.wait_for_function(f"Number(document.querySelector('#si-steps-done').textContent) > {done}",
                                timeout=120_000)
         if text == "0":
-            assert page.inner_text("#si-teach-error") == ("Pixel_mm 0 is not a mammogram pixel size (expected 0.02 "
+            assert page.inner_text("#si-teach-error") == ("Pixel size 0 is not a mammogram pixel size (expected 0.02 "
                                                           "to 10 mm)")
             assert page.locator("#si-teach-pixel").is_visible() and page.inner_text("#si-case") == "No case loaded"
     assert page.locator("#si-teach-pixel").count() == 0 and page.locator("#si-teach-error").count() == 0

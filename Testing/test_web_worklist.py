@@ -407,7 +407,7 @@ def test_a_loose_png_waits_for_its_pixel_size_and_the_phantom_worklist_outlives_
     assert "view0.png: its PNG file stores no pixel size" in state.si_wl_pixel_message[MAMMO]
     assert station.flows[MAMMO].primary is None and station.case_line == ""
     panel.on_pixel_size("0")
-    assert state.si_wl_error[MAMMO] == "Pixel_mm 0 is not a mammogram pixel size (expected 0.02 to 10 mm)"
+    assert state.si_wl_error[MAMMO] == "Pixel size 0 is not a mammogram pixel size (expected 0.02 to 10 mm)"
 
     async def give(text: str) -> None:
         panel.on_pixel_size(text)

@@ -600,11 +600,12 @@ def test_a_loose_png_needs_its_pixel_size_once_and_files_that_store_one_do_not(t
         with pytest.raises(PixelSizeNeededError):
             save()
     assert not (folder / "smartimaging").exists()  # refused: nothing written
-    for bad, message in (("", "Type the pixel size"), ("abc", "Pixel_mm 'abc' is not a number"),
-                         ("0", "not a mammogram pixel size")):
+    for bad, message in (("", "Type the pixel size"), ("abc", "Pixel size 'abc' is not a number"),
+                         ("0", "not a mammogram pixel size"), ("1_0", "Pixel size '1_0' is not a number"),
+                         ("٠٫١", "is not a number"), ("12", "expected 0.02 to 10 mm")):
         with pytest.raises(InputError, match=message):
             worklist.set_pixel_size(png, bad)
-    worklist.set_pixel_size(png, "0.2")
+    worklist.set_pixel_size(png, " 2.0e-1 ")  # kept as the number it is, not as typed
     again = Worklist(folder, MAMMO)  # asked once: a reopened worklist has it
     assert again.pixel_size(png) == "0.2" and again.status(png) == NEW
     again.require_pixel_size(png)

@@ -773,21 +773,22 @@ class Worklist:
 
     def set_pixel_size(self, case_id: str, pixel_mm: str) -> dict:
         """Keep the reader's pixel size (mm) of a case in its record, so that it is asked once (the same size again
-        writes nothing). Refused when the case's saved ROIs were made on another pixel size (they would no longer fit
-        the image)."""
-        text = str(pixel_mm or "").strip()
-        if not text:
-            raise InputError("Type the pixel size in mm (e.g. 0.1)")
-        problem = _row_problem({"pixel_mm": text}, self.spec)
+        writes nothing): checked as the station's and desktop's pixel-size field (`mammo.images.parse_pixel_mm`), kept
+        as that number ("0.20" and "2e-1" as "0.2"). Refused when the case's saved ROIs were made on another pixel
+        size (they would no longer fit the image)."""
         if "pixel_mm" not in self.spec.extra_columns:
             raise InputError(f"{self.spec.module} takes no pixel size")
-        if problem:
-            raise InputError(problem[0].upper() + problem[1:])
+        from .mammo.images import parse_pixel_mm
+
+        value = parse_pixel_mm(pixel_mm)
+        if value is None:
+            raise InputError("Type the pixel size in mm (e.g. 0.1)")
+        text = str(value)
         folder = self.case_folder(case_id)
         with self._writing(folder):
             record = self.record(case_id) or {"case_id": case_id, "revision": 0, "status": NEW}
             old = self.pixel_size(case_id)
-            if old and float(old) == float(text):
+            if old and float(old) == value:
                 return record
             if old and (record.get("ai_roi") or record.get("corrected_roi")):
                 raise InputError(f"Case {case_id} was read at {old} mm and its ROIs were saved on that grid; its "

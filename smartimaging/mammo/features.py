@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,7 @@ from ..io import atomic_files, check_readable, file_suffix, read_volume
 from ..limits import MAMMOGRAM, check_image_file
 from ..manifest import read_manifest, write_manifest
 from ..radiomics import MAMMO_PARAMS, RECOMMENDED_BINS, bin_counts, extract_2d, parameter_settings
-from .images import Mammogram, load_mammogram
+from .images import Mammogram, load_mammogram, parse_pixel_mm
 
 
 def load_mask(path: str | os.PathLike, mammogram: Mammogram) -> np.ndarray:
@@ -103,17 +102,9 @@ def check_roi(mask: np.ndarray, parameters: str | os.PathLike = MAMMO_PARAMS) ->
 
 
 def pixel_mm_of_row(row: dict) -> float | None:
-    """The row's `pixel_mm` (mm, for formats that store none), or None when the column is empty or absent."""
-    text = (row.get("pixel_mm") or "").strip()
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputError(f"pixel_mm '{text}' is not a number; give the pixel size in mm (e.g. 0.1)") from None
-    if not math.isfinite(value) or not 0.02 <= value <= 10:
-        raise InputError(f"pixel_mm {text} is not a mammogram pixel size (expected 0.02 to 10 mm)")
-    return value
+    """The row's `pixel_mm` (mm, for formats that store none; `images.parse_pixel_mm`), or None when the column is
+    empty or absent."""
+    return parse_pixel_mm(row.get("pixel_mm"), "pixel_mm")
 
 
 def features_of_row(root: Path, row: dict, parameters: str | os.PathLike = MAMMO_PARAMS) -> dict:

@@ -7,24 +7,9 @@ from __future__ import annotations
 from ..errors import InputError
 from ..reading import Flow, Job, Result, Step
 from ..segments import MAMMO_SEGMENTS, SegmentSpec
-from .images import PIXEL_SIZE_HINTS
+from .images import PIXEL_SIZE_HINTS, parse_pixel_mm
 
 KINDS = ("mass", "calcification")
-MAX_PIXEL_MM = 5.0  # no mammogram has pixels this large
-
-
-def parse_pixel_mm(text) -> float | None:
-    """The pixel size the reader typed (millimetres), None when empty; anything else than a size is refused."""
-    text = str(text if text is not None else "").strip()
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < MAX_PIXEL_MM:
-        raise InputError(f"Pixel size '{text}' is not a size in millimetres (e.g. 0.1)")
-    return value
 
 
 class MammoFlow(Flow):
@@ -62,7 +47,8 @@ class MammoFlow(Flow):
         self.pixel_mm = pixel_mm
 
     def set_pixel_size(self, text) -> None:
-        """The pixel size as the reader typed it (see `parse_pixel_mm`), used for the next file read."""
+        """The pixel size as the reader typed it (`images.parse_pixel_mm`: the worklist's check), used for the next
+        file read."""
         self.pixel_mm = parse_pixel_mm(text)
 
     def select(self, volumes, point_node=None, segmentation=None, table_node=None) -> None:

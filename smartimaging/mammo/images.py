@@ -28,12 +28,33 @@ PIXEL_SIZE_HINTS = {  # where the reader gives a mammogram's pixel size, by fron
     "station": "type it in “Pixel size mm (PNG/PGM)” under 1. Case and load the image again",
     "desktop": "type it in the module's “Pixel size (mm)” field and segment again"}
 
+PIXEL_MM_RANGE = (0.02, 10.0)  # mm: a mammogram's pixel size, from high-resolution detectors to downsampled exports
+
 MAMMOGRAPHY_MODALITIES = {"MG"}
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 # where the pixel size of a loaded mammogram came from (Mammogram.meta["pixel_size_source"])
 PIXEL_SIZE_FROM_HEADER = "header"
 PIXEL_SIZE_GIVEN = "given by the reader"
 PIXEL_SIZE_UNKNOWN = "unknown (assumed 1 mm)"
+
+
+def parse_pixel_mm(text, what: str = "Pixel size") -> float | None:
+    """A mammogram's pixel size in mm given as text (the reader's field; a manifest's pixel_mm column, `what` naming
+    it in the refusal), None when empty: a plain number (ASCII, no '_' separators) in PIXEL_MM_RANGE, else
+    InputError. The one check of every front-end: str() of its value is the number kept."""
+    text = str(text if text is not None else "").strip()
+    if not text:
+        return None
+    try:
+        if "_" in text or not text.isascii():
+            raise ValueError(text)
+        value = float(text)
+    except ValueError:
+        raise InputError(f"{what} '{text}' is not a number; give the pixel size in mm (e.g. 0.1)") from None
+    low, high = PIXEL_MM_RANGE
+    if not (math.isfinite(value) and low <= value <= high):
+        raise InputError(f"{what} {text} is not a mammogram pixel size (expected {low:g} to {high:g} mm)")
+    return value
 
 
 def pixel_size(image: sitk.Image) -> tuple[float, float]:

@@ -7,6 +7,7 @@ both classes are refused before a model folder is made (a cancel: test_desktop_t
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -20,13 +21,13 @@ from smartimaging.cohort_training import (
     models_folder,
     train_from_worklist,
 )
-from smartimaging.errors import InputError
+from smartimaging.errors import InputError, ModelError
 from smartimaging.evaluation import auc_with_ci
 from smartimaging.io import read_series_or_volume
 from smartimaging.lvi.cohort import write_lvi_phantom_cohort
 from smartimaging.lvi.evaluate import evaluate_models
 from smartimaging.lvi.worklist_training import choice_arguments, choices
-from smartimaging.manifest import read_manifest
+from smartimaging.manifest import read_manifest, write_manifest
 from smartimaging.segments import BREAST_MASS
 from smartimaging.worklist import Worklist
 
@@ -160,9 +161,15 @@ def test_the_flow_computes_with_the_chosen_network_alone_and_names_it(saved, tra
     flow.classifier_card = card_path
     result = flow.run(flow.compute())
     rows = result.rows
-    assert rows[0][:2] == ["DCE", "resnet10-3d"] and rows[0][5] == f"{NAME} 1.0.0" and rows[1][0] == "fused"
+    assert rows[0][:2] == ["DCE", "resnet10-3d"] and rows[0][5] == f"{NAME} 1.0.0"
     assert float(rows[0][2]) == pytest.approx(float(first["score"]), abs=1e-3)  # the score Evaluate gave it
     assert result.headline.endswith(f"; ResNet10 3D on the DCE, model {NAME})")
+    # one network ran alone: no "fused" row, and the explanations speak of its LVI probability, not a fusion
+    assert "fused" not in [row[0] for row in rows] and "fused" in [row[0] for row in demo.rows]
+    cutoff = next(e for e in result.explanations if e["key"] == "cutoff")
+    assert cutoff["title"].startswith(f"LVI probability {float(rows[0][2]):.3f} · cutoff {float(rows[0][3]):.3f}")
+    assert not any("fused" in str(e).lower() for e in result.explanations)
+    assert next(e for e in demo.explanations if e["key"] == "cutoff")["title"].startswith("Fused LVI probability")
     card = next(e for e in result.explanations if e["key"] == f"card {NAME}")
     assert any("cohort" in line for line in card["text"])  # the card read from the cohort, not the models folder
     flow.select({"T2": flow.volumes["T2"]}, None, flow.segmentation)
@@ -188,3 +195,80 @@ def test_too_few_cases_or_a_val_split_without_both_classes_are_refused(saved, tm
     assert [value for value, _ in choices()][:3] == ["resnet10-3d:DCE", "resnet10-2d:DCE", "vanilla2d:DCE"]
     assert choice_arguments("vanilla2d:T2") == ["--network", "vanilla2d", "--sequence", "T2"]
 
+
+
+def _copy_model(trained, name: str, edit) -> None:
+    """The trained model copied as `name` (its card's id too), `edit(card)` applied to the copy's card."""
+    card_path, _ = trained
+    folder = card_path.parent.parent / name
+    shutil.copytree(card_path.parent, folder, ignore=shutil.ignore_patterns("evaluation"))
+    (folder / card_path.name).unlink()
+    card = {**json.loads(card_path.read_text(encoding="utf-8")), "id": name}
+    edit(card)
+    (folder / f"{name}.json").write_text(json.dumps(card), encoding="utf-8")
+
+
+def test_a_damaged_card_is_read_as_untrusted(saved, trained):
+    """A card's validation metric edited by hand shows as damaged in the evaluation table; a network name outside
+    the paper's three, or not the one its architecture builds, refuses the model before anything is written."""
+    damaged = {"valid-str": lambda c: c["metrics"].__setitem__("validation", "x"),
+               "auc-str": lambda c: c["metrics"]["validation"]["auc"].__setitem__("auc", "abc")}
+    for name, edit in damaged.items():
+        _copy_model(trained, name, edit)
+        table = dict(evaluate_model(saved.out, LVI, name)["table"])
+        assert table["Validation AUC (training, val split, best epoch)"].startswith(
+            "damaged card: metrics.validation.auc is not a number in [0, 1]")
+        assert table["Network"] == f"ResNet10 3D on the DCE ({name})"
+    refused = {"resnet50": "training.model is 'resnet50'; expected one of 'vanilla2d', 'resnet10-2d', 'resnet10-3d'",
+               "vanilla2d": "training.model is 'vanilla2d' but the architecture is a 3D resnet10_3d_convpool"}
+    for network, message in refused.items():
+        name = f"model-{network}"
+        _copy_model(trained, name, lambda c, network=network: c["training"].__setitem__("model", network))
+        with pytest.raises(ModelError, match=message):
+            evaluate_model(saved.out, LVI, name)
+        assert not (models_folder(saved.out) / name / "evaluation").exists()
+
+
+def test_cases_without_the_sequence_are_left_out_and_counted(saved, tmp_path):
+    """A done case saved without its FS-T2WI is left out of T2 training and evaluation and counted (the card, the
+    refusals, the table); an empty corrected VOI is refused naming its patient."""
+    cohort = tmp_path / "cohort"
+    shutil.copytree(saved.folder, cohort, ignore=shutil.ignore_patterns("models"))
+    out = cohort / "smartimaging" / LVI
+    rows = read_manifest(out / "manifest.csv", ("patient_id",)).rows
+    train_row = next(row for row in rows if row["split"] == "train" and row["label"] == "0")
+    test_row = next(row for row in rows if row["split"] == "test" and row["label"] == "1")
+    for row in (train_row, test_row):
+        row["t2"] = ""
+    write_manifest(out / "manifest.csv", rows)
+    card_path = train_from_worklist(out, LVI, "t2", epochs=1, network="vanilla2d", sequence="T2")
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    assert card["training"]["cases_without_sequence"] == 1
+    assert card["training"]["data"]["cases_per_class"] == {"without LVI": 7, "with LVI": 7}
+    assert "(VanillaCNN 2D on the FS-T2WI) (1 done case without its FS-T2WI left out) of the" in \
+        card["training"]["data"]["description"]
+    assert train_row["patient_id"] not in {row["patient_id"] for row in read_manifest(
+        card_path.parent / "cases.csv", ("patient_id",)).rows}
+    report = evaluate_model(out, LVI, "t2")
+    assert (report["negative"], report["positive"]) == (2, 2)
+    assert dict(report["table"])["Left out"] == "1 done case without its FS-T2WI left out"
+    # the DCE model keeps every case; too few with the sequence: the refusal counts the ones left out
+    for row in rows:
+        if row["split"] in ("train", "val") and row["label"] == "1":
+            row["t2"] = ""
+    write_manifest(out / "manifest.csv", rows)
+    with pytest.raises(InputError, match=r"this cohort has 7 cases without LVI and 0 with LVI \(8 done cases without "
+                                         r"their FS-T2WI left out\)"):
+        train_from_worklist(out, LVI, "t2-few", epochs=1, network="vanilla2d", sequence="T2")
+    negative = next(row for row in rows if row["split"] == "test" and row["label"] == "0")
+    voi = out / negative["voi"]
+    image = sitk.ReadImage(str(voi))
+    empty = sitk.GetImageFromArray(sitk.GetArrayFromImage(image) * 0)
+    empty.CopyInformation(image)
+    for key in image.GetMetaDataKeys():
+        empty.SetMetaData(key, image.GetMetaData(key))
+    sitk.WriteImage(empty, str(voi), True)
+    before = (card_path.parent / "evaluation" / "evaluation.json").read_bytes()
+    with pytest.raises(InputError, match=f"Patient {negative['patient_id']}: The lesion VOI is empty"):
+        evaluate_model(out, LVI, "t2")
+    assert (card_path.parent / "evaluation" / "evaluation.json").read_bytes() == before

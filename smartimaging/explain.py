@@ -401,13 +401,15 @@ def lvi_explanations(record: dict, directory=None) -> list[dict]:
     if disagreement:
         explanations.append(disagreement)
     if fused:
-        explanations.append(borderline_explanation("fused LVI probability", fused["probability"], fused["cutoff"]))
+        from .lvi.report_page import is_fused
+
+        what = "fused LVI probability" if is_fused(record) else "LVI probability"  # one network alone: no fusion
+        explanations.append(borderline_explanation(what, fused["probability"], fused["cutoff"]))
         fitted = re.search(r"\(([^()]+)\)$", str(fused.get("method", "")))  # a fitted fusion names its card
         source = fitted.group(1) if fitted else models[0]["model"]["id"] if len(models) == 1 else None
         path = None if fitted or not source else card_path_of(models[0]["model"], directory)  # a cohort's model
         card = read_card(source, directory, path) if source else None
-        explanations.append(cutoff_explanation("fused LVI probability", fused["probability"], fused["cutoff"],
-                                               card))
+        explanations.append(cutoff_explanation(what, fused["probability"], fused["cutoff"], card))
     return [e for e in explanations if e]
 
 

@@ -42,7 +42,8 @@ def write_lvi_phantom_cohort(out_dir: str | os.PathLike, n_cases: int, seed: int
 
 def case_inputs(manifest_path: str | os.PathLike, sequence: str, split: str | None, dimensions: int,
                 settings: Preprocessing = DEFAULT_PREPROCESSING) -> list[dict]:
-    """Per case: patient id, label and the network input of one sequence (3D box, or the 2D tumour slices)."""
+    """Per case: patient id, label and the network input of one sequence (3D box, or the 2D tumour slices); a case
+    whose VOI or volume cannot be used is refused naming its patient."""
     if sequence not in SEQUENCES:
         raise InputError(f"Unknown sequence {sequence!r}; choose one of {', '.join(SEQUENCES)}")
     manifest = read_manifest(manifest_path, required=("patient_id", SEQUENCES[sequence], "voi", "label"))
@@ -54,9 +55,12 @@ def case_inputs(manifest_path: str | os.PathLike, sequence: str, split: str | No
     for row, label in zip(rows, labels, strict=True):
         volume = read_series_or_volume(manifest_file(manifest, row, SEQUENCES[sequence]))
         voi = read_series_or_volume(manifest_file(manifest, row, "voi"))
-        what = f"{sequence} volume of patient {row['patient_id']}"
-        array = crop_3d(volume, voi, settings, what) if dimensions == 3 else \
-            tumour_slices_2d(volume, voi, settings, what)
+        what = f"{sequence} volume"
+        try:
+            array = crop_3d(volume, voi, settings, what) if dimensions == 3 else \
+                tumour_slices_2d(volume, voi, settings, what)
+        except InputError as exc:  # an empty or misplaced VOI, a damaged volume: named by its case
+            raise InputError(f"Patient {row['patient_id']}: {exc}") from None
         cases.append({"patient_id": row["patient_id"], "label": label, "input": array, "row": row,
                       "dimensions": dimensions})
     return cases

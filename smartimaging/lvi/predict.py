@@ -29,7 +29,6 @@ from ..models.nets import (
     card_field,
     card_number,
     card_sizes,
-    card_text,
     check_architecture,
     checked_card,
 )
@@ -37,7 +36,7 @@ from ..models.registry import LoadedModel, load_model, read_card
 from ..privacy import input_record
 from ..record_report import REPORT_FILE, Explainer, write_report
 from .preprocess import NetworkInput, Preprocessing, network_input, oversized_voi, voi_on_grid
-from .report_page import report_page
+from .report_page import ONE_MODEL, report_page
 
 DEFAULT_MODELS = ("lvi-dce-resnet10-3d-demo", "lvi-t2-resnet10-3d-demo")
 
@@ -118,7 +117,7 @@ class LVIPrediction:
     def fusion_method(self) -> str:
         if self.fusion is not None:
             return f"logistic regression on {', '.join(self.fusion['fusion']['inputs'])} ({self.fusion['id']})"
-        return "mean of the models' probabilities"
+        return ONE_MODEL if len(self.models) == 1 else "mean of the models' probabilities"
 
     @property
     def domain(self) -> dict:
@@ -142,6 +141,8 @@ class LVIPrediction:
 
 
 CLASSIFIER_DIMENSIONS = {"vanilla_cnn_2d": 2, "resnet10_3d_convpool": 3}  # MONAI ResNets: their spatial_dims
+NETWORKS = {"vanilla2d": ("vanilla_cnn_2d", 2), "resnet10-2d": ("resnet10", 2),  # `training.model`: the network
+            "resnet10-3d": ("resnet10_3d_convpool", 3)}  # that `lvi train` built (architecture name, dimensions)
 MAX_MARGIN_MM = 100.0
 
 
@@ -150,7 +151,8 @@ def check_lvi_card(card: dict) -> Preprocessing:
 
     Sequence DCE or T2; a network of one input channel and one output (the LVI logit) whose dimensions match
     `inputs.dimensions`; margin 0-100 mm; box sizes 1-512 a side (2^24 voxels at most) and, for the networks built
-    for one input size, equal to it; cutoff in [0, 1]; `training.model` (the network's name in results).
+    for one input size, equal to it; cutoff in [0, 1]; `training.model` (the network's name in results) one of
+    NETWORKS, the one the architecture builds.
     """
     architecture = check_architecture(card_field(card, "architecture"))
     card_choice(card_field(card, "inputs.sequence"), "inputs.sequence", ("DCE", "T2"))
@@ -180,7 +182,9 @@ def check_lvi_card(card: dict) -> Preprocessing:
         raise CardFieldError(f"inputs.preprocessing.size_2d is {settings.size_2d} but the network was built for "
                              f"{architecture.get('input_size', 64)}")
     card_number(card_field(card, "outputs.cutoff"), "outputs.cutoff", 0.0, 1.0)
-    card_text(card_field(card, "training.model"), "training.model", 100)
+    model = card_choice(card_field(card, "training.model"), "training.model", tuple(NETWORKS))
+    if NETWORKS[model] != (name, dimensions):
+        raise CardFieldError(f"training.model is {model!r} but the architecture is a {dimensions}D {name}")
     return settings
 
 

@@ -14,15 +14,22 @@ from ..segments import BREAST_MASS
 COLUMNS = ("Sequence", "Model", "LVI probability", "Cutoff", "Label", "Model card")
 CAPTIONS = {"DCE": "DCE", "T2": "FS-T2WI"}
 VOI_COLOUR = tuple(round(255 * c) for c in BREAST_MASS.color)
+ONE_MODEL = "one model alone (no fusion)"  # a record's fused method when one network ran (a cohort's model)
+
+
+def is_fused(record: dict) -> bool:
+    """Whether a record's "fused" result combines models (or a fitted fusion's inputs): not one network alone."""
+    return (record.get("fused") or {}).get("method") != ONE_MODEL
 
 
 def result_rows(record: dict) -> list[list[str]]:
-    """The result table of a record (`LVIPrediction.as_json`): one row per model, then the fused one."""
+    """The result table of a record (`LVIPrediction.as_json`): one row per model, then the fused one (none when one
+    network ran alone: its row is the result)."""
     rows = [[m["sequence"], m["network"], f"{m['probability']:.3f}", f"{m['cutoff']:.3f}", m["label"],
              f"{m['model']['id']} {m['model']['version']}"] for m in record["models"]]
     fused = record["fused"]
-    return rows + [["fused", fused["method"], f"{fused['probability']:.3f}", f"{fused['cutoff']:.3f}",
-                    fused["label"], ""]]
+    return rows + ([["fused", fused["method"], f"{fused['probability']:.3f}", f"{fused['cutoff']:.3f}",
+                     fused["label"], ""]] if is_fused(record) else [])
 
 
 def figures(volumes: dict[str, sitk.Image], voi: sitk.Image, record: dict,

@@ -32,6 +32,7 @@ from ..result_nodes import RecordedResult
 from ..segmentation_nodes import CLASSICAL, ROI_SOURCE, edit_check, roi_source, segmentation_from_labels
 from ..segments import BREAST_MASS
 from .predict import DEFAULT_MODELS, predict_case
+from .report_page import result_rows
 
 RESULT = "SmartImaging.BreastLVI"
 SEGMENTATION = "SmartImaging.BreastLVISegmentation"
@@ -97,10 +98,7 @@ def add_result_nodes(scene, volume_nodes: dict, record: dict, heat_maps: dict, t
     if table_node is None:
         table_node = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{reference.GetName()} LVI")
         place_in_same_study(scene, table_node, reference)
-    rows = [[m["sequence"], m["network"], f"{m['probability']:.3f}", f"{m['cutoff']:.3f}", m["label"],
-             f"{m['model']['id']} {m['model']['version']}"] for m in record["models"]]
-    fused = record["fused"]
-    rows.append(["fused", fused["method"], f"{fused['probability']:.3f}", f"{fused['cutoff']:.3f}", fused["label"], ""])
+    rows = result_rows(record)
     if "domain" in record:
         rows.append(["Domain check", record["domain"]["text"], "", "", "", ""])
     if record.get("roi_source"):

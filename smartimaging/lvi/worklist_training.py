@@ -14,6 +14,7 @@ SEN/SPE/ACC at the card's cutoff with counts, Dice of the AI VOIs with the corre
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -24,11 +25,12 @@ from ..errors import InputError
 from ..models.nets import checked_card
 from ..models.registry import MAX_CARD_BYTES, read_card, read_json_limited
 from ..training import TrainConfig
+from ..wording import counted
 from .cohort import SEQUENCES, case_inputs
 from .predict import DEFAULT_MODELS, check_lvi_card, load_lvi_model
 from .train import PAPER_BATCH, case_probabilities, dimensions_of, train_lvi
 
-NETWORKS = {"resnet10-3d": "ResNet10 3D", "resnet10-2d": "ResNet10 2D", "vanilla2d": "VanillaCNN 2D"}
+NETWORKS = {"resnet10-3d": "ResNet10 3D", "resnet10-2d": "ResNet10 2D", "vanilla2d": "VanillaCNN 2D"}  # predict's
 SEQUENCE_NAMES = {"DCE": "DCE", "T2": "FS-T2WI"}
 DEFAULT_NETWORK, DEFAULT_SEQUENCE = "resnet10-3d", "DCE"  # the paper's best model
 EPOCHS, MAX_EPOCHS = 30, 100  # a GUI run; the paper's schedule
@@ -63,20 +65,36 @@ def choice_arguments(choice: str) -> list[str]:
     return ["--network", network, "--sequence", sequence]
 
 
-def check_splits(rows: list[dict], more: str) -> None:
+def with_sequence(rows: list[dict], sequence: str | None) -> tuple[list[dict], int]:
+    """The done rows that have `sequence`'s image (the worklist saves a case without its FS-T2WI) and how many are
+    left out; all of them for an unknown sequence (a damaged card, refused when the model is loaded)."""
+    if sequence not in SEQUENCES:
+        return rows, 0
+    kept = [row for row in rows if row.get(SEQUENCES[sequence])]
+    return kept, len(rows) - len(kept)
+
+
+def left_out_note(left_out: int, sequence: str) -> str:
+    """" (1 done case without its FS-T2WI left out)", or "" for none."""
+    return (f" ({counted(left_out, 'done case')} without {'its' if left_out == 1 else 'their'} "
+            f"{SEQUENCE_NAMES[sequence]} left out)" if left_out else "")
+
+
+def check_splits(rows: list[dict], more: str, note: str = "") -> None:
     """Refuse training rows whose val split lacks LVI-negative or LVI-positive patients: the val AUC chooses the
-    epoch. `more` says what to do."""
+    epoch. `more` says what to do; `note` (`left_out_note`) follows the counts."""
     counts = [len({row["patient_id"] for row in rows if row["split"] == "val" and row["label"] == str(label)})
               for label in (0, 1)]
     if min(counts) < 1:
         raise InputError("Training needs at least one LVI-negative and one LVI-positive case in the val split (about "
                          "15 % of the patients, chosen by patient: their AUC chooses the epoch); it has "
-                         f"{counts[0]} LVI-negative and {counts[1]} LVI-positive. {more}")
+                         f"{counts[0]} LVI-negative and {counts[1]} LVI-positive{note}. {more}")
 
 
 def train(scratch: Path, name: str, seed: int, epochs: int, network: str, sequence: str, progress: Progress,
-          check: Callable[[], None]) -> Path:
-    """Train `network` on `sequence` of the rows of `scratch`/cases.csv into `scratch` (card id `name`); its card."""
+          check: Callable[[], None], left_out: int = 0) -> Path:
+    """Train `network` on `sequence` of the rows of `scratch`/cases.csv into `scratch` (card id `name`); its card,
+    which counts the `left_out` done cases without that sequence."""
     check_choice(network, sequence)
     if not 1 <= epochs <= MAX_EPOCHS:
         raise InputError(f"Epochs {epochs}: choose 1 to {MAX_EPOCHS} (the paper trains {MAX_EPOCHS})")
@@ -90,21 +108,27 @@ def train(scratch: Path, name: str, seed: int, epochs: int, network: str, sequen
     progress(0.02, f"reading the cases' {SEQUENCE_NAMES[sequence]} boxes around the corrected VOIs")
     config = TrainConfig(epochs=epochs, batch_size=PAPER_BATCH[dimensions_of(network)], learning_rate=LEARNING_RATE,
                          seed=seed, amp=False, show_progress=False)
-    return train_lvi(scratch / "cases.csv", sequence, network, scratch, config, model_id=name, progress=on_epoch,
-                     arguments={"network": network, "sequence": sequence, "epochs": epochs, "seed": seed})
+    card_path = train_lvi(scratch / "cases.csv", sequence, network, scratch, config, model_id=name,
+                          progress=on_epoch, arguments={"network": network, "sequence": sequence, "epochs": epochs,
+                                                        "seed": seed})
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card["training"]["cases_without_sequence"] = left_out
+    card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    return card_path
 
 
 def describe(card: dict) -> tuple[str, str]:
     """What a cohort's model was trained on ("lesion VOIs (ResNet10 3D on the DCE)") and the `cohort-train` options
     that train it again."""
     arguments = card["training"]["arguments"]
-    return (f"lesion VOIs ({network_title(arguments['network'], arguments['sequence'])})",
+    note = left_out_note(card["training"].get("cases_without_sequence", 0), arguments["sequence"])
+    return (f"lesion VOIs ({network_title(arguments['network'], arguments['sequence'])}){note}",
             f" --network {arguments['network']} --sequence {arguments['sequence']} --epochs {arguments['epochs']}")
 
 
 def evaluate(card_path: Path, scratch: Path, progress: Progress, check: Callable[[], None]):
     """Probabilities of the test rows of `scratch`/cases.csv by the model: (labels, scores, cutoff, card, extra table
-    rows, failed cases)."""
+    rows, failed cases). The card's metrics are read as untrusted: a damaged one shows as such in its row."""
     model = load_lvi_model(card_path)
     settings = checked_card(card_path.name, check_lvi_card, model.card)
     sequence, dimensions = model.card["inputs"]["sequence"], model.card["inputs"]["dimensions"]
@@ -114,12 +138,24 @@ def evaluate(card_path: Path, scratch: Path, progress: Progress, check: Callable
     progress(0.6, "scoring the held-out cases")
     scores = case_probabilities(model.network, cases, next(model.network.parameters()).device)
     card = read_json_limited(card_path, MAX_CARD_BYTES, "Model card")
-    validation = (card.get("metrics") or {}).get("validation") or {}
-    extra = [["Network", f"{network_title(card['training']['model'], sequence)} ({card['id']})"]]
-    if isinstance(validation.get("auc"), dict):
-        extra.append(["Validation AUC (training, val split, best epoch)", f"{validation['auc']['auc']:.3f}"])
+    extra = [["Network", f"{network_title(model.card['training']['model'], sequence)} ({model.card['id']})"]]
+    extra += filter(None, [_validation_auc(card)])
     return (np.array([case["label"] for case in cases]), scores, float(model.card["outputs"]["cutoff"]), card, extra,
             0)
+
+
+def _validation_auc(card: dict) -> list[str] | None:
+    """The table row of the card's validation AUC ("damaged card: ..." when it is not a number in [0, 1]); None
+    when the card records none."""
+    metrics = card.get("metrics")
+    validation = metrics.get("validation") if isinstance(metrics, dict) else None
+    if validation is None:
+        return None
+    auc = validation.get("auc") if isinstance(validation, dict) else None
+    value = auc.get("auc") if isinstance(auc, dict) else auc
+    valid = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
+    return ["Validation AUC (training, val split, best epoch)", f"{value:.3f}" if valid else
+            f"damaged card: metrics.validation.auc is not a number in [0, 1] ({str(value)[:20]})"]
 
 
 def chosen_model(card_path: str | os.PathLike) -> tuple[str, str]:
@@ -128,6 +164,5 @@ def chosen_model(card_path: str | os.PathLike) -> tuple[str, str]:
     card, path = read_card(card_path)
     checked_card(path.name, check_lvi_card, card)
     sequence = card["inputs"]["sequence"]
-    model = card["training"]["model"]
-    return sequence, network_title(model, sequence) if model in NETWORKS else f"{model} on the {sequence}"
+    return sequence, network_title(card["training"]["model"], sequence)
 

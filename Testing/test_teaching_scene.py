@@ -435,6 +435,29 @@ def test_a_bone_scan_teaching_set_is_checked_spot_by_spot_with_negative_studies(
     assert not teaching.key().any() and teaching.bladder() is None
 
 
+def test_a_bone_scan_whose_label_and_reference_mask_disagree_is_left_out_saying_why(tmp_path):
+    """A study labelled with metastasis whose mask outlines none, and one labelled without whose mask outlines some,
+    would be checked as both right and wrong: left out at open, named with the reason, as cases without a key are."""
+    from smartimaging.bonescan.flow import BoneScanFlow
+
+    cohort = write_phantom_set(tmp_path / "set", "BoneScanBSTBI", seed=1)
+    manifest = cohort / "manifest.csv"
+    with open(manifest, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["label"] for row in rows] == ["1", "0", "1"]  # PHANTOM_BONE_SCANS, each with its mask
+    rows[1]["label"], rows[2]["label"] = "1", "0"
+    with open(manifest, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    teaching = TeachingSet(BoneScanFlow(create_headless_scene()), cohort, tmp_path / "scratch")
+    assert [case.case_id for case in teaching.cases] == [rows[0]["patient_id"]]
+    assert teaching.left_out == (
+        f"Left out: 2 cases whose label and reference mask disagree ({rows[1]['patient_id']}: labelled 'yes' but its "
+        f"mask outlines no bone metastasis, {rows[2]['patient_id']}: labelled 'no' but its mask outlines a bone "
+        "metastasis). Only cases with an answer key (outline and label) are taught.")
+
+
 def _volumes(scene):
     nodes = scene.GetNodesByClass("vtkMRMLScalarVolumeNode")
     return [nodes.GetItemAsObject(i) for i in range(nodes.GetNumberOfItems())

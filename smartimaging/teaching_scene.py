@@ -9,7 +9,8 @@ student's orange as the AI's proposal and the reader's ROI are everywhere in the
 Bone scans are taught lesion-wise (LESION_WISE; `teaching.check_spots`): the key is the metastasis label of the
 reference label map (the bladder label places the spots), possibly empty in a negative study (a case labelled
 negative without a reference mask has an empty key); the student outlines the hot spots they believe are metastases,
-or none; spots are placed at their skeletal site (`bonescan.sites`) on each view.
+or none; spots are placed at their skeletal site (`bonescan.sites`) on each view. A study whose label and reference
+mask disagree (labelled with metastasis, none in the mask, or the reverse) is left out at open, saying why.
 
 A mammogram whose file stores no pixel size (a loose PNG or JPEG of a hand-made set) and whose manifest gives none
 (no `pixel_mm`) is not opened until one is given (`pixel_size_request`, `set_pixel_size`; the worklist's checks), so
@@ -128,11 +129,15 @@ class TeachingSet:
                  or self.lesion_wise and case.key_label is not None and case.key_label == negative]
         no_outline = len(worklist.cases) - len(keyed)
         no_label = sum(case.key_label is None for case in keyed)
-        self.cases = [case for case in keyed if case.key_label is not None]
+        labelled = [case for case in keyed if case.key_label is not None]
+        disagree = [(case, why) for case in labelled if (why := self._disagreement(case))]
+        self.cases = [case for case in labelled if case not in [c for c, _ in disagree]]
         reasons = [text for count, text in (
             (no_outline, f"{counted(no_outline, 'case')} without a reference outline (the manifest's "
                          f"{worklist.spec.mask_column} column{'; a negative study may have none' * self.lesion_wise})"),
             (no_label, f"{counted(no_label, 'case')} without a label (the manifest's label column)"),
+            (len(disagree), f"{counted(len(disagree), 'case')} whose label and reference mask disagree ("
+                            f"{', '.join(f'{case.name}: {why}' for case, why in disagree)})"),
             (len(worklist.skipped), f"{counted(len(worklist.skipped), 'row')} whose files are missing")) if count]
         self.left_out = (f"Left out: {'; '.join(reasons)}. Only cases with an answer key (outline and label) are "
                          "taught.") if reasons else ""
@@ -142,6 +147,25 @@ class TeachingSet:
         self._proposals = saved_proposals(self.folder, worklist)
         self._no_pixel_size = [case for case in self.cases if self._waits(case)]
         self.pixel_size_for_set = len(self._no_pixel_size) == len(self.cases)  # asked once for the whole set
+
+    def _disagreement(self, case: Case) -> str:
+        """Lesion-wise (a bone scan): why the case's label and its reference mask contradict each other (labelled
+        with metastasis and no metastasis in the mask, or the reverse: the check would say both the call and the
+        spots are right about opposite answers), else "". A mask that cannot be read is left to the case's opening,
+        which says why."""
+        if not self.lesion_wise or case.key_mask is None:
+            return ""
+        from .io import read_volume
+
+        try:
+            spots = bool((sitk.GetArrayViewFromImage(read_volume(case.key_mask)) == self.lesion_label).any())
+        except (InputError, OSError, RuntimeError):
+            return ""
+        positive = self.label_field.label_of.get(case.key_label) != 0
+        if positive == spots:
+            return ""
+        return (f"labelled '{case.key_label}' but its mask outlines {'no' if positive else 'a'} "
+                f"{self.reading.flow.drawn_segments[0].name.lower()}")
 
     def _waits(self, case: Case) -> bool:
         """Whether the case's image stores no pixel size and none is given (manifest, this session)."""

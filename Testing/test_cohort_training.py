@@ -166,8 +166,20 @@ def test_a_tampered_model_is_refused(saved, trained):
 
 def test_the_search_records_its_nested_cv_estimate(saved):
     space = {"normalisers": ("zscore",), "reducers": ("pcc",), "selectors": ("anova",), "n_features": (3, 5)}
-    card_path = train_from_worklist(saved.out, MAMMO, "mammo-mass-search", method="search", search_space=space)
+    read = saved.manifest_path.read_bytes()
+
+    def save_a_case_meanwhile(fraction: float, message: str) -> None:  # the manifest changes after it was read
+        if fraction > 0.5 and saved.manifest_path.read_bytes() == read:
+            saved.manifest_path.write_bytes(read + b"\n")
+
+    try:
+        card_path = train_from_worklist(saved.out, MAMMO, "mammo-mass-search", method="search", search_space=space,
+                                        progress=save_a_case_meanwhile)
+        assert saved.manifest_path.read_bytes() != read  # changed while training ...
+    finally:
+        saved.manifest_path.write_bytes(read)
     card = json.loads(card_path.read_text(encoding="utf-8"))
+    assert card["training"]["data"]["manifest_sha256"] == sha256_of(saved.manifest_path)  # ... the card: as read
     # 6 or 7 patients of a class: no calibrated SVM (its 5 inner folds need 5 of each class in every inner fold)
     assert {row["classifier"] for row in card["training"]["search_table"]} == {"lr", "rf"}
     honest = card["metrics"]["honest_auc"]
@@ -176,6 +188,29 @@ def test_the_search_records_its_nested_cv_estimate(saved):
     assert table["Nested-CV AUC (training, search)"].startswith(f"{honest['auc']:.3f} ± ")
     with pytest.raises(InputError, match="already has a model named mammo-mass-search"):
         train_from_worklist(saved.out, MAMMO, "mammo-mass-search")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("id", "mammo-mass-classifier-demo", "names the model 'mammo-mass-classifier-demo', not 'copy' as its folder"),
+    ("metrics", [], r"damaged \(metrics is not a set of values\)"),
+    ("metrics", {"honest_auc": {"auc": "abc"}}, r"damaged \(metrics.honest_auc.auc is not a number \(abc\)\)"),
+    ("training", "x", r"damaged \(training is not a set of values\)")])
+def test_a_renamed_or_damaged_card_is_refused_before_anything_is_written(saved, trained, field, value, message):
+    card_path, _ = trained
+    folder = card_path.parent.parent / "copy"
+    shutil.copytree(card_path.parent, folder, ignore=shutil.ignore_patterns("evaluation"))
+    try:
+        card = {**json.loads(card_path.read_text(encoding="utf-8")), "id": "copy"}
+        card[field] = value
+        (folder / card_path.name).unlink()
+        (folder / "copy.json").write_text(json.dumps(card), encoding="utf-8")
+        with pytest.raises(ModelError, match=message):
+            evaluate_model(saved.out, MAMMO, "copy")
+        assert not (folder / "evaluation").exists()
+        assert json.loads((folder / "copy.json").read_text(encoding="utf-8")) == card
+        assert ((folder / "copy.json") in cohort_models(saved.out, MAMMO)) == (field != "id")  # not passed as the demo
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_a_cohort_too_small_is_refused_in_plain_words(phantoms, tmp_path):

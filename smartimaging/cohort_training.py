@@ -45,7 +45,7 @@ import numpy as np
 from .errors import CancelledError, InputError, ModelError
 from .io import atomic_files, atomic_output_dir
 from .manifest import is_phantom_cohort, read_manifest, write_manifest
-from .models.registry import MAX_CARD_BYTES, check_model_name, read_json_limited, sha256_of
+from .models.registry import MAX_CARD_BYTES, check_model_name, read_json_limited
 from .models.registry import models_dir as default_models_dir
 from .wording import counted
 
@@ -147,9 +147,10 @@ def _cases(module: str, counts: tuple[int, int]) -> str:
         else f"{counted(counts[0], 'case')} {names[0]} and {counts[1]} {names[1]}"
 
 
-def _too_few(module: str, what: str, counts: tuple[int, int], needed: int, where: str, more: str) -> InputError:
+def _too_few(module: str, what: str, counts: tuple[int, int], needed: int, where: str, more: str,
+             note: str = "") -> InputError:
     return InputError(f"Too few cases to {what}: it needs at least {_cases(module, (needed, needed))} {where}; "
-                      f"this cohort has {_cases(module, counts)}. {more}")
+                      f"this cohort has {_cases(module, counts)}{note}. {more}")
 
 
 def _relative_rows(manifest, rows: list[dict], folder: Path) -> list[dict]:
@@ -197,8 +198,21 @@ def train_from_worklist(out_folder: str | os.PathLike, module: str, name: str, s
 
         return train_generator(out_folder, target, seed, epochs, progress, check)
     manifest, rows, kind = _cohort_rows(out_folder, module, kind)
-    check_can_train(module, rows)
-    training = [row for row in rows if row["split"] in ("train", "val")]
+    training, left_out, note = [row for row in rows if row["split"] in ("train", "val")], 0, ""
+    if module == "BreastLVI":  # the training cases without the chosen sequence are left out and counted
+        from .lvi.worklist_training import (
+            DEFAULT_NETWORK,
+            DEFAULT_SEQUENCE,
+            EPOCHS,
+            left_out_note,
+            train,
+            with_sequence,
+        )
+
+        sequence = sequence or DEFAULT_SEQUENCE
+        training, left_out = with_sequence(training, sequence)
+        note = left_out_note(left_out, sequence)
+    check_can_train(module, training, note)
     counts = _class_counts(training)
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=target.parent))
@@ -208,15 +222,14 @@ def train_from_worklist(out_folder: str | os.PathLike, module: str, name: str, s
             card_path, counts, failed = _train_mammo(scratch, name, seed, method, kind, search_space, progress,
                                                      check)
         elif module == "BreastLVI":
-            from .lvi.worklist_training import DEFAULT_NETWORK, DEFAULT_SEQUENCE, EPOCHS, train
-
-            card_path, failed = train(scratch, name, seed, epochs or EPOCHS, network or DEFAULT_NETWORK,
-                                      sequence or DEFAULT_SEQUENCE, progress, check), 0
+            card_path, failed = train(scratch, name, seed, epochs or EPOCHS, network or DEFAULT_NETWORK, sequence,
+                                      progress, check, left_out), 0
         else:
             card_path, failed = _train_bonescan(scratch, name, seed, epochs or BONESCAN_EPOCHS, progress, check), 0
         check()
         progress(0.97, "writing the model card")
-        _describe(card_path, out_folder, module, name, kind, method if kind else None, seed, counts, failed)
+        _describe(card_path, out_folder, manifest.sha256, module, name, kind, method if kind else None, seed,
+                  counts, failed)
         check()
         try:
             os.rename(scratch, target)
@@ -228,23 +241,23 @@ def train_from_worklist(out_folder: str | os.PathLike, module: str, name: str, s
     return target / card_path.name
 
 
-def check_can_train(module: str, rows: list[dict]) -> None:
+def check_can_train(module: str, rows: list[dict], note: str = "") -> None:
     """Refuse (InputError saying what is missing) a worklist cohort's done rows, of one lesion kind, that cannot
     train `module`'s classifier: MIN_TRAINING_PER_CLASS patients of each class in the train and val splits; the bone
-    scan and LVI also need val rows (LVI: of both classes)."""
+    scan and LVI also need val rows (LVI: of both classes). `note` follows the counts (the cases left out)."""
     training = [row for row in rows if row["split"] in ("train", "val")]
     counts = _class_counts(training)
     more = "Save more cases as done (with their label), then train again."
     if min(counts) < MIN_TRAINING_PER_CLASS:
         raise _too_few(module, "train a classifier", counts, MIN_TRAINING_PER_CLASS, "among the training cases (the "
-                       "train and val splits, about 85 % of the patients)", more)
+                       "train and val splits, about 85 % of the patients)", more, note)
     if module == "BoneScanBSTBI" and not any(row["split"] == "val" for row in training):
         raise InputError("Training the bone-scan classifier needs cases in the val split (about 15 % of the "
                          f"patients; they choose the epoch and the cutoff); none of the {len(training)} is. {more}")
     if module == "BreastLVI":
         from .lvi.worklist_training import check_splits
 
-        check_splits(training, more)
+        check_splits(training, more, note)
 
 
 def _train_mammo(scratch: Path, name: str, seed: int, method: str, kind: str, search_space: dict | None,
@@ -290,10 +303,10 @@ def _train_bonescan(scratch: Path, name: str, seed: int, epochs: int, progress: 
                           model_suffix=name)[0]
 
 
-def _describe(card_path: Path, out_folder: Path, module: str, name: str, kind: str | None, method: str | None,
-              seed: int, counts: tuple[int, int], failed: int) -> None:
-    """Record in the card what it was trained on (this cohort's manifest: path, sha256, cases per class), how
-    (command, method, seed), and its intended use."""
+def _describe(card_path: Path, out_folder: Path, manifest_sha256: str, module: str, name: str, kind: str | None,
+              method: str | None, seed: int, counts: tuple[int, int], failed: int) -> None:
+    """Record in the card what it was trained on (this cohort's manifest: path, the sha256 of the bytes its rows
+    were read from, cases per class), how (command, method, seed), and its intended use."""
     cohort = out_folder.parent.parent
     manifest = out_folder / "manifest.csv"
     card = json.loads(card_path.read_text(encoding="utf-8"))
@@ -314,7 +327,7 @@ def _describe(card_path: Path, out_folder: Path, module: str, name: str, kind: s
         "description": (f"the reader-corrected {what} of the {'synthetic phantom ' if phantom else ''}cohort "
                         f"{cohort.name} (train and val splits)"), "phantom": phantom,
         "cohort": cohort.name, "manifest": manifest.relative_to(cohort).as_posix(),
-        "manifest_sha256": sha256_of(manifest), "train_cases": counts[0] + counts[1],
+        "manifest_sha256": manifest_sha256, "train_cases": counts[0] + counts[1],
         "cases_per_class": dict(zip(CLASSES[module], counts, strict=True)), "failed_cases": failed})
     card["intended_use"] = (f"Demo: trained on synthetic phantoms (the cohort {cohort.name}); its numbers are "
                             "phantom numbers. Not for clinical use." if phantom else
@@ -335,15 +348,21 @@ def evaluate_model(out_folder: str | os.PathLike, module: str, name: str, progre
     card_path = model_card_path(out_folder, module, name)
     if not card_path.is_file():
         raise InputError(f"This cohort has no model named {name}; train it first")
+    card = checked_card(card_path, module, name)
     if module in GENERATORS:
         from .dce.worklist_training import evaluate_generator
 
         return evaluate_generator(out_folder, card_path, progress, check)
-    card = read_json_limited(card_path, MAX_CARD_BYTES, "Model card")
     kind = card.get("lesion_kind")
     manifest, rows, kind = _cohort_rows(out_folder, module, kind if isinstance(kind, str) else None)
-    check_can_evaluate(module, rows)
-    test = [row for row in rows if row["split"] == "test"]
+    test, note = [row for row in rows if row["split"] == "test"], ""
+    if module == "BreastLVI":  # the test cases without the model's sequence are left out and counted
+        from .lvi.worklist_training import left_out_note, with_sequence
+
+        sequence = card.get("inputs").get("sequence") if isinstance(card.get("inputs"), dict) else None
+        test, left_out = with_sequence(test, sequence)
+        note = left_out_note(left_out, sequence)
+    check_can_evaluate(module, test, note)
     trained_on = read_manifest(card_path.parent / "cases.csv", ("patient_id",)).rows
     shared = {row["patient_id"] for row in trained_on} & {row["patient_id"] for row in test}
     if shared:
@@ -356,27 +375,54 @@ def evaluate_model(out_folder: str | os.PathLike, module: str, name: str, progre
         else:
             evaluate = _evaluate_mammo if module == "MammoRadiomics" else _evaluate_bonescan
         y, scores, cutoff, card, extra, failed = evaluate(card_path, scratch, progress, check)
+        extra += [["Left out", note.strip(" ()")]] if note else []
         if len(set(y.tolist())) < 2:
             raise _too_few(module, "evaluate", (int((y == 0).sum()), int((y == 1).sum())), 1, "among the test "
                            f"cases that could be read ({failed} failed)", "Save more cases as done.")
-        report = _report(module, card, y, scores, cutoff, rows, manifest.path, failed, extra)
+        report = _report(module, card, y, scores, cutoff, rows, manifest, failed, extra)
+        card = {**card, "metrics": {**checked_card(card_path, module, name, card).get("metrics", {}), "test": {
+            key: report[key] for key in ("data", "auc", "metrics", "cutoff", "manifest_sha256")}}}
         check()
         _write_evaluation(scratch, report, y, scores, name)
-    card = {**card, "metrics": {**card.get("metrics", {}), "test": {
-        key: report[key] for key in ("data", "auc", "metrics", "cutoff", "manifest_sha256")}}}
     with atomic_files(card_path) as (temporary,):
         temporary.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
     progress(1.0, f"model {name} evaluated on {len(y)} held-out cases")
     return report
 
 
-def check_can_evaluate(module: str, rows: list[dict]) -> None:
+def check_can_evaluate(module: str, rows: list[dict], note: str = "") -> None:
     """Refuse (InputError) a worklist cohort's done rows, of one lesion kind, whose test split lacks a class: the
-    test AUC compares the two."""
+    test AUC compares the two. `note` follows the counts (the cases left out)."""
     counts = _class_counts([row for row in rows if row["split"] == "test"])
     if min(counts) < 1:
         raise _too_few(module, "evaluate", counts, 1, "among the held-out test cases (about 15 % of the patients, "
-                       "chosen by patient)", "Save more cases as done, then evaluate again.")
+                       "chosen by patient)", "Save more cases as done, then evaluate again.", note)
+
+
+def checked_card(card_path: Path, module: str, name: str, card: dict | None = None) -> dict:
+    """A cohort model's card (read from `card_path` unless given) as untrusted input, before anything is written:
+    its id must be the one its folder `name` gives (a card renamed or edited by hand would pass for another model,
+    or for the demo), and what an evaluation reads of it must be of its kind; ModelError saying what is wrong."""
+    card = read_json_limited(card_path, MAX_CARD_BYTES, "Model card") if card is None else card
+    expected = model_id(module, name)
+    if card.get("id") != expected:
+        raise ModelError(f"The model card {card_path.name} names the model {str(card.get('id'))[:64]!r}, not "
+                         f"{expected!r} as its folder does (a card copied or edited by hand). Refusing to use it; "
+                         "train the model again")
+    try:
+        for key in ("metrics", "training"):
+            if not isinstance(card.get(key, {}), dict):
+                raise ValueError(f"{key} is not a set of values")
+        if not isinstance(card.get("training", {}).get("data", {}), dict):
+            raise ValueError("training.data is not a set of values")
+        honest = card.get("metrics", {}).get("honest_auc")
+        if honest is not None:
+            _number(honest, "auc", "metrics.honest_auc")
+            _number(honest, "sd", "metrics.honest_auc", 0.0)
+    except ValueError as exc:
+        raise ModelError(f"The model card {card_path.name} is damaged ({exc}). Refusing to use it; train the model "
+                         "again") from None
+    return card
 
 
 def _evaluate_mammo(card_path: Path, scratch: Path, progress: Progress, check: Callable[[], None]):
@@ -420,14 +466,16 @@ def _evaluate_bonescan(card_path: Path, scratch: Path, progress: Progress, check
 
 
 def _report(module: str, card: dict, y: np.ndarray, scores: np.ndarray, cutoff: float, cohort_rows: list[dict],
-            manifest: Path, failed: int, extra: list[list[str]]) -> dict:
+            cohort, failed: int, extra: list[list[str]]) -> dict:
+    """The evaluation's report and table; `cohort`: the worklist manifest that was read (its sha256 is of the
+    bytes read: a case saved since training shows as cases_added_since_training)."""
     from .evaluation import auc_with_ci, binary_metrics
 
     auc = auc_with_ci(y, scores)
     metrics = binary_metrics(y, (scores >= cutoff).astype(int))
     negative, positive = int((y == 0).sum()), int((y == 1).sum())
     cases = _cases(module, (negative, positive))
-    sha = sha256_of(manifest)
+    manifest, sha = cohort.path, cohort.sha256
     trained_sha = ((card.get("training") or {}).get("data") or {}).get("manifest_sha256")
     dice = _dice_summary(cohort_rows)
     metrics_of_card = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
@@ -527,7 +575,8 @@ def model_choices(module: str, out_folder: str | os.PathLike | None, kind: str |
 
 def cohort_models(out_folder: str | os.PathLike, module: str, kind: str | None = None) -> list[Path]:
     """The cards of the models trained in a worklist's cohort for `module` (and the lesion kind), by name; a
-    folder without a readable card of that module is skipped (a scratch folder, another tool's)."""
+    folder without a readable card of that module is skipped (a scratch folder, another tool's), as is a card whose
+    id is not the one its folder gives (a copy that would pass for another model or the demo)."""
     folder = models_folder(out_folder)
     if not folder.is_dir():
         return []
@@ -538,7 +587,8 @@ def cohort_models(out_folder: str | os.PathLike, module: str, kind: str | None =
             card = read_json_limited(path, MAX_CARD_BYTES, "Model card")
         except (InputError, ModelError):  # a scratch folder (".name.partial-..."), another tool's
             continue
-        if card.get("module") == module and (kind is None or card.get("lesion_kind") == kind):
+        if card.get("module") == module and card.get("id") == model_id(module, entry.name) and (
+                kind is None or card.get("lesion_kind") == kind):
             cards.append(path)
     return cards
 

@@ -4,6 +4,8 @@ to the manifest. Splits are grouped by patient so that no patient is on both sid
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import math
 import os
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from .errors import InputError
 class Manifest:
     path: Path
     rows: list[dict]
+    sha256: str = ""  # of the bytes the rows were read from (a model card records the cohort it was trained on)
 
     @property
     def root(self) -> Path:
@@ -47,8 +50,9 @@ def read_manifest(path: str | os.PathLike, required: tuple[str, ...] = ("patient
     if path.stat().st_size > MAX_MANIFEST_BYTES:
         raise InputError(f"Manifest {path.name} is {path.stat().st_size / 2**20:.0f} MB; the limit is "
                          f"{MAX_MANIFEST_BYTES // 2**20} MB")
+    data = path.read_bytes()  # read once: the rows and their SHA-256 come from the same bytes
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
+        with io.StringIO(data.decode("utf-8-sig"), newline="") as f:
             reader = csv.DictReader(f)
             columns = reader.fieldnames or []
             rows = []
@@ -68,7 +72,7 @@ def read_manifest(path: str | os.PathLike, required: tuple[str, ...] = ("patient
     if not rows:
         raise InputError(f"Manifest {path.name} has no rows")
     check_cohort_rows(rows, path.name)
-    return Manifest(path=path, rows=rows)
+    return Manifest(path=path, rows=rows, sha256=hashlib.sha256(data).hexdigest())
 
 
 CASE_COLUMNS = ("image", "mask", "t1", "dce", "t2", "voi")

@@ -6,6 +6,7 @@ the station's Model section on a trame state, and the refusals (too few cases, a
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shutil
 import time
@@ -25,6 +26,7 @@ from smartimaging.cohort_training import (
     models_folder,
     train_from_worklist,
 )
+from smartimaging.dce import worklist_training
 from smartimaging.dce.cohort import write_dce_phantom_cohort
 from smartimaging.dce.flow import DCEFlow
 from smartimaging.dce.metrics import slice_metrics
@@ -34,7 +36,7 @@ from smartimaging.dce.volumes import load_mr_volume, normalise, to_unit
 from smartimaging.dce.worklist_training import DEFAULT_EPOCHS, FIGURE, demo_card
 from smartimaging.desktop_training import TrainingSession
 from smartimaging.desktop_worklist import WorklistSession
-from smartimaging.errors import CancelledError, InputError
+from smartimaging.errors import CancelledError, InputError, ModelError
 from smartimaging.explain import card_explanation
 from smartimaging.manifest import read_manifest
 from smartimaging.models.registry import sha256_of
@@ -191,6 +193,50 @@ def test_too_few_cases_and_a_cancel_leave_no_model(phantoms, tmp_path):
         train_from_worklist(full.out, DCE, "cancelled", epochs=3, should_stop=lambda: bool(stop),
                             progress=lambda f, m: stop.append(1) if m.startswith("epoch 1 ") else None)
     assert list(models_folder(full.out).iterdir()) == []  # no model, no scratch folder
+
+
+def test_mixed_image_sizes_train_the_card_records_the_manifest_read_and_a_cohort_too_large_is_refused(
+        phantoms, tmp_path, monkeypatch):
+    worklist = saved_worklist(phantoms, tmp_path / "cohort")
+    smaller = _rows(worklist, "train")[0]  # a train case of a smaller scanner matrix (a cohort mixes 512² and 448²)
+    for column in ("t1", "dce"):
+        path = worklist.out / smaller[column]
+        image = sitk.ReadImage(str(path))
+        sitk.WriteImage(image[:-20, 8:, :], str(path))  # 20 columns and 8 rows fewer
+    read = worklist.manifest_path.read_bytes()
+
+    def save_a_case_meanwhile(fraction: float, message: str) -> None:  # the manifest changes after it was read
+        if message.startswith("epoch 1 "):
+            worklist.manifest_path.write_bytes(read + b"\n")
+
+    card = json.loads(train_from_worklist(worklist.out, DCE, "mixed", epochs=1,
+                                          progress=save_a_case_meanwhile).read_text(encoding="utf-8"))
+    data = card["training"]["data"]
+    assert data["train_cases"] == 3 and data["train_slices"] > 0
+    assert data["manifest_sha256"] == hashlib.sha256(read).hexdigest() != sha256_of(worklist.manifest_path)
+
+    monkeypatch.setattr(worklist_training, "MAX_FINE_TUNE_VOXELS", 10**6)  # less than the phantoms' 4 volumes
+    with pytest.raises(InputError, match=r"too large to fine-tune on in memory: those read so far hold \d+ million "
+                                         r"voxels; fine-tuning holds at most 1 million \(8 bytes each"):
+        train_from_worklist(worklist.out, DCE, "large", epochs=1)
+    assert sorted(path.name for path in models_folder(worklist.out).iterdir()) == ["mixed"]
+
+
+def test_a_damaged_card_is_refused_before_anything_is_written(cohort, trained):
+    card_path = trained[0]
+    folder = card_path.parent.parent / "damaged"
+    shutil.copytree(card_path.parent, folder, ignore=shutil.ignore_patterns("evaluation"))
+    try:
+        card = {**json.loads(card_path.read_text(encoding="utf-8")), "id": "damaged"}
+        card["metrics"]["validation"]["ssim_before"] = "abc"
+        (folder / card_path.name).unlink()
+        (folder / "damaged.json").write_text(json.dumps(card), encoding="utf-8")
+        with pytest.raises(ModelError, match=r"damaged \(metrics.validation.ssim_before is not a number: abc\)"):
+            evaluate_model(cohort.out, DCE, "damaged")
+        assert not (folder / "evaluation").exists()
+        assert json.loads((folder / "damaged.json").read_text(encoding="utf-8")) == card
+    finally:
+        shutil.rmtree(folder)
 
 
 # ---- the desktop Model section's session, through the worker jobs ----------------------------------------------

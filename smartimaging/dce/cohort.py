@@ -6,6 +6,7 @@ Manifest columns: `patient_id,t1,dce,split` (+ `mask` for the lesions of phantom
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,17 +48,20 @@ class PairedVolume:
 
 def read_pairs(manifest_path: str | os.PathLike, split: str | None) -> list[PairedVolume]:
     """Normalised T1 / real-DCE pairs of a manifest split ('' or None = every row)."""
+    return list(iter_pairs(manifest_path, split))
+
+
+def iter_pairs(manifest_path: str | os.PathLike, split: str | None) -> Iterator[PairedVolume]:
+    """`read_pairs` one volume at a time (a caller keeping only part of each holds one volume, not the cohort)."""
     manifest = read_manifest(manifest_path, required=("patient_id", "t1", "dce"))
     rows = manifest.subset(split) if split else manifest.rows
     if not rows:
         raise InputError(f"{Path(manifest_path).name} has no rows" + (f" in split '{split}'" if split else ""))
-    pairs = []
     for row in rows:
         missing = [column for column in ("t1", "dce") if not row[column]]
         if missing:
             raise InputError(f"{manifest.path.name}: patient {row['patient_id']} has no '{missing[0]}' file")
         t1 = load_mr_volume(manifest.resolve(row["t1"]), "T1")
         dce, _ = pair_with_t1(t1, load_mr_volume(manifest.resolve(row["dce"]), "DCE"))
-        pairs.append(PairedVolume(row["patient_id"], normalise(sitk.GetArrayFromImage(t1)),
-                                  normalise(sitk.GetArrayFromImage(dce))))
-    return pairs
+        yield PairedVolume(row["patient_id"], normalise(sitk.GetArrayFromImage(t1)),
+                           normalise(sitk.GetArrayFromImage(dce)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -33,21 +34,32 @@ MIN_BODY_FRACTION = 0.05
 
 
 class SlicePairs(Dataset):
-    """Axial (T1, DCE) slice pairs in [-1, 1]; slices that are almost all air are left out."""
+    """Axial (T1, DCE) slice pairs in [-1, 1], taken volume by volume (only the kept slices are held); slices that
+    are almost all air are left out. Volumes of different in-plane sizes (a cohort mixing 512² and 448² scans) give
+    slices centred in the largest rows and columns, padded with air (-1), so that any batch stacks."""
 
-    def __init__(self, pairs: list[PairedVolume], augment: bool = True, max_rotation_deg: float = 10.0,
+    def __init__(self, pairs: Iterable[PairedVolume], augment: bool = True, max_rotation_deg: float = 10.0,
                  jitter_px: float = 8.0):
-        t1 = np.concatenate([pair.t1 for pair in pairs])
-        dce = np.concatenate([pair.dce for pair in pairs])
-        keep = (t1 > -0.9).mean(axis=(1, 2)) >= MIN_BODY_FRACTION
-        self.t1, self.dce = t1[keep], dce[keep]
+        self.t1, self.dce = [], []  # per volume: its kept slices
+        for pair in pairs:
+            keep = (pair.t1 > -0.9).mean(axis=(1, 2)) >= MIN_BODY_FRACTION
+            self.t1.append(pair.t1[keep])
+            self.dce.append(pair.dce[keep])
+        self.starts = np.cumsum([0] + [len(volume) for volume in self.t1])
+        self.shape = tuple(max((volume.shape[axis] for volume in self.t1), default=0) for axis in (1, 2))
         self.augment, self.max_rotation, self.jitter = augment, math.radians(max_rotation_deg), jitter_px
 
     def __len__(self) -> int:
-        return len(self.t1)
+        return int(self.starts[-1])
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        pair = torch.from_numpy(np.stack([self.t1[index], self.dce[index]]))[:, None]  # (2, 1, H, W)
+        volume = int(np.searchsorted(self.starts, index, side="right")) - 1
+        pair = np.stack([self.t1[volume][index - self.starts[volume]], self.dce[volume][index - self.starts[volume]]])
+        rows, columns = (size - now for size, now in zip(self.shape, pair.shape[1:], strict=True))
+        if rows or columns:
+            pair = np.pad(pair, ((0, 0), (rows // 2, rows - rows // 2), (columns // 2, columns - columns // 2)),
+                          constant_values=-1.0)
+        pair = torch.from_numpy(pair)[:, None]  # (2, 1, H, W)
         if self.augment:
             pair = self._augment(pair)
         return pair[0], pair[1]

@@ -10,8 +10,12 @@ scratch (the demo took 28 phantom volumes and 40 epochs; the paper's, hundreds o
 step (BCE GAN loss + 100 × L1, Adam with β1 0.5, the same augmentation) against a fresh PatchGAN discriminator, at a
 tenth of the training learning rate (`finetune.LEARNING_RATE_DIVISOR`), with the generator's batch norms at the
 start model's statistics (as `finetune`); DEFAULT_EPOCHS epochs, at most MAX_EPOCHS (a GUI run: about 3 s an epoch
-for 14 phantom volumes on two CPU cores). The train rows train, the val rows choose the epoch (validation SSIM); the
-card records the start model, the cohort, the command, the seed and the validation SSIM / PSNR before and after.
+for 14 phantom volumes on two CPU cores). The train and val volumes are held in memory (about 8 bytes a voxel: T1
+and real DCE as float32; only the train volumes' body slices are kept, one volume read at a time): at most
+MAX_FINE_TUNE_VOXELS voxels together (about 4.3 GB, e.g. 20 volumes of 512 × 512 × 100), a larger cohort is refused
+before more is read. Volumes of different in-plane sizes train together (`train.SlicePairs`). The train rows train,
+the val rows choose the epoch (validation SSIM); the card records the start model, the cohort, the command, the seed
+and the validation SSIM / PSNR before and after.
 
 Evaluate runs the demo generator and the new one on the test rows: `dce evaluate`'s tables (SSIM / PSNR per slice,
 MAE / MSE / Pearson r per volume, mean ± SD) and the lesion-level contrast of the real DCE's most enhancing regions,
@@ -30,10 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, ModelError
 from ..io import atomic_files, atomic_output_dir, write_json
 from ..manifest import is_phantom_cohort, read_manifest, write_manifest
-from ..models.registry import MAX_CARD_BYTES, read_json_limited, sha256_of
+from ..models.registry import MAX_CARD_BYTES, read_json_limited
 from ..models.registry import models_dir as default_models_dir
 from ..wording import counted
 
@@ -43,6 +47,7 @@ MAX_EPOCHS = 50
 BATCH_SIZE = 8  # the demo's
 TRAIN_LEARNING_RATE = 2e-4  # `dce train`'s (the reference Pix2Pix's); fine-tuning takes a tenth of it
 MIN_TRAIN_CASES = 3
+MAX_FINE_TUNE_VOXELS = 2**29  # the train and val volumes' voxels held while fine-tuning (8 bytes each: ~4.3 GB)
 WHY_FINE_TUNED = ("fine-tuned from the demo generator: a site's few cases cannot train a Pix2Pix from scratch (the "
                   "demo took 28 volumes and 40 epochs, the paper's hundreds of patients)")
 TRAIN_HELP = (f"Train fine-tunes the demo Pix2Pix ({DEFAULT_EPOCHS} epochs) on the open worklist's cases saved as done "
@@ -129,7 +134,7 @@ def train_generator(out_folder: str | os.PathLike, target: Path, seed: int, epoc
     from ..models.pix2pix import PatchDiscriminator, init_weights
     from ..models.registry import save_model
     from ..training import TrainConfig, fit
-    from .cohort import read_pairs
+    from .cohort import iter_pairs
     from .synthesis import check_dce_card
     from .train import Pix2Pix, SlicePairs, validation_metrics
 
@@ -147,7 +152,9 @@ def train_generator(out_folder: str | os.PathLike, target: Path, seed: int, epoc
     try:
         write_manifest(scratch / "cases.csv", _relative_rows(manifest, train + val, scratch))
         progress(0.02, f"reading {counted(len(train) + len(val), 'volume')} (T1 and real DCE)")
-        train_pairs, val_pairs = read_pairs(scratch / "cases.csv", "train"), read_pairs(scratch / "cases.csv", "val")
+        val_pairs = list(_within_budget(iter_pairs(scratch / "cases.csv", "val"), 0))
+        slices = SlicePairs(_within_budget(iter_pairs(scratch / "cases.csv", "train"),
+                                           sum(pair.t1.size for pair in val_pairs)))
         check()
         torch_device = pick_device(device)
         before = validation_metrics(start.network.to(torch_device), val_pairs, torch_device)
@@ -167,14 +174,13 @@ def train_generator(out_folder: str | os.PathLike, target: Path, seed: int, epoc
             progress(0.1 + 0.85 * record["fraction"], f"epoch {record['epoch']} of {epochs}: validation SSIM "
                                                       f"{record['ssim']:.3f} (start {before['ssim']:.3f})")
 
-        slices = SlicePairs(train_pairs)
         result = fit(model, slices, None, lambda m, d: validation_metrics(m.generator, val_pairs, d), config,
                      on_epoch, should_cancel=lambda: check() or False,
                      step_factory=_frozen_norm_step(learning_rate, l1_weight=100.0))
         best = next(r for r in result.history if r["epoch"] == result.best_epoch)
         check()
         progress(0.97, "writing the model card")
-        card = _card(start, out_folder, manifest.path, name, seed, config, result, best, before,
+        card = _card(start, out_folder, manifest, name, seed, config, result, best, before,
                      len(train), len(val), len(slices), ndf, skipped, device)
         save_model(model.generator, card, scratch)
         check()
@@ -188,10 +194,25 @@ def train_generator(out_folder: str | os.PathLike, target: Path, seed: int, epoc
     return target / f"{name}.json"
 
 
-def _card(start, out_folder: Path, manifest: Path, name: str, seed: int, config, result, best,
+def _within_budget(pairs, held: int):
+    """`pairs` passed on while the volumes read (with `held` voxels already held) stay within
+    MAX_FINE_TUNE_VOXELS; an InputError, before another volume is read, once they exceed it."""
+    for pair in pairs:
+        held += pair.t1.size
+        if held > MAX_FINE_TUNE_VOXELS:
+            raise InputError(f"The cohort's train and val volumes are too large to fine-tune on in memory: those read "
+                             f"so far hold {held / 1e6:.0f} million voxels; fine-tuning holds at most "
+                             f"{MAX_FINE_TUNE_VOXELS / 1e6:.0f} million (8 bytes each, about "
+                             f"{MAX_FINE_TUNE_VOXELS * 8 / 1e9:.1f} GB). Fine-tune on fewer or smaller volumes, or "
+                             "train with `dce train` on a machine with more memory")
+        yield pair
+
+
+def _card(start, out_folder: Path, manifest, name: str, seed: int, config, result, best,
           before: dict, n_train: int, n_val: int, n_slices: int, ndf: int, skipped: int, device: str) -> dict:
     """The fine-tuned generator's card: the start card's network and input spec, what it was fine-tuned on (this
-    cohort's manifest and its sha256), how (command, seed, epochs), the validation SSIM / PSNR before and after."""
+    cohort's manifest and the sha256 of the bytes its rows were read from), how (command, seed, epochs), the
+    validation SSIM / PSNR before and after."""
     from dataclasses import asdict
 
     cohort = out_folder.parent.parent
@@ -217,7 +238,7 @@ def _card(start, out_folder: Path, manifest: Path, name: str, seed: int, config,
             "data": {"description": (f"the T1 / real DCE pairs of the {'synthetic phantom ' if phantom else ''}cohort "
                                      f"{cohort.name} (train split; the val split chose the epoch)"),
                      "phantom": phantom, "cohort": cohort.name,
-                     "manifest": manifest.relative_to(cohort).as_posix(), "manifest_sha256": sha256_of(manifest),
+                     "manifest": manifest.path.relative_to(cohort).as_posix(), "manifest_sha256": manifest.sha256,
                      "train_cases": n_train, "val_cases": n_val, "train_slices": n_slices,
                      "cases_without_real_dce": skipped}},
         "metrics": {"validation": {"data": data, "phantom": phantom, "ssim": best["ssim"], "psnr": best["psnr"],
@@ -247,7 +268,7 @@ def evaluate_generator(out_folder: str | os.PathLike, card_path: Path, progress:
     report (its "table" of [measure, "demo → new"] rows), written to `<model folder>/evaluation/` (evaluation.json,
     volumes.csv, comparison.png); the card records the test metrics."""
     from ..evaluation import mean_ci
-    from .cohort import read_pairs
+    from .cohort import iter_pairs
     from .lesion_contrast import lesion_contrast
     from .metrics import slice_metrics, summarise, volume_metrics
     from .synthesis import DCESynthesizer
@@ -255,6 +276,7 @@ def evaluate_generator(out_folder: str | os.PathLike, card_path: Path, progress:
 
     out_folder = Path(out_folder)
     card = read_json_limited(card_path, MAX_CARD_BYTES, "Model card")
+    validation = _validation(card, card_path)
     manifest, rows, skipped = _cohort_rows(out_folder)
     check_can_evaluate(rows, skipped)
     test = [row for row in rows if row["split"] == "test"]
@@ -272,7 +294,7 @@ def evaluate_generator(out_folder: str | os.PathLike, card_path: Path, progress:
     shown = None  # the volume and slice of the figure: the first test volume through its most enhancing region
     with atomic_output_dir(card_path.parent / "evaluation", one_result=False) as scratch:
         write_manifest(scratch / "cases.csv", _relative_rows(manifest, test, scratch))
-        for index, pair in enumerate(read_pairs(scratch / "cases.csv", "test")):
+        for index, pair in enumerate(iter_pairs(scratch / "cases.csv", "test")):
             check()
             progress(0.05 + 0.85 * index / len(test), f"synthesizing held-out volume {index + 1} of {len(test)} "
                                                        "with both generators")
@@ -298,11 +320,11 @@ def evaluate_generator(out_folder: str | os.PathLike, card_path: Path, progress:
                            f"{manifest.path.name}"), "before": names["before"], "after": names["after"],
                   "summary": summary, "ssim_change_per_volume": change,
                   "lesion_contrast": {key: _contrast_summary(values) for key, values in contrast.items()},
-                  "per_volume": per_volume, "manifest_sha256": sha256_of(manifest.path),
-                  "cases_added_since_training": sha256_of(manifest.path) != ((card.get("training") or {}).get(
+                  "per_volume": per_volume, "manifest_sha256": manifest.sha256,
+                  "cases_added_since_training": manifest.sha256 != ((card.get("training") or {}).get(
                       "data") or {}).get("manifest_sha256"), "cases_without_real_dce": skipped, "phantom": phantom,
                   "figure": FIGURE, "figure_case": shown[0], "figure_slice": shown[1] + 1}
-        report["table"] = _table(report, card, _patients(test))
+        report["table"] = _table(report, validation, _patients(test))
         write_json(scratch / "evaluation.json", report, undefined_as_null=True)
         _write_volumes(scratch / "volumes.csv", per_volume)
         _figure(scratch / FIGURE, shown, names, phantom)
@@ -314,6 +336,24 @@ def evaluate_generator(out_folder: str | os.PathLike, card_path: Path, progress:
         write_json(temporary, card, undefined_as_null=True)
     progress(1.0, f"model {card['id']} evaluated on {counted(len(test), 'held-out volume')}")
     return report
+
+
+def _validation(card: dict, card_path: Path) -> dict:
+    """The card's validation SSIM before and after fine-tuning ({} when it records none), read as untrusted input
+    before anything is written: ModelError saying what is damaged."""
+    metrics = card.get("metrics", {})
+    validation = metrics.get("validation", {}) if isinstance(metrics, dict) else None
+    if not isinstance(validation, dict):
+        raise ModelError(f"The model card {card_path.name} is damaged (its metrics or their validation is not a set "
+                         "of values). Refusing to use it; train the model again")
+    if "ssim_before" not in validation:
+        return {}
+    for key in ("ssim_before", "ssim"):
+        value = validation.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+            raise ModelError(f"The model card {card_path.name} is damaged (metrics.validation.{key} is not a number: "
+                             f"{str(value)[:20]}). Refusing to use it; train the model again")
+    return {key: float(validation[key]) for key in ("ssim_before", "ssim")}
 
 
 def _contrast_summary(measures: list[dict]) -> dict:
@@ -329,8 +369,9 @@ def _means(summary: dict) -> dict:
     return {name: stats["mean"] for part in summary.values() for name, stats in part.items()}
 
 
-def _table(report: dict, card: dict, patients: int) -> list[list[str]]:
-    """The paper's metrics, the demo generator → the cohort's, as [measure, value] rows."""
+def _table(report: dict, validation: dict, patients: int) -> list[list[str]]:
+    """The paper's metrics, the demo generator → the cohort's, as [measure, value] rows (`validation`: the card's
+    validation SSIM before and after, checked)."""
     before, after = report["summary"]["before"], report["summary"]["after"]
 
     def row(label: str, part: str, name: str, digits: int) -> list[str]:
@@ -343,7 +384,6 @@ def _table(report: dict, card: dict, patients: int) -> list[list[str]]:
                 " (one volume: no CI)")
     contrast = report["lesion_contrast"]
     ratio = " → ".join("—" if c["mean_ratio"] is None else f"{c['mean_ratio']:.2f}" for c in contrast.values())
-    validation = card.get("metrics", {}).get("validation", {})
     table = [["Test cases", f"{counted(report['cases'], 'volume')} ({report['slices']} slices) of "
                             f"{counted(patients, 'patient')}, held out, never used in training"
               + ("; SYNTHETIC PHANTOMS: demo numbers" if report["phantom"] else "")],

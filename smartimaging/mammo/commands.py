@@ -33,14 +33,16 @@ from ..finetune import (
 )
 from ..privacy import KEEP_IDENTIFIERS_HELP
 
-PIXEL_MM_RANGE = (0.02, 10.0)  # from high-resolution detectors to downsampled exports
 SEGMENTER_EPOCHS, SEGMENTER_LR = 30, 1e-3  # `train-segmenter` from scratch
 
 
 def pixel_mm(text: str) -> float:
+    from .images import PIXEL_MM_RANGE  # the worklist's and the station's range; imported once a size is given
+
     value = positive_float(text)
     if not PIXEL_MM_RANGE[0] <= value <= PIXEL_MM_RANGE[1]:
-        raise argparse.ArgumentTypeError(f"{text} mm is not a mammogram pixel size (expected 0.02 to 10 mm)")
+        raise argparse.ArgumentTypeError(f"{text} mm is not a mammogram pixel size (expected {PIXEL_MM_RANGE[0]:g} to "
+                                         f"{PIXEL_MM_RANGE[1]:g} mm)")
     return value
 
 

@@ -34,7 +34,7 @@ from ..models.nets import (
     prepare_for_inference,
 )
 from ..models.registry import read_card
-from .images import Mammogram, load_mammogram, pixel_size
+from .images import Mammogram, load_mammogram, parse_pixel_mm, pixel_size
 from .prompts import PATCH, POINT_SIGMA, network_input, patch_origin, resample, scaled
 
 SEGMENTER_IDS = {"mass": "mammo-mass-unet-demo", "calcification": "mammo-calcification-unet-demo"}
@@ -249,20 +249,6 @@ def prompt_point(mask: np.ndarray) -> tuple[float, float]:
     return tuple(float(v) for v in np.argwhere(mask > 0).mean(axis=0))
 
 
-def _row_pixel_mm(row: dict) -> float | None:
-    """The manifest's `pixel_mm` cell (for PNG, PGM and JPEG, which store none), None when empty."""
-    text = row.get("pixel_mm", "").strip()
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.02 <= value <= 10.0:
-        raise InputError(f"pixel_mm {text!r} is not a mammogram pixel size (0.02 to 10 mm)")
-    return value
-
-
 def segmenter_cases(manifest, kind: str, split: str) -> list[tuple[int, Mammogram, np.ndarray]]:
     """(manifest line, mammogram, lesion mask) of the manifest's `kind` rows of one split (rows without a `kind`
     column count as `kind`); InputError naming the row for an unreadable image or an empty mask, and when there is
@@ -274,7 +260,7 @@ def segmenter_cases(manifest, kind: str, split: str) -> list[tuple[int, Mammogra
         if row.get("kind", kind) != kind or row["split"] != split:
             continue
         try:
-            mammogram = load_mammogram(manifest.resolve(row["image"]), _row_pixel_mm(row))
+            mammogram = load_mammogram(manifest.resolve(row["image"]), parse_pixel_mm(row.get("pixel_mm"), "pixel_mm"))
             mask = load_mask(manifest.resolve(row["mask"]), mammogram)
             if not mask.any():
                 raise InputError("the mask is empty; every training row needs its lesion drawn")

@@ -1,8 +1,9 @@
 """The desktop modules' Proposal network section (smartimaging.desktop_proposal) on real MRML (slicer-core): the
 GUI-free session over an 8-case phantom mammography worklist lists the demo U-Net, fine-tunes it for one epoch
 through the real `finetune-segmenter` worker job, shows Dice before → after on the held-out cases as the new card
-records them, chooses the new network, and the module's flow segments with it (the kept proposal's record names it);
-a cancelled fine-tuning leaves no model folder. From the source: MammoRadiomics, BreastLVI and BoneScanBSTBI wire the
+records them (labelled phantom from the cohort's marker), chooses the new network, and the module's flow segments with
+it (the kept proposal's record names it); one whose Dice fell is not chosen; a cancelled fine-tuning leaves no model
+folder. From the source: MammoRadiomics, BreastLVI and BoneScanBSTBI wire the
 section, and the section uses only Qt / CTK / Slicer APIs found in Slicer 5.12's own code."""
 
 from __future__ import annotations
@@ -51,9 +52,9 @@ def session(tmp_path_factory) -> ProposalSession:
 def finetuned(session):
     """One epoch from the demo U-Net through the real worker job, polled as the section's timer polls it."""
     assert session.titles == [f"{DEMO} (demo weights)"] and session.name == NAME
+    assert session.phantom  # the phantom cohort's marker: the reader cannot un-phantom it
     messages = []
-    step = session.finetune(session.name, 1, phantom=True,
-                            progress=lambda fraction, message: messages.append((fraction, message)))
+    step = session.finetune(session.name, 1, progress=lambda fraction, message: messages.append((fraction, message)))
     return session.flow.run(step), messages
 
 
@@ -79,7 +80,8 @@ def test_fine_tune_shows_dice_before_and_after_and_chooses_the_new_network(sessi
     lines, messages = finetuned
     card = proposal_card_path(session.out_folder, NAME)
     metrics = json.loads(card.read_text(encoding="utf-8"))["metrics"]
-    assert lines == [f"Fine-tuned {NAME}: chosen for Segment",
+    assert metrics["dice_after"] >= metrics["dice_before"]  # else it is not chosen (next test)
+    assert lines == [f"Fine-tuned: {NAME} (chosen for Segment)",
                      f"Dice before → after: {metrics['dice_before']:.3f} → {metrics['dice_after']:.3f} "
                      "(PHANTOM numbers)",
                      "Measured on: 3 held-out mammograms ('test' split)"]
@@ -93,6 +95,23 @@ def test_fine_tune_shows_dice_before_and_after_and_chooses_the_new_network(sessi
     assert (f"Dice before → after: {metrics['dice_before']:.3f} → {metrics['dice_after']:.3f} on 3 held-out "
             "mammograms ('test' split)") in session.card_lines()
     assert session.name == "mass-unet-ft-2"  # the next free name
+
+
+def test_a_fine_tuned_network_whose_dice_fell_is_not_chosen(session, finetuned, tmp_path):
+    """The job's result says Dice fell on the held-out cases: the current network stays chosen, and the lines say
+    so (the step's generator given the worker's result event)."""
+    chosen_card = session.flow.segmenter_card
+    step = session._finetune(tmp_path / "worse", [])
+    assert next(step).name == "finetune-segmenter"
+    with pytest.raises(StopIteration) as over:
+        step.send({"card": str(tmp_path / "worse" / "worse.json"), "dice_before": 0.968, "dice_after": 0.966, "n": 5,
+                   "split": "test", "phantom": True})
+    assert over.value.value == [
+        "Fine-tuned: worse", "Dice before → after: 0.968 → 0.966 (PHANTOM numbers)",
+        "Measured on: 5 held-out mammograms ('test' split)",
+        "Not chosen: Dice fell 0.968 → 0.966 on the held-out cases: the current network stays chosen; choose it "
+        "yourself if you want it"]
+    assert session.flow.segmenter_card == chosen_card and session.chosen == 1
 
 
 def test_segment_uses_the_chosen_network_and_the_kept_proposal_names_it(session, finetuned):

@@ -152,8 +152,7 @@ def test_lvi_unet_fine_tuned_by_the_worker_job(tmp_path, capsys):
     manifest = write_lvi_phantom_cohort(tmp_path / "cohort", 4, 6, {"train": 0.5, "val": 0.5})
     out = tmp_path / "models"
     assert worker(["finetune-segmenter", "--task", "lvi", "--manifest", str(manifest), "--from-card", str(LVI_CARD),
-                   "--output-dir", str(out), "--name", "lvi-ft", "--epochs", "1", "--device", "cpu",
-                   "--phantom"]) == 0
+                   "--output-dir", str(out), "--name", "lvi-ft", "--epochs", "1", "--device", "cpu"]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [e["event"] for e in events[:-1]] == ["progress"] * (len(events) - 1) and events[-1]["event"] == "result"
     fractions = [e["fraction"] for e in events[:-1]]
@@ -169,6 +168,8 @@ def test_lvi_unet_fine_tuned_by_the_worker_job(tmp_path, capsys):
     assert all(0 <= metrics[key] <= 1 for key in ("dice_before", "dice_after"))
     assert metrics["fine_tuned_from"]["sha256"] == sha256_of(LVI_CARD.with_suffix(".safetensors"))
     assert metrics["command"].startswith("python -m smartimaging.worker finetune-segmenter --task lvi")
+    # without --phantom: the cohort's marker labels it (the command the card records says --phantom)
+    assert result["phantom"] and metrics["phantom"] and metrics["command"].endswith(" --phantom")
     assert card["training"]["learning_rate"] == pytest.approx(3e-4)
     assert _changed(Path(result["card"]), LVI_CARD)
     assert worker(["finetune-segmenter", "--task", "lvi", "--output-dir", str(tmp_path / "x")]) == 2

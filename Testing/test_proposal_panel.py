@@ -106,6 +106,25 @@ def test_the_fine_tuned_networks_are_listed_beside_the_demo_one(cohort, tmp_path
     assert rows["Fine-tuned from"].endswith("…), 1 epoch")
     assert rows["Phantom"].startswith("yes") and "synthetic phantoms" in rows["Intended use"]
     assert dict(proposal_summary(models_dir() / "mammo-mass-unet-demo.json"))["Dice"].startswith("0.944 on 40 fresh")
+    five = json.loads(card.read_text(encoding="utf-8"))
+    five["training"]["epochs"] = 5
+    (tmp_path / "five.json").write_text(json.dumps(five), encoding="utf-8")
+    assert dict(proposal_summary(tmp_path / "five.json"))["Fine-tuned from"].endswith("…), 5 epochs")
+
+
+def test_the_phantom_label_comes_from_the_cohorts_marker(cohort, tmp_path):
+    """A phantom cohort's own manifest and its worklist's are phantom (SYNTHETIC_PHANTOMS.txt); without the
+    marker they are not."""
+    from smartimaging.manifest import PHANTOM_MARKER
+    from smartimaging.proposal_networks import phantom_manifest
+
+    assert phantom_manifest(cohort / "manifest.csv") and phantom_manifest(_out(cohort) / "manifest.csv")
+    plain = tmp_path / "plain"
+    shutil.copytree(_out(cohort), _out(plain))
+    shutil.copy(cohort / "manifest.csv", plain / "manifest.csv")
+    assert not phantom_manifest(plain / "manifest.csv") and not phantom_manifest(_out(plain) / "manifest.csv")
+    (plain / PHANTOM_MARKER).write_text("phantoms", encoding="utf-8")
+    assert phantom_manifest(_out(plain) / "manifest.csv")
 
 
 def test_a_mammo_flow_segments_with_the_chosen_network_and_the_proposal_names_it(cohort):
@@ -253,12 +272,14 @@ def test_station_fine_tunes_on_the_worklist_and_segments_with_the_new_network(tm
         assert "mammo-mass-unet-demo" in page.inner_text("#si-pn-card")
 
         page.locator("#si-pn-epochs").fill("1")
-        page.locator("#si-pn-phantom").check()
+        assert page.inner_text("#si-pn-phantom").startswith("Synthetic phantoms (the cohort's marker file)")
         page.locator("#si-pn-finetune").click()
         page.locator("#si-pn-dice").wait_for(timeout=180_000)
         metrics = json.loads(card.read_text(encoding="utf-8"))["metrics"]
         rows = page.locator("#si-pn-dice tr")
         shown = dict(rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count()))
+        assert metrics["dice_after"] >= metrics["dice_before"]  # else it is not chosen (test_a_worse_network...)
+        assert shown["Fine-tuned"] == f"{NAME} (chosen for Segment)"
         assert shown["Dice before → after"] == (f"{metrics['dice_before']:.3f} → {metrics['dice_after']:.3f} "
                                                 "(PHANTOM numbers)")
         assert shown["Measured on"] == "3 held-out mammograms ('test' split)" and metrics["phantom"]
@@ -299,16 +320,13 @@ def test_the_panel_refuses_too_few_cases_and_a_cancel_leaves_no_model_folder(coh
     station = SimpleNamespace(state=state, flows={MAMMO: MammoFlow(create_headless_scene(), "cpu")},
                               _scratch=SimpleNamespace(name=str(tmp_path)))
     panel = ProposalPanel(station)
-    assert state.si_pn_name[MAMMO] == "mass-unet-ft-1" and not state.si_pn_phantom[MAMMO]
+    assert state.si_pn_name[MAMMO] == "mass-unet-ft-1" and not state.si_pn_phantom[MAMMO]  # no marker
     panel.on_finetune(MAMMO)
     assert state.si_pn_error[MAMMO].startswith("No case of this worklist is done yet") and not state.si_pn_running
 
-    state.si_wl_open = {MAMMO: str(tmp_path / "worklists" / MAMMO)}  # the station's phantom worklist
-    panel.refresh(MAMMO)
-    assert state.si_pn_phantom[MAMMO]
     state.si_wl_open = {MAMMO: str(cohort)}
     panel.refresh(MAMMO)
-    assert not state.si_pn_phantom[MAMMO]
+    assert state.si_pn_phantom[MAMMO]  # the phantom cohort's marker
     name = state.si_pn_name[MAMMO]
     assert name == "mass-unet-ft-2" and [item["title"] for item in state.si_pn_models[MAMMO]][1:] == [
         f"{NAME} (fine-tuned on this cohort)"]
@@ -329,3 +347,20 @@ def test_the_panel_refuses_too_few_cases_and_a_cancel_leaves_no_model_folder(coh
     assert state.si_pn_error[MAMMO] == "Cancelled: no network was written"
     assert not (_out(cohort) / "models" / "_proposal" / name).exists()
     assert state.si_pn_dice[MAMMO] == [] and state.si_pn_model[MAMMO] == ""
+
+    # the job's result: a network whose held-out Dice fell is not chosen (the current one stays), one that did not is
+    card = proposal_card_path(_out(cohort), NAME)
+    result = {"card": str(card), "dice_before": 0.968, "dice_after": 0.966, "n": 5, "split": "test", "phantom": True}
+    panel._finetuned(MAMMO, result)
+    assert state.si_pn_model[MAMMO] == "" and panel.station.flows[MAMMO].segmenter_card is None
+    assert state.si_pn_dice[MAMMO] == [
+        ["Fine-tuned", NAME], ["Dice before → after", "0.968 → 0.966 (PHANTOM numbers)"],
+        ["Measured on", "5 held-out mammograms ('test' split)"],
+        ["Not chosen", "Dice fell 0.968 → 0.966 on the held-out cases: the current network stays chosen; choose it "
+                       "yourself if you want it"]]
+    panel._finetuned(MAMMO, {**result, "dice_before": 0.96681, "dice_after": 0.96679})  # shown as different
+    assert state.si_pn_dice[MAMMO][1][1] == "0.96681 → 0.96679 (PHANTOM numbers)"
+    panel._finetuned(MAMMO, {**result, "dice_after": 0.968, "phantom": False})
+    assert state.si_pn_model[MAMMO] == str(card) and panel.station.flows[MAMMO].segmenter_card == card
+    assert state.si_pn_dice[MAMMO][:2] == [["Fine-tuned", f"{NAME} (chosen for Segment)"],
+                                          ["Dice before → after", "0.968 → 0.968"]]

@@ -2,8 +2,9 @@
 BoneScanBSTBI): the network Segment uses (the module's demo U-Net, or one fine-tuned on the open worklist's cohort,
 with the chosen network's card), and "Fine-tune on this cohort": the station's worker job `finetune-segmenter` on the
 worklist's done cases, from the chosen network, in a worker process of its own (progress, Cancel: no model folder
-left), then Dice before → after on the held-out corrected cases, and the new network is chosen. The station's version
-is `web.proposal_panel`.
+left), then Dice before → after on the held-out corrected cases, and the new network is chosen unless its Dice fell.
+A phantom cohort (its marker file) is labelled phantom by the job itself. The station's version is
+`web.proposal_panel`.
 
 GUI-free (tested on slicer-core): `ProposalSession`, the section's logic over the module's `WorklistSession`. The Qt
 section (`ProposalSection`) only shows it, with Qt, CTK and Slicer APIs as Slicer 5.12's own code uses them:
@@ -14,8 +15,7 @@ section (`ProposalSection`) only shows it, with Qt, CTK and Slicer APIs as Slice
   "currentIndexChanged(int)" signal (Base/Python/slicer/util.py), blockSignals (DICOM.py); qt.QLineEdit `text`
   (DICOMLib/DICOMSendDialog.py);
 - qt.QSpinBox (Base/Python/slicer/parameterNodeWrapper/guiCreation.py), its setRange and `value`
-  (Base/Python/slicer/parameterNodeWrapper/guiConnectors.py); qt.QCheckBox and its `checked`
-  (Modules/Scripted/DICOMPatcher/DICOMPatcher.py);
+  (Base/Python/slicer/parameterNodeWrapper/guiConnectors.py);
 - qt.QProgressBar and its `value` (DICOMLib/DICOMSendDialog.py), through desktop.WidgetSteps (a qt.QTimer polls the
   step; errors in dialogs, a cancel in the status bar);
 - slicer.util.tryWithErrorDisplay (Base/Python/slicer/util.py)."""
@@ -31,8 +31,9 @@ from .finetune import FINETUNE_EPOCHS
 from .proposal_networks import (
     TASKS,
     check_finetune_data,
-    held_out_text,
+    finetune_outcome,
     next_name,
+    phantom_manifest,
     proposal_card_path,
     proposal_choices,
     proposal_summary,
@@ -40,6 +41,7 @@ from .proposal_networks import (
 from .reading import Job, Step
 
 CANCELLED = "Cancelled: no network was written"
+PHANTOM_TEXT = "Synthetic phantoms (the cohort's marker file): the new card labels its Dice as phantom numbers."
 MAX_EPOCHS = 200  # as the station's Epochs field
 
 
@@ -62,6 +64,12 @@ class ProposalSession(CohortChoices):
     def _summary(self, card):
         return proposal_summary(card)
 
+    @property
+    def phantom(self) -> bool:
+        """Whether the open worklist's cohort holds synthetic phantoms (its marker file): Fine-tune's card labels
+        its Dice as phantom numbers."""
+        return self.out_folder is not None and phantom_manifest(self.worklist.reading.worklist.manifest_path)
+
     def refresh(self, kind: str | None = None) -> None:
         """As CohortChoices.refresh; another worklist or kind proposes a free name."""
         if self._listed != (self.out_folder, kind):
@@ -70,11 +78,11 @@ class ProposalSession(CohortChoices):
 
     # ---- Fine-tune ----
 
-    def finetune(self, name: str, epochs: int = FINETUNE_EPOCHS, phantom: bool = False, progress=None) -> Step:
+    def finetune(self, name: str, epochs: int = FINETUNE_EPOCHS, progress=None) -> Step:
         """The Fine-tune step: the chosen network trained `epochs` epochs on the worklist's done cases into the
-        cohort's `models/_proposal/<name>` (`phantom`: the card labels its Dice as phantom numbers). Refused before a
-        worker starts: no worklist, a name that is not free, too few done cases (with the minimum). Its value: the
-        lines saying Dice before → after on the held-out cases; the new network is then chosen."""
+        cohort's `models/_proposal/<name>`. Refused before a worker starts: no worklist, a name that is not free, too
+        few done cases (with the minimum). Its value: the lines saying Dice before → after on the held-out cases; the
+        new network is then chosen, unless its Dice fell (the lines say so)."""
         if self.step is not None and not self.step.over:
             raise InputError("Wait until the running fine-tuning is over (or cancel it)")
         out = self.out_folder
@@ -92,11 +100,11 @@ class ProposalSession(CohortChoices):
         start = self.choices[self.chosen][1]
         arguments = ["--task", TASKS[self.module], "--manifest", str(manifest), "--from-card", str(start),
                      "--output-dir", str(target), "--name", name, "--epochs", str(epochs), "--device",
-                     self.flow.device, *(["--phantom"] if phantom else [])]
-        self.step = Step(self, self._finetune(target, arguments, phantom), progress)
+                     self.flow.device]
+        self.step = Step(self, self._finetune(target, arguments), progress)
         return self.step
 
-    def _finetune(self, target: Path, arguments: list[str], phantom: bool):
+    def _finetune(self, target: Path, arguments: list[str]):
         """The step's generator: a job that does not end with a result (cancelled, failed, abandoned) leaves no
         model folder (its name was free when it started)."""
         finished = False
@@ -108,24 +116,22 @@ class ProposalSession(CohortChoices):
         finally:
             if not finished:
                 shutil.rmtree(target, ignore_errors=True)
-        card = Path(event["card"])
+        chosen, rows = finetune_outcome(TASKS[self.module], event)
         self.refresh(self.kind)
-        self.flow.segmenter_card = card
+        if chosen:
+            self.flow.segmenter_card = Path(event["card"])
         self.name = next_name(self.module, self.out_folder, self.kind)
-        return [f"Fine-tuned {card.stem}: chosen for Segment",
-                f"Dice before → after: {event['dice_before']:.3f} → {event['dice_after']:.3f}"
-                + (" (PHANTOM numbers)" if phantom else ""),
-                f"Measured on: {held_out_text(TASKS[self.module], event['n'], event['split'])}"]
+        return [f"{what}: {value}" for what, value in rows]
 
 
 # ---- the Qt section -----------------------------------------------------------------------------------------------
 
 class ProposalSection:
     """The "Proposal network" section of a module's panel, under its Worklist (and Model) sections (`worklist`, a
-    WorklistSection): the network selector and the chosen network's card, the new network's name, epochs and the
-    phantom box, Fine-tune / Cancel with a progress bar, and Dice before → after. The module calls `update(kind)`
-    whenever its parameter node changes (the lesion kind its selector holds; a worklist opened) and `abandon()` when
-    it goes."""
+    WorklistSection): the network selector and the chosen network's card, the new network's name, epochs, whether
+    the cohort is phantoms, Fine-tune / Cancel with a progress bar, and Dice before → after. The module calls
+    `update(kind)` whenever its parameter node changes (the lesion kind its selector holds; a worklist opened) and
+    `abandon()` when it goes."""
 
     def __init__(self, layout, worklist):
         import qt
@@ -148,8 +154,8 @@ class ProposalSection:
         self.epochs.setRange(1, MAX_EPOCHS)
         self.epochs.value = FINETUNE_EPOCHS
         form.addRow("Epochs", self.epochs)
-        self.phantom = qt.QCheckBox()
-        form.addRow("Synthetic phantoms (the card labels its Dice as phantom numbers)", self.phantom)
+        self.phantom = _label("")
+        form.addRow(self.phantom)
         buttons = qt.QHBoxLayout()
         self.buttons = {}
         for text, callback in (("Fine-tune on this cohort", self._finetune), ("Cancel", self._cancel)):
@@ -190,8 +196,7 @@ class ProposalSection:
         import slicer
 
         with slicer.util.tryWithErrorDisplay("Failed to start the fine-tuning.", waitCursor=True):
-            step = self.session.finetune(self.name.text.strip(), self.epochs.value, self.phantom.checked,
-                                         self._progress)
+            step = self.session.finetune(self.name.text.strip(), self.epochs.value, self._progress)
             self._finished = False
             self.message.text = ""
             self.steps.start(step)
@@ -222,6 +227,7 @@ class ProposalSection:
             self.network.blockSignals(blocked)
         self.card.text = "\n".join(self.session.card_lines())
         self.name.text = self.session.name
+        self.phantom.text = (PHANTOM_TEXT if self.session.phantom else "")
 
     def _over(self) -> None:
         """The step is over: a failed or cancelled one leaves no progress message (its dialog or status message

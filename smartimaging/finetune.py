@@ -66,10 +66,11 @@ class FinetuneResult:
     n: int
     split: str
     unit: str  # what was measured: "mammogram", "volume", "study"
+    phantom: bool  # the card labels its Dice as phantom numbers
 
     def as_json(self) -> dict:
         return {"card": str(self.card), "dice_before": self.dice_before, "dice_after": self.dice_after, "n": self.n,
-                "split": self.split}
+                "split": self.split, "phantom": self.phantom}
 
     def summary(self) -> str:
         return (f"Dice on {counted(self.n, 'held-out ' + self.unit)} ('{self.split}' rows): {self.dice_before:.3f} "
@@ -231,4 +232,5 @@ def finetune(start: LoadedModel, start_card: Path, train_set: Dataset, loss_fn, 
             "weights_sha256": ""}
     written = save_model(network, card, out_dir)
     report(1.0, f"wrote {written.name}")
-    return FinetuneResult(written, metrics["dice_before"], metrics["dice_after"], len(held_out), split, unit)
+    return FinetuneResult(written, metrics["dice_before"], metrics["dice_after"], len(held_out), split, unit,
+                          phantom)

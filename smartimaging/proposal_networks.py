@@ -17,10 +17,11 @@ from pathlib import Path
 
 from .cohort_training import models_folder
 from .errors import InputError, ModelError
-from .manifest import read_manifest
+from .manifest import is_phantom_cohort, read_manifest
 from .models.registry import MAX_CARD_BYTES, check_model_name, read_json_limited
 from .models.registry import models_dir as default_models_dir
 from .wording import counted, plural
+from .worklist import OUTPUT_FOLDER
 
 PROPOSAL_FOLDER = "_proposal"
 TASKS = {"MammoRadiomics": "mammo", "BreastLVI": "lvi", "BoneScanBSTBI": "bonescan"}  # finetune-segmenter --task
@@ -144,8 +145,8 @@ def proposal_summary(card_path: str | os.PathLike) -> list[list[str]]:
                                          f" on {_held_out(card, metrics)}"],
                  ["Fine-tuned from", f"{start.get('id')} {start.get('version')} (sha256 "
                                      f"{str(start.get('sha256'))[:12]}…), "
-                                     + (counted(training["epochs"], "epoch") if isinstance(training.get("epochs"), int)
-                                        else "epochs not recorded")],
+                                     + (counted(training["epochs"], "epoch", "epochs")
+                                        if isinstance(training.get("epochs"), int) else "epochs not recorded")],
                  ["Phantom", "yes: synthetic phantoms, not real-data numbers" if metrics.get("phantom") else
                   "no: the cohort's own cases"]]
     else:
@@ -155,3 +156,35 @@ def proposal_summary(card_path: str | os.PathLike) -> list[list[str]]:
             rows.append(["Dice", f"{metrics['dice']:.3f} on {metrics.get('data', 'its validation data')}"])
     rows.append(["Intended use", str(card.get("intended_use", "not recorded"))])
     return rows
+
+
+def phantom_manifest(manifest: str | os.PathLike) -> bool:
+    """Whether a fine-tuning manifest is a phantom cohort's (its marker file, `manifest.is_phantom_cohort`): the
+    cohort's own manifest.csv or its worklist's `<cohort>/smartimaging/<Module>/manifest.csv`. The card then labels
+    its Dice as phantom numbers, whatever the reader asks: phantoms cannot be un-phantomed."""
+    folder = Path(manifest).parent
+    worklist = folder.parent.name == OUTPUT_FOLDER and is_phantom_cohort(folder.parent.parent)
+    return worklist or is_phantom_cohort(folder)
+
+
+def _dice_pair(before: float, after: float) -> str:
+    """"0.968 → 0.966", with more digits where three would show two different values as the same."""
+    digits = 3
+    while digits < 6 and f"{before:.{digits}f}" == f"{after:.{digits}f}" and before != after:
+        digits += 1
+    return f"{before:.{digits}f} → {after:.{digits}f}"
+
+
+def finetune_outcome(task: str, result: dict) -> tuple[bool, list[list[str]]]:
+    """A `finetune-segmenter` result as [what, value] rows, and whether its network is chosen for Segment: not when
+    its held-out Dice fell (the current network stays; the reader may choose the new one)."""
+    chosen = result["dice_after"] >= result["dice_before"]
+    dice = _dice_pair(result["dice_before"], result["dice_after"])
+    name = Path(result["card"]).stem
+    rows = [["Fine-tuned", f"{name} (chosen for Segment)" if chosen else name],
+            ["Dice before → after", dice + (" (PHANTOM numbers)" if result.get("phantom") else "")],
+            ["Measured on", held_out_text(task, result["n"], result["split"])]]
+    if not chosen:
+        rows.append(["Not chosen", f"Dice fell {dice} on the held-out cases: the current network stays chosen; "
+                                   "choose it yourself if you want it"])
+    return chosen, rows

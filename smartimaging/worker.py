@@ -229,10 +229,12 @@ def _lvi_predict(args) -> None:
 
 
 def _finetune_segmenter(args) -> None:
-    """Fine-tune a task's proposal U-Net (`smartimaging.finetune`); the result: the new card and Dice before/after."""
+    """Fine-tune a task's proposal U-Net (`smartimaging.finetune`); the result: the new card and Dice before/after.
+    A phantom cohort's manifest (its marker) is labelled phantom without --phantom."""
     import shlex
 
     from .finetune import BATCH_SIZES
+    from .proposal_networks import phantom_manifest
     from .training import TrainConfig
 
     missing = [option for option, value in (("--task", args.task), ("--manifest", args.manifest),
@@ -245,12 +247,13 @@ def _finetune_segmenter(args) -> None:
         from .lvi.segment import finetune_lesion_segmenter as finetune
     else:
         from .bonescan.train import finetune_segmenter as finetune
+    phantom = args.phantom or phantom_manifest(args.manifest)
     options = ["--task", args.task, "--manifest", args.manifest, "--from-card", args.from_card, "--output-dir",
                args.output_dir, "--name", args.name, "--seed", str(args.seed), "--device", args.device]
-    options += (["--epochs", str(args.epochs)] if args.epochs else []) + (["--phantom"] if args.phantom else [])
+    options += (["--epochs", str(args.epochs)] if args.epochs else []) + (["--phantom"] if phantom else [])
     config = TrainConfig(epochs=args.epochs, batch_size=BATCH_SIZES[args.task], learning_rate=None, seed=args.seed,
                          device=args.device, amp=False, show_progress=False)
-    result = finetune(args.manifest, args.from_card, args.output_dir, args.name, config, phantom=args.phantom,
+    result = finetune(args.manifest, args.from_card, args.output_dir, args.name, config, phantom=phantom,
                       progress=lambda f, m: emit("progress", fraction=f, message=m),
                       command=shlex.join(["python", "-m", "smartimaging.worker", "finetune-segmenter", *options]))
     emit("result", **result.as_json())

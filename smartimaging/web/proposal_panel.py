@@ -2,7 +2,8 @@
 uses (the demo U-Net, or one fine-tuned on the open worklist's cohort, with its card), and "Fine-tune on this cohort":
 the worker job `finetune-segmenter` on the worklist's done cases, from the chosen network, in a worker process of its
 own (progress, Cancel; a cancel leaves no model folder); then Dice before → after on the held-out corrected cases,
-and the new network is chosen.
+and the new network is chosen unless its Dice fell. A phantom cohort (its marker file) is labelled phantom by the job
+itself: the section only says so.
 
 The chosen card goes to the flow (`flow.segmenter_card`), which loads it through the registry's checks (sha256,
 safetensors, size limits) and refuses a damaged or tampered one with a message, never falling back silently.
@@ -23,8 +24,9 @@ from ..finetune import FINETUNE_EPOCHS
 from ..proposal_networks import (
     TASKS,
     check_finetune_data,
-    held_out_text,
+    finetune_outcome,
     next_name,
+    phantom_manifest,
     proposal_card_path,
     proposal_choices,
     proposal_summary,
@@ -35,7 +37,6 @@ from ..worklist import OUTPUT_FOLDER
 MODULE = "si_module"
 DEMO = ""  # the selector's value of the module's demo U-Net
 POLL_S = 0.1
-PHANTOM_WORKLISTS = "worklists"  # the station's phantom worklists, in its scratch folder (worklist_panel)
 MAX_EPOCHS = 200
 
 
@@ -63,7 +64,7 @@ class ProposalPanel:
         state.si_pn_card = {m: [] for m in modules}
         state.si_pn_name = dict.fromkeys(modules, "")
         state.si_pn_epochs = dict.fromkeys(modules, str(FINETUNE_EPOCHS))
-        state.si_pn_phantom = dict.fromkeys(modules, False)
+        state.si_pn_phantom = dict.fromkeys(modules, False)  # the open worklist's cohort holds synthetic phantoms
         state.si_pn_running = ""  # the module whose fine-tuning runs (one at a time)
         state.si_pn_progress = 0
         state.si_pn_message = ""
@@ -97,10 +98,9 @@ class ProposalPanel:
                 v3.VTextField(model_value=(_by_module("si_pn_epochs"),), label="Epochs", density="compact",
                               update_modelValue=_assign("si_pn_epochs"), hide_details=True, type="number",
                               disabled=("!!si_pn_running",), id="si-pn-epochs", style="max-width: 80px;")
-            v3.VCheckbox(model_value=(_by_module("si_pn_phantom"),), update_modelValue=_assign("si_pn_phantom"),
-                         label="Synthetic phantoms (the card labels its Dice as phantom numbers)", density="compact",
-                         hide_details=True, disabled=("!!si_pn_running",), id="si-pn-phantom")
-            with html.Div(classes="d-flex flex-wrap ga-2"):
+            html.Div("Synthetic phantoms (the cohort's marker file): the new card labels its Dice as phantom "
+                     "numbers.", v_if=(_by_module("si_pn_phantom"),), classes="text-caption mt-1", id="si-pn-phantom")
+            with html.Div(classes="d-flex flex-wrap ga-2 mt-2"):
                 v3.VBtn("Fine-tune on this cohort", click=(self.on_finetune, "[si_module]"),
                         disabled=("!!si_pn_running || !si_wl_open?.[si_module]",), color="primary", variant="tonal",
                         prepend_icon="mdi-tune-variant", id="si-pn-finetune")
@@ -127,8 +127,8 @@ class ProposalPanel:
 
     def refresh(self, module: str) -> None:
         """List the demo U-Net and the cohort's fine-tuned networks of the lesion kind; the choice is kept while
-        listed, else it goes back to the demo U-Net. Another worklist (or lesion kind) proposes a free name, and
-        ticks the phantom box for the station's phantom worklists."""
+        listed, else it goes back to the demo U-Net. Another worklist (or lesion kind) proposes a free name and
+        says whether its cohort is phantoms."""
         flow, out = self.station.flows[module], self._out_folder(module)
         kind = getattr(flow, "kind", None)
         choices = proposal_choices(module, out, kind, flow.models_dir)
@@ -140,8 +140,7 @@ class ProposalPanel:
         if self._listed.get(module) != (out, kind):
             self._listed[module] = (out, kind)
             self._set("si_pn_name", module, next_name(module, out, kind))
-            scratch = Path(self.station._scratch.name) / PHANTOM_WORKLISTS
-            self._set("si_pn_phantom", module, out is not None and scratch in out.parents)
+            self._set("si_pn_phantom", module, out is not None and phantom_manifest(out / "manifest.csv"))
 
     def on_select(self, module: str, value: str | None) -> None:
         """The network the module's Segment uses, and its card on the page."""
@@ -181,9 +180,8 @@ class ProposalPanel:
         self.state.si_pn_running, self.state.si_pn_progress, self.state.si_pn_message = module, 0, "starting"
         arguments = ["--task", TASKS[module], "--manifest", str(out / "manifest.csv"), "--from-card", str(start),
                      "--output-dir", str(target), "--name", name, "--epochs", str(epochs), "--device", flow.device]
-        phantom = bool(self.state.si_pn_phantom[module])
-        self._worker = WorkerProcess("finetune-segmenter", arguments + (["--phantom"] if phantom else []))
-        create_task(self._follow(module, target, phantom))
+        self._worker = WorkerProcess("finetune-segmenter", arguments)
+        create_task(self._follow(module, target))
 
     def _epochs(self, module: str) -> int:
         text = str(self.state.si_pn_epochs[module]).strip()
@@ -197,7 +195,7 @@ class ProposalPanel:
         if self._worker is not None:
             create_task(asyncio.to_thread(self._worker.cancel))
 
-    async def _follow(self, module: str, target: Path, phantom: bool) -> None:
+    async def _follow(self, module: str, target: Path) -> None:
         """Poll the job's events into the page until it is over; a cancelled job's model folder is removed (the
         name was free when it started)."""
         worker, outcome = self._worker, {}
@@ -227,20 +225,18 @@ class ProposalPanel:
                 self._set("si_pn_error", module, f"The fine-tuning process stopped without a result: "
                                                  f"{worker.stderr[-300:] or 'no message'}")
             else:
-                self._finetuned(module, outcome["result"], phantom)
+                self._finetuned(module, outcome["result"])
 
-    def _finetuned(self, module: str, result: dict, phantom: bool) -> None:
-        """Dice before → after on the held-out cases, the new network chosen, a free name for the next one."""
-        card = Path(result["card"])
+    def _finetuned(self, module: str, result: dict) -> None:
+        """Dice before → after on the held-out cases, the new network chosen unless its Dice fell, a free name for
+        the next one."""
+        chosen, rows = finetune_outcome(TASKS[module], result)
         self.refresh(module)
-        self.on_select(module, str(card))
+        if chosen:
+            self.on_select(module, result["card"])
         flow = self.station.flows[module]
         self._set("si_pn_name", module, next_name(module, self._out_folder(module), getattr(flow, "kind", None)))
-        self._set("si_pn_dice", module, [
-            ["Fine-tuned", f"{card.stem}: chosen for Segment"],
-            ["Dice before → after", f"{result['dice_before']:.3f} → {result['dice_after']:.3f}"
-                                    + (" (PHANTOM numbers)" if phantom else "")],
-            ["Measured on", held_out_text(TASKS[module], result["n"], result["split"])]])
+        self._set("si_pn_dice", module, rows)
 
     def _set(self, name: str, module: str, value) -> None:
         self.state[name] = {**self.state[name], module: value}

@@ -12,6 +12,7 @@ from smartimaging.evaluation import (
     dice,
     mean_sd,
     plot_roc,
+    roc_figure,
     wilson_interval,
     youden_cutoff,
 )
@@ -96,3 +97,23 @@ def test_roc_plot_is_written(tmp_path, scored):
     labels, scores = scored
     plot_roc({"test": (labels, scores)}, tmp_path / "roc.png")
     assert (tmp_path / "roc.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("title", ["mass-u4: held-out test cases (phantoms: demo numbers)",
+                                   "lvi-u4-seed3-with-a-long-name: held-out test cases (phantoms: demo numbers)",
+                                   "ROC"])
+def test_a_long_roc_title_is_wrapped_inside_the_figure(scored, title):
+    """The title is drawn whole: every word (the phantom label too) and no wider than the figure."""
+    import matplotlib.pyplot as plt
+
+    labels, scores = scored
+    fig = roc_figure({"model": (labels, scores)}, title)
+    try:
+        fig.canvas.draw()
+        drawn = fig.axes[0].title
+        assert drawn.get_text().split() == title.split()
+        box = drawn.get_window_extent(fig.canvas.get_renderer())
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height
+        assert (len(drawn.get_text().splitlines()) > 1) == (title != "ROC")
+    finally:
+        plt.close(fig)

@@ -151,8 +151,9 @@ def mean_sd(values) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0
 
 
-def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path, title: str = "ROC") -> None:
-    """Write a ROC plot PNG; `curves` maps a label to (labels, scores)."""
+def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "ROC"):
+    """A ROC plot (a matplotlib Figure, Agg); `curves` maps a label to (labels, scores). A title wider than the
+    plot is wrapped at spaces, so that it is always drawn whole."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -165,9 +166,33 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path, title: str 
     ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
     ax.set_xlabel("1 - specificity")
     ax.set_ylabel("sensitivity")
-    ax.set_title(title)
+    _wrap_title(ax, title)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def _wrap_title(ax, title: str) -> None:
+    """The axes' title, broken at spaces into lines no wider than the axes (measured with the figure's renderer;
+    tight_layout then only widens the axes, so the title stays inside the figure)."""
+    renderer = ax.figure.canvas.get_renderer()
+    width = ax.get_window_extent(renderer).width
+    lines, current = [], ""
+    for word in title.split(" "):
+        ax.set_title(f"{current} {word}" if current else word)
+        if current and ax.title.get_window_extent(renderer).width > width:
+            lines.append(current)
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    ax.set_title("\n".join([*lines, current]))
+
+
+def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path, title: str = "ROC") -> None:
+    """Write a ROC plot PNG (`roc_figure`)."""
+    import matplotlib.pyplot as plt
+
+    fig = roc_figure(curves, title)
     fig.savefig(path)
     plt.close(fig)
 

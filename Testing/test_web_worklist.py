@@ -438,3 +438,28 @@ def test_a_loose_png_waits_for_its_pixel_size_and_the_phantom_worklist_outlives_
     assert restarted.state.si_wl_open[MAMMO] == str(phantoms) and restarted.state.si_wl_case[MAMMO] == second
     assert (phantoms / "manifest.csv").stat().st_mtime_ns == written  # opened again, not written again
     assert not station.escaped and not restarted.escaped
+
+
+def test_a_module_without_starred_labels_or_an_roi_shows_neither_the_note_nor_the_dice_column(tmp_path):
+    """DCE synthesis has no required label and no ROI: the page shows the '* needed for done' note and the Dice
+    column only for a module that has them (mammography)."""
+    from trame.widgets import html
+
+    from smartimaging.dce.flow import DCEFlow
+
+    station = _Station("worklist-columns-test", tmp_path)
+    station.flows["DCESynthesis"] = DCEFlow(create_headless_scene(), "cpu")
+    state, panel = station.state, worklist_panel.WorklistPanel(station)
+    assert state.si_wl_starred == {MAMMO: True, "DCESynthesis": False}
+    assert state.si_wl_roi == {MAMMO: True, "DCESynthesis": False}
+    with html.Div(trame_server=station.server) as page:
+        panel.build()
+    template = page.html
+
+    def tag_of(text: str) -> str:  # the opening tag of the element whose content holds `text`
+        end = template.index(text)
+        return template[template.rindex("<", 0, template.rindex(">", 0, end)):end]
+
+    assert 'v-if="si_wl_starred[si_module]"' in tag_of("* needed for “done”")
+    assert tag_of("\nDice\n</th>").startswith("<th") and 'v-if="si_wl_roi[si_module]"' in tag_of("\nDice\n</th>")
+    assert tag_of("row.dice === null").startswith("<td") and 'v-if="si_wl_roi[si_module]"' in tag_of("row.dice ===")

@@ -185,6 +185,8 @@ class WorklistPanel:
         self._pending: dict[str, Callable[[], None]] = {}  # module -> the move that waits for Save / Discard / Stay
         state.si_wl_fields = {m: [{"name": f.name, "title": f.title + (" *" if f.required else ""),
                                    "choices": list(f.choices)} for f in SPECS[m].fields] for m in modules}
+        state.si_wl_starred = {m: any(f.required for f in SPECS[m].fields) for m in modules}  # "*" fields: the note
+        state.si_wl_roi = {m: SPECS[m].mask_column is not None for m in modules}  # an ROI: the Dice column
         state.si_wl_folder = dict.fromkeys(modules, "")  # the folder field
         state.si_wl_open = dict.fromkeys(modules, "")  # the open worklist's folder
         state.si_wl_rows = {m: [] for m in modules}
@@ -261,7 +263,8 @@ class WorklistPanel:
                        height=(f"{rows}.length > 7 ? '250px' : undefined",)):
             with html.Thead(), html.Tr():
                 for title in ("Case", "Status", "Dice", "Labels"):
-                    html.Th(title, style="padding: 0 6px;")
+                    html.Th(title, style="padding: 0 6px;",
+                            **({"v_if": ("si_wl_roi[si_module]",)} if title == "Dice" else {}))
             with html.Tbody():
                 with html.Tr(v_for=(f"row in {rows}",), key="row.case", click=(self.on_row, f"[row.case, {LABELS}]"),
                              style="cursor: pointer;", classes=(
@@ -273,10 +276,12 @@ class WorklistPanel:
                         v3.VChip("{{ row.status }}", color=("row.colour",), size="x-small", label=True,
                                  variant="flat")
                     html.Td("{{ row.dice === null ? '–' : row.dice.toFixed(2) }}", style="padding: 0 6px;",
-                            title="Dice of the AI's proposal with the reader's corrected ROI")
+                            title="Dice of the AI's proposal with the reader's corrected ROI",
+                            v_if=("si_wl_roi[si_module]",))
                     html.Td("{{ row.labels }}", style="padding: 0 6px; font-size: 13px;", title=("row.note",))
                 with html.Tr(v_if=(f"!{rows}.length",)):
-                    html.Td("No case has this status", colspan=4, classes="text-caption")
+                    html.Td("No case has this status", colspan=("si_wl_roi[si_module] ? 4 : 3",),
+                            classes="text-caption")
         with html.Div(classes="d-flex align-center ga-2 mt-2"):
             v3.VBtn("Previous", click=(self.on_step, f"[-1, {LABELS}]"), disabled=(TEACHING_BLOCKS,), size="small",
                     variant="tonal", prepend_icon="mdi-chevron-left", id="si-wl-previous",
@@ -309,7 +314,8 @@ class WorklistPanel:
                                                                         "[field.name]: $event}"),
                               density="compact", hide_details=True, classes="mt-2", disabled=("si_busy",),
                               id=("'si-wl-label-' + field.name",))
-            html.Div("* needed for “done”; a case saved without them is “corrected”.", classes="text-caption mt-1")
+            html.Div("* needed for “done”; a case saved without them is “corrected”.",
+                     v_if=("si_wl_starred[si_module]",), classes="text-caption mt-1")
             with html.Div(classes="d-flex align-center ga-2 mt-2"):
                 v3.VBtn("Save", click=(self.on_save, f"[{LABELS}]"), disabled=("si_busy",), color="success",
                         size="small", prepend_icon="mdi-content-save", id="si-wl-save",

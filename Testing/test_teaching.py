@@ -423,6 +423,24 @@ def test_a_negative_key_counts_false_positive_spots_instead_of_dice():
                                     "found 0/0, 1 false-positive spot")
 
 
+def test_the_smallest_brush_dab_is_a_false_positive_spot_and_a_one_pixel_stroke_is_a_slip():
+    """A station brush of 2.4 pixels paints a 2×2 square or a plus of five pixels: a mark the student meant, counted;
+    a one-pixel line or a lone pixel is a slip, left to the Dice."""
+    key = np.zeros((2, 60, 30), bool)
+    key[0, 10:14, 5:9] = True
+    marks = {"a 2×2 dab": [(30, 10), (30, 11), (31, 10), (31, 11)],
+             "a plus": [(40, 20), (39, 20), (41, 20), (40, 19), (40, 21)]}
+    for what, pixels in marks.items():
+        student = key.copy()
+        for row, col in pixels:
+            student[0, row, col] = True
+        false = spot_check(student, key).student_spots.false_positives
+        assert [s.pixels for s in false] == [len(pixels)], what
+    slips = key.copy()
+    slips[0, 30, 0:6] = slips[1, 50, 3] = slips[0, 45:50, 25] = True  # a row, a lone pixel, a column
+    assert spot_check(slips, key).student_spots.false_positives == ()
+
+
 def test_no_spot_outlined_on_a_negative_study_is_right_and_the_sheet_mixes_cases():
     key = np.zeros((2, 60, 30), bool)
     result = spot_check(np.zeros_like(key), key, student_call="0", key_label="0")

@@ -13,7 +13,8 @@ lesion spans is said so. Slices are the image grid's (k), counted from 1.
 
 Bone scans are checked lesion-wise (`check_spots`): the key's metastases are hot spots (8-connected regions of each
 view, a slice of the grid), possibly none in a negative study; a key spot is found when the outline touches it, and an
-outline's spot that touches no key spot is a false positive (when more than two pixels wide somewhere, as above). Each
+outline's spot that touches no key spot is a false positive unless it is a one-pixel stroke (a slip of the brush: no
+2×2 block and no pixel with its four in-plane neighbours; the smallest brush dab counts). Each
 spot is placed by the caller's `where` (the skeletal site), else by its position on its view. Dice needs a key with
 lesions: for a negative key it is None, never NaN, and the false-positive spots are counted instead.
 """
@@ -236,9 +237,9 @@ class _Spots:
 
     def of(self, mask: np.ndarray, wide_only: bool = False) -> tuple[tuple[Spot, ...], np.ndarray]:
         """The spots of a (k, j, i) mask, by view then row then column, and its label array (spot n labelled n + 1;
-        0 elsewhere and for the narrow regions left out when `wide_only`)."""
+        0 elsewhere and for the one-pixel strokes left out when `wide_only`)."""
         labels = np.zeros(mask.shape, np.int32)
-        inner = _inner(mask) if wide_only else mask
+        inner = _dab(mask) if wide_only else mask
         spots = []
         for k in range(mask.shape[0]):
             numbered, count = ndimage.label(mask[k], structure=np.ones((3, 3)))
@@ -260,8 +261,8 @@ class _Spots:
         return site or f"x {col * self.pixel_mm[1]:.0f} mm, y {row * self.pixel_mm[0]:.0f} mm"
 
     def findings(self, outline: np.ndarray, who: _Who) -> SpotFindings:
-        """The key's spots the outline touches and misses, and the outline's spots that touch none (more than two
-        pixels wide somewhere: a slip of the brush is left to the Dice)."""
+        """The key's spots the outline touches and misses, and the outline's spots that touch none (a one-pixel
+        stroke, a slip of the brush, is left to the Dice)."""
         touched = set(np.unique(self.key_labels[outline]).tolist())
         found = tuple(spot for n, spot in enumerate(self.key_spots, 1) if n in touched)
         missed = tuple(spot for n, spot in enumerate(self.key_spots, 1) if n not in touched)
@@ -392,6 +393,15 @@ def _inner(mask: np.ndarray) -> np.ndarray:
     inner[:, 1:-1, 1:-1] = (mask[:, 1:-1, 1:-1] & mask[:, :-2, 1:-1] & mask[:, 2:, 1:-1] & mask[:, 1:-1, :-2]
                             & mask[:, 1:-1, 2:])
     return inner
+
+
+def _dab(mask: np.ndarray) -> np.ndarray:
+    """The pixels of a (k, j, i) mask that make it more than one pixel wide: the top-left pixel of each 2×2 block in
+    it and each pixel with its four in-plane neighbours (what the smallest brush dab paints; a one-pixel stroke has
+    neither)."""
+    blocks = np.zeros_like(mask)
+    blocks[:, :-1, :-1] = mask[:, :-1, :-1] & mask[:, 1:, :-1] & mask[:, :-1, 1:] & mask[:, 1:, 1:]
+    return blocks | _inner(mask)
 
 
 def _side(offset_lps: np.ndarray, key: _Key) -> str | None:

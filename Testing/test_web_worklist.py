@@ -417,6 +417,17 @@ def test_a_loose_png_waits_for_its_pixel_size_and_the_phantom_worklist_outlives_
     assert state.si_wl_case[MAMMO] == first and state.si_wl_pixel[MAMMO] == "" and state.si_wl_error[MAMMO] == ""
     assert station.flows[MAMMO].primary.GetSpacing()[:2] == (0.2, 0.2)
     assert Worklist(folder, MAMMO).pixel_size(first) == "0.2"  # kept with the case: asked once
+    other = state.si_wl_rows[MAMMO][1]["case"]
+
+    async def open_row(case_id: str) -> None:
+        panel.on_row(case_id)
+        await _settled()
+
+    _run_apart(open_row(other))  # the size given before is offered for the next image, not applied unasked
+    assert state.si_wl_pixel[MAMMO] == other and state.si_wl_pixel_mm[MAMMO] == "0.2"
+    assert state.si_wl_pixel_message[MAMMO].endswith(f"The field holds the size you gave case {first} (0.2 mm): "
+                                                     "check that it is this image's, then Open the case.")
+    assert Worklist(folder, MAMMO).pixel_size(other) == "" and station.flows[MAMMO].primary is None
 
     monkeypatch.setenv(worklist_panel.DATA_DIR_VARIABLE, str(tmp_path / "data"))
     monkeypatch.setattr(worklist_panel, "PHANTOM_CASES", 3)

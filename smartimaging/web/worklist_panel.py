@@ -183,6 +183,7 @@ class WorklistPanel:
         self._shown: dict[str, tuple] = {}  # module -> (volume node, AI node) of the open case as last saved or kept
         self._saved: dict[str, tuple] = {}  # module -> (ROI fingerprint, labels) as last opened or saved
         self._pending: dict[str, Callable[[], None]] = {}  # module -> the move that waits for Save / Discard / Stay
+        self._given_pixel: dict[str, tuple[str, str]] = {}  # module -> (case, pixel size) the reader last gave
         state.si_wl_fields = {m: [{"name": f.name, "title": f.title + (" *" if f.required else ""),
                                    "choices": list(f.choices)} for f in SPECS[m].fields] for m in modules}
         state.si_wl_starred = {m: any(f.required for f in SPECS[m].fields) for m in modules}  # "*" fields: the note
@@ -378,6 +379,7 @@ class WorklistPanel:
         except OSError as exc:
             self._set("si_wl_error", module, f"The pixel size of case {case_id} was not kept: {_reason(exc)}")
             return
+        self._given_pixel[module] = (case_id, reading.worklist.pixel_size(case_id))
         self._start_open(module, case_id)
 
     def on_row(self, case_id, labels=None) -> None:
@@ -476,6 +478,7 @@ class WorklistPanel:
             return
         self._readings[module] = reading
         self._shown.pop(module, None)
+        self._given_pixel.pop(module, None)
         for name, value in (("si_wl_folder", str(folder)), ("si_wl_open", str(reading.worklist.folder)),
                             ("si_wl_case", ""), ("si_wl_info", ""), ("si_wl_conflict", ""), ("si_wl_filter", ALL),
                             ("si_wl_skipped", "; ".join(reading.worklist.skipped))):
@@ -519,8 +522,11 @@ class WorklistPanel:
             station._set_case(module, "", [])
             station._case_loaded(flow, None, False)  # the station's pixel-size field: no earlier image's size
             station._show(flow, fit=True)
-            self._set("si_wl_pixel_message", module, str(exc))
-            self._set("si_wl_pixel_mm", module, "")
+            given = self._given_pixel.get(module)  # offered, never applied unasked: sources may differ
+            self._set("si_wl_pixel_message", module, str(exc) + (
+                f" The field holds the size you gave case {given[0]} ({given[1]} mm): check that it is this "
+                "image's, then Open the case." if given else ""))
+            self._set("si_wl_pixel_mm", module, given[1] if given else "")
             self._set("si_wl_pixel", module, exc.case_id)
             return
         except BaseException:

@@ -135,6 +135,7 @@ def test_mammo_open_segment_keep_save_reopen_filter_and_conflict(tmp_path):
     assert saved["status"] == DONE and saved["labels"] == {"kind": "mass", "pathology": "malignant", "birads": "4c"}
     assert 0 < saved["dice_ai_vs_corrected"] < 1
     assert session.rows()[0] == [first.case_id, DONE, f"{saved['dice_ai_vs_corrected']:.3f}", "mass, malignant, 4c"]
+    assert session.columns == ("Case", "Status", "Dice AI vs corrected", "Labels")
 
     session.set_filter(DONE)
     assert [row[0] for row in session.rows()] == [first.case_id]
@@ -237,6 +238,8 @@ def test_dce_synthesis_open_save_reopen(tmp_path):
     module_select(session.flow, p)
     assert session.keep_proposal() is None  # no ROI in this module: nothing is proposed
     assert session.save({"note": "enhancing lesion upper outer"})["status"] == DONE
+    assert session.columns == ("Case", "Status", "Labels")  # no ROI: no Dice column
+    assert session.rows()[0] == [case.case_id, DONE, ""]
 
     reopened = WorklistSession(DCEFlow(create_headless_scene()))
     assert reopened.open_folder(tmp_path).case_id == case.case_id

@@ -80,7 +80,8 @@ def selector_values(flow) -> dict[str, object]:
 
 # ---- the section's logic ------------------------------------------------------------------------------------------
 
-TABLE_COLUMNS = ("Case", "Status", "Dice AI vs corrected", "Labels")
+DICE_COLUMN = "Dice AI vs corrected"
+TABLE_COLUMNS = ("Case", "Status", DICE_COLUMN, "Labels")
 ALL = "all"
 
 
@@ -162,17 +163,24 @@ class WorklistSession:
         neighbour = reading.worklist.neighbour(current, step, self.status)
         return self.open(neighbour) if neighbour else None
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The table's columns: TABLE_COLUMNS, without the Dice column for a module whose cases have no ROI (DCE
+        synthesis)."""
+        roi = SPECS[self.flow.module].mask_column is not None
+        return tuple(column for column in TABLE_COLUMNS if roi or column != DICE_COLUMN)
+
     def rows(self) -> list[list[str]]:
-        """The table's rows (TABLE_COLUMNS) of the cases the filter shows; a case as the reader's screen names it
+        """The table's rows (`columns`) of the cases the filter shows; a case as the reader's screen names it
         (a scanned study: its path, shown on this screen only)."""
         if self.reading is None:
             return []
-        rows = []
+        rows, roi = [], DICE_COLUMN in self.columns
         for row in self.reading.worklist.rows(self.status):
             dice = "" if row["dice"] is None else f"{row['dice']:.3f}"
             labels = ", ".join(row["labels"][f.name] for f in SPECS[self.flow.module].fields  # in the form's order
                                if f.name in row["labels"] and f.name != NOTE.name)
-            rows.append([row["name"], row["status"], dice, labels])
+            rows.append([row["name"], row["status"], *([dice] if roi else []), labels])
         return rows
 
     def shown_ids(self) -> list[str]:
@@ -374,8 +382,8 @@ class WorklistSection:
         self.filter.connect("currentIndexChanged(int)", lambda _index: self._filtered())
         form.addRow("Show", self.filter)
         self.table = qt.QTableWidget()
-        self.table.setColumnCount(len(TABLE_COLUMNS))
-        self.table.setHorizontalHeaderLabels(list(TABLE_COLUMNS))
+        self.table.setColumnCount(len(self.session.columns))
+        self.table.setHorizontalHeaderLabels(list(self.session.columns))
         self.table.setSelectionBehavior(qt.QTableView.SelectRows)
         form.addRow(self.table)
         moves = qt.QHBoxLayout()

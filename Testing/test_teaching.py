@@ -390,7 +390,9 @@ def test_spots_of_a_positive_key_found_missed_and_false_positives_by_site_else_p
                                        "the posterior view, 80 mm²); 1 of its spots is not in the key (false "
                                        "positive: at x 3 mm, y 129 mm on the anterior view, 80 mm²).")
     assert (result.call, result.call_summary) == ("right", "Your call, yes, is right.")
-    assert (result.ai_call, result.ai_call_summary) == ("no", "The AI's call, no, is wrong: the answer key says yes.")
+    assert (result.ai_call, result.ai_call_summary) == ("no", "The AI's call, no, is wrong: the answer key says "
+                                                        "yes. The call comes from the AI's classifier network, the "
+                                                        "spots from its segmentation network: here they disagree.")
     row = ScoreSheet().add("bs-1", result, 30.0).cells()
     assert dict(zip(COLUMNS, row, strict=True)) | {"time": ""} == {
         "case": "bs-1", "student_dice": f"{40 / 86:.3f}", "ai_dice": f"{56 / 88:.3f}", "student_call": "yes",

@@ -415,6 +415,7 @@ def test_a_loose_png_waits_for_its_pixel_size_and_the_phantom_worklist_outlives_
 
     _run_apart(give("0.2"))
     assert state.si_wl_case[MAMMO] == first and state.si_wl_pixel[MAMMO] == "" and state.si_wl_error[MAMMO] == ""
+    assert station.case_line == f"Worklist case {first} · view0.png"  # the file the table names
     assert station.flows[MAMMO].primary.GetSpacing()[:2] == (0.2, 0.2)
     assert Worklist(folder, MAMMO).pixel_size(first) == "0.2"  # kept with the case: asked once
     other = state.si_wl_rows[MAMMO][1]["case"]

@@ -534,7 +534,8 @@ class WorklistPanel:
             station._show(flow, fit=True)
             raise
         station._release_uploads(module, flow.roles[0])
-        station._set_case(module, f"Worklist case {case.case_id}", flow.notes())
+        shown = f" · {case.display_name}" if case.display_name else ""  # as the table names it, on this screen only
+        station._set_case(module, f"Worklist case {case.case_id}{shown}", flow.notes())
         station._case_loaded(flow, None, False)
         if flow.kinds:
             self.state.si_kind = flow.kind

@@ -347,3 +347,24 @@ def test_a_card_too_large_or_not_an_object_is_said_unreadable_not_missing(tmp_pa
         assert shown["tone"] == "warning" and "cannot be read" in shown["text"][0], model_id
     gone = explain.card_explanation({"id": "gone", "version": "1.0.0"}, tmp_path)
     assert "no longer in the models folder" in gone["text"][0]
+
+
+@pytest.mark.parametrize(("training", "metrics", "heading"), [
+    ({"method": "fine-tuning", "fine_tuned_from": {"id": "dce-pix2pix-demo"},
+      "data": {"cohort": "DCESynthesis", "phantom": True}}, {},
+     "fine-tuned on the cohort DCESynthesis: synthetic phantoms, not for clinical use"),
+    ({"method": "preset", "data": {"cohort": "site-a", "phantom": False}}, {},
+     "trained on the cohort site-a: not for clinical use"),
+    ({"fine_tuned_from": {"id": "mammo-mass-unet-demo"}, "data": {"manifest": "manifest.csv"}}, {"phantom": True},
+     "fine-tuned on a worklist's corrected ROIs: synthetic phantoms, not for clinical use"),
+])
+def test_a_cohort_models_card_heading_says_the_cohort_not_demo_weights(tmp_path, training, metrics, heading):
+    """A model trained or fine-tuned on a worklist's cohort quotes the demo card it started from in its intended use:
+    its heading names the cohort, not "demo weights"."""
+    card = {"id": "cohort-model", "version": "1.0.0", "task": "dce-synthesis", "training": training,
+            "metrics": metrics, "intended_use": "Fine-tuned from a demo (its card: DEMO WEIGHTS ...). Not for clinical "
+                                                "use."}
+    path = tmp_path / "cohort-model.json"
+    path.write_text(json.dumps(card), encoding="utf-8")
+    shown = explain.card_explanation({"id": "cohort-model", "version": "1.0.0", "card": str(path)})
+    assert shown["title"] == f"Model card: cohort-model 1.0.0 ({heading})" and shown["tone"] == "warning"

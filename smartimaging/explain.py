@@ -260,10 +260,26 @@ def card_explanation(provenance: dict, directory=None) -> dict:
         text.insert(2, f"Cutoff {cutoff[0]:.3f}: {cutoff[1]}")
     elif _claims_cutoff(card):
         text.insert(2, f"Cutoff: {NOT_RECORDED} (the card's cutoff is not a number)")
-    demo = "DEMO" in (intended or "").upper()
+    origin = _origin(card, intended or "")
     return {"key": f"card {model_id}", "title": f"Model card: {model_id} {card_version or NOT_RECORDED}"
-            + (" (demo weights, not for clinical use)" if demo else ""),
-            "tone": "warning" if demo else "info", "text": text, "rows": _metric_rows(card)}
+            + (f" ({origin})" if origin else ""),
+            "tone": "warning" if origin else "info", "text": text, "rows": _metric_rows(card)}
+
+
+def _origin(card: dict, intended: str) -> str:
+    """Where the heading says the model comes from: a worklist's cohort it was trained or fine-tuned on (its
+    intended use quotes the demo card it started from: it is not the demo model), else demo weights; "" for
+    another model."""
+    training = card.get("training") if isinstance(card.get("training"), dict) else {}
+    data = training.get("data") if isinstance(training.get("data"), dict) else {}
+    metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
+    phantom = "synthetic phantoms, " if data.get("phantom") is True or metrics.get("phantom") is True else ""
+    tuned = "fine-tuned" if isinstance(training.get("fine_tuned_from"), dict) else "trained"
+    if _text(data.get("cohort")):
+        return f"{tuned} on the cohort {_text(data.get('cohort'))}: {phantom}not for clinical use"
+    if tuned == "fine-tuned":  # a proposal U-Net fine-tuned on a worklist's corrected ROIs
+        return f"fine-tuned on a worklist's corrected ROIs: {phantom}not for clinical use"
+    return "demo weights, not for clinical use" if "DEMO" in intended.upper() else ""
 
 
 def cutoff_explanation(what: str, score: float, cutoff: float, card: dict | None) -> dict:

@@ -239,6 +239,7 @@ def test_too_few_corrected_cases_say_what_minimum_applies(cohort, tmp_path):
 def test_station_fine_tunes_on_the_worklist_and_segments_with_the_new_network(tmp_path_factory, tmp_path):
     """Headless Chromium on an 8-case mammography phantom worklist: Fine-tune (1 epoch) shows Dice before → after on
     the held-out cases as the new card records them, selects the new network, and Segment's kept proposal names it.
+    The Model section's name field (same page) is wide enough for the longest default name.
     Its screenshot goes to $SMARTIMAGING_SCREENSHOTS or to pytest's temporary folder."""
     pytest.importorskip("trame_slicer")
     pytest.importorskip("playwright.sync_api")
@@ -270,6 +271,14 @@ def test_station_fine_tunes_on_the_worklist_and_segments_with_the_new_network(tm
         wait_for_case(page, 60_000)
         assert page.locator("#si-pn-name").input_value() == NAME
         assert "mammo-mass-unet-demo" in page.inner_text("#si-pn-card")
+        # the Model section's name field shows its default name whole (it was cut to "mass-cohort-"), the Method too
+        assert page.locator("#si-tr-name").input_value() == "mass-cohort-1"
+        for field in ("#si-tr-name", "#si-tr-method"):
+            assert page.eval_on_selector(field, "e => e.scrollWidth <= e.clientWidth && e.clientWidth >= 150"), field
+        width = page.eval_on_selector("#si-tr-name", "e => e.clientWidth")
+        assert width >= page.eval_on_selector("#si-tr-name", "e => { const c = document.createElement('canvas')"
+                                              ".getContext('2d'); c.font = getComputedStyle(e).font; "
+                                              "return c.measureText('calcification-cohort-1').width; }")
 
         page.locator("#si-pn-epochs").fill("1")
         assert page.inner_text("#si-pn-phantom").startswith("Synthetic phantoms (the cohort's marker file)")

@@ -107,10 +107,11 @@ class TrainingPanel:
                      "Evaluate measures it on the held-out test cases.", v_if=(f"!si_wl_open?.[si_module] && !{DCE}",),
                      classes="text-caption")
             html.Div(DCE_TRAIN_HELP, v_if=(DCE,), classes="text-caption", id="si-tr-dce-help")
-            with html.Div(classes="d-flex align-center ga-2 mt-1"):
+            with html.Div(classes="d-flex flex-wrap align-center ga-2 mt-1"):
                 v3.VTextField(model_value=(_by_module("si_tr_name"),), label="Model name", density="compact",
                               update_modelValue=f"si_tr_name = {{...si_tr_name, [{MODULE}]: $event}}",
-                              hide_details=True, disabled=("!!si_tr_running",), id="si-tr-name")
+                              hide_details=True, disabled=("!!si_tr_running",), id="si-tr-name",
+                              style="flex: 1 1 100%;")  # its own line: a whole default name is shown
                 v3.VSelect(model_value=(_by_module("si_tr_method"),), items=("si_tr_methods",), label="Method",
                            v_if=("si_module === 'MammoRadiomics'",),
                            update_modelValue=f"si_tr_method = {{...si_tr_method, [{MODULE}]: $event}}",

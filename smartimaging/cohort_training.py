@@ -402,13 +402,17 @@ def check_can_evaluate(module: str, rows: list[dict], note: str = "") -> None:
 def checked_card(card_path: Path, module: str, name: str, card: dict | None = None) -> dict:
     """A cohort model's card (read from `card_path` unless given) as untrusted input, before anything is written:
     its id must be the one its folder `name` gives (a card renamed or edited by hand would pass for another model,
-    or for the demo), and what an evaluation reads of it must be of its kind; ModelError saying what is wrong."""
+    or for the demo), its module `module`, and what an evaluation reads of it must be of its kind; ModelError
+    saying what is wrong."""
     card = read_json_limited(card_path, MAX_CARD_BYTES, "Model card") if card is None else card
     expected = model_id(module, name)
     if card.get("id") != expected:
         raise ModelError(f"The model card {card_path.name} names the model {str(card.get('id'))[:64]!r}, not "
                          f"{expected!r} as its folder does (a card copied or edited by hand). Refusing to use it; "
                          "train the model again")
+    if card.get("module") != module:
+        raise ModelError(f"The model card {card_path.name} is of the module {str(card.get('module'))[:64]!r}, not "
+                         f"{module} (a card copied or edited by hand). Refusing to use it; train the model again")
     try:
         for key in ("metrics", "training"):
             if not isinstance(card.get(key, {}), dict):

@@ -34,16 +34,14 @@ import contextlib
 import csv
 import json
 import os
-import shutil
 import statistics
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from .errors import CancelledError, InputError, ModelError
-from .io import atomic_files, atomic_output_dir
+from .io import atomic_files, atomic_output_dir, new_model_folder
 from .manifest import is_phantom_cohort, read_manifest, write_manifest
 from .models.registry import MAX_CARD_BYTES, check_model_name, read_json_limited
 from .models.registry import models_dir as default_models_dir
@@ -214,9 +212,7 @@ def train_from_worklist(out_folder: str | os.PathLike, module: str, name: str, s
         note = left_out_note(left_out, sequence)
     check_can_train(module, training, note)
     counts = _class_counts(training)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=target.parent))
-    try:
+    with new_model_folder(target) as scratch:
         write_manifest(scratch / "cases.csv", _relative_rows(manifest, training, scratch))
         if module == "MammoRadiomics":
             card_path, counts, failed = _train_mammo(scratch, name, seed, method, kind, search_space, progress,
@@ -231,12 +227,6 @@ def train_from_worklist(out_folder: str | os.PathLike, module: str, name: str, s
         _describe(card_path, out_folder, manifest.sha256, module, name, kind, method if kind else None, seed,
                   counts, failed)
         check()
-        try:
-            os.rename(scratch, target)
-        except OSError as exc:
-            raise InputError(f"A model named {name} appeared in this cohort meanwhile; choose another name") from exc
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     progress(1.0, f"model {name} trained")
     return target / card_path.name
 

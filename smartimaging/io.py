@@ -321,6 +321,24 @@ def _last_run_outputs(out_dir: Path) -> dict[str, list[int]]:
 
 
 @contextmanager
+def new_model_folder(target: Path) -> Iterator[Path]:
+    """Yield a hidden scratch folder beside `target` (a model folder of a cohort); when the block succeeds it becomes
+    `target` by one rename, refused when a model of that name appeared meanwhile. An error or a cancel leaves no
+    model folder and no scratch."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        yield scratch
+        try:
+            os.rename(scratch, target)
+        except OSError as exc:
+            raise InputError(f"A model named {target.name} appeared in this cohort meanwhile; choose another "
+                             "name") from exc
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextmanager
 def atomic_output_dir(out_dir: str | os.PathLike, one_result: bool = True) -> Iterator[Path]:
     """Yield a scratch folder beside `out_dir`; its files move into `out_dir` only if the block succeeds (no partial
     outputs). A disk error names `out_dir`, not the hidden scratch folder. With `one_result` (a result folder, not a

@@ -163,17 +163,11 @@ def check_answer(student: sitk.Image, key: sitk.Image, ai: sitk.Image | None = N
     """Score the student's outline (and the AI's, when given) against the answer key, and the student's call against
     the key's label. `labels` maps each call's code (the manifest's label, e.g. "1") to its words ("malignant");
     without it the codes are the words. Refuses masks on different grids and an empty student outline or key."""
-    key_mask = _mask(key, "the answer key")
-    student_mask = _mask(student, "your outline")
-    _check_same_grid(student_mask.image, key_mask.image, "your outline")
+    key_mask, student_mask, ai_mask = _masks(key, student, ai)
     if not key_mask.array.any():
         raise InputError("The answer key of this case outlines nothing: the case cannot be checked.")
     if not student_mask.array.any():
         raise InputError("Draw the lesion first: your outline is empty.")
-    ai_mask = None
-    if ai is not None:
-        ai_mask = _mask(ai, "the AI's outline")
-        _check_same_grid(ai_mask.image, key_mask.image, "the AI's outline")
     words = {str(code): str(text) for code, text in (labels or {}).items()}
     call, call_summary = _check_call(student_call, key_label, words)
     key_shape = _key_shape(key_mask)
@@ -197,13 +191,7 @@ def check_spots(student: sitk.Image, key: sitk.Image, ai: sitk.Image | None = No
     none). `views`: the name of each slice of the grid (a bone scan's frames: "anterior", "posterior"; else
     ORDINALS); `where(slice, row, col)`: a spot's skeletal site, or None to give its position. `labels` as for
     `check_answer`."""
-    key_mask = _mask(key, "the answer key")
-    student_mask = _mask(student, "your outline")
-    _check_same_grid(student_mask.image, key_mask.image, "your outline")
-    ai_mask = None
-    if ai is not None:
-        ai_mask = _mask(ai, "the AI's outline")
-        _check_same_grid(ai_mask.image, key_mask.image, "the AI's outline")
+    key_mask, student_mask, ai_mask = _masks(key, student, ai)
     words = {str(code): str(text) for code, text in (labels or {}).items()}
     call, call_summary = _check_call(student_call, key_label, words)
     _, ai_summary = _check_call(ai_call, key_label, words)
@@ -319,6 +307,17 @@ def _findings_text(found, missed, false, who: _Who) -> str:
     else:
         text += f"; {pronoun} marked no false-positive spot"
     return text + "."
+
+
+def _masks(key: sitk.Image, student: sitk.Image, ai: sitk.Image | None) -> tuple[_Mask, _Mask, _Mask | None]:
+    """The key's, the student's and the AI's (None: not given) masks, the outlines refused on another grid."""
+    key_mask, student_mask = _mask(key, "the answer key"), _mask(student, "your outline")
+    _check_same_grid(student_mask.image, key_mask.image, "your outline")
+    if ai is None:
+        return key_mask, student_mask, None
+    ai_mask = _mask(ai, "the AI's outline")
+    _check_same_grid(ai_mask.image, key_mask.image, "the AI's outline")
+    return key_mask, student_mask, ai_mask
 
 
 def _mask(image: sitk.Image, name: str) -> _Mask:

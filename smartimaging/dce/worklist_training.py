@@ -27,15 +27,13 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError, ModelError
-from ..io import atomic_files, atomic_output_dir, write_json
+from ..io import atomic_files, atomic_output_dir, new_model_folder, write_json
 from ..manifest import is_phantom_cohort, read_manifest, write_manifest
 from ..models.registry import MAX_CARD_BYTES, read_json_limited
 from ..models.registry import models_dir as default_models_dir
@@ -147,9 +145,7 @@ def train_generator(out_folder: str | os.PathLike, target: Path, seed: int, epoc
     train = [row for row in rows if row["split"] == "train"]
     val = [row for row in rows if row["split"] == "val"]
     start, _ = start_model(demo_card(), check_dce_card, "a DCE synthesis generator")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=target.parent))
-    try:
+    with new_model_folder(target) as scratch:
         write_manifest(scratch / "cases.csv", _relative_rows(manifest, train + val, scratch))
         progress(0.02, f"reading {counted(len(train) + len(val), 'volume')} (T1 and real DCE)")
         val_pairs = list(_within_budget(iter_pairs(scratch / "cases.csv", "val"), 0))
@@ -184,12 +180,6 @@ def train_generator(out_folder: str | os.PathLike, target: Path, seed: int, epoc
                      len(train), len(val), len(slices), ndf, skipped, device)
         save_model(model.generator, card, scratch)
         check()
-        try:
-            os.rename(scratch, target)
-        except OSError as exc:
-            raise InputError(f"A model named {name} appeared in this cohort meanwhile; choose another name") from exc
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     progress(1.0, f"model {name} trained")
     return target / f"{name}.json"
 

@@ -29,6 +29,7 @@ from .desktop_training import CohortChoices
 from .errors import CancelledError, InputError
 from .finetune import FINETUNE_EPOCHS
 from .proposal_networks import (
+    MAX_EPOCHS,
     TASKS,
     check_finetune_data,
     finetune_outcome,
@@ -42,7 +43,6 @@ from .reading import Job, Step
 
 CANCELLED = "Cancelled: no network was written"
 PHANTOM_TEXT = "Synthetic phantoms (the cohort's marker file): the new card labels its Dice as phantom numbers."
-MAX_EPOCHS = 200  # as the station's Epochs field
 
 
 class ProposalSession(CohortChoices):

@@ -24,6 +24,7 @@ from .wording import counted, plural
 from .worklist import OUTPUT_FOLDER
 
 PROPOSAL_FOLDER = "_proposal"
+MAX_EPOCHS = 200  # the most epochs a fine-tuning from the GUIs (station and desktop) may ask for
 TASKS = {"MammoRadiomics": "mammo", "BreastLVI": "lvi", "BoneScanBSTBI": "bonescan"}  # finetune-segmenter --task
 UNITS = {"mammo": "mammogram", "lvi": "volume", "bonescan": "study"}  # what Dice is measured on, by card task
 MIN_TRAINING = 1

@@ -22,6 +22,7 @@ from trame_server.utils.asynchronous import create_task
 from ..errors import InputError, SmartImagingError
 from ..finetune import FINETUNE_EPOCHS
 from ..proposal_networks import (
+    MAX_EPOCHS,
     TASKS,
     check_finetune_data,
     finetune_outcome,
@@ -33,11 +34,10 @@ from ..proposal_networks import (
 )
 from ..worker import WorkerProcess
 from ..worklist import OUTPUT_FOLDER
+from .training_panel import follow_job
 
 MODULE = "si_module"
 DEMO = ""  # the selector's value of the module's demo U-Net
-POLL_S = 0.1
-MAX_EPOCHS = 200
 
 
 def _by_module(name: str) -> str:
@@ -198,19 +198,13 @@ class ProposalPanel:
     async def _follow(self, module: str, target: Path) -> None:
         """Poll the job's events into the page until it is over; a cancelled job's model folder is removed (the
         name was free when it started)."""
-        worker, outcome = self._worker, {}
+        worker = self._worker
 
         def progress(fraction: float, message: str) -> None:
             self.state.si_pn_progress, self.state.si_pn_message = round(100 * fraction), message
 
         try:
-            while True:
-                with self.state:
-                    over = worker.dispatch(progress, lambda event: outcome.update(result=event),
-                                           lambda message, details: outcome.update(error=message))
-                if over:
-                    break
-                await asyncio.sleep(POLL_S)
+            outcome = await follow_job(self.state, worker, progress)
         finally:
             self._worker = None
         if worker.cancelled:

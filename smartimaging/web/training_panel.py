@@ -43,6 +43,19 @@ from ..worklist import OUTPUT_FOLDER
 MODULE = "si_module"
 DEMO = ""  # the selector's value of the module's demo classifier
 POLL_S = 0.1
+
+
+async def follow_job(state, worker: WorkerProcess, progress) -> dict:
+    """Poll a worker job's events into the page (each poll under `state`, so the page gets them at once) until it
+    is over; what it ended with: {"result": event} or {"error": message} (neither: it stopped without a word)."""
+    outcome: dict = {}
+    while True:
+        with state:
+            over = worker.dispatch(progress, lambda event: outcome.update(result=event),
+                                   lambda message, details: outcome.update(error=message))
+        if over:
+            return outcome
+        await asyncio.sleep(POLL_S)
 DCE = "(si_module === 'DCESynthesis')"  # its model is a generator: no classes, no ROC (`dce.worklist_training`)
 GENERATOR_OR_CLASSIFIER = f"{DCE} ? 'Generator model' : 'Classifier model'"
 
@@ -249,19 +262,13 @@ class TrainingPanel:
     async def _follow(self, module: str, what: str, name: str, out: Path) -> None:
         """Poll the job's events into the page until it is over; its result is about the cohort `out` captured at
         its start, whichever worklist is open by then."""
-        worker, outcome = self._worker, {}
+        worker = self._worker
 
         def progress(fraction: float, message: str) -> None:
             self.state.si_tr_progress, self.state.si_tr_message = round(100 * fraction), message
 
         try:
-            while True:
-                with self.state:
-                    over = worker.dispatch(progress, lambda event: outcome.update(result=event),
-                                           lambda message, details: outcome.update(error=message))
-                if over:
-                    break
-                await asyncio.sleep(POLL_S)
+            outcome = await follow_job(self.state, worker, progress)
         finally:
             self._worker = None
         with self.state:

@@ -387,6 +387,11 @@ def test_a_students_open_teaching_case_keeps_the_worklist_still_and_a_conflict_r
     row = next(r for r in state.si_wl_rows[MAMMO] if r["case"] == first)
     assert row["status"] == "done" and "malignant" in row["labels"]  # the other window's save, shown
 
+    assert state.si_wl_filter[MAMMO] == worklist_panel.ALL  # the page shows "done", its own update not yet here
+    panel.on_step(1, {}, "done")
+    assert state.si_wl_info[MAMMO] == f"Case {first} is the last case with the status “done” of the worklist"
+    assert state.si_wl_filter[MAMMO] == "done" and state.si_wl_case[MAMMO] == first
+
 
 def test_a_loose_png_waits_for_its_pixel_size_and_the_phantom_worklist_outlives_the_station(tmp_path, monkeypatch):
     folder = tmp_path / "studies"

@@ -56,6 +56,7 @@ NEXT, PREVIOUS = "si_wl_next", "si_wl_previous"  # the page's triggers for the k
 NEXT_KEY, PREVIOUS_KEY = "Alt+N", "Alt+P"
 MODULE = "si_module"
 LABELS = f"si_wl_labels[{MODULE}]"  # each click sends the labels the page shows (their own update may come later)
+FILTER = f"si_wl_filter[{MODULE}]"  # and Previous / Next the filter the page shows (the same reason)
 TEACHING_BLOCKS = "si_busy || !!si_teach_active?.[si_module]"  # a student's unchecked outline would be discarded
 TEACHING = ("Press Check (or close the teaching set) first: opening a worklist case now would discard the student's "
             "outline")
@@ -75,7 +76,8 @@ window.addEventListener("keydown", (event) => {{
   if (!trigger) return;
   if (trame.state.get("si_teach_active")?.[trame.state.get("si_module")]) return;  // a student's outline
   event.preventDefault();
-  trame.trigger(trigger, [trame.state.get("si_wl_labels")[trame.state.get("si_module")]]);
+  const module = trame.state.get("si_module");
+  trame.trigger(trigger, [trame.state.get("si_wl_labels")[module], trame.state.get("si_wl_filter")[module]]);
 }});
 """
 
@@ -204,8 +206,8 @@ class WorklistPanel:
         state.si_wl_pixel_message = dict.fromkeys(modules, "")
         state.si_wl_pixel_mm = dict.fromkeys(modules, "")  # the pixel size field
         state.change("si_steps_done")(self._on_step_done)
-        station.server.trigger(NEXT)(lambda labels=None: self.on_step(1, labels))
-        station.server.trigger(PREVIOUS)(lambda labels=None: self.on_step(-1, labels))
+        station.server.trigger(NEXT)(lambda labels=None, shown=None: self.on_step(1, labels, shown))
+        station.server.trigger(PREVIOUS)(lambda labels=None, shown=None: self.on_step(-1, labels, shown))
 
     # ---- page ---------------------------------------------------------------------------------------------------
 
@@ -284,10 +286,10 @@ class WorklistPanel:
                     html.Td("No case has this status", colspan=("si_wl_roi[si_module] ? 4 : 3",),
                             classes="text-caption")
         with html.Div(classes="d-flex align-center ga-2 mt-2"):
-            v3.VBtn("Previous", click=(self.on_step, f"[-1, {LABELS}]"), disabled=(TEACHING_BLOCKS,), size="small",
-                    variant="tonal", prepend_icon="mdi-chevron-left", id="si-wl-previous",
+            v3.VBtn("Previous", click=(self.on_step, f"[-1, {LABELS}, {FILTER}]"), disabled=(TEACHING_BLOCKS,),
+                    size="small", variant="tonal", prepend_icon="mdi-chevron-left", id="si-wl-previous",
                     title=f"The previous case (among those shown) ({PREVIOUS_KEY})")
-            v3.VBtn("Next", click=(self.on_step, f"[1, {LABELS}]"), disabled=(TEACHING_BLOCKS,), size="small",
+            v3.VBtn("Next", click=(self.on_step, f"[1, {LABELS}, {FILTER}]"), disabled=(TEACHING_BLOCKS,), size="small",
                     variant="tonal", append_icon="mdi-chevron-right", id="si-wl-next",
                     title=f"The next case (among those shown) ({NEXT_KEY})")
             html.Span("Case {{ si_wl_rows[si_module].find(r => r.case === si_wl_case[si_module])?.name "
@@ -390,11 +392,13 @@ class WorklistPanel:
             return
         self.when_saved(module, lambda: self._start_open(module, case_id))
 
-    def on_step(self, step: int, labels=None) -> None:
-        """Previous (-1) or next (1) case among those the filter shows; where the reader stopped when the views show
-        no case of the worklist."""
+    def on_step(self, step: int, labels=None, shown=None) -> None:
+        """Previous (-1) or next (1) case among those the filter shows (`shown`: the filter the page showed at the
+        click); where the reader stopped when the views show no case of the worklist."""
         module = self.state.si_module
         self._take_labels(module, labels)
+        if shown == ALL or shown in STATUSES:
+            self._set("si_wl_filter", module, shown)
         reading = self._readings.get(module)
         if reading is None or self.state.si_busy or self.state.si_wl_ask[module] or step not in (-1, 1) \
                 or self._teaching(module):

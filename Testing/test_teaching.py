@@ -439,8 +439,16 @@ def test_the_smallest_brush_dab_is_a_false_positive_spot_and_a_one_pixel_stroke_
         false = spot_check(student, key).student_spots.false_positives
         assert [s.pixels for s in false] == [len(pixels)], what
     slips = key.copy()
-    slips[0, 30, 0:6] = slips[1, 50, 3] = slips[0, 45:50, 25] = True  # a row, a lone pixel, a column
+    slips[0, 30, 0:6] = slips[1, 50, 3] = slips[0, 45:50, 25] = True  # a row, a lone pixel, a column: short
     assert spot_check(slips, key).student_spots.false_positives == ()
+    strokes = key.copy()
+    strokes[1, 5:55, 2] = True  # a one-pixel line 50 pixels long
+    strokes[1, 40:50, 10:20] = np.indices((10, 10)).sum(axis=0) % 2 == 0  # a checkerboard fill: pixels apart
+    false = spot_check(strokes, key).student_spots.false_positives
+    assert [s.pixels for s in false] == [50, 50]  # both counted: longer than a slip (8-connected)
+    one_view = check_spots(image_of(key[:1], SPOT_SPACING, SPOT_ORIGIN), image_of(key[:1], SPOT_SPACING, SPOT_ORIGIN),
+                           views=VIEWS[:1])
+    assert one_view.key_summary == "The answer key has 1 hot spot (metastases): 1 on the anterior view."
 
 
 def test_no_spot_outlined_on_a_negative_study_is_right_and_the_sheet_mixes_cases():

@@ -13,8 +13,9 @@ lesion spans is said so. Slices are the image grid's (k), counted from 1.
 
 Bone scans are checked lesion-wise (`check_spots`): the key's metastases are hot spots (8-connected regions of each
 view, a slice of the grid), possibly none in a negative study; a key spot is found when the outline touches it, and an
-outline's spot that touches no key spot is a false positive unless it is a one-pixel stroke (a slip of the brush: no
-2×2 block and no pixel with its four in-plane neighbours; the smallest brush dab counts). Each
+outline's spot that touches no key spot is a false positive unless it is a slip of the brush: one pixel wide (no 2×2
+block, no pixel with its four in-plane neighbours) and at most SLIP_PIXELS pixels; the smallest brush dab counts, and
+so does a long thin stroke. Each
 spot is placed by the caller's `where` (the skeletal site), else by its position on its view. Dice needs a key with
 lesions: for a negative key it is None, never NaN, and the false-positive spots are counted instead.
 """
@@ -62,6 +63,7 @@ COLUMNS = ("case", "student_dice", "ai_dice", "student_call", "key_label", "call
            "spots_found", "spots_missed", "false_positive_spots", "ai_spots_found", "ai_spots_missed",
            "ai_false_positive_spots", "ai_call")
 LISTED_SPOTS = 3  # spots named in a sentence; more are counted ("and 2 more")
+SLIP_PIXELS = 6  # a one-pixel-wide stroke of at most this many pixels is a slip of the brush, not a spot
 ORDINALS = ("first", "second", "third", "fourth")  # a view without a name: "on the second view"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads a cell starting so as a formula
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -236,13 +238,15 @@ class _Spots:
 
     def of(self, mask: np.ndarray, wide_only: bool = False) -> tuple[tuple[Spot, ...], np.ndarray]:
         """The spots of a (k, j, i) mask, by view then row then column, and its label array (spot n labelled n + 1;
-        0 elsewhere and for the one-pixel strokes left out when `wide_only`)."""
+        0 elsewhere and for the slips of the brush left out when `wide_only`)."""
         labels = np.zeros(mask.shape, np.int32)
         inner = _dab(mask) if wide_only else mask
         spots = []
         for k in range(mask.shape[0]):
             numbered, count = ndimage.label(mask[k], structure=np.ones((3, 3)))
             kept = np.unique(numbered[inner[k].astype(bool) & (numbered > 0)])  # one pass over the view
+            if wide_only:  # a thin stroke longer than a slip counts too
+                kept = np.union1d(kept, np.nonzero(np.bincount(numbered.ravel())[1:] > SLIP_PIXELS)[0] + 1)
             if not kept.size:
                 continue
             centres = ndimage.center_of_mass(mask[k], numbered, kept)
@@ -260,8 +264,8 @@ class _Spots:
         return site or f"x {col * self.pixel_mm[1]:.0f} mm, y {row * self.pixel_mm[0]:.0f} mm"
 
     def findings(self, outline: np.ndarray, who: _Who) -> SpotFindings:
-        """The key's spots the outline touches and misses, and the outline's spots that touch none (a one-pixel
-        stroke, a slip of the brush, is left to the Dice)."""
+        """The key's spots the outline touches and misses, and the outline's spots that touch none (a slip of the
+        brush is left to the Dice)."""
         touched = set(np.unique(self.key_labels[outline]).tolist())
         found = tuple(spot for n, spot in enumerate(self.key_spots, 1) if n in touched)
         missed = tuple(spot for n, spot in enumerate(self.key_spots, 1) if n not in touched)
@@ -284,8 +288,8 @@ def _key_spots_text(spots: tuple[Spot, ...], views: list[str]) -> str:
         return "No metastasis in the key (a negative study): false-positive spots are counted, Dice is not defined."
     per_view = [f"{sum(spot.view == view for spot in spots)} on the {view} view" for view in dict.fromkeys(views)
                 if any(spot.view == view for spot in spots)]
-    return (f"The answer key has {counted(len(spots), 'hot spot')} (metastases): {', '.join(per_view)} (a metastasis "
-            "seen on both views is a spot on each).")
+    both = " (a metastasis seen on both views is a spot on each)" if len(set(views)) > 1 else ""
+    return f"The answer key has {counted(len(spots), 'hot spot')} (metastases): {', '.join(per_view)}{both}."
 
 
 def _findings_text(found, missed, false, who: _Who) -> str:

@@ -1,5 +1,7 @@
 """Evaluation helpers checked against scikit-learn, scipy and direct definitions."""
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.stats import binomtest
@@ -101,19 +103,28 @@ def test_roc_plot_is_written(tmp_path, scored):
 
 @pytest.mark.parametrize("title", ["mass-u4: held-out test cases (phantoms: demo numbers)",
                                    "lvi-u4-seed3-with-a-long-name: held-out test cases (phantoms: demo numbers)",
+                                   "A" * 100 + ": held-out test cases (phantoms: demo numbers)",
                                    "ROC"])
 def test_a_long_roc_title_is_wrapped_inside_the_figure(scored, title):
-    """The title is drawn whole: every word (the phantom label too) and no wider than the figure."""
+    """The title and the legend (the model's name) are drawn whole: every character (the phantom label too; a word
+    wider than the plot is broken by characters) and inside the figure, with no tight_layout warning."""
     import matplotlib.pyplot as plt
 
     labels, scores = scored
-    fig = roc_figure({"model": (labels, scores)}, title)
+    name = title.split(":")[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = roc_figure({name: (labels, scores)}, title)
     try:
         fig.canvas.draw()
         drawn = fig.axes[0].title
-        assert drawn.get_text().split() == title.split()
+        assert "".join(drawn.get_text().split()) == "".join(title.split())
         box = drawn.get_window_extent(fig.canvas.get_renderer())
         assert 0 <= box.x0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height
         assert (len(drawn.get_text().splitlines()) > 1) == (title != "ROC")
+        legend = fig.axes[0].get_legend()
+        assert "".join(legend.get_texts()[0].get_text().split()).startswith("".join(name.split()) + "(AUC")
+        box = legend.get_window_extent(fig.canvas.get_renderer())
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.width
     finally:
         plt.close(fig)

@@ -152,8 +152,9 @@ def mean_sd(values) -> tuple[float, float]:
 
 
 def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "ROC"):
-    """A ROC plot (a matplotlib Figure, Agg); `curves` maps a label to (labels, scores). A title wider than the
-    plot is wrapped at spaces, so that it is always drawn whole."""
+    """A ROC plot (a matplotlib Figure, Agg); `curves` maps a label to (labels, scores). A title or legend
+    label wider than the plot is wrapped at spaces (a word wider than the plot by characters), so that it is always
+    drawn whole."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -166,26 +167,54 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "R
     ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=0.8)
     ax.set_xlabel("1 - specificity")
     ax.set_ylabel("sensitivity")
-    _wrap_title(ax, title)
     ax.legend(loc="lower right", fontsize=8)
+    _wrap_texts(ax, title)
     fig.tight_layout()
     return fig
 
 
-def _wrap_title(ax, title: str) -> None:
-    """The axes' title, broken at spaces into lines no wider than the axes (measured with the figure's renderer;
-    tight_layout then only widens the axes, so the title stays inside the figure)."""
+def _wrap_texts(ax, title: str) -> None:
+    """The axes' title and legend labels, broken at spaces into lines no wider than the axes, and a word wider than
+    the axes by characters (measured with the figure's renderer; tight_layout then only widens the axes, so the
+    title and legend stay inside the figure)."""
     renderer = ax.figure.canvas.get_renderer()
     width = ax.get_window_extent(renderer).width
+
+    def title_fits(text: str) -> bool:
+        ax.set_title(text)
+        return ax.title.get_window_extent(renderer).width <= width
+
+    ax.set_title(_wrapped(title, title_fits))
+    legend = ax.get_legend()
+    labels = legend.get_texts()
+    frame = legend.get_window_extent(renderer).width - max(t.get_window_extent(renderer).width for t in labels)
+    for label in labels:
+        def label_fits(text: str, label=label) -> bool:
+            label.set_text(text)
+            return label.get_window_extent(renderer).width <= width - frame
+
+        label.set_text(_wrapped(label.get_text(), label_fits))
+
+
+def _wrapped(text: str, fits) -> str:
+    """`text` broken at spaces into lines for which `fits(line)` holds; a word that does not fit alone is broken
+    by characters."""
     lines, current = [], ""
-    for word in title.split(" "):
-        ax.set_title(f"{current} {word}" if current else word)
-        if current and ax.title.get_window_extent(renderer).width > width:
+    for word in text.split(" "):
+        if current and fits(f"{current} {word}"):
+            current = f"{current} {word}"
+            continue
+        if current:
             lines.append(current)
-            current = word
-        else:
-            current = f"{current} {word}" if current else word
-    ax.set_title("\n".join([*lines, current]))
+        current = word
+        if not fits(word):
+            current = ""
+            for char in word:
+                if current and not fits(current + char):
+                    lines.append(current)
+                    current = ""
+                current += char
+    return "\n".join([*lines, current])
 
 
 def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path, title: str = "ROC") -> None:

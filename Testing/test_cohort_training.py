@@ -190,6 +190,19 @@ def test_the_search_records_its_nested_cv_estimate(saved):
         train_from_worklist(saved.out, MAMMO, "mammo-mass-search")
 
 
+@pytest.mark.parametrize("module", [MAMMO, "DCESynthesis"])
+def test_any_entry_at_the_model_name_is_refused_before_training(tmp_path, module):
+    """A dangling link at the model's name (or any entry) is refused before anything is read or trained (the final
+    rename would fail after the whole training); the link is left as it was."""
+    link = models_folder(tmp_path) / "taken"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(tmp_path / "nowhere")
+    progress = []
+    with pytest.raises(InputError, match="already has a model named taken; choose another name"):
+        train_from_worklist(tmp_path, module, "taken", progress=lambda fraction, message: progress.append(message))
+    assert progress == [] and link.is_symlink() and sorted(p.name for p in link.parent.iterdir()) == ["taken"]
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("id", "mammo-mass-classifier-demo", "names the model 'mammo-mass-classifier-demo', not 'copy' as its folder"),
     ("module", "BreastLVI", "is of the module 'BreastLVI', not MammoRadiomics"),

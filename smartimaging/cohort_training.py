@@ -189,7 +189,7 @@ def train_from_worklist(out_folder: str | os.PathLike, module: str, name: str, s
         raise InputError(f"Training method {method!r}: choose {' or '.join(METHODS)}")
     out_folder, progress, check = Path(out_folder), progress or _no_progress, _checker(should_stop)
     target = models_folder(out_folder) / name
-    if target.exists():
+    if os.path.lexists(target):  # a dangling link too: the final rename would fail after training
         raise InputError(f"This cohort already has a model named {name}; choose another name")
     if module in GENERATORS:
         from .dce.worklist_training import train_generator

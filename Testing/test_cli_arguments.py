@@ -109,3 +109,18 @@ def test_a_run_refused_at_its_start_prints_one_line_and_no_progress_bar(argv, tm
     assert main([*argv, "--out", "out"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("text, message", [("1_0", "Pixel size '1_0' is not a number"),
+                                           ("0.0_5", "Pixel size '0.0_5' is not a number"),
+                                           ("١", "Pixel size '١' is not a number"),
+                                           ("", "give the pixel size in mm"),
+                                           ("nan", "Pixel size nan is not a mammogram pixel size (expected 0.02 to")])
+def test_mammo_pixel_mm_is_checked_as_every_front_end_checks_it(text, message, capsys):
+    """`--pixel-mm` is `mammo.images.parse_pixel_mm` (no '_' separators, ASCII only), refused in argparse's style."""
+    argv = ["mammo", "predict", "x.png", "--kind", "mass", "--out", "o", "--pixel-mm"]
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([*argv, text])
+    assert exit_.value.code == 2
+    assert f"argument --pixel-mm: {message}" in capsys.readouterr().err
+    assert build_parser().parse_args([*argv, "0.07"]).pixel_mm == 0.07

@@ -16,7 +16,6 @@ from ..cli_common import (
     device_name,
     jobs,
     model_name,
-    positive_float,
     positive_int,
     print_progress,
     progress_bar,
@@ -37,12 +36,15 @@ SEGMENTER_EPOCHS, SEGMENTER_LR = 30, 1e-3  # `train-segmenter` from scratch
 
 
 def pixel_mm(text: str) -> float:
-    from .images import PIXEL_MM_RANGE  # the worklist's and the station's range; imported once a size is given
+    """`--pixel-mm`: `images.parse_pixel_mm`, the one check of every front-end, refused in argparse's style."""
+    from .images import parse_pixel_mm  # mammo.images is heavy: imported once a size is given
 
-    value = positive_float(text)
-    if not PIXEL_MM_RANGE[0] <= value <= PIXEL_MM_RANGE[1]:
-        raise argparse.ArgumentTypeError(f"{text} mm is not a mammogram pixel size (expected {PIXEL_MM_RANGE[0]:g} to "
-                                         f"{PIXEL_MM_RANGE[1]:g} mm)")
+    try:
+        value = parse_pixel_mm(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value is None:
+        raise argparse.ArgumentTypeError("give the pixel size in mm (e.g. 0.1)")
     return value
 
 

@@ -196,6 +196,29 @@ def test_too_few_cases_and_a_cancel_leave_no_model(phantoms, tmp_path):
     assert list(models_folder(full.out).iterdir()) == []  # no model, no scratch folder
 
 
+def test_train_cases_without_a_slice_of_body_are_refused_naming_them(phantoms, tmp_path):
+    """Train T1s all air but one bright voxel a slice (no slice kept): refused with the train cases named, before
+    the start model is measured, and no model folder nor scratch left (the data loader failed on 0 slices before)."""
+    worklist = saved_worklist(phantoms, tmp_path / "cohort")
+    train = _rows(worklist, "train")
+    for row in train:
+        path = worklist.out / row["t1"]
+        image = sitk.ReadImage(str(path))
+        voxels = sitk.GetArrayFromImage(image)
+        air = np.full_like(voxels, voxels.min())
+        air[:, 0, 0] = voxels.max()
+        body_less = sitk.GetImageFromArray(air)
+        body_less.CopyInformation(image)
+        sitk.WriteImage(body_less, str(path))
+    progress = []
+    names = ", ".join(row["patient_id"] for row in train)
+    with pytest.raises(InputError, match=rf"No slice of the train cases \({names}\) shows enough body to fine-tune "
+                                         r"on \(at least 5% of a T1 slice brighter than air\)"):
+        train_from_worklist(worklist.out, DCE, "air", epochs=1, progress=lambda f, m: progress.append(m))
+    assert len(train) == 3 and not any(message.startswith("start model") for message in progress)
+    assert list(models_folder(worklist.out).iterdir()) == []
+
+
 def test_mixed_image_sizes_train_the_card_records_the_manifest_read_and_a_cohort_too_large_is_refused(
         phantoms, tmp_path, monkeypatch):
     worklist = saved_worklist(phantoms, tmp_path / "cohort")

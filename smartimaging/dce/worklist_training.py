@@ -134,7 +134,7 @@ def train_generator(out_folder: str | os.PathLike, target: Path, seed: int, epoc
     from ..training import TrainConfig, fit
     from .cohort import iter_pairs
     from .synthesis import check_dce_card
-    from .train import Pix2Pix, SlicePairs, validation_metrics
+    from .train import MIN_BODY_FRACTION, Pix2Pix, SlicePairs, validation_metrics
 
     out_folder, name = Path(out_folder), target.name
     epochs = DEFAULT_EPOCHS if epochs is None else epochs
@@ -151,6 +151,10 @@ def train_generator(out_folder: str | os.PathLike, target: Path, seed: int, epoc
         val_pairs = list(_within_budget(iter_pairs(scratch / "cases.csv", "val"), 0))
         slices = SlicePairs(_within_budget(iter_pairs(scratch / "cases.csv", "train"),
                                            sum(pair.t1.size for pair in val_pairs)))
+        if not len(slices):
+            raise InputError(f"No slice of the train cases ({', '.join(row['patient_id'] for row in train)}) shows "
+                             f"enough body to fine-tune on (at least {MIN_BODY_FRACTION:.0%} of a T1 slice brighter "
+                             "than air): check that their T1 images show the breast, then train again")
         check()
         torch_device = pick_device(device)
         before = validation_metrics(start.network.to(torch_device), val_pairs, torch_device)

@@ -374,7 +374,7 @@ CASES = [
                                                "--out", "{folder}/f.csv"), "or -1 for all cores"),
     BadInput("Command line", "--pixel-mm -1", _argv("mammo", "predict", "{folder}/m.png", "--kind", "mass",
                                                     "--pixel-mm", "-1", "--out", "{folder}/out"),
-             "give a positive number"),
+             "is not a mammogram pixel size (expected 0.02 to 10 mm)"),
     BadInput("Command line", "--epochs abc", _argv("lvi", "train", "--manifest", "{folder}/m.csv", "--sequence",
                                                    "DCE", "--model", "vanilla2d", "--epochs", "abc", "--out",
                                                    "{folder}/out"), "'abc' is not a number"),

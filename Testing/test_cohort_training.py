@@ -322,6 +322,7 @@ def test_a_demo_classifier_of_another_kind_is_refused(scene, phantoms):
     ({"honest_auc": {"auc": 0.8, "sd": "abc"}}, "Training estimate", "honest_auc.sd is not a number (abc)"),
     ({"honest_auc": [0.8]}, "Training estimate", "honest_auc is not a set of values"),
     ({"auc_metastasis": float("nan")}, "Training estimate", "metrics.auc_metastasis is not a number (nan)"),
+    ({"auc_metastasis": float("inf")}, "Training estimate", "metrics.auc_metastasis is not a number (inf)"),
     ({"test": {"auc": {"auc": "x", "ci_low": 0.5, "ci_high": 0.9}}}, "Held-out test",
      "test.auc.auc is not a number (x)"),
     ({"test": {"auc": {"auc": 0.7, "ci_high": 0.9}}}, "Held-out test", "test.auc.ci_low is missing"),

@@ -211,13 +211,16 @@ def _copy_model(trained, name: str, edit) -> None:
 def test_a_damaged_card_is_read_as_untrusted(saved, trained):
     """A card's validation metric edited by hand shows as damaged in the evaluation table; a network name outside
     the paper's three, or not the one its architecture builds, refuses the model before anything is written."""
-    damaged = {"valid-str": lambda c: c["metrics"].__setitem__("validation", "x"),
-               "auc-str": lambda c: c["metrics"]["validation"]["auc"].__setitem__("auc", "abc")}
-    for name, edit in damaged.items():
+    damaged = {"valid-str": (lambda c: c["metrics"].__setitem__("validation", "x"),
+                             "metrics.validation is not a set of values"),
+               "auc-str": (lambda c: c["metrics"]["validation"]["auc"].__setitem__("auc", "abc"),
+                           "metrics.validation.auc is not a number in [0, 1] (abc)"),
+               "auc-above-1": (lambda c: c["metrics"]["validation"]["auc"].__setitem__("auc", 1.5),
+                               "metrics.validation.auc is not a number in [0, 1] (1.5)")}
+    for name, (edit, why) in damaged.items():
         _copy_model(trained, name, edit)
         table = dict(evaluate_model(saved.out, LVI, name)["table"])
-        assert table["Validation AUC (training, val split, best epoch)"].startswith(
-            "damaged card: metrics.validation.auc is not a number in [0, 1]")
+        assert table["Validation AUC (training, val split, best epoch)"] == f"damaged card: {why}"
         assert table["Network"] == f"ResNet10 3D on the DCE ({name})"
     refused = {"resnet50": "training.model is 'resnet50'; expected one of 'vanilla2d', 'resnet10-2d', 'resnet10-3d'",
                "vanilla2d": "training.model is 'vanilla2d' but the architecture is a 3D resnet10_3d_convpool"}

@@ -43,7 +43,7 @@ import numpy as np
 from .errors import CancelledError, InputError, ModelError
 from .io import atomic_files, atomic_output_dir, new_model_folder
 from .manifest import is_phantom_cohort, read_manifest, write_manifest
-from .models.registry import MAX_CARD_BYTES, check_model_name, read_json_limited
+from .models.registry import MAX_CARD_BYTES, card_number, check_model_name, read_json_limited
 from .models.registry import models_dir as default_models_dir
 from .wording import counted
 
@@ -411,8 +411,8 @@ def checked_card(card_path: Path, module: str, name: str, card: dict | None = No
             raise ValueError("training.data is not a set of values")
         honest = card.get("metrics", {}).get("honest_auc")
         if honest is not None:
-            _number(honest, "auc", "metrics.honest_auc")
-            _number(honest, "sd", "metrics.honest_auc", 0.0)
+            card_number(honest, "auc", "metrics.honest_auc")
+            card_number(honest, "sd", "metrics.honest_auc", 0.0)
     except ValueError as exc:
         raise ModelError(f"The model card {card_path.name} is damaged ({exc}). Refusing to use it; train the model "
                          "again") from None
@@ -587,16 +587,6 @@ def cohort_models(out_folder: str | os.PathLike, module: str, kind: str | None =
     return cards
 
 
-def _number(fields, key: str, where: str, default: float | None = None) -> float:
-    """The finite number `fields[key]` of a card's metrics; ValueError naming what is damaged."""
-    if not isinstance(fields, dict):
-        raise ValueError(f"{where} is not a set of values")
-    value = fields.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
-        raise ValueError(f"{where}.{key} is " + ("missing" if value is None else f"not a number ({str(value)[:20]})"))
-    return float(value)
-
-
 def _metric_row(what: str, text: Callable[[], str]) -> list[str]:
     """A card summary's row [what, text()], or [what, "damaged card: why"] when the card's value is damaged."""
     try:
@@ -624,20 +614,21 @@ def card_summary(card_path: str | os.PathLike) -> list[list[str]]:
     honest, test = metrics.get("honest_auc"), metrics.get("test")
     if honest is not None:
         rows.append(_metric_row("Training estimate", lambda: (
-            f"AUC {_number(honest, 'auc', 'honest_auc'):.3f} ± {_number(honest, 'sd', 'honest_auc', 0.0):.3f} "
+            f"AUC {card_number(honest, 'auc', 'honest_auc'):.3f} ± {card_number(honest, 'sd', 'honest_auc', 0.0):.3f} "
             f"({honest.get('method', '')})")))
     elif "auc_metastasis" in metrics:
         rows.append(_metric_row("Training estimate", lambda: (
-            f"validation AUC {_number(metrics, 'auc_metastasis', 'metrics'):.3f} (metastasis crops, the val split)")))
+            f"validation AUC {card_number(metrics, 'auc_metastasis', 'metrics'):.3f} "
+            "(metastasis crops, the val split)")))
     elif "validation" in metrics:  # BreastLVI networks: the val cases' AUC at the chosen epoch
         validation = metrics["validation"]
         auc = validation.get("auc") if isinstance(validation, dict) else validation
         rows.append(_metric_row("Training estimate", lambda: (
-            f"validation AUC {_number(auc, 'auc', 'validation.auc'):.3f} ({validation.get('data')}, best epoch)")))
+            f"validation AUC {card_number(auc, 'auc', 'validation.auc'):.3f} ({validation.get('data')}, best epoch)")))
     if test is not None and (not isinstance(test, dict) or "auc" in test):
         auc, where = (test.get("auc"), "test.auc") if isinstance(test, dict) else (test, "test")
         rows.append(_metric_row("Held-out test", lambda: (
-            f"AUC {_number(auc, 'auc', where):.3f} (95 % CI {_number(auc, 'ci_low', where):.3f}–"
-            f"{_number(auc, 'ci_high', where):.3f}) on {test.get('data', '')}")))
+            f"AUC {card_number(auc, 'auc', where):.3f} (95 % CI {card_number(auc, 'ci_low', where):.3f}–"
+            f"{card_number(auc, 'ci_high', where):.3f}) on {test.get('data', '')}")))
     rows.append(["Intended use", str(card.get("intended_use", "not recorded"))])
     return rows

@@ -35,7 +35,7 @@ import numpy as np
 from ..errors import InputError, ModelError
 from ..io import atomic_files, atomic_output_dir, new_model_folder, write_json
 from ..manifest import is_phantom_cohort, read_manifest, write_manifest
-from ..models.registry import MAX_CARD_BYTES, read_json_limited
+from ..models.registry import MAX_CARD_BYTES, card_number, read_json_limited
 from ..models.registry import models_dir as default_models_dir
 from ..wording import counted
 
@@ -342,12 +342,11 @@ def _validation(card: dict, card_path: Path) -> dict:
                          "of values). Refusing to use it; train the model again")
     if "ssim_before" not in validation:
         return {}
-    for key in ("ssim_before", "ssim"):
-        value = validation.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
-            raise ModelError(f"The model card {card_path.name} is damaged (metrics.validation.{key} is not a number: "
-                             f"{str(value)[:20]}). Refusing to use it; train the model again")
-    return {key: float(validation[key]) for key in ("ssim_before", "ssim")}
+    try:
+        return {key: card_number(validation, key, "metrics.validation") for key in ("ssim_before", "ssim")}
+    except ValueError as exc:
+        raise ModelError(f"The model card {card_path.name} is damaged ({exc}). Refusing to use it; train the model "
+                         "again") from None
 
 
 def _contrast_summary(measures: list[dict]) -> dict:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..models.nets import checked_card
-from ..models.registry import MAX_CARD_BYTES, read_card, read_json_limited
+from ..models.registry import MAX_CARD_BYTES, card_number, read_card, read_json_limited
 from ..training import TrainConfig
 from ..wording import counted
 from .cohort import SEQUENCES, case_inputs
@@ -152,10 +152,12 @@ def _validation_auc(card: dict) -> list[str] | None:
     if validation is None:
         return None
     auc = validation.get("auc") if isinstance(validation, dict) else None
-    value = auc.get("auc") if isinstance(auc, dict) else auc
-    valid = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
-    return ["Validation AUC (training, val split, best epoch)", f"{value:.3f}" if valid else
-            f"damaged card: metrics.validation.auc is not a number in [0, 1] ({str(value)[:20]})"]
+    fields = auc if isinstance(auc, dict) else validation  # {"auc": {"auc": x, "ci_low": ...}} or {"auc": x}
+    what = "Validation AUC (training, val split, best epoch)"
+    try:
+        return [what, f"{card_number(fields, 'auc', 'metrics.validation', low=0, high=1):.3f}"]
+    except ValueError as exc:
+        return [what, f"damaged card: {exc}"]
 
 
 def chosen_model(card_path: str | os.PathLike) -> tuple[str, str]:

@@ -79,6 +79,20 @@ def read_json_limited(path: Path, limit: int, what: str) -> dict:
     return content
 
 
+def card_number(fields, key: str, where: str, default: float | None = None, low: float = -math.inf,
+                high: float = math.inf) -> float:
+    """The finite number `fields[key]` (in [low, high]) of an untrusted card's section `where`; ValueError naming
+    what is damaged."""
+    if not isinstance(fields, dict):
+        raise ValueError(f"{where} is not a set of values")
+    value = fields.get(key, default)
+    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+            or not low <= value <= high):
+        found = "missing" if value is None else f"not a number{'' if math.isinf(low) else f' in [{low:g}, {high:g}]'}"
+        raise ValueError(f"{where}.{key} is {found}" + ("" if value is None else f" ({str(value)[:20]})"))
+    return float(value)
+
+
 def file_in_model_folder(card_path: Path, name) -> Path:
     """The file `name` that a card names, refused unless it is a plain file name inside the card's own folder."""
     folder = card_path.resolve().parent

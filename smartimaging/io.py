@@ -15,7 +15,9 @@ import errno
 import gzip
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 import uuid
 from collections.abc import Iterator, MutableSequence
@@ -320,13 +322,38 @@ def _last_run_outputs(out_dir: Path) -> dict[str, list[int]]:
             and name not in ("", ".", "..", RUN_RECORD) and Path(name).name == name}
 
 
+def _scratch_beside(parent: Path, prefix: str) -> Path:
+    """A new hidden scratch folder in `parent` named `prefix`<host>-<pid>-<random>; first removes the scratch
+    folders of that prefix left by processes of this host that are gone (a killed training or run)."""
+    host = "".join(char for char in socket.gethostname() if char.isascii() and char.isalnum())[:32] or "host"
+    left = re.compile(re.escape(f"{prefix}{host}-") + r"(\d+)-[a-z0-9_]{8}")
+    for stale in parent.glob(f"{prefix}{host}-*"):
+        found = left.fullmatch(stale.name)
+        if found and not _process_alive(int(found[1])) and stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{host}-{os.getpid()}-", dir=parent))
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process `pid` runs (always True on Windows, where signal 0 is not a probe: nothing is removed)."""
+    if os.name == "nt" or pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
 @contextmanager
 def new_model_folder(target: Path) -> Iterator[Path]:
     """Yield a hidden scratch folder beside `target` (a model folder of a cohort); when the block succeeds it becomes
     `target` by one rename, refused when a model of that name appeared meanwhile. An error or a cancel leaves no
     model folder and no scratch."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    scratch = _scratch_beside(target.parent, f".{target.name}.partial-")
     try:
         yield scratch
         try:
@@ -349,7 +376,7 @@ def atomic_output_dir(out_dir: str | os.PathLike, one_result: bool = True) -> It
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     scratch = None
     try:
-        scratch = Path(tempfile.mkdtemp(prefix=".smartimaging-", dir=out_dir.parent))
+        scratch = _scratch_beside(out_dir.parent, ".smartimaging-")
         yield scratch
         out_dir.mkdir(parents=True, exist_ok=True)
         names = [item.name for item in scratch.iterdir()]

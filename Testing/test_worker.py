@@ -328,6 +328,8 @@ def test_a_request_the_worker_cannot_run_is_that_jobs_error_and_the_worker_stays
         assert unknown["event"] == "error" and "no job 'no-such-job'" in unknown["message"]
         bad = run(worker.submit("dce-synthesize", [*dce_arguments(t1, models, tmp_path / "b"), "--pixel-mm", "x"]))
         assert bad["event"] == "error" and "could not read the job's arguments" in bad["message"]
+        nan = run(worker.submit("dce-synthesize", [*dce_arguments(t1, models, tmp_path / "b"), "--pixel-mm", "nan"]))
+        assert nan["event"] == "error" and "nan is not a mammogram pixel size" in nan["message"]
         device = run(worker.submit("dce-synthesize", [*dce_arguments(t1, models, tmp_path / "c"), "--device",
                                                       "banana"]))
         assert device["event"] == "error" and "'banana' is not a device" in device["message"]

@@ -355,6 +355,13 @@ class _RequestParser(argparse.ArgumentParser):
         raise InputError(f"The background process could not read the job's arguments: {message}")
 
 
+def _pixel_mm(text: str) -> float:
+    """`--pixel-mm`: the mammography CLI's check (0.02–10 mm, a plain number)."""
+    from .mammo.commands import pixel_mm
+
+    return pixel_mm(text)
+
+
 def _parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser = kind(prog="python -m smartimaging.worker")
     parser.add_argument("job", choices=sorted(JOBS))
@@ -367,7 +374,7 @@ def _parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> ar
     parser.add_argument("--masks")
     parser.add_argument("--correct-fraction", type=float, default=0.0, help="rows a simulated reader corrects "
                         "(mammo-propose)")
-    parser.add_argument("--pixel-mm", type=float)
+    parser.add_argument("--pixel-mm", type=_pixel_mm)
     parser.add_argument("--dce", help="real DCE volume (dce-synthesize) or DCE phase 2 (lvi-predict)")
     parser.add_argument("--t2", help="FS-T2WI volume (lvi-predict)")
     parser.add_argument("--voi", help="lesion VOI (lvi-predict)")

@@ -53,7 +53,9 @@ def screenshots(tmp_path_factory) -> Path:
 
 def _rendered(page) -> list[np.ndarray]:
     """The views' images as the server rendered them (RGB), without the page's slice sliders over them, once the
-    open module's layout is on the page and its frames settled (a view re-rendered meanwhile is read again)."""
+    open module's layout is on the page and its frames settled: two reads SETTLE_MS apart agree (a busy server may
+    still send a view's first frame, at a default size, then the sized one)."""
+    last = None
     for _attempt in range(10):
         wait_for_layout(page)
         page.wait_for_timeout(SETTLE_MS)
@@ -62,10 +64,14 @@ def _rendered(page) -> list[np.ndarray]:
                              "const c = document.createElement('canvas'); c.width = i.naturalWidth; "
                              "c.height = i.naturalHeight; c.getContext('2d').drawImage(i, 0, 0); "
                              "return c.toDataURL('image/png'); })")
-        if all(url.startswith("data:image/png;base64,") for url in urls):
-            return [np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
-                    .astype(int) for url in urls]
-    raise AssertionError("the views were never all rendered")
+        if not all(url.startswith("data:image/png;base64,") for url in urls):
+            continue
+        views = [np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")).astype(int)
+                 for url in urls]
+        if last is not None and _same(views, last):
+            return views
+        last = views
+    raise AssertionError("the views never settled")
 
 
 def _assert_no_plural_after_one(page) -> None:

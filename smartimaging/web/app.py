@@ -259,9 +259,12 @@ class ReadingStation(TrameApp):
             client.ClientStateChange(value="si_results_shown", change="window.smartimagingShowResult()")
             with v3.VAppBar(density="compact"):
                 v3.VToolbarTitle("SmartImaging reading station", classes="flex-grow-0 mr-4")
-                with v3.VTabs(v_model=("si_module",), density="compact", disabled=("si_busy",)):
+                # Each click tells the server which tab; only the server sets si_module (the page's echo of an older
+                # click would undo a later one) and the tabs show it (a listener that does nothing keeps them so)
+                with v3.VTabs(model_value=("si_module",), update_modelValue="null", density="compact",
+                              disabled=("si_busy",)):
                     for module, flow in FLOWS.items():
-                        v3.VTab(flow.title, value=module)
+                        v3.VTab(flow.title, value=module, click=(self.on_open_module, f"['{module}']"))
                 v3.VSpacer()
                 v3.VChip("Demo weights, not for clinical use", color="warning", size="small", classes="mr-2")
                 html.Span(f"v{__version__}", classes="text-caption mr-3")
@@ -415,6 +418,12 @@ class ReadingStation(TrameApp):
         self.bonescan_panel.build()
 
     # ---- callbacks ----------------------------------------------------------------------------------------------
+
+    def on_open_module(self, module: str) -> None:
+        """A module's tab clicked: it opens (a click that reached the server while a step runs too: the step's
+        views then stay this tab's)."""
+        if module in self.flows:
+            self.state.si_module = module
 
     def on_load_sample(self) -> None:
         self.worklist_panel.when_saved(self.state.si_module, lambda: create_task(self._run(self._load_sample)))

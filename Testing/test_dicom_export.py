@@ -639,3 +639,24 @@ def test_each_desktop_module_has_an_export_dicom_button(name):
     helper = ast.unparse(next(n for n in desktop.body if isinstance(n, ast.FunctionDef) and n.name == "export_dicom"))
     assert "from .exports import export_dicom as write" in helper and "tryWithErrorDisplay" in helper
     assert "getExistingDirectory" in helper and "Slicer 5.12" in helper
+
+
+def test_the_lvi_sr_of_one_network_alone_has_no_fused_items():
+    """A cohort's network runs alone: its own probability, cutoff and label are the result; the demo pair's fusion
+    is named as such."""
+    from smartimaging.lvi.dicom import sr_content as lvi_sr_content
+    from smartimaging.lvi.report_page import ONE_MODEL
+
+    def record(count, method):
+        models = [{"model": {"id": f"net{i}"}, "sequence": "DCE", "network": "ResNet10 3D", "probability": 0.7,
+                   "cutoff": 0.5, "label": "LVI positive"} for i in range(count)]
+        return {"models": models, "fused": {"probability": 0.7, "cutoff": 0.5, "label": "LVI positive",
+                                            "method": method}}
+
+    measurements, qualitatives = lvi_sr_content(record(1, ONE_MODEL), 1)
+    names = [item.name for item in [*measurements, *qualitatives]]
+    assert names == ["LVI probability, net0 (DCE, ResNet10 3D)", "LVI cutoff, net0 (DCE, ResNet10 3D)",
+                     "LVI label, net0 (DCE, ResNet10 3D)"]
+    measurements, qualitatives = lvi_sr_content(record(2, "mean of the models' probabilities"), 1)
+    names = [item.name for item in [*measurements, *qualitatives]]
+    assert "LVI probability, fused" in names and "Fusion" in names

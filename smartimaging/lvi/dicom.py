@@ -16,13 +16,15 @@ from ..dicom_seg import SegSegment
 from ..dicom_sr import Measurement, Qualitative
 from ..segments import BREAST_MASS
 from .preprocess import voi_on_grid
+from .report_page import is_fused
 
 TITLE = "Breast MRI LVI"
 
 
 def sr_content(record: dict, voi: int | None) -> tuple[list, list]:
     """(measurements, qualitatives): each model's LVI probability in segment `voi` and its cutoff, the fused
-    probability and cutoff; each label, the fusion method, where the VOI came from and the domain check."""
+    probability and cutoff (when models were fused); each label, the fusion method, where the VOI came from and the
+    domain check."""
     measurements, qualitatives = [], []
     for model in record["models"]:
         name = f"{model['model']['id']} ({model['sequence']}, {model['network']})"
@@ -30,9 +32,10 @@ def sr_content(record: dict, voi: int | None) -> tuple[list, list]:
                          Measurement(f"LVI cutoff, {name}", float(model["cutoff"]), RATIO, None, None)]
         qualitatives.append(Qualitative(f"LVI label, {name}", model["label"]))
     fused = record["fused"]
-    measurements += [Measurement("LVI probability, fused", float(fused["probability"]), RATIO, None, voi),
-                     Measurement("LVI cutoff, fused", float(fused["cutoff"]), RATIO, None, None)]
-    qualitatives += [Qualitative("LVI label, fused", fused["label"]), Qualitative("Fusion", fused["method"])]
+    if is_fused(record):  # one network alone (a cohort's model) has no fused result: its own items say it all
+        measurements += [Measurement("LVI probability, fused", float(fused["probability"]), RATIO, None, voi),
+                         Measurement("LVI cutoff, fused", float(fused["cutoff"]), RATIO, None, None)]
+        qualitatives += [Qualitative("LVI label, fused", fused["label"]), Qualitative("Fusion", fused["method"])]
     if record.get("roi_source"):
         qualitatives.append(Qualitative("VOI", record["roi_source"]))
     qualitatives += domain_qualitatives(record, [voi, None])

@@ -129,6 +129,19 @@ def test_weights_saved_by_save_model_still_load(tmp_path):
     assert load_model(save_model(network, card, tmp_path)).card["id"] == "tiny"
 
 
+def test_a_card_renamed_by_hand_is_refused_by_path_and_by_id(tmp_path):
+    """Results name the card's id: a card whose file name says another model is not the one the reader chose."""
+    card = {"id": "tiny", "version": "1", "task": "test", "architecture": {"name": "basic_unet", "out_channels": 1,
+            "features": [4, 4, 4, 4, 4, 4]}, "inputs": {}, "outputs": {}, "weights_sha256": "", "intended_use": "t"}
+    from smartimaging.models.nets import build_network
+
+    saved = save_model(build_network(card["architecture"]), card, tmp_path)
+    renamed = saved.rename(tmp_path / "other.json")
+    for given in (renamed, "other"):
+        with pytest.raises(ModelError, match=r"other.json names the model 'tiny', not 'other' as its file name does"):
+            load_model(given, tmp_path)
+
+
 class _Payload:
     def __init__(self, marker):
         self.marker = marker

@@ -356,10 +356,9 @@ class _RequestParser(argparse.ArgumentParser):
 
 
 def _pixel_mm(text: str) -> float:
-    """`--pixel-mm`: the mammography CLI's check (0.02–10 mm, a plain number)."""
-    from .mammo.commands import pixel_mm
+    from .mammo.images import pixel_mm_argument  # heavy: imported once a size is given
 
-    return pixel_mm(text)
+    return pixel_mm_argument(text)
 
 
 def _parser(kind: type[argparse.ArgumentParser] = argparse.ArgumentParser) -> argparse.ArgumentParser:

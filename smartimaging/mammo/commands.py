@@ -37,15 +37,9 @@ SEGMENTER_EPOCHS, SEGMENTER_LR = 30, 1e-3  # `train-segmenter` from scratch
 
 def pixel_mm(text: str) -> float:
     """`--pixel-mm`: `images.parse_pixel_mm`, the one check of every front-end, refused in argparse's style."""
-    from .images import parse_pixel_mm  # mammo.images is heavy: imported once a size is given
+    from .images import pixel_mm_argument  # mammo.images is heavy: imported once a size is given
 
-    try:
-        value = parse_pixel_mm(text)
-    except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if value is None:
-        raise argparse.ArgumentTypeError("give the pixel size in mm (e.g. 0.1)")
-    return value
+    return pixel_mm_argument(text)
 
 
 def add_commands(tasks) -> None:

@@ -9,6 +9,7 @@ which (`pixel_size_source`, with a `pixel_size_note` when the size is unknown) s
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 from dataclasses import dataclass, field
@@ -54,6 +55,17 @@ def parse_pixel_mm(text, what: str = "Pixel size") -> float | None:
     low, high = PIXEL_MM_RANGE
     if not (math.isfinite(value) and low <= value <= high):
         raise InputError(f"{what} {text} is not a mammogram pixel size (expected {low:g} to {high:g} mm)")
+    return value
+
+
+def pixel_mm_argument(text: str) -> float:
+    """`--pixel-mm` of a command line (the CLI's, the worker's): `parse_pixel_mm`, refused in argparse's style."""
+    try:
+        value = parse_pixel_mm(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value is None:
+        raise argparse.ArgumentTypeError("give the pixel size in mm (e.g. 0.1)")
     return value
 
 

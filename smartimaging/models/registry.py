@@ -139,6 +139,10 @@ def read_card(model_id_or_card: str | os.PathLike, directory: str | os.PathLike 
     if not all(CARD_NAME.fullmatch(str(card[key])) for key in ("id", "version")):
         raise ModelError(f"Model card {candidate.name}: its id and version must each be one value of at most 64 "
                          "characters without backslash or control characters (they name the model in DICOM objects)")
+    if card["id"] != candidate.stem:  # results name the card's id: it must be the model the reader chose
+        raise ModelError(f"The model card {candidate.name} names the model {card['id']!r}, not {candidate.stem!r} as "
+                         f"its file name does (a card copied or renamed by hand). Refusing to use it; give it back its "
+                         f"name ({card['id']}.json) or train the model again")
     return card, candidate
 
 

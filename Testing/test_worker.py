@@ -156,6 +156,11 @@ def test_warm_worker_keeps_models_between_jobs_of_any_module(tmp_path):
         assert first["worker"]["pid"] == second["worker"]["pid"]
         assert (first["worker"]["model_loads"], first["worker"]["cache_hits"]) == (1, 0)
         assert (second["worker"]["model_loads"], second["worker"]["cache_hits"]) == (1, 1)  # not loaded again
+        import torch  # one core is left to the GUI the worker serves (OMP_NUM_THREADS, when set, decides)
+        cores = len(os.sched_getaffinity(0))
+        expected = int(os.environ["OMP_NUM_THREADS"]) if os.environ.get("OMP_NUM_THREADS") else max(
+            1, min(torch.get_num_threads(), cores - 1))
+        assert first["worker"]["threads"] == expected
         same = [sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / out / "synthetic_dce.nrrd"))) for out in "ab"]
         assert np.array_equal(*same)
 

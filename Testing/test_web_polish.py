@@ -33,7 +33,7 @@ from smartimaging.bonescan.sites import _BANDS  # noqa: E402
 from smartimaging.web.app import FLOWS  # noqa: E402
 from smartimaging.web.view_fit import SLIDER_PX  # noqa: E402
 
-SETTLE_MS = 2000  # the server's new frames reach the page
+SETTLE_MS = 1200  # the server's new frames reach the page (`_rendered` reads twice: they must agree)
 SITE_NAMES = {name for band in _BANDS for name in band[1:4]} | {"sternum or thoracic spine"}
 ONE_PLURAL = re.compile(r"(?<![\d.,×])1 (lesions|sites|pixels|voxels|reasons|more reasons|files|features|regions|"
                         r"results|studies|views)\b")

@@ -207,7 +207,10 @@ def test_any_entry_at_the_model_name_is_refused_before_training(tmp_path, module
     ("id", "mammo-mass-classifier-demo", "names the model 'mammo-mass-classifier-demo', not 'copy' as its folder"),
     ("module", "BreastLVI", "is of the module 'BreastLVI', not MammoRadiomics"),
     ("metrics", [], r"damaged \(metrics is not a set of values\)"),
-    ("metrics", {"honest_auc": {"auc": "abc"}}, r"damaged \(metrics.honest_auc.auc is not a number \(abc\)\)"),
+    ("metrics", {"honest_auc": {"auc": "abc"}}, r"damaged \(metrics.honest_auc.auc is 'abc', not a number; expected 0 "
+                                                r"to 1\)"),
+    ("metrics", {"honest_auc": {"auc": 5}}, r"damaged \(metrics.honest_auc.auc is 5; expected 0 to 1\)"),
+    ("metrics", {"honest_auc": {"auc": 0.8, "sd": -3}}, r"damaged \(metrics.honest_auc.sd is -3; expected 0 to 1\)"),
     ("training", "x", r"damaged \(training is not a set of values\)")])
 def test_a_renamed_or_damaged_card_is_refused_before_anything_is_written(saved, trained, field, value, message):
     card_path, _ = trained
@@ -319,15 +322,18 @@ def test_a_demo_classifier_of_another_kind_is_refused(scene, phantoms):
 
 
 @pytest.mark.parametrize(("metrics", "row", "text"), [
-    ({"honest_auc": {"auc": 0.8, "sd": "abc"}}, "Training estimate", "honest_auc.sd is not a number (abc)"),
-    ({"honest_auc": [0.8]}, "Training estimate", "honest_auc is not a set of values"),
-    ({"auc_metastasis": float("nan")}, "Training estimate", "metrics.auc_metastasis is not a number (nan)"),
-    ({"auc_metastasis": float("inf")}, "Training estimate", "metrics.auc_metastasis is not a number (inf)"),
+    ({"honest_auc": {"auc": 0.8, "sd": "abc"}}, "Training estimate", "honest_auc.sd is 'abc', not a number; expected 0 "
+                                                                     "to 1"),
+    ({"honest_auc": [0.8]}, "Training estimate", "honest_auc is [0.8], not a set of values"),
+    ({"honest_auc": {"auc": 5}}, "Training estimate", "honest_auc.auc is 5; expected 0 to 1"),
+    ({"honest_auc": {"auc": 10**400}}, "Training estimate", "honest_auc.auc is inf; expected 0 to 1"),
+    ({"auc_metastasis": float("nan")}, "Training estimate", "metrics.auc_metastasis is nan; expected 0 to 1"),
+    ({"auc_metastasis": float("inf")}, "Training estimate", "metrics.auc_metastasis is inf; expected 0 to 1"),
     ({"test": {"auc": {"auc": "x", "ci_low": 0.5, "ci_high": 0.9}}}, "Held-out test",
-     "test.auc.auc is not a number (x)"),
+     "test.auc.auc is 'x', not a number; expected 0 to 1"),
     ({"test": {"auc": {"auc": 0.7, "ci_high": 0.9}}}, "Held-out test", "test.auc.ci_low is missing"),
     ({"test": {"auc": {"auc": 0.7, "ci_low": 0.5, "ci_high": True}}}, "Held-out test",
-     "test.auc.ci_high is not a number (True)"),
+     "test.auc.ci_high is True, not a number; expected 0 to 1"),
 ])
 def test_a_damaged_card_is_summarised_saying_what_is_damaged(tmp_path, metrics, row, text):
     card = tmp_path / "card.json"

@@ -255,7 +255,8 @@ def test_a_damaged_card_is_refused_before_anything_is_written(cohort, trained):
         card["metrics"]["validation"]["ssim_before"] = "abc"
         (folder / card_path.name).unlink()
         (folder / "damaged.json").write_text(json.dumps(card), encoding="utf-8")
-        with pytest.raises(ModelError, match=r"damaged \(metrics.validation.ssim_before is not a number \(abc\)\)"):
+        with pytest.raises(ModelError, match=r"damaged \(metrics.validation.ssim_before is 'abc', not a number; "
+                                                 r"expected -1 to 1\)"):
             evaluate_model(cohort.out, DCE, "damaged")
         assert not (folder / "evaluation").exists()
         assert json.loads((folder / "damaged.json").read_text(encoding="utf-8")) == card

@@ -142,6 +142,19 @@ def test_a_card_renamed_by_hand_is_refused_by_path_and_by_id(tmp_path):
             load_model(given, tmp_path)
 
 
+def test_a_radiomics_classifier_card_renamed_by_hand_is_refused(tmp_path):
+    from smartimaging.mammo.scorer import load_classifier
+
+    for path in models_dir().glob("mammo-mass-classifier-demo*"):
+        shutil.copy(path, tmp_path / path.name)
+    card = tmp_path / "mammo-mass-classifier-demo.json"
+    assert load_classifier(card) is not None
+    card.write_text(json.dumps({**json.loads(card.read_text(encoding="utf-8")), "id": "mammo-mass-other"}),
+                    encoding="utf-8")
+    with pytest.raises(ModelError, match="names the model 'mammo-mass-other', not 'mammo-mass-classifier-demo'"):
+        load_classifier(card)
+
+
 class _Payload:
     def __init__(self, marker):
         self.marker = marker

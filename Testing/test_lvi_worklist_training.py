@@ -212,11 +212,11 @@ def test_a_damaged_card_is_read_as_untrusted(saved, trained):
     """A card's validation metric edited by hand shows as damaged in the evaluation table; a network name outside
     the paper's three, or not the one its architecture builds, refuses the model before anything is written."""
     damaged = {"valid-str": (lambda c: c["metrics"].__setitem__("validation", "x"),
-                             "metrics.validation is not a set of values"),
+                             "metrics.validation is 'x', not a set of values"),
                "auc-str": (lambda c: c["metrics"]["validation"]["auc"].__setitem__("auc", "abc"),
-                           "metrics.validation.auc is not a number in [0, 1] (abc)"),
+                           "metrics.validation.auc is 'abc', not a number; expected 0 to 1"),
                "auc-above-1": (lambda c: c["metrics"]["validation"]["auc"].__setitem__("auc", 1.5),
-                               "metrics.validation.auc is not a number in [0, 1] (1.5)")}
+                               "metrics.validation.auc is 1.5; expected 0 to 1")}
     for name, (edit, why) in damaged.items():
         _copy_model(trained, name, edit)
         table = dict(evaluate_model(saved.out, LVI, name)["table"])

@@ -226,7 +226,8 @@ def test_the_model_selector_chooses_only_an_offered_model_whose_card_was_read(tm
 
     panel.on_select(MAMMO, str(damaged))  # chosen, its card shown with what is damaged
     assert flow.classifier_card == damaged and state.si_tr_model[MAMMO] == str(damaged)
-    assert dict(state.si_tr_card[MAMMO])["Training estimate"] == "damaged card: honest_auc.sd is not a number (abc)"
+    assert dict(state.si_tr_card[MAMMO])["Training estimate"] == ("damaged card: honest_auc.sd is 'abc', not a number; "
+                                                                     "expected 0 to 1")
     damaged.write_text("{", encoding="utf-8")  # unreadable since it was listed: the demo classifier stays chosen
     panel.on_select(MAMMO, "")
     panel.on_select(MAMMO, str(damaged))

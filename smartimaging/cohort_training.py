@@ -43,7 +43,8 @@ import numpy as np
 from .errors import CancelledError, InputError, ModelError
 from .io import atomic_files, atomic_output_dir, new_model_folder
 from .manifest import is_phantom_cohort, read_manifest, write_manifest
-from .models.registry import MAX_CARD_BYTES, card_number, check_model_name, read_json_limited
+from .models.nets import section_number
+from .models.registry import MAX_CARD_BYTES, check_model_name, read_json_limited
 from .models.registry import models_dir as default_models_dir
 from .wording import counted
 
@@ -411,8 +412,8 @@ def checked_card(card_path: Path, module: str, name: str, card: dict | None = No
             raise ValueError("training.data is not a set of values")
         honest = card.get("metrics", {}).get("honest_auc")
         if honest is not None:
-            card_number(honest, "auc", "metrics.honest_auc")
-            card_number(honest, "sd", "metrics.honest_auc", 0.0)
+            section_number(honest, "auc", "metrics.honest_auc", 0, 1)
+            section_number(honest, "sd", "metrics.honest_auc", 0, 1, 0.0)
     except ValueError as exc:
         raise ModelError(f"The model card {card_path.name} is damaged ({exc}). Refusing to use it; train the model "
                          "again") from None
@@ -614,21 +615,24 @@ def card_summary(card_path: str | os.PathLike) -> list[list[str]]:
     honest, test = metrics.get("honest_auc"), metrics.get("test")
     if honest is not None:
         rows.append(_metric_row("Training estimate", lambda: (
-            f"AUC {card_number(honest, 'auc', 'honest_auc'):.3f} ± {card_number(honest, 'sd', 'honest_auc', 0.0):.3f} "
+            f"AUC {section_number(honest, 'auc', 'honest_auc', 0, 1):.3f} ± "
+            f"{section_number(honest, 'sd', 'honest_auc', 0, 1, 0.0):.3f} "
             f"({honest.get('method', '')})")))
     elif "auc_metastasis" in metrics:
         rows.append(_metric_row("Training estimate", lambda: (
-            f"validation AUC {card_number(metrics, 'auc_metastasis', 'metrics'):.3f} "
+            f"validation AUC {section_number(metrics, 'auc_metastasis', 'metrics', 0, 1):.3f} "
             "(metastasis crops, the val split)")))
     elif "validation" in metrics:  # BreastLVI networks: the val cases' AUC at the chosen epoch
         validation = metrics["validation"]
         auc = validation.get("auc") if isinstance(validation, dict) else validation
         rows.append(_metric_row("Training estimate", lambda: (
-            f"validation AUC {card_number(auc, 'auc', 'validation.auc'):.3f} ({validation.get('data')}, best epoch)")))
+            f"validation AUC {section_number(auc, 'auc', 'validation.auc', 0, 1):.3f} ({validation.get('data')}, "
+            "best epoch)")))
     if test is not None and (not isinstance(test, dict) or "auc" in test):
         auc, where = (test.get("auc"), "test.auc") if isinstance(test, dict) else (test, "test")
         rows.append(_metric_row("Held-out test", lambda: (
-            f"AUC {card_number(auc, 'auc', where):.3f} (95 % CI {card_number(auc, 'ci_low', where):.3f}–"
-            f"{card_number(auc, 'ci_high', where):.3f}) on {test.get('data', '')}")))
+            f"AUC {section_number(auc, 'auc', where, 0, 1):.3f} "
+            f"(95 % CI {section_number(auc, 'ci_low', where, 0, 1):.3f}–"
+            f"{section_number(auc, 'ci_high', where, 0, 1):.3f}) on {test.get('data', '')}")))
     rows.append(["Intended use", str(card.get("intended_use", "not recorded"))])
     return rows

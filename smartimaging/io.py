@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import errno
 import gzip
+import hashlib
 import json
 import os
 import re
 import shutil
 import socket
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator, MutableSequence
 from contextlib import contextmanager
@@ -322,15 +324,23 @@ def _last_run_outputs(out_dir: Path) -> dict[str, list[int]]:
             and name not in ("", ".", "..", RUN_RECORD) and Path(name).name == name}
 
 
+STALE_SCRATCH_S = 24 * 3600  # a dead process's scratch is removed once untouched this long
+
+
 def _scratch_beside(parent: Path, prefix: str) -> Path:
     """A new hidden scratch folder in `parent` named `prefix`<host>-<pid>-<random>; first removes the scratch
-    folders of that prefix left by processes of this host that are gone (a killed training or run)."""
-    host = "".join(char for char in socket.gethostname() if char.isascii() and char.isalnum())[:32] or "host"
-    left = re.compile(re.escape(f"{prefix}{host}-") + r"(\d+)-[a-z0-9_]{8}")
+    folders of that prefix that processes of this host which are gone (a killed training or run) left untouched for
+    STALE_SCRATCH_S. <host>: a hash of the full host name (two machines writing to a shared folder never match)."""
+    host = hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:12]
+    left = re.compile(re.escape(f"{prefix}{host}-") + r"([0-9]{1,10})-[a-z0-9_]{8}")
     for stale in parent.glob(f"{prefix}{host}-*"):
         found = left.fullmatch(stale.name)
-        if found and not _process_alive(int(found[1])) and stale.is_dir() and not stale.is_symlink():
-            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            if (found and stale.is_dir() and not stale.is_symlink() and not _process_alive(int(found[1]))
+                    and time.time() - stale.lstat().st_mtime > STALE_SCRATCH_S):
+                shutil.rmtree(stale, ignore_errors=True)
+        except OSError:  # gone meanwhile, or unreadable: left alone
+            continue
     return Path(tempfile.mkdtemp(prefix=f"{prefix}{host}-{os.getpid()}-", dir=parent))
 
 
@@ -342,7 +352,7 @@ def _process_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # another user's process
+    except (OSError, OverflowError):  # another user's process; a pid beyond the system's range
         return True
     return True
 

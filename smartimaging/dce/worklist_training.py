@@ -35,7 +35,8 @@ import numpy as np
 from ..errors import InputError, ModelError
 from ..io import atomic_files, atomic_output_dir, new_model_folder, write_json
 from ..manifest import is_phantom_cohort, read_manifest, write_manifest
-from ..models.registry import MAX_CARD_BYTES, card_number, read_json_limited
+from ..models.nets import section_number
+from ..models.registry import MAX_CARD_BYTES, read_json_limited
 from ..models.registry import models_dir as default_models_dir
 from ..wording import counted
 
@@ -343,7 +344,7 @@ def _validation(card: dict, card_path: Path) -> dict:
     if "ssim_before" not in validation:
         return {}
     try:
-        return {key: card_number(validation, key, "metrics.validation") for key in ("ssim_before", "ssim")}
+        return {key: section_number(validation, key, "metrics.validation", -1, 1) for key in ("ssim_before", "ssim")}
     except ValueError as exc:
         raise ModelError(f"The model card {card_path.name} is damaged ({exc}). Refusing to use it; train the model "
                          "again") from None

@@ -264,6 +264,10 @@ def predict_case(volumes: dict[str, sitk.Image], voi: sitk.Image, model_ids=DEFA
     (a model trained on a cohort) names that card in its provenance."""
     started = time.perf_counter()
     models = [(model_id, loader(model_id, directory, device)) for model_id in model_ids]
+    ids = [model.card["id"] for _, model in models]
+    twice = sorted({model for model in ids if ids.count(model) > 1})
+    if twice:  # its probability would count twice in the fused result
+        raise InputError(f"The model {twice[0]} is named twice; name each model once")
     usable = [(model_id, m) for model_id, m in models if m.card["inputs"]["sequence"] in volumes]
     if not usable:
         raise InputError(f"No model for the sequences given ({', '.join(volumes)})")

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..models.nets import checked_card
-from ..models.registry import MAX_CARD_BYTES, card_number, read_card, read_json_limited
+from ..models.nets import checked_card, section_number
+from ..models.registry import MAX_CARD_BYTES, read_card, read_json_limited
 from ..training import TrainConfig
 from ..wording import counted
 from .cohort import SEQUENCES, case_inputs
@@ -155,7 +155,7 @@ def _validation_auc(card: dict) -> list[str] | None:
     fields = auc if isinstance(auc, dict) else validation  # {"auc": {"auc": x, "ci_low": ...}} or {"auc": x}
     what = "Validation AUC (training, val split, best epoch)"
     try:
-        return [what, f"{card_number(fields, 'auc', 'metrics.validation', low=0, high=1):.3f}"]
+        return [what, f"{section_number(fields, 'auc', 'metrics.validation', 0, 1):.3f}"]
     except ValueError as exc:
         return [what, f"damaged card: {exc}"]
 

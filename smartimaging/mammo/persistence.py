@@ -28,6 +28,7 @@ from ..io import atomic_files
 from ..models.registry import (
     MAX_CARD_BYTES,
     MAX_MODEL_FILE_BYTES,
+    check_card_id,
     file_in_model_folder,
     read_json_limited,
     sha256_of,
@@ -194,6 +195,7 @@ def load_radiomics_model(card_path: str | os.PathLike) -> FittedModel:
     """Verify file names, sizes, checksums and the exact types in the skops file, then rebuild the pipeline."""
     card_path = Path(card_path)
     card = read_json_limited(card_path, MAX_CARD_BYTES, "Model card")
+    check_card_id(card, card_path)
     try:
         files, checksums = dict(card["files"]), dict(card["sha256"])
         pipeline_name = files["pipeline"]

@@ -16,7 +16,13 @@ import numpy as np
 
 from ..errors import ModelError
 from ..models.nets import CardFieldError, card_field, card_number, card_text, checked_card
-from ..models.registry import MAX_CARD_BYTES, file_in_model_folder, read_json_limited, verified_model_file
+from ..models.registry import (
+    MAX_CARD_BYTES,
+    check_card_id,
+    file_in_model_folder,
+    read_json_limited,
+    verified_model_file,
+)
 
 
 def check_radiomics_card(card: dict) -> dict:
@@ -70,6 +76,7 @@ def load_classifier(card_path: str | os.PathLike) -> Classifier:
     """The card's plain-array form when it names one (checksummed file, checked arrays), else its skops pipeline."""
     card_path = Path(card_path)
     card = read_json_limited(card_path, MAX_CARD_BYTES, "Model card")
+    check_card_id(card, card_path)
     checked = checked_card(card_path.name, check_radiomics_card, card)
     files = card.get("files")
     if not isinstance(files, dict):

@@ -74,11 +74,24 @@ def card_number(value, path: str, low: float, high: float, unit: str = "", integ
     kind = "a whole number" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not float(value).is_integer()):
         raise CardFieldError(f"{path} is {_shown(value)}, not {kind}; expected {low:g} to {high:g}{unit}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        number = math.inf
     if not math.isfinite(number) or number > high or number < low or (low_open and number == low):
         bound = f"above {low:g} and at most {high:g}" if low_open else f"{low:g} to {high:g}"
         raise CardFieldError(f"{path} is {_shown(number)}; expected {bound}{unit}")
     return int(number) if integer else number
+
+
+def section_number(section, key: str, where: str, low: float, high: float, default=_MISSING) -> float:
+    """The number `section[key]` of a card, `where` being the section's dotted place ("metrics.honest_auc"), within
+    [low, high]; CardFieldError naming it."""
+    if not isinstance(section, dict):
+        raise CardFieldError(f"{where} is {_shown(section)}, not a set of values")
+    if key not in section and default is _MISSING:
+        raise CardFieldError(f"{where}.{key} is missing")
+    return card_number(section.get(key, default), f"{where}.{key}", low, high)
 
 
 def card_sizes(value, path: str, count: int, low: int = 1, high: int = MAX_SIDE,

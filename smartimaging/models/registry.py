@@ -79,20 +79,6 @@ def read_json_limited(path: Path, limit: int, what: str) -> dict:
     return content
 
 
-def card_number(fields, key: str, where: str, default: float | None = None, low: float = -math.inf,
-                high: float = math.inf) -> float:
-    """The finite number `fields[key]` (in [low, high]) of an untrusted card's section `where`; ValueError naming
-    what is damaged."""
-    if not isinstance(fields, dict):
-        raise ValueError(f"{where} is not a set of values")
-    value = fields.get(key, default)
-    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
-            or not low <= value <= high):
-        found = "missing" if value is None else f"not a number{'' if math.isinf(low) else f' in [{low:g}, {high:g}]'}"
-        raise ValueError(f"{where}.{key} is {found}" + ("" if value is None else f" ({str(value)[:20]})"))
-    return float(value)
-
-
 def file_in_model_folder(card_path: Path, name) -> Path:
     """The file `name` that a card names, refused unless it is a plain file name inside the card's own folder."""
     folder = card_path.resolve().parent
@@ -139,11 +125,20 @@ def read_card(model_id_or_card: str | os.PathLike, directory: str | os.PathLike 
     if not all(CARD_NAME.fullmatch(str(card[key])) for key in ("id", "version")):
         raise ModelError(f"Model card {candidate.name}: its id and version must each be one value of at most 64 "
                          "characters without backslash or control characters (they name the model in DICOM objects)")
-    if card["id"] != candidate.stem:  # results name the card's id: it must be the model the reader chose
-        raise ModelError(f"The model card {candidate.name} names the model {card['id']!r}, not {candidate.stem!r} as "
-                         f"its file name does (a card copied or renamed by hand). Refusing to use it; give it back its "
-                         f"name ({card['id']}.json) or train the model again")
+    check_card_id(card, candidate)
     return card, candidate
+
+
+def check_card_id(card: dict, card_path: Path) -> None:
+    """Results name a card's id: a card whose file name says another model (renamed or copied by hand) is not the
+    model the reader chose; ModelError naming both."""
+    model = card.get("id")
+    if model != card_path.stem:
+        rename = (f"give it back its name ({model}.json) or " if isinstance(model, str) and MODEL_ID.fullmatch(model)
+                  else "")
+        raise ModelError(f"The model card {card_path.name} names the model {str(model)[:64]!r}, not "
+                         f"{card_path.stem!r} as its file name does (a card copied or renamed by hand). Refusing to "
+                         f"use it; {rename}train the model again")
 
 
 def check_weights_size(path: Path) -> int:

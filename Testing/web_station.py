@@ -104,7 +104,7 @@ def open_module(page, title: str, timeout_ms: int = 60_000) -> None:
     sample case) and no step runs."""
     page.get_by_role("tab", name=title).click()
     page.wait_for_function(f"document.querySelector('.v-tab--selected')?.innerText.toLowerCase() === "
-                           f"'{title.lower()}'")
+                           f"'{title.lower()}' && window.trame.state.get('si_switching') == null")  # server opened it
     wait_for_case(page, timeout_ms)
     wait_for_layout(page)
 

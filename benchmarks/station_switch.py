@@ -66,7 +66,7 @@ def _idle(page, timeout_ms: int = 120_000) -> None:
 def _switch(page, title: str) -> tuple[float, float]:
     page.get_by_role("tab", name=title).click()
     page.wait_for_function(f"document.querySelector('.v-tab--selected')?.innerText.toLowerCase() === "
-                           f"'{title.lower()}'")
+                           f"'{title.lower()}' && window.trame.state.get('si_switching') == null")
     _idle(page)
     return _settled_s(page)
 

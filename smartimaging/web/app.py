@@ -66,6 +66,8 @@ logger = logging.getLogger(__name__)
 
 FLOWS = {flow.module: flow for flow in (BoneScanFlow, MammoFlow, LVIFlow, DCEFlow)}  # the modules' reading flows
 FIRST_MODULE = next(iter(FLOWS))  # the tab open at start
+OPEN_MODULE = "si_open_module"  # a tab's click: the module it opens
+SWITCHING_STYLE = "si_switching ? 'pointer-events: none; opacity: 0.7;' : ''"  # a tab clicked, not yet opened
 FRAME_VIEWS = ("BoneScanFrame1", "BoneScanFrame2")  # view tags name state variables: no hyphens
 SIDE_BY_SIDE_TAGS = {"DCE-T1": "DceT1", "DCE-Synthetic": "DceSynthetic", "DCE-Real": "DceReal",
                      "DCE-MIP": "DceMip", "DCE": "LviDce", "FS-T2WI": "LviT2"}  # the flow's views -> the station's
@@ -204,6 +206,8 @@ class ReadingStation(TrameApp):
         state = self.state
         state.trame__title = "SmartImaging reading station"
         state.si_module = FIRST_MODULE
+        state.si_switching = None  # the page's own: the tab clicked until the server opened it
+        state.client_only("si_switching")
         state.si_samples = {m: [c.name for c in cases] for m, cases in self.cases.items()}
         state.si_sample = self.cases[FIRST_MODULE][0].name
         state.si_roles = {m: [{"value": r, "title": f.role_labels[r]} for r in f.roles] for m, f in FLOWS.items()}
@@ -257,18 +261,25 @@ class ReadingStation(TrameApp):
             client.Script(UPLOAD_SCRIPT)
             client.Script(SHOW_RESULT_SCRIPT)
             client.ClientStateChange(value="si_results_shown", change="window.smartimagingShowResult()")
+            client.ClientStateChange(value="si_module",  # the clicked tab opened: the page takes clicks again
+                                     change="si_switching = si_module === si_switching ? null : si_switching")
+            self.server.trigger(OPEN_MODULE)(self.on_open_module)
             with v3.VAppBar(density="compact"):
                 v3.VToolbarTitle("SmartImaging reading station", classes="flex-grow-0 mr-4")
                 # Each click tells the server which tab; only the server sets si_module (the page's echo of an older
-                # click would undo a later one) and the tabs show it (a listener that does nothing keeps them so)
-                with v3.VTabs(model_value=("si_module",), update_modelValue="null", density="compact",
-                              disabled=("si_busy",)):
+                # click would undo a later one). Until it has, the clicked tab is shown selected (si_switching, the
+                # page's own) and the panels and views take no click: they still show the module left.
+                with v3.VTabs(model_value=("si_switching || si_module",), update_modelValue="null",
+                              density="compact", disabled=("si_busy",)):
                     for module, flow in FLOWS.items():
-                        v3.VTab(flow.title, value=module, click=(self.on_open_module, f"['{module}']"))
+                        v3.VTab(flow.title, value=module,
+                                click=f"si_switching = si_switching || '{module}' !== si_module ? '{module}' : null; "
+                                      f"trigger('{OPEN_MODULE}', ['{module}'])")
                 v3.VSpacer()
                 v3.VChip("Demo weights, not for clinical use", color="warning", size="small", classes="mr-2")
                 html.Span(f"v{__version__}", classes="text-caption mr-3")
-            with v3.VNavigationDrawer(width=440, permanent=True, location="left"), html.Div(classes="pa-3"):
+            with (v3.VNavigationDrawer(width=440, permanent=True, location="left"),
+                  html.Div(classes="pa-3", style=(SWITCHING_STYLE,))):
                 self._case_panel()  # the reading of one case first, top to bottom as the work goes
                 self.display.build()
                 self._step_panel()
@@ -279,10 +290,10 @@ class ReadingStation(TrameApp):
                 self.proposal_panel.build()
                 self.training_panel.build_training()
             with v3.VNavigationDrawer(width=340, permanent=True, location="right",  # views keep their size
-                                      v_if=("si_needs_segment[si_module]",)):  # DCE synthesis has no ROI
-                self.editor_ui = self.editor_panel.build()
+                                      v_if=("si_needs_segment[si_module]",)), html.Div(style=(SWITCHING_STYLE,)):
+                self.editor_ui = self.editor_panel.build()  # (DCE synthesis has no ROI)
                 self.editor_logic.set_ui(self.editor_ui)
-            with v3.VMain(), html.Div(style="height: calc(100vh - 48px); display: flex;"):
+            with v3.VMain(), html.Div(style=(f"'height: calc(100vh - 48px); display: flex; ' + ({SWITCHING_STYLE})",)):
                 self.layout_manager.initialize_layout_grid(self.ui)
 
     def _case_panel(self) -> None:

@@ -158,7 +158,7 @@ class TeachingSet:
         from .io import read_volume
 
         try:
-            spots = bool((sitk.GetArrayViewFromImage(read_volume(case.key_mask)) == self.lesion_label).any())
+            spots = bool((sitk.GetArrayFromImage(read_volume(case.key_mask)) == self.lesion_label).any())
         except (InputError, OSError, RuntimeError):
             return ""
         positive = self.label_field.label_of.get(case.key_label) != 0
@@ -234,7 +234,7 @@ class TeachingSet:
     def _key_labels(self) -> np.ndarray:
         labels = self.reading.answer_key()
         if labels is None:  # a negative bone scan without a reference mask
-            return np.zeros(sitk.GetArrayViewFromImage(volume_node_to_sitk(self.reading.flow.primary)).shape, np.uint8)
+            return np.zeros(volume_node_to_sitk(self.reading.flow.primary).GetSize()[::-1], np.uint8)
         return labels
 
     def keep(self, case: Case, masks: dict[str, np.ndarray], reference: sitk.Image, segment: SegmentSpec) -> Path:
@@ -333,7 +333,7 @@ def student_mask(flow) -> np.ndarray:
     (bool, on the image's grid); lesion-wise, nothing drawn is an empty outline (the student outlined no spot)."""
     if flow.segmentation is None:
         if flow.module in LESION_WISE:
-            return np.zeros(sitk.GetArrayViewFromImage(volume_node_to_sitk(flow.primary)).shape, bool)
+            return np.zeros(volume_node_to_sitk(flow.primary).GetSize()[::-1], bool)
         raise InputError("Draw your outline first: press “Draw ROI by hand” and paint the lesion")
     return _outline(flow, flow.segmentation)
 

@@ -211,7 +211,7 @@ def domain_profile(prepared: NetworkInput, volume: sitk.Image, voi: sitk.Image) 
     own voxel size and the VOI's equivalent diameter."""
     box_x, box_y, box_z = prepared.grid.GetSpacing()
     source = volume.GetSpacing()
-    voi_voxels = int(np.count_nonzero(sitk.GetArrayViewFromImage(voi_on_grid(volume, voi))))
+    voi_voxels = int(np.count_nonzero(sitk.GetArrayFromImage(voi_on_grid(volume, voi))))
     voi_mm = (6 * voi_voxels * float(np.prod(source)) / np.pi) ** (1 / 3)
     return image_profile(prepared.array, (box_z, box_y, box_x), source_pixel_size_mm=(source[0] + source[1]) / 2,
                          source_slice_spacing_mm=source[2], lesion_diameter_mm=voi_mm)

@@ -209,19 +209,22 @@ def _copy_model(trained, name: str, edit) -> None:
 
 
 def test_a_damaged_card_is_read_as_untrusted(saved, trained):
-    """A card's validation metric edited by hand shows as damaged in the evaluation table; a network name outside
+    """A card's validation metric edited by hand shows as damaged in the evaluation table and in the Model
+    selector's card (one reader of it: the same words); a network name outside
     the paper's three, or not the one its architecture builds, refuses the model before anything is written."""
     damaged = {"valid-str": (lambda c: c["metrics"].__setitem__("validation", "x"),
                              "metrics.validation is 'x', not a set of values"),
                "auc-str": (lambda c: c["metrics"]["validation"]["auc"].__setitem__("auc", "abc"),
-                           "metrics.validation.auc is 'abc', not a number; expected 0 to 1"),
+                           "metrics.validation.auc.auc is 'abc', not a number; expected 0 to 1"),
                "auc-above-1": (lambda c: c["metrics"]["validation"]["auc"].__setitem__("auc", 1.5),
-                               "metrics.validation.auc is 1.5; expected 0 to 1")}
+                               "metrics.validation.auc.auc is 1.5; expected 0 to 1")}
     for name, (edit, why) in damaged.items():
         _copy_model(trained, name, edit)
         table = dict(evaluate_model(saved.out, LVI, name)["table"])
         assert table["Validation AUC (training, val split, best epoch)"] == f"damaged card: {why}"
         assert table["Network"] == f"ResNet10 3D on the DCE ({name})"
+        card_path = trained[0].parent.parent / name / f"{name}.json"
+        assert dict(card_summary(card_path))["Training estimate"] == f"damaged card: {why}"
     refused = {"resnet50": "training.model is 'resnet50'; expected one of 'vanilla2d', 'resnet10-2d', 'resnet10-3d'",
                "vanilla2d": "training.model is 'vanilla2d' but the architecture is a 3D resnet10_3d_convpool"}
     for network, message in refused.items():

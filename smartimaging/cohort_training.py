@@ -623,10 +623,10 @@ def card_summary(card_path: str | os.PathLike) -> list[list[str]]:
             f"validation AUC {section_number(metrics, 'auc_metastasis', 'metrics', 0, 1):.3f} "
             "(metastasis crops, the val split)")))
     elif "validation" in metrics:  # BreastLVI networks: the val cases' AUC at the chosen epoch
-        validation = metrics["validation"]
-        auc = validation.get("auc") if isinstance(validation, dict) else validation
+        from .lvi.worklist_training import validation_auc
+
         rows.append(_metric_row("Training estimate", lambda: (
-            f"validation AUC {section_number(auc, 'auc', 'validation.auc', 0, 1):.3f} ({validation.get('data')}, "
+            f"validation AUC {validation_auc(card):.3f} ({metrics['validation'].get('data', 'the val cases')}, "
             "best epoch)")))
     if test is not None and (not isinstance(test, dict) or "auc" in test):
         auc, where = (test.get("auc"), "test.auc") if isinstance(test, dict) else (test, "test")

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..models.nets import checked_card, section_number
+from ..models.nets import card_field, checked_card, section_number
 from ..models.registry import MAX_CARD_BYTES, read_card, read_json_limited
 from ..training import TrainConfig
 from ..wording import counted
@@ -144,20 +144,26 @@ def evaluate(card_path: Path, scratch: Path, progress: Progress, check: Callable
             0)
 
 
+def validation_auc(card: dict) -> float | None:
+    """The AUC of a BreastLVI network's val cases at its chosen epoch (its card's metrics.validation.auc.auc); None
+    when the card records no validation; CardFieldError when the value is damaged."""
+    validation = card_field(card, "metrics.validation", None)
+    if validation is None:
+        return None
+    if not isinstance(validation, dict):
+        return section_number(validation, "auc", "metrics.validation", 0, 1)  # refused: not a set of values
+    return section_number(validation.get("auc"), "auc", "metrics.validation.auc", 0, 1)
+
+
 def _validation_auc(card: dict) -> list[str] | None:
     """The table row of the card's validation AUC ("damaged card: ..." when it is not a number in [0, 1]); None
     when the card records none."""
-    metrics = card.get("metrics")
-    validation = metrics.get("validation") if isinstance(metrics, dict) else None
-    if validation is None:
-        return None
-    auc = validation.get("auc") if isinstance(validation, dict) else None
-    fields = auc if isinstance(auc, dict) else validation  # {"auc": {"auc": x, "ci_low": ...}} or {"auc": x}
     what = "Validation AUC (training, val split, best epoch)"
     try:
-        return [what, f"{section_number(fields, 'auc', 'metrics.validation', 0, 1):.3f}"]
+        auc = validation_auc(card)
     except ValueError as exc:
         return [what, f"damaged card: {exc}"]
+    return None if auc is None else [what, f"{auc:.3f}"]
 
 
 def chosen_model(card_path: str | os.PathLike) -> tuple[str, str]:

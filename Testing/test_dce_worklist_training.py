@@ -325,7 +325,8 @@ def test_the_station_selector_chooses_the_generator_and_shows_the_evaluation(coh
     state = get_server("dce-training-panel-test", client_type="vue3").state
     state.update({"si_module": DCE, "si_wl_open": {DCE: str(cohort.folder)}})
     flow = DCEFlow(create_headless_scene())
-    panel = TrainingPanel(SimpleNamespace(state=state, flows={DCE: flow}))
+    panel = TrainingPanel(SimpleNamespace(state=state, flows={DCE: flow},
+                                          worklist_panel=SimpleNamespace(worklist={}.get)))
     assert state.si_tr_modules == [DCE] and state.si_tr_name[DCE] == "site-cohort-1"
     assert [item["title"] for item in state.si_tr_models[DCE]][:2] == [
         "dce-pix2pix-demo (demo weights)", f"{NAME} (trained on this cohort)"]

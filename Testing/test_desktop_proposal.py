@@ -91,6 +91,8 @@ def test_fine_tune_shows_dice_before_and_after_and_chooses_the_new_network(sessi
     assert messages[0] == (0.0, "starting") and fractions == sorted(fractions) and fractions[-1] == 1.0
     assert session.titles == [f"{DEMO} (demo weights)", f"{NAME} (fine-tuned on this cohort)"]
     assert session.chosen == 1 and session.flow.segmenter_card == card
+    worklist = session.worklist.reading.worklist  # remembered as a reader's choice: the worklist reopens with it
+    assert worklist.chosen_card("segmenter_card", "mass", session.choices) == card
     assert session.card_lines() == [f"{what}: {value}" for what, value in proposal_summary(card)]
     assert (f"Dice before → after: {metrics['dice_before']:.3f} → {metrics['dice_after']:.3f} on 3 held-out "
             "mammograms ('test' split)") in session.card_lines()
@@ -137,8 +139,8 @@ def test_the_list_follows_the_lesion_kind(session, finetuned):
     assert session.update("calcification")  # another kind: its demo U-Net only, chosen
     assert session.titles == ["mammo-calcification-unet-demo (demo weights)"]
     assert session.flow.segmenter_card is None and session.name == "calcification-unet-ft-1"
-    session.update("mass")
-    assert session.chosen == 0 and session.name == "mass-unet-ft-2"
+    session.update("mass")  # the network the reader chose for masses in this worklist
+    assert session.chosen == 1 and session.name == "mass-unet-ft-2"
     session.select(1)
     with pytest.raises(InputError, match="No network number 5"):
         session.select(5)

@@ -1,8 +1,9 @@
 """The desktop modules' Model section (smartimaging.desktop_training) on real MRML (slicer-core): the GUI-free session
 over a phantom mammography worklist trains a classifier through the real worker job, evaluates it (the paper's table
 and the ROC curve), lists it in the Model selector beside the demo weights with its card, and the module's flow
-computes with the chosen model; a cancelled Train leaves no model. From the source: MammoRadiomics and BoneScanBSTBI
-wire the section, and the section uses only Qt / CTK / Slicer APIs found in Slicer 5.12's own code."""
+computes with the chosen model, which the worklist reopens with; a cancelled Train leaves no model. From the source:
+MammoRadiomics and BoneScanBSTBI wire the section, and the section uses only Qt / CTK / Slicer APIs found in Slicer
+5.12's own code."""
 
 from __future__ import annotations
 
@@ -150,8 +151,13 @@ def test_the_chosen_model_is_the_flows_and_its_result_names_it(cohort, session, 
     assert session.titles == ["mammo-calcification-classifier-demo (demo weights)"]
     assert flow.classifier_card is None
     session.update("mass")
-    assert session.chosen == 0  # the demo again until the reader chooses the cohort's model
-    session.select(0)
+    assert session.chosen == 1 and flow.classifier_card == card  # the model the reader chose for masses here
+    reopened = WorklistSession(MammoFlow(create_headless_scene()))  # the module restarted, the worklist reopened
+    reopened.open_folder(cohort.folder)
+    assert TrainingSession(reopened).chosen == 1 and reopened.flow.classifier_card == card
+    session.select(0)  # the demo again, remembered too
+    assert TrainingSession(reopened).chosen == 0 and json.loads((cohort.out / "worklist.json").read_text(
+        encoding="utf-8"))["models"] == {}
     flow.set_kind("mass")
     assert dict(flow.run(flow.compute()).rows)["Classifier"].startswith("mammo-mass-classifier-demo ")
     with pytest.raises(InputError, match="No model number 5"):

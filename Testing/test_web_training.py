@@ -54,6 +54,9 @@ READ_BEFORE = 15  # cases the reader saved before the browser walks the other 5
 CORRECTED = (0, 1)  # of those 5, the proposals the reader corrects (the others are accepted as proposed)
 
 
+NO_WORKLIST = SimpleNamespace(worklist={}.get)  # a station's worklist section with no worklist open in any tab
+
+
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("training") / "cohort"
@@ -216,7 +219,7 @@ def test_the_model_selector_chooses_only_an_offered_model_whose_card_was_read(tm
     state = get_server("training-panel-test", client_type="vue3").state
     state.update({"si_module": MAMMO, "si_kind": "mass", "si_wl_open": {MAMMO: str(tmp_path / "cohort")}})
     flow = MammoFlow(create_headless_scene(), "cpu")
-    panel = TrainingPanel(SimpleNamespace(state=state, flows={MAMMO: flow}))
+    panel = TrainingPanel(SimpleNamespace(state=state, flows={MAMMO: flow}, worklist_panel=NO_WORKLIST))
     assert [item["title"] for item in state.si_tr_models[MAMMO]] == [
         "mammo-mass-classifier-demo (demo weights)", "mass-site-2 (trained on this cohort)"]
     demo_rows = card_summary(demo)
@@ -251,6 +254,55 @@ def test_the_model_selector_chooses_only_an_offered_model_whose_card_was_read(tm
     assert state.si_tr_error[MAMMO] == "" and state.si_tr_table[MAMMO] == [] and state.si_tr_roc[MAMMO] == ""
 
 
+def test_a_reopened_worklist_reads_with_the_models_chosen_for_it_last(tmp_path):
+    """The Model and Proposal network choices made in a worklist are remembered by it (worklist.json): a station
+    started again (new state, flow and sections) that opens the worklist offers them chosen, the flow uses them; a
+    model no longer offered (its folder gone) leaves the demo chosen; the demo chosen is remembered too."""
+    from trame.app import get_server
+
+    from smartimaging.mammo.flow import MammoFlow
+    from smartimaging.mrml import create_headless_scene
+    from smartimaging.proposal_networks import demo_id, proposal_card_path
+    from smartimaging.web.proposal_panel import ProposalPanel
+    from smartimaging.web.training_panel import TrainingPanel
+
+    folder = tmp_path / "cohort"
+    write_mammo_phantom_cohort(folder, 3, seed=SEED, kind="mass")
+    out = folder / "smartimaging" / MAMMO
+    demo = json.loads((models_dir() / "mammo-mass-classifier-demo.json").read_text(encoding="utf-8"))
+    classifier = model_card_path(out, MAMMO, NAME)
+    classifier.parent.mkdir(parents=True)
+    classifier.write_text(json.dumps({**demo, "id": NAME, "module": MAMMO, "lesion_kind": "mass"}), encoding="utf-8")
+    unet = proposal_card_path(out, "mass-unet-ft-1")
+    unet.parent.mkdir(parents=True)
+    unet_demo = json.loads((models_dir() / f"{demo_id(MAMMO, 'mass')}.json").read_text(encoding="utf-8"))
+    unet.write_text(json.dumps({**unet_demo, "id": "mass-unet-ft-1"}), encoding="utf-8")
+
+    def station(number: int):
+        """A station started afresh with the worklist opened in its mammography tab."""
+        state = get_server(f"remembered-choices-{number}", client_type="vue3").state
+        state.update({"si_module": MAMMO, "si_kind": "mass", "si_wl_open": {MAMMO: str(folder)}})
+        flow = MammoFlow(create_headless_scene(), "cpu")
+        opened = SimpleNamespace(state=state, flows={MAMMO: flow},
+                                 worklist_panel=SimpleNamespace(worklist={MAMMO: Worklist(folder, MAMMO)}.get))
+        return state, flow, TrainingPanel(opened), ProposalPanel(opened)
+
+    state, flow, model, proposal = station(1)
+    assert (state.si_tr_model[MAMMO], state.si_pn_model[MAMMO]) == ("", "")  # nothing chosen yet: the demos
+    model.on_choose(MAMMO, str(classifier))
+    proposal.on_choose(MAMMO, str(unet))
+    assert (flow.classifier_card, flow.segmenter_card) == (classifier, unet)
+    state, flow, model, proposal = station(2)
+    assert (state.si_tr_model[MAMMO], state.si_pn_model[MAMMO]) == (str(classifier), str(unet))
+    assert (flow.classifier_card, flow.segmenter_card) == (classifier, unet)
+    assert dict(state.si_tr_card[MAMMO])["Model"].startswith(NAME)
+    model.on_choose(MAMMO, "")  # the demo classifier chosen again
+    shutil.rmtree(unet.parent)  # the fine-tuned network deleted by hand
+    state, flow, model, proposal = station(3)
+    assert (state.si_tr_model[MAMMO], state.si_pn_model[MAMMO]) == ("", "")
+    assert (flow.classifier_card, flow.segmenter_card) == (None, None)
+
+
 def test_breast_lvi_model_section_offers_the_networks_and_refuses_an_unknown_one(tmp_path):
     """BreastLVI's Model section: the fused demo networks first, the cohort's models beside them (choosing one is the
     flow's `classifier_card`), and Train's network x sequence chooser, an unknown choice refused without a worker."""
@@ -268,7 +320,7 @@ def test_breast_lvi_model_section_offers_the_networks_and_refuses_an_unknown_one
     state = get_server("training-panel-lvi-test", client_type="vue3").state
     state.update({"si_module": lvi, "si_kind": None, "si_wl_open": {lvi: str(tmp_path / "cohort")}})
     flow = LVIFlow(create_headless_scene(), "cpu")
-    panel = TrainingPanel(SimpleNamespace(state=state, flows={lvi: flow}))
+    panel = TrainingPanel(SimpleNamespace(state=state, flows={lvi: flow}, worklist_panel=NO_WORKLIST))
     assert [item["title"] for item in state.si_tr_models[lvi]] == [
         "lvi-dce-resnet10-3d-demo + lvi-t2-resnet10-3d-demo (demo weights)", "lvi-site-1 (trained on this cohort)"]
     assert state.si_tr_network == "resnet10-3d:DCE" and len(state.si_tr_networks) == 6
@@ -300,7 +352,8 @@ def test_a_jobs_result_is_reported_for_the_cohort_it_ran_on_when_another_worklis
     out = first / "smartimaging" / MAMMO
     state = get_server("training-panel-cohort-test", client_type="vue3").state
     state.update({"si_module": MAMMO, "si_kind": "mass", "si_wl_open": {MAMMO: str(first)}})
-    panel = TrainingPanel(SimpleNamespace(state=state, flows={MAMMO: MammoFlow(create_headless_scene(), "cpu")}))
+    panel = TrainingPanel(SimpleNamespace(state=state, flows={MAMMO: MammoFlow(create_headless_scene(), "cpu")},
+                                          worklist_panel=NO_WORKLIST))
     panel._trained(MAMMO, NAME, out)  # the cohort still open: as before
     assert state.si_tr_info[MAMMO].startswith(f"Model {NAME} trained on the first cohort's 20 cases") \
         and "Choose it in the Classifier model list" in state.si_tr_info[MAMMO]

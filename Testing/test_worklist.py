@@ -129,6 +129,45 @@ def test_reopening_resumes_where_the_reader_stopped(cohort):
     assert [r["case"] for r in worklist.rows(status=DONE)] == [worklist.cases[4].case_id]
 
 
+def test_the_model_chosen_for_a_kind_is_remembered_for_the_next_opening(cohort):
+    """The cohort's own model chosen (per flow attribute and lesion kind) is what a reopened worklist offers as
+    chosen, once listed; the demo forgets it; opening a case keeps it; nothing is written until a choice."""
+    worklist = Worklist(cohort, MAMMO)
+    cards = [worklist.out / "models" / name / f"{name}.json" for name in ("mass-site-1", "mass-site-2")]
+    choices = [("demo (demo weights)", cohort / "demo.json", True)] + [(c.parent.name, c, False) for c in cards]
+    assert worklist.chosen_card("classifier_card", "mass", choices) is None
+    worklist.choose_card("classifier_card", "mass", None)  # the demo, nothing remembered: nothing written
+    assert not worklist.out.exists()
+    worklist.choose_card("classifier_card", "mass", cards[1])
+    worklist.choose_card("segmenter_card", "mass", cards[0])
+    worklist.open(worklist.cases[2].case_id)
+    reopened = Worklist(cohort, MAMMO)
+    assert reopened.resume_case() == worklist.cases[2].case_id
+    assert reopened.chosen_card("classifier_card", "mass", choices) == cards[1]
+    assert reopened.chosen_card("segmenter_card", "mass", choices) == cards[0]
+    assert reopened.chosen_card("classifier_card", "calcification", choices) is None  # another kind
+    assert reopened.chosen_card("classifier_card", "mass", choices[:2]) is None  # no longer offered
+    reopened.choose_card("classifier_card", "mass", None)
+    assert Worklist(cohort, MAMMO).chosen_card("classifier_card", "mass", choices) is None
+    assert Worklist(cohort, MAMMO).chosen_card("segmenter_card", "mass", choices) == cards[0]
+
+
+@pytest.mark.parametrize("state", [{"models": ["mass-site-1"]}, {"models": {"classifier_card:mass": ["x"]}},
+                                   {"models": {"classifier_card:mass": "../mass-site-1"}}, {"current": [1]},
+                                   {"current": {"a": 1}, "models": None}])
+def test_a_damaged_worklist_state_is_read_as_none(cohort, state):
+    """worklist.json edited by hand: no model is remembered (a name is only matched against the cards offered) and
+    the worklist resumes at its first case."""
+    worklist = Worklist(cohort, MAMMO)
+    worklist.out.mkdir(parents=True)
+    (worklist.out / "worklist.json").write_text(json.dumps(state), encoding="utf-8")
+    card = worklist.out / "models" / "mass-site-1" / "mass-site-1.json"
+    assert worklist.chosen_card("classifier_card", "mass", [("mass-site-1", card, False)]) is None
+    assert worklist.resume_case() == worklist.cases[0].case_id
+    worklist.choose_card("classifier_card", "mass", card)
+    assert worklist.chosen_card("classifier_card", "mass", [("mass-site-1", card, False)]) == card
+
+
 def test_a_save_over_another_windows_save_is_refused_unless_forced(cohort):
     worklist = Worklist(cohort, MAMMO)
     case_id = worklist.cases[0].case_id

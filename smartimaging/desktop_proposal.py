@@ -118,8 +118,9 @@ class ProposalSession(CohortChoices):
                 shutil.rmtree(target, ignore_errors=True)
         chosen, rows = finetune_outcome(TASKS[self.module], event)
         self.refresh(self.kind)
-        if chosen:
-            self.flow.segmenter_card = Path(event["card"])
+        listed = [index for index, (_, card, _) in enumerate(self.choices) if card == Path(event["card"])]
+        if chosen and listed:  # chosen as the reader chooses: the worklist reopens with it
+            self.select(listed[0])
         self.name = next_name(self.module, self.out_folder, self.kind)
         return [f"{what}: {value}" for what, value in rows]
 

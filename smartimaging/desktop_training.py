@@ -74,6 +74,7 @@ class CohortChoices:
         self.choices: list[tuple[str, Path, bool]] = []  # (title, card, is the demo)
         self.step: Step | None = None
         self._listed: tuple | None = None  # (worklist folder, kind) the list was made for
+        self.not_remembered = ""  # why the worklist could not remember the card chosen last
         self.refresh(self.kind)
 
     @property
@@ -93,12 +94,17 @@ class CohortChoices:
         raise NotImplementedError
 
     def refresh(self, kind: str | None = None) -> None:
-        """List the demo card and the cohort's cards of the lesion `kind`; the chosen one stays while it is listed,
-        else the demo is chosen."""
+        """List the demo card and the cohort's cards of the lesion `kind`. Another worklist or kind: the card the
+        reader chose for it last (`Worklist.chosen_card`, in any window), else the demo; the same: the chosen one
+        stays while it is listed, else the demo is chosen."""
         self.kind = kind
         self.choices = self._choices(kind)
-        self._listed = (self.out_folder, kind)
-        if getattr(self.flow, self.card_attribute) is not None and self.chosen == 0:
+        listed, self._listed = self._listed, (self.out_folder, kind)
+        reading = self.worklist.reading
+        if listed != self._listed and reading is not None:
+            setattr(self.flow, self.card_attribute, reading.worklist.chosen_card(self.card_attribute, kind,
+                                                                                 self.choices))
+        elif getattr(self.flow, self.card_attribute) is not None and self.chosen == 0:
             setattr(self.flow, self.card_attribute, None)
 
     def update(self, kind: str | None = None) -> bool:
@@ -126,6 +132,12 @@ class CohortChoices:
                              f"{self.noun}s)")
         _, card, demo = self.choices[index]
         setattr(self.flow, self.card_attribute, None if demo else card)
+        self.not_remembered = ""
+        if self.worklist.reading is not None:  # the worklist reopens with it
+            try:
+                self.worklist.reading.worklist.choose_card(self.card_attribute, self.kind, None if demo else card)
+            except InputError as exc:
+                self.not_remembered = f"chosen for now, not remembered for the next opening: {exc}"
 
     def card_lines(self) -> list[str]:
         """The chosen card as "what: value" lines."""
@@ -133,7 +145,8 @@ class CohortChoices:
             rows = self._summary(self.choices[self.chosen][1])
         except SmartImagingError as exc:
             rows = [["Card", str(exc)]]
-        return [f"{what}: {value}" for what, value in rows]
+        return [f"{what}: {value}" for what, value in rows] + ([f"Note: {self.not_remembered}"]
+                                                               if self.not_remembered else [])
 
     def cancel(self) -> bool:
         """Stop the running job; False when none runs."""

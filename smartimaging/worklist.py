@@ -4,7 +4,8 @@ drive it through `worklist_scene`.
 
 The cohort folder is the project's standard. The reader's work goes to `<cohort>/smartimaging/<Module>/`:
 ```
-worklist.json              the case the reader had open (reopening resumes there)
+worklist.json              the case the reader had open (reopening resumes there) and the cohort's own models
+                           the reader chose (reopening reads with them again)
 .pseudonym-key             the cohort's pseudonym key (see below; never copy it into a shared output)
 manifest.csv               one row per case that is done, in the task's manifest columns (+ ai_mask, dice, time...)
 cases/<case id>/case.json  status, labels, model, Dice AI-vs-corrected, editing time, revision
@@ -222,6 +223,11 @@ def _read_json(path: Path) -> dict:
     except (ValueError, RecursionError):
         return {}
     return record if isinstance(record, dict) else {}
+
+
+def _model_key(attribute: str, kind: str | None) -> str:
+    """A chosen model's key in worklist.json: the flow's attribute and the lesion kind ("classifier_card:mass")."""
+    return f"{attribute}:{kind or ''}"
 
 
 def cohort_key(out: str | os.PathLike, create: bool = True) -> bytes | None:
@@ -823,7 +829,7 @@ class Worklist:
     def resume_case(self) -> str:
         """Where the reader stopped: the case open last, else the first case not done, else the first case."""
         state = self._state()
-        if state.get("current") in self._by_id:
+        if isinstance(state.get("current"), str) and state["current"] in self._by_id:
             return state["current"]
         return next((c.case_id for c in self.cases if self.status(c.case_id) != DONE), self.cases[0].case_id)
 
@@ -831,9 +837,33 @@ class Worklist:
         """Mark the case as the one being read (the worklist resumes there)."""
         case = self.case(case_id)
         with self._writing():
-            _atomic_json(self.out / "worklist.json", {"module": self.spec.module, "current": case_id,
-                                                      "opened_at": time.time()})
+            _atomic_json(self.out / "worklist.json", {**self._state(), "module": self.spec.module,
+                                                      "current": case_id, "opened_at": time.time()})
         return case
+
+    def chosen_card(self, attribute: str, kind: str | None, choices: list[tuple[str, Path, bool]]) -> Path | None:
+        """The card, among a selector's `choices` ((title, card, is the demo)), of the cohort's own model the reader
+        last chose in any window for the flow's `attribute` ("classifier_card", "segmenter_card", ...) and lesion
+        `kind`, so that the worklist reopens reading with it; None: the demo (chosen, or nothing remembered, or the
+        model remembered is no longer offered)."""
+        models = self._state().get("models")
+        name = models.get(_model_key(attribute, kind)) if isinstance(models, dict) else None
+        return next((card for _, card, demo in choices if not demo and card.parent.name == name), None) \
+            if isinstance(name, str) else None
+
+    def choose_card(self, attribute: str, kind: str | None, card: Path | None) -> None:
+        """Remember the cohort's model whose card is `card` (None: the demo) as chosen for `attribute` and `kind`
+        (`chosen_card` reads it); nothing is written when the worklist remembers that already."""
+        key, name = _model_key(attribute, kind), Path(card).parent.name if card is not None else None
+        state = self._state()
+        models = state.get("models") if isinstance(state.get("models"), dict) else {}
+        if models.get(key) == name:
+            return
+        with self._writing():
+            state = self._state()
+            models = state.get("models") if isinstance(state.get("models"), dict) else {}
+            models = {**{k: v for k, v in models.items() if k != key}, **({key: name} if name else {})}
+            _atomic_json(self.out / "worklist.json", {**state, "module": self.spec.module, "models": models})
 
     def neighbour(self, case_id: str, step: int, status: str | None = None) -> str | None:
         """The next (step 1) or previous (-1) case, among those with `status` when given; None at the end."""

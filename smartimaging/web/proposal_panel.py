@@ -34,7 +34,7 @@ from ..proposal_networks import (
 )
 from ..worker import WorkerProcess
 from ..worklist import OUTPUT_FOLDER
-from .training_panel import follow_job
+from .training_panel import follow_job, remember_choice, remembered_choice
 
 MODULE = "si_module"
 DEMO = ""  # the selector's value of the module's demo U-Net
@@ -82,7 +82,7 @@ class ProposalPanel:
         with html.Div(v_if=("si_pn_modules.includes(si_module)",), id="si-proposal", classes="mt-4"):
             html.Div("Proposal network", classes="text-subtitle-1 mb-1")
             v3.VSelect(model_value=(_by_module("si_pn_model"),), items=(_by_module("si_pn_models"),),
-                       update_modelValue=(self.on_select, "[si_module, $event]"), label="Network that Segment uses",
+                       update_modelValue=(self.on_choose, "[si_module, $event]"), label="Network that Segment uses",
                        density="compact", hide_details=True, disabled=("si_busy || !!si_pn_running",),
                        id="si-pn-model")
             with v3.VTable(density="compact", id="si-pn-card", classes="mt-1"), html.Tbody():
@@ -135,12 +135,14 @@ class ProposalPanel:
         self._demo[module] = choices[0][1]
         items = [{"value": DEMO if demo else str(card), "title": title} for title, card, demo in choices]
         chosen = self.state.si_pn_model[module]
-        self._set("si_pn_models", module, items)
-        self.on_select(module, chosen if any(item["value"] == chosen for item in items) else DEMO)
         if self._listed.get(module) != (out, kind):
             self._listed[module] = (out, kind)
             self._set("si_pn_name", module, next_name(module, out, kind))
             self._set("si_pn_phantom", module, out is not None and phantom_manifest(out / "manifest.csv"))
+            remembered = remembered_choice(self.station, module, "segmenter_card", kind, choices)
+            chosen = chosen if remembered is None else remembered
+        self._set("si_pn_models", module, items)
+        self.on_select(module, chosen if any(item["value"] == chosen for item in items) else DEMO)
 
     def on_select(self, module: str, value: str | None) -> None:
         """The network the module's Segment uses, and its card on the page."""
@@ -151,6 +153,13 @@ class ProposalPanel:
             self._set("si_pn_card", module, proposal_summary(Path(value) if value else self._demo[module]))
         except SmartImagingError as exc:
             self._set("si_pn_card", module, [["Card", str(exc)]])
+
+    def on_choose(self, module: str, value: str | None) -> None:
+        """The reader's choice: chosen as `on_select` does, and remembered by the open worklist."""
+        self.on_select(module, value)
+        note = remember_choice(self.station, module, "segmenter_card", getattr(self.station.flows[module], "kind",
+                                                                                None), value or DEMO)
+        self._set("si_pn_card", module, [*self.state.si_pn_card[module], *note])
 
     def _on_context_changed(self, **_kwargs) -> None:
         for module in self.state.si_pn_modules:
@@ -226,8 +235,8 @@ class ProposalPanel:
         the next one."""
         chosen, rows = finetune_outcome(TASKS[module], result)
         self.refresh(module)
-        if chosen:
-            self.on_select(module, result["card"])
+        if chosen:  # chosen as the reader chooses: the worklist reopens with it
+            self.on_choose(module, result["card"])
         flow = self.station.flows[module]
         self._set("si_pn_name", module, next_name(module, self._out_folder(module), getattr(flow, "kind", None)))
         self._set("si_pn_dice", module, rows)

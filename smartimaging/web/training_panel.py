@@ -64,6 +64,28 @@ def _by_module(name: str) -> str:
     return f"{name}[{MODULE}]"
 
 
+def remembered_choice(station, module: str, attribute: str, kind: str | None, choices) -> str | None:
+    """The selector value ("" the demo, else a card's path) of the card among `choices` that the module's open
+    worklist remembers as chosen for the flow's `attribute` and lesion `kind`; None when no worklist is open."""
+    worklist = station.worklist_panel.worklist(module)
+    if worklist is None:
+        return None
+    card = worklist.chosen_card(attribute, kind, choices)
+    return str(card) if card else ""
+
+
+def remember_choice(station, module: str, attribute: str, kind: str | None, value: str) -> list[list[str]]:
+    """Remember the selector's `value` ("" the demo) in the module's open worklist, so that it reopens with it; the
+    card's rows to add ([["Note", why]] when it could not be remembered)."""
+    worklist = station.worklist_panel.worklist(module)
+    try:
+        if worklist is not None:
+            worklist.choose_card(attribute, kind, Path(value) if value else None)
+    except SmartImagingError as exc:
+        return [["Note", f"chosen for now, not remembered for the next opening: {exc}"]]
+    return []
+
+
 class TrainingPanel:
     """State, page and callbacks of the Model section, on the station `station`."""
 
@@ -72,6 +94,7 @@ class TrainingPanel:
         self.state = state = station.state
         self._worker: WorkerProcess | None = None
         self._demo: dict[str, Path] = {}  # module -> the demo classifier's card
+        self._listed: dict[str, tuple] = {}  # module -> the worklist folder and lesion kind the list is for
         modules = [m for m in station.flows if m in TRAINABLE]
         state.si_tr_modules = modules
         state.si_tr_models = {m: [] for m in modules}
@@ -105,7 +128,7 @@ class TrainingPanel:
         with html.Div(v_if=("si_tr_modules.includes(si_module)",), id="si-model", classes="mt-4"):
             html.Div("Model", classes="text-subtitle-1 mb-1")
             v3.VSelect(model_value=(_by_module("si_tr_model"),), items=(_by_module("si_tr_models"),),
-                       update_modelValue=(self.on_select, "[si_module, $event]"), label=(GENERATOR_OR_CLASSIFIER,),
+                       update_modelValue=(self.on_choose, "[si_module, $event]"), label=(GENERATOR_OR_CLASSIFIER,),
                        density="compact", hide_details=True, disabled=("si_busy",), id="si-tr-model")
             with v3.VTable(density="compact", id="si-tr-card", classes="mt-1"), html.Tbody():
                 with html.Tr(v_for=("row in si_tr_card[si_module]",)):
@@ -165,13 +188,18 @@ class TrainingPanel:
         return Path(folder) / OUTPUT_FOLDER / module if folder else None
 
     def refresh(self, module: str) -> None:
-        """List the demo classifier and the cohort's models of the lesion kind; the choice is kept while listed,
-        else it goes back to the demo classifier."""
-        flow = self.station.flows[module]
-        choices = model_choices(module, self._out_folder(module), self._kind(module), flow.models_dir)
+        """List the demo classifier and the cohort's models of the lesion kind. Another worklist or kind: the model
+        chosen for it last (`Worklist.chosen_card`), else the demo; the same: the choice is kept while listed, else
+        it goes back to the demo classifier."""
+        flow, out, kind = self.station.flows[module], self._out_folder(module), self._kind(module)
+        choices = model_choices(module, out, kind, flow.models_dir)
         self._demo[module] = choices[0][1]
         items = [{"value": DEMO if demo else str(card), "title": title} for title, card, demo in choices]
         chosen = self.state.si_tr_model[module]
+        if self._listed.get(module) != (out, kind):
+            self._listed[module] = (out, kind)
+            remembered = remembered_choice(self.station, module, card_attribute(module), kind, choices)
+            chosen = chosen if remembered is None else remembered
         self._set("si_tr_models", module, items)
         self.on_select(module, chosen if any(item["value"] == chosen for item in items) else DEMO)
 
@@ -203,6 +231,13 @@ class TrainingPanel:
         setattr(self.station.flows[module], card_attribute(module), Path(value) if value else None)
         self._set("si_tr_model", module, value)
         self._set("si_tr_card", module, rows)
+
+    def on_choose(self, module: str, value: str | None) -> None:
+        """The reader's choice: chosen as `on_select` does, and remembered by the open worklist."""
+        self.on_select(module, value)
+        if module in self.state.si_tr_modules and self.state.si_tr_model[module] == (value or DEMO):
+            note = remember_choice(self.station, module, card_attribute(module), self._kind(module), value or DEMO)
+            self._set("si_tr_card", module, [*self.state.si_tr_card[module], *note])
 
     def _on_context_changed(self, **_kwargs) -> None:
         for module in self.state.si_tr_modules:

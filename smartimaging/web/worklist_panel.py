@@ -36,7 +36,7 @@ from ..errors import SmartImagingError
 from ..lvi.cohort import write_lvi_phantom_cohort
 from ..mammo.cohort import write_mammo_phantom_cohort
 from ..segmentation_nodes import raise_proposal
-from ..worklist import CORRECTED, DONE, NEW, PROPOSED, SPECS, STATUSES, ConflictError, PixelSizeNeededError
+from ..worklist import CORRECTED, DONE, NEW, PROPOSED, SPECS, STATUSES, ConflictError, PixelSizeNeededError, Worklist
 from ..worklist_scene import WorklistReading
 
 PHANTOM_CASES = 20
@@ -609,6 +609,11 @@ class WorklistPanel:
         flow = self.station.flows[module]
         return [what for what, changed in (("the ROI", flow.segmentation_fingerprint() != fingerprint),
                                            ("the labels", self._page_labels(module) != labels)) if changed]
+
+    def worklist(self, module: str) -> Worklist | None:
+        """The module's open worklist, or None."""
+        reading = self._readings.get(module)
+        return reading.worklist if reading is not None else None
 
     def _reading_of_views(self, module: str) -> WorklistReading | None:
         """The module's worklist reading when its views show the open case (not a sample or upload loaded since)."""

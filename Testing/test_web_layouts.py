@@ -133,3 +133,19 @@ def test_lvi_grad_cam_has_a_colour_bar_and_a_switch_and_stays_on_the_dce(page, s
     page.locator("#si-heat-shown").check()
     page.wait_for_timeout(SETTLE_MS)
     assert np.abs(_views_when_sized(page, 2)[0] - shown[0]).mean() < 0.5
+
+
+def test_a_tab_opened_from_the_keyboard_keeps_the_focus_and_the_page_is_not_built_again(page):
+    """Another module's views (a new layout) replace the views only: the tab opened with Enter keeps the keyboard
+    focus (Tab / arrows go on from it) and the rest of the page is the same page (its elements kept)."""
+    open_module(page, "Bone scan BSTBI")  # the frames layout; LVI shows two MRI views side by side
+    page.evaluate("window.siKept = [document.querySelector('.v-app-bar'), document.querySelector('#si-case')]")
+    tab = page.get_by_role("tab", name="Breast MRI LVI")
+    tab.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("window.trame.state.get('si_module') === 'BreastLVI' "
+                           "&& window.trame.state.get('si_switching') == null", timeout=30_000)
+    _views_when_sized(page, 2)
+    assert page.evaluate("document.activeElement?.getAttribute('role') === 'tab' "
+                         "&& document.activeElement.innerText.toLowerCase() === 'breast mri lvi'")
+    assert page.evaluate("window.siKept.every((element) => element.isConnected)")

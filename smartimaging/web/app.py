@@ -21,6 +21,7 @@ from pathlib import Path
 import slicer
 import vtk
 from trame.app import TrameApp
+from trame.ui.html import DivLayout
 from trame.ui.vuetify3 import VAppLayout
 from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
@@ -67,6 +68,7 @@ logger = logging.getLogger(__name__)
 FLOWS = {flow.module: flow for flow in (BoneScanFlow, MammoFlow, LVIFlow, DCEFlow)}  # the modules' reading flows
 FIRST_MODULE = next(iter(FLOWS))  # the tab open at start
 OPEN_MODULE = "si_open_module"  # a tab's click: the module it opens
+VIEWS_TEMPLATE = "si_views"  # the template of the views' grid
 SWITCHING_STYLE = "si_switching ? 'pointer-events: none; opacity: 0.7;' : ''"  # a tab clicked, not yet opened
 FRAME_VIEWS = ("BoneScanFrame1", "BoneScanFrame2")  # view tags name state variables: no hyphens
 SIDE_BY_SIDE_TAGS = {"DCE-T1": "DceT1", "DCE-Synthetic": "DceSynthetic", "DCE-Real": "DceReal",
@@ -294,7 +296,12 @@ class ReadingStation(TrameApp):
                 self.editor_ui = self.editor_panel.build()  # (DCE synthesis has no ROI)
                 self.editor_logic.set_ui(self.editor_ui)
             with v3.VMain(), html.Div(style=(f"'height: calc(100vh - 48px); display: flex; ' + ({SWITCHING_STYLE})",)):
-                self.layout_manager.initialize_layout_grid(self.ui)
+                client.ServerTemplate(name=VIEWS_TEMPLATE)
+        # The views' grid is a template of its own: another layout (a module opened, a result's views) replaces only
+        # it; in the page's template the whole page would be built again (the keyboard focus and open menus lost).
+        with DivLayout(self.server, template_name=VIEWS_TEMPLATE, connect_parent=False,
+                       style="height: 100%; width: 100%; display: flex;") as self.views_ui:
+            self.layout_manager.initialize_layout_grid(self.views_ui)
 
     def _case_panel(self) -> None:
         html.Div("1. Case", classes="text-subtitle-1 mb-1")

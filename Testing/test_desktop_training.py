@@ -162,6 +162,18 @@ def test_the_chosen_model_is_the_flows_and_its_result_names_it(cohort, session, 
     assert dict(flow.run(flow.compute()).rows)["Classifier"].startswith("mammo-mass-classifier-demo ")
     with pytest.raises(InputError, match="No model number 5"):
         session.select(5)
+    state = cohort.out / "worklist.json"
+    kept = state.read_bytes()
+    state.unlink()
+    state.mkdir()  # the folder changed since the worklist opened: the model is chosen, with a note
+    try:
+        session.select(1)
+        assert flow.classifier_card == card and session.card_lines()[-1] == (
+            f"Note: chosen for now, not remembered for the next opening: Is a directory ({cohort.out})")
+    finally:
+        state.rmdir()
+        state.write_bytes(kept)
+    session.select(0)
 
 
 def test_a_cancelled_train_leaves_no_model(cohort, session, trained):

@@ -327,7 +327,8 @@ def test_the_panel_refuses_too_few_cases_and_a_cancel_leaves_no_model_folder(coh
     empty.mkdir()
     state.si_wl_open = {MAMMO: str(empty)}
     station = SimpleNamespace(state=state, flows={MAMMO: MammoFlow(create_headless_scene(), "cpu")},
-                              _scratch=SimpleNamespace(name=str(tmp_path)))
+                              _scratch=SimpleNamespace(name=str(tmp_path)),
+                              worklist_panel=SimpleNamespace(worklist={}.get))  # no worklist open in a tab
     panel = ProposalPanel(station)
     assert state.si_pn_name[MAMMO] == "mass-unet-ft-1" and not state.si_pn_phantom[MAMMO]  # no marker
     panel.on_finetune(MAMMO)

@@ -257,7 +257,8 @@ def test_the_model_selector_chooses_only_an_offered_model_whose_card_was_read(tm
 def test_a_reopened_worklist_reads_with_the_models_chosen_for_it_last(tmp_path):
     """The Model and Proposal network choices made in a worklist are remembered by it (worklist.json): a station
     started again (new state, flow and sections) that opens the worklist offers them chosen, the flow uses them; a
-    model no longer offered (its folder gone) leaves the demo chosen; the demo chosen is remembered too."""
+    model no longer offered (its folder gone) leaves the demo chosen; the demo chosen is remembered too; a network
+    not offered is not chosen; a choice the worklist cannot write is used, with a note that it is not remembered."""
     from trame.app import get_server
 
     from smartimaging.mammo.flow import MammoFlow
@@ -301,6 +302,13 @@ def test_a_reopened_worklist_reads_with_the_models_chosen_for_it_last(tmp_path):
     state, flow, model, proposal = station(3)
     assert (state.si_tr_model[MAMMO], state.si_pn_model[MAMMO]) == ("", "")
     assert (flow.classifier_card, flow.segmenter_card) == (None, None)
+    proposal.on_choose(MAMMO, str(classifier))  # not a network the list offers: nothing chosen, nothing remembered
+    assert flow.segmenter_card is None and state.si_pn_model[MAMMO] == ""
+    (out / "worklist.json").unlink()
+    (out / "worklist.json").mkdir()  # the folder changed since the worklist opened: chosen, not remembered
+    model.on_choose(MAMMO, str(classifier))
+    assert flow.classifier_card == classifier and state.si_tr_card[MAMMO][-1] == [
+        "Note", f"chosen for now, not remembered for the next opening: Is a directory ({out})"]
 
 
 def test_breast_lvi_model_section_offers_the_networks_and_refuses_an_unknown_one(tmp_path):

@@ -45,6 +45,7 @@ from .lvi.worklist_training import choice_arguments, choices
 from .models.registry import check_model_name
 from .reading import Job, Step
 from .worker import WorkerProcess
+from .worklist import NOT_REMEMBERED
 
 EVALUATION_CANCELLED = "Cancelled: the previous evaluation was kept"
 TABLE_COLUMNS = ("Measure", "Value")
@@ -137,7 +138,9 @@ class CohortChoices:
             try:
                 self.worklist.reading.worklist.choose_card(self.card_attribute, self.kind, None if demo else card)
             except InputError as exc:
-                self.not_remembered = f"chosen for now, not remembered for the next opening: {exc}"
+                self.not_remembered = f"{NOT_REMEMBERED}: {exc}"
+            except OSError as exc:  # the folder changed since it opened (a file where a folder was, disk full)
+                self.not_remembered = f"{NOT_REMEMBERED}: {exc.strerror or exc} ({self.out_folder})"
 
     def card_lines(self) -> list[str]:
         """The chosen card as "what: value" lines."""

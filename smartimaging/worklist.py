@@ -73,6 +73,7 @@ STATUSES = (NEW, PROPOSED, CORRECTED, DONE)
 OUTPUT_FOLDER = "smartimaging"  # inside the cohort folder; never scanned for studies
 MAX_RECORD_BYTES = 1 * 2**20  # a case.json is a few hundred bytes
 MAX_CASES = 100_000
+NOT_REMEMBERED = "chosen for now, not remembered for the next opening"  # a model choice the worklist could not keep
 KEY_FILE = ".pseudonym-key"  # in the output folder: the cohort's pseudonym key (hex), mode 0600
 STALE_SECONDS = 60  # a temporary file of this worklist older than this was left by a killed save
 TEMPORARY = re.compile(r"^\.(manifest\.csv|case\.json|worklist\.json|pseudonym-key)\..*\.tmp$|^\.seg\..*\.seg\.nrrd$"

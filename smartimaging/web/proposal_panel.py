@@ -145,8 +145,10 @@ class ProposalPanel:
         self.on_select(module, chosen if any(item["value"] == chosen for item in items) else DEMO)
 
     def on_select(self, module: str, value: str | None) -> None:
-        """The network the module's Segment uses, and its card on the page."""
+        """The network the module's Segment uses (only one the list offers), and its card on the page."""
         value = value or DEMO
+        if value not in [item["value"] for item in self.state.si_pn_models[module]]:
+            return  # not offered (a page's stale list, or not a network of this cohort and kind): the choice stays
         self.station.flows[module].segmenter_card = Path(value) if value else None
         self._set("si_pn_model", module, value)
         try:
@@ -157,9 +159,10 @@ class ProposalPanel:
     def on_choose(self, module: str, value: str | None) -> None:
         """The reader's choice: chosen as `on_select` does, and remembered by the open worklist."""
         self.on_select(module, value)
-        note = remember_choice(self.station, module, "segmenter_card", getattr(self.station.flows[module], "kind",
-                                                                                None), value or DEMO)
-        self._set("si_pn_card", module, [*self.state.si_pn_card[module], *note])
+        if self.state.si_pn_model[module] == (value or DEMO):
+            note = remember_choice(self.station, module, "segmenter_card",
+                                   getattr(self.station.flows[module], "kind", None), value or DEMO)
+            self._set("si_pn_card", module, [*self.state.si_pn_card[module], *note])
 
     def _on_context_changed(self, **_kwargs) -> None:
         for module in self.state.si_pn_modules:

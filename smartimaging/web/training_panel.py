@@ -38,7 +38,7 @@ from ..errors import SmartImagingError
 from ..lvi.worklist_training import choice_arguments, choices
 from ..models.registry import check_model_name
 from ..worker import WorkerProcess
-from ..worklist import OUTPUT_FOLDER
+from ..worklist import NOT_REMEMBERED, OUTPUT_FOLDER
 
 MODULE = "si_module"
 DEMO = ""  # the selector's value of the module's demo classifier
@@ -82,7 +82,9 @@ def remember_choice(station, module: str, attribute: str, kind: str | None, valu
         if worklist is not None:
             worklist.choose_card(attribute, kind, Path(value) if value else None)
     except SmartImagingError as exc:
-        return [["Note", f"chosen for now, not remembered for the next opening: {exc}"]]
+        return [["Note", f"{NOT_REMEMBERED}: {exc}"]]
+    except OSError as exc:  # the folder changed since it opened (a file where a folder was, disk full)
+        return [["Note", f"{NOT_REMEMBERED}: {exc.strerror or exc} ({worklist.out})"]]
     return []
 
 

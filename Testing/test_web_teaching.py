@@ -286,8 +286,8 @@ def test_an_lvi_case_outlined_on_one_slice_is_shown_on_that_slice(page, screensh
 def test_a_bone_scan_student_case_is_checked_spot_by_spot(page, screenshots, tmp_path):
     """The student paints across one anterior metastasis of the key and a midline spot without one, calls
     "yes" and checks: the page's spot counts, Dice and sentences are the core's on the masks the station kept, the
-    outlines show on both views; the next study is negative: checked with nothing drawn, it has no Dice (the page
-    says so, the CSV cell is empty) and the call is right."""
+    outlines show on both views, a spot's button zooms them to it and Whole body back; the next study is negative:
+    checked with nothing drawn, it has no Dice (the page says so, the CSV cell is empty) and the call is right."""
     from scipy import ndimage
 
     open_module(page, "Bone scan BSTBI")
@@ -343,7 +343,20 @@ def test_a_bone_scan_student_case_is_checked_spot_by_spot(page, screenshots, tmp
     outlines = {node["outline"]: node for node in _scene(page) if node["outline"]}
     assert set(outlines) == {"student", "key", "ai"}
     page.screenshot(path=str(screenshots / "web-teaching-bonescan-checked.png"))
-    assert all(_pixels(page, "key", view) > 20 for view in (0, 1))  # the key's outline on the anterior and posterior
+    whole = [_pixels(page, "key", view) for view in (0, 1)]
+    assert all(pixels > 20 for pixels in whole)  # the key's outline on the anterior and posterior
+
+    spots = page.locator("#si-teach-spots .v-chip")  # missed, found, not in the key: each zooms the views to it
+    texts = spots.all_inner_texts()
+    assert len(texts) == len(found.missed) + 2 and texts[-2].startswith("found: ") and \
+        texts[-1].startswith("not in the key: ") and all(t.startswith("missed: ") for t in texts[:-2])
+    assert texts[-2].endswith(", anterior") and texts[-2] != "found: spot, anterior"  # named by its site
+    spots.nth(len(texts) - 2).click()  # the metastasis found: its outline and the key's, 160 mm high
+    zoomed = _pixels(page, "key", 0)
+    assert zoomed > 3 * whole[0] / len(expected.key_spots)
+    page.screenshot(path=str(screenshots / "web-teaching-bonescan-spot.png"))
+    page.get_by_role("button", name="Whole body").click()
+    assert abs(_pixels(page, "key", 0) - whole[0]) <= 0.1 * whole[0]
 
     click_and_wait_idle(page, "Next")  # the negative study: checked with nothing drawn
     page.get_by_role("combobox", name="Your call: Bone metastasis").click(force=True)

@@ -866,6 +866,10 @@ class ReadingStation(TrameApp):
             if composite.GetLayoutName() in LINKED_TAGS:
                 composite.SetLinkedControl(linked)
 
+    def frame_views(self) -> list:
+        """The bone-scan frame views, the first frame's (anterior) first."""
+        return [self.slicer_app.view_manager.get_view(tag) for tag in FRAME_VIEWS]
+
     def _show_bone_scan_frames(self, volume_node) -> None:
         """First and second frame (anterior, posterior) side by side."""
         dims = volume_node.GetImageData().GetDimensions()

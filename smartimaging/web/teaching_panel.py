@@ -6,7 +6,7 @@ are seen together, which the page names), and adds the case to the session's sco
 is checked spot by spot (`teaching.check_spots`): the student outlines the hot spots they believe are metastases, or
 none, and Check is on without a drawing; the page says the key's spots found and missed, the false positives (where
 a negative key leaves Dice undefined), the AI's call, and shows the outlines on the whole anterior and posterior
-views.
+views; a button per spot (missed, found, not in the key) zooms both views to it, "Whole body" back.
 
 While a teaching case is open its tab's Segment is disabled (it would show the AI's proposal), and so is the compute
 until Check (its score would tell the AI's call); after Check the student's outline is locked (no longer an editable
@@ -28,7 +28,7 @@ from trame.widgets import vuetify3 as v3
 from trame_server.utils.asynchronous import create_task
 
 from ..errors import InputError, SmartImagingError
-from ..mrml import volume_node_to_sitk
+from ..mrml import ijk_to_ras_matrix, volume_node_to_sitk
 from ..teaching import ScoreSheet, check_answer, check_spots, slice_to_show
 from ..teaching_scene import (
     OUTLINES,
@@ -57,6 +57,8 @@ SHEET_COLUMNS = ("Case", "Your Dice", "AI Dice", "Your call", "Key", "Call", "Ti
 SPOT_SHEET_COLUMNS = ("Spots found", "False +")  # lesion-wise sets: the student's key spots found, false positives
 NO_BLOCKS = {"segment": False, "draw": False, "compute": False}
 ZOOM = 3.0  # after Check the views show the outlines' box this many times over, centred
+SPOT_FIELD_MM = 160.0  # a bone scan's spot shown: the height of the views around it
+MAX_SPOT_BUTTONS = 40  # the spot buttons a checked bone scan shows (an extensive one has more spots)
 # A case opened or checked scrolls the left panel to the teaching case: its hint, the call and the result in sight
 SHOW_CASE_SCRIPT = """
 window.smartimagingShowTeachingCase = function () {
@@ -83,6 +85,7 @@ class TeachingPanel:
         self._volume = None  # the open case's image node; None when no case is open (another image replaced it)
         self._opened = 0.0  # time.monotonic() when the case opened
         self._outlines: list = []  # the checked case's outline nodes
+        self._spots: list = []  # the checked bone scan's spots behind the page's spot buttons: (Spot, view names)
         self.sheet = ScoreSheet()
         state = station.state
         state.si_teach_folder = ""
@@ -102,6 +105,7 @@ class TeachingPanel:
         state.si_teach_drawn = False  # the student's outline has a pixel
         state.si_teach_checked = False
         state.si_teach_result = None  # the checked case's numbers and sentences
+        state.si_teach_spots = []  # a checked bone scan's spots: [{text, color}], each a button that zooms to it
         state.si_teach_scene = []  # the scene's segmentations and whether the views show them (`segmentations_shown`)
         state.si_teach_legend = []  # the outlines shown, with their colours
         state.si_teach_rows = []
@@ -209,6 +213,14 @@ class TeachingPanel:
                      id="si-teach-ai")
             html.Div("{{ si_teach_result.ai_call }}", v_if=("si_teach_result.ai_call",), classes="text-body-2",
                      id="si-teach-ai-call")
+            with html.Div(v_if=("si_teach_spots.length",), classes="d-flex align-center flex-wrap ga-1 mt-1",
+                          id="si-teach-spots"):
+                html.Span("Show a spot:", classes="text-caption mr-1")
+                v3.VChip("{{ spot.text }}", v_for=("(spot, index) in si_teach_spots",), key=("index",),
+                         size="small", label=True, variant="tonal", color=("spot.color",),
+                         click=(self.on_show_spot, "[index]"), disabled=("si_busy",))
+                v3.VBtn("Whole body", click=self.on_whole_body, size="small", variant="text",
+                        prepend_icon="mdi-fit-to-page-outline", disabled=("si_busy",), id="si-teach-whole-body")
             html.Div("{{ si_teach_result.ai_source }}", classes="text-caption mt-1", id="si-teach-ai-source")
             html.Div("{{ si_teach_result.view }}", v_if=("si_teach_result.view",), classes="text-caption",
                      id="si-teach-view")
@@ -368,7 +380,8 @@ class TeachingPanel:
                   None if ai is None else image_of(ai, reference), call, case.key_label,
                   {choice: choice for choice in teaching.choices})
         if teaching.lesion_wise:
-            result = check_spots(*images, *spot_sites(flow, teaching.bladder()), ai_call)
+            views, where = spot_sites(flow, teaching.bladder())
+            result = check_spots(*images, views, where, ai_call)
         else:
             result = check_answer(*images)
         masks = {"student": student, "key": key, **({} if ai is None else {"ai": ai})}
@@ -397,12 +410,37 @@ class TeachingPanel:
         self._publish_sheet()
         if teaching.lesion_wise:  # the whole anterior and posterior views: spots anywhere in the skeleton
             station._show(flow, fit=True)
+            self._spots = [(spot, views) for spot, _ in _spot_buttons(result.student_spots)]
+            state.si_teach_spots = [button for _, button in _spot_buttons(result.student_spots)]
         else:
             station._show(flow)
             self._zoom_to(ras_bounds(masks.values(), flow.primary),
                           slice_centre_ras(masks.values(), flow.primary, shown.index if shown else None))
         self._publish_scene()
         state.si_teach_shown += 1
+
+    def on_show_spot(self, index) -> None:
+        """Zoom the two frame views to the checked case's `index`-th spot button: SPOT_FIELD_MM high, centred on the
+        spot in its view and on the same body part seen from the other side (the column mirrored) in the other
+        (Slicer 5.12 vtkMRMLSliceNode GetFieldOfView, SetFieldOfView, JumpSliceByCentering)."""
+        if not isinstance(index, int) or not 0 <= index < len(self._spots) or \
+                self.station.state.si_module != self._module:
+            return
+        spot, views = self._spots[index]
+        volume = self.station.flows[self._module].primary
+        columns = volume.GetImageData().GetDimensions()[0]
+        to_ras = ijk_to_ras_matrix(volume)
+        for frame, view in enumerate(self.station.frame_views()[:len(views)]):
+            column = spot.col if views[frame] == spot.view else columns - 1 - spot.col
+            node = view.get_view_node()
+            x, y, z = node.GetFieldOfView()
+            node.SetFieldOfView(x * SPOT_FIELD_MM / y, SPOT_FIELD_MM, z)
+            node.JumpSliceByCentering(*(to_ras @ [column, spot.row, frame, 1.0])[:3])
+
+    def on_whole_body(self) -> None:
+        """Both frame views fitted to the whole body again."""
+        if self.station.state.si_module == self._module:
+            self.station._show(self.station.flows[self._module], fit=True)
 
     def _zoom_to(self, bounds: list[float], centre: list[float]) -> None:
         """Centre the slice views on a RAS point (mm), showing a box (RAS bounds, mm) ZOOM times over (Slicer 5.12
@@ -449,6 +487,8 @@ class TeachingPanel:
         """Whether a teaching case is open in its tab: what the tab's step buttons may do."""
         state = self.station.state
         state.si_teach_open = open_
+        if not open_ or not state.si_teach_checked:  # no checked case: no spot to show
+            self._spots, state.si_teach_spots = [], []
         if not open_:
             state.si_teach_checked = state.si_teach_drawn = False
         checked = bool(state.si_teach_checked)
@@ -521,6 +561,15 @@ class TeachingPanel:
     def score_sheet_csv(self) -> dict:
         """The session's score sheet as a CSV file for the page to save."""
         return {"name": CSV_NAME, "type": "text/csv", "content": self.sheet.to_csv_text()}
+
+
+def _spot_buttons(findings) -> list[tuple[object, dict]]:
+    """The student's spots of a lesion-wise check as (spot, page button): the key's spots missed, then found, then
+    the student's spots not in the key, each named by its site and view."""
+    kinds = (("missed", "error", findings.missed), ("found", "success", findings.found),
+             ("not in the key", "warning", findings.false_positives))
+    return [(spot, {"text": f"{what}: {spot.where or 'spot'}, {spot.view}", "color": color})
+            for what, color, spots in kinds for spot in spots][:MAX_SPOT_BUTTONS]
 
 
 def _feedback(result) -> dict:

@@ -403,3 +403,24 @@ def _pixels(page, name: str, view: int = 0) -> int:
     page.wait_for_timeout(1500)  # the server's new frame
     shown = np.asarray(Image.open(io.BytesIO(view_images(page).nth(view).screenshot())).convert("RGB")).astype(int)
     return int(np.count_nonzero(np.abs(shown - colour).max(axis=-1) < 30))
+
+
+def test_spot_buttons_keep_the_false_positives_and_say_how_many_are_left_out():
+    """An extensive study: at most MAX_SPOT_BUTTONS buttons, a quarter of them kept for the student's false
+    positives, the rest counted; a few spots: every one, missed first, each kind told by its icon."""
+    from smartimaging.teaching import Spot, SpotFindings
+    from smartimaging.web.teaching_panel import MAX_SPOT_BUTTONS, _spot_buttons
+
+    def spots(count: int, where: str) -> tuple:
+        return tuple(Spot("anterior", 10.0 * i, 5.0, 9, 20.0, f"{where} {i}") for i in range(count))
+
+    buttons, left_out = _spot_buttons(SpotFindings(spots(35, "ribs"), spots(5, "spine"), spots(12, "skull"), ""))
+    texts = [button["text"] for _, button in buttons]
+    assert len(buttons) == MAX_SPOT_BUTTONS == 40 and left_out == 12
+    assert sum(t.startswith("not in the key: skull") for t in texts) == 10 and texts[0] == "missed: spine 0, anterior"
+    buttons, left_out = _spot_buttons(SpotFindings(spots(2, "ribs"), spots(1, "spine"), spots(1, "skull"), ""))
+    assert left_out == 0 and [(b["text"], b["icon"]) for _, b in buttons] == [
+        ("missed: spine 0, anterior", "mdi-close-circle-outline"),
+        ("found: ribs 0, anterior", "mdi-check-circle-outline"),
+        ("found: ribs 1, anterior", "mdi-check-circle-outline"),
+        ("not in the key: skull 0, anterior", "mdi-alert-circle-outline")]

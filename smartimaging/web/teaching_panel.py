@@ -27,6 +27,7 @@ from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 from trame_server.utils.asynchronous import create_task
 
+from ..bonescan.sites import SITE_NOTE
 from ..errors import InputError, SmartImagingError
 from ..mrml import ijk_to_ras_matrix, volume_node_to_sitk
 from ..teaching import ScoreSheet, check_answer, check_spots, slice_to_show
@@ -49,6 +50,7 @@ from ..teaching_scene import (
     student_mask,
     write_phantom_set,
 )
+from ..wording import counted
 from ..worklist import PixelSizeNeededError
 
 CSV_TRIGGER = "si_teach_csv"
@@ -105,7 +107,8 @@ class TeachingPanel:
         state.si_teach_drawn = False  # the student's outline has a pixel
         state.si_teach_checked = False
         state.si_teach_result = None  # the checked case's numbers and sentences
-        state.si_teach_spots = []  # a checked bone scan's spots: [{text, color}], each a button that zooms to it
+        state.si_teach_spots = []  # a checked bone scan's spots: [{text, icon}], each a button that zooms to it
+        state.si_teach_spots_left_out = ""  # how many spots have no button
         state.si_teach_scene = []  # the scene's segmentations and whether the views show them (`segmentations_shown`)
         state.si_teach_legend = []  # the outlines shown, with their colours
         state.si_teach_rows = []
@@ -217,10 +220,14 @@ class TeachingPanel:
                           id="si-teach-spots"):
                 html.Span("Show a spot:", classes="text-caption mr-1")
                 v3.VChip("{{ spot.text }}", v_for=("(spot, index) in si_teach_spots",), key=("index",),
-                         size="small", label=True, variant="tonal", color=("spot.color",),
+                         size="small", label=True, variant="outlined", prepend_icon=("spot.icon",),
                          click=(self.on_show_spot, "[index]"), disabled=("si_busy",))
                 v3.VBtn("Whole body", click=self.on_whole_body, size="small", variant="text",
                         prepend_icon="mdi-fit-to-page-outline", disabled=("si_busy",), id="si-teach-whole-body")
+            html.Div("{{ si_teach_spots_left_out }}", v_if=("si_teach_spots_left_out",), classes="text-caption",
+                     id="si-teach-spots-left-out")
+            html.Div(SITE_NOTE.split(" Right and left")[0], v_if=("si_teach_spots.length",),
+                     classes="text-caption", id="si-teach-site-note")
             html.Div("{{ si_teach_result.ai_source }}", classes="text-caption mt-1", id="si-teach-ai-source")
             html.Div("{{ si_teach_result.view }}", v_if=("si_teach_result.view",), classes="text-caption",
                      id="si-teach-view")
@@ -410,8 +417,12 @@ class TeachingPanel:
         self._publish_sheet()
         if teaching.lesion_wise:  # the whole anterior and posterior views: spots anywhere in the skeleton
             station._show(flow, fit=True)
-            self._spots = [(spot, views) for spot, _ in _spot_buttons(result.student_spots)]
-            state.si_teach_spots = [button for _, button in _spot_buttons(result.student_spots)]
+            buttons, left_out = _spot_buttons(result.student_spots)
+            self._spots = [(spot, views) for spot, _ in buttons]
+            state.si_teach_spots = [button for _, button in buttons]
+            state.si_teach_spots_left_out = (f"{counted(left_out, 'more spot')} without a button (at most "
+                                             f"{MAX_SPOT_BUTTONS}); the sentences above count every spot."
+                                             if left_out else "")
         else:
             station._show(flow)
             self._zoom_to(ras_bounds(masks.values(), flow.primary),
@@ -488,7 +499,7 @@ class TeachingPanel:
         state = self.station.state
         state.si_teach_open = open_
         if not open_ or not state.si_teach_checked:  # no checked case: no spot to show
-            self._spots, state.si_teach_spots = [], []
+            self._spots, state.si_teach_spots, state.si_teach_spots_left_out = [], [], ""
         if not open_:
             state.si_teach_checked = state.si_teach_drawn = False
         checked = bool(state.si_teach_checked)
@@ -563,13 +574,19 @@ class TeachingPanel:
         return {"name": CSV_NAME, "type": "text/csv", "content": self.sheet.to_csv_text()}
 
 
-def _spot_buttons(findings) -> list[tuple[object, dict]]:
-    """The student's spots of a lesion-wise check as (spot, page button): the key's spots missed, then found, then
-    the student's spots not in the key, each named by its site and view."""
-    kinds = (("missed", "error", findings.missed), ("found", "success", findings.found),
-             ("not in the key", "warning", findings.false_positives))
-    return [(spot, {"text": f"{what}: {spot.where or 'spot'}, {spot.view}", "color": color})
-            for what, color, spots in kinds for spot in spots][:MAX_SPOT_BUTTONS]
+def _spot_buttons(findings) -> tuple[list[tuple[object, dict]], int]:
+    """The student's spots of a lesion-wise check as (spot, page button), at most MAX_SPOT_BUTTONS, and how many are
+    left out: the key's spots missed, then found, then the student's spots not in the key (the false positives keep
+    at least a quarter of the buttons), each named by its site and view, its kind told by an icon (the outlines'
+    colours mean whose outline)."""
+    kinds = (("missed", "mdi-close-circle-outline", findings.missed),
+             ("found", "mdi-check-circle-outline", findings.found),
+             ("not in the key", "mdi-alert-circle-outline", findings.false_positives))
+    buttons = [[(spot, {"text": f"{what}: {spot.where or 'spot'}, {spot.view}", "icon": icon}) for spot in spots]
+               for what, icon, spots in kinds]
+    kept_false = min(len(buttons[2]), max(MAX_SPOT_BUTTONS // 4, MAX_SPOT_BUTTONS - len(buttons[0]) - len(buttons[1])))
+    shown = (buttons[0] + buttons[1])[:MAX_SPOT_BUTTONS - kept_false] + buttons[2][:kept_false]
+    return shown, sum(map(len, buttons)) - len(shown)
 
 
 def _feedback(result) -> dict:

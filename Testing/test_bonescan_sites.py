@@ -36,6 +36,19 @@ def test_phantom_sites_and_sides_on_both_views(seed):
             assert front == ("sternum or thoracic spine" if name == "thoracic spine" else expected)
 
 
+@pytest.mark.parametrize("seed", [2, 3])
+def test_an_iliac_lesion_at_the_wings_outer_edge_is_pelvis_not_a_hand(seed):
+    """The phantom draws iliac metastases up to 15 px farther out than its site's centre (LESION_SITES' jitter): the
+    outer edge of the iliac wing, not the hand beside it."""
+    phantom = make_bone_scan_phantom(seed)
+    canvas = _Canvas(np.random.default_rng(seed))
+    frame = body_frame(phantom.views["anterior"], phantom.masks["anterior"] == 2)
+    y, x, _, jitter, _ = LESION_SITES[NAMES.index("pelvis (ilium)")]
+    for side, patient_side in ((1, "left"), (-1, "right")):
+        row, col = canvas.point(y, side * (x + jitter))
+        assert skeletal_site(row, col, "anterior", frame, (PIXEL_MM, PIXEL_MM)) == f"{patient_side} pelvis (ilium)"
+
+
 def test_lesions_carry_their_site_and_the_list_keeps_the_mm_position():
     phantom = make_bone_scan_phantom(2)
     lesions = lesion_components(phantom.masks, phantom.views, dict.fromkeys(phantom.views, (PIXEL_MM, PIXEL_MM)))

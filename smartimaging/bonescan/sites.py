@@ -25,14 +25,16 @@ SITE_NOTE = ("Site: estimated from the lesion's height in the body (scaled to th
              "viewer's right.")  # under the lesion list, in the station and the desktop module
 
 # Bands of height: (lower than, midline bone, trunk bone, arm bone, arm from this share of the length off the midline).
+# Below the chest the arms hang beside the trunk: the lower ribs and the iliac wings reach about 0.085 of the length
+# off the midline (half the bi-iliac breadth, ~145 mm of ~1700 mm), the forearms and hands lie farther out.
 _BANDS = (
     (0.13, "skull", "skull", "skull", 1.0),
     (0.19, "cervical spine", "shoulder girdle (clavicle, scapula)", "shoulder girdle (clavicle, scapula)", 1.0),
     (0.34, "thoracic spine", "ribs", "humerus", 0.065),
-    (0.40, "lumbar spine", "lower ribs", "forearm", 0.075),
-    (0.455, "lower lumbar spine or sacrum", "pelvis (ilium)", "forearm or hand", 0.075),
-    (0.50, "sacrum or pubis (pelvis, midline)", "pelvis (acetabulum, ischium)", "hand or wrist", 0.075),
-    (0.57, "between the thighs (no bone)", "hip or proximal femur", "hand or wrist", 0.075),
+    (0.40, "lumbar spine", "lower ribs", "forearm", 0.09),
+    (0.455, "lower lumbar spine or sacrum", "pelvis (ilium)", "forearm or hand", 0.09),
+    (0.50, "sacrum or pubis (pelvis, midline)", "pelvis (acetabulum, ischium)", "hand or wrist", 0.09),
+    (0.57, "between the thighs (no bone)", "hip or proximal femur", "hand or wrist", 0.09),
     (0.70, "femur", "femur", "femur", 1.0),
     (0.77, "knee", "knee", "knee", 1.0),
     (0.95, "lower leg (tibia, fibula)", "lower leg (tibia, fibula)", "lower leg (tibia, fibula)", 1.0),

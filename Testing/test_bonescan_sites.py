@@ -37,16 +37,18 @@ def test_phantom_sites_and_sides_on_both_views(seed):
 
 
 @pytest.mark.parametrize("seed", [2, 3])
-def test_an_iliac_lesion_at_the_wings_outer_edge_is_pelvis_not_a_hand(seed):
-    """The phantom draws iliac metastases up to 15 px farther out than its site's centre (LESION_SITES' jitter): the
-    outer edge of the iliac wing, not the hand beside it."""
+def test_an_iliac_lesion_anywhere_on_the_wing_is_pelvis_not_ribs_or_a_hand(seed):
+    """The phantom draws iliac metastases up to 15 px farther out and 0.03 of the body higher or lower than its
+    site's centre (LESION_SITES' jitter): the iliac wing's outer edge and crest, not the hand beside it nor the lower
+    ribs above it."""
     phantom = make_bone_scan_phantom(seed)
     canvas = _Canvas(np.random.default_rng(seed))
     frame = body_frame(phantom.views["anterior"], phantom.masks["anterior"] == 2)
-    y, x, _, jitter, _ = LESION_SITES[NAMES.index("pelvis (ilium)")]
+    y, x, jitter_y, jitter_x, _ = LESION_SITES[NAMES.index("pelvis (ilium)")]
     for side, patient_side in ((1, "left"), (-1, "right")):
-        row, col = canvas.point(y, side * (x + jitter))
-        assert skeletal_site(row, col, "anterior", frame, (PIXEL_MM, PIXEL_MM)) == f"{patient_side} pelvis (ilium)"
+        for height, off in ((y, x + jitter_x), (y - jitter_y, x), (y - jitter_y, x + jitter_x), (y + jitter_y, x)):
+            row, col = canvas.point(height, side * off)
+            assert skeletal_site(row, col, "anterior", frame, (PIXEL_MM, PIXEL_MM)) == f"{patient_side} pelvis (ilium)"
 
 
 def test_lesions_carry_their_site_and_the_list_keeps_the_mm_position():

@@ -26,12 +26,13 @@ SITE_NOTE = ("Site: estimated from the lesion's height in the body (scaled to th
 
 # Bands of height: (lower than, midline bone, trunk bone, arm bone, arm from this share of the length off the midline).
 # Below the chest the arms hang beside the trunk: the lower ribs and the iliac wings reach about 0.085 of the length
-# off the midline (half the bi-iliac breadth, ~145 mm of ~1700 mm), the forearms and hands lie farther out.
+# off the midline (half the bi-iliac breadth, ~145 mm of ~1700 mm), the forearms and hands lie farther out. The iliac
+# crest lies at about 0.385 of the length from the top of the head (its height from the floor is ~0.615 of stature).
 _BANDS = (
     (0.13, "skull", "skull", "skull", 1.0),
     (0.19, "cervical spine", "shoulder girdle (clavicle, scapula)", "shoulder girdle (clavicle, scapula)", 1.0),
     (0.34, "thoracic spine", "ribs", "humerus", 0.065),
-    (0.40, "lumbar spine", "lower ribs", "forearm", 0.09),
+    (0.385, "lumbar spine", "lower ribs", "forearm", 0.09),
     (0.455, "lower lumbar spine or sacrum", "pelvis (ilium)", "forearm or hand", 0.09),
     (0.50, "sacrum or pubis (pelvis, midline)", "pelvis (acetabulum, ischium)", "hand or wrist", 0.09),
     (0.57, "between the thighs (no bone)", "hip or proximal femur", "hand or wrist", 0.09),

@@ -45,7 +45,7 @@ LAYERS = (
     # MRML adapters: they take a vtkMRMLScene and nodes; the GUI-free reading flows of the two GUIs drive them
     ("MRML adapters", ("smartimaging.mrml", "smartimaging.segmentation_nodes", "smartimaging.result_nodes",
                        "smartimaging.worklist_scene", "smartimaging.reading", "smartimaging.explain",
-                       "smartimaging.display", "smartimaging.teaching_scene",
+                       "smartimaging.display", "smartimaging.teaching_scene", "smartimaging.teaching_session",
                        "smartimaging.<task>.scene", "smartimaging.<task>.flow", "smartimaging.case_report",
                        "smartimaging.bonescan.reading_nodes", "smartimaging.heat_legend", "smartimaging.exports",
                        "smartimaging.result_csv")),

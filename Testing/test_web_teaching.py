@@ -199,7 +199,8 @@ def test_a_student_session_on_three_phantom_cases(page, screenshots, tmp_path):
     assert all(cell == "" for row in downloaded[1:] for cell in row[8:])  # no spot counts: one lesion, region-wise
 
     load_sample(page)  # another image replaces the teaching case: its outlines leave, the tab's buttons are free
-    assert page.inner_text("#si-teach-case").startswith("The teaching case was replaced by another image")
+    page.wait_for_function("document.querySelector('#si-teach-case')?.innerText.startsWith("
+                           "'The teaching case was replaced by another image')", timeout=30_000)  # the state's echo
     assert not any(node["outline"] for node in _scene(page))
     assert page.get_by_role("button", name="Segment", exact=True).is_enabled()
     assert page.locator("#si-teach-table tbody tr").count() == 3  # the session's sheet stays

@@ -528,6 +528,11 @@ class Flow:
         self.step = Step(self, steps(progress), progress)
         return self.step
 
+    def run_steps(self, steps, progress=None, label: str = "") -> Step:
+        """A step that another reading of this flow's case makes (teaching's Check): one step at a time with the
+        flow's own, cancelled as they are; `steps(progress)` is its generator."""
+        return self._step(steps, progress, label)
+
     def cancel(self) -> bool:
         """Stop the running step's worker job; False when no job runs."""
         return self.step is not None and self.step.cancel()

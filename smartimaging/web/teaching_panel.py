@@ -14,13 +14,11 @@ segmentation) and Draw ROI by hand is disabled until the next case. `si_teach_ac
 case is open in that tab and not yet checked (the student's drawing would be lost by opening another case). A
 mammogram that stores no pixel size (a hand-made set of PNG files without a pixel_mm column) is not opened until the
 section is given one (for the whole set when no image of it has one; `TeachingSet.set_pixel_size`); meanwhile the
-views and the station's pixel-size field are empty. The scene work is `teaching_scene`'s."""
+views and the station's pixel-size field are empty. The teaching itself is `teaching_session`'s (GUI-free)."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import time
 from pathlib import Path
 
 from trame.widgets import client, html
@@ -29,34 +27,22 @@ from trame_server.utils.asynchronous import create_task
 
 from ..bonescan.sites import SITE_NOTE
 from ..errors import InputError, SmartImagingError
-from ..mrml import ijk_to_ras_matrix, volume_node_to_sitk
-from ..teaching import ScoreSheet, check_answer, check_spots, slice_to_show
+from ..mrml import ijk_to_ras_matrix
+from ..teaching import ScoreSheet
 from ..teaching_scene import (
     OUTLINES,
     TEACHABLE,
-    TeachingSet,
     has_drawing,
-    image_of,
-    key_centre_lps,
-    proposal_call,
-    proposal_flow,
-    proposal_mask,
     ras_bounds,
-    read_proposal,
     segmentations_shown,
-    show_outlines,
     slice_centre_ras,
-    spot_sites,
-    student_mask,
-    write_phantom_set,
 )
+from ..teaching_session import SHEET_COLUMNS, TeachingSession
 from ..wording import counted
 from ..worklist import PixelSizeNeededError
 
 CSV_TRIGGER = "si_teach_csv"
 CSV_NAME = "teaching-scores.csv"
-SHEET_COLUMNS = ("Case", "Your Dice", "AI Dice", "Your call", "Key", "Call", "Time (s)")  # Score.cells()' first 7
-SPOT_SHEET_COLUMNS = ("Spots found", "False +")  # lesion-wise sets: the student's key spots found, false positives
 NO_BLOCKS = {"segment": False, "draw": False, "compute": False}
 ZOOM = 3.0  # after Check the views show the outlines' box this many times over, centred
 SPOT_FIELD_MM = 160.0  # a bone scan's spot shown: the height of the views around it
@@ -80,15 +66,9 @@ class TeachingPanel:
 
     def __init__(self, station, folder: Path):
         self.station, self.folder = station, folder
-        self._numbers = itertools.count(1)
-        self._set: TeachingSet | None = None
+        self._sessions: dict[str, TeachingSession] = {}  # module -> its teaching session (scratch: folder/module)
         self._module = ""  # the module the set is read in
-        self._index = -1  # the set's case open last (-1: none yet)
-        self._volume = None  # the open case's image node; None when no case is open (another image replaced it)
-        self._opened = 0.0  # time.monotonic() when the case opened
-        self._outlines: list = []  # the checked case's outline nodes
         self._spots: list = []  # the checked bone scan's spots behind the page's spot buttons: (Spot, view names)
-        self.sheet = ScoreSheet()
         state = station.state
         state.si_teach_folder = ""
         state.si_teach_module = ""
@@ -267,7 +247,7 @@ class TeachingPanel:
         self._close()
 
     def on_step(self, step: int) -> None:
-        self._start(lambda progress: self._open_case(progress, self._index + step))
+        self._start(lambda progress: self._open_case(progress, self.session.index + step if self.session else -1))
 
     def on_pixel_size(self, text=None) -> None:
         """The pixel size typed for the case that waits for one (sent with the click: the field's own update may come
@@ -294,23 +274,33 @@ class TeachingPanel:
 
     # ---- steps --------------------------------------------------------------------------------------------------
 
+    @property
+    def session(self) -> TeachingSession | None:
+        """The session whose teaching set is open (None: no set open)."""
+        session = self._sessions.get(self._module)
+        return session if session is not None and session.set is not None else None
+
+    def _session_of(self, module: str) -> TeachingSession:
+        if module not in self._sessions:
+            self._sessions[module] = TeachingSession(self.station.flows[module], self.folder / module)
+        return self._sessions[module]
+
     async def _phantom_set(self, progress) -> None:
         module = self.station.state.si_module
-        flow = self.station.flows[module]
-        number = next(self._numbers)
-        folder = self.folder / f"phantom-set-{number}"
         progress(0.1, f"Teaching: writing a phantom set of {module}")
-        await asyncio.to_thread(write_phantom_set, folder, module, number, getattr(flow, "kind", None))
+        folder = await asyncio.to_thread(self._session_of(module).phantom_set)
         self.station.state.si_teach_folder = str(folder)
         await self._open_set(progress, folder)
 
     async def _open_set(self, progress, folder: Path) -> None:
         module = self.station.state.si_module
         progress(0.2, f"Teaching: reading the set {folder.name}")
-        teaching = TeachingSet(self.station.flows[module], folder, self.folder / f"set-{next(self._numbers)}")
-        self._close()
-        self._set, self._module = teaching, module
-        self.sheet = ScoreSheet()
+        session = self._session_of(module)
+        session.open_set(folder)  # refused: the set open before stays
+        if self._module != module:
+            self._close()
+        self._module = module
+        teaching = session.set
         state = self.station.state
         state.si_teach_module = module
         state.si_teach_title = f"Teaching set {folder.name}: {len(teaching.cases)} cases with an answer key"
@@ -318,28 +308,24 @@ class TeachingPanel:
         state.si_teach_choices = list(teaching.choices)
         state.si_teach_call_title = f"Your call: {teaching.label_field.title}"
         state.si_teach_lesion_wise = teaching.lesion_wise
-        state.si_teach_columns = [*SHEET_COLUMNS, *(SPOT_SHEET_COLUMNS if teaching.lesion_wise else ())]
+        state.si_teach_columns = session.columns
         self._publish_sheet()
         await self._open_case(progress, 0)
 
-    async def _open_case(self, progress, index: int) -> None:
-        teaching, station = self._set, self.station
-        if teaching is None or not 0 <= index < len(teaching.cases):
+    async def _open_case(self, progress, index: int, pixel_size: str | None = None) -> None:
+        """Open the set's `index`-th case (`pixel_size`: first give the pixel size it waits for)."""
+        session, station = self.session, self.station
+        if session is None or not 0 <= index < len(session.set.cases):
             raise InputError("No such case in the teaching set")
         flow = station.flows[self._module]
-        progress(0.4, f"Teaching: opening case {index + 1} of {len(teaching.cases)}")
-        self._remove_outlines()
+        progress(0.4, f"Teaching: opening case {index + 1} of {len(session.set.cases)}")
         station.slicer_app.segmentation_editor.clear()  # before the previous case's nodes leave the scene
-        self._volume = None
         state = station.state
-        state.si_teach_pixel = ""
-        self._index = index
-        state.si_teach_case = f"Case {index + 1} of {len(teaching.cases)}: {teaching.cases[index].case_id}"
-        state.si_teach_has_previous, state.si_teach_has_next = index > 0, index < len(teaching.cases) - 1
-        try:
-            case = teaching.open(index)
+        try:  # a pixel size refused: the question stays, with the reason
+            session.give_pixel_size(pixel_size) if pixel_size is not None else session.open_case(index)
         except PixelSizeNeededError:  # not read at 1 mm: the section asks for the pixel size (views emptied)
-            state.si_teach_pixel, state.si_teach_pixel_mm = teaching.pixel_size_request(index), ""
+            self._show_case_line()
+            state.si_teach_pixel, state.si_teach_pixel_mm = session.set.pixel_size_request(index), ""
             state.si_teach_result = None
             self._set_open(False)
             station._set_case(self._module, "", [])
@@ -348,85 +334,60 @@ class TeachingPanel:
             self._publish_scene()
             state.si_teach_shown += 1  # the question in sight
             return
+        state.si_teach_pixel = ""
+        self._show_case_line()
         station._release_uploads(self._module, flow.roles[0])
-        self._volume, self._opened = flow.primary, time.monotonic()
         if flow.kinds:
             state.si_kind = flow.kind
         state.si_teach_call = None
         state.si_teach_checked, state.si_teach_result, state.si_teach_replaced = False, None, ""
         self._set_open(True)
-        station._set_case(self._module, f"Teaching case {index + 1} of {len(teaching.cases)}: {case.case_id}",
-                          flow.notes())
+        station._set_case(self._module, f"Teaching case {session.case_title[5:]}", flow.notes())
         station._case_loaded(flow, None, False)
         station._show(flow, fit=True)
         self._publish_scene()
         state.si_teach_shown += 1
 
+    def _show_case_line(self) -> None:
+        session, state = self.session, self.station.state
+        state.si_teach_case = session.case_title
+        state.si_teach_has_previous, state.si_teach_has_next = session.has_previous, session.has_next
+
     async def _give_pixel_size(self, progress, text: str) -> None:
-        teaching = self._set
-        if teaching is None or not self.station.state.si_teach_pixel:
+        session = self.session
+        if session is None or not self.station.state.si_teach_pixel:
             raise InputError("No teaching case waits for its pixel size")
-        teaching.set_pixel_size(self._index, text)
-        await self._open_case(progress, self._index)
+        await self._open_case(progress, session.index, text)
 
     async def _check(self, progress, call: str | None) -> None:
-        teaching, station = self._set, self.station
-        flow = station.flows[self._module] if teaching else None
-        if flow is None or self._volume is None or flow.primary is not self._volume:
+        session, station = self.session, self.station
+        if session is None:
             raise InputError("Open a case of the teaching set first")
-        seconds = time.monotonic() - self._opened
-        case = teaching.cases[self._index]
-        reference = volume_node_to_sitk(flow.primary)
-        student = student_mask(flow)
-        if not student.any() and not teaching.lesion_wise:
-            raise InputError("Draw the lesion first: your outline is empty")
-        key = teaching.key()
-        progress(0.3, "Check: the AI's outline")
-        ai, ai_call, ai_source = await self._ai_outline(flow, case, key, reference, progress)
-        images = (image_of(student, reference), image_of(key, reference),
-                  None if ai is None else image_of(ai, reference), call, case.key_label,
-                  {choice: choice for choice in teaching.choices})
-        if teaching.lesion_wise:
-            views, where = spot_sites(flow, teaching.bladder())
-            result = check_spots(*images, views, where, ai_call)
-        else:
-            result = check_answer(*images)
-        masks = {"student": student, "key": key, **({} if ai is None else {"ai": ai})}
-        station.slicer_app.segmentation_editor.clear()  # the student's outline is locked: no longer editable
-        flow._replace_segmentation(None, None)
-        self._outlines = show_outlines(flow.scene, flow.primary, masks, flow.drawn_segments[0])
-        teaching.keep(case, {name: mask for name, mask in masks.items() if name != "key"}, reference,
-                      flow.drawn_segments[0])
-        earlier = next((at for at, row in enumerate(self.sheet.rows) if row.case == case.case_id), None)
-        score = self.sheet.add(case.case_id, result, seconds)
-        replaced = None
-        if earlier is not None:  # one row per case: the new one takes the earlier one's place
-            replaced = self.sheet.rows[earlier]
-            self.sheet.rows[earlier] = self.sheet.rows.pop()
-        # a volume: the slice with the student's outline and the key (a bone scan's frames are its two views)
-        shown = None if teaching.lesion_wise else slice_to_show(student, key)
+        flow = station.flows[self._module]
+        checked = await station._drive(session.check(call, progress, station.slicer_app.segmentation_editor.clear))
+        result, score = checked.result, checked.score
         state = station.state
         state.si_teach_result = {
             "student_dice": score.cells()[1], "ai_dice": score.cells()[2], "call": result.call,
-            "call_summary": result.call_summary or "", "ai_source": ai_source, "view": shown.text if shown else "",
-            **_feedback(result)}
-        state.si_teach_replaced = (f"Case {case.case_id} was checked again: its new row replaces the earlier one "
-                                   f"(your Dice then {replaced.cells()[1]})." if replaced else "")
+            "call_summary": result.call_summary or "", "ai_source": checked.ai_source,
+            "view": checked.shown.text if checked.shown else "", **checked.sentences()}
+        state.si_teach_replaced = checked.replaced_text
         state.si_teach_checked = True
         self._set_open(True)
         self._publish_sheet()
-        if teaching.lesion_wise:  # the whole anterior and posterior views: spots anywhere in the skeleton
+        if checked.views is not None:  # the whole anterior and posterior views: spots anywhere in the skeleton
             station._show(flow, fit=True)
             buttons, left_out = _spot_buttons(result.student_spots)
-            self._spots = [(spot, views) for spot, _ in buttons]
+            self._spots = [(spot, checked.views) for spot, _ in buttons]
             state.si_teach_spots = [button for _, button in buttons]
             state.si_teach_spots_left_out = (f"{counted(left_out, 'more spot')} without a button (at most "
                                              f"{MAX_SPOT_BUTTONS}); the sentences above count every spot."
                                              if left_out else "")
         else:
             station._show(flow)
-            self._zoom_to(ras_bounds(masks.values(), flow.primary),
-                          slice_centre_ras(masks.values(), flow.primary, shown.index if shown else None))
+            masks = checked.masks.values()
+            self._zoom_to(ras_bounds(masks, flow.primary),
+                          slice_centre_ras(masks, flow.primary, checked.shown.index if checked.shown else None))
         self._publish_scene()
         state.si_teach_shown += 1
 
@@ -466,32 +427,6 @@ class TeachingPanel:
             node.SetFieldOfView(x * scale, y * scale, z)
             node.JumpSliceByCentering(*centre)
 
-    async def _ai_outline(self, flow, case, key, reference, progress):
-        """The AI's outline of the case (None when the AI found nothing), its call where known (a bone scan's
-        networks), and the sentence that says where the outline came from."""
-        teaching = self._set
-        saved = teaching.saved_proposal(case)
-        note = ""
-        if saved is not None:
-            try:
-                return (read_proposal(saved, reference, teaching.lesion_label if teaching.lesion_wise else None), None,
-                        "The AI's outline: the proposal saved in the cohort's worklist.")
-            except InputError as exc:
-                note = f"{exc}; "
-        where = "" if teaching.lesion_wise else ", prompted at the answer key's centre"
-        scratch = proposal_flow(flow, case, None if teaching.lesion_wise else key_centre_lps(key, reference))
-        try:
-            await self.station._drive(scratch.segment(progress))
-            made = ("the classical region growing (the AI found no lesion there)"
-                    if (scratch.roi_source or "").startswith("classical") else "the AI's Segment")
-            why = note or "The cohort's worklist saved no AI proposal for this case; "
-            return (proposal_mask(scratch), proposal_call(scratch) if teaching.lesion_wise else None,
-                    f"{why}the AI's outline was made now by {made}{where}.")
-        except SmartImagingError as exc:
-            return None, None, f"{note}No AI outline: Segment{where} found nothing ({exc})."
-        finally:
-            scratch.clear()
-
     # ---- the scene and the page ---------------------------------------------------------------------------------
 
     def _set_open(self, open_: bool) -> None:
@@ -512,21 +447,14 @@ class TeachingPanel:
 
     def _close(self) -> None:
         """Leave the teaching set: its outlines leave the scene, the tab's buttons are free again."""
-        self._remove_outlines()
-        self._set, self._index, self._volume = None, -1, None
+        if self.session is not None:
+            self.session.close()
         state = self.station.state
         state.si_teach_module = state.si_teach_title = state.si_teach_left_out = state.si_teach_case = ""
         state.si_teach_pixel = ""
         state.si_teach_result = None
         self._set_open(False)
         self._publish_scene()
-
-    def _remove_outlines(self) -> None:
-        scene = self.station.slicer_app.scene
-        for node in self._outlines:
-            if scene.IsNodePresent(node):
-                scene.RemoveNode(node)
-        self._outlines = []
 
     def _publish_scene(self) -> None:
         """What the views can show: every segmentation and whether it is shown, and the legend of the outlines."""
@@ -537,23 +465,20 @@ class TeachingPanel:
                                               if o.name in visible]
 
     def _publish_sheet(self) -> None:
-        state = self.station.state
-        state.si_teach_rows = [row.cells()[:len(SHEET_COLUMNS)] + ([f"{row.spots[1]}/{row.spots[0]}", str(row.spots[3])]
-                                                                   if row.spots else []) for row in self.sheet.rows]
-        state.si_teach_summary = self.sheet.summary().text
+        state, session = self.station.state, self.session
+        state.si_teach_rows = session.sheet_rows()
+        state.si_teach_summary = session.sheet.summary().text
 
     def _on_module(self, si_module, **_kwargs) -> None:
         """The outlines show in the teaching set's tab only."""
-        for node in self._outlines:
-            node.GetDisplayNode().SetVisibility(si_module == self._module)
+        if self.session is not None:
+            self.session.show_outlines(si_module == self._module)
         self._publish_scene()
 
     def _on_case(self, **_kwargs) -> None:
         """Another image replaced the teaching case in its tab (a sample or an upload): the case is no longer open."""
-        if self._volume is None or self.station.flows[self._module].primary is self._volume:
+        if self.session is None or not self.session.replaced():
             return
-        self._remove_outlines()
-        self._volume = None
         state = self.station.state
         state.si_teach_case = ("The teaching case was replaced by another image: press Previous or Next to go on "
                                "with the set.")
@@ -563,7 +488,7 @@ class TeachingPanel:
 
     def _on_segments(self, **_kwargs) -> None:
         """The student drew (or erased): Check is enabled while the outline has a pixel."""
-        if self._volume is None:
+        if self.session is None or not self.session.is_open:
             return
         flow = self.station.flows[self._module]
         self.station.state.si_teach_drawn = flow.segmentation is not None and has_drawing(flow.segmentation)
@@ -571,7 +496,9 @@ class TeachingPanel:
 
     def score_sheet_csv(self) -> dict:
         """The session's score sheet as a CSV file for the page to save."""
-        return {"name": CSV_NAME, "type": "text/csv", "content": self.sheet.to_csv_text()}
+        session = self._sessions.get(self._module)
+        sheet = session.sheet if session is not None else ScoreSheet()
+        return {"name": CSV_NAME, "type": "text/csv", "content": sheet.to_csv_text()}
 
 
 def _spot_buttons(findings) -> tuple[list[tuple[object, dict]], int]:
@@ -587,18 +514,3 @@ def _spot_buttons(findings) -> tuple[list[tuple[object, dict]], int]:
     kept_false = min(len(buttons[2]), max(MAX_SPOT_BUTTONS // 4, MAX_SPOT_BUTTONS - len(buttons[0]) - len(buttons[1])))
     shown = (buttons[0] + buttons[1])[:MAX_SPOT_BUTTONS - kept_false] + buttons[2][:kept_false]
     return shown, sum(map(len, buttons)) - len(shown)
-
-
-def _feedback(result) -> dict:
-    """The page's sentences of a checked case: region-wise (`check_answer`) or spot by spot (`check_spots`: the key's
-    spots, the false positives in place of an undefined Dice, the AI's call)."""
-    if result.student_spots is None:
-        return {"student": result.student.summary, "ai": result.ai.summary if result.ai else "", "key_summary": "",
-                "no_dice": "", "ai_call": ""}
-    no_dice = ""
-    if result.dice_student_key is None:
-        ai = result.ai_spots
-        no_dice = (f"False-positive spots: you {len(result.student_spots.false_positives)}"
-                   + (f" · AI {len(ai.false_positives)}" if ai else "") + " (no Dice: no lesion in the key)")
-    return {"student": result.student_spots.summary, "ai": result.ai_spots.summary if result.ai_spots else "",
-            "key_summary": result.key_summary, "no_dice": no_dice, "ai_call": result.ai_call_summary or ""}

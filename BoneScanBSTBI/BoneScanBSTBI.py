@@ -129,6 +129,7 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._steps = None
         self._training = None
         self._proposal = None
+        self._teaching = None
 
     def setup(self) -> None:
         """Called when the user opens the module the first time and the widget is initialized."""
@@ -171,6 +172,10 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from smartimaging.desktop_proposal import ProposalSection
 
         self._proposal = ProposalSection(self.layout, self._worklist)  # the U-Net Segment uses, Fine-tune
+        from smartimaging.desktop_teaching import TeachingSection
+
+        self._teaching = TeachingSection(self.layout, self.logic.flow, lambda: self._parameterNode,
+                                         self._showSegmentation, self._updateButtonStates)  # a student's cases
 
         self.initializeParameterNode()
 
@@ -182,6 +187,8 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._training.abandon()
         if self._proposal:
             self._proposal.abandon()
+        if self._teaching:
+            self._teaching.abandon()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -249,6 +256,10 @@ class BoneScanBSTBIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.compareButton.enabled = bool(p and p.resultTable and p.baselineTable)
         self._training.update()  # the Model list follows the open worklist
         self._proposal.update()  # and the Proposal network list
+        blocks = self._teaching.blocks()  # a teaching case open: no AI proposal or call before Check
+        self.ui.segmentButton.enabled = self.ui.segmentButton.enabled and not blocks["segment"]
+        self.ui.drawButton.enabled = self.ui.drawButton.enabled and not blocks["draw"]
+        self.ui.computeButton.enabled = self.ui.computeButton.enabled and not blocks["compute"]
         if p and p.editedSegmentation:
             self.ui.segmentEditorWidget.setSegmentationNode(p.editedSegmentation)
             self.ui.segmentEditorWidget.setSourceVolumeNode(p.anteriorVolume)

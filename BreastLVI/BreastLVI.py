@@ -98,6 +98,7 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._shownPair = None  # the DCE and T2 last shown side by side
         self._training = None
         self._proposal = None
+        self._teaching = None
 
     def setup(self) -> None:
         """Called when the user opens the module the first time and the widget is initialized."""
@@ -133,6 +134,10 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from smartimaging.desktop_proposal import ProposalSection
 
         self._proposal = ProposalSection(self.layout, self._worklist)  # the U-Net Segment uses, Fine-tune
+        from smartimaging.desktop_teaching import TeachingSection
+
+        self._teaching = TeachingSection(self.layout, self.logic.flow, lambda: self._parameterNode,
+                                         self._showSegmentation, self._updateButtonStates)  # a student's cases
 
         self.initializeParameterNode()
 
@@ -144,6 +149,8 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._training.abandon()
         if self._proposal:
             self._proposal.abandon()
+        if self._teaching:
+            self._teaching.abandon()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -211,6 +218,10 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.drawButton.enabled = volume and not busy
         self._training.update()  # the Model list follows the open worklist
         self._proposal.update()  # and the Proposal network list
+        blocks = self._teaching.blocks()  # a teaching case open: no AI proposal or call before Check
+        self.ui.segmentButton.enabled = self.ui.segmentButton.enabled and not blocks["segment"]
+        self.ui.drawButton.enabled = self.ui.drawButton.enabled and not blocks["draw"]
+        self.ui.predictButton.enabled = self.ui.predictButton.enabled and not blocks["compute"]
         if p and p.voiSegmentation:
             self.ui.segmentEditorWidget.setSegmentationNode(p.voiSegmentation)
             self.ui.segmentEditorWidget.setSourceVolumeNode(p.dceVolume or p.t2Volume)

@@ -115,6 +115,7 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._steps = None
         self._training = None
         self._proposal = None
+        self._teaching = None
 
     def setup(self) -> None:
         """Called when the user opens the module the first time and the widget is initialized."""
@@ -148,6 +149,10 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from smartimaging.desktop_proposal import ProposalSection
 
         self._proposal = ProposalSection(self.layout, self._worklist)  # the U-Net Segment uses, Fine-tune
+        from smartimaging.desktop_teaching import TeachingSection
+
+        self._teaching = TeachingSection(self.layout, self.logic.flow, lambda: self._parameterNode,
+                                         self._showSegmentation, self._updateButtonStates)  # a student's cases
 
         self.initializeParameterNode()
 
@@ -159,6 +164,8 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._training.abandon()
         if self._proposal:
             self._proposal.abandon()
+        if self._teaching:
+            self._teaching.abandon()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -219,6 +226,10 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.batchCancelButton.enabled = busy
         self._training.update(p.lesionKind if p else self.logic.flow.kind)  # the worklist's models of the kind
         self._proposal.update(p.lesionKind if p else self.logic.flow.kind)  # and its U-Nets of the kind
+        blocks = self._teaching.blocks()  # a teaching case open: no AI proposal or call before Check
+        self.ui.segmentButton.enabled = self.ui.segmentButton.enabled and not blocks["segment"]
+        self.ui.drawButton.enabled = self.ui.drawButton.enabled and not blocks["draw"]
+        self.ui.classifyButton.enabled = self.ui.classifyButton.enabled and not blocks["compute"]
         if p and p.editedSegmentation:
             self.ui.segmentEditorWidget.setSegmentationNode(p.editedSegmentation)
             self.ui.segmentEditorWidget.setSourceVolumeNode(p.inputVolume)

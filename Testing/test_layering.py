@@ -53,6 +53,7 @@ LAYERS = (
     ("front-ends", ("smartimaging.cli", "smartimaging.cli_common", "smartimaging.<task>.commands", "smartimaging.web",
                     "smartimaging.web.*", "smartimaging.demo", "smartimaging.desktop", "smartimaging.desktop_sections",
                     "smartimaging.desktop_worklist", "smartimaging.desktop_training", "smartimaging.desktop_proposal",
+                    "smartimaging.desktop_teaching",
                     "smartimaging.slicer_dependencies", "smartimaging.slicer_startup")),
 )
 ALGORITHM_LAYERS = ("core", "task algorithms", "worker")

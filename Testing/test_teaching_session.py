@@ -30,9 +30,11 @@ def test_a_mammography_set_checked_case_by_case(tmp_path):
         flow.run(session.check("malignant"))
     session.open_set(session.phantom_set())
     assert session.columns == list(SHEET_COLUMNS) and session.case_title == ""
+    assert session.blocks() == {"segment": False, "draw": False, "compute": False}  # no case open
     session.open_case(0)
     assert session.is_open and session.case_title.startswith("Case 1 of 3: ") and session.has_next \
         and not session.has_previous
+    assert session.blocks() == {"segment": True, "draw": False, "compute": True}  # no AI before Check
     with pytest.raises(InputError, match="Draw your outline first"):
         flow.run(session.check("malignant"))
     key = session.set.key()
@@ -58,6 +60,15 @@ def test_a_mammography_set_checked_case_by_case(tmp_path):
     assert checked.sentences()["student"] == checked.result.student.summary
     assert [row[0] for row in session.sheet_rows()] == [session.set.cases[0].case_id]
     assert checked.replaced_text == ""
+    assert checked.lines() == [f"Dice with the key: you {checked.result.dice_student_key:.3f} · AI "
+                               f"{checked.result.dice_ai_key:.3f}", checked.result.call_summary,
+                               checked.result.student.summary, checked.result.ai.summary, checked.ai_source]
+    assert session.blocks() == {"segment": True, "draw": True, "compute": False}  # checked: locked, computable
+    saved = session.save_sheet(tmp_path)
+    assert session.save_sheet(tmp_path).name == "teaching-scores (2).csv" and saved.name == "teaching-scores.csv"
+    assert saved.read_bytes() == session.sheet.to_csv_text().encode("utf-8")
+    with pytest.raises(InputError, match="does not exist"):
+        session.save_sheet(tmp_path / "missing")
 
     session.open_case(0)  # checked again: the new row replaces the earlier one
     flow.draw_by_hand()

@@ -34,6 +34,7 @@ from .teaching_scene import (
 
 SHEET_COLUMNS = ("Case", "Your Dice", "AI Dice", "Your call", "Key", "Call", "Time (s)")  # Score.cells()' first 7
 SPOT_SHEET_COLUMNS = ("Spots found", "False +")  # lesion-wise sets: the student's key spots found, false positives
+CSV_NAME = "teaching-scores.csv"
 
 
 @dataclass
@@ -55,6 +56,18 @@ class Checked:
         """What a GUI says when the case's earlier row was replaced ("" when none was)."""
         return (f"Case {self.score.case} was checked again: its new row replaces the earlier one (your Dice then "
                 f"{self.replaced.cells()[1]})." if self.replaced else "")
+
+    def lines(self) -> list[str]:
+        """What the check says, one line each, as a GUI without the station's layout shows it (the desktop): the
+        key's spots, Dice (or the false positives where the key has no lesion), the call, the sentences, where the
+        AI's outline came from, the slice shown, a replaced row."""
+        result, cells, sentences = self.result, self.score.cells(), self.sentences()
+        dice = (f"Dice with the key: you {cells[1]}" + (f" · AI {cells[2]}" if cells[2] else "")
+                if result.dice_student_key is not None else sentences["no_dice"])
+        lines = [sentences["key_summary"], dice, result.call_summary or "",
+                 sentences["student"], sentences["ai"], sentences["ai_call"], self.ai_source,
+                 self.shown.text if self.shown else "", self.replaced_text]
+        return [line for line in lines if line]
 
     def sentences(self) -> dict[str, str]:
         """The check's sentences: region-wise (`check_answer`) or spot by spot (`check_spots`: the key's spots, the
@@ -111,6 +124,31 @@ class TeachingSession:
         """The score sheet as the GUIs show it, one row per checked case."""
         return [row.cells()[:len(SHEET_COLUMNS)] + ([f"{row.spots[1]}/{row.spots[0]}", str(row.spots[3])]
                                                     if row.spots else []) for row in self.sheet.rows]
+
+    def save_sheet(self, folder: str | Path) -> Path:
+        """The score sheet as CSV (`teaching.COLUMNS`) in `folder`, named CSV_NAME (a number added rather than
+        replacing a file there); its path."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise InputError(f"The folder {folder} does not exist")
+        path, number = folder / CSV_NAME, 1
+        while path.exists() or path.is_symlink():
+            number += 1
+            path = folder / f"{Path(CSV_NAME).stem} ({number}).csv"
+        try:
+            with open(path, "x", encoding="utf-8", newline="") as f:
+                f.write(self.sheet.to_csv_text())
+        except OSError as exc:
+            raise InputError(f"The score sheet could not be saved in {folder}: {exc.strerror or exc}") from exc
+        return path
+
+    def blocks(self) -> dict[str, bool]:
+        """What the module's own buttons may not do meanwhile: Segment while a case is open (it would show the AI's
+        proposal), Draw ROI by hand once it is checked (the outline is locked), the compute until Check (its score
+        would tell the AI's call)."""
+        open_ = self.is_open
+        return {"segment": open_, "draw": open_ and self.checked is not None,
+                "compute": open_ and self.checked is None}
 
     def close(self) -> None:
         """Leave the set: its outlines leave the scene."""

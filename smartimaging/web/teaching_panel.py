@@ -37,12 +37,11 @@ from ..teaching_scene import (
     segmentations_shown,
     slice_centre_ras,
 )
-from ..teaching_session import SHEET_COLUMNS, TeachingSession
+from ..teaching_session import CSV_NAME, SHEET_COLUMNS, TeachingSession
 from ..wording import counted
 from ..worklist import PixelSizeNeededError
 
 CSV_TRIGGER = "si_teach_csv"
-CSV_NAME = "teaching-scores.csv"
 NO_BLOCKS = {"segment": False, "draw": False, "compute": False}
 ZOOM = 3.0  # after Check the views show the outlines' box this many times over, centred
 SPOT_FIELD_MM = 160.0  # a bone scan's spot shown: the height of the views around it
@@ -439,8 +438,8 @@ class TeachingPanel:
             state.si_teach_checked = state.si_teach_drawn = False
         checked = bool(state.si_teach_checked)
         blocks = {module: dict(NO_BLOCKS) for module in self.station.flows}
-        if open_:
-            blocks[self._module] = {"segment": True, "draw": checked, "compute": not checked}
+        if open_ and self.session is not None:
+            blocks[self._module] = self.session.blocks()
         state.si_teach_blocks = blocks
         state.si_teach_active = {module: open_ and not checked and module == self._module
                                  for module in self.station.flows}

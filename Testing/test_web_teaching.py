@@ -352,7 +352,10 @@ def test_a_bone_scan_student_case_is_checked_spot_by_spot(page, screenshots, tmp
     assert len(texts) == len(found.missed) + 2 and texts[-2].startswith("found: ") and \
         texts[-1].startswith("not in the key: ") and all(t.startswith("missed: ") for t in texts[:-2])
     assert texts[-2].endswith(", anterior") and texts[-2] != "found: spot, anterior"  # named by its site
+    shown = page.locator("img.image-display-area").first.get_attribute("src")
     spots.nth(len(texts) - 2).click()  # the metastasis found: its outline and the key's, 160 mm high
+    page.wait_for_function("src => document.querySelector('img.image-display-area').src !== src", arg=shown,
+                           timeout=30_000)  # the server's new frame
     zoomed = _pixels(page, "key", 0)
     assert zoomed > 3 * whole[0] / len(expected.key_spots)
     page.screenshot(path=str(screenshots / "web-teaching-bonescan-spot.png"))

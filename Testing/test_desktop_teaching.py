@@ -7,17 +7,11 @@ section uses only Qt / CTK / Slicer APIs found in Slicer 5.12's own code."""
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import pytest
+from test_desktop_proposal import REPO, _method
 
-REPO = Path(__file__).resolve().parents[1]
 COMPUTE = {"MammoRadiomics": "classifyButton", "BreastLVI": "predictButton", "BoneScanBSTBI": "computeButton"}
-
-
-def _method(tree, class_name, method):
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name)
-    return next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == method)
 
 
 @pytest.mark.parametrize("name", sorted(COMPUTE))

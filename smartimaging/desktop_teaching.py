@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from .desktop_worklist import SELECTORS, selector_values
+from .desktop_worklist import SELECTORS, show_in_selectors
 from .teaching_scene import TEACHABLE
 from .teaching_session import TeachingSession
 
@@ -174,12 +174,7 @@ class TeachingSection:
 
     def _opened(self) -> None:
         """A case opened: the module's selectors show it (its images, no ROI yet), then the section."""
-        node = self._parameter_node()
-        if node is not None:
-            for field, value in selector_values(self.session.flow).items():
-                setattr(node, field, value)
-        if self._on_opened is not None:
-            self._on_opened()
+        show_in_selectors(self._parameter_node(), self.session.flow, self._on_opened)
         lesion_wise = self.session.set.lesion_wise
         self.hint.text = SPOT_HINT if lesion_wise else STUDENT_HINT
 

@@ -78,6 +78,16 @@ def selector_values(flow) -> dict[str, object]:
     return values
 
 
+def show_in_selectors(parameter_node, flow, on_opened=None) -> None:
+    """The module's selectors (its parameter node, None before it has one) show the flow's open case
+    (`selector_values`), then `on_opened()`: the module's own display of the flow's segmentation."""
+    if parameter_node is not None:
+        for field, value in selector_values(flow).items():
+            setattr(parameter_node, field, value)
+    if on_opened is not None:
+        on_opened()
+
+
 # ---- the section's logic ------------------------------------------------------------------------------------------
 
 DICE_COLUMN = "Dice AI vs corrected"
@@ -512,12 +522,7 @@ class WorklistSection:
 
     def _opened(self) -> None:
         """A case opened: the module's selectors show it, then the section."""
-        node = self._parameter_node()
-        if node is not None:
-            for field, value in selector_values(self.session.flow).items():
-                setattr(node, field, value)
-        if self._on_opened is not None:
-            self._on_opened()
+        show_in_selectors(self._parameter_node(), self.session.flow, self._on_opened)
         labels = self.session.labels()
         for name, (widget, choice) in self.inputs.items():
             if choice:

@@ -34,6 +34,20 @@ def _label(text: str = ""):
     return label
 
 
+def _fill_read_only(table, rows: list[list[str]]) -> None:
+    """A table widget's rows replaced by `rows` of texts the reader cannot edit."""
+    import qt
+
+    table.clearContents()
+    table.setRowCount(0)
+    for index, cells in enumerate(rows):
+        table.insertRow(index)
+        for column, text in enumerate(cells):
+            item = qt.QTableWidgetItem(text)
+            item.setFlags(item.flags() ^ qt.Qt.ItemIsEditable)
+            table.setItem(index, column, item)
+
+
 class LesionReviewSection:
     """The result's lesions, view by view, numbered as in the views: an "Accepted" check box per lesion; unchecking
     it rejects the lesion (`on_toggle(lesion id)`: the module computes BSTBI again), checking accepts it again."""

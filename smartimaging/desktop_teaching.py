@@ -184,7 +184,7 @@ class TeachingSection:
         self._show()
 
     def _show(self) -> None:
-        import qt
+        from .desktop_sections import _fill_read_only
 
         session = self.session
         teaching = session.set
@@ -200,16 +200,9 @@ class TeachingSection:
         if session.checked is None:
             self.result.text = ""
         columns, rows = session.columns, session.sheet_rows()
-        self.table.clearContents()
         self.table.setColumnCount(len(columns))
         self.table.setHorizontalHeaderLabels(columns)
-        self.table.setRowCount(0)
-        for index, cells in enumerate(rows):
-            self.table.insertRow(index)
-            for column, text in enumerate(cells):
-                item = qt.QTableWidgetItem(text)
-                item.setFlags(item.flags() ^ qt.Qt.ItemIsEditable)
-                self.table.setItem(index, column, item)
+        _fill_read_only(self.table, rows)
         self.summary.text = session.sheet.summary().text if rows else ""
         self._enable()
 

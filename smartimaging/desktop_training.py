@@ -337,11 +337,12 @@ class TrainingSection:
         import qt
         import slicer
 
+        from .desktop_sections import _fill_read_only
+
         with slicer.util.tryWithErrorDisplay("Failed to start.", waitCursor=True):
             step = make_step()
             self._outcome = None
-            self.table.clearContents()
-            self.table.setRowCount(0)
+            _fill_read_only(self.table, [])
             self.roc.setPixmap(qt.QPixmap())  # as DataProbe.py empties its image
             self.steps.start(step)
         self._enable()
@@ -355,17 +356,14 @@ class TrainingSection:
     def _done(self, outcome: Outcome) -> None:
         import qt
 
+        from .desktop_sections import _fill_read_only
+
         self._outcome = outcome
         self._show_models()
         self.message.text = outcome.headline
         if outcome.roc is None:
             return
-        for index, cells in enumerate(outcome.rows):
-            self.table.insertRow(index)
-            for column, text in enumerate(cells):
-                item = qt.QTableWidgetItem(text)
-                item.setFlags(item.flags() ^ qt.Qt.ItemIsEditable)
-                self.table.setItem(index, column, item)
+        _fill_read_only(self.table, outcome.rows)
         pixmap = qt.QPixmap(str(outcome.roc))
         self.roc.setPixmap(pixmap.scaled(qt.QSize(ROC_PIXELS, ROC_PIXELS), qt.Qt.KeepAspectRatio,
                                          qt.Qt.SmoothTransformation))

@@ -532,18 +532,11 @@ class WorklistSection:
         self._show()
 
     def _show(self) -> None:
-        import qt
+        from .desktop_sections import _fill_read_only
 
-        rows, ids = self.session.rows(), self.session.shown_ids()
-        self.table.clearContents()
-        self.table.setRowCount(0)
-        for index, cells in enumerate(rows):
-            self.table.insertRow(index)
-            for column, text in enumerate(cells):
-                item = qt.QTableWidgetItem(text)
-                item.setFlags(item.flags() ^ qt.Qt.ItemIsEditable)
-                self.table.setItem(index, column, item)
-            if ids[index] == self.session.case_id:
+        _fill_read_only(self.table, self.session.rows())
+        for index, case_id in enumerate(self.session.shown_ids()):
+            if case_id == self.session.case_id:
                 self.table.selectRow(index)
         self.counts.text = self.session.counts_line()
         case_id, waiting = self.session.case_id, self.session.waiting

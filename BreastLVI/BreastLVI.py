@@ -218,7 +218,7 @@ class BreastLVIWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.drawButton.enabled = volume and not busy
         self._training.update()  # the Model list follows the open worklist
         self._proposal.update()  # and the Proposal network list
-        blocks = self._teaching.blocks()  # a teaching case open: no AI proposal or call before Check
+        blocks = self._teaching.update()  # a teaching case open: no AI proposal or call before Check
         self.ui.segmentButton.enabled = self.ui.segmentButton.enabled and not blocks["segment"]
         self.ui.drawButton.enabled = self.ui.drawButton.enabled and not blocks["draw"]
         self.ui.predictButton.enabled = self.ui.predictButton.enabled and not blocks["compute"]

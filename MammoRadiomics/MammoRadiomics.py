@@ -226,7 +226,7 @@ class MammoRadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.batchCancelButton.enabled = busy
         self._training.update(p.lesionKind if p else self.logic.flow.kind)  # the worklist's models of the kind
         self._proposal.update(p.lesionKind if p else self.logic.flow.kind)  # and its U-Nets of the kind
-        blocks = self._teaching.blocks()  # a teaching case open: no AI proposal or call before Check
+        blocks = self._teaching.update()  # a teaching case open: no AI proposal or call before Check
         self.ui.segmentButton.enabled = self.ui.segmentButton.enabled and not blocks["segment"]
         self.ui.drawButton.enabled = self.ui.drawButton.enabled and not blocks["draw"]
         self.ui.classifyButton.enabled = self.ui.classifyButton.enabled and not blocks["compute"]

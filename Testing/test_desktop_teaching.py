@@ -1,7 +1,7 @@
 """The desktop modules' Teaching section (smartimaging.desktop_teaching), read from the source (desktop Slicer cannot
 run here; its logic is the GUI-free TeachingSession, tested on real MRML in test_teaching_session.py and through the
 station in test_web_teaching.py): the three teachable modules add it after their Proposal network section, stop it
-with the module, and keep Segment, Draw ROI by hand and the compute disabled as the session's `blocks()` says; the
+with the module, and keep Segment, Draw ROI by hand and the compute disabled as the section's `update()` says; the
 section uses only Qt / CTK / Slicer APIs found in Slicer 5.12's own code."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def test_each_teachable_module_adds_the_teaching_section_and_obeys_its_blocks(na
     states = ast.unparse(_method(tree, f"{name}Widget", "_updateButtonStates"))
     for button, block in (("segmentButton", "segment"), ("drawButton", "draw"), (COMPUTE[name], "compute")):
         assert f"self.ui.{button}.enabled = self.ui.{button}.enabled and (not blocks['{block}'])" in states
-    assert states.index("blocks = self._teaching.blocks()") > max(states.index(f"self.ui.{b}.enabled =")
+    assert states.index("blocks = self._teaching.update()") > max(states.index(f"self.ui.{b}.enabled =")
                                                                  for b in ("segmentButton", COMPUTE[name]))
 
 
@@ -43,6 +43,7 @@ KNOWN_QT = {
     "temporaryPath": "DICOMPatcher.py (slicer.app.temporaryPath)",
     "QComboBox": "Modules/Scripted/DICOMLib/DICOMSendDialog.py", "QLineEdit": "DICOMSendDialog.py",
     "addItems": "DICOMSendDialog.py", "currentText": "DICOMSendDialog.py", "text": "DICOMSendDialog.py",
+    "setCurrentText": "DICOMSendDialog.py",
     "clear": "Modules/Scripted/ExtensionWizard/ExtensionWizardLib/CreateComponentDialog.py",
     "QHBoxLayout": "Modules/Scripted/CropVolumeSequence/CropVolumeSequence.py", "addWidget": "CropVolumeSequence.py",
     "addRow": "CropVolumeSequence.py", "enabled": "CropVolumeSequence.py",
@@ -78,7 +79,7 @@ def test_the_teaching_section_uses_only_qt_ctk_and_slicer_apis_of_slicers_own_co
              and isinstance(node.func, ast.Attribute) and not (isinstance(node.func.value, ast.Name)
                                                                and node.func.value.id in ("qt", "ctk", "self"))}
     own = {"open_set", "phantom_set", "open_case", "give_pixel_size", "pixel_size_request", "check", "save_sheet",
-           "blocks", "sheet_rows", "summary", "lines", "start", "abandon", "progress", "join",
+           "blocks", "replaced", "sheet_rows", "summary", "lines", "start", "abandon", "progress", "join",
            "items", "mkdtemp"}  # the session's, WidgetSteps', the standard library's
     slicer_names = {node.attr for node in ast.walk(section) if isinstance(node, ast.Attribute)
                     and isinstance(node.value, ast.Attribute) and node.value.attr in ("util", "app")

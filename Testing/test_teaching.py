@@ -492,3 +492,16 @@ def test_a_key_of_many_spots_is_labelled_once_per_view_not_scanned_once_per_spot
     assert (len(found.found), len(found.missed), len(found.false_positives)) == (65538, 65534, 0)
     assert [(spot.view, spot.row, spot.col) for spot in found.found[-2:]] == [("posterior", 100.0, 102.0),
                                                                               ("posterior", 102.0, 102.0)]
+
+
+@pytest.mark.parametrize(("labels", "yes", "no"), [(METASTASIS, "1", "0"), ({"yes": "yes", "no": "no"}, "yes", "no")])
+def test_the_ais_call_and_spots_disagree_only_when_they_do(labels, yes, no):
+    """As codes ("1") or as the station's words ("yes"): a "yes" with spots outlined, or a "no" without, agree; a
+    "no" with spots, or a "yes" without, disagree (helper 83: a "yes" with spots read as a disagreement)."""
+    key = np.zeros((2, 60, 30), bool)
+    key[0, 10:14, 5:9] = True
+    as_image = lambda a: image_of(a, SPOT_SPACING, SPOT_ORIGIN)  # noqa: E731
+    for call, ai, disagree in ((yes, key, False), (no, np.zeros_like(key), False), (no, key, True),
+                               (yes, np.zeros_like(key), True)):
+        result = check_spots(as_image(key), as_image(key), as_image(ai), yes, yes, labels, VIEWS, ai_call=call)
+        assert result.ai_call_summary.endswith("here they disagree.") == disagree, (call, ai.any())

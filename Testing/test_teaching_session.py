@@ -64,11 +64,20 @@ def test_a_mammography_set_checked_case_by_case(tmp_path):
                                f"{checked.result.dice_ai_key:.3f}", checked.result.call_summary,
                                checked.result.student.summary, checked.result.ai.summary, checked.ai_source]
     assert session.blocks() == {"segment": True, "draw": True, "compute": False}  # checked: locked, computable
+    with pytest.raises(InputError, match="This case is checked: open it again"):  # no second row of an empty outline
+        flow.run(session.check("malignant"))
+    with pytest.raises(InputError, match="No teaching case waits for its pixel size"):  # its size is known
+        session.give_pixel_size("0.5")
+    for index in ("1", None, 1.0, True, -1):
+        with pytest.raises(InputError, match="No such case"):
+            session.open_case(index)
     saved = session.save_sheet(tmp_path)
     assert session.save_sheet(tmp_path).name == "teaching-scores (2).csv" and saved.name == "teaching-scores.csv"
     assert saved.read_bytes() == session.sheet.to_csv_text().encode("utf-8")
-    with pytest.raises(InputError, match="does not exist"):
-        session.save_sheet(tmp_path / "missing")
+    for folder in (tmp_path / "missing", saved, ""):  # not a folder (a file, nothing chosen): refused, nothing written
+        with pytest.raises(InputError, match="folder to save the score sheet in"):
+            session.save_sheet(folder)
+    assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["teaching-scores (2).csv", "teaching-scores.csv"]
 
     session.open_case(0)  # checked again: the new row replaces the earlier one
     flow.draw_by_hand()

@@ -27,7 +27,7 @@ class TeachingSection:
     with masks and labels: Open set) or a Phantom teaching set, the case with Previous / Next, the pixel size a set
     of PNG files waits for, the student's call and Check (a step: the AI's outline may run in the worker), what the
     check says, and the session's score sheet (Save score sheet). The student paints with the module's “Draw ROI by
-    hand” and its Segment Editor; the module asks `blocks()` which of its buttons stay disabled meanwhile, and
+    hand” and its Segment Editor; the module asks `update()` which of its buttons stay disabled meanwhile, and
     `on_changed()` (its button states) is called when that changes. `parameter_node()` and `on_opened()`: as for the
     WorklistSection (the module's selectors show the case, its own display of the flow's segmentation)."""
 
@@ -100,8 +100,13 @@ class TeachingSection:
         self._show()
         self._on_changed = on_changed  # from now on: the module's widget holds this section
 
-    def blocks(self) -> dict[str, bool]:
-        """Which of the module's buttons stay disabled: "segment", "draw", "compute" (`TeachingSession.blocks`)."""
+    def update(self) -> dict[str, bool]:
+        """The module's state changed: a teaching case that another image replaced (a sample, an upload) is no longer
+        open and its outlines go. Which of the module's buttons stay disabled: "segment", "draw", "compute"
+        (`TeachingSession.blocks`)."""
+        if self.session.replaced():
+            self.hint.text = "The teaching case was replaced by another image: press Previous or Next to go on."
+            self._show()
         return self.session.blocks()
 
     def abandon(self) -> None:
@@ -177,6 +182,7 @@ class TeachingSection:
         show_in_selectors(self._parameter_node(), self.session.flow, self._on_opened)
         lesion_wise = self.session.set.lesion_wise
         self.hint.text = SPOT_HINT if lesion_wise else STUDENT_HINT
+        self.call.setCurrentText("")  # each case's call is the student's own
 
     def _checked(self, checked) -> None:
         """What the check says (`Checked.lines`), the outline now locked."""
@@ -213,9 +219,10 @@ class TeachingSection:
             self.buttons[text].enabled = not busy
         self.buttons["Previous"].enabled = not busy and session.has_previous
         self.buttons["Next"].enabled = not busy and session.has_next
-        self.buttons["pixel size"].enabled = not busy and session.set is not None and not open_
+        self.buttons["pixel size"].enabled = not busy and session.set is not None and not open_ and \
+            session.index >= 0 and bool(session.set.pixel_size_request(session.index))
         self.buttons["Check"].enabled = not busy and open_ and session.checked is None
-        self.call.enabled = open_ and session.checked is None
+        self.call.enabled = not busy and open_ and session.checked is None
         self.buttons["Save score sheet"].enabled = not busy and bool(session.sheet.rows)
         if self._on_changed is not None:
             self._on_changed()

@@ -212,16 +212,18 @@ def check_spots(student: sitk.Image, key: sitk.Image, ai: sitk.Image | None = No
         ai_spots=None if ai_mask is None else spots.findings(ai_mask.array, AI),
         ai_call=None if ai_call is None else words.get(str(ai_call), str(ai_call)),
         ai_call_summary=None if ai_call is None or ai_summary is None else
-        ai_summary.replace("Your call", "The AI's call", 1) + _call_and_spots(ai_call, ai_mask))
+        ai_summary.replace("Your call", "The AI's call", 1) + _call_and_spots(words.get(str(ai_call), str(ai_call)),
+                                                                            ai_mask))
 
 
 AI_CALL_AND_SPOTS = (" The call comes from the AI's classifier network, the spots from its segmentation network: "
                      "here they disagree.")
 
 
-def _call_and_spots(ai_call, ai_mask: _Mask | None) -> str:
-    """Said after the AI's call when its call ("1": metastasis) and its outlined spots disagree."""
-    if ai_mask is None or (str(ai_call) == "1") == bool(ai_mask.array.any()):
+def _call_and_spots(ai_call: str, ai_mask: _Mask | None) -> str:
+    """Said after the AI's call when its call (its words: "yes", or the code "1", is a metastasis) and its outlined
+    spots disagree."""
+    if ai_mask is None or (ai_call in ("1", "yes")) == bool(ai_mask.array.any()):
         return ""
     return AI_CALL_AND_SPOTS
 

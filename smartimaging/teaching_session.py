@@ -128,9 +128,11 @@ class TeachingSession:
     def save_sheet(self, folder: str | Path) -> Path:
         """The score sheet as CSV (`teaching.COLUMNS`) in `folder`, named CSV_NAME (a number added rather than
         replacing a file there); its path."""
+        if not str(folder).strip():
+            raise InputError("Choose the folder to save the score sheet in")
         folder = Path(folder)
         if not folder.is_dir():
-            raise InputError(f"The folder {folder} does not exist")
+            raise InputError(f"{folder} is not a folder: choose the folder to save the score sheet in")
         path, number = folder / CSV_NAME, 1
         while path.exists() or path.is_symlink():
             number += 1
@@ -180,7 +182,8 @@ class TeachingSession:
     def open_case(self, index: int):
         """Open the set's `index`-th case: its images only, the earlier outlines gone; PixelSizeNeededError while it
         waits for its pixel size (`set.pixel_size_request`, then `give_pixel_size`). The case."""
-        if self.set is None or not 0 <= index < len(self.set.cases):
+        if self.set is None or isinstance(index, bool) or not isinstance(index, int) or \
+                not 0 <= index < len(self.set.cases):
             raise InputError("No such case in the teaching set")
         self.remove_outlines()
         self.index, self.checked, self._volume = index, None, None
@@ -191,7 +194,7 @@ class TeachingSession:
     def give_pixel_size(self, text: str):
         """The pixel size (mm) for the case that waits for one (for the whole set when no case has one): kept for the
         session, then the case opens."""
-        if self.set is None or self.index < 0:
+        if self.set is None or self.index < 0 or self.is_open or not self.set.pixel_size_request(self.index):
             raise InputError("No teaching case waits for its pixel size")
         self.set.set_pixel_size(self.index, text)
         return self.open_case(self.index)
@@ -216,6 +219,8 @@ class TeachingSession:
         teaching, flow = self.set, self.flow
         if teaching is None or not self.is_open:
             raise InputError("Open a case of the teaching set first")
+        if self.checked is not None:
+            raise InputError("This case is checked: open it again (Previous / Next) to draw and check it again")
         if call is not None and call not in teaching.choices:
             raise InputError(f"The call must be one of {', '.join(teaching.choices)}")
         seconds = time.monotonic() - self._opened

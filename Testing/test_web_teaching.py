@@ -223,6 +223,9 @@ def test_a_png_set_without_pixel_sizes_asks_for_the_sets_pixel_size(page, screen
         writer.writerows(rows)
     page.locator("#si-teach-folder").fill(str(folder))
     click_and_wait_idle(page, "Open set")
+    assert page.inner_text("#si-teach-notice") == (  # the first test's sheet: said to be gone, not dropped silently
+        "A new score sheet: the previous set's (3 cases checked) is no longer offered; download a score sheet "
+        "before opening another set.")
     assert page.inner_text("#si-teach-pixel").startswith("The images of this teaching set (PNG files) store no pixel "
                                                          "size and its manifest.csv gives none")
     assert page.inner_text("#si-teach-case") == f"Case 1 of 3: {rows[0]['patient_id']}"
@@ -262,6 +265,8 @@ def test_an_lvi_case_outlined_on_one_slice_is_shown_on_that_slice(page, screensh
     open_module(page, "Breast MRI LVI")
     click_and_wait_idle(page, "Phantom teaching set")
     assert page.locator("#si-teach-error").count() == 0
+    assert page.evaluate("window.trame.state.get('si_case').MammoRadiomics").endswith(
+        " (its teaching set is closed)")  # the mammography tab's set closed; its last case still shown there
     folder = Path(page.input_value("#si-teach-folder"))
     with open(folder / "manifest.csv", encoding="utf-8", newline="") as f:
         case = next(csv.DictReader(f))

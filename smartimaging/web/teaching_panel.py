@@ -73,6 +73,7 @@ class TeachingPanel:
         state.si_teach_module = ""
         state.si_teach_title = ""  # the set: its folder and how many cases
         state.si_teach_left_out = ""
+        state.si_teach_notice = ""  # a new set's score sheet replaced one with rows
         state.si_teach_case = ""  # "Case 1 of 3: P0001"
         state.si_teach_open = False  # a teaching case is open in its tab
         state.si_teach_pixel = ""  # what the section asks while the case waits for its pixel size
@@ -137,6 +138,7 @@ class TeachingPanel:
         html.Div("{{ si_teach_title }}", classes="text-body-2", id="si-teach-title")
         html.Div("{{ si_teach_left_out }}", v_if=("si_teach_left_out",), classes="text-caption text-warning",
                  id="si-teach-left-out")
+        html.Div("{{ si_teach_notice }}", v_if=("si_teach_notice",), classes="text-caption", id="si-teach-notice")
         with html.Div(classes="d-flex align-center ga-2 mt-1"):
             html.Div("{{ si_teach_case }}", classes="text-body-2 font-weight-bold", id="si-teach-case")
             v3.VSpacer()
@@ -295,9 +297,14 @@ class TeachingPanel:
         module = self.station.state.si_module
         progress(0.2, f"Teaching: reading the set {folder.name}")
         session = self._session_of(module)
+        earlier = self._sessions.get(self._module)  # the set open before, in this tab or another: its score sheet
+        checked = len(earlier.sheet.rows) if earlier is not None and earlier.set is not None else 0
         session.open_set(folder)  # refused: the set open before stays
         if self._module != module:
             self._close()
+        self.station.state.si_teach_notice = (
+            f"A new score sheet: the previous set's ({counted(checked, 'case')} checked) is no longer offered; "
+            "download a score sheet before opening another set." if checked else "")
         self._module = module
         teaching = session.set
         state = self.station.state
@@ -445,11 +452,18 @@ class TeachingPanel:
                                  for module in self.station.flows}
 
     def _close(self) -> None:
-        """Leave the teaching set: its outlines leave the scene, the tab's buttons are free again."""
-        if self.session is not None:
-            self.session.close()
+        """Leave the teaching set: its outlines leave the scene, the tab's buttons are free again; the case line of
+        an image still shown says that its set is closed."""
+        session = self.session
+        if session is not None:
+            if session.is_open:
+                flow = session.flow
+                self.station._set_case(self._module, f"{session.set.cases[session.index].case_id} (its teaching set "
+                                       "is closed)", flow.notes())
+            session.close()
         state = self.station.state
         state.si_teach_module = state.si_teach_title = state.si_teach_left_out = state.si_teach_case = ""
+        state.si_teach_notice = ""
         state.si_teach_pixel = ""
         state.si_teach_result = None
         self._set_open(False)

@@ -45,7 +45,6 @@ from .lvi.worklist_training import choice_arguments, choices
 from .models.registry import check_model_name
 from .reading import Job, Step
 from .worker import WorkerProcess
-from .worklist import NOT_REMEMBERED
 
 EVALUATION_CANCELLED = "Cancelled: the previous evaluation was kept"
 TABLE_COLUMNS = ("Measure", "Value")
@@ -133,14 +132,9 @@ class CohortChoices:
                              f"{self.noun}s)")
         _, card, demo = self.choices[index]
         setattr(self.flow, self.card_attribute, None if demo else card)
-        self.not_remembered = ""
-        if self.worklist.reading is not None:  # the worklist reopens with it
-            try:
-                self.worklist.reading.worklist.choose_card(self.card_attribute, self.kind, None if demo else card)
-            except InputError as exc:
-                self.not_remembered = f"{NOT_REMEMBERED}: {exc}"
-            except OSError as exc:  # the folder changed since it opened (a file where a folder was, disk full)
-                self.not_remembered = f"{NOT_REMEMBERED}: {exc.strerror or exc} ({self.out_folder})"
+        reading = self.worklist.reading  # the worklist reopens with it
+        self.not_remembered = "" if reading is None else reading.worklist.remember_card(
+            self.card_attribute, self.kind, None if demo else card)
 
     def card_lines(self) -> list[str]:
         """The chosen card as "what: value" lines."""

@@ -73,7 +73,7 @@ STATUSES = (NEW, PROPOSED, CORRECTED, DONE)
 OUTPUT_FOLDER = "smartimaging"  # inside the cohort folder; never scanned for studies
 MAX_RECORD_BYTES = 1 * 2**20  # a case.json is a few hundred bytes
 MAX_CASES = 100_000
-NOT_REMEMBERED = "chosen for now, not remembered for the next opening"  # a model choice the worklist could not keep
+NOT_REMEMBERED = "chosen for now, not remembered for the next opening"  # a model choice worklist.json cannot keep
 KEY_FILE = ".pseudonym-key"  # in the output folder: the cohort's pseudonym key (hex), mode 0600
 STALE_SECONDS = 60  # a temporary file of this worklist older than this was left by a killed save
 TEMPORARY = re.compile(r"^\.(manifest\.csv|case\.json|worklist\.json|pseudonym-key)\..*\.tmp$|^\.seg\..*\.seg\.nrrd$"
@@ -224,6 +224,12 @@ def _read_json(path: Path) -> dict:
     except (ValueError, RecursionError):
         return {}
     return record if isinstance(record, dict) else {}
+
+
+def _chosen_models(state: dict) -> dict:
+    """The models worklist.json remembers ({} when it holds none, or something else than a set of values)."""
+    models = state.get("models")
+    return models if isinstance(models, dict) else {}
 
 
 def _model_key(attribute: str, kind: str | None) -> str:
@@ -847,24 +853,30 @@ class Worklist:
         last chose in any window for the flow's `attribute` ("classifier_card", "segmenter_card", ...) and lesion
         `kind`, so that the worklist reopens reading with it; None: the demo (chosen, or nothing remembered, or the
         model remembered is no longer offered)."""
-        models = self._state().get("models")
-        name = models.get(_model_key(attribute, kind)) if isinstance(models, dict) else None
-        return next((card for _, card, demo in choices if not demo and card.parent.name == name), None) \
-            if isinstance(name, str) else None
+        name = _chosen_models(self._state()).get(_model_key(attribute, kind))
+        return next((card for _, card, demo in choices if not demo and card.parent.name == name), None)
 
     def choose_card(self, attribute: str, kind: str | None, card: Path | None) -> None:
         """Remember the cohort's model whose card is `card` (None: the demo) as chosen for `attribute` and `kind`
         (`chosen_card` reads it); nothing is written when the worklist remembers that already."""
         key, name = _model_key(attribute, kind), Path(card).parent.name if card is not None else None
-        state = self._state()
-        models = state.get("models") if isinstance(state.get("models"), dict) else {}
-        if models.get(key) == name:
+        if _chosen_models(self._state()).get(key) == name:
             return
         with self._writing():
-            state = self._state()
-            models = state.get("models") if isinstance(state.get("models"), dict) else {}
-            models = {**{k: v for k, v in models.items() if k != key}, **({key: name} if name else {})}
-            _atomic_json(self.out / "worklist.json", {**state, "module": self.spec.module, "models": models})
+            state = self._state()  # as another window may have left it
+            models = {k: v for k, v in _chosen_models(state).items() if k != key}
+            _atomic_json(self.out / "worklist.json", {**state, "module": self.spec.module,
+                                                      "models": {**models, **({key: name} if name else {})}})
+
+    def remember_card(self, attribute: str, kind: str | None, card: Path | None) -> str:
+        """`choose_card` for a GUI's selector: "" once remembered, else why not (the choice is used all the same)."""
+        try:
+            self.choose_card(attribute, kind, card)
+        except InputError as exc:
+            return f"{NOT_REMEMBERED}: {exc}"
+        except OSError as exc:  # the folder changed since it opened (a file where a folder was, disk full)
+            return f"{NOT_REMEMBERED}: {exc.strerror or exc} ({self.out})"
+        return ""
 
     def neighbour(self, case_id: str, step: int, status: str | None = None) -> str | None:
         """The next (step 1) or previous (-1) case, among those with `status` when given; None at the end."""

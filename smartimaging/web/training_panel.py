@@ -38,7 +38,7 @@ from ..errors import SmartImagingError
 from ..lvi.worklist_training import choice_arguments, choices
 from ..models.registry import check_model_name
 from ..worker import WorkerProcess
-from ..worklist import NOT_REMEMBERED, OUTPUT_FOLDER
+from ..worklist import OUTPUT_FOLDER
 
 MODULE = "si_module"
 DEMO = ""  # the selector's value of the module's demo classifier
@@ -78,14 +78,8 @@ def remember_choice(station, module: str, attribute: str, kind: str | None, valu
     """Remember the selector's `value` ("" the demo) in the module's open worklist, so that it reopens with it; the
     card's rows to add ([["Note", why]] when it could not be remembered)."""
     worklist = station.worklist_panel.worklist(module)
-    try:
-        if worklist is not None:
-            worklist.choose_card(attribute, kind, Path(value) if value else None)
-    except SmartImagingError as exc:
-        return [["Note", f"{NOT_REMEMBERED}: {exc}"]]
-    except OSError as exc:  # the folder changed since it opened (a file where a folder was, disk full)
-        return [["Note", f"{NOT_REMEMBERED}: {exc.strerror or exc} ({worklist.out})"]]
-    return []
+    why = "" if worklist is None else worklist.remember_card(attribute, kind, Path(value) if value else None)
+    return [["Note", why]] if why else []
 
 
 class TrainingPanel:

@@ -448,6 +448,16 @@ def disk_errors(path: str | os.PathLike) -> Iterator[None]:
         raise _disk_error(Path(path)) from exc
 
 
+def free_path(folder: str | os.PathLike, stem: str, suffix: str) -> Path:
+    """`folder/<stem><suffix>`, or the first `<stem> (n)<suffix>` (n = 2, 3, ...) where nothing is, not even a
+    dangling link (a write would follow it)."""
+    path, number = Path(folder) / f"{stem}{suffix}", 1
+    while path.exists() or path.is_symlink():
+        number += 1
+        path = Path(folder) / f"{stem} ({number}){suffix}"
+    return path
+
+
 def write_image(image: sitk.Image, path: str | os.PathLike, compress: bool = True) -> None:
     """sitk.WriteImage with disk errors as OSError. ITK's NIfTI writer does not report a short write (it prints a
     line and returns), so NIfTI files are checked for their full pixel data."""

@@ -17,6 +17,7 @@ import slicer
 import vtk
 
 from .geometry import ijk_to_ras_from_image, set_image_geometry_from_ijk_to_ras
+from .io import free_path
 
 
 def create_headless_scene():
@@ -73,10 +74,7 @@ def write_for_worker(volume_node, folder: Path) -> Path:
     """Save a volume node as NRRD (LPS geometry) for the worker process, named after the node (made a safe, unique
     file name), so that the worker's messages name the image the reader sees."""
     stem = re.sub(r"[^A-Za-z0-9._ -]+", "_", volume_node.GetName() or "").strip(" .")[:80] or "volume"
-    path, number = Path(folder) / f"{stem}.nrrd", 1
-    while path.exists():
-        number += 1
-        path = Path(folder) / f"{stem} ({number}).nrrd"
+    path = free_path(folder, stem, ".nrrd")
     sitk.WriteImage(volume_node_to_sitk(volume_node), str(path))
     return path
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, SmartImagingError
+from .io import free_path
 from .mrml import volume_node_to_sitk
 from .teaching import CheckResult, Score, ScoreSheet, ShownSlice, check_answer, check_spots, slice_to_show
 from .teaching_scene import (
@@ -133,10 +134,7 @@ class TeachingSession:
         folder = Path(folder)
         if not folder.is_dir():
             raise InputError(f"{folder} is not a folder: choose the folder to save the score sheet in")
-        path, number = folder / CSV_NAME, 1
-        while path.exists() or path.is_symlink():
-            number += 1
-            path = folder / f"{Path(CSV_NAME).stem} ({number}).csv"
+        path = free_path(folder, Path(CSV_NAME).stem, ".csv")
         try:
             with open(path, "x", encoding="utf-8", newline="") as f:
                 f.write(self.sheet.to_csv_text())

@@ -158,11 +158,16 @@ class TeachingSession:
     # ---- cases ----
 
     @property
-    def case_title(self) -> str:
-        """"Case 1 of 3: P0001" ("" before a case is opened)."""
+    def case_place(self) -> str:
+        """"1 of 3: P0001": the case in its set ("" before a case is opened)."""
         if self.set is None or self.index < 0:
             return ""
-        return f"Case {self.index + 1} of {len(self.set.cases)}: {self.set.cases[self.index].case_id}"
+        return f"{self.index + 1} of {len(self.set.cases)}: {self.set.cases[self.index].case_id}"
+
+    @property
+    def case_title(self) -> str:
+        """"Case 1 of 3: P0001" ("" before a case is opened)."""
+        return f"Case {self.case_place}" if self.case_place else ""
 
     @property
     def has_previous(self) -> bool:

@@ -67,7 +67,7 @@ class TeachingPanel:
         self.station, self.folder = station, folder
         self._sessions: dict[str, TeachingSession] = {}  # module -> its teaching session (scratch: folder/module)
         self._module = ""  # the module the set is read in
-        self._spots: list = []  # the checked bone scan's spots behind the page's spot buttons: (Spot, view names)
+        self._spots: list = []  # the checked bone scan's spots behind the page's spot buttons
         state = station.state
         state.si_teach_folder = ""
         state.si_teach_module = ""
@@ -297,8 +297,7 @@ class TeachingPanel:
         module = self.station.state.si_module
         progress(0.2, f"Teaching: reading the set {folder.name}")
         session = self._session_of(module)
-        earlier = self._sessions.get(self._module)  # the set open before, in this tab or another: its score sheet
-        checked = len(earlier.sheet.rows) if earlier is not None and earlier.set is not None else 0
+        checked = len(self.session.sheet.rows) if self.session else 0  # the set open before, in this tab or another
         session.open_set(folder)  # refused: the set open before stays
         if self._module != module:
             self._close()
@@ -348,7 +347,7 @@ class TeachingPanel:
         state.si_teach_call = None
         state.si_teach_checked, state.si_teach_result, state.si_teach_replaced = False, None, ""
         self._set_open(True)
-        station._set_case(self._module, f"Teaching case {session.case_title[5:]}", flow.notes())
+        station._set_case(self._module, f"Teaching case {session.case_place}", flow.notes())
         station._case_loaded(flow, None, False)
         station._show(flow, fit=True)
         self._publish_scene()
@@ -384,7 +383,7 @@ class TeachingPanel:
         if checked.views is not None:  # the whole anterior and posterior views: spots anywhere in the skeleton
             station._show(flow, fit=True)
             buttons, left_out = _spot_buttons(result.student_spots)
-            self._spots = [(spot, checked.views) for spot, _ in buttons]
+            self._spots = [spot for spot, _ in buttons]
             state.si_teach_spots = [button for _, button in buttons]
             state.si_teach_spots_left_out = (f"{counted(left_out, 'more spot')} without a button (at most "
                                              f"{MAX_SPOT_BUTTONS}); the sentences above count every spot."
@@ -404,7 +403,7 @@ class TeachingPanel:
         if not isinstance(index, int) or not 0 <= index < len(self._spots) or \
                 self.station.state.si_module != self._module:
             return
-        spot, views = self._spots[index]
+        spot, views = self._spots[index], self.session.checked.views
         volume = self.station.flows[self._module].primary
         columns = volume.GetImageData().GetDimensions()[0]
         to_ras = ijk_to_ras_matrix(volume)
